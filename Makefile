@@ -1,0 +1,50 @@
+# rloc — build, test, benchmark.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 3s
+BENCHTIME ?= 1s
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: all build test unit deps vet lint fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
+
+deps:
+	./scripts/deps.sh tshark ip
+
+vet:
+	$(GO) vet $(PKGS)
+
+# The README's test command: installs what it needs, vets, runs every test with
+# the race detector (namespace and AF_XDP end-to-end tests included), then a
+# short smoke run of every fuzz target.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(MAKE) fuzz FUZZTIME=2s
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(STATICCHECK) $(PKGS)
+
+# Each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/rloc-fuzz.log 2>&1 || { cat /tmp/rloc-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+clean:
+	rm -rf bin

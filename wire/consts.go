@@ -118,3 +118,27 @@ func itoa(v int) string {
 	}
 	return string(b[i:])
 }
+
+// Nonce is the 64-bit nonce of Map-Request, Map-Reply, Map-Register and
+// Map-Notify (RFC 9301 §5.2). It is kept as 8 opaque bytes and echoed
+// unchanged, whatever byte order the peer that chose it used.
+type Nonce [8]byte
+
+// String formats the nonce as 16 hex digits.
+func (n Nonce) String() string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i, v := range n {
+		b[2*i], b[2*i+1] = hex[v>>4], hex[v&15]
+	}
+	return string(b[:])
+}
+
+// PeekType returns the message type of the control message in b: the high
+// four bits of its first byte (RFC 9301 §5.1).
+func PeekType(b []byte) (MessageType, error) {
+	if len(b) == 0 {
+		return 0, ErrTruncated
+	}
+	return MessageType(b[0] >> 4), nil
+}

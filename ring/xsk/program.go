@@ -58,16 +58,16 @@ type Stat int
 
 // The program's counters.
 const (
-	StatRedirect     Stat = iota // sent to a socket
-	StatPassNoXSK                // matched, but no socket on the rx queue
-	StatPassNotIP                // neither IPv4 nor IPv6 (ARP, LLDP...)
-	StatPassVLAN                 // 802.1Q / 802.1ad tagged
-	StatPassLocal                // site mode: to a local address
-	StatPassControl              // site mode: link-local, ND/MLD, broadcast
-	StatPassFragment             // core mode: IPv4 fragment
-	StatPassOther                // core mode: not LISP data to a local RLOC
-	StatPassMalformed            // truncated or bad version/IHL
-	StatPassOff                  // mode off or no config
+	StatRedirect      Stat = iota // sent to a socket
+	StatPassNoXSK                 // matched, but no socket on the rx queue
+	StatPassNotIP                 // neither IPv4 nor IPv6 (ARP, LLDP...)
+	StatPassVLAN                  // 802.1Q / 802.1ad tagged
+	StatPassLocal                 // site mode: to a local address
+	StatPassControl               // site mode: link-local, ND/MLD, broadcast
+	StatPassFragment              // core mode: IPv4 fragment
+	StatPassOther                 // core mode: not LISP data to a local RLOC
+	StatPassMalformed             // truncated or bad version/IHL
+	StatPassOff                   // mode off or no config
 	NumStats
 )
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Unavailable ends a test whose prerequisite (root, namespaces, XDP) is
@@ -207,7 +208,7 @@ func (n *NS) AddAddr(ifname string, prefix netip.Prefix) error {
 		return err
 	}
 	if prefix.Addr().Is6() {
-		a.Flags |= 0x80 // IFA_F_NODAD
+		a.Flags |= unix.IFA_F_NODAD
 	}
 	if err := n.nl.AddrAdd(l, a); err != nil {
 		return fmt.Errorf("netns: address %v on %s in %s: %w", prefix, ifname, n.Name, err)

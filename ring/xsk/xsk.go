@@ -172,8 +172,8 @@ type Port struct {
 	TxPackets uint64
 	// TxCopies counts frames of another Pool copied into this Port's chunks.
 	TxCopies uint64
-	// TxKicks counts sendto wake-ups; TxKickBusy those that returned
-	// EAGAIN/EBUSY/ENOBUFS (retried on the next call).
+	// TxKicks counts sendto calls; TxKickBusy those that returned
+	// EBUSY/ENOBUFS (the rest of the ring waits for the next call).
 	TxKicks    uint64
 	TxKickBusy uint64
 	// RxWakeups counts recvfrom calls made for need-wakeup or busy polling.
@@ -489,19 +489,27 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 	return n, nil
 }
 
-// kick asks the kernel to process the tx ring.
+// kick asks the kernel to process the tx ring. In copy mode one sendto
+// sends at most 32 frames (the kernel's TX_BATCH_SIZE) and returns EAGAIN
+// while more wait, so kick repeats it until the ring is drained, the kernel
+// reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
 func (p *Port) kick() error {
-	p.TxKicks++
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
-	switch e {
-	case 0:
-		return nil
-	case unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.EINTR:
-		p.TxKickBusy++
-		return nil
-	default:
-		return fmt.Errorf("xsk: sendto: %w", e)
+	for i := 0; i <= int(p.tx.mask+1)/32; i++ {
+		p.TxKicks++
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0, unix.EAGAIN, unix.EINTR:
+			if atomic.LoadUint32(p.tx.cons) == *p.tx.prod {
+				return nil
+			}
+		case unix.EBUSY, unix.ENOBUFS:
+			p.TxKickBusy++
+			return nil
+		default:
+			return fmt.Errorf("xsk: sendto: %w", e)
+		}
 	}
+	return nil
 }
 
 // Flush kicks the kernel to send what is on the tx ring (Transmit does this

@@ -1,0 +1,2 @@
+// Package xsk implements ring.Port on AF_XDP sockets.
+package xsk

@@ -1,0 +1,7 @@
+package xsk
+
+// The steering program is compiled from bpf/steer.c; the object and the Go
+// bindings (steer_bpfel.go, steer_bpfel.o) are committed so building needs no
+// clang. Regenerate with `go generate ./ring/xsk` (needs clang and
+// llvm-strip: scripts/deps.sh clang llvm-strip).
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type steer_config steer bpf/steer.c

@@ -102,6 +102,9 @@ func (m *Info) Parse(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("Info: %w", err)
 	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Info: %w", err)
+	}
 	off += n
 	if len(b)-off < 4 {
 		return fmt.Errorf("%w: Info TTL", ErrTruncated)
@@ -168,4 +171,14 @@ func locateAuthData(msg []byte, at int) (off, n int, alg AuthAlg, err error) {
 		return 0, 0, 0, fmt.Errorf("%w: %d bytes of authentication data", ErrTruncated, n)
 	}
 	return off, n, alg, nil
+}
+
+// checkParsedAuth refuses an authentication field that Append could not
+// write back: an unknown algorithm, or a data length that is neither the
+// truncated nor the full HMAC length of its algorithm (RFC 9301 §5.6).
+func checkParsedAuth(a *Auth) error {
+	if !validAuthLen(a.Alg, len(a.Data)) {
+		return fmt.Errorf("%w: %d bytes of authentication data for %v", ErrBadValue, len(a.Data), a.Alg)
+	}
+	return nil
 }

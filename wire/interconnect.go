@@ -277,6 +277,9 @@ func (m *MapSubscribe) Parse(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("Map-Subscribe: %w", err)
 	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Map-Subscribe: %w", err)
+	}
 	off += n
 	if len(b)-off < 12 {
 		return fmt.Errorf("%w: Map-Subscribe fixed fields", ErrTruncated)
@@ -371,6 +374,9 @@ func (m *MapSubscribeAck) Parse(b []byte) error {
 	off := msxHeaderLen
 	n, err := m.Auth.parse(b[off:])
 	if err != nil {
+		return fmt.Errorf("Map-Subscribe-Ack: %w", err)
+	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
 		return fmt.Errorf("Map-Subscribe-Ack: %w", err)
 	}
 	off += n

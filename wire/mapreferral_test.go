@@ -89,10 +89,10 @@ func msg2FuzzStable(t *testing.T, data []byte, a, b msg2Codec) {
 	}
 }
 
-// Map-Referral (RFC 8111 §6.4), nonce 0102030405060708, two records:
-//  1. MS-REFERRAL for 10.1.0.0/16, TTL 1440, A set, two Map-Servers
-//     192.0.2.1 and 192.0.2.2 (priority 1, weight 50, M-priority 255, R);
-//  2. NOT-AUTHORITATIVE for 2001:db8::1/128, TTL 0, I set, no locators.
+// Map-Referral (RFC 8111 §6.4), nonce 0102030405060708, two records: (1)
+// MS-REFERRAL for 10.1.0.0/16, TTL 1440, A set, two Map-Servers 192.0.2.1
+// and 192.0.2.2 (priority 1, weight 50, M-priority 255, R); (2)
+// NOT-AUTHORITATIVE for 2001:db8::1/128, TTL 0, I set, no locators.
 //
 //	0000  60 00 00 02 01 02 03 04  05 06 07 08 00 00 05 a0   type 6, count 2, nonce, TTL
 //	0010  02 10 30 00 00 00 00 01  0a 01 00 00 01 32 ff 00   2 refs, /16, ACT=1 A, AFI 1, EID, loc

@@ -216,6 +216,7 @@ func BenchmarkECMParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	msg2ReportPerMsg(b)
 }
 
 func BenchmarkECMAppend(b *testing.B) {
@@ -228,4 +229,5 @@ func BenchmarkECMAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	msg2ReportPerMsg(b)
 }

@@ -338,4 +338,5 @@ func BenchmarkMapBulkReplyParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	msg2ReportPerMsg(b)
 }

@@ -191,4 +191,12 @@ func BenchmarkMapReferralParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	msg2ReportPerMsg(b)
+}
+
+// msg2ReportPerMsg reports the time per message and the message rate.
+func msg2ReportPerMsg(b *testing.B) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(ns, "ns/msg")
+	b.ReportMetric(1e3/ns, "Mmsg/s")
 }

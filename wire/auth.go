@@ -88,6 +88,12 @@ type Auth struct {
 	Data []byte
 }
 
+// NewAuth returns an authentication field for alg whose data is sized for
+// the truncated HMAC, or for the full HMAC when full is set (RFC 9301 §5.6).
+func NewAuth(keyID uint8, alg AuthAlg, full bool) Auth {
+	return Auth{KeyID: keyID, Alg: alg, Data: make([]byte, AuthDataLen(alg, full))}
+}
+
 // authFixedLen is Key ID, Algorithm ID and the data length field.
 const authFixedLen = 4
 

@@ -105,8 +105,9 @@ type Record struct {
 // recordFixedLen is the part of a record before the EID-Prefix-AFI.
 const recordFixedLen = 10
 
-// maxRecordTTL is the TTL value meaning "receiver decides" (RFC 9301 §5.4).
-const maxRecordTTL = 0xffffffff
+// TTLReceiverDecides is the record TTL meaning "the receiver decides how
+// long to keep the mapping" (RFC 9301 §5.4).
+const TTLReceiverDecides = 0xffffffff
 
 // Len returns the encoded length of the record.
 func (r *Record) Len() int {

@@ -352,3 +352,56 @@ func (t *NextHopTable) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	}
 	return s.Resolve(dst)
 }
+
+// nhCacheSize is the number of entries of a NextHopCache (a power of two).
+const nhCacheSize = 256
+
+type nhCacheEntry struct {
+	dst    netip.Addr
+	adj    Adjacency
+	status AdjStatus
+	ok     bool
+}
+
+// NextHopCache is a worker-private, direct-mapped memo in front of a
+// NextHopTable: a worker sends most packets to a few RLOCs or site hosts, so
+// it remembers the last results per destination until the slow path
+// publishes a new snapshot (then the memo is flushed). It is not safe for
+// concurrent use; each worker owns one.
+type NextHopCache struct {
+	t    *NextHopTable
+	snap *NextHops
+	e    [nhCacheSize]nhCacheEntry
+}
+
+// NewNextHopCache returns an empty memo in front of t.
+func NewNextHopCache(t *NextHopTable) *NextHopCache { return &NextHopCache{t: t} }
+
+// Resolve is NextHopTable.Resolve through the memo.
+func (c *NextHopCache) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+	s := c.t.p.Load()
+	if s != c.snap {
+		c.snap = s
+		for i := range c.e {
+			c.e[i].ok = false
+		}
+	}
+	if s == nil {
+		return Adjacency{}, AdjNoRoute
+	}
+	var h uint32
+	if dst.Is4() {
+		b := dst.As4()
+		h = binary.LittleEndian.Uint32(b[:])
+	} else {
+		b := dst.As16()
+		h = binary.LittleEndian.Uint32(b[12:]) ^ binary.LittleEndian.Uint32(b[8:])
+	}
+	e := &c.e[(h*0x9e3779b1)>>24&(nhCacheSize-1)]
+	if e.ok && e.dst == dst {
+		return e.adj, e.status
+	}
+	adj, st := s.Resolve(dst)
+	*e = nhCacheEntry{dst: dst, adj: adj, status: st, ok: true}
+	return adj, st
+}

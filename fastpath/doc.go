@@ -36,7 +36,7 @@
 // Each worker counts into its own WorkerCounters with plain adds (events and
 // drops by DropReason) and publishes the changed counters with atomic stores
 // once per batch; readers on other goroutines Sum the published copies. An
-// atomic add per increment costs about ten times more on these machines (see
+// atomic add per increment cost an order of magnitude more on these machines (see
 // bench/results/fastpath-prep.md).
 //
 // # Next hops

@@ -1,0 +1,407 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+)
+
+// AdjStatus is the outcome of a next-hop resolution.
+type AdjStatus uint8
+
+// Resolution outcomes.
+const (
+	// AdjNoRoute: no route covers the destination, the route rejects it
+	// (blackhole, unreachable, prohibit) or its link is down. Drop and
+	// count DropNoRoute.
+	AdjNoRoute AdjStatus = iota
+	// AdjResolved: the Adjacency is complete; write its Ethernet header and
+	// send on its Port.
+	AdjResolved
+	// AdjIncomplete: the route is known but the next hop's link-layer address
+	// is not (yet): pass the packet to the kernel so ARP/ND run. Adjacency
+	// has everything except DstMAC.
+	AdjIncomplete
+	// AdjKernel: the route leaves through an interface the fast path does
+	// not own; only the kernel can send it.
+	AdjKernel
+)
+
+// String names the status.
+func (s AdjStatus) String() string {
+	switch s {
+	case AdjNoRoute:
+		return "no-route"
+	case AdjResolved:
+		return "resolved"
+	case AdjIncomplete:
+		return "incomplete"
+	case AdjKernel:
+		return "kernel"
+	}
+	return "status-?"
+}
+
+// Adjacency is how to reach a destination over Ethernet.
+type Adjacency struct {
+	// DstMAC is the next hop's link-layer address (valid when AdjResolved).
+	DstMAC [6]byte
+	// SrcMAC is the egress interface's address.
+	SrcMAC [6]byte
+	// IfIndex is the kernel's index of the egress interface.
+	IfIndex int32
+	// Port is the fast path's index of the egress interface.
+	Port uint16
+	// MTU is the egress interface's MTU.
+	MTU uint32
+	// NextHop is the gateway, or the destination itself on a connected route.
+	NextHop netip.Addr
+}
+
+// NHLink describes an interface for NewNextHops.
+type NHLink struct {
+	// Index is the kernel interface index.
+	Index int32
+	// MAC is the interface's Ethernet address.
+	MAC [6]byte
+	// MTU is the interface's MTU.
+	MTU uint32
+	// Port is the fast path's port index for the interface, or -1 when the
+	// fast path does not own it.
+	Port int
+	// Up says whether the interface is operationally up.
+	Up bool
+}
+
+// NHRoute describes a route for NewNextHops.
+type NHRoute struct {
+	// Prefix is the destination prefix.
+	Prefix netip.Prefix
+	// Gateway is the next hop; the zero Addr means directly connected.
+	Gateway netip.Addr
+	// IfIndex is the egress interface.
+	IfIndex int32
+	// Reject marks blackhole, unreachable and prohibit routes.
+	Reject bool
+}
+
+// NHNeighbour describes a neighbour-table entry for NewNextHops.
+type NHNeighbour struct {
+	// Addr is the neighbour's IP address.
+	Addr netip.Addr
+	// IfIndex is the interface it was learned on.
+	IfIndex int32
+	// MAC is its link-layer address.
+	MAC [6]byte
+	// Valid says whether MAC may be used (reachable, stale, delay, probe,
+	// permanent); false for incomplete and failed entries.
+	Valid bool
+}
+
+// nhRoute is a route with its precomputed result.
+type nhRoute struct {
+	adj       Adjacency
+	status    AdjStatus // for gateway routes; the base status for connected ones
+	connected bool
+}
+
+// lpmKey is an address (or masked prefix) in two words plus the prefix
+// length; IPv4 uses lo only.
+type lpmKey struct {
+	hi, lo uint64
+	bits   uint32
+}
+
+func (k lpmKey) hash() uint32 {
+	h := (k.hi ^ uint64(k.bits)<<56) * 0x9e3779b97f4a7c15
+	h ^= k.lo
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 32
+	return uint32(h)
+}
+
+// exactTable is an open-addressing (linear probing) map from lpmKey to an
+// int32 value, built once and read-only afterwards.
+type exactTable struct {
+	keys []lpmKey
+	vals []int32 // -1: empty
+	mask uint32
+}
+
+func newExactTable(n int) exactTable {
+	size := 4
+	for size < 2*n {
+		size <<= 1
+	}
+	t := exactTable{keys: make([]lpmKey, size), vals: make([]int32, size), mask: uint32(size - 1)}
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+	return t
+}
+
+// put inserts or replaces k.
+func (t *exactTable) put(k lpmKey, v int32) {
+	i := k.hash() & t.mask
+	for t.vals[i] >= 0 && t.keys[i] != k {
+		i = (i + 1) & t.mask
+	}
+	t.keys[i], t.vals[i] = k, v
+}
+
+func (t *exactTable) get(k lpmKey) int32 {
+	for i := k.hash() & t.mask; ; i = (i + 1) & t.mask {
+		v := t.vals[i]
+		if v < 0 || t.keys[i] == k {
+			return v
+		}
+	}
+}
+
+// lpmFamily is the longest-prefix-match structure of one address family:
+// one hash probe per prefix length present, longest first.
+type lpmFamily struct {
+	lens []uint32 // distinct prefix lengths, descending
+	tab  exactTable
+}
+
+// NextHops is an immutable snapshot of the adjacency table: routes with
+// their next hops' Ethernet details precomputed, plus the neighbour table for
+// connected destinations. Build it with NewNextHops and publish it with
+// NextHopTable.Store.
+type NextHops struct {
+	v4, v6 lpmFamily
+	routes []nhRoute
+	neigh  exactTable // (addr, ifindex) → index into neighs
+	neighs []NHNeighbour
+}
+
+// addrKey splits a into words; bits is 32 or 128 plus, for neighbour keys,
+// the interface index (see neighKey).
+func addrKey(a netip.Addr) lpmKey {
+	if a.Is4() {
+		b := a.As4()
+		return lpmKey{lo: uint64(binary.BigEndian.Uint32(b[:])), bits: 32}
+	}
+	b := a.As16()
+	return lpmKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: 128}
+}
+
+// masked keeps the first bits bits of k (an address key).
+func (k lpmKey) masked(bits uint32) lpmKey {
+	if k.bits == 32 {
+		if bits == 0 {
+			return lpmKey{bits: 0}
+		}
+		return lpmKey{lo: k.lo &^ (1<<(32-bits) - 1), bits: bits}
+	}
+	switch {
+	case bits == 0:
+		return lpmKey{bits: 0}
+	case bits < 64:
+		return lpmKey{hi: k.hi &^ (1<<(64-bits) - 1), bits: bits}
+	case bits == 64:
+		return lpmKey{hi: k.hi, bits: bits}
+	case bits < 128:
+		return lpmKey{hi: k.hi, lo: k.lo &^ (1<<(128-bits) - 1), bits: bits}
+	}
+	return lpmKey{hi: k.hi, lo: k.lo, bits: bits}
+}
+
+func neighKey(a netip.Addr, ifindex int32) lpmKey {
+	k := addrKey(a)
+	k.bits |= uint32(ifindex) << 8
+	return k
+}
+
+// NewNextHops builds a snapshot from the kernel's links, routes and
+// neighbours. Routes with an invalid prefix are ignored; for duplicate
+// prefixes the last one wins. Routes whose interface is not in links resolve
+// as AdjKernel.
+func NewNextHops(links []NHLink, routes []NHRoute, neighs []NHNeighbour) *NextHops {
+	s := &NextHops{neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
+	for i, n := range s.neighs {
+		if n.Addr.IsValid() {
+			s.neigh.put(neighKey(n.Addr.Unmap(), n.IfIndex), int32(i))
+		}
+	}
+	linkByIndex := func(idx int32) (NHLink, bool) {
+		for _, l := range links {
+			if l.Index == idx {
+				return l, true
+			}
+		}
+		return NHLink{}, false
+	}
+	var n4, n6 int
+	for _, r := range routes {
+		if r.Prefix.Addr().Is4() {
+			n4++
+		} else {
+			n6++
+		}
+	}
+	s.v4.tab, s.v6.tab = newExactTable(n4), newExactTable(n6)
+	for _, r := range routes {
+		if !r.Prefix.IsValid() {
+			continue
+		}
+		p := r.Prefix.Masked()
+		nr := nhRoute{}
+		l, ok := linkByIndex(r.IfIndex)
+		switch {
+		case r.Reject:
+			nr.status = AdjNoRoute
+		case !ok || l.Port < 0 || l.Port > 0xffff:
+			nr.status = AdjKernel
+			nr.adj.IfIndex = r.IfIndex
+		case !l.Up:
+			nr.status = AdjNoRoute
+		default:
+			nr.adj = Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}
+			if r.Gateway.IsValid() {
+				gw := r.Gateway.Unmap()
+				nr.adj.NextHop = gw
+				nr.status = AdjIncomplete
+				if i := s.neigh.get(neighKey(gw, l.Index)); i >= 0 && s.neighs[i].Valid {
+					nr.adj.DstMAC = s.neighs[i].MAC
+					nr.status = AdjResolved
+				}
+			} else {
+				nr.connected = true
+				nr.status = AdjIncomplete
+			}
+		}
+		idx := int32(len(s.routes))
+		s.routes = append(s.routes, nr)
+		fam := &s.v6
+		if p.Addr().Is4() {
+			fam = &s.v4
+		}
+		bits := uint32(p.Bits())
+		fam.tab.put(addrKey(p.Addr()).masked(bits), idx)
+		if !slices.Contains(fam.lens, bits) {
+			fam.lens = append(fam.lens, bits)
+		}
+	}
+	slices.SortFunc(s.v4.lens, func(a, b uint32) int { return int(b) - int(a) })
+	slices.SortFunc(s.v6.lens, func(a, b uint32) int { return int(b) - int(a) })
+	return s
+}
+
+// Resolve finds how to reach dst: the longest matching route, its gateway's
+// (or, on a connected route, dst's own) neighbour entry. It neither locks
+// nor allocates.
+func (s *NextHops) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+	dst = dst.Unmap()
+	fam := &s.v6
+	if dst.Is4() {
+		fam = &s.v4
+	} else if !dst.Is6() {
+		return Adjacency{}, AdjNoRoute
+	}
+	k := addrKey(dst)
+	for _, bits := range fam.lens {
+		i := fam.tab.get(k.masked(bits))
+		if i < 0 {
+			continue
+		}
+		r := &s.routes[i]
+		if !r.connected {
+			return r.adj, r.status
+		}
+		adj := r.adj
+		adj.NextHop = dst
+		k.bits |= uint32(adj.IfIndex) << 8
+		if n := s.neigh.get(k); n >= 0 && s.neighs[n].Valid {
+			adj.DstMAC = s.neighs[n].MAC
+			return adj, AdjResolved
+		}
+		return adj, AdjIncomplete
+	}
+	return Adjacency{}, AdjNoRoute
+}
+
+// Routes returns the number of routes in the snapshot.
+func (s *NextHops) Routes() int { return len(s.routes) }
+
+// Neighbours returns the number of neighbour entries in the snapshot.
+func (s *NextHops) Neighbours() int { return len(s.neighs) }
+
+// NextHopTable publishes NextHops snapshots: the slow path Stores a new
+// snapshot whenever the kernel's tables change, workers Resolve against the
+// current one without locking (read-copy-update through an atomic pointer).
+type NextHopTable struct {
+	p atomic.Pointer[NextHops]
+}
+
+// Store publishes s; readers see it from their next Resolve.
+func (t *NextHopTable) Store(s *NextHops) { t.p.Store(s) }
+
+// Load returns the current snapshot, or nil before the first Store.
+func (t *NextHopTable) Load() *NextHops { return t.p.Load() }
+
+// Resolve resolves dst in the current snapshot (AdjNoRoute before the first
+// Store).
+func (t *NextHopTable) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+	s := t.p.Load()
+	if s == nil {
+		return Adjacency{}, AdjNoRoute
+	}
+	return s.Resolve(dst)
+}
+
+// nhCacheSize is the number of entries of a NextHopCache (a power of two).
+const nhCacheSize = 256
+
+type nhCacheEntry struct {
+	dst    netip.Addr
+	adj    Adjacency
+	status AdjStatus
+	ok     bool
+}
+
+// NextHopCache is a worker-private, direct-mapped memo in front of a
+// NextHopTable: a worker sends most packets to a few RLOCs or site hosts, so
+// it remembers the last results per destination until the slow path
+// publishes a new snapshot (then the memo is flushed). It is not safe for
+// concurrent use; each worker owns one.
+type NextHopCache struct {
+	t    *NextHopTable
+	snap *NextHops
+	e    [nhCacheSize]nhCacheEntry
+}
+
+// NewNextHopCache returns an empty memo in front of t.
+func NewNextHopCache(t *NextHopTable) *NextHopCache { return &NextHopCache{t: t} }
+
+// Resolve is NextHopTable.Resolve through the memo.
+func (c *NextHopCache) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+	s := c.t.p.Load()
+	if s != c.snap {
+		c.snap = s
+		for i := range c.e {
+			c.e[i].ok = false
+		}
+	}
+	if s == nil {
+		return Adjacency{}, AdjNoRoute
+	}
+	var h uint32
+	if dst.Is4() {
+		b := dst.As4()
+		h = binary.LittleEndian.Uint32(b[:])
+	} else {
+		b := dst.As16()
+		h = binary.LittleEndian.Uint32(b[12:]) ^ binary.LittleEndian.Uint32(b[8:])
+	}
+	e := &c.e[(h*0x9e3779b1)>>24&(nhCacheSize-1)]
+	if e.ok && e.dst == dst {
+		return e.adj, e.status
+	}
+	adj, st := s.Resolve(dst)
+	*e = nhCacheEntry{dst: dst, adj: adj, status: st, ok: true}
+	return adj, st
+}

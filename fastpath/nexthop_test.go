@@ -1,0 +1,281 @@
+package fastpath
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+var (
+	macA  = [6]byte{2, 0, 0, 0, 0, 0xa}
+	macB  = [6]byte{2, 0, 0, 0, 0, 0xb}
+	macGW = [6]byte{2, 0, 0, 0, 0, 0x1}
+	macH  = [6]byte{2, 0, 0, 0, 0, 0x2}
+	macG6 = [6]byte{2, 0, 0, 0, 0, 0x6}
+)
+
+func testSnapshot() *NextHops {
+	links := []NHLink{
+		{Index: 2, MAC: macA, MTU: 1500, Port: 0, Up: true},
+		{Index: 3, MAC: macB, MTU: 9000, Port: 1, Up: true},
+		{Index: 4, MAC: macB, MTU: 1500, Port: 2, Up: false},
+		{Index: 5, Port: -1, Up: true}, // management interface, not ours
+	}
+	routes := []NHRoute{
+		{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2},
+		{Prefix: netip.MustParsePrefix("10.0.0.0/24"), IfIndex: 2},
+		{Prefix: netip.MustParsePrefix("10.0.0.128/25"), Gateway: netip.MustParseAddr("10.0.0.9"), IfIndex: 2},
+		{Prefix: netip.MustParsePrefix("10.0.0.200/32"), IfIndex: 3},
+		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 4},
+		{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Reject: true},
+		{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Gateway: netip.MustParseAddr("172.16.0.1"), IfIndex: 5},
+		{Prefix: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("fe80::1"), IfIndex: 3},
+		{Prefix: netip.MustParsePrefix("2001:db8::/64"), IfIndex: 3},
+		{Prefix: netip.MustParsePrefix("2001:db8:0:0:8000::/65"), IfIndex: 2},
+	}
+	neighs := []NHNeighbour{
+		{Addr: netip.MustParseAddr("10.0.0.1"), IfIndex: 2, MAC: macGW, Valid: true},
+		{Addr: netip.MustParseAddr("10.0.0.7"), IfIndex: 2, MAC: macH, Valid: true},
+		{Addr: netip.MustParseAddr("10.0.0.8"), IfIndex: 2, Valid: false},
+		{Addr: netip.MustParseAddr("10.0.0.7"), IfIndex: 3, MAC: macB, Valid: true}, // same IP, other link
+		{Addr: netip.MustParseAddr("fe80::1"), IfIndex: 3, MAC: macG6, Valid: true},
+		{Addr: netip.MustParseAddr("2001:db8::5"), IfIndex: 3, MAC: macH, Valid: true},
+	}
+	return NewNextHops(links, routes, neighs)
+}
+
+func TestNextHopsResolve(t *testing.T) {
+	s := testSnapshot()
+	a := netip.MustParseAddr
+	for _, tc := range []struct {
+		dst     string
+		status  AdjStatus
+		dstMAC  [6]byte
+		nextHop string
+		port    uint16
+	}{
+		{"8.8.8.8", AdjResolved, macGW, "10.0.0.1", 0},            // default via gateway
+		{"10.0.0.7", AdjResolved, macH, "10.0.0.7", 0},            // connected, neighbour on ifindex 2
+		{"10.0.0.8", AdjIncomplete, [6]byte{}, "10.0.0.8", 0},     // connected, neighbour incomplete
+		{"10.0.0.9", AdjIncomplete, [6]byte{}, "10.0.0.9", 0},     // connected, no neighbour entry
+		{"10.0.0.130", AdjIncomplete, [6]byte{}, "10.0.0.9", 0},   // /25 via unresolved gateway
+		{"10.0.0.200", AdjIncomplete, [6]byte{}, "10.0.0.200", 1}, // /32 on another link
+		{"192.0.2.5", AdjNoRoute, [6]byte{}, "", 0},               // link down
+		{"198.51.100.1", AdjNoRoute, [6]byte{}, "", 0},            // reject route
+		{"203.0.113.1", AdjKernel, [6]byte{}, "", 0},              // not our interface
+		{"::ffff:10.0.0.7", AdjResolved, macH, "10.0.0.7", 0},     // v4-mapped treated as v4
+		{"2001:db8::5", AdjResolved, macH, "2001:db8::5", 1},
+		{"2001:db8::8000:0:0:5", AdjIncomplete, [6]byte{}, "2001:db8::8000:0:0:5", 0}, // /65
+		{"2001:db9::1", AdjResolved, macG6, "fe80::1", 1},                             // default via link-local
+	} {
+		adj, st := s.Resolve(a(tc.dst))
+		if st != tc.status {
+			t.Errorf("%s: status %v, want %v", tc.dst, st, tc.status)
+			continue
+		}
+		if st != AdjResolved && st != AdjIncomplete {
+			continue
+		}
+		if adj.DstMAC != tc.dstMAC || adj.NextHop != a(tc.nextHop) || adj.Port != tc.port {
+			t.Errorf("%s: %+v, want mac %x next hop %s port %d", tc.dst, adj, tc.dstMAC, tc.nextHop, tc.port)
+		}
+		wantSrc, wantMTU := macA, uint32(1500)
+		if tc.port == 1 {
+			wantSrc, wantMTU = macB, 9000
+		}
+		if adj.SrcMAC != wantSrc || adj.MTU != wantMTU {
+			t.Errorf("%s: src %x mtu %d", tc.dst, adj.SrcMAC, adj.MTU)
+		}
+	}
+	if _, st := s.Resolve(netip.Addr{}); st != AdjNoRoute {
+		t.Error("invalid address resolved")
+	}
+	empty := NewNextHops(nil, nil, nil)
+	if _, st := empty.Resolve(a("10.0.0.1")); st != AdjNoRoute {
+		t.Error("empty table resolved")
+	}
+	var tab NextHopTable
+	if _, st := tab.Resolve(a("10.0.0.1")); st != AdjNoRoute {
+		t.Error("table without snapshot resolved")
+	}
+	tab.Store(s)
+	if _, st := tab.Resolve(a("10.0.0.7")); st != AdjResolved || tab.Load() != s {
+		t.Error("table does not serve its snapshot")
+	}
+}
+
+// TestNextHopsLPM checks the matcher against a linear scan over many
+// prefixes of every length.
+func TestNextHopsLPM(t *testing.T) {
+	links := []NHLink{{Index: 1, Port: 0, Up: true}}
+	var routes []NHRoute
+	base4 := netip.MustParseAddr("10.20.30.40")
+	base6 := netip.MustParseAddr("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff")
+	for bits := 0; bits <= 32; bits++ {
+		routes = append(routes, NHRoute{Prefix: netip.PrefixFrom(base4, bits).Masked(), IfIndex: 1,
+			Gateway: netip.AddrFrom4([4]byte{10, 0, 0, byte(bits)})})
+	}
+	for bits := 0; bits <= 128; bits += 3 {
+		routes = append(routes, NHRoute{Prefix: netip.PrefixFrom(base6, bits).Masked(), IfIndex: 1,
+			Gateway: netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(bits)})})
+	}
+	s := NewNextHops(links, routes, nil)
+	check := func(dst netip.Addr) {
+		best := -1
+		for i, r := range routes {
+			if r.Prefix.Contains(dst) && (best < 0 || r.Prefix.Bits() > routes[best].Prefix.Bits()) {
+				best = i
+			}
+		}
+		adj, st := s.Resolve(dst)
+		if best < 0 {
+			if st != AdjNoRoute {
+				t.Fatalf("%v: resolved without a route", dst)
+			}
+			return
+		}
+		if st != AdjIncomplete || adj.NextHop != routes[best].Gateway {
+			t.Fatalf("%v: next hop %v (%v), want %v", dst, adj.NextHop, st, routes[best].Gateway)
+		}
+	}
+	for bit := 0; bit < 32; bit++ {
+		b := base4.As4()
+		b[bit/8] ^= 0x80 >> (bit % 8)
+		check(netip.AddrFrom4(b))
+	}
+	check(base4)
+	for bit := 0; bit < 128; bit++ {
+		b := base6.As16()
+		b[bit/8] ^= 0x80 >> (bit % 8)
+		check(netip.AddrFrom16(b))
+	}
+	check(base6)
+}
+
+func TestNextHopsAllocs(t *testing.T) {
+	var tab NextHopTable
+	tab.Store(testSnapshot())
+	dsts := []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("2001:db8::5")}
+	if n := testing.AllocsPerRun(1000, func() {
+		for _, d := range dsts {
+			tab.Resolve(d)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocs per Resolve round", n)
+	}
+}
+
+func TestNextHopCache(t *testing.T) {
+	var tab NextHopTable
+	c := NewNextHopCache(&tab)
+	dst := netip.MustParseAddr("8.8.8.8")
+	if _, st := c.Resolve(dst); st != AdjNoRoute {
+		t.Fatal("resolved before any snapshot")
+	}
+	tab.Store(testSnapshot())
+	s := tab.Load()
+	for _, d := range []string{"8.8.8.8", "10.0.0.7", "10.0.0.8", "2001:db8::5", "2001:db9::1", "203.0.113.1"} {
+		for range 2 { // miss, then hit
+			a1, s1 := c.Resolve(netip.MustParseAddr(d))
+			a2, s2 := s.Resolve(netip.MustParseAddr(d))
+			if a1 != a2 || s1 != s2 {
+				t.Fatalf("%s: memo %v %+v, table %v %+v", d, s1, a1, s2, a2)
+			}
+		}
+	}
+	// A new snapshot flushes the memo.
+	tab.Store(NewNextHops(nil, nil, nil))
+	if _, st := c.Resolve(dst); st != AdjNoRoute {
+		t.Fatal("memo served a result from an old snapshot")
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Resolve(dst) }); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+// TestNextHopTableConcurrent swaps snapshots while a reader resolves (-race).
+func TestNextHopTableConcurrent(t *testing.T) {
+	var tab NextHopTable
+	links := []NHLink{{Index: 2, MAC: macA, Port: 0, Up: true}}
+	gw := netip.MustParseAddr("10.0.0.1")
+	mk := func(mac byte) *NextHops {
+		return NewNextHops(links,
+			[]NHRoute{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw, IfIndex: 2}},
+			[]NHNeighbour{{Addr: gw, IfIndex: 2, MAC: [6]byte{2, 0, 0, 0, 0, mac}, Valid: true}})
+	}
+	tab.Store(mk(0))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i < 2000; i++ {
+			tab.Store(mk(byte(i)))
+		}
+		stop.Store(true)
+	}()
+	dst := netip.MustParseAddr("192.0.2.1")
+	for !stop.Load() {
+		if _, st := tab.Resolve(dst); st != AdjResolved {
+			t.Fatalf("status %v during swaps", st)
+		}
+	}
+	wg.Wait()
+	if adj, _ := tab.Resolve(dst); adj.DstMAC[5] != byte(1999%256) {
+		t.Fatalf("last snapshot not visible: %x", adj.DstMAC)
+	}
+}
+
+// BenchmarkNextHopResolve: Resolve over a small table (the shape of a
+// router's main table) and over 1000 routes spread over 17 lengths.
+func BenchmarkNextHopResolve(b *testing.B) {
+	var small NextHopTable
+	small.Store(testSnapshot())
+	links := []NHLink{{Index: 2, MAC: macA, Port: 0, Up: true}}
+	var routes []NHRoute
+	var neighs []NHNeighbour
+	for i := 0; i < 1000; i++ {
+		bits := 16 + i%17
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(i >> 4), byte(i << 4), 0}), bits).Masked()
+		gw := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		routes = append(routes, NHRoute{Prefix: p, Gateway: gw, IfIndex: 2})
+		neighs = append(neighs, NHNeighbour{Addr: gw, IfIndex: 2, MAC: macGW, Valid: true})
+	}
+	routes = append(routes, NHRoute{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2})
+	var big NextHopTable
+	big.Store(NewNextHops(links, routes, neighs))
+	for _, bc := range []struct {
+		name string
+		tab  *NextHopTable
+		dst  string
+	}{
+		{"small/gateway-v4", &small, "8.8.8.8"},
+		{"small/connected-v4", &small, "10.0.0.7"},
+		{"small/connected-v6", &small, "2001:db8::5"},
+		{"small/default-v6", &small, "2001:db9::1"},
+		{"1000routes/default", &big, "8.8.8.8"},
+		{"1000routes/longest", &big, "100.0.0.1"},
+	} {
+		b.Run(bc.name+"/memo", func(b *testing.B) {
+			c := NewNextHopCache(bc.tab)
+			dst := netip.MustParseAddr(bc.dst)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c.Resolve(dst)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/lookup")
+		})
+		b.Run(bc.name, func(b *testing.B) {
+			dst := netip.MustParseAddr(bc.dst)
+			if _, st := bc.tab.Resolve(dst); st == AdjNoRoute {
+				b.Fatal("no route")
+			}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				bc.tab.Resolve(dst)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/lookup")
+		})
+	}
+}

@@ -1,0 +1,511 @@
+// Package neigh keeps the fast path's next-hop table (fastpath.NextHopTable)
+// in step with the kernel: it dumps links, routes (main table) and
+// neighbours over rtnetlink, subscribes to their changes and publishes a new
+// immutable snapshot after each burst of changes. It also makes the kernel
+// resolve the gateways of routes through the fast path's interfaces, by
+// installing them as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+),
+// which the kernel then keeps resolved on its own.
+package neigh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures a Watcher.
+type Config struct {
+	// Links names the interfaces the fast path owns; the fast path's port
+	// index of Links[i] is i. Routes through other interfaces resolve as
+	// fastpath.AdjKernel.
+	Links []string
+	// Namespace is the network namespace to watch; nil means the caller's.
+	Namespace *netns.NsHandle
+	// Table receives the snapshots.
+	Table *fastpath.NextHopTable
+	// Logger receives warnings (nil: slog.Default()).
+	Logger *slog.Logger
+	// NoManaged disables installing managed neighbours for gateways.
+	NoManaged bool
+	// RetryInterval is the least time between two resolution requests for
+	// one gateway (default 1 s).
+	RetryInterval time.Duration
+}
+
+type routeKey struct {
+	prefix   netip.Prefix
+	priority int
+	tos      int
+}
+
+type neighKey struct {
+	addr    netip.Addr
+	ifindex int32
+}
+
+// Watcher mirrors the kernel's tables into a fastpath.NextHopTable.
+type Watcher struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+
+	// State below is owned by the Run goroutine.
+	h         *netlink.Handle
+	links     map[int32]fastpath.NHLink
+	routes    map[routeKey]fastpath.NHRoute
+	neighs    map[neighKey]fastpath.NHNeighbour
+	requested map[neighKey]time.Time // last resolution request per gateway
+	created   map[neighKey]bool      // managed neighbours this Watcher installed
+	publishes uint64
+}
+
+// New checks cfg and returns a Watcher; Run starts it.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Table == nil {
+		return nil, errors.New("neigh: Config.Table is nil")
+	}
+	for _, name := range cfg.Links {
+		if name == "" || len(name) > unix.IFNAMSIZ-1 {
+			return nil, fmt.Errorf("neigh: bad interface name %q", name)
+		}
+	}
+	if len(cfg.Links) > 0xffff {
+		return nil, errors.New("neigh: too many links")
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Watcher{cfg: cfg, log: log.With("component", "neigh"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the first snapshot (from the initial dump) is
+// published.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// Run mirrors the kernel's tables until ctx is done. When a subscription
+// fails (e.g. the socket overflowed and events were lost) it starts over
+// with a fresh dump. On return it removes the managed neighbours it
+// installed.
+func (w *Watcher) Run(ctx context.Context) error {
+	var err error
+	if w.cfg.Namespace != nil {
+		w.h, err = netlink.NewHandleAt(*w.cfg.Namespace)
+	} else {
+		w.h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		return fmt.Errorf("neigh: netlink handle: %w", err)
+	}
+	defer w.h.Close()
+	defer w.removeManaged()
+	w.requested = map[neighKey]time.Time{}
+	w.created = map[neighKey]bool{}
+	for {
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("netlink session ended, resynchronising", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// session subscribes, dumps, and applies events until a subscription ends.
+func (w *Watcher) session(ctx context.Context) error {
+	done := make(chan struct{})
+	rch := make(chan netlink.RouteUpdate, 1024)
+	nch := make(chan netlink.NeighUpdate, 1024)
+	lch := make(chan netlink.LinkUpdate, 256)
+	defer func() {
+		close(done)
+		// The library's readers exit once their sockets close; drain so
+		// none stays blocked on a send.
+		go func() {
+			for range rch {
+			}
+		}()
+		go func() {
+			for range nch {
+			}
+		}()
+		go func() {
+			for range lch {
+			}
+		}()
+	}()
+	cb := func(err error) {
+		select {
+		case <-done: // sockets closing on purpose
+		default:
+			w.log.Warn("netlink subscription", "err", err)
+		}
+	}
+	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		return fmt.Errorf("link subscribe: %w", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		return fmt.Errorf("route subscribe: %w", err)
+	}
+	if err := netlink.NeighSubscribeWithOptions(nch, done, netlink.NeighSubscribeOptions{
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		return fmt.Errorf("neigh subscribe: %w", err)
+	}
+	// Dump after subscribing: events queued meanwhile are replayed in order
+	// on top of the dump, which converges to the kernel's state.
+	if err := w.dump(); err != nil {
+		return err
+	}
+	w.publish()
+	select {
+	case <-w.ready:
+	default:
+		close(w.ready)
+	}
+	w.manage()
+	tick := time.NewTicker(w.cfg.RetryInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			w.manage()
+			continue
+		case u, ok := <-lch:
+			if !ok {
+				return errors.New("link subscription closed")
+			}
+			w.applyLink(u)
+		case u, ok := <-rch:
+			if !ok {
+				return errors.New("route subscription closed")
+			}
+			w.applyRoute(u.Type, &u.Route)
+		case u, ok := <-nch:
+			if !ok {
+				return errors.New("neighbour subscription closed")
+			}
+			w.applyNeigh(u.Type, &u.Neigh)
+		}
+		// Apply whatever else is already queued, then publish once.
+	burst:
+		for range 4096 {
+			select {
+			case u, ok := <-lch:
+				if !ok {
+					return errors.New("link subscription closed")
+				}
+				w.applyLink(u)
+			case u, ok := <-rch:
+				if !ok {
+					return errors.New("route subscription closed")
+				}
+				w.applyRoute(u.Type, &u.Route)
+			case u, ok := <-nch:
+				if !ok {
+					return errors.New("neighbour subscription closed")
+				}
+				w.applyNeigh(u.Type, &u.Neigh)
+			default:
+				break burst
+			}
+		}
+		w.publish()
+		w.manage()
+	}
+}
+
+// dump replaces the state with the kernel's current tables.
+func (w *Watcher) dump() error {
+	var links []netlink.Link
+	var routes []netlink.Route
+	var neighs []netlink.Neigh
+	var err error
+	for try := 0; try < 5; try++ {
+		links, err = w.h.LinkList()
+		if err == nil {
+			routes, err = w.h.RouteListFiltered(netlink.FAMILY_ALL,
+				&netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		}
+		if err == nil {
+			neighs, err = w.h.NeighList(0, netlink.FAMILY_ALL)
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("neigh: dump: %w", err)
+	}
+	w.links = map[int32]fastpath.NHLink{}
+	w.routes = map[routeKey]fastpath.NHRoute{}
+	w.neighs = map[neighKey]fastpath.NHNeighbour{}
+	for _, l := range links {
+		w.setLink(l)
+	}
+	for i := range routes {
+		w.applyRoute(unix.RTM_NEWROUTE, &routes[i])
+	}
+	for i := range neighs {
+		w.applyNeigh(unix.RTM_NEWNEIGH, &neighs[i])
+	}
+	return nil
+}
+
+func (w *Watcher) setLink(l netlink.Link) {
+	a := l.Attrs()
+	nl := fastpath.NHLink{Index: int32(a.Index), MTU: uint32(a.MTU), Port: -1,
+		Up: a.Flags&net.FlagUp != 0 && (a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown)}
+	copy(nl.MAC[:], a.HardwareAddr)
+	if i := slices.Index(w.cfg.Links, a.Name); i >= 0 {
+		nl.Port = i
+	}
+	w.links[nl.Index] = nl
+}
+
+func (w *Watcher) applyLink(u netlink.LinkUpdate) {
+	if u.Link == nil {
+		return
+	}
+	if u.Header.Type == unix.RTM_DELLINK {
+		idx := int32(u.Link.Attrs().Index)
+		delete(w.links, idx)
+		for k, r := range w.routes {
+			if r.IfIndex == idx {
+				delete(w.routes, k)
+			}
+		}
+		for k := range w.neighs {
+			if k.ifindex == idx {
+				delete(w.neighs, k)
+			}
+		}
+		return
+	}
+	w.setLink(u.Link)
+}
+
+// toAddr converts a netlink IP; IPv4 in 16-byte form becomes a 4-byte Addr.
+func toAddr(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
+	if r.Table != unix.RT_TABLE_MAIN && r.Table != 0 {
+		return
+	}
+	var p netip.Prefix
+	if r.Dst != nil {
+		a := toAddr(r.Dst.IP)
+		ones, _ := r.Dst.Mask.Size()
+		if !a.IsValid() {
+			return
+		}
+		p = netip.PrefixFrom(a, ones).Masked()
+	} else {
+		switch r.Family {
+		case unix.AF_INET:
+			p = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		case unix.AF_INET6:
+			p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		default:
+			return
+		}
+	}
+	if !p.IsValid() {
+		return
+	}
+	key := routeKey{prefix: p, priority: r.Priority, tos: r.Tos}
+	if typ == unix.RTM_DELROUTE {
+		delete(w.routes, key)
+		return
+	}
+	nr := fastpath.NHRoute{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
+	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
+		nr.IfIndex = int32(r.MultiPath[0].LinkIndex)
+		nr.Gateway = toAddr(r.MultiPath[0].Gw)
+	}
+	switch r.Type {
+	case unix.RTN_UNICAST:
+	case unix.RTN_BLACKHOLE, unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT:
+		nr.Reject = true
+	default:
+		return
+	}
+	w.routes[key] = nr
+}
+
+// usable NUD states: the link-layer address may be used.
+const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
+	netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
+	if n.Family != unix.AF_INET && n.Family != unix.AF_INET6 {
+		return
+	}
+	a := toAddr(n.IP)
+	if !a.IsValid() {
+		return
+	}
+	key := neighKey{addr: a, ifindex: int32(n.LinkIndex)}
+	if typ == unix.RTM_DELNEIGH {
+		delete(w.neighs, key)
+		return
+	}
+	nn := fastpath.NHNeighbour{Addr: a, IfIndex: int32(n.LinkIndex),
+		Valid: n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 && !allZero(n.HardwareAddr)}
+	copy(nn.MAC[:], n.HardwareAddr)
+	w.neighs[key] = nn
+}
+
+func allZero(b []byte) bool {
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// publish builds and stores a snapshot. For each prefix the route with the
+// lowest metric wins.
+func (w *Watcher) publish() {
+	best := map[netip.Prefix]routeKey{}
+	for k := range w.routes {
+		if b, ok := best[k.prefix]; !ok || k.priority < b.priority || (k.priority == b.priority && k.tos < b.tos) {
+			best[k.prefix] = k
+		}
+	}
+	routes := make([]fastpath.NHRoute, 0, len(best))
+	for _, k := range best {
+		routes = append(routes, w.routes[k])
+	}
+	links := make([]fastpath.NHLink, 0, len(w.links))
+	for _, l := range w.links {
+		links = append(links, l)
+	}
+	neighs := make([]fastpath.NHNeighbour, 0, len(w.neighs))
+	for _, n := range w.neighs {
+		neighs = append(neighs, n)
+	}
+	w.cfg.Table.Store(fastpath.NewNextHops(links, routes, neighs))
+	w.publishes++
+}
+
+// manage asks the kernel to resolve, and keep resolved, every gateway of a
+// route through one of the fast path's links whose neighbour entry is
+// missing or unusable, and withdraws the managed entries no route needs.
+func (w *Watcher) manage() {
+	if w.cfg.NoManaged {
+		return
+	}
+	now := time.Now()
+	needed := map[neighKey]bool{}
+	for _, r := range w.routes {
+		l, ok := w.links[r.IfIndex]
+		if r.Reject || !r.Gateway.IsValid() || !ok || l.Port < 0 || !l.Up {
+			continue
+		}
+		k := neighKey{addr: r.Gateway, ifindex: r.IfIndex}
+		needed[k] = true
+		if n, ok := w.neighs[k]; ok && n.Valid {
+			continue
+		}
+		if t, ok := w.requested[k]; ok && now.Sub(t) < w.cfg.RetryInterval {
+			continue
+		}
+		w.requested[k] = now
+		if err := w.requestResolution(k); err != nil && !errors.Is(err, unix.ENETDOWN) {
+			w.log.Warn("managed neighbour", "addr", k.addr, "ifindex", k.ifindex, "err", err)
+		}
+	}
+	for k := range w.requested {
+		if !needed[k] {
+			delete(w.requested, k)
+		}
+	}
+	for k := range w.created {
+		if !needed[k] {
+			delete(w.created, k)
+			if err := w.h.NeighDel(managedNeigh(k)); err != nil && !errors.Is(err, unix.ENOENT) {
+				w.log.Debug("remove managed neighbour", "addr", k.addr, "err", err)
+			}
+		}
+	}
+}
+
+// requestResolution installs k as a managed neighbour. It never replaces a
+// usable entry (our view of the table may lag, e.g. a permanent entry the
+// administrator just added); an unusable one (failed, none) is replaced.
+func (w *Watcher) requestResolution(k neighKey) error {
+	err := w.h.NeighAdd(managedNeigh(k))
+	if err == nil {
+		w.created[k] = true
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	fam := netlink.FAMILY_V6
+	if k.addr.Is4() {
+		fam = netlink.FAMILY_V4
+	}
+	list, lerr := w.h.NeighList(int(k.ifindex), fam)
+	if lerr != nil {
+		return lerr
+	}
+	for _, n := range list {
+		if toAddr(n.IP) != k.addr {
+			continue
+		}
+		if n.State&(usableNUD|netlink.NUD_INCOMPLETE) != 0 || n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
+			return nil // usable, being resolved, or already managed
+		}
+		if err := w.h.NeighSet(managedNeigh(k)); err != nil {
+			return err
+		}
+		w.created[k] = true
+		return nil
+	}
+	return nil
+}
+
+// removeManaged withdraws every managed neighbour this Watcher installed.
+func (w *Watcher) removeManaged() {
+	for k := range w.created {
+		_ = w.h.NeighDel(managedNeigh(k))
+	}
+	w.created = nil
+}
+
+func managedNeigh(k neighKey) *netlink.Neigh {
+	fam := netlink.FAMILY_V6
+	if k.addr.Is4() {
+		fam = netlink.FAMILY_V4
+	}
+	return &netlink.Neigh{LinkIndex: int(k.ifindex), Family: fam, IP: net.IP(k.addr.AsSlice()),
+		State: netlink.NUD_NONE, FlagsExt: netlink.NTF_EXT_MANAGED}
+}

@@ -189,4 +189,3 @@ func BenchmarkAddressAppend(b *testing.B) {
 		})
 	}
 }
-

@@ -156,7 +156,9 @@ type RLENode struct {
 	// Name is an RLOC name that some peers (lispers.net) append to the
 	// entry: an AFI-17 distinguished name (draft-ietf-lisp-name-encoding)
 	// right after the entry's address and inside the RLE length. It is kept
-	// with the entry and re-emitted when not empty. Empty means none.
+	// with the entry and re-emitted after its address. Empty means none; an
+	// empty appended name on the wire is refused, since it could not be
+	// told apart from none when re-emitted.
 	Name string
 	// Rsvd holds the three reserved bytes before the level (Rsvd3 and
 	// Rsvd4, RFC 8060 §4.9), kept for re-emission.
@@ -623,6 +625,10 @@ func (l *LCAF) parseRLE(body []byte, depth int) error {
 			}
 			if j == len(body) {
 				return fmt.Errorf("%w: RLE entry %d name without NUL", ErrBadLength, i)
+			}
+			if j == 2 {
+				// An empty name could not be re-emitted: Name "" means none.
+				return fmt.Errorf("%w: RLE entry %d has an empty appended name", ErrBadValue, i)
 			}
 			e.Name = reuseString(oldName, body[2:j])
 			body = body[j+1:]

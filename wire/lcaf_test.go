@@ -206,6 +206,11 @@ func TestLCAFBadInnerLengths(t *testing.T) {
 		"nat-two": {0x40, 0x03, 0, 0, 7, 0, 0, 8, 0x10, 0xf6, 0x10, 0xf5, 0, 0, 0, 0},
 		// RLE entry with an appended name missing its NUL.
 		"rle-name-nul": {0x40, 0x03, 0, 0, 13, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 17, 'x'},
+		// RLE entry with an empty appended name (AFI 17, NUL), then an entry
+		// whose reserved bytes read as AFI 17: it could not be re-emitted.
+		"rle-empty-name": {0x40, 0x03, 0, 0, 13, 0, 0, 23,
+			0, 0, 0, 1, 0, 1, 10, 0, 0, 1, 0, 17, 0,
+			0, 17, 0, 2, 0, 1, 10, 0, 0, 2},
 		// RLE entry header cut.
 		"rle-entry": {0x40, 0x03, 0, 0, 13, 0, 0, 3, 0, 0, 0},
 		// ELP hop flags cut.

@@ -81,10 +81,14 @@ func (a *Address) Prefix(masklen uint8) (iid uint32, p netip.Prefix, ok bool) {
 // reset clears a for reuse, keeping the capacity of every slice it holds
 // (and so the elements, with their own slices, left in that capacity).
 func (a *Address) reset() {
-	l := &a.LCAF
-	addrs, raw, elp, rle, keys := l.Addrs[:0], l.Raw[:0], l.ELP[:0], l.RLE[:0], l.Key.Keys[:0]
-	*a = Address{}
-	l.Addrs, l.Raw, l.ELP, l.RLE, l.Key.Keys = addrs, raw, elp, rle, keys
+	a.AFI, a.MAC = AFINone, [6]byte{}
+	if a.IP.IsValid() {
+		a.IP = netip.Addr{}
+	}
+	if a.Name != "" {
+		a.Name = ""
+	}
+	a.LCAF.reset()
 }
 
 // lcafHeaderLen is the length of the LCAF header after its AFI (RFC 8060 §3).

@@ -187,6 +187,25 @@ const (
 	elpFlagS = 0x1
 )
 
+// reset clears l for reuse, keeping the capacity of its slices (and so the
+// elements, with their own slices, left in that capacity).
+//
+// Fields are cleared one by one and slices truncated in place: that writes
+// no pointers, which a whole-struct assignment would (with write barriers).
+func (l *LCAF) reset() {
+	l.Type, l.Rsvd1, l.Flags, l.Rsvd2 = 0, 0, 0, 0
+	l.IID, l.ASN = 0, 0
+	l.SrcMaskLen, l.DstMaskLen, l.Reserved = 0, 0, 0
+	l.MSPort, l.ETRPort = 0, 0
+	l.Geo = Geo{}
+	l.Key.Algorithm, l.Key.Revoked, l.Key.Rsvd3, l.Key.Rsvd4 = 0, false, 0, 0
+	l.Key.Keys = l.Key.Keys[:0]
+	l.ELP = l.ELP[:0]
+	l.RLE = l.RLE[:0]
+	l.Addrs = l.Addrs[:0]
+	l.Raw = l.Raw[:0]
+}
+
 // nameLen is the encoded length of an RLE entry's appended name.
 func (n *RLENode) nameLen() int {
 	if n.Name == "" {

@@ -25,56 +25,6 @@ type Address struct {
 	LCAF LCAF
 }
 
-// LCAFType is the Type field of an LCAF header (RFC 8060 §3).
-type LCAFType uint8
-
-// LCAF types (RFC 8060 §3, IANA "LISP LCAF Type").
-const (
-	LCAFNull       LCAFType = 0  // RFC 8060 §3
-	LCAFAFIList    LCAFType = 1  // RFC 8060 §4.1
-	LCAFInstanceID LCAFType = 2  // RFC 8060 §4.1
-	LCAFASNumber   LCAFType = 3  // RFC 8060 §4.1
-	LCAFGeo        LCAFType = 5  // RFC 8060 §4.3
-	LCAFNATT       LCAFType = 7  // RFC 8060 §4.4
-	LCAFMcastInfo  LCAFType = 9  // RFC 8060 §4.5
-	LCAFELP        LCAFType = 10 // RFC 8060 §4.6
-	LCAFSecKey     LCAFType = 11 // RFC 8060 §4.7
-	LCAFSrcDst     LCAFType = 12 // RFC 8060 §4.8
-	LCAFRLE        LCAFType = 13 // RFC 8060 §4.9
-	LCAFJSON       LCAFType = 14 // RFC 8060 §4.10.1
-	LCAFKeyValue   LCAFType = 15 // RFC 8060 §4.10.2
-)
-
-// LCAF is a LISP Canonical Address (RFC 8060 §3). Which fields are used
-// depends on Type; see the comment of each field. Unknown types keep their
-// body verbatim in Raw and are re-emitted unchanged.
-type LCAF struct {
-	// Type is the LCAF type (RFC 8060 §3).
-	Type LCAFType
-	// Rsvd1 and Flags are the two bytes after the LCAF AFI (RFC 8060 §3),
-	// kept so that a re-emitted LCAF is unchanged.
-	Rsvd1, Flags uint8
-	// Rsvd2 is the type-specific byte after Type (RFC 8060 §3). For the
-	// instance-ID type it is the IID mask length (RFC 8060 §4.1).
-	Rsvd2 uint8
-	// IID is the 32-bit instance-ID of types 2 and 9 (RFC 8060 §4.1, §4.5).
-	IID uint32
-	// ASN is the AS number of type 3 (RFC 8060 §4.1).
-	ASN uint32
-	// SrcMaskLen and DstMaskLen are the source and group/destination mask
-	// lengths of types 9 and 12 (RFC 8060 §4.5, §4.8).
-	SrcMaskLen, DstMaskLen uint8
-	// Addrs holds the nested addresses: the list of type 1; the single
-	// address of types 2, 3, 5 and 14 (when present); source then group of
-	// type 9; source then destination of type 12; key then value of type 15;
-	// for type 7 the Global ETR RLOC, MS RLOC, Private ETR RLOC, then RTR RLOCs
-	// (RFC 8060 §4.4); for type 11 the address after the key.
-	Addrs []Address
-	// Raw is the body of an unknown LCAF type, re-emitted unchanged; for type
-	// 14 the JSON text (RFC 8060 §4.10.1).
-	Raw []byte
-}
-
 // IPAddress returns the plain address of ip (AFI 1 or 2).
 func IPAddress(ip netip.Addr) Address {
 	if ip.Is4() {
@@ -128,11 +78,17 @@ func (a *Address) Prefix(masklen uint8) (iid uint32, p netip.Prefix, ok bool) {
 	return iid, p, true
 }
 
-// reset clears a for reuse, keeping the capacity of its slices.
+// reset clears a for reuse, keeping the capacity of every slice it holds
+// (and so the elements, with their own slices, left in that capacity).
 func (a *Address) reset() {
-	addrs, raw := a.LCAF.Addrs[:0], a.LCAF.Raw[:0]
-	*a = Address{}
-	a.LCAF.Addrs, a.LCAF.Raw = addrs, raw
+	a.AFI, a.MAC = AFINone, [6]byte{}
+	if a.IP.IsValid() {
+		a.IP = netip.Addr{}
+	}
+	if a.Name != "" {
+		a.Name = ""
+	}
+	a.LCAF.reset()
 }
 
 // lcafHeaderLen is the length of the LCAF header after its AFI (RFC 8060 §3).
@@ -200,6 +156,9 @@ func (a *Address) Append(b []byte) ([]byte, error) {
 func (a *Address) Parse(b []byte) (int, error) { return a.parse(b, 0) }
 
 func (a *Address) parse(b []byte, depth int) (int, error) {
+	// Keep the previous name so that re-parsing the same name into a reused
+	// Address does not allocate a new string.
+	oldName := a.Name
 	a.reset()
 	if len(b) < 2 {
 		return 0, fmt.Errorf("%w: address AFI", ErrTruncated)
@@ -235,9 +194,7 @@ func (a *Address) parse(b []byte, depth int) (int, error) {
 		if i == len(b) {
 			return 0, fmt.Errorf("%w: distinguished name without NUL", ErrTruncated)
 		}
-		if a.Name != string(b[:i]) {
-			a.Name = string(b[:i])
-		}
+		a.Name = reuseString(oldName, b[:i])
 		return 2 + i + 1, nil
 	case AFILCAF:
 		n, err := a.LCAF.parse(b, depth)
@@ -247,7 +204,8 @@ func (a *Address) parse(b []byte, depth int) (int, error) {
 }
 
 // String formats a for logs and tables: "1.2.3.4", "[5]10.0.0.1",
-// "(S,G)" forms and so on.
+// "[5](10.0.0.1,239.1.1.1)", "rle{0:192.0.2.1,128:192.0.2.2}" and so on
+// (see LCAF.String).
 func (a Address) String() string {
 	switch a.AFI {
 	case AFINone:
@@ -265,49 +223,7 @@ func (a Address) String() string {
 	return fmt.Sprintf("afi-%d", a.AFI)
 }
 
-// bodyLen returns the LCAF length field: the bytes after the Length field.
-func (l *LCAF) bodyLen() int {
-	switch l.Type {
-	case LCAFInstanceID:
-		n := 4
-		for i := range l.Addrs {
-			n += l.Addrs[i].Len()
-		}
-		return n
-	}
-	return len(l.Raw)
-}
-
-// append appends the LCAF (its AFI included) to b.
-func (l *LCAF) append(b []byte, depth int) ([]byte, error) {
-	if depth > maxAddressDepth {
-		return b, fmt.Errorf("%w: LCAF nested too deeply", ErrTooLarge)
-	}
-	n := l.bodyLen()
-	if n > 0xffff {
-		return b, fmt.Errorf("%w: LCAF type %d length %d", ErrTooLarge, l.Type, n)
-	}
-	rsvd2 := l.Rsvd2
-	b = binary.BigEndian.AppendUint16(b, uint16(AFILCAF))
-	b = append(b, l.Rsvd1, l.Flags, byte(l.Type), rsvd2)
-	b = binary.BigEndian.AppendUint16(b, uint16(n))
-	var err error
-	switch l.Type {
-	case LCAFInstanceID:
-		if len(l.Addrs) > 1 {
-			return b, fmt.Errorf("%w: instance-ID LCAF with %d addresses", ErrBadValue, len(l.Addrs))
-		}
-		b = binary.BigEndian.AppendUint32(b, l.IID)
-		for i := range l.Addrs {
-			if b, err = l.Addrs[i].appendDepth(b, depth+1); err != nil {
-				return b, err
-			}
-		}
-		return b, nil
-	}
-	return append(b, l.Raw...), nil
-}
-
+// appendDepth appends a, counting depth for nested LCAFs.
 func (a *Address) appendDepth(b []byte, depth int) ([]byte, error) {
 	if a.AFI == AFILCAF {
 		return a.LCAF.append(b, depth)
@@ -315,64 +231,13 @@ func (a *Address) appendDepth(b []byte, depth int) ([]byte, error) {
 	return a.Append(b)
 }
 
-// parse reads an LCAF whose AFI has been consumed and returns the bytes used.
-func (l *LCAF) parse(b []byte, depth int) (int, error) {
-	if depth > maxAddressDepth {
-		return 0, fmt.Errorf("%w: LCAF nested too deeply", ErrBadValue)
+// reuseString returns old when it equals b, else a new string of b: parsing
+// the same text into a reused struct then allocates nothing.
+func reuseString(old string, b []byte) string {
+	if old == string(b) {
+		return old
 	}
-	if len(b) < lcafHeaderLen {
-		return 0, fmt.Errorf("%w: LCAF header", ErrTruncated)
-	}
-	l.Rsvd1, l.Flags, l.Type, l.Rsvd2 = b[0], b[1], LCAFType(b[2]), b[3]
-	n := int(binary.BigEndian.Uint16(b[4:]))
-	if len(b) < lcafHeaderLen+n {
-		return 0, fmt.Errorf("%w: LCAF type %d length %d beyond buffer", ErrTruncated, l.Type, n)
-	}
-	body := b[lcafHeaderLen : lcafHeaderLen+n]
-	switch l.Type {
-	case LCAFInstanceID:
-		if len(body) < 4 {
-			return 0, fmt.Errorf("%w: instance-ID LCAF", ErrBadLength)
-		}
-		l.IID = binary.BigEndian.Uint32(body)
-		if len(body) > 4 {
-			if err := l.parseAddrs(body[4:], depth, 1); err != nil {
-				return 0, err
-			}
-		}
-	default:
-		l.Raw = append(l.Raw[:0], body...)
-	}
-	return lcafHeaderLen + n, nil
-}
-
-// parseAddrs parses body as a sequence of addresses into l.Addrs, exactly
-// filling body; max > 0 bounds how many there may be.
-func (l *LCAF) parseAddrs(body []byte, depth, max int) error {
-	for len(body) > 0 {
-		if max > 0 && len(l.Addrs) == max {
-			return fmt.Errorf("%w: LCAF type %d has trailing bytes", ErrBadLength, l.Type)
-		}
-		l.Addrs = growOne(l.Addrs)
-		n, err := l.Addrs[len(l.Addrs)-1].parse(body, depth+1)
-		if err != nil {
-			return err
-		}
-		body = body[n:]
-	}
-	return nil
-}
-
-// String formats the LCAF for logs.
-func (l LCAF) String() string {
-	switch l.Type {
-	case LCAFInstanceID:
-		if len(l.Addrs) == 1 {
-			return fmt.Sprintf("[%d]%s", l.IID, l.Addrs[0])
-		}
-		return fmt.Sprintf("[%d]", l.IID)
-	}
-	return fmt.Sprintf("lcaf-%d(%d bytes)", l.Type, len(l.Raw))
+	return string(b)
 }
 
 // growOne extends s by one element, reusing an element left in its capacity

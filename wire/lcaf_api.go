@@ -214,9 +214,9 @@ func (l *LCAF) format(sb *strings.Builder) {
 		sb.WriteByte(')')
 		if f := l.Rsvd2 & (McastRP | McastLeave | McastJoin); f != 0 {
 			sb.WriteByte('/')
-			flag(sb, f&McastRP != 0, 'R')
-			flag(sb, f&McastLeave != 0, 'L')
-			flag(sb, f&McastJoin != 0, 'J')
+			writeFlag(sb, f&McastRP != 0, 'R')
+			writeFlag(sb, f&McastLeave != 0, 'L')
+			writeFlag(sb, f&McastJoin != 0, 'J')
 		}
 	case LCAFSrcDst:
 		sb.WriteByte('(')
@@ -250,9 +250,9 @@ func (l *LCAF) format(sb *strings.Builder) {
 			h.Address.format(sb)
 			if h.Lookup || h.Probe || h.Strict {
 				sb.WriteByte('/')
-				flag(sb, h.Lookup, 'L')
-				flag(sb, h.Probe, 'P')
-				flag(sb, h.Strict, 'S')
+				writeFlag(sb, h.Lookup, 'L')
+				writeFlag(sb, h.Probe, 'P')
+				writeFlag(sb, h.Strict, 'S')
 			}
 		}
 		sb.WriteByte('}')
@@ -331,7 +331,7 @@ func b2i(v bool) int {
 	return 0
 }
 
-func flag(sb *strings.Builder, set bool, c byte) {
+func writeFlag(sb *strings.Builder, set bool, c byte) {
 	if set {
 		sb.WriteByte(c)
 	}

@@ -337,13 +337,32 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 	}
 }
 
-// mergeRLE adds to dst the RLE hops of src it does not have (RFC 8060 §4.9).
+// mergeRLE adds to dst the RLE entries of src whose address it does not
+// have. An RLE body is a list of entries: 3 reserved bytes, the level byte
+// and an address (RFC 8060 §4.9); entries are compared by their address.
 func mergeRLE(dst, src *wire.LCAF) {
-	for _, a := range src.Addrs {
-		if !slices.ContainsFunc(dst.Addrs, func(x wire.Address) bool { return addrEqual(&x, &a) }) {
-			dst.Addrs = append(dst.Addrs, cloneAddress(&a))
+	have := rleEntries(dst.Raw)
+	for _, ent := range rleEntries(src.Raw) {
+		if !slices.ContainsFunc(have, func(h []byte) bool { return string(h[4:]) == string(ent[4:]) }) {
+			dst.Raw = append(dst.Raw, ent...)
 		}
 	}
+}
+
+// rleEntries splits an RLE LCAF body into its entries; it stops at the
+// first malformed entry.
+func rleEntries(body []byte) [][]byte {
+	var out [][]byte
+	for len(body) >= 4+2 {
+		var a wire.Address
+		n, err := a.Parse(body[4:])
+		if err != nil {
+			break
+		}
+		out = append(out, body[:4+n])
+		body = body[4+n:]
+	}
+	return out
 }
 
 func (ms *mapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key AuthKey) {

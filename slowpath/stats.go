@@ -141,4 +141,4 @@ type Stats struct {
 }
 
 // Msg returns the counters of message type t.
-func (s *Stats) Msg(t wire.MessageType) *MsgStats { return &s.Msgs[t&15] }
+func (s Stats) Msg(t wire.MessageType) MsgStats { return s.Msgs[t&15] }

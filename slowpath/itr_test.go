@@ -237,10 +237,7 @@ func TestRefreshActive(t *testing.T) {
 	inst.active = false
 	inst.mu.Unlock()
 	_ = itr.do(func() {
-		ent := itr.itr.entries[EIDPrefix{Prefix: netip.MustParsePrefix("10.1.2.0/24")}]
-		itr.timers.reset(ent.refresh, itr.now)
-	})
-	_ = itr.do(func() {
+		itr.itr.refresh(itr.itr.entries[EIDPrefix{Prefix: netip.MustParsePrefix("10.1.2.0/24")}])
 		if len(itr.itr.entries) != 0 {
 			t.Error("idle mapping still tracked after its refresh time")
 		}

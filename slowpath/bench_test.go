@@ -87,7 +87,7 @@ func loadgenBind(b *testing.B, local, dst netip.AddrPort, msgs [][]byte, n int) 
 			ms[i].Buffers = [][]byte{make([]byte, 2048)}
 		}
 		for recvd.Load() < int64(n) {
-			conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			k, err := pc.ReadBatch(ms, 0)
 			if err != nil {
 				return
@@ -109,7 +109,7 @@ func loadgenBind(b *testing.B, local, dst netip.AddrPort, msgs [][]byte, n int) 
 		default:
 		}
 		if sent.Load()-recvd.Load()-lost > window-batch {
-			if time.Since(stall) > 20*time.Millisecond {
+			if time.Since(stall) > 200*time.Millisecond {
 				lost += sent.Load() - recvd.Load() - lost // presume the window lost
 				stall = time.Now()
 			}

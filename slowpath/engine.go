@@ -189,6 +189,9 @@ func openSocket(a netip.AddrPort) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A large receive buffer absorbs bursts (best effort: the kernel caps it
+	// at net.core.rmem_max).
+	_ = conn.SetReadBuffer(4 << 20)
 	s := &socket{conn: conn, is6: is6, free: make(chan *rxBatch, rxBatches)}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	if is6 {

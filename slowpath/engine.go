@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -91,8 +92,9 @@ type Engine struct {
 	done   chan struct{}
 	rwg    sync.WaitGroup
 
-	closeOnce sync.Once
-	final     Stats
+	closeOnce   sync.Once
+	final       Stats
+	missDropped atomic.Uint64
 
 	// Owned by the engine goroutine.
 	now    time.Time
@@ -252,7 +254,7 @@ func (e *Engine) Miss(ev MissEvent) bool {
 	case e.missCh <- ev:
 		return true
 	default:
-		e.do(func() { e.stats.MissesDropped++ })
+		e.missDropped.Add(1)
 		return false
 	}
 }
@@ -287,6 +289,7 @@ func (e *Engine) snapshot() Stats {
 	s := e.stats
 	s.ResolveLatency = e.stats.ResolveLatency.clone()
 	s.RateTableFull = e.rl.full
+	s.MissesDropped = e.missDropped.Load()
 	if e.ms != nil {
 		s.Registrations = e.ms.nregs
 	}

@@ -338,31 +338,14 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 }
 
 // mergeRLE adds to dst the RLE entries of src whose address it does not
-// have. An RLE body is a list of entries: 3 reserved bytes, the level byte
-// and an address (RFC 8060 §4.9); entries are compared by their address.
+// have (RFC 8060 §4.9 entries, compared by address).
 func mergeRLE(dst, src *wire.LCAF) {
-	have := rleEntries(dst.Raw)
-	for _, ent := range rleEntries(src.Raw) {
-		if !slices.ContainsFunc(have, func(h []byte) bool { return string(h[4:]) == string(ent[4:]) }) {
-			dst.Raw = append(dst.Raw, ent...)
+	for i := range src.RLE {
+		n := &src.RLE[i]
+		if !slices.ContainsFunc(dst.RLE, func(h wire.RLENode) bool { return addrEqual(&h.Address, &n.Address) }) {
+			dst.RLE = append(dst.RLE, wire.RLENode{Level: n.Level, Address: n.Address.Clone(), Name: n.Name, Rsvd: n.Rsvd})
 		}
 	}
-}
-
-// rleEntries splits an RLE LCAF body into its entries; it stops at the
-// first malformed entry.
-func rleEntries(body []byte) [][]byte {
-	var out [][]byte
-	for len(body) >= 4+2 {
-		var a wire.Address
-		n, err := a.Parse(body[4:])
-		if err != nil {
-			break
-		}
-		out = append(out, body[:4+n])
-		body = body[4+n:]
-	}
-	return out
 }
 
 func (ms *mapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key AuthKey) {
@@ -517,19 +500,7 @@ func cloneLocator(l *wire.Locator) wire.Locator {
 	return c
 }
 
-func cloneAddress(a *wire.Address) wire.Address {
-	c := *a
-	if a.AFI == wire.AFILCAF {
-		c.LCAF.Raw = slices.Clone(a.LCAF.Raw)
-		c.LCAF.Addrs = nil
-		for i := range a.LCAF.Addrs {
-			c.LCAF.Addrs = append(c.LCAF.Addrs, cloneAddress(&a.LCAF.Addrs[i]))
-		}
-	} else {
-		c.LCAF = wire.LCAF{}
-	}
-	return c
-}
+func cloneAddress(a *wire.Address) wire.Address { return a.Clone() }
 
 // addrEqual compares two addresses by their encoding.
 func addrEqual(a, b *wire.Address) bool {

@@ -196,9 +196,7 @@ func TestMergeBitRLE(t *testing.T) {
 	}
 	defer cl.Close()
 	rle := func(hop string) wire.Address {
-		a := wire.IPAddress(netip.MustParseAddr(hop))
-		raw, _ := a.Append([]byte{0, 0, 0, 128})
-		return wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFRLE, Raw: raw}}
+		return wire.RLEAddress(wire.RLENode{Level: 128, Address: wire.IPAddress(netip.MustParseAddr(hop))})
 	}
 	for i, hop := range []string{"192.0.2.10", "192.0.2.11"} {
 		reg := wire.MapRegister{Merge: true, WantMapNotify: true, XTRIDPresent: true, Nonce: newNonce(),
@@ -221,12 +219,12 @@ func TestMergeBitRLE(t *testing.T) {
 		if err := wire.VerifyMapNotify(buf[:n], []byte(testKey.Secret), &nt); err != nil || nt.Nonce != reg.Nonce {
 			t.Fatalf("Map-Notify: %v (nonce %v want %v)", err, nt.Nonce, reg.Nonce)
 		}
-		if hops := len(rleEntries(nt.Records[0].Locators[0].Address.LCAF.Raw)); hops != i+1 {
+		if hops := len(nt.Records[0].Locators[0].Address.LCAF.RLE); hops != i+1 {
 			t.Fatalf("Map-Notify %d carries %d RLE hops, want the merged %d", i, hops, i+1)
 		}
 	}
 	locs := ms.MergedRLOCs(0, netip.MustParseAddr("10.1.2.1"))
-	if len(locs) != 1 || len(rleEntries(locs[0].Address.LCAF.Raw)) != 2 {
+	if len(locs) != 1 || len(locs[0].Address.LCAF.RLE) != 2 {
 		t.Fatalf("merged = %+v, want one RLE with 2 hops", locs)
 	}
 }

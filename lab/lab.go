@@ -31,8 +31,6 @@ type Options struct {
 	// ID is the run identifier put into every namespace name (1 to 12
 	// lower-case letters and digits). Empty picks a random one.
 	ID string
-	// StateDir holds the run's state file; empty means DefaultStateDir.
-	StateDir string
 	// Detached marks a run that outlives the process that built it
 	// (labctl up): Clean does not treat it as stale when that process is
 	// gone.
@@ -74,9 +72,6 @@ func (t *Topology) UpWith(ctx context.Context, o Options) (*Lab, error) {
 	if !idRE.MatchString(o.ID) {
 		return nil, fmt.Errorf("lab: run ID %q: use 1 to 12 lower-case letters and digits", o.ID)
 	}
-	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
-	}
 	l := &Lab{topo: t, id: o.ID, nodes: map[string]*netns.NS{}}
 	st := State{ID: o.ID, Name: t.Name, File: o.File, PID: os.Getpid(), Detached: o.Detached}
 	st.Start, _ = procStart(st.PID)
@@ -91,7 +86,7 @@ func (t *Topology) UpWith(ctx context.Context, o Options) (*Lab, error) {
 			return nil, fmt.Errorf("lab: namespace %s exists already (run ID %q in use?)", name, o.ID)
 		}
 	}
-	path, err := writeState(o.StateDir, &st)
+	path, err := writeState(&st)
 	if err != nil {
 		return nil, err
 	}

@@ -15,11 +15,10 @@ import (
 	"github.com/rloc-router/rloc/lab/netns"
 )
 
-// upT brings topo up with a private state directory and tears it down in
-// t.Cleanup.
-func upT(t *testing.T, topo *Topology, dir string) *Lab {
+// upT brings topo up and tears it down in t.Cleanup.
+func upT(t *testing.T, topo *Topology) *Lab {
 	t.Helper()
-	l, err := topo.UpWith(t.Context(), Options{StateDir: dir})
+	l, err := topo.Up(t.Context())
 	if err != nil {
 		if os.Getenv("CI") == "" && strings.Contains(err.Error(), "operation not permitted") {
 			netns.Unavailable(t, "%v", err)
@@ -52,8 +51,7 @@ func TestUpPingDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	l := upT(t, topo, dir)
+	l := upT(t, topo)
 	ns, err := Namespaces(NamePrefix + l.ID() + "-")
 	if err != nil {
 		t.Fatal(err)
@@ -128,9 +126,8 @@ func TestUpFailureRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	id := "f" + netns.Suffix()
-	l, err := topo.UpWith(t.Context(), Options{StateDir: dir, ID: id})
+	l, err := topo.UpWith(t.Context(), Options{ID: id})
 	if err == nil {
 		l.Down()
 		t.Fatal("Up with an unreachable gateway succeeded")
@@ -138,9 +135,8 @@ func TestUpFailureRollsBack(t *testing.T) {
 	if !strings.Contains(err.Error(), `node "b"`) || !strings.Contains(err.Error(), "10.9.0.0/16") {
 		t.Errorf("error %q does not name the node and route", err)
 	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 0 {
-		t.Errorf("state files left: %v", ents)
+	if _, err := os.Stat(StatePath(id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after a failed Up: %v", err)
 	}
 	assertGone(t, id)
 }
@@ -155,7 +151,7 @@ func TestUpCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	id := "c" + netns.Suffix()
-	if _, err := topo.UpWith(ctx, Options{StateDir: t.TempDir(), ID: id}); !errors.Is(err, context.Canceled) {
+	if _, err := topo.UpWith(ctx, Options{ID: id}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Up with a cancelled context: %v", err)
 	}
 	assertGone(t, id)
@@ -167,7 +163,6 @@ func TestTwoRunsOfOneFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	var labs [2]*Lab
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -175,7 +170,7 @@ func TestTwoRunsOfOneFile(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			labs[i], errs[i] = topo.UpWith(t.Context(), Options{StateDir: dir})
+			labs[i], errs[i] = topo.Up(t.Context())
 		}()
 	}
 	wg.Wait()
@@ -197,7 +192,7 @@ func TestTwoRunsOfOneFile(t *testing.T) {
 		}
 	}
 	// A chosen ID already in use is refused without harming the first run.
-	if _, err := topo.UpWith(t.Context(), Options{StateDir: dir, ID: labs[0].ID()}); err == nil {
+	if _, err := topo.UpWith(t.Context(), Options{ID: labs[0].ID()}); err == nil {
 		t.Error("second run with the same ID succeeded")
 	}
 	if n, _ := labs[0].Ping("a", netip.MustParseAddr("10.0.2.2"), 1, 2*time.Second); n != 1 {
@@ -219,8 +214,7 @@ func TestDownStateAndClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	l1 := upT(t, topo, dir)
+	l1 := upT(t, topo)
 	if _, err := l1.Start("r", "sleep", "60"); err != nil {
 		t.Fatal(err)
 	}
@@ -230,8 +224,8 @@ func TestDownStateAndClean(t *testing.T) {
 	assertGone(t, l1.ID())
 
 	// A run whose owner is gone: rewrite its state file with a dead PID.
-	l2 := upT(t, topo, dir)
-	l3 := upT(t, topo, dir) // alive, must survive
+	l2 := upT(t, topo)
+	l3 := upT(t, topo) // alive, must survive
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
@@ -245,7 +239,7 @@ func TestDownStateAndClean(t *testing.T) {
 	}
 	s.PID = dead.Process.Pid
 	os.Remove(l2.StateFile())
-	if _, err := writeState(dir, s); err != nil {
+	if _, err := writeState(s); err != nil {
 		t.Fatal(err)
 	}
 	// An orphan namespace with our prefix and no state file.
@@ -254,7 +248,7 @@ func TestDownStateAndClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer orphan.Close()
-	removed, err := Clean(dir, false)
+	removed, err := Clean(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +259,7 @@ func TestDownStateAndClean(t *testing.T) {
 	if n, err := l3.Ping("a", netip.MustParseAddr("10.0.2.2"), 1, 2*time.Second); n != 1 {
 		t.Errorf("live run damaged by Clean: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, l3.ID()+".json")); err != nil {
+	if _, err := os.Stat(l3.StateFile()); err != nil {
 		t.Errorf("live run's state file: %v", err)
 	}
 }
@@ -295,7 +289,7 @@ func TestCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := upT(t, topo, t.TempDir())
+	l := upT(t, topo)
 	for _, tool := range captureTools {
 		t.Run(tool, func(t *testing.T) {
 			if _, err := exec.LookPath(tool); err != nil {
@@ -320,5 +314,53 @@ func TestCapture(t *testing.T) {
 				t.Errorf("capture holds %d echo requests, want 3:\n%s", got, out)
 			}
 		})
+	}
+}
+
+// TestDemoUnderlay brings up the demo topology and checks what the demo
+// relies on: every direct neighbour answers (IPv4 and IPv6), the underlay
+// joins the xTRs, the PxTR and the Map-Server, and no EID or non-LISP
+// prefix is reachable natively (only LISP may carry that traffic).
+func TestDemoUnderlay(t *testing.T) {
+	netns.Require(t)
+	topo, err := Load("../configs/lab/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := upT(t, topo)
+	reach := []struct {
+		from, to string
+		want     int
+	}{
+		{"h1", "10.1.0.1", 2}, {"h1", "2001:db8:1::1", 2},
+		{"h2", "10.2.0.1", 2}, {"nl", "198.51.100.1", 2}, {"nl", "2001:db8:100::1", 2},
+		{"xtr1", "192.0.2.2", 2}, {"xtr1", "192.0.2.100", 2}, {"xtr2", "192.0.2.3", 2},
+		{"xtr1", "2001:db8:ff::2", 2}, {"pxtr", "2001:db8:ff::100", 2},
+		// Nothing native between sites, or between sites and the non-LISP host.
+		{"h1", "10.2.0.10", 0}, {"h1", "2001:db8:2::10", 0}, {"h2", "198.51.100.10", 0},
+		{"nl", "10.1.0.10", 0}, {"xtr1", "10.2.0.10", 0}, {"xtr1", "198.51.100.10", 0},
+	}
+	var wg sync.WaitGroup
+	for _, r := range reach {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := l.Ping(r.from, netip.MustParseAddr(r.to), 2, time.Second)
+			if err != nil && r.want > 0 {
+				t.Errorf("ping %s -> %s: %v", r.from, r.to, err)
+			}
+			if n != r.want {
+				t.Errorf("ping %s -> %s: %d replies, want %d", r.from, r.to, n, r.want)
+			}
+		}()
+	}
+	wg.Wait()
+	out, err := l.Exec("xtr1", "cat", "/sys/class/net/core0/mtu")
+	if err != nil || strings.TrimSpace(string(out)) != "1600" {
+		t.Errorf("core0 MTU %q, %v", out, err)
+	}
+	x, _ := topo.Node("xtr1")
+	if x.Role["rlocd"] != "configs/demo/xtr1.yaml" {
+		t.Errorf("xtr1 role %v", x.Role)
 	}
 }

@@ -15,9 +15,14 @@ import (
 	vnetns "github.com/vishvananda/netns"
 )
 
-// DefaultStateDir holds the state files of running labs. It is on a tmpfs,
-// like the namespaces themselves, so a reboot clears both.
-const DefaultStateDir = "/run/rloc-lab"
+// StateDir holds the state files of every run on the machine, one
+// <ID>.json each. It is on a tmpfs, like the namespaces themselves, so a
+// reboot clears both. It is one directory for all users of lab so that
+// Clean can tell a run's namespaces from a crashed run's leftovers.
+const StateDir = "/run/rloc-lab"
+
+// StatePath returns the state file path of run id.
+func StatePath(id string) string { return filepath.Join(StateDir, id+".json") }
 
 // netnsDir is where named namespaces live (ip netns, vishvananda/netns).
 const netnsDir = "/var/run/netns"
@@ -46,15 +51,15 @@ type State struct {
 // NSName returns the namespace name of node (or bridge) name in the run.
 func (s *State) NSName(name string) string { return NamePrefix + s.ID + "-" + name }
 
-func writeState(dir string, s *State) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func writeState(s *State) (string, error) {
+	if err := os.MkdirAll(StateDir, 0o755); err != nil {
 		return "", fmt.Errorf("lab: state: %w", err)
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("lab: state: %w", err)
 	}
-	path := filepath.Join(dir, s.ID+".json")
+	path := StatePath(s.ID)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("lab: state: run ID %q in use? %w", s.ID, err)
@@ -91,13 +96,9 @@ func ReadState(path string) (*State, error) {
 	return &s, nil
 }
 
-// Runs returns the paths of the state files in dir (DefaultStateDir when
-// empty).
-func Runs(dir string) ([]string, error) {
-	if dir == "" {
-		dir = DefaultStateDir
-	}
-	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+// Runs returns the paths of the state files of every run.
+func Runs() ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(StateDir, "*.json"))
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -136,14 +137,13 @@ func (s *State) Alive() bool {
 	return err == nil && st == s.Start
 }
 
-// Clean removes stale runs: those whose state file in dir (DefaultStateDir
-// when empty) belongs to a process that is gone and that are not detached,
-// and every namespace starting with NamePrefix that no state file
-// accounts for (left by a crash before its state file was written, or
-// after it was removed). With all set it removes every run. It returns the
+// Clean removes stale runs: those whose state file belongs to a process
+// that is gone and that are not detached, and every namespace starting
+// with NamePrefix that no state file accounts for (its state file was
+// removed by hand). With all set it removes every run. It returns the
 // namespaces it removed.
-func Clean(dir string, all bool) ([]string, error) {
-	paths, err := Runs(dir)
+func Clean(all bool) ([]string, error) {
+	paths, err := Runs()
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +178,12 @@ func Clean(dir string, all bool) ([]string, error) {
 	for _, e := range ents {
 		n := e.Name()
 		if !strings.HasPrefix(n, NamePrefix) || owned[n] {
+			continue
+		}
+		// A run that started after the state files were read has its
+		// state file by now (it is written before any namespace).
+		id, _, _ := strings.Cut(strings.TrimPrefix(n, NamePrefix), "-")
+		if _, err := os.Stat(StatePath(id)); err == nil && !all {
 			continue
 		}
 		if err := removeNamespace(n); err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -43,6 +45,10 @@ func newFakeMR(t *testing.T, network, addr string, answer func(int, *seen) [][]b
 	if err != nil {
 		t.Skipf("no %s loopback: %v", network, err)
 	}
+	return startFakeMR(t, c, answer)
+}
+
+func startFakeMR(t *testing.T, c *net.UDPConn, answer func(int, *seen) [][]byte) *fakeMR {
 	f := &fakeMR{conn: c, answer: answer, done: make(chan struct{})}
 	go f.serve()
 	t.Cleanup(func() {
@@ -117,12 +123,14 @@ func (f *fakeMR) requests() []seen {
 	return append([]seen(nil), f.seen...)
 }
 
+// reply encodes a Map-Reply. It runs in the fake MR's goroutine, so it
+// reports with Errorf, not Fatal.
 func reply(t *testing.T, nonce wire.Nonce, recs ...wire.Record) []byte {
 	t.Helper()
 	m := wire.MapReply{Nonce: nonce, Records: recs}
 	b, err := m.Append(nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("encoding a Map-Reply: %v", err)
 	}
 	return b
 }
@@ -369,5 +377,51 @@ func TestParseHostPort(t *testing.T) {
 	}
 	if got, err := parseHostPort(":5001", 0); err != nil || got.Addr().IsValid() || got.Port() != 5001 {
 		t.Errorf(":5001 -> %v, %v", got, err)
+	}
+}
+
+// TestLookupInLab runs lig in xtr1 of the demo topology against a fake
+// Map-Resolver in msmr: the ITR-RLOC must be xtr1's core address, picked
+// by the kernel's route to the Map-Resolver.
+func TestLookupInLab(t *testing.T) {
+	netns.Require(t)
+	topo, err := lab.Load("../../configs/lab/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := topo.Up(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	mrAddr, _ := topo.Addr("msmr", "core0", 4)
+	var c *net.UDPConn
+	if err := l.Node("msmr").Do(func() (err error) {
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(mrAddr, 0)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mr := startFakeMR(t, c, func(_ int, s *seen) [][]byte {
+		return [][]byte{reply(t, s.req.Nonce, site2(s.iid))}
+	})
+	q := Query{MR: mr.addr(), EID: netip.MustParsePrefix("10.2.0.10/32"), Tries: 3, Timeout: time.Second}
+	var r *Result
+	if err := l.Node("xtr1").Do(func() (err error) {
+		r, err = Lookup(t.Context(), q)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := topo.Addr("xtr1", "core0", 4)
+	if got := mr.requests()[0].itrRLOC; got != want || r.ITRRLOC.Addr() != want {
+		t.Errorf("ITR-RLOC %v (result %v), want xtr1's core address %v", got, r.ITRRLOC, want)
+	}
+	if r.From.Addr() != mrAddr || len(r.Reply.Records) != 1 {
+		t.Errorf("reply from %v with %d records", r.From, len(r.Reply.Records))
 	}
 }

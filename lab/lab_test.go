@@ -155,6 +155,9 @@ func TestUpCancelled(t *testing.T) {
 		t.Fatalf("Up with a cancelled context: %v", err)
 	}
 	assertGone(t, id)
+	if _, err := os.Stat(StatePath(id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after a cancelled Up: %v", err)
+	}
 }
 
 func TestTwoRunsOfOneFile(t *testing.T) {

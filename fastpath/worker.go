@@ -120,14 +120,14 @@ type Extra uint8
 
 // Extra counters.
 const (
-	ExtraECNDrop        Extra = iota // outer CE over a Not-ECT inner packet, dropped (RFC 6040 §4.2)
-	ExtraECNAlarm                    // ECN combination RFC 6040 §4.2 marks "(!!!)", forwarded
-	ExtraFragmented                  // inner IPv4 packets split in two for the path MTU (RFC 9300 §7.1)
-	ExtraICMPSent                    // ICMP/ICMPv6 too-big messages sent
-	ExtraICMPSuppressed              // too-big messages not sent (rate limit, no frame, no address)
-	ExtraNotLISP                     // core-port packets that are not UDP to port 4341 (subset of DropNotOurRLOC)
-	ExtraObservationLost             // echo/LSB observations lost because the ring was full
-	ExtraPoolEmpty                   // no frame for a fragment, ICMP or released packet
+	ExtraECNDrop         Extra = iota // outer CE over a Not-ECT inner packet, dropped (RFC 6040 §4.2)
+	ExtraECNAlarm                     // ECN combination RFC 6040 §4.2 marks "(!!!)", forwarded
+	ExtraFragmented                   // inner IPv4 packets split in two for the path MTU (RFC 9300 §7.1)
+	ExtraICMPSent                     // ICMP/ICMPv6 too-big messages sent
+	ExtraICMPSuppressed               // too-big messages not sent (rate limit, no frame, no address)
+	ExtraNotLISP                      // core-port packets that are not UDP to port 4341 (subset of DropNotOurRLOC)
+	ExtraObservationLost              // echo/LSB observations lost because the ring was full
+	ExtraPoolEmpty                    // no frame for a fragment, ICMP or released packet
 	NumExtra
 )
 

@@ -19,12 +19,12 @@ import (
 // 10.1.0.0/16 and 2001:db8:1::/48; the underlay gateway of the core port is
 // 192.0.2.254 / 2001:db8:ff::fe.
 var (
-	macSite   = [6]byte{0x02, 0, 0, 0, 0, 0x10}
-	macCore   = [6]byte{0x02, 0, 0, 0, 0, 0x20}
-	macUnderGW     = [6]byte{0x02, 0, 0, 0, 0, 0xfe}
-	macHostA  = [6]byte{0x02, 0, 0, 0, 0, 0xa1}
-	macHost6  = [6]byte{0x02, 0, 0, 0, 0, 0xa6}
-	macHostIn = [6]byte{0x02, 0, 0, 0, 0, 0x01} // source of frames the site sends
+	macSite    = [6]byte{0x02, 0, 0, 0, 0, 0x10}
+	macCore    = [6]byte{0x02, 0, 0, 0, 0, 0x20}
+	macUnderGW = [6]byte{0x02, 0, 0, 0, 0, 0xfe}
+	macHostA   = [6]byte{0x02, 0, 0, 0, 0, 0xa1}
+	macHost6   = [6]byte{0x02, 0, 0, 0, 0, 0xa6}
+	macHostIn  = [6]byte{0x02, 0, 0, 0, 0, 0x01} // source of frames the site sends
 
 	rlocLocal4  = netip.MustParseAddr("192.0.2.1")
 	rlocLocal6  = netip.MustParseAddr("2001:db8:ff::1")
@@ -35,7 +35,7 @@ var (
 	gw6         = netip.MustParseAddr("2001:db8:ff::fe")
 	hostA       = netip.MustParseAddr("10.1.0.5")
 	hostA6      = netip.MustParseAddr("2001:db8:1::5")
-	remote4     = netip.MustParseAddr("10.2.0.7")  // EID behind rlocRemote4
+	remote4     = netip.MustParseAddr("10.2.0.7") // EID behind rlocRemote4
 	remote6     = netip.MustParseAddr("2001:db8:2::7")
 	remote4v6   = netip.MustParseAddr("10.3.0.7")      // IPv4 EID behind rlocRemote6
 	remote6v6   = netip.MustParseAddr("2001:db8:3::7") // IPv6 EID behind rlocRemote6
@@ -181,8 +181,8 @@ func expectDrop(t *testing.T, before, after Counters, want DropReason) {
 	}
 }
 
-func ip4(a netip.Addr) net.IP { b := a.As4(); return net.IP(b[:]) }
-func ip16(a netip.Addr) net.IP { b := a.As16(); return net.IP(b[:]) }
+func ip4(a netip.Addr) net.IP       { b := a.As4(); return net.IP(b[:]) }
+func ip16(a netip.Addr) net.IP      { b := a.As16(); return net.IP(b[:]) }
 func hw(m [6]byte) net.HardwareAddr { return net.HardwareAddr(m[:]) }
 
 // innerSpec describes an inner packet built by innerPacket.
@@ -263,11 +263,12 @@ type lispSpec struct {
 	nonce    uint32
 	lsbs     uint32
 	csum     bool // non-zero UDP checksum
+	zeroTTL  bool // outer TTL 0 (ttl 0 means the default)
 	inner    []byte
 }
 
 func lispFrame(t testing.TB, s lispSpec) []byte {
-	if s.ttl == 0 {
+	if s.ttl == 0 && !s.zeroTTL {
 		s.ttl = 60
 	}
 	if s.dport == 0 {

@@ -187,15 +187,14 @@ func hw(m [6]byte) net.HardwareAddr { return net.HardwareAddr(m[:]) }
 
 // innerSpec describes an inner packet built by innerPacket.
 type innerSpec struct {
-	src, dst  netip.Addr
-	ttl       uint8
-	tos       uint8
-	df        bool
-	sport     uint16
-	dport     uint16
-	payload   int // UDP payload bytes
-	seq       byte
-	noUDPCsum bool
+	src, dst netip.Addr
+	ttl      uint8
+	tos      uint8
+	df       bool
+	sport    uint16
+	dport    uint16
+	payload  int // UDP payload bytes
+	seq      byte
 }
 
 // innerLayers returns the IP and UDP layers of s.

@@ -1,0 +1,318 @@
+package cache
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// table is the LPM structure of one shard. bart.Fast was measured faster for
+// lookups than bart.Table at the same persistent-update cost (see
+// BenchmarkBartVariant and bench/results/cache.md).
+type table = bart.Fast[*Entry]
+
+// unicast shard indices within an instance.
+const (
+	shardV4 = iota
+	shardV6
+	shardMAC
+	numUni
+)
+
+// Config configures a Cache. Zero fields take the documented defaults.
+type Config struct {
+	// MaxEntries bounds the number of entries (default 1<<21). Static entries
+	// count towards it but are never evicted; a static insert may exceed it.
+	MaxEntries int
+	// MaxNegative bounds the non-static negative entries (default
+	// MaxEntries/16), so a flood of misses cannot push out real mappings.
+	MaxNegative int
+	// MaxTTL caps record TTLs, in minutes (default 1440); a TTL of
+	// 0xFFFFFFFF ("receiver decides") becomes MaxTTL.
+	MaxTTL uint32
+	// ActivityTick is the granularity of the activity mark (default 1s):
+	// a reader writes an entry's mark at most once per tick.
+	ActivityTick time.Duration
+	// BuildTemplate, if set, builds the outer-header template of an RLOC (or
+	// RLE hop, passed as an RLOC with only Addr set) for entries of the given
+	// instance-ID and EID family. The writer calls it when it installs a new
+	// locator set; the result is shared by every entry with the same
+	// instance-ID, family and locators, so it must depend on nothing else.
+	BuildTemplate func(iid uint32, fam Family, r *RLOC) []byte
+	// Now returns the current time (default time.Now); tests inject a clock.
+	Now func() time.Time
+}
+
+// Cache is the map-cache. Lookups are lock-free and allocation-free and may
+// run on any number of goroutines; Apply, Expire and the other writer methods
+// are serialised by an internal mutex and belong to the slow path.
+type Cache struct {
+	dir   atomic.Pointer[directory]
+	epoch atomic.Uint32
+	_     [56]byte // keep the reader-shared line apart from writer state
+
+	mu     sync.Mutex
+	cfg    Config
+	start  time.Time
+	insts  map[uint32]*instance
+	heaps  [2]entryHeap // 0: positive, 1: negative (non-static only)
+	hands  [2]int       // sweep position for eviction
+	noIdle [2]uint32    // epoch in which a whole sweep found no idle entry
+	intern map[string]*Locators
+	kbuf   []byte
+	dirty  []shardRef
+	n      int // all entries
+	nNeg   int // non-static negative entries
+	nStat  int
+	nMC    int
+	st     Stats
+}
+
+// directory maps instance-IDs to instances: an immutable open-addressing
+// table, replaced as a whole when an instance-ID is added.
+type directory struct {
+	shift uint32
+	mask  uint32
+	slots []dirSlot
+}
+
+type dirSlot struct {
+	iid uint32
+	in  *instance
+}
+
+func (d *directory) get(iid uint32) *instance {
+	i := (iid * 0x9E3779B1) >> d.shift
+	for {
+		s := &d.slots[i]
+		if s.in == nil || s.iid == iid {
+			return s.in
+		}
+		i = (i + 1) & d.mask
+	}
+}
+
+func newDirectory(insts map[uint32]*instance) *directory {
+	size, log := uint32(8), uint32(3)
+	for size < uint32(2*len(insts)+2) {
+		size <<= 1
+		log++
+	}
+	d := &directory{shift: 32 - log, mask: size - 1, slots: make([]dirSlot, size)}
+	for iid, in := range insts {
+		i := (iid * 0x9E3779B1) >> d.shift
+		for d.slots[i].in != nil {
+			i = (i + 1) & d.mask
+		}
+		d.slots[i] = dirSlot{iid, in}
+	}
+	return d
+}
+
+// instance holds the shards of one instance-ID. Each shard is an immutable
+// snapshot behind an atomic pointer.
+type instance struct {
+	iid uint32
+	uni [numUni]atomic.Pointer[table]
+	mc  [2]atomic.Pointer[mcTable]
+
+	// writer-only batch state
+	work    [numUni]*table
+	owned   [numUni]bool // work is private to the writer: mutate in place
+	ops     [numUni]int
+	mcAll   [2]map[Key]*Entry
+	mcDirty [2]bool
+}
+
+type shardRef struct {
+	in *instance
+	s  int // < numUni: unicast shard; numUni+f: multicast family f
+}
+
+// Stats are the cache's counters.
+type Stats struct {
+	Entries     int // current entries
+	Negative    int // current non-static negative entries
+	Static      int // current static entries
+	Multicast   int // current multicast entries
+	LocatorSets int // distinct interned locator sets
+	Instances   int // instance-IDs seen
+
+	Inserted        uint64
+	Replaced        uint64
+	Deleted         uint64
+	Expired         uint64
+	Evicted         uint64 // all evictions, negative ones included
+	EvictedNegative uint64
+	Rejected        uint64
+}
+
+// New returns an empty cache.
+func New(cfg Config) *Cache {
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = 1 << 21
+	}
+	if cfg.MaxNegative <= 0 {
+		cfg.MaxNegative = max(cfg.MaxEntries/16, 1)
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = 1440
+	}
+	if cfg.ActivityTick <= 0 {
+		cfg.ActivityTick = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Cache{
+		cfg:    cfg,
+		start:  cfg.Now(),
+		insts:  make(map[uint32]*instance),
+		intern: make(map[string]*Locators),
+	}
+	c.dir.Store(newDirectory(c.insts))
+	c.epoch.Store(1)
+	return c
+}
+
+// Lookup returns the longest-prefix match for dst within instance-ID iid and
+// marks the entry active. dst must be a plain IPv4 or IPv6 address (unmap
+// IPv4-mapped IPv6 first). It never locks or allocates.
+func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	s := shardV6
+	if dst.Is4() {
+		s = shardV4
+	}
+	e, ok := in.uni[s].Load().Lookup(dst)
+	if ok {
+		e.touch(c.epoch.Load())
+	}
+	return e, ok
+}
+
+// LookupMAC returns the entry of a MAC EID within iid and marks it active.
+func (c *Cache) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	e, ok := in.uni[shardMAC].Load().Lookup(macAddr(mac))
+	if ok {
+		e.touch(c.epoch.Load())
+	}
+	return e, ok
+}
+
+// LookupMulticast returns the entry for a packet from src to group within
+// iid: the (S,G) entry with the longest matching G-prefix (and within it the
+// longest S-prefix) first, then the (*,G) entry with the longest G-prefix.
+func (c *Cache) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	f := 1
+	if group.Is4() {
+		f = 0
+	}
+	e, ok := in.mc[f].Load().lookup(src, group)
+	if ok {
+		e.touch(c.epoch.Load())
+	}
+	return e, ok
+}
+
+// macAddr encodes a MAC as the first 48 bits of an IPv6 address, so MAC
+// shards reuse the persistent trie (every MAC key is a /48: exact match).
+func macAddr(m [6]byte) netip.Addr {
+	var b [16]byte
+	copy(b[:], m[:])
+	return netip.AddrFrom16(b)
+}
+
+func macPrefix(m [6]byte) netip.Prefix { return netip.PrefixFrom(macAddr(m), 48) }
+
+// Walk calls fn for every entry of the current snapshots, shard by shard,
+// until fn returns false. It takes no lock: each shard is seen whole, but
+// shards may be from different batches. For management listings only.
+func (c *Cache) Walk(fn func(e *Entry) bool) {
+	d := c.dir.Load()
+	for i := range d.slots {
+		in := d.slots[i].in
+		if in == nil {
+			continue
+		}
+		for s := range in.uni {
+			for _, e := range in.uni[s].Load().All() {
+				if !fn(e) {
+					return
+				}
+			}
+		}
+		for f := range in.mc {
+			if !in.mc[f].Load().walk(fn) {
+				return
+			}
+		}
+	}
+}
+
+// Len returns the number of entries.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.st
+	s.Entries, s.Negative, s.Static, s.Multicast = c.n, c.nNeg, c.nStat, c.nMC
+	s.LocatorSets, s.Instances = len(c.intern), len(c.insts)
+	return s
+}
+
+// LastUsed returns the start of the activity tick in which e was last looked
+// up (or installed).
+func (c *Cache) LastUsed(e *Entry) time.Time {
+	u := e.used.Load()
+	if u == 0 {
+		return c.start
+	}
+	return c.start.Add(time.Duration(u-1) * c.cfg.ActivityTick)
+}
+
+// epochAt returns the activity epoch of time t (1 at start).
+func (c *Cache) epochAt(t time.Time) uint32 {
+	d := t.Sub(c.start)
+	if d < 0 {
+		return 1
+	}
+	return uint32(d/c.cfg.ActivityTick) + 1
+}
+
+// Tick publishes the activity epoch of now, so that lookups from then on mark
+// entries with it. Apply, Expire and Refreshable do it too; the slow path
+// calls one of them at least once per Config.ActivityTick. Safe to call from
+// any goroutine; never blocks.
+func (c *Cache) Tick(now time.Time) { c.advance(now) }
+
+// advance moves the published epoch forward to now's, never backwards.
+func (c *Cache) advance(now time.Time) {
+	ep := c.epochAt(now)
+	for {
+		cur := c.epoch.Load()
+		if ep <= cur || c.epoch.CompareAndSwap(cur, ep) {
+			return
+		}
+	}
+}

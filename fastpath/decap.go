@@ -91,7 +91,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		iid = h.InstanceID()
 	}
 	innerOff := udpOff + wire.UDPLen + wire.HeaderLen
-	if r := w.parseInner(b[innerOff:uend], 0); r != dropNone {
+	if r := w.parseInner(b[innerOff:uend], 0, false); r != dropNone {
 		w.drop(f, r)
 		return
 	}

@@ -407,7 +407,6 @@ func (w *Worker) native(f *ring.Frame) {
 	if pk.v4 {
 		et = wire.EtherTypeIPv4
 	}
-	w.c.Inc(CounterDecap) // counted as leaving the overlay
 	w.l2out(f, &adj, st, out, et)
 }
 

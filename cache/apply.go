@@ -155,63 +155,61 @@ func normKey(k Key) (Key, bool) {
 
 // newEntry builds the entry for u (not yet linked or published).
 func (c *Cache) newEntry(k Key, u *Update, now time.Time) (*Entry, error) {
-	fam := k.Family()
-	l, err := c.locators(k.IID, fam, u.RLOCs, u.RLE)
+	l, err := c.locators(k, u.RLOCs, u.RLE)
 	if err != nil {
 		return nil, err
 	}
-	e := &Entry{loc: l, iid: k.IID, version: u.MapVersion & 0x0fff, kind: k.Kind, fam: fam, action: u.Action, hidx: -1}
+	e := &Entry{loc: l, vf: u.MapVersion & versionMask, kind: k.Kind, action: u.Action, hidx: -1}
 	if u.Authoritative {
-		e.flags |= flagAuthoritative
+		e.vf |= flagAuthoritative
 	}
+	ttl := u.TTL
+	if ttl > c.cfg.MaxTTL {
+		ttl = c.cfg.MaxTTL
+	}
+	e.ttl = uint16(ttl)
 	if u.Static {
-		e.flags |= flagStatic
+		e.vf |= flagStatic
 	} else {
-		ttl := u.TTL
-		if ttl > c.cfg.MaxTTL {
-			ttl = c.cfg.MaxTTL
-		}
-		e.ttl = ttl
-		e.expires = now.Add(time.Duration(ttl) * time.Minute).UnixNano()
-	}
-	if u.Static {
-		e.ttl = u.TTL
+		e.expires = uint32(now.Unix() + 60*int64(ttl))
 	}
 	e.used.Store(c.epoch.Load())
 	switch k.Kind {
 	case KindMAC:
 		copy(e.addr[:], k.MAC[:])
 		e.bits = 48
-	case KindMulticast:
-		g := k.Group
-		e.group = &g
-		fallthrough
-	default:
-		if !k.Prefix.IsValid() {
-			e.bits = 0xff
-			break
-		}
-		a := k.Prefix.Addr()
-		if a.Is4() {
-			a4 := a.As4()
-			copy(e.addr[:], a4[:])
-		} else {
-			e.addr = a.As16()
-		}
-		e.bits = uint8(k.Prefix.Bits())
+		return e, nil
 	}
+	if !k.Prefix.IsValid() {
+		e.bits = 0xff
+		return e, nil
+	}
+	a := k.Prefix.Addr()
+	if a.Is4() {
+		a4 := a.As4()
+		copy(e.addr[:], a4[:])
+	} else {
+		e.addr = a.As16()
+	}
+	e.bits = uint8(k.Prefix.Bits())
 	return e, nil
 }
 
-// locators returns the interned locator set for the given contents, creating
-// it (templates and selection table included) when new. The caller owns one
-// reference.
-func (c *Cache) locators(iid uint32, fam Family, rl []RLOC, rle []RLEHop) (*Locators, error) {
+// locators returns the interned locator set for the given key's instance-ID,
+// family (and group) and locator contents, creating it (templates and
+// selection table included) when new. The caller owns one reference.
+func (c *Cache) locators(k Key, rl []RLOC, rle []RLEHop) (*Locators, error) {
 	if len(rl) > 255 || len(rle) > 255 {
 		return nil, ErrTooManyRLOCs
 	}
+	iid, fam := k.IID, k.Family()
 	b := c.kbuf[:0]
 	b = append(b, byte(iid>>24), byte(iid>>16), byte(iid>>8), byte(iid), byte(fam), byte(len(rl)))
+	if k.Kind == KindMulticast {
+		g := k.Group.Addr().As16()
+		b = append(b, g[:]...)
+		b = append(b, byte(k.Group.Bits()))
+	}
 	for i := range rl {
 		r := &rl[i]
 		if !r.Addr.IsValid() {
@@ -246,7 +244,10 @@ func (c *Cache) locators(iid uint32, fam Family, rl []RLOC, rle []RLEHop) (*Loca
 		l.refs++
 		return l, nil
 	}
-	l := &Locators{refs: 1, key: string(b)}
+	l := &Locators{refs: 1, key: string(b), iid: iid, fam: fam}
+	if k.Kind == KindMulticast {
+		l.group = k.Group
+	}
 	if len(rl) > 0 {
 		l.RLOCs = make([]RLOC, len(rl))
 		for i := range rl {
@@ -408,7 +409,7 @@ func (c *Cache) evict(h int, res *ApplyResult) bool {
 	}
 	e := c.heaps[h][i]
 	c.unlink(e)
-	c.del(c.insts[e.iid], e)
+	c.del(c.insts[e.loc.iid], e)
 	c.st.Evicted++
 	if h == 1 {
 		c.st.EvictedNegative++
@@ -423,13 +424,13 @@ func (c *Cache) Expire(now time.Time) []Key {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advance(now)
-	t := now.UnixNano()
+	t := uint32(now.Unix())
 	var out []Key
 	for h := range c.heaps {
 		for len(c.heaps[h]) > 0 && c.heaps[h][0].expires <= t {
 			e := c.heaps[h][0]
 			c.unlink(e)
-			c.del(c.insts[e.iid], e)
+			c.del(c.insts[e.loc.iid], e)
 			c.st.Expired++
 			out = append(out, e.Key())
 		}
@@ -442,13 +443,13 @@ func (c *Cache) Expire(now time.Time) []Key {
 func (c *Cache) NextExpiry() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var t int64
+	var t uint32
 	for h := range c.heaps {
 		if len(c.heaps[h]) > 0 && (t == 0 || c.heaps[h][0].expires < t) {
 			t = c.heaps[h][0].expires
 		}
 	}
-	return time.Unix(0, t), t != 0
+	return time.Unix(int64(t), 0), t != 0
 }
 
 // Refreshable returns the non-static entries that expire within the given
@@ -459,7 +460,7 @@ func (c *Cache) Refreshable(now time.Time, within, activeWithin time.Duration) [
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advance(now)
-	limit := now.Add(within).UnixNano()
+	limit := uint32(now.Add(within).Unix())
 	active := c.epochAt(now.Add(-activeWithin))
 	var out []*Entry
 	for h := range c.heaps {
@@ -673,7 +674,7 @@ func (h entryHeap) down(i int) bool {
 
 // collect appends the entries of the subtree at i that expire by limit and
 // whose activity mark is at least active; subtrees past limit are skipped.
-func (h entryHeap) collect(i int, limit int64, active uint32, out []*Entry) []*Entry {
+func (h entryHeap) collect(i int, limit uint32, active uint32, out []*Entry) []*Entry {
 	if i >= len(h) || h[i].expires > limit {
 		return out
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/gaissmai/bart"
 )
 
-type payload struct{ x int }
+type payload struct{ _ int }
 
 // BenchmarkBartVariant compares bart.Table and bart.Fast for 1M IPv4 and
 // 500k IPv6 prefixes (lookup of hits), to justify the variant the cache uses.

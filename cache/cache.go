@@ -30,8 +30,8 @@ type Config struct {
 	// MaxNegative bounds the non-static negative entries (default
 	// MaxEntries/16), so a flood of misses cannot push out real mappings.
 	MaxNegative int
-	// MaxTTL caps record TTLs, in minutes (default 1440); a TTL of
-	// 0xFFFFFFFF ("receiver decides") becomes MaxTTL.
+	// MaxTTL caps record TTLs, in minutes (default 1440, at most 65535); a
+	// TTL of 0xFFFFFFFF ("receiver decides") becomes MaxTTL.
 	MaxTTL uint32
 	// ActivityTick is the granularity of the activity mark (default 1s):
 	// a reader writes an entry's mark at most once per tick.
@@ -161,6 +161,7 @@ func New(cfg Config) *Cache {
 	if cfg.MaxTTL == 0 {
 		cfg.MaxTTL = 1440
 	}
+	cfg.MaxTTL = min(cfg.MaxTTL, 65535)
 	if cfg.ActivityTick <= 0 {
 		cfg.ActivityTick = time.Second
 	}

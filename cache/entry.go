@@ -126,57 +126,60 @@ type RLEHop struct {
 
 // Locators is an immutable, interned RLOC set with its replication list and
 // the precomputed selection table. Entries with the same instance-ID, EID
-// family and locator contents share one Locators.
+// family (and group prefix, for multicast) and locator contents share one
+// Locators.
 type Locators struct {
 	RLOCs []RLOC
 	RLE   []RLEHop
 	sel   *[256]uint8 // slot -> RLOC index, nil when at most one RLOC is usable
 	one   int16       // the only usable RLOC, or -1
+	fam   Family
+	iid   uint32
+	group netip.Prefix // multicast entries' G-prefix
 
 	// writer-only
 	refs int32
 	key  string
 }
 
-// entry flag bits.
+// entry flag bits, stored above the 12-bit map-version.
 const (
-	flagAuthoritative = 1 << iota
-	flagStatic
+	flagAuthoritative = 1 << 14
+	flagStatic        = 1 << 15
+	versionMask       = 0x0fff
 )
 
 // Entry is one published map-cache entry. It never changes after it is
 // published (an update publishes a new *Entry), except for its activity mark.
+// It is kept to 48 bytes: instance-ID, family and multicast group live in the
+// shared Locators.
 type Entry struct {
 	used    atomic.Uint32 // activity epoch, written by readers at most once per epoch
-	ttl     uint32        // minutes
-	expires int64         // unix nanoseconds; 0 = never (static)
+	expires uint32        // unix seconds; 0 = never (static)
 	loc     *Locators     // never nil
-	group   *netip.Prefix // multicast only
 	addr    [16]byte      // EID address (IPv4 in the first 4 bytes), MAC, or multicast source
-	iid     uint32
-	version uint16
-	bits    uint8 // prefix length; 0xff = (*,G) source
+	hidx    int32         // writer-only: index in its expiry heap, -1 if none
+	ttl     uint16        // minutes (capped by Config.MaxTTL)
+	vf      uint16        // map-version and flags
+	bits    uint8         // prefix length; 0xff = (*,G) source
 	kind    Kind
-	fam     Family
 	action  wire.Action
-	flags   uint8
-	hidx    int32 // writer-only: index in its expiry heap, -1 if none
 }
 
 // Key returns the key of the entry.
 func (e *Entry) Key() Key {
-	k := Key{IID: e.iid, Kind: e.kind}
+	k := Key{IID: e.loc.iid, Kind: e.kind}
 	switch e.kind {
 	case KindMAC:
 		copy(k.MAC[:], e.addr[:6])
 		return k
 	case KindMulticast:
-		k.Group = *e.group
+		k.Group = e.loc.group
 	}
 	if e.bits == 0xff {
 		return k
 	}
-	if e.fam == FamilyIPv4 {
+	if e.loc.fam == FamilyIPv4 {
 		k.Prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte(e.addr[:4])), int(e.bits))
 	} else {
 		k.Prefix = netip.PrefixFrom(netip.AddrFrom16(e.addr), int(e.bits))
@@ -194,25 +197,25 @@ func (e *Entry) RLOCs() []RLOC { return e.loc.RLOCs }
 func (e *Entry) RLE() []RLEHop { return e.loc.RLE }
 
 // TTL returns the record TTL in minutes (RFC 9301 §5.4).
-func (e *Entry) TTL() uint32 { return e.ttl }
+func (e *Entry) TTL() uint32 { return uint32(e.ttl) }
 
 // Expiry returns when the entry expires; the zero time for static entries.
 func (e *Entry) Expiry() time.Time {
 	if e.expires == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, e.expires)
+	return time.Unix(int64(e.expires), 0)
 }
 
 // MapVersion returns the 12-bit map-version number (RFC 9300 §13.2).
-func (e *Entry) MapVersion() uint16 { return e.version }
+func (e *Entry) MapVersion() uint16 { return e.vf & versionMask }
 
 // Authoritative reports the A bit of the mapping record (RFC 9301 §5.4).
-func (e *Entry) Authoritative() bool { return e.flags&flagAuthoritative != 0 }
+func (e *Entry) Authoritative() bool { return e.vf&flagAuthoritative != 0 }
 
 // Static reports whether the entry was installed by configuration; static
 // entries never expire and are never evicted.
-func (e *Entry) Static() bool { return e.flags&flagStatic != 0 }
+func (e *Entry) Static() bool { return e.vf&flagStatic != 0 }
 
 // Action returns the ACT field for a negative entry (RFC 9301 §5.4).
 func (e *Entry) Action() wire.Action { return e.action }

@@ -3,6 +3,7 @@ package cache
 import (
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/wire"
 )
@@ -198,5 +199,13 @@ func TestLookupAllocatesNothing(t *testing.T) {
 	}
 	if sink != 1001*4 {
 		t.Fatalf("unexpected hit count %d", sink)
+	}
+}
+
+// TestEntrySize guards the memory budget (1M prefixes in 128 MiB): an entry
+// must stay in the 48-byte size class.
+func TestEntrySize(t *testing.T) {
+	if s := unsafe.Sizeof(Entry{}); s > 48 {
+		t.Fatalf("Entry is %d bytes, want <= 48", s)
 	}
 }

@@ -257,3 +257,18 @@ func growTo[T any](s []T, n int) []T {
 	}
 	return append(s[:cap(s)], make([]T, n-cap(s))...)
 }
+
+// Clone returns a deep copy of a that shares no memory with it, so that a
+// parsed address can be kept after the struct it was parsed into is reused.
+// An address that cannot be encoded is copied shallowly.
+func (a *Address) Clone() Address {
+	var buf [64]byte
+	b, err := a.Append(buf[:0])
+	if err == nil {
+		var c Address
+		if _, err = c.Parse(b); err == nil {
+			return c
+		}
+	}
+	return *a
+}

@@ -1,0 +1,158 @@
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// dumpcapDrain is how long Stop waits before stopping dumpcap, longer than
+// its capture buffer timeout.
+const dumpcapDrain = 1200 * time.Millisecond
+
+// Capture is a packet capture running in a node (tcpdump, or dumpcap from
+// the tshark package when tcpdump is absent), writing a pcap file.
+type Capture struct {
+	// File is the pcap file being written.
+	File string
+	// Tool is the capture program used ("tcpdump" or "dumpcap").
+	Tool string
+	p    *Proc
+}
+
+// captureTools are the programs Capture can run, in order of preference.
+var captureTools = [...]string{"tcpdump", "dumpcap"}
+
+// CaptureTool returns the capture program Capture will use, or an error
+// naming the script that installs one.
+func CaptureTool() (string, error) {
+	for _, t := range captureTools {
+		if _, err := exec.LookPath(t); err == nil {
+			return t, nil
+		}
+	}
+	return "", errors.New("lab: neither tcpdump nor dumpcap is installed (scripts/deps.sh tcpdump)")
+}
+
+// Capture starts capturing on ifname inside node into file (pcap format),
+// with the BPF filter (empty: everything), and returns once the capture
+// runs. An existing file is replaced. Stop ends it; Down stops it too.
+func (l *Lab) Capture(node, ifname, filter, file string) (*Capture, error) {
+	tool, err := CaptureTool()
+	if err != nil {
+		return nil, err
+	}
+	return l.capture(tool, node, ifname, filter, file)
+}
+
+// capture runs Capture with the given tool.
+func (l *Lab) capture(tool, node, ifname, filter, file string) (*Capture, error) {
+	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lab: capture: %w", err)
+	}
+	var argv []string
+	var ready string
+	switch tool {
+	case "tcpdump":
+		argv = []string{"tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", ifname, "-w", file}
+		if filter != "" {
+			argv = append(argv, filter)
+		}
+		ready = "listening on"
+	default:
+		argv = []string{"dumpcap", "-q", "-P", "-i", ifname, "-w", file}
+		if filter != "" {
+			argv = append(argv, "-f", filter)
+		}
+		ready = "Capturing on"
+	}
+	c, err := l.Command(node, argv...)
+	if err != nil {
+		return nil, err
+	}
+	// An os.Pipe rather than StderrPipe: Proc waits for the process on its
+	// own, which must not close the reading end under the scanner.
+	stderr, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	c.Stderr = w
+	p, err := l.StartCmd(c)
+	w.Close()
+	if err != nil {
+		stderr.Close()
+		return nil, err
+	}
+	cp := &Capture{File: file, Tool: tool, p: p}
+	readyc := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		seen := false
+		defer stderr.Close()
+		for sc.Scan() {
+			if !seen && strings.Contains(sc.Text(), ready) {
+				seen = true
+				readyc <- true
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		if !seen {
+			readyc <- false
+		}
+	}()
+	select {
+	case ok := <-readyc:
+		if ok && tool == "tcpdump" {
+			return cp, nil
+		}
+		if ok {
+			// dumpcap announces itself before the capture runs; it writes
+			// the file header once it does.
+			for range 100 {
+				if fi, err := os.Stat(file); err == nil && fi.Size() >= 24 {
+					return cp, nil
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			_ = p.Stop(time.Second)
+			return nil, fmt.Errorf("lab: capture on %s/%s: %s wrote no file header in 5 s", node, ifname, tool)
+		}
+		err := p.Wait()
+		return nil, fmt.Errorf("lab: capture on %s/%s: %s exited: %v", node, ifname, tool, err)
+	case <-time.After(15 * time.Second):
+		_ = p.Stop(time.Second)
+		return nil, fmt.Errorf("lab: capture on %s/%s: %s not listening after 15 s", node, ifname, tool)
+	}
+}
+
+// Stop ends the capture (SIGINT, so the file is complete) and waits for it.
+func (c *Capture) Stop() error {
+	select {
+	case <-c.p.Done():
+		return nil
+	default:
+	}
+	if c.Tool != "tcpdump" {
+		// dumpcap has no immediate mode and drops what its capture
+		// buffer still holds on SIGINT: let the buffer timeout pass.
+		time.Sleep(dumpcapDrain)
+	}
+	_ = syscall.Kill(c.p.Cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-c.p.Done():
+	case <-time.After(10 * time.Second):
+		_ = c.p.Stop(time.Second)
+		return fmt.Errorf("lab: %s did not stop on SIGINT", c.Tool)
+	}
+	var ee *exec.ExitError
+	if err := c.p.Wait(); err != nil && !errors.As(err, &ee) {
+		return err
+	}
+	return nil
+}

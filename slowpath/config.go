@@ -1,0 +1,468 @@
+package slowpath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/rloc-router/rloc/wire"
+)
+
+// Config configures an Engine: its sockets, the per-source rate limit and
+// the roles it plays. A nil role pointer disables the role.
+type Config struct {
+	// Listen holds the local addresses of the control sockets, at most one
+	// IPv4 and one IPv6 address. Empty means 0.0.0.0:4342 and [::]:4342
+	// (RFC 9301 §5.1). Port 0 picks an ephemeral port (tests).
+	Listen []netip.AddrPort
+	// RateLimit bounds what one source may send.
+	RateLimit RateLimitConfig
+	// MapServer enables the Map-Server role (RFC 9301 §8.2).
+	MapServer *MapServerConfig
+	// MapResolver enables the Map-Resolver role (RFC 9301 §8.1).
+	MapResolver *MapResolverConfig
+	// ETR enables the ETR role (RFC 9301 §6).
+	ETR *ETRConfig
+	// ITR enables the ITR role (RFC 9301 §6).
+	ITR *ITRConfig
+	// Logger receives the engine's structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// RateLimitConfig is a token bucket per source address and port.
+type RateLimitConfig struct {
+	// PerSecond is the sustained rate of messages a source may send; 0
+	// disables rate limiting.
+	PerSecond float64
+	// Burst is the bucket size; 0 means max(1, PerSecond).
+	Burst int
+	// MaxSources bounds the table of buckets; 0 means 65536. Sources beyond
+	// the bound share one bucket.
+	MaxSources int
+}
+
+// AuthKey is a shared key of a site or of a Map-Server (RFC 9301 §5.6).
+type AuthKey struct {
+	// KeyID is the 8-bit Key ID the key is selected by.
+	KeyID uint8
+	// Alg is the HMAC algorithm: wire.AuthHMACSHA256128 or wire.AuthHMACSHA1_96.
+	Alg wire.AuthAlg
+	// Secret is the password; its bytes are the HMAC key.
+	Secret string
+}
+
+func (k *AuthKey) validate(field string) error {
+	if k.Alg != wire.AuthHMACSHA1_96 && k.Alg != wire.AuthHMACSHA256128 {
+		return fmt.Errorf("%s.alg: unsupported algorithm %v (use hmac-sha256-128 or hmac-sha1-96)", field, k.Alg)
+	}
+	if k.Secret == "" {
+		return fmt.Errorf("%s.secret: empty", field)
+	}
+	return nil
+}
+
+// EIDPrefix is an EID prefix in an instance-ID.
+type EIDPrefix struct {
+	// IID is the instance-ID (RFC 8060 §4.1).
+	IID uint32
+	// Prefix is the IPv4 or IPv6 EID prefix.
+	Prefix netip.Prefix
+}
+
+func (p *EIDPrefix) validate(field string) error {
+	if !p.Prefix.IsValid() {
+		return fmt.Errorf("%s.prefix: invalid prefix", field)
+	}
+	if p.Prefix != p.Prefix.Masked() {
+		return fmt.Errorf("%s.prefix: %v has host bits set (want %v)", field, p.Prefix, p.Prefix.Masked())
+	}
+	if p.Prefix.Addr().Is4In6() {
+		return fmt.Errorf("%s.prefix: %v is an IPv4-mapped IPv6 prefix", field, p.Prefix)
+	}
+	return nil
+}
+
+// SitePrefix is an EID prefix a site may register.
+type SitePrefix struct {
+	EIDPrefix
+	// AcceptMoreSpecifics lets the site register prefixes inside Prefix, not
+	// only Prefix itself.
+	AcceptMoreSpecifics bool
+}
+
+// SiteConfig is one site of a Map-Server.
+type SiteConfig struct {
+	// Name identifies the site in logs and listings.
+	Name string
+	// Keys are the site's keys; a Map-Register is verified with the key of
+	// its Key ID.
+	Keys []AuthKey
+	// Prefixes are the EID prefixes the site may register.
+	Prefixes []SitePrefix
+	// ProxyReply makes the Map-Server answer for the site even when its
+	// registrations do not set the P bit.
+	ProxyReply bool
+	// RequireXTRID rejects Map-Registers without xTR-ID and site-ID (I bit,
+	// RFC 9301 §5.6).
+	RequireXTRID bool
+}
+
+// MapServerConfig configures the Map-Server role.
+type MapServerConfig struct {
+	// Sites are the sites allowed to register.
+	Sites []SiteConfig
+	// RegistrationTimeout is how long a registration lives without being
+	// refreshed, unless it sets the T bit; 0 means 3 minutes (3 × the
+	// default 60 s register interval, RFC 9301 §8.2).
+	RegistrationTimeout time.Duration
+}
+
+// RemoteMapServer is a Map-Server a Map-Resolver forwards requests to.
+type RemoteMapServer struct {
+	// Addr is the Map-Server's control address.
+	Addr netip.AddrPort
+	// Prefixes are the EID prefixes the Map-Server is responsible for.
+	Prefixes []EIDPrefix
+}
+
+// MapResolverConfig configures the Map-Resolver role.
+type MapResolverConfig struct {
+	// MapServers are remote Map-Servers; requests for EIDs inside their
+	// prefixes that the local Map-Server (if any) does not hold are
+	// forwarded to them in an ECM (RFC 9301 §5.8, M bit).
+	MapServers []RemoteMapServer
+	// Aggregates are EID prefixes known to be LISP EID space. An
+	// unregistered EID inside one gets a negative Map-Reply with action
+	// send-map-request instead of native-forward.
+	Aggregates []EIDPrefix
+	// NegativeTTL is the TTL of native-forward negative Map-Replies;
+	// 0 means 15 minutes (RFC 9301 §8.1).
+	NegativeTTL time.Duration
+	// AggregateTTL is the TTL of send-map-request negative Map-Replies;
+	// 0 means 1 minute.
+	AggregateTTL time.Duration
+}
+
+// MapServerPeer is a Map-Server an ETR registers with.
+type MapServerPeer struct {
+	// Addr is the Map-Server's control address.
+	Addr netip.AddrPort
+	// Key signs the Map-Registers.
+	Key AuthKey
+}
+
+// RLOCConfig is one locator of a database mapping.
+type RLOCConfig struct {
+	// Addr is the RLOC.
+	Addr netip.Addr
+	// Priority and Weight are the unicast priority and weight (RFC 9301 §5.4).
+	Priority, Weight uint8
+	// MPriority and MWeight are the multicast priority and weight; zero
+	// values mean 255 and 0 (multicast unused).
+	MPriority, MWeight uint8
+}
+
+// Mapping is a database mapping of an ETR.
+type Mapping struct {
+	EIDPrefix
+	// RLOCs are the locators, at least one.
+	RLOCs []RLOCConfig
+	// TTL is the record TTL sent in Map-Replies and Map-Registers; 0 means
+	// 24 hours. It is rounded down to whole minutes (RFC 9301 §5.4).
+	TTL time.Duration
+}
+
+func (m *Mapping) validate(field string) error {
+	if err := m.EIDPrefix.validate(field); err != nil {
+		return err
+	}
+	if len(m.RLOCs) == 0 || len(m.RLOCs) > 255 {
+		return fmt.Errorf("%s.rlocs: %d locators (1..255)", field, len(m.RLOCs))
+	}
+	for i, r := range m.RLOCs {
+		if !r.Addr.IsValid() || r.Addr.Is4In6() {
+			return fmt.Errorf("%s.rlocs[%d].addr: invalid address", field, i)
+		}
+	}
+	if m.TTL < 0 {
+		return fmt.Errorf("%s.ttl: negative", field)
+	}
+	return nil
+}
+
+// ETRConfig configures the ETR role.
+type ETRConfig struct {
+	// MapServers are registered with, each with its key.
+	MapServers []MapServerPeer
+	// Mappings are the database mappings registered and answered for.
+	Mappings []Mapping
+	// RegisterInterval is the period of Map-Registers; 0 means 60 s
+	// (RFC 9301 §8.2).
+	RegisterInterval time.Duration
+	// RetryInterval is the first wait for a Map-Notify before a register is
+	// resent (doubling each time); 0 means 1 s.
+	RetryInterval time.Duration
+	// Retries is how many times a register without Map-Notify is resent
+	// before the next period; 0 means 3.
+	Retries int
+	// NoMapNotify clears the M bit: no Map-Notify is asked for or expected.
+	NoMapNotify bool
+	// ProxyReply sets the P bit: the Map-Server answers for the ETR.
+	ProxyReply bool
+	// Merge sets the merge bit (RFC 9301 §5.6, RFC 8378).
+	Merge bool
+	// XTRID and SiteID are sent in every Map-Register (I bit) when XTRID is
+	// not all zeros (RFC 9301 §5.6).
+	XTRID wire.XTRID
+	// SiteID identifies the site (RFC 9301 §5.6).
+	SiteID uint64
+	// DeregisterOnStop sends Map-Registers with TTL 0 when the engine closes.
+	DeregisterOnStop bool
+	// SMRWindow is how long a requesting ITR is remembered for SMRs; 0
+	// means 10 minutes.
+	SMRWindow time.Duration
+}
+
+// ITRConfig configures the ITR role.
+type ITRConfig struct {
+	// MapResolvers are tried in order; the next is used when one does not
+	// answer.
+	MapResolvers []netip.AddrPort
+	// ITRRLOCs are the addresses put in the ITR-RLOC field of Map-Requests
+	// (RFC 9301 §5.2); replies come back to them. At least one.
+	ITRRLOCs []netip.Addr
+	// RetransmitInterval is the first retransmission timeout, doubled on
+	// each try; 0 means 1 s.
+	RetransmitInterval time.Duration
+	// MaxTries bounds the Map-Requests sent for one miss; 0 means 5.
+	MaxTries int
+	// MinRequestInterval is the rate limit of resolutions per EID: a miss
+	// for an EID resolved or resolving less than this ago is ignored; 0
+	// means 1 s.
+	MinRequestInterval time.Duration
+	// RefreshBefore is how long before a mapping's TTL expiry an active
+	// mapping is refreshed; 0 means 1 minute (capped at half the TTL).
+	RefreshBefore time.Duration
+	// ProbeInterval is the RLOC-probing period; 0 disables probing.
+	ProbeInterval time.Duration
+	// ProbeMisses is how many probes in a row may go unanswered before an
+	// RLOC is marked down; 0 means 3.
+	ProbeMisses int
+	// ProbePort is the UDP port RLOC-probes are sent to; 0 means 4342
+	// (RFC 9301 §7.1). Tests set it to reach ETRs on ephemeral ports.
+	ProbePort uint16
+}
+
+// validate checks c and returns the first problem, naming the field.
+func (c *Config) validate() error {
+	var have4, have6 bool
+	for i, a := range c.Listen {
+		f := fmt.Sprintf("listen[%d]", i)
+		switch {
+		case !a.IsValid():
+			return fmt.Errorf("%s: invalid address", f)
+		case a.Addr().Is4() || a.Addr().Is4In6():
+			if have4 {
+				return fmt.Errorf("%s: a second IPv4 address", f)
+			}
+			have4 = true
+		default:
+			if have6 {
+				return fmt.Errorf("%s: a second IPv6 address", f)
+			}
+			have6 = true
+		}
+	}
+	if r := c.RateLimit; r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
+		return errors.New("rate_limit: negative value")
+	}
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil {
+		return errors.New("roles: no role configured")
+	}
+	if ms := c.MapServer; ms != nil {
+		if ms.RegistrationTimeout < 0 {
+			return errors.New("map_server.registration_timeout: negative")
+		}
+		names := map[string]bool{}
+		for i := range ms.Sites {
+			s := &ms.Sites[i]
+			f := fmt.Sprintf("map_server.sites[%d]", i)
+			if s.Name == "" {
+				return fmt.Errorf("%s.name: empty", f)
+			}
+			if names[s.Name] {
+				return fmt.Errorf("%s.name: duplicate site %q", f, s.Name)
+			}
+			names[s.Name] = true
+			if len(s.Keys) == 0 {
+				return fmt.Errorf("%s.keys: no key", f)
+			}
+			ids := map[uint8]bool{}
+			for j := range s.Keys {
+				if err := s.Keys[j].validate(fmt.Sprintf("%s.keys[%d]", f, j)); err != nil {
+					return err
+				}
+				if ids[s.Keys[j].KeyID] {
+					return fmt.Errorf("%s.keys[%d].key_id: duplicate key ID %d", f, j, s.Keys[j].KeyID)
+				}
+				ids[s.Keys[j].KeyID] = true
+			}
+			if len(s.Prefixes) == 0 {
+				return fmt.Errorf("%s.prefixes: no EID prefix", f)
+			}
+			for j := range s.Prefixes {
+				if err := s.Prefixes[j].validate(fmt.Sprintf("%s.prefixes[%d]", f, j)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if mr := c.MapResolver; mr != nil {
+		if mr.NegativeTTL < 0 || mr.AggregateTTL < 0 {
+			return errors.New("map_resolver.negative_ttl: negative")
+		}
+		for i := range mr.MapServers {
+			f := fmt.Sprintf("map_resolver.map_servers[%d]", i)
+			if !mr.MapServers[i].Addr.IsValid() {
+				return fmt.Errorf("%s.addr: invalid address", f)
+			}
+			if len(mr.MapServers[i].Prefixes) == 0 {
+				return fmt.Errorf("%s.prefixes: no EID prefix", f)
+			}
+			for j := range mr.MapServers[i].Prefixes {
+				if err := mr.MapServers[i].Prefixes[j].validate(fmt.Sprintf("%s.prefixes[%d]", f, j)); err != nil {
+					return err
+				}
+			}
+		}
+		for i := range mr.Aggregates {
+			if err := mr.Aggregates[i].validate(fmt.Sprintf("map_resolver.aggregates[%d]", i)); err != nil {
+				return err
+			}
+		}
+	}
+	if e := c.ETR; e != nil {
+		if len(e.Mappings) == 0 {
+			return errors.New("etr.mappings: no database mapping")
+		}
+		for i := range e.Mappings {
+			if err := e.Mappings[i].validate(fmt.Sprintf("etr.mappings[%d]", i)); err != nil {
+				return err
+			}
+		}
+		for i := range e.MapServers {
+			f := fmt.Sprintf("etr.map_servers[%d]", i)
+			if !e.MapServers[i].Addr.IsValid() {
+				return fmt.Errorf("%s.addr: invalid address", f)
+			}
+			if err := e.MapServers[i].Key.validate(f + ".key"); err != nil {
+				return err
+			}
+		}
+		if e.RegisterInterval < 0 || e.RetryInterval < 0 || e.Retries < 0 || e.SMRWindow < 0 {
+			return errors.New("etr.register_interval: negative interval or count")
+		}
+	}
+	if it := c.ITR; it != nil {
+		if len(it.MapResolvers) == 0 {
+			return errors.New("itr.map_resolvers: no Map-Resolver")
+		}
+		for i, a := range it.MapResolvers {
+			if !a.IsValid() {
+				return fmt.Errorf("itr.map_resolvers[%d]: invalid address", i)
+			}
+		}
+		if len(it.ITRRLOCs) == 0 || len(it.ITRRLOCs) > 32 {
+			return fmt.Errorf("itr.itr_rlocs: %d addresses (1..32)", len(it.ITRRLOCs))
+		}
+		for i, a := range it.ITRRLOCs {
+			if !a.IsValid() {
+				return fmt.Errorf("itr.itr_rlocs[%d]: invalid address", i)
+			}
+		}
+		if it.RetransmitInterval < 0 || it.MaxTries < 0 || it.MinRequestInterval < 0 ||
+			it.RefreshBefore < 0 || it.ProbeInterval < 0 || it.ProbeMisses < 0 {
+			return errors.New("itr: negative interval or count")
+		}
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	if len(c.Listen) == 0 {
+		c.Listen = []netip.AddrPort{
+			netip.AddrPortFrom(netip.IPv4Unspecified(), wire.ControlPort),
+			netip.AddrPortFrom(netip.IPv6Unspecified(), wire.ControlPort),
+		}
+	}
+	if c.RateLimit.PerSecond > 0 {
+		if c.RateLimit.Burst == 0 {
+			c.RateLimit.Burst = max(1, int(c.RateLimit.PerSecond))
+		}
+		if c.RateLimit.MaxSources == 0 {
+			c.RateLimit.MaxSources = 65536
+		}
+	}
+	if c.MapServer != nil {
+		ms := *c.MapServer
+		if ms.RegistrationTimeout == 0 {
+			ms.RegistrationTimeout = 3 * time.Minute
+		}
+		c.MapServer = &ms
+	}
+	if c.MapResolver != nil {
+		mr := *c.MapResolver
+		if mr.NegativeTTL == 0 {
+			mr.NegativeTTL = 15 * time.Minute
+		}
+		if mr.AggregateTTL == 0 {
+			mr.AggregateTTL = time.Minute
+		}
+		c.MapResolver = &mr
+	}
+	if c.ETR != nil {
+		e := *c.ETR
+		if e.RegisterInterval == 0 {
+			e.RegisterInterval = 60 * time.Second
+		}
+		if e.RetryInterval == 0 {
+			e.RetryInterval = time.Second
+		}
+		if e.Retries == 0 {
+			e.Retries = 3
+		}
+		if e.SMRWindow == 0 {
+			e.SMRWindow = 10 * time.Minute
+		}
+		c.ETR = &e
+	}
+	if c.ITR != nil {
+		it := *c.ITR
+		if it.RetransmitInterval == 0 {
+			it.RetransmitInterval = time.Second
+		}
+		if it.MaxTries == 0 {
+			it.MaxTries = 5
+		}
+		if it.MinRequestInterval == 0 {
+			it.MinRequestInterval = time.Second
+		}
+		if it.RefreshBefore == 0 {
+			it.RefreshBefore = time.Minute
+		}
+		if it.ProbeMisses == 0 {
+			it.ProbeMisses = 3
+		}
+		if it.ProbePort == 0 {
+			it.ProbePort = wire.ControlPort
+		}
+		c.ITR = &it
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,144 @@
+package slowpath
+
+import (
+	"time"
+
+	"github.com/rloc-router/rloc/wire"
+)
+
+// MsgStats counts the messages of one type by result.
+type MsgStats struct {
+	// Received counts messages accepted for processing (after rate limiting).
+	Received uint64
+	// Sent counts messages of this type sent.
+	Sent uint64
+	// SendErrors counts sends the socket refused.
+	SendErrors uint64
+	// BadParse counts messages that failed to parse.
+	BadParse uint64
+	// BadAuth counts messages whose authentication failed or whose key is
+	// unknown.
+	BadAuth uint64
+	// RateLimited counts messages dropped by the per-source rate limit.
+	RateLimited uint64
+	// Rejected counts well-formed messages refused by policy (EID not
+	// allowed to the site, xTR-ID required, unknown site).
+	Rejected uint64
+	// Ignored counts messages no role wanted (unmatched nonce, unsupported
+	// type, request for an EID this router does not serve).
+	Ignored uint64
+}
+
+// LatencyBuckets are the upper bounds of the resolution latency histogram.
+var latencyBuckets = [...]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second,
+}
+
+// Histogram is a fixed-bucket latency histogram, in the shape a Prometheus
+// histogram is built from.
+type Histogram struct {
+	// Bounds are the bucket upper bounds.
+	Bounds []time.Duration
+	// Counts[i] counts observations <= Bounds[i] and > Bounds[i-1];
+	// Counts[len(Bounds)] counts the larger ones.
+	Counts []uint64
+	// Sum is the sum of all observations.
+	Sum time.Duration
+	// Count is the number of observations.
+	Count uint64
+}
+
+func newHistogram() Histogram {
+	return Histogram{Bounds: latencyBuckets[:], Counts: make([]uint64, len(latencyBuckets)+1)}
+}
+
+func (h *Histogram) observe(d time.Duration) {
+	i := 0
+	for i < len(h.Bounds) && d > h.Bounds[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.Sum += d
+	h.Count++
+}
+
+// Quantile estimates the q-quantile (0..1) as the upper bound of the bucket
+// that holds it; the last bucket reports the largest bound.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	rank := uint64(q * float64(h.Count))
+	var seen uint64
+	for i, c := range h.Counts {
+		seen += c
+		if seen > rank {
+			if i < len(h.Bounds) {
+				return h.Bounds[i]
+			}
+			break
+		}
+	}
+	return h.Bounds[len(h.Bounds)-1]
+}
+
+func (h Histogram) clone() Histogram {
+	h.Counts = append([]uint64(nil), h.Counts...)
+	return h
+}
+
+// Stats is a snapshot of an engine's counters.
+type Stats struct {
+	// Msgs counts messages by type (index wire.MessageType) and result.
+	Msgs [16]MsgStats
+	// Short counts empty datagrams and datagrams truncated by the receive
+	// buffer.
+	Short uint64
+	// RateTableFull counts packets from sources that did not fit the rate
+	// limit table and shared its overflow bucket.
+	RateTableFull uint64
+	// RegistrationsAccepted counts EID records registered (new or refreshed).
+	RegistrationsAccepted uint64
+	// RegistrationsRejected counts EID records refused by site policy.
+	RegistrationsRejected uint64
+	// RegistrationsExpired counts registrations timed out.
+	RegistrationsExpired uint64
+	// Registrations is the number of live per-xTR registrations.
+	Registrations int
+	// RegisterNotified counts Map-Registers confirmed by a verified Map-Notify.
+	RegisterNotified uint64
+	// RegisterRetries counts Map-Registers resent for lack of a Map-Notify.
+	RegisterRetries uint64
+	// RegisterUnconfirmed counts registration rounds that ended with no Map-Notify.
+	RegisterUnconfirmed uint64
+	// Forwarded counts Map-Requests forwarded to an ETR or a Map-Server.
+	Forwarded uint64
+	// ProxyReplies counts Map-Replies sent by the Map-Server for a site.
+	ProxyReplies uint64
+	// NegativeReplies counts negative Map-Replies sent.
+	NegativeReplies uint64
+	// SMRsSent counts SMRs sent by the ETR.
+	SMRsSent uint64
+	// SMRInvoked counts SMR-invoked Map-Requests sent by the ITR.
+	SMRInvoked uint64
+	// MissesDropped counts miss events refused because the queue was full.
+	MissesDropped uint64
+	// Resolutions counts mappings installed after a miss or refresh.
+	Resolutions uint64
+	// ResolveTimeouts counts resolutions abandoned after MaxTries.
+	ResolveTimeouts uint64
+	// Retransmits counts Map-Requests resent by the ITR.
+	Retransmits uint64
+	// ProbesSent counts RLOC-probes sent.
+	ProbesSent uint64
+	// RLOCDown and RLOCUp count reachability changes found by probing.
+	RLOCDown, RLOCUp uint64
+	// ResolveLatency is the miss-to-install latency.
+	ResolveLatency Histogram
+}
+
+// Msg returns the counters of message type t.
+func (s Stats) Msg(t wire.MessageType) MsgStats { return s.Msgs[t&15] }

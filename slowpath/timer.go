@@ -1,0 +1,115 @@
+package slowpath
+
+import "time"
+
+// timer is one entry of the engine's timer heap. The engine goroutine owns
+// every timer; there is no goroutine per timer.
+type timer struct {
+	at    time.Time
+	fn    func(now time.Time)
+	index int // position in the heap, -1 when not scheduled
+}
+
+// timerHeap is a binary min-heap of timers ordered by deadline.
+type timerHeap []*timer
+
+// schedule adds a timer that calls fn at or after at and returns it so that
+// it can be stopped or moved.
+func (h *timerHeap) schedule(at time.Time, fn func(now time.Time)) *timer {
+	t := &timer{at: at, fn: fn, index: -1}
+	h.push(t)
+	return t
+}
+
+// reset moves t to a new deadline, scheduling it again if it already fired
+// or was stopped.
+func (h *timerHeap) reset(t *timer, at time.Time) {
+	t.at = at
+	if t.index < 0 {
+		h.push(t)
+		return
+	}
+	if !h.down(t.index) {
+		h.up(t.index)
+	}
+}
+
+// stop unschedules t; it is a no-op for a timer that already fired.
+func (h *timerHeap) stop(t *timer) {
+	if t == nil || t.index < 0 {
+		return
+	}
+	i := t.index
+	n := len(*h) - 1
+	if i != n {
+		h.swap(i, n)
+	}
+	(*h)[n] = nil
+	*h = (*h)[:n]
+	t.index = -1
+	if i != n {
+		if !h.down(i) {
+			h.up(i)
+		}
+	}
+}
+
+// next returns the earliest deadline.
+func (h timerHeap) next() (time.Time, bool) {
+	if len(h) == 0 {
+		return time.Time{}, false
+	}
+	return h[0].at, true
+}
+
+// run calls, in deadline order, every timer due at now. Timers scheduled by
+// the callbacks for now or earlier run in the same call.
+func (h *timerHeap) run(now time.Time) {
+	for len(*h) > 0 && !(*h)[0].at.After(now) {
+		t := (*h)[0]
+		h.stop(t)
+		t.fn(now)
+	}
+}
+
+func (h *timerHeap) push(t *timer) {
+	t.index = len(*h)
+	*h = append(*h, t)
+	h.up(t.index)
+}
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].at.Before(h[p].at) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h timerHeap) down(i int) bool {
+	start := i
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].at.Before(h[l].at) {
+			m = r
+		}
+		if !h[m].at.Before(h[i].at) {
+			break
+		}
+		h.swap(i, m)
+		i = m
+	}
+	return i > start
+}

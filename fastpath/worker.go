@@ -61,8 +61,10 @@ const (
 type Config struct {
 	// ID identifies the worker in MissEvents and logs.
 	ID int
-	// CPU is the core Run pins the worker's thread to; negative leaves the
-	// thread unpinned (Run still locks the goroutine to it).
+	// Pin makes Run pin the worker's thread to core CPU (sched_setaffinity);
+	// without it the thread is only locked to the goroutine.
+	Pin bool
+	// CPU is the core to pin to when Pin is set.
 	CPU int
 	// Ports are the rings the worker owns, site and core.
 	Ports []PortConfig
@@ -223,6 +225,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if !cfg.Outer.RLOC4.IsValid() && !cfg.Outer.RLOC6.IsValid() {
 		return nil, errors.New("fastpath: worker has no local RLOC")
 	}
+	if cfg.Pin && (cfg.CPU < 0 || cfg.CPU >= 1024) {
+		return nil, fmt.Errorf("fastpath: CPU %d out of range", cfg.CPU)
+	}
 	if cfg.Batch <= 0 || cfg.Batch > ring.IdealBatchSize {
 		cfg.Batch = ring.IdealBatchSize
 	}
@@ -356,13 +361,13 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 
 // Run polls the worker's ports until ctx is done, Stop is called or a port
 // is closed: it locks the goroutine to its OS thread, pins the thread to
-// Config.CPU when that is not negative, and then runs Step in a loop,
+// Config.CPU when Config.Pin is set, and then runs Step in a loop,
 // sleeping in the ports' Wait when idle. It returns nil on ctx/Stop, the
 // ring error otherwise.
 func (w *Worker) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if w.cfg.CPU >= 0 {
+	if w.cfg.Pin {
 		var set unix.CPUSet
 		set.Set(w.cfg.CPU)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {

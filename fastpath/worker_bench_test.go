@@ -341,7 +341,7 @@ func BenchmarkWorker(b *testing.B) {
 			sitePort, corePort = out, in
 		}
 		// Same worker configuration as benchRig, on null ports.
-		w, err := NewWorker(Config{ID: 1, CPU: -1, Cache: r.c, NextHops: r.nh, Outer: r.outer, RTR: true,
+		w, err := NewWorker(Config{ID: 1, Cache: r.c, NextHops: r.nh, Outer: r.outer, RTR: true,
 			Ports: []PortConfig{{Port: sitePort, Index: 1, Site: true, IID: iidSite}, {Port: corePort, Index: 2}}})
 		if err != nil {
 			b.Fatal(err)

@@ -100,8 +100,7 @@ func newRig(t testing.TB, mod func(*Config)) *rig {
 	r := &rig{t: t, site: siteT, core: coreT, nh: new(NextHopTable), outer: defaultOuter()}
 	r.nh.Store(testNextHops())
 	cfg := Config{
-		ID:  1,
-		CPU: -1,
+		ID: 1,
 		Ports: []PortConfig{
 			{Port: siteW, Index: 1, Site: true, IID: iidSite, Addr4: siteAddr4, Addr6: siteAddr6},
 			{Port: coreW, Index: 2},

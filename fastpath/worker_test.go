@@ -168,7 +168,7 @@ func TestStepNoAllocs(t *testing.T) {
 
 // TestRun runs the worker's own loop pinned to CPU 0 and stops it.
 func TestRun(t *testing.T) {
-	r := newRig(t, func(c *Config) { c.CPU = 0; c.IdleWait = 200 * time.Microsecond })
+	r := newRig(t, func(c *Config) { c.Pin, c.CPU = true, 0; c.IdleWait = 200 * time.Microsecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.w.Run(ctx) }()
@@ -206,7 +206,7 @@ func TestRunClosedPort(t *testing.T) {
 	siteT, siteW := memPair(t)
 	_ = siteT
 	nh := new(NextHopTable)
-	w, err := NewWorker(Config{CPU: -1, Ports: []PortConfig{{Port: siteW, Site: true}},
+	w, err := NewWorker(Config{Ports: []PortConfig{{Port: siteW, Site: true}},
 		Cache: cache.New(cache.Config{}), NextHops: nh, Outer: defaultOuter()})
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +238,7 @@ func TestNewWorkerErrors(t *testing.T) {
 		{Cache: c, NextHops: nh, Outer: defaultOuter(), Ports: []PortConfig{{Port: p, Site: true, IID: 1 << 24}}},
 		{Cache: c, NextHops: nh, Outer: defaultOuter(), Ports: []PortConfig{{Port: p, Site: true, IID: 5}, {Port: p2, Index: 1, Site: true, IID: 5}}},
 		{Cache: c, NextHops: nh, Outer: defaultOuter(), Ports: []PortConfig{{}}},
+		{Cache: c, NextHops: nh, Outer: defaultOuter(), Ports: []PortConfig{{Port: p}}, Pin: true, CPU: -1},
 	}
 	for i, cfg := range bad {
 		if _, err := NewWorker(cfg); err == nil {

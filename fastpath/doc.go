@@ -14,6 +14,43 @@
 //     table (NextHopTable.Resolve) for the outer Ethernet header;
 //  4. transmit the batch and WorkerCounters.Publish its counters.
 //
+// A Worker (NewWorker, Config) owns its ports: site ports, each with the
+// instance-ID it serves, and core ports. It works on any ring.Port, so the
+// same worker runs on ring/mem in tests and benchmarks and on ring/xsk
+// sockets (put one worker's sockets in one xsk Group so frames move between
+// them without copying). Run locks the goroutine to its thread, pins it to
+// Config.CPU and loops over Step, sleeping in the ports' Wait when idle;
+// tests call Step directly.
+//
+// What a worker does with a frame:
+//
+//   - from a site port (ITR/PITR): validate the inner IPv4/IPv6 header, look
+//     up (port instance-ID, destination), pick the RLOC by flow hash
+//     (cache.Entry.Select), decrement the inner TTL, copy the entry's
+//     prebuilt outer header (OuterConfig.BuildTemplate, installed as the
+//     cache's BuildTemplate) into the headroom, patch it (lengths, checksum,
+//     UDP source port, TTL and DSCP/ECN from the inner header, nonce, LSBs)
+//     and write the Ethernet header of the RLOC's next hop. Negative entries:
+//     native forwarding or encapsulation to a PETR (Config.Negative), drop, or
+//     send-map-request (handled like a miss).
+//   - from a core port (ETR): accept only UDP 4341 to our RLOCs, validate the
+//     outer headers and the LISP header, map the instance-ID to its site
+//     port, apply TTL = min(outer, inner) and RFC 6040 ECN, strip the outer
+//     headers and deliver with the inner destination's next-hop MAC. Nonces
+//     and LSBs go to an ObservationRing for the slow path. With Config.RTR,
+//     instance-IDs no site port serves are looked up again and
+//     re-encapsulated.
+//   - path MTU (RFC 9300 §7.1, stateless): an inner IPv4 packet with DF
+//     clear that does not fit is split into two fragments, each encapsulated
+//     (no ETR reassembly needed); otherwise an ICMP "fragmentation needed" /
+//     ICMPv6 "packet too big" goes back out of the ingress site port,
+//     rate-limited.
+//   - next hop not resolved: the IP packet goes to Config.ToKernel so the
+//     kernel runs ARP/ND; ring.Port has no kernel path, so without that hook
+//     the packet is dropped as DropNoNeighbour.
+//   - multicast destinations: the replicate package does not exist yet; the
+//     hook (Worker.replicate) drops and counts them as DropNoRoute.
+//
 // Nothing in the loop allocates, locks, blocks or uses a channel: the
 // map-cache and the next-hop table are read through atomic pointers to
 // immutable snapshots (read-copy-update), and the worker exchanges messages
@@ -32,6 +69,10 @@
 // packet or applies the negative action.
 //
 // # Counters
+//
+// Events that WorkerCounters has no slot for (ECN drops, fragmentation, ICMP
+// sent and suppressed, observations lost) are counted as Extra counters,
+// read with Worker.Extra.
 //
 // Each worker counts into its own WorkerCounters with plain adds (events and
 // drops by DropReason) and publishes the changed counters with atomic stores

@@ -1,0 +1,384 @@
+package fastpath
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/ring/mem"
+)
+
+// benchPrefixes is the number of map-cache prefixes per instance-ID.
+const benchPrefixes = 100_000
+
+// benchPrefix returns the i-th benchmark EID prefix: /24s from 11.0.0.0 up.
+func benchPrefix(i int) netip.Prefix {
+	v := uint32(11<<24) + uint32(i)<<8
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}), 24)
+}
+
+// benchRig is a worker whose map-cache holds benchPrefixes IPv4 prefixes in
+// the site instance-ID and in RTR instance-ID 300, spread over four RLOCs.
+func benchRig(b *testing.B) *rig {
+	b.Helper()
+	rlocs := []netip.Addr{rlocRemote4, rlocOther4, netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.5")}
+	var neighs []NHNeighbour
+	for _, a := range rlocs {
+		neighs = append(neighs, NHNeighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
+	}
+	neighs = append(neighs, NHNeighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
+	r := newRig(b, func(c *Config) { c.RTR = true })
+	r.nh.Store(NewNextHops(
+		[]NHLink{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
+		[]NHRoute{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
+		neighs))
+	ms := make([]StaticMapping, 0, 2*benchPrefixes)
+	for _, iid := range []uint32{iidSite, 300} {
+		for i := 0; i < benchPrefixes; i++ {
+			ms = append(ms, StaticMapping{IID: iid, Prefix: benchPrefix(i), RLOCs: []StaticRLOC{
+				{Addr: rlocs[i%4], Weight: 50}, {Addr: rlocs[(i+1)%4], Weight: 50}}})
+		}
+	}
+	r.install(ms)
+	return r
+}
+
+// benchDsts returns n destinations spread over the benchmark prefixes.
+func benchDsts(n int) []netip.Addr {
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([]netip.Addr, n)
+	for i := range out {
+		p := benchPrefix(rng.IntN(benchPrefixes)).Addr().As4()
+		p[3] = byte(1 + rng.IntN(254))
+		out[i] = netip.AddrFrom4(p)
+	}
+	return out
+}
+
+// injector transmits prebuilt frames into a link 64 at a time.
+type injector struct {
+	p      *mem.Port
+	frames [][]byte
+	next   int
+	batch  [ring.IdealBatchSize]ring.Frame
+}
+
+func (in *injector) send(b *testing.B) {
+	n := in.p.Alloc(in.batch[:])
+	for i := 0; i < n; i++ {
+		pkt := in.frames[in.next]
+		in.next = (in.next + 1) % len(in.frames)
+		in.batch[i].SetLen(len(pkt))
+		copy(in.batch[i].Bytes(), pkt)
+	}
+	m, _ := in.p.Transmit(in.batch[:n])
+	if m != n {
+		in.p.Release(in.batch[m:n])
+		b.Fatalf("injected %d of %d", m, n)
+	}
+}
+
+// runPipeline measures step (one batch through the worker or the baseline
+// forwarder) with in feeding and out draining, and reports per-packet
+// figures.
+func runPipeline(b *testing.B, in *injector, out *mem.Port, step func() int, check func() uint64) {
+	b.Helper()
+	for i := 0; i < 64; i++ { // warm up the memos and the rings
+		in.send(b)
+		step()
+		out.Drain(nil)
+	}
+	before := check()
+	runtime.GC() // the setup's garbage is not the worker's
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	got := 0
+	for i := 0; i < b.N; i++ {
+		in.send(b)
+		step()
+		got += out.Drain(nil)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	pkts := float64(b.N) * ring.IdealBatchSize
+	if got != b.N*ring.IdealBatchSize {
+		b.Fatalf("forwarded %d of %.0f packets", got, pkts)
+	}
+	if n := check() - before; n != uint64(got) {
+		b.Fatalf("worker counted %d of %d packets", n, got)
+	}
+	b.ReportMetric(float64(el.Nanoseconds())/pkts, "ns/pkt")
+	b.ReportMetric(pkts/el.Seconds()/1e6, "Mpps")
+}
+
+// BenchmarkPipeline runs batches of 64 packets through a worker on ring/mem
+// with a 100k-prefix map-cache (per instance-ID). The ring-baseline cases
+// move the same frames through the same links with a forwarder that only
+// receives and transmits: the difference is the worker's own cost.
+func BenchmarkPipeline(b *testing.B) {
+	dsts := benchDsts(4096)
+	siteFrames := func(b *testing.B, payload int) [][]byte {
+		var fs [][]byte
+		for i, d := range dsts {
+			fs = append(fs, siteFrame(b, innerSpec{src: hostA, dst: d, sport: uint16(1024 + i), payload: payload}))
+		}
+		return fs
+	}
+	// 64-byte Ethernet frames: 14 + 20 + 8 + 18 (+ 4 FCS on the wire).
+	const small = 18
+	const large = 1400 - 28
+	baseline := func(b *testing.B, frames [][]byte, core bool) {
+		r := benchRig(b)
+		from, to := r.site, r.core
+		if core {
+			from, to = r.core, r.site
+		}
+		// Forward between the worker's ends of the links without processing.
+		wIn, wOut := r.w.ports[0].p, r.w.ports[1].p
+		if core {
+			wIn, wOut = wOut, wIn
+		}
+		var batch [ring.IdealBatchSize]ring.Frame
+		var total uint64
+		step := func() int {
+			n, _ := wIn.Receive(batch[:])
+			m, _ := wOut.Transmit(batch[:n])
+			wIn.Release(batch[m:n])
+			total += uint64(m)
+			return n
+		}
+		runPipeline(b, &injector{p: from, frames: frames}, to, step, func() uint64 { return total })
+	}
+	worker := func(b *testing.B, frames [][]byte, core bool, ctr Counter) {
+		r := benchRig(b)
+		from, to := r.site, r.core
+		if core {
+			from, to = r.core, r.site
+		}
+		if ctr == CounterReencap {
+			to = r.core
+		}
+		runPipeline(b, &injector{p: from, frames: frames}, to, r.w.Step, func() uint64 {
+			var c Counters
+			r.w.Counters().Snapshot(&c)
+			return c.Get(ctr)
+		})
+	}
+	lispFrames := func(b *testing.B, iid uint32) [][]byte {
+		var fs [][]byte
+		for i, d := range dsts {
+			src, dst := d, hostA
+			if iid != iidSite {
+				src, dst = hostA, d
+			}
+			in := innerPacket(b, innerSpec{src: src, dst: dst, sport: uint16(1024 + i), payload: small})
+			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iid, nonce: uint32(i), inner: in}))
+		}
+		return fs
+	}
+	b.Run("ring-baseline-64B", func(b *testing.B) { baseline(b, siteFrames(b, small), false) })
+	b.Run("encap-64B", func(b *testing.B) { worker(b, siteFrames(b, small), false, CounterEncap) })
+	b.Run("ring-baseline-1400B", func(b *testing.B) { baseline(b, siteFrames(b, large), false) })
+	b.Run("encap-1400B", func(b *testing.B) { worker(b, siteFrames(b, large), false, CounterEncap) })
+	b.Run("ring-baseline-decap-100B", func(b *testing.B) { baseline(b, lispFrames(b, iidSite), true) })
+	b.Run("decap-100B", func(b *testing.B) {
+		r := benchRig(b)
+		// Keep the observation ring drained as the slow path would.
+		var o Observation
+		obs := r.w.Observations()
+		in := &injector{p: r.core, frames: lispFrames(b, iidSite)}
+		runPipeline(b, in, r.site, func() int {
+			n := r.w.Step()
+			for obs.Pop(&o) {
+			}
+			return n
+		}, func() uint64 {
+			var c Counters
+			r.w.Counters().Snapshot(&c)
+			return c.Get(CounterDecap)
+		})
+	})
+	b.Run("rtr-reencap-100B", func(b *testing.B) { worker(b, lispFrames(b, 300), true, CounterReencap) })
+}
+
+// BenchmarkLookup isolates the map-cache lookup of the benchmark cache.
+func BenchmarkLookup(b *testing.B) {
+	c := cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})
+	ms := make([]StaticMapping, benchPrefixes)
+	for i := range ms {
+		ms[i] = StaticMapping{IID: iidSite, Prefix: benchPrefix(i), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}
+	}
+	if err := InstallStatic(c, ms); err != nil {
+		b.Fatal(err)
+	}
+	dsts := benchDsts(4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok := c.Lookup(iidSite, dsts[i&4095]); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
+
+// nullPort is a ring.Port for measuring the worker alone: Receive copies the
+// next prebuilt frames into chunks of its Pool (as a NIC would DMA them) and
+// Transmit releases what it is given (as a completed transmission would).
+type nullPort struct {
+	pool   *ring.Pool
+	frames [][]byte
+	next   int
+	tx     uint64
+}
+
+func newNullPort(b *testing.B, frames [][]byte) *nullPort {
+	pool, err := mem.NewPool(1024, 2048, 256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &nullPort{pool: pool, frames: frames}
+}
+
+func (p *nullPort) Receive(fs []ring.Frame) (int, error) {
+	if len(p.frames) == 0 {
+		return 0, nil
+	}
+	for i := range fs {
+		f, ok := p.pool.Get()
+		if !ok {
+			return i, nil
+		}
+		pkt := p.frames[p.next]
+		p.next++
+		if p.next == len(p.frames) {
+			p.next = 0
+		}
+		f.SetLen(len(pkt))
+		copy(f.Bytes(), pkt)
+		fs[i] = f
+	}
+	return len(fs), nil
+}
+
+func (p *nullPort) Wait(time.Duration) (bool, error) { return len(p.frames) > 0, nil }
+func (p *nullPort) Transmit(fs []ring.Frame) (int, error) {
+	p.tx += uint64(len(fs))
+	ring.Release(fs)
+	return len(fs), nil
+}
+func (p *nullPort) Release(fs []ring.Frame) { ring.Release(fs) }
+func (p *nullPort) Alloc(fs []ring.Frame) int {
+	for i := range fs {
+		f, ok := p.pool.Get()
+		if !ok {
+			return i
+		}
+		fs[i] = f
+	}
+	return len(fs)
+}
+func (p *nullPort) Complete() int    { return 0 }
+func (p *nullPort) Pool() *ring.Pool { return p.pool }
+func (p *nullPort) Close() error     { return nil }
+
+// BenchmarkWorker measures the worker alone: the ports are nullPorts, whose
+// only per-packet work is copying the prebuilt frame into a chunk (Receive)
+// and freeing the chunk (Transmit). null-forward is that I/O with no
+// processing; the other cases are a Step over a 100k-prefix map-cache.
+func BenchmarkWorker(b *testing.B) {
+	dsts := benchDsts(4096)
+	const small, large = 18, 1400 - 28
+	site := func(payload, flows int) [][]byte {
+		var fs [][]byte
+		for i, d := range dsts[:flows] {
+			fs = append(fs, siteFrame(b, innerSpec{src: hostA, dst: d, sport: uint16(1024 + i), payload: payload}))
+		}
+		return fs
+	}
+	lisp := func(iid uint32) [][]byte {
+		var fs [][]byte
+		for i, d := range dsts {
+			src, dst := d, hostA
+			if iid != iidSite {
+				src, dst = hostA, d
+			}
+			in := innerPacket(b, innerSpec{src: src, dst: dst, sport: uint16(1024 + i), payload: small})
+			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iid, nonce: uint32(i), inner: in}))
+		}
+		return fs
+	}
+	measure := func(b *testing.B, step func() int, sent func() uint64) {
+		for i := 0; i < 64; i++ {
+			step()
+		}
+		before := sent()
+		runtime.GC()
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			step()
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		pkts := float64(b.N) * ring.IdealBatchSize
+		if got := sent() - before; float64(got) != pkts {
+			b.Fatalf("sent %d of %.0f", got, pkts)
+		}
+		b.ReportMetric(float64(el.Nanoseconds())/pkts, "ns/pkt")
+		b.ReportMetric(pkts/el.Seconds()/1e6, "Mpps")
+	}
+	run := func(b *testing.B, frames [][]byte, core bool) {
+		r := benchRig(b)
+		in, out := newNullPort(b, frames), newNullPort(b, nil)
+		sitePort, corePort := ring.Port(in), ring.Port(out)
+		if core {
+			sitePort, corePort = out, in
+		}
+		// Same worker configuration as benchRig, on null ports.
+		w, err := NewWorker(Config{ID: 1, Cache: r.c, NextHops: r.nh, Outer: r.outer, RTR: true,
+			Ports: []PortConfig{{Port: sitePort, Index: 1, Site: true, IID: iidSite}, {Port: corePort, Index: 2}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var o Observation
+		sent := func() uint64 { return out.tx }
+		if core && frames[0][14+20+8+4+2] == 44 { // RTR frames (IID 300) go back out of the core port
+			sent = func() uint64 { return in.tx }
+		}
+		measure(b, func() int {
+			n := w.Step()
+			for w.Observations().Pop(&o) {
+			}
+			return n
+		}, sent)
+	}
+	b.Run("null-forward-64B", func(b *testing.B) {
+		in, out := newNullPort(b, site(small, 4096)), newNullPort(b, nil)
+		var batch [ring.IdealBatchSize]ring.Frame
+		measure(b, func() int {
+			n, _ := in.Receive(batch[:])
+			out.Transmit(batch[:n])
+			return n
+		}, func() uint64 { return out.tx })
+	})
+	b.Run("encap-64B", func(b *testing.B) { run(b, site(small, 4096), false) })
+	b.Run("null-forward-1400B", func(b *testing.B) {
+		in, out := newNullPort(b, site(large, 4096)), newNullPort(b, nil)
+		var batch [ring.IdealBatchSize]ring.Frame
+		measure(b, func() int {
+			n, _ := in.Receive(batch[:])
+			out.Transmit(batch[:n])
+			return n
+		}, func() uint64 { return out.tx })
+	})
+	b.Run("encap-1400B", func(b *testing.B) { run(b, site(large, 4096), false) })
+	b.Run("encap-64B-64flows", func(b *testing.B) { run(b, site(small, 64), false) })
+	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true) })
+	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true) })
+}

@@ -49,15 +49,34 @@ const maxInner = 0xffff - wire.OuterIPv4Len
 // that first one only in the destination (the usual case: one router, one
 // source RLOC, one LISP header) is made by copying the first finished copy
 // whole and rewriting the destination and, for IPv4, the header checksum
-// (RFC 1624 eqn. 3, adjustment precomputed in the plan). The result is the
+// (the patch's own RFC 1624 eqn. 3 update of that template's checksum, its
+// packet-dependent terms computed once). The result is the
 // same bytes the patch would give (TestReplicateMatchesPatch).
 func (p *Plan) Replicate(inner []byte, ep *wire.EncapParams, a Allocator) (n int, err error) {
+	return p.ReplicateRange(inner, ep, a, 0, len(p.copies))
+}
+
+// ReplicateRange is Replicate for the copies Copies()[from:to] only, so a
+// caller with a bounded number of buffers can make the copies of a large
+// plan in rounds (sending each round before the next); buffer i then holds
+// the copy to Copies()[from+i].Dst. Bounds outside the plan are clamped.
+func (p *Plan) ReplicateRange(inner []byte, ep *wire.EncapParams, a Allocator, from, to int) (n int, err error) {
 	if err := checkInner(inner); err != nil {
 		return 0, err
 	}
-	var ref4, ref6 []byte // the first finished copy of each family
-	for i := range p.copies {
-		c := &p.copies[i]
+	to = min(to, len(p.copies))
+	from = max(from, 0)
+	if from >= to {
+		return 0, nil
+	}
+	copies := p.copies[from:to]
+	// ref4 and ref6 are the first finished copy of each family whose
+	// template later copies can be derived from; sum4 is the part of the
+	// IPv4 header checksum update that is the same for every such copy.
+	var ref4, ref6 []byte
+	var sum4 uint32
+	for i := range copies {
+		c := &copies[i]
 		t := c.Template
 		buf, ok := a.Alloc(len(t) + len(inner))
 		if !ok {
@@ -67,24 +86,31 @@ func (p *Plan) Replicate(inner []byte, ep *wire.EncapParams, a Allocator) (n int
 		case c.mode == modeDerive4 && ref4 != nil:
 			copy(buf, ref4)
 			copy(buf[16:20], t[16:20])
-			s := uint32(^binary.BigEndian.Uint16(ref4[10:])) + c.delta
+			// PatchOuterIPv4's update (RFC 1624 eqn. 3) of this template's
+			// checksum, with the terms shared by all copies precomputed.
+			s := uint32(^binary.BigEndian.Uint16(t[10:])) + sum4
 			s = s&0xffff + s>>16
 			s = s&0xffff + s>>16
 			binary.BigEndian.PutUint16(buf[10:], ^uint16(s))
+			continue
 		case c.mode == modeDerive6 && ref6 != nil:
 			copy(buf, ref6)
 			copy(buf[24:40], t[24:40])
+			continue
 		default:
 			copy(buf, t)
 			copy(buf[len(t):], inner)
 			if len(t) == wire.OuterIPv4Len {
 				err = wire.PatchOuterIPv4(buf, ep)
-				if ref4 == nil {
+				if ref4 == nil && err == nil && (c.mode == modeDerive4 || from+i == p.ref4) {
 					ref4 = buf
+					for _, o := range [...]int{0, 2, 4, 8} {
+						sum4 += uint32(^binary.BigEndian.Uint16(t[o:])) + uint32(binary.BigEndian.Uint16(buf[o:]))
+					}
 				}
 			} else {
 				err = wire.PatchOuterIPv6(buf, ep)
-				if ref6 == nil {
+				if ref6 == nil && (c.mode == modeDerive6 || from+i == p.ref6) {
 					ref6 = buf
 				}
 			}
@@ -95,7 +121,7 @@ func (p *Plan) Replicate(inner []byte, ep *wire.EncapParams, a Allocator) (n int
 			}
 		}
 	}
-	return len(p.copies), nil
+	return len(copies), nil
 }
 
 var (

@@ -281,6 +281,19 @@ func TestReplicateMatchesPatch(t *testing.T) {
 				t.Fatalf("round %d copy %d to %s (mode %d): got\n% x\nwant\n% x", round, i, c.Dst, c.mode, got, want)
 			}
 		}
+		// The same in rounds of 7 copies (ReplicateRange).
+		for from := 0; from < len(nodes); from += 7 {
+			r := newSlab(7, 512)
+			n, err := p.ReplicateRange(inner, ep, r, from, from+7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if !bytes.Equal(r.mem[i], s.mem[from+i]) {
+					t.Fatalf("round %d: copy %d differs when made from %d", round, from+i, from)
+				}
+			}
+		}
 	}
 }
 
@@ -305,5 +318,32 @@ func TestReplicateMixedTemplates(t *testing.T) {
 	}
 	if iid := wire.Header(s.mem[1][28:]).InstanceID(); iid != 2 {
 		t.Errorf("second copy's instance-ID %d", iid)
+	}
+}
+
+func TestReplicateRange(t *testing.T) {
+	p := fanoutPlan(t, 10)
+	inner := innerPacket(t, "10.0.0.1", "232.1.1.1", 64)
+	ep := &wire.EncapParams{FlowHash: 5, ID: 9}
+	all := newSlab(10, 256)
+	if n, err := p.Replicate(inner, ep, all); n != 10 || err != nil {
+		t.Fatal(n, err)
+	}
+	// Rounds of 4, 4, 2 give the same bytes; each round starts from a
+	// patched copy of its own.
+	for from := 0; from < 10; from += 4 {
+		s := newSlab(4, 256)
+		n, err := p.ReplicateRange(inner, ep, s, from, from+4)
+		if err != nil || n != min(4, 10-from) {
+			t.Fatalf("range %d: %d %v", from, n, err)
+		}
+		for i := range n {
+			if !bytes.Equal(s.mem[i][:100], all.mem[from+i][:100]) {
+				t.Errorf("copy %d differs in rounds", from+i)
+			}
+		}
+	}
+	if n, err := p.ReplicateRange(inner, ep, newSlab(1, 256), 12, 20); n != 0 || err != nil {
+		t.Errorf("empty range: %d %v", n, err)
 	}
 }

@@ -134,8 +134,7 @@ type Copy struct {
 	Template []byte
 
 	// How Replicate makes the copy (see derive).
-	mode  copyMode
-	delta uint32 // IPv4: one's-complement sum of (-ref dst + this dst)
+	mode copyMode
 }
 
 // copyMode says how Plan.Replicate makes one copy.
@@ -147,8 +146,8 @@ const (
 	modePatch copyMode = iota
 	// modeDerive4: the template differs from the family's first one only
 	// in the destination (and so the IPv4 header checksum): copy the
-	// first finished copy whole, write the destination and adjust the
-	// checksum by delta (RFC 1624 eqn. 3).
+	// first finished copy whole, write the destination and update the
+	// template's checksum (RFC 1624 eqn. 3).
 	modeDerive4
 	// modeDerive6: as modeDerive4 for an IPv6 template with a zero UDP
 	// checksum (the only field that depends on the destination then is
@@ -165,6 +164,7 @@ type Plan struct {
 	target     int // level replicated to, -1 when there is none
 	entries    int // entries in the RLE
 	unsendable []netip.Addr
+	ref4, ref6 int // index of the copy others of the family derive from, or -1
 }
 
 // Copies returns the copies the plan makes, in RLE order (read-only).
@@ -334,7 +334,7 @@ func newPlan(es []Entry, tpls [][]byte, cfg PlanConfig) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{role: cfg.Role, level: level, target: -1, entries: len(es)}
+	p := &Plan{role: cfg.Role, level: level, target: -1, entries: len(es), ref4: -1, ref6: -1}
 	// The target level: the lowest level present (ITR), or the lowest one
 	// above our own (RTR). Our own entries never count.
 	for i := range es {
@@ -387,7 +387,9 @@ func newPlan(es []Entry, tpls [][]byte, cfg PlanConfig) (*Plan, error) {
 // derive marks the copies Replicate can derive from the first copy of their
 // family, and precomputes their checksum adjustment.
 func (p *Plan) derive() {
+	p.ref4, p.ref6 = -1, -1
 	ref4, ref6 := -1, -1
+	defer func() { p.ref4, p.ref6 = ref4, ref6 }()
 	for i := range p.copies {
 		c := &p.copies[i]
 		t := c.Template
@@ -400,8 +402,6 @@ func (p *Plan) derive() {
 			// Equal but for the checksum (10:12) and the destination (16:20).
 			if string(t[:10]) == string(r[:10]) && string(t[12:16]) == string(r[12:16]) && string(t[20:]) == string(r[20:]) {
 				c.mode = modeDerive4
-				c.delta = onesAdd(0, ^binary.BigEndian.Uint16(r[16:]), ^binary.BigEndian.Uint16(r[18:]),
-					binary.BigEndian.Uint16(t[16:]), binary.BigEndian.Uint16(t[18:]))
 			}
 			continue
 		}
@@ -416,15 +416,6 @@ func (p *Plan) derive() {
 			c.mode = modeDerive6
 		}
 	}
-}
-
-// onesAdd returns the folded one's-complement sum of s and ws.
-func onesAdd(s uint32, ws ...uint16) uint32 {
-	for _, w := range ws {
-		s += uint32(w)
-	}
-	s = s&0xffff + s>>16
-	return s&0xffff + s>>16
 }
 
 // checkTemplate checks that t is an outer-header template to dst.

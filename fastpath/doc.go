@@ -48,8 +48,11 @@
 //   - next hop not resolved: the IP packet goes to Config.ToKernel so the
 //     kernel runs ARP/ND; ring.Port has no kernel path, so without that hook
 //     the packet is dropped as DropNoNeighbour.
-//   - multicast destinations: the replicate package does not exist yet; the
-//     hook (Worker.replicate) drops and counts them as DropNoRoute.
+//   - multicast destinations: the (S,G)/(*,G) entry's RLE becomes a
+//     replicate.Plan (built on the first packet, memoised per locator set)
+//     and each copy is encapsulated into a fresh frame (CounterReplicate);
+//     an ITR replicates to the lowest RLE level, an RTR to the level above
+//     its own. A refused RLE drops the packets as DropNoRoute.
 //
 // Nothing in the loop allocates, locks, blocks or uses a channel: the
 // map-cache and the next-hop table are read through atomic pointers to

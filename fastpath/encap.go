@@ -207,13 +207,6 @@ func (w *Worker) forward(f *ring.Frame) {
 	}
 }
 
-// replicate is the hook for multicast destinations: (S,G)/(*,G) entries are
-// replicated through the replicate package, which does not exist yet, so
-// multicast packets are dropped and counted as DropNoRoute for now.
-func (w *Worker) replicate(f *ring.Frame) {
-	w.drop(f, DropNoRoute)
-}
-
 // miss holds a copy of the packet until the slow path resolves the
 // destination (HoldQueue.Hold also queues the MissEvent).
 func (w *Worker) miss(f *ring.Frame) {

@@ -199,6 +199,7 @@ type Worker struct {
 	one   [1]ring.Frame
 	ep    wire.EncapParams
 	pk    pktInfo
+	mc    mcastState
 	batch int
 
 	extra    [NumExtra]uint64

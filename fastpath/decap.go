@@ -1,0 +1,266 @@
+package fastpath
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// fromCore handles a frame received on a core port: ETR decapsulation, or
+// RTR re-encapsulation for instance-IDs no site port serves.
+func (w *Worker) fromCore(slot int, f *ring.Frame) {
+	b := f.Bytes()
+	et, off, _, err := wire.Ethernet(b).Payload()
+	if err != nil {
+		w.drop(f, DropBadEthernet)
+		return
+	}
+	pk := &w.pk
+	pk.slot, pk.outerOff = slot, off
+	var udpOff, end int
+	switch et {
+	case wire.EtherTypeIPv4:
+		ip := wire.IPv4(b[off:])
+		if err := ip.Validate(len(b) - off); err != nil {
+			w.drop(f, ipDrop(err))
+			return
+		}
+		if !ip.ChecksumValid() {
+			w.drop(f, DropBadIP)
+			return
+		}
+		if ip.Protocol() != wire.ProtoUDP {
+			w.notLISP(f)
+			return
+		}
+		if !w.rloc4.IsValid() || [4]byte(b[off+16:off+20]) != w.rloc4.As4() {
+			w.drop(f, DropNotOurRLOC)
+			return
+		}
+		if ip.IsFragment() {
+			// Outer fragments are not reassembled (the ITR side of rloc
+			// never sends them, RFC 9300 §7.1 stateless solution).
+			w.drop(f, DropBadIP)
+			return
+		}
+		pk.outerV4 = true
+		pk.outerTTL, pk.outerTOS = ip.TTL(), ip.TOS()
+		udpOff, end = off+ip.HeaderLength(), off+int(ip.TotalLength())
+	case wire.EtherTypeIPv6:
+		ip := wire.IPv6(b[off:])
+		if err := ip.Validate(len(b) - off); err != nil {
+			w.drop(f, ipDrop(err))
+			return
+		}
+		if ip.NextHeader() != wire.ProtoUDP {
+			w.notLISP(f) // extension headers are not looked through
+			return
+		}
+		if !w.rloc6.IsValid() || [16]byte(b[off+24:off+40]) != w.rloc6.As16() {
+			w.drop(f, DropNotOurRLOC)
+			return
+		}
+		pk.outerV4 = false
+		pk.outerTTL, pk.outerTOS = ip.HopLimit(), ip.TrafficClass()
+		udpOff, end = off+wire.IPv6Len, off+wire.IPv6Len+int(ip.PayloadLength())
+	default:
+		w.drop(f, DropBadEthernet)
+		return
+	}
+	u := wire.UDP(b[udpOff:end])
+	if err := u.Validate(end - udpOff); err != nil {
+		w.drop(f, DropBadUDP)
+		return
+	}
+	if u.DstPort() != wire.DataPort {
+		w.notLISP(f)
+		return
+	}
+	// The UDP checksum is not verified: zero must be accepted (RFC 9300
+	// §5.3, RFC 6935 §5) and the inner packet carries its own checks.
+	uend := udpOff + int(u.Length())
+	h := wire.Header(b[udpOff+wire.UDPLen : uend])
+	if h.Validate() != nil {
+		w.drop(f, DropBadLISP)
+		return
+	}
+	var iid uint32
+	if h.InstanceIDPresent() {
+		iid = h.InstanceID()
+	}
+	innerOff := udpOff + wire.UDPLen + wire.HeaderLen
+	if r := w.parseInner(b[innerOff:uend], 0); r != dropNone {
+		w.drop(f, r)
+		return
+	}
+	pk.iid, pk.innerOff = iid, innerOff
+	site := w.siteSlot(iid)
+	if site < 0 && !w.cfg.RTR {
+		w.drop(f, DropWrongIID)
+		return
+	}
+	if h[0]&(wire.FlagN|wire.FlagL) != 0 {
+		w.observe(b, h)
+	}
+	if site >= 0 {
+		pk.rtr = false
+		w.deliver(f, site)
+		return
+	}
+	pk.rtr = true
+	w.forward(f)
+}
+
+// notLISP drops a core-port packet that is not UDP to port 4341. It counts
+// as DropNotOurRLOC (LISP data to a port or protocol that is not ours) and
+// ExtraNotLISP.
+func (w *Worker) notLISP(f *ring.Frame) {
+	w.extra[ExtraNotLISP]++
+	w.drop(f, DropNotOurRLOC)
+}
+
+// deliver finishes ETR decapsulation: TTL and ECN into the inner header,
+// outer headers stripped, the inner Ethernet header written for the inner
+// destination's next hop, out of the instance-ID's site port.
+func (w *Worker) deliver(f *ring.Frame, site int) {
+	pk := &w.pk
+	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	if !w.decapRules(f, inner) {
+		return
+	}
+	ttl := inner[8] // IPv4 TTL
+	if !pk.v4 {
+		ttl = inner[7] // IPv6 hop limit
+	}
+	if ttl == 0 {
+		w.drop(f, DropTTLExpired)
+		return
+	}
+	adj, st := w.nh.Resolve(pk.dst)
+	if st == AdjNoRoute {
+		w.drop(f, DropNoRoute)
+		return
+	}
+	if st == AdjResolved && w.portSlot(adj.Port) != site {
+		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
+		return
+	}
+	f.SetLen(pk.innerOff + pk.innerLen)
+	f.Pull(pk.innerOff - wire.EthernetLen)
+	et := wire.EtherTypeIPv6
+	if pk.v4 {
+		et = wire.EtherTypeIPv4
+	}
+	w.c.Inc(CounterDecap)
+	w.l2out(f, &adj, st, site, et)
+}
+
+// observe records the nonce and LSBs of an accepted LISP data packet for
+// the slow path (echo-nonce, RFC 9300 §10.1; locator-status-bits, §10).
+func (w *Worker) observe(b []byte, h wire.Header) {
+	o := w.obs.next()
+	if o == nil {
+		w.extra[ExtraObservationLost]++
+		return
+	}
+	pk := &w.pk
+	if pk.outerV4 {
+		o.RLOC = netip.AddrFrom4([4]byte(b[pk.outerOff+12 : pk.outerOff+16]))
+	} else {
+		o.RLOC = netip.AddrFrom16([16]byte(b[pk.outerOff+8 : pk.outerOff+24]))
+	}
+	o.IID = pk.iid
+	o.Flags = h[0]
+	o.Nonce = h.Nonce()
+	o.LSBs = h.LSBs()
+	o.Time = w.now
+	w.obs.commit()
+}
+
+// Observation is what the ETR saw in one LISP data header, for the slow
+// path's echo-nonce and locator-status-bits processing.
+type Observation struct {
+	// RLOC is the outer source address: the ITR or RTR that sent the packet.
+	RLOC netip.Addr
+	// IID is the packet's instance-ID (0 without the I bit).
+	IID uint32
+	// Flags is the first byte of the LISP header: N, L, E, V, I
+	// (RFC 9300 §5.3).
+	Flags uint8
+	// Nonce is the 24-bit nonce when Flags has N: an echo request when it
+	// also has E, otherwise possibly the echo of one of ours (RFC 9300
+	// §10.1).
+	Nonce uint32
+	// LSBs are the locator-status-bits when Flags has L (8 bits with I).
+	LSBs uint32
+	// Time is the worker's monotonic clock (ns since it started).
+	Time int64
+}
+
+// ObservationRing is a single-producer single-consumer ring of
+// Observations from one worker to the slow path. The worker writes without
+// waiting (when the ring is full the observation is lost and counted as
+// ExtraObservationLost) and publishes what it wrote once per batch; one
+// slow-path goroutine Pops. No locks: the producer and consumer indices are
+// atomics, and a slot is rewritten only after the consumer moved past it.
+type ObservationRing struct {
+	_     [cacheLine]byte
+	prod  atomic.Uint64 // published by the worker
+	_     [cacheLine - 8]byte
+	cons  atomic.Uint64 // advanced by the consumer
+	_     [cacheLine - 8]byte
+	local uint64 // worker: next slot to write
+	seen  uint64 // worker: last consumer position it loaded
+	mask  uint64
+	slots []Observation
+}
+
+func newObservationRing(n int) *ObservationRing {
+	if n <= 0 {
+		n = 1024
+	}
+	size := 2
+	for size < n {
+		size <<= 1
+	}
+	return &ObservationRing{mask: uint64(size - 1), slots: make([]Observation, size)}
+}
+
+// next returns the slot to fill, or nil when the ring is full (worker only).
+func (r *ObservationRing) next() *Observation {
+	if r.local-r.seen > r.mask {
+		r.seen = r.cons.Load()
+		if r.local-r.seen > r.mask {
+			return nil
+		}
+	}
+	return &r.slots[r.local&r.mask]
+}
+
+// commit makes the slot returned by next part of the ring (worker only).
+func (r *ObservationRing) commit() { r.local++ }
+
+// publish makes committed observations visible to the consumer (worker
+// only, once per batch).
+func (r *ObservationRing) publish() {
+	if r.local != r.prod.Load() {
+		r.prod.Store(r.local)
+	}
+}
+
+// Pop removes the oldest published observation into *o and reports whether
+// there was one. Only one goroutine may call Pop.
+func (r *ObservationRing) Pop(o *Observation) bool {
+	c := r.cons.Load()
+	if c == r.prod.Load() {
+		return false
+	}
+	*o = r.slots[c&r.mask]
+	r.cons.Store(c + 1)
+	return true
+}
+
+// Len returns the number of published observations not yet popped.
+func (r *ObservationRing) Len() int { return int(r.prod.Load() - r.cons.Load()) }

@@ -1,0 +1,196 @@
+package fastpath
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/rloc-router/rloc/wire"
+)
+
+// TestDecap delivers LISP packets of each family combination to the site
+// with the inner destination's MAC, and checks the inner bytes.
+func TestDecap(t *testing.T) {
+	cases := []struct {
+		name      string
+		outer     netip.Addr // our RLOC of the outer family
+		peer      netip.Addr
+		src, dst  netip.Addr
+		wantMAC   [6]byte
+		udpChksum bool
+	}{
+		{"IPv4-in-IPv4", rlocLocal4, rlocRemote4, remote4, hostA, macHostA, false},
+		{"IPv6-in-IPv4", rlocLocal4, rlocRemote4, remote6, hostA6, macHost6, false},
+		{"IPv4-in-IPv6", rlocLocal6, rlocRemote6, remote4, hostA, macHostA, false},
+		{"IPv6-in-IPv6", rlocLocal6, rlocRemote6, remote6, hostA6, macHost6, false},
+		{"non-zero UDP checksum", rlocLocal4, rlocRemote4, remote4, hostA, macHostA, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			in := innerPacket(t, innerSpec{src: tc.src, dst: tc.dst, ttl: 50, payload: 64})
+			fr := lispFrame(t, lispSpec{src: tc.peer, dst: tc.outer, ttl: 60, iid: iidSite, nonce: 0xabcdef,
+				flags: wire.FlagI | wire.FlagN | wire.FlagE, csum: tc.udpChksum, inner: in})
+			r.fromCore(fr)
+			b := one(t, r.site)
+			if !bytes.Equal(b[0:6], tc.wantMAC[:]) || !bytes.Equal(b[6:12], macSite[:]) {
+				t.Errorf("Ethernet %x", b[:14])
+			}
+			p := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
+			if p.ErrorLayer() != nil || p.Layer(layers.LayerTypeUDP) == nil {
+				t.Fatalf("delivered frame does not decode: %v", p)
+			}
+			if !bytes.Equal(b[14:], in) { // TTL 50 < outer 60: unchanged
+				t.Errorf("inner packet changed:\n got %x\nwant %x", b[14:], in)
+			}
+			c := r.counters()
+			if c.Get(CounterDecap) != 1 || c.Get(CounterTX) != 1 || c.DroppedTotal() != 0 {
+				t.Errorf("decap %d tx %d dropped %d", c.Get(CounterDecap), c.Get(CounterTX), c.DroppedTotal())
+			}
+			var o Observation
+			if !r.w.Observations().Pop(&o) {
+				t.Fatal("no observation recorded")
+			}
+			if o.RLOC != tc.peer || o.Nonce != 0xabcdef || o.IID != iidSite || o.Flags&wire.FlagE == 0 {
+				t.Errorf("observation %+v", o)
+			}
+		})
+	}
+}
+
+// TestDecapTTLECN checks TTL = min(outer, inner) and the RFC 6040 §4.2 table.
+func TestDecapTTLECN(t *testing.T) {
+	cases := []struct {
+		outerTTL, innerTTL uint8
+		outerECN, innerECN uint8
+		wantTTL, wantECN   uint8
+		drop               DropReason // dropNone: delivered
+		ecnDrop            bool
+	}{
+		{60, 50, 0, 0, 50, 0, dropNone, false},
+		{7, 50, 0, 0, 7, 0, dropNone, false},
+		{1, 50, 0, 0, 1, 0, dropNone, false},
+		{0, 50, 0, 0, 0, 0, DropTTLExpired, false},
+		{60, 50, wire.ECNCE, wire.ECNECT0, 50, wire.ECNCE, dropNone, false},
+		{60, 50, wire.ECNECT1, wire.ECNECT0, 50, wire.ECNECT1, dropNone, false},
+		{60, 50, wire.ECNECT0, wire.ECNCE, 50, wire.ECNCE, dropNone, false},
+		{60, 50, wire.ECNCE, wire.ECNNotECT, 0, 0, dropNone, true},
+	}
+	for _, v6 := range []bool{false, true} {
+		for i, tc := range cases {
+			r := newRig(t, nil)
+			src, dst := remote4, hostA
+			if v6 {
+				src, dst = remote6, hostA6
+			}
+			in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: tc.innerTTL, tos: 0xa0 | tc.innerECN, payload: 10})
+			before := r.counters()
+			r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: tc.outerTTL, zeroTTL: tc.outerTTL == 0,
+				tos: 0x28 | tc.outerECN, iid: iidSite, inner: in}))
+			out := drain(r.site)
+			switch {
+			case tc.ecnDrop:
+				if len(out) != 0 || r.w.Extra(ExtraECNDrop) != 1 {
+					t.Errorf("v6=%v case %d: want ECN drop, got %d frames, ecn-drop %d", v6, i, len(out), r.w.Extra(ExtraECNDrop))
+				}
+			case tc.drop != dropNone:
+				if len(out) != 0 {
+					t.Errorf("v6=%v case %d: delivered", v6, i)
+				}
+				expectDrop(t, before, r.counters(), tc.drop)
+			default:
+				if len(out) != 1 {
+					t.Fatalf("v6=%v case %d: %d frames", v6, i, len(out))
+				}
+				ip := out[0][14:]
+				ttl, tos, _ := wire.IPTTLAndTOS(ip)
+				if ttl != tc.wantTTL || tos != 0xa0|tc.wantECN {
+					t.Errorf("v6=%v case %d: TTL/TOS %d/%#x, want %d/%#x", v6, i, ttl, tos, tc.wantTTL, 0xa0|tc.wantECN)
+				}
+				if !v6 && !wire.IPv4(ip).ChecksumValid() {
+					t.Errorf("case %d: inner IPv4 checksum not updated", i)
+				}
+			}
+		}
+	}
+}
+
+// TestDecapRejects: wrong instance-ID, not our RLOC, not port 4341.
+func TestDecapRejects(t *testing.T) {
+	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 10})
+	cases := []struct {
+		name string
+		s    lispSpec
+		want DropReason
+	}{
+		{"wrong IID", lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 999, inner: in}, DropWrongIID},
+		{"no IID bit (IID 0)", lispSpec{src: rlocRemote4, dst: rlocLocal4, flags: wire.FlagN, inner: in}, DropWrongIID},
+		{"not our RLOC", lispSpec{src: rlocRemote4, dst: rlocOther4, iid: iidSite, inner: in}, DropNotOurRLOC},
+		{"not our RLOC v6", lispSpec{src: rlocRemote6, dst: rlocRemote6, iid: iidSite, inner: in}, DropNotOurRLOC},
+		{"port 4342", lispSpec{src: rlocRemote4, dst: rlocLocal4, dport: 4342, iid: iidSite, inner: in}, DropNotOurRLOC},
+		{"N and V", lispSpec{src: rlocRemote4, dst: rlocLocal4, flags: wire.FlagI | wire.FlagN | wire.FlagV, iid: iidSite, inner: in}, DropBadLISP},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			before := r.counters()
+			r.fromCore(lispFrame(t, tc.s))
+			expectDrop(t, before, r.counters(), tc.want)
+			if n := len(drain(r.site)) + len(drain(r.core)); n != 0 {
+				t.Errorf("%d frames sent", n)
+			}
+		})
+	}
+}
+
+// TestRTR re-encapsulates a packet for an instance-ID no site port serves.
+func TestRTR(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.RTR = true })
+	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+	in := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.1"), ttl: 40, tos: wire.ECNECT0, payload: 50})
+	r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: 20, tos: wire.ECNCE, iid: 300, inner: in}))
+	d := decodeLISP(t, one(t, r.core))
+	if netip.AddrFrom4([4]byte(d.ip4.DstIP)) != rlocOther4 || netip.AddrFrom4([4]byte(d.ip4.SrcIP)) != rlocLocal4 {
+		t.Errorf("re-encap %v -> %v", d.ip4.SrcIP, d.ip4.DstIP)
+	}
+	if d.lisp.InstanceID() != 300 {
+		t.Errorf("IID %d", d.lisp.InstanceID())
+	}
+	// Inner TTL: min(20, 40) - 1; ECN: outer CE over ECT(0) → CE, copied out.
+	ttl, tos, _ := wire.IPTTLAndTOS(d.raw)
+	if ttl != 19 || tos&3 != wire.ECNCE || d.ip4.TTL != 19 || d.ip4.TOS&3 != wire.ECNCE {
+		t.Errorf("inner TTL/TOS %d/%#x outer %d/%#x", ttl, tos, d.ip4.TTL, d.ip4.TOS)
+	}
+	if !wire.IPv4(d.raw).ChecksumValid() {
+		t.Error("inner checksum")
+	}
+	if !bytes.Equal(d.raw[20:], in[20:]) {
+		t.Error("inner payload changed")
+	}
+	c := r.counters()
+	if c.Get(CounterReencap) != 1 || c.Get(CounterEncap) != 0 || c.DroppedTotal() != 0 {
+		t.Errorf("reencap %d encap %d dropped %d", c.Get(CounterReencap), c.Get(CounterEncap), c.DroppedTotal())
+	}
+	// A miss in the RTR is held and re-processed on release.
+	in2 := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.31.0.1"), ttl: 40, payload: 5})
+	r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, inner: in2}))
+	if n := len(drain(r.core)); n != 0 {
+		t.Fatalf("%d frames before the mapping", n)
+	}
+	p := netip.MustParsePrefix("10.31.0.0/16")
+	r.install([]StaticMapping{{IID: 300, Prefix: p, RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}})
+	r.w.Releases().Push(Release{IID: 300, Prefix: p})
+	r.w.Step()
+	d = decodeLISP(t, one(t, r.core))
+	if netip.AddrFrom4([4]byte(d.ip4.DstIP)) != rlocRemote4 || !bytes.Equal(d.raw[20:], in2[20:]) {
+		t.Errorf("released RTR packet to %v", d.ip4.DstIP)
+	}
+	// TTL 1 inside cannot be re-encapsulated.
+	before := r.counters()
+	in3 := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.1"), ttl: 1, payload: 5})
+	r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, inner: in3}))
+	expectDrop(t, before, r.counters(), DropTTLExpired)
+}

@@ -1,0 +1,478 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// OuterConfig is what the outer headers a worker writes look like: the local
+// RLOCs and the LISP header options. Its BuildTemplate method is the
+// cache.Config.BuildTemplate of the map-cache the workers read.
+type OuterConfig struct {
+	// RLOC4 and RLOC6 are this router's RLOCs, the outer source address per
+	// family (RFC 9300 §5.3 "Outer Header: Source Routing Locator"). The ETR
+	// accepts LISP data packets only to these addresses.
+	RLOC4, RLOC6 netip.Addr
+	// Nonce sets the N bit and writes a fresh 24-bit nonce into every
+	// packet (RFC 9300 §5.3, §10.1).
+	Nonce bool
+	// LSBs sets the L bit and writes LSBValue as the locator-status-bits
+	// (only the low 8 bits fit next to an instance-ID: RFC 9300 §5.3, §10).
+	LSBs     bool
+	LSBValue uint32
+	// DontFragment sets DF in outer IPv4 headers (RFC 791 §3.1). Inner
+	// packets that do not fit the path MTU are handled before encapsulation
+	// either way (RFC 9300 §7.1).
+	DontFragment bool
+	// UDPChecksum computes outer UDP checksums instead of sending zero
+	// (RFC 9300 §5.3: zero SHOULD be sent).
+	UDPChecksum bool
+}
+
+// BuildTemplate returns the outer-header template (IPv4 or IPv6, UDP to port
+// 4341, LISP with the I bit and instance-ID iid) for RLOC r, in the outer
+// family of r's address, or nil when this router has no RLOC of that family.
+// The EID family does not matter: IPv4 and IPv6 EIDs share templates.
+func (o OuterConfig) BuildTemplate(iid uint32, _ cache.Family, r *cache.RLOC) []byte {
+	ou := wire.Outer{
+		Dst:          r.Addr,
+		LISP:         wire.HeaderFields{Flags: wire.FlagI, InstanceID: iid & wire.MaxInstanceID},
+		DontFragment: o.DontFragment,
+		UDPChecksum:  o.UDPChecksum,
+	}
+	if o.Nonce {
+		ou.LISP.Flags |= wire.FlagN
+	}
+	if o.LSBs {
+		ou.LISP.Flags |= wire.FlagL
+		ou.LISP.LSBs = o.LSBValue
+	}
+	if r.Addr.Unmap().Is4() {
+		if !o.RLOC4.IsValid() {
+			return nil
+		}
+		ou.Src = o.RLOC4
+	} else {
+		if !o.RLOC6.IsValid() {
+			return nil
+		}
+		ou.Src = o.RLOC6
+	}
+	b, err := wire.AppendOuter(make([]byte, 0, wire.OuterIPv6Len), &ou)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// dropNone is the "no drop" value of functions returning a DropReason.
+const dropNone = NumDropReasons
+
+// pktInfo is what the worker learned about the packet it is processing.
+type pktInfo struct {
+	slot     int // ingress port
+	innerOff int // offset of the inner IP header in the frame
+	innerLen int // inner IP total length
+	v4       bool
+	rtr      bool // arrived encapsulated (RTR): TTL/ECN from the outer header
+	iid      uint32
+	dst, src netip.Addr
+	hash     uint32
+	outerTTL uint8
+	outerTOS uint8
+	outerOff int // offset of the outer IP header (decap)
+	outerV4  bool
+}
+
+// ipDrop maps an IP validation error to its drop reason.
+func ipDrop(err error) DropReason {
+	switch err {
+	case wire.ErrIPHeaderLength:
+		return DropBadIHL
+	case wire.ErrIPTotalLength:
+		return DropBadLength
+	}
+	return DropBadIP // truncated header, wrong version
+}
+
+// parseInner validates the inner IP packet at the start of b (version ver,
+// or by its version nibble when ver is 0) and fills w.pk.
+func (w *Worker) parseInner(b []byte, ver uint8) DropReason {
+	if ver == 0 {
+		if len(b) == 0 {
+			return DropBadIP
+		}
+		ver = b[0] >> 4
+	}
+	pk := &w.pk
+	switch ver {
+	case 4:
+		ip := wire.IPv4(b)
+		if err := ip.Validate(len(b)); err != nil {
+			return ipDrop(err)
+		}
+		if !ip.ChecksumValid() {
+			return DropBadIP
+		}
+		pk.v4 = true
+		pk.innerLen = int(ip.TotalLength())
+		pk.dst = netip.AddrFrom4([4]byte(b[16:20]))
+		pk.src = netip.AddrFrom4([4]byte(b[12:16]))
+	case 6:
+		ip := wire.IPv6(b)
+		if err := ip.Validate(len(b)); err != nil {
+			return ipDrop(err)
+		}
+		pk.v4 = false
+		pk.innerLen = wire.IPv6Len + int(ip.PayloadLength())
+		pk.dst = netip.AddrFrom16([16]byte(b[24:40]))
+		pk.src = netip.AddrFrom16([16]byte(b[8:24]))
+	default:
+		return DropBadIP
+	}
+	return dropNone
+}
+
+// fromSite handles a frame received on a site port: ITR/PITR.
+func (w *Worker) fromSite(slot int, f *ring.Frame) {
+	b := f.Bytes()
+	et, off, _, err := wire.Ethernet(b).Payload()
+	if err != nil {
+		w.drop(f, DropBadEthernet)
+		return
+	}
+	var ver uint8
+	switch et {
+	case wire.EtherTypeIPv4:
+		ver = 4
+	case wire.EtherTypeIPv6:
+		ver = 6
+	default:
+		w.drop(f, DropBadEthernet)
+		return
+	}
+	pk := &w.pk
+	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, off, w.ports[slot].iid, false
+	if r := w.parseInner(b[off:], ver); r != dropNone {
+		w.drop(f, r)
+		return
+	}
+	w.forward(f)
+}
+
+// forward looks the inner destination up and encapsulates, applies the
+// negative action, or holds the packet on a miss. w.pk describes the packet;
+// nothing in it has been modified yet.
+func (w *Worker) forward(f *ring.Frame) {
+	pk := &w.pk
+	if pk.dst.IsMulticast() {
+		w.replicate(f)
+		return
+	}
+	e, ok := w.cache.Lookup(pk.iid, pk.dst)
+	if !ok {
+		w.miss(f)
+		return
+	}
+	pk.hash = wire.FlowHash(f.Bytes()[pk.innerOff:pk.innerOff+pk.innerLen], w.cfg.FlowSeed)
+	if !e.Negative() {
+		r := e.Select(pk.hash)
+		if r == nil {
+			w.drop(f, DropNoRoute) // every RLOC down or priority 255
+			return
+		}
+		w.encap(f, r)
+		return
+	}
+	switch e.Action() {
+	case wire.ActionSendMapRequest:
+		w.miss(f)
+	case wire.ActionNoAction, wire.ActionNativelyForward:
+		if !pk.rtr {
+			if r := w.ports[pk.slot].petr; r != nil {
+				w.encap(f, r)
+				return
+			}
+		}
+		w.native(f)
+	default:
+		w.drop(f, DropNegative)
+	}
+}
+
+// replicate is the hook for multicast destinations: (S,G)/(*,G) entries are
+// replicated through the replicate package, which does not exist yet, so
+// multicast packets are dropped and counted as DropNoRoute for now.
+func (w *Worker) replicate(f *ring.Frame) {
+	w.drop(f, DropNoRoute)
+}
+
+// miss holds a copy of the packet until the slow path resolves the
+// destination (HoldQueue.Hold also queues the MissEvent).
+func (w *Worker) miss(f *ring.Frame) {
+	pk := &w.pk
+	w.c.Inc(CounterMiss)
+	w.hold.Hold(w.now, pk.iid, pk.dst, pk.src, uint32(pk.slot), f.Bytes())
+	w.free(f)
+}
+
+// prepareInner applies the forwarding rules to the inner header before the
+// packet leaves: for a re-encapsulated packet the decapsulation rules first
+// (TTL = min(outer, inner), ECN by RFC 6040 §4.2), then the router's own
+// TTL / hop-limit decrement. It reports false when the packet was dropped.
+func (w *Worker) prepareInner(f *ring.Frame) bool {
+	pk := &w.pk
+	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	if pk.rtr && !w.decapRules(f, inner) {
+		return false
+	}
+	if pk.v4 {
+		ttl := inner[8]
+		if ttl <= 1 {
+			w.drop(f, DropTTLExpired)
+			return false
+		}
+		old := binary.BigEndian.Uint16(inner[8:])
+		inner[8] = ttl - 1
+		ip := wire.IPv4(inner)
+		ip.SetChecksum(wire.ChecksumUpdate(ip.Checksum(), old, binary.BigEndian.Uint16(inner[8:])))
+		return true
+	}
+	if inner[7] <= 1 {
+		w.drop(f, DropTTLExpired)
+		return false
+	}
+	inner[7]--
+	return true
+}
+
+// decapRules applies RFC 9300 §5.3 / RFC 6040 §4.2 to the inner header from
+// the outer TTL and TOS in w.pk; false when the packet was dropped.
+func (w *Worker) decapRules(f *ring.Frame, inner []byte) bool {
+	d, err := wire.ApplyDecap(inner, w.pk.outerTTL, w.pk.outerTOS)
+	switch {
+	case err != nil:
+		w.drop(f, DropBadIP)
+		return false
+	case d == wire.ECNDrop:
+		// No DropReason exists for this yet: counted as ExtraECNDrop only.
+		w.extra[ExtraECNDrop]++
+		w.free(f)
+		return false
+	case d == wire.ECNForwardAlarm:
+		w.extra[ExtraECNAlarm]++
+	}
+	return true
+}
+
+// outerHop resolves the underlay next hop of rloc: the egress port slot, the
+// adjacency and its status. It returns slot -1 (having dropped f) when the
+// packet cannot leave.
+func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *Adjacency) (int, AdjStatus) {
+	a, st := w.nh.Resolve(rloc)
+	*adj = a
+	switch st {
+	case AdjNoRoute:
+		w.drop(f, DropNoRoute)
+		return -1, st
+	case AdjKernel, AdjIncomplete:
+		return -1, st
+	}
+	out := w.portSlot(a.Port)
+	if out < 0 {
+		w.drop(f, DropNoPort)
+	}
+	return out, st
+}
+
+// pathMTU is the largest outer IP packet port out may send.
+func (w *Worker) pathMTU(out int, adj *Adjacency) int {
+	if out >= 0 {
+		if m := w.ports[out].mtu; m > 0 {
+			return m
+		}
+	}
+	if adj.MTU > 0 {
+		return int(adj.MTU)
+	}
+	return 1500
+}
+
+// encap encapsulates the packet described by w.pk to RLOC r and queues it.
+func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
+	pk := &w.pk
+	tpl := r.Template
+	if len(tpl) < wire.OuterIPv4Len {
+		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
+		return
+	}
+	var adj Adjacency
+	out, st := w.outerHop(f, r.Addr, &adj)
+	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+		return
+	}
+	if !w.prepareInner(f) {
+		return
+	}
+	if mtu := w.pathMTU(out, &adj); len(tpl)+pk.innerLen > mtu {
+		w.tooBig(f, tpl, &adj, st, out, mtu)
+		return
+	}
+	w.writeOuter(f, pk.innerOff, pk.innerLen, tpl, &adj, st, out)
+}
+
+// writeOuter turns f, whose inner IP packet of innerLen bytes starts at
+// innerOff, into Ethernet + template + inner (the payload does not move:
+// the front grows into the headroom or shrinks), patches the template and
+// sends the frame.
+func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
+	f.SetLen(innerOff + innerLen) // drop Ethernet padding
+	if d := innerOff - wire.EthernetLen - len(tpl); d >= 0 {
+		f.Pull(d)
+	} else if f.Push(-d) == nil {
+		w.drop(f, DropBadLength) // a frame without the ring's headroom
+		return
+	}
+	b := f.Bytes()
+	copy(b[wire.EthernetLen:], tpl)
+	w.ep.FlowHash = w.pk.hash
+	w.ep.Nonce = w.nonce()
+	w.ep.LSBs = w.lsbs
+	w.ep.ID = w.ipid
+	w.ipid++
+	if err := wire.PatchOuter(b[wire.EthernetLen:], &w.ep); err != nil {
+		w.drop(f, DropBadLength)
+		return
+	}
+	if w.pk.rtr {
+		w.c.Inc(CounterReencap)
+	} else {
+		w.c.Inc(CounterEncap)
+	}
+	et := wire.EtherTypeIPv6
+	if tpl[0]>>4 == 4 {
+		et = wire.EtherTypeIPv4
+	}
+	w.l2out(f, adj, st, out, et)
+}
+
+// l2out writes the Ethernet header of adj and sends f on port out; for an
+// unresolved next hop it hands the IP packet to the kernel instead.
+func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et uint16) {
+	b := f.Bytes()
+	if st != AdjResolved {
+		if w.cfg.ToKernel != nil && w.cfg.ToKernel(b[wire.EthernetLen:]) {
+			w.c.Inc(CounterToKernel)
+			w.free(f)
+			return
+		}
+		if st == AdjKernel {
+			w.drop(f, DropNoPort)
+		} else {
+			w.drop(f, DropNoNeighbour)
+		}
+		return
+	}
+	e := wire.Ethernet(b)
+	e.SetDst(adj.DstMAC)
+	e.SetSrc(adj.SrcMAC)
+	e.SetType(et)
+	w.send(out, f)
+}
+
+// native forwards the inner packet unencapsulated (negative mapping with
+// no-action or natively-forward, RFC 9301 §5.4): out of the port and to the
+// next hop the next-hop table gives for the inner destination, TTL
+// decremented.
+func (w *Worker) native(f *ring.Frame) {
+	pk := &w.pk
+	var adj Adjacency
+	out, st := w.outerHop(f, pk.dst, &adj)
+	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+		return
+	}
+	if !w.prepareInner(f) {
+		return
+	}
+	f.SetLen(pk.innerOff + pk.innerLen)
+	f.Pull(pk.innerOff - wire.EthernetLen)
+	et := wire.EtherTypeIPv6
+	if pk.v4 {
+		et = wire.EtherTypeIPv4
+	}
+	w.c.Inc(CounterDecap) // counted as leaving the overlay
+	w.l2out(f, &adj, st, out, et)
+}
+
+// tooBig handles an inner packet that does not fit the path MTU once
+// encapsulated (RFC 9300 §7.1, the stateless solution): an IPv4 packet with
+// DF clear is split into two fragments, each encapsulated on its own, so no
+// ETR has to reassemble; an IPv4 packet with DF set or an IPv6 packet is
+// dropped and, for packets from a site, an ICMP "fragmentation needed" /
+// ICMPv6 "packet too big" with MTU L-H goes back to the source out of the
+// ingress port (rate-limited).
+func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+	pk := &w.pk
+	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	if pk.v4 && !wire.IPv4(inner).DontFragment() {
+		w.fragment(f, tpl, adj, st, out, mtu)
+		return
+	}
+	if !pk.rtr {
+		w.sendTooBig(f, mtu-len(tpl))
+	}
+	w.drop(f, DropMTUExceeded)
+}
+
+// fragment splits the inner IPv4 packet of f in two (RFC 791 §3.2: the first
+// fragment's payload a multiple of 8 bytes), the second in a fresh frame,
+// and encapsulates both to the same RLOC with the same flow hash. Options
+// are copied into both fragments. A packet that two fragments cannot carry
+// is dropped as DropMTUExceeded.
+func (w *Worker) fragment(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+	pk := &w.pk
+	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	ip := wire.IPv4(inner)
+	hl := ip.HeaderLength()
+	payload := pk.innerLen - hl
+	first := (payload/2 + 7) &^ 7
+	room := mtu - len(tpl)
+	if first == 0 || first >= payload || hl+first > room || hl+payload-first > room {
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	var g ring.Frame
+	slot := out
+	if slot < 0 {
+		slot = pk.slot
+	}
+	if !w.alloc(slot, &g) {
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	n2 := hl + payload - first
+	if g.Headroom() < wire.EthernetLen+len(tpl) || !g.SetLen(n2) {
+		w.free(&g)
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	gb := g.Bytes()
+	copy(gb, inner[:hl])
+	copy(gb[hl:], inner[hl+first:])
+	ff := ip.FlagsFragment()
+	off := ff & 0x1fff
+	g2 := wire.IPv4(gb)
+	g2.SetTotalLength(uint16(n2))
+	g2.SetFlagsFragment(ff&wire.IPv4FlagMF | (off + uint16(first/8)))
+	g2.UpdateChecksum()
+	ip.SetTotalLength(uint16(hl + first))
+	ip.SetFlagsFragment(wire.IPv4FlagMF | off)
+	ip.UpdateChecksum()
+	w.extra[ExtraFragmented]++
+	w.writeOuter(f, pk.innerOff, hl+first, tpl, adj, st, out)
+	w.writeOuter(&g, 0, n2, tpl, adj, st, out)
+}

@@ -1,0 +1,578 @@
+package fastpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// PortConfig describes one of a worker's ports.
+type PortConfig struct {
+	// Port is the ring the worker polls and transmits on: one NIC queue
+	// (ring/xsk) or one end of an in-memory link (ring/mem).
+	Port ring.Port
+	// Index is the port's index in the NextHopTable (Adjacency.Port): next
+	// hops that leave through this index are sent on Port.
+	Index uint16
+	// Site marks a site-facing port: what it receives is inner (EID)
+	// traffic to encapsulate in instance-ID IID, and what the ETR
+	// decapsulates for IID is delivered on it. Other ports face the core
+	// (underlay) and receive LISP data packets.
+	Site bool
+	// IID is the instance-ID of a site port (RFC 9300 §8; 24 bits).
+	IID uint32
+	// MTU is the path MTU towards the core through this port, the largest
+	// outer IP packet it may send (RFC 9300 §7, "L"). Zero takes the
+	// next hop's interface MTU, and 1500 when that is unknown.
+	MTU int
+	// Addr4 and Addr6 are the router's addresses on a site port, used as
+	// the source of ICMP errors sent out of it (RFC 1812 §4.3.2.4). Zero
+	// values fall back to the local RLOC of the family.
+	Addr4, Addr6 netip.Addr
+}
+
+// NegativeMode says what a worker does with packets whose mapping is
+// negative with action no-action or natively-forward (RFC 9301 §5.4).
+type NegativeMode uint8
+
+// Negative forwarding modes.
+const (
+	// NegativeNative forwards the packet unencapsulated, out of the port the
+	// next-hop table gives for its destination (RFC 6832 §3: the destination
+	// is not a LISP site).
+	NegativeNative NegativeMode = iota
+	// NegativePETR encapsulates the packet to the configured Proxy-ETR
+	// (RFC 6832 §4); without a PETR of the packet's outer family the packet
+	// is forwarded natively.
+	NegativePETR
+)
+
+// Config configures a Worker. Zero fields take the documented defaults.
+type Config struct {
+	// ID identifies the worker in MissEvents and logs.
+	ID int
+	// CPU is the core Run pins the worker's thread to; negative leaves the
+	// thread unpinned (Run still locks the goroutine to it).
+	CPU int
+	// Ports are the rings the worker owns, site and core.
+	Ports []PortConfig
+	// Cache is the map-cache (required). Its Config.BuildTemplate must be
+	// Outer.BuildTemplate (or build the same templates) so that entries
+	// carry the outer headers the worker copies.
+	Cache *cache.Cache
+	// NextHops is the adjacency table the slow path maintains (required).
+	NextHops *NextHopTable
+	// Outer holds the local RLOCs and the shape of the LISP header.
+	Outer OuterConfig
+	// Hold sizes the hold-on-miss storage.
+	Hold HoldConfig
+	// Negative is what to do with no-action / natively-forward negatives.
+	Negative NegativeMode
+	// PETR4 and PETR6 are the Proxy-ETR RLOCs for NegativePETR, one per
+	// outer family (RFC 6832 §4); PETR4 is preferred when both are set.
+	PETR4, PETR6 netip.Addr
+	// RTR makes the worker re-encapsulate LISP packets whose instance-ID no
+	// site port serves: decapsulate, look the inner destination up in that
+	// instance-ID and encapsulate to the RLOC found (RFC 9300 §6 / §3 "RTR").
+	// Without RTR such packets are dropped as DropWrongIID.
+	RTR bool
+	// FlowSeed perturbs the flow hash (wire.FlowHash), so that an RTR can
+	// split flows independently of the ITR before it.
+	FlowSeed uint32
+	// ICMPRate bounds the ICMP errors the worker generates per second
+	// (default 100); ICMPBurst is the bucket depth (default 10). A negative
+	// ICMPRate disables ICMP generation.
+	ICMPRate  int
+	ICMPBurst int
+	// Batch is the number of frames received per port per step (default
+	// and maximum ring.IdealBatchSize).
+	Batch int
+	// IdleSpins is the number of empty steps before Run sleeps in Wait
+	// (default 64); IdleWait bounds one sleep (default 1 ms).
+	IdleSpins int
+	IdleWait  time.Duration
+	// ObservationRing is the capacity of the echo-nonce / LSB observation
+	// ring read by the slow path, rounded up to a power of two (default
+	// 1024).
+	ObservationRing int
+	// ToKernel, when set, hands an IP packet (no Ethernet header) to the
+	// kernel, e.g. through a TAP device or raw socket; the worker calls it
+	// for packets whose next hop has no link-layer address yet (so the
+	// kernel resolves it by ARP/ND) and counts CounterToKernel. ring.Port
+	// has no path to the kernel of its own: when ToKernel is nil such
+	// packets are dropped as DropNoNeighbour. It runs on the worker's
+	// goroutine and must not block.
+	ToKernel func(pkt []byte) bool
+}
+
+// Extra counts the events of a worker that WorkerCounters has no slot for.
+type Extra uint8
+
+// Extra counters.
+const (
+	ExtraECNDrop         Extra = iota // outer CE over a Not-ECT inner packet, dropped (RFC 6040 §4.2)
+	ExtraECNAlarm                     // ECN combination RFC 6040 §4.2 marks "(!!!)", forwarded
+	ExtraFragmented                   // inner IPv4 packets split in two for the path MTU (RFC 9300 §7.1)
+	ExtraICMPSent                     // ICMP/ICMPv6 too-big messages sent
+	ExtraICMPSuppressed               // too-big messages not sent (rate limit, no frame, no address)
+	ExtraNotLISP                      // core-port packets that are not UDP to port 4341 (subset of DropNotOurRLOC)
+	ExtraObservationLost              // echo/LSB observations lost because the ring was full
+	ExtraPoolEmpty                    // no frame for a fragment, ICMP or released packet
+	NumExtra
+)
+
+var extraNames = [NumExtra]string{
+	ExtraECNDrop:         "ecn-drop",
+	ExtraECNAlarm:        "ecn-alarm",
+	ExtraFragmented:      "fragmented",
+	ExtraICMPSent:        "icmp-sent",
+	ExtraICMPSuppressed:  "icmp-suppressed",
+	ExtraNotLISP:         "not-lisp",
+	ExtraObservationLost: "observation-lost",
+	ExtraPoolEmpty:       "pool-empty",
+}
+
+// String names the counter.
+func (e Extra) String() string {
+	if e < NumExtra {
+		return extraNames[e]
+	}
+	return "extra-?"
+}
+
+// wport is one of the worker's ports with its transmit batch.
+type wport struct {
+	p      ring.Port
+	site   bool
+	iid    uint32
+	index  uint16
+	mtu    int
+	addr4  netip.Addr
+	addr6  netip.Addr
+	petr   *cache.RLOC // PETR with this port's instance-ID in its template
+	ntx    int
+	tx     [ring.IdealBatchSize]ring.Frame
+	closed bool
+}
+
+// Worker is one fast-path worker: it owns its ports, counters, hold queue
+// and observation ring, and runs Step in a loop (Run). Every method except
+// the accessors documented as safe belongs to the worker's goroutine.
+type Worker struct {
+	cfg     Config
+	ports   []wport
+	byIndex []int16 // Adjacency.Port → index in ports, -1 when not ours
+	bySite  []siteIID
+	cache   *cache.Cache
+	nh      *NextHopCache
+	ctr     *WorkerCounters
+	c       *Counters
+	hold    *HoldQueue
+	obs     *ObservationRing
+	release ReleaseFunc
+
+	rloc4, rloc6 netip.Addr
+	lsbs         uint32
+	rnd          uint32 // nonce generator state (xorshift32)
+	ipid         uint16
+	now          int64
+	epoch        time.Time
+
+	icmpTokens int64 // in 1/1e9 tokens
+	icmpLast   int64
+	icmpRate   int64
+	icmpBurst  int64
+
+	rx    [ring.IdealBatchSize]ring.Frame
+	one   [1]ring.Frame
+	ep    wire.EncapParams
+	pk    pktInfo
+	batch int
+
+	extra    [NumExtra]uint64
+	extraPub [NumExtra]atomic.Uint64
+
+	stop atomic.Bool
+	err  error
+}
+
+// siteIID maps an instance-ID to the site port that serves it.
+type siteIID struct {
+	iid  uint32
+	slot int
+}
+
+// NewWorker checks cfg and allocates everything the worker's loop uses.
+func NewWorker(cfg Config) (*Worker, error) {
+	if cfg.Cache == nil || cfg.NextHops == nil {
+		return nil, errors.New("fastpath: worker needs a Cache and a NextHopTable")
+	}
+	if len(cfg.Ports) == 0 {
+		return nil, errors.New("fastpath: worker has no ports")
+	}
+	if !cfg.Outer.RLOC4.IsValid() && !cfg.Outer.RLOC6.IsValid() {
+		return nil, errors.New("fastpath: worker has no local RLOC")
+	}
+	if cfg.Batch <= 0 || cfg.Batch > ring.IdealBatchSize {
+		cfg.Batch = ring.IdealBatchSize
+	}
+	if cfg.IdleSpins <= 0 {
+		cfg.IdleSpins = 64
+	}
+	if cfg.IdleWait <= 0 {
+		cfg.IdleWait = time.Millisecond
+	}
+	if cfg.ICMPRate == 0 {
+		cfg.ICMPRate = 100
+	}
+	if cfg.ICMPBurst <= 0 {
+		cfg.ICMPBurst = 10
+	}
+	w := &Worker{
+		cfg:   cfg,
+		cache: cfg.Cache,
+		nh:    NewNextHopCache(cfg.NextHops),
+		ctr:   new(WorkerCounters),
+		rloc4: cfg.Outer.RLOC4.Unmap(),
+		rloc6: cfg.Outer.RLOC6,
+		lsbs:  cfg.Outer.LSBValue,
+		rnd:   uint32(cfg.ID)*0x9e3779b9 | 1,
+		ipid:  uint16(cfg.ID) << 12,
+		epoch: time.Now(),
+		batch: cfg.Batch,
+		obs:   newObservationRing(cfg.ObservationRing),
+	}
+	w.c = &w.ctr.Local
+	if cfg.ICMPRate > 0 {
+		w.icmpRate = int64(cfg.ICMPRate)
+		w.icmpBurst = int64(cfg.ICMPBurst) * 1e9
+		w.icmpTokens = w.icmpBurst
+	}
+	var err error
+	if w.hold, err = NewHoldQueue(cfg.Hold, cfg.ID, w.c); err != nil {
+		return nil, err
+	}
+	w.release = w.onRelease
+	maxIdx := 0
+	for _, pc := range cfg.Ports {
+		if pc.Port == nil {
+			return nil, errors.New("fastpath: port config without a Port")
+		}
+		maxIdx = max(maxIdx, int(pc.Index))
+	}
+	w.byIndex = make([]int16, maxIdx+1)
+	for i := range w.byIndex {
+		w.byIndex[i] = -1
+	}
+	w.ports = make([]wport, len(cfg.Ports))
+	for i, pc := range cfg.Ports {
+		if w.byIndex[pc.Index] >= 0 {
+			return nil, fmt.Errorf("fastpath: port index %d used twice", pc.Index)
+		}
+		if pc.IID > cacheMaxIID {
+			return nil, fmt.Errorf("fastpath: instance-ID %d does not fit in 24 bits", pc.IID)
+		}
+		w.byIndex[pc.Index] = int16(i)
+		p := &w.ports[i]
+		*p = wport{p: pc.Port, site: pc.Site, iid: pc.IID, index: pc.Index, mtu: pc.MTU,
+			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6}
+		if !p.addr4.IsValid() {
+			p.addr4 = w.rloc4
+		}
+		if !p.addr6.IsValid() {
+			p.addr6 = w.rloc6
+		}
+		if pc.Site {
+			for _, s := range w.bySite {
+				if s.iid == pc.IID {
+					return nil, fmt.Errorf("fastpath: instance-ID %d served by two site ports", pc.IID)
+				}
+			}
+			w.bySite = append(w.bySite, siteIID{iid: pc.IID, slot: i})
+			if cfg.Negative == NegativePETR {
+				p.petr = w.petrFor(pc.IID)
+			}
+		}
+	}
+	return w, nil
+}
+
+// cacheMaxIID is the largest instance-ID the data header carries.
+const cacheMaxIID = 1<<24 - 1
+
+// petrFor builds the PETR locator (with its template) for instance-ID iid,
+// or nil when no PETR of a family we have an RLOC for is configured.
+func (w *Worker) petrFor(iid uint32) *cache.RLOC {
+	for _, a := range []netip.Addr{w.cfg.PETR4.Unmap(), w.cfg.PETR6} {
+		if !a.IsValid() {
+			continue
+		}
+		r := &cache.RLOC{Addr: a, Reachable: true}
+		if r.Template = w.cfg.Outer.BuildTemplate(iid, cache.FamilyIPv4, r); r.Template != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// Counters returns the worker's counters; Snapshot and Sum are safe from any
+// goroutine.
+func (w *Worker) Counters() *WorkerCounters { return w.ctr }
+
+// Extra returns the published value of an extra counter. Safe from any
+// goroutine.
+func (w *Worker) Extra(e Extra) uint64 {
+	if e >= NumExtra {
+		return 0
+	}
+	return w.extraPub[e].Load()
+}
+
+// Misses returns the queue the slow path drains MissEvents from.
+func (w *Worker) Misses() *MissQueue { return w.hold.Misses() }
+
+// Releases returns the queue the slow path pushes Releases into after it
+// installed a mapping for held packets.
+func (w *Worker) Releases() *ReleaseQueue { return w.hold.Releases() }
+
+// Observations returns the ring of echoed nonces and LSBs the ETR saw.
+func (w *Worker) Observations() *ObservationRing { return w.obs }
+
+// ID returns the worker's id.
+func (w *Worker) ID() int { return w.cfg.ID }
+
+// Stop asks Run to return after its current step. Safe from any goroutine.
+func (w *Worker) Stop() { w.stop.Store(true) }
+
+// Run polls the worker's ports until ctx is done, Stop is called or a port
+// is closed: it locks the goroutine to its OS thread, pins the thread to
+// Config.CPU when that is not negative, and then runs Step in a loop,
+// sleeping in the ports' Wait when idle. It returns nil on ctx/Stop, the
+// ring error otherwise.
+func (w *Worker) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cfg.CPU >= 0 {
+		var set unix.CPUSet
+		set.Set(w.cfg.CPU)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("fastpath: worker %d: pin to CPU %d: %w", w.cfg.ID, w.cfg.CPU, err)
+		}
+	}
+	stopWatch := context.AfterFunc(ctx, w.Stop)
+	defer stopWatch()
+	if ctx.Err() != nil {
+		return nil
+	}
+	idle := 0
+	per := w.cfg.IdleWait / time.Duration(len(w.ports))
+	if per <= 0 {
+		per = time.Microsecond
+	}
+	next := 0
+	for !w.stop.Load() {
+		if w.Step() > 0 {
+			idle = 0
+		} else if idle++; idle >= w.cfg.IdleSpins {
+			// Sleep on one port at a time, round robin, so no port waits
+			// longer than IdleWait for its turn.
+			if _, err := w.ports[next].p.Wait(per); err != nil && !errors.Is(err, ring.ErrClosed) {
+				w.err = err
+			}
+			next++
+			if next == len(w.ports) {
+				next = 0
+			}
+		}
+		if w.err != nil {
+			if errors.Is(w.err, ring.ErrClosed) && w.stop.Load() {
+				return nil
+			}
+			return w.err
+		}
+	}
+	return nil
+}
+
+// Step runs one iteration of the worker's loop: it hands back held packets
+// whose mappings arrived, receives up to one batch from every port,
+// processes every frame, transmits, reaps completions and publishes the
+// counters. It returns the number of frames received. It never blocks,
+// locks or allocates. A ring error (a closed port) is kept for Run (Err).
+func (w *Worker) Step() int {
+	w.now = int64(time.Since(w.epoch))
+	w.hold.Service(w.now, w.release)
+	total := 0
+	for i := range w.ports {
+		p := &w.ports[i]
+		if p.closed {
+			continue
+		}
+		n, err := p.p.Receive(w.rx[:w.batch])
+		if err != nil {
+			p.closed = true
+			if w.err == nil {
+				w.err = err
+			}
+			continue
+		}
+		total += n
+		w.c.Add(CounterRX, uint64(n))
+		if p.site {
+			for j := 0; j < n; j++ {
+				w.fromSite(i, &w.rx[j])
+			}
+		} else {
+			for j := 0; j < n; j++ {
+				w.fromCore(i, &w.rx[j])
+			}
+		}
+	}
+	for i := range w.ports {
+		w.flush(i)
+		if !w.ports[i].closed {
+			w.ports[i].p.Complete()
+		}
+	}
+	w.obs.publish()
+	w.ctr.Publish()
+	for i := range w.extra {
+		if v := w.extra[i]; v != w.extraPub[i].Load() {
+			w.extraPub[i].Store(v)
+		}
+	}
+	return total
+}
+
+// Err returns the first ring error a Step ran into (nil if none).
+func (w *Worker) Err() error { return w.err }
+
+// send queues f for transmission on port slot (flushing a full batch).
+// The frame now belongs to the port.
+func (w *Worker) send(slot int, f *ring.Frame) {
+	p := &w.ports[slot]
+	if p.ntx == len(p.tx) {
+		w.flush(slot)
+	}
+	p.tx[p.ntx] = *f
+	p.ntx++
+	*f = ring.Frame{}
+}
+
+// flush transmits port slot's batch; frames the ring does not take are
+// dropped (DropTXFull) rather than retried, so the worker never stalls.
+func (w *Worker) flush(slot int) {
+	p := &w.ports[slot]
+	if p.ntx == 0 {
+		return
+	}
+	n := 0
+	if !p.closed {
+		var err error
+		n, err = p.p.Transmit(p.tx[:p.ntx])
+		if err != nil {
+			n = 0
+			p.closed = true
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
+	w.c.Add(CounterTX, uint64(n))
+	if n < p.ntx {
+		w.c.DropN(DropTXFull, uint64(p.ntx-n))
+		ring.Release(p.tx[n:p.ntx])
+	}
+	clear(p.tx[:p.ntx])
+	p.ntx = 0
+}
+
+// drop releases f to its pool and counts reason r.
+func (w *Worker) drop(f *ring.Frame, r DropReason) {
+	w.c.Drop(r)
+	w.one[0] = *f
+	ring.Release(w.one[:])
+	*f = ring.Frame{}
+}
+
+// free releases f without counting (it was consumed, e.g. copied).
+func (w *Worker) free(f *ring.Frame) {
+	w.one[0] = *f
+	ring.Release(w.one[:])
+	*f = ring.Frame{}
+}
+
+// alloc takes a fresh frame from port slot's pool into f.
+func (w *Worker) alloc(slot int, f *ring.Frame) bool {
+	if w.ports[slot].p.Alloc(w.one[:]) == 0 {
+		w.extra[ExtraPoolEmpty]++
+		return false
+	}
+	*f = w.one[0]
+	w.one[0] = ring.Frame{}
+	return true
+}
+
+// siteSlot returns the site port serving iid, or -1.
+func (w *Worker) siteSlot(iid uint32) int {
+	for _, s := range w.bySite {
+		if s.iid == iid {
+			return s.slot
+		}
+	}
+	return -1
+}
+
+// portSlot returns the worker's port for a next-hop port index, or -1.
+func (w *Worker) portSlot(index uint16) int {
+	if int(index) >= len(w.byIndex) {
+		return -1
+	}
+	return int(w.byIndex[index])
+}
+
+// onRelease takes back a held packet: it copies it into a fresh frame of
+// the port it came in on and processes it like a newly received one.
+func (w *Worker) onRelease(_ *Release, h *Held) {
+	slot := int(h.Meta)
+	if slot >= len(w.ports) {
+		return
+	}
+	var f ring.Frame
+	if !w.alloc(slot, &f) {
+		w.c.Drop(DropTXFull)
+		return
+	}
+	if !f.SetLen(len(h.Data)) {
+		w.drop(&f, DropHoldOversize)
+		return
+	}
+	copy(f.Bytes(), h.Data)
+	if w.ports[slot].site {
+		w.fromSite(slot, &f)
+	} else {
+		w.fromCore(slot, &f)
+	}
+}
+
+// nonce returns the next 24-bit nonce (RFC 9300 §5.3: a random number per
+// packet is not required; a per-worker xorshift sequence never repeats
+// within 2^32-1 packets).
+func (w *Worker) nonce() uint32 {
+	x := w.rnd
+	x ^= x << 13
+	x ^= x >> 17
+	x ^= x << 5
+	w.rnd = x
+	return x & 0xffffff
+}

@@ -466,3 +466,7 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// Validate checks c as New would and returns the first problem, naming the
+// field, so that a daemon can check a configuration before it starts.
+func (c *Config) Validate() error { return c.validate() }

@@ -29,6 +29,9 @@ type Config struct {
 	ITR *ITRConfig
 	// Logger receives the engine's structured logs; nil discards them.
 	Logger *slog.Logger
+	// Events, if set, receives registration events. It is called on the
+	// engine goroutine and must not block.
+	Events func(Event)
 }
 
 // RateLimitConfig is a token bucket per source address and port.

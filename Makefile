@@ -48,5 +48,9 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
+# A LISP network in namespaces on this machine (needs root): see scripts/demo.sh.
+demo:
+	./scripts/demo.sh
+
 clean:
 	rm -rf bin

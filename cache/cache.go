@@ -317,3 +317,21 @@ func (c *Cache) advance(now time.Time) {
 		}
 	}
 }
+
+// Get returns the entry installed for exactly k, without marking it active
+// (for the slow path and management listings; Lookup is the fast path's
+// longest-prefix match).
+func (c *Cache) Get(k Key) (*Entry, bool) {
+	k, ok := normKey(k)
+	if !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.insts[k.IID]
+	if in == nil {
+		return nil, false
+	}
+	e := c.get(in, k)
+	return e, e != nil
+}

@@ -29,6 +29,9 @@ type Config struct {
 	ITR *ITRConfig
 	// Logger receives the engine's structured logs; nil discards them.
 	Logger *slog.Logger
+	// Events, if set, receives registration events. It is called on the
+	// engine goroutine and must not block.
+	Events func(Event)
 }
 
 // RateLimitConfig is a token bucket per source address and port.
@@ -466,3 +469,7 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// Validate checks c as New would and returns the first problem, naming the
+// field, so that a daemon can check a configuration before it starts.
+func (c *Config) Validate() error { return c.validate() }

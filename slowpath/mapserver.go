@@ -142,6 +142,7 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 		st.Rejected++
 		e.stats.RegistrationsRejected += uint64(len(reg.Records))
 		e.log.Warn("Map-Register for an EID no site may register", "src", src, "eid", reg.Records[0].EID.String(), "masklen", reg.Records[0].MaskLen)
+		e.event(Event{Kind: EventRegistrationRejected, Source: src, Reason: "no site may register " + reg.Records[0].EID.String()})
 		return
 	}
 	s := sp.site
@@ -149,16 +150,19 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 	if !ok || key.Alg != reg.Auth.Alg {
 		st.BadAuth++
 		e.log.Warn("Map-Register with unknown key", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID, "alg", reg.Auth.Alg.String())
+		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "unknown key"})
 		return
 	}
 	if err := wire.VerifyAuth(b, authDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)); err != nil {
 		st.BadAuth++
 		e.log.Warn("Map-Register authentication failed", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID)
+		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "authentication failed"})
 		return
 	}
 	if s.cfg.RequireXTRID && !reg.XTRIDPresent {
 		st.Rejected++
 		e.log.Warn("Map-Register without xTR-ID refused", "site", s.cfg.Name, "src", src)
+		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "xTR-ID required"})
 		return
 	}
 	id := regID{src: src}
@@ -176,6 +180,7 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 		if rsp == nil || rsp.site != s {
 			e.stats.RegistrationsRejected++
 			e.log.Warn("Map-Register record outside the site's prefixes", "site", s.cfg.Name, "src", src, "eid", r.EID.String(), "masklen", r.MaskLen)
+			e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "EID outside the site's prefixes"})
 			continue
 		}
 		k := EIDPrefix{IID: iid, Prefix: p}
@@ -187,6 +192,9 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 				life = time.Duration(r.TTL) * time.Minute
 			}
 			ms.store(k, s, id, src, reg, r, life)
+		}
+		if e.cfg.Events != nil {
+			e.event(Event{Kind: EventRegistrationAccepted, Site: s.cfg.Name, EID: k, Source: src})
 		}
 		e.stats.RegistrationsAccepted++
 		ms.recs = append(ms.recs, *r)
@@ -247,6 +255,7 @@ func (ms *mapServer) expire(ent *regEntry, er *etrReg, now time.Time) {
 	}
 	ms.e.stats.RegistrationsExpired++
 	ms.e.log.Info("registration expired", "site", ent.site.cfg.Name, "iid", ent.key.IID, "eid", ent.key.Prefix, "src", er.src)
+	ms.e.event(Event{Kind: EventRegistrationExpired, Site: ent.site.cfg.Name, EID: ent.key, Source: er.src})
 	ms.drop(ent, er)
 }
 

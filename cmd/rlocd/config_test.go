@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExampleConfigs loads every example and demo configuration.
+func TestExampleConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	demo, _ := filepath.Glob("../../configs/demo/*.yaml")
+	files = append(files, demo...)
+	if len(files) < 8 {
+		t.Fatalf("found only %d example configs: %v", len(files), files)
+	}
+	roles := map[string]bool{}
+	for _, f := range files {
+		cfg, _, err := loadConfig(f, flags())
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		r := cfg.Roles
+		roles["itr"] = roles["itr"] || r.ITR
+		roles["etr"] = roles["etr"] || r.ETR
+		roles["pitr"] = roles["pitr"] || r.PITR
+		roles["petr"] = roles["petr"] || r.PETR
+		roles["rtr"] = roles["rtr"] || r.RTR
+		roles["ms"] = roles["ms"] || r.MapServer
+		roles["mr"] = roles["mr"] || r.MapResolver
+	}
+	if len(roles) != 7 {
+		t.Fatalf("roles covered by the examples: %v", roles)
+	}
+	for k, v := range roles {
+		if !v {
+			t.Errorf("no example config has role %s", k)
+		}
+	}
+}
+
+// TestConfigErrors checks that bad configurations stop with the key and
+// the reason.
+func TestConfigErrors(t *testing.T) {
+	base := `name: x
+roles: [map-server]
+sites:
+  - name: s
+    keys: [{id: 1, secret: k}]
+    prefixes: [{eid: 10.0.0.0/8}]
+`
+	cases := []struct{ name, yaml, want string }{
+		{"ok", base, ""},
+		{"unknown top key", base + "colour: blue\n", "colour"},
+		{"unknown nested key", strings.Replace(base, "name: s", "name: s\n    colour: red", 1), "colour"},
+		{"bad role", strings.Replace(base, "[map-server]", "[map-sever]", 1), "roles[0]"},
+		{"bad prefix", strings.Replace(base, "10.0.0.0/8", "10.0.0.1/8", 1), "sites[0].prefixes[0].eid"},
+		{"bad alg", strings.Replace(base, "id: 1,", "id: 1, alg: md5,", 1), "sites[0].keys[0].alg"},
+		{"empty secret", strings.Replace(base, "secret: k", "secret: \"\"", 1), "sites[0].keys[0].secret"},
+		{"no sites", "roles: [map-server]\n", "sites"},
+		{"bad duration", base + "map_server: {registration_timeout: soon}\n", "map_server.registration_timeout"},
+		{"itr without resolver", "roles: [itr]\nrlocs: [192.0.2.1]\ninterfaces: [{name: a, side: site}, {name: b, side: core}]\n", "map_resolvers"},
+		{"bad side", "roles: [itr]\nrlocs: [192.0.2.1]\nmap_resolvers: [192.0.2.9]\ninterfaces: [{name: a, side: inside}, {name: b, side: core}]\n", "interfaces[0].side"},
+		{"bad rloc", "roles: [petr]\nrlocs: [192.0.2.300]\n", "rlocs[0]"},
+		{"bad log level", base + "log: {level: loud}\n", "log.level"},
+	}
+	dir := t.TempDir()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			if err := os.WriteFile(f, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := loadConfig(f, flags())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted; want an error naming %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestEnvOverride checks RLOC_* overrides of keys the file does not set.
+func TestEnvOverride(t *testing.T) {
+	t.Setenv("RLOC_MGMT_SOCKET", "/tmp/x.sock")
+	t.Setenv("RLOC_LOG_LEVEL", "debug")
+	cfg, opts, err := loadConfig("../../configs/demo/msmr.yaml", flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MgmtSocket != "/tmp/x.sock" || opts.logLevel.String() != "DEBUG" {
+		t.Fatalf("mgmt socket %q, log level %v", cfg.MgmtSocket, opts.logLevel)
+	}
+}

@@ -1,0 +1,108 @@
+// Command rlocd is the rloc LISP router daemon: it reads a YAML
+// configuration (any mix of the ITR, ETR, PITR, PETR, RTR, Map-Server and
+// Map-Resolver roles), starts a router.Router and runs until SIGTERM or
+// SIGINT (graceful shutdown); SIGHUP reloads mappings, sites and static
+// map-cache entries.
+//
+//	rlocd --config FILE [--mgmt-socket PATH] [--metrics ADDR] [--log-level LEVEL] [--check]
+//
+// Every setting can also come from an RLOC_* environment variable, e.g.
+// RLOC_MGMT_SOCKET or RLOC_LOG_LEVEL (nested keys joined by "_").
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rloc-router/rloc/router"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func flags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("rlocd", pflag.ContinueOnError)
+	fs.String("config", "", "configuration file (YAML)")
+	fs.String("mgmt-socket", "", "management API Unix socket (overrides mgmt.socket)")
+	fs.String("metrics", "", "address for /metrics (overrides metrics.listen)")
+	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	fs.String("log-format", "", "text or json (overrides log.format)")
+	fs.String("name", "", "router name (overrides name)")
+	fs.Bool("check", false, "check the configuration and exit")
+	return fs
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flags()
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	file, _ := fs.GetString("config")
+	if file == "" {
+		fmt.Fprintln(stderr, "rlocd: --config FILE is required")
+		return 2
+	}
+	cfg, opts, err := loadConfig(file, fs)
+	if err != nil {
+		fmt.Fprintln(stderr, "rlocd: config:", err)
+		return 1
+	}
+	if check, _ := fs.GetBool("check"); check {
+		fmt.Fprintln(stderr, "rlocd:", file, "ok")
+		return 0
+	}
+	hopts := &slog.HandlerOptions{Level: opts.logLevel}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if opts.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	if cfg.Name != "" {
+		log = log.With("router", cfg.Name)
+	}
+	cfg.Logger = log
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
+
+	r, err := router.Start(cfg)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return 1
+	}
+	for {
+		select {
+		case err := <-r.WorkerErr():
+			log.Error("fast path failed, stopping", "err", err)
+			r.Stop()
+			return 1
+		case s := <-sig:
+			if s != syscall.SIGHUP {
+				log.Info("shutting down", "signal", s.String())
+				r.Stop()
+				return 0
+			}
+			nc, _, err := loadConfig(file, fs)
+			if err == nil {
+				nc.Logger = log
+				err = r.Reload(nc)
+			}
+			if err != nil {
+				log.Error("reload failed; the old configuration stays", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,249 @@
+// Package e2e runs real rlocd processes in lab namespaces (the demo
+// topology, configs/lab/demo.yaml) and checks the LISP network end to end.
+// It needs root, namespaces and XDP: without them the tests fail when the
+// CI environment variable is set and skip otherwise.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/router"
+)
+
+// net is one running demo network.
+type network struct {
+	t     *testing.T
+	lab   *lab.Lab
+	dir   string
+	rlocd string
+	procs map[string]*lab.Proc
+}
+
+// buildRlocd compiles rlocd once per test binary run into dir.
+func buildRlocd(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "rlocd")
+	c := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/rlocd")
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("build rlocd: %v\n%s", err, b)
+	}
+	return out
+}
+
+// newNetwork brings up the demo topology (without daemons).
+func newNetwork(t *testing.T) *network {
+	t.Helper()
+	netns.Require(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
+	}
+	topo, err := lab.Load("../configs/lab/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.lab, err = topo.UpWith(ctx, lab.Options{ID: "e2e" + netns.Suffix()})
+	if err != nil {
+		if strings.Contains(err.Error(), "operation not permitted") {
+			netns.Unavailable(t, "namespaces: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for name, p := range n.procs {
+			_ = p.Stop(2 * time.Second)
+			if t.Failed() {
+				b, _ := os.ReadFile(n.logFile(name))
+				t.Logf("--- rlocd %s log (last lines):\n%s", name, tail(string(b), 25))
+			}
+		}
+		if err := n.lab.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return n
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (n *network) logFile(node string) string { return filepath.Join(n.dir, node+".log") }
+func (n *network) sock(node string) string    { return filepath.Join(n.dir, node+".sock") }
+
+// start writes yaml as node's configuration and starts rlocd in node.
+func (n *network) start(node, yaml string) {
+	n.t.Helper()
+	cf := filepath.Join(n.dir, node+".yaml")
+	yaml += fmt.Sprintf("mgmt: {socket: %q}\nlog: {level: debug}\n", n.sock(node))
+	if err := os.WriteFile(cf, []byte(yaml), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	c, err := n.lab.Command(node, n.rlocd, "--config", cf)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	lf, err := os.OpenFile(n.logFile(node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	c.Stdout, c.Stderr = lf, lf
+	p, err := n.lab.StartCmd(c)
+	lf.Close()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.procs[node] = p
+	n.waitFor(10*time.Second, "rlocd "+node+" management socket", func() bool {
+		select {
+		case <-p.Done():
+			b, _ := os.ReadFile(n.logFile(node))
+			n.t.Fatalf("rlocd %s exited: %v\n%s", node, p.Wait(), tail(string(b), 20))
+		default:
+		}
+		_, err := os.Stat(n.sock(node))
+		return err == nil
+	})
+}
+
+// stop stops node's rlocd: gracefully (SIGTERM) or by SIGKILL.
+func (n *network) stop(node string, graceful bool) {
+	p := n.procs[node]
+	if p == nil {
+		return
+	}
+	if graceful {
+		_ = p.Stop(3 * time.Second)
+	} else {
+		_ = p.Cmd.Process.Kill()
+		<-p.Done()
+	}
+	delete(n.procs, node)
+	_ = os.Remove(n.sock(node))
+}
+
+// get reads an API path of node's rlocd into out.
+func (n *network) get(node, path string, out any) error {
+	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", n.sock(node))
+		}}}
+	resp, err := hc.Get("http://rlocd" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (n *network) stats(node string) router.Stats {
+	n.t.Helper()
+	var s router.Stats
+	if err := n.get(node, "/v1/stats", &s); err != nil {
+		n.t.Fatalf("%s stats: %v", node, err)
+	}
+	return s
+}
+
+func (n *network) registrations() []router.RegistrationInfo {
+	n.t.Helper()
+	var r []router.RegistrationInfo
+	if err := n.get("msmr", "/v1/registrations", &r); err != nil {
+		n.t.Fatalf("registrations: %v", err)
+	}
+	return r
+}
+
+func (n *network) mapCache(node string) []router.MapCacheEntry {
+	n.t.Helper()
+	var es []router.MapCacheEntry
+	if err := n.get(node, "/v1/map-cache", &es); err != nil {
+		n.t.Fatalf("%s map-cache: %v", node, err)
+	}
+	return es
+}
+
+func (n *network) waitFor(d time.Duration, what string, cond func() bool) {
+	n.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			n.t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func msgCount(s router.Stats, typ string) router.MsgCount {
+	for _, m := range s.Messages {
+		if m.Type == typ {
+			return m
+		}
+	}
+	return router.MsgCount{Type: typ}
+}
+
+// Configurations with short intervals.
+
+func msmrYAML(timeout string) string {
+	return `name: msmr
+roles: [map-server, map-resolver]
+control: {rate_limit: {per_second: 200, burst: 50}}
+sites:
+  - name: site1
+    keys: [{id: 1, secret: key-one}]
+    prefixes: [{eid: 10.1.0.0/24}, {eid: "2001:db8:1::/64"}]
+  - name: site2
+    keys: [{id: 1, secret: key-two}]
+    prefixes: [{eid: 10.2.0.0/24}, {eid: "2001:db8:2::/64"}]
+map_server: {registration_timeout: ` + timeout + `}
+`
+}
+
+func xtrYAML(name, site, secret string, probe string) string {
+	r4, r6 := "192.0.2."+site, "2001:db8:ff::"+site
+	return fmt.Sprintf(`name: %s
+roles: [itr, etr]
+rlocs: [%s, "%s"]
+interfaces: [{name: site0, side: site}, {name: core0, side: core}]
+database:
+  - {eid: 10.%s.0.0/24, rlocs: [{addr: %s, priority: 1}, {addr: "%s", priority: 2}]}
+  - {eid: "2001:db8:%s::/64", rlocs: [{addr: %s, priority: 1}, {addr: "%s", priority: 2}]}
+map_servers: [{addr: 192.0.2.100, key: {id: 1, secret: %s}}]
+map_resolvers: [192.0.2.100]
+petrs: [192.0.2.3]
+etr: {register_interval: 1s}
+itr: {probe_interval: %s, probe_misses: 2, retransmit_interval: 200ms}
+hold: {hold_time: 3s}
+`, name, r4, r6, site, r4, r6, site, r4, r6, secret, probe)
+}
+
+const pxtrYAML = `name: pxtr
+roles: [pxtr]
+rlocs: [192.0.2.3, "2001:db8:ff::3"]
+interfaces: [{name: nl0, side: site}, {name: core0, side: core}]
+map_resolvers: [192.0.2.100]
+`

@@ -1,0 +1,142 @@
+package router
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// collector exports the router's counters to Prometheus at scrape time:
+// nothing is counted twice and the fast path is not touched (it reads the
+// workers' published counters).
+type collector struct {
+	r                                                     *Router
+	fp, fpDrop, fpBad, fpExtra, msgs, cacheSize, cacheOps *prometheus.Desc
+	regs, latency, resolutions                            *prometheus.Desc
+}
+
+func newCollector(r *Router) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("rloc_"+name, help, labels, nil)
+	}
+	return &collector{r: r,
+		fp:          d("fastpath_packets_total", "Fast-path events summed over workers.", "event"),
+		fpDrop:      d("fastpath_dropped_total", "Packets the fast path dropped, by reason.", "reason"),
+		fpBad:       d("fastpath_bad_packets_total", "Malformed packets the fast path dropped, by reason.", "reason"),
+		fpExtra:     d("fastpath_extra_total", "Other fast-path events (ECN, fragmentation, ICMP).", "event"),
+		msgs:        d("control_messages_total", "Control messages by type and result.", "type", "result"),
+		cacheSize:   d("map_cache_entries", "Map-cache entries by kind.", "kind"),
+		cacheOps:    d("map_cache_operations_total", "Map-cache changes by operation.", "op"),
+		regs:        d("registrations", "Live Map-Server registrations."),
+		latency:     d("resolution_latency_seconds", "Miss-to-mapping-installed latency."),
+		resolutions: d("control_events_total", "Control-plane events.", "event"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions} {
+		ch <- d
+	}
+}
+
+func metricName(s string) string { return strings.ReplaceAll(s, "-", "_") }
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	r := c.r
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if len(r.workers) > 0 {
+		fc := r.fastpathCounters()
+		fc.Each(func(name, reason string, v uint64) {
+			switch {
+			case reason == "":
+				counter(c.fp, v, metricName(name))
+			case name == "bad-packet":
+				counter(c.fpBad, v, metricName(reason))
+			default:
+				counter(c.fpDrop, v, metricName(reason))
+			}
+		})
+		for e := fastpath.Extra(0); e < fastpath.NumExtra; e++ {
+			var v uint64
+			for _, w := range r.workers {
+				v += w.Extra(e)
+			}
+			counter(c.fpExtra, v, metricName(e.String()))
+		}
+	}
+	cs := r.cache.Stats()
+	for k, v := range map[string]int{"all": cs.Entries, "negative": cs.Negative, "static": cs.Static, "multicast": cs.Multicast} {
+		ch <- prometheus.MustNewConstMetric(c.cacheSize, prometheus.GaugeValue, float64(v), k)
+	}
+	for k, v := range map[string]uint64{"inserted": cs.Inserted, "replaced": cs.Replaced, "deleted": cs.Deleted,
+		"expired": cs.Expired, "evicted": cs.Evicted, "rejected": cs.Rejected} {
+		counter(c.cacheOps, v, k)
+	}
+	if r.engine == nil {
+		return
+	}
+	es := r.engine.Stats()
+	for t := range es.Msgs {
+		name, ok := msgTypeNames[wire.MessageType(t)]
+		if !ok {
+			continue
+		}
+		m := es.Msgs[t]
+		for res, v := range map[string]uint64{"received": m.Received, "sent": m.Sent, "send_error": m.SendErrors,
+			"bad_parse": m.BadParse, "bad_auth": m.BadAuth, "rate_limited": m.RateLimited,
+			"rejected": m.Rejected, "ignored": m.Ignored} {
+			counter(c.msgs, v, metricName(name), res)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.regs, prometheus.GaugeValue, float64(es.Registrations))
+	for k, v := range map[string]uint64{"resolutions": es.Resolutions, "resolve_timeouts": es.ResolveTimeouts,
+		"retransmits": es.Retransmits, "probes_sent": es.ProbesSent, "rloc_down": es.RLOCDown, "rloc_up": es.RLOCUp,
+		"registrations_accepted": es.RegistrationsAccepted, "registrations_rejected": es.RegistrationsRejected,
+		"registrations_expired": es.RegistrationsExpired, "negative_replies": es.NegativeReplies,
+		"misses_dropped": es.MissesDropped} {
+		counter(c.resolutions, v, k)
+	}
+	ch <- histogram(c.latency, es.ResolveLatency)
+}
+
+// histogram converts the engine's latency histogram.
+func histogram(d *prometheus.Desc, h slowpath.Histogram) prometheus.Metric {
+	buckets := map[float64]uint64{}
+	var cum uint64
+	for i, b := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets)
+}
+
+func (r *Router) startMetrics() error {
+	ln, err := net.Listen("tcp", r.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics.listen: %w", err)
+	}
+	r.metricLn = ln
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newCollector(r)); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = r.metrics.Serve(ln) }()
+	return nil
+}

@@ -1,0 +1,554 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// The management API: HTTP+JSON on a Unix socket (Config.MgmtSocket).
+//
+//	GET    /v1/map-cache                     list entries ([]MapCacheEntry)
+//	GET    /v1/map-cache?iid=N&eid=PREFIX     one entry (exact match)
+//	POST   /v1/map-cache                     add a static entry (MapCacheEntry)
+//	DELETE /v1/map-cache?iid=N&eid=PREFIX     delete an entry
+//	GET    /v1/database                      the ETR's mappings ([]DatabaseMapping)
+//	POST   /v1/database                      add or replace a mapping (DatabaseMapping)
+//	DELETE /v1/database?iid=N&eid=PREFIX      remove a mapping
+//	GET    /v1/registrations                 the Map-Server's registrations
+//	GET    /v1/stats                         counters (Stats)
+//	GET    /v1/events                        event stream, one JSON Event per line
+
+// RLOCInfo is one locator in API listings.
+type RLOCInfo struct {
+	Addr      string `json:"addr"`
+	Priority  uint8  `json:"priority"`
+	Weight    uint8  `json:"weight"`
+	Reachable bool   `json:"reachable"`
+	Source    string `json:"source,omitempty"`
+}
+
+// MapCacheEntry is a map-cache entry in API listings and requests.
+type MapCacheEntry struct {
+	IID      uint32     `json:"iid"`
+	EID      string     `json:"eid"`
+	RLOCs    []RLOCInfo `json:"rlocs,omitempty"`
+	Negative bool       `json:"negative,omitempty"`
+	Action   string     `json:"action,omitempty"`
+	TTL      uint32     `json:"ttl_minutes"`
+	Expires  time.Time  `json:"expires,omitzero"`
+	Static   bool       `json:"static,omitempty"`
+	LastUsed time.Time  `json:"last_used,omitzero"`
+}
+
+// DatabaseMapping is an ETR database mapping in the API.
+type DatabaseMapping struct {
+	IID   uint32     `json:"iid"`
+	EID   string     `json:"eid"`
+	RLOCs []RLOCInfo `json:"rlocs"`
+	TTL   string     `json:"ttl,omitempty"`
+}
+
+// RegistrationInfo is one Map-Server registration in the API.
+type RegistrationInfo struct {
+	Site    string    `json:"site"`
+	IID     uint32    `json:"iid"`
+	EID     string    `json:"eid"`
+	Source  string    `json:"source"`
+	XTRID   string    `json:"xtr_id,omitempty"`
+	SiteID  uint64    `json:"site_id,omitempty"`
+	RLOCs   []string  `json:"rlocs"`
+	Proxy   bool      `json:"proxy_reply,omitempty"`
+	Expires time.Time `json:"expires"`
+}
+
+// MsgCount is the control-message counters of one type.
+type MsgCount struct {
+	Type string `json:"type"`
+	slowpath.MsgStats
+}
+
+// Stats is the API's counter snapshot.
+type Stats struct {
+	Name      string            `json:"name"`
+	Uptime    string            `json:"uptime"`
+	Workers   int               `json:"workers"`
+	Fastpath  map[string]uint64 `json:"fastpath,omitempty"`
+	Drops     map[string]uint64 `json:"drops,omitempty"`
+	Messages  []MsgCount        `json:"messages,omitempty"`
+	Control   map[string]uint64 `json:"control,omitempty"`
+	Cache     cache.Stats       `json:"cache"`
+	LatencyMS map[string]string `json:"resolve_latency,omitempty"`
+}
+
+func (r *Router) startMgmt() error {
+	path := r.cfg.MgmtSocket
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("mgmt.socket: %w", err)
+	}
+	// A socket file left by a crashed run is removed; a live one is not.
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("mgmt.socket: %s is in use by another process", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("mgmt.socket: %w", err)
+	}
+	_ = os.Chmod(path, 0o660)
+	r.mgmtLn = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/map-cache", r.apiMapCache)
+	mux.HandleFunc("POST /v1/map-cache", r.apiMapCacheAdd)
+	mux.HandleFunc("DELETE /v1/map-cache", r.apiMapCacheDelete)
+	mux.HandleFunc("GET /v1/database", r.apiDatabase)
+	mux.HandleFunc("POST /v1/database", r.apiDatabaseAdd)
+	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
+	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
+	mux.HandleFunc("GET /v1/stats", r.apiStats)
+	mux.HandleFunc("GET /v1/events", r.apiEvents)
+	r.mgmtSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = r.mgmtSrv.Serve(ln) }()
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// keyArgs reads ?iid=N&eid=PREFIX.
+func keyArgs(req *http.Request) (uint32, netip.Prefix, error) {
+	q := req.URL.Query()
+	var iid uint64
+	if s := q.Get("iid"); s != "" {
+		var err error
+		if iid, err = strconv.ParseUint(s, 10, 24); err != nil {
+			return 0, netip.Prefix{}, fmt.Errorf("iid: %q is not a 24-bit number", s)
+		}
+	}
+	p, err := parseEID(q.Get("eid"))
+	return uint32(iid), p, err
+}
+
+// parseEID parses a prefix or a host address.
+func parseEID(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Errorf("eid: %q is not a prefix", s)
+	}
+	return p.Masked(), nil
+}
+
+func reachSource(s cache.ReachSource) string {
+	switch s {
+	case cache.ReachConfig:
+		return "config"
+	case cache.ReachMapReply:
+		return "map-reply"
+	case cache.ReachProbe:
+		return "probe"
+	case cache.ReachEchoNonce:
+		return "echo-nonce"
+	case cache.ReachLSB:
+		return "lsb"
+	case cache.ReachRouting:
+		return "routing"
+	}
+	return ""
+}
+
+func (r *Router) entryInfo(e *cache.Entry) MapCacheEntry {
+	k := e.Key()
+	m := MapCacheEntry{IID: k.IID, EID: k.String(), TTL: e.TTL(), Expires: e.Expiry(), Static: e.Static(),
+		Negative: e.Negative()}
+	if k.Kind == cache.KindIP {
+		m.EID = k.Prefix.String()
+	}
+	if e.Negative() {
+		m.Action = actionName(e.Action())
+	}
+	for _, l := range e.RLOCs() {
+		m.RLOCs = append(m.RLOCs, RLOCInfo{Addr: l.Addr.String(), Priority: l.Priority, Weight: l.Weight,
+			Reachable: l.Reachable, Source: reachSource(l.Source)})
+	}
+	if !e.Static() {
+		m.LastUsed = r.cache.LastUsed(e)
+	}
+	return m
+}
+
+// MapCache lists the map-cache.
+func (r *Router) MapCache() []MapCacheEntry {
+	var out []MapCacheEntry
+	r.cache.Walk(func(e *cache.Entry) bool {
+		out = append(out, r.entryInfo(e))
+		return true
+	})
+	slices.SortFunc(out, func(a, b MapCacheEntry) int {
+		if a.IID != b.IID {
+			return int(a.IID) - int(b.IID)
+		}
+		return strings.Compare(a.EID, b.EID)
+	})
+	return out
+}
+
+func (r *Router) apiMapCache(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Query().Get("eid") == "" {
+		writeJSON(w, r.MapCache())
+		return
+	}
+	iid, p, err := keyArgs(req)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	e := r.exact(iid, p)
+	if e == nil {
+		apiError(w, http.StatusNotFound, fmt.Errorf("no entry for %v in instance %d", p, iid))
+		return
+	}
+	writeJSON(w, r.entryInfo(e))
+}
+
+func parseRLOCInfos(rs []RLOCInfo) ([]fastpath.StaticRLOC, error) {
+	var out []fastpath.StaticRLOC
+	for i, l := range rs {
+		a, err := netip.ParseAddr(l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("rlocs[%d].addr: %q is not an address", i, l.Addr)
+		}
+		out = append(out, fastpath.StaticRLOC{Addr: a.Unmap(), Priority: l.Priority, Weight: l.Weight})
+	}
+	return out, nil
+}
+
+func parseActionName(s string) (wire.Action, error) {
+	for a := wire.ActionNoAction; a <= wire.ActionDropAuthFailure; a++ {
+		if actionName(a) == s {
+			return a, nil
+		}
+	}
+	if s == "" {
+		return wire.ActionNoAction, nil
+	}
+	return 0, fmt.Errorf("action: unknown %q", s)
+}
+
+func (r *Router) apiMapCacheAdd(w http.ResponseWriter, req *http.Request) {
+	var m MapCacheEntry
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20)).Decode(&m); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	p, err := parseEID(m.EID)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	rl, err := parseRLOCInfos(m.RLOCs)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	act, err := parseActionName(m.Action)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	sm := fastpath.StaticMapping{IID: m.IID, Prefix: p, RLOCs: rl, Action: act}
+	if err := fastpath.InstallStatic(r.cache, []fastpath.StaticMapping{sm}); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	r.release(fastpath.Release{IID: m.IID, Prefix: p, Negative: len(rl) == 0, Action: act})
+	e := r.exact(m.IID, p)
+	if e == nil {
+		apiError(w, http.StatusInternalServerError, errors.New("entry not found after install"))
+		return
+	}
+	writeJSON(w, r.entryInfo(e))
+}
+
+func (r *Router) apiMapCacheDelete(w http.ResponseWriter, req *http.Request) {
+	iid, p, err := keyArgs(req)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	res := r.cache.Apply([]cache.Update{{Key: cache.IPKey(iid, p), Delete: true}})
+	if res.Deleted == 0 {
+		apiError(w, http.StatusNotFound, fmt.Errorf("no entry for %v in instance %d", p, iid))
+		return
+	}
+	writeJSON(w, map[string]int{"deleted": res.Deleted})
+}
+
+func dbInfo(m slowpath.Mapping) DatabaseMapping {
+	d := DatabaseMapping{IID: m.IID, EID: m.Prefix.String()}
+	if m.TTL > 0 {
+		d.TTL = m.TTL.String()
+	}
+	for _, l := range m.RLOCs {
+		d.RLOCs = append(d.RLOCs, RLOCInfo{Addr: l.Addr.String(), Priority: l.Priority, Weight: l.Weight, Reachable: true})
+	}
+	return d
+}
+
+// Database lists the ETR's database mappings.
+func (r *Router) Database() []DatabaseMapping {
+	var out []DatabaseMapping
+	for _, m := range r.Config().Database {
+		out = append(out, dbInfo(m))
+	}
+	return out
+}
+
+func (r *Router) apiDatabase(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.Database()) }
+
+// setDatabase installs ms as the ETR's mappings.
+func (r *Router) setDatabase(ms []slowpath.Mapping) error {
+	if r.engine == nil || !r.cfg.Roles.ETR {
+		return errors.New("this router has no ETR role")
+	}
+	if err := r.engine.SetMappings(ms); err != nil {
+		return err
+	}
+	r.cfgMu.Lock()
+	r.cfg.Database = ms
+	r.cfgMu.Unlock()
+	return nil
+}
+
+func (r *Router) apiDatabaseAdd(w http.ResponseWriter, req *http.Request) {
+	var d DatabaseMapping
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20)).Decode(&d); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	p, err := parseEID(d.EID)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	m := slowpath.Mapping{EIDPrefix: slowpath.EIDPrefix{IID: d.IID, Prefix: p}}
+	if d.TTL != "" {
+		if m.TTL, err = time.ParseDuration(d.TTL); err != nil {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("ttl: %w", err))
+			return
+		}
+	}
+	for i, l := range d.RLOCs {
+		a, err := netip.ParseAddr(l.Addr)
+		if err != nil {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("rlocs[%d].addr: %q is not an address", i, l.Addr))
+			return
+		}
+		m.RLOCs = append(m.RLOCs, slowpath.RLOCConfig{Addr: a.Unmap(), Priority: l.Priority, Weight: l.Weight})
+	}
+	ms := slices.DeleteFunc(slices.Clone(r.Config().Database), func(x slowpath.Mapping) bool { return x.EIDPrefix == m.EIDPrefix })
+	if err := r.setDatabase(append(ms, m)); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, dbInfo(m))
+}
+
+func (r *Router) apiDatabaseDelete(w http.ResponseWriter, req *http.Request) {
+	iid, p, err := keyArgs(req)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	old := r.Config().Database
+	k := slowpath.EIDPrefix{IID: iid, Prefix: p}
+	ms := slices.DeleteFunc(slices.Clone(old), func(x slowpath.Mapping) bool { return x.EIDPrefix == k })
+	if len(ms) == len(old) {
+		apiError(w, http.StatusNotFound, fmt.Errorf("no mapping for %v in instance %d", p, iid))
+		return
+	}
+	if len(ms) == 0 {
+		apiError(w, http.StatusBadRequest, errors.New("an ETR keeps at least one mapping"))
+		return
+	}
+	if err := r.setDatabase(ms); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, map[string]int{"deleted": 1})
+}
+
+// Registrations lists the Map-Server's registrations.
+func (r *Router) Registrations() []RegistrationInfo {
+	out := []RegistrationInfo{}
+	if r.engine == nil {
+		return out
+	}
+	for _, g := range r.engine.Registrations() {
+		ri := RegistrationInfo{Site: g.Site, IID: g.EID.IID, EID: g.EID.Prefix.String(), Source: g.Source.String(),
+			SiteID: g.SiteID, Proxy: g.ProxyReply, Expires: g.Expires}
+		if g.XTRID != (wire.XTRID{}) {
+			ri.XTRID = fmt.Sprintf("%x", g.XTRID[:])
+		}
+		for _, a := range g.RLOCs {
+			ri.RLOCs = append(ri.RLOCs, a.String())
+		}
+		out = append(out, ri)
+	}
+	slices.SortFunc(out, func(a, b RegistrationInfo) int {
+		if c := strings.Compare(a.Site, b.Site); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.EID, b.EID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Source, b.Source)
+	})
+	return out
+}
+
+func (r *Router) apiRegistrations(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, r.Registrations())
+}
+
+// msgTypeNames names the control message types counted by the engine.
+var msgTypeNames = map[wire.MessageType]string{
+	wire.TypeMapRequest: "map-request", wire.TypeMapReply: "map-reply", wire.TypeMapRegister: "map-register",
+	wire.TypeMapNotify: "map-notify", wire.TypeECM: "ecm",
+}
+
+// fastpathCounters sums the workers' counters.
+func (r *Router) fastpathCounters() fastpath.Counters {
+	wc := make([]*fastpath.WorkerCounters, len(r.workers))
+	for i, w := range r.workers {
+		wc[i] = w.Counters()
+	}
+	return fastpath.Sum(wc)
+}
+
+// Stats returns a snapshot of every counter.
+func (r *Router) Stats() Stats {
+	s := Stats{Name: r.cfg.Name, Uptime: time.Since(r.started).Round(time.Second).String(), Workers: len(r.workers),
+		Cache: r.cache.Stats()}
+	if len(r.workers) > 0 {
+		s.Fastpath, s.Drops = map[string]uint64{}, map[string]uint64{}
+		c := r.fastpathCounters()
+		c.Each(func(name, reason string, v uint64) {
+			if reason == "" {
+				s.Fastpath[name] = v
+			} else if v > 0 {
+				s.Drops[reason] = v
+			}
+		})
+		for e := fastpath.Extra(0); e < fastpath.NumExtra; e++ {
+			var v uint64
+			for _, w := range r.workers {
+				v += w.Extra(e)
+			}
+			s.Fastpath[e.String()] = v
+		}
+		s.Fastpath["release-queue-full"] = r.releaseDropped.Load()
+		s.Fastpath["misses-to-slowpath"] = r.missesSeen.Load()
+	}
+	if r.engine != nil {
+		es := r.engine.Stats()
+		for t := range es.Msgs {
+			m := es.Msgs[t]
+			if m == (slowpath.MsgStats{}) {
+				continue
+			}
+			name, ok := msgTypeNames[wire.MessageType(t)]
+			if !ok {
+				name = "type-" + strconv.Itoa(t)
+			}
+			s.Messages = append(s.Messages, MsgCount{Type: name, MsgStats: m})
+		}
+		s.Control = map[string]uint64{
+			"registrations":          uint64(es.Registrations),
+			"registrations-accepted": es.RegistrationsAccepted,
+			"registrations-rejected": es.RegistrationsRejected,
+			"registrations-expired":  es.RegistrationsExpired,
+			"register-notified":      es.RegisterNotified,
+			"register-retries":       es.RegisterRetries,
+			"register-unconfirmed":   es.RegisterUnconfirmed,
+			"forwarded":              es.Forwarded,
+			"proxy-replies":          es.ProxyReplies,
+			"negative-replies":       es.NegativeReplies,
+			"resolutions":            es.Resolutions,
+			"resolve-timeouts":       es.ResolveTimeouts,
+			"retransmits":            es.Retransmits,
+			"probes-sent":            es.ProbesSent,
+			"rloc-down":              es.RLOCDown,
+			"rloc-up":                es.RLOCUp,
+			"misses-dropped":         es.MissesDropped,
+			"short":                  es.Short,
+			"smrs-sent":              es.SMRsSent,
+			"smr-invoked":            es.SMRInvoked,
+		}
+		if h := es.ResolveLatency; h.Count > 0 {
+			s.LatencyMS = map[string]string{
+				"count": strconv.FormatUint(h.Count, 10),
+				"mean":  (h.Sum / time.Duration(h.Count)).String(),
+				"p50":   "<=" + h.Quantile(0.5).String(),
+				"p99":   "<=" + h.Quantile(0.99).String(),
+			}
+		}
+	}
+	return s
+}
+
+func (r *Router) apiStats(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.Stats()) }
+
+func (r *Router) apiEvents(w http.ResponseWriter, req *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		apiError(w, http.StatusInternalServerError, errors.New("streaming unsupported"))
+		return
+	}
+	ch, cancel := r.events.subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-req.Context().Done():
+			return
+		case <-r.ctx.Done():
+			return
+		case ev := <-ch:
+			if enc.Encode(ev) != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}

@@ -1,0 +1,476 @@
+// Package router assembles a whole rloc LISP router from plain Go
+// configuration structs: the map-cache, the neighbour watcher, the XDP
+// steering programs and AF_XDP sockets, the pinned fast-path workers, the
+// control-plane engine and the glue between them (installing what the ITR
+// learns, releasing held packets, feeding misses to the engine), plus the
+// management API and /metrics. cmd/rlocd is a thin front end over it;
+// appliances can embed rloc by building a Config and calling Start.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/ring/xsk"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/neigh"
+)
+
+// missPoll is how often the miss queues of the workers are drained.
+const missPoll = time.Millisecond
+
+// Router is a running rloc router.
+type Router struct {
+	cfgMu sync.Mutex
+	cfg   Config
+	log   *slog.Logger
+
+	cache   *cache.Cache
+	nh      *fastpath.NextHopTable
+	outer   fastpath.OuterConfig
+	progs   []*xsk.Program
+	groups  []*xsk.Group
+	workers []*fastpath.Worker
+	engine  *slowpath.Engine
+	events  *hub
+	tk      *toKernel
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // workers
+	bg     sync.WaitGroup // neigh, miss drain, housekeeping
+
+	mgmtLn   net.Listener
+	mgmtSrv  *http.Server
+	metrics  *http.Server
+	metricLn net.Listener
+
+	started        time.Time
+	releaseDropped atomic.Uint64
+	missesSeen     atomic.Uint64
+	stopOnce       sync.Once
+	workerErr      chan error
+}
+
+// Start validates cfg and starts every part of the router. On error
+// everything already started is stopped again.
+func Start(cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, events: newHub(), started: time.Now(), workerErr: make(chan error, 64)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for _, a := range cfg.RLOCs {
+		if a.Unmap().Is4() {
+			r.outer.RLOC4 = a.Unmap()
+		} else {
+			r.outer.RLOC6 = a
+		}
+	}
+	r.outer.Nonce = cfg.Nonce
+	r.cache = cache.New(cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxNegative: cfg.Cache.MaxNegative,
+		BuildTemplate: r.outer.BuildTemplate})
+	if err := fastpath.InstallStatic(r.cache, cfg.Static); err != nil {
+		return nil, fmt.Errorf("map_cache: %w", err)
+	}
+	if err := r.start(); err != nil {
+		r.Stop()
+		return nil, err
+	}
+	r.log.Info("router started", "name", cfg.Name, "workers", len(r.workers), "interfaces", len(cfg.Interfaces))
+	return r, nil
+}
+
+func (r *Router) start() error {
+	cfg := &r.cfg
+	if len(cfg.Interfaces) > 0 {
+		if err := r.startDataPlane(); err != nil {
+			return err
+		}
+	}
+	ec, err := cfg.engineConfig()
+	if err != nil {
+		return err
+	}
+	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil {
+		ec.Logger = r.log.With("component", "slowpath")
+		ec.Events = r.onEngineEvent
+		if r.engine, err = slowpath.New(ec, installer{r}); err != nil {
+			return err
+		}
+	}
+	r.bg.Add(1)
+	go r.housekeeping()
+	if len(r.workers) > 0 && r.engine != nil && cfg.Roles.resolves() {
+		r.bg.Add(1)
+		go r.drainMisses()
+	}
+	if cfg.MgmtSocket != "" {
+		if err := r.startMgmt(); err != nil {
+			return err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := r.startMetrics(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startDataPlane starts the neighbour watcher, the XDP programs, the
+// sockets and the workers.
+func (r *Router) startDataPlane() error {
+	cfg := &r.cfg
+	r.nh = new(fastpath.NextHopTable)
+	links := make([]string, len(cfg.Interfaces))
+	for i, ifc := range cfg.Interfaces {
+		links[i] = ifc.Name
+	}
+	w, err := neigh.New(neigh.Config{Links: links, Table: r.nh, Logger: r.log})
+	if err != nil {
+		return err
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		if err := w.Run(r.ctx); err != nil {
+			r.log.Error("neighbour watcher stopped", "err", err)
+		}
+	}()
+	select {
+	case <-w.Ready():
+	case <-time.After(5 * time.Second):
+		return errors.New("interfaces: the kernel's routing and neighbour tables could not be read within 5 s")
+	}
+	local, err := localAddrs()
+	if err != nil {
+		return err
+	}
+	if r.tk, err = newToKernel(); err != nil {
+		r.log.Warn("no raw sockets: packets to unresolved neighbours are dropped", "err", err)
+	}
+	queues := max(cfg.Interfaces[0].Queues, 1)
+	ports := make([][]fastpath.PortConfig, queues)
+	for i, ifc := range cfg.Interfaces {
+		f := fmt.Sprintf("interfaces[%d]", i)
+		mode := xsk.ModeCore
+		if ifc.Side == SideSite {
+			mode = xsk.ModeSite
+		}
+		prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: mode})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		r.progs = append(r.progs, prog)
+		for _, a := range local {
+			if err := prog.AddLocal(a); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+		}
+		for _, a := range cfg.RLOCs {
+			if err := prog.AddLocal(a); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+		}
+		xm := xsk.XDPDriver
+		if ifc.XDPMode == XDPGeneric {
+			xm = xsk.XDPGeneric
+		}
+		if err := prog.Attach(ifc.Name, xm); err != nil {
+			return fmt.Errorf("%s.name: %w", f, err)
+		}
+		addr4, addr6 := ifaceAddrs(ifc.Name)
+		for q := 0; q < queues; q++ {
+			g, err := xsk.NewGroup(xsk.Options{NumFrames: 2048})
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			r.groups = append(r.groups, g)
+			p, err := g.Open(ifc.Name, q)
+			if err != nil {
+				return fmt.Errorf("%s.queues: queue %d: %w", f, q, err)
+			}
+			if err := prog.Register(q, p.FD()); err != nil {
+				return fmt.Errorf("%s.queues: %w", f, err)
+			}
+			ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
+				Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6})
+		}
+	}
+	neg := fastpath.NegativeNative
+	var petr4, petr6 netip.Addr
+	for _, a := range cfg.PETRs {
+		neg = fastpath.NegativePETR
+		if a.Unmap().Is4() {
+			petr4 = a.Unmap()
+		} else {
+			petr6 = a
+		}
+	}
+	for q := 0; q < queues; q++ {
+		cpu := -1
+		if len(cfg.CPUs) > 0 {
+			cpu = cfg.CPUs[q%len(cfg.CPUs)]
+		}
+		wc := fastpath.Config{ID: q, CPU: cpu, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
+			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR}
+		if r.tk != nil {
+			wc.ToKernel = r.tk.send
+		}
+		wk, err := fastpath.NewWorker(wc)
+		if err != nil {
+			return err
+		}
+		r.workers = append(r.workers, wk)
+	}
+	for _, wk := range r.workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := wk.Run(r.ctx); err != nil {
+				r.log.Error("worker stopped", "worker", wk.ID(), "err", err)
+				select {
+				case r.workerErr <- err:
+				default:
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// localAddrs lists the addresses of every interface in the namespace.
+func localAddrs() ([]netip.Addr, error) {
+	list, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("interfaces: list local addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
+}
+
+// ifaceAddrs returns the first global IPv4 and IPv6 address of ifname (the
+// source of ICMP errors sent out of a site port).
+func ifaceAddrs(ifname string) (a4, a6 netip.Addr) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return
+	}
+	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return
+	}
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is4() && !a4.IsValid() {
+			a4 = ip
+		} else if ip.Is6() && !a6.IsValid() {
+			a6 = ip
+		}
+	}
+	return
+}
+
+// drainMisses moves the workers' MissEvents to the engine every missPoll.
+func (r *Router) drainMisses() {
+	defer r.bg.Done()
+	t := time.NewTicker(missPoll)
+	defer t.Stop()
+	var ev fastpath.MissEvent
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, w := range r.workers {
+			for w.Misses().Pop(&ev) {
+				r.missesSeen.Add(1)
+				r.engine.Miss(slowpath.MissEvent{IID: ev.IID, Dst: ev.Dst, Src: ev.Src})
+				if r.events.active() {
+					r.events.publish(Event{Kind: EventMiss, IID: ev.IID, EID: ev.Dst.String(),
+						Detail: "src " + ev.Src.String()})
+				}
+			}
+		}
+	}
+}
+
+// housekeeping expires map-cache entries and keeps the activity clock
+// moving.
+func (r *Router) housekeeping() {
+	defer r.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case now := <-t.C:
+			r.cache.Expire(now)
+		}
+	}
+}
+
+// WorkerErr delivers the error of a worker that stopped on its own (a ring
+// failed); the daemon treats it as fatal.
+func (r *Router) WorkerErr() <-chan error { return r.workerErr }
+
+// Stop shuts the router down gracefully: the engine deregisters (when
+// configured) and closes its sockets, the workers stop, the XDP programs are
+// detached and the sockets closed. It is safe to call more than once.
+func (r *Router) Stop() {
+	r.stopOnce.Do(func() {
+		if r.mgmtSrv != nil {
+			_ = r.mgmtSrv.Close()
+			_ = os.Remove(r.cfg.MgmtSocket)
+		} else if r.mgmtLn != nil {
+			r.mgmtLn.Close()
+		}
+		if r.metrics != nil {
+			_ = r.metrics.Close()
+		} else if r.metricLn != nil {
+			r.metricLn.Close()
+		}
+		if r.engine != nil {
+			_ = r.engine.Close()
+		}
+		r.cancel()
+		for _, w := range r.workers {
+			w.Stop()
+		}
+		r.wg.Wait()
+		for _, p := range r.progs {
+			if err := p.Close(); err != nil {
+				r.log.Warn("detach XDP program", "err", err)
+			}
+		}
+		for _, g := range r.groups {
+			_ = g.Close()
+		}
+		r.bg.Wait()
+		if r.tk != nil {
+			r.tk.close()
+		}
+		r.log.Info("router stopped", "name", r.cfg.Name)
+	})
+}
+
+// Reload applies a new configuration without stopping the workers: the
+// ETR's database mappings, the Map-Server's sites and the static map-cache
+// entries are swapped. Changes to anything else (interfaces, roles, RLOCs,
+// peers) need a restart and are reported as an error, with nothing changed.
+func (r *Router) Reload(nc Config) error {
+	if err := nc.Validate(); err != nil {
+		return err
+	}
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	old := r.cfg
+	if err := restartNeeded(&old, &nc); err != nil {
+		return err
+	}
+	if r.engine != nil && nc.Roles.ETR {
+		if err := r.engine.SetMappings(nc.Database); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	if r.engine != nil && nc.Roles.MapServer {
+		if err := r.engine.SetSites(nc.Sites); err != nil {
+			return fmt.Errorf("sites: %w", err)
+		}
+	}
+	newUps, err := fastpath.StaticUpdates(nc.Static)
+	if err != nil {
+		return fmt.Errorf("map_cache: %w", err)
+	}
+	keep := map[cache.Key]bool{}
+	for _, u := range newUps {
+		keep[u.Key] = true
+	}
+	oldUps, _ := fastpath.StaticUpdates(old.Static)
+	for _, u := range oldUps {
+		if !keep[u.Key] {
+			newUps = append(newUps, cache.Update{Key: u.Key, Delete: true})
+		}
+	}
+	if res := r.cache.Apply(newUps); res.Rejected > 0 {
+		return fmt.Errorf("map_cache: %d entries rejected: %w", res.Rejected, res.Err)
+	}
+	for _, u := range newUps {
+		if !u.Delete {
+			r.release(fastpath.Release{IID: u.Key.IID, Prefix: u.Key.Prefix, Negative: len(u.RLOCs) == 0, Action: u.Action})
+		}
+	}
+	old.Database, old.Sites, old.Static = nc.Database, nc.Sites, nc.Static
+	r.cfg = old
+	r.events.publish(Event{Kind: EventReload, Detail: fmt.Sprintf("%d mappings, %d sites, %d static entries",
+		len(nc.Database), len(nc.Sites), len(nc.Static))})
+	r.log.Info("configuration reloaded", "mappings", len(nc.Database), "sites", len(nc.Sites), "static", len(nc.Static))
+	return nil
+}
+
+// restartNeeded reports the first setting that Reload cannot change.
+func restartNeeded(a, b *Config) error {
+	switch {
+	case a.Roles != b.Roles:
+		return errors.New("roles: changing roles needs a restart")
+	case !slices.Equal(a.Interfaces, b.Interfaces):
+		return errors.New("interfaces: changing interfaces needs a restart")
+	case !slices.Equal(a.RLOCs, b.RLOCs):
+		return errors.New("rlocs: changing RLOCs needs a restart")
+	case !slices.Equal(a.MapResolvers, b.MapResolvers):
+		return errors.New("map_resolvers: changing Map-Resolvers needs a restart")
+	case !slices.Equal(a.PETRs, b.PETRs):
+		return errors.New("petrs: changing PETRs needs a restart")
+	case a.MgmtSocket != b.MgmtSocket:
+		return errors.New("mgmt.socket: changing the socket needs a restart")
+	case a.MetricsAddr != b.MetricsAddr:
+		return errors.New("metrics.listen: changing the address needs a restart")
+	}
+	return nil
+}
+
+// Config returns the configuration in force.
+func (r *Router) Config() Config {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	return r.cfg
+}
+
+// Cache returns the router's map-cache.
+func (r *Router) Cache() *cache.Cache { return r.cache }
+
+// Engine returns the control-plane engine (nil for a router without
+// control roles).
+func (r *Router) Engine() *slowpath.Engine { return r.engine }
+
+// Workers returns the fast-path workers.
+func (r *Router) Workers() []*fastpath.Worker { return r.workers }

@@ -50,6 +50,11 @@ type XTRConfig struct {
 	// Pin and CPU pin the worker thread (fastpath.Config).
 	Pin bool
 	CPU int
+	// IdleSpins and IdleWait are the worker's idle policy
+	// (fastpath.Config; zero takes its defaults). A negative IdleSpins makes
+	// the worker poll without ever sleeping.
+	IdleSpins int
+	IdleWait  time.Duration
 	// Logger receives the watcher's warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -173,6 +178,10 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 			addr6 = a
 		}
 	}
+	spins := cfg.IdleSpins
+	if spins < 0 {
+		spins = 1<<31 - 1
+	}
 	x.worker, err = fastpath.NewWorker(fastpath.Config{
 		Pin: cfg.Pin,
 		CPU: cfg.CPU,
@@ -180,10 +189,12 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6},
 			{Port: x.core, Index: corePortIndex},
 		},
-		Cache:    x.cache,
-		NextHops: x.table,
-		Outer:    outer,
-		ToKernel: x.toKernel,
+		Cache:     x.cache,
+		NextHops:  x.table,
+		Outer:     outer,
+		ToKernel:  x.toKernel,
+		IdleSpins: spins,
+		IdleWait:  cfg.IdleWait,
 	})
 	if err != nil {
 		return x, err
@@ -299,6 +310,31 @@ func (x *XTR) ProgramStats() (site, core xsk.Stats, err error) {
 	}
 	core, err = x.coreProg.Stats()
 	return
+}
+
+// Ports returns the site and core sockets. Their counters belong to the
+// worker's goroutine: read them after Close.
+func (x *XTR) Ports() (site, core *xsk.Port) { return x.site, x.core }
+
+// SocketStats returns the kernel's counters of the site and core sockets
+// (XDP_STATISTICS: drops, full rings, empty fill rings).
+func (x *XTR) SocketStats() (site, core unix.XDPStatistics, err error) {
+	if site, err = x.site.Stats(); err != nil {
+		return
+	}
+	core, err = x.core.Stats()
+	return
+}
+
+// SetNice sets the nice value of the worker's thread (setpriority on its
+// thread id), e.g. -20 so that on a shared machine the polling worker is not
+// starved by other processes while the kernel paths it is compared with run
+// in softirq, ahead of every process.
+func (x *XTR) SetNice(nice int) error {
+	if err := unix.Setpriority(unix.PRIO_PROCESS, int(x.tid.Load()), nice); err != nil {
+		return fmt.Errorf("xdptest: nice %d for the worker thread: %w", nice, err)
+	}
+	return nil
 }
 
 // CPUTime returns the CPU time the worker's thread has used so far

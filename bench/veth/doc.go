@@ -1,0 +1,15 @@
+// Package veth holds the veth end-to-end benchmark (veth_test.go): a traffic
+// generator (netsniff-ng trafgen), the device under test and a sink, each in
+// a network namespace, comparing rloc as an ITR on AF_XDP with the Linux
+// kernel encapsulating the same traffic into VXLAN and with plain kernel
+// forwarding. Run it as root:
+//
+//	go test -run '^$' -bench Veth -benchtime 1x ./bench/veth
+//
+// Environment knobs for rloc's variant (defaults are rlocd's own):
+// SPIN=1 makes the worker poll without ever sleeping, NICE=n sets its
+// thread's nice value, BIGRING=1 uses 16384 UMEM frames and 8192-entry
+// fill/rx rings.
+//
+// The figures and their analysis are in bench/results/veth.md.
+package veth

@@ -1,0 +1,376 @@
+package veth
+
+import (
+	"bufio"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/fastpath/xdptest"
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/ring/xsk"
+)
+
+// vethTopo: generator — DUT — sink. The generator's frames go to the DUT's
+// in0 (fixed MAC) from 10.1.0.10 to 10.2.0.10; the DUT sends them on out0
+// towards the sink (192.0.2.2), encapsulated or not.
+const vethTopo = `
+name: veth
+nodes:
+  - name: gen
+  - name: dut
+    sysctls:
+      net.ipv4.ip_forward: 1
+      net.ipv4.conf.all.rp_filter: 0
+      net.ipv4.conf.default.rp_filter: 0
+  - name: sink
+links:
+  - name: in
+    ends:
+      - {node: gen, ifname: eth0, addrs: [10.1.0.10/24], mac: "02:00:00:00:00:10"}
+      - {node: dut, ifname: in0, addrs: [10.1.0.1/24], mac: "02:00:00:00:01:01"}
+  - name: out
+    ends:
+      - {node: dut, ifname: out0, addrs: [192.0.2.1/24], mac: "02:00:00:00:02:01"}
+      - {node: sink, ifname: eth0, addrs: [192.0.2.2/24], mac: "02:00:00:00:02:02"}
+`
+
+const (
+	// packets is the fixed count the generator sends per run.
+	packets = 1_000_000
+	// iid is the instance-ID (LISP) and VNI (VXLAN).
+	iid = 7777
+	// genCPU runs trafgen; dutCPU runs the DUT (rloc's worker, the kernel
+	// path through RPS).
+	genCPU = 0
+	dutCPU = 1
+)
+
+// trafgenCfg is one 64-byte frame (no FCS): Ethernet to the DUT's in0,
+// IPv4 10.1.0.10 -> 10.2.0.10, UDP 1000 -> 2000 with a zero checksum
+// (allowed for IPv4, RFC 768), 22 bytes of payload.
+const trafgenCfg = `{
+  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
+  c16(0x0800),
+  0x45, 0x00, c16(50), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
+  10, 1, 0, 10,
+  10, 2, 0, 10,
+  c16(1000), c16(2000), c16(30), c16(0),
+  fill(0x61, 22)
+}
+`
+
+// need ends the benchmark when a prerequisite is missing (fails under CI).
+func need(b *testing.B, ok bool, format string, args ...any) {
+	b.Helper()
+	if !ok {
+		netns.Unavailable(b, format, args...)
+	}
+}
+
+type bench struct {
+	l     *lab.Lab
+	cfg   string
+	rate  string      // trafgen -b argument; empty: as fast as it can
+	xsk   xsk.Options // rloc's UMEM and ring sizes
+	spins int         // rloc's idle spins (XTRConfig.IdleSpins)
+	nice  int         // nice value of rloc's worker thread
+}
+
+// run executes argv in node and fails the benchmark on error.
+func (v *bench) run(b *testing.B, node string, argv ...string) {
+	b.Helper()
+	if out, err := v.l.Exec(node, argv...); err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func (v *bench) rxPackets(b *testing.B, node, ifname string) uint64 {
+	b.Helper()
+	l, err := v.l.Node(node).Link(ifname)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l.Attrs().Statistics.RxPackets
+}
+
+func (v *bench) txPackets(b *testing.B, node, ifname string) uint64 {
+	b.Helper()
+	l, err := v.l.Node(node).Link(ifname)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l.Attrs().Statistics.TxPackets
+}
+
+// cpuTicks is one CPU's line of /proc/stat, in USER_HZ ticks.
+type cpuTicks struct{ user, system, idle, softirq, steal uint64 }
+
+func readStat(b *testing.B) []cpuTicks {
+	b.Helper()
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var cpus []cpuTicks
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 9 || !strings.HasPrefix(fs[0], "cpu") || fs[0] == "cpu" {
+			continue
+		}
+		v := make([]uint64, 9)
+		for i := 1; i < 9; i++ {
+			v[i], _ = strconv.ParseUint(fs[i], 10, 64)
+		}
+		// user nice system idle iowait irq softirq steal
+		cpus = append(cpus, cpuTicks{user: v[1] + v[2], system: v[3], idle: v[4], softirq: v[7], steal: v[8]})
+	}
+	return cpus
+}
+
+// ticks converts USER_HZ ticks to a duration (USER_HZ is 100 on Linux).
+func ticks(n uint64) time.Duration { return time.Duration(n) * 10 * time.Millisecond }
+
+// sinkDrop attaches an XDP program returning XDP_DROP to the sink's eth0,
+// so the sink costs the same (little) in every variant; veth counts the
+// dropped frames in rx_packets.
+func (v *bench) sinkDrop(b *testing.B) {
+	b.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1 /* XDP_DROP */), asm.Return()},
+	})
+	need(b, err == nil, "load an XDP program: %v", err)
+	b.Cleanup(func() { prog.Close() })
+	err = v.l.Node("sink").Do(func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetXdpFdWithFlags(l, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
+	})
+	need(b, err == nil, "attach native XDP to veth: %v", err)
+}
+
+// result is what one run measured.
+type result struct {
+	offered, received uint64
+	wall              time.Duration
+	genCPU            time.Duration // trafgen's user+system time
+	soft0, soft1      time.Duration // softirq time on the generator's and the DUT's CPU
+	busy0, busy1      time.Duration // user+system+softirq per CPU
+	worker            time.Duration // rloc worker thread CPU time (rloc only)
+	steal0, steal1    time.Duration
+	dutCPU            time.Duration // the DUT's CPU time (see the variants)
+	txDUT, sinkRx     uint64
+}
+
+// generate runs trafgen for the fixed count and measures around it.
+func (v *bench) generate(b *testing.B, x *xdptest.XTR) result {
+	b.Helper()
+	var r result
+	in0 := v.rxPackets(b, "dut", "in0")
+	out0 := v.txPackets(b, "dut", "out0")
+	sink0 := v.rxPackets(b, "sink", "eth0")
+	st0 := readStat(b)
+	var w0 time.Duration
+	if x != nil {
+		w0, _ = x.CPUTime()
+	}
+	argv := []string{"trafgen", "-o", "eth0", "-i", v.cfg, "-n", strconv.Itoa(packets), "-P", "1", "-Q", "-C", "-H"}
+	if v.rate != "" {
+		argv = append(argv, "-b", v.rate)
+	}
+	c, err := v.l.Command("gen", argv...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out strings.Builder
+	c.Stdout, c.Stderr = &out, &out
+	start := time.Now()
+	if err := c.Run(); err != nil {
+		b.Fatalf("trafgen: %v\n%s", err, out.String())
+	}
+	r.wall = time.Since(start)
+	r.genCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+	// Let the DUT drain what is queued (bounded).
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		if v.rxPackets(b, "sink", "eth0")-sink0 >= v.rxPackets(b, "dut", "in0")-in0 {
+			break
+		}
+	}
+	st1 := readStat(b)
+	if x != nil {
+		w1, _ := x.CPUTime()
+		r.worker = w1 - w0
+	}
+	r.offered = v.rxPackets(b, "dut", "in0") - in0
+	r.txDUT = v.txPackets(b, "dut", "out0") - out0
+	r.received = v.rxPackets(b, "sink", "eth0") - sink0
+	r.sinkRx = r.received
+	d := func(i int) cpuTicks {
+		a, z := st0[i], st1[i]
+		return cpuTicks{user: z.user - a.user, system: z.system - a.system, idle: z.idle - a.idle,
+			softirq: z.softirq - a.softirq, steal: z.steal - a.steal}
+	}
+	c0, c1 := d(genCPU), d(dutCPU)
+	r.soft0, r.soft1 = ticks(c0.softirq), ticks(c1.softirq)
+	r.busy0, r.busy1 = ticks(c0.user+c0.system+c0.softirq), ticks(c1.user+c1.system+c1.softirq)
+	r.steal0, r.steal1 = ticks(c0.steal), ticks(c1.steal)
+	return r
+}
+
+// report logs and reports one variant's figures.
+func report(b *testing.B, name string, r result) {
+	b.Helper()
+	secs := r.wall.Seconds()
+	mpps := float64(r.received) / secs / 1e6
+	b.ReportMetric(mpps, "Mpps")
+	b.ReportMetric(float64(r.offered)/secs/1e6, "offered-Mpps")
+	b.ReportMetric(float64(r.received)/float64(max(r.offered, 1))*100, "%delivered")
+	if r.received > 0 {
+		b.ReportMetric(float64(r.dutCPU.Nanoseconds())/float64(r.received), "dut-ns/pkt")
+		b.ReportMetric(float64(r.genCPU.Nanoseconds())/float64(r.offered), "gen-ns/pkt")
+	}
+	b.Logf("%s: %d packets in %v; offered %d (%.3f Mpps), DUT tx %d, sink received %d (%.3f Mpps); "+
+		"trafgen CPU %v; CPU%d busy %v (softirq %v, steal %v); CPU%d busy %v (softirq %v, steal %v); rloc worker thread %v; DUT CPU %v",
+		name, packets, r.wall.Round(time.Millisecond), r.offered, float64(r.offered)/secs/1e6, r.txDUT, r.received, mpps,
+		r.genCPU.Round(time.Millisecond), genCPU, r.busy0, r.soft0, r.steal0, dutCPU, r.busy1, r.soft1, r.steal1,
+		r.worker.Round(time.Millisecond), r.dutCPU.Round(time.Millisecond))
+}
+
+// BenchmarkVeth compares, on one topology and with the same offered
+// traffic (trafgen, 1M 64-byte UDP/IPv4 frames at its full speed on CPU 0),
+// what reaches the sink when the DUT (CPU 1) is plain kernel forwarding, the
+// kernel encapsulating into VXLAN, and rloc as an ITR on AF_XDP.
+func BenchmarkVeth(b *testing.B) {
+	netns.Require(b)
+	_, err := exec.LookPath("trafgen")
+	need(b, err == nil, "trafgen is not installed (scripts/deps.sh trafgen)")
+	need(b, readStat(b) != nil && len(readStat(b)) >= 2, "needs 2 CPUs")
+	topo, err := lab.Parse([]byte(vethTopo))
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := topo.Up(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			b.Errorf("lab down: %v", err)
+		}
+	})
+	v := &bench{l: l, cfg: filepath.Join(b.TempDir(), "udp64.cfg")}
+	if os.Getenv("SPIN") != "" {
+		v.spins = -1
+	}
+	if n, err := strconv.Atoi(os.Getenv("NICE")); err == nil {
+		v.nice = n
+	}
+	if os.Getenv("BIGRING") != "" {
+		v.xsk = xsk.Options{NumFrames: 16384, FillRingSize: 8192, RxRingSize: 8192, TxRingSize: 2048, CompletionRingSize: 2048}
+	}
+	if err := os.WriteFile(v.cfg, []byte(trafgenCfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	v.sinkDrop(b)
+	// The sink's MAC is known to the DUT for every variant.
+	v.run(b, "dut", "ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:02:02", "dev", "out0", "nud", "permanent")
+	v.run(b, "dut", "ip", "link", "add", "vx0", "type", "vxlan", "id", strconv.Itoa(iid),
+		"local", "192.0.2.1", "remote", "192.0.2.2", "dstport", "4341", "dev", "out0")
+	v.run(b, "dut", "ip", "link", "set", "vx0", "up")
+	v.run(b, "dut", "ip", "neigh", "replace", "10.99.0.2", "lladdr", "02:00:00:00:09:09", "dev", "vx0", "nud", "permanent")
+
+	// Each load: every variant, side by side. "max" lets trafgen send as
+	// fast as it can; "paced" offers the same fixed rate to every variant,
+	// so their CPU cost per packet compares at equal load.
+	for _, load := range []struct{ name, rate string }{{"max", ""}, {"paced200k", "200000pps"}} {
+		v.rate = load.rate
+		b.Run(load.name+"/kernel-forward", func(b *testing.B) {
+			v.run(b, "dut", "ip", "route", "replace", "10.2.0.0/24", "via", "192.0.2.2", "dev", "out0")
+			for i := 0; i < b.N; i++ {
+				r := v.generate(b, nil)
+				r.dutCPU = r.soft0 + r.soft1
+				report(b, load.name+"/kernel-forward", r)
+			}
+		})
+		b.Run(load.name+"/kernel-vxlan", func(b *testing.B) {
+			v.run(b, "dut", "ip", "route", "replace", "10.2.0.0/24", "via", "10.99.0.2", "dev", "vx0", "onlink")
+			for i := 0; i < b.N; i++ {
+				r := v.generate(b, nil)
+				r.dutCPU = r.soft0 + r.soft1
+				report(b, load.name+"/kernel-vxlan", r)
+			}
+		})
+		b.Run(load.name+"/rloc-itr", func(b *testing.B) {
+			v.run(b, "dut", "sh", "-c", "ip route del 10.2.0.0/24 2>/dev/null; true")
+			x := v.startRLOC(b)
+			defer func() {
+				if err := x.Close(); err != nil {
+					b.Errorf("close: %v", err)
+				}
+				sp, cp := x.Ports()
+				b.Logf("rloc sockets: site rx %d wakeups %d; core tx %d kicks %d busy %d",
+					sp.RxPackets, sp.RxWakeups, cp.TxPackets, cp.TxKicks, cp.TxKickBusy)
+			}()
+			for i := 0; i < b.N; i++ {
+				r := v.generate(b, x)
+				// The worker's thread, plus the XDP receive path (redirect
+				// and copy into the UMEM), which veth runs in softirq on
+				// the sender's CPU, plus the sink's share on CPU 1.
+				r.dutCPU = r.worker + r.soft0 + r.soft1
+				report(b, load.name+"/rloc-itr", r)
+				var c fastpath.Counters
+				x.Worker().Counters().Snapshot(&c)
+				site, _, _ := x.ProgramStats()
+				ss, cs, _ := x.SocketStats()
+				b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d; site socket %+v; core socket %+v",
+					c.Get(fastpath.CounterRX), c.Get(fastpath.CounterEncap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
+					site[xsk.StatRedirect], ss, cs)
+			}
+		})
+	}
+}
+
+// startRLOC starts rloc as the ITR on the DUT: in0 is the site, out0 the
+// core, 10.2.0.0/24 maps to the sink's address. The worker is pinned to
+// dutCPU at nice -20 (see XTR.SetNice).
+func (v *bench) startRLOC(b *testing.B) *xdptest.XTR {
+	b.Helper()
+	x, err := xdptest.StartXTR(xdptest.XTRConfig{
+		NS: v.l.Node("dut"), Site: "in0", Core: "out0", IID: iid,
+		SiteAddrs: []netip.Addr{netip.MustParseAddr("10.1.0.1")},
+		RLOC4:     netip.MustParseAddr("192.0.2.1"),
+		Mappings: []fastpath.StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix("10.2.0.0/24"),
+			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}},
+		XDPMode:   xsk.XDPDriver,
+		Options:   v.xsk,
+		IdleSpins: v.spins,
+		Pin:       true,
+		CPU:       dutCPU,
+	})
+	need(b, err == nil, "rloc xTR on AF_XDP: %v", err)
+	if err := x.SetNice(v.nice); err != nil {
+		x.Close()
+		b.Fatal(err)
+	}
+	return x
+}

@@ -1,0 +1,472 @@
+package xdptest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/ring/xsk"
+)
+
+// e2eTopo is the end-to-end topology: host A — ITR — core segment — ETR —
+// host B. Both routers are xTRs (each encapsulates its site's traffic and
+// decapsulates the other's). The core is a bridge in a namespace of its own,
+// so a capture on its port sees the LISP packets on the wire (a capture on
+// an interface with an AF_XDP socket would not: XDP redirects before the
+// packet taps, and AF_XDP transmits after them). No route leads from one
+// site to the other natively: only LISP can carry the traffic.
+const e2eTopo = `
+name: xdpe2e
+nodes:
+  - name: ha
+    routes:
+      - {to: default, via: 10.1.0.1}
+      - {to: default, via: "2001:db8:1::1"}
+  - name: itr
+  - name: etr
+  - name: hb
+    routes:
+      - {to: default, via: 10.2.0.1}
+      - {to: default, via: "2001:db8:2::1"}
+links:
+  - name: site-a
+    ends:
+      - {node: ha, ifname: eth0, addrs: [10.1.0.10/24, "2001:db8:1::10/64"]}
+      - {node: itr, ifname: site0, addrs: [10.1.0.1/24, "2001:db8:1::1/64"]}
+  - name: site-b
+    ends:
+      - {node: hb, ifname: eth0, addrs: [10.2.0.10/24, "2001:db8:2::10/64"]}
+      - {node: etr, ifname: site0, addrs: [10.2.0.1/24, "2001:db8:2::1/64"]}
+bridges:
+  - name: core
+    ports:
+      - {node: itr, ifname: core0, addrs: [192.0.2.1/24]}
+      - {node: etr, ifname: core0, addrs: [192.0.2.2/24]}
+`
+
+// e2eIID is the instance-ID both sites use (RFC 9300 §5.3).
+const e2eIID = 7777
+
+var (
+	hostA4  = netip.MustParseAddr("10.1.0.10")
+	hostA6  = netip.MustParseAddr("2001:db8:1::10")
+	hostB4  = netip.MustParseAddr("10.2.0.10")
+	hostB6  = netip.MustParseAddr("2001:db8:2::10")
+	rlocITR = netip.MustParseAddr("192.0.2.1")
+	rlocETR = netip.MustParseAddr("192.0.2.2")
+)
+
+// e2e is a running end-to-end topology.
+type e2e struct {
+	l        *lab.Lab
+	itr, etr *XTR
+}
+
+// siteMappings maps the other site's EID prefixes (IPv4 and IPv6) to rloc.
+func siteMappings(v4, v6 string, rloc netip.Addr) []fastpath.StaticMapping {
+	r := []fastpath.StaticRLOC{{Addr: rloc, Priority: 1, Weight: 100}}
+	return []fastpath.StaticMapping{
+		{IID: e2eIID, Prefix: netip.MustParsePrefix(v4), RLOCs: r},
+		{IID: e2eIID, Prefix: netip.MustParsePrefix(v6), RLOCs: r},
+	}
+}
+
+// unavailableXDP reports whether a StartXTR error means the kernel lacks
+// what the test needs (XDP on veth, AF_XDP) rather than a bug.
+func unavailableXDP(err error) bool {
+	s := err.Error()
+	for _, m := range []string{"load steering program", "attach XDP", "xsk: socket", "xsk: bind", "register UMEM"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	netns.Require(t)
+	for _, tool := range []string{"tshark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			netns.Unavailable(t, "%s is not installed (scripts/deps.sh %s)", tool, tool)
+		}
+	}
+	if _, err := lab.CaptureTool(); err != nil {
+		netns.Unavailable(t, "%v", err)
+	}
+	topo, err := lab.Parse([]byte(e2eTopo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := topo.Up(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	// The hosts compute their checksums themselves, as on a real wire (see
+	// netns.SetTxChecksum).
+	for _, h := range []string{"ha", "hb"} {
+		if err := l.Node(h).SetTxChecksum("eth0", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &e2e{l: l}
+	start := func(node string, site4 string, site6 string, rloc netip.Addr, ms []fastpath.StaticMapping) *XTR {
+		x, err := StartXTR(XTRConfig{
+			NS: l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
+			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
+			RLOC4:     rloc,
+			Mappings:  ms,
+			XDPMode:   xsk.XDPDriver,
+			Options:   xsk.Options{NumFrames: 4096},
+		})
+		if err != nil {
+			if unavailableXDP(err) {
+				netns.Unavailable(t, "AF_XDP on veth: %v", err)
+			}
+			t.Fatalf("start %s: %v", node, err)
+		}
+		t.Cleanup(func() {
+			if err := x.Close(); err != nil {
+				t.Errorf("close %s: %v", node, err)
+			}
+		})
+		return x
+	}
+	e.itr = start("itr", "10.1.0.1", "2001:db8:1::1", rlocITR, siteMappings("10.2.0.0/24", "2001:db8:2::/64", rlocETR))
+	e.etr = start("etr", "10.2.0.1", "2001:db8:2::1", rlocETR, siteMappings("10.1.0.0/24", "2001:db8:1::/64", rlocITR))
+	return e
+}
+
+// logCounters logs both workers' non-zero counters and program stats.
+func (e *e2e) logCounters(t *testing.T) {
+	t.Helper()
+	for _, x := range []struct {
+		name string
+		x    *XTR
+	}{{"itr", e.itr}, {"etr", e.etr}} {
+		c := x.x.Counters()
+		var parts []string
+		c.Each(func(name, reason string, v uint64) {
+			if v != 0 {
+				if reason != "" {
+					name += "/" + reason
+				}
+				parts = append(parts, fmt.Sprintf("%s=%d", name, v))
+			}
+		})
+		site, core, err := x.x.ProgramStats()
+		t.Logf("%s worker: %s; site program %v, core program %v (%v); kernel-path errors %d",
+			x.name, strings.Join(parts, " "), site, core, err, x.x.KernelErrors())
+	}
+}
+
+// checkNoDrops fails when a worker dropped packets for a reason other than
+// an unresolved neighbour before the kernel path resolved it.
+func (e *e2e) checkNoDrops(t *testing.T) {
+	t.Helper()
+	for _, x := range []struct {
+		name string
+		x    *XTR
+	}{{"itr", e.itr}, {"etr", e.etr}} {
+		c := x.x.Counters()
+		for r := fastpath.DropReason(0); r < fastpath.NumDropReasons; r++ {
+			if n := c.Dropped(r); n != 0 {
+				t.Errorf("%s dropped %d packets: %v", x.name, n, r)
+			}
+		}
+	}
+}
+
+// TestEndToEnd runs host A — ITR — core — ETR — host B on AF_XDP sockets
+// (native XDP on veth) with static mappings and next hops from the kernel
+// (slowpath/neigh): pings both ways over IPv4 and IPv6, a capture of the
+// core decoded by tshark, and a 100k-packet UDP flow checked for loss,
+// duplication and reordering.
+func TestEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	defer e.logCounters(t)
+
+	file := filepath.Join(t.TempDir(), "core.pcap")
+	capt, err := e.l.Capture("core", "p0", "udp port 4341", file)
+	if err != nil {
+		t.Fatalf("capture on the core segment: %v", err)
+	}
+	const pings = 3
+	for _, p := range []struct {
+		from string
+		to   netip.Addr
+	}{{"ha", hostB4}, {"hb", hostA4}, {"ha", hostB6}, {"hb", hostA6}} {
+		n, err := e.l.Ping(p.from, p.to, pings, 2*time.Second)
+		if err != nil || n != pings {
+			t.Errorf("ping %s -> %v: %d of %d replies (%v)", p.from, p.to, n, pings, err)
+		} else {
+			t.Logf("ping %s -> %v: %d of %d replies", p.from, p.to, n, pings)
+		}
+	}
+	if err := capt.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkCapture(t, file, pings)
+	if t.Failed() {
+		return
+	}
+	e.udpFlow(t, 100_000, 30*time.Second)
+	e.checkNoDrops(t)
+}
+
+// capturedPacket is one LISP packet of the core capture as tshark decoded it.
+type capturedPacket struct {
+	frame                            string
+	outerSrc, outerDst, innerSrc     string
+	innerDst, dport, iflag, iid, typ string
+	malformed, severity              string
+}
+
+// checkCapture decodes the core capture with tshark and checks that every
+// packet is LISP data (UDP 4341, I bit, instance-ID e2eIID) between the two
+// RLOCs, from one site's EIDs to the other's, nothing malformed, and that it
+// holds the pings of both directions in both families.
+func checkCapture(t *testing.T, file string, pings int) {
+	t.Helper()
+	fields := []string{"frame.number", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.dstport",
+		"lisp-data.flags.iid", "lisp-data.iid", "icmp.type", "icmpv6.type", "_ws.malformed", "_ws.expert.severity"}
+	args := []string{"-n", "-r", file, "-T", "fields", "-E", "separator=;", "-E", "occurrence=a", "-E", "aggregator=,"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	cmd := exec.Command("tshark", args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, stderr.String())
+	}
+	counts := map[string]int{}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, line := range lines {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, ";")
+		if len(f) != len(fields) {
+			t.Errorf("tshark line %q: %d fields, want %d", line, len(f), len(fields))
+			continue
+		}
+		ip4src, ip4dst := strings.Split(f[1], ","), strings.Split(f[2], ",")
+		p := capturedPacket{frame: f[0], outerSrc: ip4src[0], outerDst: ip4dst[0], dport: f[5],
+			iflag: f[6], iid: f[7], malformed: f[10], severity: f[11]}
+		switch {
+		case len(ip4src) == 2 && len(ip4dst) == 2 && f[3] == "":
+			p.innerSrc, p.innerDst, p.typ = ip4src[1], ip4dst[1], "icmp"+f[8]
+		case len(ip4src) == 1 && f[3] != "":
+			p.innerSrc, p.innerDst, p.typ = f[3], f[4], "icmpv6-"+f[9]
+		default:
+			t.Errorf("frame %s: cannot tell outer from inner header: %q", p.frame, line)
+			continue
+		}
+		if p.malformed != "" || strings.Contains(p.severity, "error") {
+			t.Errorf("frame %s: tshark reports a malformed packet or an error: %q", p.frame, line)
+		}
+		if p.dport != "4341" || (p.iflag != "1" && p.iflag != "True") {
+			t.Errorf("frame %s: not LISP data with the I bit: port %q, I %q", p.frame, p.dport, p.iflag)
+		}
+		if p.iid != strconv.Itoa(e2eIID) {
+			t.Errorf("frame %s: instance-ID %q, want %d", p.frame, p.iid, e2eIID)
+		}
+		dir := ""
+		switch {
+		case p.outerSrc == rlocITR.String() && p.outerDst == rlocETR.String():
+			dir = "A>B"
+		case p.outerSrc == rlocETR.String() && p.outerDst == rlocITR.String():
+			dir = "B>A"
+		default:
+			t.Errorf("frame %s: outer %s -> %s is not between the two RLOCs", p.frame, p.outerSrc, p.outerDst)
+			continue
+		}
+		src, dst := netip.MustParseAddr(p.innerSrc), netip.MustParseAddr(p.innerDst)
+		wantSrc, wantDst := []netip.Addr{hostA4, hostA6}, []netip.Addr{hostB4, hostB6}
+		if dir == "B>A" {
+			wantSrc, wantDst = wantDst, wantSrc
+		}
+		if !(src == wantSrc[0] && dst == wantDst[0]) && !(src == wantSrc[1] && dst == wantDst[1]) {
+			t.Errorf("frame %s: inner %v -> %v does not belong in direction %s", p.frame, src, dst, dir)
+		}
+		counts[dir+" "+p.typ]++
+	}
+	t.Logf("LISP packets on the core by direction and inner ICMP type: %v (%d packets)", counts, len(lines))
+	// Each direction carries the echo requests of its pings and the replies
+	// to the other side's.
+	for _, dir := range []string{"A>B", "B>A"} {
+		for _, typ := range []string{"icmp8", "icmp0", "icmpv6-128", "icmpv6-129"} {
+			if counts[dir+" "+typ] < pings {
+				t.Errorf("capture: %d packets %s %s, want at least %d", counts[dir+" "+typ], dir, typ, pings)
+			}
+		}
+	}
+}
+
+// udpFlow sends n UDP datagrams with sequence numbers from host A to host B
+// and checks that each arrives exactly once and in order. The sender keeps
+// at most window datagrams in flight (sent but not yet received), so the
+// test checks the data path, not how fast this shared 2-core machine
+// schedules four busy threads; it reports the rate it reached.
+func (e *e2e) udpFlow(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	const (
+		window  = 512
+		burst   = 32
+		payload = 64
+		port    = 9000
+	)
+	var rx *net.UDPConn
+	if err := e.l.Node("hb").Do(func() (err error) {
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: hostB4.AsSlice(), Port: port})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if sc, err := rx.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+		})
+	}
+	var tx *net.UDPConn
+	if err := e.l.Node("ha").Do(func() (err error) {
+		tx, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: hostB4.AsSlice(), Port: port})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+
+	var received atomic.Int64
+	seen := make([]uint8, n)
+	var dups, reordered, foreign int
+	done := make(chan struct{})
+	senderDone := make(chan time.Time, 1)
+	go func() {
+		defer close(done)
+		pc := ipv4.NewPacketConn(rx)
+		msgs := make([]ipv4.Message, 64)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+		}
+		last := int64(-1)
+		var quietSince time.Time
+		for received.Load() < int64(n) {
+			_ = rx.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			k, err := pc.ReadBatch(msgs, 0)
+			if err != nil {
+				select {
+				case end := <-senderDone:
+					quietSince = end
+				default:
+				}
+				// Stop 2 s after the sender finished and nothing more came.
+				if !quietSince.IsZero() && time.Since(quietSince) > 2*time.Second {
+					return
+				}
+				continue
+			}
+			for _, m := range msgs[:k] {
+				if m.N != payload {
+					foreign++
+					continue
+				}
+				s := int64(binary.BigEndian.Uint64(m.Buffers[0][:8]))
+				if s < 0 || s >= int64(n) {
+					foreign++
+					continue
+				}
+				if seen[s] != 0 {
+					dups++
+				}
+				seen[s]++
+				if s < last {
+					reordered++
+				}
+				last = max(last, s)
+				received.Add(1)
+			}
+		}
+	}()
+
+	pc := ipv4.NewPacketConn(tx)
+	msgs := make([]ipv4.Message, burst)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, payload)}
+	}
+	start := time.Now()
+	deadline := start.Add(limit)
+	sent, stalls := 0, 0
+	lastProgress, lastRecv := time.Now(), int64(0)
+	for sent < n && time.Now().Before(deadline) {
+		r := received.Load()
+		if r != lastRecv {
+			lastRecv, lastProgress = r, time.Now()
+		}
+		// Keep the window; if nothing arrives for 200 ms (packets lost),
+		// go on sending so the loss shows up in the count.
+		if int64(sent)-r >= window && time.Since(lastProgress) < 200*time.Millisecond {
+			time.Sleep(20 * time.Microsecond)
+			continue
+		}
+		if int64(sent)-r >= window {
+			stalls++
+			lastProgress = time.Now()
+		}
+		k := min(burst, n-sent)
+		for i := 0; i < k; i++ {
+			binary.BigEndian.PutUint64(msgs[i].Buffers[0][:8], uint64(sent+i))
+		}
+		w, err := pc.WriteBatch(msgs[:k], 0)
+		if err != nil {
+			if err == unix.ENOBUFS || strings.Contains(err.Error(), "no buffer space") {
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
+			t.Fatalf("send: %v", err)
+		}
+		sent += w
+	}
+	sendTime := time.Since(start)
+	senderDone <- time.Now()
+	<-done
+	total := time.Since(start)
+	lost := 0
+	for _, v := range seen {
+		if v == 0 {
+			lost++
+		}
+	}
+	got := received.Load()
+	t.Logf("UDP flow: sent %d in %v (%.0f pps offered, window %d), received %d in %v (%.0f pps); lost %d, duplicated %d, reordered %d, foreign %d, sender stalls %d",
+		sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds(), window,
+		got, total.Round(time.Millisecond), float64(got)/total.Seconds(), lost, dups, reordered, foreign, stalls)
+	if sent != n {
+		t.Errorf("sent only %d of %d datagrams within %v", sent, n, limit)
+	}
+	if lost != 0 || dups != 0 || reordered != 0 || foreign != 0 {
+		t.Errorf("UDP flow: %d lost, %d duplicated, %d reordered, %d foreign of %d", lost, dups, reordered, foreign, n)
+	}
+}

@@ -173,7 +173,8 @@ type wport struct {
 type Worker struct {
 	cfg     Config
 	ports   []wport
-	byIndex []int16 // Adjacency.Port → index in ports, -1 when not ours
+	waiter  *ring.Waiter // sleeps on all ports at once when idle
+	byIndex []int16      // Adjacency.Port → index in ports, -1 when not ours
 	bySite  []siteIID
 	cache   *cache.Cache
 	nh      *NextHopCache
@@ -281,7 +282,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.byIndex[i] = -1
 	}
 	w.ports = make([]wport, len(cfg.Ports))
+	rports := make([]ring.Port, len(cfg.Ports))
 	for i, pc := range cfg.Ports {
+		rports[i] = pc.Port
 		if w.byIndex[pc.Index] >= 0 {
 			return nil, fmt.Errorf("fastpath: port index %d used twice", pc.Index)
 		}
@@ -310,6 +313,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 			}
 		}
 	}
+	w.waiter = ring.NewWaiter(rports)
 	return w, nil
 }
 
@@ -381,23 +385,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		return nil
 	}
 	idle := 0
-	per := w.cfg.IdleWait / time.Duration(len(w.ports))
-	if per <= 0 {
-		per = time.Microsecond
-	}
-	next := 0
 	for !w.stop.Load() {
 		if w.Step() > 0 {
 			idle = 0
 		} else if idle++; idle >= w.cfg.IdleSpins {
-			// Sleep on one port at a time, round robin, so no port waits
-			// longer than IdleWait for its turn.
-			if _, err := w.ports[next].p.Wait(per); err != nil && !errors.Is(err, ring.ErrClosed) {
+			// Sleep until any port has frames (one poll(2) over all AF_XDP
+			// sockets), bounded by IdleWait so held packets and timers are
+			// serviced.
+			if err := w.waiter.Wait(w.cfg.IdleWait); err != nil && !errors.Is(err, ring.ErrClosed) {
 				w.err = err
-			}
-			next++
-			if next == len(w.ports) {
-				next = 0
 			}
 		}
 		if w.err != nil {

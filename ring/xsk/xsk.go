@@ -413,6 +413,19 @@ func (p *Port) Receive(frames []ring.Frame) (int, error) {
 	return n, nil
 }
 
+// PollPrepare implements ring.Pollable: it refills the fill ring and reports
+// whether frames are already waiting.
+func (p *Port) PollPrepare() bool {
+	if atomic.LoadUint32(p.rx.prod) != *p.rx.cons {
+		return true
+	}
+	p.refill()
+	return false
+}
+
+// PollFD implements ring.Pollable: the socket, readable when frames arrive.
+func (p *Port) PollFD() int { return int(p.pfd[0].Fd) }
+
 // Wait implements ring.Port with poll(2).
 func (p *Port) Wait(timeout time.Duration) (bool, error) {
 	if p.closed.Load() {

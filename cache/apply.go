@@ -20,8 +20,8 @@ var (
 // Update is one change in a batch given to Apply: insert or replace the
 // mapping of Key, or delete it.
 type Update struct {
-	Key    Key
-	Delete bool
+	Key    Key  // the entry to change
+	Delete bool // remove the entry (no error when absent)
 	// RLOCs and RLE are copied; the caller may reuse the slices.
 	RLOCs []RLOC
 	RLE   []RLEHop

@@ -131,8 +131,8 @@ type RLEHop struct {
 // family (and group prefix, for multicast) and locator contents share one
 // Locators.
 type Locators struct {
-	RLOCs []RLOC   // the locator set, in the order given
-	RLE   []RLEHop // the replication list, for multicast entries
+	RLOCs []RLOC      // the locator set, in the order given
+	RLE   []RLEHop    // the replication list, for multicast entries
 	sel   *[256]uint8 // slot -> RLOC index, nil when at most one RLOC is usable
 	one   int16       // the only usable RLOC, or -1
 	fam   Family

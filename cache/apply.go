@@ -20,8 +20,8 @@ var (
 // Update is one change in a batch given to Apply: insert or replace the
 // mapping of Key, or delete it.
 type Update struct {
-	Key    Key
-	Delete bool
+	Key    Key  // the entry to change
+	Delete bool // remove the entry (no error when absent)
 	// RLOCs and RLE are copied; the caller may reuse the slices.
 	RLOCs []RLOC
 	RLE   []RLEHop
@@ -475,9 +475,7 @@ func (c *Cache) instance(iid uint32, create bool) *instance {
 		return in
 	}
 	in := &instance{iid: iid}
-	for s := range in.uni {
-		in.uni[s].Store(new(table))
-	}
+	in.shards(func(s *shard) bool { s.p.Store(c.empty); return true })
 	for f := range in.mc {
 		in.mc[f].Store(&mcTable{})
 		in.mcAll[f] = make(map[Key]*Entry)
@@ -487,15 +485,19 @@ func (c *Cache) instance(iid uint32, create bool) *instance {
 	return in
 }
 
-// uniShard returns the unicast shard index and trie prefix of a key.
-func uniShard(k Key) (int, netip.Prefix) {
+// shardOf returns the unicast shard and trie prefix of a key.
+func shardOf(in *instance, k Key) (*shard, netip.Prefix) {
 	if k.Kind == KindMAC {
-		return shardMAC, macPrefix(k.MAC)
+		return &in.mac, macPrefix(k.MAC)
 	}
-	if k.Prefix.Addr().Is4() {
-		return shardV4, k.Prefix
+	a := k.Prefix.Addr()
+	if !a.Is4() {
+		return &in.v6, k.Prefix
 	}
-	return shardV6, k.Prefix
+	if k.Prefix.Bits() < v4SubLen {
+		return &in.short, k.Prefix
+	}
+	return &in.v4[v4Sub(a.As4())], k.Prefix
 }
 
 func mcFam(k Key) int {
@@ -511,10 +513,10 @@ func (c *Cache) get(in *instance, k Key) *Entry {
 	if k.Kind == KindMulticast {
 		return in.mcAll[mcFam(k)][k]
 	}
-	s, p := uniShard(k)
-	t := in.work[s]
+	s, p := shardOf(in, k)
+	t := s.work
 	if t == nil {
-		t = in.uni[s].Load()
+		t = s.p.Load()
 	}
 	e, _ := t.Get(p)
 	return e
@@ -522,28 +524,29 @@ func (c *Cache) get(in *instance, k Key) *Entry {
 
 // cloneFactor: a shard switches from per-update persistent inserts to one
 // private deep copy plus in-place updates once a batch has made more than
-// size/cloneFactor persistent updates to it (a deep copy costs about as
-// much as size/cloneFactor persistent updates; see BenchmarkApply).
-const cloneFactor = 64
+// 4+size/cloneFactor persistent updates to it (a deep copy costs about as
+// much as size/cloneFactor persistent updates, garbage collection included;
+// see BenchmarkBulkLoad and BenchmarkLookup/apply1k).
+const cloneFactor = 32
 
 // wtable returns the batch's working table of a unicast shard.
-func (c *Cache) wtable(in *instance, s int) *table {
-	if in.work[s] == nil {
-		cur := in.uni[s].Load()
+func (c *Cache) wtable(s *shard) *table {
+	if s.work == nil {
+		cur := s.p.Load()
 		if cur.Size() == 0 {
-			in.work[s], in.owned[s] = new(table), true
+			s.work, s.owned = new(table), true
 		} else {
-			in.work[s], in.owned[s] = cur, false
+			s.work, s.owned = cur, false
 		}
-		in.ops[s] = 0
-		c.dirty = append(c.dirty, shardRef{in, s})
+		s.ops = 0
+		c.dirty = append(c.dirty, s)
 	}
-	t := in.work[s]
-	if !in.owned[s] {
-		in.ops[s]++
-		if in.ops[s] > 256+t.Size()/cloneFactor {
+	t := s.work
+	if !s.owned {
+		s.ops++
+		if int(s.ops) > 4+t.Size()/cloneFactor {
 			t = t.Clone()
-			in.work[s], in.owned[s] = t, true
+			s.work, s.owned = t, true
 		}
 	}
 	return t
@@ -556,12 +559,12 @@ func (c *Cache) put(in *instance, k Key, e *Entry) {
 		c.mcMark(in, f)
 		return
 	}
-	s, p := uniShard(k)
-	t := c.wtable(in, s)
-	if in.owned[s] {
+	s, p := shardOf(in, k)
+	t := c.wtable(s)
+	if s.owned {
 		t.Insert(p, e)
 	} else {
-		in.work[s] = t.InsertPersist(p, e)
+		s.work = t.InsertPersist(p, e)
 	}
 }
 
@@ -573,36 +576,34 @@ func (c *Cache) del(in *instance, e *Entry) {
 		c.mcMark(in, f)
 		return
 	}
-	s, p := uniShard(k)
-	t := c.wtable(in, s)
-	if in.owned[s] {
+	s, p := shardOf(in, k)
+	t := c.wtable(s)
+	if s.owned {
 		t.Delete(p)
 	} else {
-		in.work[s] = t.DeletePersist(p)
+		s.work = t.DeletePersist(p)
 	}
 }
 
 func (c *Cache) mcMark(in *instance, f int) {
 	if !in.mcDirty[f] {
 		in.mcDirty[f] = true
-		c.dirty = append(c.dirty, shardRef{in, numUni + f})
+		c.mcDirt = append(c.mcDirt, mcRef{in, f})
 	}
 }
 
 // publish swaps every shard the batch touched: one atomic store per shard.
 func (c *Cache) publish() {
-	for _, r := range c.dirty {
-		in := r.in
-		if r.s < numUni {
-			in.uni[r.s].Store(in.work[r.s])
-			in.work[r.s], in.owned[r.s], in.ops[r.s] = nil, false, 0
-			continue
-		}
-		f := r.s - numUni
-		in.mc[f].Store(buildMC(in.mcAll[f]))
-		in.mcDirty[f] = false
+	for _, s := range c.dirty {
+		s.p.Store(s.work)
+		s.work, s.owned, s.ops = nil, false, 0
 	}
 	c.dirty = c.dirty[:0]
+	for _, r := range c.mcDirt {
+		r.in.mc[r.f].Store(buildMC(r.in.mcAll[r.f]))
+		r.in.mcDirty[r.f] = false
+	}
+	c.mcDirt = c.mcDirt[:0]
 }
 
 // entryHeap is a min-heap of entries by expiry time; each entry knows its

@@ -108,8 +108,10 @@ type RLOC struct {
 	Weight    uint8 // unicast weight among RLOCs of equal priority
 	MPriority uint8 // multicast priority (RFC 9301 §5.4)
 	MWeight   uint8 // multicast weight
+	// Reachable must be true for Select to choose the RLOC (the zero value
+	// means down: set it from the R bit, probing, or configuration).
 	Reachable bool
-	Source    ReachSource
+	Source    ReachSource // where the Reachable state came from
 	// Template is the prebuilt outer header for this RLOC, returned by
 	// Config.BuildTemplate when the set was installed. The fast path copies it;
 	// nobody writes to it.
@@ -129,8 +131,8 @@ type RLEHop struct {
 // family (and group prefix, for multicast) and locator contents share one
 // Locators.
 type Locators struct {
-	RLOCs []RLOC
-	RLE   []RLEHop
+	RLOCs []RLOC      // the locator set, in the order given
+	RLE   []RLEHop    // the replication list, for multicast entries
 	sel   *[256]uint8 // slot -> RLOC index, nil when at most one RLOC is usable
 	one   int16       // the only usable RLOC, or -1
 	fam   Family

@@ -106,6 +106,9 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	}
 	if site >= 0 {
 		pk.rtr = false
+		if w.ports[site].glean {
+			w.glean(b)
+		}
 		w.deliver(f, site)
 		return
 	}
@@ -172,6 +175,7 @@ func (w *Worker) observe(b []byte, h wire.Header) {
 		o.RLOC = netip.AddrFrom16([16]byte(b[pk.outerOff+8 : pk.outerOff+24]))
 	}
 	o.IID = pk.iid
+	o.Glean, o.EID = false, netip.Addr{}
 	o.Flags = h[0]
 	o.Nonce = h.Nonce()
 	o.LSBs = h.LSBs()
@@ -179,8 +183,60 @@ func (w *Worker) observe(b []byte, h wire.Header) {
 	w.obs.commit()
 }
 
+// gleanSlots is the size of a worker's gleaning memo (a power of two).
+const gleanSlots = 256
+
+// gleanMemo remembers, per slot of a small direct-mapped table, the last EID
+// reported for gleaning and when, so one EID is reported once per interval.
+type gleanMemo struct {
+	slot [gleanSlots]struct {
+		iid uint32
+		eid netip.Addr
+		at  int64
+	}
+}
+
+// glean reports the inner source EID and outer source RLOC of a packet
+// being delivered on a gleaning site port (RFC 9300 §9), at most once per
+// EID per GleanInterval.
+func (w *Worker) glean(b []byte) {
+	pk := &w.pk
+	in := b[pk.innerOff:]
+	var eid netip.Addr
+	if pk.v4 {
+		eid = netip.AddrFrom4([4]byte(in[12:16]))
+	} else {
+		eid = netip.AddrFrom16([16]byte(in[8:24]))
+	}
+	a := eid.As16()
+	h := pk.iid * 0x9e3779b1
+	for i := 0; i < 16; i += 4 {
+		h = (h ^ uint32(a[i])<<24 ^ uint32(a[i+1])<<16 ^ uint32(a[i+2])<<8 ^ uint32(a[i+3])) * 0x85ebca6b
+	}
+	h ^= h >> 15
+	s := &w.gleaned.slot[h&(gleanSlots-1)]
+	if s.eid == eid && s.iid == pk.iid && w.now-s.at < int64(w.cfg.GleanInterval) {
+		return
+	}
+	o := w.obs.next()
+	if o == nil {
+		w.extra[ExtraObservationLost]++
+		return
+	}
+	s.iid, s.eid, s.at = pk.iid, eid, w.now
+	if pk.outerV4 {
+		o.RLOC = netip.AddrFrom4([4]byte(b[pk.outerOff+12 : pk.outerOff+16]))
+	} else {
+		o.RLOC = netip.AddrFrom16([16]byte(b[pk.outerOff+8 : pk.outerOff+24]))
+	}
+	o.IID, o.Flags, o.Nonce, o.LSBs, o.Time = pk.iid, 0, 0, 0, w.now
+	o.Glean, o.EID = true, eid
+	w.obs.commit()
+}
+
 // Observation is what the ETR saw in one LISP data header, for the slow
-// path's echo-nonce and locator-status-bits processing.
+// path's echo-nonce and locator-status-bits processing, or, with Glean set,
+// a source EID to glean.
 type Observation struct {
 	// RLOC is the outer source address: the ITR or RTR that sent the packet.
 	RLOC netip.Addr
@@ -197,6 +253,11 @@ type Observation struct {
 	LSBs uint32
 	// Time is the worker's monotonic clock (ns since it started).
 	Time int64
+	// Glean marks a gleaning report: EID (the inner source) was seen behind
+	// RLOC in instance-ID IID (RFC 9300 §9); the header fields are zero.
+	Glean bool
+	// EID is the inner source address of a gleaning report.
+	EID netip.Addr
 }
 
 // ObservationRing is a single-producer single-consumer ring of

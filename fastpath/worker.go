@@ -35,6 +35,13 @@ type PortConfig struct {
 	// outer IP packet it may send (RFC 9300 §7, "L"). Zero takes the
 	// next hop's interface MTU, and 1500 when that is unknown.
 	MTU int
+	// Glean enables gleaning on a site port (RFC 9300 §9): for packets the
+	// ETR delivers in this port's instance-ID, the inner source EID and the
+	// outer source RLOC are reported to the slow path (an Observation with
+	// Glean set, once per EID per GleanInterval) so it can install a
+	// short-lived mapping and verify it with a Map-Request. Off by default:
+	// gleaning trusts the data packet and has no policy control.
+	Glean bool
 	// Addr4 and Addr6 are the router's addresses on a site port, used as
 	// the source of ICMP errors sent out of it (RFC 1812 §4.3.2.4). Zero
 	// values fall back to the local RLOC of the family.
@@ -99,6 +106,9 @@ type Config struct {
 	// Batch is the number of frames received per port per step (default
 	// and maximum ring.IdealBatchSize).
 	Batch int
+	// GleanInterval is how often one EID is reported for gleaning at most
+	// (default 1 s).
+	GleanInterval time.Duration
 	// IdleSpins is the number of empty steps before Run sleeps in Wait
 	// (default 64); IdleWait bounds one sleep (default 1 ms).
 	IdleSpins int
@@ -162,6 +172,7 @@ type wport struct {
 	addr4  netip.Addr
 	addr6  netip.Addr
 	petr   *cache.RLOC // PETR with this port's instance-ID in its template
+	glean  bool        // report source EIDs of delivered packets (PortConfig.Glean)
 	ntx    int
 	tx     [ring.IdealBatchSize]ring.Frame
 	closed bool
@@ -182,6 +193,7 @@ type Worker struct {
 	c       *Counters
 	hold    *HoldQueue
 	obs     *ObservationRing
+	gleaned gleanMemo // EIDs recently reported for gleaning
 	release ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
@@ -239,6 +251,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if cfg.IdleWait <= 0 {
 		cfg.IdleWait = time.Millisecond
 	}
+	if cfg.GleanInterval <= 0 {
+		cfg.GleanInterval = time.Second
+	}
 	if cfg.ICMPRate == 0 {
 		cfg.ICMPRate = 100
 	}
@@ -294,7 +309,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.byIndex[pc.Index] = int16(i)
 		p := &w.ports[i]
 		*p = wport{p: pc.Port, site: pc.Site, iid: pc.IID, index: pc.Index, mtu: pc.MTU,
-			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6}
+			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4
 		}

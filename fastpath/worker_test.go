@@ -129,9 +129,10 @@ func FuzzWorkerStep(f *testing.F) {
 	})
 }
 
-// TestStepNoAllocs: steady-state encap, decap and RTR steps allocate nothing.
+// TestStepNoAllocs: steady-state encap, decap (with gleaning) and RTR steps
+// allocate nothing.
 func TestStepNoAllocs(t *testing.T) {
-	r := newRig(t, func(c *Config) { c.RTR = true })
+	r := newRig(t, func(c *Config) { c.RTR = true; c.Ports[0].Glean = true })
 	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}})
 	enc := siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 18})
 	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 18})

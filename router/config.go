@@ -93,6 +93,12 @@ type Interface struct {
 	// MTU bounds the outer packets sent towards the core through a core
 	// interface; 0 takes the interface MTU.
 	MTU int
+	// Glean enables gleaning on a site interface (RFC 9300 §9): the ETR
+	// installs a short-lived mapping from the source EID of packets it
+	// decapsulates for this instance-ID to the RLOC they came from, and
+	// verifies it with a Map-Request. Off by default: gleaning trusts data
+	// packets and has no policy control.
+	Glean bool
 }
 
 // ETROptions tunes the ETR role.
@@ -247,6 +253,9 @@ func (c *Config) Validate() error {
 			core = true
 			if ifc.IID != 0 {
 				return fmt.Errorf("%s.iid: only site interfaces have an instance-ID", f)
+			}
+			if ifc.Glean {
+				return fmt.Errorf("%s.glean: only site interfaces glean", f)
 			}
 		default:
 			return fmt.Errorf("%s.side: %q (want site or core)", f, ifc.Side)

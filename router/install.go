@@ -53,6 +53,7 @@ func (in installer) Install(m *slowpath.Resolved) {
 	if res.Rejected > 0 {
 		r.log.Warn("map-cache rejected a mapping", "iid", m.IID, "eid", m.Prefix, "err", res.Err)
 	}
+	r.glean.covered(r.cache, m.IID, m.Prefix, time.Now())
 	r.release(fastpath.Release{IID: m.IID, Prefix: m.Prefix})
 	if r.events.active() {
 		ev := Event{Kind: EventMappingInstalled, IID: m.IID, EID: m.Prefix.String()}

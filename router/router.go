@@ -48,6 +48,7 @@ type Router struct {
 	engine  *slowpath.Engine
 	events  *hub
 	tk      *toKernel
+	glean   gleaner
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -212,7 +213,7 @@ func (r *Router) startDataPlane() error {
 				return fmt.Errorf("%s.queues: %w", f, err)
 			}
 			ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
-				Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6})
+				Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
 		}
 	}
 	neg := fastpath.NegativeNative
@@ -304,6 +305,7 @@ func (r *Router) drainMisses() {
 	t := time.NewTicker(missPoll)
 	defer t.Stop()
 	var ev fastpath.MissEvent
+	var obs fastpath.Observation
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -311,6 +313,13 @@ func (r *Router) drainMisses() {
 		case <-t.C:
 		}
 		for _, w := range r.workers {
+			for w.Observations().Pop(&obs) {
+				if obs.Glean && r.glean.observe(r.cache, &obs, time.Now(), r.engine.Miss) {
+					r.log.Debug("gleaned a mapping", "iid", obs.IID, "eid", obs.EID, "rloc", obs.RLOC)
+					r.events.publish(Event{Kind: EventMappingInstalled, IID: obs.IID, EID: obs.EID.String(),
+						RLOCs: []string{obs.RLOC.String()}, Detail: "gleaned"})
+				}
+			}
 			for w.Misses().Pop(&ev) {
 				r.missesSeen.Add(1)
 				r.engine.Miss(slowpath.MissEvent{IID: ev.IID, Dst: ev.Dst, Src: ev.Src})

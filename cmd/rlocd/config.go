@@ -62,6 +62,7 @@ type fileInterface struct {
 	Queues  int    `mapstructure:"queues"`
 	XDPMode string `mapstructure:"xdp_mode"`
 	MTU     int    `mapstructure:"mtu"`
+	Glean   bool   `mapstructure:"glean"`
 }
 
 type fileControl struct {
@@ -400,7 +401,7 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 	}
 	for _, fi := range fc.Interfaces {
 		c.Interfaces = append(c.Interfaces, router.Interface{Name: fi.Name, Side: router.Side(fi.Side), IID: fi.IID,
-			Queues: fi.Queues, XDPMode: router.XDPMode(fi.XDPMode), MTU: fi.MTU})
+			Queues: fi.Queues, XDPMode: router.XDPMode(fi.XDPMode), MTU: fi.MTU, Glean: fi.Glean})
 	}
 	for i, s := range fc.Control.Listen {
 		a, err := parseAddrPort(fmt.Sprintf("control.listen[%d]", i), s)

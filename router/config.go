@@ -180,6 +180,11 @@ type Config struct {
 	// PETRs are Proxy-ETRs used for negative mappings (RFC 6832 §4), at
 	// most one per family.
 	PETRs []netip.Addr
+	// Advertise are the EID aggregates a PITR attracts traffic for (RFC 6832
+	// §3): rloc installs a kernel route for each (protocol RouteProtocol)
+	// for a routing daemon to announce into the underlay, and removes them
+	// on Stop.
+	Advertise []netip.Prefix
 	// Static are map-cache entries from configuration.
 	Static []fastpath.StaticMapping
 	// Sites are the Map-Server's sites.
@@ -260,6 +265,9 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("%s.side: %q (want site or core)", f, ifc.Side)
 		}
+		if ifc.Glean && !c.Roles.resolves() {
+			return fmt.Errorf("%s.glean: gleaning needs the itr, pitr or rtr role to verify what it gleans", f)
+		}
 		if ifc.IID > 1<<24-1 {
 			return fmt.Errorf("%s.iid: %d does not fit in 24 bits", f, ifc.IID)
 		}
@@ -302,6 +310,14 @@ func (c *Config) Validate() error {
 	}
 	if !c.Roles.MapServer && len(c.Sites) > 0 {
 		return errors.New("sites: only the map-server role has sites")
+	}
+	for i, p := range c.Advertise {
+		if !p.IsValid() {
+			return fmt.Errorf("advertise[%d]: invalid prefix", i)
+		}
+		if !c.Roles.PITR {
+			return fmt.Errorf("advertise[%d]: only the pitr role advertises EID aggregates", i)
+		}
 	}
 	var p4, p6 bool
 	for i, a := range c.PETRs {

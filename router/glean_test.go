@@ -57,7 +57,7 @@ func TestGleaner(t *testing.T) {
 }
 
 func TestGleanOnlyOnSiteInterfaces(t *testing.T) {
-	cfg := Config{Roles: Roles{ETR: true}, RLOCs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Interfaces: []Interface{{Name: "site0", Side: SideSite, Glean: true},
+	cfg := Config{Roles: Roles{ITR: true, ETR: true}, MapResolvers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.100:4342")}, RLOCs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Interfaces: []Interface{{Name: "site0", Side: SideSite, Glean: true},
 		{Name: "core0", Side: SideCore, Glean: true}}}
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "interfaces[1].glean") {

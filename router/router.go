@@ -49,6 +49,7 @@ type Router struct {
 	events  *hub
 	tk      *toKernel
 	glean   gleaner
+	adv     advertiser
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +106,9 @@ func (r *Router) start() error {
 		if err := r.startDataPlane(); err != nil {
 			return err
 		}
+	}
+	if err := r.adv.advertise(cfg.Advertise); err != nil {
+		return err
 	}
 	ec, err := cfg.engineConfig()
 	if err != nil {
@@ -380,6 +384,9 @@ func (r *Router) Stop() {
 			if err := p.Close(); err != nil {
 				r.log.Warn("detach XDP program", "err", err)
 			}
+		}
+		if err := r.adv.withdraw(); err != nil {
+			r.log.Warn("withdraw EID aggregates", "err", err)
 		}
 		for _, g := range r.groups {
 			_ = g.Close()

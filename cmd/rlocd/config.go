@@ -31,6 +31,7 @@ type fileConfig struct {
 	MapServers   []fileMSPeer    `mapstructure:"map_servers"`
 	MapResolvers []string        `mapstructure:"map_resolvers"`
 	PETRs        []string        `mapstructure:"petrs"`
+	Advertise    []string        `mapstructure:"advertise"`
 	MapCache     []fileMapping   `mapstructure:"map_cache"`
 	Sites        []fileSite      `mapstructure:"sites"`
 	ETR          fileETR         `mapstructure:"etr"`
@@ -475,6 +476,13 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 			return c, o, err
 		}
 		c.MapResolvers = append(c.MapResolvers, a)
+	}
+	for i, s := range fc.Advertise {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return c, o, fmt.Errorf("advertise[%d]: %q is not a prefix", i, s)
+		}
+		c.Advertise = append(c.Advertise, p)
 	}
 	for i, s := range fc.PETRs {
 		a, err := parseAddr(fmt.Sprintf("petrs[%d]", i), s)

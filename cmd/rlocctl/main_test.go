@@ -156,8 +156,8 @@ wait:
 		t.Fatalf("events: %v\n%s", ev.err, ev.out)
 	}
 	src := regexp.QuoteMeta(c.LocalAddr().String())
-	if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} registration-accepted\s+iid 0 10\.1\.0\.0/24 from ` + src + ` \(site1\)$`).MatchString(ev.out) ||
-		!regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} registration-rejected\s+from ` + src + ` \(site1: authentication failed\)$`).MatchString(ev.out) {
+	if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} registration-accepted\s+iid 0 10\.1\.0\.0/24 from `+src+` \(site1\)$`).MatchString(ev.out) ||
+		!regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} registration-rejected\s+from `+src+` \(site1: authentication failed\)$`).MatchString(ev.out) {
 		t.Fatalf("events output:\n%s", ev.out)
 	}
 	out = mustCtl(t, sock, "registrations")

@@ -5,9 +5,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -141,14 +143,18 @@ func (n *network) stop(node string, graceful bool) {
 	_ = os.Remove(n.sock(node))
 }
 
-// get reads an API path of node's rlocd into out.
-func (n *network) get(node, path string, out any) error {
-	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+// client is an HTTP client for node's management socket.
+func (n *network) client(node string) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", n.sock(node))
 		}}}
-	resp, err := hc.Get("http://rlocd" + path)
+}
+
+// get reads an API path of node's rlocd into out.
+func (n *network) get(node, path string, out any) error {
+	resp, err := n.client(node).Get("http://rlocd" + path)
 	if err != nil {
 		return err
 	}
@@ -157,6 +163,36 @@ func (n *network) get(node, path string, out any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// do sends an API request with a JSON body to node's rlocd and decodes a
+// 200 answer into out.
+func (n *network) do(node, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://rlocd"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := n.client(node).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
 }
 
 func (n *network) stats(node string) router.Stats {

@@ -251,7 +251,7 @@ control: {rate_limit: {per_second: 200, burst: 50}}
 sites:
   - name: site1
     keys: [{id: 1, secret: key-one}]
-    prefixes: [{eid: 10.1.0.0/24}, {eid: "2001:db8:1::/64"}]
+    prefixes: [{eid: 10.1.0.0/24}, {eid: "2001:db8:1::/64"}, {eid: 10.11.0.0/24}, {eid: 10.12.0.0/24}]
   - name: site2
     keys: [{id: 1, secret: key-two}]
     prefixes: [{eid: 10.2.0.0/24}, {eid: "2001:db8:2::/64"}]

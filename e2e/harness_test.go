@@ -26,7 +26,7 @@ import (
 
 // net is one running demo network.
 type network struct {
-	t     *testing.T
+	t     testing.TB
 	lab   *lab.Lab
 	dir   string
 	rlocd string
@@ -34,7 +34,7 @@ type network struct {
 }
 
 // buildRlocd compiles rlocd once per test binary run into dir.
-func buildRlocd(t *testing.T, dir string) string {
+func buildRlocd(t testing.TB, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "rlocd")
 	c := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/rlocd")
@@ -45,7 +45,10 @@ func buildRlocd(t *testing.T, dir string) string {
 }
 
 // newNetwork brings up the demo topology (without daemons).
-func newNetwork(t *testing.T) *network {
+func newNetwork(t *testing.T) *network { return newNetworkB(t) }
+
+// newNetworkB is newNetwork for tests and benchmarks.
+func newNetworkB(t testing.TB) *network {
 	t.Helper()
 	netns.Require(t)
 	if _, err := exec.LookPath("go"); err != nil {

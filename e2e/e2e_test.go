@@ -78,9 +78,36 @@ func TestNetwork(t *testing.T) {
 		if st := n.stats("pxtr"); st.Fastpath["decap"] < 6 {
 			t.Fatalf("pxtr decapsulated %d packets, want >= 6 (PETR path)", st.Fastpath["decap"])
 		}
-		// And back the other way through the PITR.
-		if got, err := n.lab.Ping("nl", h1v4, 3, 2*time.Second); err != nil || got != 3 {
-			t.Fatalf("nl -> h1: %d/3, %v", got, err)
+		// And back the other way through the PITR: first flows there too,
+		// every echo request must come back.
+		if got, err := n.lab.Ping("nl", h1v4, 5, 2*time.Second); err != nil || got != 5 {
+			t.Fatalf("nl -> h1: %d/5, %v", got, err)
+		}
+		if got, err := n.lab.Ping("nl", h2v6, 5, 2*time.Second); err != nil || got != 5 {
+			t.Fatalf("nl -> h2 over IPv6: %d/5, %v", got, err)
+		}
+	})
+
+	t.Run("no first packet dropped anywhere", func(t *testing.T) {
+		// Every flow so far started cold: the ITRs held the first packets
+		// during resolution and the routers passed packets for neighbours
+		// not yet resolved to the kernel (ARP/ND) instead of dropping them.
+		kernel := uint64(0)
+		for _, node := range []string{"xtr1", "xtr2", "pxtr"} {
+			st := n.stats(node)
+			kernel += st.Fastpath["to-kernel"]
+			for _, d := range []string{"no-neighbour", "no-route", "no-port", "hold-timeout", "hold-full-eid",
+				"hold-full-global", "hold-no-slot", "hold-oversize", "miss-queue-full", "tx-full"} {
+				if st.Drops[d] != 0 {
+					t.Errorf("%s dropped %d packets as %s (drops %v)", node, st.Drops[d], d, st.Drops)
+				}
+			}
+			if st.Fastpath["release-queue-full"] != 0 {
+				t.Errorf("%s lost %d releases", node, st.Fastpath["release-queue-full"])
+			}
+		}
+		if kernel == 0 {
+			t.Errorf("no packet took the kernel path for an unresolved neighbour: the cold start was not cold")
 		}
 	})
 

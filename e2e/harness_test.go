@@ -5,9 +5,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,7 +26,7 @@ import (
 
 // net is one running demo network.
 type network struct {
-	t     *testing.T
+	t     testing.TB
 	lab   *lab.Lab
 	dir   string
 	rlocd string
@@ -32,7 +34,7 @@ type network struct {
 }
 
 // buildRlocd compiles rlocd once per test binary run into dir.
-func buildRlocd(t *testing.T, dir string) string {
+func buildRlocd(t testing.TB, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "rlocd")
 	c := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/rlocd")
@@ -43,7 +45,10 @@ func buildRlocd(t *testing.T, dir string) string {
 }
 
 // newNetwork brings up the demo topology (without daemons).
-func newNetwork(t *testing.T) *network {
+func newNetwork(t *testing.T) *network { return newNetworkB(t) }
+
+// newNetworkB is newNetwork for tests and benchmarks.
+func newNetworkB(t testing.TB) *network {
 	t.Helper()
 	netns.Require(t)
 	if _, err := exec.LookPath("go"); err != nil {
@@ -141,14 +146,18 @@ func (n *network) stop(node string, graceful bool) {
 	_ = os.Remove(n.sock(node))
 }
 
-// get reads an API path of node's rlocd into out.
-func (n *network) get(node, path string, out any) error {
-	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+// client is an HTTP client for node's management socket.
+func (n *network) client(node string) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", n.sock(node))
 		}}}
-	resp, err := hc.Get("http://rlocd" + path)
+}
+
+// get reads an API path of node's rlocd into out.
+func (n *network) get(node, path string, out any) error {
+	resp, err := n.client(node).Get("http://rlocd" + path)
 	if err != nil {
 		return err
 	}
@@ -157,6 +166,36 @@ func (n *network) get(node, path string, out any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// do sends an API request with a JSON body to node's rlocd and decodes a
+// 200 answer into out.
+func (n *network) do(node, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://rlocd"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := n.client(node).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
 }
 
 func (n *network) stats(node string) router.Stats {
@@ -215,7 +254,7 @@ control: {rate_limit: {per_second: 200, burst: 50}}
 sites:
   - name: site1
     keys: [{id: 1, secret: key-one}]
-    prefixes: [{eid: 10.1.0.0/24}, {eid: "2001:db8:1::/64"}]
+    prefixes: [{eid: 10.1.0.0/24}, {eid: "2001:db8:1::/64"}, {eid: 10.11.0.0/24}, {eid: 10.12.0.0/24}]
   - name: site2
     keys: [{id: 1, secret: key-two}]
     prefixes: [{eid: 10.2.0.0/24}, {eid: "2001:db8:2::/64"}]

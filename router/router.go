@@ -235,7 +235,7 @@ func (r *Router) startDataPlane() error {
 		if len(cfg.CPUs) > 0 {
 			cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
-		wc := fastpath.Config{ID: q, CPU: cpu, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
+		wc := fastpath.Config{ID: q, CPU: cpu, Pin: cpu >= 0, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send

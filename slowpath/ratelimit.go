@@ -5,13 +5,14 @@ import (
 	"time"
 )
 
-// rateLimiter is a token bucket per source address and port, in a bounded
-// table. Only the engine goroutine uses it.
+// rateLimiter is a token bucket per source address (whatever its port, so
+// a flood cannot spread itself over many ports), in a bounded table. Only
+// the engine goroutine uses it.
 type rateLimiter struct {
 	rate    float64 // tokens per second; 0 disables
 	burst   float64
 	max     int
-	buckets map[netip.AddrPort]*bucket
+	buckets map[netip.Addr]*bucket
 	shared  bucket // used by sources beyond max
 	full    uint64 // times a source fell back to the shared bucket
 }
@@ -24,7 +25,7 @@ type bucket struct {
 func newRateLimiter(c RateLimitConfig) *rateLimiter {
 	r := &rateLimiter{rate: c.PerSecond, burst: float64(c.Burst), max: c.MaxSources}
 	if r.rate > 0 {
-		r.buckets = make(map[netip.AddrPort]*bucket)
+		r.buckets = make(map[netip.Addr]*bucket)
 		r.shared.tokens = r.burst
 	}
 	return r
@@ -35,7 +36,8 @@ func (r *rateLimiter) allow(src netip.AddrPort, now time.Time) bool {
 	if r.rate <= 0 {
 		return true
 	}
-	b := r.buckets[src]
+	key := src.Addr().Unmap()
+	b := r.buckets[key]
 	if b == nil {
 		if len(r.buckets) >= r.max {
 			r.sweep(now)
@@ -45,7 +47,7 @@ func (r *rateLimiter) allow(src netip.AddrPort, now time.Time) bool {
 			b = &r.shared
 		} else {
 			b = &bucket{tokens: r.burst, last: now}
-			r.buckets[src] = b
+			r.buckets[key] = b
 		}
 	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {

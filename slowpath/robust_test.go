@@ -99,13 +99,13 @@ func TestNegativePrefixBruteForce(t *testing.T) {
 }
 
 // TestFloodBadKeys: one source floods bad-key Map-Registers and garbage; the
-// rate limit drops most of it, counts everything, and a good ETR on another
-// port still registers.
+// rate limit drops most of it, counts everything, and a good ETR (another
+// source address) still registers.
 func TestFloodBadKeys(t *testing.T) {
 	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
 	c.RateLimit = RateLimitConfig{PerSecond: 100, Burst: 100}
 	ms := newEngine(t, c, nil)
-	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")))
 	if err != nil {
 		t.Fatal(err)
 	}

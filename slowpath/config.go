@@ -29,6 +29,9 @@ type Config struct {
 	ITR *ITRConfig
 	// Logger receives the engine's structured logs; nil discards them.
 	Logger *slog.Logger
+	// Multicast enables signal-free multicast and replication trees
+	// (mcast_config.go).
+	Multicast *MulticastConfig
 }
 
 // RateLimitConfig is a token bucket per source address and port.
@@ -278,7 +281,7 @@ func (c *Config) validate() error {
 	if r := c.RateLimit; r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
 		return errors.New("rate_limit: negative value")
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -363,6 +366,11 @@ func (c *Config) validate() error {
 		}
 		if e.RegisterInterval < 0 || e.RetryInterval < 0 || e.Retries < 0 || e.SMRWindow < 0 {
 			return errors.New("etr.register_interval: negative interval or count")
+		}
+	}
+	if c.Multicast != nil {
+		if err := c.Multicast.validate(c); err != nil {
+			return err
 		}
 	}
 	if it := c.ITR; it != nil {
@@ -463,6 +471,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Multicast != nil {
+		c.Multicast = c.Multicast.withDefaults(&c)
 	}
 	return c
 }

@@ -460,6 +460,12 @@ func (m *mcast) onMapNotify(src netip.AddrPort, b []byte) bool {
 	k := m.cfg.Key
 	if k.Secret == "" || n.Auth.Alg != k.Alg || n.Auth.KeyID != k.KeyID ||
 		wire.VerifyAuth(b, authDataOff, len(n.Auth.Data), n.Auth.Alg, []byte(k.Secret)) != nil {
+		if m.verifyAny(b, &n.Auth, nil) {
+			// A Map-Server's late answer to a registration we have since
+			// re-sent with a new nonce.
+			e.stats.Msgs[wire.TypeMapNotify].Ignored++
+			return true
+		}
 		e.stats.Msgs[wire.TypeMapNotify].BadAuth++
 		e.log.Warn("unsolicited (S,G) Map-Notify authentication failed", "src", src)
 		return true
@@ -520,8 +526,25 @@ func (m *mcast) onMergedRecord(src netip.AddrPort, r *wire.Record) {
 		m.installITR(k, ttlDuration(r.TTL, receiverDecidesTTL), es)
 	}
 	if l := m.local[k]; l != nil {
-		m.setMerged(l, es)
+		switch {
+		case l.parent.IsValid() && src == m.cfg.ControlAddr(l.parent):
+			m.setMerged(l, es, true) // the parent's departure notice
+		case m.fromMapServer(src):
+			m.setMerged(l, es, false)
+		}
+		// Anything else (a late join confirmation) is not a merged RLE.
 	}
+}
+
+// fromMapServer reports whether src is one of the Map-Servers registered
+// with.
+func (m *mcast) fromMapServer(src netip.AddrPort) bool {
+	for _, p := range m.cfg.MapServers {
+		if p.Addr.Addr().Unmap() == src.Addr() && p.Addr.Port() == src.Port() {
+			return true
+		}
+	}
+	return false
 }
 
 // entries validates a record's RLE for role: size, addresses, duplicates.

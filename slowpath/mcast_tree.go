@@ -44,21 +44,25 @@ import (
 //     exactly its children.
 
 // setMerged takes a new merged RLE for a group this router registers and
-// re-evaluates its parent. A parent missing from the RLE (a departure
-// notice, or the Map-Server dropped it) is treated as gone until the
-// Map-Server's RLE no longer lists it either.
-func (m *mcast) setMerged(l *sgLocal, es []replicate.Entry) {
+// re-evaluates its parent. fromParent says the RLE came from the current
+// parent itself: a departure notice, in which a parent missing from the
+// RLE is leaving; it is then avoided until the Map-Server's RLE no longer
+// lists it either.
+func (m *mcast) setMerged(l *sgLocal, es []replicate.Entry, fromParent bool) {
 	listed := func(a netip.Addr) bool {
 		return slices.ContainsFunc(es, func(x replicate.Entry) bool { return x.Addr == a })
+	}
+	if fromParent {
+		if !listed(l.parent) {
+			l.failed[l.parent] = true
+		}
+		// A departure notice is the parent's view: keep the Map-Server's.
+		m.choose(l)
+		return
 	}
 	for a := range l.failed {
 		if !listed(a) && a != l.parent && a != l.leaving {
 			delete(l.failed, a)
-		}
-	}
-	for _, p := range []netip.Addr{l.parent, l.joining} {
-		if p.IsValid() && !listed(p) {
-			l.failed[p] = true
 		}
 	}
 	l.merged = slices.Clone(es)
@@ -122,6 +126,7 @@ func (m *mcast) choose(l *sgLocal) {
 	if want == cur {
 		return
 	}
+	m.e.log.Debug("tree parent change", "sg", l.key.String(), "self", m.cfg.RLOC, "from", cur, "to", want, "failed", len(l.failed), "merged", len(l.merged))
 	if !want.IsValid() {
 		// No RTR left: head-end replication from the ITR.
 		for _, p := range []netip.Addr{l.parent, l.joining} {
@@ -347,8 +352,20 @@ func (m *mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 		m.installRTR(l)
 	}
 	if reg.WantMapNotify {
+		// The confirmation echoes the nonce and lists this RTR with the
+		// child, so that it never reads as a departure notice.
+		recs := make([]wire.Record, 0, len(reg.Records))
+		for i := range reg.Records {
+			r := reg.Records[i]
+			if key, ok := sgKeyOf(&r.EID); ok && m.local[key] != nil {
+				nodes, _ := recordRLE(&r)
+				nodes = append([]wire.RLENode{{Level: m.local[key].level, Address: wire.IPAddress(m.cfg.RLOC)}}, nodes...)
+				r = sgRecord(key, r.TTL, nodes)
+			}
+			recs = append(recs, r)
+		}
 		n := &m.notify
-		*n = wire.MapNotify{Nonce: reg.Nonce, Records: reg.Records}
+		*n = wire.MapNotify{Nonce: reg.Nonce, Records: recs}
 		m.authBuf = append(m.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
 		n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: m.authBuf}
 		out, err := n.AppendSigned(e.wbuf2[:0], []byte(k.Secret))

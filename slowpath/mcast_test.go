@@ -144,6 +144,7 @@ func mcSite() SiteConfig {
 	return SiteConfig{Name: "mc", Keys: []AuthKey{testKey}, Prefixes: []SitePrefix{
 		{EIDPrefix: EIDPrefix{Prefix: netip.MustParsePrefix("10.0.0.0/8")}, AcceptMoreSpecifics: true},
 		{EIDPrefix: EIDPrefix{Prefix: netip.MustParsePrefix("224.0.0.0/4")}, AcceptMoreSpecifics: true},
+		{EIDPrefix: EIDPrefix{Prefix: netip.MustParsePrefix("ff00::/8")}, AcceptMoreSpecifics: true},
 	}}
 }
 
@@ -811,4 +812,62 @@ func listenUDP(t *testing.T) *net.UDPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestMLDReceivers: an MLDv2 report joins an IPv6 (S,G), an MLDv1 report
+// an IPv6 (*,G); the ITR resolves the IPv6 (S,G); MLDv1 done withdraws.
+func TestMLDReceivers(t *testing.T) {
+	r := newRig(t)
+	r.startITR()
+	etr, l := r.startETR("192.0.2.71")
+	s6 := netip.MustParseAddr("2001:db8:1::1")
+	g6 := netip.MustParseAddr("ff3e::8000:1")
+	ll, all := netip.MustParseAddr("fe80::2"), netip.MustParseAddr("ff02::16")
+	b, err := wire.AppendMLDv2Report(nil, []wire.GroupRecord{{Type: wire.ModeIsInclude, Group: g6, Sources: []netip.Addr{s6}}}, ll, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ch <- b
+	g2 := netip.MustParseAddr("ff3e::8000:2")
+	b, _ = wire.AppendMLDv1(nil, g2, false, ll, g2)
+	l.ch <- b
+	sp, gp := netip.PrefixFrom(s6, 128), netip.PrefixFrom(g6, 128)
+	waitFor(t, 5*time.Second, "IPv6 (S,G) registered", func() bool {
+		return slices.Equal(addrsOf(r.ms.McastRLE(0, sp, gp)), addrs("192.0.2.71"))
+	})
+	waitFor(t, 5*time.Second, "IPv6 (*,G) registered", func() bool {
+		return slices.Equal(addrsOf(r.ms.McastRLE(0, netip.Prefix{}, netip.PrefixFrom(g2, 128))), addrs("192.0.2.71"))
+	})
+	r.itr.Miss(MissEvent{Dst: g6, Src: s6})
+	r.waitITR("ITR installed the IPv6 (S,G)", addrs("192.0.2.71"))
+	b, _ = wire.AppendMLDv1(nil, g2, true, ll, netip.MustParseAddr("ff02::2"))
+	l.ch <- b
+	waitFor(t, 5*time.Second, "IPv6 (*,G) withdrawn", func() bool {
+		return len(r.ms.McastRLE(0, netip.Prefix{}, netip.PrefixFrom(g2, 128))) == 0
+	})
+	// Malformed and corrupted reports are counted, not learned.
+	bad := slices.Clone(b)
+	bad[8] ^= 0xff
+	l.ch <- []byte{0x22, 0, 0, 0}
+	l.ch <- bad
+	waitFor(t, 3*time.Second, "bad reports counted", func() bool { return etr.McastStats().BadReports == 2 })
+	if n := len(etr.Memberships()); n != 1 {
+		t.Fatalf("%d memberships, want the IPv6 (S,G) only", n)
+	}
+}
+
+// TestLookupUnanswered: with no answer to the group-name lookup the ETR
+// falls back to registering its unicast RLOC.
+func TestLookupUnanswered(t *testing.T) {
+	r := newRig(t)
+	dead := listenUDP(t) // a Map-Resolver that never answers
+	r.tweak = func(c *MulticastConfig) {
+		c.Retries = 2
+		c.RetryInterval = 50 * time.Millisecond
+		c.Underlay = &UnderlayConfig{Method: UnderlayLookup, LookupIID: 9,
+			MapResolvers: []netip.AddrPort{dead.LocalAddr().(*net.UDPAddr).AddrPort()}}
+	}
+	_, l := r.startETR("192.0.2.81")
+	l.inject(t, join("10.1.1.1", "232.1.1.1"))
+	r.waitRLE("unicast RLOC after the lookup gave up", addrs("192.0.2.81"))
 }

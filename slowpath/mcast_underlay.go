@@ -2,6 +2,7 @@ package slowpath
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -27,17 +28,38 @@ func (m *mcast) chooseUnderlay(l *sgLocal) {
 		m.useUnderlay(l, replicate.UnderlayGroup{Group: g})
 	case UnderlayLookup:
 		l.ugPending = true
-		n := newNonce()
-		m.lookups[n] = l
-		req := &wire.MapRequest{
-			Nonce:    n,
-			ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
-			Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.group.Addr())}},
-		}
-		m.sendECM(req, u.MapResolvers[0], m.cfg.RLOC)
-		// One retry round is enough here: the registration refresh
-		// retries the lookup when it is still pending.
+		m.lookup(l, 0)
 	}
+}
+
+// lookup sends the group-name Map-Request for l (RFC 9301 §5.8 ECM to a
+// Map-Resolver, the next one on each retry); after Retries unanswered
+// tries the ETR registers its unicast RLOC instead.
+func (m *mcast) lookup(l *sgLocal, try int) {
+	u := m.cfg.Underlay
+	if m.local[l.key] != l || !l.ugPending {
+		return
+	}
+	if try > m.cfg.Retries {
+		m.e.log.Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
+		l.ugPending = false
+		m.register(l, false)
+		return
+	}
+	for n, x := range m.lookups {
+		if x == l {
+			delete(m.lookups, n)
+		}
+	}
+	n := newNonce()
+	m.lookups[n] = l
+	req := &wire.MapRequest{
+		Nonce:    n,
+		ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
+		Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.group.Addr())}},
+	}
+	m.sendECM(req, u.MapResolvers[try%len(u.MapResolvers)], m.cfg.RLOC)
+	m.e.timers.schedule(m.e.now.Add(m.cfg.RetryInterval<<try), func(time.Time) { m.lookup(l, try+1) })
 }
 
 // onLookupReply takes the G-RLOC from the reply to a group-name lookup.

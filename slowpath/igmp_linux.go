@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -25,6 +27,8 @@ type rawListener struct {
 	si      SiteInterface
 	ifindex int
 	fd      int
+	f       *os.File        // fd in the runtime poller: Close wakes Read
+	rc      syscall.RawConn // of f
 	q4, q6  int
 	mu      sync.Mutex
 	closed  bool
@@ -59,12 +63,18 @@ func OpenMembershipListener(si SiteInterface) (MembershipListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	proto := int(htons(unix.ETH_P_ALL))
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
+	// Protocol 0 receives nothing until bind names the protocol and the
+	// interface, so no packet of another interface is queued first.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("packet socket: %w", err)
 	}
 	l := &rawListener{si: si, ifindex: ifi.Index, fd: fd, q4: -1, q6: -1}
+	l.f = os.NewFile(uintptr(fd), "packet:"+si.Name)
+	if l.rc, err = l.f.SyscallConn(); err != nil {
+		l.f.Close()
+		return nil, err
+	}
 	fs := make([]unix.SockFilter, len(prog))
 	for i, in := range prog {
 		fs[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
@@ -104,15 +114,21 @@ func (l *rawListener) Interface() SiteInterface { return l.si }
 // Read implements MembershipListener.
 func (l *rawListener) Read(b []byte) (int, netip.Addr, netip.Addr, bool, error) {
 	for {
-		n, from, err := unix.Recvfrom(l.fd, b, 0)
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), b, 0)
+			return !errors.Is(rerr, unix.EAGAIN) && !errors.Is(rerr, unix.EINTR)
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			l.mu.Lock()
 			closed := l.closed
 			l.mu.Unlock()
-			if closed {
+			if closed || errors.Is(err, os.ErrClosed) {
 				return 0, netip.Addr{}, netip.Addr{}, false, ErrClosed
 			}
 			return 0, netip.Addr{}, netip.Addr{}, false, err
@@ -210,9 +226,9 @@ func (l *rawListener) Close() error {
 		return nil
 	}
 	l.closed = true
-	// shutdown wakes a blocked Recvfrom; close alone may not.
-	_ = unix.Shutdown(l.fd, unix.SHUT_RDWR)
-	err := unix.Close(l.fd)
+	// Closing the os.File wakes a Read parked in the poller; the fd
+	// number is not reused while it is in use.
+	err := l.f.Close()
 	for _, q := range []int{l.q4, l.q6} {
 		if q >= 0 {
 			unix.Close(q)
@@ -229,7 +245,8 @@ type socketJoiner struct {
 	s4, s6 int
 }
 
-// NewSocketJoiner returns an UnderlayJoiner for the core interface ifname;
+// NewSocketJoiner returns an UnderlayJoiner (also an io.Closer) for the core
+// interface ifname;
 // its sockets bind port (4341 for the LISP data port) with SO_REUSEADDR
 // and receive nothing themselves (the fast path reads the traffic).
 func NewSocketJoiner(ifname string, port uint16) (UnderlayJoiner, error) {
@@ -314,4 +331,15 @@ func setSourceMembership4(fd, opt, ifindex int, group, source netip.Addr) error 
 	}
 	g, s := group.As4(), source.As4()
 	return unix.SetsockoptString(fd, unix.IPPROTO_IP, opt, string(g[:])+string(local[:])+string(s[:]))
+}
+
+// Close closes the joiner's sockets, which leaves every group joined.
+func (j *socketJoiner) Close() error {
+	for _, fd := range []int{j.s4, j.s6} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	j.s4, j.s6 = -1, -1
+	return nil
 }

@@ -151,9 +151,15 @@ func TestRawListenerHearsKernelReports(t *testing.T) {
 	}
 	// Leaving sends a TO_IN({}) report.
 	c4.Close()
-	r, ok = readRecords(t, ch, g4, 5*time.Second)
-	if !ok || r.Type != wire.ChangeToInclude || len(r.Sources) != 0 {
-		t.Fatalf("leave of %v: got %+v (%v)", g4, r, ok)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		r, ok = readRecords(t, ch, g4, time.Until(deadline))
+		if !ok {
+			t.Fatalf("no leave of %v", g4)
+		}
+		if r.Type == wire.ChangeToInclude && len(r.Sources) == 0 {
+			break
+		}
 	}
 }
 

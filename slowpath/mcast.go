@@ -311,15 +311,14 @@ func (m *mcast) rleNodes(l *sgLocal) []wire.RLENode {
 }
 
 // register Map-Registers l with every Map-Server (RFC 8378 §5: merge bit,
-// RLE with our entry), or withdraws it with TTL 0.
+// RLE with our entry), or withdraws it with TTL 0, and arms the
+// retransmission and refresh timers.
 func (m *mcast) register(l *sgLocal, withdraw bool) {
 	e := m.e
 	if l.ugPending && !withdraw {
 		return // registered when the underlay group is known
 	}
-	ttl := ttlMinutes(3 * m.cfg.RegisterInterval)
 	if withdraw {
-		ttl = 0
 		m.stats.Withdraws++
 	} else {
 		m.stats.Registers++
@@ -329,21 +328,7 @@ func (m *mcast) register(l *sgLocal, withdraw bool) {
 	if !withdraw {
 		m.regNonces[l.nonce] = l
 	}
-	rec := sgRecord(l.key, ttl, m.rleNodes(l))
-	for _, p := range m.cfg.MapServers {
-		reg := wire.MapRegister{
-			Merge: true, WantMapNotify: !withdraw, Nonce: l.nonce,
-			Auth:    wire.NewAuth(p.Key.KeyID, p.Key.Alg, false),
-			Records: []wire.Record{rec},
-		}
-		b, err := reg.AppendSigned(e.wbuf[:0], []byte(p.Key.Secret))
-		if err != nil {
-			e.log.Error("cannot encode (S,G) Map-Register", "sg", l.key.String(), "err", err)
-			return
-		}
-		e.wbuf = b
-		e.send(p.Addr, b, wire.TypeMapRegister)
-	}
+	m.sendRegister(l, withdraw)
 	if withdraw {
 		e.timers.stop(l.retry)
 		e.timers.stop(l.refresh)
@@ -362,6 +347,32 @@ func (m *mcast) register(l *sgLocal, withdraw bool) {
 	}
 }
 
+// sendRegister sends l's Map-Register with its current nonce.
+func (m *mcast) sendRegister(l *sgLocal, withdraw bool) {
+	e := m.e
+	ttl := ttlMinutes(3 * m.cfg.RegisterInterval)
+	if withdraw {
+		ttl = 0
+	}
+	rec := sgRecord(l.key, ttl, m.rleNodes(l))
+	for _, p := range m.cfg.MapServers {
+		reg := wire.MapRegister{
+			Merge: true, WantMapNotify: !withdraw, Nonce: l.nonce,
+			Auth:    wire.NewAuth(p.Key.KeyID, p.Key.Alg, false),
+			Records: []wire.Record{rec},
+		}
+		b, err := reg.AppendSigned(e.wbuf[:0], []byte(p.Key.Secret))
+		if err != nil {
+			e.log.Error("cannot encode (S,G) Map-Register", "sg", l.key.String(), "err", err)
+			return
+		}
+		e.wbuf = b
+		e.send(p.Addr, b, wire.TypeMapRegister)
+	}
+}
+
+// retryRegister resends an unconfirmed registration with the same nonce,
+// doubling the wait, Retries times.
 func (m *mcast) retryRegister(l *sgLocal) {
 	if m.local[l.key] != l || m.regNonces[l.nonce] != l {
 		return
@@ -371,10 +382,8 @@ func (m *mcast) retryRegister(l *sgLocal) {
 		return
 	}
 	l.tries++
-	tries := l.tries
-	m.register(l, false)
-	l.tries = tries
-	m.e.timers.reset(l.retry, m.e.now.Add(m.cfg.RetryInterval<<tries))
+	m.sendRegister(l, false)
+	m.e.timers.reset(l.retry, m.e.now.Add(m.cfg.RetryInterval<<l.tries))
 }
 
 // refresh re-registers l and refreshes its tree join.

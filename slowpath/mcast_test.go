@@ -628,11 +628,11 @@ func TestTreeFailover(t *testing.T) {
 	waitFor(t, 5*time.Second, "all 6 ETRs under RTR 2", func() bool { return len(rtrKids(insts[1], "203.0.113.2")) == 6 })
 	failures := uint64(0)
 	for _, e := range etrs {
+		waitFor(t, 2*time.Second, "ETR confirmed under RTR 2", func() bool {
+			info, _ := e.McastTree(0, srcEID, grpEID)
+			return info.Parent == netip.MustParseAddr("203.0.113.2") && !info.Joining.IsValid()
+		})
 		failures += e.McastStats().ParentFailures
-		info, _ := e.McastTree(0, srcEID, grpEID)
-		if info.Parent != netip.MustParseAddr("203.0.113.2") {
-			t.Fatalf("ETR parent %v:\n%s", info.Parent, info)
-		}
 	}
 	if failures != 3 {
 		t.Fatalf("%d parent failures detected, want 3", failures)
@@ -870,4 +870,55 @@ func TestLookupUnanswered(t *testing.T) {
 	_, l := r.startETR("192.0.2.81")
 	l.inject(t, join("10.1.1.1", "232.1.1.1"))
 	r.waitRLE("unicast RLOC after the lookup gave up", addrs("192.0.2.81"))
+}
+
+// TestUnsolicitedNotifyRetransmitted: a subscriber that does not
+// acknowledge gets the same Map-Notify again (same nonce) until it sends a
+// Map-Notify-Ack, then no more.
+func TestUnsolicitedNotifyRetransmitted(t *testing.T) {
+	r := newRig(t)
+	sub := listenUDP(t)
+	req := wire.MapRequest{Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.SGAddress(0, srcEID, grpEID)}}}
+	b, _ := req.Append(nil)
+	if _, err := sub.WriteToUDPAddrPort(b, r.ms.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 9000)
+	read := func(d time.Duration) ([]byte, bool) {
+		sub.SetReadDeadline(time.Now().Add(d))
+		n, _, err := sub.ReadFromUDPAddrPort(buf)
+		return slices.Clone(buf[:n]), err == nil
+	}
+	if m, ok := read(2 * time.Second); !ok || m[0]>>4 != byte(wire.TypeMapReply) {
+		t.Fatalf("no Map-Reply to the (S,G) request: %x", m)
+	}
+	_, l := r.startETR("192.0.2.99")
+	l.inject(t, join("10.1.1.1", "232.1.1.1"))
+	var first, second wire.MapNotify
+	m1, ok := read(2 * time.Second)
+	if !ok || first.Parse(m1) != nil {
+		t.Fatal("no unsolicited Map-Notify")
+	}
+	if err := wire.VerifyAuth(m1, authDataOff, len(first.Auth.Data), first.Auth.Alg, []byte(mcKey.Secret)); err != nil {
+		t.Fatalf("Map-Notify not signed with the multicast key: %v", err)
+	}
+	m2, ok := read(2 * time.Second)
+	if !ok || second.Parse(m2) != nil || second.Nonce != first.Nonce {
+		t.Fatal("unacknowledged Map-Notify not retransmitted with its nonce")
+	}
+	ack := wire.MapNotifyAck(second)
+	ack.Auth = wire.NewAuth(mcKey.KeyID, mcKey.Alg, false)
+	ab, err := ack.AppendSigned(nil, []byte(mcKey.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.WriteToUDPAddrPort(ab, r.ms.Addr())
+	waitFor(t, 2*time.Second, "ack counted", func() bool { return r.ms.McastStats().NotifyAcked == 1 })
+	if m, ok := read(500 * time.Millisecond); ok {
+		t.Fatalf("Map-Notify sent after the ack: %x", m)
+	}
+	if s := r.ms.McastStats(); s.NotifyRetries == 0 || s.NotifyGaveUp != 0 {
+		t.Fatalf("stats %+v", s)
+	}
 }

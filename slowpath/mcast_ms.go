@@ -284,9 +284,13 @@ func (ms *mapServer) dropSG(ent *sgEntry, r *sgReg) {
 // notifies the change.
 func (ms *mapServer) mergeSG(ent *sgEntry) {
 	var merged []wire.RLENode
+	seen := make(map[netip.Addr]bool)
 	for _, r := range ent.regs {
 		for _, n := range r.nodes {
-			if !slices.ContainsFunc(merged, func(x wire.RLENode) bool { return addrEqual(&x.Address, &n.Address) }) {
+			// Registered entries are plain IPv4/IPv6 RLOCs (checked on
+			// registration), so the address identifies them.
+			if !seen[n.Address.IP] {
+				seen[n.Address.IP] = true
 				merged = append(merged, n)
 			}
 		}

@@ -280,3 +280,30 @@ func FuzzMembership(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseMembership parses an IGMPv3 report of 3 records and an
+// MLDv2 report of 2 records (with the ICMPv6 checksum) into a reused
+// Membership.
+func BenchmarkParseMembership(b *testing.B) {
+	ic := igmpCases(b)[0]
+	mc := mldCases(b)[0]
+	var m Membership
+	b.Run("igmpv3", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := m.ParseIGMP(ic.b); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/msg")
+	})
+	b.Run("mldv2", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := m.ParseMLD(mc.b, mldSrc, mldDst); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/msg")
+	})
+}

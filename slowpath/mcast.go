@@ -146,6 +146,8 @@ type mcast struct {
 	regNonces map[wire.Nonce]*sgLocal
 	// Parent probes in flight.
 	probes map[wire.Nonce]*sgLocal
+	// ITR probes of RLE entries in flight.
+	itrProbes map[wire.Nonce]itrProbe
 	// ITR (S,G) resolutions.
 	pending map[wire.Nonce]*sgRes
 	byKey   map[sgKey]*sgRes
@@ -188,6 +190,9 @@ type McastStats struct {
 	// ProbesSuppressed are (S,G) RLOC-probes left unanswered on the U-RLOC
 	// (duplicate suppression).
 	ProbesSuppressed uint64
+	// URLOCsDown are U-RLOCs the ITR stopped replicating to because they
+	// stopped answering (S,G) probes while the RLE has an underlay group.
+	URLOCsDown uint64
 }
 
 func newMcast(e *Engine, c *MulticastConfig) (*mcast, error) {
@@ -196,6 +201,7 @@ func newMcast(e *Engine, c *MulticastConfig) (*mcast, error) {
 		local:     map[sgKey]*sgLocal{},
 		regNonces: map[wire.Nonce]*sgLocal{},
 		probes:    map[wire.Nonce]*sgLocal{},
+		itrProbes: map[wire.Nonce]itrProbe{},
 		pending:   map[wire.Nonce]*sgRes{},
 		byKey:     map[sgKey]*sgRes{},
 		itrMaps:   map[sgKey]*itrSG{},
@@ -229,6 +235,9 @@ func (m *mcast) start() {
 	var probe func(now time.Time)
 	probe = func(now time.Time) {
 		m.probeParents()
+		if m.e.itr != nil {
+			m.probeRLEs()
+		}
 		m.e.timers.schedule(now.Add(m.cfg.ProbeInterval), probe)
 	}
 	m.e.timers.schedule(m.e.now.Add(m.cfg.ProbeInterval), probe)
@@ -590,6 +599,11 @@ func (m *mcast) onMapReply(src netip.AddrPort, b []byte) bool {
 	if l, ok := m.probes[nonce]; ok {
 		delete(m.probes, nonce)
 		l.probeOut, l.probeMiss = false, 0
+		return true
+	}
+	if p, ok := m.itrProbes[nonce]; ok {
+		delete(m.itrProbes, nonce)
+		m.itrProbeAnswered(p)
 		return true
 	}
 	r, isRes := m.pending[nonce]

@@ -23,7 +23,24 @@ type sgRes struct {
 // Map-Server keeps it subscribed (RFC 8378 §5).
 type itrSG struct {
 	rle     []replicate.Entry
+	ttl     time.Duration
 	refresh *timer
+	// U-RLOCs of an RLE that also has underlay groups are RLOC-probed;
+	// those that stop answering (an ETR receiving through the G-RLOC,
+	// draft-ietf-lisp-group-mapping) are left out of what is installed.
+	probe map[netip.Addr]*urlocProbe
+}
+
+type urlocProbe struct {
+	out    bool
+	misses int
+	down   bool
+}
+
+// itrProbe is an (S,G) RLOC-probe of an RLE entry in flight.
+type itrProbe struct {
+	key  sgKey
+	addr netip.Addr
 }
 
 // onMiss resolves a fast-path miss for a multicast destination: a
@@ -153,8 +170,9 @@ func (m *mcast) installITR(k sgKey, ttl time.Duration, es []replicate.Entry) {
 		m.itrMaps[k] = ent
 	}
 	ent.rle = slices.Clone(es)
-	m.inst.InstallMulticast(&ResolvedMulticast{IID: k.iid, Source: k.src, Group: k.group, TTL: ttl, RLE: ent.rle})
-	m.stats.Installs++
+	ent.ttl = ttl
+	m.setProbed(ent)
+	m.installActive(k, ent)
 	if e.itr == nil {
 		return
 	}
@@ -171,5 +189,92 @@ func (m *mcast) installITR(k sgKey, ttl time.Duration, es []replicate.Entry) {
 		})
 	} else {
 		e.timers.reset(ent.refresh, at)
+	}
+}
+
+// setProbed picks the entries of ent's RLE to probe: its unicast entries
+// when the RLE also holds an underlay group.
+func (m *mcast) setProbed(ent *itrSG) {
+	hasGroup := slices.ContainsFunc(ent.rle, func(x replicate.Entry) bool { return x.Addr.IsMulticast() })
+	old := ent.probe
+	ent.probe = nil
+	if !hasGroup {
+		return
+	}
+	ent.probe = map[netip.Addr]*urlocProbe{}
+	for _, x := range ent.rle {
+		if !x.Addr.IsMulticast() {
+			if p := old[x.Addr]; p != nil {
+				ent.probe[x.Addr] = p
+			} else {
+				ent.probe[x.Addr] = &urlocProbe{}
+			}
+		}
+	}
+}
+
+// installActive installs ent's RLE without the U-RLOCs found down.
+func (m *mcast) installActive(k sgKey, ent *itrSG) {
+	rle := ent.rle
+	if len(ent.probe) > 0 {
+		rle = slices.DeleteFunc(slices.Clone(ent.rle), func(x replicate.Entry) bool {
+			p := ent.probe[x.Addr]
+			return p != nil && p.down
+		})
+	}
+	m.inst.InstallMulticast(&ResolvedMulticast{IID: k.iid, Source: k.src, Group: k.group, TTL: ent.ttl, RLE: rle})
+	m.stats.Installs++
+}
+
+// probeRLEs RLOC-probes the probed U-RLOCs of the installed (S,G)s and
+// re-installs an RLE when one goes down or comes back.
+func (m *mcast) probeRLEs() {
+	e := m.e
+	clear(m.itrProbes)
+	for k, ent := range m.itrMaps {
+		changed := false
+		for a, p := range ent.probe {
+			if p.out {
+				p.misses++
+				if p.misses >= m.cfg.ProbeMisses && !p.down {
+					p.down, changed = true, true
+					m.stats.URLOCsDown++
+					e.log.Info("U-RLOC stopped answering (S,G) probes; not replicating to it", "sg", k.String(), "rloc", a)
+				}
+			}
+			n := newNonce()
+			req := wire.MapRequest{Probe: true, Nonce: n, ITRRLOCs: e.itr.itrRLOCs,
+				Records: []wire.EIDRecord{{MaskLen: uint8(k.group.Bits()), EID: k.address()}}}
+			b, err := req.Append(e.wbuf[:0])
+			if err != nil {
+				continue
+			}
+			e.wbuf = b
+			m.itrProbes[n] = itrProbe{k, a}
+			p.out = true
+			m.sendCtl(a, b, wire.TypeMapRequest)
+			e.stats.ProbesSent++
+		}
+		if changed {
+			m.installActive(k, ent)
+		}
+	}
+}
+
+// itrProbeAnswered handles the reply to an RLE entry probe.
+func (m *mcast) itrProbeAnswered(p itrProbe) {
+	ent := m.itrMaps[p.key]
+	if ent == nil {
+		return
+	}
+	st := ent.probe[p.addr]
+	if st == nil {
+		return
+	}
+	st.out, st.misses = false, 0
+	if st.down {
+		st.down = false
+		m.e.log.Info("U-RLOC answers (S,G) probes again", "sg", p.key.String(), "rloc", p.addr)
+		m.installActive(p.key, ent)
 	}
 }

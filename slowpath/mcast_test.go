@@ -183,7 +183,7 @@ func (r *rig) startITR() {
 	r.inst = &mcInstaller{name: "itr", seq: &r.seq}
 	r.itr = newEngine(r.t, Config{
 		ITR:       &ITRConfig{MapResolvers: []netip.AddrPort{r.ms.Addr()}, ITRRLOCs: []netip.Addr{lo4}, RetransmitInterval: 200 * time.Millisecond},
-		Multicast: &MulticastConfig{Key: mcKey},
+		Multicast: &MulticastConfig{Key: mcKey, ControlAddr: r.controlAddr, ProbeInterval: 100 * time.Millisecond},
 	}, r.inst)
 }
 
@@ -531,6 +531,35 @@ func TestDuplicateSuppression(t *testing.T) {
 	}
 	if s := e.McastStats(); s.ProbesSuppressed == 0 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestDuplicateSuppressionAtITR: an ITR whose (S,G) RLE has a G-RLOC and
+// U-RLOCs probes the U-RLOCs; once the ETR receives through the G-RLOC and
+// stops answering, the ITR installs the RLE without its U-RLOC (one copy to
+// the group, none to that ETR), keeping the other ETR's U-RLOC.
+func TestDuplicateSuppressionAtITR(t *testing.T) {
+	r := newRig(t)
+	r.startITR()
+	r.tweak = func(c *MulticastConfig) {
+		c.Underlay = &UnderlayConfig{Method: UnderlayHash, Range: netip.MustParsePrefix("239.255.0.0/16"), RegisterURLOC: true}
+	}
+	e1, l1 := r.startETR("192.0.2.65")
+	_, l2 := r.startETR("192.0.2.66")
+	l1.inject(t, join("10.1.1.1", "232.1.1.1"))
+	l2.inject(t, join("10.1.1.1", "232.1.1.1"))
+	g := mustHash(t).String()
+	r.waitRLE("both registered G-RLOC and U-RLOC", addrs("192.0.2.65", "192.0.2.66", g))
+	r.itr.Miss(MissEvent{Dst: grpEID.Addr(), Src: srcEID.Addr()})
+	r.waitITR("ITR installed the whole RLE", addrs("192.0.2.65", "192.0.2.66", g))
+	time.Sleep(500 * time.Millisecond) // probes answered: nothing changes
+	if got, _ := r.inst.last(); len(got) != 3 {
+		t.Fatalf("ITR dropped an answering U-RLOC: %v", got)
+	}
+	e1.ReceivedOnUnderlayGroup(mustHash(t))
+	r.waitITR("ITR stops sending to ETR 1's U-RLOC", addrs("192.0.2.66", g))
+	if s := r.itr.McastStats(); s.URLOCsDown != 1 {
+		t.Fatalf("ITR stats %+v", s)
 	}
 }
 

@@ -951,3 +951,38 @@ func TestUnsolicitedNotifyRetransmitted(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestTwoLevelTree: level-1 RTRs learn the level-0 RTR as their upstream
+// candidate and join it; ETRs join the level-1 (leaf) RTRs, one each.
+func TestTwoLevelTree(t *testing.T) {
+	r := newRig(t)
+	_, in0 := r.startRTR("203.0.113.10", 0)
+	rtr1, in1 := r.startRTR("203.0.113.21", 1)
+	_, in2 := r.startRTR("203.0.113.22", 1)
+	for _, a := range []string{"198.51.100.31", "198.51.100.32"} {
+		_, l := r.startETR(a)
+		l.inject(t, join("10.1.1.1", "232.1.1.1"))
+	}
+	r.waitRLE("all merged", addrs("203.0.113.10", "203.0.113.21", "203.0.113.22", "198.51.100.31", "198.51.100.32"))
+	waitFor(t, 5*time.Second, "level-1 RTRs under the level-0 RTR, one ETR each", func() bool {
+		return slices.Equal(rtrKids(in0, "203.0.113.10"), addrs("203.0.113.21", "203.0.113.22")) &&
+			len(rtrKids(in1, "203.0.113.21")) == 1 && len(rtrKids(in2, "203.0.113.22")) == 1
+	})
+	info, ok := rtr1.McastTree(0, srcEID, grpEID)
+	if !ok || info.Level != 1 || !slices.Equal(info.Upstream, addrs("203.0.113.10")) || info.Parent != netip.MustParseAddr("203.0.113.10") {
+		t.Fatalf("level-1 RTR view:\n%s", info)
+	}
+	// The level-0 RTR's installed RLE makes its plan copy to both level-1
+	// RTRs and nothing else.
+	in0.mu2.Lock()
+	rle := in0.mc[len(in0.mc)-1].RLE
+	in0.mu2.Unlock()
+	p, err := replicate.NewPlanFromEntries(rle, replicate.PlanConfig{Role: replicate.RoleRTR, Level: replicate.LevelFromRLE,
+		Self: []netip.Addr{netip.MustParseAddr("203.0.113.10")}, Template: func(netip.Addr) []byte { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Len() + len(p.Unsendable()); n != 2 {
+		t.Fatalf("level-0 RTR plan: %d copies", n)
+	}
+}

@@ -32,6 +32,9 @@ type Config struct {
 	// Events, if set, receives registration events. It is called on the
 	// engine goroutine and must not block.
 	Events func(Event)
+	// Multicast enables signal-free multicast and replication trees
+	// (mcast_config.go).
+	Multicast *MulticastConfig
 }
 
 // RateLimitConfig is a token bucket per source address and port.
@@ -281,7 +284,7 @@ func (c *Config) validate() error {
 	if r := c.RateLimit; r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
 		return errors.New("rate_limit: negative value")
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -366,6 +369,11 @@ func (c *Config) validate() error {
 		}
 		if e.RegisterInterval < 0 || e.RetryInterval < 0 || e.Retries < 0 || e.SMRWindow < 0 {
 			return errors.New("etr.register_interval: negative interval or count")
+		}
+	}
+	if c.Multicast != nil {
+		if err := c.Multicast.validate(c); err != nil {
+			return err
 		}
 	}
 	if it := c.ITR; it != nil {
@@ -466,6 +474,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Multicast != nil {
+		c.Multicast = c.Multicast.withDefaults(&c)
 	}
 	return c
 }

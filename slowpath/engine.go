@@ -113,6 +113,7 @@ type Engine struct {
 	mr  *mapResolver
 	etr *etr
 	itr *itr
+	mc  *mcast
 }
 
 // New validates cfg, opens the sockets and starts the engine. inst receives
@@ -170,6 +171,12 @@ func New(cfg Config, inst Installer) (*Engine, error) {
 	}
 	if cfg.ITR != nil {
 		e.itr = newITR(e, cfg.ITR)
+	}
+	if cfg.Multicast != nil {
+		if e.mc, err = newMcast(e, cfg.Multicast); err != nil {
+			e.closeSockets()
+			return nil, err
+		}
 	}
 	for _, s := range e.socks {
 		e.rwg.Add(1)
@@ -304,6 +311,9 @@ func (e *Engine) Close() error {
 			if e.etr != nil && e.cfg.ETR.DeregisterOnStop {
 				e.etr.deregister()
 			}
+			if e.mc != nil {
+				e.mc.stop()
+			}
 			e.flush()
 		})
 		close(e.quit)
@@ -366,6 +376,9 @@ func (e *Engine) loop() {
 	if e.itr != nil {
 		e.itr.start()
 	}
+	if e.mc != nil {
+		e.mc.start()
+	}
 	for {
 		var tc <-chan time.Time
 		if at, ok := e.timers.next(); ok {
@@ -381,7 +394,11 @@ func (e *Engine) loop() {
 			e.handleBatch(b)
 		case ev := <-e.missCh:
 			e.now = time.Now()
-			e.itr.onMiss(ev)
+			if e.mc != nil && ev.Dst.Unmap().IsMulticast() {
+				e.mc.onMiss(ev)
+			} else {
+				e.itr.onMiss(ev)
+			}
 		case f := <-e.cmdCh:
 			e.now = time.Now()
 			f()
@@ -433,18 +450,27 @@ func (e *Engine) handle(s *socket, src netip.AddrPort, b []byte, oob []byte) {
 	case wire.TypeMapRequest:
 		e.onMapRequest(s, src, b, oob)
 	case wire.TypeMapReply:
+		if e.mc != nil && e.mc.onMapReply(src, b) {
+			return
+		}
 		if e.itr == nil {
 			ms.Ignored++
 			return
 		}
 		e.itr.onMapReply(src, b)
 	case wire.TypeMapRegister:
+		if e.mc != nil && e.mcastJoin(src, b) {
+			return
+		}
 		if e.ms == nil {
 			ms.Ignored++
 			return
 		}
 		e.ms.onRegister(src, b)
 	case wire.TypeMapNotify:
+		if e.mc != nil && e.mc.onMapNotify(src, b) {
+			return
+		}
 		if e.etr == nil {
 			ms.Ignored++
 			return
@@ -452,6 +478,12 @@ func (e *Engine) handle(s *socket, src netip.AddrPort, b []byte, oob []byte) {
 		e.etr.onMapNotify(src, b)
 	case wire.TypeECM:
 		e.onECM(src, b)
+	case wire.TypeMapNotifyAck:
+		if e.ms == nil {
+			ms.Ignored++
+			return
+		}
+		e.ms.onNotifyAck(src, b)
 	default:
 		ms.Ignored++
 	}
@@ -467,6 +499,9 @@ func (e *Engine) onMapRequest(s *socket, src netip.AddrPort, b []byte, oob []byt
 		return
 	}
 	req := &e.req
+	if e.mc != nil && e.mc.onRequest(src, req) {
+		return
+	}
 	switch {
 	case req.SMR && !req.SMRInvoked:
 		if e.itr == nil {
@@ -525,6 +560,10 @@ func (e *Engine) onECM(src netip.AddrPort, b []byte) {
 // resolve answers a Map-Request as Map-Server and/or Map-Resolver. ecm is
 // the encapsulation it arrived in, nil for a plain Map-Request.
 func (e *Engine) resolve(port uint16, src netip.AddrPort, req *wire.MapRequest, raw []byte, ecm *wire.ECM) {
+	if k, ok := sgKeyOf(&req.Records[0].EID); ok && e.ms != nil {
+		e.ms.answerSG(port, src, req, k)
+		return
+	}
 	iid, p, ok := req.Records[0].Prefix()
 	if !ok {
 		e.stats.Msgs[wire.TypeMapRequest].Ignored++

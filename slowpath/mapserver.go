@@ -27,6 +27,7 @@ type mapServer struct {
 	nregs   int
 	authBuf []byte
 	recs    []wire.Record
+	sg      *msSG // (S,G) registrations, mcast_ms.go
 }
 
 type site struct {
@@ -130,6 +131,10 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 	}
 	if len(reg.Records) == 0 {
 		st.Rejected++
+		return
+	}
+	if isSGRegister(reg) {
+		ms.onRegisterSG(src, b, reg)
 		return
 	}
 	// The site is found from the first record; the key from its Key ID.

@@ -1,0 +1,492 @@
+package slowpath
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// The Map-Server's (S,G) registrations (RFC 8378 §5, RFC 9301 §8.2 merge
+// semantics). Every ETR or RTR registering an (S,G) or (*,G) with the merge
+// bit contributes RLE entries; the Map-Server answers with the union (one
+// RLE) and notifies every change to the ITRs that asked for the (S,G)
+// recently, with unsolicited Map-Notifies retransmitted until
+// acknowledged (RFC 9301 §5.7). RTRs registered for the entry are notified
+// too of every change while the entry has RTRs, so that trees re-form.
+
+// msSG is the Map-Server's multicast state.
+type msSG struct {
+	ents    map[sgKey]*sgEntry
+	pending map[wire.Nonce]*sgNotify
+}
+
+// sgEntry is one registered (S,G) with each registrant's entries.
+type sgEntry struct {
+	key    sgKey
+	site   *site
+	regs   []*sgReg
+	merged []wire.RLENode
+	subs   map[netip.AddrPort]time.Time // ITRs that asked, with when
+	notes  map[netip.AddrPort]*sgNotify // unacknowledged notifications
+}
+
+type sgReg struct {
+	id      regID
+	src     netip.AddrPort
+	nodes   []wire.RLENode
+	expires time.Time
+	t       *timer
+}
+
+// sgNotify is an unsolicited Map-Notify waiting for its Map-Notify-Ack.
+type sgNotify struct {
+	ent   *sgEntry
+	dst   netip.AddrPort
+	nonce wire.Nonce
+	msg   []byte
+	tries int
+	t     *timer
+}
+
+func (ms *mapServer) sgState() *msSG {
+	if ms.sg == nil {
+		ms.sg = &msSG{ents: map[sgKey]*sgEntry{}, pending: map[wire.Nonce]*sgNotify{}}
+	}
+	return ms.sg
+}
+
+// mcastCfg returns the engine's multicast configuration, or defaults.
+func (e *Engine) mcastCfg() *MulticastConfig {
+	if e.cfg.Multicast != nil {
+		return e.cfg.Multicast
+	}
+	return MulticastConfig{}.withDefaults(&e.cfg)
+}
+
+// isSGRegister reports whether a parsed Map-Register is an (S,G)
+// registration (its first record's EID is a multicast-info LCAF).
+func isSGRegister(reg *wire.MapRegister) bool {
+	if len(reg.Records) == 0 {
+		return false
+	}
+	_, ok := sgKeyOf(&reg.Records[0].EID)
+	return ok
+}
+
+// onRegisterSG handles a parsed (S,G) Map-Register: the site is the one
+// allowed to register the group prefix; records must all be (S,G).
+func (ms *mapServer) onRegisterSG(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
+	e := ms.e
+	st := &e.stats.Msgs[wire.TypeMapRegister]
+	k0, _ := sgKeyOf(&reg.Records[0].EID)
+	sp := ms.allowedFor(k0.iid, k0.group)
+	if sp == nil {
+		st.Rejected++
+		e.stats.RegistrationsRejected += uint64(len(reg.Records))
+		e.log.Warn("(S,G) Map-Register for a group no site may register", "src", src, "sg", k0.String())
+		return
+	}
+	s := sp.site
+	key, ok := s.keys[reg.Auth.KeyID]
+	if !ok || key.Alg != reg.Auth.Alg ||
+		wire.VerifyAuth(b, authDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)) != nil {
+		st.BadAuth++
+		e.log.Warn("(S,G) Map-Register authentication failed", "site", s.cfg.Name, "src", src)
+		return
+	}
+	id := regID{src: src}
+	if reg.XTRIDPresent {
+		id = regID{xtr: reg.XTRID}
+	}
+	cfg := e.mcastCfg()
+	sg := ms.sgState()
+	ms.recs = ms.recs[:0]
+	for i := range reg.Records {
+		r := &reg.Records[i]
+		k, ok := sgKeyOf(&r.EID)
+		if !ok || ms.allowedFor(k.iid, k.group) == nil || ms.allowedFor(k.iid, k.group).site != s {
+			e.stats.RegistrationsRejected++
+			e.log.Warn("(S,G) Map-Register record refused: not an (S,G) of the site", "site", s.cfg.Name, "src", src, "eid", r.EID.String())
+			continue
+		}
+		if r.TTL == 0 {
+			ms.removeSG(k, id)
+		} else {
+			nodes, err := recordRLE(r)
+			if err == nil {
+				err = checkRegisteredRLE(nodes, cfg.MaxRLE)
+			}
+			if err != nil {
+				e.stats.RegistrationsRejected++
+				e.log.Warn("(S,G) Map-Register refused: bad RLE", "site", s.cfg.Name, "src", src, "sg", k.String(), "err", err)
+				continue
+			}
+			life := ms.timeout
+			if reg.UseTTL && r.TTL != wire.TTLReceiverDecides {
+				life = time.Duration(r.TTL) * time.Minute
+			}
+			if !ms.storeSG(k, s, id, src, nodes, life, cfg.MaxRLE) {
+				e.stats.RegistrationsRejected++
+				continue
+			}
+		}
+		e.stats.RegistrationsAccepted++
+		ms.recs = append(ms.recs, *r)
+		if ent := sg.ents[k]; ent != nil {
+			ms.recs[len(ms.recs)-1] = sgRecord(k, r.TTL, ent.merged)
+		}
+	}
+	if len(ms.recs) == 0 {
+		st.Rejected++
+		return
+	}
+	if reg.WantMapNotify {
+		ms.sendNotifyRecords(src, reg, key)
+	}
+}
+
+// checkRegisteredRLE refuses what one registrant may not contribute:
+// too many entries, addresses that are not RLOCs or usable groups,
+// duplicates.
+func checkRegisteredRLE(nodes []wire.RLENode, max int) error {
+	if len(nodes) > max {
+		return replicate.ErrRLETooLarge
+	}
+	es, err := replicate.EntriesFromRLE(nodes)
+	if err != nil {
+		return err
+	}
+	_, err = replicate.ValidateRLE(es, replicate.PlanConfig{Role: replicate.RoleITR, MaxEntries: max})
+	return err
+}
+
+// sendNotifyRecords answers a Map-Register with a Map-Notify echoing its
+// nonce, with ms.recs as the records.
+func (ms *mapServer) sendNotifyRecords(dst netip.AddrPort, reg *wire.MapRegister, key AuthKey) {
+	e := ms.e
+	n := &e.notify
+	n.XTRIDPresent, n.XTRID, n.SiteID, n.RTR = reg.XTRIDPresent, reg.XTRID, reg.SiteID, false
+	n.Nonce = reg.Nonce
+	ms.authBuf = append(ms.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
+	n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: ms.authBuf}
+	n.Records = ms.recs
+	out, err := n.AppendSigned(e.wbuf[:0], []byte(key.Secret))
+	if err != nil {
+		e.stats.Msgs[wire.TypeMapNotify].SendErrors++
+		e.log.Error("cannot encode (S,G) Map-Notify", "err", err)
+		return
+	}
+	e.wbuf = out
+	e.send(dst, out, wire.TypeMapNotify)
+}
+
+// storeSG adds or refreshes one registrant's entries for k. It reports false
+// (logged) when the merged RLE would exceed max entries.
+func (ms *mapServer) storeSG(k sgKey, s *site, id regID, src netip.AddrPort, nodes []wire.RLENode, life time.Duration, max int) bool {
+	e := ms.e
+	sg := ms.sgState()
+	ent := sg.ents[k]
+	if ent == nil {
+		ent = &sgEntry{key: k, site: s, subs: map[netip.AddrPort]time.Time{}, notes: map[netip.AddrPort]*sgNotify{}}
+		sg.ents[k] = ent
+	}
+	var r *sgReg
+	for _, x := range ent.regs {
+		if x.id == id {
+			r = x
+		}
+	}
+	if n := mergedLen(ent, r, nodes); n > max {
+		e.log.Warn("(S,G) Map-Register refused: merged RLE too large", "sg", k.String(), "src", src, "entries", n, "max", max)
+		if len(ent.regs) == 0 {
+			delete(sg.ents, k)
+		}
+		return false
+	}
+	if r == nil {
+		r = &sgReg{id: id}
+		ent.regs = append(ent.regs, r)
+		ms.nregs++
+		r.t = e.timers.schedule(e.now.Add(life), func(now time.Time) { ms.expireSG(ent, r, now) })
+	} else {
+		e.timers.reset(r.t, e.now.Add(life))
+	}
+	r.src = src
+	r.expires = e.now.Add(life)
+	r.nodes = r.nodes[:0]
+	for _, n := range nodes {
+		r.nodes = append(r.nodes, wire.RLENode{Level: n.Level, Address: n.Address.Clone()})
+	}
+	ms.mergeSG(ent)
+	return true
+}
+
+// mergedLen is the size of ent's merged RLE with r's entries replaced by
+// nodes.
+func mergedLen(ent *sgEntry, r *sgReg, nodes []wire.RLENode) int {
+	seen := map[netip.Addr]bool{}
+	for _, x := range ent.regs {
+		if x == r {
+			continue
+		}
+		for _, n := range x.nodes {
+			seen[n.Address.IP] = true
+		}
+	}
+	for _, n := range nodes {
+		seen[n.Address.IP] = true
+	}
+	return len(seen)
+}
+
+func (ms *mapServer) expireSG(ent *sgEntry, r *sgReg, now time.Time) {
+	if now.Before(r.expires) {
+		ms.e.timers.reset(r.t, r.expires)
+		return
+	}
+	ms.e.stats.RegistrationsExpired++
+	ms.e.log.Info("(S,G) registration expired", "sg", ent.key.String(), "src", r.src)
+	ms.dropSG(ent, r)
+}
+
+func (ms *mapServer) removeSG(k sgKey, id regID) {
+	ent := ms.sgState().ents[k]
+	if ent == nil {
+		return
+	}
+	for _, r := range ent.regs {
+		if r.id == id {
+			ms.e.timers.stop(r.t)
+			ms.dropSG(ent, r)
+			return
+		}
+	}
+}
+
+func (ms *mapServer) dropSG(ent *sgEntry, r *sgReg) {
+	i := slices.Index(ent.regs, r)
+	if i < 0 {
+		return
+	}
+	ent.regs = slices.Delete(ent.regs, i, i+1)
+	ms.nregs--
+	ms.mergeSG(ent)
+	if len(ent.regs) == 0 && len(ent.subs) == 0 && len(ent.notes) == 0 {
+		delete(ms.sgState().ents, ent.key)
+	}
+}
+
+// mergeSG recomputes ent's merged RLE (entries deduplicated by address,
+// sorted by level then address so every Map-Server orders them alike) and
+// notifies the change.
+func (ms *mapServer) mergeSG(ent *sgEntry) {
+	var merged []wire.RLENode
+	seen := make(map[netip.Addr]bool)
+	for _, r := range ent.regs {
+		for _, n := range r.nodes {
+			// Registered entries are plain IPv4/IPv6 RLOCs (checked on
+			// registration), so the address identifies them.
+			if !seen[n.Address.IP] {
+				seen[n.Address.IP] = true
+				merged = append(merged, n)
+			}
+		}
+	}
+	slices.SortFunc(merged, func(a, b wire.RLENode) int {
+		if a.Level != b.Level {
+			return int(a.Level) - int(b.Level)
+		}
+		return a.Address.IP.Compare(b.Address.IP)
+	})
+	if slices.EqualFunc(merged, ent.merged, func(a, b wire.RLENode) bool { return a.Level == b.Level && addrEqual(&a.Address, &b.Address) }) {
+		return
+	}
+	// Registrants are told when the tree's RTRs change, and of every change
+	// while there are RTRs (ETRs compute their parents from the whole RLE).
+	registrants := len(rtrSet(merged)) > 0 || len(rtrSet(ent.merged)) > 0
+	ent.merged = merged
+	ms.notifyChange(ent, registrants)
+}
+
+// rtrSet lists the entries below the ETR level (the RTRs).
+func rtrSet(ns []wire.RLENode) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range ns {
+		if n.Level < replicate.ETRLevel {
+			out = append(out, n.Address.IP)
+		}
+	}
+	return out
+}
+
+// notifyChange sends the merged mapping to the subscribed ITRs and, when
+// the RTRs changed, to every registrant.
+func (ms *mapServer) notifyChange(ent *sgEntry, registrants bool) {
+	e := ms.e
+	cfg := e.mcastCfg()
+	if cfg.Key.Secret == "" {
+		return // no key to sign unsolicited Map-Notifies with
+	}
+	for dst, at := range ent.subs {
+		if e.now.Sub(at) > cfg.SubscribeWindow {
+			delete(ent.subs, dst)
+			continue
+		}
+		ms.sendUnsolicited(ent, dst)
+	}
+	if registrants {
+		for _, r := range ent.regs {
+			if _, sub := ent.subs[r.src]; !sub {
+				ms.sendUnsolicited(ent, r.src)
+			}
+		}
+	}
+}
+
+// sendUnsolicited sends ent's merged mapping to dst in an unsolicited
+// Map-Notify with a fresh nonce, replacing an unacknowledged older one, and
+// retransmits it until the Map-Notify-Ack (RFC 9301 §5.7).
+func (ms *mapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort) {
+	e := ms.e
+	cfg := e.mcastCfg()
+	sg := ms.sgState()
+	if old := ent.notes[dst]; old != nil {
+		delete(sg.pending, old.nonce)
+		e.timers.stop(old.t)
+	}
+	k := cfg.Key
+	n := wire.MapNotify{
+		Nonce:   newNonce(),
+		Auth:    wire.NewAuth(k.KeyID, k.Alg, false),
+		Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), ent.merged)},
+	}
+	msg, err := n.AppendSigned(nil, []byte(k.Secret))
+	if err != nil {
+		e.log.Error("cannot encode unsolicited Map-Notify", "sg", ent.key.String(), "err", err)
+		return
+	}
+	note := &sgNotify{ent: ent, dst: dst, nonce: n.Nonce, msg: msg}
+	ent.notes[dst] = note
+	sg.pending[note.nonce] = note
+	e.send(dst, msg, wire.TypeMapNotify)
+	if mc := e.mc; mc != nil {
+		mc.stats.NotifiesSent++
+	}
+	note.t = e.timers.schedule(e.now.Add(cfg.RetryInterval), func(time.Time) { ms.retryNotify(note) })
+}
+
+func (ms *mapServer) retryNotify(note *sgNotify) {
+	e := ms.e
+	cfg := e.mcastCfg()
+	sg := ms.sgState()
+	if sg.pending[note.nonce] != note {
+		return
+	}
+	if note.tries >= cfg.Retries {
+		delete(sg.pending, note.nonce)
+		delete(note.ent.notes, note.dst)
+		if mc := e.mc; mc != nil {
+			mc.stats.NotifyGaveUp++
+		}
+		e.log.Warn("unsolicited Map-Notify never acknowledged", "sg", note.ent.key.String(), "dst", note.dst, "tries", note.tries+1)
+		return
+	}
+	note.tries++
+	if mc := e.mc; mc != nil {
+		mc.stats.NotifyRetries++
+	}
+	e.send(note.dst, note.msg, wire.TypeMapNotify)
+	e.timers.reset(note.t, e.now.Add(cfg.RetryInterval<<note.tries))
+}
+
+// onNotifyAck matches a Map-Notify-Ack to an unsolicited Map-Notify.
+func (ms *mapServer) onNotifyAck(src netip.AddrPort, b []byte) {
+	e := ms.e
+	st := &e.stats.Msgs[wire.TypeMapNotifyAck]
+	nonce, ok := peekNonce(b)
+	if !ok || ms.sg == nil {
+		st.Ignored++
+		return
+	}
+	note := ms.sg.pending[nonce]
+	if note == nil {
+		st.Ignored++
+		return
+	}
+	var a wire.MapNotifyAck
+	k := e.mcastCfg().Key
+	if err := a.Parse(b); err != nil {
+		st.BadParse++
+		return
+	}
+	if a.Auth.Alg != k.Alg || a.Auth.KeyID != k.KeyID || wire.VerifyAuth(b, authDataOff, len(a.Auth.Data), a.Auth.Alg, []byte(k.Secret)) != nil {
+		st.BadAuth++
+		e.log.Warn("Map-Notify-Ack authentication failed", "src", src)
+		return
+	}
+	delete(ms.sg.pending, nonce)
+	delete(note.ent.notes, note.dst)
+	e.timers.stop(note.t)
+	if mc := e.mc; mc != nil {
+		mc.stats.NotifyAcked++
+	}
+}
+
+// answerSG answers an (S,G) Map-Request as the Map-Server: a proxy reply
+// with the merged RLE of the (S,G) entry, or of the (*,G) entry, or a
+// record with no locators (action drop) when nobody registered; the
+// requester (its ITR-RLOC and port) is subscribed to changes either way
+// (RFC 8378 §5).
+func (ms *mapServer) answerSG(port uint16, src netip.AddrPort, req *wire.MapRequest, k sgKey) {
+	e := ms.e
+	sg := ms.sgState()
+	ent := sg.ents[k]
+	if ent == nil || len(ent.regs) == 0 {
+		if star := sg.ents[newSGKey(k.iid, netip.Prefix{}, k.group)]; star != nil && len(star.regs) > 0 {
+			ent = star
+		}
+	}
+	if ent == nil {
+		if ms.allowedFor(k.iid, k.group) == nil {
+			e.negativeReply(port, src, req, k.iid, k.group.Addr())
+			return
+		}
+		ent = &sgEntry{key: k, subs: map[netip.AddrPort]time.Time{}, notes: map[netip.AddrPort]*sgNotify{}}
+		sg.ents[k] = ent
+	}
+	dst := e.replyTarget(req.ITRRLOCs, port, src)
+	if len(ent.subs) < maxRecentITRs {
+		ent.subs[dst] = e.now
+	}
+	rep := wire.MapReply{Nonce: req.Nonce, Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), ent.merged)}}
+	rep.Records[0].Authoritative = false
+	if len(ent.merged) == 0 {
+		rep.Records[0].TTL = 1
+	}
+	b, err := rep.Append(e.wbuf[:0])
+	if err != nil {
+		e.stats.Msgs[wire.TypeMapReply].SendErrors++
+		return
+	}
+	e.wbuf = b
+	e.send(dst, b, wire.TypeMapReply)
+	e.stats.ProxyReplies++
+}
+
+// McastRLE returns the merged RLE the Map-Server holds for an (S,G) or
+// (*,G) (src invalid), for listings and tests.
+func (e *Engine) McastRLE(iid uint32, src, group netip.Prefix) []replicate.Entry {
+	var out []replicate.Entry
+	_ = e.do(func() {
+		if e.ms == nil || e.ms.sg == nil {
+			return
+		}
+		if ent := e.ms.sg.ents[newSGKey(iid, src, group)]; ent != nil {
+			out, _ = replicate.EntriesFromRLE(ent.merged)
+		}
+	})
+	return out
+}

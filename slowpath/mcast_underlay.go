@@ -1,0 +1,141 @@
+package slowpath
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// Overlay group to underlay group (draft-ietf-lisp-group-mapping): an ETR
+// on a multicast-capable underlay picks the G-RLOC of an overlay (S,G) by
+// hash or by a mapping-system lookup of group-<G-EID>, registers it in its
+// RLE entry (with its U-RLOC when RegisterURLOC is set) and joins the
+// underlay group on its core interface.
+
+// chooseUnderlay picks l's underlay group: at once with the hash method,
+// after the reply with the lookup method (the registration waits for it).
+func (m *mcast) chooseUnderlay(l *sgLocal) {
+	u := m.cfg.Underlay
+	switch u.Method {
+	case UnderlayHash:
+		g, err := replicate.HashGroup(l.key.srcAddr(), l.key.group.Addr(), u.Range)
+		if err != nil {
+			m.e.log.Warn("cannot hash an underlay group", "sg", l.key.String(), "err", err)
+			return
+		}
+		m.useUnderlay(l, replicate.UnderlayGroup{Group: g})
+	case UnderlayLookup:
+		l.ugPending = true
+		m.lookup(l, 0)
+	}
+}
+
+// lookup sends the group-name Map-Request for l (RFC 9301 §5.8 ECM to a
+// Map-Resolver, the next one on each retry); after Retries unanswered
+// tries the ETR registers its unicast RLOC instead.
+func (m *mcast) lookup(l *sgLocal, try int) {
+	u := m.cfg.Underlay
+	if m.local[l.key] != l || !l.ugPending {
+		return
+	}
+	if try > m.cfg.Retries {
+		m.e.log.Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
+		l.ugPending = false
+		m.register(l, false)
+		return
+	}
+	for n, x := range m.lookups {
+		if x == l {
+			delete(m.lookups, n)
+		}
+	}
+	n := newNonce()
+	m.lookups[n] = l
+	req := &wire.MapRequest{
+		Nonce:    n,
+		ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
+		Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.group.Addr())}},
+	}
+	m.sendECM(req, u.MapResolvers[try%len(u.MapResolvers)], m.cfg.RLOC)
+	m.e.timers.schedule(m.e.now.Add(m.cfg.RetryInterval<<try), func(time.Time) { m.lookup(l, try+1) })
+}
+
+// onLookupReply takes the G-RLOC from the reply to a group-name lookup.
+func (m *mcast) onLookupReply(l *sgLocal, src netip.AddrPort, rep *wire.MapReply) {
+	if m.local[l.key] != l {
+		return
+	}
+	l.ugPending = false
+	for i := range rep.Records {
+		gm, err := replicate.ParseGroupRecord(&rep.Records[i])
+		if err != nil {
+			m.e.log.Warn("bad group-name reply", "sg", l.key.String(), "from", src, "err", err)
+			continue
+		}
+		if ug, ok := gm.Pick(l.key.srcAddr(), l.key.group.Addr()); ok {
+			m.useUnderlay(l, ug)
+			break
+		}
+	}
+	if !l.ug.Group.IsValid() {
+		m.e.log.Warn("no underlay group for overlay group; registering the unicast RLOC", "sg", l.key.String())
+	}
+	m.register(l, false)
+}
+
+// useUnderlay records l's underlay group and joins it on the core side.
+func (m *mcast) useUnderlay(l *sgLocal, ug replicate.UnderlayGroup) {
+	l.ug = ug
+	m.underlay[ug]++
+	if m.underlay[ug] == 1 && m.cfg.Underlay.Joiner != nil {
+		if err := m.cfg.Underlay.Joiner.Join(ug.Group, ug.Source); err != nil {
+			m.e.log.Warn("cannot join underlay group", "group", ug.Group, "source", ug.Source, "err", err)
+		}
+	}
+	m.e.log.Info("underlay group chosen", "sg", l.key.String(), "g_rloc", ug.Group)
+}
+
+func (m *mcast) leaveUnderlay(ug replicate.UnderlayGroup) {
+	m.underlay[ug]--
+	if m.underlay[ug] > 0 {
+		return
+	}
+	delete(m.underlay, ug)
+	if m.cfg.Underlay != nil && m.cfg.Underlay.Joiner != nil {
+		_ = m.cfg.Underlay.Joiner.Leave(ug.Group, ug.Source)
+	}
+}
+
+// UnderlayGroupFor returns the underlay group the ETR registered for an
+// (S,G) (src invalid: (*,G)), invalid when none.
+func (e *Engine) UnderlayGroupFor(iid uint32, src, group netip.Prefix) netip.Addr {
+	var g netip.Addr
+	_ = e.do(func() {
+		if e.mc != nil {
+			if l := e.mc.local[newSGKey(iid, src, group)]; l != nil {
+				g = l.ug.Group
+			}
+		}
+	})
+	return g
+}
+
+// ReceivedOnUnderlayGroup tells the ETR that decapsulated multicast traffic
+// arrived with the underlay group g as outer destination. When the ETR
+// registered both a G-RLOC and its U-RLOC, it then stops answering (S,G)
+// RLOC-probes on the U-RLOC, so that ITRs on the multicast underlay stop
+// sending it unicast copies too (duplicate suppression). Safe to call from
+// any goroutine; it does not block.
+func (e *Engine) ReceivedOnUnderlayGroup(g netip.Addr) {
+	m := e.mc
+	if m == nil || m.cfg.Underlay == nil || !m.cfg.Underlay.RegisterURLOC || !g.IsMulticast() {
+		return
+	}
+	m.suppress.Store(true)
+}
+
+// ProbeSuppressed reports whether the U-RLOC currently leaves (S,G)
+// RLOC-probes unanswered.
+func (e *Engine) ProbeSuppressed() bool { return e.mc != nil && e.mc.suppress.Load() }

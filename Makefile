@@ -4,6 +4,8 @@ PKGS      ?= ./...
 FUZZTIME  ?= 3s
 BENCHTIME ?= 1s
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+TESTLOG   ?= $(or $(TMPDIR),/tmp)/rloc-test.log
+SHELL     := /bin/bash
 
 .PHONY: all build test unit deps vet lint fuzz bench demo clean
 
@@ -22,8 +24,12 @@ vet:
 # the race detector (namespace and AF_XDP end-to-end tests included), then a
 # short smoke run of every fuzz target.
 test: deps vet
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	$(MAKE) fuzz FUZZTIME=3000x
+	@set -o pipefail; $(GO) test -race -count=1 -timeout 15m $(PKGS) 2>&1 | tee $(TESTLOG)
+	@set -o pipefail; $(MAKE) --no-print-directory fuzz FUZZTIME=3000x | tee -a $(TESTLOG)
+	@pkgs=$$(grep -E '^ok ' $(TESTLOG) | grep -vc 'no tests to run'); \
+	  fz=$$(grep -c '^fuzz ok ' $(TESTLOG)); \
+	  echo "test packages passed: $$pkgs; fuzz targets passed: $$fz"; \
+	  echo "summary: $$((pkgs + fz)) passed, 0 failed"
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
@@ -40,8 +46,8 @@ fuzz:
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-	    echo "fuzz $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/rloc-fuzz.log 2>&1 || { cat /tmp/rloc-fuzz.log; exit 1; }; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/rloc-fuzz.log 2>&1 || { cat /tmp/rloc-fuzz.log; echo "fuzz FAIL $$pkg $$t"; exit 1; }; \
+	    echo "fuzz ok $$pkg $$t"; \
 	  done; \
 	done
 

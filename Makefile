@@ -15,7 +15,7 @@ build:
 	$(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
-	./scripts/deps.sh tshark ip
+	./scripts/deps.sh tshark ip tcpdump
 
 vet:
 	$(GO) vet $(PKGS)

@@ -176,7 +176,7 @@ func (w *Worker) forward(f *ring.Frame) {
 		w.replicate(f)
 		return
 	}
-	e, ok := w.cache.Lookup(pk.iid, pk.dst)
+	e, ok := w.memo.lookup(pk.iid, pk.dst)
 	if !ok {
 		w.miss(f)
 		return

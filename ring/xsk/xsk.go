@@ -53,9 +53,10 @@ type Options struct {
 	// doubles (up to FillRingSize, and at most half of the chunks the Group
 	// may lend to fill rings) whenever the kernel took more than half of it
 	// between two refills, and halves again (never below FillMin) after a
-	// window of refills in which it never took more than a quarter: it
-	// follows the socket's receive rate. A socket that receives nothing so
-	// ties up FillMin chunks, not a whole fill ring. Whatever the targets,
+	// window of refills (fillWindow) in which it took less than a quarter of
+	// it in all. A socket that receives steadily so keeps a full fill ring
+	// (its buffer while the worker is not scheduled), and one that receives
+	// nothing ties up FillMin chunks, not a whole fill ring. Whatever the targets,
 	// refills never take the Group's free chunks below its reserve
 	// (NumFrames/16, at least 128) that Alloc draws from, and when a Group
 	// has many sockets the floor shrinks so that the sockets' floors
@@ -186,7 +187,7 @@ type Port struct {
 	fillMax    int // ceiling of fillTarget
 	fillTarget int // chunks to keep on the fill ring
 	fillLevel  int // fill ring occupancy right after the last refill
-	fillPeak   int // most chunks the kernel took between two refills, this window
+	fillTaken  int // chunks the kernel took in this window
 	fillCalls  int // refills in this window
 	needWakeup bool
 	busyPoll   bool
@@ -437,17 +438,17 @@ func (p *Port) refill() {
 	prod := *r.prod
 	occ := int(prod - atomic.LoadUint32(r.cons))
 	used := p.fillLevel - occ
-	p.fillPeak = max(p.fillPeak, used)
+	p.fillTaken += used
 	if used*2 > p.fillTarget && p.fillTarget < p.fillMax {
 		p.fillTarget = min(2*p.fillTarget, p.fillMax)
 		p.FillGrows++
 	}
 	if p.fillCalls++; p.fillCalls >= fillWindow {
-		if p.fillPeak*4 < p.fillTarget && p.fillTarget > p.fillMin {
+		if p.fillTaken*4 < p.fillTarget && p.fillTarget > p.fillMin {
 			p.fillTarget = max(p.fillTarget/2, p.fillMin)
 			p.FillShrinks++
 		}
-		p.fillCalls, p.fillPeak = 0, 0
+		p.fillCalls, p.fillTaken = 0, 0
 	}
 	k := min(p.fillTarget-occ, pool.Free()-p.reserve)
 	if k <= 0 {

@@ -592,8 +592,13 @@ func (c *Cache) mcMark(in *instance, f int) {
 	}
 }
 
-// publish swaps every shard the batch touched: one atomic store per shard.
+// publish swaps every shard the batch touched: one atomic store per shard,
+// then bumps the generation when anything was swapped.
 func (c *Cache) publish() {
+	if len(c.dirty) == 0 && len(c.mcDirt) == 0 {
+		return
+	}
+	defer c.gen.Add(1)
 	for _, s := range c.dirty {
 		s.p.Store(s.work)
 		s.work, s.owned, s.ops = nil, false, 0

@@ -71,7 +71,8 @@ type Config struct {
 type Cache struct {
 	dir   atomic.Pointer[directory]
 	epoch atomic.Uint32
-	_     [56]byte // keep the reader-shared line apart from writer state
+	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
+	_     [48]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -236,6 +237,19 @@ func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	}
 	return e, ok
 }
+
+// Generation returns a number that changes whenever a batch published by
+// Apply or Expire changed what a lookup may return. It is bumped after the
+// new snapshots are stored, so a reader that sees generation g and then looks
+// up sees every change published before g. Readers that memoise lookup
+// results (the fast path's per-worker memo) compare it once per batch and
+// forget their results when it moved. Never locks or allocates.
+func (c *Cache) Generation() uint64 { return c.gen.Load() }
+
+// MarkActive marks e used in the current activity tick, as Lookup does for
+// the entry it returns: for readers that found e in their own memo of an
+// earlier Lookup. At most one store per entry per tick.
+func (c *Cache) MarkActive(e *Entry) { e.touch(c.epoch.Load()) }
 
 // LookupMAC returns the entry of a MAC EID within iid and marks it active.
 func (c *Cache) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {

@@ -176,7 +176,7 @@ func (w *Worker) forward(f *ring.Frame) {
 		w.replicate(f)
 		return
 	}
-	e, ok := w.cache.Lookup(pk.iid, pk.dst)
+	e, ok := w.memo.lookup(pk.iid, pk.dst)
 	if !ok {
 		w.miss(f)
 		return
@@ -373,10 +373,12 @@ func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et 
 		}
 		return
 	}
-	e := wire.Ethernet(b)
-	e.SetDst(adj.DstMAC)
-	e.SetSrc(adj.SrcMAC)
-	e.SetType(et)
+	// The Ethernet header by fixed-size stores (wire.Ethernet's setters copy
+	// through runtime.memmove, 10% of an encap in BenchmarkWorker).
+	_ = b[wire.EthernetLen-1]
+	*(*[6]byte)(b[0:6]) = adj.DstMAC
+	*(*[6]byte)(b[6:12]) = adj.SrcMAC
+	binary.BigEndian.PutUint16(b[12:14], et)
 	w.send(out, f)
 }
 

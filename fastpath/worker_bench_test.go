@@ -226,6 +226,44 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoLookup is BenchmarkLookup through a worker's lookup memo
+// (default size): after the first round every destination is a memo hit.
+// cache-direct is the same loop on cache.Lookup, side by side.
+func BenchmarkMemoLookup(b *testing.B) {
+	c := cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})
+	ms := make([]StaticMapping, benchPrefixes)
+	for i := range ms {
+		ms[i] = StaticMapping{IID: iidSite, Prefix: benchPrefix(i), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}
+	}
+	if err := InstallStatic(c, ms); err != nil {
+		b.Fatal(err)
+	}
+	dsts := benchDsts(4096)
+	for _, memo := range []bool{false, true} {
+		name := "cache-direct"
+		if memo {
+			name = "memo"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := newLookupMemo(c, 0)
+			look := c.Lookup
+			if memo {
+				look = m.lookup
+			}
+			for _, d := range dsts {
+				look(iidSite, d)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, ok := look(iidSite, dsts[i&4095]); !ok {
+					b.Fatal("miss")
+				}
+			}
+		})
+	}
+}
+
 // nullPort is a ring.Port for measuring the worker alone: Receive copies the
 // next prebuilt frames into chunks of its Pool (as a NIC would DMA them) and
 // Transmit releases what it is given (as a completed transmission would).
@@ -291,7 +329,7 @@ func (p *nullPort) Close() error     { return nil }
 // and freeing the chunk (Transmit). null-forward is that I/O with no
 // processing; the other cases are a Step over a 100k-prefix map-cache.
 func BenchmarkWorker(b *testing.B) {
-	dsts := benchDsts(4096)
+	dsts := benchDsts(16384)
 	const small, large = 18, 1400 - 28
 	site := func(payload, flows int) [][]byte {
 		var fs [][]byte
@@ -302,7 +340,7 @@ func BenchmarkWorker(b *testing.B) {
 	}
 	lisp := func(iid uint32) [][]byte {
 		var fs [][]byte
-		for i, d := range dsts {
+		for i, d := range dsts[:4096] {
 			src, dst := d, hostA
 			if iid != iidSite {
 				src, dst = hostA, d
@@ -333,7 +371,8 @@ func BenchmarkWorker(b *testing.B) {
 		b.ReportMetric(float64(el.Nanoseconds())/pkts, "ns/pkt")
 		b.ReportMetric(pkts/el.Seconds()/1e6, "Mpps")
 	}
-	run := func(b *testing.B, frames [][]byte, core bool) {
+	// memo is Config.LookupMemo: 0 the default memo, -1 none.
+	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		r := benchRig(b)
 		in, out := newNullPort(b, frames), newNullPort(b, nil)
 		sitePort, corePort := ring.Port(in), ring.Port(out)
@@ -341,7 +380,7 @@ func BenchmarkWorker(b *testing.B) {
 			sitePort, corePort = out, in
 		}
 		// Same worker configuration as benchRig, on null ports.
-		w, err := NewWorker(Config{ID: 1, Cache: r.c, NextHops: r.nh, Outer: r.outer, RTR: true,
+		w, err := NewWorker(Config{ID: 1, Cache: r.c, NextHops: r.nh, Outer: r.outer, RTR: true, LookupMemo: memo,
 			Ports: []PortConfig{{Port: sitePort, Index: 1, Site: true, IID: iidSite}, {Port: corePort, Index: 2}}})
 		if err != nil {
 			b.Fatal(err)
@@ -367,7 +406,8 @@ func BenchmarkWorker(b *testing.B) {
 			return n
 		}, func() uint64 { return out.tx })
 	})
-	b.Run("encap-64B", func(b *testing.B) { run(b, site(small, 4096), false) })
+	b.Run("encap-64B", func(b *testing.B) { run(b, site(small, 4096), false, 0) })
+	b.Run("encap-64B-nomemo", func(b *testing.B) { run(b, site(small, 4096), false, -1) })
 	b.Run("null-forward-1400B", func(b *testing.B) {
 		in, out := newNullPort(b, site(large, 4096)), newNullPort(b, nil)
 		var batch [ring.IdealBatchSize]ring.Frame
@@ -377,8 +417,14 @@ func BenchmarkWorker(b *testing.B) {
 			return n
 		}, func() uint64 { return out.tx })
 	})
-	b.Run("encap-1400B", func(b *testing.B) { run(b, site(large, 4096), false) })
-	b.Run("encap-64B-64flows", func(b *testing.B) { run(b, site(small, 64), false) })
-	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true) })
-	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true) })
+	b.Run("encap-1400B", func(b *testing.B) { run(b, site(large, 4096), false, 0) })
+	b.Run("encap-1400B-nomemo", func(b *testing.B) { run(b, site(large, 4096), false, -1) })
+	b.Run("encap-64B-64flows", func(b *testing.B) { run(b, site(small, 64), false, 0) })
+	b.Run("encap-64B-64flows-nomemo", func(b *testing.B) { run(b, site(small, 64), false, -1) })
+	// More destinations than the memo has slots (8192): mostly memo misses.
+	b.Run("encap-64B-16kflows", func(b *testing.B) { run(b, site(small, 16384), false, 0) })
+	b.Run("encap-64B-16kflows-nomemo", func(b *testing.B) { run(b, site(small, 16384), false, -1) })
+	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
+	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
+	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })
 }

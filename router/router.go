@@ -174,6 +174,19 @@ func (r *Router) startDataPlane() error {
 	}
 	queues := max(cfg.Interfaces[0].Queues, 1)
 	ports := make([][]fastpath.PortConfig, queues)
+	// One UMEM (xsk Group) per queue, shared by that queue's sockets on
+	// every interface (XDP_SHARED_UMEM works across netdevs): the queue's
+	// worker then forwards a frame from one interface to another without
+	// copying it (ring/xsk TestSharedUMEMForward).
+	groups := make([]*xsk.Group, queues)
+	for q := range groups {
+		g, err := xsk.NewGroup(xsk.Options{NumFrames: 2048 * len(cfg.Interfaces)})
+		if err != nil {
+			return fmt.Errorf("interfaces: queue %d: %w", q, err)
+		}
+		r.groups = append(r.groups, g)
+		groups[q] = g
+	}
 	for i, ifc := range cfg.Interfaces {
 		f := fmt.Sprintf("interfaces[%d]", i)
 		mode := xsk.ModeCore
@@ -204,12 +217,7 @@ func (r *Router) startDataPlane() error {
 		}
 		addr4, addr6 := ifaceAddrs(ifc.Name)
 		for q := 0; q < queues; q++ {
-			g, err := xsk.NewGroup(xsk.Options{NumFrames: 2048})
-			if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			r.groups = append(r.groups, g)
-			p, err := g.Open(ifc.Name, q)
+			p, err := groups[q].Open(ifc.Name, q)
 			if err != nil {
 				return fmt.Errorf("%s.queues: queue %d: %w", f, q, err)
 			}

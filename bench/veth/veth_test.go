@@ -320,40 +320,58 @@ func BenchmarkVeth(b *testing.B) {
 				report(b, load.name+"/kernel-vxlan", r)
 			}
 		})
-		b.Run(load.name+"/rloc-itr", func(b *testing.B) {
-			v.run(b, "dut", "sh", "-c", "ip route del 10.2.0.0/24 2>/dev/null; true")
-			x := v.startRLOC(b)
-			defer func() {
-				if err := x.Close(); err != nil {
-					b.Errorf("close: %v", err)
-				}
-				sp, cp := x.Ports()
-				b.Logf("rloc sockets: site rx %d wakeups %d; core tx %d kicks %d busy %d",
-					sp.RxPackets, sp.RxWakeups, cp.TxPackets, cp.TxKicks, cp.TxKickBusy)
-			}()
-			for i := 0; i < b.N; i++ {
-				r := v.generate(b, x)
-				// The worker's thread, plus the XDP receive path (redirect
-				// and copy into the UMEM), which veth runs in softirq on
-				// the sender's CPU, plus the sink's share on CPU 1.
-				r.dutCPU = r.worker + r.soft0 + r.soft1
-				report(b, load.name+"/rloc-itr", r)
-				var c fastpath.Counters
-				x.Worker().Counters().Snapshot(&c)
-				site, _, _ := x.ProgramStats()
-				ss, cs, _ := x.SocketStats()
-				b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d; site socket %+v; core socket %+v",
-					c.Get(fastpath.CounterRX), c.Get(fastpath.CounterEncap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
-					site[xsk.StatRedirect], ss, cs)
-			}
-		})
+		// rloc-itr-fixedfill is rloc with ring/xsk's earlier fill policy
+		// (every socket's fill ring kept full, a quarter of the UMEM
+		// reserved), for comparison with the adaptive one in the same run.
+		for _, variant := range []string{"rloc-itr", "rloc-itr-fixedfill"} {
+			v.rlocVariant(b, load.name, variant)
+		}
 	}
+}
+
+// rlocVariant runs rloc as the ITR (variant rloc-itr or rloc-itr-fixedfill)
+// under the current load.
+func (v *bench) rlocVariant(b *testing.B, load, variant string) {
+	b.Run(load+"/"+variant, func(b *testing.B) {
+		v.run(b, "dut", "sh", "-c", "ip route del 10.2.0.0/24 2>/dev/null; true")
+		opts := v.xsk
+		opts.FixedFill = variant == "rloc-itr-fixedfill"
+		x := v.startRLOC(b, opts)
+		defer func() {
+			if err := x.Close(); err != nil {
+				b.Errorf("close: %v", err)
+			}
+			sp, cp := x.Ports()
+			b.Logf("rloc sockets: site rx %d wakeups %d fill target %d (grows %d shrinks %d); core tx %d kicks %d busy %d fill target %d",
+				sp.RxPackets, sp.RxWakeups, sp.FillTarget(), sp.FillGrows, sp.FillShrinks, cp.TxPackets, cp.TxKicks, cp.TxKickBusy, cp.FillTarget())
+		}()
+		for i := 0; i < b.N; i++ {
+			r := v.generate(b, x)
+			// The worker's thread, plus the XDP receive path (redirect
+			// and copy into the UMEM), which veth runs in softirq on
+			// the sender's CPU. The sink's share on CPU 1 is not added:
+			// its softirq runs when the worker's sendto re-enables
+			// bottom halves, in the worker's context, so the thread's
+			// CPU time already holds it (perf: 38% of the worker
+			// thread's samples under handle_softirqs, none in
+			// ksoftirqd/1); adding softirq on CPU 1 counted it twice.
+			r.dutCPU = r.worker + r.soft0
+			report(b, load+"/"+variant, r)
+			var c fastpath.Counters
+			x.Worker().Counters().Snapshot(&c)
+			site, _, _ := x.ProgramStats()
+			ss, cs, _ := x.SocketStats()
+			b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d; site socket %+v; core socket %+v",
+				c.Get(fastpath.CounterRX), c.Get(fastpath.CounterEncap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
+				site[xsk.StatRedirect], ss, cs)
+		}
+	})
 }
 
 // startRLOC starts rloc as the ITR on the DUT: in0 is the site, out0 the
 // core, 10.2.0.0/24 maps to the sink's address. The worker is pinned to
 // dutCPU at nice -20 (see XTR.SetNice).
-func (v *bench) startRLOC(b *testing.B) *xdptest.XTR {
+func (v *bench) startRLOC(b *testing.B, opts xsk.Options) *xdptest.XTR {
 	b.Helper()
 	x, err := xdptest.StartXTR(xdptest.XTRConfig{
 		NS: v.l.Node("dut"), Site: "in0", Core: "out0", IID: iid,
@@ -362,7 +380,7 @@ func (v *bench) startRLOC(b *testing.B) *xdptest.XTR {
 		Mappings: []fastpath.StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix("10.2.0.0/24"),
 			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}},
 		XDPMode:   xsk.XDPDriver,
-		Options:   v.xsk,
+		Options:   opts,
 		IdleSpins: v.spins,
 		Pin:       true,
 		CPU:       dutCPU,

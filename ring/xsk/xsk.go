@@ -48,6 +48,24 @@ type Options struct {
 	BusyPoll       bool
 	BusyPollUsec   int
 	BusyPollBudget int
+	// FillMin is the smallest number of chunks a socket keeps on its fill
+	// ring (default FillRingSize/4). A socket's fill target starts there,
+	// doubles (up to FillRingSize, and at most half of the chunks the Group
+	// may lend to fill rings) whenever the kernel took more than half of it
+	// between two refills, and halves again (never below FillMin) after a
+	// window of refills (fillWindow) in which it took less than a quarter of
+	// it in all. A socket that receives steadily so keeps a full fill ring
+	// (its buffer while the worker is not scheduled), and one that receives
+	// nothing ties up FillMin chunks, not a whole fill ring. Whatever the targets,
+	// refills never take the Group's free chunks below its reserve
+	// (NumFrames/16, at least 128) that Alloc draws from, and when a Group
+	// has many sockets the floor shrinks so that the sockets' floors
+	// together take at most half of what may be lent.
+	FillMin int
+	// FixedFill keeps the fill ring as full as the pool allows (FillMin and
+	// the adaptive target are ignored, and the reserve is NumFrames/4): the
+	// policy before the adaptive one, kept for comparison benchmarks.
+	FixedFill bool
 }
 
 func (o *Options) defaults() error {
@@ -64,6 +82,7 @@ func (o *Options) defaults() error {
 	def(&o.TxRingSize, 1024)
 	def(&o.BusyPollUsec, 20)
 	def(&o.BusyPollBudget, 64)
+	def(&o.FillMin, o.FillRingSize/4)
 	pow2 := func(v int) bool { return v > 0 && v&(v-1) == 0 }
 	if !pow2(o.FrameSize) || o.FrameSize < 2048 || o.FrameSize > unix.Getpagesize() {
 		return fmt.Errorf("xsk: frame size %d: want a power of two in [2048, page size]", o.FrameSize)
@@ -75,6 +94,9 @@ func (o *Options) defaults() error {
 	}
 	if o.NumFrames < 64 || o.Headroom < 0 || o.Headroom+kernelHeadroom+256 > o.FrameSize {
 		return errors.New("xsk: too few frames or headroom too large")
+	}
+	if o.FillMin < 1 || o.FillMin > o.FillRingSize {
+		return fmt.Errorf("xsk: FillMin %d: want 1 to the fill ring size %d", o.FillMin, o.FillRingSize)
 	}
 	return nil
 }
@@ -159,6 +181,14 @@ type Port struct {
 	frameShift uint32
 	frameMask  uint64
 	reserve    int // pool chunks kept back from the fill ring for Alloc
+
+	// Fill policy (see Options.FillMin).
+	fillMin    int // floor of fillTarget
+	fillMax    int // ceiling of fillTarget
+	fillTarget int // chunks to keep on the fill ring
+	fillLevel  int // fill ring occupancy right after the last refill
+	fillTaken  int // chunks the kernel took in this window
+	fillCalls  int // refills in this window
 	needWakeup bool
 	busyPoll   bool
 	closed     atomic.Bool
@@ -180,7 +210,14 @@ type Port struct {
 	RxWakeups uint64
 	// BadDescs counts rx or completion descriptors outside the UMEM (dropped).
 	BadDescs uint64
+	// FillGrows and FillShrinks count changes of the fill target.
+	FillGrows, FillShrinks uint64
 }
+
+// fillWindow is the number of refills after which an unused part of the fill
+// target is given back (see Options.FillMin). A busy worker refills every
+// step, tens of microseconds apart; an idle one about once per millisecond.
+const fillWindow = 4096
 
 var _ ring.Port = (*Port)(nil)
 
@@ -207,7 +244,7 @@ func (g *Group) Open(ifname string, queue int) (*Port, error) {
 		frameMask:  uint64(o.FrameSize - 1),
 		needWakeup: !o.NoNeedWakeup,
 		busyPoll:   o.BusyPoll,
-		reserve:    o.NumFrames / 4,
+		reserve:    groupReserve(o),
 	}
 	for s := o.FrameSize; s > 1; s >>= 1 {
 		p.frameShift++
@@ -220,10 +257,45 @@ func (g *Group) Open(ifname string, queue int) (*Port, error) {
 		g.owner = fd
 	}
 	g.ports = append(g.ports, p)
+	g.fillBounds()
 	p.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	p.refill()
 	return p, nil
 }
+
+// groupReserve is the number of free chunks refills leave in the pool for
+// Alloc.
+func groupReserve(o *Options) int {
+	if o.FixedFill {
+		return o.NumFrames / 4
+	}
+	return min(max(o.NumFrames/16, 2*ring.IdealBatchSize), o.NumFrames/4)
+}
+
+// fillBounds sets every socket's fill floor and ceiling from the number of
+// sockets sharing the pool: one socket may hold at most half of the chunks
+// refills may lend, and the floors of all together at most half as well.
+func (g *Group) fillBounds() {
+	o := &g.opts
+	lend := o.NumFrames - groupReserve(o)
+	for _, q := range g.ports {
+		oldMin := q.fillMin
+		if o.FixedFill {
+			q.fillMin, q.fillMax = o.FillRingSize, o.FillRingSize
+		} else {
+			q.fillMax = max(min(o.FillRingSize, lend/2), 1)
+			q.fillMin = max(min(o.FillMin, lend/(2*len(g.ports)), q.fillMax), 1)
+		}
+		if q.fillTarget <= oldMin { // at the floor: follow it
+			q.fillTarget = q.fillMin
+		}
+		q.fillTarget = min(max(q.fillTarget, q.fillMin), q.fillMax)
+	}
+}
+
+// FillTarget returns the number of chunks the socket currently keeps on its
+// fill ring (see Options.FillMin).
+func (p *Port) FillTarget() int { return p.fillTarget }
 
 func (p *Port) setup(ifname string) error {
 	g, o := p.g, &p.g.opts
@@ -357,17 +429,30 @@ func (p *Port) Queue() int { return p.queue }
 // Pool implements ring.Port.
 func (p *Port) Pool() *ring.Pool { return p.g.pool }
 
-// refill moves free chunks to the fill ring, keeping p.reserve for Alloc.
+// refill tops the fill ring up to the socket's fill target, keeping
+// p.reserve free chunks in the pool for Alloc, and adapts the target to what
+// the kernel took since the last refill (see Options.FillMin).
 func (p *Port) refill() {
 	pool := p.g.pool
 	r := &p.fill
 	prod := *r.prod
-	room := int(r.mask+1) - int(prod-atomic.LoadUint32(r.cons))
-	k := pool.Free() - p.reserve
-	if k > room {
-		k = room
+	occ := int(prod - atomic.LoadUint32(r.cons))
+	used := p.fillLevel - occ
+	p.fillTaken += used
+	if used*2 > p.fillTarget && p.fillTarget < p.fillMax {
+		p.fillTarget = min(2*p.fillTarget, p.fillMax)
+		p.FillGrows++
 	}
+	if p.fillCalls++; p.fillCalls >= fillWindow {
+		if p.fillTaken*4 < p.fillTarget && p.fillTarget > p.fillMin {
+			p.fillTarget = max(p.fillTarget/2, p.fillMin)
+			p.FillShrinks++
+		}
+		p.fillCalls, p.fillTaken = 0, 0
+	}
+	k := min(p.fillTarget-occ, pool.Free()-p.reserve)
 	if k <= 0 {
+		p.fillLevel = occ
 		return
 	}
 	for i := 0; i < k; i++ {
@@ -376,6 +461,7 @@ func (p *Port) refill() {
 		prod++
 	}
 	atomic.StoreUint32(r.prod, prod)
+	p.fillLevel = occ + k
 }
 
 // Receive implements ring.Port.
@@ -596,6 +682,7 @@ func (p *Port) Close() error {
 			break
 		}
 	}
+	p.g.fillBounds()
 	return err
 }
 

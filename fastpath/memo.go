@@ -1,0 +1,149 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/rloc-router/rloc/cache"
+)
+
+// memo4Slot is one remembered IPv4 lookup: key packs the memo generation
+// (top 8 bits), the instance-ID (24 bits) and the address (low 32 bits).
+type memo4Slot struct {
+	key uint64 // 0 never valid (generation 0 is never current)
+	e   *cache.Entry
+}
+
+// memo4Set is four IPv4 slots, one 64-byte cache line, most recent first.
+type memo4Set [4]memo4Slot
+
+// memo6Slot is one remembered IPv6 lookup.
+type memo6Slot struct {
+	hi, lo uint64 // the address
+	iid    uint32
+	gen    uint32 // memo generation the slot was filled in; 0 never valid
+	e      *cache.Entry
+}
+
+// memo6Set is two IPv6 slots, one 64-byte cache line, most recent first.
+type memo6Set [2]memo6Slot
+
+// lookupMemo is a worker's memo in front of cache.Lookup: set-associative
+// tables (IPv4: four ways, IPv6: two, one cache line per set) from the exact
+// destination (instance-ID, address) to the entry the longest-prefix match
+// returned for it, so a hit costs one cache line instead of a trie walk.
+// It only holds results of the cache generation it was filled in
+// (cache.Generation): sync, called once per batch, starts a new memo
+// generation when the cache published a change, which invalidates every slot
+// at once without clearing the tables (they are cleared when the 8-bit
+// generation wraps, once per 255 changes). Misses (no entry) are not
+// remembered, so they reach the cache and the hold queue as before. A hit
+// marks the entry active as Lookup would (cache.MarkActive). Instance-IDs
+// are 24 bits (RFC 9300 §5.3); larger ones bypass the memo. Belongs to the
+// worker's goroutine.
+type lookupMemo struct {
+	c          *cache.Cache
+	v4         []memo4Set // nil: disabled, every lookup goes to the cache
+	v6         []memo6Set
+	mask4      uint32
+	mask6      uint32
+	gen        uint32 // current memo generation, 1..255
+	cgen       uint64 // cache generation gen stands for
+	hits, miss uint64
+}
+
+// defaultMemoSize is the default number of IPv4 slots (4096 sets of four,
+// 256 KiB); the IPv6 table gets half as many (2048 sets of two, 128 KiB).
+const defaultMemoSize = 16384
+
+// newLookupMemo returns a memo of at least size IPv4 slots (rounded up to a
+// power of two, and half as many IPv6 slots); size < 0 disables it.
+func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
+	m := &lookupMemo{c: c, gen: 1, cgen: c.Generation()}
+	if size < 0 {
+		return m
+	}
+	if size == 0 {
+		size = defaultMemoSize
+	}
+	sets := 1
+	for sets*4 < size {
+		sets <<= 1
+	}
+	m.v4 = make([]memo4Set, sets)
+	m.mask4 = uint32(sets - 1)
+	sets6 := max(sets/2, 1)
+	m.v6 = make([]memo6Set, sets6)
+	m.mask6 = uint32(sets6 - 1)
+	return m
+}
+
+// sync invalidates the memo if the cache published a change since the last
+// call. Call it before the batch's first lookup: every change published before
+// it is then seen by the batch.
+func (m *lookupMemo) sync() {
+	g := m.c.Generation()
+	if g == m.cgen {
+		return
+	}
+	m.cgen = g
+	if m.gen++; m.gen > 255 { // wrapped: slots of 255 changes ago would match
+		clear(m.v4)
+		clear(m.v6)
+		m.gen = 1
+	}
+}
+
+// lookup returns cache.Lookup(iid, dst), from the memo when it holds that
+// exact destination for the current generation.
+func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
+	if m.v4 == nil || iid > 1<<24-1 {
+		return m.c.Lookup(iid, dst)
+	}
+	if dst.Is4() {
+		a := dst.As4()
+		key := uint64(m.gen)<<56 | uint64(iid)<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+		s := &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
+		for i := range s {
+			if s[i].key == key {
+				m.hits++
+				e := s[i].e
+				m.c.MarkActive(e)
+				if i > 0 { // move to the front
+					copy(s[1:i+1], s[:i])
+					s[0] = memo4Slot{key, e}
+				}
+				return e, true
+			}
+		}
+		m.miss++
+		e, ok := m.c.Lookup(iid, dst)
+		if ok {
+			copy(s[1:], s[:len(s)-1])
+			s[0] = memo4Slot{key, e}
+		}
+		return e, ok
+	}
+	a := dst.As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	h := (lo ^ hi*0x9E3779B97F4A7C15 ^ uint64(iid)<<40) * 0x9E3779B97F4A7C15
+	s := &m.v6[uint32(h>>40)&m.mask6]
+	for i := range s {
+		if x := &s[i]; x.gen == m.gen && x.lo == lo && x.hi == hi && x.iid == iid {
+			m.hits++
+			e := x.e
+			m.c.MarkActive(e)
+			if i > 0 {
+				s[0], s[1] = s[1], s[0]
+			}
+			return e, true
+		}
+	}
+	m.miss++
+	e, ok := m.c.Lookup(iid, dst)
+	if ok {
+		s[1] = s[0]
+		s[0] = memo6Slot{hi: hi, lo: lo, iid: iid, gen: m.gen, e: e}
+	}
+	return e, ok
+}

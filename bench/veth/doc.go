@@ -10,8 +10,8 @@
 // SPIN=1 makes the worker poll without ever sleeping, NICE=n sets its
 // thread's nice value, BIGRING=1 uses 16384 UMEM frames and 8192-entry
 // fill/rx rings. Each load runs rloc twice: rloc-itr with ring/xsk's
-// adaptive fill target and rloc-itr-fixedfill with the earlier policy
-// (xsk.Options.FixedFill). rloc's DUT CPU is its worker thread's CPU time
+// default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
+// the adaptive one (xsk.Options.AdaptiveFill). rloc's DUT CPU is its worker thread's CPU time
 // (the sink's softirq on CPU 1 runs inside it) plus softirq on CPU 0.
 //
 // The figures and their analysis are in bench/results/veth.md.

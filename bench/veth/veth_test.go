@@ -320,22 +320,22 @@ func BenchmarkVeth(b *testing.B) {
 				report(b, load.name+"/kernel-vxlan", r)
 			}
 		})
-		// rloc-itr-fixedfill is rloc with ring/xsk's earlier fill policy
+		// rloc-itr-adaptivefill is rloc with ring/xsk's adaptive fill policy
 		// (every socket's fill ring kept full, a quarter of the UMEM
 		// reserved), for comparison with the adaptive one in the same run.
-		for _, variant := range []string{"rloc-itr", "rloc-itr-fixedfill"} {
+		for _, variant := range []string{"rloc-itr", "rloc-itr-adaptivefill"} {
 			v.rlocVariant(b, load.name, variant)
 		}
 	}
 }
 
-// rlocVariant runs rloc as the ITR (variant rloc-itr or rloc-itr-fixedfill)
+// rlocVariant runs rloc as the ITR (variant rloc-itr or rloc-itr-adaptivefill)
 // under the current load.
 func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 	b.Run(load+"/"+variant, func(b *testing.B) {
 		v.run(b, "dut", "sh", "-c", "ip route del 10.2.0.0/24 2>/dev/null; true")
 		opts := v.xsk
-		opts.FixedFill = variant == "rloc-itr-fixedfill"
+		opts.AdaptiveFill = variant == "rloc-itr-adaptivefill"
 		x := v.startRLOC(b, opts)
 		defer func() {
 			if err := x.Close(); err != nil {

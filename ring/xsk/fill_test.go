@@ -16,7 +16,7 @@ func fillOcc(p *Port) int { return int(*p.fill.prod - atomic.LoadUint32(p.fill.c
 // back after windows of refills without traffic.
 func TestFillAdaptive(t *testing.T) {
 	tp := newTopo(t, 2)
-	g, err := NewGroup(Options{})
+	g, err := NewGroup(Options{AdaptiveFill: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestFillAdaptive(t *testing.T) {
 func TestFillManySocketsKeepReserve(t *testing.T) {
 	const links = 4
 	tp := newTopo(t, links)
-	g, err := NewGroup(Options{NumFrames: 512})
+	g, err := NewGroup(Options{NumFrames: 512, AdaptiveFill: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,15 @@ type Options struct {
 	BusyPoll       bool
 	BusyPollUsec   int
 	BusyPollBudget int
-	// FillMin is the smallest number of chunks a socket keeps on its fill
-	// ring (default FillRingSize/4). A socket's fill target starts there,
+	// AdaptiveFill sizes each socket's fill ring by its traffic instead of
+	// keeping it as full as the pool allows (the default): see FillMin. It
+	// leaves more chunks for busy sockets and transmit when a Group has
+	// sockets that receive little, but a burst right after a quiet spell can
+	// overrun a socket still at its floor (the AF_XDP end-to-end test lost
+	// packets with it), so it is off by default.
+	AdaptiveFill bool
+	// FillMin, with AdaptiveFill, is the smallest number of chunks a socket
+	// keeps on its fill ring (default FillRingSize/4). A socket's fill target starts there,
 	// doubles (up to FillRingSize, and at most half of the chunks the Group
 	// may lend to fill rings) whenever the kernel took more than half of it
 	// between two refills, and halves again (never below FillMin) after a
@@ -62,10 +69,6 @@ type Options struct {
 	// has many sockets the floor shrinks so that the sockets' floors
 	// together take at most half of what may be lent.
 	FillMin int
-	// FixedFill keeps the fill ring as full as the pool allows (FillMin and
-	// the adaptive target are ignored, and the reserve is NumFrames/4): the
-	// policy before the adaptive one, kept for comparison benchmarks.
-	FixedFill bool
 }
 
 func (o *Options) defaults() error {
@@ -266,7 +269,7 @@ func (g *Group) Open(ifname string, queue int) (*Port, error) {
 // groupReserve is the number of free chunks refills leave in the pool for
 // Alloc.
 func groupReserve(o *Options) int {
-	if o.FixedFill {
+	if !o.AdaptiveFill {
 		return o.NumFrames / 4
 	}
 	return min(max(o.NumFrames/16, 2*ring.IdealBatchSize), o.NumFrames/4)
@@ -280,7 +283,7 @@ func (g *Group) fillBounds() {
 	lend := o.NumFrames - groupReserve(o)
 	for _, q := range g.ports {
 		oldMin := q.fillMin
-		if o.FixedFill {
+		if !o.AdaptiveFill {
 			q.fillMin, q.fillMax = o.FillRingSize, o.FillRingSize
 		} else {
 			q.fillMax = max(min(o.FillRingSize, lend/2), 1)

@@ -296,6 +296,21 @@ func (r *Router) apiMcastTree(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, v)
 }
 
+// apiMcastRLE returns a Map-Server's merged RLE of an (S,G) ([] when it
+// has none).
+func (r *Router) apiMcastRLE(w http.ResponseWriter, req *http.Request) {
+	iid, src, group, err := parseSGQuery(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	out := []replicate.Entry{}
+	if r.engine != nil {
+		out = append(out, r.engine.McastRLE(iid, src, group)...)
+	}
+	writeJSON(w, out)
+}
+
 // apiMcastStats returns the control plane's multicast counters.
 func (r *Router) apiMcastStats(w http.ResponseWriter, _ *http.Request) {
 	if r.engine == nil {
@@ -309,6 +324,7 @@ func (r *Router) apiMcastStats(w http.ResponseWriter, _ *http.Request) {
 func (r *Router) mcastRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/mcast/tree", r.apiMcastTree)
 	mux.HandleFunc("GET /v1/mcast/stats", r.apiMcastStats)
+	mux.HandleFunc("GET /v1/mcast/rle", r.apiMcastRLE)
 }
 
 // mcastOpen opens what the multicast configuration needs outside the

@@ -194,6 +194,8 @@ type Config struct {
 	ITR         ITROptions
 	MapServer   MapServerOptions
 	MapResolver MapResolverOptions
+	// Multicast enables LISP multicast (router/mcast.go).
+	Multicast MulticastOptions
 	// Hold sizes the hold-on-miss queues.
 	Hold fastpath.HoldConfig
 	// Cache bounds the map-cache.
@@ -299,8 +301,8 @@ func (c *Config) Validate() error {
 	if c.Roles.ETR && len(c.Database) == 0 {
 		return errors.New("database: the etr role needs database mappings")
 	}
-	if !c.Roles.ETR && len(c.MapServers) > 0 {
-		return errors.New("map_servers: only the etr role registers with Map-Servers")
+	if !c.Roles.ETR && len(c.MapServers) > 0 && len(c.Multicast.Trees) == 0 {
+		return errors.New("map_servers: only the etr role (or an rtr with multicast.trees) registers with Map-Servers")
 	}
 	if c.Roles.resolves() && len(c.MapResolvers) == 0 {
 		return errors.New("map_resolvers: the itr/pitr/rtr roles need a Map-Resolver")
@@ -380,6 +382,11 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries}
 	}
+	mc, err := c.mcastConfig()
+	if err != nil {
+		return ec, err
+	}
+	ec.Multicast = mc
 	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil {
 		return ec, nil // a pure PETR: no control role
 	}
@@ -397,5 +404,7 @@ var engineKeys = strings.NewReplacer(
 	"map_server.sites", "sites",
 	"itr.map_resolvers", "map_resolvers",
 	"itr.itr_rlocs", "rlocs",
+	"multicast.rtrs", "multicast.trees",
+	"multicast.site_interfaces", "multicast.receivers",
 	"listen[", "control.listen[",
 )

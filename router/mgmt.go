@@ -122,6 +122,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
+	r.mcastRoutes(mux)
 	r.mgmtSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.mgmtSrv.Serve(ln) }()
 	return nil

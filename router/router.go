@@ -64,6 +64,7 @@ type Router struct {
 	started        time.Time
 	releaseDropped atomic.Uint64
 	missesSeen     atomic.Uint64
+	closers        []func() error // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
 }
@@ -117,6 +118,9 @@ func (r *Router) start() error {
 	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil {
 		ec.Logger = r.log.With("component", "slowpath")
 		ec.Events = r.onEngineEvent
+		if err := r.mcastOpen(&ec); err != nil {
+			return err
+		}
 		if r.engine, err = slowpath.New(ec, installer{r}); err != nil {
 			return err
 		}
@@ -382,6 +386,9 @@ func (r *Router) Stop() {
 		}
 		if r.engine != nil {
 			_ = r.engine.Close()
+		}
+		for _, c := range r.closers {
+			_ = c()
 		}
 		r.cancel()
 		for _, w := range r.workers {

@@ -8,6 +8,7 @@
 //	rlocctl [-s SOCKET] registrations
 //	rlocctl [-s SOCKET] stats
 //	rlocctl [-s SOCKET] events [-n COUNT]           stream events (NDJSON → lines)
+//	rlocctl [-s SOCKET] mcast tree [-iid IID] S|* G     an (S,G) replication tree
 //	rlocctl [-s SOCKET] json PATH                   raw GET of an API path
 //
 // SOCKET defaults to $RLOC_MGMT_SOCKET or /run/rloc/rlocd.sock.
@@ -104,6 +105,7 @@ const usage = `usage: rlocctl [-s SOCKET] COMMAND
   registrations                               the Map-Server's registrations
   stats                                       counters
   events [-n COUNT]                           stream events
+  mcast tree [-iid IID] S|* G                 an (S,G) replication tree
   json PATH                                   raw GET of an API path`
 
 func run(args []string, out io.Writer) error {
@@ -149,6 +151,8 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		return events(c, *n, out)
+	case "mcast":
+		return mcast(c, args, out)
 	case "json":
 		if len(args) != 1 {
 			return errors.New("json needs an API path, e.g. /v1/stats")
@@ -452,4 +456,27 @@ func events(c *client, n int, out io.Writer) error {
 		}
 	}
 	return sc.Err()
+}
+
+// mcast runs "mcast tree [-iid IID] S G": the router's view of the (S,G)
+// replication tree (docs/multicast.md).
+func mcast(c *client, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "tree" {
+		return errors.New("mcast: want mcast tree [-iid IID] S|* G")
+	}
+	fs := flag.NewFlagSet("mcast tree", flag.ContinueOnError)
+	iid := fs.Uint("iid", 0, "instance-ID")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("mcast tree: want a source (or *) and a group")
+	}
+	q := url.Values{"iid": {strconv.FormatUint(uint64(*iid), 10)}, "source": {fs.Arg(0)}, "group": {fs.Arg(1)}}
+	var v router.McastTreeView
+	if err := c.do("GET", "/v1/mcast/tree?"+q.Encode(), nil, &v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(out, strings.TrimRight(v.Text, "\n")+"\n")
+	return err
 }

@@ -39,6 +39,7 @@ type fileConfig struct {
 	MapServer    fileMapServer   `mapstructure:"map_server"`
 	MapResolver  fileMapResolver `mapstructure:"map_resolver"`
 	Hold         fileHold        `mapstructure:"hold"`
+	Multicast    fileMulticast   `mapstructure:"multicast"`
 	Cache        struct {
 		MaxEntries  int `mapstructure:"max_entries"`
 		MaxNegative int `mapstructure:"max_negative"`
@@ -149,6 +150,39 @@ type fileHold struct {
 	MaxEIDs       int    `mapstructure:"max_eids"`
 	HoldTime      string `mapstructure:"hold_time"`
 	RetryInterval string `mapstructure:"retry_interval"`
+}
+
+type fileMulticast struct {
+	Enabled             bool    `mapstructure:"enabled"`
+	Key                 fileKey `mapstructure:"key"`
+	RLOC                string  `mapstructure:"rloc"`
+	Receivers           bool    `mapstructure:"receivers"`
+	RegisterInterval    string  `mapstructure:"register_interval"`
+	RetryInterval       string  `mapstructure:"retry_interval"`
+	Retries             int     `mapstructure:"retries"`
+	MaxRLE              int     `mapstructure:"max_rle"`
+	Level               uint8   `mapstructure:"level"`
+	MembershipInterval  string  `mapstructure:"membership_interval"`
+	LastMemberQueryTime string  `mapstructure:"last_member_query_time"`
+	FastLeave           bool    `mapstructure:"fast_leave"`
+	QueryInterval       string  `mapstructure:"query_interval"`
+	ProbeInterval       string  `mapstructure:"probe_interval"`
+	ProbeMisses         int     `mapstructure:"probe_misses"`
+	JoinHold            string  `mapstructure:"join_hold"`
+	SubscribeWindow     string  `mapstructure:"subscribe_window"`
+	Underlay            *struct {
+		Method        string `mapstructure:"method"`
+		Range         string `mapstructure:"range"`
+		LookupIID     uint32 `mapstructure:"lookup_iid"`
+		RegisterURLOC bool   `mapstructure:"register_urloc"`
+		Interface     string `mapstructure:"interface"`
+	} `mapstructure:"underlay"`
+	Trees []struct {
+		IID    uint32 `mapstructure:"iid"`
+		Source string `mapstructure:"source"`
+		Group  string `mapstructure:"group"`
+		Level  uint8  `mapstructure:"level"`
+	} `mapstructure:"trees"`
 }
 
 // envKeys are the scalar keys that RLOC_* environment variables override
@@ -549,6 +583,9 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 		}
 		c.MapResolver.MapServers = append(c.MapResolver.MapServers, rm)
 	}
+	if c.Multicast, err = fc.Multicast.convert(); err != nil {
+		return c, o, err
+	}
 	h := fc.Hold
 	c.Hold = fastpath.HoldConfig{PerEID: h.PerEID, MaxPackets: h.MaxPackets, MaxEIDs: h.MaxEIDs}
 	if c.Hold.HoldTime, err = parseDuration("hold.hold_time", h.HoldTime); err != nil {
@@ -561,4 +598,63 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 		return c, o, errors.New("hold: negative bound")
 	}
 	return c, o, nil
+}
+
+// convert parses the multicast section (keys under multicast.).
+func (m *fileMulticast) convert() (router.MulticastOptions, error) {
+	o := router.MulticastOptions{Enabled: m.Enabled, Receivers: m.Receivers, Retries: m.Retries, MaxRLE: m.MaxRLE,
+		Level: m.Level, FastLeave: m.FastLeave, ProbeMisses: m.ProbeMisses}
+	var err error
+	if m.Key.Secret != "" {
+		if o.Key, err = parseKey("multicast.key", m.Key); err != nil {
+			return o, err
+		}
+	}
+	if m.RLOC != "" {
+		if o.RLOC, err = parseAddr("multicast.rloc", m.RLOC); err != nil {
+			return o, err
+		}
+	}
+	for _, d := range []struct {
+		key string
+		s   string
+		out *time.Duration
+	}{
+		{"multicast.register_interval", m.RegisterInterval, &o.RegisterInterval},
+		{"multicast.retry_interval", m.RetryInterval, &o.RetryInterval},
+		{"multicast.membership_interval", m.MembershipInterval, &o.MembershipInterval},
+		{"multicast.last_member_query_time", m.LastMemberQueryTime, &o.LastMemberQueryTime},
+		{"multicast.query_interval", m.QueryInterval, &o.QueryInterval},
+		{"multicast.probe_interval", m.ProbeInterval, &o.ProbeInterval},
+		{"multicast.join_hold", m.JoinHold, &o.JoinHold},
+		{"multicast.subscribe_window", m.SubscribeWindow, &o.SubscribeWindow},
+	} {
+		if *d.out, err = parseDuration(d.key, d.s); err != nil {
+			return o, err
+		}
+	}
+	if u := m.Underlay; u != nil {
+		uo := &router.UnderlayOptions{Method: u.Method, LookupIID: u.LookupIID, RegisterURLOC: u.RegisterURLOC, Interface: u.Interface}
+		if u.Range != "" {
+			if uo.Range, err = parsePrefix("multicast.underlay.range", u.Range); err != nil {
+				return o, err
+			}
+		}
+		o.Underlay = uo
+	}
+	for i, t := range m.Trees {
+		k := fmt.Sprintf("multicast.trees[%d]", i)
+		g, err := parsePrefix(k+".group", t.Group)
+		if err != nil {
+			return o, err
+		}
+		var s netip.Prefix
+		if t.Source != "" && t.Source != "*" {
+			if s, err = parsePrefix(k+".source", t.Source); err != nil {
+				return o, err
+			}
+		}
+		o.Trees = append(o.Trees, slowpath.RTRGroup{IID: t.IID, Source: s, Group: g, Level: t.Level})
+	}
+	return o, nil
 }

@@ -139,6 +139,13 @@ func (r *receivers) onMessage(si SiteInterface, b []byte, src, dst netip.Addr, m
 	}
 	for _, rec := range r.memb.Records {
 		g := rec.Group
+		if !overlayGroup(g) {
+			// Link-local and interface-local groups (224.0.0.0/24, ff01::/16,
+			// ff02::/16: ND solicited-node, all-routers...) never leave the
+			// link (RFC 5771 §4, RFC 4291 §2.7), so they are not registered.
+			m.stats.LocalGroups++
+			continue
+		}
 		switch rec.Type {
 		case wire.ModeIsExclude, wire.ChangeToExclude:
 			// Exclude mode: every source but the listed ones; LISP signals
@@ -159,6 +166,12 @@ func (r *receivers) onMessage(si SiteInterface, b []byte, src, dst netip.Addr, m
 			}
 		}
 	}
+}
+
+// overlayGroup reports whether g is a multicast group that may be carried
+// across sites: not link-local or interface-local in scope.
+func overlayGroup(g netip.Addr) bool {
+	return g.IsMulticast() && !g.IsLinkLocalMulticast() && !g.IsInterfaceLocalMulticast()
 }
 
 func (k rxKey) sg() sgKey {

@@ -174,6 +174,9 @@ type McastStats struct {
 	Joins, Leaves uint64
 	// BadReports are IGMP/MLD messages that did not parse.
 	BadReports uint64
+	// LocalGroups are report records for link-local or interface-local
+	// groups, which are not registered (RFC 5771 §4, RFC 4291 §2.7).
+	LocalGroups uint64
 	// Registers and Withdraws are (S,G) Map-Registers sent with the RLE
 	// entry and with TTL 0.
 	Registers, Withdraws uint64

@@ -874,6 +874,14 @@ func TestMLDReceivers(t *testing.T) {
 	waitFor(t, 5*time.Second, "IPv6 (*,G) withdrawn", func() bool {
 		return len(r.ms.McastRLE(0, netip.Prefix{}, netip.PrefixFrom(g2, 128))) == 0
 	})
+	// Link-local groups (ND's solicited-node group) are not registered.
+	sn := netip.MustParseAddr("ff02::1:ff00:2")
+	lb, err := wire.AppendMLDv2Report(nil, []wire.GroupRecord{{Type: wire.ChangeToExclude, Group: sn}}, ll, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ch <- lb
+	waitFor(t, 3*time.Second, "link-local group counted", func() bool { return etr.McastStats().LocalGroups == 1 })
 	// Malformed and corrupted reports are counted, not learned.
 	bad := slices.Clone(b)
 	bad[8] ^= 0xff

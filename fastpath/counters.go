@@ -76,6 +76,7 @@ const (
 	DropNoNeighbour                      // next hop unresolved and the kernel path unavailable
 	DropTXFull                           // transmit ring full
 	DropNoPort                           // next hop leaves through an interface the worker does not own
+	DropFragment                         // outer fragment not reassembled: duplicate, overlap, oversize, timeout, no slot (see ExtraReasm*)
 	NumDropReasons                       // number of drop reasons
 )
 
@@ -101,6 +102,7 @@ var dropNames = [NumDropReasons]string{
 	DropNoNeighbour:    "no-neighbour",
 	DropTXFull:         "tx-full",
 	DropNoPort:         "no-port",
+	DropFragment:       "fragment",
 }
 
 // String returns the reason's label value ("no-route", "bad-ihl", ...).

@@ -40,9 +40,9 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 			return
 		}
 		if ip.IsFragment() {
-			// Outer fragments are not reassembled (the ITR side of rloc
-			// never sends them, RFC 9300 §7.1 stateless solution).
-			w.drop(f, DropBadIP)
+			// An ITR fragmented the encapsulated packet for the path MTU
+			// (RFC 9300 §7.1): the ETR reassembles it.
+			w.reassemble(slot, f, off)
 			return
 		}
 		pk.outerV4 = true

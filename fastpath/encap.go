@@ -322,16 +322,32 @@ func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
 }
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
-// innerOff, into Ethernet + template + inner (the payload does not move:
-// the front grows into the headroom or shrinks), patches the template and
-// sends the frame.
+// innerOff, into Ethernet + template + inner (buildOuter) and sends it.
 func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
+	if w.buildOuter(f, innerOff, innerLen, tpl) {
+		w.l2out(f, adj, st, out, outerEtherType(tpl))
+	}
+}
+
+// outerEtherType is the EtherType of the outer header template tpl.
+func outerEtherType(tpl []byte) uint16 {
+	if tpl[0]>>4 == 4 {
+		return wire.EtherTypeIPv4
+	}
+	return wire.EtherTypeIPv6
+}
+
+// buildOuter turns f, whose inner IP packet of innerLen bytes starts at
+// innerOff, into Ethernet + template + inner (the payload does not move:
+// the front grows into the headroom or shrinks) and patches the template.
+// It counts the encapsulation and reports false when it dropped f.
+func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
 	f.SetLen(innerOff + innerLen) // drop Ethernet padding
 	if d := innerOff - wire.EthernetLen - len(tpl); d >= 0 {
 		f.Pull(d)
 	} else if f.Push(-d) == nil {
 		w.drop(f, DropBadLength) // a frame without the ring's headroom
-		return
+		return false
 	}
 	b := f.Bytes()
 	copy(b[wire.EthernetLen:], tpl)
@@ -342,18 +358,14 @@ func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, a
 	w.ipid++
 	if err := wire.PatchOuter(b[wire.EthernetLen:], &w.ep); err != nil {
 		w.drop(f, DropBadLength)
-		return
+		return false
 	}
 	if w.pk.rtr {
 		w.c.Inc(CounterReencap)
 	} else {
 		w.c.Inc(CounterEncap)
 	}
-	et := wire.EtherTypeIPv6
-	if tpl[0]>>4 == 4 {
-		et = wire.EtherTypeIPv4
-	}
-	w.l2out(f, adj, st, out, et)
+	return true
 }
 
 // l2out writes the Ethernet header of adj and sends f on port out; for an
@@ -405,18 +417,27 @@ func (w *Worker) native(f *ring.Frame) {
 	w.l2out(f, &adj, st, out, et)
 }
 
-// tooBig handles an inner packet that does not fit the path MTU once
-// encapsulated (RFC 9300 §7.1, the stateless solution): an IPv4 packet with
-// DF clear is split into two fragments, each encapsulated on its own, so no
-// ETR has to reassemble; an IPv4 packet with DF set or an IPv6 packet is
-// dropped and, for packets from a site, an ICMP "fragmentation needed" /
-// ICMPv6 "packet too big" with MTU L-H goes back to the source out of the
-// ingress port (rate-limited).
+// tooBig handles an inner packet that does not fit the path MTU L once
+// encapsulated (RFC 9300 §7.1, the stateless solution). An IPv4 packet with
+// DF clear is encapsulated and the outer IPv4 packet is split into two
+// fragments that the ETR reassembles (fragmentOuter). Behind an IPv6 outer
+// header the inner IPv4 packet is fragmented instead and each fragment
+// encapsulated on its own (fragmentInner): an IPv6 outer Fragment header
+// would make every ETR look through IPv6 extension headers, while inner
+// fragments are what any IPv4 router may produce for a DF-clear packet and
+// need no reassembly on the way. An IPv4 packet with DF set or an IPv6
+// packet is dropped and, for packets from a site, an ICMP "fragmentation
+// needed" / ICMPv6 "packet too big" with MTU L-H goes back to the source
+// out of the ingress port (rate-limited).
 func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
 	pk := &w.pk
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.v4 && !wire.IPv4(inner).DontFragment() {
-		w.fragment(f, tpl, adj, st, out, mtu)
+		if tpl[0]>>4 == 4 {
+			w.fragmentOuter(f, tpl, adj, st, out, mtu)
+		} else {
+			w.fragmentInner(f, tpl, adj, st, out, mtu)
+		}
 		return
 	}
 	if !pk.rtr {
@@ -425,12 +446,66 @@ func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus,
 	w.drop(f, DropMTUExceeded)
 }
 
-// fragment splits the inner IPv4 packet of f in two (RFC 791 §3.2: the first
-// fragment's payload a multiple of 8 bytes), the second in a fresh frame,
-// and encapsulates both to the same RLOC with the same flow hash. Options
-// are copied into both fragments. A packet that two fragments cannot carry
-// is dropped as DropMTUExceeded.
-func (w *Worker) fragment(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+// fragmentOuter encapsulates the packet of f and splits the outer IPv4
+// packet into two fragments of at most mtu bytes (RFC 791 §3.2): the first,
+// with MF set, carries the outer UDP and LISP headers and the largest
+// multiple of 8 payload bytes that fits; the second, in a fresh frame,
+// carries the rest at fragment offset first/8. Both have DF clear, the
+// per-worker identification buildOuter wrote and their own header
+// checksum. A packet that two fragments cannot carry is dropped as
+// DropMTUExceeded.
+func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+	pk := &w.pk
+	hl := len(tpl) - wire.UDPLen - wire.HeaderLen // outer IPv4 header (20)
+	payload := len(tpl) - hl + pk.innerLen        // UDP + LISP + inner
+	first := (mtu - hl) &^ 7
+	if first <= len(tpl)-hl || first >= payload || payload-first > mtu-hl {
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	var g ring.Frame
+	slot := out
+	if slot < 0 {
+		slot = pk.slot
+	}
+	if !w.alloc(slot, &g) {
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	n2 := wire.EthernetLen + hl + payload - first
+	if !g.SetLen(n2) {
+		w.free(&g)
+		w.drop(f, DropMTUExceeded)
+		return
+	}
+	if !w.buildOuter(f, pk.innerOff, pk.innerLen, tpl) {
+		w.free(&g)
+		return
+	}
+	b := f.Bytes()
+	gb := g.Bytes()
+	copy(gb[wire.EthernetLen:], b[wire.EthernetLen:wire.EthernetLen+hl])
+	copy(gb[wire.EthernetLen+hl:], b[wire.EthernetLen+hl+first:])
+	ip2 := wire.IPv4(gb[wire.EthernetLen:])
+	ip2.SetTotalLength(uint16(hl + payload - first))
+	ip2.SetFlagsFragment(uint16(first / 8))
+	ip2.UpdateChecksum()
+	f.SetLen(wire.EthernetLen + hl + first)
+	ip := wire.IPv4(b[wire.EthernetLen:])
+	ip.SetTotalLength(uint16(hl + first))
+	ip.SetFlagsFragment(wire.IPv4FlagMF)
+	ip.UpdateChecksum()
+	w.extra[ExtraFragmented]++
+	w.l2out(f, adj, st, out, wire.EtherTypeIPv4)
+	w.l2out(&g, adj, st, out, wire.EtherTypeIPv4)
+}
+
+// fragmentInner splits the inner IPv4 packet of f in two (RFC 791 §3.2: the
+// first fragment's payload a multiple of 8 bytes), the second in a fresh
+// frame, and encapsulates both to the same RLOC with the same flow hash.
+// Options are copied into both fragments. A packet that two fragments
+// cannot carry is dropped as DropMTUExceeded.
+func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
 	pk := &w.pk
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	ip := wire.IPv4(inner)

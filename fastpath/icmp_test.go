@@ -3,10 +3,10 @@ package fastpath
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket"
+	"github.com/google/gopacket/ip4defrag"
 	"github.com/google/gopacket/layers"
 
 	"github.com/rloc-router/rloc/wire"
@@ -24,54 +24,119 @@ func mtuRig(t *testing.T, mod func(*Config)) *rig {
 }
 
 // TestMTUFragment: an IPv4 packet with DF clear that does not fit once
-// encapsulated leaves as two encapsulated fragments that reassemble to the
-// original (RFC 9300 §7.1 stateless solution).
+// encapsulated behind an IPv4 outer header leaves as exactly two outer
+// fragments, each within the path MTU with a valid header checksum, that
+// gopacket's defragmenter reassembles to the whole LISP packet (RFC 9300
+// §7.1 stateless solution).
 func TestMTUFragment(t *testing.T) {
-	for _, rloc := range []netip.Addr{rlocRemote4, rlocRemote6} {
-		dst := remote4
-		if rloc == rlocRemote6 {
-			dst = remote4v6
+	r := mtuRig(t, nil)
+	spec := innerSpec{src: hostA, dst: remote4, payload: 1400, ttl: 30}
+	want := innerPacket(t, spec)
+	want[8]-- // the ITR decrements the TTL
+	wire.IPv4(want).UpdateChecksum()
+	r.fromSite(siteFrame(t, spec))
+	out := drain(r.core)
+	if len(out) != 2 {
+		t.Fatalf("%d frames, want 2", len(out))
+	}
+	df := ip4defrag.NewIPv4Defragmenter()
+	var whole *layers.IPv4
+	var ids [2]uint16
+	for i, b := range out {
+		if len(b)-wire.EthernetLen > testPathMTU {
+			t.Errorf("outer packet of %d bytes exceeds the path MTU %d", len(b)-wire.EthernetLen, testPathMTU)
 		}
-		r := mtuRig(t, nil)
-		spec := innerSpec{src: hostA, dst: dst, payload: 1400, ttl: 30}
-		in := innerPacket(t, spec)
-		r.fromSite(siteFrame(t, spec))
-		out := drain(r.core)
-		if len(out) != 2 {
-			t.Fatalf("outer %v: %d frames, want 2", rloc, len(out))
+		ip := wire.IPv4(b[wire.EthernetLen:])
+		if !ip.ChecksumValid() || ip.DontFragment() {
+			t.Errorf("fragment %d: checksum valid %v, DF %v", i, ip.ChecksumValid(), ip.DontFragment())
 		}
-		var frags []*layers.IPv4
-		for _, b := range out {
-			if len(b)-wire.EthernetLen > testPathMTU {
-				t.Errorf("outer packet of %d bytes exceeds the path MTU %d", len(b)-wire.EthernetLen, testPathMTU)
-			}
-			d := decodeLISP(t, b)
-			ip, ok := d.inner.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-			if !ok {
-				t.Fatal("inner not IPv4")
-			}
-			if !wire.IPv4(d.raw).ChecksumValid() {
-				t.Error("fragment header checksum")
-			}
-			frags = append(frags, ip)
+		ids[i] = ip.ID()
+		p := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
+		l, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok {
+			t.Fatalf("fragment %d: no IPv4 layer", i)
 		}
-		f0, f1 := frags[0], frags[1]
-		if f0.Flags&layers.IPv4MoreFragments == 0 || f0.FragOffset != 0 ||
-			f1.Flags&layers.IPv4MoreFragments != 0 || int(f1.FragOffset)*8 != len(f0.Payload) {
-			t.Errorf("fragments: MF %v off %d len %d / MF %v off %d", f0.Flags, f0.FragOffset, len(f0.Payload),
-				f1.Flags, f1.FragOffset)
+		if i == 0 && (l.Flags&layers.IPv4MoreFragments == 0 || l.FragOffset != 0) ||
+			i == 1 && (l.Flags&layers.IPv4MoreFragments != 0 || int(l.FragOffset)*8 != len(out[0])-wire.EthernetLen-20) {
+			t.Errorf("fragment %d: flags %v offset %d", i, l.Flags, l.FragOffset)
 		}
-		if f0.Id != 7 || f1.Id != 7 || f0.TTL != 29 || f1.TTL != 29 {
-			t.Errorf("IDs %d %d TTLs %d %d", f0.Id, f1.Id, f0.TTL, f1.TTL)
+		res, err := df.DefragIPv4(l)
+		if err != nil {
+			t.Fatal(err)
 		}
-		joined := append(append([]byte(nil), f0.Payload...), f1.Payload...)
-		if !bytes.Equal(joined, in[20:]) {
-			t.Error("fragments do not reassemble to the original payload")
+		if res != nil {
+			whole = res
 		}
-		c := r.counters()
-		if r.w.Extra(ExtraFragmented) != 1 || c.Get(CounterEncap) != 2 {
-			t.Errorf("fragmented %d encap %d", r.w.Extra(ExtraFragmented), c.Get(CounterEncap))
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("fragment IDs %d %d", ids[0], ids[1])
+	}
+	if whole == nil {
+		t.Fatal("fragments did not reassemble")
+	}
+	p := gopacket.NewPacket(whole.Payload, layers.LayerTypeUDP, gopacket.Default)
+	udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+	if !ok || udp.DstPort != wire.DataPort || int(udp.Length) != len(whole.Payload) {
+		t.Fatalf("reassembled: %v", p)
+	}
+	h := wire.Header(udp.Payload)
+	if h.Validate() != nil || h.InstanceID() != iidSite || !bytes.Equal(udp.Payload[wire.HeaderLen:], want) {
+		t.Error("reassembled LISP packet does not carry the inner packet")
+	}
+	c := r.counters()
+	if r.w.Extra(ExtraFragmented) != 1 || c.Get(CounterEncap) != 1 || c.Get(CounterTX) != 2 {
+		t.Errorf("fragmented %d encap %d tx %d", r.w.Extra(ExtraFragmented), c.Get(CounterEncap), c.Get(CounterTX))
+	}
+	// Two fragments cannot carry it: dropped.
+	r = newRig(t, func(c *Config) { c.Ports[1].MTU = 600 })
+	before := r.counters()
+	r.fromSite(siteFrame(t, spec))
+	expectDrop(t, before, r.counters(), DropMTUExceeded)
+}
+
+// TestMTUFragmentIPv6Outer: behind an IPv6 outer header a DF-clear IPv4
+// packet is fragmented itself and each fragment encapsulated (no outer IPv6
+// Fragment header; see tooBig).
+func TestMTUFragmentIPv6Outer(t *testing.T) {
+	r := mtuRig(t, nil)
+	spec := innerSpec{src: hostA, dst: remote4v6, payload: 1400, ttl: 30}
+	in := innerPacket(t, spec)
+	r.fromSite(siteFrame(t, spec))
+	out := drain(r.core)
+	if len(out) != 2 {
+		t.Fatalf("%d frames, want 2", len(out))
+	}
+	var frags []*layers.IPv4
+	for _, b := range out {
+		if len(b)-wire.EthernetLen > testPathMTU {
+			t.Errorf("outer packet of %d bytes exceeds the path MTU %d", len(b)-wire.EthernetLen, testPathMTU)
 		}
+		d := decodeLISP(t, b)
+		ip, ok := d.inner.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok {
+			t.Fatal("inner not IPv4")
+		}
+		if !wire.IPv4(d.raw).ChecksumValid() {
+			t.Error("fragment header checksum")
+		}
+		frags = append(frags, ip)
+	}
+	f0, f1 := frags[0], frags[1]
+	if f0.Flags&layers.IPv4MoreFragments == 0 || f0.FragOffset != 0 ||
+		f1.Flags&layers.IPv4MoreFragments != 0 || int(f1.FragOffset)*8 != len(f0.Payload) {
+		t.Errorf("fragments: MF %v off %d len %d / MF %v off %d", f0.Flags, f0.FragOffset, len(f0.Payload),
+			f1.Flags, f1.FragOffset)
+	}
+	if f0.Id != 7 || f1.Id != 7 || f0.TTL != 29 || f1.TTL != 29 {
+		t.Errorf("IDs %d %d TTLs %d %d", f0.Id, f1.Id, f0.TTL, f1.TTL)
+	}
+	joined := append(append([]byte(nil), f0.Payload...), f1.Payload...)
+	if !bytes.Equal(joined, in[20:]) {
+		t.Error("fragments do not reassemble to the original payload")
+	}
+	c := r.counters()
+	if r.w.Extra(ExtraFragmented) != 1 || c.Get(CounterEncap) != 2 {
+		t.Errorf("fragmented %d encap %d", r.w.Extra(ExtraFragmented), c.Get(CounterEncap))
 	}
 }
 

@@ -139,7 +139,7 @@ type Extra uint8
 const (
 	ExtraECNDrop         Extra = iota // outer CE over a Not-ECT inner packet, dropped (RFC 6040 §4.2)
 	ExtraECNAlarm                     // ECN combination RFC 6040 §4.2 marks "(!!!)", forwarded
-	ExtraFragmented                   // inner IPv4 packets split in two for the path MTU (RFC 9300 §7.1)
+	ExtraFragmented                   // IPv4 packets sent as two fragments for the path MTU (outer fragments, inner behind an IPv6 outer header; RFC 9300 §7.1)
 	ExtraICMPSent                     // ICMP/ICMPv6 too-big messages sent
 	ExtraICMPSuppressed               // too-big messages not sent (rate limit, no frame, no address)
 	ExtraNotLISP                      // core-port packets that are not UDP to port 4341 (subset of DropNotOurRLOC)
@@ -147,6 +147,12 @@ const (
 	ExtraPoolEmpty                    // no frame for a fragment, ICMP or released packet
 	ExtraMemoHit                      // map-cache lookups answered by the worker's memo
 	ExtraMemoMiss                     // map-cache lookups the memo passed on to the cache
+	ExtraReasmDone                    // outer IPv4 packets reassembled from fragments by the ETR
+	ExtraReasmTimeout                 // partial reassemblies dropped after the reassembly timeout
+	ExtraReasmDuplicate               // outer fragments dropped as exact duplicates
+	ExtraReasmOverlap                 // outer fragments dropped for overlapping others or a misplaced end
+	ExtraReasmOversize                // outer fragments or reassemblies beyond the reassembly buffer or frame
+	ExtraReasmFull                    // outer fragments dropped because every reassembly slot was busy
 	NumExtra
 )
 
@@ -161,6 +167,12 @@ var extraNames = [NumExtra]string{
 	ExtraPoolEmpty:       "pool-empty",
 	ExtraMemoHit:         "memo-hit",
 	ExtraMemoMiss:        "memo-miss",
+	ExtraReasmDone:       "reasm-done",
+	ExtraReasmTimeout:    "reasm-timeout",
+	ExtraReasmDuplicate:  "reasm-duplicate",
+	ExtraReasmOverlap:    "reasm-overlap",
+	ExtraReasmOversize:   "reasm-oversize",
+	ExtraReasmFull:       "reasm-full",
 }
 
 // String names the counter.
@@ -223,6 +235,7 @@ type Worker struct {
 	ep    wire.EncapParams
 	pk    pktInfo
 	mc    mcastState
+	reasm *reasmTable
 	batch int
 
 	extra    [NumExtra]uint64
@@ -340,6 +353,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		}
 	}
 	w.waiter = ring.NewWaiter(rports)
+	w.reasm = newReasmTable(rports)
 	return w, nil
 }
 
@@ -440,6 +454,9 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Step() int {
 	w.now = int64(time.Since(w.epoch))
 	w.memo.sync() // before any lookup of this step (held packets included)
+	if w.reasm.live > 0 {
+		w.reasmExpire()
+	}
 	w.hold.Service(w.now, w.release)
 	total := 0
 	for i := range w.ports {

@@ -48,7 +48,7 @@ func TestMalformed(t *testing.T) {
 		{"core truncated IP", true, core4()[:14+19], DropBadIP},
 		{"outer IHL 3", true, fixIPv4(func() []byte { b := core4(); b[14] = 0x43; return b }(), 14), DropBadIHL},
 		{"outer length beyond frame", true, fixIPv4(setU16(core4(), 16, 2000), 14), DropBadLength},
-		{"outer fragment", true, fixIPv4(setU16(core4(), 20, 0x2000), 14), DropBadIP},
+		{"outer fragment not a multiple of 8", true, fixIPv4(setU16(setU16(core4(), 20, 0x2000), 16, 83), 14), DropBadLength},
 		{"truncated UDP", true, fixIPv4(setU16(core4()[:14+24], 16, 24), 14), DropBadUDP},
 		{"UDP length beyond IP", true, setU16(core4(), 38, 400), DropBadUDP},
 		{"UDP length 4", true, setU16(core4(), 38, 4), DropBadUDP},
@@ -112,6 +112,7 @@ func FuzzWorkerStep(f *testing.F) {
 			port = r.core
 		}
 		before := r.counters()
+		pieces := reasmPieces(r.w)
 		if !port.Inject(b) {
 			t.Fatal("inject")
 		}
@@ -123,7 +124,7 @@ func FuzzWorkerStep(f *testing.F) {
 		}
 		done := after.DroppedTotal() - before.DroppedTotal() + after.Get(CounterTX) - before.Get(CounterTX) +
 			after.Get(CounterHeld) - before.Get(CounterHeld)
-		if done == 0 && r.w.Extra(ExtraECNDrop) == 0 {
+		if done == 0 && r.w.Extra(ExtraECNDrop) == 0 && reasmPieces(r.w) <= pieces {
 			t.Fatalf("frame neither sent, held nor counted as dropped (out %d)", out)
 		}
 	})

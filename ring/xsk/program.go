@@ -64,7 +64,7 @@ const (
 	StatPassVLAN                  // 802.1Q / 802.1ad tagged
 	StatPassLocal                 // site mode: to a local address
 	StatPassControl               // site mode: link-local, ND/MLD, broadcast
-	StatPassFragment              // core mode: IPv4 fragment
+	StatPassFragment              // no longer counted: core mode redirects UDP fragments to local RLOCs (kept so indexes stay stable)
 	StatPassOther                 // core mode: not LISP data to a local RLOC
 	StatPassMalformed             // truncated or bad version/IHL
 	StatPassOff                   // mode off or no config

@@ -9,8 +9,11 @@
  *              (VXLAN-GPE) when enabled, goes to the socket; everything else,
  *              LISP control on 4342 included, passes.
  *
- * VLAN-tagged frames and IP fragments that cannot be classified pass to the
- * kernel. Every decision is counted in the per-CPU stats map. */
+ *              IPv4 fragments of UDP to our RLOCs: the first by its
+ *              UDP port, the others (no UDP header) all to the socket,
+ *              where the fast path reassembles them.
+ *
+ * VLAN-tagged frames and IPv6 fragments pass to the kernel. Every decision is counted in the per-CPU stats map. */
 #include "steer.h"
 
 #define MODE_OFF 0
@@ -129,10 +132,15 @@ static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct st
 
 	if (!local)
 		return count(ST_PASS_OTHER, XDP_PASS);
-	if (ip->frag_off & bpf_htons(0x3fff)) /* MF or an offset */
-		return count(ST_PASS_FRAGMENT, XDP_PASS);
 	if (ip->protocol != IPPROTO_UDP)
 		return count(ST_PASS_OTHER, XDP_PASS);
+	/* An ITR may fragment the outer IPv4 packet for the path MTU and
+	 * leave the reassembly to the ETR (RFC 9300 §7.1): a fragment with a
+	 * non-zero offset carries no UDP header, so every such UDP fragment
+	 * to a local RLOC goes to the fast path, which reassembles it; a
+	 * first fragment is classified by its UDP header below. */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return to_socket(ctx);
 	struct udphdr *udp = (void *)ip + ihl * 4;
 	if ((void *)(udp + 1) > end)
 		return count(ST_PASS_MALFORMED, XDP_PASS);

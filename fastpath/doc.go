@@ -41,10 +41,12 @@
 //     instance-IDs no site port serves are looked up again and
 //     re-encapsulated.
 //   - path MTU (RFC 9300 §7.1, stateless): an inner IPv4 packet with DF
-//     clear that does not fit is split into two fragments, each encapsulated
-//     (no ETR reassembly needed); otherwise an ICMP "fragmentation needed" /
-//     ICMPv6 "packet too big" goes back out of the ingress site port,
-//     rate-limited.
+//     clear that does not fit is encapsulated and the outer IPv4 packet
+//     split into two fragments, which the ETR reassembles (reasm.go: a
+//     bounded per-worker table, 2 s timeout); behind an IPv6 outer header
+//     the inner packet is fragmented instead and each piece encapsulated.
+//     Otherwise an ICMP "fragmentation needed" / ICMPv6 "packet too big"
+//     goes back out of the ingress site port, rate-limited.
 //   - next hop not resolved: the IP packet goes to Config.ToKernel so the
 //     kernel runs ARP/ND; ring.Port has no kernel path, so without that hook
 //     the packet is dropped as DropNoNeighbour.

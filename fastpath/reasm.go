@@ -221,5 +221,16 @@ func (w *Worker) reassemble(slot int, f *ring.Frame, off int) {
 	h.UpdateChecksum()
 	t.release(e)
 	w.extra[ExtraReasmDone]++
+	// The XDP program sends every later fragment to our RLOC here, since it
+	// cannot see their UDP port. A reassembled datagram that is not LISP
+	// data (a fragmented Map-Register or Map-Reply to UDP 4342) belongs to
+	// the kernel's sockets: hand it over whole.
+	if udp := gb[e.l2n+e.hl:]; len(udp) >= wire.UDPLen && wire.UDP(udp).DstPort() != wire.DataPort {
+		if w.cfg.ToKernel != nil && w.cfg.ToKernel(gb[e.l2n:n]) {
+			w.c.Inc(CounterToKernel)
+			w.free(&g)
+			return
+		}
+	}
 	w.fromCore(slot, &g)
 }

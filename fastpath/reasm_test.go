@@ -278,3 +278,29 @@ func TestFragmentNoAllocs(t *testing.T) {
 		t.Errorf("fragmented %d, reassembled %d", itr.w.Extra(ExtraFragmented), r.w.Extra(ExtraReasmDone))
 	}
 }
+
+// TestReassembledControlToKernel: a fragmented datagram to our RLOC that is
+// not LISP data (a large Map-Register to UDP 4342) is reassembled and handed
+// to the kernel whole, since the XDP program steered its later fragment here.
+func TestReassembledControlToKernel(t *testing.T) {
+	var got [][]byte
+	r := newRig(t, func(c *Config) {
+		c.ToKernel = func(pkt []byte) bool { got = append(got, append([]byte(nil), pkt...)); return true }
+	})
+	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 1000})
+	full := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in})
+	udp := wire.UDP(full[wire.EthernetLen+wire.IPv4MinLen:])
+	udp.SetDstPort(wire.ControlPort)
+	udp.SetChecksum(0)
+	frags := splitIPv4(t, full, 512)
+	r.fromCore(frags[1], frags[0])
+	if len(got) != 1 || !bytes.Equal(got[0], full[wire.EthernetLen:]) {
+		t.Fatalf("kernel got %d packets, want the reassembled datagram", len(got))
+	}
+	if n := len(drain(r.site)); n != 0 {
+		t.Fatalf("%d frames delivered to the site", n)
+	}
+	if c := r.counters(); c.Get(CounterToKernel) != 1 {
+		t.Fatalf("to-kernel %d", c.Get(CounterToKernel))
+	}
+}

@@ -48,13 +48,18 @@ func buildRlocd(t testing.TB, dir string) string {
 func newNetwork(t *testing.T) *network { return newNetworkB(t) }
 
 // newNetworkB is newNetwork for tests and benchmarks.
-func newNetworkB(t testing.TB) *network {
+func newNetworkB(t testing.TB) *network { return newLabNetwork(t, "../configs/lab/demo.yaml", "e2e") }
+
+// newLabNetwork brings up the lab topology in file (without daemons), its
+// run ID starting with id, and tears it down (daemons first, their logs
+// shown when the test failed) at the end of the test.
+func newLabNetwork(t testing.TB, file, id string) *network {
 	t.Helper()
 	netns.Require(t)
 	if _, err := exec.LookPath("go"); err != nil {
 		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
 	}
-	topo, err := lab.Load("../configs/lab/demo.yaml")
+	topo, err := lab.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +67,7 @@ func newNetworkB(t testing.TB) *network {
 	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n.lab, err = topo.UpWith(ctx, lab.Options{ID: "e2e" + netns.Suffix()})
+	n.lab, err = topo.UpWith(ctx, lab.Options{ID: id + netns.Suffix()})
 	if err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
 			netns.Unavailable(t, "namespaces: %v", err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +15,6 @@ import (
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/router"
 )
@@ -48,38 +44,7 @@ const (
 // newMcastNetwork brings up the multicast lab (without daemons).
 func newMcastNetwork(t *testing.T) *network {
 	t.Helper()
-	netns.Require(t)
-	if _, err := exec.LookPath("go"); err != nil {
-		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
-	}
-	topo, err := lab.Load("../configs/lab/mcast.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n.lab, err = topo.UpWith(ctx, lab.Options{ID: "mc" + netns.Suffix()})
-	if err != nil {
-		if strings.Contains(err.Error(), "operation not permitted") {
-			netns.Unavailable(t, "namespaces: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for name, p := range n.procs {
-			_ = p.Stop(2 * time.Second)
-			if t.Failed() {
-				b, _ := os.ReadFile(n.logFile(name))
-				t.Logf("--- rlocd %s log (last lines):\n%s", name, tail(string(b), 25))
-			}
-		}
-		if err := n.lab.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return n
+	return newLabNetwork(t, "../configs/lab/mcast.yaml", "mc")
 }
 
 const mcKey = "multicast: {enabled: true, key: {id: 1, secret: mc-domain-key}"

@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/internal/tsharktest"
 )
 
 // TestCapture records the whole exchange on the core bridge — the
@@ -47,7 +45,7 @@ func TestCapture(t *testing.T) {
 	if err := cp.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	pkts := tsharkFile(t, file)
+	pkts := tsharktest.DecodeFile(t, file)
 	if t.Failed() {
 		return
 	}
@@ -63,13 +61,13 @@ func TestCapture(t *testing.T) {
 	siteOf := map[string]string{"10.1.0.10": "1", "2001:db8:1::10": "1", "10.2.0.10": "2", "2001:db8:2::10": "2"}
 	for i, l := range pkts {
 		frame := i + 1
-		srcs := fields(l, "ip.src")
+		srcs := tsharktest.Fields(l, "ip.src")
 		if len(srcs) == 0 {
-			srcs = fields(l, "ipv6.src")
+			srcs = tsharktest.Fields(l, "ipv6.src")
 		}
-		dsts := fields(l, "ip.dst")
+		dsts := tsharktest.Fields(l, "ip.dst")
 		if len(dsts) == 0 {
-			dsts = fields(l, "ipv6.dst")
+			dsts = tsharktest.Fields(l, "ipv6.dst")
 		}
 		if len(srcs) == 0 || len(dsts) == 0 {
 			t.Errorf("frame %d: no IP addresses", frame)
@@ -80,16 +78,16 @@ func TestCapture(t *testing.T) {
 			data++
 			// RFC 9300 §5.3: the I bit and the 24-bit instance-ID (0 here),
 			// between the RLOCs, around an h1 <-> h2 packet.
-			if f := fields(l, "lisp-data.flags.iid"); !slices.Contains([]string{"1", "True"}, first(f)) {
+			if f := tsharktest.Fields(l, "lisp-data.flags.iid"); !slices.Contains([]string{"1", "True"}, first(f)) {
 				t.Errorf("frame %d: LISP data without the I bit: %q", frame, f)
 			}
-			if iid := fields(l, "lisp-data.iid"); first(iid) != "0" {
+			if iid := tsharktest.Fields(l, "lisp-data.iid"); first(iid) != "0" {
 				t.Errorf("frame %d: lisp-data.iid %q, want 0", frame, iid)
 			}
 			if !isRLOC(src) || !isRLOC(dst) {
 				t.Errorf("frame %d: outer %s -> %s is not between RLOCs", frame, src, dst)
 			}
-			inner := append(fields(l, "ip.src"), fields(l, "ipv6.src")...)
+			inner := append(tsharktest.Fields(l, "ip.src"), tsharktest.Fields(l, "ipv6.src")...)
 			if !slices.ContainsFunc(inner, func(s string) bool {
 				return s == "10.1.0.10" || s == "10.2.0.10" ||
 					s == "2001:db8:1::10" || s == "2001:db8:2::10"
@@ -98,32 +96,32 @@ func TestCapture(t *testing.T) {
 			}
 			continue
 		}
-		types := fields(l, "lisp.type")
+		types := tsharktest.Fields(l, "lisp.type")
 		switch first(types) {
 		case "3": // Map-Register (RFC 9301 §5.6)
 			if dst != "192.0.2.100" || (src != "192.0.2.1" && src != "192.0.2.2") {
 				t.Errorf("frame %d: Map-Register %s -> %s", frame, src, dst)
 			}
-			if f := first(fields(l, "lisp.mreg.flags.wmn")); f != "1" && f != "True" {
+			if f := first(tsharktest.Fields(l, "lisp.mreg.flags.wmn")); f != "1" && f != "True" {
 				t.Errorf("frame %d: Map-Register without want-map-notify (%q)", frame, f)
 			}
 			site := src[len(src)-1:]
-			eids := append(fields(l, "lisp.mapping.eid.ipv4"), fields(l, "lisp.mapping.eid.ipv6")...)
+			eids := append(tsharktest.Fields(l, "lisp.mapping.eid.ipv4"), tsharktest.Fields(l, "lisp.mapping.eid.ipv6")...)
 			sort.Strings(eids)
 			want := []string{"10." + site + ".0.0", "2001:db8:" + site + "::"}
 			if !slices.Equal(eids, want) {
 				t.Errorf("frame %d: Map-Register from %s registers %q, want %q", frame, src, eids, want)
 			}
-			if locs := fields(l, "lisp.loc.locator"); !containsAll(locs, "192.0.2."+site, "2001:db8:ff::"+site) {
+			if locs := tsharktest.Fields(l, "lisp.loc.locator"); !containsAll(locs, "192.0.2."+site, "2001:db8:ff::"+site) {
 				t.Errorf("frame %d: Map-Register locators %q", frame, locs)
 			}
-			if ml := fields(l, "lisp.mapping.eid.masklen"); !containsAll(ml, "24", "64") {
+			if ml := tsharktest.Fields(l, "lisp.mapping.eid.masklen"); !containsAll(ml, "24", "64") {
 				t.Errorf("frame %d: Map-Register mask lengths %q", frame, ml)
 			}
-			regs = append(regs, reg{src, first(fields(l, "lisp.nonce"))})
+			regs = append(regs, reg{src, first(tsharktest.Fields(l, "lisp.nonce"))})
 		case "4": // Map-Notify (RFC 9301 §5.7): echoes the register's nonce
 			notifies++
-			nonce := first(fields(l, "lisp.nonce"))
+			nonce := first(tsharktest.Fields(l, "lisp.nonce"))
 			if !slices.Contains(regs, reg{dst, nonce}) {
 				t.Errorf("frame %d: Map-Notify to %s with nonce %s answers no earlier Map-Register of %s (%v)",
 					frame, dst, nonce, dst, regs)
@@ -137,7 +135,7 @@ func TestCapture(t *testing.T) {
 				continue
 			}
 			requests++
-			eid := first(append(fields(l, "lisp.mreq.record.prefix.ipv4"), fields(l, "lisp.mreq.record.prefix.ipv6")...))
+			eid := first(append(tsharktest.Fields(l, "lisp.mreq.record.prefix.ipv4"), tsharktest.Fields(l, "lisp.mreq.record.prefix.ipv6")...))
 			site := siteOf[eid]
 			if site == "" {
 				t.Errorf("frame %d: Map-Request for %q, not a host of the flow", frame, eid)
@@ -146,20 +144,20 @@ func TestCapture(t *testing.T) {
 			// The requester is the ITR of the other site; its ITR-RLOCs
 			// are its own RLOCs.
 			other := map[string]string{"1": "2", "2": "1"}[site]
-			itr := append(fields(l, "lisp.mreq.itr_rloc_ipv4"), fields(l, "lisp.mreq.itr_rloc_ipv6")...)
+			itr := append(tsharktest.Fields(l, "lisp.mreq.itr_rloc_ipv4"), tsharktest.Fields(l, "lisp.mreq.itr_rloc_ipv6")...)
 			if !slices.Equal(itr, []string{"192.0.2." + other, "2001:db8:ff::" + other}) {
 				t.Errorf("frame %d: ITR-RLOCs %q, want xtr%s's", frame, itr, other)
 			}
-			reqs[first(fields(l, "lisp.nonce"))] = request{eid: eid, site: site, itr: other}
+			reqs[first(tsharktest.Fields(l, "lisp.nonce"))] = request{eid: eid, site: site, itr: other}
 		case "2": // Map-Reply (RFC 9301 §5.4): echoes the request's nonce
 			replies++
-			nonce := first(fields(l, "lisp.nonce"))
+			nonce := first(tsharktest.Fields(l, "lisp.nonce"))
 			rq, ok := reqs[nonce]
 			if !ok {
 				t.Errorf("frame %d: Map-Reply nonce %s echoes no Map-Request", frame, nonce)
 				continue
 			}
-			eids := append(fields(l, "lisp.mapping.eid.ipv4"), fields(l, "lisp.mapping.eid.ipv6")...)
+			eids := append(tsharktest.Fields(l, "lisp.mapping.eid.ipv4"), tsharktest.Fields(l, "lisp.mapping.eid.ipv6")...)
 			want := "10." + rq.site + ".0.0"
 			if strings.Contains(rq.eid, ":") {
 				want = "2001:db8:" + rq.site + "::"
@@ -167,7 +165,7 @@ func TestCapture(t *testing.T) {
 			if len(eids) != 1 || eids[0] != want {
 				t.Errorf("frame %d: Map-Reply for %q, want %s (request for %s)", frame, eids, want, rq.eid)
 			}
-			if locs := fields(l, "lisp.loc.locator"); !slices.Equal(locs, []string{"192.0.2." + rq.site, "2001:db8:ff::" + rq.site}) {
+			if locs := tsharktest.Fields(l, "lisp.loc.locator"); !slices.Equal(locs, []string{"192.0.2." + rq.site, "2001:db8:ff::" + rq.site}) {
 				t.Errorf("frame %d: Map-Reply locators %q", frame, locs)
 			}
 			if dst != "192.0.2."+rq.itr && dst != "2001:db8:ff::"+rq.itr {
@@ -211,122 +209,6 @@ func missing(t *testing.T, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
-}
-
-// tsharkSeverityError is the expert-info severity of errors in tshark's
-// JSON output (epan/proto.h PI_ERROR).
-const tsharkSeverityError = 0x00800000
-
-// tsharkFile decodes a pcap file with `tshark -T json` (IPv4 header
-// checksums validated) and returns each packet's layers. Malformed
-// packets and error-severity expert items fail the test.
-func tsharkFile(t *testing.T, file string) []map[string]any {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("tshark", "-r", file, "-T", "json", "--no-duplicate-keys", "-o", "ip.check_checksum:TRUE")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("tshark: %v\n%s", err, stderr.String())
-	}
-	var pkts []struct {
-		Source struct {
-			Layers map[string]any `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &pkts); err != nil {
-		t.Fatalf("tshark json: %v", err)
-	}
-	out := make([]map[string]any, len(pkts))
-	for i, p := range pkts {
-		out[i] = p.Source.Layers
-		if bad := problems(p.Source.Layers); len(bad) > 0 {
-			js, _ := json.MarshalIndent(p.Source.Layers, "", " ")
-			t.Errorf("frame %d: %s\n%s", i+1, strings.Join(bad, "; "), js)
-		}
-	}
-	return out
-}
-
-// problems lists malformed markers and error-severity expert items in a
-// packet. A zero UDP checksum over IPv6 is tolerated on LISP data packets
-// (RFC 9300 §5.3 with RFC 6935 §5, RFC 6936 §4).
-func problems(layers map[string]any) []string {
-	_, lispData := layers["lisp-data"]
-	var bad []string
-	var walk func(k string, v any)
-	walk = func(k string, v any) {
-		if k == "_ws.malformed" {
-			bad = append(bad, fmt.Sprintf("malformed: %v", v))
-		}
-		switch v := v.(type) {
-		case map[string]any:
-			_, zeroSum := v["udp.checksum.zero"]
-			if sev, ok := v["_ws.expert.severity"]; ok && !(zeroSum && lispData) {
-				for _, s := range strs(sev) {
-					if n, err := strconv.ParseUint(s, 0, 32); err != nil || n >= tsharkSeverityError {
-						bad = append(bad, fmt.Sprintf("expert %v: %v", v["_ws.expert.message"], s))
-					}
-				}
-			}
-			for kk, vv := range v {
-				walk(kk, vv)
-			}
-		case []any:
-			for _, e := range v {
-				walk(k, e)
-			}
-		}
-	}
-	for k, v := range layers {
-		walk(k, v)
-	}
-	return bad
-}
-
-func strs(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		var s []string
-		for _, e := range v {
-			s = append(s, strs(e)...)
-		}
-		return s
-	}
-	return nil
-}
-
-// fields returns every value of the tshark field name anywhere in layers,
-// outer layers before inner ones (--no-duplicate-keys keeps repeated
-// layers as one array in order); sibling keys are visited sorted.
-func fields(layers map[string]any, name string) []string {
-	var out []string
-	var walk func(m map[string]any)
-	walk = func(m map[string]any) {
-		if v, ok := m[name]; ok {
-			out = append(out, strs(v)...)
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			switch v := m[k].(type) {
-			case map[string]any:
-				walk(v)
-			case []any:
-				for _, e := range v {
-					if mm, ok := e.(map[string]any); ok {
-						walk(mm)
-					}
-				}
-			}
-		}
-	}
-	walk(layers)
-	return out
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -1,22 +1,15 @@
 package wire
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
+
+	"github.com/rloc-router/rloc/internal/tsharktest"
 )
 
 // Shared test helpers: build frames with gopacket and check what tshark
@@ -78,190 +71,14 @@ func ethFrame(pkt []byte) []byte {
 	return append(f, pkt...)
 }
 
-// Expert-info severities as tshark prints them in -T json output
-// (epan/proto.h: PI_NOTE 0x00400000, PI_WARN 0x00600000, PI_ERROR
-// 0x00800000).
-const tsharkSeverityError = 0x00800000
-
-// tsharkDecode writes frames (Ethernet) into a pcap file, decodes it with
-// `tshark -r FILE -T json --no-duplicate-keys` (with IP, UDP and TCP
-// checksum validation switched on) and returns each packet's
-// _source.layers map. The test fails if tshark reports a malformed packet
-// or an expert item of error severity. Without tshark the test fails when
-// the environment variable CI is set and is skipped otherwise.
-func tsharkDecode(t testing.TB, frames [][]byte) []map[string]any {
-	t.Helper()
-	bin, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("tshark not found and CI is set: %v (apt-get install tshark)", err)
-		}
-		t.Skipf("tshark not installed (apt-get install tshark): %v", err)
-	}
-	path := filepath.Join(t.TempDir(), "frames.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Unix(1700000000, 0)
-	for i, fr := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond),
-			CaptureLength: len(fr), Length: len(fr)}
-		if err := w.WritePacket(ci, fr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	// Checksum validation is off in tshark by default; turn it on so that a
-	// bad checksum shows up as an error-severity expert item.
-	cmd := exec.Command(bin, "-r", path, "-T", "json", "--no-duplicate-keys",
-		"-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("tshark: %v\n%s", err, stderr.String())
-	}
-	var pkts []struct {
-		Source struct {
-			Layers map[string]any `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &pkts); err != nil {
-		t.Fatalf("tshark json: %v\n%s", err, stdout.String())
-	}
-	if len(pkts) != len(frames) {
-		t.Fatalf("tshark decoded %d packets, wrote %d", len(pkts), len(frames))
-	}
-	out := make([]map[string]any, len(pkts))
-	for i, p := range pkts {
-		out[i] = p.Source.Layers
-		if bad := tsharkProblems(p.Source.Layers); len(bad) > 0 {
-			js, _ := json.MarshalIndent(p.Source.Layers, "", " ")
-			t.Errorf("tshark packet %d: %s\n%s", i+1, strings.Join(bad, "; "), js)
-		}
-	}
-	return out
-}
-
-// tsharkProblems lists malformed markers and error-severity expert items
-// anywhere in a packet's layers. One error is tolerated: tshark calls a zero
-// UDP checksum over IPv6 illegal (udp.checksum.zero), but for a packet that
-// carries LISP data that is what RFC 9300 §5.3 says to send, under the
-// tunnel exception of RFC 6935 §5 and RFC 6936 §4.
-func tsharkProblems(layers map[string]any) []string {
-	_, lispData := layers["lisp-data"]
-	var bad []string
-	var walk func(k string, v any)
-	walk = func(k string, v any) {
-		if k == "_ws.malformed" {
-			bad = append(bad, fmt.Sprintf("malformed: %v", v))
-		}
-		switch v := v.(type) {
-		case map[string]any:
-			_, zeroSum := v["udp.checksum.zero"]
-			if sev, ok := v["_ws.expert.severity"]; ok && !(zeroSum && lispData) {
-				for _, s := range tsharkStrings(sev) {
-					n, err := strconv.ParseUint(s, 0, 32)
-					if err != nil || n >= tsharkSeverityError {
-						bad = append(bad, fmt.Sprintf("expert %v: %v", v["_ws.expert.message"], s))
-					}
-				}
-			}
-			keys := make([]string, 0, len(v))
-			for kk := range v {
-				keys = append(keys, kk)
-			}
-			sort.Strings(keys)
-			for _, kk := range keys {
-				walk(kk, v[kk])
-			}
-		case []any:
-			for _, e := range v {
-				walk(k, e)
-			}
-		}
-	}
-	for k, v := range layers {
-		walk(k, v)
-	}
-	return bad
-}
-
-func tsharkStrings(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		var s []string
-		for _, e := range v {
-			s = append(s, tsharkStrings(e)...)
-		}
-		return s
-	}
-	return nil
-}
-
-// tsharkFields returns every value of the tshark field name (for example
-// "lisp-data.nonce" or "ip.src") found anywhere in layers, nested subtrees
-// ("..._tree") included. Repeated layers (outer and inner "ip") come as
-// one array thanks to --no-duplicate-keys and keep their order, outer
-// first; otherwise keys are visited in sorted order.
-func tsharkFields(layers map[string]any, name string) []string {
-	var out []string
-	var walk func(m map[string]any)
-	walk = func(m map[string]any) {
-		if v, ok := m[name]; ok {
-			out = append(out, tsharkStrings(v)...)
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			switch v := m[k].(type) {
-			case map[string]any:
-				walk(v)
-			case []any:
-				for _, e := range v {
-					if mm, ok := e.(map[string]any); ok {
-						walk(mm)
-					}
-				}
-			}
-		}
-	}
-	walk(layers)
-	return out
-}
-
-// tsharkField returns the single value of the tshark field name in layers
-// and fails the test when it is missing or appears more than once.
-func tsharkField(t testing.TB, layers map[string]any, name string) string {
-	t.Helper()
-	v := tsharkFields(layers, name)
-	if len(v) != 1 {
-		t.Fatalf("tshark field %s: want one value, got %q", name, v)
-	}
-	return v[0]
-}
-
-// tsharkUint parses a tshark numeric field value (decimal, or 0x hex).
-func tsharkUint(t testing.TB, layers map[string]any, name string) uint64 {
-	t.Helper()
-	s := tsharkField(t, layers, name)
-	n, err := strconv.ParseUint(s, 0, 64)
-	if err != nil {
-		t.Fatalf("tshark field %s=%q: %v", name, s, err)
-	}
-	return n
-}
+// The tshark helpers live in internal/tsharktest; these names keep the
+// tests of this package short.
+var (
+	tsharkDecode = tsharktest.Decode
+	tsharkFields = tsharktest.Fields
+	tsharkField  = tsharktest.Field
+	tsharkUint   = tsharktest.Uint
+)
 
 // TestTsharkDataHeader encapsulates packets with the outer templates (IPv4
 // and IPv6 outer, IPv4 and IPv6 inner, several flag combinations) and checks

@@ -320,9 +320,30 @@ func (r *Router) apiMcastStats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, r.engine.McastStats())
 }
 
+// apiMcastDepart retires this RTR gracefully from the tree of the (S,G)
+// given in the query (Engine.McastDepart: make-before-break for its
+// children, then its registration is withdrawn).
+func (r *Router) apiMcastDepart(w http.ResponseWriter, req *http.Request) {
+	iid, src, group, err := parseSGQuery(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.engine == nil {
+		http.Error(w, "no control plane", http.StatusNotFound)
+		return
+	}
+	if err := r.engine.McastDepart(iid, src, group); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	writeJSON(w, map[string]string{"status": "departing"})
+}
+
 // mcastRoutes adds the multicast endpoints to the management API.
 func (r *Router) mcastRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/mcast/tree", r.apiMcastTree)
+	mux.HandleFunc("POST /v1/mcast/depart", r.apiMcastDepart)
 	mux.HandleFunc("GET /v1/mcast/stats", r.apiMcastStats)
 	mux.HandleFunc("GET /v1/mcast/rle", r.apiMcastRLE)
 }

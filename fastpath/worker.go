@@ -130,6 +130,12 @@ type Config struct {
 	// packets are dropped as DropNoNeighbour. It runs on the worker's
 	// goroutine and must not block.
 	ToKernel func(pkt []byte) bool
+	// UnderlayGroup, when set, is told the first underlay multicast group
+	// (G-RLOC) the worker decapsulates LISP data from (e.g.
+	// slowpath.Engine.ReceivedOnUnderlayGroup, which suppresses
+	// duplicates). It runs on the worker's goroutine once per worker and
+	// must not block.
+	UnderlayGroup func(g netip.Addr)
 }
 
 // Extra counts the events of a worker that WorkerCounters has no slot for.
@@ -219,6 +225,7 @@ type Worker struct {
 	release ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
+	ugSeen       bool // UnderlayGroup was called
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16

@@ -153,7 +153,11 @@ func (r *Router) startDataPlane() error {
 	for i, ifc := range cfg.Interfaces {
 		links[i] = ifc.Name
 	}
-	w, err := neigh.New(neigh.Config{Links: links, Table: r.nh, Logger: r.log})
+	nc := neigh.Config{Links: links, Table: r.nh, Logger: r.log}
+	if cfg.Multicast.Enabled {
+		nc.MulticastLink = cfg.underlayIface() // where copies to G-RLOCs leave
+	}
+	w, err := neigh.New(nc)
 	if err != nil {
 		return err
 	}

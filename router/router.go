@@ -64,7 +64,8 @@ type Router struct {
 	started        time.Time
 	releaseDropped atomic.Uint64
 	missesSeen     atomic.Uint64
-	closers        []func() error // closed on Stop after the engine
+	ugEngine       atomic.Pointer[slowpath.Engine] // told of traffic on underlay groups (set once the engine runs)
+	closers        []func() error                  // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
 }
@@ -124,6 +125,7 @@ func (r *Router) start() error {
 		if r.engine, err = slowpath.New(ec, installer{r}); err != nil {
 			return err
 		}
+		r.ugEngine.Store(r.engine)
 	}
 	r.bg.Add(1)
 	go r.housekeeping()
@@ -255,6 +257,9 @@ func (r *Router) startDataPlane() error {
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
+		}
+		if cfg.Multicast.Underlay != nil {
+			wc.UnderlayGroup = r.receivedOnUnderlayGroup
 		}
 		wk, err := fastpath.NewWorker(wc)
 		if err != nil {

@@ -127,13 +127,12 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 }
 
 // underlayGroup notes LISP data arriving on underlay group g: the first
-// time, it tells Config.UnderlayGroup.
+// time (until it accepts), it tells Config.UnderlayGroup.
 func (w *Worker) underlayGroup(g netip.Addr) {
 	if w.ugSeen || w.cfg.UnderlayGroup == nil {
 		return
 	}
-	w.ugSeen = true
-	w.cfg.UnderlayGroup(g)
+	w.ugSeen = w.cfg.UnderlayGroup(g)
 }
 
 // notLISP drops a core-port packet that is not UDP to port 4341. It counts

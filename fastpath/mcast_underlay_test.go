@@ -152,10 +152,12 @@ func TestReplicateToUnderlayGroup(t *testing.T) {
 }
 
 // TestDecapUnderlayGroup: the ETR decapsulates LISP data sent to a G-RLOC
-// and tells UnderlayGroup once; a non-LISP packet to the group does not.
+// and tells UnderlayGroup until it accepts; a non-LISP packet to the group does not.
 func TestDecapUnderlayGroup(t *testing.T) {
 	var calls []netip.Addr
-	r := newRig(t, func(c *Config) { c.UnderlayGroup = func(g netip.Addr) { calls = append(calls, g) } })
+	r := newRig(t, func(c *Config) {
+		c.UnderlayGroup = func(g netip.Addr) bool { calls = append(calls, g); return len(calls) > 1 }
+	})
 	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: 50, payload: 40})
 	r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: gRLOC, ttl: 60, iid: iidSite, dport: 9999, inner: in}))
 	if len(calls) != 0 {
@@ -167,8 +169,10 @@ func TestDecapUnderlayGroup(t *testing.T) {
 			t.Errorf("delivered inner packet differs")
 		}
 	}
-	if len(calls) != 1 || calls[0] != gRLOC {
-		t.Errorf("UnderlayGroup calls %v, want one for %s", calls, gRLOC)
+	// The first call is refused (the engine not running yet), the second
+	// accepted, the third packet makes none.
+	if len(calls) != 2 || calls[0] != gRLOC || calls[1] != gRLOC {
+		t.Errorf("UnderlayGroup calls %v, want two for %s", calls, gRLOC)
 	}
 	if c := r.counters(); c.Get(CounterDecap) != 3 {
 		t.Errorf("decap %d, want 3", c.Get(CounterDecap))

@@ -133,9 +133,10 @@ type Config struct {
 	// UnderlayGroup, when set, is told the first underlay multicast group
 	// (G-RLOC) the worker decapsulates LISP data from (e.g.
 	// slowpath.Engine.ReceivedOnUnderlayGroup, which suppresses
-	// duplicates). It runs on the worker's goroutine once per worker and
-	// must not block.
-	UnderlayGroup func(g netip.Addr)
+	// duplicates); it returns false when it could not take the news yet
+	// (the worker then tells it again on the next such packet). It runs on
+	// the worker's goroutine and must not block.
+	UnderlayGroup func(g netip.Addr) bool
 }
 
 // Extra counts the events of a worker that WorkerCounters has no slot for.

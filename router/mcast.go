@@ -391,8 +391,11 @@ func (s *steerJoiner) Leave(group, source netip.Addr) error {
 }
 
 // receivedOnUnderlayGroup is the workers' fastpath.Config.UnderlayGroup.
-func (r *Router) receivedOnUnderlayGroup(g netip.Addr) {
-	if e := r.ugEngine.Load(); e != nil {
-		e.ReceivedOnUnderlayGroup(g)
+func (r *Router) receivedOnUnderlayGroup(g netip.Addr) bool {
+	e := r.ugEngine.Load()
+	if e == nil {
+		return false // the engine is not running yet: tell it later
 	}
+	e.ReceivedOnUnderlayGroup(g)
+	return true
 }

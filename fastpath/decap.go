@@ -20,6 +20,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	pk := &w.pk
 	pk.slot, pk.outerOff = slot, off
 	var udpOff, end int
+	var ug netip.Addr // the outer destination when it is an underlay group
 	switch et {
 	case wire.EtherTypeIPv4:
 		ip := wire.IPv4(b[off:])
@@ -35,7 +36,11 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 			w.notLISP(f)
 			return
 		}
-		if !w.rloc4.IsValid() || [4]byte(b[off+16:off+20]) != w.rloc4.As4() {
+		if b[off+16]&0xf0 == 0xe0 {
+			// An underlay multicast group (G-RLOC) the ETR joined: the
+			// steering program only passes joined groups up.
+			ug = netip.AddrFrom4([4]byte(b[off+16 : off+20]))
+		} else if !w.rloc4.IsValid() || [4]byte(b[off+16:off+20]) != w.rloc4.As4() {
 			w.drop(f, DropNotOurRLOC)
 			return
 		}
@@ -58,7 +63,9 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 			w.notLISP(f) // extension headers are not looked through
 			return
 		}
-		if !w.rloc6.IsValid() || [16]byte(b[off+24:off+40]) != w.rloc6.As16() {
+		if b[off+24] == 0xff {
+			ug = netip.AddrFrom16([16]byte(b[off+24 : off+40]))
+		} else if !w.rloc6.IsValid() || [16]byte(b[off+24:off+40]) != w.rloc6.As16() {
 			w.drop(f, DropNotOurRLOC)
 			return
 		}
@@ -85,6 +92,9 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	if h.Validate() != nil {
 		w.drop(f, DropBadLISP)
 		return
+	}
+	if ug.IsValid() {
+		w.underlayGroup(ug)
 	}
 	var iid uint32
 	if h.InstanceIDPresent() {
@@ -114,6 +124,15 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	}
 	pk.rtr = true
 	w.forward(f)
+}
+
+// underlayGroup notes LISP data arriving on underlay group g: the first
+// time (until it accepts), it tells Config.UnderlayGroup.
+func (w *Worker) underlayGroup(g netip.Addr) {
+	if w.ugSeen || w.cfg.UnderlayGroup == nil {
+		return
+	}
+	w.ugSeen = w.cfg.UnderlayGroup(g)
 }
 
 // notLISP drops a core-port packet that is not UDP to port 4341. It counts

@@ -72,6 +72,10 @@ type NHLink struct {
 	Port int
 	// Up says whether the interface is operationally up.
 	Up bool
+	// Multicast marks the link copies to an underlay multicast group
+	// (a G-RLOC) leave by when no more specific route than the default
+	// covers the group. At most one link should carry it; the first wins.
+	Multicast bool
 }
 
 // NHRoute describes a route for NewNextHops.
@@ -176,6 +180,10 @@ type NextHops struct {
 	routes []nhRoute
 	neigh  exactTable // (addr, ifindex) → index into neighs
 	neighs []NHNeighbour
+	// mcast is the adjacency of the Multicast link (mcastOK: there is one,
+	// owned by the fast path and up).
+	mcast   Adjacency
+	mcastOK bool
 }
 
 // addrKey splits a into words; bits is 32 or 128 plus, for neighbour keys,
@@ -234,6 +242,13 @@ func NewNextHops(links []NHLink, routes []NHRoute, neighs []NHNeighbour) *NextHo
 			}
 		}
 		return NHLink{}, false
+	}
+	for _, l := range links {
+		if l.Multicast && l.Up && l.Port >= 0 && l.Port <= 0xffff {
+			s.mcast = Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}
+			s.mcastOK = true
+			break
+		}
 	}
 	var n4, n6 int
 	for _, r := range routes {
@@ -302,6 +317,9 @@ func (s *NextHops) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	} else if !dst.Is6() {
 		return Adjacency{}, AdjNoRoute
 	}
+	if dst.IsMulticast() {
+		return s.resolveMulticast(dst, fam)
+	}
 	k := addrKey(dst)
 	for _, bits := range fam.lens {
 		i := fam.tab.get(k.masked(bits))
@@ -322,6 +340,54 @@ func (s *NextHops) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 		return adj, AdjIncomplete
 	}
 	return Adjacency{}, AdjNoRoute
+}
+
+// resolveMulticast resolves an underlay multicast group (a G-RLOC): no
+// neighbour is involved, the Ethernet destination is the group's mapped
+// MAC address (RFC 1112 §6.4, RFC 2464 §7). The egress is the link of a
+// route covering the group more specifically than the default route; else
+// the Multicast link; else the default route's link.
+func (s *NextHops) resolveMulticast(dst netip.Addr, fam *lpmFamily) (Adjacency, AdjStatus) {
+	k := addrKey(dst)
+	for _, bits := range fam.lens {
+		if bits == 0 && s.mcastOK {
+			break
+		}
+		i := fam.tab.get(k.masked(bits))
+		if i < 0 {
+			continue
+		}
+		r := &s.routes[i]
+		if r.status == AdjNoRoute || r.status == AdjKernel {
+			return r.adj, r.status
+		}
+		adj := r.adj
+		adj.NextHop, adj.DstMAC = dst, MulticastMAC(dst)
+		return adj, AdjResolved
+	}
+	if !s.mcastOK {
+		return Adjacency{}, AdjNoRoute
+	}
+	adj := s.mcast
+	adj.NextHop, adj.DstMAC = dst, MulticastMAC(dst)
+	return adj, AdjResolved
+}
+
+// MulticastMAC is the Ethernet address a multicast IP group maps to:
+// 01:00:5e and the low 23 bits of an IPv4 group (RFC 1112 §6.4), 33:33 and
+// the low 32 bits of an IPv6 group (RFC 2464 §7). Other addresses give the
+// zero MAC.
+func MulticastMAC(g netip.Addr) [6]byte {
+	g = g.Unmap()
+	switch {
+	case g.Is4():
+		b := g.As4()
+		return [6]byte{0x01, 0x00, 0x5e, b[1] & 0x7f, b[2], b[3]}
+	case g.Is6():
+		b := g.As16()
+		return [6]byte{0x33, 0x33, b[12], b[13], b[14], b[15]}
+	}
+	return [6]byte{}
 }
 
 // Routes returns the number of routes in the snapshot.

@@ -11,6 +11,7 @@ import (
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -362,7 +363,7 @@ func (r *Router) mcastOpen(ec *slowpath.Config) error {
 		return fmt.Errorf("multicast.underlay.interface: %s: %w", ifname, err)
 	}
 	u := *mc.Underlay
-	u.Joiner = j
+	u.Joiner = &steerJoiner{j: j, r: r}
 	m := *mc
 	m.Underlay = &u
 	ec.Multicast = &m
@@ -370,4 +371,52 @@ func (r *Router) mcastOpen(ec *slowpath.Config) error {
 		r.closers = append(r.closers, c.Close)
 	}
 	return nil
+}
+
+// steerJoiner joins underlay groups through the kernel and adds each joined
+// group to the core-side steering programs' local addresses, so that LISP
+// data sent to the G-RLOC reaches the fast path (ring/xsk core mode
+// redirects UDP 4341 to local addresses only).
+type steerJoiner struct {
+	j slowpath.UnderlayJoiner
+	r *Router
+}
+
+// coreProgs are the steering programs of the core interfaces.
+func (s *steerJoiner) coreProgs() []*xsk.Program {
+	var out []*xsk.Program
+	for i, p := range s.r.progs {
+		if i < len(s.r.cfg.Interfaces) && s.r.cfg.Interfaces[i].Side == SideCore {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Join implements slowpath.UnderlayJoiner.
+func (s *steerJoiner) Join(group, source netip.Addr) error {
+	for _, p := range s.coreProgs() {
+		if err := p.AddLocal(group); err != nil {
+			return fmt.Errorf("steering %s to the fast path: %w", group, err)
+		}
+	}
+	return s.j.Join(group, source)
+}
+
+// Leave implements slowpath.UnderlayJoiner.
+func (s *steerJoiner) Leave(group, source netip.Addr) error {
+	for _, p := range s.coreProgs() {
+		_ = p.RemoveLocal(group)
+	}
+	return s.j.Leave(group, source)
+}
+
+// receivedOnUnderlayGroup is the workers' fastpath.Config.UnderlayGroup.
+func (r *Router) receivedOnUnderlayGroup(g netip.Addr) bool {
+	e := r.ugEngine.Load()
+	if e == nil {
+		return false // the engine is not running yet: tell it later
+	}
+	e.ReceivedOnUnderlayGroup(g)
+	return true
 }

@@ -64,7 +64,8 @@ type Router struct {
 	started        time.Time
 	releaseDropped atomic.Uint64
 	missesSeen     atomic.Uint64
-	closers        []func() error // closed on Stop after the engine
+	ugEngine       atomic.Pointer[slowpath.Engine] // told of traffic on underlay groups (set once the engine runs)
+	closers        []func() error                  // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
 }
@@ -124,6 +125,7 @@ func (r *Router) start() error {
 		if r.engine, err = slowpath.New(ec, installer{r}); err != nil {
 			return err
 		}
+		r.ugEngine.Store(r.engine)
 	}
 	r.bg.Add(1)
 	go r.housekeeping()
@@ -153,7 +155,11 @@ func (r *Router) startDataPlane() error {
 	for i, ifc := range cfg.Interfaces {
 		links[i] = ifc.Name
 	}
-	w, err := neigh.New(neigh.Config{Links: links, Table: r.nh, Logger: r.log})
+	nc := neigh.Config{Links: links, Table: r.nh, Logger: r.log}
+	if cfg.Multicast.Enabled {
+		nc.MulticastLink = cfg.underlayIface() // where copies to G-RLOCs leave
+	}
+	w, err := neigh.New(nc)
 	if err != nil {
 		return err
 	}
@@ -251,6 +257,9 @@ func (r *Router) startDataPlane() error {
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
+		}
+		if cfg.Multicast.Underlay != nil {
+			wc.UnderlayGroup = r.receivedOnUnderlayGroup
 		}
 		wk, err := fastpath.NewWorker(wc)
 		if err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	Logger *slog.Logger
 	// NoManaged disables installing managed neighbours for gateways.
 	NoManaged bool
+	// MulticastLink names the link (one of Links) copies to underlay
+	// multicast groups leave by when no specific route covers the group
+	// (fastpath.NHLink.Multicast); "" for none.
+	MulticastLink string
 	// RetryInterval is the least time between two resolution requests for
 	// one gateway (default 1 s).
 	RetryInterval time.Duration
@@ -279,6 +283,7 @@ func (w *Watcher) setLink(l netlink.Link) {
 	copy(nl.MAC[:], a.HardwareAddr)
 	if i := slices.Index(w.cfg.Links, a.Name); i >= 0 {
 		nl.Port = i
+		nl.Multicast = w.cfg.MulticastLink != "" && a.Name == w.cfg.MulticastLink
 	}
 	w.links[nl.Index] = nl
 }

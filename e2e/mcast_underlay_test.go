@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/lab/netns"
+)
+
+// Underlay-group end-to-end test (issue 6, "Underlay groups"): real rlocd
+// processes in the configs/lab/mcast-underlay.yaml namespaces.
+
+// ugRange is the underlay group range the ETRs hash overlay groups into.
+var ugRange = netip.MustParsePrefix("239.255.0.0/24")
+
+const (
+	// ugStream is the sequenced stream's length and ugRate its pace
+	// (3 s).
+	ugStream, ugRate = 3000, 1000
+	// ugReceivers is the number of receiver sites (xtr2..xtr4).
+	ugReceivers = 3
+)
+
+// newUnderlayNetwork brings up the underlay-group lab (without daemons).
+func newUnderlayNetwork(t *testing.T) *network {
+	t.Helper()
+	netns.Require(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
+	}
+	topo, err := lab.Load("../configs/lab/mcast-underlay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.lab, err = topo.UpWith(ctx, lab.Options{ID: "mu" + netns.Suffix()})
+	if err != nil {
+		if strings.Contains(err.Error(), "operation not permitted") {
+			netns.Unavailable(t, "namespaces: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for name, p := range n.procs {
+			_ = p.Stop(2 * time.Second)
+			if t.Failed() {
+				b, _ := os.ReadFile(n.logFile(name))
+				t.Logf("--- rlocd %s log (last lines):\n%s", name, tail(string(b), 25))
+			}
+		}
+		if err := n.lab.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return n
+}
+
+// ugETRYAML is a receiver site's xTR on the multicast underlay: it hashes
+// overlay groups into ugRange and registers the G-RLOC only.
+func ugETRYAML(i int) string {
+	y := mcXTRYAML(i)
+	return strings.TrimSuffix(y, "}\n") + ", underlay: {method: hash, range: " + ugRange.String() + "}}\n"
+}
+
+var gRLOCLog = regexp.MustCompile(`underlay group chosen.*g_rloc[=":]+([0-9a-f.:]+)`)
+
+// chosenGRLOCs returns the G-RLOCs an xTR logged choosing.
+func (n *network) chosenGRLOCs(node string) []string {
+	b, err := os.ReadFile(n.logFile(node))
+	if err != nil {
+		n.t.Fatalf("%s log: %v", node, err)
+	}
+	var out []string
+	for _, m := range gRLOCLog.FindAllStringSubmatch(string(b), -1) {
+		out = append(out, strings.Trim(m[1], `"`))
+	}
+	return out
+}
+
+// TestMulticastUnderlayGroup: the receivers' ETRs share a multicast-capable
+// core segment and map the overlay group to an underlay group by hash: every
+// ETR computes the same G-RLOC, the Map-Server's merged RLE holds that one
+// entry, the ITR sends one copy per packet to it, and every receiver gets
+// every packet of a sequenced stream exactly once.
+func TestMulticastUnderlayGroup(t *testing.T) {
+	n := newUnderlayNetwork(t)
+	n.start("msmr", mcMSYAML())
+	n.start("xtr1", mcXTRYAML(1))
+	for i := 2; i <= 1+ugReceivers; i++ {
+		n.start(fmt.Sprintf("xtr%d", i), ugETRYAML(i))
+	}
+	var rs []*mcReceiver
+	for i := 2; i <= 1+ugReceivers; i++ {
+		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
+		if err := r.join(); err != nil {
+			t.Fatalf("%s join: %v", r.name, err)
+		}
+		rs = append(rs, r)
+	}
+	// Each ETR registers the G-RLOC it chose; the Map-Server merges equal
+	// entries, so one entry in the RLE means one G-RLOC for all.
+	n.waitFor(10*time.Second, "every ETR chose an underlay group", func() bool {
+		for i := 2; i <= 1+ugReceivers; i++ {
+			if len(n.chosenGRLOCs(fmt.Sprintf("xtr%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var g netip.Addr
+	for i := 2; i <= 1+ugReceivers; i++ {
+		node := fmt.Sprintf("xtr%d", i)
+		for _, s := range n.chosenGRLOCs(node) {
+			a, err := netip.ParseAddr(s)
+			if err != nil || !ugRange.Contains(a) {
+				t.Fatalf("%s chose %q, not an address in %s", node, s, ugRange)
+			}
+			if !g.IsValid() {
+				g = a
+			} else if a != g {
+				t.Fatalf("%s chose G-RLOC %s, another ETR %s", node, a, g)
+			}
+		}
+	}
+	t.Logf("every ETR chose G-RLOC %s for (*,%s)", g, mcGroup)
+	n.waitFor(10*time.Second, "the merged (*,G) RLE holding the G-RLOC", func() bool {
+		rle := n.mergedRLE("*")
+		return len(rle) == 1 && rle[0].Addr == g
+	})
+
+	src := openSender(t, n)
+	// Warm-up: the first packets miss at the ITR and are held while (S,G)
+	// is resolved. Send until every receiver has one.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		all := true
+		for _, r := range rs {
+			if r.firstSeq(0) < 0 {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) || i >= mcStream {
+			st := n.stats("xtr1")
+			t.Fatalf("warm-up: not every receiver got a packet; xtr1 fastpath %v drops %v; xtr2 %v", st.Fastpath, st.Drops, n.stats("xtr2").Drops)
+		}
+		if err := src.send(0, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	before := n.stats("xtr1")
+	if err := src.send(1, ugStream, ugRate); err != nil {
+		t.Fatal(err)
+	}
+	quiet(rs, 1, 5*time.Second)
+	after := n.stats("xtr1")
+	copies := after.Fastpath["replicate"] - before.Fastpath["replicate"]
+	t.Logf("xtr1 made %d copies for %d packets", copies, ugStream)
+	if copies != ugStream {
+		t.Errorf("xtr1 made %d copies for %d packets, want exactly one per packet (to the G-RLOC)", copies, ugStream)
+	}
+	for _, r := range rs {
+		once, missing, dups := r.tally(1, 0, ugStream)
+		t.Logf("%s: %d once, %d missing, %d duplicated", r.name, once, missing, dups)
+		if once != ugStream {
+			t.Errorf("%s: %d of %d packets exactly once (%d missing, %d duplicated)", r.name, once, ugStream, missing, dups)
+		}
+	}
+	if t.Failed() {
+		for _, x := range []string{"xtr1", "xtr2"} {
+			st := n.stats(x)
+			t.Logf("%s fastpath %v drops %v", x, st.Fastpath, st.Drops)
+		}
+	}
+}

@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 )
 
 // Underlay-group end-to-end test (issue 6, "Underlay groups"): real rlocd
@@ -32,38 +27,7 @@ const (
 // newUnderlayNetwork brings up the underlay-group lab (without daemons).
 func newUnderlayNetwork(t *testing.T) *network {
 	t.Helper()
-	netns.Require(t)
-	if _, err := exec.LookPath("go"); err != nil {
-		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
-	}
-	topo, err := lab.Load("../configs/lab/mcast-underlay.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n.lab, err = topo.UpWith(ctx, lab.Options{ID: "mu" + netns.Suffix()})
-	if err != nil {
-		if strings.Contains(err.Error(), "operation not permitted") {
-			netns.Unavailable(t, "namespaces: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for name, p := range n.procs {
-			_ = p.Stop(2 * time.Second)
-			if t.Failed() {
-				b, _ := os.ReadFile(n.logFile(name))
-				t.Logf("--- rlocd %s log (last lines):\n%s", name, tail(string(b), 25))
-			}
-		}
-		if err := n.lab.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return n
+	return newLabNetwork(t, "../configs/lab/mcast-underlay.yaml", "mu")
 }
 
 // ugETRYAML is a receiver site's xTR on the multicast underlay: it hashes

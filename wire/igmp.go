@@ -169,32 +169,42 @@ func (m *Membership) ParseIGMP(b []byte) error {
 		if t == igmpTypeV1Report {
 			m.Version = 1
 		}
-		g := netip.AddrFrom4([4]byte(b[4:8]))
-		if !g.IsMulticast() {
-			return fmt.Errorf("%w: IGMP group %v is not multicast", ErrBadValue, g)
-		}
-		rt := ModeIsExclude
-		if t == igmpTypeV2Leave {
-			rt = ChangeToInclude
-		}
-		m.addRecord(rt, g)
-		m.finish()
-		return nil
+		return m.addSingle(netip.AddrFrom4([4]byte(b[4:8])), t == igmpTypeV2Leave, "IGMP group")
 	case igmpTypeV3Report:
 		m.Version = 3
-		n := int(binary.BigEndian.Uint16(b[6:8]))
-		off := igmpV3ReportHdr
-		for i := range n {
-			used, err := m.parseRecord(b[off:], 4)
-			if err != nil {
-				return fmt.Errorf("IGMPv3 group record %d: %w", i, err)
-			}
-			off += used
-		}
-		m.finish()
-		return nil
+		return m.parseRecords(b[igmpV3ReportHdr:], int(binary.BigEndian.Uint16(b[6:8])), 4, "IGMPv3 group record")
 	}
 	return fmt.Errorf("%w: IGMP type %#x", ErrBadType, t)
+}
+
+// addSingle records the one group of an IGMPv1/v2 or MLDv1 report (a (*,G)
+// join, RFC 2236 §3, RFC 2710 §4) or leave/done message.
+func (m *Membership) addSingle(g netip.Addr, leave bool, what string) error {
+	if !g.IsMulticast() {
+		return fmt.Errorf("%w: %s %v is not multicast", ErrBadValue, what, g)
+	}
+	rt := ModeIsExclude
+	if leave {
+		rt = ChangeToInclude
+	}
+	m.addRecord(rt, g)
+	m.finish()
+	return nil
+}
+
+// parseRecords reads the n group records of an IGMPv3 or MLDv2 report (RFC
+// 3376 §4.2, RFC 3810 §5.2) from b.
+func (m *Membership) parseRecords(b []byte, n, addrLen int, what string) error {
+	off := 0
+	for i := range n {
+		used, err := m.parseRecord(b[off:], addrLen)
+		if err != nil {
+			return fmt.Errorf("%s %d: %w", what, i, err)
+		}
+		off += used
+	}
+	m.finish()
+	return nil
 }
 
 // parseRecord reads one group record of an IGMPv3 or MLDv2 report with

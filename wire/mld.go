@@ -62,30 +62,10 @@ func (m *Membership) ParseMLD(b []byte, src, dst netip.Addr) error {
 		return nil
 	case MLDv1Report, MLDv1Done:
 		m.Version = 1
-		g := addrFrom(b[8:24])
-		if !g.IsMulticast() {
-			return fmt.Errorf("%w: MLD group %v is not multicast", ErrBadValue, g)
-		}
-		rt := ModeIsExclude
-		if t == MLDv1Done {
-			rt = ChangeToInclude
-		}
-		m.addRecord(rt, g)
-		m.finish()
-		return nil
+		return m.addSingle(addrFrom(b[8:24]), t == MLDv1Done, "MLD group")
 	case MLDv2Report:
 		m.Version = 2
-		n := int(binary.BigEndian.Uint16(b[6:8]))
-		off := mldV2Hdr
-		for i := range n {
-			used, err := m.parseRecord(b[off:], 16)
-			if err != nil {
-				return fmt.Errorf("MLDv2 address record %d: %w", i, err)
-			}
-			off += used
-		}
-		m.finish()
-		return nil
+		return m.parseRecords(b[mldV2Hdr:], int(binary.BigEndian.Uint16(b[6:8])), 16, "MLDv2 address record")
 	default:
 		return fmt.Errorf("%w: ICMPv6 type %d is not MLD", ErrBadType, t)
 	}

@@ -58,6 +58,23 @@ func GroupNameEID(iid uint32, g netip.Addr) wire.Address {
 	return groupNameAddress(iid, netip.PrefixFrom(g.Unmap(), g.Unmap().BitLen()))
 }
 
+// GroupRangeEID returns the EID of the mapping for the overlay group range
+// g in iid: the distinguished name GroupName(g) inside an instance-ID LCAF.
+func GroupRangeEID(iid uint32, g netip.Prefix) wire.Address { return groupNameAddress(iid, g.Masked()) }
+
+// ParseGroupNameEID reads a group-name EID (GroupNameEID, GroupRangeEID): a
+// distinguished name "group-<G-EID>" or "group-<G-EID prefix>", possibly
+// inside an instance-ID LCAF, and returns the instance-ID and the overlay
+// group range it names.
+func ParseGroupNameEID(eid *wire.Address) (iid uint32, p netip.Prefix, err error) {
+	iid, in, ok := eid.Unwrap()
+	if !ok || in.AFI != wire.AFIDistName {
+		return 0, netip.Prefix{}, fmt.Errorf("%w: %s is not a distinguished name", ErrNotGroupName, eid)
+	}
+	p, err = ParseGroupName(in.Name)
+	return iid, p, err
+}
+
 func groupNameAddress(iid uint32, p netip.Prefix) wire.Address {
 	return wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFInstanceID, IID: iid,
 		Addrs: []wire.Address{wire.NameAddress(GroupName(p))}}}
@@ -360,11 +377,7 @@ func (t *GroupMap) Lookup(iid uint32, g netip.Addr) (*GroupMapping, bool) {
 // specific range covering the named group, or for a range name the most
 // specific range covering all of it.
 func (t *GroupMap) LookupName(eid *wire.Address) (*GroupMapping, error) {
-	iid, in, ok := eid.Unwrap()
-	if !ok || in.AFI != wire.AFIDistName {
-		return nil, fmt.Errorf("%w: %s is not a distinguished name", ErrNotGroupName, eid)
-	}
-	p, err := ParseGroupName(in.Name)
+	iid, p, err := ParseGroupNameEID(eid)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +387,7 @@ func (t *GroupMap) LookupName(eid *wire.Address) (*GroupMapping, error) {
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: nothing registered for %s in instance-ID %d", ErrNoGroupMapping, in.Name, iid)
+	return nil, fmt.Errorf("%w: nothing registered for %s in instance-ID %d", ErrNoGroupMapping, GroupName(p), iid)
 }
 
 // Len returns the number of mappings.

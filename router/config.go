@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -132,6 +133,10 @@ type MapServerOptions struct {
 	// RegistrationTimeout is the life of an unrefreshed registration (0:
 	// 3 minutes).
 	RegistrationTimeout time.Duration
+	// GroupMappings are the overlay-group to underlay-group mappings the
+	// Map-Server answers group-name lookups with
+	// (slowpath.MapServerConfig.GroupMappings).
+	GroupMappings []replicate.GroupMapping
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -362,7 +367,8 @@ func (c *Config) Validate() error {
 func (c *Config) engineConfig() (slowpath.Config, error) {
 	ec := slowpath.Config{Listen: c.Listen, RateLimit: c.RateLimit, Logger: c.Logger}
 	if c.Roles.MapServer {
-		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout}
+		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
+			GroupMappings: c.MapServer.GroupMappings}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,

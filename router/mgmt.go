@@ -415,6 +415,12 @@ func (r *Router) Registrations() []RegistrationInfo {
 	for _, g := range r.engine.Registrations() {
 		ri := RegistrationInfo{Site: g.Site, IID: g.EID.IID, EID: g.EID.Prefix.String(), Source: g.Source.String(),
 			SiteID: g.SiteID, Proxy: g.ProxyReply, Expires: g.Expires}
+		if g.Name != "" {
+			ri.EID = g.Name // a group name: EID.Prefix is the range it names
+		}
+		if g.Static {
+			ri.Source = "config"
+		}
 		if g.XTRID != (wire.XTRID{}) {
 			ri.XTRID = fmt.Sprintf("%x", g.XTRID[:])
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/neigh"
@@ -494,8 +495,14 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("mgmt.socket: changing the socket needs a restart")
 	case a.MetricsAddr != b.MetricsAddr:
 		return errors.New("metrics.listen: changing the address needs a restart")
+	case !slices.EqualFunc(a.MapServer.GroupMappings, b.MapServer.GroupMappings, groupMappingEqual):
+		return errors.New("map_server.group_mappings: changing group mappings needs a restart")
 	}
 	return nil
+}
+
+func groupMappingEqual(x, y replicate.GroupMapping) bool {
+	return x.IID == y.IID && x.GEID == y.GEID && slices.Equal(x.Groups, y.Groups) && slices.Equal(x.Unicast, y.Unicast)
 }
 
 // Config returns the configuration in force.

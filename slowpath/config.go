@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -123,6 +124,14 @@ type MapServerConfig struct {
 	// refreshed, unless it sets the T bit; 0 means 3 minutes (3 × the
 	// default 60 s register interval, RFC 9301 §8.2).
 	RegistrationTimeout time.Duration
+	// GroupMappings are overlay-group to underlay-group mappings of the
+	// mapping-system method (draft-ietf-lisp-group-mapping) that the
+	// underlay's provider configures on its Map-Server: a Map-Request for
+	// the name "group-<G-EID>" in a mapping's instance-ID is answered with
+	// the most specific range covering G-EID, exactly as for a registered
+	// group name (a Map-Register whose EID is such a name, allowed by a
+	// site prefix covering the range in that instance-ID).
+	GroupMappings []replicate.GroupMapping
 }
 
 // RemoteMapServer is a Map-Server a Map-Resolver forwards requests to.

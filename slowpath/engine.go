@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -566,6 +567,10 @@ func (e *Engine) resolve(port uint16, src netip.AddrPort, req *wire.MapRequest, 
 	}
 	iid, p, ok := req.Records[0].Prefix()
 	if !ok {
+		if iid, g, err := replicate.ParseGroupNameEID(&req.Records[0].EID); err == nil {
+			e.resolveName(port, src, req, raw, ecm, iid, g)
+			return
+		}
 		e.stats.Msgs[wire.TypeMapRequest].Ignored++
 		return
 	}

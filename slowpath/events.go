@@ -71,13 +71,15 @@ func (e *Engine) SetSites(sites []SiteConfig) error {
 		}
 		ms := e.ms
 		ms.sites, ms.allowed = nms.sites, nms.allowed
-		for _, t := range ms.regs {
+		for _, t := range ms.allTables() {
 			for _, ent := range t.All() {
 				sp := ms.allowedFor(ent.key.IID, ent.key.Prefix)
 				if sp == nil || sp.site.cfg.Name != ent.site.cfg.Name {
 					for _, er := range append([]*etrReg(nil), ent.etrs...) {
-						e.timers.stop(er.t)
-						ms.drop(ent, er)
+						if !er.static {
+							e.timers.stop(er.t)
+							ms.drop(ent, er)
+						}
 					}
 					continue
 				}

@@ -9,8 +9,12 @@ import (
 
 	"github.com/gaissmai/bart"
 
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
 )
+
+// staticGroupTTL is the record TTL of configured group mappings.
+const staticGroupTTL = 24 * time.Hour
 
 // authDataOff is where the authentication data starts in a Map-Register or
 // Map-Notify: first word, nonce, Key ID, Algorithm ID, length (RFC 9301 §5.6).
@@ -24,6 +28,9 @@ type mapServer struct {
 	sites   []*site
 	allowed map[uint32]*bart.Table[*sitePrefix]
 	regs    map[uint32]*bart.Table[*regEntry]
+	// names are the registered group names (draft-ietf-lisp-group-mapping,
+	// "group-<G-EID prefix>"), by instance-ID and overlay group range.
+	names   map[uint32]*bart.Table[*regEntry]
 	nregs   int
 	authBuf []byte
 	recs    []wire.Record
@@ -43,7 +50,10 @@ type sitePrefix struct {
 // regEntry is one registered EID prefix with the registrations of every xTR
 // that registered it.
 type regEntry struct {
-	key   EIDPrefix
+	key EIDPrefix
+	// name: key.Prefix is the overlay group range of a group name, not an
+	// EID prefix.
+	name  bool
 	site  *site
 	etrs  []*etrReg
 	rr    int
@@ -72,6 +82,37 @@ type etrReg struct {
 	siteID  uint64
 	expires time.Time
 	t       *timer
+	// static: configured, not registered; never expires.
+	static bool
+}
+
+// recordKey returns what a registered record is stored under: its EID
+// prefix, or for a group name (draft-ietf-lisp-group-mapping) the overlay
+// group range it names (name true).
+func recordKey(r *wire.Record) (k EIDPrefix, name, ok bool) {
+	if iid, p, ok := r.Prefix(); ok {
+		return EIDPrefix{IID: iid, Prefix: p}, false, true
+	}
+	iid, p, err := replicate.ParseGroupNameEID(&r.EID)
+	if err != nil {
+		return EIDPrefix{}, false, false
+	}
+	return EIDPrefix{IID: iid, Prefix: p}, true, true
+}
+
+// table returns the registration table of iid, for group names or EID
+// prefixes, creating it when add is set.
+func (ms *mapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
+	m := ms.regs
+	if name {
+		m = ms.names
+	}
+	t := m[iid]
+	if t == nil && add {
+		t = new(bart.Table[*regEntry])
+		m[iid] = t
+	}
+	return t
 }
 
 func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
@@ -80,6 +121,7 @@ func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
 		timeout: c.RegistrationTimeout,
 		allowed: map[uint32]*bart.Table[*sitePrefix]{},
 		regs:    map[uint32]*bart.Table[*regEntry]{},
+		names:   map[uint32]*bart.Table[*regEntry]{},
 	}
 	for i := range c.Sites {
 		s := &site{cfg: c.Sites[i], keys: map[uint8]AuthKey{}}
@@ -97,6 +139,25 @@ func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
 				return nil, fmt.Errorf("slowpath config: map_server.sites[%d].prefixes[%d]: %v in IID %d already belongs to site %q", i, j, p.Prefix, p.IID, other.site.cfg.Name)
 			}
 			t.Insert(p.Prefix, &sitePrefix{site: s, p: p})
+		}
+	}
+	if len(c.GroupMappings) > 0 {
+		prov := &site{cfg: SiteConfig{Name: "group-mappings", ProxyReply: true}}
+		for i := range c.GroupMappings {
+			m := &c.GroupMappings[i]
+			r, err := m.Record(ttlMinutes(staticGroupTTL), 1, 100)
+			if err != nil {
+				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
+			}
+			k := EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}
+			t := ms.table(k.IID, true, true)
+			if _, dup := t.Get(k.Prefix); dup {
+				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %s in IID %d configured twice", i, replicate.GroupName(k.Prefix), k.IID)
+			}
+			ent := &regEntry{key: k, name: true, site: prov}
+			ent.etrs = []*etrReg{{static: true, proxy: true, merge: true, rec: r}}
+			t.Insert(k.Prefix, ent)
+			ms.rebuild(ent)
 		}
 	}
 	return ms, nil
@@ -138,10 +199,10 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 		return
 	}
 	// The site is found from the first record; the key from its Key ID.
-	iid, p, ok := reg.Records[0].Prefix()
+	k0, _, ok := recordKey(&reg.Records[0])
 	var sp *sitePrefix
 	if ok {
-		sp = ms.allowedFor(iid, p)
+		sp = ms.allowedFor(k0.IID, k0.Prefix)
 	}
 	if sp == nil {
 		st.Rejected++
@@ -177,10 +238,10 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 	ms.recs = ms.recs[:0]
 	for i := range reg.Records {
 		r := &reg.Records[i]
-		iid, p, ok := r.Prefix()
+		k, name, ok := recordKey(r)
 		var rsp *sitePrefix
 		if ok {
-			rsp = ms.allowedFor(iid, p)
+			rsp = ms.allowedFor(k.IID, k.Prefix)
 		}
 		if rsp == nil || rsp.site != s {
 			e.stats.RegistrationsRejected++
@@ -188,15 +249,14 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 			e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "EID outside the site's prefixes"})
 			continue
 		}
-		k := EIDPrefix{IID: iid, Prefix: p}
 		if r.TTL == 0 {
-			ms.remove(k, id)
+			ms.remove(k, name, id)
 		} else {
 			life := ms.timeout
 			if reg.UseTTL && r.TTL != wire.TTLReceiverDecides {
 				life = time.Duration(r.TTL) * time.Minute
 			}
-			ms.store(k, s, id, src, reg, r, life)
+			ms.store(k, name, s, id, src, reg, r, life)
 		}
 		if e.cfg.Events != nil {
 			e.event(Event{Kind: EventRegistrationAccepted, Site: s.cfg.Name, EID: k, Source: src})
@@ -214,16 +274,12 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 }
 
 // store adds or refreshes the registration of xTR id for k.
-func (ms *mapServer) store(k EIDPrefix, s *site, id regID, src netip.AddrPort, reg *wire.MapRegister, r *wire.Record, life time.Duration) {
+func (ms *mapServer) store(k EIDPrefix, name bool, s *site, id regID, src netip.AddrPort, reg *wire.MapRegister, r *wire.Record, life time.Duration) {
 	e := ms.e
-	t := ms.regs[k.IID]
-	if t == nil {
-		t = new(bart.Table[*regEntry])
-		ms.regs[k.IID] = t
-	}
+	t := ms.table(k.IID, name, true)
 	ent, ok := t.Get(k.Prefix)
 	if !ok {
-		ent = &regEntry{key: k, site: s}
+		ent = &regEntry{key: k, name: name, site: s}
 		t.Insert(k.Prefix, ent)
 	}
 	var er *etrReg
@@ -265,8 +321,8 @@ func (ms *mapServer) expire(ent *regEntry, er *etrReg, now time.Time) {
 }
 
 // remove deletes the registration of xTR id for k (a TTL 0 record).
-func (ms *mapServer) remove(k EIDPrefix, id regID) {
-	t := ms.regs[k.IID]
+func (ms *mapServer) remove(k EIDPrefix, name bool, id regID) {
+	t := ms.table(k.IID, name, false)
 	if t == nil {
 		return
 	}
@@ -291,7 +347,7 @@ func (ms *mapServer) drop(ent *regEntry, er *etrReg) {
 	ent.etrs = slices.Delete(ent.etrs, i, i+1)
 	ms.nregs--
 	if len(ent.etrs) == 0 {
-		ms.regs[ent.key.IID].Delete(ent.key.Prefix)
+		ms.table(ent.key.IID, ent.name, false).Delete(ent.key.Prefix)
 		return
 	}
 	ms.rebuild(ent)
@@ -340,6 +396,9 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 	m.TTL = ttl
 	m.MaskLen = uint8(ent.key.Prefix.Bits())
 	m.EID = eidAddress(ent.key.IID, ent.key.Prefix.Addr())
+	if ent.name {
+		m.MaskLen, m.EID = 0, replicate.GroupRangeEID(ent.key.IID, ent.key.Prefix)
+	}
 	m.Action = wire.ActionNoAction
 	m.Authoritative = false // a proxy reply is not the ETR's own answer
 	m.MapVersion = latest.rec.MapVersion
@@ -376,9 +435,9 @@ func (ms *mapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key A
 	if reg.Merge {
 		// A merge registration is confirmed with the merged mapping.
 		for i := range n.Records {
-			iid, p, _ := n.Records[i].Prefix()
-			if t := ms.regs[iid]; t != nil {
-				if ent, ok := t.Get(p); ok {
+			k, name, ok := recordKey(&n.Records[i])
+			if t := ms.table(k.IID, name, false); ok && t != nil {
+				if ent, ok := t.Get(k.Prefix); ok {
 					n.Records[i] = ent.merged
 				}
 			}
@@ -415,13 +474,7 @@ func (ms *mapServer) answer(port uint16, src netip.AddrPort, req *wire.MapReques
 	}
 	e := ms.e
 	if ent.proxy {
-		b := e.wbuf[:0]
-		b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
-		b = append(b, req.Nonce[:]...)
-		b = append(b, ent.enc...)
-		e.wbuf = b
-		e.send(e.replyTarget(req.ITRRLOCs, port, src), b, wire.TypeMapReply)
-		e.stats.ProxyReplies++
+		ms.proxyReply(ent, port, src, req)
 		return true
 	}
 	er := ent.etrs[ent.rr%len(ent.etrs)]
@@ -430,13 +483,51 @@ func (ms *mapServer) answer(port uint16, src netip.AddrPort, req *wire.MapReques
 	return true
 }
 
+// proxyReply answers req with ent's merged mapping.
+func (ms *mapServer) proxyReply(ent *regEntry, port uint16, src netip.AddrPort, req *wire.MapRequest) {
+	e := ms.e
+	b := e.wbuf[:0]
+	b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
+	b = append(b, req.Nonce[:]...)
+	b = append(b, ent.enc...)
+	e.wbuf = b
+	e.send(e.replyTarget(req.ITRRLOCs, port, src), b, wire.TypeMapReply)
+	e.stats.ProxyReplies++
+}
+
+// answerName answers a lookup of the group name "group-<G-EID prefix>" in
+// iid (draft-ietf-lisp-group-mapping): a proxy reply with the mapping of the
+// most specific configured or registered range that covers all of g. It
+// reports false when none does. The registrant of a group name is the
+// underlay's provider, not an ETR that answers Map-Requests, so the
+// Map-Server always answers for it.
+func (ms *mapServer) answerName(port uint16, src netip.AddrPort, req *wire.MapRequest, iid uint32, g netip.Prefix) bool {
+	t := ms.names[iid]
+	if t == nil {
+		return false
+	}
+	_, ent, ok := t.LookupPrefixLPM(g)
+	if !ok || len(ent.etrs) == 0 || len(ent.enc) == 0 {
+		return false
+	}
+	ms.proxyReply(ent, port, src, req)
+	ms.e.stats.GroupNameReplies++
+	return true
+}
+
 // Registration is one xTR's registration of an EID prefix, as listed by
 // Engine.Registrations.
 type Registration struct {
 	// Site is the site name.
 	Site string
-	// EID is the registered prefix.
+	// EID is the registered prefix; for a group name the overlay group
+	// range it names.
 	EID EIDPrefix
+	// Name is the registered distinguished name ("group-<G-EID prefix>"),
+	// empty for an EID prefix.
+	Name string
+	// Static marks a configured group mapping (Source is invalid).
+	Static bool
 	// Source is where the Map-Register came from.
 	Source netip.AddrPort
 	// XTRID and SiteID are the registrant's identifiers, when it sent them.
@@ -458,11 +549,14 @@ func (e *Engine) Registrations() []Registration {
 		if e.ms == nil {
 			return
 		}
-		for _, t := range e.ms.regs {
+		for _, t := range e.ms.allTables() {
 			for _, ent := range t.All() {
 				for _, er := range ent.etrs {
 					r := Registration{Site: ent.site.cfg.Name, EID: ent.key, Source: er.src, SiteID: er.siteID,
-						ProxyReply: er.proxy, Merge: er.merge, Expires: er.expires}
+						ProxyReply: er.proxy, Merge: er.merge, Expires: er.expires, Static: er.static}
+					if ent.name {
+						r.Name = replicate.GroupName(ent.key.Prefix)
+					}
 					if er.hasXTR {
 						r.XTRID = er.id.xtr
 					}
@@ -493,6 +587,18 @@ func (e *Engine) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
 			}
 		}
 	})
+	return out
+}
+
+// allTables returns the registration tables, EID prefixes and group names.
+func (ms *mapServer) allTables() []*bart.Table[*regEntry] {
+	out := make([]*bart.Table[*regEntry], 0, len(ms.regs)+len(ms.names))
+	for _, t := range ms.regs {
+		out = append(out, t)
+	}
+	for _, t := range ms.names {
+		out = append(out, t)
+	}
 	return out
 }
 

@@ -45,15 +45,54 @@ func newMapResolver(e *Engine, c *MapResolverConfig) *mapResolver {
 
 // resolve handles a Map-Request the local Map-Server did not answer.
 func (mr *mapResolver) resolve(port uint16, src netip.AddrPort, req *wire.MapRequest, raw []byte, ecm *wire.ECM, iid uint32, addr netip.Addr) {
-	e := mr.e
-	// An ECM already marked for a Map-Server is not forwarded again.
+	if !mr.forwardRemote(port, src, req, raw, ecm, iid, addr) {
+		mr.e.negativeReply(port, src, req, iid, addr)
+	}
+}
+
+// forwardRemote forwards req to the remote Map-Server responsible for addr
+// in iid, if there is one. An ECM already marked for a Map-Server is not
+// forwarded again.
+func (mr *mapResolver) forwardRemote(port uint16, src netip.AddrPort, req *wire.MapRequest, raw []byte, ecm *wire.ECM, iid uint32, addr netip.Addr) bool {
 	if t := mr.remote[iid]; t != nil && (ecm == nil || !ecm.ToMapServer) {
 		if ms, ok := t.Lookup(addr); ok {
-			e.forward(ms, raw, ecm, req, port, src, addr, false)
-			return
+			mr.e.forward(ms, raw, ecm, req, port, src, addr, false)
+			return true
 		}
 	}
-	e.negativeReply(port, src, req, iid, addr)
+	return false
+}
+
+// resolveName answers a lookup of the group name for the overlay group
+// range g in iid (draft-ietf-lisp-group-mapping): from the Map-Server's
+// configured or registered group mappings, else by forwarding to the remote
+// Map-Server whose prefixes in iid cover the group (a provider's Map-Server
+// is configured with the overlay group ranges it maps), else with a
+// negative Map-Reply for the name, after which the ETR falls back to its
+// unicast RLOC.
+func (e *Engine) resolveName(port uint16, src netip.AddrPort, req *wire.MapRequest, raw []byte, ecm *wire.ECM, iid uint32, g netip.Prefix) {
+	if e.ms != nil && e.ms.answerName(port, src, req, iid, g) {
+		return
+	}
+	if e.mr != nil && e.mr.forwardRemote(port, src, req, raw, ecm, iid, g.Addr()) {
+		return
+	}
+	ttl := time.Minute
+	if e.mr != nil {
+		ttl = e.mr.cfg.AggregateTTL
+	}
+	rec := wire.Record{TTL: ttlMinutes(ttl), Action: wire.ActionNativelyForward, EID: req.Records[0].EID}
+	b := e.wbuf[:0]
+	b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
+	b = append(b, req.Nonce[:]...)
+	b, err := rec.Append(b)
+	if err != nil {
+		e.stats.Msgs[wire.TypeMapReply].SendErrors++
+		return
+	}
+	e.wbuf = b
+	e.send(e.replyTarget(req.ITRRLOCs, port, src), b, wire.TypeMapReply)
+	e.stats.NegativeReplies++
 }
 
 // knownSets returns the prefix sets that count as EID space known to the

@@ -118,6 +118,9 @@ type Stats struct {
 	Forwarded uint64
 	// ProxyReplies counts Map-Replies sent by the Map-Server for a site.
 	ProxyReplies uint64
+	// GroupNameReplies counts those of them that answered a group-name
+	// lookup (draft-ietf-lisp-group-mapping).
+	GroupNameReplies uint64
 	// NegativeReplies counts negative Map-Replies sent.
 	NegativeReplies uint64
 	// SMRsSent counts SMRs sent by the ETR.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
@@ -130,7 +131,17 @@ type fileITR struct {
 }
 
 type fileMapServer struct {
-	RegistrationTimeout string `mapstructure:"registration_timeout"`
+	RegistrationTimeout string             `mapstructure:"registration_timeout"`
+	GroupMappings       []fileGroupMapping `mapstructure:"group_mappings"`
+}
+
+// fileGroupMapping is one overlay group range and the underlay groups
+// ("G" or "S,G") and unicast RLOCs it maps to.
+type fileGroupMapping struct {
+	IID     uint32   `mapstructure:"iid"`
+	EID     string   `mapstructure:"eid"`
+	Groups  []string `mapstructure:"groups"`
+	Unicast []string `mapstructure:"unicast"`
 }
 
 type fileRemoteMS struct {
@@ -379,6 +390,44 @@ func parseSitePrefixes(key string, ps []fileSitePrefix) ([]slowpath.SitePrefix, 
 	return out, nil
 }
 
+// parseGroupMappings reads map_server.group_mappings.
+func parseGroupMappings(gms []fileGroupMapping) ([]replicate.GroupMapping, error) {
+	var out []replicate.GroupMapping
+	for i, g := range gms {
+		k := fmt.Sprintf("map_server.group_mappings[%d]", i)
+		p, err := parsePrefix(k+".eid", g.EID)
+		if err != nil {
+			return nil, err
+		}
+		m := replicate.GroupMapping{IID: g.IID, GEID: p}
+		for j, s := range g.Groups {
+			var ug replicate.UnderlayGroup
+			src, grp, ssm := strings.Cut(s, ",")
+			if !ssm {
+				grp = src
+			} else if ug.Source, err = netip.ParseAddr(strings.TrimSpace(src)); err != nil {
+				return nil, fmt.Errorf("%s.groups[%d]: source of %q: %v", k, j, s, err)
+			}
+			if ug.Group, err = netip.ParseAddr(strings.TrimSpace(grp)); err != nil {
+				return nil, fmt.Errorf("%s.groups[%d]: %q: %v (want \"G\" or \"S,G\")", k, j, s, err)
+			}
+			m.Groups = append(m.Groups, ug)
+		}
+		for j, s := range g.Unicast {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s.unicast[%d]: %q: %v", k, j, s, err)
+			}
+			m.Unicast = append(m.Unicast, a)
+		}
+		if _, err := m.Record(1, 1, 100); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // convert turns the file's shape into a router.Config.
 func (fc *fileConfig) convert() (router.Config, options, error) {
 	var c router.Config
@@ -555,6 +604,9 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 	}
 	c.ITR.ProbeMisses, c.ITR.MaxTries = fc.ITR.ProbeMisses, fc.ITR.MaxTries
 	if c.MapServer.RegistrationTimeout, err = parseDuration("map_server.registration_timeout", fc.MapServer.RegistrationTimeout); err != nil {
+		return c, o, err
+	}
+	if c.MapServer.GroupMappings, err = parseGroupMappings(fc.MapServer.GroupMappings); err != nil {
 		return c, o, err
 	}
 	if c.MapResolver.NegativeTTL, err = parseDuration("map_resolver.negative_ttl", fc.MapResolver.NegativeTTL); err != nil {

@@ -65,6 +65,11 @@ sites:
 		{"bad side", "roles: [itr]\nrlocs: [192.0.2.1]\nmap_resolvers: [192.0.2.9]\ninterfaces: [{name: a, side: inside}, {name: b, side: core}]\n", "interfaces[0].side"},
 		{"bad rloc", "roles: [petr]\nrlocs: [192.0.2.300]\n", "rlocs[0]"},
 		{"bad log level", base + "log: {level: loud}\n", "log.level"},
+		{"group mapping ok", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1.1, \"192.0.2.1,232.9.9.9\"], unicast: [192.0.2.7]}]}\n", ""},
+		{"group mapping bad group", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1]}]}\n", "map_server.group_mappings[0].groups[0]"},
+		{"group mapping unicast G-RLOC", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [10.1.1.1]}]}\n", "map_server.group_mappings[0]"},
+		{"group mapping unicast range", base + "map_server: {group_mappings: [{iid: 9, eid: 10.0.0.0/8, groups: [239.1.1.1]}]}\n", "map_server.group_mappings[0]"},
+		{"group mapping empty", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16}]}\n", "map_server.group_mappings[0]"},
 	}
 	dir := t.TempDir()
 	for _, tc := range cases {

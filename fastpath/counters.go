@@ -77,6 +77,7 @@ const (
 	DropTXFull                           // transmit ring full
 	DropNoPort                           // next hop leaves through an interface the worker does not own
 	DropFragment                         // outer fragment not reassembled: duplicate, overlap, oversize, timeout, no slot (see ExtraReasm*)
+	DropNoReceivers                      // decapsulated multicast for a group without receivers in the site (Config.LocalGroups)
 	NumDropReasons                       // number of drop reasons
 )
 
@@ -103,6 +104,7 @@ var dropNames = [NumDropReasons]string{
 	DropTXFull:         "tx-full",
 	DropNoPort:         "no-port",
 	DropFragment:       "fragment",
+	DropNoReceivers:    "no-receivers",
 }
 
 // String returns the reason's label value ("no-route", "bad-ihl", ...).

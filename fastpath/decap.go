@@ -160,6 +160,10 @@ func (w *Worker) deliver(f *ring.Frame, site int) {
 		w.drop(f, DropTTLExpired)
 		return
 	}
+	if lg := w.cfg.LocalGroups; lg != nil && pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
+		w.drop(f, DropNoReceivers)
+		return
+	}
 	adj, st := w.nh.Resolve(pk.dst)
 	if st == AdjNoRoute {
 		w.drop(f, DropNoRoute)

@@ -178,3 +178,53 @@ func TestDecapUnderlayGroup(t *testing.T) {
 		t.Errorf("decap %d, want 3", c.Get(CounterDecap))
 	}
 }
+
+// TestDecapLocalGroups: with Config.LocalGroups, decapsulated multicast
+// reaches the site only for (S,G)/(*,G) with receivers there; other groups
+// (a many:1 underlay group carries them too) are dropped as
+// DropNoReceivers, unicast is untouched, and a new set takes effect at once.
+func TestDecapLocalGroups(t *testing.T) {
+	lg := &LocalGroups{}
+	r := newRig(t, func(c *Config) { c.LocalGroups = lg })
+	r.nh.Store(testNextHops(NHRoute{Prefix: netip.MustParsePrefix("232.0.0.0/8"), IfIndex: 10}))
+	star, ssm := netip.MustParseAddr("232.1.1.1"), netip.MustParseAddr("232.5.5.5")
+	lg.Set([]LocalGroup{{IID: iidSite, Group: star}, {IID: iidSite, Source: remote4, Group: ssm}})
+	send := func(src, dst netip.Addr) bool {
+		t.Helper()
+		in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: 50, payload: 40})
+		c := r.counters()
+		before := c.Dropped(DropNoReceivers)
+		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: gRLOC, ttl: 60, iid: iidSite, inner: in}))
+		if c = r.counters(); c.Dropped(DropNoReceivers) > before {
+			return false
+		}
+		if b := one(t, r.site); !bytes.Equal(b[14:], in) {
+			t.Errorf("%s->%s: delivered inner packet differs", src, dst)
+		}
+		return true
+	}
+	other := netip.MustParseAddr("10.2.0.8")
+	for _, tc := range []struct {
+		src, dst netip.Addr
+		want     bool
+	}{
+		{remote4, star, true}, // (*,G) receivers
+		{other, star, true},   // any source
+		{remote4, ssm, true},  // (S,G) receivers
+		{other, ssm, false},   // not that source
+		{remote4, netip.MustParseAddr("232.2.2.2"), false}, // no receivers
+		{remote4, hostA, true},                             // unicast
+	} {
+		if got := send(tc.src, tc.dst); got != tc.want {
+			t.Errorf("%s->%s delivered %v, want %v", tc.src, tc.dst, got, tc.want)
+		}
+	}
+	lg.Set(nil)
+	if send(remote4, star) {
+		t.Error("delivered after the last receiver left")
+	}
+	if c := r.counters(); c.Dropped(DropNoReceivers) != 3 {
+		got := c.Dropped(DropNoReceivers)
+		t.Errorf("DropNoReceivers = %d, want 3", got)
+	}
+}

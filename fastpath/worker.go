@@ -95,6 +95,10 @@ type Config struct {
 	// instance-ID and encapsulate to the RLOC found (RFC 9300 §6 / §3 "RTR").
 	// Without RTR such packets are dropped as DropWrongIID.
 	RTR bool
+	// LocalGroups, when set, limits the delivery of decapsulated multicast
+	// to the site to the groups that have receivers there (see
+	// LocalGroups); nil delivers every group the site routes.
+	LocalGroups *LocalGroups
 	// FlowSeed perturbs the flow hash (wire.FlowHash), so that an RTR can
 	// split flows independently of the ITR before it.
 	FlowSeed uint32

@@ -45,7 +45,7 @@ var (
 
 const iidSite = 100
 
-func testNextHops() *NextHops {
+func testNextHops(extra ...NHRoute) *NextHops {
 	links := []NHLink{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
@@ -58,6 +58,7 @@ func testNextHops() *NextHops {
 		{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw4, IfIndex: 20},
 		{Prefix: netip.MustParsePrefix("::/0"), Gateway: gw6, IfIndex: 20},
 	}
+	routes = append(routes, extra...)
 	neighs := []NHNeighbour{
 		{Addr: gw4, IfIndex: 20, MAC: macUnderGW, Valid: true},
 		{Addr: gw6, IfIndex: 20, MAC: macUnderGW, Valid: true},

@@ -354,6 +354,11 @@ func (r *Router) mcastRoutes(mux *http.ServeMux) {
 // engine opens the IGMP/MLD listeners itself.
 func (r *Router) mcastOpen(ec *slowpath.Config) error {
 	mc := ec.Multicast
+	if mc != nil && r.localGroups != nil {
+		m := *mc
+		m.ReceiverGroups = r.setLocalGroups
+		ec.Multicast, mc = &m, &m
+	}
 	if mc == nil || mc.Underlay == nil {
 		return nil
 	}
@@ -409,6 +414,16 @@ func (s *steerJoiner) Leave(group, source netip.Addr) error {
 		_ = p.RemoveLocal(group)
 	}
 	return s.j.Leave(group, source)
+}
+
+// setLocalGroups is the engine's MulticastConfig.ReceiverGroups: it
+// publishes the groups with site receivers to the workers.
+func (r *Router) setLocalGroups(gs []slowpath.ReceiverGroup) {
+	lg := make([]fastpath.LocalGroup, len(gs))
+	for i, g := range gs {
+		lg[i] = fastpath.LocalGroup{IID: g.IID, Source: g.Source, Group: g.Group}
+	}
+	r.localGroups.Set(lg)
 }
 
 // receivedOnUnderlayGroup is the workers' fastpath.Config.UnderlayGroup.

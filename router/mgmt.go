@@ -507,6 +507,7 @@ func (r *Router) Stats() Stats {
 			"register-unconfirmed":   es.RegisterUnconfirmed,
 			"forwarded":              es.Forwarded,
 			"proxy-replies":          es.ProxyReplies,
+			"group-name-replies":     es.GroupNameReplies,
 			"negative-replies":       es.NegativeReplies,
 			"resolutions":            es.Resolutions,
 			"resolve-timeouts":       es.ResolveTimeouts,

@@ -66,6 +66,7 @@ type Router struct {
 	releaseDropped atomic.Uint64
 	missesSeen     atomic.Uint64
 	ugEngine       atomic.Pointer[slowpath.Engine] // told of traffic on underlay groups (set once the engine runs)
+	localGroups    *fastpath.LocalGroups           // groups with site receivers, for the workers (nil: deliver all)
 	closers        []func() error                  // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
@@ -249,6 +250,12 @@ func (r *Router) startDataPlane() error {
 			petr6 = a
 		}
 	}
+	if cfg.Multicast.Enabled && cfg.Multicast.Receivers {
+		// Decapsulated multicast goes to the site only for groups with
+		// receivers there (none yet).
+		r.localGroups = new(fastpath.LocalGroups)
+		r.localGroups.Set(nil)
+	}
 	for q := 0; q < queues; q++ {
 		cpu := -1
 		if len(cfg.CPUs) > 0 {
@@ -262,6 +269,7 @@ func (r *Router) startDataPlane() error {
 		if cfg.Multicast.Underlay != nil {
 			wc.UnderlayGroup = r.receivedOnUnderlayGroup
 		}
+		wc.LocalGroups = r.localGroups
 		wk, err := fastpath.NewWorker(wc)
 		if err != nil {
 			return err

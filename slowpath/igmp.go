@@ -252,11 +252,35 @@ func (r *receivers) remove(k rxKey, st *rxState) {
 	}
 }
 
+// ReceiverGroup is an (S,G), or with Source invalid a (*,G), that has
+// receivers on a site interface of instance-ID IID.
+type ReceiverGroup struct {
+	IID    uint32
+	Source netip.Addr
+	Group  netip.Addr
+}
+
+// publishReceivers tells MulticastConfig.ReceiverGroups the groups with
+// receivers now.
+func (m *mcast) publishReceivers() {
+	if m.cfg.ReceiverGroups == nil {
+		return
+	}
+	gs := make([]ReceiverGroup, 0, len(m.local))
+	for k, l := range m.local {
+		if l.receivers {
+			gs = append(gs, ReceiverGroup{IID: k.iid, Source: k.srcAddr(), Group: k.group.Addr()})
+		}
+	}
+	m.cfg.ReceiverGroups(gs)
+}
+
 // joinLocal starts registering an (S,G) the first receiver joined.
 func (m *mcast) joinLocal(k sgKey) {
 	m.stats.Joins++
 	l := m.localFor(k)
 	l.receivers = true
+	m.publishReceivers()
 	m.e.log.Info("receivers joined", "sg", k.String())
 	if m.cfg.Underlay != nil && !l.ug.Group.IsValid() {
 		m.chooseUnderlay(l)
@@ -272,6 +296,7 @@ func (m *mcast) leaveLocal(k sgKey) {
 		return
 	}
 	l.receivers = false
+	m.publishReceivers()
 	m.e.log.Info("receivers left", "sg", k.String())
 	if !l.rtr {
 		m.drop(l)

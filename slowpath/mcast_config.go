@@ -60,6 +60,11 @@ type MulticastConfig struct {
 	// QueryInterval is the period of general queries sent on the site
 	// interfaces (RFC 3376 §8.2); 0 means 125 s, negative disables them.
 	QueryInterval time.Duration
+	// ReceiverGroups, when set, is told every (S,G)/(*,G) with receivers
+	// on the site interfaces each time that set changes (on the engine's
+	// goroutine; it must not block): the fast path delivers decapsulated
+	// multicast only for those (fastpath.LocalGroups).
+	ReceiverGroups func(groups []ReceiverGroup)
 
 	// Underlay makes the ETR use a multicast-capable underlay
 	// (draft-ietf-lisp-group-mapping); nil registers the ETR's RLOC only.

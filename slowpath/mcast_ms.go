@@ -295,12 +295,7 @@ func (ms *mapServer) mergeSG(ent *sgEntry) {
 			}
 		}
 	}
-	slices.SortFunc(merged, func(a, b wire.RLENode) int {
-		if a.Level != b.Level {
-			return int(a.Level) - int(b.Level)
-		}
-		return a.Address.IP.Compare(b.Address.IP)
-	})
+	sortRLE(merged)
 	if slices.EqualFunc(merged, ent.merged, func(a, b wire.RLENode) bool { return a.Level == b.Level && addrEqual(&a.Address, &b.Address) }) {
 		return
 	}
@@ -309,6 +304,38 @@ func (ms *mapServer) mergeSG(ent *sgEntry) {
 	registrants := len(rtrSet(merged)) > 0 || len(rtrSet(ent.merged)) > 0
 	ent.merged = merged
 	ms.notifyChange(ent, registrants)
+}
+
+// sortRLE orders RLE entries by level, then address.
+func sortRLE(ns []wire.RLENode) {
+	slices.SortFunc(ns, func(a, b wire.RLENode) int {
+		if a.Level != b.Level {
+			return int(a.Level) - int(b.Level)
+		}
+		return a.Address.IP.Compare(b.Address.IP)
+	})
+}
+
+// effectiveRLE is the RLE ITRs subscribed to ent are given: for an (S,G)
+// its own merged RLE joined with the (*,G) one of the same group, since
+// receivers that joined the group for any source want S's traffic too
+// (RFC 8378 §4); for a (*,G) its own.
+func (ms *mapServer) effectiveRLE(ent *sgEntry) []wire.RLENode {
+	if ent.key.star() {
+		return ent.merged
+	}
+	star := ms.sgState().ents[newSGKey(ent.key.iid, netip.Prefix{}, ent.key.group)]
+	if star == nil || len(star.merged) == 0 {
+		return ent.merged
+	}
+	out := slices.Clone(ent.merged)
+	for _, n := range star.merged {
+		if !slices.ContainsFunc(out, func(x wire.RLENode) bool { return x.Address.IP == n.Address.IP }) {
+			out = append(out, n)
+		}
+	}
+	sortRLE(out)
+	return out
 }
 
 // rtrSet lists the entries below the ETR level (the RTRs).
@@ -330,26 +357,43 @@ func (ms *mapServer) notifyChange(ent *sgEntry, registrants bool) {
 	if cfg.Key.Secret == "" {
 		return // no key to sign unsolicited Map-Notifies with
 	}
-	for dst, at := range ent.subs {
-		if e.now.Sub(at) > cfg.SubscribeWindow {
-			delete(ent.subs, dst)
-			continue
+	ms.notifySubscribers(ent)
+	if ent.key.star() {
+		// Every (S,G) of the group answers with the (*,G) entries too.
+		for _, o := range ms.sgState().ents {
+			if o != ent && !o.key.star() && o.key.iid == ent.key.iid && o.key.group == ent.key.group && len(o.subs) > 0 {
+				ms.notifySubscribers(o)
+			}
 		}
-		ms.sendUnsolicited(ent, dst)
 	}
 	if registrants {
 		for _, r := range ent.regs {
 			if _, sub := ent.subs[r.src]; !sub {
-				ms.sendUnsolicited(ent, r.src)
+				ms.sendUnsolicited(ent, r.src, ent.merged)
 			}
 		}
 	}
 }
 
-// sendUnsolicited sends ent's merged mapping to dst in an unsolicited
-// Map-Notify with a fresh nonce, replacing an unacknowledged older one, and
-// retransmits it until the Map-Notify-Ack (RFC 9301 §5.7).
-func (ms *mapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort) {
+// notifySubscribers sends ent's effective RLE to the ITRs subscribed to it
+// within the subscription window, forgetting the others.
+func (ms *mapServer) notifySubscribers(ent *sgEntry) {
+	e := ms.e
+	cfg := e.mcastCfg()
+	rle := ms.effectiveRLE(ent)
+	for dst, at := range ent.subs {
+		if e.now.Sub(at) > cfg.SubscribeWindow {
+			delete(ent.subs, dst)
+			continue
+		}
+		ms.sendUnsolicited(ent, dst, rle)
+	}
+}
+
+// sendUnsolicited sends ent's mapping with the RLE rle to dst in an
+// unsolicited Map-Notify with a fresh nonce, replacing an unacknowledged
+// older one, and retransmits it until the Map-Notify-Ack (RFC 9301 §5.7).
+func (ms *mapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort, rle []wire.RLENode) {
 	e := ms.e
 	cfg := e.mcastCfg()
 	sg := ms.sgState()
@@ -361,7 +405,7 @@ func (ms *mapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort) {
 	n := wire.MapNotify{
 		Nonce:   newNonce(),
 		Auth:    wire.NewAuth(k.KeyID, k.Alg, false),
-		Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), ent.merged)},
+		Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), rle)},
 	}
 	msg, err := n.AppendSigned(nil, []byte(k.Secret))
 	if err != nil {
@@ -435,20 +479,15 @@ func (ms *mapServer) onNotifyAck(src netip.AddrPort, b []byte) {
 	}
 }
 
-// answerSG answers an (S,G) Map-Request as the Map-Server: a proxy reply
-// with the merged RLE of the (S,G) entry, or of the (*,G) entry, or a
-// record with no locators (action drop) when nobody registered; the
-// requester (its ITR-RLOC and port) is subscribed to changes either way
-// (RFC 8378 §5).
+// answerSG answers an (S,G) or (*,G) Map-Request as the Map-Server: a
+// proxy reply for the requested entry with its effective RLE (an (S,G)
+// includes the (*,G) receivers), or a record with no locators when nobody
+// registered; the requester (its ITR-RLOC and port) is subscribed to
+// changes either way (RFC 8378 §5).
 func (ms *mapServer) answerSG(port uint16, src netip.AddrPort, req *wire.MapRequest, k sgKey) {
 	e := ms.e
 	sg := ms.sgState()
 	ent := sg.ents[k]
-	if ent == nil || len(ent.regs) == 0 {
-		if star := sg.ents[newSGKey(k.iid, netip.Prefix{}, k.group)]; star != nil && len(star.regs) > 0 {
-			ent = star
-		}
-	}
 	if ent == nil {
 		if ms.allowedFor(k.iid, k.group) == nil {
 			e.negativeReply(port, src, req, k.iid, k.group.Addr())
@@ -461,9 +500,10 @@ func (ms *mapServer) answerSG(port uint16, src netip.AddrPort, req *wire.MapRequ
 	if len(ent.subs) < maxRecentITRs {
 		ent.subs[dst] = e.now
 	}
-	rep := wire.MapReply{Nonce: req.Nonce, Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), ent.merged)}}
+	rle := ms.effectiveRLE(ent)
+	rep := wire.MapReply{Nonce: req.Nonce, Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), rle)}}
 	rep.Records[0].Authoritative = false
-	if len(ent.merged) == 0 {
+	if len(rle) == 0 {
 		rep.Records[0].TTL = 1
 	}
 	b, err := rep.Append(e.wbuf[:0])

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/wire"
 )
 
 // TestReceiverGroupsPublished: the groups with site receivers are handed
@@ -37,4 +39,28 @@ func TestReceiverGroupsPublished(t *testing.T) {
 		defer mu.Unlock()
 		return calls >= 2 && len(last) == 0
 	})
+}
+
+// TestMixedStarAndSourceReceivers: one ETR has (*,G) receivers, another
+// (S,G) receivers; the ITR's (S,G) request gets both, and each leave
+// reaches it in an unsolicited Map-Notify.
+func TestMixedStarAndSourceReceivers(t *testing.T) {
+	r := newRig(t)
+	r.startITR()
+	_, la := r.startETR("192.0.2.61")
+	_, lb := r.startETR("192.0.2.62")
+	g := grpEID.Addr()
+	v2, _ := wire.AppendIGMPv2(nil, g, false)
+	la.ch <- v2
+	lb.inject(t, join(srcEID.Addr().String(), g.String()))
+	waitFor(t, 5*time.Second, "(*,G) and (S,G) registered", func() bool {
+		return len(r.ms.McastRLE(0, netip.Prefix{}, grpEID)) == 1 && len(r.ms.McastRLE(0, srcEID, grpEID)) == 1
+	})
+	r.itr.Miss(MissEvent{Dst: g, Src: srcEID.Addr()})
+	r.waitITR("the ITR replicating to both", addrs("192.0.2.61", "192.0.2.62"))
+	leave, _ := wire.AppendIGMPv2(nil, g, true)
+	la.ch <- leave
+	r.waitITR("the (*,G) receivers gone", addrs("192.0.2.62"))
+	lb.inject(t, block(srcEID.Addr().String(), g.String()))
+	r.waitITR("the (S,G) receivers gone", nil)
 }

@@ -545,6 +545,10 @@ func (m *mcast) onMergedRecord(src netip.AddrPort, r *wire.Record) {
 	}
 	if _, ok := m.itrMaps[k]; ok {
 		m.installITR(k, ttlDuration(r.TTL, receiverDecidesTTL), es)
+	} else if _, star := m.itrMaps[newSGKey(k.iid, netip.Prefix{}, k.group)]; star && !k.star() {
+		// An (S,G) of a (*,G) the ITR uses: the Map-Server tells it
+		// when (S,G) receivers register after the (*,G) answer.
+		m.installITR(k, ttlDuration(r.TTL, receiverDecidesTTL), es)
 	}
 	if l := m.local[k]; l != nil {
 		switch {

@@ -365,6 +365,15 @@ func (ms *mapServer) notifyChange(ent *sgEntry, registrants bool) {
 				ms.notifySubscribers(o)
 			}
 		}
+	} else if star := ms.sgState().ents[newSGKey(ent.key.iid, netip.Prefix{}, ent.key.group)]; star != nil {
+		// ITRs answered for (*,G) learn the (S,G), which now differs.
+		rle := ms.effectiveRLE(ent)
+		for dst, at := range star.subs {
+			if _, sub := ent.subs[dst]; !sub && e.now.Sub(at) <= cfg.SubscribeWindow {
+				ent.subs[dst] = at
+				ms.sendUnsolicited(ent, dst, rle)
+			}
+		}
 	}
 	if registrants {
 		for _, r := range ent.regs {
@@ -479,15 +488,22 @@ func (ms *mapServer) onNotifyAck(src netip.AddrPort, b []byte) {
 	}
 }
 
-// answerSG answers an (S,G) or (*,G) Map-Request as the Map-Server: a
-// proxy reply for the requested entry with its effective RLE (an (S,G)
-// includes the (*,G) receivers), or a record with no locators when nobody
-// registered; the requester (its ITR-RLOC and port) is subscribed to
-// changes either way (RFC 8378 §5).
+// answerSG answers an (S,G) Map-Request as the Map-Server: a proxy reply
+// for the (S,G) entry with its effective RLE (its own receivers and the
+// (*,G) ones) when it has registrations, else for the (*,G) entry, else a
+// record with no locators; the requester (its ITR-RLOC and port) is
+// subscribed to the entry answered (RFC 8378 §5). An ITR answered for
+// (*,G) hears of (S,G) registrations that come later through the (*,G)
+// subscription (notifyChange).
 func (ms *mapServer) answerSG(port uint16, src netip.AddrPort, req *wire.MapRequest, k sgKey) {
 	e := ms.e
 	sg := ms.sgState()
 	ent := sg.ents[k]
+	if ent == nil || len(ent.regs) == 0 {
+		if star := sg.ents[newSGKey(k.iid, netip.Prefix{}, k.group)]; star != nil && len(star.regs) > 0 {
+			ent = star
+		}
+	}
 	if ent == nil {
 		if ms.allowedFor(k.iid, k.group) == nil {
 			e.negativeReply(port, src, req, k.iid, k.group.Addr())

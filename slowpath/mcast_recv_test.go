@@ -64,3 +64,27 @@ func TestMixedStarAndSourceReceivers(t *testing.T) {
 	lb.inject(t, block(srcEID.Addr().String(), g.String()))
 	r.waitITR("the (S,G) receivers gone", nil)
 }
+
+// TestSourceReceiversAfterStarAnswer: the ITR was answered for (*,G); when
+// (S,G) receivers register later, it is told the (S,G) with both sets of
+// receivers and installs it next to the (*,G).
+func TestSourceReceiversAfterStarAnswer(t *testing.T) {
+	r := newRig(t)
+	r.startITR()
+	_, la := r.startETR("192.0.2.63")
+	_, lb := r.startETR("192.0.2.64")
+	g := grpEID.Addr()
+	v2, _ := wire.AppendIGMPv2(nil, g, false)
+	la.ch <- v2
+	waitFor(t, 5*time.Second, "(*,G) registered", func() bool { return len(r.ms.McastRLE(0, netip.Prefix{}, grpEID)) == 1 })
+	r.itr.Miss(MissEvent{Dst: g, Src: srcEID.Addr()})
+	r.waitITR("the ITR using (*,G)", addrs("192.0.2.63"))
+	lb.inject(t, join(srcEID.Addr().String(), g.String()))
+	r.waitITR("the (S,G) installed with both", addrs("192.0.2.63", "192.0.2.64"))
+	r.inst.mu2.Lock()
+	got := r.inst.mc[len(r.inst.mc)-1]
+	r.inst.mu2.Unlock()
+	if got.Source != srcEID || got.Group != grpEID {
+		t.Fatalf("installed (%v, %v), want the (S,G)", got.Source, got.Group)
+	}
+}

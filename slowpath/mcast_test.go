@@ -330,8 +330,7 @@ func TestMembershipTimeout(t *testing.T) {
 }
 
 // TestIGMPv2AndStarG: a v2 report is a (*,G) join; the ITR's (S,G) request
-// is answered for (S,G) with the (*,G) entry's RLE; a v2 leave withdraws it
-// and the ITR is told.
+// is answered from the (*,G) entry; a v2 leave withdraws it.
 func TestIGMPv2AndStarG(t *testing.T) {
 	r := newRig(t)
 	r.startITR()
@@ -344,11 +343,11 @@ func TestIGMPv2AndStarG(t *testing.T) {
 		return slices.Equal(addrsOf(r.ms.McastRLE(0, netip.Prefix{}, star)), addrs("192.0.2.31"))
 	})
 	r.itr.Miss(MissEvent{Dst: g, Src: netip.MustParseAddr("10.9.9.9")})
-	r.waitITR("ITR installed (S,G) with the (*,G) receivers", addrs("192.0.2.31"))
+	r.waitITR("ITR installed (*,G)", addrs("192.0.2.31"))
 	r.inst.mu2.Lock()
 	got := r.inst.mc[len(r.inst.mc)-1]
 	r.inst.mu2.Unlock()
-	if got.Source != netip.MustParsePrefix("10.9.9.9/32") || got.Group != star {
+	if got.Source.Bits() != 0 || got.Group != star {
 		t.Fatalf("installed %v, %v", got.Source, got.Group)
 	}
 	b, _ = wire.AppendIGMPv2(nil, g, true)

@@ -146,7 +146,14 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 
 	// The merged (*,G) RLE: the G-RLOC every ETR hashed to, once, and
 	// xtr2's U-RLOC.
-	n.waitFor(10*time.Second, "xtr2 chose an underlay group", func() bool { return len(n.chosenGRLOCs("xtr2")) > 0 })
+	n.waitFor(10*time.Second, "every ETR chose an underlay group", func() bool {
+		for i := 2; i <= 1+ugReceivers; i++ {
+			if len(n.chosenGRLOCs(fmt.Sprintf("xtr%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	g, err := netip.ParseAddr(n.chosenGRLOCs("xtr2")[0])
 	if err != nil || !ugRange.Contains(g) {
 		t.Fatalf("xtr2 chose %v (%v), not an address in %s", g, err, ugRange)

@@ -3,6 +3,7 @@ package fastpath
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
@@ -126,13 +127,23 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	w.forward(f)
 }
 
-// underlayGroup notes LISP data arriving on underlay group g: the first
-// time (until it accepts), it tells Config.UnderlayGroup.
+// ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup
+// while LISP data keeps arriving on underlay groups: the slow path holds
+// its duplicate suppression for a few of these periods after the last news
+// (slowpath.UnderlayConfig.SuppressHold).
+const ugRenew = int64(time.Second)
+
+// underlayGroup notes LISP data arriving on underlay group g: it tells
+// Config.UnderlayGroup when the worker's clock reached the renewal
+// deadline, then not again for ugRenew; a refusal leaves the deadline so
+// that the next such packet tells again. One compare per packet otherwise.
 func (w *Worker) underlayGroup(g netip.Addr) {
-	if w.ugSeen || w.cfg.UnderlayGroup == nil {
+	if w.now < w.ugNext || w.cfg.UnderlayGroup == nil {
 		return
 	}
-	w.ugSeen = w.cfg.UnderlayGroup(g)
+	if w.cfg.UnderlayGroup(g) {
+		w.ugNext = w.now + ugRenew
+	}
 }
 
 // notLISP drops a core-port packet that is not UDP to port 4341. It counts

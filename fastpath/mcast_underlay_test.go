@@ -170,7 +170,8 @@ func TestDecapUnderlayGroup(t *testing.T) {
 		}
 	}
 	// The first call is refused (the engine not running yet), the second
-	// accepted, the third packet makes none.
+	// accepted, the third packet (within the renewal period, ugRenew)
+	// makes none.
 	if len(calls) != 2 || calls[0] != gRLOC || calls[1] != gRLOC {
 		t.Errorf("UnderlayGroup calls %v, want two for %s", calls, gRLOC)
 	}

@@ -134,12 +134,14 @@ type Config struct {
 	// packets are dropped as DropNoNeighbour. It runs on the worker's
 	// goroutine and must not block.
 	ToKernel func(pkt []byte) bool
-	// UnderlayGroup, when set, is told the first underlay multicast group
+	// UnderlayGroup, when set, is told the underlay multicast group
 	// (G-RLOC) the worker decapsulates LISP data from (e.g.
 	// slowpath.Engine.ReceivedOnUnderlayGroup, which suppresses
-	// duplicates); it returns false when it could not take the news yet
-	// (the worker then tells it again on the next such packet). It runs on
-	// the worker's goroutine and must not block.
+	// duplicates while the news keeps coming): on the first such packet,
+	// then at most once a second while they keep arriving; it returns
+	// false when it could not take the news yet (the worker then tells it
+	// again on the next such packet). It runs on the worker's goroutine
+	// and must not block.
 	UnderlayGroup func(g netip.Addr) bool
 }
 
@@ -230,7 +232,7 @@ type Worker struct {
 	release ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	ugSeen       bool // UnderlayGroup was called
+	ugNext       int64 // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16

@@ -77,6 +77,10 @@ type UnderlayOptions struct {
 	LookupIID uint32
 	// RegisterURLOC also registers the unicast RLOC.
 	RegisterURLOC bool
+	// SuppressHold is how long the U-RLOC leaves (S,G) RLOC-probes
+	// unanswered after G-RLOC traffic last arrived (duplicate suppression;
+	// 0: slowpath.DefaultSuppressHold, 3 s).
+	SuppressHold time.Duration
 	// Interface is the core interface the underlay groups are joined on
 	// ("" takes the first core interface).
 	Interface string
@@ -149,7 +153,8 @@ func (c *Config) mcastConfig() (*slowpath.MulticastConfig, error) {
 		if !o.Receivers {
 			return nil, errors.New("multicast.underlay: only receivers' ETRs use an underlay group")
 		}
-		uc := &slowpath.UnderlayConfig{Range: u.Range, LookupIID: u.LookupIID, RegisterURLOC: u.RegisterURLOC}
+		uc := &slowpath.UnderlayConfig{Range: u.Range, LookupIID: u.LookupIID, RegisterURLOC: u.RegisterURLOC,
+			SuppressHold: u.SuppressHold}
 		switch u.Method {
 		case "hash":
 			uc.Method = slowpath.UnderlayHash

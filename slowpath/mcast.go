@@ -156,8 +156,15 @@ type mcast struct {
 	lookups map[wire.Nonce]*sgLocal
 	// Underlay groups joined, with their users.
 	underlay map[replicate.UnderlayGroup]int
-	// suppress is set while the U-RLOC is not to answer (S,G) probes.
-	suppress atomic.Bool
+	// ugHeard is when the fast path last told that LISP data arrived on
+	// an underlay group, as nanoseconds since ugEpoch (0: never); the
+	// U-RLOC leaves (S,G) probes unanswered while it is within
+	// Underlay.SuppressHold (mcast_underlay.go). Any goroutine.
+	ugHeard atomic.Int64
+	// ugEpoch is ugHeard's origin (a monotonic clock reading).
+	ugEpoch time.Time
+	// suppressing is the suppression state last logged (engine goroutine).
+	suppressing bool
 	// stopProbes makes this router ignore probes (tests: a failed RTR).
 	stopProbes atomic.Bool
 
@@ -210,6 +217,7 @@ func newMcast(e *Engine, c *MulticastConfig) (*mcast, error) {
 		itrMaps:   map[sgKey]*itrSG{},
 		lookups:   map[wire.Nonce]*sgLocal{},
 		underlay:  map[replicate.UnderlayGroup]int{},
+		ugEpoch:   time.Now(),
 	}
 	if e.inst != nil {
 		m.inst, _ = e.inst.(MulticastInstaller)

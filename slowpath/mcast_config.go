@@ -135,6 +135,13 @@ type UnderlayConfig struct {
 	// RegisterURLOC also registers the ETR's unicast RLOC, for ITRs off
 	// the multicast underlay.
 	RegisterURLOC bool
+	// SuppressHold is how long, with RegisterURLOC, the U-RLOC keeps
+	// leaving (S,G) RLOC-probes unanswered after LISP data last arrived on
+	// an underlay group (duplicate suppression); when the G-RLOC traffic
+	// stops for longer, the U-RLOC answers again and ITRs resume unicast
+	// copies. The fast path renews the news about once a second while the
+	// traffic lasts, so it should be well above 1 s; 0 means 3 s.
+	SuppressHold time.Duration
 	// Joiner joins the chosen groups; nil joins nothing (tests, or a
 	// router that joins by other means).
 	Joiner UnderlayJoiner
@@ -181,6 +188,9 @@ func (c *MulticastConfig) validate(top *Config) error {
 		return errors.New("multicast: negative interval or count")
 	}
 	if u := c.Underlay; u != nil {
+		if u.SuppressHold < 0 {
+			return errors.New("multicast.underlay.suppress_hold: negative")
+		}
 		switch u.Method {
 		case UnderlayHash:
 			if err := replicate.CheckRange(u.Range); err != nil {
@@ -262,6 +272,9 @@ func (c MulticastConfig) withDefaults(top *Config) *MulticastConfig {
 		uc := *u
 		if len(uc.MapResolvers) == 0 && top.ITR != nil {
 			uc.MapResolvers = top.ITR.MapResolvers
+		}
+		if uc.SuppressHold == 0 {
+			uc.SuppressHold = DefaultSuppressHold
 		}
 		c.Underlay = &uc
 	}

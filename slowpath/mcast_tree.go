@@ -244,7 +244,8 @@ func (m *mcast) probeParents() {
 
 // onRequest handles Map-Requests that are multicast business: RLOC-probes
 // for an (S,G) this router replicates for (answered to the sender, unless
-// probe replies are stopped) and (S,G) probes on a suppressed U-RLOC. It
+// probe replies are stopped) and (S,G) probes on a suppressed U-RLOC
+// (left unanswered while the ETR receives through its G-RLOC). It
 // reports false for the rest.
 func (m *mcast) onRequest(src netip.AddrPort, req *wire.MapRequest) bool {
 	if !req.Probe || len(req.Records) == 0 {
@@ -255,7 +256,7 @@ func (m *mcast) onRequest(src netip.AddrPort, req *wire.MapRequest) bool {
 		return false
 	}
 	e := m.e
-	if m.suppress.Load() {
+	if m.probeSuppressed() {
 		m.stats.ProbesSuppressed++
 		return true
 	}

@@ -122,20 +122,68 @@ func (e *Engine) UnderlayGroupFor(iid uint32, src, group netip.Prefix) netip.Add
 	return g
 }
 
+// DefaultSuppressHold is UnderlayConfig.SuppressHold when unset: three of
+// the fast path's once-a-second renewals, so that one or two late ones do
+// not end suppression while the G-RLOC traffic lasts, and short enough that
+// ITRs resume unicast copies within a few seconds (plus their probe misses)
+// when it stops.
+const DefaultSuppressHold = 3 * time.Second
+
 // ReceivedOnUnderlayGroup tells the ETR that decapsulated multicast traffic
-// arrived with the underlay group g as outer destination. When the ETR
-// registered both a G-RLOC and its U-RLOC, it then stops answering (S,G)
-// RLOC-probes on the U-RLOC, so that ITRs on the multicast underlay stop
-// sending it unicast copies too (duplicate suppression). Safe to call from
-// any goroutine; it does not block.
+// arrived with the underlay group g as outer destination (the fast path
+// tells it about once a second while such traffic lasts). When the ETR
+// registered both a G-RLOC and its U-RLOC, it then leaves (S,G)
+// RLOC-probes on the U-RLOC unanswered for UnderlayConfig.SuppressHold, so
+// that ITRs on the multicast underlay stop sending it unicast copies too
+// (duplicate suppression); without news for that long it answers them
+// again. Safe to call from any goroutine; it does not block or allocate.
 func (e *Engine) ReceivedOnUnderlayGroup(g netip.Addr) {
 	m := e.mc
 	if m == nil || m.cfg.Underlay == nil || !m.cfg.Underlay.RegisterURLOC || !g.IsMulticast() {
 		return
 	}
-	m.suppress.Store(true)
+	m.heardUnderlay(time.Since(m.ugEpoch))
+}
+
+// heardUnderlay records G-RLOC traffic at at (time since ugEpoch).
+func (m *mcast) heardUnderlay(at time.Duration) {
+	m.ugHeard.Store(int64(max(at, 1))) // 0 is "never"
+}
+
+// suppressedAt reports whether the U-RLOC leaves (S,G) probes unanswered
+// at now (time since ugEpoch): G-RLOC traffic was heard within
+// SuppressHold. A report newer than now (stored by another goroutine after
+// now was read) counts as fresh.
+func (m *mcast) suppressedAt(now time.Duration) bool {
+	u := m.cfg.Underlay
+	if u == nil || !u.RegisterURLOC {
+		return false
+	}
+	h := m.ugHeard.Load()
+	return h != 0 && now-time.Duration(h) <= u.SuppressHold
+}
+
+// probeSuppressed is suppressedAt for the engine's clock; it runs on the
+// engine goroutine (for each (S,G) probe) and logs when suppression starts
+// and when it ends.
+func (m *mcast) probeSuppressed() bool {
+	on := m.suppressedAt(m.e.now.Sub(m.ugEpoch))
+	if on != m.suppressing {
+		m.suppressing = on
+		if on {
+			m.e.log.Info("receiving through the underlay group: leaving (S,G) probes on the U-RLOC unanswered",
+				"rloc", m.cfg.RLOC, "hold", m.cfg.Underlay.SuppressHold)
+		} else {
+			m.e.log.Info("no underlay group traffic within the hold: answering (S,G) probes on the U-RLOC again",
+				"rloc", m.cfg.RLOC, "hold", m.cfg.Underlay.SuppressHold)
+		}
+	}
+	return on
 }
 
 // ProbeSuppressed reports whether the U-RLOC currently leaves (S,G)
-// RLOC-probes unanswered.
-func (e *Engine) ProbeSuppressed() bool { return e.mc != nil && e.mc.suppress.Load() }
+// RLOC-probes unanswered: the ETR registered its U-RLOC with a G-RLOC and
+// heard of G-RLOC traffic within UnderlayConfig.SuppressHold.
+func (e *Engine) ProbeSuppressed() bool {
+	return e.mc != nil && e.mc.suppressedAt(time.Since(e.mc.ugEpoch))
+}

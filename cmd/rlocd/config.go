@@ -186,6 +186,7 @@ type fileMulticast struct {
 		Range         string `mapstructure:"range"`
 		LookupIID     uint32 `mapstructure:"lookup_iid"`
 		RegisterURLOC bool   `mapstructure:"register_urloc"`
+		SuppressHold  string `mapstructure:"suppress_hold"`
 		Interface     string `mapstructure:"interface"`
 	} `mapstructure:"underlay"`
 	Trees []struct {
@@ -687,6 +688,9 @@ func (m *fileMulticast) convert() (router.MulticastOptions, error) {
 	}
 	if u := m.Underlay; u != nil {
 		uo := &router.UnderlayOptions{Method: u.Method, LookupIID: u.LookupIID, RegisterURLOC: u.RegisterURLOC, Interface: u.Interface}
+		if uo.SuppressHold, err = parseDuration("multicast.underlay.suppress_hold", u.SuppressHold); err != nil {
+			return o, err
+		}
 		if u.Range != "" {
 			if uo.Range, err = parsePrefix("multicast.underlay.range", u.Range); err != nil {
 				return o, err

@@ -517,6 +517,7 @@ func (r *Router) Stats() Stats {
 			"rloc-up":                es.RLOCUp,
 			"misses-dropped":         es.MissesDropped,
 			"short":                  es.Short,
+			"oversize":               es.Oversize,
 			"smrs-sent":              es.SMRsSent,
 			"smr-invoked":            es.SMRInvoked,
 		}

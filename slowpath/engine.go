@@ -96,6 +96,8 @@ type Engine struct {
 	closeOnce   sync.Once
 	final       Stats
 	missDropped atomic.Uint64
+	// oversizeLogged rate-limits the oversize-datagram warning.
+	oversizeLogged time.Time
 
 	// Owned by the engine goroutine.
 	now    time.Time
@@ -424,7 +426,17 @@ func (e *Engine) handleBatch(b *rxBatch) {
 		}
 		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if m.N == 0 || m.Flags&unix.MSG_TRUNC != 0 {
+		if m.Flags&unix.MSG_TRUNC != 0 {
+			e.stats.Short++
+			e.stats.Oversize++
+			if e.now.Sub(e.oversizeLogged) >= time.Second {
+				e.oversizeLogged = e.now
+				e.log.Warn("control message larger than the receive buffer dropped (an RLE of more than about 900 entries?)",
+					"src", src, "limit_bytes", bufLen, "dropped_total", e.stats.Oversize)
+			}
+			continue
+		}
+		if m.N == 0 {
 			e.stats.Short++
 			continue
 		}

@@ -1,8 +1,11 @@
 package slowpath
 
 import (
+	"bytes"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,4 +90,54 @@ func TestSourceReceiversAfterStarAnswer(t *testing.T) {
 	if got.Source != srcEID || got.Group != grpEID {
 		t.Fatalf("installed (%v, %v), want the (S,G)", got.Source, got.Group)
 	}
+}
+
+// TestThousandsOfRLEEntriesRefused: a registration with an RLE of 3000
+// entries (a 30 KB datagram, beyond the 9216-byte receive buffer) is
+// dropped with a log line naming the cause and counted as Oversize;
+// nothing is merged and the Map-Server keeps serving.
+func TestThousandsOfRLEEntriesRefused(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	ms := newEngine(t, Config{
+		MapServer: &MapServerConfig{Sites: []SiteConfig{mcSite()}},
+		Multicast: &MulticastConfig{Key: mcKey},
+		Logger:    slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)),
+	}, nil)
+	var nodes []wire.RLENode
+	for i := range 3000 {
+		nodes = append(nodes, wire.RLENode{Level: 128, Address: wire.IPAddress(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}))})
+	}
+	reg := wire.MapRegister{Merge: true, Nonce: newNonce(), Auth: wire.NewAuth(testKey.KeyID, testKey.Alg, false),
+		Records: []wire.Record{sgRecord(newSGKey(0, srcEID, grpEID), 3, nodes)}}
+	b, err := reg.AppendSigned(nil, []byte(testKey.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) <= 9216 {
+		t.Fatalf("the registration is only %d bytes", len(b))
+	}
+	conn := listenUDP(t)
+	if _, err := conn.WriteToUDPAddrPort(b, ms.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the oversize datagram counted", func() bool { return ms.Stats().Oversize == 1 })
+	mu.Lock()
+	logged := strings.Contains(logs.String(), "larger than the receive buffer")
+	mu.Unlock()
+	if !logged {
+		t.Errorf("no log line for the oversize registration: %s", logs.String())
+	}
+	if got := ms.McastRLE(0, srcEID, grpEID); len(got) != 0 {
+		t.Fatalf("merged %d entries of an oversize registration", len(got))
+	}
+	// Still serving: a registration that fits is merged.
+	small := reg
+	small.Nonce = newNonce()
+	small.Records = []wire.Record{sgRecord(newSGKey(0, srcEID, grpEID), 3, nodes[:2])}
+	if b, err = small.AppendSigned(nil, []byte(testKey.Secret)); err != nil {
+		t.Fatal(err)
+	}
+	conn.WriteToUDPAddrPort(b, ms.Addr())
+	waitFor(t, 3*time.Second, "a normal registration merged", func() bool { return len(ms.McastRLE(0, srcEID, grpEID)) == 2 })
 }

@@ -97,6 +97,10 @@ type Stats struct {
 	// Short counts empty datagrams and datagrams truncated by the receive
 	// buffer.
 	Short uint64
+	// Oversize counts the datagrams larger than the receive buffer (9216
+	// bytes; e.g. a registration whose RLE has more than about 900
+	// entries), which are dropped; they are part of Short too.
+	Oversize uint64
 	// RateTableFull counts packets from sources that did not fit the rate
 	// limit table and shared its overflow bucket.
 	RateTableFull uint64

@@ -15,7 +15,7 @@ func TestUnderlaySuppressHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := strings.Replace(string(b), "  # underlay: {method: hash, range: 239.255.0.0/16, register_urloc: true}",
+	base := strings.Replace(string(b), "  # underlay: {method: hash, range: 239.255.0.0/16, register_urloc: true, suppress_hold: 3s}",
 		"  underlay: {method: hash, range: 239.255.0.0/16, register_urloc: true, suppress_hold: HOLD}", 1)
 	if !strings.Contains(base, "HOLD") {
 		t.Fatal("configs/xtr-mcast.yaml no longer has the commented underlay line")

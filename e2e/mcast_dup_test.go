@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -62,26 +61,6 @@ func (n *network) logCount(node, s string) int {
 	return strings.Count(string(b), s)
 }
 
-// sendSeq sends sequence numbers [from, to) of phase ph at rate packets
-// per second (bounded in count and so in time).
-func (s *mcSender) sendSeq(ph uint32, from, to, rate int) error {
-	var b [64]byte
-	start := time.Now()
-	for i := from; i < to; i++ {
-		binary.BigEndian.PutUint32(b[0:], ph)
-		binary.BigEndian.PutUint32(b[4:], uint32(i))
-		if _, err := s.c.Write(b[:]); err != nil {
-			return fmt.Errorf("packet %d: %w", i, err)
-		}
-		if k := i - from; k%32 == 31 {
-			if d := time.Until(start.Add(time.Duration(k+1) * time.Second / time.Duration(rate))); d > 0 {
-				time.Sleep(d)
-			}
-		}
-	}
-	return nil
-}
-
 // bridgePort is the bridge-side interface of node's port on the lab's
 // bridge segment br: lab.Up names them p<index in the topology's port list>.
 func bridgePort(t *testing.T, br, node string) string {
@@ -134,6 +113,7 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 			for _, x := range []string{"xtr1", "xtr2"} {
 				if n.procs[x] == nil {
 					continue
@@ -244,6 +224,7 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 		t.Errorf("xtr2 logged the end of suppression %d times while receiving through the G-RLOC", k)
 	}
 	if t.Failed() {
+		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		return
 	}
 

@@ -130,8 +130,7 @@ func openMultiSender(t *testing.T, n *network, groups []netip.Addr) *multiSender
 // rate packets per second in all (bounded in count and time).
 func (s *multiSender) send(from, count, rate int) error {
 	var b [64]byte
-	start := time.Now()
-	k := 0
+	pace := newPacer(rate)
 	for i := from; i < from+count; i++ {
 		for ph, g := range s.groups {
 			binary.BigEndian.PutUint32(b[0:], uint32(ph))
@@ -139,12 +138,7 @@ func (s *multiSender) send(from, count, rate int) error {
 			if _, err := s.c.WriteToUDPAddrPort(b[:], netip.AddrPortFrom(g, mcPort)); err != nil {
 				return fmt.Errorf("%s packet %d: %w", g, i, err)
 			}
-			k++
-			if k%32 == 0 {
-				if d := time.Until(start.Add(time.Duration(k) * time.Second / time.Duration(rate))); d > 0 {
-					time.Sleep(d)
-				}
-			}
+			pace.sent()
 		}
 	}
 	return nil
@@ -282,6 +276,7 @@ func TestMulticastGroupLookup(t *testing.T) {
 		}
 	}
 	if t.Failed() {
+		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		for _, x := range []string{"xtr1", "xtr2", "xtr3", "xtr4"} {
 			st := n.stats(x)
 			t.Logf("%s fastpath %v drops %v", x, st.Fastpath, st.Drops)

@@ -220,6 +220,7 @@ func TestMulticastTree(t *testing.T) {
 			}
 		}
 		if t.Failed() {
+			n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 			for _, x := range []string{"xtr1", "rtr1", "rtr2", "xtr2"} {
 				st := n.stats(x)
 				t.Logf("%s fastpath %v drops %v", x, st.Fastpath, st.Drops)
@@ -227,6 +228,7 @@ func TestMulticastTree(t *testing.T) {
 		}
 	})
 	if t.Failed() {
+		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		return
 	}
 
@@ -272,6 +274,7 @@ func TestMulticastTree(t *testing.T) {
 		}
 	})
 	if t.Failed() {
+		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		return
 	}
 

@@ -146,6 +146,7 @@ func TestMulticastUnderlayGroup(t *testing.T) {
 		}
 	}
 	if t.Failed() {
+		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		for _, x := range []string{"xtr1", "xtr2"} {
 			st := n.stats(x)
 			t.Logf("%s fastpath %v drops %v", x, st.Fastpath, st.Drops)

@@ -167,6 +167,8 @@ type Config struct {
 	Roles Roles
 	// Interfaces are the fast path's interfaces.
 	Interfaces []Interface
+	// XDP sizes the AF_XDP sockets of the interfaces.
+	XDP XDPOptions
 	// CPUs are the cores workers are pinned to, worker q on CPUs[q %
 	// len(CPUs)]; empty leaves them unpinned.
 	CPUs []int
@@ -213,6 +215,31 @@ type Config struct {
 	MetricsAddr string
 	// Logger receives the router's logs (nil discards them).
 	Logger *slog.Logger
+}
+
+// XDPOptions sizes the AF_XDP rings and UMEM. The receive ring absorbs the
+// packets that arrive while a worker is not running (descheduled, a
+// hypervisor stealing its core): RingSize packets, e.g. 0.4 s at 5 kpps with
+// the default.
+type XDPOptions struct {
+	// RingSize is the size of each socket's fill, receive, transmit and
+	// completion rings (a power of two, 64..16384; 0 means 2048).
+	RingSize int
+	// Frames is the number of 2 KiB UMEM chunks per interface and queue
+	// (at least RingSize; 0 means 2 × RingSize).
+	Frames int
+}
+
+// sizes returns the ring size and frames with defaults applied.
+func (o XDPOptions) sizes() (ring, frames int) {
+	ring, frames = o.RingSize, o.Frames
+	if ring == 0 {
+		ring = 2048
+	}
+	if frames == 0 {
+		frames = 2 * ring
+	}
+	return ring, frames
 }
 
 // Validate checks cfg and returns the first problem, naming the field by
@@ -294,6 +321,12 @@ func (c *Config) Validate() error {
 		if ifc.MTU < 0 || (ifc.MTU > 0 && ifc.MTU < 576) {
 			return fmt.Errorf("%s.mtu: %d (0 or at least 576)", f, ifc.MTU)
 		}
+	}
+	if r := c.XDP.RingSize; r != 0 && (r < 64 || r > 16384 || r&(r-1) != 0) {
+		return fmt.Errorf("xdp.ring_size: %d (a power of two, 64..16384)", r)
+	}
+	if ring, frames := c.XDP.sizes(); frames < ring || frames > 1<<20 {
+		return fmt.Errorf("xdp.frames: %d (at least the ring size %d, at most 1048576)", frames, ring)
 	}
 	if len(c.Interfaces) > 0 && (!site || !core) {
 		return errors.New("interfaces: need at least one site and one core interface")

@@ -18,6 +18,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
+	"golang.org/x/sys/unix"
 )
 
 // The management API: HTTP+JSON on a Unix socket (Config.MgmtSocket).
@@ -480,6 +481,23 @@ func (r *Router) Stats() Stats {
 				v += w.Extra(e)
 			}
 			s.Fastpath[e.String()] = v
+		}
+		// Frames the kernel could not hand to an AF_XDP socket never reach a
+		// worker: its receive ring was full or its fill ring empty.
+		var xs unix.XDPStatistics
+		for _, p := range r.xsks {
+			if st, err := p.Stats(); err == nil {
+				xs.Rx_dropped += st.Rx_dropped
+				xs.Rx_ring_full += st.Rx_ring_full
+				xs.Rx_fill_ring_empty_descs += st.Rx_fill_ring_empty_descs
+				xs.Rx_invalid_descs += st.Rx_invalid_descs
+			}
+		}
+		for k, v := range map[string]uint64{"xsk-rx-dropped": xs.Rx_dropped, "xsk-rx-ring-full": xs.Rx_ring_full,
+			"xsk-fill-ring-empty": xs.Rx_fill_ring_empty_descs, "xsk-rx-invalid": xs.Rx_invalid_descs} {
+			if v > 0 {
+				s.Drops[k] = v
+			}
 		}
 		s.Fastpath["release-queue-full"] = r.releaseDropped.Load()
 		s.Fastpath["misses-to-slowpath"] = r.missesSeen.Load()

@@ -45,6 +45,7 @@ type Router struct {
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
 	groups  []*xsk.Group
+	xsks    []*xsk.Port // every AF_XDP socket, for the kernel's drop counters
 	workers []*fastpath.Worker
 	engine  *slowpath.Engine
 	events  *hub
@@ -192,7 +193,9 @@ func (r *Router) startDataPlane() error {
 	// copying it (ring/xsk TestSharedUMEMForward).
 	groups := make([]*xsk.Group, queues)
 	for q := range groups {
-		g, err := xsk.NewGroup(xsk.Options{NumFrames: 2048 * len(cfg.Interfaces)})
+		rs, frames := cfg.XDP.sizes()
+		g, err := xsk.NewGroup(xsk.Options{NumFrames: frames * len(cfg.Interfaces),
+			FillRingSize: rs, RxRingSize: rs, TxRingSize: rs, CompletionRingSize: rs})
 		if err != nil {
 			return fmt.Errorf("interfaces: queue %d: %w", q, err)
 		}
@@ -236,6 +239,7 @@ func (r *Router) startDataPlane() error {
 			if err := prog.Register(q, p.FD()); err != nil {
 				return fmt.Errorf("%s.queues: %w", f, err)
 			}
+			r.xsks = append(r.xsks, p)
 			ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 				Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
 		}
@@ -493,6 +497,8 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("roles: changing roles needs a restart")
 	case !slices.Equal(a.Interfaces, b.Interfaces):
 		return errors.New("interfaces: changing interfaces needs a restart")
+	case a.XDP != b.XDP:
+		return errors.New("xdp: changing ring sizes needs a restart")
 	case !slices.Equal(a.RLOCs, b.RLOCs):
 		return errors.New("rlocs: changing RLOCs needs a restart")
 	case !slices.Equal(a.MapResolvers, b.MapResolvers):

@@ -38,6 +38,7 @@ type fileConfig struct {
 	ETR          fileETR         `mapstructure:"etr"`
 	ITR          fileITR         `mapstructure:"itr"`
 	MapServer    fileMapServer   `mapstructure:"map_server"`
+	XDP          fileXDP         `mapstructure:"xdp"`
 	MapResolver  fileMapResolver `mapstructure:"map_resolver"`
 	Hold         fileHold        `mapstructure:"hold"`
 	Multicast    fileMulticast   `mapstructure:"multicast"`
@@ -66,6 +67,11 @@ type fileInterface struct {
 	XDPMode string `mapstructure:"xdp_mode"`
 	MTU     int    `mapstructure:"mtu"`
 	Glean   bool   `mapstructure:"glean"`
+}
+
+type fileXDP struct {
+	RingSize int `mapstructure:"ring_size"`
+	Frames   int `mapstructure:"frames"`
 }
 
 type fileControl struct {
@@ -435,6 +441,7 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 	var o options
 	c.Name, c.Nonce, c.MgmtSocket, c.MetricsAddr = fc.Name, fc.Nonce, fc.Mgmt.Socket, fc.Metrics.Listen
 	c.Cache, c.CPUs = router.CacheOptions{MaxEntries: fc.Cache.MaxEntries, MaxNegative: fc.Cache.MaxNegative}, fc.CPUs
+	c.XDP = router.XDPOptions{RingSize: fc.XDP.RingSize, Frames: fc.XDP.Frames}
 	switch strings.ToLower(fc.Log.Level) {
 	case "", "info":
 		o.logLevel = slog.LevelInfo

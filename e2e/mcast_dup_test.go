@@ -199,24 +199,7 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 	// Phase 1: the sequenced stream, one copy per packet (to the group),
 	// every receiver exactly once; xtr2's suppression stays on throughout
 	// (the G-RLOC traffic renews it).
-	before := n.stats("xtr1")
-	if err := src.sendSeq(1, 0, ugStream, ugRate); err != nil {
-		t.Fatal(err)
-	}
-	quiet(rs, 1, 5*time.Second)
-	after := n.stats("xtr1")
-	copies := after.Fastpath["replicate"] - before.Fastpath["replicate"]
-	t.Logf("phase 1: xtr1 made %d copies for %d packets", copies, ugStream)
-	if copies != ugStream {
-		t.Errorf("phase 1: xtr1 made %d copies for %d packets, want exactly one per packet (to the G-RLOC)", copies, ugStream)
-	}
-	for _, r := range rs {
-		once, missing, dups := r.tally(1, 0, ugStream)
-		t.Logf("phase 1: %s: %d once, %d missing, %d duplicated", r.name, once, missing, dups)
-		if once != ugStream {
-			t.Errorf("phase 1: %s: %d of %d packets exactly once (%d missing, %d duplicated)", r.name, once, ugStream, missing, dups)
-		}
-	}
+	n.streamExactlyOnce(t, "phase 1 (one copy, to the G-RLOC)", src, rs, 1, ugStream, ugRate, 1)
 	if k := n.logCount("xtr2", mdLogSuppressOn); k != 1 {
 		t.Errorf("xtr2 logged the start of suppression %d times, want once", k)
 	}
@@ -287,22 +270,5 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 	// Phase 3: a sequenced stream with xtr2 on unicast: two copies per
 	// packet at xtr1 (the group, xtr2's U-RLOC), every receiver exactly
 	// once.
-	before = n.stats("xtr1")
-	if err := src.sendSeq(3, 0, ugStream, ugRate); err != nil {
-		t.Fatal(err)
-	}
-	quiet(rs, 3, 5*time.Second)
-	after = n.stats("xtr1")
-	copies = after.Fastpath["replicate"] - before.Fastpath["replicate"]
-	t.Logf("phase 3: xtr1 made %d copies for %d packets", copies, ugStream)
-	if copies != 2*ugStream {
-		t.Errorf("phase 3: xtr1 made %d copies for %d packets, want two per packet (G-RLOC and xtr2's U-RLOC)", copies, ugStream)
-	}
-	for _, r := range rs {
-		once, missing, dups := r.tally(3, 0, ugStream)
-		t.Logf("phase 3: %s: %d once, %d missing, %d duplicated", r.name, once, missing, dups)
-		if once != ugStream {
-			t.Errorf("phase 3: %s: %d of %d packets exactly once (%d missing, %d duplicated)", r.name, once, ugStream, missing, dups)
-		}
-	}
+	n.streamExactlyOnce(t, "phase 3 (two copies: the G-RLOC and xtr2's U-RLOC)", src, rs, 3, ugStream, ugRate, 2)
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/ipv4"
-
 	"github.com/rloc-router/rloc/replicate"
 )
 
@@ -93,37 +91,7 @@ type multiSender struct {
 
 func openMultiSender(t *testing.T, n *network, groups []netip.Addr) *multiSender {
 	t.Helper()
-	s := &multiSender{groups: groups}
-	if err := n.lab.Node("hs").SetTxChecksum("eth0", false); err != nil {
-		t.Fatal(err)
-	}
-	err := n.lab.Node("hs").Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: mcSource.AsSlice()})
-		if err != nil {
-			return err
-		}
-		p := ipv4.NewPacketConn(c)
-		if err := p.SetMulticastTTL(16); err != nil {
-			c.Close()
-			return err
-		}
-		if err := p.SetMulticastInterface(ifi); err != nil {
-			c.Close()
-			return err
-		}
-		_ = c.SetWriteBuffer(4 << 20)
-		s.c = c
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("source socket: %v", err)
-	}
-	t.Cleanup(func() { s.c.Close() })
-	return s
+	return &multiSender{c: sourceConn(t, n, netip.Addr{}), groups: groups}
 }
 
 // send sends sequence numbers [from, from+count) to every group in turn,

@@ -197,37 +197,51 @@ type mcSender struct{ c *net.UDPConn }
 
 func openSender(t *testing.T, n *network) *mcSender {
 	t.Helper()
-	s := &mcSender{}
+	return &mcSender{c: sourceConn(t, n, mcGroup)}
+}
+
+// sourceConn opens the source host's UDP socket for multicast (TTL 16, out
+// of eth0): connected to group g when it is valid, unconnected otherwise.
+// It is closed at the end of the test.
+func sourceConn(t *testing.T, n *network, g netip.Addr) *net.UDPConn {
+	t.Helper()
 	// The source's UDP checksums must be complete when they reach the
 	// ITR's AF_XDP socket, as on a real wire (netns.SetTxChecksum).
 	if err := n.lab.Node("hs").SetTxChecksum("eth0", false); err != nil {
 		t.Fatal(err)
 	}
+	var c *net.UDPConn
 	err := n.lab.Node("hs").Do(func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
 		}
-		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: mcSource.AsSlice()}, &net.UDPAddr{IP: mcGroup.AsSlice(), Port: mcPort})
+		local := &net.UDPAddr{IP: mcSource.AsSlice()}
+		if g.IsValid() {
+			c, err = net.DialUDP("udp4", local, &net.UDPAddr{IP: g.AsSlice(), Port: mcPort})
+		} else {
+			c, err = net.ListenUDP("udp4", local)
+		}
 		if err != nil {
 			return err
 		}
 		mp := ipv4.NewPacketConn(c)
 		if err := mp.SetMulticastTTL(16); err != nil {
+			c.Close()
 			return err
 		}
 		if err := mp.SetMulticastInterface(ifi); err != nil {
+			c.Close()
 			return err
 		}
 		_ = c.SetWriteBuffer(4 << 20)
-		s.c = c
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("source socket: %v", err)
 	}
-	t.Cleanup(func() { s.c.Close() })
-	return s
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // send sends sequence numbers [0, count) of phase ph at rate packets per
@@ -430,4 +444,30 @@ func TestMulticastHeadEnd(t *testing.T) {
 			}
 		}
 	})
+}
+
+// streamExactlyOnce sends sequence numbers [0, count) of phase ph at rate,
+// waits until the receivers are quiet, and checks that the ITR xtr1 made
+// copies copies per packet and that every receiver got every packet
+// exactly once. what prefixes the log lines and errors.
+func (n *network) streamExactlyOnce(t *testing.T, what string, src *mcSender, rs []*mcReceiver, ph uint32, count, rate, copies int) {
+	t.Helper()
+	before := n.stats("xtr1")
+	if err := src.sendSeq(ph, 0, count, rate); err != nil {
+		t.Fatal(err)
+	}
+	quiet(rs, int(ph), 5*time.Second)
+	after := n.stats("xtr1")
+	made := after.Fastpath["replicate"] - before.Fastpath["replicate"]
+	t.Logf("%s: xtr1 made %d copies for %d packets", what, made, count)
+	if made != uint64(copies*count) {
+		t.Errorf("%s: xtr1 made %d copies for %d packets, want exactly %d per packet", what, made, count, copies)
+	}
+	for _, r := range rs {
+		once, missing, dups := r.tally(int(ph), 0, count)
+		t.Logf("%s: %s: %d once, %d missing, %d duplicated", what, r.name, once, missing, dups)
+		if once != count {
+			t.Errorf("%s: %s: %d of %d packets exactly once (%d missing, %d duplicated)", what, r.name, once, count, missing, dups)
+		}
+	}
 }

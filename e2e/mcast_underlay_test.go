@@ -127,24 +127,7 @@ func TestMulticastUnderlayGroup(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	before := n.stats("xtr1")
-	if err := src.send(1, ugStream, ugRate); err != nil {
-		t.Fatal(err)
-	}
-	quiet(rs, 1, 5*time.Second)
-	after := n.stats("xtr1")
-	copies := after.Fastpath["replicate"] - before.Fastpath["replicate"]
-	t.Logf("xtr1 made %d copies for %d packets", copies, ugStream)
-	if copies != ugStream {
-		t.Errorf("xtr1 made %d copies for %d packets, want exactly one per packet (to the G-RLOC)", copies, ugStream)
-	}
-	for _, r := range rs {
-		once, missing, dups := r.tally(1, 0, ugStream)
-		t.Logf("%s: %d once, %d missing, %d duplicated", r.name, once, missing, dups)
-		if once != ugStream {
-			t.Errorf("%s: %d of %d packets exactly once (%d missing, %d duplicated)", r.name, once, ugStream, missing, dups)
-		}
-	}
+	n.streamExactlyOnce(t, "one copy, to the G-RLOC", src, rs, 1, ugStream, ugRate, 1)
 	if t.Failed() {
 		n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")
 		for _, x := range []string{"xtr1", "xtr2"} {

@@ -81,18 +81,7 @@ func (e *Engine) resolveName(port uint16, src netip.AddrPort, req *wire.MapReque
 	if e.mr != nil {
 		ttl = e.mr.cfg.AggregateTTL
 	}
-	rec := wire.Record{TTL: ttlMinutes(ttl), Action: wire.ActionNativelyForward, EID: req.Records[0].EID}
-	b := e.wbuf[:0]
-	b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
-	b = append(b, req.Nonce[:]...)
-	b, err := rec.Append(b)
-	if err != nil {
-		e.stats.Msgs[wire.TypeMapReply].SendErrors++
-		return
-	}
-	e.wbuf = b
-	e.send(e.replyTarget(req.ITRRLOCs, port, src), b, wire.TypeMapReply)
-	e.stats.NegativeReplies++
+	e.sendNegative(port, src, req, &wire.Record{TTL: ttlMinutes(ttl), Action: wire.ActionNativelyForward, EID: req.Records[0].EID})
 }
 
 // knownSets returns the prefix sets that count as EID space known to the
@@ -175,7 +164,11 @@ func (e *Engine) negativeReply(port uint16, src netip.AddrPort, req *wire.MapReq
 			ttl = e.mr.cfg.NegativeTTL
 		}
 	}
-	rec := wire.Record{TTL: ttlMinutes(ttl), MaskLen: uint8(p.Bits()), Action: act, EID: eidAddress(iid, p.Addr())}
+	e.sendNegative(port, src, req, &wire.Record{TTL: ttlMinutes(ttl), MaskLen: uint8(p.Bits()), Action: act, EID: eidAddress(iid, p.Addr())})
+}
+
+// sendNegative answers req with the negative record rec (no locators).
+func (e *Engine) sendNegative(port uint16, src netip.AddrPort, req *wire.MapRequest, rec *wire.Record) {
 	b := e.wbuf[:0]
 	b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
 	b = append(b, req.Nonce[:]...)

@@ -50,13 +50,17 @@ func newMcastNetwork(t *testing.T) *network {
 
 const mcKey = "multicast: {enabled: true, key: {id: 1, secret: mc-domain-key}"
 
-func mcMSYAML() string {
+func mcMSYAML() string { return mcastMSYAML(5) }
+
+// mcastMSYAML is the Map-Server/Map-Resolver of a multicast lab whose xTRs
+// are xtr1..xtrN with EID prefixes 10.i.0.0/24.
+func mcastMSYAML(xtrs int) string {
 	var b strings.Builder
 	// One site holds every xTR's EID prefix and the group range: the
 	// Map-Server authorises an (S,G) registration by its group, and a
 	// group prefix belongs to one site.
 	b.WriteString("name: msmr\nroles: [map-server, map-resolver]\nsites:\n  - {name: mcast, keys: [{id: 1, secret: site-key}], prefixes: [")
-	for i := 1; i <= 5; i++ {
+	for i := 1; i <= xtrs; i++ {
 		fmt.Fprintf(&b, "{eid: 10.%d.0.0/24}, ", i)
 	}
 	b.WriteString("{eid: 232.0.0.0/8, accept_more_specifics: true}]}\n")
@@ -64,7 +68,12 @@ func mcMSYAML() string {
 	return b.String()
 }
 
-func mcXTRYAML(i int) string {
+func mcXTRYAML(i int) string { return mcastXTRYAML(i, "register_interval: 1s") }
+
+// mcastXTRYAML is xTR i of a multicast lab (site 10.i.0.0/24, RLOC
+// 192.0.2.i) learning receivers, with the multicast timers given; the
+// YAML ends with the multicast block's closing "}\n".
+func mcastXTRYAML(i int, timers string) string {
 	return fmt.Sprintf(`name: xtr%d
 roles: [itr, etr]
 rlocs: [192.0.2.%d]
@@ -76,8 +85,8 @@ map_resolvers: [192.0.2.100]
 etr: {register_interval: 1s}
 itr: {retransmit_interval: 200ms}
 hold: {hold_time: 3s}
-%s, receivers: true, fast_leave: true, register_interval: 1s, query_interval: 5s}
-`, i, i, i, i, mcKey)
+%s, receivers: true, fast_leave: true, query_interval: 5s, %s}
+`, i, i, i, i, mcKey, timers)
 }
 
 // mcReceiver is a UDP socket in a receiver host that joined the group;

@@ -41,32 +41,9 @@ func newMcastTreeNetwork(t *testing.T) *network {
 // after 3 misses (about 1 s), children dropped after 3 s without refresh.
 const mtTimers = "register_interval: 1s, probe_interval: 300ms, probe_misses: 3, join_hold: 3s"
 
-func mtMSYAML() string {
-	var b strings.Builder
-	b.WriteString("name: msmr\nroles: [map-server, map-resolver]\nsites:\n  - {name: mcast, keys: [{id: 1, secret: site-key}], prefixes: [")
-	for i := 1; i <= 7; i++ {
-		fmt.Fprintf(&b, "{eid: 10.%d.0.0/24}, ", i)
-	}
-	b.WriteString("{eid: 232.0.0.0/8, accept_more_specifics: true}]}\n")
-	b.WriteString("map_server: {registration_timeout: 5s}\n" + mcKey + "}\n")
-	return b.String()
-}
+func mtMSYAML() string { return mcastMSYAML(7) }
 
-func mtXTRYAML(i int) string {
-	return fmt.Sprintf(`name: xtr%d
-roles: [itr, etr]
-rlocs: [192.0.2.%d]
-interfaces: [{name: site0, side: site}, {name: core0, side: core}]
-database:
-  - {eid: 10.%d.0.0/24, rlocs: [{addr: 192.0.2.%d, priority: 1}]}
-map_servers: [{addr: 192.0.2.100, key: {id: 1, secret: site-key}}]
-map_resolvers: [192.0.2.100]
-etr: {register_interval: 1s}
-itr: {retransmit_interval: 200ms}
-hold: {hold_time: 3s}
-%s, receivers: true, fast_leave: true, query_interval: 5s, %s}
-`, i, i, i, i, mcKey, mtTimers)
-}
+func mtXTRYAML(i int) string { return mcastXTRYAML(i, mtTimers) }
 
 // mtRTRYAML is a level-0 RTR of (*,G).
 func mtRTRYAML(name string) string {

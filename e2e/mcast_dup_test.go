@@ -103,14 +103,7 @@ func TestMulticastUnderlayDuplicates(t *testing.T) {
 	for i := 3; i <= 1+ugReceivers; i++ {
 		n.start(fmt.Sprintf("xtr%d", i), ugETRYAML(i))
 	}
-	var rs []*mcReceiver
-	for i := 2; i <= 1+ugReceivers; i++ {
-		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
-		if err := r.join(); err != nil {
-			t.Fatalf("%s join: %v", r.name, err)
-		}
-		rs = append(rs, r)
-	}
+	rs := joinedReceivers(t, n, 2, 1+ugReceivers)
 	t.Cleanup(func() {
 		if t.Failed() {
 			n.logLinkDrops("hs", "eth0", "xtr1", "site0", "xtr1", "core0")

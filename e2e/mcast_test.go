@@ -131,6 +131,21 @@ func openReceiver(t *testing.T, n *network, host string) *mcReceiver {
 	return r
 }
 
+// joinedReceivers opens the receivers of hosts r<first>..r<last> and joins
+// them to the group.
+func joinedReceivers(t *testing.T, n *network, first, last int) []*mcReceiver {
+	t.Helper()
+	var rs []*mcReceiver
+	for i := first; i <= last; i++ {
+		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
+		if err := r.join(); err != nil {
+			t.Fatalf("%s join: %v", r.name, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
 func (r *mcReceiver) join() error {
 	return r.p.JoinGroup(r.ifi, &net.UDPAddr{IP: mcGroup.AsSlice()})
 }
@@ -313,14 +328,7 @@ func TestMulticastHeadEnd(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		n.start(fmt.Sprintf("xtr%d", i), mcXTRYAML(i))
 	}
-	var rs []*mcReceiver
-	for i := 2; i <= 5; i++ {
-		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
-		if err := r.join(); err != nil {
-			t.Fatalf("%s join: %v", r.name, err)
-		}
-		rs = append(rs, r)
-	}
+	rs := joinedReceivers(t, n, 2, 5)
 	n.waitFor(10*time.Second, "4 ETRs in the merged (*,G) RLE", func() bool { return len(n.mergedRLE("*")) == 4 })
 	src := openSender(t, n)
 

@@ -135,14 +135,9 @@ func TestMulticastTree(t *testing.T) {
 		n.start(fmt.Sprintf("xtr%d", i), mtXTRYAML(i))
 	}
 	rs := map[string]*mcReceiver{}
-	var all []*mcReceiver
-	for i := 2; i <= 7; i++ {
-		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
-		if err := r.join(); err != nil {
-			t.Fatalf("%s join: %v", r.name, err)
-		}
+	all := joinedReceivers(t, n, 2, 7)
+	for _, r := range all {
 		rs[r.name] = r
-		all = append(all, r)
 	}
 	n.waitFor(15*time.Second, "2 RTRs and 6 ETRs in the merged (*,G) RLE", func() bool { return len(n.mergedRLE("*")) == 8 })
 	src := openSender(t, n)

@@ -64,14 +64,7 @@ func TestMulticastUnderlayGroup(t *testing.T) {
 	for i := 2; i <= 1+ugReceivers; i++ {
 		n.start(fmt.Sprintf("xtr%d", i), ugETRYAML(i))
 	}
-	var rs []*mcReceiver
-	for i := 2; i <= 1+ugReceivers; i++ {
-		r := openReceiver(t, n, fmt.Sprintf("r%d", i))
-		if err := r.join(); err != nil {
-			t.Fatalf("%s join: %v", r.name, err)
-		}
-		rs = append(rs, r)
-	}
+	rs := joinedReceivers(t, n, 2, 1+ugReceivers)
 	// Each ETR registers the G-RLOC it chose; the Map-Server merges equal
 	// entries, so one entry in the RLE means one G-RLOC for all.
 	n.waitFor(10*time.Second, "every ETR chose an underlay group", func() bool {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rloc-router/rloc/wire"
 )
 
 // Duplicate suppression (draft-ietf-lisp-group-mapping) is time-based: the
@@ -151,26 +149,7 @@ func TestDuplicateSuppressionEnds(t *testing.T) {
 	l.inject(t, join("10.1.1.1", "232.1.1.1"))
 	r.waitRLE("registered", addrs("192.0.2.63", mustHash(t).String()))
 	conn := listenUDP(t)
-	probe := func() bool {
-		req := wire.MapRequest{Probe: true, Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
-			Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.SGAddress(0, srcEID, grpEID)}}}
-		b, _ := req.Append(nil)
-		if _, err := conn.WriteToUDPAddrPort(b, e.Addr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		buf := make([]byte, 2000)
-		for {
-			n, _, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return false
-			}
-			var rep wire.MapReply
-			if rep.Parse(buf[:n]) == nil && rep.Nonce == req.Nonce && rep.Probe {
-				return true
-			}
-		}
-	}
+	probe := func() bool { return sgProbeAnswered(t, conn, e.Addr()) }
 	if !probe() {
 		t.Fatal("no probe reply before any G-RLOC traffic")
 	}

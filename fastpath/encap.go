@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -268,14 +269,14 @@ func (w *Worker) decapRules(f *ring.Frame, inner []byte) bool {
 // outerHop resolves the underlay next hop of rloc: the egress port slot, the
 // adjacency and its status. It returns slot -1 (having dropped f) when the
 // packet cannot leave.
-func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *Adjacency) (int, AdjStatus) {
+func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *nexthop.Adjacency) (int, nexthop.AdjStatus) {
 	a, st := w.nh.Resolve(rloc)
 	*adj = a
 	switch st {
-	case AdjNoRoute:
+	case nexthop.AdjNoRoute:
 		w.drop(f, DropNoRoute)
 		return -1, st
-	case AdjKernel, AdjIncomplete:
+	case nexthop.AdjKernel, nexthop.AdjIncomplete:
 		return -1, st
 	}
 	out := w.portSlot(a.Port)
@@ -286,7 +287,7 @@ func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *Adjacency) (int, 
 }
 
 // pathMTU is the largest outer IP packet port out may send.
-func (w *Worker) pathMTU(out int, adj *Adjacency) int {
+func (w *Worker) pathMTU(out int, adj *nexthop.Adjacency) int {
 	if out >= 0 {
 		if m := w.ports[out].mtu; m > 0 {
 			return m
@@ -306,9 +307,9 @@ func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	var adj Adjacency
+	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, r.Addr, &adj)
-	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
 	if !w.prepareInner(f) {
@@ -323,7 +324,7 @@ func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
 // innerOff, into Ethernet + template + inner (buildOuter) and sends it.
-func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
+func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int) {
 	if w.buildOuter(f, innerOff, innerLen, tpl) {
 		w.l2out(f, adj, st, out, outerEtherType(tpl))
 	}
@@ -370,15 +371,15 @@ func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) b
 
 // l2out writes the Ethernet header of adj and sends f on port out; for an
 // unresolved next hop it hands the IP packet to the kernel instead.
-func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et uint16) {
+func (w *Worker) l2out(f *ring.Frame, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int, et uint16) {
 	b := f.Bytes()
-	if st != AdjResolved {
+	if st != nexthop.AdjResolved {
 		if w.cfg.ToKernel != nil && w.cfg.ToKernel(b[wire.EthernetLen:]) {
 			w.c.Inc(CounterToKernel)
 			w.free(f)
 			return
 		}
-		if st == AdjKernel {
+		if st == nexthop.AdjKernel {
 			w.drop(f, DropNoPort)
 		} else {
 			w.drop(f, DropNoNeighbour)
@@ -400,9 +401,9 @@ func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et 
 // decremented.
 func (w *Worker) native(f *ring.Frame) {
 	pk := &w.pk
-	var adj Adjacency
+	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, pk.dst, &adj)
-	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
 	if !w.prepareInner(f) {
@@ -429,7 +430,7 @@ func (w *Worker) native(f *ring.Frame) {
 // packet is dropped and, for packets from a site, an ICMP "fragmentation
 // needed" / ICMPv6 "packet too big" with MTU L-H goes back to the source
 // out of the ingress port (rate-limited).
-func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	pk := &w.pk
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.v4 && !wire.IPv4(inner).DontFragment() {
@@ -454,7 +455,7 @@ func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus,
 // per-worker identification buildOuter wrote and their own header
 // checksum. A packet that two fragments cannot carry is dropped as
 // DropMTUExceeded.
-func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	pk := &w.pk
 	hl := len(tpl) - wire.UDPLen - wire.HeaderLen // outer IPv4 header (20)
 	payload := len(tpl) - hl + pk.innerLen        // UDP + LISP + inner
@@ -505,7 +506,7 @@ func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st Adj
 // frame, and encapsulates both to the same RLOC with the same flow hash.
 // Options are copied into both fragments. A packet that two fragments
 // cannot carry is dropped as DropMTUExceeded.
-func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	pk := &w.pk
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	ip := wire.IPv4(inner)

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/router"
@@ -55,9 +57,9 @@ func newNetworkB(t testing.TB) *network { return newLabNetwork(t, "../configs/la
 // shown when the test failed) at the end of the test.
 func newLabNetwork(t testing.TB, file, id string) *network {
 	t.Helper()
-	netns.Require(t)
+	netnstest.Require(t)
 	if _, err := exec.LookPath("go"); err != nil {
-		netns.Unavailable(t, "no go tool to build rlocd: %v", err)
+		testkit.Unavailable(t, "no go tool to build rlocd: %v", err)
 	}
 	topo, err := lab.Load(file)
 	if err != nil {
@@ -70,7 +72,7 @@ func newLabNetwork(t testing.TB, file, id string) *network {
 	n.lab, err = topo.UpWith(ctx, lab.Options{ID: id + netns.Suffix()})
 	if err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
-			netns.Unavailable(t, "namespaces: %v", err)
+			testkit.Unavailable(t, "namespaces: %v", err)
 		}
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/slowpath"
 )
 
@@ -95,7 +95,7 @@ func bridgePort(t *testing.T, br, node string) string {
 func TestMulticastUnderlayDuplicates(t *testing.T) {
 	n := newLabNetwork(t, mdLab, "md")
 	if _, err := exec.LookPath("bridge"); err != nil {
-		netns.Unavailable(t, "no bridge tool (iproute2) to stop multicast flooding to a port: %v", err)
+		testkit.Unavailable(t, "no bridge tool (iproute2) to stop multicast flooding to a port: %v", err)
 	}
 	n.start("msmr", mcMSYAML())
 	n.start("xtr1", mcXTRYAML(1))

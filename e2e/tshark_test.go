@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -11,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rloc-router/rloc/internal/tsharktest"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/tsharktest"
 )
 
 // TestCapture records the whole exchange on the core bridge — the
@@ -205,10 +205,7 @@ func isRLOC(s string) bool {
 // missing fails (CI set) or skips the test for a missing prerequisite.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	testkit.Unavailable(t, format, args...)
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -4,17 +4,16 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/rloc-router/rloc/lab/netns"
 )
 
 // TestAdvertiseAggregates: a PITR's EID aggregates become blackhole routes
 // of protocol RouteProtocol in the kernel's main table, replace a crashed
 // run's leftovers, and are withdrawn again.
 func TestAdvertiseAggregates(t *testing.T) {
-	ns := netns.NewT(t, "rloc-adv")
+	ns := netnstest.New(t, "rloc-adv")
 	prefixes := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("2001:db8:1::/48")}
 	ours := func() map[string]bool {
 		t.Helper()

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -18,15 +20,15 @@ import (
 // 10.50.0.2/24) and s0 (the ETR's site interface, 10.50.0.1/24), with IPv6
 // duplicate address detection off so MLD reports leave at once.
 func hostAndRouter(t *testing.T) (host, router *netns.NS) {
-	host = netns.NewT(t, "mch")
-	router = netns.NewT(t, "mcr")
+	host = netnstest.New(t, "mch")
+	router = netnstest.New(t, "mcr")
 	for _, n := range []*netns.NS{host, router} {
 		if out, err := n.Command("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0").CombinedOutput(); err != nil {
-			netns.Unavailable(t, "sysctl: %v %s", err, out)
+			testkit.Unavailable(t, "sysctl: %v %s", err, out)
 		}
 	}
 	if err := netns.Veth(host, "h0", router, "s0"); err != nil {
-		netns.Unavailable(t, "%v", err)
+		testkit.Unavailable(t, "%v", err)
 	}
 	if err := host.AddAddr("h0", netip.MustParsePrefix("10.50.0.2/24")); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/rloc-router/rloc/internal/tsharktest"
+	"github.com/rloc-router/rloc/internal/testkit/tsharktest"
 )
 
 // Shared test helpers: build frames with gopacket and check what tshark
@@ -71,7 +71,7 @@ func ethFrame(pkt []byte) []byte {
 	return append(f, pkt...)
 }
 
-// The tshark helpers live in internal/tsharktest; these names keep the
+// The tshark helpers live in internal/testkit/tsharktest; these names keep the
 // tests of this package short.
 var (
 	tsharkDecode = tsharktest.Decode

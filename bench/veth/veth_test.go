@@ -17,9 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rloc-router/rloc/fastpath"
-	"github.com/rloc-router/rloc/fastpath/xdptest"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
+	"github.com/rloc-router/rloc/internal/testkit/xdptest"
 	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -77,7 +78,7 @@ const trafgenCfg = `{
 func need(b *testing.B, ok bool, format string, args ...any) {
 	b.Helper()
 	if !ok {
-		netns.Unavailable(b, format, args...)
+		testkit.Unavailable(b, format, args...)
 	}
 }
 
@@ -261,7 +262,7 @@ func report(b *testing.B, name string, r result) {
 // what reaches the sink when the DUT (CPU 1) is plain kernel forwarding, the
 // kernel encapsulating into VXLAN, and rloc as an ITR on AF_XDP.
 func BenchmarkVeth(b *testing.B) {
-	netns.Require(b)
+	netnstest.Require(b)
 	_, err := exec.LookPath("trafgen")
 	need(b, err == nil, "trafgen is not installed (scripts/deps.sh trafgen)")
 	need(b, readStat(b) != nil && len(readStat(b)) >= 2, "needs 2 CPUs")

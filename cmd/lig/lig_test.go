@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -384,7 +384,7 @@ func TestParseHostPort(t *testing.T) {
 // Map-Resolver in msmr: the ITR-RLOC must be xtr1's core address, picked
 // by the kernel's route to the Map-Resolver.
 func TestLookupInLab(t *testing.T) {
-	netns.Require(t)
+	netnstest.Require(t)
 	topo, err := lab.Load("../../configs/lab/demo.yaml")
 	if err != nil {
 		t.Fatal(err)

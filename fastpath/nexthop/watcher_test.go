@@ -12,22 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// needRoot fails under CI and skips otherwise when namespaces can't be made.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI: this test needs root (network namespaces, veth)")
-	}
-	t.Skip("needs root to create network namespaces and veth pairs")
-}
 
 // newNS creates an unnamed network namespace without leaving the calling
 // thread in it.
@@ -43,10 +33,7 @@ func newNS(t *testing.T) netns.NsHandle {
 	ns, err := netns.New()
 	if err != nil {
 		runtime.UnlockOSThread()
-		if os.Getenv("CI") == "" {
-			t.Skipf("cannot create a network namespace: %v", err)
-		}
-		t.Fatalf("create netns: %v", err)
+		testkit.Require(t, "create a network namespace", err)
 	}
 	if err := netns.Set(orig); err != nil {
 		// Leave the thread locked: it dies with the goroutine.
@@ -85,7 +72,7 @@ func resolveIs(tab *Table, dst string, want AdjStatus, mac net.HardwareAddr) fun
 }
 
 func TestWatcherNamespace(t *testing.T) {
-	needRoot(t)
+	netnstest.Require(t)
 	nsA, nsB := newNS(t), newNS(t)
 	hA, err := netlink.NewHandleAt(nsA)
 	if err != nil {

@@ -1,7 +1,10 @@
 // Package netns builds small test topologies from network namespaces and veth
 // pairs: create a named namespace, join two namespaces with a veth pair,
 // address and raise interfaces, run a function inside a namespace, tear down.
-// The end-to-end tests, the benchmarks and `make demo` build on it.
+// The end-to-end tests, the benchmarks and `make demo` build on it; the
+// helpers for tests (namespaces deleted by the test's cleanup, the root
+// check) are in internal/testkit/netnstest, so this package does not link
+// the testing framework into labctl.
 //
 // Every namespace is named (visible to `ip netns exec`), so commands can also
 // run inside it. Names should carry a per-run suffix (Suffix) so parallel test
@@ -19,33 +22,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"testing"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// Unavailable ends a test whose prerequisite (root, namespaces, XDP) is
-// missing: it fails when the CI environment variable is set and skips with
-// the reason otherwise.
-func Unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("prerequisite missing (CI is set, so this fails): %s", msg)
-	}
-	t.Skipf("prerequisite missing: %s", msg)
-}
-
-// Require checks that the test can build namespaces (it runs as root) and
-// calls Unavailable otherwise.
-func Require(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		Unavailable(t, "network namespaces need root (euid %d)", os.Geteuid())
-	}
-}
 
 // Suffix returns a short random hex string (6 characters) to make names
 // unique per run.
@@ -96,23 +77,6 @@ func New(name string) (*NS, error) {
 		return nil, err
 	}
 	return n, nil
-}
-
-// NewT creates a namespace named prefix-Suffix() for a test and deletes it
-// in t.Cleanup; a failure to create it goes to Unavailable.
-func NewT(t testing.TB, prefix string) *NS {
-	t.Helper()
-	Require(t)
-	n, err := New(prefix + "-" + Suffix())
-	if err != nil {
-		Unavailable(t, "%v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("netns teardown: %v", err)
-		}
-	})
-	return n
 }
 
 // locked runs fn on a fresh OS thread that is thrown away afterwards, so a

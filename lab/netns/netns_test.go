@@ -1,17 +1,21 @@
-package netns
+package netns_test
 
 import (
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
+	"github.com/rloc-router/rloc/lab/netns"
 )
 
 func TestVethAcrossNamespaces(t *testing.T) {
-	s := Suffix()
-	a := NewT(t, "nsa")
-	b := NewT(t, "nsb")
-	if err := Veth(a, "va"+s, b, "vb"+s); err != nil {
+	s := netns.Suffix()
+	a := netnstest.New(t, "nsa")
+	b := netnstest.New(t, "nsb")
+	if err := netns.Veth(a, "va"+s, b, "vb"+s); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.AddAddr("va"+s, netip.MustParsePrefix("10.99.0.1/24")); err != nil {
@@ -57,15 +61,15 @@ func TestVethAcrossNamespaces(t *testing.T) {
 }
 
 func TestCloseRemovesNamespace(t *testing.T) {
-	Require(t)
-	n, err := New("nsc-" + Suffix())
+	netnstest.Require(t)
+	n, err := netns.New("nsc-" + netns.Suffix())
 	if err != nil {
-		Unavailable(t, "%v", err)
+		testkit.Unavailable(t, "%v", err)
 	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(n.Name)
+	m, err := netns.New(n.Name)
 	if err != nil {
 		t.Fatalf("name not free after Close: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/asavie/xdp"
 
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/ring"
 )
@@ -18,7 +20,7 @@ import (
 func benchEnv(b *testing.B) (*netns.NS, *netns.NS, string, string, net.HardwareAddr, net.HardwareAddr) {
 	b.Helper()
 	s := netns.Suffix()
-	r, p := netns.NewT(b, "br"), netns.NewT(b, "bp")
+	r, p := netnstest.New(b, "br"), netnstest.New(b, "bp")
 	ri, pi := "br"+s, "bp"+s
 	if err := netns.Veth(r, ri, p, pi); err != nil {
 		b.Fatal(err)
@@ -37,7 +39,7 @@ func openIn(b *testing.B, ns *netns.NS, ifname string, o Options) *Port {
 	b.Cleanup(func() { g.Close() })
 	var port *Port
 	if err := ns.Do(func() (err error) { port, err = g.Open(ifname, 0); return err }); err != nil {
-		netns.Unavailable(b, "AF_XDP socket: %v", err)
+		testkit.Unavailable(b, "AF_XDP socket: %v", err)
 	}
 	return port
 }
@@ -126,10 +128,10 @@ func BenchmarkVethRX(b *testing.B) {
 			r, p, ri, pi, rmac, pmac := benchEnv(b)
 			prog, err := LoadProgram(ProgramConfig{Mode: ModeSite})
 			if err != nil {
-				netns.Unavailable(b, "load: %v", err)
+				testkit.Unavailable(b, "load: %v", err)
 			}
 			if err := r.Do(func() error { return prog.Attach(ri, xm.m) }); err != nil {
-				netns.Unavailable(b, "attach: %v", err)
+				testkit.Unavailable(b, "attach: %v", err)
 			}
 			b.Cleanup(func() { r.Do(prog.Close) })
 			rx := openIn(b, r, ri, Options{})
@@ -210,7 +212,7 @@ func BenchmarkVethTXAsavie(b *testing.B) {
 		xs, err = xdp.NewSocket(ifi.Index, 0, nil)
 		return err
 	}); err != nil {
-		netns.Unavailable(b, "asavie socket: %v", err)
+		testkit.Unavailable(b, "asavie socket: %v", err)
 	}
 	defer xs.Close()
 	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/ring"
 )
@@ -27,7 +29,7 @@ type topo struct {
 func newTopo(t *testing.T, links int) *topo {
 	t.Helper()
 	s := netns.Suffix()
-	tp := &topo{r: netns.NewT(t, "xr"), p: netns.NewT(t, "xp"), links: links}
+	tp := &topo{r: netnstest.New(t, "xr"), p: netnstest.New(t, "xp"), links: links}
 	for i := 0; i < links; i++ {
 		ri, pi := "r"+string(rune('0'+i))+s, "p"+string(rune('0'+i))+s
 		if err := netns.Veth(tp.r, ri, tp.p, pi); err != nil {
@@ -83,7 +85,7 @@ func (tp *topo) steer(t *testing.T, i int, cfg ProgramConfig, xm XDPMode, g *Gro
 	t.Helper()
 	prog, err := LoadProgram(cfg)
 	if err != nil {
-		netns.Unavailable(t, "load XDP program: %v", err)
+		testkit.Unavailable(t, "load XDP program: %v", err)
 	}
 	for _, a := range []string{v4(i, 1), v6(i, 1)} {
 		if err := prog.AddLocal(netip.MustParseAddr(a)); err != nil {
@@ -92,7 +94,7 @@ func (tp *topo) steer(t *testing.T, i int, cfg ProgramConfig, xm XDPMode, g *Gro
 	}
 	if err := tp.r.Do(func() error { return prog.Attach(tp.rif[i], xm) }); err != nil {
 		prog.Close()
-		netns.Unavailable(t, "attach XDP (mode %d) to veth: %v", xm, err)
+		testkit.Unavailable(t, "attach XDP (mode %d) to veth: %v", xm, err)
 	}
 	t.Cleanup(func() {
 		if err := tp.r.Do(prog.Close); err != nil {
@@ -110,7 +112,7 @@ func (tp *topo) steer(t *testing.T, i int, cfg ProgramConfig, xm XDPMode, g *Gro
 		port, err = g.Open(tp.rif[i], 0)
 		return err
 	}); err != nil {
-		netns.Unavailable(t, "AF_XDP socket on veth: %v", err)
+		testkit.Unavailable(t, "AF_XDP socket on veth: %v", err)
 	}
 	if err := prog.Register(0, port.FD()); err != nil {
 		t.Fatal(err)
@@ -448,11 +450,11 @@ func TestCloseDetaches(t *testing.T) {
 	tp := newTopo(t, 1)
 	prog, err := LoadProgram(ProgramConfig{Mode: ModeSite})
 	if err != nil {
-		netns.Unavailable(t, "load XDP program: %v", err)
+		testkit.Unavailable(t, "load XDP program: %v", err)
 	}
 	if err := tp.r.Do(func() error { return prog.Attach(tp.rif[0], XDPDriver) }); err != nil {
 		prog.Close()
-		netns.Unavailable(t, "attach XDP: %v", err)
+		testkit.Unavailable(t, "attach XDP: %v", err)
 	}
 	if ok, _ := xdpAttached(t, tp.r, tp.rif[0]); !ok {
 		t.Fatal("program not attached after Attach")
@@ -477,11 +479,11 @@ func TestStaleProgramReplaced(t *testing.T) {
 			tp := newTopo(t, 1)
 			stale, err := LoadProgram(ProgramConfig{Mode: ModeSite})
 			if err != nil {
-				netns.Unavailable(t, "load XDP program: %v", err)
+				testkit.Unavailable(t, "load XDP program: %v", err)
 			}
 			if err := tp.r.Do(func() error { return stale.Attach(tp.rif[0], tc.stale) }); err != nil {
 				stale.Close()
-				netns.Unavailable(t, "attach XDP: %v", err)
+				testkit.Unavailable(t, "attach XDP: %v", err)
 			}
 			// A crash: the process forgets the program without detaching;
 			// the interface keeps it.

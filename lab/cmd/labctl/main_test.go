@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 )
 
 const topo = `
@@ -20,7 +20,7 @@ links:
 `
 
 func TestUpExecDown(t *testing.T) {
-	netns.Require(t)
+	netnstest.Require(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "t.yaml")
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {

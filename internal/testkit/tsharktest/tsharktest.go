@@ -21,23 +21,19 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/rloc-router/rloc/internal/testkit"
 )
 
 // severityError is the expert-info severity of errors in tshark's JSON
 // output (epan/proto.h PI_ERROR).
 const severityError = 0x00800000
 
-// Require returns tshark's path; without tshark the test fails when the
-// environment variable CI is set and is skipped otherwise.
+// Require returns tshark's path; without tshark the test ends through
+// testkit.Unavailable (fails when CI is set, skips otherwise).
 func Require(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("tshark not found and CI is set: %v (scripts/deps.sh tshark)", err)
-		}
-		t.Skipf("tshark not installed (scripts/deps.sh tshark): %v", err)
-	}
+	testkit.Require(t, "tshark (scripts/deps.sh tshark)", err)
 	return bin
 }
 

@@ -17,8 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
-	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -99,14 +100,14 @@ func unavailableXDP(err error) bool {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	netns.Require(t)
+	netnstest.Require(t)
 	for _, tool := range []string{"tshark"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			netns.Unavailable(t, "%s is not installed (scripts/deps.sh %s)", tool, tool)
+			testkit.Unavailable(t, "%s is not installed (scripts/deps.sh %s)", tool, tool)
 		}
 	}
 	if _, err := lab.CaptureTool(); err != nil {
-		netns.Unavailable(t, "%v", err)
+		testkit.Unavailable(t, "%v", err)
 	}
 	topo, err := lab.Parse([]byte(e2eTopo))
 	if err != nil {
@@ -140,7 +141,7 @@ func startE2E(t *testing.T) *e2e {
 		})
 		if err != nil {
 			if unavailableXDP(err) {
-				netns.Unavailable(t, "AF_XDP on veth: %v", err)
+				testkit.Unavailable(t, "AF_XDP on veth: %v", err)
 			}
 			t.Fatalf("start %s: %v", node, err)
 		}

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -439,14 +441,20 @@ func TestHoldAllocs(t *testing.T) {
 }
 
 // TestHoldConcurrent runs the worker side on one goroutine and the slow path
-// (drain misses, push releases) on another; run with -race.
+// (drain misses, push releases) on another; run with -race. Every 1000
+// rounds the worker waits until the slow path has handled every event queued
+// so far: the first wait (after round 0, release queue empty) guarantees
+// releases however the scheduler runs the two goroutines, the others keep
+// the slow path from starving on a loaded machine.
 func TestHoldConcurrent(t *testing.T) {
 	h, c := newHQ(t, HoldConfig{PerEID: 4, MaxPackets: 64, MissQueueLen: 16, ReleaseQueueLen: 8,
 		RetryInterval: 1, HoldTime: 1 << 40})
 	const rounds = 20000
 	var done atomic.Bool
+	defer done.Store(true) // stops the slow path when the test fails early
 	var wg sync.WaitGroup
 	var slowEvents, slowPushFail int
+	var handled atomic.Uint64 // events the slow path popped and answered
 	wg.Add(1)
 	go func() { // slow path
 		defer wg.Done()
@@ -459,6 +467,7 @@ func TestHoldConcurrent(t *testing.T) {
 			if !h.Releases().Push(Release{IID: ev.IID, Prefix: netip.PrefixFrom(ev.Dst, ev.Dst.BitLen())}) {
 				slowPushFail++
 			}
+			handled.Add(1)
 		}
 		for h.Misses().Pop(&ev) {
 			slowEvents++
@@ -478,6 +487,15 @@ func TestHoldConcurrent(t *testing.T) {
 		for j := range 4 {
 			h.Hold(now, uint32(j%2), netip.AddrFrom4([4]byte{10, 0, byte(j), byte(i % 8)}), srcA, 0, pkt(uint32(i)))
 			offered++
+		}
+		if i%1000 == 0 {
+			want := c.Get(CounterMissEvent)
+			testkit.WaitFor(t, "the slow path to handle the queued miss events", func() error {
+				if got := handled.Load(); got < want {
+					return fmt.Errorf("%d of %d handled", got, want)
+				}
+				return nil
+			})
 		}
 	}
 	done.Store(true)

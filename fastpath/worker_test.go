@@ -3,12 +3,14 @@ package fastpath
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -216,7 +218,18 @@ func TestRunClosedPort(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
-	time.Sleep(10 * time.Millisecond)
+	// Close the port while Run loops: once it received a frame.
+	if !siteT.Inject(make([]byte, 60)) {
+		t.Fatal("Inject")
+	}
+	testkit.WaitFor(t, "the worker to receive a frame", func() error {
+		var c Counters
+		w.Counters().Snapshot(&c)
+		if c.Get(CounterRX) == 0 {
+			return errors.New("rx 0")
+		}
+		return nil
+	})
 	siteW.Close()
 	select {
 	case err := <-done:

@@ -45,29 +45,17 @@ func newNS(t *testing.T) netns.NsHandle {
 	return ns
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
-func resolveIs(tab *Table, dst string, want AdjStatus, mac net.HardwareAddr) func() (bool, string) {
-	return func() (bool, string) {
+func resolveIs(tab *Table, dst string, want AdjStatus, mac net.HardwareAddr) func() error {
+	return func() error {
 		adj, st := tab.Resolve(netip.MustParseAddr(dst))
 		ok := st == want
 		if ok && mac != nil {
 			ok = net.HardwareAddr(adj.DstMAC[:]).String() == mac.String()
 		}
-		return ok, fmt.Sprintf("%s: %v %+v", dst, st, adj)
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("%s: %v %+v", dst, st, adj)
 	}
 }
 
@@ -171,16 +159,16 @@ func TestWatcherNamespace(t *testing.T) {
 
 	// The gateway of an existing route gets resolved (managed neighbour):
 	// the table ends up with the peer's MAC.
-	waitFor(t, "gateway 10.77.0.2 resolved", resolveIs(&tab, "192.0.2.1", AdjResolved, macB))
+	testkit.WaitFor(t, "gateway 10.77.0.2 resolved", resolveIs(&tab, "192.0.2.1", AdjResolved, macB))
 	adj, _ := tab.Resolve(netip.MustParseAddr("192.0.2.1"))
 	if adj.Port != 0 || adj.IfIndex != int32(lA.Attrs().Index) || net.HardwareAddr(adj.SrcMAC[:]).String() != lA.Attrs().HardwareAddr.String() {
 		t.Fatalf("adjacency %+v: wrong port, ifindex or source MAC", adj)
 	}
 	// Connected: the peer itself resolves, an unknown host on the subnet
 	// needs resolution, and an address with no route has none.
-	waitFor(t, "connected peer", resolveIs(&tab, "10.77.0.2", AdjResolved, macB))
-	waitFor(t, "unknown neighbour", resolveIs(&tab, "10.77.0.99", AdjIncomplete, nil))
-	waitFor(t, "no route", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
+	testkit.WaitFor(t, "connected peer", resolveIs(&tab, "10.77.0.2", AdjResolved, macB))
+	testkit.WaitFor(t, "unknown neighbour", resolveIs(&tab, "10.77.0.99", AdjIncomplete, nil))
+	testkit.WaitFor(t, "no route", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
 
 	// A neighbour and a route added later appear.
 	mac50, _ := net.ParseMAC("02:00:00:00:00:50")
@@ -191,26 +179,26 @@ func TestWatcherNamespace(t *testing.T) {
 	if err := hA.RouteAdd(route("198.51.100.0/24", "10.77.0.50")); err != nil {
 		t.Fatalf("route add: %v", err)
 	}
-	waitFor(t, "new route via new neighbour", resolveIs(&tab, "198.51.100.7", AdjResolved, mac50))
+	testkit.WaitFor(t, "new route via new neighbour", resolveIs(&tab, "198.51.100.7", AdjResolved, mac50))
 
 	// IPv6 through the peer.
 	if err := hA.RouteAdd(route("2001:db8:99::/48", "2001:db8:77::2")); err != nil {
 		t.Fatalf("route6 add: %v", err)
 	}
-	waitFor(t, "IPv6 gateway resolved", resolveIs(&tab, "2001:db8:99::1", AdjResolved, macB))
+	testkit.WaitFor(t, "IPv6 gateway resolved", resolveIs(&tab, "2001:db8:99::1", AdjResolved, macB))
 
 	// A deleted route disappears.
 	if err := hA.RouteDel(route("198.51.100.0/24", "10.77.0.50")); err != nil {
 		t.Fatalf("route del: %v", err)
 	}
-	waitFor(t, "deleted route gone", resolveIs(&tab, "198.51.100.7", AdjNoRoute, nil))
+	testkit.WaitFor(t, "deleted route gone", resolveIs(&tab, "198.51.100.7", AdjNoRoute, nil))
 
 	// Carrier loss (the peer goes down, our end stays admin-up with its
 	// routes and permanent neighbours): nothing resolves through it.
 	if err := hB.LinkSetDown(lB); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "carrier down", resolveIs(&tab, "192.0.2.1", AdjNoRoute, nil))
+	testkit.WaitFor(t, "carrier down", resolveIs(&tab, "192.0.2.1", AdjNoRoute, nil))
 
 	// Stopping removes the managed neighbours the watcher installed and
 	// leaves the administrator's entries alone.

@@ -72,3 +72,46 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitForState: WaitFor returns once the condition holds, and its
+// failure names what it waited for and the last state.
+func TestWaitForState(t *testing.T) {
+	n := 0
+	WaitFor(t, "three polls", func() error {
+		if n++; n < 3 {
+			return fmt.Errorf("poll %d", n)
+		}
+		return nil
+	})
+	if n != 3 {
+		t.Fatalf("polled %d times, want 3", n)
+	}
+}
+
+// parked blocks on ch; its name is what TestWaitBlocked looks for.
+func parked(ch chan struct{}) { <-ch }
+
+// TestWaitBlocked: WaitBlocked returns only once the goroutine is blocked
+// in the named function, and blockedIn ignores running goroutines and other
+// functions.
+func TestWaitBlocked(t *testing.T) {
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() { parked(ch); close(done) }()
+	WaitBlocked(t, "github.com/rloc-router/rloc/internal/testkit.parked")
+	close(ch)
+	<-done
+
+	traces := []byte("goroutine 1 [running]:\nexample.com/p.f(0x1)\n\t/p/f.go:3 +0x1\n\n" +
+		"goroutine 2 [chan receive, 2 minutes]:\nexample.com/p.g(...)\n\t/p/g.go:5\nexample.com/p.h()\n\t/p/h.go:9 +0x2\n")
+	for fn, want := range map[string]bool{
+		"example.com/p.f": false, // running
+		"example.com/p.g": true,  // blocked, innermost frame
+		"example.com/p.h": true,  // blocked, outer frame
+		"example.com/p":   false, // not a function of the trace
+	} {
+		if got := blockedIn(traces, fn); got != want {
+			t.Errorf("blockedIn(%q) = %v, want %v", fn, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/ring"
 )
 
@@ -147,7 +148,7 @@ func TestWaitAndClose(t *testing.T) {
 			a.Receive(fs[:])
 		}
 	}()
-	time.Sleep(time.Millisecond)
+	testkit.WaitBlocked(t, "github.com/rloc-router/rloc/ring/mem.(*Port).Wait")
 	a.Close()
 	select {
 	case err := <-done:

@@ -3,6 +3,7 @@ package xsk
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -387,12 +388,13 @@ func TestTransmitWithHeadroom(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(b, []byte("LISPHDR!\x45")) || !bytes.HasSuffix(b, []byte("inner-packet")) {
 		t.Fatalf("peer got %q, %v", b, err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
 	completed := 0
-	for completed < 2 && time.Now().Before(deadline) {
-		completed += port.Complete()
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitFor(t, "2 transmit completions", func() error {
+		if completed += port.Complete(); completed < 2 {
+			return fmt.Errorf("%d completions", completed)
+		}
+		return nil
+	})
 	if completed != 2 {
 		t.Errorf("completions: %d, want 2", completed)
 	}

@@ -1,8 +1,9 @@
 // Package testkit holds what rloc's tests share and production code never
 // imports: the policy for a missing prerequisite (root, network namespaces,
-// AF_XDP, tshark, a tool on PATH) and, in its sub-packages, the namespace
-// helpers (netnstest), the AF_XDP xTR harness (xdptest) and the tshark
-// decoder (tsharktest).
+// AF_XDP, tshark, a tool on PATH), waiting for something instead of sleeping
+// (WaitFor, WaitBlocked) and, in its sub-packages, the namespace helpers
+// (netnstest), the AF_XDP xTR harness (xdptest) and the tshark decoder
+// (tsharktest).
 //
 // The policy is written once, here: a test whose prerequisite is missing
 // fails when the environment variable CI is set (not empty), so continuous

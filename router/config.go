@@ -513,6 +513,7 @@ func (c *Config) validateMapServer() error {
 	if c.MapServer.RegistrationTimeout < 0 {
 		return errors.New("map_server.registration_timeout: negative")
 	}
+	seen := map[slowpath.EIDPrefix]bool{}
 	for i := range c.MapServer.GroupMappings {
 		m := &c.MapServer.GroupMappings[i]
 		f := fmt.Sprintf("map_server.group_mappings[%d]", i)
@@ -522,6 +523,11 @@ func (c *Config) validateMapServer() error {
 		if _, err := m.Record(1, 1, 100); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
+		k := slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID}
+		if seen[k] {
+			return fmt.Errorf("%s.eid: %v in IID %d configured twice", f, m.GEID, m.IID)
+		}
+		seen[k] = true
 	}
 	return nil
 }

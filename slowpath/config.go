@@ -154,18 +154,26 @@ func (s *SiteConfig) Validate(path string) error {
 }
 
 // ValidateSites checks the sites configured under path (e.g. "sites"):
-// each site, and that no two share a name.
+// each site, that no two share a name and that no prefix is listed twice.
 func ValidateSites(path string, sites []SiteConfig) error {
 	names := map[string]bool{}
+	owner := map[EIDPrefix]string{}
 	for i := range sites {
+		s := &sites[i]
 		f := fmt.Sprintf("%s[%d]", path, i)
-		if err := sites[i].Validate(f); err != nil {
+		if err := s.Validate(f); err != nil {
 			return err
 		}
-		if names[sites[i].Name] {
-			return fmt.Errorf("%s.name: duplicate site %q", f, sites[i].Name)
+		if names[s.Name] {
+			return fmt.Errorf("%s.name: duplicate site %q", f, s.Name)
 		}
-		names[sites[i].Name] = true
+		names[s.Name] = true
+		for j, p := range s.Prefixes {
+			if other, ok := owner[p.EIDPrefix]; ok {
+				return fmt.Errorf("%s.prefixes[%d].eid: %v in IID %d already belongs to site %q", f, j, p.Prefix, p.IID, other)
+			}
+			owner[p.EIDPrefix] = s.Name
+		}
 	}
 	return nil
 }

@@ -14,30 +14,30 @@ import (
 // defaults shown.
 type HoldConfig struct {
 	// PerEID bounds the packets held for one (instance-ID, EID) (default 8).
-	PerEID int
+	PerEID int `mapstructure:"per_eid"`
 	// MaxPackets bounds the packets held by the worker; it is also the
 	// number of preallocated buffers (default 1024).
-	MaxPackets int
+	MaxPackets int `mapstructure:"max_packets"`
 	// MaxBytes bounds the bytes held by the worker (default
 	// MaxPackets*FrameSize, i.e. no bound beyond the buffers).
-	MaxBytes int
+	MaxBytes int `mapstructure:"-"`
 	// FrameSize is the size of one hold buffer: longer frames are dropped as
 	// DropHoldOversize (default 2048).
-	FrameSize int
+	FrameSize int `mapstructure:"-"`
 	// MaxEIDs bounds the destinations tracked at once (default 1024).
-	MaxEIDs int
+	MaxEIDs int `mapstructure:"max_eids"`
 	// RetryInterval is the least time between two MissEvents for one EID
 	// (default 1 s).
-	RetryInterval time.Duration
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	// HoldTime is how long a packet may wait for its mapping before it is
 	// dropped as DropHoldTimeout (default 3 s).
-	HoldTime time.Duration
+	HoldTime time.Duration `mapstructure:"hold_time"`
 	// MissQueueLen is the capacity of the MissEvent queue to the slow path,
 	// rounded up to a power of two (default 1024).
-	MissQueueLen int
+	MissQueueLen int `mapstructure:"-"`
 	// ReleaseQueueLen is the capacity of the release queue from the slow
 	// path, rounded up to a power of two (default 256).
-	ReleaseQueueLen int
+	ReleaseQueueLen int `mapstructure:"-"`
 }
 
 // withDefaults fills zero fields and checks the rest.

@@ -11,10 +11,11 @@ import (
 // StaticRLOC is one locator of a configured mapping.
 type StaticRLOC struct {
 	// Addr is the RLOC address.
-	Addr netip.Addr
+	Addr netip.Addr `mapstructure:"addr"`
 	// Priority and Weight are the unicast priority (lower preferred, 255 =
 	// do not use) and weight (RFC 9301 §5.4 Locator record).
-	Priority, Weight uint8
+	Priority uint8 `mapstructure:"priority"`
+	Weight   uint8 `mapstructure:"weight"`
 }
 
 // StaticMapping is a mapping from configuration, installed so the data plane
@@ -23,15 +24,15 @@ type StaticRLOC struct {
 type StaticMapping struct {
 	// IID is the instance-ID (RFC 8060 §4.1; at most 24 bits travel in the
 	// data header, RFC 9300 §5.3).
-	IID uint32
+	IID uint32 `mapstructure:"iid"`
 	// Prefix is the EID prefix (IPv4 or IPv6).
-	Prefix netip.Prefix
+	Prefix netip.Prefix `mapstructure:"eid"`
 	// RLOCs are the locators; empty for a negative mapping.
-	RLOCs []StaticRLOC
+	RLOCs []StaticRLOC `mapstructure:"rlocs"`
 	// Action is the ACT of a negative mapping: no-action or
 	// natively-forward (forwarded by Config.Negative), send-map-request
 	// (treated like a miss) or one of the drop actions.
-	Action wire.Action
+	Action wire.Action `mapstructure:"action"`
 }
 
 // StaticUpdates turns configured mappings into map-cache updates marked

@@ -80,7 +80,7 @@ func TestReplicateByteExact(t *testing.T) {
 	for _, sum := range []bool{false, true} {
 		b := base
 		b.UDPChecksum = sum
-		p, err := NewPlan(nodes, PlanConfig{Role: RoleITR, Self: []netip.Addr{self4}, Template: Templates(b, self4, self6)})
+		p, err := NewPlan(nodes, PlanConfig{Role: RoleITR, Self: []netip.Addr{self4}, Template: templates(b, self4, self6)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestReplicateMatchesPatch(t *testing.T) {
 		}
 		base := wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagN | wire.FlagI, InstanceID: uint32(round)},
 			UDPChecksum: round%5 == 4, DontFragment: round%2 == 0}
-		p, err := NewPlan(nodes, PlanConfig{Template: Templates(base, self4, self6)})
+		p, err := NewPlan(nodes, PlanConfig{Template: templates(base, self4, self6)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,8 +300,8 @@ func TestReplicateMatchesPatch(t *testing.T) {
 // TestReplicateMixedTemplates: templates that differ in more than the
 // destination (here: another instance-ID) are patched, not derived.
 func TestReplicateMixedTemplates(t *testing.T) {
-	a := Templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagI, InstanceID: 1}}, self4, self6)
-	b := Templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagI, InstanceID: 2}}, self4, self6)
+	a := templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagI, InstanceID: 1}}, self4, self6)
+	b := templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagI, InstanceID: 2}}, self4, self6)
 	d1, d2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
 	hops := []cache.RLEHop{{Addr: d1, Level: 128, Template: a(d1)}, {Addr: d2, Level: 128, Template: b(d2)}}
 	p, err := NewPlanFromHops(hops, PlanConfig{})

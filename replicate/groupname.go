@@ -136,13 +136,14 @@ func (u UnderlayGroup) String() string {
 // the multicast underlay).
 type GroupMapping struct {
 	// IID is the instance-ID the mapping was registered in.
-	IID uint32
+	IID uint32 `mapstructure:"iid"`
 	// GEID is the overlay group range it covers.
-	GEID netip.Prefix
-	// Groups are the underlay groups.
-	Groups []UnderlayGroup
+	GEID netip.Prefix `mapstructure:"eid"`
+	// Groups are the underlay groups ("G" or "S,G" in a configuration
+	// file).
+	Groups []UnderlayGroup `mapstructure:"groups"`
 	// Unicast are the U-RLOCs.
-	Unicast []netip.Addr
+	Unicast []netip.Addr `mapstructure:"unicast"`
 }
 
 // String formats the mapping for logs and rlocctl.

@@ -437,27 +437,3 @@ func checkTemplate(t []byte, dst netip.Addr) error {
 	}
 	return nil
 }
-
-// Templates returns a TemplateFunc that builds templates with
-// wire.AppendOuter from base, with the source RLOC of the destination's
-// family (src4 or src6; an invalid one means none) and the destination
-// filled in.
-func Templates(base wire.Outer, src4, src6 netip.Addr) TemplateFunc {
-	return func(dst netip.Addr) []byte {
-		o := base
-		o.Dst = dst
-		if dst.Unmap().Is4() {
-			o.Src = src4
-		} else {
-			o.Src = src6
-		}
-		if !o.Src.IsValid() {
-			return nil
-		}
-		b, err := wire.AppendOuter(make([]byte, 0, wire.OuterIPv6Len), &o)
-		if err != nil {
-			return nil
-		}
-		return b
-	}
-}

@@ -17,7 +17,31 @@ var (
 )
 
 func testTemplates() TemplateFunc {
-	return Templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagN | wire.FlagI, InstanceID: 7}}, self4, self6)
+	return templates(wire.Outer{LISP: wire.HeaderFields{Flags: wire.FlagN | wire.FlagI, InstanceID: 7}}, self4, self6)
+}
+
+// templates returns a TemplateFunc that builds templates with
+// wire.AppendOuter from base, with the source RLOC of the destination's
+// family (src4 or src6; an invalid one means none) and the destination
+// filled in (the fast path builds them with fastpath.OuterConfig).
+func templates(base wire.Outer, src4, src6 netip.Addr) TemplateFunc {
+	return func(dst netip.Addr) []byte {
+		o := base
+		o.Dst = dst
+		if dst.Unmap().Is4() {
+			o.Src = src4
+		} else {
+			o.Src = src6
+		}
+		if !o.Src.IsValid() {
+			return nil
+		}
+		b, err := wire.AppendOuter(make([]byte, 0, wire.OuterIPv6Len), &o)
+		if err != nil {
+			return nil
+		}
+		return b
+	}
 }
 
 func node(level uint8, addr string) wire.RLENode {
@@ -102,7 +126,7 @@ func TestPlanRoles(t *testing.T) {
 
 func TestPlanUnsendable(t *testing.T) {
 	// An IPv4-only router cannot send to an IPv6 ETR: left out and reported.
-	cfg := PlanConfig{Role: RoleITR, Template: Templates(wire.Outer{}, self4, netip.Addr{})}
+	cfg := PlanConfig{Role: RoleITR, Template: templates(wire.Outer{}, self4, netip.Addr{})}
 	p, err := NewPlan([]wire.RLENode{node(128, "198.51.100.1"), node(128, "2001:db8:e::3")}, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
@@ -24,7 +23,8 @@ func xtrID(name string) wire.XTRID {
 	return id
 }
 
-// Roles says which LISP roles the router plays (any combination).
+// Roles says which LISP roles the router plays (any combination). A
+// configuration file lists them by name (roles: [itr, etr]).
 type Roles struct {
 	// ITR encapsulates site traffic to the RLOCs it resolves (RFC 9300 §3).
 	ITR bool
@@ -80,141 +80,163 @@ const (
 // Interface is one interface the fast path owns.
 type Interface struct {
 	// Name is the interface name in the router's network namespace.
-	Name string
+	Name string `mapstructure:"name"`
 	// Side is site or core.
-	Side Side
+	Side Side `mapstructure:"side"`
 	// IID is the instance-ID of a site interface (RFC 9300 §5.3, 24 bits).
-	IID uint32
+	IID uint32 `mapstructure:"iid"`
 	// Queues is the number of receive queues to open sockets on (default
 	// 1); every fast-path interface must have the same number, one worker
 	// serves queue q of every interface.
-	Queues int
+	Queues int `mapstructure:"queues"`
 	// XDPMode is driver (default) or generic.
-	XDPMode XDPMode
+	XDPMode XDPMode `mapstructure:"xdp_mode"`
 	// MTU bounds the outer packets sent towards the core through a core
 	// interface; 0 takes the interface MTU.
-	MTU int
+	MTU int `mapstructure:"mtu"`
 	// Glean enables gleaning on a site interface (RFC 9300 §9): the ETR
 	// installs a short-lived mapping from the source EID of packets it
 	// decapsulates for this instance-ID to the RLOC they came from, and
 	// verifies it with a Map-Request. Off by default: gleaning trusts data
 	// packets and has no policy control.
-	Glean bool
+	Glean bool `mapstructure:"glean"`
 }
 
 // ETROptions tunes the ETR role.
 type ETROptions struct {
 	// RegisterInterval is the Map-Register period (0: 60 s, RFC 9301 §8.2).
-	RegisterInterval time.Duration
+	RegisterInterval time.Duration `mapstructure:"register_interval"`
 	// ProxyReply sets the P bit of Map-Registers (RFC 9301 §5.6).
-	ProxyReply bool
+	ProxyReply bool `mapstructure:"proxy_reply"`
 	// DeregisterOnStop sends Map-Registers with TTL 0 on a graceful stop.
-	DeregisterOnStop bool
+	DeregisterOnStop bool `mapstructure:"deregister_on_stop"`
 	// SiteID is sent with the xTR-ID (RFC 9301 §5.6); the xTR-ID is
 	// derived from the router's name when set.
-	SiteID uint64
+	SiteID uint64 `mapstructure:"site_id"`
 }
 
 // ITROptions tunes the ITR role.
 type ITROptions struct {
 	// ProbeInterval is the RLOC-probing period (0: no probing, RFC 9301 §7.1).
-	ProbeInterval time.Duration
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 	// ProbeMisses is how many unanswered probes mark an RLOC down (0: 3).
-	ProbeMisses int
+	ProbeMisses int `mapstructure:"probe_misses"`
 	// RetransmitInterval is the first Map-Request retransmission timeout
 	// (0: 1 s).
-	RetransmitInterval time.Duration
+	RetransmitInterval time.Duration `mapstructure:"retransmit_interval"`
 	// MaxTries bounds the Map-Requests per miss (0: 5).
-	MaxTries int
+	MaxTries int `mapstructure:"max_tries"`
 }
 
 // MapServerOptions tunes the Map-Server role.
 type MapServerOptions struct {
 	// RegistrationTimeout is the life of an unrefreshed registration (0:
 	// 3 minutes).
-	RegistrationTimeout time.Duration
+	RegistrationTimeout time.Duration `mapstructure:"registration_timeout"`
 	// GroupMappings are the overlay-group to underlay-group mappings the
 	// Map-Server answers group-name lookups with
 	// (slowpath.MapServerConfig.GroupMappings).
-	GroupMappings []replicate.GroupMapping
+	GroupMappings []replicate.GroupMapping `mapstructure:"group_mappings"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
 type MapResolverOptions struct {
 	// Aggregates are EID prefixes known to be LISP space (negative replies
 	// inside them say send-map-request).
-	Aggregates []slowpath.EIDPrefix
+	Aggregates []slowpath.EIDPrefix `mapstructure:"aggregates"`
 	// MapServers are remote Map-Servers requests are forwarded to.
-	MapServers []slowpath.RemoteMapServer
+	MapServers []slowpath.RemoteMapServer `mapstructure:"map_servers"`
 	// NegativeTTL is the TTL of native-forward negative replies (0: 15 min).
-	NegativeTTL time.Duration
+	NegativeTTL time.Duration `mapstructure:"negative_ttl"`
 }
 
 // CacheOptions bounds the map-cache.
 type CacheOptions struct {
 	// MaxEntries bounds the entries (0: cache default).
-	MaxEntries int
+	MaxEntries int `mapstructure:"max_entries"`
 	// MaxNegative bounds the negative entries (0: MaxEntries/16).
-	MaxNegative int
+	MaxNegative int `mapstructure:"max_negative"`
 }
 
-// Config is everything a Router is built from. Zero optional fields take
-// the defaults of the packages they are passed to.
+// ControlOptions are the control plane's sockets.
+type ControlOptions struct {
+	// Listen are the control sockets (default 0.0.0.0:4342 and [::]:4342);
+	// a configuration file may omit the port (4342).
+	Listen []netip.AddrPort `mapstructure:"listen"`
+	// RateLimit bounds the control messages per source.
+	RateLimit slowpath.RateLimitConfig `mapstructure:"rate_limit"`
+}
+
+// MgmtOptions is the management API (router/mgmt.go).
+type MgmtOptions struct {
+	// Socket is the management API's Unix socket path ("" disables it).
+	Socket string `mapstructure:"socket"`
+}
+
+// MetricsOptions is the Prometheus endpoint (router/metrics.go).
+type MetricsOptions struct {
+	// Listen is the TCP address /metrics is served on ("" disables it).
+	Listen string `mapstructure:"listen"`
+}
+
+// Config is everything a Router is built from, and the schema of rlocd's
+// configuration file: each field's key in the file is its mapstructure tag,
+// and Validate names fields by those keys (e.g. "sites[1].prefixes[0].eid").
+// Zero optional fields take the defaults of the packages they are passed
+// to.
 type Config struct {
 	// Name names the router in logs and derives its xTR-ID.
-	Name string
+	Name string `mapstructure:"name"`
 	// Roles are the LISP roles.
-	Roles Roles
+	Roles Roles `mapstructure:"roles"`
 	// Interfaces are the fast path's interfaces.
-	Interfaces []Interface
+	Interfaces []Interface `mapstructure:"interfaces"`
 	// XDP sizes the AF_XDP sockets of the interfaces.
-	XDP XDPOptions
+	XDP XDPOptions `mapstructure:"xdp"`
 	// CPUs are the cores workers are pinned to, worker q on CPUs[q %
 	// len(CPUs)]; empty leaves them unpinned.
-	CPUs []int
+	CPUs []int `mapstructure:"cpus"`
 	// RLOCs are the local RLOCs, at most one IPv4 and one IPv6.
-	RLOCs []netip.Addr
-	// Listen are the control sockets (default 0.0.0.0:4342 and [::]:4342).
-	Listen []netip.AddrPort
-	// RateLimit bounds the control messages per source.
-	RateLimit slowpath.RateLimitConfig
+	RLOCs []netip.Addr `mapstructure:"rlocs"`
+	// Control are the control sockets and their rate limit.
+	Control ControlOptions `mapstructure:"control"`
 	// Database are the ETR's EID-to-RLOC mappings.
-	Database []slowpath.Mapping
+	Database []slowpath.Mapping `mapstructure:"database"`
 	// MapServers are what the ETR registers with.
-	MapServers []slowpath.MapServerPeer
+	MapServers []slowpath.MapServerPeer `mapstructure:"map_servers"`
 	// MapResolvers are what the ITR/PITR/RTR send Map-Requests to.
-	MapResolvers []netip.AddrPort
+	MapResolvers []netip.AddrPort `mapstructure:"map_resolvers"`
 	// PETRs are Proxy-ETRs used for negative mappings (RFC 6832 §4), at
 	// most one per family.
-	PETRs []netip.Addr
+	PETRs []netip.Addr `mapstructure:"petrs"`
 	// Advertise are the EID aggregates a PITR attracts traffic for (RFC 6832
 	// §3): rloc installs a kernel route for each (protocol RouteProtocol)
 	// for a routing daemon to announce into the underlay, and removes them
 	// on Stop.
-	Advertise []netip.Prefix
+	Advertise []netip.Prefix `mapstructure:"advertise"`
 	// Static are map-cache entries from configuration.
-	Static []fastpath.StaticMapping
+	Static []fastpath.StaticMapping `mapstructure:"map_cache"`
 	// Sites are the Map-Server's sites.
-	Sites []slowpath.SiteConfig
+	Sites []slowpath.SiteConfig `mapstructure:"sites"`
 	// ETR, ITR, MapServer and MapResolver tune the roles.
-	ETR         ETROptions
-	ITR         ITROptions
-	MapServer   MapServerOptions
-	MapResolver MapResolverOptions
+	ETR         ETROptions         `mapstructure:"etr"`
+	ITR         ITROptions         `mapstructure:"itr"`
+	MapServer   MapServerOptions   `mapstructure:"map_server"`
+	MapResolver MapResolverOptions `mapstructure:"map_resolver"`
 	// Multicast enables LISP multicast (router/mcast.go).
-	Multicast MulticastOptions
+	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
-	Hold fastpath.HoldConfig
+	Hold fastpath.HoldConfig `mapstructure:"hold"`
 	// Cache bounds the map-cache.
-	Cache CacheOptions
+	Cache CacheOptions `mapstructure:"cache"`
 	// Nonce sets the N bit and a nonce in every data packet (RFC 9300 §5.3).
-	Nonce bool
-	// MgmtSocket is the management API's Unix socket path ("" disables it).
-	MgmtSocket string
-	// MetricsAddr is the TCP address /metrics is served on ("" disables it).
-	MetricsAddr string
+	Nonce bool `mapstructure:"nonce"`
+	// Mgmt is the management API.
+	Mgmt MgmtOptions `mapstructure:"mgmt"`
+	// Metrics is the /metrics endpoint.
+	Metrics MetricsOptions `mapstructure:"metrics"`
 	// Logger receives the router's logs (nil discards them).
-	Logger *slog.Logger
+	Logger *slog.Logger `mapstructure:"-"`
 }
 
 // XDPOptions sizes the AF_XDP rings and UMEM. The receive ring absorbs the
@@ -224,10 +246,10 @@ type Config struct {
 type XDPOptions struct {
 	// RingSize is the size of each socket's fill, receive, transmit and
 	// completion rings (a power of two, 64..16384; 0 means 2048).
-	RingSize int
+	RingSize int `mapstructure:"ring_size"`
 	// Frames is the number of 2 KiB UMEM chunks per interface and queue
 	// (at least RingSize; 0 means 2 × RingSize).
-	Frames int
+	Frames int `mapstructure:"frames"`
 }
 
 // sizes returns the ring size and frames with defaults applied.
@@ -242,28 +264,31 @@ func (o XDPOptions) sizes() (ring, frames int) {
 	return ring, frames
 }
 
-// Validate checks cfg and returns the first problem, naming the field by
-// its configuration-file key.
+// Validate checks c and returns the first problem, naming the field by its
+// key in the configuration file (the mapstructure tags of Config).
 func (c *Config) Validate() error {
+	for _, check := range []func() error{
+		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
+		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	// The checks above name every key; the control plane's own check
+	// stays as a backstop.
+	if _, err := c.engineConfig(); err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	return nil
+}
+
+// validateRoles checks that a role is set and what the data-plane roles
+// need.
+func (c *Config) validateRoles() error {
 	if !c.Roles.any() {
 		return errors.New("roles: no role configured")
-	}
-	var r4, r6 bool
-	for i, a := range c.RLOCs {
-		switch {
-		case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
-			return fmt.Errorf("rlocs[%d]: %v is not a unicast address", i, a)
-		case a.Unmap().Is4():
-			if r4 {
-				return fmt.Errorf("rlocs[%d]: a second IPv4 RLOC", i)
-			}
-			r4 = true
-		default:
-			if r6 {
-				return fmt.Errorf("rlocs[%d]: a second IPv6 RLOC", i)
-			}
-			r6 = true
-		}
 	}
 	if c.Roles.dataPlane() {
 		if len(c.RLOCs) == 0 {
@@ -273,60 +298,64 @@ func (c *Config) Validate() error {
 			return errors.New("interfaces: a data-plane role needs interfaces")
 		}
 	}
+	return nil
+}
+
+// oneper checks addrs, configured under key: valid (unicast with
+// unicastOnly), at most one IPv4 and one IPv6 address (what names them).
+func oneper(key, what string, addrs []netip.Addr, unicastOnly bool) error {
+	var have4, have6 bool
+	for i, a := range addrs {
+		switch {
+		case !a.IsValid() || a.IsUnspecified() || (unicastOnly && a.IsMulticast()):
+			if unicastOnly {
+				return fmt.Errorf("%s[%d]: %v is not a unicast address", key, i, a)
+			}
+			return fmt.Errorf("%s[%d]: invalid address", key, i)
+		case a.Unmap().Is4():
+			if have4 {
+				return fmt.Errorf("%s[%d]: a second IPv4 %s", key, i, what)
+			}
+			have4 = true
+		default:
+			if have6 {
+				return fmt.Errorf("%s[%d]: a second IPv6 %s", key, i, what)
+			}
+			have6 = true
+		}
+	}
+	return nil
+}
+
+// validateRLOCs checks rlocs and petrs.
+func (c *Config) validateRLOCs() error {
+	if err := oneper("rlocs", "RLOC", c.RLOCs, true); err != nil {
+		return err
+	}
+	return oneper("petrs", "PETR", c.PETRs, false)
+}
+
+// validateInterfaces checks interfaces and cpus.
+func (c *Config) validateInterfaces() error {
 	names := map[string]bool{}
 	var site, core bool
 	queues := 0
-	for i, ifc := range c.Interfaces {
+	for i := range c.Interfaces {
+		ifc := &c.Interfaces[i]
 		f := fmt.Sprintf("interfaces[%d]", i)
-		if ifc.Name == "" || len(ifc.Name) > 15 {
-			return fmt.Errorf("%s.name: %q is not an interface name", f, ifc.Name)
+		if err := ifc.validate(f, c.Roles); err != nil {
+			return err
 		}
 		if names[ifc.Name] {
 			return fmt.Errorf("%s.name: %s listed twice", f, ifc.Name)
 		}
 		names[ifc.Name] = true
-		switch ifc.Side {
-		case SideSite:
-			site = true
-		case SideCore:
-			core = true
-			if ifc.IID != 0 {
-				return fmt.Errorf("%s.iid: only site interfaces have an instance-ID", f)
-			}
-			if ifc.Glean {
-				return fmt.Errorf("%s.glean: only site interfaces glean", f)
-			}
-		default:
-			return fmt.Errorf("%s.side: %q (want site or core)", f, ifc.Side)
-		}
-		if ifc.Glean && !c.Roles.resolves() {
-			return fmt.Errorf("%s.glean: gleaning needs the itr, pitr or rtr role to verify what it gleans", f)
-		}
-		if ifc.IID > 1<<24-1 {
-			return fmt.Errorf("%s.iid: %d does not fit in 24 bits", f, ifc.IID)
-		}
+		site, core = site || ifc.Side == SideSite, core || ifc.Side == SideCore
 		q := max(ifc.Queues, 1)
-		if ifc.Queues < 0 || ifc.Queues > 64 {
-			return fmt.Errorf("%s.queues: %d (1..64)", f, ifc.Queues)
-		}
 		if queues != 0 && q != queues {
 			return fmt.Errorf("%s.queues: %d, but other interfaces have %d (all must match)", f, q, queues)
 		}
 		queues = q
-		switch ifc.XDPMode {
-		case "", XDPDriver, XDPGeneric:
-		default:
-			return fmt.Errorf("%s.xdp_mode: %q (want driver or generic)", f, ifc.XDPMode)
-		}
-		if ifc.MTU < 0 || (ifc.MTU > 0 && ifc.MTU < 576) {
-			return fmt.Errorf("%s.mtu: %d (0 or at least 576)", f, ifc.MTU)
-		}
-	}
-	if r := c.XDP.RingSize; r != 0 && (r < 64 || r > 16384 || r&(r-1) != 0) {
-		return fmt.Errorf("xdp.ring_size: %d (a power of two, 64..16384)", r)
-	}
-	if ring, frames := c.XDP.sizes(); frames < ring || frames > 1<<20 {
-		return fmt.Errorf("xdp.frames: %d (at least the ring size %d, at most 1048576)", frames, ring)
 	}
 	if len(c.Interfaces) > 0 && (!site || !core) {
 		return errors.New("interfaces: need at least one site and one core interface")
@@ -336,21 +365,82 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("cpus[%d]: %d is not a CPU number", i, cpu)
 		}
 	}
-	if c.Roles.ETR && len(c.Database) == 0 {
+	return nil
+}
+
+// validate checks one interface, configured under path.
+func (ifc *Interface) validate(path string, roles Roles) error {
+	if ifc.Name == "" || len(ifc.Name) > 15 {
+		return fmt.Errorf("%s.name: %q is not an interface name", path, ifc.Name)
+	}
+	switch ifc.Side {
+	case SideSite:
+	case SideCore:
+		if ifc.IID != 0 {
+			return fmt.Errorf("%s.iid: only site interfaces have an instance-ID", path)
+		}
+		if ifc.Glean {
+			return fmt.Errorf("%s.glean: only site interfaces glean", path)
+		}
+	default:
+		return fmt.Errorf("%s.side: %q (want site or core)", path, ifc.Side)
+	}
+	if ifc.Glean && !roles.resolves() {
+		return fmt.Errorf("%s.glean: gleaning needs the itr, pitr or rtr role to verify what it gleans", path)
+	}
+	if ifc.IID > wire.MaxInstanceID {
+		return fmt.Errorf("%s.iid: %d does not fit in 24 bits", path, ifc.IID)
+	}
+	if ifc.Queues < 0 || ifc.Queues > 64 {
+		return fmt.Errorf("%s.queues: %d (1..64)", path, ifc.Queues)
+	}
+	switch ifc.XDPMode {
+	case "", XDPDriver, XDPGeneric:
+	default:
+		return fmt.Errorf("%s.xdp_mode: %q (want driver or generic)", path, ifc.XDPMode)
+	}
+	if ifc.MTU < 0 || (ifc.MTU > 0 && ifc.MTU < 576) {
+		return fmt.Errorf("%s.mtu: %d (0 or at least 576)", path, ifc.MTU)
+	}
+	return nil
+}
+
+// validateXDP checks the ring and UMEM sizes.
+func (c *Config) validateXDP() error {
+	if r := c.XDP.RingSize; r != 0 && (r < 64 || r > 16384 || r&(r-1) != 0) {
+		return fmt.Errorf("xdp.ring_size: %d (a power of two, 64..16384)", r)
+	}
+	if ring, frames := c.XDP.sizes(); frames < ring || frames > 1<<20 {
+		return fmt.Errorf("xdp.frames: %d (at least the ring size %d, at most 1048576)", frames, ring)
+	}
+	return nil
+}
+
+// validateRoleSections checks that each role has the sections it needs
+// and that no section is given for a role the router does not play.
+func (c *Config) validateRoleSections() error {
+	switch {
+	case c.Roles.ETR && len(c.Database) == 0:
 		return errors.New("database: the etr role needs database mappings")
-	}
-	if !c.Roles.ETR && len(c.MapServers) > 0 && len(c.Multicast.Trees) == 0 {
+	case !c.Roles.ETR && len(c.MapServers) > 0 && len(c.Multicast.Trees) == 0:
 		return errors.New("map_servers: only the etr role (or an rtr with multicast.trees) registers with Map-Servers")
-	}
-	if c.Roles.resolves() && len(c.MapResolvers) == 0 {
+	case c.Roles.resolves() && len(c.MapResolvers) == 0:
 		return errors.New("map_resolvers: the itr/pitr/rtr roles need a Map-Resolver")
-	}
-	if c.Roles.MapServer && len(c.Sites) == 0 {
+	case c.Roles.MapServer && len(c.Sites) == 0:
 		return errors.New("sites: the map-server role needs sites")
-	}
-	if !c.Roles.MapServer && len(c.Sites) > 0 {
+	case !c.Roles.MapServer && len(c.Sites) > 0:
 		return errors.New("sites: only the map-server role has sites")
 	}
+	for i, a := range c.MapResolvers {
+		if !a.IsValid() {
+			return fmt.Errorf("map_resolvers[%d]: invalid address", i)
+		}
+	}
+	return nil
+}
+
+// validatePITR checks advertise.
+func (c *Config) validatePITR() error {
 	for i, p := range c.Advertise {
 		if !p.IsValid() {
 			return fmt.Errorf("advertise[%d]: invalid prefix", i)
@@ -359,46 +449,144 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("advertise[%d]: only the pitr role advertises EID aggregates", i)
 		}
 	}
-	var p4, p6 bool
-	for i, a := range c.PETRs {
-		switch {
-		case !a.IsValid() || a.IsUnspecified():
-			return fmt.Errorf("petrs[%d]: invalid address", i)
-		case a.Unmap().Is4():
-			if p4 {
-				return fmt.Errorf("petrs[%d]: a second IPv4 PETR", i)
-			}
-			p4 = true
-		default:
-			if p6 {
-				return fmt.Errorf("petrs[%d]: a second IPv6 PETR", i)
-			}
-			p6 = true
+	return nil
+}
+
+// validateStatic checks map_cache.
+func (c *Config) validateStatic() error {
+	for i := range c.Static {
+		f := fmt.Sprintf("map_cache[%d]", i)
+		if err := slowpath.CheckPrefix(f+".eid", c.Static[i].Prefix); err != nil {
+			return err
 		}
-	}
-	if _, err := fastpath.StaticUpdates(c.Static); err != nil {
-		return fmt.Errorf("map_cache: %w", err)
-	}
-	if c.ITR.ProbeInterval < 0 || c.ITR.RetransmitInterval < 0 || c.ITR.ProbeMisses < 0 || c.ITR.MaxTries < 0 {
-		return errors.New("itr: negative interval or count")
-	}
-	if c.ETR.RegisterInterval < 0 {
-		return errors.New("etr.register_interval: negative")
-	}
-	if c.Cache.MaxEntries < 0 || c.Cache.MaxNegative < 0 {
-		return errors.New("cache: negative bound")
-	}
-	// The control plane checks the rest (keys, prefixes, peers).
-	_, err := c.engineConfig()
-	if err != nil {
-		return err
+		if _, err := fastpath.StaticUpdates(c.Static[i : i+1]); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
 	}
 	return nil
 }
 
-// engineConfig builds the slow path's configuration.
+// validateBounds checks the intervals and counts of itr, etr, cache and
+// hold.
+func (c *Config) validateBounds() error {
+	switch {
+	case c.ITR.ProbeInterval < 0 || c.ITR.RetransmitInterval < 0 || c.ITR.ProbeMisses < 0 || c.ITR.MaxTries < 0:
+		return errors.New("itr: negative interval or count")
+	case c.ETR.RegisterInterval < 0:
+		return errors.New("etr.register_interval: negative")
+	case c.Cache.MaxEntries < 0 || c.Cache.MaxNegative < 0:
+		return errors.New("cache: negative bound")
+	case c.Hold.PerEID < 0 || c.Hold.MaxPackets < 0 || c.Hold.MaxEIDs < 0:
+		return errors.New("hold: negative bound")
+	}
+	return nil
+}
+
+// validateControl checks control.
+func (c *Config) validateControl() error {
+	if err := slowpath.ValidateListen("control.listen", c.Control.Listen); err != nil {
+		return err
+	}
+	return c.Control.RateLimit.Validate("control.rate_limit")
+}
+
+// validateETR checks database and map_servers.
+func (c *Config) validateETR() error {
+	for i := range c.Database {
+		if err := c.Database[i].Validate(fmt.Sprintf("database[%d]", i)); err != nil {
+			return err
+		}
+	}
+	for i := range c.MapServers {
+		if err := c.MapServers[i].Validate(fmt.Sprintf("map_servers[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateMapServer checks sites and map_server.
+func (c *Config) validateMapServer() error {
+	if err := slowpath.ValidateSites("sites", c.Sites); err != nil {
+		return err
+	}
+	if c.MapServer.RegistrationTimeout < 0 {
+		return errors.New("map_server.registration_timeout: negative")
+	}
+	seen := map[slowpath.EIDPrefix]bool{}
+	for i := range c.MapServer.GroupMappings {
+		m := &c.MapServer.GroupMappings[i]
+		f := fmt.Sprintf("map_server.group_mappings[%d]", i)
+		if err := slowpath.CheckPrefix(f+".eid", m.GEID); err != nil {
+			return err
+		}
+		if _, err := m.Record(1, 1, 100); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		k := slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID}
+		if seen[k] {
+			return fmt.Errorf("%s.eid: %v in IID %d configured twice", f, m.GEID, m.IID)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// validateMapResolver checks map_resolver.
+func (c *Config) validateMapResolver() error {
+	mr := &c.MapResolver
+	if mr.NegativeTTL < 0 {
+		return errors.New("map_resolver.negative_ttl: negative")
+	}
+	for i := range mr.Aggregates {
+		if err := mr.Aggregates[i].Validate(fmt.Sprintf("map_resolver.aggregates[%d]", i)); err != nil {
+			return err
+		}
+	}
+	for i := range mr.MapServers {
+		if err := mr.MapServers[i].Validate(fmt.Sprintf("map_resolver.map_servers[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateMulticast checks multicast.
+func (c *Config) validateMulticast() error {
+	mc, err := c.mcastConfig()
+	if err != nil || mc == nil {
+		return err
+	}
+	o := &c.Multicast
+	if o.Key.Alg != 0 || o.Key.Secret != "" {
+		if err := o.Key.Validate("multicast.key"); err != nil {
+			return err
+		}
+	}
+	members := len(mc.SiteInterfaces) > 0 || len(mc.RTRs) > 0
+	if members && (!mc.RLOC.IsValid() || mc.RLOC.Is4In6()) {
+		return errors.New("multicast.rloc: required for receivers or trees")
+	}
+	if members && len(c.MapServers) == 0 {
+		return errors.New("map_servers: multicast receivers and trees register with the Map-Servers; none configured")
+	}
+	if err := mc.ValidateBounds("multicast"); err != nil {
+		return err
+	}
+	if u := mc.Underlay; u != nil {
+		if err := u.Validate("multicast.underlay"); err != nil {
+			return err
+		}
+		if u.Method == slowpath.UnderlayLookup && (!c.Roles.resolves() || len(c.MapResolvers) == 0) {
+			return errors.New("multicast.underlay.method: the lookup method needs the itr role and map_resolvers")
+		}
+	}
+	return slowpath.ValidateRTRGroups("multicast.trees", o.Trees)
+}
+
+// engineConfig builds the slow path's configuration and checks it.
 func (c *Config) engineConfig() (slowpath.Config, error) {
-	ec := slowpath.Config{Listen: c.Listen, RateLimit: c.RateLimit, Logger: c.Logger}
+	ec := slowpath.Config{Listen: c.Control.Listen, RateLimit: c.Control.RateLimit, Logger: c.Logger}
 	if c.Roles.MapServer {
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
 			GroupMappings: c.MapServer.GroupMappings}
@@ -429,21 +617,5 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil {
 		return ec, nil // a pure PETR: no control role
 	}
-	if err := ec.Validate(); err != nil {
-		return ec, errors.New(engineKeys.Replace(err.Error()))
-	}
-	return ec, nil
+	return ec, ec.Validate()
 }
-
-// engineKeys renames the control plane's field paths to the router's
-// configuration keys.
-var engineKeys = strings.NewReplacer(
-	"etr.mappings", "database",
-	"etr.map_servers", "map_servers",
-	"map_server.sites", "sites",
-	"itr.map_resolvers", "map_resolvers",
-	"itr.itr_rlocs", "rlocs",
-	"multicast.rtrs", "multicast.trees",
-	"multicast.site_interfaces", "multicast.receivers",
-	"listen[", "control.listen[",
-)

@@ -25,65 +25,65 @@ import (
 // registers and replicates for those (S,G) at its level.
 type MulticastOptions struct {
 	// Enabled turns multicast on.
-	Enabled bool
+	Enabled bool `mapstructure:"enabled"`
 	// Key is shared by the domain's multicast routers (unsolicited
 	// Map-Notifies, their acks, tree joins; RFC 9301 §5.7).
-	Key slowpath.AuthKey
+	Key slowpath.AuthKey `mapstructure:"key"`
 	// RLOC is this router's RLOC in RLE entries; invalid takes the first
 	// IPv4 RLOC, else the IPv6 one.
-	RLOC netip.Addr
+	RLOC netip.Addr `mapstructure:"rloc"`
 	// Receivers makes the ETR listen for IGMP/MLD reports on every site
 	// interface (AF_PACKET, needs CAP_NET_RAW).
-	Receivers bool
+	Receivers bool `mapstructure:"receivers"`
 	// RegisterInterval refreshes (S,G) registrations and joins (0: the
 	// ETR's register interval, or 60 s).
-	RegisterInterval time.Duration
+	RegisterInterval time.Duration `mapstructure:"register_interval"`
 	// RetryInterval is the first retransmission wait (0: 1 s).
-	RetryInterval time.Duration
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	// Retries bounds retransmissions (0: 3).
-	Retries int
+	Retries int `mapstructure:"retries"`
 	// MaxRLE bounds accepted RLEs (0: replicate.DefaultMaxEntries).
-	MaxRLE int
+	MaxRLE int `mapstructure:"max_rle"`
 	// Level is the ETR's RLE level (0: 128).
-	Level uint8
+	Level uint8 `mapstructure:"level"`
 	// MembershipInterval, LastMemberQueryTime, FastLeave and
 	// QueryInterval tune receiver learning (RFC 3376 §8).
-	MembershipInterval  time.Duration
-	LastMemberQueryTime time.Duration
-	FastLeave           bool
-	QueryInterval       time.Duration
+	MembershipInterval  time.Duration `mapstructure:"membership_interval"`
+	LastMemberQueryTime time.Duration `mapstructure:"last_member_query_time"`
+	FastLeave           bool          `mapstructure:"fast_leave"`
+	QueryInterval       time.Duration `mapstructure:"query_interval"`
 	// Underlay makes the ETR use a multicast-capable underlay; nil
 	// registers its unicast RLOC only.
-	Underlay *UnderlayOptions
+	Underlay *UnderlayOptions `mapstructure:"underlay"`
 	// Trees are the (S,G) an RTR replicates for, each at a level.
-	Trees []slowpath.RTRGroup
+	Trees []slowpath.RTRGroup `mapstructure:"trees"`
 	// ProbeInterval, ProbeMisses and JoinHold tune tree failure detection.
-	ProbeInterval time.Duration
-	ProbeMisses   int
-	JoinHold      time.Duration
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
+	ProbeMisses   int           `mapstructure:"probe_misses"`
+	JoinHold      time.Duration `mapstructure:"join_hold"`
 	// SubscribeWindow is how long a Map-Server notifies an ITR that asked
 	// for an (S,G) (0: 10 minutes).
-	SubscribeWindow time.Duration
+	SubscribeWindow time.Duration `mapstructure:"subscribe_window"`
 }
 
 // UnderlayOptions is an ETR's multicast-capable underlay
 // (draft-ietf-lisp-group-mapping).
 type UnderlayOptions struct {
 	// Method is "hash" or "lookup".
-	Method string
+	Method string `mapstructure:"method"`
 	// Range is the underlay group range of the hash method.
-	Range netip.Prefix
+	Range netip.Prefix `mapstructure:"range"`
 	// LookupIID is the instance-ID of the group-<G-EID> names.
-	LookupIID uint32
+	LookupIID uint32 `mapstructure:"lookup_iid"`
 	// RegisterURLOC also registers the unicast RLOC.
-	RegisterURLOC bool
+	RegisterURLOC bool `mapstructure:"register_urloc"`
 	// SuppressHold is how long the U-RLOC leaves (S,G) RLOC-probes
 	// unanswered after G-RLOC traffic last arrived (duplicate suppression;
 	// 0: slowpath.DefaultSuppressHold, 3 s).
-	SuppressHold time.Duration
+	SuppressHold time.Duration `mapstructure:"suppress_hold"`
 	// Interface is the core interface the underlay groups are joined on
 	// ("" takes the first core interface).
-	Interface string
+	Interface string `mapstructure:"interface"`
 }
 
 // mcastRLOC is the RLOC the router puts in RLE entries.

@@ -124,7 +124,7 @@ func histogram(d *prometheus.Desc, h slowpath.Histogram) prometheus.Metric {
 }
 
 func (r *Router) startMetrics() error {
-	ln, err := net.Listen("tcp", r.cfg.MetricsAddr)
+	ln, err := net.Listen("tcp", r.cfg.Metrics.Listen)
 	if err != nil {
 		return fmt.Errorf("metrics.listen: %w", err)
 	}

@@ -97,7 +97,7 @@ type Stats struct {
 }
 
 func (r *Router) startMgmt() error {
-	path := r.cfg.MgmtSocket
+	path := r.cfg.Mgmt.Socket
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("mgmt.socket: %w", err)
 	}

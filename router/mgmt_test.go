@@ -29,12 +29,12 @@ const testSecret = "site-one-secret"
 func startMS(t *testing.T) *Router {
 	t.Helper()
 	cfg := Config{
-		Name:        "ms-test",
-		Roles:       Roles{MapServer: true, MapResolver: true},
-		Listen:      []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Sites:       []slowpath.SiteConfig{testSite()},
-		MgmtSocket:  filepath.Join(t.TempDir(), "mgmt.sock"),
-		MetricsAddr: "127.0.0.1:0",
+		Name:    "ms-test",
+		Roles:   Roles{MapServer: true, MapResolver: true},
+		Control: ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Sites:   []slowpath.SiteConfig{testSite()},
+		Mgmt:    MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		Metrics: MetricsOptions{Listen: "127.0.0.1:0"},
 	}
 	r, err := Start(cfg)
 	if err != nil {
@@ -55,7 +55,7 @@ func apiClient(r *Router) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", r.Config().MgmtSocket)
+			return d.DialContext(ctx, "unix", r.Config().Mgmt.Socket)
 		}}}
 }
 
@@ -422,7 +422,7 @@ func TestMetricsControlPlane(t *testing.T) {
 func TestMgmtSocketInUse(t *testing.T) {
 	r := startMS(t)
 	cfg := r.Config()
-	cfg.MetricsAddr = ""
+	cfg.Metrics.Listen = ""
 	if r2, err := Start(cfg); err == nil {
 		r2.Stop()
 		t.Fatal("second router on the same socket started")

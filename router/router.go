@@ -136,12 +136,12 @@ func (r *Router) start() error {
 		r.bg.Add(1)
 		go r.drainMisses()
 	}
-	if cfg.MgmtSocket != "" {
+	if cfg.Mgmt.Socket != "" {
 		if err := r.startMgmt(); err != nil {
 			return err
 		}
 	}
-	if cfg.MetricsAddr != "" {
+	if cfg.Metrics.Listen != "" {
 		if err := r.startMetrics(); err != nil {
 			return err
 		}
@@ -397,7 +397,7 @@ func (r *Router) Stop() {
 	r.stopOnce.Do(func() {
 		if r.mgmtSrv != nil {
 			_ = r.mgmtSrv.Close()
-			_ = os.Remove(r.cfg.MgmtSocket)
+			_ = os.Remove(r.cfg.Mgmt.Socket)
 		} else if r.mgmtLn != nil {
 			r.mgmtLn.Close()
 		}
@@ -505,9 +505,9 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("map_resolvers: changing Map-Resolvers needs a restart")
 	case !slices.Equal(a.PETRs, b.PETRs):
 		return errors.New("petrs: changing PETRs needs a restart")
-	case a.MgmtSocket != b.MgmtSocket:
+	case a.Mgmt != b.Mgmt:
 		return errors.New("mgmt.socket: changing the socket needs a restart")
-	case a.MetricsAddr != b.MetricsAddr:
+	case a.Metrics != b.Metrics:
 		return errors.New("metrics.listen: changing the address needs a restart")
 	case !slices.EqualFunc(a.MapServer.GroupMappings, b.MapServer.GroupMappings, groupMappingEqual):
 		return errors.New("map_server.group_mappings: changing group mappings needs a restart")

@@ -42,30 +42,31 @@ type Config struct {
 type RateLimitConfig struct {
 	// PerSecond is the sustained rate of messages a source may send; 0
 	// disables rate limiting.
-	PerSecond float64
+	PerSecond float64 `mapstructure:"per_second"`
 	// Burst is the bucket size; 0 means max(1, PerSecond).
-	Burst int
+	Burst int `mapstructure:"burst"`
 	// MaxSources bounds the table of buckets; 0 means 65536. Sources beyond
 	// the bound share one bucket.
-	MaxSources int
+	MaxSources int `mapstructure:"max_sources"`
 }
 
 // AuthKey is a shared key of a site or of a Map-Server (RFC 9301 §5.6).
 type AuthKey struct {
 	// KeyID is the 8-bit Key ID the key is selected by.
-	KeyID uint8
+	KeyID uint8 `mapstructure:"id"`
 	// Alg is the HMAC algorithm: wire.AuthHMACSHA256128 or wire.AuthHMACSHA1_96.
-	Alg wire.AuthAlg
+	Alg wire.AuthAlg `mapstructure:"alg"`
 	// Secret is the password; its bytes are the HMAC key.
-	Secret string
+	Secret string `mapstructure:"secret"`
 }
 
-func (k *AuthKey) validate(field string) error {
+// Validate checks the key configured under path (e.g. "sites[0].keys[1]").
+func (k *AuthKey) Validate(path string) error {
 	if k.Alg != wire.AuthHMACSHA1_96 && k.Alg != wire.AuthHMACSHA256128 {
-		return fmt.Errorf("%s.alg: unsupported algorithm %v (use hmac-sha256-128 or hmac-sha1-96)", field, k.Alg)
+		return fmt.Errorf("%s.alg: unsupported algorithm %v (use hmac-sha256-128 or hmac-sha1-96)", path, k.Alg)
 	}
 	if k.Secret == "" {
-		return fmt.Errorf("%s.secret: empty", field)
+		return fmt.Errorf("%s.secret: empty", path)
 	}
 	return nil
 }
@@ -73,47 +74,108 @@ func (k *AuthKey) validate(field string) error {
 // EIDPrefix is an EID prefix in an instance-ID.
 type EIDPrefix struct {
 	// IID is the instance-ID (RFC 8060 §4.1).
-	IID uint32
+	IID uint32 `mapstructure:"iid"`
 	// Prefix is the IPv4 or IPv6 EID prefix.
-	Prefix netip.Prefix
+	Prefix netip.Prefix `mapstructure:"eid"`
 }
 
-func (p *EIDPrefix) validate(field string) error {
-	if !p.Prefix.IsValid() {
-		return fmt.Errorf("%s.prefix: invalid prefix", field)
-	}
-	if p.Prefix != p.Prefix.Masked() {
-		return fmt.Errorf("%s.prefix: %v has host bits set (want %v)", field, p.Prefix, p.Prefix.Masked())
-	}
-	if p.Prefix.Addr().Is4In6() {
-		return fmt.Errorf("%s.prefix: %v is an IPv4-mapped IPv6 prefix", field, p.Prefix)
+// Validate checks the prefix configured under path; errors name its key,
+// path + ".eid".
+func (p *EIDPrefix) Validate(path string) error {
+	return CheckPrefix(path+".eid", p.Prefix)
+}
+
+// CheckPrefix checks a configured prefix, named key in errors: valid, no
+// host bits, not IPv4-mapped.
+func CheckPrefix(key string, p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("%s: invalid prefix", key)
+	case p != p.Masked():
+		return fmt.Errorf("%s: %v has host bits set (want %v)", key, p, p.Masked())
+	case p.Addr().Is4In6():
+		return fmt.Errorf("%s: %v is an IPv4-mapped IPv6 prefix", key, p)
 	}
 	return nil
 }
 
 // SitePrefix is an EID prefix a site may register.
 type SitePrefix struct {
-	EIDPrefix
+	EIDPrefix `mapstructure:",squash"`
 	// AcceptMoreSpecifics lets the site register prefixes inside Prefix, not
 	// only Prefix itself.
-	AcceptMoreSpecifics bool
+	AcceptMoreSpecifics bool `mapstructure:"accept_more_specifics"`
 }
 
 // SiteConfig is one site of a Map-Server.
 type SiteConfig struct {
 	// Name identifies the site in logs and listings.
-	Name string
+	Name string `mapstructure:"name"`
 	// Keys are the site's keys; a Map-Register is verified with the key of
 	// its Key ID.
-	Keys []AuthKey
+	Keys []AuthKey `mapstructure:"keys"`
 	// Prefixes are the EID prefixes the site may register.
-	Prefixes []SitePrefix
+	Prefixes []SitePrefix `mapstructure:"prefixes"`
 	// ProxyReply makes the Map-Server answer for the site even when its
 	// registrations do not set the P bit.
-	ProxyReply bool
+	ProxyReply bool `mapstructure:"proxy_reply"`
 	// RequireXTRID rejects Map-Registers without xTR-ID and site-ID (I bit,
 	// RFC 9301 §5.6).
-	RequireXTRID bool
+	RequireXTRID bool `mapstructure:"require_xtr_id"`
+}
+
+// Validate checks the site configured under path (e.g. "sites[0]").
+func (s *SiteConfig) Validate(path string) error {
+	if s.Name == "" {
+		return fmt.Errorf("%s.name: empty", path)
+	}
+	if len(s.Keys) == 0 {
+		return fmt.Errorf("%s.keys: no key", path)
+	}
+	ids := map[uint8]bool{}
+	for j := range s.Keys {
+		if err := s.Keys[j].Validate(fmt.Sprintf("%s.keys[%d]", path, j)); err != nil {
+			return err
+		}
+		if ids[s.Keys[j].KeyID] {
+			return fmt.Errorf("%s.keys[%d].id: duplicate key ID %d", path, j, s.Keys[j].KeyID)
+		}
+		ids[s.Keys[j].KeyID] = true
+	}
+	if len(s.Prefixes) == 0 {
+		return fmt.Errorf("%s.prefixes: no EID prefix", path)
+	}
+	for j := range s.Prefixes {
+		if err := s.Prefixes[j].Validate(fmt.Sprintf("%s.prefixes[%d]", path, j)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateSites checks the sites configured under path (e.g. "sites"):
+// each site, that no two share a name and that no prefix is listed twice.
+func ValidateSites(path string, sites []SiteConfig) error {
+	names := map[string]bool{}
+	owner := map[EIDPrefix]string{}
+	for i := range sites {
+		s := &sites[i]
+		f := fmt.Sprintf("%s[%d]", path, i)
+		if err := s.Validate(f); err != nil {
+			return err
+		}
+		if names[s.Name] {
+			return fmt.Errorf("%s.name: duplicate site %q", f, s.Name)
+		}
+		names[s.Name] = true
+		for j, p := range s.Prefixes {
+			if other, ok := owner[p.EIDPrefix]; ok {
+				return fmt.Errorf("%s.prefixes[%d].eid: %v in IID %d already belongs to site %q", f, j, p.Prefix, p.IID, other)
+			}
+			owner[p.EIDPrefix] = s.Name
+		}
+	}
+	return nil
 }
 
 // MapServerConfig configures the Map-Server role.
@@ -137,9 +199,30 @@ type MapServerConfig struct {
 // RemoteMapServer is a Map-Server a Map-Resolver forwards requests to.
 type RemoteMapServer struct {
 	// Addr is the Map-Server's control address.
-	Addr netip.AddrPort
+	Addr netip.AddrPort `mapstructure:"addr"`
 	// Prefixes are the EID prefixes the Map-Server is responsible for.
-	Prefixes []EIDPrefix
+	Prefixes []EIDPrefix `mapstructure:"prefixes"`
+}
+
+// Validate checks the Map-Server configured under path.
+func (r *RemoteMapServer) Validate(path string) error {
+	if !r.Addr.IsValid() {
+		return fmt.Errorf("%s.addr: invalid address", path)
+	}
+	if len(r.Prefixes) == 0 {
+		return fmt.Errorf("%s.prefixes: no EID prefix", path)
+	}
+	return validatePrefixes(path+".prefixes", r.Prefixes)
+}
+
+// validatePrefixes checks the prefixes configured under path.
+func validatePrefixes(path string, ps []EIDPrefix) error {
+	for i := range ps {
+		if err := ps[i].Validate(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MapResolverConfig configures the Map-Resolver role.
@@ -163,49 +246,63 @@ type MapResolverConfig struct {
 // MapServerPeer is a Map-Server an ETR registers with.
 type MapServerPeer struct {
 	// Addr is the Map-Server's control address.
-	Addr netip.AddrPort
+	Addr netip.AddrPort `mapstructure:"addr"`
 	// Key signs the Map-Registers.
-	Key AuthKey
+	Key AuthKey `mapstructure:"key"`
+}
+
+// Validate checks the Map-Server configured under path.
+func (p *MapServerPeer) Validate(path string) error {
+	if !p.Addr.IsValid() {
+		return fmt.Errorf("%s.addr: invalid address", path)
+	}
+	return p.Key.Validate(path + ".key")
 }
 
 // RLOCConfig is one locator of a database mapping.
 type RLOCConfig struct {
 	// Addr is the RLOC.
-	Addr netip.Addr
+	Addr netip.Addr `mapstructure:"addr"`
 	// Priority and Weight are the unicast priority and weight (RFC 9301 §5.4).
-	Priority, Weight uint8
+	Priority uint8 `mapstructure:"priority"`
+	Weight   uint8 `mapstructure:"weight"`
 	// MPriority and MWeight are the multicast priority and weight; zero
 	// values mean 255 and 0 (multicast unused).
-	MPriority, MWeight uint8
+	MPriority uint8 `mapstructure:"-"`
+	MWeight   uint8 `mapstructure:"-"`
 }
 
 // Mapping is a database mapping of an ETR.
 type Mapping struct {
-	EIDPrefix
+	EIDPrefix `mapstructure:",squash"`
 	// RLOCs are the locators, at least one.
-	RLOCs []RLOCConfig
+	RLOCs []RLOCConfig `mapstructure:"rlocs"`
 	// TTL is the record TTL sent in Map-Replies and Map-Registers; 0 means
 	// 24 hours. It is rounded down to whole minutes (RFC 9301 §5.4).
-	TTL time.Duration
+	TTL time.Duration `mapstructure:"ttl"`
 }
 
-func (m *Mapping) validate(field string) error {
-	if err := m.EIDPrefix.validate(field); err != nil {
+// Validate checks the mapping configured under path (e.g. "database[0]").
+func (m *Mapping) Validate(path string) error {
+	if err := m.EIDPrefix.Validate(path); err != nil {
 		return err
 	}
 	if len(m.RLOCs) == 0 || len(m.RLOCs) > 255 {
-		return fmt.Errorf("%s.rlocs: %d locators (1..255)", field, len(m.RLOCs))
+		return fmt.Errorf("%s.rlocs: %d locators (1..255)", path, len(m.RLOCs))
 	}
 	for i, r := range m.RLOCs {
 		if !r.Addr.IsValid() || r.Addr.Is4In6() {
-			return fmt.Errorf("%s.rlocs[%d].addr: invalid address", field, i)
+			return fmt.Errorf("%s.rlocs[%d].addr: invalid address", path, i)
 		}
 	}
 	if m.TTL < 0 {
-		return fmt.Errorf("%s.ttl: negative", field)
+		return fmt.Errorf("%s.ttl: negative", path)
 	}
 	return nil
 }
+
+// validate is Validate, for the callers inside the package.
+func (m *Mapping) validate(path string) error { return m.Validate(path) }
 
 // ETRConfig configures the ETR role.
 type ETRConfig struct {
@@ -270,11 +367,53 @@ type ITRConfig struct {
 	ProbePort uint16
 }
 
-// validate checks c and returns the first problem, naming the field.
+// validate checks c and returns the first problem, naming the field by
+// its key in this package's configuration (role sections by their
+// field names: "map_server", "etr"...).
 func (c *Config) validate() error {
+	if err := ValidateListen("listen", c.Listen); err != nil {
+		return err
+	}
+	if err := c.RateLimit.Validate("rate_limit"); err != nil {
+		return err
+	}
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil {
+		return errors.New("roles: no role configured")
+	}
+	if ms := c.MapServer; ms != nil {
+		if err := ms.validate("map_server"); err != nil {
+			return err
+		}
+	}
+	if mr := c.MapResolver; mr != nil {
+		if err := mr.validate("map_resolver"); err != nil {
+			return err
+		}
+	}
+	if e := c.ETR; e != nil {
+		if err := e.validate("etr"); err != nil {
+			return err
+		}
+	}
+	if c.Multicast != nil {
+		if err := c.Multicast.validate(c); err != nil {
+			return err
+		}
+	}
+	if it := c.ITR; it != nil {
+		if err := it.validate("itr"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateListen checks the control socket addresses configured under
+// path: valid, at most one IPv4 and one IPv6.
+func ValidateListen(path string, listen []netip.AddrPort) error {
 	var have4, have6 bool
-	for i, a := range c.Listen {
-		f := fmt.Sprintf("listen[%d]", i)
+	for i, a := range listen {
+		f := fmt.Sprintf("%s[%d]", path, i)
 		switch {
 		case !a.IsValid():
 			return fmt.Errorf("%s: invalid address", f)
@@ -290,122 +429,80 @@ func (c *Config) validate() error {
 			have6 = true
 		}
 	}
-	if r := c.RateLimit; r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
-		return errors.New("rate_limit: negative value")
+	return nil
+}
+
+// Validate checks the rate limit configured under path.
+func (r RateLimitConfig) Validate(path string) error {
+	if r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
+		return fmt.Errorf("%s: negative value", path)
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil {
-		return errors.New("roles: no role configured")
+	return nil
+}
+
+// validate checks the Map-Server role configured under path.
+func (ms *MapServerConfig) validate(path string) error {
+	if ms.RegistrationTimeout < 0 {
+		return fmt.Errorf("%s.registration_timeout: negative", path)
 	}
-	if ms := c.MapServer; ms != nil {
-		if ms.RegistrationTimeout < 0 {
-			return errors.New("map_server.registration_timeout: negative")
-		}
-		names := map[string]bool{}
-		for i := range ms.Sites {
-			s := &ms.Sites[i]
-			f := fmt.Sprintf("map_server.sites[%d]", i)
-			if s.Name == "" {
-				return fmt.Errorf("%s.name: empty", f)
-			}
-			if names[s.Name] {
-				return fmt.Errorf("%s.name: duplicate site %q", f, s.Name)
-			}
-			names[s.Name] = true
-			if len(s.Keys) == 0 {
-				return fmt.Errorf("%s.keys: no key", f)
-			}
-			ids := map[uint8]bool{}
-			for j := range s.Keys {
-				if err := s.Keys[j].validate(fmt.Sprintf("%s.keys[%d]", f, j)); err != nil {
-					return err
-				}
-				if ids[s.Keys[j].KeyID] {
-					return fmt.Errorf("%s.keys[%d].key_id: duplicate key ID %d", f, j, s.Keys[j].KeyID)
-				}
-				ids[s.Keys[j].KeyID] = true
-			}
-			if len(s.Prefixes) == 0 {
-				return fmt.Errorf("%s.prefixes: no EID prefix", f)
-			}
-			for j := range s.Prefixes {
-				if err := s.Prefixes[j].validate(fmt.Sprintf("%s.prefixes[%d]", f, j)); err != nil {
-					return err
-				}
-			}
-		}
+	return ValidateSites(path+".sites", ms.Sites)
+}
+
+// validate checks the Map-Resolver role configured under path.
+func (mr *MapResolverConfig) validate(path string) error {
+	if mr.NegativeTTL < 0 || mr.AggregateTTL < 0 {
+		return fmt.Errorf("%s.negative_ttl: negative", path)
 	}
-	if mr := c.MapResolver; mr != nil {
-		if mr.NegativeTTL < 0 || mr.AggregateTTL < 0 {
-			return errors.New("map_resolver.negative_ttl: negative")
-		}
-		for i := range mr.MapServers {
-			f := fmt.Sprintf("map_resolver.map_servers[%d]", i)
-			if !mr.MapServers[i].Addr.IsValid() {
-				return fmt.Errorf("%s.addr: invalid address", f)
-			}
-			if len(mr.MapServers[i].Prefixes) == 0 {
-				return fmt.Errorf("%s.prefixes: no EID prefix", f)
-			}
-			for j := range mr.MapServers[i].Prefixes {
-				if err := mr.MapServers[i].Prefixes[j].validate(fmt.Sprintf("%s.prefixes[%d]", f, j)); err != nil {
-					return err
-				}
-			}
-		}
-		for i := range mr.Aggregates {
-			if err := mr.Aggregates[i].validate(fmt.Sprintf("map_resolver.aggregates[%d]", i)); err != nil {
-				return err
-			}
-		}
-	}
-	if e := c.ETR; e != nil {
-		if len(e.Mappings) == 0 {
-			return errors.New("etr.mappings: no database mapping")
-		}
-		for i := range e.Mappings {
-			if err := e.Mappings[i].validate(fmt.Sprintf("etr.mappings[%d]", i)); err != nil {
-				return err
-			}
-		}
-		for i := range e.MapServers {
-			f := fmt.Sprintf("etr.map_servers[%d]", i)
-			if !e.MapServers[i].Addr.IsValid() {
-				return fmt.Errorf("%s.addr: invalid address", f)
-			}
-			if err := e.MapServers[i].Key.validate(f + ".key"); err != nil {
-				return err
-			}
-		}
-		if e.RegisterInterval < 0 || e.RetryInterval < 0 || e.Retries < 0 || e.SMRWindow < 0 {
-			return errors.New("etr.register_interval: negative interval or count")
-		}
-	}
-	if c.Multicast != nil {
-		if err := c.Multicast.validate(c); err != nil {
+	for i := range mr.MapServers {
+		if err := mr.MapServers[i].Validate(fmt.Sprintf("%s.map_servers[%d]", path, i)); err != nil {
 			return err
 		}
 	}
-	if it := c.ITR; it != nil {
-		if len(it.MapResolvers) == 0 {
-			return errors.New("itr.map_resolvers: no Map-Resolver")
+	return validatePrefixes(path+".aggregates", mr.Aggregates)
+}
+
+// validate checks the ETR role configured under path.
+func (e *ETRConfig) validate(path string) error {
+	if len(e.Mappings) == 0 {
+		return fmt.Errorf("%s.mappings: no database mapping", path)
+	}
+	for i := range e.Mappings {
+		if err := e.Mappings[i].Validate(fmt.Sprintf("%s.mappings[%d]", path, i)); err != nil {
+			return err
 		}
-		for i, a := range it.MapResolvers {
-			if !a.IsValid() {
-				return fmt.Errorf("itr.map_resolvers[%d]: invalid address", i)
-			}
+	}
+	for i := range e.MapServers {
+		if err := e.MapServers[i].Validate(fmt.Sprintf("%s.map_servers[%d]", path, i)); err != nil {
+			return err
 		}
-		if len(it.ITRRLOCs) == 0 || len(it.ITRRLOCs) > 32 {
-			return fmt.Errorf("itr.itr_rlocs: %d addresses (1..32)", len(it.ITRRLOCs))
+	}
+	if e.RegisterInterval < 0 || e.RetryInterval < 0 || e.Retries < 0 || e.SMRWindow < 0 {
+		return fmt.Errorf("%s.register_interval: negative interval or count", path)
+	}
+	return nil
+}
+
+// validate checks the ITR role configured under path.
+func (it *ITRConfig) validate(path string) error {
+	if len(it.MapResolvers) == 0 {
+		return fmt.Errorf("%s.map_resolvers: no Map-Resolver", path)
+	}
+	for i, a := range it.MapResolvers {
+		if !a.IsValid() {
+			return fmt.Errorf("%s.map_resolvers[%d]: invalid address", path, i)
 		}
-		for i, a := range it.ITRRLOCs {
-			if !a.IsValid() {
-				return fmt.Errorf("itr.itr_rlocs[%d]: invalid address", i)
-			}
+	}
+	if len(it.ITRRLOCs) == 0 || len(it.ITRRLOCs) > 32 {
+		return fmt.Errorf("%s.itr_rlocs: %d addresses (1..32)", path, len(it.ITRRLOCs))
+	}
+	for i, a := range it.ITRRLOCs {
+		if !a.IsValid() {
+			return fmt.Errorf("%s.itr_rlocs[%d]: invalid address", path, i)
 		}
-		if it.RetransmitInterval < 0 || it.MaxTries < 0 || it.MinRequestInterval < 0 ||
-			it.RefreshBefore < 0 || it.ProbeInterval < 0 || it.ProbeMisses < 0 {
-			return errors.New("itr: negative interval or count")
-		}
+	}
+	if it.RetransmitInterval < 0 || it.MaxTries < 0 || it.MinRequestInterval < 0 ||
+		it.RefreshBefore < 0 || it.ProbeInterval < 0 || it.ProbeMisses < 0 {
+		return fmt.Errorf("%s: negative interval or count", path)
 	}
 	return nil
 }

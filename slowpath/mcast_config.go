@@ -150,21 +150,43 @@ type UnderlayConfig struct {
 // RTRGroup is one (S-EID,G) tree an RTR replicates for.
 type RTRGroup struct {
 	// IID is the instance-ID.
-	IID uint32
+	IID uint32 `mapstructure:"iid"`
 	// Source is the S-EID; an invalid prefix means (*,G).
-	Source netip.Prefix
+	Source netip.Prefix `mapstructure:"source"`
 	// Group is the G-EID.
-	Group netip.Prefix
+	Group netip.Prefix `mapstructure:"group"`
 	// Level is the RTR's level, below 128.
-	Level uint8
+	Level uint8 `mapstructure:"level"`
 }
 
+// validate checks c, a section of top, naming fields by their keys in
+// this package's configuration ("multicast.rtrs"...).
 func (c *MulticastConfig) validate(top *Config) error {
 	if c.Key.Alg != 0 || c.Key.Secret != "" {
-		if err := c.Key.validate("multicast.key"); err != nil {
+		if err := c.Key.Validate("multicast.key"); err != nil {
 			return err
 		}
 	}
+	if err := c.validateMembers(top); err != nil {
+		return err
+	}
+	if err := c.ValidateBounds("multicast"); err != nil {
+		return err
+	}
+	if u := c.Underlay; u != nil {
+		if err := u.Validate("multicast.underlay"); err != nil {
+			return err
+		}
+		if u.Method == UnderlayLookup && len(u.MapResolvers) == 0 && (top.ITR == nil || len(top.ITR.MapResolvers) == 0) {
+			return errors.New("multicast.underlay.map_resolvers: the lookup method needs a Map-Resolver")
+		}
+	}
+	return ValidateRTRGroups("multicast.rtrs", c.RTRs)
+}
+
+// validateMembers checks what receivers and RTRs need: an RLOC, the ETR
+// role, Map-Servers to register with.
+func (c *MulticastConfig) validateMembers(top *Config) error {
 	etr := len(c.SiteInterfaces) > 0 || len(c.Listeners) > 0
 	if (etr || len(c.RTRs) > 0) && (!c.RLOC.IsValid() || c.RLOC.Is4In6()) {
 		return errors.New("multicast.rloc: required for receivers or RTRs")
@@ -176,39 +198,63 @@ func (c *MulticastConfig) validate(top *Config) error {
 		return errors.New("multicast.map_servers: none to register with")
 	}
 	for i := range c.MapServers {
-		if err := c.MapServers[i].Key.validate(fmt.Sprintf("multicast.map_servers[%d].key", i)); err != nil {
+		if err := c.MapServers[i].Key.Validate(fmt.Sprintf("multicast.map_servers[%d].key", i)); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// ValidateBounds checks the level, intervals and counts of the multicast
+// section configured under path.
+func (c *MulticastConfig) ValidateBounds(path string) error {
 	if c.Level >= replicate.ETRLevel && c.Level != replicate.ETRLevel {
-		return fmt.Errorf("multicast.level: %d (ETRs are at 1..128)", c.Level)
+		return fmt.Errorf("%s.level: %d (ETRs are at 1..128)", path, c.Level)
 	}
 	if c.MembershipInterval < 0 || c.LastMemberQueryTime < 0 || c.RegisterInterval < 0 || c.RetryInterval < 0 ||
 		c.Retries < 0 || c.MaxRLE < 0 || c.ProbeInterval < 0 || c.ProbeMisses < 0 || c.JoinHold < 0 || c.SubscribeWindow < 0 {
-		return errors.New("multicast: negative interval or count")
+		return fmt.Errorf("%s: negative interval or count", path)
 	}
-	if u := c.Underlay; u != nil {
-		if u.SuppressHold < 0 {
-			return errors.New("multicast.underlay.suppress_hold: negative")
-		}
-		switch u.Method {
-		case UnderlayHash:
-			if err := replicate.CheckRange(u.Range); err != nil {
-				return fmt.Errorf("multicast.underlay.range: %w", err)
-			}
-		case UnderlayLookup:
-			if len(u.MapResolvers) == 0 && (top.ITR == nil || len(top.ITR.MapResolvers) == 0) {
-				return errors.New("multicast.underlay.map_resolvers: the lookup method needs a Map-Resolver")
-			}
-		default:
-			return fmt.Errorf("multicast.underlay.method: %d (hash or lookup)", u.Method)
-		}
+	return nil
+}
+
+// Validate checks the underlay configured under path: the hold, the
+// method and its group range.
+func (u *UnderlayConfig) Validate(path string) error {
+	if u.SuppressHold < 0 {
+		return fmt.Errorf("%s.suppress_hold: negative", path)
 	}
+	if u.Range.IsValid() && u.Range != u.Range.Masked() {
+		return fmt.Errorf("%s.range: %v has host bits set (want %v)", path, u.Range, u.Range.Masked())
+	}
+	switch u.Method {
+	case UnderlayHash:
+		if err := replicate.CheckRange(u.Range); err != nil {
+			return fmt.Errorf("%s.range: %w", path, err)
+		}
+	case UnderlayLookup:
+	default:
+		return fmt.Errorf("%s.method: %d (hash or lookup)", path, u.Method)
+	}
+	return nil
+}
+
+// ValidateRTRGroups checks the trees configured under path: multicast
+// groups, RTR levels, no (S,G) twice.
+func ValidateRTRGroups(path string, rs []RTRGroup) error {
 	seen := map[sgKey]bool{}
-	for i, r := range c.RTRs {
-		f := fmt.Sprintf("multicast.rtrs[%d]", i)
+	for i, r := range rs {
+		f := fmt.Sprintf("%s[%d]", path, i)
 		if !r.Group.IsValid() || !r.Group.Addr().IsMulticast() {
 			return fmt.Errorf("%s.group: %v is not a multicast prefix", f, r.Group)
+		}
+		if err := CheckPrefix(f+".group", r.Group); err != nil {
+			return err
+		}
+		if r.Source.IsValid() {
+			if err := CheckPrefix(f+".source", r.Source); err != nil {
+				return err
+			}
 		}
 		if r.Level >= replicate.ETRLevel {
 			return fmt.Errorf("%s.level: %d (RTRs are at 0..127)", f, r.Level)

@@ -231,7 +231,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"roles", func(c *Config) { *c = Config{} }},
 		{"map_server.sites[0].keys[0].secret", func(c *Config) { c.MapServer.Sites[0].Keys[0].Secret = "" }},
 		{"map_server.sites[0].keys[0].alg", func(c *Config) { c.MapServer.Sites[0].Keys[0].Alg = 9 }},
-		{"map_server.sites[0].prefixes[0].prefix", func(c *Config) {
+		{"map_server.sites[0].prefixes[0].eid", func(c *Config) {
 			c.MapServer.Sites[0].Prefixes[0].Prefix = netip.MustParsePrefix("10.1.2.3/16")
 		}},
 		{"map_server.sites[1].name", func(c *Config) { c.MapServer.Sites = append(c.MapServer.Sites, c.MapServer.Sites[0]) }},

@@ -193,6 +193,8 @@ func (l LCAF) String() string {
 	return sb.String()
 }
 
+// format writes the LCAF as String describes, one method per type with
+// more than a line to write.
 func (l *LCAF) format(sb *strings.Builder) {
 	switch l.Type {
 	case LCAFInstanceID:
@@ -201,23 +203,7 @@ func (l *LCAF) format(sb *strings.Builder) {
 			l.Addrs[0].format(sb)
 		}
 	case LCAFMcastInfo:
-		sb.WriteString("[" + strconv.FormatUint(uint64(l.IID), 10) + "](")
-		if len(l.Addrs) == 2 {
-			if l.SrcMaskLen == 0 {
-				sb.WriteByte('*')
-			} else {
-				formatMasked(sb, &l.Addrs[0], l.SrcMaskLen)
-			}
-			sb.WriteByte(',')
-			formatMasked(sb, &l.Addrs[1], l.DstMaskLen)
-		}
-		sb.WriteByte(')')
-		if f := l.Rsvd2 & (McastRP | McastLeave | McastJoin); f != 0 {
-			sb.WriteByte('/')
-			writeFlag(sb, f&McastRP != 0, 'R')
-			writeFlag(sb, f&McastLeave != 0, 'L')
-			writeFlag(sb, f&McastJoin != 0, 'J')
-		}
+		l.formatMcastInfo(sb)
 	case LCAFSrcDst:
 		sb.WriteByte('(')
 		if len(l.Addrs) == 2 {
@@ -227,35 +213,9 @@ func (l *LCAF) format(sb *strings.Builder) {
 		}
 		sb.WriteByte(')')
 	case LCAFRLE:
-		sb.WriteString("rle{")
-		for i := range l.RLE {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			e := &l.RLE[i]
-			sb.WriteString(strconv.Itoa(int(e.Level)) + ":")
-			e.Address.format(sb)
-			if e.Name != "" {
-				sb.WriteString("'" + e.Name + "'")
-			}
-		}
-		sb.WriteByte('}')
+		l.formatRLE(sb)
 	case LCAFELP:
-		sb.WriteString("elp{")
-		for i := range l.ELP {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			h := &l.ELP[i]
-			h.Address.format(sb)
-			if h.Lookup || h.Probe || h.Strict {
-				sb.WriteByte('/')
-				writeFlag(sb, h.Lookup, 'L')
-				writeFlag(sb, h.Probe, 'P')
-				writeFlag(sb, h.Strict, 'S')
-			}
-		}
-		sb.WriteByte('}')
+		l.formatELP(sb)
 	case LCAFAFIList:
 		sb.WriteString("afi-list")
 		formatList(sb, l.Addrs)
@@ -271,56 +231,138 @@ func (l *LCAF) format(sb *strings.Builder) {
 		}
 		sb.WriteByte('}')
 	case LCAFNATT:
-		sb.WriteString("nat{ms-port " + strconv.Itoa(int(l.MSPort)) + ",etr-port " + strconv.Itoa(int(l.ETRPort)))
-		for i := range l.Addrs {
-			switch i {
-			case 0:
-				sb.WriteString(",global ")
-			case 1:
-				sb.WriteString(",ms ")
-			case 2:
-				sb.WriteString(",private ")
-			default:
-				sb.WriteString(",rtr ")
-			}
-			l.Addrs[i].format(sb)
-		}
-		sb.WriteByte('}')
+		l.formatNATT(sb)
 	case LCAFGeo:
-		g := &l.Geo
-		sb.WriteString("geo(")
-		sb.WriteByte("SN"[b2i(g.North)])
-		sb.WriteString(strconv.Itoa(int(g.LatDegrees)) + "°" + strconv.Itoa(int(g.LatMinutes)) + "'" + strconv.Itoa(int(g.LatSeconds)) + "\",")
-		sb.WriteByte("WE"[b2i(g.East)])
-		sb.WriteString(strconv.Itoa(int(g.LonDegrees)) + "°" + strconv.Itoa(int(g.LonMinutes)) + "'" + strconv.Itoa(int(g.LonSeconds)) + "\"")
-		if g.Altitude != GeoNoAltitude {
-			sb.WriteString("," + strconv.Itoa(int(g.Altitude)) + "m")
-		}
-		sb.WriteString("):")
-		formatList(sb, l.Addrs)
+		l.formatGeo(sb)
 	case LCAFSecKey:
-		sb.WriteString("seckey{alg " + strconv.Itoa(int(l.Key.Algorithm)) + ",keys " + strconv.Itoa(len(l.Key.Keys)))
-		if l.Key.Revoked {
-			sb.WriteString(",revoked")
-		}
-		sb.WriteByte('}')
-		if len(l.Addrs) > 0 {
-			sb.WriteByte(':')
-			formatList(sb, l.Addrs)
-		}
+		l.formatSecKey(sb)
 	case LCAFJSON:
-		sb.WriteString("json")
-		if l.Rsvd2&JSONBinary != 0 {
-			sb.WriteString("(binary " + strconv.Itoa(len(l.Raw)) + " bytes)")
-		} else {
-			sb.WriteString(strconv.Quote(string(l.Raw)))
-		}
-		if len(l.Addrs) > 0 && !l.Addrs[0].IsZero() {
-			sb.WriteByte(':')
-			formatList(sb, l.Addrs)
-		}
+		l.formatJSON(sb)
 	default:
 		sb.WriteString("lcaf-" + strconv.Itoa(int(l.Type)) + "(" + strconv.Itoa(len(l.Raw)) + " bytes)")
+	}
+}
+
+// formatMcastInfo writes a multicast-info LCAF: [iid](S,G) or [iid](*,G),
+// then the R, L and J flags that are set.
+func (l *LCAF) formatMcastInfo(sb *strings.Builder) {
+	sb.WriteString("[" + strconv.FormatUint(uint64(l.IID), 10) + "](")
+	if len(l.Addrs) == 2 {
+		if l.SrcMaskLen == 0 {
+			sb.WriteByte('*')
+		} else {
+			formatMasked(sb, &l.Addrs[0], l.SrcMaskLen)
+		}
+		sb.WriteByte(',')
+		formatMasked(sb, &l.Addrs[1], l.DstMaskLen)
+	}
+	sb.WriteByte(')')
+	if f := l.Rsvd2 & (McastRP | McastLeave | McastJoin); f != 0 {
+		sb.WriteByte('/')
+		writeFlag(sb, f&McastRP != 0, 'R')
+		writeFlag(sb, f&McastLeave != 0, 'L')
+		writeFlag(sb, f&McastJoin != 0, 'J')
+	}
+}
+
+// formatRLE writes an RLE: rle{level:address'name',...}.
+func (l *LCAF) formatRLE(sb *strings.Builder) {
+	sb.WriteString("rle{")
+	for i := range l.RLE {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		e := &l.RLE[i]
+		sb.WriteString(strconv.Itoa(int(e.Level)) + ":")
+		e.Address.format(sb)
+		if e.Name != "" {
+			sb.WriteString("'" + e.Name + "'")
+		}
+	}
+	sb.WriteByte('}')
+}
+
+// formatELP writes an ELP: elp{address/LPS,...} with the hop flags that
+// are set.
+func (l *LCAF) formatELP(sb *strings.Builder) {
+	sb.WriteString("elp{")
+	for i := range l.ELP {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		h := &l.ELP[i]
+		h.Address.format(sb)
+		if h.Lookup || h.Probe || h.Strict {
+			sb.WriteByte('/')
+			writeFlag(sb, h.Lookup, 'L')
+			writeFlag(sb, h.Probe, 'P')
+			writeFlag(sb, h.Strict, 'S')
+		}
+	}
+	sb.WriteByte('}')
+}
+
+// formatNATT writes a NAT-traversal LCAF: its ports, then its addresses
+// named by position (global, ms, private, rtr...).
+func (l *LCAF) formatNATT(sb *strings.Builder) {
+	sb.WriteString("nat{ms-port " + strconv.Itoa(int(l.MSPort)) + ",etr-port " + strconv.Itoa(int(l.ETRPort)))
+	for i := range l.Addrs {
+		switch i {
+		case 0:
+			sb.WriteString(",global ")
+		case 1:
+			sb.WriteString(",ms ")
+		case 2:
+			sb.WriteString(",private ")
+		default:
+			sb.WriteString(",rtr ")
+		}
+		l.Addrs[i].format(sb)
+	}
+	sb.WriteByte('}')
+}
+
+// formatGeo writes a geo-coordinates LCAF: geo(N1°2'3",E4°5'6",7m):addr.
+func (l *LCAF) formatGeo(sb *strings.Builder) {
+	g := &l.Geo
+	sb.WriteString("geo(")
+	sb.WriteByte("SN"[b2i(g.North)])
+	sb.WriteString(strconv.Itoa(int(g.LatDegrees)) + "°" + strconv.Itoa(int(g.LatMinutes)) + "'" + strconv.Itoa(int(g.LatSeconds)) + "\",")
+	sb.WriteByte("WE"[b2i(g.East)])
+	sb.WriteString(strconv.Itoa(int(g.LonDegrees)) + "°" + strconv.Itoa(int(g.LonMinutes)) + "'" + strconv.Itoa(int(g.LonSeconds)) + "\"")
+	if g.Altitude != GeoNoAltitude {
+		sb.WriteString("," + strconv.Itoa(int(g.Altitude)) + "m")
+	}
+	sb.WriteString("):")
+	formatList(sb, l.Addrs)
+}
+
+// formatSecKey writes a security-key LCAF: its algorithm and key count,
+// not the key material.
+func (l *LCAF) formatSecKey(sb *strings.Builder) {
+	sb.WriteString("seckey{alg " + strconv.Itoa(int(l.Key.Algorithm)) + ",keys " + strconv.Itoa(len(l.Key.Keys)))
+	if l.Key.Revoked {
+		sb.WriteString(",revoked")
+	}
+	sb.WriteByte('}')
+	if len(l.Addrs) > 0 {
+		sb.WriteByte(':')
+		formatList(sb, l.Addrs)
+	}
+}
+
+// formatJSON writes a JSON LCAF: the quoted text, or the length of a
+// binary one, then the address if there is one.
+func (l *LCAF) formatJSON(sb *strings.Builder) {
+	sb.WriteString("json")
+	if l.Rsvd2&JSONBinary != 0 {
+		sb.WriteString("(binary " + strconv.Itoa(len(l.Raw)) + " bytes)")
+	} else {
+		sb.WriteString(strconv.Quote(string(l.Raw)))
+	}
+	if len(l.Addrs) > 0 && !l.Addrs[0].IsZero() {
+		sb.WriteByte(':')
+		formatList(sb, l.Addrs)
 	}
 }
 

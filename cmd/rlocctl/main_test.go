@@ -21,10 +21,10 @@ func startRouter(t *testing.T) (*router.Router, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "rlocd.sock")
 	r, err := router.Start(router.Config{
-		Name:       "ctl-test",
-		Roles:      router.Roles{MapServer: true, MapResolver: true},
-		Listen:     []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		MgmtSocket: sock,
+		Name:    "ctl-test",
+		Roles:   router.Roles{MapServer: true, MapResolver: true},
+		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:    router.MgmtOptions{Socket: sock},
 		Sites: []slowpath.SiteConfig{{Name: "site1",
 			Keys:     []slowpath.AuthKey{{KeyID: 1, Alg: wire.AuthHMACSHA256128, Secret: "k1"}},
 			Prefixes: []slowpath.SitePrefix{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.1.0.0/24")}}}}},

@@ -77,11 +77,7 @@ sites:
 	dir := t.TempDir()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
-			if err := os.WriteFile(f, []byte(tc.yaml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, _, err := loadConfig(f, flags())
+			_, err := loadYAML(t, dir, tc.name, tc.yaml)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -102,7 +98,19 @@ func TestEnvOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MgmtSocket != "/tmp/x.sock" || opts.logLevel.String() != "DEBUG" {
-		t.Fatalf("mgmt socket %q, log level %v", cfg.MgmtSocket, opts.logLevel)
+	if cfg.Mgmt.Socket != "/tmp/x.sock" || opts.logLevel.String() != "DEBUG" {
+		t.Fatalf("mgmt socket %q, log level %v", cfg.Mgmt.Socket, opts.logLevel)
 	}
+}
+
+// loadYAML writes yaml as dir/name.yaml and loads it; it returns the
+// file's path and loadConfig's error.
+func loadYAML(t *testing.T, dir, name, yaml string) (string, error) {
+	t.Helper()
+	f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+	if err := os.WriteFile(f, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := loadConfig(f, flags())
+	return f, err
 }

@@ -1,4 +1,4 @@
-package slowpath
+package mcast
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -48,7 +50,7 @@ import (
 // parent itself: a departure notice, in which a parent missing from the
 // RLE is leaving; it is then avoided until the Map-Server's RLE no longer
 // lists it either.
-func (m *mcast) setMerged(l *sgLocal, es []replicate.Entry, fromParent bool) {
+func (m *Mcast) setMerged(l *sgLocal, es []replicate.Entry, fromParent bool) {
 	listed := func(a netip.Addr) bool {
 		return slices.ContainsFunc(es, func(x replicate.Entry) bool { return x.Addr == a })
 	}
@@ -71,8 +73,8 @@ func (m *mcast) setMerged(l *sgLocal, es []replicate.Entry, fromParent bool) {
 
 // tree computes the tree of l's merged RLE as every node computes it,
 // with the failures this router detected applied.
-func (m *mcast) tree(l *sgLocal, itr netip.Addr) *replicate.Tree {
-	t := replicate.NewTree(l.key.src, l.key.group, itr)
+func (m *Mcast) tree(l *sgLocal, itr netip.Addr) *replicate.Tree {
+	t := replicate.NewTree(l.key.Src, l.key.Group, itr)
 	_, _ = t.SetRTRs(l.merged)
 	var etrs []netip.Addr
 	for _, x := range l.merged {
@@ -107,7 +109,7 @@ func (m *mcast) tree(l *sgLocal, itr netip.Addr) *replicate.Tree {
 // computes, with this router's failures applied) and, when it differs from
 // the current one, joins the new parent; the old one is left once the new
 // one confirmed (make-before-break).
-func (m *mcast) choose(l *sgLocal) {
+func (m *Mcast) choose(l *sgLocal) {
 	if l.rtr && l.level == 0 {
 		return // level 0 is served by the ITR from the merged RLE
 	}
@@ -126,7 +128,7 @@ func (m *mcast) choose(l *sgLocal) {
 	if want == cur {
 		return
 	}
-	m.e.log.Debug("tree parent change", "sg", l.key.String(), "self", m.cfg.RLOC, "from", cur, "to", want, "failed", len(l.failed), "merged", len(l.merged))
+	m.c.Log().Debug("tree parent change", "sg", l.key.String(), "self", m.cfg.RLOC, "from", cur, "to", want, "failed", len(l.failed), "merged", len(l.merged))
 	if !want.IsValid() {
 		// No RTR left: head-end replication from the ITR.
 		for _, p := range []netip.Addr{l.parent, l.joining} {
@@ -151,21 +153,20 @@ func (m *mcast) choose(l *sgLocal) {
 }
 
 // sendJoin signals a join (or, with leave, a leave) of l to parent.
-func (m *mcast) sendJoin(l *sgLocal, parent netip.Addr, leave bool) {
-	e := m.e
+func (m *Mcast) sendJoin(l *sgLocal, parent netip.Addr, leave bool) {
 	k := m.cfg.Key
 	if k.Secret == "" {
-		e.log.Warn("cannot join a replication tree without multicast.key", "sg", l.key.String())
+		m.c.Log().Warn("cannot join a replication tree without multicast.key", "sg", l.key.String())
 		return
 	}
-	ttl := ttlMinutes(m.cfg.JoinHold)
+	ttl := slowpath.TTLMinutes(m.cfg.JoinHold)
 	if leave {
 		ttl = 0
 		m.stats.TreeLeaves++
 	} else {
 		m.stats.TreeJoins++
 	}
-	n := newNonce()
+	n := slowpath.NewNonce()
 	if !leave && parent == l.joining {
 		delete(m.regNonces, l.joinNonce)
 		l.joinNonce = n
@@ -174,19 +175,19 @@ func (m *mcast) sendJoin(l *sgLocal, parent netip.Addr, leave bool) {
 	reg := wire.MapRegister{
 		Merge: true, WantMapNotify: !leave, Nonce: n,
 		Auth:    wire.NewAuth(k.KeyID, k.Alg, false),
-		Records: []wire.Record{sgRecord(l.key, ttl, []wire.RLENode{{Level: l.level, Address: wire.IPAddress(m.cfg.RLOC)}})},
+		Records: []wire.Record{slowpath.SGRecord(l.key, ttl, []wire.RLENode{{Level: l.level, Address: wire.IPAddress(m.cfg.RLOC)}})},
 	}
-	b, err := reg.AppendSigned(e.wbuf[:0], []byte(k.Secret))
+	b, err := reg.AppendSigned(m.wbuf[:0], []byte(k.Secret))
 	if err != nil {
 		return
 	}
-	e.wbuf = b
+	m.wbuf = b
 	m.sendCtl(parent, b, wire.TypeMapRegister)
 }
 
 // joinConfirmed runs when the new parent confirmed a join: it becomes the
 // parent and the old one is left (make-before-break).
-func (m *mcast) joinConfirmed(l *sgLocal) {
+func (m *Mcast) joinConfirmed(l *sgLocal) {
 	if !l.joining.IsValid() {
 		return
 	}
@@ -197,13 +198,12 @@ func (m *mcast) joinConfirmed(l *sgLocal) {
 		m.sendJoin(l, l.leaving, true)
 	}
 	l.leaving = netip.Addr{}
-	m.e.log.Info("joined replication tree parent", "sg", l.key.String(), "parent", l.parent)
+	m.c.Log().Info("joined replication tree parent", "sg", l.key.String(), "parent", l.parent)
 }
 
 // probeParents RLOC-probes every parent (RFC 9301 §7.1, for the (S,G)),
 // and handles parents that missed ProbeMisses probes in a row as failed.
-func (m *mcast) probeParents() {
-	e := m.e
+func (m *Mcast) probeParents() {
 	for n, l := range m.probes {
 		_ = l
 		delete(m.probes, n)
@@ -217,28 +217,28 @@ func (m *mcast) probeParents() {
 			l.probeMiss++
 			if l.probeMiss >= m.cfg.ProbeMisses {
 				m.stats.ParentFailures++
-				e.log.Warn("replication tree parent failed", "sg", l.key.String(), "parent", p, "missed_probes", l.probeMiss)
+				m.c.Log().Warn("replication tree parent failed", "sg", l.key.String(), "parent", p, "missed_probes", l.probeMiss)
 				l.failed[p] = true
 				l.probeOut, l.probeMiss = false, 0
 				m.choose(l)
 				continue
 			}
 		}
-		n := newNonce()
+		n := slowpath.NewNonce()
 		req := wire.MapRequest{
 			Probe: true, Nonce: n,
 			ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
-			Records:  []wire.EIDRecord{{MaskLen: uint8(l.key.group.Bits()), EID: l.key.address()}},
+			Records:  []wire.EIDRecord{{MaskLen: uint8(l.key.Group.Bits()), EID: l.key.Address()}},
 		}
-		b, err := req.Append(e.wbuf[:0])
+		b, err := req.Append(m.wbuf[:0])
 		if err != nil {
 			continue
 		}
-		e.wbuf = b
+		m.wbuf = b
 		m.probes[n] = l
 		l.probeOut = true
 		m.sendCtl(p, b, wire.TypeMapRequest)
-		e.stats.ProbesSent++
+		m.ustats.ProbesSent++
 	}
 }
 
@@ -247,15 +247,15 @@ func (m *mcast) probeParents() {
 // probe replies are stopped) and (S,G) probes on a suppressed U-RLOC
 // (left unanswered while the ETR receives through its G-RLOC). It
 // reports false for the rest.
-func (m *mcast) onRequest(src netip.AddrPort, req *wire.MapRequest) bool {
+func (m *Mcast) onRequest(msg *slowpath.Msg) bool {
+	src, req := msg.Src, msg.Request
 	if !req.Probe || len(req.Records) == 0 {
 		return false
 	}
-	k, ok := sgKeyOf(&req.Records[0].EID)
+	k, ok := slowpath.SGKeyOf(&req.Records[0].EID)
 	if !ok {
 		return false
 	}
-	e := m.e
 	if m.probeSuppressed() {
 		m.stats.ProbesSuppressed++
 		return true
@@ -264,29 +264,29 @@ func (m *mcast) onRequest(src netip.AddrPort, req *wire.MapRequest) bool {
 		return true
 	}
 	if l := m.local[k]; l == nil || l.departing && len(l.children) == 0 {
-		e.stats.Msgs[wire.TypeMapRequest].Ignored++
+		m.c.Msg(wire.TypeMapRequest).Ignored++
 		return true
 	}
 	rep := wire.MapReply{Probe: true, Nonce: req.Nonce, Records: []wire.Record{
-		sgRecord(k, ttlMinutes(m.cfg.JoinHold), []wire.RLENode{{Level: m.local[k].level, Address: wire.IPAddress(m.cfg.RLOC)}}),
+		slowpath.SGRecord(k, slowpath.TTLMinutes(m.cfg.JoinHold), []wire.RLENode{{Level: m.local[k].level, Address: wire.IPAddress(m.cfg.RLOC)}}),
 	}}
 	rep.Records[0].Locators[0].Probed, rep.Records[0].Locators[0].Local = true, true
-	b, err := rep.Append(e.wbuf[:0])
+	b, err := rep.Append(m.wbuf[:0])
 	if err != nil {
 		return true
 	}
-	e.wbuf = b
-	e.send(src, b, wire.TypeMapReply)
+	m.wbuf = b
+	m.c.Send(src, b, wire.TypeMapReply)
 	return true
 }
 
 // isJoin reports whether a Map-Register is a tree join for a group this
 // router replicates for as an RTR.
-func (m *mcast) isJoin(reg *wire.MapRegister) bool {
+func (m *Mcast) isJoin(reg *wire.MapRegister) bool {
 	if len(reg.Records) == 0 {
 		return false
 	}
-	k, ok := sgKeyOf(&reg.Records[0].EID)
+	k, ok := slowpath.SGKeyOf(&reg.Records[0].EID)
 	if !ok {
 		return false
 	}
@@ -296,26 +296,25 @@ func (m *mcast) isJoin(reg *wire.MapRegister) bool {
 
 // onJoin handles a tree join or leave from a child (see the top of this
 // file): it updates the children and re-installs the RTR's replication.
-func (m *mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
-	e := m.e
-	st := &e.stats.Msgs[wire.TypeMapRegister]
+func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
+	st := m.c.Msg(wire.TypeMapRegister)
 	k := m.cfg.Key
 	if k.Secret == "" || reg.Auth.Alg != k.Alg || reg.Auth.KeyID != k.KeyID ||
-		wire.VerifyAuth(b, authDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(k.Secret)) != nil {
+		wire.VerifyAuth(b, slowpath.AuthDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(k.Secret)) != nil {
 		st.BadAuth++
-		e.log.Warn("tree join authentication failed", "src", src)
+		m.c.Log().Warn("tree join authentication failed", "src", src)
 		return
 	}
 	changed := map[*sgLocal]bool{}
 	for i := range reg.Records {
 		r := &reg.Records[i]
-		key, ok := sgKeyOf(&r.EID)
+		key, ok := slowpath.SGKeyOf(&r.EID)
 		l := m.local[key]
 		if !ok || l == nil || !l.rtr {
 			st.Ignored++
 			continue
 		}
-		nodes, err := recordRLE(r)
+		nodes, err := slowpath.RecordRLE(r)
 		if err == nil && len(nodes) > m.cfg.MaxRLE {
 			err = fmt.Errorf("%w: %d entries", replicate.ErrRLETooLarge, len(nodes))
 		}
@@ -345,7 +344,7 @@ func (m *mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 					}
 					changed[l] = true
 				}
-				l.children[a] = &child{level: n.Level, expires: e.now.Add(m.cfg.JoinHold)}
+				l.children[a] = &child{level: n.Level, expires: m.c.Now().Add(m.cfg.JoinHold)}
 			}
 		}
 	}
@@ -358,10 +357,10 @@ func (m *mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 		recs := make([]wire.Record, 0, len(reg.Records))
 		for i := range reg.Records {
 			r := reg.Records[i]
-			if key, ok := sgKeyOf(&r.EID); ok && m.local[key] != nil {
-				nodes, _ := recordRLE(&r)
+			if key, ok := slowpath.SGKeyOf(&r.EID); ok && m.local[key] != nil {
+				nodes, _ := slowpath.RecordRLE(&r)
 				nodes = append([]wire.RLENode{{Level: m.local[key].level, Address: wire.IPAddress(m.cfg.RLOC)}}, nodes...)
-				r = sgRecord(key, r.TTL, nodes)
+				r = slowpath.SGRecord(key, r.TTL, nodes)
 			}
 			recs = append(recs, r)
 		}
@@ -369,17 +368,17 @@ func (m *mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 		*n = wire.MapNotify{Nonce: reg.Nonce, Records: recs}
 		m.authBuf = append(m.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
 		n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: m.authBuf}
-		out, err := n.AppendSigned(e.wbuf2[:0], []byte(k.Secret))
+		out, err := n.AppendSigned(m.wbuf2[:0], []byte(k.Secret))
 		if err == nil {
-			e.wbuf2 = out
-			e.send(src, out, wire.TypeMapNotify)
+			m.wbuf2 = out
+			m.c.Send(src, out, wire.TypeMapNotify)
 		}
 	}
 }
 
 // rtrRLE is the RLE an RTR installs: itself at its level, its children one
 // level up (so that its plan copies to all of them).
-func (m *mcast) rtrRLE(l *sgLocal) []replicate.Entry {
+func (m *Mcast) rtrRLE(l *sgLocal) []replicate.Entry {
 	es := []replicate.Entry{{Addr: m.cfg.RLOC, Level: l.level}}
 	kids := make([]netip.Addr, 0, len(l.children))
 	for a := range l.children {
@@ -393,26 +392,26 @@ func (m *mcast) rtrRLE(l *sgLocal) []replicate.Entry {
 }
 
 // installRTR installs the RTR's (S,G) replication to its children.
-func (m *mcast) installRTR(l *sgLocal) {
+func (m *Mcast) installRTR(l *sgLocal) {
 	es := m.rtrRLE(l)
 	if _, err := replicate.ValidateRLE(es, replicate.PlanConfig{Role: replicate.RoleRTR, Level: int(l.level),
 		Self: []netip.Addr{m.cfg.RLOC}, MaxEntries: m.cfg.MaxRLE}); err != nil {
 		m.refuse(l.key, netip.AddrPort{}, err)
 		return
 	}
-	m.inst.InstallMulticast(&ResolvedMulticast{IID: l.key.iid, Source: l.key.src, Group: l.key.group,
+	m.inst.InstallMulticast(&slowpath.ResolvedMulticast{IID: l.key.IID, Source: l.key.Src, Group: l.key.Group,
 		TTL: m.cfg.JoinHold, RLE: es})
 	m.stats.Installs++
 }
 
 // expireChildren drops children whose joins were not refreshed.
-func (m *mcast) expireChildren(l *sgLocal) {
+func (m *Mcast) expireChildren(l *sgLocal) {
 	gone := false
 	for a, c := range l.children {
-		if m.e.now.After(c.expires) {
+		if m.c.Now().After(c.expires) {
 			delete(l.children, a)
 			gone = true
-			m.e.log.Info("tree child expired", "sg", l.key.String(), "child", a)
+			m.c.Log().Info("tree child expired", "sg", l.key.String(), "child", a)
 		}
 	}
 	if gone {
@@ -421,8 +420,7 @@ func (m *mcast) expireChildren(l *sgLocal) {
 }
 
 // depart starts the graceful departure of an RTR from l's tree.
-func (m *mcast) depart(l *sgLocal) {
-	e := m.e
+func (m *Mcast) depart(l *sgLocal) {
 	l.departing = true
 	var send func(time.Time)
 	send = func(time.Time) {
@@ -430,9 +428,9 @@ func (m *mcast) depart(l *sgLocal) {
 			return
 		}
 		if len(l.children) == 0 || l.departN > m.cfg.Retries {
-			e.log.Info("RTR left the replication tree", "sg", l.key.String(), "children_left", len(l.children))
+			m.c.Log().Info("RTR left the replication tree", "sg", l.key.String(), "children_left", len(l.children))
 			m.register(l, true)
-			m.inst.RemoveMulticast(l.key.iid, l.key.src, l.key.group)
+			m.inst.RemoveMulticast(l.key.IID, l.key.Src, l.key.Group)
 			delete(m.local, l.key)
 			return
 		}
@@ -443,39 +441,30 @@ func (m *mcast) depart(l *sgLocal) {
 			nodes[i] = wire.RLENode{Level: x.Level, Address: wire.IPAddress(x.Addr)}
 		}
 		k := m.cfg.Key
-		n := wire.MapNotify{Nonce: newNonce(), Auth: wire.NewAuth(k.KeyID, k.Alg, false),
-			Records: []wire.Record{sgRecord(l.key, ttlMinutes(m.cfg.JoinHold), nodes)}}
+		n := wire.MapNotify{Nonce: slowpath.NewNonce(), Auth: wire.NewAuth(k.KeyID, k.Alg, false),
+			Records: []wire.Record{slowpath.SGRecord(l.key, slowpath.TTLMinutes(m.cfg.JoinHold), nodes)}}
 		b, err := n.AppendSigned(nil, []byte(k.Secret))
 		if err == nil {
 			for a := range l.children {
 				m.sendCtl(a, b, wire.TypeMapNotify)
 			}
 		}
-		l.departT = e.timers.schedule(e.now.Add(m.cfg.RetryInterval), send)
+		l.departT = m.c.Schedule(m.c.Now().Add(m.cfg.RetryInterval), send)
 	}
-	send(e.now)
+	send(m.c.Now())
 }
 
 // McastDepart makes this RTR leave the tree of (S,G) gracefully,
 // make-before-break: its children join their new parents first, then leave
 // it, then it withdraws its registration.
-func (e *Engine) McastDepart(iid uint32, src, group netip.Prefix) error {
-	var err error
-	if e2 := e.do(func() {
-		if e.mc == nil {
-			err = fmt.Errorf("slowpath: no multicast configured")
-			return
-		}
-		l := e.mc.local[newSGKey(iid, src, group)]
-		if l == nil || !l.rtr {
-			err = fmt.Errorf("slowpath: not an RTR of %v", newSGKey(iid, src, group))
-			return
-		}
-		e.mc.depart(l)
-	}); e2 != nil {
-		return e2
+// (event loop only).
+func (m *Mcast) Depart(iid uint32, src, group netip.Prefix) error {
+	l := m.local[slowpath.NewSGKey(iid, src, group)]
+	if l == nil || !l.rtr {
+		return fmt.Errorf("slowpath: not an RTR of %v", slowpath.NewSGKey(iid, src, group))
 	}
-	return err
+	m.depart(l)
+	return nil
 }
 
 // McastTreeInfo is one router's view of the replication tree of an (S,G),
@@ -535,15 +524,12 @@ func (t McastTreeInfo) String() string {
 }
 
 // McastTree returns this router's view of the tree of (S,G) (src invalid:
-// (*,G)); ok is false when the router knows nothing of it.
-func (e *Engine) McastTree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, ok bool) {
-	k := newSGKey(iid, src, group)
-	_ = e.do(func() {
-		m := e.mc
-		if m == nil {
-			return
-		}
-		info = McastTreeInfo{IID: k.iid, Source: k.src, Group: k.group, Level: -1}
+// (*,G)); ok is false when the router knows nothing of it (event loop
+// only).
+func (m *Mcast) Tree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, ok bool) {
+	k := slowpath.NewSGKey(iid, src, group)
+	func() {
+		info = McastTreeInfo{IID: k.IID, Source: k.Src, Group: k.Group, Level: -1}
 		if l := m.local[k]; l != nil {
 			ok = true
 			info.Role, info.Level = "etr", int(l.level)
@@ -573,8 +559,8 @@ func (e *Engine) McastTree(iid uint32, src, group netip.Prefix) (info McastTreeI
 			info.Role = "itr"
 			info.Merged = slices.Clone(ent.rle)
 			itr := netip.IPv4Unspecified()
-			if e.itr != nil && len(e.cfg.ITR.ITRRLOCs) > 0 {
-				itr = e.cfg.ITR.ITRRLOCs[0]
+			if m.itr != nil && len(m.itr.ITRRLOCs) > 0 {
+				itr = m.itr.ITRRLOCs[0]
 			}
 			low := 256
 			for _, x := range ent.rle {
@@ -588,6 +574,6 @@ func (e *Engine) McastTree(iid uint32, src, group netip.Prefix) (info McastTreeI
 			l := &sgLocal{key: k, merged: ent.rle}
 			info.Tree = m.tree(l, itr).String()
 		}
-	})
+	}()
 	return info, ok
 }

@@ -1,11 +1,13 @@
-package slowpath
+package mapserver
 
 import (
-	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/gaissmai/bart"
 
@@ -16,14 +18,16 @@ import (
 // staticGroupTTL is the record TTL of configured group mappings.
 const staticGroupTTL = 24 * time.Hour
 
-// authDataOff is where the authentication data starts in a Map-Register or
-// Map-Notify: first word, nonce, Key ID, Algorithm ID, length (RFC 9301 §5.6).
-const authDataOff = 4 + 8 + 4
-
-// mapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
+// MapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
 // proxy Map-Replies and forwarding of Map-Requests to ETRs.
-type mapServer struct {
-	e       *Engine
+type MapServer struct {
+	c       *slowpath.Core
+	log     *slog.Logger
+	stats   slowpath.Stats
+	mstats  slowpath.McastStats // unsolicited Map-Notify counters
+	mcfg    *slowpath.MulticastConfig
+	wbuf    []byte
+	notify  wire.MapNotify
 	timeout time.Duration
 	sites   []*site
 	allowed map[uint32]*bart.Table[*sitePrefix]
@@ -38,19 +42,19 @@ type mapServer struct {
 }
 
 type site struct {
-	cfg  SiteConfig
-	keys map[uint8]AuthKey
+	cfg  slowpath.SiteConfig
+	keys map[uint8]slowpath.AuthKey
 }
 
 type sitePrefix struct {
 	site *site
-	p    SitePrefix
+	p    slowpath.SitePrefix
 }
 
 // regEntry is one registered EID prefix with the registrations of every xTR
 // that registered it.
 type regEntry struct {
-	key EIDPrefix
+	key slowpath.EIDPrefix
 	// name: key.Prefix is the overlay group range of a group name, not an
 	// EID prefix.
 	name  bool
@@ -81,7 +85,7 @@ type etrReg struct {
 	hasXTR  bool
 	siteID  uint64
 	expires time.Time
-	t       *timer
+	t       *slowpath.Timer
 	// static: configured, not registered; never expires.
 	static bool
 }
@@ -89,20 +93,20 @@ type etrReg struct {
 // recordKey returns what a registered record is stored under: its EID
 // prefix, or for a group name (draft-ietf-lisp-group-mapping) the overlay
 // group range it names (name true).
-func recordKey(r *wire.Record) (k EIDPrefix, name, ok bool) {
+func recordKey(r *wire.Record) (k slowpath.EIDPrefix, name, ok bool) {
 	if iid, p, ok := r.Prefix(); ok {
-		return EIDPrefix{IID: iid, Prefix: p}, false, true
+		return slowpath.EIDPrefix{IID: iid, Prefix: p}, false, true
 	}
 	iid, p, err := replicate.ParseGroupNameEID(&r.EID)
 	if err != nil {
-		return EIDPrefix{}, false, false
+		return slowpath.EIDPrefix{}, false, false
 	}
-	return EIDPrefix{IID: iid, Prefix: p}, true, true
+	return slowpath.EIDPrefix{IID: iid, Prefix: p}, true, true
 }
 
 // table returns the registration table of iid, for group names or EID
 // prefixes, creating it when add is set.
-func (ms *mapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
+func (ms *MapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
 	m := ms.regs
 	if name {
 		m = ms.names
@@ -115,16 +119,35 @@ func (ms *mapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
 	return t
 }
 
-func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
-	ms := &mapServer{
-		e:       e,
+// New builds the Map-Server role of cfg (defaults applied) on c and
+// registers its handlers: Map-Registers and Map-Notify-Acks. mcfg is the
+// multicast configuration with its defaults (the (S,G) merge and its
+// unsolicited Map-Notifies use its key, retries and subscription window).
+// Requests reach it through the Map-Resolver front end (Answer, AnswerName,
+// AnswerSG). Handlers that must see Map-Registers first (tree joins)
+// register before it.
+func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.MulticastConfig) (*MapServer, error) {
+	ms, err := build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ms.c, ms.log, ms.mcfg = c, c.Log(), mcfg
+	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
+	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
+	return ms, nil
+}
+
+// build makes the sites and the configured group mappings of cfg.
+func build(c *slowpath.MapServerConfig) (*MapServer, error) {
+	ms := &MapServer{
+		log:     slog.New(slog.DiscardHandler),
 		timeout: c.RegistrationTimeout,
 		allowed: map[uint32]*bart.Table[*sitePrefix]{},
 		regs:    map[uint32]*bart.Table[*regEntry]{},
 		names:   map[uint32]*bart.Table[*regEntry]{},
 	}
 	for i := range c.Sites {
-		s := &site{cfg: c.Sites[i], keys: map[uint8]AuthKey{}}
+		s := &site{cfg: c.Sites[i], keys: map[uint8]slowpath.AuthKey{}}
 		for _, k := range s.cfg.Keys {
 			s.keys[k.KeyID] = k
 		}
@@ -142,14 +165,14 @@ func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
 		}
 	}
 	if len(c.GroupMappings) > 0 {
-		prov := &site{cfg: SiteConfig{Name: "group-mappings", ProxyReply: true}}
+		prov := &site{cfg: slowpath.SiteConfig{Name: "group-mappings", ProxyReply: true}}
 		for i := range c.GroupMappings {
 			m := &c.GroupMappings[i]
-			r, err := m.Record(ttlMinutes(staticGroupTTL), 1, 100)
+			r, err := m.Record(slowpath.TTLMinutes(staticGroupTTL), 1, 100)
 			if err != nil {
 				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
 			}
-			k := EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}
+			k := slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}
 			t := ms.table(k.IID, true, true)
 			if _, dup := t.Get(k.Prefix); dup {
 				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %s in IID %d configured twice", i, replicate.GroupName(k.Prefix), k.IID)
@@ -165,7 +188,7 @@ func newMapServer(e *Engine, c *MapServerConfig) (*mapServer, error) {
 
 // allowedFor returns the most specific configured site prefix that permits
 // registering p in iid.
-func (ms *mapServer) allowedFor(iid uint32, p netip.Prefix) *sitePrefix {
+func (ms *MapServer) allowedFor(iid uint32, p netip.Prefix) *sitePrefix {
 	t := ms.allowed[iid]
 	if t == nil {
 		return nil
@@ -182,22 +205,31 @@ func (ms *mapServer) allowedFor(iid uint32, p netip.Prefix) *sitePrefix {
 
 // onRegister verifies and stores a Map-Register (RFC 9301 §8.2) and answers
 // with a Map-Notify when asked.
-func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
-	e := ms.e
-	st := &e.stats.Msgs[wire.TypeMapRegister]
-	reg := &e.reg
-	if err := reg.Parse(b); err != nil {
+func (ms *MapServer) onRegister(m *slowpath.Msg) bool {
+	c := ms.c
+	st := c.Msg(wire.TypeMapRegister)
+	reg, err := m.MapRegister()
+	if err != nil {
 		st.BadParse++
-		return
+		return true
 	}
 	if len(reg.Records) == 0 {
 		st.Rejected++
-		return
+		return true
 	}
+	src, b := m.Src, m.Raw
 	if isSGRegister(reg) {
 		ms.onRegisterSG(src, b, reg)
-		return
+		return true
 	}
+	ms.register(src, b, reg)
+	return true
+}
+
+// register handles a Map-Register of EID prefixes and group names.
+func (ms *MapServer) register(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
+	c := ms.c
+	st := c.Msg(wire.TypeMapRegister)
 	// The site is found from the first record; the key from its Key ID.
 	k0, _, ok := recordKey(&reg.Records[0])
 	var sp *sitePrefix
@@ -206,29 +238,29 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 	}
 	if sp == nil {
 		st.Rejected++
-		e.stats.RegistrationsRejected += uint64(len(reg.Records))
-		e.log.Warn("Map-Register for an EID no site may register", "src", src, "eid", reg.Records[0].EID.String(), "masklen", reg.Records[0].MaskLen)
-		e.event(Event{Kind: EventRegistrationRejected, Source: src, Reason: "no site may register " + reg.Records[0].EID.String()})
+		ms.stats.RegistrationsRejected += uint64(len(reg.Records))
+		c.Log().Warn("Map-Register for an EID no site may register", "src", src, "eid", reg.Records[0].EID.String(), "masklen", reg.Records[0].MaskLen)
+		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Source: src, Reason: "no site may register " + reg.Records[0].EID.String()})
 		return
 	}
 	s := sp.site
 	key, ok := s.keys[reg.Auth.KeyID]
 	if !ok || key.Alg != reg.Auth.Alg {
 		st.BadAuth++
-		e.log.Warn("Map-Register with unknown key", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID, "alg", reg.Auth.Alg.String())
-		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "unknown key"})
+		c.Log().Warn("Map-Register with unknown key", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID, "alg", reg.Auth.Alg.String())
+		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "unknown key"})
 		return
 	}
-	if err := wire.VerifyAuth(b, authDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)); err != nil {
+	if err := wire.VerifyAuth(b, slowpath.AuthDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)); err != nil {
 		st.BadAuth++
-		e.log.Warn("Map-Register authentication failed", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID)
-		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "authentication failed"})
+		c.Log().Warn("Map-Register authentication failed", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID)
+		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "authentication failed"})
 		return
 	}
 	if s.cfg.RequireXTRID && !reg.XTRIDPresent {
 		st.Rejected++
-		e.log.Warn("Map-Register without xTR-ID refused", "site", s.cfg.Name, "src", src)
-		e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "xTR-ID required"})
+		c.Log().Warn("Map-Register without xTR-ID refused", "site", s.cfg.Name, "src", src)
+		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "xTR-ID required"})
 		return
 	}
 	id := regID{src: src}
@@ -244,9 +276,9 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 			rsp = ms.allowedFor(k.IID, k.Prefix)
 		}
 		if rsp == nil || rsp.site != s {
-			e.stats.RegistrationsRejected++
-			e.log.Warn("Map-Register record outside the site's prefixes", "site", s.cfg.Name, "src", src, "eid", r.EID.String(), "masklen", r.MaskLen)
-			e.event(Event{Kind: EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "EID outside the site's prefixes"})
+			ms.stats.RegistrationsRejected++
+			c.Log().Warn("Map-Register record outside the site's prefixes", "site", s.cfg.Name, "src", src, "eid", r.EID.String(), "masklen", r.MaskLen)
+			c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "EID outside the site's prefixes"})
 			continue
 		}
 		if r.TTL == 0 {
@@ -258,10 +290,10 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 			}
 			ms.store(k, name, s, id, src, reg, r, life)
 		}
-		if e.cfg.Events != nil {
-			e.event(Event{Kind: EventRegistrationAccepted, Site: s.cfg.Name, EID: k, Source: src})
+		if c.EventsOn() {
+			c.Event(slowpath.Event{Kind: slowpath.EventRegistrationAccepted, Site: s.cfg.Name, EID: k, Source: src})
 		}
-		e.stats.RegistrationsAccepted++
+		ms.stats.RegistrationsAccepted++
 		ms.recs = append(ms.recs, *r)
 	}
 	if len(ms.recs) == 0 {
@@ -274,8 +306,8 @@ func (ms *mapServer) onRegister(src netip.AddrPort, b []byte) {
 }
 
 // store adds or refreshes the registration of xTR id for k.
-func (ms *mapServer) store(k EIDPrefix, name bool, s *site, id regID, src netip.AddrPort, reg *wire.MapRegister, r *wire.Record, life time.Duration) {
-	e := ms.e
+func (ms *MapServer) store(k slowpath.EIDPrefix, name bool, s *site, id regID, src netip.AddrPort, reg *wire.MapRegister, r *wire.Record, life time.Duration) {
+	c := ms.c
 	t := ms.table(k.IID, name, true)
 	ent, ok := t.Get(k.Prefix)
 	if !ok {
@@ -293,35 +325,36 @@ func (ms *mapServer) store(k EIDPrefix, name bool, s *site, id regID, src netip.
 		er = &etrReg{id: id}
 		ent.etrs = append(ent.etrs, er)
 		ms.nregs++
-		er.t = e.timers.schedule(e.now.Add(life), func(now time.Time) { ms.expire(ent, er, now) })
-	} else if er.expires.Before(e.now.Add(life)) {
+		er.t = c.Schedule(c.Now().Add(life), func(now time.Time) { ms.expire(ent, er, now) })
+	} else if er.expires.Before(c.Now().Add(life)) {
 		// The timer fires at the old deadline and moves itself.
 	} else {
-		e.timers.reset(er.t, e.now.Add(life))
+		er.t.Reset(c.Now().Add(life))
 	}
 	er.src = src
-	er.expires = e.now.Add(life)
+	er.expires = c.Now().Add(life)
 	er.proxy = reg.ProxyReply
 	er.merge = reg.Merge
 	er.hasXTR = reg.XTRIDPresent
 	er.siteID = reg.SiteID
-	er.rec = cloneRecord(r, er.rec)
+	er.rec = slowpath.CloneRecord(r, er.rec)
 	ms.rebuild(ent)
 }
 
-func (ms *mapServer) expire(ent *regEntry, er *etrReg, now time.Time) {
+func (ms *MapServer) expire(ent *regEntry, er *etrReg, now time.Time) {
 	if now.Before(er.expires) {
-		ms.e.timers.reset(er.t, er.expires)
+		er.t.Reset(er.expires)
 		return
 	}
-	ms.e.stats.RegistrationsExpired++
-	ms.e.log.Info("registration expired", "site", ent.site.cfg.Name, "iid", ent.key.IID, "eid", ent.key.Prefix, "src", er.src)
-	ms.e.event(Event{Kind: EventRegistrationExpired, Site: ent.site.cfg.Name, EID: ent.key, Source: er.src})
+	ms.stats.RegistrationsExpired++
+	c := ms.c
+	c.Log().Info("registration expired", "site", ent.site.cfg.Name, "iid", ent.key.IID, "eid", ent.key.Prefix, "src", er.src)
+	c.Event(slowpath.Event{Kind: slowpath.EventRegistrationExpired, Site: ent.site.cfg.Name, EID: ent.key, Source: er.src})
 	ms.drop(ent, er)
 }
 
 // remove deletes the registration of xTR id for k (a TTL 0 record).
-func (ms *mapServer) remove(k EIDPrefix, name bool, id regID) {
+func (ms *MapServer) remove(k slowpath.EIDPrefix, name bool, id regID) {
 	t := ms.table(k.IID, name, false)
 	if t == nil {
 		return
@@ -332,14 +365,14 @@ func (ms *mapServer) remove(k EIDPrefix, name bool, id regID) {
 	}
 	for _, er := range ent.etrs {
 		if er.id == id {
-			ms.e.timers.stop(er.t)
+			er.t.Stop()
 			ms.drop(ent, er)
 			return
 		}
 	}
 }
 
-func (ms *mapServer) drop(ent *regEntry, er *etrReg) {
+func (ms *MapServer) drop(ent *regEntry, er *etrReg) {
 	i := slices.Index(ent.etrs, er)
 	if i < 0 {
 		return
@@ -358,7 +391,7 @@ func (ms *mapServer) drop(ent *regEntry, er *etrReg) {
 // values winning). With the merge bit (RFC 9301 §5.6, RFC 8378) the RLE
 // locators of all xTRs are combined into one RLE, so that every registrant
 // of an (S,G) becomes a hop of one replication list.
-func (ms *mapServer) rebuild(ent *regEntry) {
+func (ms *MapServer) rebuild(ent *regEntry) {
 	m := &ent.merged
 	m.Locators = m.Locators[:0]
 	ent.proxy = ent.site.cfg.ProxyReply
@@ -379,23 +412,23 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 			if ent.merge && l.Address.AFI == wire.AFILCAF && l.Address.LCAF.Type == wire.LCAFRLE {
 				if rle < 0 {
 					rle = len(m.Locators)
-					m.Locators = append(m.Locators, cloneLocator(&l))
+					m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
 					continue
 				}
 				mergeRLE(&m.Locators[rle].Address.LCAF, &l.Address.LCAF)
 				continue
 			}
-			j := slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return addrEqual(&x.Address, &l.Address) })
+			j := slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
 			if j < 0 {
-				m.Locators = append(m.Locators, cloneLocator(&l))
+				m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
 			} else if er == latest {
-				m.Locators[j] = cloneLocator(&l)
+				m.Locators[j] = slowpath.CloneLocator(&l)
 			}
 		}
 	}
 	m.TTL = ttl
 	m.MaskLen = uint8(ent.key.Prefix.Bits())
-	m.EID = eidAddress(ent.key.IID, ent.key.Prefix.Addr())
+	m.EID = slowpath.EIDAddress(ent.key.IID, ent.key.Prefix.Addr())
 	if ent.name {
 		m.MaskLen, m.EID = 0, replicate.GroupRangeEID(ent.key.IID, ent.key.Prefix)
 	}
@@ -405,7 +438,7 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 	var err error
 	ent.enc, err = m.Append(ent.enc[:0])
 	if err != nil {
-		ms.e.log.Error("cannot encode a registered mapping", "eid", ent.key.Prefix, "err", err)
+		ms.log.Error("cannot encode a registered mapping", "eid", ent.key.Prefix, "err", err)
 		ent.enc = ent.enc[:0]
 	}
 }
@@ -415,15 +448,15 @@ func (ms *mapServer) rebuild(ent *regEntry) {
 func mergeRLE(dst, src *wire.LCAF) {
 	for i := range src.RLE {
 		n := &src.RLE[i]
-		if !slices.ContainsFunc(dst.RLE, func(h wire.RLENode) bool { return addrEqual(&h.Address, &n.Address) }) {
+		if !slices.ContainsFunc(dst.RLE, func(h wire.RLENode) bool { return slowpath.AddrEqual(&h.Address, &n.Address) }) {
 			dst.RLE = append(dst.RLE, wire.RLENode{Level: n.Level, Address: n.Address.Clone(), Name: n.Name, Rsvd: n.Rsvd})
 		}
 	}
 }
 
-func (ms *mapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key AuthKey) {
-	e := ms.e
-	n := &e.notify
+func (ms *MapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key slowpath.AuthKey) {
+	c := ms.c
+	n := &ms.notify
 	n.XTRIDPresent = reg.XTRIDPresent
 	n.XTRID = reg.XTRID
 	n.SiteID = reg.SiteID
@@ -443,18 +476,18 @@ func (ms *mapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key A
 			}
 		}
 	}
-	out, err := n.AppendSigned(e.wbuf[:0], []byte(key.Secret))
+	out, err := n.AppendSigned(ms.wbuf[:0], []byte(key.Secret))
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapNotify].SendErrors++
-		e.log.Error("cannot encode Map-Notify", "err", err)
+		c.Msg(wire.TypeMapNotify).SendErrors++
+		c.Log().Error("cannot encode Map-Notify", "err", err)
 		return
 	}
-	e.wbuf = out
-	e.send(dst, out, wire.TypeMapNotify)
+	ms.wbuf = out
+	c.Send(dst, out, wire.TypeMapNotify)
 }
 
 // lookup returns the registration covering addr in iid.
-func (ms *mapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
+func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 	t := ms.regs[iid]
 	if t == nil {
 		return nil
@@ -463,45 +496,44 @@ func (ms *mapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 	return ent
 }
 
-// answer handles a Map-Request for a registered EID: a proxy Map-Reply when
+// Answer handles a Map-Request for a registered EID: a proxy Map-Reply when
 // the registration asked for one, otherwise the request is forwarded in an
 // ECM to one of the registered ETRs, round-robin (RFC 9301 §8.2). It reports
 // false when the EID is not registered.
-func (ms *mapServer) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, raw []byte, ecm *wire.ECM, iid uint32, addr netip.Addr) bool {
+func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 	ent := ms.lookup(iid, addr)
 	if ent == nil || len(ent.etrs) == 0 || len(ent.enc) == 0 {
 		return false
 	}
-	e := ms.e
 	if ent.proxy {
-		ms.proxyReply(ent, port, src, req)
+		ms.proxyReply(ent, m)
 		return true
 	}
 	er := ent.etrs[ent.rr%len(ent.etrs)]
 	ent.rr++
-	e.forward(er.src, raw, ecm, req, port, src, addr, true)
+	if ms.c.Forward(er.src, m, addr, true) {
+		ms.stats.Forwarded++
+	}
 	return true
 }
 
-// proxyReply answers req with ent's merged mapping.
-func (ms *mapServer) proxyReply(ent *regEntry, port uint16, src netip.AddrPort, req *wire.MapRequest) {
-	e := ms.e
-	b := e.wbuf[:0]
-	b = binary.BigEndian.AppendUint32(b, uint32(wire.TypeMapReply)<<28|1)
-	b = append(b, req.Nonce[:]...)
+// proxyReply answers m's request with ent's merged mapping.
+func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg) {
+	c := ms.c
+	b := slowpath.AppendReplyHeader(ms.wbuf[:0], m.Request.Nonce)
 	b = append(b, ent.enc...)
-	e.wbuf = b
-	e.send(e.replyTarget(req.ITRRLOCs, port, src), b, wire.TypeMapReply)
-	e.stats.ProxyReplies++
+	ms.wbuf = b
+	c.Send(c.ReplyTarget(m.Request.ITRRLOCs, m.Port, m.Src), b, wire.TypeMapReply)
+	ms.stats.ProxyReplies++
 }
 
-// answerName answers a lookup of the group name "group-<G-EID prefix>" in
+// AnswerName answers a lookup of the group name "group-<G-EID prefix>" in
 // iid (draft-ietf-lisp-group-mapping): a proxy reply with the mapping of the
 // most specific configured or registered range that covers all of g. It
 // reports false when none does. The registrant of a group name is the
 // underlay's provider, not an ETR that answers Map-Requests, so the
 // Map-Server always answers for it.
-func (ms *mapServer) answerName(port uint16, src netip.AddrPort, req *wire.MapRequest, iid uint32, g netip.Prefix) bool {
+func (ms *MapServer) AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) bool {
 	t := ms.names[iid]
 	if t == nil {
 		return false
@@ -510,19 +542,32 @@ func (ms *mapServer) answerName(port uint16, src netip.AddrPort, req *wire.MapRe
 	if !ok || len(ent.etrs) == 0 || len(ent.enc) == 0 {
 		return false
 	}
-	ms.proxyReply(ent, port, src, req)
-	ms.e.stats.GroupNameReplies++
+	ms.proxyReply(ent, m)
+	ms.stats.GroupNameReplies++
 	return true
 }
 
+// Known appends the prefix sets that are EID space the Map-Server knows
+// in iid, for negative Map-Replies (RFC 9301 §8.1): its registrations,
+// then its sites' configured prefixes.
+func (ms *MapServer) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
+	if t := ms.regs[iid]; t != nil {
+		out = append(out, slowpath.BartSet[*regEntry]{Table: t})
+	}
+	if t := ms.allowed[iid]; t != nil {
+		out = append(out, slowpath.BartSet[*sitePrefix]{Table: t})
+	}
+	return out
+}
+
 // Registration is one xTR's registration of an EID prefix, as listed by
-// Engine.Registrations.
+// Registrations.
 type Registration struct {
 	// Site is the site name.
 	Site string
 	// EID is the registered prefix; for a group name the overlay group
 	// range it names.
-	EID EIDPrefix
+	EID slowpath.EIDPrefix
 	// Name is the registered distinguished name ("group-<G-EID prefix>"),
 	// empty for an EID prefix.
 	Name string
@@ -542,56 +587,87 @@ type Registration struct {
 	Expires time.Time
 }
 
-// Registrations lists the Map-Server's live registrations.
-func (e *Engine) Registrations() []Registration {
+// Registrations lists the Map-Server's live registrations (event loop
+// only).
+func (ms *MapServer) Registrations() []Registration {
 	var out []Registration
-	_ = e.do(func() {
-		if e.ms == nil {
-			return
-		}
-		for _, t := range e.ms.allTables() {
-			for _, ent := range t.All() {
-				for _, er := range ent.etrs {
-					r := Registration{Site: ent.site.cfg.Name, EID: ent.key, Source: er.src, SiteID: er.siteID,
-						ProxyReply: er.proxy, Merge: er.merge, Expires: er.expires, Static: er.static}
-					if ent.name {
-						r.Name = replicate.GroupName(ent.key.Prefix)
-					}
-					if er.hasXTR {
-						r.XTRID = er.id.xtr
-					}
-					for _, l := range er.rec.Locators {
-						if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
-							r.RLOCs = append(r.RLOCs, l.Address.IP)
-						}
-					}
-					out = append(out, r)
+	for _, t := range ms.allTables() {
+		for _, ent := range t.All() {
+			for _, er := range ent.etrs {
+				r := Registration{Site: ent.site.cfg.Name, EID: ent.key, Source: er.src, SiteID: er.siteID,
+					ProxyReply: er.proxy, Merge: er.merge, Expires: er.expires, Static: er.static}
+				if ent.name {
+					r.Name = replicate.GroupName(ent.key.Prefix)
 				}
+				if er.hasXTR {
+					r.XTRID = er.id.xtr
+				}
+				for _, l := range er.rec.Locators {
+					if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+						r.RLOCs = append(r.RLOCs, l.Address.IP)
+					}
+				}
+				out = append(out, r)
 			}
 		}
-	})
+	}
 	return out
 }
 
 // MergedRLOCs returns the locators the Map-Server answers with for the
-// registered prefix covering addr in iid (for listings and tests).
-func (e *Engine) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
+// registered prefix covering addr in iid (listings and tests; event loop
+// only).
+func (ms *MapServer) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
 	var out []wire.Locator
-	_ = e.do(func() {
-		if e.ms == nil {
-			return
+	if ent := ms.lookup(iid, addr); ent != nil {
+		for i := range ent.merged.Locators {
+			out = append(out, slowpath.CloneLocator(&ent.merged.Locators[i]))
 		}
-		if ent := e.ms.lookup(iid, addr); ent != nil {
-			for i := range ent.merged.Locators {
-				out = append(out, cloneLocator(&ent.merged.Locators[i]))
-			}
-		}
-	})
+	}
 	return out
 }
 
+// Stats returns the Map-Server's counters (event loop only).
+func (ms *MapServer) Stats() slowpath.Stats {
+	s := ms.stats
+	s.Registrations = ms.nregs
+	return s
+}
+
+// NotifyStats returns the counters of the unsolicited Map-Notifies of the
+// (S,G) registrations (event loop only).
+func (ms *MapServer) NotifyStats() slowpath.McastStats { return ms.mstats }
+
+// SetSites replaces the sites (validated by the caller). Registrations
+// whose prefix is no longer allowed to their site are dropped; the others
+// stay (event loop only).
+func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
+	nms, err := build(&slowpath.MapServerConfig{Sites: sites})
+	if err != nil {
+		return err
+	}
+	ms.sites, ms.allowed = nms.sites, nms.allowed
+	for _, t := range ms.allTables() {
+		for _, ent := range t.All() {
+			sp := ms.allowedFor(ent.key.IID, ent.key.Prefix)
+			if sp == nil || sp.site.cfg.Name != ent.site.cfg.Name {
+				for _, er := range append([]*etrReg(nil), ent.etrs...) {
+					if !er.static {
+						er.t.Stop()
+						ms.drop(ent, er)
+					}
+				}
+				continue
+			}
+			ent.site = sp.site
+			ms.rebuild(ent)
+		}
+	}
+	return nil
+}
+
 // allTables returns the registration tables, EID prefixes and group names.
-func (ms *mapServer) allTables() []*bart.Table[*regEntry] {
+func (ms *MapServer) allTables() []*bart.Table[*regEntry] {
 	out := make([]*bart.Table[*regEntry], 0, len(ms.regs)+len(ms.names))
 	for _, t := range ms.regs {
 		out = append(out, t)
@@ -600,43 +676,4 @@ func (ms *mapServer) allTables() []*bart.Table[*regEntry] {
 		out = append(out, t)
 	}
 	return out
-}
-
-// cloneRecord deep-copies r, reusing dst's locator slice.
-func cloneRecord(r *wire.Record, dst wire.Record) wire.Record {
-	locs := dst.Locators[:0]
-	dst = *r
-	dst.EID = cloneAddress(&r.EID)
-	for i := range r.Locators {
-		locs = append(locs, cloneLocator(&r.Locators[i]))
-	}
-	dst.Locators = locs
-	return dst
-}
-
-func cloneLocator(l *wire.Locator) wire.Locator {
-	c := *l
-	c.Address = cloneAddress(&l.Address)
-	return c
-}
-
-func cloneAddress(a *wire.Address) wire.Address { return a.Clone() }
-
-// addrEqual compares two addresses by their encoding.
-func addrEqual(a, b *wire.Address) bool {
-	if a.AFI != b.AFI {
-		return false
-	}
-	switch a.AFI {
-	case wire.AFIIPv4, wire.AFIIPv6:
-		return a.IP == b.IP
-	case wire.AFIMAC, wire.AFIMAC48:
-		return a.MAC == b.MAC
-	case wire.AFIDistName:
-		return a.Name == b.Name
-	}
-	var x, y [256]byte
-	ea, err1 := a.Append(x[:0])
-	eb, err2 := b.Append(y[:0])
-	return err1 == nil && err2 == nil && string(ea) == string(eb)
 }

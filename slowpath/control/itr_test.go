@@ -1,4 +1,4 @@
-package slowpath
+package control
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -217,28 +218,24 @@ func TestRefreshActive(t *testing.T) {
 	m.TTL = time.Minute
 	ms, _ := msWithETR(t, true, m)
 	inst := &fakeInstaller{active: true}
-	itr := newEngine(t, Config{ITR: itrConfig(ms.Addr())}, inst)
+	clk := newFakeClock()
+	itr := newEngineWith(t, Config{ITR: itrConfig(ms.Addr())}, inst, slowpath.Options{Clock: clk.Now})
 	itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.1.2.3")})
-	// Record TTLs are whole minutes; the refresh timer (due at 30 s) is
-	// moved to now instead of waiting for it.
+	// Record TTLs are whole minutes; the refresh timer is due at 30 s on
+	// the ITR's fake clock.
 	waitFor(t, 5*time.Second, "install", func() bool { return len(inst.positives()) == 1 })
-	if err := itr.do(func() {
-		ent := itr.itr.entries[EIDPrefix{Prefix: netip.MustParsePrefix("10.1.2.0/24")}]
-		if ent == nil {
-			t.Error("mapping not tracked")
-			return
-		}
-		itr.timers.reset(ent.refresh, itr.now)
-	}); err != nil {
+	clk.Add(30 * time.Second)
+	if err := itr.c.Tick(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "refresh", func() bool { return len(inst.positives()) == 2 })
 	inst.mu.Lock()
 	inst.active = false
 	inst.mu.Unlock()
+	clk.Add(30 * time.Second)
+	_ = itr.c.Tick()
 	_ = itr.do(func() {
-		itr.itr.refresh(itr.itr.entries[EIDPrefix{Prefix: netip.MustParsePrefix("10.1.2.0/24")}])
-		if len(itr.itr.entries) != 0 {
+		if itr.itr.Tracked() != 0 {
 			t.Error("idle mapping still tracked after its refresh time")
 		}
 	})

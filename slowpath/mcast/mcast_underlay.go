@@ -1,8 +1,10 @@
-package slowpath
+package mcast
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -16,17 +18,17 @@ import (
 
 // chooseUnderlay picks l's underlay group: at once with the hash method,
 // after the reply with the lookup method (the registration waits for it).
-func (m *mcast) chooseUnderlay(l *sgLocal) {
+func (m *Mcast) chooseUnderlay(l *sgLocal) {
 	u := m.cfg.Underlay
 	switch u.Method {
-	case UnderlayHash:
-		g, err := replicate.HashGroup(l.key.srcAddr(), l.key.group.Addr(), u.Range)
+	case slowpath.UnderlayHash:
+		g, err := replicate.HashGroup(l.key.SrcAddr(), l.key.Group.Addr(), u.Range)
 		if err != nil {
-			m.e.log.Warn("cannot hash an underlay group", "sg", l.key.String(), "err", err)
+			m.c.Log().Warn("cannot hash an underlay group", "sg", l.key.String(), "err", err)
 			return
 		}
 		m.useUnderlay(l, replicate.UnderlayGroup{Group: g})
-	case UnderlayLookup:
+	case slowpath.UnderlayLookup:
 		l.ugPending = true
 		m.lookup(l, 0)
 	}
@@ -35,13 +37,13 @@ func (m *mcast) chooseUnderlay(l *sgLocal) {
 // lookup sends the group-name Map-Request for l (RFC 9301 §5.8 ECM to a
 // Map-Resolver, the next one on each retry); after Retries unanswered
 // tries the ETR registers its unicast RLOC instead.
-func (m *mcast) lookup(l *sgLocal, try int) {
+func (m *Mcast) lookup(l *sgLocal, try int) {
 	u := m.cfg.Underlay
 	if m.local[l.key] != l || !l.ugPending {
 		return
 	}
 	if try > m.cfg.Retries {
-		m.e.log.Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
+		m.c.Log().Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
 		l.ugPending = false
 		m.register(l, false)
 		return
@@ -51,19 +53,19 @@ func (m *mcast) lookup(l *sgLocal, try int) {
 			delete(m.lookups, n)
 		}
 	}
-	n := newNonce()
+	n := slowpath.NewNonce()
 	m.lookups[n] = l
 	req := &wire.MapRequest{
 		Nonce:    n,
 		ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
-		Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.group.Addr())}},
+		Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.Group.Addr())}},
 	}
 	m.sendECM(req, u.MapResolvers[try%len(u.MapResolvers)], m.cfg.RLOC)
-	m.e.timers.schedule(m.e.now.Add(m.cfg.RetryInterval<<try), func(time.Time) { m.lookup(l, try+1) })
+	m.c.Schedule(m.c.Now().Add(m.cfg.RetryInterval<<try), func(time.Time) { m.lookup(l, try+1) })
 }
 
 // onLookupReply takes the G-RLOC from the reply to a group-name lookup.
-func (m *mcast) onLookupReply(l *sgLocal, src netip.AddrPort, rep *wire.MapReply) {
+func (m *Mcast) onLookupReply(l *sgLocal, src netip.AddrPort, rep *wire.MapReply) {
 	if m.local[l.key] != l {
 		return
 	}
@@ -71,33 +73,33 @@ func (m *mcast) onLookupReply(l *sgLocal, src netip.AddrPort, rep *wire.MapReply
 	for i := range rep.Records {
 		gm, err := replicate.ParseGroupRecord(&rep.Records[i])
 		if err != nil {
-			m.e.log.Warn("bad group-name reply", "sg", l.key.String(), "from", src, "err", err)
+			m.c.Log().Warn("bad group-name reply", "sg", l.key.String(), "from", src, "err", err)
 			continue
 		}
-		if ug, ok := gm.Pick(l.key.srcAddr(), l.key.group.Addr()); ok {
+		if ug, ok := gm.Pick(l.key.SrcAddr(), l.key.Group.Addr()); ok {
 			m.useUnderlay(l, ug)
 			break
 		}
 	}
 	if !l.ug.Group.IsValid() {
-		m.e.log.Warn("no underlay group for overlay group; registering the unicast RLOC", "sg", l.key.String())
+		m.c.Log().Warn("no underlay group for overlay group; registering the unicast RLOC", "sg", l.key.String())
 	}
 	m.register(l, false)
 }
 
 // useUnderlay records l's underlay group and joins it on the core side.
-func (m *mcast) useUnderlay(l *sgLocal, ug replicate.UnderlayGroup) {
+func (m *Mcast) useUnderlay(l *sgLocal, ug replicate.UnderlayGroup) {
 	l.ug = ug
 	m.underlay[ug]++
 	if m.underlay[ug] == 1 && m.cfg.Underlay.Joiner != nil {
 		if err := m.cfg.Underlay.Joiner.Join(ug.Group, ug.Source); err != nil {
-			m.e.log.Warn("cannot join underlay group", "group", ug.Group, "source", ug.Source, "err", err)
+			m.c.Log().Warn("cannot join underlay group", "group", ug.Group, "source", ug.Source, "err", err)
 		}
 	}
-	m.e.log.Info("underlay group chosen", "sg", l.key.String(), "g_rloc", ug.Group)
+	m.c.Log().Info("underlay group chosen", "sg", l.key.String(), "g_rloc", ug.Group)
 }
 
-func (m *mcast) leaveUnderlay(ug replicate.UnderlayGroup) {
+func (m *Mcast) leaveUnderlay(ug replicate.UnderlayGroup) {
 	m.underlay[ug]--
 	if m.underlay[ug] > 0 {
 		return
@@ -110,24 +112,13 @@ func (m *mcast) leaveUnderlay(ug replicate.UnderlayGroup) {
 
 // UnderlayGroupFor returns the underlay group the ETR registered for an
 // (S,G) (src invalid: (*,G)), invalid when none.
-func (e *Engine) UnderlayGroupFor(iid uint32, src, group netip.Prefix) netip.Addr {
-	var g netip.Addr
-	_ = e.do(func() {
-		if e.mc != nil {
-			if l := e.mc.local[newSGKey(iid, src, group)]; l != nil {
-				g = l.ug.Group
-			}
-		}
-	})
-	return g
+// (event loop only).
+func (m *Mcast) UnderlayGroupFor(iid uint32, src, group netip.Prefix) netip.Addr {
+	if l := m.local[slowpath.NewSGKey(iid, src, group)]; l != nil {
+		return l.ug.Group
+	}
+	return netip.Addr{}
 }
-
-// DefaultSuppressHold is UnderlayConfig.SuppressHold when unset: three of
-// the fast path's once-a-second renewals, so that one or two late ones do
-// not end suppression while the G-RLOC traffic lasts, and short enough that
-// ITRs resume unicast copies within a few seconds (plus their probe misses)
-// when it stops.
-const DefaultSuppressHold = 3 * time.Second
 
 // ReceivedOnUnderlayGroup tells the ETR that decapsulated multicast traffic
 // arrived with the underlay group g as outer destination (the fast path
@@ -137,16 +128,15 @@ const DefaultSuppressHold = 3 * time.Second
 // that ITRs on the multicast underlay stop sending it unicast copies too
 // (duplicate suppression); without news for that long it answers them
 // again. Safe to call from any goroutine; it does not block or allocate.
-func (e *Engine) ReceivedOnUnderlayGroup(g netip.Addr) {
-	m := e.mc
-	if m == nil || m.cfg.Underlay == nil || !m.cfg.Underlay.RegisterURLOC || !g.IsMulticast() {
+func (m *Mcast) ReceivedOnUnderlayGroup(g netip.Addr) {
+	if m.cfg.Underlay == nil || !m.cfg.Underlay.RegisterURLOC || !g.IsMulticast() {
 		return
 	}
 	m.heardUnderlay(time.Since(m.ugEpoch))
 }
 
 // heardUnderlay records G-RLOC traffic at at (time since ugEpoch).
-func (m *mcast) heardUnderlay(at time.Duration) {
+func (m *Mcast) heardUnderlay(at time.Duration) {
 	m.ugHeard.Store(int64(max(at, 1))) // 0 is "never"
 }
 
@@ -154,7 +144,7 @@ func (m *mcast) heardUnderlay(at time.Duration) {
 // at now (time since ugEpoch): G-RLOC traffic was heard within
 // SuppressHold. A report newer than now (stored by another goroutine after
 // now was read) counts as fresh.
-func (m *mcast) suppressedAt(now time.Duration) bool {
+func (m *Mcast) suppressedAt(now time.Duration) bool {
 	u := m.cfg.Underlay
 	if u == nil || !u.RegisterURLOC {
 		return false
@@ -166,15 +156,15 @@ func (m *mcast) suppressedAt(now time.Duration) bool {
 // probeSuppressed is suppressedAt for the engine's clock; it runs on the
 // engine goroutine (for each (S,G) probe) and logs when suppression starts
 // and when it ends.
-func (m *mcast) probeSuppressed() bool {
-	on := m.suppressedAt(m.e.now.Sub(m.ugEpoch))
+func (m *Mcast) probeSuppressed() bool {
+	on := m.suppressedAt(m.c.Now().Sub(m.ugEpoch))
 	if on != m.suppressing {
 		m.suppressing = on
 		if on {
-			m.e.log.Info("receiving through the underlay group: leaving (S,G) probes on the U-RLOC unanswered",
+			m.c.Log().Info("receiving through the underlay group: leaving (S,G) probes on the U-RLOC unanswered",
 				"rloc", m.cfg.RLOC, "hold", m.cfg.Underlay.SuppressHold)
 		} else {
-			m.e.log.Info("no underlay group traffic within the hold: answering (S,G) probes on the U-RLOC again",
+			m.c.Log().Info("no underlay group traffic within the hold: answering (S,G) probes on the U-RLOC again",
 				"rloc", m.cfg.RLOC, "hold", m.cfg.Underlay.SuppressHold)
 		}
 	}
@@ -184,6 +174,6 @@ func (m *mcast) probeSuppressed() bool {
 // ProbeSuppressed reports whether the U-RLOC currently leaves (S,G)
 // RLOC-probes unanswered: the ETR registered its U-RLOC with a G-RLOC and
 // heard of G-RLOC traffic within UnderlayConfig.SuppressHold.
-func (e *Engine) ProbeSuppressed() bool {
-	return e.mc != nil && e.mc.suppressedAt(time.Since(e.mc.ugEpoch))
+func (m *Mcast) ProbeSuppressed() bool {
+	return m.suppressedAt(time.Since(m.ugEpoch))
 }

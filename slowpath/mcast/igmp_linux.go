@@ -1,4 +1,4 @@
-package slowpath
+package mcast
 
 import (
 	"encoding/binary"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -24,7 +26,7 @@ import (
 // to, with no group membership needed. Queries go out on raw IGMP and
 // ICMPv6 sockets.
 type rawListener struct {
-	si      SiteInterface
+	si      slowpath.SiteInterface
 	ifindex int
 	fd      int
 	f       *os.File        // fd in the runtime poller: Close wakes Read
@@ -54,7 +56,7 @@ func membershipFilter() ([]bpf.RawInstruction, error) {
 
 // OpenMembershipListener opens the raw-socket listener of a site interface
 // (needs CAP_NET_RAW).
-func OpenMembershipListener(si SiteInterface) (MembershipListener, error) {
+func OpenMembershipListener(si slowpath.SiteInterface) (slowpath.MembershipListener, error) {
 	ifi, err := net.InterfaceByName(si.Name)
 	if err != nil {
 		return nil, err
@@ -108,10 +110,10 @@ func OpenMembershipListener(si SiteInterface) (MembershipListener, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Interface implements MembershipListener.
-func (l *rawListener) Interface() SiteInterface { return l.si }
+// Interface implements slowpath.MembershipListener.
+func (l *rawListener) Interface() slowpath.SiteInterface { return l.si }
 
-// Read implements MembershipListener.
+// Read implements slowpath.MembershipListener.
 func (l *rawListener) Read(b []byte) (int, netip.Addr, netip.Addr, bool, error) {
 	for {
 		var n int
@@ -129,7 +131,7 @@ func (l *rawListener) Read(b []byte) (int, netip.Addr, netip.Addr, bool, error) 
 			closed := l.closed
 			l.mu.Unlock()
 			if closed || errors.Is(err, os.ErrClosed) {
-				return 0, netip.Addr{}, netip.Addr{}, false, ErrClosed
+				return 0, netip.Addr{}, netip.Addr{}, false, slowpath.ErrClosed
 			}
 			return 0, netip.Addr{}, netip.Addr{}, false, err
 		}
@@ -218,7 +220,7 @@ func (l *rawListener) Query(group netip.Addr) error {
 	return errors.Join(errs...)
 }
 
-// Close implements MembershipListener.
+// Close implements slowpath.MembershipListener.
 func (l *rawListener) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -245,11 +247,11 @@ type socketJoiner struct {
 	s4, s6 int
 }
 
-// NewSocketJoiner returns an UnderlayJoiner (also an io.Closer) for the core
+// NewSocketJoiner returns a slowpath.UnderlayJoiner (also an io.Closer) for the core
 // interface ifname;
 // its sockets bind port (4341 for the LISP data port) with SO_REUSEADDR
 // and receive nothing themselves (the fast path reads the traffic).
-func NewSocketJoiner(ifname string, port uint16) (UnderlayJoiner, error) {
+func NewSocketJoiner(ifname string, port uint16) (slowpath.UnderlayJoiner, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, err
@@ -283,10 +285,10 @@ func NewSocketJoiner(ifname string, port uint16) (UnderlayJoiner, error) {
 	return j, nil
 }
 
-// Join implements UnderlayJoiner.
+// Join implements slowpath.UnderlayJoiner.
 func (j *socketJoiner) Join(group, source netip.Addr) error { return j.op(group, source, true) }
 
-// Leave implements UnderlayJoiner.
+// Leave implements slowpath.UnderlayJoiner.
 func (j *socketJoiner) Leave(group, source netip.Addr) error { return j.op(group, source, false) }
 
 func (j *socketJoiner) op(group, source netip.Addr, join bool) error {

@@ -1,10 +1,11 @@
-package slowpath
+package xtr
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/rloc-router/rloc/wire"
 )
@@ -12,40 +13,91 @@ import (
 // maxRecentITRs bounds the ITRs an ETR remembers for SMRs.
 const maxRecentITRs = 4096
 
-// etr is the ETR role (RFC 9301 §6): it registers its database mappings
+// ETR is the ETR role (RFC 9301 §6): it registers its database mappings
 // with Map-Servers, answers Map-Requests and RLOC-probes for them, and
 // solicits Map-Requests (SMR) from ITRs when they change.
-type etr struct {
-	e     *Engine
-	cfg   *ETRConfig
-	maps  []Mapping
-	recs  []wire.Record
-	peers []*msPeer
-	itrs  map[netip.AddrPort]time.Time
-	locs  []wire.Locator
+type ETR struct {
+	c     *slowpath.Core
+	stats slowpath.Stats
+	wbuf  []byte
+	rep   wire.MapReply
+	// ecmAll: answer every ECM Map-Request, not only those with the E bit
+	// (there is no Map-Server or Map-Resolver on this router).
+	ecmAll bool
+	cfg    *slowpath.ETRConfig
+	maps   []slowpath.Mapping
+	recs   []wire.Record
+	peers  []*msPeer
+	itrs   map[netip.AddrPort]time.Time
+	locs   []wire.Locator
 }
 
 // msPeer is the registration state with one Map-Server.
 type msPeer struct {
-	cfg     MapServerPeer
+	cfg     slowpath.MapServerPeer
 	nonce   wire.Nonce
 	pending bool
 	tries   int
 	msgs    [][]byte
-	retry   *timer
-	period  *timer
+	retry   *slowpath.Timer
+	period  *slowpath.Timer
 }
 
-func newETR(e *Engine, c *ETRConfig) *etr {
-	t := &etr{e: e, cfg: c, itrs: map[netip.AddrPort]time.Time{}}
-	t.setMappings(c.Mappings)
-	for _, p := range c.MapServers {
+// NewETR builds the ETR role of cfg (defaults applied) on c and registers
+// its handlers: Map-Requests and RLOC-probes for its EIDs, Map-Requests in
+// an ECM (those with the E bit, or all of them when ecmAll is set because
+// no Map-Server or Map-Resolver runs here) and Map-Notifies. It registers
+// with its Map-Servers from the start, and deregisters on stop when
+// configured to.
+func NewETR(c *slowpath.Core, cfg *slowpath.ETRConfig, ecmAll bool) *ETR {
+	t := &ETR{c: c, cfg: cfg, ecmAll: ecmAll, itrs: map[netip.AddrPort]time.Time{}}
+	t.setMappings(cfg.Mappings)
+	for _, p := range cfg.MapServers {
 		t.peers = append(t.peers, &msPeer{cfg: p})
+	}
+	c.Handle(slowpath.RouteMapRequest, t.onRequest)
+	c.Handle(slowpath.RouteProbe, t.onRequest)
+	c.Handle(slowpath.RouteECM, t.onECM)
+	c.Handle(slowpath.RouteMapNotify, t.onMapNotify)
+	c.OnStart(t.start)
+	if cfg.DeregisterOnStop {
+		c.OnStop(t.deregister)
 	}
 	return t
 }
 
-func (t *etr) setMappings(ms []Mapping) {
+// Stats returns the ETR's counters (event loop only).
+func (t *ETR) Stats() slowpath.Stats { return t.stats }
+
+// onRequest answers a plain Map-Request or RLOC-probe for one of the
+// ETR's EIDs; it leaves the others to the next handler.
+func (t *ETR) onRequest(m *slowpath.Msg) bool {
+	if !t.serves(m.Request) {
+		return false
+	}
+	var local netip.Addr
+	if m.Request.Probe {
+		local = m.Local()
+	}
+	t.answer(m.Port, m.Src, m.Request, local)
+	return true
+}
+
+// onECM answers a Map-Request a Map-Server forwarded in an ECM
+// (RFC 9301 §5.8, the E bit).
+func (t *ETR) onECM(m *slowpath.Msg) bool {
+	if !m.ECM.ToETR && !t.ecmAll {
+		return false
+	}
+	if !t.serves(m.Request) {
+		t.c.Msg(wire.TypeMapRequest).Ignored++
+		return true
+	}
+	t.answer(m.Port, m.Src, m.Request, netip.Addr{})
+	return true
+}
+
+func (t *ETR) setMappings(ms []slowpath.Mapping) {
 	t.maps = slices.Clone(ms)
 	t.recs = t.recs[:0]
 	for i := range t.maps {
@@ -54,15 +106,15 @@ func (t *etr) setMappings(ms []Mapping) {
 }
 
 // mappingRecord builds the mapping record of a database mapping.
-func mappingRecord(m *Mapping) wire.Record {
+func mappingRecord(m *slowpath.Mapping) wire.Record {
 	ttl := m.TTL
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
 	r := wire.Record{
-		TTL:           ttlMinutes(ttl),
+		TTL:           slowpath.TTLMinutes(ttl),
 		MaskLen:       uint8(m.Prefix.Bits()),
-		EID:           eidAddress(m.IID, m.Prefix.Addr()),
+		EID:           slowpath.EIDAddress(m.IID, m.Prefix.Addr()),
 		Authoritative: true,
 	}
 	for _, l := range m.RLOCs {
@@ -78,16 +130,16 @@ func mappingRecord(m *Mapping) wire.Record {
 	return r
 }
 
-func (t *etr) start() {
+func (t *ETR) start() {
 	for _, p := range t.peers {
 		p := p
-		p.period = t.e.timers.schedule(t.e.now, func(now time.Time) { t.register(p) })
+		p.period = t.c.Schedule(t.c.Now(), func(now time.Time) { t.register(p) })
 	}
 }
 
 // registers encodes the Map-Registers for peer p with nonce n: all records,
 // 255 per message (RFC 9301 §5.6), TTL 0 when deregistering.
-func (t *etr) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
+func (t *ETR) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 	var out [][]byte
 	recs := t.recs
 	if deregister {
@@ -111,7 +163,7 @@ func (t *etr) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 		}
 		b, err := m.AppendSigned(nil, []byte(p.cfg.Key.Secret))
 		if err != nil {
-			t.e.log.Error("cannot encode Map-Register", "ms", p.cfg.Addr, "err", err)
+			t.c.Log().Error("cannot encode Map-Register", "ms", p.cfg.Addr, "err", err)
 			return out
 		}
 		out = append(out, b)
@@ -121,59 +173,60 @@ func (t *etr) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 }
 
 // register sends a round of Map-Registers to p and schedules the next one.
-func (t *etr) register(p *msPeer) {
-	e := t.e
-	p.nonce = newNonce()
+func (t *ETR) register(p *msPeer) {
+	c := t.c
+	p.nonce = slowpath.NewNonce()
 	p.msgs = t.registers(p, p.nonce, false)
 	for _, b := range p.msgs {
-		e.send(p.cfg.Addr, b, wire.TypeMapRegister)
+		c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
 	}
-	e.timers.reset(p.period, e.now.Add(t.cfg.RegisterInterval))
+	p.period.Reset(c.Now().Add(t.cfg.RegisterInterval))
 	if t.cfg.NoMapNotify {
 		return
 	}
 	if p.pending {
-		e.stats.RegisterUnconfirmed++
+		t.stats.RegisterUnconfirmed++
 	}
 	p.pending = true
 	p.tries = 0
 	if p.retry == nil {
-		p.retry = e.timers.schedule(e.now.Add(t.cfg.RetryInterval), func(time.Time) { t.retry(p) })
+		p.retry = c.Schedule(c.Now().Add(t.cfg.RetryInterval), func(time.Time) { t.retry(p) })
 	} else {
-		e.timers.reset(p.retry, e.now.Add(t.cfg.RetryInterval))
+		p.retry.Reset(c.Now().Add(t.cfg.RetryInterval))
 	}
 }
 
 // retry resends the Map-Registers that got no Map-Notify, with exponential
 // backoff, up to Retries times before the next period.
-func (t *etr) retry(p *msPeer) {
-	e := t.e
+func (t *ETR) retry(p *msPeer) {
+	c := t.c
 	if !p.pending {
 		return
 	}
 	if p.tries >= t.cfg.Retries {
 		p.pending = false
-		e.stats.RegisterUnconfirmed++
-		e.log.Warn("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", p.tries+1)
+		t.stats.RegisterUnconfirmed++
+		c.Log().Warn("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", p.tries+1)
 		return
 	}
 	p.tries++
-	e.stats.RegisterRetries++
+	t.stats.RegisterRetries++
 	for _, b := range p.msgs {
-		e.send(p.cfg.Addr, b, wire.TypeMapRegister)
+		c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
 	}
-	e.timers.reset(p.retry, e.now.Add(t.cfg.RetryInterval<<p.tries))
+	p.retry.Reset(c.Now().Add(t.cfg.RetryInterval << p.tries))
 }
 
 // onMapNotify checks a Map-Notify against the pending registers: the nonce
 // must match and the authentication verify with that Map-Server's key.
-func (t *etr) onMapNotify(src netip.AddrPort, b []byte) {
-	e := t.e
-	st := &e.stats.Msgs[wire.TypeMapNotify]
-	n := &e.notify
-	if err := n.Parse(b); err != nil {
+func (t *ETR) onMapNotify(m *slowpath.Msg) bool {
+	c := t.c
+	st := c.Msg(wire.TypeMapNotify)
+	src, b := m.Src, m.Raw
+	n, err := m.MapNotify()
+	if err != nil {
 		st.BadParse++
-		return
+		return true
 	}
 	for _, p := range t.peers {
 		if !p.pending || p.nonce != n.Nonce {
@@ -181,22 +234,23 @@ func (t *etr) onMapNotify(src netip.AddrPort, b []byte) {
 		}
 		k := p.cfg.Key
 		if n.Auth.Alg != k.Alg || n.Auth.KeyID != k.KeyID ||
-			wire.VerifyAuth(b, authDataOff, len(n.Auth.Data), n.Auth.Alg, []byte(k.Secret)) != nil {
+			wire.VerifyAuth(b, slowpath.AuthDataOff, len(n.Auth.Data), n.Auth.Alg, []byte(k.Secret)) != nil {
 			st.BadAuth++
-			e.log.Warn("Map-Notify authentication failed", "src", src, "ms", p.cfg.Addr)
-			return
+			c.Log().Warn("Map-Notify authentication failed", "src", src, "ms", p.cfg.Addr)
+			return true
 		}
 		p.pending = false
-		e.timers.stop(p.retry)
-		e.stats.RegisterNotified++
-		return
+		p.retry.Stop()
+		t.stats.RegisterNotified++
+		return true
 	}
 	st.Ignored++
+	return true
 }
 
 // mappingFor returns the index of the most specific database mapping that
 // covers the first EID record of req, or -1.
-func (t *etr) mappingFor(req *wire.MapRequest) int {
+func (t *ETR) mappingFor(req *wire.MapRequest) int {
 	if len(req.Records) == 0 {
 		return -1
 	}
@@ -216,19 +270,19 @@ func (t *etr) mappingFor(req *wire.MapRequest) int {
 }
 
 // serves reports whether the ETR is authoritative for the request's EID.
-func (t *etr) serves(req *wire.MapRequest) bool { return t.mappingFor(req) >= 0 }
+func (t *ETR) serves(req *wire.MapRequest) bool { return t.mappingFor(req) >= 0 }
 
 // answer sends the authoritative Map-Reply (RFC 9301 §6.1) or, for an
 // RLOC-probe, the probe reply with the P bit and the p bit on the probed
 // locator, local the address the probe was sent to (RFC 9301 §7.1).
-func (t *etr) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, local netip.Addr) {
-	e := t.e
+func (t *ETR) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, local netip.Addr) {
+	c := t.c
 	i := t.mappingFor(req)
 	if i < 0 {
-		e.stats.Msgs[wire.TypeMapRequest].Ignored++
+		c.Msg(wire.TypeMapRequest).Ignored++
 		return
 	}
-	dst := e.replyTarget(req.ITRRLOCs, port, src)
+	dst := c.ReplyTarget(req.ITRRLOCs, port, src)
 	t.remember(dst)
 	if req.DontMapReply {
 		return
@@ -244,24 +298,24 @@ func (t *etr) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, loca
 		}
 	}
 	rec.Locators = t.locs
-	rep := &e.rep
+	rep := &t.rep
 	rep.Probe = req.Probe
 	rep.EchoNonce = false
 	rep.Security = false
 	rep.Nonce = req.Nonce
 	rep.Records = append(rep.Records[:0], rec)
-	b, err := rep.Append(e.wbuf[:0])
+	b, err := rep.Append(t.wbuf[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapReply].SendErrors++
+		c.Msg(wire.TypeMapReply).SendErrors++
 		return
 	}
-	e.wbuf = b
-	e.send(dst, b, wire.TypeMapReply)
+	t.wbuf = b
+	c.Send(dst, b, wire.TypeMapReply)
 }
 
 // remember notes an ITR that asked for the ETR's mappings, for SMRs.
-func (t *etr) remember(itr netip.AddrPort) {
-	now := t.e.now
+func (t *ETR) remember(itr netip.AddrPort) {
+	now := t.c.Now()
 	if _, ok := t.itrs[itr]; !ok && len(t.itrs) >= maxRecentITRs {
 		for k, at := range t.itrs {
 			if now.Sub(at) > t.cfg.SMRWindow {
@@ -278,19 +332,19 @@ func (t *etr) remember(itr netip.AddrPort) {
 // update replaces the database mappings, registers them at once and sends
 // SMRs (RFC 9301 §6.6.2) for every changed EID prefix to the ITRs that
 // asked recently.
-func (t *etr) update(ms []Mapping) {
-	e := t.e
+func (t *ETR) update(ms []slowpath.Mapping) {
+	c := t.c
 	old := t.maps
 	t.setMappings(ms)
-	var changed []Mapping
+	var changed []slowpath.Mapping
 	for _, m := range ms {
-		j := slices.IndexFunc(old, func(o Mapping) bool { return o.EIDPrefix == m.EIDPrefix })
+		j := slices.IndexFunc(old, func(o slowpath.Mapping) bool { return o.EIDPrefix == m.EIDPrefix })
 		if j < 0 || !slices.Equal(old[j].RLOCs, m.RLOCs) || old[j].TTL != m.TTL {
 			changed = append(changed, m)
 		}
 	}
 	for _, o := range old {
-		if !slices.ContainsFunc(ms, func(m Mapping) bool { return m.EIDPrefix == o.EIDPrefix }) {
+		if !slices.ContainsFunc(ms, func(m slowpath.Mapping) bool { return m.EIDPrefix == o.EIDPrefix }) {
 			changed = append(changed, o)
 		}
 	}
@@ -298,7 +352,7 @@ func (t *etr) update(ms []Mapping) {
 		t.register(p)
 	}
 	for itr, at := range t.itrs {
-		if e.now.Sub(at) > t.cfg.SMRWindow {
+		if c.Now().Sub(at) > t.cfg.SMRWindow {
 			delete(t.itrs, itr)
 			continue
 		}
@@ -310,9 +364,9 @@ func (t *etr) update(ms []Mapping) {
 
 // sendSMR sends a solicit-Map-Request for m to an ITR: the S bit set, the
 // changed EID prefix as source EID and as EID record (RFC 9301 §6.6.2).
-func (t *etr) sendSMR(itr netip.AddrPort, m *Mapping) {
-	e := t.e
-	eid := eidAddress(m.IID, m.Prefix.Addr())
+func (t *ETR) sendSMR(itr netip.AddrPort, m *slowpath.Mapping) {
+	c := t.c
+	eid := slowpath.EIDAddress(m.IID, m.Prefix.Addr())
 	rloc := m.RLOCs[0].Addr
 	for _, l := range m.RLOCs {
 		if l.Addr.Is4() == itr.Addr().Is4() {
@@ -322,41 +376,31 @@ func (t *etr) sendSMR(itr netip.AddrPort, m *Mapping) {
 	}
 	req := wire.MapRequest{
 		SMR:       true,
-		Nonce:     newNonce(),
+		Nonce:     slowpath.NewNonce(),
 		SourceEID: eid,
 		ITRRLOCs:  []wire.Address{wire.IPAddress(rloc)},
 		Records:   []wire.EIDRecord{{MaskLen: uint8(m.Prefix.Bits()), EID: eid}},
 	}
-	b, err := req.Append(e.wbuf[:0])
+	b, err := req.Append(t.wbuf[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapRequest].SendErrors++
+		c.Msg(wire.TypeMapRequest).SendErrors++
 		return
 	}
-	e.wbuf = b
-	e.send(itr, b, wire.TypeMapRequest)
-	e.stats.SMRsSent++
+	t.wbuf = b
+	c.Send(itr, b, wire.TypeMapRequest)
+	t.stats.SMRsSent++
 }
 
 // deregister sends every Map-Server the mappings with TTL 0.
-func (t *etr) deregister() {
+func (t *ETR) deregister() {
 	for _, p := range t.peers {
-		for _, b := range t.registers(p, newNonce(), true) {
-			t.e.send(p.cfg.Addr, b, wire.TypeMapRegister)
+		for _, b := range t.registers(p, slowpath.NewNonce(), true) {
+			t.c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
 		}
 	}
 }
 
-// SetMappings replaces the ETR's database mappings: they are registered at
-// once and the ITRs that recently asked for them get SMRs.
-func (e *Engine) SetMappings(ms []Mapping) error {
-	if e.etr == nil {
-		return fmt.Errorf("slowpath: no ETR role")
-	}
-	for i := range ms {
-		if err := ms[i].validate(fmt.Sprintf("etr.mappings[%d]", i)); err != nil {
-			return err
-		}
-	}
-	ms = slices.Clone(ms)
-	return e.do(func() { e.etr.update(ms) })
-}
+// SetMappings replaces the ETR's database mappings (validated by the
+// caller): they are registered at once and the ITRs that recently asked
+// for them get SMRs (event loop only).
+func (t *ETR) SetMappings(ms []slowpath.Mapping) { t.update(ms) }

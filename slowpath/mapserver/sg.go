@@ -1,9 +1,11 @@
-package slowpath
+package mapserver
 
 import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -17,15 +19,18 @@ import (
 // acknowledged (RFC 9301 §5.7). RTRs registered for the entry are notified
 // too of every change while the entry has RTRs, so that trees re-form.
 
+// maxSubscribers bounds the ITRs subscribed to one (S,G).
+const maxSubscribers = 4096
+
 // msSG is the Map-Server's multicast state.
 type msSG struct {
-	ents    map[sgKey]*sgEntry
+	ents    map[slowpath.SGKey]*sgEntry
 	pending map[wire.Nonce]*sgNotify
 }
 
 // sgEntry is one registered (S,G) with each registrant's entries.
 type sgEntry struct {
-	key    sgKey
+	key    slowpath.SGKey
 	site   *site
 	regs   []*sgReg
 	merged []wire.RLENode
@@ -38,7 +43,7 @@ type sgReg struct {
 	src     netip.AddrPort
 	nodes   []wire.RLENode
 	expires time.Time
-	t       *timer
+	t       *slowpath.Timer
 }
 
 // sgNotify is an unsolicited Map-Notify waiting for its Map-Notify-Ack.
@@ -48,22 +53,14 @@ type sgNotify struct {
 	nonce wire.Nonce
 	msg   []byte
 	tries int
-	t     *timer
+	t     *slowpath.Timer
 }
 
-func (ms *mapServer) sgState() *msSG {
+func (ms *MapServer) sgState() *msSG {
 	if ms.sg == nil {
-		ms.sg = &msSG{ents: map[sgKey]*sgEntry{}, pending: map[wire.Nonce]*sgNotify{}}
+		ms.sg = &msSG{ents: map[slowpath.SGKey]*sgEntry{}, pending: map[wire.Nonce]*sgNotify{}}
 	}
 	return ms.sg
-}
-
-// mcastCfg returns the engine's multicast configuration, or defaults.
-func (e *Engine) mcastCfg() *MulticastConfig {
-	if e.cfg.Multicast != nil {
-		return e.cfg.Multicast
-	}
-	return MulticastConfig{}.withDefaults(&e.cfg)
 }
 
 // isSGRegister reports whether a parsed Map-Register is an (S,G)
@@ -72,56 +69,56 @@ func isSGRegister(reg *wire.MapRegister) bool {
 	if len(reg.Records) == 0 {
 		return false
 	}
-	_, ok := sgKeyOf(&reg.Records[0].EID)
+	_, ok := slowpath.SGKeyOf(&reg.Records[0].EID)
 	return ok
 }
 
 // onRegisterSG handles a parsed (S,G) Map-Register: the site is the one
 // allowed to register the group prefix; records must all be (S,G).
-func (ms *mapServer) onRegisterSG(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
-	e := ms.e
-	st := &e.stats.Msgs[wire.TypeMapRegister]
-	k0, _ := sgKeyOf(&reg.Records[0].EID)
-	sp := ms.allowedFor(k0.iid, k0.group)
+func (ms *MapServer) onRegisterSG(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
+	c := ms.c
+	st := c.Msg(wire.TypeMapRegister)
+	k0, _ := slowpath.SGKeyOf(&reg.Records[0].EID)
+	sp := ms.allowedFor(k0.IID, k0.Group)
 	if sp == nil {
 		st.Rejected++
-		e.stats.RegistrationsRejected += uint64(len(reg.Records))
-		e.log.Warn("(S,G) Map-Register for a group no site may register", "src", src, "sg", k0.String())
+		ms.stats.RegistrationsRejected += uint64(len(reg.Records))
+		c.Log().Warn("(S,G) Map-Register for a group no site may register", "src", src, "sg", k0.String())
 		return
 	}
 	s := sp.site
 	key, ok := s.keys[reg.Auth.KeyID]
 	if !ok || key.Alg != reg.Auth.Alg ||
-		wire.VerifyAuth(b, authDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)) != nil {
+		wire.VerifyAuth(b, slowpath.AuthDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)) != nil {
 		st.BadAuth++
-		e.log.Warn("(S,G) Map-Register authentication failed", "site", s.cfg.Name, "src", src)
+		c.Log().Warn("(S,G) Map-Register authentication failed", "site", s.cfg.Name, "src", src)
 		return
 	}
 	id := regID{src: src}
 	if reg.XTRIDPresent {
 		id = regID{xtr: reg.XTRID}
 	}
-	cfg := e.mcastCfg()
+	cfg := ms.mcfg
 	sg := ms.sgState()
 	ms.recs = ms.recs[:0]
 	for i := range reg.Records {
 		r := &reg.Records[i]
-		k, ok := sgKeyOf(&r.EID)
-		if !ok || ms.allowedFor(k.iid, k.group) == nil || ms.allowedFor(k.iid, k.group).site != s {
-			e.stats.RegistrationsRejected++
-			e.log.Warn("(S,G) Map-Register record refused: not an (S,G) of the site", "site", s.cfg.Name, "src", src, "eid", r.EID.String())
+		k, ok := slowpath.SGKeyOf(&r.EID)
+		if !ok || ms.allowedFor(k.IID, k.Group) == nil || ms.allowedFor(k.IID, k.Group).site != s {
+			ms.stats.RegistrationsRejected++
+			c.Log().Warn("(S,G) Map-Register record refused: not an (S,G) of the site", "site", s.cfg.Name, "src", src, "eid", r.EID.String())
 			continue
 		}
 		if r.TTL == 0 {
 			ms.removeSG(k, id)
 		} else {
-			nodes, err := recordRLE(r)
+			nodes, err := slowpath.RecordRLE(r)
 			if err == nil {
 				err = checkRegisteredRLE(nodes, cfg.MaxRLE)
 			}
 			if err != nil {
-				e.stats.RegistrationsRejected++
-				e.log.Warn("(S,G) Map-Register refused: bad RLE", "site", s.cfg.Name, "src", src, "sg", k.String(), "err", err)
+				ms.stats.RegistrationsRejected++
+				c.Log().Warn("(S,G) Map-Register refused: bad RLE", "site", s.cfg.Name, "src", src, "sg", k.String(), "err", err)
 				continue
 			}
 			life := ms.timeout
@@ -129,14 +126,14 @@ func (ms *mapServer) onRegisterSG(src netip.AddrPort, b []byte, reg *wire.MapReg
 				life = time.Duration(r.TTL) * time.Minute
 			}
 			if !ms.storeSG(k, s, id, src, nodes, life, cfg.MaxRLE) {
-				e.stats.RegistrationsRejected++
+				ms.stats.RegistrationsRejected++
 				continue
 			}
 		}
-		e.stats.RegistrationsAccepted++
+		ms.stats.RegistrationsAccepted++
 		ms.recs = append(ms.recs, *r)
 		if ent := sg.ents[k]; ent != nil {
-			ms.recs[len(ms.recs)-1] = sgRecord(k, r.TTL, ent.merged)
+			ms.recs[len(ms.recs)-1] = slowpath.SGRecord(k, r.TTL, ent.merged)
 		}
 	}
 	if len(ms.recs) == 0 {
@@ -165,28 +162,28 @@ func checkRegisteredRLE(nodes []wire.RLENode, max int) error {
 
 // sendNotifyRecords answers a Map-Register with a Map-Notify echoing its
 // nonce, with ms.recs as the records.
-func (ms *mapServer) sendNotifyRecords(dst netip.AddrPort, reg *wire.MapRegister, key AuthKey) {
-	e := ms.e
-	n := &e.notify
+func (ms *MapServer) sendNotifyRecords(dst netip.AddrPort, reg *wire.MapRegister, key slowpath.AuthKey) {
+	c := ms.c
+	n := &ms.notify
 	n.XTRIDPresent, n.XTRID, n.SiteID, n.RTR = reg.XTRIDPresent, reg.XTRID, reg.SiteID, false
 	n.Nonce = reg.Nonce
 	ms.authBuf = append(ms.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
 	n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: ms.authBuf}
 	n.Records = ms.recs
-	out, err := n.AppendSigned(e.wbuf[:0], []byte(key.Secret))
+	out, err := n.AppendSigned(ms.wbuf[:0], []byte(key.Secret))
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapNotify].SendErrors++
-		e.log.Error("cannot encode (S,G) Map-Notify", "err", err)
+		c.Msg(wire.TypeMapNotify).SendErrors++
+		c.Log().Error("cannot encode (S,G) Map-Notify", "err", err)
 		return
 	}
-	e.wbuf = out
-	e.send(dst, out, wire.TypeMapNotify)
+	ms.wbuf = out
+	c.Send(dst, out, wire.TypeMapNotify)
 }
 
 // storeSG adds or refreshes one registrant's entries for k. It reports false
 // (logged) when the merged RLE would exceed max entries.
-func (ms *mapServer) storeSG(k sgKey, s *site, id regID, src netip.AddrPort, nodes []wire.RLENode, life time.Duration, max int) bool {
-	e := ms.e
+func (ms *MapServer) storeSG(k slowpath.SGKey, s *site, id regID, src netip.AddrPort, nodes []wire.RLENode, life time.Duration, max int) bool {
+	c := ms.c
 	sg := ms.sgState()
 	ent := sg.ents[k]
 	if ent == nil {
@@ -200,7 +197,7 @@ func (ms *mapServer) storeSG(k sgKey, s *site, id regID, src netip.AddrPort, nod
 		}
 	}
 	if n := mergedLen(ent, r, nodes); n > max {
-		e.log.Warn("(S,G) Map-Register refused: merged RLE too large", "sg", k.String(), "src", src, "entries", n, "max", max)
+		c.Log().Warn("(S,G) Map-Register refused: merged RLE too large", "sg", k.String(), "src", src, "entries", n, "max", max)
 		if len(ent.regs) == 0 {
 			delete(sg.ents, k)
 		}
@@ -210,12 +207,12 @@ func (ms *mapServer) storeSG(k sgKey, s *site, id regID, src netip.AddrPort, nod
 		r = &sgReg{id: id}
 		ent.regs = append(ent.regs, r)
 		ms.nregs++
-		r.t = e.timers.schedule(e.now.Add(life), func(now time.Time) { ms.expireSG(ent, r, now) })
+		r.t = c.Schedule(c.Now().Add(life), func(now time.Time) { ms.expireSG(ent, r, now) })
 	} else {
-		e.timers.reset(r.t, e.now.Add(life))
+		r.t.Reset(c.Now().Add(life))
 	}
 	r.src = src
-	r.expires = e.now.Add(life)
+	r.expires = c.Now().Add(life)
 	r.nodes = r.nodes[:0]
 	for _, n := range nodes {
 		r.nodes = append(r.nodes, wire.RLENode{Level: n.Level, Address: n.Address.Clone()})
@@ -242,31 +239,31 @@ func mergedLen(ent *sgEntry, r *sgReg, nodes []wire.RLENode) int {
 	return len(seen)
 }
 
-func (ms *mapServer) expireSG(ent *sgEntry, r *sgReg, now time.Time) {
+func (ms *MapServer) expireSG(ent *sgEntry, r *sgReg, now time.Time) {
 	if now.Before(r.expires) {
-		ms.e.timers.reset(r.t, r.expires)
+		r.t.Reset(r.expires)
 		return
 	}
-	ms.e.stats.RegistrationsExpired++
-	ms.e.log.Info("(S,G) registration expired", "sg", ent.key.String(), "src", r.src)
+	ms.stats.RegistrationsExpired++
+	ms.log.Info("(S,G) registration expired", "sg", ent.key.String(), "src", r.src)
 	ms.dropSG(ent, r)
 }
 
-func (ms *mapServer) removeSG(k sgKey, id regID) {
+func (ms *MapServer) removeSG(k slowpath.SGKey, id regID) {
 	ent := ms.sgState().ents[k]
 	if ent == nil {
 		return
 	}
 	for _, r := range ent.regs {
 		if r.id == id {
-			ms.e.timers.stop(r.t)
+			r.t.Stop()
 			ms.dropSG(ent, r)
 			return
 		}
 	}
 }
 
-func (ms *mapServer) dropSG(ent *sgEntry, r *sgReg) {
+func (ms *MapServer) dropSG(ent *sgEntry, r *sgReg) {
 	i := slices.Index(ent.regs, r)
 	if i < 0 {
 		return
@@ -282,7 +279,7 @@ func (ms *mapServer) dropSG(ent *sgEntry, r *sgReg) {
 // mergeSG recomputes ent's merged RLE (entries deduplicated by address,
 // sorted by level then address so every Map-Server orders them alike) and
 // notifies the change.
-func (ms *mapServer) mergeSG(ent *sgEntry) {
+func (ms *MapServer) mergeSG(ent *sgEntry) {
 	var merged []wire.RLENode
 	seen := make(map[netip.Addr]bool)
 	for _, r := range ent.regs {
@@ -296,7 +293,7 @@ func (ms *mapServer) mergeSG(ent *sgEntry) {
 		}
 	}
 	sortRLE(merged)
-	if slices.EqualFunc(merged, ent.merged, func(a, b wire.RLENode) bool { return a.Level == b.Level && addrEqual(&a.Address, &b.Address) }) {
+	if slices.EqualFunc(merged, ent.merged, func(a, b wire.RLENode) bool { return a.Level == b.Level && slowpath.AddrEqual(&a.Address, &b.Address) }) {
 		return
 	}
 	// Registrants are told when the tree's RTRs change, and of every change
@@ -320,11 +317,11 @@ func sortRLE(ns []wire.RLENode) {
 // its own merged RLE joined with the (*,G) one of the same group, since
 // receivers that joined the group for any source want S's traffic too
 // (RFC 8378 §4); for a (*,G) its own.
-func (ms *mapServer) effectiveRLE(ent *sgEntry) []wire.RLENode {
-	if ent.key.star() {
+func (ms *MapServer) effectiveRLE(ent *sgEntry) []wire.RLENode {
+	if ent.key.Star() {
 		return ent.merged
 	}
-	star := ms.sgState().ents[newSGKey(ent.key.iid, netip.Prefix{}, ent.key.group)]
+	star := ms.sgState().ents[slowpath.NewSGKey(ent.key.IID, netip.Prefix{}, ent.key.Group)]
 	if star == nil || len(star.merged) == 0 {
 		return ent.merged
 	}
@@ -351,25 +348,25 @@ func rtrSet(ns []wire.RLENode) []netip.Addr {
 
 // notifyChange sends the merged mapping to the subscribed ITRs and, when
 // the RTRs changed, to every registrant.
-func (ms *mapServer) notifyChange(ent *sgEntry, registrants bool) {
-	e := ms.e
-	cfg := e.mcastCfg()
+func (ms *MapServer) notifyChange(ent *sgEntry, registrants bool) {
+	c := ms.c
+	cfg := ms.mcfg
 	if cfg.Key.Secret == "" {
 		return // no key to sign unsolicited Map-Notifies with
 	}
 	ms.notifySubscribers(ent)
-	if ent.key.star() {
+	if ent.key.Star() {
 		// Every (S,G) of the group answers with the (*,G) entries too.
 		for _, o := range ms.sgState().ents {
-			if o != ent && !o.key.star() && o.key.iid == ent.key.iid && o.key.group == ent.key.group && len(o.subs) > 0 {
+			if o != ent && !o.key.Star() && o.key.IID == ent.key.IID && o.key.Group == ent.key.Group && len(o.subs) > 0 {
 				ms.notifySubscribers(o)
 			}
 		}
-	} else if star := ms.sgState().ents[newSGKey(ent.key.iid, netip.Prefix{}, ent.key.group)]; star != nil {
+	} else if star := ms.sgState().ents[slowpath.NewSGKey(ent.key.IID, netip.Prefix{}, ent.key.Group)]; star != nil {
 		// ITRs answered for (*,G) learn the (S,G), which now differs.
 		rle := ms.effectiveRLE(ent)
 		for dst, at := range star.subs {
-			if _, sub := ent.subs[dst]; !sub && e.now.Sub(at) <= cfg.SubscribeWindow {
+			if _, sub := ent.subs[dst]; !sub && c.Now().Sub(at) <= cfg.SubscribeWindow {
 				ent.subs[dst] = at
 				ms.sendUnsolicited(ent, dst, rle)
 			}
@@ -386,12 +383,12 @@ func (ms *mapServer) notifyChange(ent *sgEntry, registrants bool) {
 
 // notifySubscribers sends ent's effective RLE to the ITRs subscribed to it
 // within the subscription window, forgetting the others.
-func (ms *mapServer) notifySubscribers(ent *sgEntry) {
-	e := ms.e
-	cfg := e.mcastCfg()
+func (ms *MapServer) notifySubscribers(ent *sgEntry) {
+	c := ms.c
+	cfg := ms.mcfg
 	rle := ms.effectiveRLE(ent)
 	for dst, at := range ent.subs {
-		if e.now.Sub(at) > cfg.SubscribeWindow {
+		if c.Now().Sub(at) > cfg.SubscribeWindow {
 			delete(ent.subs, dst)
 			continue
 		}
@@ -402,38 +399,36 @@ func (ms *mapServer) notifySubscribers(ent *sgEntry) {
 // sendUnsolicited sends ent's mapping with the RLE rle to dst in an
 // unsolicited Map-Notify with a fresh nonce, replacing an unacknowledged
 // older one, and retransmits it until the Map-Notify-Ack (RFC 9301 §5.7).
-func (ms *mapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort, rle []wire.RLENode) {
-	e := ms.e
-	cfg := e.mcastCfg()
+func (ms *MapServer) sendUnsolicited(ent *sgEntry, dst netip.AddrPort, rle []wire.RLENode) {
+	c := ms.c
+	cfg := ms.mcfg
 	sg := ms.sgState()
 	if old := ent.notes[dst]; old != nil {
 		delete(sg.pending, old.nonce)
-		e.timers.stop(old.t)
+		old.t.Stop()
 	}
 	k := cfg.Key
 	n := wire.MapNotify{
-		Nonce:   newNonce(),
+		Nonce:   slowpath.NewNonce(),
 		Auth:    wire.NewAuth(k.KeyID, k.Alg, false),
-		Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), rle)},
+		Records: []wire.Record{slowpath.SGRecord(ent.key, slowpath.TTLMinutes(ms.timeout), rle)},
 	}
 	msg, err := n.AppendSigned(nil, []byte(k.Secret))
 	if err != nil {
-		e.log.Error("cannot encode unsolicited Map-Notify", "sg", ent.key.String(), "err", err)
+		c.Log().Error("cannot encode unsolicited Map-Notify", "sg", ent.key.String(), "err", err)
 		return
 	}
 	note := &sgNotify{ent: ent, dst: dst, nonce: n.Nonce, msg: msg}
 	ent.notes[dst] = note
 	sg.pending[note.nonce] = note
-	e.send(dst, msg, wire.TypeMapNotify)
-	if mc := e.mc; mc != nil {
-		mc.stats.NotifiesSent++
-	}
-	note.t = e.timers.schedule(e.now.Add(cfg.RetryInterval), func(time.Time) { ms.retryNotify(note) })
+	c.Send(dst, msg, wire.TypeMapNotify)
+	ms.mstats.NotifiesSent++
+	note.t = c.Schedule(c.Now().Add(cfg.RetryInterval), func(time.Time) { ms.retryNotify(note) })
 }
 
-func (ms *mapServer) retryNotify(note *sgNotify) {
-	e := ms.e
-	cfg := e.mcastCfg()
+func (ms *MapServer) retryNotify(note *sgNotify) {
+	c := ms.c
+	cfg := ms.mcfg
 	sg := ms.sgState()
 	if sg.pending[note.nonce] != note {
 		return
@@ -441,51 +436,47 @@ func (ms *mapServer) retryNotify(note *sgNotify) {
 	if note.tries >= cfg.Retries {
 		delete(sg.pending, note.nonce)
 		delete(note.ent.notes, note.dst)
-		if mc := e.mc; mc != nil {
-			mc.stats.NotifyGaveUp++
-		}
-		e.log.Warn("unsolicited Map-Notify never acknowledged", "sg", note.ent.key.String(), "dst", note.dst, "tries", note.tries+1)
+		ms.mstats.NotifyGaveUp++
+		c.Log().Warn("unsolicited Map-Notify never acknowledged", "sg", note.ent.key.String(), "dst", note.dst, "tries", note.tries+1)
 		return
 	}
 	note.tries++
-	if mc := e.mc; mc != nil {
-		mc.stats.NotifyRetries++
-	}
-	e.send(note.dst, note.msg, wire.TypeMapNotify)
-	e.timers.reset(note.t, e.now.Add(cfg.RetryInterval<<note.tries))
+	ms.mstats.NotifyRetries++
+	c.Send(note.dst, note.msg, wire.TypeMapNotify)
+	note.t.Reset(c.Now().Add(cfg.RetryInterval << note.tries))
 }
 
 // onNotifyAck matches a Map-Notify-Ack to an unsolicited Map-Notify.
-func (ms *mapServer) onNotifyAck(src netip.AddrPort, b []byte) {
-	e := ms.e
-	st := &e.stats.Msgs[wire.TypeMapNotifyAck]
-	nonce, ok := peekNonce(b)
+func (ms *MapServer) onNotifyAck(m *slowpath.Msg) bool {
+	c := ms.c
+	src, b := m.Src, m.Raw
+	st := c.Msg(wire.TypeMapNotifyAck)
+	nonce, ok := m.Nonce()
 	if !ok || ms.sg == nil {
 		st.Ignored++
-		return
+		return true
 	}
 	note := ms.sg.pending[nonce]
 	if note == nil {
 		st.Ignored++
-		return
+		return true
 	}
 	var a wire.MapNotifyAck
-	k := e.mcastCfg().Key
+	k := ms.mcfg.Key
 	if err := a.Parse(b); err != nil {
 		st.BadParse++
-		return
+		return true
 	}
-	if a.Auth.Alg != k.Alg || a.Auth.KeyID != k.KeyID || wire.VerifyAuth(b, authDataOff, len(a.Auth.Data), a.Auth.Alg, []byte(k.Secret)) != nil {
+	if a.Auth.Alg != k.Alg || a.Auth.KeyID != k.KeyID || wire.VerifyAuth(b, slowpath.AuthDataOff, len(a.Auth.Data), a.Auth.Alg, []byte(k.Secret)) != nil {
 		st.BadAuth++
-		e.log.Warn("Map-Notify-Ack authentication failed", "src", src)
-		return
+		c.Log().Warn("Map-Notify-Ack authentication failed", "src", src)
+		return true
 	}
 	delete(ms.sg.pending, nonce)
 	delete(note.ent.notes, note.dst)
-	e.timers.stop(note.t)
-	if mc := e.mc; mc != nil {
-		mc.stats.NotifyAcked++
-	}
+	note.t.Stop()
+	ms.mstats.NotifyAcked++
+	return true
 }
 
 // answerSG answers an (S,G) Map-Request as the Map-Server: a proxy reply
@@ -494,55 +485,55 @@ func (ms *mapServer) onNotifyAck(src netip.AddrPort, b []byte) {
 // record with no locators; the requester (its ITR-RLOC and port) is
 // subscribed to the entry answered (RFC 8378 §5). An ITR answered for
 // (*,G) hears of (S,G) registrations that come later through the (*,G)
-// subscription (notifyChange).
-func (ms *mapServer) answerSG(port uint16, src netip.AddrPort, req *wire.MapRequest, k sgKey) {
-	e := ms.e
+// subscription (notifyChange). It reports false, answering nothing, when
+// no site may register the group.
+func (ms *MapServer) AnswerSG(m *slowpath.Msg, k slowpath.SGKey) bool {
+	c := ms.c
+	port, src, req := m.Port, m.Src, m.Request
 	sg := ms.sgState()
 	ent := sg.ents[k]
 	if ent == nil || len(ent.regs) == 0 {
-		if star := sg.ents[newSGKey(k.iid, netip.Prefix{}, k.group)]; star != nil && len(star.regs) > 0 {
+		if star := sg.ents[slowpath.NewSGKey(k.IID, netip.Prefix{}, k.Group)]; star != nil && len(star.regs) > 0 {
 			ent = star
 		}
 	}
 	if ent == nil {
-		if ms.allowedFor(k.iid, k.group) == nil {
-			e.negativeReply(port, src, req, k.iid, k.group.Addr())
-			return
+		if ms.allowedFor(k.IID, k.Group) == nil {
+			return false
 		}
 		ent = &sgEntry{key: k, subs: map[netip.AddrPort]time.Time{}, notes: map[netip.AddrPort]*sgNotify{}}
 		sg.ents[k] = ent
 	}
-	dst := e.replyTarget(req.ITRRLOCs, port, src)
-	if len(ent.subs) < maxRecentITRs {
-		ent.subs[dst] = e.now
+	dst := c.ReplyTarget(req.ITRRLOCs, port, src)
+	if len(ent.subs) < maxSubscribers {
+		ent.subs[dst] = c.Now()
 	}
 	rle := ms.effectiveRLE(ent)
-	rep := wire.MapReply{Nonce: req.Nonce, Records: []wire.Record{sgRecord(ent.key, ttlMinutes(ms.timeout), rle)}}
+	rep := wire.MapReply{Nonce: req.Nonce, Records: []wire.Record{slowpath.SGRecord(ent.key, slowpath.TTLMinutes(ms.timeout), rle)}}
 	rep.Records[0].Authoritative = false
 	if len(rle) == 0 {
 		rep.Records[0].TTL = 1
 	}
-	b, err := rep.Append(e.wbuf[:0])
+	b, err := rep.Append(ms.wbuf[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapReply].SendErrors++
-		return
+		c.Msg(wire.TypeMapReply).SendErrors++
+		return true
 	}
-	e.wbuf = b
-	e.send(dst, b, wire.TypeMapReply)
-	e.stats.ProxyReplies++
+	ms.wbuf = b
+	c.Send(dst, b, wire.TypeMapReply)
+	ms.stats.ProxyReplies++
+	return true
 }
 
 // McastRLE returns the merged RLE the Map-Server holds for an (S,G) or
-// (*,G) (src invalid), for listings and tests.
-func (e *Engine) McastRLE(iid uint32, src, group netip.Prefix) []replicate.Entry {
+// (*,G) (src invalid), for listings and tests (event loop only).
+func (ms *MapServer) McastRLE(iid uint32, src, group netip.Prefix) []replicate.Entry {
+	if ms.sg == nil {
+		return nil
+	}
 	var out []replicate.Entry
-	_ = e.do(func() {
-		if e.ms == nil || e.ms.sg == nil {
-			return
-		}
-		if ent := e.ms.sg.ents[newSGKey(iid, src, group)]; ent != nil {
-			out, _ = replicate.EntriesFromRLE(ent.merged)
-		}
-	})
+	if ent := ms.sg.ents[slowpath.NewSGKey(iid, src, group)]; ent != nil {
+		out, _ = replicate.EntriesFromRLE(ent.merged)
+	}
 	return out
 }

@@ -1,4 +1,4 @@
-package slowpath
+package control
 
 import (
 	"net"
@@ -210,9 +210,9 @@ func BenchmarkMapRequestInProcess(b *testing.B) {
 	start := time.Now()
 	ms.do(func() {
 		for i := 0; i < b.N; i++ {
-			ms.handle(ms.sock4, sp, msgs[i%len(msgs)], nil)
+			ms.c.Dispatch(sp, msgs[i%len(msgs)])
 		}
-		ms.flush()
+		ms.c.Flush()
 	})
 	el := time.Since(start)
 	b.ReportMetric(float64(b.N)/el.Seconds(), "replies/s")
@@ -249,9 +249,9 @@ func BenchmarkNegativeInProcess(b *testing.B) {
 	start := time.Now()
 	ms.do(func() {
 		for i := 0; i < b.N; i++ {
-			ms.handle(ms.sock4, sp, msgs[i%len(msgs)], nil)
+			ms.c.Dispatch(sp, msgs[i%len(msgs)])
 		}
-		ms.flush()
+		ms.c.Flush()
 	})
 	el := time.Since(start)
 	b.ReportMetric(float64(b.N)/el.Seconds(), "replies/s")
@@ -288,7 +288,7 @@ func BenchmarkRegisterInProcess(b *testing.B) {
 	start := time.Now()
 	ms.do(func() {
 		for i := 0; i < b.N; i++ {
-			ms.ms.onRegister(src, msgs[i%len(msgs)])
+			ms.c.Dispatch(src, msgs[i%len(msgs)])
 		}
 	})
 	el := time.Since(start)

@@ -1,29 +1,14 @@
-package slowpath
+package mcast
 
 import (
 	"errors"
 	"net/netip"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath"
+
 	"github.com/rloc-router/rloc/wire"
 )
-
-// MembershipListener delivers the IGMP and MLD messages heard on one site
-// interface and sends queries there. The raw-socket implementation is
-// OpenMembershipListener; tests inject reports through their own.
-type MembershipListener interface {
-	// Interface is the site interface listened on, with its instance-ID.
-	Interface() SiteInterface
-	// Read blocks for the next IGMP message (mld false: the IPv4 payload)
-	// or MLD message (mld true: the ICMPv6 message), with the packet's IP
-	// source and destination. It returns an error once closed.
-	Read(b []byte) (n int, src, dst netip.Addr, mld bool, err error)
-	// Query sends a membership query on the interface: a general query
-	// (IGMP and MLD) when group is invalid, else a group-specific one.
-	Query(group netip.Addr) error
-	// Close makes Read return.
-	Close() error
-}
 
 // rxKey is a membership on one site interface: (S,G), or (*,G) with an
 // invalid source.
@@ -36,7 +21,7 @@ type rxKey struct {
 
 type rxState struct {
 	expires time.Time
-	t       *timer
+	t       *slowpath.Timer
 }
 
 // receivers is the ETR's receiver learning (RFC 3376 §6, RFC 3810 §7, as
@@ -44,27 +29,26 @@ type rxState struct {
 // interface, (*,G) for exclude-mode groups and (S,G) for included
 // sources, each with a timer).
 type receivers struct {
-	m      *mcast
-	ls     []MembershipListener
+	m      *Mcast
+	ls     []slowpath.MembershipListener
 	states map[rxKey]*rxState
-	count  map[sgKey]int
+	count  map[slowpath.SGKey]int
 	memb   wire.Membership
 	done   chan struct{}
 }
 
-func newReceivers(m *mcast) *receivers {
-	return &receivers{m: m, ls: m.cfg.Listeners, states: map[rxKey]*rxState{}, count: map[sgKey]int{}, done: make(chan struct{})}
+func newReceivers(m *Mcast) *receivers {
+	return &receivers{m: m, ls: m.cfg.Listeners, states: map[rxKey]*rxState{}, count: map[slowpath.SGKey]int{}, done: make(chan struct{})}
 }
 
 // start runs on the engine goroutine: it starts a reader per listener and
 // the general queries.
 func (r *receivers) start() {
-	e := r.m.e
 	if r.ls == nil {
 		for _, si := range r.m.cfg.SiteInterfaces {
 			l, err := OpenMembershipListener(si)
 			if err != nil {
-				e.log.Error("cannot listen for IGMP/MLD", "interface", si.Name, "err", err)
+				r.m.c.Log().Error("cannot listen for IGMP/MLD", "interface", si.Name, "err", err)
 				continue
 			}
 			r.ls = append(r.ls, l)
@@ -78,12 +62,12 @@ func (r *receivers) start() {
 		q = func(now time.Time) {
 			for _, l := range r.ls {
 				if err := l.Query(netip.Addr{}); err != nil {
-					e.log.Debug("general query failed", "interface", l.Interface().Name, "err", err)
+					r.m.c.Log().Debug("general query failed", "interface", l.Interface().Name, "err", err)
 				}
 			}
-			e.timers.schedule(now.Add(r.m.cfg.QueryInterval), q)
+			r.m.c.Schedule(now.Add(r.m.cfg.QueryInterval), q)
 		}
-		e.timers.schedule(e.now, q)
+		r.m.c.Schedule(r.m.c.Now(), q)
 	}
 }
 
@@ -95,8 +79,7 @@ func (r *receivers) stop() {
 }
 
 // read passes one listener's messages to the engine goroutine.
-func (r *receivers) read(l MembershipListener) {
-	e := r.m.e
+func (r *receivers) read(l slowpath.MembershipListener) {
 	si := l.Interface()
 	buf := make([]byte, 65536)
 	for {
@@ -107,21 +90,21 @@ func (r *receivers) read(l MembershipListener) {
 				return
 			default:
 			}
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, slowpath.ErrClosed) {
 				return
 			}
-			e.log.Warn("IGMP/MLD listener stopped", "interface", si.Name, "err", err)
+			r.m.c.Log().Warn("IGMP/MLD listener stopped", "interface", si.Name, "err", err)
 			return
 		}
 		msg := append([]byte(nil), buf[:n]...)
-		if e.do(func() { r.onMessage(si, msg, src, dst, mld) }) != nil {
+		if r.m.c.Do(func() { r.onMessage(si, msg, src, dst, mld) }) != nil {
 			return
 		}
 	}
 }
 
 // onMessage handles one IGMP or MLD message heard on si.
-func (r *receivers) onMessage(si SiteInterface, b []byte, src, dst netip.Addr, mld bool) {
+func (r *receivers) onMessage(si slowpath.SiteInterface, b []byte, src, dst netip.Addr, mld bool) {
 	m := r.m
 	var err error
 	if mld {
@@ -131,7 +114,7 @@ func (r *receivers) onMessage(si SiteInterface, b []byte, src, dst netip.Addr, m
 	}
 	if err != nil {
 		m.stats.BadReports++
-		m.e.log.Debug("bad IGMP/MLD message", "interface", si.Name, "src", src, "err", err)
+		r.m.c.Log().Debug("bad IGMP/MLD message", "interface", si.Name, "src", src, "err", err)
 		return
 	}
 	if r.memb.Query {
@@ -174,29 +157,28 @@ func overlayGroup(g netip.Addr) bool {
 	return g.IsMulticast() && !g.IsLinkLocalMulticast() && !g.IsInterfaceLocalMulticast()
 }
 
-func (k rxKey) sg() sgKey {
+func (k rxKey) sg() slowpath.SGKey {
 	g := netip.PrefixFrom(k.group, k.group.BitLen())
 	if !k.src.IsValid() {
-		return newSGKey(k.iid, netip.Prefix{}, g)
+		return slowpath.NewSGKey(k.iid, netip.Prefix{}, g)
 	}
-	return newSGKey(k.iid, netip.PrefixFrom(k.src, k.src.BitLen()), g)
+	return slowpath.NewSGKey(k.iid, netip.PrefixFrom(k.src, k.src.BitLen()), g)
 }
 
 // refresh (re)starts a membership for the Group Membership Interval.
 func (r *receivers) refresh(k rxKey) {
-	e := r.m.e
 	if k.src.IsValid() && k.src.Is4() != k.group.Is4() {
 		return
 	}
-	at := e.now.Add(r.m.cfg.MembershipInterval)
+	at := r.m.c.Now().Add(r.m.cfg.MembershipInterval)
 	st := r.states[k]
 	if st != nil {
 		st.expires = at
-		e.timers.reset(st.t, at)
+		st.t.Reset(at)
 		return
 	}
 	st = &rxState{expires: at}
-	st.t = e.timers.schedule(at, func(now time.Time) { r.expire(k, st, now) })
+	st.t = r.m.c.Schedule(at, func(now time.Time) { r.expire(k, st, now) })
 	r.states[k] = st
 	sk := k.sg()
 	r.count[sk]++
@@ -209,7 +191,6 @@ func (r *receivers) refresh(k rxKey) {
 // Time unless a report refreshes it (a group-specific query asks for
 // one), or at once with FastLeave.
 func (r *receivers) leaving(k rxKey) {
-	e := r.m.e
 	st := r.states[k]
 	if st == nil {
 		return
@@ -218,10 +199,10 @@ func (r *receivers) leaving(k rxKey) {
 		r.remove(k, st)
 		return
 	}
-	at := e.now.Add(r.m.cfg.LastMemberQueryTime)
+	at := r.m.c.Now().Add(r.m.cfg.LastMemberQueryTime)
 	if at.Before(st.expires) {
 		st.expires = at
-		e.timers.reset(st.t, at)
+		st.t.Reset(at)
 	}
 	for _, l := range r.ls {
 		if l.Interface().Name == k.ifname {
@@ -235,14 +216,14 @@ func (r *receivers) expire(k rxKey, st *rxState, now time.Time) {
 		return
 	}
 	if now.Before(st.expires) {
-		r.m.e.timers.reset(st.t, st.expires)
+		st.t.Reset(st.expires)
 		return
 	}
 	r.remove(k, st)
 }
 
 func (r *receivers) remove(k rxKey, st *rxState) {
-	r.m.e.timers.stop(st.t)
+	st.t.Stop()
 	delete(r.states, k)
 	sk := k.sg()
 	r.count[sk]--
@@ -252,36 +233,28 @@ func (r *receivers) remove(k rxKey, st *rxState) {
 	}
 }
 
-// ReceiverGroup is an (S,G), or with Source invalid a (*,G), that has
-// receivers on a site interface of instance-ID IID.
-type ReceiverGroup struct {
-	IID    uint32
-	Source netip.Addr
-	Group  netip.Addr
-}
-
-// publishReceivers tells MulticastConfig.ReceiverGroups the groups with
+// publishReceivers tells slowpath.MulticastConfig.ReceiverGroups the groups with
 // receivers now.
-func (m *mcast) publishReceivers() {
+func (m *Mcast) publishReceivers() {
 	if m.cfg.ReceiverGroups == nil {
 		return
 	}
-	gs := make([]ReceiverGroup, 0, len(m.local))
+	gs := make([]slowpath.ReceiverGroup, 0, len(m.local))
 	for k, l := range m.local {
 		if l.receivers {
-			gs = append(gs, ReceiverGroup{IID: k.iid, Source: k.srcAddr(), Group: k.group.Addr()})
+			gs = append(gs, slowpath.ReceiverGroup{IID: k.IID, Source: k.SrcAddr(), Group: k.Group.Addr()})
 		}
 	}
 	m.cfg.ReceiverGroups(gs)
 }
 
 // joinLocal starts registering an (S,G) the first receiver joined.
-func (m *mcast) joinLocal(k sgKey) {
+func (m *Mcast) joinLocal(k slowpath.SGKey) {
 	m.stats.Joins++
 	l := m.localFor(k)
 	l.receivers = true
 	m.publishReceivers()
-	m.e.log.Info("receivers joined", "sg", k.String())
+	m.c.Log().Info("receivers joined", "sg", k.String())
 	if m.cfg.Underlay != nil && !l.ug.Group.IsValid() {
 		m.chooseUnderlay(l)
 	}
@@ -289,7 +262,7 @@ func (m *mcast) joinLocal(k sgKey) {
 }
 
 // leaveLocal withdraws an (S,G) the last receiver left.
-func (m *mcast) leaveLocal(k sgKey) {
+func (m *Mcast) leaveLocal(k slowpath.SGKey) {
 	m.stats.Leaves++
 	l := m.local[k]
 	if l == nil {
@@ -297,36 +270,21 @@ func (m *mcast) leaveLocal(k sgKey) {
 	}
 	l.receivers = false
 	m.publishReceivers()
-	m.e.log.Info("receivers left", "sg", k.String())
+	m.c.Log().Info("receivers left", "sg", k.String())
 	if !l.rtr {
 		m.drop(l)
 	}
 }
 
-// Membership is one receiver membership learned on a site interface.
-type Membership struct {
-	// Interface is the site interface.
-	Interface string
-	// IID is its instance-ID.
-	IID uint32
-	// Source is the source, invalid for (*,G).
-	Source netip.Addr
-	// Group is the group.
-	Group netip.Addr
-	// Expires is when it times out without a report.
-	Expires time.Time
-}
-
 // Memberships lists the receiver memberships the ETR has learned.
-func (e *Engine) Memberships() []Membership {
-	var out []Membership
-	_ = e.do(func() {
-		if e.mc == nil || e.mc.rx == nil {
-			return
-		}
-		for k, st := range e.mc.rx.states {
-			out = append(out, Membership{Interface: k.ifname, IID: k.iid, Source: k.src, Group: k.group, Expires: st.expires})
-		}
-	})
+// (event loop only).
+func (m *Mcast) Memberships() []slowpath.Membership {
+	if m.rx == nil {
+		return nil
+	}
+	var out []slowpath.Membership
+	for k, st := range m.rx.states {
+		out = append(out, slowpath.Membership{Interface: k.ifname, IID: k.iid, Source: k.src, Group: k.group, Expires: st.expires})
+	}
 	return out
 }

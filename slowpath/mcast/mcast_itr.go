@@ -1,9 +1,11 @@
-package slowpath
+package mcast
 
 import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -11,12 +13,12 @@ import (
 
 // sgRes is one (S,G) Map-Request in flight from the ITR.
 type sgRes struct {
-	key   sgKey
+	key   slowpath.SGKey
 	nonce wire.Nonce
 	tries int
 	mr    int
 	start time.Time
-	t     *timer
+	t     *slowpath.Timer
 }
 
 // itrSG is an (S,G) mapping the ITR installed: kept fresh so that the
@@ -24,7 +26,7 @@ type sgRes struct {
 type itrSG struct {
 	rle     []replicate.Entry
 	ttl     time.Duration
-	refresh *timer
+	refresh *slowpath.Timer
 	// U-RLOCs of an RLE that also has underlay groups are RLOC-probed;
 	// those that stop answering (an ETR receiving through the G-RLOC,
 	// draft-ietf-lisp-group-mapping) are left out of what is installed.
@@ -39,7 +41,7 @@ type urlocProbe struct {
 
 // itrProbe is an (S,G) RLOC-probe of an RLE entry in flight.
 type itrProbe struct {
-	key  sgKey
+	key  slowpath.SGKey
 	addr netip.Addr
 }
 
@@ -47,66 +49,65 @@ type itrProbe struct {
 // Map-Request for (S,G) (RFC 8378 §5: the ITR asks the mapping system for
 // (S-EID,G-EID); the Map-Server answers with the merged RLE and keeps the
 // ITR subscribed to changes).
-func (m *mcast) onMiss(ev MissEvent) {
+// It leaves misses for unicast destinations to the ITR.
+func (m *Mcast) onMiss(ev slowpath.MissEvent) bool {
 	g := ev.Dst.Unmap()
-	s := ev.Src.Unmap()
-	if !g.IsMulticast() || !s.IsValid() || s.Is4() != g.Is4() {
-		return
+	if !g.IsMulticast() {
+		return false
 	}
-	k := newSGKey(ev.IID, netip.PrefixFrom(s, s.BitLen()), netip.PrefixFrom(g, g.BitLen()))
+	s := ev.Src.Unmap()
+	if !s.IsValid() || s.Is4() != g.Is4() {
+		return true
+	}
+	k := slowpath.NewSGKey(ev.IID, netip.PrefixFrom(s, s.BitLen()), netip.PrefixFrom(g, g.BitLen()))
 	if m.byKey[k] != nil {
-		return
+		return true
 	}
 	if _, ok := m.itrMaps[k]; ok {
-		return // installed already (a miss raced the install)
+		return true // installed already (a miss raced the install)
 	}
 	start := ev.Time
-	if start.IsZero() || start.After(m.e.now) {
-		start = m.e.now
+	if start.IsZero() || start.After(m.c.Now()) {
+		start = m.c.Now()
 	}
 	m.resolve(k, start)
+	return true
 }
 
-func (m *mcast) resolve(k sgKey, start time.Time) {
-	r := &sgRes{key: k, nonce: newNonce(), start: start}
+func (m *Mcast) resolve(k slowpath.SGKey, start time.Time) {
+	r := &sgRes{key: k, nonce: slowpath.NewNonce(), start: start}
 	m.pending[r.nonce] = r
 	m.byKey[k] = r
 	m.sendRes(r)
-	r.t = m.e.timers.schedule(m.e.now.Add(m.e.cfg.ITR.RetransmitInterval), func(time.Time) { m.retransmitRes(r) })
+	r.t = m.c.Schedule(m.c.Now().Add(m.itr.RetransmitInterval), func(time.Time) { m.retransmitRes(r) })
 }
 
 // sendRes sends the (S,G) Map-Request in an ECM to a Map-Resolver
 // (RFC 9301 §5.8); the EID record is the multicast-info LCAF (RFC 8060
 // §4.5), the source EID the S-EID.
-func (m *mcast) sendRes(r *sgRes) {
-	e := m.e
-	it := e.itr
+func (m *Mcast) sendRes(r *sgRes) {
 	req := &wire.MapRequest{
 		Nonce:    r.nonce,
-		ITRRLOCs: it.itrRLOCs,
-		Records:  []wire.EIDRecord{{MaskLen: uint8(r.key.group.Bits()), EID: r.key.address()}},
+		ITRRLOCs: m.itrRLOCs,
+		Records:  []wire.EIDRecord{{MaskLen: uint8(r.key.Group.Bits()), EID: r.key.Address()}},
 	}
-	if !r.key.star() {
-		req.SourceEID = eidAddress(r.key.iid, r.key.src.Addr())
+	if !r.key.Star() {
+		req.SourceEID = slowpath.EIDAddress(r.key.IID, r.key.Src.Addr())
 	}
-	m.sendECM(req, e.cfg.ITR.MapResolvers[r.mr%len(e.cfg.ITR.MapResolvers)], r.key.group.Addr())
+	m.sendECM(req, m.itr.MapResolvers[r.mr%len(m.itr.MapResolvers)], r.key.Group.Addr())
 }
 
 // sendECM sends a Map-Request in an ECM to mr; inner is the inner
 // destination address.
-func (m *mcast) sendECM(req *wire.MapRequest, mr netip.AddrPort, inner netip.Addr) {
-	e := m.e
+func (m *Mcast) sendECM(req *wire.MapRequest, mr netip.AddrPort, inner netip.Addr) {
 	msg, err := req.Append(nil)
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapRequest].SendErrors++
+		m.c.Msg(wire.TypeMapRequest).SendErrors++
 		return
 	}
-	s := e.sock4
-	if mr.Addr().Unmap().Is6() {
-		s = e.sock6
-	}
-	if s == nil {
-		e.stats.Msgs[wire.TypeECM].SendErrors++
+	port, ok := m.c.LocalPort(mr)
+	if !ok {
+		m.c.Msg(wire.TypeECM).SendErrors++
 		return
 	}
 	src := netip.IPv4Unspecified()
@@ -119,48 +120,46 @@ func (m *mcast) sendECM(req *wire.MapRequest, mr netip.AddrPort, inner netip.Add
 			break
 		}
 	}
-	ecm := wire.ECM{Src: src, Dst: inner, SrcPort: s.local.Port(), DstPort: wire.ControlPort, TTL: 64, Message: msg}
-	b, err := ecm.Append(e.wbuf2[:0])
+	ecm := wire.ECM{Src: src, Dst: inner, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
+	b, err := ecm.Append(m.wbuf2[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeECM].SendErrors++
+		m.c.Msg(wire.TypeECM).SendErrors++
 		return
 	}
-	e.wbuf2 = b
-	e.send(mr, b, wire.TypeECM)
-	e.stats.Msgs[wire.TypeMapRequest].Sent++
+	m.wbuf2 = b
+	m.c.Send(mr, b, wire.TypeECM)
+	m.c.Msg(wire.TypeMapRequest).Sent++
 }
 
-func (m *mcast) retransmitRes(r *sgRes) {
-	e := m.e
+func (m *Mcast) retransmitRes(r *sgRes) {
 	if m.pending[r.nonce] != r {
 		return
 	}
 	r.tries++
-	if r.tries >= e.cfg.ITR.MaxTries {
+	if r.tries >= m.itr.MaxTries {
 		m.finishRes(r)
-		e.stats.ResolveTimeouts++
-		e.log.Warn("(S,G) Map-Request unanswered", "sg", r.key.String(), "tries", r.tries)
+		m.ustats.ResolveTimeouts++
+		m.c.Log().Warn("(S,G) Map-Request unanswered", "sg", r.key.String(), "tries", r.tries)
 		return
 	}
 	r.mr++
-	e.stats.Retransmits++
+	m.ustats.Retransmits++
 	m.sendRes(r)
-	e.timers.reset(r.t, e.now.Add(e.cfg.ITR.RetransmitInterval<<r.tries))
+	r.t.Reset(m.c.Now().Add(m.itr.RetransmitInterval << r.tries))
 }
 
-func (m *mcast) finishRes(r *sgRes) {
+func (m *Mcast) finishRes(r *sgRes) {
 	delete(m.pending, r.nonce)
 	if m.byKey[r.key] == r {
 		delete(m.byKey, r.key)
 	}
-	m.e.timers.stop(r.t)
+	r.t.Stop()
 }
 
 // installITR gives an (S,G) mapping to the installer and keeps it
 // subscribed: it is re-requested before the Map-Server's subscription
 // window or the TTL runs out, whichever is first.
-func (m *mcast) installITR(k sgKey, ttl time.Duration, es []replicate.Entry) {
-	e := m.e
+func (m *Mcast) installITR(k slowpath.SGKey, ttl time.Duration, es []replicate.Entry) {
 	if m.inst == nil {
 		return
 	}
@@ -173,28 +172,28 @@ func (m *mcast) installITR(k sgKey, ttl time.Duration, es []replicate.Entry) {
 	ent.ttl = ttl
 	m.setProbed(ent)
 	m.installActive(k, ent)
-	if e.itr == nil {
+	if m.itr == nil {
 		return
 	}
 	every := min(ttl, m.cfg.SubscribeWindow) / 2
 	if ttl <= 0 {
 		every = m.cfg.SubscribeWindow / 2
 	}
-	at := e.now.Add(max(every, time.Second))
+	at := m.c.Now().Add(max(every, time.Second))
 	if ent.refresh == nil {
-		ent.refresh = e.timers.schedule(at, func(time.Time) {
+		ent.refresh = m.c.Schedule(at, func(time.Time) {
 			if m.itrMaps[k] == ent && m.byKey[k] == nil {
-				m.resolve(k, e.now)
+				m.resolve(k, m.c.Now())
 			}
 		})
 	} else {
-		e.timers.reset(ent.refresh, at)
+		ent.refresh.Reset(at)
 	}
 }
 
 // setProbed picks the entries of ent's RLE to probe: its unicast entries
 // when the RLE also holds an underlay group.
-func (m *mcast) setProbed(ent *itrSG) {
+func (m *Mcast) setProbed(ent *itrSG) {
 	hasGroup := slices.ContainsFunc(ent.rle, func(x replicate.Entry) bool { return x.Addr.IsMulticast() })
 	old := ent.probe
 	ent.probe = nil
@@ -214,7 +213,7 @@ func (m *mcast) setProbed(ent *itrSG) {
 }
 
 // installActive installs ent's RLE without the U-RLOCs found down.
-func (m *mcast) installActive(k sgKey, ent *itrSG) {
+func (m *Mcast) installActive(k slowpath.SGKey, ent *itrSG) {
 	rle := ent.rle
 	if len(ent.probe) > 0 {
 		rle = slices.DeleteFunc(slices.Clone(ent.rle), func(x replicate.Entry) bool {
@@ -222,14 +221,13 @@ func (m *mcast) installActive(k sgKey, ent *itrSG) {
 			return p != nil && p.down
 		})
 	}
-	m.inst.InstallMulticast(&ResolvedMulticast{IID: k.iid, Source: k.src, Group: k.group, TTL: ent.ttl, RLE: rle})
+	m.inst.InstallMulticast(&slowpath.ResolvedMulticast{IID: k.IID, Source: k.Src, Group: k.Group, TTL: ent.ttl, RLE: rle})
 	m.stats.Installs++
 }
 
 // probeRLEs RLOC-probes the probed U-RLOCs of the installed (S,G)s and
 // re-installs an RLE when one goes down or comes back.
-func (m *mcast) probeRLEs() {
-	e := m.e
+func (m *Mcast) probeRLEs() {
 	clear(m.itrProbes)
 	for k, ent := range m.itrMaps {
 		changed := false
@@ -239,21 +237,21 @@ func (m *mcast) probeRLEs() {
 				if p.misses >= m.cfg.ProbeMisses && !p.down {
 					p.down, changed = true, true
 					m.stats.URLOCsDown++
-					e.log.Info("U-RLOC stopped answering (S,G) probes; not replicating to it", "sg", k.String(), "rloc", a)
+					m.c.Log().Info("U-RLOC stopped answering (S,G) probes; not replicating to it", "sg", k.String(), "rloc", a)
 				}
 			}
-			n := newNonce()
-			req := wire.MapRequest{Probe: true, Nonce: n, ITRRLOCs: e.itr.itrRLOCs,
-				Records: []wire.EIDRecord{{MaskLen: uint8(k.group.Bits()), EID: k.address()}}}
-			b, err := req.Append(e.wbuf[:0])
+			n := slowpath.NewNonce()
+			req := wire.MapRequest{Probe: true, Nonce: n, ITRRLOCs: m.itrRLOCs,
+				Records: []wire.EIDRecord{{MaskLen: uint8(k.Group.Bits()), EID: k.Address()}}}
+			b, err := req.Append(m.wbuf[:0])
 			if err != nil {
 				continue
 			}
-			e.wbuf = b
+			m.wbuf = b
 			m.itrProbes[n] = itrProbe{k, a}
 			p.out = true
 			m.sendCtl(a, b, wire.TypeMapRequest)
-			e.stats.ProbesSent++
+			m.ustats.ProbesSent++
 		}
 		if changed {
 			m.installActive(k, ent)
@@ -262,7 +260,7 @@ func (m *mcast) probeRLEs() {
 }
 
 // itrProbeAnswered handles the reply to an RLE entry probe.
-func (m *mcast) itrProbeAnswered(p itrProbe) {
+func (m *Mcast) itrProbeAnswered(p itrProbe) {
 	ent := m.itrMaps[p.key]
 	if ent == nil {
 		return
@@ -274,7 +272,7 @@ func (m *mcast) itrProbeAnswered(p itrProbe) {
 	st.out, st.misses = false, 0
 	if st.down {
 		st.down = false
-		m.e.log.Info("U-RLOC answers (S,G) probes again", "sg", p.key.String(), "rloc", p.addr)
+		m.c.Log().Info("U-RLOC answers (S,G) probes again", "sg", p.key.String(), "rloc", p.addr)
 		m.installActive(p.key, ent)
 	}
 }

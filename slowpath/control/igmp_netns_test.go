@@ -1,4 +1,4 @@
-package slowpath
+package control
 
 import (
 	"io"

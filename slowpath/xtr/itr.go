@@ -1,80 +1,37 @@
-package slowpath
+package xtr
 
 import (
 	"net/netip"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath"
+
 	"github.com/rloc-router/rloc/wire"
 )
 
-// receiverDecidesTTL is how long a mapping whose record TTL says "the
-// receiver decides" (RFC 9301 §5.4) is kept.
-const receiverDecidesTTL = 24 * time.Hour
-
-// ResolvedRLOC is one locator of a resolved mapping.
-type ResolvedRLOC struct {
-	// Addr is the RLOC.
-	Addr netip.Addr
-	// Priority, Weight, MPriority and MWeight are the record's values
-	// (RFC 9301 §5.4).
-	Priority, Weight, MPriority, MWeight uint8
-	// Reachable is the R bit of the locator (RFC 9301 §5.4).
-	Reachable bool
-}
-
-// Resolved is a positive mapping learned from a Map-Reply.
-type Resolved struct {
-	EIDPrefix
-	// TTL is the record TTL; "receiver decides" becomes 24 hours.
-	TTL time.Duration
-	// Authoritative is the record's A bit (RFC 9301 §5.4).
-	Authoritative bool
-	// MapVersion is the record's map-version (RFC 9301 §5.4).
-	MapVersion uint16
-	// RLOCs are the locators that are plain IP addresses.
-	RLOCs []ResolvedRLOC
-	// Record is the whole record, LCAF locators (RLE, ELP) included. It is
-	// only valid during the Install call.
-	Record *wire.Record
-}
-
-// Installer receives what the ITR learns; the daemon wires it to the
-// map-cache (cache.Apply) and the fast path's hold queues. Its methods are
-// called from the engine goroutine and must not block for long.
-type Installer interface {
-	// Install installs or replaces a positive mapping.
-	Install(m *Resolved)
-	// InstallNegative installs a negative mapping with its action
-	// (RFC 9301 §5.4).
-	InstallNegative(p EIDPrefix, ttl time.Duration, action wire.Action)
-	// SetRLOCReachable marks rloc of the mapping for p up or down, as
-	// RLOC-probing found it.
-	SetRLOCReachable(p EIDPrefix, rloc netip.Addr, up bool)
-	// Active reports whether the mapping for p carried traffic recently, so
-	// that it is worth refreshing before its TTL runs out.
-	Active(p EIDPrefix) bool
-}
-
-// itr is the ITR role (RFC 9301 §6): it resolves misses through the
+// ITR is the ITR role (RFC 9301 §6): it resolves misses through the
 // Map-Resolvers, refreshes active mappings, follows SMRs and probes RLOCs.
-type itr struct {
-	e        *Engine
-	cfg      *ITRConfig
-	inst     Installer
+type ITR struct {
+	c        *slowpath.Core
+	stats    slowpath.Stats
+	wbuf     []byte
+	wbuf2    []byte
+	cfg      *slowpath.ITRConfig
+	inst     slowpath.Installer
 	itrRLOCs []wire.Address
 	pending  map[wire.Nonce]*resolution
-	byEID    map[EIDPrefix]*resolution
-	recent   map[EIDPrefix]time.Time
-	entries  map[EIDPrefix]*itrEntry
+	byEID    map[slowpath.EIDPrefix]*resolution
+	recent   map[slowpath.EIDPrefix]time.Time
+	entries  map[slowpath.EIDPrefix]*itrEntry
 	rlocs    map[netip.Addr]*probeState
 	probes   map[wire.Nonce]netip.Addr
 	msgBuf   []byte
-	res      Resolved
+	res      slowpath.Resolved
 }
 
 // resolution is one Map-Request in flight, with its retransmissions.
 type resolution struct {
-	key     EIDPrefix
+	key     slowpath.EIDPrefix
 	src     netip.Addr
 	nonce   wire.Nonce
 	tries   int
@@ -82,43 +39,70 @@ type resolution struct {
 	start   time.Time
 	smr     bool
 	refresh bool
-	t       *timer
+	t       *slowpath.Timer
 }
 
 // itrEntry is a mapping the ITR installed and keeps fresh.
 type itrEntry struct {
-	key     EIDPrefix
+	key     slowpath.EIDPrefix
 	rlocs   []netip.Addr
-	refresh *timer
+	refresh *slowpath.Timer
 }
 
 // probeState is the RLOC-probing state of one RLOC, shared by every mapping
 // that uses it.
 type probeState struct {
-	users       map[EIDPrefix]struct{}
+	users       map[slowpath.EIDPrefix]struct{}
 	up          bool
 	misses      int
 	outstanding bool
 }
 
-func newITR(e *Engine, c *ITRConfig) *itr {
-	t := &itr{
-		e: e, cfg: c, inst: e.inst,
+// NewITR builds the ITR role of cfg (defaults applied) on c and registers
+// its handlers: misses, Map-Replies and SMRs, after those registered before
+// (multicast takes its own). inst receives what it learns.
+func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) *ITR {
+	t := &ITR{
+		c: c, cfg: cfg, inst: inst,
 		pending: map[wire.Nonce]*resolution{},
-		byEID:   map[EIDPrefix]*resolution{},
-		recent:  map[EIDPrefix]time.Time{},
-		entries: map[EIDPrefix]*itrEntry{},
+		byEID:   map[slowpath.EIDPrefix]*resolution{},
+		recent:  map[slowpath.EIDPrefix]time.Time{},
+		entries: map[slowpath.EIDPrefix]*itrEntry{},
 		rlocs:   map[netip.Addr]*probeState{},
 		probes:  map[wire.Nonce]netip.Addr{},
 	}
-	for _, a := range c.ITRRLOCs {
-		t.itrRLOCs = append(t.itrRLOCs, wire.IPAddress(a.Unmap()))
-	}
+	t.itrRLOCs = RLOCAddresses(cfg.ITRRLOCs)
+	t.stats.ResolveLatency = slowpath.NewHistogram()
+	c.HandleMiss(t.onMiss)
+	c.Handle(slowpath.RouteMapReply, t.onMapReply)
+	c.Handle(slowpath.RouteSMR, t.onSMR)
+	c.OnStart(t.start)
 	return t
 }
 
-func (t *itr) start() {
-	e := t.e
+// RLOCAddresses returns the ITR-RLOCs of a Map-Request (RFC 9301 §5.2) for
+// the configured addresses.
+func RLOCAddresses(as []netip.Addr) []wire.Address {
+	var out []wire.Address
+	for _, a := range as {
+		out = append(out, wire.IPAddress(a.Unmap()))
+	}
+	return out
+}
+
+// Tracked returns how many installed mappings the ITR keeps fresh and
+// probes (event loop only).
+func (t *ITR) Tracked() int { return len(t.entries) }
+
+// Stats returns the ITR's counters (event loop only).
+func (t *ITR) Stats() slowpath.Stats {
+	s := t.stats
+	s.ResolveLatency = t.stats.ResolveLatency.Clone()
+	return s
+}
+
+func (t *ITR) start() {
+	c := t.c
 	var sweep func(now time.Time)
 	sweepEvery := max(t.cfg.MinRequestInterval, time.Second)
 	sweep = func(now time.Time) {
@@ -127,140 +111,139 @@ func (t *itr) start() {
 				delete(t.recent, k)
 			}
 		}
-		e.timers.schedule(now.Add(sweepEvery), sweep)
+		c.Schedule(now.Add(sweepEvery), sweep)
 	}
-	e.timers.schedule(e.now.Add(sweepEvery), sweep)
+	c.Schedule(c.Now().Add(sweepEvery), sweep)
 	if t.cfg.ProbeInterval > 0 {
 		var probe func(now time.Time)
 		probe = func(now time.Time) {
 			t.probeRound()
-			e.timers.schedule(now.Add(t.cfg.ProbeInterval), probe)
+			c.Schedule(now.Add(t.cfg.ProbeInterval), probe)
 		}
-		e.timers.schedule(e.now.Add(t.cfg.ProbeInterval), probe)
+		c.Schedule(c.Now().Add(t.cfg.ProbeInterval), probe)
 	}
 }
 
 // onMiss starts resolving a missed destination unless it is being resolved
 // or was asked for less than MinRequestInterval ago.
-func (t *itr) onMiss(ev MissEvent) {
+func (t *ITR) onMiss(ev slowpath.MissEvent) bool {
+	c := t.c
 	dst := ev.Dst.Unmap()
 	if !dst.IsValid() {
-		return
+		return true
 	}
-	key := EIDPrefix{IID: ev.IID, Prefix: netip.PrefixFrom(dst, dst.BitLen())}
+	key := slowpath.EIDPrefix{IID: ev.IID, Prefix: netip.PrefixFrom(dst, dst.BitLen())}
 	if t.byEID[key] != nil {
-		return
+		return true
 	}
-	if at, ok := t.recent[key]; ok && t.e.now.Sub(at) < t.cfg.MinRequestInterval {
-		return
+	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
+		return true
 	}
 	start := ev.Time
-	if start.IsZero() || start.After(t.e.now) {
-		start = t.e.now
+	if start.IsZero() || start.After(c.Now()) {
+		start = c.Now()
 	}
 	t.request(key, ev.Src.Unmap(), start, false, false)
+	return true
 }
 
-func (t *itr) request(key EIDPrefix, src netip.Addr, start time.Time, smr, refresh bool) {
-	e := t.e
-	r := &resolution{key: key, src: src, nonce: newNonce(), start: start, smr: smr, refresh: refresh}
+func (t *ITR) request(key slowpath.EIDPrefix, src netip.Addr, start time.Time, smr, refresh bool) {
+	c := t.c
+	r := &resolution{key: key, src: src, nonce: slowpath.NewNonce(), start: start, smr: smr, refresh: refresh}
 	t.pending[r.nonce] = r
 	t.byEID[key] = r
-	t.recent[key] = e.now
+	t.recent[key] = c.Now()
 	t.send(r)
-	r.t = e.timers.schedule(e.now.Add(t.cfg.RetransmitInterval), func(time.Time) { t.retransmit(r) })
+	r.t = c.Schedule(c.Now().Add(t.cfg.RetransmitInterval), func(time.Time) { t.retransmit(r) })
 }
 
 // send sends r's Map-Request in an ECM to the current Map-Resolver
 // (RFC 9301 §5.8).
-func (t *itr) send(r *resolution) {
-	e := t.e
+func (t *ITR) send(r *resolution) {
+	c := t.c
 	eid := r.key.Prefix.Addr()
 	req := &wire.MapRequest{
 		SMRInvoked: r.smr,
 		Nonce:      r.nonce,
 		ITRRLOCs:   t.itrRLOCs,
-		Records:    []wire.EIDRecord{{MaskLen: uint8(r.key.Prefix.Bits()), EID: eidAddress(r.key.IID, eid)}},
+		Records:    []wire.EIDRecord{{MaskLen: uint8(r.key.Prefix.Bits()), EID: slowpath.EIDAddress(r.key.IID, eid)}},
 	}
 	if r.src.IsValid() {
-		req.SourceEID = eidAddress(r.key.IID, r.src)
+		req.SourceEID = slowpath.EIDAddress(r.key.IID, r.src)
 	}
 	msg, err := req.Append(t.msgBuf[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeMapRequest].SendErrors++
+		c.Msg(wire.TypeMapRequest).SendErrors++
 		return
 	}
 	t.msgBuf = msg
 	mr := t.cfg.MapResolvers[r.mr%len(t.cfg.MapResolvers)]
-	s := e.sock4
-	if mr.Addr().Unmap().Is6() {
-		s = e.sock6
-	}
-	if s == nil {
-		e.stats.Msgs[wire.TypeECM].SendErrors++
+	port, ok := c.LocalPort(mr)
+	if !ok {
+		c.Msg(wire.TypeECM).SendErrors++
 		return
 	}
-	ecm := wire.ECM{Src: innerSource(req, r.src, eid), Dst: eid, SrcPort: s.local.Port(), DstPort: wire.ControlPort, TTL: 64, Message: msg}
-	b, err := ecm.Append(e.wbuf2[:0])
+	ecm := wire.ECM{Src: slowpath.InnerSource(req, r.src, eid), Dst: eid, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
+	b, err := ecm.Append(t.wbuf2[:0])
 	if err != nil {
-		e.stats.Msgs[wire.TypeECM].SendErrors++
+		c.Msg(wire.TypeECM).SendErrors++
 		return
 	}
-	e.wbuf2 = b
-	e.send(mr, b, wire.TypeECM)
-	e.stats.Msgs[wire.TypeMapRequest].Sent++
+	t.wbuf2 = b
+	c.Send(mr, b, wire.TypeECM)
+	c.Msg(wire.TypeMapRequest).Sent++
 }
 
 // retransmit resends an unanswered Map-Request to the next Map-Resolver,
 // doubling the wait, until MaxTries requests have been sent.
-func (t *itr) retransmit(r *resolution) {
-	e := t.e
+func (t *ITR) retransmit(r *resolution) {
+	c := t.c
 	if t.pending[r.nonce] != r {
 		return
 	}
 	r.tries++
 	if r.tries >= t.cfg.MaxTries {
 		t.finish(r)
-		e.stats.ResolveTimeouts++
-		e.log.Warn("Map-Request unanswered", "iid", r.key.IID, "eid", r.key.Prefix, "tries", r.tries)
+		t.stats.ResolveTimeouts++
+		c.Log().Warn("Map-Request unanswered", "iid", r.key.IID, "eid", r.key.Prefix, "tries", r.tries)
 		if r.refresh {
 			t.forget(r.key)
 		}
 		return
 	}
 	r.mr = (r.mr + 1) % len(t.cfg.MapResolvers)
-	e.stats.Retransmits++
+	t.stats.Retransmits++
 	t.send(r)
-	e.timers.reset(r.t, e.now.Add(t.cfg.RetransmitInterval<<r.tries))
+	r.t.Reset(c.Now().Add(t.cfg.RetransmitInterval << r.tries))
 }
 
-func (t *itr) finish(r *resolution) {
+func (t *ITR) finish(r *resolution) {
 	delete(t.pending, r.nonce)
 	if t.byEID[r.key] == r {
 		delete(t.byEID, r.key)
 	}
-	t.e.timers.stop(r.t)
+	r.t.Stop()
 }
 
 // onMapReply matches a Map-Reply to a pending request or probe by nonce and
 // installs its records.
-func (t *itr) onMapReply(src netip.AddrPort, b []byte) {
-	e := t.e
-	st := &e.stats.Msgs[wire.TypeMapReply]
-	rep := &e.rep
-	if err := rep.Parse(b); err != nil {
+func (t *ITR) onMapReply(m *slowpath.Msg) bool {
+	c := t.c
+	st := c.Msg(wire.TypeMapReply)
+	rep, err := m.MapReply()
+	if err != nil {
 		st.BadParse++
-		return
+		return true
 	}
 	if addr, ok := t.probes[rep.Nonce]; ok {
 		delete(t.probes, rep.Nonce)
 		t.probeAnswered(addr)
-		return
+		return true
 	}
 	r := t.pending[rep.Nonce]
 	if r == nil {
 		st.Ignored++
-		return
+		return true
 	}
 	t.finish(r)
 	installed := false
@@ -273,17 +256,17 @@ func (t *itr) onMapReply(src netip.AddrPort, b []byte) {
 			st.Rejected++
 			continue
 		}
-		key := EIDPrefix{IID: iid, Prefix: p}
-		ttl := ttlDuration(rec.TTL, receiverDecidesTTL)
+		key := slowpath.EIDPrefix{IID: iid, Prefix: p}
+		ttl := slowpath.TTLDuration(rec.TTL, slowpath.ReceiverDecidesTTL)
 		if len(rec.Locators) == 0 {
 			t.inst.InstallNegative(key, ttl, rec.Action)
 			t.track(key, ttl, nil)
 		} else {
 			m := &t.res
-			*m = Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
+			*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
 			for _, l := range rec.Locators {
 				if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
-					m.RLOCs = append(m.RLOCs, ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
+					m.RLOCs = append(m.RLOCs, slowpath.ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
 						MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable})
 				}
 			}
@@ -298,17 +281,18 @@ func (t *itr) onMapReply(src netip.AddrPort, b []byte) {
 		installed = true
 	}
 	if installed {
-		e.stats.Resolutions++
+		t.stats.Resolutions++
 		if !r.refresh {
-			e.stats.ResolveLatency.observe(e.now.Sub(r.start))
+			t.stats.ResolveLatency.Observe(c.Now().Sub(r.start))
 		}
 	}
+	return true
 }
 
 // track remembers an installed mapping: a refresh before its TTL runs out,
 // and its RLOCs for probing.
-func (t *itr) track(key EIDPrefix, ttl time.Duration, rlocs []netip.Addr) {
-	e := t.e
+func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Addr) {
+	c := t.c
 	if ttl <= 0 {
 		t.forget(key)
 		return
@@ -327,27 +311,27 @@ func (t *itr) track(key EIDPrefix, ttl time.Duration, rlocs []netip.Addr) {
 	for _, a := range rlocs {
 		ps := t.rlocs[a]
 		if ps == nil {
-			ps = &probeState{users: map[EIDPrefix]struct{}{}, up: true}
+			ps = &probeState{users: map[slowpath.EIDPrefix]struct{}{}, up: true}
 			t.rlocs[a] = ps
 		}
 		ps.users[key] = struct{}{}
 	}
-	at := e.now.Add(ttl - min(t.cfg.RefreshBefore, ttl/2))
+	at := c.Now().Add(ttl - min(t.cfg.RefreshBefore, ttl/2))
 	if ent.refresh == nil {
-		ent.refresh = e.timers.schedule(at, func(time.Time) { t.refresh(ent) })
+		ent.refresh = c.Schedule(at, func(time.Time) { t.refresh(ent) })
 	} else {
-		e.timers.reset(ent.refresh, at)
+		ent.refresh.Reset(at)
 	}
 }
 
 // forget stops tracking a mapping.
-func (t *itr) forget(key EIDPrefix) {
+func (t *ITR) forget(key slowpath.EIDPrefix) {
 	ent := t.entries[key]
 	if ent == nil {
 		return
 	}
 	delete(t.entries, key)
-	t.e.timers.stop(ent.refresh)
+	ent.refresh.Stop()
 	for _, a := range ent.rlocs {
 		if ps := t.rlocs[a]; ps != nil {
 			delete(ps.users, key)
@@ -360,7 +344,7 @@ func (t *itr) forget(key EIDPrefix) {
 
 // refresh re-resolves a mapping before its TTL runs out when the Installer
 // says it still carries traffic; idle mappings are left to expire.
-func (t *itr) refresh(ent *itrEntry) {
+func (t *ITR) refresh(ent *itrEntry) {
 	if t.entries[ent.key] != ent {
 		return
 	}
@@ -369,15 +353,16 @@ func (t *itr) refresh(ent *itrEntry) {
 		return
 	}
 	if t.byEID[ent.key] == nil {
-		t.request(ent.key, netip.Addr{}, t.e.now, false, true)
+		t.request(ent.key, netip.Addr{}, t.c.Now(), false, true)
 	}
 }
 
 // onSMR answers a solicit-Map-Request (RFC 9301 §6.6.2) for a mapping the
 // ITR holds with an SMR-invoked Map-Request (s bit) to the mapping system.
-func (t *itr) onSMR(src netip.AddrPort, req *wire.MapRequest) {
-	e := t.e
-	st := &e.stats.Msgs[wire.TypeMapRequest]
+func (t *ITR) onSMR(m *slowpath.Msg) bool {
+	c := t.c
+	req := m.Request
+	st := c.Msg(wire.TypeMapRequest)
 	eid := &req.SourceEID
 	ml := uint8(0)
 	if eid.IsZero() {
@@ -386,11 +371,11 @@ func (t *itr) onSMR(src netip.AddrPort, req *wire.MapRequest) {
 	iid, in, ok := eid.Unwrap()
 	if !ok || (in.AFI != wire.AFIIPv4 && in.AFI != wire.AFIIPv6) {
 		st.Ignored++
-		return
+		return true
 	}
 	_ = ml
 	addr := in.IP.Unmap()
-	var key EIDPrefix
+	var key slowpath.EIDPrefix
 	found := false
 	for k := range t.entries {
 		if k.IID == iid && k.Prefix.Contains(addr) && (!found || k.Prefix.Bits() > key.Prefix.Bits()) {
@@ -399,23 +384,24 @@ func (t *itr) onSMR(src netip.AddrPort, req *wire.MapRequest) {
 	}
 	if !found {
 		st.Ignored++
-		return
+		return true
 	}
 	if t.byEID[key] != nil {
-		return
+		return true
 	}
-	if at, ok := t.recent[key]; ok && e.now.Sub(at) < t.cfg.MinRequestInterval {
-		return
+	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
+		return true
 	}
-	e.stats.SMRInvoked++
-	t.request(key, netip.Addr{}, e.now, true, true)
+	t.stats.SMRInvoked++
+	t.request(key, netip.Addr{}, c.Now(), true, true)
+	return true
 }
 
 // probeRound counts unanswered probes of the last round, marks RLOCs down
 // after ProbeMisses in a row, and sends the next probes (RFC 9301 §7.1):
 // Map-Requests with the P bit sent straight to the RLOC.
-func (t *itr) probeRound() {
-	e := t.e
+func (t *ITR) probeRound() {
+	c := t.c
 	clear(t.probes)
 	for addr, ps := range t.rlocs {
 		if len(ps.users) == 0 {
@@ -426,39 +412,39 @@ func (t *itr) probeRound() {
 			ps.misses++
 			if ps.misses >= t.cfg.ProbeMisses && ps.up {
 				ps.up = false
-				e.stats.RLOCDown++
-				e.log.Info("RLOC unreachable", "rloc", addr, "missed_probes", ps.misses)
+				t.stats.RLOCDown++
+				c.Log().Info("RLOC unreachable", "rloc", addr, "missed_probes", ps.misses)
 				for u := range ps.users {
 					t.inst.SetRLOCReachable(u, addr, false)
 				}
 			}
 		}
-		var user EIDPrefix
+		var user slowpath.EIDPrefix
 		for u := range ps.users {
 			user = u
 			break
 		}
-		n := newNonce()
+		n := slowpath.NewNonce()
 		req := wire.MapRequest{
 			Probe:    true,
 			Nonce:    n,
 			ITRRLOCs: t.itrRLOCs,
-			Records:  []wire.EIDRecord{{MaskLen: uint8(user.Prefix.Bits()), EID: eidAddress(user.IID, user.Prefix.Addr())}},
+			Records:  []wire.EIDRecord{{MaskLen: uint8(user.Prefix.Bits()), EID: slowpath.EIDAddress(user.IID, user.Prefix.Addr())}},
 		}
-		b, err := req.Append(e.wbuf[:0])
+		b, err := req.Append(t.wbuf[:0])
 		if err != nil {
 			continue
 		}
-		e.wbuf = b
+		t.wbuf = b
 		t.probes[n] = addr
 		ps.outstanding = true
-		e.send(netip.AddrPortFrom(addr, t.cfg.ProbePort), b, wire.TypeMapRequest)
-		e.stats.ProbesSent++
+		c.Send(netip.AddrPortFrom(addr, t.cfg.ProbePort), b, wire.TypeMapRequest)
+		t.stats.ProbesSent++
 	}
 }
 
-func (t *itr) probeAnswered(addr netip.Addr) {
-	e := t.e
+func (t *ITR) probeAnswered(addr netip.Addr) {
+	c := t.c
 	ps := t.rlocs[addr]
 	if ps == nil {
 		return
@@ -467,8 +453,8 @@ func (t *itr) probeAnswered(addr netip.Addr) {
 	ps.misses = 0
 	if !ps.up {
 		ps.up = true
-		e.stats.RLOCUp++
-		e.log.Info("RLOC reachable again", "rloc", addr)
+		t.stats.RLOCUp++
+		c.Log().Info("RLOC reachable again", "rloc", addr)
 		for u := range ps.users {
 			t.inst.SetRLOCReachable(u, addr, true)
 		}

@@ -1,4 +1,4 @@
-package slowpath
+package control
 
 import (
 	"log/slog"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -30,13 +31,19 @@ func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p
 // newEngine starts an engine and closes it at the end of the test.
 func newEngine(t testing.TB, c Config, inst Installer) *Engine {
 	t.Helper()
+	return newEngineWith(t, c, inst, slowpath.Options{})
+}
+
+// newEngineWith is newEngine with the core's options (a fake clock).
+func newEngineWith(t testing.TB, c Config, inst Installer, opt slowpath.Options) *Engine {
+	t.Helper()
 	if c.Listen == nil {
 		c.Listen = []netip.AddrPort{lo4Any}
 	}
 	if c.Logger == nil {
 		c.Logger = testLogger(t)
 	}
-	e, err := New(c, inst)
+	e, err := NewWithOptions(c, inst, opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -136,4 +143,26 @@ func (f *fakeInstaller) reaches() []reachChange {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]reachChange(nil), f.reach...)
+}
+
+// fakeClock is a clock tests move by hand (slowpath.Options.Clock).
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock forward by d.
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }

@@ -268,6 +268,18 @@ func (t *Tracker) Pending() int { return len(t.pending) }
 // nothing (Match does).
 func (t *Tracker) Lookup(n wire.Nonce) *Request { return t.pending[n] }
 
+// Knows reports whether n is outstanding or recently finished here, without
+// counting anything: a role with several trackers (requests and probes)
+// gives a reply to the one that knows its nonce, so that the others do not
+// count it as a mismatch.
+func (t *Tracker) Knows(n wire.Nonce) bool {
+	if _, ok := t.pending[n]; ok {
+		return true
+	}
+	_, ok := t.recent[n]
+	return ok
+}
+
 // NewNonce draws a nonce that is neither outstanding nor recently finished
 // (RFC 9301 §5.2: a nonce identifies one request).
 func (t *Tracker) NewNonce() wire.Nonce {

@@ -281,6 +281,26 @@ func TestMatchLeavesPending(t *testing.T) {
 	}
 }
 
+func TestKnows(t *testing.T) {
+	e := newEnv(request.Config{Interval: time.Second, MaxTries: 1})
+	r := e.start(t, request.Spec{Targets: []netip.AddrPort{mr1}})
+	n := r.Nonce()
+	if !e.tr.Knows(n) {
+		t.Fatal("outstanding nonce unknown")
+	}
+	e.clk.Advance(time.Hour)
+	if !e.tr.Knows(n) {
+		t.Fatal("recently finished nonce unknown")
+	}
+	n[0] ^= 1
+	if e.tr.Knows(n) {
+		t.Fatal("a foreign nonce is known")
+	}
+	if st := e.tr.Stats(); st.NonceMismatch+st.Late+st.Duplicate != 0 {
+		t.Fatalf("Knows counted: %+v", st)
+	}
+}
+
 func TestRecentIsBounded(t *testing.T) {
 	e := newEnv(request.Config{Interval: time.Second, MaxTries: 1, Recent: 2})
 	var rs []*request.Request

@@ -55,6 +55,7 @@ type notes[K comparable] struct {
 	keys    []Key // the notify key, as Verify takes it
 	pending map[noteKey[K]]*request.Request
 	spec    request.Spec
+	dst     [1]netip.AddrPort // the one target, copied by Start
 	msg     wire.MapNotify
 	buf     []byte
 	err     uint64
@@ -106,7 +107,8 @@ func (s *Store[K, V]) Notify(k K, dst netip.AddrPort, recs []wire.Record) error 
 	}
 	n.buf = b
 	spec := n.spec
-	spec.Targets = []netip.AddrPort{dst}
+	n.dst[0] = dst
+	spec.Targets = n.dst[:]
 	spec.Value = nk
 	r, err := n.tr.Start(&spec, nonce, b)
 	if err != nil {

@@ -1,6 +1,9 @@
 package control
 
 import (
+	"net/netip"
+	"testing"
+
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 )
@@ -65,3 +68,14 @@ var (
 
 // do runs f on the engine's event loop.
 func (e *Engine) do(f func()) error { return e.c.Do(f) }
+
+// inject hands b from src to the engine's dispatch and waits for it.
+func inject(t *testing.T, e *Engine, src netip.AddrPort, b []byte) {
+	t.Helper()
+	if err := e.Core().Inject(src, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowpathOptions are the core's options with the fake clock clk.
+func slowpathOptions(clk *fakeClock) slowpath.Options { return slowpath.Options{Clock: clk.Now} }

@@ -1,6 +1,10 @@
 package slowpath
 
-import "time"
+import (
+	"time"
+
+	"github.com/rloc-router/rloc/slowpath/request"
+)
 
 // Timer is one entry of the core's timer heap. The event loop owns every
 // timer; there is no goroutine per timer.
@@ -134,4 +138,17 @@ func (h timerHeap) down(i int) bool {
 		i = m
 	}
 	return i > start
+}
+
+// Clock returns the core's time and timers as package request (and the
+// registration store) take them (event loop only).
+func (c *Core) Clock() request.Clock { return coreClock{c} }
+
+// coreClock adapts the core to request.Clock.
+type coreClock struct{ c *Core }
+
+func (k coreClock) Now() time.Time { return k.c.now }
+
+func (k coreClock) Schedule(at time.Time, fn func(now time.Time)) request.Timer {
+	return k.c.timers.schedule(at, fn)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
 
 	"github.com/gaissmai/bart"
 
@@ -24,7 +25,6 @@ type MapServer struct {
 	c       *slowpath.Core
 	log     *slog.Logger
 	stats   slowpath.Stats
-	mstats  slowpath.McastStats // unsolicited Map-Notify counters
 	mcfg    *slowpath.MulticastConfig
 	wbuf    []byte
 	notify  wire.MapNotify
@@ -38,7 +38,10 @@ type MapServer struct {
 	nregs   int
 	authBuf []byte
 	recs    []wire.Record
-	sg      *msSG // (S,G) registrations, mcast_ms.go
+	sg      *msSG // (S,G) registrations, sg.go
+	// sites authorise the records of the registration stores.
+	rsites *regstore.Sites
+	ack    wire.MapNotifyAck
 }
 
 type site struct {
@@ -132,6 +135,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 		return nil, err
 	}
 	ms.c, ms.log, ms.mcfg = c, c.Log(), mcfg
+	ms.sg = ms.newSG(ms.rsites)
 	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
 	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
 	return ms, nil
@@ -182,6 +186,10 @@ func build(c *slowpath.MapServerConfig) (*MapServer, error) {
 			t.Insert(k.Prefix, ent)
 			ms.rebuild(ent)
 		}
+	}
+	var err error
+	if ms.rsites, err = storeSites(c.Sites); err != nil {
+		return nil, fmt.Errorf("slowpath config: map_server.sites: %w", err)
 	}
 	return ms, nil
 }
@@ -630,13 +638,16 @@ func (ms *MapServer) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
 // Stats returns the Map-Server's counters (event loop only).
 func (ms *MapServer) Stats() slowpath.Stats {
 	s := ms.stats
-	s.Registrations = ms.nregs
+	s.Registrations = ms.nregs + ms.sg.store.Stats().Registrants
 	return s
 }
 
 // NotifyStats returns the counters of the unsolicited Map-Notifies of the
 // (S,G) registrations (event loop only).
-func (ms *MapServer) NotifyStats() slowpath.McastStats { return ms.mstats }
+func (ms *MapServer) NotifyStats() slowpath.McastStats {
+	n := ms.sg.store.NotifyStats()
+	return slowpath.McastStats{NotifiesSent: n.Started, NotifyRetries: n.Retransmits, NotifyAcked: n.Answered, NotifyGaveUp: n.GaveUp}
+}
 
 // SetSites replaces the sites (validated by the caller). Registrations
 // whose prefix is no longer allowed to their site are dropped; the others
@@ -646,7 +657,8 @@ func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
 	if err != nil {
 		return err
 	}
-	ms.sites, ms.allowed = nms.sites, nms.allowed
+	ms.sites, ms.allowed, ms.rsites = nms.sites, nms.allowed, nms.rsites
+	ms.sg.store.SetSites(ms.rsites)
 	for _, t := range ms.allTables() {
 		for _, ent := range t.All() {
 			sp := ms.allowedFor(ent.key.IID, ent.key.Prefix)

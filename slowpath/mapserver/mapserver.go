@@ -7,12 +7,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/rloc-router/rloc/slowpath"
-	"github.com/rloc-router/rloc/slowpath/regstore"
-
 	"github.com/gaissmai/bart"
 
 	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -20,49 +19,47 @@ import (
 const staticGroupTTL = 24 * time.Hour
 
 // MapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
-// proxy Map-Replies and forwarding of Map-Requests to ETRs.
+// proxy Map-Replies and forwarding of Map-Requests to ETRs. Its
+// registrations live in regstore stores (authentication, site policy,
+// merge by xTR-ID, expiry, Map-Notify); it keeps the answers.
 type MapServer struct {
 	c       *slowpath.Core
 	log     *slog.Logger
 	stats   slowpath.Stats
 	mcfg    *slowpath.MulticastConfig
 	wbuf    []byte
-	notify  wire.MapNotify
 	timeout time.Duration
-	sites   []*site
-	allowed map[uint32]*bart.Table[*sitePrefix]
-	regs    map[uint32]*bart.Table[*regEntry]
-	// names are the registered group names (draft-ietf-lisp-group-mapping,
+	// rsites authorise the records of the stores; allowed are the sites'
+	// prefixes as EID space the mapping system knows.
+	rsites  *regstore.Sites
+	allowed map[uint32]*bart.Table[struct{}]
+	// uni holds the registrations of EID prefixes and group names.
+	uni     *regstore.Store[uniKey, wire.Record]
+	statics int
+	// regs index the registered EID prefixes for longest-prefix lookups,
+	// names the registered group names (draft-ietf-lisp-group-mapping,
 	// "group-<G-EID prefix>"), by instance-ID and overlay group range.
-	names   map[uint32]*bart.Table[*regEntry]
-	nregs   int
-	authBuf []byte
-	recs    []wire.Record
-	sg      *msSG // (S,G) registrations, sg.go
-	// sites authorise the records of the registration stores.
-	rsites *regstore.Sites
-	ack    wire.MapNotifyAck
+	regs  map[uint32]*bart.Table[*regEntry]
+	names map[uint32]*bart.Table[*regEntry]
+	sg    *msSG // (S,G) registrations, sg.go
+	ack   wire.MapNotifyAck
 }
 
-type site struct {
-	cfg  slowpath.SiteConfig
-	keys map[uint8]slowpath.AuthKey
+// uniKey is what a unicast record is registered under: an EID prefix or,
+// with name set, the overlay group range of a group name.
+type uniKey struct {
+	slowpath.EIDPrefix
+	name bool
 }
 
-type sitePrefix struct {
-	site *site
-	p    slowpath.SitePrefix
-}
-
-// regEntry is one registered EID prefix with the registrations of every xTR
-// that registered it.
+// regEntry is the answer for one registered key: the union of its
+// registrants' locators.
 type regEntry struct {
 	key slowpath.EIDPrefix
 	// name: key.Prefix is the overlay group range of a group name, not an
 	// EID prefix.
 	name  bool
-	site  *site
-	etrs  []*etrReg
+	e     *regstore.Entry[uniKey, wire.Record]
 	rr    int
 	merge bool
 	proxy bool
@@ -72,43 +69,22 @@ type regEntry struct {
 	enc    []byte
 }
 
-// regID distinguishes the xTRs registering one EID: by xTR-ID when they send
-// one (RFC 9301 §5.6), else by source address.
-type regID struct {
-	xtr wire.XTRID
-	src netip.AddrPort
-}
-
-type etrReg struct {
-	id      regID
-	src     netip.AddrPort
-	rec     wire.Record
-	proxy   bool
-	merge   bool
-	hasXTR  bool
-	siteID  uint64
-	expires time.Time
-	t       *slowpath.Timer
-	// static: configured, not registered; never expires.
-	static bool
-}
-
 // recordKey returns what a registered record is stored under: its EID
 // prefix, or for a group name (draft-ietf-lisp-group-mapping) the overlay
-// group range it names (name true).
-func recordKey(r *wire.Record) (k slowpath.EIDPrefix, name, ok bool) {
+// group range it names.
+func recordKey(r *wire.Record) (uniKey, bool) {
 	if iid, p, ok := r.Prefix(); ok {
-		return slowpath.EIDPrefix{IID: iid, Prefix: p}, false, true
+		return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid, Prefix: p}}, true
 	}
 	iid, p, err := replicate.ParseGroupNameEID(&r.EID)
 	if err != nil {
-		return slowpath.EIDPrefix{}, false, false
+		return uniKey{}, false
 	}
-	return slowpath.EIDPrefix{IID: iid, Prefix: p}, true, true
+	return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid, Prefix: p}, name: true}, true
 }
 
-// table returns the registration table of iid, for group names or EID
-// prefixes, creating it when add is set.
+// table returns the index of iid, for group names or EID prefixes,
+// creating it when add is set.
 func (ms *MapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
 	m := ms.regs
 	if name {
@@ -130,92 +106,135 @@ func (ms *MapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
 // AnswerSG). Handlers that must see Map-Registers first (tree joins)
 // register before it.
 func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.MulticastConfig) (*MapServer, error) {
-	ms, err := build(cfg)
-	if err != nil {
+	ms := &MapServer{
+		c: c, log: c.Log(), mcfg: mcfg,
+		timeout: cfg.RegistrationTimeout,
+		regs:    map[uint32]*bart.Table[*regEntry]{},
+		names:   map[uint32]*bart.Table[*regEntry]{},
+	}
+	var err error
+	if ms.rsites, ms.allowed, err = buildSites(cfg.Sites); err != nil {
 		return nil, err
 	}
-	ms.c, ms.log, ms.mcfg = c, c.Log(), mcfg
+	ms.uni = regstore.New(c.Clock(), c, regstore.Kind[uniKey, wire.Record](uniKind{ms}), ms.rsites,
+		regstore.Sink[uniKey](uniSink{ms}), regstore.Config{Timeout: ms.timeout})
 	ms.sg = ms.newSG(ms.rsites)
+	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
+		return nil, err
+	}
 	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
 	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
 	return ms, nil
 }
 
-// build makes the sites and the configured group mappings of cfg.
-func build(c *slowpath.MapServerConfig) (*MapServer, error) {
-	ms := &MapServer{
-		log:     slog.New(slog.DiscardHandler),
-		timeout: c.RegistrationTimeout,
-		allowed: map[uint32]*bart.Table[*sitePrefix]{},
-		regs:    map[uint32]*bart.Table[*regEntry]{},
-		names:   map[uint32]*bart.Table[*regEntry]{},
-	}
-	for i := range c.Sites {
-		s := &site{cfg: c.Sites[i], keys: map[uint8]slowpath.AuthKey{}}
-		for _, k := range s.cfg.Keys {
-			s.keys[k.KeyID] = k
-		}
-		ms.sites = append(ms.sites, s)
-		for j, p := range s.cfg.Prefixes {
-			t := ms.allowed[p.IID]
+// buildSites indexes the configured sites: for the stores, and their
+// prefixes as known EID space.
+func buildSites(cfg []slowpath.SiteConfig) (*regstore.Sites, map[uint32]*bart.Table[struct{}], error) {
+	allowed := map[uint32]*bart.Table[struct{}]{}
+	owner := map[slowpath.EIDPrefix]string{}
+	for i := range cfg {
+		for j, p := range cfg[i].Prefixes {
+			if other, ok := owner[p.EIDPrefix]; ok {
+				return nil, nil, fmt.Errorf("slowpath config: map_server.sites[%d].prefixes[%d]: %v in IID %d already belongs to site %q", i, j, p.Prefix, p.IID, other)
+			}
+			owner[p.EIDPrefix] = cfg[i].Name
+			t := allowed[p.IID]
 			if t == nil {
-				t = new(bart.Table[*sitePrefix])
-				ms.allowed[p.IID] = t
+				t = new(bart.Table[struct{}])
+				allowed[p.IID] = t
 			}
-			if other, ok := t.Get(p.Prefix); ok {
-				return nil, fmt.Errorf("slowpath config: map_server.sites[%d].prefixes[%d]: %v in IID %d already belongs to site %q", i, j, p.Prefix, p.IID, other.site.cfg.Name)
-			}
-			t.Insert(p.Prefix, &sitePrefix{site: s, p: p})
+			t.Insert(p.Prefix, struct{}{})
 		}
 	}
-	if len(c.GroupMappings) > 0 {
-		prov := &site{cfg: slowpath.SiteConfig{Name: "group-mappings", ProxyReply: true}}
-		for i := range c.GroupMappings {
-			m := &c.GroupMappings[i]
-			r, err := m.Record(slowpath.TTLMinutes(staticGroupTTL), 1, 100)
-			if err != nil {
-				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
-			}
-			k := slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}
-			t := ms.table(k.IID, true, true)
-			if _, dup := t.Get(k.Prefix); dup {
-				return nil, fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %s in IID %d configured twice", i, replicate.GroupName(k.Prefix), k.IID)
-			}
-			ent := &regEntry{key: k, name: true, site: prov}
-			ent.etrs = []*etrReg{{static: true, proxy: true, merge: true, rec: r}}
-			t.Insert(k.Prefix, ent)
-			ms.rebuild(ent)
-		}
+	sites, err := storeSites(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("slowpath config: map_server.sites: %w", err)
 	}
-	var err error
-	if ms.rsites, err = storeSites(c.Sites); err != nil {
-		return nil, fmt.Errorf("slowpath config: map_server.sites: %w", err)
-	}
-	return ms, nil
+	return sites, allowed, nil
 }
 
-// allowedFor returns the most specific configured site prefix that permits
-// registering p in iid.
-func (ms *MapServer) allowedFor(iid uint32, p netip.Prefix) *sitePrefix {
-	t := ms.allowed[iid]
-	if t == nil {
-		return nil
+// addGroupMappings registers the configured group mappings as static
+// registrations of a site "group-mappings" that asks for proxy replies.
+func (ms *MapServer) addGroupMappings(gms []replicate.GroupMapping) error {
+	prov := &regstore.Site{Name: "group-mappings", ProxyReply: true}
+	for i := range gms {
+		m := &gms[i]
+		r, err := m.Record(slowpath.TTLMinutes(staticGroupTTL), 1, 100)
+		if err != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
+		}
+		k := uniKey{EIDPrefix: slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}, name: true}
+		if ms.uni.Entry(k) != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %s in IID %d configured twice", i, replicate.GroupName(k.Prefix), k.IID)
+		}
+		if err := ms.uni.AddStatic(k, prov, r); err != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
+		}
+		ms.statics++
 	}
-	_, sp, ok := t.LookupPrefixLPM(p)
-	if !ok {
-		return nil
+	return nil
+}
+
+// uniKind tells the registration store about unicast records (RFC 9301
+// §8.2): EID prefixes and group names, each registrant contributing its
+// record, merged into one answer.
+type uniKind struct{ ms *MapServer }
+
+func (uniKind) Key(rec *wire.Record) (uniKey, bool) { return recordKey(rec) }
+
+func (uniKind) Scope(k uniKey) (uint32, netip.Prefix) { return k.IID, k.Prefix }
+
+func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registrant[uniKey, wire.Record], rec *wire.Record, v *wire.Record) error {
+	*v = slowpath.CloneRecord(rec, *v)
+	return nil
+}
+
+// Changed keeps the index and the answer of e's key in step with its
+// registrants.
+func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
+	ms := u.ms
+	ent, _ := e.Aux.(*regEntry)
+	if len(e.Registrants()) == 0 {
+		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
+			t.Delete(e.Key.Prefix)
+		}
+		return
 	}
-	if sp.p.Prefix != p && !sp.p.AcceptMoreSpecifics {
-		return nil
+	if ent == nil {
+		ent = &regEntry{key: e.Key.EIDPrefix, name: e.Key.name, e: e}
+		e.Aux = ent
+		ms.table(e.Key.IID, e.Key.name, true).Insert(e.Key.Prefix, ent)
 	}
-	return sp
+	ms.rebuild(ent)
+}
+
+// Confirm answers a merge registration with the merged mapping
+// (RFC 9301 §5.6), others with the record itself.
+func (u uniKind) Confirm(e *regstore.Entry[uniKey, wire.Record], rec *wire.Record, reg *wire.MapRegister) wire.Record {
+	if e == nil || !reg.Merge {
+		return *rec
+	}
+	if ent, ok := e.Aux.(*regEntry); ok {
+		return ent.merged
+	}
+	return *rec
+}
+
+// uniSink reports unicast registration events as the core's events.
+type uniSink struct{ ms *MapServer }
+
+func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
+	what := ev.Key.Prefix.String()
+	if ev.Key.name {
+		what = replicate.GroupName(ev.Key.Prefix)
+	}
+	s.ms.report(ev.Kind, ev.Site, ev.Key.EIDPrefix, what, ev.Source, ev.Reason)
 }
 
 // onRegister verifies and stores a Map-Register (RFC 9301 §8.2) and answers
 // with a Map-Notify when asked.
 func (ms *MapServer) onRegister(m *slowpath.Msg) bool {
-	c := ms.c
-	st := c.Msg(wire.TypeMapRegister)
+	st := ms.c.Msg(wire.TypeMapRegister)
 	reg, err := m.MapRegister()
 	if err != nil {
 		st.BadParse++
@@ -225,173 +244,12 @@ func (ms *MapServer) onRegister(m *slowpath.Msg) bool {
 		st.Rejected++
 		return true
 	}
-	src, b := m.Src, m.Raw
 	if isSGRegister(reg) {
-		ms.onRegisterSG(src, b, reg)
+		ms.count(ms.sg.store.Register(m.Src, m.Raw, reg))
 		return true
 	}
-	ms.register(src, b, reg)
+	ms.count(ms.uni.Register(m.Src, m.Raw, reg))
 	return true
-}
-
-// register handles a Map-Register of EID prefixes and group names.
-func (ms *MapServer) register(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
-	c := ms.c
-	st := c.Msg(wire.TypeMapRegister)
-	// The site is found from the first record; the key from its Key ID.
-	k0, _, ok := recordKey(&reg.Records[0])
-	var sp *sitePrefix
-	if ok {
-		sp = ms.allowedFor(k0.IID, k0.Prefix)
-	}
-	if sp == nil {
-		st.Rejected++
-		ms.stats.RegistrationsRejected += uint64(len(reg.Records))
-		c.Log().Warn("Map-Register for an EID no site may register", "src", src, "eid", reg.Records[0].EID.String(), "masklen", reg.Records[0].MaskLen)
-		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Source: src, Reason: "no site may register " + reg.Records[0].EID.String()})
-		return
-	}
-	s := sp.site
-	key, ok := s.keys[reg.Auth.KeyID]
-	if !ok || key.Alg != reg.Auth.Alg {
-		st.BadAuth++
-		c.Log().Warn("Map-Register with unknown key", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID, "alg", reg.Auth.Alg.String())
-		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "unknown key"})
-		return
-	}
-	if err := wire.VerifyAuth(b, slowpath.AuthDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(key.Secret)); err != nil {
-		st.BadAuth++
-		c.Log().Warn("Map-Register authentication failed", "site", s.cfg.Name, "src", src, "key_id", reg.Auth.KeyID)
-		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "authentication failed"})
-		return
-	}
-	if s.cfg.RequireXTRID && !reg.XTRIDPresent {
-		st.Rejected++
-		c.Log().Warn("Map-Register without xTR-ID refused", "site", s.cfg.Name, "src", src)
-		c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "xTR-ID required"})
-		return
-	}
-	id := regID{src: src}
-	if reg.XTRIDPresent {
-		id = regID{xtr: reg.XTRID}
-	}
-	ms.recs = ms.recs[:0]
-	for i := range reg.Records {
-		r := &reg.Records[i]
-		k, name, ok := recordKey(r)
-		var rsp *sitePrefix
-		if ok {
-			rsp = ms.allowedFor(k.IID, k.Prefix)
-		}
-		if rsp == nil || rsp.site != s {
-			ms.stats.RegistrationsRejected++
-			c.Log().Warn("Map-Register record outside the site's prefixes", "site", s.cfg.Name, "src", src, "eid", r.EID.String(), "masklen", r.MaskLen)
-			c.Event(slowpath.Event{Kind: slowpath.EventRegistrationRejected, Site: s.cfg.Name, Source: src, Reason: "EID outside the site's prefixes"})
-			continue
-		}
-		if r.TTL == 0 {
-			ms.remove(k, name, id)
-		} else {
-			life := ms.timeout
-			if reg.UseTTL && r.TTL != wire.TTLReceiverDecides {
-				life = time.Duration(r.TTL) * time.Minute
-			}
-			ms.store(k, name, s, id, src, reg, r, life)
-		}
-		if c.EventsOn() {
-			c.Event(slowpath.Event{Kind: slowpath.EventRegistrationAccepted, Site: s.cfg.Name, EID: k, Source: src})
-		}
-		ms.stats.RegistrationsAccepted++
-		ms.recs = append(ms.recs, *r)
-	}
-	if len(ms.recs) == 0 {
-		st.Rejected++
-		return
-	}
-	if reg.WantMapNotify {
-		ms.sendNotify(src, reg, key)
-	}
-}
-
-// store adds or refreshes the registration of xTR id for k.
-func (ms *MapServer) store(k slowpath.EIDPrefix, name bool, s *site, id regID, src netip.AddrPort, reg *wire.MapRegister, r *wire.Record, life time.Duration) {
-	c := ms.c
-	t := ms.table(k.IID, name, true)
-	ent, ok := t.Get(k.Prefix)
-	if !ok {
-		ent = &regEntry{key: k, name: name, site: s}
-		t.Insert(k.Prefix, ent)
-	}
-	var er *etrReg
-	for _, x := range ent.etrs {
-		if x.id == id {
-			er = x
-			break
-		}
-	}
-	if er == nil {
-		er = &etrReg{id: id}
-		ent.etrs = append(ent.etrs, er)
-		ms.nregs++
-		er.t = c.Schedule(c.Now().Add(life), func(now time.Time) { ms.expire(ent, er, now) })
-	} else if er.expires.Before(c.Now().Add(life)) {
-		// The timer fires at the old deadline and moves itself.
-	} else {
-		er.t.Reset(c.Now().Add(life))
-	}
-	er.src = src
-	er.expires = c.Now().Add(life)
-	er.proxy = reg.ProxyReply
-	er.merge = reg.Merge
-	er.hasXTR = reg.XTRIDPresent
-	er.siteID = reg.SiteID
-	er.rec = slowpath.CloneRecord(r, er.rec)
-	ms.rebuild(ent)
-}
-
-func (ms *MapServer) expire(ent *regEntry, er *etrReg, now time.Time) {
-	if now.Before(er.expires) {
-		er.t.Reset(er.expires)
-		return
-	}
-	ms.stats.RegistrationsExpired++
-	c := ms.c
-	c.Log().Info("registration expired", "site", ent.site.cfg.Name, "iid", ent.key.IID, "eid", ent.key.Prefix, "src", er.src)
-	c.Event(slowpath.Event{Kind: slowpath.EventRegistrationExpired, Site: ent.site.cfg.Name, EID: ent.key, Source: er.src})
-	ms.drop(ent, er)
-}
-
-// remove deletes the registration of xTR id for k (a TTL 0 record).
-func (ms *MapServer) remove(k slowpath.EIDPrefix, name bool, id regID) {
-	t := ms.table(k.IID, name, false)
-	if t == nil {
-		return
-	}
-	ent, ok := t.Get(k.Prefix)
-	if !ok {
-		return
-	}
-	for _, er := range ent.etrs {
-		if er.id == id {
-			er.t.Stop()
-			ms.drop(ent, er)
-			return
-		}
-	}
-}
-
-func (ms *MapServer) drop(ent *regEntry, er *etrReg) {
-	i := slices.Index(ent.etrs, er)
-	if i < 0 {
-		return
-	}
-	ent.etrs = slices.Delete(ent.etrs, i, i+1)
-	ms.nregs--
-	if len(ent.etrs) == 0 {
-		ms.table(ent.key.IID, ent.name, false).Delete(ent.key.Prefix)
-		return
-	}
-	ms.rebuild(ent)
 }
 
 // rebuild recomputes the answer of ent from its registrations: the union of
@@ -399,24 +257,28 @@ func (ms *MapServer) drop(ent *regEntry, er *etrReg) {
 // values winning). With the merge bit (RFC 9301 §5.6, RFC 8378) the RLE
 // locators of all xTRs are combined into one RLE, so that every registrant
 // of an (S,G) becomes a hop of one replication list.
+//
+// A configured group mapping counts as a registration with the P and merge
+// bits.
 func (ms *MapServer) rebuild(ent *regEntry) {
 	m := &ent.merged
 	m.Locators = m.Locators[:0]
-	ent.proxy = ent.site.cfg.ProxyReply
+	ent.proxy = ent.e.Site.ProxyReply
 	ent.merge = false
 	var ttl uint32
-	latest := ent.etrs[0]
-	for _, er := range ent.etrs {
-		ent.proxy = ent.proxy || er.proxy
-		ent.merge = ent.merge || er.merge
-		if er.expires.After(latest.expires) {
+	regs := ent.e.Registrants()
+	latest := regs[0]
+	for _, er := range regs {
+		ent.proxy = ent.proxy || er.ProxyReply || er.Static
+		ent.merge = ent.merge || er.Merge || er.Static
+		if er.Expires.After(latest.Expires) {
 			latest = er
 		}
 	}
-	ttl = latest.rec.TTL
+	ttl = latest.Value.TTL
 	rle := -1
-	for _, er := range ent.etrs {
-		for _, l := range er.rec.Locators {
+	for _, er := range regs {
+		for _, l := range er.Value.Locators {
 			if ent.merge && l.Address.AFI == wire.AFILCAF && l.Address.LCAF.Type == wire.LCAFRLE {
 				if rle < 0 {
 					rle = len(m.Locators)
@@ -442,7 +304,7 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 	}
 	m.Action = wire.ActionNoAction
 	m.Authoritative = false // a proxy reply is not the ETR's own answer
-	m.MapVersion = latest.rec.MapVersion
+	m.MapVersion = latest.Value.MapVersion
 	var err error
 	ent.enc, err = m.Append(ent.enc[:0])
 	if err != nil {
@@ -462,38 +324,6 @@ func mergeRLE(dst, src *wire.LCAF) {
 	}
 }
 
-func (ms *MapServer) sendNotify(dst netip.AddrPort, reg *wire.MapRegister, key slowpath.AuthKey) {
-	c := ms.c
-	n := &ms.notify
-	n.XTRIDPresent = reg.XTRIDPresent
-	n.XTRID = reg.XTRID
-	n.SiteID = reg.SiteID
-	n.RTR = false
-	n.Nonce = reg.Nonce
-	ms.authBuf = append(ms.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
-	n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: ms.authBuf}
-	n.Records = ms.recs
-	if reg.Merge {
-		// A merge registration is confirmed with the merged mapping.
-		for i := range n.Records {
-			k, name, ok := recordKey(&n.Records[i])
-			if t := ms.table(k.IID, name, false); ok && t != nil {
-				if ent, ok := t.Get(k.Prefix); ok {
-					n.Records[i] = ent.merged
-				}
-			}
-		}
-	}
-	out, err := n.AppendSigned(ms.wbuf[:0], []byte(key.Secret))
-	if err != nil {
-		c.Msg(wire.TypeMapNotify).SendErrors++
-		c.Log().Error("cannot encode Map-Notify", "err", err)
-		return
-	}
-	ms.wbuf = out
-	c.Send(dst, out, wire.TypeMapNotify)
-}
-
 // lookup returns the registration covering addr in iid.
 func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 	t := ms.regs[iid]
@@ -510,16 +340,17 @@ func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 // false when the EID is not registered.
 func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 	ent := ms.lookup(iid, addr)
-	if ent == nil || len(ent.etrs) == 0 || len(ent.enc) == 0 {
+	if ent == nil || len(ent.enc) == 0 {
 		return false
 	}
 	if ent.proxy {
 		ms.proxyReply(ent, m)
 		return true
 	}
-	er := ent.etrs[ent.rr%len(ent.etrs)]
+	regs := ent.e.Registrants()
+	er := regs[ent.rr%len(regs)]
 	ent.rr++
-	if ms.c.Forward(er.src, m, addr, true) {
+	if ms.c.Forward(er.Source, m, addr, true) {
 		ms.stats.Forwarded++
 	}
 	return true
@@ -547,7 +378,7 @@ func (ms *MapServer) AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) boo
 		return false
 	}
 	_, ent, ok := t.LookupPrefixLPM(g)
-	if !ok || len(ent.etrs) == 0 || len(ent.enc) == 0 {
+	if !ok || len(ent.enc) == 0 {
 		return false
 	}
 	ms.proxyReply(ent, m)
@@ -563,7 +394,7 @@ func (ms *MapServer) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.Pref
 		out = append(out, slowpath.BartSet[*regEntry]{Table: t})
 	}
 	if t := ms.allowed[iid]; t != nil {
-		out = append(out, slowpath.BartSet[*sitePrefix]{Table: t})
+		out = append(out, slowpath.BartSet[struct{}]{Table: t})
 	}
 	return out
 }
@@ -601,16 +432,16 @@ func (ms *MapServer) Registrations() []Registration {
 	var out []Registration
 	for _, t := range ms.allTables() {
 		for _, ent := range t.All() {
-			for _, er := range ent.etrs {
-				r := Registration{Site: ent.site.cfg.Name, EID: ent.key, Source: er.src, SiteID: er.siteID,
-					ProxyReply: er.proxy, Merge: er.merge, Expires: er.expires, Static: er.static}
+			for _, er := range ent.e.Registrants() {
+				r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
+					ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static}
 				if ent.name {
 					r.Name = replicate.GroupName(ent.key.Prefix)
 				}
-				if er.hasXTR {
-					r.XTRID = er.id.xtr
+				if er.HasXTRID {
+					r.XTRID = er.ID.XTRID
 				}
-				for _, l := range er.rec.Locators {
+				for _, l := range er.Value.Locators {
 					if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
 						r.RLOCs = append(r.RLOCs, l.Address.IP)
 					}
@@ -638,7 +469,7 @@ func (ms *MapServer) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
 // Stats returns the Map-Server's counters (event loop only).
 func (ms *MapServer) Stats() slowpath.Stats {
 	s := ms.stats
-	s.Registrations = ms.nregs + ms.sg.store.Stats().Registrants
+	s.Registrations = ms.uni.Stats().Registrants - ms.statics + ms.sg.store.Stats().Registrants
 	return s
 }
 
@@ -653,28 +484,13 @@ func (ms *MapServer) NotifyStats() slowpath.McastStats {
 // whose prefix is no longer allowed to their site are dropped; the others
 // stay (event loop only).
 func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
-	nms, err := build(&slowpath.MapServerConfig{Sites: sites})
+	rsites, allowed, err := buildSites(sites)
 	if err != nil {
 		return err
 	}
-	ms.sites, ms.allowed, ms.rsites = nms.sites, nms.allowed, nms.rsites
-	ms.sg.store.SetSites(ms.rsites)
-	for _, t := range ms.allTables() {
-		for _, ent := range t.All() {
-			sp := ms.allowedFor(ent.key.IID, ent.key.Prefix)
-			if sp == nil || sp.site.cfg.Name != ent.site.cfg.Name {
-				for _, er := range append([]*etrReg(nil), ent.etrs...) {
-					if !er.static {
-						er.t.Stop()
-						ms.drop(ent, er)
-					}
-				}
-				continue
-			}
-			ent.site = sp.site
-			ms.rebuild(ent)
-		}
-	}
+	ms.rsites, ms.allowed = rsites, allowed
+	ms.uni.SetSites(rsites)
+	ms.sg.store.SetSites(rsites)
 	return nil
 }
 

@@ -129,12 +129,6 @@ func (s sgSink) RegistrationEvent(ev *regstore.Event[slowpath.SGKey]) {
 	s.ms.report(ev.Kind, ev.Site, eid, ev.Key.String(), ev.Source, ev.Reason)
 }
 
-// onRegisterSG handles a parsed (S,G) Map-Register: the site is the one
-// allowed to register the group prefix; records must all be (S,G).
-func (ms *MapServer) onRegisterSG(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
-	ms.count(ms.sg.store.Register(src, b, reg))
-}
-
 // checkRegisteredRLE refuses what one registrant may not contribute:
 // too many entries, addresses that are not RLOCs or usable groups,
 // duplicates.

@@ -1,5 +1,7 @@
 package slowpath
 
+import "github.com/rloc-router/rloc/slowpath/regstore"
+
 // Exported entry points to the configuration's defaults and checks
 // (config.go, mcast_config.go), for the assembly and the role packages.
 
@@ -14,3 +16,8 @@ func (c MulticastConfig) WithDefaults(top *Config) *MulticastConfig { return c.w
 
 // Validate checks m and returns the first problem, naming it field.
 func (m *Mapping) Validate(field string) error { return m.validate(field) }
+
+// RegKey returns k as the registration store and regstore.Verify take it.
+func (k AuthKey) RegKey() regstore.Key {
+	return regstore.Key{KeyID: k.KeyID, Alg: k.Alg, Secret: []byte(k.Secret)}
+}

@@ -47,7 +47,7 @@ func (ms *MapServer) newSG(sites *regstore.Sites) *msSG {
 	sg.store = regstore.New(ms.c.Clock(), ms.c, regstore.Kind[slowpath.SGKey, []wire.RLENode](sgKind{ms}), sites,
 		regstore.Sink[slowpath.SGKey](sgSink{ms}), regstore.Config{
 			Timeout: ms.timeout,
-			Notify:  regstore.NotifyConfig{Key: storeKey(cfg.Key), Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1},
+			Notify:  regstore.NotifyConfig{Key: cfg.Key.RegKey(), Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1},
 		})
 	return sg
 }

@@ -14,11 +14,6 @@ import (
 // keys, and the stores' results and events to the core's counters and
 // events.
 
-// storeKey is k as the registration store takes it.
-func storeKey(k slowpath.AuthKey) regstore.Key {
-	return regstore.Key{KeyID: k.KeyID, Alg: k.Alg, Secret: []byte(k.Secret)}
-}
-
 // storeSites indexes the configured sites for the stores.
 func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
 	sites := make([]*regstore.Site, len(cfg))
@@ -26,7 +21,7 @@ func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
 		c := &cfg[i]
 		s := &regstore.Site{Name: c.Name, RequireXTRID: c.RequireXTRID, ProxyReply: c.ProxyReply}
 		for _, k := range c.Keys {
-			s.Keys = append(s.Keys, storeKey(k))
+			s.Keys = append(s.Keys, k.RegKey())
 		}
 		for _, p := range c.Prefixes {
 			s.Prefixes = append(s.Prefixes, regstore.SitePrefix{IID: p.IID, Prefix: p.Prefix, MoreSpecifics: p.AcceptMoreSpecifics})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -69,6 +70,9 @@ type Mcast struct {
 	authBuf []byte
 	notify  wire.MapNotify
 	stats   slowpath.McastStats
+	// domainKey is the multicast key as regstore.Verify takes it (none
+	// without a secret); anyKeys are it and the Map-Servers' keys.
+	domainKey, anyKeys []regstore.Key
 }
 
 // New builds the multicast role of cfg (defaults applied) on c and
@@ -106,6 +110,16 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 	}
 	if len(cfg.SiteInterfaces) > 0 || len(cfg.Listeners) > 0 {
 		m.rx = newReceivers(m)
+	}
+	for i, k := range append([]slowpath.AuthKey{cfg.Key}, peerKeys(cfg.MapServers)...) {
+		if k.Secret == "" {
+			continue
+		}
+		rk := k.RegKey()
+		if i == 0 {
+			m.domainKey = []regstore.Key{rk}
+		}
+		m.anyKeys = append(m.anyKeys, rk)
 	}
 	c.HandleMiss(m.onMiss)
 	c.Handle(slowpath.RouteMapRegister, m.onRegister)
@@ -375,9 +389,7 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 	if !hasSG {
 		return false
 	}
-	k := m.cfg.Key
-	if k.Secret == "" || n.Auth.Alg != k.Alg || n.Auth.KeyID != k.KeyID ||
-		wire.VerifyAuth(b, slowpath.AuthDataOff, len(n.Auth.Data), n.Auth.Alg, []byte(k.Secret)) != nil {
+	if _, err := regstore.Verify(b, &n.Auth, m.domainKey); err != nil {
 		if m.verifyAny(b, &n.Auth, nil) {
 			// A Map-Server's late answer to a registration we have since
 			// re-sent with a new nonce.
@@ -398,13 +410,8 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 // verifyAny checks a Map-Notify answering one of l's messages: joins are
 // signed with the multicast key, registrations with a Map-Server's key.
 func (m *Mcast) verifyAny(b []byte, a *wire.Auth, l *sgLocal) bool {
-	keys := []slowpath.AuthKey{m.cfg.Key}
-	for _, p := range m.cfg.MapServers {
-		keys = append(keys, p.Key)
-	}
-	for _, k := range keys {
-		if k.Secret != "" && a.Alg == k.Alg && a.KeyID == k.KeyID &&
-			wire.VerifyAuth(b, slowpath.AuthDataOff, len(a.Data), a.Alg, []byte(k.Secret)) == nil {
+	for i := range m.anyKeys {
+		if _, err := regstore.Verify(b, a, m.anyKeys[i:i+1]); err == nil {
 			return true
 		}
 	}
@@ -566,4 +573,13 @@ func (m *Mcast) onRegister(msg *slowpath.Msg) bool {
 	}
 	m.onJoin(msg.Src, msg.Raw, reg)
 	return true
+}
+
+// peerKeys lists the keys of Map-Server peers.
+func peerKeys(ps []slowpath.MapServerPeer) []slowpath.AuthKey {
+	out := make([]slowpath.AuthKey, len(ps))
+	for i := range ps {
+		out[i] = ps[i].Key
+	}
+	return out
 }

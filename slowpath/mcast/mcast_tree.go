@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -299,8 +300,7 @@ func (m *Mcast) isJoin(reg *wire.MapRegister) bool {
 func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 	st := m.c.Msg(wire.TypeMapRegister)
 	k := m.cfg.Key
-	if k.Secret == "" || reg.Auth.Alg != k.Alg || reg.Auth.KeyID != k.KeyID ||
-		wire.VerifyAuth(b, slowpath.AuthDataOff, len(reg.Auth.Data), reg.Auth.Alg, []byte(k.Secret)) != nil {
+	if _, err := regstore.Verify(b, &reg.Auth, m.domainKey); err != nil {
 		st.BadAuth++
 		m.c.Log().Warn("tree join authentication failed", "src", src)
 		return

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
 
 	"github.com/rloc-router/rloc/wire"
 )
@@ -35,6 +36,7 @@ type ETR struct {
 // msPeer is the registration state with one Map-Server.
 type msPeer struct {
 	cfg     slowpath.MapServerPeer
+	key     [1]regstore.Key // cfg.Key, to verify its Map-Notifies
 	nonce   wire.Nonce
 	pending bool
 	tries   int
@@ -53,7 +55,7 @@ func NewETR(c *slowpath.Core, cfg *slowpath.ETRConfig, ecmAll bool) *ETR {
 	t := &ETR{c: c, cfg: cfg, ecmAll: ecmAll, itrs: map[netip.AddrPort]time.Time{}}
 	t.setMappings(cfg.Mappings)
 	for _, p := range cfg.MapServers {
-		t.peers = append(t.peers, &msPeer{cfg: p})
+		t.peers = append(t.peers, &msPeer{cfg: p, key: [1]regstore.Key{p.Key.RegKey()}})
 	}
 	c.Handle(slowpath.RouteMapRequest, t.onRequest)
 	c.Handle(slowpath.RouteProbe, t.onRequest)
@@ -232,9 +234,7 @@ func (t *ETR) onMapNotify(m *slowpath.Msg) bool {
 		if !p.pending || p.nonce != n.Nonce {
 			continue
 		}
-		k := p.cfg.Key
-		if n.Auth.Alg != k.Alg || n.Auth.KeyID != k.KeyID ||
-			wire.VerifyAuth(b, slowpath.AuthDataOff, len(n.Auth.Data), n.Auth.Alg, []byte(k.Secret)) != nil {
+		if _, err := regstore.Verify(b, &n.Auth, p.key[:]); err != nil {
 			st.BadAuth++
 			c.Log().Warn("Map-Notify authentication failed", "src", src, "ms", p.cfg.Addr)
 			return true

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
+	"github.com/rloc-router/rloc/slowpath/request"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -48,11 +49,11 @@ type Mcast struct {
 	// ITR probes of RLE entries in flight.
 	itrProbes map[wire.Nonce]itrProbe
 	// ITR (S,G) resolutions.
-	pending map[wire.Nonce]*sgRes
+	res     *request.Tracker
 	byKey   map[slowpath.SGKey]*sgRes
 	itrMaps map[slowpath.SGKey]*itrSG
 	// Underlay group lookups in flight.
-	lookups map[wire.Nonce]*sgLocal
+	lk *request.Tracker
 	// Underlay groups joined, with their users.
 	underlay map[replicate.UnderlayGroup]int
 	// ugHeard is when the fast path last told that LISP data arrived on
@@ -90,10 +91,8 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 		regNonces: map[wire.Nonce]*sgLocal{},
 		probes:    map[wire.Nonce]*sgLocal{},
 		itrProbes: map[wire.Nonce]itrProbe{},
-		pending:   map[wire.Nonce]*sgRes{},
 		byKey:     map[slowpath.SGKey]*sgRes{},
 		itrMaps:   map[slowpath.SGKey]*itrSG{},
-		lookups:   map[wire.Nonce]*sgLocal{},
 		underlay:  map[replicate.UnderlayGroup]int{},
 		ugEpoch:   time.Now(),
 	}
@@ -103,7 +102,11 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 	if (itr != nil || len(cfg.RTRs) > 0) && m.inst == nil {
 		return nil, errors.New("slowpath config: multicast: the Installer must implement MulticastInstaller for an ITR or RTR")
 	}
+	// Group-name lookups: Retries retransmissions, the wait doubling.
+	m.lk = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
+	m.res = m.lk
 	if itr != nil {
+		m.res = request.New(c.Clock(), c, request.Config{Interval: itr.RetransmitInterval, MaxTries: itr.MaxTries})
 		for _, a := range itr.ITRRLOCs {
 			m.itrRLOCs = append(m.itrRLOCs, wire.IPAddress(a.Unmap()))
 		}
@@ -134,7 +137,20 @@ func (m *Mcast) Stats() slowpath.McastStats { return m.stats }
 
 // UnicastStats returns what the role adds to the unicast counters:
 // resolutions, timeouts, retransmissions and probes (event loop only).
-func (m *Mcast) UnicastStats() slowpath.Stats { return m.ustats }
+func (m *Mcast) UnicastStats() slowpath.Stats {
+	s := m.ustats
+	lk := m.lk.Stats()
+	s.Msgs[wire.TypeMapRequest].Sent += lk.Sent
+	s.Msgs[wire.TypeECM].SendErrors += lk.SendErrors
+	if m.res != m.lk {
+		rs := m.res.Stats()
+		s.Msgs[wire.TypeMapRequest].Sent += rs.Sent
+		s.Msgs[wire.TypeECM].SendErrors += rs.SendErrors
+		s.Retransmits += rs.Retransmits
+		s.ResolveTimeouts += rs.GaveUp
+	}
+	return s
+}
 
 // Start registers the configured RTR trees, starts the receiver listeners
 // and the probe timer (event loop).
@@ -185,6 +201,7 @@ type sgLocal struct {
 	// Underlay group chosen for it (draft-ietf-lisp-group-mapping).
 	ug        replicate.UnderlayGroup
 	ugPending bool
+	lookup    *request.Request // the group-name lookup in flight
 	// Registration with the Map-Servers.
 	nonce   wire.Nonce
 	tries   int
@@ -340,6 +357,7 @@ func (m *Mcast) drop(l *sgLocal) {
 	delete(m.regNonces, l.joinNonce)
 	l.retry.Stop()
 	l.refresh.Stop()
+	m.lk.Cancel(l.lookup)
 	delete(m.local, l.key)
 }
 
@@ -517,22 +535,24 @@ func (m *Mcast) onMapReply(msg *slowpath.Msg) bool {
 		m.itrProbeAnswered(p)
 		return true
 	}
-	r, isRes := m.pending[nonce]
-	l, isLookup := m.lookups[nonce]
-	if !isRes && !isLookup {
-		return false
+	tr := m.res
+	if tr.Lookup(nonce) == nil {
+		if tr = m.lk; tr.Lookup(nonce) == nil {
+			return false
+		}
 	}
 	rep, err := msg.MapReply()
 	if err != nil {
 		m.c.Msg(wire.TypeMapReply).BadParse++
 		return true
 	}
-	if isLookup {
-		delete(m.lookups, nonce)
-		m.onLookupReply(l, src, rep)
+	q, _ := tr.Match(src, nonce)
+	tr.Complete(q)
+	if tr == m.lk {
+		m.onLookupReply(q.Value().(*sgLocal), src, rep)
 		return true
 	}
-	m.finishRes(r)
+	r := q.Value().(*sgRes)
 	for i := range rep.Records {
 		rec := &rep.Records[i]
 		k, ok := slowpath.SGKeyOf(&rec.EID)

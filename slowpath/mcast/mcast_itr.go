@@ -6,19 +6,17 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/request"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
 )
 
-// sgRes is one (S,G) Map-Request in flight from the ITR.
+// sgRes is one (S,G) Map-Request in flight from the ITR; the tracker
+// retransmits it.
 type sgRes struct {
 	key   slowpath.SGKey
-	nonce wire.Nonce
-	tries int
-	mr    int
 	start time.Time
-	t     *slowpath.Timer
 }
 
 // itrSG is an (S,G) mapping the ITR installed: kept fresh so that the
@@ -74,86 +72,54 @@ func (m *Mcast) onMiss(ev slowpath.MissEvent) bool {
 	return true
 }
 
+// resolve sends the (S,G) Map-Request in an ECM to the Map-Resolvers in
+// turn (RFC 9301 §5.8); the EID record is the multicast-info LCAF
+// (RFC 8060 §4.5), the source EID the S-EID.
 func (m *Mcast) resolve(k slowpath.SGKey, start time.Time) {
-	r := &sgRes{key: k, nonce: slowpath.NewNonce(), start: start}
-	m.pending[r.nonce] = r
-	m.byKey[k] = r
-	m.sendRes(r)
-	r.t = m.c.Schedule(m.c.Now().Add(m.itr.RetransmitInterval), func(time.Time) { m.retransmitRes(r) })
-}
-
-// sendRes sends the (S,G) Map-Request in an ECM to a Map-Resolver
-// (RFC 9301 §5.8); the EID record is the multicast-info LCAF (RFC 8060
-// §4.5), the source EID the S-EID.
-func (m *Mcast) sendRes(r *sgRes) {
+	n := m.res.NewNonce()
 	req := &wire.MapRequest{
-		Nonce:    r.nonce,
+		Nonce:    n,
 		ITRRLOCs: m.itrRLOCs,
-		Records:  []wire.EIDRecord{{MaskLen: uint8(r.key.Group.Bits()), EID: r.key.Address()}},
+		Records:  []wire.EIDRecord{{MaskLen: uint8(k.Group.Bits()), EID: k.Address()}},
 	}
-	if !r.key.Star() {
-		req.SourceEID = slowpath.EIDAddress(r.key.IID, r.key.Src.Addr())
+	if !k.Star() {
+		req.SourceEID = slowpath.EIDAddress(k.IID, k.Src.Addr())
 	}
-	m.sendECM(req, m.itr.MapResolvers[r.mr%len(m.itr.MapResolvers)], r.key.Group.Addr())
+	r := &sgRes{key: k, start: start}
+	if m.ask(m.res, req, m.itr.MapResolvers, k.Group.Addr(), r, m.resDone) {
+		m.byKey[k] = r
+	}
 }
 
-// sendECM sends a Map-Request in an ECM to mr; inner is the inner
-// destination address.
-func (m *Mcast) sendECM(req *wire.MapRequest, mr netip.AddrPort, inner netip.Addr) {
-	msg, err := req.Append(nil)
+// resDone runs when an (S,G) resolution ends.
+func (m *Mcast) resDone(q *request.Request, o request.Outcome) {
+	r := q.Value().(*sgRes)
+	if m.byKey[r.key] == r {
+		delete(m.byKey, r.key)
+	}
+	if o == request.GaveUp {
+		m.c.Log().Warn("(S,G) Map-Request unanswered", "sg", r.key.String(), "tries", q.Tries())
+	}
+}
+
+// ask sends req in an ECM whose inner destination is inner to the
+// Map-Resolvers mrs in turn, retransmitted by tr; v is the request's
+// context, done its end. It reports whether the request started.
+func (m *Mcast) ask(tr *request.Tracker, req *wire.MapRequest, mrs []netip.AddrPort, inner netip.Addr, v any, done func(*request.Request, request.Outcome)) bool {
+	msg, err := req.Append(m.wbuf2[:0])
 	if err != nil {
 		m.c.Msg(wire.TypeMapRequest).SendErrors++
-		return
+		return false
 	}
-	port, ok := m.c.LocalPort(mr)
-	if !ok {
-		m.c.Msg(wire.TypeECM).SendErrors++
-		return
-	}
+	m.wbuf2 = msg
 	src := netip.IPv4Unspecified()
 	if inner.Is6() {
 		src = netip.IPv6Unspecified()
 	}
-	for _, a := range req.ITRRLOCs {
-		if (a.AFI == wire.AFIIPv4 || a.AFI == wire.AFIIPv6) && a.IP.Is4() == inner.Is4() {
-			src = a.IP
-			break
-		}
-	}
-	ecm := wire.ECM{Src: src, Dst: inner, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
-	b, err := ecm.Append(m.wbuf2[:0])
-	if err != nil {
-		m.c.Msg(wire.TypeECM).SendErrors++
-		return
-	}
-	m.wbuf2 = b
-	m.c.Send(mr, b, wire.TypeECM)
-	m.c.Msg(wire.TypeMapRequest).Sent++
-}
-
-func (m *Mcast) retransmitRes(r *sgRes) {
-	if m.pending[r.nonce] != r {
-		return
-	}
-	r.tries++
-	if r.tries >= m.itr.MaxTries {
-		m.finishRes(r)
-		m.ustats.ResolveTimeouts++
-		m.c.Log().Warn("(S,G) Map-Request unanswered", "sg", r.key.String(), "tries", r.tries)
-		return
-	}
-	r.mr++
-	m.ustats.Retransmits++
-	m.sendRes(r)
-	r.t.Reset(m.c.Now().Add(m.itr.RetransmitInterval << r.tries))
-}
-
-func (m *Mcast) finishRes(r *sgRes) {
-	delete(m.pending, r.nonce)
-	if m.byKey[r.key] == r {
-		delete(m.byKey, r.key)
-	}
-	r.t.Stop()
+	spec := request.Spec{Type: wire.TypeMapRequest, Targets: mrs, ECM: true,
+		InnerSrc: slowpath.InnerSource(req, src, inner), InnerDst: inner, Value: v, Done: done}
+	_, err = tr.Start(&spec, req.Nonce, msg)
+	return err == nil
 }
 
 // installITR gives an (S,G) mapping to the installer and keeps it

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/request"
 
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/wire"
@@ -30,38 +31,40 @@ func (m *Mcast) chooseUnderlay(l *sgLocal) {
 		m.useUnderlay(l, replicate.UnderlayGroup{Group: g})
 	case slowpath.UnderlayLookup:
 		l.ugPending = true
-		m.lookup(l, 0)
+		m.lookup(l)
 	}
 }
 
 // lookup sends the group-name Map-Request for l (RFC 9301 §5.8 ECM to a
 // Map-Resolver, the next one on each retry); after Retries unanswered
-// tries the ETR registers its unicast RLOC instead.
-func (m *Mcast) lookup(l *sgLocal, try int) {
+// retransmissions the ETR registers its unicast RLOC instead.
+func (m *Mcast) lookup(l *sgLocal) {
 	u := m.cfg.Underlay
-	if m.local[l.key] != l || !l.ugPending {
-		return
-	}
-	if try > m.cfg.Retries {
-		m.c.Log().Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
-		l.ugPending = false
-		m.register(l, false)
-		return
-	}
-	for n, x := range m.lookups {
-		if x == l {
-			delete(m.lookups, n)
-		}
-	}
-	n := slowpath.NewNonce()
-	m.lookups[n] = l
 	req := &wire.MapRequest{
-		Nonce:    n,
+		Nonce:    m.lk.NewNonce(),
 		ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
 		Records:  []wire.EIDRecord{{EID: replicate.GroupNameEID(u.LookupIID, l.key.Group.Addr())}},
 	}
-	m.sendECM(req, u.MapResolvers[try%len(u.MapResolvers)], m.cfg.RLOC)
-	m.c.Schedule(m.c.Now().Add(m.cfg.RetryInterval<<try), func(time.Time) { m.lookup(l, try+1) })
+	m.lk.Cancel(l.lookup)
+	l.lookup = nil
+	if m.ask(m.lk, req, u.MapResolvers, m.cfg.RLOC, l, m.lookupDone) {
+		l.lookup = m.lk.Lookup(req.Nonce)
+	}
+}
+
+// lookupDone runs when a group-name lookup ends; unanswered, the ETR
+// registers its unicast RLOC.
+func (m *Mcast) lookupDone(q *request.Request, o request.Outcome) {
+	l := q.Value().(*sgLocal)
+	if l.lookup == q {
+		l.lookup = nil
+	}
+	if o != request.GaveUp || m.local[l.key] != l || !l.ugPending {
+		return
+	}
+	m.c.Log().Warn("group-name lookup unanswered; registering the unicast RLOC", "sg", l.key.String())
+	l.ugPending = false
+	m.register(l, false)
 }
 
 // onLookupReply takes the G-RLOC from the reply to a group-name lookup.

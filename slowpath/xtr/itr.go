@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/request"
 
 	"github.com/rloc-router/rloc/wire"
 )
@@ -15,11 +16,10 @@ type ITR struct {
 	c        *slowpath.Core
 	stats    slowpath.Stats
 	wbuf     []byte
-	wbuf2    []byte
 	cfg      *slowpath.ITRConfig
 	inst     slowpath.Installer
 	itrRLOCs []wire.Address
-	pending  map[wire.Nonce]*resolution
+	tr       *request.Tracker // the Map-Requests in flight
 	byEID    map[slowpath.EIDPrefix]*resolution
 	recent   map[slowpath.EIDPrefix]time.Time
 	entries  map[slowpath.EIDPrefix]*itrEntry
@@ -29,17 +29,13 @@ type ITR struct {
 	res      slowpath.Resolved
 }
 
-// resolution is one Map-Request in flight, with its retransmissions.
+// resolution is one Map-Request in flight; the tracker retransmits it.
 type resolution struct {
 	key     slowpath.EIDPrefix
 	src     netip.Addr
-	nonce   wire.Nonce
-	tries   int
-	mr      int
 	start   time.Time
 	smr     bool
 	refresh bool
-	t       *slowpath.Timer
 }
 
 // itrEntry is a mapping the ITR installed and keeps fresh.
@@ -64,13 +60,13 @@ type probeState struct {
 func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) *ITR {
 	t := &ITR{
 		c: c, cfg: cfg, inst: inst,
-		pending: map[wire.Nonce]*resolution{},
 		byEID:   map[slowpath.EIDPrefix]*resolution{},
 		recent:  map[slowpath.EIDPrefix]time.Time{},
 		entries: map[slowpath.EIDPrefix]*itrEntry{},
 		rlocs:   map[netip.Addr]*probeState{},
 		probes:  map[wire.Nonce]netip.Addr{},
 	}
+	t.tr = request.New(c.Clock(), c, request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries})
 	t.itrRLOCs = RLOCAddresses(cfg.ITRRLOCs)
 	t.stats.ResolveLatency = slowpath.NewHistogram()
 	c.HandleMiss(t.onMiss)
@@ -98,6 +94,11 @@ func (t *ITR) Tracked() int { return len(t.entries) }
 func (t *ITR) Stats() slowpath.Stats {
 	s := t.stats
 	s.ResolveLatency = t.stats.ResolveLatency.Clone()
+	rs := t.tr.Stats()
+	s.Msgs[wire.TypeMapRequest].Sent += rs.Sent
+	s.Retransmits += rs.Retransmits
+	s.ResolveTimeouts += rs.GaveUp
+	s.Msgs[wire.TypeECM].SendErrors += rs.SendErrors
 	return s
 }
 
@@ -149,80 +150,49 @@ func (t *ITR) onMiss(ev slowpath.MissEvent) bool {
 
 func (t *ITR) request(key slowpath.EIDPrefix, src netip.Addr, start time.Time, smr, refresh bool) {
 	c := t.c
-	r := &resolution{key: key, src: src, nonce: slowpath.NewNonce(), start: start, smr: smr, refresh: refresh}
-	t.pending[r.nonce] = r
+	r := &resolution{key: key, src: src, start: start, smr: smr, refresh: refresh}
 	t.byEID[key] = r
 	t.recent[key] = c.Now()
-	t.send(r)
-	r.t = c.Schedule(c.Now().Add(t.cfg.RetransmitInterval), func(time.Time) { t.retransmit(r) })
-}
-
-// send sends r's Map-Request in an ECM to the current Map-Resolver
-// (RFC 9301 §5.8).
-func (t *ITR) send(r *resolution) {
-	c := t.c
-	eid := r.key.Prefix.Addr()
+	n := t.tr.NewNonce()
+	eid := key.Prefix.Addr()
 	req := &wire.MapRequest{
-		SMRInvoked: r.smr,
-		Nonce:      r.nonce,
+		SMRInvoked: smr,
+		Nonce:      n,
 		ITRRLOCs:   t.itrRLOCs,
-		Records:    []wire.EIDRecord{{MaskLen: uint8(r.key.Prefix.Bits()), EID: slowpath.EIDAddress(r.key.IID, eid)}},
+		Records:    []wire.EIDRecord{{MaskLen: uint8(key.Prefix.Bits()), EID: slowpath.EIDAddress(key.IID, eid)}},
 	}
-	if r.src.IsValid() {
-		req.SourceEID = slowpath.EIDAddress(r.key.IID, r.src)
+	if src.IsValid() {
+		req.SourceEID = slowpath.EIDAddress(key.IID, src)
 	}
 	msg, err := req.Append(t.msgBuf[:0])
 	if err != nil {
 		c.Msg(wire.TypeMapRequest).SendErrors++
+		delete(t.byEID, key)
 		return
 	}
 	t.msgBuf = msg
-	mr := t.cfg.MapResolvers[r.mr%len(t.cfg.MapResolvers)]
-	port, ok := c.LocalPort(mr)
-	if !ok {
-		c.Msg(wire.TypeECM).SendErrors++
-		return
+	// In an ECM to the Map-Resolvers in turn (RFC 9301 §5.8).
+	spec := request.Spec{Type: wire.TypeMapRequest, Targets: t.cfg.MapResolvers, ECM: true,
+		InnerSrc: slowpath.InnerSource(req, src, eid), InnerDst: eid, Value: r, Done: t.done}
+	if _, err = t.tr.Start(&spec, n, msg); err != nil {
+		delete(t.byEID, key)
 	}
-	ecm := wire.ECM{Src: slowpath.InnerSource(req, r.src, eid), Dst: eid, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
-	b, err := ecm.Append(t.wbuf2[:0])
-	if err != nil {
-		c.Msg(wire.TypeECM).SendErrors++
-		return
-	}
-	t.wbuf2 = b
-	c.Send(mr, b, wire.TypeECM)
-	c.Msg(wire.TypeMapRequest).Sent++
 }
 
-// retransmit resends an unanswered Map-Request to the next Map-Resolver,
-// doubling the wait, until MaxTries requests have been sent.
-func (t *ITR) retransmit(r *resolution) {
-	c := t.c
-	if t.pending[r.nonce] != r {
-		return
-	}
-	r.tries++
-	if r.tries >= t.cfg.MaxTries {
-		t.finish(r)
-		t.stats.ResolveTimeouts++
-		c.Log().Warn("Map-Request unanswered", "iid", r.key.IID, "eid", r.key.Prefix, "tries", r.tries)
-		if r.refresh {
-			t.forget(r.key)
-		}
-		return
-	}
-	r.mr = (r.mr + 1) % len(t.cfg.MapResolvers)
-	t.stats.Retransmits++
-	t.send(r)
-	r.t.Reset(c.Now().Add(t.cfg.RetransmitInterval << r.tries))
-}
-
-func (t *ITR) finish(r *resolution) {
-	delete(t.pending, r.nonce)
+// done runs when a resolution ends: answered, or unanswered after
+// MaxTries Map-Requests.
+func (t *ITR) done(q *request.Request, o request.Outcome) {
+	r := q.Value().(*resolution)
 	if t.byEID[r.key] == r {
 		delete(t.byEID, r.key)
 	}
-	r.t.Stop()
+	if o != request.GaveUp {
+		return
+	}
+	t.c.Log().Warn("Map-Request unanswered", "iid", r.key.IID, "eid", r.key.Prefix, "tries", q.Tries())
+	if r.refresh {
+		t.forget(r.key)
+	}
 }
 
 // onMapReply matches a Map-Reply to a pending request or probe by nonce and
@@ -240,12 +210,13 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		t.probeAnswered(addr)
 		return true
 	}
-	r := t.pending[rep.Nonce]
-	if r == nil {
+	q, status := t.tr.Match(m.Src, rep.Nonce)
+	if status != request.Matched {
 		st.Ignored++
 		return true
 	}
-	t.finish(r)
+	r := q.Value().(*resolution)
+	t.tr.Complete(q)
 	installed := false
 	for i := range rep.Records {
 		rec := &rep.Records[i]

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -159,6 +160,8 @@ type rig struct {
 	ctl   map[netip.Addr]netip.AddrPort
 	seq   seq
 	tweak func(*MulticastConfig)
+	// opt are the core options of the ETRs started next (a fake clock).
+	opt slowpath.Options
 }
 
 func newRig(t *testing.T) *rig {
@@ -205,13 +208,13 @@ func (r *rig) startETR(rloc string) (*Engine, *fakeListener) {
 	l := newFakeListener("site0")
 	c := r.mcConfig(rloc)
 	c.Listeners = []MembershipListener{l}
-	e := newEngine(r.t, Config{
+	e := newEngineWith(r.t, Config{
 		ETR: &ETRConfig{
 			MapServers: []MapServerPeer{{Addr: r.ms.Addr(), Key: testKey}},
 			Mappings:   []Mapping{mapping("10.2.0.0/16", "192.0.2.250")},
 		},
 		Multicast: c,
-	}, nil)
+	}, nil, r.opt)
 	r.mu.Lock()
 	r.ctl[c.RLOC] = e.Addr()
 	r.mu.Unlock()
@@ -308,21 +311,46 @@ func TestSignalFreeJoinNotifyLeave(t *testing.T) {
 // TestMembershipTimeout: without reports a membership expires after the
 // membership interval and the registration is withdrawn; a report before
 // the deadline keeps it.
+//
+// The ETR runs on a fake clock: time passes when the test says so.
 func TestMembershipTimeout(t *testing.T) {
 	r := newRig(t)
 	r.tweak = func(c *MulticastConfig) { c.MembershipInterval = 400 * time.Millisecond }
+	clk := newFakeClock()
+	r.opt = slowpathOptions(clk)
 	etr, l := r.startETR("192.0.2.21")
-	l.inject(t, join("10.1.1.1", "232.1.1.1"))
+	// report injects a report and waits until the ETR took it at the
+	// clock's time (its membership then expires 400 ms later).
+	report := func(what string) {
+		want := clk.Now().Add(400 * time.Millisecond)
+		l.inject(t, join("10.1.1.1", "232.1.1.1"))
+		waitFor(t, 5*time.Second, what, func() bool {
+			ms := etr.Memberships()
+			return len(ms) == 1 && ms[0].Expires.Equal(want)
+		})
+	}
+	// pass moves the ETR's clock on by d and runs its timers due.
+	pass := func(d time.Duration) {
+		clk.Add(d)
+		if err := etr.Core().Tick(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report("membership learned")
 	r.waitRLE("registered", addrs("192.0.2.21"))
 	// Refresh twice within the interval: still there at 600 ms.
 	for range 2 {
-		time.Sleep(250 * time.Millisecond)
-		l.inject(t, join("10.1.1.1", "232.1.1.1"))
+		pass(250 * time.Millisecond)
+		report("membership refreshed")
 	}
-	time.Sleep(100 * time.Millisecond)
+	pass(100 * time.Millisecond)
+	if len(etr.Memberships()) != 1 {
+		t.Fatalf("refreshed membership expired: %+v", etr.Memberships())
+	}
 	if got := addrsOf(r.ms.McastRLE(0, srcEID, grpEID)); len(got) != 1 {
 		t.Fatalf("refreshed membership lost: %v", got)
 	}
+	pass(300 * time.Millisecond)
 	r.waitRLE("expired and withdrawn", nil)
 	if len(etr.Memberships()) != 0 {
 		t.Fatalf("memberships left: %+v", etr.Memberships())
@@ -564,7 +592,10 @@ func TestDuplicateSuppressionAtITR(t *testing.T) {
 	r.waitRLE("both registered G-RLOC and U-RLOC", addrs("192.0.2.65", "192.0.2.66", g))
 	r.itr.Miss(MissEvent{Dst: grpEID.Addr(), Src: srcEID.Addr()})
 	r.waitITR("ITR installed the whole RLE", addrs("192.0.2.65", "192.0.2.66", g))
-	time.Sleep(500 * time.Millisecond) // probes answered: nothing changes
+	// Probes answered: nothing changes over ProbeMisses+2 probe rounds of
+	// the two U-RLOCs (a U-RLOC that missed ProbeMisses would be down).
+	sent := r.itr.Stats().ProbesSent
+	waitFor(t, 10*time.Second, "probe rounds", func() bool { return r.itr.Stats().ProbesSent >= sent+2*(3+2) })
 	if got, _ := r.inst.last(); len(got) != 3 {
 		t.Fatalf("ITR dropped an answering U-RLOC: %v", got)
 	}

@@ -1,3 +1,10 @@
+// Package mapserver is the Map-Server role (RFC 9301 §8.2): it keeps the
+// registrations of EID prefixes, group names
+// (draft-ietf-lisp-group-mapping) and (S,G)s (RFC 8378) in regstore
+// stores, builds the merged answers, and answers the requests the
+// Map-Resolver front end hands it (resolver.Database): proxy Map-Replies or
+// forwards to a registered ETR. Unsolicited Map-Notifies tell subscribed
+// ITRs and the registrants of trees when a merged RLE changes.
 package mapserver
 
 import (

@@ -1,3 +1,8 @@
+// Package xtr is the tunnel router role (RFC 9301 §6): the ETR registers
+// its database mappings, answers Map-Requests and RLOC-probes for them and
+// sends SMRs when they change; the ITR resolves the fast path's misses
+// through the Map-Resolvers (request.Tracker), refreshes active mappings,
+// follows SMRs and probes RLOCs.
 package xtr
 
 import (

@@ -163,8 +163,9 @@ func (c *Core) handle(s *socket, src netip.AddrPort, b []byte, oob []byte) {
 		return
 	}
 	ms.Received++
-	m := &c.msg
-	*m = Msg{Src: src, Raw: b, Port: src.Port(), c: c, s: s, oob: oob, reg: m.reg, rep: m.rep, note: m.note}
+	m := &c.msg // reused: its decoded structs keep their storage
+	m.Src, m.Raw, m.Port, m.ECM, m.Request = src, b, src.Port(), nil, nil
+	m.c, m.s, m.oob, m.done, m.err = c, s, oob, false, nil
 	switch t {
 	case wire.TypeMapRequest:
 		c.onMapRequest(m)

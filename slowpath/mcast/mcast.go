@@ -225,6 +225,7 @@ type sgLocal struct {
 
 type child struct {
 	level   uint8
+	src     netip.AddrPort // where its latest join came from
 	expires time.Time
 }
 

@@ -303,6 +303,10 @@ func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 	if _, err := regstore.Verify(b, &reg.Auth, m.domainKey); err != nil {
 		st.BadAuth++
 		m.c.Log().Warn("tree join authentication failed", "src", src)
+		if len(reg.Records) > 0 {
+			k0, _ := slowpath.SGKeyOf(&reg.Records[0].EID)
+			m.joinEvent(slowpath.EventRegistrationRejected, k0, src, "authentication failed: "+err.Error())
+		}
 		return
 	}
 	changed := map[*sgLocal]bool{}
@@ -319,19 +323,21 @@ func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 			err = fmt.Errorf("%w: %d entries", replicate.ErrRLETooLarge, len(nodes))
 		}
 		if err != nil {
-			m.refuse(key, src, err)
+			m.refuseJoin(key, src, err)
 			continue
 		}
+		accepted := false
 		for _, n := range nodes {
 			a := n.Address.IP.Unmap()
 			switch {
 			case n.Address.AFI != wire.AFIIPv4 && n.Address.AFI != wire.AFIIPv6:
-				m.refuse(key, src, fmt.Errorf("%w: child %s is not an RLOC", replicate.ErrRLEAddress, n.Address))
+				m.refuseJoin(key, src, fmt.Errorf("%w: child %s is not an RLOC", replicate.ErrRLEAddress, n.Address))
 			case a == m.cfg.RLOC:
-				m.refuse(key, src, fmt.Errorf("%w: %s would be its own child", replicate.ErrRLELoop, a))
+				m.refuseJoin(key, src, fmt.Errorf("%w: %s would be its own child", replicate.ErrRLELoop, a))
 			case n.Level <= l.level:
-				m.refuse(key, src, fmt.Errorf("%w: child %s at level %d cannot join level %d", replicate.ErrRLELoop, a, n.Level, l.level))
+				m.refuseJoin(key, src, fmt.Errorf("%w: child %s at level %d cannot join level %d", replicate.ErrRLELoop, a, n.Level, l.level))
 			case r.TTL == 0:
+				accepted = true
 				if _, ok := l.children[a]; ok {
 					delete(l.children, a)
 					changed[l] = true
@@ -339,13 +345,17 @@ func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 			case !l.departing:
 				if _, ok := l.children[a]; !ok {
 					if len(l.children) >= m.cfg.MaxRLE {
-						m.refuse(key, src, fmt.Errorf("%w: more than %d children", replicate.ErrRLETooLarge, m.cfg.MaxRLE))
+						m.refuseJoin(key, src, fmt.Errorf("%w: more than %d children", replicate.ErrRLETooLarge, m.cfg.MaxRLE))
 						continue
 					}
 					changed[l] = true
 				}
-				l.children[a] = &child{level: n.Level, expires: m.c.Now().Add(m.cfg.JoinHold)}
+				l.children[a] = &child{level: n.Level, src: src, expires: m.c.Now().Add(m.cfg.JoinHold)}
+				accepted = true
 			}
+		}
+		if accepted {
+			m.joinEvent(slowpath.EventRegistrationAccepted, key, src, "")
 		}
 	}
 	for l := range changed {
@@ -404,6 +414,21 @@ func (m *Mcast) installRTR(l *sgLocal) {
 	m.stats.Installs++
 }
 
+// refuseJoin refuses (part of) a tree join, counted, logged and reported
+// as a rejected registration.
+func (m *Mcast) refuseJoin(k slowpath.SGKey, src netip.AddrPort, err error) {
+	m.refuse(k, src, err)
+	m.joinEvent(slowpath.EventRegistrationRejected, k, src, err.Error())
+}
+
+// joinEvent reports a tree join as a registration event of the (S,G)'s
+// group, as a Map-Server reports (S,G) registrations.
+func (m *Mcast) joinEvent(kind slowpath.EventKind, k slowpath.SGKey, src netip.AddrPort, reason string) {
+	if m.c.EventsOn() {
+		m.c.Event(slowpath.Event{Kind: kind, EID: slowpath.EIDPrefix{IID: k.IID, Prefix: k.Group}, Source: src, Reason: reason})
+	}
+}
+
 // expireChildren drops children whose joins were not refreshed.
 func (m *Mcast) expireChildren(l *sgLocal) {
 	gone := false
@@ -412,6 +437,7 @@ func (m *Mcast) expireChildren(l *sgLocal) {
 			delete(l.children, a)
 			gone = true
 			m.c.Log().Info("tree child expired", "sg", l.key.String(), "child", a)
+			m.joinEvent(slowpath.EventRegistrationExpired, l.key, c.src, "")
 		}
 	}
 	if gone {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
+	"github.com/rloc-router/rloc/slowpath/request"
 
 	"github.com/rloc-router/rloc/wire"
 )
@@ -24,6 +25,7 @@ const maxRecentITRs = 4096
 // solicits Map-Requests (SMR) from ITRs when they change.
 type ETR struct {
 	c     *slowpath.Core
+	tr    *request.Tracker // rounds of Map-Registers
 	stats slowpath.Stats
 	wbuf  []byte
 	rep   wire.MapReply
@@ -40,14 +42,10 @@ type ETR struct {
 
 // msPeer is the registration state with one Map-Server.
 type msPeer struct {
-	cfg     slowpath.MapServerPeer
-	key     [1]regstore.Key // cfg.Key, to verify its Map-Notifies
-	nonce   wire.Nonce
-	pending bool
-	tries   int
-	msgs    [][]byte
-	retry   *slowpath.Timer
-	period  *slowpath.Timer
+	cfg    slowpath.MapServerPeer
+	key    [1]regstore.Key  // cfg.Key, to verify its Map-Notifies
+	round  *request.Request // the Map-Registers awaiting a Map-Notify
+	period *slowpath.Timer
 }
 
 // NewETR builds the ETR role of cfg (defaults applied) on c and registers
@@ -58,6 +56,7 @@ type msPeer struct {
 // configured to.
 func NewETR(c *slowpath.Core, cfg *slowpath.ETRConfig, ecmAll bool) *ETR {
 	t := &ETR{c: c, cfg: cfg, ecmAll: ecmAll, itrs: map[netip.AddrPort]time.Time{}}
+	t.tr = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
 	t.setMappings(cfg.Mappings)
 	for _, p := range cfg.MapServers {
 		t.peers = append(t.peers, &msPeer{cfg: p, key: [1]regstore.Key{p.Key.RegKey()}})
@@ -74,7 +73,11 @@ func NewETR(c *slowpath.Core, cfg *slowpath.ETRConfig, ecmAll bool) *ETR {
 }
 
 // Stats returns the ETR's counters (event loop only).
-func (t *ETR) Stats() slowpath.Stats { return t.stats }
+func (t *ETR) Stats() slowpath.Stats {
+	s := t.stats
+	s.RegisterRetries += t.tr.Stats().Retransmits
+	return s
+}
 
 // onRequest answers a plain Map-Request or RLOC-probe for one of the
 // ETR's EIDs; it leaves the others to the next handler.
@@ -180,48 +183,43 @@ func (t *ETR) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 }
 
 // register sends a round of Map-Registers to p and schedules the next one.
+// With Map-Notifies asked for, the round is a request of the tracker: the
+// Map-Registers are resent with exponential backoff up to Retries times
+// until a verified Map-Notify with their nonce; an unconfirmed round is
+// replaced by the next.
 func (t *ETR) register(p *msPeer) {
 	c := t.c
-	p.nonce = slowpath.NewNonce()
-	p.msgs = t.registers(p, p.nonce, false)
-	for _, b := range p.msgs {
-		c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
-	}
 	p.period.Reset(c.Now().Add(t.cfg.RegisterInterval))
-	if t.cfg.NoMapNotify {
+	t.tr.Cancel(p.round)
+	p.round = nil
+	n := t.tr.NewNonce()
+	msgs := t.registers(p, n, false)
+	if t.cfg.NoMapNotify || len(msgs) == 0 {
+		for _, b := range msgs {
+			c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
+		}
 		return
 	}
-	if p.pending {
-		t.stats.RegisterUnconfirmed++
-	}
-	p.pending = true
-	p.tries = 0
-	if p.retry == nil {
-		p.retry = c.Schedule(c.Now().Add(t.cfg.RetryInterval), func(time.Time) { t.retry(p) })
-	} else {
-		p.retry.Reset(c.Now().Add(t.cfg.RetryInterval))
-	}
+	spec := request.Spec{Type: wire.TypeMapRegister, Targets: []netip.AddrPort{p.cfg.Addr}, Value: p, Done: t.roundDone}
+	p.round, _ = t.tr.Start(&spec, n, msgs...)
 }
 
-// retry resends the Map-Registers that got no Map-Notify, with exponential
-// backoff, up to Retries times before the next period.
-func (t *ETR) retry(p *msPeer) {
-	c := t.c
-	if !p.pending {
-		return
+// roundDone runs when a round of Map-Registers ends: confirmed, given up
+// or replaced by the next round unconfirmed.
+func (t *ETR) roundDone(q *request.Request, o request.Outcome) {
+	p := q.Value().(*msPeer)
+	if p.round == q {
+		p.round = nil
 	}
-	if p.tries >= t.cfg.Retries {
-		p.pending = false
+	switch o {
+	case request.Answered:
+		t.stats.RegisterNotified++
+	case request.GaveUp:
 		t.stats.RegisterUnconfirmed++
-		c.Log().Warn("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", p.tries+1)
-		return
+		t.c.Log().Warn("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", q.Tries())
+	default:
+		t.stats.RegisterUnconfirmed++
 	}
-	p.tries++
-	t.stats.RegisterRetries++
-	for _, b := range p.msgs {
-		c.Send(p.cfg.Addr, b, wire.TypeMapRegister)
-	}
-	p.retry.Reset(c.Now().Add(t.cfg.RetryInterval << p.tries))
 }
 
 // onMapNotify checks a Map-Notify against the pending registers: the nonce
@@ -229,27 +227,23 @@ func (t *ETR) retry(p *msPeer) {
 func (t *ETR) onMapNotify(m *slowpath.Msg) bool {
 	c := t.c
 	st := c.Msg(wire.TypeMapNotify)
-	src, b := m.Src, m.Raw
 	n, err := m.MapNotify()
 	if err != nil {
 		st.BadParse++
 		return true
 	}
-	for _, p := range t.peers {
-		if !p.pending || p.nonce != n.Nonce {
-			continue
-		}
-		if _, err := regstore.Verify(b, &n.Auth, p.key[:]); err != nil {
-			st.BadAuth++
-			c.Log().Warn("Map-Notify authentication failed", "src", src, "ms", p.cfg.Addr)
-			return true
-		}
-		p.pending = false
-		p.retry.Stop()
-		t.stats.RegisterNotified++
+	q, status := t.tr.Match(m.Src, n.Nonce)
+	if status != request.Matched {
+		st.Ignored++
 		return true
 	}
-	st.Ignored++
+	p := q.Value().(*msPeer)
+	if _, err := regstore.Verify(m.Raw, &n.Auth, p.key[:]); err != nil {
+		st.BadAuth++
+		c.Log().Warn("Map-Notify authentication failed", "src", m.Src, "ms", p.cfg.Addr)
+		return true
+	}
+	t.tr.Complete(q)
 	return true
 }
 

@@ -231,7 +231,7 @@ func (u uniKind) Confirm(e *regstore.Entry[uniKey, wire.Record], rec *wire.Recor
 type uniSink struct{ ms *MapServer }
 
 func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
-	what := ev.Key.Prefix.String()
+	what := slowpath.EIDAddress(ev.Key.IID, ev.Key.Prefix.Addr()).String()
 	if ev.Key.name {
 		what = replicate.GroupName(ev.Key.Prefix)
 	}

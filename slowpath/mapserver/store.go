@@ -68,7 +68,7 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 		}
 		ev.Kind = slowpath.EventRegistrationAccepted
 	case regstore.Rejected:
-		ev.Kind, ev.Reason = slowpath.EventRegistrationRejected, reason.Error()
+		ev.Kind, ev.Reason = slowpath.EventRegistrationRejected, reasonOf(reason, eid, what)
 		ms.log.Warn("Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
 	case regstore.Expired:
 		ev.Kind = slowpath.EventRegistrationExpired
@@ -78,4 +78,25 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 		return
 	}
 	ms.c.Event(ev)
+}
+
+// reasonOf words a store's refusal as the Map-Server's events always have;
+// eid and what name the key when the store had one.
+func reasonOf(err error, eid slowpath.EIDPrefix, what string) string {
+	switch {
+	case errors.Is(err, regstore.ErrNoSite), errors.Is(err, regstore.ErrNotThisKind):
+		if !eid.Prefix.IsValid() {
+			return "no site may register the record"
+		}
+		return "no site may register " + what
+	case errors.Is(err, regstore.ErrUnknownKey), errors.Is(err, regstore.ErrNoAuth):
+		return "unknown key"
+	case errors.Is(err, regstore.ErrAuth):
+		return "authentication failed"
+	case errors.Is(err, regstore.ErrXTRIDRequired):
+		return "xTR-ID required"
+	case errors.Is(err, regstore.ErrOutsideSite):
+		return "EID outside the site's prefixes"
+	}
+	return err.Error()
 }

@@ -231,6 +231,9 @@ func (u uniKind) Confirm(e *regstore.Entry[uniKey, wire.Record], rec *wire.Recor
 type uniSink struct{ ms *MapServer }
 
 func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
+	if s.ms.quiet(ev.Kind) {
+		return
+	}
 	what := slowpath.EIDAddress(ev.Key.IID, ev.Key.Prefix.Addr()).String()
 	if ev.Key.name {
 		what = replicate.GroupName(ev.Key.Prefix)

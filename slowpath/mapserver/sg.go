@@ -122,6 +122,9 @@ func (sk sgKind) Confirm(_ *regstore.Entry[slowpath.SGKey, []wire.RLENode], rec 
 type sgSink struct{ ms *MapServer }
 
 func (s sgSink) RegistrationEvent(ev *regstore.Event[slowpath.SGKey]) {
+	if s.ms.quiet(ev.Kind) {
+		return
+	}
 	var eid slowpath.EIDPrefix
 	if ev.HasKey {
 		eid = slowpath.EIDPrefix{IID: ev.Key.IID, Prefix: ev.Key.Group}

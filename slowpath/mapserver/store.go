@@ -57,6 +57,13 @@ func (ms *MapServer) count(res regstore.Result) {
 	ms.stats.RegistrationsRejected += uint64(res.Rejected)
 }
 
+// quiet reports whether an event of kind has nowhere to go: acceptances
+// are only reported to Config.Events (refusals and expiries are also
+// logged and counted).
+func (ms *MapServer) quiet(kind regstore.EventKind) bool {
+	return (kind == regstore.Accepted || kind == regstore.Withdrawn) && !ms.c.EventsOn()
+}
+
 // report turns a store's event into the core's event and log line; what
 // names the key in the log.
 func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.EIDPrefix, what string, src netip.AddrPort, reason error) {

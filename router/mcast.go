@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath/mcast"
+
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
@@ -368,7 +370,7 @@ func (r *Router) mcastOpen(ec *slowpath.Config) error {
 		return nil
 	}
 	ifname := r.cfg.underlayIface()
-	j, err := slowpath.NewSocketJoiner(ifname, wire.DataPort)
+	j, err := mcast.NewSocketJoiner(ifname, wire.DataPort)
 	if err != nil {
 		return fmt.Errorf("multicast.underlay.interface: %s: %w", ifname, err)
 	}

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath/control"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/rloc-router/rloc/cache"
@@ -47,7 +49,7 @@ type Router struct {
 	groups  []*xsk.Group
 	xsks    []*xsk.Port // every AF_XDP socket, for the kernel's drop counters
 	workers []*fastpath.Worker
-	engine  *slowpath.Engine
+	engine  *control.Engine
 	events  *hub
 	tk      *toKernel
 	glean   gleaner
@@ -66,9 +68,9 @@ type Router struct {
 	started        time.Time
 	releaseDropped atomic.Uint64
 	missesSeen     atomic.Uint64
-	ugEngine       atomic.Pointer[slowpath.Engine] // told of traffic on underlay groups (set once the engine runs)
-	localGroups    *fastpath.LocalGroups           // groups with site receivers, for the workers (nil: deliver all)
-	closers        []func() error                  // closed on Stop after the engine
+	ugEngine       atomic.Pointer[control.Engine] // told of traffic on underlay groups (set once the engine runs)
+	localGroups    *fastpath.LocalGroups          // groups with site receivers, for the workers (nil: deliver all)
+	closers        []func() error                 // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
 }
@@ -125,7 +127,7 @@ func (r *Router) start() error {
 		if err := r.mcastOpen(&ec); err != nil {
 			return err
 		}
-		if r.engine, err = slowpath.New(ec, installer{r}); err != nil {
+		if r.engine, err = control.New(ec, installer{r}); err != nil {
 			return err
 		}
 		r.ugEngine.Store(r.engine)
@@ -531,7 +533,7 @@ func (r *Router) Cache() *cache.Cache { return r.cache }
 
 // Engine returns the control-plane engine (nil for a router without
 // control roles).
-func (r *Router) Engine() *slowpath.Engine { return r.engine }
+func (r *Router) Engine() *control.Engine { return r.engine }
 
 // Workers returns the fast-path workers.
 func (r *Router) Workers() []*fastpath.Worker { return r.workers }

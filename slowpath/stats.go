@@ -27,6 +27,23 @@ type MsgStats struct {
 	// Ignored counts messages no role wanted (unmatched nonce, unsupported
 	// type, request for an EID this router does not serve).
 	Ignored uint64
+	// Parsed counts messages decoded: at most once per message received
+	// (the core decodes each message once and hands the result to every
+	// role that wants it).
+	Parsed uint64
+}
+
+// add adds o's counters to s.
+func (s *MsgStats) add(o *MsgStats) {
+	s.Received += o.Received
+	s.Sent += o.Sent
+	s.SendErrors += o.SendErrors
+	s.BadParse += o.BadParse
+	s.BadAuth += o.BadAuth
+	s.RateLimited += o.RateLimited
+	s.Rejected += o.Rejected
+	s.Ignored += o.Ignored
+	s.Parsed += o.Parsed
 }
 
 // LatencyBuckets are the upper bounds of the resolution latency histogram.
@@ -51,11 +68,13 @@ type Histogram struct {
 	Count uint64
 }
 
-func newHistogram() Histogram {
+// NewHistogram returns an empty latency histogram.
+func NewHistogram() Histogram {
 	return Histogram{Bounds: latencyBuckets[:], Counts: make([]uint64, len(latencyBuckets)+1)}
 }
 
-func (h *Histogram) observe(d time.Duration) {
+// Observe adds one observation.
+func (h *Histogram) Observe(d time.Duration) {
 	i := 0
 	for i < len(h.Bounds) && d > h.Bounds[i] {
 		i++
@@ -85,7 +104,8 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	return h.Bounds[len(h.Bounds)-1]
 }
 
-func (h Histogram) clone() Histogram {
+// Clone returns a copy of h that shares nothing with it.
+func (h Histogram) Clone() Histogram {
 	h.Counts = append([]uint64(nil), h.Counts...)
 	return h
 }
@@ -149,3 +169,44 @@ type Stats struct {
 
 // Msg returns the counters of message type t.
 func (s Stats) Msg(t wire.MessageType) MsgStats { return s.Msgs[t&15] }
+
+// Add adds o's counters to s: the assembly sums the core's counters and
+// those each role keeps into one snapshot.
+func (s *Stats) Add(o *Stats) {
+	for i := range s.Msgs {
+		s.Msgs[i].add(&o.Msgs[i])
+	}
+	s.Short += o.Short
+	s.Oversize += o.Oversize
+	s.RateTableFull += o.RateTableFull
+	s.RegistrationsAccepted += o.RegistrationsAccepted
+	s.RegistrationsRejected += o.RegistrationsRejected
+	s.RegistrationsExpired += o.RegistrationsExpired
+	s.Registrations += o.Registrations
+	s.RegisterNotified += o.RegisterNotified
+	s.RegisterRetries += o.RegisterRetries
+	s.RegisterUnconfirmed += o.RegisterUnconfirmed
+	s.Forwarded += o.Forwarded
+	s.ProxyReplies += o.ProxyReplies
+	s.GroupNameReplies += o.GroupNameReplies
+	s.NegativeReplies += o.NegativeReplies
+	s.SMRsSent += o.SMRsSent
+	s.SMRInvoked += o.SMRInvoked
+	s.MissesDropped += o.MissesDropped
+	s.Resolutions += o.Resolutions
+	s.ResolveTimeouts += o.ResolveTimeouts
+	s.Retransmits += o.Retransmits
+	s.ProbesSent += o.ProbesSent
+	s.RLOCDown += o.RLOCDown
+	s.RLOCUp += o.RLOCUp
+	if len(o.ResolveLatency.Counts) > 0 {
+		if len(s.ResolveLatency.Counts) == 0 {
+			s.ResolveLatency = NewHistogram()
+		}
+		for i, c := range o.ResolveLatency.Counts {
+			s.ResolveLatency.Counts[i] += c
+		}
+		s.ResolveLatency.Sum += o.ResolveLatency.Sum
+		s.ResolveLatency.Count += o.ResolveLatency.Count
+	}
+}

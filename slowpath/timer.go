@@ -1,13 +1,39 @@
 package slowpath
 
-import "time"
+import (
+	"time"
 
-// timer is one entry of the engine's timer heap. The engine goroutine owns
-// every timer; there is no goroutine per timer.
-type timer struct {
+	"github.com/rloc-router/rloc/slowpath/request"
+)
+
+// Timer is one entry of the core's timer heap. The event loop owns every
+// timer; there is no goroutine per timer.
+type Timer struct {
 	at    time.Time
 	fn    func(now time.Time)
 	index int // position in the heap, -1 when not scheduled
+	h     *timerHeap
+}
+
+// timer is the heap's name for a Timer.
+type timer = Timer
+
+// Reset moves t to at, scheduling it again if it already fired or was
+// stopped (event loop only).
+func (t *Timer) Reset(at time.Time) { t.h.reset(t, at) }
+
+// Stop unschedules t; a no-op for a nil timer or one that already fired
+// (event loop only).
+func (t *Timer) Stop() {
+	if t != nil {
+		t.h.stop(t)
+	}
+}
+
+// Schedule arranges for fn to run on the event loop at or after at and
+// returns the timer that moves or stops it (event loop only).
+func (c *Core) Schedule(at time.Time, fn func(now time.Time)) *Timer {
+	return c.timers.schedule(at, fn)
 }
 
 // timerHeap is a binary min-heap of timers ordered by deadline.
@@ -16,7 +42,7 @@ type timerHeap []*timer
 // schedule adds a timer that calls fn at or after at and returns it so that
 // it can be stopped or moved.
 func (h *timerHeap) schedule(at time.Time, fn func(now time.Time)) *timer {
-	t := &timer{at: at, fn: fn, index: -1}
+	t := &timer{at: at, fn: fn, index: -1, h: h}
 	h.push(t)
 	return t
 }
@@ -112,4 +138,17 @@ func (h timerHeap) down(i int) bool {
 		i = m
 	}
 	return i > start
+}
+
+// Clock returns the core's time and timers as package request (and the
+// registration store) take them (event loop only).
+func (c *Core) Clock() request.Clock { return coreClock{c} }
+
+// coreClock adapts the core to request.Clock.
+type coreClock struct{ c *Core }
+
+func (k coreClock) Now() time.Time { return k.c.now }
+
+func (k coreClock) Schedule(at time.Time, fn func(now time.Time)) request.Timer {
+	return k.c.timers.schedule(at, fn)
 }

@@ -1,0 +1,322 @@
+// Package control assembles a LISP control plane: the core (package
+// slowpath: sockets, event loop, timers, dispatch, counters) and the roles
+// a slowpath.Config asks for, each in its own package (mapserver,
+// resolver, xtr, mcast), wired in the order their handlers must see the
+// messages. Engine is the API the router uses.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/mapserver"
+	"github.com/rloc-router/rloc/slowpath/mcast"
+	"github.com/rloc-router/rloc/slowpath/resolver"
+	"github.com/rloc-router/rloc/slowpath/xtr"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// Registration is one xTR's registration of an EID prefix, as listed by
+// Engine.Registrations.
+type Registration = mapserver.Registration
+
+// McastTreeInfo is one router's view of the replication tree of an (S,G),
+// as Engine.McastTree returns it.
+type McastTreeInfo = mcast.McastTreeInfo
+
+// Engine runs the LISP control plane: one goroutine (the core's event
+// loop) owns all protocol state (registrations, pending requests, timers),
+// fed by one reader goroutine per socket; there is no goroutine per entry.
+type Engine struct {
+	cfg slowpath.Config
+	c   *slowpath.Core
+	ms  *mapserver.MapServer
+	mr  *resolver.Resolver
+	etr *xtr.ETR
+	itr *xtr.ITR
+	mc  *mcast.Mcast
+}
+
+// New validates cfg, opens the sockets and starts the engine. inst
+// receives the mappings the ITR learns; it may be nil when there is no ITR
+// role.
+func New(cfg slowpath.Config, inst slowpath.Installer) (*Engine, error) {
+	return NewWithOptions(cfg, inst, slowpath.Options{})
+}
+
+// NewWithOptions is New with the core's options (a fake clock in tests).
+func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.Options) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("slowpath config: %w", err)
+	}
+	if cfg.ITR != nil && inst == nil {
+		return nil, errors.New("slowpath config: itr: an Installer is required")
+	}
+	cfg = cfg.WithDefaults()
+	c, err := slowpath.NewCore(&cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, c: c}
+	if err := e.build(inst); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.Start()
+	return e, nil
+}
+
+// build makes the roles. The order is the order in which their handlers
+// see a message: multicast takes its own business first (tree joins,
+// (S,G) notifies, replies and probes, multicast misses), the ETR answers
+// for its own EIDs before the Map-Server and Map-Resolver, which answer the
+// rest. The start and stop hooks run ETR, ITR, multicast.
+func (e *Engine) build(inst slowpath.Installer) error {
+	cfg, c := &e.cfg, e.c
+	var err error
+	if cfg.Multicast != nil {
+		if e.mc, err = mcast.New(c, cfg.Multicast, cfg.ITR, inst); err != nil {
+			return err
+		}
+	}
+	if cfg.ETR != nil {
+		e.etr = xtr.NewETR(c, cfg.ETR, cfg.MapServer == nil && cfg.MapResolver == nil)
+	}
+	if cfg.ITR != nil {
+		e.itr = xtr.NewITR(c, cfg.ITR, inst)
+	}
+	if e.mc != nil {
+		c.OnStart(e.mc.Start)
+		c.OnStop(e.mc.Stop)
+	}
+	if cfg.MapServer != nil {
+		mcfg := cfg.Multicast
+		if mcfg == nil {
+			mcfg = slowpath.MulticastConfig{}.WithDefaults(cfg)
+		}
+		if e.ms, err = mapserver.New(c, cfg.MapServer, mcfg); err != nil {
+			return err
+		}
+	}
+	if cfg.MapServer != nil || cfg.MapResolver != nil {
+		var db resolver.Database
+		if e.ms != nil {
+			db = e.ms
+		}
+		e.mr = resolver.New(c, cfg.MapResolver, db)
+	}
+	return nil
+}
+
+// Core returns the engine's core (tests feed it datagrams through
+// Core.Inject and let fake time pass through Core.Tick).
+func (e *Engine) Core() *slowpath.Core { return e.c }
+
+// Addrs returns the local addresses of the engine's sockets.
+func (e *Engine) Addrs() []netip.AddrPort { return e.c.Addrs() }
+
+// Addr returns the local address of the IPv4 socket, or the IPv6 one when
+// there is no IPv4 socket.
+func (e *Engine) Addr() netip.AddrPort { return e.c.Addr() }
+
+// Miss queues a miss event for the ITR without blocking; it returns false
+// when the queue is full (counted) or there is no ITR role.
+func (e *Engine) Miss(ev slowpath.MissEvent) bool {
+	if e.itr == nil {
+		return false
+	}
+	return e.c.Miss(ev)
+}
+
+// Close deregisters (when configured), closes the sockets and stops the
+// engine goroutines. It is safe to call more than once.
+func (e *Engine) Close() error { return e.c.Close() }
+
+// Stats returns a snapshot of the counters: the core's and every role's.
+func (e *Engine) Stats() slowpath.Stats {
+	var s slowpath.Stats
+	if err := e.c.Do(func() { s = e.c.Snapshot(); e.addRoleStats(&s) }); err != nil {
+		// Closed: the event loop has ended, nothing changes any more.
+		s = e.c.Stats()
+		e.addRoleStats(&s)
+	}
+	return s
+}
+
+// addRoleStats adds the counters the roles keep to s.
+func (e *Engine) addRoleStats(s *slowpath.Stats) {
+	var parts []slowpath.Stats
+	if e.ms != nil {
+		parts = append(parts, e.ms.Stats())
+	}
+	if e.mr != nil {
+		parts = append(parts, e.mr.Stats())
+	}
+	if e.etr != nil {
+		parts = append(parts, e.etr.Stats())
+	}
+	if e.itr != nil {
+		parts = append(parts, e.itr.Stats())
+	}
+	if e.mc != nil {
+		parts = append(parts, e.mc.UnicastStats())
+	}
+	for i := range parts {
+		s.Add(&parts[i])
+	}
+}
+
+// Registrations lists the Map-Server's live registrations.
+func (e *Engine) Registrations() []Registration {
+	var out []Registration
+	if e.ms != nil {
+		_ = e.c.Do(func() { out = e.ms.Registrations() })
+	}
+	return out
+}
+
+// MergedRLOCs returns the locators the Map-Server answers with for the
+// registered prefix covering addr in iid (for listings and tests).
+func (e *Engine) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
+	var out []wire.Locator
+	if e.ms != nil {
+		_ = e.c.Do(func() { out = e.ms.MergedRLOCs(iid, addr) })
+	}
+	return out
+}
+
+// SetSites replaces the Map-Server's sites. Registrations whose prefix is no
+// longer allowed to their site are dropped; the others stay.
+func (e *Engine) SetSites(sites []slowpath.SiteConfig) error {
+	if e.ms == nil {
+		return fmt.Errorf("slowpath: no Map-Server role")
+	}
+	c := slowpath.Config{MapServer: &slowpath.MapServerConfig{Sites: sites}}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if derr := e.c.Do(func() { err = e.ms.SetSites(sites) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// SetMappings replaces the ETR's database mappings: they are registered at
+// once and the ITRs that recently asked for them get SMRs.
+func (e *Engine) SetMappings(ms []slowpath.Mapping) error {
+	if e.etr == nil {
+		return fmt.Errorf("slowpath: no ETR role")
+	}
+	for i := range ms {
+		if err := ms[i].Validate(fmt.Sprintf("etr.mappings[%d]", i)); err != nil {
+			return err
+		}
+	}
+	ms = slices.Clone(ms)
+	return e.c.Do(func() { e.etr.SetMappings(ms) })
+}
+
+// McastRLE returns the merged RLE the Map-Server holds for an (S,G) or
+// (*,G) (src invalid), for listings and tests.
+func (e *Engine) McastRLE(iid uint32, src, group netip.Prefix) []replicate.Entry {
+	var out []replicate.Entry
+	if e.ms != nil {
+		_ = e.c.Do(func() { out = e.ms.McastRLE(iid, src, group) })
+	}
+	return out
+}
+
+// McastStats returns the multicast counters (zero without multicast).
+func (e *Engine) McastStats() slowpath.McastStats {
+	var s slowpath.McastStats
+	if e.mc == nil {
+		return s
+	}
+	_ = e.c.Do(func() {
+		s = e.mc.Stats()
+		if e.ms != nil {
+			n := e.ms.NotifyStats()
+			s.NotifiesSent += n.NotifiesSent
+			s.NotifyRetries += n.NotifyRetries
+			s.NotifyAcked += n.NotifyAcked
+			s.NotifyGaveUp += n.NotifyGaveUp
+		}
+	})
+	return s
+}
+
+// McastStopProbeReplies makes the router ignore the (S,G) RLOC-probes of
+// its tree children (stop true) or answer them again: a failure as children
+// see it, for tests and drills.
+func (e *Engine) McastStopProbeReplies(stop bool) {
+	if e.mc != nil {
+		e.mc.StopProbeReplies(stop)
+	}
+}
+
+// McastDepart makes this RTR leave the tree of (S,G) gracefully,
+// make-before-break: its children join their new parents first, then leave
+// it, then it withdraws its registration.
+func (e *Engine) McastDepart(iid uint32, src, group netip.Prefix) error {
+	if e.mc == nil {
+		if err := e.c.Do(func() {}); err != nil {
+			return err
+		}
+		return fmt.Errorf("slowpath: no multicast configured")
+	}
+	var err error
+	if derr := e.c.Do(func() { err = e.mc.Depart(iid, src, group) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// McastTree returns this router's view of the tree of (S,G) (src invalid:
+// (*,G)); ok is false when the router knows nothing of it.
+func (e *Engine) McastTree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, ok bool) {
+	if e.mc != nil {
+		_ = e.c.Do(func() { info, ok = e.mc.Tree(iid, src, group) })
+	}
+	return info, ok
+}
+
+// UnderlayGroupFor returns the underlay group the ETR registered for an
+// (S,G) (src invalid: (*,G)), invalid when none.
+func (e *Engine) UnderlayGroupFor(iid uint32, src, group netip.Prefix) netip.Addr {
+	var g netip.Addr
+	if e.mc != nil {
+		_ = e.c.Do(func() { g = e.mc.UnderlayGroupFor(iid, src, group) })
+	}
+	return g
+}
+
+// ReceivedOnUnderlayGroup tells the ETR that decapsulated multicast traffic
+// arrived with the underlay group g as outer destination (see
+// mcast.Mcast.ReceivedOnUnderlayGroup). Safe to call from any goroutine;
+// it does not block or allocate.
+func (e *Engine) ReceivedOnUnderlayGroup(g netip.Addr) {
+	if e.mc != nil {
+		e.mc.ReceivedOnUnderlayGroup(g)
+	}
+}
+
+// ProbeSuppressed reports whether the U-RLOC currently leaves (S,G)
+// RLOC-probes unanswered: the ETR registered its U-RLOC with a G-RLOC and
+// heard of G-RLOC traffic within UnderlayConfig.SuppressHold.
+func (e *Engine) ProbeSuppressed() bool {
+	return e.mc != nil && e.mc.ProbeSuppressed()
+}
+
+// Memberships lists the receiver memberships the ETR has learned.
+func (e *Engine) Memberships() []slowpath.Membership {
+	var out []slowpath.Membership
+	if e.mc != nil {
+		_ = e.c.Do(func() { out = e.mc.Memberships() })
+	}
+	return out
+}

@@ -1,0 +1,517 @@
+// Package mapserver is the Map-Server role (RFC 9301 §8.2): it keeps the
+// registrations of EID prefixes, group names
+// (draft-ietf-lisp-group-mapping) and (S,G)s (RFC 8378) in regstore
+// stores, builds the merged answers, and answers the requests the
+// Map-Resolver front end hands it (resolver.Database): proxy Map-Replies or
+// forwards to a registered ETR. Unsolicited Map-Notifies tell subscribed
+// ITRs and the registrants of trees when a merged RLE changes.
+package mapserver
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// staticGroupTTL is the record TTL of configured group mappings.
+const staticGroupTTL = 24 * time.Hour
+
+// MapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
+// proxy Map-Replies and forwarding of Map-Requests to ETRs. Its
+// registrations live in regstore stores (authentication, site policy,
+// merge by xTR-ID, expiry, Map-Notify); it keeps the answers.
+type MapServer struct {
+	c       *slowpath.Core
+	log     *slog.Logger
+	stats   slowpath.Stats
+	mcfg    *slowpath.MulticastConfig
+	wbuf    []byte
+	timeout time.Duration
+	// rsites authorise the records of the stores; allowed are the sites'
+	// prefixes as EID space the mapping system knows.
+	rsites  *regstore.Sites
+	allowed map[uint32]*bart.Table[struct{}]
+	// uni holds the registrations of EID prefixes and group names.
+	uni     *regstore.Store[uniKey, wire.Record]
+	statics int
+	// regs index the registered EID prefixes for longest-prefix lookups,
+	// names the registered group names (draft-ietf-lisp-group-mapping,
+	// "group-<G-EID prefix>"), by instance-ID and overlay group range.
+	regs  map[uint32]*bart.Table[*regEntry]
+	names map[uint32]*bart.Table[*regEntry]
+	sg    *msSG // (S,G) registrations, sg.go
+	ack   wire.MapNotifyAck
+}
+
+// uniKey is what a unicast record is registered under: an EID prefix or,
+// with name set, the overlay group range of a group name.
+type uniKey struct {
+	slowpath.EIDPrefix
+	name bool
+}
+
+// regEntry is the answer for one registered key: the union of its
+// registrants' locators.
+type regEntry struct {
+	key slowpath.EIDPrefix
+	// name: key.Prefix is the overlay group range of a group name, not an
+	// EID prefix.
+	name  bool
+	e     *regstore.Entry[uniKey, wire.Record]
+	rr    int
+	merge bool
+	proxy bool
+	// merged is the record answered with: the union of the xTRs' locators;
+	// enc is its encoding, prebuilt for proxy Map-Replies.
+	merged wire.Record
+	enc    []byte
+}
+
+// recordKey returns what a registered record is stored under: its EID
+// prefix, or for a group name (draft-ietf-lisp-group-mapping) the overlay
+// group range it names.
+func recordKey(r *wire.Record) (uniKey, bool) {
+	if iid, p, ok := r.Prefix(); ok {
+		return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid, Prefix: p}}, true
+	}
+	iid, p, err := replicate.ParseGroupNameEID(&r.EID)
+	if err != nil {
+		return uniKey{}, false
+	}
+	return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid, Prefix: p}, name: true}, true
+}
+
+// table returns the index of iid, for group names or EID prefixes,
+// creating it when add is set.
+func (ms *MapServer) table(iid uint32, name, add bool) *bart.Table[*regEntry] {
+	m := ms.regs
+	if name {
+		m = ms.names
+	}
+	t := m[iid]
+	if t == nil && add {
+		t = new(bart.Table[*regEntry])
+		m[iid] = t
+	}
+	return t
+}
+
+// New builds the Map-Server role of cfg (defaults applied) on c and
+// registers its handlers: Map-Registers and Map-Notify-Acks. mcfg is the
+// multicast configuration with its defaults (the (S,G) merge and its
+// unsolicited Map-Notifies use its key, retries and subscription window).
+// Requests reach it through the Map-Resolver front end (Answer, AnswerName,
+// AnswerSG). Handlers that must see Map-Registers first (tree joins)
+// register before it.
+func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.MulticastConfig) (*MapServer, error) {
+	ms := &MapServer{
+		c: c, log: c.Log(), mcfg: mcfg,
+		timeout: cfg.RegistrationTimeout,
+		regs:    map[uint32]*bart.Table[*regEntry]{},
+		names:   map[uint32]*bart.Table[*regEntry]{},
+	}
+	var err error
+	if ms.rsites, ms.allowed, err = buildSites(cfg.Sites); err != nil {
+		return nil, err
+	}
+	ms.uni = regstore.New(c.Clock(), c, regstore.Kind[uniKey, wire.Record](uniKind{ms}), ms.rsites,
+		regstore.Sink[uniKey](uniSink{ms}), regstore.Config{Timeout: ms.timeout})
+	ms.sg = ms.newSG(ms.rsites)
+	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
+		return nil, err
+	}
+	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
+	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
+	return ms, nil
+}
+
+// buildSites indexes the configured sites: for the stores, and their
+// prefixes as known EID space.
+func buildSites(cfg []slowpath.SiteConfig) (*regstore.Sites, map[uint32]*bart.Table[struct{}], error) {
+	allowed := map[uint32]*bart.Table[struct{}]{}
+	owner := map[slowpath.EIDPrefix]string{}
+	for i := range cfg {
+		for j, p := range cfg[i].Prefixes {
+			if other, ok := owner[p.EIDPrefix]; ok {
+				return nil, nil, fmt.Errorf("slowpath config: map_server.sites[%d].prefixes[%d]: %v in IID %d already belongs to site %q", i, j, p.Prefix, p.IID, other)
+			}
+			owner[p.EIDPrefix] = cfg[i].Name
+			t := allowed[p.IID]
+			if t == nil {
+				t = new(bart.Table[struct{}])
+				allowed[p.IID] = t
+			}
+			t.Insert(p.Prefix, struct{}{})
+		}
+	}
+	sites, err := storeSites(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("slowpath config: map_server.sites: %w", err)
+	}
+	return sites, allowed, nil
+}
+
+// addGroupMappings registers the configured group mappings as static
+// registrations of a site "group-mappings" that asks for proxy replies.
+func (ms *MapServer) addGroupMappings(gms []replicate.GroupMapping) error {
+	prov := &regstore.Site{Name: "group-mappings", ProxyReply: true}
+	for i := range gms {
+		m := &gms[i]
+		r, err := m.Record(slowpath.TTLMinutes(staticGroupTTL), 1, 100)
+		if err != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
+		}
+		k := uniKey{EIDPrefix: slowpath.EIDPrefix{IID: m.IID, Prefix: m.GEID.Masked()}, name: true}
+		if ms.uni.Entry(k) != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %s in IID %d configured twice", i, replicate.GroupName(k.Prefix), k.IID)
+		}
+		if err := ms.uni.AddStatic(k, prov, r); err != nil {
+			return fmt.Errorf("slowpath config: map_server.group_mappings[%d]: %w", i, err)
+		}
+		ms.statics++
+	}
+	return nil
+}
+
+// uniKind tells the registration store about unicast records (RFC 9301
+// §8.2): EID prefixes and group names, each registrant contributing its
+// record, merged into one answer.
+type uniKind struct{ ms *MapServer }
+
+func (uniKind) Key(rec *wire.Record) (uniKey, bool) { return recordKey(rec) }
+
+func (uniKind) Scope(k uniKey) (uint32, netip.Prefix) { return k.IID, k.Prefix }
+
+func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registrant[uniKey, wire.Record], rec *wire.Record, v *wire.Record) error {
+	*v = slowpath.CloneRecord(rec, *v)
+	return nil
+}
+
+// Changed keeps the index and the answer of e's key in step with its
+// registrants.
+func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
+	ms := u.ms
+	ent, _ := e.Aux.(*regEntry)
+	if len(e.Registrants()) == 0 {
+		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
+			t.Delete(e.Key.Prefix)
+		}
+		return
+	}
+	if ent == nil {
+		ent = &regEntry{key: e.Key.EIDPrefix, name: e.Key.name, e: e}
+		e.Aux = ent
+		ms.table(e.Key.IID, e.Key.name, true).Insert(e.Key.Prefix, ent)
+	}
+	ms.rebuild(ent)
+}
+
+// Confirm answers a merge registration with the merged mapping
+// (RFC 9301 §5.6), others with the record itself.
+func (u uniKind) Confirm(e *regstore.Entry[uniKey, wire.Record], rec *wire.Record, reg *wire.MapRegister) wire.Record {
+	if e == nil || !reg.Merge {
+		return *rec
+	}
+	if ent, ok := e.Aux.(*regEntry); ok {
+		return ent.merged
+	}
+	return *rec
+}
+
+// uniSink reports unicast registration events as the core's events.
+type uniSink struct{ ms *MapServer }
+
+func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
+	if s.ms.quiet(ev.Kind) {
+		return
+	}
+	what := slowpath.EIDAddress(ev.Key.IID, ev.Key.Prefix.Addr()).String()
+	if ev.Key.name {
+		what = replicate.GroupName(ev.Key.Prefix)
+	}
+	s.ms.report(ev.Kind, ev.Site, ev.Key.EIDPrefix, what, ev.Source, ev.Reason)
+}
+
+// onRegister verifies and stores a Map-Register (RFC 9301 §8.2) and answers
+// with a Map-Notify when asked.
+func (ms *MapServer) onRegister(m *slowpath.Msg) bool {
+	st := ms.c.Msg(wire.TypeMapRegister)
+	reg, err := m.MapRegister()
+	if err != nil {
+		st.BadParse++
+		return true
+	}
+	if len(reg.Records) == 0 {
+		st.Rejected++
+		return true
+	}
+	if isSGRegister(reg) {
+		ms.count(ms.sg.store.Register(m.Src, m.Raw, reg))
+		return true
+	}
+	ms.count(ms.uni.Register(m.Src, m.Raw, reg))
+	return true
+}
+
+// rebuild recomputes the answer of ent from its registrations: the union of
+// every xTR's locators (deduplicated by address, the latest registration's
+// values winning). With the merge bit (RFC 9301 §5.6, RFC 8378) the RLE
+// locators of all xTRs are combined into one RLE, so that every registrant
+// of an (S,G) becomes a hop of one replication list.
+//
+// A configured group mapping counts as a registration with the P and merge
+// bits.
+func (ms *MapServer) rebuild(ent *regEntry) {
+	m := &ent.merged
+	m.Locators = m.Locators[:0]
+	ent.proxy = ent.e.Site.ProxyReply
+	ent.merge = false
+	var ttl uint32
+	regs := ent.e.Registrants()
+	latest := regs[0]
+	for _, er := range regs {
+		ent.proxy = ent.proxy || er.ProxyReply || er.Static
+		ent.merge = ent.merge || er.Merge || er.Static
+		if er.Expires.After(latest.Expires) {
+			latest = er
+		}
+	}
+	ttl = latest.Value.TTL
+	rle := -1
+	for _, er := range regs {
+		for _, l := range er.Value.Locators {
+			if ent.merge && l.Address.AFI == wire.AFILCAF && l.Address.LCAF.Type == wire.LCAFRLE {
+				if rle < 0 {
+					rle = len(m.Locators)
+					m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
+					continue
+				}
+				mergeRLE(&m.Locators[rle].Address.LCAF, &l.Address.LCAF)
+				continue
+			}
+			j := slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
+			if j < 0 {
+				m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
+			} else if er == latest {
+				m.Locators[j] = slowpath.CloneLocator(&l)
+			}
+		}
+	}
+	m.TTL = ttl
+	m.MaskLen = uint8(ent.key.Prefix.Bits())
+	m.EID = slowpath.EIDAddress(ent.key.IID, ent.key.Prefix.Addr())
+	if ent.name {
+		m.MaskLen, m.EID = 0, replicate.GroupRangeEID(ent.key.IID, ent.key.Prefix)
+	}
+	m.Action = wire.ActionNoAction
+	m.Authoritative = false // a proxy reply is not the ETR's own answer
+	m.MapVersion = latest.Value.MapVersion
+	var err error
+	ent.enc, err = m.Append(ent.enc[:0])
+	if err != nil {
+		ms.log.Error("cannot encode a registered mapping", "eid", ent.key.Prefix, "err", err)
+		ent.enc = ent.enc[:0]
+	}
+}
+
+// mergeRLE adds to dst the RLE entries of src whose address it does not
+// have (RFC 8060 §4.9 entries, compared by address).
+func mergeRLE(dst, src *wire.LCAF) {
+	for i := range src.RLE {
+		n := &src.RLE[i]
+		if !slices.ContainsFunc(dst.RLE, func(h wire.RLENode) bool { return slowpath.AddrEqual(&h.Address, &n.Address) }) {
+			dst.RLE = append(dst.RLE, wire.RLENode{Level: n.Level, Address: n.Address.Clone(), Name: n.Name, Rsvd: n.Rsvd})
+		}
+	}
+}
+
+// lookup returns the registration covering addr in iid.
+func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
+	t := ms.regs[iid]
+	if t == nil {
+		return nil
+	}
+	ent, _ := t.Lookup(addr)
+	return ent
+}
+
+// Answer handles a Map-Request for a registered EID: a proxy Map-Reply when
+// the registration asked for one, otherwise the request is forwarded in an
+// ECM to one of the registered ETRs, round-robin (RFC 9301 §8.2). It reports
+// false when the EID is not registered.
+func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
+	ent := ms.lookup(iid, addr)
+	if ent == nil || len(ent.enc) == 0 {
+		return false
+	}
+	if ent.proxy {
+		ms.proxyReply(ent, m)
+		return true
+	}
+	regs := ent.e.Registrants()
+	er := regs[ent.rr%len(regs)]
+	ent.rr++
+	if ms.c.Forward(er.Source, m, addr, true) {
+		ms.stats.Forwarded++
+	}
+	return true
+}
+
+// proxyReply answers m's request with ent's merged mapping.
+func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg) {
+	c := ms.c
+	b := slowpath.AppendReplyHeader(ms.wbuf[:0], m.Request.Nonce)
+	b = append(b, ent.enc...)
+	ms.wbuf = b
+	c.Send(c.ReplyTarget(m.Request.ITRRLOCs, m.Port, m.Src), b, wire.TypeMapReply)
+	ms.stats.ProxyReplies++
+}
+
+// AnswerName answers a lookup of the group name "group-<G-EID prefix>" in
+// iid (draft-ietf-lisp-group-mapping): a proxy reply with the mapping of the
+// most specific configured or registered range that covers all of g. It
+// reports false when none does. The registrant of a group name is the
+// underlay's provider, not an ETR that answers Map-Requests, so the
+// Map-Server always answers for it.
+func (ms *MapServer) AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) bool {
+	t := ms.names[iid]
+	if t == nil {
+		return false
+	}
+	_, ent, ok := t.LookupPrefixLPM(g)
+	if !ok || len(ent.enc) == 0 {
+		return false
+	}
+	ms.proxyReply(ent, m)
+	ms.stats.GroupNameReplies++
+	return true
+}
+
+// Known appends the prefix sets that are EID space the Map-Server knows
+// in iid, for negative Map-Replies (RFC 9301 §8.1): its registrations,
+// then its sites' configured prefixes.
+func (ms *MapServer) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
+	if t := ms.regs[iid]; t != nil {
+		out = append(out, slowpath.BartSet[*regEntry]{Table: t})
+	}
+	if t := ms.allowed[iid]; t != nil {
+		out = append(out, slowpath.BartSet[struct{}]{Table: t})
+	}
+	return out
+}
+
+// Registration is one xTR's registration of an EID prefix, as listed by
+// Registrations.
+type Registration struct {
+	// Site is the site name.
+	Site string
+	// EID is the registered prefix; for a group name the overlay group
+	// range it names.
+	EID slowpath.EIDPrefix
+	// Name is the registered distinguished name ("group-<G-EID prefix>"),
+	// empty for an EID prefix.
+	Name string
+	// Static marks a configured group mapping (Source is invalid).
+	Static bool
+	// Source is where the Map-Register came from.
+	Source netip.AddrPort
+	// XTRID and SiteID are the registrant's identifiers, when it sent them.
+	XTRID wire.XTRID
+	// SiteID is the registrant's site-ID.
+	SiteID uint64
+	// RLOCs are the registered locators that are plain addresses.
+	RLOCs []netip.Addr
+	// ProxyReply and Merge are the P and merge bits of the registration.
+	ProxyReply, Merge bool
+	// Expires is when the registration times out.
+	Expires time.Time
+}
+
+// Registrations lists the Map-Server's live registrations (event loop
+// only).
+func (ms *MapServer) Registrations() []Registration {
+	var out []Registration
+	for _, t := range ms.allTables() {
+		for _, ent := range t.All() {
+			for _, er := range ent.e.Registrants() {
+				r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
+					ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static}
+				if ent.name {
+					r.Name = replicate.GroupName(ent.key.Prefix)
+				}
+				if er.HasXTRID {
+					r.XTRID = er.ID.XTRID
+				}
+				for _, l := range er.Value.Locators {
+					if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+						r.RLOCs = append(r.RLOCs, l.Address.IP)
+					}
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// MergedRLOCs returns the locators the Map-Server answers with for the
+// registered prefix covering addr in iid (listings and tests; event loop
+// only).
+func (ms *MapServer) MergedRLOCs(iid uint32, addr netip.Addr) []wire.Locator {
+	var out []wire.Locator
+	if ent := ms.lookup(iid, addr); ent != nil {
+		for i := range ent.merged.Locators {
+			out = append(out, slowpath.CloneLocator(&ent.merged.Locators[i]))
+		}
+	}
+	return out
+}
+
+// Stats returns the Map-Server's counters (event loop only).
+func (ms *MapServer) Stats() slowpath.Stats {
+	s := ms.stats
+	s.Registrations = ms.uni.Stats().Registrants - ms.statics + ms.sg.store.Stats().Registrants
+	return s
+}
+
+// NotifyStats returns the counters of the unsolicited Map-Notifies of the
+// (S,G) registrations (event loop only).
+func (ms *MapServer) NotifyStats() slowpath.McastStats {
+	n := ms.sg.store.NotifyStats()
+	return slowpath.McastStats{NotifiesSent: n.Started, NotifyRetries: n.Retransmits, NotifyAcked: n.Answered, NotifyGaveUp: n.GaveUp}
+}
+
+// SetSites replaces the sites (validated by the caller). Registrations
+// whose prefix is no longer allowed to their site are dropped; the others
+// stay (event loop only).
+func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
+	rsites, allowed, err := buildSites(sites)
+	if err != nil {
+		return err
+	}
+	ms.rsites, ms.allowed = rsites, allowed
+	ms.uni.SetSites(rsites)
+	ms.sg.store.SetSites(rsites)
+	return nil
+}
+
+// allTables returns the registration tables, EID prefixes and group names.
+func (ms *MapServer) allTables() []*bart.Table[*regEntry] {
+	out := make([]*bart.Table[*regEntry], 0, len(ms.regs)+len(ms.names))
+	for _, t := range ms.regs {
+		out = append(out, t)
+	}
+	for _, t := range ms.names {
+		out = append(out, t)
+	}
+	return out
+}

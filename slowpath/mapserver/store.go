@@ -1,0 +1,109 @@
+package mapserver
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// The Map-Server keeps its registrations in regstore stores, one per kind
+// of record; this file maps the configuration to the store's sites and
+// keys, and the stores' results and events to the core's counters and
+// events.
+
+// storeSites indexes the configured sites for the stores.
+func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
+	sites := make([]*regstore.Site, len(cfg))
+	for i := range cfg {
+		c := &cfg[i]
+		s := &regstore.Site{Name: c.Name, RequireXTRID: c.RequireXTRID, ProxyReply: c.ProxyReply}
+		for _, k := range c.Keys {
+			s.Keys = append(s.Keys, k.RegKey())
+		}
+		for _, p := range c.Prefixes {
+			s.Prefixes = append(s.Prefixes, regstore.SitePrefix{IID: p.IID, Prefix: p.Prefix, MoreSpecifics: p.AcceptMoreSpecifics})
+		}
+		sites[i] = s
+	}
+	return regstore.NewSites(sites)
+}
+
+// authFailed reports whether a store refused a message by its
+// authentication.
+func authFailed(err error) bool {
+	return errors.Is(err, regstore.ErrAuth) || errors.Is(err, regstore.ErrUnknownKey) || errors.Is(err, regstore.ErrNoAuth)
+}
+
+// count adds what a store did with a Map-Register to the counters: the
+// message is refused for its authentication (BadAuth) or by policy
+// (Rejected), its records are registered (withdrawals included) or
+// refused by site policy.
+func (ms *MapServer) count(res regstore.Result) {
+	st := ms.c.Msg(wire.TypeMapRegister)
+	switch {
+	case authFailed(res.Err):
+		st.BadAuth++
+		return
+	case errors.Is(res.Err, regstore.ErrXTRIDRequired):
+		st.Rejected++
+		return
+	case res.Err != nil:
+		st.Rejected++
+	}
+	ms.stats.RegistrationsAccepted += uint64(res.Accepted + res.Withdrawn)
+	ms.stats.RegistrationsRejected += uint64(res.Rejected)
+}
+
+// quiet reports whether an event of kind has nowhere to go: acceptances
+// are only reported to Config.Events (refusals and expiries are also
+// logged and counted).
+func (ms *MapServer) quiet(kind regstore.EventKind) bool {
+	return (kind == regstore.Accepted || kind == regstore.Withdrawn) && !ms.c.EventsOn()
+}
+
+// report turns a store's event into the core's event and log line; what
+// names the key in the log.
+func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.EIDPrefix, what string, src netip.AddrPort, reason error) {
+	ev := slowpath.Event{Site: site, EID: eid, Source: src}
+	switch kind {
+	case regstore.Accepted, regstore.Withdrawn:
+		if !ms.c.EventsOn() {
+			return
+		}
+		ev.Kind = slowpath.EventRegistrationAccepted
+	case regstore.Rejected:
+		ev.Kind, ev.Reason = slowpath.EventRegistrationRejected, reasonOf(reason, eid, what)
+		ms.log.Warn("Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
+	case regstore.Expired:
+		ev.Kind = slowpath.EventRegistrationExpired
+		ms.stats.RegistrationsExpired++
+		ms.log.Info("registration expired", "site", site, "eid", what, "src", src)
+	default:
+		return
+	}
+	ms.c.Event(ev)
+}
+
+// reasonOf words a store's refusal as the Map-Server's events always have;
+// eid and what name the key when the store had one.
+func reasonOf(err error, eid slowpath.EIDPrefix, what string) string {
+	switch {
+	case errors.Is(err, regstore.ErrNoSite), errors.Is(err, regstore.ErrNotThisKind):
+		if !eid.Prefix.IsValid() {
+			return "no site may register the record"
+		}
+		return "no site may register " + what
+	case errors.Is(err, regstore.ErrUnknownKey), errors.Is(err, regstore.ErrNoAuth):
+		return "unknown key"
+	case errors.Is(err, regstore.ErrAuth):
+		return "authentication failed"
+	case errors.Is(err, regstore.ErrXTRIDRequired):
+		return "xTR-ID required"
+	case errors.Is(err, regstore.ErrOutsideSite):
+		return "EID outside the site's prefixes"
+	}
+	return err.Error()
+}

@@ -1,0 +1,481 @@
+package regstore
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/rloc-router/rloc/slowpath/request"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// DefaultTimeout is the registration lifetime without the T bit: 3 times
+// the 60 s register interval (RFC 9301 §8.2).
+const DefaultTimeout = 3 * time.Minute
+
+// DefaultMaxRegistrants bounds the registrants of one key by default.
+const DefaultMaxRegistrants = 256
+
+// Refusals of a Map-Register or of one of its records (Result.Err,
+// Event.Reason), besides the authentication errors.
+var (
+	// ErrNoRecords: the Map-Register has no record.
+	ErrNoRecords = errors.New("no records")
+	// ErrNotThisKind: the first record is not of the store's kind (the
+	// role dispatched the message to the wrong store).
+	ErrNotThisKind = errors.New("record of another kind")
+	// ErrNoSite: no site may register the first record.
+	ErrNoSite = errors.New("no site may register the record")
+	// ErrXTRIDRequired: the site requires the xTR-ID (RFC 9301 §5.6).
+	ErrXTRIDRequired = errors.New("xTR-ID required")
+	// ErrOutsideSite: a record is not of the site the message was
+	// authenticated for.
+	ErrOutsideSite = errors.New("record outside the site's prefixes")
+	// ErrTooManyRegistrants: the key has Config.MaxRegistrants registrants
+	// already and this one is new.
+	ErrTooManyRegistrants = errors.New("too many registrants")
+	// ErrNothingAccepted: every record was refused.
+	ErrNothingAccepted = errors.New("no record accepted")
+)
+
+// Kind is what a role tells a Store about its records: how a record maps
+// to a key, which prefix authorises it, what a registrant contributes,
+// and what to do when a key's registrants change. K is the key type
+// (an EID prefix, a group name's range, an (S,G)); V is what one
+// registrant contributes (a record copy, RLE entries, a tree child).
+type Kind[K comparable, V any] interface {
+	// Key returns what rec is registered under, false when rec is not of
+	// this kind.
+	Key(rec *wire.Record) (K, bool)
+	// Scope returns the instance-ID and prefix whose site may register k
+	// (the EID prefix, the group name's range, the (S,G)'s group).
+	Scope(k K) (iid uint32, p netip.Prefix)
+	// Value reads what rec contributes into v, reusing v's storage. e is
+	// the entry of k (nil when k has no registrant yet) and r the
+	// registrant being refreshed (nil when new), so that a bound on the
+	// merged result can be checked. An error refuses the record.
+	Value(e *Entry[K, V], r *Registrant[K, V], rec *wire.Record, v *V) error
+	// Changed runs after e's registrants changed (added, refreshed,
+	// withdrawn, expired): the role rebuilds its merged answer, notifies
+	// subscribers. With no registrants left, e is being removed.
+	Changed(e *Entry[K, V])
+	// Confirm returns the record a Map-Notify confirms rec with: rec
+	// itself, or the merged mapping when reg asked for a merge (RFC 9301
+	// §5.6, RFC 8378). e is nil when rec withdrew the last registrant.
+	Confirm(e *Entry[K, V], rec *wire.Record, reg *wire.MapRegister) wire.Record
+}
+
+// Config sets a Store's policy.
+type Config struct {
+	// Timeout is the lifetime of a registration without the T bit;
+	// 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxRegistrants bounds the registrants of one key; 0 means
+	// DefaultMaxRegistrants.
+	MaxRegistrants int
+	// Notify configures unsolicited Map-Notifies (Store.Notify).
+	Notify NotifyConfig
+}
+
+// ID identifies a registrant of a key: its xTR-ID when it sends one
+// (RFC 9301 §5.6), else its source address and port.
+type ID struct {
+	// XTRID is the registrant's xTR-ID, zero when it sent none.
+	XTRID wire.XTRID
+	// Source is the registrant's address when it sent no xTR-ID.
+	Source netip.AddrPort
+}
+
+// Registrant is one registrant's registration of a key.
+type Registrant[K comparable, V any] struct {
+	// ID identifies the registrant.
+	ID ID
+	// Source is where its latest Map-Register came from.
+	Source netip.AddrPort
+	// HasXTRID says it sent an xTR-ID and site-ID (I bit, RFC 9301 §5.6).
+	HasXTRID bool
+	// SiteID is its site-ID (RFC 9301 §5.6).
+	SiteID uint64
+	// ProxyReply and Merge are the P and merge bits of its latest
+	// Map-Register (RFC 9301 §5.6).
+	ProxyReply, Merge bool
+	// Static marks a configured registration (AddStatic): it never
+	// expires and has no source.
+	Static bool
+	// Expires is when it times out.
+	Expires time.Time
+	// Value is what it contributes (Kind.Value).
+	Value V
+
+	entry *Entry[K, V]
+	index int
+	timer request.Timer
+}
+
+// Entry is one registered key with its registrants.
+type Entry[K comparable, V any] struct {
+	// Key is the registered key.
+	Key K
+	// Site is the site the key belongs to.
+	Site *Site
+	// Aux is the role's own state for the key (merged answer, encoding,
+	// subscribers); the store leaves it alone.
+	Aux any
+
+	regs []*Registrant[K, V]
+}
+
+// Registrants returns e's registrants, for reading only.
+func (e *Entry[K, V]) Registrants() []*Registrant[K, V] { return e.regs }
+
+// Result is what Register did with a Map-Register.
+type Result struct {
+	// Accepted counts records stored or refreshed, Withdrawn records with
+	// TTL 0 that were authorised, Rejected records refused.
+	Accepted, Withdrawn, Rejected int
+	// Site is the site the message was authenticated for, nil before.
+	Site *Site
+	// Err is why the message as a whole was refused, or
+	// ErrNothingAccepted; nil when a record was accepted. errors.Is
+	// ErrNoAuth, ErrUnknownKey or ErrAuth is an authentication failure.
+	Err error
+}
+
+// Stats counts a Store's work.
+type Stats struct {
+	// Accepted, Withdrawn and Rejected count records; BadAuth counts
+	// messages refused by authentication; Expired registrations that
+	// timed out.
+	Accepted, Withdrawn, Rejected, BadAuth, Expired uint64
+	// Registrants is the number of live registrants.
+	Registrants int
+	// NotifySendErrors counts Map-Notifies that could not be encoded or
+	// sent; AckBadAuth Map-Notify-Acks refused by authentication.
+	NotifySendErrors, AckBadAuth uint64
+}
+
+// regKey indexes registrants by key and registrant: merging a refresh is
+// one map lookup, however many registrants a key has.
+type regKey[K comparable] struct {
+	k  K
+	id ID
+}
+
+// Store keeps registrations of one kind. It is not safe for concurrent
+// use; every method and callback runs on the caller's event loop.
+type Store[K comparable, V any] struct {
+	clk   request.Clock
+	snd   request.Sender
+	kind  Kind[K, V]
+	sites *Sites
+	sink  Sink[K]
+	cfg   Config
+
+	entries map[K]*Entry[K, V]
+	byID    map[regKey[K]]*Registrant[K, V]
+	spare   V
+	stats   Stats
+
+	// Buffers reused by every Map-Notify.
+	recs    []wire.Record
+	notify  wire.MapNotify
+	authBuf []byte
+	msgBuf  []byte
+	ev      Event[K]
+
+	notes notes[K]
+}
+
+// New returns a Store of records of kind, authorised by sites, reporting
+// to sink (nil: no events).
+func New[K comparable, V any](clk request.Clock, snd request.Sender, kind Kind[K, V], sites *Sites, sink Sink[K], cfg Config) *Store[K, V] {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRegistrants <= 0 {
+		cfg.MaxRegistrants = DefaultMaxRegistrants
+	}
+	s := &Store[K, V]{
+		clk: clk, snd: snd, kind: kind, sites: sites, sink: sink, cfg: cfg,
+		entries: map[K]*Entry[K, V]{},
+		byID:    map[regKey[K]]*Registrant[K, V]{},
+	}
+	s.notes.init(clk, snd, cfg.Notify)
+	return s
+}
+
+// Stats returns the store's counters.
+func (s *Store[K, V]) Stats() Stats {
+	st := s.stats
+	st.Registrants = len(s.byID)
+	st.NotifySendErrors += s.notes.err
+	st.AckBadAuth = s.notes.badAuth
+	return st
+}
+
+// Entry returns the entry of k, or nil.
+func (s *Store[K, V]) Entry(k K) *Entry[K, V] { return s.entries[k] }
+
+// Entries iterates over the entries, in no order. The store must not be
+// changed during the iteration.
+func (s *Store[K, V]) Entries() iter.Seq[*Entry[K, V]] { return maps.Values(s.entries) }
+
+// Len returns the number of registered keys.
+func (s *Store[K, V]) Len() int { return len(s.entries) }
+
+// Register authenticates, authorises and stores a parsed Map-Register
+// (RFC 9301 §8.2) whose received bytes are raw (for the HMAC), and answers
+// it with a Map-Notify to src when its M bit asks. The site is the one
+// that may register the first record; the key is the site's key of the
+// message's Key ID and algorithm; every record must belong to that site.
+// Registrants are told apart by xTR-ID when sent, else by source; a record
+// with TTL 0 withdraws the registrant's registration.
+func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegister) Result {
+	var res Result
+	if len(reg.Records) == 0 {
+		res.Err = ErrNoRecords
+		s.stats.Rejected++
+		s.event(Rejected, nil, nil, src, reg, res.Err)
+		return res
+	}
+	k0, ok := s.kind.Key(&reg.Records[0])
+	if !ok {
+		return s.refuse(&res, nil, nil, src, reg, ErrNotThisKind)
+	}
+	site := s.sites.For(s.kind.Scope(k0))
+	if site == nil {
+		return s.refuse(&res, nil, &k0, src, reg, ErrNoSite)
+	}
+	res.Site = site
+	key, err := Verify(raw, &reg.Auth, site.Keys)
+	if err != nil {
+		s.stats.BadAuth++
+		return s.refuse(&res, site, nil, src, reg, err)
+	}
+	if site.RequireXTRID && !reg.XTRIDPresent {
+		return s.refuse(&res, site, nil, src, reg, ErrXTRIDRequired)
+	}
+	id := ID{Source: src}
+	if reg.XTRIDPresent {
+		id = ID{XTRID: reg.XTRID}
+	}
+	s.recs = s.recs[:0]
+	for i := range reg.Records {
+		rec := &reg.Records[i]
+		k, ok := s.kind.Key(rec)
+		if !ok || s.sites.For(s.kind.Scope(k)) != site {
+			res.Rejected++
+			s.stats.Rejected++
+			s.event(Rejected, site, nil, src, reg, ErrOutsideSite)
+			continue
+		}
+		if rec.TTL == 0 {
+			res.Withdrawn++
+			s.stats.Withdrawn++
+			if r := s.byID[regKey[K]{k, id}]; r != nil {
+				s.event(Withdrawn, site, &k, src, reg, nil)
+				s.drop(r)
+			}
+		} else if err := s.store(k, site, id, src, reg, rec); err != nil {
+			res.Rejected++
+			s.stats.Rejected++
+			s.event(Rejected, site, &k, src, reg, err)
+			continue
+		} else {
+			res.Accepted++
+			s.stats.Accepted++
+			s.event(Accepted, site, &k, src, reg, nil)
+		}
+		s.recs = append(s.recs, s.kind.Confirm(s.entries[k], rec, reg))
+	}
+	if len(s.recs) == 0 {
+		res.Err = ErrNothingAccepted
+		return res
+	}
+	if reg.WantMapNotify {
+		s.confirm(src, reg, key)
+	}
+	return res
+}
+
+// refuse refuses the whole message: every record counts as rejected.
+func (s *Store[K, V]) refuse(res *Result, site *Site, k *K, src netip.AddrPort, reg *wire.MapRegister, err error) Result {
+	res.Err = err
+	res.Rejected = len(reg.Records)
+	s.stats.Rejected += uint64(len(reg.Records))
+	s.event(Rejected, site, k, src, reg, err)
+	return *res
+}
+
+// lifetime is how long rec's registration lives: the record TTL with the
+// T bit (RFC 9301 §5.6), else the configured timeout.
+func (s *Store[K, V]) lifetime(reg *wire.MapRegister, rec *wire.Record) time.Duration {
+	if reg.UseTTL && rec.TTL != wire.TTLReceiverDecides {
+		return time.Duration(min(int64(rec.TTL), math.MaxInt64/int64(time.Minute))) * time.Minute
+	}
+	return s.cfg.Timeout
+}
+
+// store adds or refreshes the registration of id for k.
+func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wire.MapRegister, rec *wire.Record) error {
+	e := s.entries[k]
+	r := s.byID[regKey[K]{k, id}]
+	if r == nil && e != nil && len(e.regs) >= s.cfg.MaxRegistrants {
+		return fmt.Errorf("%w: %d", ErrTooManyRegistrants, len(e.regs))
+	}
+	if err := s.kind.Value(e, r, rec, &s.spare); err != nil {
+		return err
+	}
+	now := s.clk.Now()
+	expires := now.Add(s.lifetime(reg, rec))
+	if e == nil {
+		e = &Entry[K, V]{Key: k, Site: site}
+		s.entries[k] = e
+	}
+	if r == nil {
+		r = &Registrant[K, V]{ID: id, entry: e, index: len(e.regs)}
+		e.regs = append(e.regs, r)
+		s.byID[regKey[K]{k, id}] = r
+		r.timer = s.clk.Schedule(expires, func(now time.Time) { s.expire(r, now) })
+	} else if expires.Before(r.Expires) {
+		r.timer.Reset(expires)
+	}
+	// A later deadline is left to the timer: it fires at the old one and
+	// moves itself (expire), sparing a reschedule per refresh.
+	r.Expires = expires
+	r.Source = src
+	r.HasXTRID = reg.XTRIDPresent
+	r.SiteID = reg.SiteID
+	r.ProxyReply = reg.ProxyReply
+	r.Merge = reg.Merge
+	r.Value, s.spare = s.spare, r.Value
+	s.kind.Changed(e)
+	return nil
+}
+
+// AddStatic adds a configured registration of k for site with value v: it
+// never expires and is left alone by SetSites. The registrant's ID is
+// zero.
+func (s *Store[K, V]) AddStatic(k K, site *Site, v V) error {
+	if s.byID[regKey[K]{k: k}] != nil {
+		return fmt.Errorf("regstore: %v configured twice", k)
+	}
+	e := s.entries[k]
+	if e == nil {
+		e = &Entry[K, V]{Key: k, Site: site}
+		s.entries[k] = e
+	}
+	r := &Registrant[K, V]{Static: true, Value: v, entry: e, index: len(e.regs)}
+	e.regs = append(e.regs, r)
+	s.byID[regKey[K]{k: k}] = r
+	s.kind.Changed(e)
+	return nil
+}
+
+// expire drops r when its deadline passed, else moves its timer there.
+func (s *Store[K, V]) expire(r *Registrant[K, V], now time.Time) {
+	if now.Before(r.Expires) {
+		r.timer.Reset(r.Expires)
+		return
+	}
+	s.stats.Expired++
+	if s.sink != nil {
+		s.ev = Event[K]{Kind: Expired, Site: r.entry.Site.Name, Key: r.entry.Key, HasKey: true,
+			Source: r.Source, XTRID: r.ID.XTRID, HasXTRID: r.HasXTRID}
+		s.sink.RegistrationEvent(&s.ev)
+	}
+	s.drop(r)
+}
+
+// Remove drops the registration of id for k, as a TTL-0 record does, and
+// reports whether there was one.
+func (s *Store[K, V]) Remove(k K, id ID) bool {
+	r := s.byID[regKey[K]{k, id}]
+	if r == nil {
+		return false
+	}
+	s.drop(r)
+	return true
+}
+
+// drop removes r from its entry (constant time: the last registrant takes
+// its place) and the entry when it was the last.
+func (s *Store[K, V]) drop(r *Registrant[K, V]) {
+	e := r.entry
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	last := len(e.regs) - 1
+	e.regs[r.index] = e.regs[last]
+	e.regs[r.index].index = r.index
+	e.regs[last] = nil
+	e.regs = e.regs[:last]
+	delete(s.byID, regKey[K]{e.Key, r.ID})
+	s.kind.Changed(e)
+	if len(e.regs) == 0 {
+		delete(s.entries, e.Key)
+	}
+}
+
+// SetSites replaces the sites. Registrations no longer allowed to the
+// site they were made for (matched by name) are dropped, without events;
+// the others move to the new site.
+func (s *Store[K, V]) SetSites(sites *Sites) {
+	s.sites = sites
+	var drop []*Registrant[K, V]
+	for _, e := range s.entries {
+		site := sites.For(s.kind.Scope(e.Key))
+		if site != nil && site.Name == e.Site.Name {
+			e.Site = site
+			s.kind.Changed(e)
+			continue
+		}
+		for _, r := range e.regs {
+			if !r.Static {
+				drop = append(drop, r)
+			}
+		}
+	}
+	for _, r := range drop {
+		s.drop(r)
+	}
+}
+
+// confirm answers reg with a Map-Notify echoing its nonce, xTR-ID and
+// site-ID, carrying s.recs, signed with key in the register's layout
+// (RFC 9301 §5.7).
+func (s *Store[K, V]) confirm(dst netip.AddrPort, reg *wire.MapRegister, key *Key) {
+	n := &s.notify
+	n.XTRIDPresent, n.XTRID, n.SiteID, n.RTR = reg.XTRIDPresent, reg.XTRID, reg.SiteID, false
+	n.Nonce = reg.Nonce
+	n.Auth = authLike(&reg.Auth, &s.authBuf)
+	n.Records = s.recs
+	b, err := n.AppendSigned(s.msgBuf[:0], key.Secret)
+	if err != nil {
+		s.stats.NotifySendErrors++
+		return
+	}
+	s.msgBuf = b
+	if s.snd.Send(dst, b, wire.TypeMapNotify) != nil {
+		s.stats.NotifySendErrors++
+	}
+}
+
+// event reports an event to the sink, if any.
+func (s *Store[K, V]) event(kind EventKind, site *Site, k *K, src netip.AddrPort, reg *wire.MapRegister, reason error) {
+	if s.sink == nil {
+		return
+	}
+	s.ev = Event[K]{Kind: kind, Source: src, Reason: reason, XTRID: reg.XTRID, HasXTRID: reg.XTRIDPresent}
+	if site != nil {
+		s.ev.Site = site.Name
+	}
+	if k != nil {
+		s.ev.Key, s.ev.HasKey = *k, true
+	}
+	s.sink.RegistrationEvent(&s.ev)
+}

@@ -1,0 +1,229 @@
+// Package resolver is the Map-Resolver role (RFC 9301 §8.1) and the front
+// end of the mapping system on this router: it takes the Map-Requests sent
+// to the mapping system (in an ECM, or plain from lig-like tools), lets the
+// local Map-Server answer those for EIDs it knows (through Database),
+// forwards the others to the remote Map-Server responsible for them, and
+// answers negatively for EIDs nobody registered.
+package resolver
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// Database is what the resolver asks of a local Map-Server: who can answer
+// this EID. Each Answer method answers the request of m (a proxy
+// Map-Reply or a forward to a registered ETR) and reports true, or reports
+// false, sending nothing, when the Map-Server has nothing for it.
+type Database interface {
+	// Answer answers for a registered EID address.
+	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+	// AnswerName answers for the group name of the overlay group range g
+	// (draft-ietf-lisp-group-mapping).
+	AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) bool
+	// AnswerSG answers for an (S,G) (RFC 8378 §5); false when no site may
+	// register the group.
+	AnswerSG(m *slowpath.Msg, k slowpath.SGKey) bool
+	// Known appends the prefix sets that are EID space it knows in iid
+	// (registrations, site prefixes), for negative Map-Replies.
+	Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet
+}
+
+// Resolver is the Map-Resolver role and mapping-system front end.
+type Resolver struct {
+	c      *slowpath.Core
+	cfg    *slowpath.MapResolverConfig
+	db     Database
+	remote map[uint32]*bart.Table[netip.AddrPort]
+	aggr   map[uint32]*bart.Table[struct{}]
+	stats  slowpath.Stats
+	wbuf   []byte
+}
+
+// New builds the front end on c and registers its handlers: plain
+// Map-Requests and Map-Requests in an ECM, after those registered before
+// (an ETR answers for its own EIDs first). cfg is the Map-Resolver's
+// configuration with defaults, nil when this router is only a Map-Server
+// (then negative replies use the default TTLs and nothing is forwarded);
+// db is the local Map-Server, nil when there is none.
+func New(c *slowpath.Core, cfg *slowpath.MapResolverConfig, db Database) *Resolver {
+	mr := &Resolver{c: c, cfg: cfg, db: db, remote: map[uint32]*bart.Table[netip.AddrPort]{}, aggr: map[uint32]*bart.Table[struct{}]{}}
+	if cfg != nil {
+		for _, ms := range cfg.MapServers {
+			for _, p := range ms.Prefixes {
+				t := mr.remote[p.IID]
+				if t == nil {
+					t = new(bart.Table[netip.AddrPort])
+					mr.remote[p.IID] = t
+				}
+				t.Insert(p.Prefix, ms.Addr)
+			}
+		}
+		for _, p := range cfg.Aggregates {
+			t := mr.aggr[p.IID]
+			if t == nil {
+				t = new(bart.Table[struct{}])
+				mr.aggr[p.IID] = t
+			}
+			t.Insert(p.Prefix, struct{}{})
+		}
+	}
+	c.Handle(slowpath.RouteMapRequest, mr.resolve)
+	c.Handle(slowpath.RouteECM, mr.resolve)
+	return mr
+}
+
+// Stats returns the resolver's counters (event loop only).
+func (mr *Resolver) Stats() slowpath.Stats { return mr.stats }
+
+// resolve answers a Map-Request as Map-Server and/or Map-Resolver.
+func (mr *Resolver) resolve(m *slowpath.Msg) bool {
+	req := m.Request
+	if k, ok := slowpath.SGKeyOf(&req.Records[0].EID); ok && mr.db != nil {
+		if !mr.db.AnswerSG(m, k) {
+			mr.negativeReply(m, k.IID, k.Group.Addr())
+		}
+		return true
+	}
+	iid, p, ok := req.Records[0].Prefix()
+	if !ok {
+		if iid, g, err := replicate.ParseGroupNameEID(&req.Records[0].EID); err == nil {
+			mr.resolveName(m, iid, g)
+			return true
+		}
+		mr.c.Msg(wire.TypeMapRequest).Ignored++
+		return true
+	}
+	if mr.db != nil && mr.db.Answer(m, iid, p.Addr()) {
+		return true
+	}
+	if !mr.forwardRemote(m, iid, p.Addr()) {
+		mr.negativeReply(m, iid, p.Addr())
+	}
+	return true
+}
+
+// forwardRemote forwards m's request to the remote Map-Server responsible
+// for addr in iid, if there is one. An ECM already marked for a Map-Server
+// is not forwarded again.
+func (mr *Resolver) forwardRemote(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
+	if t := mr.remote[iid]; t != nil && (m.ECM == nil || !m.ECM.ToMapServer) {
+		if ms, ok := t.Lookup(addr); ok {
+			if mr.c.Forward(ms, m, addr, false) {
+				mr.stats.Forwarded++
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// resolveName answers a lookup of the group name for the overlay group
+// range g in iid (draft-ietf-lisp-group-mapping): from the Map-Server's
+// configured or registered group mappings, else by forwarding to the remote
+// Map-Server whose prefixes in iid cover the group (a provider's Map-Server
+// is configured with the overlay group ranges it maps), else with a
+// negative Map-Reply for the name, after which the ETR falls back to its
+// unicast RLOC.
+func (mr *Resolver) resolveName(m *slowpath.Msg, iid uint32, g netip.Prefix) {
+	if mr.db != nil && mr.db.AnswerName(m, iid, g) {
+		return
+	}
+	if mr.forwardRemote(m, iid, g.Addr()) {
+		return
+	}
+	ttl := time.Minute
+	if mr.cfg != nil {
+		ttl = mr.cfg.AggregateTTL
+	}
+	mr.sendNegative(m, &wire.Record{TTL: slowpath.TTLMinutes(ttl), Action: wire.ActionNativelyForward, EID: m.Request.Records[0].EID})
+}
+
+// known returns the prefix sets that count as EID space known to the
+// mapping system in iid, registered prefixes first.
+func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
+	if mr.db != nil {
+		out = mr.db.Known(iid, out)
+	}
+	if t := mr.aggr[iid]; t != nil {
+		out = append(out, slowpath.BartSet[struct{}]{Table: t})
+	}
+	if t := mr.remote[iid]; t != nil {
+		out = append(out, slowpath.BartSet[netip.AddrPort]{Table: t})
+	}
+	return out
+}
+
+// negativePrefix computes the prefix of a negative Map-Reply for addr, an
+// EID no registration covers (RFC 9301 §8.1): the least specific prefix
+// that contains addr and no known EID prefix. Known prefixes are the
+// registrations, the sites' configured prefixes, the aggregates and the
+// remote Map-Servers' prefixes. When a known prefix c contains addr (EID
+// space that is not registered), the answer lies inside c and inside says
+// so; the caller then uses send-map-request instead of native-forward.
+func negativePrefix(sets []slowpath.PrefixSet, addr netip.Addr) (p netip.Prefix, inside bool) {
+	var c netip.Prefix
+	full := netip.PrefixFrom(addr, addr.BitLen())
+	for _, s := range sets {
+		if lpm, ok := s.LookupPrefixLPM(full); ok && (!c.IsValid() || lpm.Bits() > c.Bits()) {
+			c = lpm
+		}
+	}
+	start := 0
+	if c.IsValid() {
+		start = c.Bits()
+		inside = true
+	}
+	for l := start; l <= addr.BitLen(); l++ {
+		q := netip.PrefixFrom(addr, l).Masked()
+		clear := true
+		for _, s := range sets {
+			if s.HasSubnetOtherThan(q, c) {
+				clear = false
+				break
+			}
+		}
+		if clear {
+			return q, inside
+		}
+	}
+	return full, inside
+}
+
+// negativeReply sends a negative Map-Reply for addr (RFC 9301 §8.1).
+func (mr *Resolver) negativeReply(m *slowpath.Msg, iid uint32, addr netip.Addr) {
+	var buf [4]slowpath.PrefixSet
+	p, inside := negativePrefix(mr.known(iid, buf[:0]), addr)
+	act, ttl := wire.ActionNativelyForward, 15*time.Minute
+	if inside {
+		act, ttl = wire.ActionSendMapRequest, time.Minute
+	}
+	if mr.cfg != nil {
+		if inside {
+			ttl = mr.cfg.AggregateTTL
+		} else {
+			ttl = mr.cfg.NegativeTTL
+		}
+	}
+	mr.sendNegative(m, &wire.Record{TTL: slowpath.TTLMinutes(ttl), MaskLen: uint8(p.Bits()), Action: act, EID: slowpath.EIDAddress(iid, p.Addr())})
+}
+
+// sendNegative answers m's request with the negative record rec (no
+// locators).
+func (mr *Resolver) sendNegative(m *slowpath.Msg, rec *wire.Record) {
+	c := mr.c
+	b, err := rec.Append(slowpath.AppendReplyHeader(mr.wbuf[:0], m.Request.Nonce))
+	if err != nil {
+		c.Msg(wire.TypeMapReply).SendErrors++
+		return
+	}
+	mr.wbuf = b
+	c.Send(c.ReplyTarget(m.Request.ITRRLOCs, m.Port, m.Src), b, wire.TypeMapReply)
+	mr.stats.NegativeReplies++
+}

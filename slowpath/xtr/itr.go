@@ -1,0 +1,433 @@
+package xtr
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/request"
+
+	"github.com/rloc-router/rloc/wire"
+)
+
+// ITR is the ITR role (RFC 9301 §6): it resolves misses through the
+// Map-Resolvers, refreshes active mappings, follows SMRs and probes RLOCs.
+type ITR struct {
+	c        *slowpath.Core
+	stats    slowpath.Stats
+	wbuf     []byte
+	cfg      *slowpath.ITRConfig
+	inst     slowpath.Installer
+	itrRLOCs []wire.Address
+	tr       *request.Tracker // the Map-Requests in flight
+	byEID    map[slowpath.EIDPrefix]*resolution
+	recent   map[slowpath.EIDPrefix]time.Time
+	entries  map[slowpath.EIDPrefix]*itrEntry
+	rlocs    map[netip.Addr]*probeState
+	probes   map[wire.Nonce]netip.Addr
+	msgBuf   []byte
+	res      slowpath.Resolved
+}
+
+// resolution is one Map-Request in flight; the tracker retransmits it.
+type resolution struct {
+	key     slowpath.EIDPrefix
+	src     netip.Addr
+	start   time.Time
+	smr     bool
+	refresh bool
+}
+
+// itrEntry is a mapping the ITR installed and keeps fresh.
+type itrEntry struct {
+	key     slowpath.EIDPrefix
+	rlocs   []netip.Addr
+	refresh *slowpath.Timer
+}
+
+// probeState is the RLOC-probing state of one RLOC, shared by every mapping
+// that uses it.
+type probeState struct {
+	users       map[slowpath.EIDPrefix]struct{}
+	up          bool
+	misses      int
+	outstanding bool
+}
+
+// NewITR builds the ITR role of cfg (defaults applied) on c and registers
+// its handlers: misses, Map-Replies and SMRs, after those registered before
+// (multicast takes its own). inst receives what it learns.
+func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) *ITR {
+	t := &ITR{
+		c: c, cfg: cfg, inst: inst,
+		byEID:   map[slowpath.EIDPrefix]*resolution{},
+		recent:  map[slowpath.EIDPrefix]time.Time{},
+		entries: map[slowpath.EIDPrefix]*itrEntry{},
+		rlocs:   map[netip.Addr]*probeState{},
+		probes:  map[wire.Nonce]netip.Addr{},
+	}
+	t.tr = request.New(c.Clock(), c, request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries})
+	t.itrRLOCs = RLOCAddresses(cfg.ITRRLOCs)
+	t.stats.ResolveLatency = slowpath.NewHistogram()
+	c.HandleMiss(t.onMiss)
+	c.Handle(slowpath.RouteMapReply, t.onMapReply)
+	c.Handle(slowpath.RouteSMR, t.onSMR)
+	c.OnStart(t.start)
+	return t
+}
+
+// RLOCAddresses returns the ITR-RLOCs of a Map-Request (RFC 9301 §5.2) for
+// the configured addresses.
+func RLOCAddresses(as []netip.Addr) []wire.Address {
+	var out []wire.Address
+	for _, a := range as {
+		out = append(out, wire.IPAddress(a.Unmap()))
+	}
+	return out
+}
+
+// Tracked returns how many installed mappings the ITR keeps fresh and
+// probes (event loop only).
+func (t *ITR) Tracked() int { return len(t.entries) }
+
+// Stats returns the ITR's counters (event loop only).
+func (t *ITR) Stats() slowpath.Stats {
+	s := t.stats
+	s.ResolveLatency = t.stats.ResolveLatency.Clone()
+	rs := t.tr.Stats()
+	s.Msgs[wire.TypeMapRequest].Sent += rs.Sent
+	s.Retransmits += rs.Retransmits
+	s.ResolveTimeouts += rs.GaveUp
+	s.Msgs[wire.TypeECM].SendErrors += rs.SendErrors
+	return s
+}
+
+func (t *ITR) start() {
+	c := t.c
+	var sweep func(now time.Time)
+	sweepEvery := max(t.cfg.MinRequestInterval, time.Second)
+	sweep = func(now time.Time) {
+		for k, at := range t.recent {
+			if now.Sub(at) >= t.cfg.MinRequestInterval {
+				delete(t.recent, k)
+			}
+		}
+		c.Schedule(now.Add(sweepEvery), sweep)
+	}
+	c.Schedule(c.Now().Add(sweepEvery), sweep)
+	if t.cfg.ProbeInterval > 0 {
+		var probe func(now time.Time)
+		probe = func(now time.Time) {
+			t.probeRound()
+			c.Schedule(now.Add(t.cfg.ProbeInterval), probe)
+		}
+		c.Schedule(c.Now().Add(t.cfg.ProbeInterval), probe)
+	}
+}
+
+// onMiss starts resolving a missed destination unless it is being resolved
+// or was asked for less than MinRequestInterval ago.
+func (t *ITR) onMiss(ev slowpath.MissEvent) bool {
+	c := t.c
+	dst := ev.Dst.Unmap()
+	if !dst.IsValid() {
+		return true
+	}
+	key := slowpath.EIDPrefix{IID: ev.IID, Prefix: netip.PrefixFrom(dst, dst.BitLen())}
+	if t.byEID[key] != nil {
+		return true
+	}
+	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
+		return true
+	}
+	start := ev.Time
+	if start.IsZero() || start.After(c.Now()) {
+		start = c.Now()
+	}
+	t.request(key, ev.Src.Unmap(), start, false, false)
+	return true
+}
+
+func (t *ITR) request(key slowpath.EIDPrefix, src netip.Addr, start time.Time, smr, refresh bool) {
+	c := t.c
+	r := &resolution{key: key, src: src, start: start, smr: smr, refresh: refresh}
+	t.byEID[key] = r
+	t.recent[key] = c.Now()
+	n := t.tr.NewNonce()
+	eid := key.Prefix.Addr()
+	req := &wire.MapRequest{
+		SMRInvoked: smr,
+		Nonce:      n,
+		ITRRLOCs:   t.itrRLOCs,
+		Records:    []wire.EIDRecord{{MaskLen: uint8(key.Prefix.Bits()), EID: slowpath.EIDAddress(key.IID, eid)}},
+	}
+	if src.IsValid() {
+		req.SourceEID = slowpath.EIDAddress(key.IID, src)
+	}
+	msg, err := req.Append(t.msgBuf[:0])
+	if err != nil {
+		c.Msg(wire.TypeMapRequest).SendErrors++
+		delete(t.byEID, key)
+		return
+	}
+	t.msgBuf = msg
+	// In an ECM to the Map-Resolvers in turn (RFC 9301 §5.8).
+	spec := request.Spec{Type: wire.TypeMapRequest, Targets: t.cfg.MapResolvers, ECM: true,
+		InnerSrc: slowpath.InnerSource(req, src, eid), InnerDst: eid, Value: r, Done: t.done}
+	if _, err = t.tr.Start(&spec, n, msg); err != nil {
+		delete(t.byEID, key)
+	}
+}
+
+// done runs when a resolution ends: answered, or unanswered after
+// MaxTries Map-Requests.
+func (t *ITR) done(q *request.Request, o request.Outcome) {
+	r := q.Value().(*resolution)
+	if t.byEID[r.key] == r {
+		delete(t.byEID, r.key)
+	}
+	if o != request.GaveUp {
+		return
+	}
+	t.c.Log().Warn("Map-Request unanswered", "iid", r.key.IID, "eid", r.key.Prefix, "tries", q.Tries())
+	if r.refresh {
+		t.forget(r.key)
+	}
+}
+
+// onMapReply matches a Map-Reply to a pending request or probe by nonce and
+// installs its records.
+func (t *ITR) onMapReply(m *slowpath.Msg) bool {
+	c := t.c
+	st := c.Msg(wire.TypeMapReply)
+	rep, err := m.MapReply()
+	if err != nil {
+		st.BadParse++
+		return true
+	}
+	if addr, ok := t.probes[rep.Nonce]; ok {
+		delete(t.probes, rep.Nonce)
+		t.probeAnswered(addr)
+		return true
+	}
+	q, status := t.tr.Match(m.Src, rep.Nonce)
+	if status != request.Matched {
+		st.Ignored++
+		return true
+	}
+	r := q.Value().(*resolution)
+	t.tr.Complete(q)
+	installed := false
+	for i := range rep.Records {
+		rec := &rep.Records[i]
+		iid, p, ok := rec.Prefix()
+		// A record must cover what was asked: a reply cannot claim
+		// unrelated EID space.
+		if !ok || iid != r.key.IID || !p.Contains(r.key.Prefix.Addr()) || p.Bits() > r.key.Prefix.Bits() {
+			st.Rejected++
+			continue
+		}
+		key := slowpath.EIDPrefix{IID: iid, Prefix: p}
+		ttl := slowpath.TTLDuration(rec.TTL, slowpath.ReceiverDecidesTTL)
+		if len(rec.Locators) == 0 {
+			t.inst.InstallNegative(key, ttl, rec.Action)
+			t.track(key, ttl, nil)
+		} else {
+			m := &t.res
+			*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
+			for _, l := range rec.Locators {
+				if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+					m.RLOCs = append(m.RLOCs, slowpath.ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
+						MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable})
+				}
+			}
+			t.inst.Install(m)
+			var addrs []netip.Addr
+			for _, l := range m.RLOCs {
+				addrs = append(addrs, l.Addr)
+			}
+			m.Record = nil
+			t.track(key, ttl, addrs)
+		}
+		installed = true
+	}
+	if installed {
+		t.stats.Resolutions++
+		if !r.refresh {
+			t.stats.ResolveLatency.Observe(c.Now().Sub(r.start))
+		}
+	}
+	return true
+}
+
+// track remembers an installed mapping: a refresh before its TTL runs out,
+// and its RLOCs for probing.
+func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Addr) {
+	c := t.c
+	if ttl <= 0 {
+		t.forget(key)
+		return
+	}
+	ent := t.entries[key]
+	if ent == nil {
+		ent = &itrEntry{key: key}
+		t.entries[key] = ent
+	}
+	for _, a := range ent.rlocs {
+		if ps := t.rlocs[a]; ps != nil {
+			delete(ps.users, key)
+		}
+	}
+	ent.rlocs = rlocs
+	for _, a := range rlocs {
+		ps := t.rlocs[a]
+		if ps == nil {
+			ps = &probeState{users: map[slowpath.EIDPrefix]struct{}{}, up: true}
+			t.rlocs[a] = ps
+		}
+		ps.users[key] = struct{}{}
+	}
+	at := c.Now().Add(ttl - min(t.cfg.RefreshBefore, ttl/2))
+	if ent.refresh == nil {
+		ent.refresh = c.Schedule(at, func(time.Time) { t.refresh(ent) })
+	} else {
+		ent.refresh.Reset(at)
+	}
+}
+
+// forget stops tracking a mapping.
+func (t *ITR) forget(key slowpath.EIDPrefix) {
+	ent := t.entries[key]
+	if ent == nil {
+		return
+	}
+	delete(t.entries, key)
+	ent.refresh.Stop()
+	for _, a := range ent.rlocs {
+		if ps := t.rlocs[a]; ps != nil {
+			delete(ps.users, key)
+			if len(ps.users) == 0 {
+				delete(t.rlocs, a)
+			}
+		}
+	}
+}
+
+// refresh re-resolves a mapping before its TTL runs out when the Installer
+// says it still carries traffic; idle mappings are left to expire.
+func (t *ITR) refresh(ent *itrEntry) {
+	if t.entries[ent.key] != ent {
+		return
+	}
+	if !t.inst.Active(ent.key) {
+		t.forget(ent.key)
+		return
+	}
+	if t.byEID[ent.key] == nil {
+		t.request(ent.key, netip.Addr{}, t.c.Now(), false, true)
+	}
+}
+
+// onSMR answers a solicit-Map-Request (RFC 9301 §6.6.2) for a mapping the
+// ITR holds with an SMR-invoked Map-Request (s bit) to the mapping system.
+func (t *ITR) onSMR(m *slowpath.Msg) bool {
+	c := t.c
+	req := m.Request
+	st := c.Msg(wire.TypeMapRequest)
+	eid := &req.SourceEID
+	ml := uint8(0)
+	if eid.IsZero() {
+		eid, ml = &req.Records[0].EID, req.Records[0].MaskLen
+	}
+	iid, in, ok := eid.Unwrap()
+	if !ok || (in.AFI != wire.AFIIPv4 && in.AFI != wire.AFIIPv6) {
+		st.Ignored++
+		return true
+	}
+	_ = ml
+	addr := in.IP.Unmap()
+	var key slowpath.EIDPrefix
+	found := false
+	for k := range t.entries {
+		if k.IID == iid && k.Prefix.Contains(addr) && (!found || k.Prefix.Bits() > key.Prefix.Bits()) {
+			key, found = k, true
+		}
+	}
+	if !found {
+		st.Ignored++
+		return true
+	}
+	if t.byEID[key] != nil {
+		return true
+	}
+	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
+		return true
+	}
+	t.stats.SMRInvoked++
+	t.request(key, netip.Addr{}, c.Now(), true, true)
+	return true
+}
+
+// probeRound counts unanswered probes of the last round, marks RLOCs down
+// after ProbeMisses in a row, and sends the next probes (RFC 9301 §7.1):
+// Map-Requests with the P bit sent straight to the RLOC.
+func (t *ITR) probeRound() {
+	c := t.c
+	clear(t.probes)
+	for addr, ps := range t.rlocs {
+		if len(ps.users) == 0 {
+			delete(t.rlocs, addr)
+			continue
+		}
+		if ps.outstanding {
+			ps.misses++
+			if ps.misses >= t.cfg.ProbeMisses && ps.up {
+				ps.up = false
+				t.stats.RLOCDown++
+				c.Log().Info("RLOC unreachable", "rloc", addr, "missed_probes", ps.misses)
+				for u := range ps.users {
+					t.inst.SetRLOCReachable(u, addr, false)
+				}
+			}
+		}
+		var user slowpath.EIDPrefix
+		for u := range ps.users {
+			user = u
+			break
+		}
+		n := slowpath.NewNonce()
+		req := wire.MapRequest{
+			Probe:    true,
+			Nonce:    n,
+			ITRRLOCs: t.itrRLOCs,
+			Records:  []wire.EIDRecord{{MaskLen: uint8(user.Prefix.Bits()), EID: slowpath.EIDAddress(user.IID, user.Prefix.Addr())}},
+		}
+		b, err := req.Append(t.wbuf[:0])
+		if err != nil {
+			continue
+		}
+		t.wbuf = b
+		t.probes[n] = addr
+		ps.outstanding = true
+		c.Send(netip.AddrPortFrom(addr, t.cfg.ProbePort), b, wire.TypeMapRequest)
+		t.stats.ProbesSent++
+	}
+}
+
+func (t *ITR) probeAnswered(addr netip.Addr) {
+	c := t.c
+	ps := t.rlocs[addr]
+	if ps == nil {
+		return
+	}
+	ps.outstanding = false
+	ps.misses = 0
+	if !ps.up {
+		ps.up = true
+		t.stats.RLOCUp++
+		c.Log().Info("RLOC reachable again", "rloc", addr)
+		for u := range ps.users {
+			t.inst.SetRLOCReachable(u, addr, true)
+		}
+	}
+}

@@ -301,8 +301,6 @@ func (m *Mapping) Validate(path string) error {
 	return nil
 }
 
-// validate is Validate, for the callers inside the package.
-func (m *Mapping) validate(path string) error { return m.Validate(path) }
 
 // ETRConfig configures the ETR role.
 type ETRConfig struct {

@@ -14,9 +14,6 @@ func (c Config) WithDefaults() Config { return c.withDefaults() }
 // ITR's Map-Resolvers).
 func (c MulticastConfig) WithDefaults(top *Config) *MulticastConfig { return c.withDefaults(top) }
 
-// Validate checks m and returns the first problem, naming it field.
-func (m *Mapping) Validate(field string) error { return m.validate(field) }
-
 // RegKey returns k as the registration store and regstore.Verify take it.
 func (k AuthKey) RegKey() regstore.Key {
 	return regstore.Key{KeyID: k.KeyID, Alg: k.Alg, Secret: []byte(k.Secret)}

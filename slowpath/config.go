@@ -301,7 +301,6 @@ func (m *Mapping) Validate(path string) error {
 	return nil
 }
 
-
 // ETRConfig configures the ETR role.
 type ETRConfig struct {
 	// MapServers are registered with, each with its key.

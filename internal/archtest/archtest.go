@@ -181,7 +181,8 @@ func CheckRoles(g *Graph, nonRoles []string) []Violation {
 	for _, p := range g.Own() {
 		rel, _ := g.Rel(p)
 		role := roleOf(rel, nonRoles)
-		if role == "" {
+		core := rel == SlowpathRoot
+		if role == "" && !core {
 			continue
 		}
 		for _, d := range g.Deps(p) {
@@ -189,7 +190,12 @@ func CheckRoles(g *Graph, nonRoles []string) []Violation {
 			if !own {
 				continue
 			}
-			if other := roleOf(drel, nonRoles); other != "" && other != role {
+			other := roleOf(drel, nonRoles)
+			switch {
+			case other == "" || other == role:
+			case core:
+				vs = append(vs, Violation{rel, drel, fmt.Sprintf("the core reaches role %s; the core knows no role", other)})
+			default:
 				vs = append(vs, Violation{rel, drel, fmt.Sprintf("role %s reaches role %s; roles meet through interfaces the core declares", role, other)})
 			}
 		}

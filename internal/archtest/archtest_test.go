@@ -152,7 +152,7 @@ func TestCheckTestingCatches(t *testing.T) {
 // TestCheckRolesCatches: every package directly under slowpath/ is a role
 // unless allowlisted; a role reaching another (directly, through a shared
 // package, or through a role's sub-package) fails; roles using the core and
-// shared primitives pass.
+// shared primitives pass; the core reaching a role fails.
 func TestCheckRolesCatches(t *testing.T) {
 	nonRoles := []string{"regstore", "request"}
 	clean := []string{
@@ -170,6 +170,9 @@ func TestCheckRolesCatches(t *testing.T) {
 	expect(t, "through a shared package and into a sub-package",
 		CheckRoles(fake("slowpath/request: slowpath/xtr/probe", "slowpath/xtr/probe:", "slowpath/mcast: slowpath/request"), nonRoles),
 		"slowpath/mcast -> slowpath/xtr/probe")
+	expect(t, "the core reaches a role",
+		CheckRoles(fake("slowpath: slowpath/xtr", "slowpath/xtr:"), nonRoles),
+		"slowpath -> slowpath/xtr")
 	expect(t, "not allowlisted means role",
 		CheckRoles(fake("slowpath/regstore: slowpath/mapserver", "slowpath/mapserver:"), nil),
 		"slowpath/regstore -> slowpath/mapserver")

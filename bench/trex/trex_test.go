@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/net/ipv4"
 
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/lab/netns"
@@ -196,17 +197,17 @@ func readPcap(t *testing.T, file string) [][]byte {
 	return frames
 }
 
-// rig is one lab with rlocd running in dut.
+// rig is one lab with rlocd running in some of its nodes.
 type rig struct {
-	k   *kit
-	lab *lab.Lab
+	k     *kit
+	lab   *lab.Lab
+	dir   string
+	procs map[string]*lab.Proc
 }
 
-// newRig brings up topo, installs the static neighbours (dev, addr, MAC
-// triples) in dut and starts rlocd there with config (a file of this
-// folder, as the README gives it). Everything is torn down at the end of
-// the test; rlocd's log is shown when it failed.
-func (k *kit) newRig(t *testing.T, topo, config string, neigh ...string) *rig {
+// newRig brings up topo. Everything is torn down at the end of the test
+// (daemons first, their logs shown when it failed).
+func (k *kit) newRig(t *testing.T, topo string) *rig {
 	t.Helper()
 	tp, err := lab.Parse([]byte(topo))
 	if err != nil {
@@ -221,57 +222,68 @@ func (k *kit) newRig(t *testing.T, topo, config string, neigh ...string) *rig {
 		}
 		t.Fatal(err)
 	}
-	r := &rig{k: k, lab: l}
-	var p *lab.Proc
-	logFile := filepath.Join(t.TempDir(), "rlocd.log")
+	r := &rig{k: k, lab: l, dir: t.TempDir(), procs: map[string]*lab.Proc{}}
 	t.Cleanup(func() {
-		if p != nil {
+		for node, p := range r.procs {
 			_ = p.Stop(2 * time.Second)
 			if t.Failed() {
-				b, _ := os.ReadFile(logFile)
-				t.Logf("--- rlocd log:\n%s", b)
+				b, _ := os.ReadFile(r.logFile(node))
+				t.Logf("--- rlocd %s log:\n%s", node, b)
 			}
 		}
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	for i := 0; i+2 < len(neigh); i += 3 {
-		r.run(t, "dut", "ip", "neigh", "replace", neigh[i+1], "lladdr", neigh[i+2], "dev", neigh[i], "nud", "permanent")
-	}
-	sock := filepath.Join(t.TempDir(), "rlocd.sock")
-	c, err := l.Command("dut", k.rlocd, "--config", config, "--mgmt-socket", sock)
+	return r
+}
+
+func (r *rig) logFile(node string) string { return filepath.Join(r.dir, node+".log") }
+
+// neigh installs a permanent neighbour (addr at mac on dev) in node: the
+// TRex ports of the README answer ARP/ND, the lab's stand-ins have no
+// addresses.
+func (r *rig) neigh(t *testing.T, node, dev, addr string, mac net.HardwareAddr) {
+	t.Helper()
+	r.run(t, node, "ip", "neigh", "replace", addr, "lladdr", mac.String(), "dev", dev, "nud", "permanent")
+}
+
+// start runs rlocd in node with config (a file, as the README gives it)
+// and waits for its management socket: rlocd opens it once the router runs.
+func (r *rig) start(t *testing.T, node, config string) {
+	t.Helper()
+	sock := filepath.Join(r.dir, node+".sock")
+	c, err := r.lab.Command(node, r.k.rlocd, "--config", config, "--mgmt-socket", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lf, err := os.Create(logFile)
+	lf, err := os.Create(r.logFile(node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Stdout, c.Stderr = lf, lf
-	p, err = l.StartCmd(c)
+	p, err := r.lab.StartCmd(c)
 	lf.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// rlocd opens its management socket once the router runs.
+	r.procs[node] = p
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			break
+			return
 		}
 		select {
 		case <-p.Done():
-			b, _ := os.ReadFile(logFile)
-			t.Fatalf("rlocd exited: %v\n%s", p.Wait(), b)
+			b, _ := os.ReadFile(r.logFile(node))
+			t.Fatalf("rlocd %s exited: %v\n%s", node, p.Wait(), b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rlocd: no management socket after 30 s")
+			t.Fatalf("rlocd %s: no management socket after 30 s", node)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return r
 }
 
 func (r *rig) run(t *testing.T, node string, argv ...string) {
@@ -286,13 +298,19 @@ func (r *rig) run(t *testing.T, node string, argv ...string) {
 // once want of them arrived or captureWait passed.
 func (r *rig) replay(t *testing.T, node, file, capNode, filter string, want int) [][]byte {
 	t.Helper()
+	return r.replayTo(t, node, file, capNode, "eth0", filter, want, captureWait)
+}
+
+// replayTo is replay capturing on capNode's capIf, waiting at most wait.
+func (r *rig) replayTo(t *testing.T, node, file, capNode, capIf, filter string, want int, wait time.Duration) [][]byte {
+	t.Helper()
 	capFile := filepath.Join(t.TempDir(), "out.pcap")
-	c, err := r.lab.Capture(capNode, "eth0", filter, capFile)
+	c, err := r.lab.Capture(capNode, capIf, filter, capFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.run(t, node, "tcpreplay", "-q", "-i", "eth0", "--pps", replayPPS, file)
-	deadline := time.Now().Add(captureWait)
+	deadline := time.Now().Add(wait)
 	for len(readPcap(t, capFile)) < want && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -320,9 +338,18 @@ func TestProfiles(t *testing.T) {
 			}
 		}
 	})
+	t.Run("field-engine", func(t *testing.T) {
+		// The TRex half of each profile, played against its scapy half.
+		out, err := exec.Command(k.python, "fecheck.py").CombinedOutput()
+		if err != nil {
+			t.Fatalf("fecheck.py: %v\n%s", err, out)
+		}
+		t.Logf("fecheck.py:\n%s", out)
+	})
 	t.Run("itr", func(t *testing.T) { testITR(t, k) })
 	t.Run("etr", func(t *testing.T) { testETR(t, k) })
 	t.Run("rtr", func(t *testing.T) { testRTR(t, k) })
+	t.Run("mcast", func(t *testing.T) { testMcast(t, k) })
 }
 
 // testITR: 64-byte and IMIX, IPv4 and IPv6 EIDs, into rlocd-itr.yaml.
@@ -331,8 +358,10 @@ func TestProfiles(t *testing.T) {
 // nonce and instance-ID 0 and the inner packet as sent but for the TTL the
 // ITR decrements; one flow keeps one outer UDP source port.
 func testITR(t *testing.T, k *kit) {
-	r := k.newRig(t, xtrTopo, "rlocd-itr.yaml",
-		"core0", "192.0.2.2", macPort1.String(), "core0", "2001:db8:ff::2", macPort1.String())
+	r := k.newRig(t, xtrTopo)
+	r.neigh(t, "dut", "core0", "192.0.2.2", macPort1)
+	r.neigh(t, "dut", "core0", "2001:db8:ff::2", macPort1)
+	r.start(t, "dut", "rlocd-itr.yaml")
 	for _, c := range []struct {
 		size string
 		ipv6 bool
@@ -359,8 +388,10 @@ func testITR(t *testing.T, k *kit) {
 // interface once, to port 0's MAC, as exactly the inner packet (its TTL is
 // min(outer, inner) = 64, unchanged).
 func testETR(t *testing.T, k *kit) {
-	r := k.newRig(t, xtrTopo, "rlocd-etr.yaml",
-		"site0", "10.1.0.10", macPort0.String(), "site0", "2001:db8:1::10", macPort0.String())
+	r := k.newRig(t, xtrTopo)
+	r.neigh(t, "dut", "site0", "10.1.0.10", macPort0)
+	r.neigh(t, "dut", "site0", "2001:db8:1::10", macPort0)
+	r.start(t, "dut", "rlocd-etr.yaml")
 	for _, ipv6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ipv%d", map[bool]int{false: 4, true: 6}[ipv6]), func(t *testing.T) {
 			file, in := k.pcap(t, "etr", "flows="+fmt.Sprint(flows), "size=imix",
@@ -377,7 +408,9 @@ func testETR(t *testing.T, k *kit) {
 // instance-ID 7 kept, the inner packet as sent but for its TTL
 // (min(outer, inner) - 1 = 63).
 func testRTR(t *testing.T, k *kit) {
-	r := k.newRig(t, rtrTopo, "rlocd-rtr.yaml", "core1", "198.51.100.2", macPort1.String())
+	r := k.newRig(t, rtrTopo)
+	r.neigh(t, "dut", "core1", "198.51.100.2", macPort1)
+	r.start(t, "dut", "rlocd-rtr.yaml")
 	for _, ipv6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ipv%d", map[bool]int{false: 4, true: 6}[ipv6]), func(t *testing.T) {
 			file, in := k.pcap(t, "rtr", "flows="+fmt.Sprint(flows), "size=imix",
@@ -604,4 +637,146 @@ func flowKey(ip []byte) []byte {
 		return ip[8:40]
 	}
 	return ip[12:20]
+}
+
+// mcastTopo is the multicast set-up: p0 (TRex port 0) is the source in the
+// ITR's site; the core is a bridge with the Map-Server and two ETRs, each
+// with a receiver host in its site. The capture on the bridge's port of
+// the ITR (p0 of namespace core) plays TRex port 1 on a mirror port.
+const mcastTopo = `
+name: trexmc
+nodes:
+  - name: p0
+  - name: dut
+    sysctls: &router
+      net.ipv4.ip_forward: 1
+      net.ipv4.conf.all.rp_filter: 0
+      net.ipv4.conf.default.rp_filter: 0
+  - name: msmr
+  - name: etr2
+    sysctls: *router
+    routes: [{to: 224.0.0.0/4, dev: site0}]
+  - name: r2
+    routes: [{to: default, via: 10.2.0.1}, {to: 224.0.0.0/4, dev: eth0}]
+  - name: etr3
+    sysctls: *router
+    routes: [{to: 224.0.0.0/4, dev: site0}]
+  - name: r3
+    routes: [{to: default, via: 10.3.0.1}, {to: 224.0.0.0/4, dev: eth0}]
+links:
+  - name: port0
+    ends:
+      - {node: p0, ifname: eth0, mac: "02:00:00:00:00:10"}
+      - {node: dut, ifname: site0, addrs: [10.1.0.1/24], mac: "02:00:00:00:01:01"}
+  - name: site2
+    ends:
+      - {node: r2, ifname: eth0, addrs: [10.2.0.10/24]}
+      - {node: etr2, ifname: site0, addrs: [10.2.0.1/24]}
+  - name: site3
+    ends:
+      - {node: r3, ifname: eth0, addrs: [10.3.0.10/24]}
+      - {node: etr3, ifname: site0, addrs: [10.3.0.1/24]}
+bridges:
+  - name: core
+    mtu: 1600
+    ports:
+      - {node: dut, ifname: core0, addrs: [192.0.2.1/24], mac: "02:00:00:00:02:01"}
+      - {node: etr2, ifname: core0, addrs: [192.0.2.2/24], mac: "02:00:00:00:03:02"}
+      - {node: etr3, ifname: core0, addrs: [192.0.2.3/24], mac: "02:00:00:00:03:03"}
+      - {node: msmr, ifname: core0, addrs: [192.0.2.100/24]}
+`
+
+// testMcast: (S,G) traffic from the source into rlocd-mcast.yaml's ITR,
+// with two ETRs (rlocd-mcast-etr.yaml) whose receivers joined the group,
+// so the Map-Server's RLE has two entries. Every frame must leave the ITR
+// once per RLE entry: encapsulated from 192.0.2.1 to that ETR's RLOC and
+// MAC, UDP 4341, nonce, instance-ID 0, the inner packet as sent but for
+// the TTL the ITR decrements, and nothing else.
+func testMcast(t *testing.T, k *kit) {
+	r := k.newRig(t, mcastTopo)
+	etr, err := os.ReadFile("rlocd-mcast-etr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	etr3 := filepath.Join(r.dir, "rlocd-mcast-etr3.yaml")
+	s := strings.NewReplacer("192.0.2.2", "192.0.2.3", "10.2.0.", "10.3.0.", "etr2", "etr3").Replace(string(etr))
+	if err := os.WriteFile(etr3, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, "msmr", "rlocd-mcast-ms.yaml")
+	r.start(t, "etr2", "rlocd-mcast-etr.yaml")
+	r.start(t, "etr3", etr3)
+	r.start(t, "dut", "rlocd-mcast.yaml")
+	for _, h := range []string{"r2", "r3"} {
+		r.join(t, h, netip.MustParseAddr("232.1.0.1"))
+	}
+	rle := []struct {
+		rloc netip.Addr
+		mac  net.HardwareAddr
+	}{{netip.MustParseAddr("192.0.2.2"), mustMAC("02:00:00:00:03:02")},
+		{netip.MustParseAddr("192.0.2.3"), mustMAC("02:00:00:00:03:03")}}
+	const filter = "udp dst port 4341 and src host 192.0.2.1"
+
+	// Until the ETRs registered and the ITR resolved (S,G) with both RLE
+	// entries (bounded): one packet at a time, its copies counted.
+	one, _ := k.pcap(t, "mcast", "flows=1", "count=1")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := map[netip.Addr]bool{}
+		for _, f := range r.replayTo(t, "p0", one, "core", "p0", filter, len(rle), 500*time.Millisecond) {
+			if p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default); p.NetworkLayer() != nil {
+				got[addr(net.IP(p.NetworkLayer().NetworkFlow().Dst().Raw()))] = true
+			}
+		}
+		if len(got) == len(rle) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no copy to every RLE entry after 30 s (copies to %v)", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	file, in := k.pcap(t, "mcast", "flows=1", "size=imix", "count="+fmt.Sprint(count))
+	out := r.replayTo(t, "p0", file, "core", "p0", filter, len(rle)*len(in), captureWait)
+	if len(out) != len(rle)*len(in) {
+		t.Errorf("%d frames in, %d copies out, want %d (one per RLE entry)", len(in), len(out), len(rle)*len(in))
+	}
+	for _, e := range rle {
+		var mine [][]byte
+		for _, f := range out {
+			p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+			if p.NetworkLayer() != nil && addr(net.IP(p.NetworkLayer().NetworkFlow().Dst().Raw())) == e.rloc {
+				mine = append(mine, f)
+			}
+		}
+		t.Run(e.rloc.String(), func(t *testing.T) {
+			checkEncap(t, in, mine, encapWant{
+				srcMAC: macDUT1, dstMAC: e.mac, src: netip.MustParseAddr("192.0.2.1"), dst: e.rloc, iid: 0,
+				inner: func(f []byte) []byte { return decTTL(f[wire.EthernetLen:]) },
+			})
+		})
+	}
+}
+
+// join makes host a receiver of group: a UDP socket in its namespace joins
+// it on eth0 (the kernel sends the IGMP reports the ETR learns from) and
+// stays open until the end of the test.
+func (r *rig) join(t *testing.T, host string, group netip.Addr) {
+	t.Helper()
+	var c *net.UDPConn
+	err := r.lab.Node(host).Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		if c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 5001}); err != nil {
+			return err
+		}
+		return ipv4.NewPacketConn(c).JoinGroup(ifi, &net.UDPAddr{IP: group.AsSlice()})
+	})
+	if err != nil {
+		t.Fatalf("%s: join %v: %v", host, group, err)
+	}
+	t.Cleanup(func() { c.Close() })
 }

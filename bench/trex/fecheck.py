@@ -93,6 +93,12 @@ def main():
                     t += ["--ipv6", "1" if ipv6 else "0"]
                     kw["ipv6"] = ipv6
                 check(name, t, flows, kw)
+    # Older TRex releases pass "-t flows=...,size=..." as keyword arguments.
+    import itr
+    n = len(itr.register().get_streams(direction=0, flows="10", size="imix"))
+    if n != 3:
+        raise AssertionError("itr with keyword tunables: %d streams, want 3 (IMIX)" % n)
+    print("itr flows=10,size=imix (keyword tunables): 3 streams")
     return 0
 
 

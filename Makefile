@@ -16,7 +16,7 @@ build:
 	$(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
-	./scripts/deps.sh tshark ip tcpdump
+	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy
 
 vet:
 	$(GO) vet $(PKGS)

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests and the demo need, when they are missing.
 # Usage: scripts/deps.sh [tool ...]   (default: tshark ip)
+# A tool is a command, or one of the names below that is not a command
+# (scapy: the Python module, from python3-scapy).
 set -euo pipefail
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(tshark ip)
-declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark)
+declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark
+  [tcpreplay]=tcpreplay [scapy]=python3-scapy)
+# have TOOL: whether it is installed. python3-scapy installs for Debian's
+# python3, which a pyenv or venv python3 first on PATH does not see.
+have() {
+  case "$1" in
+    scapy) /usr/bin/python3 -c 'import scapy' 2>/dev/null || python3 -c 'import scapy' 2>/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 missing=()
 for t in "${want[@]}"; do
-  command -v "$t" >/dev/null 2>&1 || missing+=("${pkg[$t]:-$t}")
+  have "$t" || missing+=("${pkg[$t]:-$t}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -89,3 +89,17 @@ func (in Info) String() string {
 	fmt.Fprintf(&b, " %s %s", in.GoVersion, in.Platform)
 	return b.String()
 }
+
+// Requested reports whether args (a command line without the program name)
+// ask for the version: --version or -version before any "--".
+func Requested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--version", "-version":
+			return true
+		}
+	}
+	return false
+}

@@ -40,3 +40,20 @@ func TestRead(t *testing.T) {
 		t.Fatalf("Read: %+v", in)
 	}
 }
+
+func TestRequested(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--version"}, true},
+		{[]string{"--config", "x.yaml", "-version"}, true},
+		{[]string{"--config", "x.yaml"}, false},
+		{[]string{"--", "--version"}, false},
+		{nil, false},
+	} {
+		if got := Requested(c.args); got != c.want {
+			t.Errorf("Requested(%q) = %v", c.args, got)
+		}
+	}
+}

@@ -4,7 +4,7 @@
 set -euo pipefail
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(tshark ip)
-declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark)
+declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark [promtool]=prometheus [systemd-analyze]=systemd [dpkg-deb]=dpkg)
 missing=()
 for t in "${want[@]}"; do
   command -v "$t" >/dev/null 2>&1 || missing+=("${pkg[$t]:-$t}")

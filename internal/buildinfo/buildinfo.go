@@ -84,7 +84,7 @@ func (in Info) String() string {
 		}
 		b.WriteString(")")
 	} else {
-		b.WriteString(" (no VCS information: built with -buildvcs=false)")
+		b.WriteString(" (no VCS information in the build)")
 	}
 	fmt.Fprintf(&b, " %s %s", in.GoVersion, in.Platform)
 	return b.String()

@@ -13,21 +13,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/internal/testkit"
 )
 
-// need returns the path of tool, skipping the test when it is missing
-// outside CI and failing it under CI (scripts/deps.sh installs it).
+// need returns the path of tool; a missing one is a missing
+// prerequisite (testkit's policy: fail under CI, skip otherwise).
 func need(t *testing.T, tool string) string {
 	t.Helper()
 	p, err := exec.LookPath(tool)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s missing under CI: scripts/deps.sh %s installs it", tool, tool)
-	}
-	t.Skipf("%s missing: scripts/deps.sh %s installs it", tool, tool)
-	return ""
+	testkit.Require(t, tool+" (scripts/deps.sh "+tool+" installs it)", err)
+	return p
 }
 
 // arMembers splits an ar archive (the .deb container) into its members.

@@ -82,7 +82,6 @@ may use it). Every command prints a table, or JSON or YAML with -o.`,
 	_ = root.RegisterFlagCompletionFunc("output", fixed(fmtTable, fmtJSON, fmtYAML))
 	root.AddCommand(mapCacheCmd(o), databaseCmd(o), registrationsCmd(o), statsCmd(o), eventsCmd(o), mcastCmd(o),
 		jsonCmd(o), versionCmd(o), genCmd(root))
-	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
 

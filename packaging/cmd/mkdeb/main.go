@@ -3,8 +3,9 @@
 //
 //	go run ./packaging/cmd/mkdeb [-o DIR] [-version V] [-goarch ARCH] [-config FILE]
 //
-// It builds rlocd, rlocctl and lig (static, CGO_ENABLED=0), generates the
-// rlocctl man pages and shell completions with the built rlocctl, and writes
+// It builds rlocd, rlocctl and lig (static, CGO_ENABLED=0), checks the
+// example configuration with the built rlocd, generates the rlocctl man
+// pages and shell completions with the built rlocctl, and writes
 // DIR/rloc_VERSION_ARCH.deb with package packaging. VERSION defaults to
 // 0.0.0~gitYYYYMMDD.COMMIT of the checked-out commit.
 package main
@@ -65,7 +66,11 @@ func run(args []string) error {
 		o.Docs = append(o.Docs, "docs/operating.md")
 	}
 	if *goarch == runtime.GOARCH {
-		// The built rlocctl writes its own man pages and completions.
+		// The example configuration must load, and the built rlocctl
+		// writes its own man pages and completions.
+		if out, err := exec.Command(filepath.Join(bin, "rlocd"), "--config", *config, "--check").CombinedOutput(); err != nil {
+			return fmt.Errorf("%s does not pass rlocd --check: %v: %s", *config, err, out)
+		}
 		ctl := filepath.Join(bin, "rlocctl")
 		o.ManDir = filepath.Join(tmp, "man")
 		if out, err := exec.Command(ctl, "gen", "man", o.ManDir).CombinedOutput(); err != nil {

@@ -8,7 +8,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 TESTLOG   ?= $(or $(TMPDIR),/tmp)/rloc-test.log
 SHELL     := /bin/bash
 
-.PHONY: all build test unit deps vet lint fuzz bench demo clean
+.PHONY: all build test unit deps vet lint fuzz bench demo clean deb
 
 all: build
 
@@ -16,7 +16,12 @@ build:
 	$(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
-	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy
+	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb
+
+# The Debian package (docs/operating.md): binaries, unit, example config,
+# man pages and completions, built with nfpm as a Go library into dist/.
+deb:
+	$(GO) run ./packaging/cmd/mkdeb -o dist
 
 vet:
 	$(GO) vet $(PKGS)

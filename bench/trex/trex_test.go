@@ -20,6 +20,8 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -117,7 +119,7 @@ type kit struct {
 func need(t *testing.T, ok bool, format string, args ...any) {
 	t.Helper()
 	if !ok {
-		netns.Unavailable(t, format, args...)
+		testkit.Unavailable(t, format, args...)
 	}
 }
 
@@ -146,7 +148,7 @@ func lastLine(b []byte) string {
 
 func newKit(t *testing.T) *kit {
 	t.Helper()
-	netns.Require(t)
+	netnstest.Require(t)
 	py, err := findPython()
 	need(t, err == nil, "%v", err)
 	_, err = exec.LookPath("tcpreplay")
@@ -218,7 +220,7 @@ func (k *kit) newRig(t *testing.T, topo string) *rig {
 	l, err := tp.UpWith(ctx, lab.Options{ID: "trex" + netns.Suffix()})
 	if err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
-			netns.Unavailable(t, "namespaces: %v", err)
+			testkit.Unavailable(t, "namespaces: %v", err)
 		}
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@
 // of an EID and prints the Map-Reply:
 //
 //	lig EID [--mr ADDR[:PORT]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]
+//	lig --version
 //
 // EID is an address or a prefix. The Map-Request travels in an Encapsulated
 // Control Message to the Map-Resolver on UDP 4342 (RFC 9301 §5.8); its
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/buildinfo"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -35,6 +37,10 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if buildinfo.Requested(args) {
+		fmt.Fprintln(stdout, buildinfo.Read("lig"))
+		return 0
+	}
 	q, err := parseArgs(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +76,7 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 	count := fs.Int("count", 3, "Map-Requests to send at most (one per timeout until a reply)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long each Map-Request waits for its reply")
 	source := fs.String("source", "", "local address (the ITR-RLOC) and optional port")
+	fs.Bool("version", false, "print lig's version, commit and Go version and exit")
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

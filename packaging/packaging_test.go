@@ -1,0 +1,283 @@
+package packaging
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/internal/testkit"
+)
+
+// need returns the path of tool; a missing one is a missing
+// prerequisite (testkit's policy: fail under CI, skip otherwise).
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	testkit.Require(t, tool+" (scripts/deps.sh "+tool+" installs it)", err)
+	return p
+}
+
+// arMembers splits an ar archive (the .deb container) into its members.
+func arMembers(t *testing.T, b []byte) (names []string, data map[string][]byte) {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte("!<arch>\n")) {
+		t.Fatalf("not an ar archive: %q", b[:min(len(b), 8)])
+	}
+	data = map[string][]byte{}
+	for b = b[8:]; len(b) > 0; {
+		if len(b) < 60 {
+			t.Fatalf("short ar header")
+		}
+		name := strings.TrimRight(strings.TrimSpace(string(b[:16])), "/")
+		size, err := strconv.Atoi(strings.TrimSpace(string(b[48:58])))
+		if err != nil || 60+size > len(b) {
+			t.Fatalf("ar member %q: size %q", name, b[48:58])
+		}
+		names = append(names, name)
+		data[name] = b[60 : 60+size]
+		b = b[60+size:]
+		if size%2 == 1 && len(b) > 0 {
+			b = b[1:]
+		}
+	}
+	return names, data
+}
+
+// entry is one file of a package tarball.
+type entry struct {
+	mode    int64
+	owner   string
+	body    []byte
+	modTime time.Time
+}
+
+func untar(t *testing.T, name string, gz []byte) map[string]entry {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string]entry{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(tr)
+		out[strings.TrimPrefix(h.Name, "./")] = entry{mode: h.Mode & 0o7777, owner: h.Uname + "/" + h.Gname, body: body, modTime: h.ModTime}
+	}
+}
+
+// fixture writes stand-in binaries, a man page and completions and
+// returns Options over them with the real example configuration.
+func fixture(t *testing.T) Options {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	man := filepath.Join(dir, "man")
+	for _, d := range []string{bin, man} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := func(p, s string) string {
+		if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, b := range []string{"rlocd", "rlocctl", "lig"} {
+		w(filepath.Join(bin, b), "#!/bin/sh\necho "+b+"\n")
+	}
+	w(filepath.Join(man, "rlocctl.1"), ".TH RLOCCTL 1\n")
+	w(filepath.Join(man, "rlocctl-stats.1"), ".TH RLOCCTL-STATS 1\n")
+	return Options{Version: "1.2.3~git20261203.abc", Arch: "amd64", BinDir: bin, Config: "../configs/xtr.yaml", ManDir: man,
+		Completions: map[string]string{"bash": w(filepath.Join(dir, "c.bash"), "# bash\n"),
+			"zsh": w(filepath.Join(dir, "c.zsh"), "#compdef rlocctl\n"), "fish": w(filepath.Join(dir, "c.fish"), "complete -c rlocctl\n")},
+		Docs:  []string{w(filepath.Join(dir, "operating.md"), "# Operating rloc\n")},
+		MTime: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+}
+
+// TestDebContents builds a package and checks its container, control data
+// and files.
+func TestDebContents(t *testing.T) {
+	o := fixture(t)
+	var deb bytes.Buffer
+	if err := Build(&deb, o); err != nil {
+		t.Fatal(err)
+	}
+	names, members := arMembers(t, deb.Bytes())
+	if strings.Join(names, " ") != "debian-binary control.tar.gz data.tar.gz" || string(members["debian-binary"]) != "2.0\n" {
+		t.Fatalf("ar members %q, debian-binary %q", names, members["debian-binary"])
+	}
+	ctl := untar(t, "control.tar.gz", members["control.tar.gz"])
+	control := string(ctl["control"].body)
+	for _, f := range []string{"Package: rloc\n", "Version: 1.2.3~git20261203.abc\n", "Architecture: amd64\n", "Section: net\n",
+		"Priority: optional\n", "Maintainer: rloc developers <", "Description: LISP router with an AF_XDP fast path\n rlocd is"} {
+		if !strings.Contains(control, f) {
+			t.Errorf("control has no %q:\n%s", f, control)
+		}
+	}
+	if s := string(ctl["conffiles"].body); s != PathConfig+"\n" {
+		t.Errorf("conffiles %q", s)
+	}
+	for _, s := range []string{"postinst", "prerm", "postrm"} {
+		if e, ok := ctl[s]; !ok || e.mode != 0o755 || !bytes.HasPrefix(e.body, []byte("#!/bin/sh\n")) {
+			t.Errorf("maintainer script %s: present %v, mode %o", s, ok, e.mode)
+		}
+	}
+	if p := string(ctl["postinst"].body); !strings.Contains(p, "addgroup --system rloc") || !strings.Contains(p, "getent group rloc") {
+		t.Errorf("postinst does not create the rloc group:\n%s", p)
+	}
+	data := untar(t, "data.tar.gz", members["data.tar.gz"])
+	cfg, err := os.ReadFile(o.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]struct {
+		mode int64
+		body string
+	}{
+		PathDaemon:                         {0o755, "#!/bin/sh\necho rlocd\n"},
+		PathCtl:                            {0o755, "#!/bin/sh\necho rlocctl\n"},
+		PathLig:                            {0o755, "#!/bin/sh\necho lig\n"},
+		PathConfig:                         {0o640, string(cfg)},
+		PathUnit:                           {0o644, Unit},
+		PathBashComp:                       {0o644, "# bash\n"},
+		PathZshComp:                        {0o644, "#compdef rlocctl\n"},
+		PathFishComp:                       {0o644, "complete -c rlocctl\n"},
+		PathDocDir + "/operating.md":       {0o644, "# Operating rloc\n"},
+		PathManDir + "/rlocctl.1.gz":       {0o644, ".TH RLOCCTL 1\n"},
+		PathManDir + "/rlocctl-stats.1.gz": {0o644, ".TH RLOCCTL-STATS 1\n"},
+	} {
+		e, ok := data[strings.TrimPrefix(path, "/")]
+		if !ok {
+			t.Errorf("package has no %s", path)
+			continue
+		}
+		body := e.body
+		if strings.HasSuffix(path, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			body, _ = io.ReadAll(zr)
+		}
+		if e.mode != want.mode || e.owner != "root/root" || string(body) != want.body || !e.modTime.Equal(o.MTime) {
+			t.Errorf("%s: mode %o owner %s mtime %v body %q", path, e.mode, e.owner, e.modTime, body)
+		}
+	}
+	if md5 := string(ctl["md5sums"].body); !strings.Contains(md5, "  usr/sbin/rlocd\n") || !strings.Contains(md5, "  etc/rloc/rlocd.yaml\n") {
+		t.Errorf("md5sums:\n%s", md5)
+	}
+
+	// dpkg-deb (the tool apt installs with) reads it the same way.
+	dpkg := need(t, "dpkg-deb")
+	file := filepath.Join(t.TempDir(), "rloc.deb")
+	if err := os.WriteFile(file, deb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, err := exec.Command(dpkg, "-I", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(info), " Package: rloc\n") || !strings.Contains(string(info), " Version: 1.2.3~git20261203.abc\n") {
+		t.Errorf("dpkg-deb -I: %v\n%s", err, info)
+	}
+	list, err := exec.Command(dpkg, "-c", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg-deb -c: %v\n%s", err, list)
+	}
+	for _, want := range []string{"-rwxr-xr-x root/root", "./usr/sbin/rlocd", "-rw-r----- root/root", "./etc/rloc/rlocd.yaml", PathUnit} {
+		if !strings.Contains(string(list), want) {
+			t.Errorf("dpkg-deb -c has no %q:\n%s", want, list)
+		}
+	}
+}
+
+func TestBuildRejects(t *testing.T) {
+	o := fixture(t)
+	for _, c := range []struct {
+		edit func(*Options)
+		want string
+	}{
+		{func(o *Options) { o.Version = "v1.0" }, "must start with a digit"},
+		{func(o *Options) { o.Arch = "" }, "no architecture"},
+		{func(o *Options) { o.BinDir = "/nonexistent" }, "rlocd"},
+	} {
+		o := o // a copy per case
+		c.edit(&o)
+		if err := Build(io.Discard, o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want an error with %q, got %v", c.want, err)
+		}
+	}
+}
+
+// verifyUnit runs systemd-analyze verify on unit text inside a scratch
+// root holding the system's unit files and stand-ins for the unit's
+// commands, and returns what it printed.
+func verifyUnit(t *testing.T, tool, unit string) (string, error) {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"usr/sbin", "bin", "etc/systemd/system", "usr/lib/systemd"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("cp", "-a", "/usr/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/")).CombinedOutput(); err != nil {
+		t.Fatalf("copy the system's units: %v %s", err, out)
+	}
+	for _, c := range []string{PathDaemon, "/bin/kill"} {
+		if err := os.WriteFile(filepath.Join(root, c), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/systemd/system/rlocd.service"), []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "verify", "--root="+root, "--man=no", "rlocd.service").CombinedOutput()
+	return string(out), err
+}
+
+// TestUnitVerifies: systemd accepts every line of the unit (verify warns
+// and still exits 0 on unknown keys and bad values, so any output fails),
+// and the test does catch a broken unit.
+func TestUnitVerifies(t *testing.T) {
+	tool := need(t, "systemd-analyze")
+	if _, err := os.Stat("/usr/lib/systemd/system/sysinit.target"); err != nil {
+		testkit.Unavailable(t, "no systemd unit files to verify against (%v): scripts/deps.sh systemd-analyze installs systemd", err)
+	}
+	if out, err := verifyUnit(t, tool, Unit); err != nil || out != "" {
+		t.Fatalf("systemd-analyze verify rlocd.service: %v\n%s", err, out)
+	}
+	broken := strings.Replace(Unit, "ProtectSystem=strict", "ProtectSystem=strickt", 1)
+	if out, _ := verifyUnit(t, tool, broken); !strings.Contains(out, "strickt") {
+		t.Fatalf("verify does not report a bad value:\n%s", out)
+	}
+	for _, want := range []string{"Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict",
+		"ProtectHome=yes", "NoNewPrivileges=yes", "PrivateTmp=yes", "RuntimeDirectory=rloc", "Group=rloc",
+		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n",
+		"LimitMEMLOCK=infinity", "ExecStart=" + PathDaemon + " --config " + PathConfig + "\n"} {
+		if !strings.Contains(Unit, want) {
+			t.Errorf("unit has no %q", want)
+		}
+	}
+}
+
+func TestDebArch(t *testing.T) {
+	for goarch, want := range map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armhf", "386": "i386", "ppc64le": "ppc64el"} {
+		if got := DebArch(goarch); got != want {
+			t.Errorf("DebArch(%s) = %s", goarch, got)
+		}
+	}
+}

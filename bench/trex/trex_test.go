@@ -19,9 +19,9 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"golang.org/x/net/ipv4"
 
-	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
+	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/wire"
 )

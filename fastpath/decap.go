@@ -18,7 +18,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		w.drop(f, DropBadEthernet)
 		return
 	}
-	pk := &w.pk
+	var pk pktInfo
 	pk.slot, pk.outerOff = slot, off
 	var udpOff, end int
 	var ug netip.Addr // the outer destination when it is an underlay group
@@ -102,7 +102,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		iid = h.InstanceID()
 	}
 	innerOff := udpOff + wire.UDPLen + wire.HeaderLen
-	if r := w.parseInner(b[innerOff:uend], 0, false); r != dropNone {
+	if r := w.parseInner(&pk, b[innerOff:uend], 0, false); r != dropNone {
 		w.drop(f, r)
 		return
 	}
@@ -113,18 +113,18 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		return
 	}
 	if h[0]&(wire.FlagN|wire.FlagL) != 0 {
-		w.observe(b, h)
+		w.observe(&pk, b, h)
 	}
 	if site >= 0 {
 		pk.rtr = false
 		if w.ports[site].glean {
-			w.glean(b)
+			w.glean(&pk, b)
 		}
-		w.deliver(f, site)
+		w.deliver(&pk, f, site)
 		return
 	}
 	pk.rtr = true
-	w.forward(f)
+	w.forward(&pk, f)
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup
@@ -157,10 +157,9 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // deliver finishes ETR decapsulation: TTL and ECN into the inner header,
 // outer headers stripped, the inner Ethernet header written for the inner
 // destination's next hop, out of the instance-ID's site port.
-func (w *Worker) deliver(f *ring.Frame, site int) {
-	pk := &w.pk
+func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if !w.decapRules(f, inner) {
+	if !w.decapRules(pk, f, inner) {
 		return
 	}
 	ttl := inner[8] // IPv4 TTL
@@ -196,13 +195,12 @@ func (w *Worker) deliver(f *ring.Frame, site int) {
 
 // observe records the nonce and LSBs of an accepted LISP data packet for
 // the slow path (echo-nonce, RFC 9300 §10.1; locator-status-bits, §10).
-func (w *Worker) observe(b []byte, h wire.Header) {
+func (w *Worker) observe(pk *pktInfo, b []byte, h wire.Header) {
 	o := w.obs.next()
 	if o == nil {
 		w.extra[ExtraObservationLost]++
 		return
 	}
-	pk := &w.pk
 	if pk.outerV4 {
 		o.RLOC = netip.AddrFrom4([4]byte(b[pk.outerOff+12 : pk.outerOff+16]))
 	} else {
@@ -233,8 +231,7 @@ type gleanMemo struct {
 // glean reports the inner source EID and outer source RLOC of a packet
 // being delivered on a gleaning site port (RFC 9300 §9), at most once per
 // EID per GleanInterval.
-func (w *Worker) glean(b []byte) {
-	pk := &w.pk
+func (w *Worker) glean(pk *pktInfo, b []byte) {
 	in := b[pk.innerOff:]
 	var eid netip.Addr
 	if pk.v4 {

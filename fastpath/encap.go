@@ -100,18 +100,17 @@ func ipDrop(err error) DropReason {
 }
 
 // parseInner validates the inner IP packet at the start of b (version ver,
-// or by its version nibble when ver is 0) and fills w.pk. verify checks the
+// or by its version nibble when ver is 0) and fills pk. verify checks the
 // IPv4 header checksum (RFC 1812 §5.2.2): done for packets from a site; for
 // decapsulated packets the ETR leaves that to the receiving host, as the
 // checksum is only ever updated incrementally on the way.
-func (w *Worker) parseInner(b []byte, ver uint8, verify bool) DropReason {
+func (w *Worker) parseInner(pk *pktInfo, b []byte, ver uint8, verify bool) DropReason {
 	if ver == 0 {
 		if len(b) == 0 {
 			return DropBadIP
 		}
 		ver = b[0] >> 4
 	}
-	pk := &w.pk
 	switch ver {
 	case 4:
 		ip := wire.IPv4(b)
@@ -158,27 +157,26 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 		w.drop(f, DropBadEthernet)
 		return
 	}
-	pk := &w.pk
-	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, off, w.ports[slot].iid, false
-	if r := w.parseInner(b[off:], ver, true); r != dropNone {
+	var pk pktInfo
+	pk.slot, pk.innerOff, pk.iid = slot, off, w.ports[slot].iid
+	if r := w.parseInner(&pk, b[off:], ver, true); r != dropNone {
 		w.drop(f, r)
 		return
 	}
-	w.forward(f)
+	w.forward(&pk, f)
 }
 
 // forward looks the inner destination up and encapsulates, applies the
-// negative action, or holds the packet on a miss. w.pk describes the packet;
+// negative action, or holds the packet on a miss. pk describes the packet;
 // nothing in it has been modified yet.
-func (w *Worker) forward(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
 	if pk.dst.IsMulticast() {
-		w.replicate(f)
+		w.replicate(pk, f)
 		return
 	}
 	e, ok := w.memo.lookup(pk.iid, pk.dst)
 	if !ok {
-		w.miss(f)
+		w.miss(pk, f)
 		return
 	}
 	pk.hash = wire.FlowHash(f.Bytes()[pk.innerOff:pk.innerOff+pk.innerLen], w.cfg.FlowSeed)
@@ -188,20 +186,20 @@ func (w *Worker) forward(f *ring.Frame) {
 			w.drop(f, DropNoRoute) // every RLOC down or priority 255
 			return
 		}
-		w.encap(f, r)
+		w.encap(pk, f, r)
 		return
 	}
 	switch e.Action() {
 	case wire.ActionSendMapRequest:
-		w.miss(f)
+		w.miss(pk, f)
 	case wire.ActionNoAction, wire.ActionNativelyForward:
 		if !pk.rtr {
 			if r := w.ports[pk.slot].petr; r != nil {
-				w.encap(f, r)
+				w.encap(pk, f, r)
 				return
 			}
 		}
-		w.native(f)
+		w.native(pk, f)
 	default:
 		w.drop(f, DropNegative)
 	}
@@ -209,8 +207,7 @@ func (w *Worker) forward(f *ring.Frame) {
 
 // miss holds a copy of the packet until the slow path resolves the
 // destination (HoldQueue.Hold also queues the MissEvent).
-func (w *Worker) miss(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) miss(pk *pktInfo, f *ring.Frame) {
 	w.c.Inc(CounterMiss)
 	w.hold.Hold(w.now, pk.iid, pk.dst, pk.src, uint32(pk.slot), f.Bytes())
 	w.free(f)
@@ -220,10 +217,9 @@ func (w *Worker) miss(f *ring.Frame) {
 // packet leaves: for a re-encapsulated packet the decapsulation rules first
 // (TTL = min(outer, inner), ECN by RFC 6040 §4.2), then the router's own
 // TTL / hop-limit decrement. It reports false when the packet was dropped.
-func (w *Worker) prepareInner(f *ring.Frame) bool {
-	pk := &w.pk
+func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if pk.rtr && !w.decapRules(f, inner) {
+	if pk.rtr && !w.decapRules(pk, f, inner) {
 		return false
 	}
 	if pk.v4 {
@@ -247,9 +243,9 @@ func (w *Worker) prepareInner(f *ring.Frame) bool {
 }
 
 // decapRules applies RFC 9300 §5.3 / RFC 6040 §4.2 to the inner header from
-// the outer TTL and TOS in w.pk; false when the packet was dropped.
-func (w *Worker) decapRules(f *ring.Frame, inner []byte) bool {
-	d, err := wire.ApplyDecap(inner, w.pk.outerTTL, w.pk.outerTOS)
+// the outer TTL and TOS in pk; false when the packet was dropped.
+func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
+	d, err := wire.ApplyDecap(inner, pk.outerTTL, pk.outerTOS)
 	switch {
 	case err != nil:
 		w.drop(f, DropBadIP)
@@ -298,9 +294,8 @@ func (w *Worker) pathMTU(out int, adj *Adjacency) int {
 	return 1500
 }
 
-// encap encapsulates the packet described by w.pk to RLOC r and queues it.
-func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
-	pk := &w.pk
+// encap encapsulates the packet described by pk to RLOC r and queues it.
+func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 	tpl := r.Template
 	if len(tpl) < wire.OuterIPv4Len {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
@@ -311,20 +306,20 @@ func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
 	if out < 0 && st == AdjResolved || st == AdjNoRoute {
 		return
 	}
-	if !w.prepareInner(f) {
+	if !w.prepareInner(pk, f) {
 		return
 	}
 	if mtu := w.pathMTU(out, &adj); len(tpl)+pk.innerLen > mtu {
-		w.tooBig(f, tpl, &adj, st, out, mtu)
+		w.tooBig(pk, f, tpl, &adj, st, out, mtu)
 		return
 	}
-	w.writeOuter(f, pk.innerOff, pk.innerLen, tpl, &adj, st, out)
+	w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &adj, st, out)
 }
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
 // innerOff, into Ethernet + template + inner (buildOuter) and sends it.
-func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
-	if w.buildOuter(f, innerOff, innerLen, tpl) {
+func (w *Worker) writeOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
+	if w.buildOuter(pk, f, innerOff, innerLen, tpl) {
 		w.l2out(f, adj, st, out, outerEtherType(tpl))
 	}
 }
@@ -341,7 +336,7 @@ func outerEtherType(tpl []byte) uint16 {
 // innerOff, into Ethernet + template + inner (the payload does not move:
 // the front grows into the headroom or shrinks) and patches the template.
 // It counts the encapsulation and reports false when it dropped f.
-func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
+func (w *Worker) buildOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
 	f.SetLen(innerOff + innerLen) // drop Ethernet padding
 	if d := innerOff - wire.EthernetLen - len(tpl); d >= 0 {
 		f.Pull(d)
@@ -351,7 +346,7 @@ func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) b
 	}
 	b := f.Bytes()
 	copy(b[wire.EthernetLen:], tpl)
-	w.ep.FlowHash = w.pk.hash
+	w.ep.FlowHash = pk.hash
 	w.ep.Nonce = w.nonce()
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid
@@ -360,7 +355,7 @@ func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) b
 		w.drop(f, DropBadLength)
 		return false
 	}
-	if w.pk.rtr {
+	if pk.rtr {
 		w.c.Inc(CounterReencap)
 	} else {
 		w.c.Inc(CounterEncap)
@@ -398,14 +393,13 @@ func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et 
 // no-action or natively-forward, RFC 9301 §5.4): out of the port and to the
 // next hop the next-hop table gives for the inner destination, TTL
 // decremented.
-func (w *Worker) native(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) native(pk *pktInfo, f *ring.Frame) {
 	var adj Adjacency
 	out, st := w.outerHop(f, pk.dst, &adj)
 	if out < 0 && st == AdjResolved || st == AdjNoRoute {
 		return
 	}
-	if !w.prepareInner(f) {
+	if !w.prepareInner(pk, f) {
 		return
 	}
 	f.SetLen(pk.innerOff + pk.innerLen)
@@ -429,19 +423,18 @@ func (w *Worker) native(f *ring.Frame) {
 // packet is dropped and, for packets from a site, an ICMP "fragmentation
 // needed" / ICMPv6 "packet too big" with MTU L-H goes back to the source
 // out of the ingress port (rate-limited).
-func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) tooBig(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.v4 && !wire.IPv4(inner).DontFragment() {
 		if tpl[0]>>4 == 4 {
-			w.fragmentOuter(f, tpl, adj, st, out, mtu)
+			w.fragmentOuter(pk, f, tpl, adj, st, out, mtu)
 		} else {
-			w.fragmentInner(f, tpl, adj, st, out, mtu)
+			w.fragmentInner(pk, f, tpl, adj, st, out, mtu)
 		}
 		return
 	}
 	if !pk.rtr {
-		w.sendTooBig(f, mtu-len(tpl))
+		w.sendTooBig(pk, f, mtu-len(tpl))
 	}
 	w.drop(f, DropMTUExceeded)
 }
@@ -454,8 +447,7 @@ func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus,
 // per-worker identification buildOuter wrote and their own header
 // checksum. A packet that two fragments cannot carry is dropped as
 // DropMTUExceeded.
-func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) fragmentOuter(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
 	hl := len(tpl) - wire.UDPLen - wire.HeaderLen // outer IPv4 header (20)
 	payload := len(tpl) - hl + pk.innerLen        // UDP + LISP + inner
 	first := (mtu - hl) &^ 7
@@ -478,7 +470,7 @@ func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st Adj
 		w.drop(f, DropMTUExceeded)
 		return
 	}
-	if !w.buildOuter(f, pk.innerOff, pk.innerLen, tpl) {
+	if !w.buildOuter(pk, f, pk.innerOff, pk.innerLen, tpl) {
 		w.free(&g)
 		return
 	}
@@ -505,8 +497,7 @@ func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *Adjacency, st Adj
 // frame, and encapsulates both to the same RLOC with the same flow hash.
 // Options are copied into both fragments. A packet that two fragments
 // cannot carry is dropped as DropMTUExceeded.
-func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) fragmentInner(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	ip := wire.IPv4(inner)
 	hl := ip.HeaderLength()
@@ -545,6 +536,6 @@ func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *Adjacency, st Adj
 	ip.SetFlagsFragment(wire.IPv4FlagMF | off)
 	ip.UpdateChecksum()
 	w.extra[ExtraFragmented]++
-	w.writeOuter(f, pk.innerOff, hl+first, tpl, adj, st, out)
-	w.writeOuter(&g, 0, n2, tpl, adj, st, out)
+	w.writeOuter(pk, f, pk.innerOff, hl+first, tpl, adj, st, out)
+	w.writeOuter(pk, &g, 0, n2, tpl, adj, st, out)
 }

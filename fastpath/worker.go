@@ -247,7 +247,6 @@ type Worker struct {
 	rx    [ring.IdealBatchSize]ring.Frame
 	one   [1]ring.Frame
 	ep    wire.EncapParams
-	pk    pktInfo
 	mc    mcastState
 	reasm *reasmTable
 	batch int

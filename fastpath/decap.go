@@ -9,16 +9,66 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// fromCore handles a frame received on a core port: ETR decapsulation, or
-// RTR re-encapsulation for instance-IDs no site port serves.
+// fromCore handles one frame received on a core port outside a batch (a
+// held packet released, a datagram reassembled): ETR decapsulation, or RTR
+// re-encapsulation for instance-IDs no site port serves.
 func (w *Worker) fromCore(slot int, f *ring.Frame) {
+	var pk pktInfo
+	w.parseCore(&pk, slot, f)
+	if pk.act == actForward {
+		w.lookup(&pk)
+	}
+	w.finishCore(&pk, f)
+}
+
+// fromCoreBatch handles the frames a core port received stage by stage, as
+// fromSiteBatch does: parse (and decide) every frame, look up the packets
+// to re-encapsulate, then deliver, forward or reassemble in arrival order.
+func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
+	pks := w.pkts[:len(fs)]
+	for j := range fs {
+		pk := &pks[j]
+		w.parseCore(pk, slot, &fs[j])
+		if pk.act == actForward {
+			w.memo.prefetch(pk.iid, pk.dst)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.lookup(pk)
+		}
+	}
+	for j := range pks {
+		if pks[j].act != actDone {
+			w.finishCore(&pks[j], &fs[j])
+		}
+	}
+}
+
+// finishCore is the last stage of a core packet parsed by parseCore.
+func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
+	switch pk.act {
+	case actDeliver:
+		w.deliver(pk, f, pk.site)
+	case actForward:
+		w.forward(pk, f)
+	case actReasm:
+		w.reassemble(pk.slot, f, pk.outerOff)
+	}
+}
+
+// parseCore validates a frame from core port slot, fills pk and sets
+// pk.act to what the batch's last stage does with it (actDone when it was
+// dropped). Observations, gleaning and underlay-group news are recorded
+// here, in arrival order.
+func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
+	pk.act = actDone
 	b := f.Bytes()
 	et, off, _, err := wire.Ethernet(b).Payload()
 	if err != nil {
 		w.drop(f, DropBadEthernet)
 		return
 	}
-	var pk pktInfo
 	pk.slot, pk.outerOff = slot, off
 	var udpOff, end int
 	var ug netip.Addr // the outer destination when it is an underlay group
@@ -48,7 +98,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		if ip.IsFragment() {
 			// An ITR fragmented the encapsulated packet for the path MTU
 			// (RFC 9300 §7.1): the ETR reassembles it.
-			w.reassemble(slot, f, off)
+			pk.act = actReasm
 			return
 		}
 		pk.outerV4 = true
@@ -102,7 +152,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		iid = h.InstanceID()
 	}
 	innerOff := udpOff + wire.UDPLen + wire.HeaderLen
-	if r := w.parseInner(&pk, b[innerOff:uend], 0, false); r != dropNone {
+	if r := w.parseInner(pk, b[innerOff:uend], 0, false); r != dropNone {
 		w.drop(f, r)
 		return
 	}
@@ -113,18 +163,18 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		return
 	}
 	if h[0]&(wire.FlagN|wire.FlagL) != 0 {
-		w.observe(&pk, b, h)
+		w.observe(pk, b, h)
 	}
 	if site >= 0 {
 		pk.rtr = false
 		if w.ports[site].glean {
-			w.glean(&pk, b)
+			w.glean(pk, b)
 		}
-		w.deliver(&pk, f, site)
+		pk.act, pk.site = actDeliver, site
 		return
 	}
 	pk.rtr = true
-	w.forward(&pk, f)
+	pk.act = actForward
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup

@@ -86,7 +86,22 @@ type pktInfo struct {
 	outerTOS uint8
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
+	act      pktAction    // what the batch's last stage does with it
+	site     int          // actDeliver: the site port
+	found    bool         // lookup found e
+	e        *cache.Entry // lookup's result
 }
+
+// pktAction is what the last stage of a batch does with a parsed packet.
+type pktAction uint8
+
+// Packet actions.
+const (
+	actDone    pktAction = iota // dropped or consumed while parsing
+	actForward                  // look up and forward (encapsulate, replicate, hold)
+	actDeliver                  // ETR: deliver to site port pk.site
+	actReasm                    // ETR: an outer IPv4 fragment to reassemble
+)
 
 // ipDrop maps an IP validation error to its drop reason.
 func ipDrop(err error) DropReason {
@@ -139,13 +154,61 @@ func (w *Worker) parseInner(pk *pktInfo, b []byte, ver uint8, verify bool) DropR
 	return dropNone
 }
 
-// fromSite handles a frame received on a site port: ITR/PITR.
+// fromSite handles one frame received on a site port (ITR/PITR) outside a
+// batch: a held packet released, for instance.
 func (w *Worker) fromSite(slot int, f *ring.Frame) {
+	var pk pktInfo
+	if w.parseSite(&pk, slot, f) {
+		w.lookup(&pk)
+		w.forward(&pk, f)
+	}
+}
+
+// fromSiteBatch handles the frames a site port received, stage by stage so
+// that the memory latency of one packet's lookup overlaps the work on the
+// others: parse every frame, then look every destination up, then forward
+// every packet in arrival order (the order in which they leave and are held
+// is the order in which they came).
+func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
+	pks := w.pkts[:len(fs)]
+	for j := range fs {
+		pk := &pks[j]
+		pk.act = actDone
+		if w.parseSite(pk, slot, &fs[j]) {
+			pk.act = actForward
+			w.memo.prefetch(pk.iid, pk.dst)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.lookup(pk)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.forward(pk, &fs[j])
+		}
+	}
+}
+
+// parseSite validates a frame from site port slot and fills pk; false when
+// it dropped the frame.
+func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 	b := f.Bytes()
+	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, w.ports[slot].iid, false
+	if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
+		// The common case, an untagged IPv4 packet without options, without
+		// going through the general parser.
+		if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
+			w.drop(f, r)
+			return false
+		}
+		return true
+	}
 	et, off, _, err := wire.Ethernet(b).Payload()
 	if err != nil {
 		w.drop(f, DropBadEthernet)
-		return
+		return false
 	}
 	var ver uint8
 	switch et {
@@ -155,27 +218,70 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 		ver = 6
 	default:
 		w.drop(f, DropBadEthernet)
-		return
+		return false
 	}
-	var pk pktInfo
-	pk.slot, pk.innerOff, pk.iid = slot, off, w.ports[slot].iid
-	if r := w.parseInner(&pk, b[off:], ver, true); r != dropNone {
+	pk.innerOff = off
+	if r := w.parseInner(pk, b[off:], ver, true); r != dropNone {
 		w.drop(f, r)
-		return
+		return false
 	}
-	w.forward(&pk, f)
+	return true
 }
 
-// forward looks the inner destination up and encapsulates, applies the
-// negative action, or holds the packet on a miss. pk describes the packet;
-// nothing in it has been modified yet.
+// parseIPv4NoOptions is parseInner of a site packet (checksum verified)
+// for an IPv4 header of 20 bytes (version and IHL already checked).
+func parseIPv4NoOptions(pk *pktInfo, b []byte) DropReason {
+	_ = b[wire.IPv4MinLen-1]
+	tl := int(binary.BigEndian.Uint16(b[2:]))
+	if tl < wire.IPv4MinLen {
+		return DropBadIHL // header longer than the packet (wire.ErrIPHeaderLength)
+	}
+	if tl > len(b) {
+		return DropBadLength
+	}
+	if !checksum20Valid(b) {
+		return DropBadIP
+	}
+	pk.v4 = true
+	pk.innerLen = tl
+	pk.dst = netip.AddrFrom4([4]byte(b[16:20]))
+	pk.src = netip.AddrFrom4([4]byte(b[12:16]))
+	return dropNone
+}
+
+// checksum20Valid reports whether the 20-byte IPv4 header b verifies
+// (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in five 32-bit adds.
+func checksum20Valid(b []byte) bool {
+	_ = b[19]
+	s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
+		uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+		uint64(binary.BigEndian.Uint32(b[16:]))
+	s = s&0xffffffff + s>>32
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return s == 0xffff
+}
+
+// lookup looks the unicast destination of pk up (through the memo) into
+// pk.e and pk.found; multicast destinations are looked up by replicate.
+func (w *Worker) lookup(pk *pktInfo) {
+	if pk.dst.IsMulticast() {
+		return
+	}
+	pk.e, pk.found = w.memo.lookup(pk.iid, pk.dst)
+}
+
+// forward encapsulates the packet to the RLOC its mapping (pk.e, found by
+// lookup) selects, applies the negative action, or holds the packet on a
+// miss. pk describes the packet; nothing in it has been modified yet.
 func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
 	if pk.dst.IsMulticast() {
 		w.replicate(pk, f)
 		return
 	}
-	e, ok := w.memo.lookup(pk.iid, pk.dst)
-	if !ok {
+	e := pk.e
+	if !pk.found {
 		w.miss(pk, f)
 		return
 	}

@@ -50,6 +50,7 @@ type lookupMemo struct {
 	gen        uint32 // current memo generation, 1..255
 	cgen       uint64 // cache generation gen stands for
 	hits, miss uint64
+	sink       uint64 // what prefetch loaded, so that the loads stay
 }
 
 // defaultMemoSize is the default number of IPv4 slots (4096 sets of four,
@@ -94,6 +95,25 @@ func (m *lookupMemo) sync() {
 	}
 }
 
+// key4 is the slot key of IPv4 destination a in instance-ID iid.
+func (m *lookupMemo) key4(iid uint32, a [4]byte) uint64 {
+	return uint64(m.gen)<<56 | uint64(iid)<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+}
+
+// set4 is the set that holds key.
+func (m *lookupMemo) set4(key uint64) *memo4Set {
+	return &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
+}
+
+// prefetch starts loading the set that lookup(iid, dst) will probe, for an
+// IPv4 destination, so that a batch's probes overlap: the load's result is
+// folded into m.sink, where nobody reads it.
+func (m *lookupMemo) prefetch(iid uint32, dst netip.Addr) {
+	if m.v4 != nil && dst.Is4() {
+		m.sink += m.set4(m.key4(iid, dst.As4()))[0].key
+	}
+}
+
 // lookup returns cache.Lookup(iid, dst), from the memo when it holds that
 // exact destination for the current generation.
 func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
@@ -101,9 +121,8 @@ func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 		return m.c.Lookup(iid, dst)
 	}
 	if dst.Is4() {
-		a := dst.As4()
-		key := uint64(m.gen)<<56 | uint64(iid)<<32 | uint64(binary.BigEndian.Uint32(a[:]))
-		s := &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
+		key := m.key4(iid, dst.As4())
+		s := m.set4(key)
 		for i := range s {
 			if s[i].key == key {
 				m.hits++

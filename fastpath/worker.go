@@ -245,6 +245,7 @@ type Worker struct {
 	icmpBurst  int64
 
 	rx    [ring.IdealBatchSize]ring.Frame
+	pkts  [ring.IdealBatchSize]pktInfo // per-batch state of the frames in rx
 	one   [1]ring.Frame
 	ep    wire.EncapParams
 	mc    mcastState
@@ -488,13 +489,9 @@ func (w *Worker) Step() int {
 		total += n
 		w.c.Add(CounterRX, uint64(n))
 		if p.site {
-			for j := 0; j < n; j++ {
-				w.fromSite(i, &w.rx[j])
-			}
+			w.fromSiteBatch(i, w.rx[:n])
 		} else {
-			for j := 0; j < n; j++ {
-				w.fromCore(i, &w.rx[j])
-			}
+			w.fromCoreBatch(i, w.rx[:n])
 		}
 	}
 	for i := range w.ports {

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -225,11 +226,11 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		return
 	}
 	adj, st := w.nh.Resolve(pk.dst)
-	if st == AdjNoRoute {
+	if st == nexthop.AdjNoRoute {
 		w.drop(f, DropNoRoute)
 		return
 	}
-	if st == AdjResolved && w.portSlot(adj.Port) != site {
+	if st == nexthop.AdjResolved && w.portSlot(adj.Port) != site {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}

@@ -11,7 +11,7 @@
 //  2. receive a batch (64 frames) from its ring.Port;
 //  3. classify each frame and encapsulate (ITR/PITR), decapsulate (ETR) or
 //     re-encapsulate/replicate (RTR), using the map-cache and the next-hop
-//     table (NextHopTable.Resolve) for the outer Ethernet header;
+//     table (nexthop.Cache.Resolve) for the outer Ethernet header;
 //  4. transmit the batch and WorkerCounters.Publish its counters.
 //
 // A Worker (NewWorker, Config) owns its ports: site ports, each with the
@@ -87,13 +87,14 @@
 //
 // # Next hops
 //
-// NextHopTable maps a destination (an RLOC on the core side, an inner
-// destination on the site side) to an Adjacency: source and destination MAC,
-// egress interface and port. The slow path (slowpath/neigh) keeps it in step
-// with the kernel's routes and neighbours over netlink. An AdjIncomplete
+// The next-hop table (package fastpath/nexthop) maps a destination (an RLOC
+// on the core side, an inner destination on the site side) to an
+// Adjacency: source and destination MAC, egress interface and port. Its
+// Watcher keeps it in step with the kernel's routes and neighbours over
+// netlink. An AdjIncomplete
 // result means the kernel has not resolved the next hop yet: the worker
 // passes the packet to the kernel once so ARP/ND happen.
 //
 // This package imports only the standard library and rloc's wire, cache,
-// ring and replicate packages.
+// ring, replicate and fastpath/nexthop packages.
 package fastpath

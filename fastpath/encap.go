@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -370,14 +371,14 @@ func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
 // outerHop resolves the underlay next hop of rloc: the egress port slot, the
 // adjacency and its status. It returns slot -1 (having dropped f) when the
 // packet cannot leave.
-func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *Adjacency) (int, AdjStatus) {
+func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *nexthop.Adjacency) (int, nexthop.AdjStatus) {
 	a, st := w.nh.Resolve(rloc)
 	*adj = a
 	switch st {
-	case AdjNoRoute:
+	case nexthop.AdjNoRoute:
 		w.drop(f, DropNoRoute)
 		return -1, st
-	case AdjKernel, AdjIncomplete:
+	case nexthop.AdjKernel, nexthop.AdjIncomplete:
 		return -1, st
 	}
 	out := w.portSlot(a.Port)
@@ -388,7 +389,7 @@ func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *Adjacency) (int, 
 }
 
 // pathMTU is the largest outer IP packet port out may send.
-func (w *Worker) pathMTU(out int, adj *Adjacency) int {
+func (w *Worker) pathMTU(out int, adj *nexthop.Adjacency) int {
 	if out >= 0 {
 		if m := w.ports[out].mtu; m > 0 {
 			return m
@@ -407,9 +408,9 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	var adj Adjacency
+	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, r.Addr, &adj)
-	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
 	if !w.prepareInner(pk, f) {
@@ -424,7 +425,7 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
 // innerOff, into Ethernet + template + inner (buildOuter) and sends it.
-func (w *Worker) writeOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *Adjacency, st AdjStatus, out int) {
+func (w *Worker) writeOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int) {
 	if w.buildOuter(pk, f, innerOff, innerLen, tpl) {
 		w.l2out(f, adj, st, out, outerEtherType(tpl))
 	}
@@ -471,15 +472,15 @@ func (w *Worker) buildOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, 
 
 // l2out writes the Ethernet header of adj and sends f on port out; for an
 // unresolved next hop it hands the IP packet to the kernel instead.
-func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et uint16) {
+func (w *Worker) l2out(f *ring.Frame, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int, et uint16) {
 	b := f.Bytes()
-	if st != AdjResolved {
+	if st != nexthop.AdjResolved {
 		if w.cfg.ToKernel != nil && w.cfg.ToKernel(b[wire.EthernetLen:]) {
 			w.c.Inc(CounterToKernel)
 			w.free(f)
 			return
 		}
-		if st == AdjKernel {
+		if st == nexthop.AdjKernel {
 			w.drop(f, DropNoPort)
 		} else {
 			w.drop(f, DropNoNeighbour)
@@ -500,9 +501,9 @@ func (w *Worker) l2out(f *ring.Frame, adj *Adjacency, st AdjStatus, out int, et 
 // next hop the next-hop table gives for the inner destination, TTL
 // decremented.
 func (w *Worker) native(pk *pktInfo, f *ring.Frame) {
-	var adj Adjacency
+	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, pk.dst, &adj)
-	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
 	if !w.prepareInner(pk, f) {
@@ -529,7 +530,7 @@ func (w *Worker) native(pk *pktInfo, f *ring.Frame) {
 // packet is dropped and, for packets from a site, an ICMP "fragmentation
 // needed" / ICMPv6 "packet too big" with MTU L-H goes back to the source
 // out of the ingress port (rate-limited).
-func (w *Worker) tooBig(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) tooBig(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.v4 && !wire.IPv4(inner).DontFragment() {
 		if tpl[0]>>4 == 4 {
@@ -553,7 +554,7 @@ func (w *Worker) tooBig(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, 
 // per-worker identification buildOuter wrote and their own header
 // checksum. A packet that two fragments cannot carry is dropped as
 // DropMTUExceeded.
-func (w *Worker) fragmentOuter(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) fragmentOuter(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	hl := len(tpl) - wire.UDPLen - wire.HeaderLen // outer IPv4 header (20)
 	payload := len(tpl) - hl + pk.innerLen        // UDP + LISP + inner
 	first := (mtu - hl) &^ 7
@@ -603,7 +604,7 @@ func (w *Worker) fragmentOuter(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adja
 // frame, and encapsulates both to the same RLOC with the same flow hash.
 // Options are copied into both fragments. A packet that two fragments
 // cannot carry is dropped as DropMTUExceeded.
-func (w *Worker) fragmentInner(pk *pktInfo, f *ring.Frame, tpl []byte, adj *Adjacency, st AdjStatus, out, mtu int) {
+func (w *Worker) fragmentInner(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	ip := wire.IPv4(inner)
 	hl := ip.HeaderLength()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -235,10 +236,10 @@ func TestNegativeActions(t *testing.T) {
 		petr := netip.MustParseAddr("192.0.2.99")
 		r := newRig(t, func(c *Config) { c.Negative = NegativePETR; c.PETR4 = petr })
 		r.install(ms)
-		r.nh.Store(NewNextHops(
-			[]NHLink{{Index: 10, MAC: macSite, Port: 1, Up: true}, {Index: 20, MAC: macCore, Port: 2, Up: true}},
-			[]NHRoute{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
-			[]NHNeighbour{{Addr: petr, IfIndex: 20, MAC: macUnderGW, Valid: true}}))
+		r.nh.Store(nexthop.NewSnapshot(
+			[]nexthop.Link{{Index: 10, MAC: macSite, Port: 1, Up: true}, {Index: 20, MAC: macCore, Port: 2, Up: true}},
+			[]nexthop.Route{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
+			[]nexthop.Neighbour{{Addr: petr, IfIndex: 20, MAC: macUnderGW, Valid: true}}))
 		spec := innerSpec{src: hostA, dst: netip.MustParseAddr("198.51.100.9"), payload: 30}
 		r.fromSite(siteFrame(t, spec))
 		d := decodeLISP(t, one(t, r.core))

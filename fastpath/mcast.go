@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
@@ -121,9 +122,9 @@ func (w *Worker) replicate(pk *pktInfo, f *ring.Frame) {
 // sendCopy sends one replicated copy (Ethernet room + outer IP packet) to
 // the next hop of dst.
 func (w *Worker) sendCopy(f *ring.Frame, dst netip.Addr) {
-	var adj Adjacency
+	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, dst, &adj)
-	if out < 0 && st == AdjResolved || st == AdjNoRoute {
+	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
 	if f.Len()-wire.EthernetLen > w.pathMTU(out, &adj) {

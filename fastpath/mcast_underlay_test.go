@@ -9,6 +9,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 )
 
 var gRLOC = netip.MustParseAddr("239.255.0.7")
@@ -25,11 +26,11 @@ func TestMulticastMAC(t *testing.T) {
 		{"::ffff:239.1.2.3", [6]byte{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}},
 	}
 	for _, tc := range cases {
-		if got := MulticastMAC(netip.MustParseAddr(tc.g)); got != tc.want {
-			t.Errorf("MulticastMAC(%s) = %x, want %x", tc.g, got, tc.want)
+		if got := nexthop.MulticastMAC(netip.MustParseAddr(tc.g)); got != tc.want {
+			t.Errorf("nexthop.MulticastMAC(%s) = %x, want %x", tc.g, got, tc.want)
 		}
 	}
-	if got := MulticastMAC(netip.Addr{}); got != [6]byte{} {
+	if got := nexthop.MulticastMAC(netip.Addr{}); got != [6]byte{} {
 		t.Errorf("invalid address maps to %x", got)
 	}
 }
@@ -38,53 +39,53 @@ func TestMulticastMAC(t *testing.T) {
 // mapped MAC, out of the Multicast link, a more specific route's link, or
 // the default route's link.
 func TestNextHopsMulticast(t *testing.T) {
-	links := []NHLink{
+	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1400, Port: 2, Up: true},
 		{Index: 30, MAC: [6]byte{2, 0, 0, 0, 0, 0x30}, MTU: 1500, Port: 3, Up: true, Multicast: true},
 	}
-	def := []NHRoute{
+	def := []nexthop.Route{
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
 		{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw4, IfIndex: 20},
 		{Prefix: netip.MustParsePrefix("::/0"), Gateway: gw6, IfIndex: 20},
 	}
-	neighs := []NHNeighbour{{Addr: gw4, IfIndex: 20, MAC: macUnderGW, Valid: true}}
+	neighs := []nexthop.Neighbour{{Addr: gw4, IfIndex: 20, MAC: macUnderGW, Valid: true}}
 	g6 := netip.MustParseAddr("ff3e::8000:1")
 
-	check := func(name string, s *NextHops, g netip.Addr, wantPort uint16, wantSrc [6]byte) {
+	check := func(name string, s *nexthop.Snapshot, g netip.Addr, wantPort uint16, wantSrc [6]byte) {
 		t.Helper()
 		adj, st := s.Resolve(g)
-		if st != AdjResolved || adj.Port != wantPort || adj.DstMAC != MulticastMAC(g) || adj.SrcMAC != wantSrc || adj.NextHop != g {
-			t.Errorf("%s: Resolve(%s) = %+v %v, want port %d dst %x src %x", name, g, adj, st, wantPort, MulticastMAC(g), wantSrc)
+		if st != nexthop.AdjResolved || adj.Port != wantPort || adj.DstMAC != nexthop.MulticastMAC(g) || adj.SrcMAC != wantSrc || adj.NextHop != g {
+			t.Errorf("%s: Resolve(%s) = %+v %v, want port %d dst %x src %x", name, g, adj, st, wantPort, nexthop.MulticastMAC(g), wantSrc)
 		}
 	}
 	// The Multicast link wins over the default route.
-	s := NewNextHops(links, def, neighs)
+	s := nexthop.NewSnapshot(links, def, neighs)
 	check("multicast link", s, gRLOC, 3, links[2].MAC)
 	check("multicast link v6", s, g6, 3, links[2].MAC)
 	// Without one, the default route's link, with the group MAC (not the gateway's).
-	noMC := []NHLink{links[0], links[1], {Index: 30, Port: 3, Up: true}}
-	s = NewNextHops(noMC, def, neighs)
+	noMC := []nexthop.Link{links[0], links[1], {Index: 30, Port: 3, Up: true}}
+	s = nexthop.NewSnapshot(noMC, def, neighs)
 	check("default route", s, gRLOC, 2, macCore)
 	// A specific route to the group range wins over the Multicast link.
-	spec := append([]NHRoute{{Prefix: netip.MustParsePrefix("239.255.0.0/16"), IfIndex: 10}}, def...)
-	s = NewNextHops(links, spec, neighs)
+	spec := append([]nexthop.Route{{Prefix: netip.MustParsePrefix("239.255.0.0/16"), IfIndex: 10}}, def...)
+	s = nexthop.NewSnapshot(links, spec, neighs)
 	check("specific route", s, gRLOC, 1, macSite)
 	// A down Multicast link and no route: no route. A reject route: no route.
-	s = NewNextHops([]NHLink{{Index: 30, Port: 3, Up: false, Multicast: true}}, nil, nil)
-	if _, st := s.Resolve(gRLOC); st != AdjNoRoute {
+	s = nexthop.NewSnapshot([]nexthop.Link{{Index: 30, Port: 3, Up: false, Multicast: true}}, nil, nil)
+	if _, st := s.Resolve(gRLOC); st != nexthop.AdjNoRoute {
 		t.Errorf("down multicast link: %v", st)
 	}
-	s = NewNextHops(links, []NHRoute{{Prefix: netip.MustParsePrefix("239.0.0.0/8"), Reject: true}}, nil)
-	if _, st := s.Resolve(gRLOC); st != AdjNoRoute {
+	s = nexthop.NewSnapshot(links, []nexthop.Route{{Prefix: netip.MustParsePrefix("239.0.0.0/8"), Reject: true}}, nil)
+	if _, st := s.Resolve(gRLOC); st != nexthop.AdjNoRoute {
 		t.Errorf("reject route: %v", st)
 	}
 	// A route through a link the fast path does not own: the kernel.
-	s = NewNextHops(links, []NHRoute{{Prefix: netip.MustParsePrefix("239.0.0.0/8"), IfIndex: 99}}, nil)
-	if _, st := s.Resolve(gRLOC); st != AdjKernel {
+	s = nexthop.NewSnapshot(links, []nexthop.Route{{Prefix: netip.MustParsePrefix("239.0.0.0/8"), IfIndex: 99}}, nil)
+	if _, st := s.Resolve(gRLOC); st != nexthop.AdjKernel {
 		t.Errorf("foreign link: %v", st)
 	}
-	s = NewNextHops(links, def, neighs)
+	s = nexthop.NewSnapshot(links, def, neighs)
 	if n := testing.AllocsPerRun(100, func() { s.Resolve(gRLOC) }); n != 0 {
 		t.Errorf("Resolve of a group allocates %v", n)
 	}
@@ -92,20 +93,20 @@ func TestNextHopsMulticast(t *testing.T) {
 
 // multicastRigNextHops is the rig's table with the core link marked as the
 // multicast underlay link.
-func multicastRigNextHops() *NextHops {
-	links := []NHLink{
+func multicastRigNextHops() *nexthop.Snapshot {
+	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true, Multicast: true},
 	}
-	routes := []NHRoute{
+	routes := []nexthop.Route{
 		{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
 	}
-	neighs := []NHNeighbour{
+	neighs := []nexthop.Neighbour{
 		{Addr: rlocRemote4, IfIndex: 20, MAC: macUnderGW, Valid: true},
 		{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true},
 	}
-	return NewNextHops(links, routes, neighs)
+	return nexthop.NewSnapshot(links, routes, neighs)
 }
 
 // TestReplicateToUnderlayGroup: an ITR whose RLE holds a G-RLOC and one
@@ -117,7 +118,7 @@ func TestReplicateToUnderlayGroup(t *testing.T) {
 	installSG(t, r, iidSite, hostA, []cache.RLEHop{{Addr: gRLOC, Level: 128}, {Addr: rlocRemote4, Level: 128}})
 	const packets = 10
 	spec := innerSpec{src: hostA, dst: mcGroup, ttl: 9, payload: 30}
-	groupMAC := MulticastMAC(gRLOC)
+	groupMAC := nexthop.MulticastMAC(gRLOC)
 	var toGroup, toU int
 	for range packets {
 		r.fromSite(siteFrame(t, spec))
@@ -187,7 +188,7 @@ func TestDecapUnderlayGroup(t *testing.T) {
 func TestDecapLocalGroups(t *testing.T) {
 	lg := &LocalGroups{}
 	r := newRig(t, func(c *Config) { c.LocalGroups = lg })
-	r.nh.Store(testNextHops(NHRoute{Prefix: netip.MustParsePrefix("232.0.0.0/8"), IfIndex: 10}))
+	r.nh.Store(testNextHops(nexthop.Route{Prefix: netip.MustParsePrefix("232.0.0.0/8"), IfIndex: 10}))
 	star, ssm := netip.MustParseAddr("232.1.1.1"), netip.MustParseAddr("232.5.5.5")
 	lg.Set([]LocalGroup{{IID: iidSite, Group: star}, {IID: iidSite, Source: remote4, Group: ssm}})
 	send := func(src, dst netip.Addr) bool {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -205,20 +206,20 @@ func TestReassemblyFrameOversize(t *testing.T) {
 
 // etrNextHops is testNextHops plus the EIDs of 10.2.0.0/16 behind the site
 // port: the next hops of the ETR at rlocRemote4.
-func etrNextHops() *NextHops {
-	links := []NHLink{
+func etrNextHops() *nexthop.Snapshot {
+	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
 	}
-	routes := []NHRoute{
+	routes := []nexthop.Route{
 		{Prefix: netip.MustParsePrefix("10.2.0.0/16"), IfIndex: 10},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
 	}
-	neighs := []NHNeighbour{
+	neighs := []nexthop.Neighbour{
 		{Addr: remote4, IfIndex: 10, MAC: macHostA, Valid: true},
 		{Addr: rlocLocal4, IfIndex: 20, MAC: macUnderGW, Valid: true},
 	}
-	return NewNextHops(links, routes, neighs)
+	return nexthop.NewSnapshot(links, routes, neighs)
 }
 
 // TestFragmentRoundTrip: ITR worker → outer fragments → ETR worker → the

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -21,7 +22,7 @@ type PortConfig struct {
 	// Port is the ring the worker polls and transmits on: one NIC queue
 	// (ring/xsk) or one end of an in-memory link (ring/mem).
 	Port ring.Port
-	// Index is the port's index in the NextHopTable (Adjacency.Port): next
+	// Index is the port's index in the nexthop.Table (nexthop.Adjacency.Port): next
 	// hops that leave through this index are sent on Port.
 	Index uint16
 	// Site marks a site-facing port: what it receives is inner (EID)
@@ -80,7 +81,7 @@ type Config struct {
 	// carry the outer headers the worker copies.
 	Cache *cache.Cache
 	// NextHops is the adjacency table the slow path maintains (required).
-	NextHops *NextHopTable
+	NextHops *nexthop.Table
 	// Outer holds the local RLOCs and the shape of the LISP header.
 	Outer OuterConfig
 	// Hold sizes the hold-on-miss storage.
@@ -219,11 +220,11 @@ type Worker struct {
 	cfg     Config
 	ports   []wport
 	waiter  *ring.Waiter // sleeps on all ports at once when idle
-	byIndex []int16      // Adjacency.Port → index in ports, -1 when not ours
+	byIndex []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
 	bySite  []siteIID
 	cache   *cache.Cache
 	memo    *lookupMemo
-	nh      *NextHopCache
+	nh      *nexthop.Cache
 	ctr     *WorkerCounters
 	c       *Counters
 	hold    *HoldQueue
@@ -268,7 +269,7 @@ type siteIID struct {
 // NewWorker checks cfg and allocates everything the worker's loop uses.
 func NewWorker(cfg Config) (*Worker, error) {
 	if cfg.Cache == nil || cfg.NextHops == nil {
-		return nil, errors.New("fastpath: worker needs a Cache and a NextHopTable")
+		return nil, errors.New("fastpath: worker needs a Cache and a nexthop.Table")
 	}
 	if len(cfg.Ports) == 0 {
 		return nil, errors.New("fastpath: worker has no ports")
@@ -300,7 +301,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:   cfg,
 		cache: cfg.Cache,
-		nh:    NewNextHopCache(cfg.NextHops),
+		nh:    nexthop.NewCache(cfg.NextHops),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),
 		rloc6: cfg.Outer.RLOC6,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/mem"
 )
@@ -26,15 +27,15 @@ func benchPrefix(i int) netip.Prefix {
 func benchRig(b *testing.B) *rig {
 	b.Helper()
 	rlocs := []netip.Addr{rlocRemote4, rlocOther4, netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.5")}
-	var neighs []NHNeighbour
+	var neighs []nexthop.Neighbour
 	for _, a := range rlocs {
-		neighs = append(neighs, NHNeighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
+		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
 	}
-	neighs = append(neighs, NHNeighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
+	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
 	r := newRig(b, func(c *Config) { c.RTR = true })
-	r.nh.Store(NewNextHops(
-		[]NHLink{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
-		[]NHRoute{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
+	r.nh.Store(nexthop.NewSnapshot(
+		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
+		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
 		neighs))
 	ms := make([]StaticMapping, 0, 2*benchPrefixes)
 	for _, iid := range []uint32{iidSite, 300} {

@@ -9,12 +9,13 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/mem"
 	"github.com/rloc-router/rloc/wire"
 )
 
-// Test topology: one site port (instance-ID 100, NextHopTable port 1, kernel
+// Test topology: one site port (instance-ID 100, nexthop.Table port 1, kernel
 // ifindex 10) and one core port (port 2, ifindex 20). Site hosts live in
 // 10.1.0.0/16 and 2001:db8:1::/48; the underlay gateway of the core port is
 // 192.0.2.254 / 2001:db8:ff::fe.
@@ -45,12 +46,12 @@ var (
 
 const iidSite = 100
 
-func testNextHops(extra ...NHRoute) *NextHops {
-	links := []NHLink{
+func testNextHops(extra ...nexthop.Route) *nexthop.Snapshot {
+	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
 	}
-	routes := []NHRoute{
+	routes := []nexthop.Route{
 		{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10},
 		{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), IfIndex: 10},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
@@ -59,7 +60,7 @@ func testNextHops(extra ...NHRoute) *NextHops {
 		{Prefix: netip.MustParsePrefix("::/0"), Gateway: gw6, IfIndex: 20},
 	}
 	routes = append(routes, extra...)
-	neighs := []NHNeighbour{
+	neighs := []nexthop.Neighbour{
 		{Addr: gw4, IfIndex: 20, MAC: macUnderGW, Valid: true},
 		{Addr: gw6, IfIndex: 20, MAC: macUnderGW, Valid: true},
 		{Addr: rlocRemote4, IfIndex: 20, MAC: macUnderGW, Valid: true},
@@ -68,7 +69,7 @@ func testNextHops(extra ...NHRoute) *NextHops {
 		{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true},
 		{Addr: hostA6, IfIndex: 10, MAC: macHost6, Valid: true},
 	}
-	return NewNextHops(links, routes, neighs)
+	return nexthop.NewSnapshot(links, routes, neighs)
 }
 
 // rig is a worker between two in-memory links; site and core are the test's
@@ -79,7 +80,7 @@ type rig struct {
 	site  *mem.Port
 	core  *mem.Port
 	c     *cache.Cache
-	nh    *NextHopTable
+	nh    *nexthop.Table
 	outer OuterConfig
 }
 
@@ -98,7 +99,7 @@ func newRig(t testing.TB, mod func(*Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, site: siteT, core: coreT, nh: new(NextHopTable), outer: defaultOuter()}
+	r := &rig{t: t, site: siteT, core: coreT, nh: new(nexthop.Table), outer: defaultOuter()}
 	r.nh.Store(testNextHops())
 	cfg := Config{
 		ID: 1,

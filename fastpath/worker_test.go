@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -207,7 +208,7 @@ func TestRun(t *testing.T) {
 func TestRunClosedPort(t *testing.T) {
 	siteT, siteW := memPair(t)
 	_ = siteT
-	nh := new(NextHopTable)
+	nh := new(nexthop.Table)
 	w, err := NewWorker(Config{Ports: []PortConfig{{Port: siteW, Site: true}},
 		Cache: cache.New(cache.Config{}), NextHops: nh, Outer: defaultOuter()})
 	if err != nil {
@@ -231,7 +232,7 @@ func TestNewWorkerErrors(t *testing.T) {
 	_, p := memPair(t)
 	_, p2 := memPair(t)
 	c := cache.New(cache.Config{})
-	nh := new(NextHopTable)
+	nh := new(nexthop.Table)
 	bad := []Config{
 		{Ports: []PortConfig{{Port: p}}, NextHops: nh, Outer: defaultOuter()},
 		{Cache: c, NextHops: nh, Outer: defaultOuter()},
@@ -293,9 +294,9 @@ func TestToKernel(t *testing.T) {
 				c.ToKernel = func(p []byte) bool { got = append(got, append([]byte(nil), p...)); return true }
 			}
 		})
-		r.nh.Store(NewNextHops(
-			[]NHLink{{Index: 10, MAC: macSite, Port: 1, Up: true}, {Index: 20, MAC: macCore, Port: 2, Up: true}},
-			[]NHRoute{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}}, nil))
+		r.nh.Store(nexthop.NewSnapshot(
+			[]nexthop.Link{{Index: 10, MAC: macSite, Port: 1, Up: true}, {Index: 20, MAC: macCore, Port: 2, Up: true}},
+			[]nexthop.Route{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}}, nil))
 		before := r.counters()
 		r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 10}))
 		after := r.counters()

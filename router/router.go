@@ -25,10 +25,10 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
-	"github.com/rloc-router/rloc/slowpath/neigh"
 )
 
 // missPoll is how often the miss queues of the workers are drained.
@@ -41,7 +41,7 @@ type Router struct {
 	log   *slog.Logger
 
 	cache   *cache.Cache
-	nh      *fastpath.NextHopTable
+	nh      *nexthop.Table
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
 	groups  []*xsk.Group
@@ -153,16 +153,16 @@ func (r *Router) start() error {
 // sockets and the workers.
 func (r *Router) startDataPlane() error {
 	cfg := &r.cfg
-	r.nh = new(fastpath.NextHopTable)
+	r.nh = new(nexthop.Table)
 	links := make([]string, len(cfg.Interfaces))
 	for i, ifc := range cfg.Interfaces {
 		links[i] = ifc.Name
 	}
-	nc := neigh.Config{Links: links, Table: r.nh, Logger: r.log}
+	nc := nexthop.WatcherConfig{Links: links, Table: r.nh, Logger: r.log}
 	if cfg.Multicast.Enabled {
 		nc.MulticastLink = cfg.underlayIface() // where copies to G-RLOCs leave
 	}
-	w, err := neigh.New(nc)
+	w, err := nexthop.NewWatcher(nc)
 	if err != nil {
 		return err
 	}

@@ -198,7 +198,7 @@ func (e *e2e) checkNoDrops(t *testing.T) {
 
 // TestEndToEnd runs host A — ITR — core — ETR — host B on AF_XDP sockets
 // (native XDP on veth) with static mappings and next hops from the kernel
-// (slowpath/neigh): pings both ways over IPv4 and IPv6, a capture of the
+// (fastpath/nexthop): pings both ways over IPv4 and IPv6, a capture of the
 // core decoded by tshark, and a 100k-packet UDP flow checked for loss,
 // duplication and reordering.
 func TestEndToEnd(t *testing.T) {

@@ -3,7 +3,7 @@
 // and core ports are xsk sockets sharing one UMEM (an xsk.Group), with the
 // steering program attached in site mode to the site interface and in core
 // mode to the core interface, static mappings in its map-cache and its next
-// hops kept by a slowpath/neigh watcher. The end-to-end test of this package
+// hops kept by a fastpath/nexthop watcher. The end-to-end test of this package
 // and the veth benchmark (bench/veth) build on it.
 package xdptest
 
@@ -23,9 +23,9 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/ring/xsk"
-	"github.com/rloc-router/rloc/slowpath/neigh"
 )
 
 // XTRConfig describes one xTR.
@@ -59,7 +59,7 @@ type XTRConfig struct {
 	Logger *slog.Logger
 }
 
-// Port indices of an XTR's interfaces in its NextHopTable (neigh.Config.Links
+// Port indices of an XTR's interfaces in its nexthop.Table (nexthop.WatcherConfig.Links
 // order).
 const (
 	sitePortIndex = 0
@@ -75,7 +75,7 @@ type XTR struct {
 	siteProg *xsk.Program
 	coreProg *xsk.Program
 	cache    *cache.Cache
-	table    *fastpath.NextHopTable
+	table    *nexthop.Table
 	worker   *fastpath.Worker
 
 	raw4, raw6 int
@@ -100,7 +100,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	x = &XTR{cfg: cfg, raw4: -1, raw6: -1, table: new(fastpath.NextHopTable)}
+	x = &XTR{cfg: cfg, raw4: -1, raw6: -1, table: new(nexthop.Table)}
 	defer func() {
 		if err != nil {
 			x.Close()
@@ -216,14 +216,14 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	return x, nil
 }
 
-// startWatcher runs a neigh.Watcher on the router's namespace and waits for
+// startWatcher runs a nexthop.Watcher on the router's namespace and waits for
 // its first snapshot.
 func (x *XTR) startWatcher() error {
 	h, err := vnetns.GetFromName(x.cfg.NS.Name)
 	if err != nil {
 		return fmt.Errorf("xdptest: namespace handle: %w", err)
 	}
-	w, err := neigh.New(neigh.Config{
+	w, err := nexthop.NewWatcher(nexthop.WatcherConfig{
 		Links:     []string{x.cfg.Site, x.cfg.Core},
 		Namespace: &h,
 		Table:     x.table,

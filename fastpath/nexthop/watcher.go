@@ -1,11 +1,4 @@
-// Package neigh keeps the fast path's next-hop table (fastpath.NextHopTable)
-// in step with the kernel: it dumps links, routes (main table) and
-// neighbours over rtnetlink, subscribes to their changes and publishes a new
-// immutable snapshot after each burst of changes. It also makes the kernel
-// resolve the gateways of routes through the fast path's interfaces, by
-// installing them as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+),
-// which the kernel then keeps resolved on its own.
-package neigh
+package nexthop
 
 import (
 	"context"
@@ -17,29 +10,28 @@ import (
 	"slices"
 	"time"
 
-	"github.com/rloc-router/rloc/fastpath"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// Config configures a Watcher.
-type Config struct {
+// WatcherConfig configures a Watcher.
+type WatcherConfig struct {
 	// Links names the interfaces the fast path owns; the fast path's port
 	// index of Links[i] is i. Routes through other interfaces resolve as
-	// fastpath.AdjKernel.
+	// AdjKernel.
 	Links []string
 	// Namespace is the network namespace to watch; nil means the caller's.
 	Namespace *netns.NsHandle
 	// Table receives the snapshots.
-	Table *fastpath.NextHopTable
+	Table *Table
 	// Logger receives warnings (nil: slog.Default()).
 	Logger *slog.Logger
 	// NoManaged disables installing managed neighbours for gateways.
 	NoManaged bool
 	// MulticastLink names the link (one of Links) copies to underlay
 	// multicast groups leave by when no specific route covers the group
-	// (fastpath.NHLink.Multicast); "" for none.
+	// (Link.Multicast); "" for none.
 	MulticastLink string
 	// RetryInterval is the least time between two resolution requests for
 	// one gateway (default 1 s).
@@ -52,39 +44,44 @@ type routeKey struct {
 	tos      int
 }
 
-type neighKey struct {
+type neighID struct {
 	addr    netip.Addr
 	ifindex int32
 }
 
-// Watcher mirrors the kernel's tables into a fastpath.NextHopTable.
+// Watcher mirrors the kernel's tables into a Table: it dumps links, routes
+// (main table) and neighbours over rtnetlink, subscribes to their changes and
+// publishes a new immutable Snapshot after each burst of changes. It also
+// makes the kernel resolve the gateways of routes through the fast path's
+// interfaces, by installing them as "managed" neighbours (NTF_EXT_MANAGED,
+// Linux 5.16+), which the kernel then keeps resolved on its own.
 type Watcher struct {
-	cfg   Config
+	cfg   WatcherConfig
 	log   *slog.Logger
 	ready chan struct{}
 
 	// State below is owned by the Run goroutine.
 	h         *netlink.Handle
-	links     map[int32]fastpath.NHLink
-	routes    map[routeKey]fastpath.NHRoute
-	neighs    map[neighKey]fastpath.NHNeighbour
-	requested map[neighKey]time.Time // last resolution request per gateway
-	created   map[neighKey]bool      // managed neighbours this Watcher installed
+	links     map[int32]Link
+	routes    map[routeKey]Route
+	neighs    map[neighID]Neighbour
+	requested map[neighID]time.Time // last resolution request per gateway
+	created   map[neighID]bool      // managed neighbours this Watcher installed
 	publishes uint64
 }
 
-// New checks cfg and returns a Watcher; Run starts it.
-func New(cfg Config) (*Watcher, error) {
+// NewWatcher checks cfg and returns a Watcher; Run starts it.
+func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if cfg.Table == nil {
-		return nil, errors.New("neigh: Config.Table is nil")
+		return nil, errors.New("nexthop: WatcherConfig.Table is nil")
 	}
 	for _, name := range cfg.Links {
 		if name == "" || len(name) > unix.IFNAMSIZ-1 {
-			return nil, fmt.Errorf("neigh: bad interface name %q", name)
+			return nil, fmt.Errorf("nexthop: bad interface name %q", name)
 		}
 	}
 	if len(cfg.Links) > 0xffff {
-		return nil, errors.New("neigh: too many links")
+		return nil, errors.New("nexthop: too many links")
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
@@ -112,12 +109,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.h, err = netlink.NewHandle()
 	}
 	if err != nil {
-		return fmt.Errorf("neigh: netlink handle: %w", err)
+		return fmt.Errorf("nexthop: netlink handle: %w", err)
 	}
 	defer w.h.Close()
 	defer w.removeManaged()
-	w.requested = map[neighKey]time.Time{}
-	w.created = map[neighKey]bool{}
+	w.requested = map[neighID]time.Time{}
+	w.created = map[neighID]bool{}
 	for {
 		err := w.session(ctx)
 		if ctx.Err() != nil {
@@ -172,7 +169,7 @@ func (w *Watcher) session(ctx context.Context) error {
 	}
 	if err := netlink.NeighSubscribeWithOptions(nch, done, netlink.NeighSubscribeOptions{
 		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
-		return fmt.Errorf("neigh subscribe: %w", err)
+		return fmt.Errorf("nexthop: subscribe: %w", err)
 	}
 	// Dump after subscribing: events queued meanwhile are replayed in order
 	// on top of the dump, which converges to the kernel's state.
@@ -259,11 +256,11 @@ func (w *Watcher) dump() error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("neigh: dump: %w", err)
+		return fmt.Errorf("nexthop: dump: %w", err)
 	}
-	w.links = map[int32]fastpath.NHLink{}
-	w.routes = map[routeKey]fastpath.NHRoute{}
-	w.neighs = map[neighKey]fastpath.NHNeighbour{}
+	w.links = map[int32]Link{}
+	w.routes = map[routeKey]Route{}
+	w.neighs = map[neighID]Neighbour{}
 	for _, l := range links {
 		w.setLink(l)
 	}
@@ -278,7 +275,7 @@ func (w *Watcher) dump() error {
 
 func (w *Watcher) setLink(l netlink.Link) {
 	a := l.Attrs()
-	nl := fastpath.NHLink{Index: int32(a.Index), MTU: uint32(a.MTU), Port: -1,
+	nl := Link{Index: int32(a.Index), MTU: uint32(a.MTU), Port: -1,
 		Up: a.Flags&net.FlagUp != 0 && (a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown)}
 	copy(nl.MAC[:], a.HardwareAddr)
 	if i := slices.Index(w.cfg.Links, a.Name); i >= 0 {
@@ -349,7 +346,7 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 		delete(w.routes, key)
 		return
 	}
-	nr := fastpath.NHRoute{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
+	nr := Route{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
 	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
 		nr.IfIndex = int32(r.MultiPath[0].LinkIndex)
 		nr.Gateway = toAddr(r.MultiPath[0].Gw)
@@ -376,12 +373,12 @@ func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 	if !a.IsValid() {
 		return
 	}
-	key := neighKey{addr: a, ifindex: int32(n.LinkIndex)}
+	key := neighID{addr: a, ifindex: int32(n.LinkIndex)}
 	if typ == unix.RTM_DELNEIGH {
 		delete(w.neighs, key)
 		return
 	}
-	nn := fastpath.NHNeighbour{Addr: a, IfIndex: int32(n.LinkIndex),
+	nn := Neighbour{Addr: a, IfIndex: int32(n.LinkIndex),
 		Valid: n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 && !allZero(n.HardwareAddr)}
 	copy(nn.MAC[:], n.HardwareAddr)
 	w.neighs[key] = nn
@@ -405,19 +402,19 @@ func (w *Watcher) publish() {
 			best[k.prefix] = k
 		}
 	}
-	routes := make([]fastpath.NHRoute, 0, len(best))
+	routes := make([]Route, 0, len(best))
 	for _, k := range best {
 		routes = append(routes, w.routes[k])
 	}
-	links := make([]fastpath.NHLink, 0, len(w.links))
+	links := make([]Link, 0, len(w.links))
 	for _, l := range w.links {
 		links = append(links, l)
 	}
-	neighs := make([]fastpath.NHNeighbour, 0, len(w.neighs))
+	neighs := make([]Neighbour, 0, len(w.neighs))
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	w.cfg.Table.Store(fastpath.NewNextHops(links, routes, neighs))
+	w.cfg.Table.Store(NewSnapshot(links, routes, neighs))
 	w.publishes++
 }
 
@@ -429,13 +426,13 @@ func (w *Watcher) manage() {
 		return
 	}
 	now := time.Now()
-	needed := map[neighKey]bool{}
+	needed := map[neighID]bool{}
 	for _, r := range w.routes {
 		l, ok := w.links[r.IfIndex]
 		if r.Reject || !r.Gateway.IsValid() || !ok || l.Port < 0 || !l.Up {
 			continue
 		}
-		k := neighKey{addr: r.Gateway, ifindex: r.IfIndex}
+		k := neighID{addr: r.Gateway, ifindex: r.IfIndex}
 		needed[k] = true
 		if n, ok := w.neighs[k]; ok && n.Valid {
 			continue
@@ -466,7 +463,7 @@ func (w *Watcher) manage() {
 // requestResolution installs k as a managed neighbour. It never replaces a
 // usable entry (our view of the table may lag, e.g. a permanent entry the
 // administrator just added); an unusable one (failed, none) is replaced.
-func (w *Watcher) requestResolution(k neighKey) error {
+func (w *Watcher) requestResolution(k neighID) error {
 	err := w.h.NeighAdd(managedNeigh(k))
 	if err == nil {
 		w.created[k] = true
@@ -506,7 +503,7 @@ func (w *Watcher) removeManaged() {
 	w.created = nil
 }
 
-func managedNeigh(k neighKey) *netlink.Neigh {
+func managedNeigh(k neighID) *netlink.Neigh {
 	fam := netlink.FAMILY_V6
 	if k.addr.Is4() {
 		fam = netlink.FAMILY_V4

@@ -1,4 +1,4 @@
-package neigh
+package nexthop
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rloc-router/rloc/fastpath"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -74,7 +73,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
 }
 
-func resolveIs(tab *fastpath.NextHopTable, dst string, want fastpath.AdjStatus, mac net.HardwareAddr) func() (bool, string) {
+func resolveIs(tab *Table, dst string, want AdjStatus, mac net.HardwareAddr) func() (bool, string) {
 	return func() (bool, string) {
 		adj, st := tab.Resolve(netip.MustParseAddr(dst))
 		ok := st == want
@@ -152,8 +151,8 @@ func TestWatcherNamespace(t *testing.T) {
 		t.Fatalf("route: %v", err)
 	}
 
-	var tab fastpath.NextHopTable
-	w, err := New(Config{Links: []string{nameA}, Namespace: &nsA, Table: &tab, RetryInterval: 200 * time.Millisecond,
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{nameA}, Namespace: &nsA, Table: &tab, RetryInterval: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -185,16 +184,16 @@ func TestWatcherNamespace(t *testing.T) {
 
 	// The gateway of an existing route gets resolved (managed neighbour):
 	// the table ends up with the peer's MAC.
-	waitFor(t, "gateway 10.77.0.2 resolved", resolveIs(&tab, "192.0.2.1", fastpath.AdjResolved, macB))
+	waitFor(t, "gateway 10.77.0.2 resolved", resolveIs(&tab, "192.0.2.1", AdjResolved, macB))
 	adj, _ := tab.Resolve(netip.MustParseAddr("192.0.2.1"))
 	if adj.Port != 0 || adj.IfIndex != int32(lA.Attrs().Index) || net.HardwareAddr(adj.SrcMAC[:]).String() != lA.Attrs().HardwareAddr.String() {
 		t.Fatalf("adjacency %+v: wrong port, ifindex or source MAC", adj)
 	}
 	// Connected: the peer itself resolves, an unknown host on the subnet
 	// needs resolution, and an address with no route has none.
-	waitFor(t, "connected peer", resolveIs(&tab, "10.77.0.2", fastpath.AdjResolved, macB))
-	waitFor(t, "unknown neighbour", resolveIs(&tab, "10.77.0.99", fastpath.AdjIncomplete, nil))
-	waitFor(t, "no route", resolveIs(&tab, "203.0.113.1", fastpath.AdjNoRoute, nil))
+	waitFor(t, "connected peer", resolveIs(&tab, "10.77.0.2", AdjResolved, macB))
+	waitFor(t, "unknown neighbour", resolveIs(&tab, "10.77.0.99", AdjIncomplete, nil))
+	waitFor(t, "no route", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
 
 	// A neighbour and a route added later appear.
 	mac50, _ := net.ParseMAC("02:00:00:00:00:50")
@@ -205,26 +204,26 @@ func TestWatcherNamespace(t *testing.T) {
 	if err := hA.RouteAdd(route("198.51.100.0/24", "10.77.0.50")); err != nil {
 		t.Fatalf("route add: %v", err)
 	}
-	waitFor(t, "new route via new neighbour", resolveIs(&tab, "198.51.100.7", fastpath.AdjResolved, mac50))
+	waitFor(t, "new route via new neighbour", resolveIs(&tab, "198.51.100.7", AdjResolved, mac50))
 
 	// IPv6 through the peer.
 	if err := hA.RouteAdd(route("2001:db8:99::/48", "2001:db8:77::2")); err != nil {
 		t.Fatalf("route6 add: %v", err)
 	}
-	waitFor(t, "IPv6 gateway resolved", resolveIs(&tab, "2001:db8:99::1", fastpath.AdjResolved, macB))
+	waitFor(t, "IPv6 gateway resolved", resolveIs(&tab, "2001:db8:99::1", AdjResolved, macB))
 
 	// A deleted route disappears.
 	if err := hA.RouteDel(route("198.51.100.0/24", "10.77.0.50")); err != nil {
 		t.Fatalf("route del: %v", err)
 	}
-	waitFor(t, "deleted route gone", resolveIs(&tab, "198.51.100.7", fastpath.AdjNoRoute, nil))
+	waitFor(t, "deleted route gone", resolveIs(&tab, "198.51.100.7", AdjNoRoute, nil))
 
 	// Carrier loss (the peer goes down, our end stays admin-up with its
 	// routes and permanent neighbours): nothing resolves through it.
 	if err := hB.LinkSetDown(lB); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "carrier down", resolveIs(&tab, "192.0.2.1", fastpath.AdjNoRoute, nil))
+	waitFor(t, "carrier down", resolveIs(&tab, "192.0.2.1", AdjNoRoute, nil))
 
 	// Stopping removes the managed neighbours the watcher installed and
 	// leaves the administrator's entries alone.
@@ -246,10 +245,10 @@ func TestWatcherNamespace(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	if _, err := New(Config{}); err == nil {
+	if _, err := NewWatcher(WatcherConfig{}); err == nil {
 		t.Error("nil table accepted")
 	}
-	if _, err := New(Config{Table: new(fastpath.NextHopTable), Links: []string{"a-name-longer-than-15"}}); err == nil {
+	if _, err := NewWatcher(WatcherConfig{Table: new(Table), Links: []string{"a-name-longer-than-15"}}); err == nil {
 		t.Error("long interface name accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package fastpath
+package nexthop
 
 import (
 	"net/netip"
@@ -15,14 +15,14 @@ var (
 	macG6 = [6]byte{2, 0, 0, 0, 0, 0x6}
 )
 
-func testSnapshot() *NextHops {
-	links := []NHLink{
+func testSnapshot() *Snapshot {
+	links := []Link{
 		{Index: 2, MAC: macA, MTU: 1500, Port: 0, Up: true},
 		{Index: 3, MAC: macB, MTU: 9000, Port: 1, Up: true},
 		{Index: 4, MAC: macB, MTU: 1500, Port: 2, Up: false},
 		{Index: 5, Port: -1, Up: true}, // management interface, not ours
 	}
-	routes := []NHRoute{
+	routes := []Route{
 		{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2},
 		{Prefix: netip.MustParsePrefix("10.0.0.0/24"), IfIndex: 2},
 		{Prefix: netip.MustParsePrefix("10.0.0.128/25"), Gateway: netip.MustParseAddr("10.0.0.9"), IfIndex: 2},
@@ -34,7 +34,7 @@ func testSnapshot() *NextHops {
 		{Prefix: netip.MustParsePrefix("2001:db8::/64"), IfIndex: 3},
 		{Prefix: netip.MustParsePrefix("2001:db8:0:0:8000::/65"), IfIndex: 2},
 	}
-	neighs := []NHNeighbour{
+	neighs := []Neighbour{
 		{Addr: netip.MustParseAddr("10.0.0.1"), IfIndex: 2, MAC: macGW, Valid: true},
 		{Addr: netip.MustParseAddr("10.0.0.7"), IfIndex: 2, MAC: macH, Valid: true},
 		{Addr: netip.MustParseAddr("10.0.0.8"), IfIndex: 2, Valid: false},
@@ -42,7 +42,7 @@ func testSnapshot() *NextHops {
 		{Addr: netip.MustParseAddr("fe80::1"), IfIndex: 3, MAC: macG6, Valid: true},
 		{Addr: netip.MustParseAddr("2001:db8::5"), IfIndex: 3, MAC: macH, Valid: true},
 	}
-	return NewNextHops(links, routes, neighs)
+	return NewSnapshot(links, routes, neighs)
 }
 
 func TestNextHopsResolve(t *testing.T) {
@@ -91,11 +91,11 @@ func TestNextHopsResolve(t *testing.T) {
 	if _, st := s.Resolve(netip.Addr{}); st != AdjNoRoute {
 		t.Error("invalid address resolved")
 	}
-	empty := NewNextHops(nil, nil, nil)
+	empty := NewSnapshot(nil, nil, nil)
 	if _, st := empty.Resolve(a("10.0.0.1")); st != AdjNoRoute {
 		t.Error("empty table resolved")
 	}
-	var tab NextHopTable
+	var tab Table
 	if _, st := tab.Resolve(a("10.0.0.1")); st != AdjNoRoute {
 		t.Error("table without snapshot resolved")
 	}
@@ -108,19 +108,19 @@ func TestNextHopsResolve(t *testing.T) {
 // TestNextHopsLPM checks the matcher against a linear scan over many
 // prefixes of every length.
 func TestNextHopsLPM(t *testing.T) {
-	links := []NHLink{{Index: 1, Port: 0, Up: true}}
-	var routes []NHRoute
+	links := []Link{{Index: 1, Port: 0, Up: true}}
+	var routes []Route
 	base4 := netip.MustParseAddr("10.20.30.40")
 	base6 := netip.MustParseAddr("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff")
 	for bits := 0; bits <= 32; bits++ {
-		routes = append(routes, NHRoute{Prefix: netip.PrefixFrom(base4, bits).Masked(), IfIndex: 1,
+		routes = append(routes, Route{Prefix: netip.PrefixFrom(base4, bits).Masked(), IfIndex: 1,
 			Gateway: netip.AddrFrom4([4]byte{10, 0, 0, byte(bits)})})
 	}
 	for bits := 0; bits <= 128; bits += 3 {
-		routes = append(routes, NHRoute{Prefix: netip.PrefixFrom(base6, bits).Masked(), IfIndex: 1,
+		routes = append(routes, Route{Prefix: netip.PrefixFrom(base6, bits).Masked(), IfIndex: 1,
 			Gateway: netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(bits)})})
 	}
-	s := NewNextHops(links, routes, nil)
+	s := NewSnapshot(links, routes, nil)
 	check := func(dst netip.Addr) {
 		best := -1
 		for i, r := range routes {
@@ -154,7 +154,7 @@ func TestNextHopsLPM(t *testing.T) {
 }
 
 func TestNextHopsAllocs(t *testing.T) {
-	var tab NextHopTable
+	var tab Table
 	tab.Store(testSnapshot())
 	dsts := []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("2001:db8::5")}
 	if n := testing.AllocsPerRun(1000, func() {
@@ -167,8 +167,8 @@ func TestNextHopsAllocs(t *testing.T) {
 }
 
 func TestNextHopCache(t *testing.T) {
-	var tab NextHopTable
-	c := NewNextHopCache(&tab)
+	var tab Table
+	c := NewCache(&tab)
 	dst := netip.MustParseAddr("8.8.8.8")
 	if _, st := c.Resolve(dst); st != AdjNoRoute {
 		t.Fatal("resolved before any snapshot")
@@ -185,7 +185,7 @@ func TestNextHopCache(t *testing.T) {
 		}
 	}
 	// A new snapshot flushes the memo.
-	tab.Store(NewNextHops(nil, nil, nil))
+	tab.Store(NewSnapshot(nil, nil, nil))
 	if _, st := c.Resolve(dst); st != AdjNoRoute {
 		t.Fatal("memo served a result from an old snapshot")
 	}
@@ -196,13 +196,13 @@ func TestNextHopCache(t *testing.T) {
 
 // TestNextHopTableConcurrent swaps snapshots while a reader resolves (-race).
 func TestNextHopTableConcurrent(t *testing.T) {
-	var tab NextHopTable
-	links := []NHLink{{Index: 2, MAC: macA, Port: 0, Up: true}}
+	var tab Table
+	links := []Link{{Index: 2, MAC: macA, Port: 0, Up: true}}
 	gw := netip.MustParseAddr("10.0.0.1")
-	mk := func(mac byte) *NextHops {
-		return NewNextHops(links,
-			[]NHRoute{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw, IfIndex: 2}},
-			[]NHNeighbour{{Addr: gw, IfIndex: 2, MAC: [6]byte{2, 0, 0, 0, 0, mac}, Valid: true}})
+	mk := func(mac byte) *Snapshot {
+		return NewSnapshot(links,
+			[]Route{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw, IfIndex: 2}},
+			[]Neighbour{{Addr: gw, IfIndex: 2, MAC: [6]byte{2, 0, 0, 0, 0, mac}, Valid: true}})
 	}
 	tab.Store(mk(0))
 	var stop atomic.Bool
@@ -230,24 +230,24 @@ func TestNextHopTableConcurrent(t *testing.T) {
 // BenchmarkNextHopResolve: Resolve over a small table (the shape of a
 // router's main table) and over 1000 routes spread over 17 lengths.
 func BenchmarkNextHopResolve(b *testing.B) {
-	var small NextHopTable
+	var small Table
 	small.Store(testSnapshot())
-	links := []NHLink{{Index: 2, MAC: macA, Port: 0, Up: true}}
-	var routes []NHRoute
-	var neighs []NHNeighbour
+	links := []Link{{Index: 2, MAC: macA, Port: 0, Up: true}}
+	var routes []Route
+	var neighs []Neighbour
 	for i := 0; i < 1000; i++ {
 		bits := 16 + i%17
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(i >> 4), byte(i << 4), 0}), bits).Masked()
 		gw := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
-		routes = append(routes, NHRoute{Prefix: p, Gateway: gw, IfIndex: 2})
-		neighs = append(neighs, NHNeighbour{Addr: gw, IfIndex: 2, MAC: macGW, Valid: true})
+		routes = append(routes, Route{Prefix: p, Gateway: gw, IfIndex: 2})
+		neighs = append(neighs, Neighbour{Addr: gw, IfIndex: 2, MAC: macGW, Valid: true})
 	}
-	routes = append(routes, NHRoute{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2})
-	var big NextHopTable
-	big.Store(NewNextHops(links, routes, neighs))
+	routes = append(routes, Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2})
+	var big Table
+	big.Store(NewSnapshot(links, routes, neighs))
 	for _, bc := range []struct {
 		name string
-		tab  *NextHopTable
+		tab  *Table
 		dst  string
 	}{
 		{"small/gateway-v4", &small, "8.8.8.8"},
@@ -258,7 +258,7 @@ func BenchmarkNextHopResolve(b *testing.B) {
 		{"1000routes/longest", &big, "100.0.0.1"},
 	} {
 		b.Run(bc.name+"/memo", func(b *testing.B) {
-			c := NewNextHopCache(bc.tab)
+			c := NewCache(bc.tab)
 			dst := netip.MustParseAddr(bc.dst)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

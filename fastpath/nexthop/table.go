@@ -1,4 +1,4 @@
-package fastpath
+package nexthop
 
 import (
 	"encoding/binary"
@@ -59,8 +59,8 @@ type Adjacency struct {
 	NextHop netip.Addr
 }
 
-// NHLink describes an interface for NewNextHops.
-type NHLink struct {
+// Link describes an interface for NewSnapshot.
+type Link struct {
 	// Index is the kernel interface index.
 	Index int32
 	// MAC is the interface's Ethernet address.
@@ -78,8 +78,8 @@ type NHLink struct {
 	Multicast bool
 }
 
-// NHRoute describes a route for NewNextHops.
-type NHRoute struct {
+// Route describes a route for NewSnapshot.
+type Route struct {
 	// Prefix is the destination prefix.
 	Prefix netip.Prefix
 	// Gateway is the next hop; the zero Addr means directly connected.
@@ -90,8 +90,8 @@ type NHRoute struct {
 	Reject bool
 }
 
-// NHNeighbour describes a neighbour-table entry for NewNextHops.
-type NHNeighbour struct {
+// Neighbour describes a neighbour-table entry for NewSnapshot.
+type Neighbour struct {
 	// Addr is the neighbour's IP address.
 	Addr netip.Addr
 	// IfIndex is the interface it was learned on.
@@ -171,15 +171,15 @@ type lpmFamily struct {
 	tab  exactTable
 }
 
-// NextHops is an immutable snapshot of the adjacency table: routes with
+// Snapshot is an immutable snapshot of the adjacency table: routes with
 // their next hops' Ethernet details precomputed, plus the neighbour table for
-// connected destinations. Build it with NewNextHops and publish it with
-// NextHopTable.Store.
-type NextHops struct {
+// connected destinations. Build it with NewSnapshot and publish it with
+// Table.Store.
+type Snapshot struct {
 	v4, v6 lpmFamily
 	routes []nhRoute
 	neigh  exactTable // (addr, ifindex) → index into neighs
-	neighs []NHNeighbour
+	neighs []Neighbour
 	// mcast is the adjacency of the Multicast link (mcastOK: there is one,
 	// owned by the fast path and up).
 	mcast   Adjacency
@@ -224,24 +224,24 @@ func neighKey(a netip.Addr, ifindex int32) lpmKey {
 	return k
 }
 
-// NewNextHops builds a snapshot from the kernel's links, routes and
+// NewSnapshot builds a snapshot from the kernel's links, routes and
 // neighbours. Routes with an invalid prefix are ignored; for duplicate
 // prefixes the last one wins. Routes whose interface is not in links resolve
 // as AdjKernel.
-func NewNextHops(links []NHLink, routes []NHRoute, neighs []NHNeighbour) *NextHops {
-	s := &NextHops{neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
+func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
+	s := &Snapshot{neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
 	for i, n := range s.neighs {
 		if n.Addr.IsValid() {
 			s.neigh.put(neighKey(n.Addr.Unmap(), n.IfIndex), int32(i))
 		}
 	}
-	linkByIndex := func(idx int32) (NHLink, bool) {
+	linkByIndex := func(idx int32) (Link, bool) {
 		for _, l := range links {
 			if l.Index == idx {
 				return l, true
 			}
 		}
-		return NHLink{}, false
+		return Link{}, false
 	}
 	for _, l := range links {
 		if l.Multicast && l.Up && l.Port >= 0 && l.Port <= 0xffff {
@@ -309,7 +309,7 @@ func NewNextHops(links []NHLink, routes []NHRoute, neighs []NHNeighbour) *NextHo
 // Resolve finds how to reach dst: the longest matching route, its gateway's
 // (or, on a connected route, dst's own) neighbour entry. It neither locks
 // nor allocates.
-func (s *NextHops) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	dst = dst.Unmap()
 	fam := &s.v6
 	if dst.Is4() {
@@ -347,7 +347,7 @@ func (s *NextHops) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 // MAC address (RFC 1112 §6.4, RFC 2464 §7). The egress is the link of a
 // route covering the group more specifically than the default route; else
 // the Multicast link; else the default route's link.
-func (s *NextHops) resolveMulticast(dst netip.Addr, fam *lpmFamily) (Adjacency, AdjStatus) {
+func (s *Snapshot) resolveMulticast(dst netip.Addr, fam *lpmFamily) (Adjacency, AdjStatus) {
 	k := addrKey(dst)
 	for _, bits := range fam.lens {
 		if bits == 0 && s.mcastOK {
@@ -391,27 +391,27 @@ func MulticastMAC(g netip.Addr) [6]byte {
 }
 
 // Routes returns the number of routes in the snapshot.
-func (s *NextHops) Routes() int { return len(s.routes) }
+func (s *Snapshot) Routes() int { return len(s.routes) }
 
 // Neighbours returns the number of neighbour entries in the snapshot.
-func (s *NextHops) Neighbours() int { return len(s.neighs) }
+func (s *Snapshot) Neighbours() int { return len(s.neighs) }
 
-// NextHopTable publishes NextHops snapshots: the slow path Stores a new
+// Table publishes Snapshots: the slow path Stores a new
 // snapshot whenever the kernel's tables change, workers Resolve against the
 // current one without locking (read-copy-update through an atomic pointer).
-type NextHopTable struct {
-	p atomic.Pointer[NextHops]
+type Table struct {
+	p atomic.Pointer[Snapshot]
 }
 
 // Store publishes s; readers see it from their next Resolve.
-func (t *NextHopTable) Store(s *NextHops) { t.p.Store(s) }
+func (t *Table) Store(s *Snapshot) { t.p.Store(s) }
 
 // Load returns the current snapshot, or nil before the first Store.
-func (t *NextHopTable) Load() *NextHops { return t.p.Load() }
+func (t *Table) Load() *Snapshot { return t.p.Load() }
 
 // Resolve resolves dst in the current snapshot (AdjNoRoute before the first
 // Store).
-func (t *NextHopTable) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+func (t *Table) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	s := t.p.Load()
 	if s == nil {
 		return Adjacency{}, AdjNoRoute
@@ -419,7 +419,7 @@ func (t *NextHopTable) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	return s.Resolve(dst)
 }
 
-// nhCacheSize is the number of entries of a NextHopCache (a power of two).
+// nhCacheSize is the number of entries of a Cache (a power of two).
 const nhCacheSize = 256
 
 type nhCacheEntry struct {
@@ -429,22 +429,22 @@ type nhCacheEntry struct {
 	ok     bool
 }
 
-// NextHopCache is a worker-private, direct-mapped memo in front of a
-// NextHopTable: a worker sends most packets to a few RLOCs or site hosts, so
+// Cache is a worker-private, direct-mapped memo in front of a
+// Table: a worker sends most packets to a few RLOCs or site hosts, so
 // it remembers the last results per destination until the slow path
 // publishes a new snapshot (then the memo is flushed). It is not safe for
 // concurrent use; each worker owns one.
-type NextHopCache struct {
-	t    *NextHopTable
-	snap *NextHops
+type Cache struct {
+	t    *Table
+	snap *Snapshot
 	e    [nhCacheSize]nhCacheEntry
 }
 
-// NewNextHopCache returns an empty memo in front of t.
-func NewNextHopCache(t *NextHopTable) *NextHopCache { return &NextHopCache{t: t} }
+// NewCache returns an empty memo in front of t.
+func NewCache(t *Table) *Cache { return &Cache{t: t} }
 
-// Resolve is NextHopTable.Resolve through the memo.
-func (c *NextHopCache) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
+// Resolve is Table.Resolve through the memo.
+func (c *Cache) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	s := c.t.p.Load()
 	if s != c.snap {
 		c.snap = s

@@ -1,0 +1,12 @@
+// Package nexthop is the fast path's next-hop table and the netlink watcher
+// that fills it, kept in one package because one writes what the other reads.
+//
+// The Table publishes immutable Snapshots (routes with their next hops'
+// Ethernet details precomputed, plus the neighbour table) through an atomic
+// pointer; workers Resolve against the current one without locking, each
+// through its own Cache. The Watcher mirrors the kernel's links, routes
+// (main table) and neighbours into a Table over rtnetlink, publishes a new
+// Snapshot after each burst of changes, and makes the kernel resolve the
+// gateways of routes through the fast path's interfaces by installing them
+// as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+).
+package nexthop

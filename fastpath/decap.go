@@ -15,6 +15,7 @@ import (
 // re-encapsulation for instance-IDs no site port serves.
 func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	var pk pktInfo
+	w.snap = w.cfg.NextHops.Load()
 	w.parseCore(&pk, slot, f)
 	if pk.act == actForward {
 		w.lookup(&pk)
@@ -27,6 +28,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 // to re-encapsulate, then deliver, forward or reassemble in arrival order.
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
+	w.snap = w.cfg.NextHops.Load()
 	for j := range fs {
 		pk := &pks[j]
 		w.parseCore(pk, slot, &fs[j])
@@ -176,6 +178,7 @@ func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 	}
 	pk.rtr = true
 	pk.act = actForward
+	w.hashInner(pk, f)
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup

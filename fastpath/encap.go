@@ -91,6 +91,7 @@ type pktInfo struct {
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
 	e        *cache.Entry // lookup's result
+	r        *cache.RLOC  // the RLOC e selects for the flow
 }
 
 // pktAction is what the last stage of a batch does with a parsed packet.
@@ -159,7 +160,9 @@ func (w *Worker) parseInner(pk *pktInfo, b []byte, ver uint8, verify bool) DropR
 // batch: a held packet released, for instance.
 func (w *Worker) fromSite(slot int, f *ring.Frame) {
 	var pk pktInfo
+	w.snap = w.cfg.NextHops.Load()
 	if w.parseSite(&pk, slot, f) {
+		w.hashInner(&pk, f)
 		w.lookup(&pk)
 		w.forward(&pk, f)
 	}
@@ -172,11 +175,13 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 // is the order in which they came).
 func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
+	w.snap = w.cfg.NextHops.Load()
 	for j := range fs {
 		pk := &pks[j]
 		pk.act = actDone
 		if w.parseSite(pk, slot, &fs[j]) {
 			pk.act = actForward
+			w.hashInner(pk, &fs[j])
 			w.memo.prefetch(pk.iid, pk.dst)
 		}
 	}
@@ -264,18 +269,29 @@ func checksum20Valid(b []byte) bool {
 	return s == 0xffff
 }
 
+// hashInner sets pk.hash to the flow hash of the inner packet in f.
+func (w *Worker) hashInner(pk *pktInfo, f *ring.Frame) {
+	pk.hash = wire.FlowHash(f.Bytes()[pk.innerOff:pk.innerOff+pk.innerLen], w.cfg.FlowSeed)
+}
+
 // lookup looks the unicast destination of pk up (through the memo) into
-// pk.e and pk.found; multicast destinations are looked up by replicate.
+// pk.e and pk.found and, for a positive mapping, selects the RLOC of the
+// packet's flow (pk.hash) into pk.r (nil when none is usable). Multicast
+// destinations are looked up by replicate.
 func (w *Worker) lookup(pk *pktInfo) {
 	if pk.dst.IsMulticast() {
 		return
 	}
-	pk.e, pk.found = w.memo.lookup(pk.iid, pk.dst)
+	e, ok := w.memo.lookup(pk.iid, pk.dst)
+	pk.e, pk.found, pk.r = e, ok, nil
+	if ok && !e.Negative() {
+		pk.r = e.Select(pk.hash)
+	}
 }
 
-// forward encapsulates the packet to the RLOC its mapping (pk.e, found by
-// lookup) selects, applies the negative action, or holds the packet on a
-// miss. pk describes the packet; nothing in it has been modified yet.
+// forward encapsulates the packet to the RLOC its mapping selected (pk.r,
+// by lookup), applies the negative action, or holds the packet on a miss.
+// pk describes the packet; nothing in it has been modified yet.
 func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
 	if pk.dst.IsMulticast() {
 		w.replicate(pk, f)
@@ -286,9 +302,8 @@ func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
 		w.miss(pk, f)
 		return
 	}
-	pk.hash = wire.FlowHash(f.Bytes()[pk.innerOff:pk.innerOff+pk.innerLen], w.cfg.FlowSeed)
 	if !e.Negative() {
-		r := e.Select(pk.hash)
+		r := pk.r
 		if r == nil {
 			w.drop(f, DropNoRoute) // every RLOC down or priority 255
 			return
@@ -402,25 +417,34 @@ func (w *Worker) pathMTU(out int, adj *nexthop.Adjacency) int {
 }
 
 // encap encapsulates the packet described by pk to RLOC r and queues it.
+// The RLOC's next hop comes from the worker's memo (hop).
 func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 	tpl := r.Template
 	if len(tpl) < wire.OuterIPv4Len {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	var adj nexthop.Adjacency
-	out, st := w.outerHop(f, r.Addr, &adj)
-	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
+	h := w.hop(r)
+	switch {
+	case h.st == nexthop.AdjNoRoute:
+		w.drop(f, DropNoRoute)
+		return
+	case h.st == nexthop.AdjResolved && h.out < 0:
+		w.drop(f, DropNoPort)
 		return
 	}
 	if !w.prepareInner(pk, f) {
 		return
 	}
-	if mtu := w.pathMTU(out, &adj); len(tpl)+pk.innerLen > mtu {
-		w.tooBig(pk, f, tpl, &adj, st, out, mtu)
+	if len(tpl)+pk.innerLen > h.mtu {
+		w.tooBig(pk, f, tpl, &h.adj, h.st, h.out, h.mtu)
 		return
 	}
-	w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &adj, st, out)
+	if h.hlen == 0 { // not resolved: to the kernel (l2out)
+		w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &h.adj, h.st, h.out)
+		return
+	}
+	w.encapHop(pk, f, h)
 }
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
@@ -444,21 +468,39 @@ func outerEtherType(tpl []byte) uint16 {
 // the front grows into the headroom or shrinks) and patches the template.
 // It counts the encapsulation and reports false when it dropped f.
 func (w *Worker) buildOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
-	f.SetLen(innerOff + innerLen) // drop Ethernet padding
-	if d := innerOff - wire.EthernetLen - len(tpl); d >= 0 {
+	b := w.front(f, innerOff, innerLen, wire.EthernetLen+len(tpl))
+	if b == nil {
+		return false
+	}
+	copy(b[wire.EthernetLen:], tpl)
+	return w.patchOuter(pk, f, b[wire.EthernetLen:])
+}
+
+// front makes f, whose inner IP packet of innerLen bytes starts at
+// innerOff, start hlen bytes before that packet (the payload does not move:
+// the front grows into the headroom or shrinks; Ethernet padding is cut)
+// and returns its bytes; nil when it dropped f.
+func (w *Worker) front(f *ring.Frame, innerOff, innerLen, hlen int) []byte {
+	f.SetLen(innerOff + innerLen)
+	if d := innerOff - hlen; d >= 0 {
 		f.Pull(d)
 	} else if f.Push(-d) == nil {
 		w.drop(f, DropBadLength) // a frame without the ring's headroom
-		return false
+		return nil
 	}
-	b := f.Bytes()
-	copy(b[wire.EthernetLen:], tpl)
+	return f.Bytes()
+}
+
+// patchOuter writes the per-packet fields of the outer headers whose
+// template was copied to the start of ob (the outer IP packet), and counts
+// the encapsulation; false when it dropped f.
+func (w *Worker) patchOuter(pk *pktInfo, f *ring.Frame, ob []byte) bool {
 	w.ep.FlowHash = pk.hash
 	w.ep.Nonce = w.nonce()
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid
 	w.ipid++
-	if err := wire.PatchOuter(b[wire.EthernetLen:], &w.ep); err != nil {
+	if err := wire.PatchOuter(ob, &w.ep); err != nil {
 		w.drop(f, DropBadLength)
 		return false
 	}
@@ -487,12 +529,7 @@ func (w *Worker) l2out(f *ring.Frame, adj *nexthop.Adjacency, st nexthop.AdjStat
 		}
 		return
 	}
-	// The Ethernet header by fixed-size stores (wire.Ethernet's setters copy
-	// through runtime.memmove, 10% of an encap in BenchmarkWorker).
-	_ = b[wire.EthernetLen-1]
-	*(*[6]byte)(b[0:6]) = adj.DstMAC
-	*(*[6]byte)(b[6:12]) = adj.SrcMAC
-	binary.BigEndian.PutUint16(b[12:14], et)
+	putEthernet(b, adj, et)
 	w.send(out, f)
 }
 

@@ -225,6 +225,8 @@ type Worker struct {
 	cache   *cache.Cache
 	memo    *lookupMemo
 	nh      *nexthop.Cache
+	hops    *rlocHops         // next hops and Ethernet + outer headers by RLOC
+	snap    *nexthop.Snapshot // the next-hop snapshot of the batch in hand
 	ctr     *WorkerCounters
 	c       *Counters
 	hold    *HoldQueue
@@ -302,6 +304,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg:   cfg,
 		cache: cfg.Cache,
 		nh:    nexthop.NewCache(cfg.NextHops),
+		hops:  new(rlocHops),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),
 		rloc6: cfg.Outer.RLOC6,

@@ -26,15 +26,30 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 // fromCoreBatch handles the frames a core port received stage by stage, as
 // fromSiteBatch does: parse (and decide) every frame, look up the packets
 // to re-encapsulate, then deliver, forward or reassemble in arrival order.
+// Packets to deliver before the first one that needs a later stage are
+// delivered at once, while their bytes are at hand: a batch of plain ETR
+// traffic goes through in one pass.
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
+	staged := false
 	for j := range fs {
 		pk := &pks[j]
 		w.parseCore(pk, slot, &fs[j])
-		if pk.act == actForward {
-			w.memo.prefetch(pk.iid, pk.dst)
+		switch {
+		case pk.act == actDone:
+		case pk.act == actDeliver && !staged:
+			w.deliver(pk, &fs[j], pk.site)
+			pk.act = actDone
+		default:
+			staged = true
+			if pk.act == actForward {
+				w.memo.prefetch(pk.iid, pk.dst)
+			}
 		}
+	}
+	if !staged {
+		return
 	}
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {

@@ -162,7 +162,6 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 	var pk pktInfo
 	w.snap = w.cfg.NextHops.Load()
 	if w.parseSite(&pk, slot, f) {
-		w.hashInner(&pk, f)
 		w.lookup(&pk)
 		w.forward(&pk, f)
 	}
@@ -181,7 +180,6 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		pk.act = actDone
 		if w.parseSite(pk, slot, &fs[j]) {
 			pk.act = actForward
-			w.hashInner(pk, &fs[j])
 			w.memo.prefetch(pk.iid, pk.dst)
 		}
 	}
@@ -197,8 +195,8 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	}
 }
 
-// parseSite validates a frame from site port slot and fills pk; false when
-// it dropped the frame.
+// parseSite validates a frame from site port slot and fills pk, flow hash
+// included; false when it dropped the frame.
 func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 	b := f.Bytes()
 	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, w.ports[slot].iid, false
@@ -209,6 +207,7 @@ func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 			w.drop(f, r)
 			return false
 		}
+		pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
 		return true
 	}
 	et, off, _, err := wire.Ethernet(b).Payload()
@@ -231,6 +230,7 @@ func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 		w.drop(f, r)
 		return false
 	}
+	w.hashInner(pk, f)
 	return true
 }
 
@@ -500,7 +500,13 @@ func (w *Worker) patchOuter(pk *pktInfo, f *ring.Frame, ob []byte) bool {
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid
 	w.ipid++
-	if err := wire.PatchOuter(ob, &w.ep); err != nil {
+	var err error
+	if len(ob) > 0 && ob[0]>>4 == 4 {
+		err = wire.PatchOuterIPv4(ob, &w.ep) // the common case, without PatchOuter's dispatch
+	} else {
+		err = wire.PatchOuter(ob, &w.ep)
+	}
+	if err != nil {
 		w.drop(f, DropBadLength)
 		return false
 	}

@@ -92,7 +92,12 @@ func (w *Worker) encapHop(pk *pktInfo, f *ring.Frame, h *rlocHop) {
 	if b == nil {
 		return
 	}
-	copy(b, h.hdr[:h.hlen])
+	const v4 = wire.EthernetLen + wire.OuterIPv4Len
+	if h.hlen == v4 && len(b) >= v4 {
+		*(*[v4]byte)(b) = *(*[v4]byte)(h.hdr[:v4]) // fixed-size moves, no memmove call
+	} else {
+		copy(b, h.hdr[:h.hlen])
+	}
 	if w.patchOuter(pk, f, b[wire.EthernetLen:]) {
 		w.send(h.out, f)
 	}

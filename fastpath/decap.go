@@ -97,7 +97,7 @@ func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 			w.drop(f, ipDrop(err))
 			return
 		}
-		if !ip.ChecksumValid() {
+		if !checksumValid(ip) {
 			w.drop(f, DropBadIP)
 			return
 		}

@@ -255,6 +255,15 @@ func parseIPv4NoOptions(pk *pktInfo, b []byte) DropReason {
 	return dropNone
 }
 
+// checksumValid is ip.ChecksumValid for a validated IPv4 header, shorter
+// for the usual 20 bytes.
+func checksumValid(ip wire.IPv4) bool {
+	if ip[0] == 0x45 {
+		return checksum20Valid(ip)
+	}
+	return ip.ChecksumValid()
+}
+
 // checksum20Valid reports whether the 20-byte IPv4 header b verifies
 // (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in five 32-bit adds.
 func checksum20Valid(b []byte) bool {
@@ -350,10 +359,7 @@ func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 			w.drop(f, DropTTLExpired)
 			return false
 		}
-		old := binary.BigEndian.Uint16(inner[8:])
-		inner[8] = ttl - 1
-		ip := wire.IPv4(inner)
-		ip.SetChecksum(wire.ChecksumUpdate(ip.Checksum(), old, binary.BigEndian.Uint16(inner[8:])))
+		setTTL4(inner, ttl-1)
 		return true
 	}
 	if inner[7] <= 1 {
@@ -367,6 +373,15 @@ func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 // decapRules applies RFC 9300 §5.3 / RFC 6040 §4.2 to the inner header from
 // the outer TTL and TOS in pk; false when the packet was dropped.
 func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
+	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
+		// The common case in short: under a Not-ECT outer header every row
+		// of the RFC 6040 §4.2 table forwards with the inner ECN field as it
+		// is, so only the TTL rule is left (wire.InnerTTLAndECN).
+		if pk.outerTTL < inner[8] {
+			setTTL4(inner, pk.outerTTL)
+		}
+		return true
+	}
 	d, err := wire.ApplyDecap(inner, pk.outerTTL, pk.outerTOS)
 	switch {
 	case err != nil:
@@ -381,6 +396,15 @@ func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
 		w.extra[ExtraECNAlarm]++
 	}
 	return true
+}
+
+// setTTL4 sets the TTL of the IPv4 header ip and updates its checksum
+// incrementally (RFC 1624).
+func setTTL4(ip []byte, ttl uint8) {
+	_ = ip[wire.IPv4MinLen-1]
+	old := binary.BigEndian.Uint16(ip[8:])
+	ip[8] = ttl
+	wire.IPv4(ip).SetChecksum(wire.ChecksumUpdate(wire.IPv4(ip).Checksum(), old, binary.BigEndian.Uint16(ip[8:])))
 }
 
 // outerHop resolves the underlay next hop of rloc: the egress port slot, the

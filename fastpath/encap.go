@@ -289,6 +289,7 @@ func (w *Worker) hashInner(pk *pktInfo, f *ring.Frame) {
 // destinations are looked up by replicate.
 func (w *Worker) lookup(pk *pktInfo) {
 	if pk.dst.IsMulticast() {
+		pk.e, pk.found, pk.r = nil, false, nil
 		return
 	}
 	e, ok := w.memo.lookup(pk.iid, pk.dst)

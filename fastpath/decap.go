@@ -243,23 +243,29 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		w.drop(f, DropNoReceivers)
 		return
 	}
-	adj, st := w.nh.Resolve(pk.dst)
-	if st == nexthop.AdjNoRoute {
+	h := w.hop(pk.dst, nil)
+	if h.st == nexthop.AdjNoRoute {
 		w.drop(f, DropNoRoute)
 		return
 	}
-	if st == nexthop.AdjResolved && w.portSlot(adj.Port) != site {
+	if h.st == nexthop.AdjResolved && h.out != site {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
 	f.SetLen(pk.innerOff + pk.innerLen)
 	f.Pull(pk.innerOff - wire.EthernetLen)
+	w.c.Inc(CounterDecap)
+	if h.hlen == wire.EthernetLen {
+		b := f.Bytes()
+		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
+		w.send(site, f)
+		return
+	}
 	et := wire.EtherTypeIPv6
 	if pk.v4 {
 		et = wire.EtherTypeIPv4
 	}
-	w.c.Inc(CounterDecap)
-	w.l2out(f, &adj, st, site, et)
+	w.l2out(f, &h.adj, h.st, site, et)
 }
 
 // observe records the nonce and LSBs of an accepted LISP data packet for

@@ -449,7 +449,7 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	h := w.hop(r)
+	h := w.hop(r.Addr, tpl)
 	switch {
 	case h.st == nexthop.AdjNoRoute:
 		w.drop(f, DropNoRoute)

@@ -225,7 +225,7 @@ type Worker struct {
 	cache   *cache.Cache
 	memo    *lookupMemo
 	nh      *nexthop.Cache
-	hops    *rlocHops         // next hops and Ethernet + outer headers by RLOC
+	hops    *hopMemo          // next hops with their Ethernet (+ outer) headers
 	snap    *nexthop.Snapshot // the next-hop snapshot of the batch in hand
 	ctr     *WorkerCounters
 	c       *Counters
@@ -304,7 +304,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg:   cfg,
 		cache: cfg.Cache,
 		nh:    nexthop.NewCache(cfg.NextHops),
-		hops:  new(rlocHops),
+		hops:  new(hopMemo),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),
 		rloc6: cfg.Outer.RLOC6,

@@ -7,6 +7,9 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/wire"
 )
 
 // udpSrcPorts returns the UDP source port of the inner packet of every
@@ -92,4 +95,25 @@ func TestBatchKeepsArrivalOrder(t *testing.T) {
 			t.Errorf("misses %d, TTL drops %d, want 1, 1", m, d)
 		}
 	})
+}
+
+// TestReplicaSourcePort: the copies of a replicated packet carry the UDP
+// source port of the inner packet's flow hash (RFC 9300 §5.3), which the
+// batch takes while parsing, before the TTL changes.
+func TestReplicaSourcePort(t *testing.T) {
+	r := newRig(t, nil)
+	hops := []cache.RLEHop{{Addr: mcETR(1), Level: 128}, {Addr: mcETR(2), Level: 128}}
+	installSG(t, r, iidSite, hostA, hops)
+	spec := innerSpec{src: hostA, dst: mcGroup, ttl: 9, sport: 5555, payload: 22}
+	want := wire.SourcePort(wire.FlowHash(innerPacket(t, spec), 0))
+	r.fromSite(siteFrame(t, spec))
+	frames := drain(r.core)
+	if len(frames) != 2 {
+		t.Fatalf("%d copies, want 2", len(frames))
+	}
+	for _, fr := range frames {
+		if got := decodeLISP(t, fr).udp.SrcPort; uint16(got) != want {
+			t.Errorf("copy's UDP source port %d, want %d", got, want)
+		}
+	}
 }

@@ -180,7 +180,9 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		pk.act = actDone
 		if w.parseSite(pk, slot, &fs[j]) {
 			pk.act = actForward
-			w.memo.prefetch(pk.iid, pk.dst)
+			if !pk.dst.IsMulticast() {
+				w.memo.prefetch(pk.iid, pk.dst)
+			}
 		}
 	}
 	for j := range pks {

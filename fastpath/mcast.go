@@ -93,7 +93,7 @@ func (w *Worker) replicate(pk *pktInfo, f *ring.Frame) {
 		return
 	}
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	w.ep.FlowHash = wire.FlowHash(inner, w.cfg.FlowSeed)
+	w.ep.FlowHash = pk.hash // taken while parsing (the TTL is not part of it)
 	w.ep.Nonce = w.nonce()
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid

@@ -80,13 +80,15 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
 }
 
-// hopIndex spreads destinations and templates over the memo's slots (the
-// template's address only serves as a number; Go's heap objects do not
-// move).
+// hopIndex spreads destinations over the memo's slots: by the template's
+// address when there is one (one template per RLOC; the address only serves
+// as a number, Go's heap objects do not move), else by the destination.
 func hopIndex(dst netip.Addr, tpl *byte) uint32 {
-	a := dst.As16()
-	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
-	x ^= uint64(uintptr(unsafe.Pointer(tpl)))
+	x := uint64(uintptr(unsafe.Pointer(tpl)))
+	if tpl == nil {
+		a := dst.As16()
+		x = binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
+	}
 	return uint32((x * 0x9E3779B97F4A7C15) >> 56)
 }
 

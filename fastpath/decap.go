@@ -53,7 +53,12 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	}
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {
-			w.lookup(pk)
+			w.probe(pk)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
 		}
 	}
 	for j := range pks {

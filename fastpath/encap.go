@@ -3,6 +3,7 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
@@ -90,6 +91,7 @@ type pktInfo struct {
 	act      pktAction    // what the batch's last stage does with it
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
+	hit      bool         // the memo answered e (not marked active yet)
 	e        *cache.Entry // lookup's result
 	r        *cache.RLOC  // the RLOC e selects for the flow
 }
@@ -187,7 +189,12 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	}
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {
-			w.lookup(pk)
+			w.probe(pk)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
 		}
 	}
 	for j := range pks {
@@ -290,13 +297,34 @@ func (w *Worker) hashInner(pk *pktInfo, f *ring.Frame) {
 // packet's flow (pk.hash) into pk.r (nil when none is usable). Multicast
 // destinations are looked up by replicate.
 func (w *Worker) lookup(pk *pktInfo) {
+	w.probe(pk)
+	w.choose(pk)
+}
+
+// probe is the first half of lookup: the memo's (or the cache's) answer
+// into pk.e and pk.found, and a prefetch of the entry that choose reads.
+func (w *Worker) probe(pk *pktInfo) {
+	pk.e, pk.found, pk.hit, pk.r = nil, false, false, nil
 	if pk.dst.IsMulticast() {
-		pk.e, pk.found, pk.r = nil, false, nil
 		return
 	}
-	e, ok := w.memo.lookup(pk.iid, pk.dst)
-	pk.e, pk.found, pk.r = e, ok, nil
-	if ok && !e.Negative() {
+	pk.e, pk.found, pk.hit = w.memo.probe(pk.iid, pk.dst)
+	if pk.found {
+		prefetch(unsafe.Pointer(pk.e))
+	}
+}
+
+// choose is the second half of lookup: it marks an entry the memo answered
+// active and selects the RLOC of a positive one.
+func (w *Worker) choose(pk *pktInfo) {
+	if !pk.found {
+		return
+	}
+	e := pk.e
+	if pk.hit {
+		w.memo.mark(e)
+	}
+	if !e.Negative() {
 		pk.r = e.Select(pk.hash)
 	}
 }

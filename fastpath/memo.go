@@ -3,6 +3,7 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 )
@@ -50,7 +51,6 @@ type lookupMemo struct {
 	gen        uint32 // current memo generation, 1..255
 	cgen       uint64 // cache generation gen stands for
 	hits, miss uint64
-	sink       uint64 // what prefetch loaded, so that the loads stay
 }
 
 // defaultMemoSize is the default number of IPv4 slots (16384 sets of four,
@@ -111,19 +111,34 @@ func (m *lookupMemo) set4(key uint64) *memo4Set {
 }
 
 // prefetch starts loading the set that lookup(iid, dst) will probe, for an
-// IPv4 destination, so that a batch's probes overlap: the load's result is
-// folded into m.sink, where nobody reads it.
+// IPv4 destination, so that a batch's probes overlap.
 func (m *lookupMemo) prefetch(iid uint32, dst netip.Addr) {
 	if m.v4 != nil && dst.Is4() {
-		m.sink += m.set4(m.key4(iid, dst.As4()))[0].key
+		prefetch(unsafe.Pointer(m.set4(m.key4(iid, dst.As4()))))
 	}
 }
 
 // lookup returns cache.Lookup(iid, dst), from the memo when it holds that
 // exact destination for the current generation.
 func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
+	e, ok, hit := m.probe(iid, dst)
+	if hit {
+		m.mark(e)
+	}
+	return e, ok
+}
+
+// mark marks an entry the memo answered with active, as cache.Lookup marks
+// the entries it returns.
+func (m *lookupMemo) mark(e *cache.Entry) { m.c.MarkActive(e) }
+
+// probe is lookup without marking what the memo answers (hit) active: the
+// caller marks it (mark), for instance in a later stage of its batch. What
+// the cache answers on a memo miss it marked itself.
+func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit bool) {
 	if m.v4 == nil || iid > 1<<24-1 {
-		return m.c.Lookup(iid, dst)
+		e, ok = m.c.Lookup(iid, dst)
+		return e, ok, false
 	}
 	if dst.Is4() {
 		key := m.key4(iid, dst.As4())
@@ -132,12 +147,11 @@ func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 			if s[i].key == key {
 				m.hits++
 				e := s[i].e
-				m.c.MarkActive(e)
 				if i > 0 { // move to the front
 					copy(s[1:i+1], s[:i])
 					s[0] = memo4Slot{key, e}
 				}
-				return e, true
+				return e, true, true
 			}
 		}
 		m.miss++
@@ -146,7 +160,7 @@ func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 			copy(s[1:], s[:len(s)-1])
 			s[0] = memo4Slot{key, e}
 		}
-		return e, ok
+		return e, ok, false
 	}
 	a := dst.As16()
 	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
@@ -156,18 +170,17 @@ func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 		if x := &s[i]; x.gen == m.gen && x.lo == lo && x.hi == hi && x.iid == iid {
 			m.hits++
 			e := x.e
-			m.c.MarkActive(e)
 			if i > 0 {
 				s[0], s[1] = s[1], s[0]
 			}
-			return e, true
+			return e, true, true
 		}
 	}
 	m.miss++
-	e, ok := m.c.Lookup(iid, dst)
+	e, ok = m.c.Lookup(iid, dst)
 	if ok {
 		s[1] = s[0]
 		s[0] = memo6Slot{hi: hi, lo: lo, iid: iid, gen: m.gen, e: e}
 	}
-	return e, ok
+	return e, ok, false
 }

@@ -198,7 +198,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		}
 	}
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
+		if pk := &pks[j]; pk.act == actForward && !w.encapFast(pk, &fs[j]) {
 			w.forward(pk, &fs[j])
 		}
 	}

@@ -102,6 +102,30 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 	binary.BigEndian.PutUint16(b[12:14], et)
 }
 
+// encapFast is encap for the common case, without the general path's
+// calls: a site's IPv4 packet whose mapping selected RLOC pk.r (lookup),
+// whose next hop is resolved on one of our ports, with TTL left and
+// fitting the path MTU. It reports false, having changed nothing, for any
+// other packet, which forward then handles.
+func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
+	r := pk.r
+	if r == nil || !pk.v4 || pk.rtr || len(r.Template) < wire.OuterIPv4Len {
+		return false
+	}
+	h := w.hop(r.Addr, r.Template)
+	if h.hlen == 0 || h.out < 0 || len(r.Template)+pk.innerLen > h.mtu || h.hlen-pk.innerOff > f.Headroom() {
+		return false
+	}
+	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	ttl := inner[8]
+	if ttl <= 1 {
+		return false
+	}
+	setTTL4(inner, ttl-1)
+	w.encapHop(pk, f, h)
+	return true
+}
+
 // encapHop finishes the encapsulation of the packet in f (inner header
 // prepared, fitting h.mtu) through a resolved memo entry: one copy of the
 // Ethernet header and template in front of the inner packet, the

@@ -51,16 +51,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	if !staged {
 		return
 	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.probe(pk)
-		}
-	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.choose(pk)
-		}
-	}
+	w.lookupStage(pks)
 	for j := range pks {
 		if pks[j].act != actDone {
 			w.finishCore(&pks[j], &fs[j])

@@ -187,16 +187,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			}
 		}
 	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.probe(pk)
-		}
-	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.choose(pk)
-		}
-	}
+	w.lookupStage(pks)
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward && !w.encapFast(pk, &fs[j]) {
 			w.forward(pk, &fs[j])
@@ -299,6 +290,21 @@ func (w *Worker) hashInner(pk *pktInfo, f *ring.Frame) {
 func (w *Worker) lookup(pk *pktInfo) {
 	w.probe(pk)
 	w.choose(pk)
+}
+
+// lookupStage is the lookup of a batch's packets that need one
+// (actForward): probe them all (the entries' loads overlap), then choose.
+func (w *Worker) lookupStage(pks []pktInfo) {
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.probe(pk)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
+		}
+	}
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer

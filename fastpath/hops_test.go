@@ -49,11 +49,7 @@ func TestRLOCHopFollowsNextHopTable(t *testing.T) {
 				t.Helper()
 				before := r.counters()
 				r.fromSite(siteFrame(t, innerSpec{src: tc.src, dst: tc.dst, df: true, payload: 200}))
-				after := r.counters()
-				for i := range after.v {
-					after.v[i] -= before.v[i]
-				}
-				return drain(r.core), after
+				return drain(r.core), r.countersSince(before)
 			}
 			wantMACs := func(step string, dst, src [6]byte) {
 				t.Helper()
@@ -130,11 +126,7 @@ func TestDeliveryHopFollowsNextHopTable(t *testing.T) {
 		before := r.counters()
 		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 20})
 		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}))
-		after := r.counters()
-		for i := range after.v {
-			after.v[i] -= before.v[i]
-		}
-		return drain(r.site), after
+		return drain(r.site), r.countersSince(before)
 	}
 	wantMACs := func(step string, dst, src [6]byte) {
 		t.Helper()
@@ -161,4 +153,13 @@ func TestDeliveryHopFollowsNextHopTable(t *testing.T) {
 	}
 	r.nh.Store(testNextHops())
 	wantMACs("first snapshot again", macHostA, macSite)
+}
+
+// countersSince returns what the worker counted since before.
+func (r *rig) countersSince(before Counters) Counters {
+	c := r.counters()
+	for i := range c.v {
+		c.v[i] -= before.v[i]
+	}
+	return c
 }

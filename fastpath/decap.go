@@ -10,16 +10,79 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// fromCore handles a frame received on a core port: ETR decapsulation, or
-// RTR re-encapsulation for instance-IDs no site port serves.
+// fromCore handles one frame received on a core port outside a batch (a
+// held packet released, a datagram reassembled): ETR decapsulation, or RTR
+// re-encapsulation for instance-IDs no site port serves.
 func (w *Worker) fromCore(slot int, f *ring.Frame) {
+	var pk pktInfo
+	w.snap = w.cfg.NextHops.Load()
+	w.parseCore(&pk, slot, f)
+	if pk.act == actForward {
+		w.lookup(&pk)
+	}
+	w.finishCore(&pk, f)
+}
+
+// fromCoreBatch handles the frames a core port received stage by stage, as
+// fromSiteBatch does: parse (and decide) every frame, look up the packets
+// to re-encapsulate, then deliver, forward or reassemble in arrival order.
+// Packets to deliver before the first one that needs a later stage are
+// delivered at once, while their bytes are at hand: a batch of plain ETR
+// traffic goes through in one pass.
+func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
+	pks := w.pkts[:len(fs)]
+	w.snap = w.cfg.NextHops.Load()
+	staged := false
+	for j := range fs {
+		pk := &pks[j]
+		w.parseCore(pk, slot, &fs[j])
+		switch {
+		case pk.act == actDone:
+		case pk.act == actDeliver && !staged:
+			w.deliver(pk, &fs[j], pk.site)
+			pk.act = actDone
+		default:
+			staged = true
+			if pk.act == actForward {
+				w.memo.prefetch(pk.iid, pk.dst)
+			}
+		}
+	}
+	if !staged {
+		return
+	}
+	w.lookupStage(pks)
+	for j := range pks {
+		if pks[j].act != actDone {
+			w.finishCore(&pks[j], &fs[j])
+		}
+	}
+}
+
+// finishCore is the last stage of a core packet parsed by parseCore.
+func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
+	switch pk.act {
+	case actDeliver:
+		w.deliver(pk, f, pk.site)
+	case actForward:
+		w.forward(pk, f)
+	case actReasm:
+		w.reassemble(pk.slot, f, pk.outerOff)
+	}
+}
+
+// parseCore validates a frame from core port slot, fills pk and sets
+// pk.act to what the batch's last stage does with it (actDone when it was
+// dropped). Observations, gleaning and underlay-group news are recorded
+// here, in arrival order.
+func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
+	pk.act = actDone
 	b := f.Bytes()
 	et, off, _, err := wire.Ethernet(b).Payload()
 	if err != nil {
 		w.drop(f, DropBadEthernet)
 		return
 	}
-	pk := &w.pk
 	pk.slot, pk.outerOff = slot, off
 	var udpOff, end int
 	var ug netip.Addr // the outer destination when it is an underlay group
@@ -30,7 +93,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 			w.drop(f, ipDrop(err))
 			return
 		}
-		if !ip.ChecksumValid() {
+		if !checksumValid(ip) {
 			w.drop(f, DropBadIP)
 			return
 		}
@@ -49,7 +112,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		if ip.IsFragment() {
 			// An ITR fragmented the encapsulated packet for the path MTU
 			// (RFC 9300 §7.1): the ETR reassembles it.
-			w.reassemble(slot, f, off)
+			pk.act = actReasm
 			return
 		}
 		pk.outerV4 = true
@@ -103,7 +166,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		iid = h.InstanceID()
 	}
 	innerOff := udpOff + wire.UDPLen + wire.HeaderLen
-	if r := w.parseInner(b[innerOff:uend], 0, false); r != dropNone {
+	if r := w.parseInner(pk, b[innerOff:uend], 0, false); r != dropNone {
 		w.drop(f, r)
 		return
 	}
@@ -114,18 +177,19 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 		return
 	}
 	if h[0]&(wire.FlagN|wire.FlagL) != 0 {
-		w.observe(b, h)
+		w.observe(pk, b, h)
 	}
 	if site >= 0 {
 		pk.rtr = false
 		if w.ports[site].glean {
-			w.glean(b)
+			w.glean(pk, b)
 		}
-		w.deliver(f, site)
+		pk.act, pk.site = actDeliver, site
 		return
 	}
 	pk.rtr = true
-	w.forward(f)
+	pk.act = actForward
+	w.hashInner(pk, f)
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup
@@ -158,10 +222,9 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // deliver finishes ETR decapsulation: TTL and ECN into the inner header,
 // outer headers stripped, the inner Ethernet header written for the inner
 // destination's next hop, out of the instance-ID's site port.
-func (w *Worker) deliver(f *ring.Frame, site int) {
-	pk := &w.pk
+func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if !w.decapRules(f, inner) {
+	if !w.decapRules(pk, f, inner) {
 		return
 	}
 	ttl := inner[8] // IPv4 TTL
@@ -176,34 +239,39 @@ func (w *Worker) deliver(f *ring.Frame, site int) {
 		w.drop(f, DropNoReceivers)
 		return
 	}
-	adj, st := w.nh.Resolve(pk.dst)
-	if st == nexthop.AdjNoRoute {
+	h := w.hop(pk.dst, nil)
+	if h.st == nexthop.AdjNoRoute {
 		w.drop(f, DropNoRoute)
 		return
 	}
-	if st == nexthop.AdjResolved && w.portSlot(adj.Port) != site {
+	if h.st == nexthop.AdjResolved && h.out != site {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
 	f.SetLen(pk.innerOff + pk.innerLen)
 	f.Pull(pk.innerOff - wire.EthernetLen)
+	w.c.Inc(CounterDecap)
+	if h.hlen == wire.EthernetLen {
+		b := f.Bytes()
+		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
+		w.send(site, f)
+		return
+	}
 	et := wire.EtherTypeIPv6
 	if pk.v4 {
 		et = wire.EtherTypeIPv4
 	}
-	w.c.Inc(CounterDecap)
-	w.l2out(f, &adj, st, site, et)
+	w.l2out(f, &h.adj, h.st, site, et)
 }
 
 // observe records the nonce and LSBs of an accepted LISP data packet for
 // the slow path (echo-nonce, RFC 9300 §10.1; locator-status-bits, §10).
-func (w *Worker) observe(b []byte, h wire.Header) {
+func (w *Worker) observe(pk *pktInfo, b []byte, h wire.Header) {
 	o := w.obs.next()
 	if o == nil {
 		w.extra[ExtraObservationLost]++
 		return
 	}
-	pk := &w.pk
 	if pk.outerV4 {
 		o.RLOC = netip.AddrFrom4([4]byte(b[pk.outerOff+12 : pk.outerOff+16]))
 	} else {
@@ -234,8 +302,7 @@ type gleanMemo struct {
 // glean reports the inner source EID and outer source RLOC of a packet
 // being delivered on a gleaning site port (RFC 9300 §9), at most once per
 // EID per GleanInterval.
-func (w *Worker) glean(b []byte) {
-	pk := &w.pk
+func (w *Worker) glean(pk *pktInfo, b []byte) {
 	in := b[pk.innerOff:]
 	var eid netip.Addr
 	if pk.v4 {

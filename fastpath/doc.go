@@ -9,9 +9,14 @@
 //  1. HoldQueue.Service: take back the held packets whose mappings the slow
 //     path installed meanwhile (and drop those held too long);
 //  2. receive a batch (64 frames) from its ring.Port;
-//  3. classify each frame and encapsulate (ITR/PITR), decapsulate (ETR) or
-//     re-encapsulate/replicate (RTR), using the map-cache and the next-hop
-//     table (nexthop.Cache.Resolve) for the outer Ethernet header;
+//  3. process the batch of each port stage by stage: parse and classify every
+//     frame (taking the flow hash), then look every destination up in the
+//     map-cache (through the worker's lookup memo, whose probes of the batch
+//     overlap in memory), then encapsulate (ITR/PITR), decapsulate (ETR) or
+//     re-encapsulate/replicate (RTR) every packet in arrival order, so each
+//     port sends in the order it received. A core batch delivers its
+//     packets at once while none before them needed a lookup. The state of
+//     each packet travels as a parameter (pktInfo), in a per-batch array;
 //  4. transmit the batch and WorkerCounters.Publish its counters.
 //
 // A Worker (NewWorker, Config) owns its ports: site ports, each with the
@@ -91,7 +96,12 @@
 // on the core side, an inner destination on the site side) to an
 // Adjacency: source and destination MAC, egress interface and port. Its
 // Watcher keeps it in step with the kernel's routes and neighbours over
-// netlink. An AdjIncomplete
+// netlink. For RLOCs a worker keeps, per RLOC of the map-cache, the
+// resolved next hop together with the Ethernet header and the RLOC's outer
+// template in one block (rlocHops), so an encapsulation copies one header;
+// an entry serves only while the table publishes the snapshot it was
+// resolved in, so a changed route or neighbour MAC applies from the next
+// batch on. An AdjIncomplete
 // result means the kernel has not resolved the next hop yet: the worker
 // passes the packet to the kernel once so ARP/ND happen.
 //

@@ -3,6 +3,7 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
@@ -87,7 +88,24 @@ type pktInfo struct {
 	outerTOS uint8
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
+	act      pktAction    // what the batch's last stage does with it
+	site     int          // actDeliver: the site port
+	found    bool         // lookup found e
+	hit      bool         // the memo answered e (not marked active yet)
+	e        *cache.Entry // lookup's result
+	r        *cache.RLOC  // the RLOC e selects for the flow
 }
+
+// pktAction is what the last stage of a batch does with a parsed packet.
+type pktAction uint8
+
+// Packet actions.
+const (
+	actDone    pktAction = iota // dropped or consumed while parsing
+	actForward                  // look up and forward (encapsulate, replicate, hold)
+	actDeliver                  // ETR: deliver to site port pk.site
+	actReasm                    // ETR: an outer IPv4 fragment to reassemble
+)
 
 // ipDrop maps an IP validation error to its drop reason.
 func ipDrop(err error) DropReason {
@@ -101,18 +119,17 @@ func ipDrop(err error) DropReason {
 }
 
 // parseInner validates the inner IP packet at the start of b (version ver,
-// or by its version nibble when ver is 0) and fills w.pk. verify checks the
+// or by its version nibble when ver is 0) and fills pk. verify checks the
 // IPv4 header checksum (RFC 1812 §5.2.2): done for packets from a site; for
 // decapsulated packets the ETR leaves that to the receiving host, as the
 // checksum is only ever updated incrementally on the way.
-func (w *Worker) parseInner(b []byte, ver uint8, verify bool) DropReason {
+func (w *Worker) parseInner(pk *pktInfo, b []byte, ver uint8, verify bool) DropReason {
 	if ver == 0 {
 		if len(b) == 0 {
 			return DropBadIP
 		}
 		ver = b[0] >> 4
 	}
-	pk := &w.pk
 	switch ver {
 	case 4:
 		ip := wire.IPv4(b)
@@ -141,13 +158,62 @@ func (w *Worker) parseInner(b []byte, ver uint8, verify bool) DropReason {
 	return dropNone
 }
 
-// fromSite handles a frame received on a site port: ITR/PITR.
+// fromSite handles one frame received on a site port (ITR/PITR) outside a
+// batch: a held packet released, for instance.
 func (w *Worker) fromSite(slot int, f *ring.Frame) {
+	var pk pktInfo
+	w.snap = w.cfg.NextHops.Load()
+	if w.parseSite(&pk, slot, f) {
+		w.lookup(&pk)
+		w.forward(&pk, f)
+	}
+}
+
+// fromSiteBatch handles the frames a site port received, stage by stage so
+// that the memory latency of one packet's lookup overlaps the work on the
+// others: parse every frame, then look every destination up, then forward
+// every packet in arrival order (the order in which they leave and are held
+// is the order in which they came).
+func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
+	pks := w.pkts[:len(fs)]
+	w.snap = w.cfg.NextHops.Load()
+	for j := range fs {
+		pk := &pks[j]
+		pk.act = actDone
+		if w.parseSite(pk, slot, &fs[j]) {
+			pk.act = actForward
+			if !pk.dst.IsMulticast() {
+				w.memo.prefetch(pk.iid, pk.dst)
+			}
+		}
+	}
+	w.lookupStage(pks)
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward && !w.encapFast(pk, &fs[j]) {
+			w.forward(pk, &fs[j])
+		}
+	}
+}
+
+// parseSite validates a frame from site port slot and fills pk, flow hash
+// included; false when it dropped the frame.
+func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 	b := f.Bytes()
+	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, w.ports[slot].iid, false
+	if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
+		// The common case, an untagged IPv4 packet without options, without
+		// going through the general parser.
+		if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
+			w.drop(f, r)
+			return false
+		}
+		pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+		return true
+	}
 	et, off, _, err := wire.Ethernet(b).Payload()
 	if err != nil {
 		w.drop(f, DropBadEthernet)
-		return
+		return false
 	}
 	var ver uint8
 	switch et {
@@ -157,52 +223,151 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 		ver = 6
 	default:
 		w.drop(f, DropBadEthernet)
-		return
+		return false
 	}
-	pk := &w.pk
-	pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, off, w.ports[slot].iid, false
-	if r := w.parseInner(b[off:], ver, true); r != dropNone {
+	pk.innerOff = off
+	if r := w.parseInner(pk, b[off:], ver, true); r != dropNone {
 		w.drop(f, r)
-		return
+		return false
 	}
-	w.forward(f)
+	w.hashInner(pk, f)
+	return true
 }
 
-// forward looks the inner destination up and encapsulates, applies the
-// negative action, or holds the packet on a miss. w.pk describes the packet;
-// nothing in it has been modified yet.
-func (w *Worker) forward(f *ring.Frame) {
-	pk := &w.pk
-	if pk.dst.IsMulticast() {
-		w.replicate(f)
-		return
+// parseIPv4NoOptions is parseInner of a site packet (checksum verified)
+// for an IPv4 header of 20 bytes (version and IHL already checked).
+func parseIPv4NoOptions(pk *pktInfo, b []byte) DropReason {
+	_ = b[wire.IPv4MinLen-1]
+	tl := int(binary.BigEndian.Uint16(b[2:]))
+	if tl < wire.IPv4MinLen {
+		return DropBadIHL // header longer than the packet (wire.ErrIPHeaderLength)
 	}
-	e, ok := w.memo.lookup(pk.iid, pk.dst)
-	if !ok {
-		w.miss(f)
-		return
+	if tl > len(b) {
+		return DropBadLength
 	}
+	if !checksum20Valid(b) {
+		return DropBadIP
+	}
+	pk.v4 = true
+	pk.innerLen = tl
+	pk.dst = netip.AddrFrom4([4]byte(b[16:20]))
+	pk.src = netip.AddrFrom4([4]byte(b[12:16]))
+	return dropNone
+}
+
+// checksumValid is ip.ChecksumValid for a validated IPv4 header, shorter
+// for the usual 20 bytes.
+func checksumValid(ip wire.IPv4) bool {
+	if ip[0] == 0x45 {
+		return checksum20Valid(ip)
+	}
+	return ip.ChecksumValid()
+}
+
+// checksum20Valid reports whether the 20-byte IPv4 header b verifies
+// (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in five 32-bit adds.
+func checksum20Valid(b []byte) bool {
+	_ = b[19]
+	s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
+		uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+		uint64(binary.BigEndian.Uint32(b[16:]))
+	s = s&0xffffffff + s>>32
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return s == 0xffff
+}
+
+// hashInner sets pk.hash to the flow hash of the inner packet in f.
+func (w *Worker) hashInner(pk *pktInfo, f *ring.Frame) {
 	pk.hash = wire.FlowHash(f.Bytes()[pk.innerOff:pk.innerOff+pk.innerLen], w.cfg.FlowSeed)
+}
+
+// lookup looks the unicast destination of pk up (through the memo) into
+// pk.e and pk.found and, for a positive mapping, selects the RLOC of the
+// packet's flow (pk.hash) into pk.r (nil when none is usable). Multicast
+// destinations are looked up by replicate.
+func (w *Worker) lookup(pk *pktInfo) {
+	w.probe(pk)
+	w.choose(pk)
+}
+
+// lookupStage is the lookup of a batch's packets that need one
+// (actForward): probe them all (the entries' loads overlap), then choose.
+func (w *Worker) lookupStage(pks []pktInfo) {
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.probe(pk)
+		}
+	}
+	for j := range pks {
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
+		}
+	}
+}
+
+// probe is the first half of lookup: the memo's (or the cache's) answer
+// into pk.e and pk.found, and a prefetch of the entry that choose reads.
+func (w *Worker) probe(pk *pktInfo) {
+	pk.e, pk.found, pk.hit, pk.r = nil, false, false, nil
+	if pk.dst.IsMulticast() {
+		return
+	}
+	pk.e, pk.found, pk.hit = w.memo.probe(pk.iid, pk.dst)
+	if pk.found {
+		prefetch(unsafe.Pointer(pk.e))
+	}
+}
+
+// choose is the second half of lookup: it marks an entry the memo answered
+// active and selects the RLOC of a positive one.
+func (w *Worker) choose(pk *pktInfo) {
+	if !pk.found {
+		return
+	}
+	e := pk.e
+	if pk.hit {
+		w.memo.mark(e)
+	}
 	if !e.Negative() {
-		r := e.Select(pk.hash)
+		pk.r = e.Select(pk.hash)
+	}
+}
+
+// forward encapsulates the packet to the RLOC its mapping selected (pk.r,
+// by lookup), applies the negative action, or holds the packet on a miss.
+// pk describes the packet; nothing in it has been modified yet.
+func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
+	if pk.dst.IsMulticast() {
+		w.replicate(pk, f)
+		return
+	}
+	e := pk.e
+	if !pk.found {
+		w.miss(pk, f)
+		return
+	}
+	if !e.Negative() {
+		r := pk.r
 		if r == nil {
 			w.drop(f, DropNoRoute) // every RLOC down or priority 255
 			return
 		}
-		w.encap(f, r)
+		w.encap(pk, f, r)
 		return
 	}
 	switch e.Action() {
 	case wire.ActionSendMapRequest:
-		w.miss(f)
+		w.miss(pk, f)
 	case wire.ActionNoAction, wire.ActionNativelyForward:
 		if !pk.rtr {
 			if r := w.ports[pk.slot].petr; r != nil {
-				w.encap(f, r)
+				w.encap(pk, f, r)
 				return
 			}
 		}
-		w.native(f)
+		w.native(pk, f)
 	default:
 		w.drop(f, DropNegative)
 	}
@@ -210,8 +375,7 @@ func (w *Worker) forward(f *ring.Frame) {
 
 // miss holds a copy of the packet until the slow path resolves the
 // destination (HoldQueue.Hold also queues the MissEvent).
-func (w *Worker) miss(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) miss(pk *pktInfo, f *ring.Frame) {
 	w.c.Inc(CounterMiss)
 	w.hold.Hold(w.now, pk.iid, pk.dst, pk.src, uint32(pk.slot), f.Bytes())
 	w.free(f)
@@ -221,10 +385,9 @@ func (w *Worker) miss(f *ring.Frame) {
 // packet leaves: for a re-encapsulated packet the decapsulation rules first
 // (TTL = min(outer, inner), ECN by RFC 6040 §4.2), then the router's own
 // TTL / hop-limit decrement. It reports false when the packet was dropped.
-func (w *Worker) prepareInner(f *ring.Frame) bool {
-	pk := &w.pk
+func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if pk.rtr && !w.decapRules(f, inner) {
+	if pk.rtr && !w.decapRules(pk, f, inner) {
 		return false
 	}
 	if pk.v4 {
@@ -233,10 +396,7 @@ func (w *Worker) prepareInner(f *ring.Frame) bool {
 			w.drop(f, DropTTLExpired)
 			return false
 		}
-		old := binary.BigEndian.Uint16(inner[8:])
-		inner[8] = ttl - 1
-		ip := wire.IPv4(inner)
-		ip.SetChecksum(wire.ChecksumUpdate(ip.Checksum(), old, binary.BigEndian.Uint16(inner[8:])))
+		setTTL4(inner, ttl-1)
 		return true
 	}
 	if inner[7] <= 1 {
@@ -248,9 +408,18 @@ func (w *Worker) prepareInner(f *ring.Frame) bool {
 }
 
 // decapRules applies RFC 9300 §5.3 / RFC 6040 §4.2 to the inner header from
-// the outer TTL and TOS in w.pk; false when the packet was dropped.
-func (w *Worker) decapRules(f *ring.Frame, inner []byte) bool {
-	d, err := wire.ApplyDecap(inner, w.pk.outerTTL, w.pk.outerTOS)
+// the outer TTL and TOS in pk; false when the packet was dropped.
+func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
+	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
+		// The common case in short: under a Not-ECT outer header every row
+		// of the RFC 6040 §4.2 table forwards with the inner ECN field as it
+		// is, so only the TTL rule is left (wire.InnerTTLAndECN).
+		if pk.outerTTL < inner[8] {
+			setTTL4(inner, pk.outerTTL)
+		}
+		return true
+	}
+	d, err := wire.ApplyDecap(inner, pk.outerTTL, pk.outerTOS)
 	switch {
 	case err != nil:
 		w.drop(f, DropBadIP)
@@ -264,6 +433,15 @@ func (w *Worker) decapRules(f *ring.Frame, inner []byte) bool {
 		w.extra[ExtraECNAlarm]++
 	}
 	return true
+}
+
+// setTTL4 sets the TTL of the IPv4 header ip and updates its checksum
+// incrementally (RFC 1624).
+func setTTL4(ip []byte, ttl uint8) {
+	_ = ip[wire.IPv4MinLen-1]
+	old := binary.BigEndian.Uint16(ip[8:])
+	ip[8] = ttl
+	wire.IPv4(ip).SetChecksum(wire.ChecksumUpdate(wire.IPv4(ip).Checksum(), old, binary.BigEndian.Uint16(ip[8:])))
 }
 
 // outerHop resolves the underlay next hop of rloc: the egress port slot, the
@@ -299,33 +477,41 @@ func (w *Worker) pathMTU(out int, adj *nexthop.Adjacency) int {
 	return 1500
 }
 
-// encap encapsulates the packet described by w.pk to RLOC r and queues it.
-func (w *Worker) encap(f *ring.Frame, r *cache.RLOC) {
-	pk := &w.pk
+// encap encapsulates the packet described by pk to RLOC r and queues it.
+// The RLOC's next hop comes from the worker's memo (hop).
+func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 	tpl := r.Template
 	if len(tpl) < wire.OuterIPv4Len {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	var adj nexthop.Adjacency
-	out, st := w.outerHop(f, r.Addr, &adj)
-	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
+	h := w.hop(r.Addr, tpl)
+	switch {
+	case h.st == nexthop.AdjNoRoute:
+		w.drop(f, DropNoRoute)
+		return
+	case h.st == nexthop.AdjResolved && h.out < 0:
+		w.drop(f, DropNoPort)
 		return
 	}
-	if !w.prepareInner(f) {
+	if !w.prepareInner(pk, f) {
 		return
 	}
-	if mtu := w.pathMTU(out, &adj); len(tpl)+pk.innerLen > mtu {
-		w.tooBig(f, tpl, &adj, st, out, mtu)
+	if len(tpl)+pk.innerLen > h.mtu {
+		w.tooBig(pk, f, tpl, &h.adj, h.st, h.out, h.mtu)
 		return
 	}
-	w.writeOuter(f, pk.innerOff, pk.innerLen, tpl, &adj, st, out)
+	if h.hlen == 0 { // not resolved: to the kernel (l2out)
+		w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &h.adj, h.st, h.out)
+		return
+	}
+	w.encapHop(pk, f, h)
 }
 
 // writeOuter turns f, whose inner IP packet of innerLen bytes starts at
 // innerOff, into Ethernet + template + inner (buildOuter) and sends it.
-func (w *Worker) writeOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int) {
-	if w.buildOuter(f, innerOff, innerLen, tpl) {
+func (w *Worker) writeOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out int) {
+	if w.buildOuter(pk, f, innerOff, innerLen, tpl) {
 		w.l2out(f, adj, st, out, outerEtherType(tpl))
 	}
 }
@@ -342,26 +528,50 @@ func outerEtherType(tpl []byte) uint16 {
 // innerOff, into Ethernet + template + inner (the payload does not move:
 // the front grows into the headroom or shrinks) and patches the template.
 // It counts the encapsulation and reports false when it dropped f.
-func (w *Worker) buildOuter(f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
-	f.SetLen(innerOff + innerLen) // drop Ethernet padding
-	if d := innerOff - wire.EthernetLen - len(tpl); d >= 0 {
+func (w *Worker) buildOuter(pk *pktInfo, f *ring.Frame, innerOff, innerLen int, tpl []byte) bool {
+	b := w.front(f, innerOff, innerLen, wire.EthernetLen+len(tpl))
+	if b == nil {
+		return false
+	}
+	copy(b[wire.EthernetLen:], tpl)
+	return w.patchOuter(pk, f, b[wire.EthernetLen:])
+}
+
+// front makes f, whose inner IP packet of innerLen bytes starts at
+// innerOff, start hlen bytes before that packet (the payload does not move:
+// the front grows into the headroom or shrinks; Ethernet padding is cut)
+// and returns its bytes; nil when it dropped f.
+func (w *Worker) front(f *ring.Frame, innerOff, innerLen, hlen int) []byte {
+	f.SetLen(innerOff + innerLen)
+	if d := innerOff - hlen; d >= 0 {
 		f.Pull(d)
 	} else if f.Push(-d) == nil {
 		w.drop(f, DropBadLength) // a frame without the ring's headroom
-		return false
+		return nil
 	}
-	b := f.Bytes()
-	copy(b[wire.EthernetLen:], tpl)
-	w.ep.FlowHash = w.pk.hash
+	return f.Bytes()
+}
+
+// patchOuter writes the per-packet fields of the outer headers whose
+// template was copied to the start of ob (the outer IP packet), and counts
+// the encapsulation; false when it dropped f.
+func (w *Worker) patchOuter(pk *pktInfo, f *ring.Frame, ob []byte) bool {
+	w.ep.FlowHash = pk.hash
 	w.ep.Nonce = w.nonce()
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid
 	w.ipid++
-	if err := wire.PatchOuter(b[wire.EthernetLen:], &w.ep); err != nil {
+	var err error
+	if len(ob) > 0 && ob[0]>>4 == 4 {
+		err = wire.PatchOuterIPv4(ob, &w.ep) // the common case, without PatchOuter's dispatch
+	} else {
+		err = wire.PatchOuter(ob, &w.ep)
+	}
+	if err != nil {
 		w.drop(f, DropBadLength)
 		return false
 	}
-	if w.pk.rtr {
+	if pk.rtr {
 		w.c.Inc(CounterReencap)
 	} else {
 		w.c.Inc(CounterEncap)
@@ -386,12 +596,7 @@ func (w *Worker) l2out(f *ring.Frame, adj *nexthop.Adjacency, st nexthop.AdjStat
 		}
 		return
 	}
-	// The Ethernet header by fixed-size stores (wire.Ethernet's setters copy
-	// through runtime.memmove, 10% of an encap in BenchmarkWorker).
-	_ = b[wire.EthernetLen-1]
-	*(*[6]byte)(b[0:6]) = adj.DstMAC
-	*(*[6]byte)(b[6:12]) = adj.SrcMAC
-	binary.BigEndian.PutUint16(b[12:14], et)
+	putEthernet(b, adj, et)
 	w.send(out, f)
 }
 
@@ -399,14 +604,13 @@ func (w *Worker) l2out(f *ring.Frame, adj *nexthop.Adjacency, st nexthop.AdjStat
 // no-action or natively-forward, RFC 9301 §5.4): out of the port and to the
 // next hop the next-hop table gives for the inner destination, TTL
 // decremented.
-func (w *Worker) native(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) native(pk *pktInfo, f *ring.Frame) {
 	var adj nexthop.Adjacency
 	out, st := w.outerHop(f, pk.dst, &adj)
 	if out < 0 && st == nexthop.AdjResolved || st == nexthop.AdjNoRoute {
 		return
 	}
-	if !w.prepareInner(f) {
+	if !w.prepareInner(pk, f) {
 		return
 	}
 	f.SetLen(pk.innerOff + pk.innerLen)
@@ -430,19 +634,18 @@ func (w *Worker) native(f *ring.Frame) {
 // packet is dropped and, for packets from a site, an ICMP "fragmentation
 // needed" / ICMPv6 "packet too big" with MTU L-H goes back to the source
 // out of the ingress port (rate-limited).
-func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) tooBig(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.v4 && !wire.IPv4(inner).DontFragment() {
 		if tpl[0]>>4 == 4 {
-			w.fragmentOuter(f, tpl, adj, st, out, mtu)
+			w.fragmentOuter(pk, f, tpl, adj, st, out, mtu)
 		} else {
-			w.fragmentInner(f, tpl, adj, st, out, mtu)
+			w.fragmentInner(pk, f, tpl, adj, st, out, mtu)
 		}
 		return
 	}
 	if !pk.rtr {
-		w.sendTooBig(f, mtu-len(tpl))
+		w.sendTooBig(pk, f, mtu-len(tpl))
 	}
 	w.drop(f, DropMTUExceeded)
 }
@@ -455,8 +658,7 @@ func (w *Worker) tooBig(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st ne
 // per-worker identification buildOuter wrote and their own header
 // checksum. A packet that two fragments cannot carry is dropped as
 // DropMTUExceeded.
-func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) fragmentOuter(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	hl := len(tpl) - wire.UDPLen - wire.HeaderLen // outer IPv4 header (20)
 	payload := len(tpl) - hl + pk.innerLen        // UDP + LISP + inner
 	first := (mtu - hl) &^ 7
@@ -479,7 +681,7 @@ func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency
 		w.drop(f, DropMTUExceeded)
 		return
 	}
-	if !w.buildOuter(f, pk.innerOff, pk.innerLen, tpl) {
+	if !w.buildOuter(pk, f, pk.innerOff, pk.innerLen, tpl) {
 		w.free(&g)
 		return
 	}
@@ -506,8 +708,7 @@ func (w *Worker) fragmentOuter(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency
 // frame, and encapsulates both to the same RLOC with the same flow hash.
 // Options are copied into both fragments. A packet that two fragments
 // cannot carry is dropped as DropMTUExceeded.
-func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
-	pk := &w.pk
+func (w *Worker) fragmentInner(pk *pktInfo, f *ring.Frame, tpl []byte, adj *nexthop.Adjacency, st nexthop.AdjStatus, out, mtu int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	ip := wire.IPv4(inner)
 	hl := ip.HeaderLength()
@@ -546,6 +747,6 @@ func (w *Worker) fragmentInner(f *ring.Frame, tpl []byte, adj *nexthop.Adjacency
 	ip.SetFlagsFragment(wire.IPv4FlagMF | off)
 	ip.UpdateChecksum()
 	w.extra[ExtraFragmented]++
-	w.writeOuter(f, pk.innerOff, hl+first, tpl, adj, st, out)
-	w.writeOuter(&g, 0, n2, tpl, adj, st, out)
+	w.writeOuter(pk, f, pk.innerOff, hl+first, tpl, adj, st, out)
+	w.writeOuter(pk, &g, 0, n2, tpl, adj, st, out)
 }

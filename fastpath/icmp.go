@@ -41,10 +41,9 @@ func (w *Worker) icmpAllow() bool {
 }
 
 // mayAnswer reports whether an ICMP error may be sent about the inner packet
-// of w.pk: not about ICMP errors, non-first fragments, or packets from
+// of pk: not about ICMP errors, non-first fragments, or packets from
 // multicast or unspecified sources (RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e)).
-func (w *Worker) mayAnswer(inner []byte) bool {
-	pk := &w.pk
+func (w *Worker) mayAnswer(pk *pktInfo, inner []byte) bool {
 	if pk.src.IsMulticast() || pk.src.IsUnspecified() || pk.src.IsLoopback() {
 		return false
 	}
@@ -74,11 +73,10 @@ func (w *Worker) mayAnswer(inner []byte) bool {
 // back to the MAC it came from. This is the stateless solution of RFC 9300
 // §7.1: the ITR keeps no per-destination MTU state; each oversized packet is
 // answered (subject to the rate limit). f is left untouched.
-func (w *Worker) sendTooBig(f *ring.Frame, mtu int) {
-	pk := &w.pk
+func (w *Worker) sendTooBig(pk *pktInfo, f *ring.Frame, mtu int) {
 	b := f.Bytes()
 	inner := b[pk.innerOff : pk.innerOff+pk.innerLen]
-	if !w.mayAnswer(inner) {
+	if !w.mayAnswer(pk, inner) {
 		return
 	}
 	port := &w.ports[pk.slot]

@@ -72,15 +72,14 @@ func (m *mcastState) plan(l *cache.Locators, rtr bool) *replicate.Plan {
 	return p
 }
 
-// replicate sends a multicast packet (w.pk) to every copy of the
+// replicate sends a multicast packet (pk) to every copy of the
 // replication plan of its (S,G)/(*,G) entry: an ITR to the lowest RLE
 // level, an RTR to the level above its own (RFC 8060 §4.9). A miss is held
 // like a unicast one (the slow path Map-Requests (S,G)).
-func (w *Worker) replicate(f *ring.Frame) {
-	pk := &w.pk
+func (w *Worker) replicate(pk *pktInfo, f *ring.Frame) {
 	e, ok := w.cache.LookupMulticast(pk.iid, pk.src, pk.dst)
 	if !ok {
-		w.miss(f)
+		w.miss(pk, f)
 		return
 	}
 	m := &w.mc
@@ -90,11 +89,11 @@ func (w *Worker) replicate(f *ring.Frame) {
 		w.drop(f, DropNoRoute)
 		return
 	}
-	if !w.prepareInner(f) {
+	if !w.prepareInner(pk, f) {
 		return
 	}
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	w.ep.FlowHash = wire.FlowHash(inner, w.cfg.FlowSeed)
+	w.ep.FlowHash = pk.hash // taken while parsing (the TTL is not part of it)
 	w.ep.Nonce = w.nonce()
 	w.ep.LSBs = w.lsbs
 	w.ep.ID = w.ipid

@@ -120,7 +120,7 @@ type Config struct {
 	IdleWait  time.Duration
 	// LookupMemo is the number of slots of the worker's memo of map-cache
 	// lookups by exact destination (rounded up to a power of two; default
-	// 16384 IPv4 and 8192 IPv6 slots, 384 KiB); negative disables the memo.
+	// 65536 IPv4 and 16384 IPv6 slots, 1.5 MiB); negative disables the memo.
 	// See lookupMemo.
 	LookupMemo int
 	// ObservationRing is the capacity of the echo-nonce / LSB observation
@@ -225,6 +225,8 @@ type Worker struct {
 	cache   *cache.Cache
 	memo    *lookupMemo
 	nh      *nexthop.Cache
+	hops    *hopMemo          // next hops with their Ethernet (+ outer) headers
+	snap    *nexthop.Snapshot // the next-hop snapshot of the batch in hand
 	ctr     *WorkerCounters
 	c       *Counters
 	hold    *HoldQueue
@@ -246,9 +248,9 @@ type Worker struct {
 	icmpBurst  int64
 
 	rx    [ring.IdealBatchSize]ring.Frame
+	pkts  [ring.IdealBatchSize]pktInfo // per-batch state of the frames in rx
 	one   [1]ring.Frame
 	ep    wire.EncapParams
-	pk    pktInfo
 	mc    mcastState
 	reasm *reasmTable
 	batch int
@@ -302,6 +304,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg:   cfg,
 		cache: cfg.Cache,
 		nh:    nexthop.NewCache(cfg.NextHops),
+		hops:  new(hopMemo),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),
 		rloc6: cfg.Outer.RLOC6,
@@ -490,13 +493,9 @@ func (w *Worker) Step() int {
 		total += n
 		w.c.Add(CounterRX, uint64(n))
 		if p.site {
-			for j := 0; j < n; j++ {
-				w.fromSite(i, &w.rx[j])
-			}
+			w.fromSiteBatch(i, w.rx[:n])
 		} else {
-			for j := 0; j < n; j++ {
-				w.fromCore(i, &w.rx[j])
-			}
+			w.fromCoreBatch(i, w.rx[:n])
 		}
 	}
 	for i := range w.ports {

@@ -1,0 +1,165 @@
+package fastpath
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/rloc-router/rloc/fastpath/nexthop"
+)
+
+// TestRLOCHopFollowsNextHopTable checks that the worker's memo of RLOC next
+// hops (hopMemo) follows every snapshot the next-hop table publishes: a new
+// neighbour MAC is written from the next packet on, an invalidated
+// neighbour sends the packet to the kernel instead of the stale MAC, a lost
+// route drops it, a smaller link MTU applies, and the first state comes
+// back with its snapshot. Both outer families.
+func TestRLOCHopFollowsNextHopTable(t *testing.T) {
+	macNew := [6]byte{0x02, 0, 0, 0, 0, 0x77}
+	macCore2 := [6]byte{0x02, 0, 0, 0, 0, 0x22}
+	for _, tc := range []struct {
+		name      string
+		src, dst  netip.Addr
+		rloc      netip.Addr
+		rlocRoute netip.Prefix
+	}{
+		{"IPv4-outer", hostA, remote4, rlocRemote4, netip.MustParsePrefix("192.0.2.0/24")},
+		{"IPv6-outer", hostA6, remote6v6, rlocRemote6, netip.MustParsePrefix("2001:db8:ff::/48")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var toKernel int
+			r := newRig(t, func(c *Config) {
+				c.ToKernel = func([]byte) bool { toKernel++; return true }
+			})
+			// snap builds the core side: the RLOC's connected route on a
+			// link of MAC linkMAC and MTU mtu, its neighbour entry with MAC
+			// nb (valid or not); noRoute leaves the route out.
+			snap := func(linkMAC, nb [6]byte, valid bool, mtu uint32, noRoute bool) *nexthop.Snapshot {
+				links := []nexthop.Link{
+					{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
+					{Index: 20, MAC: linkMAC, MTU: mtu, Port: 2, Up: true},
+				}
+				var routes []nexthop.Route
+				if !noRoute {
+					routes = append(routes, nexthop.Route{Prefix: tc.rlocRoute, IfIndex: 20})
+				}
+				return nexthop.NewSnapshot(links, routes,
+					[]nexthop.Neighbour{{Addr: tc.rloc, IfIndex: 20, MAC: nb, Valid: valid}})
+			}
+			send := func() (sent [][]byte, c Counters) {
+				t.Helper()
+				before := r.counters()
+				r.fromSite(siteFrame(t, innerSpec{src: tc.src, dst: tc.dst, df: true, payload: 200}))
+				return drain(r.core), r.countersSince(before)
+			}
+			wantMACs := func(step string, dst, src [6]byte) {
+				t.Helper()
+				out, c := send()
+				if len(out) != 1 || c.Get(CounterEncap) != 1 {
+					t.Fatalf("%s: %d frames, %d encapsulated, want 1", step, len(out), c.Get(CounterEncap))
+				}
+				if [6]byte(out[0][0:6]) != dst || [6]byte(out[0][6:12]) != src {
+					t.Errorf("%s: Ethernet %x -> %x, want %x -> %x", step, out[0][6:12], out[0][0:6], src, dst)
+				}
+				d := decodeLISP(t, out[0])
+				var got netip.Addr
+				if d.ip4 != nil {
+					got = netip.AddrFrom4([4]byte(d.ip4.DstIP))
+				} else if d.ip6 != nil {
+					got = netip.AddrFrom16([16]byte(d.ip6.DstIP))
+				}
+				if got != tc.rloc {
+					t.Errorf("%s: outer destination %v, want %v", step, got, tc.rloc)
+				}
+			}
+
+			wantMACs("first", macUnderGW, macCore)
+			wantMACs("memo hit", macUnderGW, macCore)
+
+			r.nh.Store(snap(macCore2, macNew, true, 1500, false))
+			wantMACs("new neighbour MAC and link MAC", macNew, macCore2)
+
+			r.nh.Store(snap(macCore2, macNew, false, 1500, false))
+			if out, c := send(); len(out) != 0 || toKernel != 1 || c.Get(CounterToKernel) != 1 {
+				t.Errorf("neighbour invalid: %d frames on the core link (a stale MAC), to-kernel %d/%d, want 0, 1",
+					len(out), toKernel, c.Get(CounterToKernel))
+			}
+
+			r.nh.Store(snap(macCore2, macNew, true, 1500, true))
+			if out, c := send(); len(out) != 0 || c.Dropped(DropNoRoute) != 1 {
+				t.Errorf("route gone: %d frames, %d no-route drops, want 0, 1", len(out), c.Dropped(DropNoRoute))
+			}
+
+			r.nh.Store(snap(macCore2, macNew, true, 200, false))
+			if out, c := send(); len(out) != 0 || c.Dropped(DropMTUExceeded) != 1 {
+				t.Errorf("link MTU 200: %d frames, %d MTU drops, want 0, 1", len(out), c.Dropped(DropMTUExceeded))
+			}
+
+			r.nh.Store(testNextHops())
+			wantMACs("first snapshot again", macUnderGW, macCore)
+		})
+	}
+}
+
+// TestDeliveryHopFollowsNextHopTable is TestRLOCHopFollowsNextHopTable for
+// the ETR side: the next hop of an inner destination on the site (hopMemo
+// without a template) follows every snapshot.
+func TestDeliveryHopFollowsNextHopTable(t *testing.T) {
+	macNew := [6]byte{0x02, 0, 0, 0, 0, 0x78}
+	macSite2 := [6]byte{0x02, 0, 0, 0, 0, 0x12}
+	var toKernel int
+	r := newRig(t, func(c *Config) {
+		c.ToKernel = func([]byte) bool { toKernel++; return true }
+	})
+	snap := func(linkMAC, nb [6]byte, valid, noRoute bool) *nexthop.Snapshot {
+		links := []nexthop.Link{
+			{Index: 10, MAC: linkMAC, MTU: 1500, Port: 1, Up: true},
+			{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
+		}
+		var routes []nexthop.Route
+		if !noRoute {
+			routes = append(routes, nexthop.Route{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10})
+		}
+		return nexthop.NewSnapshot(links, routes, []nexthop.Neighbour{{Addr: hostA, IfIndex: 10, MAC: nb, Valid: valid}})
+	}
+	send := func() (sent [][]byte, c Counters) {
+		t.Helper()
+		before := r.counters()
+		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 20})
+		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}))
+		return drain(r.site), r.countersSince(before)
+	}
+	wantMACs := func(step string, dst, src [6]byte) {
+		t.Helper()
+		out, c := send()
+		if len(out) != 1 || c.Get(CounterDecap) != 1 {
+			t.Fatalf("%s: %d frames, %d decapsulated, want 1", step, len(out), c.Get(CounterDecap))
+		}
+		if [6]byte(out[0][0:6]) != dst || [6]byte(out[0][6:12]) != src || out[0][12] != 0x08 || out[0][13] != 0 {
+			t.Errorf("%s: Ethernet %x -> %x type %x, want %x -> %x type 0800", step, out[0][6:12], out[0][0:6], out[0][12:14], src, dst)
+		}
+	}
+	wantMACs("first", macHostA, macSite)
+	wantMACs("memo hit", macHostA, macSite)
+	r.nh.Store(snap(macSite2, macNew, true, false))
+	wantMACs("new neighbour MAC and link MAC", macNew, macSite2)
+	r.nh.Store(snap(macSite2, macNew, false, false))
+	if out, c := send(); len(out) != 0 || toKernel != 1 || c.Get(CounterToKernel) != 1 {
+		t.Errorf("neighbour invalid: %d frames on the site link (a stale MAC), to-kernel %d/%d, want 0, 1",
+			len(out), toKernel, c.Get(CounterToKernel))
+	}
+	r.nh.Store(snap(macSite2, macNew, true, true))
+	if out, c := send(); len(out) != 0 || c.Dropped(DropNoRoute) != 1 {
+		t.Errorf("route gone: %d frames, %d no-route drops, want 0, 1", len(out), c.Dropped(DropNoRoute))
+	}
+	r.nh.Store(testNextHops())
+	wantMACs("first snapshot again", macHostA, macSite)
+}
+
+// countersSince returns what the worker counted since before.
+func (r *rig) countersSince(before Counters) Counters {
+	c := r.counters()
+	for i := range c.v {
+		c.v[i] -= before.v[i]
+	}
+	return c
+}

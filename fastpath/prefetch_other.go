@@ -1,0 +1,8 @@
+//go:build !amd64 && !arm64
+
+package fastpath
+
+import "unsafe"
+
+// prefetch does nothing on this architecture (see prefetch_asm.go).
+func prefetch(unsafe.Pointer) {}

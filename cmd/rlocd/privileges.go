@@ -16,8 +16,14 @@ func checkPrivileges(log *slog.Logger, cfg *router.Config) router.Privileges {
 	if err != nil {
 		last = int(router.CapBPF)
 	}
-	p := cfg.Privileges(last)
 	eff, _ := router.CurrentCaps()
+	return privileges(log, cfg, last, eff)
+}
+
+// privileges is checkPrivileges for a kernel whose last capability is
+// last and a process with the effective set eff.
+func privileges(log *slog.Logger, cfg *router.Config, last int, eff router.CapSet) router.Privileges {
+	p := cfg.Privileges(last)
 	if missing := p.StartUp &^ eff; missing != 0 {
 		log.Warn("missing capabilities; start-up may fail", "missing", missing.String(), "need", p.StartUp.String())
 	}

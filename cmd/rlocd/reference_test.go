@@ -41,7 +41,7 @@ Types: an *address* is an IPv4 or IPv6 address; *address[:port]* is an address w
 optional port (4342 when left out; ` + "`[v6]:port`" + ` for IPv6 with a port); a *prefix* is
 ` + "`ADDR/LEN`" + ` (a bare address is a host prefix; host bits are refused); a *duration* is a
 Go duration with its unit (` + "`500ms`" + `, ` + "`30s`" + `, ` + "`5m`" + `, ` + "`1h`" + `). Allowed values
-in brackets are aliases.
+in parentheses are aliases of the value before them.
 
 The SIGHUP column says what ` + "`kill -HUP`" + ` (` + "`systemctl reload rlocd`" + `) does with a changed
 value: **yes** — applied without a restart; **restart (refused)** — the reload is refused

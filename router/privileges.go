@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -89,8 +90,8 @@ type Privileges struct {
 // highest capability is lastCap (/proc/sys/kernel/cap_last_cap; before
 // Linux 5.8, which has no CAP_BPF, BPF needs CAP_SYS_ADMIN). A router
 // without a data plane (Map-Server, Map-Resolver) needs none: its
-// sockets are UDP above 1024 and a Unix socket. A control address on a
-// port below 1024 adds CAP_NET_BIND_SERVICE to StartUp.
+// sockets are UDP above 1024 and a Unix socket. A control or /metrics
+// address on a port below 1024 adds CAP_NET_BIND_SERVICE to StartUp.
 func (c *Config) Privileges(lastCap int) Privileges {
 	var p Privileges
 	if c.Roles.dataPlane() && len(c.Interfaces) > 0 {
@@ -108,6 +109,11 @@ func (c *Config) Privileges(lastCap int) Privileges {
 	}
 	for _, ap := range c.Control.Listen {
 		if ap.Port() != 0 && ap.Port() < 1024 {
+			p.StartUp |= Caps(CapNetBindService)
+		}
+	}
+	if _, port, err := net.SplitHostPort(c.Metrics.Listen); err == nil {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 1024 {
 			p.StartUp |= Caps(CapNetBindService)
 		}
 	}

@@ -15,6 +15,10 @@ func TestPrivileges(t *testing.T) {
 	ms := Config{Roles: Roles{MapServer: true, MapResolver: true}}
 	low := ms
 	low.Control.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:434")}
+	metrics := ms
+	metrics.Metrics.Listen = ":80"
+	highMetrics := ms
+	highMetrics.Metrics.Listen = "127.0.0.1:9100"
 	for _, tc := range []struct {
 		name             string
 		cfg              Config
@@ -25,6 +29,8 @@ func TestPrivileges(t *testing.T) {
 		{"xtr before CAP_BPF", xtr, 37, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_sys_admin", "cap_net_admin"},
 		{"map-server", ms, 40, "", ""},
 		{"map-server on a low port", low, 40, "cap_net_bind_service", ""},
+		{"metrics on a low port", metrics, 40, "cap_net_bind_service", ""},
+		{"metrics on a high port", highMetrics, 40, "", ""},
 	} {
 		p := tc.cfg.Privileges(tc.lastCap)
 		if p.StartUp.String() != tc.startUp || p.Running.String() != tc.running {

@@ -82,7 +82,8 @@ type Privileges struct {
 	StartUp CapSet
 	// Running is needed after Start: the neighbour entries the fast path
 	// asks the kernel to resolve, detaching the XDP programs and
-	// withdrawing the advertised routes on Stop.
+	// withdrawing the advertised routes on Stop; with multicast
+	// receivers, the IGMP/MLD sockets the engine opens once running.
 	Running CapSet
 }
 
@@ -106,6 +107,11 @@ func (c *Config) Privileges(lastCap int) Privileges {
 		// locked memory beyond RLIMIT_MEMLOCK.
 		p.StartUp = Caps(CapNetAdmin, CapNetRaw, CapIPCLock) | bpf
 		p.Running = Caps(CapNetAdmin)
+		if c.Multicast.Enabled && c.Multicast.Receivers {
+			// The control-plane engine opens the IGMP/MLD packet sockets
+			// on its own goroutine, after Start has returned.
+			p.Running |= Caps(CapNetRaw)
+		}
 	}
 	for _, ap := range c.Control.Listen {
 		if ap.Port() != 0 && ap.Port() < 1024 {

@@ -12,6 +12,8 @@ import (
 
 func TestPrivileges(t *testing.T) {
 	xtr := Config{Roles: Roles{ITR: true, ETR: true}, Interfaces: []Interface{{Name: "s", Side: SideSite}, {Name: "c", Side: SideCore}}}
+	receivers := xtr
+	receivers.Multicast = MulticastOptions{Enabled: true, Receivers: true}
 	ms := Config{Roles: Roles{MapServer: true, MapResolver: true}}
 	low := ms
 	low.Control.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:434")}
@@ -27,6 +29,7 @@ func TestPrivileges(t *testing.T) {
 	}{
 		{"xtr", xtr, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin"},
 		{"xtr before CAP_BPF", xtr, 37, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_sys_admin", "cap_net_admin"},
+		{"xtr with multicast receivers", receivers, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin,cap_net_raw"},
 		{"map-server", ms, 40, "", ""},
 		{"map-server on a low port", low, 40, "cap_net_bind_service", ""},
 		{"metrics on a low port", metrics, 40, "cap_net_bind_service", ""},

@@ -81,9 +81,15 @@ func run(args []string, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
 
+	priv := checkPrivileges(log, &cfg)
 	r, err := router.Start(cfg)
 	if err != nil {
 		log.Error("start-up failed", "err", err)
+		return 1
+	}
+	if err := dropPrivileges(log, priv); err != nil {
+		log.Error("dropping capabilities failed, stopping", "err", err)
+		r.Stop()
 		return 1
 	}
 	for {

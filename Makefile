@@ -13,7 +13,7 @@ SHELL     := /bin/bash
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
 	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb

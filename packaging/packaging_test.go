@@ -266,7 +266,7 @@ func TestUnitVerifies(t *testing.T) {
 	}
 	for _, want := range []string{"Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict",
 		"ProtectHome=yes", "NoNewPrivileges=yes", "PrivateTmp=yes", "RuntimeDirectory=rloc", "Group=rloc",
-		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n",
+		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK\n",
 		"LimitMEMLOCK=infinity", "ExecStart=" + PathDaemon + " --config " + PathConfig + "\n"} {
 		if !strings.Contains(Unit, want) {
 			t.Errorf("unit has no %q", want)

@@ -11,18 +11,27 @@ import (
 
 // table is the LPM structure of one shard. bart.Fast was measured faster for
 // lookups than bart.Table at the same persistent-update cost (see
-// BenchmarkBartVariant and bench/results/cache.md).
-type table = bart.Fast[*Entry]
+// BenchmarkBartVariant and bench/results/cache.md). Its value carries the
+// entry's activity id beside the pointer, so a lookup marks the entry used
+// without touching it (see activity.go).
+type table = bart.Fast[slot]
 
-// IPv4 tables are split by prefix range: by the first 12 bits into subN
-// sub-tables, each behind its own atomic pointer. Prefixes shorter than /12
-// live in one "short" table, consulted when the sub-table has no match (any
-// sub-table match is longer). A persistent update then copies the path inside
-// one small sub-table instead of the wide top nodes of one big trie: about
-// 4.5x less garbage per update at a million prefixes, which is what bounds the
-// writer's rate (the garbage collector rescans the whole cache in proportion).
-// IPv6 stays one table per instance: split the same way (bits 4-15) its
-// lookups measured twice as slow (BenchmarkLookup, bench/results/cache.md).
+// slot is a table value: an entry and its activity id.
+type slot struct {
+	e  *Entry
+	id uint32
+}
+
+func slotOf(e *Entry) slot { return slot{e, e.id} }
+
+// IPv4 tables can be split by prefix range (Config.splitV4): by the first 12
+// bits into subN sub-tables, each behind its own atomic pointer, with the
+// prefixes shorter than /12 in one "short" table consulted when the sub-table
+// has no match (any sub-table match is longer). A persistent update then
+// copies the path inside one small sub-table instead of the wide top nodes of
+// one big trie, which cuts the garbage per update, but a lookup visits more
+// distinct nodes. Unsplit is the default: BenchmarkSplit measures both sides
+// of the trade (bench/results/cache.md). IPv6 is never split.
 const (
 	subBits  = 12
 	subN     = 1 << subBits
@@ -63,16 +72,21 @@ type Config struct {
 	BuildTemplate func(iid uint32, fam Family, r *RLOC) []byte
 	// Now returns the current time (default time.Now); tests inject a clock.
 	Now func() time.Time
+
+	// splitV4 splits each instance's IPv4 table into subN sub-tables (see
+	// subBits); benchmarks set it to measure the trade.
+	splitV4 bool
 }
 
 // Cache is the map-cache. Lookups are lock-free and allocation-free and may
 // run on any number of goroutines; Apply, Expire and the other writer methods
 // are serialised by an internal mutex and belong to the slow path.
 type Cache struct {
-	dir   atomic.Pointer[directory]
-	epoch atomic.Uint32
-	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
-	_     [48]byte      // keep the reader-shared line apart from writer state
+	dir    atomic.Pointer[directory]
+	shared *Reader // the Reader of Cache.Lookup and the other Cache lookups
+	epoch  atomic.Uint32
+	gen    atomic.Uint64 // bumped after every publish that changed a snapshot
+	_      [40]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -91,6 +105,11 @@ type Cache struct {
 	nStat  int
 	nMC    int
 	st     Stats
+
+	readers []*Reader // every Reader, the shared one included
+	byID    []*Entry  // live entries by activity id; nil: free
+	freeIDs []uint32
+	nChunks int // activity chunks every reader has
 }
 
 // directory maps instance-IDs to instances: an immutable open-addressing
@@ -138,8 +157,8 @@ func newDirectory(insts map[uint32]*instance) *directory {
 // snapshot behind an atomic pointer. Readers never see the writer-only fields.
 type instance struct {
 	iid   uint32
-	v4    [subN]shard
-	short shard // IPv4 prefixes shorter than v4SubLen
+	v4    []shard // one shard, or subN sub-tables (Config.splitV4)
+	short shard   // split only: IPv4 prefixes shorter than v4SubLen
 	v6    shard
 	mac   shard
 	mc    [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
@@ -155,12 +174,15 @@ type mcRef struct {
 }
 
 // lookup is the unicast longest-prefix match within one instance.
-func (in *instance) lookup(dst netip.Addr) (*Entry, bool) {
+func (in *instance) lookup(dst netip.Addr) (slot, bool) {
 	if !dst.Is4() {
 		return in.v6.p.Load().Lookup(dst)
 	}
-	if e, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
-		return e, true
+	if len(in.v4) == 1 {
+		return in.v4[0].p.Load().Lookup(dst)
+	}
+	if v, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
+		return v, true
 	}
 	return in.short.p.Load().Lookup(dst)
 }
@@ -172,7 +194,7 @@ func (in *instance) shards(fn func(*shard) bool) bool {
 			return false
 		}
 	}
-	return fn(&in.short) && fn(&in.v6) && fn(&in.mac)
+	return (len(in.v4) == 1 || fn(&in.short)) && fn(&in.v6) && fn(&in.mac)
 }
 
 // Stats are the cache's counters.
@@ -220,22 +242,17 @@ func New(cfg Config) *Cache {
 	c.empty = new(table)
 	c.dir.Store(newDirectory(c.insts))
 	c.epoch.Store(1)
+	c.shared = c.NewReader()
 	return c
 }
 
 // Lookup returns the longest-prefix match for dst within instance-ID iid and
-// marks the entry active. dst must be a plain IPv4 or IPv6 address (unmap
-// IPv4-mapped IPv6 first). It never locks or allocates.
+// marks the entry active (without reading or writing it: see activity.go).
+// dst must be a plain IPv4 or IPv6 address (unmap IPv4-mapped IPv6 first). It
+// never locks or allocates. Workers that look up continuously use a Reader
+// of their own (NewReader); Lookup uses one Reader shared by all callers.
 func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	e, ok := in.lookup(dst)
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
+	return c.shared.Lookup(iid, dst)
 }
 
 // Generation returns a number that changes whenever a batch published by
@@ -246,41 +263,21 @@ func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 // forget their results when it moved. Never locks or allocates.
 func (c *Cache) Generation() uint64 { return c.gen.Load() }
 
-// MarkActive marks e used in the current activity tick, as Lookup does for
-// the entry it returns: for readers that found e in their own memo of an
-// earlier Lookup. At most one store per entry per tick.
-func (c *Cache) MarkActive(e *Entry) { e.touch(c.epoch.Load()) }
+// MarkActive marks e used, as Lookup does for the entry it returns: for
+// readers that found e in their own memo of an earlier Lookup (see
+// Reader.MarkActive).
+func (c *Cache) MarkActive(e *Entry) { c.shared.MarkActive(e) }
 
 // LookupMAC returns the entry of a MAC EID within iid and marks it active.
 func (c *Cache) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	e, ok := in.mac.p.Load().Lookup(macAddr(mac))
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
+	return c.shared.LookupMAC(iid, mac)
 }
 
 // LookupMulticast returns the entry for a packet from src to group within
 // iid: the (S,G) entry with the longest matching G-prefix (and within it the
 // longest S-prefix) first, then the (*,G) entry with the longest G-prefix.
 func (c *Cache) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	f := 1
-	if group.Is4() {
-		f = 0
-	}
-	e, ok := in.mc[f].Load().lookup(src, group)
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
+	return c.shared.LookupMulticast(iid, src, group)
 }
 
 // macAddr encodes a MAC as the first 48 bits of an IPv6 address, so MAC
@@ -308,8 +305,8 @@ func (c *Cache) Walk(fn func(e *Entry) bool) {
 			if t.Size() == 0 {
 				return true
 			}
-			for _, e := range t.All() {
-				if !fn(e) {
+			for _, v := range t.All() {
+				if !fn(v.e) {
 					return false
 				}
 			}
@@ -344,9 +341,15 @@ func (c *Cache) Stats() Stats {
 }
 
 // LastUsed returns the start of the activity tick in which e was last looked
-// up (or installed).
+// up (or installed). A lookup not yet folded by the writer counts as a use in
+// the published tick.
 func (c *Cache) LastUsed(e *Entry) time.Time {
+	c.mu.Lock()
 	u := e.used.Load()
+	if c.markPending(e) {
+		u = c.epoch.Load()
+	}
+	c.mu.Unlock()
 	if u == 0 {
 		return c.start
 	}

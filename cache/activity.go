@@ -58,74 +58,165 @@ func (a *activity) pending(id uint32) bool {
 }
 
 // Reader is one reader's handle on the cache, for a goroutine that looks up
-// continuously (a fast-path worker): lookups through it mark activity in a
-// bitmap of its own, so no two workers ever write to the same activity word.
-// Its methods are those of the Cache (which uses one shared Reader) and have
-// the same semantics; they never lock or allocate. A Reader belongs to one
-// goroutine at a time; Close it when that goroutine stops for good.
+// continuously (a fast-path worker). Its lookups have the semantics of the
+// Cache's but note the ids they hit in a small private list, and Flush (when
+// the list is full, and by the owner at the end of each batch of packets)
+// sets them in a bitmap of the Reader's own: the bitmap words, scattered over
+// memory when lookups are random, are then touched in a tight loop whose cache
+// misses overlap, instead of one miss on every lookup's critical path, and no
+// two workers ever write the same word. Lookups never lock or allocate. A
+// Reader belongs to one goroutine; Close it when that goroutine stops.
 type Reader struct {
 	c   *Cache
 	act *activity
+	n   int // ids noted since the last Flush
+	ids [noteLen]uint32
+	// seen remembers, direct-mapped by id, which ids were noted since the
+	// writer's last fold (key: fold count<<32 | id), so a busy entry is
+	// noted once per fold interval, not once per lookup.
+	seen [seenLen]uint64
 }
+
+// noteLen is how many hits a Reader notes before it flushes on its own;
+// seenLen is the size of its filter of ids already noted.
+const (
+	noteLen = 256
+	seenLen = 256
+)
 
 // NewReader returns a new handle on c (see Reader).
 func (c *Cache) NewReader() *Reader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &Reader{c: c, act: new(activity)}
-	for i := 0; i < c.nChunks; i++ {
-		r.act.chunks[i].Store(new(chunk))
-	}
-	c.readers = append(c.readers, r)
-	return r
+	return &Reader{c: c, act: c.newActivity()}
 }
 
-// Close folds the reader's pending marks and forgets it. Lookups through a
-// closed Reader still work but no longer mark entries active.
+// newActivity returns a registered bitmap with every chunk allocated so far.
+func (c *Cache) newActivity() *activity {
+	a := new(activity)
+	for i := 0; i < c.nChunks; i++ {
+		a.chunks[i].Store(new(chunk))
+	}
+	c.acts = append(c.acts, a)
+	return a
+}
+
+// Flush marks the entries of the lookups noted since the last Flush. The
+// owner calls it when a batch of lookups ends (a worker: once per packet
+// batch), so that the writer's fold sees them; it never locks or allocates.
+func (r *Reader) Flush() {
+	for _, id := range r.ids[:r.n] {
+		r.act.mark(id)
+	}
+	r.n = 0
+}
+
+// note records a hit on id, unless id was noted since the last fold. The
+// fold count is read before the filter: a fold bumps it only after it has
+// cleared the bitmaps, so a hit skipped here is covered by a note the fold
+// has not consumed yet, or by one made after it.
+func (r *Reader) note(id uint32) {
+	k := uint64(r.c.folds.Load())<<32 | uint64(id)
+	if s := &r.seen[id&(seenLen-1)]; *s != k {
+		*s = k
+		r.add(id)
+	}
+}
+
+// add queues id for the next Flush. Kept out of line so note, the part run
+// on every hit, inlines into the lookups.
+//
+//go:noinline
+func (r *Reader) add(id uint32) {
+	r.ids[r.n] = id
+	if r.n++; r.n == noteLen {
+		r.Flush()
+	}
+}
+
+// Close flushes and folds the reader's marks and forgets its bitmap. Call it
+// from the owner (or after the owner stopped). Lookups through a closed
+// Reader still work but no longer mark entries active.
 func (r *Reader) Close() {
+	r.Flush()
 	c := r.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, x := range c.readers {
-		if x == r {
-			c.foldOne(r.act, c.epoch.Load())
-			c.readers = append(c.readers[:i], c.readers[i+1:]...)
+	for i, a := range c.acts {
+		if a == r.act {
+			c.foldOne(a, c.epoch.Load())
+			c.acts = append(c.acts[:i], c.acts[i+1:]...)
+			r.act = new(activity) // chunkless: marks go nowhere
 			return
 		}
 	}
 }
 
-// Lookup returns the longest-prefix match for dst within instance-ID iid and
-// marks the entry active in r's bitmap (see Cache.Lookup).
-func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	in := r.c.dir.Load().get(iid)
+// lookup is the unicast longest-prefix match of dst within iid, marked
+// through r, or in the shared bitmap when r is nil. The exported lookups are
+// wrappers the compiler inlines, so a lookup is one call here and one into
+// the trie.
+func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
 	if in == nil {
 		return nil, false
 	}
-	v, ok := in.lookup(dst)
-	if ok {
-		r.act.mark(v.id)
+	var v slot
+	var ok bool
+	switch {
+	case !dst.Is4():
+		v, ok = in.v6.p.Load().Lookup(dst)
+	case len(in.v4) == 1:
+		v, ok = in.v4[0].p.Load().Lookup(dst)
+	default:
+		v, ok = in.findSplit(dst)
 	}
-	return v.e, ok
+	if !ok {
+		return nil, false
+	}
+	if r != nil { // r.note(v.id), written out: this is the per-packet path
+		k := uint64(c.folds.Load())<<32 | uint64(v.id)
+		if s := &r.seen[v.id&(seenLen-1)]; *s != k {
+			*s = k
+			r.add(v.id)
+		}
+	} else {
+		c.shared.mark(v.id)
+	}
+	return v.e, true
 }
 
-// LookupMAC returns the entry of a MAC EID within iid and marks it active.
-func (r *Reader) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
-	in := r.c.dir.Load().get(iid)
+// findSplit is the match in a split IPv4 table (Config.splitV4).
+func (in *instance) findSplit(dst netip.Addr) (slot, bool) {
+	if v, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
+		return v, true
+	}
+	return in.short.p.Load().Lookup(dst)
+}
+
+// hit marks v's entry through r (or the shared bitmap) and returns it.
+func (c *Cache) hit(r *Reader, v slot) (*Entry, bool) {
+	if r != nil {
+		r.note(v.id)
+	} else {
+		c.shared.mark(v.id)
+	}
+	return v.e, true
+}
+
+func (c *Cache) lookupMAC(r *Reader, iid uint32, mac [6]byte) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
 	if in == nil {
 		return nil, false
 	}
-	v, ok := in.mac.p.Load().Lookup(macAddr(mac))
-	if ok {
-		r.act.mark(v.id)
+	if v, ok := in.mac.p.Load().Lookup(macAddr(mac)); ok {
+		return c.hit(r, v)
 	}
-	return v.e, ok
+	return nil, false
 }
 
-// LookupMulticast returns the entry for a packet from src to group within
-// iid (see Cache.LookupMulticast) and marks it active.
-func (r *Reader) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
-	in := r.c.dir.Load().get(iid)
+func (c *Cache) lookupMulticast(r *Reader, iid uint32, src, group netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
 	if in == nil {
 		return nil, false
 	}
@@ -133,17 +224,31 @@ func (r *Reader) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, boo
 	if group.Is4() {
 		f = 0
 	}
-	v, ok := in.mc[f].Load().lookup(src, group)
-	if ok {
-		r.act.mark(v.id)
+	if v, ok := in.mc[f].Load().lookup(src, group); ok {
+		return c.hit(r, v)
 	}
-	return v.e, ok
+	return nil, false
 }
 
-// MarkActive marks e used, as a lookup through r does for the entry it
+// Lookup returns the longest-prefix match for dst within instance-ID iid and
+// notes it for marking (see Cache.Lookup and Flush).
+func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return r.c.lookup(r, iid, dst) }
+
+// LookupMAC returns the entry of a MAC EID within iid and notes it for marking.
+func (r *Reader) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
+	return r.c.lookupMAC(r, iid, mac)
+}
+
+// LookupMulticast returns the entry for a packet from src to group within
+// iid (see Cache.LookupMulticast) and notes it for marking.
+func (r *Reader) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
+	return r.c.lookupMulticast(r, iid, src, group)
+}
+
+// MarkActive notes e as used, as a lookup through r does for the entry it
 // returns: for readers that found e in their own memo of an earlier lookup.
 // Unlike a lookup it reads e (its id), which such a reader is about to use.
-func (r *Reader) MarkActive(e *Entry) { r.act.mark(e.id) }
+func (r *Reader) MarkActive(e *Entry) { r.note(e.id) }
 
 // ids: the writer's table of live entries by id, and its free list.
 
@@ -162,8 +267,8 @@ func (c *Cache) allocID(e *Entry) bool {
 		id = uint32(len(c.byID))
 		c.byID = append(c.byID, e)
 		if need := int(id>>chunkBits) + 1; need > c.nChunks {
-			for _, r := range c.readers {
-				r.act.chunks[c.nChunks].Store(new(chunk))
+			for _, a := range c.acts {
+				a.chunks[c.nChunks].Store(new(chunk))
 			}
 			c.nChunks = need
 		}
@@ -190,9 +295,10 @@ func (c *Cache) freeID(e *Entry) {
 // epoch and clears them. Writer only (c.mu held); call it before advance.
 func (c *Cache) fold() {
 	ep := c.epoch.Load()
-	for _, r := range c.readers {
-		c.foldOne(r.act, ep)
+	for _, a := range c.acts {
+		c.foldOne(a, ep)
 	}
+	c.folds.Add(1) // after the bitmaps are cleared (see Reader.note)
 }
 
 func (c *Cache) foldOne(a *activity, ep uint32) {
@@ -213,13 +319,14 @@ func (c *Cache) foldOne(a *activity, ep uint32) {
 	}
 }
 
-// markPending reports whether a reader marked e since the last fold.
+// markPending reports whether a reader marked e since the last fold (ids a
+// Reader noted but has not flushed are not seen).
 func (c *Cache) markPending(e *Entry) bool {
 	if c.byID[e.id] != e {
 		return false
 	}
-	for _, r := range c.readers {
-		if r.act.pending(e.id) {
+	for _, a := range c.acts {
+		if a.pending(e.id) {
 			return true
 		}
 	}

@@ -30,6 +30,8 @@ func TestReaderActivityKeepsEntryAlive(t *testing.T) {
 	if _, ok := w1.Lookup(1, netip.MustParseAddr("10.3.0.1")); ok {
 		t.Fatal("worker 1 hit an address nothing covers")
 	}
+	w1.Flush() // each worker at the end of its batch
+	w2.Flush()
 	ref := c.Refreshable(clk.t, 60*time.Second, 10*time.Second)
 	if len(ref) != 1 || ref[0].Key() != kA {
 		t.Fatalf("Refreshable = %v, want only A (looked up by worker 2)", keysOf(ref))
@@ -53,6 +55,7 @@ func TestReaderActivityKeepsEntryAlive(t *testing.T) {
 	clk.t = clk.t.Add(5 * time.Second)
 	c.Expire(clk.t)
 	w2.Lookup(1, a)
+	w2.Flush()
 	clk.t = clk.t.Add(5 * time.Second)
 	res := c.Apply([]Update{
 		{Key: IPKey(1, netip.MustParsePrefix("10.5.0.0/16")), TTL: 5, RLOCs: up1},
@@ -82,6 +85,7 @@ func TestLookupLeavesEntryUntouched(t *testing.T) {
 	if _, ok := r.Lookup(2, netip.MustParseAddr("192.0.2.9")); !ok {
 		t.Fatal("miss")
 	}
+	r.Flush()
 	if e.used.Load() != before {
 		t.Fatal("the lookup wrote the entry")
 	}
@@ -128,6 +132,7 @@ func TestReplacementKeepsActivityID(t *testing.T) {
 	clk.t = start.Add(10 * time.Minute)
 	c.Tick(clk.t)
 	r.MarkActive(old)
+	r.Flush()
 	if ref := c.Refreshable(clk.t, time.Hour, time.Second); len(ref) != 1 || ref[0] != cur {
 		t.Fatalf("Refreshable = %v, want the replacement marked through the old entry", keysOf(ref))
 	}
@@ -163,7 +168,10 @@ func TestReadersDuringApply(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 3))
-			for !stop.Load() {
+			for k := 1; !stop.Load(); k++ {
+				if k%32 == 0 { // a worker's batch ends
+					rd.Flush()
+				}
 				i := r.IntN(n)
 				dst := netip.AddrFrom4(pfx(i).Addr().As4())
 				e, ok := rd.Lookup(1, dst)
@@ -219,6 +227,9 @@ func TestReadersDuringApply(t *testing.T) {
 	for msg := range errs {
 		t.Fatal(msg)
 	}
+	for _, rd := range readers { // the workers' last batches end
+		rd.Flush()
+	}
 	if c.nChunks < 2 {
 		t.Fatalf("activity chunks %d: the test did not grow the bitmaps", c.nChunks)
 	}
@@ -234,6 +245,8 @@ func TestReadersDuringApply(t *testing.T) {
 			want = append(want, e)
 		}
 	}
+	readers[0].Flush()
+	readers[1].Flush()
 	ref := c.Refreshable(clk.t, 24*time.Hour, time.Second)
 	got := map[*Entry]bool{}
 	for _, e := range ref {
@@ -289,4 +302,41 @@ func keysOf(es []*Entry) []Key {
 		ks = append(ks, e.Key())
 	}
 	return ks
+}
+
+// TestReaderFlushes: a Reader's lookups are marked when its owner flushes
+// (the end of a batch) or when its note list fills, whichever comes first;
+// Close flushes too.
+func TestReaderFlushes(t *testing.T) {
+	start := time.Unix(9_000_000, 0)
+	clk := &fakeClock{t: start}
+	c := New(Config{Now: clk.now})
+	var ups []Update
+	for i := range noteLen + 10 {
+		ups = append(ups, Update{Key: IPKey(4, v4pfx(0x0a000000+i<<8, 24)), TTL: 600, RLOCs: up1})
+	}
+	c.Apply(ups)
+	r := c.NewReader()
+	clk.t = start.Add(time.Minute)
+	c.Tick(clk.t)
+	active := func() int { return len(c.Refreshable(clk.t, time.Hour*24, time.Second)) }
+	for i := range noteLen - 1 {
+		r.Lookup(4, v4pfx(0x0a000000+i<<8, 32).Addr())
+	}
+	if n := active(); n != 0 {
+		t.Fatalf("%d entries active before the note list filled or a flush", n)
+	}
+	r.Lookup(4, v4pfx(0x0a000000+(noteLen-1)<<8, 32).Addr()) // the list is full: flushed
+	if n := active(); n != noteLen {
+		t.Fatalf("%d entries active after %d lookups, want all of them", n, noteLen)
+	}
+	clk.t = clk.t.Add(time.Minute)
+	c.Tick(clk.t)
+	r.Lookup(4, v4pfx(0x0a000000+noteLen<<8, 32).Addr())
+	r.Flush()
+	r.Lookup(4, v4pfx(0x0a000000+(noteLen+1)<<8, 32).Addr())
+	r.Close()
+	if n := active(); n != 2 {
+		t.Fatalf("%d entries active after a Flush and a Close, want 2", n)
+	}
 }

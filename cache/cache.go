@@ -83,10 +83,11 @@ type Config struct {
 // are serialised by an internal mutex and belong to the slow path.
 type Cache struct {
 	dir    atomic.Pointer[directory]
-	shared *Reader // the Reader of Cache.Lookup and the other Cache lookups
+	shared *activity // marked by Cache.Lookup and the other Cache lookups
 	epoch  atomic.Uint32
+	folds  atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
 	gen    atomic.Uint64 // bumped after every publish that changed a snapshot
-	_      [40]byte      // keep the reader-shared line apart from writer state
+	_      [36]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -106,7 +107,7 @@ type Cache struct {
 	nMC    int
 	st     Stats
 
-	readers []*Reader // every Reader, the shared one included
+	acts    []*activity // every activity bitmap: the shared one and each Reader's
 	byID    []*Entry  // live entries by activity id; nil: free
 	freeIDs []uint32
 	nChunks int // activity chunks every reader has
@@ -173,20 +174,6 @@ type mcRef struct {
 	f  int
 }
 
-// lookup is the unicast longest-prefix match within one instance.
-func (in *instance) lookup(dst netip.Addr) (slot, bool) {
-	if !dst.Is4() {
-		return in.v6.p.Load().Lookup(dst)
-	}
-	if len(in.v4) == 1 {
-		return in.v4[0].p.Load().Lookup(dst)
-	}
-	if v, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
-		return v, true
-	}
-	return in.short.p.Load().Lookup(dst)
-}
-
 // shards calls fn for every unicast shard of the instance.
 func (in *instance) shards(fn func(*shard) bool) bool {
 	for i := range in.v4 {
@@ -242,18 +229,18 @@ func New(cfg Config) *Cache {
 	c.empty = new(table)
 	c.dir.Store(newDirectory(c.insts))
 	c.epoch.Store(1)
-	c.shared = c.NewReader()
+	c.folds.Store(1)
+	c.shared = c.newActivity()
 	return c
 }
 
 // Lookup returns the longest-prefix match for dst within instance-ID iid and
 // marks the entry active (without reading or writing it: see activity.go).
 // dst must be a plain IPv4 or IPv6 address (unmap IPv4-mapped IPv6 first). It
-// never locks or allocates. Workers that look up continuously use a Reader
-// of their own (NewReader); Lookup uses one Reader shared by all callers.
-func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	return c.shared.Lookup(iid, dst)
-}
+// never locks or allocates. Lookup may run on any number of goroutines; a
+// worker that looks up continuously does better with a Reader of its own
+// (NewReader).
+func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return c.lookup(nil, iid, dst) }
 
 // Generation returns a number that changes whenever a batch published by
 // Apply or Expire changed what a lookup may return. It is bumped after the
@@ -264,20 +251,20 @@ func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 func (c *Cache) Generation() uint64 { return c.gen.Load() }
 
 // MarkActive marks e used, as Lookup does for the entry it returns: for
-// readers that found e in their own memo of an earlier Lookup (see
-// Reader.MarkActive).
-func (c *Cache) MarkActive(e *Entry) { c.shared.MarkActive(e) }
+// readers that found e in their own memo of an earlier Lookup. Unlike Lookup
+// it reads e (its id), which such a reader is about to use anyway.
+func (c *Cache) MarkActive(e *Entry) { c.shared.mark(e.id) }
 
 // LookupMAC returns the entry of a MAC EID within iid and marks it active.
 func (c *Cache) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
-	return c.shared.LookupMAC(iid, mac)
+	return c.lookupMAC(nil, iid, mac)
 }
 
 // LookupMulticast returns the entry for a packet from src to group within
 // iid: the (S,G) entry with the longest matching G-prefix (and within it the
 // longest S-prefix) first, then the (*,G) entry with the longest G-prefix.
 func (c *Cache) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
-	return c.shared.LookupMulticast(iid, src, group)
+	return c.lookupMulticast(nil, iid, src, group)
 }
 
 // macAddr encodes a MAC as the first 48 bits of an IPv6 address, so MAC

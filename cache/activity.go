@@ -188,7 +188,8 @@ func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
 
 // findSplit is the match in a split IPv4 table (Config.splitV4).
 func (in *instance) findSplit(dst netip.Addr) (slot, bool) {
-	if v, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
+	a := dst.As4()
+	if v, ok := in.v4[a[0]].p.Load().Lookup(v4Rest(a)); ok {
 		return v, true
 	}
 	return in.short.p.Load().Lookup(dst)

@@ -518,7 +518,8 @@ func shardOf(in *instance, k Key) (*shard, netip.Prefix) {
 	if k.Prefix.Bits() < v4SubLen {
 		return &in.short, k.Prefix
 	}
-	return &in.v4[v4Sub(a.As4())], k.Prefix
+	a4 := a.As4()
+	return &in.v4[a4[0]], netip.PrefixFrom(v4Rest(a4), k.Prefix.Bits()-v4SubLen)
 }
 
 func mcFam(k Key) int {

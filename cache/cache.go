@@ -24,21 +24,22 @@ type slot struct {
 
 func slotOf(e *Entry) slot { return slot{e, e.id} }
 
-// IPv4 tables can be split by prefix range (Config.splitV4): by the first 12
-// bits into subN sub-tables, each behind its own atomic pointer, with the
-// prefixes shorter than /12 in one "short" table consulted when the sub-table
-// has no match (any sub-table match is longer). A persistent update then
-// copies the path inside one small sub-table instead of the wide top nodes of
-// one big trie, which cuts the garbage per update, but a lookup visits more
-// distinct nodes. Unsplit is the default: BenchmarkSplit measures both sides
-// of the trade (bench/results/cache.md). IPv6 is never split.
+// IPv4 tables can be split by the first octet (Config.splitV4): prefixes of
+// at least /8 go to one of 256 sub-tables, each behind its own atomic
+// pointer, with that octet stripped (a.b.c.d/L is stored as b.c.d.0/L-8 in
+// sub-table a), so a lookup walks one trie level less than in one table, and
+// a persistent update copies a sub-table's path, one wide node less. Prefixes
+// shorter than /8 live in one "short" table, consulted when the sub-table has
+// no match (any sub-table match is longer). BenchmarkSplit measures both
+// sides of the trade (bench/results/cache.md). IPv6 is never split.
 const (
-	subBits  = 12
-	subN     = 1 << subBits
-	v4SubLen = 12 // IPv4 prefixes at least this long go to a sub-table
+	subN     = 256
+	v4SubLen = 8 // IPv4 prefixes at least this long go to a sub-table
 )
 
-func v4Sub(a [4]byte) int { return int(a[0])<<4 | int(a[1])>>4 }
+// v4Rest is an IPv4 address without its first octet, shifted up: the key of
+// a sub-table.
+func v4Rest(a [4]byte) netip.Addr { return netip.AddrFrom4([4]byte{a[1], a[2], a[3], 0}) }
 
 // shard is one unicast table snapshot and the writer's batch state for it.
 type shard struct {
@@ -108,7 +109,7 @@ type Cache struct {
 	st     Stats
 
 	acts    []*activity // every activity bitmap: the shared one and each Reader's
-	byID    []*Entry  // live entries by activity id; nil: free
+	byID    []*Entry    // live entries by activity id; nil: free
 	freeIDs []uint32
 	nChunks int // activity chunks every reader has
 }

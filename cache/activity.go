@@ -51,6 +51,24 @@ func (a *activity) mark(id uint32) {
 	}
 }
 
+// markOwned is mark for a bitmap only its owner sets bits in (a Reader's): a
+// plain load and an unconditional store instead of a test and a locked
+// read-modify-write. Neither a lock nor a branch on the loaded word (taken
+// at random when the lookups are) then stops the misses of consecutive
+// marks from overlapping in Flush's loop.
+// If the writer's fold clears the word between the load and the store, the
+// store puts back bits the fold has already counted: those entries are
+// counted again by the next fold (marked used one interval later than they
+// were), and no mark is ever lost.
+func (a *activity) markOwned(id uint32) {
+	ch := a.chunks[(id>>chunkBits)&(maxChunks-1)].Load()
+	if ch == nil {
+		return
+	}
+	w := &ch[(id>>6)&(chunkWords-1)]
+	w.Store(w.Load() | 1<<(id&63))
+}
+
 // pending reports whether bit id is set.
 func (a *activity) pending(id uint32) bool {
 	ch := a.chunks[id>>chunkBits].Load()
@@ -68,13 +86,13 @@ func (a *activity) pending(id uint32) bool {
 // Reader belongs to one goroutine; Close it when that goroutine stops.
 type Reader struct {
 	c   *Cache
-	act *activity
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
 	// seen remembers, direct-mapped by id, which ids were noted since the
 	// writer's last fold (key: fold count<<32 | id), so a busy entry is
 	// noted once per fold interval, not once per lookup.
 	seen [seenLen]uint64
+	act  activity
 }
 
 // noteLen is how many hits a Reader notes before it flushes on its own;
@@ -88,17 +106,17 @@ const (
 func (c *Cache) NewReader() *Reader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &Reader{c: c, act: c.newActivity()}
+	r := &Reader{c: c}
+	c.addActivity(&r.act)
+	return r
 }
 
-// newActivity returns a registered bitmap with every chunk allocated so far.
-func (c *Cache) newActivity() *activity {
-	a := new(activity)
+// addActivity registers a, giving it every chunk allocated so far.
+func (c *Cache) addActivity(a *activity) {
 	for i := 0; i < c.nChunks; i++ {
 		a.chunks[i].Store(new(chunk))
 	}
 	c.acts = append(c.acts, a)
-	return a
 }
 
 // Flush marks the entries of the lookups noted since the last Flush. The
@@ -106,7 +124,7 @@ func (c *Cache) newActivity() *activity {
 // batch), so that the writer's fold sees them; it never locks or allocates.
 func (r *Reader) Flush() {
 	for _, id := range r.ids[:r.n] {
-		r.act.mark(id)
+		r.act.markOwned(id)
 	}
 	r.n = 0
 }
@@ -143,10 +161,10 @@ func (r *Reader) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, a := range c.acts {
-		if a == r.act {
+		if a == &r.act { // unregistered, the bitmap gets no new chunks:
+			// marks of ids beyond it go nowhere, the others are never folded
 			c.foldOne(a, c.epoch.Load())
 			c.acts = append(c.acts[:i], c.acts[i+1:]...)
-			r.act = new(activity) // chunkless: marks go nowhere
 			return
 		}
 	}
@@ -161,16 +179,11 @@ func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
 	if in == nil {
 		return nil, false
 	}
-	var v slot
-	var ok bool
-	switch {
-	case !dst.Is4():
-		v, ok = in.v6.p.Load().Lookup(dst)
-	case len(in.v4) == 1:
-		v, ok = in.v4[0].p.Load().Lookup(dst)
-	default:
-		v, ok = in.findSplit(dst)
+	t := &in.v6
+	if dst.Is4() {
+		t = &in.v4
 	}
+	v, ok := t.p.Load().Lookup(dst)
 	if !ok {
 		return nil, false
 	}
@@ -184,15 +197,6 @@ func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
 		c.shared.mark(v.id)
 	}
 	return v.e, true
-}
-
-// findSplit is the match in a split IPv4 table (Config.splitV4).
-func (in *instance) findSplit(dst netip.Addr) (slot, bool) {
-	a := dst.As4()
-	if v, ok := in.v4[a[0]].p.Load().Lookup(v4Rest(a)); ok {
-		return v, true
-	}
-	return in.short.p.Load().Lookup(dst)
 }
 
 // hit marks v's entry through r (or the shared bitmap) and returns it.

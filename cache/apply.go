@@ -489,10 +489,7 @@ func (c *Cache) instance(iid uint32, create bool) *instance {
 	if in, ok := c.insts[iid]; ok || !create {
 		return in
 	}
-	in := &instance{iid: iid, v4: make([]shard, 1)}
-	if c.cfg.splitV4 {
-		in.v4 = make([]shard, subN)
-	}
+	in := &instance{iid: iid}
 	in.shards(func(s *shard) bool { s.p.Store(c.empty); return true })
 	for f := range in.mc {
 		in.mc[f].Store(&mcTable{})
@@ -512,14 +509,7 @@ func shardOf(in *instance, k Key) (*shard, netip.Prefix) {
 	if !a.Is4() {
 		return &in.v6, k.Prefix
 	}
-	if len(in.v4) == 1 {
-		return &in.v4[0], k.Prefix
-	}
-	if k.Prefix.Bits() < v4SubLen {
-		return &in.short, k.Prefix
-	}
-	a4 := a.As4()
-	return &in.v4[a4[0]], netip.PrefixFrom(v4Rest(a4), k.Prefix.Bits()-v4SubLen)
+	return &in.v4, k.Prefix
 }
 
 func mcFam(k Key) int {

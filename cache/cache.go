@@ -24,22 +24,11 @@ type slot struct {
 
 func slotOf(e *Entry) slot { return slot{e, e.id} }
 
-// IPv4 tables can be split by the first octet (Config.splitV4): prefixes of
-// at least /8 go to one of 256 sub-tables, each behind its own atomic
-// pointer, with that octet stripped (a.b.c.d/L is stored as b.c.d.0/L-8 in
-// sub-table a), so a lookup walks one trie level less than in one table, and
-// a persistent update copies a sub-table's path, one wide node less. Prefixes
-// shorter than /8 live in one "short" table, consulted when the sub-table has
-// no match (any sub-table match is longer). BenchmarkSplit measures both
-// sides of the trade (bench/results/cache.md). IPv6 is never split.
-const (
-	subN     = 256
-	v4SubLen = 8 // IPv4 prefixes at least this long go to a sub-table
-)
-
-// v4Rest is an IPv4 address without its first octet, shifted up: the key of
-// a sub-table.
-func v4Rest(a [4]byte) netip.Addr { return netip.AddrFrom4([4]byte{a[1], a[2], a[3], 0}) }
+// IPv4 is one table per instance-ID, not split by prefix range: a split
+// (4096 sub-tables by the first 12 bits until this change, then 256 by the
+// first octet with the octet stripped) cut the writer's cost per update by a
+// quarter but made no lookup faster, and the lookup is the per-packet side
+// of the trade (BenchmarkSplit at commit 1d5351f, bench/results/cache.md).
 
 // shard is one unicast table snapshot and the writer's batch state for it.
 type shard struct {
@@ -73,22 +62,17 @@ type Config struct {
 	BuildTemplate func(iid uint32, fam Family, r *RLOC) []byte
 	// Now returns the current time (default time.Now); tests inject a clock.
 	Now func() time.Time
-
-	// splitV4 splits each instance's IPv4 table into subN sub-tables (see
-	// subBits); benchmarks set it to measure the trade.
-	splitV4 bool
 }
 
 // Cache is the map-cache. Lookups are lock-free and allocation-free and may
 // run on any number of goroutines; Apply, Expire and the other writer methods
 // are serialised by an internal mutex and belong to the slow path.
 type Cache struct {
-	dir    atomic.Pointer[directory]
-	shared *activity // marked by Cache.Lookup and the other Cache lookups
-	epoch  atomic.Uint32
-	folds  atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
-	gen    atomic.Uint64 // bumped after every publish that changed a snapshot
-	_      [36]byte      // keep the reader-shared line apart from writer state
+	dir   atomic.Pointer[directory]
+	epoch atomic.Uint32
+	folds atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
+	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
+	_     [36]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -112,6 +96,8 @@ type Cache struct {
 	byID    []*Entry    // live entries by activity id; nil: free
 	freeIDs []uint32
 	nChunks int // activity chunks every reader has
+
+	shared activity // marked by Cache.Lookup and the other Cache lookups
 }
 
 // directory maps instance-IDs to instances: an immutable open-addressing
@@ -158,12 +144,11 @@ func newDirectory(insts map[uint32]*instance) *directory {
 // instance holds the shards of one instance-ID. Each shard is an immutable
 // snapshot behind an atomic pointer. Readers never see the writer-only fields.
 type instance struct {
-	iid   uint32
-	v4    []shard // one shard, or subN sub-tables (Config.splitV4)
-	short shard   // split only: IPv4 prefixes shorter than v4SubLen
-	v6    shard
-	mac   shard
-	mc    [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
+	iid uint32
+	v4  shard
+	v6  shard
+	mac shard
+	mc  [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
 
 	// writer-only
 	mcAll   [2]map[Key]*Entry
@@ -177,12 +162,7 @@ type mcRef struct {
 
 // shards calls fn for every unicast shard of the instance.
 func (in *instance) shards(fn func(*shard) bool) bool {
-	for i := range in.v4 {
-		if !fn(&in.v4[i]) {
-			return false
-		}
-	}
-	return (len(in.v4) == 1 || fn(&in.short)) && fn(&in.v6) && fn(&in.mac)
+	return fn(&in.v4) && fn(&in.v6) && fn(&in.mac)
 }
 
 // Stats are the cache's counters.
@@ -231,7 +211,7 @@ func New(cfg Config) *Cache {
 	c.dir.Store(newDirectory(c.insts))
 	c.epoch.Store(1)
 	c.folds.Store(1)
-	c.shared = c.newActivity()
+	c.addActivity(&c.shared)
 	return c
 }
 

@@ -72,7 +72,7 @@ type Cache struct {
 	epoch atomic.Uint32
 	folds atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
 	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
-	_     [36]byte      // keep the reader-shared line apart from writer state
+	_     [40]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config

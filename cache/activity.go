@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"sync/atomic"
+	"time"
 )
 
 // Activity marking. Every live entry has a small id (its slot in the
@@ -296,9 +297,23 @@ func (c *Cache) freeID(e *Entry) {
 	}
 }
 
+// foldBefore folds when the epoch of now is later than the published one,
+// before advance publishes it, so marks keep the epoch they were made in;
+// otherwise it leaves the fold to the first reader of the marks (victim,
+// Refreshable), so a writer applying updates one by one within a tick does
+// not scan the bitmaps for each.
+func (c *Cache) foldBefore(now time.Time) {
+	if c.epochAt(now) > c.epoch.Load() {
+		c.fold()
+	} else {
+		c.unfolded = true
+	}
+}
+
 // fold moves every reader's marks onto their entries with the published
 // epoch and clears them. Writer only (c.mu held); call it before advance.
 func (c *Cache) fold() {
+	c.unfolded = false
 	ep := c.epoch.Load()
 	for _, a := range c.acts {
 		c.foldOne(a, ep)

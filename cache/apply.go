@@ -60,7 +60,7 @@ func (c *Cache) Apply(ups []Update) ApplyResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.cfg.Now()
-	c.fold()
+	c.foldBefore(now)
 	c.advance(now)
 	var res ApplyResult
 	for i := range ups {
@@ -379,6 +379,9 @@ const evictSample = 16
 
 // victim returns the heap index of the entry to evict from heap h, or -1.
 func (c *Cache) victim(h int) int {
+	if c.unfolded {
+		c.fold()
+	}
 	hp := c.heaps[h]
 	n := len(hp)
 	if n == 0 {
@@ -437,7 +440,7 @@ func (c *Cache) evict(h int, res *ApplyResult) bool {
 func (c *Cache) Expire(now time.Time) []Key {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.fold()
+	c.foldBefore(now)
 	c.advance(now)
 	t := uint32(now.Unix())
 	var out []Key

@@ -92,10 +92,11 @@ type Cache struct {
 	nMC    int
 	st     Stats
 
-	acts    []*activity // every activity bitmap: the shared one and each Reader's
-	byID    []*Entry    // live entries by activity id; nil: free
-	freeIDs []uint32
-	nChunks int // activity chunks every reader has
+	acts     []*activity // every activity bitmap: the shared one and each Reader's
+	byID     []*Entry    // live entries by activity id; nil: free
+	freeIDs  []uint32
+	nChunks  int  // activity chunks every reader has
+	unfolded bool // marks may be pending: victim folds before it reads them
 
 	shared activity // marked by Cache.Lookup and the other Cache lookups
 }

@@ -10,13 +10,15 @@ import (
 // Activity marking. Every live entry has a small id (its slot in the
 // writer's byID table), stored beside the *Entry in the trie value, so a
 // lookup marks the entry used by setting bit id in its reader's activity
-// bitmap: it never reads or writes the entry. A bit is tested before it is
-// set, so a busy entry costs one store per fold interval, not per packet.
-// The writer folds the bitmaps (Apply, Expire and Refreshable do it before
-// they advance the epoch): every set bit is cleared and its entry's mark
-// becomes the epoch published at that moment, which is the epoch a lookup
-// of the interval saw unless a Tick moved it in between (then the mark is
-// later by at most that interval). An entry keeps its id when an update
+// bitmap: it never reads or writes the entry. The shared bitmap's bit is
+// tested before it is set and a Reader filters the ids it already noted, so
+// a busy entry costs one store per fold interval, not per packet. The writer
+// folds the bitmaps when Apply or Expire is about to move the epoch, and
+// before it reads activity (eviction, Refreshable): every set bit is cleared
+// and its entry's mark becomes the epoch published at that moment, which is
+// the epoch a lookup of the interval saw unless a Tick moved it in between
+// (then the mark is later by at most that interval). An entry keeps its id
+// when an update
 // replaces it, so lookups in the replaced snapshot still count for it; an id
 // freed by a removal is reused, and a reader still holding the old snapshot
 // can then mark the new entry once, which only makes a freshly installed

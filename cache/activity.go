@@ -18,11 +18,11 @@ import (
 // and its entry's mark becomes the epoch published at that moment, which is
 // the epoch a lookup of the interval saw unless a Tick moved it in between
 // (then the mark is later by at most that interval). An entry keeps its id
-// when an update
-// replaces it, so lookups in the replaced snapshot still count for it; an id
-// freed by a removal is reused, and a reader still holding the old snapshot
-// can then mark the new entry once, which only makes a freshly installed
-// entry (already marked at install) look used for one more interval.
+// when an update replaces it, so lookups in the replaced snapshot still count
+// for it; an id freed by a removal is reused, and a reader still holding the
+// old snapshot can then mark the new entry once, which only makes a freshly
+// installed entry (already marked at install) look used for one more
+// interval.
 //
 // A bitmap is a fixed array of chunk pointers, so it grows (chunk by chunk,
 // before any entry with an id in the new chunk is published) without moving

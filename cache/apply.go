@@ -60,6 +60,7 @@ func (c *Cache) Apply(ups []Update) ApplyResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.cfg.Now()
+	c.foldBefore(now)
 	c.advance(now)
 	var res ApplyResult
 	for i := range ups {
@@ -83,8 +84,7 @@ func (c *Cache) apply1(u *Update, now time.Time, res *ApplyResult) {
 	}
 	if u.Delete || (u.TTL == 0 && !u.Static) {
 		if old != nil {
-			c.unlink(old)
-			c.del(in, old)
+			c.remove(in, old)
 			res.Deleted++
 			c.st.Deleted++
 		}
@@ -107,9 +107,17 @@ func (c *Cache) apply1(u *Update, now time.Time, res *ApplyResult) {
 		c.release(e.loc)
 		if old != nil { // old is already unlinked: it goes too
 			c.del(in, old)
+			c.freeID(old)
 			res.Deleted++
 			c.st.Deleted++
 		}
+		res.reject(ErrFull)
+		return
+	}
+	if old != nil {
+		c.inheritID(e, old)
+	} else if !c.allocID(e) {
+		c.release(e.loc)
 		res.reject(ErrFull)
 		return
 	}
@@ -329,6 +337,13 @@ func (c *Cache) unlink(e *Entry) {
 	c.release(e.loc)
 }
 
+// remove takes e out of the cache: counts, expiry heap, table and id.
+func (c *Cache) remove(in *instance, e *Entry) {
+	c.unlink(e)
+	c.del(in, e)
+	c.freeID(e)
+}
+
 // makeRoom evicts entries so that e fits: the negative bound for non-static
 // negative entries, then the overall bound. Static entries never get evicted;
 // a static insert may exceed MaxEntries when nothing else can go.
@@ -364,6 +379,9 @@ const evictSample = 16
 
 // victim returns the heap index of the entry to evict from heap h, or -1.
 func (c *Cache) victim(h int) int {
+	if c.unfolded {
+		c.fold()
+	}
 	hp := c.heaps[h]
 	n := len(hp)
 	if n == 0 {
@@ -408,8 +426,7 @@ func (c *Cache) evict(h int, res *ApplyResult) bool {
 		return false
 	}
 	e := c.heaps[h][i]
-	c.unlink(e)
-	c.del(c.insts[e.loc.iid], e)
+	c.remove(c.insts[e.loc.iid], e)
 	c.st.Evicted++
 	if h == 1 {
 		c.st.EvictedNegative++
@@ -423,14 +440,14 @@ func (c *Cache) evict(h int, res *ApplyResult) bool {
 func (c *Cache) Expire(now time.Time) []Key {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.foldBefore(now)
 	c.advance(now)
 	t := uint32(now.Unix())
 	var out []Key
 	for h := range c.heaps {
 		for len(c.heaps[h]) > 0 && c.heaps[h][0].expires <= t {
 			e := c.heaps[h][0]
-			c.unlink(e)
-			c.del(c.insts[e.loc.iid], e)
+			c.remove(c.insts[e.loc.iid], e)
 			c.st.Expired++
 			out = append(out, e.Key())
 		}
@@ -459,6 +476,7 @@ func (c *Cache) NextExpiry() (time.Time, bool) {
 func (c *Cache) Refreshable(now time.Time, within, activeWithin time.Duration) []*Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.fold()
 	c.advance(now)
 	limit := uint32(now.Add(within).Unix())
 	active := c.epochAt(now.Add(-activeWithin))
@@ -494,10 +512,7 @@ func shardOf(in *instance, k Key) (*shard, netip.Prefix) {
 	if !a.Is4() {
 		return &in.v6, k.Prefix
 	}
-	if k.Prefix.Bits() < v4SubLen {
-		return &in.short, k.Prefix
-	}
-	return &in.v4[v4Sub(a.As4())], k.Prefix
+	return &in.v4, k.Prefix
 }
 
 func mcFam(k Key) int {
@@ -518,8 +533,8 @@ func (c *Cache) get(in *instance, k Key) *Entry {
 	if t == nil {
 		t = s.p.Load()
 	}
-	e, _ := t.Get(p)
-	return e
+	v, _ := t.Get(p)
+	return v.e
 }
 
 // cloneFactor: a shard switches from per-update persistent inserts to one
@@ -562,9 +577,9 @@ func (c *Cache) put(in *instance, k Key, e *Entry) {
 	s, p := shardOf(in, k)
 	t := c.wtable(s)
 	if s.owned {
-		t.Insert(p, e)
+		t.Insert(p, slotOf(e))
 	} else {
-		s.work = t.InsertPersist(p, e)
+		s.work = t.InsertPersist(p, slotOf(e))
 	}
 }
 

@@ -220,7 +220,7 @@ func BenchmarkBulkLoad(b *testing.B) {
 		// (what Apply would cost without the in-place path), 50k prefixes.
 		for b.Loop() {
 			t := new(table)
-			e := &Entry{}
+			e := slot{e: &Entry{}}
 			for _, p := range p4[:50_000] {
 				t = t.InsertPersist(p, e)
 			}

@@ -11,25 +11,24 @@ import (
 
 // table is the LPM structure of one shard. bart.Fast was measured faster for
 // lookups than bart.Table at the same persistent-update cost (see
-// BenchmarkBartVariant and bench/results/cache.md).
-type table = bart.Fast[*Entry]
+// BenchmarkBartVariant and bench/results/cache.md). Its value carries the
+// entry's activity id beside the pointer, so a lookup marks the entry used
+// without touching it (see activity.go).
+type table = bart.Fast[slot]
 
-// IPv4 tables are split by prefix range: by the first 12 bits into subN
-// sub-tables, each behind its own atomic pointer. Prefixes shorter than /12
-// live in one "short" table, consulted when the sub-table has no match (any
-// sub-table match is longer). A persistent update then copies the path inside
-// one small sub-table instead of the wide top nodes of one big trie: about
-// 4.5x less garbage per update at a million prefixes, which is what bounds the
-// writer's rate (the garbage collector rescans the whole cache in proportion).
-// IPv6 stays one table per instance: split the same way (bits 4-15) its
-// lookups measured twice as slow (BenchmarkLookup, bench/results/cache.md).
-const (
-	subBits  = 12
-	subN     = 1 << subBits
-	v4SubLen = 12 // IPv4 prefixes at least this long go to a sub-table
-)
+// slot is a table value: an entry and its activity id.
+type slot struct {
+	e  *Entry
+	id uint32
+}
 
-func v4Sub(a [4]byte) int { return int(a[0])<<4 | int(a[1])>>4 }
+func slotOf(e *Entry) slot { return slot{e, e.id} }
+
+// IPv4 is one table per instance-ID, not split by prefix range: a split
+// (4096 sub-tables by the first 12 bits until this change, then 256 by the
+// first octet with the octet stripped) cut the writer's cost per update by a
+// quarter but made no lookup faster, and the lookup is the per-packet side
+// of the trade (BenchmarkSplit at commit 1d5351f, bench/results/cache.md).
 
 // shard is one unicast table snapshot and the writer's batch state for it.
 type shard struct {
@@ -71,8 +70,9 @@ type Config struct {
 type Cache struct {
 	dir   atomic.Pointer[directory]
 	epoch atomic.Uint32
+	folds atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
 	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
-	_     [48]byte      // keep the reader-shared line apart from writer state
+	_     [40]byte      // keep the reader-shared line apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -91,6 +91,14 @@ type Cache struct {
 	nStat  int
 	nMC    int
 	st     Stats
+
+	acts     []*activity // every activity bitmap: the shared one and each Reader's
+	byID     []*Entry    // live entries by activity id; nil: free
+	freeIDs  []uint32
+	nChunks  int  // activity chunks every reader has
+	unfolded bool // marks may be pending: victim folds before it reads them
+
+	shared activity // marked by Cache.Lookup and the other Cache lookups
 }
 
 // directory maps instance-IDs to instances: an immutable open-addressing
@@ -137,12 +145,11 @@ func newDirectory(insts map[uint32]*instance) *directory {
 // instance holds the shards of one instance-ID. Each shard is an immutable
 // snapshot behind an atomic pointer. Readers never see the writer-only fields.
 type instance struct {
-	iid   uint32
-	v4    [subN]shard
-	short shard // IPv4 prefixes shorter than v4SubLen
-	v6    shard
-	mac   shard
-	mc    [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
+	iid uint32
+	v4  shard
+	v6  shard
+	mac shard
+	mc  [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
 
 	// writer-only
 	mcAll   [2]map[Key]*Entry
@@ -154,25 +161,9 @@ type mcRef struct {
 	f  int
 }
 
-// lookup is the unicast longest-prefix match within one instance.
-func (in *instance) lookup(dst netip.Addr) (*Entry, bool) {
-	if !dst.Is4() {
-		return in.v6.p.Load().Lookup(dst)
-	}
-	if e, ok := in.v4[v4Sub(dst.As4())].p.Load().Lookup(dst); ok {
-		return e, true
-	}
-	return in.short.p.Load().Lookup(dst)
-}
-
 // shards calls fn for every unicast shard of the instance.
 func (in *instance) shards(fn func(*shard) bool) bool {
-	for i := range in.v4 {
-		if !fn(&in.v4[i]) {
-			return false
-		}
-	}
-	return fn(&in.short) && fn(&in.v6) && fn(&in.mac)
+	return fn(&in.v4) && fn(&in.v6) && fn(&in.mac)
 }
 
 // Stats are the cache's counters.
@@ -220,23 +211,18 @@ func New(cfg Config) *Cache {
 	c.empty = new(table)
 	c.dir.Store(newDirectory(c.insts))
 	c.epoch.Store(1)
+	c.folds.Store(1)
+	c.addActivity(&c.shared)
 	return c
 }
 
 // Lookup returns the longest-prefix match for dst within instance-ID iid and
-// marks the entry active. dst must be a plain IPv4 or IPv6 address (unmap
-// IPv4-mapped IPv6 first). It never locks or allocates.
-func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	e, ok := in.lookup(dst)
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
-}
+// marks the entry active (without reading or writing it: see activity.go).
+// dst must be a plain IPv4 or IPv6 address (unmap IPv4-mapped IPv6 first). It
+// never locks or allocates. Lookup may run on any number of goroutines; a
+// worker that looks up continuously does better with a Reader of its own
+// (NewReader).
+func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return c.lookup(nil, iid, dst) }
 
 // Generation returns a number that changes whenever a batch published by
 // Apply or Expire changed what a lookup may return. It is bumped after the
@@ -246,41 +232,21 @@ func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 // forget their results when it moved. Never locks or allocates.
 func (c *Cache) Generation() uint64 { return c.gen.Load() }
 
-// MarkActive marks e used in the current activity tick, as Lookup does for
-// the entry it returns: for readers that found e in their own memo of an
-// earlier Lookup. At most one store per entry per tick.
-func (c *Cache) MarkActive(e *Entry) { e.touch(c.epoch.Load()) }
+// MarkActive marks e used, as Lookup does for the entry it returns: for
+// readers that found e in their own memo of an earlier Lookup. Unlike Lookup
+// it reads e (its id), which such a reader is about to use anyway.
+func (c *Cache) MarkActive(e *Entry) { c.shared.mark(e.id) }
 
 // LookupMAC returns the entry of a MAC EID within iid and marks it active.
 func (c *Cache) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	e, ok := in.mac.p.Load().Lookup(macAddr(mac))
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
+	return c.lookupMAC(nil, iid, mac)
 }
 
 // LookupMulticast returns the entry for a packet from src to group within
 // iid: the (S,G) entry with the longest matching G-prefix (and within it the
 // longest S-prefix) first, then the (*,G) entry with the longest G-prefix.
 func (c *Cache) LookupMulticast(iid uint32, src, group netip.Addr) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
-	if in == nil {
-		return nil, false
-	}
-	f := 1
-	if group.Is4() {
-		f = 0
-	}
-	e, ok := in.mc[f].Load().lookup(src, group)
-	if ok {
-		e.touch(c.epoch.Load())
-	}
-	return e, ok
+	return c.lookupMulticast(nil, iid, src, group)
 }
 
 // macAddr encodes a MAC as the first 48 bits of an IPv6 address, so MAC
@@ -308,8 +274,8 @@ func (c *Cache) Walk(fn func(e *Entry) bool) {
 			if t.Size() == 0 {
 				return true
 			}
-			for _, e := range t.All() {
-				if !fn(e) {
+			for _, v := range t.All() {
+				if !fn(v.e) {
 					return false
 				}
 			}
@@ -344,9 +310,15 @@ func (c *Cache) Stats() Stats {
 }
 
 // LastUsed returns the start of the activity tick in which e was last looked
-// up (or installed).
+// up (or installed). A lookup not yet folded by the writer counts as a use in
+// the published tick.
 func (c *Cache) LastUsed(e *Entry) time.Time {
+	c.mu.Lock()
 	u := e.used.Load()
+	if c.markPending(e) {
+		u = c.epoch.Load()
+	}
+	c.mu.Unlock()
 	if u == 0 {
 		return c.start
 	}

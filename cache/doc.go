@@ -6,18 +6,23 @@
 // The cache is a set of shards, each an immutable snapshot behind an
 // atomic.Pointer. A directory (itself an immutable open-addressing table,
 // replaced when an instance-ID appears) maps the instance-ID to its shards:
-// IPv4 split by prefix range into 4096 sub-tables by the first 12 bits plus
-// one table for shorter prefixes, one IPv6 table, one MAC table, and one
-// multicast table per family. A lookup is: load the directory, probe it,
-// load the shard's pointer, walk a gaissmai/bart trie (the Fast variant,
-// longest-prefix match). Nothing is locked, nothing allocated, and the reader
-// never waits for the writer nor does expiry work.
+// one IPv4 table, one IPv6 table, one MAC table, and one multicast table per
+// family (IPv4 is no longer split by prefix range: see cache.go). A lookup
+// is: load the directory, probe it, load the shard's pointer, walk a
+// gaissmai/bart trie (the Fast variant, longest-prefix match). Nothing is
+// locked, nothing allocated, and the reader never waits for the writer nor
+// does expiry work.
 //
 // Entries are immutable once published; an update publishes a new *Entry.
-// The only field a reader writes is the activity mark: the coarse epoch
-// (Config.ActivityTick) of the last lookup, stored only when it differs, so
-// an entry sees at most one store per tick however many packets use it and
-// no shared counter is bumped per packet. The RLOC choice is precomputed:
+// A lookup does not read or write the entry it returns: the trie value holds
+// the entry's small activity id beside the pointer, and the lookup sets that
+// bit in an activity bitmap (Cache.Lookup: one shared bitmap, tested before
+// it is set; a worker's Reader: a private list of ids, filtered so a busy
+// entry is noted once per interval, flushed into the Reader's own bitmap at
+// the end of each batch). The writer folds the bitmaps into the entries'
+// activity epochs (Config.ActivityTick) before every Apply, Expire and
+// Refreshable, so aging and eviction see what they saw before (activity.go).
+// The RLOC choice is precomputed:
 // each interned locator set carries a 256-slot table of RLOC indices filled
 // by weight among the reachable RLOCs of the best priority, so Select is one
 // multiply and one index.
@@ -34,8 +39,8 @@
 // reader sees either none or all of a batch's changes to a shard. Old
 // snapshots are reclaimed by the garbage collector once no reader holds them
 // (Go's GC plays the role of RCU's grace period). Splitting IPv4 by prefix
-// range keeps each copied path inside a small sub-table, which cuts the
-// garbage per update about 4.5-fold at a million prefixes.
+// range would keep each copied path inside a small sub-table and cut the
+// writer's cost per update, at no gain for lookups (see cache.go).
 //
 // Multicast shards, (S,G) and (*,G) entries of one family, are rebuilt whole
 // when a batch touches them: a trie of G-prefixes whose nodes hold a trie of

@@ -152,15 +152,17 @@ const (
 )
 
 // Entry is one published map-cache entry. It never changes after it is
-// published (an update publishes a new *Entry), except for its activity mark.
+// published (an update publishes a new *Entry), except for its activity mark,
+// which only the writer sets (readers mark ids in bitmaps, see activity.go).
 // It is kept to 48 bytes: instance-ID, family and multicast group live in the
 // shared Locators.
 type Entry struct {
-	used    atomic.Uint32 // activity epoch, written by readers at most once per epoch
+	used    atomic.Uint32 // activity epoch, set by the writer's fold
 	expires uint32        // unix seconds; 0 = never (static)
 	loc     *Locators     // never nil
 	addr    [16]byte      // EID address (IPv4 in the first 4 bytes), MAC, or multicast source
 	hidx    int32         // writer-only: index in its expiry heap, -1 if none
+	id      uint32        // activity id, also stored beside the entry in its table
 	ttl     uint16        // minutes (capped by Config.MaxTTL)
 	vf      uint16        // map-version and flags
 	bits    uint8         // prefix length; 0xff = (*,G) source
@@ -239,14 +241,6 @@ func (e *Entry) Select(flowHash uint32) *RLOC {
 		return &l.RLOCs[l.one]
 	}
 	return nil
-}
-
-// touch records that the entry was used in epoch ep: at most one store per
-// entry per epoch, so readers do not contend on a shared cache line per packet.
-func (e *Entry) touch(ep uint32) {
-	if e.used.Load() != ep {
-		e.used.Store(ep)
-	}
 }
 
 // buildSelection precomputes the RLOC choice of l (see Entry.Select).

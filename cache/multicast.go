@@ -17,27 +17,27 @@ type mcTable struct {
 // groupNode holds the entries of one G-prefix.
 type groupNode struct {
 	src    *table     // (S,G) entries by S-prefix; nil if none
-	star   *Entry     // (*,G) entry of this G-prefix or of the nearest covering one
+	star   slot       // (*,G) entry of this G-prefix or of the nearest covering one
 	parent *groupNode // nearest covering G-prefix that has (S,G) entries
-	own    *Entry     // (*,G) entry of exactly this G-prefix
+	own    slot       // (*,G) entry of exactly this G-prefix
 }
 
-func (m *mcTable) lookup(src, group netip.Addr) (*Entry, bool) {
+func (m *mcTable) lookup(src, group netip.Addr) (slot, bool) {
 	if m.groups == nil {
-		return nil, false
+		return slot{}, false
 	}
 	g, ok := m.groups.Lookup(group)
 	if !ok {
-		return nil, false
+		return slot{}, false
 	}
 	for n := g; n != nil; n = n.parent {
 		if n.src != nil {
-			if e, ok := n.src.Lookup(src); ok {
-				return e, true
+			if v, ok := n.src.Lookup(src); ok {
+				return v, true
 			}
 		}
 	}
-	return g.star, g.star != nil
+	return g.star, g.star.e != nil
 }
 
 func (m *mcTable) walk(fn func(*Entry) bool) bool {
@@ -45,12 +45,12 @@ func (m *mcTable) walk(fn func(*Entry) bool) bool {
 		return true
 	}
 	for _, n := range m.groups.All() {
-		if n.own != nil && !fn(n.own) {
+		if n.own.e != nil && !fn(n.own.e) {
 			return false
 		}
 		if n.src != nil {
-			for _, e := range n.src.All() {
-				if !fn(e) {
+			for _, v := range n.src.All() {
+				if !fn(v.e) {
 					return false
 				}
 			}
@@ -72,13 +72,13 @@ func buildMC(all map[Key]*Entry) *mcTable {
 			nodes[k.Group] = n
 		}
 		if !k.Prefix.IsValid() {
-			n.own = e
+			n.own = slotOf(e)
 			continue
 		}
 		if n.src == nil {
 			n.src = new(table)
 		}
-		n.src.Insert(k.Prefix, e)
+		n.src.Insert(k.Prefix, slotOf(e))
 	}
 	g := new(bart.Fast[*groupNode])
 	for p, n := range nodes {
@@ -93,7 +93,7 @@ func buildMC(all map[Key]*Entry) *mcTable {
 			if n.parent == nil && sn.src != nil {
 				n.parent = sn
 			}
-			if n.star == nil && sn.own != nil {
+			if n.star.e == nil && sn.own.e != nil {
 				n.star = sn.own
 			}
 		}

@@ -42,6 +42,11 @@ type Options struct {
 	// NoNeedWakeup disables XDP_USE_NEED_WAKEUP: the socket then kicks the
 	// kernel on every transmit instead of only when the ring asks.
 	NoNeedWakeup bool
+	// TxBudget is how many frames one sendto may transmit in copy mode
+	// (XDP_MAX_TX_SKB_BUDGET, Linux 6.17 and later; the kernel's own
+	// default is 32). Default: the tx ring size. Kernels without the option
+	// keep their default; a negative value keeps it everywhere.
+	TxBudget int
 	// BusyPoll sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL (BusyPollUsec, default
 	// 20) and SO_BUSY_POLL_BUDGET (default 64) on each socket; Receive then
 	// drives the driver with recvfrom when its ring is empty.
@@ -86,6 +91,7 @@ func (o *Options) defaults() error {
 	def(&o.BusyPollUsec, 20)
 	def(&o.BusyPollBudget, 64)
 	def(&o.FillMin, o.FillRingSize/4)
+	def(&o.TxBudget, o.TxRingSize)
 	pow2 := func(v int) bool { return v > 0 && v&(v-1) == 0 }
 	if !pow2(o.FrameSize) || o.FrameSize < 2048 || o.FrameSize > unix.Getpagesize() {
 		return fmt.Errorf("xsk: frame size %d: want a power of two in [2048, page size]", o.FrameSize)
@@ -97,6 +103,9 @@ func (o *Options) defaults() error {
 	}
 	if o.NumFrames < 64 || o.Headroom < 0 || o.Headroom+kernelHeadroom+256 > o.FrameSize {
 		return errors.New("xsk: too few frames or headroom too large")
+	}
+	if o.TxBudget > o.TxRingSize {
+		return fmt.Errorf("xsk: TxBudget %d exceeds the tx ring size %d", o.TxBudget, o.TxRingSize)
 	}
 	if o.FillMin < 1 || o.FillMin > o.FillRingSize {
 		return fmt.Errorf("xsk: FillMin %d: want 1 to the fill ring size %d", o.FillMin, o.FillRingSize)
@@ -194,8 +203,11 @@ type Port struct {
 	fillCalls  int // refills in this window
 	needWakeup bool
 	busyPoll   bool
+	deferKick  bool // DeferKicks: Transmit leaves the kick to Flush
+	unkicked   int  // frames put on the tx ring since the last kick
 	closed     atomic.Bool
 	pfd        [1]unix.PollFd
+	pub        published
 
 	// Counters (plain integers; read them from the Port's goroutine).
 
@@ -207,8 +219,12 @@ type Port struct {
 	TxCopies uint64
 	// TxKicks counts sendto calls; TxKickBusy those that returned
 	// EBUSY/ENOBUFS (the rest of the ring waits for the next call).
+	// TxPackets/TxKicks is the frames sent per system call.
 	TxKicks    uint64
 	TxKickBusy uint64
+	// TxWakeups counts kicks: times the socket woke the kernel for its
+	// tx ring (each one or more sendto calls).
+	TxWakeups uint64
 	// RxWakeups counts recvfrom calls made for need-wakeup or busy polling.
 	RxWakeups uint64
 	// BadDescs counts rx or completion descriptors outside the UMEM (dropped).
@@ -217,12 +233,20 @@ type Port struct {
 	FillGrows, FillShrinks uint64
 }
 
+// txBatch is the kernel's own copy-mode transmit budget per sendto
+// (TX_BATCH_SIZE), also the smallest it accepts for XDP_MAX_TX_SKB_BUDGET.
+const txBatch = 32
+
 // fillWindow is the number of refills after which an unused part of the fill
 // target is given back (see Options.FillMin). A busy worker refills every
 // step, tens of microseconds apart; an idle one about once per millisecond.
 const fillWindow = 4096
 
-var _ ring.Port = (*Port)(nil)
+var (
+	_ ring.Port     = (*Port)(nil)
+	_ ring.Flusher  = (*Port)(nil)
+	_ ring.Pollable = (*Port)(nil)
+)
 
 // Open creates a socket on queue queue of the interface named ifname (in the
 // calling thread's network namespace) and binds it, registering the Group's
@@ -343,6 +367,13 @@ func (p *Port) setup(ifname string) error {
 	}
 	if p.tx, err = mapDRing(p.fd, unix.XDP_PGOFF_TX_RING, off.Tx, o.TxRingSize); err != nil {
 		return err
+	}
+	if o.TxBudget >= txBatch {
+		// Needs the tx ring (set above); unknown before Linux 6.17.
+		err := unix.SetsockoptInt(p.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, o.TxBudget)
+		if err != nil && err != unix.ENOPROTOOPT {
+			return fmt.Errorf("xsk: tx budget %d: %w", o.TxBudget, err)
+		}
 	}
 	if o.BusyPoll {
 		for _, s := range [][2]int{
@@ -583,6 +614,10 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 	}
 	atomic.StoreUint32(r.prod, prod)
 	p.TxPackets += uint64(n)
+	p.unkicked += n
+	if p.deferKick && room-n >= int(r.mask+1)/4 {
+		return n, nil // Flush kicks at the end of the caller's batch
+	}
 	if !p.needWakeup || atomic.LoadUint32(r.flags)&unix.XDP_RING_NEED_WAKEUP != 0 {
 		if err := p.kick(); err != nil {
 			return n, err
@@ -592,11 +627,13 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 }
 
 // kick asks the kernel to process the tx ring. In copy mode one sendto
-// sends at most 32 frames (the kernel's TX_BATCH_SIZE) and returns EAGAIN
-// while more wait, so kick repeats it until the ring is drained, the kernel
-// reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
+// sends at most TxBudget frames (32 on kernels before 6.17) and returns
+// EAGAIN while more wait, so kick repeats it until the ring is drained, the
+// kernel reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
 func (p *Port) kick() error {
-	for i := 0; i <= int(p.tx.mask+1)/32; i++ {
+	p.unkicked = 0
+	p.TxWakeups++
+	for i := 0; i <= int(p.tx.mask+1)/txBatch; i++ {
 		p.TxKicks++
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
@@ -614,16 +651,67 @@ func (p *Port) kick() error {
 	return nil
 }
 
-// Flush kicks the kernel to send what is on the tx ring (Transmit does this
-// already; Flush retries after a busy kick).
+// DeferKicks implements ring.Flusher: from now on Transmit leaves the
+// wake-up of the kernel to Flush (unless its ring runs short of room), so
+// one sendto carries a whole batch. The caller must Flush after each batch.
+func (p *Port) DeferKicks() { p.deferKick = true }
+
+// Unkicked implements ring.Flusher: frames queued since the last kick.
+func (p *Port) Unkicked() int { return p.unkicked }
+
+// Flush implements ring.Flusher: it kicks the kernel to send what is on the
+// tx ring when the ring asks for it (with need-wakeup; always in copy mode)
+// or need-wakeup is off. Without deferred kicks Transmit kicks already, and
+// Flush retries after a busy kick.
 func (p *Port) Flush() error {
 	if p.closed.Load() {
 		return ring.ErrClosed
 	}
 	if atomic.LoadUint32(p.tx.cons) == *p.tx.prod {
+		p.unkicked = 0
+		return nil
+	}
+	if p.needWakeup && atomic.LoadUint32(p.tx.flags)&unix.XDP_RING_NEED_WAKEUP == 0 {
+		p.unkicked = 0 // the driver is still sending; it takes these too
 		return nil
 	}
 	return p.kick()
+}
+
+// Counters is a snapshot of a Port's own counters (see Port's fields).
+type Counters struct {
+	RxPackets, RxWakeups                      uint64
+	TxPackets, TxKicks, TxWakeups, TxKickBusy uint64
+}
+
+// published holds the Port's counters for other goroutines; Complete
+// stores them (once per worker step).
+type published struct {
+	rx, rxWake, tx, kicks, wakeups, busy atomic.Uint64
+}
+
+func (p *Port) publish() {
+	set := func(a *atomic.Uint64, v uint64) {
+		if a.Load() != v {
+			a.Store(v)
+		}
+	}
+	set(&p.pub.rx, p.RxPackets)
+	set(&p.pub.rxWake, p.RxWakeups)
+	set(&p.pub.tx, p.TxPackets)
+	set(&p.pub.kicks, p.TxKicks)
+	set(&p.pub.wakeups, p.TxWakeups)
+	set(&p.pub.busy, p.TxKickBusy)
+}
+
+// Published returns the Port's counters as of the last Complete (or Close).
+// Safe from any goroutine.
+func (p *Port) Published() Counters {
+	return Counters{
+		RxPackets: p.pub.rx.Load(), RxWakeups: p.pub.rxWake.Load(),
+		TxPackets: p.pub.tx.Load(), TxKicks: p.pub.kicks.Load(),
+		TxWakeups: p.pub.wakeups.Load(), TxKickBusy: p.pub.busy.Load(),
+	}
 }
 
 // Release implements ring.Port.
@@ -656,6 +744,7 @@ func (p *Port) Complete() int {
 		cons++
 	}
 	atomic.StoreUint32(r.cons, cons)
+	p.publish()
 	return n
 }
 
@@ -678,6 +767,7 @@ func (p *Port) Close() error {
 	if p.closed.Swap(true) {
 		return ring.ErrClosed
 	}
+	p.publish()
 	err := p.release()
 	for i, q := range p.g.ports {
 		if q == p {

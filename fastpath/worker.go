@@ -496,13 +496,19 @@ func (w *Worker) Stop() {
 // at most IdleWait.
 func (w *Worker) sleep() {
 	w.kick(true)
-	timeout := w.cfg.IdleWait
-	if w.waiter.CanSleep() && w.hold.HeldPackets() == 0 && w.hold.TrackedEIDs() == 0 && w.reasm.live == 0 {
-		timeout = -1
-	}
-	if err := w.waiter.Wait(timeout, w.busyFn); err != nil && !errors.Is(err, ring.ErrClosed) && w.err == nil {
+	if err := w.waiter.Wait(w.sleepLimit(), w.busyFn); err != nil && !errors.Is(err, ring.ErrClosed) && w.err == nil {
 		w.err = err
 	}
+}
+
+// sleepLimit is how long an idle worker may sleep: without limit (-1) when
+// it can be woken and no held packet, tracked miss or partial reassembly
+// has a timeout running, IdleWait otherwise.
+func (w *Worker) sleepLimit() time.Duration {
+	if w.waiter.CanSleep() && w.hold.HeldPackets() == 0 && w.hold.TrackedEIDs() == 0 && w.reasm.live == 0 {
+		return -1
+	}
+	return w.cfg.IdleWait
 }
 
 // pendingWork reports work another goroutine handed the worker while it

@@ -93,6 +93,10 @@ func (w *Waiter) OpenWake() error {
 // without a time limit.
 func (w *Waiter) CanSleep() bool { return w.efd >= 0 }
 
+// Sleeping reports whether the waiter is in (or about to enter) a sleep.
+// Safe from any goroutine.
+func (w *Waiter) Sleeping() bool { return w.sleeping.Load() }
+
 // Wakes returns how many Wake calls found the waiter asleep and woke it.
 // Safe from any goroutine.
 func (w *Waiter) Wakes() uint64 { return w.wakes.Load() }

@@ -70,8 +70,9 @@ type fileInterface struct {
 }
 
 type fileXDP struct {
-	RingSize int `mapstructure:"ring_size"`
-	Frames   int `mapstructure:"frames"`
+	RingSize int  `mapstructure:"ring_size"`
+	Frames   int  `mapstructure:"frames"`
+	BusyPoll bool `mapstructure:"busy_poll"`
 }
 
 type fileControl struct {
@@ -441,7 +442,7 @@ func (fc *fileConfig) convert() (router.Config, options, error) {
 	var o options
 	c.Name, c.Nonce, c.MgmtSocket, c.MetricsAddr = fc.Name, fc.Nonce, fc.Mgmt.Socket, fc.Metrics.Listen
 	c.Cache, c.CPUs = router.CacheOptions{MaxEntries: fc.Cache.MaxEntries, MaxNegative: fc.Cache.MaxNegative}, fc.CPUs
-	c.XDP = router.XDPOptions{RingSize: fc.XDP.RingSize, Frames: fc.XDP.Frames}
+	c.XDP = router.XDPOptions{RingSize: fc.XDP.RingSize, Frames: fc.XDP.Frames, BusyPoll: fc.XDP.BusyPoll}
 	switch strings.ToLower(fc.Log.Level) {
 	case "", "info":
 		o.logLevel = slog.LevelInfo

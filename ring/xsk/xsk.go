@@ -184,6 +184,7 @@ type dring struct {
 // Port is one AF_XDP socket bound to one interface queue. It implements
 // ring.Port.
 type Port struct {
+	_          [cacheLine]byte // see ring.Pool: sockets of different workers are allocated side by side
 	g          *Group
 	fd         int
 	ifindex    int
@@ -231,7 +232,12 @@ type Port struct {
 	BadDescs uint64
 	// FillGrows and FillShrinks count changes of the fill target.
 	FillGrows, FillShrinks uint64
+	_                      [cacheLine]byte
 }
+
+// cacheLine is the padding unit between data of different workers: two
+// 64-byte lines, since x86 prefetches lines in pairs (as fastpath's).
+const cacheLine = 128
 
 // txBatch is the kernel's own copy-mode transmit budget per sendto
 // (TX_BATCH_SIZE), also the smallest it accepts for XDP_MAX_TX_SKB_BUDGET.

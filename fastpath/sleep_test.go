@@ -246,3 +246,24 @@ func (w *Worker) sleepOnce(t *testing.T) {
 		t.Fatal(w.err)
 	}
 }
+
+// TestSlowPathNotify: a step that queues a MissEvent leaves one token on
+// Config.SlowPathNotify; steps that queue nothing new leave none.
+func TestSlowPathNotify(t *testing.T) {
+	notify := make(chan struct{}, 1)
+	r := newRig(t, func(c *Config) { c.SlowPathNotify = notify })
+	r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 8})) // mapped: no miss
+	if len(notify) != 0 {
+		t.Fatal("a step without misses notified the slow path")
+	}
+	r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: netip.MustParseAddr("10.9.0.1"), payload: 8}))
+	select {
+	case <-notify:
+	default:
+		t.Fatal("a step that queued a MissEvent did not notify the slow path")
+	}
+	r.w.Step()
+	if len(notify) != 0 {
+		t.Fatal("an empty step notified again")
+	}
+}

@@ -149,6 +149,11 @@ type Config struct {
 	// packets are dropped as DropNoNeighbour. It runs on the worker's
 	// goroutine and must not block.
 	ToKernel func(pkt []byte) bool
+	// SlowPathNotify, when set, receives a token (without blocking: a
+	// buffer of one is enough) at the end of a step that queued MissEvents
+	// or Observations, so the slow path can sleep until there is something
+	// to drain instead of polling.
+	SlowPathNotify chan<- struct{}
 	// UnderlayGroup, when set, is told the underlay multicast group
 	// (G-RLOC) the worker decapsulates LISP data from (e.g.
 	// slowpath.Engine.ReceivedOnUnderlayGroup, which suppresses
@@ -275,6 +280,8 @@ type Worker struct {
 
 	stop atomic.Bool
 	err  error
+
+	notifiedObs, notifiedMiss uint64 // what SlowPathNotify last announced
 }
 
 // siteIID maps an instance-ID to the site port that serves it.
@@ -594,6 +601,7 @@ func (w *Worker) Step() int {
 		}
 	}
 	w.obs.publish()
+	w.notifySlowPath()
 	w.ctr.Publish()
 	w.extra[ExtraMemoHit], w.extra[ExtraMemoMiss] = w.memo.hits, w.memo.miss
 	for i := range w.extra {
@@ -602,6 +610,23 @@ func (w *Worker) Step() int {
 		}
 	}
 	return total
+}
+
+// notifySlowPath tells Config.SlowPathNotify when this step queued
+// MissEvents or Observations (once per step, never blocking).
+func (w *Worker) notifySlowPath() {
+	if w.cfg.SlowPathNotify == nil {
+		return
+	}
+	obs, miss := w.obs.local, w.c.Get(CounterMissEvent)
+	if obs == w.notifiedObs && miss == w.notifiedMiss {
+		return
+	}
+	w.notifiedObs, w.notifiedMiss = obs, miss
+	select {
+	case w.cfg.SlowPathNotify <- struct{}{}:
+	default:
+	}
 }
 
 // Err returns the first ring error a Step ran into (nil if none).

@@ -31,8 +31,13 @@ import (
 	"github.com/rloc-router/rloc/slowpath/neigh"
 )
 
-// missPoll is how often the miss queues of the workers are drained.
-const missPoll = time.Millisecond
+// missPoll is the shortest interval between two drains of the workers'
+// miss and observation queues while they keep filling; missFallback the
+// longest, should a notification be missed. An idle router does not poll.
+const (
+	missPoll     = time.Millisecond
+	missFallback = 100 * time.Millisecond
+)
 
 // Router is a running rloc router.
 type Router struct {
@@ -71,6 +76,7 @@ type Router struct {
 	closers        []func() error                  // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
+	missNotify     chan struct{} // workers' SlowPathNotify: misses or observations queued
 }
 
 // Start validates cfg and starts every part of the router. On error
@@ -82,7 +88,8 @@ func Start(cfg Config) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, events: newHub(), started: time.Now(), workerErr: make(chan error, 64)}
+	r := &Router{cfg: cfg, log: cfg.Logger, events: newHub(), started: time.Now(), workerErr: make(chan error, 64),
+		missNotify: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, a := range cfg.RLOCs {
 		if a.Unmap().Is4() {
@@ -299,7 +306,7 @@ func (r *Router) newWorkers(ports [][]fastpath.PortConfig) error {
 		}
 		wc := fastpath.Config{ID: q, CPU: cpu, Pin: cpu >= 0, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR,
-			BusyPoll: cfg.XDP.BusyPoll, LocalGroups: r.localGroups}
+			BusyPoll: cfg.XDP.BusyPoll, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
 		}
@@ -374,19 +381,30 @@ func ifaceAddrs(ifname string) (a4, a6 netip.Addr) {
 	return
 }
 
-// drainMisses moves the workers' MissEvents to the engine every missPoll.
+// drainMisses moves the workers' MissEvents and Observations to the engine
+// when a worker signals some (at most once per missPoll, and every
+// missFallback regardless).
 func (r *Router) drainMisses() {
 	defer r.bg.Done()
-	t := time.NewTicker(missPoll)
-	defer t.Stop()
+	fallback := time.NewTicker(missFallback)
+	defer fallback.Stop()
+	pace := time.NewTimer(0)
+	defer pace.Stop()
 	var ev fastpath.MissEvent
 	var obs fastpath.Observation
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
-		case <-t.C:
+		case <-pace.C:
 		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.missNotify:
+		case <-fallback.C:
+		}
+		pace.Reset(missPoll)
 		for _, w := range r.workers {
 			for w.Observations().Pop(&obs) {
 				if obs.Glean && r.glean.observe(r.cache, &obs, time.Now(), r.engine.Miss) {

@@ -13,48 +13,6 @@ import (
 	"time"
 )
 
-// idleTopo: h1 — xa — xb — h2 on plain veth pairs, every neighbour
-// permanent (no ARP in the latencies measured).
-const idleTopo = `
-name: idle
-nodes:
-  - name: h1
-    routes: [{to: default, via: 10.1.0.1}]
-  - name: xa
-    sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.rp_filter: 0, net.ipv4.conf.default.rp_filter: 0}
-  - name: xb
-    sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.rp_filter: 0, net.ipv4.conf.default.rp_filter: 0}
-  - name: h2
-    routes: [{to: default, via: 10.2.0.1}]
-links:
-  - name: site1
-    ends:
-      - {node: h1, ifname: eth0, addrs: [10.1.0.10/24], mac: "02:00:00:00:01:10"}
-      - {node: xa, ifname: site0, addrs: [10.1.0.1/24], mac: "02:00:00:00:01:01"}
-  - name: core
-    ends:
-      - {node: xa, ifname: core0, addrs: [192.0.2.1/24], mac: "02:00:00:00:02:01"}
-      - {node: xb, ifname: core0, addrs: [192.0.2.2/24], mac: "02:00:00:00:02:02"}
-  - name: site2
-    ends:
-      - {node: xb, ifname: site0, addrs: [10.2.0.1/24], mac: "02:00:00:00:03:01"}
-      - {node: h2, ifname: eth0, addrs: [10.2.0.10/24], mac: "02:00:00:00:03:10"}
-`
-
-// idleXTR is xa's or xb's rlocd configuration: one queue, the worker pinned
-// to CPU 1, a static mapping for the other site.
-func idleXTR(name, rloc, eid, peerEID, peerRLOC string) string {
-	return fmt.Sprintf(`name: %s
-roles: [itr, etr]
-rlocs: [%s]
-interfaces: [{name: site0, side: site}, {name: core0, side: core}]
-cpus: [1]
-database: [{eid: %s, rlocs: [{addr: %s, priority: 1}]}]
-map_cache: [{eid: %s, rlocs: [{addr: %s, priority: 1}]}]
-map_resolvers: [192.0.2.100]
-`, name, rloc, eid, rloc, peerEID, peerRLOC)
-}
-
 // procCPU returns the user+system CPU time of process pid (all threads).
 func procCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -155,24 +113,13 @@ func median(v []float64) float64 {
 //	go test -run '^$' -bench Idle -benchtime 1x ./e2e
 func BenchmarkIdle(b *testing.B) {
 	file := filepath.Join(b.TempDir(), "idle.yaml")
-	if err := os.WriteFile(file, []byte(idleTopo), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(pairTopo("idle", 1)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	n := newLabNetwork(b, file, "idle")
-	for _, c := range [][]string{
-		{"h1", "ip", "neigh", "replace", "10.1.0.1", "lladdr", "02:00:00:00:01:01", "dev", "eth0", "nud", "permanent"},
-		{"xa", "ip", "neigh", "replace", "10.1.0.10", "lladdr", "02:00:00:00:01:10", "dev", "site0", "nud", "permanent"},
-		{"xa", "ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:02:02", "dev", "core0", "nud", "permanent"},
-		{"xb", "ip", "neigh", "replace", "192.0.2.1", "lladdr", "02:00:00:00:02:01", "dev", "core0", "nud", "permanent"},
-		{"xb", "ip", "neigh", "replace", "10.2.0.10", "lladdr", "02:00:00:00:03:10", "dev", "site0", "nud", "permanent"},
-		{"h2", "ip", "neigh", "replace", "10.2.0.1", "lladdr", "02:00:00:00:03:01", "dev", "eth0", "nud", "permanent"},
-	} {
-		if out, err := n.lab.Exec(c[0], c[1:]...); err != nil {
-			b.Fatalf("%v: %v\n%s", c, err, out)
-		}
-	}
-	n.start("xa", idleXTR("xa", "192.0.2.1", "10.1.0.0/24", "10.2.0.0/24", "192.0.2.2"))
-	n.start("xb", idleXTR("xb", "192.0.2.2", "10.2.0.0/24", "10.1.0.0/24", "192.0.2.1"))
+	pairNeighbours(b, n)
+	n.start("xa", pairXTR("1", 1, "[1]"))
+	n.start("xb", pairXTR("2", 1, "[1]"))
 	e := newEcho(b, n)
 	seq := uint32(0)
 	n.waitFor(20*time.Second, "an echo from h1 to h2", func() bool {

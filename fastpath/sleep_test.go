@@ -35,6 +35,9 @@ func (p *pollPort) PollPrepare() bool {
 
 func (p *pollPort) PollFD() int { return p.r }
 
+// InFlight: a mem port's transmissions complete at once.
+func (p *pollPort) InFlight() int { return 0 }
+
 // pollable wraps every port of cfg in a pollPort.
 func pollable(t *testing.T) func(*Config) {
 	return func(c *Config) {

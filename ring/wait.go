@@ -18,6 +18,11 @@ type Pollable interface {
 	PollPrepare() (ready bool)
 	// PollFD is the descriptor that becomes readable (POLLIN) when frames arrive.
 	PollFD() int
+	// InFlight returns how many transmitted frames the port has not yet
+	// reaped from its completion ring. A completion does not wake poll(2),
+	// yet the chunks it returns may be the ones the port needs to receive
+	// again (an AF_XDP fill ring): a sleep must not outlast them.
+	InFlight() int
 }
 
 // Flusher is implemented by ports whose Transmit can leave waking the
@@ -89,9 +94,20 @@ func (w *Waiter) OpenWake() error {
 	return nil
 }
 
-// CanSleep reports whether Wake can end a Wait, so that a caller may wait
-// without a time limit.
-func (w *Waiter) CanSleep() bool { return w.efd >= 0 }
+// CanSleep reports whether the caller may wait without a time limit: Wake
+// can end a Wait, and no port has transmissions in flight (see
+// Pollable.InFlight).
+func (w *Waiter) CanSleep() bool {
+	if w.efd < 0 {
+		return false
+	}
+	for _, p := range w.poll {
+		if p.InFlight() > 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // Sleeping reports whether the waiter is in (or about to enter) a sleep.
 // Safe from any goroutine.

@@ -10,8 +10,9 @@ import (
 // pipePort is a Pollable Port whose descriptor is the read end of a pipe:
 // writing to the pipe makes it "receive".
 type pipePort struct {
-	Port // nil: only the Pollable methods are used
-	r, w int
+	Port     // nil: only the Pollable methods are used
+	r, w     int
+	inFlight int
 }
 
 func newPipePort(t *testing.T) *pipePort {
@@ -26,6 +27,7 @@ func newPipePort(t *testing.T) *pipePort {
 
 func (p *pipePort) PollPrepare() bool { return false }
 func (p *pipePort) PollFD() int       { return p.r }
+func (p *pipePort) InFlight() int     { return p.inFlight }
 
 // waitAsleep waits (bounded) until the Waiter announced its sleep.
 func waitAsleep(t *testing.T, w *Waiter) {
@@ -51,6 +53,12 @@ func TestWaiterWakeEndsUnboundedSleep(t *testing.T) {
 	if !w.CanSleep() {
 		t.Fatal("CanSleep false after OpenWake")
 	}
+	// A port with transmissions in flight must be looked at again.
+	w.poll[1].(*pipePort).inFlight = 3
+	if w.CanSleep() {
+		t.Fatal("CanSleep with frames in flight")
+	}
+	w.poll[1].(*pipePort).inFlight = 0
 	w.Wake() // nobody sleeps: no write
 	if w.Wakes() != 0 {
 		t.Fatalf("Wake without a sleeper wrote the eventfd (%d)", w.Wakes())

@@ -35,6 +35,9 @@ func TestDeferredKicks(t *testing.T) {
 	if got, err := port.Transmit(fs[:]); got != n || err != nil {
 		t.Fatalf("Transmit = %d, %v", got, err)
 	}
+	if port.InFlight() != n {
+		t.Fatalf("InFlight = %d after transmitting %d", port.InFlight(), n)
+	}
 	if port.TxKicks != 0 || port.Unkicked() != n {
 		t.Fatalf("after a deferred Transmit: %d sendto calls, %d unkicked; want 0, %d", port.TxKicks, port.Unkicked(), n)
 	}
@@ -61,6 +64,9 @@ func TestDeferredKicks(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for done := 0; done < n && time.Now().Before(deadline); {
 		done += port.Complete()
+	}
+	if port.InFlight() != 0 {
+		t.Fatalf("InFlight = %d after every completion", port.InFlight())
 	}
 	c := port.Published()
 	if c.TxPackets != n || c.TxKicks != port.TxKicks || c.TxWakeups != 1 {

@@ -206,6 +206,7 @@ type Port struct {
 	busyPoll   bool
 	deferKick  bool // DeferKicks: Transmit leaves the kick to Flush
 	unkicked   int  // frames put on the tx ring since the last kick
+	inFlight   int  // frames put on the tx ring and not yet reaped by Complete
 	closed     atomic.Bool
 	pfd        [1]unix.PollFd
 	pub        published
@@ -549,6 +550,10 @@ func (p *Port) PollPrepare() bool {
 	return false
 }
 
+// InFlight implements ring.Pollable: frames transmitted whose completion
+// Complete has not reaped yet.
+func (p *Port) InFlight() int { return p.inFlight }
+
 // PollFD implements ring.Pollable: the socket, readable when frames arrive.
 func (p *Port) PollFD() int { return int(p.pfd[0].Fd) }
 
@@ -621,6 +626,7 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 	atomic.StoreUint32(r.prod, prod)
 	p.TxPackets += uint64(n)
 	p.unkicked += n
+	p.inFlight += n
 	if p.deferKick && room-n >= int(r.mask+1)/4 {
 		return n, nil // Flush kicks at the end of the caller's batch
 	}
@@ -750,6 +756,7 @@ func (p *Port) Complete() int {
 		cons++
 	}
 	atomic.StoreUint32(r.cons, cons)
+	p.inFlight = max(p.inFlight-n, 0)
 	p.publish()
 	return n
 }

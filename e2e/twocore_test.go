@@ -276,10 +276,11 @@ const twoCoreTrafgen = `{
 // random source ports, paced at 200 kpps and at full speed) to rlocd as an
 // ITR with one queue and worker (pinned to CPU 1) and with two (CPUs 0 and
 // 1). trafgen runs on CPU 0, sharing it with worker 0 in the two-worker
-// case, and sends through the qdisc layer (-q), where the kernel picks its
-// veth transmit queue, and so the DUT's receive queue, by flow hash: the
-// random source ports spread over both (the per-worker counters in the log
-// show the split). rlocd-ns/pkt is the CPU
+// case. For two workers it sends through the qdisc layer (-q), where the
+// kernel picks its veth transmit queue, and so the DUT's receive queue, by
+// flow hash: the random source ports spread over both (the per-worker
+// counters in the log show the split). For one worker it bypasses the
+// qdisc, and every frame takes queue 0. rlocd-ns/pkt is the CPU
 // time of the whole rlocd process per delivered packet; the receive side of
 // veth (XDP, the copy into the UMEM) runs in the generator's softirq and is
 // not in it. Run it as root:
@@ -331,9 +332,14 @@ map_resolvers: [192.0.2.100]
 					if err != nil {
 						b.Fatal(err)
 					}
-					// -q: through the qdisc layer, which picks the transmit
-					// queue by flow hash (trafgen bypasses it by default).
-					argv := []string{"trafgen", "-o", "eth0", "-i", cfgFile, "-n", "1000000", "-P", "1", "-H", "-q"}
+					argv := []string{"trafgen", "-o", "eth0", "-i", cfgFile, "-n", "1000000", "-P", "1", "-H"}
+					if queues == 2 {
+						// Through the qdisc layer, which picks the transmit
+						// queue by flow hash. By default trafgen bypasses it
+						// and every frame takes queue 0, the only one a
+						// one-queue rlocd has a socket on.
+						argv = append(argv, "-q")
+					}
 					if load.rate != "" {
 						argv = append(argv, "-b", load.rate)
 					}

@@ -33,8 +33,8 @@ type Pollable interface {
 type Flusher interface {
 	// DeferKicks switches Transmit to deferred wake-ups for good.
 	DeferKicks()
-	// Unkicked returns how many frames Transmit queued since the last
-	// wake-up.
+	// Unkicked returns how many queued frames the kernel has not taken
+	// yet (Flush sends them; a kick the device refused leaves some).
 	Unkicked() int
 	// Flush wakes the kernel for the frames queued (when it needs it).
 	Flush() error

@@ -205,7 +205,6 @@ type Port struct {
 	needWakeup bool
 	busyPoll   bool
 	deferKick  bool // DeferKicks: Transmit leaves the kick to Flush
-	unkicked   int  // frames put on the tx ring since the last kick
 	inFlight   int  // frames put on the tx ring and not yet reaped by Complete
 	closed     atomic.Bool
 	pfd        [1]unix.PollFd
@@ -625,7 +624,6 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 	}
 	atomic.StoreUint32(r.prod, prod)
 	p.TxPackets += uint64(n)
-	p.unkicked += n
 	p.inFlight += n
 	if p.deferKick && room-n >= int(r.mask+1)/4 {
 		return n, nil // Flush kicks at the end of the caller's batch
@@ -643,7 +641,6 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 // EAGAIN while more wait, so kick repeats it until the ring is drained, the
 // kernel reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
 func (p *Port) kick() error {
-	p.unkicked = 0
 	p.TxWakeups++
 	for i := 0; i <= int(p.tx.mask+1)/txBatch; i++ {
 		p.TxKicks++
@@ -668,8 +665,17 @@ func (p *Port) kick() error {
 // one sendto carries a whole batch. The caller must Flush after each batch.
 func (p *Port) DeferKicks() { p.deferKick = true }
 
-// Unkicked implements ring.Flusher: frames queued since the last kick.
-func (p *Port) Unkicked() int { return p.unkicked }
+// Unkicked implements ring.Flusher: frames on the tx ring the kernel has not
+// taken yet. They include frames a kick left behind (EBUSY/ENOBUFS from a
+// full device queue), so the caller's next Flush retries them even when no
+// new frame comes: in copy mode only a sendto sends them, and their chunks
+// may be the ones the fill ring waits for.
+func (p *Port) Unkicked() int {
+	if p.closed.Load() {
+		return 0
+	}
+	return int(*p.tx.prod - atomic.LoadUint32(p.tx.cons))
+}
 
 // Flush implements ring.Flusher: it kicks the kernel to send what is on the
 // tx ring when the ring asks for it (with need-wakeup; always in copy mode)
@@ -680,12 +686,10 @@ func (p *Port) Flush() error {
 		return ring.ErrClosed
 	}
 	if atomic.LoadUint32(p.tx.cons) == *p.tx.prod {
-		p.unkicked = 0
 		return nil
 	}
 	if p.needWakeup && atomic.LoadUint32(p.tx.flags)&unix.XDP_RING_NEED_WAKEUP == 0 {
-		p.unkicked = 0 // the driver is still sending; it takes these too
-		return nil
+		return nil // the driver is still sending; it takes these too
 	}
 	return p.kick()
 }

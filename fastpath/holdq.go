@@ -137,13 +137,21 @@ func (m *MissQueue) Len() int { return m.q.len() }
 // ReleaseQueue carries Releases from the slow path to one worker, which
 // drains it at the start of every batch (HoldQueue.Service).
 type ReleaseQueue struct {
-	q boundedQueue[Release]
+	q    boundedQueue[Release]
+	wake func() // wakes the worker when it sleeps (set by NewWorker)
 }
 
-// Push queues r for the worker. Safe from any number of goroutines. It
-// reports false when the queue is full; the packets held for that prefix then
-// wait for their hold time to run out unless a later Push succeeds.
-func (rq *ReleaseQueue) Push(r Release) bool { return rq.q.push(&r) }
+// Push queues r for the worker and wakes the worker if it sleeps. Safe from
+// any number of goroutines. It reports false when the queue is full; the
+// packets held for that prefix then wait for their hold time to run out
+// unless a later Push succeeds.
+func (rq *ReleaseQueue) Push(r Release) bool {
+	ok := rq.q.push(&r)
+	if rq.wake != nil {
+		rq.wake()
+	}
+	return ok
+}
 
 // Len returns the approximate number of queued releases.
 func (rq *ReleaseQueue) Len() int { return rq.q.len() }

@@ -43,6 +43,7 @@ type memo6Set [2]memo6Slot
 // are 24 bits (RFC 9300 §5.3); larger ones bypass the memo. Belongs to the
 // worker's goroutine.
 type lookupMemo struct {
+	_          [cacheLine]byte // hits and miss change per packet: keep other workers' memos off their line
 	c          *cache.Cache
 	v4         []memo4Set // nil: disabled, every lookup goes to the cache
 	v6         []memo6Set
@@ -51,6 +52,7 @@ type lookupMemo struct {
 	gen        uint32 // current memo generation, 1..255
 	cgen       uint64 // cache generation gen stands for
 	hits, miss uint64
+	_          [cacheLine]byte
 }
 
 // defaultMemoSize is the default number of IPv4 slots (16384 sets of four,

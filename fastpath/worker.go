@@ -114,10 +114,25 @@ type Config struct {
 	// GleanInterval is how often one EID is reported for gleaning at most
 	// (default 1 s).
 	GleanInterval time.Duration
-	// IdleSpins is the number of empty steps before Run sleeps in Wait
-	// (default 64); IdleWait bounds one sleep (default 1 ms).
+	// IdleSpins is the number of empty steps before Run sleeps in poll(2)
+	// (default 64). The sleep has no time limit while the worker holds no
+	// packet and no partial reassembly (new frames, a Release pushed by
+	// the slow path and Stop wake it); otherwise IdleWait bounds it
+	// (default 1 ms) so their timeouts run. Ports that poll(2) cannot
+	// watch (ring/mem) always sleep at most IdleWait.
 	IdleSpins int
 	IdleWait  time.Duration
+	// BusyPoll makes Run poll its ports without ever sleeping (a core
+	// dedicated to the worker, lowest latency, 100 % of that core).
+	BusyPoll bool
+	// KickBatch and KickDelay coalesce the transmit wake-ups of ports that
+	// let the caller wake the kernel (ring.Flusher: an AF_XDP socket pays
+	// a sendto per wake-up in copy mode). At the end of a step a port's
+	// queued frames are kicked once KickBatch of them wait (default 32),
+	// once the oldest waited KickDelay, and always before Run sleeps.
+	// KickDelay 0 (the default) kicks at the end of every step.
+	KickBatch int
+	KickDelay time.Duration
 	// LookupMemo is the number of slots of the worker's memo of map-cache
 	// lookups by exact destination (rounded up to a power of two; default
 	// 65536 IPv4 and 16384 IPv6 slots, 1.5 MiB); negative disables the memo.
@@ -135,6 +150,11 @@ type Config struct {
 	// packets are dropped as DropNoNeighbour. It runs on the worker's
 	// goroutine and must not block.
 	ToKernel func(pkt []byte) bool
+	// SlowPathNotify, when set, receives a token (without blocking: a
+	// buffer of one is enough) at the end of a step that queued MissEvents
+	// or Observations, so the slow path can sleep until there is something
+	// to drain instead of polling.
+	SlowPathNotify chan<- struct{}
 	// UnderlayGroup, when set, is told the underlay multicast group
 	// (G-RLOC) the worker decapsulates LISP data from (e.g.
 	// slowpath.Engine.ReceivedOnUnderlayGroup, which suppresses
@@ -211,6 +231,8 @@ type wport struct {
 	ntx    int
 	tx     [ring.IdealBatchSize]ring.Frame
 	closed bool
+	fl     ring.Flusher // the port's deferred transmit wake-up, nil if none
+	flAt   int64        // w.now when the port's oldest unkicked frame was seen
 }
 
 // Worker is one fast-path worker: it owns its ports, counters, hold queue
@@ -220,6 +242,7 @@ type Worker struct {
 	cfg     Config
 	ports   []wport
 	waiter  *ring.Waiter // sleeps on all ports at once when idle
+	busyFn  func() bool  // w.pendingWork, made once for waiter.Wait
 	byIndex []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
 	bySite  []siteIID
 	cache   *cache.Cache
@@ -260,6 +283,8 @@ type Worker struct {
 
 	stop atomic.Bool
 	err  error
+
+	notifiedObs, notifiedMiss uint64 // what SlowPathNotify last announced
 }
 
 // siteIID maps an instance-ID to the site port that serves it.
@@ -290,6 +315,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	if cfg.IdleWait <= 0 {
 		cfg.IdleWait = time.Millisecond
+	}
+	if cfg.KickBatch <= 0 {
+		cfg.KickBatch = 32
 	}
 	if cfg.GleanInterval <= 0 {
 		cfg.GleanInterval = time.Second
@@ -351,12 +379,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.byIndex[pc.Index] = int16(i)
 		p := &w.ports[i]
 		*p = wport{p: pc.Port, site: pc.Site, iid: pc.IID, index: pc.Index, mtu: pc.MTU,
-			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site}
+			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site, flAt: -1}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4
 		}
 		if !p.addr6.IsValid() {
 			p.addr6 = w.rloc6
+		}
+		if fl, ok := pc.Port.(ring.Flusher); ok {
+			fl.DeferKicks()
+			p.fl = fl
 		}
 		if pc.Site {
 			for _, s := range w.bySite {
@@ -371,6 +403,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		}
 	}
 	w.waiter = ring.NewWaiter(rports)
+	w.busyFn = w.pendingWork
+	w.hold.Releases().wake = w.waiter.Wake
 	w.reasm = newReasmTable(rports)
 	return w, nil
 }
@@ -419,9 +453,6 @@ func (w *Worker) Observations() *ObservationRing { return w.obs }
 // ID returns the worker's id.
 func (w *Worker) ID() int { return w.cfg.ID }
 
-// Stop asks Run to return after its current step. Safe from any goroutine.
-func (w *Worker) Stop() { w.stop.Store(true) }
-
 // Run polls the worker's ports until ctx is done, Stop is called or a port
 // is closed: it locks the goroutine to its OS thread, pins the thread to
 // Config.CPU when Config.Pin is set, and then runs Step in a loop,
@@ -437,6 +468,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("fastpath: worker %d: pin to CPU %d: %w", w.cfg.ID, w.cfg.CPU, err)
 		}
 	}
+	if err := w.waiter.OpenWake(); err != nil {
+		return fmt.Errorf("fastpath: worker %d: %w", w.cfg.ID, err)
+	}
+	defer w.waiter.Close()
 	stopWatch := context.AfterFunc(ctx, w.Stop)
 	defer stopWatch()
 	if ctx.Err() != nil {
@@ -446,13 +481,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	for !w.stop.Load() {
 		if w.Step() > 0 {
 			idle = 0
-		} else if idle++; idle >= w.cfg.IdleSpins {
-			// Sleep until any port has frames (one poll(2) over all AF_XDP
-			// sockets), bounded by IdleWait so held packets and timers are
-			// serviced.
-			if err := w.waiter.Wait(w.cfg.IdleWait); err != nil && !errors.Is(err, ring.ErrClosed) {
-				w.err = err
-			}
+		} else if idle++; idle >= w.cfg.IdleSpins && !w.cfg.BusyPoll {
+			w.sleep()
 		}
 		if w.err != nil {
 			if errors.Is(w.err, ring.ErrClosed) && w.stop.Load() {
@@ -462,6 +492,69 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Stop asks Run to return after its current step, waking it if it sleeps.
+// Safe from any goroutine.
+func (w *Worker) Stop() {
+	w.stop.Store(true)
+	w.waiter.Wake()
+}
+
+// sleep kicks whatever transmissions wait and blocks in one poll(2) over all
+// the worker's sockets until frames arrive or Wake is called: without a
+// time limit when nothing of the worker's has a timeout running, else for
+// at most IdleWait.
+func (w *Worker) sleep() {
+	w.kick(true)
+	if err := w.waiter.Wait(w.sleepLimit(), w.busyFn); err != nil && !errors.Is(err, ring.ErrClosed) && w.err == nil {
+		w.err = err
+	}
+}
+
+// sleepLimit is how long an idle worker may sleep: without limit (-1) when
+// it can be woken and no held packet, tracked miss or partial reassembly
+// has a timeout running, IdleWait otherwise.
+func (w *Worker) sleepLimit() time.Duration {
+	if w.waiter.CanSleep() && w.hold.HeldPackets() == 0 && w.hold.TrackedEIDs() == 0 && w.reasm.live == 0 {
+		return -1
+	}
+	return w.cfg.IdleWait
+}
+
+// pendingWork reports work another goroutine handed the worker while it
+// was going to sleep.
+func (w *Worker) pendingWork() bool {
+	return w.stop.Load() || w.hold.Releases().Len() > 0
+}
+
+// kick wakes the kernel for the frames the worker's deferring ports queued
+// (ring.Flusher), when all is set or a port's KickBatch or KickDelay is
+// reached.
+func (w *Worker) kick(all bool) {
+	for i := range w.ports {
+		p := &w.ports[i]
+		if p.fl == nil || p.closed {
+			continue
+		}
+		n := p.fl.Unkicked()
+		if n == 0 {
+			continue
+		}
+		if p.flAt < 0 {
+			p.flAt = w.now
+		}
+		if !all && n < w.cfg.KickBatch && w.now-p.flAt < int64(w.cfg.KickDelay) {
+			continue
+		}
+		p.flAt = -1
+		if err := p.fl.Flush(); err != nil {
+			p.closed = true
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
 }
 
 // Step runs one iteration of the worker's loop: it hands back held packets
@@ -500,11 +593,15 @@ func (w *Worker) Step() int {
 	}
 	for i := range w.ports {
 		w.flush(i)
+	}
+	w.kick(false)
+	for i := range w.ports {
 		if !w.ports[i].closed {
 			w.ports[i].p.Complete()
 		}
 	}
 	w.obs.publish()
+	w.notifySlowPath()
 	w.ctr.Publish()
 	w.extra[ExtraMemoHit], w.extra[ExtraMemoMiss] = w.memo.hits, w.memo.miss
 	for i := range w.extra {
@@ -513,6 +610,23 @@ func (w *Worker) Step() int {
 		}
 	}
 	return total
+}
+
+// notifySlowPath tells Config.SlowPathNotify when this step queued
+// MissEvents or Observations (once per step, never blocking).
+func (w *Worker) notifySlowPath() {
+	if w.cfg.SlowPathNotify == nil {
+		return
+	}
+	obs, miss := w.obs.local, w.c.Get(CounterMissEvent)
+	if obs == w.notifiedObs && miss == w.notifiedMiss {
+		return
+	}
+	w.notifiedObs, w.notifiedMiss = obs, miss
+	select {
+	case w.cfg.SlowPathNotify <- struct{}{}:
+	default:
+	}
 }
 
 // Err returns the first ring error a Step ran into (nil if none).

@@ -269,10 +269,12 @@ func BenchmarkMemoLookup(b *testing.B) {
 // next prebuilt frames into chunks of its Pool (as a NIC would DMA them) and
 // Transmit releases what it is given (as a completed transmission would).
 type nullPort struct {
+	_      [cacheLine]byte // next and tx change per packet: no line shared with another worker's port
 	pool   *ring.Pool
 	frames [][]byte
 	next   int
 	tx     uint64
+	_      [cacheLine]byte
 }
 
 func newNullPort(b *testing.B, frames [][]byte) *nullPort {

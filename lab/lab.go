@@ -154,7 +154,7 @@ func (l *Lab) build(ctx context.Context) error {
 		if k.Name == "" {
 			who = fmt.Sprintf("link %s/%s-%s/%s", a.Node, a.Ifname, b.Node, b.Ifname)
 		}
-		if err := netns.Veth(l.nodes[a.Node], a.Ifname, l.nodes[b.Node], b.Ifname); err != nil {
+		if err := netns.VethQueues(l.nodes[a.Node], a.Ifname, l.nodes[b.Node], b.Ifname, k.Queues); err != nil {
 			return fmt.Errorf("lab: %s: %w", who, err)
 		}
 		for _, e := range k.Ends {

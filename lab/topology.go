@@ -98,6 +98,11 @@ type Link struct {
 	Name string `yaml:"name"`
 	// MTU of both ends; 0 keeps the default (1500).
 	MTU int `yaml:"mtu"`
+	// Queues is the number of receive and transmit queues of both ends
+	// (0 or 1: one). The sender picks a transmit queue per flow, and veth
+	// receives on the queue of the same number, so several flows spread
+	// over the receiver's queues (and its AF_XDP sockets, one per queue).
+	Queues int `yaml:"queues"`
 	// Ends are the two interfaces.
 	Ends []End `yaml:"ends"`
 }
@@ -294,6 +299,9 @@ func (t *Topology) validate() error {
 		}
 		if l.MTU < 0 || l.MTU > 65535 {
 			return fmt.Errorf("lab: %s: mtu: %d out of range", who, l.MTU)
+		}
+		if l.Queues < 0 || l.Queues > 64 {
+			return fmt.Errorf("lab: %s: queues: %d out of range (0..64)", who, l.Queues)
 		}
 		for j := range l.Ends {
 			if err := checkEnd(fmt.Sprintf("%s end %d", who, j), &l.Ends[j]); err != nil {

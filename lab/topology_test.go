@@ -94,6 +94,10 @@ bridges: [{name: a, ports: [{node: a, ifname: e0}, {node: b, ifname: e0}]}]
 nodes: [{name: a}, {name: b}]
 links: [{name: l1, ends: [{node: a, ifname: abcdefghijklmnop}, {node: b, ifname: e0}]}]
 `, []string{`link "l1" end 0`, "abcdefghijklmnop", "15"}},
+		{"link queues out of range", `
+nodes: [{name: a}, {name: b}]
+links: [{name: l1, queues: 65, ends: [{node: a, ifname: e0}, {node: b, ifname: e0}]}]
+`, []string{`link "l1"`, "queues: 65"}},
 		{"link to unknown node", `
 nodes: [{name: a}]
 links: [{name: l1, ends: [{node: a, ifname: e0}, {node: zz, ifname: e0}]}]

@@ -179,6 +179,11 @@ func (f *Frame) Offset() int { return int(f.off) }
 // AF_XDP UMEM or a heap slab) with a LIFO free list. It is not safe for
 // concurrent use: a Pool belongs to one worker goroutine.
 type Pool struct {
+	// The pads keep the fields written per packet (free, state) off the
+	// cache lines of neighbouring allocations, such as another worker's
+	// Pool: without them two workers' pools allocated one after the other
+	// shared a line and slowed each other on every packet.
+	_         [cacheLine]byte
 	mem       []byte
 	chunkSize uint32
 	headroom  uint32
@@ -189,7 +194,12 @@ type Pool struct {
 	DoubleFrees uint64
 	// Foreign counts Put calls for frames of another Pool (ignored).
 	Foreign uint64
+	_       [cacheLine]byte
 }
+
+// cacheLine is the padding unit between data of different workers: two
+// 64-byte lines, since x86 prefetches lines in pairs (as fastpath's).
+const cacheLine = 128
 
 // NewPool makes a Pool over mem with chunks of chunkSize bytes; frames it
 // hands out start headroom bytes into their chunk. All chunks start free.

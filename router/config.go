@@ -250,6 +250,10 @@ type XDPOptions struct {
 	// Frames is the number of 2 KiB UMEM chunks per interface and queue
 	// (at least RingSize; 0 means 2 × RingSize).
 	Frames int `mapstructure:"frames"`
+	// BusyPoll makes the workers poll their sockets without ever sleeping:
+	// the lowest latency, at the price of a whole core per worker even
+	// when idle. Off by default: an idle worker sleeps in poll(2).
+	BusyPoll bool `mapstructure:"busy_poll"`
 }
 
 // sizes returns the ring size and frames with defaults applied.

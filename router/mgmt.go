@@ -85,15 +85,18 @@ type MsgCount struct {
 
 // Stats is the API's counter snapshot.
 type Stats struct {
-	Name      string            `json:"name"`
-	Uptime    string            `json:"uptime"`
-	Workers   int               `json:"workers"`
-	Fastpath  map[string]uint64 `json:"fastpath,omitempty"`
-	Drops     map[string]uint64 `json:"drops,omitempty"`
-	Messages  []MsgCount        `json:"messages,omitempty"`
-	Control   map[string]uint64 `json:"control,omitempty"`
-	Cache     cache.Stats       `json:"cache"`
-	LatencyMS map[string]string `json:"resolve_latency,omitempty"`
+	Name    string `json:"name"`
+	Uptime  string `json:"uptime"`
+	Workers int    `json:"workers"`
+	// PerWorker holds each worker's packet counters (rx, tx, encap,
+	// decap), indexed by worker (= receive queue).
+	PerWorker []map[string]uint64 `json:"per_worker,omitempty"`
+	Fastpath  map[string]uint64   `json:"fastpath,omitempty"`
+	Drops     map[string]uint64   `json:"drops,omitempty"`
+	Messages  []MsgCount          `json:"messages,omitempty"`
+	Control   map[string]uint64   `json:"control,omitempty"`
+	Cache     cache.Stats         `json:"cache"`
+	LatencyMS map[string]string   `json:"resolve_latency,omitempty"`
 }
 
 func (r *Router) startMgmt() error {
@@ -461,6 +464,24 @@ func (r *Router) fastpathCounters() fastpath.Counters {
 	return fastpath.Sum(wc)
 }
 
+// socketCounters adds the AF_XDP sockets' transmit batching (frames, kernel
+// wake-ups and sendto calls: xsk-tx-frames / xsk-tx-sendto is the frames
+// per system call) and each worker's packet counters to s.
+func (r *Router) socketCounters(s *Stats) {
+	var tx, kicks, wakeups uint64
+	for _, p := range r.xsks {
+		c := p.Published()
+		tx, kicks, wakeups = tx+c.TxPackets, kicks+c.TxKicks, wakeups+c.TxWakeups
+	}
+	s.Fastpath["xsk-tx-frames"], s.Fastpath["xsk-tx-sendto"], s.Fastpath["xsk-tx-wakeups"] = tx, kicks, wakeups
+	for _, w := range r.workers {
+		var c fastpath.Counters
+		w.Counters().Snapshot(&c)
+		s.PerWorker = append(s.PerWorker, map[string]uint64{"rx": c.Get(fastpath.CounterRX),
+			"tx": c.Get(fastpath.CounterTX), "encap": c.Get(fastpath.CounterEncap), "decap": c.Get(fastpath.CounterDecap)})
+	}
+}
+
 // Stats returns a snapshot of every counter.
 func (r *Router) Stats() Stats {
 	s := Stats{Name: r.cfg.Name, Uptime: time.Since(r.started).Round(time.Second).String(), Workers: len(r.workers),
@@ -499,6 +520,7 @@ func (r *Router) Stats() Stats {
 				s.Drops[k] = v
 			}
 		}
+		r.socketCounters(&s)
 		s.Fastpath["release-queue-full"] = r.releaseDropped.Load()
 		s.Fastpath["misses-to-slowpath"] = r.missesSeen.Load()
 	}

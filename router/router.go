@@ -33,8 +33,13 @@ import (
 	"github.com/rloc-router/rloc/slowpath"
 )
 
-// missPoll is how often the miss queues of the workers are drained.
-const missPoll = time.Millisecond
+// missPoll is the shortest interval between two drains of the workers'
+// miss and observation queues while they keep filling; missFallback the
+// longest, should a notification be missed. An idle router does not poll.
+const (
+	missPoll     = time.Millisecond
+	missFallback = 100 * time.Millisecond
+)
 
 // Router is a running rloc router.
 type Router struct {
@@ -73,6 +78,7 @@ type Router struct {
 	closers        []func() error                 // closed on Stop after the engine
 	stopOnce       sync.Once
 	workerErr      chan error
+	missNotify     chan struct{} // workers' SlowPathNotify: misses or observations queued
 }
 
 // Start validates cfg and starts every part of the router. On error
@@ -84,7 +90,8 @@ func Start(cfg Config) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, events: newHub(), started: time.Now(), workerErr: make(chan error, 64)}
+	r := &Router{cfg: cfg, log: cfg.Logger, events: newHub(), started: time.Now(), workerErr: make(chan error, 64),
+		missNotify: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, a := range cfg.RLOCs {
 		if a.Unmap().Is4() {
@@ -152,8 +159,40 @@ func (r *Router) start() error {
 }
 
 // startDataPlane starts the neighbour watcher, the XDP programs, the
-// sockets and the workers.
+// sockets and the workers: one worker per receive queue, with the sockets
+// of that queue on every interface.
 func (r *Router) startDataPlane() error {
+	if err := r.startNeighbours(); err != nil {
+		return err
+	}
+	local, err := localAddrs()
+	if err != nil {
+		return err
+	}
+	if r.tk, err = newToKernel(); err != nil {
+		r.log.Warn("no raw sockets: packets to unresolved neighbours are dropped", "err", err)
+	}
+	queues := max(r.cfg.Interfaces[0].Queues, 1)
+	if err := r.openGroups(queues); err != nil {
+		return err
+	}
+	ports := make([][]fastpath.PortConfig, queues)
+	for i := range r.cfg.Interfaces {
+		if err := r.attachInterface(i, local, ports); err != nil {
+			return err
+		}
+	}
+	if err := r.newWorkers(ports); err != nil {
+		return err
+	}
+	r.runWorkers()
+	return nil
+}
+
+// startNeighbours starts the watcher that keeps the next-hop table (routes,
+// neighbours, links) of the router's interfaces and waits for its first
+// full read.
+func (r *Router) startNeighbours() error {
 	cfg := &r.cfg
 	r.nh = new(nexthop.Table)
 	links := make([]string, len(cfg.Interfaces))
@@ -177,75 +216,75 @@ func (r *Router) startDataPlane() error {
 	}()
 	select {
 	case <-w.Ready():
+		return nil
 	case <-time.After(5 * time.Second):
 		return errors.New("interfaces: the kernel's routing and neighbour tables could not be read within 5 s")
 	}
-	local, err := localAddrs()
-	if err != nil {
-		return err
-	}
-	if r.tk, err = newToKernel(); err != nil {
-		r.log.Warn("no raw sockets: packets to unresolved neighbours are dropped", "err", err)
-	}
-	queues := max(cfg.Interfaces[0].Queues, 1)
-	ports := make([][]fastpath.PortConfig, queues)
-	// One UMEM (xsk Group) per queue, shared by that queue's sockets on
-	// every interface (XDP_SHARED_UMEM works across netdevs): the queue's
-	// worker then forwards a frame from one interface to another without
-	// copying it (ring/xsk TestSharedUMEMForward).
-	groups := make([]*xsk.Group, queues)
-	for q := range groups {
-		rs, frames := cfg.XDP.sizes()
-		g, err := xsk.NewGroup(xsk.Options{NumFrames: frames * len(cfg.Interfaces),
+}
+
+// openGroups maps one UMEM (xsk Group) per queue, shared by that queue's
+// sockets on every interface (XDP_SHARED_UMEM works across netdevs): the
+// queue's worker then forwards a frame from one interface to another
+// without copying it (ring/xsk TestSharedUMEMForward).
+func (r *Router) openGroups(queues int) error {
+	rs, frames := r.cfg.XDP.sizes()
+	for q := range queues {
+		g, err := xsk.NewGroup(xsk.Options{NumFrames: frames * len(r.cfg.Interfaces),
 			FillRingSize: rs, RxRingSize: rs, TxRingSize: rs, CompletionRingSize: rs})
 		if err != nil {
 			return fmt.Errorf("interfaces: queue %d: %w", q, err)
 		}
 		r.groups = append(r.groups, g)
-		groups[q] = g
 	}
-	for i, ifc := range cfg.Interfaces {
-		f := fmt.Sprintf("interfaces[%d]", i)
-		mode := xsk.ModeCore
-		if ifc.Side == SideSite {
-			mode = xsk.ModeSite
-		}
-		prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: mode})
-		if err != nil {
+	return nil
+}
+
+// attachInterface loads and attaches interface i's steering program (the
+// router's own addresses local go to the kernel) and opens a socket on each
+// of its queues in that queue's Group, adding it to ports[queue].
+func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.PortConfig) error {
+	ifc := &r.cfg.Interfaces[i]
+	f := fmt.Sprintf("interfaces[%d]", i)
+	mode := xsk.ModeCore
+	if ifc.Side == SideSite {
+		mode = xsk.ModeSite
+	}
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: mode})
+	if err != nil {
+		return fmt.Errorf("%s: %w", f, err)
+	}
+	r.progs = append(r.progs, prog)
+	for _, a := range slices.Concat(local, r.cfg.RLOCs) {
+		if err := prog.AddLocal(a); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		r.progs = append(r.progs, prog)
-		for _, a := range local {
-			if err := prog.AddLocal(a); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-		}
-		for _, a := range cfg.RLOCs {
-			if err := prog.AddLocal(a); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-		}
-		xm := xsk.XDPDriver
-		if ifc.XDPMode == XDPGeneric {
-			xm = xsk.XDPGeneric
-		}
-		if err := prog.Attach(ifc.Name, xm); err != nil {
-			return fmt.Errorf("%s.name: %w", f, err)
-		}
-		addr4, addr6 := ifaceAddrs(ifc.Name)
-		for q := 0; q < queues; q++ {
-			p, err := groups[q].Open(ifc.Name, q)
-			if err != nil {
-				return fmt.Errorf("%s.queues: queue %d: %w", f, q, err)
-			}
-			if err := prog.Register(q, p.FD()); err != nil {
-				return fmt.Errorf("%s.queues: %w", f, err)
-			}
-			r.xsks = append(r.xsks, p)
-			ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
-				Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
-		}
 	}
+	xm := xsk.XDPDriver
+	if ifc.XDPMode == XDPGeneric {
+		xm = xsk.XDPGeneric
+	}
+	if err := prog.Attach(ifc.Name, xm); err != nil {
+		return fmt.Errorf("%s.name: %w", f, err)
+	}
+	addr4, addr6 := ifaceAddrs(ifc.Name)
+	for q := range ports {
+		p, err := r.groups[q].Open(ifc.Name, q)
+		if err != nil {
+			return fmt.Errorf("%s.queues: queue %d: %w", f, q, err)
+		}
+		if err := prog.Register(q, p.FD()); err != nil {
+			return fmt.Errorf("%s.queues: %w", f, err)
+		}
+		r.xsks = append(r.xsks, p)
+		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
+			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
+	}
+	return nil
+}
+
+// newWorkers builds worker q over ports[q], pinned to CPUs[q % len(CPUs)].
+func (r *Router) newWorkers(ports [][]fastpath.PortConfig) error {
+	cfg := &r.cfg
 	neg := fastpath.NegativeNative
 	var petr4, petr6 netip.Addr
 	for _, a := range cfg.PETRs {
@@ -262,26 +301,32 @@ func (r *Router) startDataPlane() error {
 		r.localGroups = new(fastpath.LocalGroups)
 		r.localGroups.Set(nil)
 	}
-	for q := 0; q < queues; q++ {
+	for q := range ports {
 		cpu := -1
 		if len(cfg.CPUs) > 0 {
 			cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
 		wc := fastpath.Config{ID: q, CPU: cpu, Pin: cpu >= 0, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
-			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR}
+			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR,
+			BusyPoll: cfg.XDP.BusyPoll, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
 		}
 		if cfg.Multicast.Underlay != nil {
 			wc.UnderlayGroup = r.receivedOnUnderlayGroup
 		}
-		wc.LocalGroups = r.localGroups
 		wk, err := fastpath.NewWorker(wc)
 		if err != nil {
 			return err
 		}
 		r.workers = append(r.workers, wk)
 	}
+	return nil
+}
+
+// runWorkers starts every worker's loop; a worker that stops on its own
+// reports its error on WorkerErr.
+func (r *Router) runWorkers() {
 	for _, wk := range r.workers {
 		r.wg.Add(1)
 		go func() {
@@ -295,7 +340,6 @@ func (r *Router) startDataPlane() error {
 			}
 		}()
 	}
-	return nil
 }
 
 // localAddrs lists the addresses of every interface in the namespace.
@@ -339,19 +383,30 @@ func ifaceAddrs(ifname string) (a4, a6 netip.Addr) {
 	return
 }
 
-// drainMisses moves the workers' MissEvents to the engine every missPoll.
+// drainMisses moves the workers' MissEvents and Observations to the engine
+// when a worker signals some (at most once per missPoll, and every
+// missFallback regardless).
 func (r *Router) drainMisses() {
 	defer r.bg.Done()
-	t := time.NewTicker(missPoll)
-	defer t.Stop()
+	fallback := time.NewTicker(missFallback)
+	defer fallback.Stop()
+	pace := time.NewTimer(0)
+	defer pace.Stop()
 	var ev fastpath.MissEvent
 	var obs fastpath.Observation
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
-		case <-t.C:
+		case <-pace.C:
 		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.missNotify:
+		case <-fallback.C:
+		}
+		pace.Reset(missPoll)
 		for _, w := range r.workers {
 			for w.Observations().Pop(&obs) {
 				if obs.Glean && r.glean.observe(r.cache, &obs, time.Now(), r.engine.Miss) {

@@ -9,9 +9,13 @@
 // Environment knobs for rloc's variant (defaults are rlocd's own):
 // SPIN=1 makes the worker poll without ever sleeping, NICE=n sets its
 // thread's nice value, BIGRING=1 uses 16384 UMEM frames and 8192-entry
-// fill/rx rings. Each load runs rloc twice: rloc-itr with ring/xsk's
+// fill/rx rings, KICKDELAY=d (a Go duration) lets the worker hold its
+// transmit kick for up to d to gather 32 frames (fastpath.Config.KickDelay).
+// Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
-// the adaptive one (xsk.Options.AdaptiveFill). rloc's DUT CPU is its worker thread's CPU time
+// the adaptive one (xsk.Options.AdaptiveFill), then io-only runs rloc's
+// AF_XDP sockets forwarding frames unchanged (no LISP work: the ceiling of
+// the path). rloc's DUT CPU is its worker thread's CPU time
 // (the sink's softirq on CPU 1 runs inside it) plus softirq on CPU 0.
 //
 // The figures and their analysis are in bench/results/veth.md.

@@ -85,10 +85,11 @@ func need(b *testing.B, ok bool, format string, args ...any) {
 type bench struct {
 	l     *lab.Lab
 	cfg   string
-	rate  string      // trafgen -b argument; empty: as fast as it can
-	xsk   xsk.Options // rloc's UMEM and ring sizes
-	spins int         // rloc's idle spins (XTRConfig.IdleSpins)
-	nice  int         // nice value of rloc's worker thread
+	rate  string        // trafgen -b argument; empty: as fast as it can
+	xsk   xsk.Options   // rloc's UMEM and ring sizes
+	spins int           // rloc's idle spins (XTRConfig.IdleSpins)
+	nice  int           // nice value of rloc's worker thread
+	kick  time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
 }
 
 // run executes argv in node and fails the benchmark on error.
@@ -182,8 +183,15 @@ type result struct {
 	txDUT, sinkRx     uint64
 }
 
-// generate runs trafgen for the fixed count and measures around it.
-func (v *bench) generate(b *testing.B, x *xdptest.XTR) result {
+// cpuTimer is a DUT thread whose CPU time a run measures (rloc's worker, the
+// I/O-only loop).
+type cpuTimer interface {
+	CPUTime() (time.Duration, error)
+}
+
+// generate runs trafgen for the fixed count and measures around it; x is
+// the DUT thread to time, nil for the kernel variants.
+func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	b.Helper()
 	var r result
 	in0 := v.rxPackets(b, "dut", "in0")
@@ -286,6 +294,9 @@ func BenchmarkVeth(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("NICE")); err == nil {
 		v.nice = n
 	}
+	if d, err := time.ParseDuration(os.Getenv("KICKDELAY")); err == nil {
+		v.kick = d
+	}
 	if os.Getenv("BIGRING") != "" {
 		v.xsk = xsk.Options{NumFrames: 16384, FillRingSize: 8192, RxRingSize: 8192, TxRingSize: 2048, CompletionRingSize: 2048}
 	}
@@ -327,6 +338,7 @@ func BenchmarkVeth(b *testing.B) {
 		for _, variant := range []string{"rloc-itr", "rloc-itr-adaptivefill"} {
 			v.rlocVariant(b, load.name, variant)
 		}
+		v.ioOnlyVariant(b, load.name)
 	}
 }
 
@@ -345,6 +357,7 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 			sp, cp := x.Ports()
 			b.Logf("rloc sockets: site rx %d wakeups %d fill target %d (grows %d shrinks %d); core tx %d kicks %d busy %d fill target %d",
 				sp.RxPackets, sp.RxWakeups, sp.FillTarget(), sp.FillGrows, sp.FillShrinks, cp.TxPackets, cp.TxKicks, cp.TxKickBusy, cp.FillTarget())
+			logKicks(b, cp)
 		}()
 		for i := 0; i < b.N; i++ {
 			r := v.generate(b, x)
@@ -383,6 +396,7 @@ func (v *bench) startRLOC(b *testing.B, opts xsk.Options) *xdptest.XTR {
 		XDPMode:   xsk.XDPDriver,
 		Options:   opts,
 		IdleSpins: v.spins,
+		KickDelay: v.kick,
 		Pin:       true,
 		CPU:       dutCPU,
 	})

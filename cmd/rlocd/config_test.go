@@ -114,3 +114,26 @@ func loadYAML(t *testing.T, dir, name, yaml string) (string, error) {
 	_, _, err := loadConfig(f, flags())
 	return f, err
 }
+
+// TestBusyPollKey: xdp.busy_poll reaches the router's configuration (off
+// unless set).
+func TestBusyPollKey(t *testing.T) {
+	dir := t.TempDir()
+	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
+	for _, tc := range []struct {
+		extra string
+		want  bool
+	}{{"", false}, {"xdp: {busy_poll: true}\n", true}} {
+		f := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(f, []byte(base+tc.extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := loadConfig(f, flags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.XDP.BusyPoll != tc.want {
+			t.Errorf("%q: BusyPoll %v", tc.extra, cfg.XDP.BusyPoll)
+		}
+	}
+}

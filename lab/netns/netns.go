@@ -130,7 +130,11 @@ func (n *NS) Close() error {
 }
 
 // Veth creates a veth pair: aName inside a and bName inside b, both up.
-func Veth(a *NS, aName string, b *NS, bName string) error {
+func Veth(a *NS, aName string, b *NS, bName string) error { return VethQueues(a, aName, b, bName, 1) }
+
+// VethQueues is Veth with queues receive and transmit queues on both ends
+// (`ip link add ... numrxqueues N numtxqueues N`; below 2: the default one).
+func VethQueues(a *NS, aName string, b *NS, bName string, queues int) error {
 	if len(aName) > 15 || len(bName) > 15 {
 		return fmt.Errorf("netns: interface names %q, %q longer than 15 bytes", aName, bName)
 	}
@@ -138,6 +142,10 @@ func Veth(a *NS, aName string, b *NS, bName string) error {
 		LinkAttrs:     netlink.LinkAttrs{Name: aName},
 		PeerName:      bName,
 		PeerNamespace: netlink.NsFd(int(b.h)),
+	}
+	if queues > 1 {
+		v.NumTxQueues, v.NumRxQueues = queues, queues
+		v.PeerNumTxQueues, v.PeerNumRxQueues = uint32(queues), uint32(queues)
 	}
 	if err := a.nl.LinkAdd(v); err != nil {
 		return fmt.Errorf("netns: veth %s/%s: %w", aName, bName, err)

@@ -42,6 +42,11 @@ type Options struct {
 	// NoNeedWakeup disables XDP_USE_NEED_WAKEUP: the socket then kicks the
 	// kernel on every transmit instead of only when the ring asks.
 	NoNeedWakeup bool
+	// TxBudget is how many frames one sendto may transmit in copy mode
+	// (XDP_MAX_TX_SKB_BUDGET, Linux 6.17 and later; the kernel's own
+	// default is 32). Default: the tx ring size. Kernels without the option
+	// keep their default; a negative value keeps it everywhere.
+	TxBudget int
 	// BusyPoll sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL (BusyPollUsec, default
 	// 20) and SO_BUSY_POLL_BUDGET (default 64) on each socket; Receive then
 	// drives the driver with recvfrom when its ring is empty.
@@ -86,6 +91,7 @@ func (o *Options) defaults() error {
 	def(&o.BusyPollUsec, 20)
 	def(&o.BusyPollBudget, 64)
 	def(&o.FillMin, o.FillRingSize/4)
+	def(&o.TxBudget, o.TxRingSize)
 	pow2 := func(v int) bool { return v > 0 && v&(v-1) == 0 }
 	if !pow2(o.FrameSize) || o.FrameSize < 2048 || o.FrameSize > unix.Getpagesize() {
 		return fmt.Errorf("xsk: frame size %d: want a power of two in [2048, page size]", o.FrameSize)
@@ -97,6 +103,9 @@ func (o *Options) defaults() error {
 	}
 	if o.NumFrames < 64 || o.Headroom < 0 || o.Headroom+kernelHeadroom+256 > o.FrameSize {
 		return errors.New("xsk: too few frames or headroom too large")
+	}
+	if o.TxBudget > o.TxRingSize {
+		return fmt.Errorf("xsk: TxBudget %d exceeds the tx ring size %d", o.TxBudget, o.TxRingSize)
 	}
 	if o.FillMin < 1 || o.FillMin > o.FillRingSize {
 		return fmt.Errorf("xsk: FillMin %d: want 1 to the fill ring size %d", o.FillMin, o.FillRingSize)
@@ -175,6 +184,7 @@ type dring struct {
 // Port is one AF_XDP socket bound to one interface queue. It implements
 // ring.Port.
 type Port struct {
+	_          [cacheLine]byte // see ring.Pool: sockets of different workers are allocated side by side
 	g          *Group
 	fd         int
 	ifindex    int
@@ -194,8 +204,11 @@ type Port struct {
 	fillCalls  int // refills in this window
 	needWakeup bool
 	busyPoll   bool
+	deferKick  bool // DeferKicks: Transmit leaves the kick to Flush
+	inFlight   int  // frames put on the tx ring and not yet reaped by Complete
 	closed     atomic.Bool
 	pfd        [1]unix.PollFd
+	pub        published
 
 	// Counters (plain integers; read them from the Port's goroutine).
 
@@ -207,22 +220,39 @@ type Port struct {
 	TxCopies uint64
 	// TxKicks counts sendto calls; TxKickBusy those that returned
 	// EBUSY/ENOBUFS (the rest of the ring waits for the next call).
+	// TxPackets/TxKicks is the frames sent per system call.
 	TxKicks    uint64
 	TxKickBusy uint64
+	// TxWakeups counts kicks: times the socket woke the kernel for its
+	// tx ring (each one or more sendto calls).
+	TxWakeups uint64
 	// RxWakeups counts recvfrom calls made for need-wakeup or busy polling.
 	RxWakeups uint64
 	// BadDescs counts rx or completion descriptors outside the UMEM (dropped).
 	BadDescs uint64
 	// FillGrows and FillShrinks count changes of the fill target.
 	FillGrows, FillShrinks uint64
+	_                      [cacheLine]byte
 }
+
+// cacheLine is the padding unit between data of different workers: two
+// 64-byte lines, since x86 prefetches lines in pairs (as fastpath's).
+const cacheLine = 128
+
+// txBatch is the kernel's own copy-mode transmit budget per sendto
+// (TX_BATCH_SIZE), also the smallest it accepts for XDP_MAX_TX_SKB_BUDGET.
+const txBatch = 32
 
 // fillWindow is the number of refills after which an unused part of the fill
 // target is given back (see Options.FillMin). A busy worker refills every
 // step, tens of microseconds apart; an idle one about once per millisecond.
 const fillWindow = 4096
 
-var _ ring.Port = (*Port)(nil)
+var (
+	_ ring.Port     = (*Port)(nil)
+	_ ring.Flusher  = (*Port)(nil)
+	_ ring.Pollable = (*Port)(nil)
+)
 
 // Open creates a socket on queue queue of the interface named ifname (in the
 // calling thread's network namespace) and binds it, registering the Group's
@@ -343,6 +373,13 @@ func (p *Port) setup(ifname string) error {
 	}
 	if p.tx, err = mapDRing(p.fd, unix.XDP_PGOFF_TX_RING, off.Tx, o.TxRingSize); err != nil {
 		return err
+	}
+	if o.TxBudget >= txBatch {
+		// Needs the tx ring (set above); unknown before Linux 6.17.
+		err := unix.SetsockoptInt(p.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, o.TxBudget)
+		if err != nil && err != unix.ENOPROTOOPT {
+			return fmt.Errorf("xsk: tx budget %d: %w", o.TxBudget, err)
+		}
 	}
 	if o.BusyPoll {
 		for _, s := range [][2]int{
@@ -512,6 +549,10 @@ func (p *Port) PollPrepare() bool {
 	return false
 }
 
+// InFlight implements ring.Pollable: frames transmitted whose completion
+// Complete has not reaped yet.
+func (p *Port) InFlight() int { return p.inFlight }
+
 // PollFD implements ring.Pollable: the socket, readable when frames arrive.
 func (p *Port) PollFD() int { return int(p.pfd[0].Fd) }
 
@@ -583,6 +624,10 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 	}
 	atomic.StoreUint32(r.prod, prod)
 	p.TxPackets += uint64(n)
+	p.inFlight += n
+	if p.deferKick && room-n >= int(r.mask+1)/4 {
+		return n, nil // Flush kicks at the end of the caller's batch
+	}
 	if !p.needWakeup || atomic.LoadUint32(r.flags)&unix.XDP_RING_NEED_WAKEUP != 0 {
 		if err := p.kick(); err != nil {
 			return n, err
@@ -592,11 +637,12 @@ func (p *Port) Transmit(frames []ring.Frame) (int, error) {
 }
 
 // kick asks the kernel to process the tx ring. In copy mode one sendto
-// sends at most 32 frames (the kernel's TX_BATCH_SIZE) and returns EAGAIN
-// while more wait, so kick repeats it until the ring is drained, the kernel
-// reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
+// sends at most TxBudget frames (32 on kernels before 6.17) and returns
+// EAGAIN while more wait, so kick repeats it until the ring is drained, the
+// kernel reports a full device queue (EBUSY/ENOBUFS) or a bound is reached.
 func (p *Port) kick() error {
-	for i := 0; i <= int(p.tx.mask+1)/32; i++ {
+	p.TxWakeups++
+	for i := 0; i <= int(p.tx.mask+1)/txBatch; i++ {
 		p.TxKicks++
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
@@ -614,8 +660,27 @@ func (p *Port) kick() error {
 	return nil
 }
 
-// Flush kicks the kernel to send what is on the tx ring (Transmit does this
-// already; Flush retries after a busy kick).
+// DeferKicks implements ring.Flusher: from now on Transmit leaves the
+// wake-up of the kernel to Flush (unless its ring runs short of room), so
+// one sendto carries a whole batch. The caller must Flush after each batch.
+func (p *Port) DeferKicks() { p.deferKick = true }
+
+// Unkicked implements ring.Flusher: frames on the tx ring the kernel has not
+// taken yet. They include frames a kick left behind (EBUSY/ENOBUFS from a
+// full device queue), so the caller's next Flush retries them even when no
+// new frame comes: in copy mode only a sendto sends them, and their chunks
+// may be the ones the fill ring waits for.
+func (p *Port) Unkicked() int {
+	if p.closed.Load() {
+		return 0
+	}
+	return int(*p.tx.prod - atomic.LoadUint32(p.tx.cons))
+}
+
+// Flush implements ring.Flusher: it kicks the kernel to send what is on the
+// tx ring when the ring asks for it (with need-wakeup; always in copy mode)
+// or need-wakeup is off. Without deferred kicks Transmit kicks already, and
+// Flush retries after a busy kick.
 func (p *Port) Flush() error {
 	if p.closed.Load() {
 		return ring.ErrClosed
@@ -623,7 +688,46 @@ func (p *Port) Flush() error {
 	if atomic.LoadUint32(p.tx.cons) == *p.tx.prod {
 		return nil
 	}
+	if p.needWakeup && atomic.LoadUint32(p.tx.flags)&unix.XDP_RING_NEED_WAKEUP == 0 {
+		return nil // the driver is still sending; it takes these too
+	}
 	return p.kick()
+}
+
+// Counters is a snapshot of a Port's own counters (see Port's fields).
+type Counters struct {
+	RxPackets, RxWakeups                      uint64
+	TxPackets, TxKicks, TxWakeups, TxKickBusy uint64
+}
+
+// published holds the Port's counters for other goroutines; Complete
+// stores them (once per worker step).
+type published struct {
+	rx, rxWake, tx, kicks, wakeups, busy atomic.Uint64
+}
+
+func (p *Port) publish() {
+	set := func(a *atomic.Uint64, v uint64) {
+		if a.Load() != v {
+			a.Store(v)
+		}
+	}
+	set(&p.pub.rx, p.RxPackets)
+	set(&p.pub.rxWake, p.RxWakeups)
+	set(&p.pub.tx, p.TxPackets)
+	set(&p.pub.kicks, p.TxKicks)
+	set(&p.pub.wakeups, p.TxWakeups)
+	set(&p.pub.busy, p.TxKickBusy)
+}
+
+// Published returns the Port's counters as of the last Complete (or Close).
+// Safe from any goroutine.
+func (p *Port) Published() Counters {
+	return Counters{
+		RxPackets: p.pub.rx.Load(), RxWakeups: p.pub.rxWake.Load(),
+		TxPackets: p.pub.tx.Load(), TxKicks: p.pub.kicks.Load(),
+		TxWakeups: p.pub.wakeups.Load(), TxKickBusy: p.pub.busy.Load(),
+	}
 }
 
 // Release implements ring.Port.
@@ -656,6 +760,8 @@ func (p *Port) Complete() int {
 		cons++
 	}
 	atomic.StoreUint32(r.cons, cons)
+	p.inFlight = max(p.inFlight-n, 0)
+	p.publish()
 	return n
 }
 
@@ -678,6 +784,7 @@ func (p *Port) Close() error {
 	if p.closed.Swap(true) {
 		return ring.ErrClosed
 	}
+	p.publish()
 	err := p.release()
 	for i, q := range p.g.ports {
 		if q == p {

@@ -55,6 +55,8 @@ type XTRConfig struct {
 	// the worker poll without ever sleeping.
 	IdleSpins int
 	IdleWait  time.Duration
+	// KickDelay is the worker's transmit kick coalescing (fastpath.Config).
+	KickDelay time.Duration
 	// Logger receives the watcher's warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -195,6 +197,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		ToKernel:  x.toKernel,
 		IdleSpins: spins,
 		IdleWait:  cfg.IdleWait,
+		KickDelay: cfg.KickDelay,
 	})
 	if err != nil {
 		return x, err

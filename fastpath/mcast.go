@@ -77,7 +77,7 @@ func (m *mcastState) plan(l *cache.Locators, rtr bool) *replicate.Plan {
 // level, an RTR to the level above its own (RFC 8060 §4.9). A miss is held
 // like a unicast one (the slow path Map-Requests (S,G)).
 func (w *Worker) replicate(pk *pktInfo, f *ring.Frame) {
-	e, ok := w.cache.LookupMulticast(pk.iid, pk.src, pk.dst)
+	e, ok := w.memo.rd.LookupMulticast(pk.iid, pk.src, pk.dst)
 	if !ok {
 		w.miss(pk, f)
 		return

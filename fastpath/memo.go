@@ -39,13 +39,16 @@ type memo6Set [2]memo6Slot
 // at once without clearing the tables (they are cleared when the 8-bit
 // generation wraps, once per 255 changes). Misses (no entry) are not
 // remembered, so they reach the cache and the hold queue as before. A hit
-// marks the entry active as Lookup would (cache.MarkActive). Instance-IDs
+// marks the entry active as Lookup would, through the worker's cache.Reader
+// (its marks go to the worker's own bitmap; Step flushes them once per
+// batch). Instance-IDs
 // are 24 bits (RFC 9300 §5.3); larger ones bypass the memo. Belongs to the
 // worker's goroutine.
 type lookupMemo struct {
 	_          [cacheLine]byte // hits and miss change per packet: keep other workers' memos off their line
 	c          *cache.Cache
-	v4         []memo4Set // nil: disabled, every lookup goes to the cache
+	rd         *cache.Reader // the worker's lookups: activity marks in the worker's own bitmap
+	v4         []memo4Set    // nil: disabled, every lookup goes to the cache
 	v6         []memo6Set
 	mask4      uint32
 	mask6      uint32
@@ -67,7 +70,7 @@ const defaultMemoSize = 65536
 // newLookupMemo returns a memo of at least size IPv4 slots (rounded up to a
 // power of two, and half as many IPv6 slots); size < 0 disables it.
 func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
-	m := &lookupMemo{c: c, gen: 1, cgen: c.Generation()}
+	m := &lookupMemo{c: c, rd: c.NewReader(), gen: 1, cgen: c.Generation()}
 	if size < 0 {
 		return m
 	}
@@ -132,14 +135,14 @@ func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 
 // mark marks an entry the memo answered with active, as cache.Lookup marks
 // the entries it returns.
-func (m *lookupMemo) mark(e *cache.Entry) { m.c.MarkActive(e) }
+func (m *lookupMemo) mark(e *cache.Entry) { m.rd.MarkActive(e) }
 
 // probe is lookup without marking what the memo answers (hit) active: the
 // caller marks it (mark), for instance in a later stage of its batch. What
 // the cache answers on a memo miss it marked itself.
 func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit bool) {
 	if m.v4 == nil || iid > 1<<24-1 {
-		e, ok = m.c.Lookup(iid, dst)
+		e, ok = m.rd.Lookup(iid, dst)
 		return e, ok, false
 	}
 	if dst.Is4() {
@@ -157,7 +160,7 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit 
 			}
 		}
 		m.miss++
-		e, ok := m.c.Lookup(iid, dst)
+		e, ok := m.rd.Lookup(iid, dst)
 		if ok {
 			copy(s[1:], s[:len(s)-1])
 			s[0] = memo4Slot{key, e}
@@ -179,7 +182,7 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit 
 		}
 	}
 	m.miss++
-	e, ok = m.c.Lookup(iid, dst)
+	e, ok = m.rd.Lookup(iid, dst)
 	if ok {
 		s[1] = s[0]
 		s[0] = memo6Slot{hi: hi, lo: lo, iid: iid, gen: m.gen, e: e}

@@ -457,7 +457,8 @@ func (w *Worker) ID() int { return w.cfg.ID }
 // is closed: it locks the goroutine to its OS thread, pins the thread to
 // Config.CPU when Config.Pin is set, and then runs Step in a loop,
 // sleeping in the ports' Wait when idle. It returns nil on ctx/Stop, the
-// ring error otherwise.
+// ring error otherwise; either way it closes the worker's map-cache Reader
+// (folding its activity marks into the cache).
 func (w *Worker) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -472,6 +473,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("fastpath: worker %d: %w", w.cfg.ID, err)
 	}
 	defer w.waiter.Close()
+	defer w.memo.rd.Close()
 	stopWatch := context.AfterFunc(ctx, w.Stop)
 	defer stopWatch()
 	if ctx.Err() != nil {
@@ -600,6 +602,7 @@ func (w *Worker) Step() int {
 			w.ports[i].p.Complete()
 		}
 	}
+	w.memo.rd.Flush() // this step's activity marks, for the cache's writer
 	w.obs.publish()
 	w.notifySlowPath()
 	w.ctr.Publish()

@@ -7,7 +7,6 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
-	"github.com/rloc-router/rloc/slowpath"
 )
 
 // gleanTTL is the record TTL, in minutes, of a gleaned mapping: it only
@@ -27,7 +26,7 @@ type gleaner struct {
 // a mapping for the EID from the mapping system (or configuration), it
 // installs EID/32 (or /128) → RLOC with a short TTL, and asks the ITR to
 // resolve the EID so that the gleaned guess is verified and replaced.
-func (g *gleaner) observe(c *cache.Cache, o *fastpath.Observation, now time.Time, resolve func(slowpath.MissEvent) bool) bool {
+func (g *gleaner) observe(c *cache.Cache, o *fastpath.Observation, now time.Time, resolve func(fastpath.MissEvent) bool) bool {
 	if !o.Glean || !o.EID.IsValid() || !o.RLOC.IsValid() {
 		return false
 	}
@@ -51,7 +50,7 @@ func (g *gleaner) observe(c *cache.Cache, o *fastpath.Observation, now time.Time
 	}
 	g.keys[key] = now.Add(gleanTTL * time.Minute)
 	if resolve != nil {
-		resolve(slowpath.MissEvent{IID: o.IID, Dst: eid})
+		resolve(fastpath.MissEvent{IID: o.IID, Dst: eid})
 	}
 	return true
 }

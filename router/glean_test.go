@@ -8,14 +8,13 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
-	"github.com/rloc-router/rloc/slowpath"
 )
 
 func TestGleaner(t *testing.T) {
 	c := cache.New(cache.Config{})
 	var g gleaner
-	var asked []slowpath.MissEvent
-	resolve := func(ev slowpath.MissEvent) bool { asked = append(asked, ev); return true }
+	var asked []fastpath.MissEvent
+	resolve := func(ev fastpath.MissEvent) bool { asked = append(asked, ev); return true }
 	now := time.Now()
 	eid, rloc := netip.MustParseAddr("10.9.0.7"), netip.MustParseAddr("192.0.2.9")
 	o := fastpath.Observation{Glean: true, IID: 5, EID: eid, RLOC: rloc}

@@ -30,7 +30,6 @@ import (
 	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/ring/xsk"
-	"github.com/rloc-router/rloc/slowpath"
 )
 
 // missPoll is the shortest interval between two drains of the workers'
@@ -417,7 +416,7 @@ func (r *Router) drainMisses() {
 			}
 			for w.Misses().Pop(&ev) {
 				r.missesSeen.Add(1)
-				r.engine.Miss(slowpath.MissEvent{IID: ev.IID, Dst: ev.Dst, Src: ev.Src})
+				r.engine.Miss(ev)
 				if r.events.active() {
 					r.events.publish(Event{Kind: EventMiss, IID: ev.IID, EID: ev.Dst.String(),
 						Detail: "src " + ev.Src.String()})

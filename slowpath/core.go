@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -84,7 +85,7 @@ type Core struct {
 	sock4  *socket
 	sock6  *socket
 	in     chan *rxBatch
-	missCh chan MissEvent
+	missCh chan queuedMiss
 	cmdCh  chan func()
 	quit   chan struct{}
 	done   chan struct{}
@@ -98,7 +99,7 @@ type Core struct {
 	oversizeLogged time.Time
 
 	routes  routes
-	misses  []func(MissEvent) bool
+	misses  []MissHandler
 	onStart []func()
 	onStop  []func()
 
@@ -123,7 +124,7 @@ func NewCore(cfg *Config, opt Options) (*Core, error) {
 		clock:  opt.Clock,
 		manual: opt.Clock != nil,
 		in:     make(chan *rxBatch, rxBatches*2),
-		missCh: make(chan MissEvent, missQueue),
+		missCh: make(chan queuedMiss, missQueue),
 		cmdCh:  make(chan func(), cmdQueue),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -208,7 +209,7 @@ func (c *Core) OnStop(f func()) { c.onStop = append(c.onStop, f) }
 
 // HandleMiss registers a handler of the fast path's miss events; handlers
 // are asked in registration order until one reports it took the event.
-func (c *Core) HandleMiss(h func(MissEvent) bool) { c.misses = append(c.misses, h) }
+func (c *Core) HandleMiss(h MissHandler) { c.misses = append(c.misses, h) }
 
 // Start starts the socket readers and the event loop.
 func (c *Core) Start() {
@@ -244,14 +245,22 @@ func (c *Core) Log() *slog.Logger { return c.log }
 // Now returns the time of the event being handled (event loop only).
 func (c *Core) Now() time.Time { return c.now }
 
+// MissHandler is a role's handler of the fast path's misses: at is when the
+// miss reached the control plane (the start of the resolution latency). It
+// reports whether it took the miss.
+type MissHandler func(ev fastpath.MissEvent, at time.Time) bool
+
+// queuedMiss is a miss on its way to the event loop.
+type queuedMiss struct {
+	ev fastpath.MissEvent
+	at time.Time
+}
+
 // Miss queues a miss event without blocking; it returns false when the
 // queue is full (counted).
-func (c *Core) Miss(ev MissEvent) bool {
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
+func (c *Core) Miss(ev fastpath.MissEvent) bool {
 	select {
-	case c.missCh <- ev:
+	case c.missCh <- queuedMiss{ev, time.Now()}:
 		return true
 	default:
 		c.missDropped.Add(1)
@@ -404,10 +413,10 @@ func (c *Core) loop() {
 		case b := <-c.in:
 			c.now = c.clock()
 			c.handleBatch(b)
-		case ev := <-c.missCh:
+		case q := <-c.missCh:
 			c.now = c.clock()
 			for _, h := range c.misses {
-				if h(ev) {
+				if h(q.ev, q.at) {
 					break
 				}
 			}

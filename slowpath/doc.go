@@ -11,6 +11,7 @@
 // (resolver.Database); package control assembles them from a Config.
 // Shared primitives: regstore (registrations) and request (outstanding
 // requests). The concepts that cross packages are declared here once:
-// the configuration (config.go, mcast_config.go), MissEvent, Installer,
-// MulticastInstaller, SGKey, Stats, Event.
+// the configuration (config.go, mcast_config.go), Installer,
+// MulticastInstaller, SGKey, Stats, Event (the fast path's misses arrive as
+// fastpath.MissEvent, declared where they are produced).
 package slowpath

@@ -9,22 +9,9 @@ import (
 )
 
 // The concepts that cross the control plane's packages: what the fast path
-// reports (MissEvent), what the roles install (Installer,
-// MulticastInstaller) and observe (MembershipListener), declared once here.
-
-// MissEvent is a map-cache miss reported by the fast path: no mapping for
-// Dst in instance IID.
-type MissEvent struct {
-	// IID is the instance-ID of the packet.
-	IID uint32
-	// Dst is the destination EID that missed.
-	Dst netip.Addr
-	// Src is the packet's source EID; it becomes the Map-Request's source EID.
-	Src netip.Addr
-	// Time is when the miss happened (for the latency histogram); zero
-	// means when the engine sees the event.
-	Time time.Time
-}
+// installs (Installer, MulticastInstaller) and observe (MembershipListener),
+// declared once here. What the fast path reports, fastpath.MissEvent, is
+// declared where it is produced.
 
 // ReceiverDecidesTTL is how long a mapping whose record TTL says "the
 // receiver decides" (RFC 9301 §5.4) is kept.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 )
@@ -29,7 +30,7 @@ type (
 	SiteInterface      = slowpath.SiteInterface
 	UnderlayConfig     = slowpath.UnderlayConfig
 	RTRGroup           = slowpath.RTRGroup
-	MissEvent          = slowpath.MissEvent
+	MissEvent          = fastpath.MissEvent
 	Installer          = slowpath.Installer
 	Resolved           = slowpath.Resolved
 	ResolvedRLOC       = slowpath.ResolvedRLOC

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
@@ -125,7 +126,7 @@ func (e *Engine) Addr() netip.AddrPort { return e.c.Addr() }
 
 // Miss queues a miss event for the ITR without blocking; it returns false
 // when the queue is full (counted) or there is no ITR role.
-func (e *Engine) Miss(ev slowpath.MissEvent) bool {
+func (e *Engine) Miss(ev fastpath.MissEvent) bool {
 	if e.itr == nil {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/request"
 
@@ -48,7 +49,7 @@ type itrProbe struct {
 // (S-EID,G-EID); the Map-Server answers with the merged RLE and keeps the
 // ITR subscribed to changes).
 // It leaves misses for unicast destinations to the ITR.
-func (m *Mcast) onMiss(ev slowpath.MissEvent) bool {
+func (m *Mcast) onMiss(ev fastpath.MissEvent, at time.Time) bool {
 	g := ev.Dst.Unmap()
 	if !g.IsMulticast() {
 		return false
@@ -64,7 +65,7 @@ func (m *Mcast) onMiss(ev slowpath.MissEvent) bool {
 	if _, ok := m.itrMaps[k]; ok {
 		return true // installed already (a miss raced the install)
 	}
-	start := ev.Time
+	start := at
 	if start.IsZero() || start.After(m.c.Now()) {
 		start = m.c.Now()
 	}

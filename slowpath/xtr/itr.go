@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/request"
 
@@ -127,7 +128,7 @@ func (t *ITR) start() {
 
 // onMiss starts resolving a missed destination unless it is being resolved
 // or was asked for less than MinRequestInterval ago.
-func (t *ITR) onMiss(ev slowpath.MissEvent) bool {
+func (t *ITR) onMiss(ev fastpath.MissEvent, at time.Time) bool {
 	c := t.c
 	dst := ev.Dst.Unmap()
 	if !dst.IsValid() {
@@ -140,7 +141,7 @@ func (t *ITR) onMiss(ev slowpath.MissEvent) bool {
 	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
 		return true
 	}
-	start := ev.Time
+	start := at
 	if start.IsZero() || start.After(c.Now()) {
 		start = c.Now()
 	}

@@ -149,24 +149,7 @@ RLOCs the entry is negative and --action says what to do with its packets.`,
 	}
 	add.Flags().StringVar(&action, "action", "", "`ACTION` of a negative entry: no-action, natively-forward, send-map-request, drop, drop-policy-denied, drop-auth-failure")
 	_ = add.RegisterFlagCompletionFunc("action", fixed("no-action", "natively-forward", "send-map-request", "drop", "drop-policy-denied", "drop-auth-failure"))
-	del := &cobra.Command{
-		Use:               "del IID EID",
-		Short:             "Delete a map-cache entry",
-		Example:           "  rlocctl map-cache del 0 10.9.0.0/16",
-		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: o.completeKeys("/v1/map-cache"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			q, err := keyQuery(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if err := o.client().do(o.ctx, "DELETE", "/v1/map-cache"+q, nil, nil); err != nil {
-				return err
-			}
-			return o.printResult("deleted", args[0], args[1])
-		},
-	}
-	cmd.AddCommand(add, del)
+	cmd.AddCommand(add, delCmd(o, "/v1/map-cache", "Delete a map-cache entry", "  rlocctl map-cache del 0 10.9.0.0/16"))
 	return cmd
 }
 
@@ -205,25 +188,29 @@ their RLOCs and TTL.`,
 			return o.printResult("added; registering", args[0], args[1])
 		},
 	}
-	del := &cobra.Command{
+	cmd.AddCommand(add, delCmd(o, "/v1/database", "Delete a database mapping", "  rlocctl database del 0 10.1.0.0/24"))
+	return cmd
+}
+
+// delCmd is the "del IID EID" subcommand of a table of the API at path.
+func delCmd(o *options, path, short, example string) *cobra.Command {
+	return &cobra.Command{
 		Use:               "del IID EID",
-		Short:             "Delete a database mapping",
-		Example:           "  rlocctl database del 0 10.1.0.0/24",
+		Short:             short,
+		Example:           example,
 		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: o.completeKeys("/v1/database"),
+		ValidArgsFunction: o.completeKeys(path),
 		RunE: func(_ *cobra.Command, args []string) error {
 			q, err := keyQuery(args[0], args[1])
 			if err != nil {
 				return err
 			}
-			if err := o.client().do(o.ctx, "DELETE", "/v1/database"+q, nil, nil); err != nil {
+			if err := o.client().do(o.ctx, "DELETE", path+q, nil, nil); err != nil {
 				return err
 			}
 			return o.printResult("deleted", args[0], args[1])
 		},
 	}
-	cmd.AddCommand(add, del)
-	return cmd
 }
 
 func registrationsCmd(o *options) *cobra.Command {

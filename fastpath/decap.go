@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,71 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 	pk.act = actDone
 	b := f.Bytes()
+	if h, ok := w.parseCore4(pk, slot, b); ok {
+		w.coreInner(pk, f, b, h)
+		return
+	}
+	w.parseCoreAny(pk, slot, f, b)
+}
+
+// core4Min is the shortest frame parseCore4 takes: Ethernet, IPv4 and UDP
+// headers, the LISP header and an inner IPv4 header.
+const core4Min = wire.EthernetLen + wire.OuterIPv4Len + wire.IPv4MinLen
+
+// parseCore4 is parseCore's common case without the general parser: an
+// untagged IPv4 packet without options, not a fragment, with a valid
+// header checksum, to our RLOC (not an underlay group), UDP to the LISP
+// data port (RFC 9300 §5.3), with a LISP header that is valid, carrying an
+// inner IPv4 packet without options. Every check is one that parseCoreAny
+// makes, on bytes read once at fixed offsets. It fills pk (outer fields,
+// iid, the inner packet) and returns the LISP header, or reports false,
+// having set nothing that parseCoreAny does not set again, for any other
+// frame.
+func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
+	if len(b) < core4Min || b[12] != 0x08 || b[13] != 0x00 || b[14] != 0x45 {
+		return nil, false
+	}
+	const (
+		ipOff    = wire.EthernetLen
+		udpOff   = ipOff + wire.IPv4MinLen
+		lispOff  = udpOff + wire.UDPLen
+		innerOff = lispOff + wire.HeaderLen
+	)
+	ip := (*[core4Min]byte)(b)
+	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
+	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
+		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
+		ip[ipOff+16]&0xf0 == 0xe0 || !w.rloc4.Is4() || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4.As4() ||
+		!checksum20Valid(ip[ipOff:udpOff]) {
+		return nil, false
+	}
+	ul := int(binary.BigEndian.Uint16(ip[udpOff+4:]))
+	if ul < core4Min-udpOff || ul > tl-wire.IPv4MinLen || binary.BigEndian.Uint16(ip[udpOff+2:]) != wire.DataPort ||
+		ip[lispOff]&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV || ip[innerOff] != 0x45 {
+		return nil, false
+	}
+	itl := int(binary.BigEndian.Uint16(ip[innerOff+2:]))
+	if itl < wire.IPv4MinLen || itl > ul-wire.UDPLen-wire.HeaderLen {
+		return nil, false
+	}
+	pk.slot, pk.outerOff = slot, ipOff
+	pk.outerV4 = true
+	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
+	pk.v4 = true
+	pk.innerLen = itl
+	pk.dst = netip.AddrFrom4([4]byte(ip[innerOff+16 : innerOff+20]))
+	pk.src = netip.AddrFrom4([4]byte(ip[innerOff+12 : innerOff+16]))
+	pk.innerOff = innerOff
+	h := wire.Header(b[lispOff : udpOff+ul])
+	pk.iid = 0
+	if h.InstanceIDPresent() {
+		pk.iid = h.InstanceID()
+	}
+	return h, true
+}
+
+// parseCoreAny is parseCore for any frame.
+func (w *Worker) parseCoreAny(pk *pktInfo, slot int, f *ring.Frame, b []byte) {
 	et, off, _, err := wire.Ethernet(b).Payload()
 	if err != nil {
 		w.drop(f, DropBadEthernet)
@@ -171,7 +237,14 @@ func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 		return
 	}
 	pk.iid, pk.innerOff = iid, innerOff
-	site := w.siteSlot(iid)
+	w.coreInner(pk, f, b, h)
+}
+
+// coreInner finishes parseCore for a packet whose headers are valid (pk
+// filled, h its LISP header): instance-ID, observation, gleaning, and what
+// the last stage does with it.
+func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) {
+	site := w.siteSlot(pk.iid)
 	if site < 0 && !w.cfg.RTR {
 		w.drop(f, DropWrongIID)
 		return

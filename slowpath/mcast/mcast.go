@@ -46,6 +46,8 @@ type Mcast struct {
 	regNonces map[wire.Nonce]*sgLocal
 	// (S,G) Map-Registers awaiting a Map-Notify.
 	reg *request.Tracker
+	// Tree joins of this RTR's children.
+	joins *regstore.Store[slowpath.SGKey, []treeChild]
 	// Parent probes in flight.
 	probes map[wire.Nonce]*sgLocal
 	// ITR probes of RLE entries in flight.
@@ -71,7 +73,6 @@ type Mcast struct {
 	stopProbes atomic.Bool
 
 	authBuf []byte
-	notify  wire.MapNotify
 	stats   slowpath.McastStats
 	// domainKey is the multicast key as regstore.Verify takes it (none
 	// without a secret); anyKeys are it and the Map-Servers' keys.
@@ -127,6 +128,10 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 		}
 		m.anyKeys = append(m.anyKeys, rk)
 	}
+	m.joins = regstore.New(c.Clock(), c, regstore.Kind[slowpath.SGKey, []treeChild](joinKind{m}),
+		regstore.OpenSite(&regstore.Site{Name: "tree-joins", Keys: m.domainKey}),
+		regstore.Sink[slowpath.SGKey](joinSink{m}),
+		regstore.Config{Timeout: cfg.JoinHold, MaxRegistrants: cfg.MaxRLE})
 	c.HandleMiss(m.onMiss)
 	c.Handle(slowpath.RouteMapRegister, m.onRegister)
 	c.Handle(slowpath.RouteMapNotify, m.onMapNotify)
@@ -349,9 +354,6 @@ func (m *Mcast) refresh(l *sgLocal) {
 	m.register(l, false)
 	if l.parent.IsValid() {
 		m.sendJoin(l, l.parent, false)
-	}
-	if l.rtr {
-		m.expireChildren(l)
 	}
 }
 

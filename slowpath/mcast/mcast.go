@@ -48,10 +48,11 @@ type Mcast struct {
 	reg *request.Tracker
 	// Tree joins of this RTR's children.
 	joins *regstore.Store[slowpath.SGKey, []treeChild]
-	// Parent probes in flight.
-	probes map[wire.Nonce]*sgLocal
-	// ITR probes of RLE entries in flight.
-	itrProbes map[wire.Nonce]itrProbe
+	// RLOC-probes (of parents, of ITR RLE entries): one try each, a reply
+	// accepted from the probed address only; the probes of the latest
+	// round of each kind, cancelled when the next round starts.
+	probe             *request.Tracker
+	parentOut, itrOut []*request.Request
 	// ITR (S,G) resolutions.
 	res     *request.Tracker
 	byKey   map[slowpath.SGKey]*sgRes
@@ -92,8 +93,6 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 		c: c, cfg: cfg, itr: itr,
 		local:     map[slowpath.SGKey]*sgLocal{},
 		regNonces: map[wire.Nonce]*sgLocal{},
-		probes:    map[wire.Nonce]*sgLocal{},
-		itrProbes: map[wire.Nonce]itrProbe{},
 		byKey:     map[slowpath.SGKey]*sgRes{},
 		itrMaps:   map[slowpath.SGKey]*itrSG{},
 		underlay:  map[replicate.UnderlayGroup]int{},
@@ -108,6 +107,7 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 	// Group-name lookups: Retries retransmissions, the wait doubling.
 	m.lk = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
 	m.res = m.lk
+	m.probe = request.New(c.Clock(), c, request.Config{Interval: cfg.ProbeInterval, MaxTries: 1})
 	m.reg = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
 	if itr != nil {
 		m.res = request.New(c.Clock(), c, request.Config{Interval: itr.RetransmitInterval, MaxTries: itr.MaxTries})
@@ -544,14 +544,19 @@ func (m *Mcast) onMapReply(msg *slowpath.Msg) bool {
 	if !ok {
 		return false
 	}
-	if l, ok := m.probes[nonce]; ok {
-		delete(m.probes, nonce)
-		l.probeOut, l.probeMiss = false, 0
-		return true
-	}
-	if p, ok := m.itrProbes[nonce]; ok {
-		delete(m.itrProbes, nonce)
-		m.itrProbeAnswered(p)
+	if m.probe.Lookup(nonce) != nil {
+		q, st := m.probe.Match(src, nonce)
+		if st != request.Matched {
+			m.c.Msg(wire.TypeMapReply).Rejected++ // not from the probed RLOC
+			return true
+		}
+		m.probe.Complete(q)
+		switch v := q.Value().(type) {
+		case *sgLocal:
+			v.probeOut, v.probeMiss = false, 0
+		case itrProbe:
+			m.itrProbeAnswered(v)
+		}
 		return true
 	}
 	tr := m.res
@@ -597,6 +602,29 @@ func (m *Mcast) onMapReply(msg *slowpath.Msg) bool {
 // tree children (stop true) or answer them again: a failure as children
 // see it, for tests and drills. Safe from any goroutine.
 func (m *Mcast) StopProbeReplies(stop bool) { m.stopProbes.Store(stop) }
+
+// sendProbe sends the RLOC-probe msg with nonce n to rloc's control
+// address as a request of m.probe carrying v, and adds it to the round
+// out; false when it could not be started.
+func (m *Mcast) sendProbe(out *[]*request.Request, rloc netip.Addr, n wire.Nonce, msg []byte, v any) bool {
+	r, err := m.probe.Start(&request.Spec{Type: wire.TypeMapRequest, Targets: []netip.AddrPort{m.cfg.ControlAddr(rloc)},
+		MatchSource: true, Value: v}, n, msg)
+	if err != nil {
+		return false
+	}
+	*out = append(*out, r)
+	m.ustats.ProbesSent++
+	return true
+}
+
+// newProbeRound cancels the probes of the previous round in out: their
+// replies no longer count (they were counted as misses).
+func (m *Mcast) newProbeRound(out *[]*request.Request) {
+	for _, r := range *out {
+		m.probe.Cancel(r)
+	}
+	*out = (*out)[:0]
+}
 
 // sendCtl sends a control message for an RLOC to where ControlAddr says.
 func (m *Mcast) sendCtl(rloc netip.Addr, b []byte, t wire.MessageType) {

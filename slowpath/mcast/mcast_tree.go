@@ -209,10 +209,7 @@ func (m *Mcast) joinConfirmed(l *sgLocal) {
 // probeParents RLOC-probes every parent (RFC 9301 §7.1, for the (S,G)),
 // and handles parents that missed ProbeMisses probes in a row as failed.
 func (m *Mcast) probeParents() {
-	for n, l := range m.probes {
-		_ = l
-		delete(m.probes, n)
-	}
+	m.newProbeRound(&m.parentOut)
 	for _, l := range m.local {
 		p := l.parent
 		if !p.IsValid() {
@@ -229,7 +226,7 @@ func (m *Mcast) probeParents() {
 				continue
 			}
 		}
-		n := slowpath.NewNonce()
+		n := m.probe.NewNonce()
 		req := wire.MapRequest{
 			Probe: true, Nonce: n,
 			ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
@@ -240,10 +237,9 @@ func (m *Mcast) probeParents() {
 			continue
 		}
 		m.wbuf = b
-		m.probes[n] = l
-		l.probeOut = true
-		m.sendCtl(p, b, wire.TypeMapRequest)
-		m.ustats.ProbesSent++
+		if m.sendProbe(&m.parentOut, p, n, b, l) {
+			l.probeOut = true
+		}
 	}
 }
 

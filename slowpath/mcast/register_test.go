@@ -18,12 +18,7 @@ import (
 // tracker gives up, but the nonce stays known so that a late Map-Notify is
 // still taken. A withdrawal is sent once and forgets the nonce.
 func TestRegisterRetries(t *testing.T) {
-	c, err := slowpath.NewCore(&slowpath.Config{}, slowpath.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Start()
-	t.Cleanup(func() { c.Close() })
+	c, do := newLoop(t)
 	const ival = 100 * time.Millisecond
 	ms := []slowpath.MapServerPeer{
 		{Addr: netip.MustParseAddrPort("192.0.2.1:4342"), Key: slowpath.AuthKey{KeyID: 1, Alg: wire.AuthHMACSHA256128, Secret: "one"}},
@@ -39,12 +34,6 @@ func TestRegisterRetries(t *testing.T) {
 		reg:       request.New(clk, snd, request.Config{Interval: ival, MaxTries: 3}),
 	}
 	l := m.localFor(slowpath.NewSGKey(0, netip.MustParsePrefix("10.1.1.1/32"), netip.MustParsePrefix("232.1.1.1/32")))
-	do := func(fn func()) {
-		t.Helper()
-		if err := c.Do(fn); err != nil {
-			t.Fatal(err)
-		}
-	}
 	do(func() { m.register(l, false) })
 	nonce := l.nonce
 	check := func(at time.Duration, ttl bool) {
@@ -87,5 +76,22 @@ func TestRegisterRetries(t *testing.T) {
 	}
 	if len(snd.Sent) != 0 || m.reg.Pending() != 0 {
 		t.Fatalf("withdrawal: %d messages through the tracker, %d pending; want it sent once, directly", len(snd.Sent), m.reg.Pending())
+	}
+}
+
+// newLoop starts a core without sockets and returns it with a function
+// running fn on its event loop.
+func newLoop(t *testing.T) (*slowpath.Core, func(fn func())) {
+	c, err := slowpath.NewCore(&slowpath.Config{}, slowpath.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start()
+	t.Cleanup(func() { c.Close() })
+	return c, func(fn func()) {
+		t.Helper()
+		if err := c.Do(fn); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -42,12 +42,17 @@ type Mcast struct {
 	// Groups this router registers: joined by receivers, or configured RTR
 	// trees.
 	local map[slowpath.SGKey]*sgLocal
-	// Nonces of pending registrations and joins.
+	// Nonces of the latest registrations and pending joins.
 	regNonces map[wire.Nonce]*sgLocal
-	// Parent probes in flight.
-	probes map[wire.Nonce]*sgLocal
-	// ITR probes of RLE entries in flight.
-	itrProbes map[wire.Nonce]itrProbe
+	// (S,G) Map-Registers awaiting a Map-Notify.
+	reg *request.Tracker
+	// Tree joins of this RTR's children.
+	joins *regstore.Store[slowpath.SGKey, []treeChild]
+	// RLOC-probes (of parents, of ITR RLE entries): one try each, a reply
+	// accepted from the probed address only; the probes of the latest
+	// round of each kind, cancelled when the next round starts.
+	probe             *request.Tracker
+	parentOut, itrOut []*request.Request
 	// ITR (S,G) resolutions.
 	res     *request.Tracker
 	byKey   map[slowpath.SGKey]*sgRes
@@ -69,7 +74,6 @@ type Mcast struct {
 	stopProbes atomic.Bool
 
 	authBuf []byte
-	notify  wire.MapNotify
 	stats   slowpath.McastStats
 	// domainKey is the multicast key as regstore.Verify takes it (none
 	// without a secret); anyKeys are it and the Map-Servers' keys.
@@ -89,8 +93,6 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 		c: c, cfg: cfg, itr: itr,
 		local:     map[slowpath.SGKey]*sgLocal{},
 		regNonces: map[wire.Nonce]*sgLocal{},
-		probes:    map[wire.Nonce]*sgLocal{},
-		itrProbes: map[wire.Nonce]itrProbe{},
 		byKey:     map[slowpath.SGKey]*sgRes{},
 		itrMaps:   map[slowpath.SGKey]*itrSG{},
 		underlay:  map[replicate.UnderlayGroup]int{},
@@ -105,6 +107,8 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 	// Group-name lookups: Retries retransmissions, the wait doubling.
 	m.lk = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
 	m.res = m.lk
+	m.probe = request.New(c.Clock(), c, request.Config{Interval: cfg.ProbeInterval, MaxTries: 1})
+	m.reg = request.New(c.Clock(), c, request.Config{Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1})
 	if itr != nil {
 		m.res = request.New(c.Clock(), c, request.Config{Interval: itr.RetransmitInterval, MaxTries: itr.MaxTries})
 		for _, a := range itr.ITRRLOCs {
@@ -124,6 +128,10 @@ func New(c *slowpath.Core, cfg *slowpath.MulticastConfig, itr *slowpath.ITRConfi
 		}
 		m.anyKeys = append(m.anyKeys, rk)
 	}
+	m.joins = regstore.New(c.Clock(), c, regstore.Kind[slowpath.SGKey, []treeChild](joinKind{m}),
+		regstore.OpenSite(&regstore.Site{Name: "tree-joins", Keys: m.domainKey}),
+		regstore.Sink[slowpath.SGKey](joinSink{m}),
+		regstore.Config{Timeout: cfg.JoinHold, MaxRegistrants: cfg.MaxRLE})
 	c.HandleMiss(m.onMiss)
 	c.Handle(slowpath.RouteMapRegister, m.onRegister)
 	c.Handle(slowpath.RouteMapNotify, m.onMapNotify)
@@ -202,10 +210,10 @@ type sgLocal struct {
 	ug        replicate.UnderlayGroup
 	ugPending bool
 	lookup    *request.Request // the group-name lookup in flight
-	// Registration with the Map-Servers.
+	// Registration with the Map-Servers: the latest nonce, the request
+	// awaiting its Map-Notify (nil once answered or given up).
 	nonce   wire.Nonce
-	tries   int
-	retry   *slowpath.Timer
+	round   *request.Request
 	refresh *slowpath.Timer
 	// The merged RLE last learned from the Map-Server.
 	merged []replicate.Entry
@@ -255,8 +263,13 @@ func (m *Mcast) rleNodes(l *sgLocal) []wire.RLENode {
 }
 
 // register Map-Registers l with every Map-Server (RFC 8378 §5: merge bit,
-// RLE with our entry), or withdraws it with TTL 0, and arms the
-// retransmission and refresh timers.
+// RLE with our entry), or withdraws it with TTL 0, and arms the refresh
+// timer. A registration is a request of m.reg, one message per Map-Server
+// (each signed with its key), resent with the same nonce up to Retries
+// times, the wait doubling, until a verified Map-Notify; a withdrawal is
+// sent once. The nonce stays in regNonces until the next registration of
+// l, so that a Map-Notify arriving after the tracker gave up is still
+// taken, as it always was.
 func (m *Mcast) register(l *sgLocal, withdraw bool) {
 	if l.ugPending && !withdraw {
 		return // registered when the underlay group is known
@@ -267,21 +280,38 @@ func (m *Mcast) register(l *sgLocal, withdraw bool) {
 		m.stats.Registers++
 	}
 	delete(m.regNonces, l.nonce)
-	l.nonce = slowpath.NewNonce()
-	if !withdraw {
-		m.regNonces[l.nonce] = l
-	}
-	m.sendRegister(l, withdraw)
+	m.reg.Cancel(l.round)
+	l.round = nil
+	l.nonce = m.reg.NewNonce()
+	msgs := m.registers(l, withdraw)
 	if withdraw {
-		l.retry.Stop()
+		for i, b := range msgs {
+			m.c.Send(m.cfg.MapServers[i].Addr, b, wire.TypeMapRegister)
+		}
 		l.refresh.Stop()
 		return
 	}
-	l.tries = 0
-	if l.retry == nil {
-		l.retry = m.c.Schedule(m.c.Now().Add(m.cfg.RetryInterval), func(time.Time) { m.retryRegister(l) })
-	} else {
-		l.retry.Reset(m.c.Now().Add(m.cfg.RetryInterval))
+	m.regNonces[l.nonce] = l
+	if len(msgs) > 0 {
+		targets := make([]netip.AddrPort, len(msgs))
+		for i := range msgs {
+			targets[i] = m.cfg.MapServers[i].Addr
+		}
+		r, err := m.reg.Start(&request.Spec{
+			Type: wire.TypeMapRegister, Targets: targets, Fanout: true, PerTarget: true,
+			Done: func(r *request.Request, o request.Outcome) {
+				if o == request.GaveUp {
+					m.c.Log().Warn("no Map-Notify for (S,G) registration", "sg", l.key.String(), "tries", r.Tries())
+				}
+				if l.round == r {
+					l.round = nil
+				}
+			},
+		}, l.nonce, msgs...)
+		if err != nil {
+			m.c.Log().Error("cannot send (S,G) Map-Register", "sg", l.key.String(), "err", err)
+		}
+		l.round = r
 	}
 	if l.refresh == nil {
 		l.refresh = m.c.Schedule(m.c.Now().Add(m.cfg.RegisterInterval), func(time.Time) { m.refresh(l) })
@@ -290,42 +320,30 @@ func (m *Mcast) register(l *sgLocal, withdraw bool) {
 	}
 }
 
-// sendRegister sends l's Map-Register with its current nonce.
-func (m *Mcast) sendRegister(l *sgLocal, withdraw bool) {
+// registers encodes l's Map-Register for every Map-Server with l's current
+// nonce, each signed with that Map-Server's key; none when one cannot be
+// encoded.
+func (m *Mcast) registers(l *sgLocal, withdraw bool) [][]byte {
 	ttl := slowpath.TTLMinutes(3 * m.cfg.RegisterInterval)
 	if withdraw {
 		ttl = 0
 	}
 	rec := slowpath.SGRecord(l.key, ttl, m.rleNodes(l))
+	msgs := make([][]byte, 0, len(m.cfg.MapServers))
 	for _, p := range m.cfg.MapServers {
 		reg := wire.MapRegister{
 			Merge: true, WantMapNotify: !withdraw, Nonce: l.nonce,
 			Auth:    wire.NewAuth(p.Key.KeyID, p.Key.Alg, false),
 			Records: []wire.Record{rec},
 		}
-		b, err := reg.AppendSigned(m.wbuf[:0], []byte(p.Key.Secret))
+		b, err := reg.AppendSigned(nil, []byte(p.Key.Secret))
 		if err != nil {
 			m.c.Log().Error("cannot encode (S,G) Map-Register", "sg", l.key.String(), "err", err)
-			return
+			return nil
 		}
-		m.wbuf = b
-		m.c.Send(p.Addr, b, wire.TypeMapRegister)
+		msgs = append(msgs, b)
 	}
-}
-
-// retryRegister resends an unconfirmed registration with the same nonce,
-// doubling the wait, Retries times.
-func (m *Mcast) retryRegister(l *sgLocal) {
-	if m.local[l.key] != l || m.regNonces[l.nonce] != l {
-		return
-	}
-	if l.tries >= m.cfg.Retries {
-		m.c.Log().Warn("no Map-Notify for (S,G) registration", "sg", l.key.String(), "tries", l.tries+1)
-		return
-	}
-	l.tries++
-	m.sendRegister(l, false)
-	l.retry.Reset(m.c.Now().Add(m.cfg.RetryInterval << l.tries))
+	return msgs
 }
 
 // refresh re-registers l and refreshes its tree join.
@@ -336,9 +354,6 @@ func (m *Mcast) refresh(l *sgLocal) {
 	m.register(l, false)
 	if l.parent.IsValid() {
 		m.sendJoin(l, l.parent, false)
-	}
-	if l.rtr {
-		m.expireChildren(l)
 	}
 }
 
@@ -356,7 +371,8 @@ func (m *Mcast) drop(l *sgLocal) {
 	}
 	delete(m.regNonces, l.nonce)
 	delete(m.regNonces, l.joinNonce)
-	l.retry.Stop()
+	m.reg.Cancel(l.round)
+	l.round = nil
 	l.refresh.Stop()
 	m.lk.Cancel(l.lookup)
 	delete(m.local, l.key)
@@ -393,7 +409,9 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 			m.joinConfirmed(l)
 			return true
 		}
-		l.retry.Stop()
+		if q, st := m.reg.Match(src, nonce); st == request.Matched {
+			m.reg.Complete(q)
+		}
 		for i := range n.Records {
 			m.onMergedRecord(src, &n.Records[i])
 		}
@@ -526,14 +544,19 @@ func (m *Mcast) onMapReply(msg *slowpath.Msg) bool {
 	if !ok {
 		return false
 	}
-	if l, ok := m.probes[nonce]; ok {
-		delete(m.probes, nonce)
-		l.probeOut, l.probeMiss = false, 0
-		return true
-	}
-	if p, ok := m.itrProbes[nonce]; ok {
-		delete(m.itrProbes, nonce)
-		m.itrProbeAnswered(p)
+	if m.probe.Lookup(nonce) != nil {
+		q, st := m.probe.Match(src, nonce)
+		if st != request.Matched {
+			m.c.Msg(wire.TypeMapReply).Rejected++ // not from the probed RLOC
+			return true
+		}
+		m.probe.Complete(q)
+		switch v := q.Value().(type) {
+		case *sgLocal:
+			v.probeOut, v.probeMiss = false, 0
+		case itrProbe:
+			m.itrProbeAnswered(v)
+		}
 		return true
 	}
 	tr := m.res
@@ -579,6 +602,29 @@ func (m *Mcast) onMapReply(msg *slowpath.Msg) bool {
 // tree children (stop true) or answer them again: a failure as children
 // see it, for tests and drills. Safe from any goroutine.
 func (m *Mcast) StopProbeReplies(stop bool) { m.stopProbes.Store(stop) }
+
+// sendProbe sends the RLOC-probe msg with nonce n to rloc's control
+// address as a request of m.probe carrying v, and adds it to the round
+// out; false when it could not be started.
+func (m *Mcast) sendProbe(out *[]*request.Request, rloc netip.Addr, n wire.Nonce, msg []byte, v any) bool {
+	r, err := m.probe.Start(&request.Spec{Type: wire.TypeMapRequest, Targets: []netip.AddrPort{m.cfg.ControlAddr(rloc)},
+		MatchSource: true, Value: v}, n, msg)
+	if err != nil {
+		return false
+	}
+	*out = append(*out, r)
+	m.ustats.ProbesSent++
+	return true
+}
+
+// newProbeRound cancels the probes of the previous round in out: their
+// replies no longer count (they were counted as misses).
+func (m *Mcast) newProbeRound(out *[]*request.Request) {
+	for _, r := range *out {
+		m.probe.Cancel(r)
+	}
+	*out = (*out)[:0]
+}
 
 // sendCtl sends a control message for an RLOC to where ControlAddr says.
 func (m *Mcast) sendCtl(rloc netip.Addr, b []byte, t wire.MessageType) {

@@ -195,7 +195,7 @@ func (m *Mcast) installActive(k slowpath.SGKey, ent *itrSG) {
 // probeRLEs RLOC-probes the probed U-RLOCs of the installed (S,G)s and
 // re-installs an RLE when one goes down or comes back.
 func (m *Mcast) probeRLEs() {
-	clear(m.itrProbes)
+	m.newProbeRound(&m.itrOut)
 	for k, ent := range m.itrMaps {
 		changed := false
 		for a, p := range ent.probe {
@@ -207,7 +207,7 @@ func (m *Mcast) probeRLEs() {
 					m.c.Log().Info("U-RLOC stopped answering (S,G) probes; not replicating to it", "sg", k.String(), "rloc", a)
 				}
 			}
-			n := slowpath.NewNonce()
+			n := m.probe.NewNonce()
 			req := wire.MapRequest{Probe: true, Nonce: n, ITRRLOCs: m.itrRLOCs,
 				Records: []wire.EIDRecord{{MaskLen: uint8(k.Group.Bits()), EID: k.Address()}}}
 			b, err := req.Append(m.wbuf[:0])
@@ -215,10 +215,9 @@ func (m *Mcast) probeRLEs() {
 				continue
 			}
 			m.wbuf = b
-			m.itrProbes[n] = itrProbe{k, a}
-			p.out = true
-			m.sendCtl(a, b, wire.TypeMapRequest)
-			m.ustats.ProbesSent++
+			if m.sendProbe(&m.itrOut, a, n, b, itrProbe{k, a}) {
+				p.out = true
+			}
 		}
 		if changed {
 			m.installActive(k, ent)

@@ -1,6 +1,7 @@
 package mcast
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -45,6 +46,9 @@ import (
 //   - An RTR installs (S,G) with an RLE of itself at its level and its
 //     children one level up, so that the fast path's RTR plan copies to
 //     exactly its children.
+
+// errDeparting refuses joins to an RTR leaving the tree.
+var errDeparting = errors.New("the RTR is leaving the replication tree")
 
 // setMerged takes a new merged RLE for a group this router registers and
 // re-evaluates its parent. fromParent says the RLE came from the current
@@ -205,10 +209,7 @@ func (m *Mcast) joinConfirmed(l *sgLocal) {
 // probeParents RLOC-probes every parent (RFC 9301 §7.1, for the (S,G)),
 // and handles parents that missed ProbeMisses probes in a row as failed.
 func (m *Mcast) probeParents() {
-	for n, l := range m.probes {
-		_ = l
-		delete(m.probes, n)
-	}
+	m.newProbeRound(&m.parentOut)
 	for _, l := range m.local {
 		p := l.parent
 		if !p.IsValid() {
@@ -225,7 +226,7 @@ func (m *Mcast) probeParents() {
 				continue
 			}
 		}
-		n := slowpath.NewNonce()
+		n := m.probe.NewNonce()
 		req := wire.MapRequest{
 			Probe: true, Nonce: n,
 			ITRRLOCs: []wire.Address{wire.IPAddress(m.cfg.RLOC)},
@@ -236,10 +237,9 @@ func (m *Mcast) probeParents() {
 			continue
 		}
 		m.wbuf = b
-		m.probes[n] = l
-		l.probeOut = true
-		m.sendCtl(p, b, wire.TypeMapRequest)
-		m.ustats.ProbesSent++
+		if m.sendProbe(&m.parentOut, p, n, b, l) {
+			l.probeOut = true
+		}
 	}
 }
 
@@ -296,94 +296,156 @@ func (m *Mcast) isJoin(reg *wire.MapRegister) bool {
 }
 
 // onJoin handles a tree join or leave from a child (see the top of this
-// file): it updates the children and re-installs the RTR's replication.
+// file) through the tree-join store: authenticated with the multicast key,
+// each child a registrant (told apart by source, or xTR-ID when sent)
+// expiring JoinHold after its latest join, confirmed with a Map-Notify
+// when asked; the store reports the registration events.
 func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
-	st := m.c.Msg(wire.TypeMapRegister)
-	k := m.cfg.Key
-	if _, err := regstore.Verify(b, &reg.Auth, m.domainKey); err != nil {
-		st.BadAuth++
+	res := m.joins.Register(src, b, reg)
+	switch {
+	case errors.Is(res.Err, regstore.ErrNoAuth), errors.Is(res.Err, regstore.ErrUnknownKey), errors.Is(res.Err, regstore.ErrAuth):
+		m.c.Msg(wire.TypeMapRegister).BadAuth++
 		m.c.Log().Warn("tree join authentication failed", "src", src)
-		if len(reg.Records) > 0 {
-			k0, _ := slowpath.SGKeyOf(&reg.Records[0].EID)
-			m.joinEvent(slowpath.EventRegistrationRejected, k0, src, "authentication failed: "+err.Error())
+	case res.Rejected > 0:
+		m.c.Msg(wire.TypeMapRegister).Ignored += uint64(res.Rejected)
+	}
+}
+
+// joinKind tells the tree-join store about tree joins
+// (draft-coras-lisp-re): keyed by the (S,G) of a tree this router is an
+// RTR of, authorised by the multicast key alone (an open site), each child
+// contributing its RLE entries one level below the RTR.
+type joinKind struct{ m *Mcast }
+
+// treeChild is one node a child's join contributes.
+type treeChild struct {
+	addr  netip.Addr
+	level uint8
+}
+
+func (jk joinKind) Key(rec *wire.Record) (slowpath.SGKey, bool) {
+	k, ok := slowpath.SGKeyOf(&rec.EID)
+	if !ok {
+		return k, false
+	}
+	l := jk.m.local[k]
+	return k, l != nil && l.rtr
+}
+
+func (joinKind) Scope(k slowpath.SGKey) (uint32, netip.Prefix) { return k.IID, k.Group }
+
+// Value refuses a join that is not a child of this RTR (not an RLOC,
+// itself, a level not below the RTR's), too many children, or any join
+// while the RTR departs; refusals are counted and logged.
+func (jk joinKind) Value(_ *regstore.Entry[slowpath.SGKey, []treeChild], r *regstore.Registrant[slowpath.SGKey, []treeChild], rec *wire.Record, v *[]treeChild) error {
+	m := jk.m
+	k, _ := slowpath.SGKeyOf(&rec.EID)
+	err := m.joinValue(m.local[k], r, rec, v)
+	if err != nil && !errors.Is(err, errDeparting) {
+		m.refuse(k, netip.AddrPort{}, err)
+	}
+	return err
+}
+
+// joinValue reads a child's join of l into v.
+func (m *Mcast) joinValue(l *sgLocal, r *regstore.Registrant[slowpath.SGKey, []treeChild], rec *wire.Record, v *[]treeChild) error {
+	if l.departing {
+		return errDeparting
+	}
+	nodes, err := slowpath.RecordRLE(rec)
+	if err == nil && len(nodes) > m.cfg.MaxRLE {
+		err = fmt.Errorf("%w: %d entries", replicate.ErrRLETooLarge, len(nodes))
+	}
+	if err != nil {
+		return err
+	}
+	*v = (*v)[:0]
+	added := 0
+	for _, n := range nodes {
+		a := n.Address.IP.Unmap()
+		switch {
+		case n.Address.AFI != wire.AFIIPv4 && n.Address.AFI != wire.AFIIPv6:
+			return fmt.Errorf("%w: child %s is not an RLOC", replicate.ErrRLEAddress, n.Address)
+		case a == m.cfg.RLOC:
+			return fmt.Errorf("%w: %s would be its own child", replicate.ErrRLELoop, a)
+		case n.Level <= l.level:
+			return fmt.Errorf("%w: child %s at level %d cannot join level %d", replicate.ErrRLELoop, a, n.Level, l.level)
 		}
+		if _, ok := l.children[a]; !ok || (r != nil && !slices.ContainsFunc(r.Value, func(c treeChild) bool { return c.addr == a })) {
+			added++
+		}
+		*v = append(*v, treeChild{addr: a, level: n.Level})
+	}
+	if added > 0 && len(l.children)+added > m.cfg.MaxRLE {
+		return fmt.Errorf("%w: more than %d children", replicate.ErrRLETooLarge, m.cfg.MaxRLE)
+	}
+	return nil
+}
+
+// Changed rebuilds the RTR's children from the registrants of its tree and
+// re-installs its replication when they changed.
+func (jk joinKind) Changed(e *regstore.Entry[slowpath.SGKey, []treeChild]) {
+	m := jk.m
+	l := m.local[e.Key]
+	if l == nil || !l.rtr {
 		return
 	}
-	changed := map[*sgLocal]bool{}
-	for i := range reg.Records {
-		r := &reg.Records[i]
-		key, ok := slowpath.SGKeyOf(&r.EID)
-		l := m.local[key]
-		if !ok || l == nil || !l.rtr {
-			st.Ignored++
-			continue
-		}
-		nodes, err := slowpath.RecordRLE(r)
-		if err == nil && len(nodes) > m.cfg.MaxRLE {
-			err = fmt.Errorf("%w: %d entries", replicate.ErrRLETooLarge, len(nodes))
-		}
-		if err != nil {
-			m.refuseJoin(key, src, err)
-			continue
-		}
-		accepted := false
-		for _, n := range nodes {
-			a := n.Address.IP.Unmap()
-			switch {
-			case n.Address.AFI != wire.AFIIPv4 && n.Address.AFI != wire.AFIIPv6:
-				m.refuseJoin(key, src, fmt.Errorf("%w: child %s is not an RLOC", replicate.ErrRLEAddress, n.Address))
-			case a == m.cfg.RLOC:
-				m.refuseJoin(key, src, fmt.Errorf("%w: %s would be its own child", replicate.ErrRLELoop, a))
-			case n.Level <= l.level:
-				m.refuseJoin(key, src, fmt.Errorf("%w: child %s at level %d cannot join level %d", replicate.ErrRLELoop, a, n.Level, l.level))
-			case r.TTL == 0:
-				accepted = true
-				if _, ok := l.children[a]; ok {
-					delete(l.children, a)
-					changed[l] = true
-				}
-			case !l.departing:
-				if _, ok := l.children[a]; !ok {
-					if len(l.children) >= m.cfg.MaxRLE {
-						m.refuseJoin(key, src, fmt.Errorf("%w: more than %d children", replicate.ErrRLETooLarge, m.cfg.MaxRLE))
-						continue
-					}
-					changed[l] = true
-				}
-				l.children[a] = &child{level: n.Level, src: src, expires: m.c.Now().Add(m.cfg.JoinHold)}
-				accepted = true
-			}
-		}
-		if accepted {
-			m.joinEvent(slowpath.EventRegistrationAccepted, key, src, "")
+	kids := make(map[netip.Addr]*child, len(l.children))
+	for _, r := range e.Registrants() {
+		for _, c := range r.Value {
+			kids[c.addr] = &child{level: c.level, src: r.Source, expires: r.Expires}
 		}
 	}
-	for l := range changed {
+	changed := len(kids) != len(l.children)
+	for a := range kids {
+		if _, ok := l.children[a]; !ok {
+			changed = true
+		}
+	}
+	l.children = kids
+	if changed {
 		m.installRTR(l)
 	}
-	if reg.WantMapNotify {
-		// The confirmation echoes the nonce and lists this RTR with the
-		// child, so that it never reads as a departure notice.
-		recs := make([]wire.Record, 0, len(reg.Records))
-		for i := range reg.Records {
-			r := reg.Records[i]
-			if key, ok := slowpath.SGKeyOf(&r.EID); ok && m.local[key] != nil {
-				nodes, _ := slowpath.RecordRLE(&r)
-				nodes = append([]wire.RLENode{{Level: m.local[key].level, Address: wire.IPAddress(m.cfg.RLOC)}}, nodes...)
-				r = slowpath.SGRecord(key, r.TTL, nodes)
-			}
-			recs = append(recs, r)
-		}
-		n := &m.notify
-		*n = wire.MapNotify{Nonce: reg.Nonce, Records: recs}
-		m.authBuf = append(m.authBuf[:0], make([]byte, len(reg.Auth.Data))...)
-		n.Auth = wire.Auth{KeyID: reg.Auth.KeyID, Alg: reg.Auth.Alg, Data: m.authBuf}
-		out, err := n.AppendSigned(m.wbuf2[:0], []byte(k.Secret))
-		if err == nil {
-			m.wbuf2 = out
-			m.c.Send(src, out, wire.TypeMapNotify)
-		}
+}
+
+// Confirm echoes the join with this RTR listed before the child, so that
+// it never reads as a departure notice.
+func (jk joinKind) Confirm(_ *regstore.Entry[slowpath.SGKey, []treeChild], rec *wire.Record, _ *wire.MapRegister) wire.Record {
+	m := jk.m
+	key, _ := slowpath.SGKeyOf(&rec.EID)
+	l := m.local[key]
+	if l == nil {
+		return *rec
 	}
+	nodes, _ := slowpath.RecordRLE(rec)
+	nodes = append([]wire.RLENode{{Level: l.level, Address: wire.IPAddress(m.cfg.RLOC)}}, nodes...)
+	return slowpath.SGRecord(key, rec.TTL, nodes)
+}
+
+// joinSink reports tree-join events as registration events of the
+// (S,G)'s group, as a Map-Server reports (S,G) registrations; a leave
+// reads as accepted, as it always did.
+type joinSink struct{ m *Mcast }
+
+func (js joinSink) RegistrationEvent(ev *regstore.Event[slowpath.SGKey]) {
+	m := js.m
+	var kind slowpath.EventKind
+	reason := ""
+	switch ev.Kind {
+	case regstore.Accepted, regstore.Withdrawn:
+		kind = slowpath.EventRegistrationAccepted
+	case regstore.Rejected:
+		kind, reason = slowpath.EventRegistrationRejected, ev.Reason.Error()
+		if errors.Is(ev.Reason, regstore.ErrNoAuth) || errors.Is(ev.Reason, regstore.ErrUnknownKey) {
+			reason = "authentication failed: " + reason
+		}
+	case regstore.Expired:
+		kind = slowpath.EventRegistrationExpired
+		m.c.Log().Info("tree child expired", "sg", ev.Key.String(), "child", ev.Source)
+	default:
+		return
+	}
+	m.joinEvent(kind, ev.Key, ev.Source, reason)
 }
 
 // rtrRLE is the RLE an RTR installs: itself at its level, its children one
@@ -414,34 +476,11 @@ func (m *Mcast) installRTR(l *sgLocal) {
 	m.stats.Installs++
 }
 
-// refuseJoin refuses (part of) a tree join, counted, logged and reported
-// as a rejected registration.
-func (m *Mcast) refuseJoin(k slowpath.SGKey, src netip.AddrPort, err error) {
-	m.refuse(k, src, err)
-	m.joinEvent(slowpath.EventRegistrationRejected, k, src, err.Error())
-}
-
 // joinEvent reports a tree join as a registration event of the (S,G)'s
 // group, as a Map-Server reports (S,G) registrations.
 func (m *Mcast) joinEvent(kind slowpath.EventKind, k slowpath.SGKey, src netip.AddrPort, reason string) {
 	if m.c.EventsOn() {
 		m.c.Event(slowpath.Event{Kind: kind, EID: slowpath.EIDPrefix{IID: k.IID, Prefix: k.Group}, Source: src, Reason: reason})
-	}
-}
-
-// expireChildren drops children whose joins were not refreshed.
-func (m *Mcast) expireChildren(l *sgLocal) {
-	gone := false
-	for a, c := range l.children {
-		if m.c.Now().After(c.expires) {
-			delete(l.children, a)
-			gone = true
-			m.c.Log().Info("tree child expired", "sg", l.key.String(), "child", a)
-			m.joinEvent(slowpath.EventRegistrationExpired, l.key, c.src, "")
-		}
-	}
-	if gone {
-		m.installRTR(l)
 	}
 }
 

@@ -302,3 +302,105 @@ func TestProbeReplyMarksProbedLocator(t *testing.T) {
 		t.Fatalf("probed bits: %v %v, want false true", l[0].Probed, l[1].Probed)
 	}
 }
+
+// TestProbeReplyMatching: a probe counts as answered only by a reply with
+// its nonce for the probed RLOC (its p-bit locator, else its source) while
+// it is outstanding. A reply from another address, one whose p bit names
+// another RLOC, one with a wrong nonce, and a late reply after the probe's
+// round ended are ignored; a probe that only got those is a miss. A reply
+// from another address of the ETR that marks the probed RLOC counts (the
+// ETR answers to an ITR-RLOC, possibly of the other address family).
+func TestProbeReplyMatching(t *testing.T) {
+	rl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	other, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ms, _ := msWithETR(t, true, mapping("10.1.2.0/24", "127.0.0.1"))
+	inst := &fakeInstaller{}
+	clk := newFakeClock()
+	c := itrConfig(ms.Addr())
+	c.ProbeInterval = time.Second
+	c.ProbeMisses = 1
+	c.ProbePort = rl.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	itr := newEngineWith(t, Config{ITR: c}, inst, slowpath.Options{Clock: clk.Now})
+	itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.1.2.3")})
+	waitFor(t, 5*time.Second, "install", func() bool { return len(inst.positives()) == 1 })
+
+	// round moves the clock to the next probe round and returns the
+	// nonce of the probe the RLOC receives.
+	round := func() wire.Nonce {
+		t.Helper()
+		clk.Add(c.ProbeInterval)
+		if err := itr.c.Tick(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2048)
+		rl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := rl.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req wire.MapRequest
+		if err := req.Parse(buf[:n]); err != nil || !req.Probe {
+			t.Fatalf("probe %+v: %v", req, err)
+		}
+		return req.Nonce
+	}
+	ignored := func() uint64 { return itr.Stats().Msg(wire.TypeMapReply).Ignored }
+	// reply sends a probe reply from from; probed, when valid, is the
+	// locator it marks with the p bit.
+	reply := func(from *net.UDPConn, n wire.Nonce, probed netip.Addr) {
+		t.Helper()
+		rec := wire.Record{MaskLen: 24, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.0")),
+			Locators: []wire.Locator{{Address: wire.IPAddress(lo4), Priority: 1, Weight: 100, Reachable: true}}}
+		switch {
+		case probed == lo4:
+			rec.Locators[0].Probed = true
+		case probed.IsValid():
+			rec.Locators = append(rec.Locators, wire.Locator{Address: wire.IPAddress(probed), Priority: 2, Weight: 100, Reachable: true, Probed: true})
+		}
+		rep := wire.MapReply{Probe: true, Nonce: n, Records: []wire.Record{rec}}
+		b, err := rep.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := from.WriteToUDPAddrPort(b, itr.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	n1 := round()
+	base := ignored()
+	var none netip.Addr
+	reply(other, n1, none)                          // the right nonce from another address
+	reply(rl, n1, netip.MustParseAddr("192.0.2.9")) // from the RLOC, for another RLOC
+	wrong := n1
+	wrong[0] ^= 0xff
+	reply(rl, wrong, none) // the probed RLOC with a wrong nonce
+	waitFor(t, 5*time.Second, "three ignored replies", func() bool { return ignored() >= base+3 })
+
+	n2 := round()
+	waitFor(t, 5*time.Second, "RLOC down", func() bool { return len(inst.reaches()) == 1 })
+	if r := inst.reaches()[0]; r.up || r.rloc != lo4 {
+		t.Fatalf("reach change %+v", r)
+	}
+	reply(rl, n1, lo4) // late: the first probe's round is over
+	waitFor(t, 5*time.Second, "late reply ignored", func() bool { return ignored() >= base+4 })
+	if r := inst.reaches(); len(r) != 1 || itr.Stats().RLOCUp != 0 {
+		t.Fatalf("a late reply changed reachability: %+v", r)
+	}
+	reply(other, n2, lo4) // marks the probed RLOC: counts from any address
+	waitFor(t, 5*time.Second, "RLOC up", func() bool { return len(inst.reaches()) == 2 })
+	if r := inst.reaches()[1]; !r.up || r.rloc != lo4 {
+		t.Fatalf("reach change %+v", r)
+	}
+	if st := itr.Stats(); st.RLOCDown != 1 || st.RLOCUp != 1 {
+		t.Fatalf("down %d up %d", st.RLOCDown, st.RLOCUp)
+	}
+}

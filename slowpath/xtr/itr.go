@@ -25,7 +25,7 @@ type ITR struct {
 	recent   map[slowpath.EIDPrefix]time.Time
 	entries  map[slowpath.EIDPrefix]*itrEntry
 	rlocs    map[netip.Addr]*probeState
-	probes   map[wire.Nonce]netip.Addr
+	probes   *request.Tracker // the RLOC-probes in flight, one per RLOC
 	msgBuf   []byte
 	res      slowpath.Resolved
 }
@@ -49,10 +49,13 @@ type itrEntry struct {
 // probeState is the RLOC-probing state of one RLOC, shared by every mapping
 // that uses it.
 type probeState struct {
-	users       map[slowpath.EIDPrefix]struct{}
-	up          bool
-	misses      int
-	outstanding bool
+	addr   netip.Addr
+	users  map[slowpath.EIDPrefix]struct{}
+	up     bool
+	misses int
+	// probe is the probe of the current round until it is answered or
+	// the round ends.
+	probe *request.Request
 }
 
 // NewITR builds the ITR role of cfg (defaults applied) on c and registers
@@ -65,9 +68,10 @@ func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) 
 		recent:  map[slowpath.EIDPrefix]time.Time{},
 		entries: map[slowpath.EIDPrefix]*itrEntry{},
 		rlocs:   map[netip.Addr]*probeState{},
-		probes:  map[wire.Nonce]netip.Addr{},
 	}
 	t.tr = request.New(c.Clock(), c, request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries})
+	// A probe is sent once and waits one probe interval for its reply.
+	t.probes = request.New(c.Clock(), c, request.Config{Interval: max(cfg.ProbeInterval, time.Millisecond), MaxTries: 1})
 	t.itrRLOCs = RLOCAddresses(cfg.ITRRLOCs)
 	t.stats.ResolveLatency = slowpath.NewHistogram()
 	c.HandleMiss(t.onMiss)
@@ -206,9 +210,14 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		st.BadParse++
 		return true
 	}
-	if addr, ok := t.probes[rep.Nonce]; ok {
-		delete(t.probes, rep.Nonce)
-		t.probeAnswered(addr)
+	if t.probes.Knows(rep.Nonce) {
+		// A probe reply counts only for the probed RLOC, while its
+		// probe is outstanding (RFC 9301 §7.1).
+		if q, status := t.probes.Match(probedFrom(rep, m.Src), rep.Nonce); status == request.Matched {
+			t.probes.Complete(q)
+		} else {
+			st.Ignored++
+		}
 		return true
 	}
 	q, status := t.tr.Match(m.Src, rep.Nonce)
@@ -283,7 +292,7 @@ func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Add
 	for _, a := range rlocs {
 		ps := t.rlocs[a]
 		if ps == nil {
-			ps = &probeState{users: map[slowpath.EIDPrefix]struct{}{}, up: true}
+			ps = &probeState{addr: a, users: map[slowpath.EIDPrefix]struct{}{}, up: true}
 			t.rlocs[a] = ps
 		}
 		ps.users[key] = struct{}{}
@@ -369,34 +378,28 @@ func (t *ITR) onSMR(m *slowpath.Msg) bool {
 	return true
 }
 
-// probeRound counts unanswered probes of the last round, marks RLOCs down
-// after ProbeMisses in a row, and sends the next probes (RFC 9301 §7.1):
-// Map-Requests with the P bit sent straight to the RLOC.
+// probeRound counts the probes of the last round still unanswered as
+// misses, marks RLOCs down after ProbeMisses in a row, and sends the next
+// probes (RFC 9301 §7.1): Map-Requests with the P bit sent straight to the
+// RLOC, each a request whose reply must come from that RLOC.
 func (t *ITR) probeRound() {
-	c := t.c
-	clear(t.probes)
 	for addr, ps := range t.rlocs {
 		if len(ps.users) == 0 {
 			delete(t.rlocs, addr)
 			continue
 		}
-		if ps.outstanding {
-			ps.misses++
-			if ps.misses >= t.cfg.ProbeMisses && ps.up {
-				ps.up = false
-				t.stats.RLOCDown++
-				c.Log().Info("RLOC unreachable", "rloc", addr, "missed_probes", ps.misses)
-				for u := range ps.users {
-					t.inst.SetRLOCReachable(u, addr, false)
-				}
-			}
+		if q := ps.probe; q != nil {
+			// Unanswered through the whole round: a reply after this
+			// counts as late.
+			t.probes.Cancel(q)
+			t.probeMissed(ps)
 		}
 		var user slowpath.EIDPrefix
 		for u := range ps.users {
 			user = u
 			break
 		}
-		n := slowpath.NewNonce()
+		n := t.probes.NewNonce()
 		req := wire.MapRequest{
 			Probe:    true,
 			Nonce:    n,
@@ -408,27 +411,75 @@ func (t *ITR) probeRound() {
 			continue
 		}
 		t.wbuf = b
-		t.probes[n] = addr
-		ps.outstanding = true
-		c.Send(netip.AddrPortFrom(addr, t.cfg.ProbePort), b, wire.TypeMapRequest)
+		spec := request.Spec{Type: wire.TypeMapRequest, Targets: []netip.AddrPort{netip.AddrPortFrom(addr, t.cfg.ProbePort)},
+			MatchSource: true, Value: ps, Done: t.probeDone}
+		q, err := t.probes.Start(&spec, n, b)
+		if err != nil {
+			continue
+		}
+		ps.probe = q
 		t.stats.ProbesSent++
 	}
 }
 
-func (t *ITR) probeAnswered(addr netip.Addr) {
-	c := t.c
-	ps := t.rlocs[addr]
-	if ps == nil {
+// probedFrom returns the RLOC a probe reply answers for: the locator its
+// p bit marks as the one the probe was sent to (RFC 9301 §5.4), else the
+// reply's source. The source alone would not do: the ETR sends the reply
+// to one of the ITR-RLOCs (RFC 9301 §5.4), so the reply to a probe of an
+// IPv6 RLOC may come over IPv4, from another of its addresses.
+func probedFrom(rep *wire.MapReply, src netip.AddrPort) netip.AddrPort {
+	for i := range rep.Records {
+		for _, l := range rep.Records[i].Locators {
+			if l.Probed && (l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6) {
+				return netip.AddrPortFrom(l.Address.IP.Unmap(), src.Port())
+			}
+		}
+	}
+	return src
+}
+
+// probeDone runs when a probe ends: answered, cancelled by the next round
+// (which counted the miss), or timed out (a miss).
+func (t *ITR) probeDone(q *request.Request, o request.Outcome) {
+	ps := q.Value().(*probeState)
+	if ps.probe != q {
 		return
 	}
-	ps.outstanding = false
+	ps.probe = nil
+	if t.rlocs[ps.addr] != ps {
+		return // no mapping uses the RLOC any more
+	}
+	switch o {
+	case request.Answered:
+		t.probeAnswered(ps)
+	case request.GaveUp:
+		t.probeMissed(ps)
+	}
+}
+
+// probeMissed counts an unanswered probe of ps and marks its RLOC down
+// after ProbeMisses in a row.
+func (t *ITR) probeMissed(ps *probeState) {
+	ps.misses++
+	if ps.misses >= t.cfg.ProbeMisses && ps.up {
+		ps.up = false
+		t.stats.RLOCDown++
+		t.c.Log().Info("RLOC unreachable", "rloc", ps.addr, "missed_probes", ps.misses)
+		for u := range ps.users {
+			t.inst.SetRLOCReachable(u, ps.addr, false)
+		}
+	}
+}
+
+// probeAnswered resets the misses of ps and marks its RLOC up again.
+func (t *ITR) probeAnswered(ps *probeState) {
 	ps.misses = 0
 	if !ps.up {
 		ps.up = true
 		t.stats.RLOCUp++
-		c.Log().Info("RLOC reachable again", "rloc", addr)
+		t.c.Log().Info("RLOC reachable again", "rloc", ps.addr)
 		for u := range ps.users {
-			t.inst.SetRLOCReachable(u, addr, true)
+			t.inst.SetRLOCReachable(u, ps.addr, true)
 		}
 	}
 }

@@ -123,16 +123,6 @@ func (m *lookupMemo) prefetch(iid uint32, dst netip.Addr) {
 	}
 }
 
-// lookup returns cache.Lookup(iid, dst), from the memo when it holds that
-// exact destination for the current generation.
-func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
-	e, ok, hit := m.probe(iid, dst)
-	if hit {
-		m.mark(e)
-	}
-	return e, ok
-}
-
 // mark marks an entry the memo answered with active, as cache.Lookup marks
 // the entries it returns.
 func (m *lookupMemo) mark(e *cache.Entry) { m.rd.MarkActive(e) }

@@ -161,3 +161,14 @@ func TestMemoMatchesCache(t *testing.T) {
 		}
 	}
 }
+
+// lookup is probe and mark in one call, as the worker's lookup stages do
+// them in two: what cache.Lookup returns, from the memo when it holds that
+// exact destination for the current generation.
+func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
+	e, ok, hit := m.probe(iid, dst)
+	if hit {
+		m.mark(e)
+	}
+	return e, ok
+}

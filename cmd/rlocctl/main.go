@@ -43,11 +43,6 @@ func main() {
 	}
 }
 
-// run executes one command line with output to out (the tests' entry).
-func run(args []string, out io.Writer) error {
-	return execute(&options{ctx: context.Background(), out: out}, args)
-}
-
 func execute(o *options, args []string) error {
 	root := newRoot(o)
 	root.SetArgs(legacyFlags(root, args))

@@ -483,16 +483,7 @@ func checkEncap(t *testing.T, in, out [][]byte, w encapWant) {
 			}
 		}
 	}
-	if bad > 0 {
-		t.Errorf("%d of %d output frames wrong", bad, len(out))
-	}
-	missing := 0
-	for _, n := range want {
-		missing += n
-	}
-	if missing > 0 {
-		t.Errorf("%d of %d input packets never came out", missing, len(in))
-	}
+	checkTally(t, bad, len(out), want, len(in), "input packets")
 	t.Logf("%d in, %d out, %d flows by outer source port", len(in), len(out), len(sports))
 }
 
@@ -582,17 +573,24 @@ func checkDecap(t *testing.T, in, out [][]byte) {
 			}
 		}
 	}
+	checkTally(t, bad, len(out), want, len(in), "inner packets")
+	t.Logf("%d in, %d out", len(in), len(out))
+}
+
+// checkTally fails t when any of the out frames was wrong (bad) or any of
+// the in packets sent (what) is still owed in want.
+func checkTally(t *testing.T, bad, out int, want map[string]int, in int, what string) {
+	t.Helper()
 	if bad > 0 {
-		t.Errorf("%d of %d output frames wrong", bad, len(out))
+		t.Errorf("%d of %d output frames wrong", bad, out)
 	}
 	missing := 0
 	for _, n := range want {
 		missing += n
 	}
 	if missing > 0 {
-		t.Errorf("%d of %d inner packets never came out", missing, len(in))
+		t.Errorf("%d of %d %s never came out", missing, in, what)
 	}
-	t.Logf("%d in, %d out", len(in), len(out))
 }
 
 func addr(ip net.IP) netip.Addr {

@@ -504,8 +504,9 @@ func (it *ITRConfig) validate(path string) error {
 	return nil
 }
 
-// withDefaults returns a copy of c with zero values replaced by defaults.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy of c with zero values replaced by defaults,
+// as control.New applies them.
+func (c Config) WithDefaults() Config {
 	if len(c.Listen) == 0 {
 		c.Listen = []netip.AddrPort{
 			netip.AddrPortFrom(netip.IPv4Unspecified(), wire.ControlPort),
@@ -579,7 +580,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Multicast != nil {
-		c.Multicast = c.Multicast.withDefaults(&c)
+		c.Multicast = c.Multicast.WithDefaults(&c)
 	}
 	return c
 }

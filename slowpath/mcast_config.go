@@ -268,7 +268,10 @@ func ValidateRTRGroups(path string, rs []RTRGroup) error {
 	return nil
 }
 
-func (c MulticastConfig) withDefaults(top *Config) *MulticastConfig {
+// WithDefaults returns a copy of c with zero values replaced by defaults,
+// some taken from top (the ETR's Map-Servers and register interval, the
+// ITR's Map-Resolvers).
+func (c MulticastConfig) WithDefaults(top *Config) *MulticastConfig {
 	if len(c.MapServers) == 0 && top.ETR != nil {
 		c.MapServers = top.ETR.MapServers
 	}

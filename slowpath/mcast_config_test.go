@@ -12,11 +12,11 @@ import (
 func TestSuppressHoldConfig(t *testing.T) {
 	top := &Config{}
 	c := MulticastConfig{Underlay: &UnderlayConfig{Method: UnderlayHash, Range: netip.MustParsePrefix("239.255.0.0/16")}}
-	if got := c.withDefaults(top).Underlay.SuppressHold; got != DefaultSuppressHold {
+	if got := c.WithDefaults(top).Underlay.SuppressHold; got != DefaultSuppressHold {
 		t.Errorf("default hold %v, want %v", got, DefaultSuppressHold)
 	}
 	c.Underlay.SuppressHold = 7 * time.Second
-	if got := c.withDefaults(top).Underlay.SuppressHold; got != 7*time.Second {
+	if got := c.WithDefaults(top).Underlay.SuppressHold; got != 7*time.Second {
 		t.Errorf("hold %v, want 7s", got)
 	}
 	c.Underlay.SuppressHold = -time.Second

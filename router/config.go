@@ -602,7 +602,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,
 			RegisterInterval: c.ETR.RegisterInterval, ProxyReply: c.ETR.ProxyReply,
-			DeregisterOnStop: c.ETR.DeregisterOnStop, SiteID: c.ETR.SiteID}
+			DeregisterOnStop: c.ETR.DeregisterOnStop, SiteID: c.ETR.SiteID, LocalRLOCs: c.RLOCs}
 		if c.Name != "" {
 			e.XTRID = xtrID(c.Name)
 		}

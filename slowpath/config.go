@@ -332,6 +332,9 @@ type ETRConfig struct {
 	// SMRWindow is how long a requesting ITR is remembered for SMRs; 0
 	// means 10 minutes.
 	SMRWindow time.Duration
+	// LocalRLOCs are the router's own RLOCs: the ETR sets the L bit on
+	// these locators in its Map-Replies (RFC 9301 §5.4).
+	LocalRLOCs []netip.Addr
 }
 
 // ITRConfig configures the ITR role.

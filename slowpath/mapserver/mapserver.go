@@ -312,6 +312,9 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 	if ent.name {
 		m.MaskLen, m.EID = 0, replicate.GroupRangeEID(ent.key.IID, ent.key.Prefix)
 	}
+	for i := range m.Locators {
+		m.Locators[i].Local = false // no locator is the Map-Server's own (RFC 9301 §5.4)
+	}
 	m.Action = wire.ActionNoAction
 	m.Authoritative = false // a proxy reply is not the ETR's own answer
 	m.MapVersion = latest.Value.MapVersion

@@ -268,6 +268,11 @@ func (t *ETR) mappingFor(req *wire.MapRequest) int {
 	return best
 }
 
+// own reports whether ip is one of the router's RLOCs.
+func (t *ETR) own(ip netip.Addr) bool {
+	return slices.ContainsFunc(t.cfg.LocalRLOCs, func(a netip.Addr) bool { return a.Unmap() == ip })
+}
+
 // serves reports whether the ETR is authoritative for the request's EID.
 func (t *ETR) serves(req *wire.MapRequest) bool { return t.mappingFor(req) >= 0 }
 
@@ -288,13 +293,12 @@ func (t *ETR) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, loca
 	}
 	rec := t.recs[i]
 	t.locs = append(t.locs[:0], rec.Locators...)
-	if req.Probe {
-		for j := range t.locs {
-			if t.locs[j].Address.IP == local {
-				t.locs[j].Probed = true
-				t.locs[j].Local = true
-			}
-		}
+	for j := range t.locs {
+		// L marks the ETR's own locators (RFC 9301 §5.4); p the one a
+		// probe was sent to (RFC 9301 §7.1).
+		ip := t.locs[j].Address.IP
+		t.locs[j].Local = t.own(ip) || (req.Probe && ip == local)
+		t.locs[j].Probed = req.Probe && ip == local
 	}
 	rec.Locators = t.locs
 	rep := &t.rep

@@ -168,20 +168,20 @@ func (in *instance) shards(fn func(*shard) bool) bool {
 
 // Stats are the cache's counters.
 type Stats struct {
-	Entries     int // current entries
-	Negative    int // current non-static negative entries
-	Static      int // current static entries
-	Multicast   int // current multicast entries
-	LocatorSets int // distinct interned locator sets
-	Instances   int // instance-IDs seen
+	Entries     int `json:"entries"`      // current entries
+	Negative    int `json:"negative"`     // current non-static negative entries
+	Static      int `json:"static"`       // current static entries
+	Multicast   int `json:"multicast"`    // current multicast entries
+	LocatorSets int `json:"locator_sets"` // distinct interned locator sets
+	Instances   int `json:"instances"`    // instance-IDs seen
 
-	Inserted        uint64
-	Replaced        uint64
-	Deleted         uint64
-	Expired         uint64
-	Evicted         uint64 // all evictions, negative ones included
-	EvictedNegative uint64
-	Rejected        uint64
+	Inserted        uint64 `json:"inserted"`
+	Replaced        uint64 `json:"replaced"`
+	Deleted         uint64 `json:"deleted"`
+	Expired         uint64 `json:"expired"`
+	Evicted         uint64 `json:"evicted"` // all evictions, negative ones included
+	EvictedNegative uint64 `json:"evicted_negative"`
+	Rejected        uint64 `json:"rejected"`
 }
 
 // New returns an empty cache.

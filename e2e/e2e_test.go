@@ -32,7 +32,7 @@ func TestNetwork(t *testing.T) {
 	t.Run("registration accepted and notified", func(t *testing.T) {
 		n.waitFor(10*time.Second, "4 registrations", func() bool { return len(n.registrations()) == 4 })
 		for _, x := range []string{"xtr1", "xtr2"} {
-			n.waitFor(5*time.Second, x+" Map-Notify", func() bool { return n.stats(x).Control["register-notified"] >= 1 })
+			n.waitFor(5*time.Second, x+" Map-Notify", func() bool { return n.stats(x).Control["register_notified"] >= 1 })
 		}
 		if st := n.stats("msmr"); msgCount(st, "map-register").BadAuth != 0 {
 			t.Fatalf("bad-auth registers with good keys: %+v", msgCount(st, "map-register"))
@@ -50,7 +50,7 @@ func TestNetwork(t *testing.T) {
 		if st.Fastpath["held"] == 0 || st.Fastpath["released"] == 0 || st.Fastpath["encap"] < 5 {
 			t.Fatalf("xtr1 counters: %v drops %v", st.Fastpath, st.Drops)
 		}
-		if st.Drops["hold-timeout"] != 0 || st.Drops["hold-full-eid"] != 0 {
+		if st.Drops["hold_timeout"] != 0 || st.Drops["hold_full_eid"] != 0 {
 			t.Fatalf("held packets lost: %v", st.Drops)
 		}
 		got, err = n.lab.Ping("h1", h2v6, 5, 2*time.Second)
@@ -95,15 +95,15 @@ func TestNetwork(t *testing.T) {
 		kernel := uint64(0)
 		for _, node := range []string{"xtr1", "xtr2", "pxtr"} {
 			st := n.stats(node)
-			kernel += st.Fastpath["to-kernel"]
-			for _, d := range []string{"no-neighbour", "no-route", "no-port", "hold-timeout", "hold-full-eid",
-				"hold-full-global", "hold-no-slot", "hold-oversize", "miss-queue-full", "tx-full"} {
+			kernel += st.Fastpath["to_kernel"]
+			for _, d := range []string{"no_neighbour", "no_route", "no_port", "hold_timeout", "hold_full_eid",
+				"hold_full_global", "hold_no_slot", "hold_oversize", "miss_queue_full", "tx_full"} {
 				if st.Drops[d] != 0 {
 					t.Errorf("%s dropped %d packets as %s (drops %v)", node, st.Drops[d], d, st.Drops)
 				}
 			}
-			if st.Fastpath["release-queue-full"] != 0 {
-				t.Errorf("%s lost %d releases", node, st.Fastpath["release-queue-full"])
+			if st.Fastpath["release_queue_full"] != 0 {
+				t.Errorf("%s lost %d releases", node, st.Fastpath["release_queue_full"])
 			}
 		}
 		if kernel == 0 {
@@ -186,8 +186,8 @@ func TestNetwork(t *testing.T) {
 			}
 			return true
 		})
-		if st := n.stats("msmr"); st.Control["registrations-expired"] < 2 {
-			t.Fatalf("registrations-expired = %d", st.Control["registrations-expired"])
+		if st := n.stats("msmr"); st.Control["registrations_expired"] < 2 {
+			t.Fatalf("registrations-expired = %d", st.Control["registrations_expired"])
 		}
 	})
 }

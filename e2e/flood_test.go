@@ -77,7 +77,7 @@ func TestFlood(t *testing.T) {
 		junk = append(junk, b)
 	}
 	before := n.stats("msmr")
-	notified := n.stats("xtr2").Control["register-notified"]
+	notified := n.stats("xtr2").Control["register_notified"]
 	res1 := n.stats("xtr1").Control["resolutions"]
 
 	// The flood: 100 messages every 10 ms for 400 ticks (about 4 s).
@@ -144,7 +144,7 @@ func TestFlood(t *testing.T) {
 	}
 	// xtr2 kept registering: notified during the flood, and its
 	// registrations (3 s timeout) are alive and fresh.
-	if got := n.stats("xtr2").Control["register-notified"] - notified; got < uint64(floodTime/time.Second)-1 {
+	if got := n.stats("xtr2").Control["register_notified"] - notified; got < uint64(floodTime/time.Second)-1 {
 		t.Errorf("xtr2 got %d Map-Notifies during a %v flood (registers every 1 s)", got, floodTime)
 	}
 	site2 := 0

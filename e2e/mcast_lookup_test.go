@@ -174,7 +174,7 @@ func TestMulticastGroupLookup(t *testing.T) {
 	for _, g := range groups {
 		t.Logf("(*,%s) RLE %v", g, n.groupRLE(g))
 	}
-	if got := n.stats("msmr").Control["group-name-replies"]; got < 6 {
+	if got := n.stats("msmr").Control["group_name_replies"]; got < 6 {
 		t.Errorf("the Map-Server answered %d group-name lookups, want at least 6 (2 per ETR)", got)
 	}
 
@@ -206,7 +206,7 @@ func TestMulticastGroupLookup(t *testing.T) {
 	before := n.stats("xtr1")
 	etrBefore := map[string]uint64{}
 	for _, x := range []string{"xtr2", "xtr3", "xtr4"} {
-		etrBefore[x] = n.stats(x).Drops["no-receivers"]
+		etrBefore[x] = n.stats(x).Drops["no_receivers"]
 	}
 	if err := src.send(0, lkStream, lkRate); err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestMulticastGroupLookup(t *testing.T) {
 	// group, which none of its receivers joined: it must not reach the
 	// site (exactly one group's stream dropped per ETR).
 	for _, x := range []string{"xtr2", "xtr3", "xtr4"} {
-		d := n.stats(x).Drops["no-receivers"] - etrBefore[x]
+		d := n.stats(x).Drops["no_receivers"] - etrBefore[x]
 		t.Logf("%s dropped %d packets of groups without receivers", x, d)
 		if d != lkStream {
 			t.Errorf("%s dropped %d packets of groups without receivers, want %d (the other many:1 group)", x, d, lkStream)

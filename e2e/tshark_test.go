@@ -34,7 +34,7 @@ func TestCapture(t *testing.T) {
 	n.start("xtr2", xtrYAML("xtr2", "2", "key-two", "0s"))
 	n.waitFor(10*time.Second, "4 registrations", func() bool { return len(n.registrations()) == 4 })
 	for _, x := range []string{"xtr1", "xtr2"} {
-		n.waitFor(5*time.Second, x+" Map-Notify", func() bool { return n.stats(x).Control["register-notified"] >= 1 })
+		n.waitFor(5*time.Second, x+" Map-Notify", func() bool { return n.stats(x).Control["register_notified"] >= 1 })
 	}
 	for _, dst := range []string{"10.2.0.10", "2001:db8:2::10"} {
 		a := mustAddr(dst)

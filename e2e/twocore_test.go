@@ -213,7 +213,7 @@ func TestTwoWorkers(t *testing.T) {
 	for _, node := range []string{"xa", "xb"} {
 		s := n.stats(node)
 		t.Logf("%s per worker: %v; xsk tx frames %d in %d sendto calls", node, s.PerWorker,
-			s.Fastpath["xsk-tx-frames"], s.Fastpath["xsk-tx-sendto"])
+			s.Fastpath["xsk_tx_frames"], s.Fastpath["xsk_tx_sendto"])
 		key := "encap"
 		if node == "xb" {
 			key = "decap"

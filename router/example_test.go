@@ -80,7 +80,7 @@ func ExampleStart() {
 		fmt.Println("registered:", reg.Site, reg.EID, reg.RLOCs)
 	}
 	st := r.Stats()
-	fmt.Println("registrations accepted:", st.Control["registrations-accepted"])
+	fmt.Println("registrations accepted:", st.Control["registrations_accepted"])
 	// Output:
 	// answer: true true
 	// registered: site1 10.1.0.0/24 [192.0.2.1]

@@ -473,7 +473,7 @@ func (r *Router) socketCounters(s *Stats) {
 		c := p.Published()
 		tx, kicks, wakeups = tx+c.TxPackets, kicks+c.TxKicks, wakeups+c.TxWakeups
 	}
-	s.Fastpath["xsk-tx-frames"], s.Fastpath["xsk-tx-sendto"], s.Fastpath["xsk-tx-wakeups"] = tx, kicks, wakeups
+	s.Fastpath["xsk_tx_frames"], s.Fastpath["xsk_tx_sendto"], s.Fastpath["xsk_tx_wakeups"] = tx, kicks, wakeups
 	for _, w := range r.workers {
 		var c fastpath.Counters
 		w.Counters().Snapshot(&c)
@@ -514,15 +514,15 @@ func (r *Router) Stats() Stats {
 				xs.Rx_invalid_descs += st.Rx_invalid_descs
 			}
 		}
-		for k, v := range map[string]uint64{"xsk-rx-dropped": xs.Rx_dropped, "xsk-rx-ring-full": xs.Rx_ring_full,
-			"xsk-fill-ring-empty": xs.Rx_fill_ring_empty_descs, "xsk-rx-invalid": xs.Rx_invalid_descs} {
+		for k, v := range map[string]uint64{"xsk_rx_dropped": xs.Rx_dropped, "xsk_rx_ring_full": xs.Rx_ring_full,
+			"xsk_fill_ring_empty": xs.Rx_fill_ring_empty_descs, "xsk_rx_invalid": xs.Rx_invalid_descs} {
 			if v > 0 {
 				s.Drops[k] = v
 			}
 		}
 		r.socketCounters(&s)
-		s.Fastpath["release-queue-full"] = r.releaseDropped.Load()
-		s.Fastpath["misses-to-slowpath"] = r.missesSeen.Load()
+		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()
+		s.Fastpath["misses_to_slowpath"] = r.missesSeen.Load()
 	}
 	if r.engine != nil {
 		es := r.engine.Stats()
@@ -539,27 +539,27 @@ func (r *Router) Stats() Stats {
 		}
 		s.Control = map[string]uint64{
 			"registrations":          uint64(es.Registrations),
-			"registrations-accepted": es.RegistrationsAccepted,
-			"registrations-rejected": es.RegistrationsRejected,
-			"registrations-expired":  es.RegistrationsExpired,
-			"register-notified":      es.RegisterNotified,
-			"register-retries":       es.RegisterRetries,
-			"register-unconfirmed":   es.RegisterUnconfirmed,
+			"registrations_accepted": es.RegistrationsAccepted,
+			"registrations_rejected": es.RegistrationsRejected,
+			"registrations_expired":  es.RegistrationsExpired,
+			"register_notified":      es.RegisterNotified,
+			"register_retries":       es.RegisterRetries,
+			"register_unconfirmed":   es.RegisterUnconfirmed,
 			"forwarded":              es.Forwarded,
-			"proxy-replies":          es.ProxyReplies,
-			"group-name-replies":     es.GroupNameReplies,
-			"negative-replies":       es.NegativeReplies,
+			"proxy_replies":          es.ProxyReplies,
+			"group_name_replies":     es.GroupNameReplies,
+			"negative_replies":       es.NegativeReplies,
 			"resolutions":            es.Resolutions,
-			"resolve-timeouts":       es.ResolveTimeouts,
+			"resolve_timeouts":       es.ResolveTimeouts,
 			"retransmits":            es.Retransmits,
-			"probes-sent":            es.ProbesSent,
-			"rloc-down":              es.RLOCDown,
-			"rloc-up":                es.RLOCUp,
-			"misses-dropped":         es.MissesDropped,
+			"probes_sent":            es.ProbesSent,
+			"rloc_down":              es.RLOCDown,
+			"rloc_up":                es.RLOCUp,
+			"misses_dropped":         es.MissesDropped,
 			"short":                  es.Short,
 			"oversize":               es.Oversize,
-			"smrs-sent":              es.SMRsSent,
-			"smr-invoked":            es.SMRInvoked,
+			"smrs_sent":              es.SMRsSent,
+			"smr_invoked":            es.SMRInvoked,
 		}
 		if h := es.ResolveLatency; h.Count > 0 {
 			s.LatencyMS = map[string]string{
@@ -570,7 +570,22 @@ func (r *Router) Stats() Stats {
 			}
 		}
 	}
+	// One key style in all JSON (snake_case, as Prometheus names them): the
+	// fast path names its counters and drop reasons with dashes.
+	s.Fastpath, s.Drops = snakeKeys(s.Fastpath), snakeKeys(s.Drops)
 	return s
+}
+
+// snakeKeys returns m with its keys in snake_case (metricName).
+func snakeKeys(m map[string]uint64) map[string]uint64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[metricName(k)] = v
+	}
+	return out
 }
 
 func (r *Router) apiStats(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.Stats()) }

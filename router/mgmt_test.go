@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,13 +228,40 @@ func TestMgmtRegistrationsEventsStats(t *testing.T) {
 	if mr.Received != 2 || mr.BadAuth != 1 {
 		t.Errorf("map-register counters %+v", mr)
 	}
-	if st.Control["registrations"] != 1 || st.Control["registrations-accepted"] != 1 ||
-		st.Control["registrations-rejected"] != 0 { // policy refusals only; a bad key is bad-auth
+	if st.Control["registrations"] != 1 || st.Control["registrations_accepted"] != 1 ||
+		st.Control["registrations_rejected"] != 0 { // policy refusals only; a bad key is bad-auth
 		t.Errorf("control counters %v", st.Control)
 	}
 	if st.Name != "ms-test" || st.Workers != 0 || st.Fastpath != nil {
 		t.Errorf("stats header %+v", st)
 	}
+	call(t, r, "POST", "/v1/map-cache", MapCacheEntry{EID: "10.9.0.0/16", RLOCs: []RLOCInfo{{Addr: "192.0.2.9"}}}, nil)
+	for _, path := range []string{"/v1/stats", "/v1/registrations", "/v1/map-cache"} {
+		var v any
+		call(t, r, "GET", path, nil, &v)
+		for _, k := range jsonKeys(v, nil) {
+			if !snakeCase.MatchString(k) {
+				t.Errorf("GET %s: key %q is not snake_case", path, k)
+			}
+		}
+	}
+}
+
+var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+
+// jsonKeys appends every object key in v (decoded JSON) to keys.
+func jsonKeys(v any, keys []string) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			keys = jsonKeys(x, append(keys, k))
+		}
+	case []any:
+		for _, x := range v {
+			keys = jsonKeys(x, keys)
+		}
+	}
+	return keys
 }
 
 // TestMgmtMapCache: add, get, list and delete map-cache entries through

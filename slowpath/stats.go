@@ -9,28 +9,28 @@ import (
 // MsgStats counts the messages of one type by result.
 type MsgStats struct {
 	// Received counts messages accepted for processing (after rate limiting).
-	Received uint64
+	Received uint64 `json:"received"`
 	// Sent counts messages of this type sent.
-	Sent uint64
+	Sent uint64 `json:"sent"`
 	// SendErrors counts sends the socket refused.
-	SendErrors uint64
+	SendErrors uint64 `json:"send_errors"`
 	// BadParse counts messages that failed to parse.
-	BadParse uint64
+	BadParse uint64 `json:"bad_parse"`
 	// BadAuth counts messages whose authentication failed or whose key is
 	// unknown.
-	BadAuth uint64
+	BadAuth uint64 `json:"bad_auth"`
 	// RateLimited counts messages dropped by the per-source rate limit.
-	RateLimited uint64
+	RateLimited uint64 `json:"rate_limited"`
 	// Rejected counts well-formed messages refused by policy (EID not
 	// allowed to the site, xTR-ID required, unknown site).
-	Rejected uint64
+	Rejected uint64 `json:"rejected"`
 	// Ignored counts messages no role wanted (unmatched nonce, unsupported
 	// type, request for an EID this router does not serve).
-	Ignored uint64
+	Ignored uint64 `json:"ignored"`
 	// Parsed counts messages decoded: at most once per message received
 	// (the core decodes each message once and hands the result to every
 	// role that wants it).
-	Parsed uint64
+	Parsed uint64 `json:"parsed"`
 }
 
 // add adds o's counters to s.

@@ -24,6 +24,10 @@ type Capture struct {
 	// Tool is the capture program used ("tcpdump" or "dumpcap").
 	Tool string
 	p    *Proc
+	// summary is what the tool printed after it started (its statistics
+	// on exit), kept once drained is closed.
+	summary []string
+	drained chan struct{}
 }
 
 // captureTools are the programs Capture can run, in order of preference.
@@ -89,16 +93,20 @@ func (l *Lab) capture(tool, node, ifname, filter, file string) (*Capture, error)
 		stderr.Close()
 		return nil, err
 	}
-	cp := &Capture{File: file, Tool: tool, p: p}
+	cp := &Capture{File: file, Tool: tool, p: p, drained: make(chan struct{})}
 	readyc := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		seen := false
+		defer close(cp.drained)
 		defer stderr.Close()
 		for sc.Scan() {
-			if !seen && strings.Contains(sc.Text(), ready) {
+			switch {
+			case !seen && strings.Contains(sc.Text(), ready):
 				seen = true
 				readyc <- true
+			case seen && len(cp.summary) < 16:
+				cp.summary = append(cp.summary, sc.Text())
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -154,5 +162,34 @@ func (c *Capture) Stop() error {
 	if err := c.p.Wait(); err != nil && !errors.As(err, &ee) {
 		return err
 	}
+	select {
+	case <-c.drained:
+	case <-time.After(5 * time.Second):
+	}
 	return nil
+}
+
+// KernelDrops returns the packets the capture lost in the kernel (its
+// socket buffer was full), as the tool reported on exit; ok is false when
+// it reported no such figure. Call it after Stop.
+func (c *Capture) KernelDrops() (n int, ok bool) {
+	select {
+	case <-c.drained:
+	default:
+		return 0, false
+	}
+	for _, l := range c.summary {
+		// tcpdump: "N packets dropped by kernel"; dumpcap: "Packets
+		// received/dropped on interface 'x': R/N (...)".
+		if _, err := fmt.Sscanf(l, "%d packets dropped by kernel", &n); err == nil {
+			return n, true
+		}
+		if i := strings.LastIndex(l, "': "); i >= 0 && strings.HasPrefix(l, "Packets received/dropped") {
+			var r int
+			if _, err := fmt.Sscanf(l[i+3:], "%d/%d", &r, &n); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -311,6 +311,9 @@ func TestCapture(t *testing.T) {
 			if err := c.Stop(); err != nil {
 				t.Fatal(err)
 			}
+			if n, ok := c.KernelDrops(); !ok || n != 0 {
+				t.Errorf("kernel drops %d (reported: %v), want 0 reported (exit summary %q)", n, ok, c.summary)
+			}
 			out, err := exec.Command("tshark", "-n", "-r", file, "-T", "fields", "-e", "icmp.type").Output()
 			if err != nil {
 				t.Fatal(err)

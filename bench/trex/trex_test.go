@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,6 +25,7 @@ import (
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -205,6 +208,9 @@ type rig struct {
 	lab   *lab.Lab
 	dir   string
 	procs map[string]*lab.Proc
+	// capDrops is what the last capture lost in the kernel (-1: not
+	// reported).
+	capDrops int
 }
 
 // newRig brings up topo. Everything is torn down at the end of the test
@@ -321,7 +327,50 @@ func (r *rig) replayTo(t *testing.T, node, file, capNode, capIf, filter string, 
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	r.capDrops = -1
+	if n, ok := c.KernelDrops(); ok {
+		r.capDrops = n
+	}
 	return readPcap(t, capFile)
+}
+
+// stats returns node's rlocd counters (GET /v1/stats on its management
+// socket).
+func (r *rig) stats(t *testing.T, node string) router.Stats {
+	t.Helper()
+	sock := filepath.Join(r.dir, node+".sock")
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := cl.Get("http://rlocd/v1/stats")
+	if err != nil {
+		t.Fatalf("%s stats: %v", node, err)
+	}
+	defer resp.Body.Close()
+	var st router.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("%s stats: %v", node, err)
+	}
+	return st
+}
+
+// lostOutside reports whether frames missing from a capture were lost
+// outside rlocd: the capture says it dropped some in the kernel, or node
+// sent every frame it should have (tx grew by at least sent) and counted
+// no drop between before and after. It logs the evidence either way.
+func lostOutside(t *testing.T, r *rig, node string, before, after router.Stats, sent uint64) bool {
+	t.Helper()
+	drops := map[string]uint64{}
+	for k, v := range after.Drops {
+		if d := v - before.Drops[k]; d > 0 {
+			drops[k] = d
+		}
+	}
+	tx := after.Fastpath["tx"] - before.Fastpath["tx"]
+	t.Logf("%s: tx %d (want >= %d), drops %v; capture kernel drops %d", node, tx, sent, drops, r.capDrops)
+	return r.capDrops > 0 || (tx >= sent && len(drops) == 0)
 }
 
 // TestProfiles checks every profile against rlocd: the configurations pass
@@ -738,9 +787,20 @@ func testMcast(t *testing.T, k *kit) {
 	}
 
 	file, in := k.pcap(t, "mcast", "flows=1", "size=imix", "count="+fmt.Sprint(count))
-	out := r.replayTo(t, "p0", file, "core", "p0", filter, len(rle)*len(in), captureWait)
-	if len(out) != len(rle)*len(in) {
-		t.Errorf("%d frames in, %d copies out, want %d (one per RLE entry)", len(in), len(out), len(rle)*len(in))
+	want := len(rle) * len(in)
+	var out [][]byte
+	// A second try only when copies went missing after rlocd sent them
+	// (the veths, the bridge or the capture lost them on a busy machine).
+	for try := 1; ; try++ {
+		before := r.stats(t, "dut")
+		out = r.replayTo(t, "p0", file, "core", "p0", filter, want, captureWait)
+		if len(out) >= want || try == 2 || !lostOutside(t, r, "dut", before, r.stats(t, "dut"), uint64(want)) {
+			break
+		}
+		t.Logf("%d of %d copies captured, lost outside rlocd: replaying once more", len(out), want)
+	}
+	if len(out) != want {
+		t.Errorf("%d frames in, %d copies out, want %d (one per RLE entry)", len(in), len(out), want)
 	}
 	for _, e := range rle {
 		var mine [][]byte

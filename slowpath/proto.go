@@ -3,6 +3,7 @@ package slowpath
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"time"
 
@@ -55,13 +56,18 @@ func TTLMinutes(d time.Duration) uint32 {
 }
 
 // TTLDuration converts a record TTL to a duration; receiver-decides
-// (RFC 9301 §5.4) becomes def.
+// (RFC 9301 §5.4) becomes def. It saturates at the longest duration
+// (about 292 years) instead of overflowing: a TTL of 0xfffffffe minutes
+// from the wire lives long, it does not expire at once.
 func TTLDuration(ttl uint32, def time.Duration) time.Duration {
 	if ttl == wire.TTLReceiverDecides {
 		return def
 	}
-	return time.Duration(ttl) * time.Minute
+	return time.Duration(min(int64(ttl), maxTTLMinutes)) * time.Minute
 }
+
+// maxTTLMinutes is the longest TTL, in minutes, a time.Duration holds.
+const maxTTLMinutes = math.MaxInt64 / int64(time.Minute)
 
 // AppendReplyHeader appends the first word and nonce of a Map-Reply with
 // one record (RFC 9301 §5.4); the caller appends the encoded record.

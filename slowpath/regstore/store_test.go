@@ -2,6 +2,7 @@ package regstore_test
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"slices"
 	"testing"
@@ -195,6 +196,9 @@ func TestTTLExpiry(t *testing.T) {
 		{"T bit receiver decides", true, wire.TTLReceiverDecides, 0, 3 * time.Minute},
 		{"shorter refresh moves the deadline earlier", true, 10, 1, time.Minute},
 		{"longer refresh moves it later", true, 1, 20, 20 * time.Minute},
+		// The largest TTL saturates at the longest duration: alive for
+		// centuries, not expired at once.
+		{"T bit largest TTL", true, 0xfffffffe, 0, time.Duration(math.MaxInt64/int64(time.Minute)) * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, prefixKind(), nil, regstore.Config{Timeout: 3 * time.Minute})

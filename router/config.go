@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
@@ -41,6 +44,21 @@ type Roles struct {
 	MapServer bool
 	// MapResolver answers ECM Map-Requests (RFC 9301 §8.1).
 	MapResolver bool
+}
+
+// String lists the roles as the configuration file names them.
+func (r Roles) String() string {
+	var names []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{r.ITR, "itr"}, {r.ETR, "etr"}, {r.PITR, "pitr"}, {r.PETR, "petr"}, {r.RTR, "rtr"},
+		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}} {
+		if x.on {
+			names = append(names, x.name)
+		}
+	}
+	return "[" + strings.Join(names, ", ") + "]"
 }
 
 // any reports whether at least one role is set.
@@ -434,6 +452,24 @@ func (c *Config) validateRoleSections() error {
 		return errors.New("sites: the map-server role needs sites")
 	case !c.Roles.MapServer && len(c.Sites) > 0:
 		return errors.New("sites: only the map-server role has sites")
+	case !c.Roles.ETR && len(c.Database) > 0:
+		return errors.New("database: only the etr role has database mappings (add etr to roles, or remove database)")
+	}
+	// A section for a role the router does not run would be ignored: say so.
+	for _, s := range []struct {
+		key  string
+		v    any
+		role bool
+		want string
+	}{
+		{"etr", c.ETR, c.Roles.ETR, "the etr role"},
+		{"itr", c.ITR, c.Roles.resolves(), "the itr, pitr or rtr role"},
+		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
+		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
+	} {
+		if !s.role && !reflect.ValueOf(s.v).IsZero() {
+			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
+		}
 	}
 	for i, a := range c.MapResolvers {
 		if !a.IsValid() {
@@ -460,7 +496,7 @@ func (c *Config) validatePITR() error {
 func (c *Config) validateStatic() error {
 	for i := range c.Static {
 		f := fmt.Sprintf("map_cache[%d]", i)
-		if err := slowpath.CheckPrefix(f+".eid", c.Static[i].Prefix); err != nil {
+		if err := (&slowpath.EIDPrefix{IID: c.Static[i].IID, Prefix: c.Static[i].Prefix}).Validate(f); err != nil {
 			return err
 		}
 		if _, err := fastpath.StaticUpdates(c.Static[i : i+1]); err != nil {
@@ -486,10 +522,15 @@ func (c *Config) validateBounds() error {
 	return nil
 }
 
-// validateControl checks control.
+// validateControl checks control and metrics.
 func (c *Config) validateControl() error {
 	if err := slowpath.ValidateListen("control.listen", c.Control.Listen); err != nil {
 		return err
+	}
+	if l := c.Metrics.Listen; l != "" {
+		if _, err := net.ResolveTCPAddr("tcp", l); err != nil {
+			return fmt.Errorf("metrics.listen: %q: %v (want host:port, e.g. 127.0.0.1:9100)", l, err)
+		}
 	}
 	return c.Control.RateLimit.Validate("control.rate_limit")
 }

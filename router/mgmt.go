@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -109,7 +110,14 @@ func (r *Router) startMgmt() error {
 		c.Close()
 		return fmt.Errorf("mgmt.socket: %s is in use by another process", path)
 	}
-	_ = os.Remove(path)
+	// Only a stale socket is replaced: never a file or a directory an
+	// operator pointed the option at by mistake.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return fmt.Errorf("mgmt.socket: %s exists and is not a socket (%v); refusing to replace it", path, fi.Mode().Type())
+		}
+		_ = os.Remove(path)
+	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return fmt.Errorf("mgmt.socket: %w", err)

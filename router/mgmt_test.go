@@ -6,13 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,4 +465,102 @@ func TestMgmtSocketInUse(t *testing.T) {
 	if code := call(t, r, "GET", "/v1/stats", nil, &st); code != 200 {
 		t.Errorf("stats after the refused start: %d", code)
 	}
+}
+
+// TestMgmtSocketPathNotASocket: a management socket path that is a
+// regular file or a directory is refused and left as it was; a stale
+// socket (nobody listening) is replaced.
+func TestMgmtSocketPathNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := startMS(t).Config()
+	cfg.Metrics.Listen = ""
+	for _, p := range []string{file, empty} {
+		cfg.Mgmt.Socket = p
+		if r, err := Start(cfg); err == nil {
+			r.Stop()
+			t.Errorf("%s: started on a path that is not a socket", p)
+		} else if !strings.Contains(err.Error(), "mgmt.socket") || !strings.Contains(err.Error(), "not a socket") {
+			t.Errorf("%s: error %q", p, err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep me" {
+		t.Errorf("file changed: %q", b)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	cfg.Mgmt.Socket = stale
+	r, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	r.Stop()
+}
+
+// TestStartLog: the start-up line says what runs and where it listens; a
+// start that fails on a missing interface names it, and logs no "router
+// stopped" (the caller reports the failure once).
+func TestStartLog(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	cfg := startMS(t).Config()
+	cfg.Mgmt.Socket = filepath.Join(t.TempDir(), "m.sock")
+	cfg.Logger = log
+	r, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	mu.Lock()
+	out := buf.String()
+	buf.Reset()
+	mu.Unlock()
+	for _, want := range []string{`msg="router started"`, `roles="[map-server, map-resolver]"`, "control=[127.0.0.1:", "mgmt=" + cfg.Mgmt.Socket, "metrics=127.0.0.1:", `msg="router stopped"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+
+	bad := Config{Name: "nosuch", Roles: Roles{ITR: true}, RLOCs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		Interfaces:   []Interface{{Name: "rloc-nosuch0", Side: SideSite}, {Name: "rloc-nosuch1", Side: SideCore}},
+		MapResolvers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.100:4342")}, Logger: log,
+		Mgmt: MgmtOptions{Socket: filepath.Join(t.TempDir(), "n.sock")}}
+	if r, err := Start(bad); err == nil {
+		r.Stop()
+		t.Fatal("started without its interfaces")
+	} else if !strings.Contains(err.Error(), `interfaces[0].name: no interface "rloc-nosuch0"`) {
+		t.Errorf("error %q does not name the interface", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(buf.String(), "router stopped") {
+		t.Errorf("a failed start logged router stopped:\n%s", buf.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,7 @@ type Router struct {
 	localGroups    *fastpath.LocalGroups          // groups with site receivers, for the workers (nil: deliver all)
 	closers        []func() error                 // closed on Stop after the engine
 	stopOnce       sync.Once
+	up             bool // Start succeeded
 	workerErr      chan error
 	missNotify     chan struct{} // workers' SlowPathNotify: misses or observations queued
 }
@@ -109,8 +111,31 @@ func Start(cfg Config) (*Router, error) {
 		r.Stop()
 		return nil, err
 	}
-	r.log.Info("router started", "name", cfg.Name, "workers", len(r.workers), "interfaces", len(cfg.Interfaces))
+	r.up = true
+	r.log.Info("router started", r.startLine()...)
 	return r, nil
+}
+
+// startLine is the start-up log line's attributes: what runs and where it
+// can be reached.
+func (r *Router) startLine() []any {
+	cfg := &r.cfg
+	ifs := make([]string, len(cfg.Interfaces))
+	for i, ifc := range cfg.Interfaces {
+		ifs[i] = ifc.Name + "(" + string(ifc.Side) + ")"
+	}
+	a := []any{"name", cfg.Name, "roles", cfg.Roles.String(), "workers", len(r.workers),
+		"interfaces", strings.Join(ifs, " ")}
+	if r.engine != nil {
+		a = append(a, "control", fmt.Sprint(r.engine.Addrs()))
+	}
+	if r.mgmtLn != nil {
+		a = append(a, "mgmt", cfg.Mgmt.Socket)
+	}
+	if r.metricLn != nil {
+		a = append(a, "metrics", r.metricLn.Addr().String())
+	}
+	return a
 }
 
 func (r *Router) start() error {
@@ -161,6 +186,11 @@ func (r *Router) start() error {
 // sockets and the workers: one worker per receive queue, with the sockets
 // of that queue on every interface.
 func (r *Router) startDataPlane() error {
+	for i, ifc := range r.cfg.Interfaces {
+		if _, err := net.InterfaceByName(ifc.Name); err != nil {
+			return fmt.Errorf("interfaces[%d].name: no interface %q in this network namespace: %w", i, ifc.Name, err)
+		}
+	}
 	if err := r.startNeighbours(); err != nil {
 		return err
 	}
@@ -488,7 +518,9 @@ func (r *Router) Stop() {
 		if r.tk != nil {
 			r.tk.close()
 		}
-		r.log.Info("router stopped", "name", r.cfg.Name)
+		if r.up { // a failed start is reported by its caller, once
+			r.log.Info("router stopped", "name", r.cfg.Name)
+		}
 	})
 }
 

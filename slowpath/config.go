@@ -82,6 +82,9 @@ type EIDPrefix struct {
 // Validate checks the prefix configured under path; errors name its key,
 // path + ".eid".
 func (p *EIDPrefix) Validate(path string) error {
+	if p.IID > wire.MaxInstanceID {
+		return fmt.Errorf("%s.iid: %d does not fit in 24 bits (0..%d): the data header carries 24 bits (RFC 9300 §5.3)", path, p.IID, wire.MaxInstanceID)
+	}
 	return CheckPrefix(path+".eid", p.Prefix)
 }
 

@@ -73,6 +73,19 @@ sites:
 		{"group mapping unicast G-RLOC", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [10.1.1.1]}]}\n", "map_server.group_mappings[0]"},
 		{"group mapping unicast range", base + "map_server: {group_mappings: [{iid: 9, eid: 10.0.0.0/8, groups: [239.1.1.1]}]}\n", "map_server.group_mappings[0]"},
 		{"group mapping empty", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16}]}\n", "map_server.group_mappings[0]"},
+		// Operator mistakes (issue 13): ranges, sections a role would
+		// ignore, addresses start-up would refuse.
+		{"negative iid", strings.Replace(base, "{eid: 10.0.0.0/8}", "{eid: 10.0.0.0/8, iid: -1}", 1), "sites[0].prefixes[0].iid"},
+		{"iid beyond 24 bits", strings.Replace(base, "{eid: 10.0.0.0/8}", "{eid: 10.0.0.0/8, iid: 16777216}", 1), "sites[0].prefixes[0].iid"},
+		{"largest iid", strings.Replace(base, "{eid: 10.0.0.0/8}", "{eid: 10.0.0.0/8, iid: 16777215}", 1), ""},
+		{"static iid beyond 24 bits", base + "map_cache: [{iid: 16777216, eid: 10.9.0.0/16, rlocs: [{addr: 192.0.2.9}]}]\n", "map_cache[0].iid"},
+		{"database without etr", base + "database: [{eid: 10.1.0.0/24, rlocs: [{addr: 192.0.2.1}]}]\n", "database: only the etr role"},
+		{"etr section without etr", base + "etr: {register_interval: 5s}\n", "etr: set, but only the etr role"},
+		{"itr section without itr", base + "itr: {probe_interval: 5s}\n", "itr: set"},
+		{"map_resolver section without the role", base + "map_resolver: {negative_ttl: 1m}\n", "map_resolver: set"},
+		{"map_server section without the role", "roles: [map-resolver]\nmap_server: {registration_timeout: 1m}\n", "map_server: set"},
+		{"metrics without port", base + "metrics: {listen: localhost}\n", "metrics.listen"},
+		{"prefix in two sites", base + "  - name: t\n    keys: [{id: 1, secret: k}]\n    prefixes: [{eid: 10.0.0.0/8}]\n", "sites[1].prefixes[0].eid"},
 	}
 	dir := t.TempDir()
 	for _, tc := range cases {

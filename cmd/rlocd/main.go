@@ -40,6 +40,9 @@ func flags() *pflag.FlagSet {
 	fs.String("log-format", "", "text or json (overrides log.format)")
 	fs.String("name", "", "router name (overrides name)")
 	fs.Bool("check", false, "check the configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: rlocd --config FILE [flags]\n\nflags:\n%s", fs.FlagUsages())
+	}
 	return fs
 }
 
@@ -50,6 +53,9 @@ func run(args []string, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		// pflag prints nothing itself when it continues on error.
+		fmt.Fprintf(stderr, "rlocd: %v\n", err)
+		fs.Usage()
 		return 2
 	}
 	file, _ := fs.GetString("config")

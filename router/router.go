@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +30,6 @@ import (
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
-	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -529,13 +529,10 @@ func (r *Router) Stop() {
 // entries are swapped. Changes to anything else (interfaces, roles, RLOCs,
 // peers) need a restart and are reported as an error, with nothing changed.
 func (r *Router) Reload(nc Config) error {
-	if err := nc.Validate(); err != nil {
-		return err
-	}
 	r.cfgMu.Lock()
 	defer r.cfgMu.Unlock()
 	old := r.cfg
-	if err := restartNeeded(&old, &nc); err != nil {
+	if err := CheckReload(&old, &nc); err != nil {
 		return err
 	}
 	if r.engine != nil && nc.Roles.ETR {
@@ -578,33 +575,70 @@ func (r *Router) Reload(nc Config) error {
 	return nil
 }
 
-// restartNeeded reports the first setting that Reload cannot change.
-func restartNeeded(a, b *Config) error {
-	switch {
-	case a.Roles != b.Roles:
-		return errors.New("roles: changing roles needs a restart")
-	case !slices.Equal(a.Interfaces, b.Interfaces):
-		return errors.New("interfaces: changing interfaces needs a restart")
-	case a.XDP != b.XDP:
-		return errors.New("xdp: changing ring sizes needs a restart")
-	case !slices.Equal(a.RLOCs, b.RLOCs):
-		return errors.New("rlocs: changing RLOCs needs a restart")
-	case !slices.Equal(a.MapResolvers, b.MapResolvers):
-		return errors.New("map_resolvers: changing Map-Resolvers needs a restart")
-	case !slices.Equal(a.PETRs, b.PETRs):
-		return errors.New("petrs: changing PETRs needs a restart")
-	case a.Mgmt != b.Mgmt:
-		return errors.New("mgmt.socket: changing the socket needs a restart")
-	case a.Metrics != b.Metrics:
-		return errors.New("metrics.listen: changing the address needs a restart")
-	case !slices.EqualFunc(a.MapServer.GroupMappings, b.MapServer.GroupMappings, groupMappingEqual):
-		return errors.New("map_server.group_mappings: changing group mappings needs a restart")
+// CheckReload reports whether a router running old would accept nc in
+// Reload: nc is valid and differs from old only in the Reloadable keys.
+// The error names every other key that changed.
+func CheckReload(old, nc *Config) error {
+	if err := nc.Validate(); err != nil {
+		return err
 	}
-	return nil
+	return restartNeeded(old, nc)
 }
 
-func groupMappingEqual(x, y replicate.GroupMapping) bool {
-	return x.IID == y.IID && x.GEID == y.GEID && slices.Equal(x.Groups, y.Groups) && slices.Equal(x.Unicast, y.Unicast)
+// Reloadable are the top-level keys Reload applies; a change of any
+// other key is refused, naming it, and the old configuration stays.
+var Reloadable = []string{"database", "sites", "map_cache"}
+
+// restartNeeded names every key whose change Reload cannot apply: all but
+// Reloadable. A silently ignored change would leave an operator believing
+// the new value is in force.
+func restartNeeded(a, b *Config) error {
+	var keys []string
+	diffKeys(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: changing this needs a restart (a reload applies %s only)",
+		strings.Join(keys, ", "), strings.Join(Reloadable, ", "))
+}
+
+// diffKeys appends to keys the configuration keys (mapstructure tags,
+// joined with dots under prefix) whose values differ between a and b,
+// descending into sections; the top-level Reloadable keys are skipped.
+func diffKeys(a, b reflect.Value, prefix string, keys *[]string) {
+	t := a.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if !f.IsExported() || tag == "-" || (prefix == "" && slices.Contains(Reloadable, tag)) {
+			continue
+		}
+		key := tag
+		switch {
+		case strings.Contains(opts, "squash"):
+			key = prefix
+		case prefix != "":
+			key = prefix + "." + tag
+		}
+		av, bv := a.Field(i), b.Field(i)
+		if f.Type.Kind() == reflect.Struct && hasKeys(f.Type) {
+			diffKeys(av, bv, key, keys)
+			continue
+		}
+		if !reflect.DeepEqual(av.Interface(), bv.Interface()) {
+			*keys = append(*keys, key)
+		}
+	}
+}
+
+// hasKeys reports whether t is a section: a struct with keyed fields.
+func hasKeys(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("mapstructure") != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Config returns the configuration in force.

@@ -72,7 +72,9 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rlocd:", file, "ok")
 		return 0
 	}
-	hopts := &slog.HandlerOptions{Level: opts.logLevel}
+	var level slog.LevelVar // a reload may change it
+	level.Set(opts.logLevel)
+	hopts := &slog.HandlerOptions{Level: &level}
 	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if opts.logFormat == "json" {
 		h = slog.NewJSONHandler(stderr, hopts)
@@ -110,14 +112,38 @@ func run(args []string, stderr io.Writer) int {
 				r.Stop()
 				return 0
 			}
-			nc, _, err := loadConfig(file, fs)
-			if err == nil {
-				nc.Logger = log
-				err = r.Reload(nc)
-			}
-			if err != nil {
+			if err := reload(r, file, fs, log, opts, &level); err != nil {
 				log.Error("reload failed; the old configuration stays", "err", err)
 			}
 		}
 	}
+}
+
+// reload applies file to r on SIGHUP: what router.Reload applies, and
+// log.level. A change of log.format needs a restart and refuses the reload.
+func reload(r *router.Router, file string, fs *pflag.FlagSet, log *slog.Logger, opts options, level *slog.LevelVar) error {
+	nc, no, err := loadConfig(file, fs)
+	if err != nil {
+		return err
+	}
+	if no.logFormat != opts.logFormat {
+		return fmt.Errorf("log.format: changing this needs a restart (%s in force, %s in %s)", orText(opts.logFormat), orText(no.logFormat), file)
+	}
+	nc.Logger = log
+	if err := r.Reload(nc); err != nil {
+		return err
+	}
+	if no.logLevel != level.Level() {
+		log.Info("log level changed", "from", level.Level().String(), "to", no.logLevel.String())
+		level.Set(no.logLevel)
+	}
+	return nil
+}
+
+// orText names the default log format.
+func orText(format string) string {
+	if format == "" {
+		return "text"
+	}
+	return format
 }

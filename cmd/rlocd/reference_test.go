@@ -45,8 +45,7 @@ in parentheses are aliases of the value before them.
 
 The SIGHUP column says what ` + "`kill -HUP`" + ` (` + "`systemctl reload rlocd`" + `) does with a changed
 value: **yes** — applied without a restart; **restart (refused)** — the reload is refused
-with an error naming the key and the old configuration stays in force; **restart
-(ignored)** — the reload succeeds but the key keeps its old value until rlocd restarts.
+with an error naming every such key that changed, and the old configuration stays in force.
 `
 
 // referenceSchema is rlocd's file schema as configdoc describes it.
@@ -114,8 +113,10 @@ func referenceSchema(t *testing.T) *configdoc.Schema {
 	}
 }
 
-// reloadRule reads router.Reload (the fields it swaps) and
-// router.restartNeeded (the keys it refuses to change) from the source.
+// reloadRule reads router.Reload from the source (the fields it swaps in)
+// and checks them against router.Reloadable, the keys whose change it
+// does not refuse; cmd/rlocd applies log.level itself. Every other key is
+// refused on reload (router.restartNeeded compares them all).
 func reloadRule(src *configdoc.Source) (func(string) string, error) {
 	fields, err := src.AssignedFields(routerPkg, "Reload", "old")
 	if err != nil {
@@ -129,23 +130,24 @@ func reloadRule(src *configdoc.Source) (func(string) string, error) {
 		}
 		swapped = append(swapped, k)
 	}
-	refused, err := src.ErrorKeys(routerPkg, "restartNeeded")
-	if err != nil {
-		return nil, err
+	if !sameSet(swapped, router.Reloadable) {
+		return nil, fmt.Errorf("router.Reload swaps %v but router.Reloadable is %v", swapped, router.Reloadable)
 	}
-	under := func(path string, keys []string) bool {
-		path = strings.ReplaceAll(path, "[]", "")
-		return slices.ContainsFunc(keys, func(k string) bool { return path == k || strings.HasPrefix(path, k+".") })
-	}
+	applied := append(slices.Clone(swapped), "log.level")
 	return func(path string) string {
-		switch {
-		case under(path, swapped):
+		path = strings.ReplaceAll(path, "[]", "")
+		if slices.ContainsFunc(applied, func(k string) bool { return path == k || strings.HasPrefix(path, k+".") }) {
 			return "yes"
-		case under(path, refused):
-			return "restart (refused)"
 		}
-		return "restart (ignored)"
+		return "restart (refused)"
 	}, nil
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // referenceKeys builds the reference's keys.
@@ -265,7 +267,8 @@ func TestReloadRule(t *testing.T) {
 		"database[].rlocs[].addr": "yes", "sites[].keys[].secret": "yes", "map_cache[].eid": "yes",
 		"roles": "restart (refused)", "interfaces[].name": "restart (refused)", "xdp.ring_size": "restart (refused)",
 		"mgmt.socket": "restart (refused)", "map_server.group_mappings[].eid": "restart (refused)",
-		"etr.register_interval": "restart (ignored)", "log.level": "restart (ignored)",
+		"etr.register_interval": "restart (refused)", "log.level": "yes", "log.format": "restart (refused)",
+		"control.rate_limit.rate": "restart (refused)",
 	} {
 		if got := rule(path); got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)

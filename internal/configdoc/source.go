@@ -9,7 +9,6 @@ package configdoc
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -309,39 +308,6 @@ func (s *Source) AssignedFields(pkgPath, name, v string) ([]string, error) {
 	})
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s.%s: assigns no field of %s", pkgPath, name, v)
-	}
-	return out, nil
-}
-
-// ErrorKeys returns the keys named by the errors.New messages of function
-// name of package pkgPath: the text before the first ": " of each.
-func (s *Source) ErrorKeys(pkgPath, name string) ([]string, error) {
-	fd, err := s.fn(pkgPath, name)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	ast.Inspect(fd, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok || len(call.Args) != 1 {
-			return true
-		}
-		if se, ok := call.Fun.(*ast.SelectorExpr); !ok || se.Sel.Name != "New" {
-			return true
-		} else if id, ok := se.X.(*ast.Ident); !ok || id.Name != "errors" {
-			return true
-		}
-		if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-			if msg, err := strconv.Unquote(lit.Value); err == nil {
-				if k, _, ok := strings.Cut(msg, ": "); ok {
-					out = append(out, k)
-				}
-			}
-		}
-		return true
-	})
-	if len(out) == 0 {
-		return nil, errors.New(pkgPath + "." + name + ": no errors.New(\"key: ...\")")
 	}
 	return out, nil
 }

@@ -259,7 +259,7 @@ func msgCount(s router.Stats, typ string) router.MsgCount {
 func msmrYAML(timeout string) string {
 	return `name: msmr
 roles: [map-server, map-resolver]
-control: {rate_limit: {per_second: 200, burst: 50}}
+control: {rate_limit: {map_request: {per_source: 200, burst: 50}, map_register: {per_source: 200, burst: 50}, other: {per_source: 200, burst: 50}}}
 sites:
   - name: site1
     keys: [{id: 1, secret: key-one}]

@@ -181,7 +181,8 @@ type ControlOptions struct {
 	// Listen are the control sockets (default 0.0.0.0:4342 and [::]:4342);
 	// a configuration file may omit the port (4342).
 	Listen []netip.AddrPort `mapstructure:"listen"`
-	// RateLimit bounds the control messages per source.
+	// RateLimit bounds the control messages per source address and in
+	// total, per message class (on by default).
 	RateLimit slowpath.RateLimitConfig `mapstructure:"rate_limit"`
 }
 

@@ -47,7 +47,7 @@ func TestValidateNamesFileKeys(t *testing.T) {
 		{"control.listen[1]", xtr, func(c *Config) {
 			c.Control.Listen = []netip.AddrPort{netip.MustParseAddrPort("[::]:4342"), netip.MustParseAddrPort("[::1]:4342")}
 		}},
-		{"control.rate_limit", xtr, func(c *Config) { c.Control.RateLimit.Burst = -1 }},
+		{"control.rate_limit.map_request.burst", xtr, func(c *Config) { c.Control.RateLimit.MapRequest.Burst = -1 }},
 		{"map_servers", xtr, func(c *Config) {
 			c.MapServers = nil
 			c.Multicast = MulticastOptions{Enabled: true, Receivers: true}

@@ -568,6 +568,9 @@ func (r *Router) Stats() Stats {
 			"oversize":               es.Oversize,
 			"smrs_sent":              es.SMRsSent,
 			"smr_invoked":            es.SMRInvoked,
+			"rate_limited_source":    es.RateLimitedSource,
+			"rate_limited_total":     es.RateLimitedTotal,
+			"rate_table_full":        es.RateTableFull,
 		}
 		if h := es.ResolveLatency; h.Count > 0 {
 			s.LatencyMS = map[string]string{

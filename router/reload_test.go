@@ -27,13 +27,13 @@ func TestReloadRefusesRestartKeys(t *testing.T) {
 	two.Sites = append(two.Sites, s2)
 	mixed := two
 	mixed.MapServer.RegistrationTimeout = 7 * time.Minute
-	mixed.Control.RateLimit.PerSecond = 50
+	mixed.Control.RateLimit.MapRequest.PerSource = 50
 	mixed.Nonce = true
 	err := r.Reload(mixed)
 	if err == nil {
 		t.Fatal("reload changing map_server, control and nonce accepted")
 	}
-	for _, k := range []string{"map_server.registration_timeout", "control.rate_limit.per_second", "nonce", "needs a restart"} {
+	for _, k := range []string{"map_server.registration_timeout", "control.rate_limit.map_request.per_source", "nonce", "needs a restart"} {
 		if !strings.Contains(err.Error(), k) {
 			t.Errorf("error %q does not name %s", err, k)
 		}

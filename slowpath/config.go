@@ -18,7 +18,8 @@ type Config struct {
 	// IPv4 and one IPv6 address. Empty means 0.0.0.0:4342 and [::]:4342
 	// (RFC 9301 §5.1). Port 0 picks an ephemeral port (tests).
 	Listen []netip.AddrPort
-	// RateLimit bounds what one source may send.
+	// RateLimit bounds what one source, and all together, may send (on
+	// unless Off).
 	RateLimit RateLimitConfig
 	// MapServer enables the Map-Server role (RFC 9301 §8.2).
 	MapServer *MapServerConfig
@@ -38,16 +39,82 @@ type Config struct {
 	Multicast *MulticastConfig
 }
 
-// RateLimitConfig is a token bucket per source address and port.
+// RateLimitConfig bounds the control messages the router takes in, so
+// that neither one source nor many can take the control plane or turn the
+// router into a reflector: per message class (Map-Requests and ECMs,
+// Map-Registers, the rest) a token bucket per source address (whatever its
+// port) and one for all sources together, which the peers known to be
+// good skip (configured Map-Servers and Map-Resolvers, and the sources of
+// accepted registrations for trustFor). Refused messages are counted per
+// type (rate_limited) and per budget.
 type RateLimitConfig struct {
-	// PerSecond is the sustained rate of messages a source may send; 0
-	// disables rate limiting.
-	PerSecond float64 `mapstructure:"per_second"`
-	// Burst is the bucket size; 0 means max(1, PerSecond).
-	Burst int `mapstructure:"burst"`
+	// Off disables rate limiting (on by default).
+	Off bool `mapstructure:"off"`
+	// MapRequest is the budget of Map-Requests and ECMs (default 100/s per
+	// source, burst 200, in total 20000/s on a Map-Server or Map-Resolver
+	// and 1000/s otherwise: an xTR answers only for its own EIDs, and must
+	// not become a reflector).
+	MapRequest RateBudget `mapstructure:"map_request"`
+	// MapRegister is the budget of Map-Registers (default 100/s per
+	// source, burst 100, 10000/s in total).
+	MapRegister RateBudget `mapstructure:"map_register"`
+	// Other is the budget of every other message: Map-Replies,
+	// Map-Notifies, acks, referrals (default 2000/s per source, burst
+	// 2000, 50000/s in total).
+	Other RateBudget `mapstructure:"other"`
 	// MaxSources bounds the table of buckets; 0 means 65536. Sources beyond
-	// the bound share one bucket.
+	// the bound share one set of buckets.
 	MaxSources int `mapstructure:"max_sources"`
+}
+
+// RateBudget is one class's budget, in messages per second.
+type RateBudget struct {
+	// PerSource is the sustained rate one source address may send; 0
+	// takes the class's default, -1 means no per-source limit.
+	PerSource float64 `mapstructure:"per_source"`
+	// Burst is a source's bucket size; 0 means the class's default.
+	Burst int `mapstructure:"burst"`
+	// Total is the sustained rate of all sources together but the trusted
+	// ones; 0 takes the class's default, -1 means no total limit.
+	Total float64 `mapstructure:"total"`
+}
+
+// defaultBudgets are the budgets of RateLimitConfig's doc comment.
+var defaultBudgets = [numClasses]RateBudget{
+	classRequest:  {PerSource: 100, Burst: 200, Total: 20000},
+	classRegister: {PerSource: 100, Burst: 100, Total: 10000},
+	classOther:    {PerSource: 2000, Burst: 2000, Total: 50000},
+}
+
+// xtrRequestTotal is the default total Map-Request budget of a router
+// that is no Map-Server or Map-Resolver.
+const xtrRequestTotal = 1000
+
+// WithDefaults returns r with every zero budget value set to its default;
+// mappingSystem is set for a Map-Server or Map-Resolver.
+func (r RateLimitConfig) WithDefaults(mappingSystem bool) RateLimitConfig {
+	for i, b := range []*RateBudget{&r.MapRequest, &r.MapRegister, &r.Other} {
+		d := defaultBudgets[i]
+		if rateClass(i) == classRequest && !mappingSystem {
+			d.Total = xtrRequestTotal
+		}
+		if b.PerSource == 0 {
+			b.PerSource = d.PerSource
+		}
+		if b.Burst == 0 {
+			b.Burst = d.Burst
+			if b.PerSource != d.PerSource {
+				b.Burst = max(1, int(b.PerSource))
+			}
+		}
+		if b.Total == 0 {
+			b.Total = d.Total
+		}
+	}
+	if r.MaxSources == 0 {
+		r.MaxSources = 65536
+	}
+	return r
 }
 
 // AuthKey is a shared key of a site or of a Map-Server (RFC 9301 §5.6).
@@ -437,8 +504,21 @@ func ValidateListen(path string, listen []netip.AddrPort) error {
 
 // Validate checks the rate limit configured under path.
 func (r RateLimitConfig) Validate(path string) error {
-	if r.PerSecond < 0 || r.Burst < 0 || r.MaxSources < 0 {
-		return fmt.Errorf("%s: negative value", path)
+	if r.MaxSources < 0 {
+		return fmt.Errorf("%s.max_sources: negative", path)
+	}
+	for _, b := range []struct {
+		key string
+		b   RateBudget
+	}{{"map_request", r.MapRequest}, {"map_register", r.MapRegister}, {"other", r.Other}} {
+		switch {
+		case b.b.PerSource < 0 && b.b.PerSource != -1:
+			return fmt.Errorf("%s.%s.per_source: %v (a rate, 0 for the default or -1 for none)", path, b.key, b.b.PerSource)
+		case b.b.Total < 0 && b.b.Total != -1:
+			return fmt.Errorf("%s.%s.total: %v (a rate, 0 for the default or -1 for none)", path, b.key, b.b.Total)
+		case b.b.Burst < 0:
+			return fmt.Errorf("%s.%s.burst: negative", path, b.key)
+		}
 	}
 	return nil
 }
@@ -519,14 +599,7 @@ func (c Config) WithDefaults() Config {
 			netip.AddrPortFrom(netip.IPv6Unspecified(), wire.ControlPort),
 		}
 	}
-	if c.RateLimit.PerSecond > 0 {
-		if c.RateLimit.Burst == 0 {
-			c.RateLimit.Burst = max(1, int(c.RateLimit.PerSecond))
-		}
-		if c.RateLimit.MaxSources == 0 {
-			c.RateLimit.MaxSources = 65536
-		}
-	}
+	c.RateLimit = c.RateLimit.WithDefaults(c.MapServer != nil || c.MapResolver != nil)
 	if c.MapServer != nil {
 		ms := *c.MapServer
 		if ms.RegistrationTimeout == 0 {

@@ -310,9 +310,20 @@ func (c *Core) snapshot() Stats {
 	s := c.stats
 	s.ResolveLatency = c.stats.ResolveLatency.Clone()
 	s.RateTableFull = c.rl.full
+	s.RateLimitedSource, s.RateLimitedTotal = c.rl.bySource, c.rl.byTotal
 	s.MissesDropped = c.missDropped.Load()
 	return s
 }
+
+// Trust exempts src from the rate limit's total budgets for a while
+// (RateLimitConfig): roles call it for a source that proved itself, e.g.
+// with an authenticated registration (event loop only).
+func (c *Core) Trust(src netip.Addr) { c.rl.trust(src, c.now.Add(trustFor), c.now) }
+
+// TrustAlways exempts a configured peer (a Map-Server, a Map-Resolver)
+// from the rate limit's total budgets for good (event loop or before the
+// core starts).
+func (c *Core) TrustAlways(src netip.Addr) { c.rl.trust(src, time.Time{}, c.now) }
 
 // Msg returns the counters of message type t, for the role handling or
 // sending it to update (event loop only).

@@ -158,7 +158,7 @@ func (c *Core) handle(s *socket, src netip.AddrPort, b []byte, oob []byte) {
 		return
 	}
 	ms := &c.stats.Msgs[t]
-	if !c.rl.allow(src, c.now) {
+	if !c.rl.allow(src, classOf(t), c.now) {
 		ms.RateLimited++
 		return
 	}

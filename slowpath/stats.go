@@ -124,6 +124,10 @@ type Stats struct {
 	// RateTableFull counts packets from sources that did not fit the rate
 	// limit table and shared its overflow bucket.
 	RateTableFull uint64
+	// RateLimitedSource and RateLimitedTotal count the messages refused by
+	// their source's budget and by the total budget of their class
+	// (RateLimitConfig); MsgStats.RateLimited has them by message type.
+	RateLimitedSource, RateLimitedTotal uint64
 	// RegistrationsAccepted counts EID records registered (new or refreshed).
 	RegistrationsAccepted uint64
 	// RegistrationsRejected counts EID records refused by site policy.
@@ -179,6 +183,8 @@ func (s *Stats) Add(o *Stats) {
 	s.Short += o.Short
 	s.Oversize += o.Oversize
 	s.RateTableFull += o.RateTableFull
+	s.RateLimitedSource += o.RateLimitedSource
+	s.RateLimitedTotal += o.RateLimitedTotal
 	s.RegistrationsAccepted += o.RegistrationsAccepted
 	s.RegistrationsRejected += o.RegistrationsRejected
 	s.RegistrationsExpired += o.RegistrationsExpired

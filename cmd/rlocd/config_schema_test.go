@@ -77,7 +77,7 @@ multicast: {enabled: true, trees: [{group: 232.1.1.1/32, level: 0}]}
 		{"mapping without RLOCs", sub(xtr, "rlocs: [{addr: 192.0.2.1}]", "rlocs: []"), "database[0].rlocs"},
 		{"second IPv4 control socket", ms + "control: {listen: [192.0.2.1, \"192.0.2.2:4342\"]}\n", "control.listen[1]"},
 		{"not a control socket", ms + "control: {listen: [\"192.0.2.1:http\"]}\n", "control.listen[0]"},
-		{"negative rate limit", ms + "control: {rate_limit: {per_second: -1}}\n", "control.rate_limit"},
+		{"negative rate limit", ms + "control: {rate_limit: {map_register: {per_source: -2}}}\n", "control.rate_limit.map_register.per_source"},
 		{"aggregate with host bits", ms + "map_resolver: {aggregates: [{eid: 10.0.0.1/8}]}\n", "map_resolver.aggregates[0].eid"},
 		{"remote Map-Server prefix", ms + "map_resolver: {map_servers: [{addr: 192.0.2.7, prefixes: [{eid: 10.1/16}]}]}\n", "map_resolver.map_servers[0].prefixes[0].eid"},
 		{"remote Map-Server without prefixes", ms + "map_resolver: {map_servers: [{addr: 192.0.2.7}]}\n", "map_resolver.map_servers[0].prefixes"},

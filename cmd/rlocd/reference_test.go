@@ -268,7 +268,7 @@ func TestReloadRule(t *testing.T) {
 		"roles": "restart (refused)", "interfaces[].name": "restart (refused)", "xdp.ring_size": "restart (refused)",
 		"mgmt.socket": "restart (refused)", "map_server.group_mappings[].eid": "restart (refused)",
 		"etr.register_interval": "restart (refused)", "log.level": "yes", "log.format": "restart (refused)",
-		"control.rate_limit.rate": "restart (refused)",
+		"control.rate_limit.map_request.per_source": "restart (refused)",
 	} {
 		if got := rule(path); got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)

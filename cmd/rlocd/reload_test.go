@@ -28,8 +28,8 @@ func TestExampleConfigsReloadThemselves(t *testing.T) {
 		if err := router.CheckReload(&a, &b); err != nil {
 			t.Errorf("%s reloaded onto itself: %v", f, err)
 		}
-		want := []string{"control.rate_limit.per_second"}
-		b.Control.RateLimit.PerSecond++
+		want := []string{"control.rate_limit.map_request.per_source"}
+		b.Control.RateLimit.MapRequest.PerSource++
 		if b.Roles.ETR {
 			b.ETR.RegisterInterval += time.Second
 			want = append(want, "etr.register_interval")

@@ -79,6 +79,7 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 func (e *Engine) build(inst slowpath.Installer) error {
 	cfg, c := &e.cfg, e.c
 	var err error
+	e.trustPeers()
 	if cfg.Multicast != nil {
 		if e.mc, err = mcast.New(c, cfg.Multicast, cfg.ITR, inst); err != nil {
 			return err
@@ -320,4 +321,37 @@ func (e *Engine) Memberships() []slowpath.Membership {
 		_ = e.c.Do(func() { out = e.mc.Memberships() })
 	}
 	return out
+}
+
+// trustPeers exempts the configured peers (the Map-Servers registered
+// with, the Map-Resolvers asked, the remote Map-Servers requests are
+// forwarded to) from the rate limit's total budgets: a flood from many
+// addresses must not starve them (slowpath.RateLimitConfig).
+func (e *Engine) trustPeers() {
+	cfg := &e.cfg
+	var peers []netip.AddrPort
+	if cfg.ETR != nil {
+		for _, p := range cfg.ETR.MapServers {
+			peers = append(peers, p.Addr)
+		}
+	}
+	if cfg.ITR != nil {
+		peers = append(peers, cfg.ITR.MapResolvers...)
+	}
+	if cfg.MapResolver != nil {
+		for _, p := range cfg.MapResolver.MapServers {
+			peers = append(peers, p.Addr)
+		}
+	}
+	if m := cfg.Multicast; m != nil {
+		for _, p := range m.MapServers {
+			peers = append(peers, p.Addr)
+		}
+		if m.Underlay != nil {
+			peers = append(peers, m.Underlay.MapResolvers...)
+		}
+	}
+	for _, p := range peers {
+		e.c.TrustAlways(p.Addr())
+	}
 }

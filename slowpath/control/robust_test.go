@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 // source address) still registers.
 func TestFloodBadKeys(t *testing.T) {
 	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
-	c.RateLimit = RateLimitConfig{PerSecond: 100, Burst: 100}
+	c.RateLimit = RateLimitConfig{MapRegister: slowpath.RateBudget{PerSource: 100, Burst: 100}}
 	ms := newEngine(t, c, nil)
 	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")))
 	if err != nil {
@@ -162,5 +163,64 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: err = %v", tc.field, err)
 		}
+	}
+}
+
+// TestSpoofedFloodLimitedByDefault: with no rate-limit configuration, 200
+// source addresses each sending 20 Map-Requests for the ETR's EID (replies
+// go to whatever ITR-RLOC the request names: a reflection attack) get no
+// more than the xTR's total Map-Request budget answered (a burst of 1000
+// while the clock stands still); each source stays within its own budget,
+// so the total is what holds; every refusal is counted.
+func TestSpoofedFloodLimitedByDefault(t *testing.T) {
+	clk := newFakeClock()
+	etr := newEngineWith(t, Config{ETR: &ETRConfig{Mappings: []Mapping{mapping("10.1.2.0/24", "192.0.2.1")}}}, nil,
+		slowpath.Options{Clock: clk.Now})
+	req := wire.MapRequest{Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.3"))}}}
+	msg, _ := req.Append(nil)
+	const sources, each = 200, 20
+	processed := func() uint64 {
+		m := etr.Stats().Msg(wire.TypeMapRequest)
+		return m.Received + m.RateLimited
+	}
+	for i := range sources {
+		src := netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)})
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range each {
+			c.WriteToUDPAddrPort(msg, etr.Addr())
+		}
+		c.Close()
+		// One source at a time, so no datagram is lost to a full socket
+		// buffer and the counts are exact.
+		waitFor(t, 5*time.Second, "the source's requests processed", func() bool { return processed() == uint64((i+1)*each) })
+	}
+	st := etr.Stats()
+	m := st.Msg(wire.TypeMapRequest)
+	if m.Received != 1000 || m.RateLimited != sources*each-1000 {
+		t.Errorf("received %d, rate-limited %d; want the total burst 1000 and the rest %d", m.Received, m.RateLimited, sources*each-1000)
+	}
+	if st.RateLimitedTotal != sources*each-1000 || st.RateLimitedSource != 0 {
+		t.Errorf("refused by the total %d, by a source's budget %d", st.RateLimitedTotal, st.RateLimitedSource)
+	}
+	if sent := st.Msg(wire.TypeMapReply).Sent; sent != 1000 {
+		t.Errorf("%d Map-Replies reflected, want 1000", sent)
+	}
+	// Time passing refills the total at 1000/s.
+	clk.Add(100 * time.Millisecond)
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.2.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 150 {
+		c.WriteToUDPAddrPort(msg, etr.Addr())
+	}
+	waitFor(t, 5*time.Second, "the last requests processed", func() bool { return processed() == sources*each+150 })
+	if got := etr.Stats().Msg(wire.TypeMapRequest).Received; got != 1100 {
+		t.Errorf("after 100 ms: %d received in all, want 1100", got)
 	}
 }

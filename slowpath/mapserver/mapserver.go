@@ -231,6 +231,7 @@ func (u uniKind) Confirm(e *regstore.Entry[uniKey, wire.Record], rec *wire.Recor
 type uniSink struct{ ms *MapServer }
 
 func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
+	s.ms.trust(ev.Kind, ev.Source)
 	if s.ms.quiet(ev.Kind) {
 		return
 	}

@@ -122,6 +122,7 @@ func (sk sgKind) Confirm(_ *regstore.Entry[slowpath.SGKey, []wire.RLENode], rec 
 type sgSink struct{ ms *MapServer }
 
 func (s sgSink) RegistrationEvent(ev *regstore.Event[slowpath.SGKey]) {
+	s.ms.trust(ev.Kind, ev.Source)
 	if s.ms.quiet(ev.Kind) {
 		return
 	}

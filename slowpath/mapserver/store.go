@@ -57,6 +57,14 @@ func (ms *MapServer) count(res regstore.Result) {
 	ms.stats.RegistrationsRejected += uint64(res.Rejected)
 }
 
+// trust spares the source of an accepted (authenticated) registration the
+// rate limit's total budgets, so a flood cannot starve registered ETRs.
+func (ms *MapServer) trust(kind regstore.EventKind, src netip.AddrPort) {
+	if kind == regstore.Accepted {
+		ms.c.Trust(src.Addr())
+	}
+}
+
 // quiet reports whether an event of kind has nowhere to go: acceptances
 // are only reported to Config.Events (refusals and expiries are also
 // logged and counted).

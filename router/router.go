@@ -75,6 +75,7 @@ type Router struct {
 	ugEngine       atomic.Pointer[control.Engine] // told of traffic on underlay groups (set once the engine runs)
 	localGroups    *fastpath.LocalGroups          // groups with site receivers, for the workers (nil: deliver all)
 	closers        []func() error                 // closed on Stop after the engine
+	statusAddr     string                         // the status page's listener, "" when off
 	stopOnce       sync.Once
 	workerErr      chan error
 	missNotify     chan struct{} // workers' SlowPathNotify: misses or observations queued
@@ -151,6 +152,11 @@ func (r *Router) start() error {
 	}
 	if cfg.Metrics.Listen != "" {
 		if err := r.startMetrics(); err != nil {
+			return err
+		}
+	}
+	if cfg.Status.Listen != "" {
+		if err := r.startStatus(); err != nil {
 			return err
 		}
 	}
@@ -565,6 +571,8 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("mgmt.socket: changing the socket needs a restart")
 	case a.Metrics != b.Metrics:
 		return errors.New("metrics.listen: changing the address needs a restart")
+	case a.Status != b.Status:
+		return errors.New("status: changing the status page needs a restart")
 	case !slices.EqualFunc(a.MapServer.GroupMappings, b.MapServer.GroupMappings, groupMappingEqual):
 		return errors.New("map_server.group_mappings: changing group mappings needs a restart")
 	}

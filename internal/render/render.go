@@ -258,6 +258,7 @@ func SVG(w io.Writer, title string, gs []Graph) error {
 		if g.Title != "" {
 			fmt.Fprintf(&body, "<text class=\"title\" x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s</text>\n", margin, y+14, esc(g.Title))
 			y += titleH
+			width = max(width, float64(len([]rune(g.Title)))*charWidth+2*margin)
 		}
 		byID, boxes, gw, gh := layout(g, y)
 		width = max(width, gw)

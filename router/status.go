@@ -27,7 +27,8 @@ import (
 //
 //	GET /         the page
 //	GET /events   a server-sent event per router event (its kind only),
-//	              which makes the page fetch itself again
+//	              which makes the page fetch itself again (statusStreams
+//	              at once)
 //
 // Everything shown goes through html/template's escaping (the SVG through
 // package render's); keys and secrets are never shown. The page has no
@@ -38,6 +39,10 @@ import (
 
 // statusRows bounds the rows of each listing on the page.
 const statusRows = 200
+
+// statusStreams bounds the event streams open at once (one per open page);
+// more are refused with 503.
+const statusStreams = 8
 
 // validateStatus checks status.listen: host:port, on loopback unless
 // status.remote.
@@ -336,7 +341,16 @@ func (r *Router) startStatus() error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", secure(r.statusPage))
-	mux.HandleFunc("GET /events", secure(r.statusEvents))
+	streams := make(chan struct{}, statusStreams)
+	mux.HandleFunc("GET /events", secure(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case streams <- struct{}{}:
+			defer func() { <-streams }()
+			r.statusEvents(w, req)
+		default:
+			http.Error(w, "too many open status pages", http.StatusServiceUnavailable)
+		}
+	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	r.closers = append(r.closers, srv.Close)
 	r.statusAddr = ln.Addr().String()

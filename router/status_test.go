@@ -163,7 +163,7 @@ func TestStatusPageEscapes(t *testing.T) {
 }
 
 // TestStatusEvents: /events sends one server-sent event per router event,
-// its kind only.
+// its kind only; at most statusStreams are open at once.
 func TestStatusEvents(t *testing.T) {
 	r := startStatusMS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -188,6 +188,18 @@ func TestStatusEvents(t *testing.T) {
 	if err != nil || line != "data: "+string(EventRegistrationAccepted)+"\n" {
 		t.Errorf("event %q, %v", line, err)
 	}
+	for i := 1; i < statusStreams; i++ {
+		resp, err := http.DefaultClient.Do(req.Clone(ctx))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %v %v", i+1, resp, err)
+		}
+		defer resp.Body.Close()
+	}
+	resp, err = http.DefaultClient.Do(req.Clone(ctx))
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("stream %d: %v %v", statusStreams+1, resp, err)
+	}
+	resp.Body.Close()
 }
 
 // domByID parses an HTML document and returns its elements by id and the

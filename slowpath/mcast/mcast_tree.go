@@ -112,8 +112,7 @@ func TreeOf(k slowpath.SGKey, itr netip.Addr, merged []replicate.Entry, failed [
 	for _, a := range etrs {
 		_ = t.Join(a, t.ParentFor(a, replicate.ETRLevel))
 	}
-	slices.SortFunc(failed, netip.Addr.Compare)
-	for _, a := range failed {
+	for _, a := range slices.SortedFunc(slices.Values(failed), netip.Addr.Compare) {
 		_, _ = t.Fail(a)
 	}
 	return t

@@ -231,11 +231,41 @@ func layout(g *Graph, top float64) (map[string]*box, []*box, float64, float64) {
 		last := bs[len(bs)-1]
 		shift := (width - (last.x + last.w)) / 2
 		for _, b := range bs {
-			b.x += shift + margin
+			b.x += shift
 			byID[b.n.ID] = b
 			all = append(all, b)
 		}
 	}
+	// Bottom-up, move each parent over the middle of its children, keeping
+	// the row's order and spacing; then put the leftmost box at the margin.
+	children := map[string][]*box{}
+	for _, e := range g.Edges {
+		if p, c := byID[e.From], byID[e.To]; p != nil && c != nil && c.y > p.y {
+			children[e.From] = append(children[e.From], c)
+		}
+	}
+	for i := len(placed) - 2; i >= 0; i-- {
+		right := math.Inf(-1)
+		for _, b := range placed[i] {
+			if kids := children[b.n.ID]; len(kids) > 0 {
+				var sum float64
+				for _, k := range kids {
+					sum += k.cx()
+				}
+				b.x = sum/float64(len(kids)) - b.w/2
+			}
+			b.x = max(b.x, right+gapX)
+			right = b.x + b.w
+		}
+	}
+	left, right := math.Inf(1), math.Inf(-1)
+	for _, b := range all {
+		left, right = min(left, b.x), max(right, b.x+b.w)
+	}
+	for _, b := range all {
+		b.x += margin - left
+	}
+	width = right - left
 	if len(all) == 0 {
 		return byID, all, 2 * margin, 0
 	}

@@ -232,7 +232,8 @@ func TestSVGWellFormed(t *testing.T) {
 
 // TestLayout: every row is below the one of the rank before, boxes of a
 // row do not overlap, children sit under their parents (the row ordered by
-// the parents' positions) and the picture's size holds every box.
+// the parents' positions, each parent centred over its children) and the
+// picture's size holds every box.
 func TestLayout(t *testing.T) {
 	g := testGraphs()[0]
 	// Shuffle the leaves so that only the barycentre ordering puts
@@ -258,6 +259,16 @@ func TestLayout(t *testing.T) {
 	// Leaves in the order of their parents: 203.0.113.1's child first.
 	if !(byID["198.51.100.1"].x < byID["198.51.100.2"].x && byID["198.51.100.1"].x < byID[hostile].x) {
 		t.Errorf("leaves not ordered by their parents: %v %v %v", byID["198.51.100.1"].x, byID["198.51.100.2"].x, byID[hostile].x)
+	}
+	// Parents centred over their children.
+	for parent, kids := range map[string][]string{"0.0.0.0": {"203.0.113.1", "203.0.113.2"}, "203.0.113.2": {"198.51.100.2", hostile}} {
+		var mid float64
+		for _, k := range kids {
+			mid += byID[k].cx() / float64(len(kids))
+		}
+		if d := byID[parent].cx() - mid; d > 0.01 || d < -0.01 {
+			t.Errorf("%s is %v off the middle of its children", parent, d)
+		}
 	}
 	if _, boxes, w, h := layout(&Graph{}, 0); len(boxes) != 0 || h != 0 || w <= 0 {
 		t.Errorf("empty graph: %d boxes, %vx%v", len(boxes), w, h)

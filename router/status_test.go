@@ -285,7 +285,7 @@ func chromium(t *testing.T, args ...string) []byte {
 	bin := testkit.Tool(t, "chromium")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	base := []string{"--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+	base := []string{"--headless", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
 		"--user-data-dir=" + t.TempDir()}
 	if os.Geteuid() == 0 {
 		base = append(base, "--no-sandbox") // Chromium refuses to run as root with its sandbox
@@ -308,6 +308,7 @@ func chromium(t *testing.T, args ...string) []byte {
 // CSP let it). A screenshot is kept in the test's artifact directory
 // (go test -artifacts).
 func TestStatusPageChromium(t *testing.T) {
+	testkit.Tool(t, "chromium")
 	r := startStatusMS(t)
 	url := "http://" + r.StatusAddr() + "/"
 	shot := filepath.Join(t.ArtifactDir(), "status.png")

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/internal/buildinfo"
 	"github.com/rloc-router/rloc/internal/render"
 )
@@ -205,7 +207,7 @@ type statusData struct {
 	Script                     template.JS
 }
 
-// roleNames names the configured roles.
+// names names the configured roles.
 func (r Roles) names() []string {
 	var out []string
 	for _, x := range []struct {
@@ -285,11 +287,19 @@ func (r *Router) statusData() statusData {
 		d.RLOCs = append(d.RLOCs, a.String())
 	}
 	d.Cache.Entries, d.Cache.Negative, d.Cache.Static, d.Cache.Multicast = st.Cache.Entries, st.Cache.Negative, st.Cache.Static, st.Cache.Multicast
-	mc := r.MapCache()
-	if len(mc) > statusRows {
-		d.MapCacheMore, mc = len(mc)-statusRows, mc[:statusRows]
-	}
-	d.MapCache = mc
+	// A big map-cache is not copied for the page: its first statusRows
+	// entries in walk order are shown, sorted.
+	r.cache.Walk(func(e *cache.Entry) bool {
+		d.MapCache = append(d.MapCache, r.entryInfo(e))
+		return len(d.MapCache) < statusRows
+	})
+	slices.SortFunc(d.MapCache, func(a, b MapCacheEntry) int {
+		if a.IID != b.IID {
+			return cmp.Compare(a.IID, b.IID)
+		}
+		return strings.Compare(a.EID, b.EID)
+	})
+	d.MapCacheMore = max(0, st.Cache.Entries-len(d.MapCache))
 	if cfg.Roles.ETR {
 		d.Database = r.Database()
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
@@ -403,5 +404,49 @@ func TestStatusPageChromium(t *testing.T) {
 	}
 	if got := counterRows(counters, "control plane")["registrations-accepted"]; got != fmt.Sprint(r.Stats().Control["registrations-accepted"]) {
 		t.Errorf("registrations-accepted: page %q, API %d", got, r.Stats().Control["registrations-accepted"])
+	}
+}
+
+// TestStatusMapCacheBounded: the page lists at most statusRows map-cache
+// entries, sorted, and says how many more there are.
+func TestStatusMapCacheBounded(t *testing.T) {
+	r := startStatusMS(t)
+	var ms []fastpath.StaticMapping
+	for i := range statusRows + 3 {
+		ms = append(ms, fastpath.StaticMapping{IID: uint32(i % 2), Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 32),
+			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.9"), Priority: 1, Weight: 100}}})
+	}
+	if err := fastpath.InstallStatic(r.Cache(), ms); err != nil {
+		t.Fatal(err)
+	}
+	_, b := getStatus(t, r, "/")
+	ids, _ := domByID(t, b)
+	table := ids["map-cache"]
+	if table == nil {
+		t.Fatal("no map-cache table")
+	}
+	var keys []string
+	for tr := range table.Descendants() {
+		if tr.Type == html.ElementNode && tr.Data == "tr" {
+			if td := tr.FirstChild; td != nil && td.Data == "td" {
+				keys = append(keys, text(td)+" "+text(td.NextSibling))
+			}
+		}
+	}
+	if len(keys) != statusRows {
+		t.Errorf("%d rows, want %d", len(keys), statusRows)
+	}
+	if !strings.Contains(string(b), "3 more: rlocctl map-cache lists them all.") {
+		t.Error("no note of the 3 entries not shown")
+	}
+	if !slices.IsSortedFunc(keys, func(a, b string) int {
+		ia, ea, _ := strings.Cut(a, " ")
+		ib, eb, _ := strings.Cut(b, " ")
+		if ia != ib {
+			return strings.Compare(ia, ib)
+		}
+		return strings.Compare(ea, eb)
+	}) {
+		t.Errorf("rows not sorted by instance and EID: %q", keys)
 	}
 }

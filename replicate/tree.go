@@ -502,3 +502,36 @@ func (t *Tree) String() string {
 	}
 	return b.String()
 }
+
+// TreeNode is one node of a TreeGraph.
+type TreeNode struct {
+	Addr netip.Addr
+	// Level is -1 for the ITR, 0..ETRLevel-1 for an RTR, ETRLevel for an
+	// ETR.
+	Level int
+}
+
+// TreeEdge is one join of a TreeGraph: Parent replicates to Child.
+type TreeEdge struct {
+	Parent, Child netip.Addr
+}
+
+// TreeGraph is a Tree as nodes and edges, for pictures: nodes sorted by
+// level then address, edges by parent then child.
+type TreeGraph struct {
+	Nodes []TreeNode
+	Edges []TreeEdge
+}
+
+// Graph returns the tree's nodes and edges (every node, joined or not; a
+// failed or departed RTR is no longer in the tree).
+func (t *Tree) Graph() TreeGraph {
+	var g TreeGraph
+	for _, n := range t.sorted() {
+		g.Nodes = append(g.Nodes, TreeNode{Addr: n.addr, Level: n.level})
+		for _, c := range n.children {
+			g.Edges = append(g.Edges, TreeEdge{Parent: n.addr, Child: c})
+		}
+	}
+	return g
+}

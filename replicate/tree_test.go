@@ -351,3 +351,40 @@ func stepStrings(ss []Step) []string {
 	}
 	return out
 }
+
+// TestTreeGraph: Graph lists every node with its level and state, sorted
+// by level, and one edge per join, the same joins Children reports; a
+// failed RTR is gone from it and its children moved.
+func TestTreeGraph(t *testing.T) {
+	tr := twoRTRs(t)
+	if err := tr.AddRTR(rtr(1, 9), 1); err != nil { // unjoined: a node without edges
+		t.Fatal(err)
+	}
+	g := tr.Graph()
+	if len(g.Nodes) != 10 || g.Nodes[0] != (TreeNode{Addr: tITR, Level: -1}) {
+		t.Fatalf("nodes %+v", g.Nodes)
+	}
+	if !slices.IsSortedFunc(g.Nodes, func(a, b TreeNode) int { return a.Level - b.Level }) {
+		t.Errorf("nodes not sorted by level: %+v", g.Nodes)
+	}
+	var want []TreeEdge
+	for _, n := range g.Nodes {
+		for _, c := range tr.Children(n.Addr) {
+			want = append(want, TreeEdge{Parent: n.Addr, Child: c})
+		}
+	}
+	if len(g.Edges) != 8 || !slices.Equal(g.Edges, want) {
+		t.Errorf("edges %+v, want the 8 joins %+v", g.Edges, want)
+	}
+	if _, err := tr.Fail(rtr(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	g = tr.Graph()
+	if slices.ContainsFunc(g.Nodes, func(n TreeNode) bool { return n.Addr == rtr(0, 1) }) ||
+		slices.ContainsFunc(g.Edges, func(e TreeEdge) bool { return e.Parent == rtr(0, 1) || e.Child == rtr(0, 1) }) {
+		t.Errorf("a failed RTR is still drawn: %+v", g)
+	}
+	if len(g.Nodes) != 9 || len(g.Edges) != 7 || len(tr.Children(rtr(0, 2))) != 6 {
+		t.Errorf("after the failure: %d nodes, %d edges, %d children of the other RTR", len(g.Nodes), len(g.Edges), len(tr.Children(rtr(0, 2))))
+	}
+}

@@ -198,6 +198,20 @@ type MetricsOptions struct {
 	Listen string `mapstructure:"listen"`
 }
 
+// StatusOptions is the read-only status page (router/status.go): roles,
+// interfaces, map-cache, registrations, multicast trees drawn as SVG and
+// counters, for a browser. It has no authentication and shows no keys.
+type StatusOptions struct {
+	// Listen is the TCP address (host:port) the page is served on; ""
+	// disables it (the default). A host other than a loopback address
+	// needs remote.
+	Listen string `mapstructure:"listen"`
+	// Remote allows a listen address beyond loopback: the page is then
+	// readable by anyone who reaches it (put it behind an authenticating
+	// proxy).
+	Remote bool `mapstructure:"remote"`
+}
+
 // Config is everything a Router is built from, and the schema of rlocd's
 // configuration file: each field's key in the file is its mapstructure tag,
 // and Validate names fields by those keys (e.g. "sites[1].prefixes[0].eid").
@@ -254,6 +268,8 @@ type Config struct {
 	Mgmt MgmtOptions `mapstructure:"mgmt"`
 	// Metrics is the /metrics endpoint.
 	Metrics MetricsOptions `mapstructure:"metrics"`
+	// Status is the read-only status page.
+	Status StatusOptions `mapstructure:"status"`
 	// Logger receives the router's logs (nil discards them).
 	Logger *slog.Logger `mapstructure:"-"`
 }
@@ -293,7 +309,7 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus,
 	} {
 		if err := check(); err != nil {
 			return err

@@ -224,6 +224,10 @@ type McastTreeView struct {
 	Merged   []replicate.Entry `json:"merged,omitempty"`
 	Tree     string            `json:"tree"`
 	Text     string            `json:"text"`
+	// Graph is the tree as nodes and edges (mcast_graph.go); Self is this
+	// router's node in it, when it is one.
+	Graph TreeGraphView `json:"graph"`
+	Self  string        `json:"self,omitempty"`
 }
 
 func addrStrings(as []netip.Addr) []string {
@@ -250,11 +254,7 @@ func (r *Router) McastTree(iid uint32, src, group netip.Prefix) (McastTreeView, 
 	if !ok {
 		return McastTreeView{}, false
 	}
-	v := McastTreeView{IID: t.IID, Source: t.Source.String(), Group: t.Group.String(), Role: t.Role, Level: t.Level,
-		Parent: addrOrEmpty(t.Parent), Joining: addrOrEmpty(t.Joining), Leaving: addrOrEmpty(t.Leaving),
-		Upstream: addrStrings(t.Upstream), Failed: addrStrings(t.Failed), Children: addrStrings(t.Children),
-		Merged: t.Merged, Tree: t.Tree, Text: t.String()}
-	return v, true
+	return r.treeView(t), true
 }
 
 // parseSGQuery reads iid, source ("*" or empty for (*,G)) and group from a
@@ -351,6 +351,7 @@ func (r *Router) apiMcastDepart(w http.ResponseWriter, req *http.Request) {
 // mcastRoutes adds the multicast endpoints to the management API.
 func (r *Router) mcastRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/mcast/tree", r.apiMcastTree)
+	mux.HandleFunc("GET /v1/mcast/trees", r.apiMcastTrees)
 	mux.HandleFunc("POST /v1/mcast/depart", r.apiMcastDepart)
 	mux.HandleFunc("GET /v1/mcast/stats", r.apiMcastStats)
 	mux.HandleFunc("GET /v1/mcast/rle", r.apiMcastRLE)

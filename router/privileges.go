@@ -118,9 +118,11 @@ func (c *Config) Privileges(lastCap int) Privileges {
 			p.StartUp |= Caps(CapNetBindService)
 		}
 	}
-	if _, port, err := net.SplitHostPort(c.Metrics.Listen); err == nil {
-		if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 1024 {
-			p.StartUp |= Caps(CapNetBindService)
+	for _, l := range []string{c.Metrics.Listen, c.Status.Listen} {
+		if _, port, err := net.SplitHostPort(l); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 1024 {
+				p.StartUp |= Caps(CapNetBindService)
+			}
 		}
 	}
 	return p

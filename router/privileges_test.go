@@ -21,6 +21,8 @@ func TestPrivileges(t *testing.T) {
 	metrics.Metrics.Listen = ":80"
 	highMetrics := ms
 	highMetrics.Metrics.Listen = "127.0.0.1:9100"
+	status := ms
+	status.Status.Listen = "127.0.0.1:443"
 	for _, tc := range []struct {
 		name             string
 		cfg              Config
@@ -34,6 +36,7 @@ func TestPrivileges(t *testing.T) {
 		{"map-server on a low port", low, 40, "cap_net_bind_service", ""},
 		{"metrics on a low port", metrics, 40, "cap_net_bind_service", ""},
 		{"metrics on a high port", highMetrics, 40, "", ""},
+		{"status page on a low port", status, 40, "cap_net_bind_service", ""},
 	} {
 		p := tc.cfg.Privileges(tc.lastCap)
 		if p.StartUp.String() != tc.startUp || p.Running.String() != tc.running {

@@ -76,6 +76,7 @@ type Router struct {
 	ugEngine       atomic.Pointer[control.Engine] // told of traffic on underlay groups (set once the engine runs)
 	localGroups    *fastpath.LocalGroups          // groups with site receivers, for the workers (nil: deliver all)
 	closers        []func() error                 // closed on Stop after the engine
+	statusAddr     string                         // the status page's listener, "" when off
 	stopOnce       sync.Once
 	up             bool // Start succeeded
 	workerErr      chan error
@@ -176,6 +177,11 @@ func (r *Router) start() error {
 	}
 	if cfg.Metrics.Listen != "" {
 		if err := r.startMetrics(); err != nil {
+			return err
+		}
+	}
+	if cfg.Status.Listen != "" {
+		if err := r.startStatus(); err != nil {
 			return err
 		}
 	}

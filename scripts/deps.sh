@@ -8,7 +8,8 @@ want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(tshark ip)
 declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark
   [tcpreplay]=tcpreplay [scapy]=python3-scapy
-  [promtool]=prometheus [systemd-analyze]=systemd [dpkg-deb]=dpkg)
+  [promtool]=prometheus [systemd-analyze]=systemd [dpkg-deb]=dpkg
+  [chromium]=chromium [dot]=graphviz)
 # have TOOL: whether it is installed. python3-scapy installs for Debian's
 # python3, which a pyenv or venv python3 first on PATH does not see.
 have() {

@@ -1,6 +1,7 @@
 package slowpath
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 
@@ -63,6 +64,23 @@ func (k SGKey) SrcAddr() netip.Addr {
 		return netip.Addr{}
 	}
 	return k.Src.Addr()
+}
+
+// Compare orders keys by instance-ID, group, then source (for listings).
+func (k SGKey) Compare(o SGKey) int {
+	if k.IID != o.IID {
+		return cmp.Compare(k.IID, o.IID)
+	}
+	if c := k.Group.Addr().Compare(o.Group.Addr()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(k.Group.Bits(), o.Group.Bits()); c != 0 {
+		return c
+	}
+	if c := k.Src.Addr().Compare(o.Src.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.Src.Bits(), o.Src.Bits())
 }
 
 // String formats the key as "[iid] (S, G)".

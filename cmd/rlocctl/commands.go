@@ -337,29 +337,31 @@ func mcastCmd(o *options) *cobra.Command {
 		Short: "Multicast state",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return fmt.Errorf("mcast: want mcast tree [--iid IID] S|* G")
+			return fmt.Errorf("mcast: want mcast tree [--iid IID] [S|* G]")
 		},
 	}
 	var iid uint32
 	tree := &cobra.Command{
-		Use:   "tree [--iid IID] S|* G",
-		Short: "Show this router's part of an (S,G) replication tree",
+		Use:   "tree [--iid IID] [S|* G]",
+		Short: "Show this router's part of an (S,G) replication tree, or draw every tree",
 		Long: `tree shows the router's role in the replication tree of source S (or * for
 any source) and group G: its level, parent, children, the upstream and failed
-replicators, and the merged replication list a Map-Server holds.`,
-		Example: "  rlocctl mcast tree '*' 239.1.1.1\n  rlocctl mcast tree --iid 7 10.1.0.5 232.1.1.1 -o json",
+replicators, and the merged replication list a Map-Server holds. Without S and
+G it shows every tree the router knows (a Map-Server: every (S,G) registered).
+-o dot prints the trees as Graphviz input, -o svg draws them (no Graphviz
+needed): the ITR on top, one row per RTR level, the receivers' ETRs below.`,
+		Example: `  rlocctl mcast tree '*' 239.1.1.1
+  rlocctl mcast tree --iid 7 10.1.0.5 232.1.1.1 -o json
+  rlocctl mcast tree -o svg > trees.svg
+  rlocctl mcast tree '*' 239.1.1.1 -o dot | dot -Tpng > tree.png`,
+		Annotations: map[string]string{formatsAnnotation: fmtDot + " " + fmtSVG},
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 2 {
-				return fmt.Errorf("mcast tree: want a source (or *) and a group")
+			if len(args) != 0 && len(args) != 2 {
+				return fmt.Errorf("mcast tree: want a source (or *) and a group, or nothing for every tree")
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
-			q := url.Values{"iid": {strconv.FormatUint(uint64(iid), 10)}, "source": {args[0]}, "group": {args[1]}}
-			return list(o, "mcast tree "+args[0]+" "+args[1], "/v1/mcast/tree?"+q.Encode(), func(w io.Writer, v router.McastTreeView) {
-				io.WriteString(w, strings.TrimRight(v.Text, "\n")+"\n")
-			})
-		},
+		RunE: func(_ *cobra.Command, args []string) error { return o.mcastTree(iid, args) },
 	}
 	tree.Flags().Uint32Var(&iid, "iid", 0, "instance-ID")
 	_ = tree.RegisterFlagCompletionFunc("iid", o.completeIIDs("/v1/map-cache"))

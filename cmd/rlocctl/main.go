@@ -8,7 +8,7 @@
 //	rlocctl registrations
 //	rlocctl stats
 //	rlocctl events [-n COUNT]                          stream events
-//	rlocctl mcast tree [--iid IID] S|* G               an (S,G) replication tree
+//	rlocctl mcast tree [--iid IID] [S|* G] [-o dot|svg] an (S,G) replication tree, or all
 //	rlocctl json PATH                                  raw GET of an API path
 //	rlocctl version | completion SHELL | gen man DIR
 //
@@ -67,14 +67,14 @@ may use it). Every command prints a table, or JSON or YAML with -o.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("no command given; see rlocctl --help")
 		},
-		PersistentPreRunE: func(*cobra.Command, []string) error { return checkFormat(o.output) },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkFormatFor(cmd, o.output) },
 	}
 	root.SetOut(o.out)
 	root.SetErr(o.out)
 	pf := root.PersistentFlags()
 	pf.StringVarP(&o.sock, "socket", "s", socketDefault(), "rlocd management `SOCKET`")
-	pf.StringVarP(&o.output, "output", "o", fmtTable, "output `FORMAT`: table, json or yaml")
-	_ = root.RegisterFlagCompletionFunc("output", fixed(fmtTable, fmtJSON, fmtYAML))
+	pf.StringVarP(&o.output, "output", "o", fmtTable, "output `FORMAT`: table, json or yaml (mcast tree: also dot, svg)")
+	_ = root.RegisterFlagCompletionFunc("output", completeFormats)
 	root.AddCommand(mapCacheCmd(o), databaseCmd(o), registrationsCmd(o), statsCmd(o), eventsCmd(o), mcastCmd(o),
 		jsonCmd(o), versionCmd(o), genCmd(root))
 	return root

@@ -36,7 +36,7 @@ type logConfig struct {
 
 // envKeys are the scalar keys that RLOC_* environment variables override
 // even when the file does not set them (RLOC_MGMT_SOCKET, RLOC_LOG_LEVEL...).
-var envKeys = []string{"name", "nonce", "mgmt.socket", "metrics.listen", "log.level", "log.format",
+var envKeys = []string{"name", "nonce", "mgmt.socket", "metrics.listen", "status.listen", "log.level", "log.format",
 	"etr.register_interval", "etr.deregister_on_stop", "itr.probe_interval", "map_server.registration_timeout"}
 
 // options are the settings that are not part of router.Config.
@@ -57,7 +57,7 @@ func newViper(file string, fs *pflag.FlagSet) (*viper.Viper, error) {
 		_ = v.BindEnv(k)
 	}
 	if fs != nil {
-		for flag, key := range map[string]string{"mgmt-socket": "mgmt.socket", "metrics": "metrics.listen",
+		for flag, key := range map[string]string{"mgmt-socket": "mgmt.socket", "metrics": "metrics.listen", "status": "status.listen",
 			"log-level": "log.level", "log-format": "log.format", "name": "name"} {
 			if f := fs.Lookup(flag); f != nil {
 				if err := v.BindPFlag(key, f); err != nil {

@@ -4,7 +4,7 @@
 // SIGINT (graceful shutdown); SIGHUP reloads mappings, sites and static
 // map-cache entries.
 //
-//	rlocd --config FILE [--mgmt-socket PATH] [--metrics ADDR] [--log-level LEVEL] [--check]
+//	rlocd --config FILE [--mgmt-socket PATH] [--metrics ADDR] [--status ADDR] [--log-level LEVEL] [--check]
 //
 // Every setting can also come from an RLOC_* environment variable, e.g.
 // RLOC_MGMT_SOCKET or RLOC_LOG_LEVEL (nested keys joined by "_").
@@ -36,6 +36,7 @@ func flags() *pflag.FlagSet {
 	fs.String("config", "", "configuration file (YAML)")
 	fs.String("mgmt-socket", "", "management API Unix socket (overrides mgmt.socket)")
 	fs.String("metrics", "", "address for /metrics (overrides metrics.listen)")
+	fs.String("status", "", "address of the read-only status page, e.g. 127.0.0.1:8080 (overrides status.listen)")
 	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	fs.String("log-format", "", "text or json (overrides log.format)")
 	fs.String("name", "", "router name (overrides name)")

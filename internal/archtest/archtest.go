@@ -278,7 +278,8 @@ func MapRules() []Rule {
 		{Pkg: "fastpath/nexthop", Module: []string{}},
 		{Pkg: "fastpath", Module: []string{"wire", "cache", "ring", "replicate", "fastpath/nexthop"}},
 		{Pkg: "slowpath", Module: []string{"wire", "cache", "ring", "replicate", "fastpath"}},
-		{Pkg: "router", Module: []string{"wire", "cache", "ring", "replicate", "fastpath", "slowpath"}},
+		{Pkg: "router", Module: []string{"wire", "cache", "ring", "replicate", "fastpath", "slowpath", "internal/render", "internal/buildinfo"}},
+		{Pkg: "internal/render", StdOnly: true},
 		{Pkg: "lab", Module: []string{}},
 	}
 }

@@ -14,6 +14,7 @@ package testkit
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -39,4 +40,14 @@ func Require(t testing.TB, what string, err error) {
 	if err != nil {
 		Unavailable(t, "%s: %v", what, err)
 	}
+}
+
+// Tool returns the path of the command name on PATH; a missing one is a
+// missing prerequisite (Require), named with the scripts/deps.sh call that
+// installs it.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	Require(t, name+" (scripts/deps.sh "+name+" installs it)", err)
+	return p
 }

@@ -279,12 +279,57 @@ func (e *Engine) McastDepart(iid uint32, src, group netip.Prefix) error {
 }
 
 // McastTree returns this router's view of the tree of (S,G) (src invalid:
-// (*,G)); ok is false when the router knows nothing of it.
+// (*,G)); ok is false when the router knows nothing of it. A Map-Server
+// that is no node of the tree describes it from its merged RLE (role
+// "map-server", the ITR unknown).
 func (e *Engine) McastTree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, ok bool) {
-	if e.mc != nil {
-		_ = e.c.Do(func() { info, ok = e.mc.Tree(iid, src, group) })
-	}
+	_ = e.c.Do(func() { info, ok = e.mcastTree(slowpath.NewSGKey(iid, src, group)) })
 	return info, ok
+}
+
+// McastTrees returns this router's view of every tree it knows: those it
+// is a node of, then those only its Map-Server holds an RLE for.
+func (e *Engine) McastTrees() []McastTreeInfo {
+	var out []McastTreeInfo
+	_ = e.c.Do(func() {
+		var ks []slowpath.SGKey
+		if e.mc != nil {
+			ks = e.mc.TreeKeys()
+		}
+		if e.ms != nil {
+			for _, k := range e.ms.McastKeys() {
+				if !slices.Contains(ks, k) {
+					ks = append(ks, k)
+				}
+			}
+		}
+		slices.SortFunc(ks, slowpath.SGKey.Compare)
+		for _, k := range ks {
+			if info, ok := e.mcastTree(k); ok {
+				out = append(out, info)
+			}
+		}
+	})
+	return out
+}
+
+// mcastTree is McastTree on the event loop.
+func (e *Engine) mcastTree(k slowpath.SGKey) (McastTreeInfo, bool) {
+	if e.mc != nil {
+		if info, ok := e.mc.Tree(k.IID, k.Src, k.Group); ok {
+			return info, true
+		}
+	}
+	if e.ms == nil {
+		return McastTreeInfo{}, false
+	}
+	merged := e.ms.McastRLE(k.IID, k.Src, k.Group)
+	if len(merged) == 0 {
+		return McastTreeInfo{}, false
+	}
+	t := mcast.TreeOf(k, netip.IPv4Unspecified(), merged, nil)
+	return McastTreeInfo{IID: k.IID, Source: k.Src, Group: k.Group, Role: "map-server", Level: -1, Merged: merged,
+		Tree: t.String(), Graph: t.Graph()}, true
 }
 
 // UnderlayGroupFor returns the underlay group the ETR registered for an

@@ -365,6 +365,19 @@ func (ms *MapServer) AnswerSG(m *slowpath.Msg, k slowpath.SGKey) bool {
 	return true
 }
 
+// McastKeys lists the (S,G) and (*,G) that have a merged RLE, sorted
+// (event loop only).
+func (ms *MapServer) McastKeys() []slowpath.SGKey {
+	var ks []slowpath.SGKey
+	for k, ent := range ms.sg.ents {
+		if len(ent.merged) > 0 {
+			ks = append(ks, k)
+		}
+	}
+	slices.SortFunc(ks, slowpath.SGKey.Compare)
+	return ks
+}
+
 // McastRLE returns the merged RLE the Map-Server holds for an (S,G) or
 // (*,G) (src invalid), for listings and tests (event loop only).
 func (ms *MapServer) McastRLE(iid uint32, src, group netip.Prefix) []replicate.Entry {

@@ -3,6 +3,7 @@ package mcast
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -79,16 +80,23 @@ func (m *Mcast) setMerged(l *sgLocal, es []replicate.Entry, fromParent bool) {
 // tree computes the tree of l's merged RLE as every node computes it,
 // with the failures this router detected applied.
 func (m *Mcast) tree(l *sgLocal, itr netip.Addr) *replicate.Tree {
-	t := replicate.NewTree(l.key.Src, l.key.Group, itr)
-	_, _ = t.SetRTRs(l.merged)
+	return TreeOf(l.key, itr, l.merged, slices.Collect(maps.Keys(l.failed)))
+}
+
+// TreeOf computes the replication tree of k from its merged RLE the way
+// every node of the tree computes it, rooted at the ITR itr (unspecified
+// when unknown), with the RTRs in failed failed.
+func TreeOf(k slowpath.SGKey, itr netip.Addr, merged []replicate.Entry, failed []netip.Addr) *replicate.Tree {
+	t := replicate.NewTree(k.Src, k.Group, itr)
+	_, _ = t.SetRTRs(merged)
 	var etrs []netip.Addr
-	for _, x := range l.merged {
+	for _, x := range merged {
 		if x.Level >= replicate.ETRLevel && !x.Addr.IsMulticast() {
 			etrs = append(etrs, x.Addr)
 		}
 	}
 	// RTRs join first, lowest level first, then the ETRs in address order.
-	rtrs := slices.Clone(l.merged)
+	rtrs := slices.Clone(merged)
 	slices.SortFunc(rtrs, func(a, b replicate.Entry) int {
 		if a.Level != b.Level {
 			return int(a.Level) - int(b.Level)
@@ -104,7 +112,7 @@ func (m *Mcast) tree(l *sgLocal, itr netip.Addr) *replicate.Tree {
 	for _, a := range etrs {
 		_ = t.Join(a, t.ParentFor(a, replicate.ETRLevel))
 	}
-	for a := range l.failed {
+	for _, a := range slices.SortedFunc(slices.Values(failed), netip.Addr.Compare) {
 		_, _ = t.Fail(a)
 	}
 	return t
@@ -538,7 +546,8 @@ type McastTreeInfo struct {
 	// IID, Source and Group name the tree; Source has mask length 0 for (*,G).
 	IID           uint32
 	Source, Group netip.Prefix
-	// Role is "itr", "rtr" or "etr" (what this router is in the tree).
+	// Role is "itr", "rtr" or "etr" (what this router is in the tree), or
+	// "map-server" (no node of it: the tree computed from its merged RLE).
 	Role string
 	// Level is this router's level (-1 for the ITR).
 	Level int
@@ -553,8 +562,10 @@ type McastTreeInfo struct {
 	Children []netip.Addr
 	// Merged is the merged RLE as last learned.
 	Merged []replicate.Entry
-	// Tree is the whole tree as computed from Merged.
-	Tree string
+	// Tree is the whole tree as computed from Merged; Graph is the same
+	// tree as nodes and edges (for pictures).
+	Tree  string
+	Graph replicate.TreeGraph
 }
 
 // String prints the view: a summary, then the computed tree.
@@ -616,7 +627,8 @@ func (m *Mcast) Tree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, o
 				info.Children = append(info.Children, a)
 			}
 			slices.SortFunc(info.Children, netip.Addr.Compare)
-			info.Tree = m.tree(l, netip.IPv4Unspecified()).String()
+			t := m.tree(l, netip.IPv4Unspecified())
+			info.Tree, info.Graph = t.String(), t.Graph()
 			return
 		}
 		if ent := m.itrMaps[k]; ent != nil {
@@ -637,8 +649,23 @@ func (m *Mcast) Tree(iid uint32, src, group netip.Prefix) (info McastTreeInfo, o
 				}
 			}
 			l := &sgLocal{key: k, merged: ent.rle}
-			info.Tree = m.tree(l, itr).String()
+			t := m.tree(l, itr)
+			info.Tree, info.Graph = t.String(), t.Graph()
 		}
 	}()
 	return info, ok
+}
+
+// TreeKeys lists the (S,G) whose tree Tree describes: those this router
+// registers or replicates for, and those its ITR resolved (event loop
+// only), sorted.
+func (m *Mcast) TreeKeys() []slowpath.SGKey {
+	ks := slices.Collect(maps.Keys(m.local))
+	for k := range m.itrMaps {
+		if m.local[k] == nil {
+			ks = append(ks, k)
+		}
+	}
+	slices.SortFunc(ks, slowpath.SGKey.Compare)
+	return ks
 }

@@ -112,7 +112,7 @@ func TestMapRequestSubscribeGolden(t *testing.T) {
 	checkTrailerTruncations(t, raw, true)
 
 	// The same message with the 16-byte trailer: the site-ID is dropped.
-	short := append(append([]byte(nil), raw[:len(raw)-8]...))
+	short := append([]byte(nil), raw[:len(raw)-8]...)
 	var m MapRequest
 	if err := m.Parse(short); err != nil {
 		t.Fatalf("16-byte trailer: %v", err)

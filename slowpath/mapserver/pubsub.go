@@ -178,7 +178,14 @@ func (ps *pubsub) onRequest(m *slowpath.Msg) bool {
 		if !ok {
 			continue
 		}
-		k := subKey{xtr: req.XTRID, site: req.SiteID, eid: slowpath.EIDPrefix{IID: iid, Prefix: p}}
+		eid := slowpath.EIDPrefix{IID: iid, Prefix: p}
+		if ent := ps.ms.lookupPrefix(eid); ent != nil {
+			// Kept under the registration that answers, as the ITR
+			// installs and renews it: more-specifics registered inside
+			// it later are the subscriber's business too.
+			eid = ent.key
+		}
+		k := subKey{xtr: req.XTRID, site: req.SiteID, eid: eid}
 		if unsub {
 			if s := ps.subs[k]; s != nil {
 				ps.remove(s)

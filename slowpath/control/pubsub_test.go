@@ -187,22 +187,16 @@ func TestSubscriptionChangeOneStep(t *testing.T) {
 	if ps := ms.PubSubStats(); ps.Subscribed != 1 || ps.Notifies != 0 {
 		t.Fatalf("after subscribing to an unregistered prefix: %+v", ps)
 	}
-	registerTo(t, ms, "10.1.2.0/24", "192.0.2.1", 10, testKey)
-	if n := ms.PubSubStats().Notifies; n != 1 {
-		t.Fatalf("Map-Notifies after a new registration: %d, want 1 in the same step", n)
-	}
-	registerTo(t, ms, "10.1.2.0/24", "192.0.2.1", 10, testKey)
-	if n := ms.PubSubStats().Notifies; n != 1 {
-		t.Fatalf("a refresh notified: %d Map-Notifies", n)
-	}
-	registerTo(t, ms, "10.1.2.0/24", "192.0.2.2", 10, testKey)
-	if n := ms.PubSubStats().Notifies; n != 2 {
-		t.Fatalf("Map-Notifies after an RLOC change: %d, want 2", n)
-	}
-	// Outside the subscribed prefix: nothing.
-	registerTo(t, ms, "10.1.3.0/24", "192.0.2.3", 10, testKey)
-	if n := ms.PubSubStats().Notifies; n != 2 {
-		t.Fatalf("an unrelated registration notified: %d", n)
+	// Each registration and the Map-Notifies sent by the end of its step:
+	// new, refresh (nothing), new RLOC, outside the prefix (nothing).
+	for i, step := range []struct {
+		p, rloc string
+		want    uint64
+	}{{"10.1.2.0/24", "192.0.2.1", 1}, {"10.1.2.0/24", "192.0.2.1", 1}, {"10.1.2.0/24", "192.0.2.2", 2}, {"10.1.3.0/24", "192.0.2.3", 2}} {
+		registerTo(t, ms, step.p, step.rloc, 10, testKey)
+		if n := ms.PubSubStats().Notifies; n != step.want {
+			t.Fatalf("step %d (%s → %s): %d Map-Notifies, want %d", i, step.p, step.rloc, n, step.want)
+		}
 	}
 	// Unsubscribe: AFI 0 ITR-RLOC.
 	injectRequest(t, ms, sub, xtrA, "10.1.2.0/24", 200, true)

@@ -57,6 +57,10 @@ type SubscriberOptions struct {
 	Key slowpath.AuthKey `mapstructure:"key"`
 }
 
+// XTRIDOf returns the xTR-ID a router named name sends (RFC 9301 §5.6,
+// RFC 9437 §4): what a Map-Server's pubsub.subscribers[].name stands for.
+func XTRIDOf(name string) wire.XTRID { return xtrID(name) }
+
 // xtrIDOf returns the xTR-ID of s: by name or from its hex form.
 func (s *SubscriberOptions) xtrIDOf(path string) (wire.XTRID, error) {
 	var id wire.XTRID

@@ -164,8 +164,15 @@ func injectRequest(t *testing.T, ms *Engine, src netip.AddrPort, xtr wire.XTRID,
 // registerTo injects a Map-Register of p with rloc, signed with key.
 func registerTo(t *testing.T, ms *Engine, p, rloc string, ttl uint32, key AuthKey) {
 	t.Helper()
+	registerAs(t, ms, p, rloc, ttl, key, wire.XTRID{})
+}
+
+// registerAs is registerTo with the xTR-ID xtr (I bit) unless it is zero.
+func registerAs(t *testing.T, ms *Engine, p, rloc string, ttl uint32, key AuthKey, xtr wire.XTRID) {
+	t.Helper()
 	pp := netip.MustParsePrefix(p)
 	reg := wire.MapRegister{Nonce: wire.Nonce{9}, ProxyReply: true, Auth: wire.NewAuth(key.KeyID, key.Alg, false),
+		XTRIDPresent: xtr != wire.XTRID{}, XTRID: xtr,
 		Records: []wire.Record{{TTL: ttl, MaskLen: uint8(pp.Bits()), EID: wire.IPAddress(pp.Addr()),
 			Locators: []wire.Locator{{Priority: 1, Weight: 100, Reachable: true, Address: wire.IPAddress(netip.MustParseAddr(rloc))}}}}}
 	b, err := reg.AppendSigned(nil, []byte(key.Secret))
@@ -206,13 +213,25 @@ func TestSubscriptionChangeOneStep(t *testing.T) {
 }
 
 // TestSubscriptionRefusedUnknown: an xTR-ID neither registered nor
-// configured gets no subscription and no Map-Notify.
+// configured gets no subscription and no Map-Notify; one registered here
+// may subscribe until its registration is withdrawn.
 func TestSubscriptionRefusedUnknown(t *testing.T) {
 	ms := newEngine(t, msConfig(siteConfig("a", "10.1.0.0/16", true)), nil)
+	src := netip.MustParseAddrPort("127.0.0.1:5000")
 	registerTo(t, ms, "10.1.2.0/24", "192.0.2.1", 10, testKey)
-	injectRequest(t, ms, netip.MustParseAddrPort("127.0.0.1:5000"), xtrB, "10.1.2.0/24", 1, false)
+	injectRequest(t, ms, src, xtrB, "10.1.2.0/24", 1, false)
 	if ps := ms.PubSubStats(); ps.Refused != 1 || ps.Active != 0 || ps.Notifies != 0 {
 		t.Fatalf("unknown subscriber: %+v", ps)
+	}
+	registerAs(t, ms, "10.1.9.0/24", "192.0.2.9", 10, testKey, xtrB)
+	injectRequest(t, ms, src, xtrB, "10.1.2.0/24", 100, false)
+	if ps := ms.PubSubStats(); ps.Subscribed != 1 || ps.Notifies != 1 {
+		t.Fatalf("registered subscriber: %+v", ps)
+	}
+	registerAs(t, ms, "10.1.9.0/24", "192.0.2.9", 0, testKey, xtrB) // withdrawn
+	injectRequest(t, ms, src, xtrB, "10.1.3.0/24", 200, false)
+	if ps := ms.PubSubStats(); ps.Refused != 2 || ps.Subscribed != 1 {
+		t.Fatalf("after its withdrawal: %+v", ps)
 	}
 }
 

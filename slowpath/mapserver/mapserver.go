@@ -206,7 +206,7 @@ func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registr
 // registrants.
 func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 	ms := u.ms
-	ms.ps.dirty = true
+	ms.ps.registered(e)
 	ent, _ := e.Aux.(*regEntry)
 	if len(e.Registrants()) == 0 {
 		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {

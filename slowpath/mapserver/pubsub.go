@@ -88,10 +88,9 @@ type pubsub struct {
 	byIID map[uint32]map[subKey]*subscription
 	perX  map[wire.XTRID]int
 	conf  map[wire.XTRID]regstore.Key
-	// regd caches the key of each registered xTR-ID; rebuilt on demand
-	// after a registration change (dirty).
-	regd  map[wire.XTRID]regstore.Key
-	dirty bool
+	// regd indexes the registered xTR-IDs: the keys they registered (or
+	// did: a withdrawn one is found stale and dropped when looked up).
+	regd  map[wire.XTRID]map[uniKey]struct{}
 	stats PubSubStats
 	msg   wire.MapNotify
 	rec   [1]wire.Record
@@ -108,8 +107,7 @@ func (ms *MapServer) newPubSub(cfg slowpath.PubSubConfig) *pubsub {
 		byIID: map[uint32]map[subKey]*subscription{},
 		perX:  map[wire.XTRID]int{},
 		conf:  map[wire.XTRID]regstore.Key{},
-		regd:  map[wire.XTRID]regstore.Key{},
-		dirty: true,
+		regd:  map[wire.XTRID]map[uniKey]struct{}{},
 	}
 	for _, s := range cfg.Subscribers {
 		ps.conf[s.XTRID] = s.Key.RegKey()
@@ -119,28 +117,43 @@ func (ms *MapServer) newPubSub(cfg slowpath.PubSubConfig) *pubsub {
 	return ps
 }
 
+// registered notes the xTR-IDs registering e (after any change of its
+// registrants).
+func (ps *pubsub) registered(e *regstore.Entry[uniKey, wire.Record]) {
+	for _, r := range e.Registrants() {
+		if !r.HasXTRID {
+			continue
+		}
+		ks := ps.regd[r.ID.XTRID]
+		if ks == nil {
+			ks = map[uniKey]struct{}{}
+			ps.regd[r.ID.XTRID] = ks
+		}
+		ks[e.Key] = struct{}{}
+	}
+}
+
 // keyOf returns the key that signs the Map-Notifies to xtr: its configured
 // key, else its site's first key when it is registered here.
 func (ps *pubsub) keyOf(xtr wire.XTRID) (regstore.Key, bool) {
 	if k, ok := ps.conf[xtr]; ok {
 		return k, true
 	}
-	if ps.dirty {
-		clear(ps.regd)
-		for e := range ps.ms.uni.Entries() {
-			if len(e.Site.Keys) == 0 {
-				continue
-			}
+	ks := ps.regd[xtr]
+	for k := range ks {
+		if e := ps.ms.uni.Entry(k); e != nil && len(e.Site.Keys) > 0 {
 			for _, r := range e.Registrants() {
-				if r.HasXTRID {
-					ps.regd[r.ID.XTRID] = e.Site.Keys[0]
+				if r.HasXTRID && r.ID.XTRID == xtr {
+					return e.Site.Keys[0], true
 				}
 			}
 		}
-		ps.dirty = false
+		delete(ks, k) // withdrawn or expired since
 	}
-	k, ok := ps.regd[xtr]
-	return k, ok
+	if ks != nil {
+		delete(ps.regd, xtr)
+	}
+	return regstore.Key{}, false
 }
 
 // onRequest takes the subscriptions of a Map-Request (RFC 9437 §5): every

@@ -504,3 +504,26 @@ func TestITRResubscribeAndUnsubscribe(t *testing.T) {
 		t.Fatalf("after unsubscribing: %+v", s)
 	}
 }
+
+// TestSubscriptionRenewalReplacesSequence: a renewal restarts the nonce
+// sequence, so an unacknowledged Map-Notify of the old one is dropped
+// instead of retransmitted into a lapse of the renewed subscription.
+func TestSubscriptionRenewalReplacesSequence(t *testing.T) {
+	clk := newFakeClock()
+	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	c.MapServer.PubSub.Subscribers = []slowpath.SubscriberConfig{{XTRID: xtrA, Key: testKey}}
+	c.MapServer.PubSub.NotifyInterval, c.MapServer.PubSub.NotifyTries = time.Second, 2
+	ms := newEngineWith(t, c, nil, slowpathOptions(clk))
+	src := netip.MustParseAddrPort("127.0.0.1:5000")
+	injectRequest(t, ms, src, xtrA, "10.1.2.0/24", 10, false)
+	registerTo(t, ms, "10.1.2.0/24", "192.0.2.1", 10, testKey)
+	registerTo(t, ms, "10.1.2.0/24", "192.0.2.1", 0, testKey) // withdrawn: Map-Notify 11 pending
+	injectRequest(t, ms, src, xtrA, "10.1.2.0/24", 500, false)
+	for range 3 {
+		clk.Add(4 * time.Second)
+		_ = ms.Core().Tick()
+	}
+	if ps := ms.PubSubStats(); ps.Active != 1 || ps.Lapsed != 0 || ps.Renewed != 1 || ps.GaveUp != 0 {
+		t.Fatalf("after the renewal: %+v", ps)
+	}
+}

@@ -238,6 +238,10 @@ func (ps *pubsub) subscribe(m *slowpath.Msg, k subKey, key regstore.Key) {
 		ps.stats.Subscribed++
 	} else {
 		ps.stats.Renewed++
+		// The subscriber counts from the new nonce now: a Map-Notify of
+		// the old sequence would go unacknowledged and drop the
+		// subscription. Its request is answered with the current state.
+		ps.tr.Cancel(s.pending)
 	}
 	s.key = key
 	s.renewed = c.Now()

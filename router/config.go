@@ -127,7 +127,7 @@ type ITROptions struct {
 	// MaxTries bounds the Map-Requests per miss (0: 5).
 	MaxTries int `mapstructure:"max_tries"`
 	// Subscribe subscribes to the resolved mappings (RFC 9437,
-	// router/pubsub.go).
+	// docs/pubsub.md).
 	Subscribe SubscribeOptions `mapstructure:"subscribe"`
 }
 
@@ -141,7 +141,7 @@ type MapServerOptions struct {
 	// (slowpath.MapServerConfig.GroupMappings).
 	GroupMappings []replicate.GroupMapping `mapstructure:"group_mappings"`
 	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437,
-	// router/pubsub.go).
+	// docs/pubsub.md).
 	PubSub PubSubOptions `mapstructure:"pubsub"`
 }
 

@@ -398,6 +398,9 @@ func TestITRNotifyChecks(t *testing.T) {
 	mr := newFakeSubscriber(t)
 	ic := itrConfig(mr.addr())
 	ic.Subscribe = subscribeConfig()
+	// Another Map-Server's key with the same Key ID and algorithm first:
+	// each key is tried.
+	ic.Subscribe.Keys = []AuthKey{{KeyID: testKey.KeyID, Alg: testKey.Alg, Secret: "other-ms"}, testKey}
 	inst := &fakeInstaller{active: true}
 	itr := newEngine(t, Config{ITR: ic}, inst)
 	itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.1.2.3")})

@@ -206,7 +206,7 @@ func (t *ITR) onMapNotify(m *slowpath.Msg) bool {
 		st.Ignored++
 		return true
 	}
-	key, err := regstore.Verify(m.Raw, &n.Auth, ss.keys)
+	key, err := ss.verify(m.Raw, &n.Auth)
 	if err != nil {
 		ss.stats.BadAuth++
 		st.BadAuth++
@@ -226,6 +226,20 @@ func (t *ITR) onMapNotify(m *slowpath.Msg) bool {
 	}
 	t.ackNotify(m.Src, n, key)
 	return true
+}
+
+// verify checks a Map-Notify against each key in turn: two Map-Servers'
+// keys may share a Key ID and algorithm, which regstore.Verify would take
+// as one.
+func (ss *subState) verify(raw []byte, a *wire.Auth) (*regstore.Key, error) {
+	var err error
+	for i := range ss.keys {
+		var k *regstore.Key
+		if k, err = regstore.Verify(raw, a, ss.keys[i:i+1]); err == nil {
+			return k, nil
+		}
+	}
+	return nil, err
 }
 
 // notified installs one record of a subscription's Map-Notify: a mapping,

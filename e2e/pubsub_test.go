@@ -19,7 +19,8 @@ import (
 // xtr1's map-cache follows through the Map-Server's Map-Notify. A
 // Map-Server restart makes xtr1 subscribe again. The pxtr subscribes as a
 // configured subscriber but with the wrong key: it installs nothing from
-// the Map-Notifies.
+// the Map-Notifies; after the restart it is no longer configured: its
+// subscription is refused and it is sent nothing.
 func TestPubSub(t *testing.T) {
 	n := newNetwork(t)
 	ms := strings.Replace(msmrYAML("30s"), "map_server: {registration_timeout: 30s}",
@@ -104,8 +105,9 @@ func TestPubSub(t *testing.T) {
 	})
 
 	t.Run("Map-Server restart", func(t *testing.T) {
+		// Restarted without the pxtr among its subscribers.
 		n.stop("msmr", false)
-		n.start("msmr", ms)
+		n.start("msmr", msmrYAML("30s"))
 		if subscribed(x1id) {
 			t.Fatal("a fresh Map-Server has subscriptions")
 		}
@@ -114,10 +116,24 @@ func TestPubSub(t *testing.T) {
 			t.Fatalf("h1 -> h2: %d/2, %v", got, err)
 		}
 		n.waitFor(10*time.Second, "xtr1 to subscribe again", func() bool { return subscribed(x1id) })
+		// The pxtr resolves again: neither registered nor configured, its
+		// subscription is refused and it is sent nothing.
+		if err := n.do("pxtr", "DELETE", "/v1/map-cache?iid=0&eid=10.2.0.0/24", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		before := itrCounters("pxtr")
+		if got, err := n.lab.Ping("nl", h2v4, 3, 2*time.Second); err != nil || got < 1 {
+			t.Fatalf("nl -> h2: %d/3, %v", got, err)
+		}
+		n.waitFor(5*time.Second, "pxtr's subscription refused", func() bool {
+			var s router.SubscriptionsInfo
+			return n.get("msmr", "/v1/subscriptions", &s) == nil && s.MapServer["refused"] >= 1
+		})
 		if subscribed(pxid) {
-			// Its Map-Notifies were never acknowledged: it lapsed before
-			// the restart and its renewals lapse again.
-			t.Log("pxtr's subscription is present (renewed, unacknowledged)")
+			t.Error("msmr keeps a subscription of the unauthorised pxtr")
+		}
+		if after := itrCounters("pxtr"); after["bad_auth"] != before["bad_auth"] || after["notifies"] != 0 || after["requests"] <= before["requests"] {
+			t.Errorf("pxtr counters %v -> %v: want a new subscribing request and no Map-Notify", before, after)
 		}
 	})
 
@@ -137,10 +153,6 @@ func TestPubSub(t *testing.T) {
 			t.Errorf("xtr1 subscribe counters %v", c)
 		}
 	})
-	var s router.SubscriptionsInfo
-	if err := n.get("msmr", "/v1/subscriptions", &s); err == nil && s.MapServer["refused"] != 0 {
-		t.Errorf("msmr refused %d subscriptions of registered or configured xTRs", s.MapServer["refused"])
-	}
 }
 
 // xtrIDOf is the xTR-ID rlocd derives from a router name, as

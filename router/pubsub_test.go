@@ -94,3 +94,25 @@ func TestPubSubConfigChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeConfigFromRouter: itr.subscribe takes the xTR-ID from the
+// router's name, the site-ID from etr.site_id and, without keys of its
+// own, the map_servers keys.
+func TestSubscribeConfigFromRouter(t *testing.T) {
+	k := slowpath.AuthKey{KeyID: 2, Alg: wire.AuthHMACSHA1_96, Secret: "ms-key"}
+	cfg := Config{Name: "xtr-a", Roles: Roles{ITR: true, ETR: true}, ETR: ETROptions{SiteID: 9},
+		MapServers: []slowpath.MapServerPeer{{Addr: netip.MustParseAddrPort("192.0.2.100:4342"), Key: k}}}
+	if cfg.subscribeConfig() != nil {
+		t.Fatal("subscription without itr.subscribe.enabled")
+	}
+	cfg.ITR.Subscribe = SubscribeOptions{Enabled: true, IIDs: []uint32{5}}
+	sc := cfg.subscribeConfig()
+	if sc == nil || sc.XTRID != xtrID("xtr-a") || sc.SiteID != 9 || len(sc.Keys) != 1 || sc.Keys[0] != k || !sc.Covers(5) || sc.Covers(0) {
+		t.Fatalf("subscribe config %+v", sc)
+	}
+	own := slowpath.AuthKey{KeyID: 1, Alg: wire.AuthHMACSHA256128, Secret: "own"}
+	cfg.ITR.Subscribe.Keys = []slowpath.AuthKey{own}
+	if sc := cfg.subscribeConfig(); len(sc.Keys) != 1 || sc.Keys[0] != own {
+		t.Fatalf("own keys: %+v", sc.Keys)
+	}
+}

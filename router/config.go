@@ -144,6 +144,9 @@ type ITROptions struct {
 	RetransmitInterval time.Duration `mapstructure:"retransmit_interval"`
 	// MaxTries bounds the Map-Requests per miss (0: 5).
 	MaxTries int `mapstructure:"max_tries"`
+	// Subscribe subscribes to the resolved mappings (RFC 9437,
+	// docs/pubsub.md).
+	Subscribe SubscribeOptions `mapstructure:"subscribe"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -155,6 +158,9 @@ type MapServerOptions struct {
 	// Map-Server answers group-name lookups with
 	// (slowpath.MapServerConfig.GroupMappings).
 	GroupMappings []replicate.GroupMapping `mapstructure:"group_mappings"`
+	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437,
+	// docs/pubsub.md).
+	PubSub PubSubOptions `mapstructure:"pubsub"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -309,7 +315,7 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -650,8 +656,12 @@ func (c *Config) validateMulticast() error {
 func (c *Config) engineConfig() (slowpath.Config, error) {
 	ec := slowpath.Config{Listen: c.Control.Listen, RateLimit: c.Control.RateLimit, Logger: c.Logger}
 	if c.Roles.MapServer {
+		pc, err := c.pubsubConfig()
+		if err != nil {
+			return ec, err
+		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
-			GroupMappings: c.MapServer.GroupMappings}
+			GroupMappings: c.MapServer.GroupMappings, PubSub: pc}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
@@ -669,7 +679,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.resolves() {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
-			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries}
+			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig()}
 	}
 	mc, err := c.mcastConfig()
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 //	POST   /v1/database                      add or replace a mapping (DatabaseMapping)
 //	DELETE /v1/database?iid=N&eid=PREFIX      remove a mapping
 //	GET    /v1/registrations                 the Map-Server's registrations
+//	GET    /v1/subscriptions                 RFC 9437 subscriptions and counters (SubscriptionsInfo)
 //	GET    /v1/stats                         counters (Stats)
 //	GET    /v1/events                        event stream, one JSON Event per line
 
@@ -132,6 +133,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("POST /v1/database", r.apiDatabaseAdd)
 	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
+	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

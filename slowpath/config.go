@@ -264,6 +264,89 @@ type MapServerConfig struct {
 	// group name (a Map-Register whose EID is such a name, allowed by a
 	// site prefix covering the range in that instance-ID).
 	GroupMappings []replicate.GroupMapping
+	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437).
+	PubSub PubSubConfig
+}
+
+// Defaults of PubSubConfig.
+const (
+	// DefaultMaxSubscriptionsPerSubscriber bounds one xTR-ID's subscriptions.
+	DefaultMaxSubscriptionsPerSubscriber = 1024
+	// DefaultMaxSubscriptions bounds a Map-Server's subscriptions.
+	DefaultMaxSubscriptions = 65536
+)
+
+// PubSubConfig configures the Map-Server's side of publish/subscribe
+// (RFC 9437): which subscriptions it accepts, how many it keeps, and how
+// its Map-Notifies to subscribers are retransmitted. A subscription is
+// accepted from an xTR-ID that is registered with this Map-Server (its
+// site's first key signs the Map-Notifies) or that is listed in
+// Subscribers (with its own key); others are refused and counted
+// (RFC 9437 §7: only authenticated subscribers are notified).
+type PubSubConfig struct {
+	// Subscribers are xTRs allowed to subscribe without registering here.
+	Subscribers []SubscriberConfig
+	// MaxPerSubscriber bounds the subscriptions of one xTR-ID; 0 means
+	// DefaultMaxSubscriptionsPerSubscriber.
+	MaxPerSubscriber int
+	// MaxTotal bounds all subscriptions; 0 means DefaultMaxSubscriptions.
+	MaxTotal int
+	// NotifyInterval is the first wait for a Map-Notify-Ack before the
+	// Map-Notify is resent, doubled each time; 0 means 1 s.
+	NotifyInterval time.Duration
+	// NotifyTries bounds the sends of one Map-Notify; when the last goes
+	// unacknowledged the subscription is removed; 0 means 4.
+	NotifyTries int
+}
+
+// SubscriberConfig is an xTR allowed to subscribe (RFC 9437 §7) by its
+// xTR-ID, with the key its Map-Notifies are signed with.
+type SubscriberConfig struct {
+	// XTRID is the subscriber's xTR-ID (RFC 9437 §4).
+	XTRID wire.XTRID
+	// Key signs the Map-Notifies to it and checks its Map-Notify-Acks.
+	Key AuthKey
+}
+
+// validate checks the pub/sub configuration under path.
+func (p *PubSubConfig) validate(path string) error {
+	if p.MaxPerSubscriber < 0 || p.MaxTotal < 0 || p.NotifyInterval < 0 || p.NotifyTries < 0 {
+		return fmt.Errorf("%s: negative bound, interval or count", path)
+	}
+	seen := map[wire.XTRID]bool{}
+	for i := range p.Subscribers {
+		s := &p.Subscribers[i]
+		f := fmt.Sprintf("%s.subscribers[%d]", path, i)
+		if s.XTRID == (wire.XTRID{}) {
+			return fmt.Errorf("%s.xtr_id: missing", f)
+		}
+		if seen[s.XTRID] {
+			return fmt.Errorf("%s.xtr_id: %s listed twice", f, s.XTRID)
+		}
+		seen[s.XTRID] = true
+		if err := s.Key.Validate(f + ".key"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WithDefaults returns p with zero bounds and retransmission settings
+// replaced by their defaults.
+func (p PubSubConfig) WithDefaults() PubSubConfig {
+	if p.MaxPerSubscriber == 0 {
+		p.MaxPerSubscriber = DefaultMaxSubscriptionsPerSubscriber
+	}
+	if p.MaxTotal == 0 {
+		p.MaxTotal = DefaultMaxSubscriptions
+	}
+	if p.NotifyInterval == 0 {
+		p.NotifyInterval = time.Second
+	}
+	if p.NotifyTries == 0 {
+		p.NotifyTries = 4
+	}
+	return p
 }
 
 // RemoteMapServer is a Map-Server a Map-Resolver forwards requests to.
@@ -435,6 +518,73 @@ type ITRConfig struct {
 	// ProbePort is the UDP port RLOC-probes are sent to; 0 means 4342
 	// (RFC 9301 §7.1). Tests set it to reach ETRs on ephemeral ports.
 	ProbePort uint16
+	// Subscribe, when set, subscribes the ITR to the mappings it resolves
+	// (RFC 9437); nil resolves and refreshes them by TTL only.
+	Subscribe *SubscribeConfig
+}
+
+// DefaultResubscribe is how often, at most, a subscribed ITR renews its
+// subscriptions by default.
+const DefaultResubscribe = 5 * time.Minute
+
+// SubscribeConfig is the ITR's side of publish/subscribe (RFC 9437): its
+// Map-Requests for the mappings of the chosen instance-IDs set the N bit on
+// the record and the I bit with the xTR-ID and site-ID; the Map-Server
+// then sends a Map-Notify whenever the mapping changes, which the ITR
+// verifies with Keys, installs and acknowledges.
+type SubscribeConfig struct {
+	// IIDs are the instance-IDs whose mappings are subscribed to; empty
+	// means every instance-ID.
+	IIDs []uint32
+	// Keys verify the Map-Servers' Map-Notifies (by Key ID and algorithm)
+	// and sign the Map-Notify-Acks with the key that verified. At least
+	// one.
+	Keys []AuthKey
+	// XTRID and SiteID identify the subscriber (RFC 9437 §4); XTRID must
+	// not be all zeros.
+	XTRID wire.XTRID
+	// SiteID is sent with the xTR-ID.
+	SiteID uint64
+	// Resubscribe is the longest time between two subscribing
+	// Map-Requests for a mapping in use: they renew the subscription at a
+	// Map-Server that restarted or dropped it. 0 means DefaultResubscribe;
+	// the mapping's TTL refresh comes first when sooner.
+	Resubscribe time.Duration
+}
+
+// Covers reports whether the ITR subscribes to mappings of iid.
+func (s *SubscribeConfig) Covers(iid uint32) bool {
+	if s == nil {
+		return false
+	}
+	if len(s.IIDs) == 0 {
+		return true
+	}
+	for _, i := range s.IIDs {
+		if i == iid {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks the subscription configured under path.
+func (s *SubscribeConfig) validate(path string) error {
+	if s.XTRID == (wire.XTRID{}) {
+		return fmt.Errorf("%s: no xTR-ID (give the router a name)", path)
+	}
+	if len(s.Keys) == 0 {
+		return fmt.Errorf("%s.keys: no key to verify Map-Notifies with", path)
+	}
+	for i := range s.Keys {
+		if err := s.Keys[i].Validate(fmt.Sprintf("%s.keys[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	if s.Resubscribe < 0 {
+		return fmt.Errorf("%s.resubscribe: negative", path)
+	}
+	return nil
 }
 
 // validate checks c and returns the first problem, naming the field by
@@ -528,6 +678,9 @@ func (ms *MapServerConfig) validate(path string) error {
 	if ms.RegistrationTimeout < 0 {
 		return fmt.Errorf("%s.registration_timeout: negative", path)
 	}
+	if err := ms.PubSub.validate(path + ".pubsub"); err != nil {
+		return err
+	}
 	return ValidateSites(path+".sites", ms.Sites)
 }
 
@@ -587,6 +740,9 @@ func (it *ITRConfig) validate(path string) error {
 		it.RefreshBefore < 0 || it.ProbeInterval < 0 || it.ProbeMisses < 0 {
 		return fmt.Errorf("%s: negative interval or count", path)
 	}
+	if it.Subscribe != nil {
+		return it.Subscribe.validate(path + ".subscribe")
+	}
 	return nil
 }
 
@@ -605,6 +761,7 @@ func (c Config) WithDefaults() Config {
 		if ms.RegistrationTimeout == 0 {
 			ms.RegistrationTimeout = 3 * time.Minute
 		}
+		ms.PubSub = ms.PubSub.WithDefaults()
 		c.MapServer = &ms
 	}
 	if c.MapResolver != nil {
@@ -652,6 +809,13 @@ func (c Config) WithDefaults() Config {
 		}
 		if it.ProbePort == 0 {
 			it.ProbePort = wire.ControlPort
+		}
+		if it.Subscribe != nil {
+			sub := *it.Subscribe
+			if sub.Resubscribe == 0 {
+				sub.Resubscribe = DefaultResubscribe
+			}
+			it.Subscribe = &sub
 		}
 		c.ITR = &it
 	}

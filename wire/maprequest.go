@@ -10,7 +10,7 @@ import (
 //
 //	|Type=1 |A|M|P|S|p|s|R|I|  Rsvd   |L|D|   IRC   | Record Count  |
 //
-// RFC 9301 leaves bit 11 reserved; RFC 9437 §5 assigns it as the I bit
+// RFC 9301 leaves bit 11 reserved; RFC 9437 §4 assigns it as the I bit
 // (xTR-ID and site-ID appended). Reserved bits are sent as zero and ignored.
 const (
 	mreqA = 1 << 27 // RFC 9301 §5.2 A: authoritative
@@ -19,12 +19,14 @@ const (
 	mreqS = 1 << 24 // RFC 9301 §5.2 S: solicit-Map-Request (SMR)
 	mreqp = 1 << 23 // RFC 9301 §5.2 p: sent by a PITR
 	mreqs = 1 << 22 // RFC 9301 §5.2 s: SMR-invoked
-	mreqI = 1 << 20 // RFC 9437 §5 I: xTR-ID and site-ID present
+	mreqI = 1 << 20 // RFC 9437 §4 I: xTR-ID and site-ID present
 	mreqL = 1 << 14 // RFC 9301 §5.2 L: local xTR
 	mreqD = 1 << 13 // RFC 9301 §5.2 D: don't map-reply
 )
 
 const (
+	// xtrIDLen is the length of an xTR-ID (RFC 9437 §4).
+	xtrIDLen = 16
 	// ctrlHeaderLen is the first word plus the nonce, common to types 1-5.
 	ctrlHeaderLen = 4 + 8
 	// maxITRRLOCs is the most ITR-RLOCs the 5-bit IRC can announce (RFC 9301 §5.2).
@@ -56,7 +58,7 @@ type MapRequest struct {
 	// (RFC 9301 §5.2).
 	SMRInvoked bool
 	// XTRIDPresent is the I bit: XTRID and SiteID follow the message
-	// (RFC 9437 §5).
+	// (RFC 9437 §4).
 	XTRIDPresent bool
 	// LocalXTR is the L bit: the sender is an xTR of the site it asks
 	// (RFC 9301 §5.2).
@@ -77,10 +79,15 @@ type MapRequest struct {
 	// (RFC 9301 §5.2).
 	MapReply Record
 	// XTRID and SiteID are the trailer present when XTRIDPresent is set
-	// (RFC 9437 §5).
+	// (RFC 9437 §4).
 	XTRID XTRID
-	// SiteID identifies the sender's site (RFC 9437 §5).
+	// SiteID identifies the sender's site (RFC 9437 §4).
 	SiteID uint64
+	// NoSiteID marks a trailer of the xTR-ID alone, 16 bytes without the
+	// site-ID, as lispers.net sends it; Parse tells the two forms apart by
+	// the bytes left after the records (24 or 16), Append writes the short
+	// form when it is set. SiteID is then 0.
+	NoSiteID bool
 }
 
 // Len returns the encoded length of the message.
@@ -97,6 +104,9 @@ func (m *MapRequest) Len() int {
 	}
 	if m.XTRIDPresent {
 		n += xtrTrailerLen
+		if m.NoSiteID {
+			n -= 8
+		}
 	}
 	return n
 }
@@ -137,7 +147,11 @@ func (m *MapRequest) Append(b []byte) ([]byte, error) {
 		}
 	}
 	if m.XTRIDPresent {
-		b = appendXTRTrailer(b, &m.XTRID, m.SiteID)
+		if m.NoSiteID {
+			b = append(b, m.XTRID[:]...)
+		} else {
+			b = appendXTRTrailer(b, &m.XTRID, m.SiteID)
+		}
 	}
 	return b, nil
 }
@@ -205,7 +219,13 @@ func (m *MapRequest) Parse(b []byte) error {
 	} else {
 		resetRecord(&m.MapReply)
 	}
-	if off, err = parseXTRTrailer(b, off, m.XTRIDPresent, &m.XTRID, &m.SiteID); err != nil {
+	m.NoSiteID = false
+	if m.XTRIDPresent && len(b)-off == xtrIDLen {
+		// lispers.net's trailer: the xTR-ID without the site-ID.
+		copy(m.XTRID[:], b[off:])
+		m.SiteID, m.NoSiteID = 0, true
+		off += xtrIDLen
+	} else if off, err = parseXTRTrailer(b, off, m.XTRIDPresent, &m.XTRID, &m.SiteID); err != nil {
 		return fmt.Errorf("Map-Request: %w", err)
 	}
 	if off != len(b) {

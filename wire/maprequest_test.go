@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -282,7 +283,8 @@ func TestMapRequestGolden(t *testing.T) {
 	checkTruncations[MapRequest](t, goldenMapRequest)
 
 	checkGolden(t, goldenMapRequestSMRMsg(), goldenMapRequestSMR)
-	checkTruncations[MapRequest](t, goldenMapRequestSMR)
+	// Its I bit: 8 bytes short is the 16-byte xTR-ID trailer (RFC 9437).
+	checkTrailerTruncations(t, goldenMapRequestSMR, true)
 
 	// Each flag lands on its own bit of the first word (RFC 9301 §5.2).
 	flags := []struct {
@@ -334,7 +336,7 @@ func TestMapRequestRoundTrip(t *testing.T) {
 			m.MapDataPresent, m.XTRIDPresent, m.SiteID = true, true, 1<<63
 			m.MapReply = Record{TTL: 0xffffffff, MaskLen: e.masklen, Action: ActionDrop, EID: e.eid}
 			b = checkRoundTrip(t, m, goldenMapRequestSMR)
-			checkTruncations[MapRequest](t, b)
+			checkTrailerTruncations(t, b, true)
 
 			// No source EID (AFI 0) is allowed (RFC 9301 §5.2).
 			m.SourceEID = Address{}
@@ -474,7 +476,10 @@ func mapRequestSeeds() [][]byte {
 	if err != nil {
 		panic(err)
 	}
-	return append(seeds, b)
+	// RFC 9437 subscriptions: the N bit, both trailer forms.
+	sub, _ := subscribeRequest()
+	lispers, _ := hex.DecodeString(lispersSubscribe)
+	return append(seeds, b, sub, lispers)
 }
 
 func FuzzMapRequest(f *testing.F) {

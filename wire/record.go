@@ -193,19 +193,31 @@ func (r *Record) Prefix() (iid uint32, p netip.Prefix, ok bool) { return r.EID.P
 
 // EIDRecord is the EID record of a Map-Request and of an Info-Request
 // (RFC 9301 §5.2): a reserved byte, the mask length and the EID prefix.
+// RFC 9437 §4 takes the top bit of the reserved byte as the N bit.
 type EIDRecord struct {
+	// Notify is the N bit: the requester subscribes to the EID prefix and
+	// wants a Map-Notify whenever its mapping changes (RFC 9437 §4). The
+	// other bits of the reserved byte are sent as zero and ignored.
+	Notify bool
 	// MaskLen is the EID mask length (RFC 9301 §5.2).
 	MaskLen uint8
 	// EID is the EID prefix (RFC 9301 §5.2).
 	EID Address
 }
 
+// eidRecN is the N bit in the reserved byte of an EID record (RFC 9437 §4).
+const eidRecN = 0x80
+
 // Len returns the encoded length of the EID record.
 func (r *EIDRecord) Len() int { return 2 + r.EID.Len() }
 
 // Append appends the EID record to b.
 func (r *EIDRecord) Append(b []byte) ([]byte, error) {
-	b = append(b, 0, r.MaskLen)
+	var rsvd byte
+	if r.Notify {
+		rsvd = eidRecN
+	}
+	b = append(b, rsvd, r.MaskLen)
 	return r.EID.Append(b)
 }
 
@@ -214,6 +226,7 @@ func (r *EIDRecord) Parse(b []byte) (int, error) {
 	if len(b) < 2 {
 		return 0, fmt.Errorf("%w: EID record", ErrTruncated)
 	}
+	r.Notify = b[0]&eidRecN != 0
 	r.MaskLen = b[1]
 	n, err := r.EID.Parse(b[2:])
 	if err != nil {

@@ -87,6 +87,19 @@ func TestTsharkControlMessages(t *testing.T) {
 			}
 		}})
 
+	// Type 1 subscribing (RFC 9437 §4): N bit on the record, I bit with
+	// xTR-ID and site-ID after it; tshark must still read the records.
+	n2s := tsNonce(12)
+	sub := MapRequest{Nonce: n2s, XTRIDPresent: true, XTRID: XTRID{1, 2, 3}, SiteID: 9,
+		ITRRLOCs: []Address{IPAddress(a("192.0.2.1"))}, Records: []EIDRecord{{Notify: true, MaskLen: 24, EID: v4eid}}}
+	cases = append(cases, tsharkCase{name: "map-request-subscribe", msg: mustAppend(t, "subscribe")(sub.Append(nil)),
+		typ: TypeMapRequest, nonce: &n2s, records: 1, iids: []uint32{1000},
+		extra: func(t *testing.T, l map[string]any) {
+			if got := tsharkUint(t, l, "lisp.mreq.record.prefix.length"); got != 24 {
+				t.Errorf("prefix length %d", got)
+			}
+		}})
+
 	// Type 2: Map-Reply with IPv4-in-IID, IPv6-in-IID and an (S,G) record with an RLE.
 	n3 := tsNonce(3)
 	rep := MapReply{Nonce: n3, Records: []Record{

@@ -56,6 +56,8 @@ multicast: {enabled: true, trees: [{group: 232.1.1.1/32, level: 0}]}
 		{"not an address", sub(xtr, "{addr: 192.0.2.100,", "{addr: 192.0.2.300,"), "map_servers[0].addr"},
 		{"not an RLOC", sub(xtr, "rlocs: [{addr: 192.0.2.1}]", "rlocs: [{addr: me}]"), "database[0].rlocs[0].addr"},
 		{"bad duration", ms + "map_server: {registration_timeout: soon}\n", "map_server.registration_timeout"},
+		{"bad subscriber xTR-ID", ms + "map_server: {pubsub: {subscribers: [{xtr_id: abc, key: {id: 1, secret: k}}]}}\n", "map_server.pubsub.subscribers[0].xtr_id"},
+		{"unknown key in itr.subscribe", xtr + "itr: {subscribe: {enabled: true, iid: [1]}}\n", "itr.subscribe.iid"},
 		{"negative duration", xtr + "etr: {register_interval: -1s}\n", "etr.register_interval"},
 		{"duration without unit", sub(xtr, "{eid: 10.1.0.0/24,", "{eid: 10.1.0.0/24, ttl: 60,"), "database[0].ttl"},
 		{"iid beyond 24 bits", sub(xtr, "{name: site0, side: site}", "{name: site0, side: site, iid: 16777216}"), "interfaces[0].iid"},

@@ -8,6 +8,7 @@
 package mapserver
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -50,6 +51,7 @@ type MapServer struct {
 	names map[uint32]*bart.Table[*regEntry]
 	sg    *msSG // (S,G) registrations, sg.go
 	ack   wire.MapNotifyAck
+	ps    *pubsub // RFC 9437 subscriptions, pubsub.go
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
@@ -74,6 +76,9 @@ type regEntry struct {
 	// enc is its encoding, prebuilt for proxy Map-Replies.
 	merged wire.Record
 	enc    []byte
+	// prev is enc before the latest rebuild: subscribers hear of a
+	// registration only when the answer changed (pubsub.go).
+	prev []byte
 }
 
 // recordKey returns what a registered record is stored under: its EID
@@ -126,6 +131,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	ms.uni = regstore.New(c.Clock(), c, regstore.Kind[uniKey, wire.Record](uniKind{ms}), ms.rsites,
 		regstore.Sink[uniKey](uniSink{ms}), regstore.Config{Timeout: ms.timeout})
 	ms.sg = ms.newSG(ms.rsites)
+	ms.ps = ms.newPubSub(cfg.PubSub)
 	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
 		return nil, err
 	}
@@ -200,10 +206,14 @@ func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registr
 // registrants.
 func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 	ms := u.ms
+	ms.ps.registered(e)
 	ent, _ := e.Aux.(*regEntry)
 	if len(e.Registrants()) == 0 {
 		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
 			t.Delete(e.Key.Prefix)
+		}
+		if !e.Key.name {
+			ms.ps.changed(e.Key.EIDPrefix, nil)
 		}
 		return
 	}
@@ -212,7 +222,13 @@ func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 		e.Aux = ent
 		ms.table(e.Key.IID, e.Key.name, true).Insert(e.Key.Prefix, ent)
 	}
+	ent.prev = append(ent.prev[:0], ent.enc...)
 	ms.rebuild(ent)
+	if !e.Key.name && !bytes.Equal(ent.prev, ent.enc) {
+		// A new registration, a new RLOC set or new priorities: tell
+		// the subscribers (RFC 9437 §5); a refresh changes nothing.
+		ms.ps.changed(e.Key.EIDPrefix, &ent.merged)
+	}
 }
 
 // Confirm answers a merge registration with the merged mapping
@@ -353,6 +369,9 @@ func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 // ECM to one of the registered ETRs, round-robin (RFC 9301 §8.2). It reports
 // false when the EID is not registered.
 func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
+	if ms.ps.onRequest(m) {
+		return true // an unsubscription (RFC 9437 §5) is not answered
+	}
 	ent := ms.lookup(iid, addr)
 	if ent == nil || len(ent.enc) == 0 {
 		return false

@@ -309,6 +309,9 @@ func (ms *MapServer) onNotifyAck(m *slowpath.Msg) bool {
 		st.BadParse++
 		return true
 	}
+	if ms.ps.ack(m, &ms.ack) {
+		return true
+	}
 	err := ms.sg.store.Ack(m.Src, m.Raw, &ms.ack)
 	switch {
 	case errors.Is(err, regstore.ErrUnmatchedAck):

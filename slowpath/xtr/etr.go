@@ -232,6 +232,11 @@ func (t *ETR) onMapNotify(m *slowpath.Msg) bool {
 		st.BadParse++
 		return true
 	}
+	if !t.tr.Knows(n.Nonce) {
+		// Not an answer to a register of ours: an ITR's subscription
+		// (RFC 9437) may take it.
+		return false
+	}
 	q, status := t.tr.Match(m.Src, n.Nonce)
 	if status != request.Matched {
 		st.Ignored++

@@ -28,6 +28,7 @@ type ITR struct {
 	probes   *request.Tracker // the RLOC-probes in flight, one per RLOC
 	msgBuf   []byte
 	res      slowpath.Resolved
+	sub      *subState // RFC 9437 subscriptions (subscribe.go); nil without
 }
 
 // resolution is one Map-Request in flight; the tracker retransmits it.
@@ -77,6 +78,9 @@ func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) 
 	c.HandleMiss(t.onMiss)
 	c.Handle(slowpath.RouteMapReply, t.onMapReply)
 	c.Handle(slowpath.RouteSMR, t.onSMR)
+	if cfg.Subscribe != nil {
+		t.newSubState(cfg.Subscribe)
+	}
 	c.OnStart(t.start)
 	return t
 }
@@ -169,6 +173,9 @@ func (t *ITR) request(key slowpath.EIDPrefix, src netip.Addr, start time.Time, s
 	if src.IsValid() {
 		req.SourceEID = slowpath.EIDAddress(key.IID, src)
 	}
+	if t.subscribes(key) {
+		t.markSubscribe(req, key, n)
+	}
 	msg, err := req.Append(t.msgBuf[:0])
 	if err != nil {
 		c.Msg(wire.TypeMapRequest).SendErrors++
@@ -238,27 +245,8 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 			continue
 		}
 		key := slowpath.EIDPrefix{IID: iid, Prefix: p}
-		ttl := slowpath.TTLDuration(rec.TTL, slowpath.ReceiverDecidesTTL)
-		if len(rec.Locators) == 0 {
-			t.inst.InstallNegative(key, ttl, rec.Action)
-			t.track(key, ttl, nil)
-		} else {
-			m := &t.res
-			*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
-			for _, l := range rec.Locators {
-				if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
-					m.RLOCs = append(m.RLOCs, slowpath.ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
-						MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable})
-				}
-			}
-			t.inst.Install(m)
-			var addrs []netip.Addr
-			for _, l := range m.RLOCs {
-				addrs = append(addrs, l.Addr)
-			}
-			m.Record = nil
-			t.track(key, ttl, addrs)
-		}
+		t.moveSub(r.key, key)
+		t.installRecord(rec, key)
 		installed = true
 	}
 	if installed {
@@ -268,6 +256,32 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		}
 	}
 	return true
+}
+
+// installRecord installs rec, a Map-Reply's or a subscription's
+// Map-Notify's record for key, and tracks it.
+func (t *ITR) installRecord(rec *wire.Record, key slowpath.EIDPrefix) {
+	ttl := slowpath.TTLDuration(rec.TTL, slowpath.ReceiverDecidesTTL)
+	if len(rec.Locators) == 0 {
+		t.inst.InstallNegative(key, ttl, rec.Action)
+		t.track(key, ttl, nil)
+		return
+	}
+	m := &t.res
+	*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
+	for _, l := range rec.Locators {
+		if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+			m.RLOCs = append(m.RLOCs, slowpath.ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
+				MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable})
+		}
+	}
+	t.inst.Install(m)
+	var addrs []netip.Addr
+	for _, l := range m.RLOCs {
+		addrs = append(addrs, l.Addr)
+	}
+	m.Record = nil
+	t.track(key, ttl, addrs)
 }
 
 // track remembers an installed mapping: a refresh before its TTL runs out,
@@ -298,6 +312,10 @@ func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Add
 		ps.users[key] = struct{}{}
 	}
 	at := c.Now().Add(ttl - min(t.cfg.RefreshBefore, ttl/2))
+	if t.subscribes(key) {
+		// Renew the subscription at the latest Resubscribe from now.
+		at = minTime(at, c.Now().Add(t.sub.cfg.Resubscribe))
+	}
 	if ent.refresh == nil {
 		ent.refresh = c.Schedule(at, func(time.Time) { t.refresh(ent) })
 	} else {
@@ -313,6 +331,7 @@ func (t *ITR) forget(key slowpath.EIDPrefix) {
 	}
 	delete(t.entries, key)
 	ent.refresh.Stop()
+	t.dropSub(key)
 	for _, a := range ent.rlocs {
 		if ps := t.rlocs[a]; ps != nil {
 			delete(ps.users, key)
@@ -330,6 +349,7 @@ func (t *ITR) refresh(ent *itrEntry) {
 		return
 	}
 	if !t.inst.Active(ent.key) {
+		t.unsubscribe(ent.key)
 		t.forget(ent.key)
 		return
 	}
@@ -482,4 +502,12 @@ func (t *ITR) probeAnswered(ps *probeState) {
 			t.inst.SetRLOCReachable(u, ps.addr, true)
 		}
 	}
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

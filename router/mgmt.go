@@ -561,6 +561,12 @@ func (r *Router) Stats() Stats {
 			"smrs-sent":              es.SMRsSent,
 			"smr-invoked":            es.SMRInvoked,
 		}
+		// Which authentication variant the verified messages used.
+		var auth slowpath.AuthStats
+		for t := range es.Msgs {
+			auth.Add(&es.Msgs[t].Auth)
+		}
+		auth.Each(func(name string, v uint64) { s.Control[name] = v })
 		if h := es.ResolveLatency; h.Count > 0 {
 			s.LatencyMS = map[string]string{
 				"count": strconv.FormatUint(h.Count, 10),

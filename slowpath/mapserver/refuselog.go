@@ -16,8 +16,9 @@ const refuseLogInterval = time.Minute
 const maxRefuseLogSites = 4096
 
 // refuseLog rate-limits the log lines of refused registrations: at most one
-// per site per refuseLogInterval, the next one carrying how many were
-// suppressed in between.
+// per site (the source when no site matched) and reason per
+// refuseLogInterval, the next one carrying how many were suppressed in
+// between. A different reason is logged at once: it is news.
 type refuseLog struct {
 	last map[string]refuseState
 }

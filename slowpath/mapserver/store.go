@@ -89,6 +89,9 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 		if who == "" {
 			who = src.Addr().String()
 		}
+		if reason != nil {
+			who += "\x00" + reason.Error()
+		}
 		ms.refused.log(ms.log, ms.c.Now(), who, "Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
 	case regstore.Expired:
 		ev.Kind = slowpath.EventRegistrationExpired

@@ -109,20 +109,6 @@ func (k *Key) Auth(like *wire.AuthVariant, buf *[]byte) wire.Auth {
 	return wire.Auth{KeyID: k.KeyID, Alg: v.Alg, Data: *buf, Records: v.Records}
 }
 
-// Check reports a key that cannot be used: legacy layout with a non-zero
-// Key ID, an algorithm rloc cannot compute, an empty secret.
-func (k *Key) Check() error {
-	switch {
-	case k.Alg != wire.AuthHMACSHA1_96 && k.Alg != wire.AuthHMACSHA256128 && k.Alg != wire.AuthHMACSHA256128HKDF:
-		return fmt.Errorf("unsupported algorithm %v", k.Alg)
-	case k.Layout == LayoutLegacy && k.KeyID != 0:
-		return fmt.Errorf("key ID %d cannot be sent in the legacy 16-bit Key ID layout (its value is the algorithm): use id 0 or layout rfc9301", k.KeyID)
-	case len(k.Secret) == 0:
-		return errors.New("empty secret")
-	}
-	return nil
-}
-
 // Authentication errors; Verify wraps them with the detail.
 var (
 	// ErrNoAuth: the message has Algorithm ID 0 (no authentication), which

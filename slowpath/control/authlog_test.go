@@ -26,8 +26,8 @@ type capturedLog struct {
 }
 
 func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logCapture) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *logCapture) WithGroup(string) slog.Handler             { return h }
+func (h *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logCapture) WithGroup(string) slog.Handler            { return h }
 func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
 	c := capturedLog{level: r.Level, msg: r.Message, attrs: map[string]string{}}
 	r.Attrs(func(a slog.Attr) bool {

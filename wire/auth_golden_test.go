@@ -252,8 +252,9 @@ func TestLispersVectors(t *testing.T) {
 // 24-byte xTR-ID/site-ID trailer; for algorithm 3 keyed with
 // HKDF-SHA256(IKM = nonce || s || password, salt = s, info = "", L = 32),
 // HKDF written out from RFC 5869 (extract, then one expand block), s the
-// message type's string of RFC 9301 §5.4. The generator is quoted in
-// docs/interop.md ("How the test vectors were made").
+// message type's string of RFC 9301 §5.4. Generator:
+// testdata/auth_golden.py (python3 wire/testdata/auth_golden.py prints these
+// rows, and checks that the lispers.net vectors verify its way).
 var authGolden = []struct {
 	vector  string
 	keyID   uint8

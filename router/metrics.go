@@ -109,6 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"misses_dropped": es.MissesDropped} {
 		counter(c.resolutions, v, k)
 	}
+	// Messages whose authentication verified, by variant (auth_full, ...).
+	auth := es.AuthTotals()
+	auth.Each(func(name string, v uint64) { counter(c.resolutions, v, strings.ReplaceAll(name, "-", "_")) })
 	ch <- histogram(c.latency, es.ResolveLatency)
 }
 

@@ -562,10 +562,7 @@ func (r *Router) Stats() Stats {
 			"smr-invoked":            es.SMRInvoked,
 		}
 		// Which authentication variant the verified messages used.
-		var auth slowpath.AuthStats
-		for t := range es.Msgs {
-			auth.Add(&es.Msgs[t].Auth)
-		}
+		auth := es.AuthTotals()
 		auth.Each(func(name string, v uint64) { s.Control[name] = v })
 		if h := es.ResolveLatency; h.Count > 0 {
 			s.LatencyMS = map[string]string{

@@ -49,3 +49,25 @@ func TestAuthKeySettings(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthStats: each verified message counts once per dimension, and the
+// totals are reported under the API's kebab-case names.
+func TestAuthStats(t *testing.T) {
+	var s Stats
+	s.Msgs[wire.TypeMapRegister].Auth.Count(wire.AuthVariant{Alg: wire.AuthHMACSHA1_96, Full: true, KeyIDSet: false})
+	s.Msgs[wire.TypeMapNotify].Auth.Count(wire.AuthVariant{Alg: wire.AuthHMACSHA256128HKDF, Records: true, KeyIDSet: true})
+	got := map[string]uint64{}
+	a := s.AuthTotals()
+	a.Each(func(name string, v uint64) { got[name] = v })
+	want := map[string]uint64{"auth-hmac-sha1-96": 1, "auth-hmac-sha256-128": 0, "auth-hmac-sha256-128-hkdf": 1,
+		"auth-full": 1, "auth-truncated": 1, "auth-coverage-message": 1, "auth-coverage-records": 1,
+		"auth-key-id-set": 1, "auth-key-id-zero": 1}
+	if len(got) != len(want) {
+		t.Fatalf("counters %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}

@@ -88,6 +88,16 @@ func (a *AuthStats) Add(o *AuthStats) {
 	a.KeyIDZero += o.KeyIDZero
 }
 
+// AuthTotals returns the authentication variants counted over every
+// message type.
+func (s *Stats) AuthTotals() AuthStats {
+	var a AuthStats
+	for t := range s.Msgs {
+		a.Add(&s.Msgs[t].Auth)
+	}
+	return a
+}
+
 // Each calls f with the kebab-case name and value of every counter, as
 // the management API reports them.
 func (a *AuthStats) Each(f func(name string, v uint64)) {

@@ -224,6 +224,9 @@ func kdfSalt(msg []byte) string {
 // rloc reads KDF(x, s) as HKDF with input keying material x, salt s, empty
 // info and an output of 32 bytes (the SHA-256 length, the HMAC-SHA-256 key
 // size); that reading is ours, as the RFC names neither info nor length.
+// (The formula and the strings are those of RFC 9301 §5.4 as published and
+// of the IETF 105 slides on draft-ietf-lisp-rfc6833bis that introduced them;
+// the Algorithm ID is the IANA registry's 3.)
 // Other message types (Info, Map-Subscribe) define no salt, so algorithm 3
 // is refused for them.
 func perMessageKey(msg []byte, alg AuthAlg, key []byte) ([]byte, error) {

@@ -159,16 +159,13 @@ func TestLispersVectors(t *testing.T) {
 			if want.XTRID == nil || m.XTRID.String() != *want.XTRID || m.SiteID != want.SiteID {
 				t.Errorf("%s: xTR-ID %v site-ID %d, want %v %d", name, m.XTRID, m.SiteID, want.XTRID, want.SiteID)
 			}
-		case 4:
+		case 4, 5:
 			var m wire.MapNotify
-			if err := wire.VerifyMapNotify(b, key, &m); err != nil {
-				t.Fatalf("%s: %v", name, err)
+			err := wire.VerifyMapNotify(b, key, &m)
+			if want.Type == 5 {
+				err = wire.VerifyMapNotifyAck(b, key, (*wire.MapNotifyAck)(&m))
 			}
-			nonce, auth = m.Nonce, &m.Auth
-			checkRecords(t, name, m.Records, want.Records)
-		case 5:
-			var m wire.MapNotifyAck
-			if err := wire.VerifyMapNotifyAck(b, key, &m); err != nil {
+			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 			nonce, auth = m.Nonce, &m.Auth

@@ -123,6 +123,18 @@ func TestUnconfirmedRegistrationLogged(t *testing.T) {
 	if len(refused) != 2 || refused[1].attrs["suppressed"] != fmt.Sprint(before-1) {
 		t.Fatalf("Map-Server logged %+v, want a second line counting %d suppressed", refused, before-1)
 	}
+
+	// The site's key changed to the ETR's: the next round is confirmed,
+	// which is logged, and a later outage would be warned about again.
+	site := siteConfig("a", "10.1.0.0/16", true)
+	site.Keys = []AuthKey{key}
+	if err := ms.SetSites([]SiteConfig{site}); err != nil {
+		t.Fatal(err)
+	}
+	tick(t, etr, etrClk, c.RegisterInterval)
+	waitFor(t, 5*time.Second, "the registration confirmed", func() bool {
+		return len(etrLog.find(slog.LevelInfo, "registration confirmed")) == 1
+	})
 }
 
 // TestConfirmedRegistrationLogged: an accepted registration is logged at

@@ -140,8 +140,15 @@ func TestNotifyLateAndDuplicateAcks(t *testing.T) {
 		t.Fatalf("Ack of the replaced notification: %v", err)
 	}
 	raw, ack = ackFor(t, cur, keyM)
-	if _, err := e.st.Ack(itr1, raw, ack); err != nil || e.st.Notifying(sgKey, itr1) {
-		t.Fatalf("Ack of the current notification: %v", err)
+	// The Ack is truncated (ackFor), the unsolicited Map-Notify was full
+	// (the key's default): the Ack's own variant is reported.
+	if v, err := e.st.Ack(itr1, raw, ack); err != nil || e.st.Notifying(sgKey, itr1) ||
+		v != (wire.AuthVariant{Alg: keyM.Alg, KeyIDSet: true}) {
+		t.Fatalf("Ack of the current notification: %+v, %v", v, err)
+	}
+	var n wire.MapNotify
+	if err := n.Parse(cur); err != nil || len(n.Auth.Data) != wire.AuthDataLen(keyM.Alg, true) {
+		t.Fatalf("unsolicited Map-Notify: %d bytes of HMAC (%v), want the full length", len(n.Auth.Data), err)
 	}
 	if _, err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
 		t.Fatalf("duplicate Ack: %v", err)

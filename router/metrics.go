@@ -110,6 +110,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull} {
 		counter(c.resolutions, v, k)
 	}
+	// Messages whose authentication verified, by variant (auth_full, ...).
+	auth := es.AuthTotals()
+	auth.Each(func(name string, v uint64) { counter(c.resolutions, v, name) })
 	ch <- histogram(c.latency, es.ResolveLatency)
 }
 

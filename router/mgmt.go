@@ -574,6 +574,9 @@ func (r *Router) Stats() Stats {
 			"rate_limited_total":     es.RateLimitedTotal,
 			"rate_table_full":        es.RateTableFull,
 		}
+		// Which authentication variant the verified messages used.
+		auth := es.AuthTotals()
+		auth.Each(func(name string, v uint64) { s.Control[name] = v })
 		if h := es.ResolveLatency; h.Count > 0 {
 			s.LatencyMS = map[string]string{
 				"count": strconv.FormatUint(h.Count, 10),

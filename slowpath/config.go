@@ -117,23 +117,74 @@ func (r RateLimitConfig) WithDefaults(mappingSystem bool) RateLimitConfig {
 	return r
 }
 
-// AuthKey is a shared key of a site or of a Map-Server (RFC 9301 §5.6).
+// AuthKey is a shared key of a site or of a Map-Server (RFC 9301 §5.6),
+// with how messages are signed with it. Whatever these say, received
+// messages are accepted in every length and coverage that verifies with the
+// key. docs/interop.md gives the settings for OOR, lispers.net and
+// RFC-strict peers.
 type AuthKey struct {
-	// KeyID is the 8-bit Key ID the key is selected by.
+	// KeyID is the 8-bit Key ID the key is selected by. A peer that sends
+	// the old 16-bit Key ID field (OOR's 0x0001 is Key ID 0 + algorithm 1)
+	// needs id 0.
 	KeyID uint8 `mapstructure:"id"`
-	// Alg is the HMAC algorithm: wire.AuthHMACSHA256128 or wire.AuthHMACSHA1_96.
+	// Alg is the HMAC algorithm: hmac-sha256-128 (2), hmac-sha1-96 (1) or
+	// hmac-sha256-128-hkdf (3, RFC 9301's per-message HKDF-SHA256 key).
 	Alg wire.AuthAlg `mapstructure:"alg"`
 	// Secret is the password; its bytes are the HMAC key.
 	Secret string `mapstructure:"secret"`
+	// Layout is the Key ID layout: "rfc9301" (8-bit Key ID + 8-bit
+	// algorithm, the default) or "legacy" (the old 16-bit Key ID holding the
+	// algorithm; requires id 0, and then reads the same on the wire).
+	Layout string `mapstructure:"layout"`
+	// HMACLength is the length of the HMAC sent: "full" (20 or 32 bytes,
+	// which OOR 1.3 and lispers.net require) or "truncated" (RFC 9301's 12
+	// or 16). Empty: full for what an ETR sends its Map-Server; a
+	// Map-Server answers a register in the length it verified with.
+	HMACLength string `mapstructure:"hmac_length"`
+	// Coverage is what the HMAC covers: "message" (the whole message,
+	// xTR-ID/site-ID included, as OOR and lispers.net compute it) or
+	// "records" (RFC 9301 §5.6: through the last record). Empty: message
+	// for what an ETR sends; a Map-Server answers a register with the
+	// coverage it verified with.
+	Coverage string `mapstructure:"coverage"`
 }
+
+// Values of AuthKey's Layout, HMACLength and Coverage.
+const (
+	LayoutRFC9301       = "rfc9301"
+	LayoutLegacy        = "legacy"
+	HMACLengthFull      = "full"
+	HMACLengthTruncated = "truncated"
+	CoverageMessage     = "message"
+	CoverageRecords     = "records"
+)
 
 // Validate checks the key configured under path (e.g. "sites[0].keys[1]").
 func (k *AuthKey) Validate(path string) error {
-	if k.Alg != wire.AuthHMACSHA1_96 && k.Alg != wire.AuthHMACSHA256128 {
-		return fmt.Errorf("%s.alg: unsupported algorithm %v (use hmac-sha256-128 or hmac-sha1-96)", path, k.Alg)
+	if k.Alg != wire.AuthHMACSHA1_96 && k.Alg != wire.AuthHMACSHA256128 && k.Alg != wire.AuthHMACSHA256128HKDF {
+		return fmt.Errorf("%s.alg: unsupported algorithm %v (use hmac-sha256-128, hmac-sha1-96 or hmac-sha256-128-hkdf)", path, k.Alg)
 	}
 	if k.Secret == "" {
 		return fmt.Errorf("%s.secret: empty", path)
+	}
+	switch k.Layout {
+	case "", LayoutRFC9301:
+	case LayoutLegacy:
+		if k.KeyID != 0 {
+			return fmt.Errorf("%s.id: key ID %d cannot be sent in the legacy 16-bit Key ID layout, whose value is the algorithm (use id 0, or layout rfc9301)", path, k.KeyID)
+		}
+	default:
+		return fmt.Errorf("%s.layout: %q (want rfc9301 or legacy)", path, k.Layout)
+	}
+	switch k.HMACLength {
+	case "", HMACLengthFull, HMACLengthTruncated:
+	default:
+		return fmt.Errorf("%s.hmac_length: %q (want full or truncated)", path, k.HMACLength)
+	}
+	switch k.Coverage {
+	case "", CoverageMessage, CoverageRecords:
+	default:
+		return fmt.Errorf("%s.coverage: %q (want message or records)", path, k.Coverage)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package slowpath
 
 import (
+	"strings"
 	"time"
 
 	"github.com/rloc-router/rloc/wire"
@@ -31,6 +32,85 @@ type MsgStats struct {
 	// (the core decodes each message once and hands the result to every
 	// role that wants it).
 	Parsed uint64 `json:"parsed"`
+	// Auth counts the messages whose authentication verified, by the
+	// variant they verified with. Not in the API's per-type JSON: the
+	// router reports the totals with its control counters.
+	Auth AuthStats `json:"-"`
+}
+
+// AuthStats counts verified messages by authentication variant
+// (wire.AuthVariant): each message counts once in each dimension.
+type AuthStats struct {
+	// Alg is indexed by wire.AuthAlg (1 HMAC-SHA-1-96, 2 HMAC-SHA-256-128,
+	// 3 HMAC-SHA256-128+HKDF-SHA256).
+	Alg [4]uint64
+	// Full and Truncated count the HMAC lengths (20/32 and 12/16 bytes).
+	Full, Truncated uint64
+	// Message and Records count the coverages: the whole message, or
+	// through the last record (RFC 9301 §5.6).
+	Message, Records uint64
+	// KeyIDSet counts messages with a non-zero Key ID (RFC 9301's layout),
+	// KeyIDZero those that read the same in the old 16-bit layout.
+	KeyIDSet, KeyIDZero uint64
+}
+
+// Count adds a message that verified as v.
+func (a *AuthStats) Count(v wire.AuthVariant) {
+	if int(v.Alg) < len(a.Alg) {
+		a.Alg[v.Alg]++
+	}
+	if v.Full {
+		a.Full++
+	} else {
+		a.Truncated++
+	}
+	if v.Records {
+		a.Records++
+	} else {
+		a.Message++
+	}
+	if v.KeyIDSet {
+		a.KeyIDSet++
+	} else {
+		a.KeyIDZero++
+	}
+}
+
+// Add adds o's counters to a.
+func (a *AuthStats) Add(o *AuthStats) {
+	for i := range a.Alg {
+		a.Alg[i] += o.Alg[i]
+	}
+	a.Full += o.Full
+	a.Truncated += o.Truncated
+	a.Message += o.Message
+	a.Records += o.Records
+	a.KeyIDSet += o.KeyIDSet
+	a.KeyIDZero += o.KeyIDZero
+}
+
+// AuthTotals returns the authentication variants counted over every
+// message type.
+func (s *Stats) AuthTotals() AuthStats {
+	var a AuthStats
+	for t := range s.Msgs {
+		a.Add(&s.Msgs[t].Auth)
+	}
+	return a
+}
+
+// Each calls f with the kebab-case name and value of every counter, as
+// the management API reports them.
+func (a *AuthStats) Each(f func(name string, v uint64)) {
+	for alg := wire.AuthHMACSHA1_96; int(alg) < len(a.Alg); alg++ {
+		f("auth_"+strings.ReplaceAll(alg.String(), "-", "_"), a.Alg[alg])
+	}
+	f("auth_full", a.Full)
+	f("auth_truncated", a.Truncated)
+	f("auth_coverage_message", a.Message)
+	f("auth_coverage_records", a.Records)
+	f("auth_key_id_set", a.KeyIDSet)
+	f("auth_key_id_zero", a.KeyIDZero)
 }
 
 // add adds o's counters to s.
@@ -44,6 +124,7 @@ func (s *MsgStats) add(o *MsgStats) {
 	s.Rejected += o.Rejected
 	s.Ignored += o.Ignored
 	s.Parsed += o.Parsed
+	s.Auth.Add(&o.Auth)
 }
 
 // LatencyBuckets are the upper bounds of the resolution latency histogram.

@@ -151,7 +151,14 @@ func (m *MapNotify) appendSigned(b []byte, key []byte, t MessageType) ([]byte, e
 	if err != nil {
 		return b, err
 	}
-	if err := SignAuth(b[start:], authDataOff, len(m.Auth.Data), m.Auth.Alg, key); err != nil {
+	recEnd := len(b) - start
+	if m.XTRIDPresent {
+		recEnd -= xtrTrailerLen
+	}
+	if m.RTR {
+		recEnd -= m.RTRAuth.Len()
+	}
+	if err := signRegAuth(b[start:], recEnd, &m.Auth, key); err != nil {
 		return b[:start], fmt.Errorf("%v: %w", t, err)
 	}
 	return b, nil

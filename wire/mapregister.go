@@ -130,16 +130,21 @@ func (m *MapRegister) Append(b []byte) ([]byte, error) {
 }
 
 // AppendSigned appends the encoded message to b and signs it with key: the
-// HMAC of m.Auth.Alg over the whole message (xTR-ID and site-ID included)
-// with the authentication data zeroed, truncated to len(m.Auth.Data)
-// (RFC 9301 §5.6). Algorithm 0 cannot be signed and is an error.
+// HMAC of m.Auth.Alg with the authentication data zeroed, truncated to
+// len(m.Auth.Data), over the whole message (xTR-ID and site-ID included) or,
+// when m.Auth.Records is set, through the last record (RFC 9301 §5.6).
+// Algorithm 0 cannot be signed and is an error.
 func (m *MapRegister) AppendSigned(b []byte, key []byte) ([]byte, error) {
 	start := len(b)
 	b, err := m.Append(b)
 	if err != nil {
 		return b, err
 	}
-	if err := SignAuth(b[start:], authDataOff, len(m.Auth.Data), m.Auth.Alg, key); err != nil {
+	recEnd := len(b) - start
+	if m.XTRIDPresent {
+		recEnd -= xtrTrailerLen
+	}
+	if err := signRegAuth(b[start:], recEnd, &m.Auth, key); err != nil {
 		return b[:start], fmt.Errorf("Map-Register: %w", err)
 	}
 	return b, nil
@@ -172,7 +177,8 @@ func (m *MapRegister) Parse(b []byte) error {
 
 // VerifyMapRegister parses msg, the received bytes of a Map-Register, into
 // m and checks its authentication data against key, in constant time,
-// accepting the truncated (12/16-byte) and full (20/32-byte) HMACs. A
+// accepting the truncated (12/16-byte) and full (20/32-byte) HMACs and
+// either coverage (VerifyRegAuth). A
 // message with Algorithm ID 0 (no authentication) fails with ErrAuth; to
 // accept one deliberately, call Parse and inspect m.Auth.Alg. On any error
 // the contents of m must not be trusted.
@@ -186,10 +192,8 @@ func VerifyMapRegister(msg []byte, key []byte, m *MapRegister) error {
 // verifyParsedAuth checks the authentication data of a parsed Map-Register,
 // Map-Notify or Map-Notify-Ack whose bytes are msg.
 func verifyParsedAuth(msg []byte, a *Auth, key []byte) error {
-	if a.Alg == AuthNone {
-		return fmt.Errorf("%w: message carries no authentication (algorithm 0)", ErrAuth)
-	}
-	return VerifyAuth(msg, authDataOff, len(a.Data), a.Alg, key)
+	_, err := VerifyRegAuth(msg, a, key)
+	return err
 }
 
 // appendRegBody appends the first word w, the nonce, the authentication

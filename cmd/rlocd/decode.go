@@ -164,8 +164,10 @@ func parseAlg(s string) (wire.AuthAlg, error) {
 		return wire.AuthHMACSHA256128, nil
 	case "hmac-sha1-96", "sha1", "hmac-sha-1-96":
 		return wire.AuthHMACSHA1_96, nil
+	case "hmac-sha256-128-hkdf", "hmac-sha256-128+hkdf-sha256":
+		return wire.AuthHMACSHA256128HKDF, nil
 	}
-	return 0, fmt.Errorf("%q (want hmac-sha256-128 or hmac-sha1-96)", s)
+	return 0, fmt.Errorf("%q (want hmac-sha256-128, hmac-sha1-96 or hmac-sha256-128-hkdf)", s)
 }
 
 func parseAction(s string) (wire.Action, error) {

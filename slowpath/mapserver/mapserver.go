@@ -52,6 +52,8 @@ type MapServer struct {
 	sg    *msSG // (S,G) registrations, sg.go
 	ack   wire.MapNotifyAck
 	ps    *pubsub // RFC 9437 subscriptions, pubsub.go
+	// refused rate-limits the log of refused registrations (refuselog.go).
+	refused refuseLog
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
@@ -272,10 +274,10 @@ func (ms *MapServer) onRegister(m *slowpath.Msg) bool {
 		return true
 	}
 	if isSGRegister(reg) {
-		ms.count(ms.sg.store.Register(m.Src, m.Raw, reg))
+		ms.count(m.Src, ms.sg.store.Register(m.Src, m.Raw, reg))
 		return true
 	}
-	ms.count(ms.uni.Register(m.Src, m.Raw, reg))
+	ms.count(m.Src, ms.uni.Register(m.Src, m.Raw, reg))
 	return true
 }
 

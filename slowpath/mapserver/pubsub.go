@@ -333,9 +333,7 @@ func (ps *pubsub) send(s *subscription, rec *wire.Record) {
 // signingAuth returns an authentication field sized for k (the truncated
 // HMAC, RFC 9301 §5.6), reusing buf.
 func signingAuth(k *regstore.Key, buf []byte) wire.Auth {
-	n := wire.AuthDataLen(k.Alg, false)
-	buf = append(buf[:0], make([]byte, n)...)
-	return wire.Auth{KeyID: k.KeyID, Alg: k.Alg, Data: buf}
+	return k.Auth(nil, &buf)
 }
 
 // done ends a Map-Notify: a subscriber that never acknowledged it is
@@ -383,7 +381,7 @@ func (ps *pubsub) ack(m *slowpath.Msg, ack *wire.MapNotifyAck) bool {
 		return true
 	}
 	s := r.Value().(*subscription)
-	if _, err := regstore.Verify(m.Raw, &ack.Auth, []regstore.Key{s.key}); err != nil {
+	if _, _, err := regstore.Verify(m.Raw, &ack.Auth, []regstore.Key{s.key}); err != nil {
 		ps.stats.AckBadAuth++
 		st.BadAuth++
 		ps.ms.log.Warn("subscriber's Map-Notify-Ack authentication failed", "src", m.Src, "xtr_id", s.k.xtr)

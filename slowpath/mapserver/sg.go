@@ -312,13 +312,15 @@ func (ms *MapServer) onNotifyAck(m *slowpath.Msg) bool {
 	if ms.ps.ack(m, &ms.ack) {
 		return true
 	}
-	err := ms.sg.store.Ack(m.Src, m.Raw, &ms.ack)
+	v, err := ms.sg.store.Ack(m.Src, m.Raw, &ms.ack)
 	switch {
 	case errors.Is(err, regstore.ErrUnmatchedAck):
 		st.Ignored++
 	case err != nil:
 		st.BadAuth++
-		ms.log.Warn("Map-Notify-Ack authentication failed", "src", m.Src)
+		ms.log.Warn("Map-Notify-Ack authentication failed", "src", m.Src, "err", err)
+	default:
+		st.Auth.Count(v)
 	}
 	return true
 }

@@ -37,12 +37,21 @@ func authFailed(err error) bool {
 	return errors.Is(err, regstore.ErrAuth) || errors.Is(err, regstore.ErrUnknownKey) || errors.Is(err, regstore.ErrNoAuth)
 }
 
-// count adds what a store did with a Map-Register to the counters: the
-// message is refused for its authentication (BadAuth) or by policy
-// (Rejected), its records are registered (withdrawals included) or
-// refused by site policy.
-func (ms *MapServer) count(res regstore.Result) {
+// count adds what a store did with a Map-Register from src to the
+// counters: the message is refused for its authentication (BadAuth) or by
+// policy (Rejected), its records are registered (withdrawals included) or
+// refused by site policy; a message that verified counts its
+// authentication variant, and an accepted one is logged at debug.
+func (ms *MapServer) count(src netip.AddrPort, res regstore.Result) {
 	st := ms.c.Msg(wire.TypeMapRegister)
+	if res.Verified {
+		st.Auth.Count(res.Auth)
+		if res.Accepted+res.Withdrawn > 0 {
+			ms.log.Debug("Map-Register accepted", "site", res.Site.Name, "src", src,
+				"records", res.Accepted, "withdrawn", res.Withdrawn, "key_id", res.Key.KeyID,
+				"alg", res.Auth.Alg.String(), "hmac_length", res.Auth.Length(), "coverage", res.Auth.Coverage())
+		}
+	}
 	switch {
 	case authFailed(res.Err):
 		st.BadAuth++
@@ -84,7 +93,14 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 		ev.Kind = slowpath.EventRegistrationAccepted
 	case regstore.Rejected:
 		ev.Kind, ev.Reason = slowpath.EventRegistrationRejected, reasonOf(reason, eid, what)
-		ms.log.Warn("Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
+		who := site
+		if who == "" {
+			who = src.Addr().String()
+		}
+		if reason != nil {
+			who += "\x00" + reason.Error()
+		}
+		ms.refused.log(ms.log, ms.c.Now(), who, "Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
 	case regstore.Expired:
 		ev.Kind = slowpath.EventRegistrationExpired
 		ms.stats.RegistrationsExpired++

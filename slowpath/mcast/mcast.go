@@ -333,7 +333,7 @@ func (m *Mcast) registers(l *sgLocal, withdraw bool) [][]byte {
 	for _, p := range m.cfg.MapServers {
 		reg := wire.MapRegister{
 			Merge: true, WantMapNotify: !withdraw, Nonce: l.nonce,
-			Auth:    wire.NewAuth(p.Key.KeyID, p.Key.Alg, false),
+			Auth:    p.Key.Auth(),
 			Records: []wire.Record{rec},
 		}
 		b, err := reg.AppendSigned(nil, []byte(p.Key.Secret))
@@ -399,11 +399,13 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 		return false
 	}
 	if ours {
-		if !m.verifyAny(b, &n.Auth, l) {
+		v, ok := m.verifyAny(b, &n.Auth)
+		if !ok {
 			m.c.Msg(wire.TypeMapNotify).BadAuth++
 			m.c.Log().Warn("(S,G) Map-Notify authentication failed", "src", src, "sg", l.key.String())
 			return true
 		}
+		m.c.Msg(wire.TypeMapNotify).Auth.Count(v)
 		delete(m.regNonces, nonce)
 		if nonce == l.joinNonce {
 			m.joinConfirmed(l)
@@ -426,8 +428,9 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 	if !hasSG {
 		return false
 	}
-	if _, err := regstore.Verify(b, &n.Auth, m.domainKey); err != nil {
-		if m.verifyAny(b, &n.Auth, nil) {
+	_, v, err := regstore.Verify(b, &n.Auth, m.domainKey)
+	if err != nil {
+		if _, ok := m.verifyAny(b, &n.Auth); ok {
 			// A Map-Server's late answer to a registration we have since
 			// re-sent with a new nonce.
 			m.c.Msg(wire.TypeMapNotify).Ignored++
@@ -437,32 +440,35 @@ func (m *Mcast) onMapNotify(msg *slowpath.Msg) bool {
 		m.c.Log().Warn("unsolicited (S,G) Map-Notify authentication failed", "src", src)
 		return true
 	}
+	m.c.Msg(wire.TypeMapNotify).Auth.Count(v)
 	for i := range n.Records {
 		m.onMergedRecord(src, &n.Records[i])
 	}
-	m.ack(src, n)
+	m.ack(src, n, &v)
 	return true
 }
 
-// verifyAny checks a Map-Notify answering one of l's messages: joins are
-// signed with the multicast key, registrations with a Map-Server's key.
-func (m *Mcast) verifyAny(b []byte, a *wire.Auth, l *sgLocal) bool {
+// verifyAny checks a Map-Notify answering one of this router's messages:
+// joins are signed with the multicast key, registrations with a
+// Map-Server's key. It returns the variant that verified.
+func (m *Mcast) verifyAny(b []byte, a *wire.Auth) (wire.AuthVariant, bool) {
 	for i := range m.anyKeys {
-		if _, err := regstore.Verify(b, a, m.anyKeys[i:i+1]); err == nil {
-			return true
+		if _, v, err := regstore.Verify(b, a, m.anyKeys[i:i+1]); err == nil {
+			return v, true
 		}
 	}
-	return false
+	return wire.AuthVariant{}, false
 }
 
-// ack answers an unsolicited Map-Notify with a Map-Notify-Ack: the same
-// nonce and records, signed (RFC 9301 §5.7).
-func (m *Mcast) ack(dst netip.AddrPort, n *wire.MapNotify) {
+// ack answers an unsolicited Map-Notify, which verified as v, with a
+// Map-Notify-Ack: the same nonce and records, signed with the multicast
+// key in the Map-Notify's length and coverage unless the key sets them
+// (RFC 9301 §5.7).
+func (m *Mcast) ack(dst netip.AddrPort, n *wire.MapNotify, v *wire.AuthVariant) {
 	a := wire.MapNotifyAck(*n)
-	k := m.cfg.Key
-	m.authBuf = append(m.authBuf[:0], make([]byte, wire.AuthDataLen(k.Alg, false))...)
-	a.Auth = wire.Auth{KeyID: k.KeyID, Alg: k.Alg, Data: m.authBuf}
-	b, err := a.AppendSigned(m.wbuf2[:0], []byte(k.Secret))
+	k := &m.domainKey[0]
+	a.Auth = k.Auth(v, &m.authBuf)
+	b, err := a.AppendSigned(m.wbuf2[:0], k.Secret)
 	if err != nil {
 		return
 	}

@@ -187,7 +187,7 @@ func (m *Mcast) sendJoin(l *sgLocal, parent netip.Addr, leave bool) {
 	}
 	reg := wire.MapRegister{
 		Merge: true, WantMapNotify: !leave, Nonce: n,
-		Auth:    wire.NewAuth(k.KeyID, k.Alg, false),
+		Auth:    k.Auth(),
 		Records: []wire.Record{slowpath.SGRecord(l.key, ttl, []wire.RLENode{{Level: l.level, Address: wire.IPAddress(m.cfg.RLOC)}})},
 	}
 	b, err := reg.AppendSigned(m.wbuf[:0], []byte(k.Secret))
@@ -316,6 +316,9 @@ func (m *Mcast) onJoin(src netip.AddrPort, b []byte, reg *wire.MapRegister) {
 		m.c.Log().Warn("tree join authentication failed", "src", src)
 	case res.Rejected > 0:
 		m.c.Msg(wire.TypeMapRegister).Ignored += uint64(res.Rejected)
+	}
+	if res.Verified {
+		m.c.Msg(wire.TypeMapRegister).Auth.Count(res.Auth)
 	}
 }
 
@@ -514,7 +517,7 @@ func (m *Mcast) depart(l *sgLocal) {
 			nodes[i] = wire.RLENode{Level: x.Level, Address: wire.IPAddress(x.Addr)}
 		}
 		k := m.cfg.Key
-		n := wire.MapNotify{Nonce: slowpath.NewNonce(), Auth: wire.NewAuth(k.KeyID, k.Alg, false),
+		n := wire.MapNotify{Nonce: slowpath.NewNonce(), Auth: k.Auth(),
 			Records: []wire.Record{slowpath.SGRecord(l.key, slowpath.TTLMinutes(m.cfg.JoinHold), nodes)}}
 		b, err := n.AppendSigned(nil, []byte(k.Secret))
 		if err == nil {

@@ -53,7 +53,7 @@ func TestRegisterRetries(t *testing.T) {
 			if reg.Nonce != nonce || !reg.Merge || reg.WantMapNotify != ttl || (reg.Records[0].TTL != 0) != ttl {
 				t.Fatalf("message %d: nonce %x merge %v want-map-notify %v ttl %d", i, reg.Nonce, reg.Merge, reg.WantMapNotify, reg.Records[0].TTL)
 			}
-			if _, err := regstore.Verify(s.Msg, &reg.Auth, []regstore.Key{ms[i].Key.RegKey()}); err != nil {
+			if _, _, err := regstore.Verify(s.Msg, &reg.Auth, []regstore.Key{ms[i].Key.RegKey()}); err != nil {
 				t.Fatalf("message %d not signed with its Map-Server's key: %v", i, err)
 			}
 		}

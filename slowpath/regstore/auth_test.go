@@ -66,13 +66,13 @@ func TestAuthMatrix(t *testing.T) {
 						t.Fatalf("parsed auth %+v", m.Auth)
 					}
 					// A Key ID and algorithm select one key: the first.
-					if _, err := regstore.Verify(raw, &m.Auth, []regstore.Key{wrong, good}); !errors.Is(err, regstore.ErrAuth) {
+					if _, _, err := regstore.Verify(raw, &m.Auth, []regstore.Key{wrong, good}); !errors.Is(err, regstore.ErrAuth) {
 						t.Fatalf("two keys of one ID: %v, want the first (wrong) one used", err)
 					}
-					if k, err := regstore.Verify(raw, &m.Auth, []regstore.Key{good}); err != nil || k.KeyID != id {
+					if k, _, err := regstore.Verify(raw, &m.Auth, []regstore.Key{good}); err != nil || k.KeyID != id {
 						t.Fatalf("right key: %v", err)
 					}
-					if _, err := regstore.Verify(raw, &m.Auth, []regstore.Key{wrong}); !errors.Is(err, regstore.ErrAuth) {
+					if _, _, err := regstore.Verify(raw, &m.Auth, []regstore.Key{wrong}); !errors.Is(err, regstore.ErrAuth) {
 						t.Fatalf("wrong key: %v", err)
 					}
 					for _, mode := range []struct {
@@ -151,7 +151,7 @@ func TestAuthRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, m := tc.make(t)
-			if _, err := regstore.Verify(raw, &m.Auth, tc.keys); !errors.Is(err, tc.want) {
+			if _, _, err := regstore.Verify(raw, &m.Auth, tc.keys); !errors.Is(err, tc.want) {
 				t.Fatalf("Verify = %v, want %v", err, tc.want)
 			}
 			ss, err := regstore.NewSites([]*regstore.Site{{Name: "a", Keys: tc.keys, Prefixes: []regstore.SitePrefix{more(0, "10.0.0.0/8")}}})

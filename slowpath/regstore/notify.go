@@ -33,7 +33,8 @@ var (
 // with a fresh nonce and retransmitted with exponential backoff until a
 // Map-Notify-Ack with that nonce, authenticated with Key, comes back.
 type NotifyConfig struct {
-	// Key signs the Map-Notifies (truncated HMAC) and checks the Acks.
+	// Key signs the Map-Notifies (as Key.Variant(nil): full length and
+	// whole-message coverage unless the key sets them) and checks the Acks.
 	Key Key
 	// Interval is the first retransmission wait, doubled after each;
 	// 0 means DefaultNotifyInterval.
@@ -57,6 +58,7 @@ type notes[K comparable] struct {
 	spec    request.Spec
 	dst     [1]netip.AddrPort // the one target, copied by Start
 	msg     wire.MapNotify
+	authBuf []byte
 	buf     []byte
 	err     uint64
 	badAuth uint64
@@ -121,28 +123,27 @@ func (s *Store[K, V]) Notify(k K, dst netip.AddrPort, recs []wire.Record) error 
 
 // authBufFor sizes the Map-Notify's authentication field for key.
 func (n *notes[K]) authBufFor(key *Key) {
-	l := wire.AuthDataLen(key.Alg, false)
-	if n.msg.Auth.KeyID != key.KeyID || n.msg.Auth.Alg != key.Alg || len(n.msg.Auth.Data) != l {
-		n.msg.Auth = wire.NewAuth(key.KeyID, key.Alg, false)
-	}
+	n.msg.Auth = key.Auth(nil, &n.authBuf)
 }
 
 // Ack matches a parsed Map-Notify-Ack, whose received bytes are raw, with
 // the unsolicited Map-Notify of its nonce and checks its authentication
 // with the notify key (RFC 9301 §5.7); the notification then stops being
-// retransmitted. A refused Ack leaves it outstanding.
-func (s *Store[K, V]) Ack(src netip.AddrPort, raw []byte, ack *wire.MapNotifyAck) error {
+// retransmitted. A refused Ack leaves it outstanding. It returns the
+// variant the Ack verified with.
+func (s *Store[K, V]) Ack(src netip.AddrPort, raw []byte, ack *wire.MapNotifyAck) (wire.AuthVariant, error) {
 	n := &s.notes
 	r, st := n.tr.Match(src, ack.Nonce)
 	if st != request.Matched {
-		return fmt.Errorf("%w: %v", ErrUnmatchedAck, st)
+		return wire.AuthVariant{}, fmt.Errorf("%w: %v", ErrUnmatchedAck, st)
 	}
-	if _, err := Verify(raw, &ack.Auth, n.keys); err != nil {
+	_, v, err := Verify(raw, &ack.Auth, n.keys)
+	if err != nil {
 		n.badAuth++
-		return err
+		return v, err
 	}
 	n.tr.Complete(r)
-	return nil
+	return v, nil
 }
 
 // Notifying reports whether a notification of k to dst awaits its Ack.

@@ -76,7 +76,7 @@ func TestNotifyRetransmitsUntilAck(t *testing.T) {
 					at = append(at, off)
 					if tc.ackAt >= 0 && off == tc.ackAt {
 						raw, ack := ackFor(t, x.Msg, tc.ackKey)
-						if err := e.st.Ack(itr1, raw, ack); !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+						if _, err := e.st.Ack(itr1, raw, ack); !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 							t.Fatalf("Ack = %v, want %v", err, tc.wantErr)
 						}
 					}
@@ -121,7 +121,7 @@ func TestNotifyLateAndDuplicateAcks(t *testing.T) {
 	e.clk.Advance(time.Hour)
 	e.snd.Take()
 	raw, ack := ackFor(t, first, keyM)
-	if err := e.st.Ack(other, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
+	if _, err := e.st.Ack(other, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
 		t.Fatalf("late Ack: %v", err)
 	}
 
@@ -136,18 +136,25 @@ func TestNotifyLateAndDuplicateAcks(t *testing.T) {
 	}
 	cur := e.snd.Take()[0].Msg
 	raw, ack = ackFor(t, old, keyM)
-	if err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) || !e.st.Notifying(sgKey, itr1) {
+	if _, err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) || !e.st.Notifying(sgKey, itr1) {
 		t.Fatalf("Ack of the replaced notification: %v", err)
 	}
 	raw, ack = ackFor(t, cur, keyM)
-	if err := e.st.Ack(itr1, raw, ack); err != nil || e.st.Notifying(sgKey, itr1) {
-		t.Fatalf("Ack of the current notification: %v", err)
+	// The Ack is truncated (ackFor), the unsolicited Map-Notify was full
+	// (the key's default): the Ack's own variant is reported.
+	if v, err := e.st.Ack(itr1, raw, ack); err != nil || e.st.Notifying(sgKey, itr1) ||
+		v != (wire.AuthVariant{Alg: keyM.Alg, KeyIDSet: true}) {
+		t.Fatalf("Ack of the current notification: %+v, %v", v, err)
 	}
-	if err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
+	var n wire.MapNotify
+	if err := n.Parse(cur); err != nil || len(n.Auth.Data) != wire.AuthDataLen(keyM.Alg, true) {
+		t.Fatalf("unsolicited Map-Notify: %d bytes of HMAC (%v), want the full length", len(n.Auth.Data), err)
+	}
+	if _, err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
 		t.Fatalf("duplicate Ack: %v", err)
 	}
 	ack.Nonce[0] ^= 0xff
-	if err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
+	if _, err := e.st.Ack(itr1, raw, ack); !errors.Is(err, regstore.ErrUnmatchedAck) {
 		t.Fatalf("unknown nonce: %v", err)
 	}
 	st := e.st.NotifyStats()

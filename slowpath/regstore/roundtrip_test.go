@@ -61,7 +61,7 @@ func TestRegistrantRoundTrip(t *testing.T) {
 	if st != request.Matched {
 		t.Fatalf("Map-Notify: %v", st)
 	}
-	if _, err := regstore.Verify(notifies[0].Msg, &mn.Auth, []regstore.Key{keyA}); err != nil {
+	if _, _, err := regstore.Verify(notifies[0].Msg, &mn.Auth, []regstore.Key{keyA}); err != nil {
 		t.Fatal(err)
 	}
 	tr.Complete(r)

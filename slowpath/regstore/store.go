@@ -143,6 +143,11 @@ type Result struct {
 	// ErrNothingAccepted; nil when a record was accepted. errors.Is
 	// ErrNoAuth, ErrUnknownKey or ErrAuth is an authentication failure.
 	Err error
+	// Verified is set when the message's authentication verified, Auth
+	// then being the variant it verified with and Key the key.
+	Verified bool
+	Auth     wire.AuthVariant
+	Key      *Key
 }
 
 // Stats counts a Store's work.
@@ -251,11 +256,12 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 		return s.refuse(&res, nil, &k0, src, reg, ErrNoSite)
 	}
 	res.Site = site
-	key, err := Verify(raw, &reg.Auth, site.Keys)
+	key, v, err := Verify(raw, &reg.Auth, site.Keys)
 	if err != nil {
 		s.stats.BadAuth++
 		return s.refuse(&res, site, nil, src, reg, err)
 	}
+	res.Verified, res.Auth, res.Key = true, v, key
 	if site.RequireXTRID && !reg.XTRIDPresent {
 		return s.refuse(&res, site, nil, src, reg, ErrXTRIDRequired)
 	}
@@ -297,7 +303,7 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 		return res
 	}
 	if reg.WantMapNotify {
-		s.confirm(src, reg, key)
+		s.confirm(src, reg, key, &v)
 	}
 	return res
 }
@@ -446,13 +452,14 @@ func (s *Store[K, V]) SetSites(sites *Sites) {
 }
 
 // confirm answers reg with a Map-Notify echoing its nonce, xTR-ID and
-// site-ID, carrying s.recs, signed with key in the register's layout
-// (RFC 9301 §5.7).
-func (s *Store[K, V]) confirm(dst netip.AddrPort, reg *wire.MapRegister, key *Key) {
+// site-ID, carrying s.recs, signed with key (RFC 9301 §5.7): with the
+// Key ID and algorithm of the register, and the length and coverage it
+// verified with (v) unless the site key sets them.
+func (s *Store[K, V]) confirm(dst netip.AddrPort, reg *wire.MapRegister, key *Key, v *wire.AuthVariant) {
 	n := &s.notify
 	n.XTRIDPresent, n.XTRID, n.SiteID, n.RTR = reg.XTRIDPresent, reg.XTRID, reg.SiteID, false
 	n.Nonce = reg.Nonce
-	n.Auth = authLike(&reg.Auth, &s.authBuf)
+	n.Auth = key.Auth(v, &s.authBuf)
 	n.Records = s.recs
 	b, err := n.AppendSigned(s.msgBuf[:0], key.Secret)
 	if err != nil {

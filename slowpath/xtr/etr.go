@@ -43,9 +43,13 @@ type ETR struct {
 // msPeer is the registration state with one Map-Server.
 type msPeer struct {
 	cfg    slowpath.MapServerPeer
-	key    [1]regstore.Key  // cfg.Key, to verify its Map-Notifies
+	key    [1]regstore.Key  // cfg.Key, to sign and to verify its Map-Notifies
 	round  *request.Request // the Map-Registers awaiting a Map-Notify
 	period *slowpath.Timer
+	// sent is set once a round asking for a Map-Notify went out, confirmed
+	// when its Map-Notify verified; warned once the lack of one was
+	// logged, until the next confirmation.
+	sent, confirmed, warned bool
 }
 
 // NewETR builds the ETR role of cfg (defaults applied) on c and registers
@@ -168,7 +172,7 @@ func (t *ETR) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 			XTRID:         t.cfg.XTRID,
 			SiteID:        t.cfg.SiteID,
 			Nonce:         n,
-			Auth:          wire.NewAuth(p.cfg.Key.KeyID, p.cfg.Key.Alg, false),
+			Auth:          wire.NewAuthVariant(p.key[0].KeyID, p.key[0].Variant(nil)),
 			Records:       recs[:k],
 		}
 		b, err := m.AppendSigned(nil, []byte(p.cfg.Key.Secret))
@@ -190,6 +194,7 @@ func (t *ETR) registers(p *msPeer, n wire.Nonce, deregister bool) [][]byte {
 func (t *ETR) register(p *msPeer) {
 	c := t.c
 	p.period.Reset(c.Now().Add(t.cfg.RegisterInterval))
+	t.checkConfirmed(p)
 	t.tr.Cancel(p.round)
 	p.round = nil
 	n := t.tr.NewNonce()
@@ -202,6 +207,23 @@ func (t *ETR) register(p *msPeer) {
 	}
 	spec := request.Spec{Type: wire.TypeMapRegister, Targets: []netip.AddrPort{p.cfg.Addr}, Value: p, Done: t.roundDone}
 	p.round, _ = t.tr.Start(&spec, n, msgs...)
+	p.sent, p.confirmed = true, false
+}
+
+// checkConfirmed runs one register interval after a round was sent: a
+// round that no verified Map-Notify confirmed is logged at warn, once
+// until a registration is confirmed again, with what was sent so that an
+// operator can compare it with the Map-Server's settings.
+func (t *ETR) checkConfirmed(p *msPeer) {
+	if !p.sent || p.confirmed || p.warned {
+		return
+	}
+	p.warned = true
+	k := &p.key[0]
+	v := k.Variant(nil)
+	t.c.Log().Warn("registration not confirmed: no verified Map-Notify within the register interval",
+		"ms", p.cfg.Addr, "key_id", k.KeyID, "alg", v.Alg.String(), "hmac_length", v.Length(),
+		"layout", k.Layout.String(), "coverage", v.Coverage(), "interval", t.cfg.RegisterInterval)
 }
 
 // roundDone runs when a round of Map-Registers ends: confirmed, given up
@@ -214,9 +236,15 @@ func (t *ETR) roundDone(q *request.Request, o request.Outcome) {
 	switch o {
 	case request.Answered:
 		t.stats.RegisterNotified++
+		p.confirmed = true
+		if p.warned {
+			p.warned = false
+			t.c.Log().Info("registration confirmed", "ms", p.cfg.Addr)
+		}
 	case request.GaveUp:
+		// Logged once per outage by checkConfirmed, at the next interval.
 		t.stats.RegisterUnconfirmed++
-		t.c.Log().Warn("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", q.Tries())
+		t.c.Log().Debug("no Map-Notify from Map-Server", "ms", p.cfg.Addr, "tries", q.Tries())
 	default:
 		t.stats.RegisterUnconfirmed++
 	}
@@ -243,11 +271,15 @@ func (t *ETR) onMapNotify(m *slowpath.Msg) bool {
 		return true
 	}
 	p := q.Value().(*msPeer)
-	if _, err := regstore.Verify(m.Raw, &n.Auth, p.key[:]); err != nil {
+	_, v, err := regstore.Verify(m.Raw, &n.Auth, p.key[:])
+	if err != nil {
 		st.BadAuth++
-		c.Log().Warn("Map-Notify authentication failed", "src", m.Src, "ms", p.cfg.Addr)
+		c.Log().Warn("Map-Notify authentication failed", "src", m.Src, "ms", p.cfg.Addr, "err", err)
 		return true
 	}
+	st.Auth.Count(v)
+	c.Log().Debug("Map-Notify accepted", "ms", p.cfg.Addr, "src", m.Src, "records", len(n.Records),
+		"key_id", n.Auth.KeyID, "alg", v.Alg.String(), "hmac_length", v.Length(), "coverage", v.Coverage())
 	t.tr.Complete(q)
 	return true
 }

@@ -206,7 +206,7 @@ func (t *ITR) onMapNotify(m *slowpath.Msg) bool {
 		st.Ignored++
 		return true
 	}
-	key, err := ss.verify(m.Raw, &n.Auth)
+	key, v, err := ss.verify(m.Raw, &n.Auth)
 	if err != nil {
 		ss.stats.BadAuth++
 		st.BadAuth++
@@ -224,22 +224,23 @@ func (t *ITR) onMapNotify(m *slowpath.Msg) bool {
 		}
 		ss.stats.Notifies++
 	}
-	t.ackNotify(m.Src, n, key)
+	t.ackNotify(m.Src, n, key, &v)
 	return true
 }
 
 // verify checks a Map-Notify against each key in turn: two Map-Servers'
 // keys may share a Key ID and algorithm, which regstore.Verify would take
 // as one.
-func (ss *subState) verify(raw []byte, a *wire.Auth) (*regstore.Key, error) {
+func (ss *subState) verify(raw []byte, a *wire.Auth) (*regstore.Key, wire.AuthVariant, error) {
 	var err error
 	for i := range ss.keys {
-		var k *regstore.Key
-		if k, err = regstore.Verify(raw, a, ss.keys[i:i+1]); err == nil {
-			return k, nil
+		k, v, e := regstore.Verify(raw, a, ss.keys[i:i+1])
+		if e == nil {
+			return k, v, nil
 		}
+		err = e
 	}
-	return nil, err
+	return nil, wire.AuthVariant{}, err
 }
 
 // notified installs one record of a subscription's Map-Notify: a mapping,
@@ -265,11 +266,10 @@ func (t *ITR) notified(s *itrSub, rec *wire.Record) {
 
 // ackNotify answers n with a Map-Notify-Ack: the same nonce and records,
 // signed with key in the layout n came in (RFC 9301 §5.7).
-func (t *ITR) ackNotify(dst netip.AddrPort, n *wire.MapNotify, key *regstore.Key) {
+func (t *ITR) ackNotify(dst netip.AddrPort, n *wire.MapNotify, key *regstore.Key, v *wire.AuthVariant) {
 	ss := t.sub
 	ss.ack = wire.MapNotifyAck(*n)
-	ss.auth = append(ss.auth[:0], make([]byte, len(n.Auth.Data))...)
-	ss.ack.Auth = wire.Auth{KeyID: n.Auth.KeyID, Alg: n.Auth.Alg, Data: ss.auth}
+	ss.ack.Auth = key.Auth(v, &ss.auth) // the variant the notify verified with
 	b, err := ss.ack.AppendSigned(ss.buf[:0], key.Secret)
 	ss.ack.Records = nil
 	if err != nil {

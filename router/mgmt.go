@@ -571,6 +571,7 @@ func (r *Router) Stats() Stats {
 			"smrs_sent":              es.SMRsSent,
 			"smr_invoked":            es.SMRInvoked,
 			"rate_limited_source":    es.RateLimitedSource,
+			"replies_wrong_source":   es.RepliesWrongSource,
 			"rate_limited_total":     es.RateLimitedTotal,
 			"rate_table_full":        es.RateTableFull,
 		}

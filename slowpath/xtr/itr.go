@@ -2,6 +2,7 @@ package xtr
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
@@ -232,6 +233,15 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		st.Ignored++
 		return true
 	}
+	if !t.plausible(m.Src, q, rep) {
+		// Whoever saw the nonce (a resolver, a Map-Server, the ETR it was
+		// forwarded to) cannot answer from elsewhere; the request stays
+		// outstanding for the genuine reply.
+		st.Rejected++
+		t.stats.RepliesWrongSource++
+		c.Log().Debug("Map-Reply from an address the request could not be answered from", "src", m.Src)
+		return true
+	}
 	r := q.Value().(*resolution)
 	t.tr.Complete(q)
 	installed := false
@@ -256,6 +266,26 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		}
 	}
 	return true
+}
+
+// plausible reports whether a Map-Reply to q may come from src: a target
+// of the request (a Map-Resolver, or the RLOC asked directly), a
+// configured reply source (a proxy-replying Map-Server), or, with
+// locators, one of the reply's own locators (the ETR answering from its
+// RLOC). A negative reply comes from the mapping system only.
+func (t *ITR) plausible(src netip.AddrPort, q *request.Request, rep *wire.MapReply) bool {
+	a := src.Addr().Unmap()
+	if q.FromTarget(src) || slices.Contains(t.cfg.ReplySources, a) {
+		return true
+	}
+	for i := range rep.Records {
+		for j := range rep.Records[i].Locators {
+			if l := &rep.Records[i].Locators[j]; l.Address.IP.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // installRecord installs rec, a Map-Reply's or a subscription's

@@ -165,7 +165,10 @@ type EIDAuth struct {
 	// MAC is the EID HMAC. Parse sets it to a sub-slice of its input.
 	MAC []byte
 	// Raw is set by Parse to the whole encoded EID-AD (a sub-slice of its
-	// input), which VerifyEIDAuth checks; Append ignores it.
+	// input), which VerifyEIDAuth checks. When set, Len and Append use it
+	// verbatim instead of the fields above: an ETR forwards the Map-Server's
+	// EID-AD byte for byte, as its HMAC covers those bytes. Clear it
+	// after changing the fields.
 	Raw []byte
 }
 
@@ -176,6 +179,9 @@ const (
 
 // Len returns the encoded length of the EID-AD.
 func (a *EIDAuth) Len() int {
+	if len(a.Raw) > 0 {
+		return len(a.Raw)
+	}
 	if a.Short {
 		return eidADShortLen
 	}
@@ -188,6 +194,9 @@ func (a *EIDAuth) Len() int {
 
 // Append appends the EID-AD to b.
 func (a *EIDAuth) Append(b []byte) ([]byte, error) {
+	if len(a.Raw) > 0 {
+		return append(b, a.Raw...), nil
+	}
 	n := a.Len()
 	if n > 0xffff {
 		return b, fmt.Errorf("%w: EID-AD of %d bytes", ErrTooLarge, n)
@@ -439,7 +448,7 @@ func SignEIDAuth(a *EIDAuth, itrOTK []byte) error {
 	if a.Short || a.HMAC.hash() == nil {
 		return fmt.Errorf("%w: cannot sign an EID-AD with %v", ErrBadValue, a.HMAC)
 	}
-	a.MAC = make([]byte, a.HMAC.Size())
+	a.MAC, a.Raw = make([]byte, a.HMAC.Size()), nil
 	enc, err := a.Append(nil)
 	if err != nil {
 		return err

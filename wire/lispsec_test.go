@@ -153,3 +153,22 @@ func TestSecParseAllocs(t *testing.T) {
 		t.Fatalf("ECM.Parse with LISP-SEC data allocates %v times", n)
 	}
 }
+
+// A parsed EID-AD is re-sent byte for byte (its Raw), also when its fields
+// were read from a non-canonical encoding, so its HMAC still verifies.
+func TestEIDAuthForwardedVerbatim(t *testing.T) {
+	good := unhex(t, goldenEIDAD)
+	var a EIDAuth
+	if _, err := a.Parse(good); err != nil {
+		t.Fatal(err)
+	}
+	a.Records[0].MaskLen = 8 // ignored while Raw is set
+	b, err := a.Append(nil)
+	if err != nil || string(b) != string(good) || a.Len() != len(good) {
+		t.Fatalf("forwarded %x (%v)", b, err)
+	}
+	a.Raw = nil
+	if b, _ = a.Append(nil); string(b) == string(good) {
+		t.Fatal("cleared Raw: the changed fields are not encoded")
+	}
+}

@@ -39,7 +39,9 @@ func TestLispSecConfig(t *testing.T) {
 	}{
 		{func(c *Config) { c.ITR.LispSec.Mode = "maybe" }, "itr.lisp_sec.mode"},
 		{func(c *Config) { c.ITR.LispSec.Mode = "off" }, "itr.lisp_sec: settings without mode"},
-		{func(c *Config) { c.ITR.LispSec.MapResolvers = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.11:4342")} },
+		{func(c *Config) {
+			c.ITR.LispSec.MapResolvers = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.11:4342")}
+		},
 			"itr.lisp_sec.map_resolvers[0]"},
 	} {
 		c := cfg

@@ -282,3 +282,20 @@ func TestLispSecPerIID(t *testing.T) {
 		t.Fatalf("IID 8: %v, LISP-SEC %v", err, ecm.Security)
 	}
 }
+
+// TestLispSecThroughRemoteMapResolver: a Map-Resolver without a Map-Server
+// of its own forwards the ITR's ECM to the responsible Map-Server with its
+// LISP-SEC data unchanged; the resolution is verified end to end.
+func TestLispSecThroughRemoteMapResolver(t *testing.T) {
+	ms, etr := secMS(t, false, siteConfig("a", "10.1.0.0/16", true), testKey)
+	mr := newEngine(t, Config{MapResolver: &MapResolverConfig{MapServers: []slowpath.RemoteMapServer{{Addr: ms.Addr(),
+		Prefixes: []EIDPrefix{{Prefix: netip.MustParsePrefix("10.1.0.0/16")}}}}}}, nil)
+	inst := &fakeInstaller{}
+	itr := newEngine(t, Config{ITR: secITR(slowpath.LispSecRequired, secMSKey, mr.Addr())}, inst)
+	itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.1.2.3")})
+	waitFor(t, 5*time.Second, "install", func() bool { return len(inst.positives()) == 1 })
+	if mr.Stats().Forwarded != 1 || ms.Stats().LispSecSigned != 1 || etr.Stats().LispSecSigned != 1 || itr.Stats().LispSecVerified != 1 {
+		t.Fatalf("forwarded %d, signed by the Map-Server %d and the ETR %d, verified %d", mr.Stats().Forwarded,
+			ms.Stats().LispSecSigned, etr.Stats().LispSecSigned, itr.Stats().LispSecVerified)
+	}
+}

@@ -184,6 +184,10 @@ type MapResolverOptions struct {
 	MapServers []slowpath.RemoteMapServer `mapstructure:"map_servers"`
 	// NegativeTTL is the TTL of native-forward negative replies (0: 15 min).
 	NegativeTTL time.Duration `mapstructure:"negative_ttl"`
+	// LispSecKey signs the negative replies to LISP-SEC Map-Requests (RFC
+	// 9303) with the ITRs' itr.lisp_sec.key; empty: map_server.lisp_sec_key
+	// when this router is also the Map-Server (docs/lisp-sec.md).
+	LispSecKey string `mapstructure:"lisp_sec_key"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -677,7 +681,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
-			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL}
+			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey}
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,

@@ -451,6 +451,10 @@ type MapResolverConfig struct {
 	// AggregateTTL is the TTL of send-map-request negative Map-Replies;
 	// 0 means 1 minute.
 	AggregateTTL time.Duration
+	// LispSecKey unwraps the ITR-OTKs of LISP-SEC Map-Requests (RFC 9303)
+	// the Map-Resolver answers negatively itself; empty: the local
+	// Map-Server's key.
+	LispSecKey string
 }
 
 // MapServerPeer is a Map-Server an ETR registers with.

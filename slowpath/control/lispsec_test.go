@@ -299,3 +299,28 @@ func TestLispSecThroughRemoteMapResolver(t *testing.T) {
 			ms.Stats().LispSecSigned, etr.Stats().LispSecSigned, itr.Stats().LispSecVerified)
 	}
 }
+
+// TestLispSecNegativeReply: a negative Map-Reply to a LISP-SEC request is
+// signed by the Map-Resolver (EID-AD of the negative prefix) and installed
+// by the ITR that requires LISP-SEC; so is one from a Map-Resolver without
+// a Map-Server, with its own key.
+func TestLispSecNegativeReply(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		name := map[bool]string{false: "ms-key", true: "mr-key"}[own]
+		t.Run(name, func(t *testing.T) {
+			var mr *Engine
+			if own {
+				mr = newEngine(t, Config{MapResolver: &MapResolverConfig{LispSecKey: secMSKey}}, nil)
+			} else {
+				mr, _ = secMS(t, false, siteConfig("a", "10.1.0.0/16", true), testKey)
+			}
+			inst := &fakeInstaller{}
+			itr := newEngine(t, Config{ITR: secITR(slowpath.LispSecRequired, secMSKey, mr.Addr())}, inst)
+			itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.200.0.1")})
+			waitFor(t, 5*time.Second, "negative install", func() bool { return len(inst.negatives()) == 1 })
+			if s := itr.Stats(); s.LispSecVerified != 1 || mr.Stats().LispSecSigned != 1 {
+				t.Fatalf("verified %d, signed %d", s.LispSecVerified, mr.Stats().LispSecSigned)
+			}
+		})
+	}
+}

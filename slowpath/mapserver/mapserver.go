@@ -55,7 +55,7 @@ type MapServer struct {
 	// secKey unwraps the ITR-OTKs of LISP-SEC requests; sec is the state
 	// of the one being answered (lispsec.go).
 	secKey string
-	sec    msSec
+	sec    slowpath.SecAnswer
 	// refused rate-limits the log of refused registrations (refuselog.go).
 	refused refuseLog
 }
@@ -393,7 +393,7 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 	ent.rr++
 	var auth *wire.ECMAuth
 	if sec != nil {
-		auth = ms.secForward(sec, ent, m.Request.Nonce)
+		auth = ms.secForward(sec, ent)
 	}
 	if ms.c.ForwardAuth(er.Source, m, addr, true, auth) {
 		ms.stats.Forwarded++
@@ -403,7 +403,7 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 
 // proxyReply answers m's request with ent's merged mapping, with the
 // LISP-SEC data of sec when not nil.
-func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg, sec *msSec) {
+func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg, sec *slowpath.SecAnswer) {
 	c := ms.c
 	b := slowpath.AppendReplyHeader(ms.wbuf[:0], m.Request.Nonce)
 	b = append(b, ent.enc...)

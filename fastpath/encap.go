@@ -91,7 +91,6 @@ type pktInfo struct {
 	act      pktAction    // what the batch's last stage does with it
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
-	hit      bool         // the memo answered e (not marked active yet)
 	e        *cache.Entry // lookup's result
 	r        *cache.RLOC  // the RLOC e selects for the flow
 }
@@ -310,26 +309,23 @@ func (w *Worker) lookupStage(pks []pktInfo) {
 // probe is the first half of lookup: the memo's (or the cache's) answer
 // into pk.e and pk.found, and a prefetch of the entry that choose reads.
 func (w *Worker) probe(pk *pktInfo) {
-	pk.e, pk.found, pk.hit, pk.r = nil, false, false, nil
+	pk.e, pk.found, pk.r = nil, false, nil
 	if pk.dst.IsMulticast() {
 		return
 	}
-	pk.e, pk.found, pk.hit = w.memo.probe(pk.iid, pk.dst)
+	pk.e, pk.found = w.memo.probe(pk.iid, pk.dst)
 	if pk.found {
 		prefetch(unsafe.Pointer(pk.e))
 	}
 }
 
-// choose is the second half of lookup: it marks an entry the memo answered
-// active and selects the RLOC of a positive one.
+// choose is the second half of lookup: it selects the RLOC of a positive
+// entry.
 func (w *Worker) choose(pk *pktInfo) {
 	if !pk.found {
 		return
 	}
 	e := pk.e
-	if pk.hit {
-		w.memo.mark(e)
-	}
 	if !e.Negative() {
 		pk.r = e.Select(pk.hash)
 	}

@@ -54,8 +54,11 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	}
 	w.lookupStage(pks)
 	for j := range pks {
-		if pks[j].act != actDone {
-			w.finishCore(&pks[j], &fs[j])
+		switch pk := &pks[j]; {
+		case pk.act == actDone:
+		case pk.act == actForward && w.encapFast(pk, &fs[j]):
+		default:
+			w.finishCore(pk, &fs[j])
 		}
 	}
 }
@@ -77,7 +80,7 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 // dropped). Observations, gleaning and underlay-group news are recorded
 // here, in arrival order.
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
-	pk.act = actDone
+	pk.act, pk.mset = actDone, nil
 	b := f.Bytes()
 	if h, ok := w.parseCore4(pk, slot, b); ok {
 		w.coreInner(pk, f, b, h)

@@ -89,6 +89,8 @@ type pktInfo struct {
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
 	act      pktAction    // what the batch's last stage does with it
+	mset     *memo4Set    // the memo set the parse stage found for dst (nil: none, probe finds it)
+	mkey     uint64       // the memo key of dst in mset
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
 	e        *cache.Entry // lookup's result
@@ -176,13 +178,36 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
+	iid := w.ports[slot].iid
+	m := w.memo
+	memo4 := m.v4 != nil && iid <= cacheMaxIID
 	for j := range fs {
 		pk := &pks[j]
-		pk.act = actDone
-		if w.parseSite(pk, slot, &fs[j]) {
+		f := &fs[j]
+		pk.act, pk.mset = actDone, nil
+		b := f.Bytes()
+		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
+			// The common case, an untagged IPv4 packet without options,
+			// without going through the general parser: parseSite's work
+			// and the memo's set (with its key) for the probe stage.
+			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+			if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
+				w.drop(f, r)
+				continue
+			}
+			pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+			pk.act = actForward
+			if memo4 && b[wire.EthernetLen+16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
+				pk.mkey = m.key4(iid, [4]byte(b[wire.EthernetLen+16:wire.EthernetLen+20]))
+				pk.mset = m.set4(pk.mkey)
+				prefetch(unsafe.Pointer(pk.mset))
+			}
+			continue
+		}
+		if w.parseSite(pk, slot, f) {
 			pk.act = actForward
 			if !pk.dst.IsMulticast() {
-				w.memo.prefetch(pk.iid, pk.dst)
+				m.prefetch(pk.iid, pk.dst)
 			}
 		}
 	}
@@ -294,10 +319,22 @@ func (w *Worker) lookup(pk *pktInfo) {
 // lookupStage is the lookup of a batch's packets that need one
 // (actForward): probe them all (the entries' loads overlap), then choose.
 func (w *Worker) lookupStage(pks []pktInfo) {
+	m := w.memo
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.probe(pk)
+		pk := &pks[j]
+		if pk.act != actForward {
+			continue
 		}
+		// A hit in the first way of the set the parse stage found (the
+		// common case: the most recent destination of its set) without
+		// the call into the memo; anything else goes through probe.
+		if s := pk.mset; s != nil && s[0].key == pk.mkey {
+			m.hits++
+			pk.e, pk.found, pk.r = s[0].e, true, nil
+			prefetch(unsafe.Pointer(pk.e))
+			continue
+		}
+		w.probe(pk)
 	}
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {

@@ -110,26 +110,69 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 }
 
 // encapFast is encap for the common case, without the general path's
-// calls: a site's IPv4 packet whose mapping selected RLOC pk.r (lookup),
-// whose next hop is resolved on one of our ports, with TTL left and
-// fitting the path MTU. It reports false, having changed nothing, for any
-// other packet, which forward then handles.
+// calls: an IPv4 packet from a site, or one to re-encapsulate (RTR) under a
+// Not-ECT outer header, whose mapping selected RLOC pk.r (lookup), whose
+// next hop is resolved on one of our ports, with TTL left and fitting the
+// path MTU. It reports false, having changed nothing, for any other
+// packet, which forward then handles. Its output is the general path's
+// (TestEncapFastMatchesGeneral).
 func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	r := pk.r
-	if r == nil || !pk.v4 || pk.rtr || len(r.Template) < wire.OuterIPv4Len {
+	if r == nil || !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
 		return false
 	}
-	h := w.hop(r.Addr, r.Template)
-	if h.hlen == 0 || h.out < 0 || len(r.Template)+pk.innerLen > h.mtu || h.hlen-pk.innerOff > f.Headroom() {
+	tpl := r.Template
+	if len(tpl) < wire.OuterIPv4Len {
 		return false
 	}
-	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
+	// w.hop, written out.
+	tp := unsafe.SliceData(tpl)
+	h := &w.hops[hopIndex(r.Addr, tp)]
+	if h.dst != r.Addr || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
+		w.fillHop(h, r.Addr, tpl)
+	}
+	off, n := pk.innerOff, pk.innerLen
+	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || h.hlen-off > f.Headroom() || off+n > f.Cap() || n < wire.IPv4MinLen {
+		return false
+	}
+	inner := f.Bytes()[off : off+n]
 	ttl := inner[8]
+	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner)
+		if pk.outerTTL <= 1 {
+			return false
+		}
+		setTTL4(inner, pk.outerTTL)
+		ttl = pk.outerTTL
+	}
 	if ttl <= 1 {
 		return false
 	}
 	setTTL4(inner, ttl-1)
-	w.encapHop(pk, f, h)
+	// w.front, written out: the checks above make SetLen and Push succeed.
+	f.SetLen(off + n)
+	if d := off - h.hlen; d >= 0 {
+		f.Pull(d)
+	} else {
+		f.Push(-d)
+	}
+	b := f.Bytes()
+	const v4 = wire.EthernetLen + wire.OuterIPv4Len
+	if h.hlen == v4 && len(b) >= v4 {
+		*(*[v4]byte)(b) = *(*[v4]byte)(h.hdr[:v4]) // fixed-size moves, no memmove call
+	} else {
+		copy(b, h.hdr[:h.hlen])
+	}
+	if !w.patchOuter(pk, f, b[wire.EthernetLen:]) {
+		return true
+	}
+	// w.send, written out.
+	p := &w.ports[h.out]
+	if p.ntx == len(p.tx) {
+		w.flush(h.out)
+	}
+	p.tx[p.ntx] = *f
+	p.ntx++
+	*f = ring.Frame{}
 	return true
 }
 
@@ -142,12 +185,7 @@ func (w *Worker) encapHop(pk *pktInfo, f *ring.Frame, h *nextHop) {
 	if b == nil {
 		return
 	}
-	const v4 = wire.EthernetLen + wire.OuterIPv4Len
-	if h.hlen == v4 && len(b) >= v4 {
-		*(*[v4]byte)(b) = *(*[v4]byte)(h.hdr[:v4]) // fixed-size moves, no memmove call
-	} else {
-		copy(b, h.hdr[:h.hlen])
-	}
+	copy(b, h.hdr[:h.hlen])
 	if w.patchOuter(pk, f, b[wire.EthernetLen:]) {
 		w.send(h.out, f)
 	}

@@ -45,7 +45,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		default:
 			staged = true
 			if pk.act == actForward {
-				w.memo.prefetch(pk.iid, pk.dst)
+				w.stageProbe(pk)
 			}
 		}
 	}
@@ -300,7 +300,11 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // destination's next hop, out of the instance-ID's site port.
 func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if !w.decapRules(pk, f, inner) {
+	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
+		if pk.outerTTL < inner[8] { // decapRules' common case, written out
+			setTTL4(inner, pk.outerTTL)
+		}
+	} else if !w.decapRules(pk, f, inner) {
 		return
 	}
 	ttl := inner[8] // IPv4 TTL
@@ -330,7 +334,14 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	if h.hlen == wire.EthernetLen {
 		b := f.Bytes()
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		w.send(site, f)
+		// w.send, written out.
+		p := &w.ports[site]
+		if p.ntx == len(p.tx) {
+			w.flush(site)
+		}
+		p.tx[p.ntx] = *f
+		p.ntx++
+		*f = ring.Frame{}
 		return
 	}
 	et := wire.EtherTypeIPv6

@@ -206,9 +206,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		}
 		if w.parseSite(pk, slot, f) {
 			pk.act = actForward
-			if !pk.dst.IsMulticast() {
-				m.prefetch(pk.iid, pk.dst)
-			}
+			w.stageProbe(pk)
 		}
 	}
 	w.lookupStage(pks)
@@ -341,6 +339,19 @@ func (w *Worker) lookupStage(pks []pktInfo) {
 			w.choose(pk)
 		}
 	}
+}
+
+// stageProbe prepares the probe stage of a batch's packet to look up: for
+// an IPv4 unicast destination the memo holds, the memo set and key
+// (lookupStage checks the set's first way itself), prefetched.
+func (w *Worker) stageProbe(pk *pktInfo) {
+	m := w.memo
+	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
+		return
+	}
+	pk.mkey = m.key4(pk.iid, pk.dst.As4())
+	pk.mset = m.set4(pk.mkey)
+	prefetch(unsafe.Pointer(pk.mset))
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer

@@ -156,14 +156,29 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 		f.Push(-d)
 	}
 	b := f.Bytes()
-	const v4 = wire.EthernetLen + wire.OuterIPv4Len
-	if h.hlen == v4 && len(b) >= v4 {
-		*(*[v4]byte)(b) = *(*[v4]byte)(h.hdr[:v4]) // fixed-size moves, no memmove call
+	ob := b[wire.EthernetLen:]
+	var err error
+	if h.hlen == frontV4 && len(b) >= frontV4 {
+		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
+		// w.patchOuter, written out for an IPv4 template.
+		w.ep.FlowHash, w.ep.Nonce, w.ep.LSBs, w.ep.ID = pk.hash, w.nonce(), w.lsbs, w.ipid
+		w.ipid++
+		err = wire.PatchOuterIPv4(ob, &w.ep)
+		if err == nil {
+			if pk.rtr {
+				w.c.Inc(CounterReencap)
+			} else {
+				w.c.Inc(CounterEncap)
+			}
+		} else {
+			w.drop(f, DropBadLength)
+			return true
+		}
 	} else {
 		copy(b, h.hdr[:h.hlen])
-	}
-	if !w.patchOuter(pk, f, b[wire.EthernetLen:]) {
-		return true
+		if !w.patchOuter(pk, f, ob) {
+			return true
+		}
 	}
 	// w.send, written out.
 	p := &w.ports[h.out]
@@ -174,6 +189,24 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	p.ntx++
 	*f = ring.Frame{}
 	return true
+}
+
+// frontV4 is the length of the front of an IPv4-encapsulated packet:
+// Ethernet header and IPv4 outer-header template.
+const frontV4 = wire.EthernetLen + wire.OuterIPv4Len
+
+// copyFrontV4 copies an Ethernet header and IPv4 template (50 bytes) in
+// seven 8-byte moves, the last overlapping: a [50]byte assignment compiles
+// to a runtime.memmove call (2 % of an encap in a profile).
+func copyFrontV4(dst, src *[frontV4]byte) {
+	le := binary.LittleEndian
+	le.PutUint64(dst[0:], le.Uint64(src[0:]))
+	le.PutUint64(dst[8:], le.Uint64(src[8:]))
+	le.PutUint64(dst[16:], le.Uint64(src[16:]))
+	le.PutUint64(dst[24:], le.Uint64(src[24:]))
+	le.PutUint64(dst[32:], le.Uint64(src[32:]))
+	le.PutUint64(dst[40:], le.Uint64(src[40:]))
+	le.PutUint64(dst[42:], le.Uint64(src[42:]))
 }
 
 // encapHop finishes the encapsulation of the packet in f (inner header

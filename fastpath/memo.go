@@ -3,7 +3,6 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
-	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 )
@@ -129,14 +128,6 @@ func (m *lookupMemo) key4(iid uint32, a [4]byte) uint64 {
 // set4 is the set that holds key.
 func (m *lookupMemo) set4(key uint64) *memo4Set {
 	return &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
-}
-
-// prefetch starts loading the set that lookup(iid, dst) will probe, for an
-// IPv4 destination, so that a batch's probes overlap.
-func (m *lookupMemo) prefetch(iid uint32, dst netip.Addr) {
-	if m.v4 != nil && dst.Is4() {
-		prefetch(unsafe.Pointer(m.set4(m.key4(iid, dst.As4()))))
-	}
 }
 
 // probe returns the entry the longest-prefix match gives for dst in iid,

@@ -36,6 +36,7 @@ type shard struct {
 
 	// writer-only
 	work  *table // the batch's version; nil when untouched
+	pend  *table // inserts of the batch not yet in work (work not owned), merged at publish; nil when none
 	ops   int32  // persistent updates in this batch
 	owned bool   // work is private to the writer: mutate in place
 }

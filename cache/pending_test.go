@@ -83,3 +83,42 @@ func TestBatchInsertsMergedInOrder(t *testing.T) {
 		check(round)
 	}
 }
+
+// TestReaderFollowsInstances: a Reader remembers the last instance it
+// resolved; lookups alternating between instance-IDs, and in an
+// instance-ID that did not exist at the Reader's previous lookup and was
+// created since, answer as Cache.Lookup does.
+func TestReaderFollowsInstances(t *testing.T) {
+	c := New(Config{})
+	rd := c.NewReader()
+	defer rd.Close()
+	add := func(iid uint32, p string, rloc byte) {
+		t.Helper()
+		u := Update{Key: IPKey(iid, netip.MustParsePrefix(p)), TTL: 600, RLOCs: []RLOC{{Addr: netip.AddrFrom4([4]byte{192, 0, 2, rloc}), Reachable: true}}}
+		if res := c.Apply([]Update{u}); res.Inserted != 1 {
+			t.Fatal(res.Err)
+		}
+	}
+	same := func(iid uint32, a string) {
+		t.Helper()
+		d := netip.MustParseAddr(a)
+		e1, ok1 := rd.Lookup(iid, d)
+		e2, ok2 := c.Lookup(iid, d)
+		if e1 != e2 || ok1 != ok2 {
+			t.Fatalf("Reader.Lookup(%d, %v) = %v %v, Cache.Lookup %v %v", iid, d, e1, ok1, e2, ok2)
+		}
+	}
+	add(1, "10.0.0.0/8", 1)
+	same(1, "10.1.1.1")
+	same(2, "10.1.1.1") // no instance 2 yet: remembered as none
+	same(2, "10.1.1.1")
+	add(2, "10.0.0.0/8", 2) // instance 2 created: a new directory
+	if e, ok := rd.Lookup(2, netip.MustParseAddr("10.1.1.1")); !ok || e.Locators().RLOCs[0].Addr.As4()[3] != 2 {
+		t.Fatalf("Reader.Lookup in the new instance 2 = %v, %v", e, ok)
+	}
+	for i := range 10 {
+		same(uint32(1+i%2), "10.1.1.1")
+	}
+	add(1, "10.1.0.0/16", 3) // a change within the remembered instance
+	same(1, "10.1.1.1")
+}

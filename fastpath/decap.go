@@ -36,7 +36,15 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	staged := false
 	for j := range fs {
 		pk := &pks[j]
-		w.parseCore(pk, slot, &fs[j])
+		// w.parseCore, written out.
+		f := &fs[j]
+		pk.act, pk.mset = actDone, nil
+		b := f.Bytes()
+		if h, ok := w.parseCore4(pk, slot, b); ok {
+			w.coreInner(pk, f, b, h)
+		} else {
+			w.parseCoreAny(pk, slot, f, b)
+		}
 		switch {
 		case pk.act == actDone:
 		case pk.act == actDeliver && !staged:
@@ -319,7 +327,12 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		w.drop(f, DropNoReceivers)
 		return
 	}
-	h := w.hop(pk.dst, nil)
+	var h *nextHop
+	if pk.v4 {
+		h = w.hopDeliver4(pk.dst)
+	} else {
+		h = w.hop(pk.dst, nil)
+	}
 	if h.st == nexthop.AdjNoRoute {
 		w.drop(f, DropNoRoute)
 		return

@@ -88,15 +88,30 @@ func hopIndex(dst netip.Addr, tpl *byte) uint32 {
 	switch {
 	case tpl != nil:
 	case dst.Is4():
-		// As4, not As16: a 16-byte array built by two 8-byte stores and
-		// read back costs a store-forwarding stall (9 ns per packet here).
-		a := dst.As4()
-		x = uint64(binary.LittleEndian.Uint32(a[:]))
+		return hopIndex4(dst)
 	default:
 		a := dst.As16()
 		x = binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
 	}
 	return uint32((x * 0x9E3779B97F4A7C15) >> 56)
+}
+
+// hopIndex4 is hopIndex of an IPv4 destination without a template.
+func hopIndex4(dst netip.Addr) uint32 {
+	// As4, not As16: a 16-byte array built by two 8-byte stores and read
+	// back costs a store-forwarding stall (9 ns per packet here).
+	a := dst.As4()
+	return uint32((uint64(binary.LittleEndian.Uint32(a[:])) * 0x9E3779B97F4A7C15) >> 56)
+}
+
+// hopDeliver4 is w.hop(dst, nil) for an IPv4 destination, short enough to
+// inline into deliver.
+func (w *Worker) hopDeliver4(dst netip.Addr) *nextHop {
+	h := &w.hops[hopIndex4(dst)]
+	if h.dst != dst || h.tpl != nil || h.snap != w.snap || h.snap == nil {
+		w.fillHop(h, dst, nil)
+	}
+	return h
 }
 
 // putEthernet writes the Ethernet header of adj with EtherType et at the
@@ -137,17 +152,17 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	}
 	inner := f.Bytes()[off : off+n]
 	ttl := inner[8]
-	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner)
+	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
 		if pk.outerTTL <= 1 {
 			return false
 		}
-		setTTL4(inner, pk.outerTTL)
-		ttl = pk.outerTTL
+		setTTL4Twice(inner, pk.outerTTL, pk.outerTTL-1)
+	} else {
+		if ttl <= 1 {
+			return false
+		}
+		setTTL4(inner, ttl-1)
 	}
-	if ttl <= 1 {
-		return false
-	}
-	setTTL4(inner, ttl-1)
 	// w.front, written out: the checks above make SetLen and Push succeed.
 	f.SetLen(off + n)
 	if d := off - h.hlen; d >= 0 {

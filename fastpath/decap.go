@@ -64,11 +64,19 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	for j := range pks {
 		switch pk := &pks[j]; {
 		case pk.act == actDone:
-		case pk.act == actForward && w.encapFast(pk, &fs[j]):
+		case pk.act == actForward && w.chooseEncap(pk, &fs[j]):
 		default:
 			w.finishCore(pk, &fs[j])
 		}
 	}
+}
+
+// chooseEncap is the last stage of a batch's packet to forward up to
+// encapFast: it chooses the RLOC and reports whether encapFast sent the
+// packet (false: finishCore's forward handles it, choose being idempotent).
+func (w *Worker) chooseEncap(pk *pktInfo, f *ring.Frame) bool {
+	w.choose(pk)
+	return w.encapFast(pk, f)
 }
 
 // finishCore is the last stage of a core packet parsed by parseCore.
@@ -124,7 +132,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
 	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
 		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
-		ip[ipOff+16]&0xf0 == 0xe0 || !w.rloc4.Is4() || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4.As4() ||
+		ip[ipOff+16]&0xf0 == 0xe0 || !w.has4 || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4b ||
 		!checksum20Valid(ip[ipOff:udpOff]) {
 		return nil, false
 	}

@@ -211,8 +211,11 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	}
 	w.lookupStage(pks)
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward && !w.encapFast(pk, &fs[j]) {
-			w.forward(pk, &fs[j])
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
+			if !w.encapFast(pk, &fs[j]) {
+				w.forward(pk, &fs[j])
+			}
 		}
 	}
 }
@@ -314,8 +317,9 @@ func (w *Worker) lookup(pk *pktInfo) {
 	w.choose(pk)
 }
 
-// lookupStage is the lookup of a batch's packets that need one
-// (actForward): probe them all (the entries' loads overlap), then choose.
+// lookupStage is the first half of the lookup of a batch's packets that
+// need one (actForward): probe them all, so that the entries' loads
+// overlap; the last stage chooses (choose) just before it forwards.
 func (w *Worker) lookupStage(pks []pktInfo) {
 	m := w.memo
 	for j := range pks {
@@ -333,11 +337,6 @@ func (w *Worker) lookupStage(pks []pktInfo) {
 			continue
 		}
 		w.probe(pk)
-	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.choose(pk)
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/rloc-router/rloc/ring"
 )
@@ -21,19 +22,7 @@ import (
 // RTR re-encapsulates or the ETR delivers. It fails when a shortcut takes a
 // packet the general path treats differently or writes a byte otherwise.
 func TestBatchMatchesGeneral(t *testing.T) {
-	mod := func(c *Config) {
-		c.RTR = true
-		c.ICMPRate, c.ICMPBurst = 1_000_000, 1_000_000 // no ICMP suppressed by timing
-	}
-	batch, general := newRig(t, mod), newRig(t, mod)
-	for _, r := range []*rig{batch, general} {
-		r.install([]StaticMapping{
-			{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
-			{IID: 300, Prefix: netip.MustParsePrefix("10.3.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote6, Weight: 1}}},
-			{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:2::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
-			{IID: iidSite, Prefix: netip.MustParsePrefix("10.4.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}, {Addr: rlocOther4, Weight: 1}}},
-		})
-	}
+	batch, general := newTwins(t)
 	rnd := rand.New(rand.NewPCG(11, 12))
 	pick := func(xs ...int) int { return xs[rnd.IntN(len(xs))] }
 	dsts4 := []netip.Addr{remote4, remote4v6, netip.MustParseAddr("10.4.1.1"), netip.MustParseAddr("10.4.2.9"),
@@ -70,62 +59,8 @@ func TestBatchMatchesGeneral(t *testing.T) {
 			b, core := frame()
 			bs, cores = append(bs, b), append(cores, core)
 		}
-		// The batch twin: site frames and core frames each in one batch of
-		// their port, in one Step (site port first, as Step polls them).
-		for i, b := range bs {
-			p := batch.site
-			if cores[i] {
-				p = batch.core
-			}
-			if !p.Inject(b) {
-				t.Fatal("inject failed")
-			}
-		}
-		batch.w.Step()
-		// The general twin: the same frames one by one, in the same order.
-		for _, core := range []bool{false, true} {
-			for i, b := range bs {
-				if cores[i] != core {
-					continue
-				}
-				slot := 0
-				if core {
-					slot = 1
-				}
-				var f ring.Frame
-				if !general.w.alloc(slot, &f) || !f.SetLen(len(b)) {
-					t.Fatal("no frame")
-				}
-				copy(f.Bytes(), b)
-				if core {
-					general.w.fromCore(slot, &f)
-				} else {
-					general.w.fromSite(slot, &f)
-				}
-			}
-		}
-		general.w.Step() // flushes, publishes the counters
+		runTwins(t, batch, general, bs, cores, round)
 		frames += len(bs)
-		for _, side := range []string{"site", "core"} {
-			p1, p2 := batch.site, general.site
-			if side == "core" {
-				p1, p2 = batch.core, general.core
-			}
-			o1, o2 := drain(p1), drain(p2)
-			if len(o1) != len(o2) {
-				t.Fatalf("round %d: %d frames out of the %s port in a batch, %d one by one", round, len(o1), side, len(o2))
-			}
-			for i := range o1 {
-				if !bytes.Equal(o1[i], o2[i]) {
-					t.Fatalf("round %d: %s frame %d differs:\nbatch   %x\ngeneral %x", round, side, i, o1[i], o2[i])
-				}
-			}
-		}
-		c1, c2 := batch.counters(), general.counters()
-		c1.v[CounterRX], c2.v[CounterRX] = 0, 0 // the general twin's frames were not received
-		if c1 != c2 {
-			t.Fatalf("round %d: counters differ:\nbatch   %v\ngeneral %v", round, c1, c2)
-		}
 	}
 	var c Counters
 	batch.w.Counters().Snapshot(&c)
@@ -158,4 +93,117 @@ func TestSetTTL4Twice(t *testing.T) {
 			t.Fatalf("header %x, TTL %d then %d: twice %x, setTTL4 twice %x", h, t1, t2, b, a)
 		}
 	}
+}
+
+// newTwins returns two identical workers (RTR on, ICMP errors never
+// suppressed by timing, extra mappings in instance-ID 300 and a
+// two-RLOC prefix) for comparing the batch path with the general one.
+func newTwins(t testing.TB) (batch, general *rig) {
+	mod := func(c *Config) {
+		c.RTR = true
+		c.ICMPRate, c.ICMPBurst = 1_000_000, 1_000_000               // no ICMP suppressed by timing
+		c.Hold.HoldTime, c.Hold.RetryInterval = time.Hour, time.Hour // nor held packets dropped or misses retried
+	}
+	batch, general = newRig(t, mod), newRig(t, mod)
+	for _, r := range []*rig{batch, general} {
+		r.install([]StaticMapping{
+			{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+			{IID: 300, Prefix: netip.MustParsePrefix("10.3.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote6, Weight: 1}}},
+			{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:2::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+			{IID: iidSite, Prefix: netip.MustParsePrefix("10.4.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}, {Addr: rlocOther4, Weight: 1}}},
+		})
+	}
+	return batch, general
+}
+
+// runTwins sends frames bs (cores[i]: on the core port, else the site's)
+// through batch in one Step and through general one by one on the general
+// path (fromSite / fromCore), site frames first as Step polls the site port
+// first, and fails unless the same frames leave both on the same ports and
+// every counter but RX agrees.
+func runTwins(t testing.TB, batch, general *rig, bs [][]byte, cores []bool, round int) {
+	t.Helper()
+	for i, b := range bs {
+		p := batch.site
+		if cores[i] {
+			p = batch.core
+		}
+		if !p.Inject(b) {
+			t.Fatal("inject failed")
+		}
+	}
+	batch.w.Step()
+	for _, core := range []bool{false, true} {
+		for i, b := range bs {
+			if cores[i] != core {
+				continue
+			}
+			slot := 0
+			if core {
+				slot = 1
+			}
+			var f ring.Frame
+			if !general.w.alloc(slot, &f) || !f.SetLen(len(b)) {
+				t.Fatal("no frame for the general twin")
+			}
+			copy(f.Bytes(), b)
+			if core {
+				general.w.fromCore(slot, &f)
+			} else {
+				general.w.fromSite(slot, &f)
+			}
+		}
+	}
+	general.w.Step() // flushes, publishes the counters
+	for _, side := range []string{"site", "core"} {
+		p1, p2 := batch.site, general.site
+		if side == "core" {
+			p1, p2 = batch.core, general.core
+		}
+		o1, o2 := drain(p1), drain(p2)
+		if len(o1) != len(o2) {
+			t.Fatalf("round %d: %d frames out of the %s port in a batch, %d one by one", round, len(o1), side, len(o2))
+		}
+		for i := range o1 {
+			if !bytes.Equal(o1[i], o2[i]) {
+				t.Fatalf("round %d: %s frame %d differs:\nbatch   %x\ngeneral %x", round, side, i, o1[i], o2[i])
+			}
+		}
+	}
+	c1, c2 := batch.counters(), general.counters()
+	c1.v[CounterRX], c2.v[CounterRX] = 0, 0 // the general twin's frames were not received
+	// Partial reassemblies time out by each twin's own clock (2 s).
+	frag := int(numEventCounters) + int(DropFragment)
+	c1.v[frag], c2.v[frag] = 0, 0
+	if c1 != c2 {
+		t.Fatalf("round %d: counters differ:\nbatch   %v\ngeneral %v", round, c1, c2)
+	}
+}
+
+// FuzzBatchMatchesGeneral is TestBatchMatchesGeneral for arbitrary frames:
+// one frame, or the frame followed by a copy with one byte changed, on the
+// site or the core port.
+func FuzzBatchMatchesGeneral(f *testing.F) {
+	in := innerPacket(f, innerSpec{src: remote4, dst: hostA, payload: 20})
+	f.Add(siteFrame(f, innerSpec{src: hostA, dst: remote4, payload: 20}), false, uint16(0), byte(0))
+	f.Add(siteFrame(f, innerSpec{src: hostA, dst: remote4v6, ttl: 2, payload: 1450}), false, uint16(22), byte(1))
+	f.Add(siteFrame(f, innerSpec{src: hostA6, dst: remote6, payload: 20}), false, uint16(0), byte(0))
+	f.Add(lispFrame(f, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}), true, uint16(23), byte(3))
+	f.Add(lispFrame(f, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 5, tos: 2,
+		inner: innerPacket(f, innerSpec{src: hostA, dst: remote4, payload: 20})}), true, uint16(15), byte(0x10))
+	batch, general := newTwins(f)
+	round := 0
+	f.Fuzz(func(t *testing.T, b []byte, core bool, at uint16, x byte) {
+		if len(b) == 0 || len(b) > 1700 {
+			return
+		}
+		bs, cores := [][]byte{b}, []bool{core}
+		if x != 0 {
+			b2 := append([]byte(nil), b...)
+			b2[int(at)%len(b2)] ^= x
+			bs, cores = append(bs, b2), append(cores, core)
+		}
+		round++
+		runTwins(t, batch, general, bs, cores, round)
+	})
 }

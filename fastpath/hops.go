@@ -84,16 +84,20 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 // address when there is one (one template per RLOC; the address only serves
 // as a number, Go's heap objects do not move), else by the destination.
 func hopIndex(dst netip.Addr, tpl *byte) uint32 {
-	x := uint64(uintptr(unsafe.Pointer(tpl)))
 	switch {
 	case tpl != nil:
+		return hopIndexTpl(tpl)
 	case dst.Is4():
 		return hopIndex4(dst)
-	default:
-		a := dst.As16()
-		x = binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
 	}
+	a := dst.As16()
+	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
 	return uint32((x * 0x9E3779B97F4A7C15) >> 56)
+}
+
+// hopIndexTpl is hopIndex of a destination with template tpl.
+func hopIndexTpl(tpl *byte) uint32 {
+	return uint32((uint64(uintptr(unsafe.Pointer(tpl))) * 0x9E3779B97F4A7C15) >> 56)
 }
 
 // hopIndex4 is hopIndex of an IPv4 destination without a template.
@@ -142,7 +146,7 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	}
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
-	h := &w.hops[hopIndex(r.Addr, tp)]
+	h := &w.hops[hopIndexTpl(tp)]
 	if h.dst != r.Addr || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
 		w.fillHop(h, r.Addr, tpl)
 	}

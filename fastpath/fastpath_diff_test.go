@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
 )
 
 // TestBatchMatchesGeneral compares the batch path (Step: the fused IPv4
@@ -206,4 +207,41 @@ func FuzzBatchMatchesGeneral(f *testing.F) {
 		round++
 		runTwins(t, batch, general, bs, cores, round)
 	})
+}
+
+// TestChecksum20Valid: checksum20Valid agrees with wire.Checksum (RFC 1071)
+// on random 20-byte headers, on the same headers with their checksum made
+// right, and on the all-zero and all-ones headers; setTTL4 keeps a right
+// checksum right.
+func TestChecksum20Valid(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	check := func(h []byte) {
+		t.Helper()
+		if got, want := checksum20Valid(h), wire.Checksum(h, 0) == 0xffff; got != want {
+			t.Fatalf("header %x: checksum20Valid %v, wire.Checksum says %v", h, got, want)
+		}
+	}
+	check(make([]byte, 20))
+	check(bytes.Repeat([]byte{0xff}, 20))
+	valid := 0
+	for range 5000 {
+		h := make([]byte, 20)
+		for i := range h {
+			h[i] = byte(rnd.Uint32())
+		}
+		h[0] = 0x45
+		check(h)
+		wire.IPv4(h).UpdateChecksum()
+		check(h)
+		if checksum20Valid(h) {
+			valid++
+		}
+		setTTL4(h, uint8(rnd.Uint32()))
+		if !wire.IPv4(h).ChecksumValid() {
+			t.Fatalf("setTTL4 left header %x with a wrong checksum", h)
+		}
+	}
+	if valid == 0 {
+		t.Fatal("no header verified")
+	}
 }

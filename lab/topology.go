@@ -1,7 +1,8 @@
 // Package lab builds network-namespace topologies described in a YAML file:
 // nodes (one namespace each), veth links between two nodes, bridge segments
 // (a Linux bridge in a namespace of its own, joining several nodes on one
-// multicast-capable L2 segment), IPv4/IPv6 addresses (IPv6 without DAD),
+// multicast-capable L2 segment), links with a one-way delay, jitter and
+// loss added by a user-space forwarder, IPv4/IPv6 addresses (IPv6 without DAD),
 // routes, sysctls and free-form per-node role metadata. The demo, the
 // end-to-end tests and the benchmarks use it.
 //
@@ -24,6 +25,11 @@
 //	    ends:
 //	      - {node: a, ifname: eth0, addrs: [10.0.1.2/24]}
 //	      - {node: r, ifname: eth0, addrs: [10.0.1.1/24]}
+//	  - name: rb
+//	    delay: 10ms # one way; also jitter: 1ms, loss: 0.1% (see DelayNS)
+//	    ends:
+//	      - {node: r, ifname: eth1, addrs: [10.0.3.1/24]}
+//	      - {node: b, ifname: eth1, addrs: [10.0.3.2/24]}
 //	bridges:
 //	  - name: core
 //	    ports:

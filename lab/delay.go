@@ -86,7 +86,8 @@ type pipe struct {
 	jitter  int64 // ns
 	loss    float64
 	rng     *rand.Rand
-	bufs    [][]byte // ring of frame buffers, each snap bytes
+	bufs    [][]byte // ring of frame buffers, each vlanLen + snap + 1 bytes
+	offs    []int    // where each frame starts in its buffer (0 or vlanLen)
 	lens    []int
 	due     []int64 // monotonic ns since base
 	head, n int
@@ -95,7 +96,15 @@ type pipe struct {
 	scratch []byte // receives frames dropped for a full queue
 	stats   pipeStats
 	stopFD  int
+
+	// recvmsg arguments, reused for every frame.
+	iov [1]unix.Iovec
+	msg unix.Msghdr
+	oob []byte
 }
+
+// vlanLen is the size of an 802.1Q tag.
+const vlanLen = 4
 
 func newPipe(s *delaySpec, rx, tx, stopFD int, dir uint64, base time.Time) *pipe {
 	p := &pipe{
@@ -103,13 +112,16 @@ func newPipe(s *delaySpec, rx, tx, stopFD int, dir uint64, base time.Time) *pipe
 		delay: int64(s.Delay), jitter: int64(s.Jitter), loss: s.Loss,
 		rng:     rand.New(rand.NewPCG(s.Seed, dir)),
 		bufs:    make([][]byte, s.Queue),
+		offs:    make([]int, s.Queue),
 		lens:    make([]int, s.Queue),
 		due:     make([]int64, s.Queue),
-		scratch: make([]byte, s.Snap+1),
+		scratch: make([]byte, vlanLen+s.Snap+1),
+		oob:     make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))),
 	}
-	mem := make([]byte, s.Queue*(s.Snap+1))
+	size := vlanLen + s.Snap + 1
+	mem := make([]byte, s.Queue*size)
 	for i := range p.bufs {
-		p.bufs[i] = mem[i*(s.Snap+1) : (i+1)*(s.Snap+1)]
+		p.bufs[i] = mem[i*size : (i+1)*size]
 	}
 	return p
 }
@@ -148,7 +160,7 @@ func (p *pipe) run() error {
 	for {
 		now := p.now()
 		for p.n > 0 && p.due[p.head] <= now {
-			if _, err := unix.Write(p.tx, p.bufs[p.head][:p.lens[p.head]]); err != nil {
+			if _, err := unix.Write(p.tx, p.bufs[p.head][p.offs[p.head]:p.lens[p.head]]); err != nil {
 				p.stats.sendErrors.Add(1)
 			} else {
 				p.stats.forwarded.Add(1)
@@ -189,7 +201,7 @@ func (p *pipe) drain() {
 		if !full {
 			buf = p.bufs[slot]
 		}
-		n, err := recvTrunc(p.rx, buf)
+		n, tag, err := p.recv(buf[vlanLen:])
 		if err != nil {
 			return // EAGAIN: nothing more
 		}
@@ -197,29 +209,62 @@ func (p *pipe) drain() {
 		case full:
 			p.stats.queueFull.Add(1)
 			continue
-		case n >= len(buf):
+		case n >= len(buf)-vlanLen || (tag != 0 && n+vlanLen > len(buf)-vlanLen-1):
 			p.stats.oversize.Add(1)
 			continue
 		case p.drop():
 			p.stats.lost.Add(1)
 			continue
 		}
-		p.lens[slot] = n
+		off := vlanLen
+		if tag != 0 && n >= 12 {
+			// Put back the 802.1Q tag the receive path took off.
+			off = 0
+			copy(buf[:12], buf[vlanLen:vlanLen+12])
+			binary.BigEndian.PutUint32(buf[12:], tag)
+		}
+		p.offs[slot], p.lens[slot] = off, vlanLen+n
 		p.due[slot] = p.dueTime(p.now())
 		p.n++
 	}
 }
 
-// recvTrunc receives one frame without blocking and returns its full length
-// (MSG_TRUNC), which exceeds len(b) when it did not fit. It allocates
-// nothing (unix.Recvfrom builds a sockaddr per call).
-func recvTrunc(fd int, b []byte) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+// recv receives one frame into b without blocking. It returns the frame's
+// full length (MSG_TRUNC), which exceeds len(b) when it did not fit, and
+// the 802.1Q tag (TPID << 16 | TCI) the kernel stripped from it, or 0: a
+// packet socket gets a tagged frame untagged, with the tag in
+// PACKET_AUXDATA. It allocates nothing (unix.Recvmsg does).
+func (p *pipe) recv(b []byte) (n int, tag uint32, err error) {
+	p.iov[0].Base = &b[0]
+	p.iov[0].SetLen(len(b))
+	p.msg = unix.Msghdr{Iov: &p.iov[0], Iovlen: 1, Control: &p.oob[0]}
+	p.msg.SetControllen(len(p.oob))
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(p.rx), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 	if e != 0 {
-		return 0, e
+		return 0, 0, e
 	}
-	return int(n), nil
+	return int(r), auxTag(p.oob[:p.msg.Controllen]), nil
+}
+
+// auxTag returns the VLAN tag (TPID << 16 | TCI) of a PACKET_AUXDATA
+// control message in oob, or 0.
+func auxTag(oob []byte) uint32 {
+	if len(oob) < unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))) {
+		return 0
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	if h.Level != unix.SOL_PACKET || h.Type != unix.PACKET_AUXDATA {
+		return 0
+	}
+	aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+	if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 {
+		return 0
+	}
+	tpid := uint32(unix.ETH_P_8021Q)
+	if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+		tpid = uint32(aux.Vlan_tpid)
+	}
+	return tpid<<16 | uint32(aux.Vlan_tci)
 }
 
 // packetSocket opens an AF_PACKET socket on ifname (in the calling thread's
@@ -242,6 +287,9 @@ func packetSocket(ifname string) (int, error) {
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fail("PACKET_IGNORE_OUTGOING", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail("PACKET_AUXDATA", err)
 	}
 	// Room for bursts while the forwarder sleeps; FORCE because lab runs
 	// as root and rmem_max is small by default.

@@ -191,45 +191,75 @@ func TestDelayedLink(t *testing.T) {
 }
 
 // checkRawFrame sends an Ethernet frame of EtherType 0x88b5 (IEEE local
-// experimental) to a multicast MAC from a's eth0 and expects it on b's.
+// experimental) to a multicast MAC from a's eth0 and expects it on b's,
+// then the same in VLAN 5 and expects the tag to arrive too.
 func checkRawFrame(t *testing.T, l *Lab) {
 	t.Helper()
 	const etherType = 0x88b5
-	open := func(node string) int {
+	open := func(node string, proto uint16) int {
 		var fd int
 		if err := l.Node(node).Do(func() error {
 			idx, err := ifIndex("eth0")
 			if err != nil {
 				return err
 			}
-			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(etherType)))
+			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
 			if err != nil {
 				return err
 			}
-			return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherType), Ifindex: idx})
+			return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: idx})
 		}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { unix.Close(fd) })
 		return fd
 	}
-	rx, tx := open("b"), open("a")
 	tv := unix.NsecToTimeval(int64(3 * time.Second))
-	if err := unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
+	setup := func(fd int) int {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			t.Fatal(err)
+		}
+		return fd
 	}
+	rx, tx := setup(open("b", etherType)), open("a", etherType)
 	frame := []byte{0x01, 0x00, 0x5e, 0x7f, 0x00, 0x01, 0x02, 0, 0, 0, 0, 1, etherType >> 8, etherType & 0xff}
 	frame = append(frame, []byte("rloc lab: any EtherType crosses a delayed link......")...)
 	if _, err := unix.Write(tx, frame); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 2048)
-	n, _, err := unix.Recvfrom(rx, buf, 0)
+	buf, oob := make([]byte, 2048), make([]byte, 256)
+	n, oobn, _, _, err := unix.Recvmsg(rx, buf, oob, 0)
 	if err != nil {
 		t.Fatalf("multicast frame of EtherType %#x not received: %v", etherType, err)
 	}
-	if string(buf[:n]) != string(frame) {
-		t.Errorf("frame received as %x, sent %x", buf[:n], frame)
+	if string(buf[:n]) != string(frame) || auxTag(oob[:oobn]) != 0 {
+		t.Errorf("frame received as %x (tag %#x), sent %x", buf[:n], auxTag(oob[:oobn]), frame)
+	}
+	// The receive path strips an 802.1Q tag into metadata (on b as on
+	// the forwarder's side): it must be back on the wire to b. A tagged
+	// frame (and no VLAN device) reaches only the sockets of every
+	// protocol with its tag, so rxAll is one of those; opened now, it
+	// does not see the untagged frame.
+	rxAll := setup(open("b", unix.ETH_P_ALL))
+	tagged := slices.Concat(frame[:12], []byte{0x81, 0x00, 0x00, 0x05}, frame[12:])
+	if _, err := unix.Write(tx, tagged); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		n, oobn, _, _, err = unix.Recvmsg(rxAll, buf, oob, 0)
+		if err != nil || i == 100 {
+			t.Fatalf("VLAN-tagged frame not received (%d other frames): %v", i, err)
+		}
+		if string(buf[12:n]) != string(frame[12:]) {
+			continue // the untagged frame, IPv6 neighbour discovery, ...
+		}
+		if tag := auxTag(oob[:oobn]); string(buf[:n]) != string(frame) || tag != 0x81000005 {
+			t.Errorf("tagged frame received as %x, tag %#x (want 0x81000005)", buf[:n], tag)
+		}
+		break
 	}
 }
 

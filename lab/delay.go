@@ -192,9 +192,13 @@ func (p *pipe) run() error {
 	}
 }
 
-// drain reads every frame waiting on rx into the queue.
+// drainBatch bounds the frames drain takes in one go, so that a flood
+// does not hold back the frames already due.
+const drainBatch = 64
+
+// drain reads the frames waiting on rx into the queue, at most drainBatch.
 func (p *pipe) drain() {
-	for {
+	for range drainBatch {
 		buf := p.scratch
 		full := p.n == len(p.bufs)
 		slot := (p.head + p.n) % len(p.bufs)

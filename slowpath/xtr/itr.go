@@ -229,8 +229,9 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 	}
 	if t.probes.Knows(rep.Nonce) {
 		// A probe reply counts only for the probed RLOC, while its
-		// probe is outstanding (RFC 9301 §7.1).
-		if q, status := t.probes.Match(probedFrom(rep, m.Src), rep.Nonce); status == request.Matched {
+		// probe is outstanding (RFC 9301 §7.1), and only with the P bit.
+		// A reply without the P bit is not a probe reply (RFC 9301 §5.4).
+		if q, status := t.probes.Match(probedFrom(rep, m.Src), rep.Nonce); status == request.Matched && rep.Probe {
 			t.probes.Complete(q)
 		} else {
 			st.Ignored++

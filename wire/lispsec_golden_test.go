@@ -219,3 +219,39 @@ func TestSecMapReplyGolden(t *testing.T) {
 		t.Fatalf("EID-AD records %+v", p.Auth.EID.Records)
 	}
 }
+
+// goldenSecMapReplySHA1 is goldenSecMapReply with HMAC-SHA-1-96 (EID and
+// PKT HMAC ID 1, 12 bytes each) and the MS-OTK from HKDF-SHA1 (KDF ID 1).
+const goldenSecMapReplySHA1 = "220000010102030405060708000005a001101000000000010a0100000164ff0000050001c0000201" +
+	"01000000" + "001c000101000001001000010a01000091fe49079a22dd44ff39b47d" + "00100001f7367c1bf3a9a3664abe43f8"
+
+func TestSecMapReplySHA1Golden(t *testing.T) {
+	msOTK, _ := DeriveMSOTK(SecKDFSHA1, secITROTK, secNonce)
+	m := goldenSecReply(t)
+	m.Auth.EID = EIDAuth{KDF: SecKDFSHA1, HMAC: SecHMACSHA1_96,
+		Records: []EIDRecord{{MaskLen: 16, EID: IPAddress(netip.MustParseAddr("10.1.0.0"))}}}
+	if err := SignEIDAuth(&m.Auth.EID, secITROTK[:]); err != nil {
+		t.Fatal(err)
+	}
+	m.Auth.PKTHMAC, m.Auth.PKTMAC = SecHMACSHA1_96, make([]byte, 12)
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SignMapReply(b, SecHMACSHA1_96, msOTK[:]); err != nil {
+		t.Fatal(err)
+	}
+	if want := unhex(t, goldenSecMapReplySHA1); !bytes.Equal(b, want) {
+		t.Fatalf("Map-Reply\n got %x\nwant %x", b, want)
+	}
+	var p MapReply
+	if err := p.Parse(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyMapReply(b, &p, msOTK[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyEIDAuth(&p.Auth.EID, secITROTK[:]); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -324,3 +324,16 @@ func TestLispSecNegativeReply(t *testing.T) {
 		})
 	}
 }
+
+// TestLispSecPerMapResolver: with itr.lisp_sec.map_resolvers, LISP-SEC
+// lookups go to those Map-Resolvers only, the first one listed in
+// map_resolvers being skipped.
+func TestLispSecPerMapResolver(t *testing.T) {
+	plain, sec := newFakeMR(t), newFakeMR(t)
+	c := secITR(slowpath.LispSecRequired, secMSKey, plain.addr(), sec.addr())
+	c.LispSec.MapResolvers = []netip.AddrPort{sec.addr()}
+	c.RetransmitInterval = time.Minute // one try: it must go to sec
+	itr := newEngine(t, Config{ITR: c}, &fakeInstaller{})
+	itr.Miss(MissEvent{Dst: netip.MustParseAddr("10.1.2.3")})
+	sec.read() // fails unless the LISP-SEC request reached sec
+}

@@ -51,3 +51,10 @@ mr0 = hdr + rec + loc + bytes([1, 0, 0, 0]) + eidad + struct.pack(">HH", 4 + 16,
 pktmac = hmac.new(ms_otk, mr0, hashlib.sha256).digest()[:16]
 mr = mr0[:-16] + pktmac
 print("Map-Reply", mr.hex())
+
+# The same Map-Reply with HMAC-SHA-1-96 (EID and PKT HMAC ID 1) and HKDF-SHA1 (KDF ID 1).
+ms_otk1 = hkdf(hashlib.sha1, itr_otk, nonce, b"", 16)
+eidad0 = struct.pack(">HHBBH", 8 + len(recs) + 12, 1, 1, 0, 1) + recs + bytes(12)
+eidad1 = eidad0[:-12] + hmac.new(itr_otk, eidad0, hashlib.sha1).digest()[:12]
+mr0 = hdr + rec + loc + bytes([1, 0, 0, 0]) + eidad1 + struct.pack(">HH", 4 + 12, 1) + bytes(12)
+print("Map-Reply sha1", (mr0[:-12] + hmac.new(ms_otk1, mr0, hashlib.sha1).digest()[:12]).hex())

@@ -161,6 +161,9 @@ type MapServerOptions struct {
 	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437,
 	// docs/pubsub.md).
 	PubSub PubSubOptions `mapstructure:"pubsub"`
+	// Limits bound what the sites register
+	// (slowpath.RegistrationLimits, docs/operating.md).
+	Limits slowpath.RegistrationLimits `mapstructure:"limits"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -581,6 +584,9 @@ func (c *Config) validateMapServer() error {
 	if c.MapServer.RegistrationTimeout < 0 {
 		return errors.New("map_server.registration_timeout: negative")
 	}
+	if err := c.MapServer.Limits.Validate("map_server.limits"); err != nil {
+		return err
+	}
 	seen := map[slowpath.EIDPrefix]bool{}
 	for i := range c.MapServer.GroupMappings {
 		m := &c.MapServer.GroupMappings[i]
@@ -661,7 +667,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			return ec, err
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
-			GroupMappings: c.MapServer.GroupMappings, PubSub: pc}
+			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, Limits: c.MapServer.Limits}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,

@@ -106,6 +106,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"retransmits": es.Retransmits, "probes_sent": es.ProbesSent, "rloc_down": es.RLOCDown, "rloc_up": es.RLOCUp,
 		"registrations_accepted": es.RegistrationsAccepted, "registrations_rejected": es.RegistrationsRejected,
 		"registrations_expired": es.RegistrationsExpired, "negative_replies": es.NegativeReplies,
+		"registrations_limited": es.RegistrationsLimited, "registrations_replayed": es.RegistrationsReplayed,
+		"registrations_retransmitted": es.RegistrationsRetransmitted, "merge_truncated": es.MergeTruncated,
 		"misses_dropped": es.MissesDropped, "rate_limited_source": es.RateLimitedSource,
 		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull} {
 		counter(c.resolutions, v, k)

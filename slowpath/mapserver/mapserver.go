@@ -26,6 +26,10 @@ import (
 // staticGroupTTL is the record TTL of configured group mappings.
 const staticGroupTTL = 24 * time.Hour
 
+// maxMergedLocators is what one record can carry: its Locator Count is
+// 8 bits (RFC 9301 §5.4). A merged answer encodes the first ones.
+const maxMergedLocators = 255
+
 // MapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
 // proxy Map-Replies and forwarding of Map-Requests to ETRs. Its
 // registrations live in regstore stores (authentication, site policy,
@@ -54,6 +58,8 @@ type MapServer struct {
 	ps    *pubsub // RFC 9437 subscriptions, pubsub.go
 	// refused rate-limits the log of refused registrations (refuselog.go).
 	refused refuseLog
+	// seen indexes the merged locators by address during rebuild.
+	seen map[netip.Addr]int
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
@@ -81,6 +87,9 @@ type regEntry struct {
 	// prev is enc before the latest rebuild: subscribers hear of a
 	// registration only when the answer changed (pubsub.go).
 	prev []byte
+	// dropped is how many locators the latest rebuild left out of merged
+	// (maxMergedLocators); logged when it starts, not at every rebuild.
+	dropped int
 }
 
 // recordKey returns what a registered record is stored under: its EID
@@ -125,14 +134,15 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 		timeout: cfg.RegistrationTimeout,
 		regs:    map[uint32]*bart.Table[*regEntry]{},
 		names:   map[uint32]*bart.Table[*regEntry]{},
+		seen:    map[netip.Addr]int{},
 	}
 	var err error
 	if ms.rsites, ms.allowed, err = buildSites(cfg.Sites); err != nil {
 		return nil, err
 	}
 	ms.uni = regstore.New(c.Clock(), c, regstore.Kind[uniKey, wire.Record](uniKind{ms}), ms.rsites,
-		regstore.Sink[uniKey](uniSink{ms}), regstore.Config{Timeout: ms.timeout})
-	ms.sg = ms.newSG(ms.rsites)
+		regstore.Sink[uniKey](uniSink{ms}), storeConfig(cfg))
+	ms.sg = ms.newSG(ms.rsites, storeConfig(cfg))
 	ms.ps = ms.newPubSub(cfg.PubSub)
 	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
 		return nil, err
@@ -204,11 +214,39 @@ func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registr
 	return nil
 }
 
+// Unchanged reports whether refreshing r with rec leaves the answer as
+// it is: the same record as r's, and r's TTL and map version those of
+// the answer (the latest registration's, which r becomes).
+func (uniKind) Unchanged(e *regstore.Entry[uniKey, wire.Record], r *regstore.Registrant[uniKey, wire.Record], rec *wire.Record) bool {
+	ent, _ := e.Aux.(*regEntry)
+	if ent == nil || ent.merged.TTL != rec.TTL || ent.merged.MapVersion != rec.MapVersion {
+		return false
+	}
+	return sameRecord(&r.Value, rec)
+}
+
+// sameRecord reports whether two records register the same: TTL, action,
+// flags, map version and locators.
+func sameRecord(a, b *wire.Record) bool {
+	if a.TTL != b.TTL || a.Action != b.Action || a.Authoritative != b.Authoritative || a.MapVersion != b.MapVersion ||
+		len(a.Locators) != len(b.Locators) {
+		return false
+	}
+	for i := range a.Locators {
+		x, y := &a.Locators[i], &b.Locators[i]
+		if x.Priority != y.Priority || x.Weight != y.Weight || x.MPriority != y.MPriority || x.MWeight != y.MWeight ||
+			x.Local != y.Local || x.Probed != y.Probed || x.Reachable != y.Reachable || x.Unused != y.Unused ||
+			!slowpath.AddrEqual(&x.Address, &y.Address) {
+			return false
+		}
+	}
+	return true
+}
+
 // Changed keeps the index and the answer of e's key in step with its
 // registrants.
 func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 	ms := u.ms
-	ms.ps.registered(e)
 	ent, _ := e.Aux.(*regEntry)
 	if len(e.Registrants()) == 0 {
 		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
@@ -250,6 +288,14 @@ type uniSink struct{ ms *MapServer }
 
 func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
 	s.ms.trust(ev.Kind, ev.Source)
+	if ev.HasXTRID && ev.HasKey {
+		switch ev.Kind {
+		case regstore.Accepted:
+			s.ms.ps.registered(ev.XTRID, ev.Key)
+		case regstore.Expired, regstore.Withdrawn:
+			s.ms.ps.unregistered(ev.XTRID, ev.Key)
+		}
+	}
 	if s.ms.quiet(ev.Kind) {
 		return
 	}
@@ -306,6 +352,8 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 	}
 	ttl = latest.Value.TTL
 	rle := -1
+	clear(ms.seen)
+	dropped := 0
 	for _, er := range regs {
 		for _, l := range er.Value.Locators {
 			if ent.merge && l.Address.AFI == wire.AFILCAF && l.Address.LCAF.Type == wire.LCAFRLE {
@@ -317,14 +365,34 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 				mergeRLE(&m.Locators[rle].Address.LCAF, &l.Address.LCAF)
 				continue
 			}
-			j := slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
-			if j < 0 {
+			// Plain addresses are found by the index, others (LCAFs) by
+			// a search of the few that are not plain.
+			ip := l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6
+			j, ok := ms.seen[l.Address.IP]
+			if !ip {
+				j = slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
+				ok = j >= 0
+			}
+			switch {
+			case !ok && len(m.Locators) >= maxMergedLocators:
+				dropped++
+			case !ok:
+				if ip {
+					ms.seen[l.Address.IP] = len(m.Locators)
+				}
 				m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
-			} else if er == latest {
+			case er == latest:
 				m.Locators[j] = slowpath.CloneLocator(&l)
 			}
 		}
 	}
+	if dropped > 0 && ent.dropped == 0 {
+		ms.stats.MergeTruncated++
+		ms.refused.log(ms.log, ms.c.Now(), ent.e.Site.Name+"\x00merge", "merged mapping truncated to what a record can carry",
+			"site", ent.e.Site.Name, "eid", ent.key.Prefix, "iid", ent.key.IID, "registrants", len(regs),
+			"locators", maxMergedLocators, "dropped", dropped)
+	}
+	ent.dropped = dropped
 	m.TTL = ttl
 	m.MaskLen = uint8(ent.key.Prefix.Bits())
 	m.EID = slowpath.EIDAddress(ent.key.IID, ent.key.Prefix.Addr())

@@ -31,6 +31,14 @@ func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
 	return regstore.NewSites(sites)
 }
 
+// storeConfig is the stores' policy from the Map-Server's configuration.
+func storeConfig(cfg *slowpath.MapServerConfig) regstore.Config {
+	l := &cfg.Limits
+	return regstore.Config{Timeout: cfg.RegistrationTimeout, MaxRegistrants: l.RegistrantsPerPrefix,
+		MaxSiteKeys: l.PrefixesPerSite, MaxRecords: l.RecordsPerRegister, MaxRLOCs: l.RLOCsPerRecord,
+		MaxRegistrations: l.Registrations}
+}
+
 // authFailed reports whether a store refused a message by its
 // authentication.
 func authFailed(err error) bool {
@@ -64,6 +72,9 @@ func (ms *MapServer) count(src netip.AddrPort, res regstore.Result) {
 	}
 	ms.stats.RegistrationsAccepted += uint64(res.Accepted + res.Withdrawn)
 	ms.stats.RegistrationsRejected += uint64(res.Rejected)
+	ms.stats.RegistrationsLimited += uint64(res.Limited)
+	ms.stats.RegistrationsReplayed += uint64(res.Replayed)
+	ms.stats.RegistrationsRetransmitted += uint64(res.Retransmitted)
 }
 
 // trust spares the source of an accepted (authenticated) registration the

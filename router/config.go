@@ -164,6 +164,11 @@ type MapServerOptions struct {
 	// Limits bound what the sites register
 	// (slowpath.RegistrationLimits, docs/operating.md).
 	Limits slowpath.RegistrationLimits `mapstructure:"limits"`
+	// StateFile is the file the registrations are kept in across
+	// restarts, so that a restarted Map-Server answers from them at once
+	// (docs/operating.md); empty (the default) keeps them in memory only.
+	// The Debian package provides /var/lib/rloc for it (StateDirectory).
+	StateFile string `mapstructure:"state_file"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -667,7 +672,8 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			return ec, err
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
-			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, Limits: c.MapServer.Limits}
+			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, Limits: c.MapServer.Limits,
+			StateFile: c.MapServer.StateFile}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,

@@ -319,6 +319,10 @@ type MapServerConfig struct {
 	PubSub PubSubConfig
 	// Limits bound what the sites register (docs/operating.md).
 	Limits RegistrationLimits
+	// StateFile, when set, is the bbolt file the registrations are kept
+	// in across restarts (package regdb, docs/operating.md); empty keeps
+	// them in memory only.
+	StateFile string
 }
 
 // RegistrationLimits bound a Map-Server's registrations, so that one site

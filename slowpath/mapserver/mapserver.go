@@ -152,6 +152,19 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	return ms, nil
 }
 
+// Persist makes the stores report their changes to the journals (one per
+// store: unicast and (S,G)) and registers again what the journals saved,
+// each until its saved deadline (regstore.Store.Restore). It runs before
+// the event loop starts and reports how many registrations were restored
+// and how many dropped (expired, or no longer allowed).
+func (ms *MapServer) Persist(uni, sg regstore.Journal, savedUni, savedSG []regstore.Saved) (restored, dropped int) {
+	ms.uni.SetJournal(uni)
+	ms.sg.store.SetJournal(sg)
+	r1, d1 := ms.uni.Restore(savedUni)
+	r2, d2 := ms.sg.store.Restore(savedSG)
+	return r1 + r2, d1 + d2
+}
+
 // buildSites indexes the configured sites: for the stores, and their
 // prefixes as known EID space.
 func buildSites(cfg []slowpath.SiteConfig) (*regstore.Sites, map[uint32]*bart.Table[struct{}], error) {

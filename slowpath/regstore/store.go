@@ -185,6 +185,9 @@ type Registrant[K comparable, V any] struct {
 	entry *Entry[K, V]
 	index int
 	timer request.Timer
+	// saved and jkey are its record's encoding and its key in the
+	// journal, when the store has one (persist.go).
+	saved, jkey []byte
 }
 
 // Entry is one registered key with its registrants.
@@ -283,6 +286,9 @@ type Store[K comparable, V any] struct {
 	ev      Event[K]
 
 	notes notes[K]
+
+	journal Journal
+	sv      Saved
 }
 
 // New returns a Store of records of kind, authorised by sites, reporting
@@ -505,6 +511,7 @@ func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wir
 	r.Expires = expires
 	s.remember(r, reg.Nonce)
 	if same {
+		s.save(r, nil)
 		return false, nil
 	}
 	r.Source = src
@@ -513,6 +520,7 @@ func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wir
 	r.ProxyReply = reg.ProxyReply
 	r.Merge = reg.Merge
 	r.Value, s.spare = s.spare, r.Value
+	s.save(r, rec)
 	s.kind.Changed(e)
 	return false, nil
 }
@@ -606,6 +614,9 @@ func (s *Store[K, V]) drop(r *Registrant[K, V]) {
 	delete(s.byID, regKey[K]{e.Key, r.ID})
 	for _, n := range r.Nonces {
 		s.forget(r, n)
+	}
+	if s.journal != nil && r.jkey != nil {
+		s.journal.Delete(r.jkey)
 	}
 	s.kind.Changed(e)
 	if len(e.regs) == 0 {

@@ -26,6 +26,10 @@ import (
 // Engine.Registrations.
 type Registration = mapserver.Registration
 
+// RegistrationCursor is where a page of registrations ends
+// (Engine.RegistrationsPage).
+type RegistrationCursor = mapserver.RegistrationCursor
+
 // McastTreeInfo is one router's view of the replication tree of an (S,G),
 // as Engine.McastTree returns it.
 type McastTreeInfo = mcast.McastTreeInfo
@@ -227,6 +231,16 @@ func (e *Engine) Registrations() []Registration {
 		_ = e.c.Do(func() { out = e.ms.Registrations() })
 	}
 	return out
+}
+
+// RegistrationsPage lists at most limit registrations after the cursor
+// (nil: from the first) and reports whether more follow
+// (mapserver.MapServer.RegistrationsPage).
+func (e *Engine) RegistrationsPage(after *mapserver.RegistrationCursor, limit int) (out []Registration, more bool) {
+	if e.ms != nil {
+		_ = e.c.Do(func() { out, more = e.ms.RegistrationsPage(after, limit) })
+	}
+	return out, more
 }
 
 // MergedRLOCs returns the locators the Map-Server answers with for the

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -231,5 +232,63 @@ func TestReplayedRegister(t *testing.T) {
 				t.Fatal("source changed")
 			}
 		})
+	}
+}
+
+// TestRegistrationsPaged: pages of the listing, each after the cursor of
+// the last, give every registration once and in order, nested prefixes
+// and several registrants of one prefix included.
+func TestRegistrationsPaged(t *testing.T) {
+	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	c.RateLimit = RateLimitConfig{Off: true}
+	ms := newEngine(t, c, nil)
+	src := netip.MustParseAddrPort("192.0.2.1:4342")
+	rloc := netip.MustParseAddr("192.0.2.1")
+	for i := range 12 {
+		for _, p := range []string{"10.1.%d.0/24", "10.1.%d.128/25", "10.1.%d.7/32"} {
+			eid := strings.Replace(p, "%d", strconv.Itoa(i), 1)
+			registerXTR(t, ms, src, eid, xtrA, newNonce(), rloc)
+			if i%3 == 0 {
+				registerXTR(t, ms, src, eid, wire.XTRID{0xb0, byte(i)}, newNonce(), rloc)
+			}
+		}
+	}
+	all := ms.Registrations()
+	if len(all) != 36+12 {
+		t.Fatalf("%d registrations", len(all))
+	}
+	var got []Registration
+	var after *RegistrationCursor
+	pages := 0
+	for {
+		page, more := ms.RegistrationsPage(after, 7)
+		pages++
+		if len(page) > 7 || more && len(page) != 7 {
+			t.Fatalf("page %d: %d entries, more %v", pages, len(page), more)
+		}
+		got = append(got, page...)
+		if !more {
+			break
+		}
+		after = &page[len(page)-1].Cursor
+	}
+	if pages != (len(all)+6)/7 || len(got) != len(all) {
+		t.Fatalf("%d pages, %d entries; want %d entries", pages, len(got), len(all))
+	}
+	seen := map[RegistrationCursor]bool{}
+	for i, g := range got {
+		if seen[g.Cursor] {
+			t.Fatalf("%+v listed twice", g.Cursor)
+		}
+		seen[g.Cursor] = true
+		if g.Cursor != all[i].Cursor {
+			t.Fatalf("entry %d: %+v, the full listing has %+v", i, g.Cursor, all[i].Cursor)
+		}
+		if i > 0 {
+			p, q := got[i-1].Cursor.Prefix, g.Cursor.Prefix
+			if d := p.Addr().Compare(q.Addr()); d > 0 || d == 0 && p.Bits() > q.Bits() || p == q && got[i-1].Cursor.ID >= g.Cursor.ID {
+				t.Fatalf("out of order: %+v then %+v", got[i-1].Cursor, g.Cursor)
+			}
+		}
 	}
 }

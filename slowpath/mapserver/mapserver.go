@@ -9,10 +9,13 @@ package mapserver
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gaissmai/bart"
@@ -540,33 +543,113 @@ type Registration struct {
 	ProxyReply, Merge bool
 	// Expires is when the registration times out.
 	Expires time.Time
+	// Cursor is where it sits in the listing's order (RegistrationsPage).
+	Cursor RegistrationCursor
 }
 
 // Registrations lists the Map-Server's live registrations (event loop
 // only).
 func (ms *MapServer) Registrations() []Registration {
-	var out []Registration
-	for _, t := range ms.allTables() {
-		for _, ent := range t.All() {
-			for _, er := range ent.e.Registrants() {
-				r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
-					ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static}
-				if ent.name {
-					r.Name = replicate.GroupName(ent.key.Prefix)
-				}
-				if er.HasXTRID {
-					r.XTRID = er.ID.XTRID
-				}
-				for _, l := range er.Value.Locators {
-					if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
-						r.RLOCs = append(r.RLOCs, l.Address.IP)
+	out, _ := ms.RegistrationsPage(nil, -1)
+	return out
+}
+
+// RegistrationCursor is where a page of registrations ends: the next page
+// starts after it. The order is EID prefixes before group names, then
+// instance-ID, prefix (address, then length) and registrant.
+type RegistrationCursor struct {
+	// Name, IID and Prefix are the key: a group name's range when Name.
+	Name   bool
+	IID    uint32
+	Prefix netip.Prefix
+	// ID names the registrant (regstore.ID.String; "" for a configured
+	// mapping).
+	ID string
+}
+
+// compareKey orders keys as RegistrationCursor says.
+func (c *RegistrationCursor) compareKey(name bool, iid uint32, p netip.Prefix) int {
+	switch {
+	case c.Name != name:
+		if name {
+			return 1
+		}
+		return -1
+	case c.IID != iid:
+		return cmp.Compare(iid, c.IID)
+	}
+	if d := p.Addr().Compare(c.Prefix.Addr()); d != 0 {
+		return d
+	}
+	return cmp.Compare(p.Bits(), c.Prefix.Bits())
+}
+
+// RegistrationsPage lists at most limit registrations (all for a negative
+// limit) after the cursor (nil: from the first), in the cursor's order,
+// and reports whether more follow (event loop only). A page costs a walk
+// of the keys up to it, not a copy of them all.
+func (ms *MapServer) RegistrationsPage(after *RegistrationCursor, limit int) (out []Registration, more bool) {
+	for _, name := range []bool{false, true} {
+		m := ms.regs
+		if name {
+			m = ms.names
+		}
+		for _, iid := range slices.Sorted(maps.Keys(m)) {
+			if after != nil && (after.Name && !name || after.Name == name && iid < after.IID) {
+				continue // a table wholly before the cursor
+			}
+			for p, ent := range m[iid].AllSorted() {
+				c := 1
+				if after != nil {
+					if c = after.compareKey(name, iid, p); c < 0 {
+						continue
 					}
 				}
-				out = append(out, r)
+				regs := slices.Clone(ent.e.Registrants())
+				slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
+					return strings.Compare(registrantName(a), registrantName(b))
+				})
+				for _, er := range regs {
+					id := registrantName(er)
+					if c == 0 && id <= after.ID {
+						continue
+					}
+					if limit >= 0 && len(out) == limit {
+						return out, true
+					}
+					out = append(out, ms.registration(ent, er, id))
+				}
 			}
 		}
 	}
-	return out
+	return out, false
+}
+
+// registrantName is a registrant's ID as a cursor names it.
+func registrantName(er *regstore.Registrant[uniKey, wire.Record]) string {
+	if er.Static {
+		return ""
+	}
+	return er.ID.String()
+}
+
+// registration is er's registration of ent as listed.
+func (ms *MapServer) registration(ent *regEntry, er *regstore.Registrant[uniKey, wire.Record], id string) Registration {
+	r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
+		ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static,
+		Cursor: RegistrationCursor{Name: ent.name, IID: ent.key.IID, Prefix: ent.key.Prefix, ID: id}}
+	if ent.name {
+		r.Name = replicate.GroupName(ent.key.Prefix)
+	}
+	if er.HasXTRID {
+		r.XTRID = er.ID.XTRID
+	}
+	for _, l := range er.Value.Locators {
+		if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+			r.RLOCs = append(r.RLOCs, l.Address.IP)
+		}
+	}
+	return r
 }
 
 // MergedRLOCs returns the locators the Map-Server answers with for the
@@ -608,16 +691,4 @@ func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
 	ms.uni.SetSites(rsites)
 	ms.sg.store.SetSites(rsites)
 	return nil
-}
-
-// allTables returns the registration tables, EID prefixes and group names.
-func (ms *MapServer) allTables() []*bart.Table[*regEntry] {
-	out := make([]*bart.Table[*regEntry], 0, len(ms.regs)+len(ms.names))
-	for _, t := range ms.regs {
-		out = append(out, t)
-	}
-	for _, t := range ms.names {
-		out = append(out, t)
-	}
-	return out
 }

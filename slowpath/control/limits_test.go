@@ -292,3 +292,31 @@ func TestRegistrationsPaged(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiryLogSummarised (issue 13, problem 2): a site's registrations
+// expiring together are one log line (and a count with the next), not one
+// line each.
+func TestExpiryLogSummarised(t *testing.T) {
+	lc := &lineCounter{}
+	clk := newFakeClock()
+	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	c.RateLimit = RateLimitConfig{Off: true}
+	c.MapServer.RegistrationTimeout = 3 * time.Minute
+	c.Logger = slog.New(lc)
+	ms := newEngineWith(t, c, nil, slowpathOptions(clk))
+	src := netip.MustParseAddrPort("192.0.2.1:4342")
+	for i := range 200 {
+		registerXTR(t, ms, src, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 32).String(), xtrA, newNonce(), netip.MustParseAddr("192.0.2.1"))
+	}
+	clk.Add(3 * time.Minute)
+	if err := ms.Core().Tick(); err != nil {
+		t.Fatal(err)
+	}
+	st := ms.Stats()
+	if st.RegistrationsExpired != 200 || st.Registrations != 0 {
+		t.Fatalf("expired %d, left %d", st.RegistrationsExpired, st.Registrations)
+	}
+	if n := lc.count("registration expired"); n != 1 {
+		t.Fatalf("%d expiry lines for 200 registrations of one site, want 1", n)
+	}
+}

@@ -2,6 +2,7 @@ package mapserver
 
 import (
 	"errors"
+	"log/slog"
 	"net/netip"
 
 	"github.com/rloc-router/rloc/slowpath"
@@ -115,7 +116,10 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 	case regstore.Expired:
 		ev.Kind = slowpath.EventRegistrationExpired
 		ms.stats.RegistrationsExpired++
-		ms.log.Info("registration expired", "site", site, "eid", what, "src", src)
+		// One line a minute per site: a site's mass expiry is one line
+		// and a count, not one line per registration.
+		ms.refused.logAt(ms.log, slog.LevelInfo, ms.c.Now(), site+"\x00expired", "registration expired",
+			"site", site, "eid", what, "src", src)
 	default:
 		return
 	}

@@ -108,6 +108,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"registrations_expired": es.RegistrationsExpired, "negative_replies": es.NegativeReplies,
 		"registrations_limited": es.RegistrationsLimited, "registrations_replayed": es.RegistrationsReplayed,
 		"registrations_retransmitted": es.RegistrationsRetransmitted, "merge_truncated": es.MergeTruncated,
+		"state_flushes": es.StateFlushes, "state_errors": es.StateErrors, "state_written": es.StateWritten,
 		"misses_dropped": es.MissesDropped, "rate_limited_source": es.RateLimitedSource,
 		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull} {
 		counter(c.resolutions, v, k)

@@ -224,6 +224,10 @@ type Stats struct {
 	// whose nonce was accepted already from the same source: confirmed
 	// again, not stored again.
 	RegistrationsReplayed, RegistrationsRetransmitted uint64
+	// StateFlushes counts the Map-Server's state file transactions
+	// (map_server.state_file), StateErrors those that failed,
+	// StateWritten the registrations they wrote or deleted.
+	StateFlushes, StateErrors, StateWritten uint64
 	// MergeTruncated counts merged answers that could not carry every
 	// registrant's locators (255 at most per record).
 	MergeTruncated uint64
@@ -285,6 +289,9 @@ func (s *Stats) Add(o *Stats) {
 	s.RegistrationsReplayed += o.RegistrationsReplayed
 	s.RegistrationsRetransmitted += o.RegistrationsRetransmitted
 	s.MergeTruncated += o.MergeTruncated
+	s.StateFlushes += o.StateFlushes
+	s.StateErrors += o.StateErrors
+	s.StateWritten += o.StateWritten
 	s.Registrations += o.Registrations
 	s.RegisterNotified += o.RegisterNotified
 	s.RegisterRetries += o.RegisterRetries

@@ -205,7 +205,12 @@ func (e *Engine) Stats() slowpath.Stats {
 func (e *Engine) addRoleStats(s *slowpath.Stats) {
 	var parts []slowpath.Stats
 	if e.ms != nil {
-		parts = append(parts, e.ms.Stats())
+		ms := e.ms.Stats()
+		if e.state != nil {
+			st := e.state.Stats()
+			ms.StateFlushes, ms.StateErrors, ms.StateWritten = st.Flushes, st.Errors, st.Written
+		}
+		parts = append(parts, ms)
 	}
 	if e.mr != nil {
 		parts = append(parts, e.mr.Stats())

@@ -49,6 +49,7 @@ type DB struct {
 	mu    sync.Mutex
 	dirty map[string]map[string][]byte // bucket → key → value, nil: delete
 	err   error                        // the last write's error, logged once
+	stats Stats
 
 	stop chan struct{}
 	done chan struct{}
@@ -107,6 +108,20 @@ func initMeta(tx *bolt.Tx) error {
 		return err
 	}
 	return m.Put(formatKey, []byte(Format))
+}
+
+// Stats counts a state file's writes.
+type Stats struct {
+	// Flushes counts the transactions written, Errors those that failed;
+	// Written counts the registrations written or deleted by them.
+	Flushes, Errors, Written uint64
+}
+
+// Stats returns the counters.
+func (d *DB) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
 }
 
 // Path returns the file's path.
@@ -239,8 +254,15 @@ func (d *DB) Flush() error {
 		}
 		return nil
 	})
-	if err != nil {
-		d.mu.Lock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		d.stats.Flushes++
+		for _, m := range batch {
+			d.stats.Written += uint64(len(m))
+		}
+	} else {
+		d.stats.Errors++
 		for name, m := range batch {
 			cur := d.dirty[name]
 			if cur == nil {
@@ -253,7 +275,6 @@ func (d *DB) Flush() error {
 				}
 			}
 		}
-		d.mu.Unlock()
 	}
 	return err
 }

@@ -50,6 +50,12 @@ func TestWriteBehind(t *testing.T) {
 	if n := d.Pending(); n != 0 {
 		t.Fatalf("%d pending after Flush", n)
 	}
+	if st := d.Stats(); st != (regdb.Stats{Flushes: 1, Written: 10}) {
+		t.Fatalf("stats %+v: want one transaction of 10 changes", st)
+	}
+	if err := d.Flush(); err != nil || d.Stats().Flushes != 1 {
+		t.Fatalf("an empty flush wrote: %v, %+v", err, d.Stats())
+	}
 	got, err := d.Load("unicast")
 	if err != nil || len(got) != 9 {
 		t.Fatalf("load: %d, %v", len(got), err)

@@ -214,7 +214,7 @@ func delCmd(o *options, path, short, example string) *cobra.Command {
 }
 
 func registrationsCmd(o *options) *cobra.Command {
-	var limit int
+	var limit, pageSize int
 	var after string
 	cmd := &cobra.Command{
 		Use:     "registrations",
@@ -225,9 +225,9 @@ The router answers in pages (--page-size each); rlocctl fetches them all, or wit
 page after --after, printing the cursor of the next one on stderr.`,
 		Example: "  rlocctl registrations\n  rlocctl regs -o yaml\n  rlocctl registrations --watch=5s\n  rlocctl regs --limit 100 --after 'eid|0|10.1.2.0/24|xtr-id 0a01'",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			return o.show("registrations", func(ctx context.Context) (any, func(io.Writer) error, error) {
-				regs, err := fetchRegistrations(ctx, o, limit, after, cmd.ErrOrStderr())
+				regs, err := fetchRegistrations(ctx, o, limit, pageSize, after, o.stderr())
 				if err != nil {
 					return nil, nil, err
 				}
@@ -237,18 +237,15 @@ page after --after, printing the cursor of the next one on stderr.`,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many (one page; 0: all, fetched page by page)")
 	cmd.Flags().StringVar(&after, "after", "", "start after this cursor (printed by --limit)")
+	cmd.Flags().IntVar(&pageSize, "page-size", 1000, "registrations per request when listing all (at most 10000)")
 	addWatch(cmd, o)
 	return cmd
 }
 
-// registrationsPage is the page size rlocctl asks for when listing all.
-const registrationsPage = 1000
-
 // fetchRegistrations gets the registrations page by page: all of them, or
 // with limit > 0 one page, whose next cursor goes to stderr.
-func fetchRegistrations(ctx context.Context, o *options, limit int, after string, errw io.Writer) ([]router.RegistrationInfo, error) {
+func fetchRegistrations(ctx context.Context, o *options, limit, size int, after string, errw io.Writer) ([]router.RegistrationInfo, error) {
 	all := []router.RegistrationInfo{}
-	size := registrationsPage
 	if limit > 0 {
 		size = limit
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -661,6 +662,18 @@ func (c *Config) validateMulticast() error {
 		}
 	}
 	return slowpath.ValidateRTRGroups("multicast.trees", o.Trees)
+}
+
+// CheckStateFile checks the Map-Server's state file as start-up will open
+// it, without changing it (rlocd --check; regdb.Check).
+func (c *Config) CheckStateFile() error {
+	if !c.Roles.MapServer || c.MapServer.StateFile == "" {
+		return nil
+	}
+	if err := regdb.Check(c.MapServer.StateFile); err != nil {
+		return fmt.Errorf("map_server.state_file: %w", err)
+	}
+	return nil
 }
 
 // engineConfig builds the slow path's configuration and checks it.

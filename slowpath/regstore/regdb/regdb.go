@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -291,4 +293,54 @@ func (d *DB) Close() error {
 		}
 	})
 	return err
+}
+
+// Check tells whether Open would refuse the file at path, without
+// changing it (rlocd --check): a missing file is fine when its directory
+// exists (it will be created), and one that another process holds open
+// (the running rlocd) is taken as fine.
+func Check(path string) (err error) {
+	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
+		if _, derr := os.Stat(filepath.Dir(path)); derr != nil {
+			return fmt.Errorf("state file %s: %w", path, derr)
+		}
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("state file %s: damaged: %v", path, p)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil // locked by the running daemon, which opened it
+	}
+	if err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(metaBucket)
+		if m == nil {
+			if isEmpty(tx) {
+				return nil // created, never marked: Open marks it
+			}
+			return fmt.Errorf("%w: no format mark", ErrForeign)
+		}
+		if f := m.Get(formatKey); string(f) != Format {
+			return fmt.Errorf("%w: format %q, want %q", ErrForeign, f, Format)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	return nil
+}
+
+// isEmpty reports whether tx's database has no bucket.
+func isEmpty(tx *bolt.Tx) bool {
+	empty := true
+	_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return errors.New("stop") })
+	return empty
 }

@@ -187,3 +187,48 @@ func BenchmarkSaveFlush(b *testing.B) {
 		}
 	})
 }
+
+// TestCheck: Check accepts what Open accepts (a missing file in an
+// existing directory, a file of this format, one held open by a running
+// daemon) and refuses what it refuses, changing nothing.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	if err := regdb.Check(filepath.Join(dir, "new.db")); err != nil {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("Check created the file")
+	}
+	if err := regdb.Check(filepath.Join(dir, "no-such-dir", "x.db")); err == nil {
+		t.Fatal("missing directory accepted")
+	}
+	good := filepath.Join(dir, "good.db")
+	d, err := regdb.Open(good, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := regdb.Check(good); err != nil {
+		t.Fatalf("held open: %v", err)
+	}
+	d.Close()
+	if err := regdb.Check(good); err != nil {
+		t.Fatalf("closed: %v", err)
+	}
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("x", 8192)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := regdb.Check(junk); err == nil || !strings.Contains(err.Error(), junk) {
+		t.Fatalf("junk: %v", err)
+	}
+	foreign := filepath.Join(dir, "foreign.db")
+	db, err := bolt.Open(foreign, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("objects")); return err })
+	db.Close()
+	if err := regdb.Check(foreign); !errors.Is(err, regdb.ErrForeign) || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("foreign: %v", err)
+	}
+}

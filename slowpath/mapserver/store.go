@@ -110,7 +110,7 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 			who = src.Addr().String()
 		}
 		if reason != nil {
-			who += "\x00" + reason.Error()
+			who += "\x00" + reasonKey(reason)
 		}
 		ms.refused.log(ms.log, ms.c.Now(), who, "Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
 	case regstore.Expired:
@@ -124,6 +124,19 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 		return
 	}
 	ms.c.Event(ev)
+}
+
+// reasonKey names a refusal's reason for the log's rate limit: the
+// store's own error whatever numbers it carries, so that one site's
+// excess is one line whatever the counts.
+func reasonKey(err error) string {
+	for _, e := range []error{regstore.ErrTooManyRegistrants, regstore.ErrSiteFull, regstore.ErrTooManyRecords,
+		regstore.ErrTooManyRLOCs, regstore.ErrStoreFull, regstore.ErrReplayed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
 }
 
 // reasonOf words a store's refusal as the Map-Server's events always have;

@@ -143,3 +143,24 @@ func TestRefreshUnchangedSkipsMerge(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestReplayedWithdrawal: a withdrawal replayed after the registrant
+// registered again is refused; sent again by its source, it is a
+// retransmission and changes nothing.
+func TestReplayedWithdrawal(t *testing.T) {
+	e := newEnv(t, prefixKind(), nil, regstore.Config{})
+	rec := []wire.Record{eidRecord(0, "10.2.0.0/16", 10, "192.0.2.1")}
+	k := key{pfx: mustPrefix("10.2.0.0/16")}
+	e.register(t, etr1, reg{key: keyA, xtr: &xtr1, records: rec})
+	w := reg{key: keyA, xtr: &xtr1, records: []wire.Record{eidRecord(0, "10.2.0.0/16", 0)}, nonce: wire.Nonce{0xdd, 1}}
+	if res := e.register(t, etr1, w); res.Withdrawn != 1 || e.st.Entry(k) != nil {
+		t.Fatalf("withdrawal: %+v", res)
+	}
+	e.register(t, etr1, reg{key: keyA, xtr: &xtr1, records: rec})
+	if res := e.register(t, etr2, w); res.Replayed != 1 || e.st.Entry(k) == nil {
+		t.Fatalf("replayed withdrawal: %+v, entry %v", res, e.st.Entry(k))
+	}
+	if res := e.register(t, etr1, w); res.Retransmitted != 1 || res.Withdrawn != 0 || e.st.Entry(k) == nil {
+		t.Fatalf("withdrawal sent again: %+v", res)
+	}
+}

@@ -39,6 +39,10 @@ const (
 	// DefaultReplayWindow is how many of its latest accepted nonces each
 	// registrant's registration remembers (Config.ReplayWindow).
 	DefaultReplayWindow = 8
+	// withdrawnMemory is how many withdrawals (key and nonce) a store
+	// remembers, so that a replayed withdrawal cannot remove a
+	// registration made again since.
+	withdrawnMemory = 4096
 )
 
 // Refusals of a Map-Register or of one of its records (Result.Err,
@@ -141,9 +145,12 @@ type Config struct {
 	// remembers: a record whose registration accepted its nonce already is
 	// a retransmission when it comes from the registration's source (the
 	// Map-Notify is sent again, the registration left as it is) and a
-	// replay otherwise (refused: ErrReplayed). Nonce 0, which RFC 9301
-	// §5.6 allows when no Map-Notify is asked for, is never checked.
-	// 0 means DefaultReplayWindow; -1 turns the check off.
+	// replay otherwise (refused: ErrReplayed). The store also remembers
+	// its latest 4096 withdrawals (TTL 0) by key and nonce, so that a
+	// replayed withdrawal cannot remove a registration made again since.
+	// Nonce 0, which RFC 9301 §5.6 allows when no Map-Notify is asked
+	// for, is never checked. 0 means DefaultReplayWindow; -1 turns the
+	// checks off.
 	ReplayWindow int
 	// Notify configures unsolicited Map-Notifies (Store.Notify).
 	Notify NotifyConfig
@@ -275,6 +282,11 @@ type Store[K comparable, V any] struct {
 	nonces  map[nonceKey[K]]*Registrant[K, V]
 	// siteKeys counts the keys of each site, by name.
 	siteKeys map[string]int
+	// gone remembers the latest withdrawals and where they came from, in
+	// the ring goneRing (withdrawnMemory).
+	gone     map[nonceKey[K]]netip.AddrPort
+	goneRing []nonceKey[K]
+	goneNext int
 	spare    V
 	stats    Stats
 
@@ -304,6 +316,7 @@ func New[K comparable, V any](clk request.Clock, snd request.Sender, kind Kind[K
 		byID:     map[regKey[K]]*Registrant[K, V]{},
 		nonces:   map[nonceKey[K]]*Registrant[K, V]{},
 		siteKeys: map[string]int{},
+		gone:     map[nonceKey[K]]netip.AddrPort{},
 	}
 	s.notes.init(clk, snd, cfg.Notify)
 	return s
@@ -402,11 +415,24 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 			continue
 		}
 		if rec.TTL == 0 {
-			res.Withdrawn++
-			s.stats.Withdrawn++
-			if r := s.byID[regKey[K]{k, id}]; r != nil {
-				s.event(Withdrawn, site, &k, src, reg, nil)
-				s.drop(r)
+			switch s.withdrawal(k, src, reg.Nonce) {
+			case errReplayedAgain:
+				res.Retransmitted++
+				s.stats.Retransmitted++
+			case ErrReplayed:
+				res.Rejected++
+				res.Replayed++
+				s.stats.Rejected++
+				s.stats.Replayed++
+				s.event(Rejected, site, &k, src, reg, ErrReplayed)
+				continue
+			default:
+				res.Withdrawn++
+				s.stats.Withdrawn++
+				if r := s.byID[regKey[K]{k, id}]; r != nil {
+					s.event(Withdrawn, site, &k, src, reg, nil)
+					s.drop(r)
+				}
 			}
 		} else if again, err := s.store(k, site, id, src, reg, rec); err != nil {
 			res.Rejected++
@@ -523,6 +549,34 @@ func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wir
 	s.save(r, rec)
 	s.kind.Changed(e)
 	return false, nil
+}
+
+// errReplayedAgain: a withdrawal seen already, from the same source.
+var errReplayedAgain = errors.New("withdrawal retransmitted")
+
+// withdrawal checks a withdrawal of k from src with nonce n against the
+// latest ones and remembers it: nil when new, errReplayedAgain when src
+// sent it already, ErrReplayed when another source did.
+func (s *Store[K, V]) withdrawal(k K, src netip.AddrPort, n wire.Nonce) error {
+	if s.cfg.ReplayWindow <= 0 || n == (wire.Nonce{}) {
+		return nil
+	}
+	nk := nonceKey[K]{k, n}
+	if from, ok := s.gone[nk]; ok {
+		if from == src {
+			return errReplayedAgain
+		}
+		return ErrReplayed
+	}
+	if len(s.goneRing) < withdrawnMemory {
+		s.goneRing = append(s.goneRing, nk)
+	} else {
+		delete(s.gone, s.goneRing[s.goneNext])
+		s.goneRing[s.goneNext] = nk
+		s.goneNext = (s.goneNext + 1) % withdrawnMemory
+	}
+	s.gone[nk] = src
+	return nil
 }
 
 // newEntry adds the entry of k for site.

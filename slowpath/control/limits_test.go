@@ -157,6 +157,8 @@ func TestSiteLimits(t *testing.T) {
 	c := msConfig(siteConfig("a", "10.1.0.0/16", true), siteConfig("b", "10.2.0.0/16", true))
 	c.RateLimit = RateLimitConfig{Off: true}
 	c.MapServer.Limits = RegistrationLimits{PrefixesPerSite: 50, RLOCsPerRecord: 4, Registrations: 80}
+	lc := &lineCounter{}
+	c.Logger = slog.New(lc)
 	ms := newEngine(t, c, nil)
 	src := netip.MustParseAddrPort("192.0.2.1:4342")
 	rloc := netip.MustParseAddr("192.0.2.1")
@@ -185,6 +187,10 @@ func TestSiteLimits(t *testing.T) {
 	}
 	if n := len(ms.Registrations()); n != 80 {
 		t.Fatalf("listing has %d registrations", n)
+	}
+	// One line per site and reason: a's prefixes, a's RLOCs, b's total.
+	if n := lc.count("Map-Register refused"); n != 3 {
+		t.Fatalf("%d refusal lines for 161 refusals of 3 kinds, want 3", n)
 	}
 }
 

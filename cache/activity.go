@@ -88,7 +88,14 @@ func (a *activity) pending(id uint32) bool {
 // two workers ever write the same word. Lookups never lock or allocate. A
 // Reader belongs to one goroutine; Close it when that goroutine stops.
 type Reader struct {
-	c   *Cache
+	c *Cache
+	// dir, iid and in are the last instance Lookup resolved: in is iid's
+	// instance (nil: none) in directory dir. A directory never changes once
+	// published (adding an instance publishes a new one), so in is valid
+	// while c.dir still holds dir.
+	dir *directory
+	iid uint32
+	in  *instance
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
 	// seen remembers, direct-mapped by id, which ids were noted since the
@@ -178,7 +185,16 @@ func (r *Reader) Close() {
 // wrappers the compiler inlines, so a lookup is one call here and one into
 // the trie.
 func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
-	in := c.dir.Load().get(iid)
+	d := c.dir.Load()
+	var in *instance
+	if r != nil && r.dir == d && r.iid == iid {
+		in = r.in // a Reader remembers its last instance (a worker looks up in few)
+	} else {
+		in = d.get(iid)
+		if r != nil {
+			r.dir, r.iid, r.in = d, iid, in
+		}
+	}
 	if in == nil {
 		return nil, false
 	}

@@ -529,6 +529,11 @@ func (c *Cache) get(in *instance, k Key) *Entry {
 		return in.mcAll[mcFam(k)][k]
 	}
 	s, p := shardOf(in, k)
+	if s.pend != nil {
+		if v, ok := s.pend.Get(p); ok {
+			return v.e
+		}
+	}
 	t := s.work
 	if t == nil {
 		t = s.p.Load()
@@ -561,12 +566,22 @@ func (c *Cache) wtable(s *shard) *table {
 		s.ops++
 		if int(s.ops) > 4+t.Size()/cloneFactor {
 			t = t.Clone()
+			if s.pend != nil {
+				t.Union(s.pend)
+				s.pend = nil
+			}
 			s.work, s.owned = t, true
 		}
 	}
 	return t
 }
 
+// put installs e under k in the batch's view. In a shard the batch does not
+// own, an insert goes to the batch's pending table (in place), merged into
+// the shared one by a single persistent union when the batch publishes
+// (merge): a path of trie nodes that several of the batch's inserts share is
+// then copied once, not once per insert (the nodes of a table of a million
+// prefixes are large, and copying them was most of a writer's update).
 func (c *Cache) put(in *instance, k Key, e *Entry) {
 	if k.Kind == KindMulticast {
 		f := mcFam(k)
@@ -578,9 +593,12 @@ func (c *Cache) put(in *instance, k Key, e *Entry) {
 	t := c.wtable(s)
 	if s.owned {
 		t.Insert(p, slotOf(e))
-	} else {
-		s.work = t.InsertPersist(p, slotOf(e))
+		return
 	}
+	if s.pend == nil {
+		s.pend = new(table)
+	}
+	s.pend.Insert(p, slotOf(e))
 }
 
 func (c *Cache) del(in *instance, e *Entry) {
@@ -595,8 +613,23 @@ func (c *Cache) del(in *instance, e *Entry) {
 	t := c.wtable(s)
 	if s.owned {
 		t.Delete(p)
-	} else {
+		return
+	}
+	if s.pend != nil {
+		s.pend.Delete(p) // inserted by this batch: the later delete wins
+	}
+	if _, ok := t.Get(p); ok {
 		s.work = t.DeletePersist(p)
+	}
+}
+
+// merge puts the batch's pending inserts of shard s into its working table.
+func (s *shard) merge() {
+	if s.pend != nil {
+		if s.pend.Size() > 0 {
+			s.work = s.work.UnionPersist(s.pend)
+		}
+		s.pend = nil
 	}
 }
 
@@ -615,6 +648,7 @@ func (c *Cache) publish() {
 	}
 	defer c.gen.Add(1)
 	for _, s := range c.dirty {
+		s.merge()
 		s.p.Store(s.work)
 		s.work, s.owned, s.ops = nil, false, 0
 	}

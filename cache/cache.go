@@ -36,6 +36,7 @@ type shard struct {
 
 	// writer-only
 	work  *table // the batch's version; nil when untouched
+	pend  *table // inserts of the batch not yet in work (work not owned), merged at publish; nil when none
 	ops   int32  // persistent updates in this batch
 	owned bool   // work is private to the writer: mutate in place
 }
@@ -231,6 +232,15 @@ func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return c.loo
 // results (the fast path's per-worker memo) compare it once per batch and
 // forget their results when it moved. Never locks or allocates.
 func (c *Cache) Generation() uint64 { return c.gen.Load() }
+
+// Folds returns the number of times the writer has folded the readers'
+// activity marks into the entries (see Reader). It is bumped after the
+// bitmaps are cleared, so an entry a Reader noted after it read folds f is
+// counted by a fold after f. A reader that memoises lookups can thus leave a
+// memo hit unmarked while neither Folds nor Generation moved since the
+// lookup (or mark) that filled the memo slot: that lookup already marked the
+// entry for the current interval. Never locks or allocates.
+func (c *Cache) Folds() uint32 { return c.folds.Load() }
 
 // MarkActive marks e used, as Lookup does for the entry it returns: for
 // readers that found e in their own memo of an earlier Lookup. Unlike Lookup

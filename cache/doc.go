@@ -8,7 +8,9 @@
 // replaced when an instance-ID appears) maps the instance-ID to its shards:
 // one IPv4 table, one IPv6 table, one MAC table, and one multicast table per
 // family (IPv4 is no longer split by prefix range: see cache.go). A lookup
-// is: load the directory, probe it, load the shard's pointer, walk a
+// is: load the directory, probe it (a Reader remembers its last instance
+// and skips the probe while the directory is the same), load the shard's
+// pointer, walk a
 // gaissmai/bart trie (the Fast variant, longest-prefix match). Nothing is
 // locked, nothing allocated, and the reader never waits for the writer nor
 // does expiry work.
@@ -30,9 +32,12 @@
 // # Writing: copy-on-write batches
 //
 // One writer at a time (a mutex; the slow path) applies a batch of updates.
-// The first change to a shard in a batch starts from its published trie and
-// uses bart's persistent insert/delete, which copy only the path they touch;
-// when a batch changes a shard a lot (more than about size/32 updates) the
+// The first change to a shard in a batch starts from its published trie:
+// deletes use bart's persistent delete, which copies only the path it
+// touches, and inserts are collected in a small pending trie of the batch
+// that one persistent union merges in when the batch is published, so a
+// path that several of the batch's inserts share is copied once; when a
+// batch changes a shard a lot (more than about size/32 updates) the
 // writer clones the shard once and updates the private copy in place, and an
 // empty shard is filled in place from the start (bulk loads). At the end of
 // the batch every touched shard is published with one atomic store, so a

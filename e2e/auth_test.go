@@ -44,7 +44,7 @@ sites:
 	n.start("xtr2", x2)
 	n.waitFor(15*time.Second, "4 registrations", func() bool { return len(n.registrations()) == 4 })
 	for _, x := range []string{"xtr1", "xtr2"} {
-		n.waitFor(10*time.Second, x+"'s registration confirmed", func() bool { return n.stats(x).Control["register-notified"] >= 1 })
+		n.waitFor(10*time.Second, x+"'s registration confirmed", func() bool { return n.stats(x).Control["register_notified"] >= 1 })
 	}
 	// Both send an xTR-ID: xtr1's whole-message HMAC covers it, xtr2's
 	// records-only HMAC does not.

@@ -36,7 +36,15 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	staged := false
 	for j := range fs {
 		pk := &pks[j]
-		w.parseCore(pk, slot, &fs[j])
+		// w.parseCore, written out.
+		f := &fs[j]
+		pk.act, pk.mset = actDone, nil
+		b := f.Bytes()
+		if h, ok := w.parseCore4(pk, slot, b); ok {
+			w.coreInner(pk, f, b, h)
+		} else {
+			w.parseCoreAny(pk, slot, f, b)
+		}
 		switch {
 		case pk.act == actDone:
 		case pk.act == actDeliver && !staged:
@@ -45,7 +53,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		default:
 			staged = true
 			if pk.act == actForward {
-				w.memo.prefetch(pk.iid, pk.dst)
+				w.stageProbe(pk)
 			}
 		}
 	}
@@ -54,10 +62,21 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	}
 	w.lookupStage(pks)
 	for j := range pks {
-		if pks[j].act != actDone {
-			w.finishCore(&pks[j], &fs[j])
+		switch pk := &pks[j]; {
+		case pk.act == actDone:
+		case pk.act == actForward && w.chooseEncap(pk, &fs[j]):
+		default:
+			w.finishCore(pk, &fs[j])
 		}
 	}
+}
+
+// chooseEncap is the last stage of a batch's packet to forward up to
+// encapFast: it chooses the RLOC and reports whether encapFast sent the
+// packet (false: finishCore's forward handles it, choose being idempotent).
+func (w *Worker) chooseEncap(pk *pktInfo, f *ring.Frame) bool {
+	w.choose(pk)
+	return w.encapFast(pk, f)
 }
 
 // finishCore is the last stage of a core packet parsed by parseCore.
@@ -77,7 +96,7 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 // dropped). Observations, gleaning and underlay-group news are recorded
 // here, in arrival order.
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
-	pk.act = actDone
+	pk.act, pk.mset = actDone, nil
 	b := f.Bytes()
 	if h, ok := w.parseCore4(pk, slot, b); ok {
 		w.coreInner(pk, f, b, h)
@@ -113,7 +132,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
 	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
 		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
-		ip[ipOff+16]&0xf0 == 0xe0 || !w.rloc4.Is4() || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4.As4() ||
+		ip[ipOff+16]&0xf0 == 0xe0 || !w.has4 || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4b ||
 		!checksum20Valid(ip[ipOff:udpOff]) {
 		return nil, false
 	}
@@ -297,7 +316,11 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // destination's next hop, out of the instance-ID's site port.
 func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if !w.decapRules(pk, f, inner) {
+	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
+		if pk.outerTTL < inner[8] { // decapRules' common case, written out
+			setTTL4(inner, pk.outerTTL)
+		}
+	} else if !w.decapRules(pk, f, inner) {
 		return
 	}
 	ttl := inner[8] // IPv4 TTL
@@ -312,7 +335,12 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		w.drop(f, DropNoReceivers)
 		return
 	}
-	h := w.hop(pk.dst, nil)
+	var h *nextHop
+	if pk.v4 {
+		h = w.hopDeliver4(pk.dst)
+	} else {
+		h = w.hop(pk.dst, nil)
+	}
 	if h.st == nexthop.AdjNoRoute {
 		w.drop(f, DropNoRoute)
 		return
@@ -327,7 +355,14 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	if h.hlen == wire.EthernetLen {
 		b := f.Bytes()
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		w.send(site, f)
+		// w.send, written out.
+		p := &w.ports[site]
+		if p.ntx == len(p.tx) {
+			w.flush(site)
+		}
+		p.tx[p.ntx] = *f
+		p.ntx++
+		*f = ring.Frame{}
 		return
 	}
 	et := wire.EtherTypeIPv6

@@ -12,7 +12,9 @@
 //  3. process the batch of each port stage by stage: parse and classify every
 //     frame (taking the flow hash), then look every destination up in the
 //     map-cache (through the worker's lookup memo, whose probes of the batch
-//     overlap in memory), then encapsulate (ITR/PITR), decapsulate (ETR) or
+//     overlap in memory; a memo hit marks the entry active only once per
+//     fold interval of the cache's activity marks), then encapsulate
+//     (ITR/PITR; plain IPv4 through encapFast), decapsulate (ETR) or
 //     re-encapsulate/replicate (RTR) every packet in arrival order, so each
 //     port sends in the order it received. A core batch delivers its
 //     packets at once while none before them needed a lookup. The state of

@@ -89,9 +89,10 @@ type pktInfo struct {
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
 	act      pktAction    // what the batch's last stage does with it
+	mset     *memo4Set    // the memo set the parse stage found for dst (nil: none, probe finds it)
+	mkey     uint64       // the memo key of dst in mset
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
-	hit      bool         // the memo answered e (not marked active yet)
 	e        *cache.Entry // lookup's result
 	r        *cache.RLOC  // the RLOC e selects for the flow
 }
@@ -177,20 +178,44 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
+	iid := w.ports[slot].iid
+	m := w.memo
+	memo4 := m.v4 != nil && iid <= cacheMaxIID
 	for j := range fs {
 		pk := &pks[j]
-		pk.act = actDone
-		if w.parseSite(pk, slot, &fs[j]) {
-			pk.act = actForward
-			if !pk.dst.IsMulticast() {
-				w.memo.prefetch(pk.iid, pk.dst)
+		f := &fs[j]
+		pk.act, pk.mset = actDone, nil
+		b := f.Bytes()
+		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
+			// The common case, an untagged IPv4 packet without options,
+			// without going through the general parser: parseSite's work
+			// and the memo's set (with its key) for the probe stage.
+			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+			if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
+				w.drop(f, r)
+				continue
 			}
+			pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+			pk.act = actForward
+			if memo4 && b[wire.EthernetLen+16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
+				pk.mkey = m.key4(iid, [4]byte(b[wire.EthernetLen+16:wire.EthernetLen+20]))
+				pk.mset = m.set4(pk.mkey)
+				prefetch(unsafe.Pointer(pk.mset))
+			}
+			continue
+		}
+		if w.parseSite(pk, slot, f) {
+			pk.act = actForward
+			w.stageProbe(pk)
 		}
 	}
 	w.lookupStage(pks)
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward && !w.encapFast(pk, &fs[j]) {
-			w.forward(pk, &fs[j])
+		if pk := &pks[j]; pk.act == actForward {
+			w.choose(pk)
+			if !w.encapFast(pk, &fs[j]) {
+				w.forward(pk, &fs[j])
+			}
 		}
 	}
 }
@@ -266,16 +291,16 @@ func checksumValid(ip wire.IPv4) bool {
 
 // checksum20Valid reports whether the 20-byte IPv4 header b verifies
 // (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in five 32-bit adds.
+// Folding the carries (2^16 ≡ 1 mod 0xffff) keeps the sum's value modulo
+// 0xffff, and a non-zero sum folds to 0xffff exactly when it is a multiple
+// of 0xffff: one remainder by a constant instead of four folds, so that the
+// function inlines (TestChecksum20Valid).
 func checksum20Valid(b []byte) bool {
 	_ = b[19]
 	s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
 		uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
 		uint64(binary.BigEndian.Uint32(b[16:]))
-	s = s&0xffffffff + s>>32
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	return s == 0xffff
+	return s != 0 && s%0xffff == 0
 }
 
 // hashInner sets pk.hash to the flow hash of the inner packet in f.
@@ -292,44 +317,62 @@ func (w *Worker) lookup(pk *pktInfo) {
 	w.choose(pk)
 }
 
-// lookupStage is the lookup of a batch's packets that need one
-// (actForward): probe them all (the entries' loads overlap), then choose.
+// lookupStage is the first half of the lookup of a batch's packets that
+// need one (actForward): probe them all, so that the entries' loads
+// overlap; the last stage chooses (choose) just before it forwards.
 func (w *Worker) lookupStage(pks []pktInfo) {
+	m := w.memo
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.probe(pk)
+		pk := &pks[j]
+		if pk.act != actForward {
+			continue
 		}
-	}
-	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.choose(pk)
+		// A hit in the first way of the set the parse stage found (the
+		// common case: the most recent destination of its set) without
+		// the call into the memo; anything else goes through probe.
+		if s := pk.mset; s != nil && s[0].key == pk.mkey {
+			m.hits++
+			pk.e, pk.found, pk.r = s[0].e, true, nil
+			prefetch(unsafe.Pointer(pk.e))
+			continue
 		}
+		w.probe(pk)
 	}
+}
+
+// stageProbe prepares the probe stage of a batch's packet to look up: for
+// an IPv4 unicast destination the memo holds, the memo set and key
+// (lookupStage checks the set's first way itself), prefetched.
+func (w *Worker) stageProbe(pk *pktInfo) {
+	m := w.memo
+	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
+		return
+	}
+	pk.mkey = m.key4(pk.iid, pk.dst.As4())
+	pk.mset = m.set4(pk.mkey)
+	prefetch(unsafe.Pointer(pk.mset))
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer
 // into pk.e and pk.found, and a prefetch of the entry that choose reads.
 func (w *Worker) probe(pk *pktInfo) {
-	pk.e, pk.found, pk.hit, pk.r = nil, false, false, nil
+	pk.e, pk.found, pk.r = nil, false, nil
 	if pk.dst.IsMulticast() {
 		return
 	}
-	pk.e, pk.found, pk.hit = w.memo.probe(pk.iid, pk.dst)
+	pk.e, pk.found = w.memo.probe(pk.iid, pk.dst)
 	if pk.found {
 		prefetch(unsafe.Pointer(pk.e))
 	}
 }
 
-// choose is the second half of lookup: it marks an entry the memo answered
-// active and selects the RLOC of a positive one.
+// choose is the second half of lookup: it selects the RLOC of a positive
+// entry.
 func (w *Worker) choose(pk *pktInfo) {
 	if !pk.found {
 		return
 	}
 	e := pk.e
-	if pk.hit {
-		w.memo.mark(e)
-	}
 	if !e.Negative() {
 		pk.r = e.Select(pk.hash)
 	}
@@ -440,10 +483,23 @@ func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
 // read back after the TTL store: a 2-byte load of a 1-byte store cannot be
 // forwarded from the store buffer and stalls (4 % of a decap in a profile).
 func setTTL4(ip []byte, ttl uint8) {
+	x := binary.BigEndian.Uint32(ip[8:]) // TTL, protocol, checksum in one load
+	cs := wire.ChecksumUpdate(uint16(x), uint16(x>>16), uint16(ttl)<<8|uint16(x>>16)&0xff)
+	ip[8] = ttl
+	binary.BigEndian.PutUint16(ip[10:], cs)
+}
+
+// setTTL4Twice is setTTL4(ip, t1) followed by setTTL4(ip, t2), the
+// checksum updated in the same two steps (so the bytes are the same), with
+// the intermediate TTL/protocol word computed instead of read back after
+// the first byte store (the store-forwarding stall setTTL4 avoids).
+func setTTL4Twice(ip []byte, t1, t2 uint8) {
 	_ = ip[wire.IPv4MinLen-1]
 	old := binary.BigEndian.Uint16(ip[8:])
-	cs := wire.ChecksumUpdate(binary.BigEndian.Uint16(ip[10:]), old, uint16(ttl)<<8|old&0xff)
-	ip[8] = ttl
+	mid := uint16(t1)<<8 | old&0xff
+	cs := wire.ChecksumUpdate(binary.BigEndian.Uint16(ip[10:]), old, mid)
+	cs = wire.ChecksumUpdate(cs, mid, uint16(t2)<<8|old&0xff)
+	ip[8] = t2
 	binary.BigEndian.PutUint16(ip[10:], cs)
 }
 

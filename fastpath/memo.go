@@ -3,7 +3,6 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
-	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 )
@@ -38,12 +37,20 @@ type memo6Set [2]memo6Slot
 // generation when the cache published a change, which invalidates every slot
 // at once without clearing the tables (they are cleared when the 8-bit
 // generation wraps, once per 255 changes). Misses (no entry) are not
-// remembered, so they reach the cache and the hold queue as before. A hit
-// marks the entry active as Lookup would, through the worker's cache.Reader
-// (its marks go to the worker's own bitmap; Step flushes them once per
-// batch). Instance-IDs
-// are 24 bits (RFC 9300 §5.3); larger ones bypass the memo. Belongs to the
-// worker's goroutine.
+// remembered, so they reach the cache and the hold queue as before.
+//
+// Activity: the lookup that fills a slot marks the entry (through the
+// worker's cache.Reader, whose marks go to the worker's own bitmap; Step
+// flushes them once per batch), and a hit on a slot of the current memo
+// generation marks nothing, not even reading the entry: the memo generation
+// also moves when the cache's writer folds the marks (cache.Folds), so a
+// slot of the current generation was marked in the current fold interval.
+// A generation begun by a fold alone keeps the previous one's slots (prev):
+// a hit on such a slot marks the entry and moves the slot to the current
+// generation, so a busy entry is marked once per fold interval per worker,
+// not once per packet. Marks of hits after a fold that happens during a step
+// wait for the next step's sync. Instance-IDs are 24 bits (RFC 9300 §5.3);
+// larger ones bypass the memo. Belongs to the worker's goroutine.
 type lookupMemo struct {
 	_          [cacheLine]byte // hits and miss change per packet: keep other workers' memos off their line
 	c          *cache.Cache
@@ -53,7 +60,9 @@ type lookupMemo struct {
 	mask4      uint32
 	mask6      uint32
 	gen        uint32 // current memo generation, 1..255
+	prev       uint32 // previous generation when gen began by a fold alone (its slots still valid, unmarked), else 0
 	cgen       uint64 // cache generation gen stands for
+	cfold      uint32 // cache folds gen stands for
 	hits, miss uint64
 	_          [cacheLine]byte
 }
@@ -70,7 +79,7 @@ const defaultMemoSize = 65536
 // newLookupMemo returns a memo of at least size IPv4 slots (rounded up to a
 // power of two, and half as many IPv6 slots); size < 0 disables it.
 func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
-	m := &lookupMemo{c: c, rd: c.NewReader(), gen: 1, cgen: c.Generation()}
+	m := &lookupMemo{c: c, rd: c.NewReader(), gen: 1, cgen: c.Generation(), cfold: c.Folds()}
 	if size < 0 {
 		return m
 	}
@@ -89,19 +98,25 @@ func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
 	return m
 }
 
-// sync invalidates the memo if the cache published a change since the last
-// call. Call it before the batch's first lookup: every change published before
-// it is then seen by the batch.
+// sync starts a new memo generation if the cache published a change or
+// folded the activity marks since the last call. Call it before the
+// batch's first lookup: every change published before it is then seen by
+// the batch. After a fold alone the previous generation's slots stay valid
+// (prev) until a hit marks them.
 func (m *lookupMemo) sync() {
-	g := m.c.Generation()
-	if g == m.cgen {
+	g, f := m.c.Generation(), m.c.Folds()
+	if g == m.cgen && f == m.cfold {
 		return
 	}
-	m.cgen = g
+	m.prev = 0
+	if g == m.cgen {
+		m.prev = m.gen
+	}
+	m.cgen, m.cfold = g, f
 	if m.gen++; m.gen > 255 { // wrapped: slots of 255 changes ago would match
 		clear(m.v4)
 		clear(m.v6)
-		m.gen = 1
+		m.gen, m.prev = 1, 0
 	}
 }
 
@@ -115,25 +130,13 @@ func (m *lookupMemo) set4(key uint64) *memo4Set {
 	return &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
 }
 
-// prefetch starts loading the set that lookup(iid, dst) will probe, for an
-// IPv4 destination, so that a batch's probes overlap.
-func (m *lookupMemo) prefetch(iid uint32, dst netip.Addr) {
-	if m.v4 != nil && dst.Is4() {
-		prefetch(unsafe.Pointer(m.set4(m.key4(iid, dst.As4()))))
-	}
-}
-
-// mark marks an entry the memo answered with active, as cache.Lookup marks
-// the entries it returns.
-func (m *lookupMemo) mark(e *cache.Entry) { m.rd.MarkActive(e) }
-
-// probe is lookup without marking what the memo answers (hit) active: the
-// caller marks it (mark), for instance in a later stage of its batch. What
-// the cache answers on a memo miss it marked itself.
-func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit bool) {
+// probe returns the entry the longest-prefix match gives for dst in iid,
+// from the memo when it holds it, else from the cache (remembered then).
+// Only a lookup in the cache or a hit on a slot of the previous generation
+// marks the entry active (see lookupMemo).
+func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 	if m.v4 == nil || iid > 1<<24-1 {
-		e, ok = m.rd.Lookup(iid, dst)
-		return e, ok, false
+		return m.rd.Lookup(iid, dst)
 	}
 	if dst.Is4() {
 		key := m.key4(iid, dst.As4())
@@ -146,7 +149,20 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit 
 					copy(s[1:i+1], s[:i])
 					s[0] = memo4Slot{key, e}
 				}
-				return e, true, true
+				return e, true
+			}
+		}
+		if m.prev != 0 {
+			old := key&^(0xff<<56) | uint64(m.prev)<<56
+			for i := range s {
+				if s[i].key == old {
+					m.hits++
+					e := s[i].e
+					m.rd.MarkActive(e)
+					copy(s[1:i+1], s[:i])
+					s[0] = memo4Slot{key, e}
+					return e, true
+				}
 			}
 		}
 		m.miss++
@@ -155,27 +171,31 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (e *cache.Entry, ok, hit 
 			copy(s[1:], s[:len(s)-1])
 			s[0] = memo4Slot{key, e}
 		}
-		return e, ok, false
+		return e, ok
 	}
 	a := dst.As16()
 	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 	h := (lo ^ hi*0x9E3779B97F4A7C15 ^ uint64(iid)<<40) * 0x9E3779B97F4A7C15
 	s := &m.v6[uint32(h>>40)&m.mask6]
 	for i := range s {
-		if x := &s[i]; x.gen == m.gen && x.lo == lo && x.hi == hi && x.iid == iid {
+		if x := &s[i]; x.lo == lo && x.hi == hi && x.iid == iid && (x.gen == m.gen || x.gen == m.prev && m.prev != 0) {
 			m.hits++
 			e := x.e
+			if x.gen != m.gen {
+				m.rd.MarkActive(e)
+				x.gen = m.gen
+			}
 			if i > 0 {
 				s[0], s[1] = s[1], s[0]
 			}
-			return e, true, true
+			return e, true
 		}
 	}
 	m.miss++
-	e, ok = m.rd.Lookup(iid, dst)
+	e, ok := m.rd.Lookup(iid, dst)
 	if ok {
 		s[1] = s[0]
 		s[0] = memo6Slot{hi: hi, lo: lo, iid: iid, gen: m.gen, e: e}
 	}
-	return e, ok, false
+	return e, ok
 }

@@ -150,7 +150,7 @@ func TestMemoMatchesCache(t *testing.T) {
 			for range 50 {
 				iid, dst := randDst()
 				want, wok := c.Lookup(iid, dst)
-				got, gok := m.lookup(iid, dst)
+				got, gok := m.probe(iid, dst)
 				if got != want || gok != wok {
 					t.Fatalf("size %d round %d: memo lookup [%d]%v = %v %v, cache %v %v", size, round, iid, dst, got, gok, want, wok)
 				}
@@ -162,13 +162,76 @@ func TestMemoMatchesCache(t *testing.T) {
 	}
 }
 
-// lookup is probe and mark in one call, as the worker's lookup stages do
-// them in two: what cache.Lookup returns, from the memo when it holds that
-// exact destination for the current generation.
-func (m *lookupMemo) lookup(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
-	e, ok, hit := m.probe(iid, dst)
-	if hit {
-		m.mark(e)
+// TestMemoMarksOncePerFold: memo hits in one fold interval of the cache's
+// activity marks go to neither the cache nor the entry; after a fold alone
+// the memo keeps its slots and the first hit on one marks the entry in the
+// new interval; after two folds without a hit, or a mapping change, the
+// slot is gone and the cache answers (and marks) again. The entry's last use
+// is right in every interval.
+func TestMemoMarksOncePerFold(t *testing.T) {
+	start := time.Unix(5_000_000, 0)
+	now := start
+	c := cache.New(cache.Config{Now: func() time.Time { return now }})
+	rl := []cache.RLOC{{Addr: rlocRemote4, Reachable: true}}
+	for _, p := range []string{"10.2.0.0/16", "2001:db8:2::/48"} {
+		if res := c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, netip.MustParsePrefix(p)), TTL: 1 << 20, RLOCs: rl}}); res.Inserted != 1 {
+			t.Fatal(res.Err)
+		}
 	}
-	return e, ok
+	for _, dst := range []netip.Addr{remote4, remote6} {
+		t.Run(dst.String(), func(t *testing.T) {
+			m := newLookupMemo(c, 0)
+			defer m.rd.Close()
+			want, _ := c.Lookup(iidSite, dst)
+			probe := func(step string, wantHit bool) {
+				t.Helper()
+				m.sync()
+				h, mi := m.hits, m.miss
+				e, ok := m.probe(iidSite, dst)
+				m.rd.Flush()
+				if !ok || e != want {
+					t.Fatalf("%s: probe = %p, %v; want %p", step, e, ok, want)
+				}
+				if hit := m.hits == h+1 && m.miss == mi; hit != wantHit {
+					t.Fatalf("%s: memo hit %v, want %v (hits %d->%d, misses %d->%d)", step, hit, wantHit, h, m.hits, mi, m.miss)
+				}
+			}
+			// fold moves the clock on by an hour and makes the writer fold;
+			// the worker's next step (sync) sees it.
+			fold := func() {
+				t.Helper()
+				f := c.Folds()
+				now = now.Add(time.Hour)
+				c.Expire(now)
+				if c.Folds() == f {
+					t.Fatal("Expire of a later tick did not fold")
+				}
+				m.sync()
+			}
+			lastUsed := func(step string) {
+				t.Helper()
+				if got := c.LastUsed(want); got.Before(now.Add(-time.Second)) {
+					t.Fatalf("%s: last used %v, want the tick of %v", step, got, now)
+				}
+			}
+			probe("first", false)
+			probe("same interval", true)
+			lastUsed("same interval")
+			fold()
+			probe("after a fold", true)
+			lastUsed("after a fold")
+			probe("after a fold, again", true)
+			fold()
+			fold()
+			probe("after two folds", false)
+			lastUsed("after two folds")
+			probe("after two folds, again", true)
+			if res := c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, netip.MustParsePrefix("10.9.0.0/16")), TTL: 1 << 20, RLOCs: rl}}); res.Inserted != 1 {
+				t.Fatal(res.Err)
+			}
+			probe("after a change", false)
+			probe("after a change, again", true)
+			c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, netip.MustParsePrefix("10.9.0.0/16")), Delete: true}})
+		})
+	}
 }

@@ -258,7 +258,9 @@ type Worker struct {
 	release ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	ugNext       int64 // w.now from which UnderlayGroup is told again
+	rloc4b       [4]byte // rloc4's bytes when has4
+	has4         bool    // rloc4 is an IPv4 address
+	ugNext       int64   // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
@@ -345,6 +347,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		memo:  newLookupMemo(cfg.Cache, cfg.LookupMemo),
 	}
 	w.c = &w.ctr.Local
+	if w.has4 = w.rloc4.Is4(); w.has4 {
+		w.rloc4b = w.rloc4.As4()
+	}
 	if cfg.ICMPRate > 0 {
 		w.icmpRate = int64(cfg.ICMPRate)
 		w.icmpBurst = int64(cfg.ICMPBurst) * 1e9

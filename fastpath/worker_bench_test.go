@@ -249,7 +249,7 @@ func BenchmarkMemoLookup(b *testing.B) {
 			m := newLookupMemo(c, 0)
 			look := c.Lookup
 			if memo {
-				look = m.lookup
+				look = m.probe
 			}
 			for _, d := range dsts {
 				look(iidSite, d)

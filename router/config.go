@@ -148,6 +148,11 @@ type ITROptions struct {
 	// Subscribe subscribes to the resolved mappings (RFC 9437,
 	// docs/pubsub.md).
 	Subscribe SubscribeOptions `mapstructure:"subscribe"`
+	// ReplySources are Map-Servers that proxy-reply, when they are neither
+	// map_resolvers nor map_servers: a Map-Reply is refused unless it
+	// comes from one of those, the Map-Resolver asked, or one of its own
+	// locators.
+	ReplySources []netip.Addr `mapstructure:"reply_sources"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -704,7 +709,8 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.resolves() {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
-			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig()}
+			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
+			ReplySources: c.replySources()}
 	}
 	mc, err := c.mcastConfig()
 	if err != nil {
@@ -715,4 +721,18 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		return ec, nil // a pure PETR: no control role
 	}
 	return ec, ec.Validate()
+}
+
+// replySources are the addresses Map-Replies may come from besides the
+// Map-Resolvers and the replies' own locators: the Map-Servers this router
+// registers with and itr.reply_sources.
+func (c *Config) replySources() []netip.Addr {
+	var out []netip.Addr
+	for _, m := range c.MapServers {
+		out = append(out, m.Addr.Addr().Unmap())
+	}
+	for _, a := range c.ITR.ReplySources {
+		out = append(out, a.Unmap())
+	}
+	return out
 }

@@ -648,6 +648,7 @@ func (r *Router) Stats() Stats {
 			"smrs_sent":                   es.SMRsSent,
 			"smr_invoked":                 es.SMRInvoked,
 			"rate_limited_source":         es.RateLimitedSource,
+			"replies_wrong_source":        es.RepliesWrongSource,
 			"rate_limited_total":          es.RateLimitedTotal,
 			"rate_table_full":             es.RateTableFull,
 		}
@@ -684,6 +685,13 @@ func snakeKeys(m map[string]uint64) map[string]uint64 {
 func (r *Router) apiStats(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.Stats()) }
 
 func (r *Router) apiEvents(w http.ResponseWriter, req *http.Request) {
+	enc := json.NewEncoder(w)
+	r.streamEvents(w, req, "application/x-ndjson", func(ev Event) error { return enc.Encode(ev) })
+}
+
+// streamEvents writes each event of the router's hub to w with write, in
+// contentType, until the client or the router goes away.
+func (r *Router) streamEvents(w http.ResponseWriter, req *http.Request, contentType string, write func(Event) error) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		apiError(w, http.StatusInternalServerError, errors.New("streaming unsupported"))
@@ -691,10 +699,9 @@ func (r *Router) apiEvents(w http.ResponseWriter, req *http.Request) {
 	}
 	ch, cancel := r.events.subscribe()
 	defer cancel()
-	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
-	enc := json.NewEncoder(w)
 	for {
 		select {
 		case <-req.Context().Done():
@@ -702,7 +709,7 @@ func (r *Router) apiEvents(w http.ResponseWriter, req *http.Request) {
 		case <-r.ctx.Done():
 			return
 		case ev := <-ch:
-			if enc.Encode(ev) != nil {
+			if write(ev) != nil {
 				return
 			}
 			fl.Flush()

@@ -384,27 +384,8 @@ func (r *Router) statusPage(w http.ResponseWriter, _ *http.Request) {
 // statusEvents streams one server-sent event per router event, carrying
 // only the event's kind.
 func (r *Router) statusEvents(w http.ResponseWriter, req *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
-	ch, cancel := r.events.subscribe()
-	defer cancel()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	fl.Flush()
-	for {
-		select {
-		case <-req.Context().Done():
-			return
-		case <-r.ctx.Done():
-			return
-		case ev := <-ch:
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", ev.Kind); err != nil {
-				return
-			}
-			fl.Flush()
-		}
-	}
+	r.streamEvents(w, req, "text/event-stream", func(ev Event) error {
+		_, err := fmt.Fprintf(w, "data: %s\n\n", ev.Kind)
+		return err
+	})
 }

@@ -596,6 +596,11 @@ type ITRConfig struct {
 	// MapResolvers are tried in order; the next is used when one does not
 	// answer.
 	MapResolvers []netip.AddrPort
+	// ReplySources are the addresses besides the Map-Resolvers that a
+	// Map-Reply may come from without being one of its own locators:
+	// Map-Servers that proxy-reply (the router's own Map-Servers and
+	// itr.reply_sources). Any other reply is refused and counted.
+	ReplySources []netip.Addr
 	// ITRRLOCs are the addresses put in the ITR-RLOC field of Map-Requests
 	// (RFC 9301 §5.2); replies come back to them. At least one.
 	ITRRLOCs []netip.Addr

@@ -250,6 +250,9 @@ type Stats struct {
 	NegativeReplies uint64
 	// SMRsSent counts SMRs sent by the ETR.
 	SMRsSent uint64
+	// RepliesWrongSource counts Map-Replies with an outstanding nonce from
+	// an address the request could not be answered from (refused).
+	RepliesWrongSource uint64
 	// SMRInvoked counts SMR-invoked Map-Requests sent by the ITR.
 	SMRInvoked uint64
 	// MissesDropped counts miss events refused because the queue was full.
@@ -281,6 +284,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Oversize += o.Oversize
 	s.RateTableFull += o.RateTableFull
 	s.RateLimitedSource += o.RateLimitedSource
+	s.RepliesWrongSource += o.RepliesWrongSource
 	s.RateLimitedTotal += o.RateLimitedTotal
 	s.RegistrationsAccepted += o.RegistrationsAccepted
 	s.RegistrationsRejected += o.RegistrationsRejected

@@ -392,10 +392,6 @@ const (
 	udpChecksum = 6
 )
 
-// IsValid reports whether b holds a UDP header whose length field fits in
-// pktLen received bytes: see Validate.
-func (b UDP) IsValid(pktLen int) bool { return b.Validate(pktLen) == nil }
-
 // Validate checks at least 8 bytes (ErrUDPTruncated) and 8 <= length <=
 // min(pktLen, len(b)) (ErrUDPLength).
 func (b UDP) Validate(pktLen int) error {

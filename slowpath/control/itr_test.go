@@ -353,6 +353,7 @@ func TestProbeReplyMatching(t *testing.T) {
 		return req.Nonce
 	}
 	ignored := func() uint64 { return itr.Stats().Msg(wire.TypeMapReply).Ignored }
+	pbit := true // the reply's P bit
 	// reply sends a probe reply from from; probed, when valid, is the
 	// locator it marks with the p bit.
 	reply := func(from *net.UDPConn, n wire.Nonce, probed netip.Addr) {
@@ -365,7 +366,7 @@ func TestProbeReplyMatching(t *testing.T) {
 		case probed.IsValid():
 			rec.Locators = append(rec.Locators, wire.Locator{Address: wire.IPAddress(probed), Priority: 2, Weight: 100, Reachable: true, Probed: true})
 		}
-		rep := wire.MapReply{Probe: true, Nonce: n, Records: []wire.Record{rec}}
+		rep := wire.MapReply{Probe: pbit, Nonce: n, Records: []wire.Record{rec}}
 		b, err := rep.Append(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -383,7 +384,10 @@ func TestProbeReplyMatching(t *testing.T) {
 	wrong := n1
 	wrong[0] ^= 0xff
 	reply(rl, wrong, none) // the probed RLOC with a wrong nonce
-	waitFor(t, 5*time.Second, "three ignored replies", func() bool { return ignored() >= base+3 })
+	pbit = false
+	reply(rl, n1, lo4) // right nonce, from and marking the RLOC, but no P bit: not a probe reply
+	pbit = true
+	waitFor(t, 5*time.Second, "four ignored replies", func() bool { return ignored() >= base+4 })
 
 	n2 := round()
 	waitFor(t, 5*time.Second, "RLOC down", func() bool { return len(inst.reaches()) == 1 })
@@ -391,7 +395,7 @@ func TestProbeReplyMatching(t *testing.T) {
 		t.Fatalf("reach change %+v", r)
 	}
 	reply(rl, n1, lo4) // late: the first probe's round is over
-	waitFor(t, 5*time.Second, "late reply ignored", func() bool { return ignored() >= base+4 })
+	waitFor(t, 5*time.Second, "late reply ignored", func() bool { return ignored() >= base+5 })
 	if r := inst.reaches(); len(r) != 1 || itr.Stats().RLOCUp != 0 {
 		t.Fatalf("a late reply changed reachability: %+v", r)
 	}

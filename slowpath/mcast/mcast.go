@@ -298,7 +298,7 @@ func (m *Mcast) register(l *sgLocal, withdraw bool) {
 			targets[i] = m.cfg.MapServers[i].Addr
 		}
 		r, err := m.reg.Start(&request.Spec{
-			Type: wire.TypeMapRegister, Targets: targets, Fanout: true, PerTarget: true,
+			Type: wire.TypeMapRegister, Targets: targets, Fanout: true, PerTarget: true, MatchSource: true,
 			Done: func(r *request.Request, o request.Outcome) {
 				if o == request.GaveUp {
 					m.c.Log().Warn("no Map-Notify for (S,G) registration", "sg", l.key.String(), "tries", r.Tries())

@@ -443,6 +443,9 @@ func (t *Tracker) Match(src netip.AddrPort, n wire.Nonce) (*Request, Status) {
 	}
 }
 
+// FromTarget reports whether src's address is one of r's targets'.
+func (r *Request) FromTarget(src netip.AddrPort) bool { return r.fromTarget(src) }
+
 // fromTarget reports whether src is the address of one of r's targets.
 func (r *Request) fromTarget(src netip.AddrPort) bool {
 	a := src.Addr().Unmap()

@@ -205,7 +205,9 @@ func (t *ETR) register(p *msPeer) {
 		}
 		return
 	}
-	spec := request.Spec{Type: wire.TypeMapRegister, Targets: []netip.AddrPort{p.cfg.Addr}, Value: p, Done: t.roundDone}
+	// MatchSource: a Map-Notify counts only from the Map-Server registered
+	// with, whoever else saw the nonce.
+	spec := request.Spec{Type: wire.TypeMapRegister, Targets: []netip.AddrPort{p.cfg.Addr}, MatchSource: true, Value: p, Done: t.roundDone}
 	p.round, _ = t.tr.Start(&spec, n, msgs...)
 	p.sent, p.confirmed = true, false
 }

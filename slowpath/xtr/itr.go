@@ -2,6 +2,7 @@ package xtr
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
@@ -219,8 +220,9 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 	}
 	if t.probes.Knows(rep.Nonce) {
 		// A probe reply counts only for the probed RLOC, while its
-		// probe is outstanding (RFC 9301 §7.1).
-		if q, status := t.probes.Match(probedFrom(rep, m.Src), rep.Nonce); status == request.Matched {
+		// probe is outstanding (RFC 9301 §7.1), and only with the P bit.
+		// A reply without the P bit is not a probe reply (RFC 9301 §5.4).
+		if q, status := t.probes.Match(probedFrom(rep, m.Src), rep.Nonce); status == request.Matched && rep.Probe {
 			t.probes.Complete(q)
 		} else {
 			st.Ignored++
@@ -230,6 +232,15 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 	q, status := t.tr.Match(m.Src, rep.Nonce)
 	if status != request.Matched {
 		st.Ignored++
+		return true
+	}
+	if !t.plausible(m.Src, q, rep) {
+		// Whoever saw the nonce (a resolver, a Map-Server, the ETR it was
+		// forwarded to) cannot answer from elsewhere; the request stays
+		// outstanding for the genuine reply.
+		st.Rejected++
+		t.stats.RepliesWrongSource++
+		c.Log().Debug("Map-Reply from an address the request could not be answered from", "src", m.Src)
 		return true
 	}
 	r := q.Value().(*resolution)
@@ -256,6 +267,26 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		}
 	}
 	return true
+}
+
+// plausible reports whether a Map-Reply to q may come from src: a target
+// of the request (a Map-Resolver, or the RLOC asked directly), a
+// configured reply source (a proxy-replying Map-Server), or, with
+// locators, one of the reply's own locators (the ETR answering from its
+// RLOC). A negative reply comes from the mapping system only.
+func (t *ITR) plausible(src netip.AddrPort, q *request.Request, rep *wire.MapReply) bool {
+	a := src.Addr().Unmap()
+	if q.FromTarget(src) || slices.Contains(t.cfg.ReplySources, a) {
+		return true
+	}
+	for i := range rep.Records {
+		for j := range rep.Records[i].Locators {
+			if l := &rep.Records[i].Locators[j]; l.Address.IP.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // installRecord installs rec, a Map-Reply's or a subscription's

@@ -326,3 +326,32 @@ func TestExpiryLogSummarised(t *testing.T) {
 		t.Fatalf("%d expiry lines for 200 registrations of one site, want 1", n)
 	}
 }
+
+// TestMergeTruncated: registrants with more RLOCs together than a record
+// carries are answered with the first 255, counted and logged once.
+func TestMergeTruncated(t *testing.T) {
+	lc := &lineCounter{}
+	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	c.RateLimit = RateLimitConfig{Off: true}
+	c.MapServer.Limits = RegistrationLimits{RegistrantsPerPrefix: 200}
+	c.Logger = slog.New(lc)
+	ms := newEngine(t, c, nil)
+	res := newResolverConn(t)
+	src := netip.MustParseAddrPort("192.0.2.1:4342")
+	for i := range 200 {
+		var x wire.XTRID
+		binary.BigEndian.PutUint32(x[:], uint32(i+1))
+		registerXTR(t, ms, src, "10.1.2.0/24", x, newNonce(),
+			netip.AddrFrom4([4]byte{100, 64, byte(i), 1}), netip.AddrFrom4([4]byte{100, 65, byte(i), 1}))
+	}
+	rep := res.ask(ms, "10.1.2.3", 1)
+	if len(rep.Records) != 1 || len(rep.Records[0].Locators) != 255 {
+		t.Fatalf("answer with %d locators, want 255", len(rep.Records[0].Locators))
+	}
+	if st := ms.Stats(); st.MergeTruncated != 1 || st.Registrations != 200 {
+		t.Fatalf("merge_truncated %d, registrations %d", st.MergeTruncated, st.Registrations)
+	}
+	if n := lc.count("merged mapping truncated to what a record can carry"); n != 1 {
+		t.Fatalf("%d truncation lines, want 1", n)
+	}
+}

@@ -332,7 +332,7 @@ type MapServerConfig struct {
 // registrations and to the (S,G) ones separately; 0 takes the default.
 type RegistrationLimits struct {
 	// RegistrantsPerPrefix bounds the registrants (xTR-IDs, or sources
-	// when they send none) of one EID prefix (default 32).
+	// when they send none) of one EID prefix (default 32, at most 255).
 	RegistrantsPerPrefix int `mapstructure:"registrants_per_prefix"`
 	// PrefixesPerSite bounds the prefixes one site registers (default
 	// 10000).
@@ -341,7 +341,7 @@ type RegistrationLimits struct {
 	// one is refused whole (default 255, the most a message can carry).
 	RecordsPerRegister int `mapstructure:"records_per_register"`
 	// RLOCsPerRecord bounds the locators of one registered record
-	// (default 32).
+	// (default 32, at most 255).
 	RLOCsPerRecord int `mapstructure:"rlocs_per_record"`
 	// Registrations bounds the registrations of the Map-Server, all
 	// sites together (default 200000).

@@ -35,9 +35,10 @@ const Format = "rloc-registrations/1"
 // DefaultInterval is how often changes are written by default.
 const DefaultInterval = time.Second
 
-var (
-	metaBucket = []byte("rloc")
-	formatKey  = []byte("format")
+// The bucket and key of the format mark.
+const (
+	metaBucket = "rloc"
+	formatKey  = "format"
 )
 
 // ErrForeign: the file is a bbolt database of another program or layout.
@@ -92,8 +93,8 @@ func Open(path string, interval time.Duration, log *slog.Logger) (d *DB, err err
 
 // initMeta checks the format of a used file and marks a new one.
 func initMeta(tx *bolt.Tx) error {
-	if m := tx.Bucket(metaBucket); m != nil {
-		if f := m.Get(formatKey); string(f) != Format {
+	if m := tx.Bucket([]byte(metaBucket)); m != nil {
+		if f := m.Get([]byte(formatKey)); string(f) != Format {
 			return fmt.Errorf("%w: format %q, want %q", ErrForeign, f, Format)
 		}
 		return nil
@@ -106,11 +107,11 @@ func initMeta(tx *bolt.Tx) error {
 	if other != nil {
 		return fmt.Errorf("%w: it has a bucket %q and no format mark", ErrForeign, other)
 	}
-	m, err := tx.CreateBucket(metaBucket)
+	m, err := tx.CreateBucket([]byte(metaBucket))
 	if err != nil {
 		return err
 	}
-	return m.Put(formatKey, []byte(Format))
+	return m.Put([]byte(formatKey), []byte(Format))
 }
 
 // Stats counts a state file's writes.
@@ -321,14 +322,14 @@ func Check(path string) (err error) {
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
-		m := tx.Bucket(metaBucket)
+		m := tx.Bucket([]byte(metaBucket))
 		if m == nil {
 			if isEmpty(tx) {
 				return nil // created, never marked: Open marks it
 			}
 			return fmt.Errorf("%w: no format mark", ErrForeign)
 		}
-		if f := m.Get(formatKey); string(f) != Format {
+		if f := m.Get([]byte(formatKey)); string(f) != Format {
 			return fmt.Errorf("%w: format %q, want %q", ErrForeign, f, Format)
 		}
 		return nil

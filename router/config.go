@@ -14,6 +14,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -173,6 +174,14 @@ type MapServerOptions struct {
 	// 9303): the ITRs' itr.lisp_sec.key. LISP-SEC is served whenever an ITR
 	// asks; without this key only unwrapped keys are (docs/lisp-sec.md).
 	LispSecKey string `mapstructure:"lisp_sec_key"`
+	// Limits bound what the sites register
+	// (slowpath.RegistrationLimits, docs/operating.md).
+	Limits slowpath.RegistrationLimits `mapstructure:"limits"`
+	// StateFile is the file the registrations are kept in across
+	// restarts, so that a restarted Map-Server answers from them at once
+	// (docs/operating.md); empty (the default) keeps them in memory only.
+	// The Debian package provides /var/lib/rloc for it (StateDirectory).
+	StateFile string `mapstructure:"state_file"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -597,6 +606,9 @@ func (c *Config) validateMapServer() error {
 	if c.MapServer.RegistrationTimeout < 0 {
 		return errors.New("map_server.registration_timeout: negative")
 	}
+	if err := c.MapServer.Limits.Validate("map_server.limits"); err != nil {
+		return err
+	}
 	seen := map[slowpath.EIDPrefix]bool{}
 	for i := range c.MapServer.GroupMappings {
 		m := &c.MapServer.GroupMappings[i]
@@ -668,6 +680,18 @@ func (c *Config) validateMulticast() error {
 	return slowpath.ValidateRTRGroups("multicast.trees", o.Trees)
 }
 
+// CheckStateFile checks the Map-Server's state file as start-up will open
+// it, without changing it (rlocd --check; regdb.Check).
+func (c *Config) CheckStateFile() error {
+	if !c.Roles.MapServer || c.MapServer.StateFile == "" {
+		return nil
+	}
+	if err := regdb.Check(c.MapServer.StateFile); err != nil {
+		return fmt.Errorf("map_server.state_file: %w", err)
+	}
+	return nil
+}
+
 // engineConfig builds the slow path's configuration and checks it.
 func (c *Config) engineConfig() (slowpath.Config, error) {
 	ec := slowpath.Config{Listen: c.Control.Listen, RateLimit: c.Control.RateLimit, Logger: c.Logger}
@@ -677,7 +701,8 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			return ec, err
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
-			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey}
+			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey, Limits: c.MapServer.Limits,
+			StateFile: c.MapServer.StateFile}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,

@@ -18,6 +18,7 @@ import (
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/control"
 	"github.com/rloc-router/rloc/wire"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,9 @@ import (
 //	GET    /v1/database                      the ETR's mappings ([]DatabaseMapping)
 //	POST   /v1/database                      add or replace a mapping (DatabaseMapping)
 //	DELETE /v1/database?iid=N&eid=PREFIX      remove a mapping
-//	GET    /v1/registrations                 the Map-Server's registrations
+//	GET    /v1/registrations?limit=N&after=K  the Map-Server's registrations, a page of at most N
+//	                                         (default 1000) after the cursor K; the header
+//	                                         X-Rloc-Next carries the cursor of the next page
 //	GET    /v1/subscriptions                 RFC 9437 subscriptions and counters (SubscriptionsInfo)
 //	GET    /v1/stats                         counters (Stats)
 //	GET    /v1/events                        event stream, one JSON Event per line
@@ -422,11 +425,38 @@ func (r *Router) apiDatabaseDelete(w http.ResponseWriter, req *http.Request) {
 
 // Registrations lists the Map-Server's registrations.
 func (r *Router) Registrations() []RegistrationInfo {
+	out, _, _ := r.RegistrationsPage("", -1)
+	return out
+}
+
+// Paging of the registrations' listing.
+const (
+	// DefaultRegistrationsPage is a page's size when the request names
+	// none.
+	DefaultRegistrationsPage = 1000
+	// MaxRegistrationsPage bounds what one request may ask for.
+	MaxRegistrationsPage = 10000
+)
+
+// RegistrationsPage lists at most limit of the Map-Server's registrations
+// (all for a negative limit) after the cursor after ("": from the first),
+// in the order of instance-ID, prefix and registrant (group names last),
+// and returns the cursor of the next page, "" when this one is the last.
+func (r *Router) RegistrationsPage(after string, limit int) ([]RegistrationInfo, string, error) {
 	out := []RegistrationInfo{}
 	if r.engine == nil {
-		return out
+		return out, "", nil
 	}
-	for _, g := range r.engine.Registrations() {
+	var cur *control.RegistrationCursor
+	if after != "" {
+		c, err := parseCursor(after)
+		if err != nil {
+			return nil, "", err
+		}
+		cur = &c
+	}
+	regs, more := r.engine.RegistrationsPage(cur, limit)
+	for _, g := range regs {
 		ri := RegistrationInfo{Site: g.Site, IID: g.EID.IID, EID: g.EID.Prefix.String(), Source: g.Source.String(),
 			SiteID: g.SiteID, Proxy: g.ProxyReply, Expires: g.Expires}
 		if g.Name != "" {
@@ -443,20 +473,60 @@ func (r *Router) Registrations() []RegistrationInfo {
 		}
 		out = append(out, ri)
 	}
-	slices.SortFunc(out, func(a, b RegistrationInfo) int {
-		if c := strings.Compare(a.Site, b.Site); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.EID, b.EID); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Source, b.Source)
-	})
-	return out
+	next := ""
+	if more && len(regs) > 0 {
+		next = formatCursor(&regs[len(regs)-1].Cursor)
+	}
+	return out, next, nil
 }
 
-func (r *Router) apiRegistrations(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, r.Registrations())
+// formatCursor writes a cursor as the API passes it: "eid" or "name",
+// instance-ID, prefix and registrant, separated by "|".
+func formatCursor(c *control.RegistrationCursor) string {
+	kind := "eid"
+	if c.Name {
+		kind = "name"
+	}
+	return fmt.Sprintf("%s|%d|%s|%s", kind, c.IID, c.Prefix, c.ID)
+}
+
+// parseCursor reads what formatCursor wrote.
+func parseCursor(s string) (control.RegistrationCursor, error) {
+	var c control.RegistrationCursor
+	f := strings.SplitN(s, "|", 4)
+	if len(f) != 4 || f[0] != "eid" && f[0] != "name" {
+		return c, fmt.Errorf("after: %q is not a cursor (kind|iid|prefix|registrant)", s)
+	}
+	iid, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return c, fmt.Errorf("after: instance-ID %q: %w", f[1], err)
+	}
+	p, err := netip.ParsePrefix(f[2])
+	if err != nil {
+		return c, fmt.Errorf("after: %w", err)
+	}
+	return control.RegistrationCursor{Name: f[0] == "name", IID: uint32(iid), Prefix: p, ID: f[3]}, nil
+}
+
+func (r *Router) apiRegistrations(w http.ResponseWriter, req *http.Request) {
+	limit := DefaultRegistrationsPage
+	if v := req.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxRegistrationsPage {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("limit: %q is not a number from 1 to %d", v, MaxRegistrationsPage))
+			return
+		}
+		limit = n
+	}
+	out, next, err := r.RegistrationsPage(req.URL.Query().Get("after"), limit)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	if next != "" {
+		w.Header().Set("X-Rloc-Next", next)
+	}
+	writeJSON(w, out)
 }
 
 // msgTypeNames names the control message types counted by the engine.
@@ -548,37 +618,44 @@ func (r *Router) Stats() Stats {
 			s.Messages = append(s.Messages, MsgCount{Type: name, MsgStats: m})
 		}
 		s.Control = map[string]uint64{
-			"registrations":          uint64(es.Registrations),
-			"registrations_accepted": es.RegistrationsAccepted,
-			"registrations_rejected": es.RegistrationsRejected,
-			"registrations_expired":  es.RegistrationsExpired,
-			"register_notified":      es.RegisterNotified,
-			"register_retries":       es.RegisterRetries,
-			"register_unconfirmed":   es.RegisterUnconfirmed,
-			"forwarded":              es.Forwarded,
-			"proxy_replies":          es.ProxyReplies,
-			"group_name_replies":     es.GroupNameReplies,
-			"negative_replies":       es.NegativeReplies,
-			"resolutions":            es.Resolutions,
-			"resolve_timeouts":       es.ResolveTimeouts,
-			"retransmits":            es.Retransmits,
-			"probes_sent":            es.ProbesSent,
-			"rloc_down":              es.RLOCDown,
-			"rloc_up":                es.RLOCUp,
-			"misses_dropped":         es.MissesDropped,
-			"short":                  es.Short,
-			"oversize":               es.Oversize,
-			"smrs_sent":              es.SMRsSent,
-			"smr_invoked":            es.SMRInvoked,
-			"rate_limited_source":    es.RateLimitedSource,
-			"replies_wrong_source":   es.RepliesWrongSource,
-			"lisp_sec_verified":      es.LispSecVerified,
-			"lisp_sec_refused":       es.LispSecRefused,
-			"lisp_sec_unsigned":      es.LispSecUnsigned,
-			"lisp_sec_signed":        es.LispSecSigned,
-			"lisp_sec_unwrap_failed": es.LispSecUnwrapFailed,
-			"rate_limited_total":     es.RateLimitedTotal,
-			"rate_table_full":        es.RateTableFull,
+			"registrations":               uint64(es.Registrations),
+			"registrations_accepted":      es.RegistrationsAccepted,
+			"registrations_rejected":      es.RegistrationsRejected,
+			"registrations_expired":       es.RegistrationsExpired,
+			"registrations_limited":       es.RegistrationsLimited,
+			"registrations_replayed":      es.RegistrationsReplayed,
+			"registrations_retransmitted": es.RegistrationsRetransmitted,
+			"merge_truncated":             es.MergeTruncated,
+			"state_flushes":               es.StateFlushes,
+			"state_errors":                es.StateErrors,
+			"state_written":               es.StateWritten,
+			"register_notified":           es.RegisterNotified,
+			"register_retries":            es.RegisterRetries,
+			"register_unconfirmed":        es.RegisterUnconfirmed,
+			"forwarded":                   es.Forwarded,
+			"proxy_replies":               es.ProxyReplies,
+			"group_name_replies":          es.GroupNameReplies,
+			"negative_replies":            es.NegativeReplies,
+			"resolutions":                 es.Resolutions,
+			"resolve_timeouts":            es.ResolveTimeouts,
+			"retransmits":                 es.Retransmits,
+			"probes_sent":                 es.ProbesSent,
+			"rloc_down":                   es.RLOCDown,
+			"rloc_up":                     es.RLOCUp,
+			"misses_dropped":              es.MissesDropped,
+			"short":                       es.Short,
+			"oversize":                    es.Oversize,
+			"smrs_sent":                   es.SMRsSent,
+			"smr_invoked":                 es.SMRInvoked,
+			"rate_limited_source":         es.RateLimitedSource,
+			"replies_wrong_source":        es.RepliesWrongSource,
+			"rate_limited_total":          es.RateLimitedTotal,
+			"rate_table_full":             es.RateTableFull,
+			"lisp_sec_verified":           es.LispSecVerified,
+			"lisp_sec_refused":            es.LispSecRefused,
+			"lisp_sec_unsigned":           es.LispSecUnsigned,
+			"lisp_sec_signed":             es.LispSecSigned,
+			"lisp_sec_unwrap_failed":      es.LispSecUnwrapFailed,
 		}
 		// Which authentication variant the verified messages used.
 		auth := es.AuthTotals()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -563,4 +564,60 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestMgmtRegistrationsPaged: GET /v1/registrations?limit=N gives pages
+// of N with the next page's cursor in X-Rloc-Next, the last without; a
+// bad limit or cursor is a 400 with a JSON error.
+func TestMgmtRegistrationsPaged(t *testing.T) {
+	r := startMS(t)
+	for i := range 5 {
+		c := udpLocal(t)
+		register(t, r, c, testSecret, false, byte(10+i))
+		readType(t, c, wire.TypeMapNotify)
+	}
+	page := func(q string) ([]RegistrationInfo, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://rlocd/v1/registrations"+q, nil)
+		resp, err := apiClient(r).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var regs []RegistrationInfo
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&regs) != nil {
+			t.Fatalf("GET %s: %s", q, resp.Status)
+		}
+		return regs, resp.Header.Get("X-Rloc-Next")
+	}
+	all, next := page("")
+	if len(all) != 5 || next != "" {
+		t.Fatalf("default page: %d entries, next %q", len(all), next)
+	}
+	var got []RegistrationInfo
+	q := "?limit=2"
+	for pages := 0; ; pages++ {
+		regs, next := page(q)
+		got = append(got, regs...)
+		if next == "" {
+			if pages != 2 || len(regs) != 1 {
+				t.Fatalf("last page %d has %d entries", pages, len(regs))
+			}
+			break
+		}
+		if len(regs) != 2 {
+			t.Fatalf("page %d: %d entries", pages, len(regs))
+		}
+		q = "?limit=2&after=" + url.QueryEscape(next)
+	}
+	for i := range all {
+		if got[i].Source != all[i].Source {
+			t.Fatalf("paged %d: %s, whole listing %s", i, got[i].Source, all[i].Source)
+		}
+	}
+	for _, bad := range []string{"?limit=0", "?limit=x", "?limit=10001", "?after=nonsense", "?after=eid|0|10.1.0.0/33|x"} {
+		if code := call(t, r, "GET", "/v1/registrations"+bad, nil, nil); code != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", bad, code)
+		}
+	}
 }

@@ -304,9 +304,9 @@ func (r *Router) statusData() statusData {
 		d.Database = r.Database()
 	}
 	if cfg.Roles.MapServer {
-		regs := r.Registrations()
-		if len(regs) > statusRows {
-			d.RegistrationsMore, regs = len(regs)-statusRows, regs[:statusRows]
+		regs, next, _ := r.RegistrationsPage("", statusRows)
+		if next != "" {
+			d.RegistrationsMore = max(1, int(st.Control["registrations"])-len(regs))
 		}
 		d.Registrations = regs
 	}

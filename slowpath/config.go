@@ -323,6 +323,56 @@ type MapServerConfig struct {
 	// MS-OTK given to an ETR is wrapped with its site's key. Empty: only
 	// unwrapped OTKs (NULL-KEY-WRAP-128) are served.
 	LispSecKey string
+	// Limits bound what the sites register (docs/operating.md).
+	Limits RegistrationLimits
+	// StateFile, when set, is the bbolt file the registrations are kept
+	// in across restarts (package regdb, docs/operating.md); empty keeps
+	// them in memory only.
+	StateFile string
+}
+
+// RegistrationLimits bound a Map-Server's registrations, so that one site
+// with a valid key can neither exhaust its memory nor stall it; a record
+// beyond a bound is refused and counted (registrations_limited), its log
+// line rate-limited per site. Each bound applies to the unicast
+// registrations and to the (S,G) ones separately; 0 takes the default.
+type RegistrationLimits struct {
+	// RegistrantsPerPrefix bounds the registrants (xTR-IDs, or sources
+	// when they send none) of one EID prefix (default 32, at most 255).
+	RegistrantsPerPrefix int `mapstructure:"registrants_per_prefix"`
+	// PrefixesPerSite bounds the prefixes one site registers (default
+	// 10000).
+	PrefixesPerSite int `mapstructure:"prefixes_per_site"`
+	// RecordsPerRegister bounds the records of one Map-Register; a longer
+	// one is refused whole (default 255, the most a message can carry).
+	RecordsPerRegister int `mapstructure:"records_per_register"`
+	// RLOCsPerRecord bounds the locators of one registered record
+	// (default 32, at most 255).
+	RLOCsPerRecord int `mapstructure:"rlocs_per_record"`
+	// Registrations bounds the registrations of the Map-Server, all
+	// sites together (default 200000).
+	Registrations int `mapstructure:"registrations"`
+}
+
+// Validate checks the bounds; path is the YAML key they sit under.
+func (l *RegistrationLimits) Validate(path string) error {
+	for _, f := range []struct {
+		v   int
+		key string
+		max int
+	}{
+		{l.RegistrantsPerPrefix, "registrants_per_prefix", 255}, {l.PrefixesPerSite, "prefixes_per_site", 0},
+		{l.RecordsPerRegister, "records_per_register", 255}, {l.RLOCsPerRecord, "rlocs_per_record", 255},
+		{l.Registrations, "registrations", 0},
+	} {
+		switch {
+		case f.v < 0:
+			return fmt.Errorf("%s.%s: negative", path, f.key)
+		case f.max > 0 && f.v > f.max:
+			return fmt.Errorf("%s.%s: %d is more than %d", path, f.key, f.v, f.max)
+		}
+	}
+	return nil
 }
 
 // Defaults of PubSubConfig.

@@ -215,6 +215,22 @@ type Stats struct {
 	RegistrationsRejected uint64
 	// RegistrationsExpired counts registrations timed out.
 	RegistrationsExpired uint64
+	// RegistrationsLimited counts EID records refused by a bound
+	// (RegistrationLimits); they are part of RegistrationsRejected.
+	RegistrationsLimited uint64
+	// RegistrationsReplayed counts EID records refused as replays (their
+	// nonce accepted already, from another source); part of
+	// RegistrationsRejected. RegistrationsRetransmitted counts records
+	// whose nonce was accepted already from the same source: confirmed
+	// again, not stored again.
+	RegistrationsReplayed, RegistrationsRetransmitted uint64
+	// StateFlushes counts the Map-Server's state file transactions
+	// (map_server.state_file), StateErrors those that failed,
+	// StateWritten the registrations they wrote or deleted.
+	StateFlushes, StateErrors, StateWritten uint64
+	// MergeTruncated counts merged answers that could not carry every
+	// registrant's locators (255 at most per record).
+	MergeTruncated uint64
 	// Registrations is the number of live per-xTR registrations.
 	Registrations int
 	// RegisterNotified counts Map-Registers confirmed by a verified Map-Notify.
@@ -290,6 +306,13 @@ func (s *Stats) Add(o *Stats) {
 	s.RegistrationsAccepted += o.RegistrationsAccepted
 	s.RegistrationsRejected += o.RegistrationsRejected
 	s.RegistrationsExpired += o.RegistrationsExpired
+	s.RegistrationsLimited += o.RegistrationsLimited
+	s.RegistrationsReplayed += o.RegistrationsReplayed
+	s.RegistrationsRetransmitted += o.RegistrationsRetransmitted
+	s.MergeTruncated += o.MergeTruncated
+	s.StateFlushes += o.StateFlushes
+	s.StateErrors += o.StateErrors
+	s.StateWritten += o.StateWritten
 	s.Registrations += o.Registrations
 	s.RegisterNotified += o.RegisterNotified
 	s.RegisterRetries += o.RegisterRetries

@@ -69,10 +69,21 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 // do performs a request and decodes the JSON answer into out (a *[]byte
 // receives the raw body).
 func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.doHeader(ctx, method, path, body, out)
+	return err
+}
+
+// doHeader is do that also returns the answer's header.
+func (c *client) doHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return resp.Header, c.decode(resp, method, path, out)
+}
+
+// decode reads resp's body into out, or the error it reports.
+func (c *client) decode(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {

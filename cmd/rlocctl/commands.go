@@ -214,19 +214,61 @@ func delCmd(o *options, path, short, example string) *cobra.Command {
 }
 
 func registrationsCmd(o *options) *cobra.Command {
+	var limit, pageSize int
+	var after string
 	cmd := &cobra.Command{
 		Use:     "registrations",
 		Aliases: []string{"regs"},
 		Short:   "List the Map-Server's registrations",
-		Long:    "registrations lists the EID-prefixes ETRs have registered with this Map-Server: site, instance, RLOCs, sender and time to expiry.",
-		Example: "  rlocctl registrations\n  rlocctl regs -o yaml\n  rlocctl registrations --watch=5s",
+		Long: `registrations lists the EID-prefixes ETRs have registered with this Map-Server: site, instance, RLOCs, sender and time to expiry.
+The router answers in pages (--page-size each); rlocctl fetches them all, or with --limit only the first
+page after --after, printing the cursor of the next one on stderr.`,
+		Example: "  rlocctl registrations\n  rlocctl regs -o yaml\n  rlocctl registrations --watch=5s\n  rlocctl regs --limit 100 --after 'eid|0|10.1.2.0/24|xtr-id 0a01'",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return list(o, "registrations", "/v1/registrations", printRegistrations)
+			return o.show("registrations", func(ctx context.Context) (any, func(io.Writer) error, error) {
+				regs, err := fetchRegistrations(ctx, o, limit, pageSize, after, o.stderr())
+				if err != nil {
+					return nil, nil, err
+				}
+				return regs, func(w io.Writer) error { printRegistrations(w, regs); return nil }, nil
+			})
 		},
 	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many (one page; 0: all, fetched page by page)")
+	cmd.Flags().StringVar(&after, "after", "", "start after this cursor (printed by --limit)")
+	cmd.Flags().IntVar(&pageSize, "page-size", 1000, "registrations per request when listing all (at most 10000)")
 	addWatch(cmd, o)
 	return cmd
+}
+
+// fetchRegistrations gets the registrations page by page: all of them, or
+// with limit > 0 one page, whose next cursor goes to stderr.
+func fetchRegistrations(ctx context.Context, o *options, limit, size int, after string, errw io.Writer) ([]router.RegistrationInfo, error) {
+	all := []router.RegistrationInfo{}
+	if limit > 0 {
+		size = limit
+	}
+	for {
+		q := url.Values{"limit": {strconv.Itoa(size)}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page []router.RegistrationInfo
+		h, err := o.client().doHeader(ctx, "GET", "/v1/registrations?"+q.Encode(), nil, &page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		after = h.Get("X-Rloc-Next")
+		if after == "" {
+			return all, nil
+		}
+		if limit > 0 {
+			fmt.Fprintf(errw, "more after: %s\n", after)
+			return all, nil
+		}
+	}
 }
 
 func statsCmd(o *options) *cobra.Command {

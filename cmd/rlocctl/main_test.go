@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
@@ -185,5 +187,52 @@ wait:
 	}
 	if _, err := ctl(t, filepath.Join(t.TempDir(), "none.sock"), "stats"); err == nil {
 		t.Error("no error without a daemon")
+	}
+}
+
+// TestRegistrationsPaged: rlocctl fetches every page of the listing, and
+// with --limit only the first, --after starting where a page ended.
+func TestRegistrationsPaged(t *testing.T) {
+	r, sock := startRouter(t)
+	for i := range 5 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		reg := wire.MapRegister{Nonce: wire.Nonce{9, byte(i)}, Auth: wire.NewAuth(1, wire.AuthHMACSHA256128, false),
+			Records: []wire.Record{{TTL: 10, MaskLen: 24, EID: wire.IPAddress(netip.MustParseAddr("10.1.0.0")),
+				Locators: []wire.Locator{{Priority: 1, Weight: 100, Reachable: true, Address: wire.IPAddress(netip.MustParseAddr("192.0.2.1"))}}}}}
+		b, err := reg.AppendSigned(nil, []byte("k1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDPAddrPort(b, r.Engine().Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, "5 registrations", func() error {
+		if n := len(r.Registrations()); n != 5 {
+			return fmt.Errorf("%d registrations", n)
+		}
+		return nil
+	})
+	var all, first, rest []router.RegistrationInfo
+	decode(t, fmtJSON, mustCtl(t, sock, "registrations", "-o", "json", "--page-size", "2"), &all)
+	var out, errOut bytes.Buffer
+	if err := execute(&options{ctx: t.Context(), out: &out, errOut: &errOut}, []string{"-s", sock, "registrations", "-o", "json", "--limit", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	decode(t, fmtJSON, out.String(), &first)
+	if len(all) != 5 || len(first) != 3 {
+		t.Fatalf("all %d, first page %d", len(all), len(first))
+	}
+	next, ok := strings.CutPrefix(strings.TrimSpace(errOut.String()), "more after: ")
+	if !ok {
+		t.Fatalf("stderr %q, want the next cursor", errOut.String())
+	}
+	decode(t, fmtJSON, mustCtl(t, sock, "registrations", "-o", "json", "--limit", "3", "--after", next), &rest)
+	if len(rest) != 2 || rest[0].Source != all[3].Source || rest[1].Source != all[4].Source || first[2].Source != all[2].Source {
+		t.Fatalf("pages %+v then %+v, whole %+v", first, rest, all)
 	}
 }

@@ -22,8 +22,11 @@ const (
 
 // options is the state shared by every command of one invocation.
 type options struct {
-	ctx    context.Context
-	out    io.Writer
+	ctx context.Context
+	out io.Writer
+	// errOut receives notes that must not mix with the output (the next
+	// page's cursor); nil is os.Stderr.
+	errOut io.Writer
 	sock   string
 	output string
 	// watch is the refresh interval of --watch (0: print once).
@@ -37,6 +40,14 @@ type options struct {
 }
 
 func (o *options) client() *client { return newClient(o.sock) }
+
+// stderr is errOut or os.Stderr.
+func (o *options) stderr() io.Writer {
+	if o.errOut != nil {
+		return o.errOut
+	}
+	return os.Stderr
+}
 
 func checkFormat(f string) error {
 	switch f {

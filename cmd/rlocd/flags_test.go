@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,34 @@ func TestFlagErrors(t *testing.T) {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%v: output lacks %q:\n%s", c.args, w, out.String())
 			}
+		}
+	}
+}
+
+// TestCheckStateFile: --check refuses a state file start-up would refuse,
+// naming the key and the file, and accepts a missing one.
+func TestCheckStateFile(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("x", 8192)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		state string
+		code  int
+		want  string
+	}{{filepath.Join(dir, "new.db"), 0, "ok"}, {junk, 1, "map_server.state_file: state file " + junk}} {
+		cf := filepath.Join(dir, "ms.yaml")
+		yaml := `roles: [map-server]
+sites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.1.0.0/24}]}]
+map_server: {state_file: "` + c.state + `"}
+`
+		if err := os.WriteFile(cf, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if code := run([]string{"--config", cf, "--check"}, &out); code != c.code || !strings.Contains(out.String(), c.want) {
+			t.Errorf("state file %s: exit %d, %q; want %d, %q", c.state, code, out.String(), c.code, c.want)
 		}
 	}
 }

@@ -70,6 +70,10 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if check, _ := fs.GetBool("check"); check {
+		if err := cfg.CheckStateFile(); err != nil {
+			fmt.Fprintln(stderr, "rlocd: config:", err)
+			return 1
+		}
 		fmt.Fprintln(stderr, "rlocd:", file, "ok")
 		return 0
 	}

@@ -14,6 +14,7 @@ import (
 type (
 	Config             = slowpath.Config
 	RateLimitConfig    = slowpath.RateLimitConfig
+	RegistrationLimits = slowpath.RegistrationLimits
 	AuthKey            = slowpath.AuthKey
 	EIDPrefix          = slowpath.EIDPrefix
 	SitePrefix         = slowpath.SitePrefix

@@ -16,6 +16,7 @@ import (
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
+	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/slowpath/resolver"
 	"github.com/rloc-router/rloc/slowpath/xtr"
 	"github.com/rloc-router/rloc/wire"
@@ -24,6 +25,10 @@ import (
 // Registration is one xTR's registration of an EID prefix, as listed by
 // Engine.Registrations.
 type Registration = mapserver.Registration
+
+// RegistrationCursor is where a page of registrations ends
+// (Engine.RegistrationsPage).
+type RegistrationCursor = mapserver.RegistrationCursor
 
 // McastTreeInfo is one router's view of the replication tree of an (S,G),
 // as Engine.McastTree returns it.
@@ -40,6 +45,9 @@ type Engine struct {
 	etr *xtr.ETR
 	itr *xtr.ITR
 	mc  *mcast.Mcast
+	// state keeps the Map-Server's registrations across restarts
+	// (MapServerConfig.StateFile).
+	state *regdb.DB
 }
 
 // New validates cfg, opens the sockets and starts the engine. inst
@@ -65,6 +73,9 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 	e := &Engine{cfg: cfg, c: c}
 	if err := e.build(inst); err != nil {
 		c.Close()
+		if e.state != nil {
+			e.state.Close()
+		}
 		return nil, err
 	}
 	c.Start()
@@ -103,6 +114,9 @@ func (e *Engine) build(inst slowpath.Installer) error {
 		if e.ms, err = mapserver.New(c, cfg.MapServer, mcfg); err != nil {
 			return err
 		}
+		if err := e.restore(cfg.MapServer.StateFile); err != nil {
+			return err
+		}
 	}
 	if cfg.MapServer != nil || cfg.MapResolver != nil {
 		var db resolver.Database
@@ -111,6 +125,35 @@ func (e *Engine) build(inst slowpath.Installer) error {
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
 	}
+	return nil
+}
+
+// Buckets of the state file, one per store of the Map-Server.
+const (
+	stateUnicast = "unicast"
+	stateSG      = "sg"
+)
+
+// restore opens the Map-Server's state file, when one is configured, and
+// registers again what it holds.
+func (e *Engine) restore(path string) error {
+	if path == "" {
+		return nil
+	}
+	var err error
+	if e.state, err = regdb.Open(path, 0, e.c.Log()); err != nil {
+		return fmt.Errorf("map_server.state_file: %w", err)
+	}
+	uni, err := e.state.Load(stateUnicast)
+	if err != nil {
+		return fmt.Errorf("map_server.state_file: %w", err)
+	}
+	sg, err := e.state.Load(stateSG)
+	if err != nil {
+		return fmt.Errorf("map_server.state_file: %w", err)
+	}
+	n, dropped := e.ms.Persist(e.state.Journal(stateUnicast), e.state.Journal(stateSG), uni, sg)
+	e.c.Log().Info("registrations restored", "file", path, "restored", n, "dropped", dropped)
 	return nil
 }
 
@@ -135,8 +178,17 @@ func (e *Engine) Miss(ev fastpath.MissEvent) bool {
 }
 
 // Close deregisters (when configured), closes the sockets and stops the
-// engine goroutines. It is safe to call more than once.
-func (e *Engine) Close() error { return e.c.Close() }
+// engine goroutines, then writes what the state file has pending. It is
+// safe to call more than once.
+func (e *Engine) Close() error {
+	err := e.c.Close()
+	if e.state != nil {
+		if serr := e.state.Close(); err == nil {
+			err = serr
+		}
+	}
+	return err
+}
 
 // Stats returns a snapshot of the counters: the core's and every role's.
 func (e *Engine) Stats() slowpath.Stats {
@@ -153,7 +205,12 @@ func (e *Engine) Stats() slowpath.Stats {
 func (e *Engine) addRoleStats(s *slowpath.Stats) {
 	var parts []slowpath.Stats
 	if e.ms != nil {
-		parts = append(parts, e.ms.Stats())
+		ms := e.ms.Stats()
+		if e.state != nil {
+			st := e.state.Stats()
+			ms.StateFlushes, ms.StateErrors, ms.StateWritten = st.Flushes, st.Errors, st.Written
+		}
+		parts = append(parts, ms)
 	}
 	if e.mr != nil {
 		parts = append(parts, e.mr.Stats())
@@ -179,6 +236,16 @@ func (e *Engine) Registrations() []Registration {
 		_ = e.c.Do(func() { out = e.ms.Registrations() })
 	}
 	return out
+}
+
+// RegistrationsPage lists at most limit registrations after the cursor
+// (nil: from the first) and reports whether more follow
+// (mapserver.MapServer.RegistrationsPage).
+func (e *Engine) RegistrationsPage(after *mapserver.RegistrationCursor, limit int) (out []Registration, more bool) {
+	if e.ms != nil {
+		_ = e.c.Do(func() { out, more = e.ms.RegistrationsPage(after, limit) })
+	}
+	return out, more
 }
 
 // MergedRLOCs returns the locators the Map-Server answers with for the

@@ -171,7 +171,7 @@ func registerTo(t *testing.T, ms *Engine, p, rloc string, ttl uint32, key AuthKe
 func registerAs(t *testing.T, ms *Engine, p, rloc string, ttl uint32, key AuthKey, xtr wire.XTRID) {
 	t.Helper()
 	pp := netip.MustParsePrefix(p)
-	reg := wire.MapRegister{Nonce: wire.Nonce{9}, ProxyReply: true, Auth: wire.NewAuth(key.KeyID, key.Alg, false),
+	reg := wire.MapRegister{Nonce: newNonce(), ProxyReply: true, Auth: wire.NewAuth(key.KeyID, key.Alg, false),
 		XTRIDPresent: xtr != wire.XTRID{}, XTRID: xtr,
 		Records: []wire.Record{{TTL: ttl, MaskLen: uint8(pp.Bits()), EID: wire.IPAddress(pp.Addr()),
 			Locators: []wire.Locator{{Priority: 1, Weight: 100, Reachable: true, Address: wire.IPAddress(netip.MustParseAddr(rloc))}}}}}

@@ -9,10 +9,13 @@ package mapserver
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gaissmai/bart"
@@ -25,6 +28,10 @@ import (
 
 // staticGroupTTL is the record TTL of configured group mappings.
 const staticGroupTTL = 24 * time.Hour
+
+// maxMergedLocators is what one record can carry: its Locator Count is
+// 8 bits (RFC 9301 §5.4). A merged answer encodes the first ones.
+const maxMergedLocators = 255
 
 // MapServer is the Map-Server role (RFC 9301 §8.2): site registrations,
 // proxy Map-Replies and forwarding of Map-Requests to ETRs. Its
@@ -58,6 +65,8 @@ type MapServer struct {
 	sec    slowpath.SecAnswer
 	// refused rate-limits the log of refused registrations (refuselog.go).
 	refused refuseLog
+	// seen indexes the merged locators by address during rebuild.
+	seen map[netip.Addr]int
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
@@ -85,6 +94,9 @@ type regEntry struct {
 	// prev is enc before the latest rebuild: subscribers hear of a
 	// registration only when the answer changed (pubsub.go).
 	prev []byte
+	// dropped is how many locators the latest rebuild left out of merged
+	// (maxMergedLocators); logged when it starts, not at every rebuild.
+	dropped int
 }
 
 // recordKey returns what a registered record is stored under: its EID
@@ -130,14 +142,15 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 		secKey:  cfg.LispSecKey,
 		regs:    map[uint32]*bart.Table[*regEntry]{},
 		names:   map[uint32]*bart.Table[*regEntry]{},
+		seen:    map[netip.Addr]int{},
 	}
 	var err error
 	if ms.rsites, ms.allowed, err = buildSites(cfg.Sites); err != nil {
 		return nil, err
 	}
 	ms.uni = regstore.New(c.Clock(), c, regstore.Kind[uniKey, wire.Record](uniKind{ms}), ms.rsites,
-		regstore.Sink[uniKey](uniSink{ms}), regstore.Config{Timeout: ms.timeout})
-	ms.sg = ms.newSG(ms.rsites)
+		regstore.Sink[uniKey](uniSink{ms}), storeConfig(cfg))
+	ms.sg = ms.newSG(ms.rsites, storeConfig(cfg))
 	ms.ps = ms.newPubSub(cfg.PubSub)
 	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
 		return nil, err
@@ -145,6 +158,19 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
 	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
 	return ms, nil
+}
+
+// Persist makes the stores report their changes to the journals (one per
+// store: unicast and (S,G)) and registers again what the journals saved,
+// each until its saved deadline (regstore.Store.Restore). It runs before
+// the event loop starts and reports how many registrations were restored
+// and how many dropped (expired, or no longer allowed).
+func (ms *MapServer) Persist(uni, sg regstore.Journal, savedUni, savedSG []regstore.Saved) (restored, dropped int) {
+	ms.uni.SetJournal(uni)
+	ms.sg.store.SetJournal(sg)
+	r1, d1 := ms.uni.Restore(savedUni)
+	r2, d2 := ms.sg.store.Restore(savedSG)
+	return r1 + r2, d1 + d2
 }
 
 // buildSites indexes the configured sites: for the stores, and their
@@ -209,11 +235,39 @@ func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registr
 	return nil
 }
 
+// Unchanged reports whether refreshing r with rec leaves the answer as
+// it is: the same record as r's, and r's TTL and map version those of
+// the answer (the latest registration's, which r becomes).
+func (uniKind) Unchanged(e *regstore.Entry[uniKey, wire.Record], r *regstore.Registrant[uniKey, wire.Record], rec *wire.Record) bool {
+	ent, _ := e.Aux.(*regEntry)
+	if ent == nil || ent.merged.TTL != rec.TTL || ent.merged.MapVersion != rec.MapVersion {
+		return false
+	}
+	return sameRecord(&r.Value, rec)
+}
+
+// sameRecord reports whether two records register the same: TTL, action,
+// flags, map version and locators.
+func sameRecord(a, b *wire.Record) bool {
+	if a.TTL != b.TTL || a.Action != b.Action || a.Authoritative != b.Authoritative || a.MapVersion != b.MapVersion ||
+		len(a.Locators) != len(b.Locators) {
+		return false
+	}
+	for i := range a.Locators {
+		x, y := &a.Locators[i], &b.Locators[i]
+		if x.Priority != y.Priority || x.Weight != y.Weight || x.MPriority != y.MPriority || x.MWeight != y.MWeight ||
+			x.Local != y.Local || x.Probed != y.Probed || x.Reachable != y.Reachable || x.Unused != y.Unused ||
+			!slowpath.AddrEqual(&x.Address, &y.Address) {
+			return false
+		}
+	}
+	return true
+}
+
 // Changed keeps the index and the answer of e's key in step with its
 // registrants.
 func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 	ms := u.ms
-	ms.ps.registered(e)
 	ent, _ := e.Aux.(*regEntry)
 	if len(e.Registrants()) == 0 {
 		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
@@ -255,6 +309,14 @@ type uniSink struct{ ms *MapServer }
 
 func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
 	s.ms.trust(ev.Kind, ev.Source)
+	if ev.HasXTRID && ev.HasKey {
+		switch ev.Kind {
+		case regstore.Accepted:
+			s.ms.ps.registered(ev.XTRID, ev.Key)
+		case regstore.Expired, regstore.Withdrawn:
+			s.ms.ps.unregistered(ev.XTRID, ev.Key)
+		}
+	}
 	if s.ms.quiet(ev.Kind) {
 		return
 	}
@@ -311,6 +373,8 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 	}
 	ttl = latest.Value.TTL
 	rle := -1
+	clear(ms.seen)
+	dropped := 0
 	for _, er := range regs {
 		for _, l := range er.Value.Locators {
 			if ent.merge && l.Address.AFI == wire.AFILCAF && l.Address.LCAF.Type == wire.LCAFRLE {
@@ -322,14 +386,34 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 				mergeRLE(&m.Locators[rle].Address.LCAF, &l.Address.LCAF)
 				continue
 			}
-			j := slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
-			if j < 0 {
+			// Plain addresses are found by the index, others (LCAFs) by
+			// a search of the few that are not plain.
+			ip := l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6
+			j, ok := ms.seen[l.Address.IP]
+			if !ip {
+				j = slices.IndexFunc(m.Locators, func(x wire.Locator) bool { return slowpath.AddrEqual(&x.Address, &l.Address) })
+				ok = j >= 0
+			}
+			switch {
+			case !ok && len(m.Locators) >= maxMergedLocators:
+				dropped++
+			case !ok:
+				if ip {
+					ms.seen[l.Address.IP] = len(m.Locators)
+				}
 				m.Locators = append(m.Locators, slowpath.CloneLocator(&l))
-			} else if er == latest {
+			case er == latest:
 				m.Locators[j] = slowpath.CloneLocator(&l)
 			}
 		}
 	}
+	if dropped > 0 && ent.dropped == 0 {
+		ms.stats.MergeTruncated++
+		ms.refused.log(ms.log, ms.c.Now(), ent.e.Site.Name+"\x00merge", "merged mapping truncated to what a record can carry",
+			"site", ent.e.Site.Name, "eid", ent.key.Prefix, "iid", ent.key.IID, "registrants", len(regs),
+			"locators", maxMergedLocators, "dropped", dropped)
+	}
+	ent.dropped = dropped
 	m.TTL = ttl
 	m.MaskLen = uint8(ent.key.Prefix.Bits())
 	m.EID = slowpath.EIDAddress(ent.key.IID, ent.key.Prefix.Addr())
@@ -477,33 +561,113 @@ type Registration struct {
 	ProxyReply, Merge bool
 	// Expires is when the registration times out.
 	Expires time.Time
+	// Cursor is where it sits in the listing's order (RegistrationsPage).
+	Cursor RegistrationCursor
 }
 
 // Registrations lists the Map-Server's live registrations (event loop
 // only).
 func (ms *MapServer) Registrations() []Registration {
-	var out []Registration
-	for _, t := range ms.allTables() {
-		for _, ent := range t.All() {
-			for _, er := range ent.e.Registrants() {
-				r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
-					ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static}
-				if ent.name {
-					r.Name = replicate.GroupName(ent.key.Prefix)
-				}
-				if er.HasXTRID {
-					r.XTRID = er.ID.XTRID
-				}
-				for _, l := range er.Value.Locators {
-					if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
-						r.RLOCs = append(r.RLOCs, l.Address.IP)
+	out, _ := ms.RegistrationsPage(nil, -1)
+	return out
+}
+
+// RegistrationCursor is where a page of registrations ends: the next page
+// starts after it. The order is EID prefixes before group names, then
+// instance-ID, prefix (address, then length) and registrant.
+type RegistrationCursor struct {
+	// Name, IID and Prefix are the key: a group name's range when Name.
+	Name   bool
+	IID    uint32
+	Prefix netip.Prefix
+	// ID names the registrant (regstore.ID.String; "" for a configured
+	// mapping).
+	ID string
+}
+
+// compareKey orders keys as RegistrationCursor says.
+func (c *RegistrationCursor) compareKey(name bool, iid uint32, p netip.Prefix) int {
+	switch {
+	case c.Name != name:
+		if name {
+			return 1
+		}
+		return -1
+	case c.IID != iid:
+		return cmp.Compare(iid, c.IID)
+	}
+	if d := p.Addr().Compare(c.Prefix.Addr()); d != 0 {
+		return d
+	}
+	return cmp.Compare(p.Bits(), c.Prefix.Bits())
+}
+
+// RegistrationsPage lists at most limit registrations (all for a negative
+// limit) after the cursor (nil: from the first), in the cursor's order,
+// and reports whether more follow (event loop only). A page costs a walk
+// of the keys up to it, not a copy of them all.
+func (ms *MapServer) RegistrationsPage(after *RegistrationCursor, limit int) (out []Registration, more bool) {
+	for _, name := range []bool{false, true} {
+		m := ms.regs
+		if name {
+			m = ms.names
+		}
+		for _, iid := range slices.Sorted(maps.Keys(m)) {
+			if after != nil && (after.Name && !name || after.Name == name && iid < after.IID) {
+				continue // a table wholly before the cursor
+			}
+			for p, ent := range m[iid].AllSorted() {
+				c := 1
+				if after != nil {
+					if c = after.compareKey(name, iid, p); c < 0 {
+						continue
 					}
 				}
-				out = append(out, r)
+				regs := slices.Clone(ent.e.Registrants())
+				slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
+					return strings.Compare(registrantName(a), registrantName(b))
+				})
+				for _, er := range regs {
+					id := registrantName(er)
+					if c == 0 && id <= after.ID {
+						continue
+					}
+					if limit >= 0 && len(out) == limit {
+						return out, true
+					}
+					out = append(out, ms.registration(ent, er, id))
+				}
 			}
 		}
 	}
-	return out
+	return out, false
+}
+
+// registrantName is a registrant's ID as a cursor names it.
+func registrantName(er *regstore.Registrant[uniKey, wire.Record]) string {
+	if er.Static {
+		return ""
+	}
+	return er.ID.String()
+}
+
+// registration is er's registration of ent as listed.
+func (ms *MapServer) registration(ent *regEntry, er *regstore.Registrant[uniKey, wire.Record], id string) Registration {
+	r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
+		ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static,
+		Cursor: RegistrationCursor{Name: ent.name, IID: ent.key.IID, Prefix: ent.key.Prefix, ID: id}}
+	if ent.name {
+		r.Name = replicate.GroupName(ent.key.Prefix)
+	}
+	if er.HasXTRID {
+		r.XTRID = er.ID.XTRID
+	}
+	for _, l := range er.Value.Locators {
+		if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
+			r.RLOCs = append(r.RLOCs, l.Address.IP)
+		}
+	}
+	return r
 }
 
 // MergedRLOCs returns the locators the Map-Server answers with for the
@@ -545,16 +709,4 @@ func (ms *MapServer) SetSites(sites []slowpath.SiteConfig) error {
 	ms.uni.SetSites(rsites)
 	ms.sg.store.SetSites(rsites)
 	return nil
-}
-
-// allTables returns the registration tables, EID prefixes and group names.
-func (ms *MapServer) allTables() []*bart.Table[*regEntry] {
-	out := make([]*bart.Table[*regEntry], 0, len(ms.regs)+len(ms.names))
-	for _, t := range ms.regs {
-		out = append(out, t)
-	}
-	for _, t := range ms.names {
-		out = append(out, t)
-	}
-	return out
 }

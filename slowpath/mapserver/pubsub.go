@@ -117,19 +117,25 @@ func (ms *MapServer) newPubSub(cfg slowpath.PubSubConfig) *pubsub {
 	return ps
 }
 
-// registered notes the xTR-IDs registering e (after any change of its
-// registrants).
-func (ps *pubsub) registered(e *regstore.Entry[uniKey, wire.Record]) {
-	for _, r := range e.Registrants() {
-		if !r.HasXTRID {
-			continue
+// registered notes that xtr registered k (told by the store's accepted
+// events: one lookup per record, however many registrants k has).
+func (ps *pubsub) registered(xtr wire.XTRID, k uniKey) {
+	ks := ps.regd[xtr]
+	if ks == nil {
+		ks = map[uniKey]struct{}{}
+		ps.regd[xtr] = ks
+	}
+	ks[k] = struct{}{}
+}
+
+// unregistered forgets that xtr registered k (withdrawn or expired), so
+// that the index stays as large as the registrations.
+func (ps *pubsub) unregistered(xtr wire.XTRID, k uniKey) {
+	if ks := ps.regd[xtr]; ks != nil {
+		delete(ks, k)
+		if len(ks) == 0 {
+			delete(ps.regd, xtr)
 		}
-		ks := ps.regd[r.ID.XTRID]
-		if ks == nil {
-			ks = map[uniKey]struct{}{}
-			ps.regd[r.ID.XTRID] = ks
-		}
-		ks[e.Key] = struct{}{}
 	}
 }
 
@@ -142,10 +148,8 @@ func (ps *pubsub) keyOf(xtr wire.XTRID) (regstore.Key, bool) {
 	ks := ps.regd[xtr]
 	for k := range ks {
 		if e := ps.ms.uni.Entry(k); e != nil && len(e.Site.Keys) > 0 {
-			for _, r := range e.Registrants() {
-				if r.HasXTRID && r.ID.XTRID == xtr {
-					return e.Site.Keys[0], true
-				}
+			if r := ps.ms.uni.Registrant(k, regstore.ID{XTRID: xtr}); r != nil && r.HasXTRID {
+				return e.Site.Keys[0], true
 			}
 		}
 		delete(ks, k) // withdrawn or expired since

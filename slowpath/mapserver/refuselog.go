@@ -1,6 +1,7 @@
 package mapserver
 
 import (
+	"context"
 	"log/slog"
 	"time"
 )
@@ -32,6 +33,11 @@ type refuseState struct {
 // log writes the refusal line args for site at now unless one was written
 // for it less than refuseLogInterval ago.
 func (r *refuseLog) log(l *slog.Logger, now time.Time, site string, msg string, args ...any) {
+	r.logAt(l, slog.LevelWarn, now, site, msg, args...)
+}
+
+// logAt is log at level.
+func (r *refuseLog) logAt(l *slog.Logger, level slog.Level, now time.Time, site string, msg string, args ...any) {
 	if r.last == nil || len(r.last) >= maxRefuseLogSites {
 		r.last = map[string]refuseState{}
 	}
@@ -45,5 +51,5 @@ func (r *refuseLog) log(l *slog.Logger, now time.Time, site string, msg string, 
 		args = append(args, "suppressed", st.suppressed)
 	}
 	r.last[site] = refuseState{at: now}
-	l.Warn(msg, args...)
+	l.Log(context.Background(), level, msg, args...)
 }

@@ -40,15 +40,14 @@ type sgEntry struct {
 	subs   map[netip.AddrPort]time.Time // ITRs that asked, with when
 }
 
-// newSG makes the (S,G) registration store, authorised by sites.
-func (ms *MapServer) newSG(sites *regstore.Sites) *msSG {
+// newSG makes the (S,G) registration store, authorised by sites, with
+// the bounds of base.
+func (ms *MapServer) newSG(sites *regstore.Sites, base regstore.Config) *msSG {
 	sg := &msSG{ents: map[slowpath.SGKey]*sgEntry{}}
 	cfg := ms.mcfg
+	base.Notify = regstore.NotifyConfig{Key: cfg.Key.RegKey(), Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1}
 	sg.store = regstore.New(ms.c.Clock(), ms.c, regstore.Kind[slowpath.SGKey, []wire.RLENode](sgKind{ms}), sites,
-		regstore.Sink[slowpath.SGKey](sgSink{ms}), regstore.Config{
-			Timeout: ms.timeout,
-			Notify:  regstore.NotifyConfig{Key: cfg.Key.RegKey(), Interval: cfg.RetryInterval, MaxTries: cfg.Retries + 1},
-		})
+		regstore.Sink[slowpath.SGKey](sgSink{ms}), base)
 	return sg
 }
 
@@ -107,6 +106,12 @@ func (sk sgKind) Value(e *regstore.Entry[slowpath.SGKey, []wire.RLENode], r *reg
 }
 
 func (sk sgKind) Changed(e *regstore.Entry[slowpath.SGKey, []wire.RLENode]) { sk.ms.mergeSG(e) }
+
+// Unchanged reports false: every refresh merges the RLE again (bounded
+// by MaxRLE).
+func (sgKind) Unchanged(*regstore.Entry[slowpath.SGKey, []wire.RLENode], *regstore.Registrant[slowpath.SGKey, []wire.RLENode], *wire.Record) bool {
+	return false
+}
 
 // Confirm answers a registration with the merged RLE of its (S,G).
 func (sk sgKind) Confirm(_ *regstore.Entry[slowpath.SGKey, []wire.RLENode], rec *wire.Record, _ *wire.MapRegister) wire.Record {

@@ -2,6 +2,7 @@ package mapserver
 
 import (
 	"errors"
+	"log/slog"
 	"net/netip"
 
 	"github.com/rloc-router/rloc/slowpath"
@@ -29,6 +30,14 @@ func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
 		sites[i] = s
 	}
 	return regstore.NewSites(sites)
+}
+
+// storeConfig is the stores' policy from the Map-Server's configuration.
+func storeConfig(cfg *slowpath.MapServerConfig) regstore.Config {
+	l := &cfg.Limits
+	return regstore.Config{Timeout: cfg.RegistrationTimeout, MaxRegistrants: l.RegistrantsPerPrefix,
+		MaxSiteKeys: l.PrefixesPerSite, MaxRecords: l.RecordsPerRegister, MaxRLOCs: l.RLOCsPerRecord,
+		MaxRegistrations: l.Registrations}
 }
 
 // authFailed reports whether a store refused a message by its
@@ -64,6 +73,9 @@ func (ms *MapServer) count(src netip.AddrPort, res regstore.Result) {
 	}
 	ms.stats.RegistrationsAccepted += uint64(res.Accepted + res.Withdrawn)
 	ms.stats.RegistrationsRejected += uint64(res.Rejected)
+	ms.stats.RegistrationsLimited += uint64(res.Limited)
+	ms.stats.RegistrationsReplayed += uint64(res.Replayed)
+	ms.stats.RegistrationsRetransmitted += uint64(res.Retransmitted)
 }
 
 // trust spares the source of an accepted (authenticated) registration the
@@ -98,17 +110,33 @@ func (ms *MapServer) report(kind regstore.EventKind, site string, eid slowpath.E
 			who = src.Addr().String()
 		}
 		if reason != nil {
-			who += "\x00" + reason.Error()
+			who += "\x00" + reasonKey(reason)
 		}
 		ms.refused.log(ms.log, ms.c.Now(), who, "Map-Register refused", "site", site, "src", src, "eid", what, "reason", reason)
 	case regstore.Expired:
 		ev.Kind = slowpath.EventRegistrationExpired
 		ms.stats.RegistrationsExpired++
-		ms.log.Info("registration expired", "site", site, "eid", what, "src", src)
+		// One line a minute per site: a site's mass expiry is one line
+		// and a count, not one line per registration.
+		ms.refused.logAt(ms.log, slog.LevelInfo, ms.c.Now(), site+"\x00expired", "registration expired",
+			"site", site, "eid", what, "src", src)
 	default:
 		return
 	}
 	ms.c.Event(ev)
+}
+
+// reasonKey names a refusal's reason for the log's rate limit: the
+// store's own error whatever numbers it carries, so that one site's
+// excess is one line whatever the counts.
+func reasonKey(err error) string {
+	for _, e := range []error{regstore.ErrTooManyRegistrants, regstore.ErrSiteFull, regstore.ErrTooManyRecords,
+		regstore.ErrTooManyRLOCs, regstore.ErrStoreFull, regstore.ErrReplayed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
 }
 
 // reasonOf words a store's refusal as the Map-Server's events always have;

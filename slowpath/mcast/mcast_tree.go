@@ -345,6 +345,11 @@ func (jk joinKind) Key(rec *wire.Record) (slowpath.SGKey, bool) {
 
 func (joinKind) Scope(k slowpath.SGKey) (uint32, netip.Prefix) { return k.IID, k.Group }
 
+// Unchanged reports false: every refresh rebuilds the tree's children.
+func (joinKind) Unchanged(*regstore.Entry[slowpath.SGKey, []treeChild], *regstore.Registrant[slowpath.SGKey, []treeChild], *wire.Record) bool {
+	return false
+}
+
 // Value refuses a join that is not a child of this RTR (not an RLOC,
 // itself, a level not below the RTR's), too many children, or any join
 // while the RTR departs; refusals are counted and logged.

@@ -1,8 +1,10 @@
 package regstore_test
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,17 +41,31 @@ func (k *kind) Value(_ *regstore.Entry[key, []netip.Addr], _ *regstore.Registran
 	if k.refuse != nil {
 		return k.refuse
 	}
-	*v = (*v)[:0]
+	*v = addrsOf(r, (*v)[:0])
+	return nil
+}
+
+// Unchanged compares the addresses, as Value reads them.
+func (k *kind) Unchanged(_ *regstore.Entry[key, []netip.Addr], r *regstore.Registrant[key, []netip.Addr], rec *wire.Record) bool {
+	if k.refuse != nil || len(rec.Locators) != len(r.Value) {
+		return false
+	}
+	var buf [8]netip.Addr
+	return slices.Equal(addrsOf(rec, buf[:0]), r.Value)
+}
+
+// addrsOf appends the addresses of r's locators (an RLE's entries) to v.
+func addrsOf(r *wire.Record, v []netip.Addr) []netip.Addr {
 	for _, l := range r.Locators {
 		if nodes, ok := l.Address.RLENodes(); ok {
 			for _, n := range nodes {
-				*v = append(*v, n.Address.IP)
+				v = append(v, n.Address.IP)
 			}
 			continue
 		}
-		*v = append(*v, l.Address.IP)
+		v = append(v, l.Address.IP)
 	}
-	return nil
+	return v
 }
 
 func (k *kind) Changed(e *regstore.Entry[key, []netip.Addr]) {
@@ -218,12 +234,22 @@ type reg struct {
 	merge   bool
 	useTTL  bool
 	records []wire.Record
+	// nonce is the message's nonce; zero takes the next of nonces, so
+	// that no two messages share one unless a test says so.
+	nonce wire.Nonce
 }
+
+// nonces numbers the Map-Registers of the tests.
+var nonces atomic.Uint64
 
 // encode signs r and parses it back, as the core does on arrival.
 func (r reg) encode(t testing.TB) ([]byte, *wire.MapRegister) {
 	t.Helper()
-	m := wire.MapRegister{WantMapNotify: r.notify, Merge: r.merge, UseTTL: r.useTTL, Nonce: wire.Nonce{0xaa, 1},
+	nonce := r.nonce
+	if nonce == (wire.Nonce{}) {
+		binary.BigEndian.PutUint64(nonce[:], nonces.Add(1))
+	}
+	m := wire.MapRegister{WantMapNotify: r.notify, Merge: r.merge, UseTTL: r.useTTL, Nonce: nonce,
 		Auth: wire.NewAuth(r.key.KeyID, r.key.Alg, r.full), Records: r.records}
 	if r.xtr != nil {
 		m.XTRIDPresent, m.XTRID, m.SiteID = true, *r.xtr, 77

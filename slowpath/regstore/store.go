@@ -17,8 +17,33 @@ import (
 // the 60 s register interval (RFC 9301 §8.2).
 const DefaultTimeout = 3 * time.Minute
 
-// DefaultMaxRegistrants bounds the registrants of one key by default.
-const DefaultMaxRegistrants = 256
+// Default bounds of a Store (Config). They fit real sites with room to
+// spare: a site has a few xTRs, each with a few RLOCs, and registers
+// hundreds of prefixes, thousands when hosts move with /32s; what an
+// attacker with one site key can hold is their product, not unbounded.
+const (
+	// DefaultMaxRegistrants bounds the registrants (xTR-IDs, or sources
+	// without one) of one key: well under the 255 locators a merged
+	// record can carry.
+	DefaultMaxRegistrants = 32
+	// DefaultMaxSiteKeys bounds the keys (prefixes) one site registers.
+	DefaultMaxSiteKeys = 10000
+	// DefaultMaxRecords bounds the records of one Map-Register: 255, the
+	// record count field's limit and what rloc's ETR puts in one message.
+	DefaultMaxRecords = 255
+	// DefaultMaxRLOCs bounds the locators of one registered record.
+	DefaultMaxRLOCs = 32
+	// DefaultMaxRegistrations bounds the registrants of a store, all
+	// keys and sites together.
+	DefaultMaxRegistrations = 200000
+	// DefaultReplayWindow is how many of its latest accepted nonces each
+	// registrant's registration remembers (Config.ReplayWindow).
+	DefaultReplayWindow = 8
+	// withdrawnMemory is how many withdrawals (key and nonce) a store
+	// remembers, so that a replayed withdrawal cannot remove a
+	// registration made again since.
+	withdrawnMemory = 4096
+)
 
 // Refusals of a Map-Register or of one of its records (Result.Err,
 // Event.Reason), besides the authentication errors.
@@ -40,7 +65,29 @@ var (
 	ErrTooManyRegistrants = errors.New("too many registrants")
 	// ErrNothingAccepted: every record was refused.
 	ErrNothingAccepted = errors.New("no record accepted")
+	// ErrSiteFull: the site has Config.MaxSiteKeys keys registered and
+	// this one is new.
+	ErrSiteFull = errors.New("site has too many prefixes registered")
+	// ErrTooManyRecords: the Map-Register has more than Config.MaxRecords
+	// records.
+	ErrTooManyRecords = errors.New("too many records in one Map-Register")
+	// ErrTooManyRLOCs: the record has more than Config.MaxRLOCs locators.
+	ErrTooManyRLOCs = errors.New("too many RLOCs in one record")
+	// ErrStoreFull: the store has Config.MaxRegistrations registrants and
+	// this one is new.
+	ErrStoreFull = errors.New("registration table full")
+	// ErrReplayed: the record's registration accepted this nonce already,
+	// from another source: a replayed Map-Register.
+	ErrReplayed = errors.New("replayed Map-Register (nonce already accepted)")
 )
+
+// IsLimit reports whether err is the refusal of one of a Store's bounds
+// (registrants per key, keys per site, records per message, RLOCs per
+// record, registrations in all).
+func IsLimit(err error) bool {
+	return errors.Is(err, ErrTooManyRegistrants) || errors.Is(err, ErrSiteFull) || errors.Is(err, ErrTooManyRecords) ||
+		errors.Is(err, ErrTooManyRLOCs) || errors.Is(err, ErrStoreFull)
+}
 
 // Kind is what a role tells a Store about its records: how a record maps
 // to a key, which prefix authorises it, what a registrant contributes,
@@ -63,6 +110,11 @@ type Kind[K comparable, V any] interface {
 	// withdrawn, expired): the role rebuilds its merged answer, notifies
 	// subscribers. With no registrants left, e is being removed.
 	Changed(e *Entry[K, V])
+	// Unchanged reports whether refreshing r (of entry e) with rec would
+	// leave e's merged answer as it is, so that the store can skip Value
+	// and Changed: a refresh then costs the same however many
+	// registrants e has. Reporting false is always correct.
+	Unchanged(e *Entry[K, V], r *Registrant[K, V], rec *wire.Record) bool
 	// Confirm returns the record a Map-Notify confirms rec with: rec
 	// itself, or the merged mapping when reg asked for a merge (RFC 9301
 	// §5.6, RFC 8378). e is nil when rec withdrew the last registrant.
@@ -77,6 +129,29 @@ type Config struct {
 	// MaxRegistrants bounds the registrants of one key; 0 means
 	// DefaultMaxRegistrants.
 	MaxRegistrants int
+	// MaxSiteKeys bounds the keys one site registers; 0 means
+	// DefaultMaxSiteKeys.
+	MaxSiteKeys int
+	// MaxRecords bounds the records of one Map-Register (a longer one is
+	// refused whole); 0 means DefaultMaxRecords.
+	MaxRecords int
+	// MaxRLOCs bounds the locators of one record; 0 means
+	// DefaultMaxRLOCs.
+	MaxRLOCs int
+	// MaxRegistrations bounds the registrants of the store; 0 means
+	// DefaultMaxRegistrations.
+	MaxRegistrations int
+	// ReplayWindow is how many of its latest nonces a registration
+	// remembers: a record whose registration accepted its nonce already is
+	// a retransmission when it comes from the registration's source (the
+	// Map-Notify is sent again, the registration left as it is) and a
+	// replay otherwise (refused: ErrReplayed). The store also remembers
+	// its latest 4096 withdrawals (TTL 0) by key and nonce, so that a
+	// replayed withdrawal cannot remove a registration made again since.
+	// Nonce 0, which RFC 9301 §5.6 allows when no Map-Notify is asked
+	// for, is never checked. 0 means DefaultReplayWindow; -1 turns the
+	// checks off.
+	ReplayWindow int
 	// Notify configures unsolicited Map-Notifies (Store.Notify).
 	Notify NotifyConfig
 }
@@ -110,10 +185,16 @@ type Registrant[K comparable, V any] struct {
 	Expires time.Time
 	// Value is what it contributes (Kind.Value).
 	Value V
+	// Nonces are the latest nonces its registration accepted, oldest
+	// first (Config.ReplayWindow).
+	Nonces []wire.Nonce
 
 	entry *Entry[K, V]
 	index int
 	timer request.Timer
+	// saved and jkey are its record's encoding and its key in the
+	// journal, when the store has one (persist.go).
+	saved, jkey []byte
 }
 
 // Entry is one registered key with its registrants.
@@ -135,8 +216,12 @@ func (e *Entry[K, V]) Registrants() []*Registrant[K, V] { return e.regs }
 // Result is what Register did with a Map-Register.
 type Result struct {
 	// Accepted counts records stored or refreshed, Withdrawn records with
-	// TTL 0 that were authorised, Rejected records refused.
-	Accepted, Withdrawn, Rejected int
+	// TTL 0 that were authorised, Rejected records refused (Limited and
+	// Replayed among them: refused by a bound, as replays).
+	// Retransmitted counts records whose registration had accepted the
+	// message already (same nonce, same source): confirmed again, not
+	// stored again.
+	Accepted, Withdrawn, Rejected, Limited, Replayed, Retransmitted int
 	// Site is the site the message was authenticated for, nil before.
 	Site *Site
 	// Err is why the message as a whole was refused, or
@@ -156,6 +241,12 @@ type Stats struct {
 	// messages refused by authentication; Expired registrations that
 	// timed out.
 	Accepted, Withdrawn, Rejected, BadAuth, Expired uint64
+	// Limited counts records refused by a bound (IsLimit), Replayed
+	// records refused as replays (ErrReplayed), Retransmitted records
+	// confirmed again without being stored again (Config.ReplayWindow).
+	Limited, Replayed, Retransmitted uint64
+	// Keys is the number of registered keys.
+	Keys int
 	// Registrants is the number of live registrants.
 	Registrants int
 	// NotifySendErrors counts Map-Notifies that could not be encoded or
@@ -170,6 +261,12 @@ type regKey[K comparable] struct {
 	id ID
 }
 
+// nonceKey indexes the remembered nonces of the registrations of a key.
+type nonceKey[K comparable] struct {
+	k K
+	n wire.Nonce
+}
+
 // Store keeps registrations of one kind. It is not safe for concurrent
 // use; every method and callback runs on the caller's event loop.
 type Store[K comparable, V any] struct {
@@ -182,8 +279,16 @@ type Store[K comparable, V any] struct {
 
 	entries map[K]*Entry[K, V]
 	byID    map[regKey[K]]*Registrant[K, V]
-	spare   V
-	stats   Stats
+	nonces  map[nonceKey[K]]*Registrant[K, V]
+	// siteKeys counts the keys of each site, by name.
+	siteKeys map[string]int
+	// gone remembers the latest withdrawals and where they came from, in
+	// the ring goneRing (withdrawnMemory).
+	gone     map[nonceKey[K]]netip.AddrPort
+	goneRing []nonceKey[K]
+	goneNext int
+	spare    V
+	stats    Stats
 
 	// Buffers reused by every Map-Notify.
 	recs    []wire.Record
@@ -193,6 +298,9 @@ type Store[K comparable, V any] struct {
 	ev      Event[K]
 
 	notes notes[K]
+
+	journal Journal
+	sv      Saved
 }
 
 // New returns a Store of records of kind, authorised by sites, reporting
@@ -201,22 +309,41 @@ func New[K comparable, V any](clk request.Clock, snd request.Sender, kind Kind[K
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.MaxRegistrants <= 0 {
-		cfg.MaxRegistrants = DefaultMaxRegistrants
-	}
+	cfg = cfg.withDefaults()
 	s := &Store[K, V]{
 		clk: clk, snd: snd, kind: kind, sites: sites, sink: sink, cfg: cfg,
-		entries: map[K]*Entry[K, V]{},
-		byID:    map[regKey[K]]*Registrant[K, V]{},
+		entries:  map[K]*Entry[K, V]{},
+		byID:     map[regKey[K]]*Registrant[K, V]{},
+		nonces:   map[nonceKey[K]]*Registrant[K, V]{},
+		siteKeys: map[string]int{},
+		gone:     map[nonceKey[K]]netip.AddrPort{},
 	}
 	s.notes.init(clk, snd, cfg.Notify)
 	return s
+}
+
+// withDefaults fills in the zero fields.
+func (cfg Config) withDefaults() Config {
+	for _, f := range []struct {
+		v *int
+		d int
+	}{
+		{&cfg.MaxRegistrants, DefaultMaxRegistrants}, {&cfg.MaxSiteKeys, DefaultMaxSiteKeys},
+		{&cfg.MaxRecords, DefaultMaxRecords}, {&cfg.MaxRLOCs, DefaultMaxRLOCs},
+		{&cfg.MaxRegistrations, DefaultMaxRegistrations}, {&cfg.ReplayWindow, DefaultReplayWindow},
+	} {
+		if *f.v == 0 {
+			*f.v = f.d
+		}
+	}
+	return cfg
 }
 
 // Stats returns the store's counters.
 func (s *Store[K, V]) Stats() Stats {
 	st := s.stats
 	st.Registrants = len(s.byID)
+	st.Keys = len(s.entries)
 	st.NotifySendErrors += s.notes.err
 	st.AckBadAuth = s.notes.badAuth
 	return st
@@ -224,6 +351,9 @@ func (s *Store[K, V]) Stats() Stats {
 
 // Entry returns the entry of k, or nil.
 func (s *Store[K, V]) Entry(k K) *Entry[K, V] { return s.entries[k] }
+
+// Registrant returns the registration of id for k, or nil.
+func (s *Store[K, V]) Registrant(k K, id ID) *Registrant[K, V] { return s.byID[regKey[K]{k, id}] }
 
 // Entries iterates over the entries, in no order. The store must not be
 // changed during the iteration.
@@ -265,6 +395,11 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 	if site.RequireXTRID && !reg.XTRIDPresent {
 		return s.refuse(&res, site, nil, src, reg, ErrXTRIDRequired)
 	}
+	if len(reg.Records) > s.cfg.MaxRecords {
+		res.Limited = len(reg.Records)
+		s.stats.Limited += uint64(len(reg.Records))
+		return s.refuse(&res, site, nil, src, reg, fmt.Errorf("%w: %d, at most %d", ErrTooManyRecords, len(reg.Records), s.cfg.MaxRecords))
+	}
 	id := ID{Source: src}
 	if reg.XTRIDPresent {
 		id = ID{XTRID: reg.XTRID}
@@ -280,17 +415,41 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 			continue
 		}
 		if rec.TTL == 0 {
-			res.Withdrawn++
-			s.stats.Withdrawn++
-			if r := s.byID[regKey[K]{k, id}]; r != nil {
-				s.event(Withdrawn, site, &k, src, reg, nil)
-				s.drop(r)
+			switch s.withdrawal(k, src, reg.Nonce) {
+			case errReplayedAgain:
+				res.Retransmitted++
+				s.stats.Retransmitted++
+			case ErrReplayed:
+				res.Rejected++
+				res.Replayed++
+				s.stats.Rejected++
+				s.stats.Replayed++
+				s.event(Rejected, site, &k, src, reg, ErrReplayed)
+				continue
+			default:
+				res.Withdrawn++
+				s.stats.Withdrawn++
+				if r := s.byID[regKey[K]{k, id}]; r != nil {
+					s.event(Withdrawn, site, &k, src, reg, nil)
+					s.drop(r)
+				}
 			}
-		} else if err := s.store(k, site, id, src, reg, rec); err != nil {
+		} else if again, err := s.store(k, site, id, src, reg, rec); err != nil {
 			res.Rejected++
 			s.stats.Rejected++
+			switch {
+			case IsLimit(err):
+				res.Limited++
+				s.stats.Limited++
+			case errors.Is(err, ErrReplayed):
+				res.Replayed++
+				s.stats.Replayed++
+			}
 			s.event(Rejected, site, &k, src, reg, err)
 			continue
+		} else if again {
+			res.Retransmitted++
+			s.stats.Retransmitted++
 		} else {
 			res.Accepted++
 			s.stats.Accepted++
@@ -326,21 +485,44 @@ func (s *Store[K, V]) lifetime(reg *wire.MapRegister, rec *wire.Record) time.Dur
 	return s.cfg.Timeout
 }
 
-// store adds or refreshes the registration of id for k.
-func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wire.MapRegister, rec *wire.Record) error {
+// store adds or refreshes the registration of id for k. It reports again
+// when the registration had accepted reg's nonce from src already: a
+// retransmission, confirmed but not stored again.
+func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wire.MapRegister, rec *wire.Record) (again bool, err error) {
+	if len(rec.Locators) > s.cfg.MaxRLOCs {
+		return false, fmt.Errorf("%w: %d, at most %d", ErrTooManyRLOCs, len(rec.Locators), s.cfg.MaxRLOCs)
+	}
 	e := s.entries[k]
 	r := s.byID[regKey[K]{k, id}]
-	if r == nil && e != nil && len(e.regs) >= s.cfg.MaxRegistrants {
-		return fmt.Errorf("%w: %d", ErrTooManyRegistrants, len(e.regs))
+	if s.cfg.ReplayWindow > 0 && reg.Nonce != (wire.Nonce{}) {
+		if o := s.nonces[nonceKey[K]{k, reg.Nonce}]; o != nil {
+			if o == r && o.Source == src {
+				return true, nil
+			}
+			return false, ErrReplayed
+		}
 	}
-	if err := s.kind.Value(e, r, rec, &s.spare); err != nil {
-		return err
+	switch {
+	case r != nil:
+	case e != nil && len(e.regs) >= s.cfg.MaxRegistrants:
+		return false, fmt.Errorf("%w: %d", ErrTooManyRegistrants, len(e.regs))
+	case len(s.byID) >= s.cfg.MaxRegistrations:
+		return false, fmt.Errorf("%w: %d registrations", ErrStoreFull, len(s.byID))
+	case e == nil && s.siteKeys[site.Name] >= s.cfg.MaxSiteKeys:
+		return false, fmt.Errorf("%w: %d", ErrSiteFull, s.siteKeys[site.Name])
 	}
-	now := s.clk.Now()
-	expires := now.Add(s.lifetime(reg, rec))
+	// A refresh that changes nothing the merged answer depends on skips
+	// Value and Changed: its cost does not grow with the registrants.
+	same := r != nil && r.Source == src && r.HasXTRID == reg.XTRIDPresent && r.SiteID == reg.SiteID &&
+		r.ProxyReply == reg.ProxyReply && r.Merge == reg.Merge && s.kind.Unchanged(e, r, rec)
+	if !same {
+		if err := s.kind.Value(e, r, rec, &s.spare); err != nil {
+			return false, err
+		}
+	}
+	expires := s.clk.Now().Add(s.lifetime(reg, rec))
 	if e == nil {
-		e = &Entry[K, V]{Key: k, Site: site}
-		s.entries[k] = e
+		e = s.newEntry(k, site)
 	}
 	if r == nil {
 		r = &Registrant[K, V]{ID: id, entry: e, index: len(e.regs)}
@@ -353,14 +535,78 @@ func (s *Store[K, V]) store(k K, site *Site, id ID, src netip.AddrPort, reg *wir
 	// A later deadline is left to the timer: it fires at the old one and
 	// moves itself (expire), sparing a reschedule per refresh.
 	r.Expires = expires
+	s.remember(r, reg.Nonce)
+	if same {
+		s.save(r, nil)
+		return false, nil
+	}
 	r.Source = src
 	r.HasXTRID = reg.XTRIDPresent
 	r.SiteID = reg.SiteID
 	r.ProxyReply = reg.ProxyReply
 	r.Merge = reg.Merge
 	r.Value, s.spare = s.spare, r.Value
+	s.save(r, rec)
 	s.kind.Changed(e)
+	return false, nil
+}
+
+// errReplayedAgain: a withdrawal seen already, from the same source.
+var errReplayedAgain = errors.New("withdrawal retransmitted")
+
+// withdrawal checks a withdrawal of k from src with nonce n against the
+// latest ones and remembers it: nil when new, errReplayedAgain when src
+// sent it already, ErrReplayed when another source did.
+func (s *Store[K, V]) withdrawal(k K, src netip.AddrPort, n wire.Nonce) error {
+	if s.cfg.ReplayWindow <= 0 || n == (wire.Nonce{}) {
+		return nil
+	}
+	nk := nonceKey[K]{k, n}
+	if from, ok := s.gone[nk]; ok {
+		if from == src {
+			return errReplayedAgain
+		}
+		return ErrReplayed
+	}
+	if len(s.goneRing) < withdrawnMemory {
+		s.goneRing = append(s.goneRing, nk)
+	} else {
+		delete(s.gone, s.goneRing[s.goneNext])
+		s.goneRing[s.goneNext] = nk
+		s.goneNext = (s.goneNext + 1) % withdrawnMemory
+	}
+	s.gone[nk] = src
 	return nil
+}
+
+// newEntry adds the entry of k for site.
+func (s *Store[K, V]) newEntry(k K, site *Site) *Entry[K, V] {
+	e := &Entry[K, V]{Key: k, Site: site}
+	s.entries[k] = e
+	s.siteKeys[site.Name]++
+	return e
+}
+
+// remember notes that r's registration accepted nonce n, forgetting its
+// oldest beyond the replay window.
+func (s *Store[K, V]) remember(r *Registrant[K, V], n wire.Nonce) {
+	if s.cfg.ReplayWindow <= 0 || n == (wire.Nonce{}) {
+		return
+	}
+	if len(r.Nonces) >= s.cfg.ReplayWindow {
+		s.forget(r, r.Nonces[0])
+		r.Nonces = append(r.Nonces[:0], r.Nonces[1:]...)
+	}
+	r.Nonces = append(r.Nonces, n)
+	s.nonces[nonceKey[K]{r.entry.Key, n}] = r
+}
+
+// forget drops the index of r's nonce n.
+func (s *Store[K, V]) forget(r *Registrant[K, V], n wire.Nonce) {
+	nk := nonceKey[K]{r.entry.Key, n}
+	if s.nonces[nk] == r {
+		delete(s.nonces, nk)
+	}
 }
 
 // AddStatic adds a configured registration of k for site with value v: it
@@ -372,8 +618,7 @@ func (s *Store[K, V]) AddStatic(k K, site *Site, v V) error {
 	}
 	e := s.entries[k]
 	if e == nil {
-		e = &Entry[K, V]{Key: k, Site: site}
-		s.entries[k] = e
+		e = s.newEntry(k, site)
 	}
 	r := &Registrant[K, V]{Static: true, Value: v, entry: e, index: len(e.regs)}
 	e.regs = append(e.regs, r)
@@ -421,9 +666,18 @@ func (s *Store[K, V]) drop(r *Registrant[K, V]) {
 	e.regs[last] = nil
 	e.regs = e.regs[:last]
 	delete(s.byID, regKey[K]{e.Key, r.ID})
+	for _, n := range r.Nonces {
+		s.forget(r, n)
+	}
+	if s.journal != nil && r.jkey != nil {
+		s.journal.Delete(r.jkey)
+	}
 	s.kind.Changed(e)
 	if len(e.regs) == 0 {
 		delete(s.entries, e.Key)
+		if s.siteKeys[e.Site.Name]--; s.siteKeys[e.Site.Name] <= 0 {
+			delete(s.siteKeys, e.Site.Name)
+		}
 	}
 }
 

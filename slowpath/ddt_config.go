@@ -27,16 +27,16 @@ type DDTNodeConfig struct {
 	// "XEID-prefix delegation"); each lies inside an authoritative prefix.
 	Delegations []DDTDelegation `mapstructure:"delegations"`
 	// ReferralTTL is the TTL of NODE-REFERRAL and MS-REFERRAL records;
-	// 0 means 1440 minutes (RFC 8111 §6.4 suggests a day).
+	// 0 means 1440 minutes (a day: delegations change rarely).
 	ReferralTTL time.Duration `mapstructure:"referral_ttl"`
-	// HoleTTL is the TTL of DELEGATION-HOLE records; 0 means 15 minutes
-	// (RFC 8111 §7.1, as for negative Map-Replies).
+	// HoleTTL is the TTL of DELEGATION-HOLE records; 0 means 15 minutes,
+	// as for negative Map-Replies (RFC 9301 §8.1).
 	HoleTTL time.Duration `mapstructure:"hole_ttl"`
 	// NotAuthoritativeTTL is the TTL of NOT-AUTHORITATIVE records; 0 means
 	// 1 minute (the requester should not keep asking, nor cache it long).
 	NotAuthoritativeTTL time.Duration `mapstructure:"not_authoritative_ttl"`
-	// Signing, when KeyFile is set, signs every referral record with
-	// RSA-SHA256 (RFC 8111 §6.4.1).
+	// Signing signs every referral record with RSA-SHA256 (RFC 8111
+	// §6.4.1) when its key_file is set.
 	Signing DDTSigning `mapstructure:"signing"`
 }
 
@@ -79,7 +79,8 @@ type DDTSigning struct {
 	// resolvers can tell keys apart during a rollover.
 	KeyTag uint16 `mapstructure:"key_tag"`
 	// Validity is how long a signature stays valid after it is made; 0
-	// means the record's TTL, at least an hour.
+	// means referral_ttl, at least an hour. A signature is reused until
+	// half of it has passed.
 	Validity time.Duration `mapstructure:"validity"`
 }
 

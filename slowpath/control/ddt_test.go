@@ -283,3 +283,30 @@ func TestDDTNodeSigned(t *testing.T) {
 		t.Fatalf("signed %v key tag %x signatures made %d, want 3 (10.1.0.0/16 once)", l.Signed, l.KeyTag, l.Stats.Signed)
 	}
 }
+
+// TestDDTNodeWidePrefix: a request for a prefix wider than the delegations
+// inside it cannot get a hole free of them; the node answers
+// DELEGATION-HOLE for the prefix asked with the I bit set. A request for a
+// prefix inside a delegation gets the delegation's referral.
+func TestDDTNodeWidePrefix(t *testing.T) {
+	e := newEngine(t, Config{DDT: ddtTestConfig()}, nil)
+	c := newDDTClient(t, e)
+	for _, tc := range []struct {
+		p    string
+		want wantReferral
+	}{
+		{"10.0.0.0/14", wantReferral{wire.ReferralDelegationHole, 0, "10.0.0.0/14", 10, true, true, nil, nil}},
+		{"10.2.4.0/24", wantReferral{wire.ReferralMS, 0, "10.2.0.0/16", 120, true, false, []string{"198.51.100.1"}, []uint8{1}}},
+	} {
+		p := netip.MustParsePrefix(tc.p)
+		req := wire.MapRequest{Nonce: wire.Nonce{0xee, byte(p.Bits())}, ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+			Records: []wire.EIDRecord{{MaskLen: uint8(p.Bits()), EID: wire.IPAddress(p.Addr())}}}
+		b, err := req.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(c.ecm(b, p.Addr(), true))
+		m, _ := c.referral(req.Nonce)
+		checkReferral(t, m, tc.want)
+	}
+}

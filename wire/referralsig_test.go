@@ -226,3 +226,35 @@ func mustRSAKey(t testing.TB) *rsa.PrivateKey {
 	}
 	return k
 }
+
+// BenchmarkSignReferral: what a DDT node pays for one signed record
+// (RSA-2048, PKCS #1 v1.5, SHA-256).
+func BenchmarkSignReferral(b *testing.B) {
+	key, _ := testKeys(b)
+	m := sampleMapReferral()
+	m.Records[0].SigCount = 1
+	var s Signature
+	var scratch []byte
+	for b.Loop() {
+		var err error
+		if scratch, err = SignReferral(scratch, &m.Records[0], &s, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyReferral: what a resolver pays to check one.
+func BenchmarkVerifyReferral(b *testing.B) {
+	_, pub := testKeys(b)
+	var m MapReferral
+	if err := m.Parse(mustHex(b, goldenSignedReferralHex)); err != nil {
+		b.Fatal(err)
+	}
+	var scratch []byte
+	for b.Loop() {
+		var err error
+		if scratch, err = VerifyReferral(scratch, &m.Records[0], &m.Signatures[0], pub, sigNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

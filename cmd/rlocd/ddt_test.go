@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath"
 )
 
 // TestDDTConfigYAML: roles [ddt-node] and the ddt section reach the
 // router's configuration, durations and targets included; a mistake in the
-// section is named by its key.
+// section is named by its key, and so is a change of it on reload (refused:
+// a restart applies it).
 func TestDDTConfigYAML(t *testing.T) {
 	dir := t.TempDir()
 	good := `roles: [ddt-node]
@@ -38,6 +40,12 @@ ddt:
 		d.Delegations[0].Targets[1] != (slowpath.DDTTarget{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 2}) ||
 		d.Delegations[1].Prefix != netip.MustParsePrefix("10.2.0.0/16") || d.Delegations[1].Type != slowpath.DDTMapServer {
 		t.Fatalf("ddt %+v", d)
+	}
+	// A reload cannot change the delegations: refused, the key named.
+	changed := cfg
+	changed.DDT.ReferralTTL = time.Hour
+	if err := router.CheckReload(&cfg, &changed); err == nil || !strings.Contains(err.Error(), "ddt.referral_ttl") {
+		t.Fatalf("reload with a new ddt.referral_ttl: %v", err)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"bad type", strings.Replace(good, "type: map-server", "type: ms", 1), "ddt.delegations[1].type"},

@@ -104,8 +104,10 @@ func (e *Engine) build(inst slowpath.Installer) error {
 	}
 	if cfg.DDT != nil {
 		// Before the Map-Server and Map-Resolver: the node takes the ECMs
-		// with the DDT bit, and plain Map-Requests only when they are absent.
-		if e.ddt, err = ddt.New(c, cfg.DDT, cfg.MapServer == nil && cfg.MapResolver == nil); err != nil {
+		// with the DDT bit (a Map-Server answers those outside its
+		// authority), and plain Map-Requests only when both are absent.
+		opt := ddt.Options{Plain: cfg.MapServer == nil && cfg.MapResolver == nil, MapServer: cfg.MapServer != nil}
+		if e.ddt, err = ddt.New(c, cfg.DDT, opt); err != nil {
 			return err
 		}
 	}

@@ -93,3 +93,21 @@ func TestDDTMapServer(t *testing.T) {
 		})
 	}
 }
+
+// TestDDTNodeWithMapServer: on a router that is both a DDT node and a
+// Map-Server, the node answers the DDT requests inside its authority and
+// leaves the others to the Map-Server (MS-NOT-REGISTERED for its site's
+// space, NOT-AUTHORITATIVE outside everything).
+func TestDDTNodeWithMapServer(t *testing.T) {
+	cfg := msConfig(siteConfig("a", "172.16.0.0/16", true))
+	cfg.DDT = ddtTestConfig()
+	e := newEngine(t, cfg, nil)
+	c := newDDTClient(t, e)
+	checkReferral(t, c.ask(0, "10.1.2.3"), wantReferral{wire.ReferralNode, 0, "10.1.0.0/16", 120, true, false,
+		[]string{"192.0.2.1", "192.0.2.2"}, []uint8{1, 2}})
+	checkReferral(t, c.ask(0, "172.16.9.9"), wantReferral{wire.ReferralMSNotRegistered, 0, "172.16.0.0/16", 1, true, true, nil, nil})
+	checkReferral(t, c.ask(0, "192.168.1.1"), wantReferral{wire.ReferralNotAuthoritative, 0, "192.168.1.1/32", 1, false, true, nil, nil})
+	if l, _ := e.DDTDelegations(); l.Stats.NodeReferrals != 1 || l.Stats.NotAuthoritative != 0 {
+		t.Fatalf("the DDT node answered %+v", l.Stats)
+	}
+}

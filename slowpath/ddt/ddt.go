@@ -96,6 +96,7 @@ type Node struct {
 	c     *slowpath.Core
 	cfg   *slowpath.DDTNodeConfig
 	plain bool
+	yield bool // leave requests outside the authority to the Map-Server
 	auth  map[uint32]*bart.Table[struct{}]
 	dele  map[uint32]*bart.Table[int] // index in cfg.Delegations
 	key   *rsa.PrivateKey
@@ -107,13 +108,23 @@ type Node struct {
 	sbuf  []byte
 }
 
+// Options say which other roles share the router with the node.
+type Options struct {
+	// Plain: the router runs no Map-Server or Map-Resolver that would
+	// answer plain Map-Requests, so the node answers them as DDT requests
+	// (lig-like tools ask so).
+	Plain bool
+	// MapServer: the router runs a Map-Server too (RFC 8111 §7.2), which
+	// answers the DDT requests for EIDs outside the node's authority
+	// (MS-ACK, MS-NOT-REGISTERED) instead of the node's NOT-AUTHORITATIVE.
+	MapServer bool
+}
+
 // New builds the DDT node on c from cfg (defaults applied) and registers
 // its handlers: Map-Requests in an ECM with the DDT bit (RFC 8111 §6.3)
-// and, when plain is set (the router runs no Map-Server or Map-Resolver
-// that would answer them), plain Map-Requests, which RFC 8111 §7.1 lets a
-// DDT node answer the same way (lig-like tools ask so).
-func New(c *slowpath.Core, cfg *slowpath.DDTNodeConfig, plain bool) (*Node, error) {
-	n := &Node{c: c, cfg: cfg, plain: plain, auth: map[uint32]*bart.Table[struct{}]{},
+// and, with opt.Plain, plain Map-Requests.
+func New(c *slowpath.Core, cfg *slowpath.DDTNodeConfig, opt Options) (*Node, error) {
+	n := &Node{c: c, cfg: cfg, plain: opt.Plain, yield: opt.MapServer, auth: map[uint32]*bart.Table[struct{}]{},
 		dele: map[uint32]*bart.Table[int]{}, sigs: map[sigKey]cachedSig{}}
 	for _, a := range cfg.Authoritative {
 		t := n.auth[a.IID]
@@ -186,13 +197,32 @@ func delegationReferral(typ string) wire.ReferralType {
 	return wire.ReferralNode
 }
 
-// onECM takes the Map-Requests that come in an ECM with the DDT bit.
+// onECM takes the Map-Requests that come in an ECM with the DDT bit, but
+// those for EIDs outside its authority when a Map-Server shares the router.
 func (n *Node) onECM(m *slowpath.Msg) bool {
 	if m.ECM == nil || !m.ECM.DDT {
 		return false
 	}
+	if n.yield && !n.authoritative(m.Request) {
+		return false
+	}
 	n.answer(m)
 	return true
+}
+
+// authoritative reports whether the first EID of req lies inside an
+// authoritative prefix (false for an EID that is no IP prefix).
+func (n *Node) authoritative(req *wire.MapRequest) bool {
+	iid, p, ok := req.Records[0].Prefix()
+	if !ok {
+		return false
+	}
+	t := n.auth[iid]
+	if t == nil {
+		return false
+	}
+	_, _, ok = t.LookupPrefixLPM(p)
+	return ok
 }
 
 // onPlain takes plain Map-Requests when no other role answers them.

@@ -14,8 +14,9 @@ import (
 // section (RFC 8111 §6.4.1).
 type SigAlgorithm uint8
 
-// SigRSASHA256 is RSA-SHA256, the one algorithm RFC 8111 §6.4.1 defines:
-// RSASSA-PKCS1-v1_5 (RFC 3447 §8.2) over SHA-256.
+// SigRSASHA256 is RSA-SHA256, Sig-Algorithm 1 (RFC 8111 §6.4.1):
+// RSASSA-PKCS1-v1_5 (RFC 3447 §8.2) over SHA-256, the one algorithm rloc
+// signs and verifies (docs/ddt.md says what of this is unchecked).
 const SigRSASHA256 SigAlgorithm = 1
 
 // String returns the RFC 8111 name of the algorithm.

@@ -64,13 +64,17 @@ func (l *Lab) capture(tool, node, ifname, filter, file string) (*Capture, error)
 	var ready string
 	switch tool {
 	case "tcpdump":
-		argv = []string{"tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", ifname, "-w", file}
+		// In immediate mode libpcap's ring has one slot per snaplen: with
+		// the default 262144 bytes a 2 MB buffer holds 8 frames, and a
+		// capture descheduled for a moment on a busy machine drops. Lab
+		// frames fit 4096 bytes; 16 MB hold 4096 of them.
+		argv = []string{"tcpdump", "-n", "-U", "--immediate-mode", "-s", "4096", "-B", "16384", "-Z", "root", "-i", ifname, "-w", file}
 		if filter != "" {
 			argv = append(argv, filter)
 		}
 		ready = "listening on"
 	default:
-		argv = []string{"dumpcap", "-q", "-P", "-i", ifname, "-w", file}
+		argv = []string{"dumpcap", "-q", "-P", "-s", "4096", "-B", "16", "-i", ifname, "-w", file}
 		if filter != "" {
 			argv = append(argv, "-f", filter)
 		}

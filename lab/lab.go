@@ -37,6 +37,13 @@ type Options struct {
 	Detached bool
 	// File is recorded in the state file (informational).
 	File string
+	// DelayCommand is the argv of the forwarder daemon of delayed links
+	// (labctl passes itself: [labctl, "delayd"]; see ServeDelay). Up starts
+	// it inside the forwarder namespace, so it outlives this process and
+	// Down (or DownState from any process) kills it with the namespace.
+	// Empty: the forwarder runs as goroutines of this process, stopped by
+	// Down; a Detached run with delayed links then is an error.
+	DelayCommand []string
 }
 
 // Lab is a running topology. Its methods are safe for concurrent use.
@@ -51,6 +58,10 @@ type Lab struct {
 	mu    sync.Mutex
 	procs []*Proc
 	down  bool
+
+	delayed []int      // indexes of the delayed links, in forwarder order
+	fwd     *forwarder // in-process forwarder, or nil
+	fwdProc *Proc      // forwarder daemon, or nil
 }
 
 // Up builds the topology with default options. See UpWith.
@@ -81,6 +92,17 @@ func (t *Topology) UpWith(ctx context.Context, o Options) (*Lab, error) {
 	for _, b := range t.Bridges {
 		st.Namespaces = append(st.Namespaces, l.NSName(b.Name))
 	}
+	for i := range t.Links {
+		if t.Links[i].Delayed() {
+			l.delayed = append(l.delayed, i)
+		}
+	}
+	if len(l.delayed) > 0 {
+		if o.Detached && len(o.DelayCommand) == 0 {
+			return nil, errors.New("lab: a detached run with delayed links needs Options.DelayCommand")
+		}
+		st.Namespaces = append(st.Namespaces, l.NSName(DelayNS))
+	}
 	for _, name := range st.Namespaces {
 		if _, err := os.Stat(netnsDir + "/" + name); err == nil {
 			return nil, fmt.Errorf("lab: namespace %s exists already (run ID %q in use?)", name, o.ID)
@@ -91,7 +113,11 @@ func (t *Topology) UpWith(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	l.state = path
-	if err := l.build(ctx); err != nil {
+	err = l.build(ctx)
+	if err == nil {
+		err = l.startDelay(ctx, o.DelayCommand)
+	}
+	if err != nil {
 		if derr := l.Down(); derr != nil {
 			err = errors.Join(err, fmt.Errorf("lab: teardown after failure: %w", derr))
 		}
@@ -153,6 +179,12 @@ func (l *Lab) build(ctx context.Context) error {
 		who := fmt.Sprintf("link %q", k.Name)
 		if k.Name == "" {
 			who = fmt.Sprintf("link %s/%s-%s/%s", a.Node, a.Ifname, b.Node, b.Ifname)
+		}
+		if k.Delayed() {
+			if err := l.buildDelayed(ctx, i, who); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := netns.VethQueues(l.nodes[a.Node], a.Ifname, l.nodes[b.Node], b.Ifname, k.Queues); err != nil {
 			return fmt.Errorf("lab: %s: %w", who, err)
@@ -395,6 +427,12 @@ func (l *Lab) Down() error {
 	l.down = true
 	procs := l.procs
 	l.mu.Unlock()
+	var errs []error
+	if l.fwd != nil {
+		if err := l.fwd.stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		wg.Add(1)
@@ -404,7 +442,6 @@ func (l *Lab) Down() error {
 		}()
 	}
 	wg.Wait()
-	var errs []error
 	for i := len(l.created) - 1; i >= 0; i-- {
 		ns := l.created[i]
 		if err := killNamespace(ns.Name); err != nil {
@@ -415,6 +452,9 @@ func (l *Lab) Down() error {
 		}
 	}
 	if l.state != "" {
+		if err := os.Remove(delayLogPath(l.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("lab: %w", err))
+		}
 		if err := os.Remove(l.state); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("lab: %w", err))
 		}

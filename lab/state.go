@@ -119,11 +119,18 @@ func DownState(path string) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := os.Remove(delayLogPath(s.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("lab: %w", err))
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("lab: %w", err))
 	}
 	return errors.Join(errs...)
 }
+
+// delayLogPath is where the forwarder daemon of run id writes its errors
+// and, when stopped by SIGTERM, its counters.
+func delayLogPath(id string) string { return filepath.Join(StateDir, id+"-delayd.log") }
 
 // Alive reports whether the process that built the run still exists.
 func (s *State) Alive() bool {

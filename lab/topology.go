@@ -1,7 +1,8 @@
 // Package lab builds network-namespace topologies described in a YAML file:
 // nodes (one namespace each), veth links between two nodes, bridge segments
 // (a Linux bridge in a namespace of its own, joining several nodes on one
-// multicast-capable L2 segment), IPv4/IPv6 addresses (IPv6 without DAD),
+// multicast-capable L2 segment), links with a one-way delay, jitter and
+// loss added by a user-space forwarder, IPv4/IPv6 addresses (IPv6 without DAD),
 // routes, sysctls and free-form per-node role metadata. The demo, the
 // end-to-end tests and the benchmarks use it.
 //
@@ -24,6 +25,11 @@
 //	    ends:
 //	      - {node: a, ifname: eth0, addrs: [10.0.1.2/24]}
 //	      - {node: r, ifname: eth0, addrs: [10.0.1.1/24]}
+//	  - name: rb
+//	    delay: 10ms # one way; also jitter: 1ms, loss: 0.1% (see DelayNS)
+//	    ends:
+//	      - {node: r, ifname: eth1, addrs: [10.0.3.1/24]}
+//	      - {node: b, ifname: eth1, addrs: [10.0.3.2/24]}
 //	bridges:
 //	  - name: core
 //	    ports:
@@ -39,7 +45,9 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -105,6 +113,35 @@ type Link struct {
 	Queues int `yaml:"queues"`
 	// Ends are the two interfaces.
 	Ends []End `yaml:"ends"`
+	// Delay is the one-way delay added in each direction ("10ms", "1.5ms";
+	// Go duration syntax). Any of Delay, Jitter and Loss makes the link a
+	// delayed link: frames cross a user-space forwarder (see DelayNS).
+	Delay string `yaml:"delay"`
+	// Jitter spreads each frame's delay uniformly over Delay ± Jitter
+	// (never below zero); frames are never reordered: one drawn earlier
+	// than its predecessor's leaves right after it.
+	Jitter string `yaml:"jitter"`
+	// Loss is the share of frames dropped in each direction, as a
+	// percentage ("0.1%").
+	Loss string `yaml:"loss"`
+	// Seed seeds the loss and jitter draws of a delayed link (0: the
+	// link's index plus one), so a run is repeatable.
+	Seed uint64 `yaml:"seed"`
+	// Queue bounds the frames a direction of a delayed link holds (0:
+	// 4096); frames beyond are dropped and counted.
+	Queue int `yaml:"queue"`
+
+	delay, jitter time.Duration
+	loss          float64
+}
+
+// Delayed reports whether the link goes through the delay forwarder.
+func (l *Link) Delayed() bool { return l.Delay != "" || l.Jitter != "" || l.Loss != "" }
+
+// Shape returns the parsed delay, jitter and loss (a probability, 0 to 1)
+// of the link.
+func (l *Link) Shape() (delay, jitter time.Duration, loss float64) {
+	return l.delay, l.jitter, l.loss
 }
 
 // Bridge is an L2 segment: a Linux bridge in a namespace of its own, with a
@@ -308,6 +345,9 @@ func (t *Topology) validate() error {
 				return err
 			}
 		}
+		if err := l.checkShape(who); err != nil {
+			return err
+		}
 	}
 	for i := range t.Bridges {
 		br := &t.Bridges[i]
@@ -347,6 +387,53 @@ func (t *Topology) validate() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// maxLinkDelay bounds delay and jitter: beyond it a lab link is a typo.
+const maxLinkDelay = 10 * time.Second
+
+func (l *Link) checkShape(who string) error {
+	dur := func(key, s string) (time.Duration, error) {
+		if s == "" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("lab: %s: %s: %q is not a duration (write e.g. 10ms)", who, key, s)
+		case d < 0:
+			return 0, fmt.Errorf("lab: %s: %s: %s is negative", who, key, s)
+		case d > maxLinkDelay:
+			return 0, fmt.Errorf("lab: %s: %s: %s is longer than %v", who, key, s, maxLinkDelay)
+		}
+		return d, nil
+	}
+	var err error
+	if l.delay, err = dur("delay", l.Delay); err != nil {
+		return err
+	}
+	if l.jitter, err = dur("jitter", l.Jitter); err != nil {
+		return err
+	}
+	l.loss = 0
+	if l.Loss != "" {
+		num, ok := strings.CutSuffix(strings.TrimSpace(l.Loss), "%")
+		if !ok {
+			return fmt.Errorf("lab: %s: loss: %q is not a percentage (write e.g. 0.1%%)", who, l.Loss)
+		}
+		pct, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if err != nil || pct < 0 || pct > 100 || pct != pct {
+			return fmt.Errorf("lab: %s: loss: %q is not a percentage from 0%% to 100%%", who, l.Loss)
+		}
+		l.loss = pct / 100
+	}
+	if l.Queue < 0 || l.Queue > maxDelayQueue {
+		return fmt.Errorf("lab: %s: queue: %d out of range (0..%d)", who, l.Queue, maxDelayQueue)
+	}
+	if !l.Delayed() && (l.Queue != 0 || l.Seed != 0) {
+		return fmt.Errorf("lab: %s: queue and seed apply only to a link with delay, jitter or loss", who)
 	}
 	return nil
 }

@@ -155,6 +155,9 @@ type ITROptions struct {
 	// comes from one of those, the Map-Resolver asked, or one of its own
 	// locators.
 	ReplySources []netip.Addr `mapstructure:"reply_sources"`
+	// LispSec asks for LISP-SEC on the ITR's lookups (RFC 9303,
+	// docs/lisp-sec.md).
+	LispSec LispSecOptions `mapstructure:"lisp_sec"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -169,6 +172,10 @@ type MapServerOptions struct {
 	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437,
 	// docs/pubsub.md).
 	PubSub PubSubOptions `mapstructure:"pubsub"`
+	// LispSecKey unwraps the one-time keys of LISP-SEC Map-Requests (RFC
+	// 9303): the ITRs' itr.lisp_sec.key. LISP-SEC is served whenever an ITR
+	// asks; without this key only unwrapped keys are (docs/lisp-sec.md).
+	LispSecKey string `mapstructure:"lisp_sec_key"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -180,6 +187,10 @@ type MapResolverOptions struct {
 	MapServers []slowpath.RemoteMapServer `mapstructure:"map_servers"`
 	// NegativeTTL is the TTL of native-forward negative replies (0: 15 min).
 	NegativeTTL time.Duration `mapstructure:"negative_ttl"`
+	// LispSecKey signs the negative replies to LISP-SEC Map-Requests (RFC
+	// 9303) with the ITRs' itr.lisp_sec.key; empty: map_server.lisp_sec_key
+	// when this router is also the Map-Server (docs/lisp-sec.md).
+	LispSecKey string `mapstructure:"lisp_sec_key"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -326,7 +337,7 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
 		c.validateDDT,
 	} {
 		if err := check(); err != nil {
@@ -682,11 +693,11 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			return ec, err
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
-			GroupMappings: c.MapServer.GroupMappings, PubSub: pc}
+			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
-			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL}
+			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey}
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,
@@ -701,7 +712,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
-			ReplySources: c.replySources()}
+			ReplySources: c.replySources(), LispSec: c.lispSecConfig()}
 	}
 	if c.Roles.DDTNode {
 		d := c.DDT

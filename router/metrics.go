@@ -107,7 +107,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"registrations_accepted": es.RegistrationsAccepted, "registrations_rejected": es.RegistrationsRejected,
 		"registrations_expired": es.RegistrationsExpired, "negative_replies": es.NegativeReplies,
 		"misses_dropped": es.MissesDropped, "rate_limited_source": es.RateLimitedSource,
-		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull} {
+		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull,
+		"lisp_sec_verified": es.LispSecVerified, "lisp_sec_refused": es.LispSecRefused, "lisp_sec_unsigned": es.LispSecUnsigned,
+		"lisp_sec_signed": es.LispSecSigned, "lisp_sec_unwrap_failed": es.LispSecUnwrapFailed} {
 		counter(c.resolutions, v, k)
 	}
 	// Messages whose authentication verified, by variant (auth_full, ...).

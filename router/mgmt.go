@@ -573,6 +573,11 @@ func (r *Router) Stats() Stats {
 			"smr_invoked":            es.SMRInvoked,
 			"rate_limited_source":    es.RateLimitedSource,
 			"replies_wrong_source":   es.RepliesWrongSource,
+			"lisp_sec_verified":      es.LispSecVerified,
+			"lisp_sec_refused":       es.LispSecRefused,
+			"lisp_sec_unsigned":      es.LispSecUnsigned,
+			"lisp_sec_signed":        es.LispSecSigned,
+			"lisp_sec_unwrap_failed": es.LispSecUnwrapFailed,
 			"rate_limited_total":     es.RateLimitedTotal,
 			"rate_table_full":        es.RateTableFull,
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rloc-router/rloc/replicate"
@@ -319,6 +320,11 @@ type MapServerConfig struct {
 	GroupMappings []replicate.GroupMapping
 	// PubSub bounds and authorises the ITRs' subscriptions (RFC 9437).
 	PubSub PubSubConfig
+	// LispSecKey unwraps the ITR-OTKs of LISP-SEC Map-Requests (RFC 9303)
+	// sent with AES-KEY-WRAP-128+HKDF-SHA256: the ITRs' lisp_sec key. The
+	// MS-OTK given to an ETR is wrapped with its site's key. Empty: only
+	// unwrapped OTKs (NULL-KEY-WRAP-128) are served.
+	LispSecKey string
 }
 
 // Defaults of PubSubConfig.
@@ -447,6 +453,10 @@ type MapResolverConfig struct {
 	// AggregateTTL is the TTL of send-map-request negative Map-Replies;
 	// 0 means 1 minute.
 	AggregateTTL time.Duration
+	// LispSecKey unwraps the ITR-OTKs of LISP-SEC Map-Requests (RFC 9303)
+	// the Map-Resolver answers negatively itself; empty: the local
+	// Map-Server's key.
+	LispSecKey string
 }
 
 // MapServerPeer is a Map-Server an ETR registers with.
@@ -579,6 +589,72 @@ type ITRConfig struct {
 	// Subscribe, when set, subscribes the ITR to the mappings it resolves
 	// (RFC 9437); nil resolves and refreshes them by TTL only.
 	Subscribe *SubscribeConfig
+	// LispSec, when set, asks for LISP-SEC (RFC 9303) on the ITR's
+	// Map-Requests (docs/lisp-sec.md); nil asks for none.
+	LispSec *LispSecConfig
+}
+
+// LispSecMode is how an ITR uses LISP-SEC (RFC 9303).
+type LispSecMode uint8
+
+// LISP-SEC modes of an ITR.
+const (
+	// LispSecOff sends Map-Requests without LISP-SEC.
+	LispSecOff LispSecMode = iota
+	// LispSecOn asks for LISP-SEC and checks every reply that carries it;
+	// a reply without it is accepted (a mapping system that does not
+	// support LISP-SEC) and counted.
+	LispSecOn
+	// LispSecRequired asks for LISP-SEC and refuses every reply without
+	// valid LISP-SEC data (RFC 9303 §6.6).
+	LispSecRequired
+)
+
+// String names the mode as configured.
+func (m LispSecMode) String() string {
+	switch m {
+	case LispSecOn:
+		return "on"
+	case LispSecRequired:
+		return "required"
+	}
+	return "off"
+}
+
+// LispSecConfig is the ITR's side of LISP-SEC (RFC 9303).
+type LispSecConfig struct {
+	// Mode is on or required.
+	Mode LispSecMode
+	// Key wraps each Map-Request's ITR-OTK (AES-KEY-WRAP-128+HKDF-SHA256)
+	// for the Map-Resolvers and Map-Servers, which know it as their
+	// lisp_sec key; empty sends the OTK unwrapped (NULL-KEY-WRAP-128),
+	// for a path protected otherwise.
+	Key string
+	// IIDs are the instance-IDs whose lookups use LISP-SEC; empty means
+	// every instance-ID.
+	IIDs []uint32
+	// MapResolvers, when not empty, limits LISP-SEC to lookups sent to
+	// these Map-Resolvers: with others first in map_resolvers the ITR
+	// asks them without it.
+	MapResolvers []netip.AddrPort
+}
+
+// validate checks the LISP-SEC section under path.
+func (l *LispSecConfig) validate(path string, mrs []netip.AddrPort) error {
+	if l.Mode != LispSecOn && l.Mode != LispSecRequired {
+		return fmt.Errorf("%s.mode: %v (on or required)", path, l.Mode)
+	}
+	for i, a := range l.MapResolvers {
+		if !slices.Contains(mrs, a) {
+			return fmt.Errorf("%s.map_resolvers[%d]: %v is not one of map_resolvers", path, i, a)
+		}
+	}
+	for i, iid := range l.IIDs {
+		if iid > 0xffffff {
+			return fmt.Errorf("%s.iids[%d]: %d is beyond 24 bits", path, i, iid)
+		}
+	}
+	return nil
 }
 
 // DefaultResubscribe is how often, at most, a subscribed ITR renews its
@@ -802,6 +878,11 @@ func (it *ITRConfig) validate(path string) error {
 	if it.RetransmitInterval < 0 || it.MaxTries < 0 || it.MinRequestInterval < 0 ||
 		it.RefreshBefore < 0 || it.ProbeInterval < 0 || it.ProbeMisses < 0 {
 		return fmt.Errorf("%s: negative interval or count", path)
+	}
+	if it.LispSec != nil {
+		if err := it.LispSec.validate(path+".lisp_sec", it.MapResolvers); err != nil {
+			return err
+		}
 	}
 	if it.Subscribe != nil {
 		return it.Subscribe.validate(path + ".subscribe")

@@ -97,15 +97,29 @@ func InnerSource(req *wire.MapRequest, requester, eid netip.Addr) netip.Addr {
 // (RFC 9301 §5.8). A request that came in an ECM keeps its inner IP and
 // UDP headers, so the answer goes back to the ITR; a plain request is
 // encapsulated with the requester as inner source. It reports whether the
-// ECM was queued.
+// ECM was queued. A Map-Resolver's forward keeps the LISP-SEC data of the
+// ECM it received (RFC 9303 §6.5); a Map-Server's forward to an ETR
+// carries none (ForwardAuth gives it its own).
 func (c *Core) Forward(dst netip.AddrPort, m *Msg, eid netip.Addr, toETR bool) bool {
+	return c.ForwardAuth(dst, m, eid, toETR, nil)
+}
+
+// ForwardAuth is Forward with LISP-SEC authentication data auth (RFC 9303
+// §6.1) replacing the received one, when not nil.
+func (c *Core) ForwardAuth(dst netip.AddrPort, m *Msg, eid netip.Addr, toETR bool, auth *wire.ECMAuth) bool {
 	var out wire.ECM
 	if m.ECM != nil {
 		out = *m.ECM
 	} else {
 		out = wire.ECM{Src: InnerSource(m.Request, m.Src.Addr(), eid), Dst: eid, SrcPort: m.Port, DstPort: wire.ControlPort, TTL: 64}
 	}
-	out.ToETR, out.ToMapServer, out.DDT, out.Security = toETR, !toETR, false, false
+	out.ToETR, out.ToMapServer, out.DDT = toETR, !toETR, false
+	switch {
+	case auth != nil:
+		out.Security, out.Auth = true, *auth
+	case toETR || m.ECM == nil:
+		out.Security = false
+	}
 	out.Message = m.Raw
 	b, err := out.Append(c.fwdBuf[:0])
 	if err != nil {

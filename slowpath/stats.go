@@ -237,6 +237,18 @@ type Stats struct {
 	// RepliesWrongSource counts Map-Replies with an outstanding nonce from
 	// an address the request could not be answered from (refused).
 	RepliesWrongSource uint64
+	// LispSecVerified counts Map-Replies whose LISP-SEC data (RFC 9303)
+	// the ITR verified; LispSecRefused those it refused (a PKT-AD or EID-AD
+	// that does not verify, an HMAC other than requested, a record outside
+	// the EID-AD); LispSecUnsigned the replies without LISP-SEC to a
+	// request that asked for it (refused when it is required).
+	LispSecVerified, LispSecRefused, LispSecUnsigned uint64
+	// LispSecSigned counts the LISP-SEC answers signed: EID-ADs by the
+	// Map-Server (forwarded or in its proxy replies), PKT-ADs by the ETR;
+	// LispSecUnwrapFailed the LISP-SEC requests whose OTK could not be
+	// unwrapped (unknown wrapping, wrong key), answered without LISP-SEC
+	// by the Map-Server and not at all by the ETR.
+	LispSecSigned, LispSecUnwrapFailed uint64
 	// SMRInvoked counts SMR-invoked Map-Requests sent by the ITR.
 	SMRInvoked uint64
 	// MissesDropped counts miss events refused because the queue was full.
@@ -269,6 +281,11 @@ func (s *Stats) Add(o *Stats) {
 	s.RateTableFull += o.RateTableFull
 	s.RateLimitedSource += o.RateLimitedSource
 	s.RepliesWrongSource += o.RepliesWrongSource
+	s.LispSecVerified += o.LispSecVerified
+	s.LispSecRefused += o.LispSecRefused
+	s.LispSecUnsigned += o.LispSecUnsigned
+	s.LispSecSigned += o.LispSecSigned
+	s.LispSecUnwrapFailed += o.LispSecUnwrapFailed
 	s.RateLimitedTotal += o.RateLimitedTotal
 	s.RegistrationsAccepted += o.RegistrationsAccepted
 	s.RegistrationsRejected += o.RegistrationsRejected

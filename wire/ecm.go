@@ -19,14 +19,15 @@ import (
 // or allocating. It does not check the inner checksums, so that a peer that
 // leaves them zero is not refused; ChecksumsOK reports on them.
 //
-// The S bit announces LISP-SEC authentication data between the LISP header
-// and the inner IP header (RFC 9301 §5.8, RFC 9303 §6). rloc does not
-// implement LISP-SEC: Parse refuses such messages and Append refuses to
-// write them (ErrBadValue).
+// The S bit announces LISP-SEC authentication data (ECMAuth, RFC 9303
+// §6.1) between the LISP header and the inner IP header (RFC 9301 §5.8):
+// Parse reads it into Auth and Append writes Auth when Security is set.
 type ECM struct {
-	// Security is the S bit (RFC 9301 §5.8); always false after a
-	// successful Parse (see the type's comment).
+	// Security is the S bit (RFC 9301 §5.8): Auth is present.
 	Security bool
+	// Auth is the LISP-SEC ECM Authentication Data, meaningful when
+	// Security is set.
+	Auth ECMAuth
 	// DDT is the D bit: the encapsulated Map-Request comes from a DDT
 	// Map-Resolver (RFC 9301 §5.8, RFC 8111 §6.3).
 	DDT bool
@@ -72,6 +73,9 @@ func (e *ECM) Len() int {
 	if e.Src.Is4() {
 		ip = ecmIPv4Len
 	}
+	if e.Security {
+		ip += e.Auth.Len()
+	}
 	return ecmHeaderLen + ip + ecmUDPLen + len(e.Message)
 }
 
@@ -79,9 +83,6 @@ func (e *ECM) Len() int {
 // options, header checksum set) or IPv6 header, and a UDP header whose
 // checksum is computed over the pseudo-header and Message, around Message.
 func (e *ECM) Append(b []byte) ([]byte, error) {
-	if e.Security {
-		return b, fmt.Errorf("%w: ECM S bit (LISP-SEC, RFC 9303) is not supported", ErrBadValue)
-	}
 	if len(e.Message) == 0 {
 		return b, fmt.Errorf("%w: ECM without an inner message", ErrBadValue)
 	}
@@ -95,6 +96,26 @@ func (e *ECM) Append(b []byte) ([]byte, error) {
 	if e.ToMapServer {
 		f |= ecmFlagM
 	}
+	if e.Security {
+		f |= ecmFlagS
+	}
+	start := len(b)
+	b, err := e.appendInner(append(b, f, 0, 0, 0))
+	if err != nil {
+		return b[:start], err
+	}
+	return b, nil
+}
+
+// appendInner appends the authentication data (when Security is set), the
+// inner IP and UDP headers and the message.
+func (e *ECM) appendInner(b []byte) ([]byte, error) {
+	if e.Security {
+		var err error
+		if b, err = e.Auth.Append(b); err != nil {
+			return b, fmt.Errorf("ECM: %w", err)
+		}
+	}
 	ulen := ecmUDPLen + len(e.Message)
 	var sum uint32
 	switch {
@@ -103,7 +124,6 @@ func (e *ECM) Append(b []byte) ([]byte, error) {
 		if total > 0xffff {
 			return b, fmt.Errorf("%w: ECM inner IPv4 packet of %d bytes", ErrTooLarge, total)
 		}
-		b = append(b, f, 0, 0, 0)
 		ip := len(b)
 		b = append(b, 0x45, 0)
 		b = binary.BigEndian.AppendUint16(b, uint16(total))
@@ -117,7 +137,6 @@ func (e *ECM) Append(b []byte) ([]byte, error) {
 		if ulen > 0xffff {
 			return b, fmt.Errorf("%w: ECM inner IPv6 payload of %d bytes", ErrTooLarge, ulen)
 		}
-		b = append(b, f, 0, 0, 0)
 		ip := len(b)
 		b = append(b, 0x60, 0, 0, 0)
 		b = binary.BigEndian.AppendUint16(b, uint16(ulen))
@@ -154,10 +173,14 @@ func (e *ECM) Parse(b []byte) error {
 	}
 	f := b[0]
 	e.Security, e.DDT, e.ToETR, e.ToMapServer = f&ecmFlagS != 0, f&ecmFlagD != 0, f&ecmFlagE != 0, f&ecmFlagM != 0
-	if e.Security {
-		return fmt.Errorf("%w: ECM S bit (LISP-SEC, RFC 9303) is not supported", ErrBadValue)
-	}
 	p := b[ecmHeaderLen:]
+	if e.Security {
+		n, err := e.Auth.Parse(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
 	if len(p) == 0 {
 		return fmt.Errorf("%w: ECM inner IP header", ErrTruncated)
 	}

@@ -93,7 +93,7 @@ func TestECMInnerHeaderErrors(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"S bit", msg2Patched(goldenECM4, 0, 0x89), ErrBadValue},
+		{"S bit without LISP-SEC data", msg2Patched(goldenECM4, 0, 0x89), ErrBadValue},
 		{"IP version 5", msg2Patched(goldenECM4, 4, 0x55), ErrBadValue},
 		{"IHL 4", msg2Patched(goldenECM4, 4, 0x44), ErrBadLength},
 		{"IHL 15", msg2Patched(goldenECM4, 4, 0x4f), ErrBadLength},
@@ -159,9 +159,9 @@ func TestECMAppendErrors(t *testing.T) {
 		t.Fatalf("empty message: %v", err)
 	}
 	e = sampleECM4()
-	e.Security = true
+	e.Security = true // without Auth
 	if _, err := e.Append(nil); !errors.Is(err, ErrBadValue) {
-		t.Fatalf("S bit: %v", err)
+		t.Fatalf("S bit without LISP-SEC data: %v", err)
 	}
 	e = sampleECM4()
 	e.Message = make([]byte, 0xffff)
@@ -202,6 +202,8 @@ func TestECMParseAllocs(t *testing.T) {
 func FuzzECM(f *testing.F) {
 	f.Add(goldenECM4)
 	f.Add(goldenECM6)
+	f.Add(goldenSecECM(f))
+	f.Add(append(append([]byte{0x89, 0, 0, 0}, unhex(f, goldenITRECMAD)...), goldenECM4[4:]...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a, b ECM
 		msg2FuzzStable(t, data, &a, &b)

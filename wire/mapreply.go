@@ -26,12 +26,16 @@ type MapReply struct {
 	// EchoNonce is the E bit: the ETRs at the replying site can echo
 	// nonces (RFC 9301 §5.4, RFC 9300 §10).
 	EchoNonce bool
-	// Security is the S bit: LISP-SEC data follows (RFC 9301 §5.4).
+	// Security is the S bit: LISP-SEC authentication data (Auth) follows
+	// the records (RFC 9301 §5.4, RFC 9303 §6.2).
 	Security bool
 	// Nonce echoes the nonce of the Map-Request (RFC 9301 §5.4).
 	Nonce Nonce
 	// Records are the mapping records, 0 to 255 (RFC 9301 §5.4).
 	Records []Record
+	// Auth is the LISP-SEC Map-Reply Authentication Data, meaningful when
+	// Security is set; SignMapReply and VerifyMapReply sign and check it.
+	Auth MapReplyAuth
 }
 
 // Len returns the encoded length of the message.
@@ -39,6 +43,9 @@ func (m *MapReply) Len() int {
 	n := ctrlHeaderLen
 	for i := range m.Records {
 		n += m.Records[i].Len()
+	}
+	if m.Security {
+		n += m.Auth.Len()
 	}
 	return n
 }
@@ -55,14 +62,18 @@ func (m *MapReply) Append(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, w)
 	b = append(b, m.Nonce[:]...)
 	b, err := appendRecords(b, m.Records)
+	if err == nil && m.Security {
+		b, err = m.Auth.Append(b)
+	}
 	if err != nil {
 		return b[:start], fmt.Errorf("Map-Reply: %w", err)
 	}
 	return b, nil
 }
 
-// Parse reads a whole Map-Reply from b into m, reusing m's slices. Bytes
-// after the last record are an error.
+// Parse reads a whole Map-Reply from b into m, reusing m's slices. With the
+// S bit the LISP-SEC authentication data must follow the records and end
+// the message; without it, bytes after the last record are an error.
 func (m *MapReply) Parse(b []byte) error {
 	if len(b) < ctrlHeaderLen {
 		return fmt.Errorf("%w: Map-Reply header", ErrTruncated)
@@ -78,6 +89,13 @@ func (m *MapReply) Parse(b []byte) error {
 	off, err := parseRecords(b, ctrlHeaderLen, int(w&0xff), &m.Records)
 	if err != nil {
 		return fmt.Errorf("Map-Reply: %w", err)
+	}
+	if m.Security {
+		n, err := m.Auth.Parse(b[off:])
+		if err != nil {
+			return fmt.Errorf("Map-Reply: %w", err)
+		}
+		off += n
 	}
 	if off != len(b) {
 		return fmt.Errorf("%w: %d bytes after the Map-Reply", ErrBadLength, len(b)-off)

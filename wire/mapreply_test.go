@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"testing"
@@ -64,10 +66,27 @@ func TestMapReplyGolden(t *testing.T) {
 	// The S bit is 0x02 in the first byte (RFC 9301 §5.4).
 	m := goldenMapReplyMsg()
 	m.Probe, m.EchoNonce, m.Security = false, false, true
+	if _, err := m.Append(nil); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("S bit without LISP-SEC data: %v", err)
+	}
+	m.Auth = sampleReplyAuth()
 	b, err := m.Append(nil)
 	if err != nil || b[0] != 0x22 {
 		t.Fatalf("S bit: %v %x", err, b[:4])
 	}
+	// Without the S bit the same trailing bytes are refused.
+	b[0] = 0x20
+	if err := m.Parse(b); !errors.Is(err, ErrBadLength) {
+		t.Fatalf("LISP-SEC data without the S bit: %v", err)
+	}
+}
+
+// sampleReplyAuth is LISP-SEC Map-Reply authentication data with arbitrary
+// HMACs (lispsec_golden_test.go has signed ones).
+func sampleReplyAuth() MapReplyAuth {
+	return MapReplyAuth{Type: MapReplyADLispSec, PKTHMAC: SecHMACSHA256128, PKTMAC: bytes.Repeat([]byte{0xab}, 16),
+		EID: EIDAuth{KDF: SecKDFSHA256, HMAC: SecHMACSHA256128, MAC: bytes.Repeat([]byte{0xcd}, 16),
+			Records: []EIDRecord{{MaskLen: 8, EID: IPAddress(netip.MustParseAddr("10.0.0.0"))}}}}
 }
 
 func TestMapReplyRoundTrip(t *testing.T) {
@@ -75,6 +94,7 @@ func TestMapReplyRoundTrip(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			m := &MapReply{
 				Security: true,
+				Auth:     sampleReplyAuth(),
 				Nonce:    Nonce{0xff, 0, 0xff, 0, 1, 2, 3, 4},
 				Records: []Record{
 					{TTL: 1, MaskLen: e.masklen, MapVersion: 0xfff, EID: e.eid, Locators: []Locator{
@@ -87,6 +107,8 @@ func TestMapReplyRoundTrip(t *testing.T) {
 					{TTL: 0, MaskLen: e.masklen, Action: ActionNativelyForward, EID: e.eid},
 				},
 			}
+			// Parse sets Raw to the encoded EID-AD; Append ignores it.
+			m.Auth.EID.Raw, _ = m.Auth.EID.Append(nil)
 			b := checkRoundTrip(t, m, goldenMapReply)
 			checkTruncations[MapReply](t, b)
 		})
@@ -175,7 +197,11 @@ func mapReplySeeds() [][]byte {
 	if err != nil {
 		panic(err)
 	}
-	return [][]byte{goldenMapReply, oneRecordMapReply(), b}
+	sec, err := hex.DecodeString(goldenSecMapReply)
+	if err != nil {
+		panic(err)
+	}
+	return [][]byte{goldenMapReply, oneRecordMapReply(), b, sec}
 }
 
 func FuzzMapReply(f *testing.F) {

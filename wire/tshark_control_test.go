@@ -179,6 +179,18 @@ func TestTsharkControlMessages(t *testing.T) {
 			}
 		}})
 
+	// Type 2 with LISP-SEC data (the golden signed reply): tshark 4.0 reads
+	// the S bit and the record, and leaves the authentication data after it
+	// undissected.
+	secRep := unhex(t, goldenSecMapReply)
+	cases = append(cases, tsharkCase{name: "map-reply-lisp-sec", msg: secRep, typ: TypeMapReply, nonce: &secNonce, records: 1,
+		rlocs: []string{"192.0.2.1"}, prios: []uint8{1},
+		extra: func(t *testing.T, l map[string]any) {
+			if got := tsharkField(t, l, "lisp.mrep.flags.sec"); got != "1" && got != "True" {
+				t.Errorf("S bit %q", got)
+			}
+		}})
+
 	// Type 8: ECM around the IPv4 Map-Request (inner IPv4), and around the
 	// IPv6 one (inner IPv6).
 	for i, in := range []struct {
@@ -196,6 +208,16 @@ func TestTsharkControlMessages(t *testing.T) {
 				}
 			}})
 	}
+
+	// ECM with LISP-SEC data (the Map-Server's golden one): tshark 4.0 reads
+	// the S bit but not the authentication data, so it does not find the
+	// inner IP header after it; only the S bit is checked.
+	cases = append(cases, tsharkCase{name: "ecm-lisp-sec", msg: goldenSecECM(t), typ: TypeECM, records: -1,
+		extra: func(t *testing.T, l map[string]any) {
+			if got := tsharkField(t, l, "lisp.ecm.flags.sec"); got != "1" && got != "True" {
+				t.Errorf("S bit %q", got)
+			}
+		}})
 
 	var frames [][]byte
 	for i, c := range cases {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -62,7 +63,9 @@ func TestFloodBadKeys(t *testing.T) {
 // allRoles starts an engine with every role, for feeding it arbitrary input.
 func allRoles(t testing.TB) *Engine {
 	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
-	c.Logger = nil
+	// Logs go nowhere: a fuzz target may not log through f, and its inputs
+	// reach handlers that log at debug level.
+	c.Logger = slog.New(slog.DiscardHandler)
 	c.ETR = &ETRConfig{Mappings: []Mapping{mapping("10.1.2.0/24", "127.0.0.1")}}
 	c.ITR = itrConfig(netip.MustParseAddrPort("127.0.0.1:9"))
 	c.ITR.ProbeInterval = time.Millisecond
@@ -128,6 +131,17 @@ func FuzzDispatch(f *testing.F) {
 	f.Add(b)
 	ecm := wire.ECM{Src: lo4, Dst: netip.MustParseAddr("10.1.2.3"), SrcPort: 9, DstPort: 4342, Message: b}
 	eb, _ := ecm.Append(nil)
+	f.Add(eb)
+	// With LISP-SEC data: an ITR's (OTK unwrapped) and a Map-Server's
+	// (EID-AD for the ETR), so that the roles' LISP-SEC paths are fuzzed.
+	ecm.Security = true
+	ecm.Auth = wire.ECMAuth{Type: wire.ECMADLispSec, HMAC: wire.SecHMACSHA256128, EID: wire.EIDAuth{Short: true, KDF: wire.SecKDFSHA256}}
+	_ = wire.WrapOTK(&ecm.Auth, wire.SecWrapNullKey128, [wire.OTKLen]byte{1}, nil, req.Nonce)
+	eb, _ = ecm.Append(nil)
+	f.Add(eb)
+	ecm.ToETR, ecm.Auth.EID = true, wire.EIDAuth{KDF: wire.SecKDFSHA256, HMAC: wire.SecHMACSHA256128, MAC: make([]byte, 16),
+		Records: []wire.EIDRecord{{MaskLen: 16, EID: wire.IPAddress(netip.MustParseAddr("10.1.0.0"))}}}
+	eb, _ = ecm.Append(nil)
 	f.Add(eb)
 	e := allRoles(f)
 	f.Fuzz(func(t *testing.T, b []byte) { feed(e, b) })

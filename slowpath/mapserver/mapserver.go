@@ -52,6 +52,10 @@ type MapServer struct {
 	sg    *msSG // (S,G) registrations, sg.go
 	ack   wire.MapNotifyAck
 	ps    *pubsub // RFC 9437 subscriptions, pubsub.go
+	// secKey unwraps the ITR-OTKs of LISP-SEC requests; sec is the state
+	// of the one being answered (lispsec.go).
+	secKey string
+	sec    slowpath.SecAnswer
 	// refused rate-limits the log of refused registrations (refuselog.go).
 	refused refuseLog
 }
@@ -123,6 +127,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	ms := &MapServer{
 		c: c, log: c.Log(), mcfg: mcfg,
 		timeout: cfg.RegistrationTimeout,
+		secKey:  cfg.LispSecKey,
 		regs:    map[uint32]*bart.Table[*regEntry]{},
 		names:   map[uint32]*bart.Table[*regEntry]{},
 	}
@@ -379,24 +384,37 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 	if ent == nil || len(ent.enc) == 0 {
 		return false
 	}
+	sec := ms.secFor(m, ent)
 	if ent.proxy {
-		ms.proxyReply(ent, m)
+		ms.proxyReply(ent, m, sec)
 		return true
 	}
 	regs := ent.e.Registrants()
 	er := regs[ent.rr%len(regs)]
 	ent.rr++
-	if ms.c.Forward(er.Source, m, addr, true) {
+	var auth *wire.ECMAuth
+	if sec != nil {
+		auth = ms.secForward(sec, ent)
+	}
+	if ms.c.ForwardAuth(er.Source, m, addr, true, auth) {
 		ms.stats.Forwarded++
 	}
 	return true
 }
 
-// proxyReply answers m's request with ent's merged mapping.
-func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg) {
+// proxyReply answers m's request with ent's merged mapping, with the
+// LISP-SEC data of sec when not nil.
+func (ms *MapServer) proxyReply(ent *regEntry, m *slowpath.Msg, sec *slowpath.SecAnswer) {
 	c := ms.c
 	b := slowpath.AppendReplyHeader(ms.wbuf[:0], m.Request.Nonce)
 	b = append(b, ent.enc...)
+	if sec != nil {
+		var err error
+		if b, err = ms.secProxyReply(b, sec); err != nil {
+			c.Msg(wire.TypeMapReply).SendErrors++
+			return
+		}
+	}
 	ms.wbuf = b
 	c.Send(c.ReplyTarget(m.Request.ITRRLOCs, m.Port, m.Src), b, wire.TypeMapReply)
 	ms.stats.ProxyReplies++
@@ -417,7 +435,7 @@ func (ms *MapServer) AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) boo
 	if !ok || len(ent.enc) == 0 {
 		return false
 	}
-	ms.proxyReply(ent, m)
+	ms.proxyReply(ent, m, nil)
 	ms.stats.GroupNameReplies++
 	return true
 }

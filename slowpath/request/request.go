@@ -182,6 +182,9 @@ type Spec struct {
 	// InnerSrc and InnerDst are the ECM's inner IP source and destination
 	// (RFC 9301 §5.8); both of one family.
 	InnerSrc, InnerDst netip.Addr
+	// ECMAuth, with ECM, is LISP-SEC authentication data (RFC 9303 §6.1)
+	// the ECM carries with its S bit; nil for none.
+	ECMAuth *wire.ECMAuth
 	// MatchSource accepts replies only from a target's address (RLOC
 	// probes); replies to Map-Requests sent through a resolver come from
 	// elsewhere and leave it unset.
@@ -405,6 +408,9 @@ func (t *Tracker) sendOne(r *Request, dst netip.AddrPort, msg []byte) {
 			return
 		}
 		ecm := wire.ECM{Src: s.InnerSrc, Dst: s.InnerDst, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
+		if s.ECMAuth != nil {
+			ecm.Security, ecm.Auth = true, *s.ECMAuth
+		}
 		b, err := ecm.Append(t.ecmBuf[:0])
 		if err != nil {
 			t.stats.SendErrors++

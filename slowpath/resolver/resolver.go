@@ -33,6 +33,9 @@ type Database interface {
 	// Known appends the prefix sets that are EID space it knows in iid
 	// (registrations, site prefixes), for negative Map-Replies.
 	Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet
+	// LispSecKey is the Map-Server's LISP-SEC key (RFC 9303), which also
+	// signs the negative replies.
+	LispSecKey() string
 }
 
 // Resolver is the Map-Resolver role and mapping-system front end.
@@ -44,6 +47,10 @@ type Resolver struct {
 	aggr   map[uint32]*bart.Table[struct{}]
 	stats  slowpath.Stats
 	wbuf   []byte
+	// secKey unwraps LISP-SEC OTKs for negative replies; sec is the state
+	// of the one being answered.
+	secKey string
+	sec    slowpath.SecAnswer
 }
 
 // New builds the front end on c and registers its handlers: plain
@@ -54,6 +61,12 @@ type Resolver struct {
 // db is the local Map-Server, nil when there is none.
 func New(c *slowpath.Core, cfg *slowpath.MapResolverConfig, db Database) *Resolver {
 	mr := &Resolver{c: c, cfg: cfg, db: db, remote: map[uint32]*bart.Table[netip.AddrPort]{}, aggr: map[uint32]*bart.Table[struct{}]{}}
+	if cfg != nil {
+		mr.secKey = cfg.LispSecKey
+	}
+	if mr.secKey == "" && db != nil {
+		mr.secKey = db.LispSecKey()
+	}
 	if cfg != nil {
 		for _, ms := range cfg.MapServers {
 			for _, p := range ms.Prefixes {
@@ -185,10 +198,14 @@ func (mr *Resolver) negativeReply(m *slowpath.Msg, iid uint32, addr netip.Addr) 
 }
 
 // sendNegative answers m's request with the negative record rec (no
-// locators).
+// locators), with LISP-SEC data when the request asked for it (RFC 9303:
+// the EID-AD names the negative prefix).
 func (mr *Resolver) sendNegative(m *slowpath.Msg, rec *wire.Record) {
 	c := mr.c
 	b, err := rec.Append(slowpath.AppendReplyHeader(mr.wbuf[:0], m.Request.Nonce))
+	if err == nil && m.ECM != nil && m.ECM.Security {
+		b = mr.secSign(m, rec, b)
+	}
 	if err != nil {
 		c.Msg(wire.TypeMapReply).SendErrors++
 		return
@@ -196,4 +213,29 @@ func (mr *Resolver) sendNegative(m *slowpath.Msg, rec *wire.Record) {
 	mr.wbuf = b
 	c.Send(c.ReplyTarget(m.Request.ITRRLOCs, m.Port, m.Src), b, wire.TypeMapReply)
 	mr.stats.NegativeReplies++
+}
+
+// secSign signs b, the negative reply rec to m's LISP-SEC request, doing
+// the Map-Server's and the ETR's part; when the OTK cannot be unwrapped (or
+// rec is not an IP prefix) b goes unsigned, counted.
+func (mr *Resolver) secSign(m *slowpath.Msg, rec *wire.Record, b []byte) []byte {
+	s := &mr.sec
+	iid, p, ok := rec.Prefix()
+	err := s.Unwrap(m.ECM, mr.secKey, m.Request.Nonce)
+	if err == nil && ok {
+		err = s.Authorise(iid, p)
+	}
+	if err == nil && ok {
+		n := len(b)
+		var signed []byte
+		if signed, err = s.SignReply(b); err == nil {
+			mr.stats.LispSecSigned++
+			return signed
+		}
+		b = b[:n]
+		b[0] &^= 0x02
+	}
+	mr.stats.LispSecUnwrapFailed++
+	mr.c.Log().Debug("negative reply without LISP-SEC", "src", m.Src, "err", err)
+	return b
 }

@@ -38,6 +38,8 @@ type ETR struct {
 	peers  []*msPeer
 	itrs   map[netip.AddrPort]time.Time
 	locs   []wire.Locator
+	sec    etrSec   // LISP-SEC state of the request being answered (lispsec.go)
+	secMAC [32]byte // the PKT HMAC's place while signing
 }
 
 // msPeer is the registration state with one Map-Server.
@@ -93,7 +95,7 @@ func (t *ETR) onRequest(m *slowpath.Msg) bool {
 	if m.Request.Probe {
 		local = m.Local()
 	}
-	t.answer(m.Port, m.Src, m.Request, local)
+	t.answer(m.Port, m.Src, m.Request, local, nil)
 	return true
 }
 
@@ -107,7 +109,12 @@ func (t *ETR) onECM(m *slowpath.Msg) bool {
 		t.c.Msg(wire.TypeMapRequest).Ignored++
 		return true
 	}
-	t.answer(m.Port, m.Src, m.Request, netip.Addr{})
+	sec, ok := t.secFromECM(m.ECM, m.Src, m.Request.Nonce)
+	if !ok {
+		t.c.Msg(wire.TypeMapRequest).Rejected++
+		return true
+	}
+	t.answer(m.Port, m.Src, m.Request, netip.Addr{}, sec)
 	return true
 }
 
@@ -317,8 +324,9 @@ func (t *ETR) serves(req *wire.MapRequest) bool { return t.mappingFor(req) >= 0 
 
 // answer sends the authoritative Map-Reply (RFC 9301 §6.1) or, for an
 // RLOC-probe, the probe reply with the P bit and the p bit on the probed
-// locator, local the address the probe was sent to (RFC 9301 §7.1).
-func (t *ETR) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, local netip.Addr) {
+// locator, local the address the probe was sent to (RFC 9301 §7.1). With
+// sec, the reply carries LISP-SEC data (RFC 9303 §6.8).
+func (t *ETR) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, local netip.Addr, sec *etrSec) {
 	c := t.c
 	i := t.mappingFor(req)
 	if i < 0 {
@@ -346,7 +354,13 @@ func (t *ETR) answer(port uint16, src netip.AddrPort, req *wire.MapRequest, loca
 	rep.Security = false
 	rep.Nonce = req.Nonce
 	rep.Records = append(rep.Records[:0], rec)
-	b, err := rep.Append(t.wbuf[:0])
+	var b []byte
+	var err error
+	if sec != nil {
+		b, err = t.secSign(t.wbuf[:0], rep, sec)
+	} else {
+		b, err = rep.Append(t.wbuf[:0])
+	}
 	if err != nil {
 		c.Msg(wire.TypeMapReply).SendErrors++
 		return

@@ -39,6 +39,7 @@ type resolution struct {
 	start   time.Time
 	smr     bool
 	refresh bool
+	sec     *itrSec // LISP-SEC (lispsec.go); nil when not asked for
 }
 
 // itrEntry is a mapping the ITR installed and keeps fresh.
@@ -187,6 +188,14 @@ func (t *ITR) request(key slowpath.EIDPrefix, src netip.Addr, start time.Time, s
 	// In an ECM to the Map-Resolvers in turn (RFC 9301 §5.8).
 	spec := request.Spec{Type: wire.TypeMapRequest, Targets: t.cfg.MapResolvers, ECM: true,
 		InnerSrc: slowpath.InnerSource(req, src, eid), InnerDst: eid, Value: r, Done: t.done}
+	if t.secApplies(key) {
+		if r.sec, err = t.secRequest(n); err != nil {
+			c.Msg(wire.TypeMapRequest).SendErrors++
+			delete(t.byEID, key)
+			return
+		}
+		spec.ECMAuth, spec.Targets = &r.sec.auth, t.secTargets()
+	}
 	if _, err = t.tr.Start(&spec, n, msg); err != nil {
 		delete(t.byEID, key)
 	}
@@ -244,6 +253,13 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		return true
 	}
 	r := q.Value().(*resolution)
+	if err := t.secCheck(r.sec, m.Raw, rep); err != nil {
+		// Not proven to come from the ETR the Map-Server authorised: the
+		// request stays outstanding for a reply that is.
+		st.Rejected++
+		c.Log().Debug("Map-Reply refused by LISP-SEC", "src", m.Src, "eid", r.key.Prefix, "err", err)
+		return true
+	}
 	t.tr.Complete(q)
 	installed := false
 	for i := range rep.Records {

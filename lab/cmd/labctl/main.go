@@ -6,10 +6,14 @@
 //	labctl exec ID NODE CMD... run CMD inside NODE
 //	labctl ls                  list runs
 //	labctl clean [-all]        remove stale runs (-all: every run)
-//	labctl check FILE...                    validate topology files
+//	labctl check FILE...       validate topology files
+//	labctl delayd              the forwarder of delayed links (started by up)
 //
 // A run lives on after `labctl up` exits; its state file (in /run/rloc-lab)
-// lets `down` find it from any process.
+// lets `down` find it from any process. A run with delayed links (delay,
+// jitter or loss) also leaves a forwarder running: up re-executes labctl as
+// `labctl delayd` inside the run's forwarder namespace, and down kills it
+// with that namespace.
 package main
 
 import (
@@ -47,7 +51,8 @@ const usage = `usage:
   labctl exec ID NODE CMD...
   labctl ls
   labctl clean [-all]
-  labctl check FILE...`
+  labctl check FILE...
+  labctl delayd   (internal: reads its links as JSON on stdin)`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -123,6 +128,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		return errors.Join(errs...)
+	case "delayd":
+		return delayd(stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -141,12 +148,24 @@ func up(file, id string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	l, err := t.UpWith(ctx, lab.Options{ID: id, Detached: true, File: abs})
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	l, err := t.UpWith(ctx, lab.Options{ID: id, Detached: true, File: abs, DelayCommand: []string{exe, "delayd"}})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, l.ID())
 	return nil
+}
+
+// delayd forwards the delayed links described on stdin until SIGTERM or
+// SIGINT; lab.UpWith starts it inside the forwarder namespace.
+func delayd(stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return lab.ServeDelay(os.Stdin, stdout, stderr, ctx.Done())
 }
 
 func down(args []string, stdout io.Writer) error {

@@ -45,6 +45,9 @@ type Roles struct {
 	MapServer bool
 	// MapResolver answers ECM Map-Requests (RFC 9301 §8.1).
 	MapResolver bool
+	// DDTNode answers DDT Map-Requests with Map-Referrals for the
+	// delegations of section ddt (RFC 8111 §7.1, docs/ddt.md).
+	DDTNode bool
 }
 
 // String lists the roles as the configuration file names them.
@@ -54,7 +57,7 @@ func (r Roles) String() string {
 		on   bool
 		name string
 	}{{r.ITR, "itr"}, {r.ETR, "etr"}, {r.PITR, "pitr"}, {r.PETR, "petr"}, {r.RTR, "rtr"},
-		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}} {
+		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}} {
 		if x.on {
 			names = append(names, x.name)
 		}
@@ -64,7 +67,7 @@ func (r Roles) String() string {
 
 // any reports whether at least one role is set.
 func (r Roles) any() bool {
-	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver
+	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode
 }
 
 // resolves reports whether the router sends Map-Requests for misses.
@@ -287,6 +290,9 @@ type Config struct {
 	ITR         ITROptions         `mapstructure:"itr"`
 	MapServer   MapServerOptions   `mapstructure:"map_server"`
 	MapResolver MapResolverOptions `mapstructure:"map_resolver"`
+	// DDT is the DDT node's authority and delegations (role ddt-node,
+	// docs/ddt.md).
+	DDT slowpath.DDTNodeConfig `mapstructure:"ddt"`
 	// Multicast enables LISP multicast (router/mcast.go).
 	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
@@ -341,6 +347,7 @@ func (c *Config) Validate() error {
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
+		c.validateDDT,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -514,6 +521,7 @@ func (c *Config) validateRoleSections() error {
 		{"itr", c.ITR, c.Roles.resolves(), "the itr, pitr or rtr role"},
 		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
+		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
 			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
@@ -647,6 +655,14 @@ func (c *Config) validateMapResolver() error {
 	return nil
 }
 
+// validateDDT checks ddt.
+func (c *Config) validateDDT() error {
+	if !c.Roles.DDTNode {
+		return nil
+	}
+	return c.DDT.Validate("ddt")
+}
+
 // validateMulticast checks multicast.
 func (c *Config) validateMulticast() error {
 	mc, err := c.mcastConfig()
@@ -723,12 +739,16 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
 			ReplySources: c.replySources(), LispSec: c.lispSecConfig()}
 	}
+	if c.Roles.DDTNode {
+		d := c.DDT
+		ec.DDT = &d
+	}
 	mc, err := c.mcastConfig()
 	if err != nil {
 		return ec, err
 	}
 	ec.Multicast = mc
-	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil {
+	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil {
 		return ec, nil // a pure PETR: no control role
 	}
 	return ec, ec.Validate()

@@ -137,6 +137,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
+	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)
@@ -532,7 +533,7 @@ func (r *Router) apiRegistrations(w http.ResponseWriter, req *http.Request) {
 // msgTypeNames names the control message types counted by the engine.
 var msgTypeNames = map[wire.MessageType]string{
 	wire.TypeMapRequest: "map-request", wire.TypeMapReply: "map-reply", wire.TypeMapRegister: "map-register",
-	wire.TypeMapNotify: "map-notify", wire.TypeECM: "ecm",
+	wire.TypeMapNotify: "map-notify", wire.TypeECM: "ecm", wire.TypeMapReferral: "map-referral",
 }
 
 // fastpathCounters sums the workers' counters.

@@ -214,7 +214,7 @@ func (r Roles) names() []string {
 		on   bool
 		name string
 	}{{r.ITR, "ITR"}, {r.ETR, "ETR"}, {r.PITR, "PITR"}, {r.PETR, "PETR"}, {r.RTR, "RTR"},
-		{r.MapServer, "Map-Server"}, {r.MapResolver, "Map-Resolver"}} {
+		{r.MapServer, "Map-Server"}, {r.MapResolver, "Map-Resolver"}, {r.DDTNode, "DDT node"}} {
 		if x.on {
 			out = append(out, x.name)
 		}

@@ -38,6 +38,8 @@ type Config struct {
 	// Multicast enables signal-free multicast and replication trees
 	// (mcast_config.go).
 	Multicast *MulticastConfig
+	// DDT enables the DDT node role (RFC 8111 §7.1, ddt_config.go).
+	DDT *DDTNodeConfig
 }
 
 // RateLimitConfig bounds the control messages the router takes in, so
@@ -779,7 +781,7 @@ func (c *Config) validate() error {
 	if err := c.RateLimit.Validate("rate_limit"); err != nil {
 		return err
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -804,6 +806,11 @@ func (c *Config) validate() error {
 	}
 	if it := c.ITR; it != nil {
 		if err := it.validate("itr"); err != nil {
+			return err
+		}
+	}
+	if d := c.DDT; d != nil {
+		if err := d.Validate("ddt"); err != nil {
 			return err
 		}
 	}
@@ -942,7 +949,7 @@ func (c Config) WithDefaults() Config {
 			netip.AddrPortFrom(netip.IPv6Unspecified(), wire.ControlPort),
 		}
 	}
-	c.RateLimit = c.RateLimit.WithDefaults(c.MapServer != nil || c.MapResolver != nil)
+	c.RateLimit = c.RateLimit.WithDefaults(c.MapServer != nil || c.MapResolver != nil || c.DDT != nil)
 	if c.MapServer != nil {
 		ms := *c.MapServer
 		if ms.RegistrationTimeout == 0 {
@@ -1005,6 +1012,10 @@ func (c Config) WithDefaults() Config {
 			it.Subscribe = &sub
 		}
 		c.ITR = &it
+	}
+	if c.DDT != nil {
+		d := c.DDT.WithDefaults()
+		c.DDT = &d
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -53,19 +53,30 @@ func (t ReferralType) String() string {
 // MapReferral is the Map-Referral message of LISP-DDT (type 6, RFC 8111
 // §6.4): the answer of a DDT node to a DDT-originated Map-Request.
 //
-// Each record's Action holds its ReferralType, Incomplete its I bit and its
-// locators the referral set (Map-Servers or child DDT nodes).
-//
-// Signatures: RFC 8111 §6.4 lets a record carry SigCnt signature sections
-// after its locators, but defines no signature algorithm for them and no
-// deployed DDT node sends any. Parse refuses a record with SigCount > 0
-// (ErrBadValue) rather than guessing at their layout, and Append refuses to
-// write one; nothing after such a record could be parsed reliably anyway.
+// Each record's Action holds its ReferralType, Incomplete its I bit, its
+// locators the referral set (Map-Servers or child DDT nodes) and SigCount
+// the number of sig sections that follow its locators (RFC 8111 §6.4).
 type MapReferral struct {
 	// Nonce is copied from the Map-Request being answered (RFC 8111 §6.4).
 	Nonce Nonce
 	// Records are the referral records (RFC 8111 §6.4).
 	Records []Record
+	// Signatures are the sig sections of all records in order (RFC 8111
+	// §6.4.1): Records[0].SigCount of them for the first record, then the
+	// second record's, and so on. Append refuses a message whose SigCounts
+	// do not add up to len(Signatures).
+	Signatures []Signature
+}
+
+// RecordSignatures returns the sig sections of record i (a sub-slice of
+// m.Signatures). The SigCounts must add up to len(m.Signatures), as after
+// a successful Parse.
+func (m *MapReferral) RecordSignatures(i int) []Signature {
+	off := 0
+	for j := range i {
+		off += int(m.Records[j].SigCount)
+	}
+	return m.Signatures[off : off+int(m.Records[i].SigCount)]
 }
 
 // mapReferralHeaderLen is type/reserved/record count plus the nonce.
@@ -81,6 +92,9 @@ func (m *MapReferral) Len() int {
 	for i := range m.Records {
 		n += m.Records[i].Len()
 	}
+	for i := range m.Signatures {
+		n += m.Signatures[i].Len()
+	}
 	return n
 }
 
@@ -89,17 +103,32 @@ func (m *MapReferral) Append(b []byte) ([]byte, error) {
 	if len(m.Records) > 255 {
 		return b, fmt.Errorf("%w: %d Map-Referral records", ErrTooLarge, len(m.Records))
 	}
+	nsig := 0
+	for i := range m.Records {
+		nsig += int(m.Records[i].SigCount)
+	}
+	if nsig != len(m.Signatures) {
+		return b, fmt.Errorf("%w: records announce %d signatures, %d given", ErrBadValue, nsig, len(m.Signatures))
+	}
+	start := len(b)
 	b = append(b, byte(TypeMapReferral)<<4, 0, 0, byte(len(m.Records)))
 	b = append(b, m.Nonce[:]...)
+	sigs := m.Signatures
 	for i := range m.Records {
 		r := &m.Records[i]
 		if err := checkReferralRecord(r); err != nil {
-			return b, fmt.Errorf("Map-Referral record %d: %w", i, err)
+			return b[:start], fmt.Errorf("Map-Referral record %d: %w", i, err)
 		}
 		var err error
 		if b, err = r.Append(b); err != nil {
-			return b, fmt.Errorf("Map-Referral record %d: %w", i, err)
+			return b[:start], fmt.Errorf("Map-Referral record %d: %w", i, err)
 		}
+		for j := range int(r.SigCount) {
+			if b, err = sigs[j].Append(b); err != nil {
+				return b[:start], fmt.Errorf("Map-Referral record %d signature %d: %w", i, j, err)
+			}
+		}
+		sigs = sigs[r.SigCount:]
 	}
 	return b, nil
 }
@@ -107,9 +136,6 @@ func (m *MapReferral) Append(b []byte) ([]byte, error) {
 func checkReferralRecord(r *Record) error {
 	if r.Action > Action(ReferralNotAuthoritative) {
 		return fmt.Errorf("%w: referral type %d", ErrBadValue, r.Action)
-	}
-	if r.SigCount != 0 {
-		return fmt.Errorf("%w: %d signatures (RFC 8111 §6.4 signatures are not supported)", ErrBadValue, r.SigCount)
 	}
 	return nil
 }
@@ -126,10 +152,12 @@ func (m *MapReferral) Parse(b []byte) error {
 	count := int(b[3])
 	m.Nonce = Nonce(b[4:12])
 	off := mapReferralHeaderLen
+	m.Signatures = m.Signatures[:0]
 	if count*msxMinRecordLen > len(b)-off {
 		return fmt.Errorf("%w: %d Map-Referral records announced, %d bytes left", ErrTruncated, count, len(b)-off)
 	}
 	m.Records = growTo(m.Records, count)
+	nsig := 0
 	for i := range m.Records {
 		r := &m.Records[i]
 		n, err := r.Parse(b[off:])
@@ -140,7 +168,21 @@ func (m *MapReferral) Parse(b []byte) error {
 			return fmt.Errorf("Map-Referral record %d: %w", i, err)
 		}
 		off += n
+		// Refuse a count the buffer cannot hold before growing the slice.
+		if int(r.SigCount)*sigFixedLen > len(b)-off {
+			return fmt.Errorf("%w: Map-Referral record %d announces %d signatures, %d bytes left", ErrTruncated, i, r.SigCount, len(b)-off)
+		}
+		m.Signatures = growTo(m.Signatures, nsig+int(r.SigCount))
+		for j := range int(r.SigCount) {
+			n, err := m.Signatures[nsig+j].Parse(b[off:])
+			if err != nil {
+				return fmt.Errorf("Map-Referral record %d signature %d: %w", i, j, err)
+			}
+			off += n
+		}
+		nsig += int(r.SigCount)
 	}
+	m.Signatures = m.Signatures[:nsig]
 	if off != len(b) {
 		return fmt.Errorf("%w: %d bytes after the last Map-Referral record", ErrBadLength, len(b)-off)
 	}

@@ -249,8 +249,10 @@ func parseRoles(data any) (router.Roles, error) {
 			r.MapServer = true
 		case "map-resolver", "mr":
 			r.MapResolver = true
+		case "ddt-node", "ddt":
+			r.DDTNode = true
 		default:
-			return r, &indexError{i, fmt.Errorf("unknown role %q (itr, etr, xtr, pitr, petr, pxtr, rtr, map-server, map-resolver)", n)}
+			return r, &indexError{i, fmt.Errorf("unknown role %q (itr, etr, xtr, pitr, petr, pxtr, rtr, map-server, map-resolver, ddt-node)", n)}
 		}
 	}
 	return r, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/ddt"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
@@ -48,7 +49,12 @@ type Engine struct {
 	// state keeps the Map-Server's registrations across restarts
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
+	ddt *ddt.Node
 }
+
+// DDTListing is a DDT node's configuration and counters, as
+// Engine.DDTDelegations returns them.
+type DDTListing = ddt.Listing
 
 // New validates cfg, opens the sockets and starts the engine. inst
 // receives the mappings the ITR learns; it may be nil when there is no ITR
@@ -86,7 +92,8 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 // see a message: multicast takes its own business first (tree joins,
 // (S,G) notifies, replies and probes, multicast misses), the ETR answers
 // for its own EIDs before the Map-Server and Map-Resolver, which answer the
-// rest. The start and stop hooks run ETR, ITR, multicast.
+// rest; a DDT node takes the DDT Map-Requests before them. The start and
+// stop hooks run ETR, ITR, multicast.
 func (e *Engine) build(inst slowpath.Installer) error {
 	cfg, c := &e.cfg, e.c
 	var err error
@@ -105,6 +112,15 @@ func (e *Engine) build(inst slowpath.Installer) error {
 	if e.mc != nil {
 		c.OnStart(e.mc.Start)
 		c.OnStop(e.mc.Stop)
+	}
+	if cfg.DDT != nil {
+		// Before the Map-Server and Map-Resolver: the node takes the ECMs
+		// with the DDT bit (a Map-Server answers those outside its
+		// authority), and plain Map-Requests only when both are absent.
+		opt := ddt.Options{Plain: cfg.MapServer == nil && cfg.MapResolver == nil, MapServer: cfg.MapServer != nil}
+		if e.ddt, err = ddt.New(c, cfg.DDT, opt); err != nil {
+			return err
+		}
 	}
 	if cfg.MapServer != nil {
 		mcfg := cfg.Multicast
@@ -227,6 +243,18 @@ func (e *Engine) addRoleStats(s *slowpath.Stats) {
 	for i := range parts {
 		s.Add(&parts[i])
 	}
+}
+
+// DDTDelegations returns the DDT node's authoritative prefixes,
+// delegations and counters; ok is false when the router is no DDT node.
+func (e *Engine) DDTDelegations() (l DDTListing, ok bool) {
+	if e.ddt == nil {
+		return l, false
+	}
+	if err := e.c.Do(func() { l = e.ddt.List() }); err != nil {
+		l = e.ddt.List() // closed: nothing changes any more
+	}
+	return l, true
 }
 
 // Registrations lists the Map-Server's live registrations.

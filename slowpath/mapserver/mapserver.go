@@ -157,6 +157,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	}
 	c.Handle(slowpath.RouteMapRegister, ms.onRegister)
 	c.Handle(slowpath.RouteMapNotifyAck, ms.onNotifyAck)
+	c.Handle(slowpath.RouteECM, ms.onDDTRequest) // RFC 8111 §7.2, ddt.go
 	return ms, nil
 }
 

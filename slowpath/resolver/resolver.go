@@ -173,40 +173,10 @@ func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.Prefi
 	return out
 }
 
-// negativePrefix computes the prefix of a negative Map-Reply for addr, an
-// EID no registration covers (RFC 9301 §8.1): the least specific prefix
-// that contains addr and no known EID prefix. Known prefixes are the
-// registrations, the sites' configured prefixes, the aggregates and the
-// remote Map-Servers' prefixes. When a known prefix c contains addr (EID
-// space that is not registered), the answer lies inside c and inside says
-// so; the caller then uses send-map-request instead of native-forward.
-func negativePrefix(sets []slowpath.PrefixSet, addr netip.Addr) (p netip.Prefix, inside bool) {
-	var c netip.Prefix
-	full := netip.PrefixFrom(addr, addr.BitLen())
-	for _, s := range sets {
-		if lpm, ok := s.LookupPrefixLPM(full); ok && (!c.IsValid() || lpm.Bits() > c.Bits()) {
-			c = lpm
-		}
-	}
-	start := 0
-	if c.IsValid() {
-		start = c.Bits()
-		inside = true
-	}
-	for l := start; l <= addr.BitLen(); l++ {
-		q := netip.PrefixFrom(addr, l).Masked()
-		clear := true
-		for _, s := range sets {
-			if s.HasSubnetOtherThan(q, c) {
-				clear = false
-				break
-			}
-		}
-		if clear {
-			return q, inside
-		}
-	}
-	return full, inside
+// negativePrefix is slowpath.NegativePrefix (the Map-Server's DDT answers
+// use it too).
+func negativePrefix(sets []slowpath.PrefixSet, addr netip.Addr) (netip.Prefix, bool) {
+	return slowpath.NegativePrefix(sets, addr)
 }
 
 // negativeReply sends a negative Map-Reply for addr (RFC 9301 §8.1).

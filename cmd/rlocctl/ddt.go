@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rloc-router/rloc/router"
+)
+
+// ddtCmd groups the LISP-DDT commands (RFC 8111, docs/ddt.md).
+func ddtCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ddt",
+		Short: "Show the DDT node (RFC 8111)",
+		Args:  cobra.NoArgs,
+	}
+	dele := &cobra.Command{
+		Use:   "delegations",
+		Short: "List the DDT node's authoritative prefixes and delegations",
+		Long: `delegations lists what this DDT node answers for (GET /v1/ddt/delegations):
+the XEID-prefixes it is authoritative for, then per delegation the instance-ID
+and EID prefix, the referral type requests for it get (NODE-REFERRAL to child
+DDT nodes, MS-REFERRAL to Map-Servers), the targets with their priorities and
+weights and the incomplete bit; then the referral TTLs, whether referrals are
+signed (and the key tag) and the Map-Referrals sent by type.`,
+		Example: "  rlocctl ddt delegations\n  rlocctl ddt delegations -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return list(o, "ddt delegations", "/v1/ddt/delegations", printDDTDelegations)
+		},
+	}
+	addWatch(dele, o)
+	cmd.AddCommand(dele)
+	return cmd
+}
+
+func printDDTDelegations(out io.Writer, l router.DDTInfo) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AUTHORITATIVE\tIID\tEID")
+	for _, a := range l.Authoritative {
+		fmt.Fprintf(tw, "\t%d\t%s\n", a.IID, a.Prefix)
+	}
+	fmt.Fprintln(tw, "\nIID\tEID\tREFERRAL\tTARGETS (priority/weight)\tINCOMPLETE")
+	for _, d := range l.Delegations {
+		var ts []string
+		for _, t := range d.Targets {
+			ts = append(ts, fmt.Sprintf("%s (%d/%d)", t.Addr, t.Priority, t.Weight))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\n", d.IID, d.Prefix, d.Referral, strings.Join(ts, ", "), d.Incomplete)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "%d delegations; referral TTL %v, hole TTL %v, not-authoritative TTL %v\n",
+		len(l.Delegations), l.ReferralTTL, l.HoleTTL, l.NotAuthoritativeTTL)
+	if l.Signed {
+		fmt.Fprintf(out, "referrals signed (RSA-SHA256, key tag %d)\n", l.KeyTag)
+	} else {
+		fmt.Fprintln(out, "referrals not signed")
+	}
+	s := l.Stats
+	fmt.Fprintf(out, "sent: %d NODE-REFERRAL, %d MS-REFERRAL, %d DELEGATION-HOLE, %d NOT-AUTHORITATIVE; %d signatures made, %d signing errors, %d malformed requests dropped\n",
+		s.NodeReferrals, s.MSReferrals, s.DelegationHoles, s.NotAuthoritative, s.Signed, s.SignErrors, s.Malformed)
+}

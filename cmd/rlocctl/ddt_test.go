@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rloc-router/rloc/router"
+	"github.com/rloc-router/rloc/slowpath"
+)
+
+// TestDDTDelegationsCommand runs `rlocctl ddt delegations` against a DDT
+// node: the table shows the authority and the delegation with its targets,
+// -o json decodes to router.DDTInfo.
+func TestDDTDelegationsCommand(t *testing.T) {
+	cfg := router.Config{
+		Name:    "ddt",
+		Roles:   router.Roles{DDTNode: true},
+		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:    router.MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		DDT: slowpath.DDTNodeConfig{
+			Authoritative: []slowpath.EIDPrefix{{IID: 5, Prefix: netip.MustParsePrefix("10.0.0.0/8")}},
+			Delegations: []slowpath.DDTDelegation{{EIDPrefix: slowpath.EIDPrefix{IID: 5, Prefix: netip.MustParsePrefix("10.1.0.0/16")},
+				Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{{Addr: netip.MustParseAddr("192.0.2.1"), Priority: 1, Weight: 60},
+					{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 2, Weight: 40}}}},
+		},
+	}
+	r, err := router.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	var out bytes.Buffer
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "delegations"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"10.0.0.0/8", "10.1.0.0/16", "NODE-REFERRAL", "192.0.2.1 (1/60), 192.0.2.2 (2/40)",
+		"1 delegations; referral TTL 24h0m0s, hole TTL 15m0s", "referrals not signed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "delegations", "-o", "json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var l router.DDTInfo
+	if err := json.Unmarshal(out.Bytes(), &l); err != nil || len(l.Delegations) != 1 || l.Delegations[0].IID != 5 {
+		t.Fatalf("json %v: %s", err, out.String())
+	}
+}

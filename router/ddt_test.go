@@ -1,0 +1,101 @@
+package router
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+func ddtRouterConfig(t *testing.T) Config {
+	return Config{
+		Name:    "ddt-test",
+		Roles:   Roles{DDTNode: true},
+		Control: ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:    MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		DDT: slowpath.DDTNodeConfig{
+			Authoritative: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}},
+			Delegations: []slowpath.DDTDelegation{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.1.0.0/16")},
+				Type: slowpath.DDTMapServer, Targets: []slowpath.DDTTarget{{Addr: netip.MustParseAddr("192.0.2.7"), Priority: 1, Weight: 100}}}},
+		},
+	}
+}
+
+// TestDDTNodeRouter: a router with roles [ddt-node] answers a DDT
+// Map-Request with a Map-Referral, and GET /v1/ddt/delegations lists its
+// authority, delegations and the referral sent; a router without the role
+// answers 404 there.
+func TestDDTNodeRouter(t *testing.T) {
+	r, err := Start(ddtRouterConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	c := udpLocal(t)
+	req := wire.MapRequest{Nonce: wire.Nonce{9}, ITRRLOCs: []wire.Address{wire.IPAddress(netip.MustParseAddr("127.0.0.1"))},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.3"))}}}
+	inner, _ := req.Append(nil)
+	ecm := wire.ECM{DDT: true, Src: netip.MustParseAddr("127.0.0.1"), Dst: netip.MustParseAddr("10.1.2.3"),
+		SrcPort: c.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port(), DstPort: 4342, TTL: 64, Message: inner}
+	b, _ := ecm.Append(nil)
+	if _, err := c.WriteToUDPAddrPort(b, r.Engine().Addr()); err != nil {
+		t.Fatal(err)
+	}
+	var m wire.MapReferral
+	if err := m.Parse(readType(t, c, wire.TypeMapReferral)); err != nil || m.Nonce != req.Nonce ||
+		wire.ReferralType(m.Records[0].Action) != wire.ReferralMS {
+		t.Fatalf("Map-Referral %+v: %v", m, err)
+	}
+	var l DDTInfo
+	if code := call(t, r, "GET", "/v1/ddt/delegations", nil, &l); code != 200 {
+		t.Fatalf("GET /v1/ddt/delegations: %d", code)
+	}
+	if len(l.Authoritative) != 1 || len(l.Delegations) != 1 || l.Delegations[0].Referral != "MS-REFERRAL" ||
+		l.Delegations[0].Targets[0].Addr != netip.MustParseAddr("192.0.2.7") || l.Stats.MSReferrals != 1 {
+		t.Fatalf("listing %+v", l)
+	}
+	if code := call(t, startMS(t), "GET", "/v1/ddt/delegations", nil, nil); code != 404 {
+		t.Fatalf("on a Map-Server: %d, want 404", code)
+	}
+}
+
+// TestDDTConfigErrors: the ddt section's mistakes are named by their key.
+func TestDDTConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"section without the role", func(c *Config) { c.Roles = Roles{MapResolver: true} }, "ddt: set, but only the ddt-node role uses it"},
+		{"no authority", func(c *Config) { c.DDT.Authoritative = nil }, "ddt.authoritative: no authoritative XEID-prefix"},
+		{"bad type", func(c *Config) { c.DDT.Delegations[0].Type = "ms" }, `ddt.delegations[0].type: "ms"`},
+		{"no targets", func(c *Config) { c.DDT.Delegations[0].Targets = nil }, "ddt.delegations[0].targets: no child"},
+		{"outside authority", func(c *Config) {
+			c.DDT.Delegations[0].Prefix = netip.MustParsePrefix("11.0.0.0/16")
+		}, "ddt.delegations[0].eid: 0/11.0.0.0/16 lies in no authoritative XEID-prefix"},
+		{"host bits", func(c *Config) {
+			c.DDT.Delegations[0].Prefix = netip.MustParsePrefix("10.1.0.1/16")
+		}, "ddt.delegations[0].eid: 10.1.0.1/16 has host bits set"},
+		{"missing key file", func(c *Config) { c.DDT.Signing.KeyFile = "/nonexistent/key.pem" }, "ddt.signing.key_file: open /nonexistent/key.pem"},
+		{"negative ttl", func(c *Config) { c.DDT.HoleTTL = -1 }, "ddt.hole_ttl: negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ddtRouterConfig(t)
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	c := ddtRouterConfig(t)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	if got := (Roles{DDTNode: true}).String(); got != "[ddt-node]" {
+		t.Fatalf("roles %s", got)
+	}
+}

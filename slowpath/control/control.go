@@ -49,7 +49,7 @@ type Engine struct {
 	// state keeps the Map-Server's registrations across restarts
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
-	ddt *ddt.Node
+	ddt   *ddt.Node
 }
 
 // DDTListing is a DDT node's configuration and counters, as

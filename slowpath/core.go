@@ -320,6 +320,15 @@ func (c *Core) snapshot() Stats {
 // with an authenticated registration (event loop only).
 func (c *Core) Trust(src netip.Addr) { c.rl.trust(src, c.now.Add(trustFor), c.now) }
 
+// TrustUntil exempts src from the total budgets until the given time: a
+// registration restored at start-up keeps its source trusted while it
+// lives (event loop or before the core starts).
+func (c *Core) TrustUntil(src netip.Addr, until time.Time) { c.rl.trust(src, until, c.now) }
+
+// Trusted reports whether src is spared the total budgets now (event
+// loop only).
+func (c *Core) Trusted(src netip.Addr) bool { return c.rl.isTrusted(src.Unmap(), c.now) }
+
 // TrustAlways exempts a configured peer (a Map-Server, a Map-Resolver)
 // from the rate limit's total budgets for good (event loop or before the
 // core starts).

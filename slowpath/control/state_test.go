@@ -16,7 +16,6 @@ import (
 func stateEngine(t *testing.T, path string, clk *fakeClock) (*Engine, error) {
 	t.Helper()
 	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
-	c.RateLimit = RateLimitConfig{Off: true}
 	c.MapServer.StateFile = path
 	c.MapServer.RegistrationTimeout = 3 * time.Minute
 	c.Listen = []netip.AddrPort{lo4Any}
@@ -67,6 +66,13 @@ func TestStateFileRestart(t *testing.T) {
 		if !found {
 			t.Fatalf("restored %+v, not as before %+v", a, before)
 		}
+	}
+	// The restored registrations' source keeps the trust an accepted
+	// registration gives (spared the rate limit's totals), another not.
+	_ = ms.Core().Tick()
+	if !ms.Core().Trusted(src.Addr()) || ms.Core().Trusted(netip.MustParseAddr("192.0.2.99")) {
+		t.Fatalf("trust after the restart: %v for the restored source, %v for another",
+			ms.Core().Trusted(src.Addr()), ms.Core().Trusted(netip.MustParseAddr("192.0.2.99")))
 	}
 	res := newResolverConn(t)
 	for i, eid := range []string{"10.1.2.1", "10.1.3.1"} {

@@ -171,6 +171,15 @@ func (ms *MapServer) Persist(uni, sg regstore.Journal, savedUni, savedSG []regst
 	ms.sg.store.SetJournal(sg)
 	r1, d1 := ms.uni.Restore(savedUni)
 	r2, d2 := ms.sg.store.Restore(savedSG)
+	// Their sources registered with a valid key: spared the rate limit's
+	// totals while the registrations live, as if they had just registered.
+	for _, saved := range [][]regstore.Saved{savedUni, savedSG} {
+		for i := range saved {
+			if saved[i].Source.IsValid() {
+				ms.c.TrustUntil(saved[i].Source.Addr(), saved[i].Expires)
+			}
+		}
+	}
 	return r1 + r2, d1 + d2
 }
 

@@ -260,7 +260,7 @@ func TestUnitVerifies(t *testing.T) {
 	if out, err := verifyUnit(t, tool, Unit); err != nil || out != "" {
 		t.Fatalf("systemd-analyze verify rlocd.service: %v\n%s", err, out)
 	}
-	broken := strings.Replace(Unit, "ProtectSystem=strict", "ProtectSystem=strickt", 1)
+	broken := strings.Replace(Unit, "\nProtectSystem=strict\n", "\nProtectSystem=strickt\n", 1)
 	if out, _ := verifyUnit(t, tool, broken); !strings.Contains(out, "strickt") {
 		t.Fatalf("verify does not report a bad value:\n%s", out)
 	}

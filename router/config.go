@@ -200,6 +200,9 @@ type MapResolverOptions struct {
 	// 9303) with the ITRs' itr.lisp_sec.key; empty: map_server.lisp_sec_key
 	// when this router is also the Map-Server (docs/lisp-sec.md).
 	LispSecKey string `mapstructure:"lisp_sec_key"`
+	// DDTRoots are the DDT root nodes the referral cache starts from
+	// (RFC 8111 §7.3, docs/ddt.md).
+	DDTRoots []netip.AddrPort `mapstructure:"ddt_roots"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -652,6 +655,11 @@ func (c *Config) validateMapResolver() error {
 			return err
 		}
 	}
+	for i, a := range mr.DDTRoots {
+		if !a.IsValid() || a.Addr().IsUnspecified() {
+			return fmt.Errorf("map_resolver.ddt_roots[%d]: invalid address", i)
+		}
+	}
 	return nil
 }
 
@@ -722,7 +730,8 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
-			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey}
+			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey,
+			DDTRoots: c.MapResolver.DDTRoots}
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,

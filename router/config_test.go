@@ -75,6 +75,7 @@ func TestValidateNamesFileKeys(t *testing.T) {
 		{"map_resolver.map_servers[0].addr", ms, func(c *Config) {
 			c.MapResolver.MapServers = []slowpath.RemoteMapServer{{Prefixes: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}}}
 		}},
+		{"map_resolver.ddt_roots[0]", ms, func(c *Config) { c.MapResolver.DDTRoots = []netip.AddrPort{{}} }},
 		{"map_resolver.negative_ttl", ms, func(c *Config) { c.MapResolver.NegativeTTL = -1 }},
 	}
 	for _, tc := range cases {

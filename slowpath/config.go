@@ -507,7 +507,16 @@ type MapResolverConfig struct {
 	// the Map-Resolver answers negatively itself; empty: the local
 	// Map-Server's key.
 	LispSecKey string
+	// DDTRoots are the DDT root nodes (RFC 8111 §7.3) the referral cache
+	// is seeded with; empty: no DDT resolution.
+	DDTRoots []netip.AddrPort
+	// DDTCacheSize bounds the referral cache (0: DefaultReferralCacheSize).
+	DDTCacheSize int
 }
+
+// DefaultReferralCacheSize is the referral cache's bound when
+// MapResolverConfig.DDTCacheSize is 0.
+const DefaultReferralCacheSize = 10000
 
 // MapServerPeer is a Map-Server an ETR registers with.
 type MapServerPeer struct {

@@ -510,6 +510,9 @@ type MapResolverConfig struct {
 	// DDTRoots are the DDT root nodes (RFC 8111 §7.3) the referral cache
 	// is seeded with; empty: no DDT resolution.
 	DDTRoots []netip.AddrPort
+	// DDTPort is the control port of the DDT nodes and Map-Servers a
+	// referral names (0: 4342); tests run them all on one other port.
+	DDTPort uint16
 	// DDTCacheSize bounds the referral cache (0: DefaultReferralCacheSize).
 	DDTCacheSize int
 }

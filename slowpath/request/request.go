@@ -182,6 +182,9 @@ type Spec struct {
 	// InnerSrc and InnerDst are the ECM's inner IP source and destination
 	// (RFC 9301 §5.8); both of one family.
 	InnerSrc, InnerDst netip.Addr
+	// DDT, with ECM, sets the ECM's D bit: a DDT-originated Map-Request
+	// (RFC 8111 §6.3).
+	DDT bool
 	// ECMAuth, with ECM, is LISP-SEC authentication data (RFC 9303 §6.1)
 	// the ECM carries with its S bit; nil for none.
 	ECMAuth *wire.ECMAuth
@@ -407,7 +410,7 @@ func (t *Tracker) sendOne(r *Request, dst netip.AddrPort, msg []byte) {
 			t.stats.SendErrors++
 			return
 		}
-		ecm := wire.ECM{Src: s.InnerSrc, Dst: s.InnerDst, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
+		ecm := wire.ECM{DDT: s.DDT, Src: s.InnerSrc, Dst: s.InnerDst, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
 		if s.ECMAuth != nil {
 			ecm.Security, ecm.Auth = true, *s.ECMAuth
 		}

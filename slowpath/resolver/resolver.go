@@ -51,6 +51,8 @@ type Resolver struct {
 	// of the one being answered.
 	secKey string
 	sec    slowpath.SecAnswer
+	// ddt is the DDT Map-Resolver (ddt.go), nil without DDT roots.
+	ddt *ddtResolver
 }
 
 // New builds the front end on c and registers its handlers: plain
@@ -87,6 +89,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapResolverConfig, db Database) *Resolv
 			t.Insert(p.Prefix, struct{}{})
 		}
 	}
+	mr.newDDT(cfg)
 	c.Handle(slowpath.RouteMapRequest, mr.resolve)
 	c.Handle(slowpath.RouteECM, mr.resolve)
 	return mr
@@ -114,6 +117,9 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 		return true
 	}
 	if mr.db != nil && mr.db.Answer(m, iid, p.Addr()) {
+		return true
+	}
+	if mr.ddtResolve(m, iid, p.Addr()) {
 		return true
 	}
 	if !mr.forwardRemote(m, iid, p.Addr()) {

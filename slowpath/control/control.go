@@ -257,6 +257,19 @@ func (e *Engine) DDTDelegations() (l DDTListing, ok bool) {
 	return l, true
 }
 
+// DDTResolverStats returns the DDT Map-Resolver's counters and the size of
+// its referral cache; ok is false when no DDT roots are configured.
+func (e *Engine) DDTResolverStats() (st resolver.DDTStats, cached int, ok bool) {
+	if e.mr == nil || e.mr.ReferralCache() == nil {
+		return st, 0, false
+	}
+	get := func() { st, cached = e.mr.DDTStats(), e.mr.ReferralCache().Len() }
+	if err := e.c.Do(get); err != nil {
+		get() // closed: nothing changes any more
+	}
+	return st, cached, true
+}
+
 // Registrations lists the Map-Server's live registrations.
 func (e *Engine) Registrations() []Registration {
 	var out []Registration
@@ -482,6 +495,7 @@ func (e *Engine) trustPeers() {
 		for _, p := range cfg.MapResolver.MapServers {
 			peers = append(peers, p.Addr)
 		}
+		peers = append(peers, cfg.MapResolver.DDTRoots...)
 	}
 	if m := cfg.Multicast; m != nil {
 		for _, p := range m.MapServers {

@@ -1,0 +1,234 @@
+package control
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// ddtTree is a DDT tree on loopback, every node on port port of its own
+// 127.0.0.x address (a referral names addresses only, so the resolver
+// reaches them all on one port): a root authoritative for 10.0.0.0/8
+// delegating 10.1.0.0/16 to two sibling child nodes (c1 preferred) and
+// 10.8.0.0/16 to a broken node that refers back to a wider prefix; the
+// children delegate 10.1.2.0/24 and 10.1.3.0/24 to a Map-Server (site
+// 10.1.0.0/16) with an ETR that registered 10.1.2.0/25 and 10.1.3.0/24; a DDT Map-Resolver seeded
+// with the root, on a fake clock; and an ITR socket.
+type ddtTree struct {
+	port                      uint16
+	root, c1, c2, bad, ms, mr *Engine
+	clk                       *fakeClock
+	itr                       *net.UDPConn
+	itrAddr                   netip.Addr
+	n                         byte
+}
+
+func loAddr(i byte) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, i}) }
+
+func newDDTTree(t *testing.T) *ddtTree {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	tr := &ddtTree{port: port, itrAddr: loAddr(57)}
+	at := func(i byte) []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(loAddr(i), port)} }
+	p := func(s string) slowpath.EIDPrefix { return slowpath.EIDPrefix{Prefix: netip.MustParsePrefix(s)} }
+	tg := func(i, prio byte) slowpath.DDTTarget {
+		return slowpath.DDTTarget{Addr: loAddr(i), Priority: prio, Weight: 100}
+	}
+	const root, c1, c2, bad, ms, mr = 52, 53, 54, 59, 55, 56
+	tr.root = newEngine(t, Config{Listen: at(root), DDT: &slowpath.DDTNodeConfig{
+		Authoritative: []slowpath.EIDPrefix{p("10.0.0.0/8")},
+		Delegations: []slowpath.DDTDelegation{
+			{EIDPrefix: p("10.1.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(c1, 1), tg(c2, 2)}},
+			{EIDPrefix: p("10.8.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}},
+		}}}, nil)
+	child := func() *slowpath.DDTNodeConfig {
+		return &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{p("10.1.0.0/16")},
+			Delegations: []slowpath.DDTDelegation{
+				{EIDPrefix: p("10.1.2.0/24"), Type: slowpath.DDTMapServer, Targets: []slowpath.DDTTarget{tg(ms, 1)}},
+				{EIDPrefix: p("10.1.3.0/24"), Type: slowpath.DDTMapServer, Targets: []slowpath.DDTTarget{tg(ms, 1)}},
+			}}
+	}
+	tr.c1 = newEngine(t, Config{Listen: at(c1), DDT: child()}, nil)
+	tr.c2 = newEngine(t, Config{Listen: at(c2), DDT: child()}, nil)
+	tr.bad = newEngine(t, Config{Listen: at(bad), DDT: &slowpath.DDTNodeConfig{
+		Authoritative: []slowpath.EIDPrefix{p("10.0.0.0/8")},
+		Delegations: []slowpath.DDTDelegation{
+			{EIDPrefix: p("10.8.0.0/13"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}}}}}, nil)
+	msc := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	msc.Listen = at(ms)
+	tr.ms = newEngine(t, msc, nil)
+	etr := newEngine(t, Config{ETR: etrConfig(tr.ms.Addr(), testKey, mapping("10.1.2.0/25", "192.0.2.1"), mapping("10.1.3.0/24", "192.0.2.1"))}, nil)
+	waitFor(t, 5*time.Second, "registration", func() bool { return etr.Stats().RegisterNotified >= 1 })
+	tr.clk = newFakeClock()
+	tr.mr = newEngineWith(t, Config{Listen: at(mr), MapResolver: &MapResolverConfig{
+		DDTRoots: at(root), DDTPort: port}}, nil, slowpath.Options{Clock: tr.clk.Now})
+	tr.itr, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tr.itrAddr, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.itr.Close() })
+	return tr
+}
+
+// ask sends the resolver the ITR's Map-Request for eid in an ECM.
+func (tr *ddtTree) ask(t *testing.T, eid string) wire.Nonce {
+	t.Helper()
+	tr.n++
+	a := netip.MustParseAddr(eid)
+	req := wire.MapRequest{Nonce: wire.Nonce{0xd7, 1, 0, 0, 0, 0, 0, tr.n}, ITRRLOCs: []wire.Address{wire.IPAddress(tr.itrAddr)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: slowpath.EIDAddress(0, a)}}}
+	b, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := wire.ECM{Src: tr.itrAddr, Dst: a, SrcPort: tr.port, DstPort: 4342, TTL: 64, Message: b}
+	if b, err = e.Append(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.itr.WriteToUDPAddrPort(b, tr.mr.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	return req.Nonce
+}
+
+// reply reads the ITR's next Map-Reply and checks its nonce.
+func (tr *ddtTree) reply(t *testing.T, nonce wire.Nonce) *wire.Record {
+	t.Helper()
+	buf := make([]byte, 9216)
+	tr.itr.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := tr.itr.Read(buf)
+	if err != nil {
+		t.Fatalf("no Map-Reply: %v", err)
+	}
+	var rep wire.MapReply
+	if typ, _ := wire.PeekType(buf[:n]); typ != wire.TypeMapReply {
+		t.Fatalf("ITR got %v", typ)
+	}
+	if err := rep.Parse(buf[:n]); err != nil || len(rep.Records) != 1 {
+		t.Fatalf("Map-Reply %+v: %v", rep, err)
+	}
+	if rep.Nonce != nonce {
+		t.Fatalf("Map-Reply nonce %x, want %x", rep.Nonce, nonce)
+	}
+	r := rep.Records[0]
+	return &r
+}
+
+func (tr *ddtTree) stats(t *testing.T) (int, uint64, uint64) {
+	t.Helper()
+	st, n, ok := tr.mr.DDTResolverStats()
+	if !ok {
+		t.Fatal("no DDT resolver")
+	}
+	return n, st.Resolutions, st.Acked
+}
+
+func nodeStats(t *testing.T, e *Engine) DDTListing {
+	t.Helper()
+	l, ok := e.DDTDelegations()
+	if !ok {
+		t.Fatal("no DDT node")
+	}
+	return l
+}
+
+func checkNegative(t *testing.T, r *wire.Record, prefix string, act wire.Action) {
+	t.Helper()
+	_, p, ok := r.Prefix()
+	if !ok || p != netip.MustParsePrefix(prefix) || r.Action != act || len(r.Locators) != 0 {
+		t.Fatalf("negative reply %v action %v, %d locators; want %s action %v", p, r.Action, len(r.Locators), prefix, act)
+	}
+}
+
+// TestDDTResolver: a DDT Map-Resolver resolves iteratively (RFC 8111
+// §7.3) through a real root, child node, Map-Server and ETR over loopback:
+// the ITR gets the ETR's Map-Reply for an EID two levels down; the second
+// EID in the same delegation goes straight to the Map-Server (the root and
+// the child see no second request); an unregistered EID gets a negative
+// reply for the MS-NOT-REGISTERED prefix, an EID outside every delegation
+// a native-forward one for the DELEGATION-HOLE; a referral no more
+// specific than the last ends with a negative reply, counted; with the
+// preferred child closed the retransmission goes to its sibling.
+func TestDDTResolver(t *testing.T) {
+	tr := newDDTTree(t)
+
+	// Two levels down: root → c1 → Map-Server → ETR → ITR.
+	n := tr.ask(t, "10.1.2.9")
+	r := tr.reply(t, n)
+	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.2.0/25") || len(r.Locators) != 1 ||
+		r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("reply %v %+v", p, r.Locators)
+	}
+	waitFor(t, 5*time.Second, "MS-ACK", func() bool { _, _, acked := tr.stats(t); return acked == 1 })
+	if l := nodeStats(t, tr.root); l.Stats.NodeReferrals != 1 {
+		t.Fatalf("root referrals %d, want 1", l.Stats.NodeReferrals)
+	}
+	if l := nodeStats(t, tr.c1); l.Stats.MSReferrals != 1 {
+		t.Fatalf("c1 MS referrals %d, want 1", l.Stats.MSReferrals)
+	}
+	if cached, _, _ := tr.stats(t); cached != 2 {
+		t.Fatalf("cached referrals %d, want 2 (the /16 and the /24)", cached)
+	}
+
+	// Same delegation: the cached MS-REFERRAL skips the root and c1.
+	n = tr.ask(t, "10.1.2.77")
+	tr.reply(t, n)
+	waitFor(t, 5*time.Second, "MS-ACK", func() bool { _, _, acked := tr.stats(t); return acked == 2 })
+	if l := nodeStats(t, tr.root); l.Stats.NodeReferrals != 1 {
+		t.Fatalf("root referrals %d after the cached resolution, want 1", l.Stats.NodeReferrals)
+	}
+	if l := nodeStats(t, tr.c1); l.Stats.MSReferrals != 1 {
+		t.Fatalf("c1 MS referrals %d after the cached resolution, want 1", l.Stats.MSReferrals)
+	}
+	if st, _, _ := tr.mr.DDTResolverStats(); st.CacheHits != 1 {
+		t.Fatalf("cache hits %d, want 1", st.CacheHits)
+	}
+
+	// Unregistered inside the site: MS-NOT-REGISTERED → negative reply.
+	n = tr.ask(t, "10.1.2.200")
+	checkNegative(t, tr.reply(t, n), "10.1.2.128/25", wire.ActionSendMapRequest)
+
+	// Outside every delegation: DELEGATION-HOLE from the root.
+	n = tr.ask(t, "10.64.1.1")
+	checkNegative(t, tr.reply(t, n), "10.64.0.0/10", wire.ActionNativelyForward)
+	// The hole is cached: the next EID in it is answered without asking.
+	holes := nodeStats(t, tr.root).Stats.DelegationHoles
+	n = tr.ask(t, "10.65.0.1")
+	checkNegative(t, tr.reply(t, n), "10.64.0.0/10", wire.ActionNativelyForward)
+	if h := nodeStats(t, tr.root).Stats.DelegationHoles; h != holes {
+		t.Fatalf("root asked again for a cached hole: %d holes, was %d", h, holes)
+	}
+
+	// A referral that does not progress: the broken node refers 10.8.1.1
+	// to 10.8.0.0/13, wider than the root's 10.8.0.0/16.
+	n = tr.ask(t, "10.8.1.1")
+	checkNegative(t, tr.reply(t, n), "10.8.1.1/32", wire.ActionSendMapRequest)
+	if st, _, _ := tr.mr.DDTResolverStats(); st.NoProgress != 1 {
+		t.Fatalf("no-progress referrals %d, want 1", st.NoProgress)
+	}
+
+	// The preferred child is dead: after the retransmission interval the
+	// sibling is asked.
+	if err := tr.c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, started, _ := tr.stats(t)
+	n = tr.ask(t, "10.1.3.5")
+	waitFor(t, 5*time.Second, "the resolution to start", func() bool { _, s, _ := tr.stats(t); return s == started+1 })
+	tick(t, tr.mr, tr.clk, time.Second)
+	r = tr.reply(t, n)
+	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.3.0/24") || len(r.Locators) != 1 {
+		t.Fatalf("reply through the sibling: %v %+v", p, r.Locators)
+	}
+	if l := nodeStats(t, tr.c2); l.Stats.MSReferrals != 1 {
+		t.Fatalf("sibling MS referrals %d, want 1", l.Stats.MSReferrals)
+	}
+}

@@ -232,3 +232,44 @@ func TestDDTResolver(t *testing.T) {
 		t.Fatalf("sibling MS referrals %d, want 1", l.Stats.MSReferrals)
 	}
 }
+
+// TestDDTResolverChainBound: a chain of referrals, each more specific than
+// the last, is cut after maxReferralHops with a negative reply, counted:
+// the root refers 10.9.0.0/16 to n1, each node ni refers the next longer
+// prefix to n(i+1).
+func TestDDTResolverChainBound(t *testing.T) {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	at := func(i byte) []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(loAddr(i), port)} }
+	node := func(i byte, auth, deleg int) *Engine {
+		p := func(bits int) slowpath.EIDPrefix {
+			return slowpath.EIDPrefix{Prefix: netip.PrefixFrom(netip.MustParseAddr("10.9.0.0"), bits).Masked()}
+		}
+		return newEngine(t, Config{Listen: at(i), DDT: &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{p(auth)},
+			Delegations: []slowpath.DDTDelegation{{EIDPrefix: p(deleg), Type: slowpath.DDTNode,
+				Targets: []slowpath.DDTTarget{{Addr: loAddr(i + 1), Priority: 1, Weight: 100}}}}}}, nil)
+	}
+	// Root 10.9.0.0/15 at .70 delegating /16; node .70+k delegating /(16+k).
+	for k := 0; k <= 9; k++ {
+		node(byte(70+k), 15+k, 16+k)
+	}
+	clk := newFakeClock()
+	mr := newEngineWith(t, Config{Listen: at(69), MapResolver: &MapResolverConfig{DDTRoots: at(70), DDTPort: port}},
+		nil, slowpath.Options{Clock: clk.Now})
+	itr, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(68), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { itr.Close() })
+	tr := &ddtTree{port: port, mr: mr, clk: clk, itr: itr, itrAddr: loAddr(68)}
+	n := tr.ask(t, "10.9.0.1")
+	checkNegative(t, tr.reply(t, n), "10.9.0.1/32", wire.ActionSendMapRequest)
+	st, cached, _ := mr.DDTResolverStats()
+	if st.TooLong != 1 || st.Referrals[wire.ReferralNode] != 9 || cached != 8 {
+		t.Fatalf("too long %d, node referrals %d, cached %d; want 1, 9, 8", st.TooLong, st.Referrals[wire.ReferralNode], cached)
+	}
+}

@@ -87,3 +87,20 @@ func TestValidateNamesFileKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestDDTRootsConfig: map_resolver.ddt_roots reaches the Map-Resolver's
+// engine configuration.
+func TestDDTRootsConfig(t *testing.T) {
+	root := netip.MustParseAddrPort("192.0.2.10:4342")
+	c := Config{Name: "mr", Roles: Roles{MapResolver: true}, MapResolver: MapResolverOptions{DDTRoots: []netip.AddrPort{root}}}
+	if err := c.validateMapResolver(); err != nil {
+		t.Fatal(err)
+	}
+	ec, err := c.engineConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.MapResolver == nil || len(ec.MapResolver.DDTRoots) != 1 || ec.MapResolver.DDTRoots[0] != root {
+		t.Fatalf("engine config %+v", ec.MapResolver)
+	}
+}

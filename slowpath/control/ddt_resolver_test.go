@@ -273,3 +273,53 @@ func TestDDTResolverChainBound(t *testing.T) {
 		t.Fatalf("too long %d, node referrals %d, cached %d; want 1, 9, 8", st.TooLong, st.Referrals[wire.ReferralNode], cached)
 	}
 }
+
+// TestDDTResolverTimeout: a root that never answers is asked twice (one
+// second apart, the retransmission interval), and when the second wait
+// (two seconds) runs out the ITR gets a negative reply, counted.
+func TestDDTResolverTimeout(t *testing.T) {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	// A silent root: a socket that counts what it gets and never answers.
+	root, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(81), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	clk := newFakeClock()
+	mr := newEngineWith(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(80), port)},
+		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(81), port)}, DDTPort: port}},
+		nil, slowpath.Options{Clock: clk.Now})
+	itr, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(82), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { itr.Close() })
+	tr := &ddtTree{port: port, mr: mr, clk: clk, itr: itr, itrAddr: loAddr(82)}
+	readDDT := func() {
+		t.Helper()
+		buf := make([]byte, 9216)
+		root.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := root.Read(buf)
+		if err != nil {
+			t.Fatalf("root got nothing: %v", err)
+		}
+		var e wire.ECM
+		if err := e.Parse(buf[:n]); err != nil || !e.DDT {
+			t.Fatalf("root got %x: %v (want an ECM with the D bit)", buf[:n], err)
+		}
+	}
+	n := tr.ask(t, "10.1.2.3")
+	readDDT()
+	tick(t, mr, clk, time.Second)
+	readDDT()
+	tick(t, mr, clk, 2*time.Second)
+	checkNegative(t, tr.reply(t, n), "10.1.2.3/32", wire.ActionSendMapRequest)
+	if st, _, _ := mr.DDTResolverStats(); st.TimedOut != 1 || st.Resolutions != 1 {
+		t.Fatalf("timed out %d of %d resolutions, want 1 of 1", st.TimedOut, st.Resolutions)
+	}
+}

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
@@ -130,8 +131,7 @@ func (mr *Resolver) ddtResolve(m *slowpath.Msg, iid uint32, addr netip.Addr) boo
 	}
 	p := &ddtPending{src: m.Src, port: m.Port, raw: append([]byte(nil), m.Raw...), iid: iid, addr: addr}
 	if m.ECM != nil {
-		p.ecm, p.has = *m.ECM, true
-		p.ecm.Message = nil
+		p.ecm, p.has = cloneECM(m.ECM), true
 	}
 	if !ref.Root {
 		d.stats.CacheHits++
@@ -147,8 +147,12 @@ func (mr *Resolver) ddtResolve(m *slowpath.Msg, iid uint32, addr netip.Addr) boo
 func (mr *Resolver) ddtAsk(n wire.Nonce, p *ddtPending, targets []netip.AddrPort) {
 	d := mr.ddt
 	src := mr.innerSource(p)
+	var auth *wire.ECMAuth
+	if p.has && p.ecm.Security {
+		auth = &p.ecm.Auth // the ITR's LISP-SEC data goes on (RFC 9303 §6.5)
+	}
 	r, err := d.tr.Start(&request.Spec{Type: wire.TypeMapRequest, Targets: targets, ECM: true, DDT: true,
-		InnerSrc: src, InnerDst: p.addr, MatchSource: true, MaxTries: ddtTriesPerTarget * len(targets),
+		InnerSrc: src, InnerDst: p.addr, ECMAuth: auth, MatchSource: true, MaxTries: ddtTriesPerTarget * len(targets),
 		Done: func(r *request.Request, o request.Outcome) {
 			if o == request.GaveUp && d.pending[n] == p {
 				d.stats.TimedOut++
@@ -161,6 +165,20 @@ func (mr *Resolver) ddtAsk(n wire.Nonce, p *ddtPending, targets []netip.AddrPort
 		return
 	}
 	p.req = r
+}
+
+// cloneECM copies e without its message, deep enough to outlive the
+// receive buffer e points into.
+func cloneECM(e *wire.ECM) wire.ECM {
+	c := *e
+	c.Message, c.Inner = nil, nil
+	c.Auth.EID.MAC = slices.Clone(e.Auth.EID.MAC)
+	c.Auth.EID.Records = nil
+	for _, r := range e.Auth.EID.Records {
+		r.EID = r.EID.Clone()
+		c.Auth.EID.Records = append(c.Auth.EID.Records, r)
+	}
+	return c
 }
 
 // innerSource is the inner source of the DDT ECMs for p: the ITR's ECM's,

@@ -14,7 +14,8 @@ import (
 // 127.0.0.x address (a referral names addresses only, so the resolver
 // reaches them all on one port): a root authoritative for 10.0.0.0/8
 // delegating 10.1.0.0/16 to two sibling child nodes (c1 preferred) and
-// 10.8.0.0/16 to a broken node that refers back to a wider prefix; the
+// 10.8.0.0/16 and 10.16.0.0/16 to a broken node that refers back to a
+// wider prefix and answers with holes wider than what it was given; the
 // children delegate 10.1.2.0/24 and 10.1.3.0/24 to a Map-Server (site
 // 10.1.0.0/16) with an ETR that registered 10.1.2.0/25 and 10.1.3.0/24; a DDT Map-Resolver seeded
 // with the root, on a fake clock; and an ITR socket.
@@ -48,6 +49,7 @@ func newDDTTree(t *testing.T) *ddtTree {
 		Delegations: []slowpath.DDTDelegation{
 			{EIDPrefix: p("10.1.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(c1, 1), tg(c2, 2)}},
 			{EIDPrefix: p("10.8.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}},
+			{EIDPrefix: p("10.16.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}},
 		}}}, nil)
 	child := func() *slowpath.DDTNodeConfig {
 		return &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{p("10.1.0.0/16")},
@@ -213,6 +215,19 @@ func TestDDTResolver(t *testing.T) {
 	checkNegative(t, tr.reply(t, n), "10.8.1.1/32", wire.ActionSendMapRequest)
 	if st, _, _ := tr.mr.DDTResolverStats(); st.NoProgress != 1 {
 		t.Fatalf("no-progress referrals %d, want 1", st.NoProgress)
+	}
+
+	// A hole wider than the delegation it came from: the broken node
+	// answers 10.16.1.1 with the hole 10.16.0.0/12 though the root gave it
+	// 10.16.0.0/16 only. The ITR gets a reply for the EID alone and the
+	// hole is not cached.
+	n = tr.ask(t, "10.16.1.1")
+	checkNegative(t, tr.reply(t, n), "10.16.1.1/32", wire.ActionNativelyForward)
+	if st, _, _ := tr.mr.DDTResolverStats(); st.Overreach != 1 {
+		t.Fatalf("overreaching referrals %d, want 1", st.Overreach)
+	}
+	if l := nodeStats(t, tr.bad); l.Stats.DelegationHoles != 1 {
+		t.Fatalf("broken node holes %d, want 1", l.Stats.DelegationHoles)
 	}
 
 	// The preferred child is dead: after the retransmission interval the

@@ -45,6 +45,10 @@ type DDTStats struct {
 	// resolutions whose targets all stayed silent; Refused the requests
 	// not resolved (nonce already pending, too many pending).
 	NoProgress, TooLong, TimedOut, Refused uint64
+	// Overreach counts DELEGATION-HOLE and MS-NOT-REGISTERED referrals
+	// wider than the delegation they came from (answered for the EID
+	// alone, not cached).
+	Overreach uint64
 	// CacheHits counts resolutions that started below the roots, and
 	// NegativeHits those answered from a negative cache entry.
 	CacheHits, NegativeHits uint64
@@ -248,6 +252,13 @@ func (mr *Resolver) onReferral(m *slowpath.Msg) bool {
 		p.last = ref.Prefix
 		mr.ddtAsk(n, p, ref.Targets)
 	case wire.ReferralDelegationHole, wire.ReferralMSNotRegistered:
+		if p.last.IsValid() && ref.Prefix.Bits() < p.last.Bits() {
+			// Wider than the delegation it came from: the node speaks
+			// for space it was not given. Not cached; the EID alone.
+			d.stats.Overreach++
+			mr.ddtEnd(n, p, nil, typ)
+			return true
+		}
 		d.cache.Insert(ref, now)
 		mr.ddtEnd(n, p, &ref, typ)
 	default:

@@ -338,3 +338,60 @@ func TestDDTResolverTimeout(t *testing.T) {
 		t.Fatalf("timed out %d of %d resolutions, want 1 of 1", st.TimedOut, st.Resolutions)
 	}
 }
+
+// TestDDTResolverForeignReferral: a Map-Referral with a pending nonce from
+// an address the request did not go to is ignored, counted; the one from
+// the asked root is taken.
+func TestDDTResolverForeignReferral(t *testing.T) {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	listen := func(i byte) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(i), port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	root, forger, itr := listen(91), listen(92), listen(93)
+	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(90), port)},
+		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(91), port)}, DDTPort: port}}, nil)
+	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(93)}
+	n := tr.ask(t, "10.1.2.3")
+	buf := make([]byte, 9216)
+	root.SetReadDeadline(time.Now().Add(5 * time.Second))
+	k, err := root.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e wire.ECM
+	var req wire.MapRequest
+	if err := e.Parse(buf[:k]); err != nil || req.Parse(e.Message) != nil || req.Nonce != n {
+		t.Fatalf("root got %x: %v", buf[:k], err)
+	}
+	referral := func(prefix string) []byte {
+		p := netip.MustParsePrefix(prefix)
+		m := wire.MapReferral{Nonce: n, Records: []wire.Record{{TTL: 10, MaskLen: uint8(p.Bits()),
+			Action: wire.Action(wire.ReferralDelegationHole), Authoritative: true, EID: slowpath.EIDAddress(0, p.Addr())}}}
+		b, err := m.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := forger.WriteToUDPAddrPort(referral("10.0.0.0/8"), mr.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the forged referral counted", func() bool { st, _, _ := mr.DDTResolverStats(); return st.Unmatched == 1 })
+	if _, err := root.WriteToUDPAddrPort(referral("10.1.0.0/16"), mr.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	checkNegative(t, tr.reply(t, n), "10.1.0.0/16", wire.ActionNativelyForward)
+	if st, cached, _ := mr.DDTResolverStats(); st.Referrals[wire.ReferralDelegationHole] != 1 || cached != 1 {
+		t.Fatalf("holes taken %d, cached %d; want 1, 1", st.Referrals[wire.ReferralDelegationHole], cached)
+	}
+}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"testing"
@@ -393,5 +394,74 @@ func TestDDTResolverForeignReferral(t *testing.T) {
 	checkNegative(t, tr.reply(t, n), "10.1.0.0/16", wire.ActionNativelyForward)
 	if st, cached, _ := mr.DDTResolverStats(); st.Referrals[wire.ReferralDelegationHole] != 1 || cached != 1 {
 		t.Fatalf("holes taken %d, cached %d; want 1, 1", st.Referrals[wire.ReferralDelegationHole], cached)
+	}
+}
+
+// TestDDTResolverRandomInput: 20000 random mutations and truncations of
+// Map-Requests (plain ECMs, which start resolutions, and DDT ones, which a
+// resolver leaves alone) and of Map-Referrals fed to a DDT Map-Resolver:
+// nothing panics, bad and foreign referrals are counted, the pending
+// resolutions stay bounded, and a good request afterwards starts a
+// resolution.
+func TestDDTResolverRandomInput(t *testing.T) {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	root, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(101), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	mr := newEngineWith(t, Config{RateLimit: RateLimitConfig{Off: true},
+		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(101), port)}, DDTPort: port}},
+		nil, slowpath.Options{Clock: newFakeClock().Now})
+	seeds := ddtSeeds(t)
+	for _, s := range seeds[:4] {
+		var e wire.ECM
+		if err := e.Parse(s); err != nil {
+			t.Fatal(err)
+		}
+		e.DDT = false
+		b, err := e.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	hole := wire.MapReferral{Nonce: wire.Nonce{1, 2}, Records: []wire.Record{{TTL: 10, MaskLen: 16,
+		Action: wire.Action(wire.ReferralDelegationHole), EID: slowpath.EIDAddress(0, netip.MustParseAddr("10.1.0.0"))}}}
+	hb, err := hole.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, hb)
+	rng := rand.New(rand.NewPCG(14, 73))
+	for range 20000 {
+		m := append([]byte(nil), seeds[rng.IntN(len(seeds))]...)
+		for range 1 + rng.IntN(4) {
+			m[rng.IntN(len(m))] = byte(rng.Uint32())
+		}
+		m = m[:rng.IntN(len(m)+1)]
+		feed(mr, m)
+	}
+	feed(mr, hb) // whole, from an address no request went to
+	st, _, _ := mr.DDTResolverStats()
+	if st.Resolutions == 0 || st.BadReferrals == 0 || st.Unmatched == 0 {
+		t.Fatalf("noise not seen: %+v", st)
+	}
+	if p := mr.Stats().Msg(wire.TypeMapReferral); p.BadParse == 0 {
+		t.Fatalf("bad Map-Referrals not counted: %+v", p)
+	}
+	req := wire.MapRequest{Nonce: wire.Nonce{0xee, 0xee}, ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.3"))}}}
+	rb, _ := req.Append(nil)
+	good := wire.ECM{Src: lo4, Dst: netip.MustParseAddr("10.1.2.3"), SrcPort: 9, DstPort: 4342, TTL: 64, Message: rb}
+	gb, _ := good.Append(nil)
+	feed(mr, gb)
+	if after, _, _ := mr.DDTResolverStats(); after.Resolutions != st.Resolutions+1 {
+		t.Fatalf("a good request after the noise: resolutions %d -> %d", st.Resolutions, after.Resolutions)
 	}
 }

@@ -13,7 +13,9 @@ import (
 
 // ddtTree is a DDT tree on loopback, every node on port port of its own
 // 127.0.0.x address (a referral names addresses only, so the resolver
-// reaches them all on one port): a root authoritative for 10.0.0.0/8
+// reaches them all on one port): a root authoritative for 10.0.0.0/8 and
+// [7]2001:db8::/32 (delegating [7]2001:db8:1::/48 to c1, which knows
+// nothing of it)
 // delegating 10.1.0.0/16 to two sibling child nodes (c1 preferred) and
 // 10.8.0.0/16 and 10.16.0.0/16 to a broken node that refers back to a
 // wider prefix and answers with holes wider than what it was given; the
@@ -46,9 +48,11 @@ func newDDTTree(t *testing.T) *ddtTree {
 	}
 	const root, c1, c2, bad, ms, mr = 52, 53, 54, 59, 55, 56
 	tr.root = newEngine(t, Config{Listen: at(root), DDT: &slowpath.DDTNodeConfig{
-		Authoritative: []slowpath.EIDPrefix{p("10.0.0.0/8")},
+		Authoritative: []slowpath.EIDPrefix{p("10.0.0.0/8"), {IID: 7, Prefix: netip.MustParsePrefix("2001:db8::/32")}},
 		Delegations: []slowpath.DDTDelegation{
 			{EIDPrefix: p("10.1.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(c1, 1), tg(c2, 2)}},
+			{EIDPrefix: slowpath.EIDPrefix{IID: 7, Prefix: netip.MustParsePrefix("2001:db8:1::/48")}, Type: slowpath.DDTNode,
+				Targets: []slowpath.DDTTarget{tg(c1, 1)}},
 			{EIDPrefix: p("10.8.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}},
 			{EIDPrefix: p("10.16.0.0/16"), Type: slowpath.DDTNode, Targets: []slowpath.DDTTarget{tg(bad, 1)}},
 		}}}, nil)
@@ -82,17 +86,25 @@ func newDDTTree(t *testing.T) *ddtTree {
 }
 
 // ask sends the resolver the ITR's Map-Request for eid in an ECM.
-func (tr *ddtTree) ask(t *testing.T, eid string) wire.Nonce {
+func (tr *ddtTree) ask(t *testing.T, eid string) wire.Nonce { return tr.askIID(t, 0, eid) }
+
+// askIID is ask for an EID in instance-ID iid; an IPv6 EID goes with
+// inner addresses ::1 → EID.
+func (tr *ddtTree) askIID(t *testing.T, iid uint32, eid string) wire.Nonce {
 	t.Helper()
 	tr.n++
 	a := netip.MustParseAddr(eid)
 	req := wire.MapRequest{Nonce: wire.Nonce{0xd7, 1, 0, 0, 0, 0, 0, tr.n}, ITRRLOCs: []wire.Address{wire.IPAddress(tr.itrAddr)},
-		Records: []wire.EIDRecord{{MaskLen: 32, EID: slowpath.EIDAddress(0, a)}}}
+		Records: []wire.EIDRecord{{MaskLen: uint8(a.BitLen()), EID: slowpath.EIDAddress(iid, a)}}}
 	b, err := req.Append(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := wire.ECM{Src: tr.itrAddr, Dst: a, SrcPort: tr.port, DstPort: 4342, TTL: 64, Message: b}
+	src := tr.itrAddr
+	if a.Is6() {
+		src = netip.IPv6Loopback()
+	}
+	e := wire.ECM{Src: src, Dst: a, SrcPort: tr.port, DstPort: 4342, TTL: 64, Message: b}
 	if b, err = e.Append(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +169,8 @@ func checkNegative(t *testing.T, r *wire.Record, prefix string, act wire.Action)
 // EID in the same delegation goes straight to the Map-Server (the root and
 // the child see no second request); an unregistered EID gets a negative
 // reply for the MS-NOT-REGISTERED prefix, an EID outside every delegation
-// a native-forward one for the DELEGATION-HOLE; a referral no more
+// a native-forward one for the DELEGATION-HOLE (in IPv4 and in IPv6 in
+// instance-ID 7), NOT-AUTHORITATIVE one for the EID; a referral no more
 // specific than the last ends with a negative reply, counted; with the
 // preferred child closed the retransmission goes to its sibling.
 func TestDDTResolver(t *testing.T) {
@@ -208,6 +221,22 @@ func TestDDTResolver(t *testing.T) {
 	checkNegative(t, tr.reply(t, n), "10.64.0.0/10", wire.ActionNativelyForward)
 	if h := nodeStats(t, tr.root).Stats.DelegationHoles; h != holes {
 		t.Fatalf("root asked again for a cached hole: %d holes, was %d", h, holes)
+	}
+
+	// IPv6 in instance-ID 7: a hole from the root for [7]2001:db8:8000::/33
+	// (beside the delegated 2001:db8:1::/48); then the delegated /48 asks
+	// c1, which is authoritative for nothing in IID 7: NOT-AUTHORITATIVE,
+	// a negative reply for the EID alone.
+	n = tr.askIID(t, 7, "2001:db8:8000::1")
+	r = tr.reply(t, n)
+	checkNegative(t, r, "2001:db8:8000::/33", wire.ActionNativelyForward)
+	if iid, _, _ := r.Prefix(); iid != 7 {
+		t.Fatalf("reply in IID %d, want 7", iid)
+	}
+	n = tr.askIID(t, 7, "2001:db8:1::5")
+	checkNegative(t, tr.reply(t, n), "2001:db8:1::5/128", wire.ActionSendMapRequest)
+	if st, _, _ := tr.mr.DDTResolverStats(); st.Referrals[wire.ReferralNotAuthoritative] != 1 {
+		t.Fatalf("NOT-AUTHORITATIVE referrals %d, want 1", st.Referrals[wire.ReferralNotAuthoritative])
 	}
 
 	// A referral that does not progress: the broken node refers 10.8.1.1

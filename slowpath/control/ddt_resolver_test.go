@@ -13,15 +13,15 @@ import (
 
 // ddtTree is a DDT tree on loopback, every node on port port of its own
 // 127.0.0.x address (a referral names addresses only, so the resolver
-// reaches them all on one port): a root authoritative for 10.0.0.0/8 and
-// [7]2001:db8::/32 (delegating [7]2001:db8:1::/48 to c1, which knows
-// nothing of it)
-// delegating 10.1.0.0/16 to two sibling child nodes (c1 preferred) and
-// 10.8.0.0/16 and 10.16.0.0/16 to a broken node that refers back to a
-// wider prefix and answers with holes wider than what it was given; the
+// reaches them all on one port). The root is authoritative for 10.0.0.0/8
+// and [7]2001:db8::/32; it delegates 10.1.0.0/16 to two sibling child
+// nodes (c1 preferred), 10.8.0.0/16 and 10.16.0.0/16 to a broken node that
+// refers back to a wider prefix and answers with holes wider than what it
+// was given, and [7]2001:db8:1::/48 to c1, which knows nothing of it. The
 // children delegate 10.1.2.0/24 and 10.1.3.0/24 to a Map-Server (site
-// 10.1.0.0/16) with an ETR that registered 10.1.2.0/25 and 10.1.3.0/24; a DDT Map-Resolver seeded
-// with the root, on a fake clock; and an ITR socket.
+// 10.1.0.0/16) with an ETR that registered 10.1.2.0/25 and 10.1.3.0/24.
+// A DDT Map-Resolver seeded with the root runs on a fake clock; the ITR is
+// a socket.
 type ddtTree struct {
 	port                      uint16
 	root, c1, c2, bad, ms, mr *Engine

@@ -494,3 +494,53 @@ func TestDDTResolverRandomInput(t *testing.T) {
 		t.Fatalf("a good request after the noise: resolutions %d -> %d", st.Resolutions, after.Resolutions)
 	}
 }
+
+// TestDDTResolverLocalFirst: on a router that is Map-Server and DDT
+// Map-Resolver, a registered EID is answered by the local Map-Server
+// without DDT; an EID it cannot answer is resolved through the roots.
+func TestDDTResolverLocalFirst(t *testing.T) {
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	probe.Close()
+	root, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(111), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	c := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	c.Listen = []netip.AddrPort{netip.AddrPortFrom(loAddr(110), port)}
+	c.MapResolver.DDTRoots, c.MapResolver.DDTPort = []netip.AddrPort{netip.AddrPortFrom(loAddr(111), port)}, port
+	msmr := newEngine(t, c, nil)
+	etr := newEngine(t, Config{ETR: etrConfig(msmr.Addr(), testKey, mapping("10.1.2.0/25", "192.0.2.1"))}, nil)
+	waitFor(t, 5*time.Second, "registration", func() bool { return etr.Stats().RegisterNotified >= 1 })
+	itr, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(112), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { itr.Close() })
+	tr := &ddtTree{port: port, mr: msmr, itr: itr, itrAddr: loAddr(112)}
+	n := tr.ask(t, "10.1.2.9")
+	if r := tr.reply(t, n); len(r.Locators) != 1 {
+		t.Fatalf("local answer %+v", r)
+	}
+	if st, _, _ := msmr.DDTResolverStats(); st.Resolutions != 0 {
+		t.Fatalf("DDT resolutions %d for a registered EID, want 0", st.Resolutions)
+	}
+	tr.ask(t, "10.1.2.200")
+	buf := make([]byte, 9216)
+	root.SetReadDeadline(time.Now().Add(5 * time.Second))
+	k, err := root.Read(buf)
+	if err != nil {
+		t.Fatalf("root asked nothing: %v", err)
+	}
+	var e wire.ECM
+	if err := e.Parse(buf[:k]); err != nil || !e.DDT {
+		t.Fatalf("root got %x: %v", buf[:k], err)
+	}
+	if st, _, _ := msmr.DDTResolverStats(); st.Resolutions != 1 {
+		t.Fatalf("DDT resolutions %d, want 1", st.Resolutions)
+	}
+}

@@ -1,11 +1,14 @@
 package router
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -97,5 +100,63 @@ func TestDDTConfigErrors(t *testing.T) {
 	}
 	if got := (Roles{DDTNode: true}).String(); got != "[ddt-node]" {
 		t.Fatalf("roles %s", got)
+	}
+}
+
+// TestDDTReferralsAPI: a Map-Resolver with map_resolver.ddt_roots resolves
+// through a real DDT node router: GET /v1/ddt/referrals lists its root, the
+// MS-REFERRAL it cached and its counters (snake_case keys); a router
+// without DDT roots answers 404.
+func TestDDTReferralsAPI(t *testing.T) {
+	nc := ddtRouterConfig(t)
+	nc.DDT.Delegations[0].Targets[0].Addr = netip.MustParseAddr("127.0.0.9") // loopback: nothing listens
+	node, err := Start(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Stop)
+	mr, err := Start(Config{Name: "ddt-mr", Roles: Roles{MapResolver: true},
+		Control:     ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:        MgmtOptions{Socket: filepath.Join(t.TempDir(), "mr.sock")},
+		MapResolver: MapResolverOptions{DDTRoots: []netip.AddrPort{node.Engine().Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mr.Stop)
+	c := udpLocal(t)
+	req := wire.MapRequest{Nonce: wire.Nonce{7}, ITRRLOCs: []wire.Address{wire.IPAddress(netip.MustParseAddr("127.0.0.1"))},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.3"))}}}
+	inner, _ := req.Append(nil)
+	ecm := wire.ECM{Src: netip.MustParseAddr("127.0.0.1"), Dst: netip.MustParseAddr("10.1.2.3"),
+		SrcPort: c.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port(), DstPort: 4342, TTL: 64, Message: inner}
+	b, _ := ecm.Append(nil)
+	if _, err := c.WriteToUDPAddrPort(b, mr.Engine().Addr()); err != nil {
+		t.Fatal(err)
+	}
+	var l DDTResolverInfo
+	testkit.WaitFor(t, "the MS-REFERRAL cached", func() error {
+		if code := call(t, mr, "GET", "/v1/ddt/referrals", nil, &l); code != 200 {
+			return fmt.Errorf("GET /v1/ddt/referrals: %d", code)
+		}
+		if len(l.Referrals) != 1 {
+			return fmt.Errorf("%d referrals cached", len(l.Referrals))
+		}
+		return nil
+	})
+	got := l.Referrals[0]
+	if len(l.Roots) != 1 || l.Roots[0] != node.Engine().Addr().String() || got.EID != "10.1.0.0/16" ||
+		got.Type != "MS-REFERRAL" || len(got.Targets) != 1 || got.Targets[0] != "127.0.0.9:4342" || l.Cached != 1 ||
+		l.Counters["resolutions"] != 1 || l.Counters["referrals_ms_referral"] != 1 || time.Until(got.Expires) <= 0 {
+		t.Fatalf("listing %+v", l)
+	}
+	var raw any
+	call(t, mr, "GET", "/v1/ddt/referrals", nil, &raw)
+	for _, k := range jsonKeys(raw, nil) {
+		if !snakeCase.MatchString(k) {
+			t.Errorf("key %q is not snake_case", k)
+		}
+	}
+	if code := call(t, node, "GET", "/v1/ddt/referrals", nil, nil); code != 404 {
+		t.Fatalf("without ddt_roots: %d, want 404", code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,8 +35,40 @@ signed (and the key tag) and the Map-Referrals sent by type.`,
 		},
 	}
 	addWatch(dele, o)
-	cmd.AddCommand(dele)
+	refs := &cobra.Command{
+		Use:   "referrals",
+		Short: "Show the DDT Map-Resolver's referral cache and counters",
+		Long: `referrals shows a DDT Map-Resolver (map_resolver.ddt_roots) as GET
+/v1/ddt/referrals returns it: its roots, the referral cache (instance-ID, EID
+prefix, referral type, targets, incomplete bit, expiry; at most 1000 entries,
+oldest first) and its counters (resolutions, MS-ACKs, referrals by type, cache
+hits, referrals that made no progress, chains cut, timeouts).`,
+		Example: "  rlocctl ddt referrals\n  rlocctl ddt referrals -o json\n  rlocctl ddt referrals --watch",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return list(o, "ddt referrals", "/v1/ddt/referrals", printDDTReferrals)
+		},
+	}
+	addWatch(refs, o)
+	cmd.Short = "Show the DDT node and the DDT Map-Resolver (RFC 8111)"
+	cmd.AddCommand(dele, refs)
 	return cmd
+}
+
+func printDDTReferrals(out io.Writer, l router.DDTResolverInfo) {
+	fmt.Fprintf(out, "roots: %s\n", strings.Join(l.Roots, ", "))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nIID\tEID\tREFERRAL\tTARGETS\tINCOMPLETE\tEXPIRES IN")
+	for _, r := range l.Referrals {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\n", r.IID, r.EID, r.Type, strings.Join(r.Targets, ", "), r.Incomplete,
+			time.Until(r.Expires).Round(time.Second))
+	}
+	fmt.Fprintln(tw, "\nCOUNTER\tVALUE")
+	for _, k := range sortedKeys(l.Counters) {
+		fmt.Fprintf(tw, "%s\t%d\n", k, l.Counters[k])
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "%d cached referrals (%d shown)\n", l.Cached, len(l.Referrals))
 }
 
 func printDDTDelegations(out io.Writer, l router.DDTInfo) {

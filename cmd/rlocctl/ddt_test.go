@@ -52,3 +52,49 @@ func TestDDTDelegationsCommand(t *testing.T) {
 		t.Fatalf("json %v: %s", err, out.String())
 	}
 }
+
+// TestDDTReferralsCommand runs `rlocctl ddt referrals` against a DDT
+// Map-Resolver: the table shows its roots, counters and the cache size;
+// -o json decodes to router.DDTResolverInfo; a router without ddt_roots
+// gives an error that says so.
+func TestDDTReferralsCommand(t *testing.T) {
+	cfg := router.Config{
+		Name:        "ddt-mr",
+		Roles:       router.Roles{MapResolver: true},
+		Control:     router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:        router.MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		MapResolver: router.MapResolverOptions{DDTRoots: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.9:4342")}},
+	}
+	r, err := router.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	var out bytes.Buffer
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "referrals"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"roots: 127.0.0.9:4342", "REFERRAL", "resolutions", "referrals_ms_referral", "0 cached referrals (0 shown)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "referrals", "-o", "json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var l router.DDTResolverInfo
+	if err := json.Unmarshal(out.Bytes(), &l); err != nil || len(l.Roots) != 1 || l.Referrals == nil {
+		t.Fatalf("json %v: %s", err, out.String())
+	}
+	ms := router.Config{Name: "ms", Roles: router.Roles{MapResolver: true},
+		Control: cfg.Control, Mgmt: router.MgmtOptions{Socket: filepath.Join(t.TempDir(), "ms.sock")}}
+	r2, err := router.Start(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r2.Stop)
+	if err := run([]string{"-s", ms.Mgmt.Socket, "ddt", "referrals"}, &out); err == nil || !strings.Contains(err.Error(), "ddt_roots") {
+		t.Fatalf("without roots: %v", err)
+	}
+}

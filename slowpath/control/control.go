@@ -270,6 +270,27 @@ func (e *Engine) DDTResolverStats() (st resolver.DDTStats, cached int, ok bool) 
 	return st, cached, true
 }
 
+// DDTReferrals returns the DDT Map-Resolver's counters, its configured
+// roots and at most max learned referral-cache entries (oldest first) with
+// the number of entries; ok is false when no DDT roots are configured.
+func (e *Engine) DDTReferrals(max int) (st resolver.DDTStats, roots []netip.AddrPort, refs []resolver.Referral, total int, ok bool) {
+	if e.mr == nil || e.mr.ReferralCache() == nil {
+		return st, nil, nil, 0, false
+	}
+	get := func() {
+		rc := e.mr.ReferralCache()
+		st, total = e.mr.DDTStats(), rc.Len()
+		refs = rc.All(nil)
+		if len(refs) > max {
+			refs = refs[:max]
+		}
+	}
+	if err := e.c.Do(get); err != nil {
+		get() // closed: nothing changes any more
+	}
+	return st, slices.Clone(e.cfg.MapResolver.DDTRoots), refs, total, true
+}
+
 // Registrations lists the Map-Server's live registrations.
 func (e *Engine) Registrations() []Registration {
 	var out []Registration

@@ -417,32 +417,30 @@ func TestDelayedLinkDaemon(t *testing.T) {
 
 const failingEnv = "RLOC_LAB_TEST_FAILING_ID"
 
-// TestDelayedLinkFailingHelper is run by TestDelayedLinkDownOnFailure in a
-// child process: it builds a delayed lab and fails.
-func TestDelayedLinkFailingHelper(t *testing.T) {
-	id := os.Getenv(failingEnv)
-	if id == "" {
-		t.Skip("run by TestDelayedLinkDownOnFailure")
-	}
-	upWithT(t, delayTopo(t, "    delay: 5ms\n    loss: 1%"), Options{ID: id, DelayCommand: daemonArgv(t)})
-	t.Fatal("failing on purpose with the lab up")
-}
-
 // TestDelayedLinkDownOnFailure runs a test that fails with a delayed lab
-// (and its forwarder daemon) up: the lab is gone when that test ends.
+// (and its forwarder daemon) up: the lab is gone when that test ends. The
+// failing test is this test's subtest "child", run in a child process
+// (failingEnv set) so that its failure is not this run's.
 func TestDelayedLinkDownOnFailure(t *testing.T) {
+	if id := os.Getenv(failingEnv); id != "" {
+		t.Run("child", func(t *testing.T) {
+			upWithT(t, delayTopo(t, "    delay: 5ms\n    loss: 1%"), Options{ID: id, DelayCommand: daemonArgv(t)})
+			t.Fatal("failing on purpose with the lab up")
+		})
+		return
+	}
 	netnstest.Require(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := "x" + netns.Suffix()
-	c := exec.CommandContext(t.Context(), exe, "-test.run=^TestDelayedLinkFailingHelper$", "-test.count=1")
+	c := exec.CommandContext(t.Context(), exe, "-test.run=^TestDelayedLinkDownOnFailure$/^child$", "-test.count=1")
 	c.Env = append(os.Environ(), failingEnv+"="+id)
 	out, err := c.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !strings.Contains(string(out), "failing on purpose") {
-		t.Fatalf("helper test: %v\n%s", err, out)
+		t.Fatalf("child test: %v\n%s", err, out)
 	}
 	assertGone(t, id)
 	for _, p := range []string{StatePath(id), delayLogPath(id)} {

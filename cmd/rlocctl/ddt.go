@@ -27,11 +27,20 @@ the XEID-prefixes it is authoritative for, then per delegation the instance-ID
 and EID prefix, the referral type requests for it get (NODE-REFERRAL to child
 DDT nodes, MS-REFERRAL to Map-Servers), the targets with their priorities and
 weights and the incomplete bit; then the referral TTLs, whether referrals are
-signed (and the key tag) and the Map-Referrals sent by type.`,
-		Example: "  rlocctl ddt delegations\n  rlocctl ddt delegations -o json",
-		Args:    cobra.NoArgs,
+signed (and the key tag) and the Map-Referrals sent by type.
+
+-o dot prints the delegations as Graphviz input, -o svg draws them (no
+Graphviz needed): the node, a box per delegation, and the child DDT nodes and
+Map-Servers they refer to.`,
+		Example:     "  rlocctl ddt delegations\n  rlocctl ddt delegations -o json\n  rlocctl ddt delegations -o svg > delegations.svg",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{formatsAnnotation: fmtDot + " " + fmtSVG},
 		RunE: func(*cobra.Command, []string) error {
-			return list(o, "ddt delegations", "/v1/ddt/delegations", printDDTDelegations)
+			return list(o, "ddt delegations", "/v1/ddt/delegations", func(w io.Writer, l router.DDTInfo) {
+				if !o.picture(w, "ddt delegations", router.DDTDelegationsPicture(l)) {
+					printDDTDelegations(w, l)
+				}
+			})
 		},
 	}
 	addWatch(dele, o)
@@ -42,11 +51,20 @@ signed (and the key tag) and the Map-Referrals sent by type.`,
 /v1/ddt/referrals returns it: its roots, the referral cache (instance-ID, EID
 prefix, referral type, targets, incomplete bit, expiry; at most 1000 entries,
 oldest first) and its counters (resolutions, MS-ACKs, referrals by type, cache
-hits, referrals that made no progress, chains cut, timeouts).`,
-		Example: "  rlocctl ddt referrals\n  rlocctl ddt referrals -o json\n  rlocctl ddt referrals --watch",
-		Args:    cobra.NoArgs,
+hits, referrals that made no progress, chains cut, timeouts).
+
+-o dot prints the tree the resolver has learned as Graphviz input, -o svg
+draws it: the roots, then each cached referral under the least specific cached
+referral that covers it; negative referrals are dashed.`,
+		Example:     "  rlocctl ddt referrals\n  rlocctl ddt referrals -o json\n  rlocctl ddt referrals --watch\n  rlocctl ddt referrals -o dot | dot -Tpng > ddt.png",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{formatsAnnotation: fmtDot + " " + fmtSVG},
 		RunE: func(*cobra.Command, []string) error {
-			return list(o, "ddt referrals", "/v1/ddt/referrals", printDDTReferrals)
+			return list(o, "ddt referrals", "/v1/ddt/referrals", func(w io.Writer, l router.DDTResolverInfo) {
+				if !o.picture(w, "ddt referrals", router.DDTReferralsPicture(l)) {
+					printDDTReferrals(w, l)
+				}
+			})
 		},
 	}
 	addWatch(refs, o)

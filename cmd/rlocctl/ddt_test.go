@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath"
 )
@@ -50,6 +52,26 @@ func TestDDTDelegationsCommand(t *testing.T) {
 	var l router.DDTInfo
 	if err := json.Unmarshal(out.Bytes(), &l); err != nil || len(l.Delegations) != 1 || l.Delegations[0].IID != 5 {
 		t.Fatalf("json %v: %s", err, out.String())
+	}
+	// -o svg: the node, its delegation and the two child nodes, drawn.
+	out.Reset()
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "delegations", "-o", "svg"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	nodes, edges := svgContent(t, out.Bytes())
+	if !sameSet(nodes, []string{"self", "d/5/10.1.0.0/16", "DDT node/192.0.2.1", "DDT node/192.0.2.2"}) ||
+		!sameSet(edges, []string{"self->d/5/10.1.0.0/16", "d/5/10.1.0.0/16->DDT node/192.0.2.1", "d/5/10.1.0.0/16->DDT node/192.0.2.2"}) {
+		t.Errorf("ddt delegations -o svg: nodes %q edges %q", nodes, edges)
+	}
+	// -o dot: Graphviz reads it.
+	out.Reset()
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "delegations", "-o", "dot"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	dot := exec.Command(testkit.Tool(t, "dot"), "-Tsvg")
+	dot.Stdin = &out
+	if svg, err := dot.Output(); err != nil || strings.Count(string(svg), `class="node"`) != 4 || strings.Count(string(svg), `class="edge"`) != 3 {
+		t.Errorf("ddt delegations -o dot | dot -Tsvg: %v\n%s", err, svg)
 	}
 }
 
@@ -96,5 +118,14 @@ func TestDDTReferralsCommand(t *testing.T) {
 	t.Cleanup(r2.Stop)
 	if err := run([]string{"-s", ms.Mgmt.Socket, "ddt", "referrals"}, &out); err == nil || !strings.Contains(err.Error(), "ddt_roots") {
 		t.Fatalf("without roots: %v", err)
+	}
+	// -o svg: the resolver and its roots (nothing learned yet).
+	out.Reset()
+	if err := run([]string{"-s", cfg.Mgmt.Socket, "ddt", "referrals", "-o", "svg"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, edges := svgContent(t, out.Bytes()); !sameSet(nodes, []string{"self", "roots"}) || !sameSet(edges, []string{"self->roots"}) ||
+		!strings.Contains(out.String(), "127.0.0.9:4342") {
+		t.Errorf("ddt referrals -o svg: nodes %q edges %q\n%s", nodes, edges, out.String())
 	}
 }

@@ -203,6 +203,12 @@ type MapResolverOptions struct {
 	// DDTRoots are the DDT root nodes the referral cache starts from
 	// (RFC 8111 §7.3, docs/ddt.md).
 	DDTRoots []netip.AddrPort `mapstructure:"ddt_roots"`
+	// DDT tunes the DDT resolution: hop bound, retransmission, tries per
+	// target, referral-cache size (docs/ddt.md).
+	DDT slowpath.DDTResolverConfig `mapstructure:"ddt"`
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, docs/ddt.md).
+	DDTKeys []slowpath.DDTKey `mapstructure:"ddt_keys"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -660,7 +666,7 @@ func (c *Config) validateMapResolver() error {
 			return fmt.Errorf("map_resolver.ddt_roots[%d]: invalid address", i)
 		}
 	}
-	return nil
+	return c.validateDDTResolver()
 }
 
 // validateDDT checks ddt.
@@ -731,7 +737,12 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
 			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey,
-			DDTRoots: c.MapResolver.DDTRoots}
+			DDTRoots: c.MapResolver.DDTRoots, DDT: c.MapResolver.DDT}
+		keys, err := slowpath.LoadDDTKeys("map_resolver.ddt_keys", c.MapResolver.DDTKeys)
+		if err != nil {
+			return ec, err
+		}
+		ec.MapResolver.DDTKeys = keys
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,

@@ -513,8 +513,14 @@ type MapResolverConfig struct {
 	// DDTPort is the control port of the DDT nodes and Map-Servers a
 	// referral names (0: 4342); tests run them all on one other port.
 	DDTPort uint16
-	// DDTCacheSize bounds the referral cache (0: DefaultReferralCacheSize).
+	// DDTCacheSize bounds the referral cache (0: DDT.CacheSize, else
+	// DefaultReferralCacheSize).
 	DDTCacheSize int
+	// DDT tunes the DDT resolution (ddt_resolver_config.go).
+	DDT DDTResolverConfig
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, ddt_resolver_config.go).
+	DDTKeys []DDTPublicKey
 }
 
 // DefaultReferralCacheSize is the referral cache's bound when
@@ -894,6 +900,9 @@ func (mr *MapResolverConfig) validate(path string) error {
 		if err := mr.MapServers[i].Validate(fmt.Sprintf("%s.map_servers[%d]", path, i)); err != nil {
 			return err
 		}
+	}
+	if err := mr.DDT.Validate(path + ".ddt"); err != nil {
+		return err
 	}
 	return validatePrefixes(path+".aggregates", mr.Aggregates)
 }

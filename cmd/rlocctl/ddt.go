@@ -50,6 +50,23 @@ hits, referrals that made no progress, chains cut, timeouts).`,
 		},
 	}
 	addWatch(refs, o)
+	pend := &cobra.Command{
+		Use:   "pending",
+		Short: "List the DDT Map-Resolver's resolutions in progress",
+		Long: `pending lists the resolutions a DDT Map-Resolver has in progress (GET
+/v1/ddt/pending), oldest first, at most 1000: the ITR's nonce and address,
+the instance-ID and EID, the delegation whose referral is being followed
+("root" while the roots are asked) and the referrals followed so far, the
+node or Map-Server asked last with the tries at this hop, the hop's targets
+in asking order, and the age of the resolution.`,
+		Example: "  rlocctl ddt pending\n  rlocctl ddt pending -o json\n  rlocctl ddt pending --watch",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return list(o, "ddt pending", "/v1/ddt/pending", printDDTPending)
+		},
+	}
+	addWatch(pend, o)
+	cmd.AddCommand(pend)
 	cmd.Short = "Show the DDT node and the DDT Map-Resolver (RFC 8111)"
 	cmd.AddCommand(dele, refs)
 	return cmd
@@ -69,6 +86,17 @@ func printDDTReferrals(out io.Writer, l router.DDTResolverInfo) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "%d cached referrals (%d shown)\n", l.Cached, len(l.Referrals))
+}
+
+func printDDTPending(out io.Writer, l router.DDTPendingList) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NONCE\tITR\tIID\tEID\tDELEGATION\tHOPS\tASKING\tTRIES\tTARGETS\tAGE")
+	for _, p := range l.Pending {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Nonce, p.ITR, p.IID, p.EID, p.Delegation, p.Hops,
+			p.Target, p.Tries, strings.Join(p.Targets, ", "), time.Since(p.Started).Round(time.Millisecond))
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "%d resolutions in progress (%d shown)\n", l.Total, len(l.Pending))
 }
 
 func printDDTDelegations(out io.Writer, l router.DDTInfo) {

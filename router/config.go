@@ -185,6 +185,9 @@ type MapServerOptions struct {
 	// (docs/operating.md); empty (the default) keeps them in memory only.
 	// The Debian package provides /var/lib/rloc for it (StateDirectory).
 	StateFile string `mapstructure:"state_file"`
+	// DDT tunes the answers to DDT Map-Resolvers: TTLs, peers (the
+	// referral set), signing key (RFC 8111 §7.2, docs/ddt.md).
+	DDT slowpath.DDTMapServerConfig `mapstructure:"ddt"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -732,7 +735,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
 			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey, Limits: c.MapServer.Limits,
-			StateFile: c.MapServer.StateFile}
+			StateFile: c.MapServer.StateFile, DDT: c.MapServer.DDT}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,

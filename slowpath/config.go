@@ -331,6 +331,9 @@ type MapServerConfig struct {
 	// in across restarts (package regdb, docs/operating.md); empty keeps
 	// them in memory only.
 	StateFile string
+	// DDT tunes the answers to DDT Map-Resolvers (RFC 8111 §7.2,
+	// ddt_ms_config.go).
+	DDT DDTMapServerConfig
 }
 
 // RegistrationLimits bound a Map-Server's registrations, so that one site
@@ -885,6 +888,9 @@ func (ms *MapServerConfig) validate(path string) error {
 	if ms.RegistrationTimeout < 0 {
 		return fmt.Errorf("%s.registration_timeout: negative", path)
 	}
+	if err := ms.DDT.Validate(path + ".ddt"); err != nil {
+		return err
+	}
 	if err := ms.PubSub.validate(path + ".pubsub"); err != nil {
 		return err
 	}
@@ -977,6 +983,7 @@ func (c Config) WithDefaults() Config {
 			ms.RegistrationTimeout = 3 * time.Minute
 		}
 		ms.PubSub = ms.PubSub.WithDefaults()
+		ms.DDT = ms.DDT.WithDefaults()
 		c.MapServer = &ms
 	}
 	if c.MapResolver != nil {

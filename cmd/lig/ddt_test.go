@@ -46,7 +46,9 @@ func ddtTree(t *testing.T) (netip.AddrPort, *control.Engine) {
 		return e
 	}
 	pfx := func(s string) slowpath.EIDPrefix { return slowpath.EIDPrefix{Prefix: netip.MustParsePrefix(s)} }
-	tg := func(i, prio byte) slowpath.DDTTarget { return slowpath.DDTTarget{Addr: lo(i), Priority: prio, Weight: 100} }
+	tg := func(i, prio byte) slowpath.DDTTarget {
+		return slowpath.DDTTarget{Addr: lo(i), Priority: prio, Weight: 100}
+	}
 	start(161, slowpath.Config{DDT: &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{pfx("10.0.0.0/8")},
 		Delegations: []slowpath.DDTDelegation{{EIDPrefix: pfx("10.1.0.0/16"), Type: slowpath.DDTNode,
 			Targets: []slowpath.DDTTarget{tg(162, 1), tg(163, 2)}}},

@@ -12,20 +12,20 @@ import (
 // fields take the defaults below. Its YAML section is map_resolver.ddt.
 type DDTResolverConfig struct {
 	// MaxHops bounds the referrals followed for one request (stretch
-	// protection); 0 means DefaultDDTMaxHops.
+	// protection); 0 means 8 (DefaultDDTMaxHops).
 	MaxHops int `mapstructure:"max_hops"`
 	// RetransmitInterval is the wait after the first DDT Map-Request to a
 	// referral target; it doubles per retransmission. 0 means
-	// DefaultDDTInterval.
+	// 1s (DefaultDDTInterval).
 	RetransmitInterval time.Duration `mapstructure:"retransmit_interval"`
 	// TriesPerTarget is the number of Map-Requests each referral target
-	// gets before the resolution gives up; 0 means DefaultDDTTries.
+	// gets before the resolution gives up; 0 means 2 (DefaultDDTTries).
 	TriesPerTarget int `mapstructure:"tries_per_target"`
 	// CacheSize bounds the referral cache's learned entries; 0 means
-	// DefaultReferralCacheSize.
+	// 10000 (DefaultReferralCacheSize).
 	CacheSize int `mapstructure:"cache_size"`
 	// MaxPending bounds the resolutions in progress; 0 means
-	// DefaultDDTMaxPending.
+	// 10000 (DefaultDDTMaxPending).
 	MaxPending int `mapstructure:"max_pending"`
 }
 

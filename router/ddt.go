@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -68,26 +69,33 @@ func (r *Router) DDTReferrals() (DDTResolverInfo, bool) {
 		return DDTResolverInfo{}, false
 	}
 	info := DDTResolverInfo{Cached: total, Referrals: []DDTReferralInfo{}, Counters: ddtResolverCounters(&st)}
-	for _, a := range roots {
-		info.Roots = append(info.Roots, a.String())
-	}
+	info.Roots = addrPortStrings(roots)
 	for _, e := range refs {
-		ri := DDTReferralInfo{IID: e.IID, EID: e.Prefix.String(), Type: e.Type.String(), Incomplete: e.Incomplete, Expires: e.Expires}
-		for _, a := range e.Targets {
-			ri.Targets = append(ri.Targets, a.String())
-		}
-		info.Referrals = append(info.Referrals, ri)
+		info.Referrals = append(info.Referrals, DDTReferralInfo{IID: e.IID, EID: e.Prefix.String(), Type: e.Type.String(),
+			Incomplete: e.Incomplete, Expires: e.Expires, Targets: addrPortStrings(e.Targets)})
 	}
 	return info, true
 }
 
-func (r *Router) apiDDTReferrals(w http.ResponseWriter, _ *http.Request) {
-	l, ok := r.DDTReferrals()
-	if !ok {
-		apiError(w, http.StatusNotFound, errors.New("no DDT resolution (map_resolver.ddt_roots not configured)"))
-		return
+// addrPortStrings formats addresses and ports (nil for none).
+func addrPortStrings(as []netip.AddrPort) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
 	}
-	writeJSON(w, l)
+	return out
+}
+
+// ddtResolverAPI serves what get returns, 404 without DDT resolution.
+func ddtResolverAPI[T any](get func() (T, bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		l, ok := get()
+		if !ok {
+			apiError(w, http.StatusNotFound, errors.New("no DDT resolution (map_resolver.ddt_roots not configured)"))
+			return
+		}
+		writeJSON(w, l)
+	}
 }
 
 // ddtResolverCounters names the DDT Map-Resolver's counters (snake_case,
@@ -145,23 +153,11 @@ func (r *Router) DDTPending() (DDTPendingList, bool) {
 			d = p.Delegation.String()
 		}
 		e := DDTPendingInfo{Nonce: fmt.Sprintf("%x", p.Nonce[:]), ITR: p.ITR.String(), IID: p.IID, EID: p.EID.String(),
-			Delegation: d, Hops: p.Hops, Tries: p.Tries, Started: p.Started, Targets: []string{}}
+			Delegation: d, Hops: p.Hops, Tries: p.Tries, Started: p.Started, Targets: addrPortStrings(p.Targets)}
 		if p.Target.IsValid() {
 			e.Target = p.Target.String()
-		}
-		for _, a := range p.Targets {
-			e.Targets = append(e.Targets, a.String())
 		}
 		out.Pending = append(out.Pending, e)
 	}
 	return out, true
-}
-
-func (r *Router) apiDDTPending(w http.ResponseWriter, _ *http.Request) {
-	l, ok := r.DDTPending()
-	if !ok {
-		apiError(w, http.StatusNotFound, errors.New("no DDT resolution (map_resolver.ddt_roots not configured)"))
-		return
-	}
-	writeJSON(w, l)
 }

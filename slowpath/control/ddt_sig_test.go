@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -206,4 +207,50 @@ func TestDDTResolverForgedSignature(t *testing.T) {
 	if st := stats(); st.Verified != 1 || st.Referrals[wire.ReferralDelegationHole] != 1 {
 		t.Fatalf("genuine referral: %+v", st)
 	}
+}
+
+// FuzzDDTResolverReferral feeds Map-Referrals to a DDT Map-Resolver that
+// holds the roots' key and has a resolution pending with the seeds' nonce,
+// from the root's address: the signature checks, the bits and the cache
+// see every mutation; nothing may panic and the pending state stays
+// bounded.
+func FuzzDDTResolverReferral(f *testing.F) {
+	root := netip.MustParseAddrPort("127.0.0.1:9") // feed's source
+	keys, err := slowpath.LoadDDTKeys("keys", []slowpath.DDTKey{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("0.0.0.0/0")}, KeyFile: testDDTPubKey}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	c := Config{RateLimit: RateLimitConfig{Off: true}, Logger: slog.New(slog.DiscardHandler),
+		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{root}, DDTPort: 9, DDTKeys: keys}}
+	mr := newEngineWith(f, c, nil, slowpath.Options{Clock: newFakeClock().Now})
+	nonce := wire.Nonce{0xf0, 0x22}
+	req := wire.MapRequest{Nonce: nonce, ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.1.2.3"))}}}
+	rb, _ := req.Append(nil)
+	ecm, _ := (&wire.ECM{Src: lo4, Dst: netip.MustParseAddr("10.1.2.3"), SrcPort: 9, DstPort: 4342, TTL: 64, Message: rb}).Append(nil)
+	key, err := slowpath.LoadDDTSigningKey(testDDTKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now()
+	for _, rec := range []wire.Record{refRec("10.1.0.0/16", wire.ReferralNode, true, false, loAddr(1)),
+		refRec("10.1.0.0/16", wire.ReferralDelegationHole, true, false), refRec("10.1.2.0/24", wire.ReferralMSNotRegistered, true, true)} {
+		s := wire.Signature{Inception: uint32(now.Add(-time.Hour).Unix()), Expiration: uint32(now.Add(time.Hour).Unix())}
+		rec.SigCount = 1
+		if _, err := wire.SignReferral(nil, &rec, &s, key); err != nil {
+			f.Fatal(err)
+		}
+		b, err := (&wire.MapReferral{Nonce: nonce, Records: []wire.Record{rec}, Signatures: []wire.Signature{s}}).Append(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		feed(mr, ecm) // (re)start the resolution the referrals answer
+		feed(mr, b)
+		if _, n, _ := mr.DDTPending(0); n > 1 {
+			t.Fatalf("%d resolutions pending, at most 1 started", n)
+		}
+	})
 }

@@ -37,12 +37,14 @@ func (r *Router) apiDDTDelegations(w http.ResponseWriter, _ *http.Request) {
 
 // DDTReferralInfo is one entry of a DDT Map-Resolver's referral cache.
 type DDTReferralInfo struct {
-	IID        uint32    `json:"iid"`
-	EID        string    `json:"eid"`
-	Type       string    `json:"type"`
-	Targets    []string  `json:"targets,omitempty"`
-	Incomplete bool      `json:"incomplete,omitempty"`
-	Expires    time.Time `json:"expires"`
+	IID        uint32   `json:"iid"`
+	EID        string   `json:"eid"`
+	Type       string   `json:"type"`
+	Targets    []string `json:"targets,omitempty"`
+	Incomplete bool     `json:"incomplete,omitempty"`
+	// Authoritative is the referral's A bit.
+	Authoritative bool      `json:"authoritative,omitempty"`
+	Expires       time.Time `json:"expires"`
 }
 
 // DDTResolverInfo is a DDT Map-Resolver's state, as GET /v1/ddt/referrals
@@ -72,7 +74,7 @@ func (r *Router) DDTReferrals() (DDTResolverInfo, bool) {
 	info.Roots = addrPortStrings(roots)
 	for _, e := range refs {
 		info.Referrals = append(info.Referrals, DDTReferralInfo{IID: e.IID, EID: e.Prefix.String(), Type: e.Type.String(),
-			Incomplete: e.Incomplete, Expires: e.Expires, Targets: addrPortStrings(e.Targets)})
+			Incomplete: e.Incomplete, Authoritative: e.Authoritative, Expires: e.Expires, Targets: addrPortStrings(e.Targets)})
 	}
 	return info, true
 }

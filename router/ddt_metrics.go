@@ -11,10 +11,11 @@ import (
 // ddtCollector exports the DDT counters to Prometheus at scrape time: the
 // DDT Map-Resolver's (rloc_ddt_resolver_total by event, the referral
 // cache's and pending list's sizes) and the DDT node's (Map-Referrals sent
-// by type, signatures). A router with neither exports nothing here.
+// by type, signatures) and the Map-Server's DDT signatures. A router with
+// none of them exports nothing here.
 type ddtCollector struct {
-	r                                     *Router
-	events, cached, pending, node, signed *prometheus.Desc
+	r                                             *Router
+	events, cached, pending, node, signed, msSign *prometheus.Desc
 }
 
 func newDDTCollector(r *Router) *ddtCollector {
@@ -27,12 +28,13 @@ func newDDTCollector(r *Router) *ddtCollector {
 		pending: d("pending_resolutions", "DDT resolutions in progress."),
 		node:    d("node_referrals_total", "Map-Referrals a DDT node sent, by referral type.", "type"),
 		signed:  d("node_signatures_total", "Referral signatures a DDT node made, and failed to make.", "result"),
+		msSign:  d("map_server_signatures_total", "Referral signatures the Map-Server made for its DDT answers, and failed to make.", "result"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *ddtCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.events, c.cached, c.pending, c.node, c.signed} {
+	for _, d := range []*prometheus.Desc{c.events, c.cached, c.pending, c.node, c.signed, c.msSign} {
 		ch <- d
 	}
 }
@@ -59,5 +61,9 @@ func (c *ddtCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.signed, prometheus.CounterValue, float64(l.Stats.Signed), "signed")
 		ch <- prometheus.MustNewConstMetric(c.signed, prometheus.CounterValue, float64(l.Stats.SignErrors), "error")
+	}
+	if signed, errs, ok := e.DDTMapServerSigned(); ok {
+		ch <- prometheus.MustNewConstMetric(c.msSign, prometheus.CounterValue, float64(signed), "signed")
+		ch <- prometheus.MustNewConstMetric(c.msSign, prometheus.CounterValue, float64(errs), "error")
 	}
 }

@@ -42,7 +42,10 @@ signed (and the key tag) and the Map-Referrals sent by type.`,
 /v1/ddt/referrals returns it: its roots, the referral cache (instance-ID, EID
 prefix, referral type, targets, incomplete bit, expiry; at most 1000 entries,
 oldest first) and its counters (resolutions, MS-ACKs, referrals by type, cache
-hits, referrals that made no progress, chains cut, timeouts).`,
+hits, referrals that made no progress, chains cut, timeouts, referrals dropped
+for a missing or bad signature or for a prefix without the EID, referrals not
+cached for their I or A bit; the names are those of rloc_ddt_resolver_total in
+/metrics).`,
 		Example: "  rlocctl ddt referrals\n  rlocctl ddt referrals -o json\n  rlocctl ddt referrals --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {

@@ -15,3 +15,17 @@ func (e *Engine) DDTPending(max int) (l []resolver.DDTPending, total int, ok boo
 	}
 	return l, total, true
 }
+
+// DDTMapServerSigned returns the signatures the Map-Server made for its
+// DDT answers and its signing errors; ok is false without a Map-Server
+// signing key (map_server.ddt.signing).
+func (e *Engine) DDTMapServerSigned() (signed, errors uint64, ok bool) {
+	if e.ms == nil || e.cfg.MapServer == nil || e.cfg.MapServer.DDT.Signing.KeyFile == "" {
+		return 0, 0, false
+	}
+	get := func() { signed, errors = e.ms.DDTSigned() }
+	if err := e.c.Do(get); err != nil {
+		get() // closed: nothing changes any more
+	}
+	return signed, errors, true
+}

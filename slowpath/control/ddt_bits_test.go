@@ -71,7 +71,9 @@ func (f *fakeDDT) answer(to netip.AddrPort, n wire.Nonce, rec wire.Record) {
 //     but not cached; a DELEGATION-HOLE with the A bit clear answers the
 //     EID alone and is not cached;
 //   - MS-NOT-REGISTERED from the first Map-Server of a referral set sends
-//     the request to the second at once, whose MS-ACK ends it;
+//     the request to the second at once, whose MS-ACK ends it; the
+//     complete referral set of an MS-NOT-REGISTERED (I clear) is asked
+//     too, each Map-Server once;
 //   - NOT-AUTHORITATIVE from a Map-Server found through the cache drops
 //     that entry and asks the root again;
 //   - a referral for a prefix that does not hold the EID is dropped,
@@ -159,6 +161,21 @@ func TestDDTResolverReferralBits(t *testing.T) {
 		t.Fatalf("loop: no progress %d, want 1", st.NoProgress)
 	}
 
+	// The referral set of an MS-NOT-REGISTERED with the I bit clear: the
+	// root names ms1 only, ms1 names itself and ms2, so ms2 is asked; its
+	// MS-NOT-REGISTERED names the same two, both asked: negative reply.
+	n = tr.ask(t, "10.9.0.1")
+	rn, from = root.asked()
+	root.answer(from, rn, refRec("10.9.0.0/16", wire.ReferralMS, true, true, ms1.addr))
+	mn, from = ms1.asked()
+	ms1.answer(from, mn, refRec("10.9.0.0/24", wire.ReferralMSNotRegistered, true, false, ms1.addr, ms2.addr))
+	mn, from = ms2.asked()
+	ms2.answer(from, mn, refRec("10.9.0.0/24", wire.ReferralMSNotRegistered, true, false, ms1.addr, ms2.addr))
+	checkNegative(t, tr.reply(t, n), "10.9.0.0/24", wire.ActionSendMapRequest)
+	if st, cached := stats(); st.NotRegisteredNext != 2 || cached != 5 {
+		t.Fatalf("referral set: next %d, cached %d; want 2, 5 (the negative /24 added)", st.NotRegisteredNext, cached)
+	}
+
 	// A flood of referrals with unknown nonces: counted, no state kept.
 	before, _ := stats()
 	for i := range 3000 {
@@ -171,8 +188,8 @@ func TestDDTResolverReferralBits(t *testing.T) {
 	if l, pending, _ := mr.DDTPending(10); pending != 0 || len(l) != 0 {
 		t.Fatalf("after the flood: %d pending", pending)
 	}
-	if _, cached := stats(); cached != 4 { // the holes 10.1/16, 10.3/16, 10.4/16, the referral 10.5/16
-		t.Fatalf("after the flood: %d cached, want 4", cached)
+	if _, cached := stats(); cached != 5 { // the holes 10.1/16, 10.3/16, 10.4/16, the referral 10.5/16, 10.9.0/24
+		t.Fatalf("after the flood: %d cached, want 5", cached)
 	}
 }
 

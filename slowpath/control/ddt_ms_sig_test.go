@@ -81,6 +81,7 @@ func TestDDTResolverMapServerKey(t *testing.T) {
 			Type: slowpath.DDTMapServer, Targets: []slowpath.DDTTarget{{Addr: loAddr(msAddr), Priority: 1, Weight: 100}}}}}}, nil)
 	msc := msDDTConfig()
 	msc.Listen = []netip.AddrPort{netip.AddrPortFrom(loAddr(msAddr), port)}
+	msc.MapServer.DDT.Peers = []slowpath.DDTTarget{{Addr: loAddr(msAddr), Priority: 1, Weight: 100}} // the only Map-Server of the site
 	ms := newEngine(t, msc, nil)
 	etr := newEngine(t, Config{ETR: etrConfig(ms.Addr(), testKey, mapping("10.1.2.0/24", "192.0.2.1"))}, nil)
 	waitFor(t, 5*time.Second, "registration", func() bool { return etr.Stats().RegisterNotified >= 1 })

@@ -86,7 +86,8 @@ type ddtPending struct {
 	hops    int
 	cached  bool // the resolution started from a learned cache entry
 	retried bool // ... and went back to the roots (Stale)
-	notReg  *Referral
+	notReg  *Referral    // an MS-NOT-REGISTERED answer, while other Map-Servers are asked
+	tried   []netip.Addr // Map-Servers of this delegation asked before the current set
 	started time.Time
 	targets []netip.AddrPort
 	key     *slowpath.DDTPublicKey
@@ -248,7 +249,6 @@ func (mr *Resolver) ddtAsk(n wire.Nonce, p *ddtPending, ref *Referral) {
 	d := mr.ddt
 	p.targets = ref.Order(d.rng, p.targets)
 	p.key = d.keyFor(p)
-	p.notReg = nil
 	src := mr.innerSource(p)
 	var auth *wire.ECMAuth
 	if p.has && p.ecm.Security {
@@ -388,7 +388,7 @@ func (mr *Resolver) onReferral(m *slowpath.Msg) bool {
 		} else {
 			d.stats.NotCached++ // followed, but not kept as the whole set (RFC 8111 §6.4)
 		}
-		p.last = ref.Prefix
+		p.last, p.notReg, p.tried = ref.Prefix, nil, p.tried[:0]
 		mr.ddtAsk(n, p, &ref)
 	case wire.ReferralMSNotRegistered:
 		if r.Tries() < len(p.targets) {
@@ -400,6 +400,14 @@ func (mr *Resolver) onReferral(m *slowpath.Msg) bool {
 			return true
 		}
 		d.tr.Complete(r)
+		if peers := p.untried(&ref); len(peers.Targets) > 0 {
+			// The Map-Server's complete referral set (I clear) names
+			// Map-Servers of the site not asked yet: ask them.
+			p.notReg = &ref
+			d.stats.NotRegisteredNext++
+			mr.ddtAsk(n, p, &peers)
+			return true
+		}
 		mr.ddtNegativeEnd(n, p, &ref)
 	case wire.ReferralDelegationHole:
 		d.tr.Complete(r)
@@ -422,6 +430,29 @@ func (mr *Resolver) onReferral(m *slowpath.Msg) bool {
 		mr.ddtEnd(n, p, nil, wire.ReferralNotAuthoritative)
 	}
 	return true
+}
+
+// untried returns the part of ref's referral set (a complete one: I bit
+// clear) not asked yet in p's delegation, remembering the current targets
+// as asked; empty for an incomplete set.
+func (p *ddtPending) untried(ref *Referral) Referral {
+	for _, t := range p.targets {
+		if !slices.Contains(p.tried, t.Addr()) {
+			p.tried = append(p.tried, t.Addr())
+		}
+	}
+	var out Referral
+	if ref.Incomplete {
+		return out
+	}
+	for i, t := range ref.Targets {
+		if !slices.Contains(p.tried, t.Addr()) {
+			out.Targets = append(out.Targets, t)
+			out.Priorities = append(out.Priorities, ref.Priorities[i])
+			out.Weights = append(out.Weights, ref.Weights[i])
+		}
+	}
+	return out
 }
 
 // ddtNegativeEnd ends p's resolution with a DELEGATION-HOLE or

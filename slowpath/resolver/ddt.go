@@ -84,8 +84,8 @@ type ddtPending struct {
 	addr    netip.Addr
 	last    netip.Prefix // prefix of the delegation asked (invalid: the roots)
 	hops    int
-	cached  bool // the resolution started from a learned cache entry
-	retried bool // ... and went back to the roots (Stale)
+	cached  bool         // the resolution started from a learned cache entry
+	retried bool         // ... and went back to the roots (Stale)
 	notReg  *Referral    // an MS-NOT-REGISTERED answer, while other Map-Servers are asked
 	tried   []netip.Addr // Map-Servers of this delegation asked before the current set
 	started time.Time

@@ -254,3 +254,55 @@ func FuzzDDTResolverReferral(f *testing.F) {
 		}
 	})
 }
+
+// TestDDTResolverSignedChain: every level signs (root, child node,
+// Map-Server, all with the test key) and the resolver holds a key for each
+// (the roots', 10.1.0.0/16's, 10.1.2.0/24's): the resolution verifies
+// three referrals; without the child's key its referral is not checked
+// (two verified).
+func TestDDTResolverSignedChain(t *testing.T) {
+	port := ddtPort(t)
+	const root, child, ms = 161, 162, 163
+	p := func(s string) slowpath.EIDPrefix { return slowpath.EIDPrefix{Prefix: netip.MustParsePrefix(s)} }
+	at := func(i byte) []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(loAddr(i), port)} }
+	sign := slowpath.DDTSigning{KeyFile: testDDTKey}
+	newEngine(t, Config{Listen: at(root), DDT: &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{p("10.0.0.0/8")},
+		Delegations: []slowpath.DDTDelegation{{EIDPrefix: p("10.1.0.0/16"), Type: slowpath.DDTNode,
+			Targets: []slowpath.DDTTarget{{Addr: loAddr(child), Priority: 1}}}}, Signing: sign}}, nil)
+	newEngine(t, Config{Listen: at(child), DDT: &slowpath.DDTNodeConfig{Authoritative: []slowpath.EIDPrefix{p("10.1.0.0/16")},
+		Delegations: []slowpath.DDTDelegation{{EIDPrefix: p("10.1.2.0/24"), Type: slowpath.DDTMapServer,
+			Targets: []slowpath.DDTTarget{{Addr: loAddr(ms), Priority: 1}}}}, Signing: sign}}, nil)
+	msc := msConfig(siteConfig("a", "10.1.0.0/16", true))
+	msc.Listen = at(ms)
+	msc.MapServer.DDT.Signing = sign
+	m := newEngine(t, msc, nil)
+	etr := newEngine(t, Config{ETR: etrConfig(m.Addr(), testKey, mapping("10.1.2.0/24", "192.0.2.1"))}, nil)
+	waitFor(t, 5*time.Second, "registration", func() bool { return etr.Stats().RegisterNotified >= 1 })
+	keys := func(prefixes ...string) []slowpath.DDTPublicKey {
+		var ks []slowpath.DDTKey
+		for _, s := range prefixes {
+			ks = append(ks, slowpath.DDTKey{EIDPrefix: p(s), KeyFile: testDDTPubKey})
+		}
+		out, err := slowpath.LoadDDTKeys("keys", ks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		mr, itr  byte
+		keys     []string
+		verified uint64
+	}{{164, 165, []string{"0.0.0.0/0", "10.1.0.0/16", "10.1.2.0/24"}, 3}, {166, 167, []string{"0.0.0.0/0", "10.1.2.0/24"}, 2}} {
+		clk := newFakeClock()
+		e := newEngineWith(t, Config{Listen: at(tc.mr), MapResolver: &MapResolverConfig{DDTRoots: at(root), DDTPort: port,
+			DDTKeys: keys(tc.keys...)}}, nil, slowpath.Options{Clock: clk.Now})
+		tr := &ddtTree{port: port, mr: e, clk: clk, itr: listenLo(t, tc.itr, port), itrAddr: loAddr(tc.itr)}
+		n := tr.ask(t, "10.1.2.9")
+		tr.reply(t, n)
+		waitFor(t, 5*time.Second, "MS-ACK", func() bool { st, _, _ := e.DDTResolverStats(); return st.Acked == 1 })
+		if st, _, _ := e.DDTResolverStats(); st.Verified != tc.verified || st.BadSignature != 0 || st.Unsigned != 0 {
+			t.Fatalf("keys %v: verified %d, bad %d, unsigned %d; want %d, 0, 0", tc.keys, st.Verified, st.BadSignature, st.Unsigned, tc.verified)
+		}
+	}
+}

@@ -60,7 +60,8 @@ var ErrNoAnswer = errors.New("DDT walk ended without an answer")
 // resolver orders them), and stops at MS-ACK (then waits for the Map-Reply
 // the ETR or the proxying Map-Server sends lig), at a negative referral
 // (MS-NOT-REGISTERED, DELEGATION-HOLE, NOT-AUTHORITATIVE), at a referral
-// no more specific than the one before, or after maxHops referrals. Every
+// no more specific than the one before, or at a referral beyond maxHops
+// (as the resolver's hop bound). Every
 // node is asked at the root's port. Each hop's targets get q.Tries
 // Map-Requests in all, q.Timeout each, in turn.
 func TraceDDT(ctx context.Context, q Query, maxHops int) (*Trace, error) {
@@ -148,8 +149,8 @@ func TraceDDT(ctx context.Context, q Query, maxHops int) (*Trace, error) {
 				tr.End = "referral without targets"
 			case !cur.Root && r.Prefix.Bits() <= cur.Prefix.Bits():
 				tr.End = fmt.Sprintf("no progress: %v after %v", r.Prefix, cur.Prefix)
-			case hop+1 >= maxHops:
-				tr.End = fmt.Sprintf("%d referrals, the hop bound", hop+1)
+			case hop+1 > maxHops:
+				tr.End = fmt.Sprintf("%d referrals, more than the hop bound %d", hop+1, maxHops)
 			default:
 				cur = *r
 				continue

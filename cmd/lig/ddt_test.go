@@ -135,7 +135,7 @@ func TestTraceDDT(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d with one hop allowed, want 2:\n%s", code, out)
 	}
-	want(out, "1 referrals, the hop bound")
+	want(out, "2 referrals, more than the hop bound 1")
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }

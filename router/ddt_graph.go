@@ -72,7 +72,7 @@ func DDTDelegationsPicture(l DDTInfo) render.Graph {
 
 // DDTReferralsPicture draws the delegation tree a DDT Map-Resolver has
 // learned: the resolver, its roots, then every cached referral under the
-// least specific cached referral of the same instance-ID that covers it
+// most specific cached referral of the same instance-ID that covers it
 // (the roots when none does) — the node that referred the resolver there.
 // NODE-REFERRALs are drawn as DDT nodes, MS-REFERRALs and MS-ACKs as
 // Map-Servers, negative referrals (holes, not registered, not

@@ -181,6 +181,10 @@ func (r *Router) startMetrics() error {
 	}
 	r.metricLn = ln
 	reg := prometheus.NewRegistry()
+	if err := reg.Register(newDDTCollector(r)); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
 	if err := reg.Register(newCollector(r)); err != nil {
 		ln.Close()
 		return fmt.Errorf("metrics: %w", err)

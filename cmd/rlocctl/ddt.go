@@ -51,10 +51,13 @@ Map-Servers they refer to.`,
 /v1/ddt/referrals returns it: its roots, the referral cache (instance-ID, EID
 prefix, referral type, targets, incomplete bit, expiry; at most 1000 entries,
 oldest first) and its counters (resolutions, MS-ACKs, referrals by type, cache
-hits, referrals that made no progress, chains cut, timeouts).
+hits, referrals that made no progress, chains cut, timeouts, referrals dropped
+for a missing or bad signature or for a prefix without the EID, referrals not
+cached for their I or A bit; the names are those of rloc_ddt_resolver_total in
+/metrics).
 
 -o dot prints the tree the resolver has learned as Graphviz input, -o svg
-draws it: the roots, then each cached referral under the least specific cached
+draws it: the roots, then each cached referral under the most specific cached
 referral that covers it; negative referrals are dashed.`,
 		Example:     "  rlocctl ddt referrals\n  rlocctl ddt referrals -o json\n  rlocctl ddt referrals --watch\n  rlocctl ddt referrals -o dot | dot -Tpng > ddt.png",
 		Args:        cobra.NoArgs,
@@ -68,6 +71,23 @@ referral that covers it; negative referrals are dashed.`,
 		},
 	}
 	addWatch(refs, o)
+	pend := &cobra.Command{
+		Use:   "pending",
+		Short: "List the DDT Map-Resolver's resolutions in progress",
+		Long: `pending lists the resolutions a DDT Map-Resolver has in progress (GET
+/v1/ddt/pending), oldest first, at most 1000: the ITR's nonce and address,
+the instance-ID and EID, the delegation whose referral is being followed
+("root" while the roots are asked) and the referrals followed so far, the
+node or Map-Server asked last with the tries at this hop, the hop's targets
+in asking order, and the age of the resolution.`,
+		Example: "  rlocctl ddt pending\n  rlocctl ddt pending -o json\n  rlocctl ddt pending --watch",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return list(o, "ddt pending", "/v1/ddt/pending", printDDTPending)
+		},
+	}
+	addWatch(pend, o)
+	cmd.AddCommand(pend)
 	cmd.Short = "Show the DDT node and the DDT Map-Resolver (RFC 8111)"
 	cmd.AddCommand(dele, refs)
 	return cmd
@@ -87,6 +107,17 @@ func printDDTReferrals(out io.Writer, l router.DDTResolverInfo) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "%d cached referrals (%d shown)\n", l.Cached, len(l.Referrals))
+}
+
+func printDDTPending(out io.Writer, l router.DDTPendingList) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NONCE\tITR\tIID\tEID\tDELEGATION\tHOPS\tASKING\tTRIES\tTARGETS\tAGE")
+	for _, p := range l.Pending {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Nonce, p.ITR, p.IID, p.EID, p.Delegation, p.Hops,
+			p.Target, p.Tries, strings.Join(p.Targets, ", "), time.Since(p.Started).Round(time.Millisecond))
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "%d resolutions in progress (%d shown)\n", l.Total, len(l.Pending))
 }
 
 func printDDTDelegations(out io.Writer, l router.DDTInfo) {

@@ -141,6 +141,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", r.apiDDTReferrals)
+	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

@@ -32,10 +32,16 @@ type Client struct {
 }
 
 // Dial opens a Client for the Map-Resolver mr (port 4342 when it has
-// none): the socket is bound to the local address the kernel picks to
-// reach mr, on an ephemeral port, in the calling thread's network
-// namespace.
-func Dial(mr netip.AddrPort) (*Client, error) {
+// none) on local, in the calling thread's network namespace: an invalid or
+// unspecified local address means the one the kernel picks to reach mr,
+// port 0 an ephemeral port. The local address is the requests' ITR-RLOC.
+//
+// Through rloc's DDT Map-Resolver the ETR answers the ITR-RLOC at the
+// resolver's own port (4342; it puts that port in the ECMs it sends down
+// the tree), so a client measuring DDT resolutions must have port 4342: in
+// an xTR's namespace, on an address of its own that the xTR's rlocd does not
+// listen on (configs/lab/ddt.yaml).
+func Dial(mr, local netip.AddrPort) (*Client, error) {
 	if !mr.IsValid() {
 		return nil, errors.New("resolve: no Map-Resolver address")
 	}
@@ -43,13 +49,16 @@ func Dial(mr netip.AddrPort) (*Client, error) {
 		mr = netip.AddrPortFrom(mr.Addr(), wire.ControlPort)
 	}
 	mr = netip.AddrPortFrom(mr.Addr().Unmap(), mr.Port())
-	probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(mr))
-	if err != nil {
-		return nil, fmt.Errorf("resolve: no route to %v: %w", mr, err)
+	la := local.Addr()
+	if !la.IsValid() || la.IsUnspecified() {
+		probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(mr))
+		if err != nil {
+			return nil, fmt.Errorf("resolve: no route to %v: %w", mr, err)
+		}
+		la = probe.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+		probe.Close()
 	}
-	local := probe.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-	probe.Close()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(la, local.Port())))
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}

@@ -55,7 +55,7 @@ func fakeMR(t *testing.T) netip.AddrPort {
 }
 
 func TestResolve(t *testing.T) {
-	c, err := Dial(fakeMR(t))
+	c, err := Dial(fakeMR(t), netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestMeasure(t *testing.T) {
-	c, err := Dial(fakeMR(t))
+	c, err := Dial(fakeMR(t), netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}

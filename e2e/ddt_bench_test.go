@@ -35,8 +35,8 @@ func BenchmarkDDTResolution(b *testing.B) {
 	}
 	domains := []struct {
 		name, itr, mr, access, etr, root string
-		iid                               uint32
-		eids                              []netip.Addr
+		iid                              uint32
+		eids                             []netip.Addr
 	}{
 		{"iid0-mr1", "xtr1", "mr1", "a-mr1", "a-xtr2", "ra-root", 0, ddtBenchEIDs("10.1.17.%d")},
 		{"iid7-mr2", "xtr3", "mr2", "b-mr2", "b-xtr4", "rb-root", 7, ddtBenchEIDs("10.7.2.%d")},

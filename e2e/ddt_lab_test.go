@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/bench/resolve"
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/router"
 )
 
@@ -102,15 +103,24 @@ func (n *network) resolver(node, mr string) *resolve.Client {
 	return c
 }
 
-// negativeEntry returns node's negative map-cache entry covering eid in
-// iid, if any.
-func (n *network) negativeEntry(node string, iid uint32, eid netip.Addr) (router.MapCacheEntry, bool) {
-	for _, e := range n.mapCache(node) {
-		if p, err := netip.ParsePrefix(e.EID); err == nil && e.IID == iid && e.Negative && p.Contains(eid) {
-			return e, true
+// negativeAtITR pings eid once from host (its packet is held, then
+// dropped or sent natively) and checks that the ITR itr installs the
+// negative map-cache entry prefix with action for it (iid 0).
+func (n *network) negativeAtITR(t *testing.T, host, itr string, eid netip.Addr, prefix, action string) {
+	t.Helper()
+	_, _ = n.lab.Ping(host, eid, 1, 300*time.Millisecond)
+	var e router.MapCacheEntry
+	testkit.WaitFor(t, itr+"'s negative entry for "+eid.String(), func() error {
+		for _, e = range n.mapCache(itr) {
+			if p, err := netip.ParsePrefix(e.EID); err == nil && e.IID == 0 && e.Negative && p.Contains(eid) {
+				return nil
+			}
 		}
+		return fmt.Errorf("no negative entry covers %v", eid)
+	})
+	if e.EID != prefix || e.Action != action {
+		t.Errorf("%s's entry for %v: %+v, want %s %s", itr, eid, e, prefix, action)
 	}
-	return router.MapCacheEntry{}, false
 }
 
 // referralString is a cache entry as the tests compare it.

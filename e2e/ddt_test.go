@@ -93,15 +93,8 @@ func TestDDTLab(t *testing.T) {
 	})
 
 	t.Run("MS-NOT-REGISTERED: negative reply to the ITR", func(t *testing.T) {
-		eid := netip.MustParseAddr("10.1.5.5") // in ms1's site prefix 10.1.0.0/20, not registered
-		_, _ = n.lab.Ping("h1", eid, 1, 300*time.Millisecond)
-		n.waitFor(3*time.Second, "xtr1's negative entry for "+eid.String(), func() bool {
-			_, ok := n.negativeEntry("xtr1", 0, eid)
-			return ok
-		})
-		if e, _ := n.negativeEntry("xtr1", 0, eid); e.EID != "10.1.4.0/22" || e.Action != "send-map-request" {
-			t.Errorf("xtr1's entry %+v, want 10.1.4.0/22 send-map-request", e)
-		}
+		// 10.1.5.5 is in ms1's site prefix 10.1.0.0/20, not registered.
+		n.negativeAtITR(t, "h1", "xtr1", netip.MustParseAddr("10.1.5.5"), "10.1.4.0/22", "send-map-request")
 		if c := n.ddtReferrals("mr1").Counters; c["referrals_ms_not_registered"] != 1 {
 			t.Errorf("mr1 counters %v", c)
 		}
@@ -116,15 +109,8 @@ func TestDDTLab(t *testing.T) {
 	})
 
 	t.Run("DELEGATION-HOLE: negative reply to the ITR", func(t *testing.T) {
-		eid := netip.MustParseAddr("10.200.0.1") // in the root's 10.0.0.0/8, no delegation
-		_, _ = n.lab.Ping("h1", eid, 1, 300*time.Millisecond)
-		n.waitFor(3*time.Second, "xtr1's negative entry for "+eid.String(), func() bool {
-			_, ok := n.negativeEntry("xtr1", 0, eid)
-			return ok
-		})
-		if e, _ := n.negativeEntry("xtr1", 0, eid); e.EID != "10.128.0.0/9" || e.Action != "natively-forward" {
-			t.Errorf("xtr1's entry %+v, want the hole 10.128.0.0/9, natively-forward", e)
-		}
+		// 10.200.0.1 is in the root's 10.0.0.0/8, in no delegation.
+		n.negativeAtITR(t, "h1", "xtr1", netip.MustParseAddr("10.200.0.1"), "10.128.0.0/9", "natively-forward")
 		if s := n.ddtNodeStats("root").Stats; s.DelegationHoles != 1 {
 			t.Errorf("root sent %d DELEGATION-HOLEs", s.DelegationHoles)
 		}

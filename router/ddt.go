@@ -163,3 +163,22 @@ func (r *Router) DDTPending() (DDTPendingList, bool) {
 	}
 	return out, true
 }
+
+// FlushDDTReferrals empties the DDT Map-Resolver's referral cache (the
+// roots stay) and returns how many entries it dropped; ok is false when no
+// map_resolver.ddt_roots are configured. For cold-cache measurements.
+func (r *Router) FlushDDTReferrals() (int, bool) {
+	if r.engine == nil {
+		return 0, false
+	}
+	return r.engine.FlushDDTReferrals()
+}
+
+func (r *Router) apiDDTReferralsFlush(w http.ResponseWriter, _ *http.Request) {
+	n, ok := r.FlushDDTReferrals()
+	if !ok {
+		apiError(w, http.StatusNotFound, errors.New("no DDT resolution (map_resolver.ddt_roots not configured)"))
+		return
+	}
+	writeJSON(w, map[string]int{"flushed": n})
+}

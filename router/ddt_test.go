@@ -190,4 +190,15 @@ func TestDDTReferralsAPI(t *testing.T) {
 	if v := metrics(t, node)[`rloc_ddt_node_referrals_total{type="ms_referral"}`]; v != 1 {
 		t.Errorf("node MS-REFERRALs in /metrics: %v, want 1", v)
 	}
+	// DELETE empties the cache (cold measurements); the roots stay.
+	var fl map[string]int
+	if code := call(t, mr, "DELETE", "/v1/ddt/referrals", nil, &fl); code != 200 || fl["flushed"] != 1 {
+		t.Fatalf("DELETE /v1/ddt/referrals: %d %v", code, fl)
+	}
+	if call(t, mr, "GET", "/v1/ddt/referrals", nil, &l); l.Cached != 0 || len(l.Referrals) != 0 || len(l.Roots) != 1 {
+		t.Fatalf("after the flush: %+v", l)
+	}
+	if code := call(t, node, "DELETE", "/v1/ddt/referrals", nil, nil); code != 404 {
+		t.Fatalf("DELETE without ddt_roots: %d, want 404", code)
+	}
 }

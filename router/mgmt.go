@@ -142,6 +142,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", ddtResolverAPI(r.DDTReferrals))
+	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
 	mux.HandleFunc("GET /v1/ddt/pending", ddtResolverAPI(r.DDTPending))
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)

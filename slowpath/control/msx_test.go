@@ -252,3 +252,246 @@ func TestMSXRequesterRestart(t *testing.T) {
 		t.Fatalf("provider holds %d subscriptions", pa.SubscribedBy)
 	}
 }
+
+// msxAsk sends a plain Map-Request for eid to e and returns the answer's
+// first record (nil: none within a second).
+func msxAsk(t *testing.T, e *Engine, eid string) *wire.Record {
+	t.Helper()
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	a := netip.MustParseAddr(eid)
+	req := wire.MapRequest{Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(a)}}}
+	b, _ := req.Append(nil)
+	if _, err := cl.WriteToUDPAddrPort(b, e.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 9000)
+	cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := cl.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return nil
+	}
+	var rep wire.MapReply
+	if err := rep.Parse(buf[:n]); err != nil || len(rep.Records) == 0 {
+		t.Fatalf("answer: %v", err)
+	}
+	return &rep.Records[0]
+}
+
+func rlocOf(r *wire.Record) netip.Addr {
+	if r == nil || len(r.Locators) == 0 {
+		return netip.Addr{}
+	}
+	return r.Locators[0].Address.IP
+}
+
+// TestMSXSubscription: a registration, an RLOC change and a withdrawal on
+// the provider reach the requester's copy by notification; a lost
+// notification is sent again until acknowledged; a provider restart leads
+// to a new subscription and a resync by bulk; the requester answers
+// Map-Requests for the peer's EIDs from its copy with the owner's TTL; a
+// silent peer's copy ages out.
+func TestMSXSubscription(t *testing.T) {
+	clk := newFakeClock()
+	pl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paddr := pl.LocalAddr().(*net.UDPAddr).AddrPort()
+	pl.Close()
+	p := msxProvider(t, clk, 100, paddr, nil)
+	var dropNotify atomic.Bool
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		typ, _ := wire.PeekType(b)
+		return typ == wire.TypeMapNotify && dropNotify.CompareAndSwap(true, false)
+	})
+	r := msxRequester(t, clk, rl.addr(), nil)
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+
+	// Answered from the copy, with the owner's TTL.
+	got := msxAsk(t, r, "10.0.0.5")
+	if got == nil || got.TTL != 1440 || rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer %+v", got)
+	}
+
+	// A new registration, an RLOC change, a withdrawal.
+	notified := func(what string, n uint64) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool { return msxAgreement(t, r).Stats.NotifiesIn >= n })
+		msxSame(t, p, r, "d2")
+	}
+	msxRegister(t, p, 100, 101, 1440, 1)
+	notified("registration", 1)
+	msxRegister(t, p, 5, 6, 1440, 9)
+	notified("RLOC change", 2)
+	if got := msxAsk(t, r, "10.0.1.77"); rlocOf(got) != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("after the RLOC change: %+v", got)
+	}
+	msxRegister(t, p, 7, 8, 0, 1)
+	notified("withdrawal", 3)
+
+	// A lost notification is sent again until acknowledged.
+	dropNotify.Store(true)
+	msxRegister(t, p, 8, 9, 1440, 5)
+	<-rl.dropped
+	clk.Add(1500 * time.Millisecond)
+	p.Core().Tick()
+	notified("retransmitted notification", 4)
+	if pa := msxAgreement(t, p); pa.Stats.NotifyRetransmits < 1 || pa.Stats.NotifyAcked < 4 {
+		t.Fatalf("provider %+v", pa.Stats)
+	}
+
+	// The provider restarts with another table: the renewal finds the
+	// subscription unknown, the requester subscribes again and resyncs.
+	p.Close()
+	p2 := msxProvider(t, clk, 50, paddr, nil)
+	clk.Add(25 * time.Second) // past a third of the 60 s lifetime
+	r.Core().Tick()
+	waitFor(t, 10*time.Second, "resync", func() bool {
+		a := msxAgreement(t, r)
+		return a.Stats.Resubscribes == 1 && a.Stats.PullsDone == 2 && a.Copy == 50
+	})
+	msxSame(t, p2, r, "d2")
+
+	// The peer goes silent: the copy ages out after peer_timeout (180 s),
+	// and the EID is answered negatively.
+	p2.Close()
+	for range 12 {
+		clk.Add(20 * time.Second)
+		r.Core().Tick()
+	}
+	a := msxAgreement(t, r)
+	if a.Copy != 0 || a.Stats.AgedOut != 1 {
+		t.Fatalf("after the silence: %+v", a)
+	}
+	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 {
+		t.Fatalf("aged copy answered %+v", got)
+	}
+}
+
+// TestMSXInvoke: in invoke mode a Map-Request for the peer's EIDs goes
+// straight to the peer's Map-Server, which answers the ITR.
+func TestMSXInvoke(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) {
+		a.Mode = slowpath.MSXModeInvoke
+		a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+	})
+	got := msxAsk(t, r, "10.0.0.5")
+	if rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer %+v", got)
+	}
+	if a := msxAgreement(t, r); a.Stats.Invoked != 1 || a.Copy != 0 {
+		t.Fatalf("%+v", a.Stats)
+	}
+}
+
+// TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes
+// wider than the agreement, replayed cookies and floods are refused,
+// bounded and counted.
+func TestMSXBadInput(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 2000, netip.AddrPort{}, func(a *slowpath.MSXAgreement) {
+		a.Filters = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/16")}}
+		a.Rate, a.Burst = 1, 20
+	})
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	buf := make([]byte, 65536)
+	ask := func(req *wire.MapBulkRequest, key string) *wire.MapBulkReply {
+		t.Helper()
+		b, err := req.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			if err := wire.SignSubscription(b, []byte(key)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.WriteToUDPAddrPort(b, p.Addr())
+		// Synchronise on the provider's loop: the request is handled
+		// once a command queued after it has run.
+		inject(t, p, netip.MustParseAddrPort("192.0.2.200:1"), []byte{0xff})
+		cl.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, _, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return nil
+		}
+		var rep wire.MapBulkReply
+		if err := rep.Parse(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		return &rep
+	}
+	signed := func(cookie []byte) *wire.MapBulkRequest {
+		return &wire.MapBulkRequest{Nonce: newNonce(), All: true, Cookie: cookie, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false)}
+	}
+	// Unauthenticated: none, or the wrong key. No answer.
+	if ask(&wire.MapBulkRequest{Nonce: newNonce(), All: true}, "") != nil || ask(signed(nil), "wrong") != nil {
+		t.Fatal("unauthenticated request answered")
+	}
+	// Everything asked, a part allowed: clipped to 10.0.0.0/16.
+	first := ask(signed(nil), msxKey.Secret)
+	if first == nil || !first.More {
+		t.Fatalf("first page %+v", first)
+	}
+	for _, rec := range first.Records {
+		_, pfx, _ := rec.Prefix()
+		if !netip.MustParsePrefix("10.0.0.0/16").Contains(pfx.Addr()) {
+			t.Fatalf("%v outside the agreement", pfx)
+		}
+	}
+	// The cookie, used with one nonce, is refused with another (replay);
+	// a tampered cookie is refused.
+	req := signed(first.Cookie)
+	if ask(req, msxKey.Secret) == nil || ask(req, msxKey.Secret) == nil {
+		t.Fatal("next page not answered (or not again for the same nonce)")
+	}
+	if ask(signed(first.Cookie), msxKey.Secret) != nil {
+		t.Fatal("replayed cookie answered")
+	}
+	bad := bytes.Clone(first.Cookie)
+	bad[5] ^= 1
+	if ask(signed(bad), msxKey.Secret) != nil {
+		t.Fatal("forged cookie answered")
+	}
+	// An expired cookie.
+	second := ask(signed(nil), msxKey.Secret)
+	clk.Add(time.Minute)
+	if ask(signed(second.Cookie), msxKey.Secret) != nil {
+		t.Fatal("expired cookie answered")
+	}
+	// A flood: the agreement's rate (burst 20, 1/s) refuses the rest.
+	for range 40 {
+		ask(signed(nil), msxKey.Secret)
+	}
+	s := msxAgreement(t, p).Stats
+	if s.Unauthenticated != 2 || s.Clipped < 1 || s.CookieReplayed != 1 || s.CookieBad != 1 || s.CookieExpired != 1 ||
+		s.RateLimited < 20 || s.BulkResent != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// A subscription from outside every agreement is dropped.
+	other, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")))
+	if err != nil {
+		t.Skip("no 127.0.0.2")
+	}
+	defer other.Close()
+	sub := wire.MapSubscribe{Nonce: newNonce(), All: true, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false), Lifetime: 60}
+	b, _ := sub.Append(nil)
+	wire.SignSubscription(b, []byte(msxKey.Secret))
+	other.WriteToUDPAddrPort(b, p.Addr())
+	waitFor(t, 5*time.Second, "refused subscription", func() bool { return p.Stats().Msgs[15].Rejected > 0 })
+	if a := msxAgreement(t, p); a.SubscribedBy != 0 {
+		t.Fatalf("%d subscriptions", a.SubscribedBy)
+	}
+}

@@ -207,6 +207,9 @@ func (c *MSXConfig) Validate(path string) error {
 		if a.Key.Secret == "" {
 			return fmt.Errorf("%s.key.secret: empty", f)
 		}
+		if a.Key.Alg == wire.AuthHMACSHA256128HKDF {
+			return fmt.Errorf("%s.key.alg: %v derives its key per message type, which the interconnect messages have none for (use hmac-sha256-128)", f, a.Key.Alg)
+		}
 		switch a.Mode {
 		case "", MSXModeCopy, MSXModeInvoke, MSXModeNone:
 		default:

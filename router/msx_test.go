@@ -19,7 +19,7 @@ func msxRouterConfig(t *testing.T) Config {
 		Mgmt:    MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
 		MSX: slowpath.MSXConfig{Agreements: []slowpath.MSXAgreement{{
 			Name: "domain2", Peers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.9:4342")},
-			Key:  slowpath.AuthKey{KeyID: 3, Alg: wire.AuthHMACSHA256128, Secret: "s3cret"}, Mode: slowpath.MSXModeInvoke,
+			Key: slowpath.AuthKey{KeyID: 3, Alg: wire.AuthHMACSHA256128, Secret: "s3cret"}, Mode: slowpath.MSXModeInvoke,
 			Allow:        []string{slowpath.MSXBulk},
 			Filters:      []slowpath.EIDPrefix{{IID: 4, Prefix: netip.MustParsePrefix("10.1.0.0/16")}},
 			PeerPrefixes: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.2.0.0/16")}},
@@ -68,7 +68,9 @@ func TestMSXConfigErrors(t *testing.T) {
 		{"section without the role", func(c *Config) { c.Roles = Roles{DDTNode: true}; c.DDT = ddtRouterConfig(t).DDT }, "msx: set, but only the map-server or map-resolver role"},
 		{"no name", func(c *Config) { c.MSX.Agreements[0].Name = "" }, "msx.agreements[0].name: empty"},
 		{"no peers", func(c *Config) { c.MSX.Agreements[0].Peers = nil }, "msx.agreements[0].peers: no peer address"},
-		{"peer without port", func(c *Config) { c.MSX.Agreements[0].Peers[0] = netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), 0) },
+		{"peer without port", func(c *Config) {
+			c.MSX.Agreements[0].Peers[0] = netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), 0)
+		},
 			"msx.agreements[0].peers[0]: invalid address"},
 		{"bad mode", func(c *Config) { c.MSX.Agreements[0].Mode = "mirror" }, `msx.agreements[0].mode: "mirror"`},
 		{"bad primitive", func(c *Config) { c.MSX.Agreements[0].Allow = []string{"solicit"} }, `msx.agreements[0].allow[0]: "solicit"`},

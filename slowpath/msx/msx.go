@@ -117,8 +117,14 @@ type MSX struct {
 	byAddr map[netip.Addr]*agreement // nil value: the address is ambiguous
 	table  Table
 	secret []byte
-	// keys indexes every key of the local sorted index (provider side).
-	keys []slowpath.EIDPrefix
+	// keys is the local table's EID prefixes in keyCompare order
+	// (provider side), brought up to date lazily: present is the truth,
+	// added the keys registered since the last merge, stale whether some
+	// were removed since (index.go).
+	keys    []slowpath.EIDPrefix
+	present map[slowpath.EIDPrefix]struct{}
+	added   []slowpath.EIDPrefix
+	stale   bool
 	buf  []byte
 	auth []byte
 	// Messages parsed and built, reused.
@@ -177,8 +183,8 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 // it the role only holds copies and invokes. Call before the core starts.
 func (x *MSX) Serve(t Table) {
 	x.table = t
-	t.EachMapping(func(k slowpath.EIDPrefix) { x.keys = append(x.keys, k) })
-	slices.SortFunc(x.keys, keyCompare)
+	x.present = map[slowpath.EIDPrefix]struct{}{}
+	t.EachMapping(func(k slowpath.EIDPrefix) { x.indexChanged(k, true) })
 	t.Watch(x.changed)
 }
 

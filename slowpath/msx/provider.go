@@ -213,13 +213,7 @@ func (x *MSX) sendAck(a *agreement, dst netip.AddrPort, n wire.Nonce, st wire.Su
 // changed is told of every change of the local table: it keeps the sorted
 // index and notifies the subscribers whose scope has k.
 func (x *MSX) changed(k slowpath.EIDPrefix, rec *wire.Record) {
-	i, found := slices.BinarySearchFunc(x.keys, k, keyCompare)
-	switch {
-	case rec == nil && found:
-		x.keys = slices.Delete(x.keys, i, i+1)
-	case rec != nil && !found:
-		x.keys = slices.Insert(x.keys, i, k)
-	}
+	x.indexChanged(k, rec != nil)
 	for _, a := range x.ags {
 		for _, s := range a.prov.subs {
 			if s.sc.has(k) {
@@ -363,6 +357,7 @@ func (x *MSX) onBulkRequest(m *slowpath.Msg) bool {
 	h := rs.hash()
 	p := &a.prov
 	start := 0
+	x.index()
 	if len(req.Cookie) > 0 {
 		ck, err := parseCookie(req.Cookie, x.secret, m.Src, a.cfg.Name)
 		if err == nil && ck.scope != h {

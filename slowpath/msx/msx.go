@@ -125,8 +125,8 @@ type MSX struct {
 	present map[slowpath.EIDPrefix]struct{}
 	added   []slowpath.EIDPrefix
 	stale   bool
-	buf  []byte
-	auth []byte
+	buf     []byte
+	auth    []byte
 	// Messages parsed and built, reused.
 	subm   wire.MapSubscribe
 	sack   wire.MapSubscribeAck

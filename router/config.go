@@ -305,6 +305,10 @@ type Config struct {
 	// DDT is the DDT node's authority and delegations (role ddt-node,
 	// docs/ddt.md).
 	DDT slowpath.DDTNodeConfig `mapstructure:"ddt"`
+	// MSX is the mapping-system interconnect: agreements with peer
+	// mapping systems (roles map-server and/or map-resolver,
+	// docs/interconnect.md). Empty: no interconnect.
+	MSX slowpath.MSXConfig `mapstructure:"msx"`
 	// Multicast enables LISP multicast (router/mcast.go).
 	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
@@ -359,7 +363,7 @@ func (c *Config) Validate() error {
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
-		c.validateDDT,
+		c.validateDDT, c.validateMSX,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -534,6 +538,7 @@ func (c *Config) validateRoleSections() error {
 		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
+		{"msx", c.MSX, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
 			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
@@ -672,6 +677,14 @@ func (c *Config) validateMapResolver() error {
 	return c.validateDDTResolver()
 }
 
+// validateMSX checks msx.
+func (c *Config) validateMSX() error {
+	if reflect.ValueOf(c.MSX).IsZero() || !(c.Roles.MapServer || c.Roles.MapResolver) {
+		return nil
+	}
+	return c.MSX.Validate("msx")
+}
+
 // validateDDT checks ddt.
 func (c *Config) validateDDT() error {
 	if !c.Roles.DDTNode {
@@ -765,6 +778,10 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.DDTNode {
 		d := c.DDT
 		ec.DDT = &d
+	}
+	if len(c.MSX.Agreements) > 0 && (ec.MapServer != nil || ec.MapResolver != nil) {
+		x := c.MSX
+		ec.MSX = &x
 	}
 	mc, err := c.mcastConfig()
 	if err != nil {

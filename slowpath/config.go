@@ -40,6 +40,9 @@ type Config struct {
 	Multicast *MulticastConfig
 	// DDT enables the DDT node role (RFC 8111 §7.1, ddt_config.go).
 	DDT *DDTNodeConfig
+	// MSX enables the mapping-system interconnect role (msx_config.go,
+	// docs/interconnect.md); it needs a Map-Server or a Map-Resolver.
+	MSX *MSXConfig
 }
 
 // RateLimitConfig bounds the control messages the router takes in, so
@@ -835,6 +838,14 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if x := c.MSX; x != nil {
+		if c.MapServer == nil && c.MapResolver == nil {
+			return errors.New("msx: the interconnect needs a Map-Server or a Map-Resolver")
+		}
+		if err := x.Validate("msx"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -1044,6 +1055,10 @@ func (c Config) WithDefaults() Config {
 	if c.DDT != nil {
 		d := c.DDT.WithDefaults()
 		c.DDT = &d
+	}
+	if c.MSX != nil {
+		x := c.MSX.WithDefaults()
+		c.MSX = &x
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

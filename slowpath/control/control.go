@@ -17,6 +17,7 @@ import (
 	"github.com/rloc-router/rloc/slowpath/ddt"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
+	"github.com/rloc-router/rloc/slowpath/msx"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/slowpath/resolver"
 	"github.com/rloc-router/rloc/slowpath/xtr"
@@ -50,6 +51,7 @@ type Engine struct {
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
 	ddt   *ddt.Node
+	msx   *msx.MSX
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -103,6 +105,11 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			return err
 		}
 	}
+	if cfg.MSX != nil {
+		// Before the ITR: it takes only its peers' Map-Notifies, the ITR
+		// every other one.
+		e.msx = msx.New(c, cfg.MSX)
+	}
 	if cfg.ETR != nil {
 		e.etr = xtr.NewETR(c, cfg.ETR, cfg.MapServer == nil && cfg.MapResolver == nil)
 	}
@@ -140,6 +147,12 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			db = e.ms
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
+	}
+	if e.msx != nil {
+		if e.ms != nil {
+			e.msx.Serve(e.ms)
+		}
+		e.mr.SetInterconnect(e.msx)
 	}
 	return nil
 }

@@ -38,6 +38,16 @@ type Database interface {
 	LispSecKey() string
 }
 
+// Interconnect is what the resolver asks of the mapping-system
+// interconnect (LISP-MSX, docs/interconnect.md): answer for an EID of a
+// peer mapping system, from a copy of its table or by invoking its
+// Map-Server directly. Answer reports false, sending nothing, when no
+// agreement covers the EID. It is asked after the local Map-Server and
+// before DDT and the configured remote Map-Servers.
+type Interconnect interface {
+	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+}
+
 // Resolver is the Map-Resolver role and mapping-system front end.
 type Resolver struct {
 	c      *slowpath.Core
@@ -53,7 +63,13 @@ type Resolver struct {
 	sec    slowpath.SecAnswer
 	// ddt is the DDT Map-Resolver (ddt.go), nil without DDT roots.
 	ddt *ddtResolver
+	// ic is the mapping-system interconnect, nil without one.
+	ic Interconnect
 }
+
+// SetInterconnect makes the resolver ask ic for the EIDs of peer mapping
+// systems (before the core starts).
+func (mr *Resolver) SetInterconnect(ic Interconnect) { mr.ic = ic }
 
 // New builds the front end on c and registers its handlers: plain
 // Map-Requests and Map-Requests in an ECM, after those registered before
@@ -117,6 +133,9 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 		return true
 	}
 	if mr.db != nil && mr.db.Answer(m, iid, p.Addr()) {
+		return true
+	}
+	if mr.ic != nil && mr.ic.Answer(m, iid, p.Addr()) {
 		return true
 	}
 	if mr.ddtResolve(m, iid, p.Addr()) {

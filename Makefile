@@ -73,7 +73,7 @@ ddt-lab:
 	./scripts/ddt-lab.sh
 
 # The LISP-MSX experiment (needs root): BenchmarkMSXResolution, then the CDF plot
-# bench/results/msx-fig6.png (scripts/msx-experiment.sh, docs/interconnect.md).
+# bench/results/msx-fig6.png (scripts/msx-experiment.sh, docs/msx-experiment.md).
 msx-experiment:
 	GO=$(GO) ./scripts/msx-experiment.sh
 

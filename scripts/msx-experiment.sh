@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make msx-experiment`: the LISP-MSX experiment (issue 15, the article's
-# Fig. 6; docs/interconnect.md "The experiment"): BenchmarkMSXResolution on
+# Fig. 6; docs/msx-experiment.md): BenchmarkMSXResolution on
 # configs/lab/msx-exp.yaml (700 resolutions of a domain-2 EID through each of
 # four Map-Resolvers of domain 1), its samples written to
 # bench/results/msx-fig6.csv, then the CDF drawn to bench/results/msx-fig6.png

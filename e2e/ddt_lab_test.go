@@ -3,8 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,17 +31,7 @@ var (
 func newDDTLab(t testing.TB) *network {
 	t.Helper()
 	n := newLabNetwork(t, "../configs/lab/ddt.yaml", "ddt")
-	for _, node := range n.lab.Topology().Nodes {
-		cf, _ := node.Role["rlocd"].(string)
-		if node.Role["kind"] != "rlocd" || cf == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("..", cf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.start(node.Name, string(b))
-	}
+	n.startRoles()
 	for ms, want := range map[string]int{"ms1": 1, "ms2": 1, "ms3": 2} {
 		n.waitFor(15*time.Second, ms+"'s registrations", func() bool {
 			var r []router.RegistrationInfo

@@ -50,17 +50,7 @@ var msxExpPaths = []msxExpPath{
 func newMSXExpLab(t testing.TB) *network {
 	t.Helper()
 	n := newLabNetwork(t, "../configs/lab/msx-exp.yaml", "msxexp")
-	for _, node := range n.lab.Topology().Nodes {
-		cf, _ := node.Role["rlocd"].(string)
-		if node.Role["kind"] != "rlocd" || cf == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("..", cf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.start(node.Name, string(b))
-	}
+	n.startRoles()
 	for _, ms := range []string{"ms2", "mr-copy"} {
 		n.waitFor(15*time.Second, ms+"'s registration", func() bool { return len(n.registrationsOf(ms)) == 1 })
 	}
@@ -69,6 +59,24 @@ func newMSXExpLab(t testing.TB) *network {
 		return a.Complete && a.Copy == 1
 	})
 	return n
+}
+
+// startRoles starts rlocd in every node of the lab whose role names a
+// configuration file (`role: {kind: rlocd, rlocd: FILE}`, relative to the
+// repository), used as it is.
+func (n *network) startRoles() {
+	n.t.Helper()
+	for _, node := range n.lab.Topology().Nodes {
+		cf, _ := node.Role["rlocd"].(string)
+		if node.Role["kind"] != "rlocd" || cf == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("..", cf))
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.start(node.Name, string(b))
+	}
 }
 
 // msxExpClient opens a resolve.Client for p in xtr1's namespace, closed at

@@ -141,6 +141,8 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", r.apiDDTReferrals)
+	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
+	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

@@ -15,6 +15,7 @@ import (
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/ddt"
+	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
@@ -50,6 +51,8 @@ type Engine struct {
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
 	ddt   *ddt.Node
+	// disc is OSPF discovery (discovery.go); nil without.
+	disc *discovery.Discovery
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -85,6 +88,10 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 		return nil, err
 	}
 	c.Start()
+	if err := e.startDiscovery(); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -197,6 +204,7 @@ func (e *Engine) Miss(ev fastpath.MissEvent) bool {
 // engine goroutines, then writes what the state file has pending. It is
 // safe to call more than once.
 func (e *Engine) Close() error {
+	e.stopDiscovery()
 	err := e.c.Close()
 	if e.state != nil {
 		if serr := e.state.Close(); err == nil {

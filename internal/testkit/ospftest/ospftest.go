@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +57,10 @@ type Config struct {
 	// Interfaces run OSPF in area 0 as point-to-point links with a 1 s
 	// hello and 3 s dead interval (adjacencies are Full in seconds).
 	Interfaces []string
+	// Broadcast runs the interfaces as broadcast networks instead (a
+	// shared segment with more than two routers; a DR is elected after
+	// the 3 s wait).
+	Broadcast bool
 	// Passive interfaces are advertised into area 0 without adjacencies
 	// (the site prefixes behind an xTR).
 	Passive []string
@@ -66,17 +72,42 @@ type Config struct {
 func Start(t testing.TB, ns *netns.NS, cfg Config) *Router {
 	t.Helper()
 	Require(t)
-	r := &Router{NS: ns, RouterID: cfg.RouterID, Dir: t.TempDir()}
+	// The daemons drop privileges to the frr user (root is not in the
+	// frrvty group): a directory of their own it can write.
+	uid, gid := frrIDs(t)
+	dir, err := os.MkdirTemp("", "ospftest-"+ns.Name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	r := &Router{NS: ns, RouterID: cfg.RouterID, Dir: dir}
 	// -N puts the daemons' default paths under /var/run/frr/<name>.
 	run := filepath.Join("/var/run/frr", ns.Name)
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(run) })
+	for _, d := range []string{dir, run} {
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"ospfd.log", "ospfd.out", "zebra.out", "zebra.log"} {
+				b, _ := os.ReadFile(filepath.Join(r.Dir, f))
+				t.Logf("%s %s:\n%s", ns.Name, f, tail(b, 60))
+			}
+		}
+	})
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "hostname %s\nlog file %s debugging\ndebug ospf client-api\ndebug ospf lsa\n", ns.Name, filepath.Join(r.Dir, "ospfd.log"))
+	fmt.Fprintf(&conf, "hostname %s\nlog file %s debugging\ndebug ospf client-api\n", ns.Name, filepath.Join(r.Dir, "ospfd.log"))
 	for _, ifn := range cfg.Interfaces {
-		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n ip ospf network point-to-point\n ip ospf hello-interval 1\n ip ospf dead-interval 3\nexit\n", ifn)
+		network := " ip ospf network point-to-point\n"
+		if cfg.Broadcast {
+			network = ""
+		}
+		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n%s ip ospf hello-interval 1\n ip ospf dead-interval 3\nexit\n", ifn, network)
 	}
 	for _, ifn := range cfg.Passive {
 		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n ip ospf passive\nexit\n", ifn)
@@ -92,20 +123,27 @@ func Start(t testing.TB, ns *netns.NS, cfg Config) *Router {
 	zconf := write("zebra.conf", fmt.Sprintf("hostname %s\nlog file %s\n", ns.Name, filepath.Join(r.Dir, "zebra.log")))
 	oconf := write("ospfd.conf", conf.String())
 	zserv := filepath.Join(r.Dir, "zserv.api")
-	common := []string{"-N", ns.Name, "-u", "root", "-g", "root", "--vty_socket", r.Dir, "-P", "0"}
+	common := []string{"-N", ns.Name, "--vty_socket", r.Dir, "-P", "0"}
 	r.start(t, "zebra", append([]string{"-f", zconf, "-i", filepath.Join(r.Dir, "zebra.pid"), "-z", zserv}, common...)...)
 	// ospfd connects to zebra's socket; wait for it to exist.
 	waitLong(t, "zebra's zserv socket", func() error { _, err := os.Stat(zserv); return err })
 	r.start(t, "ospfd", append([]string{"-a", "-f", oconf, "-i", filepath.Join(r.Dir, "ospfd.pid"), "-z", zserv}, common...)...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, f := range []string{"ospfd.log", "ospfd.out", "zebra.out"} {
-				b, _ := os.ReadFile(filepath.Join(r.Dir, f))
-				t.Logf("%s %s:\n%s", ns.Name, f, tail(b, 60))
-			}
-		}
-	})
 	return r
+}
+
+// frrIDs returns the frr user's uid and gid.
+func frrIDs(t testing.TB) (int, int) {
+	t.Helper()
+	u, err := user.Lookup("frr")
+	if err != nil {
+		testkit.Unavailable(t, "no frr user (scripts/deps.sh ospfd installs frr): %v", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("frr user: uid %q gid %q", u.Uid, u.Gid)
+	}
+	return uid, gid
 }
 
 func (r *Router) start(t testing.TB, daemon string, args ...string) {

@@ -173,7 +173,7 @@ func (r *Router) start(t testing.TB, daemon string, args ...string) {
 // Vtysh runs one show command through vtysh against this router's daemons.
 func (r *Router) Vtysh(t testing.TB, command string) string {
 	t.Helper()
-	out, err := exec.Command("vtysh", "-N", r.NS.Name, "--vty_socket", r.Dir, "-c", command).CombinedOutput()
+	out, err := exec.Command("vtysh", "--vty_socket", r.Dir, "-c", command).CombinedOutput()
 	if err != nil {
 		t.Fatalf("vtysh %q: %v\n%s", command, err, out)
 	}
@@ -184,7 +184,7 @@ func (r *Router) Vtysh(t testing.TB, command string) string {
 func (r *Router) WaitFull(t testing.TB, n int) {
 	t.Helper()
 	waitLong(t, fmt.Sprintf("%d Full OSPF neighbours in %s", n, r.NS.Name), func() error {
-		out, err := exec.Command("vtysh", "-N", r.NS.Name, "--vty_socket", r.Dir, "-c", "show ip ospf neighbor").CombinedOutput()
+		out, err := exec.Command("vtysh", "--vty_socket", r.Dir, "-c", "show ip ospf neighbor").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}

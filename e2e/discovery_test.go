@@ -16,9 +16,9 @@ import (
 
 // TestOSPFDiscovery: the demo network's core segment is an OSPF area of
 // FRR ospfd routers (msmr, xtr1, xtr2). The Map-Server/Map-Resolver floods
-// its MSFD TLV through its ospfd; the xTRs have no Map-Resolver configured
-// and learn it from their own ospfd, then resolve and ping across with no
-// loss. The Map-Resolver's status set to disabled takes it out of the
+// its MSFD TLV through its ospfd; the xTRs have neither Map-Resolver nor
+// Map-Server configured (only their site key): they learn both from their
+// own ospfd, register, resolve and ping across with no loss. The Map-Resolver's status set to disabled takes it out of the
 // xTRs' list within the LSA's propagation, enabled puts it back; a
 // malformed MSFD TLV flooded by another router is counted and ignored; the
 // Map-Resolver's rlocd stopping flushes its LSA and the xTRs drop it.
@@ -40,7 +40,8 @@ func TestOSPFDiscovery(t *testing.T) {
 	n.start("msmr", msmrYAML("5s")+"discovery: {advertise: {locators: [192.0.2.100], capabilities: [subscribe]}}\n")
 	xtr := func(name, site, secret string) string {
 		y := strings.Replace(xtrYAML(name, site, secret, "0s"), "map_resolvers: [192.0.2.100]\n", "", 1)
-		return y + "discovery: {map_resolvers: true}\n"
+		y = strings.Replace(y, "map_servers: [{addr: 192.0.2.100, key: {id: 1, secret: "+secret+"}}]\n", "", 1)
+		return y + "discovery: {map_resolvers: true, map_server_key: {id: 1, secret: " + secret + "}}\n"
 	}
 	n.start("xtr1", xtr("xtr1", "1", "key-one"))
 	n.start("xtr2", xtr("xtr2", "2", "key-two"))
@@ -54,9 +55,12 @@ func TestOSPFDiscovery(t *testing.T) {
 		}
 		return d
 	}
-	uses := func(node string) bool { return slices.Contains(state(node).MapResolvers, mr) }
+	uses := func(node string) bool {
+		d := state(node)
+		return slices.Contains(d.MapResolvers, mr) && slices.Contains(d.MapServers, mr)
+	}
 	for _, x := range []string{"xtr1", "xtr2"} {
-		n.waitFor(ospftest.Patience, x+" learns the Map-Resolver from OSPF", func() bool { return uses(x) })
+		n.waitFor(ospftest.Patience, x+" learns the Map-Resolver and Map-Server from OSPF", func() bool { return uses(x) })
 	}
 	t.Logf("figure: rlocd start to Map-Resolver discovered by both xTRs: %v", time.Since(start).Round(time.Millisecond))
 	d := state("xtr1")
@@ -71,7 +75,7 @@ func TestOSPFDiscovery(t *testing.T) {
 	}
 
 	h2 := netip.MustParseAddr("10.2.0.10")
-	n.waitFor(30*time.Second, "site 2 registered", func() bool { return len(n.registrations()) >= 4 })
+	n.waitFor(30*time.Second, "both sites registered with the discovered Map-Server", func() bool { return len(n.registrations()) >= 4 })
 	if got, err := n.lab.Ping("h1", h2, 1, 5*time.Second); err != nil || got != 1 {
 		t.Fatalf("first ping h1 -> h2 (resolution through the discovered Map-Resolver): %d/1, %v", got, err)
 	}
@@ -119,7 +123,7 @@ func TestOSPFDiscovery(t *testing.T) {
 		return c.Originate(ctx, netip.Addr{}, netip.IPv4Unspecified(), ospfapi.LSATypeOpaqueArea, 232, 9, bad) == nil
 	})
 	n.waitFor(ospftest.Patience, "xtr1 counts the malformed TLV", func() bool { return state("xtr1").Stats.Malformed > before })
-	if d := state("xtr1"); !slices.Equal(d.MapResolvers, []netip.AddrPort{mr}) || len(d.Functions) != 1 {
+	if d := state("xtr1"); !slices.Equal(d.MapResolvers, []netip.AddrPort{mr}) || !slices.Equal(d.MapServers, []netip.AddrPort{mr}) || len(d.Functions) != 1 {
 		t.Fatalf("after a malformed TLV: %+v", d)
 	}
 	if got, err := n.lab.Ping("h1", h2, 3, 2*time.Second); err != nil || got != 3 {

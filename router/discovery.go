@@ -13,10 +13,11 @@ import (
 // DiscoveryInfo is OSPF discovery's state, as GET /v1/discovery returns it
 // (docs/discovery.md): the functions learned from MSFD TLVs, the
 // Map-Resolvers the ITR asks now (configured, then discovered), and the
-// counters.
+// counters; the Map-Servers the ETR registers with likewise.
 type DiscoveryInfo struct {
 	Functions    []control.DiscoveryEntry `json:"functions"`
 	MapResolvers []netip.AddrPort         `json:"map_resolvers"`
+	MapServers   []netip.AddrPort         `json:"map_servers"`
 	Stats        control.DiscoveryStats   `json:"stats"`
 }
 
@@ -33,6 +34,9 @@ func (c *Config) validateDiscovery() error {
 	}
 	if c.Discovery.MapResolvers && !c.Roles.resolves() {
 		return errors.New("discovery.map_resolvers: only the itr, pitr or rtr role uses Map-Resolvers")
+	}
+	if c.Discovery.MapServerKey != nil && !c.Roles.ETR {
+		return errors.New("discovery.map_server_key: only the etr role registers with Map-Servers")
 	}
 	return c.Discovery.Validate("discovery")
 }
@@ -64,7 +68,8 @@ func (r *Router) Discovery() (DiscoveryInfo, bool) {
 	if !ok {
 		return DiscoveryInfo{}, false
 	}
-	return DiscoveryInfo{Functions: r.engine.Discovered(), MapResolvers: r.engine.ITRMapResolvers(), Stats: st}, true
+	return DiscoveryInfo{Functions: r.engine.Discovered(), MapResolvers: r.engine.ITRMapResolvers(),
+		MapServers: r.engine.ETRMapServers(), Stats: st}, true
 }
 
 // SetDiscoveryStatus changes the status of the MSFD TLV this router floods

@@ -28,6 +28,10 @@ type DiscoveryConfig struct {
 	// MapResolvers makes the ITR use the Map-Resolvers it learns, after
 	// the configured ones (map_resolvers may then be empty).
 	MapResolvers bool `mapstructure:"map_resolvers"`
+	// MapServerKey, when set, makes the ETR register with the Map-Servers
+	// it learns, after the configured ones, with this key (the key cannot
+	// travel in OSPF: it is the site's key at the domain's Map-Servers).
+	MapServerKey *AuthKey `mapstructure:"map_server_key"`
 	// Advertise is what a Map-Resolver or Map-Server node floods; the
 	// function comes from the node's roles.
 	Advertise DiscoveryAdvertise `mapstructure:"advertise"`
@@ -65,7 +69,7 @@ type DiscoveryAdvertise struct {
 
 // Enabled reports whether the section is set at all.
 func (d *DiscoveryConfig) Enabled() bool {
-	return d != nil && (d.OSPFAPI.IsValid() || d.Area.IsValid() || d.OpaqueType != 0 || d.MapResolvers ||
+	return d != nil && (d.OSPFAPI.IsValid() || d.Area.IsValid() || d.OpaqueType != 0 || d.MapResolvers || d.MapServerKey != nil ||
 		d.RetryInterval != 0 || d.Functions != 0 || len(d.Advertise.Locators) > 0 || d.Advertise.Port != 0 ||
 		d.Advertise.Status != "" || d.Advertise.UnavailableTimer != 0 || d.Advertise.RebootTimer != 0 ||
 		len(d.Advertise.Capabilities) > 0)
@@ -78,6 +82,11 @@ func (d *DiscoveryConfig) Validate(path string) error {
 	}
 	if d.Area.IsValid() && !d.Area.Is4() {
 		return fmt.Errorf("%s.area: %v: an area ID is a dotted quad", path, d.Area)
+	}
+	if d.MapServerKey != nil {
+		if err := d.MapServerKey.Validate(path + ".map_server_key"); err != nil {
+			return err
+		}
 	}
 	if d.OpaqueType == 4 {
 		return fmt.Errorf("%s.opaque_type: 4 is the Router Information LSA, which ospfd originates itself", path)

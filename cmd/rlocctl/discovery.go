@@ -23,7 +23,8 @@ func discoveryCmd(o *options) *cobra.Command {
 the advertising OSPF router, the function (map-resolver, map-server), its
 status, locators and port, capabilities, the times its unavailability and
 reboot timers run out, and whether xTRs use it now; then the Map-Resolvers the
-ITR asks (configured first, then discovered) and the counters.`,
+ITR asks and the Map-Servers the ETR registers with (configured first, then
+discovered) and the counters.`,
 		Example: "  rlocctl discovery\n  rlocctl discovery -o json\n  rlocctl discovery --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -72,9 +73,10 @@ func printDiscovery(out io.Writer, d router.DiscoveryInfo) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "map-resolvers asked: %s\n", dash(joinAddrPorts(d.MapResolvers)))
+	fmt.Fprintf(out, "map-servers registered with: %s\n", dash(joinAddrPorts(d.MapServers)))
 	s := d.Stats
-	fmt.Fprintf(out, "ospf api connected: %t (%d connects, %d failed); %d LSA updates, %d deletes, %d malformed TLVs ignored, %d dropped; %d originated, %d refused; %d map-resolver changes\n",
-		s.Connected, s.Connects, s.ConnectErrors, s.Updates, s.Deletes, s.Malformed, s.Dropped, s.Originated, s.OriginateErrors, s.MapResolverChanges)
+	fmt.Fprintf(out, "ospf api connected: %t (%d connects, %d failed); %d LSA updates, %d deletes, %d malformed TLVs ignored, %d dropped; %d originated, %d refused; %d changes of the sets used\n",
+		s.Connected, s.Connects, s.ConnectErrors, s.Updates, s.Deletes, s.Malformed, s.Dropped, s.Originated, s.OriginateErrors, s.Changes)
 }
 
 func joinAddrPorts(as []netip.AddrPort) string {

@@ -46,9 +46,18 @@ func (e *Engine) startDiscovery() error {
 		return err
 	}
 	opt := discovery.Options{Log: e.c.Log()}
-	if dc.MapResolvers && e.itr != nil {
-		opt.OnChange = func(mrs []netip.AddrPort) {
-			_ = e.c.Do(func() { e.itr.SetDiscovered(mrs) })
+	learnMRs := dc.MapResolvers && e.itr != nil
+	learnMSs := dc.MapServerKey != nil && e.etr != nil
+	if learnMRs || learnMSs {
+		opt.OnChange = func(mrs, mss []netip.AddrPort) {
+			_ = e.c.Do(func() {
+				if learnMRs {
+					e.itr.SetDiscovered(mrs)
+				}
+				if learnMSs {
+					e.etr.SetDiscovered(mss, *dc.MapServerKey)
+				}
+			})
 		}
 	}
 	e.disc = discovery.New(dc, advert, opt)
@@ -97,6 +106,19 @@ func (e *Engine) ITRMapResolvers() []netip.AddrPort {
 	}
 	var out []netip.AddrPort
 	if err := e.c.Do(func() { out = e.itr.MapResolvers() }); err != nil {
+		return nil
+	}
+	return out
+}
+
+// ETRMapServers returns the Map-Servers the ETR registers with now,
+// configured and discovered; nil without an ETR.
+func (e *Engine) ETRMapServers() []netip.AddrPort {
+	if e.etr == nil {
+		return nil
+	}
+	var out []netip.AddrPort
+	if err := e.c.Do(func() { out = e.etr.MapServers() }); err != nil {
 		return nil
 	}
 	return out

@@ -41,9 +41,10 @@ const maxLSAs = 4096
 type Options struct {
 	// Log receives the component's logs (nil discards them).
 	Log *slog.Logger
-	// OnChange receives the usable Map-Resolvers whenever the set changes
-	// (from the component's goroutine; it may block briefly).
-	OnChange func(mapResolvers []netip.AddrPort)
+	// OnChange receives the usable Map-Resolvers and Map-Servers whenever
+	// either set changes (from the component's goroutine; it may block
+	// briefly).
+	OnChange func(mapResolvers, mapServers []netip.AddrPort)
 }
 
 // Entry is one function learned from an MSFD TLV, as Discovery.Entries
@@ -92,8 +93,9 @@ type Stats struct {
 	// OriginateErrors the refused ones.
 	Originated      uint64 `json:"originated"`
 	OriginateErrors uint64 `json:"originate_errors"`
-	// MapResolverChanges counts changes of the usable Map-Resolver set.
-	MapResolverChanges uint64 `json:"map_resolver_changes"`
+	// Changes counts changes of the usable Map-Resolver or Map-Server
+	// set.
+	Changes uint64 `json:"changes"`
 }
 
 type lsaKey struct {
@@ -125,6 +127,7 @@ type Discovery struct {
 	advert  *MSFD // nil: nothing to flood
 	stats   Stats
 	lastMRs []netip.AddrPort
+	lastMSs []netip.AddrPort
 }
 
 // New builds the component for cfg (defaults applied by New); advert is
@@ -261,10 +264,18 @@ func (l *learned) usable(now time.Time) bool {
 func (d *Discovery) MapResolvers() []netip.AddrPort {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.mapResolvers(time.Now())
+	return d.usable(time.Now(), FunctionMapResolver)
 }
 
-func (d *Discovery) mapResolvers(now time.Time) []netip.AddrPort {
+// MapServers returns the usable Map-Servers, as MapResolvers.
+func (d *Discovery) MapServers() []netip.AddrPort {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.usable(time.Now(), FunctionMapServer)
+}
+
+// usable lists the locators of the usable functions fn.
+func (d *Discovery) usable(now time.Time, fn Function) []netip.AddrPort {
 	keys := make([]lsaKey, 0, len(d.lsas))
 	for k := range d.lsas {
 		keys = append(keys, k)
@@ -278,7 +289,7 @@ func (d *Discovery) mapResolvers(now time.Time) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, k := range keys {
 		for _, l := range d.lsas[k] {
-			if l.function&FunctionMapResolver == 0 || !l.usable(now) {
+			if l.function&fn == 0 || !l.usable(now) {
 				continue
 			}
 			port := l.msfd.Port
@@ -311,20 +322,22 @@ func (d *Discovery) nextDeadline(now time.Time) time.Time {
 	return next
 }
 
-// notify hands the usable Map-Resolvers to OnChange when they changed.
+// notify hands the usable Map-Resolvers and Map-Servers to OnChange when
+// they changed.
 func (d *Discovery) notify() {
 	d.mu.Lock()
-	mrs := d.mapResolvers(time.Now())
-	changed := !slices.Equal(mrs, d.lastMRs)
+	now := time.Now()
+	mrs, mss := d.usable(now, FunctionMapResolver), d.usable(now, FunctionMapServer)
+	changed := !slices.Equal(mrs, d.lastMRs) || !slices.Equal(mss, d.lastMSs)
 	if changed {
-		d.lastMRs = mrs
-		d.stats.MapResolverChanges++
+		d.lastMRs, d.lastMSs = mrs, mss
+		d.stats.Changes++
 	}
 	d.mu.Unlock()
 	if changed {
-		d.log.Info("discovered Map-Resolvers changed", "map_resolvers", mrs)
+		d.log.Info("discovered functions changed", "map_resolvers", mrs, "map_servers", mss)
 		if d.opt.OnChange != nil {
-			d.opt.OnChange(mrs)
+			d.opt.OnChange(mrs, mss)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func mrBody(t *testing.T, status Status, locs ...string) []byte {
 // notifications and reads what it hands the ITR.
 func newTest(t *testing.T) (*Discovery, *[][]netip.AddrPort) {
 	var changes [][]netip.AddrPort
-	d := New(slowpath.DiscoveryConfig{MapResolvers: true}, nil, Options{OnChange: func(m []netip.AddrPort) { changes = append(changes, m) }})
+	d := New(slowpath.DiscoveryConfig{MapResolvers: true}, nil, Options{OnChange: func(m, _ []netip.AddrPort) { changes = append(changes, m) }})
 	return d, &changes
 }
 
@@ -75,6 +75,9 @@ func TestFollowStatus(t *testing.T) {
 	d.onLSA(&ev)
 	if got := (*changes)[len(*changes)-1]; len(got) != 0 {
 		t.Fatalf("after flush: %v", got)
+	}
+	if got := d.MapServers(); !slices.Equal(got, aps("192.0.2.9:4342")) {
+		t.Fatalf("map-servers %v", got)
 	}
 	if n := len(d.Entries()); n != 2 { // the disabled MR and the MS
 		t.Fatalf("%d entries: %+v", n, d.Entries())
@@ -131,7 +134,7 @@ func TestTimers(t *testing.T) {
 		t.Fatalf("refresh moved the deadline %v -> %v", es[0].UnavailableAt, got)
 	}
 	d.mu.Lock()
-	usable := d.mapResolvers(es[0].UnavailableAt)
+	usable := d.usable(es[0].UnavailableAt, FunctionMapResolver)
 	next := d.nextDeadline(time.Now())
 	d.mu.Unlock()
 	if len(usable) != 0 || !next.Equal(es[0].UnavailableAt) {

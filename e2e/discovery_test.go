@@ -70,7 +70,7 @@ func TestOSPFDiscovery(t *testing.T) {
 		t.Fatalf("xtr1 learned %+v", d.Functions)
 	}
 	// The LSA went through FRR: xtr2's ospfd has it in its database.
-	if db := frr["xtr2"].Vtysh(t, "show ip ospf database opaque-area"); !strings.Contains(db, "10.255.0.100") || !strings.Contains(db, "232") {
+	if db := frr["xtr2"].Vtysh(t, "show ip ospf database opaque-area"); !strings.Contains(db, "10.255.0.100") || !strings.Contains(db, "Router Information") {
 		t.Fatalf("xtr2's ospfd database lacks msmr's opaque LSA:\n%s", db)
 	}
 
@@ -114,13 +114,13 @@ func TestOSPFDiscovery(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.RegisterOpaqueType(ctx, ospfapi.LSATypeOpaqueArea, 232); err != nil {
+	if err := c.RegisterOpaqueType(ctx, ospfapi.LSATypeOpaqueArea, 4); err != nil {
 		t.Fatal(err)
 	}
 	bad := []byte{0x80, 0x00, 0x00, 0x12, 0x01, 0x09, 0, 0, 0, 0, 0, 0, 0x10, 0xf6, 0x01, 0x00, 0x00, 0x01, 192, 0, 2, 2, 0, 0} // status 9
 	before := state("xtr1").Stats.Malformed
 	n.waitFor(ospftest.Patience, "xtr2's ospfd takes the malformed TLV", func() bool {
-		return c.Originate(ctx, netip.Addr{}, netip.IPv4Unspecified(), ospfapi.LSATypeOpaqueArea, 232, 9, bad) == nil
+		return c.Originate(ctx, netip.Addr{}, netip.IPv4Unspecified(), ospfapi.LSATypeOpaqueArea, 4, 9, bad) == nil
 	})
 	n.waitFor(ospftest.Patience, "xtr1 counts the malformed TLV", func() bool { return state("xtr1").Stats.Malformed > before })
 	if d := state("xtr1"); !slices.Equal(d.MapResolvers, []netip.AddrPort{mr}) || !slices.Equal(d.MapServers, []netip.AddrPort{mr}) || len(d.Functions) != 1 {

@@ -19,11 +19,13 @@ type DiscoveryConfig struct {
 	// Area is the OSPF area the TLV is flooded in and learned from; the
 	// unspecified value means the backbone, 0.0.0.0.
 	Area netip.Addr `mapstructure:"area"`
-	// OpaqueType is the opaque type (RFC 5250 §3) of the LSA carrying the
-	// TLV; 0 means 232, in the private range. The Router Information
-	// LSA's own type, 4, is owned by ospfd's Router Information module, so
-	// an API client cannot originate it; TLVs received in type-4 LSAs are
-	// learned all the same.
+	// OpaqueType is the opaque type (RFC 5250 §3) of the area-scope LSA
+	// carrying the TLV; 0 means 4, the Router Information LSA (RFC 7770),
+	// as the draft says. ospfd lets an API client originate type 4 only
+	// while its own Router Information module is off (no router-info, no
+	// segment routing in its configuration); otherwise choose a type from
+	// the private range (e.g. 232). TLVs received in type-4 LSAs are
+	// learned whatever this says.
 	OpaqueType uint8 `mapstructure:"opaque_type"`
 	// MapResolvers makes the ITR use the Map-Resolvers it learns, after
 	// the configured ones (map_resolvers may then be empty).
@@ -88,9 +90,6 @@ func (d *DiscoveryConfig) Validate(path string) error {
 			return err
 		}
 	}
-	if d.OpaqueType == 4 {
-		return fmt.Errorf("%s.opaque_type: 4 is the Router Information LSA, which ospfd originates itself", path)
-	}
 	if d.RetryInterval < 0 {
 		return fmt.Errorf("%s.retry_interval: negative", path)
 	}
@@ -133,7 +132,7 @@ func (d DiscoveryConfig) WithDefaults() DiscoveryConfig {
 		d.Area = netip.IPv4Unspecified()
 	}
 	if d.OpaqueType == 0 {
-		d.OpaqueType = 232
+		d.OpaqueType = 4
 	}
 	if d.RetryInterval == 0 {
 		d.RetryInterval = time.Second

@@ -60,7 +60,7 @@ multicast: {enabled: true, trees: [{group: 232.1.1.1/32, level: 0}]}
 		{"unknown key in itr.subscribe", xtr + "itr: {subscribe: {enabled: true, iid: [1]}}\n", "itr.subscribe.iid"},
 		{"discovery status", ms + "discovery: {advertise: {locators: [192.0.2.100], status: off}}\n", "discovery.advertise.status"},
 		{"discovery timer", ms + "discovery: {advertise: {locators: [192.0.2.100], reboot_timer: 1500ms}}\n", "discovery.advertise.reboot_timer"},
-		{"discovery opaque type 4", xtr + "discovery: {opaque_type: 4}\n", "discovery.opaque_type"},
+		{"discovery area", xtr + "discovery: {area: \"::1\"}\n", "discovery.area"},
 		{"discovered resolvers without an ITR", ms + "discovery: {map_resolvers: true}\n", "discovery.map_resolvers"},
 		{"negative duration", xtr + "etr: {register_interval: -1s}\n", "etr.register_interval"},
 		{"duration without unit", sub(xtr, "{eid: 10.1.0.0/24,", "{eid: 10.1.0.0/24, ttl: 60,"), "database[0].ttl"},

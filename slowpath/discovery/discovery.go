@@ -402,6 +402,9 @@ func (d *Discovery) session() error {
 	defer rcancel()
 	if advertising {
 		if err := c.RegisterOpaqueType(rctx, ospfapi.LSATypeOpaqueArea, d.cfg.OpaqueType); err != nil {
+			if d.cfg.OpaqueType == OpaqueTypeRI {
+				err = fmt.Errorf("%w (ospfd's router-info or segment routing owns the Router Information LSA: set discovery.opaque_type to a private type such as 232)", err)
+			}
 			return fmt.Errorf("register opaque type %d: %w", d.cfg.OpaqueType, err)
 		}
 	}

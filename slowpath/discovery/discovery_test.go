@@ -34,7 +34,7 @@ func mrBody(t *testing.T, status Status, locs ...string) []byte {
 // notifications and reads what it hands the ITR.
 func newTest(t *testing.T) (*Discovery, *[][]netip.AddrPort) {
 	var changes [][]netip.AddrPort
-	d := New(slowpath.DiscoveryConfig{MapResolvers: true}, nil, Options{OnChange: func(m, _ []netip.AddrPort) { changes = append(changes, m) }})
+	d := New(slowpath.DiscoveryConfig{MapResolvers: true, OpaqueType: 232}, nil, Options{OnChange: func(m, _ []netip.AddrPort) { changes = append(changes, m) }})
 	return d, &changes
 }
 

@@ -72,29 +72,30 @@ func next(t *testing.T, c *ospfapi.Client, what string, match func(ev ospfapi.Ev
 	}
 }
 
-const testOpaqueType = 232
+// testOpaqueType is the Router Information LSA's (RFC 7770), free for an
+// API client while ospfd's own router-info is not configured.
+const testOpaqueType = 4
 
 // TestOpaqueLSAAcrossFRR: a client of router A's ospfd registers an
-// opaque type, originates an area-scope opaque LSA when ospfd says it is
-// ready, updates and deletes it; a client of router B's ospfd sees each
-// step flooded by the two FRR daemons. Closing A's client flushes what it
-// originated. FRR's own Router Information module owns opaque type 4: the
-// API refuses it (the reason rloc's discovery uses a private opaque type).
+// opaque type (a second client asking for the same type is refused),
+// originates an area-scope opaque LSA when ospfd says it is ready, updates
+// and deletes it; a client of router B's ospfd sees each step flooded by
+// the two FRR daemons. Closing A's client flushes what it originated.
 func TestOpaqueLSAAcrossFRR(t *testing.T) {
 	a, b := pair(t)
 	ctx := context.Background()
-	ca, cb := dial(t, a), dial(t, b)
+	ca, ca2, cb := dial(t, a), dial(t, a), dial(t, b)
 
-	err := ca.RegisterOpaqueType(ctx, ospfapi.LSATypeOpaqueArea, 4)
-	var re *ospfapi.ReplyErr
-	if !errors.As(err, &re) || re.Code != ospfapi.ReplyOpaqueTypeInUse {
-		t.Fatalf("register opaque type 4 (FRR's RI LSA): %v, want opaque type in use", err)
-	}
 	if err := ca.RegisterOpaqueType(ctx, ospfapi.LSATypeOpaqueArea, testOpaqueType); err != nil {
 		t.Fatal(err)
 	}
+	err := ca2.RegisterOpaqueType(ctx, ospfapi.LSATypeOpaqueArea, testOpaqueType)
+	var re *ospfapi.ReplyErr
+	if !errors.As(err, &re) || re.Code != ospfapi.ReplyOpaqueTypeInUse {
+		t.Fatalf("a second registration of opaque type 4: %v, want opaque type in use", err)
+	}
 	area := netip.IPv4Unspecified()
-	next(t, ca, "ready for opaque type 232 in area 0", func(ev ospfapi.Event) bool {
+	next(t, ca, "ready for opaque type 4 in area 0", func(ev ospfapi.Event) bool {
 		return ev.Kind == ospfapi.EventReady && ev.OpaqueType == testOpaqueType && ev.Addr == area
 	})
 

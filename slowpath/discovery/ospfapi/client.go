@@ -270,10 +270,18 @@ func (c *Client) SyncLSDB(ctx context.Context, f Filter) error {
 // Originate originates (or, for one the client already originated,
 // refreshes with new contents) an opaque LSA: lsaType 9 (ifAddr names the
 // interface), 10 (area names the area) or 11; the daemon fills age,
-// advertising router, sequence number and checksum.
+// advertising router, sequence number and checksum. body's length is a
+// multiple of 4. ospfd sends a new instance of an LSA at most once per
+// MinLSInterval (5 s, RFC 2328 §B): a change sooner waits for it.
 func (c *Client) Originate(ctx context.Context, ifAddr, area netip.Addr, lsaType, opaqueType uint8, opaqueID uint32, body []byte) error {
 	if len(body) > maxBody-8-LSAHeaderLen {
 		return fmt.Errorf("ospfapi: LSA body of %d bytes is too long", len(body))
+	}
+	if len(body)%4 != 0 {
+		// OSPF's LSAs are made of 32-bit words (the TLVs of RFC 7770 §2.3
+		// and RFC 5250 are padded to 4 bytes); ospfd's neighbours drop
+		// an LSA of another length.
+		return fmt.Errorf("ospfapi: LSA body of %d bytes is not a multiple of 4", len(body))
 	}
 	h := LSAHeader{Type: lsaType, ID: OpaqueLSAID(opaqueType, opaqueID), Length: uint16(LSAHeaderLen + len(body))}
 	return c.request(ctx, MsgOriginateRequest, func(b []byte) []byte {

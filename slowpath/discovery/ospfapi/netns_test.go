@@ -112,7 +112,7 @@ func TestOpaqueLSAAcrossFRR(t *testing.T) {
 				ev.Header.OpaqueID() == 7 && (body == nil || bytes.Equal(ev.Body, body))
 		}
 	}
-	for i, body := range [][]byte{[]byte("rloc-one"), []byte("rloc-two-longer")} {
+	for i, body := range [][]byte{[]byte("rloc-one"), []byte("rloc-two-longer!")} {
 		if err := ca.Originate(ctx, netip.Addr{}, area, ospfapi.LSATypeOpaqueArea, testOpaqueType, 7, body); err != nil {
 			t.Fatalf("originate %d: %v", i, err)
 		}
@@ -127,10 +127,10 @@ func TestOpaqueLSAAcrossFRR(t *testing.T) {
 	next(t, cb, "B sees A's LSA deleted", fromA(ospfapi.EventLSADelete, nil))
 
 	// Originate again, then end the connection: ospfd flushes it.
-	if err := ca.Originate(ctx, netip.Addr{}, area, ospfapi.LSATypeOpaqueArea, testOpaqueType, 7, []byte("again")); err != nil {
+	if err := ca.Originate(ctx, netip.Addr{}, area, ospfapi.LSATypeOpaqueArea, testOpaqueType, 7, []byte("again...")); err != nil {
 		t.Fatal(err)
 	}
-	next(t, cb, "B receives A's LSA again", fromA(ospfapi.EventLSAUpdate, []byte("again")))
+	next(t, cb, "B receives A's LSA again", fromA(ospfapi.EventLSAUpdate, []byte("again...")))
 	ca.Close()
 	next(t, cb, "B sees A's LSA flushed when A's client leaves", fromA(ospfapi.EventLSADelete, nil))
 }

@@ -32,6 +32,11 @@ import (
 // OpaqueTypeRI is the Router Information LSA's opaque type (RFC 7770 §2).
 const OpaqueTypeRI = 4
 
+// syncSettle is how long after a database sync the sets are handed over
+// even if no LSA changed them (one that vanished while the connection was
+// down); the sync's LSAs arrive within it.
+const syncSettle = time.Second
+
 // maxLSAs bounds the learned LSAs; beyond it new ones are dropped and
 // counted.
 const maxLSAs = 4096
@@ -391,11 +396,12 @@ func (d *Discovery) session() error {
 	d.stats.Connects++
 	d.stats.Connected = true
 	// What was learned before belongs to the old session: start over from
-	// the database sync.
+	// the database sync. The sets handed over are not emptied meanwhile:
+	// the sync's LSAs refill them, and a second after it whatever is gone
+	// is dropped (settle below).
 	clear(d.lsas)
 	advertising := d.advert != nil
 	d.mu.Unlock()
-	d.notify()
 	d.log.Info("connected to ospfd's OSPF API", "ospf_api", d.cfg.OSPFAPI, "area", d.cfg.Area)
 
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -418,6 +424,8 @@ func (d *Discovery) session() error {
 	rcancel()
 
 	ready := false
+	settle := time.NewTimer(syncSettle)
+	defer settle.Stop()
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	for {
@@ -436,6 +444,8 @@ func (d *Discovery) session() error {
 		case <-d.stop:
 			return nil
 		case <-timerC:
+			d.notify()
+		case <-settle.C:
 			d.notify()
 		case <-d.kick:
 			if ready {

@@ -105,3 +105,19 @@ func (r *Router) apiDiscoveryStatus(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, s)
 }
+
+// discoveryMetrics reports OSPF discovery's counters as control events
+// (rloc_control_events_total{event="discovery_..."}); nothing without
+// discovery.
+func discoveryMetrics(e *control.Engine, counter func(name string, v uint64)) {
+	s, ok := e.DiscoveryStats()
+	if !ok {
+		return
+	}
+	for k, v := range map[string]uint64{"discovery_connects": s.Connects, "discovery_connect_errors": s.ConnectErrors,
+		"discovery_lsa_updates": s.Updates, "discovery_lsa_deletes": s.Deletes, "discovery_malformed": s.Malformed,
+		"discovery_dropped": s.Dropped, "discovery_originated": s.Originated, "discovery_originate_errors": s.OriginateErrors,
+		"discovery_changes": s.Changes} {
+		counter(k, v)
+	}
+}

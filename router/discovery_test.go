@@ -1,9 +1,14 @@
 package router
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rloc-router/rloc/internal/testkit"
 
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
@@ -40,5 +45,40 @@ func TestDiscoveryConfig(t *testing.T) {
 	ec, _ = ms.engineConfig()
 	if ec.Discovery == nil || len(ec.Discovery.Advertise.Locators) != 1 || ec.Discovery.Advertise.Locators[0] != a("192.0.2.100") {
 		t.Fatalf("advertised locators: %+v", ec.Discovery)
+	}
+}
+
+// TestDiscoveryMetrics: a router with discovery exports its counters as
+// control events; its ospfd is absent (a closed port), so connections fail
+// and are counted.
+func TestDiscoveryMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	cfg := Config{
+		Name:      "ms-disc",
+		Roles:     Roles{MapServer: true, MapResolver: true},
+		Control:   ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Sites:     []slowpath.SiteConfig{testSite()},
+		Mgmt:      MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		Metrics:   MetricsOptions{Listen: "127.0.0.1:0"},
+		Discovery: slowpath.DiscoveryConfig{OSPFAPI: api},
+	}
+	r, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	testkit.WaitFor(t, "a failed connection to the absent ospfd", func() error {
+		if v := metrics(t, r)[`rloc_control_events_total{event="discovery_connect_errors"}`]; v < 1 {
+			return fmt.Errorf("discovery_connect_errors %v", v)
+		}
+		return nil
+	})
+	if _, ok := metrics(t, r)[`rloc_control_events_total{event="discovery_malformed"}`]; !ok {
+		t.Fatal("no discovery_malformed series")
 	}
 }

@@ -8,7 +8,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 TESTLOG   ?= $(or $(TMPDIR),/tmp)/rloc-test.log
 SHELL     := /bin/bash
 
-.PHONY: all build test unit deps vet lint fuzz bench demo clean deb
+.PHONY: all build test unit deps vet lint fuzz bench demo ddt-lab clean deb
 
 all: build
 
@@ -67,6 +67,10 @@ bench:
 # A LISP network in namespaces on this machine (needs root): see scripts/demo.sh.
 demo:
 	./scripts/demo.sh
+
+# The DDT lab (needs root): scripts/ddt-lab.sh, docs/lab.md "The DDT lab"; KEEP=1 leaves it running.
+ddt-lab:
+	./scripts/ddt-lab.sh
 
 clean:
 	rm -rf bin

@@ -185,6 +185,9 @@ type MapServerOptions struct {
 	// (docs/operating.md); empty (the default) keeps them in memory only.
 	// The Debian package provides /var/lib/rloc for it (StateDirectory).
 	StateFile string `mapstructure:"state_file"`
+	// DDT tunes the answers to DDT Map-Resolvers: TTLs, peers (the
+	// referral set), signing key (RFC 8111 §7.2, docs/ddt.md).
+	DDT slowpath.DDTMapServerConfig `mapstructure:"ddt"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -203,6 +206,12 @@ type MapResolverOptions struct {
 	// DDTRoots are the DDT root nodes the referral cache starts from
 	// (RFC 8111 §7.3, docs/ddt.md).
 	DDTRoots []netip.AddrPort `mapstructure:"ddt_roots"`
+	// DDT tunes the DDT resolution: hop bound, retransmission, tries per
+	// target, referral-cache size (docs/ddt.md).
+	DDT slowpath.DDTResolverConfig `mapstructure:"ddt"`
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, docs/ddt.md).
+	DDTKeys []slowpath.DDTKey `mapstructure:"ddt_keys"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -663,7 +672,7 @@ func (c *Config) validateMapResolver() error {
 			return fmt.Errorf("map_resolver.ddt_roots[%d]: invalid address", i)
 		}
 	}
-	return nil
+	return c.validateDDTResolver()
 }
 
 // validateDDT checks ddt.
@@ -729,12 +738,17 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
 			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey, Limits: c.MapServer.Limits,
-			StateFile: c.MapServer.StateFile}
+			StateFile: c.MapServer.StateFile, DDT: c.MapServer.DDT}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
 			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey,
-			DDTRoots: c.MapResolver.DDTRoots}
+			DDTRoots: c.MapResolver.DDTRoots, DDT: c.MapResolver.DDT}
+		keys, err := slowpath.LoadDDTKeys("map_resolver.ddt_keys", c.MapResolver.DDTKeys)
+		if err != nil {
+			return ec, err
+		}
+		ec.MapResolver.DDTKeys = keys
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,

@@ -334,6 +334,9 @@ type MapServerConfig struct {
 	// in across restarts (package regdb, docs/operating.md); empty keeps
 	// them in memory only.
 	StateFile string
+	// DDT tunes the answers to DDT Map-Resolvers (RFC 8111 §7.2,
+	// ddt_ms_config.go).
+	DDT DDTMapServerConfig
 }
 
 // RegistrationLimits bound a Map-Server's registrations, so that one site
@@ -516,8 +519,14 @@ type MapResolverConfig struct {
 	// DDTPort is the control port of the DDT nodes and Map-Servers a
 	// referral names (0: 4342); tests run them all on one other port.
 	DDTPort uint16
-	// DDTCacheSize bounds the referral cache (0: DefaultReferralCacheSize).
+	// DDTCacheSize bounds the referral cache (0: DDT.CacheSize, else
+	// DefaultReferralCacheSize).
 	DDTCacheSize int
+	// DDT tunes the DDT resolution (ddt_resolver_config.go).
+	DDT DDTResolverConfig
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, ddt_resolver_config.go).
+	DDTKeys []DDTPublicKey
 }
 
 // DefaultReferralCacheSize is the referral cache's bound when
@@ -890,6 +899,9 @@ func (ms *MapServerConfig) validate(path string) error {
 	if ms.RegistrationTimeout < 0 {
 		return fmt.Errorf("%s.registration_timeout: negative", path)
 	}
+	if err := ms.DDT.Validate(path + ".ddt"); err != nil {
+		return err
+	}
 	if err := ms.PubSub.validate(path + ".pubsub"); err != nil {
 		return err
 	}
@@ -905,6 +917,9 @@ func (mr *MapResolverConfig) validate(path string) error {
 		if err := mr.MapServers[i].Validate(fmt.Sprintf("%s.map_servers[%d]", path, i)); err != nil {
 			return err
 		}
+	}
+	if err := mr.DDT.Validate(path + ".ddt"); err != nil {
+		return err
 	}
 	return validatePrefixes(path+".aggregates", mr.Aggregates)
 }
@@ -979,6 +994,7 @@ func (c Config) WithDefaults() Config {
 			ms.RegistrationTimeout = 3 * time.Minute
 		}
 		ms.PubSub = ms.PubSub.WithDefaults()
+		ms.DDT = ms.DDT.WithDefaults()
 		c.MapServer = &ms
 	}
 	if c.MapResolver != nil {

@@ -408,10 +408,19 @@ func (d *Discovery) session() error {
 	defer rcancel()
 	if advertising {
 		if err := c.RegisterOpaqueType(rctx, ospfapi.LSATypeOpaqueArea, d.cfg.OpaqueType); err != nil {
-			if d.cfg.OpaqueType == OpaqueTypeRI {
-				err = fmt.Errorf("%w (ospfd's router-info or segment routing owns the Router Information LSA: set discovery.opaque_type to a private type such as 232)", err)
+			if ctx.Err() != nil || c.Err() != nil {
+				return err
 			}
-			return fmt.Errorf("register opaque type %d: %w", d.cfg.OpaqueType, err)
+			// Refused (the type is someone else's): this session learns
+			// without flooding; the next one asks again.
+			if d.cfg.OpaqueType == OpaqueTypeRI {
+				err = fmt.Errorf("%w (ospfd's router-info or segment routing owns the Router Information LSA: set discovery.opaque_type to a private type such as 232 on every node)", err)
+			}
+			d.mu.Lock()
+			d.stats.OriginateErrors++
+			d.mu.Unlock()
+			d.log.Error("MSFD TLV cannot be flooded: opaque type refused; learning only", "opaque_type", d.cfg.OpaqueType, "err", err)
+			advertising = false
 		}
 	}
 	f := ospfapi.Filter{Types: []uint8{ospfapi.LSATypeOpaqueArea}, Origin: ospfapi.AnyOrigin, Areas: []netip.Addr{d.cfg.Area}}

@@ -92,3 +92,48 @@ func TestRunAgainstFakeOSPFD(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestRunTypeRefused: ospfd refuses the opaque type (its own router-info
+// holds it): the component logs it, counts it and goes on learning.
+func TestRunTypeRefused(t *testing.T) {
+	s, err := ospfapitest.Start(func(t ospfapi.MsgType) int8 {
+		if t == ospfapi.MsgRegisterOpaqueType {
+			return ospfapi.ReplyOpaqueTypeInUse
+		}
+		return ospfapi.ReplyOK
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	changes := make(chan []netip.AddrPort, 16)
+	advert := &MSFD{Function: FunctionMapResolver, Status: StatusEnabled, Locators: []netip.Addr{netip.MustParseAddr("192.0.2.100")}}
+	d := New(slowpath.DiscoveryConfig{OSPFAPI: s.Addr(), MapResolvers: true}, advert,
+		Options{OnChange: func(mrs, _ []netip.AddrPort) { changes <- mrs }})
+	d.Start()
+	defer d.Close()
+	<-s.Connected()
+	for _, want := range []ospfapi.MsgType{ospfapi.MsgRegisterOpaqueType, ospfapi.MsgRegisterEvent, ospfapi.MsgSyncLSDB} {
+		if r := <-s.Requests(); r.Type != want {
+			t.Fatalf("request %v, want %v", r.Type, want)
+		}
+	}
+	other := MSFD{Function: FunctionMapResolver, Status: StatusEnabled, Locators: []netip.Addr{netip.MustParseAddr("192.0.2.7")}}
+	ob, _ := other.Append(nil)
+	if err := s.Notify(ospfapi.MsgLSAUpdateNotify, ospfapitest.LSAUpdate(netip.IPv4Unspecified(), netip.MustParseAddr("10.0.0.7"), OpaqueTypeRI, 0, 1, ob)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case got := <-changes:
+			if slices.Equal(got, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:4342")}) {
+				if st := d.Stats(); st.OriginateErrors != 1 || st.Connects != 1 {
+					t.Fatalf("stats %+v", st)
+				}
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing learned after the refusal")
+		}
+	}
+}

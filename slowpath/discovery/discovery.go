@@ -41,6 +41,10 @@ const syncSettle = time.Second
 // counted.
 const maxLSAs = 4096
 
+// maxPerLSA bounds the MSFD TLVs kept from one LSA; more are dropped and
+// counted.
+const maxPerLSA = 16
+
 // Options are what the assembly gives the component besides its
 // configuration.
 type Options struct {
@@ -92,7 +96,8 @@ type Stats struct {
 	Deletes uint64 `json:"deletes"`
 	// Malformed counts MSFD TLVs (and broken TLV framing) ignored.
 	Malformed uint64 `json:"malformed"`
-	// Dropped counts LSAs not kept because the table is full.
+	// Dropped counts LSAs not kept because the table is full, and TLVs
+	// beyond 16 in one LSA.
 	Dropped uint64 `json:"dropped"`
 	// Originated counts this router's TLV originations accepted by ospfd;
 	// OriginateErrors the refused ones.
@@ -528,6 +533,10 @@ func (d *Discovery) onLSA(ev *ospfapi.Event) {
 	// The origination time: the timers count from it.
 	origin := now.Add(-time.Duration(h.Age) * time.Second)
 	framing := ParseRIBody(ev.Body, func(m *MSFD) {
+		if len(fresh) == maxPerLSA {
+			d.stats.Dropped++
+			return
+		}
 		l := learned{msfd: m.Clone(), learned: now, self: ev.Self, function: m.Function & functionMask}
 		if m.Unavailable > 0 {
 			l.unavail = origin.Add(m.Unavailable)

@@ -158,3 +158,17 @@ func TestAdvert(t *testing.T) {
 		t.Fatalf("an xTR advertises nothing: %v %v", m, err)
 	}
 }
+
+// TestBounds: at most 16 TLVs of one LSA are kept; the rest are counted.
+func TestBounds(t *testing.T) {
+	d, _ := newTest(t)
+	var body []byte
+	for i := range 20 {
+		body = append(body, mrBody(t, StatusEnabled, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String())...)
+	}
+	ev := lsaEvent(ospfapi.EventLSAUpdate, "10.0.0.1", 232, 0, body)
+	d.onLSA(&ev)
+	if n, s := len(d.Entries()), d.Stats(); n != 16 || s.Dropped != 4 {
+		t.Fatalf("%d entries, %d dropped", n, s.Dropped)
+	}
+}

@@ -151,6 +151,9 @@ func TestNegotiateFull(t *testing.T) {
 	if s := p.cust.Stats(); s != (Stats{}) {
 		t.Fatalf("customer refused something: %+v", s)
 	}
+	if !p.cust.Forget("b", q.CustomerID) || len(p.cust.Agreements()) != 0 || p.cust.Forget("b", q.CustomerID) {
+		t.Fatal("the withdrawn agreement was not forgotten once")
+	}
 }
 
 // TestNegotiatePartial: the policy offers one of two prefixes and no bulk;

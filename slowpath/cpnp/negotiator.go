@@ -146,6 +146,24 @@ func (n *Negotiator) Get(peer, customerID string) (Agreement, bool) {
 	return *a, true
 }
 
+// Forget removes an ended agreement (declined, cancelled, failed or
+// withdrawn) so that the bound of MaxAgreements counts live ones; it
+// reports whether it removed one.
+func (n *Negotiator) Forget(peer, customerID string) bool {
+	k := key{peer, customerID}
+	a, ok := n.byCustomer[k]
+	if !ok {
+		return false
+	}
+	switch a.State {
+	case Declined, Cancelled, Failed, Withdrawn:
+		delete(n.byCustomer, k)
+		delete(n.lastSeq, peer+"\x00"+strconv.FormatUint(uint64(a.Transaction), 10))
+		return true
+	}
+	return false
+}
+
 func (n *Negotiator) newID() string {
 	n.next++
 	return n.Name + "-" + strconv.FormatUint(n.next, 10)

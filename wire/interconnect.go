@@ -601,6 +601,10 @@ type MapSolicitRequest struct {
 	Nonce Nonce
 	// All is the A bit: the whole map-cache; Scope must then be empty.
 	All bool
+	// Auth authenticates the request with the key the two peer ITRs share
+	// (the Map-Register authentication field, RFC 9301 §5.6); see
+	// SignSolicit.
+	Auth Auth
 	// MaxRecords bounds the records per response page; 0 lets the peer choose.
 	MaxRecords uint16
 	// Requester is the RLOC the responses go to.
@@ -614,14 +618,15 @@ type MapSolicitRequest struct {
 
 // Len returns the encoded length of the message.
 func (m *MapSolicitRequest) Len() int {
-	n := msxHeaderLen + 4 + m.Requester.Len() + len(m.Cookie)
+	n := msxHeaderLen + m.Auth.Len() + 4 + m.Requester.Len() + len(m.Cookie)
 	for i := range m.Scope {
 		n += m.Scope[i].Len()
 	}
 	return n
 }
 
-// Append appends the message to b.
+// Append appends the message to b with the authentication data zeroed;
+// SignSolicit then fills it in.
 func (m *MapSolicitRequest) Append(b []byte) ([]byte, error) {
 	if err := msxCheckScope(m.All, len(m.Scope), SubTypeMapSolicitRequest); err != nil {
 		return b, err
@@ -630,11 +635,15 @@ func (m *MapSolicitRequest) Append(b []byte) ([]byte, error) {
 	if m.All {
 		f |= msxFlagAll
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapSolicitRequest, f, byte(len(m.Scope)), &m.Nonce)
-	b = binary.BigEndian.AppendUint16(b, m.MaxRecords)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err := m.Auth.append(b)
 	if err != nil {
-		return b, err
+		return b[:start], fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	b = binary.BigEndian.AppendUint16(b, m.MaxRecords)
+	if b, err = msxAppendCookie(b, m.Cookie); err != nil {
+		return b[:start], err
 	}
 	if b, err = m.Requester.Append(b); err != nil {
 		return b, fmt.Errorf("Map-Solicit-Request requester: %w", err)
@@ -651,13 +660,21 @@ func (m *MapSolicitRequest) Parse(b []byte) error {
 	}
 	m.Nonce, m.All = nonce, f&msxFlagAll != 0
 	off := msxHeaderLen
+	n, err := m.Auth.parse(b[off:])
+	if err != nil {
+		return fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	off += n
 	if len(b)-off < 4 {
 		return fmt.Errorf("%w: Map-Solicit-Request fixed fields", ErrTruncated)
 	}
 	m.MaxRecords = binary.BigEndian.Uint16(b[off:])
 	clen := int(binary.BigEndian.Uint16(b[off+2:]))
 	off += 4
-	n, err := m.Requester.Parse(b[off:])
+	n, err = m.Requester.Parse(b[off:])
 	if err != nil {
 		return fmt.Errorf("Map-Solicit-Request requester: %w", err)
 	}
@@ -684,6 +701,9 @@ type MapSolicitResponse struct {
 	Nonce Nonce
 	// More is the M bit: further pages follow; Cookie then fetches the next.
 	More bool
+	// Auth authenticates the page with the key the two peer ITRs share
+	// (RFC 9301 §5.6 field); see SignSolicit.
+	Auth Auth
 	// Responder is the RLOC of the answering ITR.
 	Responder Address
 	// Cookie is the continuation state for the next request; required when
@@ -696,14 +716,15 @@ type MapSolicitResponse struct {
 
 // Len returns the encoded length of the message.
 func (m *MapSolicitResponse) Len() int {
-	n := msxHeaderLen + 2 + m.Responder.Len() + len(m.Cookie)
+	n := msxHeaderLen + m.Auth.Len() + 2 + m.Responder.Len() + len(m.Cookie)
 	for i := range m.Records {
 		n += m.Records[i].Len()
 	}
 	return n
 }
 
-// Append appends the message to b.
+// Append appends the message to b with the authentication data zeroed;
+// SignSolicit then fills it in.
 func (m *MapSolicitResponse) Append(b []byte) ([]byte, error) {
 	if err := msxCheckPage(m.More, len(m.Cookie), len(m.Records), SubTypeMapSolicitResponse); err != nil {
 		return b, err
@@ -712,10 +733,14 @@ func (m *MapSolicitResponse) Append(b []byte) ([]byte, error) {
 	if m.More {
 		f |= msxFlagMore
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapSolicitResponse, f, byte(len(m.Records)), &m.Nonce)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err := m.Auth.append(b)
 	if err != nil {
-		return b, err
+		return b[:start], fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	if b, err = msxAppendCookie(b, m.Cookie); err != nil {
+		return b[:start], err
 	}
 	if b, err = m.Responder.Append(b); err != nil {
 		return b, fmt.Errorf("Map-Solicit-Response responder: %w", err)
@@ -732,12 +757,20 @@ func (m *MapSolicitResponse) Parse(b []byte) error {
 	}
 	m.Nonce, m.More = nonce, f&msxFlagMore != 0
 	off := msxHeaderLen
+	n, err := m.Auth.parse(b[off:])
+	if err != nil {
+		return fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	off += n
 	if len(b)-off < 2 {
 		return fmt.Errorf("%w: Map-Solicit-Response cookie length", ErrTruncated)
 	}
 	clen := int(binary.BigEndian.Uint16(b[off:]))
 	off += 2
-	n, err := m.Responder.Parse(b[off:])
+	n, err = m.Responder.Parse(b[off:])
 	if err != nil {
 		return fmt.Errorf("Map-Solicit-Response responder: %w", err)
 	}

@@ -139,6 +139,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
+	mux.HandleFunc("GET /v1/solicit", r.apiSolicit)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", r.apiDDTReferrals)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
@@ -202,6 +203,8 @@ func reachSource(s cache.ReachSource) string {
 		return "lsb"
 	case cache.ReachRouting:
 		return "routing"
+	case cache.ReachSolicit:
+		return "solicit"
 	}
 	return ""
 }

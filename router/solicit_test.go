@@ -1,0 +1,52 @@
+package router
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// TestSolicitConfigChecks: itr.solicit is checked with its key paths, and
+// handed to the ITR only with peers.
+func TestSolicitConfigChecks(t *testing.T) {
+	key := slowpath.AuthKey{KeyID: 1, Alg: wire.AuthHMACSHA256128, Secret: "k"}
+	peer := slowpath.SolicitPeer{Addr: netip.MustParseAddrPort("192.0.2.3:4342"), Key: key}
+	for _, tc := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.ITR.Solicit.OnStart = true }, "itr.solicit.peers: on_start and scope need peers"},
+		{func(c *Config) {
+			c.ITR.Solicit.Peers = []slowpath.SolicitPeer{{Addr: peer.Addr, Key: slowpath.AuthKey{KeyID: 1, Alg: wire.AuthHMACSHA256128}}}
+		}, "itr.solicit.peers[0].key.secret: empty"},
+		{func(c *Config) { c.ITR.Solicit.Peers = []slowpath.SolicitPeer{peer, peer} }, "itr.solicit.peers[1].addr: 192.0.2.3 listed twice"},
+		{func(c *Config) { c.ITR.Solicit.Peers = []slowpath.SolicitPeer{{Key: key}} }, "itr.solicit.peers[0].addr: invalid"},
+		{func(c *Config) { c.ITR.Solicit.Peers, c.ITR.Solicit.PageRecords = []slowpath.SolicitPeer{peer}, 256 }, "itr.solicit.page_records"},
+		{func(c *Config) { c.ITR.Solicit.Peers, c.ITR.Solicit.PageBytes = []slowpath.SolicitPeer{peer}, 100 }, "itr.solicit.page_bytes"},
+	} {
+		cfg := Config{Name: "x", Roles: Roles{ITR: true}}
+		tc.set(&cfg)
+		if err := cfg.validateSolicit(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v", tc.want, err)
+		}
+	}
+	ms := Config{Name: "ms", Roles: Roles{MapServer: true}}
+	ms.ITR.Solicit.Peers = []slowpath.SolicitPeer{peer}
+	if err := ms.validateSolicit(); err == nil || !strings.Contains(err.Error(), "itr.solicit: only the itr") {
+		t.Errorf("map-server with itr.solicit: %v", err)
+	}
+	cfg := Config{Name: "x", Roles: Roles{PITR: true}}
+	if cfg.solicitConfig() != nil {
+		t.Fatal("solicitation without peers")
+	}
+	cfg.ITR.Solicit = slowpath.SolicitConfig{Peers: []slowpath.SolicitPeer{peer}, OnStart: true}
+	if err := cfg.validateSolicit(); err != nil {
+		t.Fatal(err)
+	}
+	if sc := cfg.solicitConfig(); !sc.Enabled() || !sc.OnStart || sc.Peer(netip.MustParseAddr("192.0.2.3")) == nil {
+		t.Fatalf("%+v", sc)
+	}
+}

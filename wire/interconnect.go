@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // This file holds the mapping-system interconnect messages of LISP-MSX
@@ -392,31 +393,42 @@ func (m *MapSubscribeAck) Parse(b []byte) error {
 // Map-Subscribe or Map-Subscribe-Ack with key, over the whole message with
 // the data zeroed, as for Map-Register (RFC 9301 §5.6).
 func SignSubscription(msg, key []byte) error {
-	off, n, alg, err := subscriptionAuth(msg)
-	if err != nil {
-		return err
-	}
-	return SignAuth(msg, off, n, alg, key)
+	return msxSign(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck)
 }
 
 // VerifySubscription checks the authentication data of an encoded
 // Map-Subscribe or Map-Subscribe-Ack against key; an unauthenticated message
 // (algorithm 0) fails with ErrAuth.
 func VerifySubscription(msg, key []byte) error {
-	off, n, alg, err := subscriptionAuth(msg)
+	return msxVerify(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck)
+}
+
+// msxSign signs msg, an interconnect message of one of the sub-types sts
+// whose authentication field follows the nonce, with key.
+func msxSign(msg, key []byte, sts ...SharedSubType) error {
+	off, n, alg, err := msxAuth(msg, sts)
+	if err != nil {
+		return err
+	}
+	return SignAuth(msg, off, n, alg, key)
+}
+
+// msxVerify checks the authentication data of msg as msxSign wrote it.
+func msxVerify(msg, key []byte, sts ...SharedSubType) error {
+	off, n, alg, err := msxAuth(msg, sts)
 	if err != nil {
 		return err
 	}
 	return VerifyAuth(msg, off, n, alg, key)
 }
 
-func subscriptionAuth(msg []byte) (off, n int, alg AuthAlg, err error) {
+func msxAuth(msg []byte, sts []SharedSubType) (off, n int, alg AuthAlg, err error) {
 	st, err := PeekSharedSubType(msg)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if st != SubTypeMapSubscribe && st != SubTypeMapSubscribeAck {
-		return 0, 0, 0, fmt.Errorf("%w: %v carries no authentication field", ErrBadType, st)
+	if !slices.Contains(sts, st) {
+		return 0, 0, 0, fmt.Errorf("%w: %v carries no authentication field here", ErrBadType, st)
 	}
 	return locateAuthData(msg, msxHeaderLen)
 }

@@ -1,10 +1,13 @@
 package router
 
 import (
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -48,5 +51,32 @@ func TestSolicitConfigChecks(t *testing.T) {
 	}
 	if sc := cfg.solicitConfig(); !sc.Enabled() || !sc.OnStart || sc.Peer(netip.MustParseAddr("192.0.2.3")) == nil {
 		t.Fatalf("%+v", sc)
+	}
+}
+
+// TestCachedMappings: the installer lists the positive, non-static IP
+// mappings with the time they have left, and a copy installed from a peer
+// shows RLOC source "solicit" in the map-cache view.
+func TestCachedMappings(t *testing.T) {
+	r := &Router{cache: cache.New(cache.Config{}), log: slog.New(slog.DiscardHandler), events: newHub()}
+	in := installer{r}
+	rl := []slowpath.ResolvedRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 100, MPriority: 255, Reachable: true}}
+	pos := slowpath.EIDPrefix{IID: 4, Prefix: netip.MustParsePrefix("10.2.0.0/24")}
+	in.Install(&slowpath.Resolved{EIDPrefix: pos, TTL: 30 * time.Minute, MapVersion: 7, Authoritative: true, RLOCs: rl, Solicited: true})
+	in.InstallNegative(slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.3.0.0/16")}, time.Hour, wire.ActionDrop)
+	r.cache.Apply([]cache.Update{{Key: cache.IPKey(0, netip.MustParsePrefix("10.4.0.0/16")), Static: true,
+		RLOCs: []cache.RLOC{{Addr: netip.MustParseAddr("192.0.2.4"), Reachable: true}}}})
+	got := in.CachedMappings(nil)
+	if len(got) != 1 {
+		t.Fatalf("listed %+v, want only %v", got, pos)
+	}
+	g := got[0]
+	if g.EIDPrefix != pos || g.MapVersion != 7 || !g.Authoritative || len(g.RLOCs) != 1 || g.RLOCs[0] != rl[0] ||
+		g.TTL > 30*time.Minute || g.TTL < 29*time.Minute {
+		t.Fatalf("listed %+v", g)
+	}
+	e := r.exact(pos.IID, pos.Prefix)
+	if info := r.entryInfo(e); len(info.RLOCs) != 1 || info.RLOCs[0].Source != "solicit" {
+		t.Fatalf("map-cache view %+v", info)
 	}
 }

@@ -468,3 +468,55 @@ func recKey(r *wire.Record) EIDPrefix {
 	iid, p, _ := r.Prefix()
 	return EIDPrefix{IID: iid, Prefix: p}
 }
+
+// TestSolicitForgedPage: a page that does not verify with the peer's key
+// (a forgery from the peer's address, or the right page signed with another
+// key) is counted and never installed; the genuine page then is.
+func TestSolicitForgedPage(t *testing.T) {
+	peer := newSolClient(t, lo4, netip.AddrPort{})
+	inst := &fakeInstaller{}
+	clk := newFakeClock()
+	a := newEngineWith(t, Config{ITR: solITR(true, peer.conn.LocalAddr().(*net.UDPAddr).AddrPort())}, inst, slowpath.Options{Clock: clk.Now})
+	_ = peer.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 65536)
+	n, from, err := peer.conn.ReadFromUDPAddrPort(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req wire.MapSolicitRequest
+	if err := req.Parse(b[:n]); err != nil || wire.VerifySolicit(b[:n], []byte(solKey.Secret)) != nil {
+		t.Fatalf("request: %v", err)
+	}
+	m := solCache(3)
+	page := wire.MapSolicitResponse{Nonce: req.Nonce, Auth: solKey.Auth(), Responder: wire.IPAddress(lo4)}
+	for i := range m {
+		page.Records = append(page.Records, wire.Record{TTL: 10, MaskLen: uint8(m[i].Prefix.Bits()),
+			EID: slowpath.EIDAddress(m[i].IID, m[i].Prefix.Addr()), Locators: []wire.Locator{{Priority: 1, Weight: 1, Reachable: true,
+				Address: wire.IPAddress(netip.MustParseAddr("192.0.2.66"))}}})
+	}
+	send := func(secret string) {
+		out, err := page.Append(nil)
+		if err == nil {
+			err = wire.SignSolicit(out, []byte(secret))
+		}
+		if err == nil {
+			_, err = peer.conn.WriteToUDPAddrPort(out, from)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("forged")
+	waitFor(t, 5*time.Second, "the forged page refused", func() bool { return solStats(t, a).BadAuth == 1 })
+	if len(inst.positives()) != 0 {
+		t.Fatalf("forged page installed: %+v", inst.positives())
+	}
+	send(solKey.Secret)
+	waitFor(t, 5*time.Second, "the genuine page installed", func() bool { return solStats(t, a).Completed == 1 })
+	if got := inst.positives(); len(got) != 3 || got[0].TTL != 10*time.Minute {
+		t.Fatalf("installed %+v", got)
+	}
+	if st := a.Stats().Msgs[wire.TypeSharedExtension]; st.BadAuth != 1 {
+		t.Fatalf("type-15 counters %+v", st)
+	}
+}

@@ -195,7 +195,7 @@ func (t *ITR) solPeer(m *slowpath.Msg, a *wire.Auth) *slowpath.SolicitPeer {
 	if a.KeyID != p.Key.KeyID || a.Alg != p.Key.Alg || wire.VerifySolicit(m.Raw, []byte(p.Key.Secret)) != nil {
 		s.stats.BadAuth++
 		st.BadAuth++
-		t.c.Log().Warn("solicitation message authentication failed", "src", m.Src)
+		t.c.Log().Debug("solicitation message authentication failed", "src", m.Src)
 		return nil
 	}
 	return p

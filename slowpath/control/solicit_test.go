@@ -520,3 +520,32 @@ func TestSolicitForgedPage(t *testing.T) {
 		t.Fatalf("type-15 counters %+v", st)
 	}
 }
+
+// TestSolicitScope: a solicitation scoped to an instance-ID's prefix gets
+// exactly the peer's mappings inside it.
+func TestSolicitScope(t *testing.T) {
+	all := solCache(3000)
+	var want []Resolved
+	scope := EIDPrefix{IID: 7, Prefix: netip.MustParsePrefix("172.2.0.0/16")}
+	for _, m := range all {
+		if m.IID == 7 && scope.Prefix.Contains(m.Prefix.Addr()) {
+			want = append(want, m)
+		}
+	}
+	// A fake clock on the peer: the TTLs sent are those listed, to the
+	// minute.
+	b := newEngineWith(t, Config{ITR: solITR(false, netip.AddrPortFrom(lo4, 4342))}, &listerInstaller{cache: all},
+		slowpath.Options{Clock: newFakeClock().Now})
+	inst := &fakeInstaller{}
+	cfg := solITR(true, b.Addr())
+	cfg.Solicit.Scope = []EIDPrefix{scope}
+	a := newEngineWith(t, Config{ITR: cfg}, inst, slowpath.Options{Clock: newFakeClock().Now})
+	waitFor(t, 10*time.Second, "the copy to complete", func() bool { return solStats(t, a).Completed == 1 })
+	if len(want) == 0 {
+		t.Fatal("no mapping in the scope: bad test data")
+	}
+	checkCopy(t, inst.positives(), want)
+	if st := solStats(t, b); st.RecordsSent != uint64(len(want)) {
+		t.Fatalf("responder sent %d records for %d in scope", st.RecordsSent, len(want))
+	}
+}

@@ -27,6 +27,9 @@ func TestSolicitConfigChecks(t *testing.T) {
 		}, "itr.solicit.peers[0].key.secret: empty"},
 		{func(c *Config) { c.ITR.Solicit.Peers = []slowpath.SolicitPeer{peer, peer} }, "itr.solicit.peers[1].addr: 192.0.2.3 listed twice"},
 		{func(c *Config) { c.ITR.Solicit.Peers = []slowpath.SolicitPeer{{Key: key}} }, "itr.solicit.peers[0].addr: invalid"},
+		{func(c *Config) {
+			c.ITR.Solicit.Peers = []slowpath.SolicitPeer{{Addr: peer.Addr, Key: slowpath.AuthKey{Alg: wire.AuthHMACSHA256128HKDF, Secret: "k"}}}
+		}, "itr.solicit.peers[0].key.alg: hmac-sha256-128-hkdf"},
 		{func(c *Config) { c.ITR.Solicit.Peers, c.ITR.Solicit.PageRecords = []slowpath.SolicitPeer{peer}, 256 }, "itr.solicit.page_records"},
 		{func(c *Config) { c.ITR.Solicit.Peers, c.ITR.Solicit.PageBytes = []slowpath.SolicitPeer{peer}, 100 }, "itr.solicit.page_bytes"},
 	} {

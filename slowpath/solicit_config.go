@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/rloc-router/rloc/wire"
 )
 
 // SolicitConfig configures ITR-to-ITR map-cache solicitation (LISP-MSX
@@ -83,6 +85,11 @@ func (s *SolicitConfig) Validate(path string) error {
 		seen[a] = true
 		if err := p.Key.Validate(at + ".key"); err != nil {
 			return err
+		}
+		if p.Key.Alg == wire.AuthHMACSHA256128HKDF {
+			// RFC 9301 §5.4 defines the per-message key for Map-Register,
+			// Map-Notify and Map-Notify-Ack only.
+			return fmt.Errorf("%s.key.alg: hmac-sha256-128-hkdf has no per-message key for solicitation messages (use hmac-sha256-128 or hmac-sha1-96)", at)
 		}
 	}
 	for i, e := range s.Scope {

@@ -549,3 +549,38 @@ func TestSolicitScope(t *testing.T) {
 		t.Fatalf("responder sent %d records for %d in scope", st.RecordsSent, len(want))
 	}
 }
+
+// TestSolicitTruncated: every truncated prefix of a signed request and of a
+// signed response, from a peer's address, is dropped and counted (parse or
+// authentication), never answered or installed, and nothing panics.
+func TestSolicitTruncated(t *testing.T) {
+	inst := &listerInstaller{cache: solCache(20)}
+	e := newEngineWith(t, Config{ITR: solITR(false, netip.AddrPortFrom(lo4, 4342))}, inst, slowpath.Options{Clock: newFakeClock().Now})
+	req := wire.MapSolicitRequest{Nonce: wire.Nonce{1}, All: true, Auth: solKey.Auth(), Requester: wire.IPAddress(lo4), Cookie: []byte{1, 2, 3}}
+	resp := wire.MapSolicitResponse{Nonce: wire.Nonce{2}, More: true, Cookie: []byte{4}, Auth: solKey.Auth(), Responder: wire.IPAddress(lo4),
+		Records: []wire.Record{{TTL: 5, MaskLen: 8, EID: wire.IPAddress(netip.MustParseAddr("10.0.0.0")),
+			Locators: []wire.Locator{{Address: wire.IPAddress(netip.MustParseAddr("192.0.2.1"))}}}}}
+	src := netip.AddrPortFrom(lo4, 4342)
+	n := 0
+	for _, m := range []interface {
+		Append([]byte) ([]byte, error)
+	}{&req, &resp} {
+		b, err := m.Append(nil)
+		if err == nil {
+			err = wire.SignSolicit(b, []byte(solKey.Secret))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 2; i < len(b); i++ {
+			if err := e.Core().Inject(src, b[:i]); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	st := solStats(t, e)
+	if got := st.BadParse + st.BadAuth; got != uint64(n) || st.PagesSent != 0 || st.Installed != 0 || len(inst.positives()) != 0 {
+		t.Fatalf("%d truncated messages: %+v", n, st)
+	}
+}

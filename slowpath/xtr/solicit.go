@@ -434,10 +434,13 @@ func (t *ITR) solicitAll() {
 	s.holdT = t.c.Schedule(t.c.Now().Add(s.cfg.HoldMisses), func(time.Time) { t.endHold() })
 	for i := range s.cfg.Peers {
 		p := &s.cfg.Peers[i]
-		pl := &solPull{peer: p, state: "pulling"}
-		s.pulls[p.Addr.Addr()] = pl
+		s.pulls[p.Addr.Addr()] = &solPull{peer: p, state: "pulling"}
 		s.stats.Solicitations++
-		t.solRequest(pl)
+	}
+	// Every pull exists before the first request: one that fails at once
+	// must not end the hold while others have not started.
+	for i := range s.cfg.Peers {
+		t.solRequest(s.pulls[s.cfg.Peers[i].Addr.Addr()])
 	}
 }
 

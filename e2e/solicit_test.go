@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -28,12 +29,14 @@ func solicitSection(peer string, onStart bool) string {
 //
 // Asserted: after the restart xtr1 sends no Map-Request at all (its
 // map-request and ECM sent counters stay 0, resolutions 0), its entry for
-// 10.2.0.0/24 has RLOC source "solicit", the flow's misses during the
-// solicitation were answered by the copy (misses_answered >= 1,
-// misses_resolved 0), and the pings lost form one run (the restart gap:
-// from the kill until the new rlocd forwards), every later one answered.
-// Not asserted: the length of the gap, which is the daemon's start time on
-// this machine (logged).
+// 10.2.0.0/24 has RLOC source "solicit", the flow's misses held during the
+// solicitation (if the flow's first packet came before the copy) were all
+// answered by the copy (misses_resolved 0), and the pings lost form one
+// run (the restart gap: from the kill until the new rlocd forwards), every
+// later one answered. Then the same restart without solicitation
+// (on_start false) does send Map-Requests, so the counters tell the two
+// apart. Not asserted: the length of the gap, which is the daemon's start
+// time on this machine (logged for both).
 func TestSolicitRestart(t *testing.T) {
 	n := newNetwork(t)
 	ping, err := exec.LookPath("ping")
@@ -58,54 +61,26 @@ func TestSolicitRestart(t *testing.T) {
 		t.Fatalf("the PxTR has not resolved 10.2.0.0/24: %+v", n.mapCache("pxtr"))
 	}
 
-	// The flow: at most 600 pings 50 ms apart (30 s), stopped by SIGINT
-	// once the restarted xtr1 has carried enough of them.
-	cmd, err := n.lab.Command("h1", ping, "-n", "-i", "0.05", "-c", "600", "-W", "3", h2v4.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pingDone := make(chan error, 1)
-	go func() { pingDone <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-pingDone
-	})
-	encap := func() uint64 { return n.stats("xtr1").Fastpath["encap"] }
-	before := encap()
-	n.waitFor(10*time.Second, "the flow through xtr1", func() bool { return encap() >= before+20 })
-
-	kill := time.Now()
-	n.stop("xtr1", false)
-	n.start("xtr1", xtr1)
-	ready := time.Now()
-	var sol router.SolicitInfo
-	n.waitFor(10*time.Second, "xtr1's solicitation to complete", func() bool {
+	with := restartUnderFlow(t, n, ping, xtr1, func() bool {
+		var sol router.SolicitInfo
 		if err := n.get("xtr1", "/v1/solicit", &sol); err != nil {
 			t.Fatal(err)
 		}
 		return sol.Counters["completed"] == 1 && !sol.Holding
 	})
-	solicited := time.Now()
-	n.waitFor(15*time.Second, "40 packets of the flow through the new xtr1", func() bool { return encap() >= 40 })
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-pingDone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("ping did not stop")
+	var sol router.SolicitInfo
+	if err := n.get("xtr1", "/v1/solicit", &sol); err != nil {
+		t.Fatal(err)
 	}
-	pingDone <- nil // for the cleanup
-
 	st := n.stats("xtr1")
 	if s := msgCount(st, "map-request").Sent + msgCount(st, "ecm").Sent; s != 0 || st.Control["resolutions"] != 0 {
 		t.Fatalf("xtr1 sent %d Map-Requests/ECMs after the restart (%d resolutions): %+v", s, st.Control["resolutions"], st.Messages)
 	}
 	if sol.Counters["installed"] == 0 || sol.Counters["failed"] != 0 || sol.Counters["misses_resolved"] != 0 {
 		t.Fatalf("xtr1 solicitation: %+v", sol)
+	}
+	if sol.Counters["misses_held"] > 0 && sol.Counters["misses_answered"] != sol.Counters["misses_held"] {
+		t.Fatalf("held misses not all answered by the copy: %+v", sol.Counters)
 	}
 	e := cacheEntry(n.mapCache("xtr1"), "10.2.0.0/24")
 	if e == nil || len(e.RLOCs) == 0 {
@@ -124,6 +99,63 @@ func TestSolicitRestart(t *testing.T) {
 	if psol.Counters["sessions"] != 2 || psol.Counters["records_sent"] == 0 || psol.Counters["bad_auth"] != 0 {
 		t.Fatalf("the PxTR's answering side: %+v", psol)
 	}
+	t.Logf("with solicitation: %s; solicit counters %v", with, sol.Counters)
+
+	// The same restart without solicitation resolves by Map-Request: the
+	// counters above do tell the two apart.
+	without := restartUnderFlow(t, n, ping, strings.Replace(xtr1, "on_start: true", "on_start: false", 1), func() bool {
+		return n.stats("xtr1").Control["resolutions"] >= 1
+	})
+	st = n.stats("xtr1")
+	if s := msgCount(st, "ecm").Sent; s == 0 {
+		t.Fatalf("without solicitation xtr1 sent no Map-Request: %+v", st.Messages)
+	}
+	t.Logf("without solicitation: %s; %d ECM Map-Requests", without, msgCount(st, "ecm").Sent)
+}
+
+// restartUnderFlow kills (SIGKILL) and restarts xtr1 with yaml while
+// h1 pings h2 every 50 ms, waits for done and for 40 packets carried by
+// the new xtr1, checks that the pings lost form one run (the restart gap)
+// after which every ping was answered, and describes the restart.
+func restartUnderFlow(t *testing.T, n *network, ping, yaml string, done func() bool) string {
+	t.Helper()
+	// At most 600 pings (30 s), stopped by SIGINT.
+	cmd, err := n.lab.Command("h1", ping, "-n", "-i", "0.05", "-c", "600", "-W", "3", h2v4.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pingDone := make(chan error, 1)
+	go func() { pingDone <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-pingDone
+		}
+	}()
+	encap := func() uint64 { return n.stats("xtr1").Fastpath["encap"] }
+	before := encap()
+	n.waitFor(10*time.Second, "the flow through xtr1", func() bool { return encap() >= before+20 })
+
+	kill := time.Now()
+	n.stop("xtr1", false)
+	n.start("xtr1", yaml)
+	ready := time.Now()
+	n.waitFor(10*time.Second, "xtr1 to learn the mapping", done)
+	learned := time.Now()
+	n.waitFor(15*time.Second, "40 packets of the flow through the new xtr1", func() bool { return encap() >= 40 })
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-pingDone:
+		stopped = true
+	case <-time.After(10 * time.Second):
+		t.Fatal("ping did not stop")
+	}
 
 	sent, got := pingSeqs(t, out.String())
 	lost := []int{}
@@ -136,18 +168,15 @@ func TestSolicitRestart(t *testing.T) {
 	for len(lost) > 0 && lost[len(lost)-1] >= sent-2 {
 		lost = lost[:len(lost)-1]
 	}
-	t.Logf("restart: kill -> management socket %v, -> solicitation complete %v; solicit: %v; pings: %d sent, %d answered, lost %v (%d = %v at 50 ms)",
-		ready.Sub(kill).Round(time.Millisecond), solicited.Sub(kill).Round(time.Millisecond), sol.Counters,
-		sent, len(got), lost, len(lost), time.Duration(len(lost))*50*time.Millisecond)
 	if len(lost) > 0 && lost[len(lost)-1]-lost[0] != len(lost)-1 {
 		t.Fatalf("pings lost outside one run (the restart gap): %v\n%s", lost, out.String())
 	}
 	if len(lost) > 0 && lost[0] == 0 {
 		t.Fatalf("the flow never ran before the kill: %v", lost)
 	}
-	if sol.Counters["misses_held"] > 0 && sol.Counters["misses_answered"] != sol.Counters["misses_held"] {
-		t.Fatalf("held misses not all answered by the copy: %+v", sol.Counters)
-	}
+	return fmt.Sprintf("kill -> management socket %v, -> mapping learned %v; pings %d sent, %d answered, lost %v (%v at 50 ms)",
+		ready.Sub(kill).Round(time.Millisecond), learned.Sub(kill).Round(time.Millisecond), sent, len(got), lost,
+		time.Duration(len(lost))*50*time.Millisecond)
 }
 
 // cacheEntry returns the map-cache entry for eid, or nil.

@@ -159,6 +159,9 @@ type ITROptions struct {
 	// LispSec asks for LISP-SEC on the ITR's lookups (RFC 9303,
 	// docs/lisp-sec.md).
 	LispSec LispSecOptions `mapstructure:"lisp_sec"`
+	// Solicit copies the map-caches of peer ITRs at start and answers
+	// theirs (docs/solicit.md).
+	Solicit slowpath.SolicitConfig `mapstructure:"solicit"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -361,7 +364,7 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
 		c.validateDDT, c.validateDiscovery,
 	} {
 		if err := check(); err != nil {
@@ -763,7 +766,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
-			ReplySources: c.replySources(), LispSec: c.lispSecConfig()}
+			ReplySources: c.replySources(), LispSec: c.lispSecConfig(), Solicit: c.solicitConfig()}
 	}
 	if c.Roles.DDTNode {
 		d := c.DDT

@@ -140,6 +140,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
+	mux.HandleFunc("GET /v1/solicit", r.apiSolicit)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", ddtResolverAPI(r.DDTReferrals))
 	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
@@ -207,6 +208,8 @@ func reachSource(s cache.ReachSource) string {
 		return "lsb"
 	case cache.ReachRouting:
 		return "routing"
+	case cache.ReachSolicit:
+		return "solicit"
 	}
 	return ""
 }

@@ -669,6 +669,9 @@ type ITRConfig struct {
 	// LispSec, when set, asks for LISP-SEC (RFC 9303) on the ITR's
 	// Map-Requests (docs/lisp-sec.md); nil asks for none.
 	LispSec *LispSecConfig
+	// Solicit, when set, exchanges map-caches with peer ITRs
+	// (solicit_config.go, docs/solicit.md); nil does not.
+	Solicit *SolicitConfig
 }
 
 // LispSecMode is how an ITR uses LISP-SEC (RFC 9303).
@@ -972,6 +975,11 @@ func (it *ITRConfig) validate(path string) error {
 			return err
 		}
 	}
+	if it.Solicit != nil {
+		if err := it.Solicit.Validate(path + ".solicit"); err != nil {
+			return err
+		}
+	}
 	if it.Subscribe != nil {
 		return it.Subscribe.validate(path + ".subscribe")
 	}
@@ -1049,6 +1057,10 @@ func (c Config) WithDefaults() Config {
 				sub.Resubscribe = DefaultResubscribe
 			}
 			it.Subscribe = &sub
+		}
+		if it.Solicit != nil {
+			sol := it.Solicit.WithDefaults()
+			it.Solicit = &sol
 		}
 		c.ITR = &it
 	}

@@ -519,6 +519,11 @@ func (e *Engine) trustPeers() {
 	}
 	if cfg.ITR != nil {
 		peers = append(peers, cfg.ITR.MapResolvers...)
+		if cfg.ITR.Solicit != nil {
+			for _, p := range cfg.ITR.Solicit.Peers {
+				peers = append(peers, p.Addr)
+			}
+		}
 	}
 	if cfg.MapResolver != nil {
 		for _, p := range cfg.MapResolver.MapServers {

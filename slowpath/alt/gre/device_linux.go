@@ -87,22 +87,22 @@ func (c *Config) Validate(path string) error {
 
 // Drop reasons, the index of Stats.Dropped.
 const (
-	DropTruncated      = iota // header shorter than its flags announce
-	DropVersion               // version not 0 (RFC 2784 §2.3.1)
-	DropReserved0             // reserved0 bits 1-5 set (RFC 2784 §2.3)
-	DropSequence              // sequence numbers (RFC 2890 §2.2), never negotiated
-	DropBadChecksum           // checksum does not verify (RFC 2784 §2.5)
-	DropChecksumUnasked       // a checksum the tunnel did not negotiate
-	DropChecksumMissing       // no checksum on a tunnel that negotiated one
-	DropKeyUnasked            // a key the tunnel did not negotiate
-	DropKeyMismatch           // no key, or another key, on a tunnel with one
-	DropProtocol              // a protocol type other than IPv4 and IPv6
-	DropUnknownPeer           // from an underlay address with no tunnel
-	DropBadInner              // inner packet not IP of the protocol type
-	DropNotLocal              // inner destination neither local nor taken by the handler
-	DropNoTunnel              // from the TUN to an address no tunnel reaches
-	DropShortOuter            // outer IPv4 header truncated
-	DropSendError             // the raw socket or the TUN refused a packet
+	DropTruncated       = iota // header shorter than its flags announce
+	DropVersion                // version not 0 (RFC 2784 §2.3.1)
+	DropReserved0              // reserved0 bits 1-5 set (RFC 2784 §2.3)
+	DropSequence               // sequence numbers (RFC 2890 §2.2), never negotiated
+	DropBadChecksum            // checksum does not verify (RFC 2784 §2.5)
+	DropChecksumUnasked        // a checksum the tunnel did not negotiate
+	DropChecksumMissing        // no checksum on a tunnel that negotiated one
+	DropKeyUnasked             // a key the tunnel did not negotiate
+	DropKeyMismatch            // no key, or another key, on a tunnel with one
+	DropProtocol               // a protocol type other than IPv4 and IPv6
+	DropUnknownPeer            // from an underlay address with no tunnel
+	DropBadInner               // inner packet not IP of the protocol type
+	DropNotLocal               // inner destination neither local nor taken by the handler
+	DropNoTunnel               // from the TUN to an address no tunnel reaches
+	DropShortOuter             // outer IPv4 header truncated
+	DropSendError              // the raw socket or the TUN refused a packet
 	numDrops
 )
 
@@ -140,9 +140,9 @@ type TunnelStats struct {
 // Tunnel is one configured tunnel of a Device.
 type Tunnel struct {
 	// Config is the tunnel's configuration.
-	Config TunnelConfig
-	hdr    Header
-	sa     unix.Sockaddr
+	Config             TunnelConfig
+	hdr                Header
+	sa                 unix.Sockaddr
 	rxp, txp, rxb, txb atomic.Uint64
 }
 
@@ -157,8 +157,12 @@ type Handler func(t *Tunnel, pkt []byte) bool
 type Device struct {
 	cfg      Config
 	tun, raw *os.File
-	tunRC    interface{ Read(func(uintptr) bool) error }
-	rawRC    interface{ Read(func(uintptr) bool) error }
+	tunRC    interface {
+		Read(func(uintptr) bool) error
+	}
+	rawRC interface {
+		Read(func(uintptr) bool) error
+	}
 	rawFD    int
 	tunnels  []*Tunnel
 	byRemote map[netip.Addr]*Tunnel

@@ -443,7 +443,7 @@ func decTTL(pkt []byte) bool {
 	}
 	pkt[8]--
 	// HC' = ~(~HC + ~m + m') with m the TTL/protocol word (RFC 1624 §3).
-	sum := uint32(^binary.BigEndian.Uint16(pkt[10:])) + uint32(^(uint16(pkt[8]+1)<<8|uint16(pkt[9]))) + uint32(uint16(pkt[8])<<8|uint16(pkt[9]))
+	sum := uint32(^binary.BigEndian.Uint16(pkt[10:])) + uint32(^(uint16(pkt[8]+1)<<8 | uint16(pkt[9]))) + uint32(uint16(pkt[8])<<8|uint16(pkt[9]))
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16
 	}

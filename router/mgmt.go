@@ -38,6 +38,7 @@ import (
 //	GET    /v1/subscriptions                 RFC 9437 subscriptions and counters (SubscriptionsInfo)
 //	GET    /v1/ddt/delegations               a DDT node's authority and delegations (DDTInfo)
 //	GET    /v1/ddt/referrals                 a DDT Map-Resolver's roots, referral cache, counters (DDTResolverInfo)
+//	GET    /v1/alt                           an ALT router's neighbours, sessions, ALT table, counters (ALTView)
 //	GET    /v1/stats                         counters (Stats)
 //	GET    /v1/events                        event stream, one JSON Event per line
 
@@ -141,6 +142,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", r.apiDDTReferrals)
+	mux.HandleFunc("GET /v1/alt", r.handleALT)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

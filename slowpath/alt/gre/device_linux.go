@@ -259,6 +259,12 @@ func (d *Device) openTUN() error {
 			err = nl.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(t.Config.Inner)})
 		}
 	}
+	if err == nil && !d.inner6() {
+		// Without IPv6 inner addresses the kernel's IPv6 chatter on the
+		// TUN (router solicitations, MLD) would only be dropped as
+		// no-tunnel. Best effort: /proc/sys may be read-only.
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+d.cfg.Name+"/disable_ipv6", []byte("1"), 0)
+	}
 	if err == nil {
 		err = nl.LinkSetUp(link)
 	}
@@ -267,6 +273,16 @@ func (d *Device) openTUN() error {
 		return fmt.Errorf("gre: set up TUN %s: %w", d.cfg.Name, err)
 	}
 	return nil
+}
+
+// inner6 reports whether a tunnel has IPv6 inner addresses.
+func (d *Device) inner6() bool {
+	for _, t := range d.tunnels {
+		if t.Config.Inner.Addr().Is6() {
+			return true
+		}
+	}
+	return false
 }
 
 // prefixNet is p as a net.IPNet keeping the address (not masked).

@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/internal/testkit/tsharktest"
+	"github.com/rloc-router/rloc/lab"
+	"github.com/rloc-router/rloc/router"
+)
+
+// altTunnel is one ALT tunnel of configs/lab/alt.yaml: its two nodes, the
+// /31 of inner addresses (a gets the even one).
+type altTunnel struct {
+	a, b  string
+	inner string // the even address of the /31: 10.255.0.N
+}
+
+var (
+	altUnderlay = map[string]string{"mr": "192.0.2.100", "ms1": "192.0.2.101", "ms2": "192.0.2.102", "ms3": "192.0.2.103",
+		"up": "192.0.2.200", "r1": "192.0.2.201", "r2": "192.0.2.202"}
+	altASN = map[string]uint32{"up": 65000, "r1": 65001, "r2": 65002, "ms1": 65101, "ms2": 65102, "ms3": 65103, "mr": 65200}
+	// altTunnels are the ALT's tunnels (picture: configs/lab/alt.yaml).
+	altTunnels = []altTunnel{{"ms1", "r1", "10.255.0.0"}, {"ms2", "r1", "10.255.0.2"}, {"ms3", "r2", "10.255.0.4"},
+		{"r1", "up", "10.255.0.6"}, {"r2", "up", "10.255.0.8"}, {"mr", "r2", "10.255.0.10"}}
+)
+
+// altSection writes node's alt section: its tunnels and BGP neighbours.
+func altSection(node string, extra string) string {
+	var b strings.Builder
+	u := netip.MustParseAddr(altUnderlay[node])
+	rid := netip.AddrFrom4([4]byte{10, 0, 0, u.As4()[3]})
+	fmt.Fprintf(&b, "alt:\n  asn: %d\n  router_id: %v\n  underlay: %v\n  hold_time: 3s\n  connect_retry: 1s\n  sync_interval: 200ms\n%s  neighbors:\n",
+		altASN[node], rid, u, extra)
+	for _, t := range altTunnels {
+		even := netip.MustParseAddr(t.inner)
+		odd := even.Next()
+		var peer string
+		var mine, theirs netip.Addr
+		switch node {
+		case t.a:
+			peer, mine, theirs = t.b, even, odd
+		case t.b:
+			peer, mine, theirs = t.a, odd, even
+		default:
+			continue
+		}
+		fmt.Fprintf(&b, "    - {remote: %s, inner: %v/31, peer: %v, asn: %d}\n", altUnderlay[peer], mine, theirs, altASN[peer])
+	}
+	return b.String()
+}
+
+// altMSYAML is Map-Server msN serving site (its number) and announcing it
+// into the ALT while registered.
+func altMSYAML(node, site string) string {
+	return fmt.Sprintf(`name: %s
+roles: [map-server, alt]
+sites:
+  - name: site%s
+    keys: [{id: 1, secret: key-%s}]
+    prefixes: [{eid: 10.%s.0.0/24}]
+map_server: {registration_timeout: 4s}
+`, node, site, site, site) + altSection(node, "  announce_registered: true\n")
+}
+
+// altXTRYAML is site's xTR registering with its Map-Server and resolving
+// through the ALT's Map-Resolver.
+func altXTRYAML(site, ms string) string {
+	r := "192.0.2." + site
+	return fmt.Sprintf(`name: xtr%s
+roles: [itr, etr]
+rlocs: [%s]
+interfaces: [{name: site0, side: site}, {name: core0, side: core}]
+database:
+  - {eid: 10.%s.0.0/24, rlocs: [{addr: %s}]}
+map_servers: [{addr: %s, key: {id: 1, secret: key-%s}}]
+map_resolvers: [192.0.2.100]
+etr: {register_interval: 1s, deregister_on_stop: true}
+itr: {retransmit_interval: 300ms}
+hold: {hold_time: 3s}
+`, site, r, site, r, altUnderlay[ms], site)
+}
+
+// altView reads node's GET /v1/alt.
+func (n *network) altView(node string) router.ALTView {
+	n.t.Helper()
+	var v router.ALTView
+	if err := n.get(node, "/v1/alt", &v); err != nil {
+		n.t.Fatalf("%s /v1/alt: %v", node, err)
+	}
+	return v
+}
+
+// lig runs lig in node for eid through the Map-Resolver and returns its
+// output.
+func (n *network) lig(node, eid, src string) (string, error) {
+	c, err := n.lab.Command(node, filepath.Join(n.dir, "lig"), eid, "--mr", "192.0.2.100", "--source", src, "--count", "3", "--timeout", "2s")
+	if err != nil {
+		return "", err
+	}
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+// TestALT runs the LISP+ALT lab with real daemons: the BGP sessions over
+// the user-space GRE tunnels come up, the Map-Servers announce their
+// registered sites (r1 aggregates them upward), the ITRs resolve through
+// the Map-Resolver, which sends the Map-Requests into the ALT where they
+// travel hop by hop (captured as GRE carrying LISP), pings cross the sites
+// without loss, and a site that deregisters is withdrawn from the ALT and
+// gets negative replies.
+func TestALT(t *testing.T) {
+	n := newLabNetwork(t, "../configs/lab/alt.yaml", "alt")
+	if b, err := exec.Command("go", "build", "-o", filepath.Join(n.dir, "lig"), "github.com/rloc-router/rloc/cmd/lig").CombinedOutput(); err != nil {
+		t.Fatalf("build lig: %v\n%s", err, b)
+	}
+	n.start("up", "name: up\nroles: [alt]\n"+altSection("up", ""))
+	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n"))
+	n.start("r2", "name: r2\nroles: [alt]\n"+altSection("r2", ""))
+	n.start("mr", "name: mr\nroles: [map-resolver, alt]\n"+altSection("mr", ""))
+	n.start("ms1", altMSYAML("ms1", "1"))
+	n.start("ms2", altMSYAML("ms2", "2"))
+	n.start("ms3", altMSYAML("ms3", "4"))
+	n.start("xtr1", altXTRYAML("1", "ms1"))
+	n.start("xtr2", altXTRYAML("2", "ms2"))
+	n.start("xtr4", altXTRYAML("4", "ms3"))
+
+	route := func(v router.ALTView, p string) *router.ALTRouteView {
+		for i := range v.Table {
+			if v.Table[i].Prefix.String() == p {
+				return &v.Table[i]
+			}
+		}
+		return nil
+	}
+	t.Run("sessions and announcements", func(t *testing.T) {
+		n.waitFor(30*time.Second, "every site prefix and r1's aggregate in mr's ALT table", func() bool {
+			v := n.altView("mr")
+			return route(v, "10.1.0.0/24") != nil && route(v, "10.2.0.0/24") != nil && route(v, "10.4.0.0/24") != nil &&
+				route(v, "10.0.0.0/14") != nil
+		})
+		for node := range altUnderlay {
+			for _, nb := range n.altView(node).Neighbors {
+				if nb.State != "established" {
+					t.Fatalf("%s: neighbour %v is %s", node, nb.Peer, nb.State)
+				}
+			}
+		}
+		v := n.altView("mr")
+		if r := route(v, "10.1.0.0/24"); r.Peer != "10.255.0.11" || !slices.Equal(r.ASPath, []uint32{65002, 65000, 65001, 65101}) {
+			t.Fatalf("mr's route to site 1: %+v", r)
+		}
+		if r := route(v, "10.0.0.0/14"); !r.Aggregate || !slices.Equal(r.ASPath, []uint32{65002, 65000, 65001}) {
+			t.Fatalf("mr's route to r1's aggregate: %+v", r)
+		}
+		if v := n.altView("ms2"); !slices.Contains(v.Announced, netip.MustParsePrefix("10.2.0.0/24")) {
+			t.Fatalf("ms2 announces %v", v.Announced)
+		}
+	})
+
+	t.Run("resolution through the ALT", func(t *testing.T) {
+		tool, err := lab.CaptureTool()
+		if err != nil {
+			t.Skip(err)
+		}
+		tsharktest.Require(t)
+		file := filepath.Join(n.dir, "alt-r1.pcap")
+		capt, err := n.lab.Capture("r1", "core0", "ip proto 47", file)
+		if err != nil {
+			t.Fatalf("capture with %s: %v", tool, err)
+		}
+		out, err := n.lig("xtr4", "10.2.0.10", "192.0.2.4")
+		if err != nil || !strings.Contains(out, "Mapping entry for EID 10.2.0.0/24") || !strings.Contains(out, "192.0.2.2") {
+			t.Fatalf("lig 10.2.0.10: %v\n%s", err, out)
+		}
+		if err := capt.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		requests := 0
+		for _, l := range tsharktest.DecodeFile(t, file) {
+			if tsharktest.Fields(l, "gre.proto") == nil {
+				continue
+			}
+			if ty := tsharktest.Fields(l, "lisp.type"); len(ty) == 1 && ty[0] == "1" {
+				requests++
+			}
+		}
+		// The request enters r1 from up and leaves toward ms2: twice on
+		// r1's wire.
+		if requests < 2 {
+			t.Fatalf("tshark found %d Map-Requests in GRE on r1's link, want 2", requests)
+		}
+		for node, want := range map[string]string{"mr": "sent", "r2": "forwarded", "up": "forwarded", "r1": "forwarded", "ms2": "delivered"} {
+			st := n.altView(node).Stats
+			got := map[string]uint64{"sent": st.Sent, "forwarded": st.Forwarded, "delivered": st.Delivered}[want]
+			if got == 0 {
+				t.Fatalf("%s: %s %d: %+v", node, want, got, st)
+			}
+		}
+	})
+
+	t.Run("pings across sites", func(t *testing.T) {
+		for _, c := range []struct{ from, to string }{{"h1", "10.2.0.10"}, {"h2", "10.4.0.10"}, {"h4", "10.1.0.10"}} {
+			got, err := n.lab.Ping(c.from, netip.MustParseAddr(c.to), 5, 3*time.Second)
+			if err != nil || got != 5 {
+				t.Fatalf("%s -> %s: %d/5 replies, %v", c.from, c.to, got, err)
+			}
+		}
+	})
+
+	t.Run("deregistered site withdrawn, negative replies", func(t *testing.T) {
+		start := time.Now()
+		n.stop("xtr4", true)
+		n.waitFor(15*time.Second, "10.4.0.0/24 withdrawn from mr's ALT table", func() bool {
+			return route(n.altView("mr"), "10.4.0.0/24") == nil
+		})
+		t.Logf("10.4.0.0/24 left the ALT %v after xtr4's deregistration", time.Since(start).Round(time.Millisecond))
+		out, err := n.lig("xtr1", "10.4.0.10", "192.0.2.1")
+		if err != nil || !strings.Contains(out, "0 locator(s)") || strings.Contains(out, "Mapping entry for EID 10.4.0.0/24,") {
+			t.Fatalf("lig 10.4.0.10 after the withdrawal: %v\n%s", err, out)
+		}
+		t.Logf("negative answer:\n%s", out)
+	})
+}

@@ -28,7 +28,11 @@ var (
 	altASN = map[string]uint32{"up": 65000, "r1": 65001, "r2": 65002, "ms1": 65101, "ms2": 65102, "ms3": 65103, "mr": 65200}
 	// altTunnels are the ALT's tunnels (picture: configs/lab/alt.yaml).
 	altTunnels = []altTunnel{{"ms1", "r1", "10.255.0.0"}, {"ms2", "r1", "10.255.0.2"}, {"ms3", "r2", "10.255.0.4"},
-		{"r1", "up", "10.255.0.6"}, {"r2", "up", "10.255.0.8"}, {"mr", "r2", "10.255.0.10"}}
+		{"r1", "up", "10.255.0.6"}, {"r2", "up", "10.255.0.8"}, {"mr", "r2", "10.255.0.10"},
+		{"ms2", "r2", "10.255.0.12"}, {"mr", "r1", "10.255.0.14"}}
+	// altRegional names the regional router by its inner address on mr's
+	// tunnels.
+	altRegional = map[string]string{"10.255.0.11": "r2", "10.255.0.15": "r1"}
 )
 
 // altSection writes node's alt section: its tunnels and BGP neighbours.
@@ -153,11 +157,18 @@ func TestALT(t *testing.T) {
 			}
 		}
 		v := n.altView("mr")
-		if r := route(v, "10.1.0.0/24"); r.Peer != "10.255.0.11" || !slices.Equal(r.ASPath, []uint32{65002, 65000, 65001, 65101}) {
+		if r := route(v, "10.1.0.0/24"); r.Peer != "10.255.0.15" || !slices.Equal(r.ASPath, []uint32{65001, 65101}) {
 			t.Fatalf("mr's route to site 1: %+v", r)
 		}
-		if r := route(v, "10.0.0.0/14"); !r.Aggregate || !slices.Equal(r.ASPath, []uint32{65002, 65000, 65001}) {
+		if r := route(v, "10.4.0.0/24"); r.Peer != "10.255.0.11" || !slices.Equal(r.ASPath, []uint32{65002, 65103}) {
+			t.Fatalf("mr's route to site 4: %+v", r)
+		}
+		// r1's aggregate, also heard through r2 and the upper router.
+		if r := route(v, "10.0.0.0/14"); !r.Aggregate || !slices.Equal(r.ASPath, []uint32{65001}) {
 			t.Fatalf("mr's route to r1's aggregate: %+v", r)
+		}
+		if r := route(n.altView("r2"), "10.0.0.0/14"); r == nil || !slices.Equal(r.ASPath, []uint32{65000, 65001}) {
+			t.Fatalf("r2's route to r1's aggregate (through up): %+v", r)
 		}
 		if v := n.altView("ms2"); !slices.Contains(v.Announced, netip.MustParsePrefix("10.2.0.0/24")) {
 			t.Fatalf("ms2 announces %v", v.Announced)
@@ -170,33 +181,37 @@ func TestALT(t *testing.T) {
 			t.Skip(err)
 		}
 		tsharktest.Require(t)
-		file := filepath.Join(n.dir, "alt-r1.pcap")
-		capt, err := n.lab.Capture("r1", "core0", "ip proto 47", file)
+		// Site 4 is behind r2 only: mr -> r2 -> ms3 (-> xtr4, which answers).
+		file := filepath.Join(n.dir, "alt-r2.pcap")
+		capt, err := n.lab.Capture("r2", "core0", "ip proto 47", file)
 		if err != nil {
 			t.Fatalf("capture with %s: %v", tool, err)
 		}
-		out, err := n.lig("xtr4", "10.2.0.10", "192.0.2.4")
-		if err != nil || !strings.Contains(out, "Mapping entry for EID [0]10.2.0.0/24") || !strings.Contains(out, "192.0.2.2") {
-			t.Fatalf("lig 10.2.0.10: %v\n%s", err, out)
+		out, err := n.lig("xtr1", "10.4.0.10", "192.0.2.1")
+		if err != nil || !strings.Contains(out, "Mapping entry for EID [0]10.4.0.0/24") || !strings.Contains(out, "192.0.2.4") {
+			t.Fatalf("lig 10.4.0.10: %v\n%s", err, out)
 		}
+		t.Logf("resolved through the ALT:\n%s", out)
 		if err := capt.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		requests := 0
+		var path []string
 		for _, l := range tsharktest.DecodeFile(t, file) {
-			if tsharktest.Fields(l, "gre.proto") == nil {
+			if ty := tsharktest.Fields(l, "lisp.type"); len(ty) != 1 || ty[0] != "1" || tsharktest.Fields(l, "gre.proto") == nil {
 				continue
 			}
-			if ty := tsharktest.Fields(l, "lisp.type"); len(ty) == 1 && ty[0] == "1" {
-				requests++
+			ip := tsharktest.Fields(l, "ip.dst") // outer, then inner
+			if len(ip) != 2 || ip[1] != "10.4.0.10" {
+				t.Fatalf("Map-Request in GRE to %v", ip)
 			}
+			path = append(path, tsharktest.Fields(l, "ip.src")[0]+">"+ip[0])
 		}
-		// The request enters r1 from up and leaves toward ms2: twice on
-		// r1's wire.
-		if requests < 2 {
-			t.Fatalf("tshark found %d Map-Requests in GRE on r1's link, want 2", requests)
+		// Into r2 from mr, out of r2 to ms3.
+		if !slices.Contains(path, "192.0.2.100>192.0.2.202") || !slices.Contains(path, "192.0.2.202>192.0.2.103") {
+			t.Fatalf("Map-Requests in GRE on r2's link (outer src>dst): %v", path)
 		}
-		for node, want := range map[string]string{"mr": "sent", "r2": "forwarded", "up": "forwarded", "r1": "forwarded", "ms2": "delivered"} {
+		t.Logf("the Map-Request's path on r2's wire (tshark): %v", path)
+		for node, want := range map[string]string{"mr": "sent", "r2": "forwarded", "ms3": "delivered"} {
 			st := n.altView(node).Stats
 			got := map[string]uint64{"sent": st.Sent, "forwarded": st.Forwarded, "delivered": st.Delivered}[want]
 			if got == 0 {
@@ -228,5 +243,29 @@ func TestALT(t *testing.T) {
 			t.Fatalf("lig 10.4.0.10 after the withdrawal: %v\n%s", err, out)
 		}
 		t.Logf("negative answer:\n%s", out)
+	})
+
+	t.Run("broken ALT link: re-convergence", func(t *testing.T) {
+		// Site 2's Map-Server has a tunnel to both regional routers, and so
+		// has mr: kill the one mr uses, and the path through the other
+		// takes over once the BGP hold time (3 s) expires.
+		r := route(n.altView("mr"), "10.2.0.0/24")
+		if r == nil || altRegional[r.Peer] == "" {
+			t.Fatalf("mr's route to site 2: %+v", r)
+		}
+		dead := altRegional[r.Peer]
+		start := time.Now()
+		n.stop(dead, false)
+		n.waitFor(20*time.Second, "mr's route to site 2 around "+dead, func() bool {
+			r := route(n.altView("mr"), "10.2.0.0/24")
+			return r != nil && altRegional[r.Peer] != "" && altRegional[r.Peer] != dead
+		})
+		converged := time.Since(start)
+		out, err := n.lig("xtr1", "10.2.0.10", "192.0.2.1")
+		if err != nil || !strings.Contains(out, "Mapping entry for EID [0]10.2.0.0/24") {
+			t.Fatalf("lig 10.2.0.10 after %s died: %v\n%s", dead, err, out)
+		}
+		t.Logf("%s killed: mr's route to 10.2.0.0/24 moved to the other regional router after %v; resolution back after %v",
+			dead, converged.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	})
 }

@@ -13,7 +13,7 @@ import (
 // forwarding table built from the best paths, kept apart from the host's
 // routing. ALT EIDs are in instance-ID 0. Its YAML section is alt.
 type ALTConfig struct {
-	// ASN is this ALT router's AS number (RFC 6836 §7: the ALT is a BGP
+	// ASN is this ALT router's AS number (RFC 6836: the ALT is a BGP
 	// overlay of its own, typically with private AS numbers).
 	ASN uint32 `mapstructure:"asn"`
 	// RouterID is the BGP Identifier (RFC 4271 §4.2), an IPv4 address.
@@ -40,13 +40,13 @@ type ALTConfig struct {
 	Announce []netip.Prefix `mapstructure:"announce"`
 	// Aggregates are announced (with ATOMIC_AGGREGATE, RFC 4271 §5.1.6)
 	// while the ALT table holds a more specific prefix inside them learnt
-	// from a neighbour: EID prefixes aggregate as they travel up (RFC 6836
-	// §7.2). A Map-Request that reaches an aggregate and no more specific
+	// from a neighbour: EID prefixes aggregate as they travel up (RFC 6836).
+	// A Map-Request that reaches an aggregate and no more specific
 	// route is dropped and counted.
 	Aggregates []netip.Prefix `mapstructure:"aggregates"`
 	// AnnounceRegistered makes a Map-Server announce the EID prefixes of
 	// its sites while they are registered, and withdraw them when the
-	// registration goes (RFC 6836 §3.2: the Map-Server is the ALT's
+	// registration goes (RFC 6836: the Map-Server is the ALT's
 	// origin of the prefixes it serves).
 	AnnounceRegistered bool `mapstructure:"announce_registered"`
 	// SyncInterval is how often the registered prefixes are compared with

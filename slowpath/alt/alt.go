@@ -4,7 +4,7 @@
 // EID prefixes are announced. The best paths make the ALT forwarding table,
 // which lives here and never in the kernel: data traffic never follows an
 // ALT route. Map-Requests travel the ALT as IP packets addressed to the
-// EID (RFC 6836 §3.3): a Map-Resolver sends one in (Route), ALT routers
+// EID (RFC 6836): a Map-Resolver sends one in (Route), ALT routers
 // forward them hop by hop over the tunnels (TTL decremented), and the
 // router that originated the prefix delivers it to its Map-Server, which
 // answers or forwards to the ETR as for any ECM. A Map-Server announces
@@ -66,7 +66,7 @@ type Stats struct {
 	// TTLExpired counts Map-Requests dropped with an exhausted TTL.
 	TTLExpired uint64 `json:"ttl_expired"`
 	// NotMapRequest counts inner packets on the ALT that are not a
-	// Map-Request to UDP 4342 (RFC 6836 §3.3 carries nothing else there):
+	// Map-Request to UDP 4342 (RFC 6836 carries nothing else there):
 	// dropped.
 	NotMapRequest uint64 `json:"not_map_request"`
 	// QueueFull counts Map-Requests for the local Map-Server dropped
@@ -329,7 +329,7 @@ func (a *ALT) next(dst netip.Addr) (*gre.Tunnel, bool) {
 }
 
 // Route sends the Map-Request of m for addr into the ALT, an IP packet to
-// the EID from the ITR (RFC 6836 §3.3), and reports whether it did: false
+// the EID from the ITR (RFC 6836), and reports whether it did: false
 // when the ALT has no route for addr in iid (only instance-ID 0 is on the
 // ALT) or the route ends here (event loop).
 func (a *ALT) Route(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
@@ -452,7 +452,7 @@ func decTTL(pkt []byte) bool {
 }
 
 // Known appends the ALT table as EID space known in iid, for the prefixes
-// of negative Map-Replies (RFC 6836 §6.1: the resolver answers for what
+// of negative Map-Replies (RFC 6836: the resolver answers for what
 // the ALT does not cover).
 func (a *ALT) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 	if iid != 0 {

@@ -9,7 +9,7 @@ import (
 )
 
 // altPacket is a Map-Request as it travels the ALT: the inner IP and UDP
-// packet of an ECM (RFC 6836 §3.3).
+// packet of an ECM (RFC 6836).
 func altPacket(t testing.TB, src, dst string) []byte {
 	t.Helper()
 	e := wire.ECM{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), SrcPort: 40000, DstPort: wire.ControlPort, TTL: 64,

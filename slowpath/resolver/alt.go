@@ -6,8 +6,8 @@ import (
 	"github.com/rloc-router/rloc/slowpath"
 )
 
-// ALT is what the Map-Resolver asks of the ALT router role (RFC 6836
-// §3.3, docs/alt.md): send a Map-Request it cannot answer into the ALT,
+// ALT is what the Map-Resolver asks of the ALT router role (RFC 6836,
+// docs/alt.md): send a Map-Request it cannot answer into the ALT,
 // and which EID space the ALT table covers (for the prefixes of negative
 // Map-Replies).
 type ALT interface {

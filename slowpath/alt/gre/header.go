@@ -1,7 +1,7 @@
 // Package gre is Generic Routing Encapsulation (RFC 2784, with the key
 // extension of RFC 2890 §2.1) in user space, for a kernel without the GRE
 // module: the outer packets go through a raw IP socket of protocol 47, the
-// inner ones through a TUN device (Device). The ALT (RFC 6836 §3.1) joins
+// inner ones through a TUN device (Device). The ALT (RFC 6836) joins
 // its routers with these tunnels.
 //
 // This file is the wire format: Parse decodes a header into a reusable

@@ -144,31 +144,49 @@ func TestALT(t *testing.T) {
 		return nil
 	}
 	t.Run("sessions and announcements", func(t *testing.T) {
-		n.waitFor(30*time.Second, "every site prefix and r1's aggregate in mr's ALT table", func() bool {
-			v := n.altView("mr")
-			return route(v, "10.1.0.0/24") != nil && route(v, "10.2.0.0/24") != nil && route(v, "10.4.0.0/24") != nil &&
-				route(v, "10.0.0.0/14") != nil
-		})
-		for node := range altUnderlay {
-			for _, nb := range n.altView(node).Neighbors {
-				if nb.State != "established" {
-					t.Fatalf("%s: neighbour %v is %s", node, nb.Peer, nb.State)
+		// BGP converges on its own time: wait for the whole expected
+		// state, and name what was last missing.
+		var last string
+		check := func() string {
+			for node := range altUnderlay {
+				for _, nb := range n.altView(node).Neighbors {
+					if nb.State != "established" {
+						return fmt.Sprintf("%s: neighbour %v is %s", node, nb.Peer, nb.State)
+					}
 				}
 			}
+			v := n.altView("mr")
+			for _, want := range []struct {
+				node, prefix, peer string
+				path               []uint32
+				agg                bool
+			}{
+				{"mr", "10.1.0.0/24", "10.255.0.15", []uint32{65001, 65101}, false},
+				{"mr", "10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
+				// r1's aggregate, heard directly and through r2 and up.
+				{"mr", "10.0.0.0/14", "10.255.0.15", []uint32{65001}, true},
+				{"r2", "10.0.0.0/14", "10.255.0.9", []uint32{65000, 65001}, true},
+			} {
+				if want.node != "mr" {
+					v = n.altView(want.node)
+				}
+				r := route(v, want.prefix)
+				if r == nil || r.Peer != want.peer || !slices.Equal(r.ASPath, want.path) || r.Aggregate != want.agg {
+					return fmt.Sprintf("%s's route to %s: %+v", want.node, want.prefix, r)
+				}
+			}
+			if r := route(n.altView("mr"), "10.2.0.0/24"); r == nil || len(r.ASPath) != 2 {
+				return fmt.Sprintf("mr's route to site 2: %+v", r)
+			}
+			return ""
 		}
-		v := n.altView("mr")
-		if r := route(v, "10.1.0.0/24"); r.Peer != "10.255.0.15" || !slices.Equal(r.ASPath, []uint32{65001, 65101}) {
-			t.Fatalf("mr's route to site 1: %+v", r)
-		}
-		if r := route(v, "10.4.0.0/24"); r.Peer != "10.255.0.11" || !slices.Equal(r.ASPath, []uint32{65002, 65103}) {
-			t.Fatalf("mr's route to site 4: %+v", r)
-		}
-		// r1's aggregate, also heard through r2 and the upper router.
-		if r := route(v, "10.0.0.0/14"); !r.Aggregate || !slices.Equal(r.ASPath, []uint32{65001}) {
-			t.Fatalf("mr's route to r1's aggregate: %+v", r)
-		}
-		if r := route(n.altView("r2"), "10.0.0.0/14"); r == nil || !slices.Equal(r.ASPath, []uint32{65000, 65001}) {
-			t.Fatalf("r2's route to r1's aggregate (through up): %+v", r)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if last = check(); last == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the ALT did not converge in 30 s: %s", last)
+			}
 		}
 		if v := n.altView("ms2"); !slices.Contains(v.Announced, netip.MustParsePrefix("10.2.0.0/24")) {
 			t.Fatalf("ms2 announces %v", v.Announced)

@@ -112,6 +112,28 @@ func (n *network) lig(node, eid, src string) (string, error) {
 	return string(out), err
 }
 
+// ligRTT runs lig in node for eid through the resolver mr and returns the
+// RTT it printed.
+func (n *network) ligRTT(node, eid, src, mr string) (time.Duration, error) {
+	c, err := n.lab.Command(node, filepath.Join(n.dir, "lig"), eid, "--mr", mr, "--source", src, "--count", "3", "--timeout", "2s")
+	if err != nil {
+		return 0, err
+	}
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, out)
+	}
+	_, rest, ok := strings.Cut(string(out), "with rtt ")
+	if !ok {
+		return 0, fmt.Errorf("no rtt in %s", out)
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(rest, "%f", &secs); err != nil {
+		return 0, err
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
 // TestALT runs the LISP+ALT lab with real daemons: the BGP sessions over
 // the user-space GRE tunnels come up, the Map-Servers announce their
 // registered sites (r1 aggregates them upward), the ITRs resolve through
@@ -236,6 +258,28 @@ func TestALT(t *testing.T) {
 				t.Fatalf("%s: %s %d: %+v", node, want, got, st)
 			}
 		}
+	})
+
+	t.Run("resolution latency", func(t *testing.T) {
+		// The same EID resolved through the ALT (mr -> r2 -> ms3 -> xtr4)
+		// and by its Map-Server directly (ms3 -> xtr4), alternately.
+		var alt, direct []time.Duration
+		for range 9 {
+			for _, c := range []struct {
+				mr  string
+				out *[]time.Duration
+			}{{"192.0.2.100", &alt}, {"192.0.2.103", &direct}} {
+				d, err := n.ligRTT("xtr1", "10.4.0.10", "192.0.2.1", c.mr)
+				if err != nil {
+					t.Fatalf("lig through %s: %v", c.mr, err)
+				}
+				*c.out = append(*c.out, d)
+			}
+		}
+		slices.Sort(alt)
+		slices.Sort(direct)
+		t.Logf("lig 10.4.0.10, 9 each, median (min..max): through the ALT (2 GRE hops) %v (%v..%v); the Map-Server directly %v (%v..%v)",
+			alt[4], alt[0], alt[8], direct[4], direct[0], direct[8])
 	})
 
 	t.Run("pings across sites", func(t *testing.T) {

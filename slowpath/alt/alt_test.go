@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -92,4 +94,43 @@ func FuzzMapRequest(f *testing.F) {
 			t.Fatalf("accepted %x as %v -> %v", b, src, dst)
 		}
 	})
+}
+
+// TestOnPacketDrops: packets on the ALT that are not Map-Requests, and
+// Map-Requests for EIDs with no route or only an aggregate made here, are
+// dropped and counted; one for a prefix this router originates is queued
+// for the local Map-Server as an ECM with the M bit.
+func TestOnPacketDrops(t *testing.T) {
+	a := &ALT{deliver: make(chan deliverItem, 1)}
+	tbl := new(bart.Table[*Entry])
+	tbl.Insert(netip.MustParsePrefix("10.0.0.0/14"), &Entry{Prefix: netip.MustParsePrefix("10.0.0.0/14"), Aggregate: true})
+	a.table.Store(tbl)
+	local := new(bart.Table[struct{}])
+	local.Insert(netip.MustParsePrefix("10.1.0.0/24"), struct{}{})
+	a.local.Store(local)
+
+	notMR := altPacket(t, "192.0.2.4", "10.1.0.10")
+	notMR[9] = 6 // TCP
+	a.onPacket(nil, notMR)
+	a.onPacket(nil, altPacket(t, "192.0.2.4", "10.2.0.10")) // only the aggregate made here
+	a.onPacket(nil, altPacket(t, "192.0.2.4", "10.9.0.10")) // no route at all
+	if s := a.Stats(); s.NotMapRequest != 1 || s.NoRoute != 2 || s.Forwarded != 0 {
+		t.Fatalf("counters %+v", s)
+	}
+	a.onPacket(nil, altPacket(t, "192.0.2.4", "10.1.0.10"))
+	select {
+	case it := <-a.deliver:
+		var e wire.ECM
+		if err := e.Parse(it.ecm); err != nil || !e.ToMapServer || e.Dst != netip.MustParseAddr("10.1.0.10") ||
+			it.src != netip.MustParseAddrPort("192.0.2.4:40000") {
+			t.Fatalf("delivered %+v from %v: %v", e, it.src, err)
+		}
+	default:
+		t.Fatal("nothing delivered for a prefix originated here")
+	}
+	a.onPacket(nil, altPacket(t, "192.0.2.4", "10.1.0.10"))
+	a.onPacket(nil, altPacket(t, "192.0.2.4", "10.1.0.10")) // the queue (1) is full
+	if s := a.Stats(); s.QueueFull != 1 {
+		t.Fatalf("queue full %d", s.QueueFull)
+	}
 }

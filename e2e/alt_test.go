@@ -30,9 +30,6 @@ var (
 	altTunnels = []altTunnel{{"ms1", "r1", "10.255.0.0"}, {"ms2", "r1", "10.255.0.2"}, {"ms3", "r2", "10.255.0.4"},
 		{"r1", "up", "10.255.0.6"}, {"r2", "up", "10.255.0.8"}, {"mr", "r2", "10.255.0.10"},
 		{"ms2", "r2", "10.255.0.12"}, {"mr", "r1", "10.255.0.14"}}
-	// altRegional names the regional router by its inner address on mr's
-	// tunnels.
-	altRegional = map[string]string{"10.255.0.11": "r2", "10.255.0.15": "r1"}
 )
 
 // altSection writes node's alt section: its tunnels and BGP neighbours.
@@ -147,7 +144,7 @@ func TestALT(t *testing.T) {
 		t.Fatalf("build lig: %v\n%s", err, b)
 	}
 	n.start("up", "name: up\nroles: [alt]\n"+altSection("up", ""))
-	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n"))
+	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n  summary_only: true\n"))
 	n.start("r2", "name: r2\nroles: [alt]\n"+altSection("r2", ""))
 	n.start("mr", "name: mr\nroles: [map-resolver, alt]\n"+altSection("mr", ""))
 	n.start("ms1", altMSYAML("ms1", "1"))
@@ -183,22 +180,32 @@ func TestALT(t *testing.T) {
 				path               []uint32
 				agg                bool
 			}{
-				{"mr", "10.1.0.0/24", "10.255.0.15", []uint32{65001, 65101}, false},
-				{"mr", "10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
-				// r1's aggregate, heard directly and through r2 and up.
+				// r1 announces its aggregate only (summary_only): site 1
+				// is reached through it.
 				{"mr", "10.0.0.0/14", "10.255.0.15", []uint32{65001}, true},
-				{"r2", "10.0.0.0/14", "10.255.0.9", []uint32{65000, 65001}, true},
+				{"mr", "10.2.0.0/24", "10.255.0.11", []uint32{65002, 65102}, false},
+				{"mr", "10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
+				{"mr", "10.1.0.0/24", "", nil, false},
+				{"r1", "10.1.0.0/24", "10.255.0.0", []uint32{65101}, false},
 			} {
 				if want.node != "mr" {
 					v = n.altView(want.node)
 				}
 				r := route(v, want.prefix)
+				if want.peer == "" {
+					if r != nil {
+						return fmt.Sprintf("%s has %s, which r1 keeps under its aggregate: %+v", want.node, want.prefix, r)
+					}
+					continue
+				}
 				if r == nil || r.Peer != want.peer || !slices.Equal(r.ASPath, want.path) || r.Aggregate != want.agg {
 					return fmt.Sprintf("%s's route to %s: %+v", want.node, want.prefix, r)
 				}
 			}
-			if r := route(n.altView("mr"), "10.2.0.0/24"); r == nil || len(r.ASPath) != 2 {
-				return fmt.Sprintf("mr's route to site 2: %+v", r)
+			// The aggregate travels up and down again: r2 has it in two
+			// hops (through up, or through mr).
+			if r := route(n.altView("r2"), "10.0.0.0/14"); r == nil || len(r.ASPath) != 2 || r.ASPath[1] != 65001 || !r.Aggregate {
+				return fmt.Sprintf("r2's route to r1's aggregate: %+v", r)
 			}
 			return ""
 		}
@@ -308,26 +315,38 @@ func TestALT(t *testing.T) {
 	})
 
 	t.Run("broken ALT link: re-convergence", func(t *testing.T) {
-		// Site 2's Map-Server has a tunnel to both regional routers, and so
-		// has mr: kill the one mr uses, and the path through the other
-		// takes over once the BGP hold time (3 s) expires.
-		r := route(n.altView("mr"), "10.2.0.0/24")
-		if r == nil || altRegional[r.Peer] == "" {
+		// mr reaches site 2 through r2 (10.2.0.0/24 from ms2); ms2 and mr
+		// also have tunnels to r1, which keeps site 2 under its aggregate.
+		// Kill r2: once the BGP hold time (3 s) expires mr's longest
+		// match for site 2 is the aggregate through r1, and r1 forwards
+		// to ms2 over their tunnel.
+		eid := netip.MustParseAddr("10.2.0.10")
+		if r := lpm(n.altView("mr"), eid); r == nil || r.Peer != "10.255.0.11" {
 			t.Fatalf("mr's route to site 2: %+v", r)
 		}
-		dead := altRegional[r.Peer]
 		start := time.Now()
-		n.stop(dead, false)
-		n.waitFor(20*time.Second, "mr's route to site 2 around "+dead, func() bool {
-			r := route(n.altView("mr"), "10.2.0.0/24")
-			return r != nil && altRegional[r.Peer] != "" && altRegional[r.Peer] != dead
+		n.stop("r2", false)
+		n.waitFor(20*time.Second, "mr's route to site 2 through r1", func() bool {
+			r := lpm(n.altView("mr"), eid)
+			return r != nil && r.Peer == "10.255.0.15"
 		})
 		converged := time.Since(start)
 		out, err := n.lig("xtr1", "10.2.0.10", "192.0.2.1")
 		if err != nil || !strings.Contains(out, "Mapping entry for EID [0]10.2.0.0/24") {
-			t.Fatalf("lig 10.2.0.10 after %s died: %v\n%s", dead, err, out)
+			t.Fatalf("lig 10.2.0.10 after r2 died: %v\n%s", err, out)
 		}
-		t.Logf("%s killed: mr's route to 10.2.0.0/24 moved to the other regional router after %v; resolution back after %v",
-			dead, converged.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		t.Logf("r2 killed: mr's route to 10.2.0.10 moved to r1's aggregate after %v; resolution back after %v",
+			converged.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	})
+}
+
+// lpm returns the longest route of v's ALT table that contains a.
+func lpm(v router.ALTView, a netip.Addr) *router.ALTRouteView {
+	var best *router.ALTRouteView
+	for i := range v.Table {
+		if r := &v.Table[i]; r.Prefix.Contains(a) && (best == nil || r.Prefix.Bits() > best.Prefix.Bits()) {
+			best = r
+		}
+	}
+	return best
 }

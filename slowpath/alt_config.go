@@ -44,6 +44,11 @@ type ALTConfig struct {
 	// A Map-Request that reaches an aggregate and no more specific
 	// route is dropped and counted.
 	Aggregates []netip.Prefix `mapstructure:"aggregates"`
+	// SummaryOnly keeps the more specifics inside the aggregates from
+	// every neighbour (an export filter): only the aggregate goes out, and
+	// requests for those EIDs reach this router by it. Off: the
+	// aggregates are announced beside the more specifics.
+	SummaryOnly bool `mapstructure:"summary_only"`
 	// AnnounceRegistered makes a Map-Server announce the EID prefixes of
 	// its sites while they are registered, and withdraw them when the
 	// registration goes (RFC 6836: the Map-Server is the ALT's

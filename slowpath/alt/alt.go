@@ -160,8 +160,11 @@ func New(c *slowpath.Core, cfg *slowpath.ALTConfig, sites Sites) (*ALT, error) {
 		return nil, fmt.Errorf("alt: %w", err)
 	}
 	a.dev.SetHandler(a.onPacket)
-	a.sp, err = bgp.Start(bgp.Config{ASN: cfg.ASN, RouterID: cfg.RouterID, Listen: innerAddrs(cfg), Logger: c.Log()},
-		bgp.Handlers{Best: a.onBest})
+	bc := bgp.Config{ASN: cfg.ASN, RouterID: cfg.RouterID, Listen: innerAddrs(cfg), Logger: c.Log()}
+	if cfg.SummaryOnly {
+		bc.SummaryOnly = cfg.Aggregates
+	}
+	a.sp, err = bgp.Start(bc, bgp.Handlers{Best: a.onBest})
 	if err != nil {
 		a.dev.Close()
 		return nil, fmt.Errorf("alt: %w", err)

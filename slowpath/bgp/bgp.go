@@ -45,6 +45,10 @@ type Config struct {
 	Port int
 	// Logger receives GoBGP's messages (nil: discarded).
 	Logger *slog.Logger
+	// SummaryOnly are prefixes whose more specifics are never advertised
+	// to a neighbour (an export filter): with the prefix itself announced
+	// as an aggregate, only the aggregate leaves this speaker.
+	SummaryOnly []netip.Prefix
 }
 
 // Validate checks c; errors start with path.
@@ -206,6 +210,11 @@ func Start(cfg Config, h Handlers) (*Speaker, error) {
 		s.Stop()
 		return nil, fmt.Errorf("bgp: start: %w", err)
 	}
+	if err := summaryOnly(ctx, s, cfg.SummaryOnly); err != nil {
+		cancel()
+		s.Stop()
+		return nil, fmt.Errorf("bgp: summary-only filter: %w", err)
+	}
 	sp := &Speaker{s: s, cfg: cfg, cancel: cancel, done: make(chan struct{}),
 		uuids: map[netip.Prefix][]byte{}, events: make(chan func(), 1024)}
 	// GoBGP calls the watch function from its own goroutine per watcher;
@@ -250,6 +259,37 @@ func (sp *Speaker) dispatch() {
 			return
 		}
 	}
+}
+
+// summaryOnly installs the export filter of Config.SummaryOnly: one
+// prefix set with every more specific of each prefix, rejected on export
+// to all neighbours.
+func summaryOnly(ctx context.Context, s *server.BgpServer, ps []netip.Prefix) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	const name = "rloc-summary-only"
+	set := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name}
+	for _, p := range ps {
+		p = p.Masked()
+		if p.Bits() == p.Addr().BitLen() {
+			continue
+		}
+		set.Prefixes = append(set.Prefixes, &api.Prefix{IpPrefix: p.String(),
+			MaskLengthMin: uint32(p.Bits() + 1), MaskLengthMax: uint32(p.Addr().BitLen())})
+	}
+	if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+		return err
+	}
+	pol := &api.Policy{Name: name, Statements: []*api.Statement{{Name: name,
+		Conditions: &api.Conditions{PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: name}},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_REJECT}}}}
+	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+		return err
+	}
+	return s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: name}},
+		DefaultAction: api.RouteAction_ACCEPT}})
 }
 
 // Stop closes every session and stops the speaker.

@@ -200,3 +200,58 @@ func TestValidate(t *testing.T) {
 		t.Fatal("Start with an empty config")
 	}
 }
+
+// TestSummaryOnly: a speaker with a summary-only prefix advertises the
+// aggregate and none of the more specifics inside it, but keeps them in its
+// own RIB; prefixes outside it go out as usual.
+func TestSummaryOnly(t *testing.T) {
+	la, lb := netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")
+	pa, pb := freePort(t, la.String()), freePort(t, lb.String())
+	rb := newRecorder()
+	agg := netip.MustParsePrefix("10.0.0.0/14")
+	a, err := Start(Config{ASN: 65001, RouterID: netip.MustParseAddr("10.0.0.3"), Listen: []netip.Addr{la}, Port: pa,
+		SummaryOnly: []netip.Prefix{agg}}, Handlers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	b, err := Start(Config{ASN: 65002, RouterID: netip.MustParseAddr("10.0.0.4"), Listen: []netip.Addr{lb}, Port: pb}, rb.handlers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	specific, outside := netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.9.0.0/24")
+	for _, p := range []netip.Prefix{specific, outside} {
+		if err := a.Announce(Route{Prefix: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Announce(Route{Prefix: agg, AtomicAggregate: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddNeighbor(Neighbor{Address: lb, ASN: 65002, Local: la, Port: pb, ConnectRetry: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddNeighbor(Neighbor{Address: la, ASN: 65001, Local: lb, Port: pa, ConnectRetry: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the aggregate and the outside prefix at b", func() error {
+		r, ok := rb.route(agg)
+		if _, ok2 := rb.route(outside); !ok || !ok2 {
+			return fmt.Errorf("b saw %v", rb.log)
+		}
+		if !r.AtomicAggregate {
+			return fmt.Errorf("aggregate without ATOMIC_AGGREGATE: %+v", r)
+		}
+		return nil
+	})
+	// The session is up and b has the routes a sent with the aggregate's
+	// UPDATE; the specific was never among them.
+	if _, ok := rb.route(specific); ok {
+		t.Fatalf("b got the suppressed %v: %v", specific, rb.log)
+	}
+	best, err := a.Best()
+	if err != nil || len(best) != 3 {
+		t.Fatalf("a's own RIB: %+v %v", best, err)
+	}
+}

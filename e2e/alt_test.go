@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/internal/testkit/tsharktest"
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/router"
@@ -224,9 +225,7 @@ func TestALT(t *testing.T) {
 
 	t.Run("resolution through the ALT", func(t *testing.T) {
 		tool, err := lab.CaptureTool()
-		if err != nil {
-			t.Skip(err)
-		}
+		testkit.Require(t, "a capture tool", err)
 		tsharktest.Require(t)
 		// Site 4 is behind r2 only: mr -> r2 -> ms3 (-> xtr4, which answers).
 		file := filepath.Join(n.dir, "alt-r2.pcap")

@@ -257,6 +257,12 @@ func TestALT(t *testing.T) {
 			t.Fatalf("Map-Requests in GRE on r2's link (outer src>dst): %v", path)
 		}
 		t.Logf("the Map-Request's path on r2's wire (tshark): %v", path)
+		// Nothing on the tunnels was malformed or unexpected.
+		for node := range altUnderlay {
+			if v := n.altView(node); len(v.GREDropped) != 0 || v.Stats.NotMapRequest != 0 {
+				t.Fatalf("%s dropped GRE %v, stats %+v", node, v.GREDropped, v.Stats)
+			}
+		}
 		for node, want := range map[string]string{"mr": "sent", "r2": "forwarded", "ms3": "delivered"} {
 			st := n.altView(node).Stats
 			got := map[string]uint64{"sent": st.Sent, "forwarded": st.Forwarded, "delivered": st.Delivered}[want]

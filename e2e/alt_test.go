@@ -66,9 +66,9 @@ roles: [map-server, alt]
 sites:
   - name: site%s
     keys: [{id: 1, secret: key-%s}]
-    prefixes: [{eid: 10.%s.0.0/24}]
+    prefixes: [{eid: 10.%s.0.0/24}, {eid: "2001:db8:%s::/64"}]
 map_server: {registration_timeout: 4s}
-`, node, site, site, site) + altSection(node, "  announce_registered: true\n")
+`, node, site, site, site, site) + altSection(node, "  announce_registered: true\n")
 }
 
 // altXTRYAML is site's xTR registering with its Map-Server and resolving
@@ -81,12 +81,13 @@ rlocs: [%s]
 interfaces: [{name: site0, side: site}, {name: core0, side: core}]
 database:
   - {eid: 10.%s.0.0/24, rlocs: [{addr: %s}]}
+  - {eid: "2001:db8:%s::/64", rlocs: [{addr: %s}]}
 map_servers: [{addr: %s, key: {id: 1, secret: key-%s}}]
 map_resolvers: [192.0.2.100]
 etr: {register_interval: 1s, deregister_on_stop: true}
 itr: {retransmit_interval: 300ms}
 hold: {hold_time: 3s}
-`, site, r, site, r, altUnderlay[ms], site)
+`, site, r, site, r, site, r, altUnderlay[ms], site)
 }
 
 // altView reads node's GET /v1/alt.
@@ -186,6 +187,8 @@ func TestALT(t *testing.T) {
 				{"mr", "10.0.0.0/14", "10.255.0.15", []uint32{65001}, true},
 				{"mr", "10.2.0.0/24", "10.255.0.11", []uint32{65002, 65102}, false},
 				{"mr", "10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
+				// IPv6 EIDs travel the same sessions.
+				{"mr", "2001:db8:4::/64", "10.255.0.11", []uint32{65002, 65103}, false},
 				{"mr", "10.1.0.0/24", "", nil, false},
 				{"r1", "10.1.0.0/24", "10.255.0.0", []uint32{65101}, false},
 			} {
@@ -238,6 +241,10 @@ func TestALT(t *testing.T) {
 			t.Fatalf("lig 10.4.0.10: %v\n%s", err, out)
 		}
 		t.Logf("resolved through the ALT:\n%s", out)
+		out6, err := n.lig("xtr1", "2001:db8:4::10", "192.0.2.1")
+		if err != nil || !strings.Contains(out6, "Mapping entry for EID [0]2001:db8:4::/64") || !strings.Contains(out6, "192.0.2.4") {
+			t.Fatalf("lig 2001:db8:4::10 (an IPv6 Map-Request on the ALT): %v\n%s", err, out6)
+		}
 		if err := capt.Stop(); err != nil {
 			t.Fatal(err)
 		}

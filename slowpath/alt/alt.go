@@ -170,8 +170,10 @@ func New(c *slowpath.Core, cfg *slowpath.ALTConfig, sites Sites) (*ALT, error) {
 		return nil, fmt.Errorf("alt: %w", err)
 	}
 	for _, n := range cfg.Neighbors {
+		// Both families on every session: IPv4 and IPv6 EID prefixes
+		// travel the ALT whatever the tunnel's inner family.
 		err := a.sp.AddNeighbor(bgp.Neighbor{Address: n.Peer, ASN: n.ASN, Local: n.Inner.Addr(),
-			HoldTime: cfg.HoldTime, ConnectRetry: cfg.ConnectRetry})
+			HoldTime: cfg.HoldTime, ConnectRetry: cfg.ConnectRetry, IPv6: true})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("alt: %w", err)

@@ -253,15 +253,21 @@ func TestALT(t *testing.T) {
 			if ty := tsharktest.Fields(l, "lisp.type"); len(ty) != 1 || ty[0] != "1" || tsharktest.Fields(l, "gre.proto") == nil {
 				continue
 			}
-			ip := tsharktest.Fields(l, "ip.dst") // outer, then inner
-			if len(ip) != 2 || ip[1] != "10.4.0.10" {
-				t.Fatalf("Map-Request in GRE to %v", ip)
+			ip := tsharktest.Fields(l, "ip.dst") // outer, then an IPv4 inner
+			inner := ip[1:]
+			if len(inner) == 0 {
+				inner = tsharktest.Fields(l, "ipv6.dst")
 			}
-			path = append(path, tsharktest.Fields(l, "ip.src")[0]+">"+ip[0])
+			if len(inner) != 1 || (inner[0] != "10.4.0.10" && inner[0] != "2001:db8:4::10") {
+				t.Fatalf("Map-Request in GRE to %v, inner %v", ip, inner)
+			}
+			path = append(path, tsharktest.Fields(l, "ip.src")[0]+">"+ip[0]+" "+inner[0])
 		}
-		// Into r2 from mr, out of r2 to ms3.
-		if !slices.Contains(path, "192.0.2.100>192.0.2.202") || !slices.Contains(path, "192.0.2.202>192.0.2.103") {
-			t.Fatalf("Map-Requests in GRE on r2's link (outer src>dst): %v", path)
+		// Into r2 from mr, out of r2 to ms3, the IPv4 and the IPv6 request.
+		for _, hop := range []string{"192.0.2.100>192.0.2.202", "192.0.2.202>192.0.2.103"} {
+			if !slices.Contains(path, hop+" 10.4.0.10") || !slices.Contains(path, hop+" 2001:db8:4::10") {
+				t.Fatalf("Map-Requests in GRE on r2's link (outer src>dst inner dst): %v", path)
+			}
 		}
 		t.Logf("the Map-Request's path on r2's wire (tshark): %v", path)
 		// Nothing on the tunnels was malformed or unexpected.

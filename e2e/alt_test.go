@@ -221,6 +221,23 @@ func TestALT(t *testing.T) {
 				t.Fatalf("the ALT did not converge in 30 s: %s", last)
 			}
 		}
+		// The ALT table lives in rloc: no EID prefix in any kernel table of
+		// an ALT node (data traffic never follows an ALT route).
+		for node := range altUnderlay {
+			c, err := n.lab.Command(node, "ip", "-o", "route", "show", "table", "all")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: ip route: %v %s", node, err, out)
+			}
+			for _, eid := range []string{"10.0.0.0/14", "10.1.0.0", "10.2.0.0", "10.4.0.0", "2001:db8:"} {
+				if strings.Contains(string(out), eid) {
+					t.Fatalf("%s's kernel has a route for %s:\n%s", node, eid, out)
+				}
+			}
+		}
 		if v := n.altView("ms2"); !slices.Contains(v.Announced, netip.MustParsePrefix("10.2.0.0/24")) {
 			t.Fatalf("ms2 announces %v", v.Announced)
 		}

@@ -48,6 +48,9 @@ type Roles struct {
 	// DDTNode answers DDT Map-Requests with Map-Referrals for the
 	// delegations of section ddt (RFC 8111 §7.1, docs/ddt.md).
 	DDTNode bool
+	// ALT routes Map-Requests over a BGP overlay of GRE tunnels (RFC 6836,
+	// section alt, docs/alt.md).
+	ALT bool
 }
 
 // String lists the roles as the configuration file names them.
@@ -57,7 +60,7 @@ func (r Roles) String() string {
 		on   bool
 		name string
 	}{{r.ITR, "itr"}, {r.ETR, "etr"}, {r.PITR, "pitr"}, {r.PETR, "petr"}, {r.RTR, "rtr"},
-		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}} {
+		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}, {r.ALT, "alt"}} {
 		if x.on {
 			names = append(names, x.name)
 		}
@@ -67,7 +70,7 @@ func (r Roles) String() string {
 
 // any reports whether at least one role is set.
 func (r Roles) any() bool {
-	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode
+	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode || r.ALT
 }
 
 // resolves reports whether the router sends Map-Requests for misses.
@@ -308,6 +311,9 @@ type Config struct {
 	// DDT is the DDT node's authority and delegations (role ddt-node,
 	// docs/ddt.md).
 	DDT slowpath.DDTNodeConfig `mapstructure:"ddt"`
+	// ALT is the ALT router's tunnels, BGP and announcements (role alt,
+	// docs/alt.md).
+	ALT slowpath.ALTConfig `mapstructure:"alt"`
 	// Discovery is OSPF discovery of Map-Resolvers and Map-Servers
 	// (docs/discovery.md).
 	Discovery slowpath.DiscoveryConfig `mapstructure:"discovery"`
@@ -365,7 +371,7 @@ func (c *Config) Validate() error {
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
-		c.validateDDT, c.validateDiscovery,
+		c.validateDDT, c.validateALT, c.validateDiscovery,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -540,6 +546,7 @@ func (c *Config) validateRoleSections() error {
 		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
+		{"alt", c.ALT, c.Roles.ALT, "the alt role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
 			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
@@ -772,13 +779,17 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		d := c.DDT
 		ec.DDT = &d
 	}
+	if c.Roles.ALT {
+		a := c.ALT
+		ec.ALT = &a
+	}
 	mc, err := c.mcastConfig()
 	if err != nil {
 		return ec, err
 	}
 	ec.Multicast = mc
 	c.applyDiscovery(&ec)
-	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil {
+	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil && ec.ALT == nil {
 		return ec, nil // a pure PETR: no control role
 	}
 	return ec, ec.Validate()

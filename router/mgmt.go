@@ -39,6 +39,7 @@ import (
 //	GET    /v1/ddt/delegations               a DDT node's authority and delegations (DDTInfo)
 //	GET    /v1/ddt/referrals                 a DDT Map-Resolver's roots, referral cache, counters (DDTResolverInfo)
 //	GET    /v1/ddt/pending                   a DDT Map-Resolver's resolutions in progress (DDTPendingList)
+//	GET    /v1/alt                           an ALT router's neighbours, sessions, ALT table, counters (ALTView)
 //	GET    /v1/stats                         counters (Stats)
 //	GET    /v1/events                        event stream, one JSON Event per line
 
@@ -145,6 +146,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/ddt/referrals", ddtResolverAPI(r.DDTReferrals))
 	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
 	mux.HandleFunc("GET /v1/ddt/pending", ddtResolverAPI(r.DDTPending))
+	mux.HandleFunc("GET /v1/alt", r.handleALT)
 	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
 	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)

@@ -40,6 +40,8 @@ type Config struct {
 	Multicast *MulticastConfig
 	// DDT enables the DDT node role (RFC 8111 §7.1, ddt_config.go).
 	DDT *DDTNodeConfig
+	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
+	ALT *ALTConfig
 	// Discovery enables OSPF discovery of Map-Resolvers and Map-Servers
 	// (discovery_config.go, docs/discovery.md).
 	Discovery *DiscoveryConfig
@@ -811,7 +813,7 @@ func (c *Config) validate() error {
 	if err := c.RateLimit.Validate("rate_limit"); err != nil {
 		return err
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil && c.ALT == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -841,6 +843,11 @@ func (c *Config) validate() error {
 	}
 	if d := c.DDT; d != nil {
 		if err := d.Validate("ddt"); err != nil {
+			return err
+		}
+	}
+	if a := c.ALT; a != nil {
+		if err := a.Validate("alt"); err != nil {
 			return err
 		}
 	}
@@ -1067,6 +1074,10 @@ func (c Config) WithDefaults() Config {
 	if c.DDT != nil {
 		d := c.DDT.WithDefaults()
 		c.DDT = &d
+	}
+	if c.ALT != nil {
+		a := c.ALT.WithDefaults()
+		c.ALT = &a
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -14,6 +14,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/ddt"
 	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
@@ -51,6 +52,7 @@ type Engine struct {
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
 	ddt   *ddt.Node
+	alt   *alt.ALT
 	// disc is OSPF discovery (discovery.go); nil without.
 	disc *discovery.Discovery
 }
@@ -141,12 +143,18 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			return err
 		}
 	}
+	if err := e.buildALT(); err != nil {
+		return err
+	}
 	if cfg.MapServer != nil || cfg.MapResolver != nil {
 		var db resolver.Database
 		if e.ms != nil {
 			db = e.ms
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
+		if e.alt != nil {
+			e.mr.SetALT(e.alt)
+		}
 	}
 	return nil
 }

@@ -314,6 +314,9 @@ type Config struct {
 	// ALT is the ALT router's tunnels, BGP and announcements (role alt,
 	// docs/alt.md).
 	ALT slowpath.ALTConfig `mapstructure:"alt"`
+	// Discovery is OSPF discovery of Map-Resolvers and Map-Servers
+	// (docs/discovery.md).
+	Discovery slowpath.DiscoveryConfig `mapstructure:"discovery"`
 	// Multicast enables LISP multicast (router/mcast.go).
 	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
@@ -368,7 +371,7 @@ func (c *Config) Validate() error {
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
-		c.validateDDT, c.validateALT,
+		c.validateDDT, c.validateALT, c.validateDiscovery,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -522,7 +525,7 @@ func (c *Config) validateRoleSections() error {
 		return errors.New("database: the etr role needs database mappings")
 	case !c.Roles.ETR && len(c.MapServers) > 0 && len(c.Multicast.Trees) == 0:
 		return errors.New("map_servers: only the etr role (or an rtr with multicast.trees) registers with Map-Servers")
-	case c.Roles.resolves() && len(c.MapResolvers) == 0:
+	case c.Roles.resolves() && len(c.MapResolvers) == 0 && !c.Discovery.MapResolvers:
 		return errors.New("map_resolvers: the itr/pitr/rtr roles need a Map-Resolver")
 	case c.Roles.MapServer && len(c.Sites) == 0:
 		return errors.New("sites: the map-server role needs sites")
@@ -785,6 +788,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		return ec, err
 	}
 	ec.Multicast = mc
+	c.applyDiscovery(&ec)
 	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil && ec.ALT == nil {
 		return ec, nil // a pure PETR: no control role
 	}

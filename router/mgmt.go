@@ -147,6 +147,8 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
 	mux.HandleFunc("GET /v1/ddt/pending", ddtResolverAPI(r.DDTPending))
 	mux.HandleFunc("GET /v1/alt", r.handleALT)
+	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
+	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

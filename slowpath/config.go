@@ -42,6 +42,9 @@ type Config struct {
 	DDT *DDTNodeConfig
 	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
 	ALT *ALTConfig
+	// Discovery enables OSPF discovery of Map-Resolvers and Map-Servers
+	// (discovery_config.go, docs/discovery.md).
+	Discovery *DiscoveryConfig
 }
 
 // RateLimitConfig bounds the control messages the router takes in, so
@@ -631,6 +634,9 @@ type ITRConfig struct {
 	// MapResolvers are tried in order; the next is used when one does not
 	// answer.
 	MapResolvers []netip.AddrPort
+	// Discover allows MapResolvers to be empty: the Map-Resolvers come
+	// from discovery (DiscoveryConfig.MapResolvers, ITR.SetDiscovered).
+	Discover bool
 	// ReplySources are the addresses besides the Map-Resolvers that a
 	// Map-Reply may come from without being one of its own locators:
 	// Map-Servers that proxy-reply (the router's own Map-Servers and
@@ -845,6 +851,11 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if d := c.Discovery; d != nil {
+		if err := d.Validate("discovery"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -946,7 +957,7 @@ func (e *ETRConfig) validate(path string) error {
 
 // validate checks the ITR role configured under path.
 func (it *ITRConfig) validate(path string) error {
-	if len(it.MapResolvers) == 0 {
+	if len(it.MapResolvers) == 0 && !it.Discover {
 		return fmt.Errorf("%s.map_resolvers: no Map-Resolver", path)
 	}
 	for i, a := range it.MapResolvers {

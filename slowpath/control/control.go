@@ -16,6 +16,7 @@ import (
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/ddt"
+	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
@@ -52,6 +53,8 @@ type Engine struct {
 	state *regdb.DB
 	ddt   *ddt.Node
 	alt   *alt.ALT
+	// disc is OSPF discovery (discovery.go); nil without.
+	disc *discovery.Discovery
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -87,6 +90,10 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 		return nil, err
 	}
 	c.Start()
+	if err := e.startDiscovery(); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -205,6 +212,7 @@ func (e *Engine) Miss(ev fastpath.MissEvent) bool {
 // engine goroutines, then writes what the state file has pending. It is
 // safe to call more than once.
 func (e *Engine) Close() error {
+	e.stopDiscovery()
 	err := e.c.Close()
 	if e.state != nil {
 		if serr := e.state.Close(); err == nil {

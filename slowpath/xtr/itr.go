@@ -31,6 +31,9 @@ type ITR struct {
 	res      slowpath.Resolved
 	sub      *subState // RFC 9437 subscriptions (subscribe.go); nil without
 	sol      *solState // map-cache solicitation (solicit.go); nil without
+	// configured are the configured Map-Resolvers, kept when discovery
+	// sets the list (discovered.go); nil until it does.
+	configured []netip.AddrPort
 }
 
 // resolution is one Map-Request in flight; the tracker retransmits it.

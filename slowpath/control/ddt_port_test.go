@@ -30,8 +30,17 @@ func TestDDTResolverEphemeralITR(t *testing.T) {
 	}
 	tr.itr, tr.port = eph, ephPort // askIID sends from it with its port inside; reply reads it
 
-	n := tr.ask(t, "10.1.2.9")
-	r := tr.reply(t, n) // fails on anything but the Map-Reply (a Map-Referral, say)
+	tr.firstResolution(t) // reads eph: fails on anything but the Map-Reply (a Map-Referral, say)
+	// The resolver's own negative answers (MS-NOT-REGISTERED) go there too.
+	n := tr.ask(t, "10.1.2.200")
+	checkNegative(t, tr.reply(t, n), "10.1.2.128/25", wire.ActionSendMapRequest)
+}
+
+// firstResolution asks for 10.1.2.9, two levels down, and checks the ETR's
+// Map-Reply at the ITR, the MS-ACK and the root's one NODE-REFERRAL.
+func (tr *ddtTree) firstResolution(t *testing.T) {
+	t.Helper()
+	r := tr.reply(t, tr.ask(t, "10.1.2.9"))
 	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.2.0/25") || len(r.Locators) != 1 ||
 		r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
 		t.Fatalf("reply %v %+v", p, r.Locators)
@@ -40,7 +49,4 @@ func TestDDTResolverEphemeralITR(t *testing.T) {
 	if l := nodeStats(t, tr.root); l.Stats.NodeReferrals != 1 {
 		t.Fatalf("root referrals %d, want 1", l.Stats.NodeReferrals)
 	}
-	// The resolver's own negative answers (MS-NOT-REGISTERED) go there too.
-	n = tr.ask(t, "10.1.2.200")
-	checkNegative(t, tr.reply(t, n), "10.1.2.128/25", wire.ActionSendMapRequest)
 }

@@ -176,8 +176,8 @@ type Spec struct {
 	PerTarget bool
 	// ECM encapsulates each message in an Encapsulated Control Message
 	// (RFC 9301 §5.8) with inner addresses InnerSrc and InnerDst, the
-	// sender's local port as inner source port and 4342 as inner
-	// destination port.
+	// sender's local port (or InnerSrcPort) as inner source port and 4342
+	// as inner destination port.
 	ECM bool
 	// InnerSrc and InnerDst are the ECM's inner IP source and destination
 	// (RFC 9301 §5.8); both of one family.

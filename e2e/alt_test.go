@@ -221,6 +221,19 @@ func TestALT(t *testing.T) {
 				t.Fatalf("the ALT did not converge in 30 s: %s", last)
 			}
 		}
+		// The picture of mr's view (rlocctl alt -o svg, the status page)
+		// has its neighbours and the routes behind each.
+		g := router.ALTPicture(n.altView("mr"))
+		edges := map[string]bool{}
+		for _, e := range g.Edges {
+			edges[e.From+" -> "+e.To] = true
+		}
+		for _, e := range []string{"self -> n/10.255.0.15", "self -> n/10.255.0.11", "n/10.255.0.15 -> p/10.0.0.0/14",
+			"n/10.255.0.11 -> p/10.2.0.0/24", "n/10.255.0.11 -> p/2001:db8:4::/64"} {
+			if !edges[e] {
+				t.Errorf("mr's ALT picture lacks %s: %v", e, edges)
+			}
+		}
 		// The ALT table lives in rloc: no EID prefix in any kernel table of
 		// an ALT node (data traffic never follows an ALT route).
 		for node := range altUnderlay {

@@ -23,11 +23,20 @@ state, prefixes received/accepted/advertised, uptime and GRE packets; the ALT
 forwarding table (EID prefix, next ALT router or "local", AS path, aggregate);
 the prefixes this router announces; the counters (Map-Requests sent into the
 ALT, forwarded, delivered to the local Map-Server, dropped for want of a route
-or TTL, non-Map-Request packets dropped) and the GRE packets dropped by reason.`,
-		Example: "  rlocctl alt\n  rlocctl alt -o json\n  rlocctl alt --watch",
-		Args:    cobra.NoArgs,
+or TTL, non-Map-Request packets dropped) and the GRE packets dropped by reason.
+
+-o dot prints the router's view of the ALT as Graphviz input, -o svg draws it:
+the router, its neighbours (dashed when the session is down) and the routes
+the ALT table sends to each.`,
+		Example:     "  rlocctl alt\n  rlocctl alt -o json\n  rlocctl alt --watch\n  rlocctl alt -o svg > alt.svg",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{formatsAnnotation: fmtDot + " " + fmtSVG},
 		RunE: func(*cobra.Command, []string) error {
-			return list(o, "alt", "/v1/alt", printALT)
+			return list(o, "alt", "/v1/alt", func(w io.Writer, v router.ALTView) {
+				if !o.picture(w, "alt", router.ALTPicture(v)) {
+					printALT(w, v)
+				}
+			})
 		},
 	}
 	addWatch(cmd, o)

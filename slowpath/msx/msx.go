@@ -228,6 +228,37 @@ func (a *agreement) verify(raw []byte, au *wire.Auth) bool {
 	return wire.VerifySubscription(raw, a.key.Secret) == nil
 }
 
+// accept parses a received type-15 message with parse and finds its
+// agreement by source; nil (counted) when it does not parse or comes from
+// no agreement's peer.
+func (x *MSX) accept(m *slowpath.Msg, parse func([]byte) error) (*agreement, *slowpath.MsgStats) {
+	st := x.c.Msg(wire.TypeSharedExtension)
+	if err := parse(m.Raw); err != nil {
+		st.BadParse++
+		return nil, st
+	}
+	a := x.peer(m.Src)
+	if a == nil {
+		st.Rejected++
+	}
+	return a, st
+}
+
+// encode appends a message of a's with appendTo to x.buf and signs it with
+// a's key; false (counted) when that fails.
+func (x *MSX) encode(a *agreement, appendTo func([]byte) ([]byte, error)) ([]byte, bool) {
+	b, err := appendTo(x.buf[:0])
+	if err == nil {
+		err = a.sign(b)
+	}
+	if err != nil {
+		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+		return nil, false
+	}
+	x.buf = b
+	return b, true
+}
+
 // start runs when the core starts: the requesters subscribe and pull.
 func (x *MSX) start() {
 	for _, a := range x.ags {

@@ -128,16 +128,12 @@ func (x *MSX) subscribe(a *agreement) {
 	n := q.tr.NewNonce()
 	sub := wire.MapSubscribe{Nonce: n, All: len(q.scope) == 0, Auth: x.authFor(a), SubscriptionID: q.subID,
 		Lifetime: uint32(a.cfg.Lifetime / time.Second), Filters: q.scope}
-	b, err := sub.Append(x.buf[:0])
-	if err == nil {
-		err = a.sign(b)
-	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+	b, ok := x.encode(a, sub.Append)
+	if !ok {
 		return
 	}
-	x.buf = b
 	spec := request.Spec{Type: wire.TypeSharedExtension, Targets: a.cfg.Peers, Value: subTag{a}, Done: x.reqDone}
+	var err error
 	if q.subReq, err = q.tr.Start(&spec, n, b); err == nil {
 		a.stats.Subscribes++
 	}
@@ -166,15 +162,9 @@ func (x *MSX) reqDone(r *request.Request, o request.Outcome) {
 
 // onSubscribeAck takes the peer's answer to our Map-Subscribe.
 func (x *MSX) onSubscribeAck(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	ack := &x.sack
-	if err := ack.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, ack.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	q := &a.req
@@ -234,17 +224,13 @@ func (x *MSX) pullPage(a *agreement, cookie []byte) {
 	q := &a.req
 	n := q.tr.NewNonce()
 	req := wire.MapBulkRequest{Nonce: n, All: len(q.scope) == 0, Auth: x.authFor(a), Cookie: cookie, Scope: q.scope}
-	b, err := req.Append(x.buf[:0])
-	if err == nil {
-		err = a.sign(b)
-	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+	b, ok := x.encode(a, req.Append)
+	if !ok {
 		q.pull = nil
 		return
 	}
-	x.buf = b
 	spec := request.Spec{Type: wire.TypeSharedExtension, Targets: a.cfg.Peers, Value: pullTag{a}, Done: x.reqDone}
+	var err error
 	if q.pull.r, err = q.tr.Start(&spec, n, b); err != nil {
 		q.pull = nil
 	}
@@ -252,15 +238,9 @@ func (x *MSX) pullPage(a *agreement, cookie []byte) {
 
 // onBulkReply takes a page of our bulk transfer.
 func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	rep := &x.brepIn
-	if err := rep.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, rep.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	q := &a.req

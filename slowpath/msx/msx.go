@@ -71,9 +71,10 @@ type Stats struct {
 	Notifies, NotifyRetransmits, NotifyAcked, NotifyGaveUp, AckBadAuth uint64
 
 	// Requester side. Pulls counts bulk transfers started, PullsDone those
-	// completed, PullRestarts those started over after a lost session,
-	// PagesIn and RecordsIn what arrived, PageRetransmits page requests
-	// sent again.
+	// completed, PullRestarts those abandoned after the peer stopped
+	// answering (started over at the next renewal), PagesIn and RecordsIn
+	// what arrived, PageRetransmits page requests and Map-Subscribes sent
+	// again.
 	Pulls, PullsDone, PullRestarts, PagesIn, RecordsIn, PageRetransmits uint64
 	// NotifiesIn counts notifications applied, NotifyDuplicates those
 	// seen before (acked again), NotifyStale those older than the copy,

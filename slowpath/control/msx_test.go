@@ -338,7 +338,7 @@ func TestMSXSubscription(t *testing.T) {
 	// A lost notification is sent again until acknowledged.
 	dropNotify.Store(true)
 	msxRegister(t, p, 8, 9, 1440, 5)
-	<-rl.dropped
+	msxWaitDrop(t, rl, p, r)
 	clk.Add(1500 * time.Millisecond)
 	p.Core().Tick()
 	notified("retransmitted notification", 4)
@@ -418,11 +418,15 @@ func TestMSXBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		before := p.Stats().Msgs[wire.TypeSharedExtension].Received
 		cl.WriteToUDPAddrPort(b, p.Addr())
-		// Synchronise on the provider's loop: the request is handled
-		// once a command queued after it has run.
-		inject(t, p, netip.MustParseAddrPort("192.0.2.200:1"), []byte{0xff})
-		cl.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		// Once the provider counted it, its handler has run and an answer,
+		// if any, was sent: on loopback it is queued at this socket by
+		// then, so the read below does not wait for it to be produced.
+		waitFor(t, 5*time.Second, "request handled", func() bool {
+			return p.Stats().Msgs[wire.TypeSharedExtension].Received > before
+		})
+		cl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, _, err := cl.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return nil

@@ -19,7 +19,7 @@ var msxKey = AuthKey{KeyID: 7, Alg: wire.AuthHMACSHA256128, Secret: "interconnec
 // msxProvider starts a Map-Server (domain 2) serving its registrations to
 // any peer on loopback under agreement "d1", and registers n /26s of
 // 10.0.0.0/10 (proxy-reply) in process.
-func msxProvider(t *testing.T, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+func msxProvider(t testing.TB, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
 	c := msConfig(siteConfig("s2", "10.0.0.0/8", true))
 	c.RateLimit = RateLimitConfig{Off: true}
@@ -41,7 +41,7 @@ func msxProvider(t *testing.T, clk *fakeClock, n int, listen netip.AddrPort, mod
 
 // msxRegister registers benchRecord(from..to-1) with TTL ttl and the last
 // RLOC byte rloc, in process (255 records per Map-Register).
-func msxRegister(t *testing.T, p *Engine, from, to int, ttl uint32, rloc byte) {
+func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
 	t.Helper()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	var msgs [][]byte
@@ -69,7 +69,7 @@ func msxRegister(t *testing.T, p *Engine, from, to int, ttl uint32, rloc byte) {
 
 // msxRequester starts a Map-Resolver (domain 1) holding a copy of the
 // provider at peer.
-func msxRequester(t *testing.T, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+func msxRequester(t testing.TB, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
 	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}}
 	ag := slowpath.MSXAgreement{Name: "d2", Peers: []netip.AddrPort{peer}, Key: msxKey, Mode: slowpath.MSXModeCopy}
@@ -81,7 +81,7 @@ func msxRequester(t *testing.T, clk *fakeClock, peer netip.AddrPort, mod func(*s
 	return newEngineWith(t, c, nil, slowpathOptions(clk))
 }
 
-func msxAgreement(t *testing.T, e *Engine) MSXAgreement {
+func msxAgreement(t testing.TB, e *Engine) MSXAgreement {
 	t.Helper()
 	ags, ok := e.MSXAgreements()
 	if !ok || len(ags) != 1 {
@@ -92,7 +92,7 @@ func msxAgreement(t *testing.T, e *Engine) MSXAgreement {
 
 // msxSame compares the requester's copy with the provider's table, record
 // by record.
-func msxSame(t *testing.T, p, r *Engine, name string) int {
+func msxSame(t testing.TB, p, r *Engine, name string) int {
 	t.Helper()
 	cp, _ := r.MSXCopy(name)
 	want := map[EIDPrefix][]byte{}
@@ -501,4 +501,23 @@ func TestMSXBadInput(t *testing.T) {
 	if a := msxAgreement(t, p); a.SubscribedBy != 0 {
 		t.Fatalf("%d subscriptions", a.SubscribedBy)
 	}
+}
+
+// BenchmarkMSXBulk: a requester pulls a 100k-mapping table over loopback
+// (9000-byte pages), from its start to the complete copy.
+func BenchmarkMSXBulk(b *testing.B) {
+	clk := newFakeClock()
+	p := msxProvider(b, clk, benchPrefixes, netip.AddrPort{}, nil)
+	b.ResetTimer()
+	for range b.N {
+		r := msxRequester(b, clk, p.Addr(), nil)
+		waitFor(b, time.Minute, "complete copy", func() bool { return msxAgreement(b, r).Complete })
+		b.StopTimer()
+		if a := msxAgreement(b, r); a.Copy != benchPrefixes {
+			b.Fatalf("%d mappings", a.Copy)
+		}
+		r.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
 }

@@ -309,7 +309,9 @@ func TestMSXSubscription(t *testing.T) {
 		typ, _ := wire.PeekType(b)
 		return typ == wire.TypeMapNotify && dropNotify.CompareAndSwap(true, false)
 	})
-	r := msxRequester(t, clk, rl.addr(), nil)
+	r := msxRequester(t, clk, rl.addr(), func(a *slowpath.MSXAgreement) {
+		a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+	})
 	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
 	msxSame(t, p, r, "d2")
 
@@ -369,7 +371,9 @@ func TestMSXSubscription(t *testing.T) {
 	if a.Copy != 0 || a.Stats.AgedOut != 1 {
 		t.Fatalf("after the silence: %+v", a)
 	}
-	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 {
+	// The peer's EID space stays known: asked again soon, not forwarded
+	// natively.
+	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 || got.Action != wire.ActionSendMapRequest {
 		t.Fatalf("aged copy answered %+v", got)
 	}
 }

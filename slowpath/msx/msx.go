@@ -25,6 +25,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
 	"github.com/rloc-router/rloc/slowpath/request"
@@ -116,6 +118,8 @@ type MSX struct {
 	ags    []*agreement
 	byPeer map[netip.AddrPort]*agreement
 	byAddr map[netip.Addr]*agreement // nil value: the address is ambiguous
+	// space holds the peers' configured prefixes by instance-ID (Known).
+	space map[uint32]*bart.Table[struct{}]
 	table  Table
 	secret []byte
 	// keys is the local table's EID prefixes in keyCompare order
@@ -146,7 +150,7 @@ type MSX struct {
 // Map-Notify (the ITR's subscriptions); it takes only its peers'.
 func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	x := &MSX{c: c, log: c.Log().With("role", "msx"), cfg: cfg,
-		byPeer: map[netip.AddrPort]*agreement{}, byAddr: map[netip.Addr]*agreement{}}
+		byPeer: map[netip.AddrPort]*agreement{}, byAddr: map[netip.Addr]*agreement{}, space: map[uint32]*bart.Table[struct{}]{}}
 	x.secret = make([]byte, 32)
 	rand.Read(x.secret)
 	rc := request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries, MaxInterval: 8 * cfg.RetransmitInterval}
@@ -158,6 +162,14 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 		a.prov.notify = request.New(c.Clock(), c, rc)
 		a.req.tr = request.New(c.Clock(), c, rc)
 		a.req.init(a)
+		for _, p := range a.cfg.PeerPrefixes {
+			t := x.space[p.IID]
+			if t == nil {
+				t = new(bart.Table[struct{}])
+				x.space[p.IID] = t
+			}
+			t.Insert(p.Prefix.Masked(), struct{}{})
+		}
 		x.ags = append(x.ags, a)
 		for _, p := range a.cfg.Peers {
 			p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
@@ -286,6 +298,15 @@ func (x *MSX) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Known appends the peers' configured EID space in iid (the resolver's
+// Interconnect), for negative Map-Replies.
+func (x *MSX) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
+	if t := x.space[iid]; t != nil {
+		out = append(out, slowpath.BartSet[struct{}]{Table: t})
+	}
+	return out
 }
 
 // invoke forwards m to the peer's Map-Server when addr lies in the peer's

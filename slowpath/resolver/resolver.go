@@ -46,6 +46,10 @@ type Database interface {
 // before DDT and the configured remote Map-Servers.
 type Interconnect interface {
 	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+	// Known appends the peers' EID space in iid (their configured
+	// prefixes), for negative Map-Replies: an EID there that nobody
+	// answers for is asked again soon, not forwarded natively.
+	Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet
 }
 
 // Resolver is the Map-Resolver role and mapping-system front end.
@@ -188,6 +192,9 @@ func (mr *Resolver) resolveName(m *slowpath.Msg, iid uint32, g netip.Prefix) {
 func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 	if mr.db != nil {
 		out = mr.db.Known(iid, out)
+	}
+	if mr.ic != nil {
+		out = mr.ic.Known(iid, out)
 	}
 	if t := mr.aggr[iid]; t != nil {
 		out = append(out, slowpath.BartSet[struct{}]{Table: t})

@@ -119,7 +119,7 @@ type MSX struct {
 	byPeer map[netip.AddrPort]*agreement
 	byAddr map[netip.Addr]*agreement // nil value: the address is ambiguous
 	// space holds the peers' configured prefixes by instance-ID (Known).
-	space map[uint32]*bart.Table[struct{}]
+	space  map[uint32]*bart.Table[struct{}]
 	table  Table
 	secret []byte
 	// keys is the local table's EID prefixes in keyCompare order

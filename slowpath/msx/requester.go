@@ -154,7 +154,7 @@ func (x *MSX) reqDone(r *request.Request, o request.Outcome) {
 				// The peer went silent in the middle: start over at the
 				// next renewal (a cookie does not outlive its lifetime).
 				v.a.stats.PullRestarts++
-				q.pull = nil
+				q.pull, q.needSync = nil, true
 			}
 		}
 	}

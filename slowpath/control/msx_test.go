@@ -525,3 +525,43 @@ func BenchmarkMSXBulk(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
 }
+
+// TestMSXPullAbandoned: the provider falls silent in the middle of a pull;
+// the page request gives up, and the next renewal starts the pull over,
+// which completes once the provider answers again.
+func TestMSXPullAbandoned(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	var silent atomic.Bool
+	pages := 0
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		if isBulkReply(b) {
+			pages++
+			if pages == 4 {
+				silent.Store(true)
+			}
+		}
+		return silent.Load()
+	})
+	r := msxRequester(t, clk, rl.addr(), nil)
+	msxWaitDrop(t, rl, p, r)
+	// Let the page request run out of tries (1+2+4+8+8 s), one step at a
+	// time, each retransmission reaching the relay before the next.
+	for i := range 6 {
+		before := rl.fromProv.Load()
+		clk.Add(9 * time.Second)
+		r.Core().Tick()
+		if i < 4 {
+			waitFor(t, 5*time.Second, "retransmitted page answered (and dropped)", func() bool { return rl.fromProv.Load() > before })
+		}
+	}
+	a := msxAgreement(t, r)
+	if a.Complete || a.Pulling || a.Stats.PullRestarts != 1 {
+		t.Fatalf("after the silence: %+v", a)
+	}
+	silent.Store(false)
+	clk.Add(20 * time.Second) // the renewal
+	r.Core().Tick()
+	waitFor(t, 10*time.Second, "pull started over and completed", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+}

@@ -565,3 +565,65 @@ func TestMSXPullAbandoned(t *testing.T) {
 	waitFor(t, 10*time.Second, "pull started over and completed", func() bool { return msxAgreement(t, r).Complete })
 	msxSame(t, p, r, "d2")
 }
+
+// TestMSXSubscriptionBound: the provider holds at most max_subscriptions
+// of a peer (then overloaded); a retransmitted Map-Subscribe gets the same
+// subscription, not a second; an unknown renewal is answered
+// unknown-subscription; a cancel frees the place.
+func TestMSXSubscriptionBound(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, func(a *slowpath.MSXAgreement) { a.MaxSubscriptions = 2 })
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	buf := make([]byte, 2048)
+	subscribe := func(n wire.Nonce, id, lifetime uint32) wire.MapSubscribeAck {
+		t.Helper()
+		sub := wire.MapSubscribe{Nonce: n, All: true, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false), SubscriptionID: id, Lifetime: lifetime}
+		b, _ := sub.Append(nil)
+		if err := wire.SignSubscription(b, []byte(msxKey.Secret)); err != nil {
+			t.Fatal(err)
+		}
+		cl.WriteToUDPAddrPort(b, p.Addr())
+		cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, _, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ack wire.MapSubscribeAck
+		if err := ack.Parse(buf[:k]); err != nil || wire.VerifySubscription(buf[:k], []byte(msxKey.Secret)) != nil || ack.Nonce != n {
+			t.Fatalf("ack %+v: %v", ack, err)
+		}
+		return ack
+	}
+	n1 := newNonce()
+	a1 := subscribe(n1, 0, 60)
+	if again := subscribe(n1, 0, 60); again.SubscriptionID != a1.SubscriptionID || a1.Status != wire.SubscribeAccepted {
+		t.Fatalf("retransmission: %+v then %+v", a1, again)
+	}
+	a2 := subscribe(newNonce(), 0, 60)
+	if a3 := subscribe(newNonce(), 0, 60); a2.Status != wire.SubscribeAccepted || a3.Status != wire.SubscribeOverloaded {
+		t.Fatalf("second %v, third %v", a2.Status, a3.Status)
+	}
+	if u := subscribe(newNonce(), 12345, 60); u.Status != wire.SubscribeUnknownID {
+		t.Fatalf("unknown renewal: %v", u.Status)
+	}
+	if c := subscribe(newNonce(), a2.SubscriptionID, 0); c.Status != wire.SubscribeAccepted || c.Lifetime != 0 {
+		t.Fatalf("cancel: %+v", c)
+	}
+	if a4 := subscribe(newNonce(), 0, 60); a4.Status != wire.SubscribeAccepted {
+		t.Fatalf("after the cancel: %v", a4.Status)
+	}
+	s := msxAgreement(t, p)
+	if s.SubscribedBy != 2 || s.Stats.Subscribed != 3 || s.Stats.Cancelled != 1 || s.Stats.SubUnknown != 1 || s.Stats.Overloaded != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// Lapsed: past the lifetime, the subscriptions are gone.
+	clk.Add(61 * time.Second)
+	p.Core().Tick()
+	if s := msxAgreement(t, p); s.SubscribedBy != 0 || s.Stats.SubExpired != 2 {
+		t.Fatalf("after the lifetime: %+v", s)
+	}
+}

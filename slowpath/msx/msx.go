@@ -60,7 +60,8 @@ type Stats struct {
 	Unauthenticated, Denied, RateLimited, Clipped, OutOfScope uint64
 	// CookieBad counts forged or malformed cookies, CookieExpired old ones,
 	// CookieReplayed cookies used again with another nonce, Overloaded
-	// requests refused because the cookie table was full.
+	// requests refused because the cookie table or the subscription bound
+	// was full.
 	CookieBad, CookieExpired, CookieReplayed, Overloaded uint64
 	// Subscribed counts subscriptions granted, Renewed renewals,
 	// Cancelled cancels, SubExpired those that lapsed, SubUnknown renewals

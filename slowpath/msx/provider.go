@@ -139,6 +139,7 @@ func (x *MSX) onSubscribe(m *slowpath.Msg) bool {
 			return true
 		}
 		if len(p.subs) >= a.cfg.MaxSubscriptions {
+			a.stats.Overloaded++
 			x.sendAck(a, m.Src, req.Nonce, wire.SubscribeOverloaded, 0, 0)
 			return true
 		}

@@ -627,3 +627,26 @@ func TestMSXSubscriptionBound(t *testing.T) {
 		t.Fatalf("after the lifetime: %+v", s)
 	}
 }
+
+// TestMSXPullPaced: the requester asks for pages no faster than the
+// agreement's rate (the peer holds it to that rate too): after the burst
+// it waits for the clock.
+func TestMSXPullPaced(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) { a.Rate, a.Burst = 10, 5 })
+	// The first page, then the burst of 5.
+	waitFor(t, 10*time.Second, "the burst", func() bool { return msxAgreement(t, r).Stats.PagesIn == 6 })
+	if a := msxAgreement(t, r); a.Complete || !a.Pulling {
+		t.Fatalf("%+v", a)
+	}
+	for i := 0; i < 100 && !msxAgreement(t, r).Complete; i++ {
+		clk.Add(100 * time.Millisecond)
+		r.Core().Tick()
+		waitFor(t, 10*time.Second, "the next page", func() bool {
+			a := msxAgreement(t, r)
+			return a.Complete || a.Stats.PagesIn >= uint64(7+i)
+		})
+	}
+	msxSame(t, p, r, "d2")
+}

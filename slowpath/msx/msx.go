@@ -104,9 +104,9 @@ type agreement struct {
 	key   regstore.Key
 	share scope // what the peer may retrieve from us
 	stats Stats
-	// tokens is the agreement's rate bucket (provider side).
-	tokens float64
-	filled time.Time
+	// in is the agreement's rate bucket for the peer's requests
+	// (provider side).
+	in bucket
 	prov   provider
 	req    requester
 }
@@ -158,7 +158,8 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	for i := range cfg.Agreements {
 		a := &agreement{x: x, cfg: &cfg.Agreements[i], key: cfg.Agreements[i].Key.RegKey()}
 		a.share = agreementScope(a.cfg)
-		a.tokens = float64(a.cfg.Burst)
+		a.in.tokens = float64(a.cfg.Burst)
+		a.req.out.tokens = float64(a.cfg.Burst)
 		a.prov.init()
 		a.prov.notify = request.New(c.Clock(), c, rc)
 		a.req.tr = request.New(c.Clock(), c, rc)
@@ -212,17 +213,32 @@ func (x *MSX) peer(src netip.AddrPort) *agreement {
 	return x.byAddr[src.Addr()]
 }
 
-// allow takes a token of a's rate bucket.
-func (a *agreement) allow(now time.Time) bool {
-	if !a.filled.IsZero() {
-		a.tokens = min(float64(a.cfg.Burst), a.tokens+now.Sub(a.filled).Seconds()*a.cfg.Rate)
+// bucket is a token bucket.
+type bucket struct {
+	tokens float64
+	filled time.Time
+}
+
+// take takes a token at now, refilled at rate per second up to burst; when
+// there is none it returns how long until there is one.
+func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Duration) {
+	if !b.filled.IsZero() {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.filled).Seconds()*rate)
 	}
-	a.filled = now
-	if a.tokens < 1 {
+	b.filled = now
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	}
+	b.tokens--
+	return true, 0
+}
+
+// allow takes a token of a's rate bucket for the peer's requests.
+func (a *agreement) allow(now time.Time) bool {
+	if ok, _ := a.in.take(now, a.cfg.Rate, a.cfg.Burst); !ok {
 		a.stats.RateLimited++
 		return false
 	}
-	a.tokens--
 	return true
 }
 

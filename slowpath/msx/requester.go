@@ -3,6 +3,7 @@ package msx
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gaissmai/bart"
@@ -60,6 +61,9 @@ type requester struct {
 	heard    time.Time
 	needSync bool
 	tr       *request.Tracker
+	// out paces our page requests to the agreement's rate, which the peer
+	// holds us to as well.
+	out bucket
 }
 
 // Values of the requester's requests.
@@ -236,6 +240,24 @@ func (x *MSX) pullPage(a *agreement, cookie []byte) {
 	}
 }
 
+// nextPage asks for the page after cookie now, or when the agreement's
+// rate allows (the peer would drop a request beyond it).
+func (x *MSX) nextPage(a *agreement, cookie []byte) {
+	q := &a.req
+	ok, wait := q.out.take(x.c.Now(), a.cfg.Rate, a.cfg.Burst)
+	if ok {
+		x.pullPage(a, cookie)
+		return
+	}
+	pl, ck := q.pull, slices.Clone(cookie)
+	x.c.Schedule(x.c.Now().Add(wait), func(time.Time) {
+		if q.pull == pl {
+			q.out.take(x.c.Now(), a.cfg.Rate, a.cfg.Burst)
+			x.pullPage(a, ck)
+		}
+	})
+}
+
 // onBulkReply takes a page of our bulk transfer.
 func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 	rep := &x.brepIn
@@ -262,7 +284,7 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 		q.apply(a, &rep.Records[i], now, false, 0, 0)
 	}
 	if rep.More {
-		x.pullPage(a, rep.Cookie)
+		x.nextPage(a, rep.Cookie)
 		return true
 	}
 	// The last page: what the pull did not bring is gone at the peer.

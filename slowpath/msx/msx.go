@@ -106,9 +106,9 @@ type agreement struct {
 	stats Stats
 	// in is the agreement's rate bucket for the peer's requests
 	// (provider side).
-	in bucket
-	prov   provider
-	req    requester
+	in   bucket
+	prov provider
+	req  requester
 }
 
 // MSX is the interconnect role.

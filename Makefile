@@ -8,7 +8,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 TESTLOG   ?= $(or $(TMPDIR),/tmp)/rloc-test.log
 SHELL     := /bin/bash
 
-.PHONY: all build test unit deps vet lint fuzz bench demo clean deb
+.PHONY: all build test unit deps vet lint fuzz bench demo ddt-lab clean deb
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
-	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb chromium dot
+	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb chromium dot bgpd vtysh
 
 # The Debian package (docs/operating.md): binaries, unit, example config,
 # man pages and completions, built with nfpm as a Go library into dist/.
@@ -67,6 +67,10 @@ bench:
 # A LISP network in namespaces on this machine (needs root): see scripts/demo.sh.
 demo:
 	./scripts/demo.sh
+
+# The DDT lab (needs root): scripts/ddt-lab.sh, docs/lab.md "The DDT lab"; KEEP=1 leaves it running.
+ddt-lab:
+	./scripts/ddt-lab.sh
 
 clean:
 	rm -rf bin

@@ -30,7 +30,8 @@ const unprivileged = 65534
 // TestLeastPrivilege runs the Map-Server and two xTRs of the demo network
 // with rlocd started by setpriv as uid nobody with exactly the documented
 // capabilities (none for the Map-Server), in bounding, inheritable and
-// ambient sets alike: registration, IPv4 and IPv6 pings through the
+// ambient sets alike, and under the unit's SystemCallFilter (seccomp, see
+// seccomp_test.go): registration, IPv4 and IPv6 pings through the
 // overlay, a SIGHUP reload and a graceful stop (XDP detached) still work,
 // and once started each daemon's CapEff is the documented running set.
 func TestLeastPrivilege(t *testing.T) {
@@ -50,13 +51,14 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	rlocd := n.rlocd
+	filter := strings.Join(seccompWrapper(t), " ")
 	wrap := func(name string, caps router.CapSet) string {
 		set := "-all"
 		if s := caps.String(); s != "" {
 			set += ",+" + strings.ReplaceAll(strings.ReplaceAll(s, "cap_", ""), ",", ",+")
 		}
-		script := fmt.Sprintf("#!/bin/sh\nexec %s --reuid=%d --regid=%d --clear-groups --inh-caps=%s --ambient-caps=%s --bounding-set=%s -- %s \"$@\"\n",
-			setpriv, unprivileged, unprivileged, set, set, set, rlocd)
+		script := fmt.Sprintf("#!/bin/sh\nexec %s %s --reuid=%d --regid=%d --clear-groups --inh-caps=%s --ambient-caps=%s --bounding-set=%s -- %s \"$@\"\n",
+			filter, setpriv, unprivileged, unprivileged, set, set, set, rlocd)
 		f := filepath.Join(n.dir, name)
 		if err := os.WriteFile(f, []byte(script), 0o755); err != nil {
 			t.Fatal(err)

@@ -167,6 +167,28 @@ func TestReloadAndManagement(t *testing.T) {
 		if buckets < 5 {
 			t.Errorf("resolution histogram has %d buckets", buckets)
 		}
+		// Every AF_XDP socket's counters, by interface and queue: xtr1
+		// sent frames on one of them, and the kernel's six counters are
+		// there for each socket.
+		kernel, sockets := map[string]int{}, 0
+		var sent float64
+		for k, v := range m {
+			if strings.HasPrefix(k, "rloc_xsk_kernel_total{") {
+				kernel[k[strings.Index(k, "counter="):strings.Index(k, ",interface=")]]++
+			}
+			if strings.HasPrefix(k, "rloc_xsk_socket_total{counter=\"tx_frames\",") {
+				sockets++
+				sent += v
+			}
+		}
+		if sockets < 2 || sent <= 0 {
+			t.Errorf("rloc_xsk_socket_total tx_frames: %d sockets, %v frames; want every socket and frames sent", sockets, sent)
+		}
+		for _, c := range []string{"rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full", "rx_fill_ring_empty_descs", "tx_ring_empty_descs"} {
+			if kernel["counter=\""+c+"\""] != sockets {
+				t.Errorf("rloc_xsk_kernel_total{counter=%q}: %d series, want one per socket (%d)", c, kernel["counter=\""+c+"\""], sockets)
+			}
+		}
 	})
 }
 

@@ -265,7 +265,7 @@ func TestUnitVerifies(t *testing.T) {
 		t.Fatalf("verify does not report a bad value:\n%s", out)
 	}
 	for _, want := range []string{"Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict",
-		"ProtectHome=yes", "NoNewPrivileges=yes", "PrivateTmp=yes", "RuntimeDirectory=rloc", "Group=rloc",
+		"ProtectHome=yes", "NoNewPrivileges=yes", "SystemCallFilter=@system-service bpf\n", "PrivateTmp=yes", "RuntimeDirectory=rloc", "Group=rloc",
 		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK\n",
 		"LimitMEMLOCK=infinity", "ExecStart=" + PathDaemon + " --config " + PathConfig + "\n"} {
 		if !strings.Contains(Unit, want) {

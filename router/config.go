@@ -48,6 +48,9 @@ type Roles struct {
 	// DDTNode answers DDT Map-Requests with Map-Referrals for the
 	// delegations of section ddt (RFC 8111 §7.1, docs/ddt.md).
 	DDTNode bool
+	// ALT routes Map-Requests over a BGP overlay of GRE tunnels (RFC 6836,
+	// section alt, docs/alt.md).
+	ALT bool
 }
 
 // String lists the roles as the configuration file names them.
@@ -57,7 +60,7 @@ func (r Roles) String() string {
 		on   bool
 		name string
 	}{{r.ITR, "itr"}, {r.ETR, "etr"}, {r.PITR, "pitr"}, {r.PETR, "petr"}, {r.RTR, "rtr"},
-		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}} {
+		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}, {r.ALT, "alt"}} {
 		if x.on {
 			names = append(names, x.name)
 		}
@@ -67,7 +70,7 @@ func (r Roles) String() string {
 
 // any reports whether at least one role is set.
 func (r Roles) any() bool {
-	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode
+	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode || r.ALT
 }
 
 // resolves reports whether the router sends Map-Requests for misses.
@@ -159,6 +162,9 @@ type ITROptions struct {
 	// LispSec asks for LISP-SEC on the ITR's lookups (RFC 9303,
 	// docs/lisp-sec.md).
 	LispSec LispSecOptions `mapstructure:"lisp_sec"`
+	// Solicit copies the map-caches of peer ITRs at start and answers
+	// theirs (docs/solicit.md).
+	Solicit slowpath.SolicitConfig `mapstructure:"solicit"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -185,6 +191,9 @@ type MapServerOptions struct {
 	// (docs/operating.md); empty (the default) keeps them in memory only.
 	// The Debian package provides /var/lib/rloc for it (StateDirectory).
 	StateFile string `mapstructure:"state_file"`
+	// DDT tunes the answers to DDT Map-Resolvers: TTLs, peers (the
+	// referral set), signing key (RFC 8111 §7.2, docs/ddt.md).
+	DDT slowpath.DDTMapServerConfig `mapstructure:"ddt"`
 }
 
 // MapResolverOptions tunes the Map-Resolver role.
@@ -203,6 +212,12 @@ type MapResolverOptions struct {
 	// DDTRoots are the DDT root nodes the referral cache starts from
 	// (RFC 8111 §7.3, docs/ddt.md).
 	DDTRoots []netip.AddrPort `mapstructure:"ddt_roots"`
+	// DDT tunes the DDT resolution: hop bound, retransmission, tries per
+	// target, referral-cache size (docs/ddt.md).
+	DDT slowpath.DDTResolverConfig `mapstructure:"ddt"`
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, docs/ddt.md).
+	DDTKeys []slowpath.DDTKey `mapstructure:"ddt_keys"`
 }
 
 // CacheOptions bounds the map-cache.
@@ -296,6 +311,9 @@ type Config struct {
 	// DDT is the DDT node's authority and delegations (role ddt-node,
 	// docs/ddt.md).
 	DDT slowpath.DDTNodeConfig `mapstructure:"ddt"`
+	// ALT is the ALT router's tunnels, BGP and announcements (role alt,
+	// docs/alt.md).
+	ALT slowpath.ALTConfig `mapstructure:"alt"`
 	// MSX is the mapping-system interconnect: agreements with peer
 	// mapping systems (roles map-server and/or map-resolver,
 	// docs/interconnect.md). Empty: no interconnect.
@@ -353,8 +371,8 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
-		c.validateDDT, c.validateMSX,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
+		c.validateDDT, c.validateALT, c.validateMSX,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -529,6 +547,7 @@ func (c *Config) validateRoleSections() error {
 		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
+		{"alt", c.ALT, c.Roles.ALT, "the alt role"},
 		{"msx", c.MSX, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
@@ -665,7 +684,7 @@ func (c *Config) validateMapResolver() error {
 			return fmt.Errorf("map_resolver.ddt_roots[%d]: invalid address", i)
 		}
 	}
-	return nil
+	return c.validateDDTResolver()
 }
 
 // validateMSX checks msx.
@@ -739,12 +758,17 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		}
 		ec.MapServer = &slowpath.MapServerConfig{Sites: c.Sites, RegistrationTimeout: c.MapServer.RegistrationTimeout,
 			GroupMappings: c.MapServer.GroupMappings, PubSub: pc, LispSecKey: c.MapServer.LispSecKey, Limits: c.MapServer.Limits,
-			StateFile: c.MapServer.StateFile}
+			StateFile: c.MapServer.StateFile, DDT: c.MapServer.DDT}
 	}
 	if c.Roles.MapResolver {
 		ec.MapResolver = &slowpath.MapResolverConfig{MapServers: c.MapResolver.MapServers,
 			Aggregates: c.MapResolver.Aggregates, NegativeTTL: c.MapResolver.NegativeTTL, LispSecKey: c.MapResolver.LispSecKey,
-			DDTRoots: c.MapResolver.DDTRoots}
+			DDTRoots: c.MapResolver.DDTRoots, DDT: c.MapResolver.DDT}
+		keys, err := slowpath.LoadDDTKeys("map_resolver.ddt_keys", c.MapResolver.DDTKeys)
+		if err != nil {
+			return ec, err
+		}
+		ec.MapResolver.DDTKeys = keys
 	}
 	if c.Roles.ETR {
 		e := &slowpath.ETRConfig{MapServers: c.MapServers, Mappings: c.Database,
@@ -759,11 +783,15 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
-			ReplySources: c.replySources(), LispSec: c.lispSecConfig()}
+			ReplySources: c.replySources(), LispSec: c.lispSecConfig(), Solicit: c.solicitConfig()}
 	}
 	if c.Roles.DDTNode {
 		d := c.DDT
 		ec.DDT = &d
+	}
+	if c.Roles.ALT {
+		a := c.ALT
+		ec.ALT = &a
 	}
 	if len(c.MSX.Agreements) > 0 && (ec.MapServer != nil || ec.MapResolver != nil) {
 		x := c.MSX
@@ -774,7 +802,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		return ec, err
 	}
 	ec.Multicast = mc
-	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil {
+	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil && ec.ALT == nil {
 		return ec, nil // a pure PETR: no control role
 	}
 	return ec, ec.Validate()

@@ -110,15 +110,18 @@ func TestDDTConfigErrors(t *testing.T) {
 func TestDDTReferralsAPI(t *testing.T) {
 	nc := ddtRouterConfig(t)
 	nc.DDT.Delegations[0].Targets[0].Addr = netip.MustParseAddr("127.0.0.9") // loopback: nothing listens
+	nc.Metrics.Listen = "127.0.0.1:0"
 	node, err := Start(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Stop)
 	mr, err := Start(Config{Name: "ddt-mr", Roles: Roles{MapResolver: true},
-		Control:     ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
-		Mgmt:        MgmtOptions{Socket: filepath.Join(t.TempDir(), "mr.sock")},
-		MapResolver: MapResolverOptions{DDTRoots: []netip.AddrPort{node.Engine().Addr()}}})
+		Control: ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:    MgmtOptions{Socket: filepath.Join(t.TempDir(), "mr.sock")},
+		Metrics: MetricsOptions{Listen: "127.0.0.1:0"},
+		MapResolver: MapResolverOptions{DDTRoots: []netip.AddrPort{node.Engine().Addr()},
+			DDT: slowpath.DDTResolverConfig{RetransmitInterval: time.Minute}}}) // pending for the test's life
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +161,44 @@ func TestDDTReferralsAPI(t *testing.T) {
 	}
 	if code := call(t, node, "GET", "/v1/ddt/referrals", nil, nil); code != 404 {
 		t.Fatalf("without ddt_roots: %d, want 404", code)
+	}
+
+	// The Map-Server named (127.0.0.9) is silent: the resolution waits
+	// for it, in the pending list.
+	var pl DDTPendingList
+	if code := call(t, mr, "GET", "/v1/ddt/pending", nil, &pl); code != 200 {
+		t.Fatalf("GET /v1/ddt/pending: %d", code)
+	}
+	if pl.Total != 1 || len(pl.Pending) != 1 || pl.Pending[0].EID != "10.1.2.3" || pl.Pending[0].Delegation != "10.1.0.0/16" ||
+		pl.Pending[0].Hops != 1 || pl.Pending[0].Target != "127.0.0.9:4342" || pl.Pending[0].Nonce != "0700000000000000" {
+		t.Fatalf("pending %+v", pl)
+	}
+	if code := call(t, node, "GET", "/v1/ddt/pending", nil, nil); code != 404 {
+		t.Fatalf("pending without ddt_roots: %d, want 404", code)
+	}
+
+	// /metrics: the resolver's events, cache and pending sizes; the
+	// node's referrals by type.
+	m := metrics(t, mr)
+	for k, want := range map[string]float64{`rloc_ddt_resolver_total{event="resolutions"}`: 1,
+		`rloc_ddt_resolver_total{event="referrals_ms_referral"}`: 1, `rloc_ddt_resolver_total{event="referrals_bad_signature"}`: 0,
+		"rloc_ddt_referral_cache_entries": 1, "rloc_ddt_pending_resolutions": 1} {
+		if v, ok := m[k]; !ok || v != want {
+			t.Errorf("%s = %v (present %t), want %v", k, v, ok, want)
+		}
+	}
+	if v := metrics(t, node)[`rloc_ddt_node_referrals_total{type="ms_referral"}`]; v != 1 {
+		t.Errorf("node MS-REFERRALs in /metrics: %v, want 1", v)
+	}
+	// DELETE empties the cache (cold measurements); the roots stay.
+	var fl map[string]int
+	if code := call(t, mr, "DELETE", "/v1/ddt/referrals", nil, &fl); code != 200 || fl["flushed"] != 1 {
+		t.Fatalf("DELETE /v1/ddt/referrals: %d %v", code, fl)
+	}
+	if call(t, mr, "GET", "/v1/ddt/referrals", nil, &l); l.Cached != 0 || len(l.Referrals) != 0 || len(l.Roots) != 1 {
+		t.Fatalf("after the flush: %+v", l)
+	}
+	if code := call(t, node, "DELETE", "/v1/ddt/referrals", nil, nil); code != 404 {
+		t.Fatalf("DELETE without ddt_roots: %d, want 404", code)
 	}
 }

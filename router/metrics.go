@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -22,6 +24,13 @@ type collector struct {
 	r                                                     *Router
 	fp, fpDrop, fpBad, fpExtra, msgs, cacheSize, cacheOps *prometheus.Desc
 	regs, latency, resolutions                            *prometheus.Desc
+	xskKernel, xskSocket                                  *prometheus.Desc
+}
+
+// xskSocket is one AF_XDP socket of the router and the interface it is on.
+type xskSocket struct {
+	*xsk.Port
+	iface string
 }
 
 func newCollector(r *Router) *collector {
@@ -39,12 +48,16 @@ func newCollector(r *Router) *collector {
 		regs:        d("registrations", "Live Map-Server registrations."),
 		latency:     d("resolution_latency_seconds", "Miss-to-mapping-installed latency."),
 		resolutions: d("control_events_total", "Control-plane events.", "event"),
+		xskKernel: d("xsk_kernel_total", "The kernel's counters of each AF_XDP socket (XDP_STATISTICS): frames it dropped or could not place, by counter.",
+			"interface", "queue", "counter"),
+		xskSocket: d("xsk_socket_total", "Each AF_XDP socket's frames received and sent, and the system calls and wake-ups that moved them.",
+			"interface", "queue", "counter"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions} {
+	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket} {
 		ch <- d
 	}
 }
@@ -76,6 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(c.fpExtra, v, metricName(e.String()))
 		}
+		c.collectXSK(counter)
 	}
 	cs := r.cache.Stats()
 	for k, v := range map[string]int{"all": cs.Entries, "negative": cs.Negative, "static": cs.Static, "multicast": cs.Multicast} {
@@ -121,6 +135,34 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- histogram(c.latency, es.ResolveLatency)
 }
 
+// collectXSK exports every AF_XDP socket's counters, labelled with its
+// interface and queue: the kernel's (a socket whose statistics cannot be read
+// is left out of that family) and the socket's own, as of its worker's last
+// publication.
+func (c *collector) collectXSK(counter func(*prometheus.Desc, uint64, ...string)) {
+	for _, p := range c.r.xsks {
+		q := strconv.Itoa(p.Queue())
+		if ks, err := p.Stats(); err == nil {
+			for _, kv := range []struct {
+				name string
+				v    uint64
+			}{{"rx_dropped", ks.Rx_dropped}, {"rx_invalid_descs", ks.Rx_invalid_descs}, {"tx_invalid_descs", ks.Tx_invalid_descs},
+				{"rx_ring_full", ks.Rx_ring_full}, {"rx_fill_ring_empty_descs", ks.Rx_fill_ring_empty_descs},
+				{"tx_ring_empty_descs", ks.Tx_ring_empty_descs}} {
+				counter(c.xskKernel, kv.v, p.iface, q, kv.name)
+			}
+		}
+		sc := p.Published()
+		for _, kv := range []struct {
+			name string
+			v    uint64
+		}{{"rx_frames", sc.RxPackets}, {"rx_wakeups", sc.RxWakeups}, {"tx_frames", sc.TxPackets},
+			{"tx_sendto", sc.TxKicks}, {"tx_wakeups", sc.TxWakeups}, {"tx_kick_busy", sc.TxKickBusy}} {
+			counter(c.xskSocket, kv.v, p.iface, q, kv.name)
+		}
+	}
+}
+
 // histogram converts the engine's latency histogram.
 func histogram(d *prometheus.Desc, h slowpath.Histogram) prometheus.Metric {
 	buckets := map[float64]uint64{}
@@ -139,6 +181,10 @@ func (r *Router) startMetrics() error {
 	}
 	r.metricLn = ln
 	reg := prometheus.NewRegistry()
+	if err := reg.Register(newDDTCollector(r)); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
 	if err := reg.Register(newCollector(r)); err != nil {
 		ln.Close()
 		return fmt.Errorf("metrics: %w", err)

@@ -52,7 +52,7 @@ type Router struct {
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
 	groups  []*xsk.Group
-	xsks    []*xsk.Port // every AF_XDP socket, for the kernel's drop counters
+	xsks    []xskSocket // every AF_XDP socket, for its own and the kernel's counters
 	workers []*fastpath.Worker
 	engine  *control.Engine
 	events  *hub
@@ -153,7 +153,7 @@ func (r *Router) start() error {
 	if err != nil {
 		return err
 	}
-	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil || ec.DDT != nil {
+	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil || ec.DDT != nil || ec.ALT != nil {
 		ec.Logger = r.log.With("component", "slowpath")
 		ec.Events = r.onEngineEvent
 		if err := r.mcastOpen(&ec); err != nil {
@@ -310,7 +310,7 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		if err := prog.Register(q, p.FD()); err != nil {
 			return fmt.Errorf("%s.queues: %w", f, err)
 		}
-		r.xsks = append(r.xsks, p)
+		r.xsks = append(r.xsks, xskSocket{Port: p, iface: ifc.Name})
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
 	}

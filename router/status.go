@@ -169,6 +169,10 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 <div id="trees">{{range .Trees}}<div class="tree">{{.}}</div>
 {{else}}<p>No replication tree known.</p>{{end}}</div>{{end}}
 
+{{if .MappingSystem}}<h2>Mapping system</h2>
+<div id="mapping-system">{{range .MappingSystem}}<div class="tree">{{.}}</div>
+{{end}}</div>{{end}}
+
 <h2>Counters</h2>
 <div class="counters" id="counters">{{range .Counters}}<table><tr><th colspan="2">{{.Title}}</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td class="n">{{.Value}}</td></tr>
@@ -202,6 +206,7 @@ type statusData struct {
 	RegistrationsMore          int
 	Multicast                  bool
 	Trees                      []template.HTML
+	MappingSystem              []template.HTML
 	Counters                   []counterTable
 	Style                      template.CSS
 	Script                     template.JS
@@ -317,6 +322,21 @@ func (r *Router) statusData() statusData {
 				// render.SVG escapes every text and attribute it writes.
 				d.Trees = append(d.Trees, template.HTML(b.String()))
 			}
+		}
+	}
+	// The mapping system as this router sees it: a DDT node's delegations,
+	// the tree a DDT Map-Resolver has learned.
+	var ms []render.Graph
+	if l, ok := r.DDTDelegations(); ok {
+		ms = append(ms, DDTDelegationsPicture(l))
+	}
+	if l, ok := r.DDTReferrals(); ok {
+		ms = append(ms, DDTReferralsPicture(l))
+	}
+	for _, g := range ms {
+		var b bytes.Buffer
+		if render.SVG(&b, g.Title, []render.Graph{g}) == nil {
+			d.MappingSystem = append(d.MappingSystem, template.HTML(b.String())) // escaped by render.SVG
 		}
 	}
 	d.Counters = counterTables("", struct {

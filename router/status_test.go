@@ -450,3 +450,51 @@ func TestStatusMapCacheBounded(t *testing.T) {
 		t.Errorf("rows not sorted by instance and EID: %q", keys)
 	}
 }
+
+// TestStatusMappingSystem: a DDT node that is also a DDT Map-Resolver
+// draws its delegations and the referral tree it has learned on the status
+// page; a router with neither role has no mapping-system section.
+func TestStatusMappingSystem(t *testing.T) {
+	r, err := Start(Config{
+		Name:        "ddt-status",
+		Roles:       Roles{DDTNode: true, MapResolver: true},
+		Control:     ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		MapResolver: MapResolverOptions{DDTRoots: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.9:4342")}},
+		DDT: slowpath.DDTNodeConfig{
+			Authoritative: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}},
+			Delegations: []slowpath.DDTDelegation{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.2.0.0/16")},
+				Type: slowpath.DDTMapServer, Targets: []slowpath.DDTTarget{{Addr: netip.MustParseAddr("192.0.2.31"), Priority: 1}}}},
+		},
+		Mgmt:   MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
+		Status: StatusOptions{Listen: "127.0.0.1:0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	_, b := getStatus(t, r, "/")
+	ids, _ := domByID(t, b)
+	sec := ids["mapping-system"]
+	if sec == nil {
+		t.Fatalf("no mapping-system section:\n%s", b)
+	}
+	var drawn []string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "g" && strings.HasPrefix(attr(n, "class"), "node ") {
+			drawn = append(drawn, attr(n, "data-id"))
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(sec)
+	want := []string{"self", "d/0/10.2.0.0/16", "Map-Server/192.0.2.31", "self", "roots"}
+	if !slices.Equal(drawn, want) {
+		t.Errorf("mapping-system pictures draw %q, want %q", drawn, want)
+	}
+	ms := startStatusMS(t)
+	if ids, _ := domByID(t, func() []byte { _, b := getStatus(t, ms, "/"); return b }()); ids["mapping-system"] != nil {
+		t.Error("a Map-Server without DDT shows a mapping-system section")
+	}
+}

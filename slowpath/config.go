@@ -43,6 +43,8 @@ type Config struct {
 	// MSX enables the mapping-system interconnect role (msx_config.go,
 	// docs/interconnect.md); it needs a Map-Server or a Map-Resolver.
 	MSX *MSXConfig
+	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
+	ALT *ALTConfig
 }
 
 // RateLimitConfig bounds the control messages the router takes in, so
@@ -334,6 +336,9 @@ type MapServerConfig struct {
 	// in across restarts (package regdb, docs/operating.md); empty keeps
 	// them in memory only.
 	StateFile string
+	// DDT tunes the answers to DDT Map-Resolvers (RFC 8111 §7.2,
+	// ddt_ms_config.go).
+	DDT DDTMapServerConfig
 }
 
 // RegistrationLimits bound a Map-Server's registrations, so that one site
@@ -516,8 +521,14 @@ type MapResolverConfig struct {
 	// DDTPort is the control port of the DDT nodes and Map-Servers a
 	// referral names (0: 4342); tests run them all on one other port.
 	DDTPort uint16
-	// DDTCacheSize bounds the referral cache (0: DefaultReferralCacheSize).
+	// DDTCacheSize bounds the referral cache (0: DDT.CacheSize, else
+	// DefaultReferralCacheSize).
 	DDTCacheSize int
+	// DDT tunes the DDT resolution (ddt_resolver_config.go).
+	DDT DDTResolverConfig
+	// DDTKeys are the public keys referral signatures are verified with
+	// (RFC 8111 §6.4.1, ddt_resolver_config.go).
+	DDTKeys []DDTPublicKey
 }
 
 // DefaultReferralCacheSize is the referral cache's bound when
@@ -657,6 +668,9 @@ type ITRConfig struct {
 	// LispSec, when set, asks for LISP-SEC (RFC 9303) on the ITR's
 	// Map-Requests (docs/lisp-sec.md); nil asks for none.
 	LispSec *LispSecConfig
+	// Solicit, when set, exchanges map-caches with peer ITRs
+	// (solicit_config.go, docs/solicit.md); nil does not.
+	Solicit *SolicitConfig
 }
 
 // LispSecMode is how an ITR uses LISP-SEC (RFC 9303).
@@ -796,7 +810,7 @@ func (c *Config) validate() error {
 	if err := c.RateLimit.Validate("rate_limit"); err != nil {
 		return err
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil && c.ALT == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -826,6 +840,11 @@ func (c *Config) validate() error {
 	}
 	if d := c.DDT; d != nil {
 		if err := d.Validate("ddt"); err != nil {
+			return err
+		}
+	}
+	if a := c.ALT; a != nil {
+		if err := a.Validate("alt"); err != nil {
 			return err
 		}
 	}
@@ -890,6 +909,9 @@ func (ms *MapServerConfig) validate(path string) error {
 	if ms.RegistrationTimeout < 0 {
 		return fmt.Errorf("%s.registration_timeout: negative", path)
 	}
+	if err := ms.DDT.Validate(path + ".ddt"); err != nil {
+		return err
+	}
 	if err := ms.PubSub.validate(path + ".pubsub"); err != nil {
 		return err
 	}
@@ -905,6 +927,9 @@ func (mr *MapResolverConfig) validate(path string) error {
 		if err := mr.MapServers[i].Validate(fmt.Sprintf("%s.map_servers[%d]", path, i)); err != nil {
 			return err
 		}
+	}
+	if err := mr.DDT.Validate(path + ".ddt"); err != nil {
+		return err
 	}
 	return validatePrefixes(path+".aggregates", mr.Aggregates)
 }
@@ -957,6 +982,11 @@ func (it *ITRConfig) validate(path string) error {
 			return err
 		}
 	}
+	if it.Solicit != nil {
+		if err := it.Solicit.Validate(path + ".solicit"); err != nil {
+			return err
+		}
+	}
 	if it.Subscribe != nil {
 		return it.Subscribe.validate(path + ".subscribe")
 	}
@@ -979,6 +1009,7 @@ func (c Config) WithDefaults() Config {
 			ms.RegistrationTimeout = 3 * time.Minute
 		}
 		ms.PubSub = ms.PubSub.WithDefaults()
+		ms.DDT = ms.DDT.WithDefaults()
 		c.MapServer = &ms
 	}
 	if c.MapResolver != nil {
@@ -1034,11 +1065,19 @@ func (c Config) WithDefaults() Config {
 			}
 			it.Subscribe = &sub
 		}
+		if it.Solicit != nil {
+			sol := it.Solicit.WithDefaults()
+			it.Solicit = &sol
+		}
 		c.ITR = &it
 	}
 	if c.DDT != nil {
 		d := c.DDT.WithDefaults()
 		c.DDT = &d
+	}
+	if c.ALT != nil {
+		a := c.ALT.WithDefaults()
+		c.ALT = &a
 	}
 	if c.MSX != nil {
 		x := c.MSX.WithDefaults()

@@ -34,6 +34,11 @@ type Query struct {
 	// nonce), Timeout how long each waits.
 	Tries   int
 	Timeout time.Duration
+	// DDT walks a Delegated Database Tree from the root MR instead of
+	// asking a Map-Resolver (TraceDDT), following at most MaxHops
+	// referrals.
+	DDT     bool
+	MaxHops int
 }
 
 // Result is the answer to a Query.
@@ -73,22 +78,72 @@ func Lookup(ctx context.Context, q Query) (*Result, error) {
 		q.Timeout = 2 * time.Second
 	}
 	mr := netip.AddrPortFrom(q.MR.Addr().Unmap(), q.MR.Port())
-	local := q.Source.Addr()
-	if !local.IsValid() || local.IsUnspecified() {
-		var err error
-		if local, err = localAddr(mr); err != nil {
-			return nil, err
-		}
-	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, q.Source.Port())))
+	conn, self, err := listen(q, mr)
 	if err != nil {
-		return nil, fmt.Errorf("lig: %w", err)
+		return nil, err
 	}
 	defer conn.Close()
-	self := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	self = netip.AddrPortFrom(self.Addr().Unmap(), self.Port())
 	res := &Result{ITRRLOC: self}
+	req, ecm := newRequest(q, self)
 
+	sentAt := map[wire.Nonce]time.Time{}
+	var out, in []byte
+	in = make([]byte, 65536)
+	var reply wire.MapReply
+	for try := 0; try < q.Tries; try++ {
+		if out, err = sendRequest(conn, mr, &req, &ecm, out); err != nil {
+			return nil, err
+		}
+		sentAt[req.Nonce] = time.Now()
+		res.Sent++
+		deadline := time.Now().Add(q.Timeout)
+		for {
+			n, from, ok, err := recv(ctx, conn, deadline, in)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			t, err := wire.PeekType(in[:n])
+			if err != nil || t != wire.TypeMapReply || reply.Parse(in[:n]) != nil {
+				res.Ignored++
+				continue
+			}
+			at, ok := sentAt[reply.Nonce]
+			if !ok {
+				res.Ignored++
+				continue
+			}
+			res.RTT = time.Since(at)
+			res.From = from
+			res.Reply = reply
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("lig: %w from %v for %v after %d Map-Requests (%v each)", ErrNoReply, mr, q.EID, res.Sent, q.Timeout)
+}
+
+// listen opens lig's socket: on q.Source, or on the address the kernel
+// picks to reach dst; self is its address and port (the ITR-RLOC).
+func listen(q Query, dst netip.AddrPort) (conn *net.UDPConn, self netip.AddrPort, err error) {
+	local := q.Source.Addr()
+	if !local.IsValid() || local.IsUnspecified() {
+		if local, err = localAddr(dst); err != nil {
+			return nil, self, err
+		}
+	}
+	conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, q.Source.Port())))
+	if err != nil {
+		return nil, self, fmt.Errorf("lig: %w", err)
+	}
+	self = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return conn, netip.AddrPortFrom(self.Addr().Unmap(), self.Port()), nil
+}
+
+// newRequest builds q's Map-Request (nonce unset) with self as ITR-RLOC,
+// and the ECM it travels in (RFC 9301 §5.8; Message unset).
+func newRequest(q Query, self netip.AddrPort) (wire.MapRequest, wire.ECM) {
 	eid := wire.IPAddress(q.EID.Addr())
 	if q.UseIID || q.IID != 0 {
 		eid = wire.IIDAddress(q.IID, q.EID.Addr())
@@ -107,75 +162,61 @@ func Lookup(ctx context.Context, q Query) (*Result, error) {
 			innerSrc = netip.IPv4Unspecified()
 		}
 	}
-	ecm := wire.ECM{Src: innerSrc, Dst: q.EID.Addr(), SrcPort: self.Port(), DstPort: wire.ControlPort, TTL: 64}
+	return req, wire.ECM{Src: innerSrc, Dst: q.EID.Addr(), SrcPort: self.Port(), DstPort: wire.ControlPort, TTL: 64}
+}
 
-	sentAt := map[wire.Nonce]time.Time{}
-	var out, in []byte
-	in = make([]byte, 65536)
-	var reply wire.MapReply
-	for try := 0; try < q.Tries; try++ {
-		if _, err := rand.Read(req.Nonce[:]); err != nil {
-			return nil, fmt.Errorf("lig: nonce: %w", err)
-		}
-		msg, err := req.Append(out[:0])
-		if err != nil {
-			return nil, fmt.Errorf("lig: Map-Request: %w", err)
-		}
-		ecm.Message = msg
-		pkt, err := ecm.Append(nil)
-		if err != nil {
-			return nil, fmt.Errorf("lig: ECM: %w", err)
-		}
-		out = msg
-		sentAt[req.Nonce] = time.Now()
-		if _, err := conn.WriteToUDPAddrPort(pkt, mr); err != nil {
-			return nil, fmt.Errorf("lig: send to %v: %w", mr, err)
-		}
-		res.Sent++
-		deadline := time.Now().Add(q.Timeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		for {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("lig: %w", err)
-			}
-			// Wake up at least every 100 ms to notice a cancelled context.
-			wake := time.Now().Add(100 * time.Millisecond)
-			if deadline.Before(wake) {
-				wake = deadline
-			}
-			if err := conn.SetReadDeadline(wake); err != nil {
-				return nil, fmt.Errorf("lig: %w", err)
-			}
-			n, from, err := conn.ReadFromUDPAddrPort(in)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					if time.Now().Before(deadline) {
-						continue
-					}
-					break
-				}
-				return nil, fmt.Errorf("lig: %w", err)
-			}
-			t, err := wire.PeekType(in[:n])
-			if err != nil || t != wire.TypeMapReply || reply.Parse(in[:n]) != nil {
-				res.Ignored++
-				continue
-			}
-			at, ok := sentAt[reply.Nonce]
-			if !ok {
-				res.Ignored++
-				continue
-			}
-			res.RTT = time.Since(at)
-			res.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-			res.Reply = reply
-			return res, nil
-		}
+// sendRequest sends req with a fresh nonce in ecm to dst; out is reused
+// for the encoded request and returned.
+func sendRequest(conn *net.UDPConn, dst netip.AddrPort, req *wire.MapRequest, ecm *wire.ECM, out []byte) ([]byte, error) {
+	if _, err := rand.Read(req.Nonce[:]); err != nil {
+		return out, fmt.Errorf("lig: nonce: %w", err)
 	}
-	return res, fmt.Errorf("lig: %w from %v for %v after %d Map-Requests (%v each)", ErrNoReply, mr, q.EID, res.Sent, q.Timeout)
+	msg, err := req.Append(out[:0])
+	if err != nil {
+		return out, fmt.Errorf("lig: Map-Request: %w", err)
+	}
+	ecm.Message = msg
+	pkt, err := ecm.Append(nil)
+	if err != nil {
+		return msg, fmt.Errorf("lig: ECM: %w", err)
+	}
+	if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
+		return msg, fmt.Errorf("lig: send to %v: %w", dst, err)
+	}
+	return msg, nil
+}
+
+// recv reads the next datagram into in before deadline (or ctx's),
+// waking at least every 100 ms to notice a cancelled ctx; ok is false
+// when the deadline passed.
+func recv(ctx context.Context, conn *net.UDPConn, deadline time.Time, in []byte) (n int, from netip.AddrPort, ok bool, err error) {
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, from, false, fmt.Errorf("lig: %w", err)
+		}
+		wake := time.Now().Add(100 * time.Millisecond)
+		if deadline.Before(wake) {
+			wake = deadline
+		}
+		if err := conn.SetReadDeadline(wake); err != nil {
+			return 0, from, false, fmt.Errorf("lig: %w", err)
+		}
+		n, from, err = conn.ReadFromUDPAddrPort(in)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Now().Before(deadline) {
+					continue
+				}
+				return 0, from, false, nil
+			}
+			return 0, from, false, fmt.Errorf("lig: %w", err)
+		}
+		return n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), true, nil
+	}
 }
 
 // localAddr returns the address the kernel would send from to reach dst.

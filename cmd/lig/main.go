@@ -2,6 +2,7 @@
 // of an EID and prints the Map-Reply:
 //
 //	lig EID [--mr ADDR[:PORT]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]
+//	lig EID --ddt ROOT[:PORT] [--max-hops N] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]
 //	lig --version
 //
 // EID is an address or a prefix. The Map-Request travels in an Encapsulated
@@ -9,7 +10,10 @@
 // ITR-RLOC is the local address used to reach the Map-Resolver, so the
 // Map-Reply may come from the Map-Resolver, a proxying Map-Server or the
 // ETR itself. Without --mr the LISP_MAP_RESOLVER environment variable
-// names the Map-Resolver. lig exits 1 on error, 2 when no reply came.
+// names the Map-Resolver. With --ddt, lig walks a LISP-DDT tree itself
+// (RFC 8111) from the root given, following the Map-Referrals, and prints
+// each hop (TraceDDT) before the Map-Reply or the negative answer. lig
+// exits 1 on error, 2 when no reply came.
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/internal/buildinfo"
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -49,6 +54,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lig:", err)
 		return 1
 	}
+	if q.DDT {
+		tr, err := TraceDDT(ctx, q, q.MaxHops)
+		if tr != nil {
+			if perr := PrintTrace(stdout, q, tr); perr != nil {
+				fmt.Fprintln(stderr, "lig:", perr)
+				return 1
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			if errors.Is(err, ErrNoReply) || errors.Is(err, ErrNoAnswer) {
+				return 2
+			}
+			return 1
+		}
+		return 0
+	}
 	r, err := Lookup(ctx, q)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -68,10 +90,12 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 	fs := flag.NewFlagSet("lig", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: lig EID [--mr ADDR[:PORT]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]")
+		fmt.Fprintln(stderr, "usage: lig EID [--mr ADDR[:PORT] | --ddt ROOT[:PORT] [--max-hops N]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]")
 		fs.PrintDefaults()
 	}
 	mr := fs.String("mr", os.Getenv("LISP_MAP_RESOLVER"), "Map-Resolver address (default $LISP_MAP_RESOLVER), port 4342 unless given")
+	ddt := fs.String("ddt", "", "walk the DDT tree from this root (ADDR[:PORT]) instead of asking a Map-Resolver, printing each hop")
+	maxHops := fs.Int("max-hops", slowpath.DefaultDDTMaxHops, "with --ddt, referrals followed at most")
 	iid := fs.String("iid", "", "instance-ID (sent in an instance-ID LCAF when given)")
 	count := fs.Int("count", 3, "Map-Requests to send at most (one per timeout until a reply)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long each Map-Request waits for its reply")
@@ -97,11 +121,21 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 	if q.EID, err = parseEID(pos[0]); err != nil {
 		return q, err
 	}
-	if *mr == "" {
-		return q, errors.New("no Map-Resolver: give --mr or set LISP_MAP_RESOLVER")
-	}
-	if q.MR, err = parseHostPort(*mr, wire.ControlPort); err != nil {
-		return q, fmt.Errorf("--mr: %w", err)
+	switch {
+	case *ddt != "":
+		if q.MR, err = parseHostPort(*ddt, wire.ControlPort); err != nil {
+			return q, fmt.Errorf("--ddt: %w", err)
+		}
+		if *maxHops < 1 || *maxHops > 64 {
+			return q, fmt.Errorf("--max-hops: %d out of range 1..64", *maxHops)
+		}
+		q.DDT, q.MaxHops = true, *maxHops
+	case *mr == "":
+		return q, errors.New("no Map-Resolver: give --mr or set LISP_MAP_RESOLVER (or --ddt ROOT)")
+	default:
+		if q.MR, err = parseHostPort(*mr, wire.ControlPort); err != nil {
+			return q, fmt.Errorf("--mr: %w", err)
+		}
 	}
 	if *iid != "" {
 		v, err := strconv.ParseUint(*iid, 0, 32)

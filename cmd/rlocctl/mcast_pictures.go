@@ -64,23 +64,33 @@ func (o *options) mcastTree(iid uint32, args []string) error {
 	})
 }
 
-// printTrees prints trees as text, or as a picture with -o dot|svg.
-func (o *options) printTrees(w io.Writer, title string, vs []router.McastTreeView) {
+// picture prints gs as a picture when -o is dot or svg, and says whether
+// it did.
+func (o *options) picture(w io.Writer, title string, gs ...render.Graph) bool {
 	switch o.output {
 	case fmtDot:
-		_ = render.Dot(w, title, router.Pictures(vs))
+		_ = render.Dot(w, title, gs)
 	case fmtSVG:
 		io.WriteString(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-		_ = render.SVG(w, title, router.Pictures(vs))
+		_ = render.SVG(w, title, gs)
 	default:
-		if len(vs) == 0 {
-			io.WriteString(w, "no replication trees\n")
+		return false
+	}
+	return true
+}
+
+// printTrees prints trees as text, or as a picture with -o dot|svg.
+func (o *options) printTrees(w io.Writer, title string, vs []router.McastTreeView) {
+	if o.picture(w, title, router.Pictures(vs)...) {
+		return
+	}
+	if len(vs) == 0 {
+		io.WriteString(w, "no replication trees\n")
+	}
+	for i, v := range vs {
+		if i > 0 {
+			io.WriteString(w, "\n")
 		}
-		for i, v := range vs {
-			if i > 0 {
-				io.WriteString(w, "\n")
-			}
-			io.WriteString(w, strings.TrimRight(v.Text, "\n")+"\n")
-		}
+		io.WriteString(w, strings.TrimRight(v.Text, "\n")+"\n")
 	}
 }

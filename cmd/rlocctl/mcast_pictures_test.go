@@ -173,7 +173,8 @@ func TestMcastTreeDot(t *testing.T) {
 	}
 }
 
-// TestPictureFormats: dot and svg are formats of mcast tree only; -o
+// TestPictureFormats: dot and svg are formats of the picture commands
+// (mcast tree, ddt delegations, ddt referrals) only; -o
 // completes with them there.
 func TestPictureFormats(t *testing.T) {
 	sock := startTreeAPI(t)

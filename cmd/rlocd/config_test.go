@@ -11,7 +11,8 @@ import (
 func TestExampleConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../../configs/*.yaml")
 	demo, _ := filepath.Glob("../../configs/demo/*.yaml")
-	files = append(files, demo...)
+	ddt, _ := filepath.Glob("../../configs/ddt/*.yaml") // the DDT lab's (configs/lab/ddt.yaml)
+	files = append(append(files, demo...), ddt...)
 	if len(files) < 8 {
 		t.Fatalf("found only %d example configs: %v", len(files), files)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/ddt"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
@@ -51,6 +52,7 @@ type Engine struct {
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
 	ddt   *ddt.Node
+	alt   *alt.ALT
 	msx   *msx.MSX
 }
 
@@ -141,12 +143,18 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			return err
 		}
 	}
+	if err := e.buildALT(); err != nil {
+		return err
+	}
 	if cfg.MapServer != nil || cfg.MapResolver != nil {
 		var db resolver.Database
 		if e.ms != nil {
 			db = e.ms
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
+		if e.alt != nil {
+			e.mr.SetALT(e.alt)
+		}
 	}
 	if e.msx != nil {
 		if e.ms != nil {
@@ -524,6 +532,11 @@ func (e *Engine) trustPeers() {
 	}
 	if cfg.ITR != nil {
 		peers = append(peers, cfg.ITR.MapResolvers...)
+		if cfg.ITR.Solicit != nil {
+			for _, p := range cfg.ITR.Solicit.Peers {
+				peers = append(peers, p.Addr)
+			}
+		}
 	}
 	if cfg.MapResolver != nil {
 		for _, p := range cfg.MapResolver.MapServers {

@@ -11,7 +11,6 @@
 package ddt
 
 import (
-	"crypto/rsa"
 	"net/netip"
 	"slices"
 	"time"
@@ -74,23 +73,6 @@ type Listing struct {
 	Stats Stats `json:"stats"`
 }
 
-// sigKey identifies a signed record in the cache: its referral type and
-// prefix (the targets follow from them).
-type sigKey struct {
-	typ wire.ReferralType
-	iid uint32
-	p   netip.Prefix
-}
-
-type cachedSig struct {
-	sig   wire.Signature
-	renew time.Time // re-sign after this
-}
-
-// maxSigCache bounds the cache of signed records (holes and
-// NOT-AUTHORITATIVE answers vary with the EID asked).
-const maxSigCache = 4096
-
 // Node is the DDT node role.
 type Node struct {
 	c     *slowpath.Core
@@ -99,13 +81,10 @@ type Node struct {
 	yield bool // leave requests outside the authority to the Map-Server
 	auth  map[uint32]*bart.Table[struct{}]
 	dele  map[uint32]*bart.Table[int] // index in cfg.Delegations
-	key   *rsa.PrivateKey
-	tag   uint16
-	sigs  map[sigKey]cachedSig
+	sig   *slowpath.DDTSigner
 	stats Stats
 	ref   wire.MapReferral
 	wbuf  []byte
-	sbuf  []byte
 }
 
 // Options say which other roles share the router with the node.
@@ -125,7 +104,7 @@ type Options struct {
 // and, with opt.Plain, plain Map-Requests.
 func New(c *slowpath.Core, cfg *slowpath.DDTNodeConfig, opt Options) (*Node, error) {
 	n := &Node{c: c, cfg: cfg, plain: opt.Plain, yield: opt.MapServer, auth: map[uint32]*bart.Table[struct{}]{},
-		dele: map[uint32]*bart.Table[int]{}, sigs: map[sigKey]cachedSig{}}
+		dele: map[uint32]*bart.Table[int]{}}
 	for _, a := range cfg.Authoritative {
 		t := n.auth[a.IID]
 		if t == nil {
@@ -142,15 +121,9 @@ func New(c *slowpath.Core, cfg *slowpath.DDTNodeConfig, opt Options) (*Node, err
 		}
 		t.Insert(d.Prefix, i)
 	}
-	if f := cfg.Signing.KeyFile; f != "" {
-		k, err := slowpath.LoadDDTSigningKey(f)
-		if err != nil {
-			return nil, err
-		}
-		n.key, n.tag = k, cfg.Signing.KeyTag
-		if n.tag == 0 {
-			n.tag = slowpath.DDTKeyTag(&k.PublicKey)
-		}
+	var err error
+	if n.sig, err = slowpath.NewDDTSigner(cfg.Signing, max(cfg.ReferralTTL, time.Hour)); err != nil {
+		return nil, err
 	}
 	n.ref.Records = make([]wire.Record, 1)
 	c.Handle(slowpath.RouteECM, n.onECM)
@@ -161,6 +134,9 @@ func New(c *slowpath.Core, cfg *slowpath.DDTNodeConfig, opt Options) (*Node, err
 // Stats returns the node's counters (event loop only).
 func (n *Node) Stats() Stats {
 	s := n.stats
+	if n.sig != nil {
+		s.Signed, s.SignErrors = n.sig.Signed, n.sig.Errors
+	}
 	s.NodeReferrals = s.Referrals[wire.ReferralNode]
 	s.MSReferrals = s.Referrals[wire.ReferralMS]
 	s.DelegationHoles = s.Referrals[wire.ReferralDelegationHole]
@@ -171,8 +147,11 @@ func (n *Node) Stats() Stats {
 // List returns the node's configuration and counters (event loop only).
 func (n *Node) List() Listing {
 	l := Listing{Authoritative: slices.Clone(n.cfg.Authoritative), ReferralTTL: n.cfg.ReferralTTL,
-		HoleTTL: n.cfg.HoleTTL, NotAuthoritativeTTL: n.cfg.NotAuthoritativeTTL, Signed: n.key != nil,
-		KeyTag: n.tag, Stats: n.Stats()}
+		HoleTTL: n.cfg.HoleTTL, NotAuthoritativeTTL: n.cfg.NotAuthoritativeTTL, Signed: n.sig != nil,
+		Stats: n.Stats()}
+	if n.sig != nil {
+		l.KeyTag = n.sig.KeyTag()
+	}
 	for _, d := range n.cfg.Delegations {
 		l.Delegations = append(l.Delegations, Delegation{IID: d.IID, Prefix: d.Prefix, Type: d.Type,
 			Referral: delegationReferral(d.Type).String(), Targets: slices.Clone(d.Targets), Incomplete: d.Incomplete})
@@ -254,8 +233,8 @@ func (n *Node) answer(m *slowpath.Msg) {
 	// was asked, so each would cost an RSA signature (about 1.7 ms here)
 	// that no cache could save; a resolver learns nothing from them to
 	// trust anyway (the A bit is clear).
-	if n.key != nil && typ != wire.ReferralNotAuthoritative {
-		if s, ok := n.sign(rec, typ, iid); ok {
+	if n.sig != nil && typ != wire.ReferralNotAuthoritative {
+		if s, ok := n.sig.Sign(rec, n.c.Now()); ok {
 			rec.SigCount = 1
 			n.ref.Signatures = append(n.ref.Signatures, s)
 		}
@@ -328,35 +307,4 @@ func (n *Node) hole(iid uint32, a, p netip.Prefix) (netip.Prefix, bool) {
 // setPrefix sets rec's EID prefix.
 func setPrefix(rec *wire.Record, iid uint32, p netip.Prefix) {
 	rec.EID, rec.MaskLen = slowpath.EIDAddress(iid, p.Addr()), uint8(p.Bits())
-}
-
-// sign returns a signature of rec (RFC 8111 §6.4.1), from the cache while
-// it has more than half its validity left. The records signed (referrals
-// and holes) follow from the configuration, so the cache bounds the
-// signing work whatever is asked. The record is signed with
-// SigCount 1, as it is sent.
-func (n *Node) sign(rec *wire.Record, typ wire.ReferralType, iid uint32) (wire.Signature, bool) {
-	now := n.c.Now()
-	_, p, _ := rec.Prefix()
-	k := sigKey{typ: typ, iid: iid, p: p}
-	if cs, ok := n.sigs[k]; ok && now.Before(cs.renew) && cs.sig.OriginalTTL == rec.TTL {
-		return cs.sig, true
-	}
-	validity := n.cfg.Signing.Validity
-	// Inception a minute back tolerates resolvers whose clocks run behind.
-	s := wire.Signature{Inception: uint32(now.Add(-time.Minute).Unix()), Expiration: uint32(now.Add(validity).Unix()), KeyTag: n.tag}
-	rec.SigCount = 1
-	var err error
-	n.sbuf, err = wire.SignReferral(n.sbuf, rec, &s, n.key)
-	rec.SigCount = 0
-	if err != nil {
-		n.stats.SignErrors++
-		return s, false
-	}
-	n.stats.Signed++
-	if len(n.sigs) >= maxSigCache {
-		clear(n.sigs)
-	}
-	n.sigs[k] = cachedSig{sig: s, renew: now.Add(validity / 2)}
-	return s, true
 }

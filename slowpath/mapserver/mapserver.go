@@ -43,6 +43,7 @@ type MapServer struct {
 	stats   slowpath.Stats
 	mcfg    *slowpath.MulticastConfig
 	wbuf    []byte
+	ddt     ddtAnswers // RFC 8111 §7.2 (ddt.go)
 	timeout time.Duration
 	// rsites authorise the records of the stores; allowed are the sites'
 	// prefixes as EID space the mapping system knows.
@@ -155,6 +156,9 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 	ms.sg = ms.newSG(ms.rsites, storeConfig(cfg))
 	ms.ps = ms.newPubSub(cfg.PubSub)
 	if err := ms.addGroupMappings(cfg.GroupMappings); err != nil {
+		return nil, err
+	}
+	if ms.ddt, err = newDDTAnswers(cfg.DDT); err != nil {
 		return nil, err
 	}
 	c.Handle(slowpath.RouteMapRegister, ms.onRegister)

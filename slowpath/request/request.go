@@ -476,6 +476,16 @@ func (t *Tracker) Complete(r *Request) {
 	t.finish(r, Answered)
 }
 
+// Next treats r's last try as unanswered at once (its reply was refused,
+// e.g. a forged one): the next try goes out now, to the next target, or r
+// gives up when it has had all its tries. A finished request is left alone.
+func (t *Tracker) Next(r *Request) {
+	if r == nil || r.finished {
+		return
+	}
+	r.fire(t.clk.Now())
+}
+
 // Cancel ends r without an answer (a newer request replaces it, or its
 // reason is gone) and calls its Done. A later reply counts as late.
 func (t *Tracker) Cancel(r *Request) {

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"container/list"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -27,6 +28,12 @@ type Referral struct {
 	// Targets are the DDT nodes or Map-Servers to ask, by priority (lowest
 	// first); empty for negative entries.
 	Targets []netip.AddrPort
+	// Priorities and Weights are the targets' (RFC 8111 §6.4 referral
+	// set: lower priority first, weights share load among equal
+	// priorities); nil for the roots (asked in the configured order).
+	Priorities, Weights []uint8
+	// Authoritative is the record's A bit.
+	Authoritative bool
 	// Incomplete is the record's I bit.
 	Incomplete bool
 	// Expires is when the entry stops being used; zero for a root.
@@ -105,6 +112,7 @@ func (rc *ReferralCache) Insert(r Referral, now time.Time) {
 	r.Prefix = r.Prefix.Masked()
 	r.Root = false
 	r.Targets = slices.Clone(r.Targets)
+	r.Priorities, r.Weights = slices.Clone(r.Priorities), slices.Clone(r.Weights)
 	k := refKey{r.IID, r.Prefix}
 	t := rc.tables[r.IID]
 	if t == nil {
@@ -167,17 +175,17 @@ func (rc *ReferralCache) remove(k refKey, e *list.Element) {
 }
 
 // ReferralFromRecord turns a Map-Referral record into a cache entry
-// received at now: its XEID-prefix, type, I bit, TTL and its locators
-// sorted by priority (unreachable ones, priority 255, left out). ok is
-// false when the record's EID is not an IP prefix.
+// received at now: its XEID-prefix, type, A and I bits, TTL and its
+// locators sorted by priority (unreachable ones, priority 255, left out).
+// ok is false when the record's EID is not an IP prefix.
 func ReferralFromRecord(rec *wire.Record, port uint16, now time.Time) (r Referral, ok bool) {
 	iid, p, ok := rec.Prefix()
 	if !ok {
 		return Referral{}, false
 	}
 	type tgt struct {
-		a    netip.AddrPort
-		prio uint8
+		a            netip.AddrPort
+		prio, weight uint8
 	}
 	var ts []tgt
 	for i := range rec.Locators {
@@ -189,13 +197,56 @@ func ReferralFromRecord(rec *wire.Record, port uint16, now time.Time) (r Referra
 		if (l.Address.AFI != wire.AFIIPv4 && l.Address.AFI != wire.AFIIPv6) || !a.IsValid() {
 			continue
 		}
-		ts = append(ts, tgt{netip.AddrPortFrom(a, port), l.Priority})
+		ts = append(ts, tgt{netip.AddrPortFrom(a, port), l.Priority, l.Weight})
 	}
 	slices.SortStableFunc(ts, func(a, b tgt) int { return int(a.prio) - int(b.prio) })
 	r = Referral{IID: iid, Prefix: p, Type: wire.ReferralType(rec.Action), Incomplete: rec.Incomplete,
-		Expires: now.Add(time.Duration(rec.TTL) * time.Minute)}
+		Authoritative: rec.Authoritative, Expires: now.Add(time.Duration(rec.TTL) * time.Minute)}
 	for _, t := range ts {
 		r.Targets = append(r.Targets, t.a)
+		r.Priorities = append(r.Priorities, t.prio)
+		r.Weights = append(r.Weights, t.weight)
 	}
 	return r, true
+}
+
+// Order appends r's targets to out[:0] in the order to ask them: by
+// priority, and among targets of equal priority in a random order drawn
+// by weight (RFC 8111 §6.4: the weights share the load; a target of
+// weight w goes first with probability w over the group's total; when all
+// weights of a group are 0 every order is equally likely). Targets
+// without priorities (the roots) keep their order.
+func (r *Referral) Order(rng *rand.Rand, out []netip.AddrPort) []netip.AddrPort {
+	out = append(out[:0], r.Targets...)
+	if len(r.Weights) != len(out) || len(r.Priorities) != len(out) {
+		return out
+	}
+	var wbuf [16]uint8
+	w := append(wbuf[:0], r.Weights...)
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && r.Priorities[j] == r.Priorities[i] {
+			j++
+		}
+		for k := i; k < j-1; k++ {
+			total := 0
+			for m := k; m < j; m++ {
+				total += int(w[m])
+			}
+			pick := k + rng.IntN(j-k)
+			if total > 0 {
+				x := rng.IntN(total)
+				for m := k; m < j; m++ {
+					if x -= int(w[m]); x < 0 {
+						pick = m
+						break
+					}
+				}
+			}
+			out[k], out[pick] = out[pick], out[k]
+			w[k], w[pick] = w[pick], w[k]
+		}
+		i = j
+	}
+	return out
 }

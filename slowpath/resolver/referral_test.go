@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -135,5 +136,42 @@ func TestReferralFromRecord(t *testing.T) {
 	}
 	if _, ok := ReferralFromRecord(&wire.Record{EID: wire.NameAddress("x")}, 4342, t0); ok {
 		t.Error("name EID accepted")
+	}
+}
+
+// TestReferralOrderWeights: targets go by priority; among equal
+// priorities the first is drawn by weight (75/25 gives the first about
+// three times in four), a weight-0 target goes after the weighted ones,
+// all-zero weights give every order, and the roots keep their order.
+func TestReferralOrderWeights(t *testing.T) {
+	a, b, c, z := root1, node1, ms1, netip.MustParseAddrPort("192.0.2.99:4342")
+	r := Referral{Targets: []netip.AddrPort{a, b, z, c}, Priorities: []uint8{1, 1, 1, 2}, Weights: []uint8{75, 25, 0, 100}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out []netip.AddrPort
+	firstA := 0
+	const n = 4000
+	for range n {
+		out = r.Order(rng, out)
+		if len(out) != 4 || out[3] != c || out[2] != z {
+			t.Fatalf("order %v: want the weight-0 target third and the priority-2 one last", out)
+		}
+		if out[0] == a {
+			firstA++
+		}
+	}
+	if firstA < n*70/100 || firstA > n*80/100 {
+		t.Fatalf("weight 75 of 100 first in %d of %d orders", firstA, n)
+	}
+	zero := Referral{Targets: []netip.AddrPort{a, b}, Priorities: []uint8{3, 3}, Weights: []uint8{0, 0}}
+	seen := map[netip.AddrPort]bool{}
+	for range 100 {
+		seen[zero.Order(rng, out)[0]] = true
+	}
+	if !seen[a] || !seen[b] {
+		t.Fatalf("all-zero weights: first targets %v, want both", seen)
+	}
+	roots := Referral{Targets: []netip.AddrPort{b, a}, Root: true}
+	if o := roots.Order(rng, out); o[0] != b || o[1] != a {
+		t.Fatalf("roots reordered: %v", o)
 	}
 }

@@ -67,6 +67,8 @@ type Resolver struct {
 	sec    slowpath.SecAnswer
 	// ddt is the DDT Map-Resolver (ddt.go), nil without DDT roots.
 	ddt *ddtResolver
+	// alt is the ALT router role (alt.go), nil without one.
+	alt ALT
 	// ic is the mapping-system interconnect, nil without one.
 	ic Interconnect
 }
@@ -145,7 +147,7 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 	if mr.ddtResolve(m, iid, p.Addr()) {
 		return true
 	}
-	if !mr.forwardRemote(m, iid, p.Addr()) {
+	if !mr.forwardRemote(m, iid, p.Addr()) && !mr.altRoute(m, iid, p.Addr()) {
 		mr.negativeReply(m, iid, p.Addr())
 	}
 	return true
@@ -201,6 +203,9 @@ func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.Prefi
 	}
 	if t := mr.remote[iid]; t != nil {
 		out = append(out, slowpath.BartSet[netip.AddrPort]{Table: t})
+	}
+	if mr.alt != nil {
+		out = mr.alt.Known(iid, out)
 	}
 	return out
 }

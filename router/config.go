@@ -317,6 +317,10 @@ type Config struct {
 	// Discovery is OSPF discovery of Map-Resolvers and Map-Servers
 	// (docs/discovery.md).
 	Discovery slowpath.DiscoveryConfig `mapstructure:"discovery"`
+	// MSX is the mapping-system interconnect: agreements with peer
+	// mapping systems (roles map-server and/or map-resolver,
+	// docs/interconnect.md). Empty: no interconnect.
+	MSX slowpath.MSXConfig `mapstructure:"msx"`
 	// Multicast enables LISP multicast (router/mcast.go).
 	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
@@ -371,7 +375,7 @@ func (c *Config) Validate() error {
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
-		c.validateDDT, c.validateALT, c.validateDiscovery,
+		c.validateDDT, c.validateALT, c.validateDiscovery, c.validateMSX,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -547,6 +551,7 @@ func (c *Config) validateRoleSections() error {
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
 		{"alt", c.ALT, c.Roles.ALT, "the alt role"},
+		{"msx", c.MSX, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
 			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
@@ -685,6 +690,14 @@ func (c *Config) validateMapResolver() error {
 	return c.validateDDTResolver()
 }
 
+// validateMSX checks msx.
+func (c *Config) validateMSX() error {
+	if reflect.ValueOf(c.MSX).IsZero() || !(c.Roles.MapServer || c.Roles.MapResolver) {
+		return nil
+	}
+	return c.MSX.Validate("msx")
+}
+
 // validateDDT checks ddt.
 func (c *Config) validateDDT() error {
 	if !c.Roles.DDTNode {
@@ -782,6 +795,10 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 	if c.Roles.ALT {
 		a := c.ALT
 		ec.ALT = &a
+	}
+	if len(c.MSX.Agreements) > 0 && (ec.MapServer != nil || ec.MapResolver != nil) {
+		x := c.MSX
+		ec.MSX = &x
 	}
 	mc, err := c.mcastConfig()
 	if err != nil {

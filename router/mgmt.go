@@ -37,6 +37,7 @@ import (
 //	                                         X-Rloc-Next carries the cursor of the next page
 //	GET    /v1/subscriptions                 RFC 9437 subscriptions and counters (SubscriptionsInfo)
 //	GET    /v1/ddt/delegations               a DDT node's authority and delegations (DDTInfo)
+//	GET    /v1/msx/agreements                the interconnect agreements, state and counters (MSXAgreementInfo)
 //	GET    /v1/ddt/referrals                 a DDT Map-Resolver's roots, referral cache, counters (DDTResolverInfo)
 //	GET    /v1/ddt/pending                   a DDT Map-Resolver's resolutions in progress (DDTPendingList)
 //	GET    /v1/alt                           an ALT router's neighbours, sessions, ALT table, counters (ALTView)
@@ -149,6 +150,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/alt", r.handleALT)
 	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
 	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
+	mux.HandleFunc("GET /v1/msx/agreements", r.apiMSXAgreements)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

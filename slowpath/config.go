@@ -40,6 +40,9 @@ type Config struct {
 	Multicast *MulticastConfig
 	// DDT enables the DDT node role (RFC 8111 §7.1, ddt_config.go).
 	DDT *DDTNodeConfig
+	// MSX enables the mapping-system interconnect role (msx_config.go,
+	// docs/interconnect.md); it needs a Map-Server or a Map-Resolver.
+	MSX *MSXConfig
 	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
 	ALT *ALTConfig
 	// Discovery enables OSPF discovery of Map-Resolvers and Map-Servers
@@ -856,6 +859,14 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if x := c.MSX; x != nil {
+		if c.MapServer == nil && c.MapResolver == nil {
+			return errors.New("msx: the interconnect needs a Map-Server or a Map-Resolver")
+		}
+		if err := x.Validate("msx"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -1078,6 +1089,10 @@ func (c Config) WithDefaults() Config {
 	if c.ALT != nil {
 		a := c.ALT.WithDefaults()
 		c.ALT = &a
+	}
+	if c.MSX != nil {
+		x := c.MSX.WithDefaults()
+		c.MSX = &x
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -66,8 +66,9 @@ func PeekSharedSubType(b []byte) (SharedSubType, error) {
 const msxHeaderLen = 12
 
 const (
-	msxFlagAll  = 0x80 // A bit: every EID of every instance-ID
-	msxFlagMore = 0x80 // M bit: more replies follow
+	msxFlagAll    = 0x80 // A bit: every EID of every instance-ID
+	msxFlagMore   = 0x80 // M bit: more replies follow
+	msxFlagSigned = 0x40 // S bit: an authentication field follows the nonce (bulk)
 )
 
 // Smallest encodings, used to bound counts before growing slices.
@@ -178,6 +179,46 @@ func msxAppendRecords(b []byte, rs []Record) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// msxAuthLen is the length of the optional authentication field of the
+// bulk messages: none for AuthNone.
+func msxAuthLen(a *Auth) int {
+	if a.Alg == AuthNone && len(a.Data) == 0 {
+		return 0
+	}
+	return a.Len()
+}
+
+// msxAppendAuth appends the optional authentication field (zeroed) after
+// the header that starts at b[start], setting the S bit, when a has an
+// algorithm.
+func msxAppendAuth(b []byte, start int, a *Auth) ([]byte, error) {
+	if msxAuthLen(a) == 0 {
+		return b, nil
+	}
+	if a.Alg == AuthNone {
+		return b, fmt.Errorf("%w: %d bytes of authentication data without an algorithm", ErrBadValue, len(a.Data))
+	}
+	b[start+2] |= msxFlagSigned
+	return a.append(b)
+}
+
+// msxParseAuth reads the optional authentication field after the header
+// when the S bit of the flags f is set; without it a is cleared.
+func msxParseAuth(b []byte, f byte, a *Auth) (int, error) {
+	if f&msxFlagSigned == 0 {
+		a.KeyID, a.Alg, a.Data, a.Records = 0, AuthNone, a.Data[:0], false
+		return 0, nil
+	}
+	n, err := a.parse(b[msxHeaderLen:])
+	if err != nil {
+		return 0, err
+	}
+	if a.Alg == AuthNone {
+		return 0, fmt.Errorf("%w: S bit with algorithm none", ErrBadValue)
+	}
+	return n, checkParsedAuth(a)
 }
 
 func msxTrailing(b []byte, off int, st SharedSubType) error {
@@ -390,17 +431,19 @@ func (m *MapSubscribeAck) Parse(b []byte) error {
 }
 
 // SignSubscription computes the authentication data of an encoded
-// Map-Subscribe or Map-Subscribe-Ack with key, over the whole message with
-// the data zeroed, as for Map-Register (RFC 9301 §5.6).
+// Map-Subscribe or Map-Subscribe-Ack, or of a Map-Bulk-Request or
+// Map-Bulk-Reply with the S bit, with key, over the whole message with the
+// data zeroed, as for Map-Register (RFC 9301 §5.6).
 func SignSubscription(msg, key []byte) error {
-	return msxSign(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck)
+	return msxSign(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck, SubTypeMapBulkRequest, SubTypeMapBulkReply)
 }
 
 // VerifySubscription checks the authentication data of an encoded
-// Map-Subscribe or Map-Subscribe-Ack against key; an unauthenticated message
-// (algorithm 0) fails with ErrAuth.
+// Map-Subscribe or Map-Subscribe-Ack, or of a Map-Bulk-Request or
+// Map-Bulk-Reply with the S bit, against key; an unauthenticated message
+// (algorithm 0, or a bulk message without the S bit) fails with ErrAuth.
 func VerifySubscription(msg, key []byte) error {
-	return msxVerify(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck)
+	return msxVerify(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck, SubTypeMapBulkRequest, SubTypeMapBulkReply)
 }
 
 // msxSign signs msg, an interconnect message of one of the sub-types sts
@@ -430,6 +473,9 @@ func msxAuth(msg []byte, sts []SharedSubType) (off, n int, alg AuthAlg, err erro
 	if !slices.Contains(sts, st) {
 		return 0, 0, 0, fmt.Errorf("%w: %v carries no authentication field here", ErrBadType, st)
 	}
+	if (st == SubTypeMapBulkRequest || st == SubTypeMapBulkReply) && (len(msg) < msxHeaderLen || msg[2]&msxFlagSigned == 0) {
+		return 0, 0, 0, fmt.Errorf("%w: %v without the S bit carries no authentication field", ErrAuth, st)
+	}
 	return locateAuthData(msg, msxHeaderLen)
 }
 
@@ -444,6 +490,10 @@ type MapBulkRequest struct {
 	// All is the A bit: every mapping of every instance-ID; Scope must then
 	// be empty.
 	All bool
+	// Auth, when its algorithm is not AuthNone, is sent after the nonce
+	// with the S bit set: the RFC 9301 §5.6 authentication field, computed
+	// with the interconnect agreement's key by SignSubscription.
+	Auth Auth
 	// MaxRecords bounds the records per reply page; 0 lets the responder choose.
 	MaxRecords uint16
 	// Cookie is the continuation cookie of the previous reply page (empty
@@ -468,7 +518,7 @@ func msxCheckScope(all bool, n int, st SharedSubType) error {
 
 // Len returns the encoded length of the message.
 func (m *MapBulkRequest) Len() int {
-	n := msxHeaderLen + 4 + len(m.Cookie)
+	n := msxHeaderLen + msxAuthLen(&m.Auth) + 4 + len(m.Cookie)
 	for i := range m.Scope {
 		n += m.Scope[i].Len()
 	}
@@ -484,9 +534,14 @@ func (m *MapBulkRequest) Append(b []byte) ([]byte, error) {
 	if m.All {
 		f |= msxFlagAll
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapBulkRequest, f, byte(len(m.Scope)), &m.Nonce)
+	b, err := msxAppendAuth(b, start, &m.Auth)
+	if err != nil {
+		return b[:start], fmt.Errorf("Map-Bulk-Request: %w", err)
+	}
 	b = binary.BigEndian.AppendUint16(b, m.MaxRecords)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err = msxAppendCookie(b, m.Cookie)
 	if err != nil {
 		return b, err
 	}
@@ -502,6 +557,11 @@ func (m *MapBulkRequest) Parse(b []byte) error {
 	}
 	m.Nonce, m.All = nonce, f&msxFlagAll != 0
 	off := msxHeaderLen
+	n, err := msxParseAuth(b, f, &m.Auth)
+	if err != nil {
+		return fmt.Errorf("Map-Bulk-Request: %w", err)
+	}
+	off += n
 	if len(b)-off < 4 {
 		return fmt.Errorf("%w: Map-Bulk-Request fixed fields", ErrTruncated)
 	}
@@ -512,7 +572,6 @@ func (m *MapBulkRequest) Parse(b []byte) error {
 		return err
 	}
 	off += clen
-	var n int
 	if m.Scope, n, err = msxParseEIDRecords(m.Scope, b[off:], int(nscope)); err != nil {
 		return fmt.Errorf("Map-Bulk-Request scope: %w", err)
 	}
@@ -531,6 +590,9 @@ type MapBulkReply struct {
 	Nonce Nonce
 	// More is the M bit: further pages follow; Cookie then fetches the next.
 	More bool
+	// Auth, when its algorithm is not AuthNone, is sent after the nonce
+	// with the S bit set (RFC 9301 §5.6 field, see MapBulkRequest.Auth).
+	Auth Auth
 	// Cookie is the opaque continuation state to send in the next
 	// Map-Bulk-Request; required when More is set.
 	Cookie []byte
@@ -551,7 +613,7 @@ func msxCheckPage(more bool, cookie int, records int, st SharedSubType) error {
 
 // Len returns the encoded length of the message.
 func (m *MapBulkReply) Len() int {
-	n := msxHeaderLen + 2 + len(m.Cookie)
+	n := msxHeaderLen + msxAuthLen(&m.Auth) + 2 + len(m.Cookie)
 	for i := range m.Records {
 		n += m.Records[i].Len()
 	}
@@ -567,8 +629,13 @@ func (m *MapBulkReply) Append(b []byte) ([]byte, error) {
 	if m.More {
 		f |= msxFlagMore
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapBulkReply, f, byte(len(m.Records)), &m.Nonce)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err := msxAppendAuth(b, start, &m.Auth)
+	if err != nil {
+		return b[:start], fmt.Errorf("Map-Bulk-Reply: %w", err)
+	}
+	b, err = msxAppendCookie(b, m.Cookie)
 	if err != nil {
 		return b, err
 	}
@@ -584,6 +651,11 @@ func (m *MapBulkReply) Parse(b []byte) error {
 	}
 	m.Nonce, m.More = nonce, f&msxFlagMore != 0
 	off := msxHeaderLen
+	n, err := msxParseAuth(b, f, &m.Auth)
+	if err != nil {
+		return fmt.Errorf("Map-Bulk-Reply: %w", err)
+	}
+	off += n
 	if len(b)-off < 2 {
 		return fmt.Errorf("%w: Map-Bulk-Reply cookie length", ErrTruncated)
 	}
@@ -593,7 +665,6 @@ func (m *MapBulkReply) Parse(b []byte) error {
 		return err
 	}
 	off += clen
-	var n int
 	if m.Records, n, err = msxParseRecords(m.Records, b[off:], int(nrec)); err != nil {
 		return fmt.Errorf("Map-Bulk-Reply: %w", err)
 	}

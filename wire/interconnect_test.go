@@ -279,8 +279,11 @@ func TestSubscriptionAuth(t *testing.T) {
 	if err := got.Parse(b); err != nil || got.Auth.KeyID != 3 || len(got.Auth.Data) != 20 {
 		t.Fatalf("signed ack parse: %v %+v", err, got)
 	}
-	if err := SignSubscription(goldenMapBulkRequest, key); !errors.Is(err, ErrBadType) {
-		t.Fatalf("sign a bulk request: %v", err)
+	if err := SignSubscription(goldenMapBulkRequest, key); !errors.Is(err, ErrAuth) {
+		t.Fatalf("sign a bulk request without the S bit: %v", err)
+	}
+	if err := SignSubscription(goldenMapSolicitRequest, key); !errors.Is(err, ErrBadType) {
+		t.Fatalf("sign a solicit request: %v", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
+	"github.com/rloc-router/rloc/slowpath/msx"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/slowpath/resolver"
 	"github.com/rloc-router/rloc/slowpath/xtr"
@@ -55,6 +56,7 @@ type Engine struct {
 	alt   *alt.ALT
 	// disc is OSPF discovery (discovery.go); nil without.
 	disc *discovery.Discovery
+	msx  *msx.MSX
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -112,6 +114,11 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			return err
 		}
 	}
+	if cfg.MSX != nil {
+		// Before the ITR: it takes only its peers' Map-Notifies, the ITR
+		// every other one.
+		e.msx = msx.New(c, cfg.MSX)
+	}
 	if cfg.ETR != nil {
 		e.etr = xtr.NewETR(c, cfg.ETR, cfg.MapServer == nil && cfg.MapResolver == nil)
 	}
@@ -155,6 +162,12 @@ func (e *Engine) build(inst slowpath.Installer) error {
 		if e.alt != nil {
 			e.mr.SetALT(e.alt)
 		}
+	}
+	if e.msx != nil {
+		if e.ms != nil {
+			e.msx.Serve(e.ms)
+		}
+		e.mr.SetInterconnect(e.msx)
 	}
 	return nil
 }

@@ -68,6 +68,8 @@ type MapServer struct {
 	refused refuseLog
 	// seen indexes the merged locators by address during rebuild.
 	seen map[netip.Addr]int
+	// watch are told of every change of an EID mapping (msx.go).
+	watch []func(slowpath.EIDPrefix, *wire.Record)
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
@@ -289,6 +291,7 @@ func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 		}
 		if !e.Key.name {
 			ms.ps.changed(e.Key.EIDPrefix, nil)
+			ms.watched(e.Key.EIDPrefix, nil)
 		}
 		return
 	}
@@ -303,6 +306,7 @@ func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 		// A new registration, a new RLOC set or new priorities: tell
 		// the subscribers (RFC 9437 §5); a refresh changes nothing.
 		ms.ps.changed(e.Key.EIDPrefix, &ent.merged)
+		ms.watched(e.Key.EIDPrefix, &ent.merged)
 	}
 }
 

@@ -38,6 +38,20 @@ type Database interface {
 	LispSecKey() string
 }
 
+// Interconnect is what the resolver asks of the mapping-system
+// interconnect (LISP-MSX, docs/interconnect.md): answer for an EID of a
+// peer mapping system, from a copy of its table or by invoking its
+// Map-Server directly. Answer reports false, sending nothing, when no
+// agreement covers the EID. It is asked after the local Map-Server and
+// before DDT and the configured remote Map-Servers.
+type Interconnect interface {
+	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+	// Known appends the peers' EID space in iid (their configured
+	// prefixes), for negative Map-Replies: an EID there that nobody
+	// answers for is asked again soon, not forwarded natively.
+	Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet
+}
+
 // Resolver is the Map-Resolver role and mapping-system front end.
 type Resolver struct {
 	c      *slowpath.Core
@@ -55,7 +69,13 @@ type Resolver struct {
 	ddt *ddtResolver
 	// alt is the ALT router role (alt.go), nil without one.
 	alt ALT
+	// ic is the mapping-system interconnect, nil without one.
+	ic Interconnect
 }
+
+// SetInterconnect makes the resolver ask ic for the EIDs of peer mapping
+// systems (before the core starts).
+func (mr *Resolver) SetInterconnect(ic Interconnect) { mr.ic = ic }
 
 // New builds the front end on c and registers its handlers: plain
 // Map-Requests and Map-Requests in an ECM, after those registered before
@@ -121,6 +141,9 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 	if mr.db != nil && mr.db.Answer(m, iid, p.Addr()) {
 		return true
 	}
+	if mr.ic != nil && mr.ic.Answer(m, iid, p.Addr()) {
+		return true
+	}
 	if mr.ddtResolve(m, iid, p.Addr()) {
 		return true
 	}
@@ -171,6 +194,9 @@ func (mr *Resolver) resolveName(m *slowpath.Msg, iid uint32, g netip.Prefix) {
 func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 	if mr.db != nil {
 		out = mr.db.Known(iid, out)
+	}
+	if mr.ic != nil {
+		out = mr.ic.Known(iid, out)
 	}
 	if t := mr.aggr[iid]; t != nil {
 		out = append(out, slowpath.BartSet[struct{}]{Table: t})

@@ -1,0 +1,652 @@
+package control
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+var msxKey = AuthKey{KeyID: 7, Alg: wire.AuthHMACSHA256128, Secret: "interconnect"}
+
+// msxProvider starts a Map-Server (domain 2) serving its registrations to
+// any peer on loopback under agreement "d1", and registers n /26s of
+// 10.0.0.0/10 (proxy-reply) in process.
+func msxProvider(t testing.TB, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+	t.Helper()
+	c := msConfig(siteConfig("s2", "10.0.0.0/8", true))
+	c.RateLimit = RateLimitConfig{Off: true}
+	c.MapServer.RegistrationTimeout = 24 * time.Hour
+	c.MapServer.Limits = RegistrationLimits{PrefixesPerSite: 200000, Registrations: 400000}
+	c.Logger = slog.New(slog.DiscardHandler)
+	if listen.IsValid() {
+		c.Listen = []netip.AddrPort{listen}
+	}
+	ag := slowpath.MSXAgreement{Name: "d1", Peers: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")}, Key: msxKey, Mode: slowpath.MSXModeNone}
+	if mod != nil {
+		mod(&ag)
+	}
+	c.MSX = &slowpath.MSXConfig{Agreements: []slowpath.MSXAgreement{ag}, PageBytes: 9000}
+	p := newEngineWith(t, c, nil, slowpathOptions(clk))
+	msxRegister(t, p, 0, n, 1440, 1)
+	return p
+}
+
+// msxRegister registers benchRecord(from..to-1) with TTL ttl and the last
+// RLOC byte rloc, in process (255 records per Map-Register).
+func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
+	t.Helper()
+	src := netip.MustParseAddrPort("127.0.0.1:9")
+	var msgs [][]byte
+	for i := from; i < to; i += 255 {
+		reg := wire.MapRegister{ProxyReply: true, Nonce: newNonce(), Auth: wire.NewAuth(1, wire.AuthHMACSHA256128, false)}
+		for j := i; j < min(i+255, to); j++ {
+			r := benchRecord(j)
+			r.TTL = ttl
+			r.Locators[0].Address = wire.IPAddress(netip.AddrFrom4([4]byte{192, 0, 2, rloc}))
+			reg.Records = append(reg.Records, r)
+		}
+		m, err := reg.AppendSigned(nil, []byte(testKey.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	p.do(func() {
+		for _, m := range msgs {
+			p.c.Dispatch(src, m)
+		}
+		p.c.Flush()
+	})
+}
+
+// msxRequester starts a Map-Resolver (domain 1) holding a copy of the
+// provider at peer.
+func msxRequester(t testing.TB, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+	t.Helper()
+	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}}
+	ag := slowpath.MSXAgreement{Name: "d2", Peers: []netip.AddrPort{peer}, Key: msxKey, Mode: slowpath.MSXModeCopy}
+	if mod != nil {
+		mod(&ag)
+	}
+	c.MSX = &slowpath.MSXConfig{Agreements: []slowpath.MSXAgreement{ag}, PageBytes: 9000}
+	c.Logger = slog.New(slog.DiscardHandler)
+	return newEngineWith(t, c, nil, slowpathOptions(clk))
+}
+
+func msxAgreement(t testing.TB, e *Engine) MSXAgreement {
+	t.Helper()
+	ags, ok := e.MSXAgreements()
+	if !ok || len(ags) != 1 {
+		t.Fatalf("agreements %v %v", ags, ok)
+	}
+	return ags[0]
+}
+
+// msxSame compares the requester's copy with the provider's table, record
+// by record.
+func msxSame(t testing.TB, p, r *Engine, name string) int {
+	t.Helper()
+	cp, _ := r.MSXCopy(name)
+	want := map[EIDPrefix][]byte{}
+	p.do(func() {
+		p.ms.EachMapping(func(k EIDPrefix) {
+			rec, _ := p.ms.Mapping(k)
+			b, _ := rec.Append(nil)
+			want[k] = b
+		})
+	})
+	if len(cp) != len(want) {
+		t.Fatalf("copy holds %d mappings, the provider %d", len(cp), len(want))
+	}
+	for k, b := range want {
+		if !bytes.Equal(cp[k], b) {
+			t.Fatalf("%v: copy %x, provider %x", k, cp[k], b)
+		}
+	}
+	return len(cp)
+}
+
+// relay forwards datagrams between a requester and a provider over real
+// UDP; drop decides, for each datagram from the provider (its index
+// counting from 1), whether it is lost.
+type relay struct {
+	conn     *net.UDPConn // the requester talks to this
+	up       *net.UDPConn // this talks to the provider
+	provider netip.AddrPort
+	client   atomic.Pointer[netip.AddrPort]
+	fromProv atomic.Int64
+	dropped  chan int
+	drop     func(n int64, b []byte) bool
+	wg       sync.WaitGroup
+}
+
+func newRelay(t *testing.T, provider netip.AddrPort, drop func(n int64, b []byte) bool) *relay {
+	t.Helper()
+	a, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{conn: a, up: b, provider: provider, drop: drop, dropped: make(chan int, 16)}
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, src, err := a.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			r.client.Store(&src)
+			b.WriteToUDPAddrPort(buf[:n], provider)
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := b.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			k := r.fromProv.Add(1)
+			if r.drop != nil && r.drop(k, buf[:n]) {
+				select {
+				case r.dropped <- int(k):
+				default:
+				}
+				continue
+			}
+			if c := r.client.Load(); c != nil {
+				a.WriteToUDPAddrPort(buf[:n], *c)
+			}
+		}
+	}()
+	t.Cleanup(func() { a.Close(); b.Close(); r.wg.Wait() })
+	return r
+}
+
+func (r *relay) addr() netip.AddrPort { return r.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// msxWaitDrop waits until the relay dropped a datagram.
+func msxWaitDrop(t *testing.T, rl *relay, p, r *Engine) {
+	t.Helper()
+	select {
+	case <-rl.dropped:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("nothing dropped; provider %+v %+v\nrequester %+v %+v", msxAgreement(t, p), p.Stats().Msgs[15], msxAgreement(t, r), r.Stats().Msgs[15])
+	}
+}
+
+func isBulkReply(b []byte) bool {
+	st, err := wire.PeekSharedSubType(b)
+	return err == nil && st == wire.SubTypeMapBulkReply
+}
+
+// TestMSXBulk100k: 100k mappings pulled completely over loopback, in
+// pages, identical record by record; a lost page is asked again and the
+// provider sends it again for the same nonce.
+func TestMSXBulk100k(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, benchPrefixes, netip.AddrPort{}, nil)
+	pages := 0
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		if !isBulkReply(b) {
+			return false
+		}
+		pages++
+		return pages == 3
+	})
+	r := msxRequester(t, clk, rl.addr(), nil)
+	msxWaitDrop(t, rl, p, r)
+	clk.Add(1500 * time.Millisecond)
+	if err := r.Core().Tick(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	if n := msxSame(t, p, r, "d2"); n != benchPrefixes {
+		t.Fatalf("%d mappings", n)
+	}
+	ra, pa := msxAgreement(t, r), msxAgreement(t, p)
+	if ra.Stats.PageRetransmits < 1 || pa.Stats.BulkResent < 1 || ra.Stats.PullsDone != 1 || ra.Copy != benchPrefixes {
+		t.Fatalf("requester %+v\nprovider %+v", ra.Stats, pa.Stats)
+	}
+	t.Logf("%d pages, %d records; provider %d pages", ra.Stats.PagesIn, ra.Stats.RecordsIn, pa.Stats.BulkPages)
+}
+
+// TestMSXRequesterRestart: a requester stopped in the middle of a pull;
+// the one started in its place pulls the whole table and ends identical,
+// and the provider's state from the first stays bounded.
+func TestMSXRequesterRestart(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 20000, netip.AddrPort{}, nil)
+	pages := 0
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		if isBulkReply(b) {
+			pages++
+		}
+		return pages >= 10
+	})
+	r1 := msxRequester(t, clk, rl.addr(), nil)
+	msxWaitDrop(t, rl, p, r1)
+	a1 := msxAgreement(t, r1)
+	if a1.Complete || a1.Copy == 0 || a1.Copy >= 20000 {
+		t.Fatalf("first requester: %+v", a1)
+	}
+	r1.Close()
+	r2 := msxRequester(t, clk, p.Addr(), nil)
+	waitFor(t, 30*time.Second, "complete copy", func() bool { return msxAgreement(t, r2).Complete })
+	msxSame(t, p, r2, "d2")
+	if pa := msxAgreement(t, p); pa.SubscribedBy != 2 {
+		t.Fatalf("provider holds %d subscriptions", pa.SubscribedBy)
+	}
+}
+
+// msxAsk sends a plain Map-Request for eid to e and returns the answer's
+// first record (nil: none within a second).
+func msxAsk(t *testing.T, e *Engine, eid string) *wire.Record {
+	t.Helper()
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	a := netip.MustParseAddr(eid)
+	req := wire.MapRequest{Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+		Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(a)}}}
+	b, _ := req.Append(nil)
+	if _, err := cl.WriteToUDPAddrPort(b, e.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 9000)
+	cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := cl.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return nil
+	}
+	var rep wire.MapReply
+	if err := rep.Parse(buf[:n]); err != nil || len(rep.Records) == 0 {
+		t.Fatalf("answer: %v", err)
+	}
+	return &rep.Records[0]
+}
+
+func rlocOf(r *wire.Record) netip.Addr {
+	if r == nil || len(r.Locators) == 0 {
+		return netip.Addr{}
+	}
+	return r.Locators[0].Address.IP
+}
+
+// TestMSXSubscription: a registration, an RLOC change and a withdrawal on
+// the provider reach the requester's copy by notification; a lost
+// notification is sent again until acknowledged; a provider restart leads
+// to a new subscription and a resync by bulk; the requester answers
+// Map-Requests for the peer's EIDs from its copy with the owner's TTL; a
+// silent peer's copy ages out.
+func TestMSXSubscription(t *testing.T) {
+	clk := newFakeClock()
+	pl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paddr := pl.LocalAddr().(*net.UDPAddr).AddrPort()
+	pl.Close()
+	p := msxProvider(t, clk, 100, paddr, nil)
+	var dropNotify atomic.Bool
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		typ, _ := wire.PeekType(b)
+		return typ == wire.TypeMapNotify && dropNotify.CompareAndSwap(true, false)
+	})
+	r := msxRequester(t, clk, rl.addr(), func(a *slowpath.MSXAgreement) {
+		a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+	})
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+
+	// Answered from the copy, with the owner's TTL.
+	got := msxAsk(t, r, "10.0.0.5")
+	if got == nil || got.TTL != 1440 || rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer %+v", got)
+	}
+
+	// A new registration, an RLOC change, a withdrawal.
+	notified := func(what string, n uint64) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool { return msxAgreement(t, r).Stats.NotifiesIn >= n })
+		msxSame(t, p, r, "d2")
+	}
+	msxRegister(t, p, 100, 101, 1440, 1)
+	notified("registration", 1)
+	msxRegister(t, p, 5, 6, 1440, 9)
+	notified("RLOC change", 2)
+	if got := msxAsk(t, r, "10.0.1.77"); rlocOf(got) != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("after the RLOC change: %+v", got)
+	}
+	msxRegister(t, p, 7, 8, 0, 1)
+	notified("withdrawal", 3)
+
+	// A lost notification is sent again until acknowledged.
+	dropNotify.Store(true)
+	msxRegister(t, p, 8, 9, 1440, 5)
+	msxWaitDrop(t, rl, p, r)
+	clk.Add(1500 * time.Millisecond)
+	p.Core().Tick()
+	notified("retransmitted notification", 4)
+	if pa := msxAgreement(t, p); pa.Stats.NotifyRetransmits < 1 || pa.Stats.NotifyAcked < 4 {
+		t.Fatalf("provider %+v", pa.Stats)
+	}
+
+	// The provider restarts with another table: the renewal finds the
+	// subscription unknown, the requester subscribes again and resyncs.
+	p.Close()
+	p2 := msxProvider(t, clk, 50, paddr, nil)
+	clk.Add(25 * time.Second) // past a third of the 60 s lifetime
+	r.Core().Tick()
+	waitFor(t, 10*time.Second, "resync", func() bool {
+		a := msxAgreement(t, r)
+		return a.Stats.Resubscribes == 1 && a.Stats.PullsDone == 2 && a.Copy == 50
+	})
+	msxSame(t, p2, r, "d2")
+
+	// The peer goes silent: the copy ages out after peer_timeout (180 s),
+	// and the EID is answered negatively.
+	p2.Close()
+	for range 12 {
+		clk.Add(20 * time.Second)
+		r.Core().Tick()
+	}
+	a := msxAgreement(t, r)
+	if a.Copy != 0 || a.Stats.AgedOut != 1 {
+		t.Fatalf("after the silence: %+v", a)
+	}
+	// The peer's EID space stays known: asked again soon, not forwarded
+	// natively.
+	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 || got.Action != wire.ActionSendMapRequest {
+		t.Fatalf("aged copy answered %+v", got)
+	}
+}
+
+// TestMSXInvoke: in invoke mode a Map-Request for the peer's EIDs goes
+// straight to the peer's Map-Server, which answers the ITR.
+func TestMSXInvoke(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) {
+		a.Mode = slowpath.MSXModeInvoke
+		a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+	})
+	got := msxAsk(t, r, "10.0.0.5")
+	if rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer %+v", got)
+	}
+	if a := msxAgreement(t, r); a.Stats.Invoked != 1 || a.Copy != 0 {
+		t.Fatalf("%+v", a.Stats)
+	}
+}
+
+// TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes
+// wider than the agreement, replayed cookies and floods are refused,
+// bounded and counted.
+func TestMSXBadInput(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 2000, netip.AddrPort{}, func(a *slowpath.MSXAgreement) {
+		a.Filters = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/16")}}
+		a.Rate, a.Burst = 1, 20
+	})
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	buf := make([]byte, 65536)
+	ask := func(req *wire.MapBulkRequest, key string) *wire.MapBulkReply {
+		t.Helper()
+		b, err := req.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			if err := wire.SignSubscription(b, []byte(key)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := p.Stats().Msgs[wire.TypeSharedExtension].Received
+		cl.WriteToUDPAddrPort(b, p.Addr())
+		// Once the provider counted it, its handler has run and an answer,
+		// if any, was sent: on loopback it is queued at this socket by
+		// then, so the read below does not wait for it to be produced.
+		waitFor(t, 5*time.Second, "request handled", func() bool {
+			return p.Stats().Msgs[wire.TypeSharedExtension].Received > before
+		})
+		cl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, _, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return nil
+		}
+		var rep wire.MapBulkReply
+		if err := rep.Parse(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		return &rep
+	}
+	signed := func(cookie []byte) *wire.MapBulkRequest {
+		return &wire.MapBulkRequest{Nonce: newNonce(), All: true, Cookie: cookie, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false)}
+	}
+	// Unauthenticated: none, or the wrong key. No answer.
+	if ask(&wire.MapBulkRequest{Nonce: newNonce(), All: true}, "") != nil || ask(signed(nil), "wrong") != nil {
+		t.Fatal("unauthenticated request answered")
+	}
+	// Everything asked, a part allowed: clipped to 10.0.0.0/16.
+	first := ask(signed(nil), msxKey.Secret)
+	if first == nil || !first.More {
+		t.Fatalf("first page %+v", first)
+	}
+	for _, rec := range first.Records {
+		_, pfx, _ := rec.Prefix()
+		if !netip.MustParsePrefix("10.0.0.0/16").Contains(pfx.Addr()) {
+			t.Fatalf("%v outside the agreement", pfx)
+		}
+	}
+	// The cookie, used with one nonce, is refused with another (replay);
+	// a tampered cookie is refused.
+	req := signed(first.Cookie)
+	if ask(req, msxKey.Secret) == nil {
+		t.Fatal("next page not answered")
+	}
+	if ask(req, msxKey.Secret) == nil {
+		t.Fatal("next page not sent again for the same nonce")
+	}
+	if ask(signed(first.Cookie), msxKey.Secret) != nil {
+		t.Fatal("replayed cookie answered")
+	}
+	bad := bytes.Clone(first.Cookie)
+	bad[5] ^= 1
+	if ask(signed(bad), msxKey.Secret) != nil {
+		t.Fatal("forged cookie answered")
+	}
+	// An expired cookie.
+	second := ask(signed(nil), msxKey.Secret)
+	clk.Add(time.Minute)
+	if ask(signed(second.Cookie), msxKey.Secret) != nil {
+		t.Fatal("expired cookie answered")
+	}
+	// A flood: the agreement's rate (burst 20, 1/s) refuses the rest.
+	for range 40 {
+		ask(signed(nil), msxKey.Secret)
+	}
+	s := msxAgreement(t, p).Stats
+	if s.Unauthenticated != 2 || s.Clipped < 1 || s.CookieReplayed != 1 || s.CookieBad != 1 || s.CookieExpired != 1 ||
+		s.RateLimited < 20 || s.BulkResent != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// A subscription from outside every agreement is dropped.
+	other, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")))
+	if err != nil {
+		t.Skip("no 127.0.0.2")
+	}
+	defer other.Close()
+	sub := wire.MapSubscribe{Nonce: newNonce(), All: true, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false), Lifetime: 60}
+	b, _ := sub.Append(nil)
+	wire.SignSubscription(b, []byte(msxKey.Secret))
+	other.WriteToUDPAddrPort(b, p.Addr())
+	waitFor(t, 5*time.Second, "refused subscription", func() bool { return p.Stats().Msgs[15].Rejected > 0 })
+	if a := msxAgreement(t, p); a.SubscribedBy != 0 {
+		t.Fatalf("%d subscriptions", a.SubscribedBy)
+	}
+}
+
+// BenchmarkMSXBulk: a requester pulls a 100k-mapping table over loopback
+// (9000-byte pages), from its start to the complete copy.
+func BenchmarkMSXBulk(b *testing.B) {
+	clk := newFakeClock()
+	p := msxProvider(b, clk, benchPrefixes, netip.AddrPort{}, nil)
+	b.ResetTimer()
+	for range b.N {
+		r := msxRequester(b, clk, p.Addr(), nil)
+		waitFor(b, time.Minute, "complete copy", func() bool { return msxAgreement(b, r).Complete })
+		b.StopTimer()
+		if a := msxAgreement(b, r); a.Copy != benchPrefixes {
+			b.Fatalf("%d mappings", a.Copy)
+		}
+		r.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
+}
+
+// TestMSXPullAbandoned: the provider falls silent in the middle of a pull;
+// the page request gives up, and the next renewal starts the pull over,
+// which completes once the provider answers again.
+func TestMSXPullAbandoned(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	var silent atomic.Bool
+	pages := 0
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		if isBulkReply(b) {
+			pages++
+			if pages == 4 {
+				silent.Store(true)
+			}
+		}
+		return silent.Load()
+	})
+	r := msxRequester(t, clk, rl.addr(), nil)
+	msxWaitDrop(t, rl, p, r)
+	// Let the page request run out of tries (1+2+4+8+8 s), one step at a
+	// time, each retransmission reaching the relay before the next.
+	for i := range 6 {
+		before := rl.fromProv.Load()
+		clk.Add(9 * time.Second)
+		r.Core().Tick()
+		if i < 4 {
+			waitFor(t, 5*time.Second, "retransmitted page answered (and dropped)", func() bool { return rl.fromProv.Load() > before })
+		}
+	}
+	a := msxAgreement(t, r)
+	if a.Complete || a.Pulling || a.Stats.PullRestarts != 1 {
+		t.Fatalf("after the silence: %+v", a)
+	}
+	silent.Store(false)
+	clk.Add(20 * time.Second) // the renewal
+	r.Core().Tick()
+	waitFor(t, 10*time.Second, "pull started over and completed", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+}
+
+// TestMSXSubscriptionBound: the provider holds at most max_subscriptions
+// of a peer (then overloaded); a retransmitted Map-Subscribe gets the same
+// subscription, not a second; an unknown renewal is answered
+// unknown-subscription; a cancel frees the place.
+func TestMSXSubscriptionBound(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, func(a *slowpath.MSXAgreement) { a.MaxSubscriptions = 2 })
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	buf := make([]byte, 2048)
+	subscribe := func(n wire.Nonce, id, lifetime uint32) wire.MapSubscribeAck {
+		t.Helper()
+		sub := wire.MapSubscribe{Nonce: n, All: true, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false), SubscriptionID: id, Lifetime: lifetime}
+		b, _ := sub.Append(nil)
+		if err := wire.SignSubscription(b, []byte(msxKey.Secret)); err != nil {
+			t.Fatal(err)
+		}
+		cl.WriteToUDPAddrPort(b, p.Addr())
+		cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, _, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ack wire.MapSubscribeAck
+		if err := ack.Parse(buf[:k]); err != nil || wire.VerifySubscription(buf[:k], []byte(msxKey.Secret)) != nil || ack.Nonce != n {
+			t.Fatalf("ack %+v: %v", ack, err)
+		}
+		return ack
+	}
+	n1 := newNonce()
+	a1 := subscribe(n1, 0, 60)
+	if again := subscribe(n1, 0, 60); again.SubscriptionID != a1.SubscriptionID || a1.Status != wire.SubscribeAccepted {
+		t.Fatalf("retransmission: %+v then %+v", a1, again)
+	}
+	a2 := subscribe(newNonce(), 0, 60)
+	if a3 := subscribe(newNonce(), 0, 60); a2.Status != wire.SubscribeAccepted || a3.Status != wire.SubscribeOverloaded {
+		t.Fatalf("second %v, third %v", a2.Status, a3.Status)
+	}
+	if u := subscribe(newNonce(), 12345, 60); u.Status != wire.SubscribeUnknownID {
+		t.Fatalf("unknown renewal: %v", u.Status)
+	}
+	if c := subscribe(newNonce(), a2.SubscriptionID, 0); c.Status != wire.SubscribeAccepted || c.Lifetime != 0 {
+		t.Fatalf("cancel: %+v", c)
+	}
+	if a4 := subscribe(newNonce(), 0, 60); a4.Status != wire.SubscribeAccepted {
+		t.Fatalf("after the cancel: %v", a4.Status)
+	}
+	s := msxAgreement(t, p)
+	if s.SubscribedBy != 2 || s.Stats.Subscribed != 3 || s.Stats.Cancelled != 1 || s.Stats.SubUnknown != 1 || s.Stats.Overloaded != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// Lapsed: past the lifetime, the subscriptions are gone.
+	clk.Add(61 * time.Second)
+	p.Core().Tick()
+	if s := msxAgreement(t, p); s.SubscribedBy != 0 || s.Stats.SubExpired != 2 {
+		t.Fatalf("after the lifetime: %+v", s)
+	}
+}
+
+// TestMSXPullPaced: the requester asks for pages no faster than the
+// agreement's rate (the peer holds it to that rate too): after the burst
+// it waits for the clock.
+func TestMSXPullPaced(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) { a.Rate, a.Burst = 10, 5 })
+	// The first page, then the burst of 5.
+	waitFor(t, 10*time.Second, "the burst", func() bool { return msxAgreement(t, r).Stats.PagesIn == 6 })
+	if a := msxAgreement(t, r); a.Complete || !a.Pulling {
+		t.Fatalf("%+v", a)
+	}
+	for i := 0; i < 100 && !msxAgreement(t, r).Complete; i++ {
+		clk.Add(100 * time.Millisecond)
+		r.Core().Tick()
+		waitFor(t, 10*time.Second, "the next page", func() bool {
+			a := msxAgreement(t, r)
+			return a.Complete || a.Stats.PagesIn >= uint64(7+i)
+		})
+	}
+	msxSame(t, p, r, "d2")
+}

@@ -326,7 +326,7 @@ func (r *Router) statusData() statusData {
 	}
 	// The mapping system as this router sees it: a DDT node's delegations,
 	// the tree a DDT Map-Resolver has learned, an ALT router's neighbours
-	// and routes.
+	// and routes, the interconnect's agreements and peers.
 	var ms []render.Graph
 	if l, ok := r.DDTDelegations(); ok {
 		ms = append(ms, DDTDelegationsPicture(l))
@@ -336,6 +336,9 @@ func (r *Router) statusData() statusData {
 	}
 	if v, err := r.ALT(); err == nil {
 		ms = append(ms, ALTPicture(v))
+	}
+	if l, ok := r.MSXAgreements(); ok {
+		ms = append(ms, MSXPicture(l))
 	}
 	for _, g := range ms {
 		var b bytes.Buffer

@@ -63,6 +63,13 @@ func (r *recorder) route(p netip.Prefix) (Route, bool) {
 	return rt, ok
 }
 
+// seen is a copy of the handlers' log.
+func (r *recorder) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.log)
+}
+
 func (r *recorder) state(a netip.Addr) SessionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -114,7 +121,7 @@ func TestTwoSpeakers(t *testing.T) {
 	for _, p := range []netip.Prefix{p4, p6} {
 		testkit.WaitFor(t, "b's best path for "+p.String(), func() error {
 			if _, ok := rb.route(p); !ok {
-				return fmt.Errorf("not yet; b saw %v", rb.log)
+				return fmt.Errorf("not yet; b saw %v", rb.seen())
 			}
 			return nil
 		})
@@ -142,7 +149,7 @@ func TestTwoSpeakers(t *testing.T) {
 	}
 	testkit.WaitFor(t, "the withdrawal at b", func() error {
 		if _, ok := rb.route(p4); ok {
-			return fmt.Errorf("still there; b saw %v", rb.log)
+			return fmt.Errorf("still there; b saw %v", rb.seen())
 		}
 		return nil
 	})
@@ -238,7 +245,7 @@ func TestSummaryOnly(t *testing.T) {
 	testkit.WaitFor(t, "the aggregate and the outside prefix at b", func() error {
 		r, ok := rb.route(agg)
 		if _, ok2 := rb.route(outside); !ok || !ok2 {
-			return fmt.Errorf("b saw %v", rb.log)
+			return fmt.Errorf("b saw %v", rb.seen())
 		}
 		if !r.AtomicAggregate {
 			return fmt.Errorf("aggregate without ATOMIC_AGGREGATE: %+v", r)
@@ -248,7 +255,7 @@ func TestSummaryOnly(t *testing.T) {
 	// The session is up and b has the routes a sent with the aggregate's
 	// UPDATE; the specific was never among them.
 	if _, ok := rb.route(specific); ok {
-		t.Fatalf("b got the suppressed %v: %v", specific, rb.log)
+		t.Fatalf("b got the suppressed %v: %v", specific, rb.seen())
 	}
 	best, err := a.Best()
 	if err != nil || len(best) != 3 {

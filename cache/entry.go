@@ -98,6 +98,7 @@ const (
 	ReachEchoNonce                    // echo-nonce algorithm (RFC 9300 §10.1)
 	ReachLSB                          // locator-status-bits (RFC 9300 §10)
 	ReachRouting                      // underlay routing (no route to the RLOC)
+	ReachSolicit                      // R bit of a peer ITR's copy (Map-Solicit-Response, docs/solicit.md)
 )
 
 // RLOC is one locator of a mapping (RFC 9301 §5.4 Locator record).

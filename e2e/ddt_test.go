@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,16 @@ import (
 // resolution in the delegation skips the root; an unregistered EID and an
 // EID outside every delegation get negative replies (MS-NOT-REGISTERED,
 // DELEGATION-HOLE) that reach the ITR's map-cache; with the first child DDT
-// node killed, the resolver asks its sibling and still resolves.
+// node killed, the resolver asks its sibling and still resolves. Every
+// referral is signed and mr1 verifies them all; restarted with another
+// key, the first child's referrals are dropped (counted) and its sibling
+// answers. `lig --ddt` walks root -> node -> MS-ACK, and lig from an
+// ephemeral port gets the ETR's Map-Reply through mr1.
 func TestDDTLab(t *testing.T) {
-	n := newDDTLab(t)
+	dir := t.TempDir()
+	priv, pub := ddtKeyPair(t, dir, "tree")
+	n := newDDTLab(t, ddtSigned(priv, pub))
+	lig := buildTool(t, dir, "lig")
 
 	t.Run("ping three levels down, first packets held", func(t *testing.T) {
 		for _, p := range []struct {
@@ -65,12 +73,61 @@ func TestDDTLab(t *testing.T) {
 				t.Errorf("%s counters %v", mr, c)
 			}
 		}
+		// mr1 verified the signature of each of its 5 referrals (the
+		// root's, ddt-a1's two, ms1's and ms2's MS-ACKs).
+		if c := n.ddtReferrals("mr1").Counters; c["referrals_verified"] != 5 || c["referrals_bad_signature"] != 0 ||
+			c["referrals_unsigned"] != 0 {
+			t.Errorf("mr1 signature counters %v", c)
+		}
 		// One NODE-REFERRAL per domain from the root, the MS-REFERRALs from
 		// the child nodes; ddt-a2 was not needed.
 		for node, w := range map[string][2]uint64{"root": {2, 0}, "ddt-a1": {0, 2}, "ddt-a2": {0, 0}, "ddt-b": {0, 1}} {
 			if s := n.ddtNodeStats(node).Stats; s.NodeReferrals != w[0] || s.MSReferrals != w[1] {
 				t.Errorf("%s sent %d NODE-REFERRALs and %d MS-REFERRALs, want %v", node, s.NodeReferrals, s.MSReferrals, w)
 			}
+		}
+	})
+
+	t.Run("lig --ddt: root, node, MS-ACK", func(t *testing.T) {
+		out, err := n.lab.Exec("xtr1", lig, ddtH2.String(), "--ddt", "203.0.113.2")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("%s", out)
+		want := [][4]string{
+			{"1", "203.0.113.2:4342", "NODE-REFERRAL", "[0]10.1.0.0/16"},
+			{"2", "192.0.2.6:4342", "MS-REFERRAL", "[0]10.1.16.0/20"},
+			{"3", "192.0.2.18:4342", "MS-ACK", "[0]10.1.17.0/24"},
+		}
+		var hops [][4]string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 4 && f[0] >= "1" && f[0] <= "9" && strings.HasSuffix(f[1], ":4342") {
+				hops = append(hops, [4]string(f[:4]))
+				if !strings.Contains(line, "signed(tag") {
+					t.Errorf("hop not signed: %s", line)
+				}
+			}
+		}
+		if !slices.Equal(hops, want) {
+			t.Errorf("hops %q, want %q", hops, want)
+		}
+		if !strings.Contains(string(out), "Received Map-Reply from 192.0.2.26:4342") {
+			t.Errorf("no Map-Reply from xtr2 at the end of the trace")
+		}
+	})
+
+	t.Run("lig from an ephemeral port: the ETR's Map-Reply", func(t *testing.T) {
+		// Through mr1: the ETR (xtr2) answers the port lig asked from.
+		out, err := n.lab.Exec("xtr1", lig, "10.1.17.42", "--mr", "192.0.2.2")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("%s", out)
+		if s := string(out); !strings.Contains(s, "Received Map-Reply from 192.0.2.26:4342") ||
+			!strings.Contains(s, "[0]10.1.17.0/24") || !strings.Contains(s, "1 locator(s)") ||
+			strings.Contains(s, "Send Map-Request from 192.0.2.22:4342") {
+			t.Errorf("lig from an ephemeral port: no positive Map-Reply from xtr2")
 		}
 	})
 
@@ -135,5 +192,34 @@ func TestDDTLab(t *testing.T) {
 			t.Errorf("resolved in %v: ddt-a1 cannot have been asked first (a silent target is given a second)", r.RTT)
 		}
 		t.Logf("resolved through ddt-a2 in %v (ddt-a1 silent for its second)", r.RTT)
+	})
+
+	t.Run("wrongly signed referral: dropped, counted, the sibling answers", func(t *testing.T) {
+		// ddt-a1 comes back signing with a key mr1 does not hold.
+		wrong, _ := ddtKeyPair(t, dir, "wrong")
+		n.start("ddt-a1", ddtConfig(t, "ddt-a1", ddtSigned(wrong, pub)))
+		if err := n.flushReferrals("mr1"); err != nil {
+			t.Fatal(err)
+		}
+		before, a2 := n.ddtReferrals("mr1").Counters, n.ddtNodeStats("ddt-a2").Stats
+		r, err := c.Resolve(0, ddtH2, 5*time.Second)
+		if err != nil || r.Negative() || r.From.Addr() != netip.MustParseAddr("192.0.2.26") {
+			t.Fatalf("%v with ddt-a1 signing wrongly: %+v, %v", ddtH2, r, err)
+		}
+		after := n.ddtReferrals("mr1").Counters
+		if after["referrals_bad_signature"] < before["referrals_bad_signature"]+1 {
+			t.Errorf("no bad signature counted: before %v, after %v", before, after)
+		}
+		if s := n.ddtNodeStats("ddt-a1").Stats; s.MSReferrals < 1 || s.Signed < 1 {
+			t.Errorf("ddt-a1 did not answer: %+v", s)
+		}
+		if s := n.ddtNodeStats("ddt-a2").Stats; s.MSReferrals != a2.MSReferrals+1 {
+			t.Errorf("ddt-a2 sent %d MS-REFERRALs, want %d", s.MSReferrals, a2.MSReferrals+1)
+		}
+		if r.RTT < time.Second {
+			t.Errorf("resolved in %v: ddt-a1's dropped referral should have cost the retransmission interval", r.RTT)
+		}
+		t.Logf("resolved through ddt-a2 in %v (ddt-a1's referral dropped); mr1 %d bad signatures", r.RTT,
+			after["referrals_bad_signature"])
 	})
 }

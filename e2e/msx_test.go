@@ -66,6 +66,16 @@ func TestMSX(t *testing.T) {
 	if a := n.msxAgreement("msmr1"); a.Counters["answered"] < 1 {
 		t.Fatalf("msmr1 answered nothing from its copy: %v", a.Counters)
 	}
+	// The picture of msmr1's interconnect (rlocctl msx agreements -o
+	// svg, the status page): its agreement and the peer, heard from.
+	var l []router.MSXAgreementInfo
+	if err := n.get("msmr1", "/v1/msx/agreements", &l); err != nil {
+		t.Fatal(err)
+	}
+	if g := router.MSXPicture(l); len(g.Edges) != 2 || len(g.Nodes) != 3 || g.Nodes[2].Class != "leaf" ||
+		!strings.Contains(g.Nodes[1].Label, "copy: 2 mappings (complete)") {
+		t.Errorf("msmr1's interconnect picture: %+v", g)
+	}
 	if a := n.msxAgreement("msmr2"); a.Counters["answered"] < 1 {
 		t.Fatalf("msmr2 answered nothing from its copy: %v", a.Counters)
 	}

@@ -48,6 +48,9 @@ type Roles struct {
 	// DDTNode answers DDT Map-Requests with Map-Referrals for the
 	// delegations of section ddt (RFC 8111 §7.1, docs/ddt.md).
 	DDTNode bool
+	// ALT routes Map-Requests over a BGP overlay of GRE tunnels (RFC 6836,
+	// section alt, docs/alt.md).
+	ALT bool
 }
 
 // String lists the roles as the configuration file names them.
@@ -57,7 +60,7 @@ func (r Roles) String() string {
 		on   bool
 		name string
 	}{{r.ITR, "itr"}, {r.ETR, "etr"}, {r.PITR, "pitr"}, {r.PETR, "petr"}, {r.RTR, "rtr"},
-		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}} {
+		{r.MapServer, "map-server"}, {r.MapResolver, "map-resolver"}, {r.DDTNode, "ddt-node"}, {r.ALT, "alt"}} {
 		if x.on {
 			names = append(names, x.name)
 		}
@@ -67,7 +70,7 @@ func (r Roles) String() string {
 
 // any reports whether at least one role is set.
 func (r Roles) any() bool {
-	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode
+	return r.ITR || r.ETR || r.PITR || r.PETR || r.RTR || r.MapServer || r.MapResolver || r.DDTNode || r.ALT
 }
 
 // resolves reports whether the router sends Map-Requests for misses.
@@ -159,6 +162,9 @@ type ITROptions struct {
 	// LispSec asks for LISP-SEC on the ITR's lookups (RFC 9303,
 	// docs/lisp-sec.md).
 	LispSec LispSecOptions `mapstructure:"lisp_sec"`
+	// Solicit copies the map-caches of peer ITRs at start and answers
+	// theirs (docs/solicit.md).
+	Solicit slowpath.SolicitConfig `mapstructure:"solicit"`
 }
 
 // MapServerOptions tunes the Map-Server role.
@@ -305,6 +311,12 @@ type Config struct {
 	// DDT is the DDT node's authority and delegations (role ddt-node,
 	// docs/ddt.md).
 	DDT slowpath.DDTNodeConfig `mapstructure:"ddt"`
+	// ALT is the ALT router's tunnels, BGP and announcements (role alt,
+	// docs/alt.md).
+	ALT slowpath.ALTConfig `mapstructure:"alt"`
+	// Discovery is OSPF discovery of Map-Resolvers and Map-Servers
+	// (docs/discovery.md).
+	Discovery slowpath.DiscoveryConfig `mapstructure:"discovery"`
 	// MSX is the mapping-system interconnect: agreements with peer
 	// mapping systems (roles map-server and/or map-resolver,
 	// docs/interconnect.md). Empty: no interconnect.
@@ -362,8 +374,8 @@ func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateRoles, c.validateRLOCs, c.validateInterfaces, c.validateXDP, c.validateRoleSections,
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
-		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec,
-		c.validateDDT, c.validateMSX,
+		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
+		c.validateDDT, c.validateALT, c.validateDiscovery, c.validateMSX,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -517,7 +529,7 @@ func (c *Config) validateRoleSections() error {
 		return errors.New("database: the etr role needs database mappings")
 	case !c.Roles.ETR && len(c.MapServers) > 0 && len(c.Multicast.Trees) == 0:
 		return errors.New("map_servers: only the etr role (or an rtr with multicast.trees) registers with Map-Servers")
-	case c.Roles.resolves() && len(c.MapResolvers) == 0:
+	case c.Roles.resolves() && len(c.MapResolvers) == 0 && !c.Discovery.MapResolvers:
 		return errors.New("map_resolvers: the itr/pitr/rtr roles need a Map-Resolver")
 	case c.Roles.MapServer && len(c.Sites) == 0:
 		return errors.New("sites: the map-server role needs sites")
@@ -538,6 +550,7 @@ func (c *Config) validateRoleSections() error {
 		{"map_server", c.MapServer, c.Roles.MapServer, "the map-server role"},
 		{"map_resolver", c.MapResolver, c.Roles.MapResolver, "the map-resolver role"},
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
+		{"alt", c.ALT, c.Roles.ALT, "the alt role"},
 		{"msx", c.MSX, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
@@ -773,11 +786,15 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		ec.ITR = &slowpath.ITRConfig{MapResolvers: c.MapResolvers, ITRRLOCs: c.RLOCs,
 			ProbeInterval: c.ITR.ProbeInterval, ProbeMisses: c.ITR.ProbeMisses,
 			RetransmitInterval: c.ITR.RetransmitInterval, MaxTries: c.ITR.MaxTries, Subscribe: c.subscribeConfig(),
-			ReplySources: c.replySources(), LispSec: c.lispSecConfig()}
+			ReplySources: c.replySources(), LispSec: c.lispSecConfig(), Solicit: c.solicitConfig()}
 	}
 	if c.Roles.DDTNode {
 		d := c.DDT
 		ec.DDT = &d
+	}
+	if c.Roles.ALT {
+		a := c.ALT
+		ec.ALT = &a
 	}
 	if len(c.MSX.Agreements) > 0 && (ec.MapServer != nil || ec.MapResolver != nil) {
 		x := c.MSX
@@ -788,7 +805,8 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		return ec, err
 	}
 	ec.Multicast = mc
-	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil {
+	c.applyDiscovery(&ec)
+	if ec.MapServer == nil && ec.MapResolver == nil && ec.ETR == nil && ec.ITR == nil && ec.DDT == nil && ec.ALT == nil {
 		return ec, nil // a pure PETR: no control role
 	}
 	return ec, ec.Validate()

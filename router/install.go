@@ -40,9 +40,13 @@ func (in installer) Install(m *slowpath.Resolved) {
 		MapVersion:    m.MapVersion,
 		Authoritative: m.Authoritative,
 	}
+	src := cache.ReachMapReply
+	if m.Solicited {
+		src = cache.ReachSolicit
+	}
 	for _, l := range m.RLOCs {
 		u.RLOCs = append(u.RLOCs, cache.RLOC{Addr: l.Addr.Unmap(), Priority: l.Priority, Weight: l.Weight,
-			MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable, Source: cache.ReachMapReply})
+			MPriority: l.MPriority, MWeight: l.MWeight, Reachable: l.Reachable, Source: src})
 	}
 	if len(u.RLOCs) == 0 {
 		in.InstallNegative(m.EIDPrefix, m.TTL, wire.ActionNativelyForward)

@@ -40,6 +40,7 @@ import (
 //	GET    /v1/msx/agreements                the interconnect agreements, state and counters (MSXAgreementInfo)
 //	GET    /v1/ddt/referrals                 a DDT Map-Resolver's roots, referral cache, counters (DDTResolverInfo)
 //	GET    /v1/ddt/pending                   a DDT Map-Resolver's resolutions in progress (DDTPendingList)
+//	GET    /v1/alt                           an ALT router's neighbours, sessions, ALT table, counters (ALTView)
 //	GET    /v1/stats                         counters (Stats)
 //	GET    /v1/events                        event stream, one JSON Event per line
 
@@ -141,10 +142,14 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("DELETE /v1/database", r.apiDatabaseDelete)
 	mux.HandleFunc("GET /v1/registrations", r.apiRegistrations)
 	mux.HandleFunc("GET /v1/subscriptions", r.apiSubscriptions)
+	mux.HandleFunc("GET /v1/solicit", r.apiSolicit)
 	mux.HandleFunc("GET /v1/ddt/delegations", r.apiDDTDelegations)
 	mux.HandleFunc("GET /v1/ddt/referrals", ddtResolverAPI(r.DDTReferrals))
 	mux.HandleFunc("DELETE /v1/ddt/referrals", r.apiDDTReferralsFlush)
 	mux.HandleFunc("GET /v1/ddt/pending", ddtResolverAPI(r.DDTPending))
+	mux.HandleFunc("GET /v1/alt", r.handleALT)
+	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
+	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
 	mux.HandleFunc("GET /v1/msx/agreements", r.apiMSXAgreements)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
@@ -207,6 +212,8 @@ func reachSource(s cache.ReachSource) string {
 		return "lsb"
 	case cache.ReachRouting:
 		return "routing"
+	case cache.ReachSolicit:
+		return "solicit"
 	}
 	return ""
 }

@@ -113,6 +113,12 @@ func (c *Config) Privileges(lastCap int) Privileges {
 			p.Running |= Caps(CapNetRaw)
 		}
 	}
+	if c.Roles.ALT {
+		// The ALT's GRE (docs/alt.md): a TUN with its addresses
+		// (CAP_NET_ADMIN), a raw socket of protocol 47 (CAP_NET_RAW); BGP
+		// listens on TCP 179. All are opened during Start.
+		p.StartUp |= Caps(CapNetAdmin, CapNetRaw, CapNetBindService)
+	}
 	for _, ap := range c.Control.Listen {
 		if ap.Port() != 0 && ap.Port() < 1024 {
 			p.StartUp |= Caps(CapNetBindService)

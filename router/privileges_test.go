@@ -23,6 +23,8 @@ func TestPrivileges(t *testing.T) {
 	highMetrics.Metrics.Listen = "127.0.0.1:9100"
 	status := ms
 	status.Status.Listen = "127.0.0.1:443"
+	alt := ms
+	alt.Roles.ALT = true
 	for _, tc := range []struct {
 		name             string
 		cfg              Config
@@ -37,6 +39,7 @@ func TestPrivileges(t *testing.T) {
 		{"metrics on a low port", metrics, 40, "cap_net_bind_service", ""},
 		{"metrics on a high port", highMetrics, 40, "", ""},
 		{"status page on a low port", status, 40, "cap_net_bind_service", ""},
+		{"alt", alt, 40, "cap_net_bind_service,cap_net_admin,cap_net_raw", ""},
 	} {
 		p := tc.cfg.Privileges(tc.lastCap)
 		if p.StartUp.String() != tc.startUp || p.Running.String() != tc.running {

@@ -153,7 +153,7 @@ func (r *Router) start() error {
 	if err != nil {
 		return err
 	}
-	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil || ec.DDT != nil {
+	if ec.MapServer != nil || ec.MapResolver != nil || ec.ETR != nil || ec.ITR != nil || ec.DDT != nil || ec.ALT != nil {
 		ec.Logger = r.log.With("component", "slowpath")
 		ec.Events = r.onEngineEvent
 		if err := r.mcastOpen(&ec); err != nil {

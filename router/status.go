@@ -325,13 +325,20 @@ func (r *Router) statusData() statusData {
 		}
 	}
 	// The mapping system as this router sees it: a DDT node's delegations,
-	// the tree a DDT Map-Resolver has learned.
+	// the tree a DDT Map-Resolver has learned, an ALT router's neighbours
+	// and routes, the interconnect's agreements and peers.
 	var ms []render.Graph
 	if l, ok := r.DDTDelegations(); ok {
 		ms = append(ms, DDTDelegationsPicture(l))
 	}
 	if l, ok := r.DDTReferrals(); ok {
 		ms = append(ms, DDTReferralsPicture(l))
+	}
+	if v, err := r.ALT(); err == nil {
+		ms = append(ms, ALTPicture(v))
+	}
+	if l, ok := r.MSXAgreements(); ok {
+		ms = append(ms, MSXPicture(l))
 	}
 	for _, g := range ms {
 		var b bytes.Buffer

@@ -9,12 +9,14 @@ want=("$@")
 declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clang [llvm-strip]=llvm [tcpdump]=tcpdump [dumpcap]=tshark
   [tcpreplay]=tcpreplay [scapy]=python3-scapy
   [promtool]=prometheus [systemd-analyze]=systemd [dpkg-deb]=dpkg
-  [chromium]=chromium [dot]=graphviz)
+  [chromium]=chromium [dot]=graphviz [bgpd]=frr [vtysh]=frr
+  [ospfd]=frr [zebra]=frr)
 # have TOOL: whether it is installed. python3-scapy installs for Debian's
 # python3, which a pyenv or venv python3 first on PATH does not see.
 have() {
   case "$1" in
     scapy) /usr/bin/python3 -c 'import scapy' 2>/dev/null || python3 -c 'import scapy' 2>/dev/null ;;
+    bgpd|ospfd|zebra) [ -x "/usr/lib/frr/$1" ] ;; # FRR's daemons live off PATH
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

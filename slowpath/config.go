@@ -43,6 +43,11 @@ type Config struct {
 	// MSX enables the mapping-system interconnect role (msx_config.go,
 	// docs/interconnect.md); it needs a Map-Server or a Map-Resolver.
 	MSX *MSXConfig
+	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
+	ALT *ALTConfig
+	// Discovery enables OSPF discovery of Map-Resolvers and Map-Servers
+	// (discovery_config.go, docs/discovery.md).
+	Discovery *DiscoveryConfig
 }
 
 // RateLimitConfig bounds the control messages the router takes in, so
@@ -632,6 +637,9 @@ type ITRConfig struct {
 	// MapResolvers are tried in order; the next is used when one does not
 	// answer.
 	MapResolvers []netip.AddrPort
+	// Discover allows MapResolvers to be empty: the Map-Resolvers come
+	// from discovery (DiscoveryConfig.MapResolvers, ITR.SetDiscovered).
+	Discover bool
 	// ReplySources are the addresses besides the Map-Resolvers that a
 	// Map-Reply may come from without being one of its own locators:
 	// Map-Servers that proxy-reply (the router's own Map-Servers and
@@ -666,6 +674,9 @@ type ITRConfig struct {
 	// LispSec, when set, asks for LISP-SEC (RFC 9303) on the ITR's
 	// Map-Requests (docs/lisp-sec.md); nil asks for none.
 	LispSec *LispSecConfig
+	// Solicit, when set, exchanges map-caches with peer ITRs
+	// (solicit_config.go, docs/solicit.md); nil does not.
+	Solicit *SolicitConfig
 }
 
 // LispSecMode is how an ITR uses LISP-SEC (RFC 9303).
@@ -805,7 +816,7 @@ func (c *Config) validate() error {
 	if err := c.RateLimit.Validate("rate_limit"); err != nil {
 		return err
 	}
-	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil {
+	if c.MapServer == nil && c.MapResolver == nil && c.ETR == nil && c.ITR == nil && c.Multicast == nil && c.DDT == nil && c.ALT == nil {
 		return errors.New("roles: no role configured")
 	}
 	if ms := c.MapServer; ms != nil {
@@ -835,6 +846,16 @@ func (c *Config) validate() error {
 	}
 	if d := c.DDT; d != nil {
 		if err := d.Validate("ddt"); err != nil {
+			return err
+		}
+	}
+	if a := c.ALT; a != nil {
+		if err := a.Validate("alt"); err != nil {
+			return err
+		}
+	}
+	if d := c.Discovery; d != nil {
+		if err := d.Validate("discovery"); err != nil {
 			return err
 		}
 	}
@@ -947,7 +968,7 @@ func (e *ETRConfig) validate(path string) error {
 
 // validate checks the ITR role configured under path.
 func (it *ITRConfig) validate(path string) error {
-	if len(it.MapResolvers) == 0 {
+	if len(it.MapResolvers) == 0 && !it.Discover {
 		return fmt.Errorf("%s.map_resolvers: no Map-Resolver", path)
 	}
 	for i, a := range it.MapResolvers {
@@ -969,6 +990,11 @@ func (it *ITRConfig) validate(path string) error {
 	}
 	if it.LispSec != nil {
 		if err := it.LispSec.validate(path+".lisp_sec", it.MapResolvers); err != nil {
+			return err
+		}
+	}
+	if it.Solicit != nil {
+		if err := it.Solicit.Validate(path + ".solicit"); err != nil {
 			return err
 		}
 	}
@@ -1050,11 +1076,19 @@ func (c Config) WithDefaults() Config {
 			}
 			it.Subscribe = &sub
 		}
+		if it.Solicit != nil {
+			sol := it.Solicit.WithDefaults()
+			it.Solicit = &sol
+		}
 		c.ITR = &it
 	}
 	if c.DDT != nil {
 		d := c.DDT.WithDefaults()
 		c.DDT = &d
+	}
+	if c.ALT != nil {
+		a := c.ALT.WithDefaults()
+		c.ALT = &a
 	}
 	if c.MSX != nil {
 		x := c.MSX.WithDefaults()

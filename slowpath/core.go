@@ -420,6 +420,7 @@ func (c *Core) loop() {
 	for _, f := range c.onStart {
 		f()
 	}
+	c.flush() // what the start hooks sent leaves now, not with the first event
 	for {
 		var tc <-chan time.Time
 		if at, ok := c.timers.next(); ok && !c.manual {

@@ -42,6 +42,9 @@ type Resolved struct {
 	// Record is the whole record, LCAF locators (RLE, ELP) included. It is
 	// only valid during the Install call.
 	Record *wire.Record
+	// Solicited marks a copy from a peer ITR's map-cache (Map-Solicit-
+	// Response, docs/solicit.md) rather than a mapping-system answer.
+	Solicited bool
 }
 
 // Installer receives what the ITR learns; the daemon wires it to the

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // This file holds the mapping-system interconnect messages of LISP-MSX
@@ -434,11 +435,7 @@ func (m *MapSubscribeAck) Parse(b []byte) error {
 // Map-Bulk-Reply with the S bit, with key, over the whole message with the
 // data zeroed, as for Map-Register (RFC 9301 §5.6).
 func SignSubscription(msg, key []byte) error {
-	off, n, alg, err := subscriptionAuth(msg)
-	if err != nil {
-		return err
-	}
-	return SignAuth(msg, off, n, alg, key)
+	return msxSign(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck, SubTypeMapBulkRequest, SubTypeMapBulkReply)
 }
 
 // VerifySubscription checks the authentication data of an encoded
@@ -446,26 +443,38 @@ func SignSubscription(msg, key []byte) error {
 // Map-Bulk-Reply with the S bit, against key; an unauthenticated message
 // (algorithm 0, or a bulk message without the S bit) fails with ErrAuth.
 func VerifySubscription(msg, key []byte) error {
-	off, n, alg, err := subscriptionAuth(msg)
+	return msxVerify(msg, key, SubTypeMapSubscribe, SubTypeMapSubscribeAck, SubTypeMapBulkRequest, SubTypeMapBulkReply)
+}
+
+// msxSign signs msg, an interconnect message of one of the sub-types sts
+// whose authentication field follows the nonce, with key.
+func msxSign(msg, key []byte, sts ...SharedSubType) error {
+	off, n, alg, err := msxAuth(msg, sts)
+	if err != nil {
+		return err
+	}
+	return SignAuth(msg, off, n, alg, key)
+}
+
+// msxVerify checks the authentication data of msg as msxSign wrote it.
+func msxVerify(msg, key []byte, sts ...SharedSubType) error {
+	off, n, alg, err := msxAuth(msg, sts)
 	if err != nil {
 		return err
 	}
 	return VerifyAuth(msg, off, n, alg, key)
 }
 
-func subscriptionAuth(msg []byte) (off, n int, alg AuthAlg, err error) {
+func msxAuth(msg []byte, sts []SharedSubType) (off, n int, alg AuthAlg, err error) {
 	st, err := PeekSharedSubType(msg)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	switch st {
-	case SubTypeMapSubscribe, SubTypeMapSubscribeAck:
-	case SubTypeMapBulkRequest, SubTypeMapBulkReply:
-		if len(msg) < msxHeaderLen || msg[2]&msxFlagSigned == 0 {
-			return 0, 0, 0, fmt.Errorf("%w: %v without the S bit carries no authentication field", ErrAuth, st)
-		}
-	default:
-		return 0, 0, 0, fmt.Errorf("%w: %v carries no authentication field", ErrBadType, st)
+	if !slices.Contains(sts, st) {
+		return 0, 0, 0, fmt.Errorf("%w: %v carries no authentication field here", ErrBadType, st)
+	}
+	if (st == SubTypeMapBulkRequest || st == SubTypeMapBulkReply) && (len(msg) < msxHeaderLen || msg[2]&msxFlagSigned == 0) {
+		return 0, 0, 0, fmt.Errorf("%w: %v without the S bit carries no authentication field", ErrAuth, st)
 	}
 	return locateAuthData(msg, msxHeaderLen)
 }
@@ -675,6 +684,10 @@ type MapSolicitRequest struct {
 	Nonce Nonce
 	// All is the A bit: the whole map-cache; Scope must then be empty.
 	All bool
+	// Auth authenticates the request with the key the two peer ITRs share
+	// (the Map-Register authentication field, RFC 9301 §5.6); see
+	// SignSolicit.
+	Auth Auth
 	// MaxRecords bounds the records per response page; 0 lets the peer choose.
 	MaxRecords uint16
 	// Requester is the RLOC the responses go to.
@@ -688,14 +701,15 @@ type MapSolicitRequest struct {
 
 // Len returns the encoded length of the message.
 func (m *MapSolicitRequest) Len() int {
-	n := msxHeaderLen + 4 + m.Requester.Len() + len(m.Cookie)
+	n := msxHeaderLen + m.Auth.Len() + 4 + m.Requester.Len() + len(m.Cookie)
 	for i := range m.Scope {
 		n += m.Scope[i].Len()
 	}
 	return n
 }
 
-// Append appends the message to b.
+// Append appends the message to b with the authentication data zeroed;
+// SignSolicit then fills it in.
 func (m *MapSolicitRequest) Append(b []byte) ([]byte, error) {
 	if err := msxCheckScope(m.All, len(m.Scope), SubTypeMapSolicitRequest); err != nil {
 		return b, err
@@ -704,11 +718,15 @@ func (m *MapSolicitRequest) Append(b []byte) ([]byte, error) {
 	if m.All {
 		f |= msxFlagAll
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapSolicitRequest, f, byte(len(m.Scope)), &m.Nonce)
-	b = binary.BigEndian.AppendUint16(b, m.MaxRecords)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err := m.Auth.append(b)
 	if err != nil {
-		return b, err
+		return b[:start], fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	b = binary.BigEndian.AppendUint16(b, m.MaxRecords)
+	if b, err = msxAppendCookie(b, m.Cookie); err != nil {
+		return b[:start], err
 	}
 	if b, err = m.Requester.Append(b); err != nil {
 		return b, fmt.Errorf("Map-Solicit-Request requester: %w", err)
@@ -725,13 +743,21 @@ func (m *MapSolicitRequest) Parse(b []byte) error {
 	}
 	m.Nonce, m.All = nonce, f&msxFlagAll != 0
 	off := msxHeaderLen
+	n, err := m.Auth.parse(b[off:])
+	if err != nil {
+		return fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Map-Solicit-Request: %w", err)
+	}
+	off += n
 	if len(b)-off < 4 {
 		return fmt.Errorf("%w: Map-Solicit-Request fixed fields", ErrTruncated)
 	}
 	m.MaxRecords = binary.BigEndian.Uint16(b[off:])
 	clen := int(binary.BigEndian.Uint16(b[off+2:]))
 	off += 4
-	n, err := m.Requester.Parse(b[off:])
+	n, err = m.Requester.Parse(b[off:])
 	if err != nil {
 		return fmt.Errorf("Map-Solicit-Request requester: %w", err)
 	}
@@ -758,6 +784,9 @@ type MapSolicitResponse struct {
 	Nonce Nonce
 	// More is the M bit: further pages follow; Cookie then fetches the next.
 	More bool
+	// Auth authenticates the page with the key the two peer ITRs share
+	// (RFC 9301 §5.6 field); see SignSolicit.
+	Auth Auth
 	// Responder is the RLOC of the answering ITR.
 	Responder Address
 	// Cookie is the continuation state for the next request; required when
@@ -770,14 +799,15 @@ type MapSolicitResponse struct {
 
 // Len returns the encoded length of the message.
 func (m *MapSolicitResponse) Len() int {
-	n := msxHeaderLen + 2 + m.Responder.Len() + len(m.Cookie)
+	n := msxHeaderLen + m.Auth.Len() + 2 + m.Responder.Len() + len(m.Cookie)
 	for i := range m.Records {
 		n += m.Records[i].Len()
 	}
 	return n
 }
 
-// Append appends the message to b.
+// Append appends the message to b with the authentication data zeroed;
+// SignSolicit then fills it in.
 func (m *MapSolicitResponse) Append(b []byte) ([]byte, error) {
 	if err := msxCheckPage(m.More, len(m.Cookie), len(m.Records), SubTypeMapSolicitResponse); err != nil {
 		return b, err
@@ -786,10 +816,14 @@ func (m *MapSolicitResponse) Append(b []byte) ([]byte, error) {
 	if m.More {
 		f |= msxFlagMore
 	}
+	start := len(b)
 	b = msxAppendHeader(b, SubTypeMapSolicitResponse, f, byte(len(m.Records)), &m.Nonce)
-	b, err := msxAppendCookie(b, m.Cookie)
+	b, err := m.Auth.append(b)
 	if err != nil {
-		return b, err
+		return b[:start], fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	if b, err = msxAppendCookie(b, m.Cookie); err != nil {
+		return b[:start], err
 	}
 	if b, err = m.Responder.Append(b); err != nil {
 		return b, fmt.Errorf("Map-Solicit-Response responder: %w", err)
@@ -806,12 +840,20 @@ func (m *MapSolicitResponse) Parse(b []byte) error {
 	}
 	m.Nonce, m.More = nonce, f&msxFlagMore != 0
 	off := msxHeaderLen
+	n, err := m.Auth.parse(b[off:])
+	if err != nil {
+		return fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	if err := checkParsedAuth(&m.Auth); err != nil {
+		return fmt.Errorf("Map-Solicit-Response: %w", err)
+	}
+	off += n
 	if len(b)-off < 2 {
 		return fmt.Errorf("%w: Map-Solicit-Response cookie length", ErrTruncated)
 	}
 	clen := int(binary.BigEndian.Uint16(b[off:]))
 	off += 2
-	n, err := m.Responder.Parse(b[off:])
+	n, err = m.Responder.Parse(b[off:])
 	if err != nil {
 		return fmt.Errorf("Map-Solicit-Response responder: %w", err)
 	}

@@ -76,28 +76,30 @@ var goldenMapBulkReply = []byte{
 	0xff, 0x00, 0x00, 0x01, 0x00, 0x01, 0xc0, 0x00, 0x02, 0x01,
 }
 
-// Map-Solicit-Request for the whole map-cache (A), at most 32 records per
-// page, no cookie, requester 2001:db8::1.
+// Map-Solicit-Request for the whole map-cache (A), no authentication (the
+// field with algorithm 0 and no data), at most 32 records per page, no
+// cookie, requester 2001:db8::1.
 //
-//	0000  ff f4 80 00 41 42 43 44  45 46 47 48 00 20 00 00   sub-type 4084, A, max 32, no cookie
-//	0010  00 02 20 01 0d b8 00 00  00 00 00 00 00 00 00 00   requester AFI 2
-//	0020  00 01
+//	0000  ff f4 80 00 41 42 43 44  45 46 47 48 00 00 00 00   sub-type 4084, A, nonce, no auth
+//	0010  00 20 00 00 00 02 20 01  0d b8 00 00 00 00 00 00   max 32, no cookie, requester AFI 2
+//	0020  00 00 00 00 00 01
 var goldenMapSolicitRequest = []byte{
-	0xff, 0xf4, 0x80, 0x00, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x00, 0x20, 0x00, 0x00,
-	0x00, 0x02, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x00, 0x01,
+	0xff, 0xf4, 0x80, 0x00, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x20, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
 }
 
-// Map-Solicit-Response: last page, responder 192.0.2.99, one negative
-// map-cache entry 198.51.100.0/24, 15 minutes left, action drop.
+// Map-Solicit-Response: last page, no authentication, responder
+// 192.0.2.99, one negative map-cache entry 198.51.100.0/24, 15 minutes left,
+// action drop.
 //
-//	0000  ff f5 00 01 41 42 43 44  45 46 47 48 00 00 00 01   sub-type 4085, 1 record, no cookie
-//	0010  c0 00 02 63 00 00 00 0f  00 18 60 00 00 00 00 01   responder, TTL 15, 0 locs, /24, drop
-//	0020  c6 33 64 00
+//	0000  ff f5 00 01 41 42 43 44  45 46 47 48 00 00 00 00   sub-type 4085, 1 record, nonce, no auth
+//	0010  00 00 00 01 c0 00 02 63  00 00 00 0f 00 18 60 00   no cookie, responder, TTL 15, 0 locs, /24, drop
+//	0020  00 00 00 01 c6 33 64 00
 var goldenMapSolicitResponse = []byte{
-	0xff, 0xf5, 0x00, 0x01, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x00, 0x00, 0x00, 0x01,
-	0xc0, 0x00, 0x02, 0x63, 0x00, 0x00, 0x00, 0x0f, 0x00, 0x18, 0x60, 0x00, 0x00, 0x00, 0x00, 0x01,
-	0xc6, 0x33, 0x64, 0x00,
+	0xff, 0xf5, 0x00, 0x01, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x01, 0xc0, 0x00, 0x02, 0x63, 0x00, 0x00, 0x00, 0x0f, 0x00, 0x18, 0x60, 0x00,
+	0x00, 0x00, 0x00, 0x01, 0xc6, 0x33, 0x64, 0x00,
 }
 
 var (
@@ -197,7 +199,8 @@ func TestInterconnectBad(t *testing.T) {
 		{"bulk reply locator count 255", &brep, msg2Patched(goldenMapBulkReply, 22, 255), ErrTruncated},
 		{"bulk reply cookie length 0x0104", &brep, msg2Patched(goldenMapBulkReply, 12, 1), ErrTruncated},
 		{"solicit request scope count 1", &sreq, msg2Patched(goldenMapSolicitRequest, 3, 1), ErrTruncated},
-		{"solicit request bad requester AFI", &sreq, msg2Patched(goldenMapSolicitRequest, 17, 9), ErrBadAFI},
+		{"solicit request bad requester AFI", &sreq, msg2Patched(goldenMapSolicitRequest, 21, 9), ErrBadAFI},
+		{"solicit request auth length 5", &sreq, msg2Patched(goldenMapSolicitRequest, 15, 5), ErrBadValue},
 		{"solicit response record count 255", &sresp, msg2Patched(goldenMapSolicitResponse, 3, 255), ErrTruncated},
 		{"solicit response more without cookie", &sresp, msg2Patched(goldenMapSolicitResponse, 2, 0x80), ErrBadValue},
 		{"not type 15", &sub, goldenMapReferral, ErrBadType},

@@ -36,11 +36,9 @@ type Client struct {
 // unspecified local address means the one the kernel picks to reach mr,
 // port 0 an ephemeral port. The local address is the requests' ITR-RLOC.
 //
-// Through rloc's DDT Map-Resolver the ETR answers the ITR-RLOC at the
-// resolver's own port (4342; it puts that port in the ECMs it sends down
-// the tree), so a client measuring DDT resolutions must have port 4342: in
-// an xTR's namespace, on an address of its own that the xTR's rlocd does not
-// listen on (configs/lab/ddt.yaml).
+// Any port works through a DDT Map-Resolver too: it keeps the ITR's inner
+// source port in the ECMs it sends down the tree (RFC 8111 §7.3), so the
+// ETR answers the client's own port.
 func Dial(mr, local netip.AddrPort) (*Client, error) {
 	if !mr.IsValid() {
 		return nil, errors.New("resolve: no Map-Resolver address")

@@ -174,15 +174,17 @@ func TestMcastTreeDot(t *testing.T) {
 }
 
 // TestPictureFormats: dot and svg are formats of the picture commands
-// (mcast tree, ddt delegations, ddt referrals) only; -o
+// (mcast tree, ddt delegations, ddt referrals, alt, msx agreements) only; -o
 // completes with them there.
 func TestPictureFormats(t *testing.T) {
 	sock := startTreeAPI(t)
 	if _, err := ctl(t, sock, "stats", "-o", "svg"); err == nil || !strings.Contains(err.Error(), "want -o table, -o json or -o yaml") {
 		t.Errorf("stats -o svg: %v", err)
 	}
-	if _, err := ctl(t, sock, "mcast", "tree", "-o", "png"); err == nil || !strings.Contains(err.Error(), "want -o table, json, yaml or dot, svg") {
-		t.Errorf("mcast tree -o png: %v", err)
+	for _, args := range [][]string{{"mcast", "tree"}, {"ddt", "delegations"}, {"ddt", "referrals"}, {"alt"}, {"msx", "agreements"}} {
+		if _, err := ctl(t, sock, append(args, "-o", "png")...); err == nil || !strings.Contains(err.Error(), "want -o table, json, yaml or dot, svg") {
+			t.Errorf("%s -o png: %v", strings.Join(args, " "), err)
+		}
 	}
 	if out := mustCtl(t, sock, "mcast", "tree"); !strings.Contains(out, "(10.1.1.1/32, 232.1.1.1/32) iid 0: itr\n\n(*, 239.1.1.1/32) iid 7: map-server\n") {
 		t.Errorf("mcast tree as text:\n%s", out)

@@ -29,11 +29,20 @@ peer's Map-Server; none: only serve the peer), the primitives allowed, the
 filters shared with the peer and the peer's prefixes asked for, the rate
 limit, the key's ID and algorithm (never its secret); then the state: our
 subscription at the peer, the peer's subscriptions here, the size of the copy
-and whether a bulk transfer completed, and the counters of both sides.`,
-		Example: "  rlocctl msx agreements\n  rlocctl msx agreements -o json",
-		Args:    cobra.NoArgs,
+and whether a bulk transfer completed, and the counters of both sides.
+
+-o dot prints the interconnect as Graphviz input, -o svg draws it: this
+mapping system, a box per agreement, and the peer's addresses (dashed while
+the peer has sent nothing authenticated).`,
+		Example:     "  rlocctl msx agreements\n  rlocctl msx agreements -o json\n  rlocctl msx agreements -o svg > interconnect.svg",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{formatsAnnotation: fmtDot + " " + fmtSVG},
 		RunE: func(*cobra.Command, []string) error {
-			return list(o, "msx agreements", "/v1/msx/agreements", printMSXAgreements)
+			return list(o, "msx agreements", "/v1/msx/agreements", func(w io.Writer, l []router.MSXAgreementInfo) {
+				if !o.picture(w, "msx agreements", router.MSXPicture(l)) {
+					printMSXAgreements(w, l)
+				}
+			})
 		},
 	}
 	addWatch(ags, o)

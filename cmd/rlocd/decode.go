@@ -249,10 +249,12 @@ func parseRoles(data any) (router.Roles, error) {
 			r.MapServer = true
 		case "map-resolver", "mr":
 			r.MapResolver = true
+		case "alt":
+			r.ALT = true
 		case "ddt-node", "ddt":
 			r.DDTNode = true
 		default:
-			return r, &indexError{i, fmt.Errorf("unknown role %q (itr, etr, xtr, pitr, petr, pxtr, rtr, map-server, map-resolver, ddt-node)", n)}
+			return r, &indexError{i, fmt.Errorf("unknown role %q (itr, etr, xtr, pitr, petr, pxtr, rtr, map-server, map-resolver, ddt-node, alt)", n)}
 		}
 	}
 	return r, nil

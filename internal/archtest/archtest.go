@@ -264,7 +264,7 @@ func isStd(path string) bool {
 // NonRoles are the packages directly under slowpath/ that are shared
 // primitives or the core's parts, not roles.
 func NonRoles() []string {
-	return []string{"regstore", "request", "control"}
+	return []string{"regstore", "request", "control", "bgp"}
 }
 
 // MapRules are the "may import" rules of docs/design.md's package map that

@@ -14,7 +14,9 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/ddt"
+	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/mcast"
 	"github.com/rloc-router/rloc/slowpath/msx"
@@ -51,7 +53,10 @@ type Engine struct {
 	// (MapServerConfig.StateFile).
 	state *regdb.DB
 	ddt   *ddt.Node
-	msx   *msx.MSX
+	alt   *alt.ALT
+	// disc is OSPF discovery (discovery.go); nil without.
+	disc *discovery.Discovery
+	msx  *msx.MSX
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -87,6 +92,10 @@ func NewWithOptions(cfg slowpath.Config, inst slowpath.Installer, opt slowpath.O
 		return nil, err
 	}
 	c.Start()
+	if err := e.startDiscovery(); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -141,12 +150,18 @@ func (e *Engine) build(inst slowpath.Installer) error {
 			return err
 		}
 	}
+	if err := e.buildALT(); err != nil {
+		return err
+	}
 	if cfg.MapServer != nil || cfg.MapResolver != nil {
 		var db resolver.Database
 		if e.ms != nil {
 			db = e.ms
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
+		if e.alt != nil {
+			e.mr.SetALT(e.alt)
+		}
 	}
 	if e.msx != nil {
 		if e.ms != nil {
@@ -210,6 +225,7 @@ func (e *Engine) Miss(ev fastpath.MissEvent) bool {
 // engine goroutines, then writes what the state file has pending. It is
 // safe to call more than once.
 func (e *Engine) Close() error {
+	e.stopDiscovery()
 	err := e.c.Close()
 	if e.state != nil {
 		if serr := e.state.Close(); err == nil {
@@ -524,6 +540,11 @@ func (e *Engine) trustPeers() {
 	}
 	if cfg.ITR != nil {
 		peers = append(peers, cfg.ITR.MapResolvers...)
+		if cfg.ITR.Solicit != nil {
+			for _, p := range cfg.ITR.Solicit.Peers {
+				peers = append(peers, p.Addr)
+			}
+		}
 	}
 	if cfg.MapResolver != nil {
 		for _, p := range cfg.MapResolver.MapServers {

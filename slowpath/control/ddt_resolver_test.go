@@ -177,16 +177,7 @@ func TestDDTResolver(t *testing.T) {
 	tr := newDDTTree(t)
 
 	// Two levels down: root → c1 → Map-Server → ETR → ITR.
-	n := tr.ask(t, "10.1.2.9")
-	r := tr.reply(t, n)
-	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.2.0/25") || len(r.Locators) != 1 ||
-		r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
-		t.Fatalf("reply %v %+v", p, r.Locators)
-	}
-	waitFor(t, 5*time.Second, "MS-ACK", func() bool { _, _, acked := tr.stats(t); return acked == 1 })
-	if l := nodeStats(t, tr.root); l.Stats.NodeReferrals != 1 {
-		t.Fatalf("root referrals %d, want 1", l.Stats.NodeReferrals)
-	}
+	tr.firstResolution(t)
 	if l := nodeStats(t, tr.c1); l.Stats.MSReferrals != 1 {
 		t.Fatalf("c1 MS referrals %d, want 1", l.Stats.MSReferrals)
 	}
@@ -195,7 +186,7 @@ func TestDDTResolver(t *testing.T) {
 	}
 
 	// Same delegation: the cached MS-REFERRAL skips the root and c1.
-	n = tr.ask(t, "10.1.2.77")
+	n := tr.ask(t, "10.1.2.77")
 	tr.reply(t, n)
 	waitFor(t, 5*time.Second, "MS-ACK", func() bool { _, _, acked := tr.stats(t); return acked == 2 })
 	if l := nodeStats(t, tr.root); l.Stats.NodeReferrals != 1 {
@@ -228,7 +219,7 @@ func TestDDTResolver(t *testing.T) {
 	// c1, which is authoritative for nothing in IID 7: NOT-AUTHORITATIVE,
 	// a negative reply for the EID alone.
 	n = tr.askIID(t, 7, "2001:db8:8000::1")
-	r = tr.reply(t, n)
+	r := tr.reply(t, n)
 	checkNegative(t, r, "2001:db8:8000::/33", wire.ActionNativelyForward)
 	if iid, _, _ := r.Prefix(); iid != 7 {
 		t.Fatalf("reply in IID %d, want 7", iid)

@@ -19,7 +19,7 @@ var msxKey = AuthKey{KeyID: 7, Alg: wire.AuthHMACSHA256128, Secret: "interconnec
 // msxProvider starts a Map-Server (domain 2) serving its registrations to
 // any peer on loopback under agreement "d1", and registers n /26s of
 // 10.0.0.0/10 (proxy-reply) in process.
-func msxProvider(t *testing.T, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+func msxProvider(t testing.TB, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
 	c := msConfig(siteConfig("s2", "10.0.0.0/8", true))
 	c.RateLimit = RateLimitConfig{Off: true}
@@ -41,7 +41,7 @@ func msxProvider(t *testing.T, clk *fakeClock, n int, listen netip.AddrPort, mod
 
 // msxRegister registers benchRecord(from..to-1) with TTL ttl and the last
 // RLOC byte rloc, in process (255 records per Map-Register).
-func msxRegister(t *testing.T, p *Engine, from, to int, ttl uint32, rloc byte) {
+func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
 	t.Helper()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	var msgs [][]byte
@@ -69,7 +69,7 @@ func msxRegister(t *testing.T, p *Engine, from, to int, ttl uint32, rloc byte) {
 
 // msxRequester starts a Map-Resolver (domain 1) holding a copy of the
 // provider at peer.
-func msxRequester(t *testing.T, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+func msxRequester(t testing.TB, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
 	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}}
 	ag := slowpath.MSXAgreement{Name: "d2", Peers: []netip.AddrPort{peer}, Key: msxKey, Mode: slowpath.MSXModeCopy}
@@ -81,7 +81,7 @@ func msxRequester(t *testing.T, clk *fakeClock, peer netip.AddrPort, mod func(*s
 	return newEngineWith(t, c, nil, slowpathOptions(clk))
 }
 
-func msxAgreement(t *testing.T, e *Engine) MSXAgreement {
+func msxAgreement(t testing.TB, e *Engine) MSXAgreement {
 	t.Helper()
 	ags, ok := e.MSXAgreements()
 	if !ok || len(ags) != 1 {
@@ -92,7 +92,7 @@ func msxAgreement(t *testing.T, e *Engine) MSXAgreement {
 
 // msxSame compares the requester's copy with the provider's table, record
 // by record.
-func msxSame(t *testing.T, p, r *Engine, name string) int {
+func msxSame(t testing.TB, p, r *Engine, name string) int {
 	t.Helper()
 	cp, _ := r.MSXCopy(name)
 	want := map[EIDPrefix][]byte{}
@@ -309,7 +309,9 @@ func TestMSXSubscription(t *testing.T) {
 		typ, _ := wire.PeekType(b)
 		return typ == wire.TypeMapNotify && dropNotify.CompareAndSwap(true, false)
 	})
-	r := msxRequester(t, clk, rl.addr(), nil)
+	r := msxRequester(t, clk, rl.addr(), func(a *slowpath.MSXAgreement) {
+		a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+	})
 	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
 	msxSame(t, p, r, "d2")
 
@@ -338,7 +340,7 @@ func TestMSXSubscription(t *testing.T) {
 	// A lost notification is sent again until acknowledged.
 	dropNotify.Store(true)
 	msxRegister(t, p, 8, 9, 1440, 5)
-	<-rl.dropped
+	msxWaitDrop(t, rl, p, r)
 	clk.Add(1500 * time.Millisecond)
 	p.Core().Tick()
 	notified("retransmitted notification", 4)
@@ -369,7 +371,9 @@ func TestMSXSubscription(t *testing.T) {
 	if a.Copy != 0 || a.Stats.AgedOut != 1 {
 		t.Fatalf("after the silence: %+v", a)
 	}
-	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 {
+	// The peer's EID space stays known: asked again soon, not forwarded
+	// natively.
+	if got := msxAsk(t, r, "10.0.0.5"); got == nil || len(got.Locators) != 0 || got.Action != wire.ActionSendMapRequest {
 		t.Fatalf("aged copy answered %+v", got)
 	}
 }
@@ -418,11 +422,15 @@ func TestMSXBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		before := p.Stats().Msgs[wire.TypeSharedExtension].Received
 		cl.WriteToUDPAddrPort(b, p.Addr())
-		// Synchronise on the provider's loop: the request is handled
-		// once a command queued after it has run.
-		inject(t, p, netip.MustParseAddrPort("192.0.2.200:1"), []byte{0xff})
-		cl.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		// Once the provider counted it, its handler has run and an answer,
+		// if any, was sent: on loopback it is queued at this socket by
+		// then, so the read below does not wait for it to be produced.
+		waitFor(t, 5*time.Second, "request handled", func() bool {
+			return p.Stats().Msgs[wire.TypeSharedExtension].Received > before
+		})
+		cl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, _, err := cl.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return nil
@@ -497,4 +505,148 @@ func TestMSXBadInput(t *testing.T) {
 	if a := msxAgreement(t, p); a.SubscribedBy != 0 {
 		t.Fatalf("%d subscriptions", a.SubscribedBy)
 	}
+}
+
+// BenchmarkMSXBulk: a requester pulls a 100k-mapping table over loopback
+// (9000-byte pages), from its start to the complete copy.
+func BenchmarkMSXBulk(b *testing.B) {
+	clk := newFakeClock()
+	p := msxProvider(b, clk, benchPrefixes, netip.AddrPort{}, nil)
+	b.ResetTimer()
+	for range b.N {
+		r := msxRequester(b, clk, p.Addr(), nil)
+		waitFor(b, time.Minute, "complete copy", func() bool { return msxAgreement(b, r).Complete })
+		b.StopTimer()
+		if a := msxAgreement(b, r); a.Copy != benchPrefixes {
+			b.Fatalf("%d mappings", a.Copy)
+		}
+		r.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
+}
+
+// TestMSXPullAbandoned: the provider falls silent in the middle of a pull;
+// the page request gives up, and the next renewal starts the pull over,
+// which completes once the provider answers again.
+func TestMSXPullAbandoned(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	var silent atomic.Bool
+	pages := 0
+	rl := newRelay(t, p.Addr(), func(n int64, b []byte) bool {
+		if isBulkReply(b) {
+			pages++
+			if pages == 4 {
+				silent.Store(true)
+			}
+		}
+		return silent.Load()
+	})
+	r := msxRequester(t, clk, rl.addr(), nil)
+	msxWaitDrop(t, rl, p, r)
+	// Let the page request run out of tries (1+2+4+8+8 s), one step at a
+	// time, each retransmission reaching the relay before the next.
+	for i := range 6 {
+		before := rl.fromProv.Load()
+		clk.Add(9 * time.Second)
+		r.Core().Tick()
+		if i < 4 {
+			waitFor(t, 5*time.Second, "retransmitted page answered (and dropped)", func() bool { return rl.fromProv.Load() > before })
+		}
+	}
+	a := msxAgreement(t, r)
+	if a.Complete || a.Pulling || a.Stats.PullRestarts != 1 {
+		t.Fatalf("after the silence: %+v", a)
+	}
+	silent.Store(false)
+	clk.Add(20 * time.Second) // the renewal
+	r.Core().Tick()
+	waitFor(t, 10*time.Second, "pull started over and completed", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+}
+
+// TestMSXSubscriptionBound: the provider holds at most max_subscriptions
+// of a peer (then overloaded); a retransmitted Map-Subscribe gets the same
+// subscription, not a second; an unknown renewal is answered
+// unknown-subscription; a cancel frees the place.
+func TestMSXSubscriptionBound(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, func(a *slowpath.MSXAgreement) { a.MaxSubscriptions = 2 })
+	cl, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	buf := make([]byte, 2048)
+	subscribe := func(n wire.Nonce, id, lifetime uint32) wire.MapSubscribeAck {
+		t.Helper()
+		sub := wire.MapSubscribe{Nonce: n, All: true, Auth: wire.NewAuth(7, wire.AuthHMACSHA256128, false), SubscriptionID: id, Lifetime: lifetime}
+		b, _ := sub.Append(nil)
+		if err := wire.SignSubscription(b, []byte(msxKey.Secret)); err != nil {
+			t.Fatal(err)
+		}
+		cl.WriteToUDPAddrPort(b, p.Addr())
+		cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, _, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ack wire.MapSubscribeAck
+		if err := ack.Parse(buf[:k]); err != nil || wire.VerifySubscription(buf[:k], []byte(msxKey.Secret)) != nil || ack.Nonce != n {
+			t.Fatalf("ack %+v: %v", ack, err)
+		}
+		return ack
+	}
+	n1 := newNonce()
+	a1 := subscribe(n1, 0, 60)
+	if again := subscribe(n1, 0, 60); again.SubscriptionID != a1.SubscriptionID || a1.Status != wire.SubscribeAccepted {
+		t.Fatalf("retransmission: %+v then %+v", a1, again)
+	}
+	a2 := subscribe(newNonce(), 0, 60)
+	if a3 := subscribe(newNonce(), 0, 60); a2.Status != wire.SubscribeAccepted || a3.Status != wire.SubscribeOverloaded {
+		t.Fatalf("second %v, third %v", a2.Status, a3.Status)
+	}
+	if u := subscribe(newNonce(), 12345, 60); u.Status != wire.SubscribeUnknownID {
+		t.Fatalf("unknown renewal: %v", u.Status)
+	}
+	if c := subscribe(newNonce(), a2.SubscriptionID, 0); c.Status != wire.SubscribeAccepted || c.Lifetime != 0 {
+		t.Fatalf("cancel: %+v", c)
+	}
+	if a4 := subscribe(newNonce(), 0, 60); a4.Status != wire.SubscribeAccepted {
+		t.Fatalf("after the cancel: %v", a4.Status)
+	}
+	s := msxAgreement(t, p)
+	if s.SubscribedBy != 2 || s.Stats.Subscribed != 3 || s.Stats.Cancelled != 1 || s.Stats.SubUnknown != 1 || s.Stats.Overloaded != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// Lapsed: past the lifetime, the subscriptions are gone.
+	clk.Add(61 * time.Second)
+	p.Core().Tick()
+	if s := msxAgreement(t, p); s.SubscribedBy != 0 || s.Stats.SubExpired != 2 {
+		t.Fatalf("after the lifetime: %+v", s)
+	}
+}
+
+// TestMSXPullPaced: the requester asks for pages no faster than the
+// agreement's rate (the peer holds it to that rate too): after the burst
+// it waits for the clock.
+func TestMSXPullPaced(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 5000, netip.AddrPort{}, nil)
+	r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) { a.Rate, a.Burst = 10, 5 })
+	// The first page, then the burst of 5.
+	waitFor(t, 10*time.Second, "the burst", func() bool { return msxAgreement(t, r).Stats.PagesIn == 6 })
+	if a := msxAgreement(t, r); a.Complete || !a.Pulling {
+		t.Fatalf("%+v", a)
+	}
+	for i := 0; i < 100 && !msxAgreement(t, r).Complete; i++ {
+		clk.Add(100 * time.Millisecond)
+		r.Core().Tick()
+		waitFor(t, 10*time.Second, "the next page", func() bool {
+			a := msxAgreement(t, r)
+			return a.Complete || a.Stats.PagesIn >= uint64(7+i)
+		})
+	}
+	msxSame(t, p, r, "d2")
 }

@@ -245,7 +245,10 @@ func (n *Node) answer(m *slowpath.Msg) {
 		return
 	}
 	n.wbuf = b
-	if n.c.Send(netip.AddrPortFrom(m.Src.Addr(), m.Port), b, wire.TypeMapReferral) == nil {
+	// The referral goes to the sender of the ECM, its outer source address
+	// and port (RFC 8111 §7.1), not to the inner source: the ITR's
+	// address and port stay in the ECM for the ETR's Map-Reply.
+	if n.c.Send(m.Src, b, wire.TypeMapReferral) == nil {
 		n.stats.Referrals[typ]++
 	}
 }

@@ -1,7 +1,6 @@
 package mapserver
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
@@ -90,7 +89,9 @@ func (ms *MapServer) ddtReferralSet(rec *wire.Record) {
 }
 
 // sendReferral sends a Map-Referral with the one record rec, signed when
-// a key is configured, to the DDT Map-Resolver that sent m.
+// a key is configured, to the DDT Map-Resolver that sent m: the ECM's
+// outer source address and port (RFC 8111 §7.2); the inner source and
+// port are the ITR's, where the ETR's Map-Reply goes.
 func (ms *MapServer) sendReferral(m *slowpath.Msg, rec *wire.Record) {
 	recs := [1]wire.Record{*rec}
 	ref := wire.MapReferral{Nonce: m.Request.Nonce, Records: recs[:]}
@@ -107,5 +108,5 @@ func (ms *MapServer) sendReferral(m *slowpath.Msg, rec *wire.Record) {
 		return
 	}
 	ms.wbuf = b
-	ms.c.Send(netip.AddrPortFrom(m.Src.Addr(), m.Port), b, wire.TypeMapReferral)
+	ms.c.Send(m.Src, b, wire.TypeMapReferral)
 }

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
 	"github.com/rloc-router/rloc/slowpath/request"
@@ -58,7 +60,8 @@ type Stats struct {
 	Unauthenticated, Denied, RateLimited, Clipped, OutOfScope uint64
 	// CookieBad counts forged or malformed cookies, CookieExpired old ones,
 	// CookieReplayed cookies used again with another nonce, Overloaded
-	// requests refused because the cookie table was full.
+	// requests refused because the cookie table or the subscription bound
+	// was full.
 	CookieBad, CookieExpired, CookieReplayed, Overloaded uint64
 	// Subscribed counts subscriptions granted, Renewed renewals,
 	// Cancelled cancels, SubExpired those that lapsed, SubUnknown renewals
@@ -71,9 +74,10 @@ type Stats struct {
 	Notifies, NotifyRetransmits, NotifyAcked, NotifyGaveUp, AckBadAuth uint64
 
 	// Requester side. Pulls counts bulk transfers started, PullsDone those
-	// completed, PullRestarts those started over after a lost session,
-	// PagesIn and RecordsIn what arrived, PageRetransmits page requests
-	// sent again.
+	// completed, PullRestarts those abandoned after the peer stopped
+	// answering (started over at the next renewal), PagesIn and RecordsIn
+	// what arrived, PageRetransmits page requests and Map-Subscribes sent
+	// again.
 	Pulls, PullsDone, PullRestarts, PagesIn, RecordsIn, PageRetransmits uint64
 	// NotifiesIn counts notifications applied, NotifyDuplicates those
 	// seen before (acked again), NotifyStale those older than the copy,
@@ -100,11 +104,11 @@ type agreement struct {
 	key   regstore.Key
 	share scope // what the peer may retrieve from us
 	stats Stats
-	// tokens is the agreement's rate bucket (provider side).
-	tokens float64
-	filled time.Time
-	prov   provider
-	req    requester
+	// in is the agreement's rate bucket for the peer's requests
+	// (provider side).
+	in   bucket
+	prov provider
+	req  requester
 }
 
 // MSX is the interconnect role.
@@ -115,6 +119,8 @@ type MSX struct {
 	ags    []*agreement
 	byPeer map[netip.AddrPort]*agreement
 	byAddr map[netip.Addr]*agreement // nil value: the address is ambiguous
+	// space holds the peers' configured prefixes by instance-ID (Known).
+	space  map[uint32]*bart.Table[struct{}]
 	table  Table
 	secret []byte
 	// keys is the local table's EID prefixes in keyCompare order
@@ -145,18 +151,27 @@ type MSX struct {
 // Map-Notify (the ITR's subscriptions); it takes only its peers'.
 func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	x := &MSX{c: c, log: c.Log().With("role", "msx"), cfg: cfg,
-		byPeer: map[netip.AddrPort]*agreement{}, byAddr: map[netip.Addr]*agreement{}}
+		byPeer: map[netip.AddrPort]*agreement{}, byAddr: map[netip.Addr]*agreement{}, space: map[uint32]*bart.Table[struct{}]{}}
 	x.secret = make([]byte, 32)
 	rand.Read(x.secret)
 	rc := request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries, MaxInterval: 8 * cfg.RetransmitInterval}
 	for i := range cfg.Agreements {
 		a := &agreement{x: x, cfg: &cfg.Agreements[i], key: cfg.Agreements[i].Key.RegKey()}
 		a.share = agreementScope(a.cfg)
-		a.tokens = float64(a.cfg.Burst)
+		a.in.tokens = float64(a.cfg.Burst)
+		a.req.out.tokens = float64(a.cfg.Burst)
 		a.prov.init()
 		a.prov.notify = request.New(c.Clock(), c, rc)
 		a.req.tr = request.New(c.Clock(), c, rc)
 		a.req.init(a)
+		for _, p := range a.cfg.PeerPrefixes {
+			t := x.space[p.IID]
+			if t == nil {
+				t = new(bart.Table[struct{}])
+				x.space[p.IID] = t
+			}
+			t.Insert(p.Prefix.Masked(), struct{}{})
+		}
 		x.ags = append(x.ags, a)
 		for _, p := range a.cfg.Peers {
 			p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
@@ -198,17 +213,32 @@ func (x *MSX) peer(src netip.AddrPort) *agreement {
 	return x.byAddr[src.Addr()]
 }
 
-// allow takes a token of a's rate bucket.
-func (a *agreement) allow(now time.Time) bool {
-	if !a.filled.IsZero() {
-		a.tokens = min(float64(a.cfg.Burst), a.tokens+now.Sub(a.filled).Seconds()*a.cfg.Rate)
+// bucket is a token bucket.
+type bucket struct {
+	tokens float64
+	filled time.Time
+}
+
+// take takes a token at now, refilled at rate per second up to burst; when
+// there is none it returns how long until there is one.
+func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Duration) {
+	if !b.filled.IsZero() {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.filled).Seconds()*rate)
 	}
-	a.filled = now
-	if a.tokens < 1 {
+	b.filled = now
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	}
+	b.tokens--
+	return true, 0
+}
+
+// allow takes a token of a's rate bucket for the peer's requests.
+func (a *agreement) allow(now time.Time) bool {
+	if ok, _ := a.in.take(now, a.cfg.Rate, a.cfg.Burst); !ok {
 		a.stats.RateLimited++
 		return false
 	}
-	a.tokens--
 	return true
 }
 
@@ -226,6 +256,37 @@ func (a *agreement) verify(raw []byte, au *wire.Auth) bool {
 		return false
 	}
 	return wire.VerifySubscription(raw, a.key.Secret) == nil
+}
+
+// accept parses a received type-15 message with parse and finds its
+// agreement by source; nil (counted) when it does not parse or comes from
+// no agreement's peer.
+func (x *MSX) accept(m *slowpath.Msg, parse func([]byte) error) (*agreement, *slowpath.MsgStats) {
+	st := x.c.Msg(wire.TypeSharedExtension)
+	if err := parse(m.Raw); err != nil {
+		st.BadParse++
+		return nil, st
+	}
+	a := x.peer(m.Src)
+	if a == nil {
+		st.Rejected++
+	}
+	return a, st
+}
+
+// encode appends a message of a's with appendTo to x.buf and signs it with
+// a's key; false (counted) when that fails.
+func (x *MSX) encode(a *agreement, appendTo func([]byte) ([]byte, error)) ([]byte, bool) {
+	b, err := appendTo(x.buf[:0])
+	if err == nil {
+		err = a.sign(b)
+	}
+	if err != nil {
+		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+		return nil, false
+	}
+	x.buf = b
+	return b, true
 }
 
 // start runs when the core starts: the requesters subscribe and pull.
@@ -254,6 +315,15 @@ func (x *MSX) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Known appends the peers' configured EID space in iid (the resolver's
+// Interconnect), for negative Map-Replies.
+func (x *MSX) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
+	if t := x.space[iid]; t != nil {
+		out = append(out, slowpath.BartSet[struct{}]{Table: t})
+	}
+	return out
 }
 
 // invoke forwards m to the peer's Map-Server when addr lies in the peer's

@@ -74,15 +74,9 @@ func (p *provider) init() {
 // without an answer (nothing is reflected to a forged source); the others
 // are answered with a signed Map-Subscribe-Ack.
 func (x *MSX) onSubscribe(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	req := &x.subm
-	if err := req.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, req.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	if !a.verify(m.Raw, &req.Auth) {
@@ -145,6 +139,7 @@ func (x *MSX) onSubscribe(m *slowpath.Msg) bool {
 			return true
 		}
 		if len(p.subs) >= a.cfg.MaxSubscriptions {
+			a.stats.Overloaded++
 			x.sendAck(a, m.Src, req.Nonce, wire.SubscribeOverloaded, 0, 0)
 			return true
 		}
@@ -198,16 +193,9 @@ func (x *MSX) dropSub(s *psub) {
 // sendAck sends a signed Map-Subscribe-Ack.
 func (x *MSX) sendAck(a *agreement, dst netip.AddrPort, n wire.Nonce, st wire.SubscribeStatus, id, lifetime uint32) {
 	ack := wire.MapSubscribeAck{Nonce: n, Status: st, Auth: x.authFor(a), SubscriptionID: id, Lifetime: lifetime}
-	b, err := ack.Append(x.buf[:0])
-	if err == nil {
-		err = a.sign(b)
+	if b, ok := x.encode(a, ack.Append); ok {
+		x.c.Send(dst, b, wire.TypeSharedExtension)
 	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
-		return
-	}
-	x.buf = b
-	x.c.Send(dst, b, wire.TypeSharedExtension)
 }
 
 // changed is told of every change of the local table: it keeps the sorted
@@ -325,15 +313,9 @@ func (x *MSX) onNotifyAck(m *slowpath.Msg) bool {
 // rate and those with a bad, expired or replayed cookie are dropped
 // without an answer and counted.
 func (x *MSX) onBulkRequest(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	req := &x.breq
-	if err := req.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, req.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	if req.Auth.Alg == wire.AuthNone || !a.verify(m.Raw, &req.Auth) {
@@ -445,17 +427,12 @@ func (x *MSX) sendPage(a *agreement, dst netip.AddrPort, req *wire.MapBulkReques
 		rep.Cookie = appendCookie(rep.Cookie, &cookie{scope: h, issued: x.c.Now().UnixNano(), serial: p.serial, last: x.keys[i-1]},
 			x.secret, dst, a.cfg.Name)
 	}
-	b, err := rep.Append(x.buf[:0])
+	b, ok := x.encode(a, rep.Append)
 	n := len(rep.Records)
 	clear(rep.Records)
-	if err == nil {
-		err = a.sign(b)
-	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+	if !ok {
 		return
 	}
-	x.buf = b
 	a.stats.BulkPages++
 	a.stats.BulkRecords += uint64(n)
 	x.c.Send(dst, b, wire.TypeSharedExtension)

@@ -3,6 +3,7 @@ package msx
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gaissmai/bart"
@@ -60,6 +61,9 @@ type requester struct {
 	heard    time.Time
 	needSync bool
 	tr       *request.Tracker
+	// out paces our page requests to the agreement's rate, which the peer
+	// holds us to as well.
+	out bucket
 }
 
 // Values of the requester's requests.
@@ -128,16 +132,12 @@ func (x *MSX) subscribe(a *agreement) {
 	n := q.tr.NewNonce()
 	sub := wire.MapSubscribe{Nonce: n, All: len(q.scope) == 0, Auth: x.authFor(a), SubscriptionID: q.subID,
 		Lifetime: uint32(a.cfg.Lifetime / time.Second), Filters: q.scope}
-	b, err := sub.Append(x.buf[:0])
-	if err == nil {
-		err = a.sign(b)
-	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+	b, ok := x.encode(a, sub.Append)
+	if !ok {
 		return
 	}
-	x.buf = b
 	spec := request.Spec{Type: wire.TypeSharedExtension, Targets: a.cfg.Peers, Value: subTag{a}, Done: x.reqDone}
+	var err error
 	if q.subReq, err = q.tr.Start(&spec, n, b); err == nil {
 		a.stats.Subscribes++
 	}
@@ -158,7 +158,7 @@ func (x *MSX) reqDone(r *request.Request, o request.Outcome) {
 				// The peer went silent in the middle: start over at the
 				// next renewal (a cookie does not outlive its lifetime).
 				v.a.stats.PullRestarts++
-				q.pull = nil
+				q.pull, q.needSync = nil, true
 			}
 		}
 	}
@@ -166,15 +166,9 @@ func (x *MSX) reqDone(r *request.Request, o request.Outcome) {
 
 // onSubscribeAck takes the peer's answer to our Map-Subscribe.
 func (x *MSX) onSubscribeAck(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	ack := &x.sack
-	if err := ack.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, ack.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	q := &a.req
@@ -234,33 +228,41 @@ func (x *MSX) pullPage(a *agreement, cookie []byte) {
 	q := &a.req
 	n := q.tr.NewNonce()
 	req := wire.MapBulkRequest{Nonce: n, All: len(q.scope) == 0, Auth: x.authFor(a), Cookie: cookie, Scope: q.scope}
-	b, err := req.Append(x.buf[:0])
-	if err == nil {
-		err = a.sign(b)
-	}
-	if err != nil {
-		x.c.Msg(wire.TypeSharedExtension).SendErrors++
+	b, ok := x.encode(a, req.Append)
+	if !ok {
 		q.pull = nil
 		return
 	}
-	x.buf = b
 	spec := request.Spec{Type: wire.TypeSharedExtension, Targets: a.cfg.Peers, Value: pullTag{a}, Done: x.reqDone}
+	var err error
 	if q.pull.r, err = q.tr.Start(&spec, n, b); err != nil {
 		q.pull = nil
 	}
 }
 
+// nextPage asks for the page after cookie now, or when the agreement's
+// rate allows (the peer would drop a request beyond it).
+func (x *MSX) nextPage(a *agreement, cookie []byte) {
+	q := &a.req
+	ok, wait := q.out.take(x.c.Now(), a.cfg.Rate, a.cfg.Burst)
+	if ok {
+		x.pullPage(a, cookie)
+		return
+	}
+	pl, ck := q.pull, slices.Clone(cookie)
+	x.c.Schedule(x.c.Now().Add(wait), func(time.Time) {
+		if q.pull == pl {
+			q.out.take(x.c.Now(), a.cfg.Rate, a.cfg.Burst)
+			x.pullPage(a, ck)
+		}
+	})
+}
+
 // onBulkReply takes a page of our bulk transfer.
 func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
-	st := x.c.Msg(wire.TypeSharedExtension)
 	rep := &x.brepIn
-	if err := rep.Parse(m.Raw); err != nil {
-		st.BadParse++
-		return true
-	}
-	a := x.peer(m.Src)
+	a, st := x.accept(m, rep.Parse)
 	if a == nil {
-		st.Rejected++
 		return true
 	}
 	q := &a.req
@@ -282,7 +284,7 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 		q.apply(a, &rep.Records[i], now, false, 0, 0)
 	}
 	if rep.More {
-		x.pullPage(a, rep.Cookie)
+		x.nextPage(a, rep.Cookie)
 		return true
 	}
 	// The last page: what the pull did not bring is gone at the peer.

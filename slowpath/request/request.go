@@ -176,8 +176,8 @@ type Spec struct {
 	PerTarget bool
 	// ECM encapsulates each message in an Encapsulated Control Message
 	// (RFC 9301 §5.8) with inner addresses InnerSrc and InnerDst, the
-	// sender's local port as inner source port and 4342 as inner
-	// destination port.
+	// sender's local port (or InnerSrcPort) as inner source port and 4342
+	// as inner destination port.
 	ECM bool
 	// InnerSrc and InnerDst are the ECM's inner IP source and destination
 	// (RFC 9301 §5.8); both of one family.
@@ -185,6 +185,10 @@ type Spec struct {
 	// DDT, with ECM, sets the ECM's D bit: a DDT-originated Map-Request
 	// (RFC 8111 §6.3).
 	DDT bool
+	// InnerSrcPort, with ECM, is the inner UDP source port when non-zero
+	// (a DDT Map-Resolver keeps the ITR's, RFC 8111 §7.3, so the ETR's
+	// Map-Reply reaches the ITR); zero: the sender's local port.
+	InnerSrcPort uint16
 	// ECMAuth, with ECM, is LISP-SEC authentication data (RFC 9303 §6.1)
 	// the ECM carries with its S bit; nil for none.
 	ECMAuth *wire.ECMAuth
@@ -409,6 +413,9 @@ func (t *Tracker) sendOne(r *Request, dst netip.AddrPort, msg []byte) {
 		if !ok {
 			t.stats.SendErrors++
 			return
+		}
+		if s.InnerSrcPort != 0 {
+			port = s.InnerSrcPort
 		}
 		ecm := wire.ECM{DDT: s.DDT, Src: s.InnerSrc, Dst: s.InnerDst, SrcPort: port, DstPort: wire.ControlPort, TTL: 64, Message: msg}
 		if s.ECMAuth != nil {

@@ -255,7 +255,7 @@ func (mr *Resolver) ddtAsk(n wire.Nonce, p *ddtPending, ref *Referral) {
 		auth = &p.ecm.Auth // the ITR's LISP-SEC data goes on (RFC 9303 §6.5)
 	}
 	r, err := d.tr.Start(&request.Spec{Type: wire.TypeMapRequest, Targets: p.targets, ECM: true, DDT: true,
-		InnerSrc: src, InnerDst: p.addr, ECMAuth: auth, MatchSource: true, MaxTries: d.cfg.TriesPerTarget * len(p.targets),
+		InnerSrc: src, InnerSrcPort: p.port, InnerDst: p.addr, ECMAuth: auth, MatchSource: true, MaxTries: d.cfg.TriesPerTarget * len(p.targets),
 		Done: func(r *request.Request, o request.Outcome) {
 			if o != request.GaveUp || d.pending[n] != p {
 				return

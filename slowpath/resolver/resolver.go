@@ -46,6 +46,10 @@ type Database interface {
 // before DDT and the configured remote Map-Servers.
 type Interconnect interface {
 	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+	// Known appends the peers' EID space in iid (their configured
+	// prefixes), for negative Map-Replies: an EID there that nobody
+	// answers for is asked again soon, not forwarded natively.
+	Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet
 }
 
 // Resolver is the Map-Resolver role and mapping-system front end.
@@ -63,6 +67,8 @@ type Resolver struct {
 	sec    slowpath.SecAnswer
 	// ddt is the DDT Map-Resolver (ddt.go), nil without DDT roots.
 	ddt *ddtResolver
+	// alt is the ALT router role (alt.go), nil without one.
+	alt ALT
 	// ic is the mapping-system interconnect, nil without one.
 	ic Interconnect
 }
@@ -141,7 +147,7 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 	if mr.ddtResolve(m, iid, p.Addr()) {
 		return true
 	}
-	if !mr.forwardRemote(m, iid, p.Addr()) {
+	if !mr.forwardRemote(m, iid, p.Addr()) && !mr.altRoute(m, iid, p.Addr()) {
 		mr.negativeReply(m, iid, p.Addr())
 	}
 	return true
@@ -189,11 +195,17 @@ func (mr *Resolver) known(iid uint32, out []slowpath.PrefixSet) []slowpath.Prefi
 	if mr.db != nil {
 		out = mr.db.Known(iid, out)
 	}
+	if mr.ic != nil {
+		out = mr.ic.Known(iid, out)
+	}
 	if t := mr.aggr[iid]; t != nil {
 		out = append(out, slowpath.BartSet[struct{}]{Table: t})
 	}
 	if t := mr.remote[iid]; t != nil {
 		out = append(out, slowpath.BartSet[netip.AddrPort]{Table: t})
+	}
+	if mr.alt != nil {
+		out = mr.alt.Known(iid, out)
 	}
 	return out
 }

@@ -52,6 +52,9 @@ type msPeer struct {
 	// when its Map-Notify verified; warned once the lack of one was
 	// logged, until the next confirmation.
 	sent, confirmed, warned bool
+	// discovered: learned through discovery (etr_discovered.go), removed
+	// when it leaves the discovered set.
+	discovered bool
 }
 
 // NewETR builds the ETR role of cfg (defaults applied) on c and registers

@@ -30,6 +30,10 @@ type ITR struct {
 	msgBuf   []byte
 	res      slowpath.Resolved
 	sub      *subState // RFC 9437 subscriptions (subscribe.go); nil without
+	sol      *solState // map-cache solicitation (solicit.go); nil without
+	// configured are the configured Map-Resolvers, kept when discovery
+	// sets the list (discovered.go); nil until it does.
+	configured []netip.AddrPort
 }
 
 // resolution is one Map-Request in flight; the tracker retransmits it.
@@ -47,6 +51,10 @@ type itrEntry struct {
 	key     slowpath.EIDPrefix
 	rlocs   []netip.Addr
 	refresh *slowpath.Timer
+	// expires is when its TTL runs out; solicited marks a copy from a
+	// peer ITR not yet refreshed from the mapping system (solicit.go).
+	expires   time.Time
+	solicited bool
 }
 
 // probeState is the RLOC-probing state of one RLOC, shared by every mapping
@@ -82,6 +90,9 @@ func NewITR(c *slowpath.Core, cfg *slowpath.ITRConfig, inst slowpath.Installer) 
 	c.Handle(slowpath.RouteSMR, t.onSMR)
 	if cfg.Subscribe != nil {
 		t.newSubState(cfg.Subscribe)
+	}
+	if cfg.Solicit.Enabled() {
+		t.newSolState(cfg.Solicit)
 	}
 	c.OnStart(t.start)
 	return t
@@ -150,6 +161,9 @@ func (t *ITR) onMiss(ev fastpath.MissEvent, at time.Time) bool {
 	}
 	if at, ok := t.recent[key]; ok && c.Now().Sub(at) < t.cfg.MinRequestInterval {
 		return true
+	}
+	if t.holdMiss(key, ev.Src.Unmap()) {
+		return true // until the peers' map-caches are copied (solicit.go)
 	}
 	start := at
 	if start.IsZero() || start.After(c.Now()) {
@@ -273,7 +287,7 @@ func (t *ITR) onMapReply(m *slowpath.Msg) bool {
 		}
 		key := slowpath.EIDPrefix{IID: iid, Prefix: p}
 		t.moveSub(r.key, key)
-		t.installRecord(rec, key)
+		t.installRecord(rec, key, false)
 		installed = true
 	}
 	if installed {
@@ -306,8 +320,9 @@ func (t *ITR) plausible(src netip.AddrPort, q *request.Request, rep *wire.MapRep
 }
 
 // installRecord installs rec, a Map-Reply's or a subscription's
-// Map-Notify's record for key, and tracks it.
-func (t *ITR) installRecord(rec *wire.Record, key slowpath.EIDPrefix) {
+// Map-Notify's record for key, or with solicited a peer ITR's copy
+// (solicit.go), and tracks it.
+func (t *ITR) installRecord(rec *wire.Record, key slowpath.EIDPrefix, solicited bool) {
 	ttl := slowpath.TTLDuration(rec.TTL, slowpath.ReceiverDecidesTTL)
 	if len(rec.Locators) == 0 {
 		t.inst.InstallNegative(key, ttl, rec.Action)
@@ -315,7 +330,8 @@ func (t *ITR) installRecord(rec *wire.Record, key slowpath.EIDPrefix) {
 		return
 	}
 	m := &t.res
-	*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec}
+	*m = slowpath.Resolved{EIDPrefix: key, TTL: ttl, Authoritative: rec.Authoritative, MapVersion: rec.MapVersion, RLOCs: m.RLOCs[:0], Record: rec,
+		Solicited: solicited}
 	for _, l := range rec.Locators {
 		if l.Address.AFI == wire.AFIIPv4 || l.Address.AFI == wire.AFIIPv6 {
 			m.RLOCs = append(m.RLOCs, slowpath.ResolvedRLOC{Addr: l.Address.IP.Unmap(), Priority: l.Priority, Weight: l.Weight,
@@ -329,6 +345,9 @@ func (t *ITR) installRecord(rec *wire.Record, key slowpath.EIDPrefix) {
 	}
 	m.Record = nil
 	t.track(key, ttl, addrs)
+	if ent := t.entries[key]; ent != nil {
+		ent.solicited = solicited
+	}
 }
 
 // track remembers an installed mapping: a refresh before its TTL runs out,
@@ -349,7 +368,7 @@ func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Add
 			delete(ps.users, key)
 		}
 	}
-	ent.rlocs = rlocs
+	ent.rlocs, ent.expires, ent.solicited = rlocs, c.Now().Add(ttl), false
 	for _, a := range rlocs {
 		ps := t.rlocs[a]
 		if ps == nil {

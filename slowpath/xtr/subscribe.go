@@ -261,7 +261,7 @@ func (t *ITR) notified(s *itrSub, rec *wire.Record) {
 		t.track(key, time.Minute, nil)
 		return
 	}
-	t.installRecord(rec, key)
+	t.installRecord(rec, key, false)
 }
 
 // ackNotify answers n with a Map-Notify-Ack: the same nonce and records,

@@ -1,0 +1,82 @@
+package control
+
+import (
+	"net/netip"
+
+	"github.com/rloc-router/rloc/slowpath/alt"
+	"github.com/rloc-router/rloc/slowpath/mapserver"
+)
+
+// ALTEntry is one route of the ALT forwarding table (Engine.ALTTable).
+type ALTEntry = alt.Entry
+
+// ALTNeighbor is an ALT neighbour's tunnel and session state
+// (Engine.ALTNeighbors).
+type ALTNeighbor = alt.Neighbor
+
+// ALTStats are the ALT role's counters.
+type ALTStats = alt.Stats
+
+// msSites is the Map-Server as the ALT's alt.Sites: the EID prefixes of
+// instance-ID 0 with a live registration.
+type msSites struct{ ms *mapserver.MapServer }
+
+// Registered implements alt.Sites (event loop).
+func (s msSites) Registered(out []netip.Prefix) []netip.Prefix {
+	for _, r := range s.ms.Registrations() {
+		if r.Name == "" && r.EID.IID == 0 && (len(out) == 0 || out[len(out)-1] != r.EID.Prefix) {
+			out = append(out, r.EID.Prefix)
+		}
+	}
+	return out
+}
+
+// buildALT makes the ALT role (after the Map-Server, whose registered
+// prefixes it announces, before the Map-Resolver, which sends into it).
+func (e *Engine) buildALT() error {
+	if e.cfg.ALT == nil {
+		return nil
+	}
+	var sites alt.Sites
+	if e.ms != nil {
+		sites = msSites{e.ms}
+	}
+	var err error
+	e.alt, err = alt.New(e.c, e.cfg.ALT, sites)
+	return err
+}
+
+// ALT reports whether the engine runs the ALT router role.
+func (e *Engine) ALT() bool { return e.alt != nil }
+
+// ALTTable returns the ALT forwarding table (nil without the role).
+func (e *Engine) ALTTable() []ALTEntry {
+	if e.alt == nil {
+		return nil
+	}
+	return e.alt.Table()
+}
+
+// ALTNeighbors returns the ALT neighbours' states (nil without the role).
+func (e *Engine) ALTNeighbors() ([]ALTNeighbor, error) {
+	if e.alt == nil {
+		return nil, nil
+	}
+	return e.alt.Neighbors()
+}
+
+// ALTStats returns the ALT role's counters and the GRE drops by reason.
+func (e *Engine) ALTStats() (ALTStats, map[string]uint64) {
+	if e.alt == nil {
+		return ALTStats{}, nil
+	}
+	return e.alt.Stats(), e.alt.GREDropped()
+}
+
+// ALTAnnounced returns the prefixes this router originates into the ALT.
+func (e *Engine) ALTAnnounced() []netip.Prefix {
+	if e.alt == nil {
+		return nil
+	}
+	return e.alt.Announced()
+}

@@ -22,8 +22,8 @@ var (
 )
 
 // msxExpPath is one way of resolving domain 2's EIDs: a Map-Resolver and
-// the client address in xtr1 that measures it (port 4342: through DDT
-// the ETR answers the ITR-RLOC at that port, configs/lab/msx-exp.yaml).
+// the client address in xtr1 that measures it (port 4342, the DDT lab's
+// former reply-port workaround, kept: configs/lab/msx-exp.yaml).
 type msxExpPath struct {
 	name  string // scenario name, as in the metrics and the samples file
 	mr    string // node

@@ -8,7 +8,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 TESTLOG   ?= $(or $(TMPDIR),/tmp)/rloc-test.log
 SHELL     := /bin/bash
 
-.PHONY: all build test unit deps vet lint fuzz bench demo ddt-lab clean deb
+.PHONY: all build test unit deps vet lint fuzz bench demo ddt-lab msx-experiment clean deb
 
 all: build
 
@@ -71,6 +71,11 @@ demo:
 # The DDT lab (needs root): scripts/ddt-lab.sh, docs/lab.md "The DDT lab"; KEEP=1 leaves it running.
 ddt-lab:
 	./scripts/ddt-lab.sh
+
+# The LISP-MSX experiment (needs root): BenchmarkMSXResolution, then the CDF plot
+# bench/results/msx-fig6.png (scripts/msx-experiment.sh, docs/msx-experiment.md).
+msx-experiment:
+	GO=$(GO) ./scripts/msx-experiment.sh
 
 clean:
 	rm -rf bin

@@ -11,8 +11,9 @@ import (
 func TestExampleConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../../configs/*.yaml")
 	demo, _ := filepath.Glob("../../configs/demo/*.yaml")
-	ddt, _ := filepath.Glob("../../configs/ddt/*.yaml") // the DDT lab's (configs/lab/ddt.yaml)
-	files = append(append(files, demo...), ddt...)
+	ddt, _ := filepath.Glob("../../configs/ddt/*.yaml")        // the DDT lab's (configs/lab/ddt.yaml)
+	msxExp, _ := filepath.Glob("../../configs/msx-exp/*.yaml") // the LISP-MSX experiment's (configs/lab/msx-exp.yaml)
+	files = append(append(append(files, demo...), ddt...), msxExp...)
 	if len(files) < 8 {
 		t.Fatalf("found only %d example configs: %v", len(files), files)
 	}

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/bench/resolve"
+)
+
+// msxExpN is the number of resolutions of each scenario (as in the
+// article's Fig. 6).
+const msxExpN = 700
+
+// BenchmarkMSXResolution is the LISP-MSX experiment (issue 15, the
+// article's Fig. 6) on configs/lab/msx-exp.yaml: resolution latency of a
+// domain-2 EID as domain 1's ITR sees it, from the Map-Request (ECM, sent
+// from xtr1's namespace, as lig does) to the Map-Reply, through (1) the
+// interconnect in invoke mode (mr-invoke -> ms2 -> ETR), (2) DDT with the
+// nearby root (mr-ddt-near -> root-near -> ms2 -> ETR), (3) DDT with the
+// distant root, and (4) the interconnected copy (mr-copy answers). DDT is
+// measured cold: the resolver's referral cache is emptied before each of its
+// resolutions (DELETE /v1/ddt/referrals, untimed), as in
+// BenchmarkDDTResolution. The scenarios take turns, one resolution each per
+// round, msxExpN rounds, so the machine's load falls on all four alike; the
+// EIDs are 200 addresses of domain 2's site.
+//
+// It reports p50/p90/p99 per scenario (invoke-p50-ms, ...), the ratios of
+// (1)'s median to (2)'s and (3)'s, and the lost resolutions; the samples go
+// to the CSV file named by MSX_EXP_SAMPLES (default: in the temporary
+// directory), one line per resolution (scenario,i,rtt_ms), which
+// bench/cdfplot draws (make msx-experiment). Run with -benchtime 1x:
+//
+//	MSX_EXP_SAMPLES=/tmp/msx.csv flock /tmp/rloc-heavy.lock go test ./e2e -run '^$' -bench MSXResolution -benchtime 1x -timeout 20m
+func BenchmarkMSXResolution(b *testing.B) {
+	n := newMSXExpLab(b)
+	eids := ddtBenchEIDs("10.2.0.%d")
+	clients := make([]*resolve.Client, len(msxExpPaths))
+	for i, p := range msxExpPaths {
+		clients[i] = n.msxExpClient(p)
+		// One untimed resolution each: ARP, and the first use of every
+		// daemon's path.
+		if _, err := clients[i].Resolve(0, eids[0], 3*time.Second); err != nil {
+			b.Fatalf("%s: warming up: %v", p.name, err)
+		}
+	}
+	samples := make([][]time.Duration, len(msxExpPaths))
+	lost := 0
+	b.ResetTimer()
+	for range b.N {
+		for round := range msxExpN {
+			eid := eids[round%len(eids)]
+			for i, p := range msxExpPaths {
+				o := resolve.Options{N: 1, EIDs: []netip.Addr{eid}, Timeout: 3 * time.Second,
+					Check: func(_ int, r *resolve.Reply) error { return p.check(r) }}
+				if p.ddt {
+					o.Before = func(int) error { return n.flushReferrals(p.mr) }
+				}
+				s, err := resolve.Measure(clients[i], o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples[i], lost = append(samples[i], s.Samples...), lost+s.Lost
+			}
+		}
+	}
+	b.StopTimer()
+	sums := make([]resolve.Summary, len(msxExpPaths))
+	for i, p := range msxExpPaths {
+		sums[i] = resolve.Summarize(samples[i])
+		sums[i].Report(b, p.name)
+		b.Logf("(%d) %-8s %v", i+1, p.name, sums[i])
+	}
+	if sums[1].P50 > 0 && sums[2].P50 > 0 {
+		b.ReportMetric(float64(sums[0].P50)/float64(sums[1].P50), "invoke/ddt-near-p50")
+		b.ReportMetric(float64(sums[0].P50)/float64(sums[2].P50), "invoke/ddt-far-p50")
+	}
+	b.ReportMetric(float64(lost), "lost")
+	if c := n.msxAgreement("mr-copy").Counters; c["answered"] < uint64(len(samples[3])) {
+		b.Errorf("mr-copy answered %d from its copy, want %d", c["answered"], len(samples[3]))
+	}
+	out := os.Getenv("MSX_EXP_SAMPLES")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "msx-exp-samples.csv")
+	}
+	if err := writeMSXSamples(out, samples); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("samples in %s", out)
+}
+
+// writeMSXSamples writes the samples as CSV: scenario,i,rtt_ms.
+func writeMSXSamples(path string, samples [][]time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "scenario,i,rtt_ms")
+	for i, p := range msxExpPaths {
+		for j, d := range samples[i] {
+			fmt.Fprintf(w, "%s,%d,%.4f\n", p.name, j, float64(d)/float64(time.Millisecond))
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -23,8 +24,33 @@ import (
 // RTR re-encapsulates or the ETR delivers. It fails when a shortcut takes a
 // packet the general path treats differently or writes a byte otherwise.
 func TestBatchMatchesGeneral(t *testing.T) {
-	batch, general := newTwins(t)
-	rnd := rand.New(rand.NewPCG(11, 12))
+	batchVsGeneral(t, 11)
+}
+
+// TestBatchMatchesGeneralOuters is TestBatchMatchesGeneral under the
+// other outer-header options, which change what the templates hold and
+// what encapFast may write itself (patch4): no nonce, LSBs, DF, and a UDP
+// checksum (which patch4 leaves to the general patch).
+func TestBatchMatchesGeneralOuters(t *testing.T) {
+	for i, o := range []OuterConfig{
+		{LSBs: true, LSBValue: 0x1a5},
+		{Nonce: true, LSBs: true, LSBValue: 3, DontFragment: true},
+		{Nonce: true, UDPChecksum: true},
+	} {
+		t.Run(fmt.Sprintf("outer%d", i), func(t *testing.T) {
+			batchVsGeneral(t, uint64(20+i), func(c *Config) {
+				o.RLOC4, o.RLOC6 = c.Outer.RLOC4, c.Outer.RLOC6
+				c.Outer = o
+			})
+		})
+	}
+}
+
+// batchVsGeneral runs TestBatchMatchesGeneral's random batches through
+// twins made with the extra configuration mods.
+func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
+	batch, general := newTwins(t, mods...)
+	rnd := rand.New(rand.NewPCG(seed, seed+1))
 	pick := func(xs ...int) int { return xs[rnd.IntN(len(xs))] }
 	dsts4 := []netip.Addr{remote4, remote4v6, netip.MustParseAddr("10.4.1.1"), netip.MustParseAddr("10.4.2.9"),
 		netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("239.1.2.3")}
@@ -99,11 +125,14 @@ func TestSetTTL4Twice(t *testing.T) {
 // newTwins returns two identical workers (RTR on, ICMP errors never
 // suppressed by timing, extra mappings in instance-ID 300 and a
 // two-RLOC prefix) for comparing the batch path with the general one.
-func newTwins(t testing.TB) (batch, general *rig) {
+func newTwins(t testing.TB, mods ...func(*Config)) (batch, general *rig) {
 	mod := func(c *Config) {
 		c.RTR = true
 		c.ICMPRate, c.ICMPBurst = 1_000_000, 1_000_000               // no ICMP suppressed by timing
 		c.Hold.HoldTime, c.Hold.RetryInterval = time.Hour, time.Hour // nor held packets dropped or misses retried
+		for _, m := range mods {
+			m(c)
+		}
 	}
 	batch, general = newRig(t, mod), newRig(t, mod)
 	for _, r := range []*rig{batch, general} {

@@ -29,6 +29,14 @@ type nextHop struct {
 	hlen int // Ethernet header + template bytes in hdr (st AdjResolved)
 	adj  nexthop.Adjacency
 	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
+	// For an IPv4 template that patch4 can finish (fast4): the LISP
+	// header asks for a nonce (N), and csBase, the part of the outer
+	// header checksum update (RFC 1624 eqn. 3) that depends on the
+	// template alone. The LSBs are already in hdr (the worker's LSBs
+	// never change).
+	fast4  bool
+	nonce  bool
+	csBase uint32
 }
 
 // hopMemo is a worker's direct-mapped memo of nextHops. An entry is used
@@ -78,6 +86,62 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 	putEthernet(h.hdr[:], &h.adj, et)
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
+	w.prepare4(h)
+}
+
+// prepare4 sets h.fast4 (and what patch4 needs) for a resolved memo entry
+// whose template is an IPv4 one that patch4 finishes exactly as
+// wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
+// to compute) and the LISP header of BuildTemplate. The worker's LSBs are
+// written into the entry's copy of the LISP header once here, as
+// wire.PatchOuterIPv4 would write them into every packet.
+func (w *Worker) prepare4(h *nextHop) {
+	h.fast4, h.nonce, h.csBase = false, false, 0
+	if h.hlen != frontV4 {
+		return
+	}
+	ob := h.hdr[wire.EthernetLen:frontV4]
+	if ob[0] != 0x45 || ob[9] != wire.ProtoUDP || binary.BigEndian.Uint16(ob[wire.IPv4MinLen+6:]) != 0 {
+		return
+	}
+	lh := wire.Header(ob[wire.IPv4MinLen+wire.UDPLen:])
+	if lh.Flags()&wire.FlagL != 0 {
+		lh.SetLSBs(w.lsbs)
+	}
+	h.nonce = lh.Flags()&wire.FlagN != 0
+	be := binary.BigEndian
+	h.csBase = uint32(^be.Uint16(ob[10:])) + uint32(^be.Uint16(ob[0:])) + uint32(^be.Uint16(ob[2:])) +
+		uint32(^be.Uint16(ob[4:])) + uint32(^be.Uint16(ob[8:]))
+	h.fast4 = true
+}
+
+// patch4 is wire.PatchOuterIPv4 for an IPv4 outer header copied from a
+// memo entry h with fast4 set (ob: the outer IPv4 packet, inner IPv4
+// header at wire.OuterIPv4Len, at most 0xffff bytes): the same bytes
+// (the checksum is updated by the same sum, RFC 1624 eqn. 3, from h.csBase
+// instead of the template's words), without the checks and calls.
+func (w *Worker) patch4(ob []byte, h *nextHop, hash uint32) {
+	_ = ob[wire.OuterIPv4Len+wire.IPv4MinLen-1]
+	be := binary.BigEndian
+	tos, ttl := ob[wire.OuterIPv4Len+1], ob[wire.OuterIPv4Len+8]
+	n := uint32(len(ob))
+	id := w.ipid
+	w.ipid++
+	s := h.csBase + (0x4500 | uint32(tos)) + n + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	ob[1] = tos
+	be.PutUint16(ob[2:], uint16(n))
+	be.PutUint16(ob[4:], id)
+	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+	be.PutUint16(ob[10:], ^uint16(s))
+	u := ob[wire.IPv4MinLen : wire.OuterIPv4Len : wire.OuterIPv4Len]
+	be.PutUint16(u[0:], wire.SourcePort(hash))
+	be.PutUint16(u[4:], uint16(n-wire.IPv4MinLen))
+	x := w.nonce() // drawn for every packet, as patchOuter does
+	if h.nonce {
+		be.PutUint32(u[wire.UDPLen:], uint32(u[wire.UDPLen])<<24|x)
+	}
 }
 
 // hopIndex spreads destinations over the memo's slots: by the template's
@@ -176,22 +240,13 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	}
 	b := f.Bytes()
 	ob := b[wire.EthernetLen:]
-	var err error
-	if h.hlen == frontV4 && len(b) >= frontV4 {
+	if h.fast4 && len(b) >= frontV4+wire.IPv4MinLen && len(ob) <= 0xffff {
 		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
-		// w.patchOuter, written out for an IPv4 template.
-		w.ep.FlowHash, w.ep.Nonce, w.ep.LSBs, w.ep.ID = pk.hash, w.nonce(), w.lsbs, w.ipid
-		w.ipid++
-		err = wire.PatchOuterIPv4(ob, &w.ep)
-		if err == nil {
-			if pk.rtr {
-				w.c.Inc(CounterReencap)
-			} else {
-				w.c.Inc(CounterEncap)
-			}
+		w.patch4(ob, h, pk.hash)
+		if pk.rtr {
+			w.c.Inc(CounterReencap)
 		} else {
-			w.drop(f, DropBadLength)
-			return true
+			w.c.Inc(CounterEncap)
 		}
 	} else {
 		copy(b, h.hdr[:h.hlen])

@@ -135,7 +135,7 @@ func (w *Worker) patch4(ob []byte, h *nextHop, hash uint32) {
 	be.PutUint16(ob[4:], id)
 	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
 	be.PutUint16(ob[10:], ^uint16(s))
-	u := ob[wire.IPv4MinLen : wire.OuterIPv4Len : wire.OuterIPv4Len]
+	u := ob[wire.IPv4MinLen:wire.OuterIPv4Len:wire.OuterIPv4Len]
 	be.PutUint16(u[0:], wire.SourcePort(hash))
 	be.PutUint16(u[4:], uint16(n-wire.IPv4MinLen))
 	x := w.nonce() // drawn for every packet, as patchOuter does

@@ -38,7 +38,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk := &pks[j]
 		// w.parseCore, written out.
 		f := &fs[j]
-		pk.act, pk.mset = actDone, nil
+		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
 			w.coreInner(pk, f, b, h)
@@ -53,14 +53,14 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		default:
 			staged = true
 			if pk.act == actForward {
-				w.stageProbe(pk)
+				w.stageProbeCore(pk, b)
 			}
 		}
 	}
 	if !staged {
 		return
 	}
-	w.lookupStage(pks)
+	w.lookupStage(pks, fs)
 	for j := range pks {
 		switch pk := &pks[j]; {
 		case pk.act == actDone:
@@ -281,6 +281,10 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	}
 	pk.rtr = true
 	pk.act = actForward
+	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
+		pk.hash = flowHash4(in, pk.innerLen, w.flow0)
+		return
+	}
 	w.hashInner(pk, f)
 }
 
@@ -337,7 +341,14 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	}
 	var h *nextHop
 	if pk.v4 {
-		h = w.hopDeliver4(pk.dst)
+		// w.hop(pk.dst, nil), written out: the slot of the destination's
+		// bytes, matched by key4. An entry filled without a snapshot
+		// (w.snap nil) says AdjNoRoute, what filling it again would say.
+		k := binary.BigEndian.Uint32(inner[16:20])
+		h = &w.hops[hopSlot4(k)]
+		if h.key4 != 1<<32|uint64(k) || h.snap != w.snap {
+			w.fillDeliver4(h, k)
+		}
 	} else {
 		h = w.hop(pk.dst, nil)
 	}

@@ -95,6 +95,10 @@ type pktInfo struct {
 	found    bool         // lookup found e
 	e        *cache.Entry // lookup's result
 	r        *cache.RLOC  // the RLOC e selects for the flow
+	// lazyAddrs: dst and src are not filled yet (lazyAddrs fills them
+	// from the frame); only the site batch's IPv4 parse leaves them out,
+	// for the stages that need them (probe, forward).
+	lazyAddrs bool
 }
 
 // pktAction is what the last stage of a batch does with a parsed packet.
@@ -181,6 +185,8 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	iid := w.ports[slot].iid
 	m := w.memo
 	memo4 := m.v4 != nil && iid <= cacheMaxIID
+	h0 := w.flow0
+	be := binary.BigEndian
 	for j := range fs {
 		pk := &pks[j]
 		f := &fs[j]
@@ -189,35 +195,94 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
 			// The common case, an untagged IPv4 packet without options,
 			// without going through the general parser: parseSite's work
-			// and the memo's set (with its key) for the probe stage.
-			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
-			if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
-				w.drop(f, r)
+			// (parseIPv4NoOptions and wire.FlowHash written out; the
+			// addresses are read from the frame only if a later stage
+			// needs them, lazyAddrs) and the memo's set (with its key) for
+			// the probe stage.
+			ip := b[wire.EthernetLen:]
+			_ = ip[wire.IPv4MinLen-1]
+			tl := int(be.Uint16(ip[2:]))
+			if tl < wire.IPv4MinLen || tl > len(ip) || !checksum20Valid(ip) {
+				w.drop(f, parseIPv4NoOptions(pk, ip)) // the reason
 				continue
 			}
-			pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+			pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
+			pk.hash = flowHash4(ip, tl, h0)
 			pk.act = actForward
-			if memo4 && b[wire.EthernetLen+16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
-				pk.mkey = m.key4(iid, [4]byte(b[wire.EthernetLen+16:wire.EthernetLen+20]))
+			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
+				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
 				pk.mset = m.set4(pk.mkey)
 				prefetch(unsafe.Pointer(pk.mset))
 			}
 			continue
 		}
+		pk.lazyAddrs = false
 		if w.parseSite(pk, slot, f) {
 			pk.act = actForward
 			w.stageProbe(pk)
 		}
 	}
-	w.lookupStage(pks)
+	w.lookupStage(pks, fs)
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {
 			w.choose(pk)
 			if !w.encapFast(pk, &fs[j]) {
+				lazyAddrs(pk, &fs[j])
 				w.forward(pk, &fs[j])
 			}
 		}
 	}
+}
+
+// lazyAddrs fills pk.dst and pk.src from the inner IPv4 header in f when
+// the parse stage left them out (pk.lazyAddrs).
+func lazyAddrs(pk *pktInfo, f *ring.Frame) {
+	if pk.lazyAddrs {
+		ip := f.Bytes()[pk.innerOff:]
+		_ = ip[wire.IPv4MinLen-1]
+		pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		pk.src = netip.AddrFrom4([4]byte(ip[12:16]))
+		pk.lazyAddrs = false
+	}
+}
+
+// flowHash4 is wire.FlowHash(ip[:tl], seed) for an IPv4 header without
+// options (tl ≥ 20 its total length, h0 = flowSeed0(seed)), without the
+// general function's version switch and length checks
+// (TestFlowHash4MatchesWire).
+func flowHash4(ip []byte, tl int, h0 uint64) uint32 {
+	be := binary.BigEndian
+	_ = ip[wire.IPv4MinLen-1]
+	proto := ip[9]
+	var ports uint32
+	if tl >= wire.IPv4MinLen+4 && be.Uint16(ip[6:])&(wire.IPv4FlagMF|0x1fff) == 0 &&
+		(proto == wire.ProtoUDP || proto == wire.ProtoTCP || proto == wire.ProtoSCTP || proto == wire.ProtoUDPLite) {
+		ports = be.Uint32(ip[wire.IPv4MinLen:])
+	}
+	return flowFinish(flowMix(flowMix(h0, be.Uint64(ip[12:])), uint64(proto)<<32|uint64(ports)))
+}
+
+// flowSeed0 is the start value of wire.FlowHash for seed.
+func flowSeed0(seed uint32) uint64 {
+	return uint64(seed)*0x9e3779b97f4a7c15 ^ 0x243f6a8885a308d3
+}
+
+// flowMix and flowFinish are wire.FlowHash's mixing steps, for the IPv4
+// flow hash the site batch computes inline.
+func flowMix(h, v uint64) uint64 {
+	h ^= v
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>31
+}
+
+func flowFinish(h uint64) uint32 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint32(h)
 }
 
 // parseSite validates a frame from site port slot and fills pk, flow hash
@@ -320,7 +385,7 @@ func (w *Worker) lookup(pk *pktInfo) {
 // lookupStage is the first half of the lookup of a batch's packets that
 // need one (actForward): probe them all, so that the entries' loads
 // overlap; the last stage chooses (choose) just before it forwards.
-func (w *Worker) lookupStage(pks []pktInfo) {
+func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 	m := w.memo
 	for j := range pks {
 		pk := &pks[j]
@@ -336,6 +401,7 @@ func (w *Worker) lookupStage(pks []pktInfo) {
 			prefetch(unsafe.Pointer(pk.e))
 			continue
 		}
+		lazyAddrs(pk, &fs[j])
 		w.probe(pk)
 	}
 }
@@ -349,6 +415,23 @@ func (w *Worker) stageProbe(pk *pktInfo) {
 		return
 	}
 	pk.mkey = m.key4(pk.iid, pk.dst.As4())
+	pk.mset = m.set4(pk.mkey)
+	prefetch(unsafe.Pointer(pk.mset))
+}
+
+// stageProbeCore is stageProbe for a packet of a core batch whose frame
+// holds b: an inner IPv4 destination is read from the frame.
+func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
+	m := w.memo
+	if !pk.v4 || m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {
+		w.stageProbe(pk)
+		return
+	}
+	a := [4]byte(b[pk.innerOff+16 : pk.innerOff+20])
+	if a[0]&0xf0 == 0xe0 { // multicast
+		return
+	}
+	pk.mkey = m.key4(pk.iid, a)
 	pk.mset = m.set4(pk.mkey)
 	prefetch(unsafe.Pointer(pk.mset))
 }

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"unsafe"
 
@@ -37,6 +38,9 @@ type nextHop struct {
 	fast4  bool
 	nonce  bool
 	csBase uint32
+	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
+	// (tpl nil), 0 otherwise: what deliver compares.
+	key4 uint64
 }
 
 // hopMemo is a worker's direct-mapped memo of nextHops. An entry is used
@@ -64,6 +68,11 @@ func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	s := w.snap
 	h.dst, h.tpl, h.snap = dst, tpl, s
+	h.key4 = 0
+	if tpl == nil && dst.Is4() {
+		a := dst.As4()
+		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+	}
 	h.adj, h.st = nexthop.Adjacency{}, nexthop.AdjNoRoute
 	if s != nil {
 		h.adj, h.st = s.Resolve(dst)
@@ -172,14 +181,17 @@ func hopIndex4(dst netip.Addr) uint32 {
 	return uint32((uint64(binary.LittleEndian.Uint32(a[:])) * 0x9E3779B97F4A7C15) >> 56)
 }
 
-// hopDeliver4 is w.hop(dst, nil) for an IPv4 destination, short enough to
-// inline into deliver.
-func (w *Worker) hopDeliver4(dst netip.Addr) *nextHop {
-	h := &w.hops[hopIndex4(dst)]
-	if h.dst != dst || h.tpl != nil || h.snap != w.snap || h.snap == nil {
-		w.fillHop(h, dst, nil)
-	}
-	return h
+// hopSlot4 is hopIndex4 of the IPv4 destination whose bytes are k.
+func hopSlot4(k uint32) uint32 {
+	return uint32((uint64(bits.ReverseBytes32(k)) * 0x9E3779B97F4A7C15) >> 56)
+}
+
+// fillDeliver4 is fillHop for a delivery to the IPv4 destination whose
+// bytes are k.
+func (w *Worker) fillDeliver4(h *nextHop, k uint32) {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], k)
+	w.fillHop(h, netip.AddrFrom4(a), nil)
 }
 
 // putEthernet writes the Ethernet header of adj with EtherType et at the

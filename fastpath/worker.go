@@ -266,6 +266,7 @@ type Worker struct {
 	ipid         uint16
 	now          int64
 	epoch        time.Time
+	flow0        uint64 // flowSeed0(Config.FlowSeed)
 
 	icmpTokens int64 // in 1/1e9 tokens
 	icmpLast   int64
@@ -345,6 +346,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		batch: cfg.Batch,
 		obs:   newObservationRing(cfg.ObservationRing),
 		memo:  newLookupMemo(cfg.Cache, cfg.LookupMemo),
+		flow0: flowSeed0(cfg.FlowSeed),
 	}
 	w.c = &w.ctr.Local
 	if w.has4 = w.rloc4.Is4(); w.has4 {

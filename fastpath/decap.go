@@ -366,14 +366,14 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	if h.hlen == wire.EthernetLen {
 		b := f.Bytes()
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		// w.send, written out.
+		// w.send, written out, without clearing *f (a batch's receive
+		// slot or a local frame of the caller, not read again).
 		p := &w.ports[site]
 		if p.ntx == len(p.tx) {
 			w.flush(site)
 		}
 		p.tx[p.ntx] = *f
 		p.ntx++
-		*f = ring.Frame{}
 		return
 	}
 	et := wire.EtherTypeIPv6

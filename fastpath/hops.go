@@ -223,7 +223,10 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
 	h := &w.hops[hopIndexTpl(tp)]
-	if h.dst != r.Addr || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
+	// The template alone identifies the RLOC (h.dst need not be compared):
+	// a template is built for one RLOC, holds its address, and cannot be
+	// reused for another while h.tpl refers to it.
+	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
 		w.fillHop(h, r.Addr, tpl)
 	}
 	off, n := pk.innerOff, pk.innerLen
@@ -266,14 +269,15 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 			return true
 		}
 	}
-	// w.send, written out.
+	// w.send, written out, without clearing *f: encapFast runs on a
+	// batch's receive array, whose consumed slots nothing reads again
+	// (the next Receive refills it).
 	p := &w.ports[h.out]
 	if p.ntx == len(p.tx) {
 		w.flush(h.out)
 	}
 	p.tx[p.ntx] = *f
 	p.ntx++
-	*f = ring.Frame{}
 	return true
 }
 

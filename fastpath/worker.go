@@ -676,9 +676,10 @@ func (w *Worker) flush(slot int) {
 	w.c.Add(CounterTX, uint64(n))
 	if n < p.ntx {
 		w.c.DropN(DropTXFull, uint64(p.ntx-n))
-		ring.Release(p.tx[n:p.ntx])
+		ring.Release(p.tx[n:p.ntx]) // clears them
 	}
-	clear(p.tx[:p.ntx])
+	// The transmitted frames are not cleared: they belong to the port now,
+	// only p.tx[:p.ntx] is ever read, and the next frames overwrite them.
 	p.ntx = 0
 }
 

@@ -208,7 +208,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			}
 			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
 			pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
-			pk.hash = flowHash4(ip, tl, h0)
+			pk.hash = flowFinish(flowMix(flowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // flowHash4
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
 				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
@@ -250,18 +250,26 @@ func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 // flowHash4 is wire.FlowHash(ip[:tl], seed) for an IPv4 header without
 // options (tl ≥ 20 its total length, h0 = flowSeed0(seed)), without the
 // general function's version switch and length checks
-// (TestFlowHash4MatchesWire).
+// (TestFlowHash4MatchesWire). The site batch writes it out (it does not
+// fit the inliner's budget).
 func flowHash4(ip []byte, tl int, h0 uint64) uint32 {
-	be := binary.BigEndian
+	return flowFinish(flowMix(flowMix(h0, binary.BigEndian.Uint64(ip[12:20])), flowL4(ip, tl)))
+}
+
+// flowL4 is the last word wire.FlowHash mixes for an IPv4 header without
+// options: the protocol and, for a protocol with ports (portProto) in a
+// packet that is not a fragment and has them, the two ports.
+func flowL4(ip []byte, tl int) uint64 {
 	_ = ip[wire.IPv4MinLen-1]
 	proto := ip[9]
-	var ports uint32
-	if tl >= wire.IPv4MinLen+4 && be.Uint16(ip[6:])&(wire.IPv4FlagMF|0x1fff) == 0 &&
-		(proto == wire.ProtoUDP || proto == wire.ProtoTCP || proto == wire.ProtoSCTP || proto == wire.ProtoUDPLite) {
-		ports = be.Uint32(ip[wire.IPv4MinLen:])
+	if tl < wire.IPv4MinLen+4 || binary.BigEndian.Uint16(ip[6:])&(wire.IPv4FlagMF|0x1fff) != 0 || !portProto[proto] {
+		return uint64(proto) << 32
 	}
-	return flowFinish(flowMix(flowMix(h0, be.Uint64(ip[12:])), uint64(proto)<<32|uint64(ports)))
+	return uint64(proto)<<32 | uint64(binary.BigEndian.Uint32(ip[wire.IPv4MinLen:]))
 }
+
+// portProto marks the protocols whose ports wire.FlowHash includes.
+var portProto = [256]bool{wire.ProtoTCP: true, wire.ProtoUDP: true, wire.ProtoSCTP: true, wire.ProtoUDPLite: true}
 
 // flowSeed0 is the start value of wire.FlowHash for seed.
 func flowSeed0(seed uint32) uint64 {

@@ -360,11 +360,11 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
-	f.SetLen(pk.innerOff + pk.innerLen)
-	f.Pull(pk.innerOff - wire.EthernetLen)
+	// SetLen to the inner packet's end and Pull to its Ethernet header in
+	// one step (inside the frame's bytes: it cannot fail).
+	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
 	w.c.Inc(CounterDecap)
-	if h.hlen == wire.EthernetLen {
-		b := f.Bytes()
+	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 		// w.send, written out, without clearing *f (a batch's receive
 		// slot or a local frame of the caller, not read again).

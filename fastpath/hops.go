@@ -230,10 +230,14 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 		w.fillHop(h, r.Addr, tpl)
 	}
 	off, n := pk.innerOff, pk.innerLen
-	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || h.hlen-off > f.Headroom() || off+n > f.Cap() || n < wire.IPv4MinLen {
+	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || n < wire.IPv4MinLen {
 		return false
 	}
-	inner := f.Bytes()[off : off+n]
+	cur := f.Bytes()
+	if off+n > len(cur) || h.hlen-off > f.Headroom() {
+		return false
+	}
+	inner := cur[off : off+n]
 	ttl := inner[8]
 	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
 		if pk.outerTTL <= 1 {
@@ -246,14 +250,9 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 		}
 		setTTL4(inner, ttl-1)
 	}
-	// w.front, written out: the checks above make SetLen and Push succeed.
-	f.SetLen(off + n)
-	if d := off - h.hlen; d >= 0 {
-		f.Pull(d)
-	} else {
-		f.Push(-d)
-	}
-	b := f.Bytes()
+	// w.front in one step: the checks above make it succeed (the packet
+	// ends within its current bytes, and the front fits the headroom).
+	b := f.Reframe(off-h.hlen, h.hlen+n)
 	ob := b[wire.EthernetLen:]
 	if h.fast4 && len(b) >= frontV4+wire.IPv4MinLen && len(ob) <= 0xffff {
 		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))

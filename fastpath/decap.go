@@ -33,6 +33,8 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
+	w.beginBatch(fs)
+	defer w.finishBatch()
 	staged := false
 	for j := range fs {
 		pk := &pks[j]
@@ -48,7 +50,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		switch {
 		case pk.act == actDone:
 		case pk.act == actDeliver && !staged:
-			w.deliver(pk, &fs[j], pk.site)
+			w.deliverAt(pk, &fs[j], pk.site, j)
 			pk.act = actDone
 		default:
 			staged = true
@@ -62,21 +64,25 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	}
 	w.lookupStage(pks, fs)
 	for j := range pks {
-		switch pk := &pks[j]; {
-		case pk.act == actDone:
-		case pk.act == actForward && w.chooseEncap(pk, &fs[j]):
+		switch pk := &pks[j]; pk.act {
+		case actDone:
+		case actDeliver:
+			w.deliverAt(pk, &fs[j], pk.site, j)
+		case actForward:
+			w.choose(pk)
+			switch out := w.encapFast(pk, &fs[j]); out {
+			case encapDropped:
+			case encapNo:
+				w.endInPlace()
+				w.forward(pk, &fs[j]) // choose is idempotent
+			default:
+				w.sendAt(j, out, &fs[j])
+			}
 		default:
+			w.endInPlace()
 			w.finishCore(pk, &fs[j])
 		}
 	}
-}
-
-// chooseEncap is the last stage of a batch's packet to forward up to
-// encapFast: it chooses the RLOC and reports whether encapFast sent the
-// packet (false: finishCore's forward handles it, choose being idempotent).
-func (w *Worker) chooseEncap(pk *pktInfo, f *ring.Frame) bool {
-	w.choose(pk)
-	return w.encapFast(pk, f)
 }
 
 // finishCore is the last stage of a core packet parsed by parseCore.
@@ -319,6 +325,12 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // outer headers stripped, the inner Ethernet header written for the inner
 // destination's next hop, out of the instance-ID's site port.
 func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
+	w.deliverAt(pk, f, site, -1)
+}
+
+// deliverAt is deliver for frame j of the batch (sent by sendAt; j < 0:
+// not a frame of a batch).
+func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
 		if pk.outerTTL < inner[8] { // decapRules' common case, written out
@@ -366,16 +378,10 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	w.c.Inc(CounterDecap)
 	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		// w.send, written out, without clearing *f (a batch's receive
-		// slot or a local frame of the caller, not read again).
-		p := &w.ports[site]
-		if p.ntx == len(p.tx) {
-			w.flush(site)
-		}
-		p.tx[p.ntx] = *f
-		p.ntx++
+		w.sendAt(j, site, f)
 		return
 	}
+	w.endInPlace()
 	et := wire.EtherTypeIPv6
 	if pk.v4 {
 		et = wire.EtherTypeIPv4

@@ -224,15 +224,22 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		}
 	}
 	w.lookupStage(pks, fs)
+	w.beginBatch(fs)
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {
 			w.choose(pk)
-			if !w.encapFast(pk, &fs[j]) {
+			switch out := w.encapFast(pk, &fs[j]); out {
+			case encapDropped:
+			case encapNo:
 				lazyAddrs(pk, &fs[j])
+				w.endInPlace()
 				w.forward(pk, &fs[j])
+			default:
+				w.sendAt(j, out, &fs[j])
 			}
 		}
 	}
+	w.finishBatch()
 }
 
 // lazyAddrs fills pk.dst and pk.src from the inner IPv4 header in f when

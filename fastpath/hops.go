@@ -208,17 +208,18 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 // calls: an IPv4 packet from a site, or one to re-encapsulate (RTR) under a
 // Not-ECT outer header, whose mapping selected RLOC pk.r (lookup), whose
 // next hop is resolved on one of our ports, with TTL left and fitting the
-// path MTU. It reports false, having changed nothing, for any other
-// packet, which forward then handles. Its output is the general path's
-// (TestEncapFastMatchesGeneral).
-func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
+// path MTU. It returns the port slot to send the encapsulated frame on
+// (the caller sends it: sendAt), encapDropped when it dropped the frame,
+// or encapNo, having changed nothing, for any other packet, which forward
+// then handles. Its output is the general path's (TestBatchMatchesGeneral).
+func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	r := pk.r
 	if r == nil || !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
-		return false
+		return encapNo
 	}
 	tpl := r.Template
 	if len(tpl) < wire.OuterIPv4Len {
-		return false
+		return encapNo
 	}
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
@@ -231,22 +232,22 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	}
 	off, n := pk.innerOff, pk.innerLen
 	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || n < wire.IPv4MinLen {
-		return false
+		return encapNo
 	}
 	cur := f.Bytes()
 	if off+n > len(cur) || h.hlen-off > f.Headroom() {
-		return false
+		return encapNo
 	}
 	inner := cur[off : off+n]
 	ttl := inner[8]
 	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
 		if pk.outerTTL <= 1 {
-			return false
+			return encapNo
 		}
 		setTTL4Twice(inner, pk.outerTTL, pk.outerTTL-1)
 	} else {
 		if ttl <= 1 {
-			return false
+			return encapNo
 		}
 		setTTL4(inner, ttl-1)
 	}
@@ -265,20 +266,17 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
 	} else {
 		copy(b, h.hdr[:h.hlen])
 		if !w.patchOuter(pk, f, ob) {
-			return true
+			return encapDropped
 		}
 	}
-	// w.send, written out, without clearing *f: encapFast runs on a
-	// batch's receive array, whose consumed slots nothing reads again
-	// (the next Receive refills it).
-	p := &w.ports[h.out]
-	if p.ntx == len(p.tx) {
-		w.flush(h.out)
-	}
-	p.tx[p.ntx] = *f
-	p.ntx++
-	return true
+	return h.out
 }
+
+// encapFast's results other than a port slot.
+const (
+	encapNo      = -1 // not taken, nothing changed
+	encapDropped = -2 // taken and dropped
+)
 
 // frontV4 is the length of the front of an IPv4-encapsulated packet:
 // Ethernet header and IPv4 outer-header template.

@@ -76,7 +76,9 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 				w.endInPlace()
 				w.forward(pk, &fs[j]) // choose is idempotent
 			default:
-				w.sendAt(j, out, &fs[j])
+				if !w.ip.take(j, out) {
+					w.sendAt(j, out, &fs[j])
+				}
 			}
 		default:
 			w.endInPlace()
@@ -378,7 +380,9 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	w.c.Inc(CounterDecap)
 	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		w.sendAt(j, site, f)
+		if !w.ip.take(j, site) {
+			w.sendAt(j, site, f)
+		}
 		return
 	}
 	w.endInPlace()

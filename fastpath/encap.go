@@ -235,7 +235,9 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 				w.endInPlace()
 				w.forward(pk, &fs[j])
 			default:
-				w.sendAt(j, out, &fs[j])
+				if !w.ip.take(j, out) {
+					w.sendAt(j, out, &fs[j])
+				}
 			}
 		}
 	}

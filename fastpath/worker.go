@@ -730,6 +730,17 @@ func (w *Worker) sendAt(j, out int, f *ring.Frame) {
 	w.send(out, f)
 }
 
+// take is sendAt's common case, inlined at the batch loops (callers call
+// sendAt when it reports false): frame j joins the frames kept in place for
+// port out without moving.
+func (ip *inPlace) take(j, out int) bool {
+	if ip.n == j && ip.port == out {
+		ip.n++
+		return true
+	}
+	return false
+}
+
 // endInPlace ends the in-place mode of the batch: the frames kept in place
 // move to their port's transmit batch. Call it before anything that sends
 // in a batch other than sendAt.

@@ -406,12 +406,16 @@ func (w *Worker) observe(pk *pktInfo, b []byte, h wire.Header) {
 	} else {
 		o.RLOC = netip.AddrFrom16([16]byte(b[pk.outerOff+8 : pk.outerOff+24]))
 	}
-	o.IID = pk.iid
-	o.Glean, o.EID = false, netip.Addr{}
-	o.Flags = h[0]
-	o.Nonce = h.Nonce()
-	o.LSBs = h.LSBs()
-	o.Time = w.now
+	if o.Glean { // the slot held a gleaning report: only those set EID
+		o.Glean, o.EID = false, netip.Addr{}
+	}
+	_ = h[wire.HeaderLen-1]
+	w0 := binary.BigEndian.Uint32(h)
+	o.IID, o.Flags, o.Nonce, o.Time = pk.iid, uint8(w0>>24), w0&0xffffff, w.now // h.Nonce()
+	o.LSBs = binary.BigEndian.Uint32(h[4:]) // h.LSBs(): all 32 bits without I, the low 8 with it
+	if w0&(uint32(wire.FlagI)<<24) != 0 {
+		o.LSBs &= 0xff
+	}
 	w.obs.commit()
 }
 

@@ -482,6 +482,7 @@ func (w *Worker) choose(pk *pktInfo) {
 // by lookup), applies the negative action, or holds the packet on a miss.
 // pk describes the packet; nothing in it has been modified yet.
 func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
+	lazyAddrs(pk, f)
 	if pk.dst.IsMulticast() {
 		w.replicate(pk, f)
 		return

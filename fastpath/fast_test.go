@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/rloc-router/rloc/wire"
 )
 
 // TestHopSlot4: deliver's slot of an IPv4 destination's bytes is the one
@@ -41,5 +43,44 @@ func TestInPlaceOrder(t *testing.T) {
 	batch.w.Counters().Snapshot(&c)
 	if c.Get(CounterReencap) != 4 || c.Get(CounterEncap) != 4 {
 		t.Fatalf("counters %v: want 4 re-encapsulated and 4 encapsulated", c)
+	}
+}
+
+// TestObserveFields: an observation carries the header's flags, nonce and
+// LSBs as wire.Header reads them (8 bits with I, 32 without), the outer
+// source and the instance-ID, and a slot that last held a gleaning report
+// comes back without its EID.
+func TestObserveFields(t *testing.T) {
+	r := newRig(t, nil)
+	w := r.w
+	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 20})
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		flags := uint8(rnd.Uint32())&^(wire.FlagV) | wire.FlagN
+		iid := uint32(0)
+		if flags&wire.FlagI != 0 {
+			iid = rnd.Uint32() & wire.MaxInstanceID
+		}
+		b := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, flags: flags, iid: iid,
+			nonce: rnd.Uint32() & 0xffffff, lsbs: rnd.Uint32(), inner: in})
+		if flags&wire.FlagI != 0 {
+			b[wire.EthernetLen+wire.IPv4MinLen+wire.UDPLen+7] = byte(rnd.Uint32()) // the LSB byte
+		}
+		h := wire.Header(b[wire.EthernetLen+wire.IPv4MinLen+wire.UDPLen:])
+		if i%3 == 0 { // the slot about to be used held a gleaning report
+			o := w.obs.next()
+			o.Glean, o.EID = true, hostA
+		}
+		pk := pktInfo{outerOff: wire.EthernetLen, outerV4: true, iid: iid}
+		w.observe(&pk, b, h)
+		w.obs.publish()
+		var o Observation
+		if !w.obs.Pop(&o) {
+			t.Fatal("no observation")
+		}
+		want := Observation{RLOC: rlocRemote4, IID: iid, Flags: h[0], Nonce: h.Nonce(), LSBs: h.LSBs(), Time: w.now}
+		if o != want {
+			t.Fatalf("header %x: observation %+v, want %+v", h[:wire.HeaderLen], o, want)
+		}
 	}
 }

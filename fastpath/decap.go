@@ -412,7 +412,7 @@ func (w *Worker) observe(pk *pktInfo, b []byte, h wire.Header) {
 	_ = h[wire.HeaderLen-1]
 	w0 := binary.BigEndian.Uint32(h)
 	o.IID, o.Flags, o.Nonce, o.Time = pk.iid, uint8(w0>>24), w0&0xffffff, w.now // h.Nonce()
-	o.LSBs = binary.BigEndian.Uint32(h[4:]) // h.LSBs(): all 32 bits without I, the low 8 with it
+	o.LSBs = binary.BigEndian.Uint32(h[4:])                                     // h.LSBs(): all 32 bits without I, the low 8 with it
 	if w0&(uint32(wire.FlagI)<<24) != 0 {
 		o.LSBs &= 0xff
 	}

@@ -105,7 +105,7 @@ type Reader struct {
 	gen    uint64
 	t4, t6 *table
 	n      int // ids noted since the last Flush
-	ids [noteLen]uint32
+	ids    [noteLen]uint32
 	// seen remembers, direct-mapped by id, which ids were noted since the
 	// writer's last fold (key: fold count<<32 | id), so a busy entry is
 	// noted once per fold interval, not once per lookup.

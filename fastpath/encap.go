@@ -259,8 +259,8 @@ func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 // flowHash4 is wire.FlowHash(ip[:tl], seed) for an IPv4 header without
 // options (tl ≥ 20 its total length, h0 = flowSeed0(seed)), without the
 // general function's version switch and length checks
-// (TestFlowHash4MatchesWire). The site batch writes it out (it does not
-// fit the inliner's budget).
+// (TestFlowHash4MatchesWire). The batches write it out (it does not fit
+// the inliner's budget).
 func flowHash4(ip []byte, tl int, h0 uint64) uint32 {
 	return flowFinish(flowMix(flowMix(h0, binary.BigEndian.Uint64(ip[12:20])), flowL4(ip, tl)))
 }

@@ -290,7 +290,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	pk.rtr = true
 	pk.act = actForward
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
-		pk.hash = flowFinish(flowMix(flowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // flowHash4
+		pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // wire.FlowHash of the inner packet
 		return
 	}
 	w.hashInner(pk, f)

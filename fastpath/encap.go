@@ -208,7 +208,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			}
 			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
 			pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
-			pk.hash = flowFinish(flowMix(flowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // flowHash4
+			pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // wire.FlowHash of ip[:tl]
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
 				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
@@ -256,15 +256,6 @@ func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 	}
 }
 
-// flowHash4 is wire.FlowHash(ip[:tl], seed) for an IPv4 header without
-// options (tl ≥ 20 its total length, h0 = flowSeed0(seed)), without the
-// general function's version switch and length checks
-// (TestFlowHash4MatchesWire). The batches write it out (it does not fit
-// the inliner's budget).
-func flowHash4(ip []byte, tl int, h0 uint64) uint32 {
-	return flowFinish(flowMix(flowMix(h0, binary.BigEndian.Uint64(ip[12:20])), flowL4(ip, tl)))
-}
-
 // flowL4 is the last word wire.FlowHash mixes for an IPv4 header without
 // options: the protocol and, for a protocol with ports (portProto) in a
 // packet that is not a fragment and has them, the two ports.
@@ -279,28 +270,6 @@ func flowL4(ip []byte, tl int) uint64 {
 
 // portProto marks the protocols whose ports wire.FlowHash includes.
 var portProto = [256]bool{wire.ProtoTCP: true, wire.ProtoUDP: true, wire.ProtoSCTP: true, wire.ProtoUDPLite: true}
-
-// flowSeed0 is the start value of wire.FlowHash for seed.
-func flowSeed0(seed uint32) uint64 {
-	return uint64(seed)*0x9e3779b97f4a7c15 ^ 0x243f6a8885a308d3
-}
-
-// flowMix and flowFinish are wire.FlowHash's mixing steps, for the IPv4
-// flow hash the site batch computes inline.
-func flowMix(h, v uint64) uint64 {
-	h ^= v
-	h *= 0xbf58476d1ce4e5b9
-	return h ^ h>>31
-}
-
-func flowFinish(h uint64) uint32 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return uint32(h)
-}
 
 // parseSite validates a frame from site port slot and fills pk, flow hash
 // included; false when it dropped the frame.

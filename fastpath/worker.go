@@ -266,7 +266,7 @@ type Worker struct {
 	ipid         uint16
 	now          int64
 	epoch        time.Time
-	flow0        uint64 // flowSeed0(Config.FlowSeed)
+	flow0        uint64 // wire.FlowStart(Config.FlowSeed)
 
 	icmpTokens int64 // in 1/1e9 tokens
 	icmpLast   int64
@@ -347,7 +347,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		batch: cfg.Batch,
 		obs:   newObservationRing(cfg.ObservationRing),
 		memo:  newLookupMemo(cfg.Cache, cfg.LookupMemo),
-		flow0: flowSeed0(cfg.FlowSeed),
+		flow0: wire.FlowStart(cfg.FlowSeed),
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local

@@ -96,16 +96,8 @@ type Reader struct {
 	dir *directory
 	iid uint32
 	in  *instance
-	// gen, t4 and t6 are the published IPv4 and IPv6 tries of instance iid
-	// (in), loaded after the cache's Generation read gen (t4 nil: none
-	// kept). Every publish that stores a unicast trie bumps the generation
-	// after the store, so while it still reads gen the tries are current
-	// up to that generation, and a lookup needs neither the directory nor
-	// the shard's pointer.
-	gen    uint64
-	t4, t6 *table
-	n      int // ids noted since the last Flush
-	ids    [noteLen]uint32
+	n   int // ids noted since the last Flush
+	ids [noteLen]uint32
 	// seen remembers, direct-mapped by id, which ids were noted since the
 	// writer's last fold (key: fold count<<32 | id), so a busy entry is
 	// noted once per fold interval, not once per lookup.
@@ -193,36 +185,24 @@ func (r *Reader) Close() {
 // wrappers the compiler inlines, so a lookup is one call here and one into
 // the trie.
 func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
-	var tr *table
-	if r != nil && r.t4 != nil && r.iid == iid && r.gen == c.gen.Load() {
-		tr = r.t6 // the Reader's tries of its last instance, still current
-		if dst.Is4() {
-			tr = r.t4
-		}
+	d := c.dir.Load()
+	var in *instance
+	if r != nil && r.dir == d && r.iid == iid {
+		in = r.in // a Reader remembers its last instance (a worker looks up in few)
 	} else {
-		d := c.dir.Load()
-		var in *instance
-		if r != nil && r.dir == d && r.iid == iid {
-			in = r.in // a Reader remembers its last instance (a worker looks up in few)
-		} else {
-			in = d.get(iid)
-			if r != nil {
-				r.dir, r.iid, r.in, r.t4 = d, iid, in, nil
-			}
-		}
-		if in == nil {
-			return nil, false
-		}
+		in = d.get(iid)
 		if r != nil {
-			r.keepTries(in)
+			r.dir, r.iid, r.in = d, iid, in
 		}
-		t := &in.v6
-		if dst.Is4() {
-			t = &in.v4
-		}
-		tr = t.p.Load()
 	}
-	v, ok := tr.Lookup(dst)
+	if in == nil {
+		return nil, false
+	}
+	t := &in.v6
+	if dst.Is4() {
+		t = &in.v4
+	}
+	v, ok := t.p.Load().Lookup(dst)
 	if !ok {
 		return nil, false
 	}
@@ -236,15 +216,6 @@ func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
 		c.shared.mark(v.id)
 	}
 	return v.e, true
-}
-
-// keepTries remembers the published tries of in (the Reader's instance)
-// for the lookups that follow, with the generation read before them.
-//
-//go:noinline
-func (r *Reader) keepTries(in *instance) {
-	r.gen = r.c.gen.Load()
-	r.t4, r.t6 = in.v4.p.Load(), in.v6.p.Load()
 }
 
 // hit marks v's entry through r (or the shared bitmap) and returns it.

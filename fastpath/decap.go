@@ -33,12 +33,14 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
+	w.beginBatch(fs)
+	defer w.finishBatch()
 	staged := false
 	for j := range fs {
 		pk := &pks[j]
 		// w.parseCore, written out.
 		f := &fs[j]
-		pk.act, pk.mset = actDone, nil
+		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
 			w.coreInner(pk, f, b, h)
@@ -48,35 +50,41 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		switch {
 		case pk.act == actDone:
 		case pk.act == actDeliver && !staged:
-			w.deliver(pk, &fs[j], pk.site)
+			w.deliverAt(pk, &fs[j], pk.site, j)
 			pk.act = actDone
 		default:
 			staged = true
 			if pk.act == actForward {
-				w.stageProbe(pk)
+				w.stageProbeCore(pk, b)
 			}
 		}
 	}
 	if !staged {
 		return
 	}
-	w.lookupStage(pks)
+	w.lookupStage(pks, fs)
 	for j := range pks {
-		switch pk := &pks[j]; {
-		case pk.act == actDone:
-		case pk.act == actForward && w.chooseEncap(pk, &fs[j]):
+		switch pk := &pks[j]; pk.act {
+		case actDone:
+		case actDeliver:
+			w.deliverAt(pk, &fs[j], pk.site, j)
+		case actForward:
+			w.choose(pk)
+			switch out := w.encapFast(pk, &fs[j]); out {
+			case encapDropped:
+			case encapNo:
+				w.endInPlace()
+				w.forward(pk, &fs[j]) // choose is idempotent
+			default:
+				if !w.ip.take(j, out) {
+					w.sendAt(j, out, &fs[j])
+				}
+			}
 		default:
+			w.endInPlace()
 			w.finishCore(pk, &fs[j])
 		}
 	}
-}
-
-// chooseEncap is the last stage of a batch's packet to forward up to
-// encapFast: it chooses the RLOC and reports whether encapFast sent the
-// packet (false: finishCore's forward handles it, choose being idempotent).
-func (w *Worker) chooseEncap(pk *pktInfo, f *ring.Frame) bool {
-	w.choose(pk)
-	return w.encapFast(pk, f)
 }
 
 // finishCore is the last stage of a core packet parsed by parseCore.
@@ -281,6 +289,10 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	}
 	pk.rtr = true
 	pk.act = actForward
+	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
+		pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // wire.FlowHash of the inner packet
+		return
+	}
 	w.hashInner(pk, f)
 }
 
@@ -315,6 +327,12 @@ func (w *Worker) notLISP(f *ring.Frame) {
 // outer headers stripped, the inner Ethernet header written for the inner
 // destination's next hop, out of the instance-ID's site port.
 func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
+	w.deliverAt(pk, f, site, -1)
+}
+
+// deliverAt is deliver for frame j of the batch (sent by sendAt; j < 0:
+// not a frame of a batch).
+func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
 	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
 		if pk.outerTTL < inner[8] { // decapRules' common case, written out
@@ -337,7 +355,14 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 	}
 	var h *nextHop
 	if pk.v4 {
-		h = w.hopDeliver4(pk.dst)
+		// w.hop(pk.dst, nil), written out: the slot of the destination's
+		// bytes, matched by key4. An entry filled without a snapshot
+		// (w.snap nil) says AdjNoRoute, what filling it again would say.
+		k := binary.BigEndian.Uint32(inner[16:20])
+		h = &w.hops[hopSlot4(k)]
+		if h.key4 != 1<<32|uint64(k) || h.snap != w.snap {
+			w.fillDeliver4(h, k)
+		}
 	} else {
 		h = w.hop(pk.dst, nil)
 	}
@@ -349,22 +374,18 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
-	f.SetLen(pk.innerOff + pk.innerLen)
-	f.Pull(pk.innerOff - wire.EthernetLen)
+	// SetLen to the inner packet's end and Pull to its Ethernet header in
+	// one step (inside the frame's bytes: it cannot fail).
+	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
 	w.c.Inc(CounterDecap)
-	if h.hlen == wire.EthernetLen {
-		b := f.Bytes()
+	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
-		// w.send, written out.
-		p := &w.ports[site]
-		if p.ntx == len(p.tx) {
-			w.flush(site)
+		if !w.ip.take(j, site) {
+			w.sendAt(j, site, f)
 		}
-		p.tx[p.ntx] = *f
-		p.ntx++
-		*f = ring.Frame{}
 		return
 	}
+	w.endInPlace()
 	et := wire.EtherTypeIPv6
 	if pk.v4 {
 		et = wire.EtherTypeIPv4
@@ -385,12 +406,16 @@ func (w *Worker) observe(pk *pktInfo, b []byte, h wire.Header) {
 	} else {
 		o.RLOC = netip.AddrFrom16([16]byte(b[pk.outerOff+8 : pk.outerOff+24]))
 	}
-	o.IID = pk.iid
-	o.Glean, o.EID = false, netip.Addr{}
-	o.Flags = h[0]
-	o.Nonce = h.Nonce()
-	o.LSBs = h.LSBs()
-	o.Time = w.now
+	if o.Glean { // the slot held a gleaning report: only those set EID
+		o.Glean, o.EID = false, netip.Addr{}
+	}
+	_ = h[wire.HeaderLen-1]
+	w0 := binary.BigEndian.Uint32(h)
+	o.IID, o.Flags, o.Nonce, o.Time = pk.iid, uint8(w0>>24), w0&0xffffff, w.now // h.Nonce()
+	o.LSBs = binary.BigEndian.Uint32(h[4:])                                     // h.LSBs(): all 32 bits without I, the low 8 with it
+	if w0&(uint32(wire.FlagI)<<24) != 0 {
+		o.LSBs &= 0xff
+	}
 	w.obs.commit()
 }
 

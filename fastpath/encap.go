@@ -95,6 +95,10 @@ type pktInfo struct {
 	found    bool         // lookup found e
 	e        *cache.Entry // lookup's result
 	r        *cache.RLOC  // the RLOC e selects for the flow
+	// lazyAddrs: dst and src are not filled yet (lazyAddrs fills them
+	// from the frame); only the site batch's IPv4 parse leaves them out,
+	// for the stages that need them (probe, forward).
+	lazyAddrs bool
 }
 
 // pktAction is what the last stage of a batch does with a parsed packet.
@@ -181,6 +185,8 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	iid := w.ports[slot].iid
 	m := w.memo
 	memo4 := m.v4 != nil && iid <= cacheMaxIID
+	h0 := w.flow0
+	be := binary.BigEndian
 	for j := range fs {
 		pk := &pks[j]
 		f := &fs[j]
@@ -189,36 +195,81 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
 			// The common case, an untagged IPv4 packet without options,
 			// without going through the general parser: parseSite's work
-			// and the memo's set (with its key) for the probe stage.
-			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
-			if r := parseIPv4NoOptions(pk, b[wire.EthernetLen:]); r != dropNone {
-				w.drop(f, r)
+			// (parseIPv4NoOptions and wire.FlowHash written out; the
+			// addresses are read from the frame only if a later stage
+			// needs them, lazyAddrs) and the memo's set (with its key) for
+			// the probe stage.
+			ip := b[wire.EthernetLen:]
+			_ = ip[wire.IPv4MinLen-1]
+			tl := int(be.Uint16(ip[2:]))
+			if tl < wire.IPv4MinLen || tl > len(ip) || !checksum20Valid(ip) {
+				w.drop(f, parseIPv4NoOptions(pk, ip)) // the reason
 				continue
 			}
-			pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+			pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
+			pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // wire.FlowHash of ip[:tl]
 			pk.act = actForward
-			if memo4 && b[wire.EthernetLen+16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
-				pk.mkey = m.key4(iid, [4]byte(b[wire.EthernetLen+16:wire.EthernetLen+20]))
+			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
+				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
 				pk.mset = m.set4(pk.mkey)
 				prefetch(unsafe.Pointer(pk.mset))
 			}
 			continue
 		}
+		pk.lazyAddrs = false
 		if w.parseSite(pk, slot, f) {
 			pk.act = actForward
 			w.stageProbe(pk)
 		}
 	}
-	w.lookupStage(pks)
+	w.lookupStage(pks, fs)
+	w.beginBatch(fs)
 	for j := range pks {
 		if pk := &pks[j]; pk.act == actForward {
 			w.choose(pk)
-			if !w.encapFast(pk, &fs[j]) {
+			switch out := w.encapFast(pk, &fs[j]); out {
+			case encapDropped:
+			case encapNo:
+				lazyAddrs(pk, &fs[j])
+				w.endInPlace()
 				w.forward(pk, &fs[j])
+			default:
+				if !w.ip.take(j, out) {
+					w.sendAt(j, out, &fs[j])
+				}
 			}
 		}
 	}
+	w.finishBatch()
 }
+
+// lazyAddrs fills pk.dst and pk.src from the inner IPv4 header in f when
+// the parse stage left them out (pk.lazyAddrs).
+func lazyAddrs(pk *pktInfo, f *ring.Frame) {
+	if pk.lazyAddrs {
+		ip := f.Bytes()[pk.innerOff:]
+		_ = ip[wire.IPv4MinLen-1]
+		pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		pk.src = netip.AddrFrom4([4]byte(ip[12:16]))
+		pk.lazyAddrs = false
+	}
+}
+
+// flowL4 is the last word wire.FlowHash mixes for an IPv4 header without
+// options: the protocol and, for a protocol with ports (portProto) in a
+// packet that is not a fragment and has them, the two ports.
+func flowL4(ip []byte, tl int) uint64 {
+	_ = ip[wire.IPv4MinLen-1]
+	proto := ip[9]
+	if tl < wire.IPv4MinLen+4 || binary.BigEndian.Uint16(ip[6:])&(wire.IPv4FlagMF|0x1fff) != 0 || !portProto[proto] {
+		return uint64(proto) << 32
+	}
+	return uint64(proto)<<32 | uint64(binary.BigEndian.Uint32(ip[wire.IPv4MinLen:]))
+}
+
+// portProto marks the protocols whose ports wire.FlowHash includes.
+var portProto = [256]bool{wire.ProtoTCP: true, wire.ProtoUDP: true, wire.ProtoSCTP: true, wire.ProtoUDPLite: true}
 
 // parseSite validates a frame from site port slot and fills pk, flow hash
 // included; false when it dropped the frame.
@@ -320,7 +371,7 @@ func (w *Worker) lookup(pk *pktInfo) {
 // lookupStage is the first half of the lookup of a batch's packets that
 // need one (actForward): probe them all, so that the entries' loads
 // overlap; the last stage chooses (choose) just before it forwards.
-func (w *Worker) lookupStage(pks []pktInfo) {
+func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 	m := w.memo
 	for j := range pks {
 		pk := &pks[j]
@@ -336,6 +387,7 @@ func (w *Worker) lookupStage(pks []pktInfo) {
 			prefetch(unsafe.Pointer(pk.e))
 			continue
 		}
+		lazyAddrs(pk, &fs[j])
 		w.probe(pk)
 	}
 }
@@ -349,6 +401,23 @@ func (w *Worker) stageProbe(pk *pktInfo) {
 		return
 	}
 	pk.mkey = m.key4(pk.iid, pk.dst.As4())
+	pk.mset = m.set4(pk.mkey)
+	prefetch(unsafe.Pointer(pk.mset))
+}
+
+// stageProbeCore is stageProbe for a packet of a core batch whose frame
+// holds b: an inner IPv4 destination is read from the frame.
+func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
+	m := w.memo
+	if !pk.v4 || m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {
+		w.stageProbe(pk)
+		return
+	}
+	a := [4]byte(b[pk.innerOff+16 : pk.innerOff+20])
+	if a[0]&0xf0 == 0xe0 { // multicast
+		return
+	}
+	pk.mkey = m.key4(pk.iid, a)
 	pk.mset = m.set4(pk.mkey)
 	prefetch(unsafe.Pointer(pk.mset))
 }
@@ -382,6 +451,7 @@ func (w *Worker) choose(pk *pktInfo) {
 // by lookup), applies the negative action, or holds the packet on a miss.
 // pk describes the packet; nothing in it has been modified yet.
 func (w *Worker) forward(pk *pktInfo, f *ring.Frame) {
+	lazyAddrs(pk, f)
 	if pk.dst.IsMulticast() {
 		w.replicate(pk, f)
 		return

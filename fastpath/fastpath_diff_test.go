@@ -2,6 +2,8 @@ package fastpath
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -23,8 +25,33 @@ import (
 // RTR re-encapsulates or the ETR delivers. It fails when a shortcut takes a
 // packet the general path treats differently or writes a byte otherwise.
 func TestBatchMatchesGeneral(t *testing.T) {
-	batch, general := newTwins(t)
-	rnd := rand.New(rand.NewPCG(11, 12))
+	batchVsGeneral(t, 11)
+}
+
+// TestBatchMatchesGeneralOuters is TestBatchMatchesGeneral under the
+// other outer-header options, which change what the templates hold and
+// what encapFast may write itself (patch4): no nonce, LSBs, DF, and a UDP
+// checksum (which patch4 leaves to the general patch).
+func TestBatchMatchesGeneralOuters(t *testing.T) {
+	for i, o := range []OuterConfig{
+		{LSBs: true, LSBValue: 0x1a5},
+		{Nonce: true, LSBs: true, LSBValue: 3, DontFragment: true},
+		{Nonce: true, UDPChecksum: true},
+	} {
+		t.Run(fmt.Sprintf("outer%d", i), func(t *testing.T) {
+			batchVsGeneral(t, uint64(20+i), func(c *Config) {
+				o.RLOC4, o.RLOC6 = c.Outer.RLOC4, c.Outer.RLOC6
+				c.Outer = o
+			})
+		})
+	}
+}
+
+// batchVsGeneral runs TestBatchMatchesGeneral's random batches through
+// twins made with the extra configuration mods.
+func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
+	batch, general := newTwins(t, mods...)
+	rnd := rand.New(rand.NewPCG(seed, seed+1))
 	pick := func(xs ...int) int { return xs[rnd.IntN(len(xs))] }
 	dsts4 := []netip.Addr{remote4, remote4v6, netip.MustParseAddr("10.4.1.1"), netip.MustParseAddr("10.4.2.9"),
 		netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("239.1.2.3")}
@@ -99,11 +126,14 @@ func TestSetTTL4Twice(t *testing.T) {
 // newTwins returns two identical workers (RTR on, ICMP errors never
 // suppressed by timing, extra mappings in instance-ID 300 and a
 // two-RLOC prefix) for comparing the batch path with the general one.
-func newTwins(t testing.TB) (batch, general *rig) {
+func newTwins(t testing.TB, mods ...func(*Config)) (batch, general *rig) {
 	mod := func(c *Config) {
 		c.RTR = true
 		c.ICMPRate, c.ICMPBurst = 1_000_000, 1_000_000               // no ICMP suppressed by timing
 		c.Hold.HoldTime, c.Hold.RetryInterval = time.Hour, time.Hour // nor held packets dropped or misses retried
+		for _, m := range mods {
+			m(c)
+		}
 	}
 	batch, general = newRig(t, mod), newRig(t, mod)
 	for _, r := range []*rig{batch, general} {
@@ -243,5 +273,44 @@ func TestChecksum20Valid(t *testing.T) {
 	}
 	if valid == 0 {
 		t.Fatal("no header verified")
+	}
+}
+
+// flowHash4 is wire.FlowHash(ip[:tl], seed) for an IPv4 header without
+// options (tl ≥ 20 its total length, h0 = wire.FlowStart(seed)), without the
+// general function's version switch and length checks
+// (TestFlowHash4MatchesWire): the expression the site and core batches
+// write out (it does not fit the inliner's budget).
+func flowHash4(ip []byte, tl int, h0 uint64) uint32 {
+	return wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, binary.BigEndian.Uint64(ip[12:20])), flowL4(ip, tl)))
+}
+
+// TestFlowHash4MatchesWire: the IPv4 flow hash the site batch computes
+// inline (wire.FlowStart, FlowMix, FlowFinish and flowL4) equals
+// wire.FlowHash over random option-less IPv4 headers: every protocol the
+// ports count for and others, fragments (MF, offsets), lengths with and
+// without the ports, several seeds.
+func TestFlowHash4MatchesWire(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(9, 10))
+	protos := []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoSCTP, wire.ProtoUDPLite, 1, 47, 0, 255}
+	for range 20000 {
+		n := wire.IPv4MinLen + rnd.IntN(12)
+		ip := make([]byte, n)
+		for i := range ip {
+			ip[i] = byte(rnd.Uint32())
+		}
+		ip[0] = 0x45
+		ip[9] = protos[rnd.IntN(len(protos))]
+		if rnd.IntN(2) == 0 {
+			ip[6], ip[7] = ip[6]&0x40, 0 // not a fragment (DF may be set)
+		}
+		seed := rnd.Uint32()
+		if rnd.IntN(4) == 0 {
+			seed = 0
+		}
+		got := flowHash4(ip, n, wire.FlowStart(seed))
+		if want := wire.FlowHash(ip, seed); got != want {
+			t.Fatalf("header %x seed %d: inline hash %#x, wire.FlowHash %#x", ip, seed, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"unsafe"
 
@@ -29,6 +30,17 @@ type nextHop struct {
 	hlen int // Ethernet header + template bytes in hdr (st AdjResolved)
 	adj  nexthop.Adjacency
 	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
+	// For an IPv4 template that patch4 can finish (fast4): the LISP
+	// header asks for a nonce (N), and csBase, the part of the outer
+	// header checksum update (RFC 1624 eqn. 3) that depends on the
+	// template alone. The LSBs are already in hdr (the worker's LSBs
+	// never change).
+	fast4  bool
+	nonce  bool
+	csBase uint32
+	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
+	// (tpl nil), 0 otherwise: what deliver compares.
+	key4 uint64
 }
 
 // hopMemo is a worker's direct-mapped memo of nextHops. An entry is used
@@ -56,6 +68,11 @@ func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	s := w.snap
 	h.dst, h.tpl, h.snap = dst, tpl, s
+	h.key4 = 0
+	if tpl == nil && dst.Is4() {
+		a := dst.As4()
+		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+	}
 	h.adj, h.st = nexthop.Adjacency{}, nexthop.AdjNoRoute
 	if s != nil {
 		h.adj, h.st = s.Resolve(dst)
@@ -78,6 +95,62 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 	putEthernet(h.hdr[:], &h.adj, et)
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
+	w.prepare4(h)
+}
+
+// prepare4 sets h.fast4 (and what patch4 needs) for a resolved memo entry
+// whose template is an IPv4 one that patch4 finishes exactly as
+// wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
+// to compute) and the LISP header of BuildTemplate. The worker's LSBs are
+// written into the entry's copy of the LISP header once here, as
+// wire.PatchOuterIPv4 would write them into every packet.
+func (w *Worker) prepare4(h *nextHop) {
+	h.fast4, h.nonce, h.csBase = false, false, 0
+	if h.hlen != frontV4 {
+		return
+	}
+	ob := h.hdr[wire.EthernetLen:frontV4]
+	if ob[0] != 0x45 || ob[9] != wire.ProtoUDP || binary.BigEndian.Uint16(ob[wire.IPv4MinLen+6:]) != 0 {
+		return
+	}
+	lh := wire.Header(ob[wire.IPv4MinLen+wire.UDPLen:])
+	if lh.Flags()&wire.FlagL != 0 {
+		lh.SetLSBs(w.lsbs)
+	}
+	h.nonce = lh.Flags()&wire.FlagN != 0
+	be := binary.BigEndian
+	h.csBase = uint32(^be.Uint16(ob[10:])) + uint32(^be.Uint16(ob[0:])) + uint32(^be.Uint16(ob[2:])) +
+		uint32(^be.Uint16(ob[4:])) + uint32(^be.Uint16(ob[8:]))
+	h.fast4 = true
+}
+
+// patch4 is wire.PatchOuterIPv4 for an IPv4 outer header copied from a
+// memo entry h with fast4 set (ob: the outer IPv4 packet, inner IPv4
+// header at wire.OuterIPv4Len, at most 0xffff bytes): the same bytes
+// (the checksum is updated by the same sum, RFC 1624 eqn. 3, from h.csBase
+// instead of the template's words), without the checks and calls.
+func (w *Worker) patch4(ob []byte, h *nextHop, hash uint32) {
+	_ = ob[wire.OuterIPv4Len+wire.IPv4MinLen-1]
+	be := binary.BigEndian
+	tos, ttl := ob[wire.OuterIPv4Len+1], ob[wire.OuterIPv4Len+8]
+	n := uint32(len(ob))
+	id := w.ipid
+	w.ipid++
+	s := h.csBase + (0x4500 | uint32(tos)) + n + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	ob[1] = tos
+	be.PutUint16(ob[2:], uint16(n))
+	be.PutUint16(ob[4:], id)
+	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+	be.PutUint16(ob[10:], ^uint16(s))
+	u := ob[wire.IPv4MinLen:wire.OuterIPv4Len:wire.OuterIPv4Len]
+	be.PutUint16(u[0:], wire.SourcePort(hash))
+	be.PutUint16(u[4:], uint16(n-wire.IPv4MinLen))
+	x := w.nonce() // drawn for every packet, as patchOuter does
+	if h.nonce {
+		be.PutUint32(u[wire.UDPLen:], uint32(u[wire.UDPLen])<<24|x)
+	}
 }
 
 // hopIndex spreads destinations over the memo's slots: by the template's
@@ -108,14 +181,17 @@ func hopIndex4(dst netip.Addr) uint32 {
 	return uint32((uint64(binary.LittleEndian.Uint32(a[:])) * 0x9E3779B97F4A7C15) >> 56)
 }
 
-// hopDeliver4 is w.hop(dst, nil) for an IPv4 destination, short enough to
-// inline into deliver.
-func (w *Worker) hopDeliver4(dst netip.Addr) *nextHop {
-	h := &w.hops[hopIndex4(dst)]
-	if h.dst != dst || h.tpl != nil || h.snap != w.snap || h.snap == nil {
-		w.fillHop(h, dst, nil)
-	}
-	return h
+// hopSlot4 is hopIndex4 of the IPv4 destination whose bytes are k.
+func hopSlot4(k uint32) uint32 {
+	return uint32((uint64(bits.ReverseBytes32(k)) * 0x9E3779B97F4A7C15) >> 56)
+}
+
+// fillDeliver4 is fillHop for a delivery to the IPv4 destination whose
+// bytes are k.
+func (w *Worker) fillDeliver4(h *nextHop, k uint32) {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], k)
+	w.fillHop(h, netip.AddrFrom4(a), nil)
 }
 
 // putEthernet writes the Ethernet header of adj with EtherType et at the
@@ -132,83 +208,75 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 // calls: an IPv4 packet from a site, or one to re-encapsulate (RTR) under a
 // Not-ECT outer header, whose mapping selected RLOC pk.r (lookup), whose
 // next hop is resolved on one of our ports, with TTL left and fitting the
-// path MTU. It reports false, having changed nothing, for any other
-// packet, which forward then handles. Its output is the general path's
-// (TestEncapFastMatchesGeneral).
-func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) bool {
+// path MTU. It returns the port slot to send the encapsulated frame on
+// (the caller sends it: sendAt), encapDropped when it dropped the frame,
+// or encapNo, having changed nothing, for any other packet, which forward
+// then handles. Its output is the general path's (TestBatchMatchesGeneral).
+func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	r := pk.r
 	if r == nil || !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
-		return false
+		return encapNo
 	}
 	tpl := r.Template
 	if len(tpl) < wire.OuterIPv4Len {
-		return false
+		return encapNo
 	}
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
 	h := &w.hops[hopIndexTpl(tp)]
-	if h.dst != r.Addr || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
+	// The template alone identifies the RLOC (h.dst need not be compared):
+	// a template is built for one RLOC, holds its address, and cannot be
+	// reused for another while h.tpl refers to it.
+	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
 		w.fillHop(h, r.Addr, tpl)
 	}
 	off, n := pk.innerOff, pk.innerLen
-	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || h.hlen-off > f.Headroom() || off+n > f.Cap() || n < wire.IPv4MinLen {
-		return false
+	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || n < wire.IPv4MinLen {
+		return encapNo
 	}
-	inner := f.Bytes()[off : off+n]
+	cur := f.Bytes()
+	if off+n > len(cur) || h.hlen-off > f.Headroom() {
+		return encapNo
+	}
+	inner := cur[off : off+n]
 	ttl := inner[8]
 	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
 		if pk.outerTTL <= 1 {
-			return false
+			return encapNo
 		}
 		setTTL4Twice(inner, pk.outerTTL, pk.outerTTL-1)
 	} else {
 		if ttl <= 1 {
-			return false
+			return encapNo
 		}
 		setTTL4(inner, ttl-1)
 	}
-	// w.front, written out: the checks above make SetLen and Push succeed.
-	f.SetLen(off + n)
-	if d := off - h.hlen; d >= 0 {
-		f.Pull(d)
-	} else {
-		f.Push(-d)
-	}
-	b := f.Bytes()
+	// w.front in one step: the checks above make it succeed (the packet
+	// ends within its current bytes, and the front fits the headroom).
+	b := f.Reframe(off-h.hlen, h.hlen+n)
 	ob := b[wire.EthernetLen:]
-	var err error
-	if h.hlen == frontV4 && len(b) >= frontV4 {
+	if h.fast4 && len(b) >= frontV4+wire.IPv4MinLen && len(ob) <= 0xffff {
 		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
-		// w.patchOuter, written out for an IPv4 template.
-		w.ep.FlowHash, w.ep.Nonce, w.ep.LSBs, w.ep.ID = pk.hash, w.nonce(), w.lsbs, w.ipid
-		w.ipid++
-		err = wire.PatchOuterIPv4(ob, &w.ep)
-		if err == nil {
-			if pk.rtr {
-				w.c.Inc(CounterReencap)
-			} else {
-				w.c.Inc(CounterEncap)
-			}
+		w.patch4(ob, h, pk.hash)
+		if pk.rtr {
+			w.c.Inc(CounterReencap)
 		} else {
-			w.drop(f, DropBadLength)
-			return true
+			w.c.Inc(CounterEncap)
 		}
 	} else {
 		copy(b, h.hdr[:h.hlen])
 		if !w.patchOuter(pk, f, ob) {
-			return true
+			return encapDropped
 		}
 	}
-	// w.send, written out.
-	p := &w.ports[h.out]
-	if p.ntx == len(p.tx) {
-		w.flush(h.out)
-	}
-	p.tx[p.ntx] = *f
-	p.ntx++
-	*f = ring.Frame{}
-	return true
+	return h.out
 }
+
+// encapFast's results other than a port slot.
+const (
+	encapNo      = -1 // not taken, nothing changed
+	encapDropped = -2 // taken and dropped
+)
 
 // frontV4 is the length of the front of an IPv4-encapsulated packet:
 // Ethernet header and IPv4 outer-header template.

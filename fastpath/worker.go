@@ -266,6 +266,7 @@ type Worker struct {
 	ipid         uint16
 	now          int64
 	epoch        time.Time
+	flow0        uint64 // wire.FlowStart(Config.FlowSeed)
 
 	icmpTokens int64 // in 1/1e9 tokens
 	icmpLast   int64
@@ -274,6 +275,7 @@ type Worker struct {
 
 	rx    [ring.IdealBatchSize]ring.Frame
 	pkts  [ring.IdealBatchSize]pktInfo // per-batch state of the frames in rx
+	ip    inPlace                      // the batch's frames sent where they were received
 	one   [1]ring.Frame
 	ep    wire.EncapParams
 	mc    mcastState
@@ -345,6 +347,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		batch: cfg.Batch,
 		obs:   newObservationRing(cfg.ObservationRing),
 		memo:  newLookupMemo(cfg.Cache, cfg.LookupMemo),
+		flow0: wire.FlowStart(cfg.FlowSeed),
+		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
 	if w.has4 = w.rloc4.Is4(); w.has4 {
@@ -659,10 +663,20 @@ func (w *Worker) flush(slot int) {
 	if p.ntx == 0 {
 		return
 	}
+	w.transmit(slot, p.tx[:p.ntx])
+	// The transmitted frames are not cleared: they belong to the port now,
+	// only p.tx[:p.ntx] is ever read, and the next frames overwrite them.
+	p.ntx = 0
+}
+
+// transmit hands fs to port slot; what the ring does not take is dropped
+// (DropTXFull) and released.
+func (w *Worker) transmit(slot int, fs []ring.Frame) {
+	p := &w.ports[slot]
 	n := 0
 	if !p.closed {
 		var err error
-		n, err = p.p.Transmit(p.tx[:p.ntx])
+		n, err = p.p.Transmit(fs)
 		if err != nil {
 			n = 0
 			p.closed = true
@@ -672,12 +686,81 @@ func (w *Worker) flush(slot int) {
 		}
 	}
 	w.c.Add(CounterTX, uint64(n))
-	if n < p.ntx {
-		w.c.DropN(DropTXFull, uint64(p.ntx-n))
-		ring.Release(p.tx[n:p.ntx])
+	if n < len(fs) {
+		w.c.DropN(DropTXFull, uint64(len(fs)-n))
+		ring.Release(fs[n:]) // clears them
 	}
-	clear(p.tx[:p.ntx])
-	p.ntx = 0
+}
+
+// inPlace lets the fast paths of a batch send a frame without moving it
+// into a port's transmit batch: while every frame sent so far in the batch
+// went to one port whose transmit batch was empty when the first of them
+// was sent, they stay in the receive array, moved down over the slots of
+// frames consumed before them (fs[:n]), and the batch ends by handing
+// fs[:n] to the port (finishBatch). A send to that port by any other path
+// first ends the mode (endInPlace: the frames move to the port's transmit
+// batch, in order), so every port still sends its frames in the order the
+// worker sent them.
+type inPlace struct {
+	fs   []ring.Frame // the batch's receive array (nil outside a batch)
+	port int          // the port of fs[:n]; -1: none yet; -2: mode ended
+	n    int
+}
+
+// beginBatch starts the in-place mode for the batch fs.
+func (w *Worker) beginBatch(fs []ring.Frame) {
+	w.ip = inPlace{fs: fs, port: -1}
+}
+
+// sendAt sends f, frame j of the batch (j < 0: not one), on port out: in
+// place when the mode allows, else by send.
+func (w *Worker) sendAt(j, out int, f *ring.Frame) {
+	ip := &w.ip
+	if j >= 0 && (ip.port == out || ip.port == -1 && w.ports[out].ntx == 0) {
+		ip.port = out
+		if k := ip.n; k != j {
+			ip.fs[k] = *f
+		}
+		ip.n++
+		return
+	}
+	// Another port (or the mode ended): its transmit batch, where its
+	// frames of this batch are, keeps its order; the frames kept in place
+	// are all for ip.port.
+	w.send(out, f)
+}
+
+// take is sendAt's common case, inlined at the batch loops (callers call
+// sendAt when it reports false): frame j joins the frames kept in place for
+// port out without moving.
+func (ip *inPlace) take(j, out int) bool {
+	if ip.n == j && ip.port == out {
+		ip.n++
+		return true
+	}
+	return false
+}
+
+// endInPlace ends the in-place mode of the batch: the frames kept in place
+// move to their port's transmit batch. Call it before anything that sends
+// in a batch other than sendAt.
+func (w *Worker) endInPlace() {
+	ip := &w.ip
+	if ip.port >= 0 {
+		for i := range ip.n {
+			w.send(ip.port, &ip.fs[i])
+		}
+	}
+	ip.port, ip.n = -2, 0
+}
+
+// finishBatch transmits the frames of the batch kept in place and ends the
+// mode.
+func (w *Worker) finishBatch() {
+	if ip := &w.ip; ip.port >= 0 && ip.n > 0 {
+		w.transmit(ip.port, ip.fs[:ip.n])
+	}
+	w.ip = inPlace{port: -2}
 }
 
 // drop releases f to its pool and counts reason r.

@@ -153,6 +153,20 @@ func (f *Frame) SetLen(n int) bool {
 	return true
 }
 
+// Reframe moves the start of the packet by d bytes (negative: into the
+// headroom, for outer headers; positive: dropping bytes at the front) and
+// sets its length to n, in one step: Pull or Push, then SetLen. It returns
+// the new packet bytes, or nil, leaving the frame unchanged, when the
+// result does not lie within the chunk.
+func (f *Frame) Reframe(d, n int) []byte {
+	o := int(f.off) + d
+	if o < 0 || n < 0 || n > len(f.chunk)-o {
+		return nil
+	}
+	f.off, f.n = uint32(o), uint32(n)
+	return f.chunk[o : o+n : len(f.chunk)]
+}
+
 // Reset empties the frame and puts its start at headroom bytes into the
 // chunk; it reports false, leaving the frame unchanged, when headroom is out
 // of the chunk.

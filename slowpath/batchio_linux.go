@@ -68,20 +68,12 @@ func (b *RecvBatch) recv(fd uintptr) bool {
 		h.Hdr.Flags = 0
 		h.Len = 0
 	}
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), 0, 0, 0)
-		switch e {
-		case 0:
-			b.n, b.err = int(n), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		b.n, b.err = 0, e
-		return true
+	n, e := mmsg(unix.SYS_RECVMMSG, fd, b.hdrs)
+	if e == unix.EAGAIN {
+		return false
 	}
+	b.n, b.err = n, errnoErr(e)
+	return true
 }
 
 // Read waits for datagrams and fills the slots with as many as are queued
@@ -250,20 +242,35 @@ func (b *SendBatch) Slots() int { return len(b.hdrs) }
 // send is the raw write: false asks the poller to wait for the socket to
 // become writable.
 func (b *SendBatch) send(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.off])), uintptr(b.n-b.off), 0, 0, 0)
-		switch e {
-		case 0:
-			b.sent, b.err = int(n), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		b.sent, b.err = 0, e
-		return true
+	n, e := mmsg(unix.SYS_SENDMMSG, fd, b.hdrs[b.off:b.n])
+	if e == unix.EAGAIN {
+		return false
 	}
+	b.sent, b.err = n, errnoErr(e)
+	return true
+}
+
+// mmsg runs recvmmsg or sendmmsg (trap) on hdrs, again when a signal
+// interrupted it; it returns how many datagrams went through, 0 with an
+// error.
+func mmsg(trap, fd uintptr, hdrs []unix.Mmsghdr) (int, syscall.Errno) {
+	for {
+		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), 0, 0, 0)
+		if e != unix.EINTR {
+			if e != 0 {
+				n = 0
+			}
+			return int(n), e
+		}
+	}
+}
+
+// errnoErr is e as an error, nil for 0.
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
 }
 
 // Write sends the queued datagrams from slot off on; it returns how many

@@ -29,6 +29,8 @@ type RecvBatch struct {
 	n     int
 	err   error
 	fn    func(fd uintptr) bool
+	// zones names the interfaces of scoped IPv6 sources by index.
+	zones map[uint32]string
 }
 
 // NewRecvBatch returns a batch of slots receive slots on conn, each with a
@@ -100,13 +102,14 @@ func (b *RecvBatch) Datagram(i int) (data []byte, src netip.AddrPort, oob []byte
 	h := &b.hdrs[i]
 	n := min(int(h.Len), len(b.bufs[i]))
 	nn := min(int(h.Hdr.Controllen), len(b.oobs[i]))
-	return b.bufs[i][:n], sockaddrAddrPort(&b.names[i], h.Hdr.Namelen), b.oobs[i][:nn], h.Hdr.Flags&unix.MSG_TRUNC != 0
+	return b.bufs[i][:n], b.sockaddrAddrPort(&b.names[i], h.Hdr.Namelen), b.oobs[i][:nn], h.Hdr.Flags&unix.MSG_TRUNC != 0
 }
 
 // sockaddrAddrPort decodes a socket address the kernel filled in; the
-// zero AddrPort for another family. A scoped IPv6 address gets its
-// interface index as zone.
-func sockaddrAddrPort(sa *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
+// zero AddrPort for another family. A scoped IPv6 address (link-local)
+// gets its interface's name as zone, as the net package gives it, or
+// the index when the interface is gone.
+func (b *RecvBatch) sockaddrAddrPort(sa *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
 	port := uint16(ntohs(&sa.Port))
 	switch {
 	case sa.Family == unix.AF_INET && n >= unix.SizeofSockaddrInet4:
@@ -115,11 +118,28 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
 	case sa.Family == unix.AF_INET6 && n >= unix.SizeofSockaddrInet6:
 		ip := netip.AddrFrom16(sa.Addr)
 		if sa.Scope_id != 0 {
-			ip = ip.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+			ip = ip.WithZone(b.zone(sa.Scope_id))
 		}
 		return netip.AddrPortFrom(ip, port)
 	}
 	return netip.AddrPort{}
+}
+
+// zone returns the name of interface index id, remembered (one entry
+// per interface that a scoped source arrived on).
+func (b *RecvBatch) zone(id uint32) string {
+	if z, ok := b.zones[id]; ok {
+		return z
+	}
+	z := strconv.FormatUint(uint64(id), 10)
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		z = ifi.Name
+	}
+	if b.zones == nil {
+		b.zones = map[uint32]string{}
+	}
+	b.zones[id] = z
+	return z
 }
 
 // ntohs reads a port stored in network byte order.

@@ -73,3 +73,57 @@ func TestBatchIO(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchIOLinkLocal: a scoped IPv6 source comes out of a RecvBatch with
+// its interface's name as zone, as the net package names it, and a
+// SendBatch sends to a destination with that zone. It needs an interface
+// with a link-local address (the datagrams go to the host's own address).
+func TestBatchIOLinkLocal(t *testing.T) {
+	var ll netip.Addr
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
+				ll = p.Addr().WithZone(ifi.Name)
+				break
+			}
+		}
+		if ll.IsValid() {
+			break
+		}
+	}
+	if !ll.IsValid() {
+		t.Skip("no interface with an IPv6 link-local address")
+	}
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ll, 0)))
+		if err != nil {
+			t.Skipf("cannot bind %v: %v", ll, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := listen(), listen()
+	from, to := a.LocalAddr().(*net.UDPAddr).AddrPort(), b.LocalAddr().(*net.UDPAddr).AddrPort()
+	tx, err := slowpath.NewSendBatch(a, true, 1, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := slowpath.NewRecvBatch(b, 1, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tx.Add(to, []byte("hi")); !ok {
+		t.Fatalf("Add %v refused", to)
+	}
+	if n, err := tx.Write(0); n != 1 || err != nil {
+		t.Fatalf("Write to %v: %d, %v", to, n, err)
+	}
+	if n, err := rx.Read(); n != 1 || err != nil {
+		t.Fatalf("Read: %d, %v", n, err)
+	}
+	if data, src, _, _ := rx.Datagram(0); string(data) != "hi" || src != from {
+		t.Fatalf("got %q from %v, want %q from %v", data, src, "hi", from)
+	}
+}

@@ -12,52 +12,46 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/wire"
 )
 
 const (
-	batchLen   = 32   // datagrams per receive or send batch
-	rxBatches  = 4    // receive batches in flight per socket
-	bufLen     = 9216 // receive buffer per datagram
-	missQueue  = 1024 // pending miss events
-	cmdQueue   = 16
-	maxTxBatch = 64 // datagrams queued per socket before a flush
+	batchLen  = 64   // datagrams per receive batch (one recvmmsg)
+	rxBatches = 4    // receive batches in flight per socket
+	bufLen    = 9216 // receive buffer per datagram
+	oobLen    = 128  // control messages per datagram
+	missQueue = 1024 // pending miss events
+	cmdQueue  = 16
+	// maxTxBatch is how many datagrams a socket queues before they go
+	// out in one sendmmsg; the queue is also sent at the end of every
+	// event (a received batch and the ones queued behind it).
+	maxTxBatch = 128
+	txBufCap   = 1500 // initial capacity of a queued datagram
 )
 
 // ErrClosed is returned by the methods of a closed Core.
 var ErrClosed = errors.New("slowpath: engine closed")
 
-// batchConn is the batch I/O of an ipv4.PacketConn or ipv6.PacketConn.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // socket is one UDP control socket and its batches.
 type socket struct {
 	conn  *net.UDPConn
-	bc    batchConn
 	local netip.AddrPort
 	is6   bool
 	free  chan *rxBatch
-	// transmit queue, owned by the core goroutine
-	tx    []ipv4.Message
-	txUA  []net.UDPAddr
-	txIP  [][16]byte
+	// transmit queue, owned by the core goroutine; txT is the message
+	// type of each queued datagram, for the counters.
+	tx    *SendBatch
 	txT   []wire.MessageType
-	ntx   int
 	oobOn bool
 }
 
 // rxBatch is a batch of received datagrams handed from a socket's reader
 // goroutine to the core goroutine.
 type rxBatch struct {
-	s    *socket
-	msgs []ipv4.Message
-	n    int
+	s *socket
+	*RecvBatch
 }
 
 // Options are the parts of a Core that tests replace.
@@ -171,30 +165,25 @@ func openSocket(a netip.AddrPort) (*socket, error) {
 	_ = conn.SetReadBuffer(4 << 20)
 	s := &socket{conn: conn, is6: is6, free: make(chan *rxBatch, rxBatches)}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	// The destination address of each datagram (RLOC-probes, Msg.Local).
 	if is6 {
-		pc := ipv6.NewPacketConn(conn)
-		s.oobOn = pc.SetControlMessage(ipv6.FlagDst, true) == nil
-		s.bc = pc
+		s.oobOn = ipv6.NewPacketConn(conn).SetControlMessage(ipv6.FlagDst, true) == nil
 	} else {
-		pc := ipv4.NewPacketConn(conn)
-		s.oobOn = pc.SetControlMessage(ipv4.FlagDst, true) == nil
-		s.bc = pc
+		s.oobOn = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst, true) == nil
 	}
 	for range rxBatches {
-		b := &rxBatch{s: s, msgs: make([]ipv4.Message, batchLen)}
-		for i := range b.msgs {
-			b.msgs[i].Buffers = [][]byte{make([]byte, bufLen)}
-			b.msgs[i].OOB = make([]byte, 128)
+		rb, err := NewRecvBatch(conn, batchLen, bufLen, oobLen)
+		if err != nil {
+			conn.Close()
+			return nil, err
 		}
-		s.free <- b
+		s.free <- &rxBatch{s: s, RecvBatch: rb}
 	}
-	s.tx = make([]ipv4.Message, maxTxBatch)
-	s.txUA = make([]net.UDPAddr, maxTxBatch)
-	s.txIP = make([][16]byte, maxTxBatch)
+	if s.tx, err = NewSendBatch(conn, is6, maxTxBatch, txBufCap); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	s.txT = make([]wire.MessageType, maxTxBatch)
-	for i := range s.tx {
-		s.tx[i].Buffers = [][]byte{make([]byte, 0, 1500)}
-	}
 	return s, nil
 }
 
@@ -387,7 +376,7 @@ func (c *Core) reader(s *socket) {
 		case <-c.quit:
 			return
 		}
-		n, err := s.bc.ReadBatch(b.msgs, 0)
+		_, err := b.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -401,7 +390,6 @@ func (c *Core) reader(s *socket) {
 			s.free <- b
 			continue
 		}
-		b.n = n
 		select {
 		case c.in <- b:
 		case <-c.quit:
@@ -434,6 +422,7 @@ func (c *Core) loop() {
 		case b := <-c.in:
 			c.now = c.clock()
 			c.handleBatch(b)
+			c.drainBatches()
 		case q := <-c.missCh:
 			c.now = c.clock()
 			for _, h := range c.misses {
@@ -456,16 +445,28 @@ func (c *Core) loop() {
 	}
 }
 
+// drainBatches handles the batches that are already queued behind the
+// one just handled, up to one round of every socket's batches, so that
+// their answers leave together in the flush that ends the event.
+func (c *Core) drainBatches() {
+	for range rxBatches * len(c.socks) {
+		select {
+		case b := <-c.in:
+			c.handleBatch(b)
+		default:
+			return
+		}
+	}
+}
+
 func (c *Core) handleBatch(b *rxBatch) {
-	for i := 0; i < b.n; i++ {
-		m := &b.msgs[i]
-		ua, _ := m.Addr.(*net.UDPAddr)
-		if ua == nil {
+	for i := range b.Len() {
+		data, src, oob, trunc := b.Datagram(i)
+		if !src.IsValid() {
 			continue
 		}
-		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if m.Flags&unix.MSG_TRUNC != 0 {
+		if trunc {
 			c.stats.Short++
 			c.stats.Oversize++
 			if c.now.Sub(c.oversizeLogged) >= time.Second {
@@ -475,11 +476,11 @@ func (c *Core) handleBatch(b *rxBatch) {
 			}
 			continue
 		}
-		if m.N == 0 {
+		if len(data) == 0 {
 			c.stats.Short++
 			continue
 		}
-		c.handle(b.s, src, m.Buffers[0][:m.N], m.OOB[:m.NN])
+		c.handle(b.s, src, data, oob)
 	}
 	b.s.free <- b
 }
@@ -564,25 +565,14 @@ func (c *Core) Send(dst netip.AddrPort, msg []byte, t wire.MessageType) error {
 		c.stats.Msgs[t&15].SendErrors++
 		return errNoSocket
 	}
-	if s.ntx == len(s.tx) {
+	if s.tx.Len() == s.tx.Slots() {
 		c.flushSocket(s)
 	}
-	i := s.ntx
-	s.ntx++
-	m := &s.tx[i]
-	m.Buffers[0] = append(m.Buffers[0][:0], msg...)
-	ua := &s.txUA[i]
-	if ip.Is4() {
-		a4 := ip.As4()
-		copy(s.txIP[i][:4], a4[:])
-		ua.IP = s.txIP[i][:4]
-	} else {
-		s.txIP[i] = ip.As16()
-		ua.IP = s.txIP[i][:16]
+	i, ok := s.tx.Add(netip.AddrPortFrom(ip, dst.Port()), msg)
+	if !ok {
+		c.stats.Msgs[t&15].SendErrors++
+		return errZone
 	}
-	ua.Port = int(dst.Port())
-	ua.Zone = ""
-	m.Addr = ua
 	s.txT[i] = t
 	return nil
 }
@@ -603,26 +593,26 @@ func (c *Core) LocalPort(dst netip.AddrPort) (uint16, bool) {
 
 func (c *Core) flush() {
 	for _, s := range c.socks {
-		if s.ntx > 0 {
+		if s.tx.Len() > 0 {
 			c.flushSocket(s)
 		}
 	}
 }
 
 func (c *Core) flushSocket(s *socket) {
-	off := 0
-	for off < s.ntx {
-		n, err := s.bc.WriteBatch(s.tx[off:s.ntx], 0)
-		n = max(n, 0)
-		for j := off; j < off+n; j++ {
+	off, n := 0, s.tx.Len()
+	for off < n {
+		k, err := s.tx.Write(off)
+		k = max(k, 0)
+		for j := off; j < off+k; j++ {
 			c.stats.Msgs[s.txT[j]&15].Sent++
 		}
-		off += n
-		if (err != nil || n == 0) && off < s.ntx {
+		off += k
+		if (err != nil || k == 0) && off < n {
 			// Skip the datagram the kernel refused and carry on.
 			c.stats.Msgs[s.txT[off]&15].SendErrors++
 			off++
 		}
 	}
-	s.ntx = 0
+	s.tx.Reset()
 }

@@ -344,7 +344,10 @@ func TestMSXSubscription(t *testing.T) {
 	clk.Add(1500 * time.Millisecond)
 	p.Core().Tick()
 	notified("retransmitted notification", 4)
-	if pa := msxAgreement(t, p); pa.Stats.NotifyRetransmits < 1 || pa.Stats.NotifyAcked < 4 {
+	// The requester's Ack is still on its way when the notification is
+	// counted: wait for the provider to take it.
+	waitFor(t, 10*time.Second, "the provider's fourth Ack", func() bool { return msxAgreement(t, p).Stats.NotifyAcked >= 4 })
+	if pa := msxAgreement(t, p); pa.Stats.NotifyRetransmits < 1 {
 		t.Fatalf("provider %+v", pa.Stats)
 	}
 

@@ -19,6 +19,17 @@ type DiscoveryInfo struct {
 	MapResolvers []netip.AddrPort         `json:"map_resolvers"`
 	MapServers   []netip.AddrPort         `json:"map_servers"`
 	Stats        control.DiscoveryStats   `json:"stats"`
+	// BGP is BGP discovery's table and counters (discovery.bgp); absent
+	// without it.
+	BGP *BGPDiscoveryInfo `json:"bgp,omitempty"`
+}
+
+// BGPDiscoveryInfo is BGP discovery's state in GET /v1/discovery: the EID
+// prefixes advertised (self) and learned, each with its mapping system's
+// contact (draft-boucadair-lisp-idr-ms-discovery), and the counters.
+type BGPDiscoveryInfo struct {
+	Prefixes []control.BGPDiscoveryEntry `json:"prefixes"`
+	Stats    control.BGPDiscoveryStats   `json:"stats"`
 }
 
 // DiscoveryStatus is the body of POST /v1/discovery/status.
@@ -65,11 +76,18 @@ func (r *Router) Discovery() (DiscoveryInfo, bool) {
 		return DiscoveryInfo{}, false
 	}
 	st, ok := r.engine.DiscoveryStats()
-	if !ok {
+	var bi *BGPDiscoveryInfo
+	if es, bs, bok := r.engine.BGPDiscovered(); bok {
+		if es == nil {
+			es = []control.BGPDiscoveryEntry{}
+		}
+		bi = &BGPDiscoveryInfo{Prefixes: es, Stats: bs}
+	}
+	if !ok && bi == nil {
 		return DiscoveryInfo{}, false
 	}
 	return DiscoveryInfo{Functions: r.engine.Discovered(), MapResolvers: r.engine.ITRMapResolvers(),
-		MapServers: r.engine.ETRMapServers(), Stats: st}, true
+		MapServers: r.engine.ETRMapServers(), Stats: st, BGP: bi}, true
 }
 
 // SetDiscoveryStatus changes the status of the MSFD TLV this router floods

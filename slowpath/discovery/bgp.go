@@ -70,6 +70,9 @@ func newBGP(cfg slowpath.DiscoveryBGP, log *slog.Logger) *BGP {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Contact.IsValid() && cfg.Contact.Port() == 0 {
+		cfg.Contact = netip.AddrPortFrom(cfg.Contact.Addr(), defaultControlPort)
+	}
 	m := cfg.MaxLearned
 	if m == 0 {
 		m = defaultMaxLearned

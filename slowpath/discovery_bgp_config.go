@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/rloc-router/rloc/slowpath/bgp"
 )
 
 // DiscoveryBGP configures the discovery of mapping systems across domains
@@ -50,6 +52,12 @@ type DiscoveryBGPNeighbor struct {
 	ConnectRetry time.Duration `mapstructure:"connect_retry"`
 }
 
+// Neighbor is n as the BGP component's neighbour.
+func (n DiscoveryBGPNeighbor) Neighbor() bgp.Neighbor {
+	return bgp.Neighbor{Address: n.Address, ASN: n.ASN, Local: n.Local, Port: n.Port,
+		HoldTime: n.HoldTime, ConnectRetry: n.ConnectRetry}
+}
+
 // Validate checks the section; errors start with path.
 func (b *DiscoveryBGP) Validate(path string) error {
 	switch {
@@ -67,16 +75,9 @@ func (b *DiscoveryBGP) Validate(path string) error {
 		return fmt.Errorf("%s.max_learned: negative", path)
 	}
 	for i, n := range b.Neighbors {
-		p := fmt.Sprintf("%s.neighbors[%d]", path, i)
-		switch {
-		case !n.Address.IsValid():
-			return fmt.Errorf("%s.address: missing", p)
-		case n.ASN == 0:
-			return fmt.Errorf("%s.asn: missing", p)
-		case n.Port < 0 || n.Port > 65535:
-			return fmt.Errorf("%s.port: %d out of 0..65535", p, n.Port)
-		case n.HoldTime != 0 && (n.HoldTime < 3*time.Second || n.HoldTime > 65535*time.Second):
-			return fmt.Errorf("%s.hold_time: %v: 0 or 3 s to 65535 s (RFC 4271 §4.2)", p, n.HoldTime)
+		bn := n.Neighbor()
+		if err := bn.Validate(fmt.Sprintf("%s.neighbors[%d]", path, i)); err != nil {
+			return err
 		}
 	}
 	for i, p := range b.Advertise {

@@ -105,8 +105,7 @@ func StartBGP(cfg slowpath.DiscoveryBGP, log *slog.Logger) (*BGP, error) {
 	}
 	b.sp = sp
 	for i, n := range cfg.Neighbors {
-		if err := sp.AddNeighbor(bgp.Neighbor{Address: n.Address, ASN: n.ASN, Local: n.Local, Port: n.Port,
-			HoldTime: n.HoldTime, ConnectRetry: n.ConnectRetry}); err != nil {
+		if err := sp.AddNeighbor(n.Neighbor()); err != nil {
 			sp.Stop()
 			return nil, fmt.Errorf("discovery.bgp.neighbors[%d]: %w", i, err)
 		}

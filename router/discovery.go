@@ -124,10 +124,16 @@ func (r *Router) apiDiscoveryStatus(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, s)
 }
 
-// discoveryMetrics reports OSPF discovery's counters as control events
+// discoveryMetrics reports OSPF and BGP discovery's counters as control events
 // (rloc_control_events_total{event="discovery_..."}); nothing without
 // discovery.
 func discoveryMetrics(e *control.Engine, counter func(name string, v uint64)) {
+	if _, b, ok := e.BGPDiscovered(); ok {
+		for k, v := range map[string]uint64{"discovery_bgp_updates": b.Updates, "discovery_bgp_withdrawals": b.Withdrawals,
+			"discovery_bgp_untagged": b.Untagged, "discovery_bgp_malformed": b.Malformed, "discovery_bgp_dropped": b.Dropped} {
+			counter(k, v)
+		}
+	}
 	s, ok := e.DiscoveryStats()
 	if !ok {
 		return

@@ -19,6 +19,17 @@ type DiscoveryInfo struct {
 	MapResolvers []netip.AddrPort         `json:"map_resolvers"`
 	MapServers   []netip.AddrPort         `json:"map_servers"`
 	Stats        control.DiscoveryStats   `json:"stats"`
+	// BGP is BGP discovery's table and counters (discovery.bgp); absent
+	// without it.
+	BGP *BGPDiscoveryInfo `json:"bgp,omitempty"`
+}
+
+// BGPDiscoveryInfo is BGP discovery's state in GET /v1/discovery: the EID
+// prefixes advertised (self) and learned, each with its mapping system's
+// contact (draft-boucadair-lisp-idr-ms-discovery), and the counters.
+type BGPDiscoveryInfo struct {
+	Prefixes []control.BGPDiscoveryEntry `json:"prefixes"`
+	Stats    control.BGPDiscoveryStats   `json:"stats"`
 }
 
 // DiscoveryStatus is the body of POST /v1/discovery/status.
@@ -65,11 +76,18 @@ func (r *Router) Discovery() (DiscoveryInfo, bool) {
 		return DiscoveryInfo{}, false
 	}
 	st, ok := r.engine.DiscoveryStats()
-	if !ok {
+	var bi *BGPDiscoveryInfo
+	if es, bs, bok := r.engine.BGPDiscovered(); bok {
+		if es == nil {
+			es = []control.BGPDiscoveryEntry{}
+		}
+		bi = &BGPDiscoveryInfo{Prefixes: es, Stats: bs}
+	}
+	if !ok && bi == nil {
 		return DiscoveryInfo{}, false
 	}
 	return DiscoveryInfo{Functions: r.engine.Discovered(), MapResolvers: r.engine.ITRMapResolvers(),
-		MapServers: r.engine.ETRMapServers(), Stats: st}, true
+		MapServers: r.engine.ETRMapServers(), Stats: st, BGP: bi}, true
 }
 
 // SetDiscoveryStatus changes the status of the MSFD TLV this router floods
@@ -106,10 +124,16 @@ func (r *Router) apiDiscoveryStatus(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, s)
 }
 
-// discoveryMetrics reports OSPF discovery's counters as control events
+// discoveryMetrics reports OSPF and BGP discovery's counters as control events
 // (rloc_control_events_total{event="discovery_..."}); nothing without
 // discovery.
 func discoveryMetrics(e *control.Engine, counter func(name string, v uint64)) {
+	if _, b, ok := e.BGPDiscovered(); ok {
+		for k, v := range map[string]uint64{"discovery_bgp_updates": b.Updates, "discovery_bgp_withdrawals": b.Withdrawals,
+			"discovery_bgp_untagged": b.Untagged, "discovery_bgp_malformed": b.Malformed, "discovery_bgp_dropped": b.Dropped} {
+			counter(k, v)
+		}
+	}
 	s, ok := e.DiscoveryStats()
 	if !ok {
 		return

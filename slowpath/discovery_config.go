@@ -40,6 +40,10 @@ type DiscoveryConfig struct {
 	// RetryInterval is the wait before connecting again to ospfd after a
 	// failure; 0 means 1 s.
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
+	// BGP is the discovery of mapping systems across domains through BGP
+	// (draft-boucadair-lisp-idr-ms-discovery); nil: none. It runs without
+	// the OSPF part when no other key of the section is set.
+	BGP *DiscoveryBGP `mapstructure:"bgp"`
 
 	// Functions are the functions advertised (MSFD function bits), set by
 	// the assembly from the roles; zero advertises nothing.
@@ -71,6 +75,12 @@ type DiscoveryAdvertise struct {
 
 // Enabled reports whether the section is set at all.
 func (d *DiscoveryConfig) Enabled() bool {
+	return d != nil && (d.BGP != nil || d.OSPFEnabled())
+}
+
+// OSPFEnabled reports whether the section asks for OSPF discovery (any
+// key but bgp).
+func (d *DiscoveryConfig) OSPFEnabled() bool {
 	return d != nil && (d.OSPFAPI.IsValid() || d.Area.IsValid() || d.OpaqueType != 0 || d.MapResolvers || d.MapServerKey != nil ||
 		d.RetryInterval != 0 || d.Functions != 0 || len(d.Advertise.Locators) > 0 || d.Advertise.Port != 0 ||
 		d.Advertise.Status != "" || d.Advertise.UnavailableTimer != 0 || d.Advertise.RebootTimer != 0 ||
@@ -92,6 +102,11 @@ func (d *DiscoveryConfig) Validate(path string) error {
 	}
 	if d.RetryInterval < 0 {
 		return fmt.Errorf("%s.retry_interval: negative", path)
+	}
+	if d.BGP != nil {
+		if err := d.BGP.Validate(path + ".bgp"); err != nil {
+			return err
+		}
 	}
 	a := &d.Advertise
 	switch a.Status {

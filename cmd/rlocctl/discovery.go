@@ -77,6 +77,7 @@ func printDiscovery(out io.Writer, d router.DiscoveryInfo) {
 	s := d.Stats
 	fmt.Fprintf(out, "ospf api connected: %t (%d connects, %d failed); %d LSA updates, %d deletes, %d malformed TLVs ignored, %d dropped; %d originated, %d refused; %d changes of the sets used\n",
 		s.Connected, s.Connects, s.ConnectErrors, s.Updates, s.Deletes, s.Malformed, s.Dropped, s.Originated, s.OriginateErrors, s.Changes)
+	printBGPDiscovery(out, d.BGP)
 }
 
 func joinAddrPorts(as []netip.AddrPort) string {

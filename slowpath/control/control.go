@@ -56,7 +56,9 @@ type Engine struct {
 	alt   *alt.ALT
 	// disc is OSPF discovery (discovery.go); nil without.
 	disc *discovery.Discovery
-	msx  *msx.MSX
+	// bgpDisc is BGP discovery (discovery_bgp.go); nil without.
+	bgpDisc *discovery.BGP
+	msx     *msx.MSX
 }
 
 // DDTListing is a DDT node's configuration and counters, as

@@ -24,6 +24,12 @@ func (e *Engine) startDiscovery() error {
 	if cfg == nil {
 		return nil
 	}
+	if err := e.startBGPDiscovery(cfg.BGP); err != nil {
+		return err
+	}
+	if !cfg.OSPFEnabled() {
+		return nil
+	}
 	dc := *cfg
 	if e.cfg.MapResolver != nil {
 		dc.Functions |= uint8(discovery.FunctionMapResolver)
@@ -128,5 +134,8 @@ func (e *Engine) ETRMapServers() []netip.AddrPort {
 func (e *Engine) stopDiscovery() {
 	if e.disc != nil {
 		e.disc.Close()
+	}
+	if e.bgpDisc != nil {
+		e.bgpDisc.Close()
 	}
 }

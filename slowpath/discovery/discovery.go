@@ -8,6 +8,11 @@
 // unavailability or reboot time comes, or whose LSA is flushed, leaves the
 // set handed to the ITR.
 //
+// BGP discovery (bgp.go, mscomm.go; draft-boucadair-lisp-idr-ms-discovery)
+// is the other half: a mapping system's border speaker advertises its EID
+// prefixes tagged with the Mapping System extended community carrying its
+// contact address, and learns prefix → contact from its neighbours.
+//
 // The package runs its own goroutine (the OSPF API is TCP, not the core's
 // UDP sockets); it reaches the control plane only through the OnChange
 // callback the assembly gives it.

@@ -48,7 +48,7 @@ const altDelayRateLimit = "control:\n  rate_limit: {map_request: {per_source: 50
 // expected path.
 func newALTDelayLab(t testing.TB) *network {
 	t.Helper()
-	n := newLabNetwork(t, "../configs/lab/alt-delay.yaml", "altdelay")
+	n := newLabNetwork(t, "../configs/lab/alt-delay.yaml", "altdly")
 	p := altDelayPlan
 	for _, r := range []string{"up", "a1", "a2"} {
 		n.start(r, fmt.Sprintf("name: %s\nroles: [alt]\n", r)+p.section(r, ""))

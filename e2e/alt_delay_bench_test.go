@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/rloc-router/rloc/bench/resolve"
 )
@@ -24,34 +22,11 @@ import (
 //	flock /tmp/rloc-heavy.lock go test ./e2e -run '^$' -bench ALTResolution -benchtime 1x -timeout 10m
 func BenchmarkALTResolution(b *testing.B) {
 	n := newALTDelayLab(b)
-	eids := ddtBenchEIDs("10.2.0.%d")
-	clients := make([]*resolve.Client, len(altDelayPaths))
+	paths := make([]msxExpPath, len(altDelayPaths))
 	for i, ap := range altDelayPaths {
-		clients[i] = n.msxExpClient(ap.msxExpPath)
-		// One untimed resolution each: ARP, and the first use of every
-		// daemon's path.
-		if _, err := clients[i].Resolve(0, eids[0], 3*time.Second); err != nil {
-			b.Fatalf("%s: warming up: %v", ap.name, err)
-		}
+		paths[i] = ap.msxExpPath
 	}
-	samples := make([][]time.Duration, len(altDelayPaths))
-	lost := 0
-	b.ResetTimer()
-	for range b.N {
-		for round := range msxExpN {
-			eid := eids[round%len(eids)]
-			for i, ap := range altDelayPaths {
-				o := resolve.Options{N: 1, EIDs: []netip.Addr{eid}, Timeout: 3 * time.Second,
-					Check: func(_ int, r *resolve.Reply) error { return ap.check(r) }}
-				s, err := resolve.Measure(clients[i], o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				samples[i], lost = append(samples[i], s.Samples...), lost+s.Lost
-			}
-		}
-	}
-	b.StopTimer()
+	samples, lost := n.resolveInTurns(b, paths, msxExpN)
 	for i, ap := range altDelayPaths {
 		s := resolve.Summarize(samples[i])
 		s.Report(b, ap.name)

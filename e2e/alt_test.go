@@ -33,14 +33,28 @@ var (
 		{"ms2", "r2", "10.255.0.12"}, {"mr", "r1", "10.255.0.14"}}
 )
 
-// altSection writes node's alt section: its tunnels and BGP neighbours.
+// altPlan is an ALT: the underlay address and AS of its nodes and its
+// tunnels.
+type altPlan struct {
+	underlay map[string]string
+	asn      map[string]uint32
+	tunnels  []altTunnel
+}
+
+// altSection writes node's alt section in configs/lab/alt.yaml's ALT.
 func altSection(node string, extra string) string {
+	return altPlan{altUnderlay, altASN, altTunnels}.section(node, extra)
+}
+
+// section writes node's alt section: its tunnels and BGP neighbours. The
+// router ID is 10.0.0.N, N the last byte of node's underlay address.
+func (p altPlan) section(node string, extra string) string {
 	var b strings.Builder
-	u := netip.MustParseAddr(altUnderlay[node])
+	u := netip.MustParseAddr(p.underlay[node])
 	rid := netip.AddrFrom4([4]byte{10, 0, 0, u.As4()[3]})
 	fmt.Fprintf(&b, "alt:\n  asn: %d\n  router_id: %v\n  underlay: %v\n  hold_time: 3s\n  connect_retry: 1s\n  sync_interval: 200ms\n%s  neighbors:\n",
-		altASN[node], rid, u, extra)
-	for _, t := range altTunnels {
+		p.asn[node], rid, u, extra)
+	for _, t := range p.tunnels {
 		even := netip.MustParseAddr(t.inner)
 		odd := even.Next()
 		var peer string
@@ -53,7 +67,7 @@ func altSection(node string, extra string) string {
 		default:
 			continue
 		}
-		fmt.Fprintf(&b, "    - {remote: %s, inner: %v/31, peer: %v, asn: %d}\n", altUnderlay[peer], mine, theirs, altASN[peer])
+		fmt.Fprintf(&b, "    - {remote: %s, inner: %v/31, peer: %v, asn: %d}\n", p.underlay[peer], mine, theirs, p.asn[peer])
 	}
 	return b.String()
 }

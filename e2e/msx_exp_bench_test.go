@@ -38,37 +38,7 @@ const msxExpN = 700
 //	MSX_EXP_SAMPLES=/tmp/msx.csv flock /tmp/rloc-heavy.lock go test ./e2e -run '^$' -bench MSXResolution -benchtime 1x -timeout 20m
 func BenchmarkMSXResolution(b *testing.B) {
 	n := newMSXExpLab(b)
-	eids := ddtBenchEIDs("10.2.0.%d")
-	clients := make([]*resolve.Client, len(msxExpPaths))
-	for i, p := range msxExpPaths {
-		clients[i] = n.msxExpClient(p)
-		// One untimed resolution each: ARP, and the first use of every
-		// daemon's path.
-		if _, err := clients[i].Resolve(0, eids[0], 3*time.Second); err != nil {
-			b.Fatalf("%s: warming up: %v", p.name, err)
-		}
-	}
-	samples := make([][]time.Duration, len(msxExpPaths))
-	lost := 0
-	b.ResetTimer()
-	for range b.N {
-		for round := range msxExpN {
-			eid := eids[round%len(eids)]
-			for i, p := range msxExpPaths {
-				o := resolve.Options{N: 1, EIDs: []netip.Addr{eid}, Timeout: 3 * time.Second,
-					Check: func(_ int, r *resolve.Reply) error { return p.check(r) }}
-				if p.ddt {
-					o.Before = func(int) error { return n.flushReferrals(p.mr) }
-				}
-				s, err := resolve.Measure(clients[i], o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				samples[i], lost = append(samples[i], s.Samples...), lost+s.Lost
-			}
-		}
-	}
-	b.StopTimer()
+	samples, lost := n.resolveInTurns(b, msxExpPaths, msxExpN)
 	sums := make([]resolve.Summary, len(msxExpPaths))
 	for i, p := range msxExpPaths {
 		sums[i] = resolve.Summarize(samples[i])
@@ -91,6 +61,49 @@ func BenchmarkMSXResolution(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("samples in %s", out)
+}
+
+// resolveInTurns measures the resolution of domain 2's EIDs (200
+// addresses of 10.2.0.0/24, in turn) through each of paths from xtr1's
+// namespace, rounds times: one resolution of each path per round, so that
+// the machine's load falls on all alike. Each path gets one untimed
+// resolution first; the referral caches of DDT paths are emptied before
+// each of their resolutions (untimed). It returns the samples of each path
+// and the number of lost resolutions; the benchmark's timer runs only
+// around the rounds.
+func (n *network) resolveInTurns(b *testing.B, paths []msxExpPath, rounds int) ([][]time.Duration, int) {
+	eids := ddtBenchEIDs("10.2.0.%d")
+	clients := make([]*resolve.Client, len(paths))
+	for i, p := range paths {
+		clients[i] = n.msxExpClient(p)
+		// One untimed resolution each: ARP, and the first use of every
+		// daemon's path.
+		if _, err := clients[i].Resolve(0, eids[0], 3*time.Second); err != nil {
+			b.Fatalf("%s: warming up: %v", p.name, err)
+		}
+	}
+	samples := make([][]time.Duration, len(paths))
+	lost := 0
+	b.ResetTimer()
+	for range b.N {
+		for round := range rounds {
+			eid := eids[round%len(eids)]
+			for i, p := range paths {
+				o := resolve.Options{N: 1, EIDs: []netip.Addr{eid}, Timeout: 3 * time.Second,
+					Check: func(_ int, r *resolve.Reply) error { return p.check(r) }}
+				if p.ddt {
+					o.Before = func(int) error { return n.flushReferrals(p.mr) }
+				}
+				s, err := resolve.Measure(clients[i], o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples[i], lost = append(samples[i], s.Samples...), lost+s.Lost
+			}
+		}
+	}
+	b.StopTimer()
+	return samples, lost
 }
 
 // writeMSXSamples writes the samples as CSV: scenario,i,rtt_ms.

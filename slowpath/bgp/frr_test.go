@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/bgpdtest"
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/slowpath/alt/gre"
@@ -79,10 +79,7 @@ func TestFRRHelper(t *testing.T) {
 // there, GoBGP in namespace A. The prefix rloc announces appears in
 // bgpd's RIB (vtysh) and bgpd's prefix reaches rloc's best paths.
 func TestFRRSession(t *testing.T) {
-	bgpd := "/usr/lib/frr/bgpd"
-	if _, err := os.Stat(bgpd); err != nil {
-		testkit.Unavailable(t, "FRR's bgpd (scripts/deps.sh bgpd installs frr): %v", err)
-	}
+	bgpdtest.Require(t)
 	vtysh := testkit.Tool(t, "vtysh")
 	a, b := netnstest.New(t, "bgpA"), netnstest.New(t, "bgpB")
 	if err := netns.Veth(a, "ba", b, "bb"); err != nil {
@@ -104,9 +101,7 @@ func TestFRRSession(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 
 	// bgpd in B: no zebra, no kernel routes, its own pid and vty paths.
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "bgpd.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`frr defaults traditional
+	bd := bgpdtest.Start(t, b, fmt.Sprintf(`frr defaults traditional
 hostname alt-frr
 router bgp 65002
  bgp router-id 10.0.0.2
@@ -118,28 +113,8 @@ router bgp 65002
  address-family ipv4 unicast
   network %v
  exit-address-family
-`, frrInnerA.Addr(), frrInnerA.Addr(), frrInnerA.Addr(), frrPrefixB)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vty := filepath.Join(dir, "vty")
-	if err := os.Mkdir(vty, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bgpdLog := &strings.Builder{}
-	fc := b.Command(bgpd, "-Z", "-S", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", vty,
-		"-z", filepath.Join(dir, "zserv.api"), "-P", "0", "-l", frrInnerB.Addr().String(), "--log", "stdout")
-	fc.Stdout, fc.Stderr = &lockedWriter{w: bgpdLog}, &lockedWriter{w: bgpdLog}
-	if err := fc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = fc.Process.Kill()
-		_ = fc.Wait()
-		if t.Failed() {
-			t.Logf("bgpd's log:\n%s", bgpdLog)
-		}
-	})
+`, frrInnerA.Addr(), frrInnerA.Addr(), frrInnerA.Addr(), frrPrefixB), frrInnerB.Addr())
+	vty := bd.VTY
 
 	// rloc's side in A, a child process of this test binary.
 	hc := a.Command(os.Args[0], "-test.run=^TestFRRHelper$")
@@ -224,16 +199,4 @@ router bgp 65002
 	if s := db.Stats(); s.Tunnels[0].RxPackets == 0 || len(s.Dropped) != 0 {
 		t.Fatalf("B's tunnel: %+v", s)
 	}
-}
-
-// lockedWriter serialises writes to w (bgpd's stdout and stderr share it).
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/bgpdtest"
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/slowpath"
@@ -143,10 +143,7 @@ func startSpeaker(t *testing.T, ns *netns.NS, cfg slowpath.DiscoveryBGP) *speake
 // the transit, and forgets it when A withdraws it. B's own advertisement
 // reaches A the same way.
 func TestBGPDiscoveryAcrossFRR(t *testing.T) {
-	bgpd := "/usr/lib/frr/bgpd"
-	if _, err := os.Stat(bgpd); err != nil {
-		testkit.Unavailable(t, "FRR's bgpd (scripts/deps.sh bgpd installs frr): %v", err)
-	}
+	bgpdtest.Require(t)
 	a, tr, b := netnstest.New(t, "bdA"), netnstest.New(t, "bdT"), netnstest.New(t, "bdB")
 	addrA, addrTA := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	addrTB, addrB := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
@@ -167,38 +164,14 @@ func TestBGPDiscoveryAcrossFRR(t *testing.T) {
 	}
 
 	// bgpd in T: no zebra, its own pid and vty paths.
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "bgpd.conf")
 	nb := func(addr netip.Addr, asn int) string {
 		return fmt.Sprintf(" neighbor %v remote-as %d\n neighbor %v timers 3 9\n neighbor %v timers connect 1\n", addr, asn, addr, addr)
 	}
-	err := os.WriteFile(conf, []byte("frr defaults traditional\nhostname transit\nrouter bgp 65010\n bgp router-id 10.0.0.10\n"+
+	bgpdtest.Start(t, tr, "frr defaults traditional\nhostname transit\nrouter bgp 65010\n bgp router-id 10.0.0.10\n"+
 		" no bgp ebgp-requires-policy\n"+nb(addrA, 65001)+nb(addrB, 65002)+
 		" address-family ipv4 unicast\n"+
 		fmt.Sprintf("  neighbor %v send-community extended\n  neighbor %v send-community extended\n", addrA, addrB)+
-		" exit-address-family\n"), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vty := filepath.Join(dir, "vty")
-	if err := os.Mkdir(vty, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bgpdLog := &strings.Builder{}
-	lw := &lockedWriter{w: bgpdLog}
-	fc := tr.Command(bgpd, "-Z", "-S", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", vty,
-		"-z", filepath.Join(dir, "zserv.api"), "-P", "0", "--log", "stdout")
-	fc.Stdout, fc.Stderr = lw, lw
-	if err := fc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = fc.Process.Kill()
-		_ = fc.Wait()
-		if t.Failed() {
-			t.Logf("bgpd's log:\n%s", lw.String())
-		}
-	})
+		" exit-address-family\n", netip.Addr{})
 
 	pA, pB := netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.0.0/16")
 	contactA, contactB := netip.MustParseAddrPort("192.0.2.100:4342"), netip.MustParseAddrPort("198.51.100.200:14342")
@@ -248,22 +221,4 @@ func TestBGPDiscoveryAcrossFRR(t *testing.T) {
 	if _, ok := learned(sa, pB); !ok {
 		t.Fatal("A lost B's prefix")
 	}
-}
-
-// lockedWriter serialises writes to w (bgpd's stdout and stderr share it).
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

@@ -659,6 +659,7 @@ func (r *Router) Stats() Stats {
 			"rloc_down":                   es.RLOCDown,
 			"rloc_up":                     es.RLOCUp,
 			"misses_dropped":              es.MissesDropped,
+			"misses_stale":                es.MissesStale,
 			"short":                       es.Short,
 			"oversize":                    es.Oversize,
 			"smrs_sent":                   es.SMRsSent,

@@ -250,6 +250,26 @@ func (n *Negotiator) WithdrawAgreement(peer, customerID string) (Message, error)
 	return m, nil
 }
 
+// Abandon ends an order of this side that is still in negotiation (its
+// quotation or accept went unanswered): it becomes Failed, and Forget may
+// remove it. It reports whether there was one to end.
+func (n *Negotiator) Abandon(peer, customerID string) bool {
+	a, ok := n.byCustomer[key{peer, customerID}]
+	if !ok || !a.Customer {
+		return false
+	}
+	switch a.State {
+	case QuotationSent, Waiting, OfferReceived, AcceptSent:
+		if a.Updating {
+			a.State, a.Updating = Agreed, false
+			return true
+		}
+		a.State, a.Reason = Failed, ReasonExpired
+		return true
+	}
+	return false
+}
+
 func (n *Negotiator) own(peer, customerID string, want State) (*Agreement, error) {
 	a, ok := n.byCustomer[key{peer, customerID}]
 	if !ok || !a.Customer {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -103,8 +104,10 @@ type peer struct {
 	// peerEph the peer's.
 	eph     *ecdh.PrivateKey
 	peerEph [32]byte
-	// provisioned is the interconnect agreement set for it ("" none).
+	// provisioned is the interconnect agreement set for it ("" none), as
+	// set.
 	provisioned string
+	set         slowpath.MSXAgreement
 	// expiry fires when the shortest agreed duration runs out.
 	expiry *slowpath.Timer
 }
@@ -213,10 +216,23 @@ func (r *Role) start() {
 	var tick func(time.Time)
 	tick = func(now time.Time) {
 		r.c.Schedule(now.Add(r.cfg.RetryInterval), tick)
+		r.forgetEnded()
 		r.reconcile()
 	}
 	r.c.Schedule(r.c.Now().Add(r.cfg.RetryInterval), tick)
 	r.c.Flush()
+}
+
+// forgetEnded forgets the agreements that ended (kept until then so that
+// listings show how they ended, and so that a declined order is not placed
+// again before the retry).
+func (r *Role) forgetEnded() {
+	for _, a := range r.neg.Agreements() {
+		switch a.State {
+		case Declined, Cancelled, Failed, Withdrawn:
+			r.neg.Forget(a.Peer, a.CustomerID)
+		}
+	}
 }
 
 // PublicKey returns this side's identity key in base64 (what peers put on
@@ -319,9 +335,7 @@ func (r *Role) done(q *request.Request, o request.Outcome) {
 	r.stats.GaveUp++
 	t := q.Value().(reqTag)
 	r.log.Warn("CPNP request unanswered", "peer", t.peer, "type", t.t.String(), "customer_id", t.customerID)
-	if r.neg.Abandon(t.peer, t.customerID) {
-		r.neg.Forget(t.peer, t.customerID)
-	}
+	r.neg.Abandon(t.peer, t.customerID)
 }
 
 // refuse counts and logs a refused message.
@@ -436,8 +450,10 @@ func (r *Role) after(p *peer, key, customerID string) {
 		r.provision(p)
 	case Withdrawn, Declined, Cancelled, Failed:
 		r.log.Info("CPNP agreement ended", "peer", p.name, "customer_id", customerID, "state", a.State.String(), "reason", a.Reason)
-		r.neg.Forget(key, customerID)
 		r.provision(p)
+	}
+	if a.Customer {
+		r.reconcile() // the contact's wishes may have changed meanwhile
 	}
 }
 
@@ -620,6 +636,9 @@ func (r *Role) provision(p *peer) {
 	if len(ag.Allow) == 0 {
 		ag.Allow = []string{slowpath.MSXInvocation}
 	}
+	if p.provisioned == ag.Name && reflect.DeepEqual(p.set, ag) {
+		return // unchanged: the copy goes on
+	}
 	if p.provisioned != "" && p.provisioned != ag.Name {
 		r.prov.RemoveAgreement(p.provisioned)
 	}
@@ -628,7 +647,7 @@ func (r *Role) provision(p *peer) {
 		r.log.Error("interconnect not provisioned", "peer", p.name, "err", err)
 		return
 	}
-	p.provisioned = ag.Name
+	p.provisioned, p.set = ag.Name, ag
 	r.stats.Provisioned++
 	r.log.Info("interconnect provisioned", "peer", p.name, "agreement", ag.Name, "mode", ag.Mode,
 		"peer_prefixes", ag.PeerPrefixes, "shared", ag.Filters, "allow", ag.Allow)
@@ -658,19 +677,12 @@ func (r *Role) expire(p *peer) {
 	r.provision(p)
 }
 
-// reconcile orders from every wanted contact without a live order,
-// updates an agreed order whose prefixes changed, withdraws those no
-// longer wanted and forgets ended agreements.
+// reconcile orders from every wanted contact without an order (an ended
+// one counts until forgetEnded), updates an agreed order whose prefixes
+// changed and withdraws those no longer wanted.
 func (r *Role) reconcile() {
 	live := map[string]Agreement{}
 	for _, a := range r.neg.Agreements() {
-		switch a.State {
-		case Declined, Cancelled, Failed, Withdrawn:
-			if a.Customer {
-				r.neg.Forget(a.Peer, a.CustomerID)
-			}
-			continue
-		}
 		if a.Customer {
 			live[a.Peer] = a
 		}
@@ -681,7 +693,7 @@ func (r *Role) reconcile() {
 		switch {
 		case !ok && len(c.prefixes) > 0:
 			r.order(addr, c)
-		case ok && a.State == Agreed && !slices.Equal(a.Agreed.Prefixes, c.prefixes) && len(c.prefixes) > 0:
+		case ok && a.State == Agreed && !slices.Equal(a.Asked.Prefixes, c.prefixes) && len(c.prefixes) > 0:
 			if m, err := r.neg.UpdateTerms(key, a.CustomerID, r.terms(c)); err == nil {
 				r.request(addr, &m)
 			}

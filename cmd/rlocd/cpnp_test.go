@@ -1,0 +1,52 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCPNPConfigYAML: configs/cpnp.yaml's cpnp section reaches the
+// router's configuration (identity, trust list, offer, order); mistakes
+// are named by their key.
+func TestCPNPConfigYAML(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "cpnp.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(b)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cpnp.yaml")
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig(f, flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := cfg.CPNP
+	if x.Identity != "domain1" || len(x.Peers) != 1 || x.Peers[0].Name != "domain2" ||
+		x.Offer.Prefixes[0].Prefix != netip.MustParsePrefix("10.1.0.0/16") || x.Offer.MaxDuration != 24*time.Hour ||
+		x.Order.Mode != "copy" || len(x.Order.Primitives) != 2 || x.RetryInterval != 30*time.Second {
+		t.Fatalf("cpnp %+v", x)
+	}
+	if _, err := x.Key(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bad mode", strings.Replace(good, "mode: copy", "mode: mirror", 1), "cpnp.order.mode"},
+		{"bad key", strings.Replace(good, "mqD1LY/g0L7oIGsvmXZjntL7E7CkCRfh+Rw2R3kK60o=", "mqD1", 1), "cpnp.peers[0].public_key"},
+		{"bad primitive", strings.Replace(good, "invocation]", "solicit]", 1), "cpnp.offer.primitives[2]"},
+		{"unknown key", strings.Replace(good, "retry_interval:", "retry_intervall:", 1), "retry_intervall"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadYAML(t, dir, tc.name, tc.yaml)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

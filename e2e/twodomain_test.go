@@ -10,6 +10,7 @@ import (
 
 	"github.com/rloc-router/rloc/internal/testkit/bgpdtest"
 	"github.com/rloc-router/rloc/internal/testkit/ospftest"
+	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath/control"
 )
@@ -85,6 +86,9 @@ type tdOptions struct {
 	MSExtra func(d *tdDomain) string
 	// XTRExtra, when set, returns YAML appended to s's xTR configuration.
 	XTRExtra func(d *tdDomain, s *tdSite) string
+	// BeforeRlocd, when set, runs once the namespaces and FRR are up,
+	// before any rlocd starts (captures, pollers).
+	BeforeRlocd func(td *twoDomains)
 }
 
 // tdMSYAML is d's Map-Server/Map-Resolver: its own two sites, its MSFD TLV
@@ -177,6 +181,9 @@ func newTwoDomains(t *testing.T, o tdOptions) *twoDomains {
 		}
 	}
 	td.Transit = bgpdtest.Start(t, td.lab.Node("transit"), tdTransitConf(), netip.Addr{})
+	if o.BeforeRlocd != nil {
+		o.BeforeRlocd(td)
+	}
 	for i := range tdDomains {
 		d := &tdDomains[i]
 		y := tdMSYAML(d)
@@ -268,11 +275,23 @@ func (td *twoDomains) learnedFromBGP(d, other *tdDomain) error {
 //     two sites of each domain ping each other with no loss;
 //   - each mapping system learns the other domain's EID prefixes with the
 //     other's contact from the Mapping System extended community that
-//     crossed bgpd, the AS path through the transit AS.
+//     crossed bgpd, the AS path through the transit AS;
+//   - each mapping system, configured only with a CPNP identity and the
+//     other's public key, orders the other's prefixes from the learned
+//     contact, both agree (CPNP messages captured on the transit and
+//     checked with rloc's parser), the interconnect is provisioned both
+//     ways and the sites of the two domains ping each other with no loss.
 //
 // The phases' times since cold start are logged ("phase: ...").
 func TestTwoDomains(t *testing.T) {
-	td := newTwoDomains(t, tdOptions{})
+	var capture *lab.Capture
+	var tl *tdTimeline
+	var stopWatch func()
+	td := newTwoDomains(t, tdOptions{MSExtra: tdCPNPYAML, BeforeRlocd: func(td *twoDomains) {
+		capture = tdCapture(td)
+		tl, stopWatch = tdWatch(td)
+		td.t.Cleanup(stopWatch)
+	}})
 
 	// (a) OSPF: each xTR learns its own domain's Map-Resolver/Map-Server.
 	for i := range tdDomains {
@@ -327,7 +346,9 @@ func TestTwoDomains(t *testing.T) {
 	}
 	t.Logf("phase: BGP learned (each mapping system has the other's prefixes and contact): %v after start", td.since())
 
-	// Cross-domain steps go here: CPNP negotiation from the learned
-	// contact, the interconnect it provisions, and pings between the
-	// sites of the two domains.
+	// (d)-(g) Cross-domain: CPNP negotiation from the learned contacts,
+	// the interconnect it provisions, pings between the sites of the two
+	// domains, the negotiation checked on the wire
+	// (twodomain_cpnp_test.go).
+	tdCrossDomain(t, td, capture, tl, stopWatch)
 }

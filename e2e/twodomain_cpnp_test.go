@@ -55,9 +55,10 @@ func tdCPNPYAML(d *tdDomain) string {
 }
 
 // tdTimeline is what a poller saw of domain A's mapping system from cold
-// start: when it had learned domain B's prefixes from BGP, agreed its
-// order, completed its copy (and B its copy of A), and when h-a1's first
-// ping to h-b1 was answered.
+// start: when it had learned domain B's prefixes from BGP, when every
+// site of both domains had registered (the xTRs learn their Map-Server
+// from OSPF first), when A had completed its copy (and B its copy of A),
+// and when h-a1's first ping to h-b1 was answered.
 type tdTimeline struct {
 	mu                                               sync.Mutex
 	learned, registered, agreed, copied, firstAnswer time.Duration
@@ -99,8 +100,9 @@ func tdWatch(td *twoDomains) (*tdTimeline, func()) {
 			}
 			_ = td.get(a.MS, "/v1/msx/agreements", &ags)
 			_ = td.get(b.MS, "/v1/msx/agreements", &bags)
-			var regs []router.RegistrationInfo
-			_ = td.get(b.MS, "/v1/registrations", &regs)
+			var regsA, regsB []router.RegistrationInfo
+			_ = td.get(a.MS, "/v1/registrations", &regsA)
+			_ = td.get(b.MS, "/v1/registrations", &regsB)
 			// The ping waits for B's copy of A too (h-b1's answer is
 			// resolved there): a negative answer cached earlier would
 			// spoil the test's pings.
@@ -111,7 +113,7 @@ func tdWatch(td *twoDomains) (*tdTimeline, func()) {
 			if tl.learned == 0 && d.BGP != nil && countLearned(d.BGP, b) == len(b.Prefixes()) {
 				tl.learned = now
 			}
-			if tl.registered == 0 && len(regs) == len(b.Sites) {
+			if tl.registered == 0 && len(regsA) == len(a.Sites) && len(regsB) == len(b.Sites) {
 				tl.registered = now
 			}
 			for _, x := range c.Agreements {
@@ -205,14 +207,16 @@ func tdCrossDomain(t *testing.T, td *twoDomains, capture *lab.Capture, tl *tdTim
 	stopWatch()
 	// The negotiation's own times, from ms-a's log: its first quotation,
 	// and its order's interconnect provisioned (copy mode).
+	started := td.logTime(t, "ms-a", "time=")
 	quoted := td.logTime(t, "ms-a", `msg="CPNP quotation sent"`)
 	provisioned := td.logTime(t, "ms-a", `msg="interconnect provisioned"`, "mode=copy")
 	tl.mu.Lock()
-	t.Logf("timeline (ms-a; API polled every 20 ms, log times to the ms): BGP learned %v, first quotation %v, "+
-		"order agreed and provisioned %v, domain B's sites registered %v, copies complete both ways %v, first cross-domain ping answered %v",
-		tl.learned, quoted, provisioned, tl.registered, tl.copied, tl.firstAnswer)
-	t.Logf("FIGURE cold-start split: discovery %v | negotiation %v | bulk copy %v (after registration %v) | first resolution %v | total %v",
-		quoted, provisioned-quoted, tl.copied-provisioned, tl.copied-max(provisioned, tl.registered), tl.firstAnswer-tl.copied, tl.firstAnswer)
+	t.Logf("timeline since cold start (ms-a; API polled every 20 ms, log times to the ms): rlocd started %v, BGP learned %v, "+
+		"first quotation %v, order agreed and provisioned %v, every site of both domains registered %v, copies complete both ways %v, "+
+		"first cross-domain ping answered %v", started, tl.learned, quoted, provisioned, tl.registered, tl.copied, tl.firstAnswer)
+	t.Logf("FIGURE from ms-a's rlocd start: discovery %v | negotiation %v | sites registered (OSPF) %v | bulk copy after the last registration %v | "+
+		"first cross-domain resolution %v",
+		quoted-started, provisioned-quoted, tl.registered-started, tl.copied-max(provisioned, tl.registered), tl.firstAnswer-started)
 	tl.mu.Unlock()
 
 	// (g) The negotiation on the wire, read back with rloc's own parser:

@@ -7,26 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/router"
 )
 
 // TestCPNPConfigYAML: configs/cpnp.yaml's cpnp section reaches the
 // router's configuration (identity, trust list, offer, order); mistakes
 // are named by their key.
 func TestCPNPConfigYAML(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "cpnp.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := string(b)
-	dir := t.TempDir()
-	f := filepath.Join(dir, "cpnp.yaml")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := loadConfig(f, flags())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, good, dir := loadExample(t, "cpnp.yaml")
 	x := cfg.CPNP
 	if x.Identity != "domain1" || len(x.Peers) != 1 || x.Peers[0].Name != "domain2" ||
 		x.Offer.Prefixes[0].Prefix != netip.MustParsePrefix("10.1.0.0/16") || x.Offer.MaxDuration != 24*time.Hour ||
@@ -49,4 +38,24 @@ func TestCPNPConfigYAML(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadExample loads configs/name as rlocd does; it returns the
+// configuration, the file's text and a directory for variants of it.
+func loadExample(t *testing.T, name string) (router.Config, string, string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, name)
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig(f, flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, string(b), dir
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +14,7 @@ import (
 // configuration (addresses, key, prefixes, durations); mistakes are named
 // by their key.
 func TestMSXConfigYAML(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "msx.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := string(b)
-	dir := t.TempDir()
-	f := filepath.Join(dir, "msx.yaml")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := loadConfig(f, flags())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, good, dir := loadExample(t, "msx.yaml")
 	x := cfg.MSX
 	a := x.Agreements[0]
 	if x.PageBytes != 1400 || x.CookieLifetime != 30*time.Second || a.Name != "domain2" ||

@@ -239,6 +239,31 @@ func tdCrossDomain(t *testing.T, td *twoDomains, capture *lab.Capture, tl *tdTim
 		}
 	}
 	t.Logf("CPNP on the wire (transit, core-a): %v", seen)
+
+	// (h) Domain B's mapping system goes away: its BGP session ends, bgpd
+	// withdraws its prefixes, ms-a withdraws its order, drops the copy and
+	// no longer lists B as a contact.
+	a, b := &tdDomains[0], &tdDomains[1]
+	td.stop(b.MS, true)
+	td.waitFor(30*time.Second, a.MS+" unlearns domain B and drops the interconnect", func() bool {
+		var d router.DiscoveryInfo
+		var c router.CPNPInfo
+		var ags []router.MSXAgreementInfo
+		if td.get(a.MS, "/v1/discovery", &d) != nil || td.get(a.MS, "/v1/cpnp", &c) != nil || td.get(a.MS, "/v1/msx/agreements", &ags) != nil {
+			return false
+		}
+		for _, x := range c.Agreements {
+			if x.Role == "customer" && x.State == "agreed" {
+				return false
+			}
+		}
+		// B's order to A stays agreed on A's provider side (B went away
+		// without withdrawing it): the interconnect only serves, holds
+		// no copy.
+		copying := slices.ContainsFunc(ags, func(x router.MSXAgreementInfo) bool { return x.Mode != "none" || x.Copy != 0 })
+		return d.BGP != nil && countLearned(d.BGP, b) == 0 && len(c.Contacts) == 0 && !copying
+	})
+	t.Logf("phase: domain B gone, its interconnect removed from ms-a: %v after start", td.since())
 }
 
 // logTime returns when the first line of node's rlocd log holding every

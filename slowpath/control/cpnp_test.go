@@ -410,3 +410,35 @@ func TestCPNPConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCPNPOfferAbandoned: an offer whose customer never answers (its
+// accept lost, or it went away) is abandoned after two retry intervals
+// and then forgotten: the provider's state stays bounded.
+func TestCPNPOfferAbandoned(t *testing.T) {
+	clk := newFakeClock()
+	p := cpnpProvider(t, clk, 1, nil)
+	peer := netip.MustParseAddrPort("127.0.0.1:9")
+	q := cpnp.Message{Type: cpnp.Quotation, Seq: 1, Transaction: 1, CustomerID: "d1-x-1", Ephemeral: [32]byte{9: 1},
+		Prefixes: []cpnp.Prefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}, Primitives: cpnp.PrimBulk}
+	if err := p.Core().Inject(peer, cpnpFrame(t, "d1", wire.Nonce{1}, q)); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		l := cpnpState(t, p).Agreements
+		if len(l) == 0 {
+			return ""
+		}
+		return l[0].State
+	}
+	waitFor(t, 5*time.Second, "offer sent", func() bool { return state() == "offer-sent" })
+	for _, want := range []string{"offer-sent", "cancelled", ""} {
+		clk.Add(31 * time.Second)
+		p.Core().Tick()
+		if got := state(); got != want {
+			t.Fatalf("after a retry interval: %q, want %q", got, want)
+		}
+	}
+	if len(msxNames(t, p)) != 0 {
+		t.Fatal("provisioned without an accept")
+	}
+}

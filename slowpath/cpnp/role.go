@@ -151,9 +151,12 @@ type Role struct {
 	contacts map[netip.AddrPort]*contact
 	answers  map[answerKey][]byte
 	ansQ     []answerKey
-	stats    WireStats
-	in       Message
-	buf      []byte
+	// offered are the offers of ours waiting for an answer at the last
+	// retry tick.
+	offered map[[2]string]bool
+	stats   WireStats
+	in      Message
+	buf     []byte
 }
 
 // NewRole builds the role of cfg (defaults applied, validated) on c,
@@ -225,14 +228,26 @@ func (r *Role) start() {
 
 // forgetEnded forgets the agreements that ended (kept until then so that
 // listings show how they ended, and so that a declined order is not placed
-// again before the retry).
+// again before the retry), and abandons offers of ours that were already
+// waiting for their answer at the previous tick (the customer's accept or
+// decline was lost, or the customer went away).
 func (r *Role) forgetEnded() {
+	waiting := map[[2]string]bool{}
 	for _, a := range r.neg.Agreements() {
 		switch a.State {
 		case Declined, Cancelled, Failed, Withdrawn:
 			r.neg.Forget(a.Peer, a.CustomerID)
+		case OfferSent:
+			k := [2]string{a.Peer, a.CustomerID}
+			if r.offered[k] {
+				r.neg.Abandon(a.Peer, a.CustomerID)
+				r.log.Info("CPNP offer unanswered: abandoned", "peer", a.Peer, "customer_id", a.CustomerID)
+				continue
+			}
+			waiting[k] = true
 		}
 	}
+	r.offered = waiting
 }
 
 // PublicKey returns this side's identity key in base64 (what peers put on

@@ -60,7 +60,7 @@ func tdCPNPYAML(d *tdDomain) string {
 // from OSPF first), when A had completed its copy (and B its copy of A),
 // and when h-a1's first ping to h-b1 was answered.
 type tdTimeline struct {
-	mu                                               sync.Mutex
+	mu                                                       sync.Mutex
 	learned, registered, agreed, pulled, copied, firstAnswer time.Duration
 }
 

@@ -48,14 +48,7 @@ func cpnpSection(name, peer, contact, peerPrefixes, own string) string {
 // configured: only a cpnp section naming the other domain's key and
 // contact.
 func cpnpMSYAML(name, site, secret, prefix4, prefix6, peerName, peer, peerPrefixes string) string {
-	return fmt.Sprintf(`name: %s
-roles: [map-server, map-resolver]
-sites:
-  - name: %s
-    keys: [{id: 1, secret: %s}]
-    prefixes: [{eid: %s}, {eid: "%s"}]
-map_server: {registration_timeout: 30s}
-`, name, site, secret, prefix4, prefix6) +
+	return labMSYAML(name, site, secret, prefix4, prefix6) +
 		cpnpSection(name, peerName, peer, peerPrefixes, fmt.Sprintf(`[{eid: %s}, {eid: "%s"}]`, prefix4, prefix6))
 }
 

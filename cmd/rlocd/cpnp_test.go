@@ -25,12 +25,23 @@ func TestCPNPConfigYAML(t *testing.T) {
 	if _, err := x.Key(); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ name, yaml, want string }{
+	wantConfigErrors(t, dir, []configCase{
 		{"bad mode", strings.Replace(good, "mode: copy", "mode: mirror", 1), "cpnp.order.mode"},
 		{"bad key", strings.Replace(good, "mqD1LY/g0L7oIGsvmXZjntL7E7CkCRfh+Rw2R3kK60o=", "mqD1", 1), "cpnp.peers[0].public_key"},
 		{"bad primitive", strings.Replace(good, "invocation]", "solicit]", 1), "cpnp.offer.primitives[2]"},
 		{"unknown key", strings.Replace(good, "retry_interval:", "retry_intervall:", 1), "retry_intervall"},
-	} {
+	})
+}
+
+// configCase is a variant of an example configuration and the key its
+// error must name.
+type configCase struct{ name, yaml, want string }
+
+// wantConfigErrors loads every case and checks that it fails naming its
+// key.
+func wantConfigErrors(t *testing.T, dir string, cases []configCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadYAML(t, dir, tc.name, tc.yaml)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

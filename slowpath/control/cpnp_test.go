@@ -291,11 +291,19 @@ func TestCPNPDiscoveryDrives(t *testing.T) {
 	waitFor(t, 10*time.Second, "withdrawn and de-provisioned", func() bool {
 		return len(msxNames(t, r)) == 0 && len(msxNames(t, p)) == 0
 	})
-	before := cpnpState(t, r).Stats.Sent
-	clk.Add(time.Minute)
-	r.Core().Tick()
-	if l := cpnpState(t, r); len(l.Contacts) != 0 || l.Stats.Sent != before {
-		t.Fatalf("still contacted: %+v", l)
+	// Nothing more goes to d2: no order, and the removed interconnect's
+	// renewals and silence checks stop (three subscription lifetimes).
+	waitFor(t, 10*time.Second, "withdrawal acknowledged", func() bool {
+		q := cpnpState(t, r).Requests
+		return q.Started == q.Answered+q.GaveUp+q.Cancelled
+	})
+	before := r.Stats().Msgs[wire.TypeSharedExtension].Sent
+	for range 9 {
+		clk.Add(20 * time.Second)
+		r.Core().Tick()
+	}
+	if l := cpnpState(t, r); len(l.Contacts) != 0 || r.Stats().Msgs[wire.TypeSharedExtension].Sent != before {
+		t.Fatalf("still contacted: %d type-15 messages sent, %+v", r.Stats().Msgs[wire.TypeSharedExtension].Sent-before, l)
 	}
 }
 

@@ -133,6 +133,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	auth := es.AuthTotals()
 	auth.Each(func(name string, v uint64) { counter(c.resolutions, v, name) })
 	discoveryMetrics(r.engine, func(name string, v uint64) { counter(c.resolutions, v, name) })
+	cpnpMetrics(r.engine, func(name string, v uint64) { counter(c.resolutions, v, name) })
 	ch <- histogram(c.latency, es.ResolveLatency)
 }
 

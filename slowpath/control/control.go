@@ -168,6 +168,7 @@ func (e *Engine) build(inst slowpath.Installer) error {
 	if e.msx != nil {
 		if e.ms != nil {
 			e.msx.Serve(e.ms)
+			e.ms.Publish(e.msx) // the copies' changes reach RFC 9437 subscribers
 		}
 		e.mr.SetInterconnect(e.msx)
 	}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -71,7 +72,13 @@ func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
 // provider at peer.
 func msxRequester(t testing.TB, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
-	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}}
+	return msxRequesterWith(t, clk, Config{MapResolver: &MapResolverConfig{}}, peer, mod)
+}
+
+// msxRequesterWith is msxRequester on the roles of c.
+func msxRequesterWith(t testing.TB, clk *fakeClock, c Config, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+	t.Helper()
+	c.RateLimit = RateLimitConfig{Off: true}
 	ag := slowpath.MSXAgreement{Name: "d2", Peers: []netip.AddrPort{peer}, Key: msxKey, Mode: slowpath.MSXModeCopy}
 	if mod != nil {
 		mod(&ag)
@@ -652,4 +659,96 @@ func TestMSXPullPaced(t *testing.T) {
 		})
 	}
 	msxSame(t, p, r, "d2")
+}
+
+// TestMSXCopySubscriber: an ITR subscribed (RFC 9437) at the requester's
+// Map-Server to an EID that the copy answers is sent the copied mapping at
+// once, then a signed Map-Notify for each change of it at the provider (an
+// RLOC change, a withdrawal), retransmitted until acknowledged; changes of
+// other mappings send it nothing; subscriptions to copied mappings count
+// against the Map-Server's bounds.
+func TestMSXCopySubscriber(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	c := msConfig(siteConfig("s1", "172.16.0.0/16", true))
+	c.MapServer.PubSub = slowpath.PubSubConfig{Subscribers: []slowpath.SubscriberConfig{{XTRID: xtrA, Key: testKey}},
+		NotifyInterval: time.Second, MaxTotal: 2}
+	r := msxRequesterWith(t, clk, c, p.Addr(), nil)
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+
+	sub := newFakeSubscriber(t)
+	// next reads the subscriber's next Map-Notify: its nonce and record.
+	next := func(what string) (wire.MapNotify, []byte, netip.AddrPort) {
+		t.Helper()
+		b, from := sub.read()
+		var n wire.MapNotify
+		if err := wire.VerifyMapNotify(b, []byte(testKey.Secret), &n); err != nil || len(n.Records) != 1 {
+			t.Fatalf("%s: Map-Notify %+v, %v", what, n, err)
+		}
+		return n, b, from
+	}
+	ack := func(n wire.MapNotify, from netip.AddrPort) {
+		t.Helper()
+		a := wire.MapNotifyAck(n)
+		a.Auth = wire.NewAuth(testKey.KeyID, testKey.Alg, false)
+		b, err := a.AppendSigned(nil, []byte(testKey.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inject(t, r, from, b)
+	}
+	nonceOf := func(n wire.MapNotify) uint64 { return binary.BigEndian.Uint64(n.Nonce[:]) }
+	k5 := netip.MustParsePrefix("10.0.1.64/26") // benchPrefix(5)
+
+	// The subscription is kept under the copied prefix and sent its
+	// mapping at once.
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.1.77/32", 1000, false)
+	n, _, from := next("first")
+	if nonceOf(n) != 1000 || rlocOf(&n.Records[0]) != netip.MustParseAddr("192.0.2.1") || n.Records[0].TTL != 1440 {
+		t.Fatalf("first Map-Notify: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	if subs := r.Subscriptions(); len(subs) != 1 || subs[0].EID.Prefix != k5 {
+		t.Fatalf("subscriptions %+v", subs)
+	}
+	ack(n, from)
+
+	// An RLOC change at the provider: notified to the copy, then to the
+	// subscriber; unacknowledged, sent again.
+	msxRegister(t, p, 5, 6, 1440, 9)
+	n, b, from := next("RLOC change")
+	if nonceOf(n) != 1001 || rlocOf(&n.Records[0]) != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("RLOC change: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	clk.Add(time.Second)
+	_ = r.Core().Tick()
+	if b2, _ := sub.read(); !bytes.Equal(b2, b) {
+		t.Fatal("retransmission differs from the Map-Notify")
+	}
+	ack(n, from)
+	if ps := r.PubSubStats(); ps.Acked != 2 || ps.Retransmits != 1 {
+		t.Fatalf("after the RLOC change: %+v", ps)
+	}
+
+	// A change of another mapping sends it nothing; a withdrawal of its
+	// own is a record without locators and TTL 0.
+	msxRegister(t, p, 8, 9, 1440, 7)
+	waitFor(t, 10*time.Second, "the other change in the copy", func() bool { return msxAgreement(t, r).Stats.NotifiesIn >= 2 })
+	if ps := r.PubSubStats(); ps.Notifies != 2 {
+		t.Fatalf("a change of another mapping notified: %+v", ps)
+	}
+	msxRegister(t, p, 5, 6, 0, 9)
+	n, _, from = next("withdrawal")
+	if nonceOf(n) != 1002 || n.Records[0].TTL != 0 || len(n.Records[0].Locators) != 0 {
+		t.Fatalf("withdrawal: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	ack(n, from)
+
+	// Bounded as any subscription: the second fits under MaxTotal 2, the
+	// third is refused and counted.
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.2.1/32", 2000, false)
+	next("second subscription")
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.2.65/32", 3000, false)
+	if ps := r.PubSubStats(); ps.Active != 2 || ps.OverTotal != 1 {
+		t.Fatalf("bounds: %+v", ps)
+	}
 }

@@ -142,6 +142,11 @@ type MSX struct {
 	ack    wire.MapNotifyAck
 	nack   wire.MapNotifyAck
 	rec    [1]wire.Record
+	// watch are told of every change of a copy (publish.go); pubRec is
+	// the record Covering returns, encBuf a record being stored.
+	watch  []func(slowpath.EIDPrefix, *wire.Record)
+	pubRec wire.Record
+	encBuf []byte
 }
 
 // New builds the role of cfg (defaults applied) on c and registers its

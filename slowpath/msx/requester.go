@@ -291,7 +291,9 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 	g := q.pull.gen
 	for k, e := range q.copy {
 		if e.gen < g && e.touched < g {
-			q.remove(e)
+			if q.remove(e) {
+				x.published(k, nil)
+			}
 			delete(q.copy, k)
 		}
 	}
@@ -336,15 +338,20 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 		e.gen = gen
 	}
 	if rec.TTL == 0 && len(rec.Locators) == 0 {
-		q.remove(e)
+		if q.remove(e) {
+			a.x.published(k, nil)
+		}
 		return true
 	}
-	var err error
-	if e.enc, err = rec.Append(e.enc[:0]); err != nil {
+	changed, err := q.store(a.x, e, rec)
+	if err != nil {
 		a.stats.RecordsBad++
 		return false
 	}
 	e.expires = now.Add(slowpath.TTLDuration(rec.TTL, time.Minute))
+	if changed {
+		defer a.x.published(k, rec)
+	}
 	if e.gone {
 		e.gone = false
 		t := q.lpm[k.IID]
@@ -359,16 +366,18 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 }
 
 // remove takes e out of the lookups (it stays as a tombstone until the next
-// pull sweeps it, so that a stale notification cannot bring it back).
-func (q *requester) remove(e *centry) {
+// pull sweeps it, so that a stale notification cannot bring it back); it
+// reports whether e was live.
+func (q *requester) remove(e *centry) bool {
 	if e.gone {
-		return
+		return false
 	}
 	e.gone = true
 	if t := q.lpm[e.key.IID]; t != nil {
 		t.Delete(e.key.Prefix)
 	}
 	q.size--
+	return true
 }
 
 // inScope reports whether k lies in the peer's prefixes (all when none are

@@ -406,6 +406,44 @@ func TestMSXInvoke(t *testing.T) {
 	}
 }
 
+// TestMSXInvokeRefused: the provider takes a peer's invocation only when
+// the agreement allows it and for EIDs inside the agreement's filters;
+// the others are dropped unanswered and counted.
+func TestMSXInvokeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		allow   []string
+		eid     string
+		answers bool
+		want    func(s MSXStats) uint64
+	}{
+		{"allowed", []string{slowpath.MSXInvocation}, "10.0.1.77", true, func(s MSXStats) uint64 { return s.InvokedBy }},
+		{"not allowed", []string{slowpath.MSXSubscribe, slowpath.MSXBulk}, "10.0.1.77", false, func(s MSXStats) uint64 { return s.InvokeDenied }},
+		{"outside the filters", nil, "10.0.0.5", false, func(s MSXStats) uint64 { return s.InvokeOutOfScope }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			p := msxProvider(t, clk, 10, netip.AddrPort{}, func(a *slowpath.MSXAgreement) {
+				a.Allow = tc.allow
+				a.Filters = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.1.0/24")}}
+			})
+			r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) {
+				a.Mode = slowpath.MSXModeInvoke
+				a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+			})
+			if got := msxAsk(t, r, tc.eid); (got != nil) != tc.answers {
+				t.Fatalf("answer %+v, want one: %v", got, tc.answers)
+			}
+			// The provider counts the invocation when it takes it: wait
+			// for it when no answer says it happened.
+			waitFor(t, 5*time.Second, "the provider's count", func() bool { return tc.want(msxAgreement(t, p).Stats) == 1 })
+			if s := msxAgreement(t, p).Stats; s.InvokedBy+s.InvokeDenied+s.InvokeOutOfScope != 1 {
+				t.Fatalf("provider %+v", s)
+			}
+		})
+	}
+}
+
 // TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes
 // wider than the agreement, replayed cookies and floods are refused,
 // bounded and counted.

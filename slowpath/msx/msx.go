@@ -12,9 +12,10 @@
 // mode forwards them to the peer's Map-Server. Everything is signed with
 // the agreement's key, bounded and counted.
 //
-// The role meets the Map-Server through Table and the Map-Resolver
-// through the resolver's Interconnect interface (Answer); it imports
-// neither.
+// The role meets the Map-Server through Table (and publishes its copies
+// to the Map-Server's subscribers through Watch and Covering) and the
+// Map-Resolver through the resolver's Interconnect interface (Answer); it
+// imports neither.
 package msx
 
 import (
@@ -52,6 +53,11 @@ type Stats struct {
 	// answered, BulkPages and BulkRecords what was sent, BulkResent the
 	// pages sent again for a retransmitted request.
 	BulkRequests, BulkPages, BulkRecords, BulkResent uint64
+	// InvokedBy counts the peer's invocations (Map-Requests it forwarded
+	// here in an ECM) passed to the Map-Server; InvokeDenied those refused
+	// because the agreement does not allow invocation, InvokeOutOfScope
+	// those for an EID outside the agreement's filters (invocation.go).
+	InvokedBy, InvokeDenied, InvokeOutOfScope uint64
 	// Unauthenticated counts bulk and subscribe requests that failed
 	// authentication (or carried none); Denied those for a primitive the
 	// agreement does not allow; RateLimited those over the agreement's
@@ -195,6 +201,7 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapBulkReply), x.onBulkReply)
 	c.Handle(slowpath.RouteMapNotify, x.onNotify)
 	c.Handle(slowpath.RouteMapNotifyAck, x.onNotifyAck)
+	c.Handle(slowpath.RouteECM, x.onInvoked)
 	c.OnStart(x.start)
 	return x
 }

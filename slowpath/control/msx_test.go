@@ -444,6 +444,105 @@ func TestMSXInvokeRefused(t *testing.T) {
 	}
 }
 
+// TestMSXInvokeFailover: in invoke mode the ITR's retransmission of a
+// Map-Request (same source, same nonce) goes to the next Map-Server of the
+// covering agreements, across agreements; an agreement then starts at the
+// peer after the silent one; when every candidate had its try the request
+// gets the Map-Resolver's negative reply (counted); past the window a
+// repeat is a new request (fake clock).
+func TestMSXInvokeFailover(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	sink := func() *fakeSubscriber { return newFakeSubscriber(t) } // silent Map-Servers
+	dead1, dead2 := sink(), sink()
+	ag := func(name string, peers ...netip.AddrPort) slowpath.MSXAgreement {
+		return slowpath.MSXAgreement{Name: name, Peers: peers, Key: msxKey, Mode: slowpath.MSXModeInvoke,
+			PeerPrefixes: []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}}
+	}
+	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}, Logger: slog.New(slog.DiscardHandler),
+		MSX: &slowpath.MSXConfig{Agreements: []slowpath.MSXAgreement{ag("a", dead1.addr()), ag("b", dead2.addr(), p.Addr())}}}
+	r := newEngineWith(t, c, nil, slowpathOptions(clk))
+	stats := func() (a, b MSXStats) {
+		l, _ := r.MSXAgreements()
+		return l[0].Stats, l[1].Stats
+	}
+
+	cl := newFakeSubscriber(t)
+	ask := func(nonce uint64) {
+		t.Helper()
+		req := wire.MapRequest{ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+			Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.0.1.77"))}}}
+		binary.BigEndian.PutUint64(req.Nonce[:], nonce)
+		b, _ := req.Append(nil)
+		if _, err := cl.conn.WriteToUDPAddrPort(b, r.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forwarded := func(to *fakeSubscriber) {
+		t.Helper()
+		if b, _ := to.read(); len(b) == 0 || wire.MessageType(b[0]>>4) != wire.TypeECM {
+			t.Fatalf("not an ECM: %x", b)
+		}
+	}
+	// answer reads the client's answer: true when positive.
+	answer := func() bool {
+		t.Helper()
+		cl.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		n, _, err := cl.conn.ReadFromUDPAddrPort(buf)
+		var rep wire.MapReply
+		if err != nil || rep.Parse(buf[:n]) != nil || len(rep.Records) != 1 {
+			t.Fatalf("answer: %v", err)
+		}
+		return len(rep.Records[0].Locators) > 0
+	}
+
+	// a's peer, then (retransmitted) b's first, then b's second answers.
+	ask(1)
+	forwarded(dead1)
+	ask(1)
+	forwarded(dead2)
+	ask(1)
+	if !answer() {
+		t.Fatal("the third candidate's answer is negative")
+	}
+	if a, b := stats(); a.Invoked != 1 || a.InvokeFailovers != 1 || b.Invoked != 2 || b.InvokeFailovers != 1 {
+		t.Fatalf("a %+v, b %+v", a, b)
+	}
+	// A new request: a's one peer first, then b's peer that answered.
+	ask(2)
+	forwarded(dead1)
+	ask(2)
+	if !answer() {
+		t.Fatal("b's answering peer was not asked first")
+	}
+	// Every candidate silent: the resolver's negative reply, once counted.
+	p.Close()
+	ask(3)
+	forwarded(dead1)
+	ask(3) // b's second (closed)
+	ask(3)
+	forwarded(dead2)
+	ask(3)
+	if answer() {
+		t.Fatal("positive answer with every candidate silent")
+	}
+	ask(3)
+	if answer() {
+		t.Fatal("positive answer after giving up")
+	}
+	if a, b := stats(); a.InvokeGaveUp != 1 || a.Invoked != 3 || a.InvokeFailovers != 3 || b.Invoked != 5 || b.InvokeFailovers != 3 {
+		t.Fatalf("a %+v, b %+v", a, b)
+	}
+	// Past the window the same nonce is a new request.
+	clk.Add(31 * time.Second)
+	ask(3)
+	forwarded(dead1)
+	if a, _ := stats(); a.Invoked != 4 || a.InvokeGaveUp != 1 {
+		t.Fatalf("a %+v", a)
+	}
+}
+
 // TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes
 // wider than the agreement, replayed cookies and floods are refused,
 // bounded and counted.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -887,5 +888,47 @@ func TestMSXCopySubscriber(t *testing.T) {
 	injectRequest(t, r, sub.addr(), xtrA, "10.0.2.65/32", 3000, false)
 	if ps := r.PubSubStats(); ps.Active != 2 || ps.OverTotal != 1 {
 		t.Fatalf("bounds: %+v", ps)
+	}
+}
+
+// TestMSXCopyPersisted: with a state file, a restarted requester answers
+// from the copy it kept at once, its peer silent, and resyncs by bulk once
+// the peer answers: what changed meanwhile (a new mapping, a withdrawal)
+// is right after the first pull, the copy identical to the provider's
+// table.
+func TestMSXCopyPersisted(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 100, netip.AddrPort{}, nil)
+	state := filepath.Join(t.TempDir(), "ms.db")
+	start := func(peer netip.AddrPort) *Engine {
+		c := msConfig(siteConfig("s1", "172.16.0.0/16", true))
+		c.MapServer.StateFile = state
+		return msxRequesterWith(t, clk, c, peer, nil)
+	}
+	r := start(p.Addr())
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+	r.Close()
+
+	// Meanwhile at the provider: a new mapping, a withdrawal.
+	msxRegister(t, p, 100, 101, 1440, 1)
+	msxRegister(t, p, 7, 8, 0, 1)
+
+	// Restarted with its peer silent: the kept copy answers.
+	dead := newFakeSubscriber(t)
+	r = start(dead.addr())
+	if a := msxAgreement(t, r); a.Copy != 100 || a.Complete || a.Stats.PagesIn != 0 {
+		t.Fatalf("restarted: copy %d, complete %v, %d pages in", a.Copy, a.Complete, a.Stats.PagesIn)
+	}
+	if got := msxAsk(t, r, "10.0.1.77"); got == nil || got.TTL != 1440 || rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer from the kept copy: %+v", got)
+	}
+	r.Close()
+
+	// Restarted with its peer answering: resynced by bulk.
+	r = start(p.Addr())
+	waitFor(t, 10*time.Second, "resync", func() bool { return msxAgreement(t, r).Complete })
+	if n := msxSame(t, p, r, "d2"); n != 100 {
+		t.Fatalf("resynced copy holds %d mappings, want 100", n)
 	}
 }

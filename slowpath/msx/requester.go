@@ -38,6 +38,8 @@ type centry struct {
 	// notification applied (older ones are stale).
 	sub, seq uint32
 	gone     bool
+	// saved is the expiry last written to the store (persist.go).
+	saved time.Time
 }
 
 // pulling is a bulk transfer under way.
@@ -64,6 +66,10 @@ type requester struct {
 	// out paces our page requests to the agreement's rate, which the peer
 	// holds us to as well.
 	out bucket
+	// journal keeps the copy across restarts (persist.go), nil without a
+	// state file; sv is the entry being written.
+	journal regstore.Journal
+	sv      regstore.Saved
 }
 
 // Values of the requester's requests.
@@ -120,6 +126,9 @@ func (q *requester) start(a *agreement) {
 
 // drop forgets the copy; the next answer from the peer resyncs it.
 func (q *requester) drop() {
+	for k := range q.copy {
+		q.forget(k)
+	}
 	clear(q.copy)
 	clear(q.lpm)
 	q.size, q.complete, q.needSync = 0, false, true
@@ -294,6 +303,7 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 			if q.remove(e) {
 				x.published(k, nil)
 			}
+			q.forget(k)
 			delete(q.copy, k)
 		}
 	}
@@ -341,6 +351,7 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 		if q.remove(e) {
 			a.x.published(k, nil)
 		}
+		q.forget(k)
 		return true
 	}
 	changed, err := q.store(a.x, e, rec)
@@ -348,7 +359,9 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 		a.stats.RecordsBad++
 		return false
 	}
-	e.expires = now.Add(slowpath.TTLDuration(rec.TTL, time.Minute))
+	ttl := slowpath.TTLDuration(rec.TTL, time.Minute)
+	e.expires = now.Add(ttl)
+	q.save(a, e, changed, ttl)
 	if changed {
 		defer a.x.published(k, rec)
 	}

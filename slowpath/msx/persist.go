@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gaissmai/bart"
-
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
 	"github.com/rloc-router/rloc/wire"
@@ -78,13 +76,7 @@ func (q *requester) restore(a *agreement, s *regstore.Saved, now time.Time) bool
 	}
 	e := &centry{key: k, enc: append([]byte(nil), s.Record...), expires: s.Expires, saved: s.Expires}
 	q.copy[k] = e
-	t := q.lpm[k.IID]
-	if t == nil {
-		t = new(bart.Table[*centry])
-		q.lpm[k.IID] = t
-	}
-	t.Insert(k.Prefix, e)
-	q.size++
+	q.insert(e)
 	return true
 }
 

@@ -366,16 +366,21 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 		defer a.x.published(k, rec)
 	}
 	if e.gone {
-		e.gone = false
-		t := q.lpm[k.IID]
-		if t == nil {
-			t = new(bart.Table[*centry])
-			q.lpm[k.IID] = t
-		}
-		t.Insert(k.Prefix, e)
-		q.size++
+		q.insert(e)
 	}
 	return true
+}
+
+// insert makes e (not live) live: in the lookups and counted.
+func (q *requester) insert(e *centry) {
+	e.gone = false
+	t := q.lpm[e.key.IID]
+	if t == nil {
+		t = new(bart.Table[*centry])
+		q.lpm[e.key.IID] = t
+	}
+	t.Insert(e.key.Prefix, e)
+	q.size++
 }
 
 // remove takes e out of the lookups (it stays as a tombstone until the next

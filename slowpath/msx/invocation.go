@@ -2,6 +2,7 @@ package msx
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
@@ -73,9 +74,10 @@ type invKey struct {
 // (agreement ag, its peer start+j: j of the agreement's peers tried from
 // start), how many candidates in all, when last.
 type invocation struct {
-	ag, start, j int
-	tries        int
-	at           time.Time
+	ag       *agreement
+	start, j int
+	tries    int
+	at       time.Time
 	// gaveUp: every candidate had its try; further repeats are left to
 	// the rest of the Map-Resolver uncounted.
 	gaveUp bool
@@ -106,15 +108,19 @@ func (t *invocations) put(k invKey, v invocation) {
 	t.m[k] = v
 }
 
-// nextAgreement returns the first invoke-mode agreement from index from on
-// whose peer prefixes cover addr, -1 when none does.
-func (x *MSX) nextAgreement(from int, iid uint32, addr netip.Addr) int {
-	for i := from; i < len(x.ags); i++ {
-		if a := x.ags[i]; a.cfg.Mode == slowpath.MSXModeInvoke && a.covers(iid, addr) {
-			return i
+// nextAgreement returns the first invoke-mode agreement after prev whose
+// peer prefixes cover addr, nil when none does (or prev was removed).
+func (x *MSX) nextAgreement(prev *agreement, iid uint32, addr netip.Addr) *agreement {
+	i := slices.Index(x.ags, prev)
+	if i < 0 {
+		return nil
+	}
+	for _, a := range x.ags[i+1:] {
+		if a.cfg.Mode == slowpath.MSXModeInvoke && a.covers(iid, addr) {
+			return a
 		}
 	}
-	return -1
+	return nil
 }
 
 // invoke forwards m to a Map-Server of the peers covering addr, from
@@ -129,30 +135,32 @@ func (x *MSX) invoke(from int, m *slowpath.Msg, iid uint32, addr netip.Addr) boo
 	}
 	now := x.c.Now()
 	k := invKey{src: netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port()), nonce: m.Request.Nonce}
+	first := x.ags[from]
 	v, seen := x.invs.m[k]
 	switch {
-	case !seen || now.Sub(v.at) >= invokeWindow:
-		v = invocation{ag: from, start: x.ags[from].cur}
+	case !seen || now.Sub(v.at) >= invokeWindow || (v.ag != nil && v.ag.gone):
+		// New, or its agreement was removed since (dynamic.go).
+		v = invocation{ag: first, start: first.cur}
 	case v.gaveUp:
 		return false
 	default:
 		// The ITR asks again: the candidate it was sent to stayed silent.
-		prev := x.ags[v.ag]
+		prev := v.ag
 		n := len(prev.cfg.Peers)
 		prev.stats.InvokeFailovers++
 		prev.cur = (v.start + v.j + 1) % n
 		if v.j++; v.j >= n {
-			if v.ag = x.nextAgreement(v.ag+1, iid, addr); v.ag >= 0 {
-				v.start, v.j = x.ags[v.ag].cur, 0
+			if v.ag = x.nextAgreement(prev, iid, addr); v.ag != nil {
+				v.start, v.j = v.ag.cur, 0
 			}
 		}
-		if v.ag < 0 || v.tries >= maxInvokeTries {
-			x.ags[from].stats.InvokeGaveUp++
+		if v.ag == nil || v.tries >= maxInvokeTries {
+			first.stats.InvokeGaveUp++
 			x.invs.put(k, invocation{gaveUp: true, at: now})
 			return false
 		}
 	}
-	a := x.ags[v.ag]
+	a := v.ag
 	v.tries++
 	v.at = now
 	x.invs.put(k, v)

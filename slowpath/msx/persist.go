@@ -33,28 +33,44 @@ type CopyStore interface {
 // copyBucket is the bucket of agreement name's copy.
 func copyBucket(name string) string { return "msx-copy/" + name }
 
-// Persist loads the copies st holds and keeps them there from now on. It
-// returns how many mappings were restored and how many dropped (expired,
+// Persist loads the copies st holds and keeps them there from now on; the
+// agreements added at run time (dynamic.go) are kept there too. It returns
+// how many mappings were restored and how many dropped (expired,
 // undecodable or outside the agreement). Call before the core starts.
 func (x *MSX) Persist(st CopyStore) (restored, dropped int, err error) {
-	now := x.c.Now()
+	x.store = st
 	for _, a := range x.ags {
-		if a.cfg.Mode != slowpath.MSXModeCopy {
-			continue
-		}
-		b := copyBucket(a.cfg.Name)
-		saved, err := st.Load(b)
+		r, d, err := x.persist(a, true)
+		restored, dropped = restored+r, dropped+d
 		if err != nil {
-			return restored, dropped, fmt.Errorf("msx agreement %s: %w", a.cfg.Name, err)
+			return restored, dropped, err
 		}
-		q := &a.req
-		q.journal = st.Journal(b)
-		for i := range saved {
-			if q.restore(a, &saved[i], now) {
-				restored++
-			} else {
-				dropped++
-			}
+	}
+	return restored, dropped, nil
+}
+
+// persist keeps a's copy in the store from now on (when there is one and
+// a holds a copy), first loading what it holds when load is set.
+func (x *MSX) persist(a *agreement, load bool) (restored, dropped int, err error) {
+	if x.store == nil || a.cfg.Mode != slowpath.MSXModeCopy {
+		return 0, 0, nil
+	}
+	b := copyBucket(a.cfg.Name)
+	q := &a.req
+	q.journal = x.store.Journal(b)
+	if !load {
+		return 0, 0, nil
+	}
+	saved, err := x.store.Load(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("msx agreement %s: %w", a.cfg.Name, err)
+	}
+	now := x.c.Now()
+	for i := range saved {
+		if q.restore(a, &saved[i], now) {
+			restored++
+		} else {
+			dropped++
 		}
 	}
 	return restored, dropped, nil

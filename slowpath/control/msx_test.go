@@ -542,6 +542,20 @@ func TestMSXInvokeFailover(t *testing.T) {
 	if a, _ := stats(); a.Invoked != 4 || a.InvokeGaveUp != 1 {
 		t.Fatalf("a %+v", a)
 	}
+	// The agreement asked is removed at run time before the ITR asks
+	// again: the retransmission is a new request to what is left (b
+	// starts at its closed peer, then dead2).
+	ask(5)
+	forwarded(dead1)
+	if err := r.do(func() { r.msx.RemoveAgreement("a") }); err != nil {
+		t.Fatal(err)
+	}
+	ask(5)
+	ask(5)
+	forwarded(dead2)
+	if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Stats.Invoked != 7 || l[0].Stats.InvokeFailovers != 4 {
+		t.Fatalf("after the removal: %+v", l)
+	}
 }
 
 // TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,11 +43,15 @@ map_server: {registration_timeout: 30s}
 // bulk; domain 1's registration comes after the subscription: it reaches
 // domain 2's copy by notification. Each Map-Resolver then answers its
 // ITR's Map-Requests for the other domain's EIDs from its copy (with the
-// owner's TTL), and pings across are not lost.
+// owner's TTL), and pings across are not lost. xtr1 subscribes (RFC 9437)
+// to what it resolves: an RLOC change and a withdrawal in domain 2 reach
+// msmr1's copy by the interconnect's notification, then xtr1's map-cache
+// by msmr1's Map-Notify, without a Map-Request from xtr1.
 func TestMSX(t *testing.T) {
 	n := newLabNetwork(t, "../configs/lab/msx.yaml", "msx")
 	n.start("msmr2", msxMSYAML("msmr2", "site2", "key-two", "10.2.0.0/24", "2001:db8:2::/64", "192.0.2.100"))
 	x2 := strings.ReplaceAll(xtrYAML("xtr2", "2", "key-two", "0s"), "192.0.2.100", "192.0.2.101")
+	x2 = strings.Replace(x2, "etr: {register_interval: 1s}", "etr: {register_interval: 1s, deregister_on_stop: true}", 1)
 	n.start("xtr2", x2)
 	n.waitFor(10*time.Second, "xtr2 registered", func() bool { return len(n.registrationsOf("msmr2")) == 2 })
 
@@ -58,7 +63,8 @@ func TestMSX(t *testing.T) {
 	n.waitFor(10*time.Second, "domain 2's copy of the (empty) domain 1", func() bool {
 		return n.msxAgreement("msmr2").Complete
 	})
-	n.start("xtr1", xtrYAML("xtr1", "1", "key-one", "0s"))
+	n.start("xtr1", strings.Replace(xtrYAML("xtr1", "1", "key-one", "0s"), "retransmit_interval: 200ms}",
+		"retransmit_interval: 200ms, subscribe: {enabled: true}}", 1))
 	n.waitFor(10*time.Second, "domain 1's registration notified to domain 2", func() bool {
 		a := n.msxAgreement("msmr2")
 		return a.Copy == 2 && a.Counters["notifies_in"] >= 1 && a.Counters["pulls_done"] == 1
@@ -87,15 +93,65 @@ func TestMSX(t *testing.T) {
 	}
 	// The ITR holds domain 2's mapping with the TTL xtr2 registered (a
 	// day by default), not a Map-Resolver's own.
-	for _, e := range n.mapCache("xtr1") {
-		if e.EID == "10.2.0.0/24" && !e.Negative {
-			if e.TTL != 1440 {
-				t.Fatalf("xtr1's mapping of 10.2.0.0/24 has TTL %d minutes, want xtr2's 1440", e.TTL)
+	cached := func() (router.MapCacheEntry, bool) {
+		for _, e := range n.mapCache("xtr1") {
+			if e.EID == "10.2.0.0/24" {
+				return e, true
 			}
-			return
 		}
+		return router.MapCacheEntry{}, false
 	}
-	t.Fatalf("xtr1's map-cache lacks 10.2.0.0/24: %+v", n.mapCache("xtr1"))
+	if e, ok := cached(); !ok || e.Negative || e.TTL != 1440 {
+		t.Fatalf("xtr1's mapping of 10.2.0.0/24: %+v (want xtr2's, TTL 1440 minutes)", e)
+	}
+
+	// xtr1 is subscribed at msmr1 to the copied 10.2.0.0/24.
+	x1id := xtrIDOf("xtr1")
+	n.waitFor(5*time.Second, "xtr1 subscribed at msmr1 to 10.2.0.0/24", func() bool {
+		var s router.SubscriptionsInfo
+		if err := n.get("msmr1", "/v1/subscriptions", &s); err != nil {
+			t.Fatalf("msmr1 subscriptions: %v", err)
+		}
+		return slices.ContainsFunc(s.Subscriptions, func(e router.SubscriptionInfo) bool { return e.XTRID == x1id && e.EID == "10.2.0.0/24" })
+	})
+	before := n.stats("xtr1")
+	notifiesIn := n.msxAgreement("msmr1").Counters["notifies_in"]
+	// An RLOC change in domain 2 (xtr2 registers it at once).
+	start := time.Now()
+	d := router.DatabaseMapping{EID: "10.2.0.0/24", RLOCs: []router.RLOCInfo{{Addr: "192.0.2.2", Priority: 1, Weight: 100}}}
+	if err := n.do("xtr2", "POST", "/v1/database", d, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(3*time.Second, "xtr1's map-cache to follow the RLOC change", func() bool {
+		e, ok := cached()
+		return ok && !e.Negative && len(e.RLOCs) == 1 && e.RLOCs[0].Addr == "192.0.2.2"
+	})
+	t.Logf("xtr1's map-cache followed domain 2's RLOC change %v after it (polled every 50 ms)", time.Since(start).Round(time.Millisecond))
+	// A withdrawal in domain 2 (xtr2 deregisters on stop).
+	start = time.Now()
+	n.stop("xtr2", true)
+	n.waitFor(3*time.Second, "xtr1's map-cache to follow the withdrawal", func() bool {
+		e, ok := cached()
+		return ok && e.Negative && e.Action == "send-map-request"
+	})
+	t.Logf("xtr1's map-cache followed domain 2's withdrawal %v after the stop", time.Since(start).Round(time.Millisecond))
+	after := n.stats("xtr1")
+	if a, b := after.Control["resolutions"], before.Control["resolutions"]; a != b {
+		t.Errorf("xtr1 resolved %d times during the changes, want none", a-b)
+	}
+	if a, b := msgCount(after, "ecm").Sent, msgCount(before, "ecm").Sent; a != b || after.Control["smr_invoked"] != 0 {
+		t.Errorf("xtr1 sent %d Map-Requests during the changes (%d SMR-invoked), want none", a-b, after.Control["smr_invoked"])
+	}
+	var s router.SubscriptionsInfo
+	if err := n.get("xtr1", "/v1/subscriptions", &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.ITR["withdrawals"] < 1 || s.ITR["bad_auth"] != 0 {
+		t.Errorf("xtr1's subscribe counters %v", s.ITR)
+	}
+	if got := n.msxAgreement("msmr1").Counters["notifies_in"] - notifiesIn; got < 2 {
+		t.Errorf("msmr1's copy took %d notifications for the two changes", got)
+	}
 }
 
 // msxAgreement returns node's one interconnect agreement.

@@ -188,8 +188,10 @@ type MapServerOptions struct {
 	Limits slowpath.RegistrationLimits `mapstructure:"limits"`
 	// StateFile is the file the registrations are kept in across
 	// restarts, so that a restarted Map-Server answers from them at once
-	// (docs/operating.md); empty (the default) keeps them in memory only.
-	// The Debian package provides /var/lib/rloc for it (StateDirectory).
+	// (docs/operating.md), and the interconnect's copies of peer mapping
+	// systems (msx, docs/interconnect.md); empty (the default) keeps them
+	// in memory only. The Debian package provides /var/lib/rloc for it
+	// (StateDirectory).
 	StateFile string `mapstructure:"state_file"`
 	// DDT tunes the answers to DDT Map-Resolvers: TTLs, peers (the
 	// referral set), signing key (RFC 8111 §7.2, docs/ddt.md).

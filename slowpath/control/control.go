@@ -174,6 +174,15 @@ func (e *Engine) build(inst slowpath.Installer) error {
 	if e.msx != nil {
 		if e.ms != nil {
 			e.msx.Serve(e.ms)
+			e.ms.Publish(e.msx) // the copies' changes reach RFC 9437 subscribers
+		}
+		if e.state != nil {
+			// The copies live in the Map-Server's state file too.
+			n, dropped, err := e.msx.Persist(e.state)
+			if err != nil {
+				return fmt.Errorf("map_server.state_file: %w", err)
+			}
+			e.c.Log().Info("interconnect copies restored", "file", e.state.Path(), "restored", n, "dropped", dropped)
 		}
 		e.mr.SetInterconnect(e.msx)
 	}

@@ -2,9 +2,11 @@ package control
 
 import (
 	"bytes"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,7 +73,13 @@ func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
 // provider at peer.
 func msxRequester(t testing.TB, clk *fakeClock, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
-	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}}
+	return msxRequesterWith(t, clk, Config{MapResolver: &MapResolverConfig{}}, peer, mod)
+}
+
+// msxRequesterWith is msxRequester on the roles of c.
+func msxRequesterWith(t testing.TB, clk *fakeClock, c Config, peer netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
+	t.Helper()
+	c.RateLimit = RateLimitConfig{Off: true}
 	ag := slowpath.MSXAgreement{Name: "d2", Peers: []netip.AddrPort{peer}, Key: msxKey, Mode: slowpath.MSXModeCopy}
 	if mod != nil {
 		mod(&ag)
@@ -399,6 +407,157 @@ func TestMSXInvoke(t *testing.T) {
 	}
 }
 
+// TestMSXInvokeRefused: the provider takes a peer's invocation only when
+// the agreement allows it and for EIDs inside the agreement's filters;
+// the others are dropped unanswered and counted.
+func TestMSXInvokeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		allow   []string
+		eid     string
+		answers bool
+		want    func(s MSXStats) uint64
+	}{
+		{"allowed", []string{slowpath.MSXInvocation}, "10.0.1.77", true, func(s MSXStats) uint64 { return s.InvokedBy }},
+		{"not allowed", []string{slowpath.MSXSubscribe, slowpath.MSXBulk}, "10.0.1.77", false, func(s MSXStats) uint64 { return s.InvokeDenied }},
+		{"outside the filters", nil, "10.0.0.5", false, func(s MSXStats) uint64 { return s.InvokeOutOfScope }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			p := msxProvider(t, clk, 10, netip.AddrPort{}, func(a *slowpath.MSXAgreement) {
+				a.Allow = tc.allow
+				a.Filters = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.1.0/24")}}
+			})
+			r := msxRequester(t, clk, p.Addr(), func(a *slowpath.MSXAgreement) {
+				a.Mode = slowpath.MSXModeInvoke
+				a.PeerPrefixes = []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+			})
+			if got := msxAsk(t, r, tc.eid); (got != nil) != tc.answers {
+				t.Fatalf("answer %+v, want one: %v", got, tc.answers)
+			}
+			// The provider counts the invocation when it takes it: wait
+			// for it when no answer says it happened.
+			waitFor(t, 5*time.Second, "the provider's count", func() bool { return tc.want(msxAgreement(t, p).Stats) == 1 })
+			if s := msxAgreement(t, p).Stats; s.InvokedBy+s.InvokeDenied+s.InvokeOutOfScope != 1 {
+				t.Fatalf("provider %+v", s)
+			}
+		})
+	}
+}
+
+// TestMSXInvokeFailover: in invoke mode the ITR's retransmission of a
+// Map-Request (same source, same nonce) goes to the next Map-Server of the
+// covering agreements, across agreements; an agreement then starts at the
+// peer after the silent one; when every candidate had its try the request
+// gets the Map-Resolver's negative reply (counted); past the window a
+// repeat is a new request (fake clock).
+func TestMSXInvokeFailover(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	sink := func() *fakeSubscriber { return newFakeSubscriber(t) } // silent Map-Servers
+	dead1, dead2 := sink(), sink()
+	ag := func(name string, peers ...netip.AddrPort) slowpath.MSXAgreement {
+		return slowpath.MSXAgreement{Name: name, Peers: peers, Key: msxKey, Mode: slowpath.MSXModeInvoke,
+			PeerPrefixes: []EIDPrefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}}
+	}
+	c := Config{MapResolver: &MapResolverConfig{}, RateLimit: RateLimitConfig{Off: true}, Logger: slog.New(slog.DiscardHandler),
+		MSX: &slowpath.MSXConfig{Agreements: []slowpath.MSXAgreement{ag("a", dead1.addr()), ag("b", dead2.addr(), p.Addr())}}}
+	r := newEngineWith(t, c, nil, slowpathOptions(clk))
+	stats := func() (a, b MSXStats) {
+		l, _ := r.MSXAgreements()
+		return l[0].Stats, l[1].Stats
+	}
+
+	cl := newFakeSubscriber(t)
+	ask := func(nonce uint64) {
+		t.Helper()
+		req := wire.MapRequest{ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+			Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.0.1.77"))}}}
+		binary.BigEndian.PutUint64(req.Nonce[:], nonce)
+		b, _ := req.Append(nil)
+		if _, err := cl.conn.WriteToUDPAddrPort(b, r.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forwarded := func(to *fakeSubscriber) {
+		t.Helper()
+		if b, _ := to.read(); len(b) == 0 || wire.MessageType(b[0]>>4) != wire.TypeECM {
+			t.Fatalf("not an ECM: %x", b)
+		}
+	}
+	// answer reads the client's answer: true when positive.
+	answer := func() bool {
+		t.Helper()
+		cl.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		n, _, err := cl.conn.ReadFromUDPAddrPort(buf)
+		var rep wire.MapReply
+		if err != nil || rep.Parse(buf[:n]) != nil || len(rep.Records) != 1 {
+			t.Fatalf("answer: %v", err)
+		}
+		return len(rep.Records[0].Locators) > 0
+	}
+
+	// a's peer, then (retransmitted) b's first, then b's second answers.
+	ask(1)
+	forwarded(dead1)
+	ask(1)
+	forwarded(dead2)
+	ask(1)
+	if !answer() {
+		t.Fatal("the third candidate's answer is negative")
+	}
+	if a, b := stats(); a.Invoked != 1 || a.InvokeFailovers != 1 || b.Invoked != 2 || b.InvokeFailovers != 1 {
+		t.Fatalf("a %+v, b %+v", a, b)
+	}
+	// A new request: a's one peer first, then b's peer that answered.
+	ask(2)
+	forwarded(dead1)
+	ask(2)
+	if !answer() {
+		t.Fatal("b's answering peer was not asked first")
+	}
+	// Every candidate silent: the resolver's negative reply, once counted.
+	p.Close()
+	ask(3)
+	forwarded(dead1)
+	ask(3) // b's second (closed)
+	ask(3)
+	forwarded(dead2)
+	ask(3)
+	if answer() {
+		t.Fatal("positive answer with every candidate silent")
+	}
+	ask(3)
+	if answer() {
+		t.Fatal("positive answer after giving up")
+	}
+	if a, b := stats(); a.InvokeGaveUp != 1 || a.Invoked != 3 || a.InvokeFailovers != 3 || b.Invoked != 5 || b.InvokeFailovers != 3 {
+		t.Fatalf("a %+v, b %+v", a, b)
+	}
+	// Past the window the same nonce is a new request.
+	clk.Add(31 * time.Second)
+	ask(3)
+	forwarded(dead1)
+	if a, _ := stats(); a.Invoked != 4 || a.InvokeGaveUp != 1 {
+		t.Fatalf("a %+v", a)
+	}
+	// The agreement asked is removed at run time before the ITR asks
+	// again: the retransmission is a new request to what is left (b
+	// starts at its closed peer, then dead2).
+	ask(5)
+	forwarded(dead1)
+	if err := r.do(func() { r.msx.RemoveAgreement("a") }); err != nil {
+		t.Fatal(err)
+	}
+	ask(5)
+	ask(5)
+	forwarded(dead2)
+	if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Stats.Invoked != 7 || l[0].Stats.InvokeFailovers != 4 {
+		t.Fatalf("after the removal: %+v", l)
+	}
+}
+
 // TestMSXBadInput: unauthenticated and out-of-agreement requests, scopes
 // wider than the agreement, replayed cookies and floods are refused,
 // bounded and counted.
@@ -511,22 +670,42 @@ func TestMSXBadInput(t *testing.T) {
 }
 
 // BenchmarkMSXBulk: a requester pulls a 100k-mapping table over loopback
-// (9000-byte pages), from its start to the complete copy.
+// (9000-byte pages), from its start to the complete copy; memory: the copy
+// in memory only; state-file: kept in a state file as well (the timing
+// holds the encoding of every mapping for the file on the event loop; the
+// file is written behind, by its own goroutine and at Close, untimed).
 func BenchmarkMSXBulk(b *testing.B) {
 	clk := newFakeClock()
 	p := msxProvider(b, clk, benchPrefixes, netip.AddrPort{}, nil)
-	b.ResetTimer()
-	for range b.N {
-		r := msxRequester(b, clk, p.Addr(), nil)
-		waitFor(b, time.Minute, "complete copy", func() bool { return msxAgreement(b, r).Complete })
-		b.StopTimer()
-		if a := msxAgreement(b, r); a.Copy != benchPrefixes {
-			b.Fatalf("%d mappings", a.Copy)
-		}
-		r.Close()
-		b.StartTimer()
+	for _, bc := range []struct {
+		name  string
+		state bool
+	}{{"memory", false}, {"state-file", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				// The provider's rate bucket (burst 2000 pages) refills
+				// with the fake clock only.
+				clk.Add(time.Minute)
+				c := Config{MapResolver: &MapResolverConfig{}}
+				if bc.state {
+					// A Map-Server beside, keeping the copy in a new file.
+					c = msConfig(siteConfig("s1", "172.16.0.0/16", true))
+					c.MapServer.StateFile = filepath.Join(b.TempDir(), "ms.db")
+				}
+				b.StartTimer()
+				r := msxRequesterWith(b, clk, c, p.Addr(), nil)
+				waitFor(b, time.Minute, "complete copy", func() bool { return msxAgreement(b, r).Complete })
+				b.StopTimer()
+				if a := msxAgreement(b, r); a.Copy != benchPrefixes {
+					b.Fatalf("%d mappings", a.Copy)
+				}
+				r.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*benchPrefixes)/b.Elapsed().Seconds(), "mappings/s")
 }
 
 // TestMSXPullAbandoned: the provider falls silent in the middle of a pull;
@@ -652,4 +831,138 @@ func TestMSXPullPaced(t *testing.T) {
 		})
 	}
 	msxSame(t, p, r, "d2")
+}
+
+// TestMSXCopySubscriber: an ITR subscribed (RFC 9437) at the requester's
+// Map-Server to an EID that the copy answers is sent the copied mapping at
+// once, then a signed Map-Notify for each change of it at the provider (an
+// RLOC change, a withdrawal), retransmitted until acknowledged; changes of
+// other mappings send it nothing; subscriptions to copied mappings count
+// against the Map-Server's bounds.
+func TestMSXCopySubscriber(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	c := msConfig(siteConfig("s1", "172.16.0.0/16", true))
+	c.MapServer.PubSub = slowpath.PubSubConfig{Subscribers: []slowpath.SubscriberConfig{{XTRID: xtrA, Key: testKey}},
+		NotifyInterval: time.Second, MaxTotal: 2}
+	r := msxRequesterWith(t, clk, c, p.Addr(), nil)
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+
+	sub := newFakeSubscriber(t)
+	// next reads the subscriber's next Map-Notify: its nonce and record.
+	next := func(what string) (wire.MapNotify, []byte, netip.AddrPort) {
+		t.Helper()
+		b, from := sub.read()
+		var n wire.MapNotify
+		if err := wire.VerifyMapNotify(b, []byte(testKey.Secret), &n); err != nil || len(n.Records) != 1 {
+			t.Fatalf("%s: Map-Notify %+v, %v", what, n, err)
+		}
+		return n, b, from
+	}
+	ack := func(n wire.MapNotify, from netip.AddrPort) {
+		t.Helper()
+		a := wire.MapNotifyAck(n)
+		a.Auth = wire.NewAuth(testKey.KeyID, testKey.Alg, false)
+		b, err := a.AppendSigned(nil, []byte(testKey.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inject(t, r, from, b)
+	}
+	nonceOf := func(n wire.MapNotify) uint64 { return binary.BigEndian.Uint64(n.Nonce[:]) }
+	k5 := netip.MustParsePrefix("10.0.1.64/26") // benchPrefix(5)
+
+	// The subscription is kept under the copied prefix and sent its
+	// mapping at once.
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.1.77/32", 1000, false)
+	n, _, from := next("first")
+	if nonceOf(n) != 1000 || rlocOf(&n.Records[0]) != netip.MustParseAddr("192.0.2.1") || n.Records[0].TTL != 1440 {
+		t.Fatalf("first Map-Notify: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	if subs := r.Subscriptions(); len(subs) != 1 || subs[0].EID.Prefix != k5 {
+		t.Fatalf("subscriptions %+v", subs)
+	}
+	ack(n, from)
+
+	// An RLOC change at the provider: notified to the copy, then to the
+	// subscriber; unacknowledged, sent again.
+	msxRegister(t, p, 5, 6, 1440, 9)
+	n, b, from := next("RLOC change")
+	if nonceOf(n) != 1001 || rlocOf(&n.Records[0]) != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("RLOC change: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	clk.Add(time.Second)
+	_ = r.Core().Tick()
+	if b2, _ := sub.read(); !bytes.Equal(b2, b) {
+		t.Fatal("retransmission differs from the Map-Notify")
+	}
+	ack(n, from)
+	if ps := r.PubSubStats(); ps.Acked != 2 || ps.Retransmits != 1 {
+		t.Fatalf("after the RLOC change: %+v", ps)
+	}
+
+	// A change of another mapping sends it nothing; a withdrawal of its
+	// own is a record without locators and TTL 0.
+	msxRegister(t, p, 8, 9, 1440, 7)
+	waitFor(t, 10*time.Second, "the other change in the copy", func() bool { return msxAgreement(t, r).Stats.NotifiesIn >= 2 })
+	if ps := r.PubSubStats(); ps.Notifies != 2 {
+		t.Fatalf("a change of another mapping notified: %+v", ps)
+	}
+	msxRegister(t, p, 5, 6, 0, 9)
+	n, _, from = next("withdrawal")
+	if nonceOf(n) != 1002 || n.Records[0].TTL != 0 || len(n.Records[0].Locators) != 0 {
+		t.Fatalf("withdrawal: nonce %d, %+v", nonceOf(n), n.Records[0])
+	}
+	ack(n, from)
+
+	// Bounded as any subscription: the second fits under MaxTotal 2, the
+	// third is refused and counted.
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.2.1/32", 2000, false)
+	next("second subscription")
+	injectRequest(t, r, sub.addr(), xtrA, "10.0.2.65/32", 3000, false)
+	if ps := r.PubSubStats(); ps.Active != 2 || ps.OverTotal != 1 {
+		t.Fatalf("bounds: %+v", ps)
+	}
+}
+
+// TestMSXCopyPersisted: with a state file, a restarted requester answers
+// from the copy it kept at once, its peer silent, and resyncs by bulk once
+// the peer answers: what changed meanwhile (a new mapping, a withdrawal)
+// is right after the first pull, the copy identical to the provider's
+// table.
+func TestMSXCopyPersisted(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 100, netip.AddrPort{}, nil)
+	state := filepath.Join(t.TempDir(), "ms.db")
+	start := func(peer netip.AddrPort) *Engine {
+		c := msConfig(siteConfig("s1", "172.16.0.0/16", true))
+		c.MapServer.StateFile = state
+		return msxRequesterWith(t, clk, c, peer, nil)
+	}
+	r := start(p.Addr())
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	msxSame(t, p, r, "d2")
+	r.Close()
+
+	// Meanwhile at the provider: a new mapping, a withdrawal.
+	msxRegister(t, p, 100, 101, 1440, 1)
+	msxRegister(t, p, 7, 8, 0, 1)
+
+	// Restarted with its peer silent: the kept copy answers.
+	dead := newFakeSubscriber(t)
+	r = start(dead.addr())
+	if a := msxAgreement(t, r); a.Copy != 100 || a.Complete || a.Stats.PagesIn != 0 {
+		t.Fatalf("restarted: copy %d, complete %v, %d pages in", a.Copy, a.Complete, a.Stats.PagesIn)
+	}
+	if got := msxAsk(t, r, "10.0.1.77"); got == nil || got.TTL != 1440 || rlocOf(got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer from the kept copy: %+v", got)
+	}
+	r.Close()
+
+	// Restarted with its peer answering: resynced by bulk.
+	r = start(p.Addr())
+	waitFor(t, 10*time.Second, "resync", func() bool { return msxAgreement(t, r).Complete })
+	if n := msxSame(t, p, r, "d2"); n != 100 {
+		t.Fatalf("resynced copy holds %d mappings, want 100", n)
+	}
 }

@@ -70,6 +70,9 @@ type MapServer struct {
 	seen map[netip.Addr]int
 	// watch are told of every change of an EID mapping (msx.go).
 	watch []func(slowpath.EIDPrefix, *wire.Record)
+	// pubs are the other sources of mappings the subscribers hear of
+	// (msx.go).
+	pubs []Publisher
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,

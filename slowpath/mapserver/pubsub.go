@@ -196,11 +196,12 @@ func (ps *pubsub) onRequest(m *slowpath.Msg) bool {
 			continue
 		}
 		eid := slowpath.EIDPrefix{IID: iid, Prefix: p}
-		if ent := ps.ms.lookupPrefix(eid); ent != nil {
-			// Kept under the registration that answers, as the ITR
-			// installs and renews it: more-specifics registered inside
-			// it later are the subscriber's business too.
-			eid = ent.key
+		if k, _, ok := ps.ms.answering(eid); ok {
+			// Kept under the registration (or the copied mapping, see
+			// Publisher) that answers, as the ITR installs and renews
+			// it: more-specifics registered inside it later are the
+			// subscriber's business too.
+			eid = k
 		}
 		k := subKey{xtr: req.XTRID, site: req.SiteID, eid: eid}
 		if unsub {
@@ -259,8 +260,8 @@ func (ps *pubsub) subscribe(m *slowpath.Msg, k subKey, key regstore.Key) {
 	// The subscription's Map-Notifies count from the request's nonce
 	// (RFC 9437 §5).
 	s.next = binary.BigEndian.Uint64(req.Nonce[:])
-	if ent := ps.ms.lookupPrefix(k.eid); ent != nil {
-		ps.send(s, &ent.merged)
+	if _, rec, ok := ps.ms.answering(k.eid); ok {
+		ps.send(s, rec)
 	}
 }
 

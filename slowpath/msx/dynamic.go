@@ -85,8 +85,13 @@ func (x *MSX) SetAgreement(cfg slowpath.MSXAgreement) error {
 			}
 		}
 	}
-	x.RemoveAgreement(cfg.Name)
+	replaced := x.RemoveAgreement(cfg.Name)
 	a := x.addAgreement(&cfg)
+	// A new agreement starts from what the state file kept of its copy
+	// (a restart); a replaced one was just dropped, under other terms.
+	if _, _, err := x.persist(a, !replaced); err != nil {
+		x.log.Warn("agreement's copy not kept in the state file", "agreement", cfg.Name, "err", err)
+	}
 	a.req.start(a)
 	x.c.Flush()
 	x.log.Info("agreement set", "agreement", cfg.Name, "peers", cfg.Peers, "mode", cfg.Mode)

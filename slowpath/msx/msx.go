@@ -12,9 +12,10 @@
 // mode forwards them to the peer's Map-Server. Everything is signed with
 // the agreement's key, bounded and counted.
 //
-// The role meets the Map-Server through Table and the Map-Resolver
-// through the resolver's Interconnect interface (Answer); it imports
-// neither.
+// The role meets the Map-Server through Table (and publishes its copies
+// to the Map-Server's subscribers through Watch and Covering) and the
+// Map-Resolver through the resolver's Interconnect interface (Answer); it
+// imports neither.
 package msx
 
 import (
@@ -51,6 +52,11 @@ type Stats struct {
 	// answered, BulkPages and BulkRecords what was sent, BulkResent the
 	// pages sent again for a retransmitted request.
 	BulkRequests, BulkPages, BulkRecords, BulkResent uint64
+	// InvokedBy counts the peer's invocations (Map-Requests it forwarded
+	// here in an ECM) passed to the Map-Server; InvokeDenied those refused
+	// because the agreement does not allow invocation, InvokeOutOfScope
+	// those for an EID outside the agreement's filters (invocation.go).
+	InvokedBy, InvokeDenied, InvokeOutOfScope uint64
 	// Unauthenticated counts bulk and subscribe requests that failed
 	// authentication (or carried none); Denied those for a primitive the
 	// agreement does not allow; RateLimited those over the agreement's
@@ -92,8 +98,11 @@ type Stats struct {
 	ReplyBadAuth, RecordsBad uint64
 	// Answered counts Map-Requests answered from the copy, Invoked those
 	// forwarded to the peer's Map-Server; AgedOut copies dropped after the
-	// peer's silence.
-	Answered, Invoked, AgedOut uint64
+	// peer's silence. InvokeFailovers counts the ITRs' retransmissions of
+	// a Map-Request forwarded to one of the peers, sent to the next
+	// candidate; InvokeGaveUp those left to the rest of the Map-Resolver
+	// after every candidate had its try (invocation.go).
+	Answered, Invoked, AgedOut, InvokeFailovers, InvokeGaveUp uint64
 }
 
 // agreement is one configured agreement and its state on both sides.
@@ -108,6 +117,9 @@ type agreement struct {
 	in   bucket
 	prov provider
 	req  requester
+	// cur is the peer invocations go to first: the one after the last
+	// that stayed silent (invocation.go).
+	cur int
 	// gone is set when the agreement was removed at run time (dynamic.go):
 	// its periodic work stops.
 	gone bool
@@ -144,6 +156,15 @@ type MSX struct {
 	ack    wire.MapNotifyAck
 	nack   wire.MapNotifyAck
 	rec    [1]wire.Record
+	// watch are told of every change of a copy (publish.go); pubRec is
+	// the record Covering returns, encBuf a record being stored.
+	watch  []func(slowpath.EIDPrefix, *wire.Record)
+	pubRec wire.Record
+	encBuf []byte
+	// invs are the recent invocations (invocation.go).
+	invs invocations
+	// store keeps the copies across restarts, nil without (persist.go).
+	store CopyStore
 }
 
 // New builds the role of cfg (defaults applied) on c and registers its
@@ -165,6 +186,7 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapBulkReply), x.onBulkReply)
 	c.Handle(slowpath.RouteMapNotify, x.onNotify)
 	c.Handle(slowpath.RouteMapNotifyAck, x.onNotifyAck)
+	c.Handle(slowpath.RouteECM, x.onInvoked)
 	c.OnStart(x.start)
 	return x
 }
@@ -277,15 +299,15 @@ func (x *MSX) start() {
 // TTL, or by forwarding it to the peer's Map-Server (invoke mode). It
 // reports false, sending nothing, when no agreement covers the EID.
 func (x *MSX) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
-	for _, a := range x.ags {
+	for i, a := range x.ags {
 		switch a.cfg.Mode {
 		case slowpath.MSXModeCopy:
 			if a.req.answer(a, m, iid, addr) {
 				return true
 			}
 		case slowpath.MSXModeInvoke:
-			if a.invoke(m, iid, addr) {
-				return true
+			if a.covers(iid, addr) {
+				return x.invoke(i, m, iid, addr)
 			}
 		}
 	}
@@ -301,28 +323,15 @@ func (x *MSX) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 	return out
 }
 
-// invoke forwards m to the peer's Map-Server when addr lies in the peer's
-// prefixes (RFC 9301 §5.8 ECM, as a Map-Resolver forwards). An ECM that a
-// Map-Resolver already sent to a Map-Server is not forwarded again.
-func (a *agreement) invoke(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
-	if m.ECM != nil && m.ECM.ToMapServer {
-		return false
-	}
+// covers reports whether addr lies in a's peer prefixes.
+func (a *agreement) covers(iid uint32, addr netip.Addr) bool {
 	k := slowpath.EIDPrefix{IID: iid, Prefix: netip.PrefixFrom(addr, addr.BitLen())}
-	in := false
 	for _, p := range a.cfg.PeerPrefixes {
 		if (scopeEntry{iid: p.IID, prefix: p.Prefix}).covers(k) {
-			in = true
-			break
+			return true
 		}
 	}
-	if !in {
-		return false
-	}
-	if a.x.c.Forward(a.cfg.Peers[0], m, addr, false) {
-		a.stats.Invoked++
-	}
-	return true
+	return false
 }
 
 // snapshot returns a's counters with its trackers'.

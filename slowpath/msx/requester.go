@@ -38,6 +38,8 @@ type centry struct {
 	// notification applied (older ones are stale).
 	sub, seq uint32
 	gone     bool
+	// saved is the expiry last written to the store (persist.go).
+	saved time.Time
 }
 
 // pulling is a bulk transfer under way.
@@ -64,6 +66,10 @@ type requester struct {
 	// out paces our page requests to the agreement's rate, which the peer
 	// holds us to as well.
 	out bucket
+	// journal keeps the copy across restarts (persist.go), nil without a
+	// state file; sv is the entry being written.
+	journal regstore.Journal
+	sv      regstore.Saved
 }
 
 // Values of the requester's requests.
@@ -126,6 +132,9 @@ func (q *requester) start(a *agreement) {
 
 // drop forgets the copy; the next answer from the peer resyncs it.
 func (q *requester) drop() {
+	for k := range q.copy {
+		q.forget(k)
+	}
 	clear(q.copy)
 	clear(q.lpm)
 	q.size, q.complete, q.needSync = 0, false, true
@@ -297,7 +306,10 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 	g := q.pull.gen
 	for k, e := range q.copy {
 		if e.gen < g && e.touched < g {
-			q.remove(e)
+			if q.remove(e) {
+				x.published(k, nil)
+			}
+			q.forget(k)
 			delete(q.copy, k)
 		}
 	}
@@ -342,39 +354,54 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 		e.gen = gen
 	}
 	if rec.TTL == 0 && len(rec.Locators) == 0 {
-		q.remove(e)
+		if q.remove(e) {
+			a.x.published(k, nil)
+		}
+		q.forget(k)
 		return true
 	}
-	var err error
-	if e.enc, err = rec.Append(e.enc[:0]); err != nil {
+	changed, err := q.store(a.x, e, rec)
+	if err != nil {
 		a.stats.RecordsBad++
 		return false
 	}
-	e.expires = now.Add(slowpath.TTLDuration(rec.TTL, time.Minute))
+	ttl := slowpath.TTLDuration(rec.TTL, time.Minute)
+	e.expires = now.Add(ttl)
+	q.save(a, e, changed, ttl)
+	if changed {
+		defer a.x.published(k, rec)
+	}
 	if e.gone {
-		e.gone = false
-		t := q.lpm[k.IID]
-		if t == nil {
-			t = new(bart.Table[*centry])
-			q.lpm[k.IID] = t
-		}
-		t.Insert(k.Prefix, e)
-		q.size++
+		q.insert(e)
 	}
 	return true
 }
 
+// insert makes e (not live) live: in the lookups and counted.
+func (q *requester) insert(e *centry) {
+	e.gone = false
+	t := q.lpm[e.key.IID]
+	if t == nil {
+		t = new(bart.Table[*centry])
+		q.lpm[e.key.IID] = t
+	}
+	t.Insert(e.key.Prefix, e)
+	q.size++
+}
+
 // remove takes e out of the lookups (it stays as a tombstone until the next
-// pull sweeps it, so that a stale notification cannot bring it back).
-func (q *requester) remove(e *centry) {
+// pull sweeps it, so that a stale notification cannot bring it back); it
+// reports whether e was live.
+func (q *requester) remove(e *centry) bool {
 	if e.gone {
-		return
+		return false
 	}
 	e.gone = true
 	if t := q.lpm[e.key.IID]; t != nil {
 		t.Delete(e.key.Prefix)
 	}
 	q.size--
+	return true
 }
 
 // inScope reports whether k lies in the peer's prefixes (all when none are

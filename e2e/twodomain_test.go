@@ -390,6 +390,16 @@ func TestTwoDomains(t *testing.T) {
 		}
 	}
 	t.Logf("phase: intra-domain pings answered in both domains: %v after cold start", time.Since(td.Start).Round(time.Millisecond))
+	// Still learned once: no replacement of the MS's LSA since (each
+	// flooded again when its ospfd became ready) took it away.
+	for i := range tdDomains {
+		d := &tdDomains[i]
+		for j := range d.Sites {
+			if err := td.learnedFromOSPF(d, &d.Sites[j]); err != nil {
+				t.Fatalf("%s after the pings: %v", d.Sites[j].XTR, err)
+			}
+		}
+	}
 	// The underlay between the domains is routed through the transit
 	// (what the cross-domain steps need): each mapping system reaches the
 	// other's contact address.

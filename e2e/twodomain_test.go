@@ -390,16 +390,36 @@ func TestTwoDomains(t *testing.T) {
 		}
 	}
 	t.Logf("phase: intra-domain pings answered in both domains: %v after cold start", time.Since(td.Start).Round(time.Millisecond))
-	// Still learned once: no replacement of the MS's LSA since (each
-	// flooded again when its ospfd became ready) took it away.
+	// A refresh of the MS's LSA (the same TLV flooded again: ospfd
+	// replaces the instance, which its API reports as a delete and an
+	// update) does not take the Map-Resolver and Map-Server away from the
+	// xTRs, not even for an instant: they still learned them once.
+	updates := map[string]uint64{}
+	for i := range tdDomains {
+		d := &tdDomains[i]
+		for _, s := range d.Sites {
+			updates[s.XTR] = td.discovery(s.XTR).Stats.Updates
+		}
+		if err := td.do(d.MS, "POST", "/v1/discovery/status", router.DiscoveryStatus{Status: "enabled"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshed := map[string]func() error{}
 	for i := range tdDomains {
 		d := &tdDomains[i]
 		for j := range d.Sites {
-			if err := td.learnedFromOSPF(d, &d.Sites[j]); err != nil {
-				t.Fatalf("%s after the pings: %v", d.Sites[j].XTR, err)
+			s := &d.Sites[j]
+			refreshed[s.XTR+" receives "+d.MS+"'s refreshed LSA"] = func() error {
+				if st := td.discovery(s.XTR).Stats; st.Updates == updates[s.XTR] {
+					return fmt.Errorf("no update yet: %+v", st)
+				}
+				return td.learnedFromOSPF(d, s)
 			}
 		}
 	}
+	t0 := time.Now()
+	td.converge(refreshed)
+	t.Logf("phase: MSFD LSAs refreshed, every xTR still learned them once: %v after the refresh", time.Since(t0).Round(time.Millisecond))
 	// The underlay between the domains is routed through the transit
 	// (what the cross-domain steps need): each mapping system reaches the
 	// other's contact address.

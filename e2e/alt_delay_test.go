@@ -31,9 +31,9 @@ var (
 		hops []string
 		want []uint32
 	}{
-		{msxExpPath{name: "alt", mr: "mr", addr: netip.MustParseAddrPort("192.0.2.6:4342"), probe: netip.MustParseAddrPort("192.0.2.2:0")},
+		{msxExpPath{name: "alt", mr: "mr", addr: netip.MustParseAddrPort("192.0.2.6:4342"), site: msxExpSite},
 			[]string{"a1", "a2"}, []uint32{65001, 65002, 65102}},
-		{msxExpPath{name: "alt-up", mr: "mr-up", addr: netip.MustParseAddrPort("192.0.2.14:4342"), probe: netip.MustParseAddrPort("192.0.2.2:0")},
+		{msxExpPath{name: "alt-up", mr: "mr-up", addr: netip.MustParseAddrPort("192.0.2.14:4342"), site: msxExpSite},
 			[]string{"up", "a2"}, []uint32{65000, 65002, 65102}},
 	}
 )

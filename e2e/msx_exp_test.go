@@ -14,33 +14,65 @@ import (
 
 // The LISP-MSX experiment (configs/lab/msx-exp.yaml, issue 15, the article's
 // Fig. 6): one ITR (xtr1) in domain 1 resolves domain 2's EIDs through four
-// Map-Resolvers of domain 1, one per path.
+// Map-Resolvers of domain 1; the DDT ones through two trees under the same
+// roots, flat (10.2.0.0/16, the root refers to the Map-Server) and deep
+// (10.3.0.0/16, root -> regional node -> domain 2's node -> Map-Server).
 var (
 	msxExpH2   = netip.MustParseAddr("10.2.0.10")    // h2, domain 2's host
 	msxExpETR  = netip.MustParseAddr("198.51.100.6") // xtr2, domain 2's ETR
 	msxExpCopy = netip.MustParseAddrPort("192.0.2.18:4342")
+	msxExpSite = netip.MustParsePrefix("10.2.0.0/24") // xtr2's site, h2's
+	msxExpDeep = netip.MustParsePrefix("10.3.0.0/24") // xtr2's prefix under the deep tree
 )
 
-// msxExpPath is one way of resolving domain 2's EIDs: a Map-Resolver and
-// the client address in xtr1 that measures it (port 4342, the DDT lab's
-// former reply-port workaround, kept: configs/lab/msx-exp.yaml).
+// msxExpPath is one way of resolving domain 2's EIDs: a Map-Resolver, the
+// site prefix asked for and, for DDT, the referrals a cold resolution
+// leaves in the resolver's cache. The measuring client asks from xtr1's
+// address and an ephemeral port, as lig does.
 type msxExpPath struct {
-	name  string // scenario name, as in the metrics and the samples file
-	mr    string // node
-	addr  netip.AddrPort
-	probe netip.AddrPort
-	ddt   bool           // a DDT resolver: its referral cache is flushed before each cold resolution
-	from  netip.AddrPort // who answers; zero: the ETR (any port)
+	name string // scenario name, as in the metrics and the samples file
+	mr   string // node
+	addr netip.AddrPort
+	site netip.Prefix   // the EIDs asked for, and the record wanted
+	from netip.AddrPort // who answers; zero: the ETR (any port)
+	// referrals are those a cold resolution caches (DDT only; the cache
+	// is flushed before each of its resolutions); none: not DDT.
+	referrals []string
 }
 
-// msxExpPaths are the four scenarios of the experiment, numbered as in the
-// issue: (1) interconnect, invoke mode; (2) DDT, nearby root; (3) DDT,
-// distant root; (4) interconnect, local copy.
+func (p msxExpPath) ddt() bool { return len(p.referrals) > 0 }
+
+// The referrals of the two DDT trees, as the resolver caches them.
+var (
+	msxExpFlat = []string{"[0]10.2.0.0/16 MS-REFERRAL [198.51.100.2:4342]"}
+	msxExpTree = []string{
+		"[0]10.3.0.0/16 NODE-REFERRAL [203.0.113.10:4342]",  // root -> ddt-region
+		"[0]10.3.0.0/20 NODE-REFERRAL [198.51.100.10:4342]", // ddt-region -> ddt-d2
+		"[0]10.3.0.0/22 MS-REFERRAL [198.51.100.2:4342]",    // ddt-d2 -> ms2
+	}
+)
+
+// msxExpPaths are the scenarios of the experiment, numbered as in the
+// issue: (1) interconnect, invoke mode; (2) DDT, nearby root, and (3)
+// distant root, each through the deep tree and the flat one; (4)
+// interconnect, local copy.
 var msxExpPaths = []msxExpPath{
-	{"invoke", "mr-invoke", netip.MustParseAddrPort("192.0.2.6:4342"), netip.MustParseAddrPort("192.0.2.130:4342"), false, netip.AddrPort{}},
-	{"ddt-near", "mr-ddt-near", netip.MustParseAddrPort("192.0.2.10:4342"), netip.MustParseAddrPort("192.0.2.131:4342"), true, netip.AddrPort{}},
-	{"ddt-far", "mr-ddt-far", netip.MustParseAddrPort("192.0.2.14:4342"), netip.MustParseAddrPort("192.0.2.132:4342"), true, netip.AddrPort{}},
-	{"copy", "mr-copy", msxExpCopy, netip.MustParseAddrPort("192.0.2.133:4342"), false, msxExpCopy},
+	{"invoke", "mr-invoke", netip.MustParseAddrPort("192.0.2.6:4342"), msxExpSite, netip.AddrPort{}, nil},
+	{"ddt-near-deep", "mr-ddt-near", netip.MustParseAddrPort("192.0.2.10:4342"), msxExpDeep, netip.AddrPort{}, msxExpTree},
+	{"ddt-far-deep", "mr-ddt-far", netip.MustParseAddrPort("192.0.2.14:4342"), msxExpDeep, netip.AddrPort{}, msxExpTree},
+	{"copy", "mr-copy", msxExpCopy, msxExpSite, msxExpCopy, nil},
+	{"ddt-near", "mr-ddt-near", netip.MustParseAddrPort("192.0.2.10:4342"), msxExpSite, netip.AddrPort{}, msxExpFlat},
+	{"ddt-far", "mr-ddt-far", netip.MustParseAddrPort("192.0.2.14:4342"), msxExpSite, netip.AddrPort{}, msxExpFlat},
+}
+
+// msxExpPathNamed returns the index of the scenario named name.
+func msxExpPathNamed(name string) int {
+	for i, p := range msxExpPaths {
+		if p.name == name {
+			return i
+		}
+	}
+	panic("no scenario " + name)
 }
 
 // newMSXExpLab brings up the experiment's lab with the delays of the file,
@@ -51,8 +83,9 @@ func newMSXExpLab(t testing.TB) *network {
 	t.Helper()
 	n := newLabNetwork(t, "../configs/lab/msx-exp.yaml", "msxexp")
 	n.startRoles()
-	for _, ms := range []string{"ms2", "mr-copy"} {
-		n.waitFor(15*time.Second, ms+"'s registration", func() bool { return len(n.registrationsOf(ms)) == 1 })
+	// ms2: xtr2's 10.2.0.0/24 and 10.3.0.0/24; mr-copy: xtr1's.
+	for ms, want := range map[string]int{"ms2": 2, "mr-copy": 1} {
+		n.waitFor(15*time.Second, ms+"'s registrations", func() bool { return len(n.registrationsOf(ms)) == want })
 	}
 	n.waitFor(15*time.Second, "mr-copy's copy of domain 2", func() bool {
 		a := n.msxAgreement("mr-copy")
@@ -85,7 +118,7 @@ func (n *network) msxExpClient(p msxExpPath) *resolve.Client {
 	n.t.Helper()
 	var c *resolve.Client
 	err := n.lab.Node("xtr1").Do(func() (err error) {
-		c, err = resolve.Dial(p.addr, p.probe)
+		c, err = resolve.Dial(p.addr, netip.AddrPort{}) // xtr1's address, an ephemeral port
 		return err
 	})
 	if err != nil {
@@ -96,7 +129,7 @@ func (n *network) msxExpClient(p msxExpPath) *resolve.Client {
 }
 
 // check judges a reply of path p: positive, from the ETR (or, for the copy,
-// from the Map-Resolver), for domain 2's site prefix.
+// from the Map-Resolver), for the path's site prefix.
 func (p msxExpPath) check(r *resolve.Reply) error {
 	switch {
 	case r.Negative():
@@ -104,30 +137,33 @@ func (p msxExpPath) check(r *resolve.Reply) error {
 	case p.from.IsValid() && r.From != p.from, !p.from.IsValid() && r.From.Addr() != msxExpETR:
 		return fmt.Errorf("%s: reply from %v", p.name, r.From)
 	}
-	if _, pfx, ok := r.Record.EID.Prefix(r.Record.MaskLen); !ok || pfx != netip.MustParsePrefix("10.2.0.0/24") {
-		return fmt.Errorf("%s: reply for %v/%d, want 10.2.0.0/24", p.name, r.Record.EID, r.Record.MaskLen)
+	if _, pfx, ok := r.Record.EID.Prefix(r.Record.MaskLen); !ok || pfx != p.site {
+		return fmt.Errorf("%s: reply for %v/%d, want %v", p.name, r.Record.EID, r.Record.MaskLen, p.site)
 	}
 	return nil
 }
 
 // TestMSXExperimentPaths: on the experiment's lab (delayed links, real
 // daemons, the configurations of configs/msx-exp/), the ITR's namespace
-// resolves a domain-2 EID once through each of the four Map-Resolvers:
-// invoke mode (answered by the ETR, counted as invoked), DDT through the
-// nearby root and through the distant one (referral cache flushed first;
-// the MS-REFERRAL cached afterwards), and the local copy (a proxy reply
-// from mr-copy); then h1 and h2 ping each other without loss (xtr1 resolves
-// through mr-invoke, xtr2 through ms2 invoking mr-copy).
+// (xtr1's address, an ephemeral port) resolves a domain-2 EID once through
+// each scenario: invoke mode (answered by the ETR, counted as invoked), DDT
+// through the nearby root and through the distant one, each down the deep
+// tree (the root's and the regional node's NODE-REFERRALs and domain 2's
+// node's MS-REFERRAL cached afterwards) and the flat one (the root's
+// MS-REFERRAL), the referral cache flushed first; and the local copy (a
+// proxy reply from mr-copy); then h1 and h2 ping each other without loss
+// (xtr1 resolves through mr-invoke, xtr2 through ms2 invoking mr-copy).
 func TestMSXExperimentPaths(t *testing.T) {
 	n := newMSXExpLab(t)
 	for _, p := range msxExpPaths {
 		c := n.msxExpClient(p)
-		if p.ddt {
+		if p.ddt() {
 			if err := n.flushReferrals(p.mr); err != nil {
 				t.Fatal(err)
 			}
 		}
-		r, err := c.Resolve(0, msxExpH2, 3*time.Second)
+		eid := p.site.Addr().Next().Next() // .2 of the prefix
+		r, err := c.Resolve(0, eid, 3*time.Second)
 		if err == nil {
 			err = p.check(&r)
 		}
@@ -135,13 +171,13 @@ func TestMSXExperimentPaths(t *testing.T) {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 		t.Logf("%s: %v answered in %v", p.name, r.From, r.RTT)
-		if p.ddt {
+		if p.ddt() {
 			var got []string
 			for _, ref := range n.ddtReferrals(p.mr).Referrals {
 				got = append(got, referralString(ref))
 			}
-			if want := "[0]10.2.0.0/16 MS-REFERRAL [198.51.100.2:4342]"; strings.Join(got, " ") != want {
-				t.Errorf("%s's referral cache %q, want %q", p.mr, got, want)
+			if strings.Join(got, " | ") != strings.Join(p.referrals, " | ") {
+				t.Errorf("%s: %s's referral cache %q, want %q", p.name, p.mr, got, p.referrals)
 			}
 		}
 	}

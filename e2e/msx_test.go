@@ -12,14 +12,7 @@ import (
 // msxMSYAML is the Map-Server/Map-Resolver of one domain, interconnected
 // with the other domain's (copy mode, both ways).
 func msxMSYAML(name, site, secret, prefix4, prefix6, peer string) string {
-	return fmt.Sprintf(`name: %s
-roles: [map-server, map-resolver]
-sites:
-  - name: %s
-    keys: [{id: 1, secret: %s}]
-    prefixes: [{eid: %s}, {eid: "%s"}]
-map_server: {registration_timeout: 30s}
-msx:
+	return labMSYAML(name, site, secret, prefix4, prefix6) + fmt.Sprintf(`msx:
   retransmit_interval: 200ms
   agreements:
     - name: peer
@@ -27,7 +20,20 @@ msx:
       key: {id: 1, secret: msx-agreement}
       mode: copy
       lifetime: 10s
-`, name, site, secret, prefix4, prefix6, peer)
+`, peer)
+}
+
+// labMSYAML is a Map-Server/Map-Resolver of one site with an IPv4 and an
+// IPv6 prefix.
+func labMSYAML(name, site, secret, prefix4, prefix6 string) string {
+	return fmt.Sprintf(`name: %s
+roles: [map-server, map-resolver]
+sites:
+  - name: %s
+    keys: [{id: 1, secret: %s}]
+    prefixes: [{eid: %s}, {eid: "%s"}]
+map_server: {registration_timeout: 30s}
+`, name, site, secret, prefix4, prefix6)
 }
 
 // TestMSX: two mapping systems in namespaces, each a real rlocd

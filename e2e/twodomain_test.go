@@ -11,6 +11,7 @@ import (
 
 	"github.com/rloc-router/rloc/internal/testkit/bgpdtest"
 	"github.com/rloc-router/rloc/internal/testkit/ospftest"
+	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/slowpath/control"
 )
@@ -86,6 +87,9 @@ type tdOptions struct {
 	MSExtra func(d *tdDomain) string
 	// XTRExtra, when set, returns YAML appended to s's xTR configuration.
 	XTRExtra func(d *tdDomain, s *tdSite) string
+	// BeforeRlocd, when set, runs once the namespaces and FRR are up,
+	// before any rlocd starts (captures, pollers).
+	BeforeRlocd func(td *twoDomains)
 }
 
 // tdMSYAML is d's Map-Server/Map-Resolver: its own two sites, its MSFD TLV
@@ -182,6 +186,9 @@ func newTwoDomains(t *testing.T, o tdOptions) *twoDomains {
 		}
 	}
 	td.Transit = bgpdtest.Start(t, td.lab.Node("transit"), tdTransitConf(), netip.Addr{})
+	if o.BeforeRlocd != nil {
+		o.BeforeRlocd(td)
+	}
 	for i := range tdDomains {
 		d := &tdDomains[i]
 		y := tdMSYAML(d)
@@ -206,6 +213,10 @@ func newTwoDomains(t *testing.T, o tdOptions) *twoDomains {
 	return td
 }
 
+// since is the time since Start (the cold start), rounded for the phase
+// log.
+func (td *twoDomains) since() time.Duration { return time.Since(td.Start).Round(time.Millisecond) }
+
 // converge polls the conditions together, every 50 ms, until all of them
 // hold, and returns when each first held (since the cold start). It fails
 // the test after ospftest.Patience, naming the conditions that do not hold
@@ -224,7 +235,7 @@ func (td *twoDomains) converge(conds map[string]func() error) map[string]time.Du
 				missing = append(missing, fmt.Sprintf("%s: %v", name, err))
 				continue
 			}
-			at[name] = time.Since(td.Start).Round(time.Millisecond)
+			at[name] = td.since()
 		}
 		if len(missing) == 0 {
 			return at
@@ -303,17 +314,31 @@ func (td *twoDomains) learnedFromBGP(d, other *tdDomain) error {
 // the other domain configured anywhere and no Map-Resolver or Map-Server
 // configured in any xTR:
 //   - (a) every xTR learns its own domain's Map-Resolver and Map-Server
-//     from the MSFD TLV flooded through ospfd, and only those;
+//     from the MSFD TLV flooded through ospfd, and only those (once: a
+//     refresh of the LSA takes nothing away);
 //   - (b) each domain's xTRs register with the discovered Map-Server and
 //     the two sites of each domain ping each other with no loss;
 //   - (c) each mapping system learns the other domain's EID prefixes with
 //     the other's contact from the Mapping System extended community that
-//     crossed bgpd, the AS path through the transit AS.
+//     crossed bgpd, the AS path through the transit AS;
+//   - (d)-(g) each mapping system, configured only with a CPNP identity
+//     and the other's public key, orders the other's prefixes from the
+//     learned contact, both agree (CPNP messages captured on the transit
+//     and checked with rloc's parser), the interconnect is provisioned
+//     both ways and the sites of the two domains ping each other with no
+//     loss.
 //
 // The phases run concurrently; when each ended, since the cold start, is
 // logged ("phase: ...").
 func TestTwoDomains(t *testing.T) {
-	td := newTwoDomains(t, tdOptions{})
+	var capture *lab.Capture
+	var tl *tdTimeline
+	var stopWatch func()
+	td := newTwoDomains(t, tdOptions{MSExtra: tdCPNPYAML, BeforeRlocd: func(td *twoDomains) {
+		capture = tdCapture(td)
+		tl, stopWatch = tdWatch(td)
+		td.t.Cleanup(stopWatch)
+	}})
 
 	// (a), (c) and the registrations of (b), polled together.
 	ospf, reg, bgp := map[string]func() error{}, map[string]func() error{}, map[string]func() error{}
@@ -389,7 +414,7 @@ func TestTwoDomains(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("phase: intra-domain pings answered in both domains: %v after cold start", time.Since(td.Start).Round(time.Millisecond))
+	t.Logf("phase: intra-domain pings answered in both domains: %v after cold start", td.since())
 	// A refresh of the MS's LSA (the same TLV flooded again: ospfd
 	// replaces the instance, which its API reports as a delete and an
 	// update) does not take the Map-Resolver and Map-Server away from the
@@ -430,8 +455,9 @@ func TestTwoDomains(t *testing.T) {
 		}
 	}
 
-	// Cross-domain steps go here: CPNP negotiation from the contact each
-	// mapping system learned (td.discovery(d.MS).BGP), the interconnect
-	// it provisions, and pings between the sites of the two domains.
-	// Nothing above configures an interconnect (no msx agreements).
+	// (d)-(g) Cross-domain: CPNP negotiation from the learned contacts,
+	// the interconnect it provisions, pings between the sites of the two
+	// domains, the negotiation checked on the wire
+	// (twodomain_cpnp_test.go).
+	tdCrossDomain(t, td, capture, tl, stopWatch)
 }

@@ -2,9 +2,11 @@ package lab
 
 import (
 	"encoding/binary"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -202,5 +204,138 @@ func TestPipeOrderDelayAndBound(t *testing.T) {
 	st := p.stats.snapshot()
 	if st != (DelayStats{Forwarded: 50, QueueFull: 20, Oversize: 1}) {
 		t.Errorf("counters %+v, want 50 forwarded, 20 queue full, 1 oversize", st)
+	}
+}
+
+// TestArrival checks the conversion of a kernel receive stamp (wall
+// clock) to the pipe's clock: the stamp's age is taken off the monotonic
+// reading; no stamp, or one from the future, means now; an age beyond
+// maxStampAge (a wall clock step) is cut to it.
+func TestArrival(t *testing.T) {
+	const mono, wall = int64(5e9), int64(1_700_000_000e9)
+	for _, c := range []struct {
+		stamp, want int64
+	}{
+		{0, mono},
+		{wall, mono},
+		{wall + 1000, mono},
+		{wall - 30_000, mono - 30_000},
+		{wall - maxStampAge, mono - maxStampAge},
+		{wall - 3*maxStampAge, mono - maxStampAge},
+	} {
+		if got := arrival(c.stamp, mono, wall); got != c.want {
+			t.Errorf("arrival(%d) = %d, want %d", c.stamp, got, c.want)
+		}
+	}
+}
+
+// TestParseOOB reads the VLAN tag and the receive stamp from a control
+// buffer holding both messages, in either order, and ignores truncated
+// ones.
+func TestParseOOB(t *testing.T) {
+	aux := unix.TpacketAuxdata{Status: unix.TP_STATUS_VLAN_VALID, Vlan_tci: 5}
+	ts := unix.NsecToTimespec(1_700_000_000_123_456_789)
+	a := cmsg(unix.SOL_PACKET, unix.PACKET_AUXDATA, unsafe.Slice((*byte)(unsafe.Pointer(&aux)), unsafe.Sizeof(aux)))
+	s := cmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts)))
+	for _, oob := range [][]byte{append(a, s...), append(s, a...)} {
+		if tag, stamp := parseOOB(oob); tag != 0x81000005 || stamp != 1_700_000_000_123_456_789 {
+			t.Errorf("tag %#x stamp %d", tag, stamp)
+		}
+		if tag, stamp := parseOOB(oob[:len(oob)-8]); stamp == 1_700_000_000_123_456_789 && tag == 0x81000005 {
+			t.Errorf("truncated buffer: both messages read (tag %#x stamp %d)", tag, stamp)
+		}
+	}
+	if tag, stamp := parseOOB(nil); tag != 0 || stamp != 0 {
+		t.Errorf("empty: tag %#x stamp %d", tag, stamp)
+	}
+}
+
+// cmsg encodes one control message.
+func cmsg(level, typ int, data []byte) []byte {
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = int32(level), int32(typ)
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+// TestPipeSpinOrderNoLoss pushes bursts through a pipe whose delay (0.1
+// ms, the lab's LAN value) is within reach of the spin, with jitter: every
+// frame comes out, once, in order, none before the delay after it went in,
+// and the counters agree.
+func TestPipeSpinOrderNoLoss(t *testing.T) {
+	const delay, frames, burst = 100 * time.Microsecond, 3000, 50
+	s := &delaySpec{Delay: delay, Jitter: 30 * time.Microsecond, Seed: 5, Queue: 4096, Snap: 100}
+	p, in, out, stop := pipePair(t, s)
+	tv := unix.NsecToTimeval(int64(5 * time.Second))
+	if err := unix.SetsockoptTimeval(out, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	stopPipe := runPipe(t, p, stop)
+	sentAt := make([]time.Time, frames)
+	errc := make(chan error, 1)
+	go func() {
+		frame := make([]byte, 64)
+		for i := range frames {
+			binary.BigEndian.PutUint32(frame, uint32(i))
+			sentAt[i] = time.Now()
+			if _, err := unix.Write(in, frame); err != nil {
+				errc <- err
+				return
+			}
+			if i%burst == burst-1 {
+				runtime.Gosched()
+			}
+		}
+		errc <- nil
+	}()
+	buf := make([]byte, 128)
+	early := 0
+	for i := range frames {
+		n, err := unix.Read(out, buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if got := binary.BigEndian.Uint32(buf); n != 64 || got != uint32(i) {
+			t.Fatalf("frame %d out as %d (%d bytes)", i, got, n)
+		}
+		if time.Since(sentAt[i]) < delay-s.Jitter {
+			early++
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	stopPipe()
+	if early > 0 {
+		t.Errorf("%d frames left before delay - jitter", early)
+	}
+	if st := p.stats.snapshot(); st != (DelayStats{Forwarded: frames}) {
+		t.Errorf("counters %+v, want %d forwarded", st, frames)
+	}
+}
+
+// TestSpinAdapts checks that the spin window follows the sleeps'
+// overshoot (twice its running mean) and stays within [minSpin, maxSpin].
+func TestSpinAdapts(t *testing.T) {
+	p := newPipe(&delaySpec{Queue: 1, Snap: 64}, -1, -1, -1, 0, time.Now())
+	for range 100 {
+		p.adapt(int64(60 * time.Microsecond))
+	}
+	if p.spin < int64(115*time.Microsecond) || p.spin > int64(120*time.Microsecond) {
+		t.Errorf("overshoot 60 µs: spin %v, want about 120 µs", time.Duration(p.spin))
+	}
+	for range 100 {
+		p.adapt(int64(10 * time.Millisecond))
+	}
+	if p.spin != maxSpin {
+		t.Errorf("overshoot 10 ms: spin %v, want the bound %v", time.Duration(p.spin), time.Duration(maxSpin))
+	}
+	for range 200 {
+		p.adapt(0)
+	}
+	if p.spin != minSpin {
+		t.Errorf("no overshoot: spin %v, want the floor %v", time.Duration(p.spin), time.Duration(minSpin))
 	}
 }

@@ -321,6 +321,10 @@ type Config struct {
 	// mapping systems (roles map-server and/or map-resolver,
 	// docs/interconnect.md). Empty: no interconnect.
 	MSX slowpath.MSXConfig `mapstructure:"msx"`
+	// CPNP negotiates interconnect agreements with peer mapping systems
+	// found by configuration or BGP discovery (RFC 8921, docs/cpnp.md);
+	// an agreed one provisions the interconnect. Empty: no negotiation.
+	CPNP slowpath.CPNPConfig `mapstructure:"cpnp"`
 	// Multicast enables LISP multicast (router/mcast.go).
 	Multicast MulticastOptions `mapstructure:"multicast"`
 	// Hold sizes the hold-on-miss queues.
@@ -376,6 +380,7 @@ func (c *Config) Validate() error {
 		c.validatePITR, c.validateStatic, c.validateBounds, c.validateControl, c.validateETR,
 		c.validateMapServer, c.validateMapResolver, c.validateMulticast, c.validateStatus, c.validatePubSub, c.validateLispSec, c.validateSolicit,
 		c.validateDDT, c.validateALT, c.validateDiscovery, c.validateMSX,
+		c.validateCPNP,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -552,6 +557,7 @@ func (c *Config) validateRoleSections() error {
 		{"ddt", c.DDT, c.Roles.DDTNode, "the ddt-node role"},
 		{"alt", c.ALT, c.Roles.ALT, "the alt role"},
 		{"msx", c.MSX, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
+		{"cpnp", c.CPNP, c.Roles.MapServer || c.Roles.MapResolver, "the map-server or map-resolver role"},
 	} {
 		if !s.role && !reflect.ValueOf(s.v).IsZero() {
 			return fmt.Errorf("%s: set, but only %s uses it (roles: %v)", s.key, s.want, c.Roles)
@@ -800,6 +806,7 @@ func (c *Config) engineConfig() (slowpath.Config, error) {
 		x := c.MSX
 		ec.MSX = &x
 	}
+	c.applyCPNP(&ec)
 	mc, err := c.mcastConfig()
 	if err != nil {
 		return ec, err

@@ -123,7 +123,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"registrations_limited": es.RegistrationsLimited, "registrations_replayed": es.RegistrationsReplayed,
 		"registrations_retransmitted": es.RegistrationsRetransmitted, "merge_truncated": es.MergeTruncated,
 		"state_flushes": es.StateFlushes, "state_errors": es.StateErrors, "state_written": es.StateWritten,
-		"misses_dropped": es.MissesDropped, "rate_limited_source": es.RateLimitedSource,
+		"misses_dropped": es.MissesDropped, "misses_stale": es.MissesStale, "rate_limited_source": es.RateLimitedSource,
 		"rate_limited_total": es.RateLimitedTotal, "rate_table_full": es.RateTableFull,
 		"lisp_sec_verified": es.LispSecVerified, "lisp_sec_refused": es.LispSecRefused, "lisp_sec_unsigned": es.LispSecUnsigned,
 		"lisp_sec_signed": es.LispSecSigned, "lisp_sec_unwrap_failed": es.LispSecUnwrapFailed} {
@@ -133,6 +133,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	auth := es.AuthTotals()
 	auth.Each(func(name string, v uint64) { counter(c.resolutions, v, name) })
 	discoveryMetrics(r.engine, func(name string, v uint64) { counter(c.resolutions, v, name) })
+	cpnpMetrics(r.engine, func(name string, v uint64) { counter(c.resolutions, v, name) })
 	ch <- histogram(c.latency, es.ResolveLatency)
 }
 

@@ -38,6 +38,8 @@ import (
 //	GET    /v1/subscriptions                 RFC 9437 subscriptions and counters (SubscriptionsInfo)
 //	GET    /v1/ddt/delegations               a DDT node's authority and delegations (DDTInfo)
 //	GET    /v1/msx/agreements                the interconnect agreements, state and counters (MSXAgreementInfo)
+//	GET    /v1/cpnp                          CPNP negotiation: identity, agreements, contacts, counters (CPNPInfo)
+//	POST   /v1/cpnp/withdraw                 withdraw an agreed CPNP agreement (CPNPWithdrawal)
 //	GET    /v1/ddt/referrals                 a DDT Map-Resolver's roots, referral cache, counters (DDTResolverInfo)
 //	GET    /v1/ddt/pending                   a DDT Map-Resolver's resolutions in progress (DDTPendingList)
 //	GET    /v1/alt                           an ALT router's neighbours, sessions, ALT table, counters (ALTView)
@@ -151,6 +153,8 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/discovery", r.apiDiscovery)
 	mux.HandleFunc("POST /v1/discovery/status", r.apiDiscoveryStatus)
 	mux.HandleFunc("GET /v1/msx/agreements", r.apiMSXAgreements)
+	mux.HandleFunc("GET /v1/cpnp", r.apiCPNP)
+	mux.HandleFunc("POST /v1/cpnp/withdraw", r.apiCPNPWithdraw)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)
@@ -659,6 +663,7 @@ func (r *Router) Stats() Stats {
 			"rloc_down":                   es.RLOCDown,
 			"rloc_up":                     es.RLOCUp,
 			"misses_dropped":              es.MissesDropped,
+			"misses_stale":                es.MissesStale,
 			"short":                       es.Short,
 			"oversize":                    es.Oversize,
 			"smrs_sent":                   es.SMRsSent,

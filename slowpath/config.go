@@ -43,6 +43,11 @@ type Config struct {
 	// MSX enables the mapping-system interconnect role (msx_config.go,
 	// docs/interconnect.md); it needs a Map-Server or a Map-Resolver.
 	MSX *MSXConfig
+	// CPNP enables the negotiation of interconnect agreements
+	// (cpnp_config.go, docs/cpnp.md); it needs a Map-Server or a
+	// Map-Resolver, and provisions the msx role (built without agreements
+	// when MSX is nil).
+	CPNP *CPNPConfig
 	// ALT enables the LISP+ALT router role (RFC 6836, alt_config.go).
 	ALT *ALTConfig
 	// Discovery enables OSPF discovery of Map-Resolvers and Map-Servers
@@ -867,6 +872,14 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if x := c.CPNP; x != nil {
+		if c.MapServer == nil && c.MapResolver == nil {
+			return errors.New("cpnp: the negotiation needs a Map-Server or a Map-Resolver")
+		}
+		if err := x.Validate("cpnp"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -1093,6 +1106,10 @@ func (c Config) WithDefaults() Config {
 	if c.MSX != nil {
 		x := c.MSX.WithDefaults()
 		c.MSX = &x
+	}
+	if c.CPNP != nil {
+		x := c.CPNP.WithDefaults()
+		c.CPNP = &x
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -269,6 +269,10 @@ type Stats struct {
 	SMRInvoked uint64
 	// MissesDropped counts miss events refused because the queue was full.
 	MissesDropped uint64
+	// MissesStale counts misses for a destination that a mapping installed
+	// moments before covers: raised by the fast path before the mapping
+	// reached it, they send no Map-Request.
+	MissesStale uint64
 	// Resolutions counts mappings installed after a miss or refresh.
 	Resolutions uint64
 	// ResolveTimeouts counts resolutions abandoned after MaxTries.
@@ -324,6 +328,7 @@ func (s *Stats) Add(o *Stats) {
 	s.SMRsSent += o.SMRsSent
 	s.SMRInvoked += o.SMRInvoked
 	s.MissesDropped += o.MissesDropped
+	s.MissesStale += o.MissesStale
 	s.Resolutions += o.Resolutions
 	s.ResolveTimeouts += o.ResolveTimeouts
 	s.Retransmits += o.Retransmits

@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +14,7 @@ import (
 // configuration (addresses, key, prefixes, durations); mistakes are named
 // by their key.
 func TestMSXConfigYAML(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "msx.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := string(b)
-	dir := t.TempDir()
-	f := filepath.Join(dir, "msx.yaml")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := loadConfig(f, flags())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, good, dir := loadExample(t, "msx.yaml")
 	x := cfg.MSX
 	a := x.Agreements[0]
 	if x.PageBytes != 1400 || x.CookieLifetime != 30*time.Second || a.Name != "domain2" ||
@@ -38,17 +23,10 @@ func TestMSXConfigYAML(t *testing.T) {
 		a.PeerPrefixes[0].Prefix != netip.MustParsePrefix("10.2.0.0/16") || a.PeerTimeout != 3*time.Minute {
 		t.Fatalf("msx %+v", x)
 	}
-	for _, tc := range []struct{ name, yaml, want string }{
+	wantConfigErrors(t, dir, []configCase{
 		{"bad mode", strings.Replace(good, "mode: copy", "mode: mirror", 1), "msx.agreements[0].mode"},
 		{"bad peer", strings.Replace(good, "192.0.2.50:4342", "192.0.2.300:4342", 1), "msx.agreements[0].peers"},
 		{"bad primitive", strings.Replace(good, "invocation]", "solicit]", 1), "msx.agreements[0].allow[2]"},
 		{"unknown key", strings.Replace(good, "peer_timeout:", "peer_timout:", 1), "peer_timout"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadYAML(t, dir, tc.name, tc.yaml)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
-		})
-	}
+	})
 }

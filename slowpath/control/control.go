@@ -15,6 +15,7 @@ import (
 	"github.com/rloc-router/rloc/replicate"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/alt"
+	"github.com/rloc-router/rloc/slowpath/cpnp"
 	"github.com/rloc-router/rloc/slowpath/ddt"
 	"github.com/rloc-router/rloc/slowpath/discovery"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
@@ -59,6 +60,8 @@ type Engine struct {
 	// bgpDisc is BGP discovery (discovery_bgp.go); nil without.
 	bgpDisc *discovery.BGP
 	msx     *msx.MSX
+	// cpnp negotiates interconnect agreements (cpnp.go); nil without.
+	cpnp *cpnp.Role
 }
 
 // DDTListing is a DDT node's configuration and counters, as
@@ -120,6 +123,9 @@ func (e *Engine) build(inst slowpath.Installer) error {
 		// Before the ITR: it takes only its peers' Map-Notifies, the ITR
 		// every other one.
 		e.msx = msx.New(c, cfg.MSX)
+	}
+	if err := e.buildCPNP(); err != nil {
+		return err
 	}
 	if cfg.ETR != nil {
 		e.etr = xtr.NewETR(c, cfg.ETR, cfg.MapServer == nil && cfg.MapResolver == nil)

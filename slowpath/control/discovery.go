@@ -27,6 +27,7 @@ func (e *Engine) startDiscovery() error {
 	if err := e.startBGPDiscovery(cfg.BGP); err != nil {
 		return err
 	}
+	e.watchBGPForCPNP()
 	if !cfg.OSPFEnabled() {
 		return nil
 	}

@@ -81,8 +81,12 @@ func TestForwardRoundRobin(t *testing.T) {
 		etrs = append(etrs, e)
 	}
 	inst := &fakeInstaller{}
-	itr := newEngine(t, Config{ITR: itrConfig(ms.Addr())}, inst)
+	clk := newFakeClock()
+	itr := newEngineWith(t, Config{ITR: itrConfig(ms.Addr())}, inst, slowpath.Options{Clock: clk.Now})
 	for i := range 4 {
+		// The fake installer keeps nothing: each miss, later than a miss
+		// queued behind the last install would be, is resolved again.
+		clk.Add(2 * time.Second)
 		itr.Miss(MissEvent{Dst: netip.AddrFrom4([4]byte{10, 1, 2, byte(10 + i)})})
 		waitFor(t, 5*time.Second, "install", func() bool { return len(inst.positives()) == i+1 })
 	}

@@ -584,3 +584,38 @@ func TestSolicitTruncated(t *testing.T) {
 		t.Fatalf("%d truncated messages: %+v", n, st)
 	}
 }
+
+// TestSolicitStaleMiss: a miss the fast path raised before a copied
+// mapping reached it (queued behind the copy) sends no Map-Request and is
+// counted as stale; the same miss a while after the install is resolved
+// as usual. Without the check, the restarted ITR of e2e TestSolicitRestart
+// sent a Map-Request now and then for a destination its copy covered.
+func TestSolicitStaleMiss(t *testing.T) {
+	k := EIDPrefix{Prefix: netip.MustParsePrefix("10.9.0.0/16")}
+	peer := &listerInstaller{cache: []Resolved{{EIDPrefix: k, TTL: 30 * time.Minute,
+		RLOCs: []ResolvedRLOC{{Addr: netip.MustParseAddr("192.0.2.50"), Priority: 1, Weight: 1, Reachable: true}}}}}
+	b := newEngineWith(t, Config{ITR: solITR(false, netip.AddrPortFrom(lo4, 4342))}, peer, slowpath.Options{Clock: newFakeClock().Now})
+	clk := newFakeClock()
+	a := newEngineWith(t, Config{ITR: solITR(true, b.Addr())}, &fakeInstaller{}, slowpath.Options{Clock: clk.Now})
+	waitFor(t, 5*time.Second, "the copy", func() bool { return solStats(t, a).Completed == 1 && !solStats(t, a).Holding })
+
+	miss := MissEvent{Dst: netip.MustParseAddr("10.9.1.1"), Src: netip.MustParseAddr("10.1.0.1")}
+	a.Miss(miss)
+	waitFor(t, 5*time.Second, "the stale miss", func() bool { return a.Stats().MissesStale == 1 })
+	if st := a.Stats(); st.Msgs[wire.TypeMapRequest].Sent != 0 || st.Msgs[wire.TypeECM].Sent != 0 {
+		t.Fatalf("a Map-Request for a destination the copy covers: %+v", st.Msgs)
+	}
+	if st := solStats(t, a); st.MissesHeld != 0 {
+		t.Fatalf("the miss came after the hold, yet it was held: %+v", st)
+	}
+
+	clk.Add(2 * time.Second)
+	a.Miss(miss)
+	waitFor(t, 5*time.Second, "the Map-Request", func() bool {
+		st := a.Stats()
+		return st.Msgs[wire.TypeMapRequest].Sent+st.Msgs[wire.TypeECM].Sent > 0
+	})
+	if st := a.Stats(); st.MissesStale != 1 {
+		t.Fatalf("misses_stale %d, want 1", st.MissesStale)
+	}
+}

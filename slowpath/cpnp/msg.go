@@ -128,6 +128,13 @@ type Message struct {
 	// both sides know from their configuration: keys never travel in
 	// CPNP).
 	KeyRef string
+	// Identity is the sender's Ed25519 public key (zero: absent); the
+	// transport (role.go) signs every message with it and the receiver
+	// trusts it only when it is on its trust list.
+	Identity [32]byte
+	// Ephemeral is the sender's X25519 public key for the agreement key's
+	// exchange (zero: absent), in Quotation, Update and Offer.
+	Ephemeral [32]byte
 }
 
 // Object types of the encoding.
@@ -141,6 +148,8 @@ const (
 	objReason     = 7
 	objText       = 8
 	objKeyRef     = 9
+	objIdentity   = 10
+	objEphemeral  = 11
 )
 
 // Bounds of a message.
@@ -177,7 +186,9 @@ var (
 // provider ID (1..64 bytes of text), 3 prefix (IID 4 bytes, AFI 2 bytes,
 // prefix length 1 byte, the address's 4 or 16 bytes; repeated), 4
 // primitives (2 bytes), 5 rate (4 bytes), 6 duration (4 bytes, seconds),
-// 7 reason (1 byte), 8 text (0..255 bytes), 9 key reference (1..64 bytes).
+// 7 reason (1 byte), 8 text (0..255 bytes), 9 key reference (1..64 bytes),
+// 10 identity (the sender's Ed25519 public key, 32 bytes), 11 ephemeral
+// (the sender's X25519 public key, 32 bytes).
 // It returns b unchanged with an error when m cannot be encoded.
 func (m *Message) Append(b []byte) ([]byte, error) {
 	switch {
@@ -236,6 +247,15 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	}
 	str(objText, m.Text)
 	str(objKeyRef, m.KeyRef)
+	for _, k := range []struct {
+		t uint8
+		v *[32]byte
+	}{{objIdentity, &m.Identity}, {objEphemeral, &m.Ephemeral}} {
+		if *k.v != ([32]byte{}) {
+			b = append(b, k.t, 32)
+			b = append(b, k.v[:]...)
+		}
+	}
 	n := len(b) - start
 	if n > MaxLen {
 		return b[:start], fmt.Errorf("cpnp: message of %d bytes exceeds %d", n, MaxLen)
@@ -327,6 +347,15 @@ func (m *Message) Parse(b []byte) error {
 			m.Reason = v[0]
 		case objText:
 			m.Text = string(v)
+		case objIdentity, objEphemeral:
+			if len(v) != 32 {
+				return bad("public key")
+			}
+			if t == objIdentity {
+				m.Identity = [32]byte(v)
+			} else {
+				m.Ephemeral = [32]byte(v)
+			}
 		}
 	}
 	return nil

@@ -250,6 +250,39 @@ func (n *Negotiator) WithdrawAgreement(peer, customerID string) (Message, error)
 	return m, nil
 }
 
+// Abandon ends a negotiation that went nowhere: an order of this side
+// whose quotation or accept went unanswered becomes Failed, an offer of
+// this side never accepted nor declined becomes Cancelled (an update falls
+// back to the agreed terms); Forget may then remove it. It reports whether
+// there was one to end.
+func (n *Negotiator) Abandon(peer, customerID string) bool {
+	a, ok := n.byCustomer[key{peer, customerID}]
+	if !ok {
+		return false
+	}
+	if !a.Customer {
+		if a.State != OfferSent {
+			return false
+		}
+		if a.Updating {
+			a.State, a.Updating = Agreed, false
+		} else {
+			a.State = Cancelled
+		}
+		return true
+	}
+	switch a.State {
+	case QuotationSent, Waiting, OfferReceived, AcceptSent:
+		if a.Updating {
+			a.State, a.Updating = Agreed, false
+			return true
+		}
+		a.State, a.Reason = Failed, ReasonExpired
+		return true
+	}
+	return false
+}
+
 func (n *Negotiator) own(peer, customerID string, want State) (*Agreement, error) {
 	a, ok := n.byCustomer[key{peer, customerID}]
 	if !ok || !a.Customer {

@@ -63,6 +63,24 @@ type BGP struct {
 	mu      sync.Mutex
 	learned map[netip.Prefix]BGPEntry
 	stats   BGPStats
+	watch   []func(e BGPEntry, gone bool)
+}
+
+// Watch has fn called with every prefix learned now and, from then on,
+// with every prefix learned (gone false) or no longer learned, or learned
+// with another contact (gone true for the old entry first). fn runs on
+// BGP's goroutine, never with the table locked; it may block.
+func (b *BGP) Watch(fn func(e BGPEntry, gone bool)) {
+	b.mu.Lock()
+	b.watch = append(b.watch, fn)
+	now := make([]BGPEntry, 0, len(b.learned))
+	for _, e := range b.learned {
+		now = append(now, e)
+	}
+	b.mu.Unlock()
+	for _, e := range now {
+		fn(e, false)
+	}
 }
 
 // newBGP builds the component's table without a speaker.
@@ -137,11 +155,30 @@ func (b *BGP) Close() {
 // Peers returns the neighbours' session states.
 func (b *BGP) Peers() ([]bgp.Peer, error) { return b.sp.Peers() }
 
-// onBest follows one best-path change.
+// onBest follows one best-path change and tells the watchers what the
+// learned table gained or lost.
 func (b *BGP) onBest(r bgp.Route) {
 	p := r.Prefix.Masked()
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	old, had := b.learned[p]
+	b.learn(r, p)
+	now, has := b.learned[p]
+	watch := b.watch
+	b.mu.Unlock()
+	if had && (!has || now.Contact != old.Contact) {
+		for _, fn := range watch {
+			fn(old, true)
+		}
+	}
+	if has && (!had || now.Contact != old.Contact) {
+		for _, fn := range watch {
+			fn(now, false)
+		}
+	}
+}
+
+// learn updates the learned table with one best-path change (b.mu held).
+func (b *BGP) learn(r bgp.Route, p netip.Prefix) {
 	if r.Withdrawn {
 		b.stats.Withdrawals++
 		delete(b.learned, p)

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -87,5 +88,35 @@ func TestDiscoveryBGPConfig(t *testing.T) {
 		if err := c.Validate("discovery.bgp"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v", want, err)
 		}
+	}
+}
+
+// TestBGPWatch: a watcher gets the table as it is, then every prefix
+// learned, its contact changing (old entry gone first), an untagged path
+// replacing it and a withdrawal; a path with an unchanged contact is no
+// event.
+func TestBGPWatch(t *testing.T) {
+	b := newBGP(slowpath.DiscoveryBGP{}, nil)
+	nb := netip.MustParseAddr("203.0.113.1")
+	p1, p2 := netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.0.0/16")
+	b.onBest(bgp.Route{Prefix: p1, Neighbor: nb, ExtCommunities: []bgp.ExtCommunity{mustComm(t, "198.51.100.1:4342")}})
+	var got []string
+	b.Watch(func(e BGPEntry, gone bool) {
+		got = append(got, fmt.Sprintf("%v %v %v", e.Prefix, e.Contact, gone))
+	})
+	b.onBest(bgp.Route{Prefix: p2, Neighbor: nb, ExtCommunities: []bgp.ExtCommunity{mustComm(t, "198.51.100.2:4342")}})
+	b.onBest(bgp.Route{Prefix: p2, Neighbor: nb, ASPath: []uint32{1}, ExtCommunities: []bgp.ExtCommunity{mustComm(t, "198.51.100.2:4342")}})
+	b.onBest(bgp.Route{Prefix: p2, Neighbor: nb, ExtCommunities: []bgp.ExtCommunity{mustComm(t, "198.51.100.3:4342")}})
+	b.onBest(bgp.Route{Prefix: p2, Neighbor: nb})
+	b.onBest(bgp.Route{Prefix: p1, Withdrawn: true})
+	want := []string{
+		"10.1.0.0/16 198.51.100.1:4342 false",
+		"10.2.0.0/16 198.51.100.2:4342 false",
+		"10.2.0.0/16 198.51.100.2:4342 true", "10.2.0.0/16 198.51.100.3:4342 false",
+		"10.2.0.0/16 198.51.100.3:4342 true",
+		"10.1.0.0/16 198.51.100.1:4342 true",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -29,7 +29,6 @@ import (
 
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore"
-	"github.com/rloc-router/rloc/slowpath/request"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -109,6 +108,9 @@ type agreement struct {
 	in   bucket
 	prov provider
 	req  requester
+	// gone is set when the agreement was removed at run time (dynamic.go):
+	// its periodic work stops.
+	gone bool
 }
 
 // MSX is the interconnect role.
@@ -154,35 +156,8 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 		byPeer: map[netip.AddrPort]*agreement{}, byAddr: map[netip.Addr]*agreement{}, space: map[uint32]*bart.Table[struct{}]{}}
 	x.secret = make([]byte, 32)
 	rand.Read(x.secret)
-	rc := request.Config{Interval: cfg.RetransmitInterval, MaxTries: cfg.MaxTries, MaxInterval: 8 * cfg.RetransmitInterval}
 	for i := range cfg.Agreements {
-		a := &agreement{x: x, cfg: &cfg.Agreements[i], key: cfg.Agreements[i].Key.RegKey()}
-		a.share = agreementScope(a.cfg)
-		a.in.tokens = float64(a.cfg.Burst)
-		a.req.out.tokens = float64(a.cfg.Burst)
-		a.prov.init()
-		a.prov.notify = request.New(c.Clock(), c, rc)
-		a.req.tr = request.New(c.Clock(), c, rc)
-		a.req.init(a)
-		for _, p := range a.cfg.PeerPrefixes {
-			t := x.space[p.IID]
-			if t == nil {
-				t = new(bart.Table[struct{}])
-				x.space[p.IID] = t
-			}
-			t.Insert(p.Prefix.Masked(), struct{}{})
-		}
-		x.ags = append(x.ags, a)
-		for _, p := range a.cfg.Peers {
-			p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
-			x.byPeer[p] = a
-			if o, ok := x.byAddr[p.Addr()]; ok && o != a {
-				x.byAddr[p.Addr()] = nil
-			} else {
-				x.byAddr[p.Addr()] = a
-			}
-			c.TrustAlways(p.Addr())
-		}
+		x.addAgreement(&cfg.Agreements[i])
 	}
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapSubscribe), x.onSubscribe)
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapBulkRequest), x.onBulkRequest)

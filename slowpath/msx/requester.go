@@ -95,6 +95,9 @@ func (q *requester) start(a *agreement) {
 	every := max(a.cfg.Lifetime/3, time.Second)
 	var renew func(time.Time)
 	renew = func(now time.Time) {
+		if a.gone {
+			return
+		}
 		x.c.Schedule(now.Add(every), renew)
 		if a.cfg.Allows(slowpath.MSXSubscribe) {
 			if q.subReq == nil {
@@ -108,6 +111,9 @@ func (q *requester) start(a *agreement) {
 	check := max(a.cfg.PeerTimeout/4, time.Second)
 	var age func(time.Time)
 	age = func(now time.Time) {
+		if a.gone {
+			return
+		}
 		x.c.Schedule(now.Add(check), age)
 		if !q.heard.IsZero() && now.Sub(q.heard) > a.cfg.PeerTimeout && (q.size > 0 || len(q.copy) > 0) {
 			a.stats.AgedOut++

@@ -55,6 +55,8 @@ type itrEntry struct {
 	// peer ITR not yet refreshed from the mapping system (solicit.go).
 	expires   time.Time
 	solicited bool
+	// installed is when the mapping was last installed (track).
+	installed time.Time
 }
 
 // probeState is the RLOC-probing state of one RLOC, shared by every mapping
@@ -147,6 +149,28 @@ func (t *ITR) start() {
 	}
 }
 
+// staleMissWindow is how long after a positive mapping is installed a miss
+// it covers is taken for one the fast path raised before the mapping
+// reached it (the miss pump and the event loop queue misses) and ignored.
+// Later such misses are resolved as usual.
+const staleMissWindow = time.Second
+
+// covering returns the most specific installed mapping that covers the
+// host key, or nil.
+func (t *ITR) covering(key slowpath.EIDPrefix) *itrEntry {
+	a := key.Prefix.Addr()
+	for bits := key.Prefix.Bits(); bits >= 0; bits-- {
+		p, err := a.Prefix(bits)
+		if err != nil {
+			return nil
+		}
+		if ent := t.entries[slowpath.EIDPrefix{IID: key.IID, Prefix: p}]; ent != nil {
+			return ent
+		}
+	}
+	return nil
+}
+
 // onMiss starts resolving a missed destination unless it is being resolved
 // or was asked for less than MinRequestInterval ago.
 func (t *ITR) onMiss(ev fastpath.MissEvent, at time.Time) bool {
@@ -164,6 +188,11 @@ func (t *ITR) onMiss(ev fastpath.MissEvent, at time.Time) bool {
 	}
 	if t.holdMiss(key, ev.Src.Unmap()) {
 		return true // until the peers' map-caches are copied (solicit.go)
+	}
+	if ent := t.covering(key); ent != nil && len(ent.rlocs) > 0 && c.Now().Sub(ent.installed) < staleMissWindow {
+		// The fast path saw the packet before the mapping reached it.
+		t.stats.MissesStale++
+		return true
 	}
 	start := at
 	if start.IsZero() || start.After(c.Now()) {
@@ -368,7 +397,7 @@ func (t *ITR) track(key slowpath.EIDPrefix, ttl time.Duration, rlocs []netip.Add
 			delete(ps.users, key)
 		}
 	}
-	ent.rlocs, ent.expires, ent.solicited = rlocs, c.Now().Add(ttl), false
+	ent.rlocs, ent.expires, ent.solicited, ent.installed = rlocs, c.Now().Add(ttl), false, c.Now()
 	for _, a := range rlocs {
 		ps := t.rlocs[a]
 		if ps == nil {

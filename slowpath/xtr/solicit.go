@@ -606,7 +606,7 @@ func (t *ITR) endHold() {
 	s.holdT.Stop()
 	for key, src := range s.held {
 		delete(s.held, key)
-		if t.covered(key) {
+		if t.covering(key) != nil {
 			s.stats.MissesAnswered++
 			continue
 		}
@@ -615,21 +615,6 @@ func (t *ITR) endHold() {
 			t.request(key, src, t.c.Now(), false, false)
 		}
 	}
-}
-
-// covered reports whether an installed mapping covers the host key.
-func (t *ITR) covered(key slowpath.EIDPrefix) bool {
-	a := key.Prefix.Addr()
-	for bits := key.Prefix.Bits(); bits >= 0; bits-- {
-		p, err := a.Prefix(bits)
-		if err != nil {
-			return false
-		}
-		if t.entries[slowpath.EIDPrefix{IID: key.IID, Prefix: p}] != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // SolicitStats returns the solicitation counters (event loop only); zero

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -155,8 +156,9 @@ type twoDomains struct {
 	OSPF map[string]*ospftest.Router
 	// Transit is the transit AS's bgpd.
 	Transit *bgpdtest.Bgpd
-	// Start is when newTwoDomains began (before the namespaces existed).
-	Start time.Time
+	// Start is the cold start: the namespaces are up, no daemon runs
+	// yet. Rlocd is when the last rlocd's management socket answered.
+	Start, Rlocd time.Time
 }
 
 // newTwoDomains brings up the two-domain network from cold: namespaces,
@@ -167,8 +169,11 @@ func newTwoDomains(t *testing.T, o tdOptions) *twoDomains {
 	t.Helper()
 	ospftest.Require(t)
 	bgpdtest.Require(t)
-	td := &twoDomains{Start: time.Now(), OSPF: map[string]*ospftest.Router{}}
+	t0 := time.Now()
+	td := &twoDomains{OSPF: map[string]*ospftest.Router{}}
 	td.network = newLabNetwork(t, "../configs/lab/twodomain.yaml", "td")
+	td.Start = time.Now()
+	t.Logf("phase: rlocd built and namespaces up in %v; cold start", td.Start.Sub(t0).Round(time.Millisecond))
 	for i := range tdDomains {
 		d := &tdDomains[i]
 		routers := map[string]netip.Addr{d.MS: d.MSRouterID}
@@ -203,12 +208,45 @@ func newTwoDomains(t *testing.T, o tdOptions) *twoDomains {
 			td.start(s.XTR, y)
 		}
 	}
-	t.Logf("phase: namespaces, FRR and rlocd started: %v after start", td.since())
+	td.Rlocd = time.Now()
+	t.Logf("phase: FRR and every rlocd started: %v after cold start", td.Rlocd.Sub(td.Start).Round(time.Millisecond))
 	return td
 }
 
-// since is the time since Start, rounded for the phase log.
+// since is the time since Start (the cold start), rounded for the phase
+// log.
 func (td *twoDomains) since() time.Duration { return time.Since(td.Start).Round(time.Millisecond) }
+
+// converge polls the conditions together, every 50 ms, until all of them
+// hold, and returns when each first held (since the cold start). It fails
+// the test after ospftest.Patience, naming the conditions that do not hold
+// and why.
+func (td *twoDomains) converge(conds map[string]func() error) map[string]time.Duration {
+	td.t.Helper()
+	at := map[string]time.Duration{}
+	deadline := time.Now().Add(ospftest.Patience)
+	for {
+		var missing []string
+		for name, cond := range conds {
+			if _, ok := at[name]; ok {
+				continue
+			}
+			if err := cond(); err != nil {
+				missing = append(missing, fmt.Sprintf("%s: %v", name, err))
+				continue
+			}
+			at[name] = td.since()
+		}
+		if len(missing) == 0 {
+			return at
+		}
+		if time.Now().After(deadline) {
+			slices.Sort(missing)
+			td.t.Fatalf("timed out after %v; not yet:\n%s", ospftest.Patience, strings.Join(missing, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // discovery returns node's GET /v1/discovery.
 func (td *twoDomains) discovery(node string) router.DiscoveryInfo {
@@ -232,6 +270,12 @@ func (td *twoDomains) learnedFromOSPF(d *tdDomain, s *tdSite) error {
 	if len(got.Functions) != 1 || got.Functions[0].Router != d.MSRouterID ||
 		got.Functions[0].Function != "map-resolver+map-server" || !got.Functions[0].Usable {
 		return fmt.Errorf("functions %+v", got.Functions)
+	}
+	// Learned once: ospfd's replacements of the LSA (the MS floods it
+	// again each time its ospfd says the area is ready) did not take it
+	// away for an instant.
+	if got.Stats.Changes != 1 {
+		return fmt.Errorf("the set changed %d times, want once", got.Stats.Changes)
 	}
 	return nil
 }
@@ -269,20 +313,23 @@ func (td *twoDomains) learnedFromBGP(d, other *tdDomain) error {
 // bgpd (configs/lab/twodomain.yaml). From cold start, with nothing about
 // the other domain configured anywhere and no Map-Resolver or Map-Server
 // configured in any xTR:
-//   - every xTR learns its own domain's Map-Resolver and Map-Server from
-//     the MSFD TLV flooded through ospfd, and only those;
-//   - each domain's xTRs register with the discovered Map-Server and the
-//     two sites of each domain ping each other with no loss;
-//   - each mapping system learns the other domain's EID prefixes with the
-//     other's contact from the Mapping System extended community that
+//   - (a) every xTR learns its own domain's Map-Resolver and Map-Server
+//     from the MSFD TLV flooded through ospfd, and only those (once: a
+//     refresh of the LSA takes nothing away);
+//   - (b) each domain's xTRs register with the discovered Map-Server and
+//     the two sites of each domain ping each other with no loss;
+//   - (c) each mapping system learns the other domain's EID prefixes with
+//     the other's contact from the Mapping System extended community that
 //     crossed bgpd, the AS path through the transit AS;
-//   - each mapping system, configured only with a CPNP identity and the
-//     other's public key, orders the other's prefixes from the learned
-//     contact, both agree (CPNP messages captured on the transit and
-//     checked with rloc's parser), the interconnect is provisioned both
-//     ways and the sites of the two domains ping each other with no loss.
+//   - (d)-(g) each mapping system, configured only with a CPNP identity
+//     and the other's public key, orders the other's prefixes from the
+//     learned contact, both agree (CPNP messages captured on the transit
+//     and checked with rloc's parser), the interconnect is provisioned
+//     both ways and the sites of the two domains ping each other with no
+//     loss.
 //
-// The phases' times since cold start are logged ("phase: ...").
+// The phases run concurrently; when each ended, since the cold start, is
+// logged ("phase: ...").
 func TestTwoDomains(t *testing.T) {
 	var capture *lab.Capture
 	var tl *tdTimeline
@@ -293,15 +340,41 @@ func TestTwoDomains(t *testing.T) {
 		td.t.Cleanup(stopWatch)
 	}})
 
-	// (a) OSPF: each xTR learns its own domain's Map-Resolver/Map-Server.
+	// (a), (c) and the registrations of (b), polled together.
+	ospf, reg, bgp := map[string]func() error{}, map[string]func() error{}, map[string]func() error{}
 	for i := range tdDomains {
-		d := &tdDomains[i]
+		d, other := &tdDomains[i], &tdDomains[1-i]
 		for j := range d.Sites {
 			s := &d.Sites[j]
-			ospftest.WaitFor(t, s.XTR+" learns "+d.MS+" from OSPF", func() error { return td.learnedFromOSPF(d, s) })
+			ospf[s.XTR+" learns "+d.MS+" from OSPF"] = func() error { return td.learnedFromOSPF(d, s) }
 		}
+		reg[d.MS+" has both sites registered"] = func() error {
+			if r := td.registrationsOf(d.MS); len(r) != len(d.Sites) {
+				return fmt.Errorf("registrations %+v", r)
+			}
+			return nil
+		}
+		bgp[d.MS+" learns domain "+other.Name+" through bgpd"] = func() error { return td.learnedFromBGP(d, other) }
 	}
-	t.Logf("phase: OSPF learned (every xTR uses its domain's Map-Resolver and Map-Server): %v after start", td.since())
+	all := map[string]func() error{}
+	for _, m := range []map[string]func() error{ospf, reg, bgp} {
+		maps.Copy(all, m)
+	}
+	at := td.converge(all)
+	last := func(m map[string]func() error) time.Duration {
+		var l time.Duration
+		for name := range m {
+			l = max(l, at[name])
+		}
+		return l
+	}
+	for _, name := range slices.Sorted(maps.Keys(at)) {
+		t.Logf("  %s: %v", name, at[name])
+	}
+	t.Logf("phase: OSPF learned (every xTR uses its own domain's Map-Resolver and Map-Server): %v after cold start", last(ospf))
+	t.Logf("phase: every site registered with its discovered Map-Server: %v after cold start", last(reg))
+	t.Logf("phase: BGP learned (each mapping system has the other's prefixes and contact): %v after cold start", last(bgp))
+
 	// The TLV went through FRR: a site's ospfd holds the MS's opaque LSA.
 	for i := range tdDomains {
 		d := &tdDomains[i]
@@ -310,16 +383,20 @@ func TestTwoDomains(t *testing.T) {
 			t.Fatalf("%s's ospfd database lacks %s's opaque LSA:\n%s", d.Sites[1].XTR, d.MS, db)
 		}
 	}
-
-	// (b) Each domain's sites register with the discovered Map-Server and
-	// ping each other.
+	// The prefixes went through FRR: the transit's bgpd has each from its
+	// domain's AS, with an extended community.
 	for i := range tdDomains {
 		d := &tdDomains[i]
-		td.waitFor(30*time.Second, "both sites of "+d.Name+" registered with "+d.MS, func() bool {
-			return len(td.registrationsOf(d.MS)) == len(d.Sites)
-		})
+		for _, p := range d.Prefixes() {
+			out := td.Transit.Vtysh(t, "show bgp ipv4 unicast "+p.String())
+			if !strings.Contains(out, fmt.Sprint(d.ASN)) || !strings.Contains(out, d.MSAddr.String()) || !strings.Contains(out, "Extended Community") {
+				t.Fatalf("transit's bgpd on %v:\n%s", p, out)
+			}
+		}
 	}
-	t.Logf("phase: every site registered with its discovered Map-Server: %v after start", td.since())
+
+	// (b) Each domain's sites ping each other, resolving through the
+	// discovered Map-Resolver.
 	for i := range tdDomains {
 		d := &tdDomains[i]
 		for j, s := range d.Sites {
@@ -332,19 +409,51 @@ func TestTwoDomains(t *testing.T) {
 			if got, err := td.lab.Ping(s.Host, peer.HostAddr, 5, 2*time.Second); err != nil || got != 5 {
 				t.Fatalf("ping %s -> %s: %d/5 answered, %v", s.Host, peer.HostAddr, got, err)
 			}
+			if st := msgCount(td.stats(s.XTR), "map-reply"); st.Received == 0 {
+				t.Fatalf("%s received no Map-Reply: %+v", s.XTR, st)
+			}
 		}
 	}
-	t.Logf("phase: intra-domain pings answered in both domains: %v after start", td.since())
-
-	// (c) BGP: each mapping system learns the other's prefixes and contact
-	// through bgpd.
+	t.Logf("phase: intra-domain pings answered in both domains: %v after cold start", td.since())
+	// A refresh of the MS's LSA (the same TLV flooded again: ospfd
+	// replaces the instance, which its API reports as a delete and an
+	// update) does not take the Map-Resolver and Map-Server away from the
+	// xTRs, not even for an instant: they still learned them once.
+	updates := map[string]uint64{}
+	for i := range tdDomains {
+		d := &tdDomains[i]
+		for _, s := range d.Sites {
+			updates[s.XTR] = td.discovery(s.XTR).Stats.Updates
+		}
+		if err := td.do(d.MS, "POST", "/v1/discovery/status", router.DiscoveryStatus{Status: "enabled"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshed := map[string]func() error{}
+	for i := range tdDomains {
+		d := &tdDomains[i]
+		for j := range d.Sites {
+			s := &d.Sites[j]
+			refreshed[s.XTR+" receives "+d.MS+"'s refreshed LSA"] = func() error {
+				if st := td.discovery(s.XTR).Stats; st.Updates == updates[s.XTR] {
+					return fmt.Errorf("no update yet: %+v", st)
+				}
+				return td.learnedFromOSPF(d, s)
+			}
+		}
+	}
+	t0 := time.Now()
+	td.converge(refreshed)
+	t.Logf("phase: MSFD LSAs refreshed, every xTR still learned them once: %v after the refresh", time.Since(t0).Round(time.Millisecond))
+	// The underlay between the domains is routed through the transit
+	// (what the cross-domain steps need): each mapping system reaches the
+	// other's contact address.
 	for i := range tdDomains {
 		d, other := &tdDomains[i], &tdDomains[1-i]
-		ospftest.WaitFor(t, d.MS+" learns domain "+other.Name+"'s prefixes through bgpd", func() error {
-			return td.learnedFromBGP(d, other)
-		})
+		if got, err := td.lab.Ping(d.MS, other.MSAddr, 2, 2*time.Second); err != nil || got != 2 {
+			t.Fatalf("underlay ping %s -> %v: %d/2, %v", d.MS, other.MSAddr, got, err)
+		}
 	}
-	t.Logf("phase: BGP learned (each mapping system has the other's prefixes and contact): %v after start", td.since())
 
 	// (d)-(g) Cross-domain: CPNP negotiation from the learned contacts,
 	// the interconnect it provisions, pings between the sites of the two

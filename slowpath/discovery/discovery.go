@@ -42,6 +42,17 @@ const OpaqueTypeRI = 4
 // down); the sync's LSAs arrive within it.
 const syncSettle = time.Second
 
+// replaceGrace is how long a delete notification of an LSA younger than
+// MaxAge waits before it withdraws what the LSA advertised. ospfd reports
+// an LSA replaced by a newer instance (every refresh, every status change)
+// as a delete of the old instance followed at once by an update of the new
+// one (its LSDB's delete and add hooks, one after the other); applied at
+// once, the delete would take the function away from the xTRs for an
+// instant and make their ETRs drop and redo the registration. An update
+// within the grace cancels the delete; a delete with MaxAge (the flush
+// leaving the database) applies at once.
+const replaceGrace = 200 * time.Millisecond
+
 // maxLSAs bounds the learned LSAs; beyond it new ones are dropped and
 // counted.
 const maxLSAs = 4096
@@ -143,6 +154,10 @@ type Discovery struct {
 	stats   Stats
 	lastMRs []netip.AddrPort
 	lastMSs []netip.AddrPort
+
+	// deleting holds the LSAs whose delete waits out replaceGrace: when
+	// it is applied.
+	deleting map[lsaKey]time.Time
 }
 
 // New builds the component for cfg (defaults applied by New); advert is
@@ -155,7 +170,7 @@ func New(cfg slowpath.DiscoveryConfig, advert *MSFD, opt Options) *Discovery {
 	}
 	d := &Discovery{cfg: cfg, opt: opt, log: log.With("component", "discovery"),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		lsas: map[lsaKey][]learned{}}
+		lsas: map[lsaKey][]learned{}, deleting: map[lsaKey]time.Time{}}
 	if advert != nil {
 		a := advert.Clone()
 		d.advert = &a
@@ -322,9 +337,15 @@ func (d *Discovery) usable(now time.Time, fn Function) []netip.AddrPort {
 	return out
 }
 
-// nextDeadline is the earliest timer still to run out (zero: none).
+// nextDeadline is the earliest timer still to run out, or delete still
+// to apply (zero: none).
 func (d *Discovery) nextDeadline(now time.Time) time.Time {
 	var next time.Time
+	for _, t := range d.deleting {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
 	for _, ls := range d.lsas {
 		for _, l := range ls {
 			for _, t := range []time.Time{l.unavail, l.reboot} {
@@ -410,6 +431,7 @@ func (d *Discovery) session() error {
 	// the sync's LSAs refill them, and a second after it whatever is gone
 	// is dropped (settle below).
 	clear(d.lsas)
+	clear(d.deleting)
 	advertising := d.advert != nil
 	d.mu.Unlock()
 	d.log.Info("connected to ospfd's OSPF API", "ospf_api", d.cfg.OSPFAPI, "area", d.cfg.Area)
@@ -463,6 +485,7 @@ func (d *Discovery) session() error {
 		case <-d.stop:
 			return nil
 		case <-timerC:
+			d.applyDeletes(time.Now())
 			d.notify()
 		case <-settle.C:
 			d.notify()
@@ -522,16 +545,26 @@ func (d *Discovery) onLSA(ev *ospfapi.Event) {
 	k := lsaKey{area: ev.Area, router: h.AdvRouter, otype: h.OpaqueType(), oid: h.OpaqueID()}
 	now := time.Now()
 	d.mu.Lock()
-	if ev.Kind == ospfapi.EventLSADelete || h.Age >= 3600 { // MaxAge (RFC 2328 §B): a flush
+	if ev.Kind == ospfapi.EventLSADelete && h.Age < 3600 {
+		// Replaced, or flushed: the update of a newer instance, if it
+		// comes at once, says which (replaceGrace).
 		d.stats.Deletes++
 		if _, ok := d.lsas[k]; ok {
-			delete(d.lsas, k)
-			d.log.Info("MSFD LSA withdrawn", "router", k.router, "opaque_type", k.otype, "opaque_id", k.oid)
+			if _, waiting := d.deleting[k]; !waiting {
+				d.deleting[k] = now.Add(replaceGrace)
+			}
 		}
+		d.mu.Unlock()
+		return
+	}
+	if ev.Kind == ospfapi.EventLSADelete || h.Age >= 3600 { // MaxAge (RFC 2328 §B): a flush
+		d.stats.Deletes++
+		d.withdraw(k)
 		d.mu.Unlock()
 		d.notify()
 		return
 	}
+	delete(d.deleting, k)
 	d.stats.Updates++
 	old := d.lsas[k]
 	var fresh []learned
@@ -579,6 +612,27 @@ func (d *Discovery) onLSA(ev *ospfapi.Event) {
 	}
 	d.mu.Unlock()
 	d.notify()
+}
+
+// withdraw forgets LSA k (d.mu held).
+func (d *Discovery) withdraw(k lsaKey) {
+	delete(d.deleting, k)
+	if _, ok := d.lsas[k]; ok {
+		delete(d.lsas, k)
+		d.log.Info("MSFD LSA withdrawn", "router", k.router, "opaque_type", k.otype, "opaque_id", k.oid)
+	}
+}
+
+// applyDeletes withdraws the LSAs whose delete has waited out
+// replaceGrace by now with no newer instance; the caller notifies.
+func (d *Discovery) applyDeletes(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, at := range d.deleting {
+		if !now.Before(at) {
+			d.withdraw(k)
+		}
+	}
 }
 
 func sameMSFD(a, b *MSFD) bool {

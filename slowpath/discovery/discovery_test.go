@@ -87,6 +87,69 @@ func TestFollowStatus(t *testing.T) {
 	}
 }
 
+// TestReplacementIsNotWithdrawal: ospfd reports an LSA replaced by a newer
+// instance as a delete of the old one (age below MaxAge) and an update of
+// the new one. The Map-Resolver stays in the set throughout (no change is
+// handed over, it is still learned from the first time); a delete that no
+// update follows withdraws it once replaceGrace has passed; a delete with
+// MaxAge withdraws at once.
+func TestReplacementIsNotWithdrawal(t *testing.T) {
+	d, changes := newTest(t)
+	body := mrBody(t, StatusEnabled, "192.0.2.1")
+	ev := lsaEvent(ospfapi.EventLSAUpdate, "10.0.0.1", 232, 0, body)
+	d.onLSA(&ev)
+	learnedAt := d.Entries()[0].Learned
+	ev = lsaEvent(ospfapi.EventLSADelete, "10.0.0.1", 232, 12, body)
+	d.onLSA(&ev)
+	if got := d.MapResolvers(); !slices.Equal(got, aps("192.0.2.1:4342")) {
+		t.Fatalf("map-resolvers %v right after the delete of a replaced instance", got)
+	}
+	ev = lsaEvent(ospfapi.EventLSAUpdate, "10.0.0.1", 232, 0, body)
+	d.onLSA(&ev)
+	d.applyDeletes(time.Now().Add(time.Hour))
+	if len(*changes) != 1 || !d.Entries()[0].Learned.Equal(learnedAt) {
+		t.Fatalf("changes %v, entries %+v after a replacement", *changes, d.Entries())
+	}
+	d.mu.Lock()
+	next := d.nextDeadline(time.Now())
+	d.mu.Unlock()
+	if !next.IsZero() {
+		t.Fatalf("a deadline %v is left after the replacement", next)
+	}
+
+	// A delete alone: withdrawn when the grace has passed, not before.
+	ev = lsaEvent(ospfapi.EventLSADelete, "10.0.0.1", 232, 30, body)
+	t0 := time.Now()
+	d.onLSA(&ev)
+	d.mu.Lock()
+	next = d.nextDeadline(t0)
+	d.mu.Unlock()
+	if next.Before(t0.Add(replaceGrace)) || next.After(time.Now().Add(replaceGrace)) {
+		t.Fatalf("delete applied at %v, want %v after it came", next.Sub(t0), replaceGrace)
+	}
+	d.applyDeletes(next.Add(-time.Millisecond))
+	if len(d.MapResolvers()) != 1 {
+		t.Fatal("withdrawn before the grace ran out")
+	}
+	d.applyDeletes(next)
+	d.notify()
+	if got := d.MapResolvers(); len(got) != 0 || len(*changes) != 2 || len((*changes)[1]) != 0 {
+		t.Fatalf("after the grace: map-resolvers %v, changes %v", got, *changes)
+	}
+
+	// MaxAge: at once.
+	ev = lsaEvent(ospfapi.EventLSAUpdate, "10.0.0.1", 232, 0, body)
+	d.onLSA(&ev)
+	ev = lsaEvent(ospfapi.EventLSADelete, "10.0.0.1", 232, 3600, nil)
+	d.onLSA(&ev)
+	if got := d.MapResolvers(); len(got) != 0 {
+		t.Fatalf("map-resolvers %v after a MaxAge delete", got)
+	}
+	if s := d.Stats(); s.Updates != 3 || s.Deletes != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 // TestMalformedIgnored: a malformed MSFD TLV is counted and ignored; the
 // good TLV beside it is used, and an LSA with nothing usable withdraws
 // what its router advertised before.

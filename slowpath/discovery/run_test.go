@@ -14,7 +14,8 @@ import (
 // TestRunAgainstFakeOSPFD runs the component's goroutine against a fake
 // ospfd: it registers the RI opaque type, its events and a database sync;
 // floods its TLV when told the area is ready; hands over the Map-Resolver
-// another router floods and drops it when that LSA is deleted; floods its
+// another router floods, keeps it while that LSA is replaced (a delete and
+// an update at once) and drops it when that LSA is deleted; floods its
 // TLV again with the new status on SetStatus.
 func TestRunAgainstFakeOSPFD(t *testing.T) {
 	s, err := ospfapitest.Start(nil)
@@ -78,6 +79,22 @@ func TestRunAgainstFakeOSPFD(t *testing.T) {
 	}
 	wait("learned", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:4342")})
 
+	// Replaced (a delete of the old instance, the new one at once): no
+	// change; deleted with no newer instance: withdrawn after the grace.
+	for _, m := range []ospfapi.MsgType{ospfapi.MsgLSADeleteNotify, ospfapi.MsgLSAUpdateNotify, ospfapi.MsgLSADeleteNotify} {
+		if err := s.Notify(m, ospfapitest.LSAUpdate(area, rid, OpaqueTypeRI, 0, 5, ob)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait("deleted", nil)
+	if st := d.Stats(); st.Changes != 2 || st.Deletes != 2 {
+		t.Fatalf("a replacement changed the set: %+v", st)
+	}
+	if err := s.Notify(ospfapi.MsgLSAUpdateNotify, ospfapitest.LSAUpdate(area, rid, OpaqueTypeRI, 0, 1, ob)); err != nil {
+		t.Fatal(err)
+	}
+	wait("learned again", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:4342")})
+
 	if err := d.SetStatus(StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +105,7 @@ func TestRunAgainstFakeOSPFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("flushed", nil)
-	if st := d.Stats(); !st.Connected || st.Connects != 1 || st.Originated != 2 || st.Updates != 1 || st.Deletes != 1 {
+	if st := d.Stats(); !st.Connected || st.Connects != 1 || st.Originated != 2 || st.Updates != 3 || st.Deletes != 3 {
 		t.Fatalf("stats %+v", st)
 	}
 }

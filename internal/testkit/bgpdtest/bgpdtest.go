@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -69,6 +70,16 @@ func Start(t testing.TB, ns *netns.NS, conf string, listen netip.Addr) *Bgpd {
 		}
 	})
 	return &Bgpd{VTY: vty}
+}
+
+// Vtysh runs one show command through vtysh against this bgpd.
+func (b *Bgpd) Vtysh(t testing.TB, command string) string {
+	t.Helper()
+	out, err := exec.Command(testkit.Tool(t, "vtysh"), "--vty_socket", b.VTY, "-d", "bgpd", "-c", command).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vtysh %q: %v\n%s", command, err, out)
+	}
+	return string(out)
 }
 
 // lockedLog collects bgpd's stdout and stderr, which write concurrently.

@@ -55,7 +55,8 @@ type Config struct {
 	// RouterID is ospfd's router ID.
 	RouterID netip.Addr
 	// Interfaces run OSPF in area 0 as point-to-point links with a 1 s
-	// hello and 3 s dead interval (adjacencies are Full in seconds).
+	// hello, 3 s dead and 1 s retransmit interval (adjacencies are Full in
+	// seconds, even when the first Database Description is lost).
 	Interfaces []string
 	// Broadcast runs the interfaces as broadcast networks instead (a
 	// shared segment with more than two routers; a DR is elected after
@@ -107,7 +108,7 @@ func Start(t testing.TB, ns *netns.NS, cfg Config) *Router {
 		if cfg.Broadcast {
 			network = ""
 		}
-		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n%s ip ospf hello-interval 1\n ip ospf dead-interval 3\nexit\n", ifn, network)
+		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n%s ip ospf hello-interval 1\n ip ospf dead-interval 3\n ip ospf retransmit-interval 1\nexit\n", ifn, network)
 	}
 	for _, ifn := range cfg.Passive {
 		fmt.Fprintf(&conf, "interface %s\n ip ospf area 0\n ip ospf passive\nexit\n", ifn)

@@ -116,7 +116,7 @@ type dirSlot struct {
 }
 
 func (d *directory) get(iid uint32) *instance {
-	i := (iid * 0x9E3779B1) >> d.shift
+	i := (iid * 0x9E3779B1) >> (d.shift & 31) // shift is below 32: no check for a larger one
 	for {
 		s := &d.slots[i]
 		if s.in == nil || s.iid == iid {
@@ -145,6 +145,8 @@ func newDirectory(insts map[uint32]*instance) *directory {
 
 // instance holds the shards of one instance-ID. Each shard is an immutable
 // snapshot behind an atomic pointer. Readers never see the writer-only fields.
+// An instance is never removed nor replaced once created (a Reader keeps the
+// last one it found).
 type instance struct {
 	iid uint32
 	v4  shard
@@ -223,7 +225,18 @@ func New(cfg Config) *Cache {
 // never locks or allocates. Lookup may run on any number of goroutines; a
 // worker that looks up continuously does better with a Reader of its own
 // (NewReader).
-func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return c.lookup(nil, iid, dst) }
+func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	v, ok := in.table(dst).Lookup(dst)
+	if !ok {
+		return nil, false
+	}
+	c.shared.mark(v.id)
+	return v.e, true
+}
 
 // Generation returns a number that changes whenever a batch published by
 // Apply or Expire changed what a lookup may return. It is bumped after the

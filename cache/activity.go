@@ -228,13 +228,7 @@ func (c *Cache) lookupMulticast(r *Reader, iid uint32, src, group netip.Addr) (*
 func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	in := r.in
 	if in == nil || iid != r.iid {
-		// An instance is never removed nor replaced once created, so the
-		// Reader keeps the last one it found without looking at the
-		// directory again; an iid without one is looked up again next time.
-		if in = r.c.dir.Load().get(iid); in == nil {
-			return nil, false
-		}
-		r.iid, r.in = iid, in
+		return r.lookupNew(iid, dst) // a call only on this path: nothing spilled on the other
 	}
 	v, ok := in.table(dst).Lookup(dst)
 	if !ok {
@@ -247,6 +241,21 @@ func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 		r.add(v.id)
 	}
 	return v.e, true
+}
+
+// lookupNew is Lookup in an instance-ID other than the last one's. An
+// instance is never removed nor replaced once created, so the Reader keeps
+// the last one it found without looking at the directory again; an iid
+// without one is looked up again next time.
+//
+//go:noinline
+func (r *Reader) lookupNew(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := r.c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	r.iid, r.in = iid, in
+	return r.Lookup(iid, dst)
 }
 
 // LookupMAC returns the entry of a MAC EID within iid and notes it for marking.

@@ -89,8 +89,9 @@ func (a *activity) pending(id uint32) bool {
 // Reader belongs to one goroutine; Close it when that goroutine stops.
 type Reader struct {
 	c *Cache
-	// iid and in are the last instance Lookup resolved (in nil: none yet).
-	iid uint32
+	// key and in are the last instance Lookup resolved: key is its
+	// instance-ID, or 1<<32 (no instance-ID) while in is nil.
+	key uint64
 	in  *instance
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
@@ -112,7 +113,7 @@ const (
 func (c *Cache) NewReader() *Reader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &Reader{c: c}
+	r := &Reader{c: c, key: 1 << 32}
 	c.addActivity(&r.act)
 	return r
 }
@@ -227,7 +228,7 @@ func (c *Cache) lookupMulticast(r *Reader, iid uint32, src, group netip.Addr) (*
 // does not touch the directory.
 func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	in := r.in
-	if in == nil || iid != r.iid {
+	if uint64(iid) != r.key { // in is nil when no iid matches
 		return r.lookupNew(iid, dst) // a call only on this path: nothing spilled on the other
 	}
 	v, ok := in.table(dst).Lookup(dst)
@@ -254,7 +255,7 @@ func (r *Reader) lookupNew(iid uint32, dst netip.Addr) (*Entry, bool) {
 	if in == nil {
 		return nil, false
 	}
-	r.iid, r.in = iid, in
+	r.key, r.in = uint64(iid), in
 	return r.Lookup(iid, dst)
 }
 

@@ -117,13 +117,11 @@ const dirDirect = 64
 
 type dirSlot struct {
 	iid uint32
-	in  *instance // nil: free (then iid is 0)
+	in  *instance // nil: free (then iid is one that maps to another slot)
 }
 
 // get returns iid's instance, nil if none. The direct slot is checked first:
-// an instance goes to the map only when its slot holds another instance-ID,
-// so a slot holding iid, or a free one (iid 0, in nil) looked up for iid 0,
-// is the answer.
+// an instance goes to the map only when its slot holds another instance-ID.
 func (d *directory) get(iid uint32) *instance {
 	if s := &d.direct[iid%dirDirect]; s.iid == iid {
 		return s.in
@@ -133,6 +131,9 @@ func (d *directory) get(iid uint32) *instance {
 
 func newDirectory(insts map[uint32]*instance) *directory {
 	d := new(directory)
+	for i := range d.direct {
+		d.direct[i].iid = uint32(i) + 1 // free: an iid of slot i+1, so no lookup matches it
+	}
 	for iid, in := range insts {
 		if s := &d.direct[iid%dirDirect]; s.in == nil {
 			*s = dirSlot{iid, in}
@@ -245,7 +246,7 @@ func New(cfg Config) *Cache {
 func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	d := c.dir.Load()
 	s := &d.direct[iid%dirDirect]
-	if s.iid != iid || s.in == nil {
+	if s.iid != iid { // a free slot never matches: see newDirectory
 		return c.lookupMore(d, iid, dst) // a call only on this path: nothing spilled on the other
 	}
 	v, ok := s.in.table(dst).Lookup(dst)

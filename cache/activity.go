@@ -89,12 +89,9 @@ func (a *activity) pending(id uint32) bool {
 // Reader belongs to one goroutine; Close it when that goroutine stops.
 type Reader struct {
 	c *Cache
-	// dir, iid and in are the last instance Lookup resolved: in is iid's
-	// instance (nil: none) in directory dir. A directory never changes once
-	// published (adding an instance publishes a new one), so in is valid
-	// while c.dir still holds dir.
-	dir *directory
-	iid uint32
+	// key and in are the last instance Lookup resolved: key is its
+	// instance-ID, or 1<<32 (no instance-ID) while in is nil.
+	key uint64
 	in  *instance
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
@@ -116,7 +113,7 @@ const (
 func (c *Cache) NewReader() *Reader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &Reader{c: c}
+	r := &Reader{c: c, key: 1 << 32}
 	c.addActivity(&r.act)
 	return r
 }
@@ -180,42 +177,13 @@ func (r *Reader) Close() {
 	}
 }
 
-// lookup is the unicast longest-prefix match of dst within iid, marked
-// through r, or in the shared bitmap when r is nil. The exported lookups are
-// wrappers the compiler inlines, so a lookup is one call here and one into
-// the trie.
-func (c *Cache) lookup(r *Reader, iid uint32, dst netip.Addr) (*Entry, bool) {
-	d := c.dir.Load()
-	var in *instance
-	if r != nil && r.dir == d && r.iid == iid {
-		in = r.in // a Reader remembers its last instance (a worker looks up in few)
-	} else {
-		in = d.get(iid)
-		if r != nil {
-			r.dir, r.iid, r.in = d, iid, in
-		}
-	}
-	if in == nil {
-		return nil, false
-	}
-	t := &in.v6
+// table returns the unicast table of dst's family (no MAC): one load of the
+// published snapshot.
+func (in *instance) table(dst netip.Addr) *table {
 	if dst.Is4() {
-		t = &in.v4
+		return in.v4.p.Load()
 	}
-	v, ok := t.p.Load().Lookup(dst)
-	if !ok {
-		return nil, false
-	}
-	if r != nil { // r.note(v.id), written out: this is the per-packet path
-		k := uint64(c.folds.Load())<<32 | uint64(v.id)
-		if s := &r.seen[v.id&(seenLen-1)]; *s != k {
-			*s = k
-			r.add(v.id)
-		}
-	} else {
-		c.shared.mark(v.id)
-	}
-	return v.e, true
+	return in.v6.p.Load()
 }
 
 // hit marks v's entry through r (or the shared bitmap) and returns it.
@@ -256,7 +224,40 @@ func (c *Cache) lookupMulticast(r *Reader, iid uint32, src, group netip.Addr) (*
 
 // Lookup returns the longest-prefix match for dst within instance-ID iid and
 // notes it for marking (see Cache.Lookup and Flush).
-func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return r.c.lookup(r, iid, dst) }
+// It never locks or allocates; a lookup in the instance-ID of the previous one
+// does not touch the directory.
+func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := r.in
+	if uint64(iid) != r.key { // in is nil when no iid matches
+		return r.lookupNew(iid, dst) // a call only on this path: nothing spilled on the other
+	}
+	v, ok := in.table(dst).Lookup(dst)
+	if !ok {
+		return nil, false
+	}
+	// r.note(v.id), written out (note does not inline): the per-packet path
+	k := uint64(r.c.folds.Load())<<32 | uint64(v.id)
+	if s := &r.seen[v.id&(seenLen-1)]; *s != k {
+		*s = k
+		r.add(v.id)
+	}
+	return v.e, true
+}
+
+// lookupNew is Lookup in an instance-ID other than the last one's. An
+// instance is never removed nor replaced once created, so the Reader keeps
+// the last one it found without looking at the directory again; an iid
+// without one is looked up again next time.
+//
+//go:noinline
+func (r *Reader) lookupNew(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := r.c.dir.Load().get(iid)
+	if in == nil {
+		return nil, false
+	}
+	r.key, r.in = uint64(iid), in
+	return r.Lookup(iid, dst)
+}
 
 // LookupMAC returns the entry of a MAC EID within iid and notes it for marking.
 func (r *Reader) LookupMAC(iid uint32, mac [6]byte) (*Entry, bool) {

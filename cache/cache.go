@@ -102,49 +102,69 @@ type Cache struct {
 	shared activity // marked by Cache.Lookup and the other Cache lookups
 }
 
-// directory maps instance-IDs to instances: an immutable open-addressing
-// table, replaced as a whole when an instance-ID is added.
+// directory maps instance-IDs to instances. It is immutable, replaced as a
+// whole when an instance-ID is added: a direct-mapped array by the low bits
+// of the instance-ID (no hash, no bounds check: a lookup is one load and one
+// compare) and a map of the instances whose slot was taken.
 type directory struct {
-	shift uint32
-	mask  uint32
-	slots []dirSlot
+	direct [dirDirect]dirSlot
+	more   map[uint32]*instance // nil when every instance has its slot
 }
+
+// dirDirect is the number of direct slots: instance-IDs that differ in their
+// low 6 bits never collide.
+const dirDirect = 64
 
 type dirSlot struct {
 	iid uint32
-	in  *instance
+	in  *instance // nil: free (then iid is one that maps to another slot)
 }
 
+// get returns iid's instance, nil if none. The direct slot is checked first:
+// an instance goes to the map only when its slot holds another instance-ID.
 func (d *directory) get(iid uint32) *instance {
-	i := (iid * 0x9E3779B1) >> d.shift
-	for {
-		s := &d.slots[i]
-		if s.in == nil || s.iid == iid {
-			return s.in
-		}
-		i = (i + 1) & d.mask
+	if s := &d.direct[iid%dirDirect]; s.iid == iid {
+		return s.in
 	}
+	return d.more[iid]
 }
 
 func newDirectory(insts map[uint32]*instance) *directory {
-	size, log := uint32(8), uint32(3)
-	for size < uint32(2*len(insts)+2) {
-		size <<= 1
-		log++
+	d := new(directory)
+	for i := range d.direct {
+		d.direct[i].iid = uint32(i) + 1 // free: an iid of slot i+1, so no lookup matches it
 	}
-	d := &directory{shift: 32 - log, mask: size - 1, slots: make([]dirSlot, size)}
 	for iid, in := range insts {
-		i := (iid * 0x9E3779B1) >> d.shift
-		for d.slots[i].in != nil {
-			i = (i + 1) & d.mask
+		if s := &d.direct[iid%dirDirect]; s.in == nil {
+			*s = dirSlot{iid, in}
+			continue
 		}
-		d.slots[i] = dirSlot{iid, in}
+		if d.more == nil {
+			d.more = make(map[uint32]*instance)
+		}
+		d.more[iid] = in
 	}
 	return d
 }
 
+// all calls fn for every instance until it returns false.
+func (d *directory) all(fn func(*instance) bool) {
+	for i := range d.direct {
+		if in := d.direct[i].in; in != nil && !fn(in) {
+			return
+		}
+	}
+	for _, in := range d.more {
+		if !fn(in) {
+			return
+		}
+	}
+}
+
 // instance holds the shards of one instance-ID. Each shard is an immutable
 // snapshot behind an atomic pointer. Readers never see the writer-only fields.
+// An instance is never removed nor replaced once created (a Reader keeps the
+// last one it found).
 type instance struct {
 	iid uint32
 	v4  shard
@@ -223,7 +243,35 @@ func New(cfg Config) *Cache {
 // never locks or allocates. Lookup may run on any number of goroutines; a
 // worker that looks up continuously does better with a Reader of its own
 // (NewReader).
-func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) { return c.lookup(nil, iid, dst) }
+func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
+	d := c.dir.Load()
+	s := &d.direct[iid%dirDirect]
+	if s.iid != iid { // a free slot never matches: see newDirectory
+		return c.lookupMore(d, iid, dst) // a call only on this path: nothing spilled on the other
+	}
+	v, ok := s.in.table(dst).Lookup(dst)
+	if !ok {
+		return nil, false
+	}
+	c.shared.mark(v.id)
+	return v.e, true
+}
+
+// lookupMore is Lookup for an instance-ID that is not in its direct slot.
+//
+//go:noinline
+func (c *Cache) lookupMore(d *directory, iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := d.more[iid]
+	if in == nil {
+		return nil, false
+	}
+	v, ok := in.table(dst).Lookup(dst)
+	if !ok {
+		return nil, false
+	}
+	c.shared.mark(v.id)
+	return v.e, true
+}
 
 // Generation returns a number that changes whenever a batch published by
 // Apply or Expire changed what a lookup may return. It is bumped after the
@@ -273,12 +321,7 @@ func macPrefix(m [6]byte) netip.Prefix { return netip.PrefixFrom(macAddr(m), 48)
 // until fn returns false. It takes no lock: each shard is seen whole, but
 // shards may be from different batches. For management listings only.
 func (c *Cache) Walk(fn func(e *Entry) bool) {
-	d := c.dir.Load()
-	for i := range d.slots {
-		in := d.slots[i].in
-		if in == nil {
-			continue
-		}
+	c.dir.Load().all(func(in *instance) bool {
 		ok := in.shards(func(s *shard) bool {
 			t := s.p.Load()
 			if t.Size() == 0 {
@@ -292,14 +335,15 @@ func (c *Cache) Walk(fn func(e *Entry) bool) {
 			return true
 		})
 		if !ok {
-			return
+			return false
 		}
 		for f := range in.mc {
 			if !in.mc[f].Load().walk(fn) {
-				return
+				return false
 			}
 		}
-	}
+		return true
+	})
 }
 
 // Len returns the number of entries.

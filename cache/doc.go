@@ -4,16 +4,16 @@
 // # Reading: RCU, no locks, no allocations
 //
 // The cache is a set of shards, each an immutable snapshot behind an
-// atomic.Pointer. A directory (itself an immutable open-addressing table,
-// replaced when an instance-ID appears) maps the instance-ID to its shards:
-// one IPv4 table, one IPv6 table, one MAC table, and one multicast table per
-// family (IPv4 is no longer split by prefix range: see cache.go). A lookup
-// is: load the directory, probe it (a Reader remembers its last instance
-// and skips the probe while the directory is the same), load the shard's
-// pointer, walk a
-// gaissmai/bart trie (the Fast variant, longest-prefix match). Nothing is
-// locked, nothing allocated, and the reader never waits for the writer nor
-// does expiry work.
+// atomic.Pointer. A directory (itself immutable: a direct-mapped array by
+// the instance-ID's low bits and a map for collisions, replaced when an
+// instance-ID appears) maps the instance-ID to its shards: one IPv4 table,
+// one IPv6 table, one MAC table, and one multicast table per family (IPv4 is
+// no longer split by prefix range: see cache.go). A lookup is: load the
+// directory, check the instance-ID's slot (a Reader remembers its last
+// instance, which is never removed nor replaced, and skips the directory),
+// load the shard's pointer, walk a gaissmai/bart trie (the Fast variant,
+// longest-prefix match). Nothing is locked, nothing allocated, and the
+// reader never waits for the writer nor does expiry work.
 //
 // Entries are immutable once published; an update publishes a new *Entry.
 // A lookup does not read or write the entry it returns: the trie value holds

@@ -122,3 +122,51 @@ func TestReaderFollowsInstances(t *testing.T) {
 	add(1, "10.1.0.0/16", 3) // a change within the remembered instance
 	same(1, "10.1.1.1")
 }
+
+// TestDirectoryCollisions: instance-IDs that share a direct slot of the
+// directory (same low bits) are all found, by Cache.Lookup, Reader.Lookup,
+// Get and Walk, whichever of them holds the slot; an absent instance-ID
+// whose slot holds another one misses.
+func TestDirectoryCollisions(t *testing.T) {
+	c := New(Config{})
+	rd := c.NewReader()
+	defer rd.Close()
+	iids := []uint32{dirDirect, 0, 2 * dirDirect, 7, 7 + dirDirect, 1<<24 - dirDirect + 7}
+	a := netip.MustParseAddr("10.1.1.1")
+	for _, iid := range []uint32{0, dirDirect} { // free slot 0: iid 0 matches its zero key
+		if e, ok := c.Lookup(iid, a); ok {
+			t.Fatalf("Cache.Lookup(%d) in an empty cache = %v", iid, e)
+		}
+		if e, ok := rd.Lookup(iid, a); ok {
+			t.Fatalf("Reader.Lookup(%d) in an empty cache = %v", iid, e)
+		}
+	}
+	for n, iid := range iids {
+		u := Update{Key: IPKey(iid, netip.MustParsePrefix("10.0.0.0/8")), TTL: 600, RLOCs: []RLOC{{Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(n)}), Reachable: true}}}
+		if res := c.Apply([]Update{u}); res.Inserted != 1 {
+			t.Fatal(res.Err)
+		}
+		for m, iid := range iids {
+			want := m <= n
+			for _, look := range []func(uint32, netip.Addr) (*Entry, bool){c.Lookup, rd.Lookup} {
+				e, ok := look(iid, a)
+				if ok != want || ok && e.Locators().RLOCs[0].Addr.As4()[3] != byte(m) {
+					t.Fatalf("after %d instances: lookup in %d = %v, %v; want found %v with RLOC .%d", n+1, iid, e, ok, want, m)
+				}
+			}
+		}
+		walked := 0
+		c.Walk(func(*Entry) bool { walked++; return true })
+		if walked != n+1 {
+			t.Fatalf("Walk saw %d entries, want %d", walked, n+1)
+		}
+	}
+	for _, iid := range []uint32{3 * dirDirect, 7 + 2*dirDirect, 1} {
+		if e, ok := c.Lookup(iid, a); ok {
+			t.Fatalf("Cache.Lookup in absent %d = %v", iid, e)
+		}
+		if e, ok := rd.Lookup(iid, a); ok {
+			t.Fatalf("Reader.Lookup in absent %d = %v", iid, e)
+		}
+	}
+}

@@ -19,6 +19,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	w.snap = w.cfg.NextHops.Load()
 	w.parseCore(&pk, slot, f)
 	if pk.act == actForward {
+		lazyAddrs(&pk, f)
 		w.lookup(&pk)
 	}
 	w.finishCore(&pk, f)
@@ -123,7 +124,8 @@ const core4Min = wire.EthernetLen + wire.OuterIPv4Len + wire.IPv4MinLen
 // data port (RFC 9300 §5.3), with a LISP header that is valid, carrying an
 // inner IPv4 packet without options. Every check is one that parseCoreAny
 // makes, on bytes read once at fixed offsets. It fills pk (outer fields,
-// iid, the inner packet) and returns the LISP header, or reports false,
+// iid, the inner packet; the inner addresses are left in the frame,
+// lazyAddrs) and returns the LISP header, or reports false,
 // having set nothing that parseCoreAny does not set again, for any other
 // frame.
 func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
@@ -158,8 +160,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
 	pk.v4 = true
 	pk.innerLen = itl
-	pk.dst = netip.AddrFrom4([4]byte(ip[innerOff+16 : innerOff+20]))
-	pk.src = netip.AddrFrom4([4]byte(ip[innerOff+12 : innerOff+16]))
+	pk.lazyAddrs = true // the inner addresses stay in the frame until a stage needs them (lazyAddrs)
 	pk.innerOff = innerOff
 	h := wire.Header(b[lispOff : udpOff+ul])
 	pk.iid = 0
@@ -349,9 +350,12 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		w.drop(f, DropTTLExpired)
 		return
 	}
-	if lg := w.cfg.LocalGroups; lg != nil && pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
-		w.drop(f, DropNoReceivers)
-		return
+	if lg := w.cfg.LocalGroups; lg != nil {
+		lazyAddrs(pk, f)
+		if pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
+			w.drop(f, DropNoReceivers)
+			return
+		}
 	}
 	var h *nextHop
 	if pk.v4 {

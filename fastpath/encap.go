@@ -248,7 +248,14 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 // the parse stage left them out (pk.lazyAddrs).
 func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 	if pk.lazyAddrs {
-		ip := f.Bytes()[pk.innerOff:]
+		lazyAddrsIn(pk, f.Bytes())
+	}
+}
+
+// lazyAddrsIn is lazyAddrs for the frame whose bytes are b.
+func lazyAddrsIn(pk *pktInfo, b []byte) {
+	if pk.lazyAddrs {
+		ip := b[pk.innerOff:]
 		_ = ip[wire.IPv4MinLen-1]
 		pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
 		pk.src = netip.AddrFrom4([4]byte(ip[12:16]))

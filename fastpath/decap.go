@@ -272,7 +272,16 @@ func (w *Worker) parseCoreAny(pk *pktInfo, slot int, f *ring.Frame, b []byte) {
 // filled, h its LISP header): instance-ID, observation, gleaning, and what
 // the last stage does with it.
 func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) {
-	site := w.siteSlot(pk.iid)
+	// w.siteSlot and the port's Glean, remembered for the last
+	// instance-ID seen (the site ports never change).
+	sm := &w.lastSite
+	if !sm.ok || sm.iid != pk.iid {
+		*sm = siteMemo{iid: pk.iid, ok: true, slot: w.siteSlot(pk.iid)}
+		if sm.slot >= 0 {
+			sm.glean = w.ports[sm.slot].glean
+		}
+	}
+	site := sm.slot
 	if site < 0 && !w.cfg.RTR {
 		w.drop(f, DropWrongIID)
 		return
@@ -282,7 +291,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	}
 	if site >= 0 {
 		pk.rtr = false
-		if w.ports[site].glean {
+		if sm.glean {
 			w.glean(pk, b)
 		}
 		pk.act, pk.site = actDeliver, site
@@ -334,28 +343,45 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 // deliverAt is deliver for frame j of the batch (sent by sendAt; j < 0:
 // not a frame of a batch).
 func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
-	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
-		if pk.outerTTL < inner[8] { // decapRules' common case, written out
-			setTTL4(inner, pk.outerTTL)
-		}
-	} else if !w.decapRules(pk, f, inner) {
+	lg := w.cfg.LocalGroups
+	if lg != nil {
+		lazyAddrs(pk, f) // before the front moves
+	}
+	// SetLen to the inner packet's end and Pull to its Ethernet header in
+	// one step, first: the parse stages checked that the inner packet lies
+	// within the frame's bytes after at least an Ethernet header's worth
+	// of outer headers, and what follows either drops the frame or sends
+	// it with this front.
+	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
+	if len(b) < wire.EthernetLen+wire.IPv6Len && (!pk.v4 || len(b) < wire.EthernetLen+wire.IPv4MinLen) {
+		w.drop(f, DropBadLength) // not a parsed packet
 		return
 	}
-	ttl := inner[8] // IPv4 TTL
-	if !pk.v4 {
+	inner := b[wire.EthernetLen:]
+	var ttl uint8
+	if pk.v4 {
+		in := (*[wire.IPv4MinLen]byte)(inner)
+		if pk.outerTOS&3 == wire.ECNNotECT {
+			if pk.outerTTL < in[8] { // decapRules' common case, written out
+				setTTL4(in[:], pk.outerTTL)
+			}
+		} else if !w.decapRules(pk, f, inner) {
+			return
+		}
+		ttl = in[8] // IPv4 TTL
+	} else {
+		if !w.decapRules(pk, f, inner) {
+			return
+		}
 		ttl = inner[7] // IPv6 hop limit
 	}
 	if ttl == 0 {
 		w.drop(f, DropTTLExpired)
 		return
 	}
-	if lg := w.cfg.LocalGroups; lg != nil {
-		lazyAddrs(pk, f)
-		if pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
-			w.drop(f, DropNoReceivers)
-			return
-		}
+	if lg != nil && pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
+		w.drop(f, DropNoReceivers)
+		return
 	}
 	var h *nextHop
 	if pk.v4 {
@@ -378,11 +404,8 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
-	// SetLen to the inner packet's end and Pull to its Ethernet header in
-	// one step (inside the frame's bytes: it cannot fail).
-	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
 	w.c.Inc(CounterDecap)
-	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
+	if h.hlen == wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 		if !w.ip.take(j, site) {
 			w.sendAt(j, site, f)

@@ -239,23 +239,24 @@ type wport struct {
 // and observation ring, and runs Step in a loop (Run). Every method except
 // the accessors documented as safe belongs to the worker's goroutine.
 type Worker struct {
-	cfg     Config
-	ports   []wport
-	waiter  *ring.Waiter // sleeps on all ports at once when idle
-	busyFn  func() bool  // w.pendingWork, made once for waiter.Wait
-	byIndex []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
-	bySite  []siteIID
-	cache   *cache.Cache
-	memo    *lookupMemo
-	nh      *nexthop.Cache
-	hops    *hopMemo          // next hops with their Ethernet (+ outer) headers
-	snap    *nexthop.Snapshot // the next-hop snapshot of the batch in hand
-	ctr     *WorkerCounters
-	c       *Counters
-	hold    *HoldQueue
-	obs     *ObservationRing
-	gleaned gleanMemo // EIDs recently reported for gleaning
-	release ReleaseFunc
+	cfg      Config
+	ports    []wport
+	waiter   *ring.Waiter // sleeps on all ports at once when idle
+	busyFn   func() bool  // w.pendingWork, made once for waiter.Wait
+	byIndex  []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
+	bySite   []siteIID
+	lastSite siteMemo // siteSlot of the last core packet's instance-ID
+	cache    *cache.Cache
+	memo     *lookupMemo
+	nh       *nexthop.Cache
+	hops     *hopMemo          // next hops with their Ethernet (+ outer) headers
+	snap     *nexthop.Snapshot // the next-hop snapshot of the batch in hand
+	ctr      *WorkerCounters
+	c        *Counters
+	hold     *HoldQueue
+	obs      *ObservationRing
+	gleaned  gleanMemo // EIDs recently reported for gleaning
+	release  ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
 	rloc4b       [4]byte // rloc4's bytes when has4
@@ -289,6 +290,15 @@ type Worker struct {
 	err  error
 
 	notifiedObs, notifiedMiss uint64 // what SlowPathNotify last announced
+}
+
+// siteMemo is a worker's memo of one siteSlot answer, with the site
+// port's Glean (ok false: empty).
+type siteMemo struct {
+	iid   uint32
+	ok    bool
+	glean bool
+	slot  int
 }
 
 // siteIID maps an instance-ID to the site port that serves it.

@@ -142,7 +142,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
 	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
 		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
-		ip[ipOff+16]&0xf0 == 0xe0 || !w.has4 || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4b ||
+		ip[ipOff+16]&0xf0 == 0xe0 || 1<<32|uint64(binary.BigEndian.Uint32(ip[ipOff+16:])) != w.rloc4k ||
 		!checksum20Valid(ip[ipOff:udpOff]) {
 		return nil, false
 	}
@@ -275,8 +275,8 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	// w.siteSlot and the port's Glean, remembered for the last
 	// instance-ID seen (the site ports never change).
 	sm := &w.lastSite
-	if !sm.ok || sm.iid != pk.iid {
-		*sm = siteMemo{iid: pk.iid, ok: true, slot: w.siteSlot(pk.iid)}
+	if sm.key != 1<<32|uint64(pk.iid) {
+		*sm = siteMemo{key: 1<<32 | uint64(pk.iid), slot: w.siteSlot(pk.iid)}
 		if sm.slot >= 0 {
 			sm.glean = w.ports[sm.slot].glean
 		}
@@ -357,19 +357,21 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		w.drop(f, DropBadLength) // not a parsed packet
 		return
 	}
-	inner := b[wire.EthernetLen:]
 	var ttl uint8
+	var k uint32 // the inner IPv4 destination's bytes
 	if pk.v4 {
-		in := (*[wire.IPv4MinLen]byte)(inner)
+		in := (*[wire.EthernetLen + wire.IPv4MinLen]byte)(b)[wire.EthernetLen:]
 		if pk.outerTOS&3 == wire.ECNNotECT {
 			if pk.outerTTL < in[8] { // decapRules' common case, written out
-				setTTL4(in[:], pk.outerTTL)
+				setTTL4(in, pk.outerTTL)
 			}
-		} else if !w.decapRules(pk, f, inner) {
+		} else if !w.decapRules(pk, f, b[wire.EthernetLen:]) {
 			return
 		}
 		ttl = in[8] // IPv4 TTL
+		k = binary.BigEndian.Uint32(in[16:])
 	} else {
+		inner := b[wire.EthernetLen:]
 		if !w.decapRules(pk, f, inner) {
 			return
 		}
@@ -388,7 +390,6 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		// w.hop(pk.dst, nil), written out: the slot of the destination's
 		// bytes, matched by key4. An entry filled without a snapshot
 		// (w.snap nil) says AdjNoRoute, what filling it again would say.
-		k := binary.BigEndian.Uint32(inner[16:20])
 		h = &w.hops[hopSlot4(k)]
 		if h.key4 != 1<<32|uint64(k) || h.snap != w.snap {
 			w.fillDeliver4(h, k)

@@ -185,6 +185,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	iid := w.ports[slot].iid
 	m := w.memo
 	memo4 := m.v4 != nil && iid <= cacheMaxIID
+	kb := m.key4(iid, [4]byte{}) // m.key4(iid, a) is kb | a: the address's part added per packet
 	h0 := w.flow0
 	be := binary.BigEndian
 	for j := range fs {
@@ -211,7 +212,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // wire.FlowHash of ip[:tl]
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
-				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
+				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
 				pk.mset = m.set4(pk.mkey)
 				prefetch(unsafe.Pointer(pk.mset))
 			}

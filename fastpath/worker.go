@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -259,9 +260,8 @@ type Worker struct {
 	release  ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	rloc4b       [4]byte // rloc4's bytes when has4
-	has4         bool    // rloc4 is an IPv4 address
-	ugNext       int64   // w.now from which UnderlayGroup is told again
+	rloc4k       uint64 // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 address, else 0
+	ugNext       int64  // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
@@ -293,10 +293,9 @@ type Worker struct {
 }
 
 // siteMemo is a worker's memo of one siteSlot answer, with the site
-// port's Glean (ok false: empty).
+// port's Glean.
 type siteMemo struct {
-	iid   uint32
-	ok    bool
+	key   uint64 // 1<<32 | the instance-ID; 0: empty
 	glean bool
 	slot  int
 }
@@ -361,8 +360,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
-	if w.has4 = w.rloc4.Is4(); w.has4 {
-		w.rloc4b = w.rloc4.As4()
+	if w.rloc4.Is4() {
+		a := w.rloc4.As4()
+		w.rloc4k = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
 	}
 	if cfg.ICMPRate > 0 {
 		w.icmpRate = int64(cfg.ICMPRate)

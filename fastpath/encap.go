@@ -388,12 +388,20 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 		}
 		// A hit in the first way of the set the parse stage found (the
 		// common case: the most recent destination of its set) without
-		// the call into the memo; anything else goes through probe.
-		if s := pk.mset; s != nil && s[0].key == pk.mkey {
-			m.hits++
-			pk.e, pk.found, pk.r = s[0].e, true, nil
-			prefetch(unsafe.Pointer(pk.e))
-			continue
+		// the call into the memo, in a later way through hitLater; a
+		// miss goes through probe.
+		if s := pk.mset; s != nil {
+			if s[0].key == pk.mkey {
+				m.hits++
+				pk.e, pk.found, pk.r = s[0].e, true, nil
+				prefetch(unsafe.Pointer(pk.e))
+				continue
+			}
+			if e, ok := m.hitLater(s, pk.mkey); ok { // a later way, without the addresses
+				pk.e, pk.found, pk.r = e, true, nil
+				prefetch(unsafe.Pointer(e))
+				continue
+			}
 		}
 		lazyAddrs(pk, &fs[j])
 		w.probe(pk)

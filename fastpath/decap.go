@@ -19,6 +19,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 	w.snap = w.cfg.NextHops.Load()
 	w.parseCore(&pk, slot, f)
 	if pk.act == actForward {
+		lazyAddrs(&pk, f)
 		w.lookup(&pk)
 	}
 	w.finishCore(&pk, f)
@@ -123,7 +124,8 @@ const core4Min = wire.EthernetLen + wire.OuterIPv4Len + wire.IPv4MinLen
 // data port (RFC 9300 §5.3), with a LISP header that is valid, carrying an
 // inner IPv4 packet without options. Every check is one that parseCoreAny
 // makes, on bytes read once at fixed offsets. It fills pk (outer fields,
-// iid, the inner packet) and returns the LISP header, or reports false,
+// iid, the inner packet; the inner addresses are left in the frame,
+// lazyAddrs) and returns the LISP header, or reports false,
 // having set nothing that parseCoreAny does not set again, for any other
 // frame.
 func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
@@ -140,7 +142,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
 	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
 		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
-		ip[ipOff+16]&0xf0 == 0xe0 || !w.has4 || [4]byte(ip[ipOff+16:ipOff+20]) != w.rloc4b ||
+		ip[ipOff+16]&0xf0 == 0xe0 || 1<<32|uint64(binary.BigEndian.Uint32(ip[ipOff+16:])) != w.rloc4k ||
 		!checksum20Valid(ip[ipOff:udpOff]) {
 		return nil, false
 	}
@@ -158,8 +160,7 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
 	pk.v4 = true
 	pk.innerLen = itl
-	pk.dst = netip.AddrFrom4([4]byte(ip[innerOff+16 : innerOff+20]))
-	pk.src = netip.AddrFrom4([4]byte(ip[innerOff+12 : innerOff+16]))
+	pk.lazyAddrs = true // the inner addresses stay in the frame until a stage needs them (lazyAddrs)
 	pk.innerOff = innerOff
 	h := wire.Header(b[lispOff : udpOff+ul])
 	pk.iid = 0
@@ -271,7 +272,16 @@ func (w *Worker) parseCoreAny(pk *pktInfo, slot int, f *ring.Frame, b []byte) {
 // filled, h its LISP header): instance-ID, observation, gleaning, and what
 // the last stage does with it.
 func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) {
-	site := w.siteSlot(pk.iid)
+	// w.siteSlot and the port's Glean, remembered for the last
+	// instance-ID seen (the site ports never change).
+	sm := &w.lastSite
+	if sm.key != 1<<32|uint64(pk.iid) {
+		*sm = siteMemo{key: 1<<32 | uint64(pk.iid), slot: w.siteSlot(pk.iid)}
+		if sm.slot >= 0 {
+			sm.glean = w.ports[sm.slot].glean
+		}
+	}
+	site := sm.slot
 	if site < 0 && !w.cfg.RTR {
 		w.drop(f, DropWrongIID)
 		return
@@ -281,7 +291,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	}
 	if site >= 0 {
 		pk.rtr = false
-		if w.ports[site].glean {
+		if sm.glean {
 			w.glean(pk, b)
 		}
 		pk.act, pk.site = actDeliver, site
@@ -333,23 +343,45 @@ func (w *Worker) deliver(pk *pktInfo, f *ring.Frame, site int) {
 // deliverAt is deliver for frame j of the batch (sent by sendAt; j < 0:
 // not a frame of a batch).
 func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
-	inner := f.Bytes()[pk.innerOff : pk.innerOff+pk.innerLen]
-	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
-		if pk.outerTTL < inner[8] { // decapRules' common case, written out
-			setTTL4(inner, pk.outerTTL)
-		}
-	} else if !w.decapRules(pk, f, inner) {
+	lg := w.cfg.LocalGroups
+	if lg != nil {
+		lazyAddrs(pk, f) // before the front moves
+	}
+	// SetLen to the inner packet's end and Pull to its Ethernet header in
+	// one step, first: the parse stages checked that the inner packet lies
+	// within the frame's bytes after at least an Ethernet header's worth
+	// of outer headers, and what follows either drops the frame or sends
+	// it with this front.
+	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
+	if len(b) < wire.EthernetLen+wire.IPv6Len && (!pk.v4 || len(b) < wire.EthernetLen+wire.IPv4MinLen) {
+		w.drop(f, DropBadLength) // not a parsed packet
 		return
 	}
-	ttl := inner[8] // IPv4 TTL
-	if !pk.v4 {
+	var ttl uint8
+	var k uint32 // the inner IPv4 destination's bytes
+	if pk.v4 {
+		in := (*[wire.EthernetLen + wire.IPv4MinLen]byte)(b)[wire.EthernetLen:]
+		if pk.outerTOS&3 == wire.ECNNotECT {
+			if pk.outerTTL < in[8] { // decapRules' common case, written out
+				setTTL4(in, pk.outerTTL)
+			}
+		} else if !w.decapRules(pk, f, b[wire.EthernetLen:]) {
+			return
+		}
+		ttl = in[8] // IPv4 TTL
+		k = binary.BigEndian.Uint32(in[16:])
+	} else {
+		inner := b[wire.EthernetLen:]
+		if !w.decapRules(pk, f, inner) {
+			return
+		}
 		ttl = inner[7] // IPv6 hop limit
 	}
 	if ttl == 0 {
 		w.drop(f, DropTTLExpired)
 		return
 	}
-	if lg := w.cfg.LocalGroups; lg != nil && pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
+	if lg != nil && pk.dst.IsMulticast() && !lg.Has(pk.iid, pk.src, pk.dst) {
 		w.drop(f, DropNoReceivers)
 		return
 	}
@@ -358,7 +390,6 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		// w.hop(pk.dst, nil), written out: the slot of the destination's
 		// bytes, matched by key4. An entry filled without a snapshot
 		// (w.snap nil) says AdjNoRoute, what filling it again would say.
-		k := binary.BigEndian.Uint32(inner[16:20])
 		h = &w.hops[hopSlot4(k)]
 		if h.key4 != 1<<32|uint64(k) || h.snap != w.snap {
 			w.fillDeliver4(h, k)
@@ -374,11 +405,8 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		w.drop(f, DropNoPort) // the next hop is not behind the IID's site port
 		return
 	}
-	// SetLen to the inner packet's end and Pull to its Ethernet header in
-	// one step (inside the frame's bytes: it cannot fail).
-	b := f.Reframe(pk.innerOff-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
 	w.c.Inc(CounterDecap)
-	if h.hlen == wire.EthernetLen && len(b) >= wire.EthernetLen {
+	if h.hlen == wire.EthernetLen {
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 		if !w.ip.take(j, site) {
 			w.sendAt(j, site, f)

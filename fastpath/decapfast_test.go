@@ -56,6 +56,10 @@ func TestParseCore4MatchesGeneral(t *testing.T) {
 		sb := slow.counters()
 		var p2 pktInfo
 		slow.w.parseCoreAny(&p2, coreSlot, &f2, f2.Bytes())
+		if !p1.lazyAddrs {
+			t.Fatalf("frame %x: the shortcut filled the inner addresses", b)
+		}
+		lazyAddrs(&p1, &f1) // what a later stage reads from the frame
 		if p1 != p2 {
 			t.Fatalf("frame %x:\nshortcut %+v\ngeneral  %+v", b, p1, p2)
 		}

@@ -185,6 +185,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	iid := w.ports[slot].iid
 	m := w.memo
 	memo4 := m.v4 != nil && iid <= cacheMaxIID
+	kb := m.key4(iid, [4]byte{}) // m.key4(iid, a) is kb | a: the address's part added per packet
 	h0 := w.flow0
 	be := binary.BigEndian
 	for j := range fs {
@@ -211,7 +212,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // wire.FlowHash of ip[:tl]
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
-				pk.mkey = m.key4(iid, [4]byte(ip[16:20]))
+				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
 				pk.mset = m.set4(pk.mkey)
 				prefetch(unsafe.Pointer(pk.mset))
 			}
@@ -248,7 +249,14 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 // the parse stage left them out (pk.lazyAddrs).
 func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 	if pk.lazyAddrs {
-		ip := f.Bytes()[pk.innerOff:]
+		lazyAddrsIn(pk, f.Bytes())
+	}
+}
+
+// lazyAddrsIn is lazyAddrs for the frame whose bytes are b.
+func lazyAddrsIn(pk *pktInfo, b []byte) {
+	if pk.lazyAddrs {
+		ip := b[pk.innerOff:]
 		_ = ip[wire.IPv4MinLen-1]
 		pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
 		pk.src = netip.AddrFrom4([4]byte(ip[12:16]))
@@ -380,12 +388,20 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 		}
 		// A hit in the first way of the set the parse stage found (the
 		// common case: the most recent destination of its set) without
-		// the call into the memo; anything else goes through probe.
-		if s := pk.mset; s != nil && s[0].key == pk.mkey {
-			m.hits++
-			pk.e, pk.found, pk.r = s[0].e, true, nil
-			prefetch(unsafe.Pointer(pk.e))
-			continue
+		// the call into the memo, in a later way through hitLater; a
+		// miss goes through probe.
+		if s := pk.mset; s != nil {
+			if s[0].key == pk.mkey {
+				m.hits++
+				pk.e, pk.found, pk.r = s[0].e, true, nil
+				prefetch(unsafe.Pointer(pk.e))
+				continue
+			}
+			if e, ok := m.hitLater(s, pk.mkey); ok { // a later way, without the addresses
+				pk.e, pk.found, pk.r = e, true, nil
+				prefetch(unsafe.Pointer(e))
+				continue
+			}
 		}
 		lazyAddrs(pk, &fs[j])
 		w.probe(pk)

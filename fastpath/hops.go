@@ -38,6 +38,13 @@ type nextHop struct {
 	fast4  bool
 	nonce  bool
 	csBase uint32
+	// maxInner is the longest inner packet encapFast may send through
+	// this entry: the path MTU less the template when the next hop is
+	// resolved on one of our ports and the template an outer one (at
+	// least an IPv4 template long), at most what an outer IPv4 total
+	// length holds; 0 otherwise (encapFast leaves every packet to encap).
+	// One compare per packet instead of the four it stands for.
+	maxInner int
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
 	key4 uint64
@@ -82,7 +89,8 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 		h.out = w.portSlot(h.adj.Port)
 	}
 	h.mtu = w.pathMTU(h.out, &h.adj)
-	h.hlen = 0
+	h.hlen, h.maxInner = 0, 0
+	h.fast4, h.nonce, h.csBase = false, false, 0
 	if h.st != nexthop.AdjResolved || len(tpl) > wire.OuterIPv6Len {
 		return
 	}
@@ -96,6 +104,9 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	putEthernet(h.hdr[:], &h.adj, et)
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
 	w.prepare4(h)
+	if h.out >= 0 && len(tpl) >= wire.OuterIPv4Len {
+		h.maxInner = max(min(h.mtu, 0xffff)-len(tpl), 0)
+	}
 }
 
 // prepare4 sets h.fast4 (and what patch4 needs) for a resolved memo entry
@@ -125,15 +136,14 @@ func (w *Worker) prepare4(h *nextHop) {
 }
 
 // patch4 is wire.PatchOuterIPv4 for an IPv4 outer header copied from a
-// memo entry h with fast4 set (ob: the outer IPv4 packet, inner IPv4
-// header at wire.OuterIPv4Len, at most 0xffff bytes): the same bytes
-// (the checksum is updated by the same sum, RFC 1624 eqn. 3, from h.csBase
-// instead of the template's words), without the checks and calls.
-func (w *Worker) patch4(ob []byte, h *nextHop, hash uint32) {
-	_ = ob[wire.OuterIPv4Len+wire.IPv4MinLen-1]
+// memo entry h with fast4 set (ob: the start of the outer IPv4 packet of n
+// bytes, at most 0xffff, with its inner IPv4 header at wire.OuterIPv4Len):
+// the same bytes (the checksum is updated by the same sum, RFC 1624 eqn. 3,
+// from h.csBase instead of the template's words), without the checks and
+// calls. A fixed-size array: no bounds check per field.
+func (w *Worker) patch4(ob *[wire.OuterIPv4Len + wire.IPv4MinLen]byte, n uint32, h *nextHop, hash uint32) {
 	be := binary.BigEndian
 	tos, ttl := ob[wire.OuterIPv4Len+1], ob[wire.OuterIPv4Len+8]
-	n := uint32(len(ob))
 	id := w.ipid
 	w.ipid++
 	s := h.csBase + (0x4500 | uint32(tos)) + n + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
@@ -144,12 +154,12 @@ func (w *Worker) patch4(ob []byte, h *nextHop, hash uint32) {
 	be.PutUint16(ob[4:], id)
 	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
 	be.PutUint16(ob[10:], ^uint16(s))
-	u := ob[wire.IPv4MinLen:wire.OuterIPv4Len:wire.OuterIPv4Len]
-	be.PutUint16(u[0:], wire.SourcePort(hash))
-	be.PutUint16(u[4:], uint16(n-wire.IPv4MinLen))
+	const u = wire.IPv4MinLen
+	be.PutUint16(ob[u:], wire.SourcePort(hash))
+	be.PutUint16(ob[u+4:], uint16(n-wire.IPv4MinLen))
 	x := w.nonce() // drawn for every packet, as patchOuter does
 	if h.nonce {
-		be.PutUint32(u[wire.UDPLen:], uint32(u[wire.UDPLen])<<24|x)
+		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
 	}
 }
 
@@ -218,22 +228,62 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 		return encapNo
 	}
 	tpl := r.Template
-	if len(tpl) < wire.OuterIPv4Len {
-		return encapNo
-	}
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
 	h := &w.hops[hopIndexTpl(tp)]
 	// The template alone identifies the RLOC (h.dst need not be compared):
 	// a template is built for one RLOC, holds its address, and cannot be
-	// reused for another while h.tpl refers to it.
-	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
+	// reused for another while h.tpl refers to it. An entry filled without
+	// a snapshot (w.snap nil) has maxInner 0, as filling it again would.
+	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap {
 		w.fillHop(h, r.Addr, tpl)
 	}
 	off, n := pk.innerOff, pk.innerLen
-	if h.hlen == 0 || h.out < 0 || len(tpl)+n > h.mtu || n < wire.IPv4MinLen {
+	if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
 		return encapNo
 	}
+	if !h.fast4 {
+		return w.encapFastAny(pk, f, h)
+	}
+	// The parse stages checked that the inner packet ends within the
+	// frame's bytes, so the front moves in one step (w.front) before the
+	// last checks: Reframe fails, changing nothing, only for want of
+	// headroom, and a TTL check that fails moves it back.
+	n0 := f.Len()
+	b := f.Reframe(off-frontV4, frontV4+n)
+	if len(b) < frontV4+wire.IPv4MinLen { // nil
+		return encapNo
+	}
+	p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
+	inner := p[frontV4:]
+	ttl := inner[8]
+	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
+		if pk.outerTTL <= 1 {
+			f.Reframe(frontV4-off, n0)
+			return encapNo
+		}
+		setTTL4Twice(inner, pk.outerTTL, pk.outerTTL-1)
+	} else {
+		if ttl <= 1 {
+			f.Reframe(frontV4-off, n0)
+			return encapNo
+		}
+		setTTL4(inner, ttl-1)
+	}
+	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+	w.patch4((*[wire.OuterIPv4Len + wire.IPv4MinLen]byte)(p[wire.EthernetLen:]), uint32(wire.OuterIPv4Len+n), h, pk.hash)
+	if pk.rtr {
+		w.c.Inc(CounterReencap)
+	} else {
+		w.c.Inc(CounterEncap)
+	}
+	return h.out
+}
+
+// encapFastAny is encapFast through a resolved entry whose template patch4
+// cannot finish (an IPv6 outer header, a UDP checksum): the general patch.
+func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
+	off, n := pk.innerOff, pk.innerLen
 	cur := f.Bytes()
 	if off+n > len(cur) || h.hlen-off > f.Headroom() {
 		return encapNo
@@ -254,20 +304,9 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	// w.front in one step: the checks above make it succeed (the packet
 	// ends within its current bytes, and the front fits the headroom).
 	b := f.Reframe(off-h.hlen, h.hlen+n)
-	ob := b[wire.EthernetLen:]
-	if h.fast4 && len(b) >= frontV4+wire.IPv4MinLen && len(ob) <= 0xffff {
-		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
-		w.patch4(ob, h, pk.hash)
-		if pk.rtr {
-			w.c.Inc(CounterReencap)
-		} else {
-			w.c.Inc(CounterEncap)
-		}
-	} else {
-		copy(b, h.hdr[:h.hlen])
-		if !w.patchOuter(pk, f, ob) {
-			return encapDropped
-		}
+	copy(b, h.hdr[:h.hlen])
+	if !w.patchOuter(pk, f, b[wire.EthernetLen:]) {
+		return encapDropped
 	}
 	return h.out
 }

@@ -1,10 +1,12 @@
 package fastpath
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 
 	"github.com/rloc-router/rloc/fastpath/nexthop"
+	"github.com/rloc-router/rloc/ring"
 )
 
 // TestRLOCHopFollowsNextHopTable checks that the worker's memo of RLOC next
@@ -162,4 +164,71 @@ func (r *rig) countersSince(before Counters) Counters {
 		c.v[i] -= before.v[i]
 	}
 	return c
+}
+
+// TestEncapFastRefusalLeavesFrame: when encapFast has already moved the
+// front of a frame (it does so before the TTL checks) and then refuses the
+// packet (TTL expired: inner TTL 1 from a site, outer TTL 1 below the inner
+// one for the RTR), it returns encapNo with the frame exactly as it was
+// (start, length, bytes), for the general path that drops it; a packet it
+// takes gets the 50-byte front. Moving the front back wrong, or not at all,
+// makes it fail.
+func TestEncapFastRefusalLeavesFrame(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.RTR = true })
+	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	pool := r.w.ports[0].p.Pool()
+	r.w.snap = r.nh.Load()
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		core  bool
+		take  bool
+	}{
+		{"site-ttl1", siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 1, payload: 40}), false, false},
+		{"site-ttl2", siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 2, payload: 40}), false, true},
+		{"rtr-outer-ttl1", lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 1,
+			inner: innerPacket(t, innerSpec{src: hostA, dst: remote4, ttl: 64, payload: 40})}), true, false},
+		{"rtr-outer-ttl2", lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 2,
+			inner: innerPacket(t, innerSpec{src: hostA, dst: remote4, ttl: 64, payload: 40})}), true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, ok := pool.Get()
+			if !ok || !f.SetLen(len(tc.frame)) {
+				t.Fatal("no frame")
+			}
+			defer ring.Release([]ring.Frame{f})
+			copy(f.Bytes(), tc.frame)
+			var pk pktInfo
+			if tc.core {
+				r.w.parseCore(&pk, 1, &f)
+				if pk.act != actForward {
+					t.Fatalf("parsed as %d, want actForward", pk.act)
+				}
+				lazyAddrs(&pk, &f)
+			} else if !r.w.parseSite(&pk, 0, &f) {
+				t.Fatal("site frame dropped")
+			}
+			r.w.lookup(&pk)
+			if pk.r == nil {
+				t.Fatal("no RLOC selected")
+			}
+			off, n := f.Offset(), f.Len()
+			out := r.w.encapFast(&pk, &f)
+			if !tc.take {
+				if out != encapNo {
+					t.Fatalf("encapFast = %d, want encapNo", out)
+				}
+				if f.Offset() != off || f.Len() != n || !bytes.Equal(f.Bytes(), tc.frame) {
+					t.Fatalf("refused frame changed: offset %d→%d, length %d→%d", off, f.Offset(), n, f.Len())
+				}
+				return
+			}
+			if out != 1 {
+				t.Fatalf("encapFast = %d, want the core port (1)", out)
+			}
+			if f.Offset() != off+pk.innerOff-frontV4 || f.Len() != frontV4+pk.innerLen {
+				t.Fatalf("taken frame: offset %d length %d, want %d and %d", f.Offset(), f.Len(), off+pk.innerOff-frontV4, frontV4+pk.innerLen)
+			}
+		})
+	}
 }

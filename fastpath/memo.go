@@ -130,6 +130,25 @@ func (m *lookupMemo) set4(key uint64) *memo4Set {
 	return &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
 }
 
+// hitLater looks key up in the ways of set s after the first (the caller
+// compared that one): on a hit it counts it and moves the slot to the
+// front. The slots move one by one, not by copy: a copy of slots holding
+// pointers is a call (runtime.typedslicecopy).
+func (m *lookupMemo) hitLater(s *memo4Set, key uint64) (*cache.Entry, bool) {
+	for i := 1; i < len(s); i++ {
+		if s[i].key == key {
+			e := s[i].e
+			for k := i; k > 0; k-- {
+				s[k] = s[k-1]
+			}
+			s[0] = memo4Slot{key, e}
+			m.hits++
+			return e, true
+		}
+	}
+	return nil, false
+}
+
 // probe returns the entry the longest-prefix match gives for dst in iid,
 // from the memo when it holds it, else from the cache (remembered then).
 // Only a lookup in the cache or a hit on a slot of the previous generation
@@ -141,16 +160,12 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 	if dst.Is4() {
 		key := m.key4(iid, dst.As4())
 		s := m.set4(key)
-		for i := range s {
-			if s[i].key == key {
-				m.hits++
-				e := s[i].e
-				if i > 0 { // move to the front
-					copy(s[1:i+1], s[:i])
-					s[0] = memo4Slot{key, e}
-				}
-				return e, true
-			}
+		if s[0].key == key {
+			m.hits++
+			return s[0].e, true
+		}
+		if e, ok := m.hitLater(s, key); ok {
+			return e, true
 		}
 		if m.prev != 0 {
 			old := key&^(0xff<<56) | uint64(m.prev)<<56

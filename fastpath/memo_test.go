@@ -235,3 +235,43 @@ func TestMemoMarksOncePerFold(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoMovesHitToFront: the memo's IPv4 sets keep their destinations
+// most recent first, so a full set forgets the least recently used one. In
+// a memo of one set (four ways): after A, B, C, D, a hit on A (in the last
+// way) moves it to the front, and E then takes the place of B, the least
+// recent; A, C, D and E are hits, B a miss. Both ways to a later-way hit
+// take the same path (hitLater: probe, and the batch's lookupStage).
+// Leaving the move out makes A the one forgotten.
+func TestMemoMovesHitToFront(t *testing.T) {
+	c := cache.New(cache.Config{})
+	if err := InstallStatic(c, []StaticMapping{{IID: 1, Prefix: netip.MustParsePrefix("10.0.0.0/8"), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}}); err != nil {
+		t.Fatal(err)
+	}
+	m := newLookupMemo(c, 4)
+	if len(m.v4) != 1 {
+		t.Fatalf("%d sets, want 1", len(m.v4))
+	}
+	a := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, i}) }
+	for i := byte(1); i <= 4; i++ { // A..D: misses, D in front
+		m.probe(1, a(i))
+	}
+	hits := m.hits
+	if _, ok := m.probe(1, a(1)); !ok || m.hits != hits+1 {
+		t.Fatal("A, in the last way, was not a hit")
+	}
+	if k := m.v4[0][0].key; k != m.key4(1, a(1).As4()) {
+		t.Fatalf("front slot %#x after the hit on A, want A's", k)
+	}
+	m.probe(1, a(5)) // E: a miss, evicts the least recent
+	for _, tc := range []struct {
+		i   byte
+		hit bool
+	}{{1, true}, {3, true}, {4, true}, {5, true}, {2, false}} {
+		hits, miss := m.hits, m.miss
+		m.probe(1, a(tc.i))
+		if got := m.hits == hits+1 && m.miss == miss; got != tc.hit {
+			t.Fatalf("10.0.0.%d: hit %v, want %v", tc.i, got, tc.hit)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -239,28 +240,28 @@ type wport struct {
 // and observation ring, and runs Step in a loop (Run). Every method except
 // the accessors documented as safe belongs to the worker's goroutine.
 type Worker struct {
-	cfg     Config
-	ports   []wport
-	waiter  *ring.Waiter // sleeps on all ports at once when idle
-	busyFn  func() bool  // w.pendingWork, made once for waiter.Wait
-	byIndex []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
-	bySite  []siteIID
-	cache   *cache.Cache
-	memo    *lookupMemo
-	nh      *nexthop.Cache
-	hops    *hopMemo          // next hops with their Ethernet (+ outer) headers
-	snap    *nexthop.Snapshot // the next-hop snapshot of the batch in hand
-	ctr     *WorkerCounters
-	c       *Counters
-	hold    *HoldQueue
-	obs     *ObservationRing
-	gleaned gleanMemo // EIDs recently reported for gleaning
-	release ReleaseFunc
+	cfg      Config
+	ports    []wport
+	waiter   *ring.Waiter // sleeps on all ports at once when idle
+	busyFn   func() bool  // w.pendingWork, made once for waiter.Wait
+	byIndex  []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
+	bySite   []siteIID
+	lastSite siteMemo // siteSlot of the last core packet's instance-ID
+	cache    *cache.Cache
+	memo     *lookupMemo
+	nh       *nexthop.Cache
+	hops     *hopMemo          // next hops with their Ethernet (+ outer) headers
+	snap     *nexthop.Snapshot // the next-hop snapshot of the batch in hand
+	ctr      *WorkerCounters
+	c        *Counters
+	hold     *HoldQueue
+	obs      *ObservationRing
+	gleaned  gleanMemo // EIDs recently reported for gleaning
+	release  ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	rloc4b       [4]byte // rloc4's bytes when has4
-	has4         bool    // rloc4 is an IPv4 address
-	ugNext       int64   // w.now from which UnderlayGroup is told again
+	rloc4k       uint64 // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 address, else 0
+	ugNext       int64  // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
@@ -289,6 +290,14 @@ type Worker struct {
 	err  error
 
 	notifiedObs, notifiedMiss uint64 // what SlowPathNotify last announced
+}
+
+// siteMemo is a worker's memo of one siteSlot answer, with the site
+// port's Glean.
+type siteMemo struct {
+	key   uint64 // 1<<32 | the instance-ID; 0: empty
+	glean bool
+	slot  int
 }
 
 // siteIID maps an instance-ID to the site port that serves it.
@@ -351,8 +360,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
-	if w.has4 = w.rloc4.Is4(); w.has4 {
-		w.rloc4b = w.rloc4.As4()
+	if w.rloc4.Is4() {
+		a := w.rloc4.As4()
+		w.rloc4k = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
 	}
 	if cfg.ICMPRate > 0 {
 		w.icmpRate = int64(cfg.ICMPRate)

@@ -286,7 +286,9 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 		w.drop(f, DropWrongIID)
 		return
 	}
-	if h[0]&(wire.FlagN|wire.FlagL) != 0 {
+	// Echo requests and LSBs are always reported; a nonce alone only while
+	// the slow path waits for an echo (ObservationRing.WatchNonces).
+	if f0 := h[0]; f0&(wire.FlagE|wire.FlagL) != 0 || f0&wire.FlagN != 0 && w.obs.nonces.Load() {
 		w.observe(pk, b, h)
 	}
 	if site >= 0 {
@@ -524,21 +526,25 @@ type Observation struct {
 }
 
 // ObservationRing is a single-producer single-consumer ring of
-// Observations from one worker to the slow path. The worker writes without
+// Observations from one worker to the slow path. The worker reports a LISP
+// data header that has the E bit (an echo request) or the L bit (LSBs), and
+// one that has only the N bit (a nonce, possibly the echo of one the slow
+// path sent) only while WatchNonces is on. The worker writes without
 // waiting (when the ring is full the observation is lost and counted as
 // ExtraObservationLost) and publishes what it wrote once per batch; one
 // slow-path goroutine Pops. No locks: the producer and consumer indices are
 // atomics, and a slot is rewritten only after the consumer moved past it.
 type ObservationRing struct {
-	_     [cacheLine]byte
-	prod  atomic.Uint64 // published by the worker
-	_     [cacheLine - 8]byte
-	cons  atomic.Uint64 // advanced by the consumer
-	_     [cacheLine - 8]byte
-	local uint64 // worker: next slot to write
-	seen  uint64 // worker: last consumer position it loaded
-	mask  uint64
-	slots []Observation
+	_      [cacheLine]byte
+	prod   atomic.Uint64 // published by the worker
+	_      [cacheLine - 8]byte
+	cons   atomic.Uint64 // advanced by the consumer
+	_      [cacheLine - 8]byte
+	nonces atomic.Bool // set by the consumer: report nonces without E or L
+	local  uint64      // worker: next slot to write
+	seen   uint64      // worker: last consumer position it loaded
+	mask   uint64
+	slots  []Observation
 }
 
 func newObservationRing(n int) *ObservationRing {
@@ -585,6 +591,12 @@ func (r *ObservationRing) Pop(o *Observation) bool {
 	r.cons.Store(c + 1)
 	return true
 }
+
+// WatchNonces turns on (or off) the reporting of data headers whose only
+// option is a nonce (N without E or L): the slow path turns it on while it
+// waits for the echo of a nonce it sent (RFC 9300 §10.1) and off when it no
+// longer does. Off at first; headers with E or L are reported either way.
+func (r *ObservationRing) WatchNonces(on bool) { r.nonces.Store(on) }
 
 // Len returns the number of published observations not yet popped.
 func (r *ObservationRing) Len() int { return int(r.prod.Load() - r.cons.Load()) }

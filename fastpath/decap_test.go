@@ -242,3 +242,46 @@ func TestObservationRingConcurrent(t *testing.T) {
 		t.Errorf("got %d + lost %d != %d", got, lost, n)
 	}
 }
+
+// TestObserveWhenNeeded: a delivered packet is reported to the slow path
+// when its LISP header has E (an echo request) or L (LSBs); one with only a
+// nonce is reported only while the ring watches nonces.
+func TestObserveWhenNeeded(t *testing.T) {
+	r := newRig(t, nil)
+	obs := r.w.Observations()
+	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: 50, payload: 32})
+	cases := []struct {
+		flags uint8
+		watch bool
+		want  bool
+	}{
+		{wire.FlagI | wire.FlagN, false, false},
+		{wire.FlagI, false, false},
+		{wire.FlagI | wire.FlagN | wire.FlagE, false, true},
+		{wire.FlagI | wire.FlagL, false, true},
+		{wire.FlagI | wire.FlagN | wire.FlagL, false, true},
+		{wire.FlagI | wire.FlagN, true, true},
+		{wire.FlagI, true, false},
+		{wire.FlagI | wire.FlagN, false, false}, // watching turned off again
+	}
+	for i, tc := range cases {
+		obs.WatchNonces(tc.watch)
+		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: 60, iid: iidSite,
+			flags: tc.flags, nonce: 0x100 + uint32(i), lsbs: 3, inner: in}))
+		if len(drain(r.site)) != 1 {
+			t.Fatalf("case %d: packet not delivered", i)
+		}
+		var o Observation
+		got := obs.Pop(&o)
+		if got != tc.want {
+			t.Fatalf("case %d (flags %#x, watching %v): reported %v, want %v", i, tc.flags, tc.watch, got, tc.want)
+		}
+		if got && (o.Flags != tc.flags || o.RLOC != rlocRemote4 || o.IID != iidSite ||
+			tc.flags&wire.FlagN != 0 && o.Nonce != 0x100+uint32(i)) {
+			t.Errorf("case %d: observation %+v", i, o)
+		}
+		if obs.Pop(&o) {
+			t.Fatalf("case %d: a second observation %+v", i, o)
+		}
+	}
+}

@@ -49,8 +49,9 @@
 //   - from a core port (ETR): accept only UDP 4341 to our RLOCs, validate the
 //     outer headers and the LISP header, map the instance-ID to its site
 //     port, apply TTL = min(outer, inner) and RFC 6040 ECN, strip the outer
-//     headers and deliver with the inner destination's next-hop MAC. Nonces
-//     and LSBs go to an ObservationRing for the slow path. With Config.RTR,
+//     headers and deliver with the inner destination's next-hop MAC. Echo
+//     requests, LSBs and (while the slow path watches them) nonces go to an
+//     ObservationRing for the slow path. With Config.RTR,
 //     instance-IDs no site port serves are looked up again and
 //     re-encapsulated.
 //   - path MTU (RFC 9300 §7.1, stateless): an inner IPv4 packet with DF

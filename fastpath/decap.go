@@ -36,7 +36,13 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	w.snap = w.cfg.NextHops.Load()
 	w.beginBatch(fs)
 	defer w.finishBatch()
+	// The LISP flags that make coreInner report an observation.
+	obsFlags := wire.FlagE | wire.FlagL
+	if w.obs.nonces.Load() {
+		obsFlags |= wire.FlagN
+	}
 	staged := false
+	first := len(fs) // the first packet left to the later stages
 	for j := range fs {
 		pk := &pks[j]
 		// w.parseCore, written out.
@@ -44,6 +50,14 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
+			// coreInner's common case, before anything is staged: the
+			// instance-ID of the last packet, served by a site port
+			// without gleaning, and nothing to observe. Delivered at once.
+			if sm := &w.lastSite; !staged && sm.key == 1<<32|uint64(pk.iid) && sm.plain && h[0]&obsFlags == 0 {
+				pk.rtr = false
+				w.deliverAt(pk, f, sm.slot, j)
+				continue
+			}
 			w.coreInner(pk, f, b, h)
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
@@ -52,9 +66,10 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		case pk.act == actDone:
 		case pk.act == actDeliver && !staged:
 			w.deliverAt(pk, &fs[j], pk.site, j)
-			pk.act = actDone
 		default:
-			staged = true
+			if !staged {
+				staged, first = true, j
+			}
 			if pk.act == actForward {
 				w.stageProbeCore(pk, b)
 			}
@@ -63,8 +78,9 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	if !staged {
 		return
 	}
-	w.lookupStage(pks, fs)
-	for j := range pks {
+	// Packets before first were delivered or dropped in the loop above.
+	w.lookupStage(pks[first:], fs[first:])
+	for j := first; j < len(pks); j++ {
 		switch pk := &pks[j]; pk.act {
 		case actDone:
 		case actDeliver:
@@ -279,6 +295,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 		*sm = siteMemo{key: 1<<32 | uint64(pk.iid), slot: w.siteSlot(pk.iid)}
 		if sm.slot >= 0 {
 			sm.glean = w.ports[sm.slot].glean
+			sm.plain = !sm.glean
 		}
 	}
 	site := sm.slot

@@ -297,6 +297,7 @@ type Worker struct {
 type siteMemo struct {
 	key   uint64 // 1<<32 | the instance-ID; 0: empty
 	glean bool
+	plain bool // served by a site port (slot >= 0) without gleaning
 	slot  int
 }
 

@@ -41,8 +41,9 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	if w.obs.nonces.Load() {
 		obsFlags |= wire.FlagN
 	}
-	staged := false
-	first := len(fs) // the first packet left to the later stages
+	// Until a packet needs the later stages, packets are delivered (or
+	// dropped) as they are parsed; first is that packet.
+	first := len(fs)
 	for j := range fs {
 		pk := &pks[j]
 		// w.parseCore, written out.
@@ -50,10 +51,10 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
-			// coreInner's common case, before anything is staged: the
-			// instance-ID of the last packet, served by a site port
-			// without gleaning, and nothing to observe. Delivered at once.
-			if sm := &w.lastSite; !staged && sm.key == 1<<32|uint64(pk.iid) && sm.plain && h[0]&obsFlags == 0 {
+			// coreInner's common case: the instance-ID of the last
+			// packet, served by a site port without gleaning, and
+			// nothing to observe.
+			if sm := &w.lastSite; sm.key == 1<<32|uint64(pk.iid) && sm.plain && h[0]&obsFlags == 0 {
 				pk.rtr = false
 				w.deliverAt(pk, f, sm.slot, j)
 				continue
@@ -62,21 +63,32 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
 		}
-		switch {
-		case pk.act == actDone:
-		case pk.act == actDeliver && !staged:
-			w.deliverAt(pk, &fs[j], pk.site, j)
-		default:
-			if !staged {
-				staged, first = true, j
-			}
+		if pk.act == actDeliver {
+			w.deliverAt(pk, f, pk.site, j)
+		} else if pk.act != actDone {
 			if pk.act == actForward {
 				w.stageProbeCore(pk, b)
 			}
+			first = j
+			break
 		}
 	}
-	if !staged {
+	if first == len(fs) {
 		return
+	}
+	for j := first + 1; j < len(fs); j++ {
+		pk := &pks[j]
+		f := &fs[j]
+		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
+		b := f.Bytes()
+		if h, ok := w.parseCore4(pk, slot, b); ok {
+			w.coreInner(pk, f, b, h)
+		} else {
+			w.parseCoreAny(pk, slot, f, b)
+		}
+		if pk.act == actForward {
+			w.stageProbeCore(pk, b)
+		}
 	}
 	// Packets before first were delivered or dropped in the loop above.
 	w.lookupStage(pks[first:], fs[first:])

@@ -16,7 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/... 2>/dev/null || $(GO) build $(PKGS)
 
 deps:
-	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb chromium dot bgpd vtysh ospfd zebra
+	./scripts/deps.sh tshark ip tcpdump tcpreplay scapy promtool systemd-analyze dpkg-deb chromium dot bgpd vtysh ospfd zebra ping
 
 # The Debian package (docs/operating.md): binaries, unit, example config,
 # man pages and completions, built with nfpm as a Go library into dist/.

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "ddt-lab: needs root (namespaces, XDP)" >&2; exit 1; }
 ./scripts/deps.sh ip
-command -v ping >/dev/null 2>&1 || ./scripts/deps.sh iputils-ping
+./scripts/deps.sh ping
 
 GO=${GO:-go}
 BIN=bin

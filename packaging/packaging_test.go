@@ -428,3 +428,53 @@ func TestUnitCoversRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatingDocMatchesUnit: docs/operating.md's description of the
+// unit's capability lines and its capabilities table name exactly the
+// unit's set, and the number it gives is the set's size.
+func TestOperatingDocMatchesUnit(t *testing.T) {
+	b, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	unit := strings.Fields(unitValue("CapabilityBoundingSet", Unit))
+	slices.Sort(unit)
+	numbers := []string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+	_, bullet, ok := strings.Cut(doc, "- `CapabilityBoundingSet=` / `AmbientCapabilities=`: ")
+	if !ok {
+		t.Fatal("operating.md does not describe CapabilityBoundingSet=")
+	}
+	bullet, _, ok = strings.Cut(bullet, ", and no others.")
+	if !ok {
+		t.Fatalf("the CapabilityBoundingSet= bullet does not say \"and no others\": %.200q", bullet)
+	}
+	if len(unit) >= len(numbers) || !strings.HasPrefix(bullet, "the "+numbers[len(unit)]+" capabilities") {
+		t.Errorf("operating.md says %q; the unit has %d capabilities", bullet, len(unit))
+	}
+	var named []string
+	for _, f := range strings.Split(bullet, "`") {
+		if strings.HasPrefix(f, "CAP_") {
+			named = append(named, f)
+		}
+	}
+	slices.Sort(named)
+	if !slices.Equal(named, unit) {
+		t.Errorf("the bullet names %q, the unit %q", named, unit)
+	}
+	_, table, ok := strings.Cut(doc, "\n## Capabilities\n")
+	if !ok {
+		t.Fatal("operating.md has no Capabilities section")
+	}
+	table, _, _ = strings.Cut(table, "Not granted")
+	var rows []string
+	for _, line := range strings.Split(table, "\n") {
+		if c, ok := strings.CutPrefix(line, "| `CAP_"); ok {
+			rows = append(rows, "CAP_"+strings.SplitN(c, "`", 2)[0])
+		}
+	}
+	slices.Sort(rows)
+	if !slices.Equal(rows, unit) {
+		t.Errorf("the capabilities table lists %q, the unit %q", rows, unit)
+	}
+}

@@ -194,8 +194,8 @@ func TestMappingSystemWatch(t *testing.T) {
 
 // TestStatusEventsMSX: while a status page listens, a Map-Resolver whose
 // agreement copies a peer mapping system (a Map-Server in process on
-// loopback) sends msx-changed when its copy changes, and the page then
-// draws the copy and the peer as heard.
+// loopback) and subscribes to it sends msx-changed when the peer's new
+// registration reaches its copy, and the page then draws the copy.
 func TestStatusEventsMSX(t *testing.T) {
 	key := slowpath.AuthKey{KeyID: 7, Alg: wire.AuthHMACSHA256128, Secret: "interconnect"}
 	provider, err := Start(Config{Name: "msx-provider", Roles: Roles{MapServer: true, MapResolver: true},
@@ -208,9 +208,6 @@ func TestStatusEventsMSX(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(provider.Stop)
-	c := udpLocal(t)
-	register(t, provider, c, testSecret, true, 1)
-	readType(t, c, wire.TypeMapNotify)
 	r, err := Start(Config{Name: "msx-requester", Roles: Roles{MapResolver: true},
 		Control: ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
 		Mgmt:    MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")},
@@ -222,6 +219,12 @@ func TestStatusEventsMSX(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Stop)
+	testkit.WaitFor(t, "the empty copy, complete and subscribed", func() error {
+		if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Copy != 0 || !l[0].Complete || l[0].Subscription == 0 {
+			return fmt.Errorf("agreements %+v", l)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+r.StatusAddr()+"/events", nil)
@@ -230,12 +233,29 @@ func TestStatusEventsMSX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || line != "data: "+EventMSX+"\n" {
-		t.Fatalf("event %q, %v; want %q", line, err, EventMSX)
+	testkit.WaitFor(t, "the status page's event subscription", func() error {
+		if !r.events.active() {
+			return fmt.Errorf("no subscriber")
+		}
+		return nil
+	})
+	// The watcher last saw the empty copy (at start or at a poll since):
+	// the registration reaching the copy is a change it must report.
+	c := udpLocal(t)
+	register(t, provider, c, testSecret, true, 1)
+	readType(t, c, wire.TypeMapNotify)
+	rd := bufio.NewReader(resp.Body)
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no %s event: %v", EventMSX, err)
+		}
+		if line == "data: "+EventMSX+"\n" {
+			break
+		}
 	}
 	testkit.WaitFor(t, "the copy of the peer's registration", func() error {
-		if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Copy != 1 || !l[0].Complete {
+		if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Copy != 1 {
 			return fmt.Errorf("agreements %+v", l)
 		}
 		return nil

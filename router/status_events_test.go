@@ -78,42 +78,45 @@ func mappingSystemNodes(t *testing.T, page []byte) []string {
 	return out
 }
 
-// TestStatusEventsDDTReferrals: while a status page listens, a DDT
-// Map-Resolver's referral cache changing (a referral cached, then the
-// cache flushed) sends a ddt-referrals-changed event on /events, which
-// makes the page fetch itself again, and the page then draws the new
-// referral tree. Nothing changing sends nothing.
-func TestStatusEventsDDTReferrals(t *testing.T) {
-	_, mr := startStatusDDT(t)
+// listenEvents opens r's status event stream (for 20 s), waits until the
+// router counts it, and returns a function that returns its next event
+// line (failing the test when none comes).
+func listenEvents(t *testing.T, r *Router) func(what string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+mr.StatusAddr()+"/events", nil)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+r.StatusAddr()+"/events", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	testkit.WaitFor(t, "the status page's event subscription", func() error {
-		if !mr.events.active() {
+		if !r.events.active() {
 			return fmt.Errorf("no subscriber")
 		}
 		return nil
 	})
 	lines := make(chan string, 16)
 	go func() {
+		defer close(lines)
 		rd := bufio.NewReader(resp.Body)
 		for {
 			l, err := rd.ReadString('\n')
 			if err != nil {
-				close(lines)
 				return
 			}
-			if l != "\n" {
-				lines <- l
+			if l == "\n" {
+				continue
+			}
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	next := func(what string) string {
+	return func(what string) string {
 		t.Helper()
 		select {
 		case l, ok := <-lines:
@@ -126,6 +129,16 @@ func TestStatusEventsDDTReferrals(t *testing.T) {
 		}
 		return ""
 	}
+}
+
+// TestStatusEventsDDTReferrals: while a status page listens, a DDT
+// Map-Resolver's referral cache changing (a referral cached, then the
+// cache flushed) sends a ddt-referrals-changed event on /events, which
+// makes the page fetch itself again, and the page then draws the new
+// referral tree.
+func TestStatusEventsDDTReferrals(t *testing.T) {
+	_, mr := startStatusDDT(t)
+	next := listenEvents(t, mr)
 	resolveThrough(t, mr, "10.1.2.3", 7)
 	if l := next("the referral cached"); l != "data: "+EventDDTReferrals+"\n" {
 		t.Fatalf("event %q, want %q", l, EventDDTReferrals)
@@ -225,34 +238,13 @@ func TestStatusEventsMSX(t *testing.T) {
 		}
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+r.StatusAddr()+"/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	testkit.WaitFor(t, "the status page's event subscription", func() error {
-		if !r.events.active() {
-			return fmt.Errorf("no subscriber")
-		}
-		return nil
-	})
+	next := listenEvents(t, r)
 	// The watcher last saw the empty copy (at start or at a poll since):
 	// the registration reaching the copy is a change it must report.
 	c := udpLocal(t)
 	register(t, provider, c, testSecret, true, 1)
 	readType(t, c, wire.TypeMapNotify)
-	rd := bufio.NewReader(resp.Body)
-	for {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatalf("no %s event: %v", EventMSX, err)
-		}
-		if line == "data: "+EventMSX+"\n" {
-			break
-		}
+	for next("the copy") != "data: "+EventMSX+"\n" {
 	}
 	testkit.WaitFor(t, "the copy of the peer's registration", func() error {
 		if l, _ := r.MSXAgreements(); len(l) != 1 || l[0].Copy != 1 {

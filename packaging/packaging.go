@@ -11,8 +11,10 @@ import (
 	_ "embed" // the unit and the maintainer scripts
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +28,19 @@ import (
 //go:embed rlocd.service
 var Unit string
 
+// DropIns are the systemd drop-ins shipped as examples in PathDropIns
+// (name: text): alt.conf for an ALT router (/dev/net/tun and
+// CAP_NET_BIND_SERVICE for BGP), low-port.conf for a BGP discovery
+// listener or another listener below port 1024. The unit itself stays
+// least-privilege for the xTR and mapping-system roles; an operator adds
+// one with systemctl edit rlocd (docs/operating-privileges.md).
+var DropIns = map[string]string{"alt.conf": altDropIn, "low-port.conf": lowPortDropIn}
+
 var (
+	//go:embed alt.conf
+	altDropIn string
+	//go:embed low-port.conf
+	lowPortDropIn string
 	//go:embed postinst
 	postinst string
 	//go:embed prerm
@@ -44,6 +58,7 @@ const (
 	PathUnit     = "/usr/lib/systemd/system/rlocd.service"
 	PathManDir   = "/usr/share/man/man1"
 	PathDocDir   = "/usr/share/doc/rloc"
+	PathDropIns  = "/usr/share/doc/rloc/examples/rlocd.service.d"
 	PathBashComp = "/usr/share/bash-completion/completions/rlocctl"
 	PathZshComp  = "/usr/share/zsh/vendor-completions/_rlocctl"
 	PathFishComp = "/usr/share/fish/vendor_completions.d/rlocctl.fish"
@@ -113,6 +128,13 @@ func Build(w io.Writer, o Options) error {
 		{Source: o.Config, Destination: PathConfig, Type: files.TypeConfigNoReplace, FileInfo: info(0o640)},
 		{Destination: filepath.Dir(PathConfig), Type: files.TypeDir, FileInfo: info(0o755)},
 		{Source: unit, Destination: PathUnit, FileInfo: info(0o644)},
+	}
+	for _, name := range slices.Sorted(maps.Keys(DropIns)) {
+		src, err := write(name, DropIns[name])
+		if err != nil {
+			return err
+		}
+		contents = append(contents, &files.Content{Source: src, Destination: PathDropIns + "/" + name, FileInfo: info(0o644)})
 	}
 	for shell, dst := range map[string]string{"bash": PathBashComp, "zsh": PathZshComp, "fish": PathFishComp} {
 		if src, ok := o.Completions[shell]; ok {

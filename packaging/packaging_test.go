@@ -6,15 +6,19 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/router"
+	"github.com/rloc-router/rloc/slowpath"
 )
 
 // need returns the path of tool; a missing one is a missing
@@ -162,6 +166,8 @@ func TestDebContents(t *testing.T) {
 		PathDocDir + "/operating.md":       {0o644, "# Operating rloc\n"},
 		PathManDir + "/rlocctl.1.gz":       {0o644, ".TH RLOCCTL 1\n"},
 		PathManDir + "/rlocctl-stats.1.gz": {0o644, ".TH RLOCCTL-STATS 1\n"},
+		PathDropIns + "/alt.conf":          {0o644, DropIns["alt.conf"]},
+		PathDropIns + "/low-port.conf":     {0o644, DropIns["low-port.conf"]},
 	} {
 		e, ok := data[strings.TrimPrefix(path, "/")]
 		if !ok {
@@ -226,7 +232,7 @@ func TestBuildRejects(t *testing.T) {
 // verifyUnit runs systemd-analyze verify on unit text inside a scratch
 // root holding the system's unit files and stand-ins for the unit's
 // commands, and returns what it printed.
-func verifyUnit(t *testing.T, tool, unit string) (string, error) {
+func verifyUnit(t *testing.T, tool, unit string, dropIns ...string) (string, error) {
 	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"usr/sbin", "bin", "etc/systemd/system", "usr/lib/systemd"} {
@@ -244,6 +250,17 @@ func verifyUnit(t *testing.T, tool, unit string) (string, error) {
 	}
 	if err := os.WriteFile(filepath.Join(root, "etc/systemd/system/rlocd.service"), []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if len(dropIns) > 0 {
+		d := filepath.Join(root, "etc/systemd/system/rlocd.service.d")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, text := range dropIns {
+			if err := os.WriteFile(filepath.Join(d, strconv.Itoa(i)+".conf"), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	out, err := exec.Command(tool, "verify", "--root="+root, "--man=no", "rlocd.service").CombinedOutput()
 	return string(out), err
@@ -279,5 +296,185 @@ func TestDebArch(t *testing.T) {
 		if got := DebArch(goarch); got != want {
 			t.Errorf("DebArch(%s) = %s", goarch, got)
 		}
+	}
+}
+
+// TestDropInsVerify: systemd accepts the unit with each shipped drop-in
+// (systemctl edit puts it in rlocd.service.d), and the test does read
+// the drop-in (a bad value in it is reported).
+func TestDropInsVerify(t *testing.T) {
+	tool := need(t, "systemd-analyze")
+	if _, err := os.Stat("/usr/lib/systemd/system/sysinit.target"); err != nil {
+		testkit.Unavailable(t, "no systemd unit files to verify against (%v): scripts/deps.sh systemd-analyze installs systemd", err)
+	}
+	for name, text := range DropIns {
+		if out, err := verifyUnit(t, tool, Unit, text); err != nil || out != "" {
+			t.Errorf("systemd-analyze verify rlocd.service with %s: %v\n%s", name, err, out)
+		}
+	}
+	broken := strings.Replace(DropIns["alt.conf"], "DevicePolicy=closed", "DevicePolicy=closedd", 1)
+	if out, _ := verifyUnit(t, tool, Unit, broken); !strings.Contains(out, "closedd") {
+		t.Fatalf("verify does not report a bad value in a drop-in:\n%s", out)
+	}
+}
+
+// unitCaps returns the capabilities a unit (and its drop-ins, which add
+// to the sets) puts in key, and the last value of the other keys.
+func unitCaps(t *testing.T, key string, texts ...string) router.CapSet {
+	t.Helper()
+	byName := map[string]router.Capability{}
+	for c := range router.Capability(64) {
+		byName[strings.ToUpper(c.String())] = c
+	}
+	var s router.CapSet
+	for _, text := range texts {
+		for _, line := range strings.Split(text, "\n") {
+			v, ok := strings.CutPrefix(line, key+"=")
+			if !ok {
+				continue
+			}
+			for _, n := range strings.Fields(v) {
+				c, ok := byName[n]
+				if !ok {
+					t.Fatalf("%s: unknown capability %q", key, n)
+				}
+				s |= router.Caps(c)
+			}
+		}
+	}
+	return s
+}
+
+// unitValue is the last value of key in the unit and drop-ins.
+func unitValue(key string, texts ...string) string {
+	v := ""
+	for _, text := range texts {
+		for _, line := range strings.Split(text, "\n") {
+			if x, ok := strings.CutPrefix(line, key+"="); ok {
+				v = x
+			}
+		}
+	}
+	return v
+}
+
+// TestUnitCoversRoles: the default unit grants exactly what an xTR needs
+// and no more (a Map-Server or Map-Resolver needs a subset, none), keeps
+// the devices private; with alt.conf an ALT router gets exactly its
+// start-up set and /dev/net/tun, with low-port.conf a BGP discovery
+// listener gets CAP_NET_BIND_SERVICE, both with nothing else added.
+func TestUnitCoversRoles(t *testing.T) {
+	site := []router.Interface{{Name: "s", Side: router.SideSite}, {Name: "c", Side: router.SideCore}}
+	xtr := router.Config{Roles: router.Roles{ITR: true, ETR: true}, Interfaces: site}
+	ms := router.Config{Roles: router.Roles{MapServer: true, MapResolver: true}}
+	alt := ms
+	alt.Roles.ALT = true
+	altXTR := xtr
+	altXTR.Roles.ALT = true
+	bgp := ms
+	bgp.Discovery.BGP = &slowpath.DiscoveryBGP{ASN: 65001, Listen: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	const lastCap = 40
+	for _, tc := range []struct {
+		name   string
+		cfg    router.Config
+		dropIn string
+		exact  bool // the drop-in (or the unit) grants exactly the config's needs
+	}{
+		{"xtr", xtr, "", true},
+		{"map-server", ms, "", false},
+		{"alt", alt, "alt.conf", false},
+		{"alt on an xtr", altXTR, "alt.conf", true},
+		{"bgp discovery listener", bgp, "low-port.conf", false},
+	} {
+		texts := []string{Unit}
+		if tc.dropIn != "" {
+			texts = append(texts, DropIns[tc.dropIn])
+		}
+		p := tc.cfg.Privileges(lastCap)
+		bounding, ambient := unitCaps(t, "CapabilityBoundingSet", texts...), unitCaps(t, "AmbientCapabilities", texts...)
+		if bounding != ambient {
+			t.Errorf("%s: bounding set %q, ambient %q", tc.name, bounding, ambient)
+		}
+		if missing := p.StartUp &^ ambient; missing != 0 {
+			t.Errorf("%s: the unit with %q lacks %q", tc.name, tc.dropIn, missing)
+		}
+		if tc.exact && ambient != p.StartUp {
+			t.Errorf("%s: the unit with %q grants %q, the router needs %q", tc.name, tc.dropIn, ambient, p.StartUp)
+		}
+		if tc.dropIn != "" {
+			// The drop-in adds only what this role needs beyond the unit.
+			added := unitCaps(t, "AmbientCapabilities", DropIns[tc.dropIn]) &^ unitCaps(t, "AmbientCapabilities", Unit)
+			if want := p.StartUp &^ unitCaps(t, "AmbientCapabilities", Unit); added != want {
+				t.Errorf("%s: %s adds %q, the role needs %q more", tc.name, tc.dropIn, added, want)
+			}
+		}
+		var allowed []string
+		for _, text := range texts {
+			for _, line := range strings.Split(text, "\n") {
+				if v, ok := strings.CutPrefix(line, "DeviceAllow="); ok {
+					allowed = append(allowed, strings.Fields(v)[0])
+				}
+			}
+		}
+		if len(p.Devices) == 0 {
+			if unitValue("PrivateDevices", texts...) != "yes" || len(allowed) != 0 {
+				t.Errorf("%s: PrivateDevices=%s DeviceAllow %q, want yes and none", tc.name, unitValue("PrivateDevices", texts...), allowed)
+			}
+			continue
+		}
+		if unitValue("PrivateDevices", texts...) != "no" || unitValue("DevicePolicy", texts...) != "closed" || !slices.Equal(allowed, p.Devices) {
+			t.Errorf("%s: PrivateDevices=%s DevicePolicy=%s DeviceAllow %q, want no, closed and %q", tc.name,
+				unitValue("PrivateDevices", texts...), unitValue("DevicePolicy", texts...), allowed, p.Devices)
+		}
+	}
+}
+
+// TestOperatingDocMatchesUnit: docs/operating.md's description of the
+// unit's capability lines and its capabilities table name exactly the
+// unit's set, and the number it gives is the set's size.
+func TestOperatingDocMatchesUnit(t *testing.T) {
+	b, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	unit := strings.Fields(unitValue("CapabilityBoundingSet", Unit))
+	slices.Sort(unit)
+	numbers := []string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+	_, bullet, ok := strings.Cut(doc, "- `CapabilityBoundingSet=` / `AmbientCapabilities=`: ")
+	if !ok {
+		t.Fatal("operating.md does not describe CapabilityBoundingSet=")
+	}
+	bullet, _, ok = strings.Cut(bullet, ", and no others.")
+	if !ok {
+		t.Fatalf("the CapabilityBoundingSet= bullet does not say \"and no others\": %.200q", bullet)
+	}
+	if len(unit) >= len(numbers) || !strings.HasPrefix(bullet, "the "+numbers[len(unit)]+" capabilities") {
+		t.Errorf("operating.md says %q; the unit has %d capabilities", bullet, len(unit))
+	}
+	var named []string
+	for _, f := range strings.Split(bullet, "`") {
+		if strings.HasPrefix(f, "CAP_") {
+			named = append(named, f)
+		}
+	}
+	slices.Sort(named)
+	if !slices.Equal(named, unit) {
+		t.Errorf("the bullet names %q, the unit %q", named, unit)
+	}
+	_, table, ok := strings.Cut(doc, "\n## Capabilities\n")
+	if !ok {
+		t.Fatal("operating.md has no Capabilities section")
+	}
+	table, _, _ = strings.Cut(table, "Not granted")
+	var rows []string
+	for _, line := range strings.Split(table, "\n") {
+		if c, ok := strings.CutPrefix(line, "| `CAP_"); ok {
+			rows = append(rows, "CAP_"+strings.SplitN(c, "`", 2)[0])
+		}
+	}
+	slices.Sort(rows)
+	if !slices.Equal(rows, unit) {
+		t.Errorf("the capabilities table lists %q, the unit %q", rows, unit)
 	}
 }

@@ -26,8 +26,9 @@ const (
 	CapBPF      Capability = unix.CAP_BPF
 	CapPerfmon  Capability = unix.CAP_PERFMON
 	CapSetPCap  Capability = unix.CAP_SETPCAP
-	// CapNetBindService binds ports below 1024: only a control, /metrics
-	// or status address configured on such a port needs it.
+	// CapNetBindService binds ports below 1024: a control, /metrics or
+	// status address configured on such a port, and BGP on TCP 179 (the
+	// ALT's sessions, discovery.bgp.listen).
 	CapNetBindService Capability = unix.CAP_NET_BIND_SERVICE
 )
 
@@ -85,14 +86,23 @@ type Privileges struct {
 	// withdrawing the advertised routes on Stop; with multicast
 	// receivers, the IGMP/MLD sockets the engine opens once running.
 	Running CapSet
+	// Devices are the device nodes Start opens (/dev/net/tun for the
+	// ALT's GRE), which a service manager must not hide (systemd's
+	// PrivateDevices=yes does).
+	Devices []string
 }
+
+// DevNetTUN is the TUN clone device the ALT role opens.
+const DevNetTUN = "/dev/net/tun"
 
 // Privileges returns the capabilities c needs, for a kernel whose
 // highest capability is lastCap (/proc/sys/kernel/cap_last_cap; before
 // Linux 5.8, which has no CAP_BPF, BPF needs CAP_SYS_ADMIN). A router
 // without a data plane (Map-Server, Map-Resolver) needs none: its
-// sockets are UDP above 1024 and a Unix socket. A control or /metrics
-// address on a port below 1024 adds CAP_NET_BIND_SERVICE to StartUp.
+// sockets are UDP above 1024 and a Unix socket. A control, /metrics or
+// status address on a port below 1024, the ALT role and a BGP discovery
+// listener (discovery.bgp.listen, TCP 179) add CAP_NET_BIND_SERVICE to
+// StartUp; the ALT role also needs DevNetTUN.
 func (c *Config) Privileges(lastCap int) Privileges {
 	var p Privileges
 	if c.Roles.dataPlane() && len(c.Interfaces) > 0 {
@@ -118,6 +128,11 @@ func (c *Config) Privileges(lastCap int) Privileges {
 		// (CAP_NET_ADMIN), a raw socket of protocol 47 (CAP_NET_RAW); BGP
 		// listens on TCP 179. All are opened during Start.
 		p.StartUp |= Caps(CapNetAdmin, CapNetRaw, CapNetBindService)
+		p.Devices = append(p.Devices, DevNetTUN)
+	}
+	if c.Discovery.BGP != nil && len(c.Discovery.BGP.Listen) > 0 {
+		// The discovery speaker accepts sessions on TCP 179.
+		p.StartUp |= Caps(CapNetBindService)
 	}
 	for _, ap := range c.Control.Listen {
 		if ap.Port() != 0 && ap.Port() < 1024 {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rloc-router/rloc/slowpath"
 )
 
 func TestPrivileges(t *testing.T) {
@@ -25,25 +27,35 @@ func TestPrivileges(t *testing.T) {
 	status.Status.Listen = "127.0.0.1:443"
 	alt := ms
 	alt.Roles.ALT = true
+	bgpListen := ms
+	bgpListen.Discovery.BGP = &slowpath.DiscoveryBGP{ASN: 65001, Listen: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	bgpOut := ms
+	bgpOut.Discovery.BGP = &slowpath.DiscoveryBGP{ASN: 65001}
 	for _, tc := range []struct {
 		name             string
 		cfg              Config
 		lastCap          int
 		startUp, running string
+		devices          string
 	}{
-		{"xtr", xtr, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin"},
-		{"xtr before CAP_BPF", xtr, 37, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_sys_admin", "cap_net_admin"},
-		{"xtr with multicast receivers", receivers, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin,cap_net_raw"},
-		{"map-server", ms, 40, "", ""},
-		{"map-server on a low port", low, 40, "cap_net_bind_service", ""},
-		{"metrics on a low port", metrics, 40, "cap_net_bind_service", ""},
-		{"metrics on a high port", highMetrics, 40, "", ""},
-		{"status page on a low port", status, 40, "cap_net_bind_service", ""},
-		{"alt", alt, 40, "cap_net_bind_service,cap_net_admin,cap_net_raw", ""},
+		{"xtr", xtr, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin", ""},
+		{"xtr before CAP_BPF", xtr, 37, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_sys_admin", "cap_net_admin", ""},
+		{"xtr with multicast receivers", receivers, 40, "cap_net_admin,cap_net_raw,cap_ipc_lock,cap_perfmon,cap_bpf", "cap_net_admin,cap_net_raw", ""},
+		{"map-server", ms, 40, "", "", ""},
+		{"map-server on a low port", low, 40, "cap_net_bind_service", "", ""},
+		{"metrics on a low port", metrics, 40, "cap_net_bind_service", "", ""},
+		{"metrics on a high port", highMetrics, 40, "", "", ""},
+		{"status page on a low port", status, 40, "cap_net_bind_service", "", ""},
+		{"alt", alt, 40, "cap_net_bind_service,cap_net_admin,cap_net_raw", "", DevNetTUN},
+		{"bgp discovery listener", bgpListen, 40, "cap_net_bind_service", "", ""},
+		{"bgp discovery connecting out only", bgpOut, 40, "", "", ""},
 	} {
 		p := tc.cfg.Privileges(tc.lastCap)
 		if p.StartUp.String() != tc.startUp || p.Running.String() != tc.running {
 			t.Errorf("%s: start-up %q running %q, want %q and %q", tc.name, p.StartUp, p.Running, tc.startUp, tc.running)
+		}
+		if d := strings.Join(p.Devices, ","); d != tc.devices {
+			t.Errorf("%s: devices %q, want %q", tc.name, d, tc.devices)
 		}
 		if p.Running&^p.StartUp != 0 {
 			t.Errorf("%s: running needs %q beyond start-up", tc.name, p.Running&^p.StartUp)

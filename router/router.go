@@ -165,7 +165,7 @@ func (r *Router) start() error {
 		r.ugEngine.Store(r.engine)
 	}
 	r.bg.Add(1)
-	go r.housekeeping()
+	go r.housekeeping(newMSWatch(r))
 	if len(r.workers) > 0 && r.engine != nil && cfg.Roles.resolves() {
 		r.bg.Add(1)
 		go r.drainMisses()
@@ -462,9 +462,9 @@ func (r *Router) drainMisses() {
 	}
 }
 
-// housekeeping expires map-cache entries and keeps the activity clock
-// moving.
-func (r *Router) housekeeping() {
+// housekeeping expires map-cache entries, keeps the activity clock
+// moving, and publishes the mapping-system pictures' changes (msWatch).
+func (r *Router) housekeeping(ms *msWatch) {
 	defer r.bg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -474,6 +474,7 @@ func (r *Router) housekeeping() {
 			return
 		case now := <-t.C:
 			r.cache.Expire(now)
+			ms.poll(r)
 		}
 	}
 }

@@ -30,7 +30,8 @@ import (
 //	GET /         the page
 //	GET /events   a server-sent event per router event (its kind only),
 //	              which makes the page fetch itself again (statusStreams
-//	              at once)
+//	              at once); the mapping-system pictures' changes are
+//	              events too (msWatch, status_events.go)
 //
 // Everything shown goes through html/template's escaping (the SVG through
 // package render's); keys and secrets are never shown. The page has no

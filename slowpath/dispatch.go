@@ -214,6 +214,18 @@ func (c *Core) onMapRequest(m *Msg) {
 	c.dispatch(r, m, st)
 }
 
+// DispatchECM handles b, an Encapsulated Control Message that a role
+// found inside the message m (a signed envelope it unwrapped and checked,
+// as the interconnect's Map-Invoke), as if it had arrived on its own from
+// m.Src: its Map-Request goes to the RouteECM handlers. Call it from m's
+// handler only; m then describes the ECM.
+func (c *Core) DispatchECM(m *Msg, b []byte) {
+	c.stats.Msgs[wire.TypeECM].Received++
+	m.Raw, m.Port, m.ECM, m.Request = b, m.Src.Port(), nil, nil
+	m.done, m.err = false, nil
+	c.onECM(m)
+}
+
 // onECM decodes an Encapsulated Control Message and the Map-Request in it
 // and dispatches it (RFC 9301 §5.8); other inner messages are ignored.
 func (c *Core) onECM(m *Msg) {

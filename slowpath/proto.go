@@ -107,6 +107,19 @@ func (c *Core) Forward(dst netip.AddrPort, m *Msg, eid netip.Addr, toETR bool) b
 // ForwardAuth is Forward with LISP-SEC authentication data auth (RFC 9303
 // §6.1) replacing the received one, when not nil.
 func (c *Core) ForwardAuth(dst netip.AddrPort, m *Msg, eid netip.Addr, toETR bool, auth *wire.ECMAuth) bool {
+	b, err := c.AppendForward(c.fwdBuf[:0], m, eid, toETR, auth)
+	if err != nil {
+		c.stats.Msgs[wire.TypeECM].SendErrors++
+		return false
+	}
+	c.fwdBuf = b
+	_ = c.Send(dst, b, wire.TypeECM)
+	return true
+}
+
+// AppendForward appends to b the ECM that ForwardAuth sends, without
+// sending it (the interconnect wraps it in a signed Map-Invoke).
+func (c *Core) AppendForward(b []byte, m *Msg, eid netip.Addr, toETR bool, auth *wire.ECMAuth) ([]byte, error) {
 	var out wire.ECM
 	if m.ECM != nil {
 		out = *m.ECM
@@ -121,14 +134,7 @@ func (c *Core) ForwardAuth(dst netip.AddrPort, m *Msg, eid netip.Addr, toETR boo
 		out.Security = false
 	}
 	out.Message = m.Raw
-	b, err := out.Append(c.fwdBuf[:0])
-	if err != nil {
-		c.stats.Msgs[wire.TypeECM].SendErrors++
-		return false
-	}
-	c.fwdBuf = b
-	_ = c.Send(dst, b, wire.TypeECM)
-	return true
+	return out.Append(b)
 }
 
 // CloneRecord deep-copies r, reusing dst's locator slice.

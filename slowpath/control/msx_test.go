@@ -445,6 +445,104 @@ func TestMSXInvokeRefused(t *testing.T) {
 	}
 }
 
+// TestMSXInvokeAuth: the provider takes an invocation only in a Map-Invoke
+// from the agreement's peer signed with the agreement's key, with a fresh
+// timestamp and a nonce not seen before; a plain ECM, the wrong key, a
+// replay, a stale timestamp and a Map-Invoke from outside every agreement
+// are dropped unanswered and counted (fake clock).
+func TestMSXInvokeAuth(t *testing.T) {
+	clk := newFakeClock()
+	p := msxProvider(t, clk, 10, netip.AddrPort{}, nil)
+	client := func(local string) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(local)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	peer, other := client("127.0.0.1:0"), client("127.0.0.2:0")
+	// ecm is an ITR's Map-Request for 10.0.0.5 as a Map-Resolver at c
+	// forwards it, the answer going back to c.
+	ecm := func(c *net.UDPConn) []byte {
+		req := wire.MapRequest{Nonce: newNonce(), ITRRLOCs: []wire.Address{wire.IPAddress(lo4)},
+			Records: []wire.EIDRecord{{MaskLen: 32, EID: wire.IPAddress(netip.MustParseAddr("10.0.0.5"))}}}
+		m, _ := req.Append(nil)
+		src := c.LocalAddr().(*net.UDPAddr).AddrPort()
+		b, err := (&wire.ECM{ToMapServer: true, Src: src.Addr(), Dst: netip.MustParseAddr("10.0.0.5"), SrcPort: src.Port(), DstPort: wire.ControlPort, TTL: 64, Message: m}).Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	invoke := func(c *net.UDPConn, at time.Time, key string) []byte {
+		inv := wire.MapInvoke{Nonce: newNonce(), Auth: wire.NewAuth(msxKey.KeyID, msxKey.Alg, false), Time: uint64(at.Unix()), ECM: ecm(c)}
+		b, err := inv.Append(nil)
+		if err == nil {
+			err = wire.SignSubscription(b, []byte(key))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// send sends b from c and reports whether an answer came; once the
+	// provider counted b its handler has run and an answer, if any, is
+	// queued here (loopback).
+	send := func(c *net.UDPConn, b []byte) bool {
+		t.Helper()
+		st := p.Stats().Msgs
+		before := st[wire.TypeSharedExtension].Received + st[wire.TypeECM].Received
+		if _, err := c.WriteToUDPAddrPort(b, p.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "handled", func() bool {
+			st := p.Stats().Msgs
+			return st[wire.TypeSharedExtension].Received+st[wire.TypeECM].Received > before
+		})
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		buf := make([]byte, 2048)
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		var rep wire.MapReply
+		return err == nil && rep.Parse(buf[:n]) == nil && len(rep.Records) == 1 && len(rep.Records[0].Locators) == 1
+	}
+	if send(peer, ecm(peer)) {
+		t.Fatal("plain ECM from the peer answered")
+	}
+	if send(peer, invoke(peer, clk.Now(), "wrong")) {
+		t.Fatal("Map-Invoke with the wrong key answered")
+	}
+	good := invoke(peer, clk.Now(), msxKey.Secret)
+	if !send(peer, good) {
+		t.Fatal("signed Map-Invoke not answered")
+	}
+	if send(peer, good) {
+		t.Fatal("replayed Map-Invoke answered")
+	}
+	if send(peer, invoke(peer, clk.Now().Add(-31*time.Second), msxKey.Secret)) || send(peer, invoke(peer, clk.Now().Add(31*time.Second), msxKey.Secret)) {
+		t.Fatal("stale Map-Invoke answered")
+	}
+	// Past the window the replay is stale (its nonce may be forgotten).
+	clk.Add(time.Minute)
+	if send(peer, good) {
+		t.Fatal("old Map-Invoke answered")
+	}
+	if !send(peer, invoke(peer, clk.Now().Add(29*time.Second), msxKey.Secret)) {
+		t.Fatal("Map-Invoke within the window not answered")
+	}
+	// A Map-Invoke from outside every agreement.
+	if send(other, invoke(other, clk.Now(), msxKey.Secret)) {
+		t.Fatal("Map-Invoke from outside the agreements answered")
+	}
+	s := msxAgreement(t, p).Stats
+	if s.InvokeUnauthenticated != 2 || s.InvokeReplayed != 1 || s.InvokeStale != 3 || s.InvokedBy != 2 {
+		t.Fatalf("%+v", s)
+	}
+	if r := p.Stats().Msgs[wire.TypeSharedExtension].Rejected; r != 6 {
+		t.Fatalf("%d type-15 messages rejected, want 6", r)
+	}
+}
+
 // TestMSXInvokeFailover: in invoke mode the ITR's retransmission of a
 // Map-Request (same source, same nonce) goes to the next Map-Server of the
 // covering agreements, across agreements; an agreement then starts at the
@@ -479,10 +577,18 @@ func TestMSXInvokeFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// forwarded reads an invocation: an ECM in a Map-Invoke signed with
+	// the agreement's key.
 	forwarded := func(to *fakeSubscriber) {
 		t.Helper()
-		if b, _ := to.read(); len(b) == 0 || wire.MessageType(b[0]>>4) != wire.TypeECM {
-			t.Fatalf("not an ECM: %x", b)
+		b, _ := to.read()
+		var inv wire.MapInvoke
+		if err := inv.Parse(b); err != nil || wire.VerifySubscription(b, []byte(msxKey.Secret)) != nil {
+			t.Fatalf("not a signed Map-Invoke (%v): %x", err, b)
+		}
+		var ecm wire.ECM
+		if err := ecm.Parse(inv.ECM); err != nil || !ecm.ToMapServer {
+			t.Fatalf("not an ECM to a Map-Server (%v): %x", err, inv.ECM)
 		}
 	}
 	// answer reads the client's answer: true when positive.

@@ -57,6 +57,12 @@ type Stats struct {
 	// because the agreement does not allow invocation, InvokeOutOfScope
 	// those for an EID outside the agreement's filters (invocation.go).
 	InvokedBy, InvokeDenied, InvokeOutOfScope uint64
+	// InvokeUnauthenticated counts invocations refused for their
+	// authentication: a plain ECM from the peer (no Map-Invoke), or a
+	// Map-Invoke that fails the agreement's key; InvokeStale Map-Invokes
+	// whose timestamp is too far from our clock, InvokeReplayed those
+	// whose nonce was seen before (invocation.go).
+	InvokeUnauthenticated, InvokeStale, InvokeReplayed uint64
 	// Unauthenticated counts bulk and subscribe requests that failed
 	// authentication (or carried none); Denied those for a primitive the
 	// agreement does not allow; RateLimited those over the agreement's
@@ -65,8 +71,8 @@ type Stats struct {
 	Unauthenticated, Denied, RateLimited, Clipped, OutOfScope uint64
 	// CookieBad counts forged or malformed cookies, CookieExpired old ones,
 	// CookieReplayed cookies used again with another nonce, Overloaded
-	// requests refused because the cookie table or the subscription bound
-	// was full.
+	// requests refused because the cookie table, the subscription bound
+	// or the table of Map-Invoke nonces (invocation.go) was full.
 	CookieBad, CookieExpired, CookieReplayed, Overloaded uint64
 	// Subscribed counts subscriptions granted, Renewed renewals,
 	// Cancelled cancels, SubExpired those that lapsed, SubUnknown renewals
@@ -163,6 +169,13 @@ type MSX struct {
 	encBuf []byte
 	// invs are the recent invocations (invocation.go).
 	invs invocations
+	// Invocation, provider side: inv is the Map-Invoke parsed, seen the
+	// nonces taken, invBy the agreement whose Map-Invoke's ECM is being
+	// dispatched; requester side: ecmBuf the ECM being wrapped.
+	inv    wire.MapInvoke
+	seen   nonces
+	invBy  *agreement
+	ecmBuf []byte
 	// store keeps the copies across restarts, nil without (persist.go).
 	store CopyStore
 }
@@ -184,6 +197,7 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapBulkRequest), x.onBulkRequest)
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapSubscribeAck), x.onSubscribeAck)
 	c.Handle(slowpath.SharedRoute(wire.SubTypeMapBulkReply), x.onBulkReply)
+	c.Handle(slowpath.SharedRoute(wire.SubTypeMapInvoke), x.onInvoke)
 	c.Handle(slowpath.RouteMapNotify, x.onNotify)
 	c.Handle(slowpath.RouteMapNotifyAck, x.onNotifyAck)
 	c.Handle(slowpath.RouteECM, x.onInvoked)

@@ -229,3 +229,33 @@ func TestMixBoth(t *testing.T) {
 		t.Fatalf("DDT: %d to the ALT, %d resolutions; want 0, 2", st.ALT, st.Resolutions)
 	}
 }
+
+// TestMixRemoteMapServer: a configured remote Map-Server covering the EID
+// comes before DDT and the ALT (static configuration, the operator's
+// explicit choice): a Map-Resolver with DDT roots, the ALT (a route for
+// 10.1.0.0/16) and the tree's Map-Server configured for 10.1.3.0/24
+// forwards 10.1.3.7 to it directly (the ETR answers), with no DDT
+// resolution and nothing sent into the ALT.
+func TestMixRemoteMapServer(t *testing.T) {
+	tr := newDDTTree(t)
+	at := func(i byte) []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(loAddr(i), tr.port)} }
+	mr := newEngineWith(t, Config{Listen: at(60), MapResolver: &MapResolverConfig{DDTRoots: at(52), DDTPort: tr.port,
+		MapServers: []slowpath.RemoteMapServer{{Addr: tr.ms.Addr(), Prefixes: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.1.3.0/24")}}}}}},
+		nil, slowpath.Options{Clock: tr.clk.Now})
+	f := newFakeALT(t, netip.AddrPortFrom(tr.itrAddr, tr.port), "10.1.0.0/16")
+	if err := mr.do(func() { mr.mr.SetALT(f) }); err != nil {
+		t.Fatal(err)
+	}
+	tr.mr = mr
+	n := tr.ask(t, "10.1.3.7")
+	r := tr.reply(t, n)
+	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.3.0/24") || len(r.Locators) != 1 || r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("reply %v %+v, want the ETR's for 10.1.3.0/24", p, r.Locators)
+	}
+	if st, _, _ := mr.DDTResolverStats(); st.Resolutions != 0 {
+		t.Fatalf("DDT resolutions %d, want 0", st.Resolutions)
+	}
+	if s := f.sent(); len(s) != 0 {
+		t.Fatalf("sent into the ALT: %v", s)
+	}
+}

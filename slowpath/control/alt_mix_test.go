@@ -107,6 +107,24 @@ func newMixTree(t *testing.T) (*ddtTree, *fakeALT) {
 	return tr, f
 }
 
+// checkETRReply checks that r is the ETR's answer (locator 192.0.2.1) for
+// prefix.
+func checkETRReply(t *testing.T, r *wire.Record, prefix string) {
+	t.Helper()
+	_, p, _ := r.Prefix()
+	if p != netip.MustParsePrefix(prefix) || len(r.Locators) != 1 || r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("reply %v %+v, want the ETR's for %s", p, r.Locators, prefix)
+	}
+}
+
+// checkNone checks that nothing was sent into the ALT.
+func (f *fakeALT) checkNone(t *testing.T) {
+	t.Helper()
+	if s := f.sent(); len(s) != 0 {
+		t.Fatalf("sent into the ALT: %v", s)
+	}
+}
+
 // checkALTReply checks that r is the fake ALT's answer for prefix.
 func checkALTReply(t *testing.T, r *wire.Record, prefix string) {
 	t.Helper()
@@ -122,14 +140,9 @@ func checkALTReply(t *testing.T, r *wire.Record, prefix string) {
 func TestMixDDTOnly(t *testing.T) {
 	tr, f := newMixTree(t)
 	n := tr.ask(t, "10.1.3.7")
-	r := tr.reply(t, n)
-	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.3.0/24") || len(r.Locators) != 1 || r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
-		t.Fatalf("reply %v %+v, want the ETR's for 10.1.3.0/24", p, r.Locators)
-	}
+	checkETRReply(t, tr.reply(t, n), "10.1.3.0/24")
 	waitFor(t, 5*time.Second, "MS-ACK", func() bool { _, _, acked := tr.stats(t); return acked == 1 })
-	if s := f.sent(); len(s) != 0 {
-		t.Fatalf("sent into the ALT: %v", s)
-	}
+	f.checkNone(t)
 }
 
 // TestMixALTOnly: EIDs DDT does not delegate but the ALT has a route for
@@ -195,9 +208,7 @@ func TestMixNeither(t *testing.T) {
 	checkNegative(t, tr.reply(t, n), "10.65.0.0/16", wire.ActionNativelyForward)
 	n = tr.ask(t, "192.168.1.1")
 	checkNegative(t, tr.reply(t, n), "192.168.1.1/32", wire.ActionSendMapRequest)
-	if s := f.sent(); len(s) != 0 {
-		t.Fatalf("sent into the ALT: %v", s)
-	}
+	f.checkNone(t)
 	if st, _, _ := tr.mr.DDTResolverStats(); st.Narrowed != 2 || st.NegativeHits != 1 {
 		t.Fatalf("narrowed %d, negative hits %d; want 2, 1", st.Narrowed, st.NegativeHits)
 	}
@@ -216,15 +227,10 @@ func TestMixNeither(t *testing.T) {
 func TestMixBoth(t *testing.T) {
 	tr, f := newMixTree(t)
 	n := tr.ask(t, "10.1.2.5")
-	r := tr.reply(t, n)
-	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.2.0/25") || len(r.Locators) != 1 || r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
-		t.Fatalf("reply %v %+v, want the ETR's for 10.1.2.0/25", p, r.Locators)
-	}
+	checkETRReply(t, tr.reply(t, n), "10.1.2.0/25")
 	n = tr.ask(t, "10.1.2.200")
 	checkNegative(t, tr.reply(t, n), "10.1.2.128/25", wire.ActionSendMapRequest)
-	if s := f.sent(); len(s) != 0 {
-		t.Fatalf("sent into the ALT: %v", s)
-	}
+	f.checkNone(t)
 	if st, _, _ := tr.mr.DDTResolverStats(); st.ALT != 0 || st.Resolutions != 2 {
 		t.Fatalf("DDT: %d to the ALT, %d resolutions; want 0, 2", st.ALT, st.Resolutions)
 	}
@@ -248,14 +254,9 @@ func TestMixRemoteMapServer(t *testing.T) {
 	}
 	tr.mr = mr
 	n := tr.ask(t, "10.1.3.7")
-	r := tr.reply(t, n)
-	if _, p, _ := r.Prefix(); p != netip.MustParsePrefix("10.1.3.0/24") || len(r.Locators) != 1 || r.Locators[0].Address.IP != netip.MustParseAddr("192.0.2.1") {
-		t.Fatalf("reply %v %+v, want the ETR's for 10.1.3.0/24", p, r.Locators)
-	}
+	checkETRReply(t, tr.reply(t, n), "10.1.3.0/24")
 	if st, _, _ := mr.DDTResolverStats(); st.Resolutions != 0 {
 		t.Fatalf("DDT resolutions %d, want 0", st.Resolutions)
 	}
-	if s := f.sent(); len(s) != 0 {
-		t.Fatalf("sent into the ALT: %v", s)
-	}
+	f.checkNone(t)
 }

@@ -150,7 +150,7 @@ func TestMixDDTOnly(t *testing.T) {
 // (10.64.5.1), the hole from the referral cache without asking the root
 // again (10.64.5.7), NOT-AUTHORITATIVE for an EID outside the root's
 // authority (172.16.1.1). The Map-Resolver records each with its ALT
-// route and DDT's answer (what lig --alt-path shows).
+// route and DDT's answer (what lig --alt-path shows), the last 64.
 func TestMixALTOnly(t *testing.T) {
 	tr, f := newMixTree(t)
 	n := tr.ask(t, "10.64.5.1")
@@ -191,6 +191,16 @@ func TestMixALTOnly(t *testing.T) {
 			s.Route.NextHop.String() != "10.255.0.1" || len(s.Route.ASPath) != 2 {
 			t.Errorf("sent %d: %+v, want EID %s by %s after %v %s", i, s, w.eid, w.route, w.typ, w.ddt)
 		}
+	}
+	// The record keeps the last 64, oldest first: 62 more make 65, the
+	// first (10.64.5.1) is gone.
+	for i := range 62 {
+		n = tr.ask(t, netip.AddrFrom4([4]byte{10, 64, 5, byte(100 + i)}).String())
+		checkALTReply(t, tr.reply(t, n), "10.64.5.0/24")
+	}
+	sent = tr.mr.ALTSent()
+	if len(sent) != 64 || sent[0].EID.String() != "10.64.5.7" || sent[1].EID.String() != "172.16.1.1" || sent[63].EID.String() != "10.64.5.161" {
+		t.Fatalf("after 65 sent: %d recorded, first %v %v, last %v; want 64, 10.64.5.7 172.16.1.1, 10.64.5.161", len(sent), sent[0].EID, sent[1].EID, sent[len(sent)-1].EID)
 	}
 }
 

@@ -152,3 +152,22 @@ func TestALTPathErrors(t *testing.T) {
 		t.Errorf("error %q does not say the router is not an ALT router", errb.String())
 	}
 }
+
+// TestPrintALTPath: a request sent into the ALT after DDT's hole shows
+// the hole in BEFORE, an aggregate route its flag.
+func TestPrintALTPath(t *testing.T) {
+	q := Query{MR: netip.MustParseAddrPort("192.0.2.100:4342")}
+	r := &Result{Reply: wire.MapReply{Nonce: wire.Nonce{1, 2, 3, 4, 5, 6, 7, 8}}}
+	h := &ALTHop{Route: netip.MustParsePrefix("10.64.0.0/14"), NextHop: netip.MustParseAddr("10.255.0.3"), ASPath: []uint32{65001, 65000, 65102},
+		Aggregate: true, DDT: "DELEGATION-HOLE", DDTPrefix: netip.MustParsePrefix("10.64.0.0/10")}
+	var out bytes.Buffer
+	if err := PrintALTPath(&out, q, r, h); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ALT path for nonce 0102030405060708 at Map-Resolver 192.0.2.100:4342",
+		"[0]10.64.0.0/14  10.255.0.3  65001 65000 65102  aggregate  DDT DELEGATION-HOLE for [0]10.64.0.0/10"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

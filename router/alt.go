@@ -2,8 +2,10 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/rloc-router/rloc/slowpath/control"
 )
@@ -30,6 +32,29 @@ type ALTView struct {
 	Stats control.ALTStats `json:"stats"`
 	// GREDropped counts the GRE packets dropped, by reason.
 	GREDropped map[string]uint64 `json:"gre_dropped"`
+	// Sent are the last Map-Requests (at most 64, oldest first) this
+	// router's Map-Resolver sent into the ALT, each with the ALT route it
+	// took (lig --alt-path looks its nonce up here).
+	Sent []ALTSentView `json:"sent,omitempty"`
+}
+
+// ALTSentView is one Map-Request a Map-Resolver sent into the ALT.
+type ALTSentView struct {
+	// Nonce is the Map-Request's nonce in hex; IID and EID what it asked.
+	Nonce string     `json:"nonce"`
+	IID   uint32     `json:"iid"`
+	EID   netip.Addr `json:"eid"`
+	Time  time.Time  `json:"time"`
+	// Route, NextHop, ASPath and Aggregate are the ALT route it was sent
+	// by: the next ALT router and the ASes toward the origin.
+	Route     netip.Prefix `json:"route"`
+	NextHop   netip.Addr   `json:"next_hop"`
+	ASPath    []uint32     `json:"as_path"`
+	Aggregate bool         `json:"aggregate,omitempty"`
+	// DDT is what DDT answered before, when it was asked: DELEGATION-HOLE
+	// or NOT-AUTHORITATIVE, and DDTPrefix the prefix of that answer.
+	DDT       string       `json:"ddt,omitempty"`
+	DDTPrefix netip.Prefix `json:"ddt_prefix,omitzero"`
 }
 
 // ALTNeighborView is one neighbour in ALTView.
@@ -76,6 +101,14 @@ func (r *Router) ALT() (ALTView, error) {
 			nh = e.Peer.String()
 		}
 		v.Table = append(v.Table, ALTRouteView{Prefix: e.Prefix, Peer: nh, ASPath: e.ASPath, Aggregate: e.Aggregate, Local: e.Local})
+	}
+	for _, s := range r.engine.ALTSent() {
+		sv := ALTSentView{Nonce: fmt.Sprintf("%x", s.Nonce[:]), IID: s.IID, EID: s.EID, Time: s.Time, Route: s.Route.Prefix,
+			NextHop: s.Route.NextHop, ASPath: s.Route.ASPath, Aggregate: s.Route.Aggregate}
+		if s.DDTPrefix.IsValid() {
+			sv.DDT, sv.DDTPrefix = s.DDT.String(), s.DDTPrefix
+		}
+		v.Sent = append(v.Sent, sv)
 	}
 	v.Announced = r.engine.ALTAnnounced()
 	v.Stats, v.GREDropped = r.engine.ALTStats()

@@ -109,7 +109,7 @@ func ddtResolverCounters(st *resolver.DDTStats) map[string]uint64 {
 		"negative_hits": st.NegativeHits, "bad_referrals": st.BadReferrals, "unmatched": st.Unmatched,
 		"referrals_outside": st.Outside, "referrals_verified": st.Verified, "referrals_bad_signature": st.BadSignature,
 		"referrals_unsigned": st.Unsigned, "referrals_not_cached": st.NotCached, "referrals_stale": st.Stale,
-		"not_registered_next": st.NotRegisteredNext,
+		"not_registered_next": st.NotRegisteredNext, "alt_fallbacks": st.ALT, "negatives_narrowed": st.Narrowed,
 	}
 	for t, n := range st.Referrals {
 		m["referrals_"+strings.ToLower(metricName(wire.ReferralType(t).String()))] = n

@@ -39,6 +39,9 @@ type Query struct {
 	// referrals.
 	DDT     bool
 	MaxHops int
+	// ALTPath is the Map-Resolver's management socket: after the reply,
+	// lig shows the ALT route the request was sent by (ALTPath).
+	ALTPath string
 }
 
 // Result is the answer to a Query.

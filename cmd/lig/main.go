@@ -3,6 +3,7 @@
 //
 //	lig EID [--mr ADDR[:PORT]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]
 //	lig EID --ddt ROOT[:PORT] [--max-hops N] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]
+//	lig EID --mr ADDR[:PORT] --alt-path SOCKET [...]
 //	lig --version
 //
 // EID is an address or a prefix. The Map-Request travels in an Encapsulated
@@ -12,8 +13,14 @@
 // ETR itself. Without --mr the LISP_MAP_RESOLVER environment variable
 // names the Map-Resolver. With --ddt, lig walks a LISP-DDT tree itself
 // (RFC 8111) from the root given, following the Map-Referrals, and prints
-// each hop (TraceDDT) before the Map-Reply or the negative answer. lig
-// exits 1 on error, 2 when no reply came.
+// each hop (TraceDDT) before the Map-Reply or the negative answer. With
+// --alt-path, lig then asks the Map-Resolver's management socket (rlocd's
+// GET /v1/alt) which ALT route it sent the answered Map-Request by and
+// prints the ALT path: the route's prefix, the next ALT router, the AS
+// path toward the ALT router that originates the prefix, and what DDT
+// answered first when it was asked (ALTPath, PrintALTPath); or that the
+// request did not go into the ALT. lig exits 1 on error, 2 when no reply
+// came.
 package main
 
 import (
@@ -83,6 +90,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lig:", err)
 		return 1
 	}
+	if q.ALTPath != "" {
+		h, err := ALTPath(ctx, q.ALTPath, r.Reply.Nonce)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if err := PrintALTPath(stdout, q, r, h); err != nil {
+			fmt.Fprintln(stderr, "lig:", err)
+			return 1
+		}
+	}
 	return 0
 }
 
@@ -90,11 +108,12 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 	fs := flag.NewFlagSet("lig", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: lig EID [--mr ADDR[:PORT] | --ddt ROOT[:PORT] [--max-hops N]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]")
+		fmt.Fprintln(stderr, "usage: lig EID [--mr ADDR[:PORT] [--alt-path SOCKET] | --ddt ROOT[:PORT] [--max-hops N]] [--iid N] [--count N] [--timeout D] [--source ADDR[:PORT]]")
 		fs.PrintDefaults()
 	}
 	mr := fs.String("mr", os.Getenv("LISP_MAP_RESOLVER"), "Map-Resolver address (default $LISP_MAP_RESOLVER), port 4342 unless given")
 	ddt := fs.String("ddt", "", "walk the DDT tree from this root (ADDR[:PORT]) instead of asking a Map-Resolver, printing each hop")
+	altPath := fs.String("alt-path", "", "after the reply, show the ALT path: ask the Map-Resolver's management socket (rlocd's, e.g. /run/rloc/rlocd.sock) which ALT route it sent the request by")
 	maxHops := fs.Int("max-hops", slowpath.DefaultDDTMaxHops, "with --ddt, referrals followed at most")
 	iid := fs.String("iid", "", "instance-ID (sent in an instance-ID LCAF when given)")
 	count := fs.Int("count", 3, "Map-Requests to send at most (one per timeout until a reply)")
@@ -130,6 +149,9 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 			return q, fmt.Errorf("--max-hops: %d out of range 1..64", *maxHops)
 		}
 		q.DDT, q.MaxHops = true, *maxHops
+		if *altPath != "" {
+			return q, errors.New("--alt-path goes with --mr: it asks the Map-Resolver")
+		}
 	case *mr == "":
 		return q, errors.New("no Map-Resolver: give --mr or set LISP_MAP_RESOLVER (or --ddt ROOT)")
 	default:
@@ -137,6 +159,7 @@ func parseArgs(args []string, stderr io.Writer) (Query, error) {
 			return q, fmt.Errorf("--mr: %w", err)
 		}
 	}
+	q.ALTPath = *altPath
 	if *iid != "" {
 		v, err := strconv.ParseUint(*iid, 0, 32)
 		if err != nil {

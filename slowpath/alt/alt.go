@@ -466,6 +466,19 @@ func (a *ALT) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 	return append(out, slowpath.BartSet[*Entry]{Table: a.table.Load()})
 }
 
+// Lookup returns the ALT table's route for addr in iid, the one Route
+// would send a Map-Request by (only instance-ID 0 is on the ALT).
+func (a *ALT) Lookup(iid uint32, addr netip.Addr) (Entry, bool) {
+	if iid != 0 {
+		return Entry{}, false
+	}
+	e, ok := a.table.Load().Lookup(addr)
+	if !ok {
+		return Entry{}, false
+	}
+	return *e, true
+}
+
 // Table returns the ALT forwarding table sorted by prefix.
 func (a *ALT) Table() []Entry {
 	var out []Entry

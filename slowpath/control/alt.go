@@ -5,6 +5,7 @@ import (
 
 	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
+	"github.com/rloc-router/rloc/slowpath/resolver"
 )
 
 // ALTEntry is one route of the ALT forwarding table (Engine.ALTTable).
@@ -16,6 +17,35 @@ type ALTNeighbor = alt.Neighbor
 
 // ALTStats are the ALT role's counters.
 type ALTStats = alt.Stats
+
+// ALTSent is a Map-Request the Map-Resolver sent into the ALT, with the
+// route it took (Engine.ALTSent).
+type ALTSent = resolver.ALTSent
+
+// altResolver is the ALT role as the Map-Resolver uses it, with the route
+// lookup that records the path of each Map-Request sent in (lig
+// --alt-path).
+type altResolver struct{ *alt.ALT }
+
+// Lookup implements resolver.ALTLookup.
+func (a altResolver) Lookup(iid uint32, addr netip.Addr) (resolver.ALTRoute, bool) {
+	e, ok := a.ALT.Lookup(iid, addr)
+	if !ok {
+		return resolver.ALTRoute{}, false
+	}
+	return resolver.ALTRoute{Prefix: e.Prefix, NextHop: e.Peer, ASPath: e.ASPath, Aggregate: e.Aggregate}, true
+}
+
+// ALTSent returns the last Map-Requests (at most 64, oldest first) this
+// router's Map-Resolver sent into the ALT, each with the ALT route it took
+// and what DDT answered before; nil without a Map-Resolver.
+func (e *Engine) ALTSent() []ALTSent {
+	var out []ALTSent
+	if e.mr != nil {
+		_ = e.c.Do(func() { out = e.mr.ALTSent(nil) })
+	}
+	return out
+}
 
 // msSites is the Map-Server as the ALT's alt.Sites: the EID prefixes of
 // instance-ID 0 with a live registration.

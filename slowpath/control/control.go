@@ -168,7 +168,7 @@ func (e *Engine) build(inst slowpath.Installer) error {
 		}
 		e.mr = resolver.New(c, cfg.MapResolver, db)
 		if e.alt != nil {
-			e.mr.SetALT(e.alt)
+			e.mr.SetALT(altResolver{e.alt})
 		}
 	}
 	if e.msx != nil {

@@ -71,6 +71,14 @@ type DDTStats struct {
 	// NotRegisteredNext counts MS-NOT-REGISTERED answers after which
 	// another Map-Server of the referral set was asked.
 	NotRegisteredNext uint64
+	// ALT counts the resolutions DDT ended with a DELEGATION-HOLE (or a
+	// cached one) or NOT-AUTHORITATIVE that were then sent into the ALT,
+	// which had a route for the EID.
+	ALT uint64
+	// Narrowed counts DDT negative answers whose prefix was narrowed
+	// because it held EID space known otherwise (an ALT route, a remote
+	// Map-Server's prefix, an aggregate, a registration).
+	Narrowed uint64
 }
 
 // ddtPending is one resolution in progress.
@@ -222,7 +230,11 @@ func (mr *Resolver) ddtResolve(m *slowpath.Msg, iid uint32, addr netip.Addr) boo
 	ref := d.cache.Lookup(iid, addr, now)
 	if ref.Negative() {
 		d.stats.NegativeHits++
-		mr.ddtNegative(m, ref, ref.Type)
+		if ref.Type == wire.ReferralDelegationHole && mr.altRoute(m, iid, addr, ref) {
+			d.stats.ALT++
+			return true
+		}
+		mr.ddtNegative(m, iid, addr, ref, ref.Type)
 		return true
 	}
 	n := m.Request.Nonce
@@ -495,21 +507,39 @@ func (mr *Resolver) ddtEnd(n wire.Nonce, p *ddtPending, ref *Referral, typ wire.
 		m.ECM = &e
 	}
 	if ref == nil {
-		ref = &Referral{IID: p.iid, Prefix: netip.PrefixFrom(p.addr, p.addr.BitLen()), Expires: mr.c.Now().Add(time.Minute)}
+		ref = &Referral{IID: p.iid, Prefix: netip.PrefixFrom(p.addr, p.addr.BitLen()), Expires: mr.c.Now().Add(time.Minute), Type: typ}
 	}
-	mr.ddtNegative(m, ref, typ)
+	if typ != wire.ReferralMSNotRegistered && mr.altRoute(m, p.iid, p.addr, &Referral{Type: typ, Prefix: ref.Prefix}) {
+		// DDT does not delegate the EID (DELEGATION-HOLE) or could not
+		// resolve it (NOT-AUTHORITATIVE and the like): the ALT has a
+		// route for it. MS-NOT-REGISTERED is final: the EID is
+		// delegated to a Map-Server, which has no registration.
+		mr.ddt.stats.ALT++
+		return
+	}
+	mr.ddtNegative(m, p.iid, p.addr, ref, typ)
 }
 
-// ddtNegative answers m with a negative Map-Reply for ref's prefix: a
-// delegation hole is outside the mapping system (native-forward), the
-// rest is LISP space for now unanswered (send-map-request); the TTL is
-// what is left of ref's.
-func (mr *Resolver) ddtNegative(m *slowpath.Msg, ref *Referral, typ wire.ReferralType) {
+// ddtNegative answers m for addr in iid with a negative Map-Reply for
+// ref's prefix, narrowed to the largest prefix around addr that holds no
+// EID prefix the resolver knows otherwise (the ALT table, remote
+// Map-Servers, aggregates, the local Map-Server, the interconnect): a
+// delegation hole is outside the mapping system (native-forward) unless
+// the narrowed prefix lies inside known EID space, the rest is LISP space
+// for now unanswered (send-map-request); the TTL is what is left of ref's.
+func (mr *Resolver) ddtNegative(m *slowpath.Msg, iid uint32, addr netip.Addr, ref *Referral, typ wire.ReferralType) {
+	var buf [4]slowpath.PrefixSet
+	p := ref.Prefix
+	q, inside := negativePrefix(mr.known(iid, buf[:0]), addr)
+	if q.Bits() > p.Bits() {
+		p = q
+		mr.ddt.stats.Narrowed++
+	}
 	act := wire.ActionSendMapRequest
-	if typ == wire.ReferralDelegationHole {
+	if typ == wire.ReferralDelegationHole && !inside {
 		act = wire.ActionNativelyForward
 	}
 	ttl := max(ref.Expires.Sub(mr.c.Now()), time.Minute)
-	mr.sendNegative(m, &wire.Record{TTL: slowpath.TTLMinutes(ttl), MaskLen: uint8(ref.Prefix.Bits()), Action: act,
-		EID: slowpath.EIDAddress(ref.IID, ref.Prefix.Addr())})
+	mr.sendNegative(m, &wire.Record{TTL: slowpath.TTLMinutes(ttl), MaskLen: uint8(p.Bits()), Action: act,
+		EID: slowpath.EIDAddress(iid, p.Addr())})
 }

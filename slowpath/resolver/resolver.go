@@ -2,8 +2,23 @@
 // end of the mapping system on this router: it takes the Map-Requests sent
 // to the mapping system (in an ECM, or plain from lig-like tools), lets the
 // local Map-Server answer those for EIDs it knows (through Database),
-// forwards the others to the remote Map-Server responsible for them, and
-// answers negatively for EIDs nobody registered.
+// forwards the others to the remote Map-Server responsible for them, to
+// DDT or into the ALT, and answers negatively for EIDs nobody registered.
+//
+// The order, for a Map-Request for an EID in instance-ID iid (docs/alt.md,
+// "One Map-Resolver, several mapping systems"):
+//
+//  1. the local Map-Server (a registration, or a proxy reply);
+//  2. the interconnect (LISP-MSX: an agreement covering the EID);
+//  3. a configured remote Map-Server whose prefixes cover the EID (static
+//     configuration, the operator's explicit choice);
+//  4. DDT, when roots are configured: its answer is final (MS-ACK,
+//     MS-NOT-REGISTERED) unless it says the EID is not delegated
+//     (DELEGATION-HOLE, also from the referral cache) or could not be
+//     resolved (NOT-AUTHORITATIVE, no progress, hop bound, silence): then
+//  5. the ALT, when its table has a route for the EID;
+//  6. a negative Map-Reply whose prefix holds no EID prefix known to any
+//     of them (DDT's prefix narrowed by the ALT table and the rest).
 package resolver
 
 import (
@@ -43,7 +58,7 @@ type Database interface {
 // peer mapping system, from a copy of its table or by invoking its
 // Map-Server directly. Answer reports false, sending nothing, when no
 // agreement covers the EID. It is asked after the local Map-Server and
-// before DDT and the configured remote Map-Servers.
+// before the configured remote Map-Servers, DDT and the ALT.
 type Interconnect interface {
 	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
 	// Known appends the peers' EID space in iid (their configured
@@ -67,8 +82,11 @@ type Resolver struct {
 	sec    slowpath.SecAnswer
 	// ddt is the DDT Map-Resolver (ddt.go), nil without DDT roots.
 	ddt *ddtResolver
-	// alt is the ALT router role (alt.go), nil without one.
-	alt ALT
+	// alt is the ALT router role (alt.go), nil without one; altSent the
+	// last Map-Requests sent into it (a ring from altNext once full).
+	alt     ALT
+	altSent []ALTSent
+	altNext int
 	// ic is the mapping-system interconnect, nil without one.
 	ic Interconnect
 }
@@ -144,10 +162,16 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 	if mr.ic != nil && mr.ic.Answer(m, iid, p.Addr()) {
 		return true
 	}
+	if mr.forwardRemote(m, iid, p.Addr()) {
+		return true
+	}
+	// DDT, when configured, is asked first; it falls back on the ALT
+	// itself when its answer is that it does not delegate the EID
+	// (ddtEnd).
 	if mr.ddtResolve(m, iid, p.Addr()) {
 		return true
 	}
-	if !mr.forwardRemote(m, iid, p.Addr()) && !mr.altRoute(m, iid, p.Addr()) {
+	if !mr.altRoute(m, iid, p.Addr(), nil) {
 		mr.negativeReply(m, iid, p.Addr())
 	}
 	return true

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/rloc-router/rloc/internal/testkit/netnstest"
+	"github.com/rloc-router/rloc/router"
+	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// TestALTPath runs lig --alt-path against real routers on the ALT: the
+// test binary runs itself again inside a new network namespace (the ALT
+// role opens a TUN and a raw GRE socket, and BGP dials from any thread,
+// so the whole process must be in it), where altPathInNetns does the
+// work.
+func TestALTPath(t *testing.T) {
+	if os.Getenv("LIG_ALT_NETNS") != "" {
+		altPathInNetns(t)
+		return
+	}
+	ns := netnstest.New(t, "ligalt")
+	cmd := ns.Command(os.Args[0], "-test.run=^TestALTPath$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LIG_ALT_NETNS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestALTPath") {
+		t.Fatalf("in the namespace: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// altPathInNetns starts two routers in this (new) namespace, joined by
+// one user-space GRE tunnel over loopback with a BGP session on it: mr, a
+// Map-Resolver on the ALT (AS 65200), and ms, a Map-Server on the ALT (AS
+// 65102) announcing 10.2.0.0/24 (no registration there: it answers
+// negatively). lig asks mr for 10.2.0.10 with --alt-path on mr's
+// management socket: the reply came through the ALT and lig shows the
+// route mr sent it by (10.2.0.0/24, next hop ms's tunnel end 10.255.0.1,
+// AS path 65102). An EID the ALT has no route for is answered by mr
+// itself: lig says it was not sent into the ALT.
+func altPathInNetns(t *testing.T) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := netip.MustParseAddr
+	start := func(cfg router.Config) *router.Router {
+		t.Helper()
+		r, err := router.Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		return r
+	}
+	alt := func(asn uint32, self, peer, inner, peerInner string, peerASN uint32) slowpath.ALTConfig {
+		return slowpath.ALTConfig{ASN: asn, RouterID: a(self), Underlay: a(self), Interface: "alt" + self[len(self)-2:],
+			HoldTime: 3 * time.Second, ConnectRetry: time.Second,
+			Neighbors: []slowpath.ALTNeighbor{{Remote: a(peer), Inner: netip.MustParsePrefix(inner), Peer: a(peerInner), ASN: peerASN}}}
+	}
+	msALT := alt(65102, "127.0.0.20", "127.0.0.10", "10.255.0.1/31", "10.255.0.0", 65200)
+	msALT.Announce = []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24")}
+	start(router.Config{Name: "ms", Roles: router.Roles{MapServer: true, ALT: true},
+		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.20:4342")}},
+		Mgmt:    router.MgmtOptions{Socket: filepath.Join(dir, "ms.sock")},
+		Sites: []slowpath.SiteConfig{{Name: "site2", Keys: []slowpath.AuthKey{{KeyID: 1, Alg: wire.AuthHMACSHA256128, Secret: "key-2"}},
+			Prefixes: []slowpath.SitePrefix{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.2.0.0/24")}}}}},
+		ALT: msALT})
+	mrALT := alt(65200, "127.0.0.10", "127.0.0.20", "10.255.0.0/31", "10.255.0.1", 65102)
+	sock := filepath.Join(dir, "mr.sock")
+	mr := start(router.Config{Name: "mr", Roles: router.Roles{MapResolver: true, ALT: true},
+		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.10:4342")}},
+		Mgmt:    router.MgmtOptions{Socket: sock},
+		ALT:     mrALT})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := mr.ALT()
+		if err == nil && len(v.Table) > 0 && v.Table[0].Prefix == netip.MustParsePrefix("10.2.0.0/24") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mr's ALT table never got 10.2.0.0/24: %+v %v", v, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var out, errb bytes.Buffer
+	args := []string{"10.2.0.10", "--mr", "127.0.0.10", "--alt-path", sock, "--source", "127.0.0.1:0", "--count", "3", "--timeout", "2s"}
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("lig %v: exit %d\n%s\n%s", args, code, out.String(), errb.String())
+	}
+	t.Logf("lig %s\n%s", strings.Join(args, " "), out.String())
+	for _, want := range []string{"Received Map-Reply from 127.0.0.20:", "ALT path for nonce", "ALT ROUTE", "[0]10.2.0.0/24  10.255.0.1  65102"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("lig output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	args[0] = "10.9.0.1"
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("lig %v: exit %d\n%s\n%s", args, code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "not sent into the ALT") || strings.Contains(out.String(), "ALT ROUTE") {
+		t.Fatalf("lig output for an EID off the ALT:\n%s", out.String())
+	}
+}
+
+// TestALTPathErrors: --alt-path goes with --mr only; a socket nobody
+// listens on, or a router without the alt role, is an error (exit 1)
+// after the reply was printed.
+func TestALTPathErrors(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"10.2.0.10", "--ddt", "127.0.0.1", "--alt-path", "/nonexistent"}, &out, &errb); code != 1 {
+		t.Errorf("--ddt with --alt-path: exit %d, want 1", code)
+	}
+	mr := newFakeMR(t, "udp4", "127.0.0.1", func(_ int, s *seen) [][]byte {
+		return [][]byte{reply(t, s.req.Nonce, site2(s.iid))}
+	})
+	errb.Reset()
+	if code := run(t.Context(), []string{"10.2.0.10", "--mr", mr.addr().String(), "--alt-path", filepath.Join(t.TempDir(), "none.sock")}, &out, &errb); code != 1 {
+		t.Errorf("no socket: exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), "--alt-path") {
+		t.Errorf("error %q does not name --alt-path", errb.String())
+	}
+	cfg := router.Config{Name: "mr", Roles: router.Roles{MapResolver: true},
+		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}},
+		Mgmt:    router.MgmtOptions{Socket: filepath.Join(t.TempDir(), "mgmt.sock")}}
+	r, err := router.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	errb.Reset()
+	if code := run(t.Context(), []string{"10.2.0.10", "--mr", mr.addr().String(), "--alt-path", cfg.Mgmt.Socket}, &out, &errb); code != 1 {
+		t.Errorf("router without the alt role: exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), "not an ALT router") {
+		t.Errorf("error %q does not say the router is not an ALT router", errb.String())
+	}
+}
+
+// TestPrintALTPath: a request sent into the ALT after DDT's hole shows
+// the hole in BEFORE, an aggregate route its flag.
+func TestPrintALTPath(t *testing.T) {
+	q := Query{MR: netip.MustParseAddrPort("192.0.2.100:4342")}
+	r := &Result{Reply: wire.MapReply{Nonce: wire.Nonce{1, 2, 3, 4, 5, 6, 7, 8}}}
+	h := &ALTHop{Route: netip.MustParsePrefix("10.64.0.0/14"), NextHop: netip.MustParseAddr("10.255.0.3"), ASPath: []uint32{65001, 65000, 65102},
+		Aggregate: true, DDT: "DELEGATION-HOLE", DDTPrefix: netip.MustParsePrefix("10.64.0.0/10")}
+	var out bytes.Buffer
+	if err := PrintALTPath(&out, q, r, h); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ALT path for nonce 0102030405060708 at Map-Resolver 192.0.2.100:4342",
+		"[0]10.64.0.0/14  10.255.0.3  65001 65000 65102  aggregate  DDT DELEGATION-HOLE for [0]10.64.0.0/10"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

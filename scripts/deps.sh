@@ -10,7 +10,7 @@ declare -A pkg=([tshark]=tshark [ip]=iproute2 [trafgen]=netsniff-ng [clang]=clan
   [tcpreplay]=tcpreplay [scapy]=python3-scapy
   [promtool]=prometheus [systemd-analyze]=systemd [dpkg-deb]=dpkg
   [chromium]=chromium [dot]=graphviz [bgpd]=frr [vtysh]=frr
-  [ospfd]=frr [zebra]=frr)
+  [ospfd]=frr [zebra]=frr [ping]=iputils-ping)
 # have TOOL: whether it is installed. python3-scapy installs for Debian's
 # python3, which a pyenv or venv python3 first on PATH does not see.
 have() {

@@ -53,7 +53,8 @@ router bgp 65150
 // advertises it to mr (vtysh JSON), frr's kernel routes it via ms's
 // tunnel, lig through mr resolves site 1, and captures on mr's and ms's
 // sides of frr show GRE carrying the LISP Map-Request into frr and out
-// of it (inner TTL one less: frr's kernel forwarded it).
+// of it (inner TTL one less: frr's kernel forwarded it). When the site
+// deregisters, the withdrawal crosses bgpd too.
 func TestALTFRR(t *testing.T) {
 	bgpdtest.Require(t)
 	testkit.Tool(t, "vtysh")
@@ -101,7 +102,7 @@ database:
   - {eid: 10.1.0.0/24, rlocs: [{addr: 192.0.2.1}]}
 map_servers: [{addr: 192.0.2.101, key: {id: 1, secret: key-1}}]
 map_resolvers: [192.0.2.100]
-etr: {register_interval: 1s}
+etr: {register_interval: 1s, deregister_on_stop: true}
 `)
 
 	site := netip.MustParsePrefix("10.1.0.0/24")
@@ -209,4 +210,14 @@ etr: {register_interval: 1s}
 		}
 	}
 	t.Logf("ALT through FRR converged %v after the start; lig answered in %v", converged.Round(time.Millisecond), ligTook.Round(time.Millisecond))
+
+	// The site deregisters: ms withdraws the prefix, bgpd withdraws it
+	// from mr and zebra from frr's kernel.
+	wd := time.Now()
+	n.stop("xtr1", true)
+	n.waitFor(15*time.Second, "10.1.0.0/24 withdrawn through frr from mr's ALT table and frr's kernel", func() bool {
+		kr, err := n.lab.Exec("frr", "ip", "-4", "route", "show", site.String())
+		return err == nil && len(strings.TrimSpace(string(kr))) == 0 && lpm(n.altView("mr"), site.Addr()) == nil
+	})
+	t.Logf("site 1 deregistered: withdrawn through bgpd from mr and frr's kernel in %v", time.Since(wd).Round(time.Millisecond))
 }

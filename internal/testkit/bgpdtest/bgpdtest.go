@@ -8,9 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/frrtest"
 	"github.com/rloc-router/rloc/lab/netns"
 )
 
@@ -123,30 +122,7 @@ func StartWithZebra(t testing.TB, ns *netns.NS, conf string) *Bgpd {
 	if _, err := os.Stat(ZebraPath); err != nil {
 		testkit.Unavailable(t, "FRR's zebra (scripts/deps.sh zebra installs frr): %v", err)
 	}
-	u, err := user.Lookup("frr")
-	if err != nil {
-		testkit.Unavailable(t, "no frr user (scripts/deps.sh bgpd installs frr): %v", err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("frr user: uid %q gid %q", u.Uid, u.Gid)
-	}
-	dir, err := os.MkdirTemp("", "bgpdtest-"+ns.Name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	run := filepath.Join("/var/run/frr", ns.Name)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run) })
-	for _, d := range []string{dir, run} {
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := frrtest.Dir(t, ns, "bgpdtest")
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {

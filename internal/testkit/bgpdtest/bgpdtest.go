@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/frrtest"
 	"github.com/rloc-router/rloc/lab/netns"
 )
 
@@ -100,4 +103,60 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// ZebraPath is where Debian's frr package installs zebra.
+const ZebraPath = "/usr/lib/frr/zebra"
+
+// StartWithZebra runs zebra and bgpd in ns, bgpd with the configuration
+// conf connected to zebra, so bgpd's best routes go into ns's kernel
+// routing table (an ALT router whose forwarding the kernel does). The
+// daemons drop privileges to the frr user: their pid, vty and zserv paths
+// are in a directory of their own that user owns, their other default
+// paths under /var/run/frr/<ns.Name> (-N). Both are stopped (SIGTERM,
+// then SIGKILL after 5 s) when the test ends; their logs are shown when
+// it failed.
+func StartWithZebra(t testing.TB, ns *netns.NS, conf string) *Bgpd {
+	t.Helper()
+	Require(t)
+	if _, err := os.Stat(ZebraPath); err != nil {
+		testkit.Unavailable(t, "FRR's zebra (scripts/deps.sh zebra installs frr): %v", err)
+	}
+	dir := frrtest.Dir(t, ns, "bgpdtest")
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	zconf := write("zebra.conf", "hostname "+ns.Name+"\n")
+	bconf := write("bgpd.conf", conf)
+	zserv := filepath.Join(dir, "zserv.api")
+	common := []string{"-N", ns.Name, "--vty_socket", dir, "-P", "0", "-z", zserv, "--log", "stdout"}
+	start := func(path string, args ...string) {
+		log := &lockedLog{}
+		c := ns.Command(path, append(args, common...)...)
+		c.Stdout, c.Stderr = log, log
+		testkit.Require(t, "start "+path, c.Start())
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		t.Cleanup(func() {
+			_ = c.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = c.Process.Kill()
+				<-done
+			}
+			if t.Failed() {
+				t.Logf("%s's log:\n%s", filepath.Base(path), log.String())
+			}
+		})
+	}
+	start(ZebraPath, "-f", zconf, "-i", filepath.Join(dir, "zebra.pid"))
+	// bgpd connects to zebra's socket: wait for it.
+	testkit.WaitFor(t, "zebra's zserv socket", func() error { _, err := os.Stat(zserv); return err })
+	start(Path, "-f", bconf, "-i", filepath.Join(dir, "bgpd.pid"))
+	return &Bgpd{VTY: dir}
 }

@@ -10,15 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/internal/testkit/frrtest"
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 )
@@ -73,26 +72,10 @@ type Config struct {
 func Start(t testing.TB, ns *netns.NS, cfg Config) *Router {
 	t.Helper()
 	Require(t)
-	// The daemons drop privileges to the frr user (root is not in the
-	// frrvty group): a directory of their own it can write.
-	uid, gid := frrIDs(t)
-	dir, err := os.MkdirTemp("", "ospftest-"+ns.Name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The daemons drop privileges to the frr user: a directory of their
+	// own it can write.
+	dir := frrtest.Dir(t, ns, "ospftest")
 	r := &Router{NS: ns, RouterID: cfg.RouterID, Dir: dir}
-	// -N puts the daemons' default paths under /var/run/frr/<name>.
-	run := filepath.Join("/var/run/frr", ns.Name)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run) })
-	for _, d := range []string{dir, run} {
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"ospfd.log", "ospfd.out", "zebra.out", "zebra.log"} {
@@ -130,21 +113,6 @@ func Start(t testing.TB, ns *netns.NS, cfg Config) *Router {
 	waitLong(t, "zebra's zserv socket", func() error { _, err := os.Stat(zserv); return err })
 	r.start(t, "ospfd", append([]string{"-a", "-f", oconf, "-i", filepath.Join(r.Dir, "ospfd.pid"), "-z", zserv}, common...)...)
 	return r
-}
-
-// frrIDs returns the frr user's uid and gid.
-func frrIDs(t testing.TB) (int, int) {
-	t.Helper()
-	u, err := user.Lookup("frr")
-	if err != nil {
-		testkit.Unavailable(t, "no frr user (scripts/deps.sh ospfd installs frr): %v", err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("frr user: uid %q gid %q", u.Uid, u.Gid)
-	}
-	return uid, gid
 }
 
 func (r *Router) start(t testing.TB, daemon string, args ...string) {

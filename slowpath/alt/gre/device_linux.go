@@ -54,6 +54,16 @@ type Config struct {
 	MTU int
 	// Tunnels are the tunnels, one per peer.
 	Tunnels []TunnelConfig
+	// PointToPoint makes the device one tunnel's point-to-point link whose
+	// routing is left to the kernel (an ALT router such as FRR's bgpd with
+	// zebra, whose routes via a peer's inner address pick that peer's
+	// TUN): it has exactly one tunnel; its raw socket is connected to the
+	// tunnel's remote, so it sees that peer's GRE only and several such
+	// devices share one underlay address; every packet the kernel routes
+	// into the TUN goes into the tunnel whatever its destination; every
+	// inner packet decapsulated goes to the TUN (the kernel forwards those
+	// not addressed to it), the handler is not used.
+	PointToPoint bool
 }
 
 // Validate checks c; errors start with path (the configuration key).
@@ -66,6 +76,9 @@ func (c *Config) Validate(path string) error {
 	}
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65000) {
 		return fmt.Errorf("%s.mtu: %d out of 576..65000", path, c.MTU)
+	}
+	if c.PointToPoint && len(c.Tunnels) != 1 {
+		return fmt.Errorf("%s.tunnels: %d tunnels on a point-to-point device, want 1", path, len(c.Tunnels))
 	}
 	remotes := map[netip.Addr]bool{}
 	for i, t := range c.Tunnels {
@@ -150,7 +163,7 @@ type Tunnel struct {
 // addressed to one of the device's inner addresses (ALT traffic, RFC 6836
 // §3.3). pkt aliases the reader's buffer: it is valid only during the
 // call. It reports whether it took the packet; one not taken is dropped
-// as not-local.
+// as not-local. A PointToPoint device does not use it.
 type Handler func(t *Tunnel, pkt []byte) bool
 
 // Device is a set of GRE tunnels sharing one TUN and one raw socket.
@@ -303,6 +316,15 @@ func (d *Device) openRaw() error {
 		unix.Close(fd)
 		return fmt.Errorf("gre: bind the raw socket to %v: %w", d.cfg.Local, err)
 	}
+	if d.cfg.PointToPoint {
+		// A connected raw socket gets only the packets from that address
+		// (raw(7)): the other point-to-point devices on this underlay
+		// address take the other peers' GRE.
+		if err := unix.Connect(fd, d.tunnels[0].sa); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("gre: connect the raw socket to %v: %w", d.tunnels[0].Config.Remote, err)
+		}
+	}
 	d.rawFD = fd
 	d.raw = os.NewFile(uintptr(fd), "gre-raw")
 	rc, err := d.raw.SyscallConn()
@@ -432,6 +454,9 @@ func (d *Device) readTUN() {
 			continue
 		}
 		t := d.byPeer[dst]
+		if d.cfg.PointToPoint {
+			t = d.tunnels[0]
+		}
 		if t == nil {
 			d.drops[DropNoTunnel].Add(1)
 			continue
@@ -496,7 +521,7 @@ func (d *Device) receive(src netip.Addr, b []byte) {
 	t.rxp.Add(1)
 	t.rxb.Add(uint64(len(inner)))
 	dst, _ := innerDst(inner)
-	if d.local[dst] {
+	if d.local[dst] || d.cfg.PointToPoint {
 		if _, err := d.tun.Write(inner); err != nil {
 			d.drops[DropSendError].Add(1)
 		}

@@ -32,6 +32,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Tunnels[0].Peer = netip.MustParseAddr("10.255.0.7") }, "alt.gre.tunnels[0].peer"},
 		{func(c *Config) { c.Tunnels[0].Peer = netip.MustParseAddr("10.255.0.0") }, "alt.gre.tunnels[0].peer"},
 		{func(c *Config) { c.MTU = 100 }, "alt.gre.mtu"},
+		{func(c *Config) { c.PointToPoint = true }, "alt.gre.tunnels"},
 	} {
 		cfg := testConfig()
 		c.edit(&cfg)

@@ -157,3 +157,76 @@ func TestTunnelNetns(t *testing.T) {
 		t.Fatalf("B's tunnel counters %+v", s.Tunnels[0])
 	}
 }
+
+// TestPointToPointNetns routes across a middle namespace M whose two
+// tunnels are point-to-point devices sharing M's one underlay address,
+// with the forwarding left to M's kernel: A pings B's inner address
+// through M (A -> M over one tunnel, M's kernel routes to the other TUN,
+// M -> B over the second tunnel, and back). Each of M's devices sees
+// only its own peer's GRE (no unknown-peer drops: the raw sockets are
+// connected) and every packet the kernel puts in a TUN goes to its
+// tunnel whatever the destination (no no-tunnel drops).
+func TestPointToPointNetns(t *testing.T) {
+	testkit.Tool(t, "ping")
+	a, m, b := netnstest.New(t, "p2pA"), netnstest.New(t, "p2pM"), netnstest.New(t, "p2pB")
+	if err := netns.Veth(a, "pa", m, "ma"); err != nil {
+		t.Fatal(err)
+	}
+	if err := netns.Veth(m, "mb", b, "pb"); err != nil {
+		t.Fatal(err)
+	}
+	ua, um, ub := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.1")
+	for _, s := range []struct {
+		ns     *netns.NS
+		ifname string
+		addr   string
+	}{{a, "pa", "192.0.2.1/24"}, {m, "ma", "192.0.2.2/24"}, {m, "mb", "198.51.100.2/24"}, {b, "pb", "198.51.100.1/24"}} {
+		if err := s.ns.AddAddr(s.ifname, netip.MustParsePrefix(s.addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"} {
+		if err := m.Sysctl(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// B reaches M's underlay address, which both of M's devices use.
+	route(t, b, "192.0.2.0/24", "198.51.100.2", "pb")
+	p2p := func(name string, local, remote netip.Addr, inner string) gre.Config {
+		in := netip.MustParsePrefix(inner)
+		peer := in.Masked().Addr()
+		if peer == in.Addr() {
+			peer = peer.Next()
+		}
+		return gre.Config{Name: name, Local: local, PointToPoint: true, Tunnels: []gre.TunnelConfig{
+			{Remote: remote, Inner: in, Peer: peer, Checksum: true}}}
+	}
+	da := openIn(t, a, p2p("alt0", ua, um, "10.255.0.0/31"))
+	ma := openIn(t, m, p2p("alta", um, ua, "10.255.0.1/31"))
+	mb := openIn(t, m, p2p("altb", um, ub, "10.255.0.2/31"))
+	db := openIn(t, b, p2p("alt0", ub, um, "10.255.0.3/31"))
+	// The far ends' inner subnets via M's inner address: the kernel picks
+	// the TUN by the next hop.
+	route(t, a, "10.255.0.2/31", "10.255.0.1", "alt0")
+	route(t, b, "10.255.0.0/31", "10.255.0.2", "alt0")
+
+	out, err := a.Command("ping", "-n", "-c", "3", "-i", "0.2", "-W", "5", "10.255.0.3").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " 0% packet loss") || !strings.Contains(string(out), "ttl=63") {
+		t.Fatalf("ping across M: %v\n%s\nA %+v\nM/a %+v\nM/b %+v\nB %+v", err, out, da.Stats(), ma.Stats(), mb.Stats(), db.Stats())
+	}
+	for name, d := range map[string]*gre.Device{"A": da, "M/a": ma, "M/b": mb, "B": db} {
+		s := d.Stats()
+		if len(s.Dropped) != 0 || s.Tunnels[0].RxPackets < 3 || s.Tunnels[0].TxPackets < 3 {
+			t.Errorf("%s: drops %v, tunnel %+v", name, s.Dropped, s.Tunnels[0])
+		}
+	}
+}
+
+// route adds the route to dst via gw on ifname inside ns.
+func route(t *testing.T, ns *netns.NS, dst, gw, ifname string) {
+	t.Helper()
+	out, err := ns.Command("ip", "route", "add", dst, "via", gw, "dev", ifname).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip route add %s via %s in %s: %v %s", dst, gw, ns.Name, err, out)
+	}
+}

@@ -343,3 +343,44 @@ func TestReaderFlushes(t *testing.T) {
 		t.Fatalf("%d entries active after a Flush and a Close, want 2", n)
 	}
 }
+
+// TestReplacedBitmapStillFolded: when the ids outgrow the activity bitmaps,
+// each is replaced by a larger one, but a lookup that loaded the old bitmap
+// before the replacement may still mark it; the writer keeps folding it (and
+// LastUsed sees its pending marks), for the shared bitmap and a Reader's.
+func TestReplacedBitmapStillFolded(t *testing.T) {
+	start := time.Unix(10_000_000, 0)
+	clk := &fakeClock{t: start}
+	c := New(Config{Now: clk.now})
+	r := c.NewReader()
+	kA, kB := IPKey(5, netip.MustParsePrefix("10.0.0.0/8")), IPKey(5, netip.MustParsePrefix("11.0.0.0/8"))
+	c.Apply([]Update{{Key: kA, TTL: 600, RLOCs: up1}, {Key: kB, TTL: 600, RLOCs: up1}})
+	a, _ := c.Get(kA)
+	b, _ := c.Get(kB)
+	oldShared, oldReader := c.shared.cur.Load(), r.act.cur.Load()
+	var ups []Update
+	for i := range 1 << chunkBits { // ids beyond the first bitmap
+		ups = append(ups, Update{Key: IPKey(5, v4pfx(0x0c000000+i<<8, 24)), TTL: 600, RLOCs: up1})
+	}
+	c.Apply(ups)
+	if c.shared.cur.Load() == oldShared || r.act.cur.Load() == oldReader {
+		t.Fatal("the bitmaps were not replaced")
+	}
+	clk.t = start.Add(time.Hour)
+	c.Tick(clk.t)
+	oldShared.mark(a.id) // a Cache.Lookup that loaded the bitmap before it was replaced
+	oldReader.markOwned(b.id)
+	for _, e := range []*Entry{a, b} {
+		if lu := c.LastUsed(e); lu.Before(clk.t.Add(-time.Second)) {
+			t.Fatalf("%v: pending mark in a replaced bitmap not seen: last used %v", e.Key(), lu)
+		}
+	}
+	used := clk.t
+	clk.t = clk.t.Add(time.Second)
+	c.Expire(clk.t) // folds
+	for _, e := range []*Entry{a, b} {
+		if e.used.Load() != c.epochAt(used) {
+			t.Fatalf("%v: mark %d after the fold, want epoch %d: a replaced bitmap was not folded", e.Key(), e.used.Load(), c.epochAt(used))
+		}
+	}
+}

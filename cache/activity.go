@@ -96,8 +96,9 @@ func (a *activity) pending(id uint32) bool {
 
 // has reports whether bit id is set.
 func (bm *bitmap) has(id uint32) bool {
-	w := id >> 6
-	return w < uint32(len(*bm)) && (*bm)[w].Load()&(1<<(id&63)) != 0
+	m := *bm
+	w := uint(id >> 6)
+	return w < uint(len(m)) && m[w].Load()>>(id&63)&1 != 0
 }
 
 // Reader is one reader's handle on the cache, for a goroutine that looks up
@@ -117,19 +118,14 @@ type Reader struct {
 	in  *instance
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
-	// seen remembers, direct-mapped by id, which ids were noted since the
-	// writer's last fold (key: fold count<<32 | id), so a busy entry is
-	// noted once per fold interval, not once per lookup.
-	seen [seenLen]uint64
-	act  activity
+	// act is the Reader's bitmap. A hit whose bit is set there already
+	// (flushed since the writer's last fold) is not noted again, so a busy
+	// entry is noted about once per fold interval, not once per lookup.
+	act activity
 }
 
-// noteLen is how many hits a Reader notes before it flushes on its own;
-// seenLen is the size of its filter of ids already noted.
-const (
-	noteLen = 256
-	seenLen = 256
-)
+// noteLen is how many hits a Reader notes before it flushes on its own.
+const noteLen = 256
 
 // NewReader returns a new handle on c (see Reader).
 func (c *Cache) NewReader() *Reader {
@@ -158,14 +154,13 @@ func (r *Reader) Flush() {
 	r.n = 0
 }
 
-// note records a hit on id, unless id was noted since the last fold. The
-// fold count is read before the filter: a fold bumps it only after it has
-// cleared the bitmaps, so a hit skipped here is covered by a note the fold
-// has not consumed yet, or by one made after it.
+// note records a hit on id, unless its bit is set in the Reader's bitmap:
+// then a Flush since the writer's last fold has marked it, and the next fold
+// counts it (a fold clears the bit before it counts it, so a hit skipped here
+// is one the fold has not consumed yet). A hit noted but not yet flushed is
+// noted again: the list only fills sooner.
 func (r *Reader) note(id uint32) {
-	k := uint64(r.c.folds.Load())<<32 | uint64(id)
-	if s := &r.seen[id&(seenLen-1)]; *s != k {
-		*s = k
+	if !r.act.cur.Load().has(id) {
 		r.add(id)
 	}
 }
@@ -257,10 +252,9 @@ func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	if !ok {
 		return nil, false
 	}
-	// r.note(v.id), written out (note does not inline): the per-packet path
-	k := uint64(r.c.folds.Load())<<32 | uint64(v.id)
-	if s := &r.seen[v.id&(seenLen-1)]; *s != k {
-		*s = k
+	// r.note(v.id), written out (one bounds check, no call): the per-packet path
+	m := *r.act.cur.Load()
+	if w := uint(v.id >> 6); w < uint(len(m)) && m[w].Load()>>(v.id&63)&1 == 0 {
 		r.add(v.id)
 	}
 	return v.e, true
@@ -361,7 +355,7 @@ func (c *Cache) fold() {
 	for _, a := range c.acts {
 		c.foldOne(a, ep)
 	}
-	c.folds.Add(1) // after the bitmaps are cleared (see Reader.note)
+	c.folds.Add(1) // after the bitmaps are cleared (see Folds)
 }
 
 func (c *Cache) foldOne(a *activity, ep uint32) {

@@ -384,3 +384,42 @@ func TestReplacedBitmapStillFolded(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderNotesUnmarkedOnly: a Reader notes a hit only while the entry's
+// bit is clear in its own bitmap: after a Flush, lookups of the entry note
+// nothing until the writer's fold clears the bit; then the next lookup notes
+// it again and the next fold marks it with its epoch. Lookups and MarkActive
+// alike.
+func TestReaderNotesUnmarkedOnly(t *testing.T) {
+	start := time.Unix(11_000_000, 0)
+	clk := &fakeClock{t: start}
+	c := New(Config{Now: clk.now})
+	r := c.NewReader()
+	k := IPKey(6, netip.MustParsePrefix("10.0.0.0/8"))
+	c.Apply([]Update{{Key: k, TTL: 600, RLOCs: up1}})
+	e, _ := c.Get(k)
+	a := netip.MustParseAddr("10.9.9.9")
+	for round := range 3 {
+		clk.t = clk.t.Add(time.Minute)
+		c.Expire(clk.t) // the epoch moves: the writer folds
+		used := clk.t
+		r.Lookup(6, a)
+		r.MarkActive(e)
+		if r.n != 2 {
+			t.Fatalf("round %d: %d ids noted before a flush, want 2 (the bit is clear)", round, r.n)
+		}
+		r.Flush()
+		for range 10 {
+			r.Lookup(6, a)
+			r.MarkActive(e)
+		}
+		if r.n != 0 {
+			t.Fatalf("round %d: %d ids noted after the flush, want none (the bit is set)", round, r.n)
+		}
+		clk.t = clk.t.Add(time.Minute)
+		c.Expire(clk.t)
+		if e.used.Load() != c.epochAt(used) {
+			t.Fatalf("round %d: mark %d, want epoch %d", round, e.used.Load(), c.epochAt(used))
+		}
+	}
+}

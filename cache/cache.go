@@ -69,11 +69,6 @@ type Config struct {
 // run on any number of goroutines; Apply, Expire and the other writer methods
 // are serialised by an internal mutex and belong to the slow path.
 type Cache struct {
-	dir   atomic.Pointer[directory]
-	epoch atomic.Uint32
-	folds atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
-	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
-
 	// direct holds the direct slots of the directory, in the Cache so that
 	// Cache.Lookup loads the instance from here without loading the
 	// directory: slot i holds an instance whose iid%dirDirect is i once its
@@ -81,7 +76,13 @@ type Cache struct {
 	// instances are never removed nor replaced); a free slot's iid is one of
 	// another slot.
 	direct [dirDirect]directSlot
-	_      [40]byte // keep the reader-shared lines apart from writer state
+
+	dir   atomic.Pointer[directory]
+	epoch atomic.Uint32
+	folds atomic.Uint32 // activity folds so far, from 1 (see Folds)
+	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
+
+	_ [40]byte // keep the reader-shared lines apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config

@@ -120,10 +120,8 @@ func TestLookupLeavesEntryUntouched(t *testing.T) {
 // an old snapshot) marks its replacement; a deleted entry's id goes to the
 // next new entry.
 func TestReplacementKeepsActivityID(t *testing.T) {
-	start := time.Unix(7_000_000, 0)
-	clk := &fakeClock{t: start}
-	c := New(Config{Now: clk.now})
-	r := c.NewReader()
+	c, clk, r := readerCache(7_000_000)
+	start := clk.t
 	k := IPKey(3, netip.MustParsePrefix("10.0.0.0/8"))
 	c.Apply([]Update{{Key: k, TTL: 60, RLOCs: up1}})
 	old, _ := c.Get(k)
@@ -349,10 +347,8 @@ func TestReaderFlushes(t *testing.T) {
 // before the replacement may still mark it; the writer keeps folding it (and
 // LastUsed sees its pending marks), for the shared bitmap and a Reader's.
 func TestReplacedBitmapStillFolded(t *testing.T) {
-	start := time.Unix(10_000_000, 0)
-	clk := &fakeClock{t: start}
-	c := New(Config{Now: clk.now})
-	r := c.NewReader()
+	c, clk, r := readerCache(10_000_000)
+	start := clk.t
 	kA, kB := IPKey(5, netip.MustParsePrefix("10.0.0.0/8")), IPKey(5, netip.MustParsePrefix("11.0.0.0/8"))
 	c.Apply([]Update{{Key: kA, TTL: 600, RLOCs: up1}, {Key: kB, TTL: 600, RLOCs: up1}})
 	a, _ := c.Get(kA)
@@ -391,10 +387,7 @@ func TestReplacedBitmapStillFolded(t *testing.T) {
 // it again and the next fold marks it with its epoch. Lookups and MarkActive
 // alike.
 func TestReaderNotesUnmarkedOnly(t *testing.T) {
-	start := time.Unix(11_000_000, 0)
-	clk := &fakeClock{t: start}
-	c := New(Config{Now: clk.now})
-	r := c.NewReader()
+	c, clk, r := readerCache(11_000_000)
 	k := IPKey(6, netip.MustParsePrefix("10.0.0.0/8"))
 	c.Apply([]Update{{Key: k, TTL: 600, RLOCs: up1}})
 	e, _ := c.Get(k)
@@ -422,4 +415,12 @@ func TestReaderNotesUnmarkedOnly(t *testing.T) {
 			t.Fatalf("round %d: mark %d, want epoch %d", round, e.used.Load(), c.epochAt(used))
 		}
 	}
+}
+
+// readerCache returns a cache on a fake clock set to the Unix time sec, and a
+// Reader of it.
+func readerCache(sec int64) (*Cache, *fakeClock, *Reader) {
+	clk := &fakeClock{t: time.Unix(sec, 0)}
+	c := New(Config{Now: clk.now})
+	return c, clk, c.NewReader()
 }

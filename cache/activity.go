@@ -24,33 +24,45 @@ import (
 // installed entry (already marked at install) look used for one more
 // interval.
 //
-// A bitmap is a fixed array of chunk pointers, so it grows (chunk by chunk,
-// before any entry with an id in the new chunk is published) without moving
-// the words readers write to: no mark is ever lost.
+// A bitmap is one flat array of words, replaced by one twice its size when
+// the ids outgrow it, before any entry with an id beyond it is published: a
+// lookup that loads the bitmap after the trie (Cache.Lookup, Flush) thus
+// always finds its id covered, and a mark is one load of the bitmap and one
+// of its word. Readers may still mark a replaced bitmap they loaded before
+// the replacement, so the writer keeps folding the replaced ones (together
+// less than the current one): no mark is ever lost.
 const (
-	chunkBits  = 15 // ids per chunk: 32768 (4 KiB of bits)
+	chunkBits  = 15 // ids of the first bitmap: 32768 (4 KiB of bits); it grows by doubling
 	chunkWords = 1 << (chunkBits - 6)
 	maxChunks  = 2048 // at most 64M ids, far beyond any MaxEntries that fits in memory
 	maxIDs     = maxChunks << chunkBits
 )
 
-type chunk [chunkWords]atomic.Uint64
+// bitmap is one activity bitmap: bit id is word id>>6, bit id&63.
+type bitmap []atomic.Uint64
 
 // activity is one reader's bitmap of entry ids used since the last fold.
 type activity struct {
-	chunks [maxChunks]atomic.Pointer[chunk]
+	cur atomic.Pointer[bitmap]
+	old []*bitmap // writer only: replaced bitmaps, still folded
 }
 
-// mark sets bit id. Readers call it after every hit; it stores only when the
-// bit is clear, so the line stays shared between the reader and the writer.
+// mark sets bit id. Cache lookups call it after every hit; it stores only
+// when the bit is clear, so the line stays shared between the readers and
+// the writer.
 func (a *activity) mark(id uint32) {
-	ch := a.chunks[(id>>chunkBits)&(maxChunks-1)].Load()
-	if ch == nil { // cannot happen: the writer adds chunks before publishing ids
+	a.cur.Load().mark(id)
+}
+
+// mark is activity.mark on a loaded bitmap.
+func (bm *bitmap) mark(id uint32) {
+	m := *bm
+	w := uint(id >> 6)
+	if w >= uint(len(m)) { // cannot happen: the bitmap is loaded after the id
 		return
 	}
-	w := &ch[(id>>6)&(chunkWords-1)]
-	if b := uint64(1) << (id & 63); w.Load()&b == 0 {
-		w.Or(b)
+	if b := uint64(1) << (id & 63); m[w].Load()&b == 0 {
+		m[w].Or(b)
 	}
 }
 
@@ -63,19 +75,30 @@ func (a *activity) mark(id uint32) {
 // store puts back bits the fold has already counted: those entries are
 // counted again by the next fold (marked used one interval later than they
 // were), and no mark is ever lost.
-func (a *activity) markOwned(id uint32) {
-	ch := a.chunks[(id>>chunkBits)&(maxChunks-1)].Load()
-	if ch == nil {
+func (bm *bitmap) markOwned(id uint32) {
+	m := *bm
+	w := uint(id >> 6)
+	if w >= uint(len(m)) {
 		return
 	}
-	w := &ch[(id>>6)&(chunkWords-1)]
-	w.Store(w.Load() | 1<<(id&63))
+	m[w].Store(m[w].Load() | 1<<(id&63))
 }
 
-// pending reports whether bit id is set.
+// pending reports whether bit id is set in the bitmap or a replaced one.
 func (a *activity) pending(id uint32) bool {
-	ch := a.chunks[id>>chunkBits].Load()
-	return ch != nil && ch[(id>>6)&(chunkWords-1)].Load()&(1<<(id&63)) != 0
+	for _, bm := range a.old {
+		if bm.has(id) {
+			return true
+		}
+	}
+	return a.cur.Load().has(id)
+}
+
+// has reports whether bit id is set.
+func (bm *bitmap) has(id uint32) bool {
+	m := *bm
+	w := uint(id >> 6)
+	return w < uint(len(m)) && m[w].Load()>>(id&63)&1 != 0
 }
 
 // Reader is one reader's handle on the cache, for a goroutine that looks up
@@ -95,19 +118,14 @@ type Reader struct {
 	in  *instance
 	n   int // ids noted since the last Flush
 	ids [noteLen]uint32
-	// seen remembers, direct-mapped by id, which ids were noted since the
-	// writer's last fold (key: fold count<<32 | id), so a busy entry is
-	// noted once per fold interval, not once per lookup.
-	seen [seenLen]uint64
-	act  activity
+	// act is the Reader's bitmap. A hit whose bit is set there already
+	// (flushed since the writer's last fold) is not noted again, so a busy
+	// entry is noted about once per fold interval, not once per lookup.
+	act activity
 }
 
-// noteLen is how many hits a Reader notes before it flushes on its own;
-// seenLen is the size of its filter of ids already noted.
-const (
-	noteLen = 256
-	seenLen = 256
-)
+// noteLen is how many hits a Reader notes before it flushes on its own.
+const noteLen = 256
 
 // NewReader returns a new handle on c (see Reader).
 func (c *Cache) NewReader() *Reader {
@@ -118,11 +136,10 @@ func (c *Cache) NewReader() *Reader {
 	return r
 }
 
-// addActivity registers a, giving it every chunk allocated so far.
+// addActivity registers a, giving it a bitmap that covers every id.
 func (c *Cache) addActivity(a *activity) {
-	for i := 0; i < c.nChunks; i++ {
-		a.chunks[i].Store(new(chunk))
-	}
+	bm := make(bitmap, c.nChunks*chunkWords)
+	a.cur.Store(&bm)
 	c.acts = append(c.acts, a)
 }
 
@@ -130,20 +147,20 @@ func (c *Cache) addActivity(a *activity) {
 // owner calls it when a batch of lookups ends (a worker: once per packet
 // batch), so that the writer's fold sees them; it never locks or allocates.
 func (r *Reader) Flush() {
+	bm := r.act.cur.Load()
 	for _, id := range r.ids[:r.n] {
-		r.act.markOwned(id)
+		bm.markOwned(id)
 	}
 	r.n = 0
 }
 
-// note records a hit on id, unless id was noted since the last fold. The
-// fold count is read before the filter: a fold bumps it only after it has
-// cleared the bitmaps, so a hit skipped here is covered by a note the fold
-// has not consumed yet, or by one made after it.
+// note records a hit on id, unless its bit is set in the Reader's bitmap:
+// then a Flush since the writer's last fold has marked it, and the next fold
+// counts it (a fold clears the bit before it counts it, so a hit skipped here
+// is one the fold has not consumed yet). A hit noted but not yet flushed is
+// noted again: the list only fills sooner.
 func (r *Reader) note(id uint32) {
-	k := uint64(r.c.folds.Load())<<32 | uint64(id)
-	if s := &r.seen[id&(seenLen-1)]; *s != k {
-		*s = k
+	if !r.act.cur.Load().has(id) {
 		r.add(id)
 	}
 }
@@ -235,10 +252,9 @@ func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	if !ok {
 		return nil, false
 	}
-	// r.note(v.id), written out (note does not inline): the per-packet path
-	k := uint64(r.c.folds.Load())<<32 | uint64(v.id)
-	if s := &r.seen[v.id&(seenLen-1)]; *s != k {
-		*s = k
+	// r.note(v.id), written out (one bounds check, no call): the per-packet path
+	m := *r.act.cur.Load()
+	if w := uint(v.id >> 6); w < uint(len(m)) && m[w].Load()>>(v.id&63)&1 == 0 {
 		r.add(v.id)
 	}
 	return v.e, true
@@ -291,11 +307,13 @@ func (c *Cache) allocID(e *Entry) bool {
 		}
 		id = uint32(len(c.byID))
 		c.byID = append(c.byID, e)
-		if need := int(id>>chunkBits) + 1; need > c.nChunks {
+		if int(id>>chunkBits) >= c.nChunks {
+			c.nChunks *= 2
 			for _, a := range c.acts {
-				a.chunks[c.nChunks].Store(new(chunk))
+				bm := make(bitmap, c.nChunks*chunkWords)
+				a.old = append(a.old, a.cur.Load())
+				a.cur.Store(&bm) // before e, with its id, is published
 			}
-			c.nChunks = need
 		}
 	}
 	e.id = id
@@ -337,22 +355,26 @@ func (c *Cache) fold() {
 	for _, a := range c.acts {
 		c.foldOne(a, ep)
 	}
-	c.folds.Add(1) // after the bitmaps are cleared (see Reader.note)
+	c.folds.Add(1) // after the bitmaps are cleared (see Folds)
 }
 
 func (c *Cache) foldOne(a *activity, ep uint32) {
-	for ci := 0; ci < c.nChunks; ci++ {
-		ch := a.chunks[ci].Load()
-		for wi := range ch {
-			w := &ch[wi]
-			if w.Load() == 0 {
-				continue
-			}
-			for x := w.Swap(0); x != 0; x &= x - 1 {
-				id := ci<<chunkBits | wi<<6 | bits.TrailingZeros64(x)
-				if e := c.byID[id]; e != nil {
-					e.used.Store(ep)
-				}
+	for _, bm := range a.old {
+		c.foldBitmap(*bm, ep)
+	}
+	c.foldBitmap(*a.cur.Load(), ep)
+}
+
+func (c *Cache) foldBitmap(bm bitmap, ep uint32) {
+	for wi := range bm {
+		w := &bm[wi]
+		if w.Load() == 0 {
+			continue
+		}
+		for x := w.Swap(0); x != 0; x &= x - 1 {
+			id := wi<<6 | bits.TrailingZeros64(x)
+			if e := c.byID[id]; e != nil {
+				e.used.Store(ep)
 			}
 		}
 	}

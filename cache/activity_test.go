@@ -120,10 +120,8 @@ func TestLookupLeavesEntryUntouched(t *testing.T) {
 // an old snapshot) marks its replacement; a deleted entry's id goes to the
 // next new entry.
 func TestReplacementKeepsActivityID(t *testing.T) {
-	start := time.Unix(7_000_000, 0)
-	clk := &fakeClock{t: start}
-	c := New(Config{Now: clk.now})
-	r := c.NewReader()
+	c, clk, r := readerCache(7_000_000)
+	start := clk.t
 	k := IPKey(3, netip.MustParsePrefix("10.0.0.0/8"))
 	c.Apply([]Update{{Key: k, TTL: 60, RLOCs: up1}})
 	old, _ := c.Get(k)
@@ -342,4 +340,87 @@ func TestReaderFlushes(t *testing.T) {
 	if n := active(); n != 2 {
 		t.Fatalf("%d entries active after a Flush and a Close, want 2", n)
 	}
+}
+
+// TestReplacedBitmapStillFolded: when the ids outgrow the activity bitmaps,
+// each is replaced by a larger one, but a lookup that loaded the old bitmap
+// before the replacement may still mark it; the writer keeps folding it (and
+// LastUsed sees its pending marks), for the shared bitmap and a Reader's.
+func TestReplacedBitmapStillFolded(t *testing.T) {
+	c, clk, r := readerCache(10_000_000)
+	start := clk.t
+	kA, kB := IPKey(5, netip.MustParsePrefix("10.0.0.0/8")), IPKey(5, netip.MustParsePrefix("11.0.0.0/8"))
+	c.Apply([]Update{{Key: kA, TTL: 600, RLOCs: up1}, {Key: kB, TTL: 600, RLOCs: up1}})
+	a, _ := c.Get(kA)
+	b, _ := c.Get(kB)
+	oldShared, oldReader := c.shared.cur.Load(), r.act.cur.Load()
+	var ups []Update
+	for i := range 1 << chunkBits { // ids beyond the first bitmap
+		ups = append(ups, Update{Key: IPKey(5, v4pfx(0x0c000000+i<<8, 24)), TTL: 600, RLOCs: up1})
+	}
+	c.Apply(ups)
+	if c.shared.cur.Load() == oldShared || r.act.cur.Load() == oldReader {
+		t.Fatal("the bitmaps were not replaced")
+	}
+	clk.t = start.Add(time.Hour)
+	c.Tick(clk.t)
+	oldShared.mark(a.id) // a Cache.Lookup that loaded the bitmap before it was replaced
+	oldReader.markOwned(b.id)
+	for _, e := range []*Entry{a, b} {
+		if lu := c.LastUsed(e); lu.Before(clk.t.Add(-time.Second)) {
+			t.Fatalf("%v: pending mark in a replaced bitmap not seen: last used %v", e.Key(), lu)
+		}
+	}
+	used := clk.t
+	clk.t = clk.t.Add(time.Second)
+	c.Expire(clk.t) // folds
+	for _, e := range []*Entry{a, b} {
+		if e.used.Load() != c.epochAt(used) {
+			t.Fatalf("%v: mark %d after the fold, want epoch %d: a replaced bitmap was not folded", e.Key(), e.used.Load(), c.epochAt(used))
+		}
+	}
+}
+
+// TestReaderNotesUnmarkedOnly: a Reader notes a hit only while the entry's
+// bit is clear in its own bitmap: after a Flush, lookups of the entry note
+// nothing until the writer's fold clears the bit; then the next lookup notes
+// it again and the next fold marks it with its epoch. Lookups and MarkActive
+// alike.
+func TestReaderNotesUnmarkedOnly(t *testing.T) {
+	c, clk, r := readerCache(11_000_000)
+	k := IPKey(6, netip.MustParsePrefix("10.0.0.0/8"))
+	c.Apply([]Update{{Key: k, TTL: 600, RLOCs: up1}})
+	e, _ := c.Get(k)
+	a := netip.MustParseAddr("10.9.9.9")
+	for round := range 3 {
+		clk.t = clk.t.Add(time.Minute)
+		c.Expire(clk.t) // the epoch moves: the writer folds
+		used := clk.t
+		r.Lookup(6, a)
+		r.MarkActive(e)
+		if r.n != 2 {
+			t.Fatalf("round %d: %d ids noted before a flush, want 2 (the bit is clear)", round, r.n)
+		}
+		r.Flush()
+		for range 10 {
+			r.Lookup(6, a)
+			r.MarkActive(e)
+		}
+		if r.n != 0 {
+			t.Fatalf("round %d: %d ids noted after the flush, want none (the bit is set)", round, r.n)
+		}
+		clk.t = clk.t.Add(time.Minute)
+		c.Expire(clk.t)
+		if e.used.Load() != c.epochAt(used) {
+			t.Fatalf("round %d: mark %d, want epoch %d", round, e.used.Load(), c.epochAt(used))
+		}
+	}
+}
+
+// readerCache returns a cache on a fake clock set to the Unix time sec, and a
+// Reader of it.
+func readerCache(sec int64) (*Cache, *fakeClock, *Reader) {
+	clk := &fakeClock{t: time.Unix(sec, 0)}
+	c := New(Config{Now: clk.now})
+	return c, clk, c.NewReader()
 }

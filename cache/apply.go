@@ -500,6 +500,10 @@ func (c *Cache) instance(iid uint32, create bool) *instance {
 	}
 	c.insts[iid] = in
 	c.dir.Store(newDirectory(c.insts))
+	if s := &c.direct[iid%dirDirect]; s.in.Load() == nil {
+		s.in.Store(in)
+		s.iid.Store(iid) // after in: a lookup that matches iid finds in
+	}
 	return in
 }
 

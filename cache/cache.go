@@ -69,11 +69,20 @@ type Config struct {
 // run on any number of goroutines; Apply, Expire and the other writer methods
 // are serialised by an internal mutex and belong to the slow path.
 type Cache struct {
+	// direct holds the direct slots of the directory, in the Cache so that
+	// Cache.Lookup loads the instance from here without loading the
+	// directory: slot i holds an instance whose iid%dirDirect is i once its
+	// iid is that instance's (stored after in, never changed again:
+	// instances are never removed nor replaced); a free slot's iid is one of
+	// another slot.
+	direct [dirDirect]directSlot
+
 	dir   atomic.Pointer[directory]
 	epoch atomic.Uint32
-	folds atomic.Uint32 // activity folds so far, from 1 (see Reader.note)
+	folds atomic.Uint32 // activity folds so far, from 1 (see Folds)
 	gen   atomic.Uint64 // bumped after every publish that changed a snapshot
-	_     [40]byte      // keep the reader-shared line apart from writer state
+
+	_ [40]byte // keep the reader-shared lines apart from writer state
 
 	mu     sync.Mutex
 	cfg    Config
@@ -96,7 +105,7 @@ type Cache struct {
 	acts     []*activity // every activity bitmap: the shared one and each Reader's
 	byID     []*Entry    // live entries by activity id; nil: free
 	freeIDs  []uint32
-	nChunks  int  // activity chunks every reader has
+	nChunks  int  // every bitmap covers nChunks<<chunkBits ids (a power of two)
 	unfolded bool // marks may be pending: victim folds before it reads them
 
 	shared activity // marked by Cache.Lookup and the other Cache lookups
@@ -114,6 +123,12 @@ type directory struct {
 // dirDirect is the number of direct slots: instance-IDs that differ in their
 // low 6 bits never collide.
 const dirDirect = 64
+
+// directSlot is a slot of Cache.direct.
+type directSlot struct {
+	iid atomic.Uint32
+	in  atomic.Pointer[instance]
+}
 
 type dirSlot struct {
 	iid uint32
@@ -231,8 +246,12 @@ func New(cfg Config) *Cache {
 	}
 	c.empty = new(table)
 	c.dir.Store(newDirectory(c.insts))
+	for i := range c.direct {
+		c.direct[i].iid.Store(uint32(i) + 1) // free: an iid of slot i+1, so no lookup matches it
+	}
 	c.epoch.Store(1)
 	c.folds.Store(1)
+	c.nChunks = 1
 	c.addActivity(&c.shared)
 	return c
 }
@@ -244,24 +263,27 @@ func New(cfg Config) *Cache {
 // worker that looks up continuously does better with a Reader of its own
 // (NewReader).
 func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	d := c.dir.Load()
-	s := &d.direct[iid%dirDirect]
-	if s.iid != iid { // a free slot never matches: see newDirectory
-		return c.lookupMore(d, iid, dst) // a call only on this path: nothing spilled on the other
+	s := &c.direct[iid%dirDirect]
+	if s.iid.Load() != iid { // a free slot never matches: see New
+		return c.lookupMore(iid, dst) // a call only on this path: nothing spilled on the other
 	}
-	v, ok := s.in.table(dst).Lookup(dst)
+	v, ok := s.in.Load().table(dst).Lookup(dst)
 	if !ok {
 		return nil, false
 	}
-	c.shared.mark(v.id)
+	// c.shared.mark(v.id), written out (fewer instructions)
+	m := *c.shared.cur.Load()
+	if w := uint(v.id >> 6); w < uint(len(m)) && m[w].Load()>>(v.id&63)&1 == 0 {
+		m[w].Or(1 << (v.id & 63))
+	}
 	return v.e, true
 }
 
 // lookupMore is Lookup for an instance-ID that is not in its direct slot.
 //
 //go:noinline
-func (c *Cache) lookupMore(d *directory, iid uint32, dst netip.Addr) (*Entry, bool) {
-	in := d.more[iid]
+func (c *Cache) lookupMore(iid uint32, dst netip.Addr) (*Entry, bool) {
+	in := c.dir.Load().get(iid)
 	if in == nil {
 		return nil, false
 	}

@@ -8,9 +8,10 @@
 // the instance-ID's low bits and a map for collisions, replaced when an
 // instance-ID appears) maps the instance-ID to its shards: one IPv4 table,
 // one IPv6 table, one MAC table, and one multicast table per family (IPv4 is
-// no longer split by prefix range: see cache.go). A lookup is: load the
-// directory, check the instance-ID's slot (a Reader remembers its last
-// instance, which is never removed nor replaced, and skips the directory),
+// no longer split by prefix range: see cache.go). A lookup is: check the
+// instance-ID's direct slot, kept in the Cache itself (a Reader remembers
+// its last instance, which is never removed nor replaced; the directory is
+// loaded only for an instance-ID whose slot another one holds),
 // load the shard's pointer, walk a gaissmai/bart trie (the Fast variant,
 // longest-prefix match). Nothing is locked, nothing allocated, and the
 // reader never waits for the writer nor does expiry work.

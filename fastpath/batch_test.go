@@ -117,3 +117,51 @@ func TestReplicaSourcePort(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseClearsRLOC: a packet whose destination the memo maps to a
+// negative entry (drop) gets no RLOC, even in a batch slot whose previous
+// packet was encapsulated (lookupStage leaves pk.r to choose). Keeping the
+// previous packet's RLOC makes it fail: the packet is encapsulated to it.
+func TestChooseClearsRLOC(t *testing.T) {
+	r := newRig(t, nil)
+	neg := netip.MustParseAddr("10.3.0.9")
+	r.install([]StaticMapping{
+		{IID: iidSite, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+		{IID: iidSite, Prefix: netip.MustParsePrefix("10.3.0.0/16"), Action: wire.ActionDrop},
+	})
+	negFrame := siteFrame(t, innerSpec{src: hostA, dst: neg, payload: 20})
+	r.fromSite(negFrame) // fills the memo
+	drain(r.core)
+	r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 20}))
+	if out := drain(r.core); len(out) != 1 {
+		t.Fatalf("positive mapping: %d frames, want 1", len(out))
+	}
+	before := r.counters()
+	r.fromSite(negFrame) // a memo hit, in the slot of the packet above
+	if out := drain(r.core); len(out) != 0 {
+		t.Fatalf("negative mapping: %d frames sent, want none", len(out))
+	}
+	expectDrop(t, before, r.counters(), DropNegative)
+}
+
+// TestBatchDropLeavesNoAction: a site packet with a bad header checksum,
+// in the batch slot of a packet forwarded in the step before, is dropped
+// once (DropBadIP) and nothing else happens to it. Leaving the slot's
+// earlier action in place makes it fail.
+func TestBatchDropLeavesNoAction(t *testing.T) {
+	r := newRig(t, nil)
+	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	good := siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 20})
+	r.fromSite(good)
+	if out := drain(r.core); len(out) != 1 {
+		t.Fatalf("good packet: %d frames, want 1", len(out))
+	}
+	bad := append([]byte(nil), good...)
+	bad[14+10] ^= 0x5a // the inner header checksum
+	before := r.counters()
+	r.fromSite(bad)
+	if out := drain(r.core); len(out) != 0 {
+		t.Fatalf("bad checksum: %d frames sent, want none", len(out))
+	}
+	expectDrop(t, before, r.counters(), DropBadIP)
+}

@@ -79,39 +79,51 @@ func TestDecapTTLECN(t *testing.T) {
 		{60, 50, wire.ECNECT0, wire.ECNCE, 50, wire.ECNCE, dropNone, false},
 		{60, 50, wire.ECNCE, wire.ECNNotECT, 0, 0, dropNone, true},
 	}
-	for _, v6 := range []bool{false, true} {
-		for i, tc := range cases {
-			r := newRig(t, nil)
-			src, dst := remote4, hostA
-			if v6 {
-				src, dst = remote6, hostA6
-			}
-			in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: tc.innerTTL, tos: 0xa0 | tc.innerECN, payload: 10})
-			before := r.counters()
-			r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: tc.outerTTL, zeroTTL: tc.outerTTL == 0,
-				tos: 0x28 | tc.outerECN, iid: iidSite, inner: in}))
-			out := drain(r.site)
-			switch {
-			case tc.ecnDrop:
-				if len(out) != 0 || r.w.Extra(ExtraECNDrop) != 1 {
-					t.Errorf("v6=%v case %d: want ECN drop, got %d frames, ecn-drop %d", v6, i, len(out), r.w.Extra(ExtraECNDrop))
+	// warm: a plain packet to the same destination first, so that the
+	// case's packet finds the instance-ID and the next hop remembered
+	// (deliverFast) instead of filling them (deliverAt).
+	for _, warm := range []bool{false, true} {
+		for _, v6 := range []bool{false, true} {
+			for i, tc := range cases {
+				r := newRig(t, nil)
+				src, dst := remote4, hostA
+				if v6 {
+					src, dst = remote6, hostA6
 				}
-			case tc.drop != dropNone:
-				if len(out) != 0 {
-					t.Errorf("v6=%v case %d: delivered", v6, i)
+				in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: tc.innerTTL, tos: 0xa0 | tc.innerECN, payload: 10})
+				if warm {
+					r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: 64, iid: iidSite,
+						inner: innerPacket(t, innerSpec{src: src, dst: dst, ttl: 64, payload: 10})}))
+					if out := drain(r.site); len(out) != 1 {
+						t.Fatalf("v6=%v case %d: warm-up packet: %d frames", v6, i, len(out))
+					}
 				}
-				expectDrop(t, before, r.counters(), tc.drop)
-			default:
-				if len(out) != 1 {
-					t.Fatalf("v6=%v case %d: %d frames", v6, i, len(out))
-				}
-				ip := out[0][14:]
-				ttl, tos, _ := wire.IPTTLAndTOS(ip)
-				if ttl != tc.wantTTL || tos != 0xa0|tc.wantECN {
-					t.Errorf("v6=%v case %d: TTL/TOS %d/%#x, want %d/%#x", v6, i, ttl, tos, tc.wantTTL, 0xa0|tc.wantECN)
-				}
-				if !v6 && !wire.IPv4(ip).ChecksumValid() {
-					t.Errorf("case %d: inner IPv4 checksum not updated", i)
+				before := r.counters()
+				r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: tc.outerTTL, zeroTTL: tc.outerTTL == 0,
+					tos: 0x28 | tc.outerECN, iid: iidSite, inner: in}))
+				out := drain(r.site)
+				switch {
+				case tc.ecnDrop:
+					if len(out) != 0 || r.w.Extra(ExtraECNDrop) != 1 {
+						t.Errorf("v6=%v case %d: want ECN drop, got %d frames, ecn-drop %d", v6, i, len(out), r.w.Extra(ExtraECNDrop))
+					}
+				case tc.drop != dropNone:
+					if len(out) != 0 {
+						t.Errorf("v6=%v case %d: delivered", v6, i)
+					}
+					expectDrop(t, before, r.counters(), tc.drop)
+				default:
+					if len(out) != 1 {
+						t.Fatalf("v6=%v case %d: %d frames", v6, i, len(out))
+					}
+					ip := out[0][14:]
+					ttl, tos, _ := wire.IPTTLAndTOS(ip)
+					if ttl != tc.wantTTL || tos != 0xa0|tc.wantECN {
+						t.Errorf("v6=%v case %d: TTL/TOS %d/%#x, want %d/%#x", v6, i, ttl, tos, tc.wantTTL, 0xa0|tc.wantECN)
+					}
+					if !v6 && !wire.IPv4(ip).ChecksumValid() {
+						t.Errorf("case %d: inner IPv4 checksum not updated", i)
+					}
 				}
 			}
 		}

@@ -213,8 +213,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
 				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
-				pk.mset = m.set4(pk.mkey)
-				prefetch(unsafe.Pointer(pk.mset))
+				pk.mset = m.set4(pk.mkey) // prefetched by lookupStage
 			}
 			continue
 		}
@@ -378,8 +377,17 @@ func (w *Worker) lookup(pk *pktInfo) {
 
 // lookupStage is the first half of the lookup of a batch's packets that
 // need one (actForward): probe them all, so that the entries' loads
-// overlap; the last stage chooses (choose) just before it forwards.
+// overlap; the last stage chooses (choose) just before it forwards. It
+// first prefetches the memo sets the parse stage found (pk.mset), and
+// ends by prefetching the entries found (pk.e), each in one call for the
+// whole batch: a call per packet made its loop spill and reload its
+// registers around every call.
 func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
+	if len(pks) == 0 {
+		return
+	}
+	const stride = unsafe.Sizeof(pktInfo{})
+	prefetchEach(unsafe.Pointer(&pks[0].mset), len(pks), stride)
 	m := w.memo
 	for j := range pks {
 		pk := &pks[j]
@@ -394,23 +402,24 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 			if s[0].key == pk.mkey {
 				m.hits++
 				pk.e, pk.found, pk.r = s[0].e, true, nil
-				prefetch(unsafe.Pointer(pk.e))
 				continue
 			}
 			if e, ok := m.hitLater(s, pk.mkey); ok { // a later way, without the addresses
 				pk.e, pk.found, pk.r = e, true, nil
-				prefetch(unsafe.Pointer(e))
 				continue
 			}
 		}
 		lazyAddrs(pk, &fs[j])
 		w.probe(pk)
 	}
+	// pk.e of a packet not looked up (not actForward, or a miss) may be
+	// one of an earlier batch: prefetching it is harmless.
+	prefetchEach(unsafe.Pointer(&pks[0].e), len(pks), stride)
 }
 
 // stageProbe prepares the probe stage of a batch's packet to look up: for
 // an IPv4 unicast destination the memo holds, the memo set and key
-// (lookupStage checks the set's first way itself), prefetched.
+// (lookupStage prefetches the set and checks its first way itself).
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
 	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
@@ -418,7 +427,6 @@ func (w *Worker) stageProbe(pk *pktInfo) {
 	}
 	pk.mkey = m.key4(pk.iid, pk.dst.As4())
 	pk.mset = m.set4(pk.mkey)
-	prefetch(unsafe.Pointer(pk.mset))
 }
 
 // stageProbeCore is stageProbe for a packet of a core batch whose frame
@@ -435,7 +443,6 @@ func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
 	}
 	pk.mkey = m.key4(pk.iid, a)
 	pk.mset = m.set4(pk.mkey)
-	prefetch(unsafe.Pointer(pk.mset))
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer

@@ -30,7 +30,7 @@ type nextHop struct {
 	hlen int // Ethernet header + template bytes in hdr (st AdjResolved)
 	adj  nexthop.Adjacency
 	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
-	// For an IPv4 template that patch4 can finish (fast4): the LISP
+	// For an IPv4 template that encapFast's patch4 can finish (fast4): the LISP
 	// header asks for a nonce (N), and csBase, the part of the outer
 	// header checksum update (RFC 1624 eqn. 3) that depends on the
 	// template alone. The LSBs are already in hdr (the worker's LSBs
@@ -109,8 +109,8 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 }
 
-// prepare4 sets h.fast4 (and what patch4 needs) for a resolved memo entry
-// whose template is an IPv4 one that patch4 finishes exactly as
+// prepare4 sets h.fast4 (and what encapFast's patch4 needs) for a resolved
+// memo entry whose template is an IPv4 one that patch4 finishes exactly as
 // wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
 // to compute) and the LISP header of BuildTemplate. The worker's LSBs are
 // written into the entry's copy of the LISP header once here, as
@@ -133,34 +133,6 @@ func (w *Worker) prepare4(h *nextHop) {
 	h.csBase = uint32(^be.Uint16(ob[10:])) + uint32(^be.Uint16(ob[0:])) + uint32(^be.Uint16(ob[2:])) +
 		uint32(^be.Uint16(ob[4:])) + uint32(^be.Uint16(ob[8:]))
 	h.fast4 = true
-}
-
-// patch4 is wire.PatchOuterIPv4 for an IPv4 outer header copied from a
-// memo entry h with fast4 set (ob: the start of the outer IPv4 packet of n
-// bytes, at most 0xffff, with its inner IPv4 header at wire.OuterIPv4Len):
-// the same bytes (the checksum is updated by the same sum, RFC 1624 eqn. 3,
-// from h.csBase instead of the template's words), without the checks and
-// calls. A fixed-size array: no bounds check per field.
-func (w *Worker) patch4(ob *[wire.OuterIPv4Len + wire.IPv4MinLen]byte, n uint32, h *nextHop, hash uint32) {
-	be := binary.BigEndian
-	tos, ttl := ob[wire.OuterIPv4Len+1], ob[wire.OuterIPv4Len+8]
-	id := w.ipid
-	w.ipid++
-	s := h.csBase + (0x4500 | uint32(tos)) + n + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	ob[1] = tos
-	be.PutUint16(ob[2:], uint16(n))
-	be.PutUint16(ob[4:], id)
-	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
-	be.PutUint16(ob[10:], ^uint16(s))
-	const u = wire.IPv4MinLen
-	be.PutUint16(ob[u:], wire.SourcePort(hash))
-	be.PutUint16(ob[u+4:], uint16(n-wire.IPv4MinLen))
-	x := w.nonce() // drawn for every packet, as patchOuter does
-	if h.nonce {
-		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
-	}
 }
 
 // hopIndex spreads destinations over the memo's slots: by the template's
@@ -236,7 +208,7 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	// reused for another while h.tpl refers to it. An entry filled without
 	// a snapshot (w.snap nil) has maxInner 0, as filling it again would.
 	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap {
-		w.fillHop(h, r.Addr, tpl)
+		return w.encapFastFill(pk, f, h)
 	}
 	off, n := pk.innerOff, pk.innerLen
 	if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
@@ -262,22 +234,64 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 			f.Reframe(frontV4-off, n0)
 			return encapNo
 		}
-		setTTL4Twice(inner, pk.outerTTL, pk.outerTTL-1)
+		// setTTL4Twice(inner, pk.outerTTL, ttl), written out (a call
+		// spilled encapFast's registers).
+		ttl = pk.outerTTL - 1
+		old := binary.BigEndian.Uint16(inner[8:])
+		mid := uint16(pk.outerTTL)<<8 | old&0xff
+		cs := wire.ChecksumUpdate(binary.BigEndian.Uint16(inner[10:]), old, mid)
+		cs = wire.ChecksumUpdate(cs, mid, uint16(ttl)<<8|old&0xff)
+		inner[8] = ttl
+		binary.BigEndian.PutUint16(inner[10:], cs)
 	} else {
 		if ttl <= 1 {
 			f.Reframe(frontV4-off, n0)
 			return encapNo
 		}
-		setTTL4(inner, ttl-1)
+		ttl--
+		setTTL4(inner, ttl)
 	}
 	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-	w.patch4((*[wire.OuterIPv4Len + wire.IPv4MinLen]byte)(p[wire.EthernetLen:]), uint32(wire.OuterIPv4Len+n), h, pk.hash)
+	// patch4, written out here (a call spilled encapFast's registers):
+	// wire.PatchOuterIPv4 for the outer header just copied from h (fast4),
+	// the same bytes (the checksum updated by the same sum, RFC 1624 eqn. 3,
+	// from h.csBase instead of the template's words), without the checks
+	// and calls, the inner TOS and new TTL taken from registers.
+	ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+	be := binary.BigEndian
+	tos, on := inner[1], uint32(wire.OuterIPv4Len+n)
+	id := w.ipid
+	w.ipid++
+	s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	ob[1] = tos
+	be.PutUint16(ob[2:], uint16(on))
+	be.PutUint16(ob[4:], id)
+	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+	be.PutUint16(ob[10:], ^uint16(s))
+	const u = wire.IPv4MinLen
+	be.PutUint16(ob[u:], wire.SourcePort(pk.hash))
+	be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
+	x := w.nonce() // drawn for every packet, as patchOuter does
+	if h.nonce {
+		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
+	}
 	if pk.rtr {
 		w.c.Inc(CounterReencap)
 	} else {
 		w.c.Inc(CounterEncap)
 	}
 	return h.out
+}
+
+// encapFastFill is encapFast after filling its memo entry h for pk.r: the
+// call kept out of encapFast, so that nothing there is live across a call
+// (its registers were spilled on every packet). Filled, h matches pk.r's
+// template and the batch's snapshot, so encapFast does not come back.
+func (w *Worker) encapFastFill(pk *pktInfo, f *ring.Frame, h *nextHop) int {
+	w.fillHop(h, pk.r.Addr, pk.r.Template)
+	return w.encapFast(pk, f)
 }
 
 // encapFastAny is encapFast through a resolved entry whose template patch4

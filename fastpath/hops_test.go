@@ -232,3 +232,40 @@ func TestEncapFastRefusalLeavesFrame(t *testing.T) {
 		})
 	}
 }
+
+// TestEncapFastFillsHop: encapFast takes a packet whose RLOC's next-hop
+// memo entry is empty (it fills the entry first) and, after the next-hop
+// table publishes a new snapshot, one whose entry is stale; it does not
+// leave either to the general path. Returning encapNo after filling makes
+// it fail.
+func TestEncapFastFillsHop(t *testing.T) {
+	r := newRig(t, nil)
+	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	pool := r.w.ports[0].p.Pool()
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 40})
+	for i, snap := range []*nexthop.Snapshot{r.nh.Load(), testNextHops()} {
+		r.nh.Store(snap)
+		r.w.snap = r.nh.Load()
+		f, ok := pool.Get()
+		if !ok || !f.SetLen(len(frame)) {
+			t.Fatal("no frame")
+		}
+		copy(f.Bytes(), frame)
+		var pk pktInfo
+		if !r.w.parseSite(&pk, 0, &f) {
+			t.Fatal("site frame dropped")
+		}
+		r.w.lookup(&pk)
+		if pk.r == nil {
+			t.Fatal("no RLOC selected")
+		}
+		if i == 0 {
+			clear(r.w.hops[:])
+		}
+		out := r.w.encapFast(&pk, &f)
+		ring.Release([]ring.Frame{f})
+		if out != 1 {
+			t.Fatalf("packet %d: encapFast = %d, want the core port (1)", i, out)
+		}
+	}
+}

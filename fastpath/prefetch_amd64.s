@@ -5,3 +5,19 @@ TEXT ·prefetch(SB), NOSPLIT|NOFRAME, $0-8
 	MOVQ p+0(FP), AX
 	PREFETCHT0 (AX)
 	RET
+
+// func prefetchEach(p unsafe.Pointer, n int, stride uintptr)
+TEXT ·prefetchEach(SB), NOSPLIT|NOFRAME, $0-24
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+	MOVQ stride+16(FP), DX
+	TESTQ CX, CX
+	JLE done
+loop:
+	MOVQ (AX), BX
+	PREFETCHT0 (BX)
+	ADDQ DX, AX
+	DECQ CX
+	JNZ loop
+done:
+	RET

@@ -11,3 +11,12 @@ import "unsafe"
 //
 //go:noescape
 func prefetch(p unsafe.Pointer)
+
+// prefetchEach prefetches, for i < n, the address held by the pointer at
+// p + i*stride (a pointer field of the i-th element of an array): one call
+// for a whole stage of a batch instead of one per packet, whose registers
+// the caller would spill and reload around each call. Nil pointers are
+// prefetched harmlessly.
+//
+//go:noescape
+func prefetchEach(p unsafe.Pointer, n int, stride uintptr)

@@ -6,3 +6,6 @@ import "unsafe"
 
 // prefetch does nothing on this architecture (see prefetch_asm.go).
 func prefetch(unsafe.Pointer) {}
+
+// prefetchEach does nothing on this architecture (see prefetch_asm.go).
+func prefetchEach(unsafe.Pointer, int, uintptr) {}

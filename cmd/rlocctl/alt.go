@@ -74,6 +74,24 @@ func printALT(out io.Writer, v router.ALTView) {
 	s := v.Stats
 	fmt.Fprintf(out, "map-requests: %d sent into the ALT, %d forwarded, %d delivered; dropped: %d no route, %d TTL, %d not a Map-Request, %d queue full\n",
 		s.Sent, s.Forwarded, s.Delivered, s.NoRoute, s.TTLExpired, s.NotMapRequest, s.QueueFull)
+	if len(v.Sent) > 0 {
+		fmt.Fprintf(out, "\nlast %d Map-Requests sent into the ALT (oldest first):\n", len(v.Sent))
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tEID\tROUTE\tNEXT HOP\tAS PATH\tAFTER DDT")
+		for _, r := range v.Sent {
+			var path []string
+			for _, a := range r.ASPath {
+				path = append(path, fmt.Sprint(a))
+			}
+			ddt := "-"
+			if r.DDT != "" {
+				ddt = r.DDT + " " + r.DDTPrefix.String()
+			}
+			fmt.Fprintf(tw, "%s\t[%d]%v\t%v\t%v\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.IID, r.EID, r.Route, r.NextHop,
+				strings.Join(path, " "), ddt)
+		}
+		tw.Flush()
+	}
 	if len(v.GREDropped) > 0 {
 		var d []string
 		for _, k := range sortedKeys(v.GREDropped) {

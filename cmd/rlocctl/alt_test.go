@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rloc-router/rloc/router"
 )
@@ -23,10 +24,14 @@ func TestALTPrint(t *testing.T) {
 		GREDropped: map[string]uint64{"key-not-negotiated": 2},
 	}
 	v.Stats.Delivered = 4
+	v.Sent = []router.ALTSentView{{IID: 0, EID: netip.MustParseAddr("10.64.9.1"), Time: time.Date(2026, 12, 3, 21, 4, 5, 0, time.UTC),
+		Route: netip.MustParsePrefix("10.64.8.0/21"), NextHop: netip.MustParseAddr("10.255.0.1"), ASPath: []uint32{65001, 65003},
+		DDT: "DELEGATION-HOLE", DDTPrefix: netip.MustParsePrefix("10.64.0.0/10")}}
 	var out bytes.Buffer
 	printALT(&out, v)
 	for _, want := range []string{"10.255.0.1  192.0.2.201  65001  established  3/3/1", "42s", "10.0.0.0/14  10.255.0.1  65001    aggregate",
-		"10.1.0.0/24  local", "announced: 10.1.0.0/24", "4 delivered", "gre dropped: key-not-negotiated 2"} {
+		"10.1.0.0/24  local", "announced: 10.1.0.0/24", "4 delivered", "gre dropped: key-not-negotiated 2",
+		"last 1 Map-Requests sent into the ALT", "21:04:05.000  [0]10.64.9.1  10.64.8.0/21  10.255.0.1  65001 65003  DELEGATION-HOLE 10.64.0.0/10"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}

@@ -237,10 +237,24 @@ type ifreq struct {
 	_     [22]byte
 }
 
+// tunOpenError says why /dev/net/tun could not be opened and, when the
+// node is hidden or refused (a service sandbox such as the packaged
+// unit's PrivateDevices=yes, or a missing capability), what to do.
+func tunOpenError(err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		hint = " (the device is missing or hidden: load the tun module, or under systemd install the alt.conf drop-in from /usr/share/doc/rloc/examples/rlocd.service.d/, docs/operating-privileges.md)"
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		hint = " (not allowed: the ALT role needs CAP_NET_ADMIN and access to the device; under systemd install the alt.conf drop-in, docs/operating-privileges.md)"
+	}
+	return fmt.Errorf("gre: open /dev/net/tun: %w%s", err, hint)
+}
+
 func (d *Device) openTUN() error {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("gre: open /dev/net/tun: %w", err)
+		return tunOpenError(err)
 	}
 	var req ifreq
 	copy(req.name[:], d.cfg.Name)

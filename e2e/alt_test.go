@@ -162,7 +162,7 @@ func TestALT(t *testing.T) {
 	n.start("up", "name: up\nroles: [alt]\n"+altSection("up", ""))
 	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n  summary_only: true\n"))
 	n.start("r2", "name: r2\nroles: [alt]\n"+altSection("r2", ""))
-	n.start("mr", "name: mr\nroles: [map-resolver, alt]\n"+altSection("mr", ""))
+	n.start("mr", "name: mr\nroles: [map-resolver, alt]\nstatus: {listen: \""+altStatusListen+"\"}\n"+altSection("mr", ""))
 	n.start("ms1", altMSYAML("ms1", "1"))
 	n.start("ms2", altMSYAML("ms2", "2"))
 	n.start("ms3", altMSYAML("ms3", "4"))
@@ -246,6 +246,18 @@ func TestALT(t *testing.T) {
 			"n/10.255.0.11 -> p/10.2.0.0/24", "n/10.255.0.11 -> p/2001:db8:4::/64"} {
 			if !edges[e] {
 				t.Errorf("mr's ALT picture lacks %s: %v", e, edges)
+			}
+		}
+		// The same picture on mr's status page, as headless Chromium
+		// renders it inside mr's namespace (issue 18: the mapping-system
+		// topology in a real browser against a running lab).
+		page, live := n.statusPageEdges(t, "mr", altStatusListen, "status-alt-mr.png")
+		if !live {
+			t.Errorf("mr's status page script did not run in Chromium (CSP?)")
+		}
+		for e := range edges {
+			if !page[e] {
+				t.Errorf("mr's status page in Chromium lacks the ALT picture's edge %s: %v", e, page)
 			}
 		}
 		// The ALT table lives in rloc: no EID prefix in any kernel table of

@@ -134,8 +134,15 @@ func (n *network) start(node, yaml string) {
 			n.t.Fatalf("rlocd %s exited: %v\n%s", node, p.Wait(), tail(string(b), 20))
 		default:
 		}
-		_, err := os.Stat(n.sock(node))
-		return err == nil
+		// Ready once it accepts a connection: the socket file exists
+		// from bind(2), before listen(2), and a connection in between
+		// is refused.
+		c, err := net.Dial("unix", n.sock(node))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
 	})
 }
 

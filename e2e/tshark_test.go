@@ -178,7 +178,8 @@ func TestCapture(t *testing.T) {
 	t.Logf("%d frames: %d Map-Registers, %d Map-Notifies, %d ECM Map-Requests, %d Map-Replies, %d data",
 		len(pkts), len(regs), notifies, requests, replies, data)
 	if len(regs) < 2 || notifies < 2 || requests < 2 || replies < 2 || data < 12 {
-		t.Errorf("missing messages in the capture")
+		drops, ok := cp.KernelDrops()
+		t.Errorf("missing messages in the capture (%s's kernel drops: %d, reported: %v)", cp.Tool, drops, ok)
 	}
 }
 

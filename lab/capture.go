@@ -16,6 +16,14 @@ import (
 // its capture buffer timeout.
 const dumpcapDrain = 1200 * time.Millisecond
 
+// tcpdumpSettle is how long a tcpdump capture file must stay the same size
+// before Stop stops tcpdump, and tcpdumpSettleMax the longest Stop waits for
+// that.
+const (
+	tcpdumpSettle    = 150 * time.Millisecond
+	tcpdumpSettleMax = 2 * time.Second
+)
+
 // Capture is a packet capture running in a node (tcpdump, or dumpcap from
 // the tshark package when tcpdump is absent), writing a pcap file.
 type Capture struct {
@@ -154,6 +162,12 @@ func (c *Capture) Stop() error {
 		// dumpcap has no immediate mode and drops what its capture
 		// buffer still holds on SIGINT: let the buffer timeout pass.
 		time.Sleep(dumpcapDrain)
+	} else {
+		// tcpdump leaves the frames its ring still holds unwritten on
+		// SIGINT; on a busy machine it can lag behind the traffic. It
+		// writes each frame as it takes it (-U): wait until the file
+		// stops growing.
+		c.settle(tcpdumpSettle, tcpdumpSettleMax)
 	}
 	_ = syscall.Kill(c.p.Cmd.Process.Pid, syscall.SIGINT)
 	select {
@@ -171,6 +185,26 @@ func (c *Capture) Stop() error {
 	case <-time.After(5 * time.Second):
 	}
 	return nil
+}
+
+// settle waits until the capture file has not grown for quiet, at most
+// max.
+func (c *Capture) settle(quiet, max time.Duration) {
+	const poll = 25 * time.Millisecond
+	size := int64(-1)
+	still := time.Duration(0)
+	for waited := time.Duration(0); waited < max && still < quiet; waited += poll {
+		var now int64
+		if fi, err := os.Stat(c.File); err == nil {
+			now = fi.Size()
+		}
+		if now == size {
+			still += poll
+		} else {
+			size, still = now, 0
+		}
+		time.Sleep(poll)
+	}
 }
 
 // KernelDrops returns the packets the capture lost in the kernel (its

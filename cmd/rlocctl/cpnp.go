@@ -55,7 +55,8 @@ wants the peer's prefixes orders again after cpnp.retry_interval.`,
 		Long: `keygen prints a new Ed25519 identity: the private key (its seed, for
 cpnp.private_key or cpnp.private_key_file) and the public key (for the
 cpnp.peers[].public_key of the peers that trust this mapping system).`,
-		Args: cobra.NoArgs,
+		Example: "  rlocctl cpnp keygen    # private_key into this config, public_key to the peers",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pub, priv, err := ed25519.GenerateKey(rand.Reader)
 			if err != nil {

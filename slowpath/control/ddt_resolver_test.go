@@ -364,20 +364,7 @@ func TestDDTResolverTimeout(t *testing.T) {
 // an address the request did not go to is ignored, counted; the one from
 // the asked root is taken.
 func TestDDTResolverForeignReferral(t *testing.T) {
-	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	probe.Close()
-	listen := func(i byte) *net.UDPConn {
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(i), port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	port, listen := loopbackPort(t)
 	root, forger, itr := listen(91), listen(92), listen(93)
 	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(90), port)},
 		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(91), port)}, DDTPort: port}}, nil)

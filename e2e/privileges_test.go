@@ -27,12 +27,12 @@ var (
 // unprivileged is the uid and gid rlocd runs as (nobody).
 const unprivileged = 65534
 
-// TestLeastPrivilege runs the Map-Server and two xTRs of the demo network
-// with rlocd started by setpriv as uid nobody with exactly the documented
+// TestLeastPrivilege runs the demo network (Map-Server, two xTRs, the PxTR
+// with its non-LISP site) with rlocd started by setpriv as uid nobody with exactly the documented
 // capabilities (none for the Map-Server), in bounding, inheritable and
 // ambient sets alike, and under the unit's SystemCallFilter (seccomp, see
 // seccomp_test.go): registration, IPv4 and IPv6 pings through the
-// overlay, a SIGHUP reload and a graceful stop (XDP detached) still work,
+// overlay and to the non-LISP site through the PxTR, a SIGHUP reload and a graceful stop (XDP detached) still work,
 // and once started each daemon's CapEff is the documented running set.
 func TestLeastPrivilege(t *testing.T) {
 	setpriv, err := exec.LookPath("setpriv")
@@ -70,6 +70,7 @@ func TestLeastPrivilege(t *testing.T) {
 	n.rlocd = wrap("rlocd-xtr", xtrStartCaps)
 	n.start("xtr1", xtrYAML("xtr1", "1", "key-one", "0s"))
 	n.start("xtr2", xtrYAML("xtr2", "2", "key-two", "0s"))
+	n.start("pxtr", pxtrYAML)
 
 	n.waitFor(10*time.Second, "4 registrations", func() bool { return len(n.registrations()) == 4 })
 	for _, dst := range []netip.Addr{h2v4, h2v6} {
@@ -77,7 +78,17 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Fatalf("h1 -> %s through unprivileged xTRs: %d/5 replies, %v", dst, got, err)
 		}
 	}
-	for node, want := range map[string]router.CapSet{"msmr": 0, "xtr1": xtrRunningCaps, "xtr2": xtrRunningCaps} {
+	// The non-LISP site: xtr1 sends to the PxTR as PETR (a negative
+	// reply), the answers come back through it as PITR.
+	for _, dst := range []netip.Addr{nlv4, nlv6} {
+		if got, err := n.lab.Ping("h1", dst, 3, 2*time.Second); err != nil || got != 3 {
+			t.Fatalf("h1 -> %s through the unprivileged PxTR: %d/3 replies, %v", dst, got, err)
+		}
+	}
+	if st := n.stats("pxtr"); st.Fastpath["decap"] < 6 || st.Fastpath["encap"] < 6 {
+		t.Fatalf("pxtr decapsulated %d and encapsulated %d packets, want >= 6 each (PETR and PITR)", st.Fastpath["decap"], st.Fastpath["encap"])
+	}
+	for node, want := range map[string]router.CapSet{"msmr": 0, "xtr1": xtrRunningCaps, "xtr2": xtrRunningCaps, "pxtr": xtrRunningCaps} {
 		eff, uid := procCaps(t, n.procs[node].Cmd.Process.Pid)
 		if eff != want || uid != unprivileged {
 			t.Errorf("%s runs as uid %d with CapEff %q, want uid %d with %q", node, uid, eff, unprivileged, want)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +126,72 @@ func (n *network) cpnp(node string) router.CPNPInfo {
 		n.t.Fatalf("%s cpnp: %v", node, err)
 	}
 	return l
+}
+
+// TestCPNPPartialAndDecline: the two answers a provider's policy gives
+// besides a full offer, between real rlocd mapping systems in namespaces.
+// msmr2 offers only its IPv4 prefix; msmr1 orders both of domain 2's
+// prefixes (and msmr2 orders msmr1's IPv4 prefix, for the way back). By
+// default msmr1 takes the part: both sides agree on 10.2.0.0/24 alone,
+// msmr1's copy holds that one mapping and h1 reaches h2 through it. Restarted with order.decline_partial, msmr1 declines the
+// same offer: its order ends declined, counted, and nothing is provisioned
+// on its side; msmr2 lists the declined order.
+func TestCPNPPartialAndDecline(t *testing.T) {
+	n := newLabNetwork(t, "../configs/lab/msx.yaml", "msx")
+	n.start("msmr2", labMSYAML("msmr2", "site2", "key-two", "10.2.0.0/24", "2001:db8:2::/64")+
+		cpnpSection("msmr2", "msmr1", "192.0.2.100", `[{eid: 10.1.0.0/24}]`, `[{eid: 10.2.0.0/24}]`))
+	x2 := strings.ReplaceAll(xtrYAML("xtr2", "2", "key-two", "0s"), "192.0.2.100", "192.0.2.101")
+	n.start("xtr2", x2)
+	n.waitFor(10*time.Second, "xtr2 registered", func() bool { return len(n.registrationsOf("msmr2")) == 2 })
+	msmr1 := labMSYAML("msmr1", "site1", "key-one", "10.1.0.0/24", "2001:db8:1::/64") +
+		cpnpSection("msmr1", "msmr2", "192.0.2.101", `[{eid: 10.2.0.0/24}, {eid: "2001:db8:2::/64"}]`, `[{eid: 10.1.0.0/24}]`)
+	n.start("msmr1", msmr1)
+	n.start("xtr1", xtrYAML("xtr1", "1", "key-one", "0s"))
+
+	// customer is msmr1's order: its state and the prefixes agreed.
+	customer := func() (state string, prefixes []string) {
+		for _, a := range n.cpnp("msmr1").Agreements {
+			if a.Role == "customer" {
+				return a.State, a.Prefixes
+			}
+		}
+		return "", nil
+	}
+	n.waitFor(20*time.Second, "msmr1's order agreed", func() bool { st, _ := customer(); return st == "agreed" })
+	if _, p := customer(); !slices.Equal(p, []string{"[0]10.2.0.0/24"}) {
+		t.Fatalf("msmr1 agreed on %q, want the offered part [0]10.2.0.0/24 only", p)
+	}
+	n.waitFor(20*time.Second, "both copies", func() bool {
+		a1, a2 := n.msxAgreement("msmr1"), n.msxAgreement("msmr2")
+		return a1.Complete && a1.Copy == 1 && a2.Complete && a2.Copy == 1
+	})
+	if got, err := n.lab.Ping("h1", mustAddr("10.2.0.10"), 5, 3*time.Second); err != nil || got != 5 {
+		t.Fatalf("h1 -> h2 through the partial agreement: %d/5, %v", got, err)
+	}
+
+	n.stop("msmr1", true)
+	n.start("msmr1", strings.Replace(msmr1, "    mode: copy\n", "    mode: copy\n    decline_partial: true\n", 1))
+	n.waitFor(20*time.Second, "msmr1 declines the partial offer", func() bool {
+		st, _ := customer()
+		return st == "declined" && n.cpnp("msmr1").Stats.DeclinedOffers >= 1
+	})
+	// msmr2's own order may still give msmr1 a provider side; nothing of
+	// domain 2 is copied or asked for.
+	var ags []router.MSXAgreementInfo
+	if err := n.get("msmr1", "/v1/msx/agreements", &ags); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ags {
+		if a.Mode != "none" || a.Copy != 0 {
+			t.Fatalf("msmr1 provisioned an interconnect after declining: %+v", a)
+		}
+	}
+	n.waitFor(10*time.Second, "msmr2 lists the declined order", func() bool {
+		for _, a := range n.cpnp("msmr2").Agreements {
+			if a.Role == "provider" && a.State == "declined" {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -135,7 +135,8 @@ func (n *network) cpnp(node string) router.CPNPInfo {
 // default msmr1 takes the part: both sides agree on 10.2.0.0/24 alone,
 // msmr1's copy holds that one mapping and h1 reaches h2 through it. Restarted with order.decline_partial, msmr1 declines the
 // same offer: its order ends declined, counted, and nothing is provisioned
-// on its side; msmr2 lists the declined order.
+// on its side; msmr2 lists the declined order. Then msmr2, restarted to
+// share nothing msmr1 asks for, declines msmr1's next order itself.
 func TestCPNPPartialAndDecline(t *testing.T) {
 	n := newLabNetwork(t, "../configs/lab/msx.yaml", "msx")
 	n.start("msmr2", labMSYAML("msmr2", "site2", "key-two", "10.2.0.0/24", "2001:db8:2::/64")+
@@ -186,12 +187,34 @@ func TestCPNPPartialAndDecline(t *testing.T) {
 			t.Fatalf("msmr1 provisioned an interconnect after declining: %+v", a)
 		}
 	}
-	n.waitFor(10*time.Second, "msmr2 lists the declined order", func() bool {
+	providerDeclined := func() bool {
 		for _, a := range n.cpnp("msmr2").Agreements {
 			if a.Role == "provider" && a.State == "declined" {
 				return true
 			}
 		}
 		return false
+	}
+	n.waitFor(10*time.Second, "msmr2 lists the declined order", providerDeclined)
+
+	// The provider declines: msmr2 restarted to share only space msmr1
+	// does not ask for. msmr1 orders again (retry_interval) and is
+	// declined by msmr2, not by itself.
+	declined := n.cpnp("msmr1").Stats.DeclinedOffers
+	orders := n.cpnp("msmr1").Stats.Orders
+	n.stop("msmr2", true)
+	n.start("msmr2", labMSYAML("msmr2", "site2", "key-two", "10.2.0.0/24", "2001:db8:2::/64")+
+		cpnpSection("msmr2", "msmr1", "192.0.2.100", `[{eid: 10.1.0.0/24}]`, `[{eid: 10.99.0.0/24}]`))
+	n.waitFor(20*time.Second, "the restarted msmr2 declines msmr1's next order", func() bool {
+		st, _ := customer()
+		return providerDeclined() && st == "declined" && n.cpnp("msmr1").Stats.Orders > orders
 	})
+	if d := n.cpnp("msmr1").Stats.DeclinedOffers; d != declined {
+		t.Fatalf("msmr1 declined %d offers since, want none: the provider declined", d-declined)
+	}
+	for _, a := range n.cpnp("msmr2").Agreements {
+		if a.Role == "provider" && a.State == "agreed" {
+			t.Fatalf("the restarted msmr2 agreed to %+v", a)
+		}
+	}
 }

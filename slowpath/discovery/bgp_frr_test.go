@@ -17,6 +17,7 @@ import (
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 	"github.com/rloc-router/rloc/slowpath"
+	"github.com/rloc-router/rloc/slowpath/bgp"
 	"github.com/rloc-router/rloc/slowpath/discovery"
 )
 
@@ -104,12 +105,19 @@ func (s *speaker) entries(t *testing.T) ([]discovery.BGPEntry, discovery.BGPStat
 // startSpeaker runs TestBGPDiscoveryHelper in ns with cfg.
 func startSpeaker(t *testing.T, ns *netns.NS, cfg slowpath.DiscoveryBGP) *speaker {
 	t.Helper()
-	j, err := json.Marshal(cfg)
+	return startHelper(t, ns, "TestBGPDiscoveryHelper", bgpHelperEnv, cfg)
+}
+
+// startHelper runs the helper test name in ns, with v as JSON in the
+// environment variable env.
+func startHelper(t *testing.T, ns *netns.NS, name, env string, v any) *speaker {
+	t.Helper()
+	j, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ns.Command(os.Args[0], "-test.run=^TestBGPDiscoveryHelper$")
-	c.Env = append(os.Environ(), bgpHelperEnv+"="+string(j))
+	c := ns.Command(os.Args[0], "-test.run=^"+name+"$")
+	c.Env = append(os.Environ(), env+"="+string(j))
 	in, err := c.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +142,46 @@ func startSpeaker(t *testing.T, ns *netns.NS, cfg slowpath.DiscoveryBGP) *speake
 		_ = c.Wait()
 	})
 	return &speaker{in: in, out: bufio.NewReader(out)}
+}
+
+// rawHelperEnv holds the JSON configuration of TestBGPRawHelper.
+const rawHelperEnv = "RLOC_BGPRAW_HELPER"
+
+// rawSpeaker is what TestBGPRawHelper runs: a plain BGP speaker with one
+// neighbour announcing routes as given, communities included.
+type rawSpeaker struct {
+	Config   bgp.Config
+	Neighbor bgp.Neighbor
+	Routes   []bgp.Route
+}
+
+// TestBGPRawHelper is a BGP speaker of TestBGPDiscoveryAcrossFRR that
+// announces what a mapping system's speaker would not: routes carrying a
+// malformed Mapping System community. It ends when stdin closes.
+func TestBGPRawHelper(t *testing.T) {
+	env := os.Getenv(rawHelperEnv)
+	if env == "" {
+		t.Skip("run by TestBGPDiscoveryAcrossFRR")
+	}
+	var cfg rawSpeaker
+	if err := json.Unmarshal([]byte(env), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := bgp.Start(cfg.Config, bgp.Handlers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	if err := sp.AddNeighbor(cfg.Neighbor); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cfg.Routes {
+		if err := sp.Announce(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Announced; run until the test closes stdin.
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
 // TestBGPDiscoveryAcrossFRR: mapping system A (AS 65001) advertises its
@@ -167,11 +215,29 @@ func TestBGPDiscoveryAcrossFRR(t *testing.T) {
 	nb := func(addr netip.Addr, asn int) string {
 		return fmt.Sprintf(" neighbor %v remote-as %d\n neighbor %v timers 3 9\n neighbor %v timers connect 1\n", addr, asn, addr, addr)
 	}
+	// A second speaker beside A (AS 65003) sends what a mapping system's
+	// speaker would not: prefixes whose Mapping System community names no
+	// usable contact.
+	addrX := netip.MustParseAddr("192.0.2.3")
+	if err := a.AddAddr("da", netip.PrefixFrom(addrX, 24)); err != nil {
+		t.Fatal(err)
+	}
 	bgpdtest.Start(t, tr, "frr defaults traditional\nhostname transit\nrouter bgp 65010\n bgp router-id 10.0.0.10\n"+
-		" no bgp ebgp-requires-policy\n"+nb(addrA, 65001)+nb(addrB, 65002)+
+		" no bgp ebgp-requires-policy\n"+nb(addrA, 65001)+nb(addrB, 65002)+nb(addrX, 65003)+
 		" address-family ipv4 unicast\n"+
 		fmt.Sprintf("  neighbor %v send-community extended\n  neighbor %v send-community extended\n", addrA, addrB)+
 		" exit-address-family\n", netip.Addr{})
+	pBad := []netip.Prefix{netip.MustParsePrefix("10.66.0.0/16"), netip.MustParsePrefix("10.67.0.0/16")}
+	badComm := func(contact [4]byte) bgp.ExtCommunity {
+		return bgp.ExtCommunity{discovery.MSCommType, discovery.MSCommSubType, contact[0], contact[1], contact[2], contact[3], 0, 0}
+	}
+	startHelper(t, a, "TestBGPRawHelper", rawHelperEnv, rawSpeaker{
+		Config:   bgp.Config{ASN: 65003, RouterID: netip.MustParseAddr("10.0.0.3"), Port: -1},
+		Neighbor: bgp.Neighbor{Address: addrTA, ASN: 65010, Local: addrX, HoldTime: 9 * time.Second, ConnectRetry: time.Second},
+		Routes: []bgp.Route{
+			{Prefix: pBad[0], ExtCommunities: []bgp.ExtCommunity{badComm([4]byte{224, 0, 0, 1})}}, // multicast contact
+			{Prefix: pBad[1], ExtCommunities: []bgp.ExtCommunity{badComm([4]byte{127, 0, 0, 1})}}, // loopback contact
+		}})
 
 	pA, pB := netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.0.0/16")
 	contactA, contactB := netip.MustParseAddrPort("192.0.2.100:4342"), netip.MustParseAddrPort("198.51.100.200:14342")
@@ -215,7 +281,20 @@ func TestBGPDiscoveryAcrossFRR(t *testing.T) {
 		}
 		return nil
 	})
-	if _, st := sb.entries(t); st.Malformed != 0 || st.Withdrawals == 0 || st.Learned != 0 {
+	// The malformed communities crossed bgpd intact: B counted both and
+	// learned neither prefix.
+	testkit.WaitFor(t, "B counts the malformed communities", func() error {
+		if _, st := sb.entries(t); st.Malformed != 2 {
+			return fmt.Errorf("B's counters %+v", st)
+		}
+		return nil
+	})
+	for _, p := range pBad {
+		if e, ok := learned(sb, p); ok {
+			t.Fatalf("B learned %+v from a malformed community", e)
+		}
+	}
+	if _, st := sb.entries(t); st.Withdrawals == 0 || st.Learned != 0 {
 		t.Fatalf("B's counters %+v", st)
 	}
 	if _, ok := learned(sa, pB); !ok {

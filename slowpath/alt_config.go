@@ -63,10 +63,10 @@ type ALTConfig struct {
 	// the announced ones; default 1 s.
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// Families are the BGP address families the EID prefixes travel in
-	// (docs/alt.md): ALTFamiliesVPN (the default) puts them in the L3VPN
-	// families (AFI 1/2, SAFI 128) with route distinguisher 0:<IID>, so
-	// every instance-ID is on the ALT and EID routes stay out of any
-	// unicast RIB; ALTFamiliesUnicast in IPv4/IPv6 unicast, instance-ID 0
+	// (docs/alt.md): "vpn" (the default, also when empty) puts them in the
+	// L3VPN families (AFI 1/2, SAFI 128) with route distinguisher
+	// 0:<IID>, so every instance-ID is on the ALT and EID routes stay out
+	// of any unicast RIB; "unicast" in IPv4/IPv6 unicast, instance-ID 0
 	// only. Every router of one ALT must use the same.
 	Families string `mapstructure:"families"`
 }

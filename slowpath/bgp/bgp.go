@@ -113,10 +113,13 @@ func (n *Neighbor) Validate(path string) error {
 type ExtCommunity [8]byte
 
 // VPNLabel is the one MPLS label of every L3VPN route this speaker
-// originates (RFC 4364 §4.3.4 carries a label with each VPN-IPv4 prefix).
-// Nothing forwards by it: the families are used for their address
-// space (a route distinguisher per instance-ID), not for MPLS.
-const VPNLabel = 16
+// originates (RFC 4364 §4.3.4 carries a label with each VPN-IPv4 prefix):
+// 3, implicit NULL (RFC 3032 §2.1), "push no label". Nothing forwards by
+// it: the families are used for their address space (a route
+// distinguisher per instance-ID), not for MPLS, and a router that
+// installs such a route (FRR's zebra on a kernel without MPLS) installs
+// a plain IP route.
+const VPNLabel = 3
 
 // RD is the route distinguisher of instance-ID iid: type 0 (RFC 4364
 // §4.2), administrator 0, assigned number iid, written 0:<iid>.

@@ -119,16 +119,7 @@ func TestALTFRR(t *testing.T) {
 
 	// BGP over the tunnels, captured on both sides of frr from before the
 	// rloc daemons start until the route has crossed frr.
-	bgpFiles := map[string]string{}
-	var bgpCaps []*lab.Capture
-	for _, node := range []string{"mr", "ms"} {
-		bgpFiles[node] = filepath.Join(n.dir, "altfrr-bgp-"+node+".pcap")
-		c, err := n.lab.Capture(node, "core0", "ip proto 47", bgpFiles[node])
-		if err != nil {
-			t.Fatalf("capture with %s in %s: %v", tool, node, err)
-		}
-		bgpCaps = append(bgpCaps, c)
-	}
+	stopBGPCaps, bgpFiles := captureGRE(t, n, tool, "altfrr-bgp-")
 
 	n.start("mr", "name: mr\nroles: [map-resolver, alt]\n"+p.section("mr", ""))
 	n.start("ms", `name: ms
@@ -156,11 +147,7 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 		return r != nil && r.Prefix == site && r.Peer == "10.255.0.1" && slices.Equal(r.ASPath, []uint32{65150, 65101})
 	})
 	converged := time.Since(start)
-	for _, c := range bgpCaps {
-		if err := c.Stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopBGPCaps()
 	checkVPNUpdates(t, bgpFiles, site)
 	for _, node := range []string{"mr", "ms"} {
 		for _, nb := range n.altView(node).Neighbors {
@@ -201,16 +188,7 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 
 	// lig through mr, captured on both sides of frr: mr's underlay (the
 	// tunnel into frr) and ms's (the tunnel out of frr).
-	files := map[string]string{}
-	var caps []*lab.Capture
-	for _, node := range []string{"mr", "ms"} {
-		files[node] = filepath.Join(n.dir, "altfrr-"+node+".pcap")
-		c, err := n.lab.Capture(node, "core0", "ip proto 47", files[node])
-		if err != nil {
-			t.Fatalf("capture with %s in %s: %v", tool, node, err)
-		}
-		caps = append(caps, c)
-	}
+	stopCaps, files := captureGRE(t, n, tool, "altfrr-")
 	ligStart := time.Now()
 	lout, err := n.lig("client", "10.1.0.10", "192.0.2.10")
 	if err != nil || !strings.Contains(lout, "Mapping entry for EID [0]10.1.0.0/24") || !strings.Contains(lout, "192.0.2.1") {
@@ -218,11 +196,7 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 	}
 	ligTook := time.Since(ligStart)
 	t.Logf("resolved through frr:\n%s", lout)
-	for _, c := range caps {
-		if err := c.Stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopCaps()
 	want := map[string]struct{ hop, ttl string }{"mr": {"192.0.2.100>192.0.2.150", "64"}, "ms": {"192.0.2.150>192.0.2.101", "63"}}
 	for node, w := range want {
 		var seen []string
@@ -299,4 +273,28 @@ func checkVPNUpdates(t *testing.T, files map[string]string, site netip.Prefix) {
 			t.Fatalf("%s's side of frr: IPv4 unicast NLRI %v", node, unicast)
 		}
 	}
+}
+
+// captureGRE starts captures of GRE on mr's and ms's underlay (both sides
+// of frr) into files named prefix+node+".pcap"; stop ends them.
+func captureGRE(t *testing.T, n *network, tool, prefix string) (stop func(), files map[string]string) {
+	t.Helper()
+	files = map[string]string{}
+	var caps []*lab.Capture
+	for _, node := range []string{"mr", "ms"} {
+		files[node] = filepath.Join(n.dir, prefix+node+".pcap")
+		c, err := n.lab.Capture(node, "core0", "ip proto 47", files[node])
+		if err != nil {
+			t.Fatalf("capture with %s in %s: %v", tool, node, err)
+		}
+		caps = append(caps, c)
+	}
+	return func() {
+		t.Helper()
+		for _, c := range caps {
+			if err := c.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, files
 }

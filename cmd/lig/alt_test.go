@@ -101,11 +101,15 @@ func waitALTTable(t *testing.T, r *router.Router, n int) {
 // management socket: the reply came through the ALT and lig shows the
 // route mr sent it by (10.2.0.0/24, next hop ms's tunnel end 10.255.0.1,
 // AS path 65102). An EID the ALT has no route for is answered by mr
-// itself: lig says it was not sent into the ALT.
+// itself: lig says it was not sent into the ALT. Both routers carry the
+// EID prefixes in the unicast families (alt.families: unicast;
+// TestALTPathIID runs the default, vpn), so the same EID in instance-ID
+// 5 is not on the ALT.
 func altPathInNetns(t *testing.T) {
 	dir := t.TempDir()
 	msALT := altRouter(65102, "127.0.0.20", altNeighbor("127.0.0.10", "10.255.0.1/31", "10.255.0.0", 65200))
 	msALT.Announce = []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24")}
+	msALT.Families = slowpath.ALTFamiliesUnicast
 	startRouter(t, router.Config{Name: "ms", Roles: router.Roles{MapServer: true, ALT: true},
 		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.20:4342")}},
 		Mgmt:    router.MgmtOptions{Socket: filepath.Join(dir, "ms.sock")},
@@ -113,10 +117,12 @@ func altPathInNetns(t *testing.T) {
 			Prefixes: []slowpath.SitePrefix{{EIDPrefix: slowpath.EIDPrefix{Prefix: netip.MustParsePrefix("10.2.0.0/24")}}}}},
 		ALT: msALT})
 	sock := filepath.Join(dir, "mr.sock")
+	mrALT := altRouter(65200, "127.0.0.10", altNeighbor("127.0.0.20", "10.255.0.0/31", "10.255.0.1", 65102))
+	mrALT.Families = slowpath.ALTFamiliesUnicast
 	mr := startRouter(t, router.Config{Name: "mr", Roles: router.Roles{MapResolver: true, ALT: true},
 		Control: router.ControlOptions{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.10:4342")}},
 		Mgmt:    router.MgmtOptions{Socket: sock},
-		ALT:     altRouter(65200, "127.0.0.10", altNeighbor("127.0.0.20", "10.255.0.0/31", "10.255.0.1", 65102))})
+		ALT:     mrALT})
 	waitALTTable(t, mr, 1)
 
 	var out, errb bytes.Buffer
@@ -137,6 +143,15 @@ func altPathInNetns(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "not sent into the ALT") || strings.Contains(out.String(), "ALT ROUTE") {
 		t.Fatalf("lig output for an EID off the ALT:\n%s", out.String())
+	}
+	out.Reset()
+	args[0] = "10.2.0.10"
+	args = append(args, "--iid", "5")
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("lig %v: exit %d\n%s\n%s", args, code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "not sent into the ALT") || !strings.Contains(out.String(), "Received Map-Reply from 127.0.0.10:") {
+		t.Fatalf("lig output for instance-ID 5 on a unicast ALT:\n%s", out.String())
 	}
 }
 

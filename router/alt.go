@@ -81,6 +81,18 @@ type ALTAnnouncedView struct {
 	Prefix netip.Prefix `json:"prefix"`
 }
 
+// Name is the prefix, after its instance-ID in brackets unless it is 0.
+func (a ALTAnnouncedView) Name() string { return iidPrefix(a.IID, a.Prefix) }
+
+// iidPrefix writes an ALT prefix: with its instance-ID in brackets unless
+// it is 0.
+func iidPrefix(iid uint32, p netip.Prefix) string {
+	if iid == 0 {
+		return p.String()
+	}
+	return fmt.Sprintf("[%d]%v", iid, p)
+}
+
 // ALTRouteView is one route in ALTView.
 type ALTRouteView struct {
 	// IID is the route's instance-ID (its route distinguisher 0:<IID>).
@@ -91,6 +103,10 @@ type ALTRouteView struct {
 	Aggregate bool         `json:"aggregate,omitempty"`
 	Local     bool         `json:"local,omitempty"`
 }
+
+// Name is the route's prefix, after its instance-ID in brackets unless it
+// is 0.
+func (r ALTRouteView) Name() string { return iidPrefix(r.IID, r.Prefix) }
 
 // ALT returns the ALT view; an error when the router runs no ALT role.
 func (r *Router) ALT() (ALTView, error) {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,15 +43,6 @@ the ALT table sends to each.`,
 	return cmd
 }
 
-// iidPrefix writes an ALT prefix: with its instance-ID in brackets
-// unless it is 0.
-func iidPrefix(iid uint32, p netip.Prefix) string {
-	if iid == 0 {
-		return p.String()
-	}
-	return fmt.Sprintf("[%d]%v", iid, p)
-}
-
 func printALT(out io.Writer, v router.ALTView) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NEIGHBOR\tREMOTE\tASN\tSTATE\tRCVD/ACC/ADV\tUPTIME\tGRE RX/TX")
@@ -73,7 +63,7 @@ func printALT(out io.Writer, v router.ALTView) {
 		if r.Local {
 			flags = append(flags, "local")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", iidPrefix(r.IID, r.Prefix), r.Peer, strings.Join(path, " "), strings.Join(flags, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name(), r.Peer, strings.Join(path, " "), strings.Join(flags, ","))
 	}
 	tw.Flush()
 	var ann []string
@@ -81,7 +71,7 @@ func printALT(out io.Writer, v router.ALTView) {
 		ann = append(ann, p.String())
 	}
 	for _, p := range v.AnnouncedIIDs {
-		ann = append(ann, iidPrefix(p.IID, p.Prefix))
+		ann = append(ann, p.Name())
 	}
 	fmt.Fprintf(out, "announced: %s\n", strings.Join(ann, ", "))
 	s := v.Stats

@@ -26,7 +26,20 @@ var altFRRPlan = altPlan{
 }
 
 // altFRRConf is frr's bgpd: eBGP with mr (10.255.0.0) and ms (10.255.0.3)
-// over the tunnels, timers as short as the rloc side's (hold 3 s).
+// over the tunnels, timers as short as the rloc side's (hold 3 s), the EID
+// prefixes in the IPv4 L3VPN family (AFI 1, SAFI 128) as rloc's ALT
+// sends them (alt.families: vpn, RD 0:<instance-ID>). bgpd keeps and
+// passes on VPN routes without a VRF. For frr's kernel to forward the
+// Map-Requests, the routes of instance-ID 0 are also imported into the
+// default VRF's unicast table (import vpn), which zebra installs: rloc
+// sends no route target, so the route-map on the session with ms adds
+// the one the import matches (RT 65150:0). bgpd takes an imported route
+// with a label (bgp.VPNLabel, implicit NULL) as valid over a connected
+// eBGP next hop only on an interface with "mpls bgp forwarding"; zebra
+// then installs it as a plain route (it pushes no implicit NULL; a real
+// label would fail on this kernel, which has no MPLS). The imported
+// unicast routes go to no neighbour (route-map none): the EID prefixes
+// leave frr in the VPN family only.
 const altFRRConf = `frr defaults traditional
 hostname alt-frr
 log stdout
@@ -40,7 +53,26 @@ router bgp 65150
  neighbor 10.255.0.3 timers 1 3
  neighbor 10.255.0.3 timers connect 1
  address-family ipv4 unicast
+  neighbor 10.255.0.0 route-map none out
+  neighbor 10.255.0.3 route-map none out
+  rd vpn export 0:0
+  rt vpn import 65150:0
+  import vpn
  exit-address-family
+ address-family ipv4 vpn
+  neighbor 10.255.0.0 activate
+  neighbor 10.255.0.3 activate
+  neighbor 10.255.0.3 route-map alt-iid0 in
+ exit-address-family
+!
+route-map alt-iid0 permit 10
+ set extcommunity rt 65150:0
+!
+route-map none deny 10
+!
+interface altms
+ mpls bgp forwarding
+exit
 `
 
 // TestALTFRR puts an ALT router run by FRR on the Map-Request's path:
@@ -85,6 +117,10 @@ func TestALTFRR(t *testing.T) {
 	}
 	bd := bgpdtest.StartWithZebra(t, fns, altFRRConf)
 
+	// BGP over the tunnels, captured on both sides of frr from before the
+	// rloc daemons start until the route has crossed frr.
+	stopBGPCaps, bgpFiles := captureGRE(t, n, tool, "altfrr-bgp-")
+
 	n.start("mr", "name: mr\nroles: [map-resolver, alt]\n"+p.section("mr", ""))
 	n.start("ms", `name: ms
 roles: [map-server, alt]
@@ -111,6 +147,8 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 		return r != nil && r.Prefix == site && r.Peer == "10.255.0.1" && slices.Equal(r.ASPath, []uint32{65150, 65101})
 	})
 	converged := time.Since(start)
+	stopBGPCaps()
+	checkVPNUpdates(t, bgpFiles, site)
 	for _, node := range []string{"mr", "ms"} {
 		for _, nb := range n.altView(node).Neighbors {
 			if nb.State != "established" {
@@ -119,50 +157,38 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 		}
 	}
 
-	// bgpd learnt the prefix from ms (rloc) and announces it on to mr.
+	// bgpd learnt the prefix from ms (rloc) in its VPN table, under RD
+	// 0:0 (instance-ID 0), and announces it on to mr.
 	var rib struct {
-		Paths []struct {
-			ASPath struct {
-				String string `json:"string"`
-			} `json:"aspath"`
-			Peer struct {
-				PeerID string `json:"peerId"`
-			} `json:"peer"`
-			Bestpath *struct {
-				Overall bool `json:"overall"`
-			} `json:"bestpath"`
-		} `json:"paths"`
+		Routes struct {
+			RDs map[string]map[string][]struct {
+				PeerID   string `json:"peerId"`
+				Path     string `json:"path"`
+				Bestpath bool   `json:"bestpath"`
+			} `json:"routeDistinguishers"`
+		} `json:"routes"`
 	}
-	out := bd.Vtysh(t, "show bgp ipv4 unicast 10.1.0.0/24 json")
-	if err := json.Unmarshal([]byte(out), &rib); err != nil || len(rib.Paths) != 1 || rib.Paths[0].Peer.PeerID != "10.255.0.3" ||
-		rib.Paths[0].ASPath.String != "65101" || rib.Paths[0].Bestpath == nil || !rib.Paths[0].Bestpath.Overall {
-		t.Fatalf("bgpd's RIB for 10.1.0.0/24 (%v):\n%s", err, out)
+	out := bd.Vtysh(t, "show bgp ipv4 vpn json")
+	if err := json.Unmarshal([]byte(out), &rib); err != nil || len(rib.Routes.RDs) != 1 || len(rib.Routes.RDs["0:0"]) != 1 {
+		t.Fatalf("bgpd's VPN table, want only [0:0]10.1.0.0/24 (%v):\n%s", err, out)
 	}
-	var adv struct {
-		Advertised map[string]json.RawMessage `json:"advertisedRoutes"`
+	if ps := rib.Routes.RDs["0:0"][site.String()]; len(ps) != 1 || ps[0].PeerID != "10.255.0.3" || ps[0].Path != "65101" || !ps[0].Bestpath {
+		t.Fatalf("bgpd's VPN route [0:0]%v: %+v\n%s", site, ps, out)
 	}
-	out = bd.Vtysh(t, "show bgp ipv4 unicast neighbors 10.255.0.0 advertised-routes json")
-	if err := json.Unmarshal([]byte(out), &adv); err != nil || adv.Advertised["10.1.0.0/24"] == nil {
-		t.Fatalf("bgpd's routes advertised to mr (%v):\n%s", err, out)
+	out = bd.Vtysh(t, "show bgp ipv4 vpn neighbors 10.255.0.0 advertised-routes json")
+	if !strings.Contains(out, `"0:0"`) || !strings.Contains(out, `"10.1.0.0/24"`) {
+		t.Fatalf("bgpd's VPN routes advertised to mr:\n%s", out)
 	}
 	// zebra put the best route into frr's kernel table, via ms's tunnel.
 	kr, err := n.lab.Exec("frr", "ip", "-4", "route", "show", site.String())
 	if err != nil || !strings.Contains(string(kr), "via 10.255.0.3 dev altms") || !strings.Contains(string(kr), "proto bgp") {
-		t.Fatalf("frr's kernel route to %v: %v %q", site, err, kr)
+		t.Fatalf("frr's kernel route to %v: %v %q\nbgpd unicast:\n%s\nbgpd VPN route:\n%s", site, err, kr,
+			bd.Vtysh(t, "show bgp ipv4 unicast"), bd.Vtysh(t, "show bgp ipv4 vpn 10.1.0.0/24"))
 	}
 
 	// lig through mr, captured on both sides of frr: mr's underlay (the
 	// tunnel into frr) and ms's (the tunnel out of frr).
-	files := map[string]string{}
-	var caps []*lab.Capture
-	for _, node := range []string{"mr", "ms"} {
-		files[node] = filepath.Join(n.dir, "altfrr-"+node+".pcap")
-		c, err := n.lab.Capture(node, "core0", "ip proto 47", files[node])
-		if err != nil {
-			t.Fatalf("capture with %s in %s: %v", tool, node, err)
-		}
-		caps = append(caps, c)
-	}
+	stopCaps, files := captureGRE(t, n, tool, "altfrr-")
 	ligStart := time.Now()
 	lout, err := n.lig("client", "10.1.0.10", "192.0.2.10")
 	if err != nil || !strings.Contains(lout, "Mapping entry for EID [0]10.1.0.0/24") || !strings.Contains(lout, "192.0.2.1") {
@@ -170,11 +196,7 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 	}
 	ligTook := time.Since(ligStart)
 	t.Logf("resolved through frr:\n%s", lout)
-	for _, c := range caps {
-		if err := c.Stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopCaps()
 	want := map[string]struct{ hop, ttl string }{"mr": {"192.0.2.100>192.0.2.150", "64"}, "ms": {"192.0.2.150>192.0.2.101", "63"}}
 	for node, w := range want {
 		var seen []string
@@ -220,4 +242,59 @@ etr: {register_interval: 1s, deregister_on_stop: true}
 		return err == nil && len(strings.TrimSpace(string(kr))) == 0 && lpm(n.altView("mr"), site.Addr()) == nil
 	})
 	t.Logf("site 1 deregistered: withdrawn through bgpd from mr and frr's kernel in %v", time.Since(wd).Round(time.Millisecond))
+}
+
+// checkVPNUpdates decodes the captures of BGP over the GRE tunnels on mr's
+// and ms's sides of frr (tshark): on each side an UPDATE carries site in
+// MP_REACH_NLRI with AFI 1, SAFI 128 (RFC 4364) and route distinguisher
+// 0:0, and no UPDATE carries an EID prefix as plain IPv4 unicast NLRI.
+func checkVPNUpdates(t *testing.T, files map[string]string, site netip.Prefix) {
+	t.Helper()
+	for node, f := range files {
+		var vpn, unicast []string
+		for _, l := range tsharktest.DecodeFile(t, f) {
+			if tsharktest.Fields(l, "gre.proto") == nil {
+				continue
+			}
+			afi := tsharktest.Fields(l, "bgp.update.path_attribute.mp_reach_nlri.afi")
+			safi := tsharktest.Fields(l, "bgp.update.path_attribute.mp_reach_nlri.safi")
+			if len(afi) > 0 && len(safi) > 0 {
+				vpn = append(vpn, fmt.Sprintf("afi %v safi %v rd %v prefix %v", afi, safi, tsharktest.Fields(l, "bgp.rd"),
+					tsharktest.Fields(l, "bgp.mp_reach_nlri_ipv4_prefix")))
+			}
+			unicast = append(unicast, tsharktest.Fields(l, "bgp.nlri_prefix")...)
+		}
+		t.Logf("%s's side of frr (tshark, BGP in GRE): MP_REACH %v; unicast NLRI %v", node, vpn, unicast)
+		want := fmt.Sprintf("afi [1] safi [128] rd [0:0] prefix [%v]", site.Addr())
+		if !slices.Contains(vpn, want) {
+			t.Fatalf("%s's side of frr: no UPDATE with %q among %v", node, want, vpn)
+		}
+		if len(unicast) != 0 {
+			t.Fatalf("%s's side of frr: IPv4 unicast NLRI %v", node, unicast)
+		}
+	}
+}
+
+// captureGRE starts captures of GRE on mr's and ms's underlay (both sides
+// of frr) into files named prefix+node+".pcap"; stop ends them.
+func captureGRE(t *testing.T, n *network, tool, prefix string) (stop func(), files map[string]string) {
+	t.Helper()
+	files = map[string]string{}
+	var caps []*lab.Capture
+	for _, node := range []string{"mr", "ms"} {
+		files[node] = filepath.Join(n.dir, prefix+node+".pcap")
+		c, err := n.lab.Capture(node, "core0", "ip proto 47", files[node])
+		if err != nil {
+			t.Fatalf("capture with %s in %s: %v", tool, node, err)
+		}
+		caps = append(caps, c)
+	}
+	return func() {
+		t.Helper()
+		for _, c := range caps {
+			if err := c.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, files
 }

@@ -73,22 +73,35 @@ func (p altPlan) section(node string, extra string) string {
 }
 
 // altMSYAML is Map-Server msN serving site (its number) and announcing it
-// into the ALT while registered.
+// into the ALT while registered. Site 4 also has its IPv4 prefix in
+// instance-ID altIID (RD 0:7 on the ALT).
 func altMSYAML(node, site string) string {
+	extra := ""
+	if site == "4" {
+		extra = fmt.Sprintf(", {iid: %d, eid: 10.4.0.0/24}", altIID)
+	}
 	return fmt.Sprintf(`name: %s
 roles: [map-server, alt]
 sites:
   - name: site%s
     keys: [{id: 1, secret: key-%s}]
-    prefixes: [{eid: 10.%s.0.0/24}, {eid: "2001:db8:%s::/64"}]
+    prefixes: [{eid: 10.%s.0.0/24}, {eid: "2001:db8:%s::/64"}%s]
 map_server: {registration_timeout: 4s}
-`, node, site, site, site, site) + altSection(node, "  announce_registered: true\n")
+`, node, site, site, site, site, extra) + altSection(node, "  announce_registered: true\n")
 }
+
+// altIID is the non-zero instance-ID of the ALT lab: site 4 registers
+// 10.4.0.0/24 in it too.
+const altIID = 7
 
 // altXTRYAML is site's xTR registering with its Map-Server and resolving
 // through the ALT's Map-Resolver.
 func altXTRYAML(site, ms string) string {
 	r := "192.0.2." + site
+	extraDB := ""
+	if site == "4" {
+		extraDB = fmt.Sprintf("  - {iid: %d, eid: 10.4.0.0/24, rlocs: [{addr: %s}]}\n", altIID, r)
+	}
 	return fmt.Sprintf(`name: xtr%s
 roles: [itr, etr]
 rlocs: [%s]
@@ -96,12 +109,12 @@ interfaces: [{name: site0, side: site}, {name: core0, side: core}]
 database:
   - {eid: 10.%s.0.0/24, rlocs: [{addr: %s}]}
   - {eid: "2001:db8:%s::/64", rlocs: [{addr: %s}]}
-map_servers: [{addr: %s, key: {id: 1, secret: key-%s}}]
+%smap_servers: [{addr: %s, key: {id: 1, secret: key-%s}}]
 map_resolvers: [192.0.2.100]
 etr: {register_interval: 1s, deregister_on_stop: true}
 itr: {retransmit_interval: 300ms}
 hold: {hold_time: 3s}
-`, site, r, site, r, site, r, altUnderlay[ms], site)
+`, site, r, site, r, site, r, extraDB, altUnderlay[ms], site)
 }
 
 // altView reads node's GET /v1/alt.
@@ -116,8 +129,9 @@ func (n *network) altView(node string) router.ALTView {
 
 // lig runs lig in node for eid through the Map-Resolver and returns its
 // output.
-func (n *network) lig(node, eid, src string) (string, error) {
-	c, err := n.lab.Command(node, filepath.Join(n.dir, "lig"), eid, "--mr", "192.0.2.100", "--source", src, "--count", "3", "--timeout", "2s")
+func (n *network) lig(node, eid, src string, extra ...string) (string, error) {
+	args := append([]string{filepath.Join(n.dir, "lig"), eid, "--mr", "192.0.2.100", "--source", src, "--count", "3", "--timeout", "2s"}, extra...)
+	c, err := n.lab.Command(node, args...)
 	if err != nil {
 		return "", err
 	}
@@ -170,9 +184,10 @@ func TestALT(t *testing.T) {
 	n.start("xtr2", altXTRYAML("2", "ms2"))
 	n.start("xtr4", altXTRYAML("4", "ms3"))
 
+	// route finds p ("[iid]prefix" for a non-zero instance-ID) in v.
 	route := func(v router.ALTView, p string) *router.ALTRouteView {
 		for i := range v.Table {
-			if v.Table[i].Prefix.String() == p {
+			if v.Table[i].Name() == p {
 				return &v.Table[i]
 			}
 		}
@@ -203,6 +218,9 @@ func TestALT(t *testing.T) {
 				{"mr", "10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
 				// IPv6 EIDs travel the same sessions.
 				{"mr", "2001:db8:4::/64", "10.255.0.11", []uint32{65002, 65103}, false},
+				// The same prefix in instance-ID 7 (RD 0:7) is a route
+				// of its own.
+				{"mr", "[7]10.4.0.0/24", "10.255.0.11", []uint32{65002, 65103}, false},
 				{"mr", "10.1.0.0/24", "", nil, false},
 				{"r1", "10.1.0.0/24", "10.255.0.0", []uint32{65101}, false},
 			} {
@@ -297,6 +315,14 @@ func TestALT(t *testing.T) {
 			t.Fatalf("lig 10.4.0.10: %v\n%s", err, out)
 		}
 		t.Logf("resolved through the ALT:\n%s", out)
+		// The same EID in instance-ID 7: the Map-Request (its EID in an
+		// instance-ID LCAF) goes by the ALT routes of instance-ID 7, the
+		// same way, and xtr4 answers with its mapping of instance-ID 7.
+		out7, err := n.lig("xtr1", "10.4.0.10", "192.0.2.1", "--iid", fmt.Sprint(altIID))
+		if err != nil || !strings.Contains(out7, fmt.Sprintf("Mapping entry for EID [%d]10.4.0.0/24", altIID)) || !strings.Contains(out7, "192.0.2.4") {
+			t.Fatalf("lig --iid %d 10.4.0.10: %v\n%s", altIID, err, out7)
+		}
+		t.Logf("resolved through the ALT in instance-ID %d:\n%s", altIID, out7)
 		out6, err := n.lig("xtr1", "2001:db8:4::10", "192.0.2.1")
 		if err != nil || !strings.Contains(out6, "Mapping entry for EID [0]2001:db8:4::/64") || !strings.Contains(out6, "192.0.2.4") {
 			t.Fatalf("lig 2001:db8:4::10 (an IPv6 Map-Request on the ALT): %v\n%s", err, out6)
@@ -375,8 +401,9 @@ func TestALT(t *testing.T) {
 	t.Run("deregistered site withdrawn, negative replies", func(t *testing.T) {
 		start := time.Now()
 		n.stop("xtr4", true)
-		n.waitFor(15*time.Second, "10.4.0.0/24 withdrawn from mr's ALT table", func() bool {
-			return route(n.altView("mr"), "10.4.0.0/24") == nil
+		n.waitFor(15*time.Second, "10.4.0.0/24 withdrawn from mr's ALT table, in instance-IDs 0 and 7", func() bool {
+			v := n.altView("mr")
+			return route(v, "10.4.0.0/24") == nil && route(v, fmt.Sprintf("[%d]10.4.0.0/24", altIID)) == nil
 		})
 		t.Logf("10.4.0.0/24 left the ALT %v after xtr4's deregistration", time.Since(start).Round(time.Millisecond))
 		out, err := n.lig("xtr1", "10.4.0.10", "192.0.2.1")

@@ -26,8 +26,11 @@ type ALTView struct {
 	Neighbors []ALTNeighborView `json:"neighbors"`
 	// Table is the ALT forwarding table, sorted by prefix.
 	Table []ALTRouteView `json:"table"`
-	// Announced are the prefixes this router originates.
-	Announced []netip.Prefix `json:"announced"`
+	// Announced are the prefixes this router originates in instance-ID
+	// 0; AnnouncedIIDs those of the other instance-IDs (the L3VPN
+	// families only).
+	Announced     []netip.Prefix     `json:"announced"`
+	AnnouncedIIDs []ALTAnnouncedView `json:"announced_iids,omitempty"`
 	// Stats are the role's counters.
 	Stats control.ALTStats `json:"stats"`
 	// GREDropped counts the GRE packets dropped, by reason.
@@ -71,14 +74,39 @@ type ALTNeighborView struct {
 	TxPackets  uint64     `json:"gre_tx_packets"`
 }
 
+// ALTAnnouncedView is a prefix of a non-zero instance-ID this router
+// originates.
+type ALTAnnouncedView struct {
+	IID    uint32       `json:"iid"`
+	Prefix netip.Prefix `json:"prefix"`
+}
+
+// Name is the prefix, after its instance-ID in brackets unless it is 0.
+func (a ALTAnnouncedView) Name() string { return iidPrefix(a.IID, a.Prefix) }
+
+// iidPrefix writes an ALT prefix: with its instance-ID in brackets unless
+// it is 0.
+func iidPrefix(iid uint32, p netip.Prefix) string {
+	if iid == 0 {
+		return p.String()
+	}
+	return fmt.Sprintf("[%d]%v", iid, p)
+}
+
 // ALTRouteView is one route in ALTView.
 type ALTRouteView struct {
+	// IID is the route's instance-ID (its route distinguisher 0:<IID>).
+	IID       uint32       `json:"iid"`
 	Prefix    netip.Prefix `json:"prefix"`
 	Peer      string       `json:"next_hop"`
 	ASPath    []uint32     `json:"as_path"`
 	Aggregate bool         `json:"aggregate,omitempty"`
 	Local     bool         `json:"local,omitempty"`
 }
+
+// Name is the route's prefix, after its instance-ID in brackets unless it
+// is 0.
+func (r ALTRouteView) Name() string { return iidPrefix(r.IID, r.Prefix) }
 
 // ALT returns the ALT view; an error when the router runs no ALT role.
 func (r *Router) ALT() (ALTView, error) {
@@ -100,7 +128,7 @@ func (r *Router) ALT() (ALTView, error) {
 		if e.Peer.IsValid() {
 			nh = e.Peer.String()
 		}
-		v.Table = append(v.Table, ALTRouteView{Prefix: e.Prefix, Peer: nh, ASPath: e.ASPath, Aggregate: e.Aggregate, Local: e.Local})
+		v.Table = append(v.Table, ALTRouteView{IID: e.IID, Prefix: e.Prefix, Peer: nh, ASPath: e.ASPath, Aggregate: e.Aggregate, Local: e.Local})
 	}
 	for _, s := range r.engine.ALTSent() {
 		sv := ALTSentView{Nonce: fmt.Sprintf("%x", s.Nonce[:]), IID: s.IID, EID: s.EID, Time: s.Time, Route: s.Route.Prefix,
@@ -110,7 +138,13 @@ func (r *Router) ALT() (ALTView, error) {
 		}
 		v.Sent = append(v.Sent, sv)
 	}
-	v.Announced = r.engine.ALTAnnounced()
+	for _, a := range r.engine.ALTAnnounced() {
+		if a.IID == 0 {
+			v.Announced = append(v.Announced, a.Prefix)
+		} else {
+			v.AnnouncedIIDs = append(v.AnnouncedIIDs, ALTAnnouncedView{IID: a.IID, Prefix: a.Prefix})
+		}
+	}
 	v.Stats, v.GREDropped = r.engine.ALTStats()
 	return v, nil
 }

@@ -16,12 +16,19 @@ import (
 func ALTPicture(v ALTView) render.Graph {
 	const self = "self"
 	label := []string{"ALT router (this router)"}
-	for i, p := range v.Announced {
+	announced := make([]string, 0, len(v.Announced)+len(v.AnnouncedIIDs))
+	for _, p := range v.Announced {
+		announced = append(announced, p.String())
+	}
+	for _, p := range v.AnnouncedIIDs {
+		announced = append(announced, p.Name())
+	}
+	for i, p := range announced {
 		if i == 4 {
-			label = append(label, fmt.Sprintf("… %d more announced", len(v.Announced)-i))
+			label = append(label, fmt.Sprintf("… %d more announced", len(announced)-i))
 			break
 		}
-		label = append(label, "announces "+p.String())
+		label = append(label, "announces "+p)
 	}
 	g := render.Graph{Self: self, Nodes: []render.Node{{ID: self, Label: strings.Join(label, "\n"), Class: render.ClassRoot}}}
 	nb := map[string]string{} // neighbour's tunnel address → its box
@@ -50,11 +57,11 @@ func ALTPicture(v ALTView) render.Graph {
 		for i, a := range r.ASPath {
 			path[i] = fmt.Sprint(a)
 		}
-		l := r.Prefix.String() + "\nAS path " + strings.Join(path, " ")
+		l := r.Name() + "\nAS path " + strings.Join(path, " ")
 		if r.Aggregate {
 			l += "\naggregate"
 		}
-		id := "p/" + r.Prefix.String()
+		id := "p/" + r.Name()
 		g.Nodes = append(g.Nodes, render.Node{ID: id, Label: l, Rank: 2, Class: render.ClassLeaf})
 		g.Edges = append(g.Edges, render.Edge{From: parent, To: id})
 	}

@@ -42,4 +42,20 @@ func TestALTPicture(t *testing.T) {
 		!strings.Contains(label["p/10.0.0.0/14"], "aggregate") || g.Title != "ALT: 2 neighbours, 2 routes" {
 		t.Errorf("labels %v, title %q", label, g.Title)
 	}
+
+	// The same prefix in two instance-IDs: two boxes, named by
+	// instance-ID; the announcements of instance-ID 7 in the router's box.
+	v.Table = []ALTRouteView{
+		{IID: 5, Prefix: netip.MustParsePrefix("10.2.0.0/24"), Peer: "10.255.0.1", ASPath: []uint32{65001}},
+		{IID: 7, Prefix: netip.MustParsePrefix("10.2.0.0/24"), Peer: "10.255.0.5", ASPath: []uint32{65002}},
+	}
+	v.AnnouncedIIDs = []ALTAnnouncedView{{IID: 7, Prefix: netip.MustParsePrefix("10.7.0.0/16")}}
+	g = ALTPicture(v)
+	want = []string{"n/10.255.0.1 -> p/[5]10.2.0.0/24", "n/10.255.0.5 -> p/[7]10.2.0.0/24", "self -> n/10.255.0.1", "self -> n/10.255.0.5"}
+	if got := edgesOf(g); !slices.Equal(got, want) {
+		t.Errorf("edges %q, want %q", got, want)
+	}
+	if !strings.Contains(g.Nodes[0].Label, "announces [7]10.7.0.0/16") {
+		t.Errorf("router's box %q", g.Nodes[0].Label)
+	}
 }

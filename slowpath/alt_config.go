@@ -11,7 +11,9 @@ import (
 // one BGP session over each tunnel, the EID prefixes this router
 // announces into the ALT and the aggregates it makes, and the ALT
 // forwarding table built from the best paths, kept apart from the host's
-// routing. ALT EIDs are in instance-ID 0. Its YAML section is alt.
+// routing. EID prefixes travel in the L3VPN families, one route
+// distinguisher per instance-ID (Families "vpn"), or in the unicast
+// families, instance-ID 0 only ("unicast"). Its YAML section is alt.
 type ALTConfig struct {
 	// ASN is this ALT router's AS number (RFC 6836: the ALT is a BGP
 	// overlay of its own, typically with private AS numbers).
@@ -38,6 +40,9 @@ type ALTConfig struct {
 	// Announce are EID prefixes always announced into the ALT (a
 	// Map-Server's configured aggregate of the sites it serves).
 	Announce []netip.Prefix `mapstructure:"announce"`
+	// AnnounceIID are EID prefixes of any instance-ID always announced
+	// (families vpn only; Announce is instance-ID 0).
+	AnnounceIID []EIDPrefix `mapstructure:"announce_iid"`
 	// Aggregates are announced (with ATOMIC_AGGREGATE, RFC 4271 §5.1.6)
 	// while the ALT table holds a more specific prefix inside them learnt
 	// from a neighbour: EID prefixes aggregate as they travel up (RFC 6836).
@@ -57,7 +62,20 @@ type ALTConfig struct {
 	// SyncInterval is how often the registered prefixes are compared with
 	// the announced ones; default 1 s.
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// Families are the BGP address families the EID prefixes travel in
+	// (docs/alt.md): "vpn" (the default, also when empty) puts them in the
+	// L3VPN families (AFI 1/2, SAFI 128) with route distinguisher
+	// 0:<IID>, so every instance-ID is on the ALT and EID routes stay out
+	// of any unicast RIB; "unicast" in IPv4/IPv6 unicast, instance-ID 0
+	// only. Every router of one ALT must use the same.
+	Families string `mapstructure:"families"`
 }
+
+// The values of ALTConfig.Families.
+const (
+	ALTFamiliesVPN     = "vpn"
+	ALTFamiliesUnicast = "unicast"
+)
 
 // ALTNeighbor is one ALT neighbour: its GRE tunnel and BGP session.
 type ALTNeighbor struct {
@@ -96,6 +114,9 @@ func (c *ALTConfig) Validate(path string) error {
 		return fmt.Errorf("%s.hold_time: %v: at least 3 s (RFC 4271 §4.2)", path, c.HoldTime)
 	case c.ConnectRetry < 0 || c.SyncInterval < 0:
 		return fmt.Errorf("%s: negative connect_retry or sync_interval", path)
+	case c.Families != "" && c.Families != ALTFamiliesVPN && c.Families != ALTFamiliesUnicast:
+		return fmt.Errorf("%s.families: %q: %q (L3VPN, every instance-ID) or %q (instance-ID 0 only)",
+			path, c.Families, ALTFamiliesVPN, ALTFamiliesUnicast)
 	}
 	peers := map[netip.Addr]bool{}
 	remotes := map[netip.Addr]bool{}
@@ -120,6 +141,15 @@ func (c *ALTConfig) Validate(path string) error {
 			return fmt.Errorf("%s.announce[%d]: %v: a prefix with no host bits", path, i, pf)
 		}
 	}
+	for i, e := range c.AnnounceIID {
+		p := fmt.Sprintf("%s.announce_iid[%d]", path, i)
+		if err := e.Validate(p); err != nil {
+			return err
+		}
+		if e.IID != 0 && c.Families == ALTFamiliesUnicast {
+			return fmt.Errorf("%s.iid: %d: the unicast families carry instance-ID 0 only (alt.families: %s)", p, e.IID, ALTFamiliesVPN)
+		}
+	}
 	for i, pf := range c.Aggregates {
 		if !pf.IsValid() || pf != pf.Masked() {
 			return fmt.Errorf("%s.aggregates[%d]: %v: a prefix with no host bits", path, i, pf)
@@ -141,6 +171,9 @@ func (c ALTConfig) WithDefaults() ALTConfig {
 	}
 	if c.SyncInterval == 0 {
 		c.SyncInterval = time.Second
+	}
+	if c.Families == "" {
+		c.Families = ALTFamiliesVPN
 	}
 	return c
 }

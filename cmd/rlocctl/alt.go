@@ -63,12 +63,15 @@ func printALT(out io.Writer, v router.ALTView) {
 		if r.Local {
 			flags = append(flags, "local")
 		}
-		fmt.Fprintf(tw, "%v\t%s\t%s\t%s\n", r.Prefix, r.Peer, strings.Join(path, " "), strings.Join(flags, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name(), r.Peer, strings.Join(path, " "), strings.Join(flags, ","))
 	}
 	tw.Flush()
 	var ann []string
 	for _, p := range v.Announced {
 		ann = append(ann, p.String())
+	}
+	for _, p := range v.AnnouncedIIDs {
+		ann = append(ann, p.Name())
 	}
 	fmt.Fprintf(out, "announced: %s\n", strings.Join(ann, ", "))
 	s := v.Stats

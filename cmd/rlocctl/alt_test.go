@@ -36,6 +36,17 @@ func TestALTPrint(t *testing.T) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The L3VPN families: a route and an announcement of instance-ID 7
+	// show it in brackets.
+	v.Table = append(v.Table, router.ALTRouteView{IID: 7, Prefix: netip.MustParsePrefix("10.1.0.0/24"), Peer: "10.255.0.1", ASPath: []uint32{65001}})
+	v.AnnouncedIIDs = []router.ALTAnnouncedView{{IID: 7, Prefix: netip.MustParsePrefix("10.7.0.0/24")}}
+	out.Reset()
+	printALT(&out, v)
+	for _, want := range []string{"[7]10.1.0.0/24  10.255.0.1", "announced: 10.1.0.0/24, [7]10.7.0.0/24"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
 }
 
 // TestALTCommandNoRole: a router without the alt role answers GET /v1/alt

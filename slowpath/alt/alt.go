@@ -5,18 +5,22 @@
 // which lives here and never in the kernel: data traffic never follows an
 // ALT route. Map-Requests travel the ALT as IP packets addressed to the
 // EID (RFC 6836): a Map-Resolver sends one in (Route), ALT routers
-// forward them hop by hop over the tunnels (TTL decremented), and the
+// forward them hop by hop over the tunnels (TTL decremented) by the
+// instance-ID of the Map-Request's EID record and the destination, and the
 // router that originated the prefix delivers it to its Map-Server, which
 // answers or forwards to the ETR as for any ECM. A Map-Server announces
 // the prefixes its sites have registered (AnnounceRegistered) and
 // withdraws them when the registration goes; configured aggregates are
-// announced while a more specific route lies inside them.
+// announced while a more specific route lies inside them. The prefixes
+// travel in the L3VPN families with route distinguisher 0:<instance-ID>
+// (every instance-ID), or in the unicast families (instance-ID 0 only).
 package alt
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,14 +34,17 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// Sites is what the ALT asks of the local Map-Server: the EID prefixes
-// (instance-ID 0) that have a live registration now (event loop only).
+// Sites is what the ALT asks of the local Map-Server: the EID prefixes,
+// with their instance-IDs, that have a live registration now (event loop
+// only).
 type Sites interface {
-	Registered(out []netip.Prefix) []netip.Prefix
+	Registered(out []slowpath.EIDPrefix) []slowpath.EIDPrefix
 }
 
 // Entry is one route of the ALT table.
 type Entry struct {
+	// IID is the instance-ID of the prefix (0 with the unicast families).
+	IID uint32
 	// Prefix is the EID prefix.
 	Prefix netip.Prefix
 	// Peer is the next ALT router (a neighbour's inner address); zero for
@@ -66,8 +73,9 @@ type Stats struct {
 	// TTLExpired counts Map-Requests dropped with an exhausted TTL.
 	TTLExpired uint64 `json:"ttl_expired"`
 	// NotMapRequest counts inner packets on the ALT that are not a
-	// Map-Request to UDP 4342 (RFC 6836 carries nothing else there):
-	// dropped.
+	// Map-Request to UDP 4342 (RFC 6836 carries nothing else there), or
+	// whose first EID record is not an IP prefix (with or without an
+	// instance-ID): dropped.
 	NotMapRequest uint64 `json:"not_map_request"`
 	// QueueFull counts Map-Requests for the local Map-Server dropped
 	// because the event loop was behind.
@@ -101,21 +109,26 @@ type ALT struct {
 	sites Sites
 	dev   *gre.Device
 	sp    *bgp.Speaker
+	// vpn: the EID prefixes travel in the L3VPN families, every
+	// instance-ID; otherwise in unicast, instance-ID 0 only.
+	vpn bool
 
-	// table is the forwarding table, replaced whole (copy on write) by the
-	// BGP goroutine; local holds the prefixes delivered here, replaced by
-	// the event loop. Both are read by the GRE reader without a lock.
-	table atomic.Pointer[bart.Table[*Entry]]
-	local atomic.Pointer[bart.Table[struct{}]]
+	// table is the forwarding table, one LPM table per instance-ID,
+	// replaced whole (copy on write) by the BGP goroutine; local holds the
+	// prefixes delivered here, replaced by the event loop. Both are read
+	// by the GRE reader without a lock.
+	table atomic.Pointer[tables[*Entry]]
+	local atomic.Pointer[tables[struct{}]]
 
 	// mu guards aggOn, announced between the BGP goroutine and the event
 	// loop.
 	mu        sync.Mutex
 	aggOn     map[netip.Prefix]bool
-	announced map[netip.Prefix]bool // site prefixes announced (event loop)
+	announced map[slowpath.EIDPrefix]bool // site prefixes announced (event loop)
 
 	sendBuf, pktBuf []byte // event loop
 	fwdBuf          []byte // GRE reader
+	req             wire.MapRequest
 
 	// deliver queues Map-Requests for the local Map-Server to the
 	// goroutine that injects them into the core, so the GRE reader never
@@ -136,20 +149,74 @@ type deliverItem struct {
 // deliverQueue bounds the Map-Requests waiting for the event loop.
 const deliverQueue = 256
 
+// tables are LPM tables by instance-ID, never changed once published.
+type tables[V any] map[uint32]*bart.Table[V]
+
+// lookup is the longest match of addr in iid.
+func (t tables[V]) lookup(iid uint32, addr netip.Addr) (V, bool) {
+	if tb := t[iid]; tb != nil {
+		return tb.Lookup(addr)
+	}
+	var zero V
+	return zero, false
+}
+
+// with returns a copy of t whose table for iid is tb (none when tb is
+// empty).
+func (t tables[V]) with(iid uint32, tb *bart.Table[V]) tables[V] {
+	out := make(tables[V], len(t)+1)
+	for k, v := range t {
+		out[k] = v
+	}
+	if tb.Size() == 0 {
+		delete(out, iid)
+	} else {
+		out[iid] = tb
+	}
+	return out
+}
+
+// table returns iid's table, an empty one when there is none.
+func (t tables[V]) table(iid uint32) *bart.Table[V] {
+	if tb := t[iid]; tb != nil {
+		return tb
+	}
+	return new(bart.Table[V])
+}
+
+// localTables are the prefixes delivered here: the configured
+// announcements and the announced site prefixes.
+func localTables(cfg *slowpath.ALTConfig, sites map[slowpath.EIDPrefix]bool) *tables[struct{}] {
+	t := tables[struct{}]{}
+	add := func(iid uint32, p netip.Prefix) {
+		if t[iid] == nil {
+			t[iid] = new(bart.Table[struct{}])
+		}
+		t[iid].Insert(p, struct{}{})
+	}
+	for _, p := range cfg.Announce {
+		add(0, p)
+	}
+	for _, e := range cfg.AnnounceIID {
+		add(e.IID, e.Prefix)
+	}
+	for e := range sites {
+		add(e.IID, e.Prefix)
+	}
+	return &t
+}
+
 // New builds the role on c: it opens the GRE device (a TUN with the inner
 // addresses, a raw socket on the underlay address) and the BGP speaker,
 // adds the neighbours and the static announcements. sites is the local
 // Map-Server (nil when there is none). It needs CAP_NET_ADMIN and
 // CAP_NET_RAW in the process's network namespace.
 func New(c *slowpath.Core, cfg *slowpath.ALTConfig, sites Sites) (*ALT, error) {
-	a := &ALT{c: c, cfg: cfg, sites: sites, aggOn: map[netip.Prefix]bool{}, announced: map[netip.Prefix]bool{},
-		deliver: make(chan deliverItem, deliverQueue), stop: make(chan struct{})}
-	a.table.Store(new(bart.Table[*Entry]))
-	local := new(bart.Table[struct{}])
-	for _, p := range cfg.Announce {
-		local.Insert(p, struct{}{})
-	}
-	a.local.Store(local)
+	a := &ALT{c: c, cfg: cfg, sites: sites, aggOn: map[netip.Prefix]bool{}, announced: map[slowpath.EIDPrefix]bool{},
+		deliver: make(chan deliverItem, deliverQueue), stop: make(chan struct{}),
+		vpn: cfg.Families != slowpath.ALTFamiliesUnicast}
+	a.table.Store(&tables[*Entry]{})
+	a.local.Store(localTables(cfg, nil))
 	gc := gre.Config{Name: cfg.Interface, Local: cfg.Underlay, MTU: cfg.MTU}
 	for _, n := range cfg.Neighbors {
 		gc.Tunnels = append(gc.Tunnels, gre.TunnelConfig{Remote: n.Remote, Inner: n.Inner, Peer: n.Peer,
@@ -170,17 +237,24 @@ func New(c *slowpath.Core, cfg *slowpath.ALTConfig, sites Sites) (*ALT, error) {
 		return nil, fmt.Errorf("alt: %w", err)
 	}
 	for _, n := range cfg.Neighbors {
-		// Both families on every session: IPv4 and IPv6 EID prefixes
-		// travel the ALT whatever the tunnel's inner family.
+		// Both address families on every session: IPv4 and IPv6 EID
+		// prefixes travel the ALT whatever the tunnel's inner family.
 		err := a.sp.AddNeighbor(bgp.Neighbor{Address: n.Peer, ASN: n.ASN, Local: n.Inner.Addr(),
-			HoldTime: cfg.HoldTime, ConnectRetry: cfg.ConnectRetry, IPv6: true})
+			HoldTime: cfg.HoldTime, ConnectRetry: cfg.ConnectRetry, IPv6: true, VPN: a.vpn})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("alt: %w", err)
 		}
 	}
 	for _, p := range cfg.Announce {
-		if err := a.sp.Announce(bgp.Route{Prefix: p}); err != nil {
+		if err := a.sp.Announce(a.route(0, p)); err != nil {
+			a.close()
+			return nil, fmt.Errorf("alt: %w", err)
+		}
+		a.ann.Add(1)
+	}
+	for _, e := range cfg.AnnounceIID {
+		if err := a.sp.Announce(a.route(e.IID, e.Prefix)); err != nil {
 			a.close()
 			return nil, fmt.Errorf("alt: %w", err)
 		}
@@ -192,6 +266,12 @@ func New(c *slowpath.Core, cfg *slowpath.ALTConfig, sites Sites) (*ALT, error) {
 	c.OnStop(a.close)
 	go a.deliverLoop()
 	return a, nil
+}
+
+// route is the BGP route of prefix p of instance-ID iid in the ALT's
+// families.
+func (a *ALT) route(iid uint32, p netip.Prefix) bgp.Route {
+	return bgp.Route{Prefix: p, VPN: a.vpn, IID: iid}
 }
 
 // deliverLoop injects the delivered Map-Requests into the core until the
@@ -233,15 +313,18 @@ func (a *ALT) close() {
 // withdraws those no longer registered, then schedules itself again
 // (event loop).
 func (a *ALT) sync(now time.Time) {
-	want := map[netip.Prefix]bool{}
-	var buf [16]netip.Prefix
+	want := map[slowpath.EIDPrefix]bool{}
+	var buf [16]slowpath.EIDPrefix
 	for _, p := range a.sites.Registered(buf[:0]) {
-		want[p.Masked()] = true
+		if p.IID != 0 && !a.vpn {
+			continue // the unicast families carry instance-ID 0 only
+		}
+		want[slowpath.EIDPrefix{IID: p.IID, Prefix: p.Prefix.Masked()}] = true
 	}
 	changed := false
 	for p := range want {
 		if !a.announced[p] {
-			if err := a.sp.Announce(bgp.Route{Prefix: p}); err != nil {
+			if err := a.sp.Announce(a.route(p.IID, p.Prefix)); err != nil {
 				a.c.Log().Warn("alt: announce", "prefix", p, "err", err)
 				continue
 			}
@@ -251,7 +334,7 @@ func (a *ALT) sync(now time.Time) {
 	}
 	for p := range a.announced {
 		if !want[p] {
-			if err := a.sp.Withdraw(p); err != nil {
+			if err := a.sp.WithdrawKey(a.route(p.IID, p.Prefix).Key()); err != nil {
 				a.c.Log().Warn("alt: withdraw", "prefix", p, "err", err)
 				continue
 			}
@@ -261,35 +344,38 @@ func (a *ALT) sync(now time.Time) {
 		}
 	}
 	if changed {
-		local := new(bart.Table[struct{}])
-		for _, p := range a.cfg.Announce {
-			local.Insert(p, struct{}{})
-		}
-		for p := range a.announced {
-			local.Insert(p, struct{}{})
-		}
-		a.local.Store(local)
+		a.local.Store(localTables(a.cfg, a.announced))
 	}
 	a.c.Schedule(now.Add(a.cfg.SyncInterval), a.sync)
 }
 
 // onBest updates the forwarding table with a best-path change and the
 // aggregates that depend on it (BGP goroutine).
+// Routes in the other families (a neighbour's unicast routes on a VPN
+// ALT) are not EID routes and are ignored.
 func (a *ALT) onBest(r bgp.Route) {
-	t := a.table.Load()
+	if r.VPN != a.vpn {
+		return
+	}
+	all := *a.table.Load()
+	t := all.table(r.IID)
 	if r.Withdrawn {
 		t = t.DeletePersist(r.Prefix)
 	} else {
-		_, local := a.local.Load().Get(r.Prefix)
-		t = t.InsertPersist(r.Prefix, &Entry{Prefix: r.Prefix, Peer: r.Neighbor, ASPath: r.ASPath,
+		_, local := (*a.local.Load()).table(r.IID).Get(r.Prefix)
+		t = t.InsertPersist(r.Prefix, &Entry{IID: r.IID, Prefix: r.Prefix, Peer: r.Neighbor, ASPath: r.ASPath,
 			Aggregate: r.AtomicAggregate, Local: local && !r.Neighbor.IsValid()})
 	}
-	a.table.Store(t)
-	a.aggregate(t)
+	all = all.with(r.IID, t)
+	a.table.Store(&all)
+	if r.IID == 0 {
+		a.aggregate(t)
+	}
 }
 
-// aggregate announces each configured aggregate while a route learnt from
-// a neighbour lies inside it, and withdraws it otherwise (BGP goroutine).
+// aggregate announces each configured aggregate (instance-ID 0) while a
+// route learnt from a neighbour lies inside it in t, instance-ID 0's
+// table, and withdraws it otherwise (BGP goroutine).
 func (a *ALT) aggregate(t *bart.Table[*Entry]) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -306,10 +392,12 @@ func (a *ALT) aggregate(t *bart.Table[*Entry]) {
 		}
 		var err error
 		if on {
-			err = a.sp.Announce(bgp.Route{Prefix: agg, AtomicAggregate: true})
+			r := a.route(0, agg)
+			r.AtomicAggregate = true
+			err = a.sp.Announce(r)
 			a.ann.Add(1)
 		} else {
-			err = a.sp.Withdraw(agg)
+			err = a.sp.WithdrawKey(a.route(0, agg).Key())
 			a.wd.Add(1)
 		}
 		if err != nil {
@@ -320,13 +408,13 @@ func (a *ALT) aggregate(t *bart.Table[*Entry]) {
 	}
 }
 
-// next returns the tunnel toward dst by the ALT table, or nil with
+// next returns the tunnel toward dst in iid by the ALT table, or nil with
 // whether the route ends here (a prefix delivered to this router).
-func (a *ALT) next(dst netip.Addr) (*gre.Tunnel, bool) {
-	if _, ok := a.local.Load().Lookup(dst); ok {
+func (a *ALT) next(iid uint32, dst netip.Addr) (*gre.Tunnel, bool) {
+	if _, ok := a.local.Load().lookup(iid, dst); ok {
 		return nil, true
 	}
-	e, ok := a.table.Load().Lookup(dst)
+	e, ok := a.table.Load().lookup(iid, dst)
 	if !ok || !e.Peer.IsValid() {
 		return nil, false
 	}
@@ -335,13 +423,12 @@ func (a *ALT) next(dst netip.Addr) (*gre.Tunnel, bool) {
 
 // Route sends the Map-Request of m for addr into the ALT, an IP packet to
 // the EID from the ITR (RFC 6836), and reports whether it did: false
-// when the ALT has no route for addr in iid (only instance-ID 0 is on the
-// ALT) or the route ends here (event loop).
+// when the ALT has no route for addr in iid (with the unicast families
+// only instance-ID 0 is on the ALT) or the route ends here (event loop).
+// The ALT routers on the way forward it by the instance-ID of its EID
+// record.
 func (a *ALT) Route(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
-	if iid != 0 {
-		return false
-	}
-	t, _ := a.next(addr)
+	t, _ := a.next(iid, addr)
 	if t == nil {
 		return false
 	}
@@ -371,16 +458,23 @@ const ecmHeaderLen = 4
 
 // onPacket handles an inner packet from a tunnel that is not addressed to
 // this router's tunnel end (GRE reader): a Map-Request travelling the
-// ALT. It is delivered to the local Map-Server when the EID is in a
-// prefix this router originates, forwarded by the ALT table otherwise,
-// and dropped and counted when neither applies.
+// ALT. Its instance-ID is that of its first EID record (RFC 8060 §4.1
+// LCAF, 0 without one). It is delivered to the local Map-Server when the
+// EID is in a prefix this router originates in that instance-ID,
+// forwarded by the instance-ID's ALT table otherwise, and dropped and
+// counted when neither applies.
 func (a *ALT) onPacket(_ *gre.Tunnel, pkt []byte) bool {
-	src, dst, sport, ok := mapRequest(pkt)
+	src, dst, sport, msg, ok := mapRequest(pkt)
 	if !ok {
 		a.notMR.Add(1)
 		return true
 	}
-	t, here := a.next(dst)
+	iid, ok := a.requestIID(msg)
+	if !ok {
+		a.notMR.Add(1)
+		return true
+	}
+	t, here := a.next(iid, dst)
 	switch {
 	case here:
 		// As an ECM marked for a Map-Server (RFC 9301 §5.8, M bit): the
@@ -405,10 +499,22 @@ func (a *ALT) onPacket(_ *gre.Tunnel, pkt []byte) bool {
 	return true
 }
 
+// requestIID parses the Map-Request msg (GRE reader: a.req is reused)
+// and returns the instance-ID of its first EID record; false when it does
+// not parse or the record is not an IP prefix.
+func (a *ALT) requestIID(msg []byte) (uint32, bool) {
+	if a.req.Parse(msg) != nil || len(a.req.Records) == 0 {
+		return 0, false
+	}
+	r := &a.req.Records[0]
+	iid, _, ok := r.EID.Prefix(r.MaskLen)
+	return iid, ok
+}
+
 // mapRequest checks that pkt is an IPv4 or IPv6 UDP packet to the LISP
 // control port carrying a Map-Request (RFC 9301 §5.2, type 1) and returns
-// its addresses and source port.
-func mapRequest(pkt []byte) (src, dst netip.Addr, sport uint16, ok bool) {
+// its addresses, source port and the message (the UDP payload).
+func mapRequest(pkt []byte) (src, dst netip.Addr, sport uint16, msg []byte, ok bool) {
 	var udp []byte
 	switch {
 	case len(pkt) >= 20 && pkt[0]>>4 == 4:
@@ -430,7 +536,7 @@ func mapRequest(pkt []byte) (src, dst netip.Addr, sport uint16, ok bool) {
 	if len(udp) < 9 || binary.BigEndian.Uint16(udp[2:]) != wire.ControlPort || wire.MessageType(udp[8]>>4) != wire.TypeMapRequest {
 		return
 	}
-	return src, dst, binary.BigEndian.Uint16(udp), true
+	return src, dst, binary.BigEndian.Uint16(udp), udp[8:], true
 }
 
 // decTTL decrements the IPv4 TTL (updating the header checksum, RFC 1624)
@@ -456,34 +562,41 @@ func decTTL(pkt []byte) bool {
 	return true
 }
 
-// Known appends the ALT table as EID space known in iid, for the prefixes
-// of negative Map-Replies (RFC 6836: the resolver answers for what
-// the ALT does not cover).
+// Known appends iid's ALT table as EID space known in iid, for the
+// prefixes of negative Map-Replies (RFC 6836: the resolver answers for
+// what the ALT does not cover).
 func (a *ALT) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
-	if iid != 0 {
+	t := (*a.table.Load())[iid]
+	if t == nil {
 		return out
 	}
-	return append(out, slowpath.BartSet[*Entry]{Table: a.table.Load()})
+	return append(out, slowpath.BartSet[*Entry]{Table: t})
 }
 
 // Lookup returns the ALT table's route for addr in iid, the one Route
-// would send a Map-Request by (only instance-ID 0 is on the ALT).
+// would send a Map-Request by.
 func (a *ALT) Lookup(iid uint32, addr netip.Addr) (Entry, bool) {
-	if iid != 0 {
-		return Entry{}, false
-	}
-	e, ok := a.table.Load().Lookup(addr)
+	e, ok := a.table.Load().lookup(iid, addr)
 	if !ok {
 		return Entry{}, false
 	}
 	return *e, true
 }
 
-// Table returns the ALT forwarding table sorted by prefix.
+// Table returns the ALT forwarding table sorted by instance-ID, then
+// prefix.
 func (a *ALT) Table() []Entry {
+	all := *a.table.Load()
+	iids := make([]uint32, 0, len(all))
+	for iid := range all {
+		iids = append(iids, iid)
+	}
+	slices.Sort(iids)
 	var out []Entry
-	for _, e := range a.table.Load().AllSorted() {
-		out = append(out, *e)
+	for _, iid := range iids {
+		for _, e := range all[iid].AllSorted() {
+			out = append(out, *e)
+		}
 	}
 	return out
 }
@@ -526,9 +639,20 @@ func (a *ALT) Stats() Stats {
 // GREDropped returns the GRE device's drop counters by reason.
 func (a *ALT) GREDropped() map[string]uint64 { return a.dev.Stats().Dropped }
 
-// Announced returns the prefixes this router originates, sorted.
-func (a *ALT) Announced() []netip.Prefix {
-	p := a.sp.Announced()
-	sort.Slice(p, func(i, j int) bool { return p[i].Addr().Less(p[j].Addr()) })
-	return p
+// Announced returns the prefixes this router originates with their
+// instance-IDs, sorted by instance-ID, then address.
+func (a *ALT) Announced() []slowpath.EIDPrefix {
+	var out []slowpath.EIDPrefix
+	for _, k := range a.sp.AnnouncedKeys() {
+		if k.VPN == a.vpn {
+			out = append(out, slowpath.EIDPrefix{IID: k.IID, Prefix: k.Prefix})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].IID != out[j].IID {
+			return out[i].IID < out[j].IID
+		}
+		return out[i].Prefix.Addr().Less(out[j].Prefix.Addr())
+	})
+	return out
 }

@@ -86,6 +86,11 @@ type Neighbor struct {
 	ConnectRetry time.Duration
 	// IPv6 also negotiates IPv6 unicast (RFC 4760) beside IPv4 unicast.
 	IPv6 bool
+	// VPN also negotiates the L3VPN families (RFC 4364 §4.3.4: AFI 1,
+	// SAFI 128; with IPv6, RFC 4659: AFI 2, SAFI 128). Routes announced
+	// with Route.VPN go only to neighbours with VPN set; a neighbour
+	// without it never sees them.
+	VPN bool
 }
 
 // Validate checks n; errors start with path.
@@ -107,11 +112,42 @@ func (n *Neighbor) Validate(path string) error {
 // type, sub-type, value).
 type ExtCommunity [8]byte
 
+// VPNLabel is the one MPLS label of every L3VPN route this speaker
+// originates (RFC 4364 §4.3.4 carries a label with each VPN-IPv4 prefix):
+// 3, implicit NULL (RFC 3032 §2.1), "push no label". Nothing forwards by
+// it: the families are used for their address space (a route
+// distinguisher per instance-ID), not for MPLS, and a router that
+// installs such a route (FRR's zebra on a kernel without MPLS) installs
+// a plain IP route.
+const VPNLabel = 3
+
+// RD is the route distinguisher of instance-ID iid: type 0 (RFC 4364
+// §4.2), administrator 0, assigned number iid, written 0:<iid>.
+func RD(iid uint32) bgp.RouteDistinguisherInterface {
+	return bgp.NewRouteDistinguisherTwoOctetAS(0, iid)
+}
+
+// Key identifies a route in a speaker's RIB: the prefix, and for an L3VPN
+// route the instance-ID of its route distinguisher.
+type Key struct {
+	Prefix netip.Prefix
+	VPN    bool
+	IID    uint32
+}
+
 // Route is a path for one prefix: what Announce sends, or what the best-path
 // callback and Best report.
 type Route struct {
 	// Prefix is the destination (NLRI, RFC 4271 §4.3; RFC 4760 for IPv6).
 	Prefix netip.Prefix
+	// VPN puts the prefix in the L3VPN family of its address family
+	// (SAFI 128) with route distinguisher RD(IID) and label VPNLabel;
+	// false: unicast (IID must be 0).
+	VPN bool
+	// IID is the instance-ID of a VPN route: the assigned number of its
+	// type-0 route distinguisher. A received VPN route whose RD is not of
+	// type 0 with administrator 0 is not reported.
+	IID uint32
 	// NextHop is the NEXT_HOP (RFC 4271 §5.1.3); zero on Announce: the
 	// session's local address.
 	NextHop netip.Addr
@@ -186,7 +222,7 @@ type Speaker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
-	uuids  map[netip.Prefix][]byte
+	uuids  map[Key][]byte
 	events chan func()
 }
 
@@ -216,7 +252,7 @@ func Start(cfg Config, h Handlers) (*Speaker, error) {
 		return nil, fmt.Errorf("bgp: summary-only filter: %w", err)
 	}
 	sp := &Speaker{s: s, cfg: cfg, cancel: cancel, done: make(chan struct{}),
-		uuids: map[netip.Prefix][]byte{}, events: make(chan func(), 1024)}
+		uuids: map[Key][]byte{}, events: make(chan func(), 1024)}
 	// GoBGP calls the watch function from its own goroutine per watcher;
 	// both watchers feed one queue so the handlers see one order.
 	go sp.dispatch()
@@ -331,6 +367,12 @@ func (sp *Speaker) AddNeighbor(n Neighbor) error {
 	if n.IPv6 {
 		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: famV6, Enabled: true}})
 	}
+	if n.VPN {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: famVPNv4, Enabled: true}})
+		if n.IPv6 {
+			p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: famVPNv6, Enabled: true}})
+		}
+	}
 	if err := sp.s.AddPeer(context.Background(), &api.AddPeerRequest{Peer: p}); err != nil {
 		return fmt.Errorf("bgp: neighbor %v: %w", n.Address, err)
 	}
@@ -345,7 +387,15 @@ func (sp *Speaker) DeleteNeighbor(addr netip.Addr) error {
 var (
 	famV4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	famV6 = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	// The L3VPN families (RFC 4364, RFC 4659): SAFI 128.
+	famVPNv4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_MPLS_VPN}
+	famVPNv6 = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_MPLS_VPN}
 )
+
+// Key returns r's key.
+func (r Route) Key() Key {
+	return Key{Prefix: r.Prefix.Masked(), VPN: r.VPN, IID: r.IID}
+}
 
 // Announce originates r (replacing an earlier announcement of its prefix).
 func (sp *Speaker) Announce(r Route) error {
@@ -357,39 +407,79 @@ func (sp *Speaker) Announce(r Route) error {
 	defer sp.mu.Unlock()
 	res, err := sp.s.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
 	if err != nil {
-		return fmt.Errorf("bgp: announce %v: %w", r.Prefix, err)
+		return fmt.Errorf("bgp: announce %v: %w", r.Key(), err)
 	}
-	sp.uuids[r.Prefix.Masked()] = res.GetUuid()
+	sp.uuids[r.Key()] = res.GetUuid()
 	return nil
 }
 
-// Withdraw withdraws the announcement of prefix; withdrawing a prefix not
-// announced is not an error.
+// Withdraw withdraws the announcement of the unicast prefix; withdrawing a
+// prefix not announced is not an error.
 func (sp *Speaker) Withdraw(prefix netip.Prefix) error {
-	prefix = prefix.Masked()
+	return sp.WithdrawKey(Key{Prefix: prefix})
+}
+
+// WithdrawKey withdraws the announcement of k (a unicast prefix, or a VPN
+// prefix of an instance-ID); withdrawing one not announced is not an
+// error.
+func (sp *Speaker) WithdrawKey(k Key) error {
+	k.Prefix = k.Prefix.Masked()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	id, ok := sp.uuids[prefix]
+	id, ok := sp.uuids[k]
 	if !ok {
 		return nil
 	}
 	if err := sp.s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Uuid: id}); err != nil {
-		return fmt.Errorf("bgp: withdraw %v: %w", prefix, err)
+		return fmt.Errorf("bgp: withdraw %v: %w", k, err)
 	}
-	delete(sp.uuids, prefix)
+	delete(sp.uuids, k)
 	return nil
 }
 
-// Announced returns the prefixes this speaker originates, sorted.
+// String is the prefix, with [RD] before it for a VPN route.
+func (k Key) String() string {
+	if k.VPN {
+		return fmt.Sprintf("[0:%d]%v", k.IID, k.Prefix)
+	}
+	return k.Prefix.String()
+}
+
+// Announced returns the unicast prefixes this speaker originates, sorted.
 func (sp *Speaker) Announced() []netip.Prefix {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	out := make([]netip.Prefix, 0, len(sp.uuids))
-	for p := range sp.uuids {
-		out = append(out, p)
+	for k := range sp.uuids {
+		if !k.VPN {
+			out = append(out, k.Prefix)
+		}
 	}
 	sortPrefixes(out)
 	return out
+}
+
+// AnnouncedKeys returns every route this speaker originates (unicast and
+// VPN), sorted by instance-ID, then prefix, unicast first.
+func (sp *Speaker) AnnouncedKeys() []Key {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	out := make([]Key, 0, len(sp.uuids))
+	for k := range sp.uuids {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
+	return out
+}
+
+func keyLess(a, b Key) bool {
+	if a.VPN != b.VPN {
+		return !a.VPN
+	}
+	if a.IID != b.IID {
+		return a.IID < b.IID
+	}
+	return prefixLess(a.Prefix, b.Prefix)
 }
 
 // Peers returns the neighbours' states, sorted by address.
@@ -402,11 +492,11 @@ func (sp *Speaker) Peers() ([]Peer, error) {
 	return out, err
 }
 
-// Best returns the best route of every prefix in the RIB (both families),
-// sorted by prefix.
+// Best returns the best route of every prefix in the RIB (unicast and
+// VPN, both address families), sorted as AnnouncedKeys.
 func (sp *Speaker) Best() ([]Route, error) {
 	var out []Route
-	for _, f := range []*api.Family{famV4, famV6} {
+	for _, f := range []*api.Family{famV4, famV6, famVPNv4, famVPNv6} {
 		err := sp.s.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f, EnableOnlyBinary: false},
 			func(d *api.Destination) {
 				for _, p := range d.Paths {
@@ -422,7 +512,7 @@ func (sp *Speaker) Best() ([]Route, error) {
 			return nil, fmt.Errorf("bgp: list: %w", err)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return prefixLess(out[i].Prefix, out[j].Prefix) })
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i].Key(), out[j].Key()) })
 	return out, nil
 }
 
@@ -445,14 +535,34 @@ func pathOf(r Route, withdraw bool) (*api.Path, error) {
 	pfx := r.Prefix.Masked()
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
 	var nlri bgp.AddrPrefixInterface
-	if pfx.Addr().Is4() {
+	switch {
+	case !r.VPN && r.IID != 0:
+		return nil, fmt.Errorf("bgp: %v: instance-ID %d on a unicast route", pfx, r.IID)
+	case r.VPN && r.IID > 0xffffff:
+		return nil, fmt.Errorf("bgp: %v: instance-ID %d out of 24 bits", pfx, r.IID)
+	case r.VPN:
+		nh := "0.0.0.0"
+		if pfx.Addr().Is6() {
+			nh = "::"
+		}
+		if r.NextHop.IsValid() {
+			nh = r.NextHop.String()
+		}
+		labels := *bgp.NewMPLSLabelStack(VPNLabel)
+		if pfx.Addr().Is4() {
+			nlri = bgp.NewLabeledVPNIPAddrPrefix(uint8(pfx.Bits()), pfx.Addr().String(), labels, RD(r.IID))
+		} else {
+			nlri = bgp.NewLabeledVPNIPv6AddrPrefix(uint8(pfx.Bits()), pfx.Addr().String(), labels, RD(r.IID))
+		}
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
+	case pfx.Addr().Is4():
 		nh := "0.0.0.0"
 		if r.NextHop.IsValid() {
 			nh = r.NextHop.String()
 		}
 		nlri = bgp.NewIPAddrPrefix(uint8(pfx.Bits()), pfx.Addr().String())
 		attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
-	} else {
+	default:
 		nh := "::"
 		if r.NextHop.IsValid() {
 			nh = r.NextHop.String()
@@ -491,13 +601,13 @@ func pathOf(r Route, withdraw bool) (*api.Path, error) {
 }
 
 // routeOf converts GoBGP's path; ok is false for what is not an IPv4 or
-// IPv6 unicast prefix (an End-of-RIB marker).
-func routeOf(p *api.Path) (Route, bool) {
+// IPv6 unicast or L3VPN prefix (an End-of-RIB marker), and for a VPN
+// prefix whose route distinguisher is not 0:<instance-ID>.
+func routeOf(p *api.Path) (r Route, ok bool) {
 	nlri, err := apiutil.GetNativeNlri(p)
 	if err != nil {
 		return Route{}, false
 	}
-	var r Route
 	switch n := nlri.(type) {
 	case *bgp.IPAddrPrefix:
 		a, _ := netip.AddrFromSlice(n.Prefix.To4())
@@ -505,6 +615,16 @@ func routeOf(p *api.Path) (Route, bool) {
 	case *bgp.IPv6AddrPrefix:
 		a, _ := netip.AddrFromSlice(n.Prefix.To16())
 		r.Prefix = netip.PrefixFrom(a, int(n.Length))
+	case *bgp.LabeledVPNIPAddrPrefix:
+		if r.Prefix, r.IID, ok = vpnPrefix(&n.IPAddrPrefixDefault, n.Labels, n.RD, true); !ok {
+			return Route{}, false
+		}
+		r.VPN = true
+	case *bgp.LabeledVPNIPv6AddrPrefix:
+		if r.Prefix, r.IID, ok = vpnPrefix(&n.IPAddrPrefixDefault, n.Labels, n.RD, false); !ok {
+			return Route{}, false
+		}
+		r.VPN = true
 	default:
 		return Route{}, false
 	}
@@ -550,6 +670,25 @@ func routeOf(p *api.Path) (Route, bool) {
 		}
 	}
 	return r, true
+}
+
+// vpnPrefix is the IP prefix and instance-ID of an L3VPN NLRI: its
+// length counts the labels and the route distinguisher (RFC 4364 §4.3.4);
+// ok is false when the RD is not type 0 with administrator 0.
+func vpnPrefix(n *bgp.IPAddrPrefixDefault, labels bgp.MPLSLabelStack, rd bgp.RouteDistinguisherInterface, v4 bool) (netip.Prefix, uint32, bool) {
+	t, ok := rd.(*bgp.RouteDistinguisherTwoOctetAS)
+	if !ok || t.Admin != 0 {
+		return netip.Prefix{}, 0, false
+	}
+	bits := int(n.Length) - 8*(labels.Len()+rd.Len())
+	var a netip.Addr
+	if v4 {
+		a, _ = netip.AddrFromSlice(n.Prefix.To4())
+	} else {
+		a, _ = netip.AddrFromSlice(n.Prefix.To16())
+	}
+	p := netip.PrefixFrom(a, bits)
+	return p, t.Assigned, p.IsValid()
 }
 
 // peerOf converts GoBGP's peer.

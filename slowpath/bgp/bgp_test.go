@@ -27,13 +27,13 @@ func freePort(t *testing.T, addr string) int {
 // recorder keeps what a speaker's handlers saw.
 type recorder struct {
 	mu    sync.Mutex
-	best  map[netip.Prefix]Route
+	best  map[Key]Route
 	peers map[netip.Addr]SessionState
 	log   []string
 }
 
 func newRecorder() *recorder {
-	return &recorder{best: map[netip.Prefix]Route{}, peers: map[netip.Addr]SessionState{}}
+	return &recorder{best: map[Key]Route{}, peers: map[netip.Addr]SessionState{}}
 }
 
 func (r *recorder) handlers() Handlers {
@@ -41,11 +41,11 @@ func (r *recorder) handlers() Handlers {
 		Best: func(rt Route) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			r.log = append(r.log, fmt.Sprintf("%v withdrawn=%v", rt.Prefix, rt.Withdrawn))
+			r.log = append(r.log, fmt.Sprintf("%v withdrawn=%v", rt.Key(), rt.Withdrawn))
 			if rt.Withdrawn {
-				delete(r.best, rt.Prefix)
+				delete(r.best, rt.Key())
 			} else {
-				r.best[rt.Prefix] = rt
+				r.best[rt.Key()] = rt
 			}
 		},
 		Session: func(p Peer) {
@@ -57,9 +57,13 @@ func (r *recorder) handlers() Handlers {
 }
 
 func (r *recorder) route(p netip.Prefix) (Route, bool) {
+	return r.key(Key{Prefix: p})
+}
+
+func (r *recorder) key(k Key) (Route, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rt, ok := r.best[p]
+	rt, ok := r.best[k]
 	return rt, ok
 }
 

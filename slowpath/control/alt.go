@@ -3,6 +3,7 @@ package control
 import (
 	"net/netip"
 
+	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/alt"
 	"github.com/rloc-router/rloc/slowpath/mapserver"
 	"github.com/rloc-router/rloc/slowpath/resolver"
@@ -48,14 +49,14 @@ func (e *Engine) ALTSent() []ALTSent {
 }
 
 // msSites is the Map-Server as the ALT's alt.Sites: the EID prefixes of
-// instance-ID 0 with a live registration.
+// every instance-ID with a live registration.
 type msSites struct{ ms *mapserver.MapServer }
 
 // Registered implements alt.Sites (event loop).
-func (s msSites) Registered(out []netip.Prefix) []netip.Prefix {
+func (s msSites) Registered(out []slowpath.EIDPrefix) []slowpath.EIDPrefix {
 	for _, r := range s.ms.Registrations() {
-		if r.Name == "" && r.EID.IID == 0 && (len(out) == 0 || out[len(out)-1] != r.EID.Prefix) {
-			out = append(out, r.EID.Prefix)
+		if r.Name == "" && (len(out) == 0 || out[len(out)-1] != r.EID) {
+			out = append(out, r.EID)
 		}
 	}
 	return out
@@ -103,8 +104,9 @@ func (e *Engine) ALTStats() (ALTStats, map[string]uint64) {
 	return e.alt.Stats(), e.alt.GREDropped()
 }
 
-// ALTAnnounced returns the prefixes this router originates into the ALT.
-func (e *Engine) ALTAnnounced() []netip.Prefix {
+// ALTAnnounced returns the prefixes this router originates into the ALT,
+// with their instance-IDs.
+func (e *Engine) ALTAnnounced() []slowpath.EIDPrefix {
 	if e.alt == nil {
 		return nil
 	}

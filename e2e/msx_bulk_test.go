@@ -34,15 +34,7 @@ control: {rate_limit: {off: true}}
 sites:
 %s
 map_server: {registration_timeout: 10m%s}
-msx:
-  retransmit_interval: 200ms
-  agreements:
-    - name: peer
-      peers: ["%s:4342"]
-      key: {id: 1, secret: msx-agreement}
-      mode: copy
-      lifetime: 30s
-`, name, sites, limits, peer)
+`, name, sites, limits) + msxCopyYAML(peer, "30s")
 }
 
 // TestMSXBulkNamespaces: a table of 100,000 mappings crosses between two

@@ -13,15 +13,21 @@ import (
 // msxMSYAML is the Map-Server/Map-Resolver of one domain, interconnected
 // with the other domain's (copy mode, both ways).
 func msxMSYAML(name, site, secret, prefix4, prefix6, peer string) string {
-	return labMSYAML(name, site, secret, prefix4, prefix6) + fmt.Sprintf(`msx:
+	return labMSYAML(name, site, secret, prefix4, prefix6) + msxCopyYAML(peer, "10s")
+}
+
+// msxCopyYAML is the msx section of an agreement in copy mode with the
+// Map-Server at peer, subscribing for lifetime.
+func msxCopyYAML(peer, lifetime string) string {
+	return fmt.Sprintf(`msx:
   retransmit_interval: 200ms
   agreements:
     - name: peer
       peers: ["%s:4342"]
       key: {id: 1, secret: msx-agreement}
       mode: copy
-      lifetime: 10s
-`, peer)
+      lifetime: %s
+`, peer, lifetime)
 }
 
 // labMSYAML is a Map-Server/Map-Resolver of one site with an IPv4 and an

@@ -116,12 +116,19 @@ type Reader struct {
 	// instance-ID, or 1<<32 (no instance-ID) while in is nil.
 	key uint64
 	in  *instance
-	n   int // ids noted since the last Flush
-	ids [noteLen]uint32
-	// act is the Reader's bitmap. A hit whose bit is set there already
-	// (flushed since the writer's last fold) is not noted again, so a busy
-	// entry is noted about once per fold interval, not once per lookup.
-	act activity
+	// bits is the bitmap the last Flush marked (act's current one then),
+	// kept here so that a lookup tests its entry's bit with one load of the
+	// words from the Reader's own line instead of a chain through act. A
+	// hit whose bit is set there (flushed since the writer's last fold) is
+	// not noted again, so a busy entry is noted about once per fold
+	// interval, not once per lookup. When the writer has replaced act's
+	// bitmap since, bits is a replaced one, which the writer still folds: a
+	// set bit there is still a pending mark. An id beyond bits (the bitmap
+	// grew since the last Flush) is noted; the Flush marks the current one.
+	bits bitmap
+	n    int // ids noted since the last Flush
+	ids  [noteLen]uint32
+	act  activity // the Reader's bitmaps, as the writer sees them
 }
 
 // noteLen is how many hits a Reader notes before it flushes on its own.
@@ -133,6 +140,7 @@ func (c *Cache) NewReader() *Reader {
 	defer c.mu.Unlock()
 	r := &Reader{c: c, key: 1 << 32}
 	c.addActivity(&r.act)
+	r.bits = *r.act.cur.Load()
 	return r
 }
 
@@ -152,15 +160,16 @@ func (r *Reader) Flush() {
 		bm.markOwned(id)
 	}
 	r.n = 0
+	r.bits = *bm
 }
 
-// note records a hit on id, unless its bit is set in the Reader's bitmap:
-// then a Flush since the writer's last fold has marked it, and the next fold
-// counts it (a fold clears the bit before it counts it, so a hit skipped here
-// is one the fold has not consumed yet). A hit noted but not yet flushed is
-// noted again: the list only fills sooner.
+// note records a hit on id, unless its bit is set in r.bits: then a Flush
+// since the writer's last fold has marked it, and the next fold counts it (a
+// fold clears the bit before it counts it, so a hit skipped here is one the
+// fold has not consumed yet). A hit noted but not yet flushed is noted
+// again: the list only fills sooner.
 func (r *Reader) note(id uint32) {
-	if !r.act.cur.Load().has(id) {
+	if m, w := r.bits, uint(id>>6); w >= uint(len(m)) || m[w].Load()>>(id&63)&1 == 0 {
 		r.add(id)
 	}
 }
@@ -192,15 +201,6 @@ func (r *Reader) Close() {
 			return
 		}
 	}
-}
-
-// table returns the unicast table of dst's family (no MAC): one load of the
-// published snapshot.
-func (in *instance) table(dst netip.Addr) *table {
-	if dst.Is4() {
-		return in.v4.p.Load()
-	}
-	return in.v6.p.Load()
 }
 
 // hit marks v's entry through r (or the shared bitmap) and returns it.
@@ -248,15 +248,23 @@ func (r *Reader) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
 	if uint64(iid) != r.key { // in is nil when no iid matches
 		return r.lookupNew(iid, dst) // a call only on this path: nothing spilled on the other
 	}
-	v, ok := in.table(dst).Lookup(dst)
+	v, ok := in.ip.p.Load().Lookup(dst)
 	if !ok {
 		return nil, false
 	}
 	// r.note(v.id), written out (one bounds check, no call): the per-packet path
-	m := *r.act.cur.Load()
-	if w := uint(v.id >> 6); w < uint(len(m)) && m[w].Load()>>(v.id&63)&1 == 0 {
-		r.add(v.id)
+	if m, w := r.bits, uint(v.id>>6); w >= uint(len(m)) || m[w].Load()>>(v.id&63)&1 == 0 {
+		return r.added(v) // a call that returns the result: nothing kept across it
 	}
+	return v.e, true
+}
+
+// added notes v's id and returns its entry: Lookup's path for an entry whose
+// bit is clear.
+//
+//go:noinline
+func (r *Reader) added(v slot) (*Entry, bool) {
+	r.add(v.id)
 	return v.e, true
 }
 

@@ -500,9 +500,8 @@ func (c *Cache) instance(iid uint32, create bool) *instance {
 	}
 	c.insts[iid] = in
 	c.dir.Store(newDirectory(c.insts))
-	if s := &c.direct[iid%dirDirect]; s.in.Load() == nil {
-		s.in.Store(in)
-		s.iid.Store(iid) // after in: a lookup that matches iid finds in
+	if s := &c.direct[iid%dirDirect]; s.Load() == c.none {
+		s.Store(in)
 	}
 	return in
 }
@@ -512,11 +511,7 @@ func shardOf(in *instance, k Key) (*shard, netip.Prefix) {
 	if k.Kind == KindMAC {
 		return &in.mac, macPrefix(k.MAC)
 	}
-	a := k.Prefix.Addr()
-	if !a.Is4() {
-		return &in.v6, k.Prefix
-	}
-	return &in.v4, k.Prefix
+	return &in.ip, k.Prefix
 }
 
 func mcFam(k Key) int {

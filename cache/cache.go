@@ -24,11 +24,14 @@ type slot struct {
 
 func slotOf(e *Entry) slot { return slot{e, e.id} }
 
-// IPv4 is one table per instance-ID, not split by prefix range: a split
-// (4096 sub-tables by the first 12 bits until this change, then 256 by the
-// first octet with the octet stripped) cut the writer's cost per update by a
-// quarter but made no lookup faster, and the lookup is the per-packet side
-// of the trade (BenchmarkSplit at commit 1d5351f, bench/results/cache.md).
+// IPv4 and IPv6 are one table per instance-ID (instance.ip: bart keeps one
+// root per family, so a lookup does not test the family; BenchmarkLookupRef
+// and bench/RESULTS.md, session 25), and IPv4 is not split by prefix range:
+// a split (4096 sub-tables by the first 12 bits until this change, then 256
+// by the first octet with the octet stripped) cut the writer's cost per
+// update by a quarter but made no lookup faster, and the lookup is the
+// per-packet side of the trade (BenchmarkSplit at commit 1d5351f,
+// bench/results/cache.md).
 
 // shard is one unicast table snapshot and the writer's batch state for it.
 type shard struct {
@@ -71,11 +74,13 @@ type Config struct {
 type Cache struct {
 	// direct holds the direct slots of the directory, in the Cache so that
 	// Cache.Lookup loads the instance from here without loading the
-	// directory: slot i holds an instance whose iid%dirDirect is i once its
-	// iid is that instance's (stored after in, never changed again:
-	// instances are never removed nor replaced); a free slot's iid is one of
-	// another slot.
-	direct [dirDirect]directSlot
+	// directory: slot i holds the first instance whose iid%dirDirect is i
+	// (never changed again: instances are never removed nor replaced), or
+	// none while there is none. A lookup compares the iid of the instance
+	// it loaded, so a slot is one load, no nil test and no second load for
+	// the iid.
+	direct [dirDirect]atomic.Pointer[instance]
+	none   *instance // the free slots' instance: empty tables, in no directory
 
 	dir   atomic.Pointer[directory]
 	epoch atomic.Uint32
@@ -123,12 +128,6 @@ type directory struct {
 // dirDirect is the number of direct slots: instance-IDs that differ in their
 // low 6 bits never collide.
 const dirDirect = 64
-
-// directSlot is a slot of Cache.direct.
-type directSlot struct {
-	iid atomic.Uint32
-	in  atomic.Pointer[instance]
-}
 
 type dirSlot struct {
 	iid uint32
@@ -181,9 +180,8 @@ func (d *directory) all(fn func(*instance) bool) {
 // An instance is never removed nor replaced once created (a Reader keeps the
 // last one it found).
 type instance struct {
+	ip  shard // IPv4 and IPv6 unicast: bart keeps a root per family, so no lookup tests the family
 	iid uint32
-	v4  shard
-	v6  shard
 	mac shard
 	mc  [2]atomic.Pointer[mcTable] // by family: IPv4, IPv6
 
@@ -199,7 +197,7 @@ type mcRef struct {
 
 // shards calls fn for every unicast shard of the instance.
 func (in *instance) shards(fn func(*shard) bool) bool {
-	return fn(&in.v4) && fn(&in.v6) && fn(&in.mac)
+	return fn(&in.ip) && fn(&in.mac)
 }
 
 // Stats are the cache's counters.
@@ -246,8 +244,12 @@ func New(cfg Config) *Cache {
 	}
 	c.empty = new(table)
 	c.dir.Store(newDirectory(c.insts))
+	// A free slot's instance has empty tables: a lookup of its iid, which no
+	// instance has (the first instance of the slot would be there), misses.
+	c.none = &instance{iid: ^uint32(0)}
+	c.none.shards(func(s *shard) bool { s.p.Store(c.empty); return true })
 	for i := range c.direct {
-		c.direct[i].iid.Store(uint32(i) + 1) // free: an iid of slot i+1, so no lookup matches it
+		c.direct[i].Store(c.none)
 	}
 	c.epoch.Store(1)
 	c.folds.Store(1)
@@ -263,11 +265,11 @@ func New(cfg Config) *Cache {
 // worker that looks up continuously does better with a Reader of its own
 // (NewReader).
 func (c *Cache) Lookup(iid uint32, dst netip.Addr) (*Entry, bool) {
-	s := &c.direct[iid%dirDirect]
-	if s.iid.Load() != iid { // a free slot never matches: see New
+	in := c.direct[iid%dirDirect].Load()
+	if in.iid != iid { // a free slot's c.none matches only an iid no instance has
 		return c.lookupMore(iid, dst) // a call only on this path: nothing spilled on the other
 	}
-	v, ok := s.in.Load().table(dst).Lookup(dst)
+	v, ok := in.ip.p.Load().Lookup(dst)
 	if !ok {
 		return nil, false
 	}
@@ -287,7 +289,7 @@ func (c *Cache) lookupMore(iid uint32, dst netip.Addr) (*Entry, bool) {
 	if in == nil {
 		return nil, false
 	}
-	v, ok := in.table(dst).Lookup(dst)
+	v, ok := in.ip.p.Load().Lookup(dst)
 	if !ok {
 		return nil, false
 	}

@@ -6,14 +6,15 @@
 // The cache is a set of shards, each an immutable snapshot behind an
 // atomic.Pointer. A directory (itself immutable: a direct-mapped array by
 // the instance-ID's low bits and a map for collisions, replaced when an
-// instance-ID appears) maps the instance-ID to its shards: one IPv4 table,
-// one IPv6 table, one MAC table, and one multicast table per family (IPv4 is
-// no longer split by prefix range: see cache.go). A lookup is: check the
-// instance-ID's direct slot, kept in the Cache itself (a Reader remembers
-// its last instance, which is never removed nor replaced; the directory is
-// loaded only for an instance-ID whose slot another one holds),
-// load the shard's pointer, walk a gaissmai/bart trie (the Fast variant,
-// longest-prefix match). Nothing is locked, nothing allocated, and the
+// instance-ID appears) maps the instance-ID to its shards: one unicast IP
+// table for both families (bart keeps a root per family), one MAC table,
+// and one multicast table per family (IPv4 is not split by prefix range:
+// see cache.go). A lookup is: load the instance in the instance-ID's direct
+// slot, kept in the Cache itself, and compare its instance-ID (a Reader
+// remembers its last instance, which is never removed nor replaced; the
+// directory is loaded only for an instance-ID whose slot another one
+// holds), load the shard's pointer, walk a gaissmai/bart trie (the Fast
+// variant, longest-prefix match). Nothing is locked, nothing allocated, and the
 // reader never waits for the writer nor does expiry work.
 //
 // Entries are immutable once published; an update publishes a new *Entry.

@@ -414,6 +414,9 @@ func TestSolicitKeepsNewer(t *testing.T) {
 		a := newEngineWith(t, Config{ITR: solITR(true, first.Addr(), gated.addr())}, inst, slowpath.Options{Clock: clk.Now})
 		a.Miss(MissEvent{Dst: netip.MustParseAddr("10.9.1.1"), Src: netip.MustParseAddr("10.1.0.1")})
 		a.Miss(MissEvent{Dst: netip.MustParseAddr("10.8.1.1"), Src: netip.MustParseAddr("10.1.0.1")})
+		// The misses are queued to the event loop beside the first peer's
+		// answer: held once taken, since the second peer's answer waits.
+		waitFor(t, 5*time.Second, "the misses held", func() bool { return solStats(t, a).MissesHeld == 2 })
 		waitFor(t, 5*time.Second, "the first peer copied", func() bool { return solStats(t, a).Completed == 1 })
 		close(gate)
 		waitFor(t, 5*time.Second, "both peers copied", func() bool { return solStats(t, a).Completed == 2 })

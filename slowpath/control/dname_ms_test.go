@@ -33,21 +33,7 @@ func registerEIDName(t *testing.T, conn *net.UDPConn, ms netip.AddrPort, key Aut
 		Locators: []wire.Locator{{Priority: 1, Weight: 100, Reachable: true, Address: wire.IPAddress(netip.MustParseAddr(rloc))}}}
 	reg := wire.MapRegister{WantMapNotify: true, ProxyReply: proxy, UseTTL: true, Nonce: newNonce(),
 		Auth: wire.NewAuth(key.KeyID, key.Alg, false), Records: []wire.Record{rec}}
-	b, err := reg.AppendSigned(nil, []byte(key.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.WriteToUDPAddrPort(b, ms); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 9000)
-	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	n, _, err := conn.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		return false
-	}
-	var nt wire.MapNotify
-	return wire.VerifyMapNotify(buf[:n], []byte(key.Secret), &nt) == nil && nt.Nonce == reg.Nonce
+	return sendRegister(t, conn, ms, key, &reg)
 }
 
 // TestEIDNameRegistered: a site registers the names it lists (exact, and

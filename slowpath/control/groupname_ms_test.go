@@ -183,6 +183,13 @@ func registerName(t *testing.T, conn *net.UDPConn, ms netip.AddrPort, key AuthKe
 	r.TTL = ttl
 	reg := wire.MapRegister{WantMapNotify: true, Nonce: newNonce(), Auth: wire.NewAuth(key.KeyID, key.Alg, false),
 		Records: []wire.Record{r}}
+	return sendRegister(t, conn, ms, key, &reg)
+}
+
+// sendRegister signs reg with key, sends it to ms from conn and reports
+// whether a verified Map-Notify for it came back.
+func sendRegister(t *testing.T, conn *net.UDPConn, ms netip.AddrPort, key AuthKey, reg *wire.MapRegister) bool {
+	t.Helper()
 	b, err := reg.AppendSigned(nil, []byte(key.Secret))
 	if err != nil {
 		t.Fatal(err)

@@ -494,6 +494,15 @@ func mergeRLE(dst, src *wire.LCAF) {
 	}
 }
 
+// nextETR returns the registrant the next forwarded request goes to,
+// round-robin.
+func (ent *regEntry) nextETR() *regstore.Registrant[uniKey, wire.Record] {
+	regs := ent.e.Registrants()
+	er := regs[ent.rr%len(regs)]
+	ent.rr++
+	return er
+}
+
 // lookup returns the registration covering addr in iid.
 func (ms *MapServer) lookup(iid uint32, addr netip.Addr) *regEntry {
 	t := ms.regs[iid]
@@ -521,9 +530,7 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 		ms.proxyReply(ent, m, sec)
 		return true
 	}
-	regs := ent.e.Registrants()
-	er := regs[ent.rr%len(regs)]
-	ent.rr++
+	er := ent.nextETR()
 	var auth *wire.ECMAuth
 	if sec != nil {
 		auth = ms.secForward(sec, ent)
@@ -679,24 +686,35 @@ func (ms *MapServer) RegistrationsPage(after *RegistrationCursor, limit int) (ou
 						continue
 					}
 				}
-				regs := slices.Clone(ent.e.Registrants())
-				slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
-					return strings.Compare(registrantName(a), registrantName(b))
-				})
-				for _, er := range regs {
-					id := registrantName(er)
-					if c == 0 && id <= after.ID {
-						continue
-					}
-					if limit >= 0 && len(out) == limit {
-						return out, true
-					}
-					out = append(out, ms.registration(ent, er, id))
+				var full bool
+				if out, full = ms.appendRegistrants(out, ent, c == 0, after, limit); full {
+					return out, true
 				}
 			}
 		}
 	}
 	return ms.nameRegistrations(out, after, limit)
+}
+
+// appendRegistrants appends ent's registrants in ID order, those after
+// the cursor's ID only when at (ent is the cursor's key), and reports
+// full when limit stopped it with registrants left.
+func (ms *MapServer) appendRegistrants(out []Registration, ent *regEntry, at bool, after *RegistrationCursor, limit int) ([]Registration, bool) {
+	regs := slices.Clone(ent.e.Registrants())
+	slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
+		return strings.Compare(registrantName(a), registrantName(b))
+	})
+	for _, er := range regs {
+		id := registrantName(er)
+		if at && id <= after.ID {
+			continue
+		}
+		if limit >= 0 && len(out) == limit {
+			return out, true
+		}
+		out = append(out, ms.registration(ent, er, id))
+	}
+	return out, false
 }
 
 // registrantName is a registrant's ID as a cursor names it.

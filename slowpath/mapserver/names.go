@@ -57,9 +57,7 @@ func (ms *MapServer) AnswerEIDName(m *slowpath.Msg, iid uint32, name string) boo
 		ms.proxyReply(ent, m, nil)
 		return true
 	}
-	regs := ent.e.Registrants()
-	er := regs[ent.rr%len(regs)]
-	ent.rr++
+	er := ent.nextETR()
 	if ms.c.ForwardAuth(er.Source, m, er.Source.Addr(), true, nil) {
 		ms.stats.Forwarded++
 	}
@@ -113,20 +111,9 @@ func (ms *MapServer) nameRegistrations(out []Registration, after *RegistrationCu
 				continue
 			}
 		}
-		ent := ms.dns[k]
-		regs := slices.Clone(ent.e.Registrants())
-		slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
-			return strings.Compare(registrantName(a), registrantName(b))
-		})
-		for _, er := range regs {
-			id := registrantName(er)
-			if c == 0 && id <= after.ID {
-				continue
-			}
-			if limit >= 0 && len(out) == limit {
-				return out, true
-			}
-			out = append(out, ms.registration(ent, er, id))
+		var full bool
+		if out, full = ms.appendRegistrants(out, ms.dns[k], c == 0, after, limit); full {
+			return out, true
 		}
 	}
 	return out, false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -181,5 +182,42 @@ func TestMSXNameScope(t *testing.T) {
 	msxSameNames(t, p, wide, func(k slowpath.EIDName) bool { return k.IID == 0 })
 	if pa := msxAgreement(t, p); pa.Stats.Clipped != 1 {
 		t.Fatalf("provider: clipped %d, want 1", pa.Stats.Clipped)
+	}
+}
+
+// TestMSXCopyPersistedNames: a copy's names are kept in the state file: a
+// requester restarted with its peer silent answers for them at once; one
+// restarted with its peer answering drops a name withdrawn meanwhile.
+func TestMSXCopyPersistedNames(t *testing.T) {
+	clk := newFakeClock()
+	p := msxNameProvider(t, clk, 10, 5, 0)
+	state := filepath.Join(t.TempDir(), "ms.db")
+	start := func(peer netip.AddrPort) *Engine {
+		c := msConfig(siteConfig("s1", "172.16.0.0/16", true))
+		c.MapServer.StateFile = state
+		return msxRequesterWith(t, clk, c, peer, nil)
+	}
+	all := func(slowpath.EIDName) bool { return true }
+	r := start(p.Addr())
+	waitFor(t, 10*time.Second, "complete copy", func() bool { return msxAgreement(t, r).Complete })
+	msxSameNames(t, p, r, all)
+	r.Close()
+	msxRegisterNames(t, p, 0, 2, 3, 0, 1) // withdrawn meanwhile
+
+	dead := newFakeSubscriber(t)
+	r = start(dead.addr())
+	if cp, _ := r.MSXCopyNames("d2"); len(cp) != 5 {
+		t.Fatalf("restarted: %d names kept, want 5", len(cp))
+	}
+	eid := slowpath.NameAddress(0, "h4.d2.example")
+	if got, ok := newNameClient(t, r.Addr()).ask(0, eid, 5*time.Second); !ok || got.TTL != 1440 || rlocOf(&got) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("answer from the kept copy: %v %+v", ok, got)
+	}
+	r.Close()
+
+	r = start(p.Addr())
+	waitFor(t, 10*time.Second, "resync", func() bool { return msxAgreement(t, r).Complete })
+	if n := msxSameNames(t, p, r, all); n != 4 {
+		t.Fatalf("resynced copy holds %d names, want 4", n)
 	}
 }

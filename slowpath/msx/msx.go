@@ -398,8 +398,11 @@ type Agreement struct {
 	Filters      []slowpath.EIDPrefix
 	InstanceIDs  []uint32
 	PeerPrefixes []slowpath.EIDPrefix
-	Rate         float64
-	Burst        int
+	// Names and PeerNames are the distinguished names shared and asked
+	// for.
+	Names, PeerNames []slowpath.SiteName
+	Rate             float64
+	Burst            int
 	// KeyID and Alg identify the key.
 	KeyID uint8
 	Alg   string
@@ -432,6 +435,7 @@ func (x *MSX) Agreements() []Agreement {
 		out = append(out, Agreement{
 			Name: c.Name, Peers: slices.Clone(c.Peers), Mode: c.Mode, Allow: slices.Clone(allow),
 			Filters: slices.Clone(c.Filters), InstanceIDs: slices.Clone(c.InstanceIDs), PeerPrefixes: slices.Clone(c.PeerPrefixes),
+			Names: slices.Clone(c.Names), PeerNames: slices.Clone(c.PeerNames),
 			Rate: c.Rate, Burst: c.Burst, KeyID: c.Key.KeyID, Alg: c.Key.Alg.String(),
 			Subscription: a.req.subID, SubscribedBy: len(a.prov.subs),
 			Copy: a.req.size, Complete: a.req.complete, Pulling: a.req.pull != nil, LastHeard: a.req.heard,

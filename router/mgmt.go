@@ -480,7 +480,7 @@ func (r *Router) RegistrationsPage(after string, limit int) ([]RegistrationInfo,
 		ri := RegistrationInfo{Site: g.Site, IID: g.EID.IID, EID: g.EID.Prefix.String(), Source: g.Source.String(),
 			SiteID: g.SiteID, Proxy: g.ProxyReply, Expires: g.Expires}
 		if g.Name != "" {
-			ri.EID = g.Name // a group name: EID.Prefix is the range it names
+			ri.EID = g.Name // a group name (EID.Prefix is the range it names) or a distinguished name
 		}
 		if g.Static {
 			ri.Source = "config"
@@ -501,8 +501,13 @@ func (r *Router) RegistrationsPage(after string, limit int) ([]RegistrationInfo,
 }
 
 // formatCursor writes a cursor as the API passes it: "eid" or "name",
-// instance-ID, prefix and registrant, separated by "|".
+// instance-ID, prefix and registrant, separated by "|"; for a
+// distinguished name "dn", instance-ID, registrant and the name last (it
+// may hold "|").
 func formatCursor(c *control.RegistrationCursor) string {
+	if c.DN != "" {
+		return fmt.Sprintf("dn|%d|%s|%s", c.IID, c.ID, c.DN)
+	}
 	kind := "eid"
 	if c.Name {
 		kind = "name"
@@ -514,12 +519,18 @@ func formatCursor(c *control.RegistrationCursor) string {
 func parseCursor(s string) (control.RegistrationCursor, error) {
 	var c control.RegistrationCursor
 	f := strings.SplitN(s, "|", 4)
-	if len(f) != 4 || f[0] != "eid" && f[0] != "name" {
+	if len(f) != 4 || f[0] != "eid" && f[0] != "name" && f[0] != "dn" {
 		return c, fmt.Errorf("after: %q is not a cursor (kind|iid|prefix|registrant)", s)
 	}
 	iid, err := strconv.ParseUint(f[1], 10, 32)
 	if err != nil {
 		return c, fmt.Errorf("after: instance-ID %q: %w", f[1], err)
+	}
+	if f[0] == "dn" {
+		if f[3] == "" {
+			return c, fmt.Errorf("after: %q: empty name", s)
+		}
+		return control.RegistrationCursor{IID: uint32(iid), ID: f[2], DN: f[3]}, nil
 	}
 	p, err := netip.ParsePrefix(f[2])
 	if err != nil {

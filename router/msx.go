@@ -16,10 +16,12 @@ import (
 // lists it (docs/interconnect.md): its configuration (never the key's
 // secret), the state of both sides and its counters.
 type MSXAgreementInfo struct {
-	Name         string            `json:"name"`
-	Peers        []string          `json:"peers"`
-	Mode         string            `json:"mode"`
-	Allow        []string          `json:"allow"`
+	Name  string   `json:"name"`
+	Peers []string `json:"peers"`
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow"`
+	// Filters and PeerPrefixes list the prefixes, then the distinguished
+	// names ("[iid]printer.example", "[iid]*.lab.example").
 	Filters      []string          `json:"filters"`
 	InstanceIDs  []uint32          `json:"instance_ids"`
 	PeerPrefixes []string          `json:"peer_prefixes"`
@@ -69,6 +71,13 @@ func msxInfo(a *control.MSXAgreement) MSXAgreementInfo {
 	}
 	for _, p := range a.PeerPrefixes {
 		info.PeerPrefixes = append(info.PeerPrefixes, prefixString(p.IID, p.Prefix.String()))
+	}
+	// Distinguished names follow the prefixes in the same lists.
+	for _, n := range a.Names {
+		info.Filters = append(info.Filters, prefixString(n.IID, n.Name))
+	}
+	for _, n := range a.PeerNames {
+		info.PeerPrefixes = append(info.PeerPrefixes, prefixString(n.IID, n.Name))
 	}
 	if !a.LastHeard.IsZero() {
 		t := a.LastHeard

@@ -23,12 +23,13 @@ func msxRouterConfig(t *testing.T) Config {
 			Allow:        []string{slowpath.MSXBulk},
 			Filters:      []slowpath.EIDPrefix{{IID: 4, Prefix: netip.MustParsePrefix("10.1.0.0/16")}},
 			PeerPrefixes: []slowpath.EIDPrefix{{Prefix: netip.MustParsePrefix("10.2.0.0/16")}},
+			Names:        []slowpath.SiteName{{IID: 4, Name: "*.lab.example"}},
 		}}},
 	}
 }
 
 // TestMSXAgreementsAPI: GET /v1/msx/agreements lists the configured
-// agreement (never its secret) with snake_case counters; a router without
+// agreement (its names after its prefixes; never its secret) with snake_case counters; a router without
 // an interconnect answers 404.
 func TestMSXAgreementsAPI(t *testing.T) {
 	r, err := Start(msxRouterConfig(t))
@@ -42,7 +43,7 @@ func TestMSXAgreementsAPI(t *testing.T) {
 	}
 	if len(l) != 1 || l[0].Name != "domain2" || l[0].Mode != "invoke" || l[0].Peers[0] != "192.0.2.9:4342" ||
 		l[0].Filters[0] != "[4]10.1.0.0/16" || l[0].PeerPrefixes[0] != "[0]10.2.0.0/16" || l[0].Alg != "hmac-sha256-128" ||
-		len(l[0].Allow) != 1 || l[0].Rate != 2000 {
+		len(l[0].Allow) != 1 || l[0].Rate != 2000 || len(l[0].Filters) != 2 || l[0].Filters[1] != "[4]*.lab.example" {
 		t.Fatalf("listing %+v", l)
 	}
 	if _, ok := l[0].Counters["cookie_replayed"]; !ok {

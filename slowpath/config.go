@@ -253,6 +253,10 @@ type SiteConfig struct {
 	Keys []AuthKey `mapstructure:"keys"`
 	// Prefixes are the EID prefixes the site may register.
 	Prefixes []SitePrefix `mapstructure:"prefixes"`
+	// Names are the distinguished-name EIDs (AFI 17) the site may
+	// register: exact names, or "*." and a suffix (SiteName); at most
+	// MaxSiteNames.
+	Names []SiteName `mapstructure:"names"`
 	// ProxyReply makes the Map-Server answer for the site even when its
 	// registrations do not set the P bit.
 	ProxyReply bool `mapstructure:"proxy_reply"`
@@ -279,11 +283,19 @@ func (s *SiteConfig) Validate(path string) error {
 		}
 		ids[s.Keys[j].KeyID] = true
 	}
-	if len(s.Prefixes) == 0 {
-		return fmt.Errorf("%s.prefixes: no EID prefix", path)
+	if len(s.Prefixes) == 0 && len(s.Names) == 0 {
+		return fmt.Errorf("%s.prefixes: no EID prefix (and no names)", path)
 	}
 	for j := range s.Prefixes {
 		if err := s.Prefixes[j].Validate(fmt.Sprintf("%s.prefixes[%d]", path, j)); err != nil {
+			return err
+		}
+	}
+	if len(s.Names) > MaxSiteNames {
+		return fmt.Errorf("%s.names: %d names, at most %d", path, len(s.Names), MaxSiteNames)
+	}
+	for j := range s.Names {
+		if err := s.Names[j].Validate(fmt.Sprintf("%s.names[%d]", path, j)); err != nil {
 			return err
 		}
 	}
@@ -295,6 +307,7 @@ func (s *SiteConfig) Validate(path string) error {
 func ValidateSites(path string, sites []SiteConfig) error {
 	names := map[string]bool{}
 	owner := map[EIDPrefix]string{}
+	nameOwner := map[SiteName]string{}
 	for i := range sites {
 		s := &sites[i]
 		f := fmt.Sprintf("%s[%d]", path, i)
@@ -310,6 +323,12 @@ func ValidateSites(path string, sites []SiteConfig) error {
 				return fmt.Errorf("%s.prefixes[%d].eid: %v in IID %d already belongs to site %q", f, j, p.Prefix, p.IID, other)
 			}
 			owner[p.EIDPrefix] = s.Name
+		}
+		for j, n := range s.Names {
+			if other, ok := nameOwner[n]; ok {
+				return fmt.Errorf("%s.names[%d].name: %q in IID %d already belongs to site %q", f, j, n.Name, n.IID, other)
+			}
+			nameOwner[n] = s.Name
 		}
 	}
 	return nil

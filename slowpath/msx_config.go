@@ -64,10 +64,19 @@ type MSXAgreement struct {
 	Filters []EIDPrefix `mapstructure:"filters"`
 	// InstanceIDs are instance-IDs this side shares whole with the peer.
 	InstanceIDs []uint32 `mapstructure:"instance_ids"`
+	// Names are the distinguished-name EIDs (AFI 17) of this side the
+	// peer may retrieve and subscribe to: exact names or "*." suffixes
+	// (SiteName), filtering as Filters does. A whole instance-ID shares its
+	// names too.
+	Names []SiteName `mapstructure:"names"`
 	// PeerPrefixes are the peer's EID space this side asks for (copy) or
 	// invokes the peer for (invoke). Empty in copy mode: everything the
 	// peer shares (bulk with the A bit).
 	PeerPrefixes []EIDPrefix `mapstructure:"peer_prefixes"`
+	// PeerNames are the peer's distinguished names this side asks for
+	// (copy mode), exact or "*." suffixes; with PeerPrefixes they make the
+	// bulk and subscription scope. Both empty: everything.
+	PeerNames []SiteName `mapstructure:"peer_names"`
 	// Rate is how many bulk and subscribe requests per second the peer
 	// may send (a token bucket of Burst); 0 means 2000/s.
 	Rate float64 `mapstructure:"rate"`
@@ -229,8 +238,21 @@ func (c *MSXConfig) Validate(path string) error {
 		if a.Mode == MSXModeInvoke && len(a.PeerPrefixes) == 0 {
 			return fmt.Errorf("%s.peer_prefixes: invoke mode needs the peer's EID prefixes", f)
 		}
-		if len(a.PeerPrefixes) > 255 {
-			return fmt.Errorf("%s.peer_prefixes: %d prefixes (a bulk scope holds 255)", f, len(a.PeerPrefixes))
+		if len(a.PeerPrefixes)+len(a.PeerNames) > 255 {
+			return fmt.Errorf("%s.peer_prefixes: %d prefixes and names (a bulk scope holds 255)", f, len(a.PeerPrefixes)+len(a.PeerNames))
+		}
+		for _, l := range []struct {
+			key   string
+			names []SiteName
+		}{{"names", a.Names}, {"peer_names", a.PeerNames}} {
+			if len(l.names) > MaxSiteNames {
+				return fmt.Errorf("%s.%s: %d names, at most %d", f, l.key, len(l.names), MaxSiteNames)
+			}
+			for j := range l.names {
+				if err := l.names[j].Validate(fmt.Sprintf("%s.%s[%d]", f, l.key, j)); err != nil {
+					return err
+				}
+			}
 		}
 		for j, iid := range a.InstanceIDs {
 			if iid > wire.MaxInstanceID {

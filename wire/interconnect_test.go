@@ -288,6 +288,7 @@ func TestSubscriptionAuth(t *testing.T) {
 }
 
 func FuzzMapSubscribe(f *testing.F) {
+	nameSeeds[*MapSubscribe](f)
 	f.Add(goldenMapSubscribe)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a, b MapSubscribe
@@ -304,6 +305,7 @@ func FuzzMapSubscribeAck(f *testing.F) {
 }
 
 func FuzzMapBulkRequest(f *testing.F) {
+	nameSeeds[*MapBulkRequest](f)
 	f.Add(goldenMapBulkRequest)
 	f.Add(goldenMapBulkRequestAll)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -313,6 +315,7 @@ func FuzzMapBulkRequest(f *testing.F) {
 }
 
 func FuzzMapBulkReply(f *testing.F) {
+	nameSeeds[*MapBulkReply](f)
 	f.Add(goldenMapBulkReply)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a, b MapBulkReply
@@ -329,6 +332,7 @@ func FuzzMapSolicitRequest(f *testing.F) {
 }
 
 func FuzzMapSolicitResponse(f *testing.F) {
+	nameSeeds[*MapSolicitResponse](f)
 	f.Add(goldenMapSolicitResponse)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a, b MapSolicitResponse

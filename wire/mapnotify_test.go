@@ -212,6 +212,7 @@ func mapNotifySeeds() [][]byte {
 }
 
 func FuzzMapNotify(f *testing.F) {
+	nameSeeds[*MapNotify](f)
 	for _, s := range mapNotifySeeds() {
 		f.Add(s)
 	}

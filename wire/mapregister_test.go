@@ -365,6 +365,7 @@ func mapRegisterSeeds() [][]byte {
 }
 
 func FuzzMapRegister(f *testing.F) {
+	nameSeeds[*MapRegister](f)
 	for _, s := range mapRegisterSeeds() {
 		f.Add(s)
 	}

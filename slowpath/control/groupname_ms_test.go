@@ -88,7 +88,8 @@ func groupsOf(m replicate.GroupMapping) []string {
 // its configured mappings with the most specific range covering the group
 // (many:1 — two ranges naming one G-RLOC — and 1:many — one range naming
 // two); a group no range covers, or the wrong instance-ID, gets a negative
-// reply carrying the name; a name that is not a group name is not answered.
+// reply carrying the name; so does a name that is not a group name (an
+// unregistered distinguished-name EID).
 func TestGroupNameConfigured(t *testing.T) {
 	c := msConfig()
 	c.MapServer.GroupMappings = []replicate.GroupMapping{
@@ -134,8 +135,10 @@ func TestGroupNameConfigured(t *testing.T) {
 	}
 	other := wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFInstanceID, IID: provIID,
 		Addrs: []wire.Address{wire.NameAddress("printer-3")}}}
-	if _, ok := cl.ask(provIID, other, 300*time.Millisecond); ok {
-		t.Error("a name that is not a group name was answered")
+	// Any other name is a distinguished-name EID nobody registered here
+	// (TestEIDNameRegistered): a negative reply carrying it.
+	if r, ok := cl.ask(provIID, other, 2*time.Second); !ok || len(r.Locators) != 0 || r.Action != wire.ActionNativelyForward || !addrEqual(&r.EID, &other) {
+		t.Errorf("a name that is not a group name: %v %+v, want a negative reply", ok, r)
 	}
 	if got := ms.Stats().Msgs[wire.TypeMapRequest].Ignored; got <= before {
 		t.Errorf("ignored requests %d -> %d, want counted", before, got)
@@ -180,6 +183,13 @@ func registerName(t *testing.T, conn *net.UDPConn, ms netip.AddrPort, key AuthKe
 	r.TTL = ttl
 	reg := wire.MapRegister{WantMapNotify: true, Nonce: newNonce(), Auth: wire.NewAuth(key.KeyID, key.Alg, false),
 		Records: []wire.Record{r}}
+	return sendRegister(t, conn, ms, key, &reg)
+}
+
+// sendRegister signs reg with key, sends it to ms from conn and reports
+// whether a verified Map-Notify for it came back.
+func sendRegister(t *testing.T, conn *net.UDPConn, ms netip.AddrPort, key AuthKey, reg *wire.MapRegister) bool {
+	t.Helper()
 	b, err := reg.AppendSigned(nil, []byte(key.Secret))
 	if err != nil {
 		t.Fatal(err)

@@ -34,3 +34,13 @@ func (e *Engine) MSXCopy(name string) (out map[slowpath.EIDPrefix][]byte, ok boo
 	_ = e.c.Do(func() { out, ok = e.msx.Copy(name) })
 	return out, ok
 }
+
+// MSXCopyNames returns the distinguished-name mappings of the copy held
+// under the agreement name, as MSXCopy does for prefixes.
+func (e *Engine) MSXCopyNames(name string) (out map[slowpath.EIDName][]byte, ok bool) {
+	if e.msx == nil {
+		return nil, false
+	}
+	_ = e.c.Do(func() { out, ok = e.msx.CopyNames(name) })
+	return out, ok
+}

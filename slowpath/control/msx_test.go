@@ -23,7 +23,9 @@ var msxKey = AuthKey{KeyID: 7, Alg: wire.AuthHMACSHA256128, Secret: "interconnec
 // 10.0.0.0/10 (proxy-reply) in process.
 func msxProvider(t testing.TB, clk *fakeClock, n int, listen netip.AddrPort, mod func(*slowpath.MSXAgreement)) *Engine {
 	t.Helper()
-	c := msConfig(siteConfig("s2", "10.0.0.0/8", true))
+	site := siteConfig("s2", "10.0.0.0/8", true)
+	site.Names = []slowpath.SiteName{{Name: "*.d2.example"}, {IID: 5, Name: "*.d2.example"}} // msx_names_test.go
+	c := msConfig(site)
 	c.RateLimit = RateLimitConfig{Off: true}
 	c.MapServer.RegistrationTimeout = 24 * time.Hour
 	c.MapServer.Limits = RegistrationLimits{PrefixesPerSite: 200000, Registrations: 400000}
@@ -45,16 +47,25 @@ func msxProvider(t testing.TB, clk *fakeClock, n int, listen netip.AddrPort, mod
 // RLOC byte rloc, in process (255 records per Map-Register).
 func msxRegister(t testing.TB, p *Engine, from, to int, ttl uint32, rloc byte) {
 	t.Helper()
+	var recs []wire.Record
+	for j := from; j < to; j++ {
+		r := benchRecord(j)
+		r.TTL = ttl
+		r.Locators[0].Address = wire.IPAddress(netip.AddrFrom4([4]byte{192, 0, 2, rloc}))
+		recs = append(recs, r)
+	}
+	msxRegisterRecords(t, p, recs)
+}
+
+// msxRegisterRecords registers recs (proxy-reply) in process, 255 records
+// per Map-Register.
+func msxRegisterRecords(t testing.TB, p *Engine, recs []wire.Record) {
+	t.Helper()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	var msgs [][]byte
-	for i := from; i < to; i += 255 {
+	for i := 0; i < len(recs); i += 255 {
 		reg := wire.MapRegister{ProxyReply: true, Nonce: newNonce(), Auth: wire.NewAuth(1, wire.AuthHMACSHA256128, false)}
-		for j := i; j < min(i+255, to); j++ {
-			r := benchRecord(j)
-			r.TTL = ttl
-			r.Locators[0].Address = wire.IPAddress(netip.AddrFrom4([4]byte{192, 0, 2, rloc}))
-			reg.Records = append(reg.Records, r)
-		}
+		reg.Records = recs[i:min(i+255, len(recs))]
 		m, err := reg.AppendSigned(nil, []byte(testKey.Secret))
 		if err != nil {
 			t.Fatal(err)

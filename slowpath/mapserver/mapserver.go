@@ -57,9 +57,12 @@ type MapServer struct {
 	// "group-<G-EID prefix>"), by instance-ID and overlay group range.
 	regs  map[uint32]*bart.Table[*regEntry]
 	names map[uint32]*bart.Table[*regEntry]
-	sg    *msSG // (S,G) registrations, sg.go
-	ack   wire.MapNotifyAck
-	ps    *pubsub // RFC 9437 subscriptions, pubsub.go
+	// dns index the registered distinguished-name EIDs (AFI 17, other
+	// than group names) by instance-ID and name (names.go).
+	dns map[slowpath.EIDName]*regEntry
+	sg  *msSG // (S,G) registrations, sg.go
+	ack wire.MapNotifyAck
+	ps  *pubsub // RFC 9437 subscriptions, pubsub.go
 	// secKey unwraps the ITR-OTKs of LISP-SEC requests; sec is the state
 	// of the one being answered (lispsec.go).
 	secKey string
@@ -70,16 +73,20 @@ type MapServer struct {
 	seen map[netip.Addr]int
 	// watch are told of every change of an EID mapping (msx.go).
 	watch []func(slowpath.EIDPrefix, *wire.Record)
+	// watchNames are told of every change of a name's mapping (names.go).
+	watchNames []func(slowpath.EIDName, *wire.Record)
 	// pubs are the other sources of mappings the subscribers hear of
 	// (msx.go).
 	pubs []Publisher
 }
 
 // uniKey is what a unicast record is registered under: an EID prefix or,
-// with name set, the overlay group range of a group name.
+// with name set, the overlay group range of a group name, or with dn set
+// the distinguished name dn in IID (Prefix invalid).
 type uniKey struct {
 	slowpath.EIDPrefix
 	name bool
+	dn   string
 }
 
 // regEntry is the answer for one registered key: the union of its
@@ -88,7 +95,10 @@ type regEntry struct {
 	key slowpath.EIDPrefix
 	// name: key.Prefix is the overlay group range of a group name, not an
 	// EID prefix.
-	name  bool
+	name bool
+	// dn is the distinguished name when the key is one (key.Prefix is
+	// then invalid).
+	dn    string
 	e     *regstore.Entry[uniKey, wire.Record]
 	rr    int
 	merge bool
@@ -114,6 +124,9 @@ func recordKey(r *wire.Record) (uniKey, bool) {
 	}
 	iid, p, err := replicate.ParseGroupNameEID(&r.EID)
 	if err != nil {
+		if iid, n, ok := slowpath.NameEID(&r.EID); ok {
+			return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid}, dn: n}, true
+		}
 		return uniKey{}, false
 	}
 	return uniKey{EIDPrefix: slowpath.EIDPrefix{IID: iid, Prefix: p}, name: true}, true
@@ -148,6 +161,7 @@ func New(c *slowpath.Core, cfg *slowpath.MapServerConfig, mcfg *slowpath.Multica
 		secKey:  cfg.LispSecKey,
 		regs:    map[uint32]*bart.Table[*regEntry]{},
 		names:   map[uint32]*bart.Table[*regEntry]{},
+		dns:     map[slowpath.EIDName]*regEntry{},
 		seen:    map[netip.Addr]int{},
 	}
 	var err error
@@ -249,6 +263,10 @@ func (uniKind) Key(rec *wire.Record) (uniKey, bool) { return recordKey(rec) }
 
 func (uniKind) Scope(k uniKey) (uint32, netip.Prefix) { return k.IID, k.Prefix }
 
+// NameScope authorises distinguished names by the sites' names
+// (regstore.NameKind).
+func (uniKind) NameScope(k uniKey) (uint32, string, bool) { return k.IID, k.dn, k.dn != "" }
+
 func (uniKind) Value(_ *regstore.Entry[uniKey, wire.Record], _ *regstore.Registrant[uniKey, wire.Record], rec *wire.Record, v *wire.Record) error {
 	*v = slowpath.CloneRecord(rec, *v)
 	return nil
@@ -288,6 +306,10 @@ func sameRecord(a, b *wire.Record) bool {
 func (u uniKind) Changed(e *regstore.Entry[uniKey, wire.Record]) {
 	ms := u.ms
 	ent, _ := e.Aux.(*regEntry)
+	if e.Key.dn != "" {
+		ms.nameChanged(e, ent)
+		return
+	}
 	if len(e.Registrants()) == 0 {
 		if t := ms.table(e.Key.IID, e.Key.name, false); t != nil {
 			t.Delete(e.Key.Prefix)
@@ -342,8 +364,11 @@ func (s uniSink) RegistrationEvent(ev *regstore.Event[uniKey]) {
 		return
 	}
 	what := slowpath.EIDAddress(ev.Key.IID, ev.Key.Prefix.Addr()).String()
-	if ev.Key.name {
+	switch {
+	case ev.Key.name:
 		what = replicate.GroupName(ev.Key.Prefix)
+	case ev.Key.dn != "":
+		what = ev.Key.dn
 	}
 	s.ms.report(ev.Kind, ev.Site, ev.Key.EIDPrefix, what, ev.Source, ev.Reason)
 }
@@ -438,8 +463,11 @@ func (ms *MapServer) rebuild(ent *regEntry) {
 	m.TTL = ttl
 	m.MaskLen = uint8(ent.key.Prefix.Bits())
 	m.EID = slowpath.EIDAddress(ent.key.IID, ent.key.Prefix.Addr())
-	if ent.name {
+	switch {
+	case ent.name:
 		m.MaskLen, m.EID = 0, replicate.GroupRangeEID(ent.key.IID, ent.key.Prefix)
+	case ent.dn != "":
+		m.MaskLen, m.EID = 0, slowpath.NameAddress(ent.key.IID, ent.dn)
 	}
 	for i := range m.Locators {
 		m.Locators[i].Local = false // no locator is the Map-Server's own (RFC 9301 §5.4)
@@ -464,6 +492,15 @@ func mergeRLE(dst, src *wire.LCAF) {
 			dst.RLE = append(dst.RLE, wire.RLENode{Level: n.Level, Address: n.Address.Clone(), Name: n.Name, Rsvd: n.Rsvd})
 		}
 	}
+}
+
+// nextETR returns the registrant the next forwarded request goes to,
+// round-robin.
+func (ent *regEntry) nextETR() *regstore.Registrant[uniKey, wire.Record] {
+	regs := ent.e.Registrants()
+	er := regs[ent.rr%len(regs)]
+	ent.rr++
+	return er
 }
 
 // lookup returns the registration covering addr in iid.
@@ -493,9 +530,7 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 		ms.proxyReply(ent, m, sec)
 		return true
 	}
-	regs := ent.e.Registrants()
-	er := regs[ent.rr%len(regs)]
-	ent.rr++
+	er := ent.nextETR()
 	var auth *wire.ECMAuth
 	if sec != nil {
 		auth = ms.secForward(sec, ent)
@@ -565,8 +600,9 @@ type Registration struct {
 	// EID is the registered prefix; for a group name the overlay group
 	// range it names.
 	EID slowpath.EIDPrefix
-	// Name is the registered distinguished name ("group-<G-EID prefix>"),
-	// empty for an EID prefix.
+	// Name is the registered distinguished name ("group-<G-EID prefix>"
+	// for a group name, else a distinguished-name EID: EID then holds only
+	// the instance-ID), empty for an EID prefix.
 	Name string
 	// Static marks a configured group mapping (Source is invalid).
 	Static bool
@@ -594,13 +630,16 @@ func (ms *MapServer) Registrations() []Registration {
 }
 
 // RegistrationCursor is where a page of registrations ends: the next page
-// starts after it. The order is EID prefixes before group names, then
-// instance-ID, prefix (address, then length) and registrant.
+// starts after it. The order is EID prefixes, then group names, then
+// distinguished names; within them instance-ID, prefix (address, then
+// length) or name, and registrant.
 type RegistrationCursor struct {
 	// Name, IID and Prefix are the key: a group name's range when Name.
 	Name   bool
 	IID    uint32
 	Prefix netip.Prefix
+	// DN is the distinguished name when the key is one.
+	DN string
 	// ID names the registrant (regstore.ID.String; "" for a configured
 	// mapping).
 	ID string
@@ -628,6 +667,9 @@ func (c *RegistrationCursor) compareKey(name bool, iid uint32, p netip.Prefix) i
 // and reports whether more follow (event loop only). A page costs a walk
 // of the keys up to it, not a copy of them all.
 func (ms *MapServer) RegistrationsPage(after *RegistrationCursor, limit int) (out []Registration, more bool) {
+	if after != nil && after.DN != "" {
+		return ms.nameRegistrations(out, after, limit)
+	}
 	for _, name := range []bool{false, true} {
 		m := ms.regs
 		if name {
@@ -644,22 +686,33 @@ func (ms *MapServer) RegistrationsPage(after *RegistrationCursor, limit int) (ou
 						continue
 					}
 				}
-				regs := slices.Clone(ent.e.Registrants())
-				slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
-					return strings.Compare(registrantName(a), registrantName(b))
-				})
-				for _, er := range regs {
-					id := registrantName(er)
-					if c == 0 && id <= after.ID {
-						continue
-					}
-					if limit >= 0 && len(out) == limit {
-						return out, true
-					}
-					out = append(out, ms.registration(ent, er, id))
+				var full bool
+				if out, full = ms.appendRegistrants(out, ent, c == 0, after, limit); full {
+					return out, true
 				}
 			}
 		}
+	}
+	return ms.nameRegistrations(out, after, limit)
+}
+
+// appendRegistrants appends ent's registrants in ID order, those after
+// the cursor's ID only when at (ent is the cursor's key), and reports
+// full when limit stopped it with registrants left.
+func (ms *MapServer) appendRegistrants(out []Registration, ent *regEntry, at bool, after *RegistrationCursor, limit int) ([]Registration, bool) {
+	regs := slices.Clone(ent.e.Registrants())
+	slices.SortFunc(regs, func(a, b *regstore.Registrant[uniKey, wire.Record]) int {
+		return strings.Compare(registrantName(a), registrantName(b))
+	})
+	for _, er := range regs {
+		id := registrantName(er)
+		if at && id <= after.ID {
+			continue
+		}
+		if limit >= 0 && len(out) == limit {
+			return out, true
+		}
+		out = append(out, ms.registration(ent, er, id))
 	}
 	return out, false
 }
@@ -676,9 +729,12 @@ func registrantName(er *regstore.Registrant[uniKey, wire.Record]) string {
 func (ms *MapServer) registration(ent *regEntry, er *regstore.Registrant[uniKey, wire.Record], id string) Registration {
 	r := Registration{Site: ent.e.Site.Name, EID: ent.key, Source: er.Source, SiteID: er.SiteID,
 		ProxyReply: er.ProxyReply || er.Static, Merge: er.Merge || er.Static, Expires: er.Expires, Static: er.Static,
-		Cursor: RegistrationCursor{Name: ent.name, IID: ent.key.IID, Prefix: ent.key.Prefix, ID: id}}
-	if ent.name {
+		Cursor: RegistrationCursor{Name: ent.name, IID: ent.key.IID, Prefix: ent.key.Prefix, DN: ent.dn, ID: id}}
+	switch {
+	case ent.name:
 		r.Name = replicate.GroupName(ent.key.Prefix)
+	case ent.dn != "":
+		r.Name = ent.dn
 	}
 	if er.HasXTRID {
 		r.XTRID = er.ID.XTRID

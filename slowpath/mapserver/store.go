@@ -27,6 +27,13 @@ func storeSites(cfg []slowpath.SiteConfig) (*regstore.Sites, error) {
 		for _, p := range c.Prefixes {
 			s.Prefixes = append(s.Prefixes, regstore.SitePrefix{IID: p.IID, Prefix: p.Prefix, MoreSpecifics: p.AcceptMoreSpecifics})
 		}
+		for _, n := range c.Names {
+			sn := regstore.SiteName{IID: n.IID, Name: n.Name}
+			if suffix, ok := n.Suffix(); ok {
+				sn.Name, sn.Suffix = suffix, true
+			}
+			s.Names = append(s.Names, sn)
+		}
 		sites[i] = s
 	}
 	return regstore.NewSites(sites)

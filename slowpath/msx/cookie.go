@@ -18,8 +18,12 @@ import (
 // agreement, for this scope, not long ago:
 //
 //	version(1)=1 | scope hash(8) | issued, Unix ns(8) | serial(8) |
-//	last IID(4) | last mask length(1) | last address length(1) | address(4 or 16) |
-//	MAC(16)
+//	last IID(4) | last mask length(1) | last address length(1) | address(0, 4 or 16) |
+//	last name length(1) | name (0 to 255) | MAC(16)
+//
+// The last key is an EID prefix (address length 4 or 16, name length 0)
+// or a distinguished name (address length 0, mask length 0, name length
+// at least 1).
 //
 // The MAC is HMAC-SHA-256 (truncated to 16 bytes) under a secret drawn at
 // start-up, over the body, the requester's address and port and the
@@ -28,10 +32,10 @@ import (
 // retransmission (the page is sent again), another nonce is a replay.
 
 const (
-	cookieVersion = 1
+	cookieVersion = 2
 	cookieMACLen  = 16
-	cookieMinLen  = 1 + 8 + 8 + 8 + 4 + 1 + 1 + 4 + cookieMACLen
-	cookieMaxLen  = cookieMinLen + 12
+	cookieMinLen  = 1 + 8 + 8 + 8 + 4 + 1 + 1 + 1 + 1 + cookieMACLen
+	cookieMaxLen  = cookieMinLen - 1 + 16 + slowpath.MaxEIDNameLen
 )
 
 // cookie is a decoded continuation cookie.
@@ -39,7 +43,7 @@ type cookie struct {
 	scope  uint64
 	issued int64
 	serial uint64
-	last   slowpath.EIDPrefix
+	last   key
 }
 
 // Cookie errors, counted by the provider.
@@ -56,9 +60,15 @@ func appendCookie(b []byte, c *cookie, secret []byte, requester netip.AddrPort, 
 	b = binary.BigEndian.AppendUint64(b, uint64(c.issued))
 	b = binary.BigEndian.AppendUint64(b, c.serial)
 	b = binary.BigEndian.AppendUint32(b, c.last.IID)
-	a := c.last.Prefix.Addr()
-	b = append(b, byte(c.last.Prefix.Bits()), byte(a.BitLen()/8))
-	b = append(b, a.AsSlice()...)
+	if c.last.name != "" {
+		b = append(b, 0, 0, byte(len(c.last.name)))
+		b = append(b, c.last.name...)
+	} else {
+		a := c.last.Prefix.Addr()
+		b = append(b, byte(c.last.Prefix.Bits()), byte(a.BitLen()/8))
+		b = append(b, a.AsSlice()...)
+		b = append(b, 0)
+	}
 	mac := cookieMAC(b[start:], secret, requester, agreement)
 	return append(b, mac[:cookieMACLen]...)
 }
@@ -80,11 +90,22 @@ func parseCookie(b []byte, secret []byte, requester netip.AddrPort, agreement st
 	c.serial = binary.BigEndian.Uint64(b[17:])
 	c.last.IID = binary.BigEndian.Uint32(b[25:])
 	bits, alen := int(b[29]), int(b[30])
-	if len(body) != 31+alen {
+	if len(body) < 31+alen+1 {
+		return c, errCookieBad
+	}
+	nlen := int(body[31+alen])
+	if len(body) != 31+alen+1+nlen {
 		return c, errCookieBad
 	}
 	var a netip.Addr
 	switch alen {
+	case 0:
+		name := body[32:]
+		if bits != 0 || nlen == 0 || slowpath.CheckEIDName(string(name)) != nil {
+			return c, errCookieBad
+		}
+		c.last.name = string(name)
+		return c, nil
 	case 4:
 		a = netip.AddrFrom4([4]byte(body[31:35]))
 	case 16:
@@ -93,7 +114,7 @@ func parseCookie(b []byte, secret []byte, requester netip.AddrPort, agreement st
 		return c, errCookieBad
 	}
 	p, err := a.Prefix(bits)
-	if err != nil || p.Addr() != a {
+	if err != nil || p.Addr() != a || nlen != 0 {
 		return c, errCookieBad
 	}
 	c.last.Prefix = p

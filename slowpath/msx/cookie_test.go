@@ -3,6 +3,7 @@ package msx
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,11 @@ var (
 
 func TestCookieRoundTrip(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	for _, last := range []slowpath.EIDPrefix{
-		{IID: 7, Prefix: netip.MustParsePrefix("10.1.2.0/24")},
-		{IID: 0, Prefix: netip.MustParsePrefix("2001:db8::/48")},
+	for _, last := range []key{
+		prefixKey(slowpath.EIDPrefix{IID: 7, Prefix: netip.MustParsePrefix("10.1.2.0/24")}),
+		prefixKey(slowpath.EIDPrefix{IID: 0, Prefix: netip.MustParsePrefix("2001:db8::/48")}),
+		nameKey(slowpath.EIDName{IID: 5, Name: "printer.example"}),
+		nameKey(slowpath.EIDName{Name: strings.Repeat("n", slowpath.MaxEIDNameLen)}),
 	} {
 		c := cookie{scope: 42, issued: now.UnixNano(), serial: 9, last: last}
 		b := appendCookie(nil, &c, testSecret, testPeer, "d2")
@@ -63,9 +66,10 @@ func TestCookieRoundTrip(t *testing.T) {
 // FuzzCookie: whatever bytes come as a cookie, parsing never panics, and
 // only what this provider issued is accepted.
 func FuzzCookie(f *testing.F) {
-	c := cookie{scope: 1, issued: 2, serial: 3, last: slowpath.EIDPrefix{IID: 4, Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
-	good := appendCookie(nil, &c, testSecret, testPeer, "d2")
-	f.Add(good)
+	c := cookie{scope: 1, issued: 2, serial: 3, last: prefixKey(slowpath.EIDPrefix{IID: 4, Prefix: netip.MustParsePrefix("10.0.0.0/8")})}
+	f.Add(appendCookie(nil, &c, testSecret, testPeer, "d2"))
+	c.last = nameKey(slowpath.EIDName{IID: 4, Name: "a.example"})
+	f.Add(appendCookie(nil, &c, testSecret, testPeer, "d2"))
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := parseCookie(b, testSecret, testPeer, "d2")
@@ -77,28 +81,45 @@ func FuzzCookie(f *testing.F) {
 
 func TestClip(t *testing.T) {
 	pfx := func(iid uint32, s string) scopeEntry { return scopeEntry{iid: iid, prefix: netip.MustParsePrefix(s)} }
-	allowed := scope{entries: []scopeEntry{pfx(0, "10.1.0.0/16"), {iid: 7, whole: true}}}
+	pk := func(iid uint32, s string) key {
+		return prefixKey(slowpath.EIDPrefix{IID: iid, Prefix: netip.MustParsePrefix(s)})
+	}
+	nk := func(iid uint32, n string) key { return nameKey(slowpath.EIDName{IID: iid, Name: n}) }
+	nm := func(iid uint32, n string) scopeEntry { return scopeEntry{iid: iid, name: n} }
+	allowed := scope{entries: []scopeEntry{pfx(0, "10.1.0.0/16"), {iid: 7, whole: true}, nm(0, "*.lab.example"), nm(0, "printer.example")}}
 	for _, tc := range []struct {
 		name    string
 		req     scope
 		clipped bool
-		has     []slowpath.EIDPrefix
-		hasnt   []slowpath.EIDPrefix
+		has     []key
+		hasnt   []key
 	}{
 		{"all", scope{all: true}, true,
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.1.2.0/24")}, {IID: 7, Prefix: netip.MustParsePrefix("::/0")}},
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.2.0.0/24")}}},
+			[]key{pk(0, "10.1.2.0/24"), pk(7, "::/0")},
+			[]key{pk(0, "10.2.0.0/24")}},
 		{"inside", scope{entries: []scopeEntry{pfx(0, "10.1.4.0/24")}}, false,
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.1.4.128/25")}},
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.1.5.0/24")}}},
+			[]key{pk(0, "10.1.4.128/25")},
+			[]key{pk(0, "10.1.5.0/24")}},
 		{"wider", scope{entries: []scopeEntry{pfx(0, "10.0.0.0/8")}}, true,
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.1.4.0/24")}},
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.2.0.0/16")}}},
+			[]key{pk(0, "10.1.4.0/24")},
+			[]key{pk(0, "10.2.0.0/16")}},
 		{"outside", scope{entries: []scopeEntry{pfx(3, "10.0.0.0/8")}}, true, nil,
-			[]slowpath.EIDPrefix{{IID: 3, Prefix: netip.MustParsePrefix("10.1.0.0/16")}}},
+			[]key{pk(3, "10.1.0.0/16")}},
 		{"whole iid asked", scope{entries: []scopeEntry{{iid: 0, whole: true}}}, true,
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("10.1.0.0/16")}},
-			[]slowpath.EIDPrefix{{IID: 0, Prefix: netip.MustParsePrefix("::/0")}}},
+			[]key{pk(0, "10.1.0.0/16")},
+			[]key{pk(0, "::/0")}},
+		{"names inside", scope{entries: []scopeEntry{nm(0, "*.a.lab.example"), nm(0, "printer.example")}}, false,
+			[]key{nk(0, "x.a.lab.example"), nk(0, "printer.example")},
+			[]key{nk(0, "x.lab.example"), nk(5, "printer.example")}},
+		{"names wider", scope{entries: []scopeEntry{nm(0, "*.example")}}, true,
+			[]key{nk(0, "cam.lab.example"), nk(0, "printer.example")},
+			[]key{nk(0, "scanner.example"), nk(0, "lab.example")}},
+		{"names outside", scope{entries: []scopeEntry{nm(0, "scanner.example"), nm(3, "*.lab.example")}}, true, nil,
+			[]key{nk(0, "scanner.example"), nk(3, "a.lab.example")}},
+		{"whole iid has names", scope{entries: []scopeEntry{nm(7, "*.x")}}, false,
+			[]key{nk(7, "a.x")}, []key{nk(7, "x"), pk(7, "10.0.0.0/8")}},
+		{"all has names", scope{all: true}, true,
+			[]key{nk(0, "printer.example"), nk(7, "any")}, []key{nk(0, "other.example")}},
 	} {
 		got, clipped := clip(&tc.req, &allowed)
 		if clipped != tc.clipped {
@@ -116,11 +137,15 @@ func TestClip(t *testing.T) {
 		}
 	}
 	// The wire's scope: an instance-ID LCAF with mask length 0 is the
-	// whole instance-ID; a name is no EID prefix.
+	// whole instance-ID; names (AFI 17, bare or in an instance-ID) are
+	// exact or "*." suffixes; bad names and AS numbers are counted.
 	recs := []wire.EIDRecord{{MaskLen: 0, EID: wire.IIDAddress(7, netip.MustParseAddr("0.0.0.0"))},
-		{MaskLen: 16, EID: wire.IPAddress(netip.MustParseAddr("10.1.0.0"))}, {EID: wire.Address{AFI: wire.AFIDistName, Name: "x"}}}
+		{MaskLen: 16, EID: wire.IPAddress(netip.MustParseAddr("10.1.0.0"))}, {EID: wire.NameAddress("x")},
+		{EID: slowpath.NameAddress(9, "*.lab.example")}, {EID: wire.NameAddress("a b")}, {EID: wire.NameAddress("*x")},
+		{EID: wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFASNumber, ASN: 65000, Addrs: []wire.Address{wire.IPAddress(netip.MustParseAddr("10.0.0.0"))}}}}}
 	s, bad := requestedScope(false, recs)
-	if bad != 1 || len(s.entries) != 2 || !s.entries[0].whole || s.entries[1].prefix != netip.MustParsePrefix("10.1.0.0/16") {
+	if bad != 3 || len(s.entries) != 4 || !s.entries[0].whole || s.entries[1].prefix != netip.MustParsePrefix("10.1.0.0/16") ||
+		s.entries[2] != nm(0, "x") || s.entries[3] != nm(9, "*.lab.example") {
 		t.Fatalf("scope %+v, %d bad", s, bad)
 	}
 }

@@ -2,8 +2,6 @@ package msx
 
 import (
 	"slices"
-
-	"github.com/rloc-router/rloc/slowpath"
 )
 
 // The provider's sorted index of the local table: bulk pages walk it in
@@ -12,7 +10,7 @@ import (
 // O(n + a log a) before a page is served when some happened since.
 
 // indexChanged notes that k was registered (present) or went.
-func (x *MSX) indexChanged(k slowpath.EIDPrefix, present bool) {
+func (x *MSX) indexChanged(k key, present bool) {
 	_, had := x.present[k]
 	switch {
 	case present && !had:
@@ -30,10 +28,10 @@ func (x *MSX) index() {
 		return
 	}
 	slices.SortFunc(x.added, keyCompare)
-	merged := make([]slowpath.EIDPrefix, 0, len(x.present))
+	merged := make([]key, 0, len(x.present))
 	i, j := 0, 0
 	for i < len(x.keys) || j < len(x.added) {
-		var k slowpath.EIDPrefix
+		var k key
 		switch {
 		case j == len(x.added) || i < len(x.keys) && keyCompare(x.keys[i], x.added[j]) <= 0:
 			k = x.keys[i]

@@ -141,7 +141,7 @@ func (x *MSX) onInvoked(m *slowpath.Msg) bool {
 		return true
 	}
 	iid, p, ok := m.Request.Records[0].Prefix()
-	if !ok || !a.share.has(slowpath.EIDPrefix{IID: iid, Prefix: netip.PrefixFrom(p.Addr(), p.Addr().BitLen())}) {
+	if !ok || !a.share.has(prefixKey(slowpath.EIDPrefix{IID: iid, Prefix: netip.PrefixFrom(p.Addr(), p.Addr().BitLen())})) {
 		a.stats.InvokeOutOfScope++
 		x.c.Msg(wire.TypeECM).Rejected++
 		return true

@@ -46,6 +46,18 @@ type Table interface {
 	Watch(fn func(k slowpath.EIDPrefix, rec *wire.Record))
 }
 
+// NameTable is what the provider side asks of a local Map-Server that
+// holds distinguished-name EIDs (AFI 17) too (mapserver.MapServer
+// implements it): they are served, paged and notified with the prefixes.
+type NameTable interface {
+	// NameMapping returns the mapping answered for the name k.
+	NameMapping(k slowpath.EIDName) (*wire.Record, bool)
+	// EachName calls fn with every registered name.
+	EachName(fn func(k slowpath.EIDName))
+	// WatchNames has fn called on every change of a name's mapping.
+	WatchNames(fn func(k slowpath.EIDName, rec *wire.Record))
+}
+
 // Stats counts one agreement's interconnect work, both sides.
 type Stats struct {
 	// Provider side. BulkRequests counts authenticated Map-Bulk-Requests
@@ -142,14 +154,15 @@ type MSX struct {
 	// space holds the peers' configured prefixes by instance-ID (Known).
 	space  map[uint32]*bart.Table[struct{}]
 	table  Table
+	names  NameTable // table, when it holds names too
 	secret []byte
 	// keys is the local table's EID prefixes in keyCompare order
 	// (provider side), brought up to date lazily: present is the truth,
 	// added the keys registered since the last merge, stale whether some
 	// were removed since (index.go).
-	keys    []slowpath.EIDPrefix
-	present map[slowpath.EIDPrefix]struct{}
-	added   []slowpath.EIDPrefix
+	keys    []key
+	present map[key]struct{}
+	added   []key
 	stale   bool
 	buf     []byte
 	auth    []byte
@@ -209,9 +222,25 @@ func New(c *slowpath.Core, cfg *slowpath.MSXConfig) *MSX {
 // it the role only holds copies and invokes. Call before the core starts.
 func (x *MSX) Serve(t Table) {
 	x.table = t
-	x.present = map[slowpath.EIDPrefix]struct{}{}
-	t.EachMapping(func(k slowpath.EIDPrefix) { x.indexChanged(k, true) })
-	t.Watch(x.changed)
+	x.present = map[key]struct{}{}
+	t.EachMapping(func(k slowpath.EIDPrefix) { x.indexChanged(prefixKey(k), true) })
+	t.Watch(func(k slowpath.EIDPrefix, rec *wire.Record) { x.changed(prefixKey(k), rec) })
+	if nt, ok := t.(NameTable); ok {
+		x.names = nt
+		nt.EachName(func(k slowpath.EIDName) { x.indexChanged(nameKey(k), true) })
+		nt.WatchNames(func(k slowpath.EIDName, rec *wire.Record) { x.changed(nameKey(k), rec) })
+	}
+}
+
+// mapping returns the local table's mapping of k.
+func (x *MSX) mapping(k key) (*wire.Record, bool) {
+	if k.name == "" {
+		return x.table.Mapping(k.EIDPrefix)
+	}
+	if x.names == nil {
+		return nil, false
+	}
+	return x.names.NameMapping(k.eidName())
 }
 
 // peer finds the agreement of a message's source: by address and port,
@@ -339,7 +368,7 @@ func (x *MSX) Known(iid uint32, out []slowpath.PrefixSet) []slowpath.PrefixSet {
 
 // covers reports whether addr lies in a's peer prefixes.
 func (a *agreement) covers(iid uint32, addr netip.Addr) bool {
-	k := slowpath.EIDPrefix{IID: iid, Prefix: netip.PrefixFrom(addr, addr.BitLen())}
+	k := prefixKey(slowpath.EIDPrefix{IID: iid, Prefix: netip.PrefixFrom(addr, addr.BitLen())})
 	for _, p := range a.cfg.PeerPrefixes {
 		if (scopeEntry{iid: p.IID, prefix: p.Prefix}).covers(k) {
 			return true
@@ -369,8 +398,11 @@ type Agreement struct {
 	Filters      []slowpath.EIDPrefix
 	InstanceIDs  []uint32
 	PeerPrefixes []slowpath.EIDPrefix
-	Rate         float64
-	Burst        int
+	// Names and PeerNames are the distinguished names shared and asked
+	// for.
+	Names, PeerNames []slowpath.SiteName
+	Rate             float64
+	Burst            int
 	// KeyID and Alg identify the key.
 	KeyID uint8
 	Alg   string
@@ -403,6 +435,7 @@ func (x *MSX) Agreements() []Agreement {
 		out = append(out, Agreement{
 			Name: c.Name, Peers: slices.Clone(c.Peers), Mode: c.Mode, Allow: slices.Clone(allow),
 			Filters: slices.Clone(c.Filters), InstanceIDs: slices.Clone(c.InstanceIDs), PeerPrefixes: slices.Clone(c.PeerPrefixes),
+			Names: slices.Clone(c.Names), PeerNames: slices.Clone(c.PeerNames),
 			Rate: c.Rate, Burst: c.Burst, KeyID: c.Key.KeyID, Alg: c.Key.Alg.String(),
 			Subscription: a.req.subID, SubscribedBy: len(a.prov.subs),
 			Copy: a.req.size, Complete: a.req.complete, Pulling: a.req.pull != nil, LastHeard: a.req.heard,
@@ -431,19 +464,42 @@ func (x *MSX) Stats() Stats {
 	return s
 }
 
-// Copy returns the copy held under the agreement name: the live mappings'
-// records as the owner sent them (event loop only).
+// Copy returns the copy held under the agreement name: the live EID-prefix
+// mappings' records as the owner sent them (event loop only).
 func (x *MSX) Copy(name string) (map[slowpath.EIDPrefix][]byte, bool) {
+	out := map[slowpath.EIDPrefix][]byte{}
+	ok := x.eachCopied(name, func(k key, enc []byte) {
+		if k.name == "" {
+			out[k.EIDPrefix] = enc
+		}
+	})
+	return out, ok
+}
+
+// CopyNames returns the distinguished-name mappings of the copy held under
+// the agreement name, as Copy does for prefixes (event loop only).
+func (x *MSX) CopyNames(name string) (map[slowpath.EIDName][]byte, bool) {
+	out := map[slowpath.EIDName][]byte{}
+	ok := x.eachCopied(name, func(k key, enc []byte) {
+		if k.name != "" {
+			out[k.eidName()] = enc
+		}
+	})
+	return out, ok
+}
+
+// eachCopied calls fn with a copy of every live mapping of the agreement
+// name's copy; false when there is no such agreement.
+func (x *MSX) eachCopied(name string, fn func(k key, enc []byte)) bool {
 	for _, a := range x.ags {
 		if a.cfg.Name == name {
-			out := make(map[slowpath.EIDPrefix][]byte, a.req.size)
 			for k, e := range a.req.copy {
 				if !e.gone {
-					out[k] = slices.Clone(e.enc)
+					fn(k, slices.Clone(e.enc))
 				}
 			}
-			return out, true
+			return true
 		}
 	}
-	return nil, false
+	return false
 }

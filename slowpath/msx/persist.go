@@ -82,8 +82,7 @@ func (x *MSX) persist(a *agreement, load bool) (restored, dropped int, err error
 func (q *requester) restore(a *agreement, s *regstore.Saved, now time.Time) bool {
 	var rec wire.Record
 	n, err := rec.Parse(s.Record)
-	iid, p, ok := rec.Prefix()
-	k := slowpath.EIDPrefix{IID: iid, Prefix: p.Masked()}
+	k, ok := recordKey(&rec)
 	if err != nil || n != len(s.Record) || !ok || !s.Expires.After(now) || !q.inScope(a, k) || q.copy[k] != nil {
 		if ok {
 			q.journal.Delete(journalKey(k))
@@ -96,8 +95,13 @@ func (q *requester) restore(a *agreement, s *regstore.Saved, now time.Time) bool
 	return true
 }
 
-// journalKey is k's key in the store: instance-ID, mask length, address.
-func journalKey(k slowpath.EIDPrefix) []byte {
+// journalKey is k's key in the store: instance-ID, mask length, address;
+// for a name instance-ID, 0xff (no mask length) and the name.
+func journalKey(k key) []byte {
+	if k.name != "" {
+		b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+1+len(k.name)), k.IID)
+		return append(append(b, 0xff), k.name...)
+	}
 	a := k.Prefix.Addr().AsSlice()
 	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+1+len(a)), k.IID)
 	b = append(b, uint8(k.Prefix.Bits()))
@@ -116,7 +120,7 @@ func (q *requester) save(a *agreement, e *centry, changed bool, ttl time.Duratio
 }
 
 // forget deletes k from the store.
-func (q *requester) forget(k slowpath.EIDPrefix) {
+func (q *requester) forget(k key) {
 	if q.journal != nil {
 		q.journal.Delete(journalKey(k))
 	}

@@ -53,13 +53,13 @@ type psub struct {
 	expires time.Time
 	timer   *slowpath.Timer
 	seq     uint32
-	pending map[slowpath.EIDPrefix]*request.Request
+	pending map[key]*request.Request
 }
 
 // pnote is the Value of a pending Map-Notify.
 type pnote struct {
 	s *psub
-	k slowpath.EIDPrefix
+	k key
 }
 
 func (p *provider) init() {
@@ -147,7 +147,7 @@ func (x *MSX) onSubscribe(m *slowpath.Msg) bool {
 		for id == 0 || p.subs[id] != nil {
 			id = rand.Uint32()
 		}
-		s := &psub{id: id, a: a, dst: m.Src, sc: sc, expires: now.Add(lt), pending: map[slowpath.EIDPrefix]*request.Request{}}
+		s := &psub{id: id, a: a, dst: m.Src, sc: sc, expires: now.Add(lt), pending: map[key]*request.Request{}}
 		s.timer = x.c.Schedule(s.expires, func(time.Time) {
 			if p.subs[s.id] == s {
 				a.stats.SubExpired++
@@ -200,7 +200,7 @@ func (x *MSX) sendAck(a *agreement, dst netip.AddrPort, n wire.Nonce, st wire.Su
 
 // changed is told of every change of the local table: it keeps the sorted
 // index and notifies the subscribers whose scope has k.
-func (x *MSX) changed(k slowpath.EIDPrefix, rec *wire.Record) {
+func (x *MSX) changed(k key, rec *wire.Record) {
 	x.indexChanged(k, rec != nil)
 	for _, a := range x.ags {
 		for _, s := range a.prov.subs {
@@ -218,7 +218,7 @@ func (x *MSX) changed(k slowpath.EIDPrefix, rec *wire.Record) {
 // subscriber that lets MaxPending notifications pile up, or never
 // acknowledges one, loses the subscription: its next renewal learns so and
 // it resubscribes and resyncs by bulk.
-func (x *MSX) notifyOne(s *psub, k slowpath.EIDPrefix, rec *wire.Record) {
+func (x *MSX) notifyOne(s *psub, k key, rec *wire.Record) {
 	a := s.a
 	p := &a.prov
 	if r := s.pending[k]; r != nil {
@@ -232,7 +232,8 @@ func (x *MSX) notifyOne(s *psub, k slowpath.EIDPrefix, rec *wire.Record) {
 	}
 	var gone wire.Record
 	if rec == nil {
-		gone = wire.Record{MaskLen: uint8(k.Prefix.Bits()), EID: slowpath.EIDAddress(k.IID, k.Prefix.Addr()), Action: wire.ActionSendMapRequest}
+		gone = wire.Record{Action: wire.ActionSendMapRequest}
+		gone.MaskLen, gone.EID = k.eid()
 		rec = &gone
 	}
 	s.seq++
@@ -409,7 +410,7 @@ func (x *MSX) sendPage(a *agreement, dst netip.AddrPort, req *wire.MapBulkReques
 		if sc.empty() || !sc.has(k) {
 			continue
 		}
-		rec, ok := x.table.Mapping(k)
+		rec, ok := x.mapping(k)
 		if !ok {
 			continue
 		}

@@ -43,15 +43,20 @@ func (x *MSX) Covering(p slowpath.EIDPrefix) (slowpath.EIDPrefix, *wire.Record, 
 		if _, err := x.pubRec.Parse(e.enc); err != nil {
 			continue // encoded by apply: does not happen
 		}
-		return e.key, &x.pubRec, true
+		return e.key.EIDPrefix, &x.pubRec, true
 	}
 	return slowpath.EIDPrefix{}, nil, false
 }
 
-// published tells the watchers that k's mapping in a copy changed.
-func (x *MSX) published(k slowpath.EIDPrefix, rec *wire.Record) {
+// published tells the watchers that k's mapping in a copy changed. Names
+// are not published: the Map-Server's RFC 9437 subscriptions are to
+// prefixes.
+func (x *MSX) published(k key, rec *wire.Record) {
+	if k.name != "" {
+		return
+	}
 	for _, fn := range x.watch {
-		fn(k, rec)
+		fn(k.EIDPrefix, rec)
 	}
 }
 

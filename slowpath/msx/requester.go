@@ -26,7 +26,7 @@ import (
 
 // centry is one mapping of the copy.
 type centry struct {
-	key slowpath.EIDPrefix
+	key key
 	// enc is the record as the owner sent it, ready for proxy replies.
 	enc []byte
 	// expires is when the owner's TTL runs out.
@@ -51,8 +51,10 @@ type pulling struct {
 
 // requester is an agreement's requester-side state.
 type requester struct {
-	copy     map[slowpath.EIDPrefix]*centry
-	lpm      map[uint32]*bart.Table[*centry]
+	copy map[key]*centry
+	lpm  map[uint32]*bart.Table[*centry]
+	// byName holds the live distinguished-name mappings.
+	byName   map[slowpath.EIDName]*centry
 	size     int
 	complete bool
 	gen      uint64
@@ -79,10 +81,14 @@ type (
 )
 
 func (q *requester) init(a *agreement) {
-	q.copy = map[slowpath.EIDPrefix]*centry{}
+	q.copy = map[key]*centry{}
 	q.lpm = map[uint32]*bart.Table[*centry]{}
+	q.byName = map[slowpath.EIDName]*centry{}
 	for _, p := range a.cfg.PeerPrefixes {
 		q.scope = append(q.scope, wire.EIDRecord{MaskLen: uint8(p.Prefix.Bits()), EID: slowpath.EIDAddress(p.IID, p.Prefix.Addr())})
+	}
+	for _, n := range a.cfg.PeerNames {
+		q.scope = append(q.scope, wire.EIDRecord{EID: slowpath.NameAddress(n.IID, n.Name)})
 	}
 }
 
@@ -137,6 +143,7 @@ func (q *requester) drop() {
 	}
 	clear(q.copy)
 	clear(q.lpm)
+	clear(q.byName)
 	q.size, q.complete, q.needSync = 0, false, true
 }
 
@@ -322,12 +329,11 @@ func (x *MSX) onBulkReply(m *slowpath.Msg) bool {
 // locators, TTL 0) its withdrawal. From a notification (notify set) it
 // wins over the pages of the pull under way; older notifications are stale.
 func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify bool, sub, seq uint32) bool {
-	iid, p, ok := rec.Prefix()
-	if !ok || !q.inScope(a, slowpath.EIDPrefix{IID: iid, Prefix: p}) {
+	k, ok := recordKey(rec)
+	if !ok || !q.inScope(a, k) {
 		a.stats.RecordsBad++
 		return false
 	}
-	k := slowpath.EIDPrefix{IID: iid, Prefix: p.Masked()}
 	e := q.copy[k]
 	gen := q.gen
 	if !notify {
@@ -380,13 +386,17 @@ func (q *requester) apply(a *agreement, rec *wire.Record, now time.Time, notify 
 // insert makes e (not live) live: in the lookups and counted.
 func (q *requester) insert(e *centry) {
 	e.gone = false
+	q.size++
+	if e.key.name != "" {
+		q.byName[e.key.eidName()] = e
+		return
+	}
 	t := q.lpm[e.key.IID]
 	if t == nil {
 		t = new(bart.Table[*centry])
 		q.lpm[e.key.IID] = t
 	}
 	t.Insert(e.key.Prefix, e)
-	q.size++
 }
 
 // remove takes e out of the lookups (it stays as a tombstone until the next
@@ -397,21 +407,28 @@ func (q *requester) remove(e *centry) bool {
 		return false
 	}
 	e.gone = true
-	if t := q.lpm[e.key.IID]; t != nil {
+	if e.key.name != "" {
+		delete(q.byName, e.key.eidName())
+	} else if t := q.lpm[e.key.IID]; t != nil {
 		t.Delete(e.key.Prefix)
 	}
 	q.size--
 	return true
 }
 
-// inScope reports whether k lies in the peer's prefixes (all when none are
-// configured).
-func (q *requester) inScope(a *agreement, k slowpath.EIDPrefix) bool {
-	if len(a.cfg.PeerPrefixes) == 0 {
+// inScope reports whether k lies in the peer's prefixes and names (all
+// when none are configured).
+func (q *requester) inScope(a *agreement, k key) bool {
+	if len(a.cfg.PeerPrefixes) == 0 && len(a.cfg.PeerNames) == 0 {
 		return true
 	}
 	for _, p := range a.cfg.PeerPrefixes {
 		if (scopeEntry{iid: p.IID, prefix: p.Prefix.Masked()}).covers(k) {
+			return true
+		}
+	}
+	for _, n := range a.cfg.PeerNames {
+		if (scopeEntry{iid: n.IID, name: n.Name}).covers(k) {
 			return true
 		}
 	}
@@ -487,8 +504,14 @@ func (q *requester) answer(a *agreement, m *slowpath.Msg, iid uint32, addr netip
 		return false
 	}
 	e, ok := t.Lookup(addr)
+	return ok && q.reply(a, m, e)
+}
+
+// reply sends a proxy Map-Reply from the copy's entry e, with the owner's
+// record (and TTL); false when its TTL ran out.
+func (q *requester) reply(a *agreement, m *slowpath.Msg, e *centry) bool {
 	x := a.x
-	if !ok || !x.c.Now().Before(e.expires) {
+	if !x.c.Now().Before(e.expires) {
 		return false
 	}
 	b := slowpath.AppendReplyHeader(x.buf[:0], m.Request.Nonce)

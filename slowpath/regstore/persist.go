@@ -120,7 +120,7 @@ func (s *Store[K, V]) restore(sv *Saved, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	site := s.sites.For(s.kind.Scope(k))
+	site := s.siteOf(s.sites, k)
 	if site == nil || site.Name != sv.Site || len(rec.Locators) > s.cfg.MaxRLOCs {
 		return false
 	}

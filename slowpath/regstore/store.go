@@ -121,6 +121,15 @@ type Kind[K comparable, V any] interface {
 	Confirm(e *Entry[K, V], rec *wire.Record, reg *wire.MapRegister) wire.Record
 }
 
+// NameKind is implemented by a Kind whose keys may be distinguished
+// names (AFI 17) rather than prefixes: such a key is authorised by the
+// sites' names (Sites.ForName), not by Scope.
+type NameKind[K comparable] interface {
+	// NameScope returns the instance-ID and name of k, false when k is
+	// no distinguished name.
+	NameScope(k K) (iid uint32, name string, ok bool)
+}
+
 // Config sets a Store's policy.
 type Config struct {
 	// Timeout is the lifetime of a registration without the T bit;
@@ -273,6 +282,7 @@ type Store[K comparable, V any] struct {
 	clk   request.Clock
 	snd   request.Sender
 	kind  Kind[K, V]
+	names NameKind[K] // kind, when its keys may be names
 	sites *Sites
 	sink  Sink[K]
 	cfg   Config
@@ -318,8 +328,19 @@ func New[K comparable, V any](clk request.Clock, snd request.Sender, kind Kind[K
 		siteKeys: map[string]int{},
 		gone:     map[nonceKey[K]]netip.AddrPort{},
 	}
+	s.names, _ = kind.(NameKind[K])
 	s.notes.init(clk, snd, cfg.Notify)
 	return s
+}
+
+// siteOf returns the site that may register k.
+func (s *Store[K, V]) siteOf(sites *Sites, k K) *Site {
+	if s.names != nil {
+		if iid, name, ok := s.names.NameScope(k); ok {
+			return sites.ForName(iid, name)
+		}
+	}
+	return sites.For(s.kind.Scope(k))
 }
 
 // withDefaults fills in the zero fields.
@@ -381,7 +402,7 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 	if !ok {
 		return s.refuse(&res, nil, nil, src, reg, ErrNotThisKind)
 	}
-	site := s.sites.For(s.kind.Scope(k0))
+	site := s.siteOf(s.sites, k0)
 	if site == nil {
 		return s.refuse(&res, nil, &k0, src, reg, ErrNoSite)
 	}
@@ -408,7 +429,7 @@ func (s *Store[K, V]) Register(src netip.AddrPort, raw []byte, reg *wire.MapRegi
 	for i := range reg.Records {
 		rec := &reg.Records[i]
 		k, ok := s.kind.Key(rec)
-		if !ok || s.sites.For(s.kind.Scope(k)) != site {
+		if !ok || s.siteOf(s.sites, k) != site {
 			res.Rejected++
 			s.stats.Rejected++
 			s.event(Rejected, site, nil, src, reg, ErrOutsideSite)
@@ -688,7 +709,7 @@ func (s *Store[K, V]) SetSites(sites *Sites) {
 	s.sites = sites
 	var drop []*Registrant[K, V]
 	for _, e := range s.entries {
-		site := sites.For(s.kind.Scope(e.Key))
+		site := s.siteOf(sites, e.Key)
 		if site != nil && site.Name == e.Site.Name {
 			e.Site = site
 			s.kind.Changed(e)

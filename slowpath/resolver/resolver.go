@@ -42,6 +42,9 @@ type Database interface {
 	// AnswerName answers for the group name of the overlay group range g
 	// (draft-ietf-lisp-group-mapping).
 	AnswerName(m *slowpath.Msg, iid uint32, g netip.Prefix) bool
+	// AnswerEIDName answers for a registered distinguished-name EID
+	// (AFI 17, slowpath.NameEID).
+	AnswerEIDName(m *slowpath.Msg, iid uint32, name string) bool
 	// AnswerSG answers for an (S,G) (RFC 8378 §5); false when no site may
 	// register the group.
 	AnswerSG(m *slowpath.Msg, k slowpath.SGKey) bool
@@ -61,6 +64,9 @@ type Database interface {
 // before the configured remote Map-Servers, DDT and the ALT.
 type Interconnect interface {
 	Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool
+	// AnswerEIDName answers for a peer's distinguished-name EID (from a
+	// copy only).
+	AnswerEIDName(m *slowpath.Msg, iid uint32, name string) bool
 	// Known appends the peers' EID space in iid (their configured
 	// prefixes), for negative Map-Replies: an EID there that nobody
 	// answers for is asked again soon, not forwarded natively.
@@ -153,6 +159,10 @@ func (mr *Resolver) resolve(m *slowpath.Msg) bool {
 			mr.resolveName(m, iid, g)
 			return true
 		}
+		if iid, name, ok := slowpath.NameEID(&req.Records[0].EID); ok {
+			mr.resolveEIDName(m, iid, name)
+			return true
+		}
 		mr.c.Msg(wire.TypeMapRequest).Ignored++
 		return true
 	}
@@ -204,6 +214,25 @@ func (mr *Resolver) resolveName(m *slowpath.Msg, iid uint32, g netip.Prefix) {
 		return
 	}
 	if mr.forwardRemote(m, iid, g.Addr()) {
+		return
+	}
+	ttl := time.Minute
+	if mr.cfg != nil {
+		ttl = mr.cfg.AggregateTTL
+	}
+	mr.sendNegative(m, &wire.Record{TTL: slowpath.TTLMinutes(ttl), Action: wire.ActionNativelyForward, EID: m.Request.Records[0].EID})
+}
+
+// resolveEIDName answers a lookup of a distinguished-name EID: from the
+// Map-Server's registrations, else from an interconnect copy, else with a
+// negative Map-Reply for the name (natively-forward, the aggregate TTL):
+// names are not forwarded to remote Map-Servers, DDT or the ALT, which
+// route by prefix.
+func (mr *Resolver) resolveEIDName(m *slowpath.Msg, iid uint32, name string) {
+	if mr.db != nil && mr.db.AnswerEIDName(m, iid, name) {
+		return
+	}
+	if mr.ic != nil && mr.ic.AnswerEIDName(m, iid, name) {
 		return
 	}
 	ttl := time.Minute

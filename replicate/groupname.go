@@ -76,8 +76,7 @@ func ParseGroupNameEID(eid *wire.Address) (iid uint32, p netip.Prefix, err error
 }
 
 func groupNameAddress(iid uint32, p netip.Prefix) wire.Address {
-	return wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFInstanceID, IID: iid,
-		Addrs: []wire.Address{wire.NameAddress(GroupName(p))}}}
+	return wire.InInstance(iid, wire.NameAddress(GroupName(p)))
 }
 
 // ParseGroupName parses "group-<G-EID>" or "group-<G-EID prefix>" into the

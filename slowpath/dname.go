@@ -100,7 +100,7 @@ func NameAddress(iid uint32, name string) wire.Address {
 	if iid == 0 {
 		return a
 	}
-	return wire.Address{AFI: wire.AFILCAF, LCAF: wire.LCAF{Type: wire.LCAFInstanceID, IID: iid, Addrs: []wire.Address{a}}}
+	return wire.InInstance(iid, a)
 }
 
 // NameCovers reports whether the pattern (an exact name, or "*." and a

@@ -37,8 +37,11 @@ func IPAddress(ip netip.Addr) Address {
 }
 
 // IIDAddress returns ip wrapped in an instance-ID LCAF (RFC 8060 §4.1).
-func IIDAddress(iid uint32, ip netip.Addr) Address {
-	return Address{AFI: AFILCAF, LCAF: LCAF{Type: LCAFInstanceID, IID: iid, Addrs: []Address{IPAddress(ip)}}}
+func IIDAddress(iid uint32, ip netip.Addr) Address { return InInstance(iid, IPAddress(ip)) }
+
+// InInstance returns a wrapped in an instance-ID LCAF (RFC 8060 §4.1).
+func InInstance(iid uint32, a Address) Address {
+	return Address{AFI: AFILCAF, LCAF: LCAF{Type: LCAFInstanceID, IID: iid, Addrs: []Address{a}}}
 }
 
 // MACAddress returns a 48-bit MAC address (AFI 16389).

@@ -525,20 +525,31 @@ func (ms *MapServer) Answer(m *slowpath.Msg, iid uint32, addr netip.Addr) bool {
 	if ent == nil || len(ent.enc) == 0 {
 		return false
 	}
-	sec := ms.secFor(m, ent)
+	ms.answerEntry(m, ent, addr, ms.secFor(m, ent))
+	return true
+}
+
+// answerEntry answers m's request for the registered ent: a proxy
+// Map-Reply when the registration asked for one, otherwise the request
+// forwarded in an ECM to the next ETR, round-robin, with dst as the ECM's
+// inner destination (invalid: that ETR's address) and sec's LISP-SEC data
+// when not nil.
+func (ms *MapServer) answerEntry(m *slowpath.Msg, ent *regEntry, dst netip.Addr, sec *slowpath.SecAnswer) {
 	if ent.proxy {
 		ms.proxyReply(ent, m, sec)
-		return true
+		return
 	}
 	er := ent.nextETR()
 	var auth *wire.ECMAuth
 	if sec != nil {
 		auth = ms.secForward(sec, ent)
 	}
-	if ms.c.ForwardAuth(er.Source, m, addr, true, auth) {
+	if !dst.IsValid() {
+		dst = er.Source.Addr()
+	}
+	if ms.c.ForwardAuth(er.Source, m, dst, true, auth) {
 		ms.stats.Forwarded++
 	}
-	return true
 }
 
 // proxyReply answers m's request with ent's merged mapping, with the

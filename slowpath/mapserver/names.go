@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -53,14 +54,7 @@ func (ms *MapServer) AnswerEIDName(m *slowpath.Msg, iid uint32, name string) boo
 	if ent == nil || len(ent.enc) == 0 {
 		return false
 	}
-	if ent.proxy {
-		ms.proxyReply(ent, m, nil)
-		return true
-	}
-	er := ent.nextETR()
-	if ms.c.ForwardAuth(er.Source, m, er.Source.Addr(), true, nil) {
-		ms.stats.Forwarded++
-	}
+	ms.answerEntry(m, ent, netip.Addr{}, nil)
 	return true
 }
 

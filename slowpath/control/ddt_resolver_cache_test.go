@@ -74,23 +74,8 @@ func TestDDTResolverPendingNonceFlood(t *testing.T) {
 	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(94), port)},
 		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(95), port)}, DDTPort: port}}, nil)
 	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(97)}
-	buf := make([]byte, 9216)
-	// read takes the next DDT Map-Request arriving at c.
-	read := func(c *net.UDPConn, deadline time.Time) (wire.MapRequest, error) {
-		var e wire.ECM
-		var req wire.MapRequest
-		c.SetReadDeadline(deadline)
-		k, err := c.Read(buf)
-		if err != nil {
-			return req, err
-		}
-		if err := e.Parse(buf[:k]); err != nil {
-			return req, err
-		}
-		return req, req.Parse(e.Message)
-	}
 	n := tr.ask(t, "10.1.2.3")
-	if req, err := read(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
+	if req, err := readDDTRequest(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
 		t.Fatalf("root got %+v: %v", req, err)
 	}
 	m := wire.MapReferral{Nonce: n, Records: []wire.Record{{TTL: 10, MaskLen: 16,
@@ -121,10 +106,10 @@ func TestDDTResolverPendingNonceFlood(t *testing.T) {
 	}
 	// Every referral has been handled, so any request the resolver sent
 	// for them is already queued at the child: exactly one.
-	if _, err := read(child, time.Now().Add(5*time.Second)); err != nil {
+	if _, err := readDDTRequest(child, time.Now().Add(5*time.Second)); err != nil {
 		t.Fatalf("the child node got no request: %v", err)
 	}
-	if req, err := read(child, time.Now().Add(50*time.Millisecond)); err == nil {
+	if req, err := readDDTRequest(child, time.Now().Add(50*time.Millisecond)); err == nil {
 		t.Fatalf("the child node got a second request: %+v", req)
 	}
 }
@@ -149,4 +134,21 @@ func loopbackPort(t *testing.T) (uint16, func(i byte) *net.UDPConn) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+}
+
+// readDDTRequest reads the next DDT Map-Request (in an ECM) arriving at c
+// before deadline.
+func readDDTRequest(c *net.UDPConn, deadline time.Time) (wire.MapRequest, error) {
+	var e wire.ECM
+	var req wire.MapRequest
+	buf := make([]byte, 9216)
+	c.SetReadDeadline(deadline)
+	k, err := c.Read(buf)
+	if err != nil {
+		return req, err
+	}
+	if err := e.Parse(buf[:k]); err != nil {
+		return req, err
+	}
+	return req, req.Parse(e.Message)
 }

@@ -370,16 +370,8 @@ func TestDDTResolverForeignReferral(t *testing.T) {
 		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(91), port)}, DDTPort: port}}, nil)
 	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(93)}
 	n := tr.ask(t, "10.1.2.3")
-	buf := make([]byte, 9216)
-	root.SetReadDeadline(time.Now().Add(5 * time.Second))
-	k, err := root.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e wire.ECM
-	var req wire.MapRequest
-	if err := e.Parse(buf[:k]); err != nil || req.Parse(e.Message) != nil || req.Nonce != n {
-		t.Fatalf("root got %x: %v", buf[:k], err)
+	if req, err := readDDTRequest(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
+		t.Fatalf("root got %+v: %v", req, err)
 	}
 	referral := func(prefix string) []byte {
 		p := netip.MustParsePrefix(prefix)

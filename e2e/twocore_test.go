@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/router"
 )
 
 // pairTopo is the topology h1 — xa — xb — h2 named name, every link a veth
@@ -235,6 +236,89 @@ func TestTwoWorkers(t *testing.T) {
 	}
 }
 
+// TestQueueCountRefused: rlocd refuses to start when an interface's queues
+// differ from the receive queues its NIC spreads traffic over (veth pairs
+// with two queues): with fewer, the exit names the interface, both counts
+// and the fixes (traffic on the other queue would pass the fast path by);
+// with more, it names the missing queue. partial_queues lets the operator
+// run one queue on purpose: rlocd then starts, with one worker.
+func TestQueueCountRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	if err := os.WriteFile(file, []byte(pairTopo("queuechk", 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := newLabNetwork(t, file, "qc")
+	for _, c := range []struct {
+		queues int
+		want   []string
+	}{
+		{1, []string{"interfaces[0].queues: 1, but site0 spreads what it receives over 2 queues",
+			"what arrives on queue 1 would pass the fast path by", "ethtool -L site0 combined 1", "partial_queues"}},
+		{3, []string{"interfaces[0].queues: 3, but site0 has 2 receive queue(s)"}},
+	} {
+		cf := filepath.Join(n.dir, fmt.Sprintf("xa-%d.yaml", c.queues))
+		if err := os.WriteFile(cf, []byte(pairXTR("1", c.queues, "[1]")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd, err := n.lab.Command("xa", n.rlocd, "--config", cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Bounded: an rlocd that does not refuse is killed after 30 s.
+		timer := time.AfterFunc(30*time.Second, func() {
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		})
+		out, err := cmd.CombinedOutput()
+		timer.Stop()
+		if err == nil {
+			t.Fatalf("queues %d: rlocd exited 0:\n%s", c.queues, out)
+		}
+		t.Logf("queues %d: %s", c.queues, tail(string(out), 2))
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("queues %d: the refusal does not say %q:\n%s", c.queues, w, tail(string(out), 10))
+			}
+		}
+	}
+	// One queue on purpose: 16 flows from h1 spread over both queues;
+	// queue 0's are encapsulated, queue 1's are counted as passed to the
+	// kernel (which drops them: xa does not forward to 10.2.0.0/24).
+	pairNeighbours(t, n)
+	n.start("xa", strings.Replace(pairXTR("1", 1, "[1]"), "queues: 1}", "queues: 1, partial_queues: true}", 2))
+	if w := n.stats("xa").Workers; w != 1 {
+		t.Fatalf("xa runs %d workers, want 1", w)
+	}
+	if err := n.lab.Node("h1").Do(func() error {
+		for i := range 16 {
+			c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 2, 0, 10), Port: 9000 + i})
+			if err != nil {
+				return err
+			}
+			for range 4 {
+				if _, err := c.Write(make([]byte, 32)); err != nil {
+					c.Close()
+					return err
+				}
+			}
+			c.Close()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var s router.Stats
+	n.waitFor(10*time.Second, "both queues' traffic counted", func() bool {
+		s = n.stats("xa")
+		return s.Fastpath["encap"]+s.Fastpath["xdp_pass_no_xsk"] >= 64
+	})
+	if s.Fastpath["encap"] == 0 || s.Fastpath["xdp_pass_no_xsk"] == 0 {
+		t.Errorf("encap %d, xdp_pass_no_xsk %d: want both (16 flows over two queues, one served)",
+			s.Fastpath["encap"], s.Fastpath["xdp_pass_no_xsk"])
+	}
+}
+
 // twoCoreBenchTopo: gen — dut — sink, veth pairs with two queues. The sink
 // has no address of the RLOC the DUT sends to and does not forward, so it
 // drops the DUT's packets right after counting them (rx_packets).
@@ -280,7 +364,8 @@ const twoCoreTrafgen = `{
 // kernel picks its veth transmit queue, and so the DUT's receive queue, by
 // flow hash: the random source ports spread over both (the per-worker
 // counters in the log show the split). For one worker it bypasses the
-// qdisc, and every frame takes queue 0. rlocd-ns/pkt is the CPU
+// qdisc, and every frame takes queue 0 (the one-worker rlocd says so with
+// partial_queues). rlocd-ns/pkt is the CPU
 // time of the whole rlocd process per delivered packet; the receive side of
 // veth (XDP, the copy into the UMEM) runs in the generator's softirq and is
 // not in it. Run it as root:
@@ -318,7 +403,7 @@ func BenchmarkTwoWorkersVeth(b *testing.B) {
 		n.start("dut", fmt.Sprintf(`name: dut
 roles: [itr]
 rlocs: [192.0.2.1]
-interfaces: [{name: site0, side: site, queues: %d}, {name: core0, side: core, queues: %d}]
+interfaces: [{name: site0, side: site, queues: %d, partial_queues: true}, {name: core0, side: core, queues: %d, partial_queues: true}]
 cpus: %s
 map_cache: [{eid: 10.2.0.0/24, rlocs: [{addr: 192.0.2.2, priority: 1}]}]
 map_resolvers: [192.0.2.100]

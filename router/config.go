@@ -112,8 +112,16 @@ type Interface struct {
 	IID uint32 `mapstructure:"iid"`
 	// Queues is the number of receive queues to open sockets on (default
 	// 1); every fast-path interface must have the same number, one worker
-	// serves queue q of every interface.
+	// serves queue q of every interface. It must match the receive queues
+	// the NIC spreads traffic over (ethtool -l), or rlocd refuses to start
+	// (see partial_queues).
 	Queues int `mapstructure:"queues"`
+	// PartialQueues lets queues be fewer than the receive queues the NIC
+	// spreads traffic over, for a NIC whose RSS indirection or flow rules
+	// keep what the fast path must forward on the first queues. Without it
+	// rlocd refuses to start on such an interface; with it, what arrives on
+	// the other queues goes to the kernel, counted as pass_no_xsk.
+	PartialQueues bool `mapstructure:"partial_queues"`
 	// XDPMode is driver (default) or generic.
 	XDPMode XDPMode `mapstructure:"xdp_mode"`
 	// MTU bounds the outer packets sent towards the core through a core

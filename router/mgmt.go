@@ -17,6 +17,7 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
+	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/control"
 	"github.com/rloc-router/rloc/wire"
@@ -631,6 +632,15 @@ func (r *Router) Stats() Stats {
 				s.Drops[k] = v
 			}
 		}
+		// What the steering programs passed to the kernel because no
+		// socket serves the queue it arrived on (partial_queues).
+		var noXSK uint64
+		for _, p := range r.progs {
+			if st, err := p.Stats(); err == nil {
+				noXSK += st[xsk.StatPassNoXSK]
+			}
+		}
+		s.Fastpath["xdp_pass_no_xsk"] = noXSK
 		r.socketCounters(&s)
 		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()
 		s.Fastpath["misses_to_slowpath"] = r.missesSeen.Load()

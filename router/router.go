@@ -280,6 +280,9 @@ func (r *Router) openGroups(queues int) error {
 func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.PortConfig) error {
 	ifc := &r.cfg.Interfaces[i]
 	f := fmt.Sprintf("interfaces[%d]", i)
+	if err := checkQueues(f, ifc.Name, len(ports), ifc.PartialQueues); err != nil {
+		return err
+	}
 	mode := xsk.ModeCore
 	if ifc.Side == SideSite {
 		mode = xsk.ModeSite
@@ -315,6 +318,38 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
 	}
 	return nil
+}
+
+// checkQueues refuses an interface whose NIC spreads received traffic over
+// another number of queues than the configuration opens sockets on: the
+// steering program redirects only queues with a socket, so what arrives on
+// the others would reach the kernel past the fast path (unencapsulated, or
+// dropped), unless partial says the NIC keeps that traffic off them; a
+// socket on a queue that does not exist cannot be bound.
+func checkQueues(f, ifname string, queues int, partial bool) error {
+	n, err := xsk.RxQueues(ifname)
+	if err != nil {
+		return fmt.Errorf("%s.name: %w", f, err)
+	}
+	switch {
+	case n > queues && !partial:
+		return fmt.Errorf("%s.queues: %d, but %s spreads what it receives over %d queues: "+
+			"what arrives on %s would pass the fast path by; set queues: %d on every interface, "+
+			"or give %s %d queue(s) (ethtool -L %s combined %d), or set partial_queues: true "+
+			"if its RSS or flow rules keep the traffic to forward on %s",
+			f, queues, ifname, n, queueRange(queues, n-1), n, ifname, queues, ifname, queues, queueRange(0, queues-1))
+	case n < queues:
+		return fmt.Errorf("%s.queues: %d, but %s has %d receive queue(s)", f, queues, ifname, n)
+	}
+	return nil
+}
+
+// queueRange names queues a to b: "queue 3" or "queues 1-3".
+func queueRange(a, b int) string {
+	if a == b {
+		return fmt.Sprintf("queue %d", a)
+	}
+	return fmt.Sprintf("queues %d-%d", a, b)
 }
 
 // newWorkers builds worker q over ports[q], pinned to CPUs[q % len(CPUs)].

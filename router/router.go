@@ -280,7 +280,7 @@ func (r *Router) openGroups(queues int) error {
 func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.PortConfig) error {
 	ifc := &r.cfg.Interfaces[i]
 	f := fmt.Sprintf("interfaces[%d]", i)
-	if err := checkQueues(f, ifc.Name, len(ports), ifc.PartialQueues); err != nil {
+	if err := r.checkQueues(f, ifc.Name, len(ports), ifc.PartialQueues); err != nil {
 		return err
 	}
 	mode := xsk.ModeCore
@@ -325,13 +325,18 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 // steering program redirects only queues with a socket, so what arrives on
 // the others would reach the kernel past the fast path (unencapsulated, or
 // dropped), unless partial says the NIC keeps that traffic off them; a
-// socket on a queue that does not exist cannot be bound.
-func checkQueues(f, ifname string, queues int, partial bool) error {
-	n, err := xsk.RxQueues(ifname)
+// socket on a queue that does not exist cannot be bound. A device without
+// channels (a bridge, bond or VLAN) only has an upper bound of its queues:
+// more than queues there is logged, not refused.
+func (r *Router) checkQueues(f, ifname string, queues int, partial bool) error {
+	n, channels, err := xsk.RxQueues(ifname)
 	if err != nil {
 		return fmt.Errorf("%s.name: %w", f, err)
 	}
 	switch {
+	case n > queues && !partial && !channels:
+		r.log.Warn("the device may receive on queues without a socket; what arrives there passes the fast path by (xdp_pass_no_xsk in the stats)",
+			"interface", ifname, "queues", queues, "device_queues", n)
 	case n > queues && !partial:
 		return fmt.Errorf("%s.queues: %d, but %s spreads what it receives over %d queues: "+
 			"what arrives on %s would pass the fast path by; set queues: %d on every interface, "+

@@ -28,18 +28,20 @@ type ifreqData struct {
 
 // RxQueues returns the number of receive queues of interface ifname in the
 // calling thread's network namespace that the NIC spreads traffic over: the
-// rx and combined channels its driver reports (what `ethtool -l` shows), or,
-// for a driver without channel support, the receive queues the kernel set up
-// for it (IFLA_NUM_RX_QUEUES). A steering program redirects only the queues
-// that have a socket: traffic on any other queue goes to the kernel, past
-// the fast path.
-func RxQueues(ifname string) (int, error) {
+// rx and combined channels its driver reports (what `ethtool -l` shows), with
+// channels true. For a driver without channel support (virtual devices:
+// bridges, bonds, VLANs) it returns the receive queues the kernel set up for
+// the device (IFLA_NUM_RX_QUEUES), with channels false: an upper bound, not
+// what traffic uses. A steering program redirects only the queues that have
+// a socket: traffic on any other queue goes to the kernel, past the fast
+// path.
+func RxQueues(ifname string) (n int, channels bool, err error) {
 	if len(ifname) >= unix.IFNAMSIZ {
-		return 0, fmt.Errorf("xsk: interface name %q longer than %d bytes", ifname, unix.IFNAMSIZ-1)
+		return 0, false, fmt.Errorf("xsk: interface name %q longer than %d bytes", ifname, unix.IFNAMSIZ-1)
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("xsk: rx queues of %s: %w", ifname, err)
+		return 0, false, fmt.Errorf("xsk: rx queues of %s: %w", ifname, err)
 	}
 	defer unix.Close(fd)
 	ch := ethtoolChannels{cmd: ethtoolGChannels}
@@ -49,19 +51,19 @@ func RxQueues(ifname string) (int, error) {
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
 	switch {
 	case errno == 0 && ch.rxCount+ch.combinedCount > 0:
-		return int(ch.rxCount + ch.combinedCount), nil
+		return int(ch.rxCount + ch.combinedCount), true, nil
 	case errno == unix.ENODEV:
-		return 0, fmt.Errorf("xsk: rx queues of %s: no such interface", ifname)
+		return 0, false, fmt.Errorf("xsk: rx queues of %s: no such interface", ifname)
 	case errno != 0 && errno != unix.EOPNOTSUPP:
-		return 0, fmt.Errorf("xsk: rx queues of %s: ETHTOOL_GCHANNELS: %w", ifname, errno)
+		return 0, false, fmt.Errorf("xsk: rx queues of %s: ETHTOOL_GCHANNELS: %w", ifname, errno)
 	}
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return 0, fmt.Errorf("xsk: rx queues of %s: no such interface", ifname)
+			return 0, false, fmt.Errorf("xsk: rx queues of %s: no such interface", ifname)
 		}
-		return 0, fmt.Errorf("xsk: rx queues of %s: %w", ifname, err)
+		return 0, false, fmt.Errorf("xsk: rx queues of %s: %w", ifname, err)
 	}
-	return max(l.Attrs().NumRxQueues, 1), nil
+	return max(l.Attrs().NumRxQueues, 1), false, nil
 }

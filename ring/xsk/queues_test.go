@@ -9,9 +9,9 @@ import (
 )
 
 // TestRxQueues: the receive queues a NIC spreads traffic over, from the
-// driver's channels (veth with one and with three queues), from the kernel's
-// queue count when the driver has no channels (a bridge made with
-// three), and a clear error for a missing interface or an impossible name.
+// driver's channels (veth with one and with three queues), else the kernel's
+// queue count, flagged as not from channels (a bridge made with three), and
+// a clear error for a missing interface or an impossible name.
 func TestRxQueues(t *testing.T) {
 	s := netns.Suffix()
 	a, b := netnstest.New(t, "qa"), netnstest.New(t, "qb")
@@ -27,18 +27,19 @@ func TestRxQueues(t *testing.T) {
 	}
 	err := a.Do(func() error {
 		for _, c := range []struct {
-			name string
-			want int
-		}{{one, 1}, {three, 3}, {bridge, 3}} {
-			n, err := RxQueues(c.name)
-			if err != nil || n != c.want {
-				t.Errorf("RxQueues(%s) = %d, %v; want %d", c.name, n, err, c.want)
+			name     string
+			want     int
+			channels bool
+		}{{one, 1, true}, {three, 3, true}, {bridge, 3, false}} {
+			n, ch, err := RxQueues(c.name)
+			if err != nil || n != c.want || ch != c.channels {
+				t.Errorf("RxQueues(%s) = %d, %v, %v; want %d, %v", c.name, n, ch, err, c.want, c.channels)
 			}
 		}
-		if _, err := RxQueues("nx" + s); err == nil || !strings.Contains(err.Error(), "no such interface") {
+		if _, _, err := RxQueues("nx" + s); err == nil || !strings.Contains(err.Error(), "no such interface") {
 			t.Errorf("missing interface: %v, want \"no such interface\"", err)
 		}
-		if _, err := RxQueues(strings.Repeat("x", 16)); err == nil || !strings.Contains(err.Error(), "longer than 15") {
+		if _, _, err := RxQueues(strings.Repeat("x", 16)); err == nil || !strings.Contains(err.Error(), "longer than 15") {
 			t.Errorf("16-byte name: %v", err)
 		}
 		return nil

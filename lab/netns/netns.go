@@ -188,6 +188,19 @@ func (n *NS) AddAddr(ifname string, prefix netip.Prefix) error {
 	return nil
 }
 
+// AddBridge creates bridge ifname with queues receive and transmit queues
+// (below 2: the default one), down: a device without ethtool channels.
+func (n *NS) AddBridge(ifname string, queues int) error {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ifname}}
+	if queues > 1 {
+		br.NumRxQueues, br.NumTxQueues = queues, queues
+	}
+	if err := n.nl.LinkAdd(br); err != nil {
+		return fmt.Errorf("netns: bridge %s in %s: %w", ifname, n.Name, err)
+	}
+	return nil
+}
+
 // Link returns interface ifname inside the namespace.
 func (n *NS) Link(ifname string) (netlink.Link, error) {
 	return n.nl.LinkByName(ifname)

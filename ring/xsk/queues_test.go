@@ -22,8 +22,8 @@ func TestRxQueues(t *testing.T) {
 	if err := netns.VethQueues(a, three, b, "p3"+s, 3); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := a.Command("ip", "link", "add", bridge, "numrxqueues", "3", "numtxqueues", "3", "type", "bridge").CombinedOutput(); err != nil {
-		t.Fatalf("ip link add bridge: %v %s", err, out)
+	if err := a.AddBridge(bridge, 3); err != nil {
+		t.Fatal(err)
 	}
 	err := a.Do(func() error {
 		for _, c := range []struct {

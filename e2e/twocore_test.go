@@ -286,7 +286,8 @@ func TestQueueCountRefused(t *testing.T) {
 	// queue 0's are encapsulated, queue 1's are counted as passed to the
 	// kernel (which drops them: xa does not forward to 10.2.0.0/24).
 	pairNeighbours(t, n)
-	n.start("xa", strings.Replace(pairXTR("1", 1, "[1]"), "queues: 1}", "queues: 1, partial_queues: true}", 2))
+	n.start("xa", strings.Replace(pairXTR("1", 1, "[1]"), "queues: 1}", "queues: 1, partial_queues: true}", 2)+
+		"metrics: {listen: \"127.0.0.1:9100\"}\n")
 	if w := n.stats("xa").Workers; w != 1 {
 		t.Fatalf("xa runs %d workers, want 1", w)
 	}
@@ -316,6 +317,14 @@ func TestQueueCountRefused(t *testing.T) {
 	if s.Fastpath["encap"] == 0 || s.Fastpath["xdp_pass_no_xsk"] == 0 {
 		t.Errorf("encap %d, xdp_pass_no_xsk %d: want both (16 flows over two queues, one served)",
 			s.Fastpath["encap"], s.Fastpath["xdp_pass_no_xsk"])
+	}
+	// The same count in the metrics, by interface: site0 received the
+	// flows, core0 nothing on a queue without a socket.
+	m := n.scrape("xa", "127.0.0.1:9100")
+	site, core := m[`rloc_xdp_steering_total{action="pass_no_xsk",interface="site0"}`], m[`rloc_xdp_steering_total{action="pass_no_xsk",interface="core0"}`]
+	if uint64(site) != s.Fastpath["xdp_pass_no_xsk"] || core != 0 || m[`rloc_xdp_steering_total{action="redirect",interface="site0"}`] == 0 {
+		t.Errorf("rloc_xdp_steering_total: pass_no_xsk site0 %v core0 %v, redirect site0 %v; stats say %d passed",
+			site, core, m[`rloc_xdp_steering_total{action="redirect",interface="site0"}`], s.Fastpath["xdp_pass_no_xsk"])
 	}
 }
 

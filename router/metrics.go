@@ -24,7 +24,7 @@ type collector struct {
 	r                                                     *Router
 	fp, fpDrop, fpBad, fpExtra, msgs, cacheSize, cacheOps *prometheus.Desc
 	regs, latency, resolutions                            *prometheus.Desc
-	xskKernel, xskSocket                                  *prometheus.Desc
+	xskKernel, xskSocket, xdpSteer                        *prometheus.Desc
 }
 
 // xskSocket is one AF_XDP socket of the router and the interface it is on.
@@ -52,12 +52,14 @@ func newCollector(r *Router) *collector {
 			"interface", "queue", "counter"),
 		xskSocket: d("xsk_socket_total", "Each AF_XDP socket's frames received and sent, and the system calls and wake-ups that moved them.",
 			"interface", "queue", "counter"),
+		xdpSteer: d("xdp_steering_total", "What each interface's XDP steering program did with received frames: redirect to the fast path, or pass to the kernel and why (pass_no_xsk: a queue without a socket).",
+			"interface", "action"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket} {
+	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket, c.xdpSteer} {
 		ch <- d
 	}
 }
@@ -90,6 +92,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.fpExtra, v, metricName(e.String()))
 		}
 		c.collectXSK(counter)
+		c.collectSteering(counter)
 	}
 	cs := r.cache.Stats()
 	for k, v := range map[string]int{"all": cs.Entries, "negative": cs.Negative, "static": cs.Static, "multicast": cs.Multicast} {
@@ -161,6 +164,23 @@ func (c *collector) collectXSK(counter func(*prometheus.Desc, uint64, ...string)
 		}{{"rx_frames", sc.RxPackets}, {"rx_wakeups", sc.RxWakeups}, {"tx_frames", sc.TxPackets},
 			{"tx_sendto", sc.TxKicks}, {"tx_wakeups", sc.TxWakeups}, {"tx_kick_busy", sc.TxKickBusy}} {
 			counter(c.xskSocket, kv.v, p.iface, q, kv.name)
+		}
+	}
+}
+
+// collectSteering exports each interface's steering program counters, by
+// action (a program whose map cannot be read is left out).
+func (c *collector) collectSteering(counter func(*prometheus.Desc, uint64, ...string)) {
+	for i, p := range c.r.progs {
+		if i >= len(c.r.cfg.Interfaces) {
+			break
+		}
+		st, err := p.Stats()
+		if err != nil {
+			continue
+		}
+		for k := range xsk.NumStats {
+			counter(c.xdpSteer, st[k], c.r.cfg.Interfaces[i].Name, k.String())
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/ring/xsk"
 )
 
 // need returns the path of tool; a missing one is a missing
@@ -248,6 +249,10 @@ func exportedMetrics(t *testing.T) exported {
 	}
 	for x := fastpath.Extra(0); x < fastpath.NumExtra; x++ {
 		e.values[metricName(x.String())] = true
+	}
+	// The steering programs' actions (rloc_xdp_steering_total).
+	for k := xsk.Stat(0); k < xsk.NumStats; k++ {
+		e.values[k.String()] = true
 	}
 	// Message types are named in router/mgmt.go (msgTypeNames).
 	b, err := os.ReadFile(filepath.Join("..", "router", "mgmt.go"))

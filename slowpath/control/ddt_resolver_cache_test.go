@@ -69,15 +69,7 @@ func TestDDTResolverCacheExpiry(t *testing.T) {
 // rate limit): no further request to the child, no second resolution, and
 // the pending list holds the one resolution until the child answers.
 func TestDDTResolverPendingNonceFlood(t *testing.T) {
-	port, listen := loopbackPort(t)
-	root, child, itr := listen(95), listen(96), listen(97)
-	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(94), port)},
-		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(95), port)}, DDTPort: port}}, nil)
-	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(97)}
-	n := tr.ask(t, "10.1.2.3")
-	if req, err := readDDTRequest(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
-		t.Fatalf("root got %+v: %v", req, err)
-	}
+	mr, _, root, child, n := askOneRoot(t, 94, "10.1.2.3")
 	m := wire.MapReferral{Nonce: n, Records: []wire.Record{{TTL: 10, MaskLen: 16,
 		Action: wire.Action(wire.ReferralNode), Authoritative: true,
 		EID:      slowpath.EIDAddress(0, netip.MustParseAddr("10.1.0.0")),
@@ -112,6 +104,25 @@ func TestDDTResolverPendingNonceFlood(t *testing.T) {
 	if req, err := readDDTRequest(child, time.Now().Add(50*time.Millisecond)); err == nil {
 		t.Fatalf("the child node got a second request: %+v", req)
 	}
+}
+
+// askOneRoot starts a DDT Map-Resolver on 127.0.0.base whose one root is
+// 127.0.0.base+1, with listeners there and on base+2 (another node) and
+// base+3 (the ITR), asks it to resolve eid, and returns once the root has
+// the resolver's request: the resolver, the ITR's view, the root and the
+// other node's sockets, and the ITR's nonce.
+func askOneRoot(t *testing.T, base byte, eid string) (*Engine, *ddtTree, *net.UDPConn, *net.UDPConn, wire.Nonce) {
+	t.Helper()
+	port, listen := loopbackPort(t)
+	root, other, itr := listen(base+1), listen(base+2), listen(base+3)
+	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(base), port)},
+		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(base+1), port)}, DDTPort: port}}, nil)
+	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(base + 3)}
+	n := tr.ask(t, eid)
+	if req, err := readDDTRequest(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
+		t.Fatalf("root got %+v: %v", req, err)
+	}
+	return mr, tr, root, other, n
 }
 
 // loopbackPort picks a UDP port free on loopback and returns it with a

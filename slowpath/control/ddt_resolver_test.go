@@ -364,15 +364,7 @@ func TestDDTResolverTimeout(t *testing.T) {
 // an address the request did not go to is ignored, counted; the one from
 // the asked root is taken.
 func TestDDTResolverForeignReferral(t *testing.T) {
-	port, listen := loopbackPort(t)
-	root, forger, itr := listen(91), listen(92), listen(93)
-	mr := newEngine(t, Config{Listen: []netip.AddrPort{netip.AddrPortFrom(loAddr(90), port)},
-		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(91), port)}, DDTPort: port}}, nil)
-	tr := &ddtTree{port: port, mr: mr, itr: itr, itrAddr: loAddr(93)}
-	n := tr.ask(t, "10.1.2.3")
-	if req, err := readDDTRequest(root, time.Now().Add(5*time.Second)); err != nil || req.Nonce != n {
-		t.Fatalf("root got %+v: %v", req, err)
-	}
+	mr, tr, root, forger, n := askOneRoot(t, 90, "10.1.2.3")
 	referral := func(prefix string) []byte {
 		p := netip.MustParsePrefix(prefix)
 		m := wire.MapReferral{Nonce: n, Records: []wire.Record{{TTL: 10, MaskLen: uint8(p.Bits()),
@@ -403,17 +395,8 @@ func TestDDTResolverForeignReferral(t *testing.T) {
 // resolutions stay bounded, and a good request afterwards starts a
 // resolution.
 func TestDDTResolverRandomInput(t *testing.T) {
-	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4Any))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	probe.Close()
-	root, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loAddr(101), port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { root.Close() })
+	port, listen := loopbackPort(t)
+	listen(101) // the root exists, so requests to it are not refused
 	mr := newEngineWith(t, Config{RateLimit: RateLimitConfig{Off: true},
 		MapResolver: &MapResolverConfig{DDTRoots: []netip.AddrPort{netip.AddrPortFrom(loAddr(101), port)}, DDTPort: port}},
 		nil, slowpath.Options{Clock: newFakeClock().Now})

@@ -3,6 +3,7 @@ package fastpath
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,17 @@ func waitAsleep(t *testing.T, w *Worker) {
 	}
 }
 
+// drainSome waits (bounded) until the worker transmitted something on r's
+// core port, and returns how many frames it drained.
+func drainSome(r *rig) int {
+	got := 0
+	for deadline := time.Now().Add(10 * time.Second); got == 0 && time.Now().Before(deadline); {
+		got += r.core.Drain(nil)
+		time.Sleep(time.Millisecond)
+	}
+	return got
+}
+
 // TestSleepLimit: an idle worker on pollable ports sleeps without a time
 // limit, unless a held packet has its hold time running; on ports poll(2)
 // cannot watch it sleeps IdleWait at most.
@@ -125,12 +137,7 @@ func TestSleepWokenByRelease(t *testing.T) {
 	if !r.w.Releases().Push(Release{IID: iidSite, Prefix: p}) {
 		t.Fatal("release queue full")
 	}
-	got := 0
-	for deadline := time.Now().Add(10 * time.Second); got == 0 && time.Now().Before(deadline); {
-		got += r.core.Drain(nil)
-		time.Sleep(time.Millisecond)
-	}
-	if got != 1 {
+	if got := drainSome(r); got != 1 {
 		t.Fatalf("released %d packets, want 1", got)
 	}
 	if r.w.waiter.Wakes() == 0 {
@@ -160,6 +167,50 @@ func TestSleepWokenByFrames(t *testing.T) {
 	}
 	if got < 10 {
 		t.Fatalf("forwarded %d frames", got)
+	}
+}
+
+// TestBusyPollYields: a busy-polling worker never sleeps, but once it had
+// IdleSpins empty steps it yields its CPU on every empty step (so another
+// thread on that CPU is not held up for the rest of its time slice), and
+// keeps polling: a frame injected without waking anything is forwarded. A
+// sleeping worker does not yield.
+func TestBusyPollYields(t *testing.T) {
+	for _, busy := range []bool{true, false} {
+		r := newRig(t, func(c *Config) {
+			pollable(t)(c)
+			c.IdleSpins, c.BusyPoll = 4, busy
+		})
+		var yields atomic.Int64
+		enough := make(chan struct{})
+		r.w.yield = func() {
+			if yields.Add(1) == 100 {
+				close(enough)
+			}
+		}
+		runWorker(t, r)
+		if !busy {
+			waitAsleep(t, r.w)
+			if n := yields.Load(); n != 0 {
+				t.Fatalf("a sleeping worker yielded %d times", n)
+			}
+			continue
+		}
+		select {
+		case <-enough:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("busy-polling worker yielded %d times in 10 s", yields.Load())
+		}
+		frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 10})
+		if !r.site.Inject(frame) { // no write to the pipe: only polling finds it
+			t.Fatal("inject refused")
+		}
+		if got := drainSome(r); got != 1 {
+			t.Fatalf("busy-polling worker forwarded %d frames after yielding, want 1", got)
+		}
+		if r.w.waiter.Sleeping() {
+			t.Fatal("busy-polling worker sleeps")
+		}
 	}
 }
 

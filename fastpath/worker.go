@@ -124,7 +124,9 @@ type Config struct {
 	IdleSpins int
 	IdleWait  time.Duration
 	// BusyPoll makes Run poll its ports without ever sleeping (a core
-	// dedicated to the worker, lowest latency, 100 % of that core).
+	// dedicated to the worker, lowest latency, 100 % of that core); after
+	// IdleSpins empty steps it calls sched_yield(2) on each empty step, so
+	// a thread sharing its CPU runs at once instead of after its slice.
 	BusyPoll bool
 	// KickBatch and KickDelay coalesce the transmit wake-ups of ports that
 	// let the caller wake the kernel (ring.Flusher: an AF_XDP socket pays
@@ -244,6 +246,7 @@ type Worker struct {
 	ports    []wport
 	waiter   *ring.Waiter // sleeps on all ports at once when idle
 	busyFn   func() bool  // w.pendingWork, made once for waiter.Wait
+	yield    func()       // a busy-polling worker's idle step: sched_yield(2)
 	byIndex  []int16      // nexthop.Adjacency.Port → index in ports, -1 when not ours
 	bySite   []siteIID
 	lastSite siteMemo // siteSlot of the last core packet's instance-ID
@@ -424,6 +427,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.waiter = ring.NewWaiter(rports)
 	w.busyFn = w.pendingWork
+	w.yield = schedYield
 	w.hold.Releases().wake = w.waiter.Wake
 	w.reasm = newReasmTable(rports)
 	return w, nil
@@ -503,8 +507,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	for !w.stop.Load() {
 		if w.Step() > 0 {
 			idle = 0
-		} else if idle++; idle >= w.cfg.IdleSpins && !w.cfg.BusyPoll {
-			w.sleep()
+		} else if idle++; idle >= w.cfg.IdleSpins {
+			if w.cfg.BusyPoll {
+				w.yield()
+			} else {
+				w.sleep()
+			}
 		}
 		if w.err != nil {
 			if errors.Is(w.err, ring.ErrClosed) && w.stop.Load() {
@@ -533,6 +541,14 @@ func (w *Worker) sleep() {
 		w.err = err
 	}
 }
+
+// schedYield gives the CPU to any other thread waiting for it, and returns
+// at once when none is. A busy-polling worker calls it after IdleSpins empty
+// steps, and after every empty step from then on: under load it never
+// does, and when idle on a CPU it shares (with another worker, another
+// router or the traffic's own endpoints) a packet for that other thread is
+// no longer held up for the rest of the worker's time slice (milliseconds).
+func schedYield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // sleepLimit is how long an idle worker may sleep: without limit (-1) when
 // it can be woken and no held packet, tracked miss or partial reassembly

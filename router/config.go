@@ -366,7 +366,9 @@ type XDPOptions struct {
 	Frames int `mapstructure:"frames"`
 	// BusyPoll makes the workers poll their sockets without ever sleeping:
 	// the lowest latency, at the price of a whole core per worker even
-	// when idle. Off by default: an idle worker sleeps in poll(2).
+	// when idle (an idle worker yields its core to any other thread that
+	// waits for it, then polls again). Off by default: an idle worker
+	// sleeps in poll(2).
 	BusyPoll bool `mapstructure:"busy_poll"`
 }
 

@@ -370,6 +370,13 @@ type XDPOptions struct {
 	// waits for it, then polls again). Off by default: an idle worker
 	// sleeps in poll(2).
 	BusyPoll bool `mapstructure:"busy_poll"`
+	// KickDelay lets a worker hold the transmit wake-up of its sockets
+	// (in copy mode, one sendto(2) per wake-up) until 32 frames wait or
+	// the oldest waited this long, and always kicks before it sleeps:
+	// fewer system calls at high load for up to this much added latency
+	// (at most 1ms). 0, the default, wakes the kernel at the end of every
+	// worker step.
+	KickDelay time.Duration `mapstructure:"kick_delay"`
 }
 
 // sizes returns the ring size and frames with defaults applied.
@@ -534,6 +541,9 @@ func (c *Config) validateXDP() error {
 	}
 	if ring, frames := c.XDP.sizes(); frames < ring || frames > 1<<20 {
 		return fmt.Errorf("xdp.frames: %d (at least the ring size %d, at most 1048576)", frames, ring)
+	}
+	if d := c.XDP.KickDelay; d < 0 || d > time.Millisecond {
+		return fmt.Errorf("xdp.kick_delay: %v (0 to 1ms: how long a transmit wake-up may wait for more frames)", d)
 	}
 	return nil
 }

@@ -3,8 +3,12 @@ package router
 import (
 	"bytes"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/fastpath"
 
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
@@ -58,5 +62,35 @@ func TestCheckQueues(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWorkerConfigs: one worker per queue, pinned round-robin to cpus when
+// given (unpinned otherwise), each with the xdp section's busy_poll and
+// kick_delay and the PETRs' negative-mapping choice.
+func TestWorkerConfigs(t *testing.T) {
+	ports := make([][]fastpath.PortConfig, 3)
+	r := &Router{cfg: Config{CPUs: []int{2, 5}, XDP: XDPOptions{BusyPoll: true, KickDelay: 50 * time.Microsecond},
+		PETRs: []netip.Addr{netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("2001:db8::9")}}}
+	wcs := r.workerConfigs(ports)
+	if len(wcs) != 3 {
+		t.Fatalf("%d worker configs for 3 queues", len(wcs))
+	}
+	for q, wc := range wcs {
+		if want := []int{2, 5, 2}[q]; wc.ID != q || wc.CPU != want || !wc.Pin {
+			t.Errorf("worker %d: id %d cpu %d pin %v, want cpu %d pinned", q, wc.ID, wc.CPU, wc.Pin, want)
+		}
+		if !wc.BusyPoll || wc.KickDelay != 50*time.Microsecond {
+			t.Errorf("worker %d: busy poll %v, kick delay %v", q, wc.BusyPoll, wc.KickDelay)
+		}
+		if wc.Negative != fastpath.NegativePETR || wc.PETR4 != netip.MustParseAddr("192.0.2.9") || wc.PETR6 != netip.MustParseAddr("2001:db8::9") {
+			t.Errorf("worker %d: negative %v, PETRs %v %v", q, wc.Negative, wc.PETR4, wc.PETR6)
+		}
+	}
+	r = &Router{}
+	for q, wc := range r.workerConfigs(ports[:2]) {
+		if wc.Pin || wc.CPU != -1 || wc.BusyPoll || wc.KickDelay != 0 || wc.Negative != fastpath.NegativeNative {
+			t.Errorf("default worker %d: %+v", q, wc)
+		}
 	}
 }

@@ -357,8 +357,28 @@ func queueRange(a, b int) string {
 	return fmt.Sprintf("queues %d-%d", a, b)
 }
 
-// newWorkers builds worker q over ports[q], pinned to CPUs[q % len(CPUs)].
+// newWorkers builds worker q over ports[q] (workerConfigs).
 func (r *Router) newWorkers(ports [][]fastpath.PortConfig) error {
+	if cfg := &r.cfg; cfg.Multicast.Enabled && cfg.Multicast.Receivers {
+		// Decapsulated multicast goes to the site only for groups with
+		// receivers there (none yet).
+		r.localGroups = new(fastpath.LocalGroups)
+		r.localGroups.Set(nil)
+	}
+	for _, wc := range r.workerConfigs(ports) {
+		wk, err := fastpath.NewWorker(wc)
+		if err != nil {
+			return err
+		}
+		r.workers = append(r.workers, wk)
+	}
+	return nil
+}
+
+// workerConfigs is the configuration of worker q over ports[q], pinned to
+// CPUs[q % len(CPUs)] when CPUs are given, with the xdp section's polling
+// and kick settings and the roles' forwarding choices.
+func (r *Router) workerConfigs(ports [][]fastpath.PortConfig) []fastpath.Config {
 	cfg := &r.cfg
 	neg := fastpath.NegativeNative
 	var petr4, petr6 netip.Addr
@@ -370,12 +390,7 @@ func (r *Router) newWorkers(ports [][]fastpath.PortConfig) error {
 			petr6 = a
 		}
 	}
-	if cfg.Multicast.Enabled && cfg.Multicast.Receivers {
-		// Decapsulated multicast goes to the site only for groups with
-		// receivers there (none yet).
-		r.localGroups = new(fastpath.LocalGroups)
-		r.localGroups.Set(nil)
-	}
+	wcs := make([]fastpath.Config, 0, len(ports))
 	for q := range ports {
 		cpu := -1
 		if len(cfg.CPUs) > 0 {
@@ -383,20 +398,16 @@ func (r *Router) newWorkers(ports [][]fastpath.PortConfig) error {
 		}
 		wc := fastpath.Config{ID: q, CPU: cpu, Pin: cpu >= 0, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR,
-			BusyPoll: cfg.XDP.BusyPoll, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify}
+			BusyPoll: cfg.XDP.BusyPoll, KickDelay: cfg.XDP.KickDelay, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
 		}
 		if cfg.Multicast.Underlay != nil {
 			wc.UnderlayGroup = r.receivedOnUnderlayGroup
 		}
-		wk, err := fastpath.NewWorker(wc)
-		if err != nil {
-			return err
-		}
-		r.workers = append(r.workers, wk)
+		wcs = append(wcs, wc)
 	}
-	return nil
+	return wcs
 }
 
 // runWorkers starts every worker's loop; a worker that stops on its own

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExampleConfigs loads every example and demo configuration.
@@ -75,6 +76,9 @@ sites:
 		{"xdp ok", base + "xdp: {ring_size: 4096, frames: 8192}\n", ""},
 		{"xdp ring not power of two", base + "xdp: {ring_size: 3000}\n", "xdp.ring_size"},
 		{"xdp frames below ring", base + "xdp: {ring_size: 4096, frames: 1024}\n", "xdp.frames"},
+		{"xdp kick delay too long", base + "xdp: {kick_delay: 5ms}\n", "xdp.kick_delay"},
+		{"xdp kick delay negative", base + "xdp: {kick_delay: -1us}\n", "xdp.kick_delay"},
+		{"xdp kick delay ok", base + "xdp: {kick_delay: 50us}\n", ""},
 		{"group mapping ok", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1.1, \"192.0.2.1,232.9.9.9\"], unicast: [192.0.2.7]}]}\n", ""},
 		{"group mapping bad group", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1]}]}\n", "map_server.group_mappings[0].groups[0]"},
 		{"group mapping unicast G-RLOC", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [10.1.1.1]}]}\n", "map_server.group_mappings[0]"},
@@ -135,15 +139,16 @@ func loadYAML(t *testing.T, dir, name, yaml string) (string, error) {
 	return f, err
 }
 
-// TestBusyPollKey: xdp.busy_poll reaches the router's configuration (off
-// unless set).
+// TestBusyPollKey: xdp.busy_poll and xdp.kick_delay reach the router's
+// configuration (off and 0 unless set).
 func TestBusyPollKey(t *testing.T) {
 	dir := t.TempDir()
 	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
 	for _, tc := range []struct {
 		extra string
 		want  bool
-	}{{"", false}, {"xdp: {busy_poll: true}\n", true}} {
+		kick  time.Duration
+	}{{"", false, 0}, {"xdp: {busy_poll: true}\n", true, 0}, {"xdp: {kick_delay: 50us}\n", false, 50 * time.Microsecond}} {
 		f := filepath.Join(dir, "c.yaml")
 		if err := os.WriteFile(f, []byte(base+tc.extra), 0o644); err != nil {
 			t.Fatal(err)
@@ -152,8 +157,8 @@ func TestBusyPollKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.XDP.BusyPoll != tc.want {
-			t.Errorf("%q: BusyPoll %v", tc.extra, cfg.XDP.BusyPoll)
+		if cfg.XDP.BusyPoll != tc.want || cfg.XDP.KickDelay != tc.kick {
+			t.Errorf("%q: BusyPoll %v, KickDelay %v", tc.extra, cfg.XDP.BusyPoll, cfg.XDP.KickDelay)
 		}
 	}
 }

@@ -26,6 +26,7 @@ func TestReframe(t *testing.T) {
 		{0, 512 - Headroom, true, Headroom, 512 - Headroom},
 		{0, 512 - Headroom + 1, false, Headroom, 100},
 		{0, -1, false, Headroom, 100},
+		{512 - Headroom + 1, 0, false, Headroom, 100}, // start past the chunk, empty
 	} {
 		g := f
 		b := g.Reframe(c.d, c.n)

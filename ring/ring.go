@@ -160,11 +160,15 @@ func (f *Frame) SetLen(n int) bool {
 // result does not lie within the chunk.
 func (f *Frame) Reframe(d, n int) []byte {
 	o := int(f.off) + d
-	if o < 0 || n < 0 || n > len(f.chunk)-o {
+	if uint(o) > uint(len(f.chunk)) { // o < 0 or past the chunk
+		return nil
+	}
+	c := f.chunk[o:len(f.chunk):len(f.chunk)] // no check left: o <= len
+	if uint(n) > uint(len(c)) {               // n < 0 or past the chunk
 		return nil
 	}
 	f.off, f.n = uint32(o), uint32(n)
-	return f.chunk[o : o+n : len(f.chunk)]
+	return c[:n]
 }
 
 // Reset empties the frame and puts its start at headroom bytes into the

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/fastpath"
-
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab/netns"
 )

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,9 +94,7 @@ func TestALTFRR(t *testing.T) {
 	testkit.Require(t, "a capture tool", err)
 	start := time.Now()
 	n := newLabNetwork(t, "../configs/lab/alt-frr.yaml", "altfrr")
-	if b, err := exec.Command("go", "build", "-o", filepath.Join(n.dir, "lig"), "github.com/rloc-router/rloc/cmd/lig").CombinedOutput(); err != nil {
-		t.Fatalf("build lig: %v\n%s", err, b)
-	}
+	buildTool(t, "lig") // before the daemons start: n.lig runs it
 	p := altFRRPlan
 
 	// frr's tunnels: rloc's user-space GRE, one point-to-point TUN per

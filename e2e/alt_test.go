@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,7 +129,7 @@ func (n *network) altView(node string) router.ALTView {
 // lig runs lig in node for eid through the Map-Resolver and returns its
 // output.
 func (n *network) lig(node, eid, src string, extra ...string) (string, error) {
-	args := append([]string{filepath.Join(n.dir, "lig"), eid, "--mr", "192.0.2.100", "--source", src, "--count", "3", "--timeout", "2s"}, extra...)
+	args := append([]string{buildTool(n.t, "lig"), eid, "--mr", "192.0.2.100", "--source", src, "--count", "3", "--timeout", "2s"}, extra...)
 	c, err := n.lab.Command(node, args...)
 	if err != nil {
 		return "", err
@@ -142,7 +141,7 @@ func (n *network) lig(node, eid, src string, extra ...string) (string, error) {
 // ligRTT runs lig in node for eid through the resolver mr and returns the
 // RTT it printed.
 func (n *network) ligRTT(node, eid, src, mr string) (time.Duration, error) {
-	c, err := n.lab.Command(node, filepath.Join(n.dir, "lig"), eid, "--mr", mr, "--source", src, "--count", "3", "--timeout", "2s")
+	c, err := n.lab.Command(node, buildTool(n.t, "lig"), eid, "--mr", mr, "--source", src, "--count", "3", "--timeout", "2s")
 	if err != nil {
 		return 0, err
 	}
@@ -170,9 +169,7 @@ func (n *network) ligRTT(node, eid, src, mr string) (time.Duration, error) {
 // gets negative replies.
 func TestALT(t *testing.T) {
 	n := newLabNetwork(t, "../configs/lab/alt.yaml", "alt")
-	if b, err := exec.Command("go", "build", "-o", filepath.Join(n.dir, "lig"), "github.com/rloc-router/rloc/cmd/lig").CombinedOutput(); err != nil {
-		t.Fatalf("build lig: %v\n%s", err, b)
-	}
+	buildTool(t, "lig") // before the daemons start: n.lig runs it
 	n.start("up", "name: up\nroles: [alt]\n"+altSection("up", ""))
 	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n  summary_only: true\n"))
 	n.start("r2", "name: r2\nroles: [alt]\n"+altSection("r2", ""))

@@ -27,7 +27,7 @@ func TestDDTLab(t *testing.T) {
 	dir := t.TempDir()
 	priv, pub := ddtKeyPair(t, dir, "tree")
 	n := newDDTLab(t, ddtSigned(priv, pub))
-	lig := buildTool(t, dir, "lig")
+	lig := buildTool(t, "lig")
 
 	t.Run("ping three levels down, first packets held", func(t *testing.T) {
 		for _, p := range []struct {

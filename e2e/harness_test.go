@@ -15,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,14 +37,46 @@ type network struct {
 	procs map[string]*lab.Proc
 }
 
-// buildRlocd compiles rlocd once per test binary run into dir.
-func buildRlocd(t testing.TB, dir string) string {
+// buildRlocd returns rlocd compiled for this test binary run (buildTool).
+func buildRlocd(t testing.TB) string { return buildTool(t, "rlocd") }
+
+// tools holds rloc's commands compiled for this test binary run: each is
+// built once per build environment and shared by the tests (every network
+// used to link its own rlocd, 3-4 s each, a third of the package's time).
+var tools struct {
+	mu    sync.Mutex
+	dir   string            // set by TestMain, removed when the run ends
+	built map[string]string // name and CGO_ENABLED -> path
+}
+
+// buildTool returns the path of rloc's command name (cmd/name), compiled
+// for this run with the test's CGO_ENABLED (TestLeastPrivilege sets it).
+// Each build has a directory of its own, readable by everyone like its
+// parent (a daemon may run as nobody), so the binary keeps its name.
+func buildTool(t testing.TB, name string) string {
 	t.Helper()
-	out := filepath.Join(dir, "rlocd")
-	c := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/rlocd")
-	if b, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("build rlocd: %v\n%s", err, b)
+	key := name + " CGO_ENABLED=" + os.Getenv("CGO_ENABLED")
+	tools.mu.Lock()
+	defer tools.mu.Unlock()
+	if p, ok := tools.built[key]; ok {
+		return p
 	}
+	if tools.dir == "" {
+		t.Fatal("buildTool: no directory for the built commands (TestMain sets it)")
+	}
+	dir := filepath.Join(tools.dir, strconv.Itoa(len(tools.built)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	c := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/"+name)
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, b)
+	}
+	if tools.built == nil {
+		tools.built = map[string]string{}
+	}
+	tools.built[key] = out
 	return out
 }
 
@@ -66,7 +100,7 @@ func newLabNetwork(t testing.TB, file, id string) *network {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	n := &network{t: t, dir: dir, rlocd: buildRlocd(t, dir), procs: map[string]*lab.Proc{}}
+	n := &network{t: t, dir: dir, rlocd: buildRlocd(t), procs: map[string]*lab.Proc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n.lab, err = topo.UpWith(ctx, lab.Options{ID: id + netns.Suffix()})

@@ -93,7 +93,7 @@ func TestReloadAndManagement(t *testing.T) {
 	})
 
 	t.Run("rlocctl database add and del", func(t *testing.T) {
-		ctl := buildTool(t, n.dir, "rlocctl")
+		ctl := buildTool(t, "rlocctl")
 		run := func(args ...string) string {
 			t.Helper()
 			out, err := exec.Command(ctl, append([]string{"-s", n.sock("xtr1")}, args...)...).CombinedOutput()
@@ -249,16 +249,6 @@ func (n *network) scrape(node, addr string) map[string]float64 {
 			n.t.Fatalf("metrics line %q", line)
 		}
 		out[line[:i]] = v
-	}
-	return out
-}
-
-// buildTool compiles one of rloc's commands into dir.
-func buildTool(t *testing.T, dir, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	if b, err := exec.Command("go", "build", "-o", out, "github.com/rloc-router/rloc/cmd/"+name).CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
 	return out
 }

@@ -37,7 +37,23 @@ func TestMain(m *testing.M) {
 	if allow := os.Getenv(seccompEnv); allow != "" {
 		os.Exit(seccompExec(allow, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(runShared(m))
+}
+
+// runShared runs the tests with tools.dir, the directory buildTool's
+// commands go to, removed when they end.
+func runShared(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "rloc-e2e-bin-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755) // a daemon may run as nobody (TestLeastPrivilege)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: a directory for the built commands:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	tools.dir = dir
+	return m.Run()
 }
 
 // seccompExec installs a filter that allows exactly the system calls in

@@ -51,12 +51,19 @@ lint: vet
 
 # Each fuzz target for FUZZTIME (a duration, or Nx for N executions: the smoke run
 # in `test` uses a count, because a timed -fuzztime can end a loaded run with a
-# spurious "context deadline exceeded").
+# spurious "context deadline exceeded"). Each package's fuzzing test binary is
+# built once and run for each of its targets, in the package's directory and
+# with go test's corpus cache, as `go test -fuzz` would (which links it again
+# for every target: 1.9 s of each 2.6 s run).
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/rloc-fuzz.log 2>&1 || { cat /tmp/rloc-fuzz.log; echo "fuzz FAIL $$pkg $$t"; exit 1; }; \
+	@set -eo pipefail; bin=$$(mktemp -d); trap 'rm -rf "$$bin"' EXIT; cache=$$($(GO) env GOCACHE)/fuzz; \
+	$(GO) list -f '{{.ImportPath}} {{.Dir}}' $(PKGS) | while read -r pkg dir; do \
+	  targets=$$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' || true); \
+	  [ -n "$$targets" ] || continue; \
+	  $(GO) test -c -fuzz . -o $$bin/fuzz.test $$pkg </dev/null >$$bin/log 2>&1 || { cat $$bin/log; echo "fuzz FAIL $$pkg (build)"; exit 1; }; \
+	  for t in $$targets; do \
+	    (cd $$dir && $$bin/fuzz.test -test.run '^$$' -test.fuzz "^$$t\$$" -test.fuzztime $(FUZZTIME) \
+	      -test.fuzzcachedir $$cache/$$pkg -test.timeout 10m -test.paniconexit0) </dev/null >$$bin/log 2>&1 || { cat $$bin/log; echo "fuzz FAIL $$pkg $$t"; exit 1; }; \
 	    echo "fuzz ok $$pkg $$t"; \
 	  done; \
 	done

@@ -94,7 +94,7 @@ func TestALTFRR(t *testing.T) {
 	testkit.Require(t, "a capture tool", err)
 	start := time.Now()
 	n := newLabNetwork(t, "../configs/lab/alt-frr.yaml", "altfrr")
-	buildTool(t, "lig") // before the daemons start: n.lig runs it
+	buildTool(t, "lig") // now, so that the first n.lig does not wait for the build
 	p := altFRRPlan
 
 	// frr's tunnels: rloc's user-space GRE, one point-to-point TUN per

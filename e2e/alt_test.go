@@ -169,7 +169,7 @@ func (n *network) ligRTT(node, eid, src, mr string) (time.Duration, error) {
 // gets negative replies.
 func TestALT(t *testing.T) {
 	n := newLabNetwork(t, "../configs/lab/alt.yaml", "alt")
-	buildTool(t, "lig") // before the daemons start: n.lig runs it
+	buildTool(t, "lig") // now, so that the first n.lig does not wait for the build
 	n.start("up", "name: up\nroles: [alt]\n"+altSection("up", ""))
 	n.start("r1", "name: r1\nroles: [alt]\n"+altSection("r1", "  aggregates: [10.0.0.0/14]\n  summary_only: true\n"))
 	n.start("r2", "name: r2\nroles: [alt]\n"+altSection("r2", ""))

@@ -37,9 +37,6 @@ type network struct {
 	procs map[string]*lab.Proc
 }
 
-// buildRlocd returns rlocd compiled for this test binary run (buildTool).
-func buildRlocd(t testing.TB) string { return buildTool(t, "rlocd") }
-
 // tools holds rloc's commands compiled for this test binary run: each is
 // built once per build environment and shared by the tests (every network
 // used to link its own rlocd, 3-4 s each, a third of the package's time).
@@ -100,7 +97,7 @@ func newLabNetwork(t testing.TB, file, id string) *network {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	n := &network{t: t, dir: dir, rlocd: buildRlocd(t), procs: map[string]*lab.Proc{}}
+	n := &network{t: t, dir: dir, rlocd: buildTool(t, "rlocd"), procs: map[string]*lab.Proc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n.lab, err = topo.UpWith(ctx, lab.Options{ID: id + netns.Suffix()})

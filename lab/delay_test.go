@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -293,7 +294,8 @@ func TestPipeSpinOrderNoLoss(t *testing.T) {
 	buf := make([]byte, 128)
 	early := 0
 	for i := range frames {
-		n, err := unix.Read(out, buf)
+		var n int
+		err := retryIntr(func() (err error) { n, err = unix.Read(out, buf); return err })
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
@@ -313,6 +315,18 @@ func TestPipeSpinOrderNoLoss(t *testing.T) {
 	}
 	if st := p.stats.snapshot(); st != (DelayStats{Forwarded: frames}) {
 		t.Errorf("counters %+v, want %d forwarded", st, frames)
+	}
+}
+
+// retryIntr calls call again while it fails with EINTR. A blocking read
+// on a socket with a receive timeout (SO_RCVTIMEO) fails with EINTR when a
+// signal arrives, even for a handler installed with SA_RESTART (signal(7)),
+// and Go's runtime signals its threads (asynchronous preemption).
+func retryIntr(call func() error) error {
+	for {
+		if err := call(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
 }
 

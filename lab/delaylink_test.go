@@ -285,7 +285,8 @@ func checkRawFrame(t *testing.T, l *Lab) {
 		t.Fatal(err)
 	}
 	buf, oob := make([]byte, 2048), make([]byte, 256)
-	n, oobn, _, _, err := unix.Recvmsg(rx, buf, oob, 0)
+	var n, oobn int
+	err := retryIntr(func() (err error) { n, oobn, _, _, err = unix.Recvmsg(rx, buf, oob, 0); return err })
 	if err != nil {
 		t.Fatalf("multicast frame of EtherType %#x not received: %v", etherType, err)
 	}
@@ -303,7 +304,7 @@ func checkRawFrame(t *testing.T, l *Lab) {
 		t.Fatal(err)
 	}
 	for i := 0; ; i++ {
-		n, oobn, _, _, err = unix.Recvmsg(rxAll, buf, oob, 0)
+		err = retryIntr(func() (err error) { n, oobn, _, _, err = unix.Recvmsg(rxAll, buf, oob, 0); return err })
 		if err != nil || i == 100 {
 			t.Fatalf("VLAN-tagged frame not received (%d other frames): %v", i, err)
 		}

@@ -233,16 +233,23 @@ func (e *Entry) Negative() bool { return len(e.loc.RLOCs) == 0 && len(e.loc.RLE)
 // lowest priority below 255 it picks by weight using flowHash, so a flow keeps
 // its RLOC while the set is unchanged. It returns nil when no RLOC is usable.
 // The choice was precomputed when the set was installed: one table index.
+// It depends on flowHash only through SelectBucket(flowHash).
 func (e *Entry) Select(flowHash uint32) *RLOC {
 	l := e.loc
 	if l.sel != nil {
-		return &l.RLOCs[l.sel[uint8((flowHash*0x9E3779B1)>>24)]]
+		return &l.RLOCs[l.sel[SelectBucket(flowHash)]]
 	}
 	if l.one >= 0 {
 		return &l.RLOCs[l.one]
 	}
 	return nil
 }
+
+// SelectBucket is the one of 256 buckets of a flow hash that Entry.Select's
+// choice depends on: while an entry's locators are unchanged, flows whose
+// hashes share a bucket are sent to the same RLOC (a data-plane flow memo
+// may remember the choice per bucket).
+func SelectBucket(flowHash uint32) uint8 { return uint8((flowHash * 0x9E3779B1) >> 24) }
 
 // buildSelection precomputes the RLOC choice of l (see Entry.Select).
 func (l *Locators) buildSelection() {

@@ -48,7 +48,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk := &pks[j]
 		// w.parseCore, written out.
 		f := &fs[j]
-		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
+		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
 			// coreInner's common case: the instance-ID of the last
@@ -79,7 +79,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	for j := first + 1; j < len(fs); j++ {
 		pk := &pks[j]
 		f := &fs[j]
-		pk.act, pk.mset, pk.lazyAddrs = actDone, nil, false
+		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if h, ok := w.parseCore4(pk, slot, b); ok {
 			w.coreInner(pk, f, b, h)
@@ -98,17 +98,14 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		case actDeliver:
 			w.deliverAt(pk, &fs[j], pk.site, j)
 		case actForward:
-			w.choose(pk)
-			switch out := w.encapFast(pk, &fs[j]); out {
-			case encapDropped:
-			case encapNo:
-				w.endInPlace()
-				w.forward(pk, &fs[j]) // choose is idempotent
-			default:
-				if !w.ip.take(j, out) {
-					w.sendAt(j, out, &fs[j])
+			// As in fromSiteBatch: a flow memo hit, or forwardAt.
+			if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
+				if out := w.encapVia(pk, &fs[j], h); out != encapNo {
+					w.sentVia(j, out, &fs[j])
+					continue
 				}
 			}
+			w.forwardAt(pk, fs, j)
 		default:
 			w.endInPlace()
 			w.finishCore(pk, &fs[j])
@@ -133,7 +130,7 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 // dropped). Observations, gleaning and underlay-group news are recorded
 // here, in arrival order.
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
-	pk.act, pk.mset = actDone, nil
+	pk.act, pk.fset = actDone, nil
 	b := f.Bytes()
 	if h, ok := w.parseCore4(pk, slot, b); ok {
 		w.coreInner(pk, f, b, h)

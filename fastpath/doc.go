@@ -13,7 +13,10 @@
 //     frame (taking the flow hash), then look every destination up in the
 //     map-cache (through the worker's lookup memo, whose probes of the batch
 //     overlap in memory; a memo hit marks the entry active only once per
-//     fold interval of the cache's activity marks), then encapsulate
+//     fold interval of the cache's activity marks; for IPv4 destinations its
+//     flow memo first gives the next-hop memo entry a packet of the same
+//     destination and RLOC-selection bucket was last sent through, with no
+//     entry to read), then encapsulate
 //     (ITR/PITR; plain IPv4 through encapFast), decapsulate (ETR) or
 //     re-encapsulate/replicate (RTR) every packet in arrival order, so each
 //     port sends in the order it received. A core batch delivers its

@@ -89,8 +89,10 @@ type pktInfo struct {
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
 	act      pktAction    // what the batch's last stage does with it
-	mset     *memo4Set    // the memo set the parse stage found for dst (nil: none, probe finds it)
-	mkey     uint64       // the memo key of dst in mset
+	fset     *flowSet     // the flow memo set the parse stage found for dst and hash (nil: none, probe finds the entry)
+	mkey     uint64       // with fset: the memo4 key of dst
+	hop      *nextHop     // a flow memo hit: the next-hop memo entry to send through (lookupStage; nil: none)
+	hser     uint32       // with hop: the serial hop held when the flow memo remembered it
 	site     int          // actDeliver: the site port
 	found    bool         // lookup found e
 	e        *cache.Entry // lookup's result
@@ -191,15 +193,15 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	for j := range fs {
 		pk := &pks[j]
 		f := &fs[j]
-		pk.act, pk.mset = actDone, nil
+		pk.act, pk.fset = actDone, nil
 		b := f.Bytes()
 		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
 			// The common case, an untagged IPv4 packet without options,
 			// without going through the general parser: parseSite's work
 			// (parseIPv4NoOptions and wire.FlowHash written out; the
 			// addresses are read from the frame only if a later stage
-			// needs them, lazyAddrs) and the memo's set (with its key) for
-			// the probe stage.
+			// needs them, lazyAddrs) and the flow memo's set (with the
+			// memo key) for the probe stage.
 			ip := b[wire.EthernetLen:]
 			_ = ip[wire.IPv4MinLen-1]
 			tl := int(be.Uint16(ip[2:]))
@@ -213,7 +215,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
 				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
-				pk.mset = m.set4(pk.mkey) // prefetched by lookupStage
+				pk.fset = m.flowSet4(pk.mkey, pk.hash) // prefetched by lookupStage
 			}
 			continue
 		}
@@ -226,22 +228,62 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	w.lookupStage(pks, fs)
 	w.beginBatch(fs)
 	for j := range pks {
-		if pk := &pks[j]; pk.act == actForward {
-			w.choose(pk)
-			switch out := w.encapFast(pk, &fs[j]); out {
-			case encapDropped:
-			case encapNo:
-				lazyAddrs(pk, &fs[j])
-				w.endInPlace()
-				w.forward(pk, &fs[j])
-			default:
-				if !w.ip.take(j, out) {
-					w.sendAt(j, out, &fs[j])
-				}
+		pk := &pks[j]
+		if pk.act != actForward {
+			continue
+		}
+		// A flow memo hit still good, taken by encapVia, or forwardAt.
+		if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
+			if out := w.encapVia(pk, &fs[j], h); out != encapNo {
+				w.sentVia(j, out, &fs[j])
+				continue
 			}
 		}
+		w.forwardAt(pk, fs, j)
 	}
 	w.finishBatch()
+}
+
+// sentVia finishes batch packet j in f, which encapVia took through a flow
+// memo hit and encapsulated for port slot out (or dropped: encapDropped).
+func (w *Worker) sentVia(j, out int, f *ring.Frame) {
+	w.memo.flowHits++
+	if out >= 0 && !w.ip.take(j, out) {
+		w.sendAt(j, out, f)
+	}
+}
+
+// forwardAt is the last stage of batch packet j to forward (actForward),
+// looked up by lookupStage, unless encapVia took it through a flow memo hit
+// (the batch loops try that first): encapFast through the RLOC the mapping
+// selects, else the general forward. A packet encapFast sends teaches the
+// flow memo its next-hop entry. A flow memo hit that encapVia did not take
+// (the entry was filled again since, or the packet needs the general path)
+// is looked up here as it would have been without the flow memo.
+func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
+	f := &fs[j]
+	if pk.hop != nil {
+		pk.hop = nil
+		lazyAddrs(pk, f)
+		w.probe(pk)
+	}
+	w.choose(pk)
+	out := w.encapFast(pk, f)
+	if out >= 0 && pk.fset != nil {
+		i := uint8(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
+		fillFlow(pk.fset, pk.mkey, pk.hash, i, w.hops[i].ser)
+	}
+	switch out {
+	case encapDropped:
+	case encapNo:
+		lazyAddrs(pk, f)
+		w.endInPlace()
+		w.forward(pk, f)
+	default:
+		if !w.ip.take(j, out) {
+			w.sendAt(j, out, f)
+		}
+	}
 }
 
 // lazyAddrs fills pk.dst and pk.src from the inner IPv4 header in f when
@@ -377,28 +419,40 @@ func (w *Worker) lookup(pk *pktInfo) {
 
 // lookupStage is the first half of the lookup of a batch's packets that
 // need one (actForward): probe them all, so that the entries' loads
-// overlap; the last stage chooses (choose) just before it forwards. It
-// first prefetches the memo sets the parse stage found (pk.mset), and
+// overlap; the last stage (forwardAt) chooses just before it forwards. It
+// first prefetches the flow memo sets the parse stage found (pk.fset), and
 // ends by prefetching the entries found (pk.e), each in one call for the
 // whole batch: a call per packet made its loop spill and reload its
-// registers around every call.
+// registers around every call. A flow memo hit (pk.hop) needs no entry.
 func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 	if len(pks) == 0 {
 		return
 	}
 	const stride = unsafe.Sizeof(pktInfo{})
-	prefetchEach(unsafe.Pointer(&pks[0].mset), len(pks), stride)
+	prefetchEach(unsafe.Pointer(&pks[0].fset), len(pks), stride)
 	m := w.memo
 	for j := range pks {
 		pk := &pks[j]
 		if pk.act != actForward {
 			continue
 		}
-		// A hit in the first way of the set the parse stage found (the
-		// common case: the most recent destination of its set) without
-		// the call into the memo, in a later way through hitLater; a
-		// miss goes through probe.
-		if s := pk.mset; s != nil {
+		pk.hop = nil
+		// A hit in the first way of the flow memo's set (the most recent
+		// flow of its set) or in a later one; else a hit in the first way
+		// of the memo4 set (the common case: the most recent destination
+		// of its set) without the call into the memo, in a later way
+		// through hitLater; a miss goes through probe.
+		if fl := pk.fset; fl != nil {
+			x := &fl[0]
+			if x.key != pk.mkey || x.bkt != cache.SelectBucket(pk.hash) {
+				x = flowLater(fl, pk.mkey, pk.hash)
+			}
+			if x != nil {
+				pk.hop, pk.hser = &w.hops[x.hop], x.ser
+				pk.e, pk.found, pk.r = nil, false, nil
+				continue
+			}
+			s := m.set4(pk.mkey)
 			if s[0].key == pk.mkey {
 				m.hits++
 				pk.e, pk.found, pk.r = s[0].e, true, nil
@@ -418,15 +472,16 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 }
 
 // stageProbe prepares the probe stage of a batch's packet to look up: for
-// an IPv4 unicast destination the memo holds, the memo set and key
-// (lookupStage prefetches the set and checks its first way itself).
+// an IPv4 unicast destination the memo holds, the memo key and the flow
+// memo's set (lookupStage prefetches the set and checks it itself, then
+// the first way of the memo4 set).
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
 	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
 		return
 	}
 	pk.mkey = m.key4(pk.iid, pk.dst.As4())
-	pk.mset = m.set4(pk.mkey)
+	pk.fset = m.flowSet4(pk.mkey, pk.hash)
 }
 
 // stageProbeCore is stageProbe for a packet of a core batch whose frame
@@ -442,7 +497,7 @@ func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
 		return
 	}
 	pk.mkey = m.key4(pk.iid, a)
-	pk.mset = m.set4(pk.mkey)
+	pk.fset = m.flowSet4(pk.mkey, pk.hash)
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer

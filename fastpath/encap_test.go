@@ -160,9 +160,18 @@ func TestInstanceIDs(t *testing.T) {
 }
 
 // TestWeightedSelection sends many flows to an EID with RLOCs weighted 1:3
-// and checks the split and that a flow keeps its RLOC.
+// and checks the split and that a flow keeps its RLOC, with the default
+// memo and with one of a single set, where the flow memo holds flows of
+// the destination in other selection buckets in the same set (a slot
+// matched on the destination alone would move flows).
 func TestWeightedSelection(t *testing.T) {
-	r := newRig(t, nil)
+	t.Run("default-memo", func(t *testing.T) { weightedSelection(t, 0) })
+	t.Run("one-set-memo", func(t *testing.T) { weightedSelection(t, 4) })
+}
+
+// weightedSelection is TestWeightedSelection with Config.LookupMemo memo.
+func weightedSelection(t *testing.T, memo int) {
+	r := newRig(t, func(c *Config) { c.LookupMemo = memo })
 	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.7.0.0/16"), RLOCs: []StaticRLOC{
 		{Addr: rlocRemote4, Weight: 25}, {Addr: rlocOther4, Weight: 75},
 		{Addr: rlocRemote6, Priority: 2, Weight: 100}, // less preferred: never used
@@ -193,6 +202,16 @@ func TestWeightedSelection(t *testing.T) {
 	}
 	if count[rlocRemote6] != 0 || count[rlocRemote4]+count[rlocOther4] != flows {
 		t.Fatalf("split %v", count)
+	}
+	// With the default memo the second round's flows were sent through
+	// the flow memo (one slot per selection bucket): it kept every flow on
+	// its RLOC too. A single set still hits now and then.
+	want := uint64(flows)
+	if memo == 4 {
+		want = 1
+	}
+	if n := r.w.Extra(ExtraFlowHit); n < want {
+		t.Fatalf("%d flow memo hits over two rounds of %d flows, want at least %d", n, flows, want)
 	}
 	// Expect 1000 : 3000; allow ±15% of 1000 (far beyond the binomial sd of 27).
 	if n := count[rlocRemote4]; n < 850 || n > 1150 {

@@ -93,9 +93,10 @@ func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
 	var c Counters
 	batch.w.Counters().Snapshot(&c)
 	if c.Get(CounterEncap) == 0 || c.Get(CounterReencap) == 0 || c.Get(CounterDecap) == 0 || c.Dropped(DropTTLExpired) == 0 ||
-		c.Get(CounterMiss) == 0 || batch.w.Extra(ExtraFragmented) == 0 || batch.w.Extra(ExtraMemoHit) == 0 {
-		t.Fatalf("%d frames did not exercise every path: %v, fragmented %d, memo hits %d", frames, c,
-			batch.w.Extra(ExtraFragmented), batch.w.Extra(ExtraMemoHit))
+		c.Get(CounterMiss) == 0 || batch.w.Extra(ExtraFragmented) == 0 || batch.w.Extra(ExtraMemoHit) == 0 ||
+		batch.w.Extra(ExtraFlowHit) == 0 {
+		t.Fatalf("%d frames did not exercise every path: %v, fragmented %d, memo hits %d, flow memo hits %d", frames, c,
+			batch.w.Extra(ExtraFragmented), batch.w.Extra(ExtraMemoHit), batch.w.Extra(ExtraFlowHit))
 	}
 }
 

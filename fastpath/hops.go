@@ -24,6 +24,7 @@ type nextHop struct {
 	dst  netip.Addr
 	tpl  []byte            // the template (never written: cache.RLOC.Template); nil for a delivery
 	snap *nexthop.Snapshot // the snapshot adj comes from; nil: empty
+	ser  uint32            // changes (never 0 again) each time the entry is filled: what the flow memo's slots check
 	st   nexthop.AdjStatus
 	out  int // egress port slot; -1 unless st is AdjResolved and the port ours
 	mtu  int // path MTU (pathMTU)
@@ -75,6 +76,10 @@ func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	s := w.snap
 	h.dst, h.tpl, h.snap = dst, tpl, s
+	if w.hopSer++; w.hopSer == 0 {
+		w.hopSer = 1
+	}
+	h.ser = w.hopSer
 	h.key4 = 0
 	if tpl == nil && dst.Is4() {
 		a := dst.As4()
@@ -196,7 +201,7 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 // then handles. Its output is the general path's (TestBatchMatchesGeneral).
 func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	r := pk.r
-	if r == nil || !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
+	if r == nil {
 		return encapNo
 	}
 	tpl := r.Template
@@ -209,6 +214,17 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	// a snapshot (w.snap nil) has maxInner 0, as filling it again would.
 	if unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap {
 		return w.encapFastFill(pk, f, h)
+	}
+	return w.encapVia(pk, f, h)
+}
+
+// encapVia is encapFast through next-hop memo entry h, filled for the
+// RLOC the packet goes to in the batch's snapshot: what is left of
+// encapFast once the RLOC and its entry are known, from the mapping
+// (encapFast) or from the flow memo (forwardOne).
+func (w *Worker) encapVia(pk *pktInfo, f *ring.Frame, h *nextHop) int {
+	if !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
+		return encapNo
 	}
 	off, n := pk.innerOff, pk.innerLen
 	if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template

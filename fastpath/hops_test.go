@@ -75,7 +75,11 @@ func TestRLOCHopFollowsNextHopTable(t *testing.T) {
 			}
 
 			wantMACs("first", macUnderGW, macCore)
+			hits := r.w.Extra(ExtraFlowHit)
 			wantMACs("memo hit", macUnderGW, macCore)
+			if tc.dst.Is4() && r.w.Extra(ExtraFlowHit) != hits+1 { // IPv4 EIDs: through the flow memo
+				t.Fatal("second packet was not a flow memo hit")
+			}
 
 			r.nh.Store(snap(macCore2, macNew, true, 1500, false))
 			wantMACs("new neighbour MAC and link MAC", macNew, macCore2)

@@ -17,6 +17,21 @@ type memo4Slot struct {
 // memo4Set is four IPv4 slots, one 64-byte cache line, most recent first.
 type memo4Set [4]memo4Slot
 
+// flowSlot is one remembered forwarding decision of the flow memo: IPv4
+// packets to the destination of memo4 key key (memo generation,
+// instance-ID, address) whose flow hash falls in selection bucket bkt
+// (cache.SelectBucket) were encapsulated through the worker's next-hop memo
+// entry hops[hop] while that entry held fill serial ser (nextHop.ser).
+type flowSlot struct {
+	key uint64 // 0 never valid
+	ser uint32
+	hop uint8 // an index of hopMemo: hopSlots is 256
+	bkt uint8
+}
+
+// flowSet is four flow slots, one 64-byte cache line, most recent first.
+type flowSet [4]flowSlot
+
 // memo6Slot is one remembered IPv6 lookup.
 type memo6Slot struct {
 	hi, lo uint64 // the address
@@ -51,24 +66,38 @@ type memo6Set [2]memo6Slot
 // not once per packet. Marks of hits after a fold that happens during a step
 // wait for the next step's sync. Instance-IDs are 24 bits (RFC 9300 §5.3);
 // larger ones bypass the memo. Belongs to the worker's goroutine.
+//
+// The flow memo (flows) goes one step further for IPv4 unicast
+// destinations: from the memo key and the flow's selection bucket to the
+// next-hop memo entry the packet was last encapsulated through, so that a
+// hit skips the entry, the RLOC choice and the next-hop memo's lookup, each
+// a cache line of its own. Its slots carry the memo generation in their keys
+// (a change of the cache, or a fold, invalidates them with the memo4 slots;
+// a slot of the previous generation is not used, so it needs no activity
+// mark) and the serial of the next-hop entry, which changes whenever that
+// entry is filled again (another RLOC, or a new next-hop snapshot).
 type lookupMemo struct {
 	_          [cacheLine]byte // hits and miss change per packet: keep other workers' memos off their line
 	c          *cache.Cache
 	rd         *cache.Reader // the worker's lookups: activity marks in the worker's own bitmap
 	v4         []memo4Set    // nil: disabled, every lookup goes to the cache
 	v6         []memo6Set
+	flows      []flowSet // nil with v4
 	mask4      uint32
 	mask6      uint32
+	maskF      uint32
 	gen        uint32 // current memo generation, 1..255
 	prev       uint32 // previous generation when gen began by a fold alone (its slots still valid, unmarked), else 0
 	cgen       uint64 // cache generation gen stands for
 	cfold      uint32 // cache folds gen stands for
 	hits, miss uint64
+	flowHits   uint64 // packets the flow memo sent (not counted in hits)
 	_          [cacheLine]byte
 }
 
 // defaultMemoSize is the default number of IPv4 slots (16384 sets of four,
-// 1 MiB); the IPv6 table gets half as many sets (8192 sets of two, 512 KiB).
+// 1 MiB); the IPv6 table gets half as many sets (8192 sets of two, 512 KiB),
+// the flow memo as many slots as the IPv4 table (16384 sets of four, 1 MiB).
 // A set holds four destinations: with the default, 16k destinations leave
 // one set in about fifty overfull (16384 sets each holding on average one of
 // them), where 4096 sets left more than half of them in sets that thrash.
@@ -95,6 +124,8 @@ func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
 	sets6 := max(sets/2, 1)
 	m.v6 = make([]memo6Set, sets6)
 	m.mask6 = uint32(sets6 - 1)
+	m.flows = make([]flowSet, sets)
+	m.maskF = uint32(sets - 1)
 	return m
 }
 
@@ -116,6 +147,7 @@ func (m *lookupMemo) sync() {
 	if m.gen++; m.gen > 255 { // wrapped: slots of 255 changes ago would match
 		clear(m.v4)
 		clear(m.v6)
+		clear(m.flows)
 		m.gen, m.prev = 1, 0
 	}
 }
@@ -128,6 +160,42 @@ func (m *lookupMemo) key4(iid uint32, a [4]byte) uint64 {
 // set4 is the set that holds key.
 func (m *lookupMemo) set4(key uint64) *memo4Set {
 	return &m.v4[uint32((key*0x9E3779B97F4A7C15)>>40)&m.mask4]
+}
+
+// flowSet4 is the flow memo's set for the packets to the destination of
+// memo4 key key with flow hash hash.
+func (m *lookupMemo) flowSet4(key uint64, hash uint32) *flowSet {
+	k := key ^ uint64(cache.SelectBucket(hash))<<24
+	return &m.flows[uint32((k*0xD6E8FEB86659FD93)>>40)&m.maskF]
+}
+
+// flowLater returns the slot of set s after the first (the caller
+// compared that one) for memo4 key key and the selection bucket of flow
+// hash hash, moved to the front, or nil. The slots move one by one, as in
+// hitLater.
+func flowLater(s *flowSet, key uint64, hash uint32) *flowSlot {
+	b := cache.SelectBucket(hash)
+	for i := 1; i < len(s); i++ {
+		if s[i].key == key && s[i].bkt == b {
+			y := s[i]
+			for k := i; k > 0; k-- {
+				s[k] = s[k-1]
+			}
+			s[0] = y
+			return &s[0]
+		}
+	}
+	return nil
+}
+
+// fillFlow remembers in set s that packets to memo4 key key with flow hash
+// hash go through next-hop memo entry hop, of serial ser: in the front
+// slot, the others moved back (the last one forgotten).
+func fillFlow(s *flowSet, key uint64, hash uint32, hop uint8, ser uint32) {
+	for k := len(s) - 1; k > 0; k-- {
+		s[k] = s[k-1]
+	}
+	s[0] = flowSlot{key: key, ser: ser, hop: hop, bkt: cache.SelectBucket(hash)}
 }
 
 // hitLater looks key up in the ways of set s after the first (the caller

@@ -30,8 +30,8 @@ func outerDst(t *testing.T, r *rig, src, dst netip.Addr) netip.Addr {
 }
 
 // TestMemoSeesMappingChange: destinations answered from the worker's lookup
-// memo follow a mapping change in the very next batch: a more-specific
-// prefix inserted, turned negative, and deleted again.
+// memo (IPv4: its flow memo) follow a mapping change in the very next batch:
+// a more-specific prefix inserted, turned negative, and deleted again.
 func TestMemoSeesMappingChange(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -46,19 +46,29 @@ func TestMemoSeesMappingChange(t *testing.T) {
 			if got := outerDst(t, r, tc.src, tc.dst); got != rlocRemote4 {
 				t.Fatalf("first packet to %v", got)
 			}
-			hits := r.w.Extra(ExtraMemoHit)
+			// The same flow again: an IPv4 packet is sent through the
+			// flow memo, an IPv6 one looked up in the memo.
+			hitX := ExtraMemoHit
+			if tc.dst.Is4() {
+				hitX = ExtraFlowHit
+			}
+			hits := r.w.Extra(hitX)
 			if got := outerDst(t, r, tc.src, tc.dst); got != rlocRemote4 {
 				t.Fatalf("second packet to %v", got)
 			}
-			if r.w.Extra(ExtraMemoHit) != hits+1 {
-				t.Fatalf("second lookup of %v was not a memo hit (hits %d -> %d)", tc.dst, hits, r.w.Extra(ExtraMemoHit))
+			if r.w.Extra(hitX) != hits+1 {
+				t.Fatalf("second lookup of %v was not a %v (%d -> %d)", tc.dst, hitX, hits, r.w.Extra(hitX))
 			}
 			r.install([]StaticMapping{{IID: iidSite, Prefix: tc.more, RLOCs: []StaticRLOC{{Addr: rlocOther4, Weight: 1}}}})
 			if got := outerDst(t, r, tc.src, tc.dst); got != rlocOther4 {
 				t.Fatalf("after inserting %v: packet to %v, want %v", tc.more, got, rlocOther4)
 			}
+			hits = r.w.Extra(hitX)
 			if got := outerDst(t, r, tc.src, tc.dst); got != rlocOther4 {
 				t.Fatalf("memo hit after the change: packet to %v, want %v", got, rlocOther4)
+			}
+			if r.w.Extra(hitX) != hits+1 {
+				t.Fatalf("packet after the change was not a %v", hitX)
 			}
 			r.install([]StaticMapping{{IID: iidSite, Prefix: tc.more, Action: wire.ActionDrop}})
 			before := r.counters()
@@ -77,8 +87,9 @@ func TestMemoSeesMappingChange(t *testing.T) {
 	}
 }
 
-// TestMemoMarksActive: a memo hit marks the entry active in the current
-// activity tick, as a cache lookup does.
+// TestMemoMarksActive: a memo hit (here a flow memo hit: the same flow
+// again) marks the entry active in the current activity tick, as a cache
+// lookup does.
 func TestMemoMarksActive(t *testing.T) {
 	start := time.Unix(3_000_000, 0)
 	now := start
@@ -93,12 +104,12 @@ func TestMemoMarksActive(t *testing.T) {
 	}
 	now = start.Add(time.Hour)
 	c.Tick(now)
-	hits := r.w.Extra(ExtraMemoHit)
+	hits := r.w.Extra(ExtraFlowHit)
 	if got := outerDst(t, r, hostA, remote4); got != rlocRemote4 {
 		t.Fatalf("packet to %v", got)
 	}
-	if r.w.Extra(ExtraMemoHit) != hits+1 {
-		t.Fatal("second lookup was not a memo hit")
+	if r.w.Extra(ExtraFlowHit) != hits+1 {
+		t.Fatal("second packet was not a flow memo hit")
 	}
 	if lu := c.LastUsed(e); lu.Before(now.Add(-time.Second)) {
 		t.Fatalf("memo hit left the entry last used at %v, want the tick of %v", lu, now)

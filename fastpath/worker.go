@@ -184,6 +184,7 @@ const (
 	ExtraPoolEmpty                    // no frame for a fragment, ICMP or released packet
 	ExtraMemoHit                      // map-cache lookups answered by the worker's memo
 	ExtraMemoMiss                     // map-cache lookups the memo passed on to the cache
+	ExtraFlowHit                      // packets encapsulated through the flow memo, without a map-cache lookup
 	ExtraReasmDone                    // outer IPv4 packets reassembled from fragments by the ETR
 	ExtraReasmTimeout                 // partial reassemblies dropped after the reassembly timeout
 	ExtraReasmDuplicate               // outer fragments dropped as exact duplicates
@@ -204,6 +205,7 @@ var extraNames = [NumExtra]string{
 	ExtraPoolEmpty:       "pool-empty",
 	ExtraMemoHit:         "memo-hit",
 	ExtraMemoMiss:        "memo-miss",
+	ExtraFlowHit:         "flow-hit",
 	ExtraReasmDone:       "reasm-done",
 	ExtraReasmTimeout:    "reasm-timeout",
 	ExtraReasmDuplicate:  "reasm-duplicate",
@@ -268,6 +270,7 @@ type Worker struct {
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
+	hopSer       uint32 // the serial of the last next-hop memo entry filled (nextHop.ser)
 	now          int64
 	epoch        time.Time
 	flow0        uint64 // wire.FlowStart(Config.FlowSeed)
@@ -642,7 +645,7 @@ func (w *Worker) Step() int {
 	w.obs.publish()
 	w.notifySlowPath()
 	w.ctr.Publish()
-	w.extra[ExtraMemoHit], w.extra[ExtraMemoMiss] = w.memo.hits, w.memo.miss
+	w.extra[ExtraMemoHit], w.extra[ExtraMemoMiss], w.extra[ExtraFlowHit] = w.memo.hits, w.memo.miss, w.memo.flowHits
 	for i := range w.extra {
 		if v := w.extra[i]; v != w.extraPub[i].Load() {
 			w.extraPub[i].Store(v)

@@ -399,6 +399,13 @@ func BenchmarkWorker(b *testing.B) {
 			}
 			return n
 		}, sent)
+		// What share of the packets the flow memo sent, and of the
+		// lookups the memo answered (warm-up included).
+		flow, hit, miss := float64(w.Extra(ExtraFlowHit)), float64(w.Extra(ExtraMemoHit)), float64(w.Extra(ExtraMemoMiss))
+		b.ReportMetric(100*flow/float64(int(b.N+64)*ring.IdealBatchSize), "flow-hit%")
+		if hit+miss > 0 {
+			b.ReportMetric(100*hit/(hit+miss), "memo-hit%")
+		}
 	}
 	b.Run("null-forward-64B", func(b *testing.B) {
 		in, out := newNullPort(b, site(small, 4096)), newNullPort(b, nil)

@@ -99,7 +99,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 			w.deliverAt(pk, &fs[j], pk.site, j)
 		case actForward:
 			// As in fromSiteBatch: a flow memo hit, or forwardAt.
-			if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
+			if h := w.flowHop(pk); h != nil {
 				if out := w.encapVia(pk, &fs[j], h); out != encapNo {
 					w.sentVia(j, out, &fs[j])
 					continue

@@ -233,7 +233,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			continue
 		}
 		// A flow memo hit still good, taken by encapVia, or forwardAt.
-		if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
+		if h := w.flowHop(pk); h != nil {
 			if out := w.encapVia(pk, &fs[j], h); out != encapNo {
 				w.sentVia(j, out, &fs[j])
 				continue
@@ -242,6 +242,16 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		w.forwardAt(pk, fs, j)
 	}
 	w.finishBatch()
+}
+
+// flowHop returns the next-hop memo entry of pk's flow memo hit while it
+// still holds what it held when the flow memo remembered it (its serial) in
+// the batch's next-hop snapshot, else nil.
+func (w *Worker) flowHop(pk *pktInfo) *nextHop {
+	if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
+		return h
+	}
+	return nil
 }
 
 // sentVia finishes batch packet j in f, which encapVia took through a flow
@@ -276,9 +286,8 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	switch out {
 	case encapDropped:
 	case encapNo:
-		lazyAddrs(pk, f)
 		w.endInPlace()
-		w.forward(pk, f)
+		w.forward(pk, f) // choose is idempotent; forward fills the lazy addresses
 	default:
 		if !w.ip.take(j, out) {
 			w.sendAt(j, out, f)

@@ -221,7 +221,7 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 // encapVia is encapFast through next-hop memo entry h, filled for the
 // RLOC the packet goes to in the batch's snapshot: what is left of
 // encapFast once the RLOC and its entry are known, from the mapping
-// (encapFast) or from the flow memo (forwardOne).
+// (encapFast) or from the flow memo (the batch loops, flowHop).
 func (w *Worker) encapVia(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	if !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
 		return encapNo

@@ -91,8 +91,9 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		}
 	}
 	// Packets before first were delivered or dropped in the loop above.
-	w.lookupStage(pks[first:], fs[first:])
-	for j := first; j < len(pks); j++ {
+	k := w.flowRun(pks, fs, first)
+	w.lookupStage(pks[k:], fs[k:])
+	for j := k; j < len(pks); j++ {
 		switch pk := &pks[j]; pk.act {
 		case actDone:
 		case actDeliver:

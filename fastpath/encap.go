@@ -180,7 +180,8 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 // that the memory latency of one packet's lookup overlaps the work on the
 // others: parse every frame, then look every destination up, then forward
 // every packet in arrival order (the order in which they leave and are held
-// is the order in which they came).
+// is the order in which they came). A leading run of flow memo hits skips
+// the separate stages (flowRun).
 func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
@@ -215,7 +216,7 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			pk.act = actForward
 			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
 				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
-				pk.fset = m.flowSet4(pk.mkey, pk.hash) // prefetched by lookupStage
+				pk.fset = m.flowSet4(pk.mkey, pk.hash) // prefetched by flowRun
 			}
 			continue
 		}
@@ -225,9 +226,10 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 			w.stageProbe(pk)
 		}
 	}
-	w.lookupStage(pks, fs)
 	w.beginBatch(fs)
-	for j := range pks {
+	k := w.flowRun(pks, fs, 0)
+	w.lookupStage(pks[k:], fs[k:])
+	for j := k; j < len(pks); j++ {
 		pk := &pks[j]
 		if pk.act != actForward {
 			continue
@@ -242,6 +244,59 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 		w.forwardAt(pk, fs, j)
 	}
 	w.finishBatch()
+}
+
+// flowRun takes the packets of a batch from index j on through their
+// lookup and last stages in one loop, for as long as each is a flow memo
+// hit still good (as flowHop checks it) that encapVia takes, or a packet
+// already done (dropped while parsing); it returns the index of the first
+// packet it left, for lookupStage and the last stage. Such a run needs no
+// entry, so nothing is gained by looking its packets up first; it is the
+// usual batch of a steady flow mix, and one loop instead of two saves what
+// the stages pass each other through pktInfo. The packets still leave in
+// arrival order: the run is a prefix. It first prefetches the flow memo
+// sets the parse stage found (pk.fset) for the whole rest of the batch, for
+// the run and for lookupStage.
+func (w *Worker) flowRun(pks []pktInfo, fs []ring.Frame, j int) int {
+	if j >= len(pks) {
+		return j
+	}
+	const stride = unsafe.Sizeof(pktInfo{})
+	prefetchEach(unsafe.Pointer(&pks[j].fset), len(pks)-j, stride)
+	snap := w.snap
+	for ; j < len(pks); j++ {
+		pk := &pks[j]
+		if pk.act != actForward {
+			if pk.act == actDone {
+				continue
+			}
+			break
+		}
+		fl := pk.fset
+		if fl == nil {
+			break
+		}
+		x := &fl[0]
+		if x.key != pk.mkey || x.bkt != cache.SelectBucket(pk.hash) {
+			if x = flowLater(fl, pk.mkey, pk.hash); x == nil {
+				break
+			}
+		}
+		h := &w.hops[x.hop]
+		if h.ser != x.ser || h.snap != snap {
+			break // lookupStage finds the same slot, forwardAt looks the packet up
+		}
+		out := w.encapVia(pk, &fs[j], h)
+		if out == encapNo {
+			break // changed nothing: the last stage tries it again, then forwardAt
+		}
+		// sentVia, written out.
+		w.memo.flowHits++
+		if out >= 0 && !w.ip.take(j, out) {
+			w.sendAt(j, out, &fs[j])
+		}
+	}
+	return j
 }
 
 // flowHop returns the next-hop memo entry of pk's flow memo hit while it
@@ -429,16 +484,16 @@ func (w *Worker) lookup(pk *pktInfo) {
 // lookupStage is the first half of the lookup of a batch's packets that
 // need one (actForward): probe them all, so that the entries' loads
 // overlap; the last stage (forwardAt) chooses just before it forwards. It
-// first prefetches the flow memo sets the parse stage found (pk.fset), and
-// ends by prefetching the entries found (pk.e), each in one call for the
-// whole batch: a call per packet made its loop spill and reload its
-// registers around every call. A flow memo hit (pk.hop) needs no entry.
+// comes after flowRun, which prefetched the flow memo sets the parse stage
+// found (pk.fset), and ends by prefetching the entries found (pk.e) in one
+// call for the whole batch: a call per packet made its loop spill and
+// reload its registers around every call. A flow memo hit (pk.hop) needs
+// no entry.
 func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 	if len(pks) == 0 {
 		return
 	}
 	const stride = unsafe.Sizeof(pktInfo{})
-	prefetchEach(unsafe.Pointer(&pks[0].fset), len(pks), stride)
 	m := w.memo
 	for j := range pks {
 		pk := &pks[j]
@@ -482,8 +537,8 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 
 // stageProbe prepares the probe stage of a batch's packet to look up: for
 // an IPv4 unicast destination the memo holds, the memo key and the flow
-// memo's set (lookupStage prefetches the set and checks it itself, then
-// the first way of the memo4 set).
+// memo's set (flowRun prefetches the set; flowRun or lookupStage checks
+// it, then lookupStage the first way of the memo4 set).
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
 	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
@@ -596,7 +651,7 @@ func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 			w.drop(f, DropTTLExpired)
 			return false
 		}
-		setTTL4(inner, ttl-1)
+		decTTL4(inner, ttl-1)
 		return true
 	}
 	if inner[7] <= 1 {
@@ -644,6 +699,25 @@ func setTTL4(ip []byte, ttl uint8) {
 	cs := wire.ChecksumUpdate(uint16(x), uint16(x>>16), uint16(ttl)<<8|uint16(x>>16)&0xff)
 	ip[8] = ttl
 	binary.BigEndian.PutUint16(ip[10:], cs)
+}
+
+// decTTL4 is setTTL4(ip, ttl) where ttl is one less than ip's TTL (at
+// least 1): the same bytes in fewer steps (csumDecTTL).
+func decTTL4(ip []byte, ttl uint8) {
+	_ = ip[wire.IPv4MinLen-1]
+	cs := csumDecTTL(binary.BigEndian.Uint16(ip[10:]))
+	ip[8] = ttl
+	binary.BigEndian.PutUint16(ip[10:], cs)
+}
+
+// csumDecTTL is wire.ChecksumUpdate(hc, m, m-0x100): the IPv4 header
+// checksum hc after the TTL/protocol word m loses one from its TTL (which
+// was at least 1). In RFC 1624 eqn. 3, ~m + (m - 0x100) is 0xfeff whatever
+// m is, so the sum is ~hc + 0xfeff, and one fold ends it: at most 0x1fefe
+// folds to at most 0xfeff (TestCsumDecTTL).
+func csumDecTTL(hc uint16) uint16 {
+	s := uint32(^hc) + 0xfeff
+	return ^uint16(s&0xffff + s>>16)
 }
 
 // setTTL4Twice is setTTL4(ip, t1) followed by setTTL4(ip, t2), the

@@ -315,3 +315,31 @@ func TestFlowHash4MatchesWire(t *testing.T) {
 		}
 	}
 }
+
+// TestCsumDecTTL: csumDecTTL is wire.ChecksumUpdate for a TTL one less,
+// for every checksum and TTLs 1 to 255 (each with another protocol);
+// decTTL4 writes what setTTL4 writes.
+func TestCsumDecTTL(t *testing.T) {
+	for m := 0x100; m <= 0xffff; m += 0x101 { // every TTL from 1, protocols spread
+		for hc := 0; hc <= 0xffff; hc++ {
+			want := wire.ChecksumUpdate(uint16(hc), uint16(m), uint16(m-0x100))
+			if got := csumDecTTL(uint16(hc)); got != want {
+				t.Fatalf("checksum %#04x, TTL/protocol %#04x: csumDecTTL %#04x, ChecksumUpdate %#04x", hc, m, got, want)
+			}
+		}
+	}
+	rnd := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		h := make([]byte, 20)
+		for i := range h {
+			h[i] = byte(rnd.Uint32())
+		}
+		h[8] |= 1 // TTL at least 1
+		a, b := append([]byte(nil), h...), append([]byte(nil), h...)
+		setTTL4(a, h[8]-1)
+		decTTL4(b, h[8]-1)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("header %x: decTTL4 %x, setTTL4 %x", h, b, a)
+		}
+	}
+}

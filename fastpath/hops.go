@@ -256,7 +256,7 @@ func (w *Worker) encapVia(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 		old := binary.BigEndian.Uint16(inner[8:])
 		mid := uint16(pk.outerTTL)<<8 | old&0xff
 		cs := wire.ChecksumUpdate(binary.BigEndian.Uint16(inner[10:]), old, mid)
-		cs = wire.ChecksumUpdate(cs, mid, uint16(ttl)<<8|old&0xff)
+		cs = csumDecTTL(cs) // ChecksumUpdate(cs, mid, mid-0x100): outerTTL >= 2
 		inner[8] = ttl
 		binary.BigEndian.PutUint16(inner[10:], cs)
 	} else {
@@ -265,7 +265,7 @@ func (w *Worker) encapVia(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 			return encapNo
 		}
 		ttl--
-		setTTL4(inner, ttl)
+		decTTL4(inner, ttl)
 	}
 	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
 	// patch4, written out here (a call spilled encapFast's registers):
@@ -329,7 +329,7 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 		if ttl <= 1 {
 			return encapNo
 		}
-		setTTL4(inner, ttl-1)
+		decTTL4(inner, ttl-1)
 	}
 	// w.front in one step: the checks above make it succeed (the packet
 	// ends within its current bytes, and the front fits the headroom).

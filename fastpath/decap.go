@@ -66,9 +66,6 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		if pk.act == actDeliver {
 			w.deliverAt(pk, f, pk.site, j)
 		} else if pk.act != actDone {
-			if pk.act == actForward {
-				w.stageProbeCore(pk, b)
-			}
 			first = j
 			break
 		}
@@ -85,9 +82,6 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 			w.coreInner(pk, f, b, h)
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
-		}
-		if pk.act == actForward {
-			w.stageProbeCore(pk, b)
 		}
 	}
 	// Packets before first were delivered or dropped in the loop above.
@@ -330,9 +324,15 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	pk.act = actForward
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
 		pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // wire.FlowHash of the inner packet
+		// stageProbeCore, from the header at hand.
+		if m := w.memo; m.v4 != nil && pk.iid <= cacheMaxIID && in[16]&0xf0 != 0xe0 { // not multicast
+			pk.mkey = m.key4(pk.iid, [4]byte(in[16:20]))
+			pk.fset = m.flowSet4(pk.mkey, pk.hash)
+		}
 		return
 	}
 	w.hashInner(pk, f)
+	w.stageProbeCore(pk, b)
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup

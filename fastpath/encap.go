@@ -548,8 +548,10 @@ func (w *Worker) stageProbe(pk *pktInfo) {
 	pk.fset = m.flowSet4(pk.mkey, pk.hash)
 }
 
-// stageProbeCore is stageProbe for a packet of a core batch whose frame
-// holds b: an inner IPv4 destination is read from the frame.
+// stageProbeCore is stageProbe for a core packet to forward (RTR) whose
+// frame holds b: an inner IPv4 destination is read from the frame.
+// coreInner calls it (its common case does the same work written out), so
+// the fields are ready for the batch's flowRun and lookupStage.
 func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
 	m := w.memo
 	if !pk.v4 || m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {

@@ -1,10 +1,13 @@
 package fastpath
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/wire"
 )
 
 // TestFlowMemoHopRefilled: a flow memo slot is used only while the
@@ -94,5 +97,43 @@ func TestFlowMemoOffWithMemo(t *testing.T) {
 	}
 	if n := r.w.Extra(ExtraFlowHit); n != 0 {
 		t.Fatalf("%d flow hits without a memo", n)
+	}
+}
+
+// TestFlowMemoRTR: packets an RTR re-encapsulates take the flow memo too:
+// a flow's first packet is looked up, its next ones are flow hits, for an
+// inner IPv4 header without options (coreInner's common case) and with
+// them (its general case, through stageProbeCore). Every packet leaves for
+// the mapping's RLOC.
+func TestFlowMemoRTR(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.RTR = true })
+	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+	plain := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.1"), ttl: 40, payload: 50})
+	in := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.2"), ttl: 40, payload: 50})
+	opts := append(append(append([]byte(nil), in[:wire.IPv4MinLen]...), 1, 1, 1, 1), in[wire.IPv4MinLen:]...) // four NOPs
+	opts[0] = 0x46
+	binary.BigEndian.PutUint16(opts[2:], uint16(len(opts)))
+	wire.IPv4(opts).UpdateChecksum()
+	if !wire.IPv4(opts).ChecksumValid() {
+		t.Fatal("inner header with options: bad checksum")
+	}
+	for _, tc := range []struct {
+		name  string
+		inner []byte
+	}{{"no options", plain}, {"options", opts}} {
+		for i := range 3 {
+			h0 := r.w.Extra(ExtraFlowHit)
+			r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, inner: tc.inner}))
+			d := decodeLISP(t, one(t, r.core))
+			if got := netip.AddrFrom4([4]byte(d.ip4.DstIP)); got != rlocOther4 || d.lisp.InstanceID() != 300 {
+				t.Fatalf("%s, packet %d: re-encapsulated to %v, IID %d", tc.name, i, got, d.lisp.InstanceID())
+			}
+			if !bytes.Equal(d.raw[len(d.raw)-50:], tc.inner[len(tc.inner)-50:]) {
+				t.Fatalf("%s, packet %d: inner payload changed", tc.name, i)
+			}
+			if got, want := r.w.Extra(ExtraFlowHit)-h0, uint64(min(i, 1)); got != want {
+				t.Fatalf("%s, packet %d: %d flow hits, want %d", tc.name, i, got, want)
+			}
+		}
 	}
 }

@@ -325,9 +325,8 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
 		pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // wire.FlowHash of the inner packet
 		// stageProbeCore, from the header at hand.
-		if m := w.memo; m.v4 != nil && pk.iid <= cacheMaxIID && in[16]&0xf0 != 0xe0 { // not multicast
-			pk.mkey = m.key4(pk.iid, [4]byte(in[16:20]))
-			pk.fset = m.flowSet4(pk.mkey, pk.hash)
+		if m := w.memo; m.v4 != nil && pk.iid <= cacheMaxIID {
+			m.flowKey4(pk, [4]byte(in[16:20]))
 		}
 		return
 	}

@@ -276,7 +276,7 @@ func (w *Worker) flowRun(pks []pktInfo, fs []ring.Frame, j int) int {
 		if fl == nil {
 			break
 		}
-		x := &fl[0]
+		x := &fl[0] // as lookupStage checks it
 		if x.key != pk.mkey || x.bkt != cache.SelectBucket(pk.hash) {
 			if x = flowLater(fl, pk.mkey, pk.hash); x == nil {
 				break
@@ -541,29 +541,24 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 // it, then lookupStage the first way of the memo4 set).
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
-	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() || pk.dst.IsMulticast() {
+	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() {
 		return
 	}
-	pk.mkey = m.key4(pk.iid, pk.dst.As4())
-	pk.fset = m.flowSet4(pk.mkey, pk.hash)
+	m.flowKey4(pk, pk.dst.As4())
 }
 
 // stageProbeCore is stageProbe for a core packet to forward (RTR) whose
 // frame holds b: an inner IPv4 destination is read from the frame.
-// coreInner calls it (its common case does the same work written out), so
-// the fields are ready for the batch's flowRun and lookupStage.
+// coreInner calls it for its general case (its common case calls
+// flowKey4 itself), so the fields are ready for the batch's flowRun and
+// lookupStage.
 func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
 	m := w.memo
 	if !pk.v4 || m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {
 		w.stageProbe(pk)
 		return
 	}
-	a := [4]byte(b[pk.innerOff+16 : pk.innerOff+20])
-	if a[0]&0xf0 == 0xe0 { // multicast
-		return
-	}
-	pk.mkey = m.key4(pk.iid, a)
-	pk.fset = m.flowSet4(pk.mkey, pk.hash)
+	m.flowKey4(pk, [4]byte(b[pk.innerOff+16:pk.innerOff+20]))
 }
 
 // probe is the first half of lookup: the memo's (or the cache's) answer

@@ -169,10 +169,22 @@ func (m *lookupMemo) flowSet4(key uint64, hash uint32) *flowSet {
 	return &m.flows[uint32((k*0xD6E8FEB86659FD93)>>40)&m.maskF]
 }
 
+// flowKey4 sets pk.mkey and pk.fset, the memo key and the flow memo set
+// of pk's flow, for the IPv4 destination whose bytes are a in pk.iid,
+// unless it is a multicast group (224.0.0.0/4: replicate looks those up).
+// The caller checked that the memo holds IPv4 keys of pk.iid.
+func (m *lookupMemo) flowKey4(pk *pktInfo, a [4]byte) {
+	if a[0]&0xf0 != 0xe0 {
+		pk.mkey = m.key4(pk.iid, a)
+		pk.fset = m.flowSet4(pk.mkey, pk.hash)
+	}
+}
+
 // flowLater returns the slot of set s after the first (the caller
 // compared that one) for memo4 key key and the selection bucket of flow
 // hash hash, moved to the front, or nil. The slots move one by one, as in
-// hitLater.
+// hitLater. (A function that also compared the first way would not inline,
+// for the call it holds, so the batch loops compare it themselves.)
 func flowLater(s *flowSet, key uint64, hash uint32) *flowSlot {
 	b := cache.SelectBucket(hash)
 	for i := 1; i < len(s); i++ {

@@ -46,20 +46,19 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	first := len(fs)
 	for j := range fs {
 		pk := &pks[j]
-		// w.parseCore, written out.
 		f := &fs[j]
-		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
-		if h, ok := w.parseCore4(pk, slot, b); ok {
-			// coreInner's common case: the instance-ID of the last
-			// packet, served by a site port without gleaning, and
-			// nothing to observe.
-			if sm := &w.lastSite; sm.key == 1<<32|uint64(pk.iid) && sm.plain && h[0]&obsFlags == 0 {
-				pk.rtr = false
-				w.deliverFast(pk, f, sm.slot, j)
-				continue
-			}
-			w.coreInner(pk, f, b, h)
+		le := core4(b, w.rloc4k, pk)
+		// coreInner's common case: the instance-ID of the last packet,
+		// one deliver4 takes (siteMemo.fast), and nothing to observe.
+		if le != 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && (*[core4Min]byte)(b)[core4Inner-wire.HeaderLen]&obsFlags == 0 &&
+			w.deliver4(f, (*[core4Min]byte)(b), pk, j) {
+			continue
+		}
+		// w.parseCore, written out.
+		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
+		if le != 0 {
+			w.coreInner(pk, f, b, fillCore4(pk, slot, b, le))
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
 		}
@@ -78,8 +77,8 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		f := &fs[j]
 		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
-		if h, ok := w.parseCore4(pk, slot, b); ok {
-			w.coreInner(pk, f, b, h)
+		if le := core4(b, w.rloc4k, pk); le != 0 {
+			w.coreInner(pk, f, b, fillCore4(pk, slot, b, le))
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
 		}
@@ -134,23 +133,26 @@ func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 	w.parseCoreAny(pk, slot, f, b)
 }
 
-// core4Min is the shortest frame parseCore4 takes: Ethernet, IPv4 and UDP
+// core4Min is the shortest frame core4 takes: Ethernet, IPv4 and UDP
 // headers, the LISP header and an inner IPv4 header.
 const core4Min = wire.EthernetLen + wire.OuterIPv4Len + wire.IPv4MinLen
 
-// parseCore4 is parseCore's common case without the general parser: an
-// untagged IPv4 packet without options, not a fragment, with a valid
-// header checksum, to our RLOC (not an underlay group), UDP to the LISP
+// core4Inner is where core4's inner IPv4 header starts.
+const core4Inner = wire.EthernetLen + wire.OuterIPv4Len
+
+// core4 is parseCore's common case without the general parser: an untagged
+// IPv4 packet without options, not a fragment, with a valid header
+// checksum, to our RLOC (rloc4k: not an underlay group), UDP to the LISP
 // data port (RFC 9300 §5.3), with a LISP header that is valid, carrying an
 // inner IPv4 packet without options. Every check is one that parseCoreAny
-// makes, on bytes read once at fixed offsets. It fills pk (outer fields,
-// iid, the inner packet; the inner addresses are left in the frame,
-// lazyAddrs) and returns the LISP header, or reports false,
-// having set nothing that parseCoreAny does not set again, for any other
-// frame.
-func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
-	if len(b) < core4Min || b[12] != 0x08 || b[13] != 0x00 || b[14] != 0x45 {
-		return nil, false
+// makes, on bytes read once at fixed offsets (rloc4k is Worker.rloc4k:
+// never an underlay group's key). It sets the outer TTL and TOS, iid and
+// innerLen in pk and returns where the LISP header's slice ends (the UDP
+// payload's end) for fillCore4; for any other frame it returns 0, having
+// set nothing.
+func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
+	if len(b) < core4Min || binary.BigEndian.Uint32(b[12:])&0xffffff00 != 0x08004500 {
+		return 0
 	}
 	const (
 		ipOff    = wire.EthernetLen
@@ -160,34 +162,51 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	)
 	ip := (*[core4Min]byte)(b)
 	tl := int(binary.BigEndian.Uint16(ip[ipOff+2:]))
-	if tl < core4Min-ipOff || tl > len(b)-ipOff || ip[ipOff+9] != wire.ProtoUDP ||
-		binary.BigEndian.Uint16(ip[ipOff+6:])&0x3fff != 0 || // MF or an offset: a fragment
-		ip[ipOff+16]&0xf0 == 0xe0 || 1<<32|uint64(binary.BigEndian.Uint32(ip[ipOff+16:])) != w.rloc4k ||
+	if tl < core4Min-ipOff || tl > len(b)-ipOff ||
+		binary.BigEndian.Uint32(ip[ipOff+6:])&0x3fff00ff != uint32(wire.ProtoUDP) || // no MF, no offset (not a fragment), UDP
+		1<<32|uint64(binary.BigEndian.Uint32(ip[ipOff+16:])) != rloc4k || // also not an underlay group: rloc4k is not one
 		!checksum20Valid(ip[ipOff:udpOff]) {
-		return nil, false
+		return 0
 	}
-	ul := int(binary.BigEndian.Uint16(ip[udpOff+4:]))
-	if ul < core4Min-udpOff || ul > tl-wire.IPv4MinLen || binary.BigEndian.Uint16(ip[udpOff+2:]) != wire.DataPort ||
-		ip[lispOff]&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV || ip[innerOff] != 0x45 {
-		return nil, false
+	pl := binary.BigEndian.Uint32(ip[udpOff+2:]) // UDP destination port, length
+	ul := int(pl & 0xffff)
+	flags := ip[lispOff]
+	if ul < core4Min-udpOff || ul > tl-wire.IPv4MinLen || pl>>16 != wire.DataPort ||
+		flags&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV || ip[innerOff] != 0x45 {
+		return 0
 	}
 	itl := int(binary.BigEndian.Uint16(ip[innerOff+2:]))
 	if itl < wire.IPv4MinLen || itl > ul-wire.UDPLen-wire.HeaderLen {
+		return 0
+	}
+	pk.innerLen = itl
+	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
+	pk.iid = 0
+	if flags&wire.FlagI != 0 {
+		pk.iid = binary.BigEndian.Uint32(ip[lispOff+4:]) >> 8 // wire.Header.InstanceID
+	}
+	return udpOff + ul
+}
+
+// fillCore4 fills the rest of pk for the frame b that core4 took (the
+// inner addresses are left in the frame: lazyAddrs) and returns its LISP
+// header, which ends at lispEnd (core4's result).
+func fillCore4(pk *pktInfo, slot int, b []byte, lispEnd int) wire.Header {
+	pk.slot, pk.outerOff = slot, wire.EthernetLen
+	pk.outerV4, pk.v4 = true, true
+	pk.innerOff = core4Inner
+	pk.lazyAddrs = true
+	return wire.Header(b[core4Inner-wire.HeaderLen : lispEnd])
+}
+
+// parseCore4 is core4 and fillCore4: it returns the LISP header, or
+// reports false, having set nothing, for a frame core4 does not take.
+func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
+	le := core4(b, w.rloc4k, pk)
+	if le == 0 {
 		return nil, false
 	}
-	pk.slot, pk.outerOff = slot, ipOff
-	pk.outerV4 = true
-	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
-	pk.v4 = true
-	pk.innerLen = itl
-	pk.lazyAddrs = true // the inner addresses stay in the frame until a stage needs them (lazyAddrs)
-	pk.innerOff = innerOff
-	h := wire.Header(b[lispOff : udpOff+ul])
-	pk.iid = 0
-	if h.InstanceIDPresent() {
-		pk.iid = h.InstanceID()
-	}
-	return h, true
+	return fillCore4(pk, slot, b, le), true
 }
 
 // parseCoreAny is parseCore for any frame.
@@ -299,7 +318,10 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 		*sm = siteMemo{key: 1<<32 | uint64(pk.iid), slot: w.siteSlot(pk.iid)}
 		if sm.slot >= 0 {
 			sm.glean = w.ports[sm.slot].glean
-			sm.plain = !sm.glean
+			sm.dkey = 1<<32 | uint64(sm.slot)<<33
+			if !sm.glean && w.cfg.LocalGroups == nil {
+				sm.fast = sm.key
+			}
 		}
 	}
 	site := sm.slot
@@ -449,49 +471,40 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	w.l2out(f, &h.adj, h.st, site, et)
 }
 
-// deliverFast is deliverAt for a packet of a batch in the common case: an
-// IPv4 inner packet under a Not-ECT outer header, no LocalGroups, whose
-// destination's next-hop memo entry is filled for the batch's snapshot
-// and resolved on the site port with an Ethernet header. Any other packet
-// goes to deliverAt with its frame as it was. No call but in tail
+// deliver4 is deliverAt, for frame j of a batch, in the common case of a
+// frame that core4 took into pk (p its first bytes) with the instance-ID of
+// w.lastSite, one deliver4 takes (siteMemo.fast), and no LISP flag that
+// asks for an observation (the caller checks these): an inner packet under
+// a Not-ECT outer header, with TTL left, whose destination's next-hop memo
+// entry is filled for the batch's snapshot and resolved on the site port
+// with an Ethernet header (nextHop.dkey). It reports false, having changed
+// nothing, for any other frame, which deliverAt takes. No call but in tail
 // position: nothing is spilled around one.
-func (w *Worker) deliverFast(pk *pktInfo, f *ring.Frame, site, j int) {
-	if w.cfg.LocalGroups != nil || !pk.v4 || pk.outerTOS&3 != wire.ECNNotECT {
-		w.deliverAt(pk, f, site, j)
-		return
-	}
-	d, n0 := pk.innerOff-wire.EthernetLen, f.Len()
-	b := f.Reframe(d, wire.EthernetLen+pk.innerLen)
-	if len(b) < wire.EthernetLen+wire.IPv4MinLen {
-		if b != nil {
-			f.Reframe(-d, n0)
-		}
-		w.deliverAt(pk, f, site, j)
-		return
-	}
-	p := (*[wire.EthernetLen + wire.IPv4MinLen]byte)(b)
-	in := p[wire.EthernetLen:]
+func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) bool {
+	in := p[core4Inner:]
 	k := binary.BigEndian.Uint32(in[16:])
 	h := &w.hops[hopSlot4(k)]
-	if h.key4 != 1<<32|uint64(k) || h.snap != w.snap || h.st != nexthop.AdjResolved || h.out != site || h.hlen != wire.EthernetLen {
-		f.Reframe(-d, n0)
-		w.deliverAt(pk, f, site, j)
-		return
+	ttl := min(in[8], pk.outerTTL) // decapRules' common case, written out
+	if h.dkey != w.lastSite.dkey|uint64(k) || h.snap != w.snap || pk.outerTOS&3 != wire.ECNNotECT || ttl == 0 {
+		return false
 	}
-	ttl := in[8]
-	if pk.outerTTL < ttl { // decapRules' common case, written out
-		ttl = pk.outerTTL
-		setTTL4(in, ttl)
-	}
-	if ttl == 0 {
-		w.drop(f, DropTTLExpired)
-		return
+	if ttl != in[8] {
+		lowerTTL4(in, ttl)
 	}
 	w.c.Inc(CounterDecap)
-	*(*[wire.EthernetLen]byte)(p[:wire.EthernetLen]) = *(*[wire.EthernetLen]byte)(h.hdr[:])
+	// SetLen to the inner packet's end and Pull to its Ethernet header:
+	// core4 checked that the inner packet lies within the frame.
+	b := f.Reframe(core4Inner-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
+	if len(b) < wire.EthernetLen {
+		w.drop(f, DropBadLength) // not what core4 took
+		return true
+	}
+	*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
+	site := w.lastSite.slot
 	if !w.ip.take(j, site) {
 		w.sendAt(j, site, f)
 	}
+	return true
 }
 
 // observe records the nonce and LSBs of an accepted LISP data packet for

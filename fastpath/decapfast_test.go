@@ -1,9 +1,12 @@
 package fastpath
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/mem"
 	"github.com/rloc-router/rloc/wire"
@@ -89,6 +92,13 @@ func TestParseCore4MatchesGeneral(t *testing.T) {
 				if rnd.IntN(4) == 0 {
 					b[rnd.IntN(core4Min)] ^= 1 << rnd.IntN(8)
 				}
+				if rnd.IntN(2) == 0 && len(b) >= wire.EthernetLen+wire.IPv4MinLen {
+					// A valid outer header checksum, so that the checks after
+					// it (fragment offset, UDP, LISP, inner) are reached.
+					ip := b[wire.EthernetLen : wire.EthernetLen+wire.IPv4MinLen]
+					ip[10], ip[11] = 0, 0
+					binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip, 0))
+				}
 				if rnd.IntN(8) == 0 {
 					b = b[:rnd.IntN(len(b)+1)]
 				}
@@ -114,4 +124,88 @@ func flowSetIndex(w *Worker, s *flowSet) int {
 		}
 	}
 	panic("flow memo set of another worker")
+}
+
+// TestDecapBatchShortcut checks the batch's delivery shortcut (deliver4)
+// against what deliverAt decides: in each case the first packet of a batch
+// fills the worker's instance-ID and next-hop memos, and the packets after
+// it, which find them filled, must be treated as the first one was: not
+// delivered to a group without local receivers (LocalGroups), each source
+// gleaned on a gleaning port, another instance-ID not delivered on the
+// first one's port, a destination routed out of another port not
+// delivered, and a packet that asks for an echo observed.
+func TestDecapBatchShortcut(t *testing.T) {
+	frame := func(iid uint32, flags uint8, src, dst netip.Addr) []byte {
+		in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: 50, payload: 20})
+		return lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: 60, iid: iid, flags: flags, inner: in})
+	}
+	other := netip.MustParseAddr("10.2.0.8")
+	obs := func(r *rig) (n, glean int) {
+		var o Observation
+		for r.w.Observations().Pop(&o) {
+			if n++; o.Glean {
+				glean++
+			}
+		}
+		return n, glean
+	}
+	t.Run("local groups", func(t *testing.T) {
+		lg := &LocalGroups{}
+		r := newRig(t, func(c *Config) { c.LocalGroups = lg })
+		r.nh.Store(testNextHops(nexthop.Route{Prefix: netip.MustParsePrefix("232.0.0.0/8"), IfIndex: 10}))
+		g := netip.MustParseAddr("232.2.2.2")
+		lg.Set([]LocalGroup{{IID: iidSite, Group: g}})
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, g), frame(iidSite, wire.FlagI, remote4, g))
+		if out := drain(r.site); len(out) != 2 {
+			t.Fatalf("%d delivered to a group with receivers, want 2", len(out))
+		}
+		lg.Set(nil) // the last receiver left: the memos stay filled
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, g), frame(iidSite, wire.FlagI, remote4, g), frame(iidSite, wire.FlagI, remote4, hostA))
+		if c := r.counters(); c.Dropped(DropNoReceivers) != 2 || c.Get(CounterDecap) != 3 {
+			t.Errorf("DropNoReceivers %d, decap %d: want 2 and 3 (two to the group, the unicast packet)", c.Dropped(DropNoReceivers), c.Get(CounterDecap))
+		}
+		one(t, r.site)
+	})
+	t.Run("glean", func(t *testing.T) {
+		r := newRig(t, func(c *Config) { c.Ports[0].Glean = true })
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, hostA), frame(iidSite, wire.FlagI, other, hostA))
+		if n, g := obs(r); n != 2 || g != 2 {
+			t.Errorf("%d observations, %d gleaning reports: want 2 of each", n, g)
+		}
+		if out := drain(r.site); len(out) != 2 {
+			t.Errorf("%d delivered, want 2", len(out))
+		}
+	})
+	t.Run("another instance-ID", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, hostA), frame(999, wire.FlagI, remote4, hostA), frame(iidSite, wire.FlagI, remote4, hostA))
+		if c := r.counters(); c.Dropped(DropWrongIID) != 1 || c.Get(CounterDecap) != 2 {
+			t.Errorf("DropWrongIID %d, decap %d: want 1 and 2", c.Dropped(DropWrongIID), c.Get(CounterDecap))
+		}
+		if out := drain(r.site); len(out) != 2 {
+			t.Errorf("%d delivered, want 2", len(out))
+		}
+	})
+	t.Run("routed out of another port", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.nh.Store(testNextHops(nexthop.Route{Prefix: netip.MustParsePrefix("10.1.9.0/24"), Gateway: gw4, IfIndex: 20}))
+		far := netip.MustParseAddr("10.1.9.1")
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, far), frame(iidSite, wire.FlagI, remote4, far))
+		if c := r.counters(); c.Dropped(DropNoPort) != 2 || c.Get(CounterDecap) != 0 {
+			t.Errorf("DropNoPort %d, decap %d: want 2 and 0", c.Dropped(DropNoPort), c.Get(CounterDecap))
+		}
+		if out := drain(r.site); len(out) != 0 {
+			t.Errorf("%d delivered, want none", len(out))
+		}
+	})
+	t.Run("echo request", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, hostA), frame(iidSite, wire.FlagI|wire.FlagE|wire.FlagN, remote4, hostA))
+		if n, _ := obs(r); n != 1 {
+			t.Errorf("%d observations, want 1 (the echo request)", n)
+		}
+		if out := drain(r.site); len(out) != 2 {
+			t.Errorf("%d delivered, want 2", len(out))
+		}
+	})
 }

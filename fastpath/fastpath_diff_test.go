@@ -328,6 +328,18 @@ func TestCsumDecTTL(t *testing.T) {
 			}
 		}
 	}
+	// csumLowerTTL, every drop d from the TTL d itself (to 0) and from
+	// 255, over every checksum.
+	for d := 1; d <= 255; d++ {
+		for _, m := range []int{d<<8 | d*7&0xff, 0xff00 | d} {
+			for hc := 0; hc <= 0xffff; hc++ {
+				want := wire.ChecksumUpdate(uint16(hc), uint16(m), uint16(m-d<<8))
+				if got := csumLowerTTL(uint16(hc), uint8(d)); got != want {
+					t.Fatalf("checksum %#04x, TTL/protocol %#04x, drop %d: csumLowerTTL %#04x, ChecksumUpdate %#04x", hc, m, d, got, want)
+				}
+			}
+		}
+	}
 	rnd := rand.New(rand.NewPCG(9, 10))
 	for range 2000 {
 		h := make([]byte, 20)
@@ -340,6 +352,13 @@ func TestCsumDecTTL(t *testing.T) {
 		decTTL4(b, h[8]-1)
 		if !bytes.Equal(a, b) {
 			t.Fatalf("header %x: decTTL4 %x, setTTL4 %x", h, b, a)
+		}
+		to := uint8(rnd.UintN(uint(h[8]) + 1))
+		a, b = append(a[:0], h...), append(b[:0], h...)
+		setTTL4(a, to)
+		lowerTTL4(b, to)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("header %x, TTL to %d: lowerTTL4 %x, setTTL4 %x", h, to, b, a)
 		}
 	}
 }

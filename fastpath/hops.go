@@ -49,6 +49,10 @@ type nextHop struct {
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
 	key4 uint64
+	// dkey is key4 | out<<33 when that delivery's next hop is resolved
+	// on our port out with an Ethernet header (hlen), 0 otherwise: what
+	// deliver4 compares, one compare for five.
+	dkey uint64
 }
 
 // hopMemo is a worker's direct-mapped memo of nextHops. An entry is used
@@ -80,7 +84,7 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 		w.hopSer = 1
 	}
 	h.ser = w.hopSer
-	h.key4 = 0
+	h.key4, h.dkey = 0, 0
 	if tpl == nil && dst.Is4() {
 		a := dst.As4()
 		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
@@ -108,6 +112,9 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 	putEthernet(h.hdr[:], &h.adj, et)
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
+	if h.key4 != 0 && h.out >= 0 { // a delivery: hlen is EthernetLen
+		h.dkey = h.key4 | uint64(h.out)<<33
+	}
 	w.prepare4(h)
 	if h.out >= 0 && len(tpl) >= wire.OuterIPv4Len {
 		h.maxInner = max(min(h.mtu, 0xffff)-len(tpl), 0)

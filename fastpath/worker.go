@@ -265,7 +265,7 @@ type Worker struct {
 	release  ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	rloc4k       uint64 // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 address, else 0
+	rloc4k       uint64 // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 unicast address, else 0 (core4: a multicast destination is an underlay group)
 	ugNext       int64  // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
@@ -303,8 +303,9 @@ type Worker struct {
 type siteMemo struct {
 	key   uint64 // 1<<32 | the instance-ID; 0: empty
 	glean bool
-	plain bool // served by a site port (slot >= 0) without gleaning
 	slot  int
+	dkey  uint64 // 1<<32 | slot<<33 when slot >= 0: nextHop.dkey, less the destination
+	fast  uint64 // key when served by a site port without gleaning and no LocalGroups (deliver4's case), else 0
 }
 
 // siteIID maps an instance-ID to the site port that serves it.
@@ -367,7 +368,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
-	if w.rloc4.Is4() {
+	if w.rloc4.Is4() && !w.rloc4.IsMulticast() {
 		a := w.rloc4.As4()
 		w.rloc4k = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
 	}

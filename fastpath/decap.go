@@ -58,7 +58,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		// w.parseCore, written out.
 		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		if le != 0 {
-			w.coreInner(pk, f, b, fillCore4(pk, slot, b, le))
+			w.coreInner4(pk, f, b, slot, le, obsFlags)
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
 		}
@@ -78,7 +78,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
 		b := f.Bytes()
 		if le := core4(b, w.rloc4k, pk); le != 0 {
-			w.coreInner(pk, f, b, fillCore4(pk, slot, b, le))
+			w.coreInner4(pk, f, b, slot, le, obsFlags)
 		} else {
 			w.parseCoreAny(pk, slot, f, b)
 		}
@@ -148,7 +148,7 @@ const core4Inner = wire.EthernetLen + wire.OuterIPv4Len
 // makes, on bytes read once at fixed offsets (rloc4k is Worker.rloc4k:
 // never an underlay group's key). It sets the outer TTL and TOS, iid and
 // innerLen in pk and returns where the LISP header's slice ends (the UDP
-// payload's end) for fillCore4; for any other frame it returns 0, having
+// payload's end) for core4Header; for any other frame it returns 0, having
 // set nothing.
 func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	if len(b) < core4Min || binary.BigEndian.Uint32(b[12:])&0xffffff00 != 0x08004500 {
@@ -188,14 +188,18 @@ func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	return udpOff + ul
 }
 
-// fillCore4 fills the rest of pk for the frame b that core4 took (the
-// inner addresses are left in the frame: lazyAddrs) and returns its LISP
-// header, which ends at lispEnd (core4's result).
-func fillCore4(pk *pktInfo, slot int, b []byte, lispEnd int) wire.Header {
+// fillCore4 fills the rest of pk for a frame that core4 took (the inner
+// addresses are left in the frame: lazyAddrs).
+func fillCore4(pk *pktInfo, slot int) {
 	pk.slot, pk.outerOff = slot, wire.EthernetLen
 	pk.outerV4, pk.v4 = true, true
 	pk.innerOff = core4Inner
 	pk.lazyAddrs = true
+}
+
+// core4Header is the LISP header of frame b that core4 took, which ends at
+// lispEnd (core4's result).
+func core4Header(b []byte, lispEnd int) wire.Header {
 	return wire.Header(b[core4Inner-wire.HeaderLen : lispEnd])
 }
 
@@ -206,7 +210,32 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	if le == 0 {
 		return nil, false
 	}
-	return fillCore4(pk, slot, b, le), true
+	fillCore4(pk, slot)
+	return core4Header(b, le), true
+}
+
+// coreInner4 is fillCore4 and coreInner for a frame of a batch that core4
+// took (le its result), with coreInner's common RTR case written out: the
+// instance-ID of the last packet, one no site port serves (siteMemo.rtr),
+// and no LISP flag in obsFlags (nothing to observe).
+func (w *Worker) coreInner4(pk *pktInfo, f *ring.Frame, b []byte, slot, le int, obsFlags uint8) {
+	fillCore4(pk, slot)
+	if w.lastSite.rtr != 1<<32|uint64(pk.iid) || b[core4Inner-wire.HeaderLen]&obsFlags != 0 {
+		w.coreInner(pk, f, b, core4Header(b, le))
+		return
+	}
+	pk.rtr, pk.act = true, actForward
+	w.rtrFlow4(pk, b[core4Inner:])
+}
+
+// rtrFlow4 sets the flow hash (wire.FlowHash) of pk's inner IPv4 packet
+// without options, in, and the flow memo's key and set for it
+// (stageProbeCore's work).
+func (w *Worker) rtrFlow4(pk *pktInfo, in []byte) {
+	pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen)))
+	if m := w.memo; m.v4 != nil && pk.iid <= cacheMaxIID {
+		m.flowKey4(pk, [4]byte(in[16:20]))
+	}
 }
 
 // parseCoreAny is parseCore for any frame.
@@ -322,6 +351,8 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 			if !sm.glean && w.cfg.LocalGroups == nil {
 				sm.fast = sm.key
 			}
+		} else if w.cfg.RTR {
+			sm.rtr = sm.key
 		}
 	}
 	site := sm.slot
@@ -345,11 +376,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	pk.rtr = true
 	pk.act = actForward
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
-		pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(w.flow0, binary.BigEndian.Uint64(in[12:20])), flowL4(in, pk.innerLen))) // wire.FlowHash of the inner packet
-		// stageProbeCore, from the header at hand.
-		if m := w.memo; m.v4 != nil && pk.iid <= cacheMaxIID {
-			m.flowKey4(pk, [4]byte(in[16:20]))
-		}
+		w.rtrFlow4(pk, in) // stageProbeCore, from the header at hand
 		return
 	}
 	w.hashInner(pk, f)

@@ -133,7 +133,8 @@ func flowSetIndex(w *Worker, s *flowSet) int {
 // delivered to a group without local receivers (LocalGroups), each source
 // gleaned on a gleaning port, another instance-ID not delivered on the
 // first one's port, a destination routed out of another port not
-// delivered, and a packet that asks for an echo observed.
+// delivered, and a packet that asks for an echo observed, also when an RTR
+// re-encapsulates it.
 func TestDecapBatchShortcut(t *testing.T) {
 	frame := func(iid uint32, flags uint8, src, dst netip.Addr) []byte {
 		in := innerPacket(t, innerSpec{src: src, dst: dst, ttl: 50, payload: 20})
@@ -178,9 +179,13 @@ func TestDecapBatchShortcut(t *testing.T) {
 	})
 	t.Run("another instance-ID", func(t *testing.T) {
 		r := newRig(t, nil)
-		r.fromCore(frame(iidSite, wire.FlagI, remote4, hostA), frame(999, wire.FlagI, remote4, hostA), frame(iidSite, wire.FlagI, remote4, hostA))
-		if c := r.counters(); c.Dropped(DropWrongIID) != 1 || c.Get(CounterDecap) != 2 {
-			t.Errorf("DropWrongIID %d, decap %d: want 1 and 2", c.Dropped(DropWrongIID), c.Get(CounterDecap))
+		r.fromCore(frame(iidSite, wire.FlagI, remote4, hostA), frame(999, wire.FlagI, remote4, hostA), frame(999, wire.FlagI, remote4, hostA),
+			frame(iidSite, wire.FlagI, remote4, hostA))
+		if c := r.counters(); c.Dropped(DropWrongIID) != 2 || c.Get(CounterDecap) != 2 {
+			t.Errorf("DropWrongIID %d, decap %d: want 2 and 2", c.Dropped(DropWrongIID), c.Get(CounterDecap))
+		}
+		if out := drain(r.core); len(out) != 0 {
+			t.Errorf("%d sent back to the core by a worker that is no RTR", len(out))
 		}
 		if out := drain(r.site); len(out) != 2 {
 			t.Errorf("%d delivered, want 2", len(out))
@@ -196,6 +201,17 @@ func TestDecapBatchShortcut(t *testing.T) {
 		}
 		if out := drain(r.site); len(out) != 0 {
 			t.Errorf("%d delivered, want none", len(out))
+		}
+	})
+	t.Run("RTR echo request", func(t *testing.T) {
+		r := newRig(t, func(c *Config) { c.RTR = true })
+		r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.1.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4, Weight: 1}}}})
+		r.fromCore(frame(300, wire.FlagI, remote4, hostA), frame(300, wire.FlagI|wire.FlagE|wire.FlagN, remote4, hostA))
+		if n, _ := obs(r); n != 1 {
+			t.Errorf("%d observations, want 1 (the echo request)", n)
+		}
+		if out := drain(r.core); len(out) != 2 {
+			t.Errorf("%d re-encapsulated, want 2", len(out))
 		}
 	})
 	t.Run("echo request", func(t *testing.T) {

@@ -306,6 +306,7 @@ type siteMemo struct {
 	slot  int
 	dkey  uint64 // 1<<32 | slot<<33 when slot >= 0: nextHop.dkey, less the destination
 	fast  uint64 // key when served by a site port without gleaning and no LocalGroups (deliver4's case), else 0
+	rtr   uint64 // key when no site port serves it and the worker is an RTR (coreInner4's case), else 0
 }
 
 // siteIID maps an instance-ID to the site port that serves it.

@@ -732,20 +732,6 @@ func lowerTTL4(ip []byte, ttl uint8) {
 	binary.BigEndian.PutUint16(ip[10:], cs)
 }
 
-// setTTL4Twice is setTTL4(ip, t1) followed by setTTL4(ip, t2), the
-// checksum updated in the same two steps (so the bytes are the same), with
-// the intermediate TTL/protocol word computed instead of read back after
-// the first byte store (the store-forwarding stall setTTL4 avoids).
-func setTTL4Twice(ip []byte, t1, t2 uint8) {
-	_ = ip[wire.IPv4MinLen-1]
-	old := binary.BigEndian.Uint16(ip[8:])
-	mid := uint16(t1)<<8 | old&0xff
-	cs := wire.ChecksumUpdate(binary.BigEndian.Uint16(ip[10:]), old, mid)
-	cs = wire.ChecksumUpdate(cs, mid, uint16(t2)<<8|old&0xff)
-	ip[8] = t2
-	binary.BigEndian.PutUint16(ip[10:], cs)
-}
-
 // outerHop resolves the underlay next hop of rloc: the egress port slot, the
 // adjacency and its status. It returns slot -1 (having dropped f) when the
 // packet cannot leave.

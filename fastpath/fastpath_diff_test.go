@@ -100,10 +100,11 @@ func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
 	}
 }
 
-// TestSetTTL4Twice: setTTL4Twice writes exactly what two setTTL4 calls
-// write, for every pair of TTLs over headers with random checksums and
-// protocols (the one's-complement edge cases included).
-func TestSetTTL4Twice(t *testing.T) {
+// TestLowerTTL4TwoSteps: lowerTTL4 to one below t writes exactly what the
+// general path's two steps write (decapRules' setTTL4 to the outer TTL t,
+// then the decrement), for every such t over headers with random checksums
+// and protocols (the one's-complement edge cases included).
+func TestLowerTTL4TwoSteps(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	for range 2000 {
 		h := make([]byte, 20)
@@ -113,13 +114,16 @@ func TestSetTTL4Twice(t *testing.T) {
 		if rnd.IntN(8) == 0 {
 			h[9], h[10], h[11] = 0xff, 0xff, 0xff
 		}
-		t1, t2 := uint8(rnd.Uint32()), uint8(rnd.Uint32())
+		if h[8] < 2 {
+			h[8] = 2
+		}
+		t1 := uint8(2 + rnd.UintN(uint(h[8])-1)) // 2 ..= the TTL
 		a, b := append([]byte(nil), h...), append([]byte(nil), h...)
 		setTTL4(a, t1)
-		setTTL4(a, t2)
-		setTTL4Twice(b, t1, t2)
+		setTTL4(a, t1-1)
+		lowerTTL4(b, t1-1)
 		if !bytes.Equal(a, b) {
-			t.Fatalf("header %x, TTL %d then %d: twice %x, setTTL4 twice %x", h, t1, t2, b, a)
+			t.Fatalf("header %x, TTL %d then %d: lowerTTL4 %x, setTTL4 twice %x", h, t1, t1-1, b, a)
 		}
 	}
 }
@@ -329,8 +333,16 @@ func TestCsumDecTTL(t *testing.T) {
 		}
 	}
 	// csumLowerTTL, every drop d from the TTL d itself (to 0) and from
-	// 255, over every checksum.
+	// 255, over every checksum; and lowering by d and then by 1 (the
+	// RTR's two steps, setTTL4Twice) gives what lowering by d+1 gives.
 	for d := 1; d <= 255; d++ {
+		if d < 255 {
+			for hc := 0; hc <= 0xffff; hc++ {
+				if two, one := csumLowerTTL(csumLowerTTL(uint16(hc), uint8(d)), 1), csumLowerTTL(uint16(hc), uint8(d+1)); two != one {
+					t.Fatalf("checksum %#04x: lowered by %d then 1: %#04x; by %d: %#04x", hc, d, two, d+1, one)
+				}
+			}
+		}
 		for _, m := range []int{d<<8 | d*7&0xff, 0xff00 | d} {
 			for hc := 0; hc <= 0xffff; hc++ {
 				want := wire.ChecksumUpdate(uint16(hc), uint16(m), uint16(m-d<<8))

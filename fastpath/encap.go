@@ -699,25 +699,19 @@ func setTTL4(ip []byte, ttl uint8) {
 }
 
 // decTTL4 is setTTL4(ip, ttl) where ttl is one less than ip's TTL (at
-// least 1): the same bytes in fewer steps (csumDecTTL).
+// least 1): lowerTTL4 with the drop known to be 1.
 func decTTL4(ip []byte, ttl uint8) {
 	_ = ip[wire.IPv4MinLen-1]
-	cs := csumDecTTL(binary.BigEndian.Uint16(ip[10:]))
+	cs := csumLowerTTL(binary.BigEndian.Uint16(ip[10:]), 1)
 	ip[8] = ttl
 	binary.BigEndian.PutUint16(ip[10:], cs)
-}
-
-// csumDecTTL is csumLowerTTL(hc, 1): the TTL/protocol word loses one from
-// its TTL (which was at least 1).
-func csumDecTTL(hc uint16) uint16 {
-	return csumLowerTTL(hc, 1)
 }
 
 // csumLowerTTL is wire.ChecksumUpdate(hc, m, m-d<<8): the IPv4 header
 // checksum hc after the TTL/protocol word m loses d from its TTL (which was
 // at least d). In RFC 1624 eqn. 3, ~m + (m - d<<8) is 0xffff - d<<8
 // whatever m is, so the sum is ~hc + 0xffff - d<<8, and one fold ends it:
-// at most 0x1fefe folds to at most 0xfeff (TestCsumLowerTTL).
+// at most 0x1fefe folds to at most 0xfeff (TestCsumDecTTL).
 func csumLowerTTL(hc uint16, d uint8) uint16 {
 	s := uint32(^hc) + 0xffff - uint32(d)<<8
 	return ^uint16(s&0xffff + s>>16)

@@ -320,21 +320,22 @@ func TestFlowHash4MatchesWire(t *testing.T) {
 	}
 }
 
-// TestCsumDecTTL: csumDecTTL is wire.ChecksumUpdate for a TTL one less,
-// for every checksum and TTLs 1 to 255 (each with another protocol);
-// decTTL4 writes what setTTL4 writes.
+// TestCsumDecTTL: csumLowerTTL is wire.ChecksumUpdate for a TTL one less,
+// for every checksum and TTLs 1 to 255 (each with another protocol), and
+// for every drop; decTTL4 and lowerTTL4 write what setTTL4 writes.
 func TestCsumDecTTL(t *testing.T) {
 	for m := 0x100; m <= 0xffff; m += 0x101 { // every TTL from 1, protocols spread
 		for hc := 0; hc <= 0xffff; hc++ {
 			want := wire.ChecksumUpdate(uint16(hc), uint16(m), uint16(m-0x100))
-			if got := csumDecTTL(uint16(hc)); got != want {
-				t.Fatalf("checksum %#04x, TTL/protocol %#04x: csumDecTTL %#04x, ChecksumUpdate %#04x", hc, m, got, want)
+			if got := csumLowerTTL(uint16(hc), 1); got != want {
+				t.Fatalf("checksum %#04x, TTL/protocol %#04x: csumLowerTTL by 1 %#04x, ChecksumUpdate %#04x", hc, m, got, want)
 			}
 		}
 	}
 	// csumLowerTTL, every drop d from the TTL d itself (to 0) and from
 	// 255, over every checksum; and lowering by d and then by 1 (the
-	// RTR's two steps, setTTL4Twice) gives what lowering by d+1 gives.
+	// general path's two steps for an RTR) gives what lowering by d+1
+	// gives.
 	for d := 1; d <= 255; d++ {
 		if d < 255 {
 			for hc := 0; hc <= 0xffff; hc++ {

@@ -56,7 +56,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 			continue
 		}
 		// w.parseCore, written out.
-		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
+		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
 		if le != 0 {
 			w.coreInner4(pk, f, b, slot, le, obsFlags)
 		} else {
@@ -75,7 +75,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	for j := first + 1; j < len(fs); j++ {
 		pk := &pks[j]
 		f := &fs[j]
-		pk.act, pk.fset, pk.lazyAddrs = actDone, nil, false
+		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
 		b := f.Bytes()
 		if le := core4(b, w.rloc4k, pk); le != 0 {
 			w.coreInner4(pk, f, b, slot, le, obsFlags)
@@ -92,12 +92,10 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		case actDeliver:
 			w.deliverAt(pk, &fs[j], pk.site, j)
 		case actForward:
-			// As in fromSiteBatch: a flow memo hit, or forwardAt.
-			if h := w.flowHop(pk); h != nil {
-				if out := w.encapVia(pk, &fs[j], h); out != encapNo {
-					w.sentVia(j, out, &fs[j])
-					continue
-				}
+			// As in fromSiteBatch: a run of flow memo hits, or forwardAt.
+			if n := w.hopRun(pks, fs, j); n > j {
+				j = n - 1
+				continue
 			}
 			w.forwardAt(pk, fs, j)
 		default:
@@ -124,7 +122,7 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 // dropped). Observations, gleaning and underlay-group news are recorded
 // here, in arrival order.
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
-	pk.act, pk.fset = actDone, nil
+	pk.act, pk.fset = actDone, 0
 	b := f.Bytes()
 	if h, ok := w.parseCore4(pk, slot, b); ok {
 		w.coreInner(pk, f, b, h)

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"unsafe"
 
@@ -89,7 +90,7 @@ type pktInfo struct {
 	outerOff int // offset of the outer IP header (decap)
 	outerV4  bool
 	act      pktAction    // what the batch's last stage does with it
-	fset     *flowSet     // the flow memo set the parse stage found for dst and hash (nil: none, probe finds the entry)
+	fset     flowRef      // the flow memo set the parse stage found for dst and hash (0: none, probe finds the entry)
 	mkey     uint64       // with fset: the memo4 key of dst
 	hop      *nextHop     // a flow memo hit: the next-hop memo entry to send through (lookupStage; nil: none)
 	hser     uint32       // with hop: the serial hop held when the flow memo remembered it
@@ -112,6 +113,7 @@ const (
 	actForward                  // look up and forward (encapsulate, replicate, hold)
 	actDeliver                  // ETR: deliver to site port pk.site
 	actReasm                    // ETR: an outer IPv4 fragment to reassemble
+	actParse                    // ITR: left by the site batch's parse loop to parseSiteRest
 )
 
 // ipDrop maps an IP validation error to its drop reason.
@@ -182,6 +184,14 @@ func (w *Worker) fromSite(slot int, f *ring.Frame) {
 // every packet in arrival order (the order in which they leave and are held
 // is the order in which they came). A leading run of flow memo hits skips
 // the separate stages (flowRun).
+//
+// The parse loop takes the common case, an untagged IPv4 packet without
+// options whose header checks out, without a call: parseSite's work
+// (parseIPv4NoOptions and wire.FlowHash written out; the addresses are
+// read from the frame only if a later stage needs them, lazyAddrs) and the
+// flow memo's set (with the memo key) for the probe stage. It leaves every
+// other frame to parseSiteRest (actParse): a call in the loop, even one on
+// a path not taken, made it spill and reload its registers on every packet.
 func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
 	w.snap = w.cfg.NextHops.Load()
@@ -190,137 +200,105 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 	memo4 := m.v4 != nil && iid <= cacheMaxIID
 	kb := m.key4(iid, [4]byte{}) // m.key4(iid, a) is kb | a: the address's part added per packet
 	h0 := w.flow0
-	be := binary.BigEndian
+	be, le := binary.BigEndian, binary.LittleEndian
+	rest := false
 	for j := range fs {
 		pk := &pks[j]
-		f := &fs[j]
-		pk.act, pk.fset = actDone, nil
-		b := f.Bytes()
-		if len(b) >= wire.EthernetLen+wire.IPv4MinLen && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
-			// The common case, an untagged IPv4 packet without options,
-			// without going through the general parser: parseSite's work
-			// (parseIPv4NoOptions and wire.FlowHash written out; the
-			// addresses are read from the frame only if a later stage
-			// needs them, lazyAddrs) and the flow memo's set (with the
-			// memo key) for the probe stage.
-			ip := b[wire.EthernetLen:]
-			_ = ip[wire.IPv4MinLen-1]
-			tl := int(be.Uint16(ip[2:]))
-			if tl < wire.IPv4MinLen || tl > len(ip) || !checksum20Valid(ip) {
-				w.drop(f, parseIPv4NoOptions(pk, ip)) // the reason
-				continue
-			}
-			pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
-			pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
-			pk.hash = wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(ip, tl))) // wire.FlowHash of ip[:tl]
-			pk.act = actForward
-			if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
-				pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
-				pk.fset = m.flowSet4(pk.mkey, pk.hash) // prefetched by flowRun
-			}
+		b := fs[j].Bytes()
+		if len(b) < wire.EthernetLen+wire.IPv4MinLen {
+			pk.act, rest = actParse, true
 			continue
 		}
-		pk.lazyAddrs = false
-		if w.parseSite(pk, slot, f) {
-			pk.act = actForward
-			w.stageProbe(pk)
+		p := (*[wire.EthernetLen + wire.IPv4MinLen]byte)(b)
+		ip := (*[wire.IPv4MinLen]byte)(p[wire.EthernetLen:])
+		tl := int(be.Uint16(ip[2:]))
+		// EtherType IPv4 and version 4, IHL 5 in one compare.
+		if le.Uint32(p[12:])&0xffffff != 0x450008 || tl < wire.IPv4MinLen || tl > len(b)-wire.EthernetLen || !checksum20Valid(ip[:]) {
+			pk.act, rest = actParse, true // parseSiteRest drops it, with the reason
+			continue
 		}
+		pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+		pk.v4, pk.innerLen, pk.lazyAddrs = true, tl, true
+		hash := wire.FlowFinish(wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[12:20])), flowL4(b[wire.EthernetLen:], tl))) // wire.FlowHash of the packet
+		pk.hash, pk.act, pk.fset = hash, actForward, 0
+		if memo4 && ip[16]&0xf0 != 0xe0 { // not multicast (224.0.0.0/4)
+			pk.mkey = kb | uint64(be.Uint32(ip[16:20]))
+			pk.fset = m.flowSet4(pk.mkey, hash) // prefetched by flowRun
+		}
+	}
+	if rest {
+		w.parseSiteRest(pks, fs, slot)
 	}
 	w.beginBatch(fs)
 	k := w.flowRun(pks, fs, 0)
 	w.lookupStage(pks[k:], fs[k:])
 	for j := k; j < len(pks); j++ {
-		pk := &pks[j]
-		if pk.act != actForward {
-			continue
+		// A run of flow memo hits still good that encapRun takes, then
+		// the packet that ended it through forwardAt.
+		if j = w.hopRun(pks, fs, j); j == len(pks) {
+			break
 		}
-		// A flow memo hit still good, taken by encapVia, or forwardAt.
-		if h := w.flowHop(pk); h != nil {
-			if out := w.encapVia(pk, &fs[j], h); out != encapNo {
-				w.sentVia(j, out, &fs[j])
-				continue
-			}
+		if pk := &pks[j]; pk.act == actForward {
+			w.forwardAt(pk, fs, j)
 		}
-		w.forwardAt(pk, fs, j)
 	}
 	w.finishBatch()
 }
 
+// parseSiteRest parses the frames of a site batch that the batch's parse
+// loop left (actParse), through parseSite: it drops them, or makes them
+// packets to forward with the flow memo's set ready (stageProbe).
+func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
+	for j := range pks {
+		pk := &pks[j]
+		if pk.act != actParse {
+			continue
+		}
+		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
+		if w.parseSite(pk, slot, &fs[j]) {
+			pk.act = actForward
+			w.stageProbe(pk)
+		}
+	}
+}
+
 // flowRun takes the packets of a batch from index j on through their
-// lookup and last stages in one loop, for as long as each is a flow memo
-// hit still good (as flowHop checks it) that encapVia takes, or a packet
-// already done (dropped while parsing); it returns the index of the first
-// packet it left, for lookupStage and the last stage. Such a run needs no
-// entry, so nothing is gained by looking its packets up first; it is the
-// usual batch of a steady flow mix, and one loop instead of two saves what
-// the stages pass each other through pktInfo. The packets still leave in
-// arrival order: the run is a prefix. It first prefetches the flow memo
-// sets the parse stage found (pk.fset) for the whole rest of the batch, for
-// the run and for lookupStage.
+// lookup and last stages in one loop (encapRun), for as long as each is a
+// flow memo hit still good (its next-hop memo entry filled as it was
+// then, in the batch's snapshot) that encapRun takes, or a
+// packet already done (dropped while parsing); it returns the index of the
+// first packet it left, for lookupStage and the last stage. Such a run
+// needs no entry, so nothing is gained by looking its packets up first; it
+// is the usual batch of a steady flow mix, and one loop instead of two
+// saves what the stages pass each other through pktInfo. The packets still
+// leave in arrival order: the run is a prefix. It first prefetches the flow
+// memo sets the parse stage found (pk.fset) for the whole rest of the
+// batch, for the run and for lookupStage.
 func (w *Worker) flowRun(pks []pktInfo, fs []ring.Frame, j int) int {
 	if j >= len(pks) {
 		return j
 	}
 	const stride = unsafe.Sizeof(pktInfo{})
-	prefetchEach(unsafe.Pointer(&pks[j].fset), len(pks)-j, stride)
-	snap := w.snap
-	for ; j < len(pks); j++ {
-		pk := &pks[j]
-		if pk.act != actForward {
-			if pk.act == actDone {
-				continue
-			}
-			break
-		}
-		fl := pk.fset
-		if fl == nil {
-			break
-		}
-		x := &fl[0] // as lookupStage checks it
-		if x.key != pk.mkey || x.bkt != cache.SelectBucket(pk.hash) {
-			if x = flowLater(fl, pk.mkey, pk.hash); x == nil {
-				break
-			}
-		}
-		h := &w.hops[x.hop]
-		if h.ser != x.ser || h.snap != snap {
-			break // lookupStage finds the same slot, forwardAt looks the packet up
-		}
-		out := w.encapVia(pk, &fs[j], h)
-		if out == encapNo {
-			break // changed nothing: the last stage tries it again, then forwardAt
-		}
-		// sentVia, written out.
-		w.memo.flowHits++
-		if out >= 0 && !w.ip.take(j, out) {
-			w.sendAt(j, out, &fs[j])
-		}
+	if m := w.memo; m.flows != nil {
+		prefetchSets(unsafe.Pointer(unsafe.SliceData(m.flows)), unsafe.Pointer(&pks[j].fset), len(pks)-j, stride)
 	}
-	return j
+	k, _ := w.encapRun(pks, fs, j, nil, runFlow)
+	return k
 }
 
-// flowHop returns the next-hop memo entry of pk's flow memo hit while it
-// still holds what it held when the flow memo remembered it (its serial) in
-// the batch's next-hop snapshot, else nil.
-func (w *Worker) flowHop(pk *pktInfo) *nextHop {
-	if h := pk.hop; h != nil && h.ser == pk.hser && h.snap == w.snap {
-		return h
-	}
-	return nil
-}
-
-// sentVia finishes batch packet j in f, which encapVia took through a flow
-// memo hit and encapsulated for port slot out (or dropped: encapDropped).
-func (w *Worker) sentVia(j, out int, f *ring.Frame) {
-	w.memo.flowHits++
-	if out >= 0 && !w.ip.take(j, out) {
-		w.sendAt(j, out, f)
-	}
+// hopRun takes the packets of a batch from index j on, after lookupStage,
+// for as long as each is a flow memo hit that lookupStage found (pk.hop)
+// still good (pk.hop still holds serial pk.hser, in the batch's snapshot)
+// that encapRun takes, or a packet already done; it returns the index of
+// the first packet it left (j when it took none).
+func (w *Worker) hopRun(pks []pktInfo, fs []ring.Frame, j int) int {
+	k, _ := w.encapRun(pks, fs, j, nil, runHop)
+	return k
 }
 
 // forwardAt is the last stage of batch packet j to forward (actForward),
-// looked up by lookupStage, unless encapVia took it through a flow memo hit
-// (the batch loops try that first): encapFast through the RLOC the mapping
+// looked up by lookupStage, unless encapRun took it through a flow memo hit
+// (the batch loops try that first: hopRun): encapFast through the RLOC the mapping
 // selects, else the general forward. A packet encapFast sends teaches the
 // flow memo its next-hop entry. A flow memo hit that encapVia did not take
 // (the entry was filled again since, or the packet needs the general path)
@@ -334,9 +312,9 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	}
 	w.choose(pk)
 	out := w.encapFast(pk, f)
-	if out >= 0 && pk.fset != nil {
+	if out >= 0 && pk.fset != 0 {
 		i := uint8(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
-		fillFlow(pk.fset, pk.mkey, pk.hash, i, w.hops[i].ser)
+		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i].ser)
 	}
 	switch out {
 	case encapDropped:
@@ -454,16 +432,23 @@ func checksumValid(ip wire.IPv4) bool {
 }
 
 // checksum20Valid reports whether the 20-byte IPv4 header b verifies
-// (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in five 32-bit adds.
-// Folding the carries (2^16 ≡ 1 mod 0xffff) keeps the sum's value modulo
-// 0xffff, and a non-zero sum folds to 0xffff exactly when it is a multiple
-// of 0xffff: one remainder by a constant instead of four folds, so that the
-// function inlines (TestChecksum20Valid).
+// (RFC 1071 §1), as wire.IPv4.ChecksumValid does, in three adds of words
+// loaded in the machine's order (TestChecksum20Valid). The one's-complement
+// sum S of the header's 16-bit words folds to 0xffff exactly when S is a
+// non-zero multiple of 0xffff. A word loaded little-endian is, modulo
+// 0xffff, 256 times the big-endian one (2^16 ≡ 1, so each byte counts
+// with 256 to the parity of its place), and 256 is prime to 0xffff: the
+// little-endian sum is a multiple exactly when S is, and zero only for a
+// header of zeros. The sum of two 64-bit words and a 32-bit one, each
+// carry added back (2^64 ≡ 1 modulo 0xffff, which divides 2^64-1), keeps
+// its value modulo 0xffff without a fold, and one remainder by a constant
+// ends it.
 func checksum20Valid(b []byte) bool {
 	_ = b[19]
-	s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
-		uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
-		uint64(binary.BigEndian.Uint32(b[16:]))
+	le := binary.LittleEndian
+	s, c := bits.Add64(le.Uint64(b[0:]), le.Uint64(b[8:]), 0)
+	s, c = bits.Add64(s, uint64(le.Uint32(b[16:])), c)
+	s += c // no carry: a carry out of the last add leaves s below 2^32
 	return s != 0 && s%0xffff == 0
 }
 
@@ -506,7 +491,8 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 		// of the memo4 set (the common case: the most recent destination
 		// of its set) without the call into the memo, in a later way
 		// through hitLater; a miss goes through probe.
-		if fl := pk.fset; fl != nil {
+		if pk.fset != 0 {
+			fl := m.flowAt(pk.fset)
 			x := &fl[0]
 			if x.key != pk.mkey || x.bkt != cache.SelectBucket(pk.hash) {
 				x = flowLater(fl, pk.mkey, pk.hash)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
 
@@ -135,5 +137,99 @@ func TestFlowMemoRTR(t *testing.T) {
 				t.Fatalf("%s, packet %d: %d flow hits, want %d", tc.name, i, got, want)
 			}
 		}
+	}
+}
+
+// TestFlowRunTakesLaterWays: flowRun's loop (encapRun) takes a flow memo
+// hit in any way of its set, not only the first, and leaves the set most
+// recent first: a hit in the second way swaps the first two, one in the
+// third or fourth way moves it to the front past the others (flowLater).
+// Each batch, two packets of the flow around a frame that parsing drops,
+// goes through the run whole (no packet is left to lookupStage), both
+// packets leave on the core port, and both count as flow hits.
+func TestFlowRunTakesLaterWays(t *testing.T) {
+	r := newRig(t, nil)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7})
+	r.fromSite(frame) // the first packet teaches the flow memo
+	if n := len(drain(r.core)); n != 1 {
+		t.Fatalf("first packet: %d frames out", n)
+	}
+	pool := r.w.ports[0].p.Pool()
+	for way := 1; way < len(flowSet{}); way++ {
+		// The flow's packets around one that parsing drops (a frame
+		// cut short), which the run passes over.
+		fs := make([]ring.Frame, 3)
+		for i := range fs {
+			n := len(frame)
+			if i == 1 {
+				n = 20
+			}
+			f, ok := pool.Get()
+			if !ok || !f.SetLen(n) {
+				t.Fatal("no frame")
+			}
+			copy(f.Bytes(), frame)
+			fs[i] = f
+		}
+		pks := r.w.pkts[:len(fs)]
+		for i := range pks {
+			pks[i].act = actParse
+		}
+		r.w.snap = r.nh.Load()
+		r.w.parseSiteRest(pks, fs, 0)
+		if pks[0].fset == 0 || pks[1].act != actDone {
+			t.Fatalf("no flow memo set for the packet, or the short frame not dropped: %+v", pks[:2])
+		}
+		s := r.w.memo.flowAt(pks[0].fset)
+		flow := s[0]
+		if flow.key != pks[0].mkey {
+			t.Fatalf("the flow is not in front of its set: %+v", s)
+		}
+		// Other flows of the set in the other ways, in the order a, b, c
+		// before the flow's way.
+		var others []flowSlot
+		for i := range len(s) - 1 {
+			o := flow
+			o.key ^= uint64(i+1) << 8 // another destination
+			others = append(others, o)
+		}
+		copy(s[:way], others[:way])
+		s[way] = flow
+		copy(s[way+1:], others[way:])
+		h0 := r.w.memo.flowHits // Extra(ExtraFlowHit) is published at the end of Step
+		r.w.beginBatch(fs)
+		k := r.w.flowRun(pks, fs, 0)
+		r.w.finishBatch()
+		if k != len(fs) {
+			t.Fatalf("way %d: the run ended at packet %d of %d", way, k, len(fs))
+		}
+		want := append([]flowSlot{flow}, others...)
+		if !slices.Equal(s[:], want) {
+			t.Fatalf("way %d: set after the run %+v, want %+v", way, s, want)
+		}
+		if n := len(drain(r.core)); n != 2 {
+			t.Fatalf("way %d: %d frames out, want 2", way, n)
+		}
+		if d := r.w.memo.flowHits - h0; d != 2 {
+			t.Fatalf("way %d: %d flow hits, want 2", way, d)
+		}
+	}
+}
+
+// TestEncapViaGeneralPatchSendsNothing: the first packet of a flow to an
+// RLOC whose outer header encapFast's patch4 cannot finish (an IPv6 RLOC:
+// encapFastAny) goes through encapVia, encapRun for the one packet, which
+// returns the port and leaves sending to forwardAt: one frame out, with
+// an IPv6 outer header, not counted as a flow hit; the flow's next packet
+// is one.
+func TestEncapViaGeneralPatchSendsNothing(t *testing.T) {
+	r := newRig(t, nil)
+	hits := func() uint64 { return r.w.Extra(ExtraFlowHit) }
+	h0 := hits()
+	if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0 {
+		t.Fatalf("first packet to %v, flow hits %d -> %d, want %v and no hit", got, h0, hits(), rlocRemote6)
+	}
+	if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0+1 {
+		t.Fatalf("second packet to %v, flow hits %d -> %d, want %v and a hit", got, h0, hits(), rlocRemote6)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"unsafe"
 
+	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
@@ -228,79 +229,204 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 // encapVia is encapFast through next-hop memo entry h, filled for the
 // RLOC the packet goes to in the batch's snapshot: what is left of
 // encapFast once the RLOC and its entry are known, from the mapping
-// (encapFast) or from the flow memo (the batch loops, flowHop).
+// (encapFast) or from the flow memo (the batch loops). It is
+// encapRun for the one packet.
 func (w *Worker) encapVia(pk *pktInfo, f *ring.Frame, h *nextHop) int {
-	if !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
-		return encapNo
-	}
-	off, n := pk.innerOff, pk.innerLen
-	if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
-		return encapNo
-	}
-	if !h.fast4 {
-		return w.encapFastAny(pk, f, h)
-	}
-	// The parse stages checked that the inner packet ends within the
-	// frame's bytes, so the front moves in one step (w.front) before the
-	// last checks: Reframe fails, changing nothing, only for want of
-	// headroom, and a TTL check that fails moves it back.
-	n0 := f.Len()
-	b := f.Reframe(off-frontV4, frontV4+n)
-	if len(b) < frontV4+wire.IPv4MinLen { // nil
-		return encapNo
-	}
-	p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
-	inner := p[frontV4:]
-	ttl := inner[8]
-	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
-		if pk.outerTTL <= 1 {
-			f.Reframe(frontV4-off, n0)
-			return encapNo
+	_, out := w.encapRun(unsafe.Slice(pk, 1), unsafe.Slice(f, 1), 0, h, runOne)
+	return out
+}
+
+// How encapRun finds each packet's next-hop memo entry.
+const (
+	runFlow = iota // its flow memo hit (pk.fset): flowRun
+	runHop         // the flow memo hit lookupStage found (pk.hop, still holding serial pk.hser): hopRun
+	runOne         // h1, for the first packet alone: encapVia
+)
+
+// encapRun encapsulates batch packets. With runFlow (flowRun) or runHop
+// (hopRun), from index j on, for as long as each packet is a flow memo hit
+// still good that it takes, or a packet already done (dropped while
+// parsing), it sends each (counted as a flow memo hit) and returns the index of the
+// first packet it left and encapNo. With runOne it takes packet j alone
+// through h1 and sends nothing: it returns j+1 and the port slot to send
+// on (or encapDropped), or j and encapNo having changed nothing. encapLoop
+// does the work without a call; encapRun makes the calls it stops for, and
+// goes on.
+func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mode int) (int, int) {
+	hj, one := h1, mode == runOne
+	for {
+		k, out, why, h := w.encapLoop(pks, fs, j, hj, mode)
+		hj = nil
+		switch why {
+		case loopSend: // one is false
+			w.sendAt(k, out, &fs[k])
+			j = k + 1
+			continue
+		case loopLater:
+			pk := &pks[k]
+			x := flowLater(w.memo.flowAt(pk.fset), pk.mkey, pk.hash)
+			if x == nil {
+				return k, encapNo
+			}
+			if hj = &w.hops[x.hop]; hj.ser != x.ser || hj.snap != w.snap {
+				return k, encapNo // lookupStage finds the same slot, forwardAt looks the packet up
+			}
+			j = k
+			continue
+		case loopAny:
+			if out = w.encapFastAny(&pks[k], &fs[k], h); out == encapNo {
+				return k, encapNo
+			}
+			if one {
+				return k + 1, out
+			}
+			w.memo.flowHits++
+			if out >= 0 && !w.ip.take(k, out) {
+				w.sendAt(k, out, &fs[k])
+			}
+			j = k + 1
+			continue
 		}
-		// setTTL4 to outerTTL, then decTTL4: the same bytes in one
-		// step (TestLowerTTL4TwoSteps).
-		ttl = pk.outerTTL - 1
-		lowerTTL4(inner, ttl)
-	} else {
-		if ttl <= 1 {
-			f.Reframe(frontV4-off, n0)
-			return encapNo
-		}
-		ttl--
-		decTTL4(inner, ttl)
+		return k, out
 	}
-	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-	// patch4, written out here (a call spilled encapFast's registers):
-	// wire.PatchOuterIPv4 for the outer header just copied from h (fast4),
-	// the same bytes (the checksum updated by the same sum, RFC 1624 eqn. 3,
-	// from h.csBase instead of the template's words), without the checks
-	// and calls, the inner TOS and new TTL taken from registers.
-	ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+}
+
+// Why encapLoop stopped at a packet.
+const (
+	loopEnd   = iota // the run ended: the packet is left (or, one, taken)
+	loopSend         // the packet is encapsulated for port out: sendAt sends it
+	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
+	loopAny          // the packet goes through h, whose template patch4 cannot finish: encapFastAny
+)
+
+// encapLoop is encapRun's loop, the one place that holds encapFast's work
+// once the next-hop memo entry is known, without a call: a call in the
+// loop, even on a path rarely taken, made it spill and reload its
+// registers on every packet. It takes the packets from j on, packet j
+// through hj when hj is not nil, each later one (or each, hj nil) through
+// its flow memo hit, and returns at the first packet it cannot finish
+// alone (loopSend, loopLater, loopAny: the packet's index, the port, h) or
+// at the end of the run (loopEnd: the index of the first packet left, and
+// encapNo). With runOne it takes packet j alone and sends nothing: loopEnd
+// with j+1 and the port, or j and encapNo.
+func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, mode int) (int, int, int, *nextHop) {
+	m, snap := w.memo, w.snap
 	be := binary.BigEndian
-	tos, on := inner[1], uint32(wire.OuterIPv4Len+n)
-	id := w.ipid
-	w.ipid++
-	s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	ob[1] = tos
-	be.PutUint16(ob[2:], uint16(on))
-	be.PutUint16(ob[4:], id)
-	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
-	be.PutUint16(ob[10:], ^uint16(s))
-	const u = wire.IPv4MinLen
-	be.PutUint16(ob[u:], wire.SourcePort(pk.hash))
-	be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
-	x := w.nonce() // drawn for every packet, as patchOuter does
-	if h.nonce {
-		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
+	for ; j < len(pks); j++ {
+		pk := &pks[j]
+		h := hj
+		hj = nil
+		if h == nil {
+			if pk.act != actForward {
+				if pk.act == actDone {
+					continue
+				}
+				break
+			}
+			if mode == runHop {
+				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap {
+					break
+				}
+			} else if pk.fset == 0 {
+				break
+			} else {
+				fl := m.flowAt(pk.fset)
+				x, bkt := &fl[0], cache.SelectBucket(pk.hash) // as lookupStage checks it
+				if x.key != pk.mkey || x.bkt != bkt {
+					// flowLater for the second way, written out: moving it
+					// to the front is a swap.
+					if x = &fl[1]; x.key != pk.mkey || x.bkt != bkt {
+						return j, encapNo, loopLater, nil
+					}
+					fl[0], fl[1] = fl[1], fl[0]
+					x = &fl[0]
+				}
+				h = &w.hops[x.hop]
+				if h.ser != x.ser || h.snap != snap {
+					break // lookupStage finds the same slot, forwardAt looks the packet up
+				}
+			}
+		}
+		if !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
+			break
+		}
+		off, n := pk.innerOff, pk.innerLen
+		if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
+			break
+		}
+		if !h.fast4 {
+			return j, encapNo, loopAny, h
+		}
+		// The parse stages checked that the inner packet ends within the
+		// frame's bytes, so the front moves in one step (w.front) before
+		// the last checks: Reframe fails, changing nothing, only for want
+		// of headroom, and a TTL check that fails moves it back.
+		f := &fs[j]
+		n0 := f.Len()
+		b := f.Reframe(off-frontV4, frontV4+n)
+		if len(b) < frontV4+wire.IPv4MinLen { // nil
+			break
+		}
+		p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
+		inner := p[frontV4:]
+		ttl := inner[8]
+		if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
+			if pk.outerTTL <= 1 {
+				f.Reframe(frontV4-off, n0)
+				break
+			}
+			// setTTL4 to outerTTL, then decTTL4: the same bytes in one
+			// step (TestLowerTTL4TwoSteps).
+			ttl = pk.outerTTL - 1
+			lowerTTL4(inner, ttl)
+		} else {
+			if ttl <= 1 {
+				f.Reframe(frontV4-off, n0)
+				break
+			}
+			ttl--
+			decTTL4(inner, ttl)
+		}
+		copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+		// patch4, written out here: wire.PatchOuterIPv4 for the outer
+		// header just copied from h (fast4), the same bytes (the checksum
+		// updated by the same sum, RFC 1624 eqn. 3, from h.csBase instead
+		// of the template's words), without the checks and calls, the
+		// inner TOS and new TTL taken from registers.
+		ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+		tos, on := inner[1], uint32(wire.OuterIPv4Len+n)
+		id := w.ipid
+		w.ipid++
+		s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+		s = s&0xffff + s>>16
+		s = s&0xffff + s>>16
+		ob[1] = tos
+		be.PutUint16(ob[2:], uint16(on))
+		be.PutUint16(ob[4:], id)
+		be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+		be.PutUint16(ob[10:], ^uint16(s))
+		const u = wire.IPv4MinLen
+		be.PutUint16(ob[u:], wire.SourcePort(pk.hash))
+		be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
+		x := w.nonce() // drawn for every packet, as patchOuter does
+		if h.nonce {
+			be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
+		}
+		if pk.rtr {
+			w.c.Inc(CounterReencap)
+		} else {
+			w.c.Inc(CounterEncap)
+		}
+		if mode == runOne {
+			return j + 1, h.out, loopEnd, nil
+		}
+		// Counted as a flow memo hit; sent (sendAt, left to encapRun).
+		m.flowHits++
+		if out := h.out; !w.ip.take(j, out) {
+			return j, out, loopSend, nil
+		}
 	}
-	if pk.rtr {
-		w.c.Inc(CounterReencap)
-	} else {
-		w.c.Inc(CounterEncap)
-	}
-	return h.out
+	return j, encapNo, loopEnd, nil
 }
 
 // encapFastFill is encapFast after filling its memo entry h for pk.r: the

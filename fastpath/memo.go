@@ -3,6 +3,7 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
 )
@@ -164,10 +165,27 @@ func (m *lookupMemo) set4(key uint64) *memo4Set {
 
 // flowSet4 is the flow memo's set for the packets to the destination of
 // memo4 key key with flow hash hash.
-func (m *lookupMemo) flowSet4(key uint64, hash uint32) *flowSet {
+func (m *lookupMemo) flowSet4(key uint64, hash uint32) flowRef {
 	k := key ^ uint64(cache.SelectBucket(hash))<<24
-	return &m.flows[uint32((k*0xD6E8FEB86659FD93)>>40)&m.maskF]
+	return flowRef(uint32((k*0xD6E8FEB86659FD93)>>40)&m.maskF + 1)
 }
+
+// flowRef names a set of the flow memo by its index plus one; 0 names
+// none. A pktInfo holds one rather than a pointer: every pointer stored in
+// the parse loop cost a write-barrier check, and the barrier's call made
+// the loop spill its registers. flowSet4 gives at most 1<<24 (24 bits of
+// the hash select the set), so a ref fits in 32 bits.
+type flowRef uint32
+
+// flowAt is the set that ref names (not 0).
+func (m *lookupMemo) flowAt(ref flowRef) *flowSet { return &m.flows[ref-1] }
+
+// A flow set is one cache line: prefetchSets fetches the line at the set's
+// index times 64.
+var (
+	_ [unsafe.Sizeof(flowSet{}) - 64]byte
+	_ [64 - unsafe.Sizeof(flowSet{})]byte
+)
 
 // flowKey4 sets pk.mkey and pk.fset, the memo key and the flow memo set
 // of pk's flow, for the IPv4 destination whose bytes are a in pk.iid,

@@ -21,3 +21,21 @@ loop:
 	JNZ loop
 done:
 	RET
+
+// func prefetchSets(base unsafe.Pointer, p unsafe.Pointer, n int, stride uintptr)
+TEXT ·prefetchSets(SB), NOSPLIT|NOFRAME, $0-32
+	MOVQ base+0(FP), SI
+	MOVQ p+8(FP), AX
+	MOVQ n+16(FP), CX
+	MOVQ stride+24(FP), DX
+	TESTQ CX, CX
+	JLE done
+loop:
+	MOVL (AX), BX
+	SHLQ $6, BX
+	PREFETCHT0 -64(SI)(BX*1)
+	ADDQ DX, AX
+	DECQ CX
+	JNZ loop
+done:
+	RET

@@ -20,3 +20,11 @@ func prefetch(p unsafe.Pointer)
 //
 //go:noescape
 func prefetchEach(p unsafe.Pointer, n int, stride uintptr)
+
+// prefetchSets prefetches, for i < n, the 64-byte line that the 32-bit
+// reference at p + i*stride names in the array of lines at base: line
+// ref-1 (a flowRef; 0, naming none, prefetches the line before base,
+// harmlessly).
+//
+//go:noescape
+func prefetchSets(base, p unsafe.Pointer, n int, stride uintptr)

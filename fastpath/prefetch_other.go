@@ -9,3 +9,6 @@ func prefetch(unsafe.Pointer) {}
 
 // prefetchEach does nothing on this architecture (see prefetch_asm.go).
 func prefetchEach(unsafe.Pointer, int, uintptr) {}
+
+// prefetchSets does nothing on this architecture (see prefetch_asm.go).
+func prefetchSets(unsafe.Pointer, unsafe.Pointer, int, uintptr) {}

@@ -25,10 +25,11 @@
 //     encapFast writes an IPv4 outer header from the next-hop memo's copy
 //     (Ethernet header and template, LSBs already in) and patches it (the
 //     checksum updated from a per-entry base) in encapLoop, the one loop
-//     without calls that flowRun, hopRun and encapVia run (encapRun). While every frame a batch
-//     sends leaves by one port whose transmit batch was empty, the frames
-//     stay in the receive array and go to the port in one Transmit at the
-//     end of the batch (inPlace); any other send keeps each port's order;
+//     without calls that flowRun, hopRun and encapVia run (encapRun).
+//     While every frame a batch sends leaves by one port whose transmit
+//     batch was empty, the frames stay in the receive array and go to the
+//     port in one Transmit at the end of the batch (inPlace); any other
+//     send keeps each port's order;
 //  4. transmit the batch and WorkerCounters.Publish its counters.
 //
 // A Worker (NewWorker, Config) owns its ports: site ports, each with the

@@ -265,9 +265,9 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 // flowRun takes the packets of a batch from index j on through their
 // lookup and last stages in one loop (encapRun), for as long as each is a
 // flow memo hit still good (its next-hop memo entry filled as it was
-// then, in the batch's snapshot) that encapRun takes, or a
-// packet already done (dropped while parsing); it returns the index of the
-// first packet it left, for lookupStage and the last stage. Such a run
+// then, in the batch's snapshot) that encapRun takes, or a packet already
+// done (dropped while parsing); it returns the index of the first packet it
+// left, for lookupStage and the last stage. Such a run
 // needs no entry, so nothing is gained by looking its packets up first; it
 // is the usual batch of a steady flow mix, and one loop instead of two
 // saves what the stages pass each other through pktInfo. The packets still
@@ -298,10 +298,11 @@ func (w *Worker) hopRun(pks []pktInfo, fs []ring.Frame, j int) int {
 
 // forwardAt is the last stage of batch packet j to forward (actForward),
 // looked up by lookupStage, unless encapRun took it through a flow memo hit
-// (the batch loops try that first: hopRun): encapFast through the RLOC the mapping
-// selects, else the general forward. A packet encapFast sends teaches the
-// flow memo its next-hop entry. A flow memo hit that encapVia did not take
-// (the entry was filled again since, or the packet needs the general path)
+// (the batch loops try that first: hopRun): encapFast through the RLOC the
+// mapping selects, else the general forward. A packet encapFast sends
+// teaches the flow memo its next-hop entry. A flow memo hit that hopRun did
+// not take (the entry was filled again since, or the packet needs the
+// general path)
 // is looked up here as it would have been without the flow memo.
 func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	f := &fs[j]

@@ -246,8 +246,8 @@ const (
 // encapRun encapsulates batch packets. With runFlow (flowRun) or runHop
 // (hopRun), from index j on, for as long as each packet is a flow memo hit
 // still good that it takes, or a packet already done (dropped while
-// parsing), it sends each (counted as a flow memo hit) and returns the index of the
-// first packet it left and encapNo. With runOne it takes packet j alone
+// parsing), it sends each (counted as a flow memo hit) and returns the
+// index of the first packet it left and encapNo. With runOne it takes packet j alone
 // through h1 and sends nothing: it returns j+1 and the port slot to send
 // on (or encapDropped), or j and encapNo having changed nothing. encapLoop
 // does the work without a call; encapRun makes the calls it stops for, and

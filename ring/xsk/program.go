@@ -68,12 +68,14 @@ const (
 	StatPassOther                 // core mode: not LISP data to a local RLOC
 	StatPassMalformed             // truncated or bad version/IHL
 	StatPassOff                   // mode off or no config
+	StatOffload                   // site mode: encapsulated and redirected through an offload entry
 	NumStats
 )
 
 var statNames = [NumStats]string{
 	"redirect", "pass_no_xsk", "pass_not_ip", "pass_vlan", "pass_local",
 	"pass_control", "pass_fragment", "pass_other", "pass_malformed", "pass_off",
+	"offload",
 }
 
 // String returns the counter's name.
@@ -91,6 +93,7 @@ type Stats [NumStats]uint64
 // serves one interface.
 type Program struct {
 	objs    steerObjects
+	cfg     steerSteerConfig // what Configure and SetOffload wrote
 	ifindex int
 	flags   int
 	progID  ebpf.ProgramID
@@ -118,7 +121,8 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 // Configure changes the mode and flags of a loaded program (takes effect for
 // the next frame).
 func (p *Program) Configure(cfg ProgramConfig) error {
-	c := steerSteerConfig{Mode: uint32(cfg.Mode)}
+	c := p.cfg // the offload's epoch and seed stay
+	c.Mode, c.Flags = uint32(cfg.Mode), 0
 	if cfg.VXLAN {
 		c.Flags |= 1
 	}
@@ -128,6 +132,7 @@ func (p *Program) Configure(cfg ProgramConfig) error {
 	if err := p.objs.Config.Put(uint32(0), c); err != nil {
 		return fmt.Errorf("xsk: write program config: %w", err)
 	}
+	p.cfg = c
 	return nil
 }
 

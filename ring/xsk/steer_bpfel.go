@@ -18,10 +18,31 @@ type steerIn6Addr struct {
 	S6Addr [16]uint8
 }
 
+type steerOffloadKey struct {
+	_   structs.HostLayout
+	Dst uint32
+	Bkt uint8
+	Pad [3]uint8
+}
+
+type steerOffloadVal struct {
+	_        structs.HostLayout
+	Epoch    uint32
+	Ifindex  uint32
+	CsBase   uint32
+	MaxInner uint16
+	Nonce    uint8
+	Pad      uint8
+	Hits     uint64
+	Front    [56]uint8
+}
+
 type steerSteerConfig struct {
 	_     structs.HostLayout
 	Mode  uint32
 	Flags uint32
+	Epoch uint32
+	Seed  uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -31,6 +52,7 @@ const (
 	steerMapConfig     = "config"
 	steerMapLocalV4    = "local_v4"
 	steerMapLocalV6    = "local_v6"
+	steerMapOffload    = "offload"
 	steerMapStats      = "stats"
 	steerMapXsks       = "xsks"
 	steerProgRlocSteer = "rloc_steer"
@@ -88,6 +110,7 @@ type steerMapSpecs struct {
 	Config  *ebpf.MapSpec `ebpf:"config"`
 	LocalV4 *ebpf.MapSpec `ebpf:"local_v4"`
 	LocalV6 *ebpf.MapSpec `ebpf:"local_v6"`
+	Offload *ebpf.MapSpec `ebpf:"offload"`
 	Stats   *ebpf.MapSpec `ebpf:"stats"`
 	Xsks    *ebpf.MapSpec `ebpf:"xsks"`
 }
@@ -121,6 +144,7 @@ type steerMaps struct {
 	Config  *ebpf.Map `ebpf:"config"`
 	LocalV4 *ebpf.Map `ebpf:"local_v4"`
 	LocalV6 *ebpf.Map `ebpf:"local_v6"`
+	Offload *ebpf.Map `ebpf:"offload"`
 	Stats   *ebpf.Map `ebpf:"stats"`
 	Xsks    *ebpf.Map `ebpf:"xsks"`
 }
@@ -130,6 +154,7 @@ func (m *steerMaps) Close() error {
 		m.Config,
 		m.LocalV4,
 		m.LocalV6,
+		m.Offload,
 		m.Stats,
 		m.Xsks,
 	)

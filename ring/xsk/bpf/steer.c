@@ -13,7 +13,14 @@
  *              UDP port, the others (no UDP header) all to the socket,
  *              where the fast path reassembles them.
  *
- * VLAN-tagged frames and IPv6 fragments pass to the kernel. Every decision is counted in the per-CPU stats map. */
+ * VLAN-tagged frames and IPv6 fragments pass to the kernel. Every decision is counted in the per-CPU stats map.
+ *
+ * Offload (site mode, when the config's epoch is not 0): an IPv4 packet whose
+ * flow the fast path has installed in the offload map for the current epoch
+ * is encapsulated here, exactly as the fast path's flow memo would (the same
+ * flow hash, selection bucket, outer header, TTL and checksums), and
+ * redirected to the egress interface; anything else goes to the socket as
+ * before. */
 #include "steer.h"
 
 #define MODE_OFF 0
@@ -38,12 +45,39 @@ enum steer_stat {
 	ST_PASS_OTHER,
 	ST_PASS_MALFORMED,
 	ST_PASS_OFF,
+	ST_OFFLOAD,
 	ST_MAX,
 };
 
 struct steer_config {
 	__u32 mode;
 	__u32 flags;
+	__u32 epoch; /* offload entries of another epoch are not used; 0: offload off */
+	__u32 seed;  /* the fast path's flow hash seed (wire.FlowHash) */
+};
+
+/* An offloaded flow: the fast path's flow memo key (the destination; the
+ * instance-ID is the interface's) and the flow's RLOC selection bucket
+ * (cache.SelectBucket of its flow hash). */
+struct offload_key {
+	__be32 dst;
+	__u8 bkt;
+	__u8 pad[3];
+};
+
+#define OFFLOAD_FRONT 50 /* Ethernet 14 + outer IPv4 20 + UDP 8 + LISP 8 */
+
+/* What the fast path's next-hop memo entry holds for an IPv4 outer header
+ * (fastpath nextHop, fast4). */
+struct offload_val {
+	__u32 epoch;
+	__u32 ifindex;   /* egress interface */
+	__u32 cs_base;   /* outer checksum sum of the template's fixed words */
+	__u16 max_inner; /* longest inner packet (path MTU less the front) */
+	__u8 nonce;      /* draw a 24-bit nonce into the LISP header */
+	__u8 pad;
+	__u64 hits;      /* packets sent through the entry */
+	__u8 front[OFFLOAD_FRONT + 6];
 };
 
 struct {
@@ -81,6 +115,13 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct offload_key);
+	__type(value, struct offload_val);
+} offload SEC(".maps");
+
 static __always_inline int count(__u32 st, int action)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &st);
@@ -109,6 +150,132 @@ static __always_inline int data_port(__be16 port, __u32 flags)
 	return 0;
 }
 
+/* wire.FlowHash's steps. */
+static __always_inline __u64 flow_mix(__u64 h, __u64 v)
+{
+	h ^= v;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static __always_inline __u32 flow_finish(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (__u32)h;
+}
+
+static __always_inline __u64 be64(const __u8 *p)
+{
+	return ((__u64)p[0] << 56) | ((__u64)p[1] << 48) | ((__u64)p[2] << 40) | ((__u64)p[3] << 32) |
+	       ((__u64)p[4] << 24) | ((__u64)p[5] << 16) | ((__u64)p[6] << 8) | (__u64)p[7];
+}
+
+static __always_inline __u16 fold16(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* offload encapsulates an IPv4 packet without options (ip, tl bytes long,
+ * its header in the frame) through its flow's offload entry, as the fast
+ * path's encapLoop does, and redirects it; it returns -1 to leave the
+ * packet to the socket, having changed nothing. */
+static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip;
+	__u32 tl = bpf_htons(ip->tot_len);
+	__u32 have = (__u8 *)end - b;
+	if (ip->ver_ihl != 0x45 || tl < 20 || tl > have || ip->ttl <= 1)
+		return -1;
+	/* The header checksum (fastpath checksum20Valid). */
+	__u16 *w = (__u16 *)b;
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	if (fold16(s) != 0xffff)
+		return -1;
+	__u8 dst0 = b[16];
+	if ((dst0 & 0xf0) == 0xe0) /* multicast: not the flow memo's */
+		return -1;
+
+	/* wire.FlowHash of the packet, as fastpath's parse loop writes it. */
+	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
+	h = flow_mix(h, be64(b + 12));
+	__u8 proto = ip->protocol;
+	__u64 l4 = (__u64)proto << 32;
+	int ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE;
+	if (tl >= 24 && !(ip->frag_off & bpf_htons(0x3fff)) && ports) {
+		__u8 *p = b + 20;
+		if ((void *)(p + 4) > end)
+			return -1;
+		l4 |= ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+	}
+	__u32 hash = flow_finish(flow_mix(h, l4));
+
+	struct offload_key k = {.dst = ip->daddr, .bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
+	struct offload_val *v = bpf_map_lookup_elem(&offload, &k);
+	if (!v || v->epoch != cfg->epoch || tl > v->max_inner)
+		return -1;
+
+	/* The inner TTL less one, its checksum updated (fastpath decTTL4). */
+	__u8 ttl = ip->ttl - 1;
+	__u16 hc = bpf_htons(ip->check);
+	__u32 cs = (__u32)(__u16)~hc + 0xffff - 0x100;
+	ip->check = bpf_htons((__u16)~(__u16)((cs & 0xffff) + (cs >> 16)));
+	ip->ttl = ttl;
+	__u8 tos = ip->tos;
+
+	/* The frame is cut to the packet, then the front goes before it. */
+	if (have > tl && bpf_xdp_adjust_tail(ctx, -(int)(have - tl)))
+		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
+	if (bpf_xdp_adjust_head(ctx, -(int)(OFFLOAD_FRONT - 14)))
+		return XDP_DROP; /* no headroom; the inner packet was already changed */
+	__u8 *d = (void *)(long)ctx->data;
+	void *e = (void *)(long)ctx->data_end;
+	if ((void *)(d + OFFLOAD_FRONT) > e)
+		return XDP_DROP;
+	__builtin_memcpy(d, v->front, OFFLOAD_FRONT);
+
+	/* fastpath patch4: TOS and TTL from the inner header, lengths, ID,
+	 * checksum from cs_base (RFC 1624 eqn. 3), source port, nonce. */
+	__u8 *o = d + 14;
+	__u32 on = 36 + tl;
+	__u16 id = (__u16)bpf_get_prandom_u32();
+	__u32 sum = v->cs_base + (0x4500 | tos) + on + id + (((__u32)ttl << 8) | IPPROTO_UDP);
+	__u16 c = ~fold16(sum);
+	o[1] = tos;
+	o[2] = on >> 8;
+	o[3] = on;
+	o[4] = id >> 8;
+	o[5] = id;
+	o[8] = ttl;
+	o[9] = IPPROTO_UDP;
+	o[10] = c >> 8;
+	o[11] = c;
+	__u16 sport = 49152 | ((hash ^ (hash >> 16)) & 0x3fff);
+	o[20] = sport >> 8;
+	o[21] = sport;
+	__u32 ul = on - 20;
+	o[24] = ul >> 8;
+	o[25] = ul;
+	if (v->nonce) {
+		__u32 x = bpf_get_prandom_u32();
+		o[29] = x >> 16;
+		o[30] = x >> 8;
+		o[31] = x;
+	}
+	__sync_fetch_and_add(&v->hits, 1);
+	count(ST_OFFLOAD, 0);
+	return bpf_redirect(v->ifindex, 0);
+}
+
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)
 {
 	struct iphdr *ip = l3;
@@ -127,6 +294,11 @@ static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct st
 		 * RFC 5771) are the kernel's. */
 		if (dst == 0xffffffff || (dst & bpf_htonl(0xffffff00)) == bpf_htonl(0xe0000000))
 			return count(ST_PASS_CONTROL, XDP_PASS);
+		if (cfg->epoch) {
+			int r = offload_v4(ctx, ip, end, cfg);
+			if (r >= 0)
+				return r;
+		}
 		return to_socket(ctx);
 	}
 

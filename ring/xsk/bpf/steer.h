@@ -35,12 +35,17 @@ struct xdp_md {
 enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_XSKMAP = 17,
 };
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+static __u32 (*bpf_get_prandom_u32)(void) = (void *)7;
+static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
+static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)44;
+static long (*bpf_xdp_adjust_tail)(struct xdp_md *ctx, int delta) = (void *)65;
 
 #define ETH_ALEN 6
 #define ETH_P_IP 0x0800
@@ -48,6 +53,9 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define IPPROTO_HOPOPTS 0
+#define IPPROTO_TCP 6
+#define IPPROTO_SCTP 132
+#define IPPROTO_UDPLITE 136
 #define IPPROTO_UDP 17
 #define IPPROTO_ICMPV6 58
 

@@ -1,0 +1,44 @@
+package ring
+
+// OffloadFront is the length of the front an offloaded flow's packets get:
+// Ethernet (14), outer IPv4 (20), UDP (8) and LISP (8) headers.
+const OffloadFront = 50
+
+// OffloadEntry is one flow a fast path hands to the kernel: the site
+// interface's XDP program (ring/xsk) encapsulates the flow's next packets
+// itself, as the fast path's flow memo would, and redirects them to the
+// egress interface, so they never reach the worker. A flow is its
+// destination (the interface's instance-ID implied) and its RLOC selection
+// bucket (cache.SelectBucket of its flow hash); an entry is used only while
+// the table's epoch equals Epoch.
+type OffloadEntry struct {
+	Dst    [4]byte
+	Bucket uint8
+	Epoch  uint32
+	// Ifindex is the egress interface.
+	Ifindex int
+	// Front is the Ethernet, outer IPv4, UDP and LISP headers as the fast
+	// path's next-hop memo holds them; CsBase is the outer checksum's
+	// template part (RFC 1624 eqn. 3), MaxInner the longest inner packet
+	// (the path MTU less the outer headers), Nonce whether to draw a
+	// 24-bit nonce into the LISP header.
+	Front    [OffloadFront]byte
+	CsBase   uint32
+	MaxInner uint16
+	Nonce    bool
+}
+
+// OffloadTable is a site interface's table of offloaded flows (ring/xsk:
+// Program). Its methods make system calls: the slow path's, or the
+// worker's once per step at most.
+type OffloadTable interface {
+	// PutOffload adds or replaces the entry of e's flow.
+	PutOffload(e *OffloadEntry) error
+	// SetOffload sets the table's epoch (0 turns the offload off) and the
+	// flow hash seed its flows were hashed with.
+	SetOffload(epoch, seed uint32) error
+	// SweepOffload visits every entry, with the packets it sent since it
+	// was put, and deletes those keep rejects; it returns how many it
+	// deleted.
+	SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error)
+}

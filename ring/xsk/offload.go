@@ -1,0 +1,70 @@
+package xsk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rloc-router/rloc/ring"
+)
+
+// The steering program is a ring.OffloadTable (site mode).
+var _ ring.OffloadTable = (*Program)(nil)
+
+// PutOffload adds or replaces the offload entry of e's flow (bpf/steer.c,
+// offload_v4). The map holds 65536 flows: when it is full the error wraps
+// the kernel's E2BIG, and a sweep (SweepOffload) makes room.
+func (p *Program) PutOffload(e *ring.OffloadEntry) error {
+	if e.Ifindex <= 0 {
+		return fmt.Errorf("xsk: offload entry without an egress interface")
+	}
+	k := steerOffloadKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Bkt: e.Bucket}
+	v := steerOffloadVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), CsBase: e.CsBase, MaxInner: e.MaxInner}
+	if e.Nonce {
+		v.Nonce = 1
+	}
+	copy(v.Front[:], e.Front[:])
+	if err := p.objs.Offload.Put(k, v); err != nil {
+		return fmt.Errorf("xsk: put offload entry: %w", err)
+	}
+	return nil
+}
+
+// SetOffload sets the offload epoch (0: off) and the flow hash seed.
+func (p *Program) SetOffload(epoch, seed uint32) error {
+	p.cfg.Epoch, p.cfg.Seed = epoch, seed
+	if err := p.objs.Config.Put(uint32(0), p.cfg); err != nil {
+		return fmt.Errorf("xsk: write program config: %w", err)
+	}
+	return nil
+}
+
+// SweepOffload visits the offload entries and deletes those keep rejects.
+func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
+	var (
+		k    steerOffloadKey
+		v    steerOffloadVal
+		drop []steerOffloadKey
+	)
+	it := p.objs.Offload.Iterate()
+	for it.Next(&k, &v) {
+		var dst [4]byte
+		binary.NativeEndian.PutUint32(dst[:], k.Dst)
+		if !keep(dst, k.Bkt, v.Epoch, v.Hits) {
+			drop = append(drop, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("xsk: sweep offload entries: %w", err)
+	}
+	n := 0
+	for _, k := range drop {
+		if err := p.objs.Offload.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("xsk: delete offload entry: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,307 @@
+package xsk
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// XDP action codes (enum xdp_action).
+const (
+	xdpPass     = 2
+	xdpRedirect = 4
+)
+
+// sum16 is the one's complement sum of b, folded (RFC 1071).
+func sum16(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	return uint16(s)
+}
+
+// siteFrame4 is an Ethernet frame holding an IPv4 packet (no options) from
+// src to dst with protocol proto, the 4 bytes l4 after the header, payload
+// bytes of zeros, and pad bytes after the packet (Ethernet padding).
+func siteFrame4(src, dst [4]byte, proto, ttl uint8, l4 [4]byte, payload, pad int) []byte {
+	tl := wire.IPv4MinLen + 4 + payload
+	b := make([]byte, wire.EthernetLen+tl+pad)
+	copy(b[0:6], []byte{2, 0, 0, 0, 0, 1})
+	copy(b[6:12], []byte{2, 0, 0, 0, 0, 2})
+	b[12], b[13] = 0x08, 0x00
+	ip := b[wire.EthernetLen:]
+	ip[0], ip[1] = 0x45, 0x28
+	binary.BigEndian.PutUint16(ip[2:], uint16(tl))
+	binary.BigEndian.PutUint16(ip[4:], 0x1234)
+	ip[8], ip[9] = ttl, proto
+	copy(ip[12:16], src[:])
+	copy(ip[16:20], dst[:])
+	binary.BigEndian.PutUint16(ip[10:], ^sum16(ip[:20]))
+	copy(ip[20:24], l4[:])
+	return b
+}
+
+// testFront is an Ethernet + outer IPv4 + UDP + LISP front as the fast
+// path's next-hop memo holds it: the fields the packet sets are zero, the
+// rest the template's; csBase is the sum of the template's fixed words.
+func testFront(nonce bool) ([ring.OffloadFront]byte, uint32) {
+	var f [ring.OffloadFront]byte
+	copy(f[0:6], []byte{2, 0, 0, 0, 0, 0xaa})
+	copy(f[6:12], []byte{2, 0, 0, 0, 0, 0xbb})
+	f[12], f[13] = 0x08, 0x00
+	o := f[wire.EthernetLen:]
+	o[0] = 0x45
+	o[6] = 0x40 // DF
+	copy(o[12:16], []byte{192, 0, 2, 1})
+	copy(o[16:20], []byte{192, 0, 2, 2})
+	binary.BigEndian.PutUint16(o[22:], wire.DataPort)
+	if nonce {
+		o[28] = 0x88 // N, I
+	} else {
+		o[28] = 0x08 // I
+	}
+	copy(o[32:35], []byte{0, 0x1e, 0x61}) // IID 7777
+	var cs uint32
+	for _, w := range [][]byte{o[6:8], o[12:14], o[14:16], o[16:18], o[18:20]} {
+		cs += uint32(binary.BigEndian.Uint16(w))
+	}
+	return f, cs
+}
+
+func loadSite(t *testing.T) *Program {
+	t.Helper()
+	p, err := LoadProgram(ProgramConfig{Mode: ModeSite})
+	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
+	t.Helper()
+	ret, out, err := p.objs.RlocSteer.Test(frame) // out: what the program left
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ret, out
+}
+
+// TestOffloadEncap runs the site program over frames whose flows have an
+// offload entry and checks the encapsulated frame byte by byte against the
+// fast path's rules (RFC 9300 §5.3: outer TTL and TOS from the inner
+// header, UDP source port from the flow hash, lengths, checksums, nonce).
+func TestOffloadEncap(t *testing.T) {
+	p := loadSite(t)
+	const seed, epoch = 0x5eed, 7
+	if err := p.SetOffload(epoch, seed); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
+	for _, tc := range []struct {
+		name       string
+		proto      uint8
+		l4         [4]byte
+		payload    int
+		pad        int
+		nonce      bool
+		fragOffset bool
+	}{
+		{name: "udp-64B-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true},
+		{name: "tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100},
+		{name: "icmp-no-ports", proto: 1, l4: [4]byte{8, 0, 1, 2}, payload: 60, nonce: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frame := siteFrame4(src, dst, tc.proto, 64, tc.l4, tc.payload, tc.pad)
+			inner := append([]byte(nil), frame[wire.EthernetLen:len(frame)-tc.pad]...)
+			hash := wire.FlowHash(inner, seed)
+			front, cs := testFront(tc.nonce)
+			e := &ring.OffloadEntry{Dst: dst, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
+				Front: front, CsBase: cs, MaxInner: 1500 - 36, Nonce: tc.nonce}
+			if err := p.PutOffload(e); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := p.Stats()
+			ret, out := run(t, p, frame)
+			if ret != xdpRedirect {
+				t.Fatalf("action %d, want XDP_REDIRECT", ret)
+			}
+			after, _ := p.Stats()
+			if after[StatOffload]-before[StatOffload] != 1 {
+				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
+			}
+			n := ring.OffloadFront + len(inner)
+			if len(out) < n {
+				t.Fatalf("out %d bytes, want %d", len(out), n)
+			}
+			if len(out) != n {
+				t.Fatalf("out %d bytes, want %d (the Ethernet padding cut)", len(out), n)
+			}
+			if string(out[:14]) != string(front[:14]) {
+				t.Fatalf("Ethernet header % x, want % x", out[:14], front[:14])
+			}
+			o := out[wire.EthernetLen:]
+			// The inner packet: TTL one less, checksum still valid.
+			in := o[36:]
+			want := append([]byte(nil), inner...)
+			want[8]--
+			if in[8] != 63 || sum16(in[:20]) != 0xffff {
+				t.Fatalf("inner TTL %d, header sum %#x", in[8], sum16(in[:20]))
+			}
+			want[10], want[11] = in[10], in[11]
+			if string(in) != string(want) {
+				t.Fatalf("inner packet changed beyond TTL and checksum:\n% x\n% x", in, want)
+			}
+			// The outer IPv4 header.
+			if o[0] != 0x45 || o[1] != 0x28 || binary.BigEndian.Uint16(o[2:]) != uint16(36+len(inner)) ||
+				o[6] != 0x40 || o[8] != 63 || o[9] != wire.ProtoUDP || sum16(o[:20]) != 0xffff {
+				t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
+			}
+			if string(o[12:20]) != string(front[26:34]) {
+				t.Fatalf("outer addresses % x", o[12:20])
+			}
+			if sp := binary.BigEndian.Uint16(o[20:]); sp != wire.SourcePort(hash) {
+				t.Fatalf("UDP source port %d, want %d", sp, wire.SourcePort(hash))
+			}
+			if binary.BigEndian.Uint16(o[22:]) != wire.DataPort || binary.BigEndian.Uint16(o[24:]) != uint16(16+len(inner)) ||
+				binary.BigEndian.Uint16(o[26:]) != 0 {
+				t.Fatalf("UDP header % x", o[20:28])
+			}
+			if o[28] != front[14+28] || string(o[32:36]) != string(front[14+32:14+36]) {
+				t.Fatalf("LISP header % x", o[28:36])
+			}
+			if !tc.nonce && string(o[29:32]) != "\x00\x00\x00" {
+				t.Fatalf("nonce % x without N", o[29:32])
+			}
+		})
+	}
+}
+
+// TestOffloadLeaves checks the frames the offload must leave to the socket
+// (here: no socket, so XDP_PASS) unchanged.
+func TestOffloadLeaves(t *testing.T) {
+	p := loadSite(t)
+	const seed, epoch = 1, 3
+	if err := p.SetOffload(epoch, seed); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
+	l4 := [4]byte{4, 0, 0, 53}
+	good := siteFrame4(src, dst, wire.ProtoUDP, 64, l4, 10, 0)
+	hash := wire.FlowHash(good[wire.EthernetLen:], seed)
+	front, cs := testFront(true)
+	e := ring.OffloadEntry{Dst: dst, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
+		Front: front, CsBase: cs, MaxInner: 1464, Nonce: true}
+	if err := p.PutOffload(&e); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, p, good); ret != xdpRedirect {
+		t.Fatalf("the good frame: action %d", ret)
+	}
+	mod := func(f func(b []byte)) []byte {
+		b := append([]byte(nil), good...)
+		f(b)
+		return b
+	}
+	resum := func(b []byte) {
+		ip := b[wire.EthernetLen:]
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^sum16(ip[:20]))
+	}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		setup func() error
+	}{
+		{name: "ttl-1", frame: mod(func(b []byte) { b[wire.EthernetLen+8] = 1; resum(b) })},
+		{name: "bad-checksum", frame: mod(func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
+		{name: "options", frame: mod(func(b []byte) { b[wire.EthernetLen] = 0x46; resum(b) })},
+		{name: "total-length-beyond-frame", frame: mod(func(b []byte) {
+			binary.BigEndian.PutUint16(b[wire.EthernetLen+2:], uint16(len(b)))
+			resum(b)
+		})},
+		{name: "other-bucket", frame: mod(func(b []byte) { b[wire.EthernetLen+21]++ })},
+		{name: "other-destination", frame: mod(func(b []byte) { b[wire.EthernetLen+19]++; resum(b) })},
+		{name: "multicast", frame: mod(func(b []byte) { b[wire.EthernetLen+16] = 239; resum(b) })},
+		{name: "truncated", frame: good[:wire.EthernetLen+12]},
+		{name: "too-long-for-path", frame: good, setup: func() error {
+			e2 := e
+			e2.MaxInner = uint16(len(good) - wire.EthernetLen - 1)
+			return p.PutOffload(&e2)
+		}},
+		{name: "old-epoch", frame: good, setup: func() error { return p.SetOffload(epoch+1, seed) }},
+		{name: "offload-off", frame: good, setup: func() error { return p.SetOffload(0, seed) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				if err := tc.setup(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ret, out := run(t, p, tc.frame)
+			if ret != xdpPass {
+				t.Fatalf("action %d, want XDP_PASS (to the socket)", ret)
+			}
+			if string(out[:len(tc.frame)]) != string(tc.frame) {
+				t.Fatalf("frame changed:\n% x\n% x", out[:len(tc.frame)], tc.frame)
+			}
+		})
+	}
+}
+
+// TestOffloadSweep checks that a sweep sees every entry with its hits and
+// deletes what it is told to, and that the table is bounded.
+func TestOffloadSweep(t *testing.T) {
+	p := loadSite(t)
+	if err := p.SetOffload(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	front, cs := testFront(false)
+	for i := range 10 {
+		e := ring.OffloadEntry{Dst: [4]byte{10, 2, 0, byte(i)}, Bucket: uint8(i), Epoch: uint32(1 + i%2), Ifindex: 1, Front: front, CsBase: cs, MaxInner: 1464}
+		if err := p.PutOffload(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	n, err := p.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
+		seen++
+		if dst[3] != bkt || hits != 0 {
+			t.Errorf("entry %v/%d hits %d", dst, bkt, hits)
+		}
+		return epoch == 1
+	})
+	if err != nil || n != 5 || seen != 10 {
+		t.Fatalf("sweep deleted %d of %d seen (%v), want 5 of 10", n, seen, err)
+	}
+	left := 0
+	if _, err := p.SweepOffload(func(_ [4]byte, _ uint8, epoch uint32, _ uint64) bool {
+		left++
+		if epoch != 1 {
+			t.Errorf("epoch %d entry left", epoch)
+		}
+		return true
+	}); err != nil || left != 5 {
+		t.Fatalf("%d entries left (%v)", left, err)
+	}
+	if err := p.PutOffload(&ring.OffloadEntry{Epoch: 1}); err == nil {
+		t.Fatal("an entry without an egress interface was accepted")
+	}
+	// The map is bounded: a put beyond 65536 flows fails with an error.
+	var full error
+	for i := 0; i < 65536+1 && full == nil; i++ {
+		e := ring.OffloadEntry{Dst: [4]byte{10, 3, byte(i >> 8), byte(i)}, Bucket: uint8(i >> 16), Epoch: 1, Ifindex: 1}
+		full = p.PutOffload(&e)
+	}
+	if full == nil || errors.Is(full, ebpf.ErrKeyNotExist) {
+		t.Fatalf("no error once full: %v", full)
+	}
+}

@@ -645,7 +645,12 @@ func (c *Cache) publish() {
 	if len(c.dirty) == 0 && len(c.mcDirt) == 0 {
 		return
 	}
-	defer c.gen.Add(1)
+	defer func() {
+		c.gen.Add(1)
+		if c.cfg.Published != nil {
+			c.cfg.Published()
+		}
+	}()
 	for _, s := range c.dirty {
 		s.merge()
 		s.p.Store(s.work)

@@ -64,6 +64,12 @@ type Config struct {
 	// locator set; the result is shared by every entry with the same
 	// instance-ID, family and locators, so it must depend on nothing else.
 	BuildTemplate func(iid uint32, fam Family, r *RLOC) []byte
+	// Published, if set, is called by the writer after each batch it
+	// published that changed what a lookup may return (after Generation
+	// moved): for holders of copies of lookup results outside the cache's
+	// readers, such as the fast path's kernel offload (fastpath.Offload),
+	// which must drop them before the writer goes on.
+	Published func()
 	// Now returns the current time (default time.Now); tests inject a clock.
 	Now func() time.Time
 }

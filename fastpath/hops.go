@@ -273,6 +273,11 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			}
 			j = k
 			continue
+		case loopOffer:
+			pk := &pks[k]
+			w.offloadOffer(pk, &w.memo.flowAt(pk.fset)[0], h)
+			hj, j = h, k
+			continue
 		case loopAny:
 			if out = w.encapFastAny(&pks[k], &fs[k], h); out == encapNo {
 				return k, encapNo
@@ -297,6 +302,7 @@ const (
 	loopSend         // the packet is encapsulated for port out: sendAt sends it
 	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
 	loopAny          // the packet goes through h, whose template patch4 cannot finish: encapFastAny
+	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
 )
 
 // encapLoop is encapRun's loop, the one place that holds encapFast's work
@@ -310,7 +316,7 @@ const (
 // encapNo). With runOne it takes packet j alone and sends nothing: loopEnd
 // with j+1 and the port, or j and encapNo.
 func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, mode int) (int, int, int, *nextHop) {
-	m, snap := w.memo, w.snap
+	m, snap, oet := w.memo, w.snap, w.oet
 	be := binary.BigEndian
 	for ; j < len(pks); j++ {
 		pk := &pks[j]
@@ -344,6 +350,9 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				h = &w.hops[x.hop]
 				if h.ser != x.ser || h.snap != snap {
 					break // lookupStage finds the same slot, forwardAt looks the packet up
+				}
+				if x.off != oet {
+					return j, encapNo, loopOffer, h // offloadOffer, then this packet through h
 				}
 			}
 		}

@@ -28,6 +28,7 @@ type flowSlot struct {
 	ser uint32
 	hop uint8 // an index of hopMemo: hopSlots is 256
 	bkt uint8
+	off uint16 // the worker's offload tag (Worker.oet) when the flow was offered to the kernel (Offload); 0 not offered
 }
 
 // flowSet is four flow slots, one 64-byte cache line, most recent first.

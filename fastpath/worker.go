@@ -44,6 +44,13 @@ type PortConfig struct {
 	// short-lived mapping and verify it with a Map-Request. Off by default:
 	// gleaning trusts the data packet and has no policy control.
 	Glean bool
+	// Offload is the offload table of a site port's interface (ring/xsk's
+	// Program): with Config.Offload set, the worker hands it the port's
+	// steady IPv4 flows (see Offload). Nil: the port's flows stay here.
+	Offload ring.OffloadTable
+	// Ifindex is the port's interface index: the kernel's offload redirects
+	// to it. Zero: no flow is offloaded through this port.
+	Ifindex int
 	// Addr4 and Addr6 are the router's addresses on a site port, used as
 	// the source of ICMP errors sent out of it (RFC 1812 §4.3.2.4). Zero
 	// values fall back to the local RLOC of the family.
@@ -104,6 +111,10 @@ type Config struct {
 	// FlowSeed perturbs the flow hash (wire.FlowHash), so that an RTR can
 	// split flows independently of the ITR before it.
 	FlowSeed uint32
+	// Offload, if set, hands steady IPv4 flows of site ports that have an
+	// offload table (PortConfig.Offload) to the kernel. Its seed must be
+	// FlowSeed.
+	Offload *Offload
 	// ICMPRate bounds the ICMP errors the worker generates per second
 	// (default 100); ICMPBurst is the bucket depth (default 10). A negative
 	// ICMPRate disables ICMP generation.
@@ -191,6 +202,8 @@ const (
 	ExtraReasmOverlap                 // outer fragments dropped for overlapping others or a misplaced end
 	ExtraReasmOversize                // outer fragments or reassemblies beyond the reassembly buffer or frame
 	ExtraReasmFull                    // outer fragments dropped because every reassembly slot was busy
+	ExtraOffloadPut                   // flows handed to the kernel (Offload)
+	ExtraOffloadFail                  // flows the kernel's offload table refused
 	NumExtra
 )
 
@@ -212,6 +225,8 @@ var extraNames = [NumExtra]string{
 	ExtraReasmOverlap:    "reasm-overlap",
 	ExtraReasmOversize:   "reasm-oversize",
 	ExtraReasmFull:       "reasm-full",
+	ExtraOffloadPut:      "offload-put",
+	ExtraOffloadFail:     "offload-fail",
 }
 
 // String names the counter.
@@ -233,6 +248,8 @@ type wport struct {
 	addr6  netip.Addr
 	petr   *cache.RLOC // PETR with this port's instance-ID in its template
 	glean  bool        // report source EIDs of delivered packets (PortConfig.Glean)
+	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
+	ifindex int
 	ntx    int
 	tx     [ring.IdealBatchSize]ring.Frame
 	closed bool
@@ -289,6 +306,12 @@ type Worker struct {
 	reasm *reasmTable
 	batch int
 
+	off      *Offload // Config.Offload
+	oe       uint32   // the offload epoch of this step
+	oet      uint16   // offloadTag(oe); 0 without Offload
+	offq     [offloadMax]offloadPut
+	offn     int
+	offErr   error // the first offload table error
 	extra    [NumExtra]uint64
 	extraPub [NumExtra]atomic.Uint64
 
@@ -347,6 +370,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if cfg.ICMPRate == 0 {
 		cfg.ICMPRate = 100
 	}
+	if cfg.Offload != nil && cfg.Offload.seed != cfg.FlowSeed {
+		return nil, fmt.Errorf("fastpath: offload flow hash seed %#x is not the worker's %#x", cfg.Offload.seed, cfg.FlowSeed)
+	}
 	if cfg.ICMPBurst <= 0 {
 		cfg.ICMPBurst = 10
 	}
@@ -366,6 +392,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		obs:   newObservationRing(cfg.ObservationRing),
 		memo:  newLookupMemo(cfg.Cache, cfg.LookupMemo),
 		flow0: wire.FlowStart(cfg.FlowSeed),
+		off:   cfg.Offload,
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
@@ -407,7 +434,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.byIndex[pc.Index] = int16(i)
 		p := &w.ports[i]
 		*p = wport{p: pc.Port, site: pc.Site, iid: pc.IID, index: pc.Index, mtu: pc.MTU,
-			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site, flAt: -1}
+			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site, flAt: -1, ifindex: pc.Ifindex}
+		if pc.Site && cfg.Offload != nil {
+			p.offload = pc.Offload
+		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4
 		}
@@ -607,6 +637,12 @@ func (w *Worker) kick(all bool) {
 // locks or allocates. A ring error (a closed port) is kept for Run (Err).
 func (w *Worker) Step() int {
 	w.now = int64(time.Since(w.epoch))
+	if w.off != nil {
+		// Before this step reads the cache and the next-hop table (see
+		// Offload).
+		w.oe = w.off.epoch.Load()
+		w.oet = offloadTag(w.oe)
+	}
 	w.memo.sync() // before any lookup of this step (held packets included)
 	if w.reasm.live > 0 {
 		w.reasmExpire()
@@ -642,6 +678,9 @@ func (w *Worker) Step() int {
 		if !w.ports[i].closed {
 			w.ports[i].p.Complete()
 		}
+	}
+	if w.offn > 0 {
+		w.offloadFlush() // after the step's packets left
 	}
 	w.memo.rd.Flush() // this step's activity marks, for the cache's writer
 	w.obs.publish()

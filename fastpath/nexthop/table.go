@@ -400,11 +400,30 @@ func (s *Snapshot) Neighbours() int { return len(s.neighs) }
 // snapshot whenever the kernel's tables change, workers Resolve against the
 // current one without locking (read-copy-update through an atomic pointer).
 type Table struct {
-	p atomic.Pointer[Snapshot]
+	p       atomic.Pointer[Snapshot]
+	onStore atomic.Pointer[func()]
 }
 
-// Store publishes s; readers see it from their next Resolve.
-func (t *Table) Store(s *Snapshot) { t.p.Store(s) }
+// Store publishes s; readers see it from their next Resolve. The function
+// set by OnStore runs after it, in the caller's goroutine.
+func (t *Table) Store(s *Snapshot) {
+	t.p.Store(s)
+	if fn := t.onStore.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// OnStore sets a function that every later Store calls once the new
+// snapshot is published (nil: none): for holders of copies of what a
+// snapshot resolved, such as the fast path's kernel offload
+// (fastpath.Offload), which must drop them.
+func (t *Table) OnStore(fn func()) {
+	if fn == nil {
+		t.onStore.Store(nil)
+		return
+	}
+	t.onStore.Store(&fn)
+}
 
 // Load returns the current snapshot, or nil before the first Store.
 func (t *Table) Load() *Snapshot { return t.p.Load() }

@@ -68,3 +68,15 @@ func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32
 	}
 	return n, nil
 }
+
+// TestRun runs the program once over frame in the kernel
+// (BPF_PROG_TEST_RUN), as if it arrived on rx queue 0, and returns its XDP
+// action and the frame it left; nothing is sent. For tests and tools that
+// check what the program does to a frame.
+func (p *Program) TestRun(frame []byte) (uint32, []byte, error) {
+	act, out, err := p.objs.RlocSteer.Test(frame)
+	if err != nil {
+		return 0, nil, fmt.Errorf("xsk: test run: %w", err)
+	}
+	return act, out, nil
+}

@@ -88,7 +88,7 @@ func loadSite(t *testing.T) *Program {
 
 func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
 	t.Helper()
-	ret, out, err := p.objs.RlocSteer.Test(frame) // out: what the program left
+	ret, out, err := p.TestRun(frame) // out: what the program left
 	if err != nil {
 		t.Fatal(err)
 	}

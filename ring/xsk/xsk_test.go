@@ -525,7 +525,7 @@ func TestOptionsRejected(t *testing.T) {
 }
 
 func TestStatNames(t *testing.T) {
-	if NumStats.String() != "stat(10)" || StatRedirect.String() != "redirect" {
+	if NumStats.String() != "stat(11)" || StatRedirect.String() != "redirect" || StatOffload.String() != "offload" {
 		t.Fatal("stat names")
 	}
 	spec, err := loadSteer()

@@ -1,0 +1,234 @@
+package fastpath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/ring"
+)
+
+// Offload hands steady IPv4 flows to the kernel: the XDP program of a site
+// interface (ring.OffloadTable, ring/xsk's Program) encapsulates their
+// packets itself and redirects them to the egress interface, so they never
+// reach a worker. A worker offers a flow once its flow memo sends it through
+// an outer IPv4 header that encapLoop finishes alone (fast4): the kernel
+// entry is a copy of that next-hop memo entry, keyed by the flow's
+// destination and RLOC selection bucket, and the program computes the same
+// flow hash (wire.FlowHash with the worker's seed), so each packet leaves as
+// the worker would have sent it, IP ID and nonce aside (both drawn at
+// random). What the worker does for anything else (misses, TTL expiry,
+// packets too big for the path, options, fragments of other families) is
+// unchanged: the program leaves those packets to the worker's socket.
+//
+// Every entry carries the epoch it was made in and the program uses only
+// those of the current epoch. Invalidate moves the epoch: it must run after
+// every change of what an entry copies, the map-cache's (give Invalidate to
+// cache.Config.Published) and the next-hop table's (nexthop.Table.OnStore).
+// A worker reads the epoch before it reads the cache and the table for
+// a step, so an entry it makes from what it read before a change carries an
+// epoch that change ended. The next packet of such a flow reaches the
+// worker again, which offers the flow anew.
+//
+// The kernel's packets do not pass the worker's map-cache lookups, so Sweep,
+// run once per activity tick by the slow path, marks the entries of flows
+// the kernel sent packets for as used (Cache.MarkActive through a lookup),
+// and deletes the entries of past epochs. A table holds a bounded number of
+// flows (65536 for ring/xsk); when it is three quarters full Sweep starts a
+// new epoch, so the flows still sending are offered again and the rest go.
+//
+// Offloading has two costs the worker's own path does not: a flow's packets
+// can be reordered once when its entry is made (packets the worker still
+// holds leave after the first packets the kernel sends), and the kernel's
+// packets are counted by the program (ring/xsk StatOffload), not by the
+// worker's counters.
+type Offload struct {
+	epoch atomic.Uint32
+	seed  uint32
+	mu    sync.Mutex
+	ts    []offloadTable
+
+	invalidations, swept, failed, errs atomic.Uint64
+}
+
+type offloadTable struct {
+	t    ring.OffloadTable
+	iid  uint32
+	hits map[offloadKey]uint64 // an entry's hits at the last sweep
+}
+
+type offloadKey struct {
+	dst [4]byte
+	bkt uint8
+}
+
+// offloadCap is the flows a table holds (ring/xsk: bpf/steer.c, offload);
+// Sweep starts a new epoch at three quarters of it.
+const offloadCap = 65536
+
+// NewOffload returns an Offload for workers with flow hash seed seed
+// (Config.FlowSeed).
+func NewOffload(seed uint32) *Offload {
+	o := &Offload{seed: seed}
+	o.epoch.Store(1)
+	return o
+}
+
+// Add registers the offload table of a site interface of instance-ID iid
+// and turns it on. Give the same table to the site ports of that interface
+// (PortConfig.Offload).
+func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := t.SetOffload(o.epoch.Load(), o.seed); err != nil {
+		return err
+	}
+	o.ts = append(o.ts, offloadTable{t: t, iid: iid, hits: make(map[offloadKey]uint64)})
+	return nil
+}
+
+// Invalidate starts a new epoch: no entry made before it is used again.
+// It returns once every table has the new epoch. A table that refused the
+// epoch is counted (OffloadStats.Errors) and turned off, so that it sends
+// nothing it may no longer send.
+func (o *Offload) Invalidate() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.invalidate()
+}
+
+func (o *Offload) invalidate() {
+	e := o.epoch.Load() + 1
+	if e == 0 {
+		e = 1
+	}
+	o.epoch.Store(e)
+	o.invalidations.Add(1)
+	for _, t := range o.ts {
+		if t.t.SetOffload(e, o.seed) != nil {
+			o.errs.Add(1)
+			_ = t.t.SetOffload(0, o.seed)
+		}
+	}
+}
+
+// Sweep marks the map-cache entries of flows the kernel sent packets for
+// since the last sweep as used, deletes the entries of past epochs, and
+// starts a new epoch when a table is three quarters full. Call it from the
+// slow path once per activity tick (cache.Config.ActivityTick), with the
+// workers' map-cache.
+func (o *Offload) Sweep(c *cache.Cache) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cur := o.epoch.Load()
+	full := false
+	var errs []error
+	for i := range o.ts {
+		t := &o.ts[i]
+		live := 0
+		seen := make(map[offloadKey]uint64, len(t.hits))
+		n, err := t.t.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
+			if epoch != cur {
+				return false
+			}
+			live++
+			k := offloadKey{dst, bkt}
+			if hits != t.hits[k] {
+				c.Lookup(t.iid, netip.AddrFrom4(dst)) // marks the entry used
+			}
+			seen[k] = hits
+			return true
+		})
+		t.hits = seen
+		o.swept.Add(uint64(n))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if live >= offloadCap*3/4 {
+			full = true
+		}
+	}
+	if full {
+		o.invalidate()
+	}
+	return errors.Join(errs...)
+}
+
+// OffloadStats are an Offload's counters.
+type OffloadStats struct {
+	Epoch         uint32
+	Invalidations uint64 // epochs started
+	Swept         uint64 // entries deleted by sweeps
+	Failed        uint64 // entries a table refused (worker puts)
+	Errors        uint64 // epochs a table refused (the table was turned off)
+}
+
+// Stats returns the Offload's counters.
+func (o *Offload) Stats() OffloadStats {
+	return OffloadStats{Epoch: o.epoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
+		Failed: o.failed.Load(), Errors: o.errs.Load()}
+}
+
+// offloadMax is the flows a worker offers per step: each is a system call.
+const offloadMax = 16
+
+// offloadOffer is encapRun's step for a flow memo hit x that the kernel
+// does not hold in the worker's epoch: for a site packet pk of a port with
+// an offload table, sent through h (fast4) to a port with an interface
+// index, it queues the entry for the end of the step (offloadFlush) and
+// marks x offered. Whatever it does not queue (the step's queue full, no
+// table) it leaves for the next hit, or marks offered when it never can be.
+func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
+	t := w.ports[pk.slot].offload
+	if t == nil || pk.rtr || !h.fast4 || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
+		x.off = uint16(w.oe)
+		return
+	}
+	if w.offn == len(w.offq) {
+		return
+	}
+	q := &w.offq[w.offn]
+	w.offn++
+	q.t = t
+	e := &q.e
+	e.Dst = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}
+	e.Bucket, e.Epoch, e.Ifindex = x.bkt, w.oe, w.ports[h.out].ifindex
+	copy(e.Front[:], h.hdr[:ring.OffloadFront])
+	e.CsBase, e.MaxInner, e.Nonce = h.csBase, uint16(h.maxInner), h.nonce
+	x.off = uint16(w.oe)
+}
+
+// offloadFlush puts the entries offloadOffer queued this step.
+func (w *Worker) offloadFlush() {
+	for i := range w.offn {
+		q := &w.offq[i]
+		if err := q.t.PutOffload(&q.e); err != nil {
+			w.extra[ExtraOffloadFail]++
+			w.off.failed.Add(1)
+			if w.offErr == nil {
+				w.offErr = fmt.Errorf("fastpath: offload: %w", err)
+			}
+			continue
+		}
+		w.extra[ExtraOffloadPut]++
+	}
+	w.offn = 0
+}
+
+// offloadPut is an entry offloadOffer queued, with its table.
+type offloadPut struct {
+	t ring.OffloadTable
+	e ring.OffloadEntry
+}
+
+// offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):
+// never 0, which new slots hold.
+func offloadTag(e uint32) uint16 {
+	if t := uint16(e); t != 0 {
+		return t
+	}
+	return 1
+}

@@ -1,0 +1,340 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/ring/xsk"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// fakeOffload is a ring.OffloadTable in memory.
+type fakeOffload struct {
+	epoch, seed uint32
+	sets        int
+	puts        []ring.OffloadEntry
+	entries     map[offloadKey]*fakeEntry
+	failPut     error
+	failSet     error
+}
+
+type fakeEntry struct {
+	e    ring.OffloadEntry
+	hits uint64
+}
+
+func newFakeOffload() *fakeOffload { return &fakeOffload{entries: map[offloadKey]*fakeEntry{}} }
+
+func (f *fakeOffload) PutOffload(e *ring.OffloadEntry) error {
+	if f.failPut != nil {
+		return f.failPut
+	}
+	f.puts = append(f.puts, *e)
+	f.entries[offloadKey{e.Dst, e.Bucket}] = &fakeEntry{e: *e}
+	return nil
+}
+
+func (f *fakeOffload) SetOffload(epoch, seed uint32) error {
+	if f.failSet != nil && epoch != 0 {
+		return f.failSet
+	}
+	f.epoch, f.seed = epoch, seed
+	f.sets++
+	return nil
+}
+
+func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
+	n := 0
+	for k, e := range f.entries {
+		if !keep(k.dst, k.bkt, e.e.Epoch, e.hits) {
+			delete(f.entries, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// offloadRig is a rig whose site port offloads to table t, the core port
+// being interface 7.
+func offloadRig(t *testing.T, table ring.OffloadTable) (*rig, *Offload) {
+	t.Helper()
+	off := NewOffload(0)
+	if err := off.Add(table, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.Offload = off
+		c.Ports[0].Offload = table
+		c.Ports[1].Ifindex = 7
+	})
+	return r, off
+}
+
+// TestOffloadOffersSteadyFlows: a flow is offered to the kernel on its
+// first flow memo hit, once per epoch, with the worker's own outer header,
+// and the worker still sends the packets that reach it.
+func TestOffloadOffersSteadyFlows(t *testing.T) {
+	ft := newFakeOffload()
+	r, off := offloadRig(t, ft)
+	if ft.epoch != 1 || ft.seed != 0 {
+		t.Fatalf("table epoch %d seed %d after Add", ft.epoch, ft.seed)
+	}
+	spec := innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9}
+	frame := siteFrame(t, spec)
+	send := func() []byte {
+		t.Helper()
+		r.fromSite(frame)
+		out := drain(r.core)
+		if len(out) != 1 {
+			t.Fatalf("%d frames out", len(out))
+		}
+		return out[0]
+	}
+	send() // fills the flow memo: nothing offered yet
+	if len(ft.puts) != 0 {
+		t.Fatalf("offered on the first packet: %+v", ft.puts)
+	}
+	got := send() // the first flow memo hit
+	if len(ft.puts) != 1 {
+		t.Fatalf("%d entries put on the first flow memo hit, want 1", len(ft.puts))
+	}
+	e := ft.puts[0]
+	hash := wire.FlowHash(frame[wire.EthernetLen:], 0)
+	if e.Dst != remote4.As4() || e.Bucket != cache.SelectBucket(hash) || e.Epoch != 1 || e.Ifindex != 7 || !e.Nonce {
+		t.Fatalf("entry %+v", e)
+	}
+	// The front is the header the worker sent but for what each packet
+	// sets (the kernel writes them as the worker does): TOS, lengths, ID,
+	// TTL and protocol, checksum, source port, UDP length, nonce.
+	want := append([]byte(nil), got[:ring.OffloadFront]...)
+	for _, i := range []int{15, 16, 17, 18, 19, 22, 23, 24, 25, 34, 35, 38, 39, 43, 44, 45} {
+		want[i] = e.Front[i]
+	}
+	if string(e.Front[:]) != string(want) {
+		t.Fatalf("front\n% x\nwant\n% x", e.Front, want)
+	}
+	// The template's part of the checksum, with what the packet sets,
+	// gives the checksum the worker sent.
+	o := got[wire.EthernetLen:]
+	s := e.CsBase + uint32(binary.BigEndian.Uint16(o[0:])) + uint32(binary.BigEndian.Uint16(o[2:])) +
+		uint32(binary.BigEndian.Uint16(o[4:])) + uint32(binary.BigEndian.Uint16(o[8:]))
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	if ^uint16(s) != binary.BigEndian.Uint16(o[10:]) {
+		t.Fatalf("csBase %#x does not give the checksum sent", e.CsBase)
+	}
+	if int(e.MaxInner) != 1500-wire.OuterIPv4Len {
+		t.Fatalf("max inner %d", e.MaxInner)
+	}
+	send()
+	if len(ft.puts) != 1 || r.w.Extra(ExtraOffloadPut) != 1 {
+		t.Fatalf("offered again in the same epoch: %d puts", len(ft.puts))
+	}
+	off.Invalidate()
+	if ft.epoch != 2 {
+		t.Fatalf("table epoch %d after Invalidate", ft.epoch)
+	}
+	send()
+	if len(ft.puts) != 2 || ft.puts[1].Epoch != 2 {
+		t.Fatalf("not offered again in the new epoch: %+v", ft.puts)
+	}
+	if st := off.Stats(); st.Epoch != 2 || st.Invalidations != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestOffloadLeavesOthers: flows the kernel cannot finish as the worker
+// would (an IPv6 outer header) or through a port without an interface
+// index, and workers without Offload, offer nothing; a table that refuses
+// an entry is counted and the packet still sent.
+func TestOffloadLeavesOthers(t *testing.T) {
+	ft := newFakeOffload()
+	r, _ := offloadRig(t, ft)
+	v6 := siteFrame(t, innerSpec{src: hostA, dst: remote4v6, ttl: 9, payload: 20, sport: 7})
+	for range 3 {
+		r.fromSite(v6)
+		if n := len(drain(r.core)); n != 1 {
+			t.Fatalf("%d frames out", n)
+		}
+	}
+	if len(ft.puts) != 0 {
+		t.Fatalf("an IPv6 RLOC's flow was offered: %+v", ft.puts)
+	}
+
+	ft2 := newFakeOffload()
+	off := NewOffload(0)
+	if err := off.Add(ft2, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRig(t, func(c *Config) { c.Offload = off; c.Ports[0].Offload = ft2 }) // core port without Ifindex
+	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                 // no Config.Offload
+	ft4 := newFakeOffload()
+	ft4.failPut = errors.New("table full")
+	r4, _ := offloadRig(t, ft4)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7})
+	for _, rr := range []*rig{r2, r3, r4} {
+		for range 3 {
+			rr.fromSite(frame)
+			if n := len(drain(rr.core)); n != 1 {
+				t.Fatalf("%d frames out", n)
+			}
+		}
+	}
+	if len(ft2.puts) != 0 {
+		t.Fatalf("offered without an egress interface or without Offload: %+v", ft2.puts)
+	}
+	if r4.w.Extra(ExtraOffloadFail) != 1 || r4.w.Extra(ExtraOffloadPut) != 0 {
+		t.Fatalf("refused entry: fail %d put %d", r4.w.Extra(ExtraOffloadFail), r4.w.Extra(ExtraOffloadPut))
+	}
+	if _, err := NewWorker(Config{Cache: r.c, NextHops: r.nh, Outer: r.outer, FlowSeed: 5, Offload: NewOffload(6),
+		Ports: []PortConfig{{Port: r.site, Index: 1, Site: true}}}); err == nil {
+		t.Fatal("a worker took an Offload of another flow hash seed")
+	}
+}
+
+// TestOffloadFollowsChanges: with the hooks wired, a map-cache change and a
+// new next-hop snapshot each start a new epoch before the writer goes on;
+// a table that refuses the epoch is turned off.
+func TestOffloadFollowsChanges(t *testing.T) {
+	ft := newFakeOffload()
+	off := NewOffload(0)
+	if err := off.Add(ft, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.Invalidate})
+	})
+	r.nh.OnStore(off.Invalidate)
+	e0 := ft.epoch
+	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.9.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	if ft.epoch != e0+1 {
+		t.Fatalf("epoch %d after a map-cache change, want %d", ft.epoch, e0+1)
+	}
+	r.nh.Store(testNextHops())
+	if ft.epoch != e0+2 {
+		t.Fatalf("epoch %d after a next-hop change, want %d", ft.epoch, e0+2)
+	}
+	ft.failSet = errors.New("map update failed")
+	off.Invalidate()
+	if ft.epoch != 0 || off.Stats().Errors != 1 {
+		t.Fatalf("a table that refused the epoch is at epoch %d (errors %d)", ft.epoch, off.Stats().Errors)
+	}
+}
+
+// TestOffloadSweep: a sweep marks the entries of flows the kernel sent
+// packets for as used, deletes entries of past epochs, and starts a new
+// epoch when the table is three quarters full.
+func TestOffloadSweep(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate, Now: func() time.Time { return now }})
+	if err := InstallStatic(c, []StaticMapping{
+		{IID: iidSite, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+		{IID: iidSite, Prefix: netip.MustParsePrefix("10.4.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeOffload()
+	off := NewOffload(0)
+	if err := off.Add(ft, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	busy, idle := [4]byte{10, 2, 0, 1}, [4]byte{10, 4, 0, 1}
+	for _, d := range [][4]byte{busy, idle} {
+		if err := ft.PutOffload(&ring.OffloadEntry{Dst: d, Epoch: 1, Ifindex: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = ft.PutOffload(&ring.OffloadEntry{Dst: [4]byte{10, 2, 0, 2}, Epoch: 9, Ifindex: 7}) // a past epoch's
+	lastUsed := func(d [4]byte) time.Time {
+		e, ok := c.Get(cache.Key{IID: iidSite, Prefix: netip.PrefixFrom(netip.AddrFrom4(d), 16).Masked()})
+		if !ok {
+			t.Fatalf("no entry for %v", d)
+		}
+		return c.LastUsed(e)
+	}
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	if len(ft.entries) != 2 || off.Stats().Swept != 1 {
+		t.Fatalf("%d entries left, %d swept; want the past epoch's gone", len(ft.entries), off.Stats().Swept)
+	}
+	start := lastUsed(busy)
+	now = now.Add(10 * time.Second)
+	c.Tick(now)
+	ft.entries[offloadKey{busy, 0}].hits = 5
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	c.Tick(now)
+	if !lastUsed(busy).After(start) || lastUsed(idle).After(start) {
+		t.Fatalf("last used: busy %v, idle %v, from %v", lastUsed(busy), lastUsed(idle), start)
+	}
+	// Three quarters full: a new epoch, and the next sweep empties the table.
+	for i := range offloadCap * 3 / 4 {
+		ft.entries[offloadKey{[4]byte{10, 5, byte(i >> 8), byte(i)}, uint8(i >> 16)}] = &fakeEntry{e: ring.OffloadEntry{Epoch: 1}}
+	}
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	if ft.epoch != 2 {
+		t.Fatalf("epoch %d after a sweep of a full table", ft.epoch)
+	}
+	if err := off.Sweep(c); err != nil || len(ft.entries) != 0 {
+		t.Fatalf("%d entries after the next sweep (%v)", len(ft.entries), err)
+	}
+}
+
+// TestOffloadKernelMatchesWorker runs the kernel's program (root) over a
+// flow's packet with the entry the worker offered, and compares what it
+// sends with what the worker sent for the same packet: the same bytes but
+// for the outer IP ID, header checksum and nonce, which both draw.
+func TestOffloadKernelMatchesWorker(t *testing.T) {
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeSite})
+	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
+	defer prog.Close()
+	r, _ := offloadRig(t, prog)
+	for _, spec := range []innerSpec{
+		{src: hostA, dst: remote4, ttl: 9, tos: 0xb8, payload: 18, sport: 7, dport: 9},
+		{src: hostA, dst: remote4, ttl: 64, payload: 1000, sport: 1234, dport: 80, df: true},
+		{src: hostA, dst: netip.MustParseAddr("10.2.77.5"), ttl: 2, payload: 0, sport: 1, dport: 2},
+	} {
+		frame := siteFrame(t, spec)
+		var worker []byte
+		for range 3 { // fill, offer, then the packet compared
+			r.fromSite(frame)
+			out := drain(r.core)
+			if len(out) != 1 {
+				t.Fatalf("%d frames out", len(out))
+			}
+			worker = out[0]
+		}
+		act, kernel, err := prog.TestRun(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act != 4 { // XDP_REDIRECT
+			t.Fatalf("%+v: action %d, want XDP_REDIRECT", spec, act)
+		}
+		if len(kernel) != len(worker) {
+			t.Fatalf("%+v: kernel sent %d bytes, worker %d", spec, len(kernel), len(worker))
+		}
+		if !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+			t.Fatalf("%+v: kernel's outer checksum is wrong", spec)
+		}
+		k, w := append([]byte(nil), kernel...), append([]byte(nil), worker...)
+		for _, i := range []int{18, 19, 24, 25, 43, 44, 45} {
+			k[i], w[i] = 0, 0
+		}
+		if string(k) != string(w) {
+			t.Fatalf("%+v:\nkernel % x\nworker % x", spec, kernel, worker)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func TestOffloadLeavesOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := newRig(t, func(c *Config) { c.Offload = off; c.Ports[0].Offload = ft2 }) // core port without Ifindex
-	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                 // no Config.Offload
+	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                  // no Config.Offload
 	ft4 := newFakeOffload()
 	ft4.failPut = errors.New("table full")
 	r4, _ := offloadRig(t, ft4)

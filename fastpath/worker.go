@@ -239,22 +239,22 @@ func (e Extra) String() string {
 
 // wport is one of the worker's ports with its transmit batch.
 type wport struct {
-	p      ring.Port
-	site   bool
-	iid    uint32
-	index  uint16
-	mtu    int
-	addr4  netip.Addr
-	addr6  netip.Addr
-	petr   *cache.RLOC // PETR with this port's instance-ID in its template
-	glean  bool        // report source EIDs of delivered packets (PortConfig.Glean)
+	p       ring.Port
+	site    bool
+	iid     uint32
+	index   uint16
+	mtu     int
+	addr4   netip.Addr
+	addr6   netip.Addr
+	petr    *cache.RLOC       // PETR with this port's instance-ID in its template
+	glean   bool              // report source EIDs of delivered packets (PortConfig.Glean)
 	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
 	ifindex int
-	ntx    int
-	tx     [ring.IdealBatchSize]ring.Frame
-	closed bool
-	fl     ring.Flusher // the port's deferred transmit wake-up, nil if none
-	flAt   int64        // w.now when the port's oldest unkicked frame was seen
+	ntx     int
+	tx      [ring.IdealBatchSize]ring.Frame
+	closed  bool
+	fl      ring.Flusher // the port's deferred transmit wake-up, nil if none
+	flAt    int64        // w.now when the port's oldest unkicked frame was seen
 }
 
 // Worker is one fast-path worker: it owns its ports, counters, hold queue

@@ -75,6 +75,8 @@ var (
 type e2e struct {
 	l        *lab.Lab
 	itr, etr *XTR
+	// reorderOK is how many datagrams udpFlow accepts out of order (0: none).
+	reorderOK int
 }
 
 // siteMappings maps the other site's EID prefixes (IPv4 and IPv6) to rloc.
@@ -98,7 +100,11 @@ func unavailableXDP(err error) bool {
 	return false
 }
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T) *e2e { return startE2EWith(t, false) }
+
+// startE2EWith is startE2E with the ITR's offload on or off
+// (XTRConfig.Offload).
+func startE2EWith(t *testing.T, offload bool) *e2e {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tshark"} {
@@ -132,6 +138,7 @@ func startE2E(t *testing.T) *e2e {
 	e := &e2e{l: l}
 	start := func(node string, site4 string, site6 string, rloc netip.Addr, ms []fastpath.StaticMapping) *XTR {
 		x, err := StartXTR(XTRConfig{
+			Offload: offload && node == "itr",
 			NS: l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
 			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
 			RLOC4:     rloc,
@@ -232,6 +239,51 @@ func TestEndToEnd(t *testing.T) {
 	}
 	e.udpFlow(t, 100_000, 30*time.Second)
 	e.checkNoDrops(t)
+}
+
+// TestEndToEndOffload is TestEndToEnd's traffic with the ITR's offload on:
+// the site program encapsulates the steady flows itself and redirects them
+// to the core interface (fastpath.Offload). Pings both ways and a
+// 20k-datagram UDP flow arrive complete, and the kernel, not the worker,
+// sent most of the flow. Packets the worker still held when the flow was
+// offered may arrive after the kernel's first ones: at most a window's
+// worth is accepted out of order.
+func TestEndToEndOffload(t *testing.T) {
+	e := startE2EWith(t, true)
+	defer e.logCounters(t)
+	// The bridge port facing the ITR must take XDP redirects: on veth that
+	// needs an XDP program (or NAPI) on the peer. A steering program in
+	// mode off passes everything.
+	peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.l.Node("core").Do(peer.Close) }()
+	for _, p := range []struct {
+		from string
+		to   netip.Addr
+	}{{"ha", hostB4}, {"hb", hostA4}, {"ha", hostB6}} {
+		if n, err := e.l.Ping(p.from, p.to, 3, 2*time.Second); err != nil || n != 3 {
+			t.Fatalf("ping %s -> %v: %d of 3 replies (%v)", p.from, p.to, n, err)
+		}
+	}
+	before, _, _ := e.itr.ProgramStats()
+	const n = 20_000
+	e.reorderOK = 512
+	e.udpFlow(t, n, 30*time.Second)
+	e.checkNoDrops(t)
+	after, _, err := e.itr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := after[xsk.StatOffload] - before[xsk.StatOffload]
+	t.Logf("offloaded %d of %d datagrams; %+v; worker put %d entries", off, n, e.itr.Offload().Stats(), e.itr.Worker().Extra(fastpath.ExtraOffloadPut))
+	if off < n/2 {
+		t.Fatalf("the kernel sent %d of %d datagrams, want most", off, n)
+	}
 }
 
 // capturedPacket is one LISP packet of the core capture as tshark decoded it.
@@ -467,7 +519,7 @@ func (e *e2e) udpFlow(t *testing.T, n int, limit time.Duration) {
 	if sent != n {
 		t.Errorf("sent only %d of %d datagrams within %v", sent, n, limit)
 	}
-	if lost != 0 || dups != 0 || reordered != 0 || foreign != 0 {
+	if lost != 0 || dups != 0 || reordered > e.reorderOK || foreign != 0 {
 		t.Errorf("UDP flow: %d lost, %d duplicated, %d reordered, %d foreign of %d", lost, dups, reordered, foreign, n)
 	}
 }

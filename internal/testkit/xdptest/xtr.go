@@ -25,6 +25,7 @@ import (
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -57,6 +58,12 @@ type XTRConfig struct {
 	IdleWait  time.Duration
 	// KickDelay is the worker's transmit kick coalescing (fastpath.Config).
 	KickDelay time.Duration
+	// Offload hands steady IPv4 flows to the site program
+	// (fastpath.Offload): their packets are encapsulated by XDP and
+	// redirected to the core interface without reaching the worker. The core
+	// interface's peer must take XDP redirects (veth: an XDP program or
+	// NAPI on the peer).
+	Offload bool
 	// Logger receives the watcher's warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -79,6 +86,7 @@ type XTR struct {
 	cache    *cache.Cache
 	table    *nexthop.Table
 	worker   *fastpath.Worker
+	offload  *fastpath.Offload
 
 	raw4, raw6 int
 	sa4        unix.RawSockaddrInet4
@@ -167,7 +175,22 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		return x, err
 	}
 	outer := fastpath.OuterConfig{RLOC4: cfg.RLOC4, RLOC6: cfg.RLOC6, Nonce: true}
-	x.cache = cache.New(cache.Config{BuildTemplate: outer.BuildTemplate})
+	ccfg := cache.Config{BuildTemplate: outer.BuildTemplate}
+	siteOff, coreIfindex := ring.OffloadTable(nil), 0
+	if cfg.Offload {
+		x.offload = fastpath.NewOffload(0)
+		if err = x.offload.Add(x.siteProg, cfg.IID); err != nil {
+			return x, err
+		}
+		ccfg.Published = x.offload.Invalidate
+		x.table.OnStore(x.offload.Invalidate)
+		l, err := cfg.NS.Link(cfg.Core)
+		if err != nil {
+			return x, err
+		}
+		siteOff, coreIfindex = x.siteProg, l.Attrs().Index
+	}
+	x.cache = cache.New(ccfg)
 	if err = fastpath.InstallStatic(x.cache, cfg.Mappings); err != nil {
 		return x, err
 	}
@@ -188,11 +211,12 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		Pin: cfg.Pin,
 		CPU: cfg.CPU,
 		Ports: []fastpath.PortConfig{
-			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6},
-			{Port: x.core, Index: corePortIndex},
+			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6, Offload: siteOff},
+			{Port: x.core, Index: corePortIndex, Ifindex: coreIfindex},
 		},
 		Cache:     x.cache,
 		NextHops:  x.table,
+		Offload:   x.offload,
 		Outer:     outer,
 		ToKernel:  x.toKernel,
 		IdleSpins: spins,
@@ -303,6 +327,9 @@ func (x *XTR) Counters() fastpath.Counters {
 	return c
 }
 
+// Offload returns the xTR's offload (nil without XTRConfig.Offload).
+func (x *XTR) Offload() *fastpath.Offload { return x.offload }
+
 // KernelErrors counts packets the kernel path refused.
 func (x *XTR) KernelErrors() uint64 { return x.kernelErrs.Load() }
 
@@ -366,6 +393,7 @@ func (x *XTR) Close() error {
 		return nil
 	}
 	x.closed = true
+	x.table.OnStore(nil)
 	var errs []error
 	if x.stopWork != nil {
 		x.stopWork()

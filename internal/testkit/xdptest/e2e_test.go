@@ -139,7 +139,7 @@ func startE2EWith(t *testing.T, offload bool) *e2e {
 	start := func(node string, site4 string, site6 string, rloc netip.Addr, ms []fastpath.StaticMapping) *XTR {
 		x, err := StartXTR(XTRConfig{
 			Offload: offload && node == "itr",
-			NS: l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
+			NS:      l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
 			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
 			RLOC4:     rloc,
 			Mappings:  ms,

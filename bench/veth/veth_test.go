@@ -335,7 +335,10 @@ func BenchmarkVeth(b *testing.B) {
 		// rloc-itr-adaptivefill is rloc with ring/xsk's adaptive fill policy
 		// (every socket's fill ring kept full, a quarter of the UMEM
 		// reserved), for comparison with the adaptive one in the same run.
-		for _, variant := range []string{"rloc-itr", "rloc-itr-adaptivefill"} {
+		// rloc-itr-offload is rloc with the kernel offload on
+		// (fastpath.Offload): after its first packets the flow is
+		// encapsulated by the site program and redirected in XDP.
+		for _, variant := range []string{"rloc-itr", "rloc-itr-adaptivefill", "rloc-itr-offload"} {
 			v.rlocVariant(b, load.name, variant)
 		}
 		v.ioOnlyVariant(b, load.name)
@@ -349,7 +352,8 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 		v.run(b, "dut", "sh", "-c", "ip route del 10.2.0.0/24 2>/dev/null; true")
 		opts := v.xsk
 		opts.AdaptiveFill = variant == "rloc-itr-adaptivefill"
-		x := v.startRLOC(b, opts)
+		offload := variant == "rloc-itr-offload"
+		x := v.startRLOC(b, opts, offload)
 		defer func() {
 			if err := x.Close(); err != nil {
 				b.Errorf("close: %v", err)
@@ -370,14 +374,20 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 			// thread's samples under handle_softirqs, none in
 			// ksoftirqd/1); adding softirq on CPU 1 counted it twice.
 			r.dutCPU = r.worker + r.soft0
+			if offload {
+				// The kernel's encapsulation and redirect run in
+				// softirq, on the generator's CPU and on the DUT's,
+				// as in the kernel variants; the worker is idle.
+				r.dutCPU = r.worker + r.soft0 + r.soft1
+			}
 			report(b, load+"/"+variant, r)
 			var c fastpath.Counters
 			x.Worker().Counters().Snapshot(&c)
 			site, _, _ := x.ProgramStats()
 			ss, cs, _ := x.SocketStats()
-			b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d; site socket %+v; core socket %+v",
+			b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d, offloaded %d; site socket %+v; core socket %+v",
 				c.Get(fastpath.CounterRX), c.Get(fastpath.CounterEncap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
-				site[xsk.StatRedirect], ss, cs)
+				site[xsk.StatRedirect], site[xsk.StatOffload], ss, cs)
 		}
 	})
 }
@@ -385,7 +395,7 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 // startRLOC starts rloc as the ITR on the DUT: in0 is the site, out0 the
 // core, 10.2.0.0/24 maps to the sink's address. The worker is pinned to
 // dutCPU at nice -20 (see XTR.SetNice).
-func (v *bench) startRLOC(b *testing.B, opts xsk.Options) *xdptest.XTR {
+func (v *bench) startRLOC(b *testing.B, opts xsk.Options, offload bool) *xdptest.XTR {
 	b.Helper()
 	x, err := xdptest.StartXTR(xdptest.XTRConfig{
 		NS: v.l.Node("dut"), Site: "in0", Core: "out0", IID: iid,
@@ -395,6 +405,7 @@ func (v *bench) startRLOC(b *testing.B, opts xsk.Options) *xdptest.XTR {
 			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}},
 		XDPMode:   xsk.XDPDriver,
 		Options:   opts,
+		Offload:   offload,
 		IdleSpins: v.spins,
 		KickDelay: v.kick,
 		Pin:       true,

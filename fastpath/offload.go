@@ -192,7 +192,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	}
 	q := &w.offq[w.offn]
 	w.offn++
-	q.t = t
+	q.t, q.slot, q.waited = t, pk.slot, 0
 	e := &q.e
 	e.Dst = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}
 	e.Bucket, e.Epoch, e.Ifindex = x.bkt, w.oe, w.ports[h.out].ifindex
@@ -201,10 +201,26 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	x.off = uint16(w.oe)
 }
 
-// offloadFlush puts the entries offloadOffer queued this step.
+// offloadWait is how many steps an offered flow waits for its port's rx
+// ring to be empty (offloadFlush).
+const offloadWait = 64
+
+// offloadFlush puts the entries offloadOffer queued, each once its port's
+// rx ring is empty (ring.RxPender), or after offloadWait steps: a packet of
+// the flow still waiting there would leave after the first ones the kernel
+// sends. The ones still waiting stay queued, in order.
 func (w *Worker) offloadFlush() {
+	k := 0
 	for i := range w.offn {
 		q := &w.offq[i]
+		if pd := w.ports[q.slot].pender; pd != nil && q.waited < offloadWait && pd.RxPending() {
+			q.waited++
+			if k != i {
+				w.offq[k], w.offq[i] = w.offq[i], w.offq[k]
+			}
+			k++
+			continue
+		}
 		if err := q.t.PutOffload(&q.e); err != nil {
 			w.extra[ExtraOffloadFail]++
 			w.off.failed.Add(1)
@@ -215,13 +231,15 @@ func (w *Worker) offloadFlush() {
 		}
 		w.extra[ExtraOffloadPut]++
 	}
-	w.offn = 0
+	w.offn = k
 }
 
 // offloadPut is an entry offloadOffer queued, with its table.
 type offloadPut struct {
-	t ring.OffloadTable
-	e ring.OffloadEntry
+	t      ring.OffloadTable
+	slot   int   // the site port the flow came in on
+	waited uint8 // steps it waited for that port's rx ring to be empty
+	e      ring.OffloadEntry
 }
 
 // offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):

@@ -338,3 +338,47 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadWaitsForEmptyRing: a flow offered while more of the port's
+// packets wait on its rx ring is put only once the ring is empty, so none of
+// the flow's packets still waiting there leaves after the kernel's first.
+func TestOffloadWaitsForEmptyRing(t *testing.T) {
+	ft := newFakeOffload()
+	r, _ := offloadRig(t, ft)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	r.fromSite(frame) // fills the flow memo
+	drain(r.core)
+	for range ring.IdealBatchSize + 5 {
+		if !r.site.Inject(frame) {
+			t.Fatal("inject")
+		}
+	}
+	r.w.Step() // a batch of flow memo hits: the flow is offered, 5 packets still wait
+	if len(ft.puts) != 0 || r.w.offn != 1 {
+		t.Fatalf("put with packets waiting on the ring: %d puts, %d queued", len(ft.puts), r.w.offn)
+	}
+	r.w.Step() // the last 5: the ring is empty after them
+	if len(ft.puts) != 1 || r.w.offn != 0 {
+		t.Fatalf("not put once the ring was empty: %d puts, %d queued", len(ft.puts), r.w.offn)
+	}
+	if n := len(drain(r.core)); n != ring.IdealBatchSize+5 {
+		t.Fatalf("%d frames out", n)
+	}
+	// A ring that never empties does not hold the offer back for ever.
+	ft2 := newFakeOffload()
+	r2, _ := offloadRig(t, ft2)
+	r2.fromSite(frame)
+	drain(r2.core)
+	for step := 0; step <= offloadWait && len(ft2.puts) == 0; step++ {
+		for range ring.IdealBatchSize + 1 {
+			if !r2.site.Inject(frame) {
+				t.Fatal("inject")
+			}
+		}
+		r2.w.Step()
+		drain(r2.core)
+	}
+	if len(ft2.puts) != 1 {
+		t.Fatalf("%d puts after %d steps with a busy ring", len(ft2.puts), offloadWait+1)
+	}
+}

@@ -249,6 +249,7 @@ type wport struct {
 	petr    *cache.RLOC       // PETR with this port's instance-ID in its template
 	glean   bool              // report source EIDs of delivered packets (PortConfig.Glean)
 	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
+	pender  ring.RxPender     // the port, when it is one
 	ifindex int
 	ntx     int
 	tx      [ring.IdealBatchSize]ring.Frame
@@ -437,6 +438,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 			addr4: pc.Addr4.Unmap(), addr6: pc.Addr6, glean: pc.Glean && pc.Site, flAt: -1, ifindex: pc.Ifindex}
 		if pc.Site && cfg.Offload != nil {
 			p.offload = pc.Offload
+			p.pender, _ = pc.Port.(ring.RxPender)
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4

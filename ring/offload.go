@@ -42,3 +42,12 @@ type OffloadTable interface {
 	// deleted.
 	SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error)
 }
+
+// RxPender is implemented by ports that tell, without a system call,
+// whether received frames wait on their ring (ring/xsk, ring/mem). A
+// worker offers a flow to the kernel when its port's ring is empty, so
+// that no packet of the flow still waits there when the kernel starts to
+// send the flow's next ones.
+type RxPender interface {
+	RxPending() bool
+}

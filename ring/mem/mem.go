@@ -183,6 +183,9 @@ func (p *Port) Receive(frames []ring.Frame) (int, error) {
 	return n, nil
 }
 
+// RxPending implements ring.RxPender: whether frames wait to be received.
+func (p *Port) RxPending() bool { return p.rx.prod.Load() != p.rx.cons.Load() }
+
 // Wait implements ring.Port.
 func (p *Port) Wait(timeout time.Duration) (bool, error) {
 	for {

@@ -539,6 +539,10 @@ func (p *Port) Receive(frames []ring.Frame) (int, error) {
 	return n, nil
 }
 
+// RxPending implements ring.RxPender: whether received frames wait on the
+// rx ring.
+func (p *Port) RxPending() bool { return atomic.LoadUint32(p.rx.prod) != *p.rx.cons }
+
 // PollPrepare implements ring.Pollable: it refills the fill ring and reports
 // whether frames are already waiting.
 func (p *Port) PollPrepare() bool {

@@ -406,6 +406,17 @@ func (x *XTR) Close() error {
 			errs = append(errs, errors.New("xdptest: worker did not stop in 5 s"))
 		}
 	}
+	// The watcher stops before the programs close: its snapshots move the
+	// offload's epoch (nexthop.Table.OnStore), in the site program's map.
+	if x.stopWatch != nil {
+		x.stopWatch()
+		select {
+		case err := <-x.watchDone:
+			errs = append(errs, err)
+		case <-time.After(5 * time.Second):
+			errs = append(errs, errors.New("xdptest: next-hop watcher did not stop in 5 s"))
+		}
+	}
 	detach := func() error {
 		var errs []error
 		for _, p := range []*xsk.Program{x.siteProg, x.coreProg} {
@@ -424,15 +435,6 @@ func (x *XTR) Close() error {
 	for _, fd := range []int{x.raw4, x.raw6} {
 		if fd >= 0 {
 			unix.Close(fd)
-		}
-	}
-	if x.stopWatch != nil {
-		x.stopWatch()
-		select {
-		case err := <-x.watchDone:
-			errs = append(errs, err)
-		case <-time.After(5 * time.Second):
-			errs = append(errs, errors.New("xdptest: next-hop watcher did not stop in 5 s"))
 		}
 	}
 	return errors.Join(errs...)

@@ -157,6 +157,17 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	return errors.Join(errs...)
 }
 
+// Close turns every table off and forgets them: later calls touch no
+// table. Call it before the tables (the XDP programs) close.
+func (o *Offload) Close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, t := range o.ts {
+		_ = t.t.SetOffload(0, o.seed)
+	}
+	o.ts = nil
+}
+
 // OffloadStats are an Offload's counters.
 type OffloadStats struct {
 	Epoch         uint32

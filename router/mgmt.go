@@ -634,13 +634,18 @@ func (r *Router) Stats() Stats {
 		}
 		// What the steering programs passed to the kernel because no
 		// socket serves the queue it arrived on (partial_queues).
-		var noXSK uint64
+		var noXSK, offloaded uint64
 		for _, p := range r.progs {
 			if st, err := p.Stats(); err == nil {
 				noXSK += st[xsk.StatPassNoXSK]
+				offloaded += st[xsk.StatOffload]
 			}
 		}
 		s.Fastpath["xdp_pass_no_xsk"] = noXSK
+		if r.offload != nil {
+			// What the site programs encapsulated themselves (xdp.offload).
+			s.Fastpath["xdp_offloaded"] = offloaded
+		}
 		r.socketCounters(&s)
 		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()
 		s.Fastpath["misses_to_slowpath"] = r.missesSeen.Load()

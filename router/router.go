@@ -30,6 +30,7 @@ import (
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
+	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -51,6 +52,7 @@ type Router struct {
 	nh      *nexthop.Table
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
+	offload *fastpath.Offload // xdp.offload, nil when off
 	groups  []*xsk.Group
 	xsks    []xskSocket // every AF_XDP socket, for its own and the kernel's counters
 	workers []*fastpath.Worker
@@ -103,8 +105,14 @@ func Start(cfg Config) (*Router, error) {
 		}
 	}
 	r.outer.Nonce = cfg.Nonce
-	r.cache = cache.New(cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxNegative: cfg.Cache.MaxNegative,
-		BuildTemplate: r.outer.BuildTemplate})
+	ccfg := cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxNegative: cfg.Cache.MaxNegative,
+		BuildTemplate: r.outer.BuildTemplate}
+	if cfg.XDP.Offload && len(cfg.Interfaces) > 0 {
+		// The workers' flow hash seed is 0 (fastpath.Config.FlowSeed).
+		r.offload = fastpath.NewOffload(0)
+		ccfg.Published = r.offload.Invalidate
+	}
+	r.cache = cache.New(ccfg)
 	if err := fastpath.InstallStatic(r.cache, cfg.Static); err != nil {
 		return nil, fmt.Errorf("map_cache: %w", err)
 	}
@@ -230,6 +238,9 @@ func (r *Router) startDataPlane() error {
 func (r *Router) startNeighbours() error {
 	cfg := &r.cfg
 	r.nh = new(nexthop.Table)
+	if r.offload != nil {
+		r.nh.OnStore(r.offload.Invalidate)
+	}
 	links := make([]string, len(cfg.Interfaces))
 	for i, ifc := range cfg.Interfaces {
 		links[i] = ifc.Name
@@ -305,6 +316,21 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		return fmt.Errorf("%s.name: %w", f, err)
 	}
 	addr4, addr6 := ifaceAddrs(ifc.Name)
+	var offload ring.OffloadTable
+	ifindex := 0
+	if r.offload != nil {
+		if ifc.Side == SideSite {
+			if err := r.offload.Add(prog, ifc.IID); err != nil {
+				return fmt.Errorf("%s: xdp.offload: %w", f, err)
+			}
+			offload = prog
+		}
+		nif, err := net.InterfaceByName(ifc.Name)
+		if err != nil {
+			return fmt.Errorf("%s.name: %w", f, err)
+		}
+		ifindex = nif.Index
+	}
 	for q := range ports {
 		p, err := r.groups[q].Open(ifc.Name, q)
 		if err != nil {
@@ -315,7 +341,8 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		}
 		r.xsks = append(r.xsks, xskSocket{Port: p, iface: ifc.Name})
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
-			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean})
+			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean,
+			Offload: offload, Ifindex: ifindex})
 	}
 	return nil
 }
@@ -398,7 +425,8 @@ func (r *Router) workerConfigs(ports [][]fastpath.PortConfig) []fastpath.Config 
 		}
 		wc := fastpath.Config{ID: q, CPU: cpu, Pin: cpu >= 0, Ports: ports[q], Cache: r.cache, NextHops: r.nh,
 			Outer: r.outer, Hold: cfg.Hold, Negative: neg, PETR4: petr4, PETR6: petr6, RTR: cfg.Roles.RTR,
-			BusyPoll: cfg.XDP.BusyPoll, KickDelay: cfg.XDP.KickDelay, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify}
+			BusyPoll: cfg.XDP.BusyPoll, KickDelay: cfg.XDP.KickDelay, LocalGroups: r.localGroups, SlowPathNotify: r.missNotify,
+			Offload: r.offload}
 		if r.tk != nil {
 			wc.ToKernel = r.tk.send
 		}
@@ -525,6 +553,12 @@ func (r *Router) housekeeping(ms *msWatch) {
 			return
 		case now := <-t.C:
 			r.cache.Expire(now)
+			if r.offload != nil {
+				// The kernel's offloaded packets mark their entries used.
+				if err := r.offload.Sweep(r.cache); err != nil {
+					r.log.Warn("xdp.offload: sweep", "err", err)
+				}
+			}
 			ms.poll(r)
 		}
 	}
@@ -561,6 +595,9 @@ func (r *Router) Stop() {
 			w.Stop()
 		}
 		r.wg.Wait()
+		if r.offload != nil {
+			r.offload.Close() // nothing moves the programs' epoch once they close
+		}
 		for _, p := range r.progs {
 			if err := p.Close(); err != nil {
 				r.log.Warn("detach XDP program", "err", err)

@@ -399,3 +399,30 @@ func (p *pacer) sent() {
 		p.Stalls++
 	}
 }
+
+// refused runs rlocd in node with the configuration yaml (written to file
+// name in the network's directory) and returns what it printed, failing the
+// test if it started instead of refusing. Bounded: an rlocd that does not
+// refuse is killed after 30 s.
+func (n *network) refused(node, name, yaml string) string {
+	n.t.Helper()
+	cf := filepath.Join(n.dir, name)
+	if err := os.WriteFile(cf, []byte(yaml), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	cmd, err := n.lab.Command(node, n.rlocd, "--config", cf)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	out, err := cmd.CombinedOutput()
+	timer.Stop()
+	if err == nil {
+		n.t.Fatalf("rlocd in %s with %s exited 0:\n%s", node, name, out)
+	}
+	return string(out)
+}

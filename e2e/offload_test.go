@@ -3,21 +3,25 @@ package e2e
 import (
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
-// TestOffloadDaemon runs xtr1 with xdp.offload: after the mapping is
+// TestOffloadDaemon runs xtr1 with xdp.offload. While its core interface
+// does not take XDP redirects (a veth whose peer runs no XDP program),
+// rlocd refuses to start and says why. Once it does: after the mapping is
 // resolved, a UDP flow from h1 to h2 is encapsulated by xtr1's site XDP
 // program (counted as xdp_offloaded, not as encap), and every datagram
 // arrives at h2 through xtr2, in order.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
-	n.start("msmr", msmrYAML("4s"))
-	n.start("xtr1", xtrYAML("xtr1", "1", "key-one", "0s")+"xdp: {offload: true}\n")
-	n.start("xtr2", xtrYAML("xtr2", "2", "key-two", "0s"))
+	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\n"
+	if out := n.refused("xtr1", "xtr1-offload.yaml", cfg); !strings.Contains(out, "interfaces[1]: xdp.offload: core0 does not take XDP redirects") {
+		t.Fatalf("rlocd with offload towards a core that drops redirects:\n%s", tail(out, 5))
+	}
 	// The bridge port facing xtr1's core interface must take XDP
 	// redirects: on veth, an XDP program on the peer (mode off passes all).
 	peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
@@ -28,6 +32,9 @@ func TestOffloadDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.lab.Node("core").Do(peer.Close) })
+	n.start("msmr", msmrYAML("4s"))
+	n.start("xtr1", cfg)
+	n.start("xtr2", xtrYAML("xtr2", "2", "key-two", "0s"))
 	for _, h := range []string{"h1", "h2"} {
 		if err := n.lab.Node(h).SetTxChecksum("eth0", false); err != nil {
 			t.Fatal(err)

@@ -256,29 +256,11 @@ func TestQueueCountRefused(t *testing.T) {
 			"what arrives on queue 1 would pass the fast path by", "ethtool -L site0 combined 1", "partial_queues"}},
 		{3, []string{"interfaces[0].queues: 3, but site0 has 2 receive queue(s)"}},
 	} {
-		cf := filepath.Join(n.dir, fmt.Sprintf("xa-%d.yaml", c.queues))
-		if err := os.WriteFile(cf, []byte(pairXTR("1", c.queues, "[1]")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd, err := n.lab.Command("xa", n.rlocd, "--config", cf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Bounded: an rlocd that does not refuse is killed after 30 s.
-		timer := time.AfterFunc(30*time.Second, func() {
-			if cmd.Process != nil {
-				_ = cmd.Process.Kill()
-			}
-		})
-		out, err := cmd.CombinedOutput()
-		timer.Stop()
-		if err == nil {
-			t.Fatalf("queues %d: rlocd exited 0:\n%s", c.queues, out)
-		}
-		t.Logf("queues %d: %s", c.queues, tail(string(out), 2))
+		out := n.refused("xa", fmt.Sprintf("xa-%d.yaml", c.queues), pairXTR("1", c.queues, "[1]"))
+		t.Logf("queues %d: %s", c.queues, tail(out, 2))
 		for _, w := range c.want {
-			if !strings.Contains(string(out), w) {
-				t.Errorf("queues %d: the refusal does not say %q:\n%s", c.queues, w, tail(string(out), 10))
+			if !strings.Contains(out, w) {
+				t.Errorf("queues %d: the refusal does not say %q:\n%s", c.queues, w, tail(out, 10))
 			}
 		}
 	}

@@ -383,10 +383,11 @@ type XDPOptions struct {
 	// program encapsulates the next ones itself (the same bytes the worker
 	// writes) and redirects them to the core interface, so they never cross
 	// the AF_XDP sockets. Every map-cache or next-hop change makes the
-	// workers offer the flows again. The core interfaces must accept XDP
+	// workers offer the flows again. The core interfaces must take XDP
 	// redirects (a native-XDP driver; a veth whose peer runs an XDP
-	// program). The kernel's packets are counted as xdp_offloaded, not as
-	// encap. Off by default (docs/offload.md).
+	// program or has GRO on): rlocd refuses to start when the kernel says
+	// one does not. The kernel's packets are counted as xdp_offloaded, not
+	// as encap. Off by default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
 }
 

@@ -318,12 +318,26 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 	addr4, addr6 := ifaceAddrs(ifc.Name)
 	var offload ring.OffloadTable
 	ifindex := 0
-	if r.offload != nil {
-		if ifc.Side == SideSite {
-			if err := r.offload.Add(prog, ifc.IID); err != nil {
-				return fmt.Errorf("%s: xdp.offload: %w", f, err)
-			}
-			offload = prog
+	switch {
+	case r.offload != nil && ifc.Side == SideSite:
+		if err := r.offload.Add(prog, ifc.IID); err != nil {
+			return fmt.Errorf("%s: xdp.offload: %w", f, err)
+		}
+		offload = prog
+	case r.offload != nil:
+		// The site programs redirect offloaded packets to the core
+		// interfaces: one that does not take XDP redirects would drop them.
+		ok, known, err := xsk.AcceptsRedirects(ifc.Name)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: xdp.offload: %w", f, err)
+		case !known:
+			r.log.Warn("xdp.offload: the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
+				"interface", ifc.Name)
+		case !ok:
+			return fmt.Errorf("%s: xdp.offload: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
+				"so the packets the site programs encapsulate would be dropped: on veth, run an XDP program on its peer "+
+				"(or turn GRO on there) before rlocd starts, or turn xdp.offload off", f, ifc.Name)
 		}
 		nif, err := net.InterfaceByName(ifc.Name)
 		if err != nil {

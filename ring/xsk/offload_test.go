@@ -337,3 +337,46 @@ func BenchmarkSweepOffload(b *testing.B) {
 		})
 	}
 }
+
+// TestAcceptsRedirects: a veth takes XDP redirects only while its peer runs
+// an XDP program, and AcceptsRedirects says so.
+func TestAcceptsRedirects(t *testing.T) {
+	tp := newTopo(t, 1)
+	check := func(want bool) {
+		t.Helper()
+		var ok, known bool
+		err := tp.r.Do(func() (err error) {
+			ok, known, err = AcceptsRedirects(tp.rif[0])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !known {
+			testkit.Unavailable(t, "the kernel does not report xdp-features (Linux 6.3 or later)")
+		}
+		if ok != want {
+			t.Fatalf("%s accepts redirects: %v, want %v", tp.rif[0], ok, want)
+		}
+	}
+	check(false)
+	p, err := LoadProgram(ProgramConfig{Mode: ModeOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.p.Do(func() error { return p.Attach(tp.pif[0], XDPDriver) }); err != nil {
+		t.Fatal(err)
+	}
+	check(true)
+	if err := tp.p.Do(p.Close); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	err = tp.r.Do(func() error {
+		_, _, err := AcceptsRedirects("nosuch0")
+		return err
+	})
+	if err == nil {
+		t.Fatal("no error for a missing interface")
+	}
+}

@@ -1,12 +1,14 @@
 package xsk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -266,3 +268,58 @@ func (p *Program) Close() error {
 	}
 	return err
 }
+
+// xdpActNDOXmit is NETDEV_XDP_ACT_NDO_XMIT (enum netdev_xdp_act,
+// include/uapi/linux/netdev.h): the device takes frames XDP programs
+// redirect to it.
+const xdpActNDOXmit = 4
+
+// AcceptsRedirects reports whether the interface named ifname, in the
+// calling thread's network namespace, takes frames that XDP programs
+// redirect to it (NETDEV_XDP_ACT_NDO_XMIT in its xdp-features, read through
+// the netdev generic netlink family). A veth takes them only while its peer
+// runs an XDP program or has GRO on; a redirect to a device that does not
+// take them drops the frame. known is false when the kernel does not say
+// (no netdev family: before Linux 6.3).
+func AcceptsRedirects(ifname string) (ok, known bool, err error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, false, fmt.Errorf("xsk: %w", err)
+	}
+	fam, err := netlink.GenlFamilyGet("netdev")
+	if err != nil {
+		return false, false, nil // the kernel has no netdev family
+	}
+	const cmdDevGet, attrIfindex, attrXDPFeatures = 1, 1, 3
+	req := nl.NewNetlinkRequest(int(fam.ID), 0)
+	req.AddData(genlHeader{cmd: cmdDevGet, version: 1})
+	req.AddData(nl.NewRtAttr(attrIfindex, nl.Uint32Attr(uint32(link.Attrs().Index))))
+	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
+	if err != nil {
+		return false, false, fmt.Errorf("xsk: xdp-features of %s: %w", ifname, err)
+	}
+	for _, m := range msgs {
+		if len(m) < nl.SizeofGenlmsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[nl.SizeofGenlmsg:])
+		if err != nil {
+			return false, false, fmt.Errorf("xsk: xdp-features of %s: %w", ifname, err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == attrXDPFeatures && len(a.Value) == 8 {
+				return binary.NativeEndian.Uint64(a.Value)&xdpActNDOXmit != 0, true, nil
+			}
+		}
+	}
+	return false, false, nil
+}
+
+// genlHeader is a generic netlink message header (struct genlmsghdr), its
+// reserved bytes zero: netlink's own nl.Genlmsg serialises 4 bytes of a
+// 2-byte struct, and the kernel refuses a request whose reserved bytes are
+// not zero (EINVAL).
+type genlHeader struct{ cmd, version uint8 }
+
+func (g genlHeader) Len() int          { return nl.SizeofGenlmsg }
+func (g genlHeader) Serialize() []byte { return []byte{g.cmd, g.version, 0, 0} }

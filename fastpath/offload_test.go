@@ -62,7 +62,7 @@ func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch ui
 
 // offloadRig is a rig whose site port offloads to table t, the core port
 // being interface 7.
-func offloadRig(t *testing.T, table ring.OffloadTable) (*rig, *Offload) {
+func offloadRig(t testing.TB, table ring.OffloadTable) (*rig, *Offload) {
 	t.Helper()
 	off := NewOffload(0)
 	if err := off.Add(table, iidSite); err != nil {
@@ -381,4 +381,99 @@ func TestOffloadWaitsForEmptyRing(t *testing.T) {
 	if len(ft2.puts) != 1 {
 		t.Fatalf("%d puts after %d steps with a busy ring", len(ft2.puts), offloadWait+1)
 	}
+}
+
+// fuzzFrame4 builds a site frame of an IPv4 packet without options from
+// hostA to 10.2.dst3.dst4 (mapped to an IPv4 RLOC when dst3 < 128, else
+// 10.3.x.x: an IPv6 RLOC): the header fields given, an 8-byte transport
+// header holding the ports, plen payload bytes and pad bytes of Ethernet
+// padding; then the byte at `at` xored with x (x 0: none), and the header
+// checksum made right again when fix.
+func fuzzFrame4(dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint16, pad uint8, at uint16, x byte, fix bool) []byte {
+	n := wire.IPv4MinLen + 8 + int(plen%1600)
+	b := make([]byte, wire.EthernetLen+n+int(pad%64))
+	copy(b[0:12], []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
+	b[12], b[13] = 0x08, 0x00
+	ip := b[wire.EthernetLen:]
+	ip[0], ip[1] = 0x45, tos
+	binary.BigEndian.PutUint16(ip[2:], uint16(n))
+	binary.BigEndian.PutUint16(ip[6:], frag)
+	ip[8], ip[9] = ttl, proto
+	a := hostA.As4()
+	copy(ip[12:16], a[:])
+	net2 := byte(2)
+	if dst3 >= 128 {
+		net2 = 3
+	}
+	copy(ip[16:20], []byte{10, net2, dst3, dst4})
+	binary.BigEndian.PutUint16(ip[20:], sport)
+	binary.BigEndian.PutUint16(ip[22:], dport)
+	fixsum := func() {
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
+	}
+	fixsum()
+	if x != 0 {
+		b[int(at)%len(b)] ^= x
+		if fix {
+			fixsum()
+		}
+	}
+	return b
+}
+
+// FuzzOffloadMatchesWorker runs the kernel's program (root) over site frames
+// after the worker has seen each twice (so a flow it can offload has its
+// entry), and the worker over the same frame once more: a frame the program
+// redirects must be the one frame the worker sends, byte for byte but for
+// the outer IP ID, checksum and nonce; a frame it passes must be left as it
+// was. The frames are IPv4 packets built from the fields fuzzed
+// (fuzzFrame4), most of them ones the program takes, then one byte changed.
+func FuzzOffloadMatchesWorker(f *testing.F) {
+	f.Add(byte(0), byte(9), byte(64), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(7), uint16(9), uint16(20), uint8(0), uint16(0), byte(0), false)
+	f.Add(byte(1), byte(1), byte(2), byte(0xb8), byte(wire.ProtoTCP), uint16(0x4000), uint16(1024), uint16(80), uint16(1428), uint8(0), uint16(0), byte(0), false)
+	f.Add(byte(0), byte(3), byte(1), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(1), uint16(2), uint16(10), uint8(20), uint16(0), byte(0), false)
+	f.Add(byte(0), byte(4), byte(30), byte(3), byte(wire.ProtoUDP), uint16(0x2000), uint16(1), uint16(2), uint16(100), uint8(0), uint16(16), byte(0x40), true)
+	f.Add(byte(200), byte(4), byte(30), byte(0), byte(1), uint16(0), uint16(1), uint16(2), uint16(30), uint8(0), uint16(0), byte(0), false)
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeSite})
+	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
+	f.Cleanup(func() { prog.Close() })
+	r, _ := offloadRig(f, prog)
+	step := func(t *testing.T, b []byte) [][]byte {
+		if !r.site.Inject(b) {
+			t.Fatal("inject on the site link failed")
+		}
+		r.w.Step()
+		drain(r.site) // ICMP errors back to the site
+		return drain(r.core)
+	}
+	f.Fuzz(func(t *testing.T, dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint16, pad uint8, at uint16, x byte, fix bool) {
+		b := fuzzFrame4(dst3, dst4, ttl, tos, proto, frag, sport, dport, plen, pad, at, x, fix)
+		step(t, b) // the flow memo learns the flow
+		step(t, b) // and offers it
+		act, kernel, err := prog.TestRun(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worker := step(t, b)
+		switch act {
+		case 4: // XDP_REDIRECT
+			if len(worker) != 1 || len(worker[0]) != len(kernel) {
+				t.Fatalf("frame % x: kernel redirected %d bytes, worker sent %d frames", b, len(kernel), len(worker))
+			}
+			k, w := append([]byte(nil), kernel...), append([]byte(nil), worker[0]...)
+			for _, i := range []int{18, 19, 24, 25, 43, 44, 45} {
+				k[i], w[i] = 0, 0
+			}
+			if string(k) != string(w) || !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+				t.Fatalf("frame % x\nkernel % x\nworker % x", b, kernel, worker[0])
+			}
+		case 2: // XDP_PASS: to the socket, as it came
+			if string(kernel) != string(b) {
+				t.Fatalf("passed frame changed:\n% x\n% x", b, kernel)
+			}
+		default:
+			t.Fatalf("action %d for frame % x", act, b)
+		}
+	})
 }

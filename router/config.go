@@ -385,10 +385,21 @@ type XDPOptions struct {
 	// the AF_XDP sockets. Every map-cache or next-hop change makes the
 	// workers offer the flows again. The core interfaces must take XDP
 	// redirects (a native-XDP driver; a veth whose peer runs an XDP
-	// program or has GRO on): rlocd refuses to start when the kernel says
-	// one does not. The kernel's packets are counted as xdp_offloaded, not
+	// program or has GRO on): with a site interface in driver mode, rlocd
+	// refuses to start when the kernel says one does not. The kernel's packets are counted as xdp_offloaded, not
 	// as encap. Off by default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
+}
+
+// nativeSite reports whether a site interface attaches in native (driver)
+// XDP mode, whose redirects need the target's ndo_xdp_xmit.
+func (c *Config) nativeSite() bool {
+	for _, ifc := range c.Interfaces {
+		if ifc.Side == SideSite && ifc.XDPMode != XDPGeneric {
+			return true
+		}
+	}
+	return false
 }
 
 // sizes returns the ring size and frames with defaults applied.

@@ -104,3 +104,23 @@ func TestDDTRootsConfig(t *testing.T) {
 		t.Fatalf("engine config %+v", ec.MapResolver)
 	}
 }
+
+// TestNativeSite: xdp.offload checks that the core interfaces take XDP
+// redirects only when a site program runs in native mode (generic-mode
+// redirects go through the stack).
+func TestNativeSite(t *testing.T) {
+	for _, c := range []struct {
+		ifs  []Interface
+		want bool
+	}{
+		{[]Interface{{Name: "s", Side: SideSite}, {Name: "c", Side: SideCore}}, true},
+		{[]Interface{{Name: "s", Side: SideSite, XDPMode: XDPDriver}, {Name: "c", Side: SideCore, XDPMode: XDPGeneric}}, true},
+		{[]Interface{{Name: "s", Side: SideSite, XDPMode: XDPGeneric}, {Name: "c", Side: SideCore}}, false},
+		{[]Interface{{Name: "c", Side: SideCore}}, false},
+	} {
+		cfg := Config{Interfaces: c.ifs}
+		if got := cfg.nativeSite(); got != c.want {
+			t.Errorf("%+v: nativeSite %v, want %v", c.ifs, got, c.want)
+		}
+	}
+}

@@ -326,9 +326,12 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		offload = prog
 	case r.offload != nil:
 		// The site programs redirect offloaded packets to the core
-		// interfaces: one that does not take XDP redirects would drop them.
+		// interfaces: one that does not take XDP redirects would drop
+		// them. A site program in generic mode redirects through the
+		// stack (dev_queue_xmit), which every interface takes.
 		ok, known, err := xsk.AcceptsRedirects(ifc.Name)
 		switch {
+		case !r.cfg.nativeSite():
 		case err != nil:
 			return fmt.Errorf("%s: xdp.offload: %w", f, err)
 		case !known:

@@ -100,11 +100,11 @@ func unavailableXDP(err error) bool {
 	return false
 }
 
-func startE2E(t *testing.T) *e2e { return startE2EWith(t, false) }
+func startE2E(t *testing.T) *e2e { return startE2EWith(t, false, xsk.XDPDriver) }
 
 // startE2EWith is startE2E with the ITR's offload on or off
-// (XTRConfig.Offload).
-func startE2EWith(t *testing.T, offload bool) *e2e {
+// (XTRConfig.Offload) and the ITR's programs attached in mode itrMode.
+func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tshark"} {
@@ -137,13 +137,17 @@ func startE2EWith(t *testing.T, offload bool) *e2e {
 	}
 	e := &e2e{l: l}
 	start := func(node string, site4 string, site6 string, rloc netip.Addr, ms []fastpath.StaticMapping) *XTR {
+		mode := xsk.XDPDriver
+		if node == "itr" {
+			mode = itrMode
+		}
 		x, err := StartXTR(XTRConfig{
 			Offload: offload && node == "itr",
 			NS:      l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
 			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
 			RLOC4:     rloc,
 			Mappings:  ms,
-			XDPMode:   xsk.XDPDriver,
+			XDPMode:   mode,
 			Options:   xsk.Options{NumFrames: 4096},
 		})
 		if err != nil {
@@ -249,21 +253,32 @@ func TestEndToEnd(t *testing.T) {
 // ring is empty, so no packet it still holds leaves after the kernel's
 // first: a batch's worth out of order is accepted, for a packet arriving
 // between that check and the put (without the wait, 296 came out of order
-// in a run under -race).
+// in a run under -race). In driver mode the bridge port facing the ITR
+// runs an XDP program, so that it takes redirected frames; in generic mode
+// the redirect goes through the stack and needs none.
 func TestEndToEndOffload(t *testing.T) {
-	e := startE2EWith(t, true)
+	for _, m := range []struct {
+		name string
+		mode xsk.XDPMode
+	}{{"driver", xsk.XDPDriver}, {"generic", xsk.XDPGeneric}} {
+		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.mode) })
+	}
+}
+
+func testEndToEndOffload(t *testing.T, mode xsk.XDPMode) {
+	e := startE2EWith(t, true, mode)
 	defer e.logCounters(t)
-	// The bridge port facing the ITR must take XDP redirects: on veth that
-	// needs an XDP program (or NAPI) on the peer. A steering program in
-	// mode off passes everything.
-	peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
-	if err != nil {
-		t.Fatal(err)
+	if mode == xsk.XDPDriver {
+		// A steering program in mode off passes everything.
+		peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.l.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.l.Node("core").Do(peer.Close) }()
 	}
-	if err := e.l.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = e.l.Node("core").Do(peer.Close) }()
 	for _, p := range []struct {
 		from string
 		to   netip.Addr

@@ -21,8 +21,8 @@ import (
 // flow hash (wire.FlowHash with the worker's seed), so each packet leaves as
 // the worker would have sent it, IP ID and nonce aside (both drawn at
 // random). What the worker does for anything else (misses, TTL expiry,
-// packets too big for the path, options, fragments of other families) is
-// unchanged: the program leaves those packets to the worker's socket.
+// packets too big for the path, IPv4 options, IPv6) is unchanged: the
+// program leaves those packets to the worker's socket.
 //
 // Every entry carries the epoch it was made in and the program uses only
 // those of the current epoch. Invalidate moves the epoch: it must run after
@@ -40,11 +40,10 @@ import (
 // flows (65536 for ring/xsk); when it is three quarters full Sweep starts a
 // new epoch, so the flows still sending are offered again and the rest go.
 //
-// Offloading has two costs the worker's own path does not: a flow's packets
-// can be reordered once when its entry is made (packets the worker still
-// holds leave after the first packets the kernel sends), and the kernel's
-// packets are counted by the program (ring/xsk StatOffload), not by the
-// worker's counters.
+// A worker puts an entry once its port's rx ring is empty (offloadFlush), so
+// that no packet of the flow still waits there when the kernel starts to send
+// the next ones. The kernel's packets are counted by the program (ring/xsk
+// StatOffload), not by the worker's counters.
 type Offload struct {
 	epoch atomic.Uint32
 	seed  uint32

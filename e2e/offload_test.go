@@ -105,6 +105,9 @@ func TestOffloadDaemon(t *testing.T) {
 	if reordered > 64 {
 		t.Fatalf("%d datagrams out of order", reordered)
 	}
+	if e, ok := after["xdp_offload_errors"]; !ok || e != 0 {
+		t.Fatalf("xdp_offload_errors %d (reported: %v)", e, ok)
+	}
 	if off < count/2 || off+enc < count {
 		t.Fatalf("xtr1's site program offloaded %d of %d (worker %d)", off, count, enc)
 	}

@@ -2,7 +2,6 @@ package fastpath
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -50,7 +49,7 @@ type Offload struct {
 	mu    sync.Mutex
 	ts    []offloadTable
 
-	invalidations, swept, failed, errs atomic.Uint64
+	invalidations, swept, errs atomic.Uint64
 }
 
 type offloadTable struct {
@@ -172,14 +171,13 @@ type OffloadStats struct {
 	Epoch         uint32
 	Invalidations uint64 // epochs started
 	Swept         uint64 // entries deleted by sweeps
-	Failed        uint64 // entries a table refused (worker puts)
 	Errors        uint64 // epochs a table refused (the table was turned off)
 }
 
 // Stats returns the Offload's counters.
 func (o *Offload) Stats() OffloadStats {
 	return OffloadStats{Epoch: o.epoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
-		Failed: o.failed.Load(), Errors: o.errs.Load()}
+		Errors: o.errs.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.
@@ -231,12 +229,8 @@ func (w *Worker) offloadFlush() {
 			k++
 			continue
 		}
-		if err := q.t.PutOffload(&q.e); err != nil {
-			w.extra[ExtraOffloadFail]++
-			w.off.failed.Add(1)
-			if w.offErr == nil {
-				w.offErr = fmt.Errorf("fastpath: offload: %w", err)
-			}
+		if q.t.PutOffload(&q.e) != nil {
+			w.extra[ExtraOffloadFail]++ // a full table: Sweep starts a new epoch
 			continue
 		}
 		w.extra[ExtraOffloadPut]++

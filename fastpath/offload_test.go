@@ -60,6 +60,18 @@ func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch ui
 	return n, nil
 }
 
+// forwardOne sends frame in on r's site port and returns the one frame the
+// worker sends out of the core port.
+func forwardOne(t *testing.T, r *rig, frame []byte) []byte {
+	t.Helper()
+	r.fromSite(frame)
+	out := drain(r.core)
+	if len(out) != 1 {
+		t.Fatalf("%d frames out, want 1", len(out))
+	}
+	return out[0]
+}
+
 // offloadRig is a rig whose site port offloads to table t, the core port
 // being interface 7.
 func offloadRig(t testing.TB, table ring.OffloadTable) (*rig, *Offload) {
@@ -87,15 +99,7 @@ func TestOffloadOffersSteadyFlows(t *testing.T) {
 	}
 	spec := innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9}
 	frame := siteFrame(t, spec)
-	send := func() []byte {
-		t.Helper()
-		r.fromSite(frame)
-		out := drain(r.core)
-		if len(out) != 1 {
-			t.Fatalf("%d frames out", len(out))
-		}
-		return out[0]
-	}
+	send := func() []byte { return forwardOne(t, r, frame) }
 	send() // fills the flow memo: nothing offered yet
 	if len(ft.puts) != 0 {
 		t.Fatalf("offered on the first packet: %+v", ft.puts)
@@ -159,10 +163,7 @@ func TestOffloadLeavesOthers(t *testing.T) {
 	r, _ := offloadRig(t, ft)
 	v6 := siteFrame(t, innerSpec{src: hostA, dst: remote4v6, ttl: 9, payload: 20, sport: 7})
 	for range 3 {
-		r.fromSite(v6)
-		if n := len(drain(r.core)); n != 1 {
-			t.Fatalf("%d frames out", n)
-		}
+		forwardOne(t, r, v6)
 	}
 	if len(ft.puts) != 0 {
 		t.Fatalf("an IPv6 RLOC's flow was offered: %+v", ft.puts)
@@ -181,10 +182,7 @@ func TestOffloadLeavesOthers(t *testing.T) {
 	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7})
 	for _, rr := range []*rig{r2, r3, r4} {
 		for range 3 {
-			rr.fromSite(frame)
-			if n := len(drain(rr.core)); n != 1 {
-				t.Fatalf("%d frames out", n)
-			}
+			forwardOne(t, rr, frame)
 		}
 	}
 	if len(ft2.puts) != 0 {
@@ -309,12 +307,7 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 		frame := siteFrame(t, spec)
 		var worker []byte
 		for range 3 { // fill, offer, then the packet compared
-			r.fromSite(frame)
-			out := drain(r.core)
-			if len(out) != 1 {
-				t.Fatalf("%d frames out", len(out))
-			}
-			worker = out[0]
+			worker = forwardOne(t, r, frame)
 		}
 		act, kernel, err := prog.TestRun(frame)
 		if err != nil {

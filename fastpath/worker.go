@@ -312,7 +312,6 @@ type Worker struct {
 	oet      uint16   // offloadTag(oe); 0 without Offload
 	offq     [offloadMax]offloadPut
 	offn     int
-	offErr   error // the first offload table error
 	extra    [NumExtra]uint64
 	extraPub [NumExtra]atomic.Uint64
 

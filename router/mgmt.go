@@ -645,6 +645,8 @@ func (r *Router) Stats() Stats {
 		if r.offload != nil {
 			// What the site programs encapsulated themselves (xdp.offload).
 			s.Fastpath["xdp_offloaded"] = offloaded
+			// Tables that refused a new epoch and were turned off.
+			s.Fastpath["xdp_offload_errors"] = r.offload.Stats().Errors
 		}
 		r.socketCounters(&s)
 		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()

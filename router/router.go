@@ -325,22 +325,8 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		}
 		offload = prog
 	case r.offload != nil:
-		// The site programs redirect offloaded packets to the core
-		// interfaces: one that does not take XDP redirects would drop
-		// them. A site program in generic mode redirects through the
-		// stack (dev_queue_xmit), which every interface takes.
-		ok, known, err := xsk.AcceptsRedirects(ifc.Name)
-		switch {
-		case !r.cfg.nativeSite():
-		case err != nil:
-			return fmt.Errorf("%s: xdp.offload: %w", f, err)
-		case !known:
-			r.log.Warn("xdp.offload: the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
-				"interface", ifc.Name)
-		case !ok:
-			return fmt.Errorf("%s: xdp.offload: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
-				"so the packets the site programs encapsulate would be dropped: on veth, run an XDP program on its peer "+
-				"(or turn GRO on there) before rlocd starts, or turn xdp.offload off", f, ifc.Name)
+		if err := r.checkRedirects(f, ifc.Name); err != nil {
+			return err
 		}
 		nif, err := net.InterfaceByName(ifc.Name)
 		if err != nil {
@@ -360,6 +346,30 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean,
 			Offload: offload, Ifindex: ifindex})
+	}
+	return nil
+}
+
+// checkRedirects refuses core interface ifname (field f) for xdp.offload
+// when the kernel says it does not take XDP redirects: the site programs
+// redirect offloaded packets to it, and it would drop them. A site program
+// in generic mode redirects through the stack (dev_queue_xmit), which every
+// interface takes, so then nothing is checked.
+func (r *Router) checkRedirects(f, ifname string) error {
+	if !r.cfg.nativeSite() {
+		return nil
+	}
+	ok, known, err := xsk.AcceptsRedirects(ifname)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: xdp.offload: %w", f, err)
+	case !known:
+		r.log.Warn("xdp.offload: the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
+			"interface", ifname)
+	case !ok:
+		return fmt.Errorf("%s: xdp.offload: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
+			"so the packets the site programs encapsulate would be dropped: on veth, run an XDP program on its peer "+
+			"(or turn GRO on there) before rlocd starts, or turn xdp.offload off", f, ifname)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package fastpath
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -44,18 +45,23 @@ import (
 // the next ones. The kernel's packets are counted by the program (ring/xsk
 // StatOffload), not by the worker's counters.
 type Offload struct {
-	epoch atomic.Uint32
+	epoch atomic.Uint32 // what the workers and tables use; 0 while paused
 	seed  uint32
-	mu    sync.Mutex
-	ts    []offloadTable
 
-	invalidations, swept, errs atomic.Uint64
+	mu     sync.Mutex // the fields below, and every SetOffload
+	ts     []*offloadTable
+	gen    uint32 // the last epoch started
+	paused bool
+
+	sweeping sync.Mutex // one Sweep at a time; Close waits for it
+
+	invalidations, swept, errs, pauses atomic.Uint64
 }
 
 type offloadTable struct {
 	t    ring.OffloadTable
 	iid  uint32
-	hits map[offloadKey]uint64 // an entry's hits at the last sweep
+	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
 }
 
 type offloadKey struct {
@@ -70,7 +76,7 @@ const offloadCap = 65536
 // NewOffload returns an Offload for workers with flow hash seed seed
 // (Config.FlowSeed).
 func NewOffload(seed uint32) *Offload {
-	o := &Offload{seed: seed}
+	o := &Offload{seed: seed, gen: 1}
 	o.epoch.Store(1)
 	return o
 }
@@ -84,14 +90,15 @@ func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
 	if err := t.SetOffload(o.epoch.Load(), o.seed); err != nil {
 		return err
 	}
-	o.ts = append(o.ts, offloadTable{t: t, iid: iid, hits: make(map[offloadKey]uint64)})
+	o.ts = append(o.ts, &offloadTable{t: t, iid: iid, hits: make(map[offloadKey]uint64)})
 	return nil
 }
 
 // Invalidate starts a new epoch: no entry made before it is used again.
-// It returns once every table has the new epoch. A table that refused the
-// epoch is counted (OffloadStats.Errors) and turned off, so that it sends
-// nothing it may no longer send.
+// It returns once every table has the new epoch (at once while paused). A
+// table that refused the epoch is counted (OffloadStats.Errors) and turned
+// off, so that it sends nothing it may no longer send. It never waits for
+// a Sweep.
 func (o *Offload) Invalidate() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -99,37 +106,78 @@ func (o *Offload) Invalidate() {
 }
 
 func (o *Offload) invalidate() {
-	e := o.epoch.Load() + 1
-	if e == 0 {
-		e = 1
+	o.gen++
+	if o.gen == 0 {
+		o.gen = 1
 	}
-	o.epoch.Store(e)
 	o.invalidations.Add(1)
+	if !o.paused {
+		o.setEpoch(o.gen)
+	}
+}
+
+// setEpoch gives the workers and every table epoch e (0: off).
+func (o *Offload) setEpoch(e uint32) {
+	o.epoch.Store(e)
 	for _, t := range o.ts {
 		if t.t.SetOffload(e, o.seed) != nil {
 			o.errs.Add(1)
-			_ = t.t.SetOffload(0, o.seed)
+			if e != 0 {
+				_ = t.t.SetOffload(0, o.seed)
+			}
 		}
 	}
 }
 
-// Sweep marks the map-cache entries of flows the kernel sent packets for
-// since the last sweep as used, deletes the entries of past epochs, and
-// starts a new epoch when a table is three quarters full. Call it from the
-// slow path once per activity tick (cache.Config.ActivityTick), with the
-// workers' map-cache.
-func (o *Offload) Sweep(c *cache.Cache) error {
+// Pause turns every table off until Resume: the workers offer nothing more
+// and the kernel leaves every packet to them again. Call it when an egress
+// interface stops taking the programs' redirects (the kernel would drop
+// what they send there). It reports whether the offload was running.
+func (o *Offload) Pause() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	cur := o.epoch.Load()
+	if o.paused {
+		return false
+	}
+	o.paused = true
+	o.pauses.Add(1)
+	o.setEpoch(0)
+	return true
+}
+
+// Resume ends a Pause with a new epoch, so that no entry made before the
+// pause is used. It reports whether the offload was paused.
+func (o *Offload) Resume() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.paused {
+		return false
+	}
+	o.paused = false
+	o.invalidate()
+	return true
+}
+
+// Sweep marks the map-cache entries of flows the kernel sent packets for
+// since the last sweep as used, deletes the entries of past epochs (all of
+// them while paused), and starts a new epoch when a table is three quarters
+// full. Call it from the slow path once per activity tick
+// (cache.Config.ActivityTick), with the workers' map-cache. It holds no
+// lock that Invalidate takes while it walks the tables (a walk of a full
+// table takes milliseconds): an entry of an epoch started meanwhile is kept.
+func (o *Offload) Sweep(c *cache.Cache) error {
+	o.sweeping.Lock()
+	defer o.sweeping.Unlock()
+	o.mu.Lock()
+	ts := slices.Clone(o.ts)
+	o.mu.Unlock()
 	full := false
 	var errs []error
-	for i := range o.ts {
-		t := &o.ts[i]
+	for _, t := range ts {
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
 		n, err := t.t.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
-			if epoch != cur {
+			if epoch != o.epoch.Load() {
 				return false
 			}
 			live++
@@ -150,7 +198,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		}
 	}
 	if full {
-		o.invalidate()
+		o.Invalidate()
 	}
 	return errors.Join(errs...)
 }
@@ -158,6 +206,8 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 // Close turns every table off and forgets them: later calls touch no
 // table. Call it before the tables (the XDP programs) close.
 func (o *Offload) Close() {
+	o.sweeping.Lock()
+	defer o.sweeping.Unlock()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, t := range o.ts {
@@ -172,12 +222,17 @@ type OffloadStats struct {
 	Invalidations uint64 // epochs started
 	Swept         uint64 // entries deleted by sweeps
 	Errors        uint64 // epochs a table refused (the table was turned off)
+	Paused        bool   // between Pause and Resume
+	Pauses        uint64 // Pauses that turned the offload off
 }
 
 // Stats returns the Offload's counters.
 func (o *Offload) Stats() OffloadStats {
+	o.mu.Lock()
+	paused := o.paused
+	o.mu.Unlock()
 	return OffloadStats{Epoch: o.epoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
-		Errors: o.errs.Load()}
+		Errors: o.errs.Load(), Paused: paused, Pauses: o.pauses.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.
@@ -191,7 +246,7 @@ const offloadMax = 16
 // table) it leaves for the next hit, or marks offered when it never can be.
 func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	t := w.ports[pk.slot].offload
-	if t == nil || pk.rtr || !h.fast4 || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
+	if t == nil || w.oe == 0 || pk.rtr || !h.fast4 || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
 		x.off = uint16(w.oe)
 		return
 	}
@@ -247,9 +302,10 @@ type offloadPut struct {
 }
 
 // offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):
-// never 0, which new slots hold.
+// never 0, which new slots hold, but for epoch 0 (paused: nothing is
+// offered).
 func offloadTag(e uint32) uint16 {
-	if t := uint16(e); t != 0 {
+	if t := uint16(e); t != 0 || e == 0 {
 		return t
 	}
 	return 1

@@ -22,6 +22,7 @@ type fakeOffload struct {
 	entries     map[offloadKey]*fakeEntry
 	failPut     error
 	failSet     error
+	during      func() // at the start of each SweepOffload's walk
 }
 
 type fakeEntry struct {
@@ -50,6 +51,9 @@ func (f *fakeOffload) SetOffload(epoch, seed uint32) error {
 }
 
 func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
+	if f.during != nil {
+		f.during()
+	}
 	n := 0
 	for k, e := range f.entries {
 		if !keep(k.dst, k.bkt, e.e.Epoch, e.hits) {
@@ -287,6 +291,76 @@ func TestOffloadSweep(t *testing.T) {
 	}
 	if err := off.Sweep(c); err != nil || len(ft.entries) != 0 {
 		t.Fatalf("%d entries after the next sweep (%v)", len(ft.entries), err)
+	}
+}
+
+// TestOffloadPause: while paused the tables are off, the workers offer
+// nothing and forward every packet themselves, an invalidation leaves the
+// tables off and a sweep empties them; Resume starts a new epoch in which
+// the flows are offered again.
+func TestOffloadPause(t *testing.T) {
+	ft := newFakeOffload()
+	r, off := offloadRig(t, ft)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	forwardOne(t, r, frame)
+	forwardOne(t, r, frame)
+	if len(ft.puts) != 1 {
+		t.Fatalf("%d puts before the pause, want 1", len(ft.puts))
+	}
+	if !off.Pause() || off.Pause() {
+		t.Fatal("Pause did not report the offload running once")
+	}
+	if st := off.Stats(); ft.epoch != 0 || !st.Paused || st.Pauses != 1 || st.Epoch != 0 {
+		t.Fatalf("paused: table epoch %d, stats %+v", ft.epoch, st)
+	}
+	for range 3 {
+		forwardOne(t, r, frame)
+	}
+	off.Invalidate()
+	if len(ft.puts) != 1 || ft.epoch != 0 {
+		t.Fatalf("paused: %d puts, table epoch %d", len(ft.puts), ft.epoch)
+	}
+	if err := off.Sweep(r.c); err != nil || len(ft.entries) != 0 {
+		t.Fatalf("a sweep while paused left %d entries (%v)", len(ft.entries), err)
+	}
+	if !off.Resume() || off.Resume() {
+		t.Fatal("Resume did not report the offload paused once")
+	}
+	if st := off.Stats(); ft.epoch != 3 || st.Paused || st.Epoch != 3 {
+		t.Fatalf("resumed: table epoch %d, stats %+v", ft.epoch, st)
+	}
+	forwardOne(t, r, frame)
+	if len(ft.puts) != 2 || ft.puts[1].Epoch != 3 {
+		t.Fatalf("not offered again after Resume: %+v", ft.puts)
+	}
+}
+
+// TestOffloadSweepLeavesInvalidate: a sweep walks the tables without the
+// lock Invalidate takes, and judges each entry by the epoch current when
+// it reaches it: an invalidation during the walk deletes the entries it
+// ended and keeps those of its new epoch.
+func TestOffloadSweepLeavesInvalidate(t *testing.T) {
+	ft := newFakeOffload()
+	off := NewOffload(0)
+	if err := off.Add(ft, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	old, cur := [4]byte{10, 2, 0, 1}, [4]byte{10, 2, 0, 2}
+	_ = ft.PutOffload(&ring.OffloadEntry{Dst: old, Epoch: 1})
+	_ = ft.PutOffload(&ring.OffloadEntry{Dst: cur, Epoch: 2}) // put by a worker once epoch 2 started
+	ft.during = func() {
+		if !off.mu.TryLock() {
+			t.Error("Sweep holds Offload.mu while it walks a table")
+			return
+		}
+		off.mu.Unlock()
+		off.Invalidate()
+	}
+	if err := off.Sweep(cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ft.entries[offloadKey{old, 0}]; ok || len(ft.entries) != 1 {
+		t.Fatalf("after an invalidation during the sweep: %d entries, the old epoch's kept: %v", len(ft.entries), ok)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -340,43 +341,80 @@ func BenchmarkSweepOffload(b *testing.B) {
 
 // TestAcceptsRedirects: a veth takes XDP redirects only while its peer runs
 // an XDP program, and AcceptsRedirects says so.
-func TestAcceptsRedirects(t *testing.T) {
-	tp := newTopo(t, 1)
-	check := func(want bool) {
-		t.Helper()
-		var ok, known bool
-		err := tp.r.Do(func() (err error) {
-			ok, known, err = AcceptsRedirects(tp.rif[0])
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !known {
-			testkit.Unavailable(t, "the kernel does not report xdp-features (Linux 6.3 or later)")
-		}
-		if ok != want {
-			t.Fatalf("%s accepts redirects: %v, want %v", tp.rif[0], ok, want)
-		}
+// checkRedirects fails t unless tp's router-side veth takes XDP redirects
+// exactly when want says.
+func checkRedirects(t *testing.T, tp *topo, want bool) {
+	t.Helper()
+	var ok, known bool
+	if err := tp.r.Do(func() (err error) { ok, known, err = AcceptsRedirects(tp.rif[0]); return err }); err != nil {
+		t.Fatal(err)
 	}
-	check(false)
+	if !known {
+		testkit.Unavailable(t, "the kernel does not report xdp-features (Linux 6.3 or later)")
+	}
+	if ok != want {
+		t.Fatalf("%s accepts redirects: %v, want %v", tp.rif[0], ok, want)
+	}
+}
+
+// peerXDP attaches an XDP program to the peer of tp's first veth, calls
+// then(true), detaches it and calls then(false).
+func peerXDP(t *testing.T, tp *topo, then func(attached bool)) {
+	t.Helper()
 	p, err := LoadProgram(ProgramConfig{Mode: ModeOff})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close()
 	if err := tp.p.Do(func() error { return p.Attach(tp.pif[0], XDPDriver) }); err != nil {
 		t.Fatal(err)
 	}
-	check(true)
-	if err := tp.p.Do(p.Close); err != nil {
+	then(true)
+	if err := tp.p.Do(p.Detach); err != nil {
 		t.Fatal(err)
 	}
+	then(false)
+}
+
+func TestAcceptsRedirects(t *testing.T) {
+	tp := newTopo(t, 1)
+	check := func(want bool) { t.Helper(); checkRedirects(t, tp, want) }
 	check(false)
-	err = tp.r.Do(func() error {
+	peerXDP(t, tp, check)
+	err := tp.r.Do(func() error {
 		_, _, err := AcceptsRedirects("nosuch0")
 		return err
 	})
 	if err == nil {
 		t.Fatal("no error for a missing interface")
+	}
+}
+
+// TestWatchFeatures: a FeatureWatch in the router's namespace signals when
+// the veth's peer attaches and detaches an XDP program, and each time
+// AcceptsRedirects then reads the new answer.
+func TestWatchFeatures(t *testing.T) {
+	tp := newTopo(t, 1)
+	var w *FeatureWatch
+	if err := tp.r.Do(func() (err error) { w, err = WatchFeatures(); return err }); err != nil {
+		testkit.Unavailable(t, "%v", err)
+	}
+	defer w.Close()
+	select {
+	case <-w.C(): // anything from before the test's changes
+	default:
+	}
+	next := func(want bool) {
+		t.Helper()
+		select {
+		case <-w.C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no xdp-features notification in 10 s (err %v)", w.Err())
+		}
+		checkRedirects(t, tp, want)
+	}
+	peerXDP(t, tp, next)
+	if err := w.Close(); err != nil || w.Err() != nil {
+		t.Fatalf("close: %v, err %v", err, w.Err())
 	}
 }

@@ -15,7 +15,9 @@ import (
 // rlocd refuses to start and says why. Once it does: after the mapping is
 // resolved, a UDP flow from h1 to h2 is encapsulated by xtr1's site XDP
 // program (counted as xdp_offloaded, not as encap), and every datagram
-// arrives at h2 through xtr2, in order.
+// arrives at h2 through xtr2, in order. When the peer detaches its XDP
+// program, xtr1 pauses the offload and its workers send every datagram;
+// when it attaches one again, the offload resumes.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
 	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\n"
@@ -60,55 +62,85 @@ func TestOffloadDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Close()
+	// burst sends count datagrams h1 -> h2, checks that h2 received them
+	// all, in order but for a few, and returns xtr1's fast-path stats and
+	// the change of its offloaded and encapsulated counts.
+	burst := func(count int) (after, delta map[string]uint64) {
+		reordered := 0
+		got := make(chan int, 1)
+		go func() {
+			buf := make([]byte, 64)
+			last, k := -1, 0
+			for k < count {
+				_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+				m, err := rx.Read(buf)
+				if err != nil {
+					break
+				}
+				if m != 16 {
+					continue
+				}
+				s := int(binary.BigEndian.Uint64(buf))
+				if s < last {
+					reordered++
+				}
+				last = max(last, s)
+				k++
+			}
+			got <- k
+		}()
+		before := n.stats("xtr1").Fastpath
+		msg := make([]byte, 16)
+		for i := range count {
+			binary.BigEndian.PutUint64(msg, uint64(i))
+			if _, err := tx.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			if i%32 == 31 {
+				time.Sleep(100 * time.Microsecond) // below what copy-mode veth rings hold
+			}
+		}
+		k := <-got
+		after = n.stats("xtr1").Fastpath
+		delta = map[string]uint64{}
+		for _, c := range []string{"xdp_offloaded", "encap"} {
+			delta[c] = after[c] - before[c]
+		}
+		t.Logf("received %d of %d, %d out of order; xtr1 offloaded %d, encapsulated %d; offload puts %d, paused %d",
+			k, count, reordered, delta["xdp_offloaded"], delta["encap"], after["offload_put"], after["xdp_offload_paused"])
+		if k != count {
+			t.Fatalf("h2 received %d of %d datagrams", k, count)
+		}
+		if reordered > 64 {
+			t.Fatalf("%d datagrams out of order", reordered)
+		}
+		return after, delta
+	}
 	const count = 5000
-	got, reordered := make(chan int, 1), 0
-	go func() {
-		buf := make([]byte, 64)
-		last, k := -1, 0
-		for k < count {
-			_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
-			m, err := rx.Read(buf)
-			if err != nil {
-				break
-			}
-			if m != 16 {
-				continue
-			}
-			s := int(binary.BigEndian.Uint64(buf))
-			if s < last {
-				reordered++
-			}
-			last = max(last, s)
-			k++
-		}
-		got <- k
-	}()
-	before := n.stats("xtr1").Fastpath
-	msg := make([]byte, 16)
-	for i := range count {
-		binary.BigEndian.PutUint64(msg, uint64(i))
-		if _, err := tx.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if i%32 == 31 {
-			time.Sleep(100 * time.Microsecond) // below what copy-mode veth rings hold
-		}
-	}
-	k := <-got
-	after := n.stats("xtr1").Fastpath
-	off, enc := after["xdp_offloaded"]-before["xdp_offloaded"], after["encap"]-before["encap"]
-	t.Logf("received %d of %d, %d out of order; xtr1 offloaded %d, encapsulated %d; offload puts %d",
-		k, count, reordered, off, enc, after["offload_put"])
-	if k != count {
-		t.Fatalf("h2 received %d of %d datagrams", k, count)
-	}
-	if reordered > 64 {
-		t.Fatalf("%d datagrams out of order", reordered)
-	}
+	after, d := burst(count)
 	if e, ok := after["xdp_offload_errors"]; !ok || e != 0 {
 		t.Fatalf("xdp_offload_errors %d (reported: %v)", e, ok)
 	}
-	if off < count/2 || off+enc < count {
+	if off, enc := d["xdp_offloaded"], d["encap"]; off < count/2 || off+enc < count {
 		t.Fatalf("xtr1's site program offloaded %d of %d (worker %d)", off, count, enc)
+	}
+
+	// The peer detaches its XDP program: core0 no longer takes redirects,
+	// so xtr1 pauses the offload and its workers send every datagram.
+	paused := func(want uint64) bool { return n.stats("xtr1").Fastpath["xdp_offload_paused"] == want }
+	if err := n.lab.Node("core").Do(peer.Detach); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(10*time.Second, "xtr1 pauses the offload", func() bool { return paused(1) })
+	if after, d = burst(2000); d["xdp_offloaded"] != 0 || d["encap"] < 2000 || after["xdp_offload_pauses"] != 1 {
+		t.Fatalf("paused: offloaded %d, encapsulated %d of 2000; pauses %d", d["xdp_offloaded"], d["encap"], after["xdp_offload_pauses"])
+	}
+	// Attached again: the offload resumes.
+	if err := n.lab.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(10*time.Second, "xtr1 resumes the offload", func() bool { return paused(0) })
+	if _, d = burst(2000); d["xdp_offloaded"] < 1000 {
+		t.Fatalf("resumed: offloaded %d of 2000 (worker %d)", d["xdp_offloaded"], d["encap"])
 	}
 }

@@ -386,8 +386,10 @@ type XDPOptions struct {
 	// workers offer the flows again. The core interfaces must take XDP
 	// redirects (a native-XDP driver; a veth whose peer runs an XDP
 	// program or has GRO on): with a site interface in driver mode, rlocd
-	// refuses to start when the kernel says one does not. The kernel's packets are counted as xdp_offloaded, not
-	// as encap. Off by default (docs/offload.md).
+	// refuses to start when the kernel says one does not, and pauses the
+	// offload while one stops taking them (xdp_offload_paused). The
+	// kernel's packets are counted as xdp_offloaded, not as encap. Off by
+	// default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
 }
 

@@ -645,8 +645,16 @@ func (r *Router) Stats() Stats {
 		if r.offload != nil {
 			// What the site programs encapsulated themselves (xdp.offload).
 			s.Fastpath["xdp_offloaded"] = offloaded
+			ost := r.offload.Stats()
 			// Tables that refused a new epoch and were turned off.
-			s.Fastpath["xdp_offload_errors"] = r.offload.Stats().Errors
+			s.Fastpath["xdp_offload_errors"] = ost.Errors
+			// 1 while a core interface does not take XDP redirects
+			// (offloadPeers), and how often that began.
+			s.Fastpath["xdp_offload_paused"] = 0
+			if ost.Paused {
+				s.Fastpath["xdp_offload_paused"] = 1
+			}
+			s.Fastpath["xdp_offload_pauses"] = ost.Pauses
 		}
 		r.socketCounters(&s)
 		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()

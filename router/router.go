@@ -62,6 +62,11 @@ type Router struct {
 	glean   gleaner
 	adv     advertiser
 
+	// The core interfaces the native site programs redirect offloaded
+	// packets to, and the watch of their xdp-features (offloadPeers).
+	redirectIfs []string
+	fwatch      *xsk.FeatureWatch
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers
@@ -172,6 +177,7 @@ func (r *Router) start() error {
 		}
 		r.ugEngine.Store(r.engine)
 	}
+	r.watchRedirects()
 	r.bg.Add(1)
 	go r.housekeeping(newMSWatch(r))
 	if len(r.workers) > 0 && r.engine != nil && cfg.Roles.resolves() {
@@ -328,6 +334,9 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		if err := r.checkRedirects(f, ifc.Name); err != nil {
 			return err
 		}
+		if r.cfg.nativeSite() {
+			r.redirectIfs = append(r.redirectIfs, ifc.Name)
+		}
 		nif, err := net.InterfaceByName(ifc.Name)
 		if err != nil {
 			return fmt.Errorf("%s.name: %w", f, err)
@@ -346,30 +355,6 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean,
 			Offload: offload, Ifindex: ifindex})
-	}
-	return nil
-}
-
-// checkRedirects refuses core interface ifname (field f) for xdp.offload
-// when the kernel says it does not take XDP redirects: the site programs
-// redirect offloaded packets to it, and it would drop them. A site program
-// in generic mode redirects through the stack (dev_queue_xmit), which every
-// interface takes, so then nothing is checked.
-func (r *Router) checkRedirects(f, ifname string) error {
-	if !r.cfg.nativeSite() {
-		return nil
-	}
-	ok, known, err := xsk.AcceptsRedirects(ifname)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: xdp.offload: %w", f, err)
-	case !known:
-		r.log.Warn("xdp.offload: the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
-			"interface", ifname)
-	case !ok:
-		return fmt.Errorf("%s: xdp.offload: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
-			"so the packets the site programs encapsulate would be dropped: on veth, run an XDP program on its peer "+
-			"(or turn GRO on there) before rlocd starts, or turn xdp.offload off", f, ifname)
 	}
 	return nil
 }
@@ -574,12 +559,19 @@ func (r *Router) housekeeping(ms *msWatch) {
 	defer r.bg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var features <-chan struct{}
+	if r.fwatch != nil {
+		features = r.fwatch.C()
+	}
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
+		case <-features:
+			r.offloadPeers()
 		case now := <-t.C:
 			r.cache.Expire(now)
+			r.offloadPeers() // also without a watch, or one that stopped
 			if r.offload != nil {
 				// The kernel's offloaded packets mark their entries used.
 				if err := r.offload.Sweep(r.cache); err != nil {
@@ -637,6 +629,9 @@ func (r *Router) Stop() {
 			_ = g.Close()
 		}
 		r.bg.Wait()
+		if r.fwatch != nil {
+			_ = r.fwatch.Close()
+		}
 		if r.tk != nil {
 			r.tk.close()
 		}

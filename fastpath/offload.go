@@ -9,19 +9,21 @@ import (
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
 )
 
 // Offload hands steady IPv4 flows to the kernel: the XDP program of a site
 // interface (ring.OffloadTable, ring/xsk's Program) encapsulates their
 // packets itself and redirects them to the egress interface, so they never
 // reach a worker. A worker offers a flow once its flow memo sends it through
-// an outer IPv4 header that encapLoop finishes alone (fast4): the kernel
+// an outer IPv4 header that encapLoop finishes alone (fast4), or an outer
+// IPv6 header without a UDP checksum to compute (offloadable6): the kernel
 // entry is a copy of that next-hop memo entry, keyed by the flow's
 // destination and RLOC selection bucket, and the program computes the same
 // flow hash (wire.FlowHash with the worker's seed), so each packet leaves as
 // the worker would have sent it, IP ID and nonce aside (both drawn at
 // random). What the worker does for anything else (misses, TTL expiry,
-// packets too big for the path, IPv4 options, IPv6) is unchanged: the
+// packets too big for the path, IPv4 options, IPv6 EIDs) is unchanged: the
 // program leaves those packets to the worker's socket.
 //
 // Every entry carries the epoch it was made in and the program uses only
@@ -240,13 +242,14 @@ const offloadMax = 16
 
 // offloadOffer is encapRun's step for a flow memo hit x that the kernel
 // does not hold in the worker's epoch: for a site packet pk of a port with
-// an offload table, sent through h (fast4) to a port with an interface
-// index, it queues the entry for the end of the step (offloadFlush) and
-// marks x offered. Whatever it does not queue (the step's queue full, no
+// an offload table, sent through h (fast4 or offloadable6) to a port with
+// an interface index, it queues the entry for the end of the step
+// (offloadFlush) and marks x offered. Whatever it does not queue (the step's queue full, no
 // table) it leaves for the next hit, or marks offered when it never can be.
 func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	t := w.ports[pk.slot].offload
-	if t == nil || w.oe == 0 || pk.rtr || !h.fast4 || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
+	v6 := !h.fast4 && offloadable6(h)
+	if t == nil || w.oe == 0 || pk.rtr || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
 		x.off = uint16(w.oe)
 		return
 	}
@@ -259,9 +262,31 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	e := &q.e
 	e.Dst = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}
 	e.Bucket, e.Epoch, e.Ifindex = x.bkt, w.oe, w.ports[h.out].ifindex
-	copy(e.Front[:], h.hdr[:ring.OffloadFront])
-	e.CsBase, e.MaxInner, e.Nonce = h.csBase, uint16(h.maxInner), h.nonce
+	e.MaxInner, e.V6 = uint16(h.maxInner), v6
+	if v6 {
+		// What wire.PatchOuterIPv6 writes into every packet that the
+		// template does not hold yet: the worker's LSBs.
+		copy(e.Front[:], h.hdr[:ring.OffloadFront6])
+		lh := wire.Header(e.Front[wire.EthernetLen+wire.IPv6Len+wire.UDPLen:])
+		if lh.Flags()&wire.FlagL != 0 {
+			lh.SetLSBs(w.lsbs)
+		}
+		e.CsBase, e.Nonce = 0, lh.Flags()&wire.FlagN != 0
+	} else {
+		copy(e.Front[:], h.hdr[:ring.OffloadFront])
+		e.CsBase, e.Nonce = h.csBase, h.nonce
+	}
 	x.off = uint16(w.oe)
+}
+
+// offloadable6 reports whether the kernel can finish h's packets as
+// wire.PatchOuterIPv6 does (the IPv6 branch of bpf/steer.c's offload): a
+// resolved entry whose front is an Ethernet header and an IPv6 template
+// without extension headers, carrying UDP without a checksum to compute.
+func offloadable6(h *nextHop) bool {
+	const udp = wire.EthernetLen + wire.IPv6Len
+	return h.hlen == ring.OffloadFront6 && h.hdr[wire.EthernetLen]>>4 == 6 && h.hdr[wire.EthernetLen+6] == wire.ProtoUDP &&
+		h.hdr[udp+6] == 0 && h.hdr[udp+7] == 0
 }
 
 // offloadWait is how many steps an offered flow waits for its port's rx

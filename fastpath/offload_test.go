@@ -124,7 +124,7 @@ func TestOffloadOffersSteadyFlows(t *testing.T) {
 	for _, i := range []int{15, 16, 17, 18, 19, 22, 23, 24, 25, 34, 35, 38, 39, 43, 44, 45} {
 		want[i] = e.Front[i]
 	}
-	if string(e.Front[:]) != string(want) {
+	if string(e.Front[:ring.OffloadFront]) != string(want) || e.V6 {
 		t.Fatalf("front\n% x\nwant\n% x", e.Front, want)
 	}
 	// The template's part of the checksum, with what the packet sets,
@@ -159,27 +159,36 @@ func TestOffloadOffersSteadyFlows(t *testing.T) {
 }
 
 // TestOffloadLeavesOthers: flows the kernel cannot finish as the worker
-// would (an IPv6 outer header) or through a port without an interface
+// would (outer UDP checksums) or through a port without an interface
 // index, and workers without Offload, offer nothing; a table that refuses
 // an entry is counted and the packet still sent.
 func TestOffloadLeavesOthers(t *testing.T) {
 	ft := newFakeOffload()
-	r, _ := offloadRig(t, ft)
-	v6 := siteFrame(t, innerSpec{src: hostA, dst: remote4v6, ttl: 9, payload: 20, sport: 7})
-	for range 3 {
-		forwardOne(t, r, v6)
+	off := NewOffload(0)
+	if err := off.Add(ft, iidSite); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.Offload, c.Ports[0].Offload, c.Ports[1].Ifindex = off, ft, 7
+		c.Outer.UDPChecksum = true
+	})
+	for _, dst := range []netip.Addr{remote4, remote4v6} {
+		v6 := siteFrame(t, innerSpec{src: hostA, dst: dst, ttl: 9, payload: 20, sport: 7})
+		for range 3 {
+			forwardOne(t, r, v6)
+		}
 	}
 	if len(ft.puts) != 0 {
-		t.Fatalf("an IPv6 RLOC's flow was offered: %+v", ft.puts)
+		t.Fatalf("a flow with UDP checksums was offered: %+v", ft.puts)
 	}
 
 	ft2 := newFakeOffload()
-	off := NewOffload(0)
-	if err := off.Add(ft2, iidSite); err != nil {
+	off2 := NewOffload(0)
+	if err := off2.Add(ft2, iidSite); err != nil {
 		t.Fatal(err)
 	}
-	r2 := newRig(t, func(c *Config) { c.Offload = off; c.Ports[0].Offload = ft2 }) // core port without Ifindex
-	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                  // no Config.Offload
+	r2 := newRig(t, func(c *Config) { c.Offload = off2; c.Ports[0].Offload = ft2 }) // core port without Ifindex
+	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                   // no Config.Offload
 	ft4 := newFakeOffload()
 	ft4.failPut = errors.New("table full")
 	r4, _ := offloadRig(t, ft4)
@@ -377,6 +386,8 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 		{src: hostA, dst: remote4, ttl: 9, tos: 0xb8, payload: 18, sport: 7, dport: 9},
 		{src: hostA, dst: remote4, ttl: 64, payload: 1000, sport: 1234, dport: 80, df: true},
 		{src: hostA, dst: netip.MustParseAddr("10.2.77.5"), ttl: 2, payload: 0, sport: 1, dport: 2},
+		{src: hostA, dst: remote4v6, ttl: 9, tos: 0xb8, payload: 18, sport: 7, dport: 9}, // an IPv6 RLOC
+		{src: hostA, dst: remote4v6, ttl: 64, payload: 1000, sport: 1234, dport: 80, df: true},
 	} {
 		frame := siteFrame(t, spec)
 		var worker []byte
@@ -393,11 +404,17 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 		if len(kernel) != len(worker) {
 			t.Fatalf("%+v: kernel sent %d bytes, worker %d", spec, len(kernel), len(worker))
 		}
-		if !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
-			t.Fatalf("%+v: kernel's outer checksum is wrong", spec)
+		drawn := []int{63, 64, 65} // the nonce after an outer IPv6 header
+		if spec.dst != remote4v6 {
+			if !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+				t.Fatalf("%+v: kernel's outer checksum is wrong", spec)
+			}
+			drawn = []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
+		} else if kernel[12] != 0x86 || kernel[13] != 0xdd {
+			t.Fatalf("%+v: kernel sent EtherType % x", spec, kernel[12:14])
 		}
 		k, w := append([]byte(nil), kernel...), append([]byte(nil), worker...)
-		for _, i := range []int{18, 19, 24, 25, 43, 44, 45} {
+		for _, i := range drawn {
 			k[i], w[i] = 0, 0
 		}
 		if string(k) != string(w) {
@@ -495,13 +512,15 @@ func fuzzFrame4(dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint1
 // redirects must be the one frame the worker sends, byte for byte but for
 // the outer IP ID, checksum and nonce; a frame it passes must be left as it
 // was. The frames are IPv4 packets built from the fields fuzzed
-// (fuzzFrame4), most of them ones the program takes, then one byte changed.
+// (fuzzFrame4), most of them ones the program takes, then one byte changed;
+// half go to 10.3/16, behind an IPv6 RLOC.
 func FuzzOffloadMatchesWorker(f *testing.F) {
 	f.Add(byte(0), byte(9), byte(64), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(7), uint16(9), uint16(20), uint8(0), uint16(0), byte(0), false)
 	f.Add(byte(1), byte(1), byte(2), byte(0xb8), byte(wire.ProtoTCP), uint16(0x4000), uint16(1024), uint16(80), uint16(1428), uint8(0), uint16(0), byte(0), false)
 	f.Add(byte(0), byte(3), byte(1), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(1), uint16(2), uint16(10), uint8(20), uint16(0), byte(0), false)
 	f.Add(byte(0), byte(4), byte(30), byte(3), byte(wire.ProtoUDP), uint16(0x2000), uint16(1), uint16(2), uint16(100), uint8(0), uint16(16), byte(0x40), true)
 	f.Add(byte(200), byte(4), byte(30), byte(0), byte(1), uint16(0), uint16(1), uint16(2), uint16(30), uint8(0), uint16(0), byte(0), false)
+	f.Add(byte(130), byte(9), byte(64), byte(0x2e), byte(wire.ProtoTCP), uint16(0x4000), uint16(443), uint16(9), uint16(1200), uint8(6), uint16(0), byte(0), false)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeSite})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
@@ -529,10 +548,15 @@ func FuzzOffloadMatchesWorker(f *testing.F) {
 				t.Fatalf("frame % x: kernel redirected %d bytes, worker sent %d frames", b, len(kernel), len(worker))
 			}
 			k, w := append([]byte(nil), kernel...), append([]byte(nil), worker[0]...)
-			for _, i := range []int{18, 19, 24, 25, 43, 44, 45} {
+			v4 := kernel[12] == 0x08
+			drawn := []int{63, 64, 65} // the nonce after an outer IPv6 header (10.3/16)
+			if v4 {
+				drawn = []int{18, 19, 24, 25, 43, 44, 45}
+			}
+			for _, i := range drawn {
 				k[i], w[i] = 0, 0
 			}
-			if string(k) != string(w) || !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+			if string(k) != string(w) || v4 && !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
 				t.Fatalf("frame % x\nkernel % x\nworker % x", b, kernel, worker[0])
 			}
 		case 2: // XDP_PASS: to the socket, as it came

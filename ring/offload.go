@@ -1,8 +1,13 @@
 package ring
 
-// OffloadFront is the length of the front an offloaded flow's packets get:
-// Ethernet (14), outer IPv4 (20), UDP (8) and LISP (8) headers.
-const OffloadFront = 50
+// OffloadFront is the length of the front an offloaded flow's packets get
+// through an IPv4 RLOC: Ethernet (14), outer IPv4 (20), UDP (8) and LISP
+// (8) headers; OffloadFront6 through an IPv6 RLOC, with an outer IPv6
+// header (40).
+const (
+	OffloadFront  = 50
+	OffloadFront6 = 70
+)
 
 // OffloadEntry is one flow a fast path hands to the kernel: the site
 // interface's XDP program (ring/xsk) encapsulates the flow's next packets
@@ -18,11 +23,14 @@ type OffloadEntry struct {
 	// Ifindex is the egress interface.
 	Ifindex int
 	// Front is the Ethernet, outer IPv4, UDP and LISP headers as the fast
-	// path's next-hop memo holds them; CsBase is the outer checksum's
-	// template part (RFC 1624 eqn. 3), MaxInner the longest inner packet
-	// (the path MTU less the outer headers), Nonce whether to draw a
-	// 24-bit nonce into the LISP header.
-	Front    [OffloadFront]byte
+	// path's next-hop memo holds them (its first OffloadFront bytes), or
+	// with V6 the Ethernet, outer IPv6 (its UDP checksum zero), UDP and
+	// LISP headers (OffloadFront6 bytes); CsBase is the outer IPv4
+	// checksum's template part (RFC 1624 eqn. 3), MaxInner the longest
+	// inner packet (the path MTU less the outer headers), Nonce whether to
+	// draw a 24-bit nonce into the LISP header.
+	Front    [OffloadFront6]byte
+	V6       bool
 	CsBase   uint32
 	MaxInner uint16
 	Nonce    bool

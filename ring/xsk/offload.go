@@ -14,7 +14,7 @@ import (
 var _ ring.OffloadTable = (*Program)(nil)
 
 // PutOffload adds or replaces the offload entry of e's flow (bpf/steer.c,
-// offload_v4). The map holds 65536 flows: when it is full the error wraps
+// offload_v4; an IPv6 front with e.V6). The map holds 65536 flows: when it is full the error wraps
 // the kernel's E2BIG, and a sweep (SweepOffload) makes room.
 func (p *Program) PutOffload(e *ring.OffloadEntry) error {
 	if e.Ifindex <= 0 {
@@ -24,6 +24,9 @@ func (p *Program) PutOffload(e *ring.OffloadEntry) error {
 	v := steerOffloadVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), CsBase: e.CsBase, MaxInner: e.MaxInner}
 	if e.Nonce {
 		v.Nonce = 1
+	}
+	if e.V6 {
+		v.V6 = 1
 	}
 	copy(v.Front[:], e.Front[:])
 	if err := p.objs.Offload.Put(k, v); err != nil {
@@ -44,10 +47,8 @@ func (p *Program) SetOffload(epoch, seed uint32) error {
 // SweepOffload visits the offload entries and deletes those keep rejects.
 // It reads and deletes them in batches (BPF_MAP_LOOKUP_BATCH,
 // BPF_MAP_DELETE_BATCH): a few system calls for a full map instead of two per
-// entry: 10 ms for 49152 entries instead of 130 (BenchmarkSweepOffload),
-// which is how long a sweep holds fastpath.Offload's lock, and so may delay
-// the map-cache writer's next epoch. A kernel without batches (before 5.6)
-// is walked key by key.
+// entry: 10 ms for 49152 entries instead of 130 (BenchmarkSweepOffload).
+// A kernel without batches (before 5.6) is walked key by key.
 func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
 	var drop []steerOffloadKey
 	visit := func(k *steerOffloadKey, v *steerOffloadVal) {

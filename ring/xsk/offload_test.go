@@ -52,26 +52,36 @@ func siteFrame4(src, dst [4]byte, proto, ttl uint8, l4 [4]byte, payload, pad int
 	return b
 }
 
-// testFront is an Ethernet + outer IPv4 + UDP + LISP front as the fast
-// path's next-hop memo holds it: the fields the packet sets are zero, the
-// rest the template's; csBase is the sum of the template's fixed words.
-func testFront(nonce bool) ([ring.OffloadFront]byte, uint32) {
-	var f [ring.OffloadFront]byte
+// testFront is an Ethernet + outer IPv4 + UDP + LISP front (with v6: an
+// outer IPv6 header) as the fast path's next-hop memo holds it: the fields
+// the packet sets are zero, the rest the template's; csBase is the sum of
+// the IPv4 template's fixed words.
+func testFront(nonce, v6 bool) ([ring.OffloadFront6]byte, uint32) {
+	var f [ring.OffloadFront6]byte
 	copy(f[0:6], []byte{2, 0, 0, 0, 0, 0xaa})
 	copy(f[6:12], []byte{2, 0, 0, 0, 0, 0xbb})
 	f[12], f[13] = 0x08, 0x00
 	o := f[wire.EthernetLen:]
-	o[0] = 0x45
-	o[6] = 0x40 // DF
-	copy(o[12:16], []byte{192, 0, 2, 1})
-	copy(o[16:20], []byte{192, 0, 2, 2})
-	binary.BigEndian.PutUint16(o[22:], wire.DataPort)
-	if nonce {
-		o[28] = 0x88 // N, I
+	hl := wire.IPv4MinLen
+	if v6 {
+		f[12], f[13] = 0x86, 0xdd
+		hl = wire.IPv6Len
+		o[0], o[6] = 0x60, wire.ProtoUDP
+		copy(o[8:24], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 1})
+		copy(o[24:40], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 2})
 	} else {
-		o[28] = 0x08 // I
+		o[0] = 0x45
+		o[6] = 0x40 // DF
+		copy(o[12:16], []byte{192, 0, 2, 1})
+		copy(o[16:20], []byte{192, 0, 2, 2})
 	}
-	copy(o[32:35], []byte{0, 0x1e, 0x61}) // IID 7777
+	binary.BigEndian.PutUint16(o[hl+2:], wire.DataPort)
+	if nonce {
+		o[hl+8] = 0x88 // N, I
+	} else {
+		o[hl+8] = 0x08 // I
+	}
+	copy(o[hl+12:hl+15], []byte{0, 0x1e, 0x61}) // IID 7777
 	var cs uint32
 	for _, w := range [][]byte{o[6:8], o[12:14], o[14:16], o[16:18], o[18:20]} {
 		cs += uint32(binary.BigEndian.Uint16(w))
@@ -97,9 +107,11 @@ func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
 }
 
 // TestOffloadEncap runs the site program over frames whose flows have an
-// offload entry and checks the encapsulated frame byte by byte against the
-// fast path's rules (RFC 9300 §5.3: outer TTL and TOS from the inner
-// header, UDP source port from the flow hash, lengths, checksums, nonce).
+// offload entry, through an IPv4 and an IPv6 RLOC, and checks the
+// encapsulated frame byte by byte against the fast path's rules (RFC 9300
+// §5.3: outer TTL and TOS from the inner header, UDP source port from the
+// flow hash, lengths, checksums, nonce; the IPv6 flow label from the flow
+// hash and a zero UDP checksum, as wire.PatchOuterIPv6 writes them).
 func TestOffloadEncap(t *testing.T) {
 	p := loadSite(t)
 	const seed, epoch = 0x5eed, 7
@@ -108,25 +120,31 @@ func TestOffloadEncap(t *testing.T) {
 	}
 	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
 	for _, tc := range []struct {
-		name       string
-		proto      uint8
-		l4         [4]byte
-		payload    int
-		pad        int
-		nonce      bool
-		fragOffset bool
+		name    string
+		proto   uint8
+		l4      [4]byte
+		payload int
+		pad     int
+		nonce   bool
+		v6      bool
 	}{
 		{name: "udp-64B-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true},
 		{name: "tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100},
 		{name: "icmp-no-ports", proto: 1, l4: [4]byte{8, 0, 1, 2}, payload: 60, nonce: true},
+		{name: "v6-udp-64B-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true, v6: true},
+		{name: "v6-tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100, v6: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			frame := siteFrame4(src, dst, tc.proto, 64, tc.l4, tc.payload, tc.pad)
 			inner := append([]byte(nil), frame[wire.EthernetLen:len(frame)-tc.pad]...)
 			hash := wire.FlowHash(inner, seed)
-			front, cs := testFront(tc.nonce)
+			front, cs := testFront(tc.nonce, tc.v6)
+			flen, hl := ring.OffloadFront, wire.IPv4MinLen
+			if tc.v6 {
+				flen, hl = ring.OffloadFront6, wire.IPv6Len
+			}
 			e := &ring.OffloadEntry{Dst: dst, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
-				Front: front, CsBase: cs, MaxInner: 1500 - 36, Nonce: tc.nonce}
+				Front: front, V6: tc.v6, CsBase: cs, MaxInner: uint16(1500 - flen + wire.EthernetLen), Nonce: tc.nonce}
 			if err := p.PutOffload(e); err != nil {
 				t.Fatal(err)
 			}
@@ -139,11 +157,7 @@ func TestOffloadEncap(t *testing.T) {
 			if after[StatOffload]-before[StatOffload] != 1 {
 				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
 			}
-			n := ring.OffloadFront + len(inner)
-			if len(out) < n {
-				t.Fatalf("out %d bytes, want %d", len(out), n)
-			}
-			if len(out) != n {
+			if n := flen + len(inner); len(out) != n {
 				t.Fatalf("out %d bytes, want %d (the Ethernet padding cut)", len(out), n)
 			}
 			if string(out[:14]) != string(front[:14]) {
@@ -151,7 +165,7 @@ func TestOffloadEncap(t *testing.T) {
 			}
 			o := out[wire.EthernetLen:]
 			// The inner packet: TTL one less, checksum still valid.
-			in := o[36:]
+			in := o[hl+16:]
 			want := append([]byte(nil), inner...)
 			want[8]--
 			if in[8] != 63 || sum16(in[:20]) != 0xffff {
@@ -161,26 +175,38 @@ func TestOffloadEncap(t *testing.T) {
 			if string(in) != string(want) {
 				t.Fatalf("inner packet changed beyond TTL and checksum:\n% x\n% x", in, want)
 			}
-			// The outer IPv4 header.
-			if o[0] != 0x45 || o[1] != 0x28 || binary.BigEndian.Uint16(o[2:]) != uint16(36+len(inner)) ||
-				o[6] != 0x40 || o[8] != 63 || o[9] != wire.ProtoUDP || sum16(o[:20]) != 0xffff {
-				t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
+			ul := uint16(16 + len(inner))
+			if tc.v6 {
+				// The outer IPv6 header.
+				if w0 := binary.BigEndian.Uint32(o); w0 != 6<<28|0x28<<20|hash&0xfffff {
+					t.Fatalf("version, traffic class, flow label %#x, want %#x", w0, 6<<28|0x28<<20|hash&0xfffff)
+				}
+				if binary.BigEndian.Uint16(o[4:]) != ul || o[6] != wire.ProtoUDP || o[7] != 63 ||
+					string(o[8:40]) != string(front[22:54]) {
+					t.Fatalf("outer IPv6 header % x", o[:40])
+				}
+			} else {
+				if o[0] != 0x45 || o[1] != 0x28 || binary.BigEndian.Uint16(o[2:]) != uint16(36+len(inner)) ||
+					o[6] != 0x40 || o[8] != 63 || o[9] != wire.ProtoUDP || sum16(o[:20]) != 0xffff {
+					t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
+				}
+				if string(o[12:20]) != string(front[26:34]) {
+					t.Fatalf("outer addresses % x", o[12:20])
+				}
 			}
-			if string(o[12:20]) != string(front[26:34]) {
-				t.Fatalf("outer addresses % x", o[12:20])
-			}
-			if sp := binary.BigEndian.Uint16(o[20:]); sp != wire.SourcePort(hash) {
+			u := o[hl:]
+			if sp := binary.BigEndian.Uint16(u); sp != wire.SourcePort(hash) {
 				t.Fatalf("UDP source port %d, want %d", sp, wire.SourcePort(hash))
 			}
-			if binary.BigEndian.Uint16(o[22:]) != wire.DataPort || binary.BigEndian.Uint16(o[24:]) != uint16(16+len(inner)) ||
-				binary.BigEndian.Uint16(o[26:]) != 0 {
-				t.Fatalf("UDP header % x", o[20:28])
+			if binary.BigEndian.Uint16(u[2:]) != wire.DataPort || binary.BigEndian.Uint16(u[4:]) != ul ||
+				binary.BigEndian.Uint16(u[6:]) != 0 {
+				t.Fatalf("UDP header % x", u[:8])
 			}
-			if o[28] != front[14+28] || string(o[32:36]) != string(front[14+32:14+36]) {
-				t.Fatalf("LISP header % x", o[28:36])
+			if u[8] != front[14+hl+8] || string(u[12:16]) != string(front[14+hl+12:14+hl+16]) {
+				t.Fatalf("LISP header % x", u[8:16])
 			}
-			if !tc.nonce && string(o[29:32]) != "\x00\x00\x00" {
-				t.Fatalf("nonce % x without N", o[29:32])
+			if !tc.nonce && string(u[9:12]) != "\x00\x00\x00" {
+				t.Fatalf("nonce % x without N", u[9:12])
 			}
 		})
 	}
@@ -198,7 +224,7 @@ func TestOffloadLeaves(t *testing.T) {
 	l4 := [4]byte{4, 0, 0, 53}
 	good := siteFrame4(src, dst, wire.ProtoUDP, 64, l4, 10, 0)
 	hash := wire.FlowHash(good[wire.EthernetLen:], seed)
-	front, cs := testFront(true)
+	front, cs := testFront(true, false)
 	e := ring.OffloadEntry{Dst: dst, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
 		Front: front, CsBase: cs, MaxInner: 1464, Nonce: true}
 	if err := p.PutOffload(&e); err != nil {
@@ -238,6 +264,12 @@ func TestOffloadLeaves(t *testing.T) {
 			e2.MaxInner = uint16(len(good) - wire.EthernetLen - 1)
 			return p.PutOffload(&e2)
 		}},
+		{name: "too-long-for-path-v6", frame: good, setup: func() error {
+			e2 := e
+			e2.Front, _ = testFront(true, true)
+			e2.V6, e2.MaxInner = true, uint16(len(good)-wire.EthernetLen-1)
+			return p.PutOffload(&e2)
+		}},
 		{name: "old-epoch", frame: good, setup: func() error { return p.SetOffload(epoch+1, seed) }},
 		{name: "offload-off", frame: good, setup: func() error { return p.SetOffload(0, seed) }},
 	} {
@@ -265,7 +297,7 @@ func TestOffloadSweep(t *testing.T) {
 	if err := p.SetOffload(1, 0); err != nil {
 		t.Fatal(err)
 	}
-	front, cs := testFront(false)
+	front, cs := testFront(false, false)
 	for i := range 10 {
 		e := ring.OffloadEntry{Dst: [4]byte{10, 2, 0, byte(i)}, Bucket: uint8(i), Epoch: uint32(1 + i%2), Ifindex: 1, Front: front, CsBase: cs, MaxInner: 1464}
 		if err := p.PutOffload(&e); err != nil {

@@ -32,9 +32,9 @@ type steerOffloadVal struct {
 	CsBase   uint32
 	MaxInner uint16
 	Nonce    uint8
-	Pad      uint8
+	V6       uint8
 	Hits     uint64
-	Front    [56]uint8
+	Front    [72]uint8
 }
 
 type steerSteerConfig struct {

@@ -18,9 +18,9 @@
  * Offload (site mode, when the config's epoch is not 0): an IPv4 packet whose
  * flow the fast path has installed in the offload map for the current epoch
  * is encapsulated here, exactly as the fast path's flow memo would (the same
- * flow hash, selection bucket, outer header, TTL and checksums), and
- * redirected to the egress interface; anything else goes to the socket as
- * before. */
+ * flow hash, selection bucket, outer IPv4 or IPv6 header, TTL and
+ * checksums), and redirected to the egress interface; anything else goes to
+ * the socket as before. */
 #include "steer.h"
 
 #define MODE_OFF 0
@@ -65,19 +65,21 @@ struct offload_key {
 	__u8 pad[3];
 };
 
-#define OFFLOAD_FRONT 50 /* Ethernet 14 + outer IPv4 20 + UDP 8 + LISP 8 */
+#define OFFLOAD_FRONT 50  /* Ethernet 14 + outer IPv4 20 + UDP 8 + LISP 8 */
+#define OFFLOAD_FRONT6 70 /* Ethernet 14 + outer IPv6 40 + UDP 8 + LISP 8 */
 
 /* What the fast path's next-hop memo entry holds for an IPv4 outer header
- * (fastpath nextHop, fast4). */
+ * (fastpath nextHop, fast4), or for an IPv6 one whose UDP checksum is zero
+ * (v6). */
 struct offload_val {
 	__u32 epoch;
 	__u32 ifindex;   /* egress interface */
-	__u32 cs_base;   /* outer checksum sum of the template's fixed words */
+	__u32 cs_base;   /* outer IPv4 checksum sum of the template's fixed words */
 	__u16 max_inner; /* longest inner packet (path MTU less the front) */
 	__u8 nonce;      /* draw a 24-bit nonce into the LISP header */
-	__u8 pad;
+	__u8 v6;         /* the front is OFFLOAD_FRONT6 bytes with an outer IPv6 header */
 	__u64 hits;      /* packets sent through the entry */
-	__u8 front[OFFLOAD_FRONT + 6];
+	__u8 front[OFFLOAD_FRONT6 + 2];
 };
 
 struct {
@@ -235,41 +237,63 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 	/* The frame is cut to the packet, then the front goes before it. */
 	if (have > tl && bpf_xdp_adjust_tail(ctx, -(int)(have - tl)))
 		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
-	if (bpf_xdp_adjust_head(ctx, -(int)(OFFLOAD_FRONT - 14)))
+	int flen = v->v6 ? OFFLOAD_FRONT6 : OFFLOAD_FRONT;
+	if (bpf_xdp_adjust_head(ctx, -(flen - 14)))
 		return XDP_DROP; /* no headroom; the inner packet was already changed */
 	__u8 *d = (void *)(long)ctx->data;
 	void *e = (void *)(long)ctx->data_end;
-	if ((void *)(d + OFFLOAD_FRONT) > e)
-		return XDP_DROP;
-	__builtin_memcpy(d, v->front, OFFLOAD_FRONT);
-
-	/* fastpath patch4: TOS and TTL from the inner header, lengths, ID,
-	 * checksum from cs_base (RFC 1624 eqn. 3), source port, nonce. */
-	__u8 *o = d + 14;
-	__u32 on = 36 + tl;
-	__u16 id = (__u16)bpf_get_prandom_u32();
-	__u32 sum = v->cs_base + (0x4500 | tos) + on + id + (((__u32)ttl << 8) | IPPROTO_UDP);
-	__u16 c = ~fold16(sum);
-	o[1] = tos;
-	o[2] = on >> 8;
-	o[3] = on;
-	o[4] = id >> 8;
-	o[5] = id;
-	o[8] = ttl;
-	o[9] = IPPROTO_UDP;
-	o[10] = c >> 8;
-	o[11] = c;
+	__u8 *o = d + 14, *u;
+	__u32 ul;
+	if (v->v6) {
+		/* wire.PatchOuterIPv6: traffic class and hop limit from the
+		 * inner header, the flow label from the hash, payload length;
+		 * the UDP checksum stays zero. */
+		if ((void *)(d + OFFLOAD_FRONT6) > e)
+			return XDP_DROP;
+		__builtin_memcpy(d, v->front, OFFLOAD_FRONT6);
+		__u32 w0 = 0x60000000 | ((__u32)tos << 20) | (hash & 0xfffff);
+		o[0] = w0 >> 24;
+		o[1] = w0 >> 16;
+		o[2] = w0 >> 8;
+		o[3] = w0;
+		ul = 16 + tl;
+		o[4] = ul >> 8;
+		o[5] = ul;
+		o[7] = ttl;
+		u = o + 40;
+	} else {
+		if ((void *)(d + OFFLOAD_FRONT) > e)
+			return XDP_DROP;
+		__builtin_memcpy(d, v->front, OFFLOAD_FRONT);
+		/* fastpath patch4: TOS and TTL from the inner header, lengths,
+		 * ID, checksum from cs_base (RFC 1624 eqn. 3). */
+		__u32 on = 36 + tl;
+		__u16 id = (__u16)bpf_get_prandom_u32();
+		__u32 sum = v->cs_base + (0x4500 | tos) + on + id + (((__u32)ttl << 8) | IPPROTO_UDP);
+		__u16 c = ~fold16(sum);
+		o[1] = tos;
+		o[2] = on >> 8;
+		o[3] = on;
+		o[4] = id >> 8;
+		o[5] = id;
+		o[8] = ttl;
+		o[9] = IPPROTO_UDP;
+		o[10] = c >> 8;
+		o[11] = c;
+		ul = on - 20;
+		u = o + 20;
+	}
+	/* UDP source port from the hash, UDP length, nonce. */
 	__u16 sport = 49152 | ((hash ^ (hash >> 16)) & 0x3fff);
-	o[20] = sport >> 8;
-	o[21] = sport;
-	__u32 ul = on - 20;
-	o[24] = ul >> 8;
-	o[25] = ul;
+	u[0] = sport >> 8;
+	u[1] = sport;
+	u[4] = ul >> 8;
+	u[5] = ul;
 	if (v->nonce) {
 		__u32 x = bpf_get_prandom_u32();
-		o[29] = x >> 16;
-		o[30] = x >> 8;
-		o[31] = x;
+		u[9] = x >> 16;
+		u[10] = x >> 8;
+		u[11] = x;
 	}
 	__sync_fetch_and_add(&v->hits, 1);
 	count(ST_OFFLOAD, 0);

@@ -69,6 +69,9 @@ var (
 	hostB6  = netip.MustParseAddr("2001:db8:2::10")
 	rlocITR = netip.MustParseAddr("192.0.2.1")
 	rlocETR = netip.MustParseAddr("192.0.2.2")
+	// With an IPv6 underlay (startE2EWith).
+	rloc6ITR = netip.MustParseAddr("2001:db8:ff::1")
+	rloc6ETR = netip.MustParseAddr("2001:db8:ff::2")
 )
 
 // e2e is a running end-to-end topology.
@@ -100,11 +103,13 @@ func unavailableXDP(err error) bool {
 	return false
 }
 
-func startE2E(t *testing.T) *e2e { return startE2EWith(t, false, xsk.XDPDriver) }
+func startE2E(t *testing.T) *e2e { return startE2EWith(t, false, xsk.XDPDriver, false) }
 
 // startE2EWith is startE2E with the ITR's offload on or off
-// (XTRConfig.Offload) and the ITR's programs attached in mode itrMode.
-func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
+// (XTRConfig.Offload) and the ITR's programs attached in mode itrMode; with
+// underlay6 the core also has IPv6 addresses, and both sites map the other's
+// EIDs to its IPv6 RLOC (rloc6ITR, rloc6ETR).
+func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode, underlay6 bool) *e2e {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tshark"} {
@@ -115,7 +120,14 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
 	if _, err := lab.CaptureTool(); err != nil {
 		testkit.Unavailable(t, "%v", err)
 	}
-	topo, err := lab.Parse([]byte(e2eTopo))
+	tp := e2eTopo
+	if underlay6 {
+		for _, a := range []string{"192.0.2.1/24", "192.0.2.2/24"} {
+			v6 := strings.Replace(strings.Replace(a, "192.0.2.", "2001:db8:ff::", 1), "/24", "/64", 1)
+			tp = strings.Replace(tp, "addrs: ["+a+"]", "addrs: ["+a+`, "`+v6+`"]`, 1)
+		}
+	}
+	topo, err := lab.Parse([]byte(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +148,7 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
 		}
 	}
 	e := &e2e{l: l}
-	start := func(node string, site4 string, site6 string, rloc netip.Addr, ms []fastpath.StaticMapping) *XTR {
+	start := func(node string, site4 string, site6 string, rloc, rloc6 netip.Addr, ms []fastpath.StaticMapping) *XTR {
 		mode := xsk.XDPDriver
 		if node == "itr" {
 			mode = itrMode
@@ -146,6 +158,7 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
 			NS:      l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
 			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
 			RLOC4:     rloc,
+			RLOC6:     rloc6,
 			Mappings:  ms,
 			XDPMode:   mode,
 			Options:   xsk.Options{NumFrames: 4096},
@@ -163,8 +176,13 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode) *e2e {
 		})
 		return x
 	}
-	e.itr = start("itr", "10.1.0.1", "2001:db8:1::1", rlocITR, siteMappings("10.2.0.0/24", "2001:db8:2::/64", rlocETR))
-	e.etr = start("etr", "10.2.0.1", "2001:db8:2::1", rlocETR, siteMappings("10.1.0.0/24", "2001:db8:1::/64", rlocITR))
+	if underlay6 {
+		e.itr = start("itr", "10.1.0.1", "2001:db8:1::1", rlocITR, rloc6ITR, siteMappings("10.2.0.0/24", "2001:db8:2::/64", rloc6ETR))
+		e.etr = start("etr", "10.2.0.1", "2001:db8:2::1", rlocETR, rloc6ETR, siteMappings("10.1.0.0/24", "2001:db8:1::/64", rloc6ITR))
+		return e
+	}
+	e.itr = start("itr", "10.1.0.1", "2001:db8:1::1", rlocITR, netip.Addr{}, siteMappings("10.2.0.0/24", "2001:db8:2::/64", rlocETR))
+	e.etr = start("etr", "10.2.0.1", "2001:db8:2::1", rlocETR, netip.Addr{}, siteMappings("10.1.0.0/24", "2001:db8:1::/64", rlocITR))
 	return e
 }
 
@@ -255,18 +273,21 @@ func TestEndToEnd(t *testing.T) {
 // between that check and the put (without the wait, 296 came out of order
 // in a run under -race). In driver mode the bridge port facing the ITR
 // runs an XDP program, so that it takes redirected frames; in generic mode
-// the redirect goes through the stack and needs none.
+// the redirect goes through the stack and needs none. driver-ipv6-rlocs
+// maps each site's EIDs to the other xTR's IPv6 RLOC only: the kernel
+// encapsulates the IPv4 flow in outer IPv6, and the ETR decapsulates it.
 func TestEndToEndOffload(t *testing.T) {
 	for _, m := range []struct {
-		name string
-		mode xsk.XDPMode
-	}{{"driver", xsk.XDPDriver}, {"generic", xsk.XDPGeneric}} {
-		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.mode) })
+		name      string
+		mode      xsk.XDPMode
+		underlay6 bool
+	}{{"driver", xsk.XDPDriver, false}, {"generic", xsk.XDPGeneric, false}, {"driver-ipv6-rlocs", xsk.XDPDriver, true}} {
+		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.mode, m.underlay6) })
 	}
 }
 
-func testEndToEndOffload(t *testing.T, mode xsk.XDPMode) {
-	e := startE2EWith(t, true, mode)
+func testEndToEndOffload(t *testing.T, mode xsk.XDPMode, underlay6 bool) {
+	e := startE2EWith(t, true, mode, underlay6)
 	defer e.logCounters(t)
 	if mode == xsk.XDPDriver {
 		// A steering program in mode off passes everything.

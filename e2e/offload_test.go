@@ -20,7 +20,7 @@ import (
 // when it attaches one again, the offload resumes.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
-	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\n"
+	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\nmetrics: {listen: \"127.0.0.1:9100\"}\n"
 	if out := n.refused("xtr1", "xtr1-offload.yaml", cfg); !strings.Contains(out, "interfaces[1]: xdp.offload: core0 does not take XDP redirects") {
 		t.Fatalf("rlocd with offload towards a core that drops redirects:\n%s", tail(out, 5))
 	}
@@ -134,6 +134,11 @@ func TestOffloadDaemon(t *testing.T) {
 	n.waitFor(10*time.Second, "xtr1 pauses the offload", func() bool { return paused(1) })
 	if after, d = burst(2000); d["xdp_offloaded"] != 0 || d["encap"] < 2000 || after["xdp_offload_pauses"] != 1 {
 		t.Fatalf("paused: offloaded %d, encapsulated %d of 2000; pauses %d", d["xdp_offloaded"], d["encap"], after["xdp_offload_pauses"])
+	}
+	m := n.scrape("xtr1", "127.0.0.1:9100")
+	if m["rloc_xdp_offload_paused"] != 1 || m[`rloc_xdp_offload_events_total{event="pauses"}`] != 1 {
+		t.Fatalf("metrics while paused: rloc_xdp_offload_paused %v, pauses %v", m["rloc_xdp_offload_paused"],
+			m[`rloc_xdp_offload_events_total{event="pauses"}`])
 	}
 	// Attached again: the offload resumes.
 	if err := n.lab.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {

@@ -25,6 +25,7 @@ type collector struct {
 	fp, fpDrop, fpBad, fpExtra, msgs, cacheSize, cacheOps *prometheus.Desc
 	regs, latency, resolutions                            *prometheus.Desc
 	xskKernel, xskSocket, xdpSteer                        *prometheus.Desc
+	offPaused, offEvents                                  *prometheus.Desc
 }
 
 // xskSocket is one AF_XDP socket of the router and the interface it is on.
@@ -54,12 +55,16 @@ func newCollector(r *Router) *collector {
 			"interface", "queue", "counter"),
 		xdpSteer: d("xdp_steering_total", "What each interface's XDP steering program did with received frames: redirect to the fast path, or pass to the kernel and why (pass_no_xsk: a queue without a socket).",
 			"interface", "action"),
+		offPaused: d("xdp_offload_paused", "1 while the kernel offload of steady flows (xdp.offload) is paused because a core interface does not take XDP redirects."),
+		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses.",
+			"event"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket, c.xdpSteer} {
+	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket, c.xdpSteer,
+		c.offPaused, c.offEvents} {
 		ch <- d
 	}
 }
@@ -93,6 +98,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c.collectXSK(counter)
 		c.collectSteering(counter)
+	}
+	if r.offload != nil {
+		st := r.offload.Stats()
+		paused := 0.0
+		if st.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.offPaused, prometheus.GaugeValue, paused)
+		for k, v := range map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors, "pauses": st.Pauses} {
+			counter(c.offEvents, v, k)
+		}
 	}
 	cs := r.cache.Stats()
 	for k, v := range map[string]int{"all": cs.Entries, "negative": cs.Negative, "static": cs.Static, "multicast": cs.Multicast} {

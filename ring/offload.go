@@ -59,3 +59,34 @@ type OffloadTable interface {
 type RxPender interface {
 	RxPending() bool
 }
+
+// DecapEntry is one flow a fast path hands to the kernel for delivery: the
+// core interface's XDP program (ring/xsk) decapsulates the LISP packets to
+// RLOC that carry instance-ID IID and inner IPv4 destination Dst, as the
+// fast path's ETR would, puts Eth in front of the inner packet and
+// redirects it to the site interface Ifindex. An entry is used only while
+// the table's epoch equals Epoch; NonceOK says whether a packet whose LISP
+// header has the N flag may be taken (the fast path reports nonces to its
+// slow path only while it waits for an echo).
+type DecapEntry struct {
+	IID     uint32
+	Dst     [4]byte
+	RLOC    [4]byte
+	Epoch   uint32
+	Ifindex int
+	Eth     [14]byte
+	NonceOK bool
+}
+
+// DecapTable is a core interface's table of decapsulated flows (ring/xsk:
+// Program), with the epoch and seed of OffloadTable.SetOffload.
+type DecapTable interface {
+	// PutDecap adds or replaces the entry of e's flow.
+	PutDecap(e *DecapEntry) error
+	// SetOffload sets the table's epoch (0 turns it off); the seed is
+	// unused.
+	SetOffload(epoch, seed uint32) error
+	// SweepDecap visits every entry, with the packets it sent since it was
+	// put, and deletes those keep rejects; it returns how many it deleted.
+	SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error)
+}

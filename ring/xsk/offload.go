@@ -50,53 +50,102 @@ func (p *Program) SetOffload(epoch, seed uint32) error {
 // entry: 10 ms for 49152 entries instead of 130 (BenchmarkSweepOffload).
 // A kernel without batches (before 5.6) is walked key by key.
 func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
-	var drop []steerOffloadKey
-	visit := func(k *steerOffloadKey, v *steerOffloadVal) {
+	n, err := sweepMap(p.objs.Offload, func(k *steerOffloadKey, v *steerOffloadVal) bool {
 		var dst [4]byte
 		binary.NativeEndian.PutUint32(dst[:], k.Dst)
-		if !keep(dst, k.Bkt, v.Epoch, v.Hits) {
+		return keep(dst, k.Bkt, v.Epoch, v.Hits)
+	})
+	if err != nil {
+		return n, fmt.Errorf("xsk: sweep offload entries: %w", err)
+	}
+	return n, nil
+}
+
+// The steering program is a ring.DecapTable (core mode).
+var _ ring.DecapTable = (*Program)(nil)
+
+// PutDecap adds or replaces the decap entry of e's flow (bpf/steer.c,
+// offload_decap4). The map holds 65536 flows: when it is full the error
+// wraps the kernel's E2BIG, and a sweep (SweepDecap) makes room.
+func (p *Program) PutDecap(e *ring.DecapEntry) error {
+	if e.Ifindex <= 0 {
+		return fmt.Errorf("xsk: decap entry without a site interface")
+	}
+	k := steerDecapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Iid: e.IID}
+	v := steerDecapVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
+	if e.NonceOK {
+		v.NonceOk = 1
+	}
+	copy(v.Eth[:], e.Eth[:])
+	if err := p.objs.Decap.Put(k, v); err != nil {
+		return fmt.Errorf("xsk: put decap entry: %w", err)
+	}
+	return nil
+}
+
+// SweepDecap visits the decap entries and deletes those keep rejects, as
+// SweepOffload does.
+func (p *Program) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error) {
+	n, err := sweepMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
+		var dst [4]byte
+		binary.NativeEndian.PutUint32(dst[:], k.Dst)
+		return keep(k.Iid, dst, v.Epoch, v.Hits)
+	})
+	if err != nil {
+		return n, fmt.Errorf("xsk: sweep decap entries: %w", err)
+	}
+	return n, nil
+}
+
+// sweepMap visits every entry of hash map m and deletes those keep
+// rejects, in batches where the kernel has them; it returns how many it
+// deleted.
+func sweepMap[K, V any](m *ebpf.Map, keep func(*K, *V) bool) (int, error) {
+	var drop []K
+	visit := func(k *K, v *V) {
+		if !keep(k, v) {
 			drop = append(drop, *k)
 		}
 	}
-	if err := p.sweepBatches(visit); err != nil {
+	if err := sweepBatches(m, visit); err != nil {
 		if !errors.Is(err, ebpf.ErrNotSupported) {
-			return 0, fmt.Errorf("xsk: sweep offload entries: %w", err)
+			return 0, err
 		}
 		drop = drop[:0]
-		if err := p.sweepKeys(visit); err != nil {
-			return 0, fmt.Errorf("xsk: sweep offload entries: %w", err)
+		if err := sweepKeys(m, visit); err != nil {
+			return 0, err
 		}
 	}
 	if len(drop) == 0 {
 		return 0, nil
 	}
-	n, err := p.objs.Offload.BatchDelete(drop, nil)
+	n, err := m.BatchDelete(drop, nil)
 	if err == nil || !errors.Is(err, ebpf.ErrNotSupported) {
 		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return n, fmt.Errorf("xsk: delete offload entries: %w", err)
+			return n, fmt.Errorf("delete: %w", err)
 		}
 		return n, nil
 	}
 	n = 0
 	for _, k := range drop {
-		if err := p.objs.Offload.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return n, fmt.Errorf("xsk: delete offload entry: %w", err)
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("delete: %w", err)
 		}
 		n++
 	}
 	return n, nil
 }
 
-// sweepBatch is how many offload entries one batch system call reads.
+// sweepBatch is how many entries one batch system call reads.
 const sweepBatch = 1024
 
-// sweepBatches visits every offload entry, a batch at a time.
-func (p *Program) sweepBatches(visit func(*steerOffloadKey, *steerOffloadVal)) error {
-	keys := make([]steerOffloadKey, sweepBatch)
-	vals := make([]steerOffloadVal, sweepBatch)
+// sweepBatches visits every entry of m, a batch at a time.
+func sweepBatches[K, V any](m *ebpf.Map, visit func(*K, *V)) error {
+	keys := make([]K, sweepBatch)
+	vals := make([]V, sweepBatch)
 	var cur ebpf.MapBatchCursor
 	for {
-		n, err := p.objs.Offload.BatchLookup(&cur, keys, vals, nil)
+		n, err := m.BatchLookup(&cur, keys, vals, nil)
 		for i := range n {
 			visit(&keys[i], &vals[i])
 		}
@@ -109,13 +158,13 @@ func (p *Program) sweepBatches(visit func(*steerOffloadKey, *steerOffloadVal)) e
 	}
 }
 
-// sweepKeys visits every offload entry, key by key.
-func (p *Program) sweepKeys(visit func(*steerOffloadKey, *steerOffloadVal)) error {
+// sweepKeys visits every entry of m, key by key.
+func sweepKeys[K, V any](m *ebpf.Map, visit func(*K, *V)) error {
 	var (
-		k steerOffloadKey
-		v steerOffloadVal
+		k K
+		v V
 	)
-	it := p.objs.Offload.Iterate()
+	it := m.Iterate()
 	for it.Next(&k, &v) {
 		visit(&k, &v)
 	}

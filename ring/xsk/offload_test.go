@@ -354,7 +354,8 @@ func BenchmarkSweepOffload(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		sweep func(func(*steerOffloadKey, *steerOffloadVal)) error
-	}{{"batch", p.sweepBatches}, {"keys", p.sweepKeys}} {
+	}{{"batch", func(v func(*steerOffloadKey, *steerOffloadVal)) error { return sweepBatches(p.objs.Offload, v) }},
+		{"keys", func(v func(*steerOffloadKey, *steerOffloadVal)) error { return sweepKeys(p.objs.Offload, v) }}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				n := 0
@@ -371,8 +372,6 @@ func BenchmarkSweepOffload(b *testing.B) {
 	}
 }
 
-// TestAcceptsRedirects: a veth takes XDP redirects only while its peer runs
-// an XDP program, and AcceptsRedirects says so.
 // checkRedirects fails t unless tp's router-side veth takes XDP redirects
 // exactly when want says.
 func checkRedirects(t *testing.T, tp *topo, want bool) {
@@ -408,6 +407,8 @@ func peerXDP(t *testing.T, tp *topo, then func(attached bool)) {
 	then(false)
 }
 
+// TestAcceptsRedirects: a veth takes XDP redirects only while its peer runs
+// an XDP program, and AcceptsRedirects says so.
 func TestAcceptsRedirects(t *testing.T) {
 	tp := newTopo(t, 1)
 	check := func(want bool) { t.Helper(); checkRedirects(t, tp, want) }

@@ -13,6 +13,23 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type steerDecapKey struct {
+	_   structs.HostLayout
+	Dst uint32
+	Iid uint32
+}
+
+type steerDecapVal struct {
+	_       structs.HostLayout
+	Epoch   uint32
+	Ifindex uint32
+	Rloc    uint32
+	NonceOk uint8
+	Pad     [3]uint8
+	Hits    uint64
+	Eth     [16]uint8
+}
+
 type steerIn6Addr struct {
 	_      structs.HostLayout
 	S6Addr [16]uint8
@@ -50,6 +67,7 @@ type steerSteerConfig struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	steerMapConfig     = "config"
+	steerMapDecap      = "decap"
 	steerMapLocalV4    = "local_v4"
 	steerMapLocalV6    = "local_v6"
 	steerMapOffload    = "offload"
@@ -108,6 +126,7 @@ type steerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
 	Config  *ebpf.MapSpec `ebpf:"config"`
+	Decap   *ebpf.MapSpec `ebpf:"decap"`
 	LocalV4 *ebpf.MapSpec `ebpf:"local_v4"`
 	LocalV6 *ebpf.MapSpec `ebpf:"local_v6"`
 	Offload *ebpf.MapSpec `ebpf:"offload"`
@@ -142,6 +161,7 @@ func (o *steerObjects) Close() error {
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
 	Config  *ebpf.Map `ebpf:"config"`
+	Decap   *ebpf.Map `ebpf:"decap"`
 	LocalV4 *ebpf.Map `ebpf:"local_v4"`
 	LocalV6 *ebpf.Map `ebpf:"local_v6"`
 	Offload *ebpf.Map `ebpf:"offload"`
@@ -152,6 +172,7 @@ type steerMaps struct {
 func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Config,
+		m.Decap,
 		m.LocalV4,
 		m.LocalV6,
 		m.Offload,

@@ -20,7 +20,13 @@
  * is encapsulated here, exactly as the fast path's flow memo would (the same
  * flow hash, selection bucket, outer IPv4 or IPv6 header, TTL and
  * checksums), and redirected to the egress interface; anything else goes to
- * the socket as before. */
+ * the socket as before.
+ *
+ * Decap offload (core mode, when the config's epoch is not 0): a LISP data
+ * packet to our RLOC whose flow (instance-ID, inner IPv4 destination) the
+ * fast path has installed in the decap map for the current epoch is
+ * decapsulated here as the fast path's ETR would, given the Ethernet header
+ * of its next hop, and redirected to the site interface. */
 #include "steer.h"
 
 #define MODE_OFF 0
@@ -82,6 +88,25 @@ struct offload_val {
 	__u8 front[OFFLOAD_FRONT6 + 2];
 };
 
+/* A decapsulated flow (core mode): the inner IPv4 destination and the
+ * instance-ID, as the fast path's ETR delivers them (fastpath deliver4). */
+struct decap_key {
+	__be32 dst;
+	__u32 iid;
+};
+
+/* What the fast path's next-hop memo entry holds for delivering to dst on
+ * a site port, and the RLOC the packets must be addressed to. */
+struct decap_val {
+	__u32 epoch;
+	__u32 ifindex; /* the site interface */
+	__be32 rloc;   /* the outer destination the entry is for */
+	__u8 nonce_ok; /* a packet with only N among the observed flags may be taken */
+	__u8 pad[3];
+	__u64 hits;    /* packets sent through the entry */
+	__u8 eth[16];  /* the Ethernet header (14 bytes) */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, 64);
@@ -123,6 +148,13 @@ struct {
 	__type(key, struct offload_key);
 	__type(value, struct offload_val);
 } offload SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct decap_key);
+	__type(value, struct decap_val);
+} decap SEC(".maps");
 
 static __always_inline int count(__u32 st, int action)
 {
@@ -300,6 +332,82 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 	return bpf_redirect(v->ifindex, 0);
 }
 
+#define LISP_N 0x80
+#define LISP_L 0x40
+#define LISP_E 0x20
+#define LISP_V 0x10
+#define LISP_I 0x08
+
+/* offload_decap4 delivers a LISP data packet to our RLOC (ip, its UDP
+ * destination port checked) through its flow's decap entry, as the fast
+ * path's deliver4 does: core4's checks (no options, not a fragment, a valid
+ * header checksum, UDP and inner lengths, not N and V together, an inner
+ * IPv4 header without options), none of the flags the fast path reports
+ * (E, L; N while the entry says so), a Not-ECT outer header, the inner TTL
+ * lowered to the outer one (RFC 9300 §5.3) and not 0. It returns -1 to leave
+ * the packet to the socket, having changed nothing. */
+static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip;
+	if ((void *)(b + 56) > end) /* outer IPv4, UDP, LISP, inner IPv4 */
+		return -1;
+	__u32 tl = bpf_htons(ip->tot_len);
+	__u32 have = (__u8 *)end - b;
+	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
+	    ip->protocol != IPPROTO_UDP || (ip->tos & 3))
+		return -1;
+	__u16 *w = (__u16 *)b;
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	if (fold16(s) != 0xffff)
+		return -1;
+	__u8 *u = b + 20;
+	__u32 ul = ((__u32)u[4] << 8) | u[5];
+	__u8 flags = u[8];
+	if (ul < 36 || ul > tl - 20 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
+		return -1;
+	__u8 *in = u + 16;
+	__u32 itl = ((__u32)in[2] << 8) | in[3];
+	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
+		return -1;
+	struct decap_key k = {.iid = 0};
+	__builtin_memcpy(&k.dst, in + 16, 4);
+	if (flags & LISP_I)
+		k.iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
+	struct decap_val *v = bpf_map_lookup_elem(&decap, &k);
+	if (!v || v->epoch != cfg->epoch || v->rloc != ip->daddr || ((flags & LISP_N) && !v->nonce_ok))
+		return -1;
+	__u8 ttl = in[8];
+	if (ttl == 0 || ip->ttl == 0)
+		return -1;
+	if (ip->ttl < ttl) {
+		/* fastpath lowerTTL4: the checksum less the drop (RFC 1624). */
+		__u16 hc = ((__u16)in[10] << 8) | in[11];
+		__u32 c = (__u32)(__u16)~hc + 0xffff - ((__u32)(ttl - ip->ttl) << 8);
+		__u16 n = ~(__u16)((c & 0xffff) + (c >> 16));
+		ttl = ip->ttl;
+		in[8] = ttl;
+		in[10] = n >> 8;
+		in[11] = n;
+	}
+
+	/* The frame is cut to the inner packet, then the outer headers go. */
+	__u32 after = 56 - 20 + itl; /* the inner packet's end, from ip */
+	if (have > after && bpf_xdp_adjust_tail(ctx, -(int)(have - after)))
+		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
+	if (bpf_xdp_adjust_head(ctx, 36))
+		return XDP_DROP;
+	__u8 *d = (void *)(long)ctx->data;
+	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	__builtin_memcpy(d, v->eth, 14);
+	__sync_fetch_and_add(&v->hits, 1);
+	count(ST_OFFLOAD, 0);
+	return bpf_redirect(v->ifindex, 0);
+}
+
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)
 {
 	struct iphdr *ip = l3;
@@ -342,6 +450,11 @@ static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct st
 		return count(ST_PASS_MALFORMED, XDP_PASS);
 	if (!data_port(udp->dest, cfg->flags))
 		return count(ST_PASS_OTHER, XDP_PASS);
+	if (cfg->epoch && udp->dest == bpf_htons(PORT_LISP_DATA)) {
+		int r = offload_decap4(ctx, ip, end, cfg);
+		if (r >= 0)
+			return r;
+	}
 	return to_socket(ctx);
 }
 

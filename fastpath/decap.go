@@ -33,6 +33,7 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 // traffic goes through in one pass.
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
+	w.coreSlot = slot
 	w.snap = w.cfg.NextHops.Load()
 	w.beginBatch(fs)
 	defer w.finishBatch()
@@ -516,6 +517,9 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 	if ttl != in[8] {
 		lowerTTL4(in, ttl)
 	}
+	if h.off != w.doet {
+		w.decapQueue(h, pk.iid, k) // the kernel may deliver this flow (Offload)
+	}
 	w.c.Inc(CounterDecap)
 	// SetLen to the inner packet's end and Pull to its Ethernet header:
 	// core4 checked that the inner packet lies within the frame.
@@ -644,16 +648,17 @@ type Observation struct {
 // slow-path goroutine Pops. No locks: the producer and consumer indices are
 // atomics, and a slot is rewritten only after the consumer moved past it.
 type ObservationRing struct {
-	_      [cacheLine]byte
-	prod   atomic.Uint64 // published by the worker
-	_      [cacheLine - 8]byte
-	cons   atomic.Uint64 // advanced by the consumer
-	_      [cacheLine - 8]byte
-	nonces atomic.Bool // set by the consumer: report nonces without E or L
-	local  uint64      // worker: next slot to write
-	seen   uint64      // worker: last consumer position it loaded
-	mask   uint64
-	slots  []Observation
+	_       [cacheLine]byte
+	prod    atomic.Uint64 // published by the worker
+	_       [cacheLine - 8]byte
+	cons    atomic.Uint64 // advanced by the consumer
+	_       [cacheLine - 8]byte
+	nonces  atomic.Bool // set by the consumer: report nonces without E or L
+	onWatch func()      // called after nonces is turned on (Offload.Invalidate)
+	local   uint64      // worker: next slot to write
+	seen    uint64      // worker: last consumer position it loaded
+	mask    uint64
+	slots   []Observation
 }
 
 func newObservationRing(n int) *ObservationRing {
@@ -705,7 +710,15 @@ func (r *ObservationRing) Pop(o *Observation) bool {
 // option is a nonce (N without E or L): the slow path turns it on while it
 // waits for the echo of a nonce it sent (RFC 9300 §10.1) and off when it no
 // longer does. Off at first; headers with E or L are reported either way.
-func (r *ObservationRing) WatchNonces(on bool) { r.nonces.Store(on) }
+//
+// With an Offload, turning it on starts a new offload epoch: the kernel
+// delivered the packets whose only reported flag would be N itself.
+func (r *ObservationRing) WatchNonces(on bool) {
+	r.nonces.Store(on)
+	if on && r.onWatch != nil {
+		r.onWatch()
+	}
+}
 
 // Len returns the number of published observations not yet popped.
 func (r *ObservationRing) Len() int { return int(r.prod.Load() - r.cons.Load()) }

@@ -47,6 +47,9 @@ type nextHop struct {
 	// length holds; 0 otherwise (encapFast leaves every packet to encap).
 	// One compare per packet instead of the four it stands for.
 	maxInner int
+	// off is the worker's decap offload tag (Worker.doet) when the
+	// delivery to this destination was offered to the kernel (Offload).
+	off uint16
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
 	key4 uint64
@@ -85,7 +88,7 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 		w.hopSer = 1
 	}
 	h.ser = w.hopSer
-	h.key4, h.dkey = 0, 0
+	h.key4, h.dkey, h.off = 0, 0, 0
 	if tpl == nil && dst.Is4() {
 		a := dst.As4()
 		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))

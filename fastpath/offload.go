@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -61,9 +62,18 @@ type Offload struct {
 }
 
 type offloadTable struct {
-	t    ring.OffloadTable
+	t    ring.OffloadTable // a site interface's; nil for a core interface's
+	d    ring.DecapTable   // a core interface's
 	iid  uint32
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
+}
+
+// set gives the table epoch e (0: off).
+func (t *offloadTable) set(e, seed uint32) error {
+	if t.d != nil {
+		return t.d.SetOffload(e, seed)
+	}
+	return t.t.SetOffload(e, seed)
 }
 
 type offloadKey struct {
@@ -96,6 +106,19 @@ func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
 	return nil
 }
 
+// AddDecap registers the decap table of a core interface and turns it on.
+// Give the same table to the core ports of that interface
+// (PortConfig.Decap).
+func (o *Offload) AddDecap(t ring.DecapTable) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := t.SetOffload(o.epoch.Load(), o.seed); err != nil {
+		return err
+	}
+	o.ts = append(o.ts, &offloadTable{d: t})
+	return nil
+}
+
 // Invalidate starts a new epoch: no entry made before it is used again.
 // It returns once every table has the new epoch (at once while paused). A
 // table that refused the epoch is counted (OffloadStats.Errors) and turned
@@ -122,10 +145,10 @@ func (o *Offload) invalidate() {
 func (o *Offload) setEpoch(e uint32) {
 	o.epoch.Store(e)
 	for _, t := range o.ts {
-		if t.t.SetOffload(e, o.seed) != nil {
+		if t.set(e, o.seed) != nil {
 			o.errs.Add(1)
 			if e != 0 {
-				_ = t.t.SetOffload(0, o.seed)
+				_ = t.set(0, o.seed)
 			}
 		}
 	}
@@ -176,6 +199,22 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	full := false
 	var errs []error
 	for _, t := range ts {
+		if t.d != nil {
+			live := 0
+			n, err := t.d.SweepDecap(func(_ uint32, _ [4]byte, epoch uint32, _ uint64) bool {
+				if epoch != o.epoch.Load() {
+					return false
+				}
+				live++
+				return true
+			})
+			o.swept.Add(uint64(n))
+			if err != nil {
+				errs = append(errs, err)
+			}
+			full = full || live >= offloadCap*3/4
+			continue
+		}
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
 		n, err := t.t.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
@@ -213,7 +252,7 @@ func (o *Offload) Close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, t := range o.ts {
-		_ = t.t.SetOffload(0, o.seed)
+		_ = t.set(0, o.seed)
 	}
 	o.ts = nil
 }
@@ -301,8 +340,7 @@ func (w *Worker) offloadFlush() {
 	k := 0
 	for i := range w.offn {
 		q := &w.offq[i]
-		if pd := w.ports[q.slot].pender; pd != nil && q.waited < offloadWait && pd.RxPending() {
-			q.waited++
+		if w.rxWait(q.slot, &q.waited) {
 			if k != i {
 				w.offq[k], w.offq[i] = w.offq[i], w.offq[k]
 			}
@@ -316,6 +354,73 @@ func (w *Worker) offloadFlush() {
 		w.extra[ExtraOffloadPut]++
 	}
 	w.offn = k
+}
+
+// decapQueue queues the delivery of instance-ID iid to the IPv4
+// destination k through h (deliver4's) for the end of the step (decapFlush)
+// and marks h offered; with the step's queue full it leaves h for the next
+// packet.
+func (w *Worker) decapQueue(h *nextHop, iid, k uint32) {
+	if w.decn < len(w.decq) {
+		w.decq[w.decn] = decapPut{h: h, iid: iid, k: k, slot: w.coreSlot}
+		w.decn++
+		h.off = w.doet
+	}
+}
+
+// decapPut is a delivery decapQueue queued.
+type decapPut struct {
+	h      *nextHop
+	iid, k uint32
+	slot   int   // the core port the flow came in on
+	waited uint8 // steps it waited for that port's rx ring to be empty
+}
+
+// decapFlush puts the decap entries decapQueue queued into the tables of
+// their core ports, as offloadFlush does: each once its port's rx ring is
+// empty, or after offloadWait steps. An entry is made from the next-hop
+// memo entry as it is now: one filled again for another destination since,
+// or without a resolved Ethernet header on a site port with an interface
+// index, is left (a later delivery queues it again once it is filled
+// anew); so is everything while the offload is paused.
+func (w *Worker) decapFlush() {
+	k := 0
+	for i := range w.decn {
+		q := &w.decq[i]
+		if w.rxWait(q.slot, &q.waited) {
+			if k != i {
+				w.decq[k], w.decq[i] = w.decq[i], w.decq[k]
+			}
+			k++
+			continue
+		}
+		h, t := q.h, w.ports[q.slot].decap
+		if t == nil || w.oe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey == 0 || h.snap != w.snap ||
+			h.hlen != wire.EthernetLen || h.out < 0 || w.ports[h.out].ifindex <= 0 || w.rloc4k == 0 {
+			continue
+		}
+		e := ring.DecapEntry{IID: q.iid, Epoch: w.oe, Ifindex: w.ports[h.out].ifindex, NonceOK: !w.obs.nonces.Load()}
+		binary.BigEndian.PutUint32(e.Dst[:], q.k)
+		binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
+		copy(e.Eth[:], h.hdr[:wire.EthernetLen])
+		if t.PutDecap(&e) != nil {
+			w.extra[ExtraOffloadFail]++ // a full table: Sweep starts a new epoch
+			continue
+		}
+		w.extra[ExtraOffloadPut]++
+	}
+	w.decn = k
+}
+
+// rxWait reports whether an entry for a flow that came in on port slot
+// waits another step (counted in waited) before it is put: while frames
+// wait on the port's rx ring (ring.RxPender), at most offloadWait steps.
+func (w *Worker) rxWait(slot int, waited *uint8) bool {
+	if pd := w.ports[slot].pender; pd != nil && *waited < offloadWait && pd.RxPending() {
+		*waited++
+		return true
+	}
+	return false
 }
 
 // offloadPut is an entry offloadOffer queued, with its table.

@@ -69,11 +69,7 @@ func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch ui
 func forwardOne(t *testing.T, r *rig, frame []byte) []byte {
 	t.Helper()
 	r.fromSite(frame)
-	out := drain(r.core)
-	if len(out) != 1 {
-		t.Fatalf("%d frames out, want 1", len(out))
-	}
-	return out[0]
+	return one(t, r.core)
 }
 
 // offloadRig is a rig whose site port offloads to table t, the core port
@@ -542,29 +538,41 @@ func FuzzOffloadMatchesWorker(f *testing.F) {
 			t.Fatal(err)
 		}
 		worker := step(t, b)
-		switch act {
-		case 4: // XDP_REDIRECT
-			if len(worker) != 1 || len(worker[0]) != len(kernel) {
-				t.Fatalf("frame % x: kernel redirected %d bytes, worker sent %d frames", b, len(kernel), len(worker))
-			}
-			k, w := append([]byte(nil), kernel...), append([]byte(nil), worker[0]...)
-			v4 := kernel[12] == 0x08
-			drawn := []int{63, 64, 65} // the nonce after an outer IPv6 header (10.3/16)
-			if v4 {
-				drawn = []int{18, 19, 24, 25, 43, 44, 45}
-			}
-			for _, i := range drawn {
-				k[i], w[i] = 0, 0
-			}
-			if string(k) != string(w) || v4 && !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
-				t.Fatalf("frame % x\nkernel % x\nworker % x", b, kernel, worker[0])
-			}
-		case 2: // XDP_PASS: to the socket, as it came
-			if string(kernel) != string(b) {
-				t.Fatalf("passed frame changed:\n% x\n% x", b, kernel)
-			}
-		default:
-			t.Fatalf("action %d for frame % x", act, b)
+		v4 := len(kernel) > wire.EthernetLen+wire.IPv4MinLen && kernel[12] == 0x08
+		drawn := []int{63, 64, 65} // the nonce after an outer IPv6 header (10.3/16)
+		if v4 {
+			drawn = []int{18, 19, 24, 25, 43, 44, 45}
+		}
+		compareKernel(t, act, b, kernel, worker, drawn)
+		if act == 4 && v4 && !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+			t.Fatalf("frame % x: the kernel's outer checksum is wrong", b)
 		}
 	})
+}
+
+// compareKernel checks what the kernel's program did with frame b (act,
+// leaving kernel) against what the worker sent for it: a redirected frame
+// must be the worker's one frame, byte for byte but for the bytes at drawn
+// (drawn at random by both), and a passed frame must be b unchanged.
+func compareKernel(t *testing.T, act uint32, b, kernel []byte, worker [][]byte, drawn []int) {
+	t.Helper()
+	switch act {
+	case 4: // XDP_REDIRECT
+		if len(worker) != 1 || len(worker[0]) != len(kernel) {
+			t.Fatalf("frame % x: kernel redirected %d bytes, worker sent %d frames", b, len(kernel), len(worker))
+		}
+		k, w := append([]byte(nil), kernel...), append([]byte(nil), worker[0]...)
+		for _, i := range drawn {
+			k[i], w[i] = 0, 0
+		}
+		if string(k) != string(w) {
+			t.Fatalf("frame % x\nkernel % x\nworker % x", b, kernel, worker[0])
+		}
+	case 2: // XDP_PASS: to the socket, as it came
+		if string(kernel) != string(b) {
+			t.Fatalf("passed frame changed:\n% x\n% x", b, kernel)
+		}
+	default:
+		t.Fatalf("action %d for frame % x", act, b)
+	}
 }

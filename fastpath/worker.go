@@ -48,6 +48,11 @@ type PortConfig struct {
 	// Program): with Config.Offload set, the worker hands it the port's
 	// steady IPv4 flows (see Offload). Nil: the port's flows stay here.
 	Offload ring.OffloadTable
+	// Decap is the decap table of a core port's interface (ring/xsk's
+	// Program in core mode): with Config.Offload set, the worker hands it
+	// the IPv4 flows it delivers to site ports with an Ifindex (see
+	// Offload). Nil: the port's flows stay here.
+	Decap ring.DecapTable
 	// Ifindex is the port's interface index: the kernel's offload redirects
 	// to it. Zero: no flow is offloaded through this port.
 	Ifindex int
@@ -249,6 +254,7 @@ type wport struct {
 	petr    *cache.RLOC       // PETR with this port's instance-ID in its template
 	glean   bool              // report source EIDs of delivered packets (PortConfig.Glean)
 	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
+	decap   ring.DecapTable   // PortConfig.Decap, nil without Config.Offload
 	pender  ring.RxPender     // the port, when it is one
 	ifindex int
 	ntx     int
@@ -312,6 +318,11 @@ type Worker struct {
 	oet      uint16   // offloadTag(oe); 0 without Offload
 	offq     [offloadMax]offloadPut
 	offn     int
+	decOn    bool   // a core port has a decap table
+	doet     uint16 // oet when decOn, else 0: what deliver4 compares nextHop.off with
+	coreSlot int    // the core port whose batch fromCoreBatch works on
+	decq     [offloadMax]decapPut
+	decn     int
 	extra    [NumExtra]uint64
 	extraPub [NumExtra]atomic.Uint64
 
@@ -396,6 +407,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		ip:    inPlace{port: -2},
 	}
 	w.c = &w.ctr.Local
+	if cfg.Offload != nil {
+		w.obs.onWatch = cfg.Offload.Invalidate
+	}
 	if w.rloc4.Is4() && !w.rloc4.IsMulticast() {
 		a := w.rloc4.As4()
 		w.rloc4k = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
@@ -438,6 +452,11 @@ func NewWorker(cfg Config) (*Worker, error) {
 		if pc.Site && cfg.Offload != nil {
 			p.offload = pc.Offload
 			p.pender, _ = pc.Port.(ring.RxPender)
+		}
+		if !pc.Site && cfg.Offload != nil && pc.Decap != nil {
+			p.decap = pc.Decap
+			p.pender, _ = pc.Port.(ring.RxPender)
+			w.decOn = true
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4
@@ -643,6 +662,9 @@ func (w *Worker) Step() int {
 		// Offload).
 		w.oe = w.off.epoch.Load()
 		w.oet = offloadTag(w.oe)
+		if w.decOn {
+			w.doet = w.oet
+		}
 	}
 	w.memo.sync() // before any lookup of this step (held packets included)
 	if w.reasm.live > 0 {
@@ -682,6 +704,9 @@ func (w *Worker) Step() int {
 	}
 	if w.offn > 0 {
 		w.offloadFlush() // after the step's packets left
+	}
+	if w.decn > 0 {
+		w.decapFlush()
 	}
 	w.memo.rd.Flush() // this step's activity marks, for the cache's writer
 	w.obs.publish()

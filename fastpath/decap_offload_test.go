@@ -1,0 +1,271 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/ring/xsk"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// fakeDecap is a ring.DecapTable in memory.
+type fakeDecap struct {
+	epoch   uint32
+	puts    []ring.DecapEntry
+	entries map[[2]uint32]ring.DecapEntry
+	failPut error
+}
+
+func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[[2]uint32]ring.DecapEntry{}} }
+
+func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
+	if f.failPut != nil {
+		return f.failPut
+	}
+	f.puts = append(f.puts, *e)
+	f.entries[[2]uint32{e.IID, uint32(e.Dst[0])<<24 | uint32(e.Dst[1])<<16 | uint32(e.Dst[2])<<8 | uint32(e.Dst[3])}] = *e
+	return nil
+}
+
+func (f *fakeDecap) SetOffload(epoch, _ uint32) error { f.epoch = epoch; return nil }
+
+func (f *fakeDecap) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error) {
+	n := 0
+	for k, e := range f.entries {
+		if !keep(e.IID, e.Dst, e.Epoch, 0) {
+			delete(f.entries, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// decapRig is a rig whose core port hands deliveries to table d, the site
+// port being interface 5 (0: no Ifindex).
+func decapRig(t testing.TB, d ring.DecapTable, siteIfindex int) (*rig, *Offload) {
+	t.Helper()
+	off := NewOffload(0)
+	if err := off.AddDecap(d); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.Offload = off
+		c.Ports[1].Decap = d
+		c.Ports[0].Ifindex = siteIfindex
+	})
+	return r, off
+}
+
+// deliverOne sends frame in on r's core port and returns the one frame the
+// worker delivers out of the site port.
+func deliverOne(t *testing.T, r *rig, frame []byte) []byte {
+	t.Helper()
+	r.fromCore(frame)
+	return one(t, r.site)
+}
+
+// decapFrame is a LISP packet from rlocRemote4 to our IPv4 RLOC carrying
+// an IPv4 packet to hostA in the site's instance-ID, with LISP flags flags
+// (I and N when 0).
+func decapFrame(t testing.TB, outerTTL, innerTTL uint8, flags uint8) []byte {
+	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: 40, sport: 5, dport: 6})
+	return lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, iid: iidSite, nonce: 0x123456, flags: flags, inner: in})
+}
+
+// TestDecapOffloadOffers: a delivery is offered to the kernel once per
+// epoch, with the Ethernet header the worker writes, the site interface,
+// the instance-ID, destination and our RLOC; a slow path that starts
+// watching nonces moves the epoch, and the next entry leaves N packets to
+// the worker.
+func TestDecapOffloadOffers(t *testing.T) {
+	d := newFakeDecap()
+	r, off := decapRig(t, d, 5)
+	if d.epoch != 1 {
+		t.Fatalf("table epoch %d after AddDecap", d.epoch)
+	}
+	frame := decapFrame(t, 60, 50, 0)
+	var got []byte
+	for range 3 {
+		got = deliverOne(t, r, frame)
+	}
+	if len(d.puts) != 1 || r.w.Extra(ExtraOffloadPut) != 1 {
+		t.Fatalf("%d entries put after three deliveries, want 1", len(d.puts))
+	}
+	e := d.puts[0]
+	if e.IID != iidSite || e.Dst != hostA.As4() || e.RLOC != rlocLocal4.As4() || e.Epoch != 1 || e.Ifindex != 5 ||
+		!e.NonceOK || string(e.Eth[:]) != string(got[:wire.EthernetLen]) {
+		t.Fatalf("entry %+v, delivered Ethernet % x", e, got[:wire.EthernetLen])
+	}
+	off.Invalidate()
+	deliverOne(t, r, frame)
+	if len(d.puts) != 2 || d.puts[1].Epoch != 2 || d.epoch != 2 {
+		t.Fatalf("not offered again in the new epoch: %+v (table epoch %d)", d.puts, d.epoch)
+	}
+	r.w.Observations().WatchNonces(true)
+	if d.epoch != 3 {
+		t.Fatalf("table epoch %d after WatchNonces, want 3", d.epoch)
+	}
+	deliverOne(t, r, decapFrame(t, 60, 50, wire.FlagI)) // N packets are observed now: no N here
+	if len(d.puts) != 3 || d.puts[2].NonceOK {
+		t.Fatalf("entry while nonces are watched: %+v", d.puts[len(d.puts)-1])
+	}
+	// A sweep deletes the past epochs' entries.
+	d.entries[[2]uint32{9, 9}] = ring.DecapEntry{IID: 9, Epoch: 1}
+	if err := off.Sweep(r.c); err != nil || len(d.entries) != 1 {
+		t.Fatalf("%d entries after a sweep (%v)", len(d.entries), err)
+	}
+}
+
+// TestDecapOffloadLeavesOthers: a site port without an interface index, a
+// worker without Offload, and deliveries deliver4 does not make (observed
+// flags) offer nothing; a refused entry is counted and the packet still
+// delivered.
+func TestDecapOffloadLeavesOthers(t *testing.T) {
+	frame := decapFrame(t, 60, 50, 0)
+	d := newFakeDecap()
+	r, _ := decapRig(t, d, 0)
+	d2 := newFakeDecap()
+	r2 := newRig(t, func(c *Config) { c.Ports[1].Decap = d2; c.Ports[0].Ifindex = 5 }) // no Config.Offload
+	for _, rr := range []*rig{r, r2} {
+		for range 3 {
+			deliverOne(t, rr, frame)
+		}
+	}
+	d3 := newFakeDecap()
+	r3, _ := decapRig(t, d3, 5)
+	for range 3 {
+		deliverOne(t, r3, decapFrame(t, 60, 50, wire.FlagI|wire.FlagN|wire.FlagE)) // an echo request: observed
+	}
+	if len(d.puts)+len(d2.puts)+len(d3.puts) != 0 {
+		t.Fatalf("offered: without Ifindex %v, without Offload %v, observed %v", d.puts, d2.puts, d3.puts)
+	}
+	d4 := newFakeDecap()
+	d4.failPut = errors.New("table full")
+	r4, _ := decapRig(t, d4, 5)
+	for range 3 {
+		deliverOne(t, r4, frame)
+	}
+	if r4.w.Extra(ExtraOffloadFail) != 1 || r4.w.Extra(ExtraOffloadPut) != 0 {
+		t.Fatalf("refused entry: fail %d put %d", r4.w.Extra(ExtraOffloadFail), r4.w.Extra(ExtraOffloadPut))
+	}
+}
+
+// TestDecapOffloadKernelMatchesWorker runs the kernel's core program
+// (root) over a LISP packet with the entry the worker offered, and
+// compares what it delivers with what the worker delivered for the same
+// packet: the same bytes.
+func TestDecapOffloadKernelMatchesWorker(t *testing.T) {
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
+	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
+	defer prog.Close()
+	if err := prog.AddLocal(rlocLocal4); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := decapRig(t, prog, 5)
+	for _, c := range []struct {
+		outer, inner uint8
+		flags        uint8
+		dst          netip.Addr
+	}{
+		{60, 50, 0, hostA},
+		{9, 50, wire.FlagI, hostA},              // the outer TTL lower: the inner one lowered to it
+		{60, 1, wire.FlagI | wire.FlagV, hostA}, // a map version, and TTL 1 (delivered)
+	} {
+		frame := decapFrame(t, c.outer, c.inner, c.flags)
+		var worker []byte
+		for range 3 { // learn, offer, then the packet compared
+			worker = deliverOne(t, r, frame)
+		}
+		act, kernel, err := prog.TestRun(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act != 4 { // XDP_REDIRECT
+			t.Fatalf("%+v: action %d, want XDP_REDIRECT", c, act)
+		}
+		if string(kernel) != string(worker) {
+			t.Fatalf("%+v:\nkernel % x\nworker % x", c, kernel, worker)
+		}
+	}
+}
+
+// TestDecapOffloadWaitsForEmptyRing: a delivery offered while more of the
+// core port's packets wait on its rx ring is put only once the ring is
+// empty.
+func TestDecapOffloadWaitsForEmptyRing(t *testing.T) {
+	d := newFakeDecap()
+	r, _ := decapRig(t, d, 5)
+	frame := decapFrame(t, 60, 50, 0)
+	deliverOne(t, r, frame) // the instance-ID's site learnt
+	for range ring.IdealBatchSize + 5 {
+		if !r.core.Inject(frame) {
+			t.Fatal("inject")
+		}
+	}
+	r.w.Step() // a batch of deliveries: offered, 5 packets still wait
+	if len(d.puts) != 0 || r.w.decn != 1 {
+		t.Fatalf("put with packets waiting on the ring: %d puts, %d queued", len(d.puts), r.w.decn)
+	}
+	r.w.Step()
+	if len(d.puts) != 1 || r.w.decn != 0 {
+		t.Fatalf("not put once the ring was empty: %d puts, %d queued", len(d.puts), r.w.decn)
+	}
+	if n := len(drain(r.site)); n != ring.IdealBatchSize+5 {
+		t.Fatalf("%d frames delivered", n)
+	}
+}
+
+// FuzzDecapOffloadMatchesWorker runs the kernel's core program (root) over
+// LISP frames after the worker has seen each twice (so a delivery it can
+// offload has its entry), and the worker over the same frame once more: a
+// frame the program redirects must be the one frame the worker delivers,
+// byte for byte; a frame it passes must be left as it was. The frames are
+// built from the fuzzed fields, then one byte changed (with the outer
+// checksum made good again, or not).
+func FuzzDecapOffloadMatchesWorker(f *testing.F) {
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false)
+	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false)
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
+	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
+	f.Cleanup(func() { prog.Close() })
+	if err := prog.AddLocal(rlocLocal4); err != nil {
+		f.Fatal(err)
+	}
+	r, _ := decapRig(f, prog, 5)
+	step := func(t *testing.T, b []byte) [][]byte {
+		if !r.core.Inject(b) {
+			t.Fatal("inject on the core link failed")
+		}
+		r.w.Step()
+		drain(r.core) // ICMP errors, re-encapsulations
+		return drain(r.site)
+	}
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix bool) {
+		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: int(plen % 1400), sport: 5, dport: 6})
+		b := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos,
+			iid: iidSite, nonce: 0x123456, flags: flags | 1, inner: in}) // | 1: lispFrame's 0 means I|N
+		b = append(b, make([]byte, pad%32)...)
+		if x != 0 {
+			b[int(at)%len(b)] ^= x
+			if fix {
+				ip := b[wire.EthernetLen:]
+				ip[10], ip[11] = 0, 0
+				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
+			}
+		}
+		step(t, b)
+		step(t, b)
+		act, kernel, err := prog.TestRun(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareKernel(t, act, b, kernel, step(t, b), nil)
+	})
+}

@@ -80,6 +80,8 @@ type e2e struct {
 	itr, etr *XTR
 	// reorderOK is how many datagrams udpFlow accepts out of order (0: none).
 	reorderOK int
+	// window is how many datagrams udpFlow keeps in flight (0: 512).
+	window int
 }
 
 // siteMappings maps the other site's EID prefixes (IPv4 and IPv6) to rloc.
@@ -103,13 +105,18 @@ func unavailableXDP(err error) bool {
 	return false
 }
 
-func startE2E(t *testing.T) *e2e { return startE2EWith(t, false, xsk.XDPDriver, false) }
+func startE2E(t *testing.T) *e2e { return startE2EWith(t, e2eOptions{itrMode: xsk.XDPDriver}) }
 
-// startE2EWith is startE2E with the ITR's offload on or off
-// (XTRConfig.Offload) and the ITR's programs attached in mode itrMode; with
-// underlay6 the core also has IPv6 addresses, and both sites map the other's
-// EIDs to its IPv6 RLOC (rloc6ITR, rloc6ETR).
-func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode, underlay6 bool) *e2e {
+// e2eOptions are startE2EWith's variations of startE2E.
+type e2eOptions struct {
+	offload   bool        // the ITR's offload (XTRConfig.Offload)
+	decap     bool        // with offload: both xTRs' offload, decapsulation included (XTRConfig.Decap)
+	itrMode   xsk.XDPMode // the ITR's programs' mode
+	underlay6 bool        // the core has IPv6 addresses too, and both sites map the other's EIDs to its IPv6 RLOC (rloc6ITR, rloc6ETR)
+}
+
+// startE2EWith is startE2E with the variations o.
+func startE2EWith(t *testing.T, o e2eOptions) *e2e {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tshark"} {
@@ -121,6 +128,7 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode, underlay6 boo
 		testkit.Unavailable(t, "%v", err)
 	}
 	tp := e2eTopo
+	underlay6 := o.underlay6
 	if underlay6 {
 		for _, a := range []string{"192.0.2.1/24", "192.0.2.2/24"} {
 			v6 := strings.Replace(strings.Replace(a, "192.0.2.", "2001:db8:ff::", 1), "/24", "/64", 1)
@@ -151,10 +159,11 @@ func startE2EWith(t *testing.T, offload bool, itrMode xsk.XDPMode, underlay6 boo
 	start := func(node string, site4 string, site6 string, rloc, rloc6 netip.Addr, ms []fastpath.StaticMapping) *XTR {
 		mode := xsk.XDPDriver
 		if node == "itr" {
-			mode = itrMode
+			mode = o.itrMode
 		}
 		x, err := StartXTR(XTRConfig{
-			Offload: offload && node == "itr",
+			Offload: o.offload && (node == "itr" || o.decap),
+			Decap:   o.decap,
 			NS:      l.Node(node), Site: "site0", Core: "core0", IID: e2eIID,
 			SiteAddrs: []netip.Addr{netip.MustParseAddr(site4), netip.MustParseAddr(site6)},
 			RLOC4:     rloc,
@@ -276,29 +285,45 @@ func TestEndToEnd(t *testing.T) {
 // the redirect goes through the stack and needs none. driver-ipv6-rlocs
 // maps each site's EIDs to the other xTR's IPv6 RLOC only: the kernel
 // encapsulates the IPv4 flow in outer IPv6, and the ETR decapsulates it.
+// driver-decap turns the offload on in both xTRs with decapsulation: the
+// ETR's core program delivers the flow to its site interface, whose peer
+// (the host) runs an XDP program.
 func TestEndToEndOffload(t *testing.T) {
 	for _, m := range []struct {
-		name      string
-		mode      xsk.XDPMode
-		underlay6 bool
-	}{{"driver", xsk.XDPDriver, false}, {"generic", xsk.XDPGeneric, false}, {"driver-ipv6-rlocs", xsk.XDPDriver, true}} {
-		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.mode, m.underlay6) })
+		name string
+		o    e2eOptions
+	}{
+		{"driver", e2eOptions{offload: true, itrMode: xsk.XDPDriver}},
+		{"generic", e2eOptions{offload: true, itrMode: xsk.XDPGeneric}},
+		{"driver-ipv6-rlocs", e2eOptions{offload: true, itrMode: xsk.XDPDriver, underlay6: true}},
+		{"driver-decap", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver}},
+	} {
+		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.o) })
 	}
 }
 
-func testEndToEndOffload(t *testing.T, mode xsk.XDPMode, underlay6 bool) {
-	e := startE2EWith(t, true, mode, underlay6)
+func testEndToEndOffload(t *testing.T, o e2eOptions) {
+	e := startE2EWith(t, o)
 	defer e.logCounters(t)
-	if mode == xsk.XDPDriver {
-		// A steering program in mode off passes everything.
-		peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
-		if err != nil {
-			t.Fatal(err)
+	if o.itrMode == xsk.XDPDriver {
+		// A steering program in mode off passes everything. The interfaces
+		// the programs redirect to must take redirects: veth ones do
+		// while their peers run XDP.
+		peers := []struct{ node, ifname string }{{"core", "p0"}}
+		if o.decap { // both xTRs offload, both ways
+			peers = append(peers, struct{ node, ifname string }{"core", "p1"},
+				struct{ node, ifname string }{"ha", "eth0"}, struct{ node, ifname string }{"hb", "eth0"})
 		}
-		if err := e.l.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
-			t.Fatal(err)
+		for _, pi := range peers {
+			peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.l.Node(pi.node).Do(func() error { return peer.Attach(pi.ifname, xsk.XDPDriver) }); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = e.l.Node(pi.node).Do(peer.Close) }()
 		}
-		defer func() { _ = e.l.Node("core").Do(peer.Close) }()
 	}
 	for _, p := range []struct {
 		from string
@@ -309,18 +334,38 @@ func testEndToEndOffload(t *testing.T, mode xsk.XDPMode, underlay6 bool) {
 		}
 	}
 	before, _, _ := e.itr.ProgramStats()
+	_, dbefore, _ := e.etr.ProgramStats()
 	const n = 20_000
 	e.reorderOK = 64
+	if o.decap {
+		// XDP redirects have no back-pressure: a burst beyond what the
+		// egress veth's XDP queue holds (256 frames) is dropped by the
+		// kernel (the sender's tx_dropped), where the worker's AF_XDP
+		// socket would wait. With the offload on both xTRs every hop
+		// redirects, so at most 128 datagrams are in flight here. The
+		// worker's frames reach a veth peer through its backlog, the
+		// kernel's through its XDP queue: at a change from one to the
+		// other the kernel's may overtake those in flight.
+		e.window, e.reorderOK = 128, 128
+	}
 	e.udpFlow(t, n, 30*time.Second)
 	e.checkNoDrops(t)
 	after, _, err := e.itr.ProgramStats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := after[xsk.StatOffload] - before[xsk.StatOffload]
-	t.Logf("offloaded %d of %d datagrams; %+v; worker put %d entries", off, n, e.itr.Offload().Stats(), e.itr.Worker().Extra(fastpath.ExtraOffloadPut))
+	_, dafter, err := e.etr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, dec := after[xsk.StatOffload]-before[xsk.StatOffload], dafter[xsk.StatOffload]-dbefore[xsk.StatOffload]
+	t.Logf("encapsulated %d and decapsulated %d of %d datagrams in the kernel; %+v; worker put %d entries",
+		off, dec, n, e.itr.Offload().Stats(), e.itr.Worker().Extra(fastpath.ExtraOffloadPut))
 	if off < n/2 {
-		t.Fatalf("the kernel sent %d of %d datagrams, want most", off, n)
+		t.Fatalf("the kernel encapsulated %d of %d datagrams, want most", off, n)
+	}
+	if o.decap && dec < n/2 || !o.decap && dec != 0 {
+		t.Fatalf("the ETR's kernel decapsulated %d of %d datagrams (decap offload %v)", dec, n, o.decap)
 	}
 }
 
@@ -417,13 +462,17 @@ func checkCapture(t *testing.T, file string, pings int) {
 
 // udpFlow sends n UDP datagrams with sequence numbers from host A to host B
 // and checks that each arrives exactly once and in order. The sender keeps
-// at most window datagrams in flight (sent but not yet received), so the
-// test checks the data path, not how fast this shared 2-core machine
-// schedules four busy threads; it reports the rate it reached.
+// at most window datagrams in flight (sent but not yet received; 512, or
+// e.window), so the test checks the data path, not how fast this shared
+// 2-core machine schedules four busy threads; it reports the rate it
+// reached.
 func (e *e2e) udpFlow(t *testing.T, n int, limit time.Duration) {
 	t.Helper()
+	window := int64(512)
+	if e.window > 0 {
+		window = int64(e.window)
+	}
 	const (
-		window  = 512
 		burst   = 32
 		payload = 64
 		port    = 9000

@@ -64,6 +64,11 @@ type XTRConfig struct {
 	// interface's peer must take XDP redirects (veth: an XDP program or
 	// NAPI on the peer).
 	Offload bool
+	// Decap, with Offload, also hands the deliveries of steady IPv4 flows
+	// to the core program (Offload.AddDecap): their packets are
+	// decapsulated by XDP and redirected to the site interface, whose peer
+	// must then take XDP redirects.
+	Decap bool
 	// Logger receives the watcher's warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -177,6 +182,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	outer := fastpath.OuterConfig{RLOC4: cfg.RLOC4, RLOC6: cfg.RLOC6, Nonce: true}
 	ccfg := cache.Config{BuildTemplate: outer.BuildTemplate}
 	siteOff, coreIfindex := ring.OffloadTable(nil), 0
+	coreDecap, siteIfindex := ring.DecapTable(nil), 0
 	if cfg.Offload {
 		x.offload = fastpath.NewOffload(0)
 		if err = x.offload.Add(x.siteProg, cfg.IID); err != nil {
@@ -189,6 +195,16 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 			return x, err
 		}
 		siteOff, coreIfindex = x.siteProg, l.Attrs().Index
+		if cfg.Decap {
+			if err = x.offload.AddDecap(x.coreProg); err != nil {
+				return x, err
+			}
+			sl, err := cfg.NS.Link(cfg.Site)
+			if err != nil {
+				return x, err
+			}
+			coreDecap, siteIfindex = x.coreProg, sl.Attrs().Index
+		}
 	}
 	x.cache = cache.New(ccfg)
 	if err = fastpath.InstallStatic(x.cache, cfg.Mappings); err != nil {
@@ -211,8 +227,9 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		Pin: cfg.Pin,
 		CPU: cfg.CPU,
 		Ports: []fastpath.PortConfig{
-			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6, Offload: siteOff},
-			{Port: x.core, Index: corePortIndex, Ifindex: coreIfindex},
+			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6, Offload: siteOff,
+				Ifindex: siteIfindex},
+			{Port: x.core, Index: corePortIndex, Ifindex: coreIfindex, Decap: coreDecap},
 		},
 		Cache:     x.cache,
 		NextHops:  x.table,

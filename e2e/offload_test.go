@@ -17,26 +17,38 @@ import (
 // program (counted as xdp_offloaded, not as encap), and every datagram
 // arrives at h2 through xtr2, in order. When the peer detaches its XDP
 // program, xtr1 pauses the offload and its workers send every datagram;
-// when it attaches one again, the offload resumes.
+// when it attaches one again, the offload resumes. xtr2 runs
+// xdp.offload_decap: refused while its site interface does not take
+// redirects; then its core program delivers most datagrams itself, and it
+// pauses when h2 detaches its XDP program.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
 	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\nmetrics: {listen: \"127.0.0.1:9100\"}\n"
 	if out := n.refused("xtr1", "xtr1-offload.yaml", cfg); !strings.Contains(out, "interfaces[1]: xdp.offload: core0 does not take XDP redirects") {
 		t.Fatalf("rlocd with offload towards a core that drops redirects:\n%s", tail(out, 5))
 	}
-	// The bridge port facing xtr1's core interface must take XDP
-	// redirects: on veth, an XDP program on the peer (mode off passes all).
-	peer, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
-	if err != nil {
-		t.Fatal(err)
+	cfg2 := xtrYAML("xtr2", "2", "key-two", "0s") + "xdp: {offload_decap: true}\n"
+	if out := n.refused("xtr2", "xtr2-decap.yaml", cfg2); !strings.Contains(out, "interfaces[0]: xdp.offload_decap: site0 does not take XDP redirects") {
+		t.Fatalf("rlocd with offload_decap towards a site that drops redirects:\n%s", tail(out, 5))
 	}
-	if err := n.lab.Node("core").Do(func() error { return peer.Attach("p0", xsk.XDPDriver) }); err != nil {
-		t.Fatal(err)
+	// The bridge port facing xtr1's core interface, and h2's interface
+	// facing xtr2's site, must take XDP redirects: on veth, an XDP program
+	// on the peer (mode off passes all).
+	peerXDP := func(node, ifname string) *xsk.Program {
+		p, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.lab.Node(node).Do(func() error { return p.Attach(ifname, xsk.XDPDriver) }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.lab.Node(node).Do(p.Close) })
+		return p
 	}
-	t.Cleanup(func() { _ = n.lab.Node("core").Do(peer.Close) })
+	peer, h2peer := peerXDP("core", "p0"), peerXDP("h2", "eth0")
 	n.start("msmr", msmrYAML("4s"))
 	n.start("xtr1", cfg)
-	n.start("xtr2", xtrYAML("xtr2", "2", "key-two", "0s"))
+	n.start("xtr2", cfg2)
 	for _, h := range []string{"h1", "h2"} {
 		if err := n.lab.Node(h).SetTxChecksum("eth0", false); err != nil {
 			t.Fatal(err)
@@ -64,7 +76,8 @@ func TestOffloadDaemon(t *testing.T) {
 	defer tx.Close()
 	// burst sends count datagrams h1 -> h2, checks that h2 received them
 	// all, in order but for a few, and returns xtr1's fast-path stats and
-	// the change of its offloaded and encapsulated counts.
+	// the change of its offloaded and encapsulated counts, and of xtr2's
+	// offloaded and decapsulated ones ("xtr2/...").
 	burst := func(count int) (after, delta map[string]uint64) {
 		reordered := 0
 		got := make(chan int, 1)
@@ -89,7 +102,7 @@ func TestOffloadDaemon(t *testing.T) {
 			}
 			got <- k
 		}()
-		before := n.stats("xtr1").Fastpath
+		before, before2 := n.stats("xtr1").Fastpath, n.stats("xtr2").Fastpath
 		msg := make([]byte, 16)
 		for i := range count {
 			binary.BigEndian.PutUint64(msg, uint64(i))
@@ -106,8 +119,14 @@ func TestOffloadDaemon(t *testing.T) {
 		for _, c := range []string{"xdp_offloaded", "encap"} {
 			delta[c] = after[c] - before[c]
 		}
-		t.Logf("received %d of %d, %d out of order; xtr1 offloaded %d, encapsulated %d; offload puts %d, paused %d",
-			k, count, reordered, delta["xdp_offloaded"], delta["encap"], after["offload_put"], after["xdp_offload_paused"])
+		after2 := n.stats("xtr2").Fastpath
+		for _, c := range []string{"xdp_offloaded", "decap"} {
+			delta["xtr2/"+c] = after2[c] - before2[c]
+		}
+		t.Logf("received %d of %d, %d out of order; xtr1 offloaded %d, encapsulated %d; offload puts %d, paused %d; "+
+			"xtr2 offloaded %d, decapsulated %d, paused %d",
+			k, count, reordered, delta["xdp_offloaded"], delta["encap"], after["offload_put"], after["xdp_offload_paused"],
+			delta["xtr2/xdp_offloaded"], delta["xtr2/decap"], after2["xdp_offload_paused"])
 		if k != count {
 			t.Fatalf("h2 received %d of %d datagrams", k, count)
 		}
@@ -123,6 +142,9 @@ func TestOffloadDaemon(t *testing.T) {
 	}
 	if off, enc := d["xdp_offloaded"], d["encap"]; off < count/2 || off+enc < count {
 		t.Fatalf("xtr1's site program offloaded %d of %d (worker %d)", off, count, enc)
+	}
+	if off, dec := d["xtr2/xdp_offloaded"], d["xtr2/decap"]; off < count/2 || off+dec < count {
+		t.Fatalf("xtr2's core program delivered %d of %d (worker %d)", off, count, dec)
 	}
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,
@@ -147,5 +169,14 @@ func TestOffloadDaemon(t *testing.T) {
 	n.waitFor(10*time.Second, "xtr1 resumes the offload", func() bool { return paused(0) })
 	if _, d = burst(2000); d["xdp_offloaded"] < 1000 {
 		t.Fatalf("resumed: offloaded %d of 2000 (worker %d)", d["xdp_offloaded"], d["encap"])
+	}
+	// h2 detaches its program: xtr2's site interface no longer takes
+	// redirects, so xtr2 pauses and its workers deliver every datagram.
+	if err := n.lab.Node("h2").Do(h2peer.Detach); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(10*time.Second, "xtr2 pauses the offload", func() bool { return n.stats("xtr2").Fastpath["xdp_offload_paused"] == 1 })
+	if _, d = burst(2000); d["xtr2/xdp_offloaded"] != 0 || d["xtr2/decap"] < 2000 {
+		t.Fatalf("xtr2 paused: offloaded %d, decapsulated %d of 2000", d["xtr2/xdp_offloaded"], d["xtr2/decap"])
 	}
 }

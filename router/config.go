@@ -391,13 +391,30 @@ type XDPOptions struct {
 	// kernel's packets are counted as xdp_offloaded, not as encap. Off by
 	// default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
+	// OffloadDecap hands the deliveries of steady IPv4 flows to the XDP
+	// programs of the core interfaces: once a flow's first packets went
+	// through a worker, the program decapsulates the next LISP packets
+	// itself (the same bytes the worker delivers) and redirects them to
+	// the site interface. The site interfaces must take XDP redirects: with
+	// a core interface in driver mode, rlocd refuses to start when the
+	// kernel says one does not, and pauses the offload while one stops
+	// taking them. Counted as xdp_offloaded, not as decap. Off by default
+	// (docs/offload.md).
+	OffloadDecap bool `mapstructure:"offload_decap"`
 }
 
 // nativeSite reports whether a site interface attaches in native (driver)
 // XDP mode, whose redirects need the target's ndo_xdp_xmit.
-func (c *Config) nativeSite() bool {
+func (c *Config) nativeSite() bool { return c.native(SideSite) }
+
+// nativeCore reports whether a core interface's program runs in driver
+// mode (its decap offload's redirects need the site interfaces to take
+// them).
+func (c *Config) nativeCore() bool { return c.native(SideCore) }
+
+func (c *Config) native(side Side) bool {
 	for _, ifc := range c.Interfaces {
-		if ifc.Side == SideSite && ifc.XDPMode != XDPGeneric {
+		if ifc.Side == side && ifc.XDPMode != XDPGeneric {
 			return true
 		}
 	}

@@ -2,36 +2,55 @@ package router
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
-// checkRedirects refuses core interface ifname (field f) for xdp.offload
-// when the kernel says it does not take XDP redirects: the site programs
-// redirect offloaded packets to it, and it would drop them. A site program
-// in generic mode redirects through the stack (dev_queue_xmit), which every
-// interface takes, so then nothing is checked.
-func (r *Router) checkRedirects(f, ifname string) error {
-	if !r.cfg.nativeSite() {
-		return nil
-	}
-	ok, known, err := xsk.AcceptsRedirects(ifname)
+// offloadEgress checks interface ifc (field f) as a target of the
+// offload's redirects and returns its index for the workers
+// (PortConfig.Ifindex), or 0 when no program redirects to it: a core
+// interface with xdp.offload (the site programs encapsulate to it), a site
+// interface with xdp.offload_decap (the core programs deliver to it). It
+// refuses the interface when the kernel says it does not take XDP
+// redirects and a redirecting program runs in driver mode (it would drop
+// them); a program in generic mode redirects through the stack
+// (dev_queue_xmit), which every interface takes. An interface checked is
+// watched after the start (offloadPeers).
+func (r *Router) offloadEgress(f string, ifc *Interface) (int, error) {
+	opt, native, what := "xdp.offload", r.cfg.nativeSite(), "the site programs encapsulate"
 	switch {
-	case err != nil:
-		return fmt.Errorf("%s: xdp.offload: %w", f, err)
-	case !known:
-		r.log.Warn("xdp.offload: the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
-			"interface", ifname)
-	case !ok:
-		return fmt.Errorf("%s: xdp.offload: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
-			"so the packets the site programs encapsulate would be dropped: on veth, run an XDP program on its peer "+
-			"(or turn GRO on there) before rlocd starts, or turn xdp.offload off", f, ifname)
+	case r.offload == nil:
+		return 0, nil
+	case ifc.Side == SideSite && !r.cfg.XDP.OffloadDecap, ifc.Side == SideCore && !r.cfg.XDP.Offload:
+		return 0, nil
+	case ifc.Side == SideSite:
+		opt, native, what = "xdp.offload_decap", r.cfg.nativeCore(), "the core programs decapsulate"
 	}
-	return nil
+	if native {
+		ok, known, err := xsk.AcceptsRedirects(ifc.Name)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("%s: %s: %w", f, opt, err)
+		case !known:
+			r.log.Warn(opt+": the kernel does not say whether the interface takes XDP redirects; where it does not, offloaded packets are dropped",
+				"interface", ifc.Name)
+		case !ok:
+			return 0, fmt.Errorf("%s: %s: %s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features), "+
+				"so the packets %s would be dropped: on veth, run an XDP program on its peer "+
+				"(or turn GRO on there) before rlocd starts, or turn %s off", f, opt, ifc.Name, what, opt)
+		}
+		r.redirectIfs = append(r.redirectIfs, ifc.Name)
+	}
+	nif, err := net.InterfaceByName(ifc.Name)
+	if err != nil {
+		return 0, fmt.Errorf("%s.name: %w", f, err)
+	}
+	return nif.Index, nil
 }
 
-// watchRedirects opens the watch of the xdp-features of the core
-// interfaces the site programs redirect to (redirectIfs), so that
+// watchRedirects opens the watch of the xdp-features of the interfaces
+// the offload redirects to (redirectIfs), so that
 // housekeeping follows a change at once (offloadPeers); without it,
 // housekeeping reads them once a second.
 func (r *Router) watchRedirects() {
@@ -46,9 +65,9 @@ func (r *Router) watchRedirects() {
 	r.fwatch = w
 }
 
-// offloadPeers pauses the offload while a core interface the site programs
-// redirect to does not take XDP redirects (on veth: its peer detached its
-// XDP program after rlocd started), or cannot be read, since the kernel
+// offloadPeers pauses the offload while an interface the programs redirect
+// to (redirectIfs) does not take XDP redirects (on veth: its peer detached
+// its XDP program after rlocd started), or cannot be read, since the kernel
 // would drop what they send there; the workers then forward every packet.
 // It resumes the offload, with a new epoch, once every one takes them again.
 func (r *Router) offloadPeers() {

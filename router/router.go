@@ -112,7 +112,7 @@ func Start(cfg Config) (*Router, error) {
 	r.outer.Nonce = cfg.Nonce
 	ccfg := cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxNegative: cfg.Cache.MaxNegative,
 		BuildTemplate: r.outer.BuildTemplate}
-	if cfg.XDP.Offload && len(cfg.Interfaces) > 0 {
+	if (cfg.XDP.Offload || cfg.XDP.OffloadDecap) && len(cfg.Interfaces) > 0 {
 		// The workers' flow hash seed is 0 (fastpath.Config.FlowSeed).
 		r.offload = fastpath.NewOffload(0)
 		ccfg.Published = r.offload.Invalidate
@@ -322,26 +322,25 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		return fmt.Errorf("%s.name: %w", f, err)
 	}
 	addr4, addr6 := ifaceAddrs(ifc.Name)
-	var offload ring.OffloadTable
-	ifindex := 0
+	var (
+		offload ring.OffloadTable
+		decap   ring.DecapTable
+	)
 	switch {
-	case r.offload != nil && ifc.Side == SideSite:
+	case ifc.Side == SideSite && r.offload != nil && r.cfg.XDP.Offload:
 		if err := r.offload.Add(prog, ifc.IID); err != nil {
 			return fmt.Errorf("%s: xdp.offload: %w", f, err)
 		}
 		offload = prog
-	case r.offload != nil:
-		if err := r.checkRedirects(f, ifc.Name); err != nil {
-			return err
+	case ifc.Side == SideCore && r.offload != nil && r.cfg.XDP.OffloadDecap:
+		if err := r.offload.AddDecap(prog); err != nil {
+			return fmt.Errorf("%s: xdp.offload_decap: %w", f, err)
 		}
-		if r.cfg.nativeSite() {
-			r.redirectIfs = append(r.redirectIfs, ifc.Name)
-		}
-		nif, err := net.InterfaceByName(ifc.Name)
-		if err != nil {
-			return fmt.Errorf("%s.name: %w", f, err)
-		}
-		ifindex = nif.Index
+		decap = prog
+	}
+	ifindex, err := r.offloadEgress(f, ifc)
+	if err != nil {
+		return err
 	}
 	for q := range ports {
 		p, err := r.groups[q].Open(ifc.Name, q)
@@ -354,7 +353,7 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		r.xsks = append(r.xsks, xskSocket{Port: p, iface: ifc.Name})
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean,
-			Offload: offload, Ifindex: ifindex})
+			Offload: offload, Decap: decap, Ifindex: ifindex})
 	}
 	return nil
 }

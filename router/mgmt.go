@@ -643,7 +643,8 @@ func (r *Router) Stats() Stats {
 		}
 		s.Fastpath["xdp_pass_no_xsk"] = noXSK
 		if r.offload != nil {
-			// What the site programs encapsulated themselves (xdp.offload).
+			// What the programs encapsulated (xdp.offload) or delivered
+			// (xdp.offload_decap) themselves.
 			s.Fastpath["xdp_offloaded"] = offloaded
 			ost := r.offload.Stats()
 			// Tables that refused a new epoch and were turned off.

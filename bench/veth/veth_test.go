@@ -270,51 +270,17 @@ func report(b *testing.B, name string, r result) {
 // what reaches the sink when the DUT (CPU 1) is plain kernel forwarding, the
 // kernel encapsulating into VXLAN, and rloc as an ITR on AF_XDP.
 func BenchmarkVeth(b *testing.B) {
-	netnstest.Require(b)
-	_, err := exec.LookPath("trafgen")
-	need(b, err == nil, "trafgen is not installed (scripts/deps.sh trafgen)")
-	need(b, readStat(b) != nil && len(readStat(b)) >= 2, "needs 2 CPUs")
-	topo, err := lab.Parse([]byte(vethTopo))
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := topo.Up(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			b.Errorf("lab down: %v", err)
-		}
-	})
-	v := &bench{l: l, cfg: filepath.Join(b.TempDir(), "udp64.cfg")}
-	if os.Getenv("SPIN") != "" {
-		v.spins = -1
-	}
-	if n, err := strconv.Atoi(os.Getenv("NICE")); err == nil {
-		v.nice = n
-	}
-	if d, err := time.ParseDuration(os.Getenv("KICKDELAY")); err == nil {
-		v.kick = d
-	}
-	if os.Getenv("BIGRING") != "" {
-		v.xsk = xsk.Options{NumFrames: 16384, FillRingSize: 8192, RxRingSize: 8192, TxRingSize: 2048, CompletionRingSize: 2048}
-	}
+	v := newBench(b)
 	if err := os.WriteFile(v.cfg, []byte(trafgenCfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	v.sinkDrop(b)
-	// The sink's MAC is known to the DUT for every variant.
-	v.run(b, "dut", "ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:02:02", "dev", "out0", "nud", "permanent")
 	v.run(b, "dut", "ip", "link", "add", "vx0", "type", "vxlan", "id", strconv.Itoa(iid),
 		"local", "192.0.2.1", "remote", "192.0.2.2", "dstport", "4341", "dev", "out0")
 	v.run(b, "dut", "ip", "link", "set", "vx0", "up")
 	v.run(b, "dut", "ip", "neigh", "replace", "10.99.0.2", "lladdr", "02:00:00:00:09:09", "dev", "vx0", "nud", "permanent")
 
-	// Each load: every variant, side by side. "max" lets trafgen send as
-	// fast as it can; "paced" offers the same fixed rate to every variant,
-	// so their CPU cost per packet compares at equal load.
-	for _, load := range []struct{ name, rate string }{{"max", ""}, {"paced200k", "200000pps"}} {
+	// Each load: every variant, side by side.
+	for _, load := range loads {
 		v.rate = load.rate
 		b.Run(load.name+"/kernel-forward", func(b *testing.B) {
 			v.run(b, "dut", "ip", "route", "replace", "10.2.0.0/24", "via", "192.0.2.2", "dev", "out0")
@@ -418,3 +384,48 @@ func (v *bench) startRLOC(b *testing.B, opts xsk.Options, offload bool) *xdptest
 	}
 	return x
 }
+
+// newBench sets up the generator — DUT — sink lab (needs root, trafgen and
+// 2 CPUs): the sink drops what it receives in XDP, and the DUT knows its
+// MAC.
+func newBench(b *testing.B) *bench {
+	netnstest.Require(b)
+	_, err := exec.LookPath("trafgen")
+	need(b, err == nil, "trafgen is not installed (scripts/deps.sh trafgen)")
+	need(b, readStat(b) != nil && len(readStat(b)) >= 2, "needs 2 CPUs")
+	topo, err := lab.Parse([]byte(vethTopo))
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := topo.Up(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			b.Errorf("lab down: %v", err)
+		}
+	})
+	v := &bench{l: l, cfg: filepath.Join(b.TempDir(), "frames.cfg")}
+	if os.Getenv("SPIN") != "" {
+		v.spins = -1
+	}
+	if n, err := strconv.Atoi(os.Getenv("NICE")); err == nil {
+		v.nice = n
+	}
+	if d, err := time.ParseDuration(os.Getenv("KICKDELAY")); err == nil {
+		v.kick = d
+	}
+	if os.Getenv("BIGRING") != "" {
+		v.xsk = xsk.Options{NumFrames: 16384, FillRingSize: 8192, RxRingSize: 8192, TxRingSize: 2048, CompletionRingSize: 2048}
+	}
+	v.sinkDrop(b)
+	// The sink's MAC is known to the DUT for every variant.
+	v.run(b, "dut", "ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:02:02", "dev", "out0", "nud", "permanent")
+	return v
+}
+
+// loads are the offered loads of each benchmark: "max" lets trafgen send as
+// fast as it can; "paced200k" offers the same fixed rate to every variant,
+// so their CPU cost per packet compares at equal load.
+var loads = []struct{ name, rate string }{{"max", ""}, {"paced200k", "200000pps"}}

@@ -33,7 +33,6 @@ func (w *Worker) fromCore(slot int, f *ring.Frame) {
 // traffic goes through in one pass.
 func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 	pks := w.pkts[:len(fs)]
-	w.coreSlot = slot
 	w.snap = w.cfg.NextHops.Load()
 	w.beginBatch(fs)
 	defer w.finishBatch()
@@ -346,7 +345,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 		*sm = siteMemo{key: 1<<32 | uint64(pk.iid), slot: w.siteSlot(pk.iid)}
 		if sm.slot >= 0 {
 			sm.glean = w.ports[sm.slot].glean
-			sm.dkey = 1<<32 | uint64(sm.slot)<<33
+			sm.dkey = 1<<32 | uint64(sm.slot)<<33 | uint64(w.doet)<<48
 			if !sm.glean && w.cfg.LocalGroups == nil {
 				sm.fast = sm.key
 			}
@@ -483,6 +482,9 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	}
 	w.c.Inc(CounterDecap)
 	if h.hlen == wire.EthernetLen {
+		if h.dkey>>48 != uint64(w.doet) && h.dkey != 0 {
+			w.decapOffer(pk, h, site, k) // deliver4 sends the flow's next packets here (Offload)
+		}
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 		if !w.ip.take(j, site) {
 			w.sendAt(j, site, f)
@@ -516,9 +518,6 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 	}
 	if ttl != in[8] {
 		lowerTTL4(in, ttl)
-	}
-	if h.off != w.doet {
-		w.decapQueue(h, pk.iid, k) // the kernel may deliver this flow (Offload)
 	}
 	w.c.Inc(CounterDecap)
 	// SetLen to the inner packet's end and Pull to its Ethernet header:

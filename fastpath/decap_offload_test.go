@@ -95,6 +95,12 @@ func TestDecapOffloadOffers(t *testing.T) {
 	if len(d.puts) != 1 || r.w.Extra(ExtraOffloadPut) != 1 {
 		t.Fatalf("%d entries put after three deliveries, want 1", len(d.puts))
 	}
+	// Offered, the flow's next packets are deliver4's again: the memo
+	// entry carries the epoch's tag that the site memo compares.
+	k := uint64(binary.BigEndian.Uint32(hostA.AsSlice()))
+	if h := &r.w.hops[hopSlot4(uint32(k))]; h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != uint64(r.w.doet) || r.w.doet == 0 {
+		t.Fatalf("memo entry dkey %#x, site memo %#x, tag %d", h.dkey, r.w.lastSite.dkey, r.w.doet)
+	}
 	e := d.puts[0]
 	if e.IID != iidSite || e.Dst != hostA.As4() || e.RLOC != rlocLocal4.As4() || e.Epoch != 1 || e.Ifindex != 5 ||
 		!e.NonceOK || string(e.Eth[:]) != string(got[:wire.EthernetLen]) {
@@ -118,11 +124,17 @@ func TestDecapOffloadOffers(t *testing.T) {
 	if err := off.Sweep(r.c); err != nil || len(d.entries) != 1 {
 		t.Fatalf("%d entries after a sweep (%v)", len(d.entries), err)
 	}
+	// Paused: nothing is offered, and the flow's packets are deliver4's.
+	off.Pause()
+	deliverOne(t, r, frame)
+	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 3 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
+		t.Fatalf("paused: %d puts, memo entry dkey %#x, site memo %#x", len(d.puts), h.dkey, r.w.lastSite.dkey)
+	}
 }
 
 // TestDecapOffloadLeavesOthers: a site port without an interface index, a
-// worker without Offload, and deliveries deliver4 does not make (observed
-// flags) offer nothing; a refused entry is counted and the packet still
+// worker without Offload, and deliveries deliver4 does not make (a gleaning
+// site port) offer nothing; a refused entry is counted and the packet still
 // delivered.
 func TestDecapOffloadLeavesOthers(t *testing.T) {
 	frame := decapFrame(t, 60, 50, 0)
@@ -136,12 +148,16 @@ func TestDecapOffloadLeavesOthers(t *testing.T) {
 		}
 	}
 	d3 := newFakeDecap()
-	r3, _ := decapRig(t, d3, 5)
+	off3 := NewOffload(0)
+	if err := off3.AddDecap(d3); err != nil {
+		t.Fatal(err)
+	}
+	r3 := newRig(t, func(c *Config) { c.Offload, c.Ports[1].Decap, c.Ports[0].Ifindex, c.Ports[0].Glean = off3, d3, 5, true })
 	for range 3 {
-		deliverOne(t, r3, decapFrame(t, 60, 50, wire.FlagI|wire.FlagN|wire.FlagE)) // an echo request: observed
+		deliverOne(t, r3, frame)
 	}
 	if len(d.puts)+len(d2.puts)+len(d3.puts) != 0 {
-		t.Fatalf("offered: without Ifindex %v, without Offload %v, observed %v", d.puts, d2.puts, d3.puts)
+		t.Fatalf("offered: without Ifindex %v, without Offload %v, gleaning %v", d.puts, d2.puts, d3.puts)
 	}
 	d4 := newFakeDecap()
 	d4.failPut = errors.New("table full")
@@ -198,23 +214,27 @@ func TestDecapOffloadKernelMatchesWorker(t *testing.T) {
 // empty.
 func TestDecapOffloadWaitsForEmptyRing(t *testing.T) {
 	d := newFakeDecap()
-	r, _ := decapRig(t, d, 5)
+	r, off := decapRig(t, d, 5)
 	frame := decapFrame(t, 60, 50, 0)
-	deliverOne(t, r, frame) // the instance-ID's site learnt
+	deliverOne(t, r, frame) // offered and put: the ring was empty
+	if len(d.puts) != 1 {
+		t.Fatalf("%d puts after one delivery", len(d.puts))
+	}
+	off.Invalidate()
 	for range ring.IdealBatchSize + 5 {
 		if !r.core.Inject(frame) {
 			t.Fatal("inject")
 		}
 	}
-	r.w.Step() // a batch of deliveries: offered, 5 packets still wait
-	if len(d.puts) != 0 || r.w.decn != 1 {
+	r.w.Step() // a batch of deliveries: offered anew, 5 packets still wait
+	if len(d.puts) != 1 || r.w.decn != 1 {
 		t.Fatalf("put with packets waiting on the ring: %d puts, %d queued", len(d.puts), r.w.decn)
 	}
 	r.w.Step()
-	if len(d.puts) != 1 || r.w.decn != 0 {
+	if len(d.puts) != 2 || r.w.decn != 0 {
 		t.Fatalf("not put once the ring was empty: %d puts, %d queued", len(d.puts), r.w.decn)
 	}
-	if n := len(drain(r.site)); n != ring.IdealBatchSize+5 {
+	if n := len(drain(r.site)); n != ring.IdealBatchSize+5 { // all delivered by the worker
 		t.Fatalf("%d frames delivered", n)
 	}
 }

@@ -47,15 +47,16 @@ type nextHop struct {
 	// length holds; 0 otherwise (encapFast leaves every packet to encap).
 	// One compare per packet instead of the four it stands for.
 	maxInner int
-	// off is the worker's decap offload tag (Worker.doet) when the
-	// delivery to this destination was offered to the kernel (Offload).
-	off uint16
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
 	key4 uint64
 	// dkey is key4 | out<<33 when that delivery's next hop is resolved
 	// on our port out with an Ethernet header (hlen), 0 otherwise: what
-	// deliver4 compares, one compare for five.
+	// deliver4 compares, one compare for five. Its bits 48-63 hold the
+	// worker's decap offload tag (Worker.doet) once the delivery was
+	// offered to the kernel in that epoch (decapOffer): until then
+	// deliver4, whose siteMemo.dkey holds the current tag, leaves the
+	// flow's packets to deliverAt, which offers it.
 	dkey uint64
 }
 
@@ -88,7 +89,7 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 		w.hopSer = 1
 	}
 	h.ser = w.hopSer
-	h.key4, h.dkey, h.off = 0, 0, 0
+	h.key4, h.dkey = 0, 0
 	if tpl == nil && dst.Is4() {
 		a := dst.As4()
 		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))

@@ -356,16 +356,24 @@ func (w *Worker) offloadFlush() {
 	w.offn = k
 }
 
-// decapQueue queues the delivery of instance-ID iid to the IPv4
-// destination k through h (deliver4's) for the end of the step (decapFlush)
-// and marks h offered; with the step's queue full it leaves h for the next
-// packet.
-func (w *Worker) decapQueue(h *nextHop, iid, k uint32) {
-	if w.decn < len(w.decq) {
-		w.decq[w.decn] = decapPut{h: h, iid: iid, k: k, slot: w.coreSlot}
+// decapOffer is deliverAt's step for the delivery of pk (instance-ID
+// pk.iid, inner IPv4 destination k, from core port pk.slot) to site port
+// site through h, resolved with an Ethernet header, that is not offered in
+// the worker's epoch (the tag in h.dkey). A delivery deliver4 makes (a site
+// port without gleaning, no local groups) is queued for the end of the
+// step (decapFlush), and h marked offered, so that deliver4 takes the
+// flow's next packets; with the step's queue full h is left for the next
+// packet. Any other is marked offered at once: nothing to offer in the
+// epoch.
+func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
+	if w.oe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil && w.ports[pk.slot].decap != nil {
+		if w.decn == len(w.decq) {
+			return
+		}
+		w.decq[w.decn] = decapPut{h: h, iid: pk.iid, k: k, slot: pk.slot}
 		w.decn++
-		h.off = w.doet
 	}
+	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
 }
 
 // decapPut is a delivery decapQueue queued.
@@ -395,7 +403,7 @@ func (w *Worker) decapFlush() {
 			continue
 		}
 		h, t := q.h, w.ports[q.slot].decap
-		if t == nil || w.oe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey == 0 || h.snap != w.snap ||
+		if t == nil || w.oe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey>>48 != uint64(w.doet) || h.snap != w.snap ||
 			h.hlen != wire.EthernetLen || h.out < 0 || w.ports[h.out].ifindex <= 0 || w.rloc4k == 0 {
 			continue
 		}

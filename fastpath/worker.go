@@ -319,8 +319,7 @@ type Worker struct {
 	offq     [offloadMax]offloadPut
 	offn     int
 	decOn    bool   // a core port has a decap table
-	doet     uint16 // oet when decOn, else 0: what deliver4 compares nextHop.off with
-	coreSlot int    // the core port whose batch fromCoreBatch works on
+	doet     uint16 // oet when decOn, else 0: the tag in nextHop.dkey and siteMemo.dkey
 	decq     [offloadMax]decapPut
 	decn     int
 	extra    [NumExtra]uint64
@@ -338,7 +337,7 @@ type siteMemo struct {
 	key   uint64 // 1<<32 | the instance-ID; 0: empty
 	glean bool
 	slot  int
-	dkey  uint64 // 1<<32 | slot<<33 when slot >= 0: nextHop.dkey, less the destination
+	dkey  uint64 // 1<<32 | slot<<33 | Worker.doet<<48 when slot >= 0: nextHop.dkey, less the destination
 	fast  uint64 // key when served by a site port without gleaning and no LocalGroups (deliver4's case), else 0
 	rtr   uint64 // key when no site port serves it and the worker is an RTR (coreInner4's case), else 0
 }
@@ -662,8 +661,11 @@ func (w *Worker) Step() int {
 		// Offload).
 		w.oe = w.off.epoch.Load()
 		w.oet = offloadTag(w.oe)
-		if w.decOn {
+		if w.decOn && w.doet != w.oet {
 			w.doet = w.oet
+			if w.lastSite.dkey != 0 {
+				w.lastSite.dkey = w.lastSite.dkey&(1<<48-1) | uint64(w.doet)<<48
+			}
 		}
 	}
 	w.memo.sync() // before any lookup of this step (held packets included)

@@ -18,5 +18,12 @@
 // the path). rloc's DUT CPU is its worker thread's CPU time
 // (the sink's softirq on CPU 1 runs inside it) plus softirq on CPU 0.
 //
+// BenchmarkVethETR (etr_test.go) is the same for the ETR: the generator
+// sends LISP-encapsulated frames to the DUT's in0, which delivers their inner
+// packets to the sink; the kernel variant decapsulates VXLAN-GPE, and
+// rloc-etr-offload runs the decap offload (docs/offload.md):
+//
+//	go test -run '^$' -bench VethETR -benchtime 1x ./bench/veth
+//
 // The figures and their analysis are in bench/results/veth.md.
 package veth

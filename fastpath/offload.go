@@ -376,7 +376,7 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
 }
 
-// decapPut is a delivery decapQueue queued.
+// decapPut is a delivery decapOffer queued.
 type decapPut struct {
 	h      *nextHop
 	iid, k uint32
@@ -384,7 +384,7 @@ type decapPut struct {
 	waited uint8 // steps it waited for that port's rx ring to be empty
 }
 
-// decapFlush puts the decap entries decapQueue queued into the tables of
+// decapFlush puts the decap entries decapOffer queued into the tables of
 // their core ports, as offloadFlush does: each once its port's rx ring is
 // empty, or after offloadWait steps. An entry is made from the next-hop
 // memo entry as it is now: one filled again for another destination since,

@@ -119,9 +119,11 @@ func BenchmarkVethETR(b *testing.B) {
 					var c fastpath.Counters
 					x.Worker().Counters().Snapshot(&c)
 					_, core, _ := x.ProgramStats()
-					b.Logf("rloc worker (cumulative): rx %d decap %d tx %d dropped %d; core program redirected %d, delivered itself %d",
+					ss, cs, _ := x.SocketStats()
+					b.Logf("rloc worker (cumulative): rx %d decap %d tx %d dropped %d; core program redirected %d, delivered itself %d; "+
+						"core socket %+v; site socket %+v",
 						c.Get(fastpath.CounterRX), c.Get(fastpath.CounterDecap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
-						core[xsk.StatRedirect], core[xsk.StatOffload])
+						core[xsk.StatRedirect], core[xsk.StatOffload], cs, ss)
 				}
 			})
 		}

@@ -20,14 +20,14 @@ import (
 // when it attaches one again, the offload resumes. xtr2 runs
 // xdp.offload_decap: refused while its site interface does not take
 // redirects; then its core program delivers most datagrams itself, and it
-// pauses when h2 detaches its XDP program.
+// pauses that direction alone when h2 detaches its XDP program.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
 	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\nmetrics: {listen: \"127.0.0.1:9100\"}\n"
 	if out := n.refused("xtr1", "xtr1-offload.yaml", cfg); !strings.Contains(out, "interfaces[1]: xdp.offload: core0 does not take XDP redirects") {
 		t.Fatalf("rlocd with offload towards a core that drops redirects:\n%s", tail(out, 5))
 	}
-	cfg2 := xtrYAML("xtr2", "2", "key-two", "0s") + "xdp: {offload_decap: true}\n"
+	cfg2 := xtrYAML("xtr2", "2", "key-two", "0s") + "xdp: {offload: true, offload_decap: true}\nmetrics: {listen: \"127.0.0.1:9100\"}\n"
 	if out := n.refused("xtr2", "xtr2-decap.yaml", cfg2); !strings.Contains(out, "interfaces[0]: xdp.offload_decap: site0 does not take XDP redirects") {
 		t.Fatalf("rlocd with offload_decap towards a site that drops redirects:\n%s", tail(out, 5))
 	}
@@ -46,6 +46,7 @@ func TestOffloadDaemon(t *testing.T) {
 		return p
 	}
 	peer, h2peer := peerXDP("core", "p0"), peerXDP("h2", "eth0")
+	peerXDP("core", "p1") // xtr2's core0: xtr2 encapsulates in the kernel too
 	n.start("msmr", msmrYAML("4s"))
 	n.start("xtr1", cfg)
 	n.start("xtr2", cfg2)
@@ -158,8 +159,9 @@ func TestOffloadDaemon(t *testing.T) {
 		t.Fatalf("paused: offloaded %d, encapsulated %d of 2000; pauses %d", d["xdp_offloaded"], d["encap"], after["xdp_offload_pauses"])
 	}
 	m := n.scrape("xtr1", "127.0.0.1:9100")
-	if m["rloc_xdp_offload_paused"] != 1 || m[`rloc_xdp_offload_events_total{event="pauses"}`] != 1 {
-		t.Fatalf("metrics while paused: rloc_xdp_offload_paused %v, pauses %v", m["rloc_xdp_offload_paused"],
+	if enc, dec := m[`rloc_xdp_offload_paused{direction="encap"}`], m[`rloc_xdp_offload_paused{direction="decap"}`]; enc != 1 || dec != 0 ||
+		m[`rloc_xdp_offload_events_total{event="pauses"}`] != 1 {
+		t.Fatalf("metrics while paused: rloc_xdp_offload_paused encap %v decap %v, pauses %v", enc, dec,
 			m[`rloc_xdp_offload_events_total{event="pauses"}`])
 	}
 	// Attached again: the offload resumes.
@@ -178,5 +180,10 @@ func TestOffloadDaemon(t *testing.T) {
 	n.waitFor(10*time.Second, "xtr2 pauses the offload", func() bool { return n.stats("xtr2").Fastpath["xdp_offload_paused"] == 1 })
 	if _, d = burst(2000); d["xtr2/xdp_offloaded"] != 0 || d["xtr2/decap"] < 2000 {
 		t.Fatalf("xtr2 paused: offloaded %d, decapsulated %d of 2000", d["xtr2/xdp_offloaded"], d["xtr2/decap"])
+	}
+	// Only the direction that redirects to site0 is paused.
+	m = n.scrape("xtr2", "127.0.0.1:9100")
+	if enc, dec := m[`rloc_xdp_offload_paused{direction="encap"}`], m[`rloc_xdp_offload_paused{direction="decap"}`]; enc != 0 || dec != 1 {
+		t.Fatalf("xtr2's metrics: rloc_xdp_offload_paused encap %v decap %v, want 0 and 1", enc, dec)
 	}
 }

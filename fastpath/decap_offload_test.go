@@ -125,7 +125,7 @@ func TestDecapOffloadOffers(t *testing.T) {
 		t.Fatalf("%d entries after a sweep (%v)", len(d.entries), err)
 	}
 	// Paused: nothing is offered, and the flow's packets are deliver4's.
-	off.Pause()
+	off.Pause(OffloadDecap)
 	deliverOne(t, r, frame)
 	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 3 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
 		t.Fatalf("paused: %d puts, memo entry dkey %#x, site memo %#x", len(d.puts), h.dkey, r.w.lastSite.dkey)

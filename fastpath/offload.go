@@ -48,13 +48,16 @@ import (
 // the next ones. The kernel's packets are counted by the program (ring/xsk
 // StatOffload), not by the worker's counters.
 type Offload struct {
-	epoch atomic.Uint32 // what the workers and tables use; 0 while paused
-	seed  uint32
+	// The epoch the workers and tables of each direction use (gen, or 0
+	// while that direction is paused): epoch for the site tables
+	// (encapsulation), depoch for the core ones (decapsulation).
+	epoch, depoch atomic.Uint32
+	seed          uint32
 
 	mu     sync.Mutex // the fields below, and every SetOffload
 	ts     []*offloadTable
 	gen    uint32 // the last epoch started
-	paused bool
+	paused [2]bool
 
 	sweeping sync.Mutex // one Sweep at a time; Close waits for it
 
@@ -66,6 +69,31 @@ type offloadTable struct {
 	d    ring.DecapTable   // a core interface's
 	iid  uint32
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
+}
+
+// OffloadDirection is one direction of the offload: the site tables'
+// (OffloadEncap) or the core tables' (OffloadDecap).
+type OffloadDirection uint8
+
+// Offload directions.
+const (
+	OffloadEncap OffloadDirection = iota // site interfaces' programs encapsulate (Offload.Add)
+	OffloadDecap                         // core interfaces' programs deliver (Offload.AddDecap)
+)
+
+func (d OffloadDirection) String() string {
+	if d == OffloadDecap {
+		return "decap"
+	}
+	return "encap"
+}
+
+// dir is t's direction.
+func (t *offloadTable) dir() OffloadDirection {
+	if t.d != nil {
+		return OffloadDecap
+	}
+	return OffloadEncap
 }
 
 // set gives the table epoch e (0: off).
@@ -90,6 +118,7 @@ const offloadCap = 65536
 func NewOffload(seed uint32) *Offload {
 	o := &Offload{seed: seed, gen: 1}
 	o.epoch.Store(1)
+	o.depoch.Store(1)
 	return o
 }
 
@@ -112,7 +141,7 @@ func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
 func (o *Offload) AddDecap(t ring.DecapTable) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := t.SetOffload(o.epoch.Load(), o.seed); err != nil {
+	if err := t.SetOffload(o.depoch.Load(), o.seed); err != nil {
 		return err
 	}
 	o.ts = append(o.ts, &offloadTable{d: t})
@@ -136,15 +165,29 @@ func (o *Offload) invalidate() {
 		o.gen = 1
 	}
 	o.invalidations.Add(1)
-	if !o.paused {
-		o.setEpoch(o.gen)
+	for _, d := range []OffloadDirection{OffloadEncap, OffloadDecap} {
+		if !o.paused[d] {
+			o.setEpoch(d, o.gen)
+		}
 	}
 }
 
-// setEpoch gives the workers and every table epoch e (0: off).
-func (o *Offload) setEpoch(e uint32) {
-	o.epoch.Store(e)
+// epochOf is the epoch word of direction d.
+func (o *Offload) epochOf(d OffloadDirection) *atomic.Uint32 {
+	if d == OffloadDecap {
+		return &o.depoch
+	}
+	return &o.epoch
+}
+
+// setEpoch gives the workers and the tables of direction d epoch e (0:
+// off).
+func (o *Offload) setEpoch(d OffloadDirection, e uint32) {
+	o.epochOf(d).Store(e)
 	for _, t := range o.ts {
+		if t.dir() != d {
+			continue
+		}
 		if t.set(e, o.seed) != nil {
 			o.errs.Add(1)
 			if e != 0 {
@@ -154,31 +197,34 @@ func (o *Offload) setEpoch(e uint32) {
 	}
 }
 
-// Pause turns every table off until Resume: the workers offer nothing more
-// and the kernel leaves every packet to them again. Call it when an egress
-// interface stops taking the programs' redirects (the kernel would drop
-// what they send there). It reports whether the offload was running.
-func (o *Offload) Pause() bool {
+// Pause turns the tables of direction d off until Resume: the workers
+// offer nothing more in that direction and the kernel leaves its packets
+// to them again. Call it when an interface the direction's programs
+// redirect to stops taking redirects (the kernel would drop what they send
+// there): a core interface for OffloadEncap, a site interface for
+// OffloadDecap. It reports whether the direction was running.
+func (o *Offload) Pause(d OffloadDirection) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.paused {
+	if o.paused[d] {
 		return false
 	}
-	o.paused = true
+	o.paused[d] = true
 	o.pauses.Add(1)
-	o.setEpoch(0)
+	o.setEpoch(d, 0)
 	return true
 }
 
-// Resume ends a Pause with a new epoch, so that no entry made before the
-// pause is used. It reports whether the offload was paused.
-func (o *Offload) Resume() bool {
+// Resume ends a Pause of direction d with a new epoch, so that no entry
+// made before the pause is used. It reports whether the direction was
+// paused.
+func (o *Offload) Resume(d OffloadDirection) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.paused {
+	if !o.paused[d] {
 		return false
 	}
-	o.paused = false
+	o.paused[d] = false
 	o.invalidate()
 	return true
 }
@@ -202,7 +248,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		if t.d != nil {
 			live := 0
 			n, err := t.d.SweepDecap(func(_ uint32, _ [4]byte, epoch uint32, _ uint64) bool {
-				if epoch != o.epoch.Load() {
+				if epoch != o.depoch.Load() {
 					return false
 				}
 				live++
@@ -259,12 +305,15 @@ func (o *Offload) Close() {
 
 // OffloadStats are an Offload's counters.
 type OffloadStats struct {
-	Epoch         uint32
+	Epoch         uint32 // OffloadEncap's (0 while paused)
+	EpochDecap    uint32 // OffloadDecap's
 	Invalidations uint64 // epochs started
 	Swept         uint64 // entries deleted by sweeps
 	Errors        uint64 // epochs a table refused (the table was turned off)
-	Paused        bool   // between Pause and Resume
-	Pauses        uint64 // Pauses that turned the offload off
+	Paused        bool   // a direction is between Pause and Resume
+	PausedEncap   bool   // OffloadEncap is
+	PausedDecap   bool   // OffloadDecap is
+	Pauses        uint64 // Pauses that turned a direction off
 }
 
 // Stats returns the Offload's counters.
@@ -272,8 +321,9 @@ func (o *Offload) Stats() OffloadStats {
 	o.mu.Lock()
 	paused := o.paused
 	o.mu.Unlock()
-	return OffloadStats{Epoch: o.epoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
-		Errors: o.errs.Load(), Paused: paused, Pauses: o.pauses.Load()}
+	return OffloadStats{Epoch: o.epoch.Load(), EpochDecap: o.depoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
+		Errors: o.errs.Load(), Paused: paused[0] || paused[1], PausedEncap: paused[OffloadEncap],
+		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.
@@ -289,7 +339,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	t := w.ports[pk.slot].offload
 	v6 := !h.fast4 && offloadable6(h)
 	if t == nil || w.oe == 0 || pk.rtr || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
-		x.off = uint16(w.oe)
+		x.off = w.oet
 		return
 	}
 	if w.offn == len(w.offq) {
@@ -315,7 +365,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 		copy(e.Front[:], h.hdr[:ring.OffloadFront])
 		e.CsBase, e.Nonce = h.csBase, h.nonce
 	}
-	x.off = uint16(w.oe)
+	x.off = w.oet
 }
 
 // offloadable6 reports whether the kernel can finish h's packets as
@@ -366,7 +416,7 @@ func (w *Worker) offloadFlush() {
 // packet. Any other is marked offered at once: nothing to offer in the
 // epoch.
 func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
-	if w.oe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil && w.ports[pk.slot].decap != nil {
+	if w.doe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil && w.ports[pk.slot].decap != nil {
 		if w.decn == len(w.decq) {
 			return
 		}
@@ -403,11 +453,11 @@ func (w *Worker) decapFlush() {
 			continue
 		}
 		h, t := q.h, w.ports[q.slot].decap
-		if t == nil || w.oe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey>>48 != uint64(w.doet) || h.snap != w.snap ||
+		if t == nil || w.doe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey>>48 != uint64(w.doet) || h.snap != w.snap ||
 			h.hlen != wire.EthernetLen || h.out < 0 || w.ports[h.out].ifindex <= 0 || w.rloc4k == 0 {
 			continue
 		}
-		e := ring.DecapEntry{IID: q.iid, Epoch: w.oe, Ifindex: w.ports[h.out].ifindex, NonceOK: !w.obs.nonces.Load()}
+		e := ring.DecapEntry{IID: q.iid, Epoch: w.doe, Ifindex: w.ports[h.out].ifindex, NonceOK: !w.obs.nonces.Load()}
 		binary.BigEndian.PutUint32(e.Dst[:], q.k)
 		binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
 		copy(e.Eth[:], h.hdr[:wire.EthernetLen])

@@ -304,39 +304,61 @@ func TestOffloadSweep(t *testing.T) {
 // tables off and a sweep empties them; Resume starts a new epoch in which
 // the flows are offered again.
 func TestOffloadPause(t *testing.T) {
-	ft := newFakeOffload()
+	ft, fd := newFakeOffload(), newFakeDecap()
 	r, off := offloadRig(t, ft)
+	if err := off.AddDecap(fd); err != nil {
+		t.Fatal(err)
+	}
 	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
 	forwardOne(t, r, frame)
 	forwardOne(t, r, frame)
 	if len(ft.puts) != 1 {
 		t.Fatalf("%d puts before the pause, want 1", len(ft.puts))
 	}
-	if !off.Pause() || off.Pause() {
+	if !off.Pause(OffloadEncap) || off.Pause(OffloadEncap) {
 		t.Fatal("Pause did not report the offload running once")
 	}
-	if st := off.Stats(); ft.epoch != 0 || !st.Paused || st.Pauses != 1 || st.Epoch != 0 {
-		t.Fatalf("paused: table epoch %d, stats %+v", ft.epoch, st)
+	// The other direction goes on.
+	if st := off.Stats(); ft.epoch != 0 || fd.epoch != 1 || !st.Paused || !st.PausedEncap || st.PausedDecap ||
+		st.Pauses != 1 || st.Epoch != 0 || st.EpochDecap != 1 {
+		t.Fatalf("paused: table epochs %d (decap %d), stats %+v", ft.epoch, fd.epoch, st)
 	}
 	for range 3 {
 		forwardOne(t, r, frame)
 	}
 	off.Invalidate()
-	if len(ft.puts) != 1 || ft.epoch != 0 {
-		t.Fatalf("paused: %d puts, table epoch %d", len(ft.puts), ft.epoch)
+	if len(ft.puts) != 1 || ft.epoch != 0 || fd.epoch != 2 {
+		t.Fatalf("paused: %d puts, table epoch %d (decap %d)", len(ft.puts), ft.epoch, fd.epoch)
 	}
 	if err := off.Sweep(r.c); err != nil || len(ft.entries) != 0 {
 		t.Fatalf("a sweep while paused left %d entries (%v)", len(ft.entries), err)
 	}
-	if !off.Resume() || off.Resume() {
+	if off.Resume(OffloadDecap) || !off.Resume(OffloadEncap) || off.Resume(OffloadEncap) {
 		t.Fatal("Resume did not report the offload paused once")
 	}
-	if st := off.Stats(); ft.epoch != 3 || st.Paused || st.Epoch != 3 {
-		t.Fatalf("resumed: table epoch %d, stats %+v", ft.epoch, st)
+	if st := off.Stats(); ft.epoch != 3 || fd.epoch != 3 || st.Paused || st.Epoch != 3 {
+		t.Fatalf("resumed: table epoch %d (decap %d), stats %+v", ft.epoch, fd.epoch, st)
 	}
 	forwardOne(t, r, frame)
 	if len(ft.puts) != 2 || ft.puts[1].Epoch != 3 {
 		t.Fatalf("not offered again after Resume: %+v", ft.puts)
+	}
+}
+
+// TestOffloadEpochWraps: in the epoch whose low 16 bits are 0 (what a flow
+// memo slot keeps of it, offloadTag), a flow is still offered once, not on
+// every packet.
+func TestOffloadEpochWraps(t *testing.T) {
+	ft := newFakeOffload()
+	r, off := offloadRig(t, ft)
+	off.gen = 1<<16 - 1
+	off.Invalidate()
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	for range 4 {
+		forwardOne(t, r, frame)
+	}
+	if len(ft.puts) != 1 || ft.puts[0].Epoch != 1<<16 {
+		t.Fatalf("epoch %d: %d puts, want 1", off.Stats().Epoch, len(ft.puts))
 	}
 }
 

@@ -319,7 +319,8 @@ type Worker struct {
 	offq     [offloadMax]offloadPut
 	offn     int
 	decOn    bool   // a core port has a decap table
-	doet     uint16 // oet when decOn, else 0: the tag in nextHop.dkey and siteMemo.dkey
+	doe      uint32 // the decap offload epoch of this step (0 without decOn)
+	doet     uint16 // offloadTag(doe): the tag in nextHop.dkey and siteMemo.dkey
 	decq     [offloadMax]decapPut
 	decn     int
 	extra    [NumExtra]uint64
@@ -661,8 +662,11 @@ func (w *Worker) Step() int {
 		// Offload).
 		w.oe = w.off.epoch.Load()
 		w.oet = offloadTag(w.oe)
-		if w.decOn && w.doet != w.oet {
-			w.doet = w.oet
+		if w.decOn {
+			w.doe = w.off.depoch.Load()
+		}
+		if t := offloadTag(w.doe); w.decOn && w.doet != t {
+			w.doet = t
 			if w.lastSite.dkey != 0 {
 				w.lastSite.dkey = w.lastSite.dkey&(1<<48-1) | uint64(w.doet)<<48
 			}

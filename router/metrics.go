@@ -55,7 +55,8 @@ func newCollector(r *Router) *collector {
 			"interface", "queue", "counter"),
 		xdpSteer: d("xdp_steering_total", "What each interface's XDP steering program did with received frames: redirect to the fast path, or pass to the kernel and why (pass_no_xsk: a queue without a socket).",
 			"interface", "action"),
-		offPaused: d("xdp_offload_paused", "1 while the kernel offload of steady flows (xdp.offload) is paused because a core interface does not take XDP redirects."),
+		offPaused: d("xdp_offload_paused", "1 while a direction of the kernel offload of steady flows is paused (encap: xdp.offload, decap: xdp.offload_decap) because an interface its programs redirect to does not take XDP redirects.",
+			"direction"),
 		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses.",
 			"event"),
 	}
@@ -101,11 +102,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if r.offload != nil {
 		st := r.offload.Stats()
-		paused := 0.0
-		if st.Paused {
-			paused = 1
+		for d, p := range map[fastpath.OffloadDirection]bool{fastpath.OffloadEncap: st.PausedEncap, fastpath.OffloadDecap: st.PausedDecap} {
+			paused := 0.0
+			if p {
+				paused = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.offPaused, prometheus.GaugeValue, paused, d.String())
 		}
-		ch <- prometheus.MustNewConstMetric(c.offPaused, prometheus.GaugeValue, paused)
 		for k, v := range map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors, "pauses": st.Pauses} {
 			counter(c.offEvents, v, k)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/ring/xsk"
 )
 
@@ -40,7 +41,11 @@ func (r *Router) offloadEgress(f string, ifc *Interface) (int, error) {
 				"so the packets %s would be dropped: on veth, run an XDP program on its peer "+
 				"(or turn GRO on there) before rlocd starts, or turn %s off", f, opt, ifc.Name, what, opt)
 		}
-		r.redirectIfs = append(r.redirectIfs, ifc.Name)
+		dir := fastpath.OffloadEncap
+		if ifc.Side == SideSite {
+			dir = fastpath.OffloadDecap
+		}
+		r.redirectIfs = append(r.redirectIfs, redirectIf{ifc.Name, dir})
 	}
 	nif, err := net.InterfaceByName(ifc.Name)
 	if err != nil {
@@ -59,36 +64,52 @@ func (r *Router) watchRedirects() {
 	}
 	w, err := xsk.WatchFeatures()
 	if err != nil {
-		r.log.Warn("xdp.offload: the core interfaces' XDP redirect support is read once a second", "err", err)
+		r.log.Warn("xdp.offload: the XDP redirect support of the interfaces the offload redirects to is read once a second", "err", err)
 		return
 	}
 	r.fwatch = w
 }
 
-// offloadPeers pauses the offload while an interface the programs redirect
-// to (redirectIfs) does not take XDP redirects (on veth: its peer detached
-// its XDP program after rlocd started), or cannot be read, since the kernel
-// would drop what they send there; the workers then forward every packet.
-// It resumes the offload, with a new epoch, once every one takes them again.
+// redirectIf is an interface the offload's programs of direction dir
+// redirect to: a core interface for encapsulation, a site interface for
+// decapsulation.
+type redirectIf struct {
+	name string
+	dir  fastpath.OffloadDirection
+}
+
+// offloadPeers pauses a direction of the offload while an interface its
+// programs redirect to (redirectIfs) does not take XDP redirects (on veth:
+// its peer detached its XDP program after rlocd started), or cannot be
+// read, since the kernel would drop what they send there; the workers then
+// forward every packet of that direction. It resumes the direction, with a
+// new epoch, once every one of its interfaces takes them again.
 func (r *Router) offloadPeers() {
 	if len(r.redirectIfs) == 0 {
 		return
 	}
-	for _, ifname := range r.redirectIfs {
-		ok, known, err := xsk.AcceptsRedirects(ifname)
+	var bad [2]string
+	var why [2]error
+	for _, ri := range r.redirectIfs {
+		if bad[ri.dir] != "" {
+			continue
+		}
+		ok, known, err := xsk.AcceptsRedirects(ri.name)
 		if err == nil && (ok || !known) {
 			continue
 		}
-		if r.offload.Pause() {
-			if err == nil {
-				err = fmt.Errorf("%s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features)", ifname)
-			}
-			r.log.Warn("xdp.offload: paused, the workers forward every packet until the interface takes XDP redirects again",
-				"interface", ifname, "err", err)
+		if err == nil {
+			err = fmt.Errorf("%s does not take XDP redirects (no ndo_xdp_xmit in its xdp-features)", ri.name)
 		}
-		return
+		bad[ri.dir], why[ri.dir] = ri.name, err
 	}
-	if r.offload.Resume() {
-		r.log.Info("xdp.offload: resumed, every core interface takes XDP redirects again")
+	for _, d := range []fastpath.OffloadDirection{fastpath.OffloadEncap, fastpath.OffloadDecap} {
+		switch {
+		case bad[d] != "" && r.offload.Pause(d):
+			r.log.Warn("xdp.offload: paused, the workers forward every packet of this direction until the interface takes XDP redirects again",
+				"direction", d.String(), "interface", bad[d], "err", why[d])
+		case bad[d] == "" && r.offload.Resume(d):
+			r.log.Info("xdp.offload: resumed, every interface of this direction takes XDP redirects again", "direction", d.String())
+		}
 	}
 }

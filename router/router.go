@@ -64,7 +64,7 @@ type Router struct {
 
 	// The core interfaces the native site programs redirect offloaded
 	// packets to, and the watch of their xdp-features (offloadPeers).
-	redirectIfs []string
+	redirectIfs []redirectIf
 	fwatch      *xsk.FeatureWatch
 
 	ctx    context.Context

@@ -227,12 +227,12 @@ func TestDecapOffloadWaitsForEmptyRing(t *testing.T) {
 		}
 	}
 	r.w.Step() // a batch of deliveries: offered anew, 5 packets still wait
-	if len(d.puts) != 1 || r.w.decn != 1 {
-		t.Fatalf("put with packets waiting on the ring: %d puts, %d queued", len(d.puts), r.w.decn)
+	if len(d.puts) != 1 || r.w.offn != 1 {
+		t.Fatalf("put with packets waiting on the ring: %d puts, %d queued", len(d.puts), r.w.offn)
 	}
 	r.w.Step()
-	if len(d.puts) != 2 || r.w.decn != 0 {
-		t.Fatalf("not put once the ring was empty: %d puts, %d queued", len(d.puts), r.w.decn)
+	if len(d.puts) != 2 || r.w.offn != 0 {
+		t.Fatalf("not put once the ring was empty: %d puts, %d queued", len(d.puts), r.w.offn)
 	}
 	if n := len(drain(r.site)); n != ring.IdealBatchSize+5 { // all delivered by the worker
 		t.Fatalf("%d frames delivered", n)

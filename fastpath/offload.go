@@ -347,7 +347,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	}
 	q := &w.offq[w.offn]
 	w.offn++
-	q.t, q.slot, q.waited = t, pk.slot, 0
+	q.t, q.d, q.slot, q.waited = t, nil, pk.slot, 0
 	e := &q.e
 	e.Dst = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}
 	e.Bucket, e.Epoch, e.Ifindex = x.bkt, w.oe, w.ports[h.out].ifindex
@@ -382,22 +382,30 @@ func offloadable6(h *nextHop) bool {
 // ring to be empty (offloadFlush).
 const offloadWait = 64
 
-// offloadFlush puts the entries offloadOffer queued, each once its port's
-// rx ring is empty (ring.RxPender), or after offloadWait steps: a packet of
-// the flow still waiting there would leave after the first ones the kernel
-// sends. The ones still waiting stay queued, in order.
+// offloadFlush puts the entries offloadOffer and decapOffer queued, each
+// once the rx ring of the port its flow came in on is empty
+// (ring.RxPender), or after offloadWait steps: a packet of the flow still
+// waiting there would leave after the first ones the kernel sends. The ones
+// still waiting stay queued, in order.
 func (w *Worker) offloadFlush() {
 	k := 0
 	for i := range w.offn {
 		q := &w.offq[i]
-		if w.rxWait(q.slot, &q.waited) {
+		if pd := w.ports[q.slot].pender; pd != nil && q.waited < offloadWait && pd.RxPending() {
+			q.waited++
 			if k != i {
 				w.offq[k], w.offq[i] = w.offq[i], w.offq[k]
 			}
 			k++
 			continue
 		}
-		if q.t.PutOffload(&q.e) != nil {
+		var err error
+		if q.d != nil {
+			err = q.d.PutDecap(&q.de)
+		} else {
+			err = q.t.PutOffload(&q.e)
+		}
+		if err != nil {
 			w.extra[ExtraOffloadFail]++ // a full table: Sweep starts a new epoch
 			continue
 		}
@@ -408,85 +416,41 @@ func (w *Worker) offloadFlush() {
 
 // decapOffer is deliverAt's step for the delivery of pk (instance-ID
 // pk.iid, inner IPv4 destination k, from core port pk.slot) to site port
-// site through h, resolved with an Ethernet header, that is not offered in
-// the worker's epoch (the tag in h.dkey). A delivery deliver4 makes (a site
-// port without gleaning, no local groups) is queued for the end of the
-// step (decapFlush), and h marked offered, so that deliver4 takes the
-// flow's next packets; with the step's queue full h is left for the next
-// packet. Any other is marked offered at once: nothing to offer in the
-// epoch.
+// site through h, resolved there with an Ethernet header, that is not
+// offered in the worker's decap epoch (the tag in h.dkey). A delivery
+// deliver4 makes (a site port with an interface index, without gleaning,
+// no local groups) is queued for the end of the step (offloadFlush) as a
+// copy of h, and h marked offered, so that deliver4 takes the flow's next
+// packets; with the step's queue full h is left for the next packet. Any
+// other is marked offered at once: nothing to offer in the epoch.
 func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
-	if w.doe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil && w.ports[pk.slot].decap != nil {
-		if w.decn == len(w.decq) {
+	t := w.ports[pk.slot].decap
+	if t != nil && w.doe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil &&
+		w.ports[site].ifindex > 0 && w.rloc4k != 0 {
+		if w.offn == len(w.offq) {
 			return
 		}
-		w.decq[w.decn] = decapPut{h: h, iid: pk.iid, k: k, slot: pk.slot}
-		w.decn++
+		q := &w.offq[w.offn]
+		w.offn++
+		*q = offloadPut{d: t, slot: pk.slot}
+		e := &q.de
+		e.IID, e.Epoch, e.Ifindex, e.NonceOK = pk.iid, w.doe, w.ports[site].ifindex, !w.obs.nonces.Load()
+		binary.BigEndian.PutUint32(e.Dst[:], k)
+		binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
+		copy(e.Eth[:], h.hdr[:wire.EthernetLen])
 	}
 	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
 }
 
-// decapPut is a delivery decapOffer queued.
-type decapPut struct {
-	h      *nextHop
-	iid, k uint32
-	slot   int   // the core port the flow came in on
-	waited uint8 // steps it waited for that port's rx ring to be empty
-}
-
-// decapFlush puts the decap entries decapOffer queued into the tables of
-// their core ports, as offloadFlush does: each once its port's rx ring is
-// empty, or after offloadWait steps. An entry is made from the next-hop
-// memo entry as it is now: one filled again for another destination since,
-// or without a resolved Ethernet header on a site port with an interface
-// index, is left (a later delivery queues it again once it is filled
-// anew); so is everything while the offload is paused.
-func (w *Worker) decapFlush() {
-	k := 0
-	for i := range w.decn {
-		q := &w.decq[i]
-		if w.rxWait(q.slot, &q.waited) {
-			if k != i {
-				w.decq[k], w.decq[i] = w.decq[i], w.decq[k]
-			}
-			k++
-			continue
-		}
-		h, t := q.h, w.ports[q.slot].decap
-		if t == nil || w.doe == 0 || h.key4 != 1<<32|uint64(q.k) || h.dkey>>48 != uint64(w.doet) || h.snap != w.snap ||
-			h.hlen != wire.EthernetLen || h.out < 0 || w.ports[h.out].ifindex <= 0 || w.rloc4k == 0 {
-			continue
-		}
-		e := ring.DecapEntry{IID: q.iid, Epoch: w.doe, Ifindex: w.ports[h.out].ifindex, NonceOK: !w.obs.nonces.Load()}
-		binary.BigEndian.PutUint32(e.Dst[:], q.k)
-		binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
-		copy(e.Eth[:], h.hdr[:wire.EthernetLen])
-		if t.PutDecap(&e) != nil {
-			w.extra[ExtraOffloadFail]++ // a full table: Sweep starts a new epoch
-			continue
-		}
-		w.extra[ExtraOffloadPut]++
-	}
-	w.decn = k
-}
-
-// rxWait reports whether an entry for a flow that came in on port slot
-// waits another step (counted in waited) before it is put: while frames
-// wait on the port's rx ring (ring.RxPender), at most offloadWait steps.
-func (w *Worker) rxWait(slot int, waited *uint8) bool {
-	if pd := w.ports[slot].pender; pd != nil && *waited < offloadWait && pd.RxPending() {
-		*waited++
-		return true
-	}
-	return false
-}
-
-// offloadPut is an entry offloadOffer queued, with its table.
+// offloadPut is an entry offloadOffer (t, e) or decapOffer (d, de) queued,
+// with its table.
 type offloadPut struct {
 	t      ring.OffloadTable
-	slot   int   // the site port the flow came in on
+	d      ring.DecapTable
+	slot   int   // the port the flow came in on
 	waited uint8 // steps it waited for that port's rx ring to be empty
 	e      ring.OffloadEntry
+	de     ring.DecapEntry
 }
 
 // offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):

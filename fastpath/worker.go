@@ -321,8 +321,6 @@ type Worker struct {
 	decOn    bool   // a core port has a decap table
 	doe      uint32 // the decap offload epoch of this step (0 without decOn)
 	doet     uint16 // offloadTag(doe): the tag in nextHop.dkey and siteMemo.dkey
-	decq     [offloadMax]decapPut
-	decn     int
 	extra    [NumExtra]uint64
 	extraPub [NumExtra]atomic.Uint64
 
@@ -710,9 +708,6 @@ func (w *Worker) Step() int {
 	}
 	if w.offn > 0 {
 		w.offloadFlush() // after the step's packets left
-	}
-	if w.decn > 0 {
-		w.decapFlush()
 	}
 	w.memo.rd.Flush() // this step's activity marks, for the cache's writer
 	w.obs.publish()

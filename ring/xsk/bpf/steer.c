@@ -216,6 +216,40 @@ static __always_inline __u16 fold16(__u32 s)
 	return (__u16)s;
 }
 
+/* csum20_ok reports whether the 20-byte IPv4 header at b (within the
+ * frame) has a valid checksum (fastpath checksum20Valid). */
+static __always_inline int csum20_ok(const __u8 *b)
+{
+	const __u16 *w = (const __u16 *)b;
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	return fold16(s) == 0xffff;
+}
+
+/* lower_ttl sets the TTL of the IPv4 header at b (within the frame) to ttl,
+ * at most its TTL, and updates its checksum by the drop (RFC 1624 eqn. 3,
+ * fastpath csumLowerTTL: the same bytes as the fast path writes). */
+static __always_inline void lower_ttl(__u8 *b, __u8 ttl)
+{
+	__u16 hc = ((__u16)b[10] << 8) | b[11];
+	__u32 c = (__u32)(__u16)~hc + 0xffff - ((__u32)(__u8)(b[8] - ttl) << 8);
+	__u16 n = ~(__u16)((c & 0xffff) + (c >> 16));
+	b[8] = ttl;
+	b[10] = n >> 8;
+	b[11] = n;
+}
+
+/* sent counts a packet sent through an offload or decap entry (its hits)
+ * and redirects it to ifindex. */
+static __always_inline int sent(__u64 *hits, __u32 ifindex)
+{
+	__sync_fetch_and_add(hits, 1);
+	count(ST_OFFLOAD, 0);
+	return bpf_redirect(ifindex, 0);
+}
+
 /* offload encapsulates an IPv4 packet without options (ip, tl bytes long,
  * its header in the frame) through its flow's offload entry, as the fast
  * path's encapLoop does, and redirects it; it returns -1 to leave the
@@ -225,15 +259,7 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 	__u8 *b = (__u8 *)ip;
 	__u32 tl = bpf_htons(ip->tot_len);
 	__u32 have = (__u8 *)end - b;
-	if (ip->ver_ihl != 0x45 || tl < 20 || tl > have || ip->ttl <= 1)
-		return -1;
-	/* The header checksum (fastpath checksum20Valid). */
-	__u16 *w = (__u16 *)b;
-	__u32 s = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		s += w[i];
-	if (fold16(s) != 0xffff)
+	if (ip->ver_ihl != 0x45 || tl < 20 || tl > have || ip->ttl <= 1 || !csum20_ok(b))
 		return -1;
 	__u8 dst0 = b[16];
 	if ((dst0 & 0xf0) == 0xe0) /* multicast: not the flow memo's */
@@ -260,10 +286,7 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 
 	/* The inner TTL less one, its checksum updated (fastpath decTTL4). */
 	__u8 ttl = ip->ttl - 1;
-	__u16 hc = bpf_htons(ip->check);
-	__u32 cs = (__u32)(__u16)~hc + 0xffff - 0x100;
-	ip->check = bpf_htons((__u16)~(__u16)((cs & 0xffff) + (cs >> 16)));
-	ip->ttl = ttl;
+	lower_ttl(b, ttl);
 	__u8 tos = ip->tos;
 
 	/* The frame is cut to the packet, then the front goes before it. */
@@ -327,9 +350,7 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 		u[10] = x >> 8;
 		u[11] = x;
 	}
-	__sync_fetch_and_add(&v->hits, 1);
-	count(ST_OFFLOAD, 0);
-	return bpf_redirect(v->ifindex, 0);
+	return sent(&v->hits, v->ifindex);
 }
 
 #define LISP_N 0x80
@@ -354,14 +375,7 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
 	__u32 tl = bpf_htons(ip->tot_len);
 	__u32 have = (__u8 *)end - b;
 	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
-	    ip->protocol != IPPROTO_UDP || (ip->tos & 3))
-		return -1;
-	__u16 *w = (__u16 *)b;
-	__u32 s = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		s += w[i];
-	if (fold16(s) != 0xffff)
+	    ip->protocol != IPPROTO_UDP || (ip->tos & 3) || !csum20_ok(b))
 		return -1;
 	__u8 *u = b + 20;
 	__u32 ul = ((__u32)u[4] << 8) | u[5];
@@ -382,16 +396,8 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
 	__u8 ttl = in[8];
 	if (ttl == 0 || ip->ttl == 0)
 		return -1;
-	if (ip->ttl < ttl) {
-		/* fastpath lowerTTL4: the checksum less the drop (RFC 1624). */
-		__u16 hc = ((__u16)in[10] << 8) | in[11];
-		__u32 c = (__u32)(__u16)~hc + 0xffff - ((__u32)(ttl - ip->ttl) << 8);
-		__u16 n = ~(__u16)((c & 0xffff) + (c >> 16));
-		ttl = ip->ttl;
-		in[8] = ttl;
-		in[10] = n >> 8;
-		in[11] = n;
-	}
+	if (ip->ttl < ttl)
+		lower_ttl(in, ip->ttl); /* fastpath lowerTTL4 */
 
 	/* The frame is cut to the inner packet, then the outer headers go. */
 	__u32 after = 56 - 20 + itl; /* the inner packet's end, from ip */
@@ -403,9 +409,7 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
 	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
 	__builtin_memcpy(d, v->eth, 14);
-	__sync_fetch_and_add(&v->hits, 1);
-	count(ST_OFFLOAD, 0);
-	return bpf_redirect(v->ifindex, 0);
+	return sent(&v->hits, v->ifindex);
 }
 
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)

@@ -3,6 +3,7 @@ package veth
 import (
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/rloc-router/rloc/fastpath"
@@ -36,22 +37,10 @@ const lispCfg = `{
 // Linux's vxlan gpe reads it): the same bytes but for the 8-byte header,
 // flags I and P, next protocol IPv4 (1), VNI 7777. Linux decapsulates VXLAN
 // with an IP payload only in this form.
-const gpeCfg = `{
-  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
-  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
-  c16(0x0800),
-  0x45, 0x00, c16(86), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
-  10, 1, 0, 10,
-  10, 1, 0, 1,
-  c16(50000), c16(4341), c16(66), c16(0),
-  0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,
-  0x45, 0x00, c16(50), c16(0), 0x40, 0x00, 64, 17, csumip(50, 69),
-  10, 2, 0, 10,
-  192, 0, 2, 2,
-  c16(1000), c16(2000), c16(30), c16(0),
-  fill(0x61, 22)
-}
-`
+var gpeCfg = strings.Replace(lispCfg, lispHeader, "0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,", 1)
+
+// lispHeader is lispCfg's LISP header line.
+const lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
 
 // BenchmarkVethETR is BenchmarkVeth for the ETR: the generator sends
 // encapsulated 100-byte frames to the DUT's in0 (its core side, RLOC
@@ -62,6 +51,9 @@ const gpeCfg = `{
 // offload (XTRConfig.Decap: the core program delivers the flow itself).
 func BenchmarkVethETR(b *testing.B) {
 	v := newBench(b)
+	if !strings.Contains(lispCfg, lispHeader) || gpeCfg == lispCfg {
+		b.Fatal("lispCfg lost its LISP header line")
+	}
 	lisp, gpe := v.cfg, v.cfg+".gpe"
 	for f, c := range map[string]string{lisp: lispCfg, gpe: gpeCfg} {
 		if err := os.WriteFile(f, []byte(c), 0o644); err != nil {

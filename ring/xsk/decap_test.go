@@ -163,11 +163,7 @@ func TestDecapOffloadLeaves(t *testing.T) {
 	if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
 		t.Fatalf("the good frame: action %d", ret)
 	}
-	for _, tc := range []struct {
-		name  string
-		frame []byte
-		setup func() error
-	}{
+	checkLeaves(t, p, []leaveCase{
 		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
 		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
 		{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
@@ -188,22 +184,7 @@ func TestDecapOffloadLeaves(t *testing.T) {
 		{name: "truncated", frame: frame(func(*lispSpec) {})[:wire.EthernetLen+50]},
 		{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(epoch+1, 0) }},
 		{name: "offload-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(0, 0) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.setup != nil {
-				if err := tc.setup(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			ret, out := run(t, p, tc.frame)
-			if ret != xdpPass {
-				t.Fatalf("action %d, want XDP_PASS (to the socket)", ret)
-			}
-			if string(out[:len(tc.frame)]) != string(tc.frame) {
-				t.Fatalf("frame changed:\n% x\n% x", out[:len(tc.frame)], tc.frame)
-			}
-		})
-	}
+	})
 }
 
 // mod returns a copy of b changed by f.

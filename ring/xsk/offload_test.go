@@ -233,31 +233,22 @@ func TestOffloadLeaves(t *testing.T) {
 	if ret, _ := run(t, p, good); ret != xdpRedirect {
 		t.Fatalf("the good frame: action %d", ret)
 	}
-	mod := func(f func(b []byte)) []byte {
-		b := append([]byte(nil), good...)
-		f(b)
-		return b
-	}
 	resum := func(b []byte) {
 		ip := b[wire.EthernetLen:]
 		ip[10], ip[11] = 0, 0
 		binary.BigEndian.PutUint16(ip[10:], ^sum16(ip[:20]))
 	}
-	for _, tc := range []struct {
-		name  string
-		frame []byte
-		setup func() error
-	}{
-		{name: "ttl-1", frame: mod(func(b []byte) { b[wire.EthernetLen+8] = 1; resum(b) })},
-		{name: "bad-checksum", frame: mod(func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
-		{name: "options", frame: mod(func(b []byte) { b[wire.EthernetLen] = 0x46; resum(b) })},
-		{name: "total-length-beyond-frame", frame: mod(func(b []byte) {
+	checkLeaves(t, p, []leaveCase{
+		{name: "ttl-1", frame: mod(good, func(b []byte) { b[wire.EthernetLen+8] = 1; resum(b) })},
+		{name: "bad-checksum", frame: mod(good, func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
+		{name: "options", frame: mod(good, func(b []byte) { b[wire.EthernetLen] = 0x46; resum(b) })},
+		{name: "total-length-beyond-frame", frame: mod(good, func(b []byte) {
 			binary.BigEndian.PutUint16(b[wire.EthernetLen+2:], uint16(len(b)))
 			resum(b)
 		})},
-		{name: "other-bucket", frame: mod(func(b []byte) { b[wire.EthernetLen+21]++ })},
-		{name: "other-destination", frame: mod(func(b []byte) { b[wire.EthernetLen+19]++; resum(b) })},
-		{name: "multicast", frame: mod(func(b []byte) { b[wire.EthernetLen+16] = 239; resum(b) })},
+		{name: "other-bucket", frame: mod(good, func(b []byte) { b[wire.EthernetLen+21]++ })},
+		{name: "other-destination", frame: mod(good, func(b []byte) { b[wire.EthernetLen+19]++; resum(b) })},
+		{name: "multicast", frame: mod(good, func(b []byte) { b[wire.EthernetLen+16] = 239; resum(b) })},
 		{name: "truncated", frame: good[:wire.EthernetLen+12]},
 		{name: "too-long-for-path", frame: good, setup: func() error {
 			e2 := e
@@ -272,7 +263,22 @@ func TestOffloadLeaves(t *testing.T) {
 		}},
 		{name: "old-epoch", frame: good, setup: func() error { return p.SetOffload(epoch+1, seed) }},
 		{name: "offload-off", frame: good, setup: func() error { return p.SetOffload(0, seed) }},
-	} {
+	})
+}
+
+// leaveCase is a frame a program must leave to the socket unchanged, after
+// setup (nil: none).
+type leaveCase struct {
+	name  string
+	frame []byte
+	setup func() error
+}
+
+// checkLeaves runs p over each case's frame, in order, and fails unless it
+// passes the frame (XDP_PASS: no socket here) unchanged.
+func checkLeaves(t *testing.T, p *Program, cases []leaveCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.setup != nil {
 				if err := tc.setup(); err != nil {

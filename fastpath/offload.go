@@ -310,8 +310,7 @@ type OffloadStats struct {
 	Invalidations uint64 // epochs started
 	Swept         uint64 // entries deleted by sweeps
 	Errors        uint64 // epochs a table refused (the table was turned off)
-	Paused        bool   // a direction is between Pause and Resume
-	PausedEncap   bool   // OffloadEncap is
+	PausedEncap   bool   // OffloadEncap is between Pause and Resume
 	PausedDecap   bool   // OffloadDecap is
 	Pauses        uint64 // Pauses that turned a direction off
 }
@@ -322,7 +321,7 @@ func (o *Offload) Stats() OffloadStats {
 	paused := o.paused
 	o.mu.Unlock()
 	return OffloadStats{Epoch: o.epoch.Load(), EpochDecap: o.depoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
-		Errors: o.errs.Load(), Paused: paused[0] || paused[1], PausedEncap: paused[OffloadEncap],
+		Errors: o.errs.Load(), PausedEncap: paused[OffloadEncap],
 		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load()}
 }
 

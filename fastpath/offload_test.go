@@ -319,7 +319,7 @@ func TestOffloadPause(t *testing.T) {
 		t.Fatal("Pause did not report the offload running once")
 	}
 	// The other direction goes on.
-	if st := off.Stats(); ft.epoch != 0 || fd.epoch != 1 || !st.Paused || !st.PausedEncap || st.PausedDecap ||
+	if st := off.Stats(); ft.epoch != 0 || fd.epoch != 1 || !st.PausedEncap || st.PausedDecap ||
 		st.Pauses != 1 || st.Epoch != 0 || st.EpochDecap != 1 {
 		t.Fatalf("paused: table epochs %d (decap %d), stats %+v", ft.epoch, fd.epoch, st)
 	}
@@ -336,7 +336,7 @@ func TestOffloadPause(t *testing.T) {
 	if off.Resume(OffloadDecap) || !off.Resume(OffloadEncap) || off.Resume(OffloadEncap) {
 		t.Fatal("Resume did not report the offload paused once")
 	}
-	if st := off.Stats(); ft.epoch != 3 || fd.epoch != 3 || st.Paused || st.Epoch != 3 {
+	if st := off.Stats(); ft.epoch != 3 || fd.epoch != 3 || st.PausedEncap || st.PausedDecap || st.Epoch != 3 {
 		t.Fatalf("resumed: table epoch %d (decap %d), stats %+v", ft.epoch, fd.epoch, st)
 	}
 	forwardOne(t, r, frame)

@@ -652,7 +652,7 @@ func (r *Router) Stats() Stats {
 			// 1 while a core interface does not take XDP redirects
 			// (offloadPeers), and how often that began.
 			s.Fastpath["xdp_offload_paused"] = 0
-			if ost.Paused {
+			if ost.PausedEncap || ost.PausedDecap {
 				s.Fastpath["xdp_offload_paused"] = 1
 			}
 			s.Fastpath["xdp_offload_pauses"] = ost.Pauses

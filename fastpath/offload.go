@@ -47,6 +47,14 @@ import (
 // that no packet of the flow still waits there when the kernel starts to send
 // the next ones. The kernel's packets are counted by the program (ring/xsk
 // StatOffload), not by the worker's counters.
+//
+// With a core interface's table (AddDecap) the same goes for deliveries: a
+// worker offers a delivery that deliver4 would make (decapOffer), keyed by
+// instance-ID and inner IPv4 destination, with the Ethernet header it
+// writes, and the core program decapsulates the flow's next packets itself
+// and redirects them to the site interface. Each direction has its epoch
+// and can be paused alone (Pause) while an interface its programs redirect
+// to does not take redirects.
 type Offload struct {
 	// The epoch the workers and tables of each direction use (gen, or 0
 	// while that direction is paused): epoch for the site tables

@@ -14,10 +14,11 @@ import (
 
 // fakeDecap is a ring.DecapTable in memory.
 type fakeDecap struct {
-	epoch   uint32
-	puts    []ring.DecapEntry
-	entries map[[2]uint32]ring.DecapEntry
-	failPut error
+	epoch    uint32
+	puts     []ring.DecapEntry
+	entries  map[[2]uint32]ring.DecapEntry
+	failPut  error
+	deleting func() // between SweepDecap's walk and its deletes
 }
 
 func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[[2]uint32]ring.DecapEntry{}} }
@@ -34,14 +35,7 @@ func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 func (f *fakeDecap) SetOffload(epoch, _ uint32) error { f.epoch = epoch; return nil }
 
 func (f *fakeDecap) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error) {
-	n := 0
-	for k, e := range f.entries {
-		if !keep(e.IID, e.Dst, e.Epoch, 0) {
-			delete(f.entries, k)
-			n++
-		}
-	}
-	return n, nil
+	return sweepFake(f.entries, func(_ [2]uint32, e ring.DecapEntry) bool { return keep(e.IID, e.Dst, e.Epoch, 0) }, f.deleting), nil
 }
 
 // decapRig is a rig whose core port hands deliveries to table d, the site

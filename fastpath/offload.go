@@ -69,6 +69,15 @@ type Offload struct {
 
 	sweeping sync.Mutex // one Sweep at a time; Close waits for it
 
+	// puts keeps the workers' puts out of a sweep's walk of a table and
+	// its deletes: a sweep reads an entry of a past epoch, then deletes
+	// its key, and a put between the two (the flow offered in the
+	// current epoch) would be deleted with it, leaving the flow to the
+	// worker for the rest of the epoch. A worker puts under a read lock
+	// it only tries (offloadFlush): while a sweep holds it, the worker
+	// keeps its entries queued for a later step.
+	puts sync.RWMutex
+
 	invalidations, swept, errs, pauses atomic.Uint64
 }
 
@@ -244,6 +253,8 @@ func (o *Offload) Resume(d OffloadDirection) bool {
 // (cache.Config.ActivityTick), with the workers' map-cache. It holds no
 // lock that Invalidate takes while it walks the tables (a walk of a full
 // table takes milliseconds): an entry of an epoch started meanwhile is kept.
+// The workers put no entry while it walks a table and deletes what it
+// rejected: an entry put meanwhile could have a key it deletes.
 func (o *Offload) Sweep(c *cache.Cache) error {
 	o.sweeping.Lock()
 	defer o.sweeping.Unlock()
@@ -253,6 +264,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	full := false
 	var errs []error
 	for _, t := range ts {
+		o.puts.Lock()
 		if t.d != nil {
 			live := 0
 			n, err := t.d.SweepDecap(func(_ uint32, _ [4]byte, epoch uint32, _ uint64) bool {
@@ -262,6 +274,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 				live++
 				return true
 			})
+			o.puts.Unlock()
 			o.swept.Add(uint64(n))
 			if err != nil {
 				errs = append(errs, err)
@@ -283,6 +296,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 			seen[k] = hits
 			return true
 		})
+		o.puts.Unlock()
 		t.hits = seen
 		o.swept.Add(uint64(n))
 		if err != nil {
@@ -393,13 +407,22 @@ const offloadWait = 64
 // once the rx ring of the port its flow came in on is empty
 // (ring.RxPender), or after offloadWait steps: a packet of the flow still
 // waiting there would leave after the first ones the kernel sends. The ones
-// still waiting stay queued, in order.
+// still waiting stay queued, in order, and so do all of them while a Sweep
+// walks a table (Offload.puts).
 func (w *Worker) offloadFlush() {
-	k := 0
+	k, locked := 0, false
 	for i := range w.offn {
 		q := &w.offq[i]
+		wait := false
 		if pd := w.ports[q.slot].pender; pd != nil && q.waited < offloadWait && pd.RxPending() {
 			q.waited++
+			wait = true
+		} else if !locked {
+			if locked = w.off.puts.TryRLock(); !locked {
+				wait = true // a sweep: the next step tries again
+			}
+		}
+		if wait {
 			if k != i {
 				w.offq[k], w.offq[i] = w.offq[i], w.offq[k]
 			}
@@ -417,6 +440,9 @@ func (w *Worker) offloadFlush() {
 			continue
 		}
 		w.extra[ExtraOffloadPut]++
+	}
+	if locked {
+		w.off.puts.RUnlock()
 	}
 	w.offn = k
 }

@@ -23,6 +23,7 @@ type fakeOffload struct {
 	failPut     error
 	failSet     error
 	during      func() // at the start of each SweepOffload's walk
+	deleting    func() // between its walk and its deletes
 }
 
 type fakeEntry struct {
@@ -54,14 +55,25 @@ func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch ui
 	if f.during != nil {
 		f.during()
 	}
-	n := 0
-	for k, e := range f.entries {
-		if !keep(k.dst, k.bkt, e.e.Epoch, e.hits) {
-			delete(f.entries, k)
-			n++
+	return sweepFake(f.entries, func(k offloadKey, e *fakeEntry) bool { return keep(k.dst, k.bkt, e.e.Epoch, e.hits) }, f.deleting), nil
+}
+
+// sweepFake deletes the entries of m that keep rejects as ring/xsk does:
+// it reads them all, calls deleting (when not nil), then deletes.
+func sweepFake[K comparable, V any](m map[K]V, keep func(K, V) bool, deleting func()) int {
+	var drop []K
+	for k, v := range m {
+		if !keep(k, v) {
+			drop = append(drop, k)
 		}
 	}
-	return n, nil
+	if deleting != nil {
+		deleting()
+	}
+	for _, k := range drop {
+		delete(m, k)
+	}
+	return len(drop)
 }
 
 // forwardOne sends frame in on r's site port and returns the one frame the
@@ -389,6 +401,60 @@ func TestOffloadSweepLeavesInvalidate(t *testing.T) {
 	if _, ok := ft.entries[offloadKey{old, 0}]; ok || len(ft.entries) != 1 {
 		t.Fatalf("after an invalidation during the sweep: %d entries, the old epoch's kept: %v", len(ft.entries), ok)
 	}
+}
+
+// TestOffloadSweepKeepsFreshPuts: a flow offered again in a new epoch while
+// a sweep walks the table is not put until the sweep has deleted its past
+// epoch's entry (same key), so the sweep does not delete the new one; the
+// worker keeps it queued and puts it after the sweep. In both directions.
+func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
+	check := func(t *testing.T, r *rig, off *Offload, send func(), deleting *func(), puts func() int, entry func() (uint32, bool)) {
+		t.Helper()
+		send()
+		send()
+		if puts() != 1 {
+			t.Fatalf("%d puts, want 1", puts())
+		}
+		off.Invalidate() // the entry is now a past epoch's: the sweep deletes its key
+		*deleting = func() {
+			send() // the flow's next packet: offered in epoch 2
+			if puts() != 1 || r.w.offn != 1 {
+				t.Errorf("during the sweep: %d puts, %d queued; want the offer queued", puts(), r.w.offn)
+			}
+		}
+		if err := off.Sweep(r.c); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := entry(); puts() != 1 || ok {
+			t.Fatalf("after the sweep: %d puts, entry left: %v", puts(), ok)
+		}
+		*deleting = nil
+		send() // the next step puts what waited
+		if epoch, ok := entry(); !ok || epoch != 2 || puts() != 2 || r.w.offn != 0 {
+			t.Fatalf("after the next packet: entry of epoch %d (%v), %d puts, %d queued", epoch, ok, puts(), r.w.offn)
+		}
+	}
+	t.Run("encap", func(t *testing.T) {
+		ft := newFakeOffload()
+		r, off := offloadRig(t, ft)
+		frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+		key := offloadKey{remote4.As4(), cache.SelectBucket(wire.FlowHash(frame[wire.EthernetLen:], 0))}
+		check(t, r, off, func() { forwardOne(t, r, frame) }, &ft.deleting, func() int { return len(ft.puts) },
+			func() (uint32, bool) {
+				if e, ok := ft.entries[key]; ok {
+					return e.e.Epoch, true
+				}
+				return 0, false
+			})
+	})
+	t.Run("decap", func(t *testing.T) {
+		fd := newFakeDecap()
+		r, off := decapRig(t, fd, 5)
+		frame := decapFrame(t, 60, 50, 0)
+		key := [2]uint32{iidSite, binary.BigEndian.Uint32(hostA.AsSlice())}
+		check(t, r, off, func() { deliverOne(t, r, frame) }, &fd.deleting, func() int { return len(fd.puts) },
+			func() (uint32, bool) { e, ok := fd.entries[key]; return e.Epoch, ok })
+	})
 }
 
 // TestOffloadKernelMatchesWorker runs the kernel's program (root) over a

@@ -66,8 +66,17 @@ func deliverOne(t *testing.T, r *rig, frame []byte) []byte {
 // an IPv4 packet to hostA in the site's instance-ID, with LISP flags flags
 // (I and N when 0).
 func decapFrame(t testing.TB, outerTTL, innerTTL uint8, flags uint8) []byte {
+	return decapFrameOver(t, false, outerTTL, innerTTL, flags)
+}
+
+// decapFrameOver is decapFrame, from rlocRemote6 to our IPv6 RLOC with v6.
+func decapFrameOver(t testing.TB, v6 bool, outerTTL, innerTTL uint8, flags uint8) []byte {
 	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: 40, sport: 5, dport: 6})
-	return lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, iid: iidSite, nonce: 0x123456, flags: flags, inner: in})
+	src, dst := rlocRemote4, rlocLocal4
+	if v6 {
+		src, dst = rlocRemote6, rlocLocal6
+	}
+	return lispFrame(t, lispSpec{src: src, dst: dst, ttl: outerTTL, iid: iidSite, nonce: 0x123456, flags: flags, inner: in})
 }
 
 // TestDecapOffloadOffers: a delivery is offered to the kernel once per
@@ -113,6 +122,14 @@ func TestDecapOffloadOffers(t *testing.T) {
 	if len(d.puts) != 3 || d.puts[2].NonceOK {
 		t.Fatalf("entry while nonces are watched: %+v", d.puts[len(d.puts)-1])
 	}
+	// Over IPv6, the entry is for our IPv6 RLOC: offered once more, as
+	// the flow's memo entry holds one tag whatever the outer header.
+	off.Invalidate()
+	deliverOne(t, r, decapFrameOver(t, true, 60, 50, wire.FlagI))
+	deliverOne(t, r, decapFrameOver(t, true, 60, 50, wire.FlagI))
+	if e := d.puts[len(d.puts)-1]; len(d.puts) != 4 || !e.V6 || e.RLOC6 != rlocLocal6.As16() || e.RLOC != [4]byte{} || e.Epoch != 4 {
+		t.Fatalf("entry over IPv6: %+v (%d puts)", e, len(d.puts))
+	}
 	// A sweep deletes the past epochs' entries.
 	d.entries[[2]uint32{9, 9}] = ring.DecapEntry{IID: 9, Epoch: 1}
 	if err := off.Sweep(r.c); err != nil || len(d.entries) != 1 {
@@ -121,7 +138,7 @@ func TestDecapOffloadOffers(t *testing.T) {
 	// Paused: nothing is offered, and the flow's packets are deliver4's.
 	off.Pause(OffloadDecap)
 	deliverOne(t, r, frame)
-	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 3 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
+	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 4 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
 		t.Fatalf("paused: %d puts, memo entry dkey %#x, site memo %#x", len(d.puts), h.dkey, r.w.lastSite.dkey)
 	}
 }
@@ -172,20 +189,30 @@ func TestDecapOffloadKernelMatchesWorker(t *testing.T) {
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
 	defer prog.Close()
-	if err := prog.AddLocal(rlocLocal4); err != nil {
-		t.Fatal(err)
+	addRLOCs(t, prog)
+	r, off := decapRig(t, prog, 5)
+	for _, v6 := range []bool{false, true} {
+		off.Invalidate() // the flow offered anew over this outer header
+		for _, c := range []struct {
+			outer, inner uint8
+			flags        uint8
+		}{
+			{60, 50, 0},
+			{9, 50, wire.FlagI},              // the outer TTL lower: the inner one lowered to it
+			{60, 1, wire.FlagI | wire.FlagV}, // a map version, and TTL 1 (delivered)
+		} {
+			redirectMatches(t, prog, decapFrameOver(t, v6, c.outer, c.inner, c.flags), func(b []byte) []byte { return deliverOne(t, r, b) }, nil)
+		}
 	}
-	r, _ := decapRig(t, prog, 5)
-	for _, c := range []struct {
-		outer, inner uint8
-		flags        uint8
-		dst          netip.Addr
-	}{
-		{60, 50, 0, hostA},
-		{9, 50, wire.FlagI, hostA},              // the outer TTL lower: the inner one lowered to it
-		{60, 1, wire.FlagI | wire.FlagV, hostA}, // a map version, and TTL 1 (delivered)
-	} {
-		redirectMatches(t, prog, decapFrame(t, c.outer, c.inner, c.flags), func(b []byte) []byte { return deliverOne(t, r, b) }, nil)
+}
+
+// addRLOCs gives the core program the rig's RLOCs as local addresses.
+func addRLOCs(t testing.TB, prog *xsk.Program) {
+	t.Helper()
+	for _, a := range []netip.Addr{rlocLocal4, rlocLocal6} {
+		if err := prog.AddLocal(a); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -220,24 +247,25 @@ func TestDecapOffloadWaitsForEmptyRing(t *testing.T) {
 }
 
 // FuzzDecapOffloadMatchesWorker runs the kernel's core program (root) over
-// LISP frames after the worker has seen each twice (so a delivery it can
+// LISP frames, over IPv4 or IPv6 RLOCs, after the worker has seen each twice (so a delivery it can
 // offload has its entry), and the worker over the same frame once more: a
 // frame the program redirects must be the one frame the worker delivers,
 // byte for byte; a frame it passes must be left as it was. The frames are
 // built from the fuzzed fields, then one byte changed (with the outer
 // checksum made good again, or not).
 func FuzzDecapOffloadMatchesWorker(f *testing.F) {
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false)
-	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false)
-	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true)
-	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false)
+	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, true)
+	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
-	if err := prog.AddLocal(rlocLocal4); err != nil {
-		f.Fatal(err)
-	}
+	addRLOCs(f, prog)
 	r, _ := decapRig(f, prog, 5)
 	step := func(t *testing.T, b []byte) [][]byte {
 		if !r.core.Inject(b) {
@@ -247,14 +275,18 @@ func FuzzDecapOffloadMatchesWorker(f *testing.F) {
 		drain(r.core) // ICMP errors, re-encapsulations
 		return drain(r.site)
 	}
-	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix bool) {
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, v6 bool) {
 		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: int(plen % 1400), sport: 5, dport: 6})
-		b := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos,
+		src, dst := rlocRemote4, rlocLocal4
+		if v6 {
+			src, dst = rlocRemote6, rlocLocal6
+		}
+		b := lispFrame(t, lispSpec{src: src, dst: dst, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos,
 			iid: iidSite, nonce: 0x123456, flags: flags | 1, inner: in}) // | 1: lispFrame's 0 means I|N
 		b = append(b, make([]byte, pad%32)...)
 		if x != 0 {
 			b[int(at)%len(b)] ^= x
-			if fix {
+			if fix && !v6 {
 				ip := b[wire.EthernetLen:]
 				ip[10], ip[11] = 0, 0
 				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))

@@ -448,7 +448,8 @@ func (w *Worker) offloadFlush() {
 }
 
 // decapOffer is deliverAt's step for the delivery of pk (instance-ID
-// pk.iid, inner IPv4 destination k, from core port pk.slot) to site port
+// pk.iid, inner IPv4 destination k, outer IPv4 or IPv6 to our RLOC of that
+// version, from core port pk.slot) to site port
 // site through h, resolved there with an Ethernet header, that is not
 // offered in the worker's decap epoch (the tag in h.dkey). A delivery
 // deliver4 makes (a site port with an interface index, without gleaning,
@@ -459,7 +460,7 @@ func (w *Worker) offloadFlush() {
 func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 	t := w.ports[pk.slot].decap
 	if t != nil && w.doe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil &&
-		w.ports[site].ifindex > 0 && w.rloc4k != 0 {
+		w.ports[site].ifindex > 0 && (pk.outerV4 && w.rloc4k != 0 || !pk.outerV4 && w.rloc6.Is6()) {
 		if w.offn == len(w.offq) {
 			return
 		}
@@ -469,7 +470,11 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 		e := &q.de
 		e.IID, e.Epoch, e.Ifindex, e.NonceOK = pk.iid, w.doe, w.ports[site].ifindex, !w.obs.nonces.Load()
 		binary.BigEndian.PutUint32(e.Dst[:], k)
-		binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
+		if pk.outerV4 {
+			binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
+		} else {
+			e.V6, e.RLOC6 = true, w.rloc6.As16()
+		}
 		copy(e.Eth[:], h.hdr[:wire.EthernetLen])
 	}
 	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48

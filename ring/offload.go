@@ -62,9 +62,9 @@ type RxPender interface {
 
 // DecapEntry is one flow a fast path hands to the kernel for delivery: the
 // core interface's XDP program (ring/xsk) decapsulates the LISP packets to
-// RLOC that carry instance-ID IID and inner IPv4 destination Dst, as the
-// fast path's ETR would, puts Eth in front of the inner packet and
-// redirects it to the site interface Ifindex. An entry is used only while
+// RLOC (with V6: to RLOC6, over IPv6) that carry instance-ID IID and inner
+// IPv4 destination Dst, as the fast path's ETR would, puts Eth in front of
+// the inner packet and redirects it to the site interface Ifindex. An entry is used only while
 // the table's epoch equals Epoch; NonceOK says whether a packet whose LISP
 // header has the N flag may be taken (the fast path reports nonces to its
 // slow path only while it waits for an echo).
@@ -72,6 +72,8 @@ type DecapEntry struct {
 	IID     uint32
 	Dst     [4]byte
 	RLOC    [4]byte
+	V6      bool
+	RLOC6   [16]byte
 	Epoch   uint32
 	Ifindex int
 	Eth     [14]byte

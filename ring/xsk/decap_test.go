@@ -12,9 +12,10 @@ import (
 
 // lispSpec is a LISP data packet as it arrives on a core interface.
 type lispSpec struct {
-	dst        [4]byte // outer destination (the RLOC)
-	tos, ttl   uint8   // outer
-	frag       uint16  // outer flags and fragment offset
+	v6         bool    // an outer IPv6 header (to decapRLOC6), without frag
+	dst        [4]byte // outer IPv4 destination (the RLOC)
+	tos, ttl   uint8   // outer (IPv6: traffic class, hop limit)
+	frag       uint16  // outer IPv4 flags and fragment offset
 	flags      uint8   // LISP flags
 	iid        uint32
 	innerTTL   uint8
@@ -25,14 +26,24 @@ type lispSpec struct {
 }
 
 var (
-	decapRLOC = [4]byte{192, 0, 2, 1}
-	decapDst  = [4]byte{10, 2, 0, 10}
-	decapEth  = [14]byte{2, 0, 0, 0, 0, 0xcc, 2, 0, 0, 0, 0, 0xdd, 0x08, 0x00}
+	decapRLOC  = [4]byte{192, 0, 2, 1}
+	decapRLOC6 = [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}
+	decapDst   = [4]byte{10, 2, 0, 10}
+	decapEth   = [14]byte{2, 0, 0, 0, 0, 0xcc, 2, 0, 0, 0, 0, 0xdd, 0x08, 0x00}
 )
 
-// coreFrame4 builds s's frame: Ethernet, outer IPv4, UDP, LISP header and an
-// inner UDP packet from 10.1.0.10 to decapDst with 30 bytes of payload.
-func coreFrame4(s lispSpec) (frame, inner []byte) {
+// outerLen is the outer IP header's length in s's frame.
+func (s lispSpec) outerLen() int {
+	if s.v6 {
+		return wire.IPv6Len
+	}
+	return wire.IPv4MinLen
+}
+
+// coreFrame builds s's frame: Ethernet, outer IPv4 or IPv6, UDP, LISP
+// header and an inner UDP packet from 10.1.0.10 to decapDst with 30 bytes
+// of payload.
+func coreFrame(s lispSpec) (frame, inner []byte) {
 	inner = siteFrame4([4]byte{10, 1, 0, 10}, decapDst, wire.ProtoUDP, s.innerTTL, [4]byte{4, 0, 0, 53}, 30, 0)[wire.EthernetLen:]
 	if s.innerExtra != 0 {
 		binary.BigEndian.PutUint16(inner[2:], uint16(len(inner)+s.innerExtra))
@@ -40,19 +51,28 @@ func coreFrame4(s lispSpec) (frame, inner []byte) {
 		binary.BigEndian.PutUint16(inner[10:], ^sum16(inner[:20]))
 	}
 	ul := wire.UDPLen + wire.HeaderLen + len(inner) + s.udpExtra
-	tl := wire.IPv4MinLen + ul
+	tl := s.outerLen() + ul
 	b := make([]byte, wire.EthernetLen+tl+s.pad)
 	copy(b[0:12], []byte{2, 0, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0, 0xbb})
-	b[12], b[13] = 0x08, 0x00
 	o := b[wire.EthernetLen:]
-	o[0], o[1] = 0x45, s.tos
-	binary.BigEndian.PutUint16(o[2:], uint16(tl))
-	binary.BigEndian.PutUint16(o[6:], s.frag)
-	o[8], o[9] = s.ttl, wire.ProtoUDP
-	copy(o[12:16], []byte{192, 0, 2, 9})
-	copy(o[16:20], s.dst[:])
-	binary.BigEndian.PutUint16(o[10:], ^sum16(o[:20]))
-	u := o[20:]
+	if s.v6 {
+		b[12], b[13] = 0x86, 0xdd
+		binary.BigEndian.PutUint32(o[0:], 6<<28|uint32(s.tos)<<20)
+		binary.BigEndian.PutUint16(o[4:], uint16(ul))
+		o[6], o[7] = wire.ProtoUDP, s.ttl
+		copy(o[8:24], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 9})
+		copy(o[24:40], decapRLOC6[:])
+	} else {
+		b[12], b[13] = 0x08, 0x00
+		o[0], o[1] = 0x45, s.tos
+		binary.BigEndian.PutUint16(o[2:], uint16(tl))
+		binary.BigEndian.PutUint16(o[6:], s.frag)
+		o[8], o[9] = s.ttl, wire.ProtoUDP
+		copy(o[12:16], []byte{192, 0, 2, 9})
+		copy(o[16:20], s.dst[:])
+		binary.BigEndian.PutUint16(o[10:], ^sum16(o[:20]))
+	}
+	u := o[s.outerLen():]
 	binary.BigEndian.PutUint16(u[0:], 50000)
 	binary.BigEndian.PutUint16(u[2:], s.dport)
 	binary.BigEndian.PutUint16(u[4:], uint16(ul))
@@ -63,9 +83,51 @@ func coreFrame4(s lispSpec) (frame, inner []byte) {
 	return b, inner
 }
 
-// goodLISP is a packet the decap entry of TestDecapOffload takes.
-func goodLISP() lispSpec {
-	return lispSpec{dst: decapRLOC, ttl: 64, flags: wire.FlagI, iid: 7777, innerTTL: 64, dport: wire.DataPort}
+// goodLISP is a packet the decap entry of TestDecapOffload takes (over
+// IPv6 with v6).
+func goodLISP(v6 bool) lispSpec {
+	return lispSpec{v6: v6, dst: decapRLOC, ttl: 64, flags: wire.FlagI, iid: 7777, innerTTL: 64, dport: wire.DataPort}
+}
+
+// decapEntry is the entry for goodLISP(v6)'s flow in epoch.
+func decapEntry(v6 bool, epoch uint32) ring.DecapEntry {
+	e := ring.DecapEntry{IID: 7777, Dst: decapDst, Epoch: epoch, Ifindex: 1, Eth: decapEth}
+	if v6 {
+		e.V6, e.RLOC6 = true, decapRLOC6
+	} else {
+		e.RLOC = decapRLOC
+	}
+	return e
+}
+
+// decapEpoch is the epoch of coreWithEntry's program.
+const decapEpoch = 4
+
+// coreWithEntry is loadCore's program in epoch decapEpoch with the entry
+// for goodLISP(v6)'s flow, which it returns.
+func coreWithEntry(t *testing.T, v6, nonceOK bool) (*Program, ring.DecapEntry) {
+	t.Helper()
+	p := loadCore(t)
+	if err := p.SetOffload(decapEpoch, 0); err != nil {
+		t.Fatal(err)
+	}
+	e := decapEntry(v6, decapEpoch)
+	e.NonceOK = nonceOK
+	if err := p.PutDecap(&e); err != nil {
+		t.Fatal(err)
+	}
+	return p, e
+}
+
+// outers runs f for an outer IPv4 and an outer IPv6 header.
+func outers(t *testing.T, f func(t *testing.T, v6 bool)) {
+	for _, v6 := range []bool{false, true} {
+		name := "outer-ipv4"
+		if v6 {
+			name = "outer-ipv6"
+		}
+		t.Run(name, func(t *testing.T) { f(t, v6) })
+	}
 }
 
 func loadCore(t testing.TB) *Program {
@@ -73,8 +135,10 @@ func loadCore(t testing.TB) *Program {
 	p, err := LoadProgram(ProgramConfig{Mode: ModeCore})
 	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
 	t.Cleanup(func() { p.Close() })
-	if err := p.AddLocal(netip.AddrFrom4(decapRLOC)); err != nil {
-		t.Fatal(err)
+	for _, a := range []netip.Addr{netip.AddrFrom4(decapRLOC), netip.AddrFrom16(decapRLOC6)} {
+		if err := p.AddLocal(a); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }
@@ -85,54 +149,49 @@ func loadCore(t testing.TB) *Program {
 // one where that is lower (RFC 9300 §5.3) with a valid checksum, nothing
 // else changed.
 func TestDecapOffload(t *testing.T) {
-	p := loadCore(t)
-	const epoch = 4
-	if err := p.SetOffload(epoch, 0); err != nil {
-		t.Fatal(err)
-	}
-	e := ring.DecapEntry{IID: 7777, Dst: decapDst, RLOC: decapRLOC, Epoch: epoch, Ifindex: 1, Eth: decapEth, NonceOK: true}
-	if err := p.PutDecap(&e); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		mod  func(*lispSpec)
-	}{
-		{"plain", func(*lispSpec) {}},
-		{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
-		{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
-		{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
-		{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
-		{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
-		{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := goodLISP()
-			tc.mod(&s)
-			frame, inner := coreFrame4(s)
-			before, _ := p.Stats()
-			ret, out := run(t, p, frame)
-			if ret != xdpRedirect {
-				t.Fatalf("action %d, want XDP_REDIRECT", ret)
-			}
-			if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
-				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
-			}
-			if len(out) != wire.EthernetLen+len(inner) || string(out[:14]) != string(decapEth[:]) {
-				t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), wire.EthernetLen+len(inner), out[:14])
-			}
-			in := out[wire.EthernetLen:]
-			want := append([]byte(nil), inner...)
-			if s.ttl < want[8] {
-				want[8] = s.ttl
-				want[10], want[11] = 0, 0
-				binary.BigEndian.PutUint16(want[10:], ^sum16(want[:20]))
-			}
-			if string(in) != string(want) {
-				t.Fatalf("inner packet\n% x\nwant\n% x", in, want)
-			}
-		})
-	}
+	outers(t, func(t *testing.T, v6 bool) {
+		p, _ := coreWithEntry(t, v6, true)
+		for _, tc := range []struct {
+			name string
+			mod  func(*lispSpec)
+		}{
+			{"plain", func(*lispSpec) {}},
+			{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
+			{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
+			{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
+			{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
+			{"dscp", func(s *lispSpec) { s.tos = 0xb8 }},
+			{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
+			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := goodLISP(v6)
+				tc.mod(&s)
+				frame, inner := coreFrame(s)
+				before, _ := p.Stats()
+				ret, out := run(t, p, frame)
+				if ret != xdpRedirect {
+					t.Fatalf("action %d, want XDP_REDIRECT", ret)
+				}
+				if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
+					t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
+				}
+				if len(out) != wire.EthernetLen+len(inner) || string(out[:14]) != string(decapEth[:]) {
+					t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), wire.EthernetLen+len(inner), out[:14])
+				}
+				in := out[wire.EthernetLen:]
+				want := append([]byte(nil), inner...)
+				if s.ttl < want[8] {
+					want[8] = s.ttl
+					want[10], want[11] = 0, 0
+					binary.BigEndian.PutUint16(want[10:], ^sum16(want[:20]))
+				}
+				if string(in) != string(want) {
+					t.Fatalf("inner packet\n% x\nwant\n% x", in, want)
+				}
+			})
+		}
+	})
 }
 
 // TestDecapOffloadLeaves checks the packets the decap offload must leave to
@@ -140,50 +199,64 @@ func TestDecapOffload(t *testing.T) {
 // path's deliver4 does not take, those it reports to its slow path, and
 // those without a current entry.
 func TestDecapOffloadLeaves(t *testing.T) {
-	p := loadCore(t)
-	const epoch = 4
-	if err := p.SetOffload(epoch, 0); err != nil {
-		t.Fatal(err)
-	}
-	e := ring.DecapEntry{IID: 7777, Dst: decapDst, RLOC: decapRLOC, Epoch: epoch, Ifindex: 1, Eth: decapEth}
-	if err := p.PutDecap(&e); err != nil {
-		t.Fatal(err)
-	}
-	other := e
-	other.RLOC, other.IID = [4]byte{192, 0, 2, 77}, 8888 // an entry for another RLOC
-	if err := p.PutDecap(&other); err != nil {
-		t.Fatal(err)
-	}
-	frame := func(mod func(*lispSpec)) []byte {
-		s := goodLISP()
-		mod(&s)
-		b, _ := coreFrame4(s)
-		return b
-	}
-	if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
-		t.Fatalf("the good frame: action %d", ret)
-	}
-	checkLeaves(t, p, []leaveCase{
-		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
-		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
-		{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
-		{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
-		{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
-		{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
-		{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
-		{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
-		{name: "outer-ttl-0", frame: frame(func(s *lispSpec) { s.ttl = 0 })},
-		{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
-		{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
-		{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
-		{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
-			binary.BigEndian.PutUint16(b[wire.EthernetLen+24:], binary.BigEndian.Uint16(b[wire.EthernetLen+24:])+1)
-		})},
-		{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
-		{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+36] = 0x46 })},
-		{name: "truncated", frame: frame(func(*lispSpec) {})[:wire.EthernetLen+50]},
-		{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(epoch+1, 0) }},
-		{name: "offload-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(0, 0) }},
+	outers(t, func(t *testing.T, v6 bool) {
+		p, e := coreWithEntry(t, v6, false)
+		const epoch = decapEpoch
+		other := e
+		other.IID, other.RLOC, other.RLOC6[15] = 8888, [4]byte{192, 0, 2, 77}, 77 // an entry for another RLOC
+		if err := p.PutDecap(&other); err != nil {
+			t.Fatal(err)
+		}
+		across := decapEntry(!v6, epoch) // an entry for our RLOC of the other version
+		across.IID = 9999
+		if err := p.PutDecap(&across); err != nil {
+			t.Fatal(err)
+		}
+		frame := func(mod func(*lispSpec)) []byte {
+			s := goodLISP(v6)
+			mod(&s)
+			b, _ := coreFrame(s)
+			return b
+		}
+		if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
+			t.Fatalf("the good frame: action %d", ret)
+		}
+		ol := wire.EthernetLen + goodLISP(v6).outerLen() // where UDP starts
+		cases := []leaveCase{
+			{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
+			{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
+			{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
+			{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
+			{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
+			{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
+			{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
+			{name: "entry-for-the-other-version", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
+			{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
+			{name: "ecn-ce", frame: frame(func(s *lispSpec) { s.tos = 0xbb })},
+			{name: "outer-ttl-0", frame: frame(func(s *lispSpec) { s.ttl = 0 })},
+			{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
+			{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
+			{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+				binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
+			})},
+			{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })},
+			{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
+		}
+		if v6 {
+			cases = append(cases,
+				leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+					binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
+				})},
+				leaveCase{name: "extension-header", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+6] = 60 })})
+		} else {
+			cases = append(cases,
+				leaveCase{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
+				leaveCase{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })})
+		}
+		cases = append(cases,
+			leaveCase{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(epoch+1, 0) }},
+			leaveCase{name: "offload-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(0, 0) }})
+		checkLeaves(t, p, cases)
 	})
 }
 
@@ -212,7 +285,7 @@ func TestDecapSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		b, _ := coreFrame4(goodLISP())
+		b, _ := coreFrame(goodLISP(false))
 		if ret, _ := run(t, p, b); ret != xdpRedirect {
 			t.Fatalf("action %d", ret)
 		}

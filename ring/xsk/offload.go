@@ -65,7 +65,7 @@ func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32
 var _ ring.DecapTable = (*Program)(nil)
 
 // PutDecap adds or replaces the decap entry of e's flow (bpf/steer.c,
-// offload_decap4). The map holds 65536 flows: when it is full the error
+// offload_decap4; offload_decap6 with e.V6). The map holds 65536 flows: when it is full the error
 // wraps the kernel's E2BIG, and a sweep (SweepDecap) makes room.
 func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	if e.Ifindex <= 0 {
@@ -75,6 +75,12 @@ func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	v := steerDecapVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
 	if e.NonceOK {
 		v.NonceOk = 1
+	}
+	if e.V6 {
+		v.V6, v.Rloc = 1, 0
+		for i := range v.Rloc6 {
+			v.Rloc6[i] = binary.NativeEndian.Uint32(e.RLOC6[4*i:])
+		}
 	}
 	copy(v.Eth[:], e.Eth[:])
 	if err := p.objs.Decap.Put(k, v); err != nil {

@@ -25,9 +25,11 @@ type steerDecapVal struct {
 	Ifindex uint32
 	Rloc    uint32
 	NonceOk uint8
-	Pad     [3]uint8
+	V6      uint8
+	Pad     [2]uint8
 	Hits    uint64
 	Eth     [16]uint8
+	Rloc6   [4]uint32
 }
 
 type steerIn6Addr struct {

@@ -287,7 +287,8 @@ func TestEndToEnd(t *testing.T) {
 // encapsulates the IPv4 flow in outer IPv6, and the ETR decapsulates it.
 // driver-decap turns the offload on in both xTRs with decapsulation: the
 // ETR's core program delivers the flow to its site interface, whose peer
-// (the host) runs an XDP program.
+// (the host) runs an XDP program; driver-decap-ipv6-rlocs does so over
+// IPv6 RLOCs, both ways in the kernel.
 func TestEndToEndOffload(t *testing.T) {
 	for _, m := range []struct {
 		name string
@@ -297,6 +298,7 @@ func TestEndToEndOffload(t *testing.T) {
 		{"generic", e2eOptions{offload: true, itrMode: xsk.XDPGeneric}},
 		{"driver-ipv6-rlocs", e2eOptions{offload: true, itrMode: xsk.XDPDriver, underlay6: true}},
 		{"driver-decap", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver}},
+		{"driver-decap-ipv6-rlocs", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, underlay6: true}},
 	} {
 		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.o) })
 	}

@@ -100,11 +100,13 @@ struct decap_key {
 struct decap_val {
 	__u32 epoch;
 	__u32 ifindex; /* the site interface */
-	__be32 rloc;   /* the outer destination the entry is for */
+	__be32 rloc;   /* the outer IPv4 destination the entry is for (v6: 0) */
 	__u8 nonce_ok; /* a packet with only N among the observed flags may be taken */
-	__u8 pad[3];
+	__u8 v6;       /* the entry is for packets to rloc6, over IPv6 */
+	__u8 pad[2];
 	__u64 hits;    /* packets sent through the entry */
 	__u8 eth[16];  /* the Ethernet header (14 bytes) */
+	__be32 rloc6[4]; /* the outer IPv6 destination the entry is for (v6) */
 };
 
 struct {
@@ -359,6 +361,59 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 #define LISP_V 0x10
 #define LISP_I 0x08
 
+/* decap_inner finishes offload_decap4 and offload_decap6 for a LISP packet
+ * whose outer header the caller checked (hop: its TTL or hop limit; u: its
+ * UDP header, ul its UDP length, within the frame; rloc_ok: the entry is
+ * for the packet's outer destination): the LISP header and inner packet
+ * checks, the entry, the TTL, then the outer headers go (outer: their
+ * length, from the frame's start). It returns -1 to leave the packet to the
+ * socket, having changed nothing. */
+static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end, struct steer_config *cfg,
+				       __be32 rloc4, const __be32 *rloc6, __u32 outer)
+{
+	if ((void *)(u + 16 + 20) > end)
+		return -1;
+	__u8 flags = u[8];
+	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
+		return -1;
+	__u8 *in = u + 16;
+	__u32 itl = ((__u32)in[2] << 8) | in[3];
+	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
+		return -1;
+	struct decap_key k = {.iid = 0};
+	__builtin_memcpy(&k.dst, in + 16, 4);
+	if (flags & LISP_I)
+		k.iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
+	struct decap_val *v = bpf_map_lookup_elem(&decap, &k);
+	if (!v || v->epoch != cfg->epoch || ((flags & LISP_N) && !v->nonce_ok))
+		return -1;
+	if (rloc6) {
+		if (!v->v6 || v->rloc6[0] != rloc6[0] || v->rloc6[1] != rloc6[1] || v->rloc6[2] != rloc6[2] ||
+		    v->rloc6[3] != rloc6[3])
+			return -1;
+	} else if (v->v6 || v->rloc != rloc4) {
+		return -1;
+	}
+	__u8 ttl = in[8];
+	if (ttl == 0 || hop == 0)
+		return -1;
+	if (hop < ttl)
+		lower_ttl(in, hop); /* fastpath lowerTTL4 */
+
+	/* The frame is cut to the inner packet, then the outer headers go. */
+	__u32 have = (__u8 *)end - (__u8 *)(long)ctx->data;
+	__u32 after = outer + itl; /* the inner packet's end */
+	if (have > after && bpf_xdp_adjust_tail(ctx, -(int)(have - after)))
+		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
+	if (bpf_xdp_adjust_head(ctx, outer - 14))
+		return XDP_DROP;
+	__u8 *d = (void *)(long)ctx->data;
+	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	__builtin_memcpy(d, v->eth, 14);
+	return sent(&v->hits, v->ifindex);
+}
+
 /* offload_decap4 delivers a LISP data packet to our RLOC (ip, its UDP
  * destination port checked) through its flow's decap entry, as the fast
  * path's deliver4 does: core4's checks (no options, not a fragment, a valid
@@ -370,7 +425,7 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
 {
 	__u8 *b = (__u8 *)ip;
-	if ((void *)(b + 56) > end) /* outer IPv4, UDP, LISP, inner IPv4 */
+	if ((void *)(b + 28) > end)
 		return -1;
 	__u32 tl = bpf_htons(ip->tot_len);
 	__u32 have = (__u8 *)end - b;
@@ -379,37 +434,30 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
 		return -1;
 	__u8 *u = b + 20;
 	__u32 ul = ((__u32)u[4] << 8) | u[5];
-	__u8 flags = u[8];
-	if (ul < 36 || ul > tl - 20 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
+	if (ul > tl - 20)
 		return -1;
-	__u8 *in = u + 16;
-	__u32 itl = ((__u32)in[2] << 8) | in[3];
-	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
-		return -1;
-	struct decap_key k = {.iid = 0};
-	__builtin_memcpy(&k.dst, in + 16, 4);
-	if (flags & LISP_I)
-		k.iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
-	struct decap_val *v = bpf_map_lookup_elem(&decap, &k);
-	if (!v || v->epoch != cfg->epoch || v->rloc != ip->daddr || ((flags & LISP_N) && !v->nonce_ok))
-		return -1;
-	__u8 ttl = in[8];
-	if (ttl == 0 || ip->ttl == 0)
-		return -1;
-	if (ip->ttl < ttl)
-		lower_ttl(in, ip->ttl); /* fastpath lowerTTL4 */
+	return decap_inner(ctx, u, ul, ip->ttl, end, cfg, ip->daddr, 0, 14 + 20 + 16);
+}
 
-	/* The frame is cut to the inner packet, then the outer headers go. */
-	__u32 after = 56 - 20 + itl; /* the inner packet's end, from ip */
-	if (have > after && bpf_xdp_adjust_tail(ctx, -(int)(have - after)))
-		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
-	if (bpf_xdp_adjust_head(ctx, 36))
-		return XDP_DROP;
-	__u8 *d = (void *)(long)ctx->data;
-	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
-		return XDP_DROP;
-	__builtin_memcpy(d, v->eth, 14);
-	return sent(&v->hits, v->ifindex);
+/* offload_decap6 is offload_decap4 for an outer IPv6 header without
+ * extension headers (ip6, UDP to the LISP data port checked), as the fast
+ * path's parseCoreAny and deliverAt take it: the payload and UDP lengths
+ * within the frame, a Not-ECT traffic class, the hop limit for the outer
+ * TTL; the UDP checksum is not checked (RFC 9300 §5.3, RFC 6935 §5). */
+static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip6;
+	if ((void *)(b + 48) > end)
+		return -1;
+	__u32 pl = bpf_htons(ip6->payload_len);
+	__u32 have = (__u8 *)end - b;
+	if (pl < 36 || pl > have - 40 || (b[1] & 0x30)) /* ECN: the traffic class's low bits */
+		return -1;
+	__u8 *u = b + 40;
+	__u32 ul = ((__u32)u[4] << 8) | u[5];
+	if (ul > pl)
+		return -1;
+	return decap_inner(ctx, u, ul, ip6->hop_limit, end, cfg, 0, (const __be32 *)ip6->daddr.s6_addr, 14 + 40 + 16);
 }
 
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)
@@ -504,6 +552,11 @@ static __always_inline int v6(struct xdp_md *ctx, void *l3, void *end, struct st
 		return count(ST_PASS_MALFORMED, XDP_PASS);
 	if (!data_port(udp->dest, cfg->flags))
 		return count(ST_PASS_OTHER, XDP_PASS);
+	if (cfg->epoch && udp->dest == bpf_htons(PORT_LISP_DATA)) {
+		int r = offload_decap6(ctx, ip6, end, cfg);
+		if (r >= 0)
+			return r;
+	}
 	return to_socket(ctx);
 }
 

@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"encoding/binary"
+	"maps"
 	"net"
+	"os/exec"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +150,37 @@ func TestOffloadDaemon(t *testing.T) {
 	}
 	if off, dec := d["xtr2/xdp_offloaded"], d["xtr2/decap"]; off < count/2 || off+dec < count {
 		t.Fatalf("xtr2's core program delivered %d of %d (worker %d)", off, count, dec)
+	}
+	// What the kernel tables hold (rlocctl offload, GET /v1/offload):
+	// xtr1's site program encapsulates the flow to h2 towards xtr2's RLOC
+	// out of core0, xtr2's core program delivers it out of site0, each
+	// entry of the current epoch with the packets it sent; xtr1's decap
+	// direction is off (epoch 0). A map-cache or
+	// neighbour change starts a new epoch and the next sweep deletes the
+	// entries of the last: then another burst offers the flow again.
+	ctl := buildTool(t, "rlocctl")
+	rows := map[string]*regexp.Regexp{
+		"xtr1": regexp.MustCompile(`(?m)^encap\s+0\s+10\.2\.0\.10\s+\d+\s+192\.0\.2\.2\s+core0\s+\d+\s+yes\s+[1-9]\d*$`),
+		"xtr2": regexp.MustCompile(`(?m)^decap\s+0\s+10\.2\.0\.10\s+-\s+192\.0\.2\.2\s+site0\s+\d+\s+yes\s+[1-9]\d*$`),
+	}
+	for try := 0; len(rows) > 0; try++ {
+		if try > 0 {
+			if try == 3 {
+				t.Fatalf("rlocctl offload never listed the flow on %v", slices.Sorted(maps.Keys(rows)))
+			}
+			burst(500)
+		}
+		for node, re := range rows {
+			out, err := exec.Command(ctl, "-s", n.sock(node), "offload").CombinedOutput()
+			if err != nil {
+				t.Fatalf("rlocctl offload on %s: %v\n%s", node, err, out)
+			}
+			if re.Match(out) && (node == "xtr2" || regexp.MustCompile(`(?m)^decap\s+false\s+0\s+false$`).Match(out)) {
+				delete(rows, node)
+			} else {
+				t.Logf("rlocctl offload on %s, try %d:\n%s", node, try, out)
+			}
+		}
 	}
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,

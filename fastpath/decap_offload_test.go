@@ -38,6 +38,15 @@ func (f *fakeDecap) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, 
 	return sweepFake(f.entries, func(_ [2]uint32, e ring.DecapEntry) bool { return keep(e.IID, e.Dst, e.Epoch, 0) }, f.deleting), nil
 }
 
+func (f *fakeDecap) ListDecap(fn func(e *ring.DecapEntry, hits uint64) bool) error {
+	for _, e := range f.entries {
+		if !fn(&e, 0) {
+			break
+		}
+	}
+	return nil
+}
+
 // decapRig is a rig whose core port hands deliveries to table d, the site
 // port being interface 5 (0: no Ifindex).
 func decapRig(t testing.TB, d ring.DecapTable, siteIfindex int) (*rig, *Offload) {

@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -323,6 +324,78 @@ func (o *Offload) Close() {
 		_ = t.set(0, o.seed)
 	}
 	o.ts = nil
+}
+
+// OffloadFlow is one flow a kernel table holds (Offload.Flows).
+type OffloadFlow struct {
+	Direction OffloadDirection
+	IID       uint32
+	EID       netip.Addr // the inner destination
+	Bucket    uint8      // OffloadEncap: the flow's RLOC selection bucket
+	// RLOC is the outer destination: the remote RLOC the kernel
+	// encapsulates to (OffloadEncap), or ours, that the packets it
+	// decapsulates are sent to (OffloadDecap).
+	RLOC    netip.Addr
+	Ifindex int // the interface the kernel sends the flow's packets out of
+	Epoch   uint32
+	Current bool   // of its direction's current epoch: the kernel uses it
+	Packets uint64 // the kernel sent through the entry since it was put
+}
+
+// Flows returns at most limit of the flows the kernel tables hold, those
+// that sent the most packets first, and how many the tables hold in all.
+// It reads the tables (a few system calls per thousand entries) under
+// the lock Sweep holds, so it waits for a sweep and a sweep for it.
+func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
+	o.sweeping.Lock()
+	defer o.sweeping.Unlock()
+	o.mu.Lock()
+	ts := slices.Clone(o.ts)
+	o.mu.Unlock()
+	var fl []OffloadFlow
+	var errs []error
+	for _, t := range ts {
+		var err error
+		if t.d != nil {
+			cur := o.depoch.Load()
+			err = t.d.ListDecap(func(e *ring.DecapEntry, hits uint64) bool {
+				r := netip.AddrFrom4(e.RLOC)
+				if e.V6 {
+					r = netip.AddrFrom16(e.RLOC6)
+				}
+				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: netip.AddrFrom4(e.Dst), RLOC: r,
+					Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
+				return true
+			})
+		} else {
+			cur := o.epoch.Load()
+			err = t.t.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool {
+				const ip = wire.EthernetLen
+				r := netip.AddrFrom4([4]byte(e.Front[ip+16 : ip+20]))
+				if e.V6 {
+					r = netip.AddrFrom16([16]byte(e.Front[ip+24 : ip+40]))
+				}
+				fl = append(fl, OffloadFlow{Direction: OffloadEncap, IID: t.iid, EID: netip.AddrFrom4(e.Dst), Bucket: e.Bucket,
+					RLOC: r, Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
+				return true
+			})
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	slices.SortStableFunc(fl, func(a, b OffloadFlow) int {
+		if a.Packets != b.Packets {
+			return cmp.Compare(b.Packets, a.Packets)
+		}
+		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.IID, b.IID), a.EID.Compare(b.EID),
+			cmp.Compare(a.Bucket, b.Bucket))
+	})
+	total := len(fl)
+	if limit = max(limit, 0); len(fl) > limit {
+		fl = slices.Clip(fl[:limit])
+	}
+	return fl, total, errors.Join(errs...)
 }
 
 // OffloadStats are an Offload's counters.

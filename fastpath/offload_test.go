@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,15 @@ func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch ui
 		f.during()
 	}
 	return sweepFake(f.entries, func(k offloadKey, e *fakeEntry) bool { return keep(k.dst, k.bkt, e.e.Epoch, e.hits) }, f.deleting), nil
+}
+
+func (f *fakeOffload) ListOffload(fn func(e *ring.OffloadEntry, hits uint64) bool) error {
+	for _, e := range f.entries {
+		if !fn(&e.e, e.hits) {
+			break
+		}
+	}
+	return nil
 }
 
 // sweepFake deletes the entries of m that keep rejects as ring/xsk does:
@@ -311,11 +321,10 @@ func TestOffloadSweep(t *testing.T) {
 	}
 }
 
-// TestOffloadPause: while paused the tables are off, the workers offer
-// nothing and forward every packet themselves, an invalidation leaves the
-// tables off and a sweep empties them; Resume starts a new epoch in which
-// the flows are offered again.
-func TestOffloadPause(t *testing.T) {
+// offeredRig is an offloadRig whose Offload has a decap table too, after
+// a flow's first two packets (frame) were forwarded: its entry is put.
+func offeredRig(t *testing.T) (*fakeOffload, *fakeDecap, *rig, *Offload, []byte) {
+	t.Helper()
 	ft, fd := newFakeOffload(), newFakeDecap()
 	r, off := offloadRig(t, ft)
 	if err := off.AddDecap(fd); err != nil {
@@ -325,8 +334,17 @@ func TestOffloadPause(t *testing.T) {
 	forwardOne(t, r, frame)
 	forwardOne(t, r, frame)
 	if len(ft.puts) != 1 {
-		t.Fatalf("%d puts before the pause, want 1", len(ft.puts))
+		t.Fatalf("%d puts after a flow's first two packets, want 1", len(ft.puts))
 	}
+	return ft, fd, r, off, frame
+}
+
+// TestOffloadPause: while paused the tables are off, the workers offer
+// nothing and forward every packet themselves, an invalidation leaves the
+// tables off and a sweep empties them; Resume starts a new epoch in which
+// the flows are offered again.
+func TestOffloadPause(t *testing.T) {
+	ft, fd, r, off, frame := offeredRig(t)
 	if !off.Pause(OffloadEncap) || off.Pause(OffloadEncap) {
 		t.Fatal("Pause did not report the offload running once")
 	}
@@ -455,6 +473,38 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 		check(t, r, off, func() { deliverOne(t, r, frame) }, &fd.deleting, func() int { return len(fd.puts) },
 			func() (uint32, bool) { e, ok := fd.entries[key]; return e.Epoch, ok })
 	})
+}
+
+// TestOffloadFlows: Flows lists what the tables of both directions hold,
+// the busiest first, each with its instance-ID, EID, bucket, RLOC, egress
+// interface, packets and whether it is of the current epoch; a limit cuts
+// the list, not the count.
+func TestOffloadFlows(t *testing.T) {
+	ft, fd, _, off, _ := offeredRig(t)
+	busy := ft.entries[offloadKey{ft.puts[0].Dst, ft.puts[0].Bucket}]
+	busy.hits = 40
+	_ = ft.PutOffload(&ring.OffloadEntry{Dst: [4]byte{10, 2, 0, 9}, Bucket: 3, Epoch: 9, Ifindex: 7, V6: true,
+		Front: [ring.OffloadFront6]byte{wire.EthernetLen + 24: 0x20, wire.EthernetLen + 25: 0x01, wire.EthernetLen + 39: 5}})
+	_ = fd.PutDecap(&ring.DecapEntry{IID: 9, Dst: [4]byte{10, 1, 0, 7}, V6: true, RLOC6: rlocLocal6.As16(), Epoch: 1, Ifindex: 5})
+	fl, total, err := off.Flows(10)
+	if err != nil || total != 3 || len(fl) != 3 {
+		t.Fatalf("%d of %d flows (%v)", len(fl), total, err)
+	}
+	want := []OffloadFlow{
+		{Direction: OffloadEncap, IID: iidSite, EID: remote4, Bucket: busy.e.Bucket, RLOC: rlocRemote4, Ifindex: 7, Epoch: 1, Current: true, Packets: 40},
+		{Direction: OffloadEncap, IID: iidSite, EID: netip.MustParseAddr("10.2.0.9"), Bucket: 3, RLOC: netip.MustParseAddr("2001::5"), Ifindex: 7, Epoch: 9},
+		{Direction: OffloadDecap, IID: 9, EID: netip.MustParseAddr("10.1.0.7"), RLOC: rlocLocal6, Ifindex: 5, Epoch: 1, Current: true},
+	}
+	if !slices.Equal(fl, want) {
+		t.Fatalf("flows\n%+v\nwant\n%+v", fl, want)
+	}
+	if fl, total, err = off.Flows(1); err != nil || total != 3 || !slices.Equal(fl, want[:1]) {
+		t.Fatalf("limit 1: %+v of %d (%v)", fl, total, err)
+	}
+	off.Pause(OffloadEncap) // paused: nothing is current in that direction
+	if fl, _, _ = off.Flows(10); fl[0].Current || !fl[2].Current {
+		t.Fatalf("paused encap: %+v", fl)
+	}
 }
 
 // TestOffloadKernelMatchesWorker runs the kernel's program (root) over a

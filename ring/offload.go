@@ -49,6 +49,9 @@ type OffloadTable interface {
 	// was put, and deletes those keep rejects; it returns how many it
 	// deleted.
 	SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error)
+	// ListOffload calls f with every entry (e is reused between calls) and
+	// the packets it sent since it was put, until f returns false.
+	ListOffload(f func(e *OffloadEntry, hits uint64) bool) error
 }
 
 // RxPender is implemented by ports that tell, without a system call,
@@ -91,4 +94,7 @@ type DecapTable interface {
 	// SweepDecap visits every entry, with the packets it sent since it was
 	// put, and deletes those keep rejects; it returns how many it deleted.
 	SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error)
+	// ListDecap calls f with every entry (e is reused between calls) and
+	// the packets it sent since it was put, until f returns false.
+	ListDecap(f func(e *DecapEntry, hits uint64) bool) error
 }

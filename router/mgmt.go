@@ -156,6 +156,7 @@ func (r *Router) startMgmt() error {
 	mux.HandleFunc("GET /v1/msx/agreements", r.apiMSXAgreements)
 	mux.HandleFunc("GET /v1/cpnp", r.apiCPNP)
 	mux.HandleFunc("POST /v1/cpnp/withdraw", r.apiCPNPWithdraw)
+	mux.HandleFunc("GET /v1/offload", r.apiOffload)
 	mux.HandleFunc("GET /v1/stats", r.apiStats)
 	mux.HandleFunc("GET /v1/events", r.apiEvents)
 	r.mcastRoutes(mux)

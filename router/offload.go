@@ -1,8 +1,10 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/ring/xsk"
@@ -111,5 +113,101 @@ func (r *Router) offloadPeers() {
 		case bad[d] == "" && r.offload.Resume(d):
 			r.log.Info("xdp.offload: resumed, every interface of this direction takes XDP redirects again", "direction", d.String())
 		}
+	}
+}
+
+// OffloadInfo is the kernel offload's state, as GET /v1/offload returns it
+// (docs/offload.md): each direction's epoch and pause, its counters, and
+// the flows the kernel tables hold (at most offloadListMax, the busiest
+// first; Total counts them all).
+type OffloadInfo struct {
+	Encap    OffloadDirectionInfo `json:"encap"`
+	Decap    OffloadDirectionInfo `json:"decap"`
+	Counters map[string]uint64    `json:"counters"`
+	Total    int                  `json:"total"`
+	Flows    []OffloadFlowInfo    `json:"flows"`
+}
+
+// OffloadDirectionInfo is one direction of the offload: on
+// (xdp.offload, xdp.offload_decap), its epoch (0 while off or paused) and
+// whether it is paused because an interface it redirects to does not take
+// XDP redirects.
+type OffloadDirectionInfo struct {
+	On     bool   `json:"on"`
+	Epoch  uint32 `json:"epoch"`
+	Paused bool   `json:"paused"`
+}
+
+// OffloadFlowInfo is one flow in a kernel table: its direction ("encap":
+// a site program encapsulates it, "decap": a core program delivers it),
+// instance-ID, inner destination, RLOC selection bucket (encap), the RLOC
+// (encap: the remote one; decap: ours), the interface the kernel sends it
+// out of, the epoch it was put in and whether that is the current one
+// (only current entries are used), and the packets the kernel sent
+// through it.
+type OffloadFlowInfo struct {
+	Direction string `json:"direction"`
+	IID       uint32 `json:"iid"`
+	EID       string `json:"eid"`
+	Bucket    uint8  `json:"bucket"`
+	RLOC      string `json:"rloc"`
+	Interface string `json:"interface"`
+	Epoch     uint32 `json:"epoch"`
+	Current   bool   `json:"current"`
+	Packets   uint64 `json:"packets"`
+}
+
+// offloadListMax is the most flows GET /v1/offload lists.
+const offloadListMax = 1000
+
+// Offload returns the kernel offload's state, or false when neither
+// xdp.offload nor xdp.offload_decap is on.
+func (r *Router) Offload() (OffloadInfo, bool, error) {
+	if r.offload == nil {
+		return OffloadInfo{}, false, nil
+	}
+	st := r.offload.Stats()
+	info := OffloadInfo{
+		Encap: OffloadDirectionInfo{On: r.cfg.XDP.Offload, Paused: st.PausedEncap},
+		Decap: OffloadDirectionInfo{On: r.cfg.XDP.OffloadDecap, Paused: st.PausedDecap},
+		Counters: map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors,
+			"pauses": st.Pauses},
+	}
+	if info.Encap.On {
+		info.Encap.Epoch = st.Epoch
+	}
+	if info.Decap.On {
+		info.Decap.Epoch = st.EpochDecap
+	}
+	fl, total, err := r.offload.Flows(offloadListMax)
+	info.Total, info.Flows = total, make([]OffloadFlowInfo, 0, len(fl))
+	names := map[int]string{}
+	for _, f := range fl {
+		name, ok := names[f.Ifindex]
+		if !ok {
+			name = fmt.Sprintf("ifindex %d", f.Ifindex)
+			if ifi, err := net.InterfaceByIndex(f.Ifindex); err == nil {
+				name = ifi.Name
+			}
+			names[f.Ifindex] = name
+		}
+		info.Flows = append(info.Flows, OffloadFlowInfo{Direction: f.Direction.String(), IID: f.IID, EID: f.EID.String(),
+			Bucket: f.Bucket, RLOC: f.RLOC.String(), Interface: name, Epoch: f.Epoch, Current: f.Current, Packets: f.Packets})
+	}
+	if err != nil {
+		return info, true, fmt.Errorf("reading the offload tables: %w", err)
+	}
+	return info, true, nil
+}
+
+func (r *Router) apiOffload(w http.ResponseWriter, _ *http.Request) {
+	info, on, err := r.Offload()
+	switch {
+	case !on:
+		apiError(w, http.StatusNotFound, errors.New("the kernel offload is off (xdp.offload, xdp.offload_decap)"))
+	case err != nil:
+		apiError(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, info)
 	}
 }

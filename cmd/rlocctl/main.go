@@ -75,7 +75,7 @@ may use it). Every command prints a table, or JSON or YAML with -o.`,
 	pf.StringVarP(&o.sock, "socket", "s", socketDefault(), "rlocd management `SOCKET`")
 	pf.StringVarP(&o.output, "output", "o", fmtTable, "output `FORMAT`: table, json or yaml (mcast tree: also dot, svg)")
 	_ = root.RegisterFlagCompletionFunc("output", completeFormats)
-	root.AddCommand(mapCacheCmd(o), databaseCmd(o), registrationsCmd(o), subscriptionsCmd(o), solicitCmd(o), ddtCmd(o), altCmd(o), discoveryCmd(o), msxCmd(o), cpnpCmd(o), statsCmd(o), eventsCmd(o), mcastCmd(o),
+	root.AddCommand(mapCacheCmd(o), databaseCmd(o), registrationsCmd(o), subscriptionsCmd(o), solicitCmd(o), ddtCmd(o), altCmd(o), discoveryCmd(o), msxCmd(o), cpnpCmd(o), offloadCmd(o), statsCmd(o), eventsCmd(o), mcastCmd(o),
 		jsonCmd(o), versionCmd(o), genCmd(root))
 	return root
 }

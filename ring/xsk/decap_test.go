@@ -308,4 +308,24 @@ func TestDecapSweep(t *testing.T) {
 	if _, err := p.SweepDecap(func(uint32, [4]byte, uint32, uint64) bool { left++; return true }); err != nil || left != 4 {
 		t.Fatalf("%d entries left (%v)", left, err)
 	}
+	// A listing returns each entry as it was put (over either outer
+	// version), with its hits.
+	six := decapEntry(true, 2)
+	six.Dst = [4]byte{10, 2, 0, 99}
+	if err := p.PutDecap(&six); err != nil {
+		t.Fatal(err)
+	}
+	got := map[[4]byte]ring.DecapEntry{}
+	if err := p.ListDecap(func(e *ring.DecapEntry, h uint64) bool {
+		got[e.Dst] = *e
+		if (e.Dst == decapDst) != (h == 3) {
+			t.Errorf("entry %v: %d hits", e.Dst, h)
+		}
+		return true
+	}); err != nil || len(got) != 5 {
+		t.Fatalf("listed %d entries (%v), want 5", len(got), err)
+	}
+	if got[decapDst] != e || got[six.Dst] != six {
+		t.Fatalf("listed %+v and %+v\nwant %+v and %+v", got[decapDst], got[six.Dst], e, six)
+	}
 }

@@ -61,6 +61,23 @@ func (p *Program) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32
 	return n, nil
 }
 
+// ListOffload calls f with every offload entry and its hits, until f
+// returns false (ring.OffloadTable).
+func (p *Program) ListOffload(f func(e *ring.OffloadEntry, hits uint64) bool) error {
+	var e ring.OffloadEntry
+	err := listMap(p.objs.Offload, func(k *steerOffloadKey, v *steerOffloadVal) bool {
+		binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
+		e.Bucket, e.Epoch, e.Ifindex = k.Bkt, v.Epoch, int(v.Ifindex)
+		e.CsBase, e.MaxInner, e.Nonce, e.V6 = v.CsBase, v.MaxInner, v.Nonce != 0, v.V6 != 0
+		copy(e.Front[:], v.Front[:])
+		return f(&e, v.Hits)
+	})
+	if err != nil {
+		return fmt.Errorf("xsk: list offload entries: %w", err)
+	}
+	return nil
+}
+
 // The steering program is a ring.DecapTable (core mode).
 var _ ring.DecapTable = (*Program)(nil)
 
@@ -103,22 +120,65 @@ func (p *Program) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hi
 	return n, nil
 }
 
+// ListDecap calls f with every decap entry and its hits, until f returns
+// false (ring.DecapTable).
+func (p *Program) ListDecap(f func(e *ring.DecapEntry, hits uint64) bool) error {
+	var e ring.DecapEntry
+	err := listMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
+		binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
+		e.IID, e.Epoch, e.Ifindex, e.NonceOK, e.V6 = k.Iid, v.Epoch, int(v.Ifindex), v.NonceOk != 0, v.V6 != 0
+		binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
+		for i, w := range v.Rloc6 {
+			binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
+		}
+		copy(e.Eth[:], v.Eth[:])
+		return f(&e, v.Hits)
+	})
+	if err != nil {
+		return fmt.Errorf("xsk: list decap entries: %w", err)
+	}
+	return nil
+}
+
+// errStop ends a listMap walk early.
+var errStop = errors.New("stop")
+
+// listMap visits the entries of hash map m, in batches where the kernel
+// has them, until visit returns false.
+func listMap[K, V any](m *ebpf.Map, visit func(*K, *V) bool) error {
+	walk := func(k *K, v *V) error {
+		if !visit(k, v) {
+			return errStop
+		}
+		return nil
+	}
+	err := walkBatches(m, walk)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		err = walkKeys(m, walk)
+	}
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
 // sweepMap visits every entry of hash map m and deletes those keep
 // rejects, in batches where the kernel has them; it returns how many it
 // deleted.
 func sweepMap[K, V any](m *ebpf.Map, keep func(*K, *V) bool) (int, error) {
 	var drop []K
-	visit := func(k *K, v *V) {
+	visit := func(k *K, v *V) error {
 		if !keep(k, v) {
 			drop = append(drop, *k)
 		}
+		return nil
 	}
-	if err := sweepBatches(m, visit); err != nil {
+	if err := walkBatches(m, visit); err != nil {
 		if !errors.Is(err, ebpf.ErrNotSupported) {
 			return 0, err
 		}
 		drop = drop[:0]
-		if err := sweepKeys(m, visit); err != nil {
+		if err := walkKeys(m, visit); err != nil {
 			return 0, err
 		}
 	}
@@ -145,15 +205,18 @@ func sweepMap[K, V any](m *ebpf.Map, keep func(*K, *V) bool) (int, error) {
 // sweepBatch is how many entries one batch system call reads.
 const sweepBatch = 1024
 
-// sweepBatches visits every entry of m, a batch at a time.
-func sweepBatches[K, V any](m *ebpf.Map, visit func(*K, *V)) error {
+// walkBatches visits every entry of m, a batch at a time, until visit
+// returns an error, which it returns.
+func walkBatches[K, V any](m *ebpf.Map, visit func(*K, *V) error) error {
 	keys := make([]K, sweepBatch)
 	vals := make([]V, sweepBatch)
 	var cur ebpf.MapBatchCursor
 	for {
 		n, err := m.BatchLookup(&cur, keys, vals, nil)
 		for i := range n {
-			visit(&keys[i], &vals[i])
+			if err := visit(&keys[i], &vals[i]); err != nil {
+				return err
+			}
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil // the end
@@ -164,15 +227,18 @@ func sweepBatches[K, V any](m *ebpf.Map, visit func(*K, *V)) error {
 	}
 }
 
-// sweepKeys visits every entry of m, key by key.
-func sweepKeys[K, V any](m *ebpf.Map, visit func(*K, *V)) error {
+// walkKeys visits every entry of m, key by key, until visit returns an
+// error, which it returns.
+func walkKeys[K, V any](m *ebpf.Map, visit func(*K, *V) error) error {
 	var (
 		k K
 		v V
 	)
 	it := m.Iterate()
 	for it.Next(&k, &v) {
-		visit(&k, &v)
+		if err := visit(&k, &v); err != nil {
+			return err
+		}
 	}
 	return it.Err()
 }

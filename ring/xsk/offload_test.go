@@ -331,6 +331,28 @@ func TestOffloadSweep(t *testing.T) {
 	}); err != nil || left != 5 {
 		t.Fatalf("%d entries left (%v)", left, err)
 	}
+	// A listing returns each entry as it was put, with its hits, and
+	// stops when told to.
+	var listed []ring.OffloadEntry
+	if err := p.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool {
+		listed = append(listed, *e)
+		if hits != 0 {
+			t.Errorf("entry %v hits %d", e.Dst, hits)
+		}
+		return true
+	}); err != nil || len(listed) != 5 {
+		t.Fatalf("listed %d entries (%v), want 5", len(listed), err)
+	}
+	for _, e := range listed {
+		want := ring.OffloadEntry{Dst: e.Dst, Bucket: e.Dst[3], Epoch: 1, Ifindex: 1, Front: front, CsBase: cs, MaxInner: 1464}
+		if e != want || e.Dst[3]%2 != 0 {
+			t.Fatalf("listed %+v\nwant %+v", e, want)
+		}
+	}
+	calls := 0
+	if err := p.ListOffload(func(*ring.OffloadEntry, uint64) bool { calls++; return calls < 2 }); err != nil || calls != 2 {
+		t.Fatalf("a listing told to stop at the second entry made %d calls (%v)", calls, err)
+	}
 	if err := p.PutOffload(&ring.OffloadEntry{Epoch: 1}); err == nil {
 		t.Fatal("an entry without an egress interface was accepted")
 	}
@@ -359,13 +381,13 @@ func BenchmarkSweepOffload(b *testing.B) {
 	}
 	for _, c := range []struct {
 		name  string
-		sweep func(func(*steerOffloadKey, *steerOffloadVal)) error
-	}{{"batch", func(v func(*steerOffloadKey, *steerOffloadVal)) error { return sweepBatches(p.objs.Offload, v) }},
-		{"keys", func(v func(*steerOffloadKey, *steerOffloadVal)) error { return sweepKeys(p.objs.Offload, v) }}} {
+		sweep func(func(*steerOffloadKey, *steerOffloadVal) error) error
+	}{{"batch", func(v func(*steerOffloadKey, *steerOffloadVal) error) error { return walkBatches(p.objs.Offload, v) }},
+		{"keys", func(v func(*steerOffloadKey, *steerOffloadVal) error) error { return walkKeys(p.objs.Offload, v) }}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				n := 0
-				if err := c.sweep(func(*steerOffloadKey, *steerOffloadVal) { n++ }); err != nil {
+				if err := c.sweep(func(*steerOffloadKey, *steerOffloadVal) error { n++; return nil }); err != nil {
 					b.Fatal(err)
 				}
 				if n != entries {

@@ -16,26 +16,40 @@ import (
 type fakeDecap struct {
 	epoch    uint32
 	puts     []ring.DecapEntry
-	entries  map[[2]uint32]ring.DecapEntry
+	entries  map[decapKey]ring.DecapEntry
 	failPut  error
 	deleting func() // between SweepDecap's walk and its deletes
 }
 
-func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[[2]uint32]ring.DecapEntry{}} }
+func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[decapKey]ring.DecapEntry{}} }
+
+// decapKey is a decap entry's flow: instance-ID and inner destination.
+type decapKey struct {
+	iid uint32
+	dst netip.Addr
+}
+
+// keyOf is e's flow.
+func keyOf(e *ring.DecapEntry) decapKey {
+	if e.InnerV6 {
+		return decapKey{e.IID, netip.AddrFrom16(e.Dst6)}
+	}
+	return decapKey{e.IID, netip.AddrFrom4(e.Dst)}
+}
 
 func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 	if f.failPut != nil {
 		return f.failPut
 	}
 	f.puts = append(f.puts, *e)
-	f.entries[[2]uint32{e.IID, uint32(e.Dst[0])<<24 | uint32(e.Dst[1])<<16 | uint32(e.Dst[2])<<8 | uint32(e.Dst[3])}] = *e
+	f.entries[keyOf(e)] = *e
 	return nil
 }
 
 func (f *fakeDecap) SetOffload(epoch, _ uint32) error { f.epoch = epoch; return nil }
 
-func (f *fakeDecap) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error) {
-	return sweepFake(f.entries, func(_ [2]uint32, e ring.DecapEntry) bool { return keep(e.IID, e.Dst, e.Epoch, 0) }, f.deleting), nil
+func (f *fakeDecap) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (int, error) {
+	return sweepFake(f.entries, func(_ decapKey, e ring.DecapEntry) bool { return keep(&e, 0) }, f.deleting), nil
 }
 
 func (f *fakeDecap) ListDecap(fn func(e *ring.DecapEntry, hits uint64) bool) error {
@@ -80,7 +94,17 @@ func decapFrame(t testing.TB, outerTTL, innerTTL uint8, flags uint8) []byte {
 
 // decapFrameOver is decapFrame, from rlocRemote6 to our IPv6 RLOC with v6.
 func decapFrameOver(t testing.TB, v6 bool, outerTTL, innerTTL uint8, flags uint8) []byte {
-	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: 40, sport: 5, dport: 6})
+	return decapFrameWith(t, v6, false, outerTTL, innerTTL, flags)
+}
+
+// decapFrameWith is decapFrameOver carrying an IPv6 packet from remote6 to
+// hostA6 with in6 (innerTTL its hop limit).
+func decapFrameWith(t testing.TB, v6, in6 bool, outerTTL, innerTTL uint8, flags uint8) []byte {
+	is := innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: 40, sport: 5, dport: 6}
+	if in6 {
+		is.src, is.dst = remote6, hostA6
+	}
+	in := innerPacket(t, is)
 	src, dst := rlocRemote4, rlocLocal4
 	if v6 {
 		src, dst = rlocRemote6, rlocLocal6
@@ -139,15 +163,24 @@ func TestDecapOffloadOffers(t *testing.T) {
 	if e := d.puts[len(d.puts)-1]; len(d.puts) != 4 || !e.V6 || e.RLOC6 != rlocLocal6.As16() || e.RLOC != [4]byte{} || e.Epoch != 4 {
 		t.Fatalf("entry over IPv6: %+v (%d puts)", e, len(d.puts))
 	}
+	// An IPv6 EID: its entry, keyed by the IPv6 destination, with the
+	// worker's Ethernet header (EtherType IPv6).
+	off.Invalidate()
+	got = deliverOne(t, r, decapFrameWith(t, false, true, 60, 50, wire.FlagI))
+	deliverOne(t, r, decapFrameWith(t, false, true, 60, 50, wire.FlagI))
+	if e := d.puts[len(d.puts)-1]; len(d.puts) != 5 || !e.InnerV6 || e.Dst6 != hostA6.As16() || e.Dst != [4]byte{} ||
+		e.RLOC != rlocLocal4.As4() || e.Epoch != 5 || string(e.Eth[:]) != string(got[:wire.EthernetLen]) || got[12] != 0x86 {
+		t.Fatalf("entry for an IPv6 EID: %+v (%d puts), delivered Ethernet % x", e, len(d.puts), got[:wire.EthernetLen])
+	}
 	// A sweep deletes the past epochs' entries.
-	d.entries[[2]uint32{9, 9}] = ring.DecapEntry{IID: 9, Epoch: 1}
+	d.entries[decapKey{9, netip.MustParseAddr("10.9.9.9")}] = ring.DecapEntry{IID: 9, Epoch: 1}
 	if err := off.Sweep(r.c); err != nil || len(d.entries) != 1 {
 		t.Fatalf("%d entries after a sweep (%v)", len(d.entries), err)
 	}
 	// Paused: nothing is offered, and the flow's packets are deliver4's.
 	off.Pause(OffloadDecap)
 	deliverOne(t, r, frame)
-	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 4 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
+	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 5 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
 		t.Fatalf("paused: %d puts, memo entry dkey %#x, site memo %#x", len(d.puts), h.dkey, r.w.lastSite.dkey)
 	}
 }
@@ -201,16 +234,18 @@ func TestDecapOffloadKernelMatchesWorker(t *testing.T) {
 	addRLOCs(t, prog)
 	r, off := decapRig(t, prog, 5)
 	for _, v6 := range []bool{false, true} {
-		off.Invalidate() // the flow offered anew over this outer header
-		for _, c := range []struct {
-			outer, inner uint8
-			flags        uint8
-		}{
-			{60, 50, 0},
-			{9, 50, wire.FlagI},              // the outer TTL lower: the inner one lowered to it
-			{60, 1, wire.FlagI | wire.FlagV}, // a map version, and TTL 1 (delivered)
-		} {
-			redirectMatches(t, prog, decapFrameOver(t, v6, c.outer, c.inner, c.flags), func(b []byte) []byte { return deliverOne(t, r, b) }, nil)
+		for _, in6 := range []bool{false, true} {
+			off.Invalidate() // the flow offered anew over this outer header
+			for _, c := range []struct {
+				outer, inner uint8
+				flags        uint8
+			}{
+				{60, 50, 0},
+				{9, 50, wire.FlagI},              // the outer TTL lower: the inner one lowered to it
+				{60, 1, wire.FlagI | wire.FlagV}, // a map version, and TTL 1 (delivered)
+			} {
+				redirectMatches(t, prog, decapFrameWith(t, v6, in6, c.outer, c.inner, c.flags), func(b []byte) []byte { return deliverOne(t, r, b) }, nil)
+			}
 		}
 	}
 }
@@ -256,21 +291,23 @@ func TestDecapOffloadWaitsForEmptyRing(t *testing.T) {
 }
 
 // FuzzDecapOffloadMatchesWorker runs the kernel's core program (root) over
-// LISP frames, over IPv4 or IPv6 RLOCs, after the worker has seen each twice (so a delivery it can
+// LISP frames, over IPv4 or IPv6 RLOCs to IPv4 or IPv6 EIDs, after the worker has seen each twice (so a delivery it can
 // offload has its entry), and the worker over the same frame once more: a
 // frame the program redirects must be the one frame the worker delivers,
 // byte for byte; a frame it passes must be left as it was. The frames are
 // built from the fuzzed fields, then one byte changed (with the outer
 // checksum made good again, or not).
 func FuzzDecapOffloadMatchesWorker(f *testing.F) {
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
-	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false)
-	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
-	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, true)
-	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false, false)
+	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, true, false)
+	f.Add(byte(60), byte(50), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, true)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false, true)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
@@ -284,8 +321,12 @@ func FuzzDecapOffloadMatchesWorker(f *testing.F) {
 		drain(r.core) // ICMP errors, re-encapsulations
 		return drain(r.site)
 	}
-	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, v6 bool) {
-		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: int(plen % 1400), sport: 5, dport: 6})
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, v6, in6 bool) {
+		is := innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: int(plen % 1400), sport: 5, dport: 6}
+		if in6 {
+			is.src, is.dst = remote6, hostA6
+		}
+		in := innerPacket(t, is)
 		src, dst := rlocRemote4, rlocLocal4
 		if v6 {
 			src, dst = rlocRemote6, rlocLocal6

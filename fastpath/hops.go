@@ -51,7 +51,8 @@ type nextHop struct {
 	// (tpl nil), 0 otherwise: what deliver compares.
 	key4 uint64
 	// dkey is key4 | out<<33 when that delivery's next hop is resolved
-	// on our port out with an Ethernet header (hlen), 0 otherwise: what
+	// on our port out with an Ethernet header (hlen; dkey6 for an IPv6
+	// destination), 0 otherwise: what
 	// deliver4 compares, one compare for five. Its bits 48-63 hold the
 	// worker's decap offload tag (Worker.doet) once the delivery was
 	// offered to the kernel in that epoch (decapOffer): until then
@@ -59,6 +60,12 @@ type nextHop struct {
 	// flow's packets to deliverAt, which offers it.
 	dkey uint64
 }
+
+// dkey6 marks the nextHop.dkey of a delivery to an IPv6 destination:
+// out<<33 | dkey6, with the offload tag in bits 48-63 as for IPv4, and bit
+// 32 clear, so that deliver4 (whose siteMemo.dkey has it set) never takes
+// it for one of its own.
+const dkey6 = 1 << 47
 
 // hopMemo is a worker's direct-mapped memo of nextHops. An entry is used
 // only while the next-hop table still publishes the snapshot it was filled
@@ -117,8 +124,11 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 	putEthernet(h.hdr[:], &h.adj, et)
 	h.hlen = wire.EthernetLen + copy(h.hdr[wire.EthernetLen:], tpl)
-	if h.key4 != 0 && h.out >= 0 { // a delivery: hlen is EthernetLen
+	if h.out >= 0 && tpl == nil { // a delivery: hlen is EthernetLen
 		h.dkey = h.key4 | uint64(h.out)<<33
+		if h.key4 == 0 {
+			h.dkey |= dkey6 // an IPv6 destination
+		}
 	}
 	w.prepare4(h)
 	if h.out >= 0 && len(tpl) >= wire.OuterIPv4Len {

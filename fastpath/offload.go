@@ -268,8 +268,8 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		o.puts.Lock()
 		if t.d != nil {
 			live := 0
-			n, err := t.d.SweepDecap(func(_ uint32, _ [4]byte, epoch uint32, _ uint64) bool {
-				if epoch != o.depoch.Load() {
+			n, err := t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool {
+				if e.Epoch != o.depoch.Load() {
 					return false
 				}
 				live++
@@ -363,7 +363,11 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 				if e.V6 {
 					r = netip.AddrFrom16(e.RLOC6)
 				}
-				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: netip.AddrFrom4(e.Dst), RLOC: r,
+				eid := netip.AddrFrom4(e.Dst)
+				if e.InnerV6 {
+					eid = netip.AddrFrom16(e.Dst6)
+				}
+				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: eid, RLOC: r,
 					Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			})
@@ -521,8 +525,8 @@ func (w *Worker) offloadFlush() {
 }
 
 // decapOffer is deliverAt's step for the delivery of pk (instance-ID
-// pk.iid, inner IPv4 destination k, outer IPv4 or IPv6 to our RLOC of that
-// version, from core port pk.slot) to site port
+// pk.iid, inner IPv4 destination k or IPv6 destination pk.dst, outer IPv4
+// or IPv6 to our RLOC of that version, from core port pk.slot) to site port
 // site through h, resolved there with an Ethernet header, that is not
 // offered in the worker's decap epoch (the tag in h.dkey). A delivery
 // deliver4 makes (a site port with an interface index, without gleaning,
@@ -532,7 +536,7 @@ func (w *Worker) offloadFlush() {
 // other is marked offered at once: nothing to offer in the epoch.
 func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 	t := w.ports[pk.slot].decap
-	if t != nil && w.doe != 0 && pk.v4 && !w.ports[site].glean && w.cfg.LocalGroups == nil &&
+	if t != nil && w.doe != 0 && (pk.v4 || pk.dst.Is6()) && !w.ports[site].glean && w.cfg.LocalGroups == nil &&
 		w.ports[site].ifindex > 0 && (pk.outerV4 && w.rloc4k != 0 || !pk.outerV4 && w.rloc6.Is6()) {
 		if w.offn == len(w.offq) {
 			return
@@ -542,7 +546,11 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 		*q = offloadPut{d: t, slot: pk.slot}
 		e := &q.de
 		e.IID, e.Epoch, e.Ifindex, e.NonceOK = pk.iid, w.doe, w.ports[site].ifindex, !w.obs.nonces.Load()
-		binary.BigEndian.PutUint32(e.Dst[:], k)
+		if pk.v4 {
+			binary.BigEndian.PutUint32(e.Dst[:], k)
+		} else {
+			e.InnerV6, e.Dst6 = true, pk.dst.As16()
+		}
 		if pk.outerV4 {
 			binary.BigEndian.PutUint32(e.RLOC[:], uint32(w.rloc4k))
 		} else {

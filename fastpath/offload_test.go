@@ -469,7 +469,7 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 		fd := newFakeDecap()
 		r, off := decapRig(t, fd, 5)
 		frame := decapFrame(t, 60, 50, 0)
-		key := [2]uint32{iidSite, binary.BigEndian.Uint32(hostA.AsSlice())}
+		key := decapKey{iidSite, hostA}
 		check(t, r, off, func() { deliverOne(t, r, frame) }, &fd.deleting, func() int { return len(fd.puts) },
 			func() (uint32, bool) { e, ok := fd.entries[key]; return e.Epoch, ok })
 	})

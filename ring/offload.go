@@ -66,7 +66,8 @@ type RxPender interface {
 // DecapEntry is one flow a fast path hands to the kernel for delivery: the
 // core interface's XDP program (ring/xsk) decapsulates the LISP packets to
 // RLOC (with V6: to RLOC6, over IPv6) that carry instance-ID IID and inner
-// IPv4 destination Dst, as the fast path's ETR would, puts Eth in front of
+// IPv4 destination Dst (with InnerV6: IPv6 destination Dst6), as the fast
+// path's ETR would, puts Eth in front of
 // the inner packet and redirects it to the site interface Ifindex. An entry is used only while
 // the table's epoch equals Epoch; NonceOK says whether a packet whose LISP
 // header has the N flag may be taken (the fast path reports nonces to its
@@ -74,6 +75,8 @@ type RxPender interface {
 type DecapEntry struct {
 	IID     uint32
 	Dst     [4]byte
+	InnerV6 bool     // the flow's destination is an IPv6 EID: Dst6, not Dst
+	Dst6    [16]byte // with InnerV6
 	RLOC    [4]byte
 	V6      bool
 	RLOC6   [16]byte
@@ -93,7 +96,7 @@ type DecapTable interface {
 	SetOffload(epoch, seed uint32) error
 	// SweepDecap visits every entry, with the packets it sent since it was
 	// put, and deletes those keep rejects; it returns how many it deleted.
-	SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error)
+	SweepDecap(keep func(e *DecapEntry, hits uint64) bool) (int, error)
 	// ListDecap calls f with every entry (e is reused between calls) and
 	// the packets it sent since it was put, until f returns false.
 	ListDecap(f func(e *DecapEntry, hits uint64) bool) error

@@ -391,8 +391,9 @@ type XDPOptions struct {
 	// kernel's packets are counted as xdp_offloaded, not as encap. Off by
 	// default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
-	// OffloadDecap hands the deliveries of steady IPv4 flows, over IPv4
-	// or IPv6 RLOCs, to the XDP programs of the core interfaces: once a flow's first packets went
+	// OffloadDecap hands the deliveries of steady flows (IPv4 and IPv6
+	// EIDs, over IPv4 or IPv6 RLOCs) to the XDP programs of the core
+	// interfaces: once a flow's first packets went
 	// through a worker, the program decapsulates the next LISP packets
 	// itself (the same bytes the worker delivers) and redirects them to
 	// the site interface. The site interfaces must take XDP redirects: with

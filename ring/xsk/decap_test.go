@@ -13,6 +13,7 @@ import (
 // lispSpec is a LISP data packet as it arrives on a core interface.
 type lispSpec struct {
 	v6         bool    // an outer IPv6 header (to decapRLOC6), without frag
+	inner6     bool    // an inner IPv6 packet to decapDst6 (innerTTL: its hop limit)
 	dst        [4]byte // outer IPv4 destination (the RLOC)
 	tos, ttl   uint8   // outer (IPv6: traffic class, hop limit)
 	frag       uint16  // outer IPv4 flags and fragment offset
@@ -29,6 +30,7 @@ var (
 	decapRLOC  = [4]byte{192, 0, 2, 1}
 	decapRLOC6 = [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}
 	decapDst   = [4]byte{10, 2, 0, 10}
+	decapDst6  = [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
 	decapEth   = [14]byte{2, 0, 0, 0, 0, 0xcc, 2, 0, 0, 0, 0, 0xdd, 0x08, 0x00}
 )
 
@@ -45,7 +47,17 @@ func (s lispSpec) outerLen() int {
 // of payload.
 func coreFrame(s lispSpec) (frame, inner []byte) {
 	inner = siteFrame4([4]byte{10, 1, 0, 10}, decapDst, wire.ProtoUDP, s.innerTTL, [4]byte{4, 0, 0, 53}, 30, 0)[wire.EthernetLen:]
-	if s.innerExtra != 0 {
+	if s.inner6 {
+		// From 2001:db8:1::10 to decapDst6: UDP 1024 -> 53, 30 bytes.
+		inner = make([]byte, wire.IPv6Len+wire.UDPLen+30)
+		inner[0] = 0x60
+		binary.BigEndian.PutUint16(inner[4:], uint16(len(inner)-wire.IPv6Len+s.innerExtra))
+		inner[6], inner[7] = wire.ProtoUDP, s.innerTTL
+		copy(inner[8:24], []byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10})
+		copy(inner[24:40], decapDst6[:])
+		binary.BigEndian.PutUint32(inner[40:], 1024<<16|53)
+		binary.BigEndian.PutUint16(inner[44:], wire.UDPLen+30)
+	} else if s.innerExtra != 0 {
 		binary.BigEndian.PutUint16(inner[2:], uint16(len(inner)+s.innerExtra))
 		inner[10], inner[11] = 0, 0
 		binary.BigEndian.PutUint16(inner[10:], ^sum16(inner[:20]))
@@ -91,7 +103,18 @@ func goodLISP(v6 bool) lispSpec {
 
 // decapEntry is the entry for goodLISP(v6)'s flow in epoch.
 func decapEntry(v6 bool, epoch uint32) ring.DecapEntry {
-	e := ring.DecapEntry{IID: 7777, Dst: decapDst, Epoch: epoch, Ifindex: 1, Eth: decapEth}
+	return decapEntryFor(lispSpec{v6: v6, iid: 7777}, epoch)
+}
+
+// decapEntryFor is the entry for s's flow (outer version, inner
+// destination, instance-ID) in epoch.
+func decapEntryFor(s lispSpec, epoch uint32) ring.DecapEntry {
+	v6 := s.v6
+	e := ring.DecapEntry{IID: s.iid, Dst: decapDst, Epoch: epoch, Ifindex: 1, Eth: decapEth}
+	if s.inner6 {
+		e.Dst, e.InnerV6, e.Dst6 = [4]byte{}, true, decapDst6
+		e.Eth[12], e.Eth[13] = 0x86, 0xdd
+	}
 	if v6 {
 		e.V6, e.RLOC6 = true, decapRLOC6
 	} else {
@@ -105,13 +128,13 @@ const decapEpoch = 4
 
 // coreWithEntry is loadCore's program in epoch decapEpoch with the entry
 // for goodLISP(v6)'s flow, which it returns.
-func coreWithEntry(t *testing.T, v6, nonceOK bool) (*Program, ring.DecapEntry) {
+func coreWithEntry(t *testing.T, base lispSpec, nonceOK bool) (*Program, ring.DecapEntry) {
 	t.Helper()
 	p := loadCore(t)
 	if err := p.SetOffload(decapEpoch, 0); err != nil {
 		t.Fatal(err)
 	}
-	e := decapEntry(v6, decapEpoch)
+	e := decapEntryFor(base, decapEpoch)
 	e.NonceOK = nonceOK
 	if err := p.PutDecap(&e); err != nil {
 		t.Fatal(err)
@@ -119,14 +142,16 @@ func coreWithEntry(t *testing.T, v6, nonceOK bool) (*Program, ring.DecapEntry) {
 	return p, e
 }
 
-// outers runs f for an outer IPv4 and an outer IPv6 header.
-func outers(t *testing.T, f func(t *testing.T, v6 bool)) {
+// outers runs f for each outer and inner version: f gets goodLISP's
+// packet with those.
+func outers(t *testing.T, f func(t *testing.T, base lispSpec)) {
 	for _, v6 := range []bool{false, true} {
-		name := "outer-ipv4"
-		if v6 {
-			name = "outer-ipv6"
+		for _, in6 := range []bool{false, true} {
+			name := map[bool]string{false: "outer-ipv4", true: "outer-ipv6"}[v6] + "/" + map[bool]string{false: "inner-ipv4", true: "inner-ipv6"}[in6]
+			base := goodLISP(v6)
+			base.inner6 = in6
+			t.Run(name, func(t *testing.T) { f(t, base) })
 		}
-		t.Run(name, func(t *testing.T) { f(t, v6) })
 	}
 }
 
@@ -149,8 +174,8 @@ func loadCore(t testing.TB) *Program {
 // one where that is lower (RFC 9300 §5.3) with a valid checksum, nothing
 // else changed.
 func TestDecapOffload(t *testing.T) {
-	outers(t, func(t *testing.T, v6 bool) {
-		p, _ := coreWithEntry(t, v6, true)
+	outers(t, func(t *testing.T, base lispSpec) {
+		p, _ := coreWithEntry(t, base, true)
 		for _, tc := range []struct {
 			name string
 			mod  func(*lispSpec)
@@ -165,7 +190,7 @@ func TestDecapOffload(t *testing.T) {
 			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				s := goodLISP(v6)
+				s := base
 				tc.mod(&s)
 				frame, inner := coreFrame(s)
 				before, _ := p.Stats()
@@ -176,12 +201,16 @@ func TestDecapOffload(t *testing.T) {
 				if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
 					t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
 				}
-				if len(out) != wire.EthernetLen+len(inner) || string(out[:14]) != string(decapEth[:]) {
+				eth := decapEntryFor(s, 0).Eth
+				if len(out) != wire.EthernetLen+len(inner) || string(out[:14]) != string(eth[:]) {
 					t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), wire.EthernetLen+len(inner), out[:14])
 				}
 				in := out[wire.EthernetLen:]
 				want := append([]byte(nil), inner...)
-				if s.ttl < want[8] {
+				switch {
+				case s.inner6 && s.ttl < want[7]:
+					want[7] = s.ttl // the hop limit; no checksum
+				case !s.inner6 && s.ttl < want[8]:
 					want[8] = s.ttl
 					want[10], want[11] = 0, 0
 					binary.BigEndian.PutUint16(want[10:], ^sum16(want[:20]))
@@ -199,21 +228,22 @@ func TestDecapOffload(t *testing.T) {
 // path's deliver4 does not take, those it reports to its slow path, and
 // those without a current entry.
 func TestDecapOffloadLeaves(t *testing.T) {
-	outers(t, func(t *testing.T, v6 bool) {
-		p, e := coreWithEntry(t, v6, false)
+	outers(t, func(t *testing.T, base lispSpec) {
+		p, e := coreWithEntry(t, base, false)
 		const epoch = decapEpoch
 		other := e
 		other.IID, other.RLOC, other.RLOC6[15] = 8888, [4]byte{192, 0, 2, 77}, 77 // an entry for another RLOC
 		if err := p.PutDecap(&other); err != nil {
 			t.Fatal(err)
 		}
-		across := decapEntry(!v6, epoch) // an entry for our RLOC of the other version
-		across.IID = 9999
+		other6 := base
+		other6.v6, other6.iid = !base.v6, 9999
+		across := decapEntryFor(other6, epoch) // an entry for our RLOC of the other version
 		if err := p.PutDecap(&across); err != nil {
 			t.Fatal(err)
 		}
 		frame := func(mod func(*lispSpec)) []byte {
-			s := goodLISP(v6)
+			s := base
 			mod(&s)
 			b, _ := coreFrame(s)
 			return b
@@ -221,7 +251,7 @@ func TestDecapOffloadLeaves(t *testing.T) {
 		if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
 			t.Fatalf("the good frame: action %d", ret)
 		}
-		ol := wire.EthernetLen + goodLISP(v6).outerLen() // where UDP starts
+		ol := wire.EthernetLen + base.outerLen() // where UDP starts
 		cases := []leaveCase{
 			{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
 			{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
@@ -239,10 +269,15 @@ func TestDecapOffloadLeaves(t *testing.T) {
 			{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
 				binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
 			})},
-			{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })},
+			{name: "inner-version-5", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x55 })},
 			{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
 		}
-		if v6 {
+		if base.inner6 {
+			cases = append(cases, leaveCase{name: "inner-truncated", frame: frame(func(*lispSpec) {})[:ol+16+39]})
+		} else {
+			cases = append(cases, leaveCase{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })})
+		}
+		if base.v6 {
 			cases = append(cases,
 				leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
 					binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
@@ -291,41 +326,53 @@ func TestDecapSweep(t *testing.T) {
 		}
 	}
 	seen, hits := 0, uint64(0)
-	n, err := p.SweepDecap(func(iid uint32, dst [4]byte, epoch uint32, h uint64) bool {
+	n, err := p.SweepDecap(func(e *ring.DecapEntry, h uint64) bool {
 		seen++
-		if iid != 7777 {
-			t.Errorf("iid %d", iid)
+		if e.IID != 7777 {
+			t.Errorf("iid %d", e.IID)
 		}
-		if dst == decapDst {
+		if e.Dst == decapDst {
 			hits = h
 		}
-		return epoch == 2
+		return e.Epoch == 2
 	})
 	if err != nil || seen != 7 || n != 3 || hits != 3 {
 		t.Fatalf("sweep: %d seen, %d deleted, %d hits (%v)", seen, n, hits, err)
 	}
 	left := 0
-	if _, err := p.SweepDecap(func(uint32, [4]byte, uint32, uint64) bool { left++; return true }); err != nil || left != 4 {
+	if _, err := p.SweepDecap(func(*ring.DecapEntry, uint64) bool { left++; return true }); err != nil || left != 4 {
 		t.Fatalf("%d entries left (%v)", left, err)
 	}
 	// A listing returns each entry as it was put (over either outer
 	// version), with its hits.
 	six := decapEntry(true, 2)
 	six.Dst = [4]byte{10, 2, 0, 99}
-	if err := p.PutDecap(&six); err != nil {
-		t.Fatal(err)
+	eid6 := decapEntryFor(lispSpec{v6: true, inner6: true, iid: 7777}, 2) // an IPv6 EID over IPv6
+	for _, x := range []*ring.DecapEntry{&six, &eid6} {
+		if err := p.PutDecap(x); err != nil {
+			t.Fatal(err)
+		}
 	}
-	got := map[[4]byte]ring.DecapEntry{}
+	got := map[[16]byte]ring.DecapEntry{}
 	if err := p.ListDecap(func(e *ring.DecapEntry, h uint64) bool {
-		got[e.Dst] = *e
+		k := e.Dst6
+		if !e.InnerV6 {
+			k = netip.AddrFrom4(e.Dst).As16()
+		}
+		got[k] = *e
 		if (e.Dst == decapDst) != (h == 3) {
 			t.Errorf("entry %v: %d hits", e.Dst, h)
 		}
 		return true
-	}); err != nil || len(got) != 5 {
-		t.Fatalf("listed %d entries (%v), want 5", len(got), err)
+	}); err != nil || len(got) != 6 {
+		t.Fatalf("listed %d entries (%v), want 6", len(got), err)
 	}
-	if got[decapDst] != e || got[six.Dst] != six {
-		t.Fatalf("listed %+v and %+v\nwant %+v and %+v", got[decapDst], got[six.Dst], e, six)
+	as16 := func(a [4]byte) [16]byte { return netip.AddrFrom4(a).As16() }
+	if got[as16(decapDst)] != e || got[as16(six.Dst)] != six || got[decapDst6] != eid6 {
+		t.Fatalf("listed %+v, %+v and %+v\nwant %+v, %+v and %+v", got[as16(decapDst)], got[as16(six.Dst)], got[decapDst6], e, six, eid6)
+	}
+	// A sweep sees the IPv6 EIDs' entries too.
+	if n, err := p.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool { return !e.InnerV6 }); err != nil || n != 1 {
+		t.Fatalf("a sweep of the IPv6 EIDs' entries deleted %d (%v), want 1", n, err)
 	}
 }

@@ -82,13 +82,13 @@ func (p *Program) ListOffload(f func(e *ring.OffloadEntry, hits uint64) bool) er
 var _ ring.DecapTable = (*Program)(nil)
 
 // PutDecap adds or replaces the decap entry of e's flow (bpf/steer.c,
-// offload_decap4; offload_decap6 with e.V6). The map holds 65536 flows: when it is full the error
-// wraps the kernel's E2BIG, and a sweep (SweepDecap) makes room.
+// offload_decap4; offload_decap6 with e.V6; the decap6 map with
+// e.InnerV6). Each map holds 65536 flows: when one is full the error wraps
+// the kernel's E2BIG, and a sweep (SweepDecap) makes room.
 func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	if e.Ifindex <= 0 {
 		return fmt.Errorf("xsk: decap entry without a site interface")
 	}
-	k := steerDecapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Iid: e.IID}
 	v := steerDecapVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
 	if e.NonceOK {
 		v.NonceOk = 1
@@ -100,40 +100,79 @@ func (p *Program) PutDecap(e *ring.DecapEntry) error {
 		}
 	}
 	copy(v.Eth[:], e.Eth[:])
-	if err := p.objs.Decap.Put(k, v); err != nil {
+	var err error
+	if e.InnerV6 {
+		err = p.objs.Decap6.Put(steerDecap6Key{Dst: e.Dst6, Iid: e.IID}, v)
+	} else {
+		err = p.objs.Decap.Put(steerDecapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Iid: e.IID}, v)
+	}
+	if err != nil {
 		return fmt.Errorf("xsk: put decap entry: %w", err)
 	}
 	return nil
 }
 
-// SweepDecap visits the decap entries and deletes those keep rejects, as
-// SweepOffload does.
-func (p *Program) SweepDecap(keep func(iid uint32, dst [4]byte, epoch uint32, hits uint64) bool) (int, error) {
+// fillDecap fills e from a decap map's value (the key's fields are the
+// caller's).
+func fillDecap(e *ring.DecapEntry, v *steerDecapVal) {
+	e.Epoch, e.Ifindex, e.NonceOK, e.V6 = v.Epoch, int(v.Ifindex), v.NonceOk != 0, v.V6 != 0
+	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
+	for i, w := range v.Rloc6 {
+		binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
+	}
+	copy(e.Eth[:], v.Eth[:])
+}
+
+// decap4 and decap6 fill e from an entry of the decap and decap6 maps.
+func decap4(e *ring.DecapEntry, k *steerDecapKey, v *steerDecapVal) {
+	*e = ring.DecapEntry{IID: k.Iid}
+	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
+	fillDecap(e, v)
+}
+
+func decap6(e *ring.DecapEntry, k *steerDecap6Key, v *steerDecapVal) {
+	*e = ring.DecapEntry{IID: k.Iid, InnerV6: true, Dst6: k.Dst}
+	fillDecap(e, v)
+}
+
+// SweepDecap visits the decap entries (IPv4 and IPv6 EIDs) and deletes
+// those keep rejects, as SweepOffload does.
+func (p *Program) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (int, error) {
+	var e ring.DecapEntry
 	n, err := sweepMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
-		var dst [4]byte
-		binary.NativeEndian.PutUint32(dst[:], k.Dst)
-		return keep(k.Iid, dst, v.Epoch, v.Hits)
+		decap4(&e, k, v)
+		return keep(&e, v.Hits)
 	})
+	if err == nil {
+		var n6 int
+		n6, err = sweepMap(p.objs.Decap6, func(k *steerDecap6Key, v *steerDecapVal) bool {
+			decap6(&e, k, v)
+			return keep(&e, v.Hits)
+		})
+		n += n6
+	}
 	if err != nil {
 		return n, fmt.Errorf("xsk: sweep decap entries: %w", err)
 	}
 	return n, nil
 }
 
-// ListDecap calls f with every decap entry and its hits, until f returns
-// false (ring.DecapTable).
+// ListDecap calls f with every decap entry (IPv4 EIDs, then IPv6 ones)
+// and its hits, until f returns false (ring.DecapTable).
 func (p *Program) ListDecap(f func(e *ring.DecapEntry, hits uint64) bool) error {
 	var e ring.DecapEntry
+	more := true
 	err := listMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
-		binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
-		e.IID, e.Epoch, e.Ifindex, e.NonceOK, e.V6 = k.Iid, v.Epoch, int(v.Ifindex), v.NonceOk != 0, v.V6 != 0
-		binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
-		for i, w := range v.Rloc6 {
-			binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
-		}
-		copy(e.Eth[:], v.Eth[:])
-		return f(&e, v.Hits)
+		decap4(&e, k, v)
+		more = f(&e, v.Hits)
+		return more
 	})
+	if err == nil && more {
+		err = listMap(p.objs.Decap6, func(k *steerDecap6Key, v *steerDecapVal) bool {
+			decap6(&e, k, v)
+			return f(&e, v.Hits)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("xsk: list decap entries: %w", err)
 	}

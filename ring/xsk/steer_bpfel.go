@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type steerDecap6Key struct {
+	_   structs.HostLayout
+	Dst [16]uint8
+	Iid uint32
+}
+
 type steerDecapKey struct {
 	_   structs.HostLayout
 	Dst uint32
@@ -70,6 +76,7 @@ type steerSteerConfig struct {
 const (
 	steerMapConfig     = "config"
 	steerMapDecap      = "decap"
+	steerMapDecap6     = "decap6"
 	steerMapLocalV4    = "local_v4"
 	steerMapLocalV6    = "local_v6"
 	steerMapOffload    = "offload"
@@ -129,6 +136,7 @@ type steerProgramSpecs struct {
 type steerMapSpecs struct {
 	Config  *ebpf.MapSpec `ebpf:"config"`
 	Decap   *ebpf.MapSpec `ebpf:"decap"`
+	Decap6  *ebpf.MapSpec `ebpf:"decap6"`
 	LocalV4 *ebpf.MapSpec `ebpf:"local_v4"`
 	LocalV6 *ebpf.MapSpec `ebpf:"local_v6"`
 	Offload *ebpf.MapSpec `ebpf:"offload"`
@@ -164,6 +172,7 @@ func (o *steerObjects) Close() error {
 type steerMaps struct {
 	Config  *ebpf.Map `ebpf:"config"`
 	Decap   *ebpf.Map `ebpf:"decap"`
+	Decap6  *ebpf.Map `ebpf:"decap6"`
 	LocalV4 *ebpf.Map `ebpf:"local_v4"`
 	LocalV6 *ebpf.Map `ebpf:"local_v6"`
 	Offload *ebpf.Map `ebpf:"offload"`
@@ -175,6 +184,7 @@ func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Config,
 		m.Decap,
+		m.Decap6,
 		m.LocalV4,
 		m.LocalV6,
 		m.Offload,

@@ -23,7 +23,7 @@
  * the socket as before.
  *
  * Decap offload (core mode, when the config's epoch is not 0): a LISP data
- * packet to our RLOC whose flow (instance-ID, inner IPv4 destination) the
+ * packet to our RLOC whose flow (instance-ID, inner destination) the
  * fast path has installed in the decap map for the current epoch is
  * decapsulated here as the fast path's ETR would, given the Ethernet header
  * of its next hop, and redirected to the site interface. */
@@ -95,6 +95,12 @@ struct decap_key {
 	__u32 iid;
 };
 
+/* A decapsulated flow to an IPv6 EID (core mode). */
+struct decap6_key {
+	__u8 dst[16];
+	__u32 iid;
+};
+
 /* What the fast path's next-hop memo entry holds for delivering to dst on
  * a site port, and the RLOC the packets must be addressed to. */
 struct decap_val {
@@ -157,6 +163,13 @@ struct {
 	__type(key, struct decap_key);
 	__type(value, struct decap_val);
 } decap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct decap6_key);
+	__type(value, struct decap_val);
+} decap6 SEC(".maps");
 
 static __always_inline int count(__u32 st, int action)
 {
@@ -363,11 +376,14 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 
 /* decap_inner finishes offload_decap4 and offload_decap6 for a LISP packet
  * whose outer header the caller checked (hop: its TTL or hop limit; u: its
- * UDP header, ul its UDP length, within the frame; rloc_ok: the entry is
- * for the packet's outer destination): the LISP header and inner packet
- * checks, the entry, the TTL, then the outer headers go (outer: their
- * length, from the frame's start). It returns -1 to leave the packet to the
- * socket, having changed nothing. */
+ * UDP header, ul its UDP length, within the frame; rloc4 or rloc6: the
+ * packet's outer destination): the LISP header and inner packet checks
+ * (an IPv4 header without options, or an IPv6 header, within the UDP
+ * payload), the entry of the flow (decap for an IPv4 EID, decap6 for an
+ * IPv6 one), the inner TTL or hop limit lowered to the outer one and not
+ * 0, then the outer headers go (outer: their length, from the frame's
+ * start). It returns -1 to leave the packet to the socket, having changed
+ * nothing. */
 static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end, struct steer_config *cfg,
 				       __be32 rloc4, const __be32 *rloc6, __u32 outer)
 {
@@ -376,15 +392,30 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 	__u8 flags = u[8];
 	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
 		return -1;
-	__u8 *in = u + 16;
-	__u32 itl = ((__u32)in[2] << 8) | in[3];
-	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
-		return -1;
-	struct decap_key k = {.iid = 0};
-	__builtin_memcpy(&k.dst, in + 16, 4);
+	__u32 iid = 0;
 	if (flags & LISP_I)
-		k.iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
-	struct decap_val *v = bpf_map_lookup_elem(&decap, &k);
+		iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
+	__u8 *in = u + 16;
+	__u32 itl;
+	struct decap_val *v;
+	int six = (in[0] >> 4) == 6;
+	if (six) {
+		if ((void *)(in + 40) > end)
+			return -1;
+		itl = 40 + (((__u32)in[4] << 8) | in[5]);
+		if (ul < 56 || itl > ul - 16)
+			return -1;
+		struct decap6_key k = {.iid = iid};
+		__builtin_memcpy(k.dst, in + 24, 16);
+		v = bpf_map_lookup_elem(&decap6, &k);
+	} else {
+		itl = ((__u32)in[2] << 8) | in[3];
+		if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
+			return -1;
+		struct decap_key k = {.iid = iid};
+		__builtin_memcpy(&k.dst, in + 16, 4);
+		v = bpf_map_lookup_elem(&decap, &k);
+	}
 	if (!v || v->epoch != cfg->epoch || ((flags & LISP_N) && !v->nonce_ok))
 		return -1;
 	if (rloc6) {
@@ -394,11 +425,21 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 	} else if (v->v6 || v->rloc != rloc4) {
 		return -1;
 	}
-	__u8 ttl = in[8];
-	if (ttl == 0 || hop == 0)
-		return -1;
-	if (hop < ttl)
-		lower_ttl(in, hop); /* fastpath lowerTTL4 */
+	if (six) {
+		/* wire.ApplyDecap under a Not-ECT outer header: the hop
+		 * limit lowered to the outer TTL; no checksum. */
+		__u8 hl = in[7];
+		if (hl == 0 || hop == 0)
+			return -1;
+		if (hop < hl)
+			in[7] = hop;
+	} else {
+		__u8 ttl = in[8];
+		if (ttl == 0 || hop == 0)
+			return -1;
+		if (hop < ttl)
+			lower_ttl(in, hop); /* fastpath lowerTTL4 */
+	}
 
 	/* The frame is cut to the inner packet, then the outer headers go. */
 	__u32 have = (__u8 *)end - (__u8 *)(long)ctx->data;

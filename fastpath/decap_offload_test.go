@@ -29,8 +29,8 @@ type decapKey struct {
 	dst netip.Addr
 }
 
-// keyOf is e's flow.
-func keyOf(e *ring.DecapEntry) decapKey {
+// decapKeyOf is e's flow.
+func decapKeyOf(e *ring.DecapEntry) decapKey {
 	if e.InnerV6 {
 		return decapKey{e.IID, netip.AddrFrom16(e.Dst6)}
 	}
@@ -42,7 +42,7 @@ func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 		return f.failPut
 	}
 	f.puts = append(f.puts, *e)
-	f.entries[keyOf(e)] = *e
+	f.entries[decapKeyOf(e)] = *e
 	return nil
 }
 

@@ -774,6 +774,9 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 		w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &h.adj, h.st, h.out)
 		return
 	}
+	if !pk.v4 && w.oe != 0 {
+		w.offer6(pk, h) // IPv4 flows are offered from the flow memo (encapLoop)
+	}
 	w.encapHop(pk, f, h)
 }
 

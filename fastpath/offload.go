@@ -123,8 +123,16 @@ func (t *offloadTable) set(e, seed uint32) error {
 }
 
 type offloadKey struct {
-	dst [4]byte
+	dst netip.Addr
 	bkt uint8
+}
+
+// keyOf is e's flow.
+func keyOf(e *ring.OffloadEntry) offloadKey {
+	if e.InnerV6 {
+		return offloadKey{netip.AddrFrom16(e.Dst6), e.Bucket}
+	}
+	return offloadKey{netip.AddrFrom4(e.Dst), e.Bucket}
 }
 
 // offloadCap is the flows a table holds (ring/xsk: bpf/steer.c, offload);
@@ -285,14 +293,14 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		}
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
-		n, err := t.t.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
-			if epoch != o.epoch.Load() {
+		n, err := t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool {
+			if e.Epoch != o.epoch.Load() {
 				return false
 			}
 			live++
-			k := offloadKey{dst, bkt}
+			k := keyOf(e)
 			if hits != t.hits[k] {
-				c.Lookup(t.iid, netip.AddrFrom4(dst)) // marks the entry used
+				c.Lookup(t.iid, k.dst) // marks the entry used
 			}
 			seen[k] = hits
 			return true
@@ -379,7 +387,7 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 				if e.V6 {
 					r = netip.AddrFrom16([16]byte(e.Front[ip+24 : ip+40]))
 				}
-				fl = append(fl, OffloadFlow{Direction: OffloadEncap, IID: t.iid, EID: netip.AddrFrom4(e.Dst), Bucket: e.Bucket,
+				fl = append(fl, OffloadFlow{Direction: OffloadEncap, IID: t.iid, EID: keyOf(e).dst, Bucket: e.Bucket,
 					RLOC: r, Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			})
@@ -428,16 +436,24 @@ func (o *Offload) Stats() OffloadStats {
 const offloadMax = 16
 
 // offloadOffer is encapRun's step for a flow memo hit x that the kernel
-// does not hold in the worker's epoch: for a site packet pk of a port with
-// an offload table, sent through h (fast4 or offloadable6) to a port with
-// an interface index, it queues the entry for the end of the step
-// (offloadFlush) and marks x offered. Whatever it does not queue (the step's queue full, no
-// table) it leaves for the next hit, or marks offered when it never can be.
+// does not hold in the worker's epoch (offloadOfferAt with x's bucket and
+// tag).
 func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
+	w.offloadOfferAt(pk, x.bkt, &x.off, h)
+}
+
+// offloadOfferAt offers the flow of site packet pk (its destination, pk.mkey
+// for IPv4 or pk.dst for IPv6, and RLOC selection bucket bkt), whose offer
+// tag is *off: for a port with an offload table, sent through h (fast4 or
+// offloadable6) to a port with an interface index, it queues the entry for
+// the end of the step (offloadFlush) and sets *off to the worker's tag.
+// Whatever it does not queue (the step's queue full, no table) it leaves
+// for the next packet, or marks offered when it never can be.
+func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop) {
 	t := w.ports[pk.slot].offload
 	v6 := !h.fast4 && offloadable6(h)
 	if t == nil || w.oe == 0 || pk.rtr || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
-		x.off = w.oet
+		*off = w.oet
 		return
 	}
 	if w.offn == len(w.offq) {
@@ -447,8 +463,12 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 	w.offn++
 	q.t, q.d, q.slot, q.waited = t, nil, pk.slot, 0
 	e := &q.e
-	e.Dst = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}
-	e.Bucket, e.Epoch, e.Ifindex = x.bkt, w.oe, w.ports[h.out].ifindex
+	if pk.v4 {
+		e.Dst, e.InnerV6, e.Dst6 = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}, false, [16]byte{}
+	} else {
+		e.Dst, e.InnerV6, e.Dst6 = [4]byte{}, true, pk.dst.As16()
+	}
+	e.Bucket, e.Epoch, e.Ifindex = bkt, w.oe, w.ports[h.out].ifindex
 	e.MaxInner, e.V6 = uint16(h.maxInner), v6
 	if v6 {
 		// What wire.PatchOuterIPv6 writes into every packet that the
@@ -463,7 +483,49 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 		copy(e.Front[:], h.hdr[:ring.OffloadFront])
 		e.CsBase, e.Nonce = h.csBase, h.nonce
 	}
-	x.off = w.oet
+	*off = w.oet
+}
+
+// offer6Slot is what a worker remembers of an IPv6 EID's flow it offered
+// (offer6): the site port, destination and bucket, and the tag it was
+// offered in.
+type offer6Slot struct {
+	dst  [16]byte
+	port uint16
+	bkt  uint8
+	off  uint16
+}
+
+// offer6Slots is the size of a worker's offer6 memo.
+const (
+	offer6Bits  = 10
+	offer6Slots = 1 << offer6Bits
+)
+
+// offer6 is encap's step for a site packet pk to an IPv6 EID sent through
+// h: the IPv6 EIDs have no flow memo, so a direct-mapped memo of offers
+// (offer6Slot, allocated on the first) says whether the kernel holds its
+// flow (port, destination, bucket) in the worker's epoch; a flow not
+// offered is (offloadOfferAt). A flow that loses its slot to another is
+// offered again on its next packet: a put of the same entry.
+func (w *Worker) offer6(pk *pktInfo, h *nextHop) {
+	if w.oe == 0 || pk.rtr || w.ports[pk.slot].offload == nil {
+		return
+	}
+	if w.offers6 == nil {
+		w.offers6 = new([offer6Slots]offer6Slot)
+	}
+	d := pk.dst.As16()
+	bkt := cache.SelectBucket(pk.hash)
+	x := binary.LittleEndian.Uint64(d[:8]) ^ binary.LittleEndian.Uint64(d[8:]) ^ uint64(pk.slot)<<8 ^ uint64(bkt)
+	s := &w.offers6[(x*0x9e3779b97f4a7c15)>>(64-offer6Bits)]
+	if s.off == w.oet && s.dst == d && s.port == uint16(pk.slot) && s.bkt == bkt {
+		return
+	}
+	if s.dst != d || s.port != uint16(pk.slot) || s.bkt != bkt {
+		*s = offer6Slot{dst: d, port: uint16(pk.slot), bkt: bkt}
+	}
+	w.offloadOfferAt(pk, bkt, &s.off, h)
 }
 
 // offloadable6 reports whether the kernel can finish h's packets as

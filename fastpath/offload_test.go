@@ -39,7 +39,7 @@ func (f *fakeOffload) PutOffload(e *ring.OffloadEntry) error {
 		return f.failPut
 	}
 	f.puts = append(f.puts, *e)
-	f.entries[offloadKey{e.Dst, e.Bucket}] = &fakeEntry{e: *e}
+	f.entries[keyOf(e)] = &fakeEntry{e: *e}
 	return nil
 }
 
@@ -52,11 +52,11 @@ func (f *fakeOffload) SetOffload(epoch, seed uint32) error {
 	return nil
 }
 
-func (f *fakeOffload) SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error) {
+func (f *fakeOffload) SweepOffload(keep func(e *ring.OffloadEntry, hits uint64) bool) (int, error) {
 	if f.during != nil {
 		f.during()
 	}
-	return sweepFake(f.entries, func(k offloadKey, e *fakeEntry) bool { return keep(k.dst, k.bkt, e.e.Epoch, e.hits) }, f.deleting), nil
+	return sweepFake(f.entries, func(_ offloadKey, e *fakeEntry) bool { return keep(&e.e, e.hits) }, f.deleting), nil
 }
 
 func (f *fakeOffload) ListOffload(fn func(e *ring.OffloadEntry, hits uint64) bool) error {
@@ -297,7 +297,7 @@ func TestOffloadSweep(t *testing.T) {
 	start := lastUsed(busy)
 	now = now.Add(10 * time.Second)
 	c.Tick(now)
-	ft.entries[offloadKey{busy, 0}].hits = 5
+	ft.entries[offloadKey{netip.AddrFrom4(busy), 0}].hits = 5
 	if err := off.Sweep(c); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestOffloadSweep(t *testing.T) {
 	}
 	// Three quarters full: a new epoch, and the next sweep empties the table.
 	for i := range offloadCap * 3 / 4 {
-		ft.entries[offloadKey{[4]byte{10, 5, byte(i >> 8), byte(i)}, uint8(i >> 16)}] = &fakeEntry{e: ring.OffloadEntry{Epoch: 1}}
+		ft.entries[offloadKey{netip.AddrFrom4([4]byte{10, 5, byte(i >> 8), byte(i)}), uint8(i >> 16)}] = &fakeEntry{e: ring.OffloadEntry{Epoch: 1}}
 	}
 	if err := off.Sweep(c); err != nil {
 		t.Fatal(err)
@@ -416,7 +416,7 @@ func TestOffloadSweepLeavesInvalidate(t *testing.T) {
 	if err := off.Sweep(cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ft.entries[offloadKey{old, 0}]; ok || len(ft.entries) != 1 {
+	if _, ok := ft.entries[offloadKey{netip.AddrFrom4(old), 0}]; ok || len(ft.entries) != 1 {
 		t.Fatalf("after an invalidation during the sweep: %d entries, the old epoch's kept: %v", len(ft.entries), ok)
 	}
 }
@@ -456,7 +456,7 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 		ft := newFakeOffload()
 		r, off := offloadRig(t, ft)
 		frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
-		key := offloadKey{remote4.As4(), cache.SelectBucket(wire.FlowHash(frame[wire.EthernetLen:], 0))}
+		key := offloadKey{remote4, cache.SelectBucket(wire.FlowHash(frame[wire.EthernetLen:], 0))}
 		check(t, r, off, func() { forwardOne(t, r, frame) }, &ft.deleting, func() int { return len(ft.puts) },
 			func() (uint32, bool) {
 				if e, ok := ft.entries[key]; ok {
@@ -481,7 +481,7 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 // the list, not the count.
 func TestOffloadFlows(t *testing.T) {
 	ft, fd, _, off, _ := offeredRig(t)
-	busy := ft.entries[offloadKey{ft.puts[0].Dst, ft.puts[0].Bucket}]
+	busy := ft.entries[keyOf(&ft.puts[0])]
 	busy.hits = 40
 	_ = ft.PutOffload(&ring.OffloadEntry{Dst: [4]byte{10, 2, 0, 9}, Bucket: 3, Epoch: 9, Ifindex: 7, V6: true,
 		Front: [ring.OffloadFront6]byte{wire.EthernetLen + 24: 0x20, wire.EthernetLen + 25: 0x01, wire.EthernetLen + 39: 5}})
@@ -522,17 +522,64 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 		{src: hostA, dst: netip.MustParseAddr("10.2.77.5"), ttl: 2, payload: 0, sport: 1, dport: 2},
 		{src: hostA, dst: remote4v6, ttl: 9, tos: 0xb8, payload: 18, sport: 7, dport: 9}, // an IPv6 RLOC
 		{src: hostA, dst: remote4v6, ttl: 64, payload: 1000, sport: 1234, dport: 80, df: true},
+		// IPv6 EIDs, through an IPv4 and an IPv6 RLOC.
+		{src: hostA6, dst: remote6, ttl: 9, tos: 0xb8, payload: 18, sport: 7, dport: 9},
+		{src: hostA6, dst: netip.MustParseAddr("2001:db8:2::99"), ttl: 2, payload: 1000, sport: 1234, dport: 80},
+		{src: hostA6, dst: remote6v6, ttl: 64, tos: 0x2e, payload: 0, sport: 1, dport: 2},
 	} {
+		rloc6 := spec.dst == remote4v6 || spec.dst == remote6v6
 		drawn := []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
-		if spec.dst == remote4v6 {
+		if rloc6 {
 			drawn = []int{63, 64, 65} // the nonce after an outer IPv6 header
 		}
 		kernel := redirectMatches(t, prog, siteFrame(t, spec), func(b []byte) []byte { return forwardOne(t, r, b) }, drawn)
-		if spec.dst != remote4v6 && !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
+		if !rloc6 && !wire.IPv4(kernel[wire.EthernetLen:]).ChecksumValid() {
 			t.Fatalf("%+v: kernel's outer checksum is wrong", spec)
-		} else if spec.dst == remote4v6 && (kernel[12] != 0x86 || kernel[13] != 0xdd) {
+		} else if rloc6 && (kernel[12] != 0x86 || kernel[13] != 0xdd) {
 			t.Fatalf("%+v: kernel sent EtherType % x", spec, kernel[12:14])
 		}
+	}
+}
+
+// TestOffloadOffersIPv6EIDs: a flow to an IPv6 EID is offered on the first
+// packet the worker encapsulates through a resolved next hop (IPv6 EIDs
+// have no flow memo: the offer6 memo), once per epoch and bucket, with the
+// front the worker sent; through an IPv6 RLOC too.
+func TestOffloadOffersIPv6EIDs(t *testing.T) {
+	ft := newFakeOffload()
+	r, off := offloadRig(t, ft)
+	for i, c := range []struct {
+		dst  netip.Addr
+		v6   bool
+		flen int
+	}{{remote6, false, ring.OffloadFront}, {remote6v6, true, ring.OffloadFront6}} {
+		frame := siteFrame(t, innerSpec{src: hostA6, dst: c.dst, ttl: 9, tos: 0x28, payload: 20, sport: 7, dport: 9})
+		got := forwardOne(t, r, frame)
+		if len(ft.puts) != 2*i+1 {
+			t.Fatalf("%v: %d puts after the first packet, want %d", c.dst, len(ft.puts), 2*i+1)
+		}
+		e := ft.puts[len(ft.puts)-1]
+		hash := wire.FlowHash(frame[wire.EthernetLen:], 0)
+		if !e.InnerV6 || e.Dst6 != c.dst.As16() || e.Dst != [4]byte{} || e.Bucket != cache.SelectBucket(hash) || e.V6 != c.v6 ||
+			e.Epoch != off.Stats().Epoch || e.Ifindex != 7 || string(e.Front[:wire.EthernetLen]) != string(got[:wire.EthernetLen]) ||
+			int(e.MaxInner) != 1500-(c.flen-wire.EthernetLen) {
+			t.Fatalf("%v: entry %+v", c.dst, e)
+		}
+		forwardOne(t, r, frame)
+		if len(ft.puts) != 2*i+1 {
+			t.Fatalf("%v: offered again in the same epoch: %d puts", c.dst, len(ft.puts))
+		}
+		off.Invalidate()
+		forwardOne(t, r, frame)
+		if len(ft.puts) != 2*i+2 || ft.puts[len(ft.puts)-1].Epoch != off.Stats().Epoch {
+			t.Fatalf("%v: not offered again in the new epoch: %d puts", c.dst, len(ft.puts))
+		}
+	}
+	// Paused: nothing is offered.
+	off.Pause(OffloadEncap)
+	forwardOne(t, r, siteFrame(t, innerSpec{src: hostA6, dst: remote6, ttl: 9, payload: 20, sport: 8, dport: 9}))
+	if len(ft.puts) != 4 {
+		t.Fatalf("paused: %d puts", len(ft.puts))
 	}
 }
 
@@ -641,21 +688,53 @@ func fuzzFrame4(dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint1
 	return b
 }
 
+// fuzzFrame6 is fuzzFrame4 for an IPv6 packet from hostA6 to
+// 2001:db8:2::dst3:dst4 (2001:db8:3:: from dst3 128 on: an IPv6 RLOC), with
+// hop limit ttl, traffic class tos and next header proto.
+func fuzzFrame6(dst3, dst4, ttl, tos, proto byte, sport, dport, plen uint16, pad uint8, at uint16, x byte) []byte {
+	pl := 8 + int(plen%1600)
+	b := make([]byte, wire.EthernetLen+wire.IPv6Len+pl+int(pad%64))
+	copy(b[0:12], []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
+	b[12], b[13] = 0x86, 0xdd
+	ip := b[wire.EthernetLen:]
+	binary.BigEndian.PutUint32(ip[0:], 6<<28|uint32(tos)<<20|0xbeef)
+	binary.BigEndian.PutUint16(ip[4:], uint16(pl))
+	ip[6], ip[7] = proto, ttl
+	a := hostA6.As16()
+	copy(ip[8:24], a[:])
+	net := byte(2)
+	if dst3 >= 128 {
+		net = 3
+	}
+	copy(ip[24:40], []byte{0x20, 0x01, 0x0d, 0xb8, 0, net, 13: 0, 14: dst3, 15: dst4})
+	binary.BigEndian.PutUint16(ip[40:], sport)
+	binary.BigEndian.PutUint16(ip[42:], dport)
+	if x != 0 {
+		b[int(at)%len(b)] ^= x
+	}
+	return b
+}
+
 // FuzzOffloadMatchesWorker runs the kernel's program (root) over site frames
 // after the worker has seen each twice (so a flow it can offload has its
 // entry), and the worker over the same frame once more: a frame the program
 // redirects must be the one frame the worker sends, byte for byte but for
 // the outer IP ID, checksum and nonce; a frame it passes must be left as it
-// was. The frames are IPv4 packets built from the fields fuzzed
-// (fuzzFrame4), most of them ones the program takes, then one byte changed;
-// half go to 10.3/16, behind an IPv6 RLOC.
+// was. The frames are IPv4 packets (fuzzFrame4) or, with eid6, IPv6 ones
+// (fuzzFrame6) built from the fields fuzzed, most of them ones the program
+// takes, then one byte changed; half go behind an IPv6 RLOC.
 func FuzzOffloadMatchesWorker(f *testing.F) {
-	f.Add(byte(0), byte(9), byte(64), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(7), uint16(9), uint16(20), uint8(0), uint16(0), byte(0), false)
-	f.Add(byte(1), byte(1), byte(2), byte(0xb8), byte(wire.ProtoTCP), uint16(0x4000), uint16(1024), uint16(80), uint16(1428), uint8(0), uint16(0), byte(0), false)
-	f.Add(byte(0), byte(3), byte(1), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(1), uint16(2), uint16(10), uint8(20), uint16(0), byte(0), false)
-	f.Add(byte(0), byte(4), byte(30), byte(3), byte(wire.ProtoUDP), uint16(0x2000), uint16(1), uint16(2), uint16(100), uint8(0), uint16(16), byte(0x40), true)
-	f.Add(byte(200), byte(4), byte(30), byte(0), byte(1), uint16(0), uint16(1), uint16(2), uint16(30), uint8(0), uint16(0), byte(0), false)
-	f.Add(byte(130), byte(9), byte(64), byte(0x2e), byte(wire.ProtoTCP), uint16(0x4000), uint16(443), uint16(9), uint16(1200), uint8(6), uint16(0), byte(0), false)
+	f.Add(byte(0), byte(9), byte(64), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(7), uint16(9), uint16(20), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(1), byte(1), byte(2), byte(0xb8), byte(wire.ProtoTCP), uint16(0x4000), uint16(1024), uint16(80), uint16(1428), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(0), byte(3), byte(1), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(1), uint16(2), uint16(10), uint8(20), uint16(0), byte(0), false, false)
+	f.Add(byte(0), byte(4), byte(30), byte(3), byte(wire.ProtoUDP), uint16(0x2000), uint16(1), uint16(2), uint16(100), uint8(0), uint16(16), byte(0x40), true, false)
+	f.Add(byte(200), byte(4), byte(30), byte(0), byte(1), uint16(0), uint16(1), uint16(2), uint16(30), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(130), byte(9), byte(64), byte(0x2e), byte(wire.ProtoTCP), uint16(0x4000), uint16(443), uint16(9), uint16(1200), uint8(6), uint16(0), byte(0), false, false)
+	f.Add(byte(0), byte(9), byte(64), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(7), uint16(9), uint16(20), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(1), byte(1), byte(2), byte(0xb8), byte(wire.ProtoTCP), uint16(0x4000), uint16(1024), uint16(80), uint16(1428), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(0), byte(3), byte(1), byte(0), byte(wire.ProtoUDP), uint16(0), uint16(1), uint16(2), uint16(10), uint8(20), uint16(0), byte(0), false, true)
+	f.Add(byte(200), byte(4), byte(30), byte(0), byte(1), uint16(0), uint16(1), uint16(2), uint16(30), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(130), byte(9), byte(64), byte(0x2e), byte(wire.ProtoTCP), uint16(0x4000), uint16(443), uint16(9), uint16(1200), uint8(6), uint16(0), byte(0), false, true)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeSite})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
@@ -668,8 +747,11 @@ func FuzzOffloadMatchesWorker(f *testing.F) {
 		drain(r.site) // ICMP errors back to the site
 		return drain(r.core)
 	}
-	f.Fuzz(func(t *testing.T, dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint16, pad uint8, at uint16, x byte, fix bool) {
+	f.Fuzz(func(t *testing.T, dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint16, pad uint8, at uint16, x byte, fix, eid6 bool) {
 		b := fuzzFrame4(dst3, dst4, ttl, tos, proto, frag, sport, dport, plen, pad, at, x, fix)
+		if eid6 {
+			b = fuzzFrame6(dst3, dst4, ttl, tos, proto, sport, dport, plen, pad, at, x)
+		}
 		step(t, b) // the flow memo learns the flow
 		step(t, b) // and offers it
 		act, kernel, err := prog.TestRun(b)

@@ -313,9 +313,10 @@ type Worker struct {
 	reasm *reasmTable
 	batch int
 
-	off      *Offload // Config.Offload
-	oe       uint32   // the offload epoch of this step
-	oet      uint16   // offloadTag(oe); 0 without Offload
+	off      *Offload                 // Config.Offload
+	oe       uint32                   // the offload epoch of this step
+	oet      uint16                   // offloadTag(oe); 0 without Offload
+	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil before the first
 	offq     [offloadMax]offloadPut
 	offn     int
 	decOn    bool   // a core port has a decap table

@@ -13,13 +13,16 @@ const (
 // interface's XDP program (ring/xsk) encapsulates the flow's next packets
 // itself, as the fast path's flow memo would, and redirects them to the
 // egress interface, so they never reach the worker. A flow is its
-// destination (the interface's instance-ID implied) and its RLOC selection
+// destination (IPv4, or IPv6 with InnerV6; the interface's instance-ID
+// implied) and its RLOC selection
 // bucket (cache.SelectBucket of its flow hash); an entry is used only while
 // the table's epoch equals Epoch.
 type OffloadEntry struct {
-	Dst    [4]byte
-	Bucket uint8
-	Epoch  uint32
+	Dst     [4]byte
+	InnerV6 bool     // the flow's destination is an IPv6 EID: Dst6, not Dst
+	Dst6    [16]byte // with InnerV6
+	Bucket  uint8
+	Epoch   uint32
 	// Ifindex is the egress interface.
 	Ifindex int
 	// Front is the Ethernet, outer IPv4, UDP and LISP headers as the fast
@@ -48,7 +51,7 @@ type OffloadTable interface {
 	// SweepOffload visits every entry, with the packets it sent since it
 	// was put, and deletes those keep rejects; it returns how many it
 	// deleted.
-	SweepOffload(keep func(dst [4]byte, bucket uint8, epoch uint32, hits uint64) bool) (int, error)
+	SweepOffload(keep func(e *OffloadEntry, hits uint64) bool) (int, error)
 	// ListOffload calls f with every entry (e is reused between calls) and
 	// the packets it sent since it was put, until f returns false.
 	ListOffload(f func(e *OffloadEntry, hits uint64) bool) error

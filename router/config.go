@@ -378,8 +378,8 @@ type XDPOptions struct {
 	// kernel's per-frame copy dominates. 0, the default, wakes the kernel
 	// at the end of every worker step.
 	KickDelay time.Duration `mapstructure:"kick_delay"`
-	// Offload hands steady IPv4 flows of the site interfaces (over IPv4 or
-	// IPv6 RLOCs) to their XDP programs: once a flow's first packets went through a worker, the
+	// Offload hands steady flows of the site interfaces (IPv4 and IPv6
+	// EIDs, over IPv4 or IPv6 RLOCs) to their XDP programs: once a flow's first packets went through a worker, the
 	// program encapsulates the next ones itself (the same bytes the worker
 	// writes) and redirects them to the core interface, so they never cross
 	// the AF_XDP sockets. Every map-cache or next-hop change makes the

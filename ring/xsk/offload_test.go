@@ -52,6 +52,24 @@ func siteFrame4(src, dst [4]byte, proto, ttl uint8, l4 [4]byte, payload, pad int
 	return b
 }
 
+// siteFrame6 is siteFrame4 for an IPv6 packet (traffic class 0x28, hop
+// limit hl, next header proto) from src to dst.
+func siteFrame6(src, dst [16]byte, proto, hl uint8, l4 [4]byte, payload, pad int) []byte {
+	pl := 4 + payload
+	b := make([]byte, wire.EthernetLen+wire.IPv6Len+pl+pad)
+	copy(b[0:6], []byte{2, 0, 0, 0, 0, 1})
+	copy(b[6:12], []byte{2, 0, 0, 0, 0, 2})
+	b[12], b[13] = 0x86, 0xdd
+	ip := b[wire.EthernetLen:]
+	binary.BigEndian.PutUint32(ip[0:], 6<<28|0x28<<20|0x12345)
+	binary.BigEndian.PutUint16(ip[4:], uint16(pl))
+	ip[6], ip[7] = proto, hl
+	copy(ip[8:24], src[:])
+	copy(ip[24:40], dst[:])
+	copy(ip[40:44], l4[:])
+	return b
+}
+
 // testFront is an Ethernet + outer IPv4 + UDP + LISP front (with v6: an
 // outer IPv6 header) as the fast path's next-hop memo holds it: the fields
 // the packet sets are zero, the rest the template's; csBase is the sum of
@@ -119,6 +137,7 @@ func TestOffloadEncap(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
+	src6, dst6 := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10}, [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
 	for _, tc := range []struct {
 		name    string
 		proto   uint8
@@ -126,16 +145,24 @@ func TestOffloadEncap(t *testing.T) {
 		payload int
 		pad     int
 		nonce   bool
-		v6      bool
+		v6      bool // through an IPv6 RLOC
+		in6     bool // an IPv6 EID
 	}{
 		{name: "udp-64B-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true},
 		{name: "tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100},
 		{name: "icmp-no-ports", proto: 1, l4: [4]byte{8, 0, 1, 2}, payload: 60, nonce: true},
 		{name: "v6-udp-64B-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true, v6: true},
 		{name: "v6-tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100, v6: true},
+		{name: "eid6-udp-padded", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 4, pad: 18, nonce: true, in6: true},
+		{name: "eid6-icmpv6-no-ports", proto: 58, l4: [4]byte{128, 0, 1, 2}, payload: 60, in6: true},
+		{name: "eid6-v6-tcp", proto: wire.ProtoTCP, l4: [4]byte{0x9c, 0x40, 0, 80}, payload: 100, v6: true, in6: true},
+		{name: "eid6-v6-udp-no-payload", proto: wire.ProtoUDP, l4: [4]byte{4, 0, 0, 53}, payload: 0, nonce: true, v6: true, in6: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			frame := siteFrame4(src, dst, tc.proto, 64, tc.l4, tc.payload, tc.pad)
+			if tc.in6 {
+				frame = siteFrame6(src6, dst6, tc.proto, 64, tc.l4, tc.payload, tc.pad)
+			}
 			inner := append([]byte(nil), frame[wire.EthernetLen:len(frame)-tc.pad]...)
 			hash := wire.FlowHash(inner, seed)
 			front, cs := testFront(tc.nonce, tc.v6)
@@ -145,6 +172,9 @@ func TestOffloadEncap(t *testing.T) {
 			}
 			e := &ring.OffloadEntry{Dst: dst, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
 				Front: front, V6: tc.v6, CsBase: cs, MaxInner: uint16(1500 - flen + wire.EthernetLen), Nonce: tc.nonce}
+			if tc.in6 {
+				e.Dst, e.InnerV6, e.Dst6 = [4]byte{}, true, dst6
+			}
 			if err := p.PutOffload(e); err != nil {
 				t.Fatal(err)
 			}
@@ -164,14 +194,22 @@ func TestOffloadEncap(t *testing.T) {
 				t.Fatalf("Ethernet header % x, want % x", out[:14], front[:14])
 			}
 			o := out[wire.EthernetLen:]
-			// The inner packet: TTL one less, checksum still valid.
+			// The inner packet: TTL (hop limit) one less, an IPv4
+			// checksum still valid.
 			in := o[hl+16:]
 			want := append([]byte(nil), inner...)
-			want[8]--
-			if in[8] != 63 || sum16(in[:20]) != 0xffff {
-				t.Fatalf("inner TTL %d, header sum %#x", in[8], sum16(in[:20]))
+			if tc.in6 {
+				want[7]--
+				if in[7] != 63 {
+					t.Fatalf("inner hop limit %d", in[7])
+				}
+			} else {
+				want[8]--
+				if in[8] != 63 || sum16(in[:20]) != 0xffff {
+					t.Fatalf("inner TTL %d, header sum %#x", in[8], sum16(in[:20]))
+				}
+				want[10], want[11] = in[10], in[11]
 			}
-			want[10], want[11] = in[10], in[11]
 			if string(in) != string(want) {
 				t.Fatalf("inner packet changed beyond TTL and checksum:\n% x\n% x", in, want)
 			}
@@ -266,6 +304,48 @@ func TestOffloadLeaves(t *testing.T) {
 	})
 }
 
+// TestOffloadLeaves6 is TestOffloadLeaves for IPv6 EIDs.
+func TestOffloadLeaves6(t *testing.T) {
+	p := loadSite(t)
+	const seed, epoch = 1, 3
+	if err := p.SetOffload(epoch, seed); err != nil {
+		t.Fatal(err)
+	}
+	src6, dst6 := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10}, [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
+	good := siteFrame6(src6, dst6, wire.ProtoUDP, 64, [4]byte{4, 0, 0, 53}, 10, 0)
+	hash := wire.FlowHash(good[wire.EthernetLen:], seed)
+	front, cs := testFront(true, false)
+	e := ring.OffloadEntry{InnerV6: true, Dst6: dst6, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
+		Front: front, CsBase: cs, MaxInner: 1464, Nonce: true}
+	if err := p.PutOffload(&e); err != nil {
+		t.Fatal(err)
+	}
+	v4 := e // an IPv4 EID's entry with the same bytes: not the IPv6 one's
+	v4.InnerV6, v4.Dst = false, [4]byte(dst6[12:])
+	if err := p.PutOffload(&v4); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, p, good); ret != xdpRedirect {
+		t.Fatalf("the good frame: action %d", ret)
+	}
+	const ip = wire.EthernetLen
+	checkLeaves(t, p, []leaveCase{
+		{name: "hop-limit-1", frame: mod(good, func(b []byte) { b[ip+7] = 1 })},
+		{name: "payload-beyond-frame", frame: mod(good, func(b []byte) { binary.BigEndian.PutUint16(b[ip+4:], 15) })},
+		{name: "other-bucket", frame: mod(good, func(b []byte) { b[ip+41]++ })},
+		{name: "other-destination", frame: mod(good, func(b []byte) { b[ip+39]++ })},
+		{name: "multicast", frame: mod(good, func(b []byte) { b[ip+24], b[ip+25] = 0xff, 0x0e })},
+		{name: "hop-by-hop", frame: mod(good, func(b []byte) { b[ip+6] = 0 })},
+		{name: "truncated", frame: good[:ip+40]},
+		{name: "too-long-for-path", frame: good, setup: func() error {
+			e2 := e
+			e2.MaxInner = uint16(len(good) - ip - 1)
+			return p.PutOffload(&e2)
+		}},
+		{name: "old-epoch", frame: good, setup: func() error { return p.SetOffload(epoch+1, seed) }},
+	})
+}
+
 // leaveCase is a frame a program must leave to the socket unchanged, after
 // setup (nil: none).
 type leaveCase struct {
@@ -311,21 +391,21 @@ func TestOffloadSweep(t *testing.T) {
 		}
 	}
 	seen := 0
-	n, err := p.SweepOffload(func(dst [4]byte, bkt uint8, epoch uint32, hits uint64) bool {
+	n, err := p.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool {
 		seen++
-		if dst[3] != bkt || hits != 0 {
-			t.Errorf("entry %v/%d hits %d", dst, bkt, hits)
+		if e.Dst[3] != e.Bucket || hits != 0 {
+			t.Errorf("entry %v/%d hits %d", e.Dst, e.Bucket, hits)
 		}
-		return epoch == 1
+		return e.Epoch == 1
 	})
 	if err != nil || n != 5 || seen != 10 {
 		t.Fatalf("sweep deleted %d of %d seen (%v), want 5 of 10", n, seen, err)
 	}
 	left := 0
-	if _, err := p.SweepOffload(func(_ [4]byte, _ uint8, epoch uint32, _ uint64) bool {
+	if _, err := p.SweepOffload(func(e *ring.OffloadEntry, _ uint64) bool {
 		left++
-		if epoch != 1 {
-			t.Errorf("epoch %d entry left", epoch)
+		if e.Epoch != 1 {
+			t.Errorf("epoch %d entry left", e.Epoch)
 		}
 		return true
 	}); err != nil || left != 5 {
@@ -352,6 +432,23 @@ func TestOffloadSweep(t *testing.T) {
 	calls := 0
 	if err := p.ListOffload(func(*ring.OffloadEntry, uint64) bool { calls++; return calls < 2 }); err != nil || calls != 2 {
 		t.Fatalf("a listing told to stop at the second entry made %d calls (%v)", calls, err)
+	}
+	// An IPv6 EID's entry is listed and swept too.
+	six := ring.OffloadEntry{InnerV6: true, Dst6: [16]byte{0x20, 0x01, 15: 9}, Bucket: 9, Epoch: 2, Ifindex: 1, Front: front, CsBase: cs, MaxInner: 1464}
+	if err := p.PutOffload(&six); err != nil {
+		t.Fatal(err)
+	}
+	var got6 []ring.OffloadEntry
+	if err := p.ListOffload(func(e *ring.OffloadEntry, _ uint64) bool {
+		if e.InnerV6 {
+			got6 = append(got6, *e)
+		}
+		return true
+	}); err != nil || len(got6) != 1 || got6[0] != six {
+		t.Fatalf("listed IPv6 EIDs' entries %+v (%v), want %+v", got6, err, six)
+	}
+	if n, err := p.SweepOffload(func(e *ring.OffloadEntry, _ uint64) bool { return !e.InnerV6 }); err != nil || n != 1 {
+		t.Fatalf("a sweep of the IPv6 EIDs' entries deleted %d (%v), want 1", n, err)
 	}
 	if err := p.PutOffload(&ring.OffloadEntry{Epoch: 1}); err == nil {
 		t.Fatal("an entry without an egress interface was accepted")

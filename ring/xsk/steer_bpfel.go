@@ -43,6 +43,13 @@ type steerIn6Addr struct {
 	S6Addr [16]uint8
 }
 
+type steerOffload6Key struct {
+	_   structs.HostLayout
+	Dst [16]uint8
+	Bkt uint8
+	Pad [3]uint8
+}
+
 type steerOffloadKey struct {
 	_   structs.HostLayout
 	Dst uint32
@@ -80,6 +87,7 @@ const (
 	steerMapLocalV4    = "local_v4"
 	steerMapLocalV6    = "local_v6"
 	steerMapOffload    = "offload"
+	steerMapOffload6   = "offload6"
 	steerMapStats      = "stats"
 	steerMapXsks       = "xsks"
 	steerProgRlocSteer = "rloc_steer"
@@ -134,14 +142,15 @@ type steerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
-	Config  *ebpf.MapSpec `ebpf:"config"`
-	Decap   *ebpf.MapSpec `ebpf:"decap"`
-	Decap6  *ebpf.MapSpec `ebpf:"decap6"`
-	LocalV4 *ebpf.MapSpec `ebpf:"local_v4"`
-	LocalV6 *ebpf.MapSpec `ebpf:"local_v6"`
-	Offload *ebpf.MapSpec `ebpf:"offload"`
-	Stats   *ebpf.MapSpec `ebpf:"stats"`
-	Xsks    *ebpf.MapSpec `ebpf:"xsks"`
+	Config   *ebpf.MapSpec `ebpf:"config"`
+	Decap    *ebpf.MapSpec `ebpf:"decap"`
+	Decap6   *ebpf.MapSpec `ebpf:"decap6"`
+	LocalV4  *ebpf.MapSpec `ebpf:"local_v4"`
+	LocalV6  *ebpf.MapSpec `ebpf:"local_v6"`
+	Offload  *ebpf.MapSpec `ebpf:"offload"`
+	Offload6 *ebpf.MapSpec `ebpf:"offload6"`
+	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // steerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -170,14 +179,15 @@ func (o *steerObjects) Close() error {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
-	Config  *ebpf.Map `ebpf:"config"`
-	Decap   *ebpf.Map `ebpf:"decap"`
-	Decap6  *ebpf.Map `ebpf:"decap6"`
-	LocalV4 *ebpf.Map `ebpf:"local_v4"`
-	LocalV6 *ebpf.Map `ebpf:"local_v6"`
-	Offload *ebpf.Map `ebpf:"offload"`
-	Stats   *ebpf.Map `ebpf:"stats"`
-	Xsks    *ebpf.Map `ebpf:"xsks"`
+	Config   *ebpf.Map `ebpf:"config"`
+	Decap    *ebpf.Map `ebpf:"decap"`
+	Decap6   *ebpf.Map `ebpf:"decap6"`
+	LocalV4  *ebpf.Map `ebpf:"local_v4"`
+	LocalV6  *ebpf.Map `ebpf:"local_v6"`
+	Offload  *ebpf.Map `ebpf:"offload"`
+	Offload6 *ebpf.Map `ebpf:"offload6"`
+	Stats    *ebpf.Map `ebpf:"stats"`
+	Xsks     *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *steerMaps) Close() error {
@@ -188,6 +198,7 @@ func (m *steerMaps) Close() error {
 		m.LocalV4,
 		m.LocalV6,
 		m.Offload,
+		m.Offload6,
 		m.Stats,
 		m.Xsks,
 	)

@@ -15,8 +15,9 @@
  *
  * VLAN-tagged frames and IPv6 fragments pass to the kernel. Every decision is counted in the per-CPU stats map.
  *
- * Offload (site mode, when the config's epoch is not 0): an IPv4 packet whose
- * flow the fast path has installed in the offload map for the current epoch
+ * Offload (site mode, when the config's epoch is not 0): an IPv4 or IPv6
+ * packet whose flow the fast path has installed in the offload (offload6)
+ * map for the current epoch
  * is encapsulated here, exactly as the fast path's flow memo would (the same
  * flow hash, selection bucket, outer IPv4 or IPv6 header, TTL and
  * checksums), and redirected to the egress interface; anything else goes to
@@ -67,6 +68,13 @@ struct steer_config {
  * (cache.SelectBucket of its flow hash). */
 struct offload_key {
 	__be32 dst;
+	__u8 bkt;
+	__u8 pad[3];
+};
+
+/* An offloaded flow to an IPv6 EID. */
+struct offload6_key {
+	__u8 dst[16];
 	__u8 bkt;
 	__u8 pad[3];
 };
@@ -156,6 +164,13 @@ struct {
 	__type(key, struct offload_key);
 	__type(value, struct offload_val);
 } offload SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct offload6_key);
+	__type(value, struct offload_val);
+} offload6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -265,45 +280,15 @@ static __always_inline int sent(__u64 *hits, __u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 }
 
-/* offload encapsulates an IPv4 packet without options (ip, tl bytes long,
- * its header in the frame) through its flow's offload entry, as the fast
- * path's encapLoop does, and redirects it; it returns -1 to leave the
- * packet to the socket, having changed nothing. */
-static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+/* encap_front puts entry v's front before the inner packet of the frame
+ * (tl bytes long at its start after the Ethernet header, the frame have
+ * bytes from there), writes what each packet sets in it as the fast path
+ * does (tos and ttl are the inner header's, the latter already lowered;
+ * hash the flow hash), and redirects it. The inner header was changed
+ * already: it never leaves the packet to the socket. */
+static __always_inline int encap_front(struct xdp_md *ctx, struct offload_val *v, __u32 tl, __u32 have, __u8 tos, __u8 ttl,
+				       __u32 hash)
 {
-	__u8 *b = (__u8 *)ip;
-	__u32 tl = bpf_htons(ip->tot_len);
-	__u32 have = (__u8 *)end - b;
-	if (ip->ver_ihl != 0x45 || tl < 20 || tl > have || ip->ttl <= 1 || !csum20_ok(b))
-		return -1;
-	__u8 dst0 = b[16];
-	if ((dst0 & 0xf0) == 0xe0) /* multicast: not the flow memo's */
-		return -1;
-
-	/* wire.FlowHash of the packet, as fastpath's parse loop writes it. */
-	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
-	h = flow_mix(h, be64(b + 12));
-	__u8 proto = ip->protocol;
-	__u64 l4 = (__u64)proto << 32;
-	int ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE;
-	if (tl >= 24 && !(ip->frag_off & bpf_htons(0x3fff)) && ports) {
-		__u8 *p = b + 20;
-		if ((void *)(p + 4) > end)
-			return -1;
-		l4 |= ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
-	}
-	__u32 hash = flow_finish(flow_mix(h, l4));
-
-	struct offload_key k = {.dst = ip->daddr, .bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
-	struct offload_val *v = bpf_map_lookup_elem(&offload, &k);
-	if (!v || v->epoch != cfg->epoch || tl > v->max_inner)
-		return -1;
-
-	/* The inner TTL less one, its checksum updated (fastpath decTTL4). */
-	__u8 ttl = ip->ttl - 1;
-	lower_ttl(b, ttl);
-	__u8 tos = ip->tos;
-
 	/* The frame is cut to the packet, then the front goes before it. */
 	if (have > tl && bpf_xdp_adjust_tail(ctx, -(int)(have - tl)))
 		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
@@ -366,6 +351,97 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 		u[11] = x;
 	}
 	return sent(&v->hits, v->ifindex);
+}
+
+/* flow_ports sets *l4 to the flow hash's last word (wire.FlowHash): the
+ * protocol, and the ports when it has them and the packet holds them (p,
+ * the L4 header; l4len the bytes the packet has there). It returns -1 when
+ * the ports lie beyond the frame (end), 0 otherwise. */
+static __always_inline int flow_ports(__u8 proto, __u8 *p, __u32 l4len, void *end, __u64 *l4)
+{
+	*l4 = (__u64)proto << 32;
+	int ports = proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE;
+	if (ports && l4len >= 4) {
+		if ((void *)(p + 4) > end)
+			return -1;
+		*l4 |= ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+	}
+	return 0;
+}
+
+/* offload_v4 encapsulates an IPv4 packet without options (ip, its header
+ * in the frame) through its flow's offload entry, as the fast path's
+ * encapLoop does, and redirects it; it returns -1 to leave the packet to
+ * the socket, having changed nothing. */
+static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip;
+	__u32 tl = bpf_htons(ip->tot_len);
+	__u32 have = (__u8 *)end - b;
+	if (ip->ver_ihl != 0x45 || tl < 20 || tl > have || ip->ttl <= 1 || !csum20_ok(b))
+		return -1;
+	__u8 dst0 = b[16];
+	if ((dst0 & 0xf0) == 0xe0) /* multicast: not the flow memo's */
+		return -1;
+
+	/* wire.FlowHash of the packet, as fastpath's parse loop writes it. */
+	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
+	h = flow_mix(h, be64(b + 12));
+	__u32 l4len = 0;
+	if (tl >= 24 && !(ip->frag_off & bpf_htons(0x3fff)))
+		l4len = tl - 20;
+	__u64 l4;
+	if (flow_ports(ip->protocol, b + 20, l4len, end, &l4))
+		return -1;
+	__u32 hash = flow_finish(flow_mix(h, l4));
+
+	struct offload_key k = {.dst = ip->daddr, .bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
+	struct offload_val *v = bpf_map_lookup_elem(&offload, &k);
+	if (!v || v->epoch != cfg->epoch || tl > v->max_inner)
+		return -1;
+
+	/* The inner TTL less one, its checksum updated (fastpath decTTL4). */
+	__u8 ttl = ip->ttl - 1;
+	lower_ttl(b, ttl);
+	return encap_front(ctx, v, tl, have, ip->tos, ttl, hash);
+}
+
+/* offload_v6 is offload_v4 for an IPv6 packet (ip6, its fixed header in the
+ * frame), as the fast path's encap does for one: not multicast, its payload
+ * length within the frame, a hop limit above 1 (lowered by one), the flow
+ * hash over the addresses, the next header and the ports that follow the
+ * fixed header (wire.FlowHash), the entry of its destination and bucket in
+ * offload6. */
+static __always_inline int offload_v6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip6;
+	__u32 pl = bpf_htons(ip6->payload_len);
+	__u32 tl = 40 + pl;
+	__u32 have = (__u8 *)end - b;
+	if (tl > have || ip6->hop_limit <= 1 || b[24] == 0xff)
+		return -1;
+
+	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
+	h = flow_mix(h, be64(b + 8));
+	h = flow_mix(h, be64(b + 16));
+	h = flow_mix(h, be64(b + 24));
+	h = flow_mix(h, be64(b + 32));
+	__u64 l4;
+	if (flow_ports(ip6->nexthdr, b + 40, pl, end, &l4))
+		return -1;
+	__u32 hash = flow_finish(flow_mix(h, l4));
+
+	struct offload6_key k = {.bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
+	__builtin_memcpy(k.dst, b + 24, 16);
+	struct offload_val *v = bpf_map_lookup_elem(&offload6, &k);
+	if (!v || v->epoch != cfg->epoch || tl > v->max_inner)
+		return -1;
+
+	/* The hop limit less one (fastpath prepareInner); no checksum. */
+	__u8 ttl = ip6->hop_limit - 1;
+	b[7] = ttl;
+	__u8 tos = (b[0] << 4) | (b[1] >> 4);
+	return encap_front(ctx, v, tl, have, tos, ttl, hash);
 }
 
 #define LISP_N 0x80
@@ -579,6 +655,11 @@ static __always_inline int v6(struct xdp_md *ctx, void *l3, void *end, struct st
 			/* MLD 130-132 and 143, ND 133-137 (RFC 4861 §4). */
 			if ((*type >= 130 && *type <= 137) || *type == 143)
 				return count(ST_PASS_CONTROL, XDP_PASS);
+		}
+		if (cfg->epoch) {
+			int r = offload_v6(ctx, ip6, end, cfg);
+			if (r >= 0)
+				return r;
 		}
 		return to_socket(ctx);
 	}

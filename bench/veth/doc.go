@@ -25,5 +25,10 @@
 //
 //	go test -run '^$' -bench VethETR -benchtime 1x ./bench/veth
 //
+// BenchmarkVethEID6 (eid6_test.go) is BenchmarkVeth for IPv6 EIDs over the
+// IPv4 RLOC: kernel VXLAN, rloc-itr and rloc-itr-offload (offload_v6):
+//
+//	go test -run '^$' -bench VethEID6 -benchtime 1x ./bench/veth
+//
 // The figures and their analysis are in bench/results/veth.md.
 package veth

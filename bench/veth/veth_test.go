@@ -359,7 +359,7 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 }
 
 // startRLOC starts rloc as the ITR on the DUT: in0 is the site, out0 the
-// core, 10.2.0.0/24 maps to the sink's address. The worker is pinned to
+// core, 10.2.0.0/24 and 2001:db8:2::/64 map to the sink's address. The worker is pinned to
 // dutCPU at nice -20 (see XTR.SetNice).
 func (v *bench) startRLOC(b *testing.B, opts xsk.Options, offload bool) *xdptest.XTR {
 	b.Helper()
@@ -368,7 +368,9 @@ func (v *bench) startRLOC(b *testing.B, opts xsk.Options, offload bool) *xdptest
 		SiteAddrs: []netip.Addr{netip.MustParseAddr("10.1.0.1")},
 		RLOC4:     netip.MustParseAddr("192.0.2.1"),
 		Mappings: []fastpath.StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix("10.2.0.0/24"),
-			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}},
+			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}},
+			{IID: iid, Prefix: netip.MustParsePrefix("2001:db8:2::/64"), // BenchmarkVethEID6
+				RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}},
 		XDPMode:   xsk.XDPDriver,
 		Options:   opts,
 		Offload:   offload,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"net"
 	"os/exec"
@@ -155,31 +156,52 @@ func TestOffloadDaemon(t *testing.T) {
 	// xtr1's site program encapsulates the flow to h2 towards xtr2's RLOC
 	// out of core0, xtr2's core program delivers it out of site0, each
 	// entry of the current epoch with the packets it sent; xtr1's decap
-	// direction is off (epoch 0). A map-cache or
-	// neighbour change starts a new epoch and the next sweep deletes the
-	// entries of the last: then another burst offers the flow again.
+	// direction is off (epoch 0). The sweep (once a second) counts the
+	// current entries (rloc_xdp_offload_flows). A map-cache or neighbour
+	// change starts a new epoch, whose sweep deletes the entries of the
+	// last: then another burst offers the flow again.
 	ctl := buildTool(t, "rlocctl")
-	rows := map[string]*regexp.Regexp{
-		"xtr1": regexp.MustCompile(`(?m)^encap\s+0\s+10\.2\.0\.10\s+\d+\s+192\.0\.2\.2\s+core0\s+\d+\s+yes\s+[1-9]\d*$`),
-		"xtr2": regexp.MustCompile(`(?m)^decap\s+0\s+10\.2\.0\.10\s+-\s+192\.0\.2\.2\s+site0\s+\d+\s+yes\s+[1-9]\d*$`),
-	}
-	for try := 0; len(rows) > 0; try++ {
-		if try > 0 {
-			if try == 3 {
-				t.Fatalf("rlocctl offload never listed the flow on %v", slices.Sorted(maps.Keys(rows)))
-			}
-			burst(500)
-		}
-		for node, re := range rows {
+	checks, last := map[string]func() bool{}, map[string]string{}
+	for node, c := range map[string]struct {
+		row, also *regexp.Regexp
+		dir       string
+	}{
+		"xtr1": {regexp.MustCompile(`(?m)^encap\s+0\s+10\.2\.0\.10\s+\d+\s+192\.0\.2\.2\s+core0\s+\d+\s+yes\s+[1-9]\d*$`),
+			regexp.MustCompile(`(?m)^decap\s+false\s+0\s+false$`), "encap"},
+		"xtr2": {regexp.MustCompile(`(?m)^decap\s+0\s+10\.2\.0\.10\s+-\s+192\.0\.2\.2\s+site0\s+\d+\s+yes\s+[1-9]\d*$`),
+			regexp.MustCompile(`(?m)^decap\s+true\s+\d+\s+false$`), "decap"},
+	} {
+		checks[node] = func() bool {
 			out, err := exec.Command(ctl, "-s", n.sock(node), "offload").CombinedOutput()
 			if err != nil {
 				t.Fatalf("rlocctl offload on %s: %v\n%s", node, err, out)
 			}
-			if re.Match(out) && (node == "xtr2" || regexp.MustCompile(`(?m)^decap\s+false\s+0\s+false$`).Match(out)) {
-				delete(rows, node)
-			} else {
-				t.Logf("rlocctl offload on %s, try %d:\n%s", node, try, out)
+			flows := n.scrape(node, "127.0.0.1:9100")[`rloc_xdp_offload_flows{direction="`+c.dir+`"}`]
+			last[node] = fmt.Sprintf("rloc_xdp_offload_flows{direction=%q} %v, rlocctl offload:\n%s", c.dir, flows, out)
+			return c.row.Match(out) && c.also.Match(out) && flows >= 1
+		}
+	}
+	for try := 0; len(checks) > 0; try++ {
+		if try > 0 {
+			if try == 3 {
+				for _, node := range slices.Sorted(maps.Keys(checks)) {
+					t.Errorf("%s: the offloaded flow was not listed and counted: %s", node, last[node])
+				}
+				t.FailNow()
 			}
+			burst(500)
+		}
+		// Polled for 2.5 s: the count waits for the next sweep.
+		for range 25 {
+			for node, ok := range checks {
+				if ok() {
+					delete(checks, node)
+				}
+			}
+			if len(checks) == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 

@@ -80,6 +80,7 @@ type Offload struct {
 	puts sync.RWMutex
 
 	invalidations, swept, errs, pauses atomic.Uint64
+	flows                              [2]atomic.Int64 // per direction: the entries of the current epoch at the last sweep
 }
 
 type offloadTable struct {
@@ -272,6 +273,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	o.mu.Unlock()
 	full := false
 	var errs []error
+	var flows [2]int64
 	for _, t := range ts {
 		o.puts.Lock()
 		if t.d != nil {
@@ -289,6 +291,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 				errs = append(errs, err)
 			}
 			full = full || live >= offloadCap*3/4
+			flows[OffloadDecap] += int64(live)
 			continue
 		}
 		live := 0
@@ -314,6 +317,10 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		if live >= offloadCap*3/4 {
 			full = true
 		}
+		flows[OffloadEncap] += int64(live)
+	}
+	for d := range flows {
+		o.flows[d].Store(flows[d])
 	}
 	if full {
 		o.Invalidate()
@@ -420,6 +427,8 @@ type OffloadStats struct {
 	PausedEncap   bool   // OffloadEncap is between Pause and Resume
 	PausedDecap   bool   // OffloadDecap is
 	Pauses        uint64 // Pauses that turned a direction off
+	FlowsEncap    int64  // OffloadEncap's entries of the current epoch at the last Sweep
+	FlowsDecap    int64  // OffloadDecap's
 }
 
 // Stats returns the Offload's counters.
@@ -429,7 +438,8 @@ func (o *Offload) Stats() OffloadStats {
 	o.mu.Unlock()
 	return OffloadStats{Epoch: o.epoch.Load(), EpochDecap: o.depoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
 		Errors: o.errs.Load(), PausedEncap: paused[OffloadEncap],
-		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load()}
+		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load(),
+		FlowsEncap: o.flows[OffloadEncap].Load(), FlowsDecap: o.flows[OffloadDecap].Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.

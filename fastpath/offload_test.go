@@ -291,8 +291,9 @@ func TestOffloadSweep(t *testing.T) {
 	if err := off.Sweep(c); err != nil {
 		t.Fatal(err)
 	}
-	if len(ft.entries) != 2 || off.Stats().Swept != 1 {
-		t.Fatalf("%d entries left, %d swept; want the past epoch's gone", len(ft.entries), off.Stats().Swept)
+	if st := off.Stats(); len(ft.entries) != 2 || st.Swept != 1 || st.FlowsEncap != 2 || st.FlowsDecap != 0 {
+		t.Fatalf("%d entries left, %d swept, %d/%d flows counted; want the past epoch's gone, 2 flows", len(ft.entries), st.Swept,
+			st.FlowsEncap, st.FlowsDecap)
 	}
 	start := lastUsed(busy)
 	now = now.Add(10 * time.Second)
@@ -316,8 +317,8 @@ func TestOffloadSweep(t *testing.T) {
 	if ft.epoch != 2 {
 		t.Fatalf("epoch %d after a sweep of a full table", ft.epoch)
 	}
-	if err := off.Sweep(c); err != nil || len(ft.entries) != 0 {
-		t.Fatalf("%d entries after the next sweep (%v)", len(ft.entries), err)
+	if err := off.Sweep(c); err != nil || len(ft.entries) != 0 || off.Stats().FlowsEncap != 0 {
+		t.Fatalf("%d entries after the next sweep (%v), %d flows counted", len(ft.entries), err, off.Stats().FlowsEncap)
 	}
 }
 

@@ -25,7 +25,7 @@ type collector struct {
 	fp, fpDrop, fpBad, fpExtra, msgs, cacheSize, cacheOps *prometheus.Desc
 	regs, latency, resolutions                            *prometheus.Desc
 	xskKernel, xskSocket, xdpSteer                        *prometheus.Desc
-	offPaused, offEvents                                  *prometheus.Desc
+	offPaused, offEvents, offFlows                        *prometheus.Desc
 }
 
 // xskSocket is one AF_XDP socket of the router and the interface it is on.
@@ -57,6 +57,8 @@ func newCollector(r *Router) *collector {
 			"interface", "action"),
 		offPaused: d("xdp_offload_paused", "1 while a direction of the kernel offload of steady flows is paused (encap: xdp.offload, decap: xdp.offload_decap) because an interface its programs redirect to does not take XDP redirects.",
 			"direction"),
+		offFlows: d("xdp_offload_flows", "The flows the kernel offload's tables held in the current epoch at the last sweep (once a second), by direction (encap: the site programs encapsulate them; decap: the core programs deliver them).",
+			"direction"),
 		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses.",
 			"event"),
 	}
@@ -65,7 +67,7 @@ func newCollector(r *Router) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket, c.xdpSteer,
-		c.offPaused, c.offEvents} {
+		c.offPaused, c.offEvents, c.offFlows} {
 		ch <- d
 	}
 }
@@ -109,6 +111,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(c.offPaused, prometheus.GaugeValue, paused, d.String())
 		}
+		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsEncap), fastpath.OffloadEncap.String())
+		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsDecap), fastpath.OffloadDecap.String())
 		for k, v := range map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors, "pauses": st.Pauses} {
 			counter(c.offEvents, v, k)
 		}

@@ -657,6 +657,8 @@ func (r *Router) Stats() Stats {
 				s.Fastpath["xdp_offload_paused"] = 1
 			}
 			s.Fastpath["xdp_offload_pauses"] = ost.Pauses
+			// The flows the tables held at the last sweep, both directions.
+			s.Fastpath["xdp_offload_flows"] = uint64(ost.FlowsEncap + ost.FlowsDecap)
 		}
 		r.socketCounters(&s)
 		s.Fastpath["release_queue_full"] = r.releaseDropped.Load()

@@ -100,16 +100,25 @@ func decapFrameOver(t testing.TB, v6 bool, outerTTL, innerTTL uint8, flags uint8
 // decapFrameWith is decapFrameOver carrying an IPv6 packet from remote6 to
 // hostA6 with in6 (innerTTL its hop limit).
 func decapFrameWith(t testing.TB, v6, in6 bool, outerTTL, innerTTL uint8, flags uint8) []byte {
-	is := innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: 40, sport: 5, dport: 6}
+	s := decapSpec(t, v6, in6, innerTTL, 40)
+	s.ttl, s.flags = outerTTL, flags
+	return lispFrame(t, s)
+}
+
+// decapSpec is a LISP packet from rlocRemote4 to our IPv4 RLOC (with v6:
+// rlocRemote6 to our IPv6 one) in the site's instance-ID, with nonce
+// 0x123456, carrying a UDP packet of payload bytes from remote4 to hostA
+// (with in6: remote6 to hostA6) with TTL (hop limit) innerTTL.
+func decapSpec(t testing.TB, v6, in6 bool, innerTTL uint8, payload int) lispSpec {
+	is := innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: payload, sport: 5, dport: 6}
 	if in6 {
 		is.src, is.dst = remote6, hostA6
 	}
-	in := innerPacket(t, is)
-	src, dst := rlocRemote4, rlocLocal4
+	s := lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, nonce: 0x123456, inner: innerPacket(t, is)}
 	if v6 {
-		src, dst = rlocRemote6, rlocLocal6
+		s.src, s.dst = rlocRemote6, rlocLocal6
 	}
-	return lispFrame(t, lispSpec{src: src, dst: dst, ttl: outerTTL, iid: iidSite, nonce: 0x123456, flags: flags, inner: in})
+	return s
 }
 
 // TestDecapOffloadOffers: a delivery is offered to the kernel once per
@@ -322,17 +331,9 @@ func FuzzDecapOffloadMatchesWorker(f *testing.F) {
 		return drain(r.site)
 	}
 	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, v6, in6 bool) {
-		is := innerSpec{src: remote4, dst: hostA, ttl: innerTTL, payload: int(plen % 1400), sport: 5, dport: 6}
-		if in6 {
-			is.src, is.dst = remote6, hostA6
-		}
-		in := innerPacket(t, is)
-		src, dst := rlocRemote4, rlocLocal4
-		if v6 {
-			src, dst = rlocRemote6, rlocLocal6
-		}
-		b := lispFrame(t, lispSpec{src: src, dst: dst, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos,
-			iid: iidSite, nonce: 0x123456, flags: flags | 1, inner: in}) // | 1: lispFrame's 0 means I|N
+		s := decapSpec(t, v6, in6, innerTTL, int(plen%1400))
+		s.ttl, s.zeroTTL, s.tos, s.flags = outerTTL, outerTTL == 0, tos, flags|1 // | 1: lispFrame's 0 means I|N
+		b := lispFrame(t, s)
 		b = append(b, make([]byte, pad%32)...)
 		if x != 0 {
 			b[int(at)%len(b)] ^= x

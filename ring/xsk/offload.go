@@ -59,16 +59,18 @@ func fillOffload(e *ring.OffloadEntry, v *steerOffloadVal) {
 }
 
 // offload4 and offload6 fill e from an entry of the offload and offload6
-// maps.
-func offload4(e *ring.OffloadEntry, k *steerOffloadKey, v *steerOffloadVal) {
+// maps and return its hits.
+func offload4(e *ring.OffloadEntry, k *steerOffloadKey, v *steerOffloadVal) uint64 {
 	*e = ring.OffloadEntry{Bucket: k.Bkt}
 	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
 	fillOffload(e, v)
+	return v.Hits
 }
 
-func offload6(e *ring.OffloadEntry, k *steerOffload6Key, v *steerOffloadVal) {
+func offload6(e *ring.OffloadEntry, k *steerOffload6Key, v *steerOffloadVal) uint64 {
 	*e = ring.OffloadEntry{Bucket: k.Bkt, InnerV6: true, Dst6: k.Dst}
 	fillOffload(e, v)
+	return v.Hits
 }
 
 // SweepOffload visits the offload entries (IPv4 and IPv6 EIDs) and deletes
@@ -78,19 +80,7 @@ func offload6(e *ring.OffloadEntry, k *steerOffload6Key, v *steerOffloadVal) {
 // 140 (BenchmarkSweepOffload). A kernel without batches (before 5.6) is
 // walked key by key.
 func (p *Program) SweepOffload(keep func(e *ring.OffloadEntry, hits uint64) bool) (int, error) {
-	var e ring.OffloadEntry
-	n, err := sweepMap(p.objs.Offload, func(k *steerOffloadKey, v *steerOffloadVal) bool {
-		offload4(&e, k, v)
-		return keep(&e, v.Hits)
-	})
-	if err == nil {
-		var n6 int
-		n6, err = sweepMap(p.objs.Offload6, func(k *steerOffload6Key, v *steerOffloadVal) bool {
-			offload6(&e, k, v)
-			return keep(&e, v.Hits)
-		})
-		n += n6
-	}
+	n, err := sweepPair(p.objs.Offload, p.objs.Offload6, offload4, offload6, keep)
 	if err != nil {
 		return n, fmt.Errorf("xsk: sweep offload entries: %w", err)
 	}
@@ -100,20 +90,7 @@ func (p *Program) SweepOffload(keep func(e *ring.OffloadEntry, hits uint64) bool
 // ListOffload calls f with every offload entry (IPv4 EIDs, then IPv6 ones)
 // and its hits, until f returns false (ring.OffloadTable).
 func (p *Program) ListOffload(f func(e *ring.OffloadEntry, hits uint64) bool) error {
-	var e ring.OffloadEntry
-	more := true
-	err := listMap(p.objs.Offload, func(k *steerOffloadKey, v *steerOffloadVal) bool {
-		offload4(&e, k, v)
-		more = f(&e, v.Hits)
-		return more
-	})
-	if err == nil && more {
-		err = listMap(p.objs.Offload6, func(k *steerOffload6Key, v *steerOffloadVal) bool {
-			offload6(&e, k, v)
-			return f(&e, v.Hits)
-		})
-	}
-	if err != nil {
+	if err := listPair(p.objs.Offload, p.objs.Offload6, offload4, offload6, f); err != nil {
 		return fmt.Errorf("xsk: list offload entries: %w", err)
 	}
 	return nil
@@ -164,34 +141,25 @@ func fillDecap(e *ring.DecapEntry, v *steerDecapVal) {
 	copy(e.Eth[:], v.Eth[:])
 }
 
-// decap4 and decap6 fill e from an entry of the decap and decap6 maps.
-func decap4(e *ring.DecapEntry, k *steerDecapKey, v *steerDecapVal) {
+// decap4 and decap6 fill e from an entry of the decap and decap6 maps
+// and return its hits.
+func decap4(e *ring.DecapEntry, k *steerDecapKey, v *steerDecapVal) uint64 {
 	*e = ring.DecapEntry{IID: k.Iid}
 	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
 	fillDecap(e, v)
+	return v.Hits
 }
 
-func decap6(e *ring.DecapEntry, k *steerDecap6Key, v *steerDecapVal) {
+func decap6(e *ring.DecapEntry, k *steerDecap6Key, v *steerDecapVal) uint64 {
 	*e = ring.DecapEntry{IID: k.Iid, InnerV6: true, Dst6: k.Dst}
 	fillDecap(e, v)
+	return v.Hits
 }
 
 // SweepDecap visits the decap entries (IPv4 and IPv6 EIDs) and deletes
 // those keep rejects, as SweepOffload does.
 func (p *Program) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (int, error) {
-	var e ring.DecapEntry
-	n, err := sweepMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
-		decap4(&e, k, v)
-		return keep(&e, v.Hits)
-	})
-	if err == nil {
-		var n6 int
-		n6, err = sweepMap(p.objs.Decap6, func(k *steerDecap6Key, v *steerDecapVal) bool {
-			decap6(&e, k, v)
-			return keep(&e, v.Hits)
-		})
-		n += n6
-	}
+	n, err := sweepPair(p.objs.Decap, p.objs.Decap6, decap4, decap6, keep)
 	if err != nil {
 		return n, fmt.Errorf("xsk: sweep decap entries: %w", err)
 	}
@@ -201,23 +169,35 @@ func (p *Program) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (i
 // ListDecap calls f with every decap entry (IPv4 EIDs, then IPv6 ones)
 // and its hits, until f returns false (ring.DecapTable).
 func (p *Program) ListDecap(f func(e *ring.DecapEntry, hits uint64) bool) error {
-	var e ring.DecapEntry
-	more := true
-	err := listMap(p.objs.Decap, func(k *steerDecapKey, v *steerDecapVal) bool {
-		decap4(&e, k, v)
-		more = f(&e, v.Hits)
-		return more
-	})
-	if err == nil && more {
-		err = listMap(p.objs.Decap6, func(k *steerDecap6Key, v *steerDecapVal) bool {
-			decap6(&e, k, v)
-			return f(&e, v.Hits)
-		})
-	}
-	if err != nil {
+	if err := listPair(p.objs.Decap, p.objs.Decap6, decap4, decap6, f); err != nil {
 		return fmt.Errorf("xsk: list decap entries: %w", err)
 	}
 	return nil
+}
+
+// sweepPair is sweepMap over a table held in two maps, m4 for IPv4 EIDs
+// (keys K4) and m6 for IPv6 ones (K6): keep sees each entry as an E,
+// filled by fill4 or fill6, which return its hits.
+func sweepPair[K4, K6, V, E any](m4, m6 *ebpf.Map, fill4 func(*E, *K4, *V) uint64, fill6 func(*E, *K6, *V) uint64,
+	keep func(*E, uint64) bool) (int, error) {
+	var e E
+	n, err := sweepMap(m4, func(k *K4, v *V) bool { return keep(&e, fill4(&e, k, v)) })
+	if err != nil {
+		return n, err
+	}
+	n6, err := sweepMap(m6, func(k *K6, v *V) bool { return keep(&e, fill6(&e, k, v)) })
+	return n + n6, err
+}
+
+// listPair is listMap over a table held in two maps, as sweepPair.
+func listPair[K4, K6, V, E any](m4, m6 *ebpf.Map, fill4 func(*E, *K4, *V) uint64, fill6 func(*E, *K6, *V) uint64,
+	f func(*E, uint64) bool) error {
+	var e E
+	more := true
+	if err := listMap(m4, func(k *K4, v *V) bool { more = f(&e, fill4(&e, k, v)); return more }); err != nil || !more {
+		return err
+	}
+	return listMap(m6, func(k *K6, v *V) bool { return f(&e, fill6(&e, k, v)) })
 }
 
 // errStop ends a listMap walk early.

@@ -514,16 +514,13 @@ const (
 
 // offer6 is encap's step for a site packet pk to an IPv6 EID sent through
 // h: the IPv6 EIDs have no flow memo, so a direct-mapped memo of offers
-// (offer6Slot, allocated on the first) says whether the kernel holds its
+// (offer6Slot, allocated with the worker) says whether the kernel holds its
 // flow (port, destination, bucket) in the worker's epoch; a flow not
 // offered is (offloadOfferAt). A flow that loses its slot to another is
 // offered again on its next packet: a put of the same entry.
 func (w *Worker) offer6(pk *pktInfo, h *nextHop) {
-	if w.oe == 0 || pk.rtr || w.ports[pk.slot].offload == nil {
+	if w.oe == 0 || pk.rtr || w.ports[pk.slot].offload == nil { // offers6 is not nil with a table
 		return
-	}
-	if w.offers6 == nil {
-		w.offers6 = new([offer6Slots]offer6Slot)
 	}
 	d := pk.dst.As16()
 	bkt := cache.SelectBucket(pk.hash)

@@ -316,7 +316,7 @@ type Worker struct {
 	off      *Offload                 // Config.Offload
 	oe       uint32                   // the offload epoch of this step
 	oet      uint16                   // offloadTag(oe); 0 without Offload
-	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil before the first
+	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without a site port's offload table
 	offq     [offloadMax]offloadPut
 	offn     int
 	decOn    bool   // a core port has a decap table
@@ -451,6 +451,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		if pc.Site && cfg.Offload != nil {
 			p.offload = pc.Offload
 			p.pender, _ = pc.Port.(ring.RxPender)
+			if pc.Offload != nil && w.offers6 == nil {
+				w.offers6 = new([offer6Slots]offer6Slot) // offer6's memo, not allocated per packet
+			}
 		}
 		if !pc.Site && cfg.Offload != nil && pc.Decap != nil {
 			p.decap = pc.Decap

@@ -53,6 +53,10 @@ func (r *Router) offloadEgress(f string, ifc *Interface) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s.name: %w", f, err)
 	}
+	if r.egressNames == nil {
+		r.egressNames = map[int]string{}
+	}
+	r.egressNames[nif.Index] = ifc.Name
 	return nif.Index, nil
 }
 
@@ -181,15 +185,10 @@ func (r *Router) Offload() (OffloadInfo, bool, error) {
 	}
 	fl, total, err := r.offload.Flows(offloadListMax)
 	info.Total, info.Flows = total, make([]OffloadFlowInfo, 0, len(fl))
-	names := map[int]string{}
 	for _, f := range fl {
-		name, ok := names[f.Ifindex]
+		name, ok := r.egressNames[f.Ifindex] // the entries redirect only to those
 		if !ok {
 			name = fmt.Sprintf("ifindex %d", f.Ifindex)
-			if ifi, err := net.InterfaceByIndex(f.Ifindex); err == nil {
-				name = ifi.Name
-			}
-			names[f.Ifindex] = name
 		}
 		info.Flows = append(info.Flows, OffloadFlowInfo{Direction: f.Direction.String(), IID: f.IID, EID: f.EID.String(),
 			Bucket: f.Bucket, RLOC: f.RLOC.String(), Interface: name, Epoch: f.Epoch, Current: f.Current, Packets: f.Packets})

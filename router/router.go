@@ -53,14 +53,17 @@ type Router struct {
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
 	offload *fastpath.Offload // xdp.offload, nil when off
-	groups  []*xsk.Group
-	xsks    []xskSocket // every AF_XDP socket, for its own and the kernel's counters
-	workers []*fastpath.Worker
-	engine  *control.Engine
-	events  *hub
-	tk      *toKernel
-	glean   gleaner
-	adv     advertiser
+	// egressNames names the interfaces the offload's programs redirect to,
+	// by index (offloadEgress; read-only after the start).
+	egressNames map[int]string
+	groups      []*xsk.Group
+	xsks        []xskSocket // every AF_XDP socket, for its own and the kernel's counters
+	workers     []*fastpath.Worker
+	engine      *control.Engine
+	events      *hub
+	tk          *toKernel
+	glean       gleaner
+	adv         advertiser
 
 	// The core interfaces the native site programs redirect offloaded
 	// packets to, and the watch of their xdp-features (offloadPeers).

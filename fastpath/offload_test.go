@@ -94,14 +94,22 @@ func forwardOne(t *testing.T, r *rig, frame []byte) []byte {
 	return one(t, r.core)
 }
 
-// offloadRig is a rig whose site port offloads to table t, the core port
-// being interface 7.
-func offloadRig(t testing.TB, table ring.OffloadTable) (*rig, *Offload) {
+// newOffloadOn returns an Offload (seed 0) with table t of the site's
+// instance-ID.
+func newOffloadOn(t testing.TB, table ring.OffloadTable) *Offload {
 	t.Helper()
 	off := NewOffload(0)
 	if err := off.Add(table, iidSite); err != nil {
 		t.Fatal(err)
 	}
+	return off
+}
+
+// offloadRig is a rig whose site port offloads to table t, the core port
+// being interface 7.
+func offloadRig(t testing.TB, table ring.OffloadTable) (*rig, *Offload) {
+	t.Helper()
+	off := newOffloadOn(t, table)
 	r := newRig(t, func(c *Config) {
 		c.Offload = off
 		c.Ports[0].Offload = table
@@ -182,10 +190,7 @@ func TestOffloadOffersSteadyFlows(t *testing.T) {
 // an entry is counted and the packet still sent.
 func TestOffloadLeavesOthers(t *testing.T) {
 	ft := newFakeOffload()
-	off := NewOffload(0)
-	if err := off.Add(ft, iidSite); err != nil {
-		t.Fatal(err)
-	}
+	off := newOffloadOn(t, ft)
 	r := newRig(t, func(c *Config) {
 		c.Offload, c.Ports[0].Offload, c.Ports[1].Ifindex = off, ft, 7
 		c.Outer.UDPChecksum = true
@@ -201,10 +206,7 @@ func TestOffloadLeavesOthers(t *testing.T) {
 	}
 
 	ft2 := newFakeOffload()
-	off2 := NewOffload(0)
-	if err := off2.Add(ft2, iidSite); err != nil {
-		t.Fatal(err)
-	}
+	off2 := newOffloadOn(t, ft2)
 	r2 := newRig(t, func(c *Config) { c.Offload = off2; c.Ports[0].Offload = ft2 }) // core port without Ifindex
 	r3 := newRig(t, func(c *Config) { c.Ports[0].Offload = ft2 })                   // no Config.Offload
 	ft4 := newFakeOffload()
@@ -233,10 +235,7 @@ func TestOffloadLeavesOthers(t *testing.T) {
 // a table that refuses the epoch is turned off.
 func TestOffloadFollowsChanges(t *testing.T) {
 	ft := newFakeOffload()
-	off := NewOffload(0)
-	if err := off.Add(ft, iidSite); err != nil {
-		t.Fatal(err)
-	}
+	off := newOffloadOn(t, ft)
 	r := newRig(t, func(c *Config) {
 		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.Invalidate})
 	})
@@ -270,10 +269,7 @@ func TestOffloadSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	ft := newFakeOffload()
-	off := NewOffload(0)
-	if err := off.Add(ft, iidSite); err != nil {
-		t.Fatal(err)
-	}
+	off := newOffloadOn(t, ft)
 	busy, idle := [4]byte{10, 2, 0, 1}, [4]byte{10, 4, 0, 1}
 	for _, d := range [][4]byte{busy, idle} {
 		if err := ft.PutOffload(&ring.OffloadEntry{Dst: d, Epoch: 1, Ifindex: 7}); err != nil {
@@ -399,10 +395,7 @@ func TestOffloadEpochWraps(t *testing.T) {
 // ended and keeps those of its new epoch.
 func TestOffloadSweepLeavesInvalidate(t *testing.T) {
 	ft := newFakeOffload()
-	off := NewOffload(0)
-	if err := off.Add(ft, iidSite); err != nil {
-		t.Fatal(err)
-	}
+	off := newOffloadOn(t, ft)
 	old, cur := [4]byte{10, 2, 0, 1}, [4]byte{10, 2, 0, 2}
 	_ = ft.PutOffload(&ring.OffloadEntry{Dst: old, Epoch: 1})
 	_ = ft.PutOffload(&ring.OffloadEntry{Dst: cur, Epoch: 2}) // put by a worker once epoch 2 started

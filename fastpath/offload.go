@@ -14,10 +14,11 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// Offload hands steady IPv4 flows to the kernel: the XDP program of a site
+// Offload hands steady flows to the kernel: the XDP program of a site
 // interface (ring.OffloadTable, ring/xsk's Program) encapsulates their
 // packets itself and redirects them to the egress interface, so they never
-// reach a worker. A worker offers a flow once its flow memo sends it through
+// reach a worker. A worker offers a flow once its flow memo (an IPv4 EID's)
+// or encap (an IPv6 EID's: offer6) sends it through
 // an outer IPv4 header that encapLoop finishes alone (fast4), or an outer
 // IPv6 header without a UDP checksum to compute (offloadable6): the kernel
 // entry is a copy of that next-hop memo entry, keyed by the flow's
@@ -25,7 +26,7 @@ import (
 // flow hash (wire.FlowHash with the worker's seed), so each packet leaves as
 // the worker would have sent it, IP ID and nonce aside (both drawn at
 // random). What the worker does for anything else (misses, TTL expiry,
-// packets too big for the path, IPv4 options, IPv6 EIDs) is unchanged: the
+// packets too big for the path, IPv4 options, multicast) is unchanged: the
 // program leaves those packets to the worker's socket.
 //
 // Every entry carries the epoch it was made in and the program uses only
@@ -50,8 +51,8 @@ import (
 // StatOffload), not by the worker's counters.
 //
 // With a core interface's table (AddDecap) the same goes for deliveries: a
-// worker offers a delivery that deliver4 would make (decapOffer), keyed by
-// instance-ID and inner IPv4 destination, with the Ethernet header it
+// worker offers a delivery that deliverAt would make alone (decapOffer),
+// keyed by instance-ID and inner destination, with the Ethernet header it
 // writes, and the core program decapsulates the flow's next packets itself
 // and redirects them to the site interface. Each direction has its epoch
 // and can be paused alone (Pause) while an interface its programs redirect

@@ -46,11 +46,11 @@ type PortConfig struct {
 	Glean bool
 	// Offload is the offload table of a site port's interface (ring/xsk's
 	// Program): with Config.Offload set, the worker hands it the port's
-	// steady IPv4 flows (see Offload). Nil: the port's flows stay here.
+	// steady flows (see Offload). Nil: the port's flows stay here.
 	Offload ring.OffloadTable
 	// Decap is the decap table of a core port's interface (ring/xsk's
 	// Program in core mode): with Config.Offload set, the worker hands it
-	// the IPv4 flows it delivers to site ports with an Ifindex (see
+	// the flows it delivers to site ports with an Ifindex (see
 	// Offload). Nil: the port's flows stay here.
 	Decap ring.DecapTable
 	// Ifindex is the port's interface index: the kernel's offload redirects
@@ -116,7 +116,7 @@ type Config struct {
 	// FlowSeed perturbs the flow hash (wire.FlowHash), so that an RTR can
 	// split flows independently of the ITR before it.
 	FlowSeed uint32
-	// Offload, if set, hands steady IPv4 flows of site ports that have an
+	// Offload, if set, hands steady flows of site ports that have an
 	// offload table (PortConfig.Offload) to the kernel. Its seed must be
 	// FlowSeed.
 	Offload *Offload

@@ -170,11 +170,14 @@ func TestReloadAndManagement(t *testing.T) {
 		// Every AF_XDP socket's counters, by interface and queue: xtr1
 		// sent frames on one of them, and the kernel's six counters are
 		// there for each socket.
-		kernel, sockets := map[string]int{}, 0
+		kernel, sockets, short := map[string]int{}, 0, 0
 		var sent float64
 		for k, v := range m {
 			if strings.HasPrefix(k, "rloc_xsk_kernel_total{") {
 				kernel[k[strings.Index(k, "counter="):strings.Index(k, ",interface=")]]++
+			}
+			if strings.HasPrefix(k, "rloc_xsk_socket_total{counter=\"fill_short\",") {
+				short++
 			}
 			if strings.HasPrefix(k, "rloc_xsk_socket_total{counter=\"tx_frames\",") {
 				sockets++
@@ -183,6 +186,9 @@ func TestReloadAndManagement(t *testing.T) {
 		}
 		if sockets < 2 || sent <= 0 {
 			t.Errorf("rloc_xsk_socket_total tx_frames: %d sockets, %v frames; want every socket and frames sent", sockets, sent)
+		}
+		if short != sockets {
+			t.Errorf("rloc_xsk_socket_total{counter=\"fill_short\"}: %d series, want one per socket (%d)", short, sockets)
 		}
 		for _, c := range []string{"rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full", "rx_fill_ring_empty_descs", "tx_ring_empty_descs"} {
 			if kernel["counter=\""+c+"\""] != sockets {

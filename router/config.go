@@ -13,6 +13,7 @@ import (
 
 	"github.com/rloc-router/rloc/fastpath"
 	"github.com/rloc-router/rloc/replicate"
+	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/slowpath/regstore/regdb"
 	"github.com/rloc-router/rloc/wire"
@@ -420,6 +421,15 @@ func (c *Config) native(side Side) bool {
 		}
 	}
 	return false
+}
+
+// XSK returns the options of one queue's UMEM (an xsk.Group) shared by the
+// sockets of interfaces interfaces: its chunks are Frames per interface, and
+// every ring is RingSize.
+func (o XDPOptions) XSK(interfaces int) xsk.Options {
+	rs, frames := o.sizes()
+	return xsk.Options{NumFrames: frames * interfaces,
+		FillRingSize: rs, RxRingSize: rs, TxRingSize: rs, CompletionRingSize: rs}
 }
 
 // sizes returns the ring size and frames with defaults applied.

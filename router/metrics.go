@@ -184,7 +184,7 @@ func (c *collector) collectXSK(counter func(*prometheus.Desc, uint64, ...string)
 		for _, kv := range []struct {
 			name string
 			v    uint64
-		}{{"rx_frames", sc.RxPackets}, {"rx_wakeups", sc.RxWakeups}, {"tx_frames", sc.TxPackets},
+		}{{"rx_frames", sc.RxPackets}, {"rx_wakeups", sc.RxWakeups}, {"fill_short", sc.FillShort}, {"tx_frames", sc.TxPackets},
 			{"tx_sendto", sc.TxKicks}, {"tx_wakeups", sc.TxWakeups}, {"tx_kick_busy", sc.TxKickBusy}} {
 			counter(c.xskSocket, kv.v, p.iface, q, kv.name)
 		}

@@ -282,10 +282,9 @@ func (r *Router) startNeighbours() error {
 // queue's worker then forwards a frame from one interface to another
 // without copying it (ring/xsk TestSharedUMEMForward).
 func (r *Router) openGroups(queues int) error {
-	rs, frames := r.cfg.XDP.sizes()
+	opts := r.cfg.XDP.XSK(len(r.cfg.Interfaces))
 	for q := range queues {
-		g, err := xsk.NewGroup(xsk.Options{NumFrames: frames * len(r.cfg.Interfaces),
-			FillRingSize: rs, RxRingSize: rs, TxRingSize: rs, CompletionRingSize: rs})
+		g, err := xsk.NewGroup(opts)
 		if err != nil {
 			return fmt.Errorf("interfaces: queue %d: %w", q, err)
 		}

@@ -6,10 +6,12 @@
 //
 //	go test -run '^$' -bench Veth -benchtime 1x ./bench/veth
 //
-// Environment knobs for rloc's variant (defaults are rlocd's own):
+// Environment knobs for rloc's variant (defaults are rlocd's own, its rings
+// and UMEM sized by router.XDPOptions.XSK for two interfaces):
 // SPIN=1 makes the worker poll without ever sleeping, NICE=n sets its
-// thread's nice value, BIGRING=1 uses 16384 UMEM frames and 8192-entry
-// fill/rx rings, KICKDELAY=d (a Go duration) lets the worker hold its
+// thread's nice value, RINGSIZE=n sizes the rings as rlocd's xdp.ring_size
+// n (and the UMEM as its default xdp.frames, 2n chunks per interface),
+// BIGRING=1 uses 16384 UMEM frames and 8192-entry fill/rx rings, KICKDELAY=d (a Go duration) lets the worker hold its
 // transmit kick for up to d to gather 32 frames (fastpath.Config.KickDelay).
 // Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with

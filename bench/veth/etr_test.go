@@ -94,6 +94,7 @@ func BenchmarkVethETR(b *testing.B) {
 					if err := x.Close(); err != nil {
 						b.Errorf("close: %v", err)
 					}
+					logSockets(b, x)
 				}()
 				if err := x.SetNice(v.nice); err != nil {
 					b.Fatal(err)

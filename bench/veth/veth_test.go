@@ -22,6 +22,7 @@ import (
 	"github.com/rloc-router/rloc/internal/testkit/xdptest"
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/ring/xsk"
+	"github.com/rloc-router/rloc/router"
 )
 
 // vethTopo: generator — DUT — sink. The generator's frames go to the DUT's
@@ -311,6 +312,23 @@ func BenchmarkVeth(b *testing.B) {
 	}
 }
 
+// logSockets logs the counters of a closed xTR's two sockets: what they
+// received and sent, their fill targets, and how often a refill fell short
+// of UMEM chunks (xsk.Port.FillShort: frames waiting for their transmission
+// to complete). With the kernel's fill-ring-empty drops, these tell a UMEM
+// too small from a worker not scheduled in time.
+func logSockets(b *testing.B, x *xdptest.XTR) {
+	sp, cp := x.Ports()
+	for _, s := range []struct {
+		name string
+		p    *xsk.Port
+	}{{"site", sp}, {"core", cp}} {
+		p := s.p
+		b.Logf("rloc %s socket: rx %d (%d wake-ups) tx %d (%d sendto, %d busy); fill target %d (grows %d shrinks %d), refills short of chunks %d",
+			s.name, p.RxPackets, p.RxWakeups, p.TxPackets, p.TxKicks, p.TxKickBusy, p.FillTarget(), p.FillGrows, p.FillShrinks, p.FillShort)
+	}
+}
+
 // rlocVariant runs rloc as the ITR (variant rloc-itr or rloc-itr-adaptivefill)
 // under the current load.
 func (v *bench) rlocVariant(b *testing.B, load, variant string) {
@@ -324,9 +342,8 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 			if err := x.Close(); err != nil {
 				b.Errorf("close: %v", err)
 			}
-			sp, cp := x.Ports()
-			b.Logf("rloc sockets: site rx %d wakeups %d fill target %d (grows %d shrinks %d); core tx %d kicks %d busy %d fill target %d",
-				sp.RxPackets, sp.RxWakeups, sp.FillTarget(), sp.FillGrows, sp.FillShrinks, cp.TxPackets, cp.TxKicks, cp.TxKickBusy, cp.FillTarget())
+			logSockets(b, x)
+			_, cp := x.Ports()
 			logKicks(b, cp)
 		}()
 		for i := 0; i < b.N; i++ {
@@ -418,6 +435,13 @@ func newBench(b *testing.B) *bench {
 	if d, err := time.ParseDuration(os.Getenv("KICKDELAY")); err == nil {
 		v.kick = d
 	}
+	// rloc's sockets are sized as rlocd sizes them for an xTR with two
+	// interfaces (xdp.ring_size, xdp.frames), RINGSIZE as its ring_size.
+	xo := router.XDPOptions{}
+	if n, err := strconv.Atoi(os.Getenv("RINGSIZE")); err == nil {
+		xo.RingSize = n
+	}
+	v.xsk = xo.XSK(2)
 	if os.Getenv("BIGRING") != "" {
 		v.xsk = xsk.Options{NumFrames: 16384, FillRingSize: 8192, RxRingSize: 8192, TxRingSize: 2048, CompletionRingSize: 2048}
 	}

@@ -97,3 +97,46 @@ func TestFillManySocketsKeepReserve(t *testing.T) {
 		t.Fatalf("Alloc got %d of the %d reserved chunks", n, reserve)
 	}
 }
+
+// TestFillShort: a refill that cannot reach the fill target because the
+// UMEM's free chunks are down to the reserve is counted (FillShort, also
+// published), and one that can is not.
+func TestFillShort(t *testing.T) {
+	tp := newTopo(t, 1)
+	g, err := NewGroup(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	_, site := tp.steer(t, 0, ProgramConfig{Mode: ModeSite}, XDPDriver, g)
+	full := g.opts.FillRingSize
+	if site.FillShort != 0 || fillOcc(site) != full {
+		t.Fatalf("new socket: fill short %d, on the ring %d; want 0 and %d", site.FillShort, fillOcc(site), full)
+	}
+	// The worker holds every free chunk (as frames waiting for their
+	// transmission to complete would): the kernel's next frames cannot be
+	// replaced on the fill ring.
+	held := make([]ring.Frame, g.Pool().Free())
+	if n := site.Alloc(held); n != len(held) {
+		t.Fatalf("Alloc got %d of %d free chunks", n, len(held))
+	}
+	const burst = 20
+	sendFrom(t, tp.p, "udp4", "10.10.0.8:5000", []byte("fill-short"), burst)
+	if got := receiveMatching(t, site, []byte("fill-short"), burst, 5*time.Second, nil); got != burst {
+		t.Fatalf("received %d of %d", got, burst)
+	}
+	short := site.FillShort
+	if short == 0 || fillOcc(site) >= full {
+		t.Fatalf("refills with the pool at its reserve: fill short %d, on the ring %d of %d; want counted and below", short, fillOcc(site), full)
+	}
+	site.Complete()
+	if p := site.Published().FillShort; p != short {
+		t.Fatalf("published fill short %d, want %d", p, short)
+	}
+	// The chunks come back: the next refill tops the ring up and is not short.
+	site.Release(held)
+	site.PollPrepare()
+	if site.FillShort != short || fillOcc(site) != full {
+		t.Fatalf("after the chunks came back: fill short %d (was %d), on the ring %d; want unchanged and %d", site.FillShort, short, fillOcc(site), full)
+	}
+}

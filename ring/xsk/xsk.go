@@ -232,7 +232,15 @@ type Port struct {
 	BadDescs uint64
 	// FillGrows and FillShrinks count changes of the fill target.
 	FillGrows, FillShrinks uint64
-	_                      [cacheLine]byte
+	// FillShort counts refills that left the fill ring below its target
+	// because the Group's free chunks were down to the reserve: frames
+	// waiting for their transmission to complete (or held by the worker)
+	// tie up the UMEM. If the kernel then also counts fill-ring-empty
+	// drops, the UMEM is too small for the ring sizes and the traffic;
+	// without FillShort, those drops mean the worker was not scheduled for
+	// a fill ring's worth of frames.
+	FillShort uint64
+	_         [cacheLine]byte
 }
 
 // cacheLine is the padding unit between data of different workers: two
@@ -490,7 +498,11 @@ func (p *Port) refill() {
 		}
 		p.fillCalls, p.fillTaken = 0, 0
 	}
-	k := min(p.fillTarget-occ, pool.Free()-p.reserve)
+	want, free := p.fillTarget-occ, pool.Free()-p.reserve
+	if free < want {
+		p.FillShort++
+	}
+	k := min(want, free)
 	if k <= 0 {
 		p.fillLevel = occ
 		return
@@ -700,14 +712,14 @@ func (p *Port) Flush() error {
 
 // Counters is a snapshot of a Port's own counters (see Port's fields).
 type Counters struct {
-	RxPackets, RxWakeups                      uint64
+	RxPackets, RxWakeups, FillShort           uint64
 	TxPackets, TxKicks, TxWakeups, TxKickBusy uint64
 }
 
 // published holds the Port's counters for other goroutines; Complete
 // stores them (once per worker step).
 type published struct {
-	rx, rxWake, tx, kicks, wakeups, busy atomic.Uint64
+	rx, rxWake, fillShort, tx, kicks, wakeups, busy atomic.Uint64
 }
 
 func (p *Port) publish() {
@@ -718,6 +730,7 @@ func (p *Port) publish() {
 	}
 	set(&p.pub.rx, p.RxPackets)
 	set(&p.pub.rxWake, p.RxWakeups)
+	set(&p.pub.fillShort, p.FillShort)
 	set(&p.pub.tx, p.TxPackets)
 	set(&p.pub.kicks, p.TxKicks)
 	set(&p.pub.wakeups, p.TxWakeups)
@@ -728,7 +741,7 @@ func (p *Port) publish() {
 // Safe from any goroutine.
 func (p *Port) Published() Counters {
 	return Counters{
-		RxPackets: p.pub.rx.Load(), RxWakeups: p.pub.rxWake.Load(),
+		RxPackets: p.pub.rx.Load(), RxWakeups: p.pub.rxWake.Load(), FillShort: p.pub.fillShort.Load(),
 		TxPackets: p.pub.tx.Load(), TxKicks: p.pub.kicks.Load(),
 		TxWakeups: p.pub.wakeups.Load(), TxKickBusy: p.pub.busy.Load(),
 	}

@@ -104,3 +104,36 @@ type DecapTable interface {
 	// the packets it sent since it was put, until f returns false.
 	ListDecap(f func(e *DecapEntry, hits uint64) bool) error
 }
+
+// ReencapEntry is one flow an RTR's fast path hands to the kernel: the core
+// interface's XDP program (ring/xsk) re-encapsulates the LISP packets to
+// RLOC (outer IPv4) that carry instance-ID IID and inner IPv4 destination
+// Dst in RLOC selection bucket Bucket, as the fast path's flow memo would:
+// their outer headers go and the entry's front (OffloadEntry's fields, its
+// InnerV6 unused) comes in their place, and the packet leaves through
+// Ifindex. NonceOK is DecapEntry's.
+type ReencapEntry struct {
+	OffloadEntry
+	IID     uint32
+	RLOC    [4]byte
+	NonceOK bool
+}
+
+// ReencapTable is a core interface's table of flows an RTR re-encapsulates
+// (ring/xsk: Program). Its epoch is separate from the DecapTable's of the
+// same interface: its entries follow the map-cache and leave through core
+// interfaces, as OffloadTable's do.
+type ReencapTable interface {
+	// PutReencap adds or replaces the entry of e's flow.
+	PutReencap(e *ReencapEntry) error
+	// SetReencap sets the table's epoch (0 turns it off) and the flow hash
+	// seed its flows were hashed with.
+	SetReencap(epoch, seed uint32) error
+	// SweepReencap visits every entry, with the packets it sent since it
+	// was put, and deletes those keep rejects; it returns how many it
+	// deleted.
+	SweepReencap(keep func(e *ReencapEntry, hits uint64) bool) (int, error)
+	// ListReencap calls f with every entry (e is reused between calls) and
+	// the packets it sent since it was put, until f returns false.
+	ListReencap(f func(e *ReencapEntry, hits uint64) bool) error
+}

@@ -21,14 +21,7 @@ func (p *Program) PutOffload(e *ring.OffloadEntry) error {
 	if e.Ifindex <= 0 {
 		return fmt.Errorf("xsk: offload entry without an egress interface")
 	}
-	v := steerOffloadVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), CsBase: e.CsBase, MaxInner: e.MaxInner}
-	if e.Nonce {
-		v.Nonce = 1
-	}
-	if e.V6 {
-		v.V6 = 1
-	}
-	copy(v.Front[:], e.Front[:])
+	v := offloadVal(e)
 	var err error
 	if e.InnerV6 {
 		err = p.objs.Offload6.Put(steerOffload6Key{Dst: e.Dst6, Bkt: e.Bucket}, v)
@@ -39,6 +32,19 @@ func (p *Program) PutOffload(e *ring.OffloadEntry) error {
 		return fmt.Errorf("xsk: put offload entry: %w", err)
 	}
 	return nil
+}
+
+// offloadVal is the map value of e (offload, offload6, reencap's o).
+func offloadVal(e *ring.OffloadEntry) steerOffloadVal {
+	v := steerOffloadVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), CsBase: e.CsBase, MaxInner: e.MaxInner}
+	if e.Nonce {
+		v.Nonce = 1
+	}
+	if e.V6 {
+		v.V6 = 1
+	}
+	copy(v.Front[:], e.Front[:])
+	return v
 }
 
 // SetOffload sets the offload epoch (0: off) and the flow hash seed.
@@ -171,6 +177,71 @@ func (p *Program) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (i
 func (p *Program) ListDecap(f func(e *ring.DecapEntry, hits uint64) bool) error {
 	if err := listPair(p.objs.Decap, p.objs.Decap6, decap4, decap6, f); err != nil {
 		return fmt.Errorf("xsk: list decap entries: %w", err)
+	}
+	return nil
+}
+
+// The steering program is a ring.ReencapTable (core mode, an RTR's).
+var _ ring.ReencapTable = (*Program)(nil)
+
+// PutReencap adds or replaces the reencap entry of e's flow (bpf/steer.c,
+// offload_reencap4: an IPv4 RLOC of ours, IPv4 EIDs; an IPv6 front with
+// e.V6). The map holds 65536 flows: when it is full the error wraps the
+// kernel's E2BIG, and a sweep (SweepReencap) makes room.
+func (p *Program) PutReencap(e *ring.ReencapEntry) error {
+	if e.Ifindex <= 0 {
+		return fmt.Errorf("xsk: reencap entry without an egress interface")
+	}
+	if e.InnerV6 || e.IID > 1<<24-1 {
+		return fmt.Errorf("xsk: reencap entry for an IPv6 EID or a 24-bit instance-ID overflow (%d)", e.IID)
+	}
+	v := steerReencapVal{O: offloadVal(&e.OffloadEntry), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
+	if e.NonceOK {
+		v.NonceOk = 1
+	}
+	k := steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}
+	if err := p.objs.Reencap.Put(k, v); err != nil {
+		return fmt.Errorf("xsk: put reencap entry: %w", err)
+	}
+	return nil
+}
+
+// SetReencap sets the reencap epoch (0: off) and the flow hash seed.
+func (p *Program) SetReencap(epoch, seed uint32) error {
+	p.cfg.EpochReencap, p.cfg.Seed = epoch, seed
+	if err := p.objs.Config.Put(uint32(0), p.cfg); err != nil {
+		return fmt.Errorf("xsk: write program config: %w", err)
+	}
+	return nil
+}
+
+// reencap fills e from an entry of the reencap map and returns its hits.
+func reencap(e *ring.ReencapEntry, k *steerReencapKey, v *steerReencapVal) uint64 {
+	*e = ring.ReencapEntry{IID: k.IidBkt >> 8, NonceOK: v.NonceOk != 0}
+	e.Bucket = uint8(k.IidBkt)
+	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
+	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
+	fillOffload(&e.OffloadEntry, &v.O)
+	return v.O.Hits
+}
+
+// SweepReencap visits the reencap entries and deletes those keep rejects,
+// as SweepOffload does.
+func (p *Program) SweepReencap(keep func(e *ring.ReencapEntry, hits uint64) bool) (int, error) {
+	var e ring.ReencapEntry
+	n, err := sweepMap(p.objs.Reencap, func(k *steerReencapKey, v *steerReencapVal) bool { return keep(&e, reencap(&e, k, v)) })
+	if err != nil {
+		return n, fmt.Errorf("xsk: sweep reencap entries: %w", err)
+	}
+	return n, nil
+}
+
+// ListReencap calls f with every reencap entry and its hits, until f
+// returns false (ring.ReencapTable).
+func (p *Program) ListReencap(f func(e *ring.ReencapEntry, hits uint64) bool) error {
+	var e ring.ReencapEntry
+	if err := listMap(p.objs.Reencap, func(k *steerReencapKey, v *steerReencapVal) bool { return f(&e, reencap(&e, k, v)) }); err != nil {
+		return fmt.Errorf("xsk: list reencap entries: %w", err)
 	}
 	return nil
 }

@@ -69,12 +69,28 @@ type steerOffloadVal struct {
 	Front    [72]uint8
 }
 
+type steerReencapKey struct {
+	_      structs.HostLayout
+	Dst    uint32
+	IidBkt uint32
+}
+
+type steerReencapVal struct {
+	_       structs.HostLayout
+	O       steerOffloadVal
+	Rloc    uint32
+	NonceOk uint8
+	Pad     [3]uint8
+}
+
 type steerSteerConfig struct {
-	_     structs.HostLayout
-	Mode  uint32
-	Flags uint32
-	Epoch uint32
-	Seed  uint32
+	_            structs.HostLayout
+	Mode         uint32
+	Flags        uint32
+	Epoch        uint32
+	Seed         uint32
+	EpochReencap uint32
+	Pad          uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -88,6 +104,7 @@ const (
 	steerMapLocalV6    = "local_v6"
 	steerMapOffload    = "offload"
 	steerMapOffload6   = "offload6"
+	steerMapReencap    = "reencap"
 	steerMapStats      = "stats"
 	steerMapXsks       = "xsks"
 	steerProgRlocSteer = "rloc_steer"
@@ -149,6 +166,7 @@ type steerMapSpecs struct {
 	LocalV6  *ebpf.MapSpec `ebpf:"local_v6"`
 	Offload  *ebpf.MapSpec `ebpf:"offload"`
 	Offload6 *ebpf.MapSpec `ebpf:"offload6"`
+	Reencap  *ebpf.MapSpec `ebpf:"reencap"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
 }
@@ -186,6 +204,7 @@ type steerMaps struct {
 	LocalV6  *ebpf.Map `ebpf:"local_v6"`
 	Offload  *ebpf.Map `ebpf:"offload"`
 	Offload6 *ebpf.Map `ebpf:"offload6"`
+	Reencap  *ebpf.Map `ebpf:"reencap"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
 }
@@ -199,6 +218,7 @@ func (m *steerMaps) Close() error {
 		m.LocalV6,
 		m.Offload,
 		m.Offload6,
+		m.Reencap,
 		m.Stats,
 		m.Xsks,
 	)

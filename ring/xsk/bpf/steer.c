@@ -27,7 +27,13 @@
  * packet to our RLOC whose flow (instance-ID, inner destination) the
  * fast path has installed in the decap map for the current epoch is
  * decapsulated here as the fast path's ETR would, given the Ethernet header
- * of its next hop, and redirected to the site interface. */
+ * of its next hop, and redirected to the site interface.
+ *
+ * Re-encapsulation offload (core mode, an RTR's, when the config's
+ * epoch_reencap is not 0): a LISP data packet to our RLOC over IPv4 whose
+ * flow (instance-ID, inner IPv4 destination, RLOC selection bucket) the
+ * fast path has installed in the reencap map is re-encapsulated here as
+ * the RTR's flow memo would, and redirected to the egress interface. */
 #include "steer.h"
 
 #define MODE_OFF 0
@@ -61,6 +67,8 @@ struct steer_config {
 	__u32 flags;
 	__u32 epoch; /* offload entries of another epoch are not used; 0: offload off */
 	__u32 seed;  /* the fast path's flow hash seed (wire.FlowHash) */
+	__u32 epoch_reencap; /* the reencap entries' (core mode, an RTR); 0: off */
+	__u32 pad;
 };
 
 /* An offloaded flow: the fast path's flow memo key (the destination; the
@@ -107,6 +115,24 @@ struct decap_key {
 struct decap6_key {
 	__u8 dst[16];
 	__u32 iid;
+};
+
+/* A flow an RTR re-encapsulates (core mode): the inner IPv4 destination,
+ * the instance-ID and the flow's RLOC selection bucket, as the fast path's
+ * flow memo keys it. */
+struct reencap_key {
+	__be32 dst;
+	__u32 iid_bkt; /* instance-ID << 8 | bucket */
+};
+
+/* What the fast path's next-hop memo entry holds for the flow (o, as for
+ * offload), the RLOC of ours its packets must be sent to, and whether a
+ * packet with only N among the observed flags may be taken. */
+struct reencap_val {
+	struct offload_val o;
+	__be32 rloc;
+	__u8 nonce_ok;
+	__u8 pad[3];
 };
 
 /* What the fast path's next-hop memo entry holds for delivering to dst on
@@ -185,6 +211,13 @@ struct {
 	__type(key, struct decap6_key);
 	__type(value, struct decap_val);
 } decap6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct reencap_key);
+	__type(value, struct reencap_val);
+} reencap SEC(".maps");
 
 static __always_inline int count(__u32 st, int action)
 {
@@ -271,13 +304,17 @@ static __always_inline void lower_ttl(__u8 *b, __u8 ttl)
 	b[11] = n;
 }
 
-/* sent counts a packet sent through an offload or decap entry (its hits)
- * and redirects it to ifindex. */
+/* sent counts a packet sent through an offload, decap or reencap entry
+ * (its hits) and redirects it to ifindex. bpf_redirect without flags always
+ * returns XDP_REDIRECT; returning the constant tells the verifier too, so
+ * that it does not follow a failed redirect into the next offload's checks
+ * with packet pointers the first one's head and tail moves made stale. */
 static __always_inline int sent(__u64 *hits, __u32 ifindex)
 {
 	__sync_fetch_and_add(hits, 1);
 	count(ST_OFFLOAD, 0);
-	return bpf_redirect(ifindex, 0);
+	bpf_redirect(ifindex, 0);
+	return XDP_REDIRECT;
 }
 
 /* encap_front puts entry v's front before the inner packet of the frame
@@ -369,6 +406,24 @@ static __always_inline int flow_ports(__u8 proto, __u8 *p, __u32 l4len, void *en
 	return 0;
 }
 
+/* flow_hash4 sets *hash to wire.FlowHash of the IPv4 packet without
+ * options at b (tl bytes long, its header within the frame), as fastpath's
+ * parse loop writes it. It returns -1 when its ports lie beyond the frame
+ * (end), 0 otherwise. */
+static __always_inline int flow_hash4(__u8 *b, __u32 tl, void *end, struct steer_config *cfg, __u32 *hash)
+{
+	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
+	h = flow_mix(h, be64(b + 12));
+	__u32 l4len = 0;
+	if (tl >= 24 && !(((__u32)b[6] << 8 | b[7]) & 0x3fff))
+		l4len = tl - 20;
+	__u64 l4;
+	if (flow_ports(b[9], b + 20, l4len, end, &l4))
+		return -1;
+	*hash = flow_finish(flow_mix(h, l4));
+	return 0;
+}
+
 /* offload_v4 encapsulates an IPv4 packet without options (ip, its header
  * in the frame) through its flow's offload entry, as the fast path's
  * encapLoop does, and redirects it; it returns -1 to leave the packet to
@@ -384,16 +439,9 @@ static __always_inline int offload_v4(struct xdp_md *ctx, struct iphdr *ip, void
 	if ((dst0 & 0xf0) == 0xe0) /* multicast: not the flow memo's */
 		return -1;
 
-	/* wire.FlowHash of the packet, as fastpath's parse loop writes it. */
-	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
-	h = flow_mix(h, be64(b + 12));
-	__u32 l4len = 0;
-	if (tl >= 24 && !(ip->frag_off & bpf_htons(0x3fff)))
-		l4len = tl - 20;
-	__u64 l4;
-	if (flow_ports(ip->protocol, b + 20, l4len, end, &l4))
+	__u32 hash;
+	if (flow_hash4(b, tl, end, cfg, &hash))
 		return -1;
-	__u32 hash = flow_finish(flow_mix(h, l4));
 
 	struct offload_key k = {.dst = ip->daddr, .bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
 	struct offload_val *v = bpf_map_lookup_elem(&offload, &k);
@@ -577,6 +625,69 @@ static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip
 	return decap_inner(ctx, u, ul, ip6->hop_limit, end, cfg, 0, (const __be32 *)ip6->daddr.s6_addr, 14 + 40 + 16);
 }
 
+/* offload_reencap4 re-encapsulates a LISP data packet to our RLOC (ip, its
+ * UDP destination port checked) through its flow's reencap entry, as an
+ * RTR's fast path does for a flow memo hit (fastpath core4, rtrFlow4,
+ * encapLoop): core4's checks of the outer IPv4, UDP and LISP headers and of
+ * the inner IPv4 header (no options), none of the flags the fast path
+ * reports (E, L; N while the entry says so), a Not-ECT outer header; the
+ * flow hash of the inner packet picks the entry (instance-ID, destination,
+ * bucket), which must be for the packet's RLOC and no shorter than it. The
+ * inner TTL becomes the lower of the outer and inner TTLs less one (RFC
+ * 9300 §5.3, then the forwarding hop), which must be above 0; the outer
+ * headers go and the entry's front comes in their place. It returns -1 to
+ * leave the packet to the socket, having changed nothing. */
+static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+{
+	__u8 *b = (__u8 *)ip;
+	if ((void *)(b + 56) > end)
+		return -1;
+	__u32 tl = bpf_htons(ip->tot_len);
+	__u32 have = (__u8 *)end - b;
+	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
+	    ip->protocol != IPPROTO_UDP || (ip->tos & 3) || !csum20_ok(b))
+		return -1;
+	__u8 *u = b + 20;
+	__u32 ul = ((__u32)u[4] << 8) | u[5];
+	__u8 flags = u[8];
+	if (ul < 36 || ul > tl - 20 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
+		return -1;
+	__u32 iid = 0;
+	if (flags & LISP_I)
+		iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
+	__u8 *in = u + 16;
+	__u32 itl = ((__u32)in[2] << 8) | in[3];
+	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
+		return -1;
+	__u32 hash;
+	if (flow_hash4(in, itl, end, cfg, &hash))
+		return -1;
+	struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
+	__builtin_memcpy(&k.dst, in + 16, 4);
+	struct reencap_val *v = bpf_map_lookup_elem(&reencap, &k);
+	if (!v || v->o.epoch != cfg->epoch_reencap || v->rloc != ip->daddr || ((flags & LISP_N) && !v->nonce_ok) ||
+	    itl > v->o.max_inner)
+		return -1;
+	__u8 ttl = in[8], hop = ip->ttl;
+	if (hop < ttl)
+		ttl = hop;
+	if (ttl <= 1)
+		return -1;
+	ttl--;
+	lower_ttl(in, ttl); /* fastpath lowerTTL4 or decTTL4: the same bytes */
+	__u8 tos = in[1];
+
+	/* The frame is cut to the inner packet, the outer headers go, then
+	 * the entry's front comes before it. */
+	__u32 outer = 14 + 20 + 8 + 8;
+	__u32 flen = (__u8 *)end - (__u8 *)(long)ctx->data;
+	if (flen > outer + itl && bpf_xdp_adjust_tail(ctx, -(int)(flen - outer - itl)))
+		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
+	if (bpf_xdp_adjust_head(ctx, outer - 14))
+		return XDP_DROP;
+	return encap_front(ctx, &v->o, itl, itl, tos, ttl, hash);
+}
+
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)
 {
 	struct iphdr *ip = l3;
@@ -621,6 +732,11 @@ static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct st
 		return count(ST_PASS_OTHER, XDP_PASS);
 	if (cfg->epoch && udp->dest == bpf_htons(PORT_LISP_DATA)) {
 		int r = offload_decap4(ctx, ip, end, cfg);
+		if (r >= 0)
+			return r;
+	}
+	if (cfg->epoch_reencap && udp->dest == bpf_htons(PORT_LISP_DATA)) {
+		int r = offload_reencap4(ctx, ip, end, cfg);
 		if (r >= 0)
 			return r;
 	}

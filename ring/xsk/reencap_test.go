@@ -1,0 +1,265 @@
+package xsk
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// reencapSeed and reencapEpoch are the core program's in the reencap tests.
+const reencapSeed, reencapEpoch = 0x5eed, 6
+
+// reencapEntryFor is the reencap entry (epoch reencapEpoch, our RLOC
+// decapRLOC) for the flow of s's frame: its inner destination, instance-ID
+// and the bucket of its inner packet's flow hash, with testFront's front
+// (through an IPv6 RLOC with v6).
+func reencapEntryFor(t *testing.T, s lispSpec, nonce, v6 bool) ring.ReencapEntry {
+	t.Helper()
+	_, inner := coreFrame(s)
+	hash := wire.FlowHash(inner, reencapSeed)
+	front, cs := testFront(nonce, v6)
+	flen := ring.OffloadFront
+	if v6 {
+		flen = ring.OffloadFront6
+	}
+	return ring.ReencapEntry{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Bucket: uint8((hash * 0x9E3779B1) >> 24),
+		Epoch: reencapEpoch, Ifindex: 1, Front: front, V6: v6, CsBase: cs, MaxInner: uint16(1500 - flen + wire.EthernetLen),
+		Nonce: nonce}, IID: s.iid, RLOC: decapRLOC}
+}
+
+// coreWithReencap is loadCore's program with reencap epoch reencapEpoch
+// and the entry for goodLISP(false)'s flow, which it returns.
+func coreWithReencap(t *testing.T, nonceOK, v6 bool) (*Program, ring.ReencapEntry) {
+	t.Helper()
+	p := loadCore(t)
+	if err := p.SetReencap(reencapEpoch, reencapSeed); err != nil {
+		t.Fatal(err)
+	}
+	e := reencapEntryFor(t, goodLISP(false), false, v6)
+	e.NonceOK = nonceOK
+	if err := p.PutReencap(&e); err != nil {
+		t.Fatal(err)
+	}
+	return p, e
+}
+
+// TestReencapOffload runs the core program over LISP packets whose flow has
+// a reencap entry (an RTR's), through an IPv4 and an IPv6 RLOC, and checks
+// what it redirects: the entry's front, then the inner packet cut to its
+// length, its TTL the lower of the outer and inner TTLs less one (RFC 9300
+// §5.3, then the hop) with a valid checksum, the outer header written as for
+// an ITR's offload (TestOffloadEncap) from the inner TOS and new TTL.
+func TestReencapOffload(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		p, e := coreWithReencap(t, true, v6)
+		hl := wire.IPv4MinLen
+		if v6 {
+			hl = wire.IPv6Len
+		}
+		for _, tc := range []struct {
+			name string
+			mod  func(*lispSpec)
+		}{
+			{"plain", func(*lispSpec) {}},
+			{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
+			{"outer-ttl-2", func(s *lispSpec) { s.ttl = 2 }},
+			{"inner-ttl-2", func(s *lispSpec) { s.innerTTL = 2 }},
+			{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
+			{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
+			{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
+			{"outer-dscp", func(s *lispSpec) { s.tos = 0xb8 }},
+			{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
+			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
+		} {
+			t.Run(map[bool]string{false: "rloc4/", true: "rloc6/"}[v6]+tc.name, func(t *testing.T) {
+				s := goodLISP(false)
+				tc.mod(&s)
+				frame, inner := coreFrame(s)
+				hash := wire.FlowHash(inner, reencapSeed)
+				before, _ := p.Stats()
+				ret, out := run(t, p, frame)
+				if ret != xdpRedirect {
+					t.Fatalf("action %d, want XDP_REDIRECT", ret)
+				}
+				if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
+					t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
+				}
+				flen := wire.EthernetLen + hl + wire.UDPLen + wire.HeaderLen
+				if len(out) != flen+len(inner) || string(out[:14]) != string(e.Front[:14]) {
+					t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), flen+len(inner), out[:14])
+				}
+				ttl := min(s.ttl, s.innerTTL) - 1
+				want := append([]byte(nil), inner...)
+				want[8] = ttl
+				want[10], want[11] = 0, 0
+				binary.BigEndian.PutUint16(want[10:], ^sum16(want[:20]))
+				if in := out[flen:]; string(in) != string(want) {
+					t.Fatalf("inner packet\n% x\nwant\n% x", in, want)
+				}
+				o := out[wire.EthernetLen:]
+				ul := uint16(wire.UDPLen + wire.HeaderLen + len(inner))
+				tos := inner[1]
+				if v6 {
+					if w0 := binary.BigEndian.Uint32(o); w0 != 6<<28|uint32(tos)<<20|hash&0xfffff || binary.BigEndian.Uint16(o[4:]) != ul ||
+						o[7] != ttl || string(o[8:40]) != string(e.Front[22:54]) {
+						t.Fatalf("outer IPv6 header % x", o[:40])
+					}
+				} else if o[1] != tos || binary.BigEndian.Uint16(o[2:]) != 20+ul || o[8] != ttl || sum16(o[:20]) != 0xffff ||
+					string(o[12:20]) != string(e.Front[26:34]) {
+					t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
+				}
+				u := o[hl:]
+				if binary.BigEndian.Uint16(u) != wire.SourcePort(hash) || binary.BigEndian.Uint16(u[2:]) != wire.DataPort ||
+					binary.BigEndian.Uint16(u[4:]) != ul || string(u[8:16]) != string(e.Front[14+hl+8:14+hl+16]) {
+					t.Fatalf("UDP and LISP headers % x (source port want %d)", u[:16], wire.SourcePort(hash))
+				}
+			})
+		}
+	}
+}
+
+// TestReencapOffloadLeaves checks the packets the reencap offload must leave
+// to the socket unchanged: those the RTR's flow memo path does not take,
+// those it reports to its slow path, those whose TTL ends here, and those
+// without a current entry of their flow and RLOC.
+func TestReencapOffloadLeaves(t *testing.T) {
+	p, e := coreWithReencap(t, false, false)
+	base := goodLISP(false)
+	frame := func(mod func(*lispSpec)) []byte {
+		s := base
+		mod(&s)
+		b, _ := coreFrame(s)
+		return b
+	}
+	if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
+		t.Fatalf("the good frame: action %d", ret)
+	}
+	other := e
+	other.IID, other.RLOC = 8888, [4]byte{192, 0, 2, 77} // an entry for another RLOC of ours
+	if err := p.PutReencap(&other); err != nil {
+		t.Fatal(err)
+	}
+	short := reencapEntryFor(t, lispSpec{iid: 9999}, false, false)
+	short.MaxInner = 53 // the inner packet is 54 bytes
+	if err := p.PutReencap(&short); err != nil {
+		t.Fatal(err)
+	}
+	ol := wire.EthernetLen + wire.IPv4MinLen
+	cases := []leaveCase{
+		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
+		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
+		{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
+		{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
+		{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
+		{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
+		{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
+		{name: "longer-than-the-path", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
+		{name: "other-bucket", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+			in := b[ol+16:]
+			in[20]++ // another source port: another flow hash
+		})},
+		{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
+		{name: "outer-ttl-1", frame: frame(func(s *lispSpec) { s.ttl = 1 })},
+		{name: "inner-ttl-1", frame: frame(func(s *lispSpec) { s.innerTTL = 1 })},
+		{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
+		{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
+		{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+			binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
+		})},
+		{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })},
+		{name: "inner-ipv6", frame: frame(func(s *lispSpec) { s.inner6 = true })},
+		{name: "outer-ipv6", frame: frame(func(s *lispSpec) { s.v6 = true })},
+		{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
+		{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
+		{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
+		{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(reencapEpoch+1, reencapSeed) }},
+		{name: "reencap-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(0, reencapSeed) }},
+	}
+	checkLeaves(t, p, cases)
+}
+
+// TestReencapBesideDecap: the reencap and decap entries of one core program
+// keep their own epochs: each direction's packets are taken only while its
+// epoch is current, and a decap entry of the same flow goes first.
+func TestReencapBesideDecap(t *testing.T) {
+	p, _ := coreWithReencap(t, true, false)
+	frame, inner := coreFrame(goodLISP(false))
+	n := len(inner)
+	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != ring.OffloadFront+n {
+		t.Fatalf("reencap alone: action %d, %d bytes", ret, len(out))
+	}
+	if err := p.SetOffload(decapEpoch, reencapSeed); err != nil { // the decap epoch: no decap entry yet
+		t.Fatal(err)
+	}
+	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != ring.OffloadFront+n {
+		t.Fatalf("reencap with decap on: action %d, %d bytes", ret, len(out))
+	}
+	d := decapEntry(false, decapEpoch)
+	if err := p.PutDecap(&d); err != nil {
+		t.Fatal(err)
+	}
+	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != wire.EthernetLen+n {
+		t.Fatalf("with a decap entry: action %d, %d bytes (want the delivery)", ret, len(out))
+	}
+	if err := p.SetOffload(0, reencapSeed); err != nil {
+		t.Fatal(err)
+	}
+	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != ring.OffloadFront+n {
+		t.Fatalf("decap off again: action %d, %d bytes", ret, len(out))
+	}
+	if err := p.SetReencap(0, reencapSeed); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, p, frame); ret != xdpPass {
+		t.Fatalf("both off: action %d, want XDP_PASS", ret)
+	}
+}
+
+// TestReencapSweep: a sweep and a listing see every reencap entry with its
+// flow, RLOC, epoch and hits; the sweep deletes what it is told to, and an
+// entry the map cannot hold is refused.
+func TestReencapSweep(t *testing.T) {
+	p, good := coreWithReencap(t, true, false)
+	for i := range 6 {
+		e := good
+		e.Dst, e.Epoch = [4]byte{10, 2, 0, byte(100 + i)}, uint32(reencapEpoch-1+i%2)
+		if err := p.PutReencap(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		b, _ := coreFrame(goodLISP(false))
+		if ret, _ := run(t, p, b); ret != xdpRedirect {
+			t.Fatalf("action %d", ret)
+		}
+	}
+	listed := 0
+	if err := p.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool {
+		listed++
+		if e.Dst == good.Dst && (hits != 3 || *e != good) {
+			t.Errorf("listed %+v with %d hits, want %+v with 3", *e, hits, good)
+		}
+		return true
+	}); err != nil || listed != 7 {
+		t.Fatalf("listed %d entries (%v), want 7", listed, err)
+	}
+	n, err := p.SweepReencap(func(e *ring.ReencapEntry, _ uint64) bool { return e.Epoch == reencapEpoch })
+	if err != nil || n != 3 {
+		t.Fatalf("swept %d (%v), want the 3 of the past epoch", n, err)
+	}
+	left := 0
+	if err := p.ListReencap(func(e *ring.ReencapEntry, _ uint64) bool { left++; return e.Epoch == reencapEpoch }); err != nil || left != 4 {
+		t.Fatalf("%d entries left (%v), want 4", left, err)
+	}
+	for _, bad := range []ring.ReencapEntry{
+		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1}},                                      // no egress interface
+		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1, Ifindex: 1}, IID: 1 << 24},            // a 25-bit instance-ID
+		{OffloadEntry: ring.OffloadEntry{InnerV6: true, Dst6: decapDst6, Epoch: 1, Ifindex: 1}, IID: 1}, // an IPv6 EID
+	} {
+		if err := p.PutReencap(&bad); err == nil {
+			t.Errorf("PutReencap(%+v) took it", bad)
+		}
+	}
+}

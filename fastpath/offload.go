@@ -87,6 +87,7 @@ type Offload struct {
 type offloadTable struct {
 	t    ring.OffloadTable // a site interface's; nil for a core interface's
 	d    ring.DecapTable   // a core interface's
+	r    ring.ReencapTable // a core interface's, an RTR's
 	iid  uint32
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
 }
@@ -118,13 +119,19 @@ func (t *offloadTable) dir() OffloadDirection {
 
 // set gives the table epoch e (0: off).
 func (t *offloadTable) set(e, seed uint32) error {
-	if t.d != nil {
+	switch {
+	case t.d != nil:
 		return t.d.SetOffload(e, seed)
+	case t.r != nil:
+		return t.r.SetReencap(e, seed)
 	}
 	return t.t.SetOffload(e, seed)
 }
 
+// offloadKey is a flow of a table's: the instance-ID (an RTR's; a site
+// table's is its interface's, left 0), destination and bucket.
 type offloadKey struct {
+	iid uint32
 	dst netip.Addr
 	bkt uint8
 }
@@ -132,9 +139,9 @@ type offloadKey struct {
 // keyOf is e's flow.
 func keyOf(e *ring.OffloadEntry) offloadKey {
 	if e.InnerV6 {
-		return offloadKey{netip.AddrFrom16(e.Dst6), e.Bucket}
+		return offloadKey{dst: netip.AddrFrom16(e.Dst6), bkt: e.Bucket}
 	}
-	return offloadKey{netip.AddrFrom4(e.Dst), e.Bucket}
+	return offloadKey{dst: netip.AddrFrom4(e.Dst), bkt: e.Bucket}
 }
 
 // offloadCap is the flows a table holds (ring/xsk: bpf/steer.c, offload);
@@ -160,6 +167,20 @@ func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
 		return err
 	}
 	o.ts = append(o.ts, &offloadTable{t: t, iid: iid, hits: make(map[offloadKey]uint64)})
+	return nil
+}
+
+// AddReencap registers the reencap table of an RTR's core interface and
+// turns it on. Its entries leave through core interfaces and follow the
+// map-cache, as the site tables' do: it is of direction OffloadEncap. Give
+// the same table to the core ports of that interface (PortConfig.Reencap).
+func (o *Offload) AddReencap(t ring.ReencapTable) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := t.SetReencap(o.epoch.Load(), o.seed); err != nil {
+		return err
+	}
+	o.ts = append(o.ts, &offloadTable{r: t, hits: make(map[offloadKey]uint64)})
 	return nil
 }
 
@@ -297,18 +318,26 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		}
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
-		n, err := t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool {
+		keep := func(iid uint32, e *ring.OffloadEntry, hits uint64) bool {
 			if e.Epoch != o.epoch.Load() {
 				return false
 			}
 			live++
 			k := keyOf(e)
+			k.iid = iid
 			if hits != t.hits[k] {
-				c.Lookup(t.iid, k.dst) // marks the entry used
+				c.Lookup(iid, k.dst) // marks the entry used
 			}
 			seen[k] = hits
 			return true
-		})
+		}
+		var n int
+		var err error
+		if t.r != nil {
+			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, hits uint64) bool { return keep(e.IID, &e.OffloadEntry, hits) })
+		} else {
+			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool { return keep(t.iid, e, hits) })
+		}
 		o.puts.Unlock()
 		t.hits = seen
 		o.swept.Add(uint64(n))
@@ -345,9 +374,12 @@ func (o *Offload) Close() {
 // OffloadFlow is one flow a kernel table holds (Offload.Flows).
 type OffloadFlow struct {
 	Direction OffloadDirection
-	IID       uint32
-	EID       netip.Addr // the inner destination
-	Bucket    uint8      // OffloadEncap: the flow's RLOC selection bucket
+	// Reencap marks an RTR's flow (OffloadEncap): a core interface's
+	// program re-encapsulates it.
+	Reencap bool
+	IID     uint32
+	EID     netip.Addr // the inner destination
+	Bucket  uint8      // OffloadEncap: the flow's RLOC selection bucket
 	// RLOC is the outer destination: the remote RLOC the kernel
 	// encapsulates to (OffloadEncap), or ours, that the packets it
 	// decapsulates are sent to (OffloadDecap).
@@ -389,16 +421,21 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 			})
 		} else {
 			cur := o.epoch.Load()
-			err = t.t.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool {
+			add := func(iid uint32, e *ring.OffloadEntry, hits uint64, reencap bool) bool {
 				const ip = wire.EthernetLen
 				r := netip.AddrFrom4([4]byte(e.Front[ip+16 : ip+20]))
 				if e.V6 {
 					r = netip.AddrFrom16([16]byte(e.Front[ip+24 : ip+40]))
 				}
-				fl = append(fl, OffloadFlow{Direction: OffloadEncap, IID: t.iid, EID: keyOf(e).dst, Bucket: e.Bucket,
+				fl = append(fl, OffloadFlow{Direction: OffloadEncap, Reencap: reencap, IID: iid, EID: keyOf(e).dst, Bucket: e.Bucket,
 					RLOC: r, Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
-			})
+			}
+			if t.r != nil {
+				err = t.r.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool { return add(e.IID, &e.OffloadEntry, hits, true) })
+			} else {
+				err = t.t.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool { return add(t.iid, e, hits, false) })
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -458,12 +495,22 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 // tag is *off: for a port with an offload table, sent through h (fast4 or
 // offloadable6) to a port with an interface index, it queues the entry for
 // the end of the step (offloadFlush) and sets *off to the worker's tag.
-// Whatever it does not queue (the step's queue full, no table) it leaves
-// for the next packet, or marks offered when it never can be.
+// An RTR's flow (pk.rtr: LISP over IPv4 to our RLOC, an IPv4 EID, from a
+// core port with a reencap table) is offered the same way, with the
+// instance-ID and our RLOC its packets come to. Whatever it does not queue
+// (the step's queue full, no table) it leaves for the next packet, or marks
+// offered when it never can be.
 func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop) {
-	t := w.ports[pk.slot].offload
+	p := &w.ports[pk.slot]
+	t, r := p.offload, ring.ReencapTable(nil)
+	if pk.rtr {
+		t = nil
+		if pk.outerV4 && pk.v4 && w.rloc4k != 0 {
+			r = p.reencap
+		}
+	}
 	v6 := !h.fast4 && offloadable6(h)
-	if t == nil || w.oe == 0 || pk.rtr || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
+	if t == nil && r == nil || w.oe == 0 || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
 		*off = w.oet
 		return
 	}
@@ -472,8 +519,12 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	}
 	q := &w.offq[w.offn]
 	w.offn++
-	q.t, q.d, q.slot, q.waited = t, nil, pk.slot, 0
-	e := &q.e
+	q.t, q.d, q.r, q.slot, q.waited = t, nil, r, pk.slot, 0
+	if r != nil {
+		q.re.IID, q.re.NonceOK = pk.iid, !w.obs.nonces.Load()
+		binary.BigEndian.PutUint32(q.re.RLOC[:], uint32(w.rloc4k))
+	}
+	e := &q.re.OffloadEntry
 	if pk.v4 {
 		e.Dst, e.InnerV6, e.Dst6 = [4]byte{byte(pk.mkey >> 24), byte(pk.mkey >> 16), byte(pk.mkey >> 8), byte(pk.mkey)}, false, [16]byte{}
 	} else {
@@ -577,10 +628,13 @@ func (w *Worker) offloadFlush() {
 			continue
 		}
 		var err error
-		if q.d != nil {
+		switch {
+		case q.d != nil:
 			err = q.d.PutDecap(&q.de)
-		} else {
-			err = q.t.PutOffload(&q.e)
+		case q.r != nil:
+			err = q.r.PutReencap(&q.re)
+		default:
+			err = q.t.PutOffload(&q.re.OffloadEntry)
 		}
 		if err != nil {
 			w.extra[ExtraOffloadFail]++ // a full table: Sweep starts a new epoch
@@ -631,14 +685,15 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
 }
 
-// offloadPut is an entry offloadOffer (t, e) or decapOffer (d, de) queued,
-// with its table.
+// offloadPut is an entry offloadOffer (t, re's OffloadEntry; an RTR's: r,
+// re) or decapOffer (d, de) queued, with its table.
 type offloadPut struct {
 	t      ring.OffloadTable
 	d      ring.DecapTable
+	r      ring.ReencapTable
 	slot   int   // the port the flow came in on
 	waited uint8 // steps it waited for that port's rx ring to be empty
-	e      ring.OffloadEntry
+	re     ring.ReencapEntry
 	de     ring.DecapEntry
 }
 

@@ -294,7 +294,7 @@ func TestOffloadSweep(t *testing.T) {
 	start := lastUsed(busy)
 	now = now.Add(10 * time.Second)
 	c.Tick(now)
-	ft.entries[offloadKey{netip.AddrFrom4(busy), 0}].hits = 5
+	ft.entries[offloadKey{dst: netip.AddrFrom4(busy)}].hits = 5
 	if err := off.Sweep(c); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestOffloadSweep(t *testing.T) {
 	}
 	// Three quarters full: a new epoch, and the next sweep empties the table.
 	for i := range offloadCap * 3 / 4 {
-		ft.entries[offloadKey{netip.AddrFrom4([4]byte{10, 5, byte(i >> 8), byte(i)}), uint8(i >> 16)}] = &fakeEntry{e: ring.OffloadEntry{Epoch: 1}}
+		ft.entries[offloadKey{dst: netip.AddrFrom4([4]byte{10, 5, byte(i >> 8), byte(i)}), bkt: uint8(i >> 16)}] = &fakeEntry{e: ring.OffloadEntry{Epoch: 1}}
 	}
 	if err := off.Sweep(c); err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestOffloadSweepLeavesInvalidate(t *testing.T) {
 	if err := off.Sweep(cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ft.entries[offloadKey{netip.AddrFrom4(old), 0}]; ok || len(ft.entries) != 1 {
+	if _, ok := ft.entries[offloadKey{dst: netip.AddrFrom4(old)}]; ok || len(ft.entries) != 1 {
 		t.Fatalf("after an invalidation during the sweep: %d entries, the old epoch's kept: %v", len(ft.entries), ok)
 	}
 }
@@ -450,7 +450,7 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 		ft := newFakeOffload()
 		r, off := offloadRig(t, ft)
 		frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
-		key := offloadKey{remote4, cache.SelectBucket(wire.FlowHash(frame[wire.EthernetLen:], 0))}
+		key := offloadKey{dst: remote4, bkt: cache.SelectBucket(wire.FlowHash(frame[wire.EthernetLen:], 0))}
 		check(t, r, off, func() { forwardOne(t, r, frame) }, &ft.deleting, func() int { return len(ft.puts) },
 			func() (uint32, bool) {
 				if e, ok := ft.entries[key]; ok {

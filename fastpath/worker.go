@@ -53,6 +53,11 @@ type PortConfig struct {
 	// the flows it delivers to site ports with an Ifindex (see
 	// Offload). Nil: the port's flows stay here.
 	Decap ring.DecapTable
+	// Reencap is the reencap table of a core port's interface (ring/xsk's
+	// Program in core mode), for an RTR (Config.RTR): with Config.Offload
+	// set, the worker hands it the flows it re-encapsulates from the flow
+	// memo, LISP over IPv4 to IPv4 EIDs (see Offload). Nil: they stay here.
+	Reencap ring.ReencapTable
 	// Ifindex is the port's interface index: the kernel's offload redirects
 	// to it. Zero: no flow is offloaded through this port.
 	Ifindex int
@@ -255,6 +260,7 @@ type wport struct {
 	glean   bool              // report source EIDs of delivered packets (PortConfig.Glean)
 	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
 	decap   ring.DecapTable   // PortConfig.Decap, nil without Config.Offload
+	reencap ring.ReencapTable // PortConfig.Reencap, nil without Config.Offload and Config.RTR
 	pender  ring.RxPender     // the port, when it is one
 	ifindex int
 	ntx     int
@@ -459,6 +465,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 			p.decap = pc.Decap
 			p.pender, _ = pc.Port.(ring.RxPender)
 			w.decOn = true
+		}
+		if !pc.Site && cfg.Offload != nil && cfg.RTR && pc.Reencap != nil {
+			p.reencap = pc.Reencap
+			p.pender, _ = pc.Port.(ring.RxPender)
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4

@@ -1,0 +1,361 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/internal/testkit"
+	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/ring/xsk"
+	"github.com/rloc-router/rloc/wire"
+)
+
+// fakeReencap is a ring.ReencapTable in memory.
+type fakeReencap struct {
+	epoch, seed uint32
+	puts        []ring.ReencapEntry
+	entries     map[offloadKey]*fakeReencapEntry
+}
+
+type fakeReencapEntry struct {
+	e    ring.ReencapEntry
+	hits uint64
+}
+
+func newFakeReencap() *fakeReencap {
+	return &fakeReencap{entries: map[offloadKey]*fakeReencapEntry{}}
+}
+
+// reencapKeyOf is e's flow.
+func reencapKeyOf(e *ring.ReencapEntry) offloadKey {
+	k := keyOf(&e.OffloadEntry)
+	k.iid = e.IID
+	return k
+}
+
+func (f *fakeReencap) PutReencap(e *ring.ReencapEntry) error {
+	f.puts = append(f.puts, *e)
+	f.entries[reencapKeyOf(e)] = &fakeReencapEntry{e: *e}
+	return nil
+}
+
+func (f *fakeReencap) SetReencap(epoch, seed uint32) error {
+	f.epoch, f.seed = epoch, seed
+	return nil
+}
+
+func (f *fakeReencap) SweepReencap(keep func(e *ring.ReencapEntry, hits uint64) bool) (int, error) {
+	return sweepFake(f.entries, func(_ offloadKey, e *fakeReencapEntry) bool { return keep(&e.e, e.hits) }, nil), nil
+}
+
+func (f *fakeReencap) ListReencap(fn func(e *ring.ReencapEntry, hits uint64) bool) error {
+	for _, e := range f.entries {
+		if !fn(&e.e, e.hits) {
+			break
+		}
+	}
+	return nil
+}
+
+// iidRTR is the instance-ID of the flows the RTR rigs re-encapsulate: no
+// site port serves it.
+const iidRTR = 300
+
+var (
+	rtrDst4 = netip.MustParseAddr("10.30.0.1") // behind rlocOther4
+	rtrDst6 = netip.MustParseAddr("10.31.0.1") // behind rlocRemote6
+)
+
+// reencapRig is an RTR rig whose core port (interface 7) hands the flows it
+// re-encapsulates to table t; instance-ID iidRTR maps 10.30.0.0/16 to
+// rlocOther4 and 10.31.0.0/16 to rlocRemote6.
+func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
+	t.Helper()
+	off := NewOffload(0)
+	if err := off.AddReencap(table); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.RTR = true
+		c.Offload = off
+		c.Ports[1].Reencap = table
+		c.Ports[1].Ifindex = 7
+	})
+	r.install([]StaticMapping{
+		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.31.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote6}}},
+	})
+	return r, off
+}
+
+// rtrFrame is a LISP packet from rlocRemote4 to our IPv4 RLOC in
+// instance-ID iidRTR (flags: wire.FlagI|wire.FlagN when 0), carrying a UDP
+// packet from remote4 to dst with TTL innerTTL, outer TTL outerTTL.
+func rtrFrame(t testing.TB, dst netip.Addr, outerTTL, innerTTL, flags uint8) []byte {
+	return lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, flags: flags, iid: iidRTR, nonce: 0x123456,
+		inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: 40, sport: 5, dport: 6})})
+}
+
+// reencapOne sends frame in on r's core port and returns the one frame the
+// worker re-encapsulates out of it.
+func reencapOne(t *testing.T, r *rig, frame []byte) []byte {
+	t.Helper()
+	r.fromCore(frame)
+	return one(t, r.core)
+}
+
+// TestReencapOffloadOffers: an RTR's flow is offered to its core interface's
+// reencap table on its first flow memo hit, once per epoch, with the
+// instance-ID, our RLOC, the front the worker sent and the egress
+// interface; the worker still re-encapsulates what reaches it.
+func TestReencapOffloadOffers(t *testing.T) {
+	ft := newFakeReencap()
+	r, off := reencapRig(t, ft)
+	if ft.epoch != 1 {
+		t.Fatalf("table epoch %d after AddReencap", ft.epoch)
+	}
+	frame := rtrFrame(t, rtrDst4, 60, 50, 0)
+	reencapOne(t, r, frame) // fills the flow memo
+	if len(ft.puts) != 0 {
+		t.Fatalf("offered on the first packet: %+v", ft.puts)
+	}
+	got := reencapOne(t, r, frame)
+	if len(ft.puts) != 1 {
+		t.Fatalf("%d entries put on the first flow memo hit, want 1", len(ft.puts))
+	}
+	e := ft.puts[0]
+	inner := frame[wire.EthernetLen+wire.OuterIPv4Len:]
+	hash := wire.FlowHash(inner, 0)
+	if e.IID != iidRTR || e.Dst != rtrDst4.As4() || e.RLOC != rlocLocal4.As4() || e.Bucket != cache.SelectBucket(hash) ||
+		e.Epoch != 1 || e.Ifindex != 7 || e.V6 || e.InnerV6 || !e.NonceOK {
+		t.Fatalf("entry %+v", e)
+	}
+	// The front is the header the worker sent but for what each packet
+	// sets (as TestOffloadOffersSteadyFlows).
+	want := append([]byte(nil), got[:ring.OffloadFront]...)
+	for _, i := range []int{15, 16, 17, 18, 19, 22, 23, 24, 25, 34, 35, 38, 39, 43, 44, 45} {
+		want[i] = e.Front[i]
+	}
+	if string(e.Front[:ring.OffloadFront]) != string(want) {
+		t.Fatalf("front\n% x\nwant\n% x", e.Front[:ring.OffloadFront], want)
+	}
+	reencapOne(t, r, frame)
+	if len(ft.puts) != 1 || r.w.Extra(ExtraOffloadPut) != 1 {
+		t.Fatalf("offered again in the same epoch: %d puts", len(ft.puts))
+	}
+	off.Invalidate()
+	reencapOne(t, r, frame)
+	if ft.epoch != 2 || len(ft.puts) != 2 || ft.puts[1].Epoch != 2 {
+		t.Fatalf("not offered again in the new epoch (table epoch %d): %+v", ft.epoch, ft.puts)
+	}
+	off.Pause(OffloadEncap) // the RTR's flows leave through core interfaces
+	if ft.epoch != 0 {
+		t.Fatalf("table epoch %d while encap is paused", ft.epoch)
+	}
+	reencapOne(t, r, frame)
+	if len(ft.puts) != 2 {
+		t.Fatalf("offered while paused: %+v", ft.puts[2:])
+	}
+}
+
+// TestReencapOffloadLeavesOthers: what the kernel's reencap program does
+// not take is not offered: flows over an IPv6 outer header, to IPv6 EIDs,
+// and those of a worker that is not an RTR or whose core port has no table.
+func TestReencapOffloadLeavesOthers(t *testing.T) {
+	ft := newFakeReencap()
+	r, _ := reencapRig(t, ft)
+	r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+	over6 := lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidRTR,
+		inner: innerPacket(t, innerSpec{src: remote4, dst: rtrDst4, ttl: 50, payload: 40, sport: 5, dport: 6})})
+	eid6 := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidRTR,
+		inner: innerPacket(t, innerSpec{src: remote6, dst: netip.MustParseAddr("2001:db8:30::1"), ttl: 50, payload: 40, sport: 5, dport: 6})})
+	for name, frame := range map[string][]byte{"outer-ipv6": over6, "inner-ipv6": eid6} {
+		for range 3 {
+			reencapOne(t, r, frame)
+		}
+		if len(ft.puts) != 0 {
+			t.Fatalf("%s: offered %+v", name, ft.puts)
+		}
+	}
+	// Not an RTR: the packet is dropped (no site port serves the
+	// instance-ID), nothing offered; an RTR whose core port has no table.
+	for name, mod := range map[string]func(*Config){
+		"not-rtr":  func(c *Config) { c.RTR = false },
+		"no-table": func(c *Config) { c.Ports[1].Reencap = nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ft := newFakeReencap()
+			off := NewOffload(0)
+			if err := off.AddReencap(ft); err != nil {
+				t.Fatal(err)
+			}
+			r := newRig(t, func(c *Config) {
+				c.RTR, c.Offload, c.Ports[1].Reencap, c.Ports[1].Ifindex = true, off, ft, 7
+				mod(c)
+			})
+			r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+			for range 3 {
+				r.fromCore(rtrFrame(t, rtrDst4, 60, 50, 0))
+				drain(r.core)
+			}
+			if len(ft.puts) != 0 || r.w.offn != 0 {
+				t.Fatalf("offered %+v (%d queued)", ft.puts, r.w.offn)
+			}
+		})
+	}
+}
+
+// TestReencapOffloadKernelMatchesWorker runs the kernel's core program
+// (root) over an RTR flow's packet with the entry the worker offered, and
+// compares what it sends with what the worker sent for the same packet:
+// the same bytes but for the outer IP ID, header checksum and nonce, which
+// both draw; through an IPv4 and an IPv6 RLOC, with the outer TTL lower and
+// higher than the inner one.
+func TestReencapOffloadKernelMatchesWorker(t *testing.T) {
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
+	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
+	defer prog.Close()
+	addRLOCs(t, prog)
+	r, _ := reencapRig(t, prog)
+	for _, c := range []struct {
+		dst          netip.Addr
+		outer, inner uint8
+		flags        uint8
+	}{
+		{rtrDst4, 60, 50, 0},
+		{rtrDst4, 9, 50, wire.FlagI},
+		{rtrDst4, 64, 2, wire.FlagI | wire.FlagV},
+		{netip.MustParseAddr("10.30.7.7"), 2, 200, wire.FlagI},
+		{rtrDst6, 60, 50, 0},
+		{rtrDst6, 9, 50, wire.FlagI},
+	} {
+		drawn := []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
+		if c.dst == rtrDst6 {
+			drawn = []int{63, 64, 65}
+		}
+		redirectMatches(t, prog, rtrFrame(t, c.dst, c.outer, c.inner, c.flags), func(b []byte) []byte { return reencapOne(t, r, b) }, drawn)
+	}
+}
+
+// TestReencapOffloadSweep: a sweep keeps the current epoch's reencap
+// entries and deletes the others, and marks the map-cache entry of a flow
+// the kernel sent packets for as used in the flow's own instance-ID; the
+// listing shows the flows as an RTR's.
+func TestReencapOffloadSweep(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate, Now: func() time.Time { return now }})
+	if err := InstallStatic(c, []StaticMapping{
+		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeReencap()
+	off := NewOffload(0)
+	if err := off.AddReencap(ft); err != nil {
+		t.Fatal(err)
+	}
+	front := [ring.OffloadFront6]byte{wire.EthernetLen + 16: 192, wire.EthernetLen + 17: 0, wire.EthernetLen + 18: 2, wire.EthernetLen + 19: 3}
+	cur := ring.ReencapEntry{OffloadEntry: ring.OffloadEntry{Dst: rtrDst4.As4(), Bucket: 4, Epoch: 1, Ifindex: 7, Front: front},
+		IID: iidRTR, RLOC: rlocLocal4.As4()}
+	old := cur
+	old.Dst, old.Epoch = [4]byte{10, 30, 0, 2}, 9
+	for _, e := range []ring.ReencapEntry{cur, old} {
+		if err := ft.PutReencap(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	if st := off.Stats(); len(ft.entries) != 1 || st.Swept != 1 || st.FlowsEncap != 1 {
+		t.Fatalf("%d entries left, %d swept, %d flows counted", len(ft.entries), st.Swept, st.FlowsEncap)
+	}
+	e, ok := c.Get(cache.Key{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16")})
+	if !ok {
+		t.Fatal("no map-cache entry")
+	}
+	start := c.LastUsed(e)
+	now = now.Add(10 * time.Second)
+	c.Tick(now)
+	ft.entries[reencapKeyOf(&cur)].hits = 5
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	c.Tick(now)
+	if !c.LastUsed(e).After(start) {
+		t.Fatalf("the flow's map-cache entry was not marked used: %v, was %v", c.LastUsed(e), start)
+	}
+	fl, total, err := off.Flows(10)
+	want := []OffloadFlow{{Direction: OffloadEncap, Reencap: true, IID: iidRTR, EID: rtrDst4, Bucket: 4, RLOC: rlocOther4, Ifindex: 7,
+		Epoch: 1, Current: true, Packets: 5}}
+	if err != nil || total != 1 || !slices.Equal(fl, want) {
+		t.Fatalf("flows %+v of %d (%v), want %+v", fl, total, err, want)
+	}
+}
+
+// FuzzReencapOffloadMatchesWorker runs the kernel's core program (root)
+// over LISP frames to an RTR, after the worker has seen each twice (so a
+// flow it can offload has its entry), and the worker over the same frame
+// once more: a frame the program redirects must be the one frame the
+// worker re-encapsulates, byte for byte but for what both draw (outer IP
+// ID and checksum, nonce); a frame it passes must be left as it was. The
+// frames are built from the fuzzed fields (outer and inner TTL, outer TOS,
+// LISP flags, inner length, destination behind an IPv4 or an IPv6 RLOC,
+// padding), then one byte changed (with the outer checksum made good again,
+// or not).
+func FuzzReencapOffloadMatchesWorker(f *testing.F) {
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false)
+	f.Add(byte(60), byte(2), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, true)
+	f.Add(byte(2), byte(50), byte(0xb8), byte(0x18), uint16(1450), uint8(3), uint16(0), byte(0), false, true)
+	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
+	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
+	f.Cleanup(func() { prog.Close() })
+	addRLOCs(f, prog)
+	r, _ := reencapRig(f, prog)
+	step := func(t *testing.T, b []byte) [][]byte {
+		if !r.core.Inject(b) {
+			t.Fatal("inject on the core link failed")
+		}
+		r.w.Step()
+		drain(r.site)
+		return drain(r.core)
+	}
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6 bool) {
+		dst := rtrDst4
+		if rloc6 {
+			dst = rtrDst6
+		}
+		s := lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos, flags: flags | 1, // | 1: lispFrame's 0 means I|N
+			iid: iidRTR, nonce: 0x123456,
+			inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: int(plen % 1450), sport: 5, dport: 6})}
+		b := lispFrame(t, s)
+		b = append(b, make([]byte, pad%32)...)
+		if x != 0 {
+			b[int(at)%len(b)] ^= x
+			if fix {
+				ip := b[wire.EthernetLen:]
+				ip[10], ip[11] = 0, 0
+				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
+			}
+		}
+		step(t, b)
+		step(t, b)
+		act, kernel, err := prog.TestRun(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drawn := []int{18, 19, 24, 25, 43, 44, 45}
+		if len(kernel) > 13 && kernel[12] == 0x86 {
+			drawn = []int{63, 64, 65}
+		}
+		compareKernel(t, act, b, kernel, step(t, b), drawn)
+	})
+}

@@ -13,7 +13,8 @@ import (
 // offloadEgress checks interface ifc (field f) as a target of the
 // offload's redirects and returns its index for the workers
 // (PortConfig.Ifindex), or 0 when no program redirects to it: a core
-// interface with xdp.offload (the site programs encapsulate to it), a site
+// interface with xdp.offload (the site programs encapsulate to it, and an
+// RTR's core programs re-encapsulate to it), a site
 // interface with xdp.offload_decap (the core programs deliver to it). It
 // refuses the interface when the kernel says it does not take XDP
 // redirects and a redirecting program runs in driver mode (it would drop
@@ -22,6 +23,10 @@ import (
 // watched after the start (offloadPeers).
 func (r *Router) offloadEgress(f string, ifc *Interface) (int, error) {
 	opt, native, what := "xdp.offload", r.cfg.nativeSite(), "the site programs encapsulate"
+	if r.cfg.Roles.RTR {
+		// An RTR's core programs redirect the flows they re-encapsulate.
+		native, what = native || r.cfg.nativeCore(), "the site programs encapsulate and the core programs re-encapsulate"
+	}
 	switch {
 	case r.offload == nil:
 		return 0, nil
@@ -150,6 +155,8 @@ type OffloadDirectionInfo struct {
 // (only current entries are used), and the packets the kernel sent
 // through it.
 type OffloadFlowInfo struct {
+	// Direction is "encap", "decap", or "reencap" for an RTR's flow (a
+	// core interface's program re-encapsulates it; paused with encap).
 	Direction string `json:"direction"`
 	IID       uint32 `json:"iid"`
 	EID       string `json:"eid"`
@@ -190,7 +197,11 @@ func (r *Router) Offload() (OffloadInfo, bool, error) {
 		if !ok {
 			name = fmt.Sprintf("ifindex %d", f.Ifindex)
 		}
-		info.Flows = append(info.Flows, OffloadFlowInfo{Direction: f.Direction.String(), IID: f.IID, EID: f.EID.String(),
+		dir := f.Direction.String()
+		if f.Reencap {
+			dir = "reencap" // an RTR's flow, of the encap direction
+		}
+		info.Flows = append(info.Flows, OffloadFlowInfo{Direction: dir, IID: f.IID, EID: f.EID.String(),
 			Bucket: f.Bucket, RLOC: f.RLOC.String(), Interface: name, Epoch: f.Epoch, Current: f.Current, Packets: f.Packets})
 	}
 	if err != nil {

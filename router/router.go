@@ -327,18 +327,27 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 	var (
 		offload ring.OffloadTable
 		decap   ring.DecapTable
+		reencap ring.ReencapTable
 	)
-	switch {
-	case ifc.Side == SideSite && r.offload != nil && r.cfg.XDP.Offload:
+	if ifc.Side == SideSite && r.offload != nil && r.cfg.XDP.Offload {
 		if err := r.offload.Add(prog, ifc.IID); err != nil {
 			return fmt.Errorf("%s: xdp.offload: %w", f, err)
 		}
 		offload = prog
-	case ifc.Side == SideCore && r.offload != nil && r.cfg.XDP.OffloadDecap:
+	}
+	if ifc.Side == SideCore && r.offload != nil && r.cfg.XDP.OffloadDecap {
 		if err := r.offload.AddDecap(prog); err != nil {
 			return fmt.Errorf("%s: xdp.offload_decap: %w", f, err)
 		}
 		decap = prog
+	}
+	if ifc.Side == SideCore && r.offload != nil && r.cfg.XDP.Offload && r.cfg.Roles.RTR {
+		// An RTR's flows come in and leave on core interfaces: their
+		// programs re-encapsulate them.
+		if err := r.offload.AddReencap(prog); err != nil {
+			return fmt.Errorf("%s: xdp.offload: %w", f, err)
+		}
+		reencap = prog
 	}
 	ifindex, err := r.offloadEgress(f, ifc)
 	if err != nil {
@@ -355,7 +364,7 @@ func (r *Router) attachInterface(i int, local []netip.Addr, ports [][]fastpath.P
 		r.xsks = append(r.xsks, xskSocket{Port: p, iface: ifc.Name})
 		ports[q] = append(ports[q], fastpath.PortConfig{Port: p, Index: uint16(i),
 			Site: ifc.Side == SideSite, IID: ifc.IID, MTU: ifc.MTU, Addr4: addr4, Addr6: addr6, Glean: ifc.Glean,
-			Offload: offload, Decap: decap, Ifindex: ifindex})
+			Offload: offload, Decap: decap, Reencap: reencap, Ifindex: ifindex})
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/rloc-router/rloc/internal/testkit/netnstest"
 	"github.com/rloc-router/rloc/lab"
 	"github.com/rloc-router/rloc/lab/netns"
+	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/router"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -415,6 +416,7 @@ func TestProfiles(t *testing.T) {
 	t.Run("itr", func(t *testing.T) { testITR(t, k) })
 	t.Run("etr", func(t *testing.T) { testETR(t, k) })
 	t.Run("rtr", func(t *testing.T) { testRTR(t, k) })
+	t.Run("rtr-offload", func(t *testing.T) { testRTROffload(t, k) })
 	t.Run("mcast", func(t *testing.T) { testMcast(t, k) })
 }
 
@@ -488,6 +490,52 @@ func testRTR(t *testing.T, k *kit) {
 				inner: func(f []byte) []byte { return decTTL(f[wire.EthernetLen+outer4:]) },
 			})
 		})
+	}
+}
+
+// testRTROffload is testRTR with the kernel offload (rlocd-rtr.yaml and
+// xdp.offload): after a flow's first packets went through the worker, the
+// core0 program re-encapsulates the next ones itself and redirects them to
+// core1 (docs/offload.md). The output must be the same, and most frames the
+// kernel's: 4 IPv4 flows of 50 frames each, of which the worker sees the
+// first few. The peers of core0 and core1 run an XDP program, so that the
+// veths take redirects.
+func testRTROffload(t *testing.T, k *kit) {
+	r := k.newRig(t, rtrTopo)
+	r.neigh(t, "dut", "core1", "198.51.100.2", macPort1)
+	for _, node := range []string{"p0", "p1"} {
+		p, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.lab.Node(node).Do(func() error { return p.Attach("eth0", xsk.XDPDriver) }); err != nil {
+			p.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.lab.Node(node).Do(p.Close) })
+	}
+	base, err := os.ReadFile("rlocd-rtr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(r.dir, "rlocd-rtr-offload.yaml")
+	if err := os.WriteFile(cfg, append(base, "xdp: {offload: true}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, "dut", cfg)
+	const frames = 200
+	file, in := k.pcap(t, "rtr", "flows=4", "size=64", "ipv6=0", "count="+fmt.Sprint(frames))
+	out := r.replay(t, "p0", file, "p1", "udp dst port 4341", len(in))
+	checkEncap(t, in, out, encapWant{
+		srcMAC: macDUT1, dstMAC: macPort1,
+		src: netip.MustParseAddr("192.0.2.1"), dst: netip.MustParseAddr("198.51.100.2"), iid: 7,
+		inner: func(f []byte) []byte { return decTTL(f[wire.EthernetLen+outer4:]) },
+	})
+	st := r.stats(t, "dut")
+	kernel, worker := st.Fastpath["xdp_offloaded"], st.Fastpath["reencap"]
+	t.Logf("the kernel re-encapsulated %d frames, the worker %d", kernel, worker)
+	if kernel+worker != frames || kernel < frames/2 {
+		t.Fatalf("the kernel re-encapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
 	}
 }
 

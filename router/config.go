@@ -389,7 +389,10 @@ type XDPOptions struct {
 	// program or has GRO on): with a site interface in driver mode, rlocd
 	// refuses to start when the kernel says one does not, and pauses the
 	// offload while one stops taking them (xdp_offload_paused). The
-	// kernel's packets are counted as xdp_offloaded, not as encap. Off by
+	// kernel's packets are counted as xdp_offloaded, not as encap. On an
+	// rtr, the core interfaces' programs likewise re-encapsulate the steady
+	// flows of IPv4 EIDs that arrive over IPv4 (xdp_offloaded, not
+	// reencap), and the core interfaces must take redirects too. Off by
 	// default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`
 	// OffloadDecap hands the deliveries of steady flows (IPv4 and IPv6

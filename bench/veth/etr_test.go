@@ -33,14 +33,14 @@ const lispCfg = `{
 }
 `
 
-// gpeCfg is lispCfg as a VXLAN-GPE frame (RFC 9526 §3 draft format, as
-// Linux's vxlan gpe reads it): the same bytes but for the 8-byte header,
-// flags I and P, next protocol IPv4 (1), VNI 7777. Linux decapsulates VXLAN
-// with an IP payload only in this form.
-var gpeCfg = strings.Replace(lispCfg, lispHeader, "0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,", 1)
-
-// lispHeader is lispCfg's LISP header line.
-const lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
+// lispHeader is lispCfg's LISP header line; gpeHeader is the same as
+// VXLAN-GPE (RFC 9526 §3 draft format, as Linux's vxlan gpe reads it): flags
+// I and P, next protocol IPv4 (1), VNI 7777. Linux decapsulates VXLAN with
+// an IP payload only in this form.
+const (
+	lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
+	gpeHeader  = "0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,"
+)
 
 // BenchmarkVethETR is BenchmarkVeth for the ETR: the generator sends
 // encapsulated 100-byte frames to the DUT's in0 (its core side, RLOC
@@ -50,12 +50,36 @@ const lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
 // packet; rloc-etr is rloc's worker, rloc-etr-offload rloc with the decap
 // offload (XTRConfig.Decap: the core program delivers the flow itself).
 func BenchmarkVethETR(b *testing.B) {
+	lispBench(b, "etr", lispCfg, nil)
+}
+
+// BenchmarkVethRTR is BenchmarkVethETR for an RTR: the same frames but to
+// 10.9.0.10, an EID of instance-ID 7777 whose RLOC is the sink (192.0.2.2,
+// behind out0), so the DUT decapsulates, looks it up and encapsulates again
+// towards the sink. The kernel variant does it with one VXLAN-GPE device in
+// and out (a route to the EID with `encap ip id 7777 dst 192.0.2.2`);
+// rloc-rtr is rloc's worker as an RTR, rloc-rtr-offload rloc with the
+// offload (XTRConfig.RTR and Offload: in0's program re-encapsulates the flow
+// itself and redirects it to out0).
+func BenchmarkVethRTR(b *testing.B) {
+	cfg := strings.Replace(lispCfg, "  192, 0, 2, 2,\n", "  10, 9, 0, 10,\n", 1)
+	lispBench(b, "rtr", cfg, func(b *testing.B, v *bench) {
+		v.run(b, "dut", "ip", "route", "replace", "10.9.0.0/24", "encap", "ip", "id", "7777", "dst", "192.0.2.2", "dev", "vxg0")
+	})
+}
+
+// lispBench runs BenchmarkVethETR (role "etr") or BenchmarkVethRTR ("rtr")
+// with the generator's LISP frames lisp: the kernel's VXLAN-GPE, with
+// kernelRoute run once vxg0 is up (nil: none), then rloc's worker and rloc
+// with the offload, at each load.
+func lispBench(b *testing.B, role, lispFrames string, kernelRoute func(*testing.B, *bench)) {
 	v := newBench(b)
-	if !strings.Contains(lispCfg, lispHeader) || gpeCfg == lispCfg {
-		b.Fatal("lispCfg lost its LISP header line")
+	gpeFrames := strings.Replace(lispFrames, lispHeader, gpeHeader, 1)
+	if !strings.Contains(lispFrames, lispHeader) || gpeFrames == lispFrames || role == "rtr" && lispFrames == lispCfg {
+		b.Fatal("the frames lost their LISP header line or inner destination")
 	}
 	lisp, gpe := v.cfg, v.cfg+".gpe"
-	for f, c := range map[string]string{lisp: lispCfg, gpe: gpeCfg} {
+	for f, c := range map[string]string{lisp: lispFrames, gpe: gpeFrames} {
 		if err := os.WriteFile(f, []byte(c), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -67,28 +91,37 @@ func BenchmarkVethETR(b *testing.B) {
 			v.cfg = gpe
 			v.run(b, "dut", "ip", "link", "set", "vxg0", "up")
 			defer v.run(b, "dut", "ip", "link", "set", "vxg0", "down") // frees UDP 4341 for rloc's variants
+			if kernelRoute != nil {
+				kernelRoute(b, v)
+			}
 			for i := 0; i < b.N; i++ {
 				r := v.generate(b, nil)
 				r.dutCPU = r.soft0 + r.soft1
 				report(b, load.name+"/kernel-vxlan-gpe", r)
 			}
 		})
-		for _, variant := range []string{"rloc-etr", "rloc-etr-offload"} {
+		for _, variant := range []string{"rloc-" + role, "rloc-" + role + "-offload"} {
 			b.Run(load.name+"/"+variant, func(b *testing.B) {
 				v.cfg = lisp
-				offload := variant == "rloc-etr-offload"
-				x, err := xdptest.StartXTR(xdptest.XTRConfig{
+				offload := strings.HasSuffix(variant, "-offload")
+				xc := xdptest.XTRConfig{
 					NS: v.l.Node("dut"), Site: "out0", Core: "in0", IID: iid,
 					SiteAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
 					RLOC4:     netip.MustParseAddr("10.1.0.1"),
 					XDPMode:   xsk.XDPDriver,
 					Options:   v.xsk,
 					Offload:   offload,
-					Decap:     offload,
+					Decap:     offload && role == "etr",
 					IdleSpins: v.spins,
 					Pin:       true,
 					CPU:       dutCPU,
-				})
+				}
+				if role == "rtr" {
+					xc.RTR, xc.IID = true, 0 // no site port serves instance-ID 7777
+					xc.Mappings = []fastpath.StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix("10.9.0.0/24"),
+						RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2")}}}}
+				}
+				x, err := xdptest.StartXTR(xc)
 				need(b, err == nil, "rloc xTR on AF_XDP: %v", err)
 				defer func() {
 					if err := x.Close(); err != nil {
@@ -103,7 +136,7 @@ func BenchmarkVethETR(b *testing.B) {
 					r := v.generate(b, x)
 					// As for the ITR: the worker's thread and softirq on
 					// the generator's CPU; with the offload the kernel's
-					// decapsulation and redirect run in softirq on both.
+					// work and redirect run in softirq on both.
 					r.dutCPU = r.worker + r.soft0
 					if offload {
 						r.dutCPU += r.soft1
@@ -113,10 +146,10 @@ func BenchmarkVethETR(b *testing.B) {
 					x.Worker().Counters().Snapshot(&c)
 					_, core, _ := x.ProgramStats()
 					ss, cs, _ := x.SocketStats()
-					b.Logf("rloc worker (cumulative): rx %d decap %d tx %d dropped %d; core program redirected %d, delivered itself %d; "+
-						"core socket %+v; site socket %+v",
-						c.Get(fastpath.CounterRX), c.Get(fastpath.CounterDecap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
-						core[xsk.StatRedirect], core[xsk.StatOffload], cs, ss)
+					b.Logf("rloc worker (cumulative): rx %d decap %d reencap %d tx %d dropped %d; core program redirected %d, "+
+						"offloaded %d; core socket %+v; out0 socket %+v",
+						c.Get(fastpath.CounterRX), c.Get(fastpath.CounterDecap), c.Get(fastpath.CounterReencap), c.Get(fastpath.CounterTX),
+						c.DroppedTotal(), core[xsk.StatRedirect], core[xsk.StatOffload], cs, ss)
 				}
 			})
 		}

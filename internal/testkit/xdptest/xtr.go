@@ -69,6 +69,12 @@ type XTRConfig struct {
 	// decapsulated by XDP and redirected to the site interface, whose peer
 	// must then take XDP redirects.
 	Decap bool
+	// RTR makes the worker an RTR (fastpath.Config.RTR): Site is then a
+	// second core interface (its program in core mode, its port not a
+	// site port), where the re-encapsulated packets may leave. With
+	// Offload, the Core interface's program re-encapsulates steady flows
+	// (Offload.AddReencap) instead of the Site one's encapsulating them.
+	RTR bool
 	// Logger receives the watcher's warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -128,7 +134,11 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	if x.group, err = xsk.NewGroup(cfg.Options); err != nil {
 		return x, err
 	}
-	if x.siteProg, err = xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeSite}); err != nil {
+	siteMode := xsk.ModeSite
+	if cfg.RTR {
+		siteMode = xsk.ModeCore
+	}
+	if x.siteProg, err = xsk.LoadProgram(xsk.ProgramConfig{Mode: siteMode}); err != nil {
 		return x, err
 	}
 	for _, a := range cfg.SiteAddrs {
@@ -183,7 +193,26 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	ccfg := cache.Config{BuildTemplate: outer.BuildTemplate}
 	siteOff, coreIfindex := ring.OffloadTable(nil), 0
 	coreDecap, siteIfindex := ring.DecapTable(nil), 0
-	if cfg.Offload {
+	coreReencap := ring.ReencapTable(nil)
+	switch {
+	case cfg.Offload && cfg.RTR:
+		x.offload = fastpath.NewOffload(0)
+		if err = x.offload.AddReencap(x.coreProg); err != nil {
+			return x, err
+		}
+		ccfg.Published = x.offload.Invalidate
+		x.table.OnStore(x.offload.Invalidate)
+		// Either interface may be the egress.
+		cl, err := cfg.NS.Link(cfg.Core)
+		if err != nil {
+			return x, err
+		}
+		sl, err := cfg.NS.Link(cfg.Site)
+		if err != nil {
+			return x, err
+		}
+		coreReencap, coreIfindex, siteIfindex = x.coreProg, cl.Attrs().Index, sl.Attrs().Index
+	case cfg.Offload:
 		x.offload = fastpath.NewOffload(0)
 		if err = x.offload.Add(x.siteProg, cfg.IID); err != nil {
 			return x, err
@@ -227,10 +256,11 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		Pin: cfg.Pin,
 		CPU: cfg.CPU,
 		Ports: []fastpath.PortConfig{
-			{Port: x.site, Index: sitePortIndex, Site: true, IID: cfg.IID, Addr4: addr4, Addr6: addr6, Offload: siteOff,
+			{Port: x.site, Index: sitePortIndex, Site: !cfg.RTR, IID: cfg.IID, Addr4: addr4, Addr6: addr6, Offload: siteOff,
 				Ifindex: siteIfindex},
-			{Port: x.core, Index: corePortIndex, Ifindex: coreIfindex, Decap: coreDecap},
+			{Port: x.core, Index: corePortIndex, Ifindex: coreIfindex, Decap: coreDecap, Reencap: coreReencap},
 		},
+		RTR:       cfg.RTR,
 		Cache:     x.cache,
 		NextHops:  x.table,
 		Offload:   x.offload,

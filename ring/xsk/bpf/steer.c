@@ -579,6 +579,28 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 	return sent(&v->hits, v->ifindex);
 }
 
+/* outer4_lisp checks the outer IPv4 header of a LISP data packet to our
+ * RLOC (ip; its UDP destination port checked) as the fast path's core4
+ * does: no options, long enough for the outer headers and an inner IPv4
+ * header and within the frame, not a fragment, UDP, a valid checksum, a UDP
+ * length within the IPv4 packet; and Not-ECT, as the offloads take it. It
+ * returns the UDP length, or 0 when a check fails. */
+static __always_inline __u32 outer4_lisp(struct iphdr *ip, void *end)
+{
+	__u8 *b = (__u8 *)ip;
+	if ((void *)(b + 28) > end)
+		return 0;
+	__u32 tl = bpf_htons(ip->tot_len);
+	__u32 have = (__u8 *)end - b;
+	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
+	    ip->protocol != IPPROTO_UDP || (ip->tos & 3) || !csum20_ok(b))
+		return 0;
+	__u32 ul = ((__u32)b[24] << 8) | b[25];
+	if (ul > tl - 20)
+		return 0;
+	return ul;
+}
+
 /* offload_decap4 delivers a LISP data packet to our RLOC (ip, its UDP
  * destination port checked) through its flow's decap entry, as the fast
  * path's deliver4 does: core4's checks (no options, not a fragment, a valid
@@ -589,19 +611,10 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
  * the packet to the socket, having changed nothing. */
 static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
 {
-	__u8 *b = (__u8 *)ip;
-	if ((void *)(b + 28) > end)
+	__u32 ul = outer4_lisp(ip, end);
+	if (!ul)
 		return -1;
-	__u32 tl = bpf_htons(ip->tot_len);
-	__u32 have = (__u8 *)end - b;
-	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
-	    ip->protocol != IPPROTO_UDP || (ip->tos & 3) || !csum20_ok(b))
-		return -1;
-	__u8 *u = b + 20;
-	__u32 ul = ((__u32)u[4] << 8) | u[5];
-	if (ul > tl - 20)
-		return -1;
-	return decap_inner(ctx, u, ul, ip->ttl, end, cfg, ip->daddr, 0, 14 + 20 + 16);
+	return decap_inner(ctx, (__u8 *)ip + 20, ul, ip->ttl, end, cfg, ip->daddr, 0, 14 + 20 + 16);
 }
 
 /* offload_decap6 is offload_decap4 for an outer IPv6 header without
@@ -640,17 +653,12 @@ static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip
 static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
 {
 	__u8 *b = (__u8 *)ip;
-	if ((void *)(b + 56) > end)
-		return -1;
-	__u32 tl = bpf_htons(ip->tot_len);
-	__u32 have = (__u8 *)end - b;
-	if (ip->ver_ihl != 0x45 || tl < 56 || tl > have || (ip->frag_off & bpf_htons(0x3fff)) ||
-	    ip->protocol != IPPROTO_UDP || (ip->tos & 3) || !csum20_ok(b))
+	__u32 ul = outer4_lisp(ip, end);
+	if (!ul || (void *)(b + 56) > end)
 		return -1;
 	__u8 *u = b + 20;
-	__u32 ul = ((__u32)u[4] << 8) | u[5];
 	__u8 flags = u[8];
-	if (ul < 36 || ul > tl - 20 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
+	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
 		return -1;
 	__u32 iid = 0;
 	if (flags & LISP_I)

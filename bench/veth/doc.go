@@ -27,6 +27,13 @@
 //
 //	go test -run '^$' -bench VethETR -benchtime 1x ./bench/veth
 //
+// BenchmarkVethRTR (etr_test.go) sends the same frames to an EID whose RLOC
+// is the sink: the DUT re-encapsulates them as an RTR. The kernel variant
+// uses one VXLAN-GPE device in and out; rloc-rtr-offload runs the RTR's
+// offload (offload_reencap4):
+//
+//	go test -run '^$' -bench '^BenchmarkVethRTR$' -benchtime 1x ./bench/veth
+//
 // BenchmarkVethEID6 (eid6_test.go) is BenchmarkVeth for IPv6 EIDs over the
 // IPv4 RLOC: kernel VXLAN, rloc-itr and rloc-itr-offload (offload_v6):
 //

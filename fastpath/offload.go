@@ -495,7 +495,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 // tag is *off: for a port with an offload table, sent through h (fast4 or
 // offloadable6) to a port with an interface index, it queues the entry for
 // the end of the step (offloadFlush) and sets *off to the worker's tag.
-// An RTR's flow (pk.rtr: LISP over IPv4 to our RLOC, an IPv4 EID, from a
+// An RTR's flow (pk.rtr: LISP to our IPv4 or IPv6 RLOC, an IPv4 EID, from a
 // core port with a reencap table) is offered the same way, with the
 // instance-ID and our RLOC its packets come to. Whatever it does not queue
 // (the step's queue full, no table) it leaves for the next packet, or marks
@@ -505,7 +505,7 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	t, r := p.offload, ring.ReencapTable(nil)
 	if pk.rtr {
 		t = nil
-		if pk.outerV4 && pk.v4 && w.rloc4k != 0 {
+		if pk.v4 && (pk.outerV4 && w.rloc4k != 0 || !pk.outerV4 && w.rloc6.Is6()) {
 			r = p.reencap
 		}
 	}
@@ -521,8 +521,12 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	w.offn++
 	q.t, q.d, q.r, q.slot, q.waited = t, nil, r, pk.slot, 0
 	if r != nil {
-		q.re.IID, q.re.NonceOK = pk.iid, !w.obs.nonces.Load()
-		binary.BigEndian.PutUint32(q.re.RLOC[:], uint32(w.rloc4k))
+		q.re.IID, q.re.NonceOK, q.re.Over6, q.re.RLOC, q.re.RLOC6 = pk.iid, !w.obs.nonces.Load(), !pk.outerV4, [4]byte{}, [16]byte{}
+		if pk.outerV4 {
+			binary.BigEndian.PutUint32(q.re.RLOC[:], uint32(w.rloc4k))
+		} else {
+			q.re.RLOC6 = w.rloc6.As16()
+		}
 	}
 	e := &q.re.OffloadEntry
 	if pk.v4 {

@@ -96,8 +96,18 @@ func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
 // instance-ID iidRTR (flags: wire.FlagI|wire.FlagN when 0), carrying a UDP
 // packet from remote4 to dst with TTL innerTTL, outer TTL outerTTL.
 func rtrFrame(t testing.TB, dst netip.Addr, outerTTL, innerTTL, flags uint8) []byte {
-	return lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, flags: flags, iid: iidRTR, nonce: 0x123456,
-		inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: 40, sport: 5, dport: 6})})
+	return lispFrame(t, rtrSpec(t, false, dst, outerTTL, innerTTL, flags, 40))
+}
+
+// rtrSpec is rtrFrame's packet with payload bytes of inner payload, from
+// rlocRemote6 to our IPv6 RLOC with over6 (outerTTL its hop limit).
+func rtrSpec(t testing.TB, over6 bool, dst netip.Addr, outerTTL, innerTTL, flags uint8, payload int) lispSpec {
+	s := lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, flags: flags, iid: iidRTR, nonce: 0x123456,
+		inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: payload, sport: 5, dport: 6})}
+	if over6 {
+		s.src, s.dst = rlocRemote6, rlocLocal6
+	}
+	return s
 }
 
 // reencapOne sends frame in on r's core port and returns the one frame the
@@ -152,28 +162,39 @@ func TestReencapOffloadOffers(t *testing.T) {
 	if ft.epoch != 2 || len(ft.puts) != 2 || ft.puts[1].Epoch != 2 {
 		t.Fatalf("not offered again in the new epoch (table epoch %d): %+v", ft.epoch, ft.puts)
 	}
+	// Over IPv6, the flow offered in this epoch is not offered again: an
+	// entry is for one outer version (the flow memo's key has none). In a
+	// new epoch, the first packet over IPv6 offers it for our IPv6 RLOC.
+	over6 := lispFrame(t, rtrSpec(t, true, rtrDst4, 60, 50, 0, 40))
+	reencapOne(t, r, over6)
+	if len(ft.puts) != 2 {
+		t.Fatalf("offered again over IPv6 in the same epoch: %+v", ft.puts[2:])
+	}
+	off.Invalidate()
+	reencapOne(t, r, over6)
+	if len(ft.puts) != 3 || !ft.puts[2].Over6 || ft.puts[2].RLOC6 != rlocLocal6.As16() || ft.puts[2].RLOC != [4]byte{} || ft.puts[2].Dst != rtrDst4.As4() {
+		t.Fatalf("over IPv6: %+v", ft.puts[2:])
+	}
 	off.Pause(OffloadEncap) // the RTR's flows leave through core interfaces
 	if ft.epoch != 0 {
 		t.Fatalf("table epoch %d while encap is paused", ft.epoch)
 	}
 	reencapOne(t, r, frame)
-	if len(ft.puts) != 2 {
-		t.Fatalf("offered while paused: %+v", ft.puts[2:])
+	if len(ft.puts) != 3 {
+		t.Fatalf("offered while paused: %+v", ft.puts[3:])
 	}
 }
 
 // TestReencapOffloadLeavesOthers: what the kernel's reencap program does
-// not take is not offered: flows over an IPv6 outer header, to IPv6 EIDs,
-// and those of a worker that is not an RTR or whose core port has no table.
+// not take is not offered: flows to IPv6 EIDs, and those of a worker that
+// is not an RTR or whose core port has no table.
 func TestReencapOffloadLeavesOthers(t *testing.T) {
 	ft := newFakeReencap()
 	r, _ := reencapRig(t, ft)
 	r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
-	over6 := lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidRTR,
-		inner: innerPacket(t, innerSpec{src: remote4, dst: rtrDst4, ttl: 50, payload: 40, sport: 5, dport: 6})})
 	eid6 := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidRTR,
 		inner: innerPacket(t, innerSpec{src: remote6, dst: netip.MustParseAddr("2001:db8:30::1"), ttl: 50, payload: 40, sport: 5, dport: 6})})
-	for name, frame := range map[string][]byte{"outer-ipv6": over6, "inner-ipv6": eid6} {
+	for name, frame := range map[string][]byte{"inner-ipv6": eid6} {
 		for range 3 {
 			reencapOne(t, r, frame)
 		}
@@ -213,31 +234,35 @@ func TestReencapOffloadLeavesOthers(t *testing.T) {
 // (root) over an RTR flow's packet with the entry the worker offered, and
 // compares what it sends with what the worker sent for the same packet:
 // the same bytes but for the outer IP ID, header checksum and nonce, which
-// both draw; through an IPv4 and an IPv6 RLOC, with the outer TTL lower and
-// higher than the inner one.
+// both draw; over an IPv4 and an IPv6 outer header, through an IPv4 and an
+// IPv6 RLOC, with the outer TTL lower and higher than the inner one.
 func TestReencapOffloadKernelMatchesWorker(t *testing.T) {
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
 	defer prog.Close()
 	addRLOCs(t, prog)
-	r, _ := reencapRig(t, prog)
-	for _, c := range []struct {
-		dst          netip.Addr
-		outer, inner uint8
-		flags        uint8
-	}{
-		{rtrDst4, 60, 50, 0},
-		{rtrDst4, 9, 50, wire.FlagI},
-		{rtrDst4, 64, 2, wire.FlagI | wire.FlagV},
-		{netip.MustParseAddr("10.30.7.7"), 2, 200, wire.FlagI},
-		{rtrDst6, 60, 50, 0},
-		{rtrDst6, 9, 50, wire.FlagI},
-	} {
-		drawn := []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
-		if c.dst == rtrDst6 {
-			drawn = []int{63, 64, 65}
+	r, off := reencapRig(t, prog)
+	for _, over6 := range []bool{false, true} {
+		off.Invalidate() // the flows offered anew over this outer header
+		for _, c := range []struct {
+			dst          netip.Addr
+			outer, inner uint8
+			flags        uint8
+		}{
+			{rtrDst4, 60, 50, 0},
+			{rtrDst4, 9, 50, wire.FlagI},
+			{rtrDst4, 64, 2, wire.FlagI | wire.FlagV},
+			{netip.MustParseAddr("10.30.7.7"), 2, 200, wire.FlagI},
+			{rtrDst6, 60, 50, 0},
+			{rtrDst6, 9, 50, wire.FlagI},
+		} {
+			drawn := []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
+			if c.dst == rtrDst6 {
+				drawn = []int{63, 64, 65}
+			}
+			frame := lispFrame(t, rtrSpec(t, over6, c.dst, c.outer, c.inner, c.flags, 40))
+			redirectMatches(t, prog, frame, func(b []byte) []byte { return reencapOne(t, r, b) }, drawn)
 		}
-		redirectMatches(t, prog, rtrFrame(t, c.dst, c.outer, c.inner, c.flags), func(b []byte) []byte { return reencapOne(t, r, b) }, drawn)
 	}
 }
 
@@ -304,22 +329,24 @@ func TestReencapOffloadSweep(t *testing.T) {
 // once more: a frame the program redirects must be the one frame the
 // worker re-encapsulates, byte for byte but for what both draw (outer IP
 // ID and checksum, nonce); a frame it passes must be left as it was. The
-// frames are built from the fuzzed fields (outer and inner TTL, outer TOS,
-// LISP flags, inner length, destination behind an IPv4 or an IPv6 RLOC,
-// padding), then one byte changed (with the outer checksum made good again,
+// frames are built from the fuzzed fields (outer version, outer and inner
+// TTL, outer TOS, LISP flags, inner length, destination behind an IPv4 or
+// an IPv6 RLOC, padding), then one byte changed (with the outer checksum made good again,
 // or not).
 func FuzzReencapOffloadMatchesWorker(f *testing.F) {
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false)
-	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false)
-	f.Add(byte(60), byte(2), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, true)
-	f.Add(byte(2), byte(50), byte(0xb8), byte(0x18), uint16(1450), uint8(3), uint16(0), byte(0), false, true)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false, false)
+	f.Add(byte(60), byte(2), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, true, false)
+	f.Add(byte(2), byte(50), byte(0xb8), byte(0x18), uint16(1450), uint8(3), uint16(0), byte(0), false, true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, true)
+	f.Add(byte(3), byte(64), byte(0x01), byte(0x08), uint16(1200), uint8(9), uint16(60), byte(2), false, true, true)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
 	addRLOCs(f, prog)
-	r, _ := reencapRig(f, prog)
+	r, off := reencapRig(f, prog)
 	step := func(t *testing.T, b []byte) [][]byte {
 		if !r.core.Inject(b) {
 			t.Fatal("inject on the core link failed")
@@ -328,29 +355,36 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 		drain(r.site)
 		return drain(r.core)
 	}
-	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6 bool) {
+	var redirected, passed int
+	f.Cleanup(func() { f.Logf("the kernel redirected %d frames and passed %d", redirected, passed) })
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6, over6 bool) {
 		dst := rtrDst4
 		if rloc6 {
 			dst = rtrDst6
 		}
-		s := lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, tos: tos, flags: flags | 1, // | 1: lispFrame's 0 means I|N
-			iid: iidRTR, nonce: 0x123456,
-			inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: int(plen % 1450), sport: 5, dport: 6})}
+		s := rtrSpec(t, over6, dst, outerTTL, innerTTL, flags|1, int(plen%1450)) // | 1: lispFrame's 0 means I|N
+		s.tos = tos
 		b := lispFrame(t, s)
 		b = append(b, make([]byte, pad%32)...)
 		if x != 0 {
 			b[int(at)%len(b)] ^= x
-			if fix {
+			if fix && !over6 {
 				ip := b[wire.EthernetLen:]
 				ip[10], ip[11] = 0, 0
 				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
 			}
 		}
+		off.Invalidate() // an entry is for one outer version: each frame's flow is offered anew
 		step(t, b)
 		step(t, b)
 		act, kernel, err := prog.TestRun(b)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if act == 4 {
+			redirected++
+		} else {
+			passed++
 		}
 		drawn := []int{18, 19, 24, 25, 43, 44, 45}
 		if len(kernel) > 13 && kernel[12] == 0x86 {

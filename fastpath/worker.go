@@ -56,7 +56,8 @@ type PortConfig struct {
 	// Reencap is the reencap table of a core port's interface (ring/xsk's
 	// Program in core mode), for an RTR (Config.RTR): with Config.Offload
 	// set, the worker hands it the flows it re-encapsulates from the flow
-	// memo, LISP over IPv4 to IPv4 EIDs (see Offload). Nil: they stay here.
+	// memo, LISP over IPv4 or IPv6 to IPv4 EIDs (see Offload). Nil: they
+	// stay here.
 	Reencap ring.ReencapTable
 	// Ifindex is the port's interface index: the kernel's offload redirects
 	// to it. Zero: no flow is offloaded through this port.

@@ -107,15 +107,17 @@ type DecapTable interface {
 
 // ReencapEntry is one flow an RTR's fast path hands to the kernel: the core
 // interface's XDP program (ring/xsk) re-encapsulates the LISP packets to
-// RLOC (outer IPv4) that carry instance-ID IID and inner IPv4 destination
-// Dst in RLOC selection bucket Bucket, as the fast path's flow memo would:
-// their outer headers go and the entry's front (OffloadEntry's fields, its
-// InnerV6 unused) comes in their place, and the packet leaves through
-// Ifindex. NonceOK is DecapEntry's.
+// RLOC (with Over6: to RLOC6, over IPv6) that carry instance-ID IID and
+// inner IPv4 destination Dst in RLOC selection bucket Bucket, as the fast
+// path's flow memo would: their outer headers go and the entry's front
+// (OffloadEntry's fields, its InnerV6 unused) comes in their place, and the
+// packet leaves through Ifindex. NonceOK is DecapEntry's.
 type ReencapEntry struct {
 	OffloadEntry
 	IID     uint32
 	RLOC    [4]byte
+	Over6   bool
+	RLOC6   [16]byte
 	NonceOK bool
 }
 

@@ -185,8 +185,8 @@ func (p *Program) ListDecap(f func(e *ring.DecapEntry, hits uint64) bool) error 
 var _ ring.ReencapTable = (*Program)(nil)
 
 // PutReencap adds or replaces the reencap entry of e's flow (bpf/steer.c,
-// offload_reencap4: an IPv4 RLOC of ours, IPv4 EIDs; an IPv6 front with
-// e.V6). The map holds 65536 flows: when it is full the error wraps the
+// offload_reencap4 for packets to an IPv4 RLOC of ours, offload_reencap6 to
+// an IPv6 one with e.Over6; IPv4 EIDs; an IPv6 front with e.V6). The map holds 65536 flows: when it is full the error wraps the
 // kernel's E2BIG, and a sweep (SweepReencap) makes room.
 func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	if e.Ifindex <= 0 {
@@ -198,6 +198,12 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	v := steerReencapVal{O: offloadVal(&e.OffloadEntry), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
 	if e.NonceOK {
 		v.NonceOk = 1
+	}
+	if e.Over6 {
+		v.In6, v.Rloc = 1, 0
+		for i := range v.Rloc6 {
+			v.Rloc6[i] = binary.NativeEndian.Uint32(e.RLOC6[4*i:])
+		}
 	}
 	k := steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}
 	if err := p.objs.Reencap.Put(k, v); err != nil {
@@ -217,10 +223,13 @@ func (p *Program) SetReencap(epoch, seed uint32) error {
 
 // reencap fills e from an entry of the reencap map and returns its hits.
 func reencap(e *ring.ReencapEntry, k *steerReencapKey, v *steerReencapVal) uint64 {
-	*e = ring.ReencapEntry{IID: k.IidBkt >> 8, NonceOK: v.NonceOk != 0}
+	*e = ring.ReencapEntry{IID: k.IidBkt >> 8, NonceOK: v.NonceOk != 0, Over6: v.In6 != 0}
 	e.Bucket = uint8(k.IidBkt)
 	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
 	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
+	for i, w := range v.Rloc6 {
+		binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
+	}
 	fillOffload(&e.OffloadEntry, &v.O)
 	return v.O.Hits
 }

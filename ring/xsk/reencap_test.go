@@ -11,10 +11,10 @@ import (
 // reencapSeed and reencapEpoch are the core program's in the reencap tests.
 const reencapSeed, reencapEpoch = 0x5eed, 6
 
-// reencapEntryFor is the reencap entry (epoch reencapEpoch, our RLOC
-// decapRLOC) for the flow of s's frame: its inner destination, instance-ID
-// and the bucket of its inner packet's flow hash, with testFront's front
-// (through an IPv6 RLOC with v6).
+// reencapEntryFor is the reencap entry (epoch reencapEpoch, our RLOC of the
+// version s comes over: decapRLOC or decapRLOC6) for the flow of s's frame:
+// its inner destination, instance-ID and the bucket of its inner packet's
+// flow hash, with testFront's front (through an IPv6 RLOC with v6).
 func reencapEntryFor(t *testing.T, s lispSpec, nonce, v6 bool) ring.ReencapEntry {
 	t.Helper()
 	_, inner := coreFrame(s)
@@ -24,20 +24,24 @@ func reencapEntryFor(t *testing.T, s lispSpec, nonce, v6 bool) ring.ReencapEntry
 	if v6 {
 		flen = ring.OffloadFront6
 	}
-	return ring.ReencapEntry{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Bucket: uint8((hash * 0x9E3779B1) >> 24),
+	e := ring.ReencapEntry{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Bucket: uint8((hash * 0x9E3779B1) >> 24),
 		Epoch: reencapEpoch, Ifindex: 1, Front: front, V6: v6, CsBase: cs, MaxInner: uint16(1500 - flen + wire.EthernetLen),
 		Nonce: nonce}, IID: s.iid, RLOC: decapRLOC}
+	if s.v6 {
+		e.RLOC, e.Over6, e.RLOC6 = [4]byte{}, true, decapRLOC6
+	}
+	return e
 }
 
 // coreWithReencap is loadCore's program with reencap epoch reencapEpoch
-// and the entry for goodLISP(false)'s flow, which it returns.
-func coreWithReencap(t *testing.T, nonceOK, v6 bool) (*Program, ring.ReencapEntry) {
+// and the entry for goodLISP(over6)'s flow, which it returns.
+func coreWithReencap(t *testing.T, nonceOK, over6, v6 bool) (*Program, ring.ReencapEntry) {
 	t.Helper()
 	p := loadCore(t)
 	if err := p.SetReencap(reencapEpoch, reencapSeed); err != nil {
 		t.Fatal(err)
 	}
-	e := reencapEntryFor(t, goodLISP(false), false, v6)
+	e := reencapEntryFor(t, goodLISP(over6), false, v6)
 	e.NonceOK = nonceOK
 	if err := p.PutReencap(&e); err != nil {
 		t.Fatal(err)
@@ -46,14 +50,16 @@ func coreWithReencap(t *testing.T, nonceOK, v6 bool) (*Program, ring.ReencapEntr
 }
 
 // TestReencapOffload runs the core program over LISP packets whose flow has
-// a reencap entry (an RTR's), through an IPv4 and an IPv6 RLOC, and checks
+// a reencap entry (an RTR's), over an IPv4 or an IPv6 outer header, through
+// an IPv4 and an IPv6 RLOC, and checks
 // what it redirects: the entry's front, then the inner packet cut to its
 // length, its TTL the lower of the outer and inner TTLs less one (RFC 9300
 // §5.3, then the hop) with a valid checksum, the outer header written as for
 // an ITR's offload (TestOffloadEncap) from the inner TOS and new TTL.
 func TestReencapOffload(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		p, e := coreWithReencap(t, true, v6)
+	for _, c := range []struct{ over6, v6 bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
+		over6, v6 := c.over6, c.v6
+		p, e := coreWithReencap(t, true, over6, v6)
 		hl := wire.IPv4MinLen
 		if v6 {
 			hl = wire.IPv6Len
@@ -73,8 +79,9 @@ func TestReencapOffload(t *testing.T) {
 			{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
 			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
 		} {
-			t.Run(map[bool]string{false: "rloc4/", true: "rloc6/"}[v6]+tc.name, func(t *testing.T) {
-				s := goodLISP(false)
+			name := map[bool]string{false: "over4/", true: "over6/"}[over6] + map[bool]string{false: "rloc4/", true: "rloc6/"}[v6]
+			t.Run(name+tc.name, func(t *testing.T) {
+				s := goodLISP(over6)
 				tc.mod(&s)
 				frame, inner := coreFrame(s)
 				hash := wire.FlowHash(inner, reencapSeed)
@@ -125,8 +132,14 @@ func TestReencapOffload(t *testing.T) {
 // those it reports to its slow path, those whose TTL ends here, and those
 // without a current entry of their flow and RLOC.
 func TestReencapOffloadLeaves(t *testing.T) {
-	p, e := coreWithReencap(t, false, false)
-	base := goodLISP(false)
+	for _, over6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "over4", true: "over6"}[over6], func(t *testing.T) { reencapLeaves(t, over6) })
+	}
+}
+
+func reencapLeaves(t *testing.T, over6 bool) {
+	p, e := coreWithReencap(t, false, over6, false)
+	base := goodLISP(over6)
 	frame := func(mod func(*lispSpec)) []byte {
 		s := base
 		mod(&s)
@@ -137,16 +150,20 @@ func TestReencapOffloadLeaves(t *testing.T) {
 		t.Fatalf("the good frame: action %d", ret)
 	}
 	other := e
-	other.IID, other.RLOC = 8888, [4]byte{192, 0, 2, 77} // an entry for another RLOC of ours
+	other.IID, other.RLOC, other.RLOC6[15] = 8888, [4]byte{192, 0, 2, 77}, 77 // an entry for another RLOC of ours
 	if err := p.PutReencap(&other); err != nil {
 		t.Fatal(err)
 	}
-	short := reencapEntryFor(t, lispSpec{iid: 9999}, false, false)
+	across := reencapEntryFor(t, lispSpec{v6: !over6, iid: 7000}, false, false) // for our RLOC of the other version
+	if err := p.PutReencap(&across); err != nil {
+		t.Fatal(err)
+	}
+	short := reencapEntryFor(t, lispSpec{v6: over6, iid: 9999}, false, false)
 	short.MaxInner = 53 // the inner packet is 54 bytes
 	if err := p.PutReencap(&short); err != nil {
 		t.Fatal(err)
 	}
-	ol := wire.EthernetLen + wire.IPv4MinLen
+	ol := wire.EthernetLen + base.outerLen()
 	cases := []leaveCase{
 		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
 		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
@@ -155,6 +172,7 @@ func TestReencapOffloadLeaves(t *testing.T) {
 		{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
 		{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
 		{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
+		{name: "entry-for-the-other-version", frame: frame(func(s *lispSpec) { s.iid = 7000 })},
 		{name: "longer-than-the-path", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
 		{name: "other-bucket", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
 			in := b[ol+16:]
@@ -170,12 +188,22 @@ func TestReencapOffloadLeaves(t *testing.T) {
 		})},
 		{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })},
 		{name: "inner-ipv6", frame: frame(func(s *lispSpec) { s.inner6 = true })},
-		{name: "outer-ipv6", frame: frame(func(s *lispSpec) { s.v6 = true })},
-		{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
-		{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
 		{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
 		{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(reencapEpoch+1, reencapSeed) }},
 		{name: "reencap-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(0, reencapSeed) }},
+	}
+	if over6 {
+		cases = append(cases[:len(cases)-2],
+			leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+				binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
+			})},
+			leaveCase{name: "extension-header", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+6] = 60 })},
+			cases[len(cases)-2], cases[len(cases)-1])
+	} else {
+		cases = append(cases[:len(cases)-2],
+			leaveCase{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
+			leaveCase{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
+			cases[len(cases)-2], cases[len(cases)-1])
 	}
 	checkLeaves(t, p, cases)
 }
@@ -184,7 +212,7 @@ func TestReencapOffloadLeaves(t *testing.T) {
 // keep their own epochs: each direction's packets are taken only while its
 // epoch is current, and a decap entry of the same flow goes first.
 func TestReencapBesideDecap(t *testing.T) {
-	p, _ := coreWithReencap(t, true, false)
+	p, _ := coreWithReencap(t, true, false, false)
 	frame, inner := coreFrame(goodLISP(false))
 	n := len(inner)
 	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != ring.OffloadFront+n {
@@ -221,7 +249,7 @@ func TestReencapBesideDecap(t *testing.T) {
 // flow, RLOC, epoch and hits; the sweep deletes what it is told to, and an
 // entry the map cannot hold is refused.
 func TestReencapSweep(t *testing.T) {
-	p, good := coreWithReencap(t, true, false)
+	p, good := coreWithReencap(t, true, false, false)
 	for i := range 6 {
 		e := good
 		e.Dst, e.Epoch = [4]byte{10, 2, 0, byte(100 + i)}, uint32(reencapEpoch-1+i%2)

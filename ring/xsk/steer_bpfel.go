@@ -80,7 +80,9 @@ type steerReencapVal struct {
 	O       steerOffloadVal
 	Rloc    uint32
 	NonceOk uint8
-	Pad     [3]uint8
+	In6     uint8
+	Pad     [2]uint8
+	Rloc6   [4]uint32
 }
 
 type steerSteerConfig struct {

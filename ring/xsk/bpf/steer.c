@@ -30,7 +30,7 @@
  * of its next hop, and redirected to the site interface.
  *
  * Re-encapsulation offload (core mode, an RTR's, when the config's
- * epoch_reencap is not 0): a LISP data packet to our RLOC over IPv4 whose
+ * epoch_reencap is not 0): a LISP data packet to our RLOC whose
  * flow (instance-ID, inner IPv4 destination, RLOC selection bucket) the
  * fast path has installed in the reencap map is re-encapsulated here as
  * the RTR's flow memo would, and redirected to the egress interface. */
@@ -130,9 +130,11 @@ struct reencap_key {
  * packet with only N among the observed flags may be taken. */
 struct reencap_val {
 	struct offload_val o;
-	__be32 rloc;
+	__be32 rloc;     /* the outer IPv4 destination the entry is for (in6: 0) */
 	__u8 nonce_ok;
-	__u8 pad[3];
+	__u8 in6;        /* the entry is for packets to rloc6, over IPv6 */
+	__u8 pad[2];
+	__be32 rloc6[4]; /* the outer IPv6 destination the entry is for (in6) */
 };
 
 /* What the fast path's next-hop memo entry holds for delivering to dst on
@@ -617,6 +619,27 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
 	return decap_inner(ctx, (__u8 *)ip + 20, ul, ip->ttl, end, cfg, ip->daddr, 0, 14 + 20 + 16);
 }
 
+/* outer6_lisp checks the outer IPv6 header of a LISP data packet to our
+ * RLOC (ip6, without extension headers; its UDP destination port checked)
+ * as the fast path's parseCoreAny does: a payload within the frame, of at
+ * least 36 bytes (the UDP and LISP headers and 20 of the inner packet), a
+ * UDP length within the payload; and a Not-ECT traffic class, as the offloads
+ * take it. It returns the UDP length, or 0 when a check fails. */
+static __always_inline __u32 outer6_lisp(struct ipv6hdr *ip6, void *end)
+{
+	__u8 *b = (__u8 *)ip6;
+	if ((void *)(b + 48) > end)
+		return 0;
+	__u32 pl = bpf_htons(ip6->payload_len);
+	__u32 have = (__u8 *)end - b;
+	if (pl < 36 || pl > have - 40 || (b[1] & 0x30)) /* ECN: the traffic class's low bits */
+		return 0;
+	__u32 ul = ((__u32)b[44] << 8) | b[45];
+	if (ul > pl)
+		return 0;
+	return ul;
+}
+
 /* offload_decap6 is offload_decap4 for an outer IPv6 header without
  * extension headers (ip6, UDP to the LISP data port checked), as the fast
  * path's parseCoreAny and deliverAt take it: the payload and UDP lengths
@@ -624,39 +647,33 @@ static __always_inline int offload_decap4(struct xdp_md *ctx, struct iphdr *ip, 
  * TTL; the UDP checksum is not checked (RFC 9300 §5.3, RFC 6935 §5). */
 static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, struct steer_config *cfg)
 {
-	__u8 *b = (__u8 *)ip6;
-	if ((void *)(b + 48) > end)
+	__u32 ul = outer6_lisp(ip6, end);
+	if (!ul)
 		return -1;
-	__u32 pl = bpf_htons(ip6->payload_len);
-	__u32 have = (__u8 *)end - b;
-	if (pl < 36 || pl > have - 40 || (b[1] & 0x30)) /* ECN: the traffic class's low bits */
-		return -1;
-	__u8 *u = b + 40;
-	__u32 ul = ((__u32)u[4] << 8) | u[5];
-	if (ul > pl)
-		return -1;
-	return decap_inner(ctx, u, ul, ip6->hop_limit, end, cfg, 0, (const __be32 *)ip6->daddr.s6_addr, 14 + 40 + 16);
+	return decap_inner(ctx, (__u8 *)ip6 + 40, ul, ip6->hop_limit, end, cfg, 0, (const __be32 *)ip6->daddr.s6_addr,
+			   14 + 40 + 16);
 }
 
-/* offload_reencap4 re-encapsulates a LISP data packet to our RLOC (ip, its
- * UDP destination port checked) through its flow's reencap entry, as an
- * RTR's fast path does for a flow memo hit (fastpath core4, rtrFlow4,
- * encapLoop): core4's checks of the outer IPv4, UDP and LISP headers and of
- * the inner IPv4 header (no options), none of the flags the fast path
- * reports (E, L; N while the entry says so), a Not-ECT outer header; the
- * flow hash of the inner packet picks the entry (instance-ID, destination,
- * bucket), which must be for the packet's RLOC and no shorter than it. The
- * inner TTL becomes the lower of the outer and inner TTLs less one (RFC
- * 9300 §5.3, then the forwarding hop), which must be above 0; the outer
- * headers go and the entry's front comes in their place. It returns -1 to
- * leave the packet to the socket, having changed nothing. */
-static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+/* reencap_inner finishes offload_reencap4 and offload_reencap6 for a LISP
+ * packet whose outer header the caller checked (hop: its TTL or hop limit;
+ * u: its UDP header, ul its UDP length, within the frame; rloc4 or rloc6:
+ * the packet's outer destination; outer: the outer headers' length from
+ * the frame's start), as an RTR's fast path does for a flow memo hit
+ * (fastpath core4 or parseCoreAny, rtrFlow4, encapLoop): the LISP header
+ * (none of the flags the fast path reports: E, L; N while the entry says
+ * so; not N and V together) and an inner IPv4 header without options
+ * within the UDP payload; the flow hash of the inner packet picks the entry
+ * (instance-ID, destination, bucket), which must be for the packet's RLOC
+ * and no shorter than it. The inner TTL becomes the lower of the outer and
+ * inner TTLs less one (RFC 9300 §5.3, then the forwarding hop), which must
+ * be above 0; the outer headers go and the entry's front comes in their
+ * place. It returns -1 to leave the packet to the socket, having changed
+ * nothing. */
+static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end,
+					 struct steer_config *cfg, __be32 rloc4, const __be32 *rloc6, __u32 outer)
 {
-	__u8 *b = (__u8 *)ip;
-	__u32 ul = outer4_lisp(ip, end);
-	if (!ul || (void *)(b + 56) > end)
+	if ((void *)(u + 16 + 20) > end)
 		return -1;
-	__u8 *u = b + 20;
 	__u8 flags = u[8];
 	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
 		return -1;
@@ -673,10 +690,16 @@ static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip
 	struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
 	__builtin_memcpy(&k.dst, in + 16, 4);
 	struct reencap_val *v = bpf_map_lookup_elem(&reencap, &k);
-	if (!v || v->o.epoch != cfg->epoch_reencap || v->rloc != ip->daddr || ((flags & LISP_N) && !v->nonce_ok) ||
-	    itl > v->o.max_inner)
+	if (!v || v->o.epoch != cfg->epoch_reencap || ((flags & LISP_N) && !v->nonce_ok) || itl > v->o.max_inner)
 		return -1;
-	__u8 ttl = in[8], hop = ip->ttl;
+	if (rloc6) {
+		if (!v->in6 || v->rloc6[0] != rloc6[0] || v->rloc6[1] != rloc6[1] || v->rloc6[2] != rloc6[2] ||
+		    v->rloc6[3] != rloc6[3])
+			return -1;
+	} else if (v->in6 || v->rloc != rloc4) {
+		return -1;
+	}
+	__u8 ttl = in[8];
 	if (hop < ttl)
 		ttl = hop;
 	if (ttl <= 1)
@@ -687,13 +710,37 @@ static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip
 
 	/* The frame is cut to the inner packet, the outer headers go, then
 	 * the entry's front comes before it. */
-	__u32 outer = 14 + 20 + 8 + 8;
 	__u32 flen = (__u8 *)end - (__u8 *)(long)ctx->data;
 	if (flen > outer + itl && bpf_xdp_adjust_tail(ctx, -(int)(flen - outer - itl)))
 		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
 	if (bpf_xdp_adjust_head(ctx, outer - 14))
 		return XDP_DROP;
 	return encap_front(ctx, &v->o, itl, itl, tos, ttl, hash);
+}
+
+/* offload_reencap4 re-encapsulates a LISP data packet over IPv4 to our RLOC
+ * (ip, its UDP destination port checked) through its flow's reencap entry:
+ * outer4_lisp's checks, then reencap_inner's. */
+static __always_inline int offload_reencap4(struct xdp_md *ctx, struct iphdr *ip, void *end, struct steer_config *cfg)
+{
+	__u32 ul = outer4_lisp(ip, end);
+	if (!ul)
+		return -1;
+	return reencap_inner(ctx, (__u8 *)ip + 20, ul, ip->ttl, end, cfg, ip->daddr, 0, 14 + 20 + 16);
+}
+
+/* offload_reencap6 is offload_reencap4 over an outer IPv6 header without
+ * extension headers (ip6, UDP to the LISP data port checked), as
+ * parseCoreAny takes it: the payload and UDP lengths within the frame, a
+ * Not-ECT traffic class, the hop limit for the outer TTL; the UDP checksum
+ * is not checked (RFC 9300 §5.3, RFC 6935 §5). */
+static __always_inline int offload_reencap6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, struct steer_config *cfg)
+{
+	__u32 ul = outer6_lisp(ip6, end);
+	if (!ul)
+		return -1;
+	return reencap_inner(ctx, (__u8 *)ip6 + 40, ul, ip6->hop_limit, end, cfg, 0, (const __be32 *)ip6->daddr.s6_addr,
+			     14 + 40 + 16);
 }
 
 static __always_inline int v4(struct xdp_md *ctx, void *l3, void *end, struct steer_config *cfg)
@@ -800,6 +847,11 @@ static __always_inline int v6(struct xdp_md *ctx, void *l3, void *end, struct st
 		return count(ST_PASS_OTHER, XDP_PASS);
 	if (cfg->epoch && udp->dest == bpf_htons(PORT_LISP_DATA)) {
 		int r = offload_decap6(ctx, ip6, end, cfg);
+		if (r >= 0)
+			return r;
+	}
+	if (cfg->epoch_reencap && udp->dest == bpf_htons(PORT_LISP_DATA)) {
+		int r = offload_reencap6(ctx, ip6, end, cfg);
 		if (r >= 0)
 			return r;
 	}

@@ -50,10 +50,31 @@ func offloadVal(e *ring.OffloadEntry) steerOffloadVal {
 // SetOffload sets the offload epoch (0: off) and the flow hash seed.
 func (p *Program) SetOffload(epoch, seed uint32) error {
 	p.cfg.Epoch, p.cfg.Seed = epoch, seed
+	return p.writeConfig()
+}
+
+// writeConfig writes p.cfg into the program's config map.
+func (p *Program) writeConfig() error {
 	if err := p.objs.Config.Put(uint32(0), p.cfg); err != nil {
 		return fmt.Errorf("xsk: write program config: %w", err)
 	}
 	return nil
+}
+
+// words6 is IPv6 address a as the map values hold it (__be32[4]), and
+// bytes6 the other way round.
+func words6(a [16]byte) (w [4]uint32) {
+	for i := range w {
+		w[i] = binary.NativeEndian.Uint32(a[4*i:])
+	}
+	return w
+}
+
+func bytes6(w [4]uint32) (a [16]byte) {
+	for i, x := range w {
+		binary.NativeEndian.PutUint32(a[4*i:], x)
+	}
+	return a
 }
 
 // fillOffload fills e from an offload map's value (the key's fields are
@@ -119,9 +140,7 @@ func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	}
 	if e.V6 {
 		v.V6, v.Rloc = 1, 0
-		for i := range v.Rloc6 {
-			v.Rloc6[i] = binary.NativeEndian.Uint32(e.RLOC6[4*i:])
-		}
+		v.Rloc6 = words6(e.RLOC6)
 	}
 	copy(v.Eth[:], e.Eth[:])
 	var err error
@@ -141,9 +160,7 @@ func (p *Program) PutDecap(e *ring.DecapEntry) error {
 func fillDecap(e *ring.DecapEntry, v *steerDecapVal) {
 	e.Epoch, e.Ifindex, e.NonceOK, e.V6 = v.Epoch, int(v.Ifindex), v.NonceOk != 0, v.V6 != 0
 	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
-	for i, w := range v.Rloc6 {
-		binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
-	}
+	e.RLOC6 = bytes6(v.Rloc6)
 	copy(e.Eth[:], v.Eth[:])
 }
 
@@ -201,9 +218,7 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	}
 	if e.Over6 {
 		v.In6, v.Rloc = 1, 0
-		for i := range v.Rloc6 {
-			v.Rloc6[i] = binary.NativeEndian.Uint32(e.RLOC6[4*i:])
-		}
+		v.Rloc6 = words6(e.RLOC6)
 	}
 	k := steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}
 	if err := p.objs.Reencap.Put(k, v); err != nil {
@@ -215,10 +230,7 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 // SetReencap sets the reencap epoch (0: off) and the flow hash seed.
 func (p *Program) SetReencap(epoch, seed uint32) error {
 	p.cfg.EpochReencap, p.cfg.Seed = epoch, seed
-	if err := p.objs.Config.Put(uint32(0), p.cfg); err != nil {
-		return fmt.Errorf("xsk: write program config: %w", err)
-	}
-	return nil
+	return p.writeConfig()
 }
 
 // reencap fills e from an entry of the reencap map and returns its hits.
@@ -227,9 +239,7 @@ func reencap(e *ring.ReencapEntry, k *steerReencapKey, v *steerReencapVal) uint6
 	e.Bucket = uint8(k.IidBkt)
 	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
 	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
-	for i, w := range v.Rloc6 {
-		binary.NativeEndian.PutUint32(e.RLOC6[4*i:], w)
-	}
+	e.RLOC6 = bytes6(v.Rloc6)
 	fillOffload(&e.OffloadEntry, &v.O)
 	return v.O.Hits
 }

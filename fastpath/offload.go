@@ -495,9 +495,9 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 // tag is *off: for a port with an offload table, sent through h (fast4 or
 // offloadable6) to a port with an interface index, it queues the entry for
 // the end of the step (offloadFlush) and sets *off to the worker's tag.
-// An RTR's flow (pk.rtr: LISP to our IPv4 or IPv6 RLOC, an IPv4 EID, from a
-// core port with a reencap table) is offered the same way, with the
-// instance-ID and our RLOC its packets come to. Whatever it does not queue
+// An RTR's flow (pk.rtr: LISP to our IPv4 or IPv6 RLOC, from a core port
+// with a reencap table) is offered the same way, with the instance-ID and
+// our RLOC its packets come to. Whatever it does not queue
 // (the step's queue full, no table) it leaves for the next packet, or marks
 // offered when it never can be.
 func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop) {
@@ -505,7 +505,7 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	t, r := p.offload, ring.ReencapTable(nil)
 	if pk.rtr {
 		t = nil
-		if pk.v4 && (pk.outerV4 && w.rloc4k != 0 || !pk.outerV4 && w.rloc6.Is6()) {
+		if pk.outerV4 && w.rloc4k != 0 || !pk.outerV4 && w.rloc6.Is6() {
 			r = p.reencap
 		}
 	}
@@ -553,10 +553,11 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 }
 
 // offer6Slot is what a worker remembers of an IPv6 EID's flow it offered
-// (offer6): the site port, destination and bucket, and the tag it was
-// offered in.
+// (offer6): the port it came in on (a site port, or an RTR's core port),
+// the instance-ID, destination and bucket, and the tag it was offered in.
 type offer6Slot struct {
 	dst  [16]byte
+	iid  uint32
 	port uint16
 	bkt  uint8
 	off  uint16
@@ -568,25 +569,28 @@ const (
 	offer6Slots = 1 << offer6Bits
 )
 
-// offer6 is encap's step for a site packet pk to an IPv6 EID sent through
-// h: the IPv6 EIDs have no flow memo, so a direct-mapped memo of offers
+// offer6 is encap's step for a packet pk to an IPv6 EID sent through h,
+// from a site port or, re-encapsulated by an RTR, from a core port: the
+// IPv6 EIDs have no flow memo, so a direct-mapped memo of offers
 // (offer6Slot, allocated with the worker) says whether the kernel holds its
-// flow (port, destination, bucket) in the worker's epoch; a flow not
-// offered is (offloadOfferAt). A flow that loses its slot to another is
-// offered again on its next packet: a put of the same entry.
+// flow (port, instance-ID, destination, bucket) in the worker's epoch; a
+// flow not offered is (offloadOfferAt). A flow that loses its slot to
+// another is offered again on its next packet: a put of the same entry.
 func (w *Worker) offer6(pk *pktInfo, h *nextHop) {
-	if w.oe == 0 || pk.rtr || w.ports[pk.slot].offload == nil { // offers6 is not nil with a table
+	p := &w.ports[pk.slot]
+	if w.oe == 0 || pk.rtr && p.reencap == nil || !pk.rtr && p.offload == nil { // offers6 is not nil with a table
 		return
 	}
 	d := pk.dst.As16()
 	bkt := cache.SelectBucket(pk.hash)
-	x := binary.LittleEndian.Uint64(d[:8]) ^ binary.LittleEndian.Uint64(d[8:]) ^ uint64(pk.slot)<<8 ^ uint64(bkt)
+	x := binary.LittleEndian.Uint64(d[:8]) ^ binary.LittleEndian.Uint64(d[8:]) ^ uint64(pk.iid)<<32 ^ uint64(pk.slot)<<8 ^ uint64(bkt)
 	s := &w.offers6[(x*0x9e3779b97f4a7c15)>>(64-offer6Bits)]
-	if s.off == w.oet && s.dst == d && s.port == uint16(pk.slot) && s.bkt == bkt {
+	same := s.dst == d && s.iid == pk.iid && s.port == uint16(pk.slot) && s.bkt == bkt
+	if same && s.off == w.oet {
 		return
 	}
-	if s.dst != d || s.port != uint16(pk.slot) || s.bkt != bkt {
-		*s = offer6Slot{dst: d, port: uint16(pk.slot), bkt: bkt}
+	if !same {
+		*s = offer6Slot{dst: d, iid: pk.iid, port: uint16(pk.slot), bkt: bkt}
 	}
 	w.offloadOfferAt(pk, bkt, &s.off, h)
 }

@@ -66,13 +66,16 @@ func (f *fakeReencap) ListReencap(fn func(e *ring.ReencapEntry, hits uint64) boo
 const iidRTR = 300
 
 var (
-	rtrDst4 = netip.MustParseAddr("10.30.0.1") // behind rlocOther4
-	rtrDst6 = netip.MustParseAddr("10.31.0.1") // behind rlocRemote6
+	rtrDst4  = netip.MustParseAddr("10.30.0.1")      // behind rlocOther4
+	rtrDst6  = netip.MustParseAddr("10.31.0.1")      // behind rlocRemote6
+	rtrEID6  = netip.MustParseAddr("2001:db8:30::1") // an IPv6 EID behind rlocOther4
+	rtrEID66 = netip.MustParseAddr("2001:db8:31::1") // an IPv6 EID behind rlocRemote6
 )
 
 // reencapRig is an RTR rig whose core port (interface 7) hands the flows it
-// re-encapsulates to table t; instance-ID iidRTR maps 10.30.0.0/16 to
-// rlocOther4 and 10.31.0.0/16 to rlocRemote6.
+// re-encapsulates to table t; instance-ID iidRTR maps 10.30.0.0/16 and
+// 2001:db8:30::/48 to rlocOther4, 10.31.0.0/16 and 2001:db8:31::/48 to
+// rlocRemote6.
 func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
 	t.Helper()
 	off := NewOffload(0)
@@ -88,6 +91,8 @@ func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
 	r.install([]StaticMapping{
 		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
 		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.31.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote6}}},
+		{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+		{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:31::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote6}}},
 	})
 	return r, off
 }
@@ -100,10 +105,15 @@ func rtrFrame(t testing.TB, dst netip.Addr, outerTTL, innerTTL, flags uint8) []b
 }
 
 // rtrSpec is rtrFrame's packet with payload bytes of inner payload, from
-// rlocRemote6 to our IPv6 RLOC with over6 (outerTTL its hop limit).
+// rlocRemote6 to our IPv6 RLOC with over6 (outerTTL its hop limit); an
+// IPv6 packet from remote6 when dst is an IPv6 EID.
 func rtrSpec(t testing.TB, over6 bool, dst netip.Addr, outerTTL, innerTTL, flags uint8, payload int) lispSpec {
+	src := remote4
+	if dst.Is6() {
+		src = remote6
+	}
 	s := lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: outerTTL, zeroTTL: outerTTL == 0, flags: flags, iid: iidRTR, nonce: 0x123456,
-		inner: innerPacket(t, innerSpec{src: remote4, dst: dst, ttl: innerTTL, payload: payload, sport: 5, dport: 6})}
+		inner: innerPacket(t, innerSpec{src: src, dst: dst, ttl: innerTTL, payload: payload, sport: 5, dport: 6})}
 	if over6 {
 		s.src, s.dst = rlocRemote6, rlocLocal6
 	}
@@ -175,38 +185,37 @@ func TestReencapOffloadOffers(t *testing.T) {
 	if len(ft.puts) != 3 || !ft.puts[2].Over6 || ft.puts[2].RLOC6 != rlocLocal6.As16() || ft.puts[2].RLOC != [4]byte{} || ft.puts[2].Dst != rtrDst4.As4() {
 		t.Fatalf("over IPv6: %+v", ft.puts[2:])
 	}
+	// An IPv6 EID's flow (no flow memo: offer6) is offered on its first
+	// packet, once per epoch.
+	eid6 := lispFrame(t, rtrSpec(t, false, rtrEID6, 60, 50, 0, 40))
+	reencapOne(t, r, eid6)
+	reencapOne(t, r, eid6)
+	if len(ft.puts) != 4 || !ft.puts[3].InnerV6 || ft.puts[3].Dst6 != rtrEID6.As16() || ft.puts[3].IID != iidRTR ||
+		ft.puts[3].RLOC != rlocLocal4.As4() || ft.puts[3].Epoch != 3 {
+		t.Fatalf("IPv6 EID: %+v", ft.puts[3:])
+	}
 	off.Pause(OffloadEncap) // the RTR's flows leave through core interfaces
 	if ft.epoch != 0 {
 		t.Fatalf("table epoch %d while encap is paused", ft.epoch)
 	}
 	reencapOne(t, r, frame)
-	if len(ft.puts) != 3 {
-		t.Fatalf("offered while paused: %+v", ft.puts[3:])
+	reencapOne(t, r, eid6)
+	if len(ft.puts) != 4 {
+		t.Fatalf("offered while paused: %+v", ft.puts[4:])
 	}
 }
 
 // TestReencapOffloadLeavesOthers: what the kernel's reencap program does
-// not take is not offered: flows to IPv6 EIDs, and those of a worker that
-// is not an RTR or whose core port has no table.
+// not take is not offered: flows whose outer UDP checksum the worker
+// computes, and those of a worker that is not an RTR or whose core port has
+// no table; IPv4 and IPv6 EIDs alike.
 func TestReencapOffloadLeavesOthers(t *testing.T) {
-	ft := newFakeReencap()
-	r, _ := reencapRig(t, ft)
-	r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
-	eid6 := lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidRTR,
-		inner: innerPacket(t, innerSpec{src: remote6, dst: netip.MustParseAddr("2001:db8:30::1"), ttl: 50, payload: 40, sport: 5, dport: 6})})
-	for name, frame := range map[string][]byte{"inner-ipv6": eid6} {
-		for range 3 {
-			reencapOne(t, r, frame)
-		}
-		if len(ft.puts) != 0 {
-			t.Fatalf("%s: offered %+v", name, ft.puts)
-		}
-	}
 	// Not an RTR: the packet is dropped (no site port serves the
 	// instance-ID), nothing offered; an RTR whose core port has no table.
 	for name, mod := range map[string]func(*Config){
-		"not-rtr":  func(c *Config) { c.RTR = false },
-		"no-table": func(c *Config) { c.Ports[1].Reencap = nil },
+		"not-rtr":      func(c *Config) { c.RTR = false },
+		"no-table":     func(c *Config) { c.Ports[1].Reencap = nil },
+		"udp-checksum": func(c *Config) { c.Outer.UDPChecksum = true },
 	} {
 		t.Run(name, func(t *testing.T) {
 			ft := newFakeReencap()
@@ -218,10 +227,19 @@ func TestReencapOffloadLeavesOthers(t *testing.T) {
 				c.RTR, c.Offload, c.Ports[1].Reencap, c.Ports[1].Ifindex = true, off, ft, 7
 				mod(c)
 			})
-			r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+			r.install([]StaticMapping{
+				{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+				{IID: iidRTR, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+			})
+			sent := 0
 			for range 3 {
-				r.fromCore(rtrFrame(t, rtrDst4, 60, 50, 0))
-				drain(r.core)
+				for _, dst := range []netip.Addr{rtrDst4, rtrEID6} {
+					r.fromCore(lispFrame(t, rtrSpec(t, false, dst, 60, 50, 0, 40)))
+					sent += len(drain(r.core))
+				}
+			}
+			if want := map[bool]int{false: 6, true: 0}[name == "not-rtr"]; sent != want {
+				t.Fatalf("%d frames re-encapsulated, want %d", sent, want)
 			}
 			if len(ft.puts) != 0 || r.w.offn != 0 {
 				t.Fatalf("offered %+v (%d queued)", ft.puts, r.w.offn)
@@ -234,8 +252,9 @@ func TestReencapOffloadLeavesOthers(t *testing.T) {
 // (root) over an RTR flow's packet with the entry the worker offered, and
 // compares what it sends with what the worker sent for the same packet:
 // the same bytes but for the outer IP ID, header checksum and nonce, which
-// both draw; over an IPv4 and an IPv6 outer header, through an IPv4 and an
-// IPv6 RLOC, with the outer TTL lower and higher than the inner one.
+// both draw; over an IPv4 and an IPv6 outer header, to IPv4 and IPv6 EIDs,
+// through an IPv4 and an IPv6 RLOC, with the outer TTL lower and higher than
+// the inner one.
 func TestReencapOffloadKernelMatchesWorker(t *testing.T) {
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(t, "loading the XDP steering program (root, BPF)", err)
@@ -255,9 +274,13 @@ func TestReencapOffloadKernelMatchesWorker(t *testing.T) {
 			{netip.MustParseAddr("10.30.7.7"), 2, 200, wire.FlagI},
 			{rtrDst6, 60, 50, 0},
 			{rtrDst6, 9, 50, wire.FlagI},
+			{rtrEID6, 60, 50, 0},
+			{rtrEID6, 9, 50, wire.FlagI | wire.FlagV},
+			{rtrEID66, 64, 2, 0},
+			{rtrEID66, 3, 200, wire.FlagI},
 		} {
 			drawn := []int{18, 19, 24, 25, 43, 44, 45} // IP ID, checksum, nonce
-			if c.dst == rtrDst6 {
+			if c.dst == rtrDst6 || c.dst == rtrEID66 {
 				drawn = []int{63, 64, 65}
 			}
 			frame := lispFrame(t, rtrSpec(t, over6, c.dst, c.outer, c.inner, c.flags, 40))
@@ -330,18 +353,20 @@ func TestReencapOffloadSweep(t *testing.T) {
 // worker re-encapsulates, byte for byte but for what both draw (outer IP
 // ID and checksum, nonce); a frame it passes must be left as it was. The
 // frames are built from the fuzzed fields (outer version, outer and inner
-// TTL, outer TOS, LISP flags, inner length, destination behind an IPv4 or
-// an IPv6 RLOC, padding), then one byte changed (with the outer checksum made good again,
+// TTL, outer TOS, LISP flags, inner length, an IPv4 or IPv6 EID behind an
+// IPv4 or an IPv6 RLOC, padding), then one byte changed (with the outer checksum made good again,
 // or not).
 func FuzzReencapOffloadMatchesWorker(f *testing.F) {
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false)
-	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false, false)
-	f.Add(byte(60), byte(2), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, true, false)
-	f.Add(byte(2), byte(50), byte(0xb8), byte(0x18), uint16(1450), uint8(3), uint16(0), byte(0), false, true, false)
-	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, true)
-	f.Add(byte(3), byte(64), byte(0x01), byte(0x08), uint16(1200), uint8(9), uint16(60), byte(2), false, true, true)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false, false)
+	f.Add(byte(3), byte(64), byte(0), byte(0x08), uint16(1200), uint8(9), uint16(0), byte(0), false, false, false, false)
+	f.Add(byte(60), byte(2), byte(1), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, true, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(24), byte(0x40), true, false, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x98), uint16(10), uint8(0), uint16(58), byte(1), false, true, false, false)
+	f.Add(byte(2), byte(50), byte(0xb8), byte(0x18), uint16(1450), uint8(3), uint16(0), byte(0), false, true, false, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, true, false)
+	f.Add(byte(3), byte(64), byte(0x01), byte(0x08), uint16(1200), uint8(9), uint16(60), byte(2), false, true, true, false)
+	f.Add(byte(60), byte(50), byte(0), byte(0x88), uint16(40), uint8(0), uint16(0), byte(0), false, false, false, true)
+	f.Add(byte(9), byte(64), byte(0xb8), byte(0x08), uint16(700), uint8(5), uint16(0), byte(0), false, true, true, true)
 	prog, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeCore})
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
@@ -357,11 +382,8 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 	}
 	var redirected, passed int
 	f.Cleanup(func() { f.Logf("the kernel redirected %d frames and passed %d", redirected, passed) })
-	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6, over6 bool) {
-		dst := rtrDst4
-		if rloc6 {
-			dst = rtrDst6
-		}
+	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6, over6, eid6 bool) {
+		dst := map[[2]bool]netip.Addr{{false, false}: rtrDst4, {true, false}: rtrDst6, {false, true}: rtrEID6, {true, true}: rtrEID66}[[2]bool{rloc6, eid6}]
 		s := rtrSpec(t, over6, dst, outerTTL, innerTTL, flags|1, int(plen%1450)) // | 1: lispFrame's 0 means I|N
 		s.tos = tos
 		b := lispFrame(t, s)

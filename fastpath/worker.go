@@ -56,8 +56,8 @@ type PortConfig struct {
 	// Reencap is the reencap table of a core port's interface (ring/xsk's
 	// Program in core mode), for an RTR (Config.RTR): with Config.Offload
 	// set, the worker hands it the flows it re-encapsulates from the flow
-	// memo, LISP over IPv4 or IPv6 to IPv4 EIDs (see Offload). Nil: they
-	// stay here.
+	// memo (IPv4 EIDs) or encap (IPv6 EIDs: offer6), over IPv4 or IPv6
+	// (see Offload). Nil: they stay here.
 	Reencap ring.ReencapTable
 	// Ifindex is the port's interface index: the kernel's offload redirects
 	// to it. Zero: no flow is offloaded through this port.
@@ -323,7 +323,7 @@ type Worker struct {
 	off      *Offload                 // Config.Offload
 	oe       uint32                   // the offload epoch of this step
 	oet      uint16                   // offloadTag(oe); 0 without Offload
-	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without a site port's offload table
+	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without an offload or reencap table
 	offq     [offloadMax]offloadPut
 	offn     int
 	decOn    bool   // a core port has a decap table
@@ -470,6 +470,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		if !pc.Site && cfg.Offload != nil && cfg.RTR && pc.Reencap != nil {
 			p.reencap = pc.Reencap
 			p.pender, _ = pc.Port.(ring.RxPender)
+			if w.offers6 == nil {
+				w.offers6 = new([offer6Slots]offer6Slot)
+			}
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4

@@ -203,14 +203,15 @@ var _ ring.ReencapTable = (*Program)(nil)
 
 // PutReencap adds or replaces the reencap entry of e's flow (bpf/steer.c,
 // offload_reencap4 for packets to an IPv4 RLOC of ours, offload_reencap6 to
-// an IPv6 one with e.Over6; IPv4 EIDs; an IPv6 front with e.V6). The map holds 65536 flows: when it is full the error wraps the
-// kernel's E2BIG, and a sweep (SweepReencap) makes room.
+// an IPv6 one with e.Over6; the reencap6 map with e.InnerV6; an IPv6 front
+// with e.V6). Each map holds 65536 flows: when one is full the error wraps
+// the kernel's E2BIG, and a sweep (SweepReencap) makes room.
 func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	if e.Ifindex <= 0 {
 		return fmt.Errorf("xsk: reencap entry without an egress interface")
 	}
-	if e.InnerV6 || e.IID > 1<<24-1 {
-		return fmt.Errorf("xsk: reencap entry for an IPv6 EID or a 24-bit instance-ID overflow (%d)", e.IID)
+	if e.IID > 1<<24-1 {
+		return fmt.Errorf("xsk: reencap entry: instance-ID %d does not fit in 24 bits", e.IID)
 	}
 	v := steerReencapVal{O: offloadVal(&e.OffloadEntry), Rloc: binary.NativeEndian.Uint32(e.RLOC[:])}
 	if e.NonceOK {
@@ -220,8 +221,13 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 		v.In6, v.Rloc = 1, 0
 		v.Rloc6 = words6(e.RLOC6)
 	}
-	k := steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}
-	if err := p.objs.Reencap.Put(k, v); err != nil {
+	var err error
+	if e.InnerV6 {
+		err = p.objs.Reencap6.Put(steerReencap6Key{Dst: e.Dst6, IidBkt: e.IID<<8 | uint32(e.Bucket)}, v)
+	} else {
+		err = p.objs.Reencap.Put(steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}, v)
+	}
+	if err != nil {
 		return fmt.Errorf("xsk: put reencap entry: %w", err)
 	}
 	return nil
@@ -233,22 +239,34 @@ func (p *Program) SetReencap(epoch, seed uint32) error {
 	return p.writeConfig()
 }
 
-// reencap fills e from an entry of the reencap map and returns its hits.
-func reencap(e *ring.ReencapEntry, k *steerReencapKey, v *steerReencapVal) uint64 {
-	*e = ring.ReencapEntry{IID: k.IidBkt >> 8, NonceOK: v.NonceOk != 0, Over6: v.In6 != 0}
-	e.Bucket = uint8(k.IidBkt)
+// reencap4 and reencap6 fill e from an entry of the reencap and reencap6
+// maps and return its hits.
+func reencap4(e *ring.ReencapEntry, k *steerReencapKey, v *steerReencapVal) uint64 {
+	fillReencap(e, k.IidBkt, v)
 	binary.NativeEndian.PutUint32(e.Dst[:], k.Dst)
+	return v.O.Hits
+}
+
+func reencap6(e *ring.ReencapEntry, k *steerReencap6Key, v *steerReencapVal) uint64 {
+	fillReencap(e, k.IidBkt, v)
+	e.InnerV6, e.Dst6 = true, k.Dst
+	return v.O.Hits
+}
+
+// fillReencap fills e from a reencap map's value and its key's
+// instance-ID and bucket (the destination is the caller's).
+func fillReencap(e *ring.ReencapEntry, iidBkt uint32, v *steerReencapVal) {
+	*e = ring.ReencapEntry{IID: iidBkt >> 8, NonceOK: v.NonceOk != 0, Over6: v.In6 != 0}
 	binary.NativeEndian.PutUint32(e.RLOC[:], v.Rloc)
 	e.RLOC6 = bytes6(v.Rloc6)
 	fillOffload(&e.OffloadEntry, &v.O)
-	return v.O.Hits
+	e.Bucket = uint8(iidBkt)
 }
 
 // SweepReencap visits the reencap entries and deletes those keep rejects,
 // as SweepOffload does.
 func (p *Program) SweepReencap(keep func(e *ring.ReencapEntry, hits uint64) bool) (int, error) {
-	var e ring.ReencapEntry
-	n, err := sweepMap(p.objs.Reencap, func(k *steerReencapKey, v *steerReencapVal) bool { return keep(&e, reencap(&e, k, v)) })
+	n, err := sweepPair(p.objs.Reencap, p.objs.Reencap6, reencap4, reencap6, keep)
 	if err != nil {
 		return n, fmt.Errorf("xsk: sweep reencap entries: %w", err)
 	}
@@ -258,8 +276,7 @@ func (p *Program) SweepReencap(keep func(e *ring.ReencapEntry, hits uint64) bool
 // ListReencap calls f with every reencap entry and its hits, until f
 // returns false (ring.ReencapTable).
 func (p *Program) ListReencap(f func(e *ring.ReencapEntry, hits uint64) bool) error {
-	var e ring.ReencapEntry
-	if err := listMap(p.objs.Reencap, func(k *steerReencapKey, v *steerReencapVal) bool { return f(&e, reencap(&e, k, v)) }); err != nil {
+	if err := listPair(p.objs.Reencap, p.objs.Reencap6, reencap4, reencap6, f); err != nil {
 		return fmt.Errorf("xsk: list reencap entries: %w", err)
 	}
 	return nil

@@ -30,18 +30,24 @@ func reencapEntryFor(t *testing.T, s lispSpec, nonce, v6 bool) ring.ReencapEntry
 	if s.v6 {
 		e.RLOC, e.Over6, e.RLOC6 = [4]byte{}, true, decapRLOC6
 	}
+	if s.inner6 {
+		e.Dst, e.InnerV6, e.Dst6 = [4]byte{}, true, decapDst6
+	}
 	return e
 }
 
 // coreWithReencap is loadCore's program with reencap epoch reencapEpoch
-// and the entry for goodLISP(over6)'s flow, which it returns.
-func coreWithReencap(t *testing.T, nonceOK, over6, v6 bool) (*Program, ring.ReencapEntry) {
+// and the entry for the flow of goodLISP(over6) (to an IPv6 EID with
+// inner6), which it returns.
+func coreWithReencap(t *testing.T, nonceOK, over6, inner6, v6 bool) (*Program, ring.ReencapEntry) {
 	t.Helper()
 	p := loadCore(t)
 	if err := p.SetReencap(reencapEpoch, reencapSeed); err != nil {
 		t.Fatal(err)
 	}
-	e := reencapEntryFor(t, goodLISP(over6), false, v6)
+	s := goodLISP(over6)
+	s.inner6 = inner6
+	e := reencapEntryFor(t, s, false, v6)
 	e.NonceOK = nonceOK
 	if err := p.PutReencap(&e); err != nil {
 		t.Fatal(err)
@@ -50,80 +56,100 @@ func coreWithReencap(t *testing.T, nonceOK, over6, v6 bool) (*Program, ring.Reen
 }
 
 // TestReencapOffload runs the core program over LISP packets whose flow has
-// a reencap entry (an RTR's), over an IPv4 or an IPv6 outer header, through
-// an IPv4 and an IPv6 RLOC, and checks
-// what it redirects: the entry's front, then the inner packet cut to its
-// length, its TTL the lower of the outer and inner TTLs less one (RFC 9300
-// §5.3, then the hop) with a valid checksum, the outer header written as for
-// an ITR's offload (TestOffloadEncap) from the inner TOS and new TTL.
+// a reencap entry (an RTR's), over an IPv4 or an IPv6 outer header, to an
+// IPv4 or an IPv6 EID, through an IPv4 and an IPv6 RLOC, and checks what it
+// redirects: the entry's front, then the inner packet cut to its length,
+// its TTL (hop limit) the lower of the outer and inner ones less one (RFC
+// 9300 §5.3, then the hop; an IPv4 checksum updated), the outer header
+// written as for an ITR's offload (TestOffloadEncap) from the inner TOS
+// (traffic class) and new TTL.
 func TestReencapOffload(t *testing.T) {
-	for _, c := range []struct{ over6, v6 bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		over6, v6 := c.over6, c.v6
-		p, e := coreWithReencap(t, true, over6, v6)
-		hl := wire.IPv4MinLen
-		if v6 {
-			hl = wire.IPv6Len
+	for _, over6 := range []bool{false, true} {
+		for _, inner6 := range []bool{false, true} {
+			for _, v6 := range []bool{false, true} {
+				name := map[bool]string{false: "over4/", true: "over6/"}[over6] + map[bool]string{false: "eid4/", true: "eid6/"}[inner6] +
+					map[bool]string{false: "rloc4", true: "rloc6"}[v6]
+				t.Run(name, func(t *testing.T) { reencapCases(t, over6, inner6, v6) })
+			}
 		}
-		for _, tc := range []struct {
-			name string
-			mod  func(*lispSpec)
-		}{
-			{"plain", func(*lispSpec) {}},
-			{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
-			{"outer-ttl-2", func(s *lispSpec) { s.ttl = 2 }},
-			{"inner-ttl-2", func(s *lispSpec) { s.innerTTL = 2 }},
-			{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
-			{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
-			{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
-			{"outer-dscp", func(s *lispSpec) { s.tos = 0xb8 }},
-			{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
-			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
-		} {
-			name := map[bool]string{false: "over4/", true: "over6/"}[over6] + map[bool]string{false: "rloc4/", true: "rloc6/"}[v6]
-			t.Run(name+tc.name, func(t *testing.T) {
-				s := goodLISP(over6)
-				tc.mod(&s)
-				frame, inner := coreFrame(s)
-				hash := wire.FlowHash(inner, reencapSeed)
-				before, _ := p.Stats()
-				ret, out := run(t, p, frame)
-				if ret != xdpRedirect {
-					t.Fatalf("action %d, want XDP_REDIRECT", ret)
-				}
-				if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
-					t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
-				}
-				flen := wire.EthernetLen + hl + wire.UDPLen + wire.HeaderLen
-				if len(out) != flen+len(inner) || string(out[:14]) != string(e.Front[:14]) {
-					t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), flen+len(inner), out[:14])
-				}
-				ttl := min(s.ttl, s.innerTTL) - 1
-				want := append([]byte(nil), inner...)
+	}
+}
+
+// reencapCases is TestReencapOffload for one outer version, EID version and
+// RLOC version.
+func reencapCases(t *testing.T, over6, inner6, v6 bool) {
+	p, e := coreWithReencap(t, true, over6, inner6, v6)
+	hl := wire.IPv4MinLen
+	if v6 {
+		hl = wire.IPv6Len
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*lispSpec)
+	}{
+		{"plain", func(*lispSpec) {}},
+		{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
+		{"outer-ttl-2", func(s *lispSpec) { s.ttl = 2 }},
+		{"inner-ttl-2", func(s *lispSpec) { s.innerTTL = 2 }},
+		{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
+		{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
+		{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
+		{"outer-dscp", func(s *lispSpec) { s.tos = 0xb8 }},
+		{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
+		{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := goodLISP(over6)
+			s.inner6 = inner6
+			tc.mod(&s)
+			if over6 {
+				s.frag = 0 // no such field
+			}
+			frame, inner := coreFrame(s)
+			hash := wire.FlowHash(inner, reencapSeed)
+			before, _ := p.Stats()
+			ret, out := run(t, p, frame)
+			if ret != xdpRedirect {
+				t.Fatalf("action %d, want XDP_REDIRECT", ret)
+			}
+			if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
+				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
+			}
+			flen := wire.EthernetLen + hl + wire.UDPLen + wire.HeaderLen
+			if len(out) != flen+len(inner) || string(out[:14]) != string(e.Front[:14]) {
+				t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), flen+len(inner), out[:14])
+			}
+			ttl := min(s.ttl, s.innerTTL) - 1
+			want := append([]byte(nil), inner...)
+			tos := inner[1]
+			if inner6 {
+				want[7] = ttl
+				tos = inner[0]<<4 | inner[1]>>4
+			} else {
 				want[8] = ttl
 				want[10], want[11] = 0, 0
 				binary.BigEndian.PutUint16(want[10:], ^sum16(want[:20]))
-				if in := out[flen:]; string(in) != string(want) {
-					t.Fatalf("inner packet\n% x\nwant\n% x", in, want)
+			}
+			if in := out[flen:]; string(in) != string(want) {
+				t.Fatalf("inner packet\n% x\nwant\n% x", in, want)
+			}
+			o := out[wire.EthernetLen:]
+			ul := uint16(wire.UDPLen + wire.HeaderLen + len(inner))
+			if v6 {
+				if w0 := binary.BigEndian.Uint32(o); w0 != 6<<28|uint32(tos)<<20|hash&0xfffff || binary.BigEndian.Uint16(o[4:]) != ul ||
+					o[7] != ttl || string(o[8:40]) != string(e.Front[22:54]) {
+					t.Fatalf("outer IPv6 header % x", o[:40])
 				}
-				o := out[wire.EthernetLen:]
-				ul := uint16(wire.UDPLen + wire.HeaderLen + len(inner))
-				tos := inner[1]
-				if v6 {
-					if w0 := binary.BigEndian.Uint32(o); w0 != 6<<28|uint32(tos)<<20|hash&0xfffff || binary.BigEndian.Uint16(o[4:]) != ul ||
-						o[7] != ttl || string(o[8:40]) != string(e.Front[22:54]) {
-						t.Fatalf("outer IPv6 header % x", o[:40])
-					}
-				} else if o[1] != tos || binary.BigEndian.Uint16(o[2:]) != 20+ul || o[8] != ttl || sum16(o[:20]) != 0xffff ||
-					string(o[12:20]) != string(e.Front[26:34]) {
-					t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
-				}
-				u := o[hl:]
-				if binary.BigEndian.Uint16(u) != wire.SourcePort(hash) || binary.BigEndian.Uint16(u[2:]) != wire.DataPort ||
-					binary.BigEndian.Uint16(u[4:]) != ul || string(u[8:16]) != string(e.Front[14+hl+8:14+hl+16]) {
-					t.Fatalf("UDP and LISP headers % x (source port want %d)", u[:16], wire.SourcePort(hash))
-				}
-			})
-		}
+			} else if o[1] != tos || binary.BigEndian.Uint16(o[2:]) != 20+ul || o[8] != ttl || sum16(o[:20]) != 0xffff ||
+				string(o[12:20]) != string(e.Front[26:34]) {
+				t.Fatalf("outer IPv4 header % x (sum %#x)", o[:20], sum16(o[:20]))
+			}
+			u := o[hl:]
+			if binary.BigEndian.Uint16(u) != wire.SourcePort(hash) || binary.BigEndian.Uint16(u[2:]) != wire.DataPort ||
+				binary.BigEndian.Uint16(u[4:]) != ul || string(u[8:16]) != string(e.Front[14+hl+8:14+hl+16]) {
+				t.Fatalf("UDP and LISP headers % x (source port want %d)", u[:16], wire.SourcePort(hash))
+			}
+		})
 	}
 }
 
@@ -138,7 +164,7 @@ func TestReencapOffloadLeaves(t *testing.T) {
 }
 
 func reencapLeaves(t *testing.T, over6 bool) {
-	p, e := coreWithReencap(t, false, over6, false)
+	p, e := coreWithReencap(t, false, over6, false, false)
 	base := goodLISP(over6)
 	frame := func(mod func(*lispSpec)) []byte {
 		s := base
@@ -212,7 +238,7 @@ func reencapLeaves(t *testing.T, over6 bool) {
 // keep their own epochs: each direction's packets are taken only while its
 // epoch is current, and a decap entry of the same flow goes first.
 func TestReencapBesideDecap(t *testing.T) {
-	p, _ := coreWithReencap(t, true, false, false)
+	p, _ := coreWithReencap(t, true, false, false, false)
 	frame, inner := coreFrame(goodLISP(false))
 	n := len(inner)
 	if ret, out := run(t, p, frame); ret != xdpRedirect || len(out) != ring.OffloadFront+n {
@@ -249,10 +275,18 @@ func TestReencapBesideDecap(t *testing.T) {
 // flow, RLOC, epoch and hits; the sweep deletes what it is told to, and an
 // entry the map cannot hold is refused.
 func TestReencapSweep(t *testing.T) {
-	p, good := coreWithReencap(t, true, false, false)
+	p, good := coreWithReencap(t, true, false, false, false)
 	for i := range 6 {
 		e := good
 		e.Dst, e.Epoch = [4]byte{10, 2, 0, byte(100 + i)}, uint32(reencapEpoch-1+i%2)
+		if err := p.PutReencap(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eid6 := reencapEntryFor(t, lispSpec{inner6: true, iid: 7777}, false, true) // an IPv6 EID, through an IPv6 RLOC
+	old6 := eid6
+	old6.Dst6[15], old6.Epoch = 0x11, reencapEpoch-1
+	for _, e := range []ring.ReencapEntry{eid6, old6} {
 		if err := p.PutReencap(&e); err != nil {
 			t.Fatal(err)
 		}
@@ -266,25 +300,27 @@ func TestReencapSweep(t *testing.T) {
 	listed := 0
 	if err := p.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool {
 		listed++
-		if e.Dst == good.Dst && (hits != 3 || *e != good) {
+		if e.Dst == good.Dst && !e.InnerV6 && (hits != 3 || *e != good) {
 			t.Errorf("listed %+v with %d hits, want %+v with 3", *e, hits, good)
 		}
+		if e.InnerV6 && e.Dst6 == eid6.Dst6 && (hits != 0 || *e != eid6) {
+			t.Errorf("listed %+v with %d hits, want %+v with 0", *e, hits, eid6)
+		}
 		return true
-	}); err != nil || listed != 7 {
-		t.Fatalf("listed %d entries (%v), want 7", listed, err)
+	}); err != nil || listed != 9 {
+		t.Fatalf("listed %d entries (%v), want 9", listed, err)
 	}
 	n, err := p.SweepReencap(func(e *ring.ReencapEntry, _ uint64) bool { return e.Epoch == reencapEpoch })
-	if err != nil || n != 3 {
-		t.Fatalf("swept %d (%v), want the 3 of the past epoch", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("swept %d (%v), want the 4 of the past epoch", n, err)
 	}
 	left := 0
-	if err := p.ListReencap(func(e *ring.ReencapEntry, _ uint64) bool { left++; return e.Epoch == reencapEpoch }); err != nil || left != 4 {
-		t.Fatalf("%d entries left (%v), want 4", left, err)
+	if err := p.ListReencap(func(e *ring.ReencapEntry, _ uint64) bool { left++; return e.Epoch == reencapEpoch }); err != nil || left != 5 {
+		t.Fatalf("%d entries left (%v), want 5", left, err)
 	}
 	for _, bad := range []ring.ReencapEntry{
-		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1}},                                      // no egress interface
-		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1, Ifindex: 1}, IID: 1 << 24},            // a 25-bit instance-ID
-		{OffloadEntry: ring.OffloadEntry{InnerV6: true, Dst6: decapDst6, Epoch: 1, Ifindex: 1}, IID: 1}, // an IPv6 EID
+		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1}},                           // no egress interface
+		{OffloadEntry: ring.OffloadEntry{Dst: decapDst, Epoch: 1, Ifindex: 1}, IID: 1 << 24}, // a 25-bit instance-ID
 	} {
 		if err := p.PutReencap(&bad); err == nil {
 			t.Errorf("PutReencap(%+v) took it", bad)

@@ -69,6 +69,12 @@ type steerOffloadVal struct {
 	Front    [72]uint8
 }
 
+type steerReencap6Key struct {
+	_      structs.HostLayout
+	Dst    [16]uint8
+	IidBkt uint32
+}
+
 type steerReencapKey struct {
 	_      structs.HostLayout
 	Dst    uint32
@@ -107,6 +113,7 @@ const (
 	steerMapOffload    = "offload"
 	steerMapOffload6   = "offload6"
 	steerMapReencap    = "reencap"
+	steerMapReencap6   = "reencap6"
 	steerMapStats      = "stats"
 	steerMapXsks       = "xsks"
 	steerProgRlocSteer = "rloc_steer"
@@ -169,6 +176,7 @@ type steerMapSpecs struct {
 	Offload  *ebpf.MapSpec `ebpf:"offload"`
 	Offload6 *ebpf.MapSpec `ebpf:"offload6"`
 	Reencap  *ebpf.MapSpec `ebpf:"reencap"`
+	Reencap6 *ebpf.MapSpec `ebpf:"reencap6"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
 }
@@ -207,6 +215,7 @@ type steerMaps struct {
 	Offload  *ebpf.Map `ebpf:"offload"`
 	Offload6 *ebpf.Map `ebpf:"offload6"`
 	Reencap  *ebpf.Map `ebpf:"reencap"`
+	Reencap6 *ebpf.Map `ebpf:"reencap6"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
 }
@@ -221,6 +230,7 @@ func (m *steerMaps) Close() error {
 		m.Offload,
 		m.Offload6,
 		m.Reencap,
+		m.Reencap6,
 		m.Stats,
 		m.Xsks,
 	)

@@ -125,6 +125,12 @@ struct reencap_key {
 	__u32 iid_bkt; /* instance-ID << 8 | bucket */
 };
 
+/* A flow an RTR re-encapsulates to an IPv6 EID (core mode). */
+struct reencap6_key {
+	__u8 dst[16];
+	__u32 iid_bkt; /* instance-ID << 8 | bucket */
+};
+
 /* What the fast path's next-hop memo entry holds for the flow (o, as for
  * offload), the RLOC of ours its packets must be sent to, and whether a
  * packet with only N among the observed flags may be taken. */
@@ -220,6 +226,13 @@ struct {
 	__type(key, struct reencap_key);
 	__type(value, struct reencap_val);
 } reencap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct reencap6_key);
+	__type(value, struct reencap_val);
+} reencap6 SEC(".maps");
 
 static __always_inline int count(__u32 st, int action)
 {
@@ -426,6 +439,24 @@ static __always_inline int flow_hash4(__u8 *b, __u32 tl, void *end, struct steer
 	return 0;
 }
 
+/* flow_hash6 sets *hash to wire.FlowHash of the IPv6 packet at b (its
+ * fixed header within the frame, pl its payload length): the addresses,
+ * the next header and the ports that follow the fixed header. It returns
+ * -1 when the ports lie beyond the frame (end), 0 otherwise. */
+static __always_inline int flow_hash6(__u8 *b, __u32 pl, void *end, struct steer_config *cfg, __u32 *hash)
+{
+	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
+	h = flow_mix(h, be64(b + 8));
+	h = flow_mix(h, be64(b + 16));
+	h = flow_mix(h, be64(b + 24));
+	h = flow_mix(h, be64(b + 32));
+	__u64 l4;
+	if (flow_ports(b[6], b + 40, pl, end, &l4))
+		return -1;
+	*hash = flow_finish(flow_mix(h, l4));
+	return 0;
+}
+
 /* offload_v4 encapsulates an IPv4 packet without options (ip, its header
  * in the frame) through its flow's offload entry, as the fast path's
  * encapLoop does, and redirects it; it returns -1 to leave the packet to
@@ -471,15 +502,9 @@ static __always_inline int offload_v6(struct xdp_md *ctx, struct ipv6hdr *ip6, v
 	if (tl > have || ip6->hop_limit <= 1 || b[24] == 0xff)
 		return -1;
 
-	__u64 h = (__u64)cfg->seed * 0x9e3779b97f4a7c15ULL ^ 0x243f6a8885a308d3ULL;
-	h = flow_mix(h, be64(b + 8));
-	h = flow_mix(h, be64(b + 16));
-	h = flow_mix(h, be64(b + 24));
-	h = flow_mix(h, be64(b + 32));
-	__u64 l4;
-	if (flow_ports(ip6->nexthdr, b + 40, pl, end, &l4))
+	__u32 hash;
+	if (flow_hash6(b, pl, end, cfg, &hash))
 		return -1;
-	__u32 hash = flow_finish(flow_mix(h, l4));
 
 	struct offload6_key k = {.bkt = (__u8)((hash * 0x9E3779B1U) >> 24)};
 	__builtin_memcpy(k.dst, b + 24, 16);
@@ -658,17 +683,19 @@ static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip
  * packet whose outer header the caller checked (hop: its TTL or hop limit;
  * u: its UDP header, ul its UDP length, within the frame; rloc4 or rloc6:
  * the packet's outer destination; outer: the outer headers' length from
- * the frame's start), as an RTR's fast path does for a flow memo hit
- * (fastpath core4 or parseCoreAny, rtrFlow4, encapLoop): the LISP header
- * (none of the flags the fast path reports: E, L; N while the entry says
- * so; not N and V together) and an inner IPv4 header without options
- * within the UDP payload; the flow hash of the inner packet picks the entry
- * (instance-ID, destination, bucket), which must be for the packet's RLOC
- * and no shorter than it. The inner TTL becomes the lower of the outer and
- * inner TTLs less one (RFC 9300 §5.3, then the forwarding hop), which must
- * be above 0; the outer headers go and the entry's front comes in their
- * place. It returns -1 to leave the packet to the socket, having changed
- * nothing. */
+ * the frame's start), as an RTR's fast path does (fastpath core4 or
+ * parseCoreAny, then rtrFlow4 and encapLoop for a flow memo hit, or
+ * hashInner and encap for an IPv6 EID): the LISP header (none of the flags
+ * the fast path reports: E, L; N while the entry says so; not N and V
+ * together) and an inner IPv4 header without options, or an inner IPv6
+ * header, within the UDP payload; the flow hash of the inner packet picks
+ * the entry (instance-ID, destination, bucket; reencap for an IPv4 EID,
+ * reencap6 for an IPv6 one), which must be for the packet's RLOC and no
+ * shorter than it. The inner TTL or hop limit becomes the lower of the
+ * outer and inner ones less one (RFC 9300 §5.3, then the forwarding hop),
+ * which must be above 0; the outer headers go and the entry's front comes
+ * in their place. It returns -1 to leave the packet to the socket, having
+ * changed nothing. */
 static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end,
 					 struct steer_config *cfg, __be32 rloc4, const __be32 *rloc6, __u32 outer)
 {
@@ -681,15 +708,27 @@ static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, 
 	if (flags & LISP_I)
 		iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
 	__u8 *in = u + 16;
-	__u32 itl = ((__u32)in[2] << 8) | in[3];
-	if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
-		return -1;
-	__u32 hash;
-	if (flow_hash4(in, itl, end, cfg, &hash))
-		return -1;
-	struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
-	__builtin_memcpy(&k.dst, in + 16, 4);
-	struct reencap_val *v = bpf_map_lookup_elem(&reencap, &k);
+	__u32 itl, hash;
+	struct reencap_val *v;
+	int six = (in[0] >> 4) == 6;
+	if (six) {
+		if ((void *)(in + 40) > end)
+			return -1;
+		__u32 pl = ((__u32)in[4] << 8) | in[5];
+		itl = 40 + pl;
+		if (ul < 56 || itl > ul - 16 || in[24] == 0xff || flow_hash6(in, pl, end, cfg, &hash))
+			return -1;
+		struct reencap6_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
+		__builtin_memcpy(k.dst, in + 24, 16);
+		v = bpf_map_lookup_elem(&reencap6, &k);
+	} else {
+		itl = ((__u32)in[2] << 8) | in[3];
+		if (in[0] != 0x45 || itl < 20 || itl > ul - 16 || flow_hash4(in, itl, end, cfg, &hash))
+			return -1;
+		struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
+		__builtin_memcpy(&k.dst, in + 16, 4);
+		v = bpf_map_lookup_elem(&reencap, &k);
+	}
 	if (!v || v->o.epoch != cfg->epoch_reencap || ((flags & LISP_N) && !v->nonce_ok) || itl > v->o.max_inner)
 		return -1;
 	if (rloc6) {
@@ -699,14 +738,20 @@ static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, 
 	} else if (v->in6 || v->rloc != rloc4) {
 		return -1;
 	}
-	__u8 ttl = in[8];
+	__u8 ttl = six ? in[7] : in[8];
 	if (hop < ttl)
 		ttl = hop;
 	if (ttl <= 1)
 		return -1;
 	ttl--;
-	lower_ttl(in, ttl); /* fastpath lowerTTL4 or decTTL4: the same bytes */
-	__u8 tos = in[1];
+	__u8 tos;
+	if (six) {
+		in[7] = ttl; /* fastpath decapRules and prepareInner: no checksum */
+		tos = (in[0] << 4) | (in[1] >> 4);
+	} else {
+		lower_ttl(in, ttl); /* fastpath lowerTTL4 or decTTL4: the same bytes */
+		tos = in[1];
+	}
 
 	/* The frame is cut to the inner packet, the outer headers go, then
 	 * the entry's front comes before it. */

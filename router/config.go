@@ -391,7 +391,7 @@ type XDPOptions struct {
 	// offload while one stops taking them (xdp_offload_paused). The
 	// kernel's packets are counted as xdp_offloaded, not as encap. On an
 	// rtr, the core interfaces' programs likewise re-encapsulate the steady
-	// flows of IPv4 EIDs (over IPv4 or IPv6 RLOCs; xdp_offloaded, not
+	// flows (IPv4 and IPv6 EIDs, over IPv4 or IPv6 RLOCs; xdp_offloaded, not
 	// reencap), and the core interfaces must take redirects too. Off by
 	// default (docs/offload.md).
 	Offload bool `mapstructure:"offload"`

@@ -354,22 +354,28 @@ func (r *rig) replayOnce(t *testing.T, node, file, capNode, capIf, filter string
 // socket).
 func (r *rig) stats(t *testing.T, node string) router.Stats {
 	t.Helper()
+	var st router.Stats
+	r.get(t, node, "/v1/stats", &st)
+	return st
+}
+
+// get decodes what node's management API answers for path into v.
+func (r *rig) get(t *testing.T, node, path string, v any) {
+	t.Helper()
 	sock := filepath.Join(r.dir, node+".sock")
 	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}}}
-	resp, err := cl.Get("http://rlocd/v1/stats")
+	resp, err := cl.Get("http://rlocd" + path)
 	if err != nil {
-		t.Fatalf("%s stats: %v", node, err)
+		t.Fatalf("%s %s: %v", node, path, err)
 	}
 	defer resp.Body.Close()
-	var st router.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("%s stats: %v", node, err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s %s: %v", node, path, err)
 	}
-	return st
 }
 
 // lostOutside reports whether frames missing from a capture were lost
@@ -542,6 +548,22 @@ func testRTROffload(t *testing.T, k *kit) {
 				t.Fatalf("the kernel re-encapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
 			}
 		})
+	}
+	// rlocctl offload's view: the flows of both EID versions, as reencap
+	// flows of instance-ID 7 to the next RLOC, out of core1.
+	var info router.OffloadInfo
+	r.get(t, "dut", "/v1/offload", &info)
+	eids := map[bool]int{}
+	var sent uint64
+	for _, f := range info.Flows {
+		if f.Direction != "reencap" || f.IID != 7 || f.RLOC != "198.51.100.2" || f.Interface != "core1" || !f.Current {
+			t.Errorf("flow %+v: want a current reencap flow of instance-ID 7 to 198.51.100.2 out of core1", f)
+		}
+		eids[strings.Contains(f.EID, ":")]++
+		sent += f.Packets
+	}
+	if !info.Encap.On || eids[false] == 0 || eids[true] == 0 || sent == 0 {
+		t.Fatalf("offload %+v: want reencap flows of IPv4 and IPv6 EIDs that sent packets", info)
 	}
 }
 

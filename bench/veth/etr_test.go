@@ -3,6 +3,7 @@ package veth
 import (
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,11 +36,12 @@ const lispCfg = `{
 
 // lispHeader is lispCfg's LISP header line; gpeHeader is the same as
 // VXLAN-GPE (RFC 9526 §3 draft format, as Linux's vxlan gpe reads it): flags
-// I and P, next protocol IPv4 (1), VNI 7777. Linux decapsulates VXLAN with
+// I and P, next protocol IPv4 (1; gpeHeader6: IPv6, 2), VNI 7777. Linux decapsulates VXLAN with
 // an IP payload only in this form.
 const (
 	lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
 	gpeHeader  = "0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,"
+	gpeHeader6 = "0x0c, 0x00, 0x00, 0x02, 0x00, 0x1e, 0x61, 0x00," // next protocol IPv6
 )
 
 // BenchmarkVethETR is BenchmarkVeth for the ETR: the generator sends
@@ -50,7 +52,7 @@ const (
 // packet; rloc-etr is rloc's worker, rloc-etr-offload rloc with the decap
 // offload (XTRConfig.Decap: the core program delivers the flow itself).
 func BenchmarkVethETR(b *testing.B) {
-	lispBench(b, "etr", lispCfg, nil)
+	lispBench(b, lispRun{role: "etr", frames: lispCfg, gpe: gpeHeader})
 }
 
 // BenchmarkVethRTR is BenchmarkVethETR for an RTR: the same frames but to
@@ -62,21 +64,58 @@ func BenchmarkVethETR(b *testing.B) {
 // offload (XTRConfig.RTR and Offload: in0's program re-encapsulates the flow
 // itself and redirects it to out0).
 func BenchmarkVethRTR(b *testing.B) {
-	cfg := strings.Replace(lispCfg, "  192, 0, 2, 2,\n", "  10, 9, 0, 10,\n", 1)
-	lispBench(b, "rtr", cfg, func(b *testing.B, v *bench) {
-		v.run(b, "dut", "ip", "route", "replace", "10.9.0.0/24", "encap", "ip", "id", "7777", "dst", "192.0.2.2", "dev", "vxg0")
-	})
+	lispBench(b, lispRun{role: "rtr", frames: strings.Replace(lispCfg, "  192, 0, 2, 2,\n", "  10, 9, 0, 10,\n", 1), gpe: gpeHeader,
+		eids: netip.MustParsePrefix("10.9.0.0/24")})
 }
 
-// lispBench runs BenchmarkVethETR (role "etr") or BenchmarkVethRTR ("rtr")
-// with the generator's LISP frames lisp: the kernel's VXLAN-GPE, with
-// kernelRoute run once vxg0 is up (nil: none), then rloc's worker and rloc
-// with the offload, at each load.
-func lispBench(b *testing.B, role, lispFrames string, kernelRoute func(*testing.B, *bench)) {
+// rtrEID6Cfg is lispCfg carrying trafgenCfg6's 50-byte IPv6 packet (UDP
+// 1000 -> 2000, 2 bytes of payload) from 2001:db8:1::10 to 2001:db8:9::10,
+// an IPv6 EID of instance-ID 7777.
+const rtrEID6Cfg = `{
+  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
+  c16(0x0800),
+  0x45, 0x00, c16(86), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
+  10, 1, 0, 10,
+  10, 1, 0, 1,
+  c16(50000), c16(4341), c16(66), c16(0),
+  0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,
+  0x60, 0x00, 0x00, 0x00, c16(10), 17, 64,
+  0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10,
+  0x20, 0x01, 0x0d, 0xb8, 0x00, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10,
+  c16(1000), c16(2000), c16(10), csumudp6(50, 90),
+  fill(0x61, 2)
+}
+`
+
+// BenchmarkVethRTREID6 is BenchmarkVethRTR for an IPv6 EID (2001:db8:9::10)
+// over the IPv4 RLOCs: the offload's reencap6 path.
+func BenchmarkVethRTREID6(b *testing.B) {
+	lispBench(b, lispRun{role: "rtr", frames: rtrEID6Cfg, gpe: gpeHeader6, eids: netip.MustParsePrefix("2001:db8:9::/48")})
+}
+
+// lispRun is what lispBench runs: role "etr" (BenchmarkVethETR) or "rtr"
+// (BenchmarkVethRTR, BenchmarkVethRTREID6), the generator's LISP frames,
+// the VXLAN-GPE header that takes the place of their LISP header for the
+// kernel, and for an RTR the EIDs it re-encapsulates to the sink.
+type lispRun struct {
+	role, frames, gpe string
+	eids              netip.Prefix
+}
+
+// lispBench runs lr: the kernel's VXLAN-GPE (for an RTR, with a route to
+// the EIDs that encapsulates them again towards the sink), then rloc's
+// worker and rloc with the offload, at each load.
+func lispBench(b *testing.B, lr lispRun) {
 	v := newBench(b)
-	gpeFrames := strings.Replace(lispFrames, lispHeader, gpeHeader, 1)
-	if !strings.Contains(lispFrames, lispHeader) || gpeFrames == lispFrames || role == "rtr" && lispFrames == lispCfg {
+	role := lr.role
+	gpeFrames := strings.Replace(lr.frames, lispHeader, lr.gpe, 1)
+	if !strings.Contains(lr.frames, lispHeader) || gpeFrames == lr.frames || role == "rtr" && (lr.frames == lispCfg || !lr.eids.IsValid()) {
 		b.Fatal("the frames lost their LISP header line or inner destination")
+	}
+	lispFrames := lr.frames
+	if lr.eids.Addr().Is6() {
+		v.run(b, "dut", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	}
 	lisp, gpe := v.cfg, v.cfg+".gpe"
 	for f, c := range map[string]string{lisp: lispFrames, gpe: gpeFrames} {
@@ -91,8 +130,9 @@ func lispBench(b *testing.B, role, lispFrames string, kernelRoute func(*testing.
 			v.cfg = gpe
 			v.run(b, "dut", "ip", "link", "set", "vxg0", "up")
 			defer v.run(b, "dut", "ip", "link", "set", "vxg0", "down") // frees UDP 4341 for rloc's variants
-			if kernelRoute != nil {
-				kernelRoute(b, v)
+			if role == "rtr" {
+				v.run(b, "dut", "ip", map[bool]string{false: "-4", true: "-6"}[lr.eids.Addr().Is6()], "route", "replace", lr.eids.String(),
+					"encap", "ip", "id", strconv.Itoa(iid), "dst", "192.0.2.2", "dev", "vxg0")
 			}
 			for i := 0; i < b.N; i++ {
 				r := v.generate(b, nil)
@@ -118,7 +158,7 @@ func lispBench(b *testing.B, role, lispFrames string, kernelRoute func(*testing.
 				}
 				if role == "rtr" {
 					xc.RTR, xc.IID = true, 0 // no site port serves instance-ID 7777
-					xc.Mappings = []fastpath.StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix("10.9.0.0/24"),
+					xc.Mappings = []fastpath.StaticMapping{{IID: iid, Prefix: lr.eids,
 						RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2")}}}}
 				}
 				x, err := xdptest.StartXTR(xc)

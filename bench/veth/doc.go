@@ -34,6 +34,10 @@
 //
 //	go test -run '^$' -bench '^BenchmarkVethRTR$' -benchtime 1x ./bench/veth
 //
+// BenchmarkVethRTREID6 is the same for an IPv6 EID (the offload's reencap6):
+//
+//	go test -run '^$' -bench '^BenchmarkVethRTREID6$' -benchtime 1x ./bench/veth
+//
 // BenchmarkVethEID6 (eid6_test.go) is BenchmarkVeth for IPv6 EIDs over the
 // IPv4 RLOC: kernel VXLAN, rloc-itr and rloc-itr-offload (offload_v6):
 //

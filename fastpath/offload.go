@@ -161,13 +161,7 @@ func NewOffload(seed uint32) *Offload {
 // and turns it on. Give the same table to the site ports of that interface
 // (PortConfig.Offload).
 func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err := t.SetOffload(o.epoch.Load(), o.seed); err != nil {
-		return err
-	}
-	o.ts = append(o.ts, &offloadTable{t: t, iid: iid, hits: make(map[offloadKey]uint64)})
-	return nil
+	return o.register(&offloadTable{t: t, iid: iid})
 }
 
 // AddReencap registers the reencap table of an RTR's core interface and
@@ -175,25 +169,25 @@ func (o *Offload) Add(t ring.OffloadTable, iid uint32) error {
 // map-cache, as the site tables' do: it is of direction OffloadEncap. Give
 // the same table to the core ports of that interface (PortConfig.Reencap).
 func (o *Offload) AddReencap(t ring.ReencapTable) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err := t.SetReencap(o.epoch.Load(), o.seed); err != nil {
-		return err
-	}
-	o.ts = append(o.ts, &offloadTable{r: t, hits: make(map[offloadKey]uint64)})
-	return nil
+	return o.register(&offloadTable{r: t})
 }
 
 // AddDecap registers the decap table of a core interface and turns it on.
 // Give the same table to the core ports of that interface
 // (PortConfig.Decap).
 func (o *Offload) AddDecap(t ring.DecapTable) error {
+	return o.register(&offloadTable{d: t})
+}
+
+// register gives table t its direction's epoch and adds it.
+func (o *Offload) register(t *offloadTable) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := t.SetOffload(o.depoch.Load(), o.seed); err != nil {
+	if err := t.set(o.epochOf(t.dir()).Load(), o.seed); err != nil {
 		return err
 	}
-	o.ts = append(o.ts, &offloadTable{d: t})
+	t.hits = make(map[offloadKey]uint64)
+	o.ts = append(o.ts, t)
 	return nil
 }
 

@@ -194,45 +194,41 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	siteOff, coreIfindex := ring.OffloadTable(nil), 0
 	coreDecap, siteIfindex := ring.DecapTable(nil), 0
 	coreReencap := ring.ReencapTable(nil)
-	switch {
-	case cfg.Offload && cfg.RTR:
-		x.offload = fastpath.NewOffload(0)
-		if err = x.offload.AddReencap(x.coreProg); err != nil {
-			return x, err
+	ifindex := func(name string) (int, error) {
+		l, err := cfg.NS.Link(name)
+		if err != nil {
+			return 0, err
 		}
+		return l.Attrs().Index, nil
+	}
+	if cfg.Offload {
+		x.offload = fastpath.NewOffload(0)
 		ccfg.Published = x.offload.Invalidate
 		x.table.OnStore(x.offload.Invalidate)
-		// Either interface may be the egress.
-		cl, err := cfg.NS.Link(cfg.Core)
-		if err != nil {
+		if coreIfindex, err = ifindex(cfg.Core); err != nil {
 			return x, err
 		}
-		sl, err := cfg.NS.Link(cfg.Site)
-		if err != nil {
-			return x, err
-		}
-		coreReencap, coreIfindex, siteIfindex = x.coreProg, cl.Attrs().Index, sl.Attrs().Index
-	case cfg.Offload:
-		x.offload = fastpath.NewOffload(0)
-		if err = x.offload.Add(x.siteProg, cfg.IID); err != nil {
-			return x, err
-		}
-		ccfg.Published = x.offload.Invalidate
-		x.table.OnStore(x.offload.Invalidate)
-		l, err := cfg.NS.Link(cfg.Core)
-		if err != nil {
-			return x, err
-		}
-		siteOff, coreIfindex = x.siteProg, l.Attrs().Index
-		if cfg.Decap {
-			if err = x.offload.AddDecap(x.coreProg); err != nil {
+		if cfg.RTR || cfg.Decap {
+			// An RTR's flows may leave through either interface.
+			if siteIfindex, err = ifindex(cfg.Site); err != nil {
 				return x, err
 			}
-			sl, err := cfg.NS.Link(cfg.Site)
-			if err != nil {
-				return x, err
+		}
+		switch {
+		case cfg.RTR:
+			err = x.offload.AddReencap(x.coreProg)
+			coreReencap = x.coreProg
+		case cfg.Decap:
+			if err = x.offload.Add(x.siteProg, cfg.IID); err == nil {
+				err = x.offload.AddDecap(x.coreProg)
 			}
-			coreDecap, siteIfindex = x.coreProg, sl.Attrs().Index
+			siteOff, coreDecap = x.siteProg, x.coreProg
+		default:
+			err = x.offload.Add(x.siteProg, cfg.IID)
+			siteOff = x.siteProg
+		}
+		if err != nil {
+			return x, err
 		}
 	}
 	x.cache = cache.New(ccfg)

@@ -525,6 +525,50 @@ static __always_inline int offload_v6(struct xdp_md *ctx, struct ipv6hdr *ip6, v
 #define LISP_V 0x10
 #define LISP_I 0x08
 
+/* lisp_header checks the LISP header of a data packet (u: its UDP header,
+ * ul its UDP length, within the frame up to end) as the offloads take it:
+ * the LISP header and 20 bytes of the inner packet within the frame and the
+ * UDP length, none of the flags the fast path reports to its slow path (E,
+ * L), not N and V together. It sets *flags and *iid (0 without the I flag)
+ * and returns 0, or -1 when a check fails. */
+static __always_inline int lisp_header(__u8 *u, __u32 ul, void *end, __u8 *flags, __u32 *iid)
+{
+	if ((void *)(u + 16 + 20) > end)
+		return -1;
+	__u8 f = u[8];
+	if (ul < 36 || (f & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (f & (LISP_E | LISP_L)))
+		return -1;
+	*flags = f;
+	*iid = 0;
+	if (f & LISP_I)
+		*iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
+	return 0;
+}
+
+/* rloc_is reports whether an entry's RLOC (e6: the IPv6 one, e6addr; else
+ * e4) is the packet's outer destination (rloc6 over IPv6, else rloc4). */
+static __always_inline int rloc_is(__u8 e6, __be32 e4, const __be32 *e6addr, __be32 rloc4, const __be32 *rloc6)
+{
+	if (rloc6)
+		return e6 && e6addr[0] == rloc6[0] && e6addr[1] == rloc6[1] && e6addr[2] == rloc6[2] && e6addr[3] == rloc6[3];
+	return !e6 && e4 == rloc4;
+}
+
+/* strip_outer cuts the frame to the inner packet (itl bytes after the outer
+ * headers, which end outer bytes from the frame's start) and moves its
+ * start past the outer headers but for the Ethernet header's 14 bytes. It
+ * returns -1 when the kernel refuses either, which cannot happen: the tail
+ * shrinks within the frame and the head stays in it. */
+static __always_inline int strip_outer(struct xdp_md *ctx, void *end, __u32 outer, __u32 itl)
+{
+	__u32 flen = (__u8 *)end - (__u8 *)(long)ctx->data;
+	if (flen > outer + itl && bpf_xdp_adjust_tail(ctx, -(int)(flen - outer - itl)))
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, outer - 14))
+		return -1;
+	return 0;
+}
+
 /* decap_inner finishes offload_decap4 and offload_decap6 for a LISP packet
  * whose outer header the caller checked (hop: its TTL or hop limit; u: its
  * UDP header, ul its UDP length, within the frame; rloc4 or rloc6: the
@@ -538,14 +582,10 @@ static __always_inline int offload_v6(struct xdp_md *ctx, struct ipv6hdr *ip6, v
 static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end, struct steer_config *cfg,
 				       __be32 rloc4, const __be32 *rloc6, __u32 outer)
 {
-	if ((void *)(u + 16 + 20) > end)
+	__u8 flags;
+	__u32 iid;
+	if (lisp_header(u, ul, end, &flags, &iid))
 		return -1;
-	__u8 flags = u[8];
-	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
-		return -1;
-	__u32 iid = 0;
-	if (flags & LISP_I)
-		iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
 	__u8 *in = u + 16;
 	__u32 itl;
 	struct decap_val *v;
@@ -569,13 +609,8 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 	}
 	if (!v || v->epoch != cfg->epoch || ((flags & LISP_N) && !v->nonce_ok))
 		return -1;
-	if (rloc6) {
-		if (!v->v6 || v->rloc6[0] != rloc6[0] || v->rloc6[1] != rloc6[1] || v->rloc6[2] != rloc6[2] ||
-		    v->rloc6[3] != rloc6[3])
-			return -1;
-	} else if (v->v6 || v->rloc != rloc4) {
+	if (!rloc_is(v->v6, v->rloc, v->rloc6, rloc4, rloc6))
 		return -1;
-	}
 	if (six) {
 		/* wire.ApplyDecap under a Not-ECT outer header: the hop
 		 * limit lowered to the outer TTL; no checksum. */
@@ -592,12 +627,7 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 			lower_ttl(in, hop); /* fastpath lowerTTL4 */
 	}
 
-	/* The frame is cut to the inner packet, then the outer headers go. */
-	__u32 have = (__u8 *)end - (__u8 *)(long)ctx->data;
-	__u32 after = outer + itl; /* the inner packet's end */
-	if (have > after && bpf_xdp_adjust_tail(ctx, -(int)(have - after)))
-		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
-	if (bpf_xdp_adjust_head(ctx, outer - 14))
+	if (strip_outer(ctx, end, outer, itl))
 		return XDP_DROP;
 	__u8 *d = (void *)(long)ctx->data;
 	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
@@ -699,14 +729,10 @@ static __always_inline int offload_decap6(struct xdp_md *ctx, struct ipv6hdr *ip
 static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __u8 hop, void *end,
 					 struct steer_config *cfg, __be32 rloc4, const __be32 *rloc6, __u32 outer)
 {
-	if ((void *)(u + 16 + 20) > end)
+	__u8 flags;
+	__u32 iid;
+	if (lisp_header(u, ul, end, &flags, &iid))
 		return -1;
-	__u8 flags = u[8];
-	if (ul < 36 || (flags & (LISP_N | LISP_V)) == (LISP_N | LISP_V) || (flags & (LISP_E | LISP_L)))
-		return -1;
-	__u32 iid = 0;
-	if (flags & LISP_I)
-		iid = ((__u32)u[12] << 16) | ((__u32)u[13] << 8) | u[14];
 	__u8 *in = u + 16;
 	__u32 itl, hash;
 	struct reencap_val *v;
@@ -731,13 +757,8 @@ static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, 
 	}
 	if (!v || v->o.epoch != cfg->epoch_reencap || ((flags & LISP_N) && !v->nonce_ok) || itl > v->o.max_inner)
 		return -1;
-	if (rloc6) {
-		if (!v->in6 || v->rloc6[0] != rloc6[0] || v->rloc6[1] != rloc6[1] || v->rloc6[2] != rloc6[2] ||
-		    v->rloc6[3] != rloc6[3])
-			return -1;
-	} else if (v->in6 || v->rloc != rloc4) {
+	if (!rloc_is(v->in6, v->rloc, v->rloc6, rloc4, rloc6))
 		return -1;
-	}
 	__u8 ttl = six ? in[7] : in[8];
 	if (hop < ttl)
 		ttl = hop;
@@ -753,12 +774,9 @@ static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, 
 		tos = in[1];
 	}
 
-	/* The frame is cut to the inner packet, the outer headers go, then
-	 * the entry's front comes before it. */
-	__u32 flen = (__u8 *)end - (__u8 *)(long)ctx->data;
-	if (flen > outer + itl && bpf_xdp_adjust_tail(ctx, -(int)(flen - outer - itl)))
-		return XDP_DROP; /* cannot happen: the tail shrinks within the frame */
-	if (bpf_xdp_adjust_head(ctx, outer - 14))
+	/* The outer headers go, then the entry's front comes before the
+	 * inner packet. */
+	if (strip_outer(ctx, end, outer, itl))
 		return XDP_DROP;
 	return encap_front(ctx, &v->o, itl, itl, tos, ttl, hash);
 }

@@ -17,15 +17,7 @@ import (
 // zero checksum, a LISP header with the I flag and instance-ID 7777 (RFC
 // 9300 §5.3), and the ITR benchmark's 50-byte packet, but to the sink
 // (192.0.2.2, behind out0).
-const lispCfg = `{
-  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
-  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
-  c16(0x0800),
-  0x45, 0x00, c16(86), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
-  10, 1, 0, 10,
-  10, 1, 0, 1,
-  c16(50000), c16(4341), c16(66), c16(0),
-  0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,
+const lispCfg = lispFront + `
   0x45, 0x00, c16(50), c16(0), 0x40, 0x00, 64, 17, csumip(50, 69),
   10, 2, 0, 10,
   192, 0, 2, 2,
@@ -34,10 +26,23 @@ const lispCfg = `{
 }
 `
 
+// lispFront is the start of a trafgen frame of lispCfg's size: Ethernet,
+// outer IPv4, UDP and the LISP header (lispHeader) before a 50-byte inner
+// packet.
+const lispFront = `{
+  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
+  c16(0x0800),
+  0x45, 0x00, c16(86), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
+  10, 1, 0, 10,
+  10, 1, 0, 1,
+  c16(50000), c16(4341), c16(66), c16(0),
+  ` + lispHeader
+
 // lispHeader is lispCfg's LISP header line; gpeHeader is the same as
 // VXLAN-GPE (RFC 9526 §3 draft format, as Linux's vxlan gpe reads it): flags
-// I and P, next protocol IPv4 (1; gpeHeader6: IPv6, 2), VNI 7777. Linux decapsulates VXLAN with
-// an IP payload only in this form.
+// I and P, next protocol IPv4 (1; gpeHeader6: IPv6, 2), VNI 7777. Linux
+// decapsulates VXLAN with an IP payload only in this form.
 const (
 	lispHeader = "0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,"
 	gpeHeader  = "0x0c, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x61, 0x00,"
@@ -71,15 +76,7 @@ func BenchmarkVethRTR(b *testing.B) {
 // rtrEID6Cfg is lispCfg carrying trafgenCfg6's 50-byte IPv6 packet (UDP
 // 1000 -> 2000, 2 bytes of payload) from 2001:db8:1::10 to 2001:db8:9::10,
 // an IPv6 EID of instance-ID 7777.
-const rtrEID6Cfg = `{
-  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
-  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
-  c16(0x0800),
-  0x45, 0x00, c16(86), c16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
-  10, 1, 0, 10,
-  10, 1, 0, 1,
-  c16(50000), c16(4341), c16(66), c16(0),
-  0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0x61, 0x00,
+const rtrEID6Cfg = lispFront + `
   0x60, 0x00, 0x00, 0x00, c16(10), 17, 64,
   0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10,
   0x20, 0x01, 0x0d, 0xb8, 0x00, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10,

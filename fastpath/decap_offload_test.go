@@ -322,27 +322,13 @@ func FuzzDecapOffloadMatchesWorker(f *testing.F) {
 	f.Cleanup(func() { prog.Close() })
 	addRLOCs(f, prog)
 	r, _ := decapRig(f, prog, 5)
-	step := func(t *testing.T, b []byte) [][]byte {
-		if !r.core.Inject(b) {
-			t.Fatal("inject on the core link failed")
-		}
-		r.w.Step()
-		drain(r.core) // ICMP errors, re-encapsulations
-		return drain(r.site)
-	}
+	step := func(t *testing.T, b []byte) [][]byte { return r.stepOut(t, r.core, r.site, b) } // ICMP errors, re-encapsulations dropped
 	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, v6, in6 bool) {
 		s := decapSpec(t, v6, in6, innerTTL, int(plen%1400))
 		s.ttl, s.zeroTTL, s.tos, s.flags = outerTTL, outerTTL == 0, tos, flags|1 // | 1: lispFrame's 0 means I|N
 		b := lispFrame(t, s)
 		b = append(b, make([]byte, pad%32)...)
-		if x != 0 {
-			b[int(at)%len(b)] ^= x
-			if fix && !v6 {
-				ip := b[wire.EthernetLen:]
-				ip[10], ip[11] = 0, 0
-				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
-			}
-		}
+		flipByte(b, at, x, fix && !v6)
 		step(t, b)
 		step(t, b)
 		act, kernel, err := prog.TestRun(b)

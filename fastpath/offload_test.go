@@ -11,6 +11,7 @@ import (
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/ring/mem"
 	"github.com/rloc-router/rloc/ring/xsk"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -668,18 +669,44 @@ func fuzzFrame4(dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint1
 	copy(ip[16:20], []byte{10, net2, dst3, dst4})
 	binary.BigEndian.PutUint16(ip[20:], sport)
 	binary.BigEndian.PutUint16(ip[22:], dport)
-	fixsum := func() {
-		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
+	fixIPv4Sum(ip)
+	flipByte(b, at, x, fix)
+	return b
+}
+
+// flipByte changes the byte of frame b at at (modulo its length) by x
+// (nothing when x is 0) and, with fix, makes the checksum of the IPv4
+// header after the Ethernet header good again.
+func flipByte(b []byte, at uint16, x byte, fix bool) {
+	if x == 0 {
+		return
 	}
-	fixsum()
-	if x != 0 {
-		b[int(at)%len(b)] ^= x
-		if fix {
-			fixsum()
+	b[int(at)%len(b)] ^= x
+	if fix {
+		fixIPv4Sum(b[wire.EthernetLen:])
+	}
+}
+
+// fixIPv4Sum writes the checksum of IPv4 header ip.
+func fixIPv4Sum(ip []byte) {
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
+}
+
+// stepOut injects b on in, runs one step and returns what left on out,
+// after draining the other link.
+func (r *rig) stepOut(t testing.TB, in, out *mem.Port, b []byte) [][]byte {
+	t.Helper()
+	if !in.Inject(b) {
+		t.Fatal("inject failed")
+	}
+	r.w.Step()
+	for _, p := range []*mem.Port{r.site, r.core} {
+		if p != out {
+			drain(p)
 		}
 	}
-	return b
+	return drain(out)
 }
 
 // fuzzFrame6 is fuzzFrame4 for an IPv6 packet from hostA6 to
@@ -703,9 +730,7 @@ func fuzzFrame6(dst3, dst4, ttl, tos, proto byte, sport, dport, plen uint16, pad
 	copy(ip[24:40], []byte{0x20, 0x01, 0x0d, 0xb8, 0, net, 13: 0, 14: dst3, 15: dst4})
 	binary.BigEndian.PutUint16(ip[40:], sport)
 	binary.BigEndian.PutUint16(ip[42:], dport)
-	if x != 0 {
-		b[int(at)%len(b)] ^= x
-	}
+	flipByte(b, at, x, false)
 	return b
 }
 
@@ -733,14 +758,7 @@ func FuzzOffloadMatchesWorker(f *testing.F) {
 	testkit.Require(f, "loading the XDP steering program (root, BPF)", err)
 	f.Cleanup(func() { prog.Close() })
 	r, _ := offloadRig(f, prog)
-	step := func(t *testing.T, b []byte) [][]byte {
-		if !r.site.Inject(b) {
-			t.Fatal("inject on the site link failed")
-		}
-		r.w.Step()
-		drain(r.site) // ICMP errors back to the site
-		return drain(r.core)
-	}
+	step := func(t *testing.T, b []byte) [][]byte { return r.stepOut(t, r.site, r.core, b) } // ICMP errors to the site dropped
 	f.Fuzz(func(t *testing.T, dst3, dst4, ttl, tos, proto byte, frag, sport, dport, plen uint16, pad uint8, at uint16, x byte, fix, eid6 bool) {
 		b := fuzzFrame4(dst3, dst4, ttl, tos, proto, frag, sport, dport, plen, pad, at, x, fix)
 		if eid6 {

@@ -1,7 +1,6 @@
 package fastpath
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"slices"
 	"testing"
@@ -372,14 +371,7 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 	f.Cleanup(func() { prog.Close() })
 	addRLOCs(f, prog)
 	r, off := reencapRig(f, prog)
-	step := func(t *testing.T, b []byte) [][]byte {
-		if !r.core.Inject(b) {
-			t.Fatal("inject on the core link failed")
-		}
-		r.w.Step()
-		drain(r.site)
-		return drain(r.core)
-	}
+	step := func(t *testing.T, b []byte) [][]byte { return r.stepOut(t, r.core, r.core, b) }
 	var redirected, passed int
 	f.Cleanup(func() { f.Logf("the kernel redirected %d frames and passed %d", redirected, passed) })
 	f.Fuzz(func(t *testing.T, outerTTL, innerTTL, tos, flags byte, plen uint16, pad uint8, at uint16, x byte, fix, rloc6, over6, eid6 bool) {
@@ -388,14 +380,7 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 		s.tos = tos
 		b := lispFrame(t, s)
 		b = append(b, make([]byte, pad%32)...)
-		if x != 0 {
-			b[int(at)%len(b)] ^= x
-			if fix && !over6 {
-				ip := b[wire.EthernetLen:]
-				ip[10], ip[11] = 0, 0
-				binary.BigEndian.PutUint16(ip[10:], ^wire.Checksum(ip[:wire.IPv4MinLen], 0))
-			}
-		}
+		flipByte(b, at, x, fix && !over6)
 		off.Invalidate() // an entry is for one outer version: each frame's flow is offered anew
 		step(t, b)
 		step(t, b)

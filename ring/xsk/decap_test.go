@@ -242,57 +242,79 @@ func TestDecapOffloadLeaves(t *testing.T) {
 		if err := p.PutDecap(&across); err != nil {
 			t.Fatal(err)
 		}
-		frame := func(mod func(*lispSpec)) []byte {
-			s := base
-			mod(&s)
-			b, _ := coreFrame(s)
-			return b
-		}
-		if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
+		if ret, _ := run(t, p, lispFrame(base, func(*lispSpec) {})); ret != xdpRedirect {
 			t.Fatalf("the good frame: action %d", ret)
 		}
-		ol := wire.EthernetLen + base.outerLen() // where UDP starts
-		cases := []leaveCase{
-			{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
-			{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
-			{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
-			{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
-			{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
-			{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
-			{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
-			{name: "entry-for-the-other-version", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
-			{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
-			{name: "ecn-ce", frame: frame(func(s *lispSpec) { s.tos = 0xbb })},
-			{name: "outer-ttl-0", frame: frame(func(s *lispSpec) { s.ttl = 0 })},
-			{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
-			{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
-			{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
-				binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
-			})},
-			{name: "inner-version-5", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x55 })},
-			{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
-		}
-		if base.inner6 {
-			cases = append(cases, leaveCase{name: "inner-truncated", frame: frame(func(*lispSpec) {})[:ol+16+39]})
-		} else {
-			cases = append(cases, leaveCase{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })})
-		}
-		if base.v6 {
-			cases = append(cases,
-				leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
-					binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
-				})},
-				leaveCase{name: "extension-header", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+6] = 60 })})
-		} else {
-			cases = append(cases,
-				leaveCase{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
-				leaveCase{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })})
-		}
-		cases = append(cases,
-			leaveCase{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(epoch+1, 0) }},
-			leaveCase{name: "offload-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetOffload(0, 0) }})
+		cases := append(lispLeaves(base), epochLeaves(base, decapEpoch, func(e uint32) error { return p.SetOffload(e, 0) })...)
 		checkLeaves(t, p, cases)
 	})
+}
+
+// lispFrame is base's frame (coreFrame) changed by mod.
+func lispFrame(base lispSpec, mod func(*lispSpec)) []byte {
+	s := base
+	mod(&s)
+	b, _ := coreFrame(s)
+	return b
+}
+
+// lispLeaves are the packets that both core offloads, decap and reencap,
+// must leave to the socket unchanged, made from base's packet (whose flow
+// has a current entry): the flags the fast path reports to its slow path
+// (N only while watched: the callers' entries do not take it), other
+// instance-IDs, the entries the caller put for another RLOC of ours
+// (instance-ID 8888) and for our RLOC of the other outer version (9999),
+// ECN, a TTL that ends here, lengths that do not add up, a truncated frame,
+// an inner header they do not take, and the outer version's own checks.
+func lispLeaves(base lispSpec) []leaveCase {
+	frame := func(mod func(*lispSpec)) []byte { return lispFrame(base, mod) }
+	ol := wire.EthernetLen + base.outerLen() // where UDP starts
+	cases := []leaveCase{
+		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
+		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
+		{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
+		{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
+		{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
+		{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
+		{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
+		{name: "entry-for-the-other-version", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
+		{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
+		{name: "ecn-ce", frame: frame(func(s *lispSpec) { s.tos = 0xbb })},
+		{name: "outer-ttl-0", frame: frame(func(s *lispSpec) { s.ttl = 0 })},
+		{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
+		{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
+		{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+			binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
+		})},
+		{name: "inner-version-5", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x55 })},
+		{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
+	}
+	if base.inner6 {
+		cases = append(cases, leaveCase{name: "inner-truncated", frame: frame(func(*lispSpec) {})[:ol+16+39]})
+	} else {
+		cases = append(cases, leaveCase{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })})
+	}
+	if base.v6 {
+		return append(cases,
+			leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+				binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
+			})},
+			leaveCase{name: "extension-header", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+6] = 60 })})
+	}
+	return append(cases,
+		leaveCase{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
+		leaveCase{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })})
+}
+
+// epochLeaves are base's packet left to the socket once set (the table's
+// epoch setter) moved the table from its current epoch to the next one, and
+// then turned it off: the last cases of a run, as they change the table.
+func epochLeaves(base lispSpec, epoch uint32, set func(uint32) error) []leaveCase {
+	frame := lispFrame(base, func(*lispSpec) {})
+	return []leaveCase{
+		{name: "old-epoch", frame: frame, setup: func() error { return set(epoch + 1) }},
+		{name: "off", frame: frame, setup: func() error { return set(0) }},
+	}
 }
 
 // mod returns a copy of b changed by f.

@@ -166,12 +166,7 @@ func TestReencapOffloadLeaves(t *testing.T) {
 func reencapLeaves(t *testing.T, over6 bool) {
 	p, e := coreWithReencap(t, false, over6, false, false)
 	base := goodLISP(over6)
-	frame := func(mod func(*lispSpec)) []byte {
-		s := base
-		mod(&s)
-		b, _ := coreFrame(s)
-		return b
-	}
+	frame := func(mod func(*lispSpec)) []byte { return lispFrame(base, mod) }
 	if ret, _ := run(t, p, frame(func(*lispSpec) {})); ret != xdpRedirect {
 		t.Fatalf("the good frame: action %d", ret)
 	}
@@ -180,58 +175,26 @@ func reencapLeaves(t *testing.T, over6 bool) {
 	if err := p.PutReencap(&other); err != nil {
 		t.Fatal(err)
 	}
-	across := reencapEntryFor(t, lispSpec{v6: !over6, iid: 7000}, false, false) // for our RLOC of the other version
+	across := reencapEntryFor(t, lispSpec{v6: !over6, iid: 9999}, false, false) // for our RLOC of the other version
 	if err := p.PutReencap(&across); err != nil {
 		t.Fatal(err)
 	}
-	short := reencapEntryFor(t, lispSpec{v6: over6, iid: 9999}, false, false)
+	short := reencapEntryFor(t, lispSpec{v6: over6, iid: 7000}, false, false)
 	short.MaxInner = 53 // the inner packet is 54 bytes
 	if err := p.PutReencap(&short); err != nil {
 		t.Fatal(err)
 	}
 	ol := wire.EthernetLen + base.outerLen()
-	cases := []leaveCase{
-		{name: "nonce-watched", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN })},
-		{name: "nonce-and-version", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagN | wire.FlagV })},
-		{name: "echo-request", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagE })},
-		{name: "lsbs", frame: frame(func(s *lispSpec) { s.flags |= wire.FlagL })},
-		{name: "no-instance-id", frame: frame(func(s *lispSpec) { s.flags = 0 })},
-		{name: "other-instance-id", frame: frame(func(s *lispSpec) { s.iid = 7778 })},
-		{name: "entry-for-another-rloc", frame: frame(func(s *lispSpec) { s.iid = 8888 })},
-		{name: "entry-for-the-other-version", frame: frame(func(s *lispSpec) { s.iid = 7000 })},
-		{name: "longer-than-the-path", frame: frame(func(s *lispSpec) { s.iid = 9999 })},
-		{name: "other-bucket", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
+	cases := append(lispLeaves(base),
+		leaveCase{name: "longer-than-the-path", frame: frame(func(s *lispSpec) { s.iid = 7000 })},
+		leaveCase{name: "other-bucket", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
 			in := b[ol+16:]
 			in[20]++ // another source port: another flow hash
 		})},
-		{name: "ecn", frame: frame(func(s *lispSpec) { s.tos = 1 })},
-		{name: "outer-ttl-1", frame: frame(func(s *lispSpec) { s.ttl = 1 })},
-		{name: "inner-ttl-1", frame: frame(func(s *lispSpec) { s.innerTTL = 1 })},
-		{name: "inner-ttl-0", frame: frame(func(s *lispSpec) { s.innerTTL = 0 })},
-		{name: "inner-longer-than-udp", frame: frame(func(s *lispSpec) { s.innerExtra = 1 })},
-		{name: "udp-longer-than-ip", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
-			binary.BigEndian.PutUint16(b[ol+4:], binary.BigEndian.Uint16(b[ol+4:])+1)
-		})},
-		{name: "inner-options", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[ol+16] = 0x46 })},
-		{name: "inner-ipv6", frame: frame(func(s *lispSpec) { s.inner6 = true })},
-		{name: "truncated", frame: frame(func(*lispSpec) {})[:ol+30]},
-		{name: "old-epoch", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(reencapEpoch+1, reencapSeed) }},
-		{name: "reencap-off", frame: frame(func(*lispSpec) {}), setup: func() error { return p.SetReencap(0, reencapSeed) }},
-	}
-	if over6 {
-		cases = append(cases[:len(cases)-2],
-			leaveCase{name: "payload-longer-than-frame", frame: mod(frame(func(*lispSpec) {}), func(b []byte) {
-				binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], binary.BigEndian.Uint16(b[wire.EthernetLen+4:])+1)
-			})},
-			leaveCase{name: "extension-header", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+6] = 60 })},
-			cases[len(cases)-2], cases[len(cases)-1])
-	} else {
-		cases = append(cases[:len(cases)-2],
-			leaveCase{name: "fragment", frame: frame(func(s *lispSpec) { s.frag = 0x2000 })},
-			leaveCase{name: "bad-checksum", frame: mod(frame(func(*lispSpec) {}), func(b []byte) { b[wire.EthernetLen+10] ^= 1 })},
-			cases[len(cases)-2], cases[len(cases)-1])
-	}
-	checkLeaves(t, p, cases)
+		leaveCase{name: "outer-ttl-1", frame: frame(func(s *lispSpec) { s.ttl = 1 })},
+		leaveCase{name: "inner-ttl-1", frame: frame(func(s *lispSpec) { s.innerTTL = 1 })},
+		leaveCase{name: "inner-ipv6", frame: frame(func(s *lispSpec) { s.inner6 = true })})
+	checkLeaves(t, p, append(cases, epochLeaves(base, reencapEpoch, func(e uint32) error { return p.SetReencap(e, reencapSeed) })...))
 }
 
 // TestReencapBesideDecap: the reencap and decap entries of one core program

@@ -58,13 +58,13 @@ type XTRConfig struct {
 	IdleWait  time.Duration
 	// KickDelay is the worker's transmit kick coalescing (fastpath.Config).
 	KickDelay time.Duration
-	// Offload hands steady IPv4 flows to the site program
+	// Offload hands steady flows to the site program
 	// (fastpath.Offload): their packets are encapsulated by XDP and
 	// redirected to the core interface without reaching the worker. The core
 	// interface's peer must take XDP redirects (veth: an XDP program or
 	// NAPI on the peer).
 	Offload bool
-	// Decap, with Offload, also hands the deliveries of steady IPv4 flows
+	// Decap, with Offload, also hands the deliveries of steady flows
 	// to the core program (Offload.AddDecap): their packets are
 	// decapsulated by XDP and redirected to the site interface, whose peer
 	// must then take XDP redirects.

@@ -176,19 +176,7 @@ func loadCore(t testing.TB) *Program {
 func TestDecapOffload(t *testing.T) {
 	outers(t, func(t *testing.T, base lispSpec) {
 		p, _ := coreWithEntry(t, base, true)
-		for _, tc := range []struct {
-			name string
-			mod  func(*lispSpec)
-		}{
-			{"plain", func(*lispSpec) {}},
-			{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
-			{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
-			{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
-			{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
-			{"dscp", func(s *lispSpec) { s.tos = 0xb8 }},
-			{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
-			{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
-		} {
+		for _, tc := range lispTaken {
 			t.Run(tc.name, func(t *testing.T) {
 				s := base
 				tc.mod(&s)
@@ -248,6 +236,27 @@ func TestDecapOffloadLeaves(t *testing.T) {
 		cases := append(lispLeaves(base), epochLeaves(base, decapEpoch, func(e uint32) error { return p.SetOffload(e, 0) })...)
 		checkLeaves(t, p, cases)
 	})
+}
+
+// lispTaken are changes of goodLISP's packet that the core offloads
+// (decap, reencap) still take: TTLs above, below and at the edge of the
+// other one's, the flags the fast path does not report (N, with entries
+// that take it; V), an outer DSCP, DF (IPv4) and Ethernet padding, and a
+// UDP length longer than the inner packet.
+var lispTaken = []struct {
+	name string
+	mod  func(*lispSpec)
+}{
+	{"plain", func(*lispSpec) {}},
+	{"outer-ttl-lower", func(s *lispSpec) { s.ttl = 5 }},
+	{"outer-ttl-2", func(s *lispSpec) { s.ttl = 2 }},
+	{"inner-ttl-2", func(s *lispSpec) { s.innerTTL = 2 }},
+	{"outer-ttl-higher", func(s *lispSpec) { s.ttl = 200 }},
+	{"nonce", func(s *lispSpec) { s.flags |= wire.FlagN }},
+	{"map-version", func(s *lispSpec) { s.flags |= wire.FlagV }},
+	{"outer-dscp", func(s *lispSpec) { s.tos = 0xb8 }},
+	{"df-and-padding", func(s *lispSpec) { s.frag, s.pad = 0x4000, 20 }},
+	{"udp-longer-than-inner", func(s *lispSpec) { s.udpExtra = 6 }},
 }
 
 // lispFrame is base's frame (coreFrame) changed by mod.

@@ -184,6 +184,8 @@ type Snapshot struct {
 	// owned by the fast path and up).
 	mcast   Adjacency
 	mcastOK bool
+	// keepsResolved: see KeepsResolved.
+	keepsResolved bool
 }
 
 // addrKey splits a into words; bits is 32 or 128 plus, for neighbour keys,
@@ -396,6 +398,16 @@ func (s *Snapshot) Routes() int { return len(s.routes) }
 // Neighbours returns the number of neighbour entries in the snapshot.
 func (s *Snapshot) Neighbours() int { return len(s.neighs) }
 
+// KeepsResolved reports whether s resolves every address that the snapshot
+// stored before it resolved (AdjResolved) to the same adjacency. The
+// Watcher says so of a snapshot it stored for neighbour entries alone that
+// were absent or unusable before (a host's first ARP or ND entry, a
+// resolution that completed) or that it dropped while unusable: resolution
+// reads no other neighbour entry. Holders of copies of resolved adjacencies
+// (the fast path's kernel offload) may then keep them. It is false for a
+// snapshot of NewSnapshot, which does not know what came before.
+func (s *Snapshot) KeepsResolved() bool { return s != nil && s.keepsResolved }
+
 // Table publishes Snapshots: the slow path Stores a new
 // snapshot whenever the kernel's tables change, workers Resolve against the
 // current one without locking (read-copy-update through an atomic pointer).
@@ -408,15 +420,15 @@ type Table struct {
 // set by OnStore runs after it, in the caller's goroutine.
 func (t *Table) Store(s *Snapshot) {
 	t.p.Store(s)
-	if fn := t.onStore.Load(); fn != nil {
+	if fn := t.onStore.Load(); fn != nil && !s.KeepsResolved() {
 		(*fn)()
 	}
 }
 
 // OnStore sets a function that every later Store calls once the new
-// snapshot is published (nil: none): for holders of copies of what a
-// snapshot resolved, such as the fast path's kernel offload
-// (fastpath.Offload), which must drop them.
+// snapshot is published, unless that snapshot KeepsResolved (nil: none):
+// for holders of copies of resolved adjacencies, such as the fast path's
+// kernel offload (fastpath.Offload), which must drop them.
 func (t *Table) OnStore(fn func()) {
 	if fn == nil {
 		t.onStore.Store(nil)

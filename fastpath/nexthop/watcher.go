@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -51,10 +52,16 @@ type neighID struct {
 
 // Watcher mirrors the kernel's tables into a Table: it dumps links, routes
 // (main table) and neighbours over rtnetlink, subscribes to their changes and
-// publishes a new immutable Snapshot after each burst of changes. It also
-// makes the kernel resolve the gateways of routes through the fast path's
-// interfaces, by installing them as "managed" neighbours (NTF_EXT_MANAGED,
-// Linux 5.16+), which the kernel then keeps resolved on its own.
+// publishes a new immutable Snapshot after each burst of events that changed
+// what a Snapshot holds: a neighbour going from REACHABLE to STALE with the
+// same MAC, or a link event that leaves its MAC, MTU and state alone,
+// publishes nothing (every Snapshot makes the workers refill their next-hop
+// memos). A Snapshot published for neighbour entries alone that were absent
+// or unusable (a new host's ARP or ND entry) KeepsResolved, so that the
+// kernel offload keeps its flows. It also makes the kernel resolve the
+// gateways of routes through the fast path's interfaces, by installing them
+// as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+), which the kernel
+// then keeps resolved on its own.
 type Watcher struct {
 	cfg   WatcherConfig
 	log   *slog.Logger
@@ -67,7 +74,12 @@ type Watcher struct {
 	neighs    map[neighID]Neighbour
 	requested map[neighID]time.Time // last resolution request per gateway
 	created   map[neighID]bool      // managed neighbours this Watcher installed
-	publishes uint64
+	changed   bool                  // an event changed the state since the last publish
+	moved     bool                  // one of them may change a resolved adjacency (not Snapshot.KeepsResolved)
+
+	// Counters, read by tests while Run goes on.
+	events    atomic.Uint64 // events applied
+	publishes atomic.Uint64 // snapshots published
 }
 
 // NewWatcher checks cfg and returns a Watcher; Run starts it.
@@ -231,7 +243,9 @@ func (w *Watcher) session(ctx context.Context) error {
 				break burst
 			}
 		}
-		w.publish()
+		if w.changed {
+			w.publish()
+		}
 		w.manage()
 	}
 }
@@ -261,6 +275,7 @@ func (w *Watcher) dump() error {
 	w.links = map[int32]Link{}
 	w.routes = map[routeKey]Route{}
 	w.neighs = map[neighID]Neighbour{}
+	w.change(true) // a first snapshot, or one after a failed run: all may differ
 	for _, l := range links {
 		w.setLink(l)
 	}
@@ -282,24 +297,56 @@ func (w *Watcher) setLink(l netlink.Link) {
 		nl.Port = i
 		nl.Multicast = w.cfg.MulticastLink != "" && a.Name == w.cfg.MulticastLink
 	}
-	w.links[nl.Index] = nl
+	if setIfChanged(w.links, nl.Index, nl) {
+		w.change(true)
+	}
+}
+
+// change notes a change of the state to publish; resolved: it may change
+// an adjacency that resolved.
+func (w *Watcher) change(resolved bool) {
+	w.changed = true
+	w.moved = w.moved || resolved
+}
+
+// setIfChanged stores v at k in m and reports whether that changed m.
+func setIfChanged[K, V comparable](m map[K]V, k K, v V) bool {
+	if old, ok := m[k]; ok && old == v {
+		return false
+	}
+	m[k] = v
+	return true
+}
+
+// deleteIfPresent deletes k from m and reports whether m held it.
+func deleteIfPresent[K comparable, V any](m map[K]V, k K) bool {
+	if _, ok := m[k]; !ok {
+		return false
+	}
+	delete(m, k)
+	return true
 }
 
 func (w *Watcher) applyLink(u netlink.LinkUpdate) {
+	w.events.Add(1)
 	if u.Link == nil {
 		return
 	}
 	if u.Header.Type == unix.RTM_DELLINK {
 		idx := int32(u.Link.Attrs().Index)
-		delete(w.links, idx)
+		if deleteIfPresent(w.links, idx) {
+			w.change(true)
+		}
 		for k, r := range w.routes {
 			if r.IfIndex == idx {
 				delete(w.routes, k)
+				w.change(true)
 			}
 		}
-		for k := range w.neighs {
+		for k, n := range w.neighs {
 			if k.ifindex == idx {
 				delete(w.neighs, k)
+				w.change(n.Valid)
 			}
 		}
 		return
@@ -317,6 +364,7 @@ func toAddr(ip net.IP) netip.Addr {
 }
 
 func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
+	w.events.Add(1)
 	if r.Table != unix.RT_TABLE_MAIN && r.Table != 0 {
 		return
 	}
@@ -343,7 +391,9 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 	}
 	key := routeKey{prefix: p, priority: r.Priority, tos: r.Tos}
 	if typ == unix.RTM_DELROUTE {
-		delete(w.routes, key)
+		if deleteIfPresent(w.routes, key) {
+			w.change(true)
+		}
 		return
 	}
 	nr := Route{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
@@ -358,7 +408,9 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 	default:
 		return
 	}
-	w.routes[key] = nr
+	if setIfChanged(w.routes, key, nr) {
+		w.change(true)
+	}
 }
 
 // usable NUD states: the link-layer address may be used.
@@ -366,6 +418,7 @@ const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY 
 	netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
 func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
+	w.events.Add(1)
 	if n.Family != unix.AF_INET && n.Family != unix.AF_INET6 {
 		return
 	}
@@ -374,14 +427,22 @@ func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 		return
 	}
 	key := neighID{addr: a, ifindex: int32(n.LinkIndex)}
+	// Only an entry that was usable can have resolved an address: a
+	// change of any other leaves every resolved adjacency as it was.
+	old, had := w.neighs[key]
 	if typ == unix.RTM_DELNEIGH {
-		delete(w.neighs, key)
+		if had {
+			delete(w.neighs, key)
+			w.change(old.Valid)
+		}
 		return
 	}
 	nn := Neighbour{Addr: a, IfIndex: int32(n.LinkIndex),
 		Valid: n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 && !allZero(n.HardwareAddr)}
 	copy(nn.MAC[:], n.HardwareAddr)
-	w.neighs[key] = nn
+	if setIfChanged(w.neighs, key, nn) {
+		w.change(had && old.Valid)
+	}
 }
 
 func allZero(b []byte) bool {
@@ -414,8 +475,11 @@ func (w *Watcher) publish() {
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	w.cfg.Table.Store(NewSnapshot(links, routes, neighs))
-	w.publishes++
+	s := NewSnapshot(links, routes, neighs)
+	s.keepsResolved = !w.moved
+	w.cfg.Table.Store(s)
+	w.publishes.Add(1)
+	w.changed, w.moved = false, false
 }
 
 // manage asks the kernel to resolve, and keep resolved, every gateway of a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +182,46 @@ func TestWatcherNamespace(t *testing.T) {
 	}
 	testkit.WaitFor(t, "new route via new neighbour", resolveIs(&tab, "198.51.100.7", AdjResolved, mac50))
 
+	// The kernel announcing that neighbour again in another usable state,
+	// with the same MAC, publishes nothing; a new MAC does.
+	pubs, events := w.publishes.Load(), w.events.Load()
+	neigh50 := func(state int, mac net.HardwareAddr) *netlink.Neigh {
+		return &netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4,
+			IP: net.ParseIP("10.77.0.50"), HardwareAddr: mac, State: state}
+	}
+	if err := hA.NeighSet(neigh50(netlink.NUD_REACHABLE, mac50)); err != nil {
+		t.Fatalf("neigh set: %v", err)
+	}
+	testkit.WaitFor(t, "the neighbour's event applied", func() error {
+		if w.events.Load() == events {
+			return fmt.Errorf("no event after %d", events)
+		}
+		return nil
+	})
+	if got := w.publishes.Load(); got != pubs {
+		t.Errorf("%d snapshots published for a neighbour whose MAC and usability did not change", got-pubs)
+	}
+	mac51, _ := net.ParseMAC("02:00:00:00:00:51")
+	if err := hA.NeighSet(neigh50(netlink.NUD_PERMANENT, mac51)); err != nil {
+		t.Fatalf("neigh set: %v", err)
+	}
+	testkit.WaitFor(t, "the neighbour's new MAC", resolveIs(&tab, "198.51.100.7", AdjResolved, mac51))
+
+	// A new host on the link is published, in a snapshot that keeps every
+	// resolved adjacency: the Table does not call its OnStore function.
+	var moves atomic.Uint64
+	tab.OnStore(func() { moves.Add(1) })
+	mac60, _ := net.ParseMAC("02:00:00:00:00:60")
+	if err := hA.NeighAdd(&netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4,
+		IP: net.ParseIP("10.77.0.60"), HardwareAddr: mac60, State: netlink.NUD_REACHABLE}); err != nil {
+		t.Fatalf("neigh add: %v", err)
+	}
+	testkit.WaitFor(t, "the new host", resolveIs(&tab, "10.77.0.60", AdjResolved, mac60))
+	if n := moves.Load(); n != 0 || !tab.Load().KeepsResolved() {
+		t.Errorf("a new neighbour: OnStore called %d times, snapshot KeepsResolved %v", n, tab.Load().KeepsResolved())
+	}
+	tab.OnStore(nil)
+
 	// IPv6 through the peer.
 	if err := hA.RouteAdd(route("2001:db8:99::/48", "2001:db8:77::2")); err != nil {
 		t.Fatalf("route6 add: %v", err)
@@ -234,4 +275,99 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", p)
 	return len(p), nil
+}
+
+// TestWatcherChangedOnly: the events that leave a Snapshot's contents
+// as they were (a neighbour moving between usable states with the same
+// MAC, a route or link announced again unchanged, the deletion of what is
+// not there) mark nothing to publish; every other one does. Of those, the
+// ones about neighbour entries that were absent or unusable leave the
+// published snapshot KeepsResolved, and the Table does not call its OnStore
+// function for it; all others do.
+func TestWatcherChangedOnly(t *testing.T) {
+	var tab Table
+	stores := 0
+	tab.OnStore(func() { stores++ })
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.links, w.routes, w.neighs = map[int32]Link{}, map[routeKey]Route{}, map[neighID]Neighbour{}
+	mac, mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	neigh := func(addr string, state int, m net.HardwareAddr) *netlink.Neigh {
+		return &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP(addr), State: state, HardwareAddr: m}
+	}
+	_, dst, _ := net.ParseCIDR("192.0.2.0/24")
+	route := func(gw string) *netlink.Route {
+		return &netlink.Route{LinkIndex: 3, Dst: dst, Gw: net.ParseIP(gw), Type: unix.RTN_UNICAST, Table: unix.RT_TABLE_MAIN}
+	}
+	link := func(mtu int, up bool) netlink.LinkUpdate {
+		a := netlink.LinkAttrs{Index: 3, Name: "core0", MTU: mtu, HardwareAddr: mac, OperState: netlink.OperUp}
+		if up {
+			a.Flags = net.FlagUp
+		}
+		return netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_NEWLINK}, Link: &netlink.Device{LinkAttrs: a}}
+	}
+	const (
+		none  = iota // nothing to publish
+		kept         // a snapshot that KeepsResolved
+		moved        // a snapshot that may change a resolved adjacency
+	)
+	for i, step := range []struct {
+		what  string
+		apply func()
+		want  int
+	}{
+		{"new link", func() { w.applyLink(link(1500, true)) }, moved},
+		{"link again", func() { w.applyLink(link(1500, true)) }, none},
+		{"link MTU", func() { w.applyLink(link(9000, true)) }, moved},
+		{"link down", func() { w.applyLink(link(9000, false)) }, moved},
+		{"new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept},
+		{"reachable to stale", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_STALE, mac)) }, none},
+		{"stale to delay", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_DELAY, mac)) }, none},
+		{"delay to probe", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_PROBE, mac)) }, none},
+		{"probe to failed", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_FAILED, mac)) }, moved},
+		{"failed to reachable", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept},
+		{"new MAC", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, moved},
+		{"usable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, moved},
+		{"neighbour deleted again", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, none},
+		{"incomplete neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.3", netlink.NUD_INCOMPLETE, nil)) }, kept},
+		{"unusable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.3", netlink.NUD_FAILED, nil)) }, kept},
+		{"new route", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, moved},
+		{"route again", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, none},
+		{"route's gateway", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.3")) }, moved},
+		{"route deleted", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, moved},
+		{"route deleted again", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, none},
+		{"another new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_STALE, mac)) }, kept},
+		{"a new and a changed neighbour", func() {
+			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.4", netlink.NUD_REACHABLE, mac))
+			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_PERMANENT, mac2))
+		}, moved},
+		{"link deleted with its usable neighbours", func() {
+			u := link(9000, false)
+			u.Header.Type = unix.RTM_DELLINK
+			w.applyLink(u)
+		}, moved},
+	} {
+		step.apply()
+		got := none
+		if w.changed {
+			got = kept
+			if w.moved {
+				got = moved
+			}
+			// As Run does: publish, and the next step starts clean.
+			n := stores
+			w.publish()
+			if keeps := tab.Load().KeepsResolved(); keeps != (got == kept) || (stores > n) != (got == moved) {
+				t.Errorf("step %d, %s: published a snapshot that KeepsResolved %v, OnStore called %d times", i, step.what, keeps, stores-n)
+			}
+		}
+		if got != step.want {
+			t.Errorf("step %d, %s: %d, want %d (0 nothing to publish, 1 kept, 2 moved)", i, step.what, got, step.want)
+		}
+	}
+	if len(w.links)+len(w.routes)+len(w.neighs) != 0 {
+		t.Errorf("left: links %v, routes %v, neighbours %v", w.links, w.routes, w.neighs)
+	}
 }

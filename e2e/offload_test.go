@@ -166,9 +166,9 @@ func TestOffloadDaemon(t *testing.T) {
 		row, also *regexp.Regexp
 		dir       string
 	}{
-		"xtr1": {regexp.MustCompile(`(?m)^encap\s+0\s+10\.2\.0\.10\s+\d+\s+192\.0\.2\.2\s+core0\s+\d+\s+yes\s+[1-9]\d*$`),
+		"xtr1": {regexp.MustCompile(`(?m)^encap\s+0\s+10\.2\.0\.10\s+\d+\s+192\.0\.2\.2\s+-\s+core0\s+\d+\s+yes\s+[1-9]\d*$`),
 			regexp.MustCompile(`(?m)^decap\s+false\s+0\s+false$`), "encap"},
-		"xtr2": {regexp.MustCompile(`(?m)^decap\s+0\s+10\.2\.0\.10\s+-\s+192\.0\.2\.2\s+site0\s+\d+\s+yes\s+[1-9]\d*$`),
+		"xtr2": {regexp.MustCompile(`(?m)^decap\s+0\s+10\.2\.0\.10\s+-\s+192\.0\.2\.2\s+ipv4\s+site0\s+\d+\s+yes\s+[1-9]\d*$`),
 			regexp.MustCompile(`(?m)^decap\s+true\s+\d+\s+false$`), "decap"},
 	} {
 		checks[node] = func() bool {

@@ -375,10 +375,16 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	pk.act = actForward
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
 		w.rtrFlow4(pk, in) // stageProbeCore, from the header at hand
-		return
+	} else {
+		w.hashInner(pk, f)
+		w.stageProbeCore(pk, b)
 	}
-	w.hashInner(pk, f)
-	w.stageProbeCore(pk, b)
+	if !pk.outerV4 && w.oe != 0 {
+		// While offloading, the flow memo's offer tag (flowSlot.off) is
+		// for the packets over IPv4: those over IPv6 are offered through
+		// offer6's memo, which tells the outer versions apart.
+		pk.fset = 0
+	}
 }
 
 // ugRenew is how often, at most, a worker re-tells Config.UnderlayGroup
@@ -482,8 +488,8 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	}
 	w.c.Inc(CounterDecap)
 	if h.hlen == wire.EthernetLen {
-		if h.dkey>>48 != uint64(w.doet) && h.dkey != 0 {
-			w.decapOffer(pk, h, site, k) // deliver4 sends the flow's next packets here (Offload)
+		if h.dkey != 0 && (pk.outerV4 && h.dkey>>48 != uint64(w.doet) || !pk.outerV4 && h.doff6 != w.doet) {
+			w.decapOffer(pk, h, site, k) // deliver4 (over IPv4) sends the flow's next packets here (Offload)
 		}
 		*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 		if !w.ip.take(j, site) {

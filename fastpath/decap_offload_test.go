@@ -23,18 +23,20 @@ type fakeDecap struct {
 
 func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[decapKey]ring.DecapEntry{}} }
 
-// decapKey is a decap entry's flow: instance-ID and inner destination.
+// decapKey is a decap entry's flow (instance-ID and inner destination) and
+// outer version.
 type decapKey struct {
-	iid uint32
-	dst netip.Addr
+	iid   uint32
+	dst   netip.Addr
+	over6 bool
 }
 
-// decapKeyOf is e's flow.
+// decapKeyOf is e's flow and outer version.
 func decapKeyOf(e *ring.DecapEntry) decapKey {
 	if e.InnerV6 {
-		return decapKey{e.IID, netip.AddrFrom16(e.Dst6)}
+		return decapKey{e.IID, netip.AddrFrom16(e.Dst6), e.V6}
 	}
-	return decapKey{e.IID, netip.AddrFrom4(e.Dst)}
+	return decapKey{e.IID, netip.AddrFrom4(e.Dst), e.V6}
 }
 
 func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
@@ -164,13 +166,16 @@ func TestDecapOffloadOffers(t *testing.T) {
 	if len(d.puts) != 3 || d.puts[2].NonceOK {
 		t.Fatalf("entry while nonces are watched: %+v", d.puts[len(d.puts)-1])
 	}
-	// Over IPv6, the entry is for our IPv6 RLOC: offered once more, as
-	// the flow's memo entry holds one tag whatever the outer header.
-	off.Invalidate()
+	// Over IPv6, in the same epoch, the flow has an entry of its own, for
+	// our IPv6 RLOC, offered once; the one over IPv4 stays offered.
 	deliverOne(t, r, decapFrameOver(t, true, 60, 50, wire.FlagI))
 	deliverOne(t, r, decapFrameOver(t, true, 60, 50, wire.FlagI))
-	if e := d.puts[len(d.puts)-1]; len(d.puts) != 4 || !e.V6 || e.RLOC6 != rlocLocal6.As16() || e.RLOC != [4]byte{} || e.Epoch != 4 {
+	deliverOne(t, r, decapFrame(t, 60, 50, wire.FlagI))
+	if e := d.puts[len(d.puts)-1]; len(d.puts) != 4 || !e.V6 || e.RLOC6 != rlocLocal6.As16() || e.RLOC != [4]byte{} || e.Epoch != 3 {
 		t.Fatalf("entry over IPv6: %+v (%d puts)", e, len(d.puts))
+	}
+	if len(d.entries) != 2 {
+		t.Fatalf("%d entries for the flow over both versions, want 2", len(d.entries))
 	}
 	// An IPv6 EID: its entry, keyed by the IPv6 destination, with the
 	// worker's Ethernet header (EtherType IPv6).
@@ -178,11 +183,11 @@ func TestDecapOffloadOffers(t *testing.T) {
 	got = deliverOne(t, r, decapFrameWith(t, false, true, 60, 50, wire.FlagI))
 	deliverOne(t, r, decapFrameWith(t, false, true, 60, 50, wire.FlagI))
 	if e := d.puts[len(d.puts)-1]; len(d.puts) != 5 || !e.InnerV6 || e.Dst6 != hostA6.As16() || e.Dst != [4]byte{} ||
-		e.RLOC != rlocLocal4.As4() || e.Epoch != 5 || string(e.Eth[:]) != string(got[:wire.EthernetLen]) || got[12] != 0x86 {
+		e.RLOC != rlocLocal4.As4() || e.Epoch != 4 || string(e.Eth[:]) != string(got[:wire.EthernetLen]) || got[12] != 0x86 {
 		t.Fatalf("entry for an IPv6 EID: %+v (%d puts), delivered Ethernet % x", e, len(d.puts), got[:wire.EthernetLen])
 	}
 	// A sweep deletes the past epochs' entries.
-	d.entries[decapKey{9, netip.MustParseAddr("10.9.9.9")}] = ring.DecapEntry{IID: 9, Epoch: 1}
+	d.entries[decapKey{iid: 9, dst: netip.MustParseAddr("10.9.9.9")}] = ring.DecapEntry{IID: 9, Epoch: 1}
 	if err := off.Sweep(r.c); err != nil || len(d.entries) != 1 {
 		t.Fatalf("%d entries after a sweep (%v)", len(d.entries), err)
 	}

@@ -316,6 +316,8 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	if out >= 0 && pk.fset != 0 {
 		i := uint8(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
 		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i].ser)
+	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
+		w.offer6(pk, &w.hops[hopIndexTpl(unsafe.SliceData(pk.r.Template))]) // over IPv6: coreInner
 	}
 	switch out {
 	case encapDropped:
@@ -774,8 +776,8 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 		w.writeOuter(pk, f, pk.innerOff, pk.innerLen, tpl, &h.adj, h.st, h.out)
 		return
 	}
-	if !pk.v4 && w.oe != 0 {
-		w.offer6(pk, h) // IPv4 flows are offered from the flow memo (encapLoop)
+	if (!pk.v4 || pk.rtr && !pk.outerV4) && w.oe != 0 {
+		w.offer6(pk, h) // other IPv4 flows are offered from the flow memo (encapLoop)
 	}
 	w.encapHop(pk, f, h)
 }

@@ -57,8 +57,12 @@ type nextHop struct {
 	// worker's decap offload tag (Worker.doet) once the delivery was
 	// offered to the kernel in that epoch (decapOffer): until then
 	// deliver4, whose siteMemo.dkey holds the current tag, leaves the
-	// flow's packets to deliverAt, which offers it.
-	dkey uint64
+	// flow's packets to deliverAt, which offers it. These are the offers
+	// of packets that come over IPv4; doff6 is the tag of those over IPv6
+	// (0: none), which deliver4 never takes: the kernel holds an entry per
+	// outer version.
+	dkey  uint64
+	doff6 uint16
 }
 
 // dkey6 marks the nextHop.dkey of a delivery to an IPv6 destination:
@@ -96,7 +100,7 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 		w.hopSer = 1
 	}
 	h.ser = w.hopSer
-	h.key4, h.dkey = 0, 0
+	h.key4, h.dkey, h.doff6 = 0, 0, 0
 	if tpl == nil && dst.Is4() {
 		a := dst.As4()
 		h.key4 = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))

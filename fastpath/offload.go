@@ -129,11 +129,13 @@ func (t *offloadTable) set(e, seed uint32) error {
 }
 
 // offloadKey is a flow of a table's: the instance-ID (an RTR's; a site
-// table's is its interface's, left 0), destination and bucket.
+// table's is its interface's, left 0), destination and bucket, and for an
+// RTR's, the outer version its entry is for.
 type offloadKey struct {
-	iid uint32
-	dst netip.Addr
-	bkt uint8
+	iid   uint32
+	dst   netip.Addr
+	bkt   uint8
+	over6 bool // an RTR's flow over IPv6 (ring.ReencapEntry.Over6)
 }
 
 // keyOf is e's flow.
@@ -312,13 +314,13 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		}
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
-		keep := func(iid uint32, e *ring.OffloadEntry, hits uint64) bool {
+		keep := func(iid uint32, over6 bool, e *ring.OffloadEntry, hits uint64) bool {
 			if e.Epoch != o.epoch.Load() {
 				return false
 			}
 			live++
 			k := keyOf(e)
-			k.iid = iid
+			k.iid, k.over6 = iid, over6
 			if hits != t.hits[k] {
 				c.Lookup(iid, k.dst) // marks the entry used
 			}
@@ -328,9 +330,9 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		var n int
 		var err error
 		if t.r != nil {
-			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, hits uint64) bool { return keep(e.IID, &e.OffloadEntry, hits) })
+			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, hits uint64) bool { return keep(e.IID, e.Over6, &e.OffloadEntry, hits) })
 		} else {
-			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool { return keep(t.iid, e, hits) })
+			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool { return keep(t.iid, false, e, hits) })
 		}
 		o.puts.Unlock()
 		t.hits = seen
@@ -379,6 +381,9 @@ type OffloadFlow struct {
 	// decapsulates are sent to (OffloadDecap).
 	RLOC    netip.Addr
 	Ifindex int // the interface the kernel sends the flow's packets out of
+	// Over6 says that the entry takes the packets that come over IPv6
+	// (OffloadDecap and Reencap: a flow has an entry per outer version).
+	Over6   bool
 	Epoch   uint32
 	Current bool   // of its direction's current epoch: the kernel uses it
 	Packets uint64 // the kernel sent through the entry since it was put
@@ -410,25 +415,25 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 					eid = netip.AddrFrom16(e.Dst6)
 				}
 				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: eid, RLOC: r,
-					Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
+					Ifindex: e.Ifindex, Over6: e.V6, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			})
 		} else {
 			cur := o.epoch.Load()
-			add := func(iid uint32, e *ring.OffloadEntry, hits uint64, reencap bool) bool {
+			add := func(iid uint32, e *ring.OffloadEntry, hits uint64, reencap, over6 bool) bool {
 				const ip = wire.EthernetLen
 				r := netip.AddrFrom4([4]byte(e.Front[ip+16 : ip+20]))
 				if e.V6 {
 					r = netip.AddrFrom16([16]byte(e.Front[ip+24 : ip+40]))
 				}
 				fl = append(fl, OffloadFlow{Direction: OffloadEncap, Reencap: reencap, IID: iid, EID: keyOf(e).dst, Bucket: e.Bucket,
-					RLOC: r, Ifindex: e.Ifindex, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
+					RLOC: r, Ifindex: e.Ifindex, Over6: over6, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			}
 			if t.r != nil {
-				err = t.r.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool { return add(e.IID, &e.OffloadEntry, hits, true) })
+				err = t.r.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool { return add(e.IID, &e.OffloadEntry, hits, true, e.Over6) })
 			} else {
-				err = t.t.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool { return add(t.iid, e, hits, false) })
+				err = t.t.ListOffload(func(e *ring.OffloadEntry, hits uint64) bool { return add(t.iid, e, hits, false, false) })
 			}
 		}
 		if err != nil {
@@ -440,13 +445,23 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 			return cmp.Compare(b.Packets, a.Packets)
 		}
 		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.IID, b.IID), a.EID.Compare(b.EID),
-			cmp.Compare(a.Bucket, b.Bucket))
+			cmp.Compare(a.Bucket, b.Bucket), compareBool(a.Over6, b.Over6))
 	})
 	total := len(fl)
 	if limit = max(limit, 0); len(fl) > limit {
 		fl = slices.Clip(fl[:limit])
 	}
 	return fl, total, errors.Join(errs...)
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int { return cmp.Compare(b2i(a), b2i(b)) }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // OffloadStats are an Offload's counters.
@@ -548,13 +563,16 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 
 // offer6Slot is what a worker remembers of an IPv6 EID's flow it offered
 // (offer6): the port it came in on (a site port, or an RTR's core port),
-// the instance-ID, destination and bucket, and the tag it was offered in.
+// the instance-ID, destination and bucket, whether it came over an IPv6
+// RLOC (an RTR's: its kernel entry is for one outer version), and the tag
+// it was offered in.
 type offer6Slot struct {
-	dst  [16]byte
-	iid  uint32
-	port uint16
-	bkt  uint8
-	off  uint16
+	dst   [16]byte
+	iid   uint32
+	port  uint16
+	bkt   uint8
+	over6 bool
+	off   uint16
 }
 
 // offer6Slots is the size of a worker's offer6 memo.
@@ -564,12 +582,15 @@ const (
 )
 
 // offer6 is encap's step for a packet pk to an IPv6 EID sent through h,
-// from a site port or, re-encapsulated by an RTR, from a core port: the
-// IPv6 EIDs have no flow memo, so a direct-mapped memo of offers
+// from a site port or, re-encapsulated by an RTR, from a core port, and for
+// an RTR's packet to an IPv4 EID that came over IPv6 (coreInner leaves the
+// flow memo to those over IPv4): a direct-mapped memo of offers
 // (offer6Slot, allocated with the worker) says whether the kernel holds its
-// flow (port, instance-ID, destination, bucket) in the worker's epoch; a
-// flow not offered is (offloadOfferAt). A flow that loses its slot to
-// another is offered again on its next packet: a put of the same entry.
+// flow (port, instance-ID, destination, bucket, outer version) in the
+// worker's epoch; a flow not offered is (offloadOfferAt). A flow that loses
+// its slot to another is offered again on its next packet: a put of the
+// same entry. The kernel holds an RTR's flow once per outer version, and
+// the versions have slots of their own here.
 func (w *Worker) offer6(pk *pktInfo, h *nextHop) {
 	p := &w.ports[pk.slot]
 	if w.oe == 0 || pk.rtr && p.reencap == nil || !pk.rtr && p.offload == nil { // offers6 is not nil with a table
@@ -577,14 +598,24 @@ func (w *Worker) offer6(pk *pktInfo, h *nextHop) {
 	}
 	d := pk.dst.As16()
 	bkt := cache.SelectBucket(pk.hash)
+	over6 := pk.rtr && !pk.outerV4
 	x := binary.LittleEndian.Uint64(d[:8]) ^ binary.LittleEndian.Uint64(d[8:]) ^ uint64(pk.iid)<<32 ^ uint64(pk.slot)<<8 ^ uint64(bkt)
+	if over6 {
+		x = ^x // a slot of its own: the versions do not take turns in one
+	}
 	s := &w.offers6[(x*0x9e3779b97f4a7c15)>>(64-offer6Bits)]
-	same := s.dst == d && s.iid == pk.iid && s.port == uint16(pk.slot) && s.bkt == bkt
+	same := s.dst == d && s.iid == pk.iid && s.port == uint16(pk.slot) && s.bkt == bkt && s.over6 == over6
 	if same && s.off == w.oet {
 		return
 	}
 	if !same {
-		*s = offer6Slot{dst: d, iid: pk.iid, port: uint16(pk.slot), bkt: bkt}
+		*s = offer6Slot{dst: d, iid: pk.iid, port: uint16(pk.slot), bkt: bkt, over6: over6}
+	}
+	if pk.v4 {
+		// offloadOfferAt takes an IPv4 destination from the memo key,
+		// which coreInner may have left unset.
+		a := pk.dst.As4()
+		pk.mkey = pk.mkey&^(1<<32-1) | uint64(binary.BigEndian.Uint32(a[:]))
 	}
 	w.offloadOfferAt(pk, bkt, &s.off, h)
 }
@@ -654,7 +685,8 @@ func (w *Worker) offloadFlush() {
 // pk.iid, inner IPv4 destination k or IPv6 destination pk.dst, outer IPv4
 // or IPv6 to our RLOC of that version, from core port pk.slot) to site port
 // site through h, resolved there with an Ethernet header, that is not
-// offered in the worker's decap epoch (the tag in h.dkey). A delivery
+// offered over its outer version in the worker's decap epoch (the tag in
+// h.dkey over IPv4, h.doff6 over IPv6). A delivery
 // deliver4 makes (a site port with an interface index, without gleaning,
 // no local groups) is queued for the end of the step (offloadFlush) as a
 // copy of h, and h marked offered, so that deliver4 takes the flow's next
@@ -684,7 +716,11 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 		}
 		copy(e.Eth[:], h.hdr[:wire.EthernetLen])
 	}
-	h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
+	if pk.outerV4 {
+		h.dkey = h.dkey&(1<<48-1) | uint64(w.doet)<<48
+	} else {
+		h.doff6 = w.doet
+	}
 }
 
 // offloadPut is an entry offloadOffer (t, re's OffloadEntry; an RTR's: r,

@@ -464,15 +464,16 @@ func TestOffloadSweepKeepsFreshPuts(t *testing.T) {
 		fd := newFakeDecap()
 		r, off := decapRig(t, fd, 5)
 		frame := decapFrame(t, 60, 50, 0)
-		key := decapKey{iidSite, hostA}
+		key := decapKey{iid: iidSite, dst: hostA}
 		check(t, r, off, func() { deliverOne(t, r, frame) }, &fd.deleting, func() int { return len(fd.puts) },
 			func() (uint32, bool) { e, ok := fd.entries[key]; return e.Epoch, ok })
 	})
 }
 
 // TestOffloadFlows: Flows lists what the tables of both directions hold,
-// the busiest first, each with its instance-ID, EID, bucket, RLOC, egress
-// interface, packets and whether it is of the current epoch; a limit cuts
+// the busiest first, each with its instance-ID, EID, bucket, RLOC, outer
+// version (decap), egress interface, packets and whether it is of the
+// current epoch; a limit cuts
 // the list, not the count.
 func TestOffloadFlows(t *testing.T) {
 	ft, fd, _, off, _ := offeredRig(t)
@@ -488,7 +489,7 @@ func TestOffloadFlows(t *testing.T) {
 	want := []OffloadFlow{
 		{Direction: OffloadEncap, IID: iidSite, EID: remote4, Bucket: busy.e.Bucket, RLOC: rlocRemote4, Ifindex: 7, Epoch: 1, Current: true, Packets: 40},
 		{Direction: OffloadEncap, IID: iidSite, EID: netip.MustParseAddr("10.2.0.9"), Bucket: 3, RLOC: netip.MustParseAddr("2001::5"), Ifindex: 7, Epoch: 9},
-		{Direction: OffloadDecap, IID: 9, EID: netip.MustParseAddr("10.1.0.7"), RLOC: rlocLocal6, Ifindex: 5, Epoch: 1, Current: true},
+		{Direction: OffloadDecap, IID: 9, EID: netip.MustParseAddr("10.1.0.7"), RLOC: rlocLocal6, Ifindex: 5, Over6: true, Epoch: 1, Current: true},
 	}
 	if !slices.Equal(fl, want) {
 		t.Fatalf("flows\n%+v\nwant\n%+v", fl, want)

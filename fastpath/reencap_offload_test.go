@@ -29,10 +29,10 @@ func newFakeReencap() *fakeReencap {
 	return &fakeReencap{entries: map[offloadKey]*fakeReencapEntry{}}
 }
 
-// reencapKeyOf is e's flow.
+// reencapKeyOf is e's flow and outer version.
 func reencapKeyOf(e *ring.ReencapEntry) offloadKey {
 	k := keyOf(&e.OffloadEntry)
-	k.iid = e.IID
+	k.iid, k.over6 = e.IID, e.Over6
 	return k
 }
 
@@ -171,19 +171,22 @@ func TestReencapOffloadOffers(t *testing.T) {
 	if ft.epoch != 2 || len(ft.puts) != 2 || ft.puts[1].Epoch != 2 {
 		t.Fatalf("not offered again in the new epoch (table epoch %d): %+v", ft.epoch, ft.puts)
 	}
-	// Over IPv6, the flow offered in this epoch is not offered again: an
-	// entry is for one outer version (the flow memo's key has none). In a
-	// new epoch, the first packet over IPv6 offers it for our IPv6 RLOC.
+	// Over IPv6, in the same epoch, the flow has an entry of its own, for
+	// our IPv6 RLOC, offered on its first packet (offer6's memo, not the
+	// flow memo's tag, which stays the one over IPv4's); then neither
+	// version is offered again.
 	over6 := lispFrame(t, rtrSpec(t, true, rtrDst4, 60, 50, 0, 40))
 	reencapOne(t, r, over6)
-	if len(ft.puts) != 2 {
-		t.Fatalf("offered again over IPv6 in the same epoch: %+v", ft.puts[2:])
-	}
-	off.Invalidate()
 	reencapOne(t, r, over6)
-	if len(ft.puts) != 3 || !ft.puts[2].Over6 || ft.puts[2].RLOC6 != rlocLocal6.As16() || ft.puts[2].RLOC != [4]byte{} || ft.puts[2].Dst != rtrDst4.As4() {
+	reencapOne(t, r, frame)
+	if len(ft.puts) != 3 || !ft.puts[2].Over6 || ft.puts[2].RLOC6 != rlocLocal6.As16() || ft.puts[2].RLOC != [4]byte{} ||
+		ft.puts[2].Dst != rtrDst4.As4() || ft.puts[2].Epoch != 2 || ft.puts[2].Bucket != ft.puts[1].Bucket {
 		t.Fatalf("over IPv6: %+v", ft.puts[2:])
 	}
+	if len(ft.entries) != 2 {
+		t.Fatalf("%d entries for the flow over both versions, want 2", len(ft.entries))
+	}
+	off.Invalidate()
 	// An IPv6 EID's flow (no flow memo: offer6) is offered on its first
 	// packet, once per epoch.
 	eid6 := lispFrame(t, rtrSpec(t, false, rtrEID6, 60, 50, 0, 40))
@@ -381,7 +384,7 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 		b := lispFrame(t, s)
 		b = append(b, make([]byte, pad%32)...)
 		flipByte(b, at, x, fix && !over6)
-		off.Invalidate() // an entry is for one outer version: each frame's flow is offered anew
+		off.Invalidate() // each frame's flow is offered anew (an earlier frame may have left an entry for it)
 		step(t, b)
 		step(t, b)
 		act, kernel, err := prog.TestRun(b)

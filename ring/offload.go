@@ -74,7 +74,8 @@ type RxPender interface {
 // the inner packet and redirects it to the site interface Ifindex. An entry is used only while
 // the table's epoch equals Epoch; NonceOK says whether a packet whose LISP
 // header has the N flag may be taken (the fast path reports nonces to its
-// slow path only while it waits for an echo).
+// slow path only while it waits for an echo). A flow's entries are one
+// per outer IP version (V6): a flow that comes over both has two.
 type DecapEntry struct {
 	IID     uint32
 	Dst     [4]byte
@@ -92,7 +93,7 @@ type DecapEntry struct {
 // DecapTable is a core interface's table of decapsulated flows (ring/xsk:
 // Program), with the epoch and seed of OffloadTable.SetOffload.
 type DecapTable interface {
-	// PutDecap adds or replaces the entry of e's flow.
+	// PutDecap adds or replaces the entry of e's flow and outer version.
 	PutDecap(e *DecapEntry) error
 	// SetOffload sets the table's epoch (0 turns it off); the seed is
 	// unused.
@@ -111,7 +112,8 @@ type DecapTable interface {
 // inner IPv4 destination Dst in RLOC selection bucket Bucket, as the fast
 // path's flow memo would: their outer headers go and the entry's front
 // (OffloadEntry's fields, its InnerV6 unused) comes in their place, and the
-// packet leaves through Ifindex. NonceOK is DecapEntry's.
+// packet leaves through Ifindex. NonceOK is DecapEntry's. A flow's entries
+// are one per outer IP version (Over6), as DecapEntry's.
 type ReencapEntry struct {
 	OffloadEntry
 	IID     uint32
@@ -126,7 +128,7 @@ type ReencapEntry struct {
 // same interface: its entries follow the map-cache and leave through core
 // interfaces, as OffloadTable's do.
 type ReencapTable interface {
-	// PutReencap adds or replaces the entry of e's flow.
+	// PutReencap adds or replaces the entry of e's flow and outer version.
 	PutReencap(e *ReencapEntry) error
 	// SetReencap sets the table's epoch (0 turns it off) and the flow hash
 	// seed its flows were hashed with.

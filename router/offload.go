@@ -149,11 +149,12 @@ type OffloadDirectionInfo struct {
 
 // OffloadFlowInfo is one flow in a kernel table: its direction ("encap":
 // a site program encapsulates it, "decap": a core program delivers it),
-// instance-ID, inner destination, RLOC selection bucket (encap), the RLOC
-// (encap: the remote one; decap: ours), the interface the kernel sends it
-// out of, the epoch it was put in and whether that is the current one
-// (only current entries are used), and the packets the kernel sent
-// through it.
+// instance-ID, inner destination, RLOC selection bucket (encap, reencap),
+// the RLOC (encap: the remote one; decap: ours), the outer IP version of
+// the packets the entry takes (decap, reencap: a flow has an entry per
+// version), the interface the kernel sends it out of, the epoch it was put
+// in and whether that is the current one (only current entries are used),
+// and the packets the kernel sent through it.
 type OffloadFlowInfo struct {
 	// Direction is "encap", "decap", or "reencap" for an RTR's flow (a
 	// core interface's program re-encapsulates it; paused with encap).
@@ -162,6 +163,9 @@ type OffloadFlowInfo struct {
 	EID       string `json:"eid"`
 	Bucket    uint8  `json:"bucket"`
 	RLOC      string `json:"rloc"`
+	// Over is "ipv4" or "ipv6" for decap and reencap flows, empty for
+	// encap ones (their packets come from the site).
+	Over      string `json:"over,omitempty"`
 	Interface string `json:"interface"`
 	Epoch     uint32 `json:"epoch"`
 	Current   bool   `json:"current"`
@@ -201,8 +205,12 @@ func (r *Router) Offload() (OffloadInfo, bool, error) {
 		if f.Reencap {
 			dir = "reencap" // an RTR's flow, of the encap direction
 		}
+		over := ""
+		if f.Reencap || f.Direction == fastpath.OffloadDecap {
+			over = map[bool]string{false: "ipv4", true: "ipv6"}[f.Over6]
+		}
 		info.Flows = append(info.Flows, OffloadFlowInfo{Direction: dir, IID: f.IID, EID: f.EID.String(),
-			Bucket: f.Bucket, RLOC: f.RLOC.String(), Interface: name, Epoch: f.Epoch, Current: f.Current, Packets: f.Packets})
+			Bucket: f.Bucket, RLOC: f.RLOC.String(), Over: over, Interface: name, Epoch: f.Epoch, Current: f.Current, Packets: f.Packets})
 	}
 	if err != nil {
 		return info, true, fmt.Errorf("reading the offload tables: %w", err)

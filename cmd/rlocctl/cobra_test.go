@@ -66,7 +66,7 @@ var (
 	fakeOff  = router.OffloadInfo{Encap: router.OffloadDirectionInfo{On: true, Epoch: 7}, Decap: router.OffloadDirectionInfo{On: true, Paused: true},
 		Counters: map[string]uint64{"epochs": 6, "pauses": 1}, Total: 3, Flows: []router.OffloadFlowInfo{
 			{Direction: "encap", IID: 0, EID: "10.2.0.7", Bucket: 42, RLOC: "192.0.2.2", Interface: "core0", Epoch: 7, Current: true, Packets: 9000},
-			{Direction: "decap", IID: 0, EID: "10.1.0.7", RLOC: "2001:db8::1", Interface: "site0", Epoch: 6, Packets: 12}}}
+			{Direction: "decap", IID: 0, EID: "10.1.0.7", RLOC: "2001:db8::1", Over: "ipv6", Interface: "site0", Epoch: 6, Packets: 12}}}
 	fakeEvts = []router.Event{{Time: time.Date(2026, 12, 3, 9, 0, 1, 0, time.UTC), Kind: "registration-accepted", EID: "10.1.0.0/24", Source: "192.0.2.1:4342", Detail: "site1"},
 		{Time: time.Date(2026, 12, 3, 9, 0, 2, 0, time.UTC), Kind: "rloc-reachability", RLOC: "192.0.2.9", Up: false}}
 )
@@ -183,8 +183,8 @@ func TestSubcommandsFormats(t *testing.T) {
 			{"map-cache", `3 entries \(1 negative, 2 static\)`}}, func() any { return &router.Stats{} }, &fakeStat},
 		{[]string{"offload"}, [][]string{{"encap", "true", "7", "false"}, {"decap", "true", "0", "true"}, {"epochs", "6"},
 			{"3 flows in the kernel tables, the 2 busiest:"},
-			{"encap", "0", `10\.2\.0\.7`, "42", `192\.0\.2\.2`, "core0", "7", "yes", "9000"},
-			{"decap", "0", `10\.1\.0\.7`, "-", `2001:db8::1`, "site0", "6", `no \(past epoch\)`, "12"}},
+			{"encap", "0", `10\.2\.0\.7`, "42", `192\.0\.2\.2`, "-", "core0", "7", "yes", "9000"},
+			{"decap", "0", `10\.1\.0\.7`, "-", `2001:db8::1`, "ipv6", "site0", "6", `no \(past epoch\)`, "12"}},
 			func() any { return &router.OffloadInfo{} }, &fakeOff},
 		{[]string{"mcast", "tree", "*", "239.1.1.1"}, [][]string{{`\(\*, 239\.1\.1\.1\) root`}, {"", `192\.0\.2\.7`}},
 			func() any { return &router.McastTreeView{} }, &fakeTree},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -21,8 +22,10 @@ it is paused (an interface it redirects to does not take XDP redirects), its
 counters, then the flows the kernel tables hold, the busiest first (at most
 1000): the direction (encap: a site interface's program encapsulates the
 flow; decap: a core interface's program delivers it), the instance-ID, the
-inner destination, the RLOC selection bucket (encap), the RLOC (encap: the
-remote one; decap: ours), the interface the kernel sends the flow out of, the
+inner destination, the RLOC selection bucket (encap, reencap), the RLOC
+(encap, reencap: the remote one; decap: ours), the outer IP version of the
+packets the entry takes (decap, reencap: a flow has an entry per version),
+the interface the kernel sends the flow out of, the
 epoch the entry was put in, whether the kernel uses it (only entries of the
 current epoch are used: the others wait for the next sweep) and the packets
 it sent through the entry. The router answers 404 while the offload is off.`,
@@ -55,18 +58,18 @@ func printOffload(out io.Writer, l router.OffloadInfo) {
 	}
 	fmt.Fprintln(tw)
 	if len(l.Flows) > 0 {
-		fmt.Fprintln(tw, "DIRECTION\tIID\tEID\tBUCKET\tRLOC\tINTERFACE\tEPOCH\tUSED\tPACKETS")
+		fmt.Fprintln(tw, "DIRECTION\tIID\tEID\tBUCKET\tRLOC\tOVER\tINTERFACE\tEPOCH\tUSED\tPACKETS")
 	}
 	for _, f := range l.Flows {
-		bkt := "-"
-		if f.Direction == "encap" {
+		bkt, over := "-", cmp.Or(f.Over, "-")
+		if f.Direction != "decap" {
 			bkt = fmt.Sprint(f.Bucket)
 		}
 		used := "yes"
 		if !f.Current {
 			used = "no (past epoch)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", f.Direction, f.IID, f.EID, bkt, f.RLOC, f.Interface, f.Epoch, used, f.Packets)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", f.Direction, f.IID, f.EID, bkt, f.RLOC, over, f.Interface, f.Epoch, used, f.Packets)
 	}
 	tw.Flush()
 }

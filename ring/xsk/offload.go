@@ -128,7 +128,7 @@ var _ ring.DecapTable = (*Program)(nil)
 
 // PutDecap adds or replaces the decap entry of e's flow (bpf/steer.c,
 // offload_decap4; offload_decap6 with e.V6; the decap6 map with
-// e.InnerV6). Each map holds 65536 flows: when one is full the error wraps
+// e.InnerV6): a flow has one entry per outer IP version. Each map holds 65536 flows: when one is full the error wraps
 // the kernel's E2BIG, and a sweep (SweepDecap) makes room.
 func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	if e.Ifindex <= 0 {
@@ -145,9 +145,9 @@ func (p *Program) PutDecap(e *ring.DecapEntry) error {
 	copy(v.Eth[:], e.Eth[:])
 	var err error
 	if e.InnerV6 {
-		err = p.objs.Decap6.Put(steerDecap6Key{Dst: e.Dst6, Iid: e.IID}, v)
+		err = p.objs.Decap6.Put(steerDecap6Key{Dst: e.Dst6, Iid: e.IID, Over6: v.V6}, v)
 	} else {
-		err = p.objs.Decap.Put(steerDecapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Iid: e.IID}, v)
+		err = p.objs.Decap.Put(steerDecapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Iid: e.IID, Over6: v.V6}, v)
 	}
 	if err != nil {
 		return fmt.Errorf("xsk: put decap entry: %w", err)
@@ -204,7 +204,7 @@ var _ ring.ReencapTable = (*Program)(nil)
 // PutReencap adds or replaces the reencap entry of e's flow (bpf/steer.c,
 // offload_reencap4 for packets to an IPv4 RLOC of ours, offload_reencap6 to
 // an IPv6 one with e.Over6; the reencap6 map with e.InnerV6; an IPv6 front
-// with e.V6). Each map holds 65536 flows: when one is full the error wraps
+// with e.V6): a flow has one entry per outer IP version. Each map holds 65536 flows: when one is full the error wraps
 // the kernel's E2BIG, and a sweep (SweepReencap) makes room.
 func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	if e.Ifindex <= 0 {
@@ -223,9 +223,9 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 	}
 	var err error
 	if e.InnerV6 {
-		err = p.objs.Reencap6.Put(steerReencap6Key{Dst: e.Dst6, IidBkt: e.IID<<8 | uint32(e.Bucket)}, v)
+		err = p.objs.Reencap6.Put(steerReencap6Key{Dst: e.Dst6, IidBkt: e.IID<<8 | uint32(e.Bucket), Over6: v.In6}, v)
 	} else {
-		err = p.objs.Reencap.Put(steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket)}, v)
+		err = p.objs.Reencap.Put(steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket), Over6: v.In6}, v)
 	}
 	if err != nil {
 		return fmt.Errorf("xsk: put reencap entry: %w", err)

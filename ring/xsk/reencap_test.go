@@ -273,3 +273,62 @@ func TestReencapSweep(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadBothOuterVersions: a flow that comes over IPv4 and over IPv6
+// (to our RLOC of each version) has an entry for each in the decap and the
+// reencap maps, side by side: each packet is taken through the entry of
+// the version it came over (told apart here by their Ethernet headers), and
+// a listing shows both.
+func TestOffloadBothOuterVersions(t *testing.T) {
+	for _, inner6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "eid4", true: "eid6"}[inner6], func(t *testing.T) {
+			p := loadCore(t)
+			if err := p.SetOffload(decapEpoch, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.SetReencap(reencapEpoch, reencapSeed); err != nil {
+				t.Fatal(err)
+			}
+			var d [2]ring.DecapEntry
+			var r [2]ring.ReencapEntry
+			for i, over6 := range []bool{false, true} {
+				s := goodLISP(over6)
+				s.inner6 = inner6
+				d[i] = decapEntryFor(s, decapEpoch)
+				d[i].NonceOK, d[i].Eth[5] = true, byte(0xd0+i)
+				s.iid = 7778 // another instance-ID: no decap entry
+				r[i] = reencapEntryFor(t, s, false, false)
+				r[i].NonceOK, r[i].Front[5] = true, byte(0xe0+i)
+				if err := p.PutDecap(&d[i]); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.PutReencap(&r[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, over6 := range []bool{false, true} {
+				s := goodLISP(over6)
+				s.inner6 = inner6
+				frame, _ := coreFrame(s)
+				if ret, out := run(t, p, frame); ret != xdpRedirect || out[5] != byte(0xd0+i) {
+					t.Errorf("decap over6 %v: action %d, Ethernet % x, want the entry ending %#x", over6, ret, out[:14], 0xd0+i)
+				}
+				s.iid = 7778
+				frame, _ = coreFrame(s)
+				if ret, out := run(t, p, frame); ret != xdpRedirect || out[5] != byte(0xe0+i) {
+					t.Errorf("reencap over6 %v: action %d, Ethernet % x, want the entry ending %#x", over6, ret, out[:14], 0xe0+i)
+				}
+			}
+			var dl, rl []bool
+			if err := p.ListDecap(func(e *ring.DecapEntry, _ uint64) bool { dl = append(dl, e.V6); return true }); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ListReencap(func(e *ring.ReencapEntry, _ uint64) bool { rl = append(rl, e.Over6); return true }); err != nil {
+				t.Fatal(err)
+			}
+			if len(dl) != 2 || dl[0] == dl[1] || len(rl) != 2 || rl[0] == rl[1] {
+				t.Fatalf("listed decap entries over IPv6 %v, reencap %v: want one of each version", dl, rl)
+			}
+		})
+	}
+}

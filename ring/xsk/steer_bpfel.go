@@ -14,15 +14,19 @@ import (
 )
 
 type steerDecap6Key struct {
-	_   structs.HostLayout
-	Dst [16]uint8
-	Iid uint32
+	_     structs.HostLayout
+	Dst   [16]uint8
+	Iid   uint32
+	Over6 uint8
+	Pad   [3]uint8
 }
 
 type steerDecapKey struct {
-	_   structs.HostLayout
-	Dst uint32
-	Iid uint32
+	_     structs.HostLayout
+	Dst   uint32
+	Iid   uint32
+	Over6 uint8
+	Pad   [3]uint8
 }
 
 type steerDecapVal struct {
@@ -73,12 +77,16 @@ type steerReencap6Key struct {
 	_      structs.HostLayout
 	Dst    [16]uint8
 	IidBkt uint32
+	Over6  uint8
+	Pad    [3]uint8
 }
 
 type steerReencapKey struct {
 	_      structs.HostLayout
 	Dst    uint32
 	IidBkt uint32
+	Over6  uint8
+	Pad    [3]uint8
 }
 
 type steerReencapVal struct {

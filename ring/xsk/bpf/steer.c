@@ -105,30 +105,41 @@ struct offload_val {
 };
 
 /* A decapsulated flow (core mode): the inner IPv4 destination and the
- * instance-ID, as the fast path's ETR delivers them (fastpath deliver4). */
+ * instance-ID, as the fast path's ETR delivers them (fastpath deliver4),
+ * and the outer IP version it comes over (over6: to our IPv6 RLOC). A flow
+ * that comes over both versions (from two ITRs) has an entry for each. */
 struct decap_key {
 	__be32 dst;
 	__u32 iid;
+	__u8 over6;
+	__u8 pad[3];
 };
 
 /* A decapsulated flow to an IPv6 EID (core mode). */
 struct decap6_key {
 	__u8 dst[16];
 	__u32 iid;
+	__u8 over6;
+	__u8 pad[3];
 };
 
 /* A flow an RTR re-encapsulates (core mode): the inner IPv4 destination,
  * the instance-ID and the flow's RLOC selection bucket, as the fast path's
- * flow memo keys it. */
+ * flow memo keys it, and the outer IP version it comes over (over6), as
+ * for decap_key. */
 struct reencap_key {
 	__be32 dst;
 	__u32 iid_bkt; /* instance-ID << 8 | bucket */
+	__u8 over6;
+	__u8 pad[3];
 };
 
 /* A flow an RTR re-encapsulates to an IPv6 EID (core mode). */
 struct reencap6_key {
 	__u8 dst[16];
 	__u32 iid_bkt; /* instance-ID << 8 | bucket */
+	__u8 over6;
+	__u8 pad[3];
 };
 
 /* What the fast path's next-hop memo entry holds for the flow (o, as for
@@ -596,14 +607,14 @@ static __always_inline int decap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, __
 		itl = 40 + (((__u32)in[4] << 8) | in[5]);
 		if (ul < 56 || itl > ul - 16)
 			return -1;
-		struct decap6_key k = {.iid = iid};
+		struct decap6_key k = {.iid = iid, .over6 = rloc6 != 0};
 		__builtin_memcpy(k.dst, in + 24, 16);
 		v = bpf_map_lookup_elem(&decap6, &k);
 	} else {
 		itl = ((__u32)in[2] << 8) | in[3];
 		if (in[0] != 0x45 || itl < 20 || itl > ul - 16)
 			return -1;
-		struct decap_key k = {.iid = iid};
+		struct decap_key k = {.iid = iid, .over6 = rloc6 != 0};
 		__builtin_memcpy(&k.dst, in + 16, 4);
 		v = bpf_map_lookup_elem(&decap, &k);
 	}
@@ -744,14 +755,14 @@ static __always_inline int reencap_inner(struct xdp_md *ctx, __u8 *u, __u32 ul, 
 		itl = 40 + pl;
 		if (ul < 56 || itl > ul - 16 || in[24] == 0xff || flow_hash6(in, pl, end, cfg, &hash))
 			return -1;
-		struct reencap6_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
+		struct reencap6_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24), .over6 = rloc6 != 0};
 		__builtin_memcpy(k.dst, in + 24, 16);
 		v = bpf_map_lookup_elem(&reencap6, &k);
 	} else {
 		itl = ((__u32)in[2] << 8) | in[3];
 		if (in[0] != 0x45 || itl < 20 || itl > ul - 16 || flow_hash4(in, itl, end, cfg, &hash))
 			return -1;
-		struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24)};
+		struct reencap_key k = {.iid_bkt = iid << 8 | (__u8)((hash * 0x9E3779B1U) >> 24), .over6 = rloc6 != 0};
 		__builtin_memcpy(&k.dst, in + 16, 4);
 		v = bpf_map_lookup_elem(&reencap, &k);
 	}

@@ -84,15 +84,20 @@ def check(name, tunables, flows, packets_kw):
 def main():
     fake_api()
     flows = 50
-    for name, extra in (("itr", ()), ("etr", ()), ("rtr", ()), ("mcast", None)):
+    # extra: the profile's further boolean tunables, each played off and on.
+    for name, extra in (("itr", ()), ("etr", ("rloc6",)), ("rtr", ("rloc6",)), ("mcast", None)):
         for ipv6 in ((False, True) if extra is not None else (False,)):
-            for size in ("64", "imix"):
-                t = ["--flows", str(flows), "--size", size]
-                kw = {}
-                if extra is not None:
-                    t += ["--ipv6", "1" if ipv6 else "0"]
-                    kw["ipv6"] = ipv6
-                check(name, t, flows, kw)
+            for on in ((False, True) if extra else (False,)):
+                for size in ("64", "imix"):
+                    t = ["--flows", str(flows), "--size", size]
+                    kw = {}
+                    if extra is not None:
+                        t += ["--ipv6", "1" if ipv6 else "0"]
+                        kw["ipv6"] = ipv6
+                    for x in extra or ():
+                        t += ["--" + x, "1" if on else "0"]
+                        kw[x] = on
+                    check(name, t, flows, kw)
     # Older TRex releases pass "-t flows=...,size=..." as keyword arguments.
     import itr
     n = len(itr.register().get_streams(direction=0, flows="10", size="imix"))

@@ -41,7 +41,8 @@ SITE_NET4, SITE_NET6 = "10.1.0.0", "2001:db8:1::"        # the local site
 REMOTE_NET4, REMOTE_NET6 = "10.2.0.0", "2001:db8:2::"    # the remote EIDs
 RLOC_DUT4, RLOC_DUT6 = "192.0.2.1", "2001:db8:ff::1"     # rloc's RLOCs
 RLOC_PEER4, RLOC_PEER6 = "192.0.2.2", "2001:db8:ff::2"   # port 1's RLOCs
-RLOC_NEXT4 = "198.51.100.2"                               # the RTR's next RLOC
+RLOC_NEXT4 = "198.51.100.2"                               # the RTR's next RLOCs
+RLOC_NEXT6 = "2001:db8:100::2"
 
 # IMIX: the common 7:4:1 mix of 64, 594 and 1518-byte frames.
 IMIX = ((64, 7), (594, 4), (1518, 1))
@@ -102,16 +103,25 @@ def lisp_header(iid, nonce):
 
 
 def lisp_encap(outer_src, outer_dst, sport, iid, nonce, inner):
-    """inner in IPv4/UDP 4341/LISP (RFC 9300 §5.3): outer TTL 64, a zero
-    UDP checksum (allowed for IPv4, RFC 9300 §5.3)."""
-    return (IP(src=outer_src, dst=outer_dst, ttl=64, flags="DF") /
-            UDP(sport=sport, dport=LISP_DATA_PORT, chksum=0) /
-            Raw(lisp_header(iid, nonce)) / inner)
+    """inner in IPv4 (or IPv6, for IPv6 RLOCs)/UDP 4341/LISP (RFC 9300
+    §5.3): outer TTL or hop limit 64, a zero UDP checksum (RFC 9300 §5.3
+    allows it for IPv4 and, after RFC 6935 and 6936, for IPv6)."""
+    if ":" in outer_src:
+        ip = IPv6(src=outer_src, dst=outer_dst, hlim=64)
+    else:
+        ip = IP(src=outer_src, dst=outer_dst, ttl=64, flags="DF")
+    return ip / UDP(sport=sport, dport=LISP_DATA_PORT, chksum=0) / Raw(lisp_header(iid, nonce)) / inner
 
 
 # Outer headers an encapsulated frame carries around its inner packet:
-# IPv4 (20) + UDP (8) + LISP (8).
+# IPv4 (20) or IPv6 (40), UDP (8) and LISP (8).
 ENCAP4 = 20 + 8 + 8
+ENCAP6 = 40 + 8 + 8
+
+
+def encap_len(rloc6):
+    """The length of the outer headers over IPv6 RLOCs (rloc6) or IPv4."""
+    return ENCAP6 if rloc6 else ENCAP4
 
 
 def ether(src, dst, payload):
@@ -157,14 +167,18 @@ def as_bool(v):
 
 # Byte offsets in the frames the profiles build, for TRex's field engine.
 OFF_IP = ETHER                   # the (outer) IP header
-OFF_INNER = ETHER + ENCAP4       # the inner IP header of an encapsulated frame
 OFF_V4_ID, OFF_V4_SRC, OFF_V4_DST = 4, 12, 16
 OFF_V6_SRC, OFF_V6_DST = 8, 24
 OFF_UDP_SPORT = 0                # from the UDP header
-OFF_NONCE_LOW16 = ETHER + 20 + 8 + 2  # the nonce's low 16 bits in the LISP header
 # Outer UDP source ports (the flow entropy of RFC 9300 §5.3) are drawn from
 # this range.
 SPORT_BASE, SPORT_SPAN = 49152, 16384
+
+
+def off_inner(rloc6):
+    """The offset of the inner IP header in an encapsulated frame over IPv6
+    RLOCs (rloc6) or IPv4 ones."""
+    return ETHER + encap_len(rloc6)
 
 
 def paired_vm(api, flows, up, down, extra=()):
@@ -182,16 +196,18 @@ def paired_vm(api, flows, up, down, extra=()):
     return api.STLScVmRaw(ins)
 
 
-def encap_vm(api, flows):
+def encap_vm(api, flows, rloc6=False):
     """Field-engine instructions for an encapsulated frame (after paired_vm's
-    variables): the outer UDP source port steps over min(flows, SPORT_SPAN)
-    values and the low 16 bits of the nonce follow the flow ("up"). The outer
-    UDP checksum is zero, so nothing needs fixing."""
+    variables; rloc6: over IPv6 RLOCs): the outer UDP source port steps over
+    min(flows, SPORT_SPAN) values and the low 16 bits of the nonce (bytes 2
+    and 3 of the LISP header) follow the flow ("up"). The outer UDP checksum
+    is zero, so nothing needs fixing."""
     n = min(flows, SPORT_SPAN)
+    udp = OFF_IP + (40 if rloc6 else 20)
     return [api.STLVmFlowVar(name="osport", min_value=SPORT_BASE, max_value=SPORT_BASE + n - 1,
                              init_value=SPORT_BASE, size=2, op="inc"),
-            api.STLVmWrFlowVar(fv_name="osport", pkt_offset=OFF_IP + 20 + OFF_UDP_SPORT),
-            api.STLVmWrFlowVar(fv_name="up", pkt_offset=OFF_NONCE_LOW16)]
+            api.STLVmWrFlowVar(fv_name="osport", pkt_offset=udp + OFF_UDP_SPORT),
+            api.STLVmWrFlowVar(fv_name="up", pkt_offset=udp + 8 + 2)]
 
 
 def lisp_frame(f, frame_size, ipv6, iid, src_net, src_host, dst_net, dst_host, outer_dst,
@@ -199,20 +215,22 @@ def lisp_frame(f, frame_size, ipv6, iid, src_net, src_host, dst_net, dst_host, o
     """Flow f's LISP-encapsulated frame of frame_size bytes (with FCS): the
     inner packet goes from src_net/src_host to dst_net/dst_host (a host of
     the net plus the 16-bit flow value when the host is None), inside IPv4
-    from RLOC_PEER4 to outer_dst, UDP source port from the entropy range,
+    from RLOC_PEER4 to outer_dst, or inside IPv6 from RLOC_PEER6 when
+    outer_dst is an IPv6 address, UDP source port from the entropy range,
     LISP header with nonce 1 + f and instance-ID iid. The 16-bit field paired
     with the flow value (see paired_vm) is the IPv4 identification or the
     IPv6 UDP source port."""
     up, down = 1 + f, 0xFFFE - f
+    rloc6 = ":" in outer_dst
 
     def addr(net, h):
         return h if h is not None else host(net, up, ipv6)
 
     inner = ip_udp(addr(src_net, src_host), addr(dst_net, dst_host), ipv6,
-                   down if ipv6 else 1025, dport, inner_len(frame_size, ENCAP4), udp_checksum=False)
+                   down if ipv6 else 1025, dport, inner_len(frame_size, encap_len(rloc6)), udp_checksum=False)
     if not ipv6:
         inner.id = down
-    outer = lisp_encap(RLOC_PEER4, outer_dst, SPORT_BASE + f % SPORT_SPAN, iid, up, inner)
+    outer = lisp_encap(RLOC_PEER6 if rloc6 else RLOC_PEER4, outer_dst, SPORT_BASE + f % SPORT_SPAN, iid, up, inner)
     return ether(src_mac, dst_mac, outer)
 
 

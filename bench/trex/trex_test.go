@@ -84,8 +84,10 @@ links:
 `
 
 // rtrTopo is the RTR's set-up: p0 (TRex port 0) in RLOC space A on core0,
-// p1 (TRex port 1) in RLOC space B on core1, and the site interface the
-// rtr role requires on a stub.
+// p1 (TRex port 1) in RLOC space B on core1 (both spaces IPv4 and IPv6),
+// and the site interface the rtr role requires on a stub. The links' MTU
+// leaves room for an IMIX frame that leaves over IPv6 after coming in over
+// IPv4 (20 bytes more).
 const rtrTopo = `
 name: trex
 nodes:
@@ -93,18 +95,21 @@ nodes:
   - name: dut
     sysctls:
       net.ipv4.ip_forward: 1
+      net.ipv6.conf.all.forwarding: 1
       net.ipv4.conf.all.rp_filter: 0
       net.ipv4.conf.default.rp_filter: 0
   - name: p1
   - name: stub
 links:
   - name: port0
+    mtu: 1600
     ends:
       - {node: p0, ifname: eth0, mac: "02:00:00:00:00:10"}
-      - {node: dut, ifname: core0, addrs: [192.0.2.1/24], mac: "02:00:00:00:01:01"}
+      - {node: dut, ifname: core0, addrs: [192.0.2.1/24, "2001:db8:ff::1/64"], mac: "02:00:00:00:01:01"}
   - name: port1
+    mtu: 1600
     ends:
-      - {node: dut, ifname: core1, addrs: [198.51.100.1/24], mac: "02:00:00:00:02:01"}
+      - {node: dut, ifname: core1, addrs: [198.51.100.1/24, "2001:db8:100::1/64"], mac: "02:00:00:00:02:01"}
       - {node: p1, ifname: eth0, mac: "02:00:00:00:02:02"}
   - name: site
     ends:
@@ -421,6 +426,7 @@ func TestProfiles(t *testing.T) {
 	})
 	t.Run("itr", func(t *testing.T) { testITR(t, k) })
 	t.Run("etr", func(t *testing.T) { testETR(t, k) })
+	t.Run("etr-offload", func(t *testing.T) { testETROffload(t, k) })
 	t.Run("rtr", func(t *testing.T) { testRTR(t, k) })
 	t.Run("rtr-offload", func(t *testing.T) { testRTROffload(t, k) })
 	t.Run("mcast", func(t *testing.T) { testMcast(t, k) })
@@ -466,35 +472,149 @@ func testETR(t *testing.T, k *kit) {
 	r.neigh(t, "dut", "site0", "10.1.0.10", macPort0)
 	r.neigh(t, "dut", "site0", "2001:db8:1::10", macPort0)
 	r.start(t, "dut", "rlocd-etr.yaml")
-	for _, ipv6 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ipv%d", map[bool]int{false: 4, true: 6}[ipv6]), func(t *testing.T) {
+	for _, c := range []struct{ eid6, rloc6 bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("eid%d-rloc%d", ipVersion(c.eid6), ipVersion(c.rloc6)), func(t *testing.T) {
 			file, in := k.pcap(t, "etr", "flows="+fmt.Sprint(flows), "size=imix",
-				"ipv6="+fmt.Sprint(b2i(ipv6)), "count="+fmt.Sprint(count))
+				"ipv6="+fmt.Sprint(b2i(c.eid6)), "rloc6="+fmt.Sprint(b2i(c.rloc6)), "count="+fmt.Sprint(count))
 			out := r.replay(t, "p1", file, "p0", "udp dst port 5001", len(in))
 			checkDecap(t, in, out)
 		})
 	}
 }
 
-// testRTR: LISP-encapsulated frames with instance-ID 7 to the RTR's RLOC
-// on core0 (rlocd-rtr.yaml). Every frame must come out of core1 once,
-// encapsulated again from the RTR's RLOC to the next RLOC 198.51.100.2,
-// instance-ID 7 kept, the inner packet as sent but for its TTL
-// (min(outer, inner) - 1 = 63).
-func testRTR(t *testing.T, k *kit) {
+// testETROffload is testETR with the kernel offload of deliveries
+// (rlocd-etr.yaml and xdp.offload_decap): after a flow's first packets went
+// through the worker, core0's program decapsulates the next ones itself and
+// redirects them to site0 (docs/offload.md). The flows are the same four
+// (to the one site host) over IPv4 RLOCs, then over IPv6 ones, as from two
+// ITRs of either family: the output must be the same as testETR's, and
+// most frames the kernel's in each case, since a flow has an entry per
+// outer version. The host (p0) runs an XDP program, so that its veth peer
+// takes redirects.
+func testETROffload(t *testing.T, k *kit) {
+	r := k.newRig(t, xtrTopo)
+	r.neigh(t, "dut", "site0", "10.1.0.10", macPort0)
+	r.neigh(t, "dut", "site0", "2001:db8:1::10", macPort0)
+	r.peerXDP(t, "p0")
+	base, err := os.ReadFile("rlocd-etr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(r.dir, "rlocd-etr-offload.yaml")
+	if err := os.WriteFile(cfg, append(base, "xdp: {offload_decap: true}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, "dut", cfg)
+	const frames = 200
+	var kernel0, worker0 uint64
+	for _, c := range []struct{ eid6, rloc6 bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("eid%d-rloc%d", ipVersion(c.eid6), ipVersion(c.rloc6)), func(t *testing.T) {
+			file, in := k.pcap(t, "etr", "flows=4", "size=imix",
+				"ipv6="+fmt.Sprint(b2i(c.eid6)), "rloc6="+fmt.Sprint(b2i(c.rloc6)), "count="+fmt.Sprint(frames))
+			out := r.replay(t, "p1", file, "p0", "udp dst port 5001", len(in))
+			checkDecap(t, in, out)
+			st := r.stats(t, "dut")
+			kernel, worker := st.Fastpath["xdp_offloaded"]-kernel0, st.Fastpath["decap"]-worker0
+			kernel0, worker0 = kernel0+kernel, worker0+worker
+			t.Logf("the kernel decapsulated %d frames, the worker %d", kernel, worker)
+			if kernel+worker != frames || kernel < frames/2 {
+				t.Fatalf("the kernel decapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
+			}
+		})
+	}
+}
+
+// peerXDP attaches an XDP program that passes everything to node's eth0,
+// so that its veth peer in the DUT takes XDP redirects, until the test
+// ends.
+func (r *rig) peerXDP(t *testing.T, node string) {
+	t.Helper()
+	p, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.lab.Node(node).Do(func() error { return p.Attach("eth0", xsk.XDPDriver) }); err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.lab.Node(node).Do(p.Close) })
+}
+
+// rtrCase is one replay into the RTR: the inner packets' version (eid6),
+// the outer one on the way in (in6: to the RTR's IPv6 RLOC) and the
+// instance-ID, whose mapping (rlocd-rtr.yaml) picks the next RLOC: 7 maps
+// to 198.51.100.2, 8 to 2001:db8:100::2.
+type rtrCase struct {
+	eid6, in6 bool
+	iid       uint32
+}
+
+// rtrCases are all eight: each EID version over each pair of underlays.
+func rtrCases() []rtrCase {
+	var cs []rtrCase
+	for _, in6 := range []bool{false, true} {
+		for _, iid := range []uint32{7, 8} {
+			for _, eid6 := range []bool{false, true} {
+				cs = append(cs, rtrCase{eid6: eid6, in6: in6, iid: iid})
+			}
+		}
+	}
+	return cs
+}
+
+func (c rtrCase) String() string {
+	return fmt.Sprintf("eid%d-in%d-out%d", ipVersion(c.eid6), ipVersion(c.in6), ipVersion(c.iid == 8))
+}
+
+// pcap writes the case's frames: 4 flows (flows of rtr.py), IMIX.
+func (c rtrCase) pcap(t *testing.T, k *kit, flows, frames int) (string, [][]byte) {
+	return k.pcap(t, "rtr", "flows="+fmt.Sprint(flows), "size=imix", "ipv6="+fmt.Sprint(b2i(c.eid6)),
+		"rloc6="+fmt.Sprint(b2i(c.in6)), "iid="+fmt.Sprint(c.iid), "count="+fmt.Sprint(frames))
+}
+
+// want is what the RTR must send for the case: from its RLOC of the next
+// RLOC's version, the instance-ID kept, the inner packet as sent but for its
+// TTL or hop limit (min(outer, inner) - 1 = 63).
+func (c rtrCase) want() encapWant {
+	w := encapWant{srcMAC: macDUT1, dstMAC: macPort1, iid: c.iid,
+		src: netip.MustParseAddr("192.0.2.1"), dst: netip.MustParseAddr("198.51.100.2"),
+		inner: func(f []byte) []byte { return decTTL(innerOf(f)) }}
+	if c.iid == 8 {
+		w.src, w.dst = netip.MustParseAddr("2001:db8:ff::1"), netip.MustParseAddr("2001:db8:100::2")
+	}
+	return w
+}
+
+func ipVersion(v6 bool) int { return map[bool]int{false: 4, true: 6}[v6] }
+
+// innerOf is the inner IP packet of an encapsulated Ethernet frame (outer
+// IPv4 or IPv6, UDP, LISP).
+func innerOf(f []byte) []byte {
+	if binary.BigEndian.Uint16(f[12:]) == 0x86dd {
+		return f[wire.EthernetLen+wire.OuterIPv6Len:]
+	}
+	return f[wire.EthernetLen+wire.OuterIPv4Len:]
+}
+
+// newRTRRig is rtrTopo with the DUT's static neighbours: the next RLOCs.
+func (k *kit) newRTRRig(t *testing.T) *rig {
 	r := k.newRig(t, rtrTopo)
 	r.neigh(t, "dut", "core1", "198.51.100.2", macPort1)
+	r.neigh(t, "dut", "core1", "2001:db8:100::2", macPort1)
+	return r
+}
+
+// testRTR: LISP-encapsulated frames to the RTR's RLOC on core0
+// (rlocd-rtr.yaml), every rtrCase. Every frame must come out of core1
+// once, encapsulated again as rtrCase.want says.
+func testRTR(t *testing.T, k *kit) {
+	r := k.newRTRRig(t)
 	r.start(t, "dut", "rlocd-rtr.yaml")
-	for _, ipv6 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ipv%d", map[bool]int{false: 4, true: 6}[ipv6]), func(t *testing.T) {
-			file, in := k.pcap(t, "rtr", "flows="+fmt.Sprint(flows), "size=imix",
-				"ipv6="+fmt.Sprint(b2i(ipv6)), "count="+fmt.Sprint(count))
+	for _, c := range rtrCases() {
+		t.Run(c.String(), func(t *testing.T) {
+			file, in := c.pcap(t, k, flows, count)
 			out := r.replay(t, "p0", file, "p1", "udp dst port 4341", len(in))
-			checkEncap(t, in, out, encapWant{
-				srcMAC: macDUT1, dstMAC: macPort1,
-				src: netip.MustParseAddr("192.0.2.1"), dst: netip.MustParseAddr("198.51.100.2"), iid: 7,
-				inner: func(f []byte) []byte { return decTTL(f[wire.EthernetLen+outer4:]) },
-			})
+			checkEncap(t, in, out, c.want())
 		})
 	}
 }
@@ -503,23 +623,14 @@ func testRTR(t *testing.T, k *kit) {
 // xdp.offload): after a flow's first packets went through the worker, the
 // core0 program re-encapsulates the next ones itself and redirects them to
 // core1 (docs/offload.md). The output must be the same, and most frames the
-// kernel's: 4 flows of 50 IMIX frames each, to IPv4 EIDs, then to IPv6
-// ones, of which the worker sees the first few. The peers of core0 and core1 run an XDP program, so that the
-// veths take redirects.
+// kernel's: for every rtrCase (both EID versions, each pair of underlays),
+// 4 flows of 50 IMIX frames each, of which the worker sees the first few.
+// The peers of core0 and core1 run an XDP program, so that the veths take
+// redirects.
 func testRTROffload(t *testing.T, k *kit) {
-	r := k.newRig(t, rtrTopo)
-	r.neigh(t, "dut", "core1", "198.51.100.2", macPort1)
-	for _, node := range []string{"p0", "p1"} {
-		p, err := xsk.LoadProgram(xsk.ProgramConfig{Mode: xsk.ModeOff})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.lab.Node(node).Do(func() error { return p.Attach("eth0", xsk.XDPDriver) }); err != nil {
-			p.Close()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.lab.Node(node).Do(p.Close) })
-	}
+	r := k.newRTRRig(t)
+	r.peerXDP(t, "p0")
+	r.peerXDP(t, "p1")
 	base, err := os.ReadFile("rlocd-rtr.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -531,15 +642,11 @@ func testRTROffload(t *testing.T, k *kit) {
 	r.start(t, "dut", cfg)
 	const frames = 200
 	var kernel0, worker0 uint64
-	for _, ipv6 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ipv%d", map[bool]int{false: 4, true: 6}[ipv6]), func(t *testing.T) {
-			file, in := k.pcap(t, "rtr", "flows=4", "size=imix", "ipv6="+fmt.Sprint(b2i(ipv6)), "count="+fmt.Sprint(frames))
+	for _, c := range rtrCases() {
+		t.Run(c.String(), func(t *testing.T) {
+			file, in := c.pcap(t, k, 4, frames)
 			out := r.replay(t, "p0", file, "p1", "udp dst port 4341", len(in))
-			checkEncap(t, in, out, encapWant{
-				srcMAC: macDUT1, dstMAC: macPort1,
-				src: netip.MustParseAddr("192.0.2.1"), dst: netip.MustParseAddr("198.51.100.2"), iid: 7,
-				inner: func(f []byte) []byte { return decTTL(f[wire.EthernetLen+outer4:]) },
-			})
+			checkEncap(t, in, out, c.want())
 			st := r.stats(t, "dut")
 			kernel, worker := st.Fastpath["xdp_offloaded"]-kernel0, st.Fastpath["reencap"]-worker0
 			kernel0, worker0 = kernel0+kernel, worker0+worker
@@ -547,29 +654,37 @@ func testRTROffload(t *testing.T, k *kit) {
 			if kernel+worker != frames || kernel < frames/2 {
 				t.Fatalf("the kernel re-encapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
 			}
+			checkRTRFlows(t, r, c)
 		})
-	}
-	// rlocctl offload's view: the flows of both EID versions, as reencap
-	// flows of instance-ID 7 to the next RLOC, out of core1.
-	var info router.OffloadInfo
-	r.get(t, "dut", "/v1/offload", &info)
-	eids := map[bool]int{}
-	var sent uint64
-	for _, f := range info.Flows {
-		if f.Direction != "reencap" || f.IID != 7 || f.RLOC != "198.51.100.2" || f.Interface != "core1" || !f.Current {
-			t.Errorf("flow %+v: want a current reencap flow of instance-ID 7 to 198.51.100.2 out of core1", f)
-		}
-		eids[strings.Contains(f.EID, ":")]++
-		sent += f.Packets
-	}
-	if !info.Encap.On || eids[false] == 0 || eids[true] == 0 || sent == 0 {
-		t.Fatalf("offload %+v: want reencap flows of IPv4 and IPv6 EIDs that sent packets", info)
 	}
 }
 
-// outer4 is the length of an IPv4 LISP encapsulation: IPv4, UDP and the
-// LISP header (RFC 9300 §5.3).
-const outer4 = wire.OuterIPv4Len
+// checkRTRFlows checks rlocctl offload's view (GET /v1/offload) after c's
+// replay: c's 4 flows (their EIDs of c's version, over c's outer version)
+// are reencap flows of c's instance-ID to its next RLOC, out of core1, that
+// sent packets. Those of the cases before it are still there: a flow that
+// came over both outer versions has an entry for each.
+func checkRTRFlows(t *testing.T, r *rig, c rtrCase) {
+	t.Helper()
+	var info router.OffloadInfo
+	r.get(t, "dut", "/v1/offload", &info)
+	w := c.want()
+	mine := 0
+	for _, f := range info.Flows {
+		if f.Direction != "reencap" || f.IID != c.iid || strings.Contains(f.EID, ":") != c.eid6 ||
+			f.Over != fmt.Sprintf("ipv%d", ipVersion(c.in6)) {
+			continue
+		}
+		if f.RLOC != w.dst.String() || f.Interface != "core1" || f.Packets == 0 {
+			t.Errorf("flow %+v: want instance-ID %d to %v out of core1, with packets", f, c.iid, w.dst)
+		}
+		mine++
+	}
+	t.Logf("offload: %+v, %d flows of all %d are this case's", info.Encap, mine, len(info.Flows))
+	if !info.Encap.On || mine != 4 {
+		t.Fatalf("offload %+v: %d reencap flows of instance-ID %d to %v, want the case's 4", info, mine, c.iid, w.dst)
+	}
+}
 
 func b2i(b bool) int {
 	if b {
@@ -685,7 +800,7 @@ func checkDecap(t *testing.T, in, out [][]byte) {
 	t.Helper()
 	want := map[string]int{}
 	for _, f := range in {
-		want[string(f[wire.EthernetLen+outer4:])]++
+		want[string(innerOf(f))]++
 	}
 	if len(out) != len(in) {
 		t.Errorf("%d frames in, %d decapsulated frames out", len(in), len(out))

@@ -496,31 +496,51 @@ func testETROffload(t *testing.T, k *kit) {
 	r.neigh(t, "dut", "site0", "10.1.0.10", macPort0)
 	r.neigh(t, "dut", "site0", "2001:db8:1::10", macPort0)
 	r.peerXDP(t, "p0")
-	base, err := os.ReadFile("rlocd-etr.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(r.dir, "rlocd-etr-offload.yaml")
-	if err := os.WriteFile(cfg, append(base, "xdp: {offload_decap: true}\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.start(t, "dut", cfg)
+	r.startWith(t, "dut", "rlocd-etr.yaml", "xdp: {offload_decap: true}")
 	const frames = 200
-	var kernel0, worker0 uint64
+	var sh kernelShare
 	for _, c := range []struct{ eid6, rloc6 bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		t.Run(fmt.Sprintf("eid%d-rloc%d", ipVersion(c.eid6), ipVersion(c.rloc6)), func(t *testing.T) {
 			file, in := k.pcap(t, "etr", "flows=4", "size=imix",
 				"ipv6="+fmt.Sprint(b2i(c.eid6)), "rloc6="+fmt.Sprint(b2i(c.rloc6)), "count="+fmt.Sprint(frames))
 			out := r.replay(t, "p1", file, "p0", "udp dst port 5001", len(in))
 			checkDecap(t, in, out)
-			st := r.stats(t, "dut")
-			kernel, worker := st.Fastpath["xdp_offloaded"]-kernel0, st.Fastpath["decap"]-worker0
-			kernel0, worker0 = kernel0+kernel, worker0+worker
-			t.Logf("the kernel decapsulated %d frames, the worker %d", kernel, worker)
-			if kernel+worker != frames || kernel < frames/2 {
-				t.Fatalf("the kernel decapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
-			}
+			sh.check(t, r, "decap", frames)
 		})
+	}
+}
+
+// startWith starts rlocd in node with the configuration file base (as
+// the README gives it) plus the line extra.
+func (r *rig) startWith(t *testing.T, node, base, extra string) {
+	t.Helper()
+	b, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(r.dir, node+"-"+filepath.Base(base))
+	if err := os.WriteFile(cfg, append(b, extra+"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, node, cfg)
+}
+
+// kernelShare follows the DUT's counters across the replays of one rig:
+// the frames its kernel offload forwarded (xdp_offloaded) and those its
+// worker did.
+type kernelShare struct{ kernel, worker uint64 }
+
+// check fails t unless the frames of the last replay were all forwarded,
+// most by the kernel: the worker counts its own under counter (decap,
+// reencap).
+func (sh *kernelShare) check(t *testing.T, r *rig, counter string, frames uint64) {
+	t.Helper()
+	st := r.stats(t, "dut")
+	kernel, worker := st.Fastpath["xdp_offloaded"]-sh.kernel, st.Fastpath[counter]-sh.worker
+	sh.kernel, sh.worker = sh.kernel+kernel, sh.worker+worker
+	t.Logf("the kernel forwarded %d frames, the worker %d (%s)", kernel, worker, counter)
+	if kernel+worker != frames || kernel < frames/2 {
+		t.Fatalf("the kernel forwarded %d of %d frames and the worker %d (%s): want most in the kernel, all in all", kernel, frames, worker, counter)
 	}
 }
 
@@ -631,29 +651,15 @@ func testRTROffload(t *testing.T, k *kit) {
 	r := k.newRTRRig(t)
 	r.peerXDP(t, "p0")
 	r.peerXDP(t, "p1")
-	base, err := os.ReadFile("rlocd-rtr.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(r.dir, "rlocd-rtr-offload.yaml")
-	if err := os.WriteFile(cfg, append(base, "xdp: {offload: true}\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.start(t, "dut", cfg)
+	r.startWith(t, "dut", "rlocd-rtr.yaml", "xdp: {offload: true}")
 	const frames = 200
-	var kernel0, worker0 uint64
+	var sh kernelShare
 	for _, c := range rtrCases() {
 		t.Run(c.String(), func(t *testing.T) {
 			file, in := c.pcap(t, k, 4, frames)
 			out := r.replay(t, "p0", file, "p1", "udp dst port 4341", len(in))
 			checkEncap(t, in, out, c.want())
-			st := r.stats(t, "dut")
-			kernel, worker := st.Fastpath["xdp_offloaded"]-kernel0, st.Fastpath["reencap"]-worker0
-			kernel0, worker0 = kernel0+kernel, worker0+worker
-			t.Logf("the kernel re-encapsulated %d frames, the worker %d", kernel, worker)
-			if kernel+worker != frames || kernel < frames/2 {
-				t.Fatalf("the kernel re-encapsulated %d of %d frames and the worker %d: want most in the kernel, all in all", kernel, frames, worker)
-			}
+			sh.check(t, r, "reencap", frames)
 			checkRTRFlows(t, r, c)
 		})
 	}

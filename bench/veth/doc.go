@@ -12,7 +12,10 @@
 // thread's nice value, RINGSIZE=n sizes the rings as rlocd's xdp.ring_size
 // n (and the UMEM as its default xdp.frames, 2n chunks per interface),
 // BIGRING=1 uses 16384 UMEM frames and 8192-entry fill/rx rings, KICKDELAY=d (a Go duration) lets the worker hold its
-// transmit kick for up to d to gather 32 frames (fastpath.Config.KickDelay).
+// transmit kick for up to d to gather 32 frames (fastpath.Config.KickDelay),
+// NEIGHCHURN=n makes n neighbour-table events a second in the DUT while
+// trafgen runs (a neighbour moving between REACHABLE and STALE, new IPv6
+// neighbours: none changes a next hop) and logs the offload's epochs.
 // Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
 // the adaptive one (xsk.Options.AdaptiveFill), then io-only runs rloc's

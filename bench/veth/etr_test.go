@@ -187,6 +187,7 @@ func lispBench(b *testing.B, lr lispRun) {
 						"offloaded %d; core socket %+v; out0 socket %+v",
 						c.Get(fastpath.CounterRX), c.Get(fastpath.CounterDecap), c.Get(fastpath.CounterReencap), c.Get(fastpath.CounterTX),
 						c.DroppedTotal(), core[xsk.StatRedirect], core[xsk.StatOffload], cs, ss)
+					logEpochs(b, x)
 				}
 			})
 		}

@@ -2,6 +2,7 @@ package veth
 
 import (
 	"bufio"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -91,6 +92,7 @@ type bench struct {
 	spins int           // rloc's idle spins (XTRConfig.IdleSpins)
 	nice  int           // nice value of rloc's worker thread
 	kick  time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
+	churn int           // neighbour-table events per second in the DUT while trafgen runs (NEIGHCHURN)
 }
 
 // run executes argv in node and fails the benchmark on error.
@@ -213,11 +215,16 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	}
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
+	stopChurn := v.startChurn(b)
 	start := time.Now()
-	if err := c.Run(); err != nil {
+	err = c.Run()
+	r.wall = time.Since(start)
+	if n := stopChurn(); v.churn > 0 {
+		b.Logf("%d neighbour-table events in the DUT during the run", n)
+	}
+	if err != nil {
 		b.Fatalf("trafgen: %v\n%s", err, out.String())
 	}
-	r.wall = time.Since(start)
 	r.genCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	// Let the DUT drain what is queued (bounded).
 	for range 50 {
@@ -245,6 +252,63 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	r.busy0, r.busy1 = ticks(c0.user+c0.system+c0.softirq), ticks(c1.user+c1.system+c1.softirq)
 	r.steal0, r.steal1 = ticks(c0.steal), ticks(c1.steal)
 	return r
+}
+
+// startChurn makes v.churn neighbour-table events a second in the DUT
+// until the function it returns is called (which returns how many it
+// made), as a busy link does to a router: every other one moves the
+// neighbour 192.0.2.3 on out0 between REACHABLE and STALE with the same
+// MAC, the others add a new neighbour (2001:db8:77::n) on out0. Neither
+// changes how any address the DUT forwards to resolves. Bounded: at most a
+// minute's worth.
+func (v *bench) startChurn(b *testing.B) func() int {
+	if v.churn == 0 {
+		return func() int { return 0 }
+	}
+	nl := v.l.Node("dut").Netlink()
+	out0, err := nl.LinkByName("out0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		t := time.NewTicker(time.Second / time.Duration(v.churn))
+		defer t.Stop()
+		n := 0
+		for ; n < 60*v.churn; n++ {
+			select {
+			case <-stop:
+				done <- n
+				return
+			case <-t.C:
+			}
+			nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 3),
+				HardwareAddr: mac, State: []int{netlink.NUD_REACHABLE, netlink.NUD_STALE}[n/2%2]}
+			if n%2 == 1 {
+				a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)})
+				nb.Family, nb.IP, nb.State = netlink.FAMILY_V6, a.AsSlice(), netlink.NUD_REACHABLE
+			}
+			if err := nl.NeighSet(nb); err != nil {
+				b.Errorf("neighbour churn: %v", err)
+				break
+			}
+		}
+		<-stop
+		done <- n
+	}()
+	return func() int {
+		close(stop)
+		return <-done
+	}
+}
+
+// logEpochs logs how many epochs x's kernel offload started (none without
+// one).
+func logEpochs(b *testing.B, x *xdptest.XTR) {
+	if o := x.Offload(); o != nil {
+		b.Logf("offload epochs started so far: %d", o.Stats().Invalidations)
+	}
 }
 
 // report logs and reports one variant's figures.
@@ -371,6 +435,7 @@ func (v *bench) rlocVariant(b *testing.B, load, variant string) {
 			b.Logf("rloc worker (cumulative): rx %d encap %d tx %d dropped %d; site program redirected %d, offloaded %d; site socket %+v; core socket %+v",
 				c.Get(fastpath.CounterRX), c.Get(fastpath.CounterEncap), c.Get(fastpath.CounterTX), c.DroppedTotal(),
 				site[xsk.StatRedirect], site[xsk.StatOffload], ss, cs)
+			logEpochs(b, x)
 		}
 	})
 }
@@ -434,6 +499,9 @@ func newBench(b *testing.B) *bench {
 	}
 	if d, err := time.ParseDuration(os.Getenv("KICKDELAY")); err == nil {
 		v.kick = d
+	}
+	if n, err := strconv.Atoi(os.Getenv("NEIGHCHURN")); err == nil && n > 0 {
+		v.churn = min(n, 10000)
 	}
 	// rloc's sockets are sized as rlocd sizes them for an xTR with two
 	// interfaces (xdp.ring_size, xdp.frames), RINGSIZE as its ring_size.

@@ -204,13 +204,27 @@ func (o *Offload) Invalidate() {
 	o.invalidate()
 }
 
-func (o *Offload) invalidate() {
+func (o *Offload) invalidate() { o.invalidateOnly(OffloadEncap, OffloadDecap) }
+
+// InvalidateEncap is Invalidate for the encap direction alone (an ITR's
+// and an RTR's entries): the map-cache's cache.Config.Published, since
+// what a decap entry copies (the delivery's next hop and Ethernet header)
+// owes nothing to the map-cache. So an xTR's deliveries stay in the kernel
+// while Map-Replies arrive.
+func (o *Offload) InvalidateEncap() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.invalidateOnly(OffloadEncap)
+}
+
+// invalidateOnly starts a new epoch in the directions ds.
+func (o *Offload) invalidateOnly(ds ...OffloadDirection) {
 	o.gen++
 	if o.gen == 0 {
 		o.gen = 1
 	}
 	o.invalidations.Add(1)
-	for _, d := range []OffloadDirection{OffloadEncap, OffloadDecap} {
+	for _, d := range ds {
 		if !o.paused[d] {
 			o.setEpoch(d, o.gen)
 		}

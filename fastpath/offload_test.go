@@ -231,24 +231,30 @@ func TestOffloadLeavesOthers(t *testing.T) {
 	}
 }
 
-// TestOffloadFollowsChanges: with the hooks wired, a map-cache change and a
-// new next-hop snapshot each start a new epoch before the writer goes on;
-// a table that refuses the epoch is turned off.
+// TestOffloadFollowsChanges: with the hooks wired as rlocd wires them, a
+// map-cache change starts a new epoch of the encap direction (the decap
+// one's entries owe nothing to the map-cache) and a new next-hop snapshot
+// one of both, before the writer goes on; a table that refuses the epoch
+// is turned off.
 func TestOffloadFollowsChanges(t *testing.T) {
-	ft := newFakeOffload()
+	ft, fd := newFakeOffload(), newFakeDecap()
 	off := newOffloadOn(t, ft)
+	if err := off.AddDecap(fd); err != nil {
+		t.Fatal(err)
+	}
 	r := newRig(t, func(c *Config) {
-		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.Invalidate})
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.InvalidateEncap})
 	})
 	r.nh.OnStore(off.Invalidate)
-	e0 := ft.epoch
+	e0, d0 := ft.epoch, fd.epoch
 	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.9.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
-	if ft.epoch != e0+1 {
-		t.Fatalf("epoch %d after a map-cache change, want %d", ft.epoch, e0+1)
+	if ft.epoch == e0 || fd.epoch != d0 {
+		t.Fatalf("epochs %d (encap) and %d (decap) after a map-cache change, from %d and %d: want encap's alone moved", ft.epoch, fd.epoch, e0, d0)
 	}
+	e1 := ft.epoch
 	r.nh.Store(testNextHops())
-	if ft.epoch != e0+2 {
-		t.Fatalf("epoch %d after a next-hop change, want %d", ft.epoch, e0+2)
+	if ft.epoch == e1 || fd.epoch == d0 || ft.epoch != fd.epoch {
+		t.Fatalf("epochs %d (encap) and %d (decap) after a next-hop change, from %d and %d: want both moved", ft.epoch, fd.epoch, e1, d0)
 	}
 	ft.failSet = errors.New("map update failed")
 	off.Invalidate()

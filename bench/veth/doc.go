@@ -15,7 +15,9 @@
 // transmit kick for up to d to gather 32 frames (fastpath.Config.KickDelay),
 // NEIGHCHURN=n makes n neighbour-table events a second in the DUT while
 // trafgen runs (a neighbour moving between REACHABLE and STALE, new IPv6
-// neighbours: none changes a next hop) and logs the offload's epochs.
+// neighbours: none changes a next hop) and logs the offload's epochs, and
+// MAPCHURN=n installs n map-cache entries a second in rloc (/24s of
+// 10.200.0.0/16, which no frame goes to), as Map-Replies do.
 // Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
 // the adaptive one (xsk.Options.AdaptiveFill), then io-only runs rloc's

@@ -85,14 +85,15 @@ func need(b *testing.B, ok bool, format string, args ...any) {
 }
 
 type bench struct {
-	l     *lab.Lab
-	cfg   string
-	rate  string        // trafgen -b argument; empty: as fast as it can
-	xsk   xsk.Options   // rloc's UMEM and ring sizes
-	spins int           // rloc's idle spins (XTRConfig.IdleSpins)
-	nice  int           // nice value of rloc's worker thread
-	kick  time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
-	churn int           // neighbour-table events per second in the DUT while trafgen runs (NEIGHCHURN)
+	l        *lab.Lab
+	cfg      string
+	rate     string        // trafgen -b argument; empty: as fast as it can
+	xsk      xsk.Options   // rloc's UMEM and ring sizes
+	spins    int           // rloc's idle spins (XTRConfig.IdleSpins)
+	nice     int           // nice value of rloc's worker thread
+	kick     time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
+	churn    int           // neighbour-table events per second in the DUT while trafgen runs (NEIGHCHURN)
+	mapChurn int           // map-cache changes per second in rloc while trafgen runs (MAPCHURN)
 }
 
 // run executes argv in node and fails the benchmark on error.
@@ -215,12 +216,15 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	}
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
-	stopChurn := v.startChurn(b)
+	stopChurn, stopMaps := v.startChurn(b), v.startMapChurn(b, x)
 	start := time.Now()
 	err = c.Run()
 	r.wall = time.Since(start)
 	if n := stopChurn(); v.churn > 0 {
 		b.Logf("%d neighbour-table events in the DUT during the run", n)
+	}
+	if n := stopMaps(); v.mapChurn > 0 {
+		b.Logf("%d map-cache changes in rloc during the run", n)
 	}
 	if err != nil {
 		b.Fatalf("trafgen: %v\n%s", err, out.String())
@@ -291,6 +295,46 @@ func (v *bench) startChurn(b *testing.B) func() int {
 			}
 			if err := nl.NeighSet(nb); err != nil {
 				b.Errorf("neighbour churn: %v", err)
+				break
+			}
+		}
+		<-stop
+		done <- n
+	}()
+	return func() int {
+		close(stop)
+		return <-done
+	}
+}
+
+// startMapChurn installs v.mapChurn map-cache entries a second in x's
+// map-cache (an rloc variant's; none for the kernel's) until the function
+// it returns is called (which returns how many): each a /24 of
+// 10.200.0.0/16 to the sink, as Map-Replies for new destinations do to an
+// ITR. None covers a destination the generator sends to. At most a
+// minute's worth.
+func (v *bench) startMapChurn(b *testing.B, x cpuTimer) func() int {
+	xt, ok := x.(*xdptest.XTR)
+	if v.mapChurn == 0 || !ok {
+		return func() int { return 0 }
+	}
+	c := xt.Cache()
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		t := time.NewTicker(time.Second / time.Duration(v.mapChurn))
+		defer t.Stop()
+		n := 0
+		for ; n < 60*v.mapChurn; n++ {
+			select {
+			case <-stop:
+				done <- n
+				return
+			case <-t.C:
+			}
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(n), 0}), 24)
+			if err := fastpath.InstallStatic(c, []fastpath.StaticMapping{{IID: iid, Prefix: p,
+				RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}}); err != nil {
+				b.Errorf("map-cache churn: %v", err)
 				break
 			}
 		}
@@ -502,6 +546,9 @@ func newBench(b *testing.B) *bench {
 	}
 	if n, err := strconv.Atoi(os.Getenv("NEIGHCHURN")); err == nil && n > 0 {
 		v.churn = min(n, 10000)
+	}
+	if n, err := strconv.Atoi(os.Getenv("MAPCHURN")); err == nil && n > 0 {
+		v.mapChurn = min(n, 10000)
 	}
 	// rloc's sockets are sized as rlocd sizes them for an xTR with two
 	// interfaces (xdp.ring_size, xdp.frames), RINGSIZE as its ring_size.

@@ -203,7 +203,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	}
 	if cfg.Offload {
 		x.offload = fastpath.NewOffload(0)
-		ccfg.Published = x.offload.Invalidate
+		ccfg.Published = x.offload.InvalidateEncap
 		x.table.OnStore(x.offload.Invalidate)
 		if coreIfindex, err = ifindex(cfg.Core); err != nil {
 			return x, err
@@ -372,6 +372,9 @@ func (x *XTR) Counters() fastpath.Counters {
 
 // Offload returns the xTR's offload (nil without XTRConfig.Offload).
 func (x *XTR) Offload() *fastpath.Offload { return x.offload }
+
+// Cache returns the map-cache the worker reads.
+func (x *XTR) Cache() *cache.Cache { return x.cache }
 
 // KernelErrors counts packets the kernel path refused.
 func (x *XTR) KernelErrors() uint64 { return x.kernelErrs.Load() }

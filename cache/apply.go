@@ -66,7 +66,17 @@ func (c *Cache) Apply(ups []Update) ApplyResult {
 	for i := range ups {
 		c.apply1(&ups[i], now, &res)
 	}
-	c.publish()
+	var changed []Key
+	if c.cfg.Published != nil {
+		changed = make([]Key, 0, len(ups)+len(res.Evicted))
+		for i := range ups {
+			if k, ok := normKey(ups[i].Key); ok {
+				changed = append(changed, k)
+			}
+		}
+		changed = append(changed, res.Evicted...)
+	}
+	c.publish(changed)
 	c.st.Rejected += uint64(res.Rejected)
 	return res
 }
@@ -452,7 +462,7 @@ func (c *Cache) Expire(now time.Time) []Key {
 			out = append(out, e.Key())
 		}
 	}
-	c.publish()
+	c.publish(out)
 	return out
 }
 
@@ -640,15 +650,16 @@ func (c *Cache) mcMark(in *instance, f int) {
 }
 
 // publish swaps every shard the batch touched: one atomic store per shard,
-// then bumps the generation when anything was swapped.
-func (c *Cache) publish() {
+// then bumps the generation when anything was swapped and tells
+// Config.Published the batch's keys, changed.
+func (c *Cache) publish(changed []Key) {
 	if len(c.dirty) == 0 && len(c.mcDirt) == 0 {
 		return
 	}
 	defer func() {
 		c.gen.Add(1)
 		if c.cfg.Published != nil {
-			c.cfg.Published()
+			c.cfg.Published(changed)
 		}
 	}()
 	for _, s := range c.dirty {

@@ -66,10 +66,14 @@ type Config struct {
 	BuildTemplate func(iid uint32, fam Family, r *RLOC) []byte
 	// Published, if set, is called by the writer after each batch it
 	// published that changed what a lookup may return (after Generation
-	// moved): for holders of copies of lookup results outside the cache's
-	// readers, such as the fast path's kernel offload (fastpath.Offload),
-	// which must drop them before the writer goes on.
-	Published func()
+	// moved), with the keys of the entries the batch may have inserted,
+	// replaced or removed (Apply: its updates' keys and those it evicted;
+	// Expire: the expired ones; a key may come twice): for holders of copies
+	// of lookup results outside the cache's readers, such as the fast
+	// path's kernel offload (fastpath.Offload.MapChanged), which must drop
+	// those a changed key covers before the writer goes on. changed is
+	// only valid during the call.
+	Published func(changed []Key)
 	// Now returns the current time (default time.Now); tests inject a clock.
 	Now func() time.Time
 }

@@ -31,12 +31,15 @@ import (
 //
 // Every entry carries the epoch it was made in and the program uses only
 // those of the current epoch. Invalidate moves the epoch: it must run after
-// every change of what an entry copies, the map-cache's (give Invalidate to
-// cache.Config.Published) and the next-hop table's (nexthop.Table.OnStore).
-// A worker reads the epoch before it reads the cache and the table for
-// a step, so an entry it makes from what it read before a change carries an
-// epoch that change ended. The next packet of such a flow reaches the
-// worker again, which offers the flow anew.
+// every change of what an entry copies that the next-hop table makes (give
+// it to nexthop.Table.OnStore). A worker reads the epoch before it reads
+// the cache and the table for a step, so an entry it makes from what it
+// read before a change carries an epoch that change ended. The next packet
+// of such a flow reaches the worker again, which offers the flow anew. The
+// map-cache's changes are narrower: MapChanged (give it to
+// cache.Config.Published) deletes the entries a batch covers and drops the
+// offers made before it, and starts an epoch only when that would take too
+// long.
 //
 // The kernel's packets do not pass the worker's map-cache lookups, so Sweep,
 // run once per activity tick by the slow path, marks the entries of flows
@@ -80,7 +83,22 @@ type Offload struct {
 	// keeps its entries queued for a later step.
 	puts sync.RWMutex
 
+	// cgen counts the map-cache batches MapChanged handled without an
+	// epoch. A worker reads it with the epoch (Worker.ocg), and drops at
+	// offloadFlush an offer of the encap direction made before it moved:
+	// MapChanged deleted, under puts, the entries its batch covered, and
+	// such an offer could be one of them.
+	cgen atomic.Uint64
+	// liveMu guards offloadTable.live, which the workers add to while
+	// they hold puts' read lock.
+	liveMu sync.Mutex
+	// unindexed says that a worker has an encap port whose table was not
+	// registered (Add, AddReencap) when it was made: its entries are in
+	// no live index, so MapChanged starts an epoch for every batch.
+	unindexed atomic.Bool
+
 	invalidations, swept, errs, pauses atomic.Uint64
+	mapBatches, mapDeleted             atomic.Uint64   // MapChanged's batches handled without an epoch, the entries they deleted
 	flows                              [2]atomic.Int64 // per direction: the entries of the current epoch at the last sweep
 }
 
@@ -90,6 +108,10 @@ type offloadTable struct {
 	r    ring.ReencapTable // a core interface's, an RTR's
 	iid  uint32
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
+	// live holds the keys of the entries the workers put in an encap
+	// table (t, r), less those swept or deleted since: what MapChanged
+	// looks through (under Offload.liveMu).
+	live map[offloadKey]struct{}
 }
 
 // OffloadDirection is one direction of the offload: the site tables'
@@ -189,8 +211,38 @@ func (o *Offload) register(t *offloadTable) error {
 		return err
 	}
 	t.hits = make(map[offloadKey]uint64)
+	if t.dir() == OffloadEncap {
+		t.live = make(map[offloadKey]struct{})
+	}
 	o.ts = append(o.ts, t)
 	return nil
+}
+
+// tableOf is the registered table of a site port's offload table or a core
+// port's reencap table, or nil.
+func (o *Offload) tableOf(t ring.OffloadTable, r ring.ReencapTable) *offloadTable {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, x := range o.ts {
+		if t != nil && x.t == t || r != nil && x.r == r {
+			return x
+		}
+	}
+	return nil
+}
+
+// del deletes the entry of k from t, an encap table.
+func (t *offloadTable) del(k offloadKey) error {
+	e := ring.OffloadEntry{Bucket: k.bkt}
+	if k.dst.Is4() {
+		e.Dst = k.dst.As4()
+	} else {
+		e.InnerV6, e.Dst6 = true, k.dst.As16()
+	}
+	if t.r != nil {
+		return t.r.DeleteReencap(&ring.ReencapEntry{OffloadEntry: e, IID: k.iid, Over6: k.over6})
+	}
+	return t.t.DeleteOffload(&e)
 }
 
 // Invalidate starts a new epoch: no entry made before it is used again.
@@ -207,14 +259,98 @@ func (o *Offload) Invalidate() {
 func (o *Offload) invalidate() { o.invalidateOnly(OffloadEncap, OffloadDecap) }
 
 // InvalidateEncap is Invalidate for the encap direction alone (an ITR's
-// and an RTR's entries): the map-cache's cache.Config.Published, since
-// what a decap entry copies (the delivery's next hop and Ethernet header)
-// owes nothing to the map-cache. So an xTR's deliveries stay in the kernel
-// while Map-Replies arrive.
+// and an RTR's entries): what MapChanged falls back to.
 func (o *Offload) InvalidateEncap() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.invalidateOnly(OffloadEncap)
+}
+
+// MapChanged is the map-cache's cache.Config.Published. It deletes the
+// encap direction's entries (an ITR's, an RTR's) whose destination a
+// changed key covers (its instance-ID, its prefix) and no others, so the
+// kernel keeps sending the flows that a Map-Reply for another EID does not
+// concern. A decap entry copies nothing from the map-cache. It moves cgen
+// and deletes under puts, so that no worker puts an entry made from the
+// cache before the change once it returns (offloadFlush drops those). A
+// batch of more than mapChangedMax IP keys, one whose keys times the
+// tables' entries exceed mapChangedWork, a failed delete, or a worker whose
+// table is in no index starts a new epoch of the encap direction instead
+// (InvalidateEncap).
+func (o *Offload) MapChanged(changed []cache.Key) {
+	n := 0
+	for _, k := range changed {
+		if k.Kind == cache.KindIP {
+			n++
+		}
+	}
+	if n == 0 {
+		return // a MAC or multicast entry: the kernel holds none
+	}
+	o.mu.Lock()
+	ts, paused := slices.Clone(o.ts), o.paused[OffloadEncap]
+	o.mu.Unlock()
+	if paused {
+		return // nothing is used or offered; Resume starts an epoch
+	}
+	if n > mapChangedMax || o.unindexed.Load() || !o.deleteCovered(ts, changed, n) {
+		o.InvalidateEncap()
+	}
+}
+
+// MapChanged's bounds: the IP keys of a batch, and the keys times the
+// entries it looks through.
+const (
+	mapChangedMax  = 256
+	mapChangedWork = 1 << 18
+)
+
+// deleteCovered deletes the entries of the encap tables of ts whose
+// destination an IP key of changed (n of them) covers, under puts, after
+// moving cgen. It reports false, having deleted none or some, when the
+// work would exceed mapChangedWork or a delete failed.
+func (o *Offload) deleteCovered(ts []*offloadTable, changed []cache.Key, n int) bool {
+	o.puts.Lock()
+	defer o.puts.Unlock()
+	o.cgen.Add(1)
+	o.liveMu.Lock()
+	defer o.liveMu.Unlock()
+	entries := 0
+	for _, t := range ts {
+		entries += len(t.live)
+	}
+	if entries*n > mapChangedWork {
+		return false
+	}
+	for _, t := range ts {
+		for k := range t.live {
+			iid := t.iid
+			if t.r != nil {
+				iid = k.iid
+			}
+			if !coveredBy(changed, iid, k.dst) {
+				continue
+			}
+			if err := t.del(k); err != nil {
+				return false
+			}
+			delete(t.live, k)
+			o.mapDeleted.Add(1)
+		}
+	}
+	o.mapBatches.Add(1)
+	return true
+}
+
+// coveredBy reports whether an IP key of ks covers address a of
+// instance-ID iid.
+func coveredBy(ks []cache.Key, iid uint32, a netip.Addr) bool {
+	for i := range ks {
+		if k := &ks[i]; k.Kind == cache.KindIP && k.IID == iid && k.Prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // invalidateOnly starts a new epoch in the directions ds.
@@ -330,6 +466,13 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		seen := make(map[offloadKey]uint64, len(t.hits))
 		keep := func(iid uint32, over6 bool, e *ring.OffloadEntry, hits uint64) bool {
 			if e.Epoch != o.epoch.Load() {
+				k := keyOf(e)
+				if t.r != nil {
+					k.iid, k.over6 = iid, over6
+				}
+				o.liveMu.Lock()
+				delete(t.live, k)
+				o.liveMu.Unlock()
 				return false
 			}
 			live++
@@ -490,6 +633,8 @@ type OffloadStats struct {
 	Pauses        uint64 // Pauses that turned a direction off
 	FlowsEncap    int64  // OffloadEncap's entries of the current epoch at the last Sweep
 	FlowsDecap    int64  // OffloadDecap's
+	MapBatches    uint64 // map-cache batches MapChanged handled without an epoch
+	MapDeleted    uint64 // entries those batches covered, deleted
 }
 
 // Stats returns the Offload's counters.
@@ -500,7 +645,8 @@ func (o *Offload) Stats() OffloadStats {
 	return OffloadStats{Epoch: o.epoch.Load(), EpochDecap: o.depoch.Load(), Invalidations: o.invalidations.Load(), Swept: o.swept.Load(),
 		Errors: o.errs.Load(), PausedEncap: paused[OffloadEncap],
 		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load(),
-		FlowsEncap: o.flows[OffloadEncap].Load(), FlowsDecap: o.flows[OffloadDecap].Load()}
+		FlowsEncap: o.flows[OffloadEncap].Load(), FlowsDecap: o.flows[OffloadDecap].Load(),
+		MapBatches: o.mapBatches.Load(), MapDeleted: o.mapDeleted.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.
@@ -543,6 +689,7 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	q := &w.offq[w.offn]
 	w.offn++
 	q.t, q.d, q.r, q.slot, q.waited = t, nil, r, pk.slot, 0
+	q.cgen, q.tag = w.ocg, off
 	if r != nil {
 		q.re.IID, q.re.NonceOK, q.re.Over6, q.re.RLOC, q.re.RLOC6 = pk.iid, !w.obs.nonces.Load(), !pk.outerV4, [4]byte{}, [16]byte{}
 		if pk.outerV4 {
@@ -674,6 +821,17 @@ func (w *Worker) offloadFlush() {
 			k++
 			continue
 		}
+		if q.d == nil && q.cgen != w.off.cgen.Load() {
+			// Made from the map-cache before a change that MapChanged
+			// handled without an epoch: the entry might be one it
+			// deleted. The flow's next packet offers it again, unless
+			// its slot moved to another flow meanwhile.
+			if *q.tag == w.oet {
+				*q.tag = 0
+			}
+			w.extra[ExtraOffloadStale]++
+			continue
+		}
 		var err error
 		switch {
 		case q.d != nil:
@@ -688,11 +846,30 @@ func (w *Worker) offloadFlush() {
 			continue
 		}
 		w.extra[ExtraOffloadPut]++
+		if q.d == nil {
+			w.noteLive(q)
+		}
 	}
 	if locked {
 		w.off.puts.RUnlock()
 	}
 	w.offn = k
+}
+
+// noteLive adds the entry q put to its table's live index (MapChanged's),
+// under puts' read lock, which the caller holds.
+func (w *Worker) noteLive(q *offloadPut) {
+	ot := w.ports[q.slot].otab
+	if ot == nil {
+		return // Offload.unindexed is set
+	}
+	k := keyOf(&q.re.OffloadEntry)
+	if q.r != nil {
+		k.iid, k.over6 = q.re.IID, q.re.Over6
+	}
+	w.off.liveMu.Lock()
+	ot.live[k] = struct{}{}
+	w.off.liveMu.Unlock()
 }
 
 // decapOffer is deliverAt's step for the delivery of pk (instance-ID
@@ -745,8 +922,13 @@ type offloadPut struct {
 	r      ring.ReencapTable
 	slot   int   // the port the flow came in on
 	waited uint8 // steps it waited for that port's rx ring to be empty
-	re     ring.ReencapEntry
-	de     ring.DecapEntry
+	// t's and r's: Offload.cgen when the worker read the map-cache for
+	// the offer (Worker.ocg), and the tag that says the flow was offered
+	// (a flow memo or offer6 slot's off), which a dropped offer clears.
+	cgen uint64
+	tag  *uint16
+	re   ring.ReencapEntry
+	de   ring.DecapEntry
 }
 
 // offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):

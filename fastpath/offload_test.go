@@ -24,6 +24,8 @@ type fakeOffload struct {
 	entries     map[offloadKey]*fakeEntry
 	failPut     error
 	failSet     error
+	failDelete  error
+	deletes     []offloadKey
 	during      func() // at the start of each SweepOffload's walk
 	deleting    func() // between its walk and its deletes
 }
@@ -42,6 +44,12 @@ func (f *fakeOffload) PutOffload(e *ring.OffloadEntry) error {
 	f.puts = append(f.puts, *e)
 	f.entries[keyOf(e)] = &fakeEntry{e: *e}
 	return nil
+}
+
+func (f *fakeOffload) DeleteOffload(e *ring.OffloadEntry) error {
+	f.deletes = append(f.deletes, keyOf(e))
+	delete(f.entries, keyOf(e))
+	return f.failDelete
 }
 
 func (f *fakeOffload) SetOffload(epoch, seed uint32) error {
@@ -231,11 +239,12 @@ func TestOffloadLeavesOthers(t *testing.T) {
 	}
 }
 
-// TestOffloadFollowsChanges: with the hooks wired as rlocd wires them, a
-// map-cache change starts a new epoch of the encap direction (the decap
-// one's entries owe nothing to the map-cache) and a new next-hop snapshot
-// one of both, before the writer goes on; a table that refuses the epoch
-// is turned off.
+// TestOffloadFollowsChanges: with the map-cache's hook starting epochs
+// (InvalidateEncap, MapChanged's fallback: TestOffloadMapChanges has the
+// precise way), a map-cache change starts a new epoch of the encap
+// direction (the decap one's entries owe nothing to the map-cache) and a
+// new next-hop snapshot one of both, before the writer goes on; a table
+// that refuses the epoch is turned off.
 func TestOffloadFollowsChanges(t *testing.T) {
 	ft, fd := newFakeOffload(), newFakeDecap()
 	off := newOffloadOn(t, ft)
@@ -243,7 +252,7 @@ func TestOffloadFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRig(t, func(c *Config) {
-		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.InvalidateEncap})
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: func([]cache.Key) { off.InvalidateEncap() }})
 	})
 	r.nh.OnStore(off.Invalidate)
 	e0, d0 := ft.epoch, fd.epoch
@@ -814,5 +823,97 @@ func compareKernel(t *testing.T, act uint32, b, kernel []byte, worker [][]byte, 
 		}
 	default:
 		t.Fatalf("action %d for frame % x", act, b)
+	}
+}
+
+// mapChangeRig is offloadRig with the map-cache wired as rlocd wires it:
+// its publishes go to Offload.MapChanged.
+func mapChangeRig(t *testing.T) (*fakeOffload, *rig, *Offload) {
+	t.Helper()
+	ft := newFakeOffload()
+	off := newOffloadOn(t, ft)
+	r := newRig(t, func(c *Config) {
+		c.Offload = off
+		c.Ports[0].Offload = ft
+		c.Ports[1].Ifindex = 7
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.MapChanged})
+	})
+	return ft, r, off
+}
+
+// TestOffloadMapChanges: a map-cache change deletes the kernel entries of
+// the offloaded flows it covers (same instance-ID, destination in a
+// changed prefix) and no others, without a new epoch, before the writer
+// goes on; the flow's next packet goes by the new mapping and is offered
+// anew. An offer a worker made from the cache before a change is dropped
+// and made again. A batch too large to look through starts an epoch.
+func TestOffloadMapChanges(t *testing.T) {
+	ft, r, off := mapChangeRig(t)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	forwardOne(t, r, frame)
+	forwardOne(t, r, frame)
+	if len(ft.puts) != 1 {
+		t.Fatalf("%d puts after the flow's first two packets, want 1", len(ft.puts))
+	}
+	key, e0, b0 := keyOf(&ft.puts[0]), ft.epoch, off.Stats().MapBatches // the rig's own mappings were a batch
+	mapping := func(iid uint32, p string, rloc netip.Addr) []StaticMapping {
+		return []StaticMapping{{IID: iid, Prefix: netip.MustParsePrefix(p), RLOCs: []StaticRLOC{{Addr: rloc, Weight: 1}}}}
+	}
+	r.install(mapping(iidSite, "10.200.0.0/24", rlocRemote4)) // covers no offloaded flow
+	r.install(mapping(iidSite+1, "10.2.0.0/24", rlocOther4))  // another instance-ID's
+	if ft.epoch != e0 || len(ft.deletes) != 0 || ft.entries[key] == nil {
+		t.Fatalf("after changes that cover nothing offloaded: epoch %d (was %d), deletes %v", ft.epoch, e0, ft.deletes)
+	}
+	r.install(mapping(iidSite, "10.2.0.0/24", rlocOther4)) // more specific than 10.2.0.0/16: the flow's
+	if ft.epoch != e0 || len(ft.deletes) != 1 || ft.deletes[0] != key || ft.entries[key] != nil {
+		t.Fatalf("after a change covering the flow: epoch %d (was %d), deletes %v, want %v alone", ft.epoch, e0, ft.deletes, key)
+	}
+	if st := off.Stats(); st.MapBatches != b0+3 || st.MapDeleted != 1 || st.Invalidations != 0 {
+		t.Fatalf("stats %+v: want 3 batches handled, 1 entry deleted, no epoch", st)
+	}
+	out := forwardOne(t, r, frame) // the worker's, by the new mapping
+	if dst := netip.AddrFrom4([4]byte(out[wire.EthernetLen+16 : wire.EthernetLen+20])); dst != rlocOther4 {
+		t.Fatalf("after the change the worker sent the flow to %v, want %v", dst, rlocOther4)
+	}
+	forwardOne(t, r, frame)
+	if e := ft.entries[key]; e == nil || [4]byte(e.e.Front[wire.EthernetLen+16:wire.EthernetLen+20]) != rlocOther4.As4() {
+		t.Fatalf("the flow was not offered again with its new RLOC: %+v", e)
+	}
+
+	// An offer queued while packets wait on the ring, then a change that
+	// covers nothing: the offer was made from the cache before it, so it is
+	// dropped; the flow's next packet offers it again.
+	other := siteFrame(t, innerSpec{src: hostA, dst: netip.MustParseAddr("10.2.9.9"), ttl: 9, payload: 20, sport: 7, dport: 9})
+	r.fromSite(other) // fills the flow memo
+	drain(r.core)
+	for range ring.IdealBatchSize + 5 {
+		if !r.site.Inject(other) {
+			t.Fatal("inject")
+		}
+	}
+	puts := len(ft.puts)
+	r.w.Step()
+	if r.w.offn != 1 {
+		t.Fatalf("%d offers queued, want 1 waiting for the ring", r.w.offn)
+	}
+	r.install(mapping(iidSite, "10.201.0.0/24", rlocRemote4))
+	r.w.Step()
+	drain(r.core)
+	if len(ft.puts) != puts || r.w.offn != 0 || r.w.Extra(ExtraOffloadStale) != 1 {
+		t.Fatalf("the offer made before the change: %d puts (was %d), %d queued, %d stale", len(ft.puts), puts, r.w.offn, r.w.Extra(ExtraOffloadStale))
+	}
+	forwardOne(t, r, other)
+	if len(ft.puts) != puts+1 {
+		t.Fatalf("the flow was not offered again after its offer was dropped: %d puts", len(ft.puts))
+	}
+
+	// Too many keys at once: an epoch, as before.
+	var big []StaticMapping
+	for i := range mapChangedMax + 1 {
+		big = append(big, mapping(iidSite, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, byte(i >> 8), byte(i)}), 32).String(), rlocRemote4)...)
+	}
+	r.install(big)
+	if ft.epoch == e0 || off.Stats().Invalidations != 1 {
+		t.Fatalf("a batch of %d keys: epoch %d (was %d), %d invalidations, want a new epoch", len(big), ft.epoch, e0, off.Stats().Invalidations)
 	}
 }

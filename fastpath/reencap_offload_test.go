@@ -42,6 +42,11 @@ func (f *fakeReencap) PutReencap(e *ring.ReencapEntry) error {
 	return nil
 }
 
+func (f *fakeReencap) DeleteReencap(e *ring.ReencapEntry) error {
+	delete(f.entries, reencapKeyOf(e))
+	return nil
+}
+
 func (f *fakeReencap) SetReencap(epoch, seed uint32) error {
 	f.epoch, f.seed = epoch, seed
 	return nil
@@ -74,8 +79,9 @@ var (
 // reencapRig is an RTR rig whose core port (interface 7) hands the flows it
 // re-encapsulates to table t; instance-ID iidRTR maps 10.30.0.0/16 and
 // 2001:db8:30::/48 to rlocOther4, 10.31.0.0/16 and 2001:db8:31::/48 to
-// rlocRemote6.
-func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
+// rlocRemote6. The functions more change the worker's configuration
+// further, with the offload at hand.
+func reencapRig(t testing.TB, table ring.ReencapTable, more ...func(*Config, *Offload)) (*rig, *Offload) {
 	t.Helper()
 	off := NewOffload(0)
 	if err := off.AddReencap(table); err != nil {
@@ -86,6 +92,9 @@ func reencapRig(t testing.TB, table ring.ReencapTable) (*rig, *Offload) {
 		c.Offload = off
 		c.Ports[1].Reencap = table
 		c.Ports[1].Ifindex = 7
+		for _, f := range more {
+			f(c, off)
+		}
 	})
 	r.install([]StaticMapping{
 		{IID: iidRTR, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
@@ -402,4 +411,34 @@ func FuzzReencapOffloadMatchesWorker(f *testing.F) {
 		}
 		compareKernel(t, act, b, kernel, step(t, b), drawn)
 	})
+}
+
+// TestReencapMapChanges: on an RTR, a map-cache change deletes the reencap
+// entries of the flows it covers, those over either outer version, and
+// keeps the others, without an epoch (TestOffloadMapChanges for the ITR).
+func TestReencapMapChanges(t *testing.T) {
+	ft := newFakeReencap()
+	r, _ := reencapRig(t, ft, func(c *Config, off *Offload) {
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.MapChanged})
+	})
+	for _, f := range [][]byte{
+		rtrFrame(t, rtrDst4, 60, 50, 0), rtrFrame(t, rtrDst4, 60, 50, 0), // IPv4 EID over IPv4: a flow memo hit offers it
+		lispFrame(t, rtrSpec(t, true, rtrDst4, 60, 50, 0, 40)), // over IPv6: offer6
+		lispFrame(t, rtrSpec(t, false, rtrEID6, 60, 50, 0, 40)),
+	} {
+		reencapOne(t, r, f)
+	}
+	if len(ft.entries) != 3 {
+		t.Fatalf("%d entries, want the IPv4 EID's over both versions and the IPv6 EID's", len(ft.entries))
+	}
+	e0 := ft.epoch
+	r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.PrefixFrom(rtrDst4, 32), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}})
+	if ft.epoch != e0 || len(ft.entries) != 1 {
+		t.Fatalf("after a change covering the IPv4 EID: epoch %d (was %d), %d entries left, want the IPv6 EID's", ft.epoch, e0, len(ft.entries))
+	}
+	for _, e := range ft.entries {
+		if !e.e.InnerV6 {
+			t.Fatalf("left %+v, want the IPv6 EID's entry", e.e)
+		}
+	}
 }

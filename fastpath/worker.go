@@ -215,6 +215,7 @@ const (
 	ExtraReasmFull                    // outer fragments dropped because every reassembly slot was busy
 	ExtraOffloadPut                   // flows handed to the kernel (Offload)
 	ExtraOffloadFail                  // flows the kernel's offload table refused
+	ExtraOffloadStale                 // offers dropped: made from the map-cache before a change (Offload.MapChanged)
 	NumExtra
 )
 
@@ -238,6 +239,7 @@ var extraNames = [NumExtra]string{
 	ExtraReasmFull:       "reasm-full",
 	ExtraOffloadPut:      "offload-put",
 	ExtraOffloadFail:     "offload-fail",
+	ExtraOffloadStale:    "offload-stale",
 }
 
 // String names the counter.
@@ -262,6 +264,7 @@ type wport struct {
 	offload ring.OffloadTable // PortConfig.Offload, nil without Config.Offload
 	decap   ring.DecapTable   // PortConfig.Decap, nil without Config.Offload
 	reencap ring.ReencapTable // PortConfig.Reencap, nil without Config.Offload and Config.RTR
+	otab    *offloadTable     // the Offload's record of offload or reencap (its live index), nil for neither
 	pender  ring.RxPender     // the port, when it is one
 	ifindex int
 	ntx     int
@@ -323,6 +326,7 @@ type Worker struct {
 	off      *Offload                 // Config.Offload
 	oe       uint32                   // the offload epoch of this step
 	oet      uint16                   // offloadTag(oe); 0 without Offload
+	ocg      uint64                   // Offload.cgen at this step's start: what its encap offers were made under
 	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without an offload or reencap table
 	offq     [offloadMax]offloadPut
 	offn     int
@@ -461,6 +465,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 			if pc.Offload != nil && w.offers6 == nil {
 				w.offers6 = new([offer6Slots]offer6Slot) // offer6's memo, not allocated per packet
 			}
+			if pc.Offload != nil {
+				p.otab = cfg.Offload.tableOf(pc.Offload, nil)
+			}
 		}
 		if !pc.Site && cfg.Offload != nil && pc.Decap != nil {
 			p.decap = pc.Decap
@@ -469,10 +476,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 		}
 		if !pc.Site && cfg.Offload != nil && cfg.RTR && pc.Reencap != nil {
 			p.reencap = pc.Reencap
+			p.otab = cfg.Offload.tableOf(nil, pc.Reencap)
 			p.pender, _ = pc.Port.(ring.RxPender)
 			if w.offers6 == nil {
 				w.offers6 = new([offer6Slots]offer6Slot)
 			}
+		}
+		if (p.offload != nil || p.reencap != nil) && p.otab == nil {
+			cfg.Offload.unindexed.Store(true) // not registered: MapChanged cannot tell what it holds
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4
@@ -678,6 +689,7 @@ func (w *Worker) Step() int {
 		// Offload).
 		w.oe = w.off.epoch.Load()
 		w.oet = offloadTag(w.oe)
+		w.ocg = w.off.cgen.Load()
 		if w.decOn {
 			w.doe = w.off.depoch.Load()
 		}

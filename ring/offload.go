@@ -45,6 +45,9 @@ type OffloadEntry struct {
 type OffloadTable interface {
 	// PutOffload adds or replaces the entry of e's flow.
 	PutOffload(e *OffloadEntry) error
+	// DeleteOffload deletes the entry of e's flow (its destination and
+	// bucket), if there is one.
+	DeleteOffload(e *OffloadEntry) error
 	// SetOffload sets the table's epoch (0 turns the offload off) and the
 	// flow hash seed its flows were hashed with.
 	SetOffload(epoch, seed uint32) error
@@ -130,6 +133,9 @@ type ReencapEntry struct {
 type ReencapTable interface {
 	// PutReencap adds or replaces the entry of e's flow and outer version.
 	PutReencap(e *ReencapEntry) error
+	// DeleteReencap deletes the entry of e's flow and outer version (its
+	// destination, bucket, instance-ID and Over6), if there is one.
+	DeleteReencap(e *ReencapEntry) error
 	// SetReencap sets the table's epoch (0 turns it off) and the flow hash
 	// seed its flows were hashed with.
 	SetReencap(epoch, seed uint32) error

@@ -118,7 +118,7 @@ func Start(cfg Config) (*Router, error) {
 	if (cfg.XDP.Offload || cfg.XDP.OffloadDecap) && len(cfg.Interfaces) > 0 {
 		// The workers' flow hash seed is 0 (fastpath.Config.FlowSeed).
 		r.offload = fastpath.NewOffload(0)
-		ccfg.Published = r.offload.InvalidateEncap // decap entries owe nothing to the map-cache
+		ccfg.Published = r.offload.MapChanged // the encap direction's entries a change covers
 	}
 	r.cache = cache.New(ccfg)
 	if err := fastpath.InstallStatic(r.cache, cfg.Static); err != nil {

@@ -34,6 +34,27 @@ func (p *Program) PutOffload(e *ring.OffloadEntry) error {
 	return nil
 }
 
+// DeleteOffload deletes the offload entry of e's flow (its destination and
+// bucket), if there is one.
+func (p *Program) DeleteOffload(e *ring.OffloadEntry) error {
+	var err error
+	if e.InnerV6 {
+		err = p.objs.Offload6.Delete(steerOffload6Key{Dst: e.Dst6, Bkt: e.Bucket})
+	} else {
+		err = p.objs.Offload.Delete(steerOffloadKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), Bkt: e.Bucket})
+	}
+	return deleted("offload", err)
+}
+
+// deleted is the error of a map delete of kind's entry: none when the entry
+// was not there.
+func deleted(kind string, err error) error {
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("xsk: delete %s entry: %w", kind, err)
+	}
+	return nil
+}
+
 // offloadVal is the map value of e (offload, offload6, reencap's o).
 func offloadVal(e *ring.OffloadEntry) steerOffloadVal {
 	v := steerOffloadVal{Epoch: e.Epoch, Ifindex: uint32(e.Ifindex), CsBase: e.CsBase, MaxInner: e.MaxInner}
@@ -231,6 +252,22 @@ func (p *Program) PutReencap(e *ring.ReencapEntry) error {
 		return fmt.Errorf("xsk: put reencap entry: %w", err)
 	}
 	return nil
+}
+
+// DeleteReencap deletes the reencap entry of e's flow and outer version, if
+// there is one.
+func (p *Program) DeleteReencap(e *ring.ReencapEntry) error {
+	var over6 uint8
+	if e.Over6 {
+		over6 = 1
+	}
+	var err error
+	if e.InnerV6 {
+		err = p.objs.Reencap6.Delete(steerReencap6Key{Dst: e.Dst6, IidBkt: e.IID<<8 | uint32(e.Bucket), Over6: over6})
+	} else {
+		err = p.objs.Reencap.Delete(steerReencapKey{Dst: binary.NativeEndian.Uint32(e.Dst[:]), IidBkt: e.IID<<8 | uint32(e.Bucket), Over6: over6})
+	}
+	return deleted("reencap", err)
 }
 
 // SetReencap sets the reencap epoch (0: off) and the flow hash seed.

@@ -115,6 +115,22 @@ func loadSite(t testing.TB) *Program {
 	return p
 }
 
+// siteAt is loadSite's program with offload epoch epoch and seed seed.
+func siteAt(t testing.TB, epoch, seed uint32) *Program {
+	t.Helper()
+	p := loadSite(t)
+	if err := p.SetOffload(epoch, seed); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The IPv6 site host and remote EID of the IPv6 cases.
+var (
+	siteSrc6 = [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10}
+	siteDst6 = [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
+)
+
 func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
 	t.Helper()
 	ret, out, err := p.TestRun(frame) // out: what the program left
@@ -131,13 +147,10 @@ func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
 // flow hash, lengths, checksums, nonce; the IPv6 flow label from the flow
 // hash and a zero UDP checksum, as wire.PatchOuterIPv6 writes them).
 func TestOffloadEncap(t *testing.T) {
-	p := loadSite(t)
 	const seed, epoch = 0x5eed, 7
-	if err := p.SetOffload(epoch, seed); err != nil {
-		t.Fatal(err)
-	}
+	p := siteAt(t, epoch, seed)
 	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
-	src6, dst6 := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10}, [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
+	src6, dst6 := siteSrc6, siteDst6
 	for _, tc := range []struct {
 		name    string
 		proto   uint8
@@ -253,11 +266,8 @@ func TestOffloadEncap(t *testing.T) {
 // TestOffloadLeaves checks the frames the offload must leave to the socket
 // (here: no socket, so XDP_PASS) unchanged.
 func TestOffloadLeaves(t *testing.T) {
-	p := loadSite(t)
 	const seed, epoch = 1, 3
-	if err := p.SetOffload(epoch, seed); err != nil {
-		t.Fatal(err)
-	}
+	p := siteAt(t, epoch, seed)
 	src, dst := [4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}
 	l4 := [4]byte{4, 0, 0, 53}
 	good := siteFrame4(src, dst, wire.ProtoUDP, 64, l4, 10, 0)
@@ -306,12 +316,9 @@ func TestOffloadLeaves(t *testing.T) {
 
 // TestOffloadLeaves6 is TestOffloadLeaves for IPv6 EIDs.
 func TestOffloadLeaves6(t *testing.T) {
-	p := loadSite(t)
 	const seed, epoch = 1, 3
-	if err := p.SetOffload(epoch, seed); err != nil {
-		t.Fatal(err)
-	}
-	src6, dst6 := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 0x10}, [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
+	p := siteAt(t, epoch, seed)
+	src6, dst6 := siteSrc6, siteDst6
 	good := siteFrame6(src6, dst6, wire.ProtoUDP, 64, [4]byte{4, 0, 0, 53}, 10, 0)
 	hash := wire.FlowHash(good[wire.EthernetLen:], seed)
 	front, cs := testFront(true, false)
@@ -379,10 +386,7 @@ func checkLeaves(t *testing.T, p *Program, cases []leaveCase) {
 // TestOffloadSweep checks that a sweep sees every entry with its hits and
 // deletes what it is told to, and that the table is bounded.
 func TestOffloadSweep(t *testing.T) {
-	p := loadSite(t)
-	if err := p.SetOffload(1, 0); err != nil {
-		t.Fatal(err)
-	}
+	p := siteAt(t, 1, 0)
 	front, cs := testFront(false, false)
 	for i := range 10 {
 		e := ring.OffloadEntry{Dst: [4]byte{10, 2, 0, byte(i)}, Bucket: uint8(i), Epoch: uint32(1 + i%2), Ifindex: 1, Front: front, CsBase: cs, MaxInner: 1464}
@@ -574,5 +578,63 @@ func TestWatchFeatures(t *testing.T) {
 	peerXDP(t, tp, next)
 	if err := w.Close(); err != nil || w.Err() != nil {
 		t.Fatalf("close: %v, err %v", err, w.Err())
+	}
+}
+
+// TestOffloadDelete: a deleted entry, of either EID version, no longer
+// takes its flow's packets, and deleting an entry that is not there is no
+// error; the reencap maps' deletes name the outer version too.
+func TestOffloadDelete(t *testing.T) {
+	const seed, epoch = 1, 3
+	p := siteAt(t, epoch, seed)
+	src6, dst6 := siteSrc6, siteDst6
+	l4 := [4]byte{4, 0, 0, 53}
+	front, cs := testFront(true, false)
+	for _, in6 := range []bool{false, true} {
+		frame := siteFrame4([4]byte{10, 1, 0, 10}, [4]byte{10, 2, 0, 10}, wire.ProtoUDP, 64, l4, 10, 0)
+		if in6 {
+			frame = siteFrame6(src6, dst6, wire.ProtoUDP, 64, l4, 10, 0)
+		}
+		hash := wire.FlowHash(frame[wire.EthernetLen:], seed)
+		e := ring.OffloadEntry{Dst: [4]byte{10, 2, 0, 10}, Bucket: uint8((hash * 0x9E3779B1) >> 24), Epoch: epoch, Ifindex: 1,
+			Front: front, CsBase: cs, MaxInner: 1464, Nonce: true}
+		if in6 {
+			e.Dst, e.InnerV6, e.Dst6 = [4]byte{}, true, dst6
+		}
+		if err := p.PutOffload(&e); err != nil {
+			t.Fatal(err)
+		}
+		if ret, _ := run(t, p, frame); ret != xdpRedirect {
+			t.Fatalf("in6 %v: the entry's frame: action %d", in6, ret)
+		}
+		del := ring.OffloadEntry{Dst: e.Dst, InnerV6: in6, Dst6: e.Dst6, Bucket: e.Bucket} // the key's fields
+		for range 2 {
+			if err := p.DeleteOffload(&del); err != nil {
+				t.Fatalf("in6 %v: delete: %v", in6, err)
+			}
+		}
+		if ret, _ := run(t, p, frame); ret != xdpPass {
+			t.Fatalf("in6 %v: after the delete: action %d, want XDP_PASS", in6, ret)
+		}
+	}
+	c, r4 := coreWithReencap(t, true, false, false, false)
+	r6 := r4
+	r6.Over6, r6.RLOC, r6.RLOC6 = true, [4]byte{}, decapRLOC6
+	if err := c.PutReencap(&r6); err != nil {
+		t.Fatal(err)
+	}
+	frame4, _ := coreFrame(goodLISP(false))
+	frame6, _ := coreFrame(goodLISP(true))
+	if ret6, _ := run(t, c, frame6); ret6 != xdpRedirect {
+		t.Fatalf("over IPv6 before the delete: action %d, want XDP_REDIRECT", ret6)
+	}
+	if err := c.DeleteReencap(&ring.ReencapEntry{OffloadEntry: ring.OffloadEntry{Dst: r4.Dst, Bucket: r4.Bucket}, IID: r4.IID, Over6: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ret4, _ := run(t, c, frame4); ret4 != xdpRedirect {
+		t.Fatalf("over IPv4 after the delete of the entry over IPv6: action %d, want XDP_REDIRECT", ret4)
+	}
+	if ret6, _ := run(t, c, frame6); ret6 != xdpPass {
+		t.Fatalf("over IPv6 after its entry's delete: action %d, want XDP_PASS", ret6)
 	}
 }

@@ -203,7 +203,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	}
 	if cfg.Offload {
 		x.offload = fastpath.NewOffload(0)
-		ccfg.Published = x.offload.InvalidateEncap
+		ccfg.Published = x.offload.MapChanged
 		x.table.OnStore(x.offload.Invalidate)
 		if coreIfindex, err = ifindex(cfg.Core); err != nil {
 			return x, err

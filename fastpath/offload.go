@@ -108,10 +108,10 @@ type offloadTable struct {
 	r    ring.ReencapTable // a core interface's, an RTR's
 	iid  uint32
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
-	// live holds the keys of the entries the workers put in an encap
-	// table (t, r), less those swept or deleted since: what MapChanged
-	// looks through (under Offload.liveMu).
-	live map[offloadKey]struct{}
+	// live indexes the entries the workers put in an encap table (t, r),
+	// less those swept or deleted since: what MapChanged looks through
+	// (under Offload.liveMu).
+	live liveIndex
 }
 
 // OffloadDirection is one direction of the offload: the site tables'
@@ -211,9 +211,6 @@ func (o *Offload) register(t *offloadTable) error {
 		return err
 	}
 	t.hits = make(map[offloadKey]uint64)
-	if t.dir() == OffloadEncap {
-		t.live = make(map[offloadKey]struct{})
-	}
 	o.ts = append(o.ts, t)
 	return nil
 }
@@ -272,10 +269,12 @@ func (o *Offload) InvalidateEncap() {
 // kernel keeps sending the flows that a Map-Reply for another EID does not
 // concern. A decap entry copies nothing from the map-cache. It moves cgen
 // and deletes under puts, so that no worker puts an entry made from the
-// cache before the change once it returns (offloadFlush drops those). A
-// batch of more than mapChangedMax IP keys, one whose keys times the
-// tables' entries exceed mapChangedWork, a failed delete, or a worker whose
-// table is in no index starts a new epoch of the encap direction instead
+// cache before the change once it returns (offloadFlush drops those). It
+// finds them in each table's live index, whose buckets make a Map-Reply's
+// prefix (a /24 or longer) a look at one bucket. A batch of more than
+// mapChangedMax IP keys, one that would look at more than mapChangedWork
+// buckets and entries, a failed delete, or a worker whose table is in no
+// index starts a new epoch of the encap direction instead
 // (InvalidateEncap).
 func (o *Offload) MapChanged(changed []cache.Key) {
 	n := 0
@@ -293,64 +292,58 @@ func (o *Offload) MapChanged(changed []cache.Key) {
 	if paused {
 		return // nothing is used or offered; Resume starts an epoch
 	}
-	if n > mapChangedMax || o.unindexed.Load() || !o.deleteCovered(ts, changed, n) {
+	if n > mapChangedMax || o.unindexed.Load() || !o.deleteCovered(ts, changed) {
 		o.InvalidateEncap()
 	}
 }
 
-// MapChanged's bounds: the IP keys of a batch, and the keys times the
-// entries it looks through.
+// MapChanged's bounds: the IP keys of a batch, and the buckets and
+// entries of the live indexes it may look at.
 const (
 	mapChangedMax  = 256
-	mapChangedWork = 1 << 18
+	mapChangedWork = 1 << 16
 )
 
 // deleteCovered deletes the entries of the encap tables of ts whose
-// destination an IP key of changed (n of them) covers, under puts, after
-// moving cgen. It reports false, having deleted none or some, when the
-// work would exceed mapChangedWork or a delete failed.
-func (o *Offload) deleteCovered(ts []*offloadTable, changed []cache.Key, n int) bool {
+// destination an IP key of changed covers, under puts, after moving cgen.
+// It reports false, having deleted none, when that would look at more than
+// mapChangedWork buckets and entries, and false, having deleted some, when
+// a delete failed.
+func (o *Offload) deleteCovered(ts []*offloadTable, changed []cache.Key) bool {
 	o.puts.Lock()
 	defer o.puts.Unlock()
 	o.cgen.Add(1)
 	o.liveMu.Lock()
 	defer o.liveMu.Unlock()
-	entries := 0
-	for _, t := range ts {
-		entries += len(t.live)
+	type del struct {
+		t   *offloadTable
+		iid uint32
+		k   offloadKey
 	}
-	if entries*n > mapChangedWork {
-		return false
-	}
+	dels := map[del]struct{}{}
+	work := 0
 	for _, t := range ts {
-		for k := range t.live {
-			iid := t.iid
-			if t.r != nil {
-				iid = k.iid
-			}
-			if !coveredBy(changed, iid, k.dst) {
+		if t.dir() != OffloadEncap {
+			continue
+		}
+		for _, p := range changed {
+			if p.Kind != cache.KindIP {
 				continue
 			}
-			if err := t.del(k); err != nil {
+			if !t.live.covered(p, &work, mapChangedWork, func(k offloadKey) { dels[del{t, p.IID, k}] = struct{}{} }) {
 				return false
 			}
-			delete(t.live, k)
-			o.mapDeleted.Add(1)
 		}
+	}
+	for d := range dels {
+		if err := d.t.del(d.k); err != nil {
+			return false
+		}
+		d.t.live.remove(d.iid, d.k)
+		o.mapDeleted.Add(1)
 	}
 	o.mapBatches.Add(1)
 	return true
-}
-
-// coveredBy reports whether an IP key of ks covers address a of
-// instance-ID iid.
-func coveredBy(ks []cache.Key, iid uint32, a netip.Addr) bool {
-	for i := range ks {
-		if k := &ks[i]; k.Kind == cache.KindIP && k.IID == iid && k.Prefix.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // invalidateOnly starts a new epoch in the directions ds.
@@ -471,7 +464,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 					k.iid, k.over6 = iid, over6
 				}
 				o.liveMu.Lock()
-				delete(t.live, k)
+				t.live.remove(iid, k)
 				o.liveMu.Unlock()
 				return false
 			}
@@ -863,12 +856,12 @@ func (w *Worker) noteLive(q *offloadPut) {
 	if ot == nil {
 		return // Offload.unindexed is set
 	}
-	k := keyOf(&q.re.OffloadEntry)
+	k, iid := keyOf(&q.re.OffloadEntry), ot.iid
 	if q.r != nil {
-		k.iid, k.over6 = q.re.IID, q.re.Over6
+		k.iid, k.over6, iid = q.re.IID, q.re.Over6, q.re.IID
 	}
 	w.off.liveMu.Lock()
-	ot.live[k] = struct{}{}
+	ot.live.add(iid, k)
 	w.off.liveMu.Unlock()
 }
 

@@ -1,8 +1,10 @@
 package fastpath
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rloc-router/rloc/cache"
@@ -59,5 +61,37 @@ func TestLiveIndex(t *testing.T) {
 	x.remove(100, key("2001:db8:2::7", 1))
 	if x.n != 5 || len(x.buckets) != 3 {
 		t.Fatalf("after a remove: %d entries in %d buckets, want 5 in 3", x.n, len(x.buckets))
+	}
+}
+
+// BenchmarkMapChanged measures Offload.MapChanged's look through a site
+// table's index of n entries (the even addresses of 10.2.0.0/15, 128 to a
+// /24 bucket) for a one-key batch that covers none of them: a /32 of
+// another /16 (one empty bucket), an odd /32 of an indexed /24 (128
+// entries compared) and another /16 (every bucket compared). Metric: ns
+// per batch.
+func BenchmarkMapChanged(b *testing.B) {
+	for _, n := range []int{1024, 49152} {
+		for _, p := range []string{"10.9.0.7/32", "10.2.3.7/32", "10.9.0.0/16"} {
+			b.Run(fmt.Sprintf("entries=%d/%s", n, strings.ReplaceAll(p, "/", "_")), func(b *testing.B) {
+				off := NewOffload(0)
+				if err := off.Add(newFakeOffload(), iidSite); err != nil {
+					b.Fatal(err)
+				}
+				for i := range n {
+					dst := netip.AddrFrom4([4]byte{10, byte(2 + i>>15), byte(i >> 7), byte(2 * (i & 127))})
+					off.ts[0].live.add(iidSite, offloadKey{dst: dst, bkt: byte(i)})
+				}
+				keys := []cache.Key{cache.IPKey(iidSite, netip.MustParsePrefix(p))}
+				b.ResetTimer()
+				for range b.N {
+					off.MapChanged(keys)
+				}
+				if st := off.Stats(); st.Invalidations != 0 || st.MapDeleted != 0 {
+					b.Fatalf("stats %+v: want no epoch and nothing deleted", st)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/batch")
+			})
+		}
 	}
 }

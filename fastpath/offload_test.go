@@ -3,7 +3,9 @@ package fastpath
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -915,5 +917,119 @@ func TestOffloadMapChanges(t *testing.T) {
 	r.install(big)
 	if ft.epoch == e0 || off.Stats().Invalidations != 1 {
 		t.Fatalf("a batch of %d keys: epoch %d (was %d), %d invalidations, want a new epoch", len(big), ft.epoch, e0, off.Stats().Invalidations)
+	}
+}
+
+// TestOffloadMapChangesRandom runs a seeded random mix of flows offered to
+// the kernel and map-cache changes (inserts, replacements and deletes of
+// prefixes from /16 to /32, some covering the flows, some not) through the
+// ITR rig, and checks after every step that each entry the kernel holds
+// sends its flow to the RLOC the map-cache maps it to now: no change leaves
+// an entry stale, whatever it covers.
+func TestOffloadMapChangesRandom(t *testing.T) {
+	ft, r, off := mapChangeRig(t)
+	rng := rand.New(rand.NewPCG(39, 1))
+	rlocs := []netip.Addr{rlocRemote4, rlocOther4}
+	eid := func() netip.Addr { return netip.AddrFrom4([4]byte{10, 2, byte(rng.IntN(3)), byte(1 + rng.IntN(6))}) }
+	prefix := func() netip.Prefix {
+		a := eid()
+		return netip.PrefixFrom(a, []int{16, 24, 30, 32}[rng.IntN(4)]).Masked()
+	}
+	frames := map[netip.Addr][]byte{}
+	held := 0
+	for step := range 400 {
+		switch x := rng.IntN(10); {
+		case x < 5: // a flow's packets: offered on its second
+			dst := eid()
+			f, ok := frames[dst]
+			if !ok {
+				f = siteFrame(t, innerSpec{src: hostA, dst: dst, ttl: 9, payload: 20, sport: 7, dport: 9})
+				frames[dst] = f
+			}
+			for range 2 {
+				r.fromSite(f)
+				r.w.Step()
+				drain(r.core)
+			}
+		case x < 8:
+			r.install([]StaticMapping{{IID: iidSite, Prefix: prefix(), RLOCs: []StaticRLOC{{Addr: rlocs[rng.IntN(2)], Weight: 1}}}})
+		default:
+			p := prefix()
+			if p.Bits() == 16 {
+				p = netip.MustParsePrefix("10.2.0.0/24") // keep the rig's /16: its flows stay mapped
+			}
+			r.c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, p), Delete: true}})
+		}
+		held = max(held, len(ft.entries))
+		for k, e := range ft.entries {
+			got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
+			m, ok := r.c.Lookup(iidSite, k.dst)
+			if !ok || m.Negative() || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
+				t.Fatalf("step %d: the kernel sends %v to %v, the map-cache says %v", step, k.dst, got, m)
+			}
+		}
+	}
+	st := off.Stats()
+	t.Logf("%d puts, %d entries left; %+v", len(ft.puts), len(ft.entries), st)
+	if st.MapDeleted == 0 || len(ft.puts) < 20 || held < 5 || st.Invalidations != 0 {
+		t.Fatalf("the run deleted %d entries, put %d (at most %d held), started %d epochs: want deletes, puts and no epoch",
+			st.MapDeleted, len(ft.puts), held, st.Invalidations)
+	}
+}
+
+// TestOffloadMapChangesConcurrent is TestOffloadMapChangesRandom with the
+// worker stepping in its own goroutine while the map-cache changes under
+// it: once both stop, every entry the kernel holds must send its flow to
+// the RLOC the map-cache maps it to, whatever the order in which the
+// worker's offers and the changes met.
+func TestOffloadMapChangesConcurrent(t *testing.T) {
+	ft, r, off := mapChangeRig(t)
+	var fs [][]byte
+	for i := range 12 {
+		fs = append(fs, siteFrame(t, innerSpec{src: hostA, dst: netip.AddrFrom4([4]byte{10, 2, byte(i % 3), byte(1 + i)}), ttl: 9, payload: 20, sport: 7, dport: 9}))
+	}
+	stop, done, warm := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for j := range 8 {
+				r.site.Inject(fs[(i+j)%len(fs)])
+			}
+			r.w.Step()
+			drain(r.core)
+			if i == 20 {
+				close(warm) // every flow offered once before the changes start
+			}
+		}
+	}()
+	<-warm
+	rng := rand.New(rand.NewPCG(39, 2))
+	rlocs := []netip.Addr{rlocRemote4, rlocOther4}
+	for range 500 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 2, byte(rng.IntN(3)), byte(1 + rng.IntN(12))}), []int{24, 30, 32}[rng.IntN(3)]).Masked()
+		if rng.IntN(4) == 0 {
+			r.c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, p), Delete: true}})
+		} else {
+			r.install([]StaticMapping{{IID: iidSite, Prefix: p, RLOCs: []StaticRLOC{{Addr: rlocs[rng.IntN(2)], Weight: 1}}}})
+		}
+		runtime.Gosched()
+	}
+	close(stop)
+	<-done
+	for k, e := range ft.entries {
+		got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
+		if m, ok := r.c.Lookup(iidSite, k.dst); !ok || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
+			t.Errorf("the kernel sends %v to %v, the map-cache says %v", k.dst, got, m)
+		}
+	}
+	st := off.Stats()
+	t.Logf("%d puts, %d entries left, %d offers dropped as stale; %+v", len(ft.puts), len(ft.entries), r.w.Extra(ExtraOffloadStale), st)
+	if len(ft.puts) == 0 || st.MapBatches == 0 {
+		t.Fatalf("%d puts, %d batches handled: the run raced nothing", len(ft.puts), st.MapBatches)
 	}
 }

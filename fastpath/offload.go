@@ -817,8 +817,10 @@ func (w *Worker) offloadFlush() {
 		if q.d == nil && q.cgen != w.off.cgen.Load() {
 			// Made from the map-cache before a change that MapChanged
 			// handled without an epoch: the entry might be one it
-			// deleted. The flow's next packet offers it again, unless
-			// its slot moved to another flow meanwhile.
+			// deleted. The flow's next packet offers it again: an
+			// offer6 slot's tag is cleared here, and a flow memo slot
+			// is filled anew anyway (the change moved the memo's
+			// generation).
 			if *q.tag == w.oet {
 				*q.tag = 0
 			}

@@ -263,8 +263,7 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 // made), as a busy link does to a router: every other one moves the
 // neighbour 192.0.2.3 on out0 between REACHABLE and STALE with the same
 // MAC, the others add a new neighbour (2001:db8:77::n) on out0. Neither
-// changes how any address the DUT forwards to resolves. Bounded: at most a
-// minute's worth.
+// changes how any address the DUT forwards to resolves.
 func (v *bench) startChurn(b *testing.B) func() int {
 	if v.churn == 0 {
 		return func() int { return 0 }
@@ -275,66 +274,54 @@ func (v *bench) startChurn(b *testing.B) func() int {
 		b.Fatal(err)
 	}
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
-	stop, done := make(chan struct{}), make(chan int)
-	go func() {
-		t := time.NewTicker(time.Second / time.Duration(v.churn))
-		defer t.Stop()
-		n := 0
-		for ; n < 60*v.churn; n++ {
-			select {
-			case <-stop:
-				done <- n
-				return
-			case <-t.C:
-			}
-			nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 3),
-				HardwareAddr: mac, State: []int{netlink.NUD_REACHABLE, netlink.NUD_STALE}[n/2%2]}
-			if n%2 == 1 {
-				a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)})
-				nb.Family, nb.IP, nb.State = netlink.FAMILY_V6, a.AsSlice(), netlink.NUD_REACHABLE
-			}
-			if err := nl.NeighSet(nb); err != nil {
-				b.Errorf("neighbour churn: %v", err)
-				break
-			}
+	return paced(b, "neighbour churn", v.churn, func(n int) error {
+		nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 3),
+			HardwareAddr: mac, State: []int{netlink.NUD_REACHABLE, netlink.NUD_STALE}[n/2%2]}
+		if n%2 == 1 {
+			a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)})
+			nb.Family, nb.IP, nb.State = netlink.FAMILY_V6, a.AsSlice(), netlink.NUD_REACHABLE
 		}
-		<-stop
-		done <- n
-	}()
-	return func() int {
-		close(stop)
-		return <-done
-	}
+		return nl.NeighSet(nb)
+	})
 }
 
 // startMapChurn installs v.mapChurn map-cache entries a second in x's
 // map-cache (an rloc variant's; none for the kernel's) until the function
 // it returns is called (which returns how many): each a /24 of
 // 10.200.0.0/16 to the sink, as Map-Replies for new destinations do to an
-// ITR. None covers a destination the generator sends to. At most a
-// minute's worth.
+// ITR. None covers a destination the generator sends to.
 func (v *bench) startMapChurn(b *testing.B, x cpuTimer) func() int {
 	xt, ok := x.(*xdptest.XTR)
 	if v.mapChurn == 0 || !ok {
 		return func() int { return 0 }
 	}
 	c := xt.Cache()
+	return paced(b, "map-cache churn", v.mapChurn, func(n int) error {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(n), 0}), 24)
+		return fastpath.InstallStatic(c, []fastpath.StaticMapping{{IID: iid, Prefix: p,
+			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}})
+	})
+}
+
+// paced calls do(0), do(1) ... rate times a second in a goroutine, at most
+// a minute's worth, until the function it returns is called, which
+// returns how many calls were made. The first error do returns is reported,
+// prefixed with what, and ends the calls.
+func paced(b *testing.B, what string, rate int, do func(n int) error) func() int {
 	stop, done := make(chan struct{}), make(chan int)
 	go func() {
-		t := time.NewTicker(time.Second / time.Duration(v.mapChurn))
+		t := time.NewTicker(time.Second / time.Duration(rate))
 		defer t.Stop()
 		n := 0
-		for ; n < 60*v.mapChurn; n++ {
+		for ; n < 60*rate; n++ {
 			select {
 			case <-stop:
 				done <- n
 				return
 			case <-t.C:
 			}
-			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(n), 0}), 24)
-			if err := fastpath.InstallStatic(c, []fastpath.StaticMapping{{IID: iid, Prefix: p,
-				RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}}); err != nil {
-				b.Errorf("map-cache churn: %v", err)
+			if err := do(n); err != nil {
+				b.Errorf("%s: %v", what, err)
 				break
 			}
 		}

@@ -142,6 +142,18 @@ func coreWithEntry(t *testing.T, base lispSpec, nonceOK bool) (*Program, ring.De
 	return p, e
 }
 
+// redirectTimes runs s's frame through p n times, each of which p must
+// redirect: an entry's hits for the sweep tests.
+func redirectTimes(t *testing.T, p *Program, s lispSpec, n int) {
+	t.Helper()
+	b, _ := coreFrame(s)
+	for range n {
+		if ret, _ := run(t, p, b); ret != xdpRedirect {
+			t.Fatalf("action %d, want XDP_REDIRECT", ret)
+		}
+	}
+}
+
 // outers runs f for each outer and inner version: f gets goodLISP's
 // packet with those.
 func outers(t *testing.T, f func(t *testing.T, base lispSpec)) {
@@ -350,12 +362,7 @@ func TestDecapSweep(t *testing.T) {
 	if err := p.PutDecap(&e); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		b, _ := coreFrame(goodLISP(false))
-		if ret, _ := run(t, p, b); ret != xdpRedirect {
-			t.Fatalf("action %d", ret)
-		}
-	}
+	redirectTimes(t, p, goodLISP(false), 3)
 	seen, hits := 0, uint64(0)
 	n, err := p.SweepDecap(func(e *ring.DecapEntry, h uint64) bool {
 		seen++

@@ -237,12 +237,7 @@ func TestReencapSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 3 {
-		b, _ := coreFrame(goodLISP(false))
-		if ret, _ := run(t, p, b); ret != xdpRedirect {
-			t.Fatalf("action %d", ret)
-		}
-	}
+	redirectTimes(t, p, goodLISP(false), 3)
 	listed := 0
 	if err := p.ListReencap(func(e *ring.ReencapEntry, hits uint64) bool {
 		listed++

@@ -89,9 +89,13 @@ type Offload struct {
 	// MapChanged deleted, under puts, the entries its batch covered, and
 	// such an offer could be one of them.
 	cgen atomic.Uint64
-	// liveMu guards offloadTable.live, which the workers add to while
-	// they hold puts' read lock.
-	liveMu sync.Mutex
+	// pending are the workers' records of their puts (livePending,
+	// under mu); what they hold joins the tables' live indexes
+	// (drainLive) under puts, which also guards the indexes.
+	pending []*livePending
+	// indexLost says that a record overflowed since the last epoch: an
+	// index misses entries, so MapChanged starts an epoch (under puts).
+	indexLost bool
 	// unindexed says that a worker has an encap port whose table was not
 	// registered (Add, AddReencap) when it was made: its entries are in
 	// no live index, so MapChanged starts an epoch for every batch.
@@ -110,7 +114,7 @@ type offloadTable struct {
 	hits map[offloadKey]uint64 // an entry's hits at the last sweep (Sweep's)
 	// live indexes the entries the workers put in an encap table (t, r),
 	// less those swept or deleted since: what MapChanged looks through
-	// (under Offload.liveMu).
+	// (under Offload.puts).
 	live liveIndex
 }
 
@@ -293,7 +297,43 @@ func (o *Offload) MapChanged(changed []cache.Key) {
 		return // nothing is used or offered; Resume starts an epoch
 	}
 	if n > mapChangedMax || o.unindexed.Load() || !o.deleteCovered(ts, changed) {
-		o.InvalidateEncap()
+		o.invalidateIndexed()
+	}
+}
+
+// invalidateIndexed is InvalidateEncap for MapChanged: under puts, so
+// that the epoch moves before the indexes count as whole again (an entry
+// missing from them is of a past epoch, unusable).
+func (o *Offload) invalidateIndexed() {
+	o.puts.Lock()
+	defer o.puts.Unlock()
+	o.InvalidateEncap()
+	o.drainLive()
+	o.indexLost = false
+}
+
+// newPending registers and returns a worker's record of its puts.
+func (o *Offload) newPending() *livePending {
+	p := new(livePending)
+	o.mu.Lock()
+	o.pending = append(o.pending, p)
+	o.mu.Unlock()
+	return p
+}
+
+// drainLive moves the workers' records of their puts into the tables'
+// live indexes and notes a record that overflowed (indexLost). The caller
+// holds puts: no worker puts meanwhile.
+func (o *Offload) drainLive() {
+	o.mu.Lock()
+	ps := o.pending
+	o.mu.Unlock()
+	for _, p := range ps {
+		for _, k := range p.keys[:p.n] {
+			k.t.live.add(k.iid, k.k)
+		}
+		o.indexLost = o.indexLost || p.over
+		p.n, p.over = 0, false
 	}
 }
 
@@ -313,8 +353,10 @@ func (o *Offload) deleteCovered(ts []*offloadTable, changed []cache.Key) bool {
 	o.puts.Lock()
 	defer o.puts.Unlock()
 	o.cgen.Add(1)
-	o.liveMu.Lock()
-	defer o.liveMu.Unlock()
+	o.drainLive()
+	if o.indexLost {
+		return false // InvalidateEncap makes every entry before it unusable
+	}
 	type del struct {
 		t   *offloadTable
 		iid uint32
@@ -437,6 +479,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	var flows [2]int64
 	for _, t := range ts {
 		o.puts.Lock()
+		o.drainLive() // the index holds every entry the walk may delete
 		if t.d != nil {
 			live := 0
 			n, err := t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool {
@@ -463,9 +506,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 				if t.r != nil {
 					k.iid, k.over6 = iid, over6
 				}
-				o.liveMu.Lock()
 				t.live.remove(iid, k)
-				o.liveMu.Unlock()
 				return false
 			}
 			live++
@@ -851,20 +892,24 @@ func (w *Worker) offloadFlush() {
 	w.offn = k
 }
 
-// noteLive adds the entry q put to its table's live index (MapChanged's),
-// under puts' read lock, which the caller holds.
+// noteLive records the entry q put in the worker's livePending, for its
+// table's live index (MapChanged's), under puts' read lock, which the
+// caller holds: no lock, no allocation.
 func (w *Worker) noteLive(q *offloadPut) {
-	ot := w.ports[q.slot].otab
-	if ot == nil {
+	ot, p := w.ports[q.slot].otab, w.livePend
+	if ot == nil || p == nil {
 		return // Offload.unindexed is set
+	}
+	if p.n == len(p.keys) {
+		p.over = true
+		return
 	}
 	k, iid := keyOf(&q.re.OffloadEntry), ot.iid
 	if q.r != nil {
 		k.iid, k.over6, iid = q.re.IID, q.re.Over6, q.re.IID
 	}
-	w.off.liveMu.Lock()
-	ot.live.add(iid, k)
-	w.off.liveMu.Unlock()
+	p.keys[p.n] = pendingKey{t: ot, iid: iid, k: k}
+	p.n++
 }
 
 // decapOffer is deliverAt's step for the delivery of pk (instance-ID

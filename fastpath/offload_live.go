@@ -16,6 +16,29 @@ type liveIndex struct {
 	buckets map[liveNet]map[offloadKey]struct{}
 }
 
+// livePending is one worker's record of the entries it put since the
+// slow path last moved them into the live indexes (Offload.drainLive). The
+// worker writes it while it holds Offload.puts' read lock and the slow
+// path reads it while it holds the write lock, so the worker neither locks
+// nor allocates for it. A worker that puts more between two drains sets
+// over, and the next map-cache batch starts an epoch.
+type livePending struct {
+	keys [livePendingMax]pendingKey
+	n    int
+	over bool
+}
+
+// livePendingMax is the puts a livePending holds.
+const livePendingMax = 2048
+
+// pendingKey is a put a livePending holds: the table, its instance-ID and
+// the entry's key.
+type pendingKey struct {
+	t   *offloadTable
+	iid uint32
+	k   offloadKey
+}
+
 // liveNet is a bucket of a liveIndex.
 type liveNet struct {
 	iid uint32

@@ -1033,3 +1033,38 @@ func TestOffloadMapChangesConcurrent(t *testing.T) {
 		t.Fatalf("%d puts, %d batches handled: the run raced nothing", len(ft.puts), st.MapBatches)
 	}
 }
+
+// TestOffloadMapChangesOverflow: a worker that put more entries than its
+// record holds between two map-cache batches (livePending) leaves the
+// index short, so the next batch starts an epoch; the one after is handled
+// without one again.
+func TestOffloadMapChangesOverflow(t *testing.T) {
+	ft, r, off := mapChangeRig(t)
+	p, ot := r.w.livePend, r.w.ports[0].otab
+	if p == nil || ot == nil {
+		t.Fatal("no record of the worker's puts")
+	}
+	for i := range p.keys { // as if the worker had put that many since the last batch
+		p.keys[i] = pendingKey{t: ot, iid: iidSite, k: offloadKey{dst: netip.AddrFrom4([4]byte{10, 99, byte(i >> 8), byte(i)})}}
+	}
+	p.n = len(p.keys)
+	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	forwardOne(t, r, frame)
+	forwardOne(t, r, frame) // put, but past the record's end
+	if len(ft.puts) != 1 || !p.over {
+		t.Fatalf("%d puts, record overflowed %v", len(ft.puts), p.over)
+	}
+	e0 := ft.epoch
+	unrelated := func(p string) []StaticMapping {
+		return []StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix(p), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}}
+	}
+	r.install(unrelated("10.200.0.0/24"))
+	if ft.epoch == e0 || off.Stats().Invalidations != 1 {
+		t.Fatalf("after an overflow: epoch %d (was %d), %d invalidations: want a new epoch", ft.epoch, e0, off.Stats().Invalidations)
+	}
+	e1 := ft.epoch
+	r.install(unrelated("10.201.0.0/24"))
+	if ft.epoch != e1 || off.Stats().Invalidations != 1 || p.n != 0 || p.over {
+		t.Fatalf("the next batch: epoch %d (was %d), %d invalidations, record %d over %v", ft.epoch, e1, off.Stats().Invalidations, p.n, p.over)
+	}
+}

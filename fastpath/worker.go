@@ -327,6 +327,7 @@ type Worker struct {
 	oe       uint32                   // the offload epoch of this step
 	oet      uint16                   // offloadTag(oe); 0 without Offload
 	ocg      uint64                   // Offload.cgen at this step's start: what its encap offers were made under
+	livePend *livePending             // the encap entries this worker put, for MapChanged's index; nil without an encap table
 	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without an offload or reencap table
 	offq     [offloadMax]offloadPut
 	offn     int
@@ -484,6 +485,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		}
 		if (p.offload != nil || p.reencap != nil) && p.otab == nil {
 			cfg.Offload.unindexed.Store(true) // not registered: MapChanged cannot tell what it holds
+		}
+		if p.otab != nil && w.livePend == nil {
+			w.livePend = cfg.Offload.newPending()
 		}
 		if !p.addr4.IsValid() {
 			p.addr4 = w.rloc4

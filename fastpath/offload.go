@@ -646,13 +646,14 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 }
 
 // compareBool orders false before true.
-func compareBool(a, b bool) int { return cmp.Compare(b2i(a), b2i(b)) }
-
-func b2i(b bool) int {
-	if b {
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
 		return 1
 	}
-	return 0
+	return -1
 }
 
 // OffloadStats are an Offload's counters.

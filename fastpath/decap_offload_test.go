@@ -14,11 +14,12 @@ import (
 
 // fakeDecap is a ring.DecapTable in memory.
 type fakeDecap struct {
-	epoch    uint32
-	puts     []ring.DecapEntry
-	entries  map[decapKey]ring.DecapEntry
-	failPut  error
-	deleting func() // between SweepDecap's walk and its deletes
+	epoch     uint32
+	puts      []ring.DecapEntry
+	entries   map[decapKey]ring.DecapEntry
+	failPut   error
+	failSweep error  // SweepDecap's, which then deletes nothing
+	deleting  func() // between SweepDecap's walk and its deletes
 }
 
 func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[decapKey]ring.DecapEntry{}} }
@@ -51,6 +52,9 @@ func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 func (f *fakeDecap) SetOffload(epoch, _ uint32) error { f.epoch = epoch; return nil }
 
 func (f *fakeDecap) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (int, error) {
+	if f.failSweep != nil {
+		return 0, f.failSweep
+	}
 	return sweepFake(f.entries, func(_ decapKey, e ring.DecapEntry) bool { return keep(&e, 0) }, f.deleting), nil
 }
 

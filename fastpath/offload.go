@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/wire"
 )
@@ -31,15 +32,19 @@ import (
 //
 // Every entry carries the epoch it was made in and the program uses only
 // those of the current epoch. Invalidate moves the epoch: it must run after
-// every change of what an entry copies that the next-hop table makes (give
-// it to nexthop.Table.OnStore). A worker reads the epoch before it reads
-// the cache and the table for a step, so an entry it makes from what it
-// read before a change carries an epoch that change ended. The next packet
-// of such a flow reaches the worker again, which offers the flow anew. The
-// map-cache's changes are narrower: MapChanged (give it to
-// cache.Config.Published) deletes the entries a batch covers and drops the
-// offers made before it, and starts an epoch only when that would take too
-// long.
+// every change of what an entry copies that the next-hop table makes, and
+// NextHopsChanged (give it to nexthop.Table.OnStore) runs it for those that
+// may change any adjacency (a route, a link). A worker reads the epoch
+// before it reads the cache and the table for a step, so an entry it makes
+// from what it read before a change carries an epoch that change ended.
+// The next packet of such a flow reaches the worker again, which offers the
+// flow anew. A snapshot that only lost neighbours (nexthop.Snapshot.Lost: a
+// host that went, a MAC that changed) is narrower: NextHopsChanged deletes
+// the entries, of both directions, sent to a lost MAC on its interface,
+// and the workers drop the offers they made from an older snapshot. So are
+// the map-cache's changes: MapChanged (give it to cache.Config.Published)
+// deletes the entries a batch covers and drops the offers made before it,
+// and starts an epoch only when that would take too long.
 //
 // The kernel's packets do not pass the worker's map-cache lookups, so Sweep,
 // run once per activity tick by the slow path, marks the entries of flows
@@ -89,6 +94,11 @@ type Offload struct {
 	// MapChanged deleted, under puts, the entries its batch covered, and
 	// such an offer could be one of them.
 	cgen atomic.Uint64
+	// hopSeq is the nexthop.Snapshot.Seq of the last snapshot whose lost
+	// destinations NextHopsChanged deleted the entries of: a worker drops
+	// at offloadFlush an offer (of either direction) it made from an
+	// older snapshot, which could be sent to one of them.
+	hopSeq atomic.Uint64
 	// pending are the workers' records of their puts (livePending,
 	// under mu); what they hold joins the tables' live indexes
 	// (drainLive) under puts, which also guards the indexes.
@@ -103,6 +113,7 @@ type Offload struct {
 
 	invalidations, swept, errs, pauses atomic.Uint64
 	mapBatches, mapDeleted             atomic.Uint64   // MapChanged's batches handled without an epoch, the entries they deleted
+	hopBatches, hopDeleted             atomic.Uint64   // NextHopsChanged's snapshots handled without an epoch, the entries they deleted
 	flows                              [2]atomic.Int64 // per direction: the entries of the current epoch at the last sweep
 }
 
@@ -265,6 +276,86 @@ func (o *Offload) InvalidateEncap() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.invalidateOnly(OffloadEncap)
+}
+
+// NextHopsChanged is the next-hop table's nexthop.Table.OnStore. For a
+// snapshot that may change any resolved adjacency it starts a new epoch
+// (Invalidate). For one that lost neighbours alone (nexthop.Snapshot.Lost)
+// it deletes the entries of both directions sent out of a lost
+// destination's interface to its MAC, and no others: the kernel keeps
+// sending the flows to the hosts and gateways that stayed, however often
+// the kernel's neighbour table drops a host it sees no traffic for (the
+// kernel's traffic passes no neighbour entry). It walks the tables under
+// puts after moving hopSeq, so that no worker puts an entry made from an
+// older snapshot once it returns (offloadFlush drops those). A walk or a
+// delete that fails starts an epoch instead.
+func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
+	lost, ok := s.Lost()
+	if !ok {
+		o.Invalidate()
+		return
+	}
+	if len(lost) == 0 {
+		return // Table.Store does not call for it: nothing resolved changed
+	}
+	o.mu.Lock()
+	ts, paused := slices.Clone(o.ts), o.paused
+	o.mu.Unlock()
+	gone := make(map[nexthop.Lost]struct{}, len(lost))
+	for _, l := range lost {
+		gone[l] = struct{}{}
+	}
+	sentTo := func(ifindex int, mac []byte) bool {
+		_, ok := gone[nexthop.Lost{IfIndex: int32(ifindex), MAC: [6]byte(mac)}]
+		return ok
+	}
+	o.puts.Lock()
+	defer o.puts.Unlock()
+	if seq := s.Seq(); seq > o.hopSeq.Load() {
+		o.hopSeq.Store(seq)
+	}
+	o.drainLive() // the indexes hold every entry the walks may delete
+	var errs []error
+	deleted := 0
+	for _, t := range ts {
+		if paused[t.dir()] {
+			continue // Resume starts an epoch: no entry of now is used again
+		}
+		var n int
+		var err error
+		switch {
+		case t.d != nil:
+			n, err = t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool { return !sentTo(e.Ifindex, e.Eth[:6]) })
+		case t.r != nil:
+			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, _ uint64) bool {
+				if !sentTo(e.Ifindex, e.Front[:6]) {
+					return true
+				}
+				k := keyOf(&e.OffloadEntry)
+				k.iid, k.over6 = e.IID, e.Over6
+				t.live.remove(e.IID, k)
+				return false
+			})
+		default:
+			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, _ uint64) bool {
+				if !sentTo(e.Ifindex, e.Front[:6]) {
+					return true
+				}
+				t.live.remove(t.iid, keyOf(e))
+				return false
+			})
+		}
+		deleted += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	o.hopDeleted.Add(uint64(deleted))
+	if errs != nil {
+		o.Invalidate() // an entry to a lost destination may be left
+		return
+	}
+	o.hopBatches.Add(1)
 }
 
 // MapChanged is the map-cache's cache.Config.Published. It deletes the
@@ -670,6 +761,8 @@ type OffloadStats struct {
 	FlowsDecap    int64  // OffloadDecap's
 	MapBatches    uint64 // map-cache batches MapChanged handled without an epoch
 	MapDeleted    uint64 // entries those batches covered, deleted
+	HopBatches    uint64 // next-hop snapshots that lost neighbours alone, NextHopsChanged handled without an epoch
+	HopDeleted    uint64 // entries sent to those neighbours, deleted
 }
 
 // Stats returns the Offload's counters.
@@ -681,7 +774,8 @@ func (o *Offload) Stats() OffloadStats {
 		Errors: o.errs.Load(), PausedEncap: paused[OffloadEncap],
 		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load(),
 		FlowsEncap: o.flows[OffloadEncap].Load(), FlowsDecap: o.flows[OffloadDecap].Load(),
-		MapBatches: o.mapBatches.Load(), MapDeleted: o.mapDeleted.Load()}
+		MapBatches: o.mapBatches.Load(), MapDeleted: o.mapDeleted.Load(),
+		HopBatches: o.hopBatches.Load(), HopDeleted: o.hopDeleted.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.
@@ -724,7 +818,7 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop)
 	q := &w.offq[w.offn]
 	w.offn++
 	q.t, q.d, q.r, q.slot, q.waited = t, nil, r, pk.slot, 0
-	q.cgen, q.tag = w.ocg, off
+	q.cgen, q.tag, q.hseq = w.ocg, off, h.snap.Seq()
 	if r != nil {
 		q.re.IID, q.re.NonceOK, q.re.Over6, q.re.RLOC, q.re.RLOC6 = pk.iid, !w.obs.nonces.Load(), !pk.outerV4, [4]byte{}, [16]byte{}
 		if pk.outerV4 {
@@ -856,14 +950,16 @@ func (w *Worker) offloadFlush() {
 			k++
 			continue
 		}
-		if q.d == nil && q.cgen != w.off.cgen.Load() {
+		if q.d == nil && q.cgen != w.off.cgen.Load() || q.hseq < w.off.hopSeq.Load() {
 			// Made from the map-cache before a change that MapChanged
-			// handled without an epoch: the entry might be one it
-			// deleted. The flow's next packet offers it again: an
-			// offer6 slot's tag is cleared here, and a flow memo slot
-			// is filled anew anyway (the change moved the memo's
-			// generation).
-			if *q.tag == w.oet {
+			// handled without an epoch, or from a next-hop snapshot
+			// older than one whose lost neighbours NextHopsChanged
+			// handled so: the entry might be one they deleted. The
+			// flow's next packet offers it again: an offer6 slot's tag
+			// is cleared here, and a flow memo slot or a delivery's next
+			// hop is filled anew anyway (the change moved the memo's
+			// generation, or the worker's snapshot).
+			if q.tag != nil && *q.tag == w.oet {
 				*q.tag = 0
 			}
 			w.extra[ExtraOffloadStale]++
@@ -933,7 +1029,7 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 		}
 		q := &w.offq[w.offn]
 		w.offn++
-		*q = offloadPut{d: t, slot: pk.slot}
+		*q = offloadPut{d: t, slot: pk.slot, hseq: h.snap.Seq()}
 		e := &q.de
 		e.IID, e.Epoch, e.Ifindex, e.NonceOK = pk.iid, w.doe, w.ports[site].ifindex, !w.obs.nonces.Load()
 		if pk.v4 {
@@ -968,6 +1064,9 @@ type offloadPut struct {
 	// (a flow memo or offer6 slot's off), which a dropped offer clears.
 	cgen uint64
 	tag  *uint16
+	// the nexthop.Snapshot.Seq of the snapshot the worker resolved the
+	// entry's next hop in (Offload.hopSeq)
+	hseq uint64
 	re   ring.ReencapEntry
 	de   ring.DecapEntry
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/mem"
@@ -256,7 +257,7 @@ func TestOffloadFollowsChanges(t *testing.T) {
 	r := newRig(t, func(c *Config) {
 		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: func([]cache.Key) { off.InvalidateEncap() }})
 	})
-	r.nh.OnStore(off.Invalidate)
+	r.nh.OnStore(off.NextHopsChanged)
 	e0, d0 := ft.epoch, fd.epoch
 	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.9.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
 	if ft.epoch == e0 || fd.epoch != d0 {
@@ -885,29 +886,7 @@ func TestOffloadMapChanges(t *testing.T) {
 	// An offer queued while packets wait on the ring, then a change that
 	// covers nothing: the offer was made from the cache before it, so it is
 	// dropped; the flow's next packet offers it again.
-	other := siteFrame(t, innerSpec{src: hostA, dst: netip.MustParseAddr("10.2.9.9"), ttl: 9, payload: 20, sport: 7, dport: 9})
-	r.fromSite(other) // fills the flow memo
-	drain(r.core)
-	for range ring.IdealBatchSize + 5 {
-		if !r.site.Inject(other) {
-			t.Fatal("inject")
-		}
-	}
-	puts := len(ft.puts)
-	r.w.Step()
-	if r.w.offn != 1 {
-		t.Fatalf("%d offers queued, want 1 waiting for the ring", r.w.offn)
-	}
-	r.install(mapping(iidSite, "10.201.0.0/24", rlocRemote4))
-	r.w.Step()
-	drain(r.core)
-	if len(ft.puts) != puts || r.w.offn != 0 || r.w.Extra(ExtraOffloadStale) != 1 {
-		t.Fatalf("the offer made before the change: %d puts (was %d), %d queued, %d stale", len(ft.puts), puts, r.w.offn, r.w.Extra(ExtraOffloadStale))
-	}
-	forwardOne(t, r, other)
-	if len(ft.puts) != puts+1 {
-		t.Fatalf("the flow was not offered again after its offer was dropped: %d puts", len(ft.puts))
-	}
+	staleOffer(t, r, ft, func() { r.install(mapping(iidSite, "10.201.0.0/24", rlocRemote4)) })
 
 	// Too many keys at once: an epoch, as before.
 	var big []StaticMapping
@@ -1066,5 +1045,124 @@ func TestOffloadMapChangesOverflow(t *testing.T) {
 	r.install(unrelated("10.201.0.0/24"))
 	if ft.epoch != e1 || off.Stats().Invalidations != 1 || p.n != 0 || p.over {
 		t.Fatalf("the next batch: epoch %d (was %d), %d invalidations, record %d over %v", ft.epoch, e1, off.Stats().Invalidations, p.n, p.over)
+	}
+}
+
+// TestOffloadNeighbourLost: a next-hop snapshot that lost neighbours alone
+// (nexthop.Snapshot.Lost) deletes the kernel entries, of both directions,
+// sent to a lost MAC out of its interface and no others, without an epoch;
+// the flow's next packet goes to the neighbour's new MAC and is offered
+// anew with it. An offer a worker made from an older snapshot is dropped
+// and made again. A snapshot that may change any adjacency starts an epoch,
+// and so does a walk of a table that fails.
+func TestOffloadNeighbourLost(t *testing.T) {
+	ft, fd := newFakeOffload(), newFakeDecap()
+	off := newOffloadOn(t, ft)
+	if err := off.AddDecap(fd); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *Config) {
+		c.Offload = off
+		c.Ports[0].Offload, c.Ports[0].Ifindex = ft, 10 // as testNextHops' links
+		c.Ports[1].Decap, c.Ports[1].Ifindex = fd, 20
+	})
+	r.nh.OnStore(off.NextHopsChanged)
+	enc := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	dec4, dec6 := decapFrameWith(t, false, false, 64, 9, 0), decapFrameWith(t, false, true, 64, 9, 0)
+	for range 2 {
+		forwardOne(t, r, enc)
+		deliverOne(t, r, dec4)
+		deliverOne(t, r, dec6)
+	}
+	if len(ft.entries) != 1 || len(fd.entries) != 2 {
+		t.Fatalf("%d encap and %d decap entries after the flows' first packets, want 1 and 2", len(ft.entries), len(fd.entries))
+	}
+	k4 := decapKey{iidSite, hostA, false}
+	e0, d0 := ft.epoch, fd.epoch
+	check := func(what string, encap, decap int, batches, deleted uint64) {
+		t.Helper()
+		st := off.Stats()
+		if ft.epoch != e0 || fd.epoch != d0 || st.Invalidations != 0 || len(ft.entries) != encap || len(fd.entries) != decap ||
+			st.HopBatches != batches || st.HopDeleted != deleted {
+			t.Fatalf("%s: epochs %d and %d (were %d and %d), %d encap and %d decap entries (want %d and %d), stats %+v (want %d batches, %d deleted)",
+				what, ft.epoch, fd.epoch, e0, d0, len(ft.entries), len(fd.entries), encap, decap, st, batches, deleted)
+		}
+	}
+
+	// hostA's MAC on the core interface: no entry is sent there.
+	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 20, MAC: macHostA}}))
+	check("a MAC lost on another interface", 1, 2, 1, 0)
+
+	// hostA moves to a new MAC: its delivery's entry goes, the others stay.
+	macNew := [6]byte{0x02, 0, 0, 0, 0, 0xb1}
+	moved := func(n *nexthop.Neighbour) {
+		if n.Addr == hostA {
+			n.MAC = macNew
+		}
+	}
+	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHostA}}))
+	check("hostA's MAC lost", 1, 1, 2, 1)
+	if _, ok := fd.entries[k4]; ok {
+		t.Fatal("the delivery to hostA's old MAC is still offloaded")
+	}
+	if out := deliverOne(t, r, dec4); [6]byte(out[:6]) != macNew {
+		t.Fatalf("the worker delivered to %x after the change, want %x", out[:6], macNew)
+	}
+	deliverOne(t, r, dec4)
+	if e, ok := fd.entries[k4]; !ok || [6]byte(e.Eth[:6]) != macNew {
+		t.Fatalf("the delivery to hostA was not offered again with its new MAC: %+v (present %v)", e, ok)
+	}
+
+	// An offer queued while packets wait on the ring, then a snapshot that
+	// lost a MAC it does not go to: it was made from the older snapshot, so
+	// it is dropped, and the flow's next packet offers it again.
+	staleOffer(t, r, ft, func() {
+		r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHost6}}))
+		check("hostA6's MAC lost", 1, 1, 3, 2) // hostA6's delivery goes; the offer is not put yet
+	})
+
+	// A walk that fails: an epoch, as for a snapshot that may change any
+	// adjacency.
+	fd.failSweep = errors.New("map iteration failed")
+	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 20, MAC: macUnderGW}}))
+	if st := off.Stats(); st.Invalidations != 1 || ft.epoch == e0 || len(ft.entries) != 0 || st.HopBatches != 3 {
+		t.Fatalf("a failed walk: stats %+v, encap epoch %d (was %d), %d encap entries", st, ft.epoch, e0, len(ft.entries))
+	}
+	fd.failSweep = nil
+	e1 := ft.epoch
+	r.nh.Store(nextHopsWith(moved))
+	if st := off.Stats(); st.Invalidations != 2 || ft.epoch == e1 || fd.epoch != ft.epoch {
+		t.Fatalf("a snapshot that may change any adjacency: stats %+v, epochs %d and %d (encap was %d)", st, ft.epoch, fd.epoch, e1)
+	}
+}
+
+// staleOffer queues the offer of a new flow in r's worker while packets of
+// the flow wait on the site ring, runs change, and checks that the worker
+// drops the offer at its next step (ExtraOffloadStale, the first of the
+// rig) and offers the flow again on its next packet.
+func staleOffer(t *testing.T, r *rig, ft *fakeOffload, change func()) {
+	t.Helper()
+	other := siteFrame(t, innerSpec{src: hostA, dst: netip.MustParseAddr("10.2.9.9"), ttl: 9, payload: 20, sport: 7, dport: 9})
+	r.fromSite(other) // fills the flow memo
+	drain(r.core)
+	for range ring.IdealBatchSize + 5 {
+		if !r.site.Inject(other) {
+			t.Fatal("inject")
+		}
+	}
+	puts := len(ft.puts)
+	r.w.Step()
+	if r.w.offn != 1 {
+		t.Fatalf("%d offers queued, want 1 waiting for the ring", r.w.offn)
+	}
+	change()
+	r.w.Step()
+	drain(r.core)
+	if len(ft.puts) != puts || r.w.offn != 0 || r.w.Extra(ExtraOffloadStale) != 1 {
+		t.Fatalf("the offer made before the change: %d puts (was %d), %d queued, %d stale", len(ft.puts), puts, r.w.offn, r.w.Extra(ExtraOffloadStale))
+	}
+	forwardOne(t, r, other)
+	if len(ft.puts) != puts+1 {
+		t.Fatalf("the flow was not offered again after its offer was dropped: %d puts", len(ft.puts))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rloc-router/rloc/cache"
+	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/internal/testkit"
 	"github.com/rloc-router/rloc/ring"
 	"github.com/rloc-router/rloc/ring/xsk"
@@ -440,5 +441,45 @@ func TestReencapMapChanges(t *testing.T) {
 		if !e.e.InnerV6 {
 			t.Fatalf("left %+v, want the IPv6 EID's entry", e.e)
 		}
+	}
+}
+
+// TestReencapNeighbourLost: a next-hop snapshot that lost the underlay
+// gateway's MAC on the core interface deletes the RTR's entries sent there,
+// over both outer versions, without an epoch, and takes them out of the
+// live index that map-cache changes look through; one that lost another
+// MAC deletes none.
+func TestReencapNeighbourLost(t *testing.T) {
+	ft := newFakeReencap()
+	r, off := reencapRig(t, ft, func(c *Config, off *Offload) {
+		c.Cache = cache.New(cache.Config{BuildTemplate: c.Outer.BuildTemplate, Published: off.MapChanged})
+	})
+	r.nh.OnStore(off.NextHopsChanged)
+	for _, f := range [][]byte{
+		rtrFrame(t, rtrDst4, 60, 50, 0), rtrFrame(t, rtrDst4, 60, 50, 0),
+		lispFrame(t, rtrSpec(t, true, rtrDst4, 60, 50, 0, 40)),
+		lispFrame(t, rtrSpec(t, false, rtrEID6, 60, 50, 0, 40)),
+	} {
+		reencapOne(t, r, f)
+	}
+	if len(ft.entries) != 3 {
+		t.Fatalf("%d entries, want the IPv4 EID's over both versions and the IPv6 EID's", len(ft.entries))
+	}
+	e0 := ft.epoch
+	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 7, MAC: macHostA}}))
+	if st := off.Stats(); len(ft.entries) != 3 || st.HopDeleted != 0 || st.HopBatches != 1 {
+		t.Fatalf("a MAC no entry is sent to: %d entries left, stats %+v", len(ft.entries), st)
+	}
+	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 7, MAC: macUnderGW}}))
+	off.puts.Lock()
+	live := off.ts[0].live.n
+	off.puts.Unlock()
+	if st := off.Stats(); len(ft.entries) != 0 || ft.epoch != e0 || st.Invalidations != 0 || st.HopDeleted != 3 || live != 0 {
+		t.Fatalf("the gateway's MAC lost: %d entries left, epoch %d (was %d), stats %+v, %d in the live index", len(ft.entries), ft.epoch, e0, st, live)
+	}
+	b0 := off.Stats().MapBatches
+	r.install([]StaticMapping{{IID: iidRTR, Prefix: netip.PrefixFrom(rtrDst4, 32), RLOCs: []StaticRLOC{{Addr: rlocRemote4}}}})
+	if st := off.Stats(); st.MapDeleted != 0 || st.MapBatches != b0+1 {
+		t.Fatalf("a map-cache change after the entries went: stats %+v, want one batch that deleted nothing", st)
 	}
 }

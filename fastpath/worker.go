@@ -215,7 +215,7 @@ const (
 	ExtraReasmFull                    // outer fragments dropped because every reassembly slot was busy
 	ExtraOffloadPut                   // flows handed to the kernel (Offload)
 	ExtraOffloadFail                  // flows the kernel's offload table refused
-	ExtraOffloadStale                 // offers dropped: made from the map-cache before a change (Offload.MapChanged)
+	ExtraOffloadStale                 // offers dropped: made from the map-cache before a change (Offload.MapChanged), or from the next-hop table before it lost a neighbour (Offload.NextHopsChanged)
 	NumExtra
 )
 

@@ -46,7 +46,11 @@ var (
 
 const iidSite = 100
 
-func testNextHops(extra ...nexthop.Route) *nexthop.Snapshot {
+func testNextHops(extra ...nexthop.Route) *nexthop.Snapshot { return nextHopsWith(nil, extra...) }
+
+// nextHopsWith is testNextHops with each neighbour entry passed through
+// mod (when not nil) first.
+func nextHopsWith(mod func(n *nexthop.Neighbour), extra ...nexthop.Route) *nexthop.Snapshot {
 	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
@@ -68,6 +72,11 @@ func testNextHops(extra ...nexthop.Route) *nexthop.Snapshot {
 		{Addr: rlocRemote6, IfIndex: 20, MAC: macUnderGW, Valid: true},
 		{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true},
 		{Addr: hostA6, IfIndex: 10, MAC: macHost6, Valid: true},
+	}
+	if mod != nil {
+		for i := range neighs {
+			mod(&neighs[i])
+		}
 	}
 	return nexthop.NewSnapshot(links, routes, neighs)
 }

@@ -59,7 +59,7 @@ func newCollector(r *Router) *collector {
 			"direction"),
 		offFlows: d("xdp_offload_flows", "The flows the kernel offload's tables held in the current epoch at the last sweep (once a second), by direction (encap: the site programs encapsulate them; decap: the core programs deliver them).",
 			"direction"),
-		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted).",
+		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted), next-hop snapshots that lost neighbours alone, handled without an epoch (hop_batches), and the entries they deleted (hop_deleted).",
 			"event"),
 	}
 }
@@ -114,7 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsEncap), fastpath.OffloadEncap.String())
 		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsDecap), fastpath.OffloadDecap.String())
 		for k, v := range map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors, "pauses": st.Pauses,
-			"map_batches": st.MapBatches, "map_deleted": st.MapDeleted} {
+			"map_batches": st.MapBatches, "map_deleted": st.MapDeleted, "hop_batches": st.HopBatches, "hop_deleted": st.HopDeleted} {
 			counter(c.offEvents, v, k)
 		}
 	}

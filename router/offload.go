@@ -186,7 +186,8 @@ func (r *Router) Offload() (OffloadInfo, bool, error) {
 		Encap: OffloadDirectionInfo{On: r.cfg.XDP.Offload, Paused: st.PausedEncap},
 		Decap: OffloadDirectionInfo{On: r.cfg.XDP.OffloadDecap, Paused: st.PausedDecap},
 		Counters: map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors,
-			"pauses": st.Pauses, "map-batches": st.MapBatches, "map-deleted": st.MapDeleted},
+			"pauses": st.Pauses, "map-batches": st.MapBatches, "map-deleted": st.MapDeleted,
+			"hop-batches": st.HopBatches, "hop-deleted": st.HopDeleted},
 	}
 	if info.Encap.On {
 		info.Encap.Epoch = st.Epoch

@@ -248,7 +248,7 @@ func (r *Router) startNeighbours() error {
 	cfg := &r.cfg
 	r.nh = new(nexthop.Table)
 	if r.offload != nil {
-		r.nh.OnStore(r.offload.Invalidate)
+		r.nh.OnStore(r.offload.NextHopsChanged)
 	}
 	links := make([]string, len(cfg.Interfaces))
 	for i, ifc := range cfg.Interfaces {

@@ -1,6 +1,8 @@
 package nexthop
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"net/netip"
 	"slices"
@@ -184,8 +186,20 @@ type Snapshot struct {
 	// owned by the fast path and up).
 	mcast   Adjacency
 	mcastOK bool
-	// keepsResolved: see KeepsResolved.
-	keepsResolved bool
+	// precise says that lost holds every link-layer destination the
+	// snapshot stored before this one resolved addresses to and this one
+	// may not (see Lost); seq is the order Table.Store published it in.
+	precise bool
+	lost    []Lost
+	seq     uint64
+}
+
+// Lost is a link-layer destination that a Snapshot may no longer resolve
+// addresses to: the MAC of a neighbour entry, on its interface, that was
+// usable and was deleted, became unusable or changed its MAC.
+type Lost struct {
+	IfIndex int32
+	MAC     [6]byte
 }
 
 // addrKey splits a into words; bits is 32 or 128 plus, for neighbour keys,
@@ -406,30 +420,79 @@ func (s *Snapshot) Neighbours() int { return len(s.neighs) }
 // reads no other neighbour entry. Holders of copies of resolved adjacencies
 // (the fast path's kernel offload) may then keep them. It is false for a
 // snapshot of NewSnapshot, which does not know what came before.
-func (s *Snapshot) KeepsResolved() bool { return s != nil && s.keepsResolved }
+func (s *Snapshot) KeepsResolved() bool { return s != nil && s.precise && len(s.lost) == 0 }
+
+// Lost returns, with true, the link-layer destinations that the snapshot
+// stored before s resolved addresses to and s may not, when s resolves
+// every other address that one resolved to the same adjacency: the
+// Watcher says so of a snapshot it stored for neighbour entries alone (a
+// host that went, a MAC that changed). A holder of copies of resolved
+// adjacencies then drops only those to a Lost destination (the same
+// interface index and destination MAC). It returns false when s may change
+// any resolved adjacency (a route, a link, or a snapshot of NewSnapshot).
+// KeepsResolved is Lost with true and none lost.
+func (s *Snapshot) Lost() ([]Lost, bool) {
+	if s == nil || !s.precise {
+		return nil, false
+	}
+	return s.lost, true
+}
+
+// MarkLost says, of a snapshot not stored yet, that it resolves every
+// address the snapshot to be stored before it resolved to the same
+// adjacency, but those to the destinations lost (Lost reports them, and
+// with none KeepsResolved is true). The Watcher marks its snapshots so;
+// another source of snapshots may, when it knows what changed. It returns
+// s.
+func (s *Snapshot) MarkLost(lost []Lost) *Snapshot {
+	s.precise = true
+	s.lost = slices.Clone(lost)
+	slices.SortFunc(s.lost, func(a, b Lost) int {
+		return cmp.Or(cmp.Compare(a.IfIndex, b.IfIndex), bytes.Compare(a.MAC[:], b.MAC[:]))
+	})
+	s.lost = slices.Compact(s.lost)
+	return s
+}
+
+// Seq is the order in which Table.Store published s: 1 for a table's
+// first, higher for each later one; 0 for a snapshot not stored. A holder
+// of a copy of an adjacency made from s can tell by it whether the copy
+// predates a snapshot that lost its destination.
+func (s *Snapshot) Seq() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.seq
+}
 
 // Table publishes Snapshots: the slow path Stores a new
 // snapshot whenever the kernel's tables change, workers Resolve against the
 // current one without locking (read-copy-update through an atomic pointer).
 type Table struct {
 	p       atomic.Pointer[Snapshot]
-	onStore atomic.Pointer[func()]
+	seq     atomic.Uint64
+	onStore atomic.Pointer[func(*Snapshot)]
 }
 
-// Store publishes s; readers see it from their next Resolve. The function
-// set by OnStore runs after it, in the caller's goroutine.
+// Store gives s its Seq and publishes it; readers see it from their next
+// Resolve. The function set by OnStore runs after it, in the caller's
+// goroutine. Store each snapshot once, from one goroutine at a time.
 func (t *Table) Store(s *Snapshot) {
+	if s != nil {
+		s.seq = t.seq.Add(1)
+	}
 	t.p.Store(s)
 	if fn := t.onStore.Load(); fn != nil && !s.KeepsResolved() {
-		(*fn)()
+		(*fn)(s)
 	}
 }
 
-// OnStore sets a function that every later Store calls once the new
-// snapshot is published, unless that snapshot KeepsResolved (nil: none):
-// for holders of copies of resolved adjacencies, such as the fast path's
-// kernel offload (fastpath.Offload), which must drop them.
-func (t *Table) OnStore(fn func()) {
+// OnStore sets a function that every later Store calls with the new
+// snapshot once it is published, unless that snapshot KeepsResolved (nil:
+// none): for holders of copies of resolved adjacencies, such as the fast
+// path's kernel offload (fastpath.Offload.NextHopsChanged), which must drop
+// those the snapshot may have changed (Snapshot.Lost).
+func (t *Table) OnStore(fn func(*Snapshot)) {
 	if fn == nil {
 		t.onStore.Store(nil)
 		return

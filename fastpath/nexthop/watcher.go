@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -58,7 +59,9 @@ type neighID struct {
 // publishes nothing (every Snapshot makes the workers refill their next-hop
 // memos). A Snapshot published for neighbour entries alone that were absent
 // or unusable (a new host's ARP or ND entry) KeepsResolved, so that the
-// kernel offload keeps its flows. It also makes the kernel resolve the
+// kernel offload keeps its flows, and one published for neighbour entries
+// alone that were usable names the destinations it lost (Snapshot.Lost),
+// so that the offload drops only the flows sent to them. It also makes the kernel resolve the
 // gateways of routes through the fast path's interfaces, by installing them
 // as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+), which the kernel
 // then keeps resolved on its own.
@@ -75,7 +78,8 @@ type Watcher struct {
 	requested map[neighID]time.Time // last resolution request per gateway
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
-	moved     bool                  // one of them may change a resolved adjacency (not Snapshot.KeepsResolved)
+	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
+	lost      map[Lost]struct{}     // the destinations of usable neighbour entries that went or changed since
 
 	// Counters, read by tests while Run goes on.
 	events    atomic.Uint64 // events applied
@@ -303,10 +307,28 @@ func (w *Watcher) setLink(l netlink.Link) {
 }
 
 // change notes a change of the state to publish; resolved: it may change
-// an adjacency that resolved.
+// any adjacency that resolved.
 func (w *Watcher) change(resolved bool) {
 	w.changed = true
 	w.moved = w.moved || resolved
+}
+
+// lostMax is the most Lost destinations a snapshot names; a burst that
+// loses more publishes one that may change any adjacency.
+const lostMax = 256
+
+// lose notes a change of neighbour entry n, which was usable: the
+// adjacencies resolved to its MAC on its interface may change.
+func (w *Watcher) lose(n Neighbour) {
+	w.changed = true
+	if w.lost == nil {
+		w.lost = map[Lost]struct{}{}
+	}
+	if len(w.lost) < lostMax {
+		w.lost[Lost{IfIndex: n.IfIndex, MAC: n.MAC}] = struct{}{}
+		return
+	}
+	w.moved = true
 }
 
 // setIfChanged stores v at k in m and reports whether that changed m.
@@ -346,7 +368,7 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		for k, n := range w.neighs {
 			if k.ifindex == idx {
 				delete(w.neighs, k)
-				w.change(n.Valid)
+				w.changeNeigh(n, true)
 			}
 		}
 		return
@@ -433,7 +455,7 @@ func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 	if typ == unix.RTM_DELNEIGH {
 		if had {
 			delete(w.neighs, key)
-			w.change(old.Valid)
+			w.changeNeigh(old, true)
 		}
 		return
 	}
@@ -441,8 +463,19 @@ func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 		Valid: n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 && !allZero(n.HardwareAddr)}
 	copy(nn.MAC[:], n.HardwareAddr)
 	if setIfChanged(w.neighs, key, nn) {
-		w.change(had && old.Valid)
+		w.changeNeigh(old, had)
 	}
+}
+
+// changeNeigh notes a change or the deletion of a neighbour entry, which
+// was old before it if had: only an entry that was usable can have
+// resolved an address, and only to its MAC.
+func (w *Watcher) changeNeigh(old Neighbour, had bool) {
+	if had && old.Valid {
+		w.lose(old)
+		return
+	}
+	w.change(false)
 }
 
 func allZero(b []byte) bool {
@@ -476,10 +509,13 @@ func (w *Watcher) publish() {
 		neighs = append(neighs, n)
 	}
 	s := NewSnapshot(links, routes, neighs)
-	s.keepsResolved = !w.moved
+	if !w.moved {
+		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
+	}
 	w.cfg.Table.Store(s)
 	w.publishes.Add(1)
 	w.changed, w.moved = false, false
+	clear(w.lost)
 }
 
 // manage asks the kernel to resolve, and keep resolved, every gateway of a

@@ -2,12 +2,14 @@ package nexthop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,7 +212,7 @@ func TestWatcherNamespace(t *testing.T) {
 	// A new host on the link is published, in a snapshot that keeps every
 	// resolved adjacency: the Table does not call its OnStore function.
 	var moves atomic.Uint64
-	tab.OnStore(func() { moves.Add(1) })
+	tab.OnStore(func(*Snapshot) { moves.Add(1) })
 	mac60, _ := net.ParseMAC("02:00:00:00:00:60")
 	if err := hA.NeighAdd(&netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4,
 		IP: net.ParseIP("10.77.0.60"), HardwareAddr: mac60, State: netlink.NUD_REACHABLE}); err != nil {
@@ -219,6 +221,21 @@ func TestWatcherNamespace(t *testing.T) {
 	testkit.WaitFor(t, "the new host", resolveIs(&tab, "10.77.0.60", AdjResolved, mac60))
 	if n := moves.Load(); n != 0 || !tab.Load().KeepsResolved() {
 		t.Errorf("a new neighbour: OnStore called %d times, snapshot KeepsResolved %v", n, tab.Load().KeepsResolved())
+	}
+	// The host goes: the snapshot names its MAC as lost, and nothing else.
+	var lostSnap atomic.Pointer[Snapshot]
+	tab.OnStore(func(s *Snapshot) { lostSnap.Store(s) })
+	if err := hA.NeighDel(&netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.ParseIP("10.77.0.60")}); err != nil {
+		t.Fatalf("neigh del: %v", err)
+	}
+	testkit.WaitFor(t, "the host's deletion", func() error {
+		if lostSnap.Load() == nil {
+			return errors.New("no snapshot stored that may change an adjacency")
+		}
+		return nil
+	})
+	if ls, ok := lostSnap.Load().Lost(); !ok || !slices.Equal(ls, []Lost{{IfIndex: int32(lA.Attrs().Index), MAC: [6]byte(mac60)}}) {
+		t.Errorf("the host's deletion: a snapshot that lost %v (precise %v), want its MAC on %s alone", ls, ok, lA.Attrs().Name)
 	}
 	tab.OnStore(nil)
 
@@ -283,11 +300,21 @@ func (w tWriter) Write(p []byte) (int, error) {
 // not there) mark nothing to publish; every other one does. Of those, the
 // ones about neighbour entries that were absent or unusable leave the
 // published snapshot KeepsResolved, and the Table does not call its OnStore
-// function for it; all others do.
+// function for it; the ones about neighbour entries that were usable make
+// a snapshot that names their interface and MAC as Lost; all others make
+// one that may change any adjacency (Lost reports false). The Table calls
+// its OnStore function for both with the snapshot, in the order of Seq.
 func TestWatcherChangedOnly(t *testing.T) {
 	var tab Table
 	stores := 0
-	tab.OnStore(func() { stores++ })
+	var last uint64
+	tab.OnStore(func(s *Snapshot) {
+		if s != tab.Load() || s.Seq() <= last {
+			t.Errorf("OnStore called with snapshot %p (seq %d, the last %d), the table holds %p", s, s.Seq(), last, tab.Load())
+		}
+		last = s.Seq()
+		stores++
+	})
 	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab})
 	if err != nil {
 		t.Fatal(err)
@@ -311,60 +338,95 @@ func TestWatcherChangedOnly(t *testing.T) {
 	const (
 		none  = iota // nothing to publish
 		kept         // a snapshot that KeepsResolved
-		moved        // a snapshot that may change a resolved adjacency
+		lost         // a snapshot that Lost the step's destinations alone
+		moved        // a snapshot that may change any resolved adjacency
 	)
+	l1, l2 := Lost{IfIndex: 3, MAC: [6]byte(mac)}, Lost{IfIndex: 3, MAC: [6]byte(mac2)}
 	for i, step := range []struct {
 		what  string
 		apply func()
 		want  int
+		lost  []Lost
 	}{
-		{"new link", func() { w.applyLink(link(1500, true)) }, moved},
-		{"link again", func() { w.applyLink(link(1500, true)) }, none},
-		{"link MTU", func() { w.applyLink(link(9000, true)) }, moved},
-		{"link down", func() { w.applyLink(link(9000, false)) }, moved},
-		{"new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept},
-		{"reachable to stale", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_STALE, mac)) }, none},
-		{"stale to delay", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_DELAY, mac)) }, none},
-		{"delay to probe", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_PROBE, mac)) }, none},
-		{"probe to failed", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_FAILED, mac)) }, moved},
-		{"failed to reachable", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept},
-		{"new MAC", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, moved},
-		{"usable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, moved},
-		{"neighbour deleted again", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, none},
-		{"incomplete neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.3", netlink.NUD_INCOMPLETE, nil)) }, kept},
-		{"unusable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.3", netlink.NUD_FAILED, nil)) }, kept},
-		{"new route", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, moved},
-		{"route again", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, none},
-		{"route's gateway", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.3")) }, moved},
-		{"route deleted", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, moved},
-		{"route deleted again", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, none},
-		{"another new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_STALE, mac)) }, kept},
+		{"new link", func() { w.applyLink(link(1500, true)) }, moved, nil},
+		{"link again", func() { w.applyLink(link(1500, true)) }, none, nil},
+		{"link MTU", func() { w.applyLink(link(9000, true)) }, moved, nil},
+		{"link down", func() { w.applyLink(link(9000, false)) }, moved, nil},
+		{"new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept, nil},
+		{"reachable to stale", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_STALE, mac)) }, none, nil},
+		{"stale to delay", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_DELAY, mac)) }, none, nil},
+		{"delay to probe", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_PROBE, mac)) }, none, nil},
+		{"probe to failed", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_FAILED, mac)) }, lost, []Lost{l1}},
+		{"failed to reachable", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept, nil},
+		{"new MAC", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []Lost{l1}},
+		{"usable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []Lost{l2}},
+		{"neighbour deleted again", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, none, nil},
+		{"incomplete neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.3", netlink.NUD_INCOMPLETE, nil)) }, kept, nil},
+		{"unusable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.3", netlink.NUD_FAILED, nil)) }, kept, nil},
+		{"new route", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, moved, nil},
+		{"route again", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.2")) }, none, nil},
+		{"route's gateway", func() { w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.3")) }, moved, nil},
+		{"route deleted", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, moved, nil},
+		{"route deleted again", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.3")) }, none, nil},
+		{"another new neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_STALE, mac)) }, kept, nil},
 		{"a new and a changed neighbour", func() {
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.4", netlink.NUD_REACHABLE, mac))
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_PERMANENT, mac2))
-		}, moved},
+		}, lost, []Lost{l1}},
+		{"two usable neighbours deleted, one twice", func() {
+			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.6", netlink.NUD_REACHABLE, mac))
+			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.5", netlink.NUD_PERMANENT, mac2))
+			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.4", netlink.NUD_REACHABLE, mac))
+			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.6", netlink.NUD_REACHABLE, mac))
+		}, lost, []Lost{l1, l2}},
+		{"two new neighbours", func() {
+			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.7", netlink.NUD_REACHABLE, mac))
+			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.8", netlink.NUD_REACHABLE, mac2))
+		}, kept, nil},
+		{"a lost neighbour and a route", func() {
+			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.7", netlink.NUD_REACHABLE, mac))
+			w.applyRoute(unix.RTM_NEWROUTE, route("10.0.0.8"))
+		}, moved, nil},
+		{"route deleted once more", func() { w.applyRoute(unix.RTM_DELROUTE, route("10.0.0.8")) }, moved, nil},
+		{"more neighbours lost than a snapshot names", func() {
+			for i := range lostMax + 1 {
+				m := net.HardwareAddr{2, 0, 0, 1, byte(i >> 8), byte(i)}
+				a := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String()
+				w.applyNeigh(unix.RTM_NEWNEIGH, neigh(a, netlink.NUD_REACHABLE, m))
+				w.applyNeigh(unix.RTM_NEWNEIGH, neigh(a, netlink.NUD_FAILED, m))
+			}
+		}, moved, nil},
 		{"link deleted with its usable neighbours", func() {
 			u := link(9000, false)
 			u.Header.Type = unix.RTM_DELLINK
 			w.applyLink(u)
-		}, moved},
+		}, moved, nil},
 	} {
+		n, pubs := stores, w.publishes.Load()
 		step.apply()
 		got := none
 		if w.changed {
-			got = kept
-			if w.moved {
+			// As Run does: publish, and the next step starts clean.
+			w.publish()
+			s := tab.Load()
+			ls, precise := s.Lost()
+			switch {
+			case s.KeepsResolved():
+				got = kept
+			case precise:
+				got = lost
+			default:
 				got = moved
 			}
-			// As Run does: publish, and the next step starts clean.
-			n := stores
-			w.publish()
-			if keeps := tab.Load().KeepsResolved(); keeps != (got == kept) || (stores > n) != (got == moved) {
-				t.Errorf("step %d, %s: published a snapshot that KeepsResolved %v, OnStore called %d times", i, step.what, keeps, stores-n)
+			if got == lost && !slices.Equal(ls, step.lost) {
+				t.Errorf("step %d, %s: lost %v, want %v", i, step.what, ls, step.lost)
+			}
+			if called := stores - n; w.publishes.Load() != pubs+1 || (called == 1) != (got != kept) {
+				t.Errorf("step %d, %s: OnStore called %d times for %d snapshots (KeepsResolved %v)", i, step.what, called, w.publishes.Load()-pubs, got == kept)
 			}
 		}
 		if got != step.want {
-			t.Errorf("step %d, %s: %d, want %d (0 nothing to publish, 1 kept, 2 moved)", i, step.what, got, step.want)
+			t.Errorf("step %d, %s: %d, want %d (0 nothing to publish, 1 kept, 2 lost, 3 moved)", i, step.what, got, step.want)
 		}
 	}
 	if len(w.links)+len(w.routes)+len(w.neighs) != 0 {

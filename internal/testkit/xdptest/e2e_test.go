@@ -2,6 +2,7 @@ package xdptest
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -116,6 +117,7 @@ type e2eOptions struct {
 	itrMode   xsk.XDPMode // the ITR's programs' mode
 	underlay6 bool        // the core has IPv6 addresses too, and both sites map the other's EIDs to its IPv6 RLOC (rloc6ITR, rloc6ETR)
 	eid6      bool        // udpFlow runs between the sites' IPv6 EIDs (hostA6 to hostB6)
+	loseNeigh bool        // with decap: testEndToEndOffload deletes hostB's ARP entry at the ETR after the flow, then sends it again
 }
 
 // startE2EWith is startE2E with the variations o.
@@ -293,7 +295,8 @@ func TestEndToEnd(t *testing.T) {
 // (the host) runs an XDP program; driver-decap-ipv6-rlocs does so over
 // IPv6 RLOCs, both ways in the kernel; driver-decap-ipv6-eids sends the flow
 // between IPv6 EIDs, which the ITR's site program encapsulates (offload_v6)
-// and the ETR's core program delivers.
+// and the ETR's core program delivers. driver-decap-neighbour-lost then
+// deletes hostB's ARP entry at the ETR (loseNeighbour).
 func TestEndToEndOffload(t *testing.T) {
 	for _, m := range []struct {
 		name string
@@ -305,6 +308,7 @@ func TestEndToEndOffload(t *testing.T) {
 		{"driver-decap", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver}},
 		{"driver-decap-ipv6-rlocs", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, underlay6: true}},
 		{"driver-decap-ipv6-eids", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, eid6: true}},
+		{"driver-decap-neighbour-lost", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, loseNeigh: true}},
 	} {
 		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.o) })
 	}
@@ -374,6 +378,51 @@ func testEndToEndOffload(t *testing.T, o e2eOptions) {
 	}
 	if o.decap && dec < n/2 || !o.decap && dec != 0 {
 		t.Fatalf("the ETR's kernel decapsulated %d of %d datagrams (decap offload %v)", dec, n, o.decap)
+	}
+	if o.loseNeigh {
+		loseNeighbour(t, e, n)
+	}
+}
+
+// loseNeighbour deletes hostB's ARP entry at the ETR, as the kernel's
+// garbage collector does to a host it sees no traffic for while the
+// kernel's XDP delivers to it: the ETR deletes the kernel entries that
+// deliver to hostB's MAC without a new epoch (fastpath.Offload's
+// NextHopsChanged). A ping resolves hostB again, and a second flow of n
+// datagrams arrives complete, mostly delivered by the kernel again.
+func loseNeighbour(t *testing.T, e *e2e, n int) {
+	off := e.etr.Offload()
+	st0 := off.Stats()
+	if out, err := e.l.Node("etr").Command("ip", "neigh", "del", hostB4.String(), "dev", "site0").CombinedOutput(); err != nil {
+		t.Fatalf("ip neigh del: %v: %s", err, out)
+	}
+	testkit.WaitFor(t, "the ETR's offload to follow the deletion", func() error {
+		if off.Stats().HopBatches == st0.HopBatches {
+			return errors.New("no next-hop snapshot that lost a neighbour handled")
+		}
+		return nil
+	})
+	st := off.Stats()
+	t.Logf("after the deletion: %+v (before %+v)", st, st0)
+	if st.Invalidations != st0.Invalidations || st.HopDeleted == st0.HopDeleted {
+		t.Fatalf("hostB's ARP entry deleted: %d epochs started, %d entries deleted; want none started and hostB's deleted",
+			st.Invalidations-st0.Invalidations, st.HopDeleted-st0.HopDeleted)
+	}
+	if got, err := e.l.Ping("ha", hostB4, 3, 2*time.Second); err != nil || got == 0 {
+		t.Fatalf("ping after the deletion: %d of 3 replies (%v)", got, err)
+	}
+	_, d0, err := e.etr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.udpFlow(t, n, 30*time.Second)
+	e.checkNoDrops(t)
+	_, d1, err := e.etr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec := d1[xsk.StatOffload] - d0[xsk.StatOffload]; dec < uint64(n/2) {
+		t.Fatalf("after the deletion the ETR's kernel decapsulated %d of %d datagrams, want most", dec, n)
 	}
 }
 

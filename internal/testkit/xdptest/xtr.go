@@ -204,7 +204,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 	if cfg.Offload {
 		x.offload = fastpath.NewOffload(0)
 		ccfg.Published = x.offload.MapChanged
-		x.table.OnStore(x.offload.Invalidate)
+		x.table.OnStore(x.offload.NextHopsChanged)
 		if coreIfindex, err = ifindex(cfg.Core); err != nil {
 			return x, err
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rloc-router/rloc/cache"
 	"github.com/rloc-router/rloc/fastpath/nexthop"
@@ -99,6 +100,14 @@ type Offload struct {
 	// at offloadFlush an offer (of either direction) it made from an
 	// older snapshot, which could be sent to one of them.
 	hopSeq atomic.Uint64
+	// walkCredit is the time NextHopsChanged may spend walking tables
+	// now, as of walkAt (under puts): it grows at 1/walkShare of the time
+	// that passes, up to walkBurst, and each walk spends what it took.
+	// Without credit a snapshot starts an epoch instead. now is the
+	// clock (time.Now; tests set their own).
+	walkCredit time.Duration
+	walkAt     time.Time
+	now        func() time.Time
 	// pending are the workers' records of their puts (livePending,
 	// under mu); what they hold joins the tables' live indexes
 	// (drainLive) under puts, which also guards the indexes.
@@ -190,7 +199,7 @@ const offloadCap = 65536
 // NewOffload returns an Offload for workers with flow hash seed seed
 // (Config.FlowSeed).
 func NewOffload(seed uint32) *Offload {
-	o := &Offload{seed: seed, gen: 1}
+	o := &Offload{seed: seed, gen: 1, now: time.Now}
 	o.epoch.Store(1)
 	o.depoch.Store(1)
 	return o
@@ -288,7 +297,11 @@ func (o *Offload) InvalidateEncap() {
 // kernel's traffic passes no neighbour entry). It walks the tables under
 // puts after moving hopSeq, so that no worker puts an entry made from an
 // older snapshot once it returns (offloadFlush drops those). A walk or a
-// delete that fails starts an epoch instead.
+// delete that fails starts an epoch instead, and so does a snapshot that
+// comes while the walks have taken their share of the time (walkShare,
+// walkBurst): a walk of a full table takes about 15 ms, and a site whose
+// hosts come and go many times a second would otherwise keep the slow path
+// walking.
 func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	lost, ok := s.Lost()
 	if !ok {
@@ -311,6 +324,14 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	}
 	o.puts.Lock()
 	defer o.puts.Unlock()
+	start := o.now()
+	o.walkCredit = min(o.walkCredit+start.Sub(o.walkAt)/walkShare, walkBurst)
+	o.walkAt = start
+	if o.walkCredit <= 0 {
+		o.Invalidate()
+		return
+	}
+	defer func() { o.walkCredit -= o.now().Sub(start) }()
 	if seq := s.Seq(); seq > o.hopSeq.Load() {
 		o.hopSeq.Store(seq)
 	}
@@ -357,6 +378,13 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	}
 	o.hopBatches.Add(1)
 }
+
+// NextHopsChanged's budget for its walks: a sixteenth of the time, and at
+// most 50 ms at once.
+const (
+	walkShare = 16
+	walkBurst = 50 * time.Millisecond
+)
 
 // MapChanged is the map-cache's cache.Config.Published. It deletes the
 // encap direction's entries (an ITR's, an RTR's) whose destination a

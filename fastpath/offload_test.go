@@ -1166,3 +1166,35 @@ func staleOffer(t *testing.T, r *rig, ft *fakeOffload, change func()) {
 		t.Fatalf("the flow was not offered again after its offer was dropped: %d puts", len(ft.puts))
 	}
 }
+
+// TestOffloadNeighbourLostBudget: NextHopsChanged walks the tables while its
+// walks have taken less than their share of the time (a sixteenth, at most
+// 50 ms at once); a snapshot that comes when they took more starts an epoch
+// instead, and the walks resume once time has paid for them.
+func TestOffloadNeighbourLostBudget(t *testing.T) {
+	ft := newFakeOffload()
+	off := newOffloadOn(t, ft)
+	clk := time.Unix(1e9, 0)
+	off.now = func() time.Time { return clk }
+	ft.during = func() { clk = clk.Add(40 * time.Millisecond) } // each walk takes 40 ms
+	var tab nexthop.Table
+	tab.OnStore(off.NextHopsChanged)
+	lose := func() { tab.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHostA}})) }
+	check := func(what string, batches, epochs uint64) {
+		t.Helper()
+		if st := off.Stats(); st.HopBatches != batches || st.Invalidations != epochs {
+			t.Fatalf("%s: %d snapshots walked, %d epochs; want %d and %d", what, st.HopBatches, st.Invalidations, batches, epochs)
+		}
+	}
+	lose()
+	lose()
+	check("two walks of 40 ms at once", 2, 0) // 50 ms of credit, then 12.5 (the first walk's 40 ms earned 2.5)
+	lose()
+	check("a third at once", 2, 1) // 27.5 ms owed less 2.5 earned: an epoch
+	clk = clk.Add(walkShare * 24 * time.Millisecond)
+	lose()
+	check("before the walks are paid for", 2, 2)
+	clk = clk.Add(walkShare * 2 * time.Millisecond)
+	lose()
+	check("once they are", 3, 2)
+}

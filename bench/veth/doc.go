@@ -17,7 +17,10 @@
 // trafgen runs (a neighbour moving between REACHABLE and STALE, new IPv6
 // neighbours: none changes a next hop) and logs the offload's epochs, and
 // MAPCHURN=n installs n map-cache entries a second in rloc (/24s of
-// 10.200.0.0/16, which no frame goes to), as Map-Replies do.
+// 10.200.0.0/16, which no frame goes to), as Map-Replies do, and
+// NEIGHLOSS=n adds and deletes n usable neighbour entries a second on the
+// DUT's out0 (hosts no frame goes to), as the kernel's garbage collector
+// does.
 // Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
 // the adaptive one (xsk.Options.AdaptiveFill), then io-only runs rloc's

@@ -94,6 +94,7 @@ type bench struct {
 	kick     time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
 	churn    int           // neighbour-table events per second in the DUT while trafgen runs (NEIGHCHURN)
 	mapChurn int           // map-cache changes per second in rloc while trafgen runs (MAPCHURN)
+	loss     int           // usable neighbour entries added and deleted per second in the DUT while trafgen runs (NEIGHLOSS)
 }
 
 // run executes argv in node and fails the benchmark on error.
@@ -216,12 +217,15 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	}
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
-	stopChurn, stopMaps := v.startChurn(b), v.startMapChurn(b, x)
+	stopChurn, stopMaps, stopLoss := v.startChurn(b), v.startMapChurn(b, x), v.startLoss(b)
 	start := time.Now()
 	err = c.Run()
 	r.wall = time.Since(start)
 	if n := stopChurn(); v.churn > 0 {
 		b.Logf("%d neighbour-table events in the DUT during the run", n)
+	}
+	if n := stopLoss(); v.loss > 0 {
+		b.Logf("%d neighbour entries added or deleted in the DUT during the run", n)
 	}
 	if n := stopMaps(); v.mapChurn > 0 {
 		b.Logf("%d map-cache changes in rloc during the run", n)
@@ -280,6 +284,33 @@ func (v *bench) startChurn(b *testing.B) func() int {
 		if n%2 == 1 {
 			a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)})
 			nb.Family, nb.IP, nb.State = netlink.FAMILY_V6, a.AsSlice(), netlink.NUD_REACHABLE
+		}
+		return nl.NeighSet(nb)
+	})
+}
+
+// startLoss adds and deletes v.loss usable neighbour entries a second on
+// the DUT's out0 until the function it returns is called (which returns how
+// many), as the kernel's garbage collector and returning hosts do to a
+// router's neighbour table: event n adds (n even) or deletes (n odd) host
+// 192.0.2.100+n/2%100, at a MAC of its own, that no frame goes to. Each
+// deletion loses a usable entry, which before rloc's snapshots named what
+// they lost started an offload epoch.
+func (v *bench) startLoss(b *testing.B) func() int {
+	if v.loss == 0 {
+		return func() int { return 0 }
+	}
+	nl := v.l.Node("dut").Netlink()
+	out0, err := nl.LinkByName("out0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return paced(b, "neighbour loss", v.loss, func(n int) error {
+		h := byte(n / 2 % 100)
+		nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 100+h),
+			HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0x78, h}, State: netlink.NUD_REACHABLE}
+		if n%2 == 1 {
+			return nl.NeighDel(nb)
 		}
 		return nl.NeighSet(nb)
 	})
@@ -536,6 +567,9 @@ func newBench(b *testing.B) *bench {
 	}
 	if n, err := strconv.Atoi(os.Getenv("MAPCHURN")); err == nil && n > 0 {
 		v.mapChurn = min(n, 10000)
+	}
+	if n, err := strconv.Atoi(os.Getenv("NEIGHLOSS")); err == nil && n > 0 {
+		v.loss = min(n, 10000)
 	}
 	// rloc's sockets are sized as rlocd sizes them for an xTR with two
 	// interfaces (xdp.ring_size, xdp.frames), RINGSIZE as its ring_size.

@@ -394,11 +394,12 @@ const (
 // and deletes under puts, so that no worker puts an entry made from the
 // cache before the change once it returns (offloadFlush drops those). It
 // finds them in each table's live index, whose buckets make a Map-Reply's
-// prefix (a /24 or longer) a look at one bucket. A batch of more than
-// mapChangedMax IP keys, one that would look at more than mapChangedWork
-// buckets and entries, a failed delete, or a worker whose table is in no
-// index starts a new epoch of the encap direction instead
-// (InvalidateEncap).
+// prefix (a /24 or longer) a look at one bucket. A batch that would make
+// more than mapChangedWork looks (a key, a bucket or an entry each) in the
+// indexes, a failed delete, or a worker whose table is in no index starts
+// a new epoch of the encap direction instead (InvalidateEncap): a bulk
+// load of a few thousand mappings is looked through, one of a hundred
+// thousand is not.
 func (o *Offload) MapChanged(changed []cache.Key) {
 	n := 0
 	for _, k := range changed {
@@ -415,7 +416,7 @@ func (o *Offload) MapChanged(changed []cache.Key) {
 	if paused {
 		return // nothing is used or offered; Resume starts an epoch
 	}
-	if n > mapChangedMax || o.unindexed.Load() || !o.deleteCovered(ts, changed) {
+	if n > mapChangedWork || o.unindexed.Load() || !o.deleteCovered(ts, changed) {
 		o.invalidateIndexed()
 	}
 }
@@ -456,18 +457,15 @@ func (o *Offload) drainLive() {
 	}
 }
 
-// MapChanged's bounds: the IP keys of a batch, and the buckets and
-// entries of the live indexes it may look at.
-const (
-	mapChangedMax  = 256
-	mapChangedWork = 1 << 16
-)
+// mapChangedWork bounds the looks MapChanged makes in the live indexes for
+// a batch, each key, bucket and entry one (about 4 ms).
+const mapChangedWork = 1 << 16
 
 // deleteCovered deletes the entries of the encap tables of ts whose
 // destination an IP key of changed covers, under puts, after moving cgen.
-// It reports false, having deleted none, when that would look at more than
-// mapChangedWork buckets and entries, and false, having deleted some, when
-// a delete failed.
+// It reports false, having deleted none, when that would make more than
+// mapChangedWork looks, and false, having deleted some, when a delete
+// failed.
 func (o *Offload) deleteCovered(ts []*offloadTable, changed []cache.Key) bool {
 	o.puts.Lock()
 	defer o.puts.Unlock()

@@ -88,9 +88,12 @@ func (x *liveIndex) remove(iid uint32, k offloadKey) {
 }
 
 // covered calls fn with each entry whose destination IP key p covers (its
-// instance-ID, its prefix). It adds the buckets and entries it looks at to
-// *work and stops, reporting false, once *work exceeds limit.
+// instance-ID, its prefix). It adds the key and the buckets and entries it
+// looks at to *work and stops, reporting false, once *work exceeds limit.
 func (x *liveIndex) covered(p cache.Key, work *int, limit int, fn func(k offloadKey)) bool {
+	if *work++; *work > limit {
+		return false
+	}
 	visit := func(b map[offloadKey]struct{}) bool {
 		for k := range b {
 			if *work++; *work > limit {

@@ -12,7 +12,8 @@ import (
 
 // TestLiveIndex: covered finds the entries a prefix covers in its
 // instance-ID, longer prefixes through their one bucket and shorter ones
-// through the buckets they overlap, and stops past its work limit; remove
+// through the buckets they overlap, counts the key, the buckets and the
+// entries it looks at, and stops past its work limit; remove
 // forgets an entry and its bucket once empty.
 func TestLiveIndex(t *testing.T) {
 	var x liveIndex
@@ -54,6 +55,12 @@ func TestLiveIndex(t *testing.T) {
 			t.Errorf("instance-ID %d, %s: %v (ok %v), want %v", c.iid, c.p, got, ok, c.want)
 		}
 	}
+	if _, ok, work := find(100, "10.9.0.7/32", 1); !ok || work != 1 {
+		t.Errorf("a key of an empty bucket: ok %v, work %d, want one look", ok, work)
+	}
+	if _, ok, work := find(100, "10.9.0.7/32", 0); ok || work != 1 {
+		t.Errorf("a key past the limit: ok %v, work %d", ok, work)
+	}
 	if _, ok, work := find(100, "10.2.0.0/24", 1); ok || work != 2 {
 		t.Errorf("a look past the limit: ok %v, work %d", ok, work)
 	}
@@ -68,11 +75,11 @@ func TestLiveIndex(t *testing.T) {
 // table's index of n entries (the even addresses of 10.2.0.0/15, 128 to a
 // /24 bucket) for a one-key batch that covers none of them: a /32 of
 // another /16 (one empty bucket), an odd /32 of an indexed /24 (128
-// entries compared) and another /16 (every bucket compared). Metric: ns
-// per batch.
+// entries compared) and another /16 (every bucket compared), and for a
+// batch of 4096 /32s of another /16. Metric: ns per batch.
 func BenchmarkMapChanged(b *testing.B) {
 	for _, n := range []int{1024, 49152} {
-		for _, p := range []string{"10.9.0.7/32", "10.2.3.7/32", "10.9.0.0/16"} {
+		for _, p := range []string{"10.9.0.7/32", "10.2.3.7/32", "10.9.0.0/16", "bulk4096"} {
 			b.Run(fmt.Sprintf("entries=%d/%s", n, strings.ReplaceAll(p, "/", "_")), func(b *testing.B) {
 				off := NewOffload(0)
 				if err := off.Add(newFakeOffload(), iidSite); err != nil {
@@ -82,7 +89,14 @@ func BenchmarkMapChanged(b *testing.B) {
 					dst := netip.AddrFrom4([4]byte{10, byte(2 + i>>15), byte(i >> 7), byte(2 * (i & 127))})
 					off.ts[0].live.add(iidSite, offloadKey{dst: dst, bkt: byte(i)})
 				}
-				keys := []cache.Key{cache.IPKey(iidSite, netip.MustParsePrefix(p))}
+				var keys []cache.Key
+				if p == "bulk4096" {
+					for i := range 4096 {
+						keys = append(keys, cache.IPKey(iidSite, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 32)))
+					}
+				} else {
+					keys = []cache.Key{cache.IPKey(iidSite, netip.MustParsePrefix(p))}
+				}
 				b.ResetTimer()
 				for range b.N {
 					off.MapChanged(keys)

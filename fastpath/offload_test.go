@@ -888,14 +888,37 @@ func TestOffloadMapChanges(t *testing.T) {
 	// dropped; the flow's next packet offers it again.
 	staleOffer(t, r, ft, func() { r.install(mapping(iidSite, "10.201.0.0/24", rlocRemote4)) })
 
-	// Too many keys at once: an epoch, as before.
-	var big []StaticMapping
-	for i := range mapChangedMax + 1 {
+	// A bulk batch of 302 keys: only the entry one covers goes, without an
+	// epoch.
+	otherDst := netip.MustParseAddr("10.2.9.9")
+	var otherKey offloadKey
+	for k := range ft.entries {
+		if k.dst == otherDst {
+			otherKey = k
+		}
+	}
+	if !otherKey.dst.IsValid() {
+		t.Fatalf("no entry for %v: %v", otherDst, ft.entries)
+	}
+	big := mapping(iidSite, netip.PrefixFrom(otherDst, 32).String(), rlocOther4)
+	for i := range 300 {
 		big = append(big, mapping(iidSite, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, byte(i >> 8), byte(i)}), 32).String(), rlocRemote4)...)
 	}
+	big = append(big, mapping(iidSite+1, "10.2.0.0/16", rlocOther4)...) // another instance-ID's: covers nothing here
+	deleted, dels := off.Stats().MapDeleted, len(ft.deletes)
 	r.install(big)
+	if st := off.Stats(); ft.epoch != e0 || st.Invalidations != 0 || st.MapDeleted != deleted+1 || len(ft.deletes) != dels+1 || ft.deletes[dels] != otherKey || ft.entries[key] == nil {
+		t.Fatalf("a batch of %d keys: epoch %d (was %d), stats %+v, deletes %v: want %v's alone deleted, no epoch", len(big), ft.epoch, e0, st, ft.deletes[dels:], otherKey)
+	}
+
+	// Too many keys at once: an epoch, as before.
+	var huge []cache.Key
+	for i := range mapChangedWork + 1 {
+		huge = append(huge, cache.IPKey(iidSite, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, byte(i >> 8), byte(i)}), 32)))
+	}
+	off.MapChanged(huge)
 	if ft.epoch == e0 || off.Stats().Invalidations != 1 {
-		t.Fatalf("a batch of %d keys: epoch %d (was %d), %d invalidations, want a new epoch", len(big), ft.epoch, e0, off.Stats().Invalidations)
+		t.Fatalf("a batch of %d keys: epoch %d (was %d), %d invalidations, want a new epoch", len(huge), ft.epoch, e0, off.Stats().Invalidations)
 	}
 }
 
@@ -930,8 +953,18 @@ func TestOffloadMapChangesRandom(t *testing.T) {
 				r.w.Step()
 				drain(r.core)
 			}
-		case x < 8:
+		case x < 7:
 			r.install([]StaticMapping{{IID: iidSite, Prefix: prefix(), RLOCs: []StaticRLOC{{Addr: rlocs[rng.IntN(2)], Weight: 1}}}})
+		case x < 8: // a bulk batch: a few of the flows' prefixes among many others
+			var ms []StaticMapping
+			for i := range 300 {
+				p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 220, byte(i >> 8), byte(i)}), 32)
+				if i%64 == 0 {
+					p = prefix()
+				}
+				ms = append(ms, StaticMapping{IID: iidSite, Prefix: p, RLOCs: []StaticRLOC{{Addr: rlocs[rng.IntN(2)], Weight: 1}}})
+			}
+			r.install(ms)
 		default:
 			p := prefix()
 			if p.Bits() == 16 {

@@ -46,6 +46,12 @@
 //
 //	go test -run '^$' -bench '^BenchmarkVethRTREID6$' -benchtime 1x ./bench/veth
 //
+// BenchmarkVethRTR6 is BenchmarkVethRTR over an IPv6 underlay: LISP over
+// IPv6 in and out (the offload's reencap entry for outer IPv6; the
+// kernel's VXLAN-GPE device with zero UDP checksums over IPv6):
+//
+//	go test -run '^$' -bench '^BenchmarkVethRTR6$' -benchtime 1x ./bench/veth
+//
 // BenchmarkVethEID6 (eid6_test.go) is BenchmarkVeth for IPv6 EIDs over the
 // IPv4 RLOC: kernel VXLAN, rloc-itr and rloc-itr-offload (offload_v6):
 //

@@ -73,6 +73,32 @@ func BenchmarkVethRTR(b *testing.B) {
 		eids: netip.MustParsePrefix("10.9.0.0/24")})
 }
 
+// lispFront6 is lispFront over IPv6: Ethernet to the DUT's in0, IPv6
+// 2001:db8:1::10 -> 2001:db8:1::1 (the DUT's IPv6 RLOC), UDP 50000 -> 4341
+// with a zero checksum (RFC 6935, as LISP's encapsulators send it) and the
+// LISP header, before a 50-byte inner packet: 120 bytes in all.
+const lispFront6 = `{
+  0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
+  c16(0x86dd),
+  0x60, 0x00, 0x00, 0x00, c16(66), 17, 64,
+  0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10,
+  0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+  c16(50000), c16(4341), c16(66), c16(0),
+  ` + lispHeader
+
+// BenchmarkVethRTR6 is BenchmarkVethRTR over an IPv6 underlay: the
+// generator's LISP frames come over IPv6 to the DUT's 2001:db8:1::1, and
+// the EID's RLOC is the sink's 2001:db8:ff::2, so the DUT re-encapsulates
+// over IPv6 (the offload's reencap entry for the outer version IPv6). The
+// kernel variant's VXLAN-GPE device takes and sends zero UDP checksums
+// over IPv6, as rloc does.
+func BenchmarkVethRTR6(b *testing.B) {
+	lispBench(b, lispRun{role: "rtr", over6: true, gpe: gpeHeader, eids: netip.MustParsePrefix("10.9.0.0/24"),
+		frames: strings.NewReplacer(lispFront, lispFront6, "csumip(50, 69)", "csumip(70, 89)", // the inner header starts 20 bytes later
+			"  192, 0, 2, 2,\n", "  10, 9, 0, 10,\n").Replace(lispCfg)})
+}
+
 // rtrEID6Cfg is lispCfg carrying trafgenCfg6's 50-byte IPv6 packet (UDP
 // 1000 -> 2000, 2 bytes of payload) from 2001:db8:1::10 to 2001:db8:9::10,
 // an IPv6 EID of instance-ID 7777.
@@ -98,6 +124,7 @@ func BenchmarkVethRTREID6(b *testing.B) {
 type lispRun struct {
 	role, frames, gpe string
 	eids              netip.Prefix
+	over6             bool // the underlay is IPv6 (BenchmarkVethRTR6)
 }
 
 // lispBench runs lr: the kernel's VXLAN-GPE (for an RTR, with a route to
@@ -111,8 +138,19 @@ func lispBench(b *testing.B, lr lispRun) {
 		b.Fatal("the frames lost their LISP header line or inner destination")
 	}
 	lispFrames := lr.frames
-	if lr.eids.Addr().Is6() {
+	if lr.eids.Addr().Is6() || lr.over6 {
 		v.run(b, "dut", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	}
+	sink := netip.MustParseAddr("192.0.2.2")
+	vxlan := []string{"ip", "link", "add", "vxg0", "type", "vxlan", "external", "gpe", "dstport", "4341"}
+	if lr.over6 {
+		sink = netip.MustParseAddr("2001:db8:ff::2")
+		for _, a := range []struct{ node, ifname, addr string }{{"gen", "eth0", "2001:db8:1::10/64"}, {"dut", "in0", "2001:db8:1::1/64"},
+			{"dut", "out0", "2001:db8:ff::1/64"}, {"sink", "eth0", "2001:db8:ff::2/64"}} {
+			v.run(b, a.node, "ip", "addr", "add", a.addr, "dev", a.ifname, "nodad")
+		}
+		v.run(b, "dut", "ip", "neigh", "replace", sink.String(), "lladdr", "02:00:00:00:02:02", "dev", "out0", "nud", "permanent")
+		vxlan = append(vxlan, "udp6zerocsumrx", "udp6zerocsumtx")
 	}
 	lisp, gpe := v.cfg, v.cfg+".gpe"
 	for f, c := range map[string]string{lisp: lispFrames, gpe: gpeFrames} {
@@ -120,7 +158,7 @@ func lispBench(b *testing.B, lr lispRun) {
 			b.Fatal(err)
 		}
 	}
-	v.run(b, "dut", "ip", "link", "add", "vxg0", "type", "vxlan", "external", "gpe", "dstport", "4341")
+	v.run(b, "dut", vxlan...)
 	for _, load := range loads {
 		v.rate = load.rate
 		b.Run(load.name+"/kernel-vxlan-gpe", func(b *testing.B) {
@@ -129,7 +167,7 @@ func lispBench(b *testing.B, lr lispRun) {
 			defer v.run(b, "dut", "ip", "link", "set", "vxg0", "down") // frees UDP 4341 for rloc's variants
 			if role == "rtr" {
 				v.run(b, "dut", "ip", map[bool]string{false: "-4", true: "-6"}[lr.eids.Addr().Is6()], "route", "replace", lr.eids.String(),
-					"encap", "ip", "id", strconv.Itoa(iid), "dst", "192.0.2.2", "dev", "vxg0")
+					"encap", map[bool]string{false: "ip", true: "ip6"}[lr.over6], "id", strconv.Itoa(iid), "dst", sink.String(), "dev", "vxg0")
 			}
 			for i := 0; i < b.N; i++ {
 				r := v.generate(b, nil)
@@ -145,6 +183,7 @@ func lispBench(b *testing.B, lr lispRun) {
 					NS: v.l.Node("dut"), Site: "out0", Core: "in0", IID: iid,
 					SiteAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
 					RLOC4:     netip.MustParseAddr("10.1.0.1"),
+					RLOC6:     map[bool]netip.Addr{true: netip.MustParseAddr("2001:db8:1::1")}[lr.over6],
 					XDPMode:   xsk.XDPDriver,
 					Options:   v.xsk,
 					Offload:   offload,
@@ -156,7 +195,7 @@ func lispBench(b *testing.B, lr lispRun) {
 				if role == "rtr" {
 					xc.RTR, xc.IID = true, 0 // no site port serves instance-ID 7777
 					xc.Mappings = []fastpath.StaticMapping{{IID: iid, Prefix: lr.eids,
-						RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2")}}}}
+						RLOCs: []fastpath.StaticRLOC{{Addr: sink}}}}
 				}
 				x, err := xdptest.StartXTR(xc)
 				need(b, err == nil, "rloc xTR on AF_XDP: %v", err)

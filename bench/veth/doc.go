@@ -17,7 +17,8 @@
 // trafgen runs (a neighbour moving between REACHABLE and STALE, new IPv6
 // neighbours: none changes a next hop) and logs the offload's epochs, and
 // MAPCHURN=n installs n map-cache entries a second in rloc (/24s of
-// 10.200.0.0/16, which no frame goes to), as Map-Replies do, and
+// 10.200.0.0/16, which no frame goes to), as Map-Replies do (MAPBATCH=k:
+// each change a batch of k /32s of it, as a bulk load), and
 // NEIGHLOSS=n adds and deletes n usable neighbour entries a second on the
 // DUT's out0 (hosts no frame goes to), as the kernel's garbage collector
 // does.

@@ -94,6 +94,7 @@ type bench struct {
 	kick     time.Duration // transmit kick coalescing (fastpath.Config.KickDelay)
 	churn    int           // neighbour-table events per second in the DUT while trafgen runs (NEIGHCHURN)
 	mapChurn int           // map-cache changes per second in rloc while trafgen runs (MAPCHURN)
+	mapBatch int           // the mappings each of them installs (MAPBATCH, default 1)
 	loss     int           // usable neighbour entries added and deleted per second in the DUT while trafgen runs (NEIGHLOSS)
 }
 
@@ -316,21 +317,30 @@ func (v *bench) startLoss(b *testing.B) func() int {
 	})
 }
 
-// startMapChurn installs v.mapChurn map-cache entries a second in x's
+// startMapChurn makes v.mapChurn map-cache changes a second in x's
 // map-cache (an rloc variant's; none for the kernel's) until the function
-// it returns is called (which returns how many): each a /24 of
+// it returns is called (which returns how many): each installs a /24 of
 // 10.200.0.0/16 to the sink, as Map-Replies for new destinations do to an
-// ITR. None covers a destination the generator sends to.
+// ITR, or with v.mapBatch > 1 that many /32s of 10.200.0.0/16 in one batch,
+// as a bulk load does. None covers a destination the generator sends to.
 func (v *bench) startMapChurn(b *testing.B, x cpuTimer) func() int {
 	xt, ok := x.(*xdptest.XTR)
 	if v.mapChurn == 0 || !ok {
 		return func() int { return 0 }
 	}
 	c := xt.Cache()
+	rlocs := []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}
 	return paced(b, "map-cache churn", v.mapChurn, func(n int) error {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(n), 0}), 24)
-		return fastpath.InstallStatic(c, []fastpath.StaticMapping{{IID: iid, Prefix: p,
-			RLOCs: []fastpath.StaticRLOC{{Addr: netip.MustParseAddr("192.0.2.2"), Priority: 1, Weight: 1}}}})
+		if v.mapBatch <= 1 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(n), 0}), 24)
+			return fastpath.InstallStatic(c, []fastpath.StaticMapping{{IID: iid, Prefix: p, RLOCs: rlocs}})
+		}
+		ms := make([]fastpath.StaticMapping, v.mapBatch)
+		for i := range ms {
+			k := n*v.mapBatch + i
+			ms[i] = fastpath.StaticMapping{IID: iid, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(k >> 8), byte(k)}), 32), RLOCs: rlocs}
+		}
+		return fastpath.InstallStatic(c, ms)
 	})
 }
 
@@ -567,6 +577,9 @@ func newBench(b *testing.B) *bench {
 	}
 	if n, err := strconv.Atoi(os.Getenv("MAPCHURN")); err == nil && n > 0 {
 		v.mapChurn = min(n, 10000)
+	}
+	if n, err := strconv.Atoi(os.Getenv("MAPBATCH")); err == nil && n > 0 {
+		v.mapBatch = min(n, 65536)
 	}
 	if n, err := strconv.Atoi(os.Getenv("NEIGHLOSS")); err == nil && n > 0 {
 		v.loss = min(n, 10000)

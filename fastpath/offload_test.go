@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1000,25 +1001,17 @@ func TestOffloadMapChangesConcurrent(t *testing.T) {
 	for i := range 12 {
 		fs = append(fs, siteFrame(t, innerSpec{src: hostA, dst: netip.AddrFrom4([4]byte{10, 2, byte(i % 3), byte(1 + i)}), ttl: 9, payload: 20, sport: 7, dport: 9}))
 	}
-	stop, done, warm := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for j := range 8 {
-				r.site.Inject(fs[(i+j)%len(fs)])
-			}
-			r.w.Step()
-			drain(r.core)
-			if i == 20 {
-				close(warm) // every flow offered once before the changes start
-			}
+	warm := make(chan struct{})
+	stop := runSteps(func(i int) {
+		for j := range 8 {
+			r.site.Inject(fs[(i+j)%len(fs)])
 		}
-	}()
+		r.w.Step()
+		drain(r.core)
+		if i == 20 {
+			close(warm) // every flow offered once before the changes start
+		}
+	})
 	<-warm
 	rng := rand.New(rand.NewPCG(39, 2))
 	rlocs := []netip.Addr{rlocRemote4, rlocOther4}
@@ -1031,8 +1024,7 @@ func TestOffloadMapChangesConcurrent(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	close(stop)
-	<-done
+	stop()
 	for k, e := range ft.entries {
 		got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
 		if m, ok := r.c.Lookup(iidSite, k.dst); !ok || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
@@ -1128,10 +1120,13 @@ func TestOffloadNeighbourLost(t *testing.T) {
 
 	// hostA moves to a new MAC: its delivery's entry goes, the others stay.
 	macNew := [6]byte{0x02, 0, 0, 0, 0, 0xb1}
-	moved := func(n *nexthop.Neighbour) {
-		if n.Addr == hostA {
-			n.MAC = macNew
+	moved := func(ns []nexthop.Neighbour) []nexthop.Neighbour {
+		for i := range ns {
+			if ns[i].Addr == hostA {
+				ns[i].MAC = macNew
+			}
 		}
+		return ns
 	}
 	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHostA}}))
 	check("hostA's MAC lost", 1, 1, 2, 1)
@@ -1230,4 +1225,125 @@ func TestOffloadNeighbourLostBudget(t *testing.T) {
 	clk = clk.Add(walkShare * 2 * time.Millisecond)
 	lose()
 	check("once they are", 3, 2)
+}
+
+// TestOffloadNeighbourLostConcurrent has the worker deliver to six site
+// hosts in its own goroutine, offering their deliveries to the kernel,
+// while the hosts move to new MACs one after another, each move a
+// snapshot that lost the old MAC. As a kernel would, the table takes the
+// packets of the hosts it holds an entry for, so a wrong entry is never
+// mended by the worker. Once both stop, every delivery the kernel holds
+// must go to its host's current MAC, whatever the order in which the
+// worker's offers and the snapshots met, and no epoch started.
+func TestOffloadNeighbourLostConcurrent(t *testing.T) {
+	fd := newFakeDecap()
+	off := NewOffload(0)
+	if err := off.AddDecap(fd); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []netip.Addr
+	macs := map[netip.Addr][6]byte{}
+	for i := range 6 {
+		h := netip.AddrFrom4([4]byte{10, 1, 0, byte(11 + i)})
+		hosts = append(hosts, h)
+		macs[h] = [6]byte{0x02, 0, 0, 0x10, byte(i), 0}
+	}
+	snap := func() *nexthop.Snapshot {
+		return nextHopsWith(func(ns []nexthop.Neighbour) []nexthop.Neighbour {
+			for _, h := range hosts {
+				ns = append(ns, nexthop.Neighbour{Addr: h, IfIndex: 10, MAC: macs[h], Valid: true})
+			}
+			return ns
+		})
+	}
+	r := newRig(t, func(c *Config) {
+		c.Offload = off
+		c.Ports[0].Ifindex = 10
+		c.Ports[1].Decap = fd
+	})
+	r.nh.Store(snap())
+	r.nh.OnStore(off.NextHopsChanged)
+	var fs [][]byte
+	for _, h := range hosts {
+		s := decapSpec(t, false, false, 9, 40)
+		s.inner = innerPacket(t, innerSpec{src: remote4, dst: h, ttl: 9, payload: 40, sport: 5, dport: 6})
+		fs = append(fs, lispFrame(t, s))
+	}
+	var steps atomic.Int64
+	stop := runSteps(func(i int) {
+		// The kernel takes the packets of the hosts it holds an entry
+		// for (the entry's MAC unseen): the worker sees the others'.
+		off.puts.RLock()
+		for j := range 4 {
+			if _, ok := fd.entries[decapKey{iidSite, hosts[(i+j)%len(hosts)], false}]; !ok {
+				r.core.Inject(fs[(i+j)%len(fs)])
+			}
+		}
+		off.puts.RUnlock()
+		r.w.Step()
+		drain(r.site)
+		steps.Add(1)
+	})
+	// after waits, at most a second, for the worker to make n more steps.
+	after := func(n int64) {
+		want, deadline := steps.Load()+n, time.Now().Add(time.Second)
+		for steps.Load() < want && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+	}
+	check := func(when string) {
+		for k, e := range fd.entries {
+			if want, got := macs[k.dst], [6]byte(e.Eth[:6]); got != want {
+				t.Errorf("%s: the kernel delivers %v to %x, its MAC is %x", when, k.dst, got, want)
+			}
+		}
+	}
+	after(20) // every delivery offered once before the moves start
+	rng := rand.New(rand.NewPCG(40, 1))
+	h := hosts[0]
+	for i := range 300 {
+		if rng.IntN(2) == 0 { // else the same host moves again, maybe while the worker offers it
+			h = hosts[rng.IntN(len(hosts))]
+		}
+		old := macs[h]
+		macs[h] = [6]byte{0x02, 0, 0, 0x10, byte(i >> 8), byte(i)}
+		r.nh.Store(snap().MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: old}}))
+		after(int64(rng.IntN(3))) // the moves meet the worker's offers at every point of its steps
+	}
+	stop()
+	left := len(fd.entries)
+	check("as the run stopped")
+	for range 2 { // each delivery's next packet, in the worker's next snapshot
+		r.fromCore(fs...)
+		drain(r.site)
+	}
+	check("after the last moves")
+	st := off.Stats()
+	t.Logf("%d puts, %d entries left when the run stopped, %d offers dropped as stale; %+v", len(fd.puts), left, r.w.Extra(ExtraOffloadStale), st)
+	if len(fd.entries) != len(hosts) || len(fd.puts) < 100 || st.HopBatches != 300 || st.HopDeleted < 100 || st.Invalidations != 0 {
+		t.Fatalf("%d entries, %d puts, stats %+v: want all %d deliveries in the kernel, offered again and again, 300 snapshots walked, no epoch",
+			len(fd.entries), len(fd.puts), st, len(hosts))
+	}
+}
+
+// runSteps calls step(0), step(1) ... in a goroutine (a worker's, for the
+// concurrent tests) until the function it returns is called, which waits
+// for the goroutine to end.
+func runSteps(step func(i int)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			step(i)
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }

@@ -48,9 +48,9 @@ const iidSite = 100
 
 func testNextHops(extra ...nexthop.Route) *nexthop.Snapshot { return nextHopsWith(nil, extra...) }
 
-// nextHopsWith is testNextHops with each neighbour entry passed through
+// nextHopsWith is testNextHops with its neighbour entries passed through
 // mod (when not nil) first.
-func nextHopsWith(mod func(n *nexthop.Neighbour), extra ...nexthop.Route) *nexthop.Snapshot {
+func nextHopsWith(mod func(ns []nexthop.Neighbour) []nexthop.Neighbour, extra ...nexthop.Route) *nexthop.Snapshot {
 	links := []nexthop.Link{
 		{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true},
 		{Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true},
@@ -74,9 +74,7 @@ func nextHopsWith(mod func(n *nexthop.Neighbour), extra ...nexthop.Route) *nexth
 		{Addr: hostA6, IfIndex: 10, MAC: macHost6, Valid: true},
 	}
 	if mod != nil {
-		for i := range neighs {
-			mod(&neighs[i])
-		}
+		neighs = mod(neighs)
 	}
 	return nexthop.NewSnapshot(links, routes, neighs)
 }

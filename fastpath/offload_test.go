@@ -3,6 +3,7 @@ package fastpath
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -992,45 +993,63 @@ func TestOffloadMapChangesRandom(t *testing.T) {
 
 // TestOffloadMapChangesConcurrent is TestOffloadMapChangesRandom with the
 // worker stepping in its own goroutine while the map-cache changes under
-// it: once both stop, every entry the kernel holds must send its flow to
-// the RLOC the map-cache maps it to, whatever the order in which the
-// worker's offers and the changes met.
+// it. As a kernel would, the table takes the packets of the flows it holds
+// an entry for, so a wrong entry is never mended by the worker. Once both
+// stop, every entry the kernel holds must send its flow to the RLOC the
+// map-cache maps it to, whatever the order in which the worker's offers
+// and the changes met.
 func TestOffloadMapChangesConcurrent(t *testing.T) {
 	ft, r, off := mapChangeRig(t)
 	var fs [][]byte
+	var dsts []netip.Addr
 	for i := range 12 {
-		fs = append(fs, siteFrame(t, innerSpec{src: hostA, dst: netip.AddrFrom4([4]byte{10, 2, byte(i % 3), byte(1 + i)}), ttl: 9, payload: 20, sport: 7, dport: 9}))
+		dsts = append(dsts, netip.AddrFrom4([4]byte{10, 2, byte(i % 3), byte(1 + i)}))
+		fs = append(fs, siteFrame(t, innerSpec{src: hostA, dst: dsts[i], ttl: 9, payload: 20, sport: 7, dport: 9}))
 	}
-	warm := make(chan struct{})
-	stop := runSteps(func(i int) {
+	stop, after := runSteps(func(i int) {
+		// The kernel takes the packets of the flows it holds an entry
+		// for: the worker sees the others'.
+		held := map[netip.Addr]bool{}
+		off.puts.RLock()
+		for k := range ft.entries {
+			held[k.dst] = true
+		}
+		off.puts.RUnlock()
 		for j := range 8 {
-			r.site.Inject(fs[(i+j)%len(fs)])
+			if !held[dsts[(i+j)%len(fs)]] {
+				r.site.Inject(fs[(i+j)%len(fs)])
+			}
 		}
 		r.w.Step()
 		drain(r.core)
-		if i == 20 {
-			close(warm) // every flow offered once before the changes start
-		}
 	})
-	<-warm
+	// check holds puts (no worker puts meanwhile): once a change returned,
+	// every entry must go where the map-cache says.
+	check := func(when string) {
+		off.puts.Lock()
+		defer off.puts.Unlock()
+		for k, e := range ft.entries {
+			got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
+			if m, ok := r.c.Lookup(iidSite, k.dst); !ok || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
+				t.Fatalf("%s: the kernel sends %v to %v, the map-cache says %v", when, k.dst, got, m)
+			}
+		}
+	}
+	after(20) // every flow offered once before the changes start
 	rng := rand.New(rand.NewPCG(39, 2))
 	rlocs := []netip.Addr{rlocRemote4, rlocOther4}
-	for range 500 {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 2, byte(rng.IntN(3)), byte(1 + rng.IntN(12))}), []int{24, 30, 32}[rng.IntN(3)]).Masked()
+	for i := range 1000 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 2, byte(rng.IntN(3)), byte(1 + rng.IntN(12))}), []int{24, 24, 30, 32}[rng.IntN(4)]).Masked()
 		if rng.IntN(4) == 0 {
 			r.c.Apply([]cache.Update{{Key: cache.IPKey(iidSite, p), Delete: true}})
 		} else {
 			r.install([]StaticMapping{{IID: iidSite, Prefix: p, RLOCs: []StaticRLOC{{Addr: rlocs[rng.IntN(2)], Weight: 1}}}})
 		}
-		runtime.Gosched()
+		after(rng.IntN(2)) // the changes meet the worker's offers at every point of its steps
+		check(fmt.Sprintf("change %d", i))
 	}
 	stop()
-	for k, e := range ft.entries {
-		got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
-		if m, ok := r.c.Lookup(iidSite, k.dst); !ok || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
-			t.Errorf("the kernel sends %v to %v, the map-cache says %v", k.dst, got, m)
-		}
-	}
+	check("as the run stopped")
 	st := off.Stats()
 	t.Logf("%d puts, %d entries left, %d offers dropped as stale; %+v", len(ft.puts), len(ft.entries), r.w.Extra(ExtraOffloadStale), st)
 	if len(ft.puts) == 0 || st.MapBatches == 0 {
@@ -1269,8 +1288,7 @@ func TestOffloadNeighbourLostConcurrent(t *testing.T) {
 		s.inner = innerPacket(t, innerSpec{src: remote4, dst: h, ttl: 9, payload: 40, sport: 5, dport: 6})
 		fs = append(fs, lispFrame(t, s))
 	}
-	var steps atomic.Int64
-	stop := runSteps(func(i int) {
+	stop, after := runSteps(func(i int) {
 		// The kernel takes the packets of the hosts it holds an entry
 		// for (the entry's MAC unseen): the worker sees the others'.
 		off.puts.RLock()
@@ -1282,19 +1300,15 @@ func TestOffloadNeighbourLostConcurrent(t *testing.T) {
 		off.puts.RUnlock()
 		r.w.Step()
 		drain(r.site)
-		steps.Add(1)
 	})
-	// after waits, at most a second, for the worker to make n more steps.
-	after := func(n int64) {
-		want, deadline := steps.Load()+n, time.Now().Add(time.Second)
-		for steps.Load() < want && time.Now().Before(deadline) {
-			runtime.Gosched()
-		}
-	}
+	// check holds puts (no worker puts meanwhile): once a snapshot's
+	// Store returned, every delivery must go to its host's MAC.
 	check := func(when string) {
+		off.puts.Lock()
+		defer off.puts.Unlock()
 		for k, e := range fd.entries {
 			if want, got := macs[k.dst], [6]byte(e.Eth[:6]); got != want {
-				t.Errorf("%s: the kernel delivers %v to %x, its MAC is %x", when, k.dst, got, want)
+				t.Fatalf("%s: the kernel delivers %v to %x, its MAC is %x", when, k.dst, got, want)
 			}
 		}
 	}
@@ -1308,7 +1322,8 @@ func TestOffloadNeighbourLostConcurrent(t *testing.T) {
 		old := macs[h]
 		macs[h] = [6]byte{0x02, 0, 0, 0x10, byte(i >> 8), byte(i)}
 		r.nh.Store(snap().MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: old}}))
-		after(int64(rng.IntN(3))) // the moves meet the worker's offers at every point of its steps
+		after(rng.IntN(3)) // the moves meet the worker's offers at every point of its steps
+		check(fmt.Sprintf("move %d", i))
 	}
 	stop()
 	left := len(fd.entries)
@@ -1327,10 +1342,11 @@ func TestOffloadNeighbourLostConcurrent(t *testing.T) {
 }
 
 // runSteps calls step(0), step(1) ... in a goroutine (a worker's, for the
-// concurrent tests) until the function it returns is called, which waits
-// for the goroutine to end.
-func runSteps(step func(i int)) (stop func()) {
+// concurrent tests) until stop is called, which waits for the goroutine to
+// end. after(n) waits, at most a second, for n more calls to return.
+func runSteps(step func(i int)) (stop func(), after func(n int)) {
 	quit, done := make(chan struct{}), make(chan struct{})
+	var steps atomic.Int64
 	go func() {
 		defer close(done)
 		for i := 0; ; i++ {
@@ -1340,10 +1356,18 @@ func runSteps(step func(i int)) (stop func()) {
 			default:
 			}
 			step(i)
+			steps.Add(1)
 		}
 	}()
-	return func() {
+	stop = func() {
 		close(quit)
 		<-done
 	}
+	after = func(n int) {
+		want, deadline := steps.Load()+int64(n), time.Now().Add(time.Second)
+		for steps.Load() < want && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+	}
+	return stop, after
 }

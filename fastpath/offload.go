@@ -314,12 +314,12 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	o.mu.Lock()
 	ts, paused := slices.Clone(o.ts), o.paused
 	o.mu.Unlock()
-	gone := make(map[nexthop.Lost]struct{}, len(lost))
+	gone := make(map[nexthop.LinkDest]struct{}, len(lost))
 	for _, l := range lost {
 		gone[l] = struct{}{}
 	}
 	sentTo := func(ifindex int, mac []byte) bool {
-		_, ok := gone[nexthop.Lost{IfIndex: int32(ifindex), MAC: [6]byte(mac)}]
+		_, ok := gone[nexthop.LinkDest{IfIndex: int32(ifindex), MAC: [6]byte(mac)}]
 		return ok
 	}
 	o.puts.Lock()

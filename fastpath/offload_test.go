@@ -1134,7 +1134,7 @@ func TestOffloadNeighbourLost(t *testing.T) {
 	}
 
 	// hostA's MAC on the core interface: no entry is sent there.
-	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 20, MAC: macHostA}}))
+	r.nh.Store(testNextHops().MarkLost([]nexthop.LinkDest{{IfIndex: 20, MAC: macHostA}}))
 	check("a MAC lost on another interface", 1, 2, 1, 0)
 
 	// hostA moves to a new MAC: its delivery's entry goes, the others stay.
@@ -1147,7 +1147,7 @@ func TestOffloadNeighbourLost(t *testing.T) {
 		}
 		return ns
 	}
-	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHostA}}))
+	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.LinkDest{{IfIndex: 10, MAC: macHostA}}))
 	check("hostA's MAC lost", 1, 1, 2, 1)
 	if _, ok := fd.entries[k4]; ok {
 		t.Fatal("the delivery to hostA's old MAC is still offloaded")
@@ -1164,14 +1164,14 @@ func TestOffloadNeighbourLost(t *testing.T) {
 	// lost a MAC it does not go to: it was made from the older snapshot, so
 	// it is dropped, and the flow's next packet offers it again.
 	staleOffer(t, r, ft, func() {
-		r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHost6}}))
+		r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.LinkDest{{IfIndex: 10, MAC: macHost6}}))
 		check("hostA6's MAC lost", 1, 1, 3, 2) // hostA6's delivery goes; the offer is not put yet
 	})
 
 	// A walk that fails: an epoch, as for a snapshot that may change any
 	// adjacency.
 	fd.failSweep = errors.New("map iteration failed")
-	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.Lost{{IfIndex: 20, MAC: macUnderGW}}))
+	r.nh.Store(nextHopsWith(moved).MarkLost([]nexthop.LinkDest{{IfIndex: 20, MAC: macUnderGW}}))
 	if st := off.Stats(); st.Invalidations != 1 || ft.epoch == e0 || len(ft.entries) != 0 || st.HopBatches != 3 {
 		t.Fatalf("a failed walk: stats %+v, encap epoch %d (was %d), %d encap entries", st, ft.epoch, e0, len(ft.entries))
 	}
@@ -1226,7 +1226,7 @@ func TestOffloadNeighbourLostBudget(t *testing.T) {
 	ft.during = func() { clk = clk.Add(40 * time.Millisecond) } // each walk takes 40 ms
 	var tab nexthop.Table
 	tab.OnStore(off.NextHopsChanged)
-	lose := func() { tab.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: macHostA}})) }
+	lose := func() { tab.Store(testNextHops().MarkLost([]nexthop.LinkDest{{IfIndex: 10, MAC: macHostA}})) }
 	check := func(what string, batches, epochs uint64) {
 		t.Helper()
 		if st := off.Stats(); st.HopBatches != batches || st.Invalidations != epochs {
@@ -1321,7 +1321,7 @@ func TestOffloadNeighbourLostConcurrent(t *testing.T) {
 		}
 		old := macs[h]
 		macs[h] = [6]byte{0x02, 0, 0, 0x10, byte(i >> 8), byte(i)}
-		r.nh.Store(snap().MarkLost([]nexthop.Lost{{IfIndex: 10, MAC: old}}))
+		r.nh.Store(snap().MarkLost([]nexthop.LinkDest{{IfIndex: 10, MAC: old}}))
 		after(rng.IntN(3)) // the moves meet the worker's offers at every point of its steps
 		check(fmt.Sprintf("move %d", i))
 	}

@@ -466,11 +466,11 @@ func TestReencapNeighbourLost(t *testing.T) {
 		t.Fatalf("%d entries, want the IPv4 EID's over both versions and the IPv6 EID's", len(ft.entries))
 	}
 	e0 := ft.epoch
-	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 7, MAC: macHostA}}))
+	r.nh.Store(testNextHops().MarkLost([]nexthop.LinkDest{{IfIndex: 7, MAC: macHostA}}))
 	if st := off.Stats(); len(ft.entries) != 3 || st.HopDeleted != 0 || st.HopBatches != 1 {
 		t.Fatalf("a MAC no entry is sent to: %d entries left, stats %+v", len(ft.entries), st)
 	}
-	r.nh.Store(testNextHops().MarkLost([]nexthop.Lost{{IfIndex: 7, MAC: macUnderGW}}))
+	r.nh.Store(testNextHops().MarkLost([]nexthop.LinkDest{{IfIndex: 7, MAC: macUnderGW}}))
 	off.puts.Lock()
 	live := off.ts[0].live.n
 	off.puts.Unlock()

@@ -190,14 +190,15 @@ type Snapshot struct {
 	// snapshot stored before this one resolved addresses to and this one
 	// may not (see Lost); seq is the order Table.Store published it in.
 	precise bool
-	lost    []Lost
+	lost    []LinkDest
 	seq     uint64
 }
 
-// Lost is a link-layer destination that a Snapshot may no longer resolve
+// LinkDest is a link-layer destination: an interface and a MAC. A
+// Snapshot names those it may no longer resolve
 // addresses to: the MAC of a neighbour entry, on its interface, that was
 // usable and was deleted, became unusable or changed its MAC.
-type Lost struct {
+type LinkDest struct {
 	IfIndex int32
 	MAC     [6]byte
 }
@@ -431,7 +432,7 @@ func (s *Snapshot) KeepsResolved() bool { return s != nil && s.precise && len(s.
 // interface index and destination MAC). It returns false when s may change
 // any resolved adjacency (a route, a link, or a snapshot of NewSnapshot).
 // KeepsResolved is Lost with true and none lost.
-func (s *Snapshot) Lost() ([]Lost, bool) {
+func (s *Snapshot) Lost() ([]LinkDest, bool) {
 	if s == nil || !s.precise {
 		return nil, false
 	}
@@ -444,10 +445,10 @@ func (s *Snapshot) Lost() ([]Lost, bool) {
 // with none KeepsResolved is true). The Watcher marks its snapshots so;
 // another source of snapshots may, when it knows what changed. It returns
 // s.
-func (s *Snapshot) MarkLost(lost []Lost) *Snapshot {
+func (s *Snapshot) MarkLost(lost []LinkDest) *Snapshot {
 	s.precise = true
 	s.lost = slices.Clone(lost)
-	slices.SortFunc(s.lost, func(a, b Lost) int {
+	slices.SortFunc(s.lost, func(a, b LinkDest) int {
 		return cmp.Or(cmp.Compare(a.IfIndex, b.IfIndex), bytes.Compare(a.MAC[:], b.MAC[:]))
 	})
 	s.lost = slices.Compact(s.lost)

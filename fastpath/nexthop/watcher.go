@@ -79,7 +79,7 @@ type Watcher struct {
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
 	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
-	lost      map[Lost]struct{}     // the destinations of usable neighbour entries that went or changed since
+	lost      map[LinkDest]struct{}     // the destinations of usable neighbour entries that went or changed since
 
 	// Counters, read by tests while Run goes on.
 	events    atomic.Uint64 // events applied
@@ -322,10 +322,10 @@ const lostMax = 256
 func (w *Watcher) lose(n Neighbour) {
 	w.changed = true
 	if w.lost == nil {
-		w.lost = map[Lost]struct{}{}
+		w.lost = map[LinkDest]struct{}{}
 	}
 	if len(w.lost) < lostMax {
-		w.lost[Lost{IfIndex: n.IfIndex, MAC: n.MAC}] = struct{}{}
+		w.lost[LinkDest{IfIndex: n.IfIndex, MAC: n.MAC}] = struct{}{}
 		return
 	}
 	w.moved = true

@@ -234,7 +234,7 @@ func TestWatcherNamespace(t *testing.T) {
 		}
 		return nil
 	})
-	if ls, ok := lostSnap.Load().Lost(); !ok || !slices.Equal(ls, []Lost{{IfIndex: int32(lA.Attrs().Index), MAC: [6]byte(mac60)}}) {
+	if ls, ok := lostSnap.Load().Lost(); !ok || !slices.Equal(ls, []LinkDest{{IfIndex: int32(lA.Attrs().Index), MAC: [6]byte(mac60)}}) {
 		t.Errorf("the host's deletion: a snapshot that lost %v (precise %v), want its MAC on %s alone", ls, ok, lA.Attrs().Name)
 	}
 	tab.OnStore(nil)
@@ -341,12 +341,12 @@ func TestWatcherChangedOnly(t *testing.T) {
 		lost         // a snapshot that Lost the step's destinations alone
 		moved        // a snapshot that may change any resolved adjacency
 	)
-	l1, l2 := Lost{IfIndex: 3, MAC: [6]byte(mac)}, Lost{IfIndex: 3, MAC: [6]byte(mac2)}
+	l1, l2 := LinkDest{IfIndex: 3, MAC: [6]byte(mac)}, LinkDest{IfIndex: 3, MAC: [6]byte(mac2)}
 	for i, step := range []struct {
 		what  string
 		apply func()
 		want  int
-		lost  []Lost
+		lost  []LinkDest
 	}{
 		{"new link", func() { w.applyLink(link(1500, true)) }, moved, nil},
 		{"link again", func() { w.applyLink(link(1500, true)) }, none, nil},
@@ -356,10 +356,10 @@ func TestWatcherChangedOnly(t *testing.T) {
 		{"reachable to stale", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_STALE, mac)) }, none, nil},
 		{"stale to delay", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_DELAY, mac)) }, none, nil},
 		{"delay to probe", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_PROBE, mac)) }, none, nil},
-		{"probe to failed", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_FAILED, mac)) }, lost, []Lost{l1}},
+		{"probe to failed", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_FAILED, mac)) }, lost, []LinkDest{l1}},
 		{"failed to reachable", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac)) }, kept, nil},
-		{"new MAC", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []Lost{l1}},
-		{"usable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []Lost{l2}},
+		{"new MAC", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []LinkDest{l1}},
+		{"usable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, lost, []LinkDest{l2}},
 		{"neighbour deleted again", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.2", netlink.NUD_REACHABLE, mac2)) }, none, nil},
 		{"incomplete neighbour", func() { w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.3", netlink.NUD_INCOMPLETE, nil)) }, kept, nil},
 		{"unusable neighbour deleted", func() { w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.3", netlink.NUD_FAILED, nil)) }, kept, nil},
@@ -372,13 +372,13 @@ func TestWatcherChangedOnly(t *testing.T) {
 		{"a new and a changed neighbour", func() {
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.4", netlink.NUD_REACHABLE, mac))
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.5", netlink.NUD_PERMANENT, mac2))
-		}, lost, []Lost{l1}},
+		}, lost, []LinkDest{l1}},
 		{"two usable neighbours deleted, one twice", func() {
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.6", netlink.NUD_REACHABLE, mac))
 			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.5", netlink.NUD_PERMANENT, mac2))
 			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.4", netlink.NUD_REACHABLE, mac))
 			w.applyNeigh(unix.RTM_DELNEIGH, neigh("10.0.0.6", netlink.NUD_REACHABLE, mac))
-		}, lost, []Lost{l1, l2}},
+		}, lost, []LinkDest{l1, l2}},
 		{"two new neighbours", func() {
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.7", netlink.NUD_REACHABLE, mac))
 			w.applyNeigh(unix.RTM_NEWNEIGH, neigh("10.0.0.8", netlink.NUD_REACHABLE, mac2))

@@ -79,7 +79,7 @@ type Watcher struct {
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
 	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
-	lost      map[LinkDest]struct{}     // the destinations of usable neighbour entries that went or changed since
+	lost      map[LinkDest]struct{} // the destinations of usable neighbour entries that went or changed since
 
 	// Counters, read by tests while Run goes on.
 	events    atomic.Uint64 // events applied

@@ -69,6 +69,7 @@ type Watcher struct {
 	cfg   WatcherConfig
 	log   *slog.Logger
 	ready chan struct{}
+	used  chan []LinkDest // MarkUsed's, for Run's goroutine
 
 	// State below is owned by the Run goroutine.
 	h         *netlink.Handle
@@ -84,6 +85,7 @@ type Watcher struct {
 	// Counters, read by tests while Run goes on.
 	events    atomic.Uint64 // events applied
 	publishes atomic.Uint64 // snapshots published
+	marked    atomic.Uint64 // neighbour entries MarkUsed marked used
 }
 
 // NewWatcher checks cfg and returns a Watcher; Run starts it.
@@ -106,7 +108,68 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{cfg: cfg, log: log.With("component", "neigh"), ready: make(chan struct{})}, nil
+	return &Watcher{cfg: cfg, log: log.With("component", "neigh"), ready: make(chan struct{}), used: make(chan []LinkDest, 1)}, nil
+}
+
+// usedMax bounds the neighbour entries one MarkUsed marks.
+const usedMax = 4096
+
+// MarkUsed tells the kernel that the fast path sent packets to the
+// link-layer destinations ds, as the kernel's own forwarding tells its
+// neighbour table: each usable neighbour entry with that interface and MAC
+// is marked used (RTM_NEWNEIGH with NTF_USE). The kernel then keeps a
+// host's entry from its garbage collection, which removes the entries it
+// saw no use of, and probes a STALE one again (DELAY, PROBE): a host that
+// left goes FAILED, its MAC is lost (Snapshot.Lost), and the fast path
+// stops sending to it, where it would otherwise send to the dead MAC for
+// as long as the STALE entry lasts. Give it the destinations the fast path
+// used since the last call (the kernel offload's sweep,
+// fastpath.Offload.OnUsed). It does not block: Run's goroutine marks them,
+// at most usedMax a call, and a call that comes while the previous one
+// waits replaces it (both name what is still used).
+func (w *Watcher) MarkUsed(ds []LinkDest) {
+	ds = slices.Clone(ds)
+	for {
+		select {
+		case w.used <- ds:
+			return
+		default:
+		}
+		select {
+		case <-w.used: // the older call's: still used ones are in ds
+		default:
+		}
+	}
+}
+
+// markUsed marks the usable neighbour entries with a destination of ds
+// used (MarkUsed).
+func (w *Watcher) markUsed(ds []LinkDest) {
+	want := make(map[LinkDest]bool, len(ds))
+	for _, d := range ds {
+		want[d] = true
+	}
+	n := 0
+	for k, nb := range w.neighs {
+		if !nb.Valid || !want[LinkDest{IfIndex: nb.IfIndex, MAC: nb.MAC}] {
+			continue
+		}
+		if n++; n > usedMax {
+			return
+		}
+		fam := netlink.FAMILY_V6
+		if k.addr.Is4() {
+			fam = netlink.FAMILY_V4
+		}
+		// NLM_F_REPLACE with the flag alone: the kernel sends an event
+		// through the entry and changes nothing else in it.
+		err := w.h.NeighSet(&netlink.Neigh{LinkIndex: int(k.ifindex), Family: fam, IP: net.IP(k.addr.AsSlice()), Flags: netlink.NTF_USE})
+		if err != nil {
+			w.log.Debug("mark a neighbour used", "addr", k.addr, "ifindex", k.ifindex, "err", err)
+			continue
+		}
+		w.marked.Add(1)
+	}
 }
 
 // Ready is closed once the first snapshot (from the initial dump) is
@@ -207,6 +270,9 @@ func (w *Watcher) session(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			w.manage()
+			continue
+		case ds := <-w.used:
+			w.markUsed(ds)
 			continue
 		case u, ok := <-lch:
 			if !ok {

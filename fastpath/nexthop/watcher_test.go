@@ -239,6 +239,43 @@ func TestWatcherNamespace(t *testing.T) {
 	}
 	tab.OnStore(nil)
 
+	// MarkUsed marks the entries of the destinations it is given used, as
+	// the kernel's forwarding would: a STALE one is probed again (DELAY);
+	// another STALE one stays as it is.
+	mac61, mac62 := net.HardwareAddr{2, 0, 0, 0, 0, 0x61}, net.HardwareAddr{2, 0, 0, 0, 0, 0x62}
+	for _, n := range []struct {
+		ip  string
+		mac net.HardwareAddr
+	}{{"10.77.0.61", mac61}, {"10.77.0.62", mac62}} {
+		if err := hA.NeighAdd(&netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4,
+			IP: net.ParseIP(n.ip), HardwareAddr: n.mac, State: netlink.NUD_STALE}); err != nil {
+			t.Fatalf("neigh add: %v", err)
+		}
+	}
+	testkit.WaitFor(t, "the STALE hosts", resolveIs(&tab, "10.77.0.62", AdjResolved, mac62))
+	stateOf := func(ip string) int {
+		list, err := hA.NeighList(lA.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range list {
+			if n.IP.Equal(net.ParseIP(ip)) {
+				return n.State
+			}
+		}
+		return -1
+	}
+	w.MarkUsed([]LinkDest{{IfIndex: int32(lA.Attrs().Index), MAC: [6]byte(mac61)}, {IfIndex: int32(lA.Attrs().Index) + 1000, MAC: [6]byte(mac62)}})
+	testkit.WaitFor(t, "10.77.0.61 probed again", func() error {
+		if s := stateOf("10.77.0.61"); s == netlink.NUD_STALE || s < 0 {
+			return fmt.Errorf("state %#x", s)
+		}
+		return nil
+	})
+	if s, n := stateOf("10.77.0.62"), w.marked.Load(); s != netlink.NUD_STALE || n != 1 {
+		t.Errorf("10.77.0.62 (its MAC named on another interface): state %#x, want STALE; %d entries marked, want 1", s, n)
+	}
+
 	// IPv6 through the peer.
 	if err := hA.RouteAdd(route("2001:db8:99::/48", "2001:db8:77::2")); err != nil {
 		t.Fatalf("route6 add: %v", err)

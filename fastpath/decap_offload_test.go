@@ -17,6 +17,7 @@ type fakeDecap struct {
 	epoch     uint32
 	puts      []ring.DecapEntry
 	entries   map[decapKey]ring.DecapEntry
+	hits      map[decapKey]uint64 // what the kernel sent through an entry
 	failPut   error
 	failSweep error  // SweepDecap's, which then deletes nothing
 	deleting  func() // between SweepDecap's walk and its deletes
@@ -55,7 +56,7 @@ func (f *fakeDecap) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) 
 	if f.failSweep != nil {
 		return 0, f.failSweep
 	}
-	return sweepFake(f.entries, func(_ decapKey, e ring.DecapEntry) bool { return keep(&e, 0) }, f.deleting), nil
+	return sweepFake(f.entries, func(k decapKey, e ring.DecapEntry) bool { return keep(&e, f.hits[k]) }, f.deleting), nil
 }
 
 func (f *fakeDecap) ListDecap(fn func(e *ring.DecapEntry, hits uint64) bool) error {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -119,6 +120,10 @@ type Offload struct {
 	// registered (Add, AddReencap) when it was made: its entries are in
 	// no live index, so MapChanged starts an epoch for every batch.
 	unindexed atomic.Bool
+
+	// used gets the link-layer destinations of the entries the kernel
+	// sent packets through since the last sweep (OnUsed).
+	used atomic.Pointer[func([]nexthop.LinkDest)]
 
 	invalidations, swept, errs, pauses atomic.Uint64
 	mapBatches, mapDeleted             atomic.Uint64   // MapChanged's batches handled without an epoch, the entries they deleted
@@ -576,10 +581,25 @@ func (o *Offload) Resume(d OffloadDirection) bool {
 	return true
 }
 
+// OnUsed sets a function that each Sweep calls with the link-layer
+// destinations (egress interface, destination MAC) of the entries, of
+// either direction, that the kernel sent packets through since the last
+// sweep (nil: none): give it nexthop.Watcher.MarkUsed, so that the
+// kernel's neighbour table sees the use its own forwarding would have
+// made of those neighbours (the offloaded packets pass none of it), keeps
+// their entries and probes them again when STALE.
+func (o *Offload) OnUsed(fn func([]nexthop.LinkDest)) {
+	if fn == nil {
+		o.used.Store(nil)
+		return
+	}
+	o.used.Store(&fn)
+}
+
 // Sweep marks the map-cache entries of flows the kernel sent packets for
-// since the last sweep as used, deletes the entries of past epochs (all of
-// them while paused), and starts a new epoch when a table is three quarters
-// full. Call it from the slow path once per activity tick
+// since the last sweep as used, and their link-layer destinations (OnUsed),
+// deletes the entries of past epochs (all of them while paused), and
+// starts a new epoch when a table is three quarters full. Call it from the slow path once per activity tick
 // (cache.Config.ActivityTick), with the workers' map-cache. It holds no
 // lock that Invalidate takes while it walks the tables (a walk of a full
 // table takes milliseconds): an entry of an epoch started meanwhile is kept.
@@ -594,19 +614,33 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	full := false
 	var errs []error
 	var flows [2]int64
+	used := map[nexthop.LinkDest]struct{}{}
+	use := func(ifindex int, mac []byte) {
+		used[nexthop.LinkDest{IfIndex: int32(ifindex), MAC: [6]byte(mac)}] = struct{}{}
+	}
 	for _, t := range ts {
 		o.puts.Lock()
 		o.drainLive() // the index holds every entry the walk may delete
 		if t.d != nil {
 			live := 0
-			n, err := t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool {
+			seen := make(map[offloadKey]uint64, len(t.hits))
+			n, err := t.d.SweepDecap(func(e *ring.DecapEntry, hits uint64) bool {
 				if e.Epoch != o.depoch.Load() {
 					return false
 				}
 				live++
+				k := offloadKey{iid: e.IID, dst: netip.AddrFrom4(e.Dst), over6: e.V6}
+				if e.InnerV6 {
+					k.dst = netip.AddrFrom16(e.Dst6)
+				}
+				if hits != t.hits[k] {
+					use(e.Ifindex, e.Eth[:6])
+				}
+				seen[k] = hits
 				return true
 			})
 			o.puts.Unlock()
+			t.hits = seen
 			o.swept.Add(uint64(n))
 			if err != nil {
 				errs = append(errs, err)
@@ -631,6 +665,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 			k.iid, k.over6 = iid, over6
 			if hits != t.hits[k] {
 				c.Lookup(iid, k.dst) // marks the entry used
+				use(e.Ifindex, e.Front[:6])
 			}
 			seen[k] = hits
 			return true
@@ -655,6 +690,9 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 	}
 	for d := range flows {
 		o.flows[d].Store(flows[d])
+	}
+	if fn := o.used.Load(); fn != nil && len(used) > 0 {
+		(*fn)(slices.Collect(maps.Keys(used)))
 	}
 	if full {
 		o.Invalidate()

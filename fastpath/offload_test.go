@@ -1371,3 +1371,58 @@ func runSteps(step func(i int)) (stop func(), after func(n int)) {
 	}
 	return stop, after
 }
+
+// TestOffloadSweepMarksUsed: a sweep hands the function set by OnUsed the
+// link-layer destinations (egress interface, destination MAC) of the
+// entries of either direction the kernel sent packets through since the
+// last sweep, each once, and none of the others; a sweep that finds no new
+// packets calls nothing.
+func TestOffloadSweepMarksUsed(t *testing.T) {
+	c := cache.New(cache.Config{BuildTemplate: defaultOuter().BuildTemplate})
+	ft, fd := newFakeOffload(), newFakeDecap()
+	fd.hits = map[decapKey]uint64{}
+	off := newOffloadOn(t, ft)
+	if err := off.AddDecap(fd); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]nexthop.LinkDest
+	off.OnUsed(func(ds []nexthop.LinkDest) {
+		slices.SortFunc(ds, func(a, b nexthop.LinkDest) int { return int(a.MAC[5]) - int(b.MAC[5]) })
+		got = append(got, ds)
+	})
+	gw, other, host, host2 := [6]byte{2, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}, [6]byte{2, 0, 0, 0, 0, 3}, [6]byte{2, 0, 0, 0, 0, 4}
+	encap := func(d byte, mac [6]byte) *ring.OffloadEntry {
+		e := &ring.OffloadEntry{Dst: [4]byte{10, 2, 0, d}, Epoch: 1, Ifindex: 20}
+		copy(e.Front[:], mac[:])
+		return e
+	}
+	for _, e := range []*ring.OffloadEntry{encap(1, gw), encap(2, gw), encap(3, other)} {
+		if err := ft.PutOffload(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, mac := range [][6]byte{host, host2} {
+		e := ring.DecapEntry{IID: iidSite, Dst: [4]byte{10, 1, 0, byte(5 + i)}, Epoch: 1, Ifindex: 10}
+		copy(e.Eth[:], mac[:])
+		if err := fd.PutDecap(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ft.entries[offloadKey{dst: netip.AddrFrom4([4]byte{10, 2, 0, 1})}].hits = 3
+	ft.entries[offloadKey{dst: netip.AddrFrom4([4]byte{10, 2, 0, 2})}].hits = 9
+	fd.hits[decapKey{iidSite, netip.AddrFrom4([4]byte{10, 1, 0, 5}), false}] = 4
+	if err := off.Sweep(c); err != nil {
+		t.Fatal(err)
+	}
+	want := []nexthop.LinkDest{{IfIndex: 20, MAC: gw}, {IfIndex: 10, MAC: host}}
+	if len(got) != 1 || !slices.Equal(got[0], want) {
+		t.Fatalf("the first sweep marked %v used, want %v once", got, want)
+	}
+	if err := off.Sweep(c); err != nil || len(got) != 1 {
+		t.Fatalf("a sweep without new packets marked %v (%v)", got[1:], err)
+	}
+	fd.hits[decapKey{iidSite, netip.AddrFrom4([4]byte{10, 1, 0, 6}), false}] = 1
+	if err := off.Sweep(c); err != nil || len(got) != 2 || !slices.Equal(got[1], []nexthop.LinkDest{{IfIndex: 10, MAC: host2}}) {
+		t.Fatalf("after a packet to the second host: %v (%v)", got, err)
+	}
+}

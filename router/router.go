@@ -262,6 +262,9 @@ func (r *Router) startNeighbours() error {
 	if err != nil {
 		return err
 	}
+	if r.offload != nil {
+		r.offload.OnUsed(w.MarkUsed) // the kernel's neighbour table sees the offloaded flows' use
+	}
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()

@@ -96,6 +96,7 @@ type XTR struct {
 	coreProg *xsk.Program
 	cache    *cache.Cache
 	table    *nexthop.Table
+	watcher  *nexthop.Watcher // the next-hop table's
 	worker   *fastpath.Worker
 	offload  *fastpath.Offload
 
@@ -205,6 +206,7 @@ func StartXTR(cfg XTRConfig) (x *XTR, err error) {
 		x.offload = fastpath.NewOffload(0)
 		ccfg.Published = x.offload.MapChanged
 		x.table.OnStore(x.offload.NextHopsChanged)
+		x.offload.OnUsed(x.watcher.MarkUsed) // what its Sweep (the test's) finds used
 		if coreIfindex, err = ifindex(cfg.Core); err != nil {
 			return x, err
 		}
@@ -303,6 +305,7 @@ func (x *XTR) startWatcher() error {
 		h.Close()
 		return err
 	}
+	x.watcher = w
 	ctx, cancel := context.WithCancel(context.Background())
 	x.stopWatch = cancel
 	x.watchDone = make(chan error, 1)

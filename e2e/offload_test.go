@@ -25,7 +25,9 @@ import (
 // when it attaches one again, the offload resumes. xtr2 runs
 // xdp.offload_decap: refused while its site interface does not take
 // redirects; then its core program delivers most datagrams itself, and it
-// pauses that direction alone when h2 detaches its XDP program.
+// pauses that direction alone when h2 detaches its XDP program. xtr2 marks
+// h2's ARP entry used (made STALE, it is probed again), which neither its
+// kernel's deliveries nor its workers' pass.
 func TestOffloadDaemon(t *testing.T) {
 	n := newNetwork(t)
 	cfg := xtrYAML("xtr1", "1", "key-one", "0s") + "xdp: {offload: true}\nmetrics: {listen: \"127.0.0.1:9100\"}\n"
@@ -204,6 +206,26 @@ func TestOffloadDaemon(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+
+	// xtr2 delivers the flow to h2 through its kernel (and its worker),
+	// neither of which passes h2's ARP entry: made STALE, the entry is
+	// probed again once rlocd marks it used (housekeeping, once a second,
+	// after the sweep found the kernel's packets).
+	stale := func() (string, error) {
+		out, err := n.lab.Node("xtr2").Command("ip", "neigh", "show", h2v4.String(), "dev", "site0").CombinedOutput()
+		if f := strings.Fields(string(out)); err == nil && len(f) > 0 {
+			return f[len(f)-1], nil
+		}
+		return "", fmt.Errorf("ip neigh show: %v: %s", err, out)
+	}
+	if out, err := n.lab.Node("xtr2").Command("ip", "neigh", "change", h2v4.String(), "dev", "site0", "nud", "stale").CombinedOutput(); err != nil {
+		t.Fatalf("ip neigh change: %v: %s", err, out)
+	}
+	burst(500)
+	n.waitFor(10*time.Second, "xtr2 marks h2's ARP entry used", func() bool {
+		s, err := stale()
+		return err == nil && s != "STALE"
+	})
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,
 	// so xtr1 pauses the offload and its workers send every datagram.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/rloc-router/rloc/cache"
@@ -533,4 +535,61 @@ func (w *Worker) encapHop(pk *pktInfo, f *ring.Frame, h *nextHop) {
 	if w.patchOuter(pk, f, b[wire.EthernetLen:]) {
 		w.send(h.out, f)
 	}
+}
+
+// usedHops is the link-layer destinations of a worker's resolved next
+// hops, as it last noted them (noteUsed), for UsedNextHops: the worker
+// writes it under a lock it only tries, the slow path reads it under the
+// lock.
+type usedHops struct {
+	mu sync.Mutex
+	ds [hopSlots]nexthop.LinkDest
+	n  int
+	_  [64]byte // not on a line another worker's memory shares
+}
+
+// usedEvery is how often a worker notes its used next hops (noteUsed).
+const usedEvery = int64(500 * time.Millisecond)
+
+// noteUsed records the link-layer destination (egress interface, MAC) of
+// every next-hop memo entry resolved on one of the worker's ports in the
+// current snapshot, for UsedNextHops. Those are the next hops the
+// worker sent through since the next-hop table last changed (a snapshot
+// makes every entry resolve again on its next packet), less those another
+// destination took the slot of. It runs every usedEvery of the worker's
+// clock, and again at its next step when the slow path holds the lock.
+func (w *Worker) noteUsed() {
+	u := w.used
+	if !u.mu.TryLock() {
+		return
+	}
+	defer u.mu.Unlock()
+	w.usedAt = w.now + usedEvery
+	s := w.cfg.NextHops.Load()
+	u.n = 0
+	for i := range w.hops {
+		h := &w.hops[i]
+		if h.snap != s || s == nil || h.out < 0 || h.hlen < wire.EthernetLen {
+			continue
+		}
+		u.ds[u.n] = nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}
+		u.n++
+	}
+}
+
+// UsedNextHops appends to ds the link-layer destinations (egress
+// interface, destination MAC) of the resolved next hops the worker noted
+// last, and forgets them: those it sent through since the next-hop table
+// last changed (noteUsed, every half second of its steps; an idle worker
+// notes none). Give them, with the kernel offload's (Offload.OnUsed), to
+// nexthop.Watcher.MarkUsed, so that the kernel's neighbour table sees the
+// use the worker's packets, which pass none of it, made of them. Safe for
+// use by one goroutine while the worker runs.
+func (w *Worker) UsedNextHops(ds []nexthop.LinkDest) []nexthop.LinkDest {
+	u := w.used
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ds = append(ds, u.ds[:u.n]...)
+	u.n = 0
+	return ds
 }

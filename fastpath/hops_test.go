@@ -3,6 +3,7 @@ package fastpath
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/rloc-router/rloc/fastpath/nexthop"
@@ -271,5 +272,48 @@ func TestEncapFastFillsHop(t *testing.T) {
 		if out != 1 {
 			t.Fatalf("packet %d: encapFast = %d, want the core port (1)", i, out)
 		}
+	}
+}
+
+// TestWorkerUsedNextHops: a worker notes the link-layer destinations of
+// the next hops it resolved and sent through in the current snapshot, each
+// once, and UsedNextHops reports them once; after a new snapshot only those
+// it sent through again; while the slow path holds the record, the worker
+// notes at its next step instead.
+func TestWorkerUsedNextHops(t *testing.T) {
+	r := newRig(t, nil)
+	used := func() []nexthop.LinkDest {
+		r.w.usedAt = 0 // due now
+		r.w.Step()
+		ds := r.w.UsedNextHops(nil)
+		slices.SortFunc(ds, func(a, b nexthop.LinkDest) int { return int(a.IfIndex - b.IfIndex) })
+		return ds
+	}
+	r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9}))
+	one(t, r.core)
+	r.fromCore(decapFrame(t, 64, 9, 0))
+	one(t, r.site)
+	want := []nexthop.LinkDest{{IfIndex: 10, MAC: macHostA}, {IfIndex: 20, MAC: macUnderGW}}
+	if got := used(); !slices.Equal(got, want) {
+		t.Fatalf("used %v, want %v", got, want)
+	}
+	if again := r.w.UsedNextHops(nil); len(again) != 0 {
+		t.Fatalf("reported again without a step: %v", again)
+	}
+	r.nh.Store(testNextHops())
+	if got := used(); len(got) != 0 {
+		t.Fatalf("after a new snapshot, before any packet: used %v, want none", got)
+	}
+	r.fromCore(decapFrame(t, 64, 9, 0))
+	one(t, r.site)
+	r.w.used.mu.Lock()
+	r.w.usedAt = 0
+	r.w.Step() // the slow path holds the record: nothing noted
+	r.w.used.mu.Unlock()
+	if r.w.usedAt != 0 {
+		t.Fatalf("the worker noted while the record was held (next at %d)", r.w.usedAt)
+	}
+	if got := used(); !slices.Equal(got, want[:1]) {
+		t.Fatalf("after a delivery in the new snapshot: used %v, want %v", got, want[:1])
 	}
 }

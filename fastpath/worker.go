@@ -336,6 +336,8 @@ type Worker struct {
 	doet     uint16 // offloadTag(doe): the tag in nextHop.dkey and siteMemo.dkey
 	extra    [NumExtra]uint64
 	extraPub [NumExtra]atomic.Uint64
+	used     *usedHops // what UsedNextHops reports; noted at usedAt (w.now)
+	usedAt   int64
 
 	stop atomic.Bool
 	err  error
@@ -403,6 +405,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cache: cfg.Cache,
 		nh:    nexthop.NewCache(cfg.NextHops),
 		hops:  new(hopMemo),
+		used:  new(usedHops),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),
 		rloc6: cfg.Outer.RLOC6,
@@ -744,6 +747,9 @@ func (w *Worker) Step() int {
 		w.offloadFlush() // after the step's packets left
 	}
 	w.memo.rd.Flush() // this step's activity marks, for the cache's writer
+	if w.now >= w.usedAt {
+		w.noteUsed()
+	}
 	w.obs.publish()
 	w.notifySlowPath()
 	w.ctr.Publish()

@@ -50,6 +50,8 @@ type Router struct {
 
 	cache   *cache.Cache
 	nh      *nexthop.Table
+	watcher *nexthop.Watcher   // keeps nh; marks the neighbours the fast path used (markUsed)
+	offUsed []nexthop.LinkDest // the offload's sweep's OnUsed, for markUsed (housekeeping's)
 	outer   fastpath.OuterConfig
 	progs   []*xsk.Program
 	offload *fastpath.Offload // xdp.offload, nil when off
@@ -262,8 +264,9 @@ func (r *Router) startNeighbours() error {
 	if err != nil {
 		return err
 	}
+	r.watcher = w
 	if r.offload != nil {
-		r.offload.OnUsed(w.MarkUsed) // the kernel's neighbour table sees the offloaded flows' use
+		r.offload.OnUsed(func(ds []nexthop.LinkDest) { r.offUsed = append(r.offUsed[:0], ds...) })
 	}
 	r.bg.Add(1)
 	go func() {
@@ -591,8 +594,25 @@ func (r *Router) housekeeping(ms *msWatch) {
 					r.log.Warn("xdp.offload: sweep", "err", err)
 				}
 			}
+			r.markUsed()
 			ms.poll(r)
 		}
+	}
+}
+
+// markUsed hands the watcher the link-layer destinations the workers
+// (Worker.UsedNextHops) and the kernel offload (the sweep's, OnUsed) sent
+// packets to, so that the kernel marks those neighbour entries used as its
+// own forwarding would: it keeps them and probes a STALE one again. The
+// fast path's packets pass none of them.
+func (r *Router) markUsed() {
+	ds := r.offUsed
+	r.offUsed = r.offUsed[:0]
+	for _, w := range r.workers {
+		ds = w.UsedNextHops(ds)
+	}
+	if len(ds) > 0 && r.watcher != nil {
+		r.watcher.MarkUsed(ds) // copies ds
 	}
 }
 

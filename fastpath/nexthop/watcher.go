@@ -76,6 +76,7 @@ type Watcher struct {
 	links     map[int32]Link
 	routes    map[routeKey]Route
 	neighs    map[neighID]Neighbour
+	dynamic   map[neighID]bool      // the neighbours in a state the kernel's use moves (usedNUD): those markUsed marks
 	requested map[neighID]time.Time // last resolution request per gateway
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
@@ -143,7 +144,8 @@ func (w *Watcher) MarkUsed(ds []LinkDest) {
 }
 
 // markUsed marks the usable neighbour entries with a destination of ds
-// used (MarkUsed).
+// used (MarkUsed), but for static ones (PERMANENT, NOARP) and those the
+// kernel keeps resolved itself (managed): the kernel leaves those alone.
 func (w *Watcher) markUsed(ds []LinkDest) {
 	want := make(map[LinkDest]bool, len(ds))
 	for _, d := range ds {
@@ -151,7 +153,7 @@ func (w *Watcher) markUsed(ds []LinkDest) {
 	}
 	n := 0
 	for k, nb := range w.neighs {
-		if !nb.Valid || !want[LinkDest{IfIndex: nb.IfIndex, MAC: nb.MAC}] {
+		if !nb.Valid || !w.dynamic[k] || !want[LinkDest{IfIndex: nb.IfIndex, MAC: nb.MAC}] {
 			continue
 		}
 		if n++; n > usedMax {
@@ -345,6 +347,7 @@ func (w *Watcher) dump() error {
 	w.links = map[int32]Link{}
 	w.routes = map[routeKey]Route{}
 	w.neighs = map[neighID]Neighbour{}
+	w.dynamic = map[neighID]bool{}
 	w.change(true) // a first snapshot, or one after a failed run: all may differ
 	for _, l := range links {
 		w.setLink(l)
@@ -434,6 +437,7 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		for k, n := range w.neighs {
 			if k.ifindex == idx {
 				delete(w.neighs, k)
+				delete(w.dynamic, k)
 				w.changeNeigh(n, true)
 			}
 		}
@@ -505,6 +509,12 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
 	netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
+// usedNUD are the usable states that the kernel's use of an entry moves
+// (a STALE one is probed again): not PERMANENT or NOARP, which the kernel
+// never probes, and which a mark of use (NTF_USE) would strip of
+// PERMANENT on Linux 5.16 and later.
+const usedNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE
+
 func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 	w.events.Add(1)
 	if n.Family != unix.AF_INET && n.Family != unix.AF_INET6 {
@@ -519,11 +529,20 @@ func (w *Watcher) applyNeigh(typ uint16, n *netlink.Neigh) {
 	// change of any other leaves every resolved adjacency as it was.
 	old, had := w.neighs[key]
 	if typ == unix.RTM_DELNEIGH {
+		delete(w.dynamic, key)
 		if had {
 			delete(w.neighs, key)
 			w.changeNeigh(old, true)
 		}
 		return
+	}
+	if n.State&usedNUD != 0 && n.FlagsExt&netlink.NTF_EXT_MANAGED == 0 {
+		if w.dynamic == nil {
+			w.dynamic = map[neighID]bool{}
+		}
+		w.dynamic[key] = true
+	} else {
+		delete(w.dynamic, key)
 	}
 	nn := Neighbour{Addr: a, IfIndex: int32(n.LinkIndex),
 		Valid: n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 && !allZero(n.HardwareAddr)}

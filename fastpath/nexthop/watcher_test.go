@@ -241,18 +241,21 @@ func TestWatcherNamespace(t *testing.T) {
 
 	// MarkUsed marks the entries of the destinations it is given used, as
 	// the kernel's forwarding would: a STALE one is probed again (DELAY);
-	// another STALE one stays as it is.
+	// another STALE one stays as it is, and a PERMANENT one at the marked
+	// MAC is left alone.
 	mac61, mac62 := net.HardwareAddr{2, 0, 0, 0, 0, 0x61}, net.HardwareAddr{2, 0, 0, 0, 0, 0x62}
 	for _, n := range []struct {
-		ip  string
-		mac net.HardwareAddr
-	}{{"10.77.0.61", mac61}, {"10.77.0.62", mac62}} {
+		ip    string
+		mac   net.HardwareAddr
+		state int
+	}{{"10.77.0.61", mac61, netlink.NUD_STALE}, {"10.77.0.62", mac62, netlink.NUD_STALE}, {"10.77.0.63", mac61, netlink.NUD_PERMANENT}} {
 		if err := hA.NeighAdd(&netlink.Neigh{LinkIndex: lA.Attrs().Index, Family: netlink.FAMILY_V4,
-			IP: net.ParseIP(n.ip), HardwareAddr: n.mac, State: netlink.NUD_STALE}); err != nil {
+			IP: net.ParseIP(n.ip), HardwareAddr: n.mac, State: n.state}); err != nil {
 			t.Fatalf("neigh add: %v", err)
 		}
 	}
 	testkit.WaitFor(t, "the STALE hosts", resolveIs(&tab, "10.77.0.62", AdjResolved, mac62))
+	testkit.WaitFor(t, "the static host", resolveIs(&tab, "10.77.0.63", AdjResolved, mac61))
 	stateOf := func(ip string) int {
 		list, err := hA.NeighList(lA.Attrs().Index, netlink.FAMILY_V4)
 		if err != nil {
@@ -274,6 +277,9 @@ func TestWatcherNamespace(t *testing.T) {
 	})
 	if s, n := stateOf("10.77.0.62"), w.marked.Load(); s != netlink.NUD_STALE || n != 1 {
 		t.Errorf("10.77.0.62 (its MAC named on another interface): state %#x, want STALE; %d entries marked, want 1", s, n)
+	}
+	if s := stateOf("10.77.0.63"); s != netlink.NUD_PERMANENT {
+		t.Errorf("10.77.0.63, static, at a MAC marked used: state %#x, want PERMANENT (a mark of use strips it)", s)
 	}
 
 	// IPv6 through the peer.

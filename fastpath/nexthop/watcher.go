@@ -61,10 +61,11 @@ type neighID struct {
 // or unusable (a new host's ARP or ND entry) KeepsResolved, so that the
 // kernel offload keeps its flows, and one published for neighbour entries
 // alone that were usable names the destinations it lost (Snapshot.Lost),
-// so that the offload drops only the flows sent to them. It also makes the kernel resolve the
-// gateways of routes through the fast path's interfaces, by installing them
-// as "managed" neighbours (NTF_EXT_MANAGED, Linux 5.16+), which the kernel
-// then keeps resolved on its own.
+// so that the offload drops only the flows sent to them. It also makes the
+// kernel resolve the gateways of routes through the fast path's
+// interfaces, by installing them as "managed" neighbours (NTF_EXT_MANAGED,
+// Linux 5.16+), which the kernel then keeps resolved on its own, and marks
+// the neighbours the fast path used (MarkUsed).
 type Watcher struct {
 	cfg   WatcherConfig
 	log   *slog.Logger
@@ -125,7 +126,7 @@ const usedMax = 4096
 // stops sending to it, where it would otherwise send to the dead MAC for
 // as long as the STALE entry lasts. Give it the destinations the fast path
 // used since the last call (the kernel offload's sweep,
-// fastpath.Offload.OnUsed). It does not block: Run's goroutine marks them,
+// fastpath.Offload.OnUsed, and the workers', fastpath.Worker.UsedNextHops). It does not block: Run's goroutine marks them,
 // at most usedMax a call, and a call that comes while the previous one
 // waits replaces it (both name what is still used).
 func (w *Watcher) MarkUsed(ds []LinkDest) {
@@ -163,8 +164,9 @@ func (w *Watcher) markUsed(ds []LinkDest) {
 		if k.addr.Is4() {
 			fam = netlink.FAMILY_V4
 		}
-		// NLM_F_REPLACE with the flag alone: the kernel sends an event
-		// through the entry and changes nothing else in it.
+		// NTF_USE without a state or address: the kernel keeps the
+		// entry's (less PERMANENT, which none marked here has) and
+		// sends an event through it.
 		err := w.h.NeighSet(&netlink.Neigh{LinkIndex: int(k.ifindex), Family: fam, IP: net.IP(k.addr.AsSlice()), Flags: netlink.NTF_USE})
 		if err != nil {
 			w.log.Debug("mark a neighbour used", "addr", k.addr, "ifindex", k.ifindex, "err", err)

@@ -273,14 +273,10 @@ func (v *bench) startChurn(b *testing.B) func() int {
 	if v.churn == 0 {
 		return func() int { return 0 }
 	}
-	nl := v.l.Node("dut").Netlink()
-	out0, err := nl.LinkByName("out0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	nl, out0 := v.dutOut0(b)
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
 	return paced(b, "neighbour churn", v.churn, func(n int) error {
-		nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 3),
+		nb := &netlink.Neigh{LinkIndex: out0, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 3),
 			HardwareAddr: mac, State: []int{netlink.NUD_REACHABLE, netlink.NUD_STALE}[n/2%2]}
 		if n%2 == 1 {
 			a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)})
@@ -288,6 +284,16 @@ func (v *bench) startChurn(b *testing.B) func() int {
 		}
 		return nl.NeighSet(nb)
 	})
+}
+
+// dutOut0 is the DUT's netlink handle and the index of its out0.
+func (v *bench) dutOut0(b *testing.B) (*netlink.Handle, int) {
+	nl := v.l.Node("dut").Netlink()
+	out0, err := nl.LinkByName("out0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nl, out0.Attrs().Index
 }
 
 // startLoss adds and deletes v.loss usable neighbour entries a second on
@@ -301,14 +307,10 @@ func (v *bench) startLoss(b *testing.B) func() int {
 	if v.loss == 0 {
 		return func() int { return 0 }
 	}
-	nl := v.l.Node("dut").Netlink()
-	out0, err := nl.LinkByName("out0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	nl, out0 := v.dutOut0(b)
 	return paced(b, "neighbour loss", v.loss, func(n int) error {
 		h := byte(n / 2 % 100)
-		nb := &netlink.Neigh{LinkIndex: out0.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 100+h),
+		nb := &netlink.Neigh{LinkIndex: out0, Family: netlink.FAMILY_V4, IP: net.IPv4(192, 0, 2, 100+h),
 			HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0x78, h}, State: netlink.NUD_REACHABLE}
 		if n%2 == 1 {
 			return nl.NeighDel(nb)

@@ -193,14 +193,7 @@ func TestDecapOffload(t *testing.T) {
 				s := base
 				tc.mod(&s)
 				frame, inner := coreFrame(s)
-				before, _ := p.Stats()
-				ret, out := run(t, p, frame)
-				if ret != xdpRedirect {
-					t.Fatalf("action %d, want XDP_REDIRECT", ret)
-				}
-				if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
-					t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
-				}
+				out := runOffloaded(t, p, frame)
 				eth := decapEntryFor(s, 0).Eth
 				if len(out) != wire.EthernetLen+len(inner) || string(out[:14]) != string(eth[:]) {
 					t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), wire.EthernetLen+len(inner), out[:14])

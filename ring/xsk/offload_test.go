@@ -131,6 +131,21 @@ var (
 	siteDst6 = [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: 0x10}
 )
 
+// runOffloaded runs p on frame, checks that the program redirected it and
+// counted it offloaded, and returns what it left.
+func runOffloaded(t *testing.T, p *Program, frame []byte) []byte {
+	t.Helper()
+	before, _ := p.Stats()
+	ret, out := run(t, p, frame)
+	if ret != xdpRedirect {
+		t.Fatalf("action %d, want XDP_REDIRECT", ret)
+	}
+	if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
+		t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
+	}
+	return out
+}
+
 func run(t *testing.T, p *Program, frame []byte) (uint32, []byte) {
 	t.Helper()
 	ret, out, err := p.TestRun(frame) // out: what the program left
@@ -191,15 +206,7 @@ func TestOffloadEncap(t *testing.T) {
 			if err := p.PutOffload(e); err != nil {
 				t.Fatal(err)
 			}
-			before, _ := p.Stats()
-			ret, out := run(t, p, frame)
-			if ret != xdpRedirect {
-				t.Fatalf("action %d, want XDP_REDIRECT", ret)
-			}
-			after, _ := p.Stats()
-			if after[StatOffload]-before[StatOffload] != 1 {
-				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
-			}
+			out := runOffloaded(t, p, frame)
 			if n := flen + len(inner); len(out) != n {
 				t.Fatalf("out %d bytes, want %d (the Ethernet padding cut)", len(out), n)
 			}

@@ -90,14 +90,7 @@ func reencapCases(t *testing.T, over6, inner6, v6 bool) {
 			tc.mod(&s)
 			frame, inner := coreFrame(s)
 			hash := wire.FlowHash(inner, reencapSeed)
-			before, _ := p.Stats()
-			ret, out := run(t, p, frame)
-			if ret != xdpRedirect {
-				t.Fatalf("action %d, want XDP_REDIRECT", ret)
-			}
-			if after, _ := p.Stats(); after[StatOffload]-before[StatOffload] != 1 {
-				t.Fatalf("offload counter moved by %d", after[StatOffload]-before[StatOffload])
-			}
+			out := runOffloaded(t, p, frame)
 			flen := wire.EthernetLen + hl + wire.UDPLen + wire.HeaderLen
 			if len(out) != flen+len(inner) || string(out[:14]) != string(e.Front[:14]) {
 				t.Fatalf("out %d bytes (want %d), Ethernet % x", len(out), flen+len(inner), out[:14])

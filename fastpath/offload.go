@@ -197,6 +197,29 @@ func keyOf(e *ring.OffloadEntry) offloadKey {
 	return offloadKey{dst: netip.AddrFrom4(e.Dst), bkt: e.Bucket}
 }
 
+// key is the live index's instance-ID and key of entry e of t, an encap
+// table: for an RTR's (t.r), the entry's instance-ID iid and outer version
+// over6 are part of the key; a site table's entries are of its interface's
+// instance-ID.
+func (t *offloadTable) key(iid uint32, over6 bool, e *ring.OffloadEntry) (uint32, offloadKey) {
+	k := keyOf(e)
+	if t.r == nil {
+		return t.iid, k
+	}
+	k.iid, k.over6 = iid, over6
+	return iid, k
+}
+
+// sweepEncap walks t, an encap table, deleting the entries keep rejects
+// (SweepOffload, SweepReencap): keep gets an entry's instance-ID and outer
+// version (an RTR's; a site table's instance-ID and false otherwise).
+func (t *offloadTable) sweepEncap(keep func(iid uint32, over6 bool, e *ring.OffloadEntry, hits uint64) bool) (int, error) {
+	if t.r != nil {
+		return t.r.SweepReencap(func(e *ring.ReencapEntry, hits uint64) bool { return keep(e.IID, e.Over6, &e.OffloadEntry, hits) })
+	}
+	return t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool { return keep(t.iid, false, e, hits) })
+}
+
 // offloadCap is the flows a table holds (ring/xsk: bpf/steer.c, offload);
 // Sweep starts a new epoch at three quarters of it.
 const offloadCap = 65536
@@ -349,25 +372,14 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 		}
 		var n int
 		var err error
-		switch {
-		case t.d != nil:
+		if t.d != nil {
 			n, err = t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool { return !sentTo(e.Ifindex, e.Eth[:6]) })
-		case t.r != nil:
-			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, _ uint64) bool {
+		} else {
+			n, err = t.sweepEncap(func(iid uint32, over6 bool, e *ring.OffloadEntry, _ uint64) bool {
 				if !sentTo(e.Ifindex, e.Front[:6]) {
 					return true
 				}
-				k := keyOf(&e.OffloadEntry)
-				k.iid, k.over6 = e.IID, e.Over6
-				t.live.remove(e.IID, k)
-				return false
-			})
-		default:
-			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, _ uint64) bool {
-				if !sentTo(e.Ifindex, e.Front[:6]) {
-					return true
-				}
-				t.live.remove(t.iid, keyOf(e))
+				t.live.remove(t.key(iid, over6, e))
 				return false
 			})
 		}
@@ -651,32 +663,20 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 		}
 		live := 0
 		seen := make(map[offloadKey]uint64, len(t.hits))
-		keep := func(iid uint32, over6 bool, e *ring.OffloadEntry, hits uint64) bool {
+		n, err := t.sweepEncap(func(iid uint32, over6 bool, e *ring.OffloadEntry, hits uint64) bool {
+			iid, k := t.key(iid, over6, e)
 			if e.Epoch != o.epoch.Load() {
-				k := keyOf(e)
-				if t.r != nil {
-					k.iid, k.over6 = iid, over6
-				}
 				t.live.remove(iid, k)
 				return false
 			}
 			live++
-			k := keyOf(e)
-			k.iid, k.over6 = iid, over6
 			if hits != t.hits[k] {
 				c.Lookup(iid, k.dst) // marks the entry used
 				use(e.Ifindex, e.Front[:6])
 			}
 			seen[k] = hits
 			return true
-		}
-		var n int
-		var err error
-		if t.r != nil {
-			n, err = t.r.SweepReencap(func(e *ring.ReencapEntry, hits uint64) bool { return keep(e.IID, e.Over6, &e.OffloadEntry, hits) })
-		} else {
-			n, err = t.t.SweepOffload(func(e *ring.OffloadEntry, hits uint64) bool { return keep(t.iid, false, e, hits) })
-		}
+		})
 		o.puts.Unlock()
 		t.hits = seen
 		o.swept.Add(uint64(n))
@@ -1065,10 +1065,7 @@ func (w *Worker) noteLive(q *offloadPut) {
 		p.over = true
 		return
 	}
-	k, iid := keyOf(&q.re.OffloadEntry), ot.iid
-	if q.r != nil {
-		k.iid, k.over6, iid = q.re.IID, q.re.Over6, q.re.IID
-	}
+	iid, k := ot.key(q.re.IID, q.re.Over6, &q.re.OffloadEntry)
 	p.keys[p.n] = pendingKey{t: ot, iid: iid, k: k}
 	p.n++
 }

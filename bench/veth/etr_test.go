@@ -183,7 +183,6 @@ func lispBench(b *testing.B, lr lispRun) {
 					NS: v.l.Node("dut"), Site: "out0", Core: "in0", IID: iid,
 					SiteAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
 					RLOC4:     netip.MustParseAddr("10.1.0.1"),
-					RLOC6:     map[bool]netip.Addr{true: netip.MustParseAddr("2001:db8:1::1")}[lr.over6],
 					XDPMode:   xsk.XDPDriver,
 					Options:   v.xsk,
 					Offload:   offload,
@@ -191,6 +190,9 @@ func lispBench(b *testing.B, lr lispRun) {
 					IdleSpins: v.spins,
 					Pin:       true,
 					CPU:       dutCPU,
+				}
+				if lr.over6 {
+					xc.RLOC6 = netip.MustParseAddr("2001:db8:1::1")
 				}
 				if role == "rtr" {
 					xc.RTR, xc.IID = true, 0 // no site port serves instance-ID 7777

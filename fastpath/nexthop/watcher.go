@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +75,7 @@ type Watcher struct {
 
 	// State below is owned by the Run goroutine.
 	h         *netlink.Handle
+	mark      *nl.SocketHandle // markUsed's requests (the library's Handle has no update without create)
 	links     map[int32]Link
 	routes    map[routeKey]Route
 	neighs    map[neighID]Neighbour
@@ -160,20 +162,50 @@ func (w *Watcher) markUsed(ds []LinkDest) {
 		if n++; n > usedMax {
 			return
 		}
-		fam := netlink.FAMILY_V6
-		if k.addr.Is4() {
-			fam = netlink.FAMILY_V4
-		}
-		// NTF_USE without a state or address: the kernel keeps the
-		// entry's (less PERMANENT, which none marked here has) and
-		// sends an event through it.
-		err := w.h.NeighSet(&netlink.Neigh{LinkIndex: int(k.ifindex), Family: fam, IP: net.IP(k.addr.AsSlice()), Flags: netlink.NTF_USE})
-		if err != nil {
+		if err := w.markNeigh(k); err != nil {
 			w.log.Debug("mark a neighbour used", "addr", k.addr, "ifindex", k.ifindex, "err", err)
 			continue
 		}
 		w.marked.Add(1)
 	}
+}
+
+// markNeigh marks the kernel's neighbour entry k used: RTM_NEWNEIGH with
+// NTF_USE and neither a state nor an address, so the kernel keeps the
+// entry's (less PERMANENT, which none marked here has) and sends an event
+// through it. The request replaces but does not create (no NLM_F_CREATE):
+// an entry the kernel deleted since the last event Run applied gets
+// ENOENT, where a create would put an INCOMPLETE entry in its place and
+// make the kernel resolve an address nothing sends to any more.
+func (w *Watcher) markNeigh(k neighID) error {
+	fam := unix.AF_INET6
+	if k.addr.Is4() {
+		fam = unix.AF_INET
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWNEIGH, unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: w.mark}
+	req.AddData(&netlink.Ndmsg{Family: uint8(fam), Index: uint32(k.ifindex), Flags: netlink.NTF_USE})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, k.addr.AsSlice()))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// openMark opens markNeigh's socket in namespace ns (nil: this one).
+func openMark(ns *netns.NsHandle) (*nl.SocketHandle, error) {
+	at := netns.None() // this one
+	if ns != nil {
+		at = *ns
+	}
+	s, err := nl.GetNetlinkSocketAt(at, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("nexthop: netlink socket: %w", err)
+	}
+	tv := unix.Timeval{Sec: 5}
+	if err := errors.Join(s.SetSendTimeout(&tv), s.SetReceiveTimeout(&tv)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("nexthop: netlink socket: %w", err)
+	}
+	return &nl.SocketHandle{Socket: s}, nil
 }
 
 // Ready is closed once the first snapshot (from the initial dump) is
@@ -195,6 +227,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return fmt.Errorf("nexthop: netlink handle: %w", err)
 	}
 	defer w.h.Close()
+	if w.mark, err = openMark(w.cfg.Namespace); err != nil {
+		return err
+	}
+	defer w.mark.Close()
 	defer w.removeManaged()
 	w.requested = map[neighID]time.Time{}
 	w.created = map[neighID]bool{}

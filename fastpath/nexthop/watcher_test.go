@@ -320,6 +320,86 @@ func TestWatcherNamespace(t *testing.T) {
 	}
 }
 
+// TestWatcherMarkVanished: a mark of use reaches only the neighbour
+// entries the kernel still has. One the kernel deleted before Run applied
+// the event (the watcher's copy still holds it) is not created again, which
+// would leave an INCOMPLETE entry behind and make the kernel resolve an
+// address nothing sends to; the one the kernel has is marked (probed again).
+func TestWatcherMarkVanished(t *testing.T) {
+	netnstest.Require(t)
+	ns := newNS(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	sfx := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	name := "nvA" + sfx
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "nvB" + sfx}); err != nil {
+		t.Fatalf("veth: %v", err)
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.LinkDel(l) })
+	a, err := netlink.ParseAddr("10.78.0.1/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flags = unix.IFA_F_NODAD
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+	ifx := int32(l.Attrs().Index)
+	here, gone := netip.MustParseAddr("10.78.0.5"), netip.MustParseAddr("10.78.0.6")
+	macHere, macGone := [6]byte{2, 0, 0, 0, 0x78, 5}, [6]byte{2, 0, 0, 0, 0x78, 6}
+	if err := h.NeighAdd(&netlink.Neigh{LinkIndex: int(ifx), Family: netlink.FAMILY_V4, IP: here.AsSlice(),
+		HardwareAddr: macHere[:], State: netlink.NUD_STALE}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := NewWatcher(WatcherConfig{Links: []string{name}, Namespace: &ns, Table: new(Table),
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.h = h
+	if w.mark, err = openMark(&ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.mark.Close)
+	w.neighs = map[neighID]Neighbour{
+		{here, ifx}: {Addr: here, IfIndex: ifx, MAC: macHere, Valid: true},
+		{gone, ifx}: {Addr: gone, IfIndex: ifx, MAC: macGone, Valid: true},
+	}
+	w.dynamic = map[neighID]bool{{here, ifx}: true, {gone, ifx}: true}
+	w.markUsed([]LinkDest{{IfIndex: ifx, MAC: macHere}, {IfIndex: ifx, MAC: macGone}})
+
+	list, err := h.NeighList(int(ifx), netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateHere := -1
+	for _, n := range list {
+		switch {
+		case n.IP.Equal(gone.AsSlice()):
+			t.Errorf("%v, deleted before the mark, is back in state %#x", gone, n.State)
+		case n.IP.Equal(here.AsSlice()):
+			stateHere = n.State
+		}
+	}
+	if stateHere == netlink.NUD_STALE || stateHere < 0 {
+		t.Errorf("%v, STALE and marked used: state %#x, want it probed again (not STALE, present)", here, stateHere)
+	}
+	if n := w.marked.Load(); n != 1 {
+		t.Errorf("%d entries marked used, want 1", n)
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	if _, err := NewWatcher(WatcherConfig{}); err == nil {
 		t.Error("nil table accepted")

@@ -26,7 +26,8 @@ const hopSlots = 256
 type nextHop struct {
 	dst  netip.Addr
 	tpl  []byte            // the template (never written: cache.RLOC.Template); nil for a delivery
-	snap *nexthop.Snapshot // the snapshot adj comes from; nil: empty
+	snap *nexthop.Snapshot // the snapshot adj comes from; nil: empty, or unused since the last note (held)
+	held *nexthop.Snapshot // snap, while noteUsed set it nil: resume makes it snap again
 	ser  uint32            // changes (never 0 again) each time the entry is filled: what the flow memo's slots check
 	st   nexthop.AdjStatus
 	out  int // egress port slot; -1 unless st is AdjResolved and the port ours
@@ -88,16 +89,32 @@ func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 	tp := unsafe.SliceData(tpl)
 	h := &w.hops[hopIndex(dst, tp)]
 	if h.dst != dst || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
-		w.fillHop(h, dst, tpl)
+		if h.dst != dst || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || !w.resume(h) {
+			w.fillHop(h, dst, tpl)
+		}
 	}
 	return h
+}
+
+// resume makes h, which the caller matched to the packet's destination,
+// the batch snapshot's entry again when only the last note of used next
+// hops left it (noteUsed), and reports whether it did: the entry was
+// filled in that snapshot and holds what filling it again would, its
+// serial and offload tags included, so the flow memo's slots through it
+// stay good. The packet's use is then the entry's first since the note.
+func (w *Worker) resume(h *nextHop) bool {
+	if h.snap != nil || h.held == nil || h.held != w.snap {
+		return false
+	}
+	h.snap, h.held = h.held, nil
+	return true
 }
 
 // fillHop resolves dst in w.snap (nil before the first snapshot:
 // AdjNoRoute) into h.
 func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	s := w.snap
-	h.dst, h.tpl, h.snap = dst, tpl, s
+	h.dst, h.tpl, h.snap, h.held = dst, tpl, s, nil
 	if w.hopSer++; w.hopSer == 0 {
 		w.hopSer = 1
 	}
@@ -204,6 +221,9 @@ func hopSlot4(k uint32) uint32 {
 // fillDeliver4 is fillHop for a delivery to the IPv4 destination whose
 // bytes are k.
 func (w *Worker) fillDeliver4(h *nextHop, k uint32) {
+	if h.key4 == 1<<32|uint64(k) && w.resume(h) {
+		return
+	}
 	var a [4]byte
 	binary.BigEndian.PutUint32(a[:], k)
 	w.fillHop(h, netip.AddrFrom4(a), nil)
@@ -288,7 +308,7 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			if x == nil {
 				return k, encapNo
 			}
-			if hj = &w.hops[x.hop]; hj.ser != x.ser || hj.snap != w.snap {
+			if hj = &w.hops[x.hop]; hj.ser != x.ser || hj.snap != w.snap && !w.resume(hj) {
 				return k, encapNo // lookupStage finds the same slot, forwardAt looks the packet up
 			}
 			j = k
@@ -350,7 +370,7 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				break
 			}
 			if mode == runHop {
-				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap {
+				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap && !w.resume(h) {
 					break
 				}
 			} else if pk.fset == 0 {
@@ -368,7 +388,7 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 					x = &fl[0]
 				}
 				h = &w.hops[x.hop]
-				if h.ser != x.ser || h.snap != snap {
+				if h.ser != x.ser || h.snap != snap && !w.resume(h) {
 					break // lookupStage finds the same slot, forwardAt looks the packet up
 				}
 				if x.off != oet {
@@ -463,7 +483,9 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 // (its registers were spilled on every packet). Filled, h matches pk.r's
 // template and the batch's snapshot, so encapFast does not come back.
 func (w *Worker) encapFastFill(pk *pktInfo, f *ring.Frame, h *nextHop) int {
-	w.fillHop(h, pk.r.Addr, pk.r.Template)
+	if tpl := pk.r.Template; unsafe.SliceData(h.tpl) != unsafe.SliceData(tpl) || len(h.tpl) != len(tpl) || !w.resume(h) {
+		w.fillHop(h, pk.r.Addr, tpl)
+	}
 	return w.encapFast(pk, f)
 }
 
@@ -552,12 +574,20 @@ type usedHops struct {
 const usedEvery = int64(500 * time.Millisecond)
 
 // noteUsed records the link-layer destination (egress interface, MAC) of
-// every next-hop memo entry resolved on one of the worker's ports in the
-// current snapshot, for UsedNextHops. Those are the next hops the
-// worker sent through since the next-hop table last changed (a snapshot
-// makes every entry resolve again on its next packet), less those another
-// destination took the slot of. It runs every usedEvery of the worker's
-// clock, and again at its next step when the slow path holds the lock.
+// every next-hop memo entry resolved on one of the worker's ports that a
+// packet went through since the last note, for UsedNextHops, and sets
+// each such entry aside (snap nil, held). The next packet through it makes
+// it current again without filling it (resume): on the flow memo's path,
+// which stays a hit, as on the paths that fill an entry. Its serial and
+// offload tags stay, and so do the flow memo's slots through it. An entry
+// no packet went through since is not noted: the kernel's neighbour entry
+// of a host the fast path stopped sending to then ages as the kernel's own
+// forwarding would leave it, where marking it used would keep the kernel
+// probing the host. The cost is a few instructions for the first packet
+// through each active next hop after a note. It runs every usedEvery of
+// the worker's clock, and again at its next step when the slow path holds
+// the lock; an entry that finds the record full stays current, to be noted
+// next time.
 func (w *Worker) noteUsed() {
 	u := w.used
 	if !u.mu.TryLock() {
@@ -565,22 +595,38 @@ func (w *Worker) noteUsed() {
 	}
 	defer u.mu.Unlock()
 	w.usedAt = w.now + usedEvery
-	s := w.cfg.NextHops.Load()
-	u.n = 0
 	for i := range w.hops {
 		h := &w.hops[i]
-		if h.snap != s || s == nil || h.out < 0 || h.hlen < wire.EthernetLen {
+		if h.snap == nil || h.out < 0 || h.hlen < wire.EthernetLen {
 			continue
 		}
-		u.ds[u.n] = nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}
-		u.n++
+		if !u.add(nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {
+			break // full: the entries left current are noted next time
+		}
+		h.snap, h.held = nil, h.snap
 	}
+}
+
+// add records d unless it is there already, and reports false when the
+// record is full (the slow path has not read it for a while).
+func (u *usedHops) add(d nexthop.LinkDest) bool {
+	for _, x := range u.ds[:u.n] { // a few distinct gateways and hosts
+		if x == d {
+			return true
+		}
+	}
+	if u.n == len(u.ds) {
+		return false
+	}
+	u.ds[u.n] = d
+	u.n++
+	return true
 }
 
 // UsedNextHops appends to ds the link-layer destinations (egress
 // interface, destination MAC) of the resolved next hops the worker noted
-// last, and forgets them: those it sent through since the next-hop table
-// last changed (noteUsed, every half second of its steps; an idle worker
+// since the last call, each once, and forgets them: those it sent through
+// in that time (noteUsed, every half second of its steps; an idle worker
 // notes none). Give them, with the kernel offload's (Offload.OnUsed), to
 // nexthop.Watcher.MarkUsed, so that the kernel's neighbour table sees the
 // use the worker's packets, which pass none of it, made of them. Safe for

@@ -317,3 +317,111 @@ func TestWorkerUsedNextHops(t *testing.T) {
 		t.Fatalf("after a delivery in the new snapshot: used %v, want %v", got, want[:1])
 	}
 }
+
+// TestWorkerUsedNextHopsSinceNote: a note names the next hops packets
+// went through since the previous one, not every one resolved: a host the
+// worker stopped sending to is not named again. A next hop set aside by a
+// note is taken up again by its next packet without filling it: on the
+// flow memo's path (the packet stays a flow memo hit, the entry keeps its
+// serial), on deliver4's (through deliverAt) and on hop's (an IPv6
+// delivery). Notes the slow path has not read yet add up.
+func TestWorkerUsedNextHopsSinceNote(t *testing.T) {
+	r := newRig(t, nil)
+	note := func() {
+		r.w.usedAt = 0 // due now
+		r.w.Step()
+	}
+	read := func() []nexthop.LinkDest {
+		ds := r.w.UsedNextHops(nil)
+		slices.SortFunc(ds, func(a, b nexthop.LinkDest) int {
+			if a.IfIndex != b.IfIndex {
+				return int(a.IfIndex - b.IfIndex)
+			}
+			return bytes.Compare(a.MAC[:], b.MAC[:])
+		})
+		return ds
+	}
+	gw := nexthop.LinkDest{IfIndex: 20, MAC: macUnderGW}
+	host4 := nexthop.LinkDest{IfIndex: 10, MAC: macHostA}
+	host6 := nexthop.LinkDest{IfIndex: 10, MAC: macHost6}
+	enc := func() {
+		t.Helper()
+		r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9}))
+		one(t, r.core)
+	}
+	dec4 := func() {
+		t.Helper()
+		r.fromCore(decapFrame(t, 64, 9, 0))
+		one(t, r.site)
+	}
+	dec6 := func() {
+		t.Helper()
+		r.fromCore(decapFrameWith(t, false, true, 64, 9, 0))
+		one(t, r.site)
+	}
+	enc()
+	enc() // a flow memo hit
+	dec4()
+	dec4()
+	dec6()
+	note()
+	if got, want := read(), []nexthop.LinkDest{host4, host6, gw}; !slices.Equal(got, want) {
+		t.Fatalf("first note: %v, want %v", got, want)
+	}
+	sers := func() (s [hopSlots]uint32) {
+		for i := range r.w.hops {
+			s[i] = r.w.hops[i].ser
+		}
+		return s
+	}
+	before := sers()
+
+	// The encap flow and the IPv4 host again, the IPv6 host not.
+	note() // nothing since: sets aside nothing, names nothing
+	if got := read(); len(got) != 0 {
+		t.Fatalf("a note with no packet since the last: %v", got)
+	}
+	hits, miss := r.w.memo.flowHits, r.w.memo.miss
+	enc()
+	if r.w.memo.flowHits != hits+1 || r.w.memo.miss != miss {
+		t.Errorf("the flow's packet after a note: %d flow memo hits, %d misses, want 1 and 0 (taken up without a lookup)",
+			r.w.memo.flowHits-hits, r.w.memo.miss-miss)
+	}
+	dec4()
+	if sers() != before {
+		t.Error("a next hop was filled again after a note, not taken up")
+	}
+	note()
+	if got, want := read(), []nexthop.LinkDest{host4, gw}; !slices.Equal(got, want) {
+		t.Fatalf("after the encap flow and the IPv4 host: %v, want %v (not the IPv6 host, sent nothing)", got, want)
+	}
+
+	// Two notes before the slow path reads: both count.
+	before = sers()
+	enc()
+	note()
+	dec6()
+	if sers() != before {
+		t.Error("a next hop was filled again after a note, not taken up (the IPv6 delivery)")
+	}
+	note()
+	if got, want := read(), []nexthop.LinkDest{host6, gw}; !slices.Equal(got, want) {
+		t.Fatalf("two notes read at once: %v, want %v", got, want)
+	}
+	if got := read(); len(got) != 0 {
+		t.Fatalf("read again: %v", got)
+	}
+
+	// A record the slow path left full: the next hops that found no room
+	// stay current and are noted once there is room.
+	enc()
+	r.w.used.ds, r.w.used.n = [hopSlots]nexthop.LinkDest{}, hopSlots // as if full of other destinations ({0, 0})
+	note()
+	if got := read(); len(got) != hopSlots || slices.Contains(got, gw) {
+		t.Fatalf("a full record: %d destinations read (gateway among them: %v), want the %d it held", len(got), slices.Contains(got, gw), hopSlots)
+	}
+	note()
+	if got, want := read(), []nexthop.LinkDest{gw}; !slices.Equal(got, want) {
+		t.Fatalf("the note after a full record: %v, want %v", got, want)
+	}
+}

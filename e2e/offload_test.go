@@ -226,6 +226,12 @@ func TestOffloadDaemon(t *testing.T) {
 		s, err := stale()
 		return err == nil && s != "STALE"
 	})
+	if m := n.scrape("xtr2", "127.0.0.1:9100"); m[`rloc_nexthop_events_total{event="neigh_marked"}`] < 1 ||
+		m[`rloc_nexthop_events_total{event="snapshots"}`] < 1 || m[`rloc_nexthop_events_total{event="events"}`] < 1 {
+		t.Fatalf("xtr2's next-hop watcher metrics: neigh_marked %v, snapshots %v, events %v; want each at least 1",
+			m[`rloc_nexthop_events_total{event="neigh_marked"}`], m[`rloc_nexthop_events_total{event="snapshots"}`],
+			m[`rloc_nexthop_events_total{event="events"}`])
+	}
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,
 	// so xtr1 pauses the offload and its workers send every datagram.

@@ -26,6 +26,7 @@ type collector struct {
 	regs, latency, resolutions                            *prometheus.Desc
 	xskKernel, xskSocket, xdpSteer                        *prometheus.Desc
 	offPaused, offEvents, offFlows                        *prometheus.Desc
+	nhEvents                                              *prometheus.Desc
 }
 
 // xskSocket is one AF_XDP socket of the router and the interface it is on.
@@ -59,6 +60,8 @@ func newCollector(r *Router) *collector {
 			"direction"),
 		offFlows: d("xdp_offload_flows", "The flows the kernel offload's tables held in the current epoch at the last sweep (once a second), by direction (encap: the site programs encapsulate them; decap: the core programs deliver them).",
 			"direction"),
+		nhEvents: d("nexthop_events_total", "The next-hop watcher's events: kernel link, route and neighbour events applied (events), next-hop snapshots published to the workers (snapshots), netlink sessions started over with a fresh dump (resyncs), kernel neighbour entries marked used for the fast path's packets (neigh_marked), and marks that found the entry already deleted (neigh_mark_gone).",
+			"event"),
 		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted), next-hop snapshots that lost neighbours alone, handled without an epoch (hop_batches), and the entries they deleted (hop_deleted).",
 			"event"),
 	}
@@ -67,7 +70,7 @@ func newCollector(r *Router) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.fp, c.fpDrop, c.fpBad, c.fpExtra, c.msgs, c.cacheSize, c.cacheOps, c.regs, c.latency, c.resolutions, c.xskKernel, c.xskSocket, c.xdpSteer,
-		c.offPaused, c.offEvents, c.offFlows} {
+		c.offPaused, c.offEvents, c.offFlows, c.nhEvents} {
 		ch <- d
 	}
 }
@@ -101,6 +104,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c.collectXSK(counter)
 		c.collectSteering(counter)
+	}
+	if r.watcher != nil {
+		st := r.watcher.Stats()
+		for k, v := range map[string]uint64{"events": st.Events, "snapshots": st.Snapshots, "resyncs": st.Resyncs,
+			"neigh_marked": st.Marked, "neigh_mark_gone": st.MarkGone} {
+			counter(c.nhEvents, v, k)
+		}
 	}
 	if r.offload != nil {
 		st := r.offload.Stats()

@@ -86,10 +86,34 @@ type Watcher struct {
 	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
 	lost      map[LinkDest]struct{} // the destinations of usable neighbour entries that went or changed since
 
-	// Counters, read by tests while Run goes on.
+	// Counters, read while Run goes on (Stats).
 	events    atomic.Uint64 // events applied
 	publishes atomic.Uint64 // snapshots published
+	resyncs   atomic.Uint64 // sessions started over
 	marked    atomic.Uint64 // neighbour entries MarkUsed marked used
+	markGone  atomic.Uint64 // marks that found the entry gone (ENOENT)
+}
+
+// WatcherStats is what a Watcher did since it was made.
+type WatcherStats struct {
+	// Events is the netlink events (links, routes, neighbours) applied.
+	Events uint64
+	// Snapshots is the snapshots published to the Table.
+	Snapshots uint64
+	// Resyncs is the times a subscription failed (the socket overflowed,
+	// say) and the Watcher started over with a fresh dump.
+	Resyncs uint64
+	// Marked is the kernel's neighbour entries marked used (MarkUsed).
+	Marked uint64
+	// MarkGone is the marks that found the kernel's entry deleted before
+	// the Watcher applied the event: nothing is marked, nor created.
+	MarkGone uint64
+}
+
+// Stats returns the Watcher's counters. Safe for concurrent use.
+func (w *Watcher) Stats() WatcherStats {
+	return WatcherStats{Events: w.events.Load(), Snapshots: w.publishes.Load(), Resyncs: w.resyncs.Load(),
+		Marked: w.marked.Load(), MarkGone: w.markGone.Load()}
 }
 
 // NewWatcher checks cfg and returns a Watcher; Run starts it.
@@ -162,7 +186,10 @@ func (w *Watcher) markUsed(ds []LinkDest) {
 		if n++; n > usedMax {
 			return
 		}
-		if err := w.markNeigh(k); err != nil {
+		if err := w.markNeigh(k); errors.Is(err, unix.ENOENT) {
+			w.markGone.Add(1) // its deletion's event is on its way
+			continue
+		} else if err != nil {
 			w.log.Debug("mark a neighbour used", "addr", k.addr, "ifindex", k.ifindex, "err", err)
 			continue
 		}
@@ -240,6 +267,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		}
 		w.log.Warn("netlink session ended, resynchronising", "err", err)
+		w.resyncs.Add(1)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -395,8 +395,8 @@ func TestWatcherMarkVanished(t *testing.T) {
 	if stateHere == netlink.NUD_STALE || stateHere < 0 {
 		t.Errorf("%v, STALE and marked used: state %#x, want it probed again (not STALE, present)", here, stateHere)
 	}
-	if n := w.marked.Load(); n != 1 {
-		t.Errorf("%d entries marked used, want 1", n)
+	if st := w.Stats(); st.Marked != 1 || st.MarkGone != 1 {
+		t.Errorf("stats %+v: %d entries marked used and %d found gone, want 1 and 1", st, st.Marked, st.MarkGone)
 	}
 }
 

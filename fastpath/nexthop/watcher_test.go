@@ -320,12 +320,11 @@ func TestWatcherNamespace(t *testing.T) {
 	}
 }
 
-// TestWatcherMarkVanished: a mark of use reaches only the neighbour
-// entries the kernel still has. One the kernel deleted before Run applied
-// the event (the watcher's copy still holds it) is not created again, which
-// would leave an INCOMPLETE entry behind and make the kernel resolve an
-// address nothing sends to; the one the kernel has is marked (probed again).
-func TestWatcherMarkVanished(t *testing.T) {
+// vethNS returns a new namespace, a handle in it and the first end of a
+// veth pair in it (both ends up, the first with address cidr), its names
+// starting with prefix. Test cleanup removes them.
+func vethNS(t *testing.T, prefix, cidr string) (netns.NsHandle, *netlink.Handle, netlink.Link) {
+	t.Helper()
 	netnstest.Require(t)
 	ns := newNS(t)
 	h, err := netlink.NewHandleAt(ns)
@@ -334,8 +333,8 @@ func TestWatcherMarkVanished(t *testing.T) {
 	}
 	t.Cleanup(h.Close)
 	sfx := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	name := "nvA" + sfx
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "nvB" + sfx}); err != nil {
+	name, peer := prefix+"A"+sfx, prefix+"B"+sfx
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer}); err != nil {
 		t.Fatalf("veth: %v", err)
 	}
 	l, err := h.LinkByName(name)
@@ -343,7 +342,7 @@ func TestWatcherMarkVanished(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.LinkDel(l) })
-	a, err := netlink.ParseAddr("10.78.0.1/24")
+	a, err := netlink.ParseAddr(cidr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,9 +350,100 @@ func TestWatcherMarkVanished(t *testing.T) {
 	if err := h.AddrAdd(l, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.LinkSetUp(l); err != nil {
+	for _, n := range []string{name, peer} {
+		x, err := h.LinkByName(n)
+		if err == nil {
+			err = h.LinkSetUp(x)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err = h.LinkByName(name); err != nil {
 		t.Fatal(err)
 	}
+	return ns, h, l
+}
+
+// runWatcher runs w until the end of the test and waits for its first
+// snapshot.
+func runWatcher(t *testing.T, w *Watcher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher not ready")
+	}
+}
+
+// TestWatcherOverflow: an event storm that overflows the watcher's netlink
+// sockets (here 20,000 changes of one neighbour's MAC while the watcher is
+// held) loses no state: the watcher sees its subscription fail, starts over
+// from a fresh dump (counted in Resyncs), and its table ends up with what
+// the kernel holds, the last MAC and the route the watcher was publishing.
+func TestWatcherOverflow(t *testing.T) {
+	ns, h, l := vethNS(t, "no", "10.79.0.1/24")
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{l.Attrs().Name}, Namespace: &ns, Table: &tab,
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+
+	// A route change makes the watcher publish a snapshot that may change
+	// any adjacency, which the Table hands to OnStore: held there, the
+	// watcher reads no event.
+	held, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	tab.OnStore(func(*Snapshot) { once.Do(func() { close(held); <-release }) })
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the watcher's own cleanup: it runs first
+	_, dst, _ := net.ParseCIDR("198.18.0.0/24")
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.ParseIP("10.79.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the route's snapshot did not reach OnStore")
+	}
+	const storm = 20000
+	mac := func(i int) net.HardwareAddr { return net.HardwareAddr{2, 0, 0x79, 0, byte(i >> 8), byte(i)} }
+	for i := range storm {
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.ParseIP("10.79.0.2"),
+			HardwareAddr: mac(i), State: netlink.NUD_PERMANENT}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free()
+	tab.OnStore(nil)
+	testkit.WaitFor(t, "a resync", func() error {
+		if st := w.Stats(); st.Resyncs == 0 {
+			return fmt.Errorf("no resync yet (%+v)", st)
+		}
+		return nil
+	})
+	testkit.WaitFor(t, "the kernel's last MAC", resolveIs(&tab, "198.18.0.5", AdjResolved, mac(storm-1)))
+}
+
+// TestWatcherMarkVanished: a mark of use reaches only the neighbour
+// entries the kernel still has. One the kernel deleted before Run applied
+// the event (the watcher's copy still holds it) is not created again, which
+// would leave an INCOMPLETE entry behind and make the kernel resolve an
+// address nothing sends to; the one the kernel has is marked (probed again).
+func TestWatcherMarkVanished(t *testing.T) {
+	ns, h, l := vethNS(t, "nv", "10.78.0.1/24")
+	name := l.Attrs().Name
 	ifx := int32(l.Attrs().Index)
 	here, gone := netip.MustParseAddr("10.78.0.5"), netip.MustParseAddr("10.78.0.6")
 	macHere, macGone := [6]byte{2, 0, 0, 0, 0x78, 5}, [6]byte{2, 0, 0, 0, 0x78, 6}

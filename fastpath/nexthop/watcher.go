@@ -39,7 +39,18 @@ type WatcherConfig struct {
 	// RetryInterval is the least time between two resolution requests for
 	// one gateway (default 1 s).
 	RetryInterval time.Duration
+	// ReceiveBuffer is the receive buffer of each netlink subscription
+	// socket, in bytes (default 4 MiB): events the kernel queues while the
+	// Watcher is busy (publishing a snapshot, say). An event storm that
+	// overflows it makes the Watcher start over from a dump (Resyncs). It
+	// is set with SO_RCVBUFFORCE, past net.core.rmem_max (212992 bytes on
+	// a stock Debian), when the process holds CAP_NET_ADMIN; without, the
+	// kernel caps it at rmem_max.
+	ReceiveBuffer int
 }
+
+// defaultReceiveBuffer is WatcherConfig.ReceiveBuffer's default.
+const defaultReceiveBuffer = 4 << 20
 
 type routeKey struct {
 	prefix   netip.Prefix
@@ -76,6 +87,7 @@ type Watcher struct {
 	// State below is owned by the Run goroutine.
 	h         *netlink.Handle
 	mark      *nl.SocketHandle // markUsed's requests (the library's Handle has no update without create)
+	force     bool             // the subscriptions' ReceiveBuffer is set past rmem_max (canForce)
 	links     map[int32]Link
 	routes    map[routeKey]Route
 	neighs    map[neighID]Neighbour
@@ -131,6 +143,12 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
+	}
+	if cfg.ReceiveBuffer < 0 {
+		return nil, fmt.Errorf("nexthop: negative receive buffer %d", cfg.ReceiveBuffer)
+	}
+	if cfg.ReceiveBuffer == 0 {
+		cfg.ReceiveBuffer = defaultReceiveBuffer
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -217,6 +235,19 @@ func (w *Watcher) markNeigh(k neighID) error {
 	return err
 }
 
+// canForce reports whether the process may set a socket's receive buffer
+// past net.core.rmem_max (SO_RCVBUFFORCE, CAP_NET_ADMIN), trying it on a
+// socket of its own: the library's subscriptions, asked to force it, fail
+// without closing their socket.
+func canForce(size int) bool {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) == nil
+}
+
 // openMark opens markNeigh's socket in namespace ns (nil: this one).
 func openMark(ns *netns.NsHandle) (*nl.SocketHandle, error) {
 	at := netns.None() // this one
@@ -258,6 +289,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.mark.Close()
+	if w.force = canForce(w.cfg.ReceiveBuffer); !w.force {
+		w.log.Warn("netlink receive buffers capped at net.core.rmem_max (no CAP_NET_ADMIN): an event storm may make the watcher start over more often",
+			"want", w.cfg.ReceiveBuffer)
+	}
 	defer w.removeManaged()
 	w.requested = map[neighID]time.Time{}
 	w.created = map[neighID]bool{}
@@ -307,15 +342,15 @@ func (w *Watcher) session(ctx context.Context) error {
 		}
 	}
 	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{
-		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: w.cfg.ReceiveBuffer, ReceiveBufferForceSize: w.force}); err != nil {
 		return fmt.Errorf("link subscribe: %w", err)
 	}
 	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
-		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: w.cfg.ReceiveBuffer, ReceiveBufferForceSize: w.force}); err != nil {
 		return fmt.Errorf("route subscribe: %w", err)
 	}
 	if err := netlink.NeighSubscribeWithOptions(nch, done, netlink.NeighSubscribeOptions{
-		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: 1 << 20}); err != nil {
+		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: w.cfg.ReceiveBuffer, ReceiveBufferForceSize: w.force}); err != nil {
 		return fmt.Errorf("nexthop: subscribe: %w", err)
 	}
 	// Dump after subscribing: events queued meanwhile are replayed in order

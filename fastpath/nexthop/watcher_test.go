@@ -8,8 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -387,14 +391,14 @@ func runWatcher(t *testing.T, w *Watcher) {
 
 // TestWatcherOverflow: an event storm that overflows the watcher's netlink
 // sockets (here 20,000 changes of one neighbour's MAC while the watcher is
-// held) loses no state: the watcher sees its subscription fail, starts over
+// held, against buffers of 256 KiB) loses no state: the watcher sees its subscription fail, starts over
 // from a fresh dump (counted in Resyncs), and its table ends up with what
 // the kernel holds, the last MAC and the route the watcher was publishing.
 func TestWatcherOverflow(t *testing.T) {
 	ns, h, l := vethNS(t, "no", "10.79.0.1/24")
 	var tab Table
 	w, err := NewWatcher(WatcherConfig{Links: []string{l.Attrs().Name}, Namespace: &ns, Table: &tab,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)), ReceiveBuffer: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,6 +438,75 @@ func TestWatcherOverflow(t *testing.T) {
 		return nil
 	})
 	testkit.WaitFor(t, "the kernel's last MAC", resolveIs(&tab, "198.18.0.5", AdjResolved, mac(storm-1)))
+}
+
+// TestWatcherReceiveBuffer: the watcher's subscription sockets get the
+// receive buffer asked for even past net.core.rmem_max, which caps what a
+// process without CAP_NET_ADMIN gets (212992 bytes on a stock Debian: a
+// storm of a few hundred events would overflow it). ss(8) in the
+// namespace shows each rtnl socket's buffer (the kernel doubles the size
+// set).
+func TestWatcherReceiveBuffer(t *testing.T) {
+	if _, err := exec.LookPath("ss"); err != nil {
+		testkit.Unavailable(t, "no ss(8) (iproute2): %v", err)
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rmemMax + 1<<20
+	ns, _, l := vethNS(t, "nr", "10.80.0.1/24")
+	w, err := NewWatcher(WatcherConfig{Links: []string{l.Attrs().Name}, Namespace: &ns, Table: new(Table),
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)), ReceiveBuffer: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	out := execIn(t, ns, "ss", "-f", "netlink", "-a", "-m")
+	// ss lists a socket subscribed to groups more than once.
+	rbs := regexp.MustCompile(`\b(rtnl:\S*).*?\brb(\d+)`).FindAllStringSubmatch(out, -1)
+	got := map[string]bool{}
+	for _, m := range rbs {
+		if m[2] == strconv.Itoa(2*want) {
+			got[m[1]] = true
+		}
+	}
+	if n := len(got); n != 3 {
+		t.Fatalf("%d rtnl sockets with a receive buffer of %d (%d asked for, rmem_max %d), want the 3 subscriptions:\n%s",
+			n, 2*want, want, rmemMax, out)
+	}
+	if _, err := NewWatcher(WatcherConfig{Table: new(Table), ReceiveBuffer: -1}); err == nil {
+		t.Error("a negative receive buffer accepted")
+	}
+}
+
+// execIn runs name with args in namespace ns and returns its output.
+func execIn(t *testing.T, ns netns.NsHandle, name string, args ...string) string {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	out, cerr := exec.Command(name, args...).CombinedOutput() // forked on this thread: in ns
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("restore netns: %v", err) // the thread stays locked and dies with the goroutine
+	}
+	runtime.UnlockOSThread()
+	if cerr != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, cerr, out)
+	}
+	return string(out)
 }
 
 // TestWatcherMarkVanished: a mark of use reaches only the neighbour

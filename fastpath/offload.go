@@ -127,7 +127,8 @@ type Offload struct {
 
 	invalidations, swept, errs, pauses atomic.Uint64
 	mapBatches, mapDeleted             atomic.Uint64   // MapChanged's batches handled without an epoch, the entries they deleted
-	hopBatches, hopDeleted             atomic.Uint64   // NextHopsChanged's snapshots handled without an epoch, the entries they deleted
+	hopBatches, hopDeleted             atomic.Uint64   // NextHopsChanged's snapshots that lost neighbours, handled without an epoch; the entries they deleted
+	routeBatches, routeDeleted         atomic.Uint64   // NextHopsChanged's snapshots that may change any adjacency, handled without an epoch; the entries they deleted
 	flows                              [2]atomic.Int64 // per direction: the entries of the current epoch at the last sweep
 }
 
@@ -315,41 +316,72 @@ func (o *Offload) InvalidateEncap() {
 	o.invalidateOnly(OffloadEncap)
 }
 
-// NextHopsChanged is the next-hop table's nexthop.Table.OnStore. For a
-// snapshot that may change any resolved adjacency it starts a new epoch
-// (Invalidate). For one that lost neighbours alone (nexthop.Snapshot.Lost)
-// it deletes the entries of both directions sent out of a lost
-// destination's interface to its MAC, and no others: the kernel keeps
-// sending the flows to the hosts and gateways that stayed, however often
-// the kernel's neighbour table drops a host it sees no traffic for (the
-// kernel's traffic passes no neighbour entry). It walks the tables under
-// puts after moving hopSeq, so that no worker puts an entry made from an
-// older snapshot once it returns (offloadFlush drops those). A walk or a
-// delete that fails starts an epoch instead, and so does a snapshot that
+// NextHopsChanged is the next-hop table's nexthop.Table.OnStore. It
+// deletes the entries of both directions whose next hop the snapshot s may
+// have changed, and no others, so that the kernel keeps sending the flows
+// to the hosts and gateways whose adjacency stayed:
+//   - for a snapshot that lost neighbours alone (nexthop.Snapshot.Lost),
+//     the entries sent out of a lost destination's interface to its MAC,
+//     however often the kernel's neighbour table drops a host it sees no
+//     traffic for (the kernel's traffic passes no neighbour entry);
+//   - for one that may change any adjacency (a route or link change), the
+//     entries whose next-hop destination (an encap entry's RLOC, a decap
+//     entry's inner destination) s resolves otherwise than the snapshot
+//     before it (Snapshot.Prev, SameAdjacency): a routing daemon's churn
+//     of routes no flow goes by leaves the kernel's flows alone. An entry
+//     in a table was made from a snapshot that resolved its destination as
+//     the one before s does, since every earlier change walked the tables
+//     so.
+//
+// It walks the tables under puts after moving hopSeq, so that no worker
+// puts an entry made from an older snapshot once it returns (offloadFlush
+// drops those). A walk or a delete that fails starts an epoch instead
+// (Invalidate), and so does a snapshot without a predecessor, and one that
 // comes while the walks have taken their share of the time (walkShare,
 // walkBurst): a walk of a full table takes about 15 ms, and a site whose
 // hosts come and go many times a second would otherwise keep the slow path
 // walking.
 func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	lost, ok := s.Lost()
-	if !ok {
-		o.Invalidate()
-		return
-	}
-	if len(lost) == 0 {
+	var encapGone func(*ring.OffloadEntry) bool
+	var decapGone func(*ring.DecapEntry) bool
+	ctr, del := &o.hopBatches, &o.hopDeleted
+	switch {
+	case ok && len(lost) == 0:
 		return // Table.Store does not call for it: nothing resolved changed
+	case ok:
+		gone := make(map[nexthop.LinkDest]struct{}, len(lost))
+		for _, l := range lost {
+			gone[l] = struct{}{}
+		}
+		sentTo := func(ifindex int, mac []byte) bool {
+			_, ok := gone[nexthop.LinkDest{IfIndex: int32(ifindex), MAC: [6]byte(mac)}]
+			return ok
+		}
+		encapGone = func(e *ring.OffloadEntry) bool { return sentTo(e.Ifindex, e.Front[:6]) }
+		decapGone = func(e *ring.DecapEntry) bool { return sentTo(e.Ifindex, e.Eth[:6]) }
+	default:
+		prev := s.Prev()
+		if prev == nil {
+			o.Invalidate()
+			return
+		}
+		moved := map[netip.Addr]bool{} // a walk meets few RLOCs and hosts, many times each
+		changed := func(dst netip.Addr) bool {
+			m, ok := moved[dst]
+			if !ok {
+				m = !s.SameAdjacency(prev, dst)
+				moved[dst] = m
+			}
+			return m
+		}
+		encapGone = func(e *ring.OffloadEntry) bool { return changed(e.OuterDst()) }
+		decapGone = func(e *ring.DecapEntry) bool { return changed(e.InnerDst()) }
+		ctr, del = &o.routeBatches, &o.routeDeleted
 	}
 	o.mu.Lock()
 	ts, paused := slices.Clone(o.ts), o.paused
 	o.mu.Unlock()
-	gone := make(map[nexthop.LinkDest]struct{}, len(lost))
-	for _, l := range lost {
-		gone[l] = struct{}{}
-	}
-	sentTo := func(ifindex int, mac []byte) bool {
-		_, ok := gone[nexthop.LinkDest{IfIndex: int32(ifindex), MAC: [6]byte(mac)}]
-		return ok
-	}
 	o.puts.Lock()
 	defer o.puts.Unlock()
 	start := o.now()
@@ -373,10 +405,10 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 		var n int
 		var err error
 		if t.d != nil {
-			n, err = t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool { return !sentTo(e.Ifindex, e.Eth[:6]) })
+			n, err = t.d.SweepDecap(func(e *ring.DecapEntry, _ uint64) bool { return !decapGone(e) })
 		} else {
 			n, err = t.sweepEncap(func(iid uint32, over6 bool, e *ring.OffloadEntry, _ uint64) bool {
-				if !sentTo(e.Ifindex, e.Front[:6]) {
+				if !encapGone(e) {
 					return true
 				}
 				t.live.remove(t.key(iid, over6, e))
@@ -388,12 +420,12 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 			errs = append(errs, err)
 		}
 	}
-	o.hopDeleted.Add(uint64(deleted))
+	del.Add(uint64(deleted))
 	if errs != nil {
 		o.Invalidate() // an entry to a lost destination may be left
 		return
 	}
-	o.hopBatches.Add(1)
+	ctr.Add(1)
 }
 
 // NextHopsChanged's budget for its walks: a sixteenth of the time, and at
@@ -827,6 +859,8 @@ type OffloadStats struct {
 	MapDeleted    uint64 // entries those batches covered, deleted
 	HopBatches    uint64 // next-hop snapshots that lost neighbours alone, NextHopsChanged handled without an epoch
 	HopDeleted    uint64 // entries sent to those neighbours, deleted
+	RouteBatches  uint64 // next-hop snapshots of a route or link change, NextHopsChanged handled without an epoch
+	RouteDeleted  uint64 // entries whose next hop those changed, deleted
 }
 
 // Stats returns the Offload's counters.
@@ -839,7 +873,7 @@ func (o *Offload) Stats() OffloadStats {
 		PausedDecap: paused[OffloadDecap], Pauses: o.pauses.Load(),
 		FlowsEncap: o.flows[OffloadEncap].Load(), FlowsDecap: o.flows[OffloadDecap].Load(),
 		MapBatches: o.mapBatches.Load(), MapDeleted: o.mapDeleted.Load(),
-		HopBatches: o.hopBatches.Load(), HopDeleted: o.hopDeleted.Load()}
+		HopBatches: o.hopBatches.Load(), HopDeleted: o.hopDeleted.Load(), RouteBatches: o.routeBatches.Load(), RouteDeleted: o.routeDeleted.Load()}
 }
 
 // offloadMax is the flows a worker offers per step: each is a system call.

@@ -248,8 +248,10 @@ func TestOffloadLeavesOthers(t *testing.T) {
 // (InvalidateEncap, MapChanged's fallback: TestOffloadMapChanges has the
 // precise way), a map-cache change starts a new epoch of the encap
 // direction (the decap one's entries owe nothing to the map-cache) and a
-// new next-hop snapshot one of both, before the writer goes on; a table
-// that refuses the epoch is turned off.
+// next-hop snapshot that may change any adjacency and has no predecessor
+// to compare with one of both (TestOffloadRouteChange has the precise
+// way), before the writer goes on; a table that refuses the epoch is
+// turned off.
 func TestOffloadFollowsChanges(t *testing.T) {
 	ft, fd := newFakeOffload(), newFakeDecap()
 	off := newOffloadOn(t, ft)
@@ -266,7 +268,7 @@ func TestOffloadFollowsChanges(t *testing.T) {
 		t.Fatalf("epochs %d (encap) and %d (decap) after a map-cache change, from %d and %d: want encap's alone moved", ft.epoch, fd.epoch, e0, d0)
 	}
 	e1 := ft.epoch
-	r.nh.Store(testNextHops())
+	off.NextHopsChanged(testNextHops()) // never stored: no Prev
 	if ft.epoch == e1 || fd.epoch == d0 || ft.epoch != fd.epoch {
 		t.Fatalf("epochs %d (encap) and %d (decap) after a next-hop change, from %d and %d: want both moved", ft.epoch, fd.epoch, e1, d0)
 	}
@@ -1092,14 +1094,11 @@ func TestOffloadMapChangesOverflow(t *testing.T) {
 	}
 }
 
-// TestOffloadNeighbourLost: a next-hop snapshot that lost neighbours alone
-// (nexthop.Snapshot.Lost) deletes the kernel entries, of both directions,
-// sent to a lost MAC out of its interface and no others, without an epoch;
-// the flow's next packet goes to the neighbour's new MAC and is offered
-// anew with it. An offer a worker made from an older snapshot is dropped
-// and made again. A snapshot that may change any adjacency starts an epoch,
-// and so does a walk of a table that fails.
-func TestOffloadNeighbourLost(t *testing.T) {
+// hopsRig is a rig whose worker offloads both directions to fake tables
+// (the site's encap, the core's decap) of an Offload that follows the
+// rig's next-hop table (NextHopsChanged).
+func hopsRig(t *testing.T) (*rig, *fakeOffload, *fakeDecap, *Offload) {
+	t.Helper()
 	ft, fd := newFakeOffload(), newFakeDecap()
 	off := newOffloadOn(t, ft)
 	if err := off.AddDecap(fd); err != nil {
@@ -1111,6 +1110,19 @@ func TestOffloadNeighbourLost(t *testing.T) {
 		c.Ports[1].Decap, c.Ports[1].Ifindex = fd, 20
 	})
 	r.nh.OnStore(off.NextHopsChanged)
+	return r, ft, fd, off
+}
+
+// TestOffloadNeighbourLost: a next-hop snapshot that lost neighbours alone
+// (nexthop.Snapshot.Lost) deletes the kernel entries, of both directions,
+// sent to a lost MAC out of its interface and no others, without an epoch;
+// the flow's next packet goes to the neighbour's new MAC and is offered
+// anew with it. An offer a worker made from an older snapshot is dropped
+// and made again. A walk of a table that fails starts an epoch; a snapshot
+// that may change any adjacency but changed none of the entries' is walked
+// and deletes nothing.
+func TestOffloadNeighbourLost(t *testing.T) {
+	r, ft, fd, off := hopsRig(t)
 	enc := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
 	dec4, dec6 := decapFrameWith(t, false, false, 64, 9, 0), decapFrameWith(t, false, true, 64, 9, 0)
 	for range 2 {
@@ -1176,10 +1188,10 @@ func TestOffloadNeighbourLost(t *testing.T) {
 		t.Fatalf("a failed walk: stats %+v, encap epoch %d (was %d), %d encap entries", st, ft.epoch, e0, len(ft.entries))
 	}
 	fd.failSweep = nil
-	e1 := ft.epoch
+	e1, d1 := ft.epoch, fd.epoch
 	r.nh.Store(nextHopsWith(moved))
-	if st := off.Stats(); st.Invalidations != 2 || ft.epoch == e1 || fd.epoch != ft.epoch {
-		t.Fatalf("a snapshot that may change any adjacency: stats %+v, epochs %d and %d (encap was %d)", st, ft.epoch, fd.epoch, e1)
+	if st := off.Stats(); st.Invalidations != 1 || ft.epoch != e1 || fd.epoch != d1 || st.RouteBatches != 1 || st.RouteDeleted != 0 {
+		t.Fatalf("a snapshot that may change any adjacency, the same as the last: stats %+v, epochs %d and %d (were %d and %d)", st, ft.epoch, fd.epoch, e1, d1)
 	}
 }
 
@@ -1425,4 +1437,85 @@ func TestOffloadSweepMarksUsed(t *testing.T) {
 	if err := off.Sweep(c); err != nil || len(got) != 2 || !slices.Equal(got[1], []nexthop.LinkDest{{IfIndex: 10, MAC: host2}}) {
 		t.Fatalf("after a packet to the second host: %v (%v)", got, err)
 	}
+}
+
+// TestOffloadRouteChange: a next-hop snapshot that may change any
+// adjacency (a route or link change) deletes the kernel entries, of both
+// directions, whose next-hop destination it resolves otherwise than the
+// snapshot before it, and no others, without an epoch: a route no flow
+// goes by changes nothing; a host route for one RLOC through another
+// gateway deletes the flow sent to that RLOC, whose next packet goes to the
+// new gateway and is offered anew; one for a site host deletes its
+// delivery alone.
+func TestOffloadRouteChange(t *testing.T) {
+	r, ft, fd, off := hopsRig(t)
+	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("10.5.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4, Weight: 1}}}})
+	remote5 := netip.MustParseAddr("10.5.0.7") // behind rlocOther4
+	enc := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	enc5 := siteFrame(t, innerSpec{src: hostA, dst: remote5, ttl: 9, payload: 20, sport: 7, dport: 9})
+	dec4, dec6 := decapFrameWith(t, false, false, 64, 9, 0), decapFrameWith(t, false, true, 64, 9, 0)
+	for range 2 {
+		forwardOne(t, r, enc)
+		forwardOne(t, r, enc5)
+		deliverOne(t, r, dec4)
+		deliverOne(t, r, dec6)
+	}
+	if len(ft.entries) != 2 || len(fd.entries) != 2 {
+		t.Fatalf("%d encap and %d decap entries after the flows' first packets, want 2 and 2", len(ft.entries), len(fd.entries))
+	}
+	e0, d0 := ft.epoch, fd.epoch
+	check := func(what string, encap, decap int, batches, deleted uint64) {
+		t.Helper()
+		st := off.Stats()
+		if ft.epoch != e0 || fd.epoch != d0 || st.Invalidations != 0 || len(ft.entries) != encap || len(fd.entries) != decap ||
+			st.RouteBatches != batches || st.RouteDeleted != deleted || st.HopBatches != 0 {
+			t.Fatalf("%s: epochs %d and %d (were %d and %d), %d encap and %d decap entries (want %d and %d), stats %+v (want %d batches, %d deleted)",
+				what, ft.epoch, fd.epoch, e0, d0, len(ft.entries), len(fd.entries), encap, decap, st, batches, deleted)
+		}
+	}
+	route := func(p string, gw netip.Addr, ifindex int32) nexthop.Route {
+		return nexthop.Route{Prefix: netip.MustParsePrefix(p), Gateway: gw, IfIndex: ifindex}
+	}
+	gw2, macGW2 := netip.MustParseAddr("192.0.2.253"), [6]byte{0x02, 0, 0, 0, 0, 0xfd}
+	gwSite, macGWSite := netip.MustParseAddr("10.1.0.254"), [6]byte{0x02, 0, 0, 0, 0, 0xfc}
+	withGWs := func(ns []nexthop.Neighbour) []nexthop.Neighbour {
+		return append(ns, nexthop.Neighbour{Addr: gw2, IfIndex: 20, MAC: macGW2, Valid: true},
+			nexthop.Neighbour{Addr: gwSite, IfIndex: 10, MAC: macGWSite, Valid: true})
+	}
+
+	// A route no flow goes by, and a new neighbour: nothing changes.
+	unrelated := route("198.51.100.0/24", gw4, 20)
+	r.nh.Store(nextHopsWith(withGWs, unrelated))
+	check("a route no flow goes by", 2, 2, 1, 0)
+
+	// rlocOther4 through another gateway: its flow goes, the others stay.
+	other := route(rlocOther4.String()+"/32", gw2, 20)
+	r.nh.Store(nextHopsWith(withGWs, unrelated, other))
+	check("rlocOther4's route", 1, 2, 2, 1)
+	if out := forwardOne(t, r, enc5); [6]byte(out[:6]) != macGW2 {
+		t.Fatalf("the worker sent the flow to rlocOther4 to %x after the change, want %x", out[:6], macGW2)
+	}
+	forwardOne(t, r, enc5)
+	if len(ft.entries) != 2 {
+		t.Fatalf("%d encap entries after the flow to rlocOther4 went on, want it offered again", len(ft.entries))
+	}
+	for _, x := range ft.entries {
+		if x.e.OuterDst() == rlocOther4 && [6]byte(x.e.Front[:6]) != macGW2 {
+			t.Fatalf("the flow to rlocOther4 offered again with MAC %x, want %x", x.e.Front[:6], macGW2)
+		}
+	}
+
+	// hostA through a gateway on the site: its delivery goes, hostA6's stays.
+	r.nh.Store(nextHopsWith(withGWs, unrelated, other, route(hostA.String()+"/32", gwSite, 10)))
+	check("hostA's route", 2, 1, 3, 2)
+	if _, ok := fd.entries[decapKey{iidSite, hostA, false}]; ok {
+		t.Fatal("the delivery to hostA is still offloaded")
+	}
+
+	// An offer queued before a route change was made from the older
+	// snapshot: it is dropped, and the flow's next packet offers it again.
+	staleOffer(t, r, ft, func() {
+		r.nh.Store(nextHopsWith(withGWs, unrelated, other))
+		check("hostA's route gone", 2, 1, 4, 2) // the queued offer is not put yet
+	})
 }

@@ -1,5 +1,7 @@
 package ring
 
+import "net/netip"
+
 // OffloadFront is the length of the front an offloaded flow's packets get
 // through an IPv4 RLOC: Ethernet (14), outer IPv4 (20), UDP (8) and LISP
 // (8) headers; OffloadFront6 through an IPv6 RLOC, with an outer IPv6
@@ -37,6 +39,15 @@ type OffloadEntry struct {
 	CsBase   uint32
 	MaxInner uint16
 	Nonce    bool
+}
+
+// OuterDst is the outer destination (the RLOC) in e's Front.
+func (e *OffloadEntry) OuterDst() netip.Addr {
+	const eth = 14
+	if e.V6 {
+		return netip.AddrFrom16([16]byte(e.Front[eth+24 : eth+40]))
+	}
+	return netip.AddrFrom4([4]byte(e.Front[eth+16 : eth+20]))
 }
 
 // OffloadTable is a site interface's table of offloaded flows (ring/xsk:
@@ -91,6 +102,14 @@ type DecapEntry struct {
 	Ifindex int
 	Eth     [14]byte
 	NonceOK bool
+}
+
+// InnerDst is the flow's (inner) destination.
+func (e *DecapEntry) InnerDst() netip.Addr {
+	if e.InnerV6 {
+		return netip.AddrFrom16(e.Dst6)
+	}
+	return netip.AddrFrom4(e.Dst)
 }
 
 // DecapTable is a core interface's table of decapsulated flows (ring/xsk:

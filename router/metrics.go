@@ -62,7 +62,7 @@ func newCollector(r *Router) *collector {
 			"direction"),
 		nhEvents: d("nexthop_events_total", "The next-hop watcher's events: kernel link, route and neighbour events applied (events), next-hop snapshots published to the workers (snapshots), netlink sessions started over with a fresh dump (resyncs), kernel neighbour entries marked used for the fast path's packets (neigh_marked), and marks that found the entry already deleted (neigh_mark_gone).",
 			"event"),
-		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted), next-hop snapshots that lost neighbours alone, handled without an epoch (hop_batches), and the entries they deleted (hop_deleted).",
+		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted), next-hop snapshots that lost neighbours alone, handled without an epoch (hop_batches), and the entries they deleted (hop_deleted), next-hop snapshots of a route or link change, handled without an epoch (route_batches), and the entries whose next hop they changed, deleted (route_deleted).",
 			"event"),
 	}
 }
@@ -124,7 +124,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsEncap), fastpath.OffloadEncap.String())
 		ch <- prometheus.MustNewConstMetric(c.offFlows, prometheus.GaugeValue, float64(st.FlowsDecap), fastpath.OffloadDecap.String())
 		for k, v := range map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors, "pauses": st.Pauses,
-			"map_batches": st.MapBatches, "map_deleted": st.MapDeleted, "hop_batches": st.HopBatches, "hop_deleted": st.HopDeleted} {
+			"map_batches": st.MapBatches, "map_deleted": st.MapDeleted, "hop_batches": st.HopBatches, "hop_deleted": st.HopDeleted,
+			"route_batches": st.RouteBatches, "route_deleted": st.RouteDeleted} {
 			counter(c.offEvents, v, k)
 		}
 	}

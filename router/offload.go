@@ -187,7 +187,7 @@ func (r *Router) Offload() (OffloadInfo, bool, error) {
 		Decap: OffloadDirectionInfo{On: r.cfg.XDP.OffloadDecap, Paused: st.PausedDecap},
 		Counters: map[string]uint64{"epochs": st.Invalidations, "swept": st.Swept, "errors": st.Errors,
 			"pauses": st.Pauses, "map-batches": st.MapBatches, "map-deleted": st.MapDeleted,
-			"hop-batches": st.HopBatches, "hop-deleted": st.HopDeleted},
+			"hop-batches": st.HopBatches, "hop-deleted": st.HopDeleted, "route-batches": st.RouteBatches, "route-deleted": st.RouteDeleted},
 	}
 	if info.Encap.On {
 		info.Encap.Epoch = st.Epoch

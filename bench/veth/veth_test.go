@@ -96,6 +96,7 @@ type bench struct {
 	mapChurn int           // map-cache changes per second in rloc while trafgen runs (MAPCHURN)
 	mapBatch int           // the mappings each of them installs (MAPBATCH, default 1)
 	loss     int           // usable neighbour entries added and deleted per second in the DUT while trafgen runs (NEIGHLOSS)
+	routes   int           // routes added and deleted per second in the DUT while trafgen runs (ROUTECHURN)
 }
 
 // run executes argv in node and fails the benchmark on error.
@@ -218,7 +219,7 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	}
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
-	stopChurn, stopMaps, stopLoss := v.startChurn(b), v.startMapChurn(b, x), v.startLoss(b)
+	stopChurn, stopMaps, stopLoss, stopRoutes := v.startChurn(b), v.startMapChurn(b, x), v.startLoss(b), v.startRouteChurn(b)
 	start := time.Now()
 	err = c.Run()
 	r.wall = time.Since(start)
@@ -227,6 +228,9 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	}
 	if n := stopLoss(); v.loss > 0 {
 		b.Logf("%d neighbour entries added or deleted in the DUT during the run", n)
+	}
+	if n := stopRoutes(); v.routes > 0 {
+		b.Logf("%d routes added or deleted in the DUT during the run", n)
 	}
 	if n := stopMaps(); v.mapChurn > 0 {
 		b.Logf("%d map-cache changes in rloc during the run", n)
@@ -316,6 +320,28 @@ func (v *bench) startLoss(b *testing.B) func() int {
 			return nl.NeighDel(nb)
 		}
 		return nl.NeighSet(nb)
+	})
+}
+
+// startRouteChurn adds and deletes v.routes routes a second in the DUT
+// until the function it returns is called (which returns how many), as a
+// routing daemon does to a router's table: event n adds (n even) or
+// deletes (n odd) 198.18.(n/2%256).0/24 via 192.0.2.2 on out0, a prefix no
+// frame goes to. Each is a next-hop snapshot that may change any
+// adjacency, which before rloc compared snapshots started an offload
+// epoch.
+func (v *bench) startRouteChurn(b *testing.B) func() int {
+	if v.routes == 0 {
+		return func() int { return 0 }
+	}
+	nl, out0 := v.dutOut0(b)
+	return paced(b, "route churn", v.routes, func(n int) error {
+		r := &netlink.Route{LinkIndex: out0, Dst: &net.IPNet{IP: net.IPv4(198, 18, byte(n/2%256), 0), Mask: net.CIDRMask(24, 32)},
+			Gw: net.IPv4(192, 0, 2, 2)}
+		if n%2 == 1 {
+			return nl.RouteDel(r)
+		}
+		return nl.RouteReplace(r)
 	})
 }
 
@@ -585,6 +611,9 @@ func newBench(b *testing.B) *bench {
 	}
 	if n, err := strconv.Atoi(os.Getenv("NEIGHLOSS")); err == nil && n > 0 {
 		v.loss = min(n, 10000)
+	}
+	if n, err := strconv.Atoi(os.Getenv("ROUTECHURN")); err == nil && n > 0 {
+		v.routes = min(n, 10000)
 	}
 	// rloc's sockets are sized as rlocd sizes them for an xTR with two
 	// interfaces (xdp.ring_size, xdp.frames), RINGSIZE as its ring_size.

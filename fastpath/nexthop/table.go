@@ -192,6 +192,10 @@ type Snapshot struct {
 	precise bool
 	lost    []LinkDest
 	seq     uint64
+	// prev is the snapshot Table.Store published before this one, while
+	// this one is the latest (the next Store clears it): what OnStore's
+	// function compares against (Prev).
+	prev *Snapshot
 }
 
 // LinkDest is a link-layer destination: an interface and a MAC. A
@@ -466,6 +470,26 @@ func (s *Snapshot) Seq() uint64 {
 	return s.seq
 }
 
+// Prev is the snapshot the Table published just before s, while s is the
+// Table's latest (nil otherwise, and for a Table's first): for OnStore's
+// function, which may tell by comparing the two which resolved adjacencies
+// a snapshot that may change any of them (Lost reports false) changed.
+// Call it from the goroutine that stores snapshots.
+func (s *Snapshot) Prev() *Snapshot {
+	if s == nil {
+		return nil
+	}
+	return s.prev
+}
+
+// SameAdjacency reports whether s resolves dst as p does: the same status
+// and the same adjacency.
+func (s *Snapshot) SameAdjacency(p *Snapshot, dst netip.Addr) bool {
+	a, st := s.Resolve(dst)
+	b, pst := p.Resolve(dst)
+	return st == pst && a == b
+}
+
 // Table publishes Snapshots: the slow path Stores a new
 // snapshot whenever the kernel's tables change, workers Resolve against the
 // current one without locking (read-copy-update through an atomic pointer).
@@ -476,13 +500,20 @@ type Table struct {
 }
 
 // Store gives s its Seq and publishes it; readers see it from their next
-// Resolve. The function set by OnStore runs after it, in the caller's
+// Resolve. s remembers the snapshot it replaces (Prev) until the next
+// Store. The function set by OnStore runs after it, in the caller's
 // goroutine. Store each snapshot once, from one goroutine at a time.
 func (t *Table) Store(s *Snapshot) {
 	if s != nil {
 		s.seq = t.seq.Add(1)
 	}
-	t.p.Store(s)
+	old := t.p.Swap(s)
+	if old != nil {
+		old.prev = nil // only the latest holds one: no chain of past snapshots
+	}
+	if s != nil && s != old {
+		s.prev = old
+	}
 	if fn := t.onStore.Load(); fn != nil && !s.KeepsResolved() {
 		(*fn)(s)
 	}

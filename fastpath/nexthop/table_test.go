@@ -279,3 +279,43 @@ func BenchmarkNextHopResolve(b *testing.B) {
 		})
 	}
 }
+
+// TestTablePrev: a stored snapshot names the one it replaced (Prev) until
+// the next Store, which clears it (no chain of past snapshots stays
+// reachable); SameAdjacency compares two snapshots' resolution of an
+// address.
+func TestTablePrev(t *testing.T) {
+	var tab Table
+	s1, s2, s3 := testSnapshot(), testSnapshot(), NewSnapshot(nil, nil, nil)
+	var prevs []*Snapshot
+	tab.OnStore(func(s *Snapshot) { prevs = append(prevs, s.Prev()) })
+	tab.Store(s1)
+	tab.Store(s2)
+	if s2.Prev() != s1 || s1.Prev() != nil {
+		t.Fatalf("after two stores: the latest's Prev %p (want %p), the first's %p (want nil)", s2.Prev(), s1, s1.Prev())
+	}
+	tab.Store(s3)
+	if s3.Prev() != s2 || s2.Prev() != nil || s1.Prev() != nil {
+		t.Fatal("after a third store: a Prev other than the latest's not cleared")
+	}
+	if len(prevs) != 3 || prevs[0] != nil || prevs[1] != s1 || prevs[2] != s2 {
+		t.Fatalf("OnStore saw Prev %v, want nil, %p, %p", prevs, s1, s2)
+	}
+	if (*Snapshot)(nil).Prev() != nil {
+		t.Fatal("a nil snapshot's Prev")
+	}
+	for _, c := range []struct {
+		a, b *Snapshot
+		dst  string
+		want bool
+	}{
+		{s1, s2, "10.0.0.7", true},  // the same tables
+		{s2, s3, "10.0.0.7", false}, // resolved, then no route
+		{s3, s3, "10.0.0.7", true},  // no route in both
+		{s1, s2, "2001:db8::5", true},
+	} {
+		if got := c.a.SameAdjacency(c.b, netip.MustParseAddr(c.dst)); got != c.want {
+			t.Errorf("SameAdjacency(%s) = %v, want %v", c.dst, got, c.want)
+		}
+	}
+}

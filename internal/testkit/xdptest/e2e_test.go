@@ -118,6 +118,7 @@ type e2eOptions struct {
 	underlay6 bool        // the core has IPv6 addresses too, and both sites map the other's EIDs to its IPv6 RLOC (rloc6ITR, rloc6ETR)
 	eid6      bool        // udpFlow runs between the sites' IPv6 EIDs (hostA6 to hostB6)
 	loseNeigh bool        // with decap: testEndToEndOffload checks hostB's ARP entry at the ETR marked used after the flow, deletes it, then sends the flow again
+	routes    bool        // testEndToEndOffload changes the ITR's routes after the flow (changeRoutes), then sends the flow again
 }
 
 // startE2EWith is startE2E with the variations o.
@@ -297,7 +298,7 @@ func TestEndToEnd(t *testing.T) {
 // between IPv6 EIDs, which the ITR's site program encapsulates (offload_v6)
 // and the ETR's core program delivers. driver-decap-neighbours then sees
 // hostB's ARP entry at the ETR marked used (markedUsed) and deletes it
-// (loseNeighbour).
+// (loseNeighbour). driver-routes changes the ITR's routes (changeRoutes).
 func TestEndToEndOffload(t *testing.T) {
 	for _, m := range []struct {
 		name string
@@ -310,6 +311,7 @@ func TestEndToEndOffload(t *testing.T) {
 		{"driver-decap-ipv6-rlocs", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, underlay6: true}},
 		{"driver-decap-ipv6-eids", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, eid6: true}},
 		{"driver-decap-neighbours", e2eOptions{offload: true, decap: true, itrMode: xsk.XDPDriver, loseNeigh: true}},
+		{"driver-routes", e2eOptions{offload: true, itrMode: xsk.XDPDriver, routes: true}},
 	} {
 		t.Run(m.name, func(t *testing.T) { testEndToEndOffload(t, m.o) })
 	}
@@ -385,6 +387,71 @@ func testEndToEndOffload(t *testing.T, o e2eOptions) {
 	if o.loseNeigh {
 		markedUsed(t, e)
 		loseNeighbour(t, e, n)
+	}
+	if o.routes {
+		changeRoutes(t, e, n)
+	}
+}
+
+// changeRoutes adds routes at the ITR while its kernel encapsulates the
+// flow: one no flow goes by (to 198.51.100.0/24) deletes no entry, and a
+// host route to the ETR's RLOC through another gateway address (at the
+// ETR's MAC, so the packets still arrive) deletes the flow's entries; both
+// without an epoch (fastpath.Offload's NextHopsChanged). A second flow of n
+// datagrams arrives complete, mostly encapsulated by the kernel again.
+func changeRoutes(t *testing.T, e *e2e, n int) {
+	off := e.itr.Offload()
+	itr := e.l.Node("itr")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := itr.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	batch := func(what string, st0 fastpath.OffloadStats, change func()) fastpath.OffloadStats {
+		t.Helper()
+		change()
+		testkit.WaitFor(t, "the ITR's offload to follow "+what, func() error {
+			if off.Stats().RouteBatches == st0.RouteBatches {
+				return errors.New("no next-hop snapshot of a route change handled")
+			}
+			return nil
+		})
+		st := off.Stats()
+		t.Logf("after %s: %+v", what, st)
+		if st.Invalidations != st0.Invalidations {
+			t.Fatalf("%s: %d epochs started, want none", what, st.Invalidations-st0.Invalidations)
+		}
+		return st
+	}
+	st0 := off.Stats()
+	st1 := batch("an unrelated route", st0, func() { run("ip", "route", "add", "198.51.100.0/24", "via", rlocETR.String(), "dev", "core0") })
+	if st1.RouteDeleted != st0.RouteDeleted {
+		t.Fatalf("a route no flow goes by deleted %d entries", st1.RouteDeleted-st0.RouteDeleted)
+	}
+	mac, err := e.l.Node("etr").Command("cat", "/sys/class/net/core0/address").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("ip", "neigh", "replace", "192.0.2.3", "lladdr", strings.TrimSpace(string(mac)), "dev", "core0", "nud", "permanent")
+	st2 := batch("the RLOC's host route", off.Stats(), func() {
+		run("ip", "route", "add", rlocETR.String()+"/32", "via", "192.0.2.3", "dev", "core0")
+	})
+	if st2.RouteDeleted == st1.RouteDeleted {
+		t.Fatal("a host route to the RLOC through another gateway deleted no entry")
+	}
+	before, _, err := e.itr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.udpFlow(t, n, 30*time.Second)
+	e.checkNoDrops(t)
+	after, _, err := e.itr.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc := after[xsk.StatOffload] - before[xsk.StatOffload]; enc < uint64(n/2) {
+		t.Fatalf("after the route change the ITR's kernel encapsulated %d of %d datagrams, want most", enc, n)
 	}
 }
 

@@ -21,6 +21,7 @@ type fakeDecap struct {
 	failPut   error
 	failSweep error  // SweepDecap's, which then deletes nothing
 	deleting  func() // between SweepDecap's walk and its deletes
+	sweeps    int    // SweepDecap's calls
 }
 
 func newFakeDecap() *fakeDecap { return &fakeDecap{entries: map[decapKey]ring.DecapEntry{}} }
@@ -53,6 +54,7 @@ func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 func (f *fakeDecap) SetOffload(epoch, _ uint32) error { f.epoch = epoch; return nil }
 
 func (f *fakeDecap) SweepDecap(keep func(e *ring.DecapEntry, hits uint64) bool) (int, error) {
+	f.sweeps++
 	if f.failSweep != nil {
 		return 0, f.failSweep
 	}

@@ -142,7 +142,19 @@ type offloadTable struct {
 	// less those swept or deleted since: what MapChanged looks through
 	// (under Offload.puts).
 	live liveIndex
+	// puts counts the entries the workers put (under Offload.puts' read
+	// lock). empty says that the last Sweep left the table without an
+	// entry, when puts stood at emptyAt (both under Offload.puts): while
+	// puts still does, NextHopsChanged has nothing to walk there (a walk
+	// of an empty map still reads all its buckets, 0.15-0.25 ms).
+	puts    atomic.Uint64
+	empty   bool
+	emptyAt uint64
 }
+
+// idle reports whether t holds no entry: the last Sweep left it empty and
+// no worker put one since. The caller holds Offload.puts.
+func (t *offloadTable) idle() bool { return t.empty && t.puts.Load() == t.emptyAt }
 
 // OffloadDirection is one direction of the offload: the site tables'
 // (OffloadEncap) or the core tables' (OffloadDecap).
@@ -268,13 +280,13 @@ func (o *Offload) register(t *offloadTable) error {
 	return nil
 }
 
-// tableOf is the registered table of a site port's offload table or a core
-// port's reencap table, or nil.
-func (o *Offload) tableOf(t ring.OffloadTable, r ring.ReencapTable) *offloadTable {
+// tableOf is the registered table of a site port's offload table, or a
+// core port's reencap or decap table, or nil.
+func (o *Offload) tableOf(t ring.OffloadTable, r ring.ReencapTable, d ring.DecapTable) *offloadTable {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, x := range o.ts {
-		if t != nil && x.t == t || r != nil && x.r == r {
+		if t != nil && x.t == t || r != nil && x.r == r || d != nil && x.d == d {
 			return x
 		}
 	}
@@ -399,8 +411,8 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	var errs []error
 	deleted := 0
 	for _, t := range ts {
-		if paused[t.dir()] {
-			continue // Resume starts an epoch: no entry of now is used again
+		if paused[t.dir()] || t.idle() {
+			continue // Resume starts an epoch: no entry of now is used again; an idle table holds none
 		}
 		var n int
 		var err error
@@ -683,6 +695,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 				seen[k] = hits
 				return true
 			})
+			t.empty, t.emptyAt = live == 0 && err == nil, t.puts.Load()
 			o.puts.Unlock()
 			t.hits = seen
 			o.swept.Add(uint64(n))
@@ -709,6 +722,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 			seen[k] = hits
 			return true
 		})
+		t.empty, t.emptyAt = live == 0 && err == nil, t.puts.Load()
 		o.puts.Unlock()
 		t.hits = seen
 		o.swept.Add(uint64(n))
@@ -1077,8 +1091,13 @@ func (w *Worker) offloadFlush() {
 			continue
 		}
 		w.extra[ExtraOffloadPut]++
+		t := w.ports[q.slot].dtab
 		if q.d == nil {
+			t = w.ports[q.slot].otab
 			w.noteLive(q)
+		}
+		if t != nil { // nil: a table not registered, which no walk reads
+			t.puts.Add(1)
 		}
 	}
 	if locked {

@@ -27,6 +27,7 @@ type fakeOffload struct {
 	sets        int
 	puts        []ring.OffloadEntry
 	entries     map[offloadKey]*fakeEntry
+	sweeps      int // SweepOffload's calls
 	failPut     error
 	failSet     error
 	failDelete  error
@@ -67,6 +68,7 @@ func (f *fakeOffload) SetOffload(epoch, seed uint32) error {
 }
 
 func (f *fakeOffload) SweepOffload(keep func(e *ring.OffloadEntry, hits uint64) bool) (int, error) {
+	f.sweeps++
 	if f.during != nil {
 		f.during()
 	}
@@ -1518,4 +1520,53 @@ func TestOffloadRouteChange(t *testing.T) {
 		r.nh.Store(nextHopsWith(withGWs, unrelated, other))
 		check("hostA's route gone", 2, 1, 4, 2) // the queued offer is not put yet
 	})
+}
+
+// TestOffloadIdleTablesNotWalked: NextHopsChanged does not walk a table
+// the last Sweep left empty while no worker put an entry in it since (the
+// walk of an empty kernel map still reads all its buckets); it walks one
+// as soon as a worker put an entry there, and one that a Sweep left with
+// entries.
+func TestOffloadIdleTablesNotWalked(t *testing.T) {
+	r, ft, fd, off := hopsRig(t)
+	change := func(what string, encap, decap int) {
+		t.Helper()
+		e0, d0, st0 := ft.sweeps, fd.sweeps, off.Stats()
+		r.nh.Store(nextHopsWith(nil, nexthop.Route{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Gateway: gw4, IfIndex: 20}))
+		r.nh.Store(testNextHops())
+		if e, d := ft.sweeps, fd.sweeps; e-e0 != encap || d-d0 != decap {
+			t.Fatalf("%s: two route changes walked the encap table %d times and the decap table %d times, want %d and %d",
+				what, e-e0, d-d0, encap, decap)
+		}
+		if st := off.Stats(); st.Invalidations != st0.Invalidations || st.RouteBatches != st0.RouteBatches+2 {
+			t.Fatalf("%s: %d epochs, %d route batches", what, st.Invalidations-st0.Invalidations, st.RouteBatches-st0.RouteBatches)
+		}
+	}
+	change("never swept", 2, 2)
+	if err := off.Sweep(r.c); err != nil {
+		t.Fatal(err)
+	}
+	change("swept empty", 0, 0)
+	enc := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+	forwardOne(t, r, enc)
+	forwardOne(t, r, enc) // offered and put
+	if len(ft.entries) != 1 {
+		t.Fatalf("%d encap entries, want the flow's", len(ft.entries))
+	}
+	change("an encap entry put", 2, 0)
+	deliverOne(t, r, decapFrame(t, 64, 9, 0))
+	deliverOne(t, r, decapFrame(t, 64, 9, 0))
+	change("a decap entry put", 2, 2)
+	if err := off.Sweep(r.c); err != nil {
+		t.Fatal(err)
+	}
+	change("swept with entries", 2, 2)
+	off.Invalidate()
+	if err := off.Sweep(r.c); err != nil { // deletes the past epoch's
+		t.Fatal(err)
+	}
+	if len(ft.entries)+len(fd.entries) != 0 {
+		t.Fatalf("%d and %d entries after an epoch and a sweep", len(ft.entries), len(fd.entries))
+	}
+	change("swept empty again", 0, 0)
 }

@@ -265,6 +265,7 @@ type wport struct {
 	decap   ring.DecapTable   // PortConfig.Decap, nil without Config.Offload
 	reencap ring.ReencapTable // PortConfig.Reencap, nil without Config.Offload and Config.RTR
 	otab    *offloadTable     // the Offload's record of offload or reencap (its live index), nil for neither
+	dtab    *offloadTable     // the Offload's record of decap, nil without
 	pender  ring.RxPender     // the port, when it is one
 	ifindex int
 	ntx     int
@@ -470,17 +471,18 @@ func NewWorker(cfg Config) (*Worker, error) {
 				w.offers6 = new([offer6Slots]offer6Slot) // offer6's memo, not allocated per packet
 			}
 			if pc.Offload != nil {
-				p.otab = cfg.Offload.tableOf(pc.Offload, nil)
+				p.otab = cfg.Offload.tableOf(pc.Offload, nil, nil)
 			}
 		}
 		if !pc.Site && cfg.Offload != nil && pc.Decap != nil {
 			p.decap = pc.Decap
+			p.dtab = cfg.Offload.tableOf(nil, nil, pc.Decap)
 			p.pender, _ = pc.Port.(ring.RxPender)
 			w.decOn = true
 		}
 		if !pc.Site && cfg.Offload != nil && cfg.RTR && pc.Reencap != nil {
 			p.reencap = pc.Reencap
-			p.otab = cfg.Offload.tableOf(nil, pc.Reencap)
+			p.otab = cfg.Offload.tableOf(nil, pc.Reencap, nil)
 			p.pender, _ = pc.Port.(ring.RxPender)
 			if w.offers6 == nil {
 				w.offers6 = new([offer6Slots]offer6Slot)

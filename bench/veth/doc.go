@@ -23,7 +23,8 @@
 // DUT's out0 (hosts no frame goes to), as the kernel's garbage collector
 // does, and ROUTECHURN=n adds and deletes n routes a second in the DUT
 // (/24s of 198.18.0.0/16 via out0, which no frame goes to), as a routing
-// daemon does.
+// daemon does. While rloc runs with the offload, the benchmark sweeps it
+// once a second, as rlocd does.
 // Each load runs rloc twice: rloc-itr with ring/xsk's
 // default fill policy (fill rings kept full) and rloc-itr-adaptivefill with
 // the adaptive one (xsk.Options.AdaptiveFill), then io-only runs rloc's

@@ -220,6 +220,7 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
 	stopChurn, stopMaps, stopLoss, stopRoutes := v.startChurn(b), v.startMapChurn(b, x), v.startLoss(b), v.startRouteChurn(b)
+	stopSweeps := startSweeps(b, x)
 	start := time.Now()
 	err = c.Run()
 	r.wall = time.Since(start)
@@ -232,6 +233,7 @@ func (v *bench) generate(b *testing.B, x cpuTimer) result {
 	if n := stopRoutes(); v.routes > 0 {
 		b.Logf("%d routes added or deleted in the DUT during the run", n)
 	}
+	stopSweeps()
 	if n := stopMaps(); v.mapChurn > 0 {
 		b.Logf("%d map-cache changes in rloc during the run", n)
 	}
@@ -345,6 +347,34 @@ func (v *bench) startRouteChurn(b *testing.B) func() int {
 	})
 }
 
+// startSweeps sweeps x's kernel offload once a second, as rlocd's
+// housekeeping does (none for a variant without one), until the function
+// it returns is called.
+func startSweeps(b *testing.B, x cpuTimer) func() {
+	xt, ok := x.(*xdptest.XTR)
+	if !ok || xt.Offload() == nil {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for range 120 { // a run takes seconds: bounded anyway
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := xt.Offload().Sweep(xt.Cache()); err != nil {
+					b.Errorf("offload sweep: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
 // startMapChurn makes v.mapChurn map-cache changes a second in x's
 // map-cache (an rloc variant's; none for the kernel's) until the function
 // it returns is called (which returns how many): each installs a /24 of
@@ -407,7 +437,8 @@ func paced(b *testing.B, what string, rate int, do func(n int) error) func() int
 // one).
 func logEpochs(b *testing.B, x *xdptest.XTR) {
 	if o := x.Offload(); o != nil {
-		b.Logf("offload epochs started so far: %d", o.Stats().Invalidations)
+		st := o.Stats()
+		b.Logf("offload epochs started so far: %d (%+v)", st.Invalidations, st)
 	}
 }
 

@@ -35,12 +35,7 @@ type decapKey struct {
 }
 
 // decapKeyOf is e's flow and outer version.
-func decapKeyOf(e *ring.DecapEntry) decapKey {
-	if e.InnerV6 {
-		return decapKey{e.IID, netip.AddrFrom16(e.Dst6), e.V6}
-	}
-	return decapKey{e.IID, netip.AddrFrom4(e.Dst), e.V6}
-}
+func decapKeyOf(e *ring.DecapEntry) decapKey { return decapKey{e.IID, e.InnerDst(), e.V6} }
 
 func (f *fakeDecap) PutDecap(e *ring.DecapEntry) error {
 	if f.failPut != nil {

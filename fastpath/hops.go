@@ -88,8 +88,9 @@ type hopMemo [hopSlots]nextHop
 func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 	tp := unsafe.SliceData(tpl)
 	h := &w.hops[hopIndex(dst, tp)]
-	if h.dst != dst || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || h.snap != w.snap || h.snap == nil {
-		if h.dst != dst || unsafe.SliceData(h.tpl) != tp || len(h.tpl) != len(tpl) || !w.resume(h) {
+	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
+	if !same || h.snap != w.snap || h.snap == nil {
+		if !same || !w.resume(h) {
 			w.fillHop(h, dst, tpl)
 		}
 	}

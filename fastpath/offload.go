@@ -434,7 +434,7 @@ func (o *Offload) NextHopsChanged(s *nexthop.Snapshot) {
 	}
 	del.Add(uint64(deleted))
 	if errs != nil {
-		o.Invalidate() // an entry to a lost destination may be left
+		o.Invalidate() // an entry whose next hop went or moved may be left
 		return
 	}
 	ctr.Add(1)
@@ -685,10 +685,7 @@ func (o *Offload) Sweep(c *cache.Cache) error {
 					return false
 				}
 				live++
-				k := offloadKey{iid: e.IID, dst: netip.AddrFrom4(e.Dst), over6: e.V6}
-				if e.InnerV6 {
-					k.dst = netip.AddrFrom16(e.Dst6)
-				}
+				k := offloadKey{iid: e.IID, dst: e.InnerDst(), over6: e.V6}
 				if hits != t.hits[k] {
 					use(e.Ifindex, e.Eth[:6])
 				}
@@ -802,24 +799,15 @@ func (o *Offload) Flows(limit int) ([]OffloadFlow, int, error) {
 				if e.V6 {
 					r = netip.AddrFrom16(e.RLOC6)
 				}
-				eid := netip.AddrFrom4(e.Dst)
-				if e.InnerV6 {
-					eid = netip.AddrFrom16(e.Dst6)
-				}
-				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: eid, RLOC: r,
+				fl = append(fl, OffloadFlow{Direction: OffloadDecap, IID: e.IID, EID: e.InnerDst(), RLOC: r,
 					Ifindex: e.Ifindex, Over6: e.V6, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			})
 		} else {
 			cur := o.epoch.Load()
 			add := func(iid uint32, e *ring.OffloadEntry, hits uint64, reencap, over6 bool) bool {
-				const ip = wire.EthernetLen
-				r := netip.AddrFrom4([4]byte(e.Front[ip+16 : ip+20]))
-				if e.V6 {
-					r = netip.AddrFrom16([16]byte(e.Front[ip+24 : ip+40]))
-				}
 				fl = append(fl, OffloadFlow{Direction: OffloadEncap, Reencap: reencap, IID: iid, EID: keyOf(e).dst, Bucket: e.Bucket,
-					RLOC: r, Ifindex: e.Ifindex, Over6: over6, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
+					RLOC: e.OuterDst(), Ifindex: e.Ifindex, Over6: over6, Epoch: e.Epoch, Current: e.Epoch == cur && cur != 0, Packets: hits})
 				return true
 			}
 			if t.r != nil {
@@ -1065,8 +1053,9 @@ func (w *Worker) offloadFlush() {
 		if q.d == nil && q.cgen != w.off.cgen.Load() || q.hseq < w.off.hopSeq.Load() {
 			// Made from the map-cache before a change that MapChanged
 			// handled without an epoch, or from a next-hop snapshot
-			// older than one whose lost neighbours NextHopsChanged
-			// handled so: the entry might be one they deleted. The
+			// older than one NextHopsChanged handled so (lost
+			// neighbours, a route or link change): the entry might be
+			// one they deleted. The
 			// flow's next packet offers it again: an offer6 slot's tag
 			// is cleared here, and a flow memo slot or a delivery's next
 			// hop is filled anew anyway (the change moved the memo's

@@ -885,7 +885,7 @@ func TestOffloadMapChanges(t *testing.T) {
 		t.Fatalf("after the change the worker sent the flow to %v, want %v", dst, rlocOther4)
 	}
 	forwardOne(t, r, frame)
-	if e := ft.entries[key]; e == nil || [4]byte(e.e.Front[wire.EthernetLen+16:wire.EthernetLen+20]) != rlocOther4.As4() {
+	if e := ft.entries[key]; e == nil || e.e.OuterDst() != rlocOther4 {
 		t.Fatalf("the flow was not offered again with its new RLOC: %+v", e)
 	}
 
@@ -980,7 +980,7 @@ func TestOffloadMapChangesRandom(t *testing.T) {
 		}
 		held = max(held, len(ft.entries))
 		for k, e := range ft.entries {
-			got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
+			got := e.e.OuterDst()
 			m, ok := r.c.Lookup(iidSite, k.dst)
 			if !ok || m.Negative() || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
 				t.Fatalf("step %d: the kernel sends %v to %v, the map-cache says %v", step, k.dst, got, m)
@@ -1033,7 +1033,7 @@ func TestOffloadMapChangesConcurrent(t *testing.T) {
 		off.puts.Lock()
 		defer off.puts.Unlock()
 		for k, e := range ft.entries {
-			got := netip.AddrFrom4([4]byte(e.e.Front[wire.EthernetLen+16 : wire.EthernetLen+20]))
+			got := e.e.OuterDst()
 			if m, ok := r.c.Lookup(iidSite, k.dst); !ok || len(m.RLOCs()) != 1 || m.RLOCs()[0].Addr != got {
 				t.Fatalf("%s: the kernel sends %v to %v, the map-cache says %v", when, k.dst, got, m)
 			}

@@ -482,8 +482,8 @@ func (s *Snapshot) Prev() *Snapshot {
 	return s.prev
 }
 
-// SameAdjacency reports whether s resolves dst as p does: the same status
-// and the same adjacency.
+// SameAdjacency reports whether s resolves dst as p (not nil) does: the
+// same status and the same adjacency, the gateway's address included.
 func (s *Snapshot) SameAdjacency(p *Snapshot, dst netip.Addr) bool {
 	a, st := s.Resolve(dst)
 	b, pst := p.Resolve(dst)

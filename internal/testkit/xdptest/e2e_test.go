@@ -440,19 +440,30 @@ func changeRoutes(t *testing.T, e *e2e, n int) {
 	if st2.RouteDeleted == st1.RouteDeleted {
 		t.Fatal("a host route to the RLOC through another gateway deleted no entry")
 	}
-	before, _, err := e.itr.ProgramStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.udpFlow(t, n, 30*time.Second)
-	e.checkNoDrops(t)
-	after, _, err := e.itr.ProgramStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if enc := after[xsk.StatOffload] - before[xsk.StatOffload]; enc < uint64(n/2) {
+	if enc := kernelFlow(t, e, n, e.itr, false); enc < uint64(n/2) {
 		t.Fatalf("after the route change the ITR's kernel encapsulated %d of %d datagrams, want most", enc, n)
 	}
+}
+
+// kernelFlow sends a flow of n datagrams (udpFlow, none lost) and returns
+// how many of them x's kernel programs finished: its site program's
+// (encapsulated), or with core its core program's (decapsulated).
+func kernelFlow(t *testing.T, e *e2e, n int, x *XTR, core bool) uint64 {
+	t.Helper()
+	offloaded := func() uint64 {
+		site, c, err := x.ProgramStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if core {
+			return c[xsk.StatOffload]
+		}
+		return site[xsk.StatOffload]
+	}
+	before := offloaded()
+	e.udpFlow(t, n, 30*time.Second)
+	e.checkNoDrops(t)
+	return offloaded() - before
 }
 
 // markedUsed: the ETR's kernel delivered the flow to hostB, passing no
@@ -516,17 +527,7 @@ func loseNeighbour(t *testing.T, e *e2e, n int) {
 	if got, err := e.l.Ping("ha", hostB4, 3, 2*time.Second); err != nil || got == 0 {
 		t.Fatalf("ping after the deletion: %d of 3 replies (%v)", got, err)
 	}
-	_, d0, err := e.etr.ProgramStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.udpFlow(t, n, 30*time.Second)
-	e.checkNoDrops(t)
-	_, d1, err := e.etr.ProgramStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dec := d1[xsk.StatOffload] - d0[xsk.StatOffload]; dec < uint64(n/2) {
+	if dec := kernelFlow(t, e, n, e.etr, true); dec < uint64(n/2) {
 		t.Fatalf("after the deletion the ETR's kernel decapsulated %d of %d datagrams, want most", dec, n)
 	}
 }

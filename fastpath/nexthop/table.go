@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+
+	"github.com/gaissmai/bart"
 )
 
 // AdjStatus is the outcome of a next-hop resolution.
@@ -105,15 +107,24 @@ type Neighbour struct {
 	Valid bool
 }
 
-// nhRoute is a route with its precomputed result.
-type nhRoute struct {
-	adj       Adjacency
-	status    AdjStatus // for gateway routes; the base status for connected ones
-	connected bool
+// nextHop is what a route holds in a Snapshot's trie: where it leaves and
+// through which gateway. The adjacency is put together when an address is
+// resolved, from the link and the neighbour entry of the snapshot, so a
+// neighbour or link change leaves the trie (shared by the snapshots the
+// Watcher publishes) as it is.
+type nextHop struct {
+	gw      netip.Addr // the zero Addr: directly connected
+	ifindex int32
+	reject  bool
 }
 
-// lpmKey is an address (or masked prefix) in two words plus the prefix
-// length; IPv4 uses lo only.
+// routeTrie holds the routes of a Snapshot, both families: an immutable
+// value once published (the Watcher derives the next one with persistent
+// updates, which copy the paths they change and share the rest).
+type routeTrie = bart.Fast[nextHop]
+
+// lpmKey is an address in two words plus its length in bits (and, for
+// neighbour keys, the interface index: see neighKey); IPv4 uses lo only.
 type lpmKey struct {
 	hi, lo uint64
 	bits   uint32
@@ -166,20 +177,17 @@ func (t *exactTable) get(k lpmKey) int32 {
 	}
 }
 
-// lpmFamily is the longest-prefix-match structure of one address family:
-// one hash probe per prefix length present, longest first.
-type lpmFamily struct {
-	lens []uint32 // distinct prefix lengths, descending
-	tab  exactTable
-}
-
-// Snapshot is an immutable snapshot of the adjacency table: routes with
-// their next hops' Ethernet details precomputed, plus the neighbour table for
-// connected destinations. Build it with NewSnapshot and publish it with
-// Table.Store.
+// Snapshot is an immutable snapshot of the adjacency table: the routes in
+// a trie, the links and the neighbour table, from which Resolve puts
+// together an address's adjacency. Build it with NewSnapshot and publish
+// it with Table.Store.
 type Snapshot struct {
-	v4, v6 lpmFamily
-	routes []nhRoute
+	routes *routeTrie
+	// out is each link's adjacency but for the next hop (status
+	// AdjIncomplete when the fast path owns the link and it is up, else
+	// final); link finds it by interface index.
+	out    []egress
+	link   exactTable // ifindex → index into out
 	neigh  exactTable // (addr, ifindex) → index into neighs
 	neighs []Neighbour
 	// mcast is the adjacency of the Multicast link (mcastOK: there is one,
@@ -218,27 +226,6 @@ func addrKey(a netip.Addr) lpmKey {
 	return lpmKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: 128}
 }
 
-// masked keeps the first bits bits of k (an address key).
-func (k lpmKey) masked(bits uint32) lpmKey {
-	if k.bits == 32 {
-		if bits == 0 {
-			return lpmKey{bits: 0}
-		}
-		return lpmKey{lo: k.lo &^ (1<<(32-bits) - 1), bits: bits}
-	}
-	switch {
-	case bits == 0:
-		return lpmKey{bits: 0}
-	case bits < 64:
-		return lpmKey{hi: k.hi &^ (1<<(64-bits) - 1), bits: bits}
-	case bits == 64:
-		return lpmKey{hi: k.hi, bits: bits}
-	case bits < 128:
-		return lpmKey{hi: k.hi, lo: k.lo &^ (1<<(128-bits) - 1), bits: bits}
-	}
-	return lpmKey{hi: k.hi, lo: k.lo, bits: bits}
-}
-
 func neighKey(a netip.Addr, ifindex int32) lpmKey {
 	k := addrKey(a)
 	k.bits |= uint32(ifindex) << 8
@@ -250,19 +237,37 @@ func neighKey(a netip.Addr, ifindex int32) lpmKey {
 // prefixes the last one wins. Routes whose interface is not in links resolve
 // as AdjKernel.
 func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
-	s := &Snapshot{neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
+	t := new(routeTrie)
+	for _, r := range routes {
+		if r.Prefix.IsValid() {
+			t.Insert(r.Prefix.Masked(), r.hop())
+		}
+	}
+	return newSnapshot(links, t, neighs)
+}
+
+// hop is what r's prefix maps to in a trie.
+func (r Route) hop() nextHop {
+	if r.Reject {
+		return nextHop{reject: true}
+	}
+	return nextHop{gw: r.Gateway.Unmap(), ifindex: r.IfIndex}
+}
+
+// newSnapshot makes a snapshot of routes (which it shares, and nobody may
+// change any more), links and neighs (which it copies). Of two links with
+// one index, the first counts.
+func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour) *Snapshot {
+	s := &Snapshot{routes: routes, out: make([]egress, len(links)), link: newExactTable(len(links)),
+		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
+	for i := len(links) - 1; i >= 0; i-- {
+		s.out[i] = egressOf(links[i])
+		s.link.put(linkKey(links[i].Index), int32(i))
+	}
 	for i, n := range s.neighs {
 		if n.Addr.IsValid() {
 			s.neigh.put(neighKey(n.Addr.Unmap(), n.IfIndex), int32(i))
 		}
-	}
-	linkByIndex := func(idx int32) (Link, bool) {
-		for _, l := range links {
-			if l.Index == idx {
-				return l, true
-			}
-		}
-		return Link{}, false
 	}
 	for _, l := range links {
 		if l.Multicast && l.Up && l.Port >= 0 && l.Port <= 0xffff {
@@ -271,60 +276,43 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 			break
 		}
 	}
-	var n4, n6 int
-	for _, r := range routes {
-		if r.Prefix.Addr().Is4() {
-			n4++
-		} else {
-			n6++
-		}
-	}
-	s.v4.tab, s.v6.tab = newExactTable(n4), newExactTable(n6)
-	for _, r := range routes {
-		if !r.Prefix.IsValid() {
-			continue
-		}
-		p := r.Prefix.Masked()
-		nr := nhRoute{}
-		l, ok := linkByIndex(r.IfIndex)
-		switch {
-		case r.Reject:
-			nr.status = AdjNoRoute
-		case !ok || l.Port < 0 || l.Port > 0xffff:
-			nr.status = AdjKernel
-			nr.adj.IfIndex = r.IfIndex
-		case !l.Up:
-			nr.status = AdjNoRoute
-		default:
-			nr.adj = Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}
-			if r.Gateway.IsValid() {
-				gw := r.Gateway.Unmap()
-				nr.adj.NextHop = gw
-				nr.status = AdjIncomplete
-				if i := s.neigh.get(neighKey(gw, l.Index)); i >= 0 && s.neighs[i].Valid {
-					nr.adj.DstMAC = s.neighs[i].MAC
-					nr.status = AdjResolved
-				}
-			} else {
-				nr.connected = true
-				nr.status = AdjIncomplete
-			}
-		}
-		idx := int32(len(s.routes))
-		s.routes = append(s.routes, nr)
-		fam := &s.v6
-		if p.Addr().Is4() {
-			fam = &s.v4
-		}
-		bits := uint32(p.Bits())
-		fam.tab.put(addrKey(p.Addr()).masked(bits), idx)
-		if !slices.Contains(fam.lens, bits) {
-			fam.lens = append(fam.lens, bits)
-		}
-	}
-	slices.SortFunc(s.v4.lens, func(a, b uint32) int { return int(b) - int(a) })
-	slices.SortFunc(s.v6.lens, func(a, b uint32) int { return int(b) - int(a) })
 	return s
+}
+
+// linkKey is the exactTable key of an interface index (the only keys of
+// their table).
+func linkKey(idx int32) lpmKey { return lpmKey{lo: uint64(uint32(idx))} }
+
+// egress is a route's adjacency through a link, up to the next hop.
+type egress struct {
+	adj Adjacency
+	st  AdjStatus
+}
+
+// egressOf is the egress through l: AdjIncomplete (all but the next hop)
+// when the fast path owns l and l is up.
+func egressOf(l Link) egress {
+	switch {
+	case l.Port < 0 || l.Port > 0xffff:
+		return egress{Adjacency{IfIndex: l.Index}, AdjKernel}
+	case !l.Up:
+		return egress{Adjacency{}, AdjNoRoute}
+	}
+	return egress{Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}, AdjIncomplete}
+}
+
+// egress is the adjacency of route r up to the next hop's MAC: its status
+// is AdjIncomplete when r leaves through a link of the fast path's that is
+// up, and otherwise final.
+func (s *Snapshot) egress(r nextHop) (Adjacency, AdjStatus) {
+	if r.reject {
+		return Adjacency{}, AdjNoRoute
+	}
+	i := s.link.get(linkKey(r.ifindex))
+	if i < 0 {
+		return Adjacency{IfIndex: r.ifindex}, AdjKernel
+	}
+	return s.out[i].adj, s.out[i].st
 }
 
 // Resolve finds how to reach dst: the longest matching route, its gateway's
@@ -332,35 +320,29 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 // nor allocates.
 func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	dst = dst.Unmap()
-	fam := &s.v6
-	if dst.Is4() {
-		fam = &s.v4
-	} else if !dst.Is6() {
+	if !dst.Is4() && !dst.Is6() {
 		return Adjacency{}, AdjNoRoute
 	}
 	if dst.IsMulticast() {
-		return s.resolveMulticast(dst, fam)
+		return s.resolveMulticast(dst)
 	}
-	k := addrKey(dst)
-	for _, bits := range fam.lens {
-		i := fam.tab.get(k.masked(bits))
-		if i < 0 {
-			continue
-		}
-		r := &s.routes[i]
-		if !r.connected {
-			return r.adj, r.status
-		}
-		adj := r.adj
-		adj.NextHop = dst
-		k.bits |= uint32(adj.IfIndex) << 8
-		if n := s.neigh.get(k); n >= 0 && s.neighs[n].Valid {
-			adj.DstMAC = s.neighs[n].MAC
-			return adj, AdjResolved
-		}
-		return adj, AdjIncomplete
+	r, ok := s.routes.Lookup(dst)
+	if !ok {
+		return Adjacency{}, AdjNoRoute
 	}
-	return Adjacency{}, AdjNoRoute
+	adj, st := s.egress(r)
+	if st != AdjIncomplete {
+		return adj, st
+	}
+	adj.NextHop = dst
+	if r.gw.IsValid() {
+		adj.NextHop = r.gw
+	}
+	if n := s.neigh.get(neighKey(adj.NextHop, adj.IfIndex)); n >= 0 && s.neighs[n].Valid {
+		adj.DstMAC = s.neighs[n].MAC
+		return adj, AdjResolved
+	}
+	return adj, AdjIncomplete
 }
 
 // resolveMulticast resolves an underlay multicast group (a G-RLOC): no
@@ -368,28 +350,20 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 // MAC address (RFC 1112 §6.4, RFC 2464 §7). The egress is the link of a
 // route covering the group more specifically than the default route; else
 // the Multicast link; else the default route's link.
-func (s *Snapshot) resolveMulticast(dst netip.Addr, fam *lpmFamily) (Adjacency, AdjStatus) {
-	k := addrKey(dst)
-	for _, bits := range fam.lens {
-		if bits == 0 && s.mcastOK {
-			break
+func (s *Snapshot) resolveMulticast(dst netip.Addr) (Adjacency, AdjStatus) {
+	p, r, ok := s.routes.LookupPrefixLPM(netip.PrefixFrom(dst, dst.BitLen()))
+	if !ok || (p.Bits() == 0 && s.mcastOK) {
+		if !s.mcastOK {
+			return Adjacency{}, AdjNoRoute
 		}
-		i := fam.tab.get(k.masked(bits))
-		if i < 0 {
-			continue
-		}
-		r := &s.routes[i]
-		if r.status == AdjNoRoute || r.status == AdjKernel {
-			return r.adj, r.status
-		}
-		adj := r.adj
+		adj := s.mcast
 		adj.NextHop, adj.DstMAC = dst, MulticastMAC(dst)
 		return adj, AdjResolved
 	}
-	if !s.mcastOK {
-		return Adjacency{}, AdjNoRoute
+	adj, st := s.egress(r)
+	if st != AdjIncomplete {
+		return adj, st
 	}
-	adj := s.mcast
 	adj.NextHop, adj.DstMAC = dst, MulticastMAC(dst)
 	return adj, AdjResolved
 }
@@ -412,7 +386,7 @@ func MulticastMAC(g netip.Addr) [6]byte {
 }
 
 // Routes returns the number of routes in the snapshot.
-func (s *Snapshot) Routes() int { return len(s.routes) }
+func (s *Snapshot) Routes() int { return s.routes.Size() }
 
 // Neighbours returns the number of neighbour entries in the snapshot.
 func (s *Snapshot) Neighbours() int { return len(s.neighs) }

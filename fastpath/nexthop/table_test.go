@@ -1,7 +1,9 @@
 package nexthop
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -316,6 +318,135 @@ func TestTablePrev(t *testing.T) {
 	} {
 		if got := c.a.SameAdjacency(c.b, netip.MustParseAddr(c.dst)); got != c.want {
 			t.Errorf("SameAdjacency(%s) = %v, want %v", c.dst, got, c.want)
+		}
+	}
+}
+
+// refResolve is Resolve written the plain way, for the tests to hold
+// snapshots to: the longest of the routes holding dst (of two with one
+// prefix, the last), the first link with the route's index, the last
+// neighbour entry with the next hop's address and the link's index.
+func refResolve(links []Link, routes []Route, neighs []Neighbour, dst netip.Addr) (Adjacency, AdjStatus) {
+	dst = dst.Unmap()
+	if !dst.Is4() && !dst.Is6() {
+		return Adjacency{}, AdjNoRoute
+	}
+	best := -1
+	for i, r := range routes {
+		if r.Prefix.IsValid() && r.Prefix.Contains(dst) && (best < 0 || r.Prefix.Bits() >= routes[best].Prefix.Bits()) {
+			best = i
+		}
+	}
+	mc := dst.IsMulticast()
+	mcLink := slices.IndexFunc(links, func(l Link) bool { return l.Multicast && l.Up && l.Port >= 0 && l.Port <= 0xffff })
+	if mc && mcLink >= 0 && (best < 0 || routes[best].Prefix.Bits() == 0) {
+		l := links[mcLink]
+		return Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU, NextHop: dst, DstMAC: MulticastMAC(dst)}, AdjResolved
+	}
+	if best < 0 || routes[best].Reject {
+		return Adjacency{}, AdjNoRoute
+	}
+	r := routes[best]
+	li := slices.IndexFunc(links, func(l Link) bool { return l.Index == r.IfIndex })
+	if li < 0 || links[li].Port < 0 || links[li].Port > 0xffff {
+		return Adjacency{IfIndex: r.IfIndex}, AdjKernel
+	}
+	l := links[li]
+	if !l.Up {
+		return Adjacency{}, AdjNoRoute
+	}
+	adj := Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU, NextHop: dst}
+	if mc {
+		adj.DstMAC = MulticastMAC(dst)
+		return adj, AdjResolved
+	}
+	if r.Gateway.IsValid() {
+		adj.NextHop = r.Gateway.Unmap()
+	}
+	st := AdjIncomplete
+	for _, n := range neighs {
+		if n.Addr.Unmap() == adj.NextHop && n.IfIndex == l.Index {
+			adj.DstMAC, st = [6]byte{}, AdjIncomplete
+			if n.Valid {
+				adj.DstMAC, st = n.MAC, AdjResolved
+			}
+		}
+	}
+	return adj, st
+}
+
+// randomTables makes links, routes and neighbour entries over a small
+// address space, so that prefixes nest and next hops are shared: links
+// the fast path owns or not, up or down, one of them the Multicast link;
+// routes connected, through a gateway or rejecting, some through a link
+// that is not there; neighbour entries usable or not, some twice.
+func randomTables(rng *rand.Rand, nRoutes int) ([]Link, []Route, []Neighbour) {
+	links := []Link{
+		{Index: 2, MAC: macA, MTU: 1500, Port: 0, Up: true, Multicast: rng.IntN(2) == 0},
+		{Index: 3, MAC: macB, MTU: 9000, Port: 1, Up: true},
+		{Index: 4, MAC: macB, MTU: 1500, Port: 2, Up: false},
+		{Index: 5, Port: -1, Up: true},
+		{Index: 3, MAC: macA, MTU: 1400, Port: 3, Up: true}, // a second index 3: the first counts
+	}
+	addr := func(v6 bool) netip.Addr {
+		if v6 {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(rng.IntN(4)), 15: byte(rng.IntN(256))})
+		}
+		if rng.IntN(8) == 0 {
+			return netip.AddrFrom4([4]byte{239, 1, byte(rng.IntN(4)), byte(rng.IntN(256))})
+		}
+		return netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(4)), byte(rng.IntN(256))})
+	}
+	var routes []Route
+	for range nRoutes {
+		v6 := rng.IntN(3) == 0
+		a := addr(v6)
+		bits := rng.IntN(a.BitLen() + 1)
+		if rng.IntN(2) == 0 {
+			bits = a.BitLen() - rng.IntN(11)
+		}
+		r := Route{Prefix: netip.PrefixFrom(a, bits).Masked(), IfIndex: int32(2 + rng.IntN(5))}
+		switch rng.IntN(6) {
+		case 0:
+			r.Reject = true
+		case 1, 2:
+		default:
+			r.Gateway = addr(v6)
+		}
+		routes = append(routes, r)
+	}
+	var neighs []Neighbour
+	for range 3 * nRoutes {
+		neighs = append(neighs, Neighbour{Addr: addr(rng.IntN(3) == 0), IfIndex: int32(2 + rng.IntN(3)),
+			MAC: [6]byte{2, 0, 0, 1, byte(rng.IntN(256)), byte(rng.IntN(256))}, Valid: rng.IntN(4) != 0})
+	}
+	return links, routes, neighs
+}
+
+// TestSnapshotResolveReference: Resolve gives what refResolve does, over
+// random tables and addresses (unicast and multicast, both families).
+func TestSnapshotResolveReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 42))
+	for round := range 50 {
+		links, routes, neighs := randomTables(rng, 1+rng.IntN(60))
+		s := NewSnapshot(links, routes, neighs)
+		for i := range 400 {
+			var dst netip.Addr
+			switch i % 4 {
+			case 0:
+				dst = routes[rng.IntN(len(routes))].Prefix.Addr()
+			case 1:
+				dst = neighs[rng.IntN(len(neighs))].Addr
+			case 2:
+				dst = netip.AddrFrom4([4]byte{byte([]int{10, 239, 8}[rng.IntN(3)]), 0, byte(rng.IntN(4)), byte(rng.IntN(256))})
+			default:
+				dst = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(rng.IntN(4)), 15: byte(rng.IntN(256))})
+			}
+			adj, st := s.Resolve(dst)
+			wadj, wst := refResolve(links, routes, neighs, dst)
+			if st != wst || adj != wadj {
+				t.Fatalf("round %d: Resolve(%s) = %v %+v, want %v %+v", round, dst, st, adj, wst, wadj)
+			}
 		}
 	}
 }

@@ -52,10 +52,17 @@ type WatcherConfig struct {
 // defaultReceiveBuffer is WatcherConfig.ReceiveBuffer's default.
 const defaultReceiveBuffer = 4 << 20
 
-type routeKey struct {
-	prefix   netip.Prefix
-	priority int
-	tos      int
+// routeAlt is one of a prefix's routes in the main table: the kernel keeps
+// one per (priority, TOS), and the one with the lowest priority, then TOS,
+// is the prefix's route in the snapshots.
+type routeAlt struct {
+	priority, tos int
+	hop           nextHop
+}
+
+// better reports whether a wins over b.
+func (a routeAlt) better(b routeAlt) bool {
+	return a.priority < b.priority || (a.priority == b.priority && a.tos < b.tos)
 }
 
 type neighID struct {
@@ -66,7 +73,8 @@ type neighID struct {
 // Watcher mirrors the kernel's tables into a Table: it dumps links, routes
 // (main table) and neighbours over rtnetlink, subscribes to their changes and
 // publishes a new immutable Snapshot after each burst of events that changed
-// what a Snapshot holds: a neighbour going from REACHABLE to STALE with the
+// what a Snapshot holds (the routes' trie by persistent updates of the
+// prefixes that changed: flushRoutes): a neighbour going from REACHABLE to STALE with the
 // same MAC, or a link event that leaves its MAC, MTU and state alone,
 // publishes nothing (every Snapshot makes the workers refill their next-hop
 // memos). A Snapshot published for neighbour entries alone that were absent
@@ -89,7 +97,10 @@ type Watcher struct {
 	mark      *nl.SocketHandle // markUsed's requests (the library's Handle has no update without create)
 	force     bool             // the subscriptions' ReceiveBuffer is set past rmem_max (canForce)
 	links     map[int32]Link
-	routes    map[routeKey]Route
+	routes    map[netip.Prefix][]routeAlt // the main table's routes, by prefix
+	gateways  map[neighID]int             // the routes through each gateway (manage's)
+	trie      *routeTrie                  // the routes of the last snapshot published (nil: none yet)
+	dirty     map[netip.Prefix]struct{}   // the prefixes whose routes changed since
 	neighs    map[neighID]Neighbour
 	dynamic   map[neighID]bool      // the neighbours in a state the kernel's use moves (usedNUD): those markUsed marks
 	requested map[neighID]time.Time // last resolution request per gateway
@@ -445,10 +456,7 @@ func (w *Watcher) dump() error {
 	if err != nil {
 		return fmt.Errorf("nexthop: dump: %w", err)
 	}
-	w.links = map[int32]Link{}
-	w.routes = map[routeKey]Route{}
-	w.neighs = map[neighID]Neighbour{}
-	w.dynamic = map[neighID]bool{}
+	w.reset()
 	w.change(true) // a first snapshot, or one after a failed run: all may differ
 	for _, l := range links {
 		w.setLink(l)
@@ -460,6 +468,17 @@ func (w *Watcher) dump() error {
 		w.applyNeigh(unix.RTM_NEWNEIGH, &neighs[i])
 	}
 	return nil
+}
+
+// reset forgets the kernel's state, the last published routes' too: the
+// next publish builds its trie anew.
+func (w *Watcher) reset() {
+	w.links = map[int32]Link{}
+	w.routes = map[netip.Prefix][]routeAlt{}
+	w.gateways = map[neighID]int{}
+	w.trie, w.dirty = nil, map[netip.Prefix]struct{}{}
+	w.neighs = map[neighID]Neighbour{}
+	w.dynamic = map[neighID]bool{}
 }
 
 func (w *Watcher) setLink(l netlink.Link) {
@@ -529,10 +548,13 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		if deleteIfPresent(w.links, idx) {
 			w.change(true)
 		}
-		for k, r := range w.routes {
-			if r.IfIndex == idx {
-				delete(w.routes, k)
-				w.change(true)
+		for p, alts := range w.routes {
+			if slices.ContainsFunc(alts, func(a routeAlt) bool { return a.hop.ifindex == idx }) {
+				for _, a := range slices.Clone(alts) {
+					if a.hop.ifindex == idx {
+						w.dropRoute(p, a.priority, a.tos)
+					}
+				}
 			}
 		}
 		for k, n := range w.neighs {
@@ -582,11 +604,8 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 	if !p.IsValid() {
 		return
 	}
-	key := routeKey{prefix: p, priority: r.Priority, tos: r.Tos}
 	if typ == unix.RTM_DELROUTE {
-		if deleteIfPresent(w.routes, key) {
-			w.change(true)
-		}
+		w.dropRoute(p, r.Priority, r.Tos)
 		return
 	}
 	nr := Route{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
@@ -601,8 +620,55 @@ func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 	default:
 		return
 	}
-	if setIfChanged(w.routes, key, nr) {
-		w.change(true)
+	w.putRoute(p, routeAlt{priority: r.Priority, tos: r.Tos, hop: nr.hop()})
+}
+
+// putRoute adds or replaces prefix p's route of a's priority and TOS.
+func (w *Watcher) putRoute(p netip.Prefix, a routeAlt) {
+	alts := w.routes[p]
+	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == a.priority && o.tos == a.tos })
+	if i >= 0 {
+		if alts[i] == a {
+			return
+		}
+		w.countGateway(alts[i].hop, -1)
+		alts[i] = a
+	} else {
+		w.routes[p] = append(alts, a)
+	}
+	w.countGateway(a.hop, 1)
+	w.dirty[p] = struct{}{}
+	w.change(true)
+}
+
+// dropRoute deletes prefix p's route of that priority and TOS, if any.
+func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
+	alts := w.routes[p]
+	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == priority && o.tos == tos })
+	if i < 0 {
+		return
+	}
+	w.countGateway(alts[i].hop, -1)
+	if alts = slices.Delete(alts, i, i+1); len(alts) == 0 {
+		delete(w.routes, p)
+	} else {
+		w.routes[p] = alts
+	}
+	w.dirty[p] = struct{}{}
+	w.change(true)
+}
+
+// countGateway counts (by +1 or -1) a route through h's gateway, if it
+// has one.
+func (w *Watcher) countGateway(h nextHop, by int) {
+	if h.reject || !h.gw.IsValid() {
+		return
+	}
+	k := neighID{addr: h.gw, ifindex: h.ifindex}
+	if n := w.gateways[k] + by; n > 0 {
+		w.gateways[k] = n
+	} else {
+		delete(w.gateways, k)
 	}
 }
 
@@ -676,16 +742,7 @@ func allZero(b []byte) bool {
 // publish builds and stores a snapshot. For each prefix the route with the
 // lowest metric wins.
 func (w *Watcher) publish() {
-	best := map[netip.Prefix]routeKey{}
-	for k := range w.routes {
-		if b, ok := best[k.prefix]; !ok || k.priority < b.priority || (k.priority == b.priority && k.tos < b.tos) {
-			best[k.prefix] = k
-		}
-	}
-	routes := make([]Route, 0, len(best))
-	for _, k := range best {
-		routes = append(routes, w.routes[k])
-	}
+	w.flushRoutes()
 	links := make([]Link, 0, len(w.links))
 	for _, l := range w.links {
 		links = append(links, l)
@@ -694,7 +751,7 @@ func (w *Watcher) publish() {
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	s := NewSnapshot(links, routes, neighs)
+	s := newSnapshot(links, w.trie, neighs)
 	if !w.moved {
 		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
 	}
@@ -702,6 +759,82 @@ func (w *Watcher) publish() {
 	w.publishes.Add(1)
 	w.changed, w.moved = false, false
 	clear(w.lost)
+}
+
+// flushRoutes brings w.trie up to w.routes. The trie the last snapshot
+// holds is shared with the workers, so it is never changed: the prefixes
+// that changed since are put in a new one with persistent updates, which
+// copy the paths they change and share the rest (a burst's insertions in
+// one union, so that a path they share is copied once). When more than
+// about one prefix in 64 changed, it is cheaper to copy the whole trie
+// and change the copy in place; a first trie (after a dump) is built in
+// place.
+func (w *Watcher) flushRoutes() {
+	t, owned := w.trie, false
+	switch {
+	case t == nil:
+		t, owned = new(routeTrie), true
+		for p, alts := range w.routes {
+			t.Insert(p, bestRoute(alts))
+		}
+		w.dirty = map[netip.Prefix]struct{}{} // not clear: a map's walk reads all it ever held
+	case len(w.dirty) > rebuildMin+t.Size()/rebuildFactor:
+		t, owned = t.Clone(), true
+	}
+	var ins *routeTrie
+	for p := range w.dirty {
+		alts, ok := w.routes[p]
+		switch {
+		case owned && ok:
+			t.Insert(p, bestRoute(alts))
+		case owned:
+			t.Delete(p)
+		case ok:
+			if h := bestRoute(alts); !same(w.trie, p, h) {
+				if ins == nil {
+					ins = new(routeTrie)
+				}
+				ins.Insert(p, h)
+			}
+		default:
+			if _, had := t.Get(p); had {
+				t = t.DeletePersist(p)
+			}
+		}
+	}
+	if ins != nil {
+		t = t.UnionPersist(ins)
+	}
+	if len(w.dirty) > rebuildMin {
+		w.dirty = map[netip.Prefix]struct{}{}
+	} else {
+		clear(w.dirty)
+	}
+	w.trie = t
+}
+
+// rebuildMin and rebuildFactor set when flushRoutes copies the trie: when
+// more than rebuildMin + size/rebuildFactor prefixes changed.
+const (
+	rebuildMin    = 256
+	rebuildFactor = 64
+)
+
+// same reports whether t maps p to h.
+func same(t *routeTrie, p netip.Prefix, h nextHop) bool {
+	v, ok := t.Get(p)
+	return ok && v == h
+}
+
+// bestRoute is the next hop of the best of a prefix's routes.
+func bestRoute(alts []routeAlt) nextHop {
+	b := alts[0]
+	for _, a := range alts[1:] {
+		if a.better(b) {
+			b = a
+		}
+	}
+	return b.hop
 }
 
 // manage asks the kernel to resolve, and keep resolved, every gateway of a
@@ -713,12 +846,11 @@ func (w *Watcher) manage() {
 	}
 	now := time.Now()
 	needed := map[neighID]bool{}
-	for _, r := range w.routes {
-		l, ok := w.links[r.IfIndex]
-		if r.Reject || !r.Gateway.IsValid() || !ok || l.Port < 0 || !l.Up {
+	for k := range w.gateways {
+		l, ok := w.links[k.ifindex]
+		if !ok || l.Port < 0 || !l.Up {
 			continue
 		}
-		k := neighID{addr: r.Gateway, ifindex: r.IfIndex}
 		needed[k] = true
 		if n, ok := w.neighs[k]; ok && n.Valid {
 			continue

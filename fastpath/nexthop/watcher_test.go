@@ -605,7 +605,7 @@ func TestWatcherChangedOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.links, w.routes, w.neighs = map[int32]Link{}, map[routeKey]Route{}, map[neighID]Neighbour{}
+	w.reset()
 	mac, mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
 	neigh := func(addr string, state int, m net.HardwareAddr) *netlink.Neigh {
 		return &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP(addr), State: state, HardwareAddr: m}
@@ -715,7 +715,87 @@ func TestWatcherChangedOnly(t *testing.T) {
 			t.Errorf("step %d, %s: %d, want %d (0 nothing to publish, 1 kept, 2 lost, 3 moved)", i, step.what, got, step.want)
 		}
 	}
-	if len(w.links)+len(w.routes)+len(w.neighs) != 0 {
-		t.Errorf("left: links %v, routes %v, neighbours %v", w.links, w.routes, w.neighs)
+	if len(w.links)+len(w.routes)+len(w.neighs)+len(w.gateways) != 0 {
+		t.Errorf("left: links %v, routes %v, neighbours %v, gateways %v", w.links, w.routes, w.neighs, w.gateways)
+	}
+}
+
+// TestWatcherManyRoutes: with thousands of routes in a namespace's main
+// table, the watcher's snapshots follow the kernel's own events: a dump
+// taken at start, a burst of route replacements moving half of them to
+// another gateway (each a persistent update or, for a big burst, a copy
+// of the routes' trie), then deletions. A sample of the routes is
+// resolved after each step, moved and unmoved ones.
+func TestWatcherManyRoutes(t *testing.T) {
+	ns, h, l := vethNS(t, "nm", "10.81.0.1/24")
+	idx := l.Attrs().Index
+	macs := []net.HardwareAddr{{2, 0, 0x81, 0, 0, 2}, {2, 0, 0x81, 0, 0, 3}}
+	gws := []string{"10.81.0.2", "10.81.0.3"}
+	for i, gw := range gws {
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, IP: net.ParseIP(gw),
+			HardwareAddr: macs[i], State: netlink.NUD_PERMANENT}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 8000
+	route := func(i, gw int) *netlink.Route {
+		return &netlink.Route{LinkIndex: idx, Gw: net.ParseIP(gws[gw]),
+			Dst: &net.IPNet{IP: net.IPv4(100, 64+byte(i>>8), byte(i), 0), Mask: net.CIDRMask(24, 32)}}
+	}
+	for i := range n {
+		if err := h.RouteAdd(route(i, 0)); err != nil {
+			t.Fatalf("route %d: %v", i, err)
+		}
+	}
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{l.Attrs().Name}, Namespace: &ns, Table: &tab,
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	// sample checks that routes i ≡ 0, 1, 2 (mod 3) resolve as want says
+	// (-1: no route), every 37th one.
+	sample := func(want func(i int) int) func() error {
+		return func() error {
+			for i := 0; i < n; i += 37 {
+				dst := fmt.Sprintf("100.%d.%d.9", 64+i>>8, i&0xff)
+				g := want(i)
+				var err error
+				if g < 0 {
+					err = resolveIs(&tab, dst, AdjNoRoute, nil)()
+				} else {
+					err = resolveIs(&tab, dst, AdjResolved, macs[g])()
+				}
+				if err != nil {
+					return fmt.Errorf("route %d: %w", i, err)
+				}
+			}
+			return nil
+		}
+	}
+	testkit.WaitFor(t, "the dumped routes", sample(func(int) int { return 0 }))
+	if got := tab.Load().Routes(); got < n {
+		t.Fatalf("%d routes in the snapshot, want at least %d", got, n)
+	}
+	for i := 0; i < n; i += 2 {
+		if err := h.RouteReplace(route(i, 1)); err != nil {
+			t.Fatalf("replace route %d: %v", i, err)
+		}
+	}
+	testkit.WaitFor(t, "every other route moved", sample(func(i int) int { return 1 - i%2 }))
+	for i := 0; i < n; i += 3 {
+		if err := h.RouteDel(route(i, 1-i%2)); err != nil {
+			t.Fatalf("delete route %d: %v", i, err)
+		}
+	}
+	testkit.WaitFor(t, "every third route deleted", sample(func(i int) int {
+		if i%3 == 0 {
+			return -1
+		}
+		return 1 - i%2
+	}))
+	if st := w.Stats(); st.Resyncs != 0 {
+		t.Errorf("%d resyncs: the snapshots came from dumps, not from the events", st.Resyncs)
 	}
 }

@@ -1,0 +1,288 @@
+package nexthop
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// fullTable fills w, as a dump would, with the links of a router holding
+// an Internet table in its kernel: n IPv4 routes (60 % /24, the rest /8
+// to /23) through gateway 10.0.0.1 on the fast path's link, the neighbour
+// entries of it and of 10.0.0.2, and a connected /24. It returns the
+// routes' prefixes.
+func fullTable(tb testing.TB, w *Watcher, n int) []netip.Prefix {
+	tb.Helper()
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 9}
+	w.setLink(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 3, Name: "core0", MTU: 1500,
+		HardwareAddr: mac, OperState: netlink.OperUp, Flags: net.FlagUp}})
+	for i, gw := range []string{"10.0.0.1", "10.0.0.2"} {
+		w.applyNeigh(unix.RTM_NEWNEIGH, &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP(gw),
+			State: netlink.NUD_REACHABLE, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, byte(i)}})
+	}
+	w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(netip.MustParsePrefix("10.0.0.0/24"), ""))
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[netip.Prefix]bool{}
+	var ps []netip.Prefix
+	for len(ps) < n {
+		bits := 8 + rng.IntN(16)
+		if rng.IntN(10) < 6 {
+			bits = 24
+		}
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(11 + rng.IntN(212)), byte(rng.Uint32()), byte(rng.Uint32())}), bits).Masked()
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(p, "10.0.0.1"))
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// gatewayRoute is a main-table route to p through gw ("": connected) on
+// interface 3.
+func gatewayRoute(p netip.Prefix, gw string) *netlink.Route {
+	return &netlink.Route{LinkIndex: 3, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Gw: net.ParseIP(gw), Type: unix.RTN_UNICAST, Table: unix.RT_TABLE_MAIN}
+}
+
+// BenchmarkWatcherPublish: what the Watcher spends on a burst of events
+// when the kernel holds an Internet table (1M IPv4 routes): applying the
+// burst and publishing the snapshot the workers resolve next hops in. A
+// burst is one route whose gateway moved, 4096 of them (a BGP peer's
+// update burst; the most one burst applies), or one neighbour entry
+// whose MAC changed (a gateway replaced). Reports ms per burst, and the
+// heap the Watcher and its snapshot hold for the table.
+func BenchmarkWatcherPublish(b *testing.B) {
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.reset()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	ps := fullTable(b, w, 1_000_000)
+	w.publish()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	heap := float64(m1.HeapAlloc-m0.HeapAlloc)/(1<<20) - float64(cap(ps))*float64(unsafe.Sizeof(ps[0]))/(1<<20)
+	flip := 0
+	move := func() { // the next route to the other gateway
+		w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(ps[flip%len(ps)], []string{"10.0.0.2", "10.0.0.1"}[flip/len(ps)%2]))
+		flip++
+	}
+	for _, bc := range []struct {
+		name  string
+		burst func()
+	}{
+		{"route-1", move},
+		{"routes-4096", func() {
+			for range 4096 {
+				move()
+			}
+		}},
+		{"neighbour-1", func() {
+			w.applyNeigh(unix.RTM_NEWNEIGH, &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP("10.0.0.2"),
+				State: netlink.NUD_REACHABLE, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 2, byte(flip)}})
+			flip++
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				bc.burst()
+				w.publish()
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/burst")
+			b.ReportMetric(heap, "MiB-held")
+		})
+	}
+	if s := tab.Load(); s.Routes() != len(ps)+1 {
+		b.Fatalf("%d routes in the last snapshot, want %d", s.Routes(), len(ps)+1)
+	}
+}
+
+// TestWatcherRouteUpdates: the Watcher's snapshots resolve as snapshots
+// built anew from the kernel's routes would, through random route
+// changes (several routes per prefix by metric, gateway moves, rejects,
+// deletions) published in bursts of every size: a few changes, which
+// the Watcher makes on a copy of the paths they touch; more than
+// rebuildMin + size/rebuildFactor, for which it copies the whole trie;
+// a start over (reset, as a resync does); and a link deleted with its
+// routes. Every snapshot published
+// still resolves as it did when it was published after all that followed
+// (the trie it holds is never changed), and the Watcher's count of the
+// routes through each gateway (what manage reads) stays true.
+func TestWatcherRouteUpdates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reset()
+	link := netlink.LinkAttrs{Index: 3, Name: "core0", MTU: 1500, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 9},
+		OperState: netlink.OperUp, Flags: net.FlagUp}
+	link4 := link
+	link4.Index, link4.Name, link4.HardwareAddr = 4, "core1", net.HardwareAddr{2, 0, 0, 0, 0, 4}
+	ifindexes := []int32{3, 4}
+	gws := []string{"", "10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1", "2001:db8::2"} // "": connected
+	var links []Link
+	var neighs []Neighbour
+	model := map[netip.Prefix]map[int]Route{} // the kernel's routes: prefix → priority → route
+	setup := func() {
+		w.setLink(&netlink.Device{LinkAttrs: link})
+		if len(ifindexes) > 1 {
+			w.setLink(&netlink.Device{LinkAttrs: link4})
+		}
+		for i, gw := range gws[1:4] { // 10.0.0.3 and the IPv6 gateways stay unresolved
+			if i < 2 {
+				w.applyNeigh(unix.RTM_NEWNEIGH, &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP(gw),
+					State: netlink.NUD_REACHABLE, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, byte(i)}})
+			}
+		}
+		links = []Link{{Index: 3, MAC: [6]byte(link.HardwareAddr), MTU: 1500, Port: 0, Up: true}}
+		if len(ifindexes) > 1 {
+			links = append(links, Link{Index: 4, MAC: [6]byte(link4.HardwareAddr), MTU: 1500, Port: -1, Up: true})
+		}
+		neighs = []Neighbour{{Addr: netip.MustParseAddr("10.0.0.1"), IfIndex: 3, MAC: [6]byte{2, 0, 0, 0, 1, 0}, Valid: true},
+			{Addr: netip.MustParseAddr("10.0.0.2"), IfIndex: 3, MAC: [6]byte{2, 0, 0, 0, 1, 1}, Valid: true}}
+	}
+	setup()
+	var pool []netip.Prefix
+	for range 3000 {
+		if rng.IntN(4) == 0 {
+			a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 1, byte(rng.IntN(256)), byte(rng.IntN(256))})
+			pool = append(pool, netip.PrefixFrom(a, 40+rng.IntN(25)).Masked())
+			continue
+		}
+		a := netip.AddrFrom4([4]byte{byte(11 + rng.IntN(8)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+		pool = append(pool, netip.PrefixFrom(a, 8+rng.IntN(17)).Masked())
+	}
+	nl := func(p netip.Prefix, r Route, prio int) *netlink.Route {
+		gw := ""
+		if r.Gateway.IsValid() {
+			gw = r.Gateway.String()
+		}
+		x := gatewayRoute(p, gw)
+		x.Priority, x.LinkIndex = prio, int(r.IfIndex)
+		if r.Reject {
+			x.Type, x.LinkIndex = unix.RTN_BLACKHOLE, 0
+		}
+		return x
+	}
+	change := func() {
+		p := pool[rng.IntN(len(pool))]
+		prio := rng.IntN(3) * 100
+		if rng.IntN(4) == 0 {
+			w.applyRoute(unix.RTM_DELROUTE, nl(p, Route{}, prio))
+			delete(model[p], prio)
+			return
+		}
+		r := Route{Prefix: p, IfIndex: ifindexes[rng.IntN(len(ifindexes))]}
+		if g := rng.IntN(len(gws) + 1); g == len(gws) {
+			r.Reject, r.IfIndex = true, 0
+		} else if a, err := netip.ParseAddr(gws[g]); err == nil {
+			if a.Is4() != p.Addr().Is4() {
+				return
+			}
+			r.Gateway = a
+		}
+		w.applyRoute(unix.RTM_NEWROUTE, nl(p, r, prio))
+		if model[p] == nil {
+			model[p] = map[int]Route{}
+		}
+		model[p][prio] = r
+	}
+	// reference is the kernel's table as NewSnapshot would be given it: the
+	// route of lowest priority of each prefix.
+	reference := func() *Snapshot {
+		var routes []Route
+		gwCount := map[neighID]int{}
+		for _, byPrio := range model {
+			best := -1
+			for prio, r := range byPrio {
+				if best < 0 || prio < best {
+					best = prio
+				}
+				if r.Gateway.IsValid() && !r.Reject {
+					gwCount[neighID{addr: r.Gateway, ifindex: r.IfIndex}]++
+				}
+			}
+			if best >= 0 {
+				routes = append(routes, byPrio[best])
+			}
+		}
+		if !maps.Equal(gwCount, w.gateways) {
+			t.Fatalf("routes through each gateway: %v, want %v", w.gateways, gwCount)
+		}
+		return NewSnapshot(links, routes, neighs)
+	}
+	probes := func() []netip.Addr {
+		var ds []netip.Addr
+		for _, p := range pool {
+			ds = append(ds, p.Addr(), p.Addr().Prev())
+		}
+		return ds
+	}()
+	check := func(what string, got, want *Snapshot) {
+		t.Helper()
+		for _, d := range probes {
+			if !got.SameAdjacency(want, d) {
+				a, st := got.Resolve(d)
+				b, wst := want.Resolve(d)
+				t.Fatalf("%s: %s resolves as %v %+v, want %v %+v", what, d, st, a, wst, b)
+			}
+		}
+		if got.Routes() != want.Routes() {
+			t.Fatalf("%s: %d routes, want %d", what, got.Routes(), want.Routes())
+		}
+	}
+	type published struct {
+		what      string
+		got, want *Snapshot
+	}
+	var all []published
+	for i, burst := range []int{2500, 1, 1, 3, 10, 600, 1, 40, 900, 1, 5, 0, 1, 300, 2, -1, 1, 700, 3} {
+		what := fmt.Sprintf("burst %d of %d changes", i, burst)
+		if burst == 0 { // a resync: start over from the kernel's tables
+			what = fmt.Sprintf("burst %d, a start over", i)
+			w.reset()
+			setup()
+			for p, byPrio := range model {
+				for prio, r := range byPrio {
+					w.applyRoute(unix.RTM_NEWROUTE, nl(p, r, prio))
+				}
+			}
+		}
+		if burst < 0 { // link 4 deleted: the kernel drops its routes without an event
+			what = fmt.Sprintf("burst %d, a link deleted", i)
+			w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: link4}})
+			ifindexes, links = ifindexes[:1], links[:1]
+			for _, byPrio := range model {
+				maps.DeleteFunc(byPrio, func(_ int, r Route) bool { return r.IfIndex == 4 })
+			}
+		}
+		for range burst {
+			change()
+		}
+		w.publish()
+		s := tab.Load()
+		want := reference()
+		check(what, s, want)
+		all = append(all, published{what, s, want})
+	}
+	for _, p := range all {
+		check(p.what+", checked again at the end", p.got, p.want)
+	}
+}

@@ -28,7 +28,7 @@ import (
 
 // newNS creates an unnamed network namespace without leaving the calling
 // thread in it.
-func newNS(t *testing.T) netns.NsHandle {
+func newNS(t testing.TB) netns.NsHandle {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -327,7 +327,7 @@ func TestWatcherNamespace(t *testing.T) {
 // vethNS returns a new namespace, a handle in it and the first end of a
 // veth pair in it (both ends up, the first with address cidr), its names
 // starting with prefix. Test cleanup removes them.
-func vethNS(t *testing.T, prefix, cidr string) (netns.NsHandle, *netlink.Handle, netlink.Link) {
+func vethNS(t testing.TB, prefix, cidr string) (netns.NsHandle, *netlink.Handle, netlink.Link) {
 	t.Helper()
 	netnstest.Require(t)
 	ns := newNS(t)
@@ -371,7 +371,7 @@ func vethNS(t *testing.T, prefix, cidr string) (netns.NsHandle, *netlink.Handle,
 
 // runWatcher runs w until the end of the test and waits for its first
 // snapshot.
-func runWatcher(t *testing.T, w *Watcher) {
+func runWatcher(t testing.TB, w *Watcher) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

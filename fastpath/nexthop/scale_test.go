@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -284,5 +285,62 @@ func TestWatcherRouteUpdates(t *testing.T) {
 	}
 	for _, p := range all {
 		check(p.what+", checked again at the end", p.got, p.want)
+	}
+}
+
+// TestWatcherPublishGap: a change after a quiet spell is published at
+// once; one within PublishGap of the last snapshot waits for the rest of
+// the gap (Run holds it on a timer, applying whatever else comes
+// meanwhile); nothing changed, nothing to publish; a negative gap
+// publishes every burst.
+func TestWatcherPublishGap(t *testing.T) {
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true, PublishGap: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(1000, 0)
+	w.now = func() time.Time { return clock }
+	w.reset()
+	p := netip.MustParsePrefix("192.0.2.0/24")
+	gw := 0
+	change := func() {
+		gw++
+		w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(p, fmt.Sprintf("10.0.0.%d", gw)))
+	}
+	if got := w.publishDue(); got != -1 {
+		t.Fatalf("nothing changed: publishDue %v, want -1", got)
+	}
+	for i, step := range []struct {
+		advance time.Duration
+		change  bool
+		want    time.Duration
+	}{
+		{0, true, 0}, // the first change: at once
+		{3 * time.Millisecond, true, 7 * time.Millisecond},
+		{5 * time.Millisecond, true, 2 * time.Millisecond}, // more held changes: the same deadline
+		{2 * time.Millisecond, false, 0},                   // the gap over: publish
+		{time.Millisecond, false, -1},                      // published: nothing left
+		{50 * time.Millisecond, true, 0},                   // quiet, then a change: at once
+	} {
+		clock = clock.Add(step.advance)
+		if step.change {
+			change()
+		}
+		got := w.publishDue()
+		if got != step.want {
+			t.Fatalf("step %d: publishDue %v, want %v", i, got, step.want)
+		}
+		if got == 0 {
+			w.publish()
+		}
+	}
+	if n := w.Stats().Snapshots; n != 3 {
+		t.Fatalf("%d snapshots, want 3", n)
+	}
+	w.cfg.PublishGap = -1
+	change()
+	if got := w.publishDue(); got != 0 {
+		t.Fatalf("no gap: publishDue %v, want 0", got)
 	}
 }

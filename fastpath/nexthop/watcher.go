@@ -47,7 +47,17 @@ type WatcherConfig struct {
 	// a stock Debian), when the process holds CAP_NET_ADMIN; without, the
 	// kernel caps it at rmem_max.
 	ReceiveBuffer int
+	// PublishGap is the least time between two snapshots (default 10 ms):
+	// a burst of events after a quiet spell is published at once, but
+	// while events keep coming (a routing daemon installing or withdrawing
+	// a peer's routes) the Watcher publishes at most once per gap, so that
+	// the workers and the kernel offload see tens of snapshots a second,
+	// not thousands. Negative: none (every burst is published).
+	PublishGap time.Duration
 }
+
+// defaultPublishGap is WatcherConfig.PublishGap's default.
+const defaultPublishGap = 10 * time.Millisecond
 
 // defaultReceiveBuffer is WatcherConfig.ReceiveBuffer's default.
 const defaultReceiveBuffer = 4 << 20
@@ -108,6 +118,8 @@ type Watcher struct {
 	changed   bool                  // an event changed the state since the last publish
 	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
 	lost      map[LinkDest]struct{} // the destinations of usable neighbour entries that went or changed since
+	now       func() time.Time      // the clock (tests set their own)
+	published time.Time             // when the last snapshot was
 
 	// Counters, read while Run goes on (Stats).
 	events    atomic.Uint64 // events applied
@@ -161,11 +173,15 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if cfg.ReceiveBuffer == 0 {
 		cfg.ReceiveBuffer = defaultReceiveBuffer
 	}
+	if cfg.PublishGap == 0 {
+		cfg.PublishGap = defaultPublishGap
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{cfg: cfg, log: log.With("component", "neigh"), ready: make(chan struct{}), used: make(chan []LinkDest, 1)}, nil
+	return &Watcher{cfg: cfg, log: log.With("component", "neigh"), ready: make(chan struct{}), used: make(chan []LinkDest, 1),
+		now: time.Now}, nil
 }
 
 // usedMax bounds the neighbour entries one MarkUsed marks.
@@ -378,6 +394,10 @@ func (w *Watcher) session(ctx context.Context) error {
 	w.manage()
 	tick := time.NewTicker(w.cfg.RetryInterval)
 	defer tick.Stop()
+	hold := time.NewTimer(time.Hour) // armed while a publish waits for the gap
+	hold.Stop()
+	defer hold.Stop()
+	held := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -385,6 +405,8 @@ func (w *Watcher) session(ctx context.Context) error {
 		case <-tick.C:
 			w.manage()
 			continue
+		case <-hold.C:
+			held = false
 		case ds := <-w.used:
 			w.markUsed(ds)
 			continue
@@ -427,11 +449,27 @@ func (w *Watcher) session(ctx context.Context) error {
 				break burst
 			}
 		}
-		if w.changed {
+		if wait := w.publishDue(); wait == 0 {
 			w.publish()
+		} else if wait > 0 && !held {
+			hold.Reset(wait)
+			held = true
 		}
 		w.manage()
 	}
+}
+
+// publishDue says when to publish the changes applied since the last
+// snapshot: 0 now, a positive wait when the last one is more recent than
+// PublishGap, -1 never (nothing changed).
+func (w *Watcher) publishDue() time.Duration {
+	if !w.changed {
+		return -1
+	}
+	if wait := w.cfg.PublishGap - w.now().Sub(w.published); wait > 0 {
+		return wait
+	}
+	return 0
 }
 
 // dump replaces the state with the kernel's current tables.
@@ -757,6 +795,7 @@ func (w *Watcher) publish() {
 	}
 	w.cfg.Table.Store(s)
 	w.publishes.Add(1)
+	w.published = w.now()
 	w.changed, w.moved = false, false
 	clear(w.lost)
 }

@@ -60,8 +60,8 @@ func gatewayRoute(p netip.Prefix, gw string) *netlink.Route {
 // when the kernel holds an Internet table (1M IPv4 routes): applying the
 // burst and publishing the snapshot the workers resolve next hops in. A
 // burst is one route whose gateway moved, 4096 of them (a BGP peer's
-// update burst; the most one burst applies), or one neighbour entry
-// whose MAC changed (a gateway replaced). Reports ms per burst, and the
+// update burst; the most one burst applies), 4096 routes withdrawn, or
+// one neighbour entry whose MAC changed (a gateway replaced). Reports ms per burst, and the
 // heap the Watcher and its snapshot hold for the table.
 func BenchmarkWatcherPublish(b *testing.B) {
 	var tab Table
@@ -93,6 +93,11 @@ func BenchmarkWatcherPublish(b *testing.B) {
 				move()
 			}
 		}},
+		{"withdraw-4096", func() { // a peer's routes withdrawn; put back untimed
+			for k := range 4096 {
+				w.applyRoute(unix.RTM_DELROUTE, gatewayRoute(ps[(flip+k)%len(ps)], ""))
+			}
+		}},
 		{"neighbour-1", func() {
 			w.applyNeigh(unix.RTM_NEWNEIGH, &netlink.Neigh{LinkIndex: 3, Family: unix.AF_INET, IP: net.ParseIP("10.0.0.2"),
 				State: netlink.NUD_REACHABLE, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 2, byte(flip)}})
@@ -103,6 +108,15 @@ func BenchmarkWatcherPublish(b *testing.B) {
 			for b.Loop() {
 				bc.burst()
 				w.publish()
+				if bc.name == "withdraw-4096" {
+					b.StopTimer()
+					for k := range 4096 {
+						w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(ps[(flip+k)%len(ps)], "10.0.0.1"))
+					}
+					flip += 4096
+					w.publish()
+					b.StartTimer()
+				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/burst")
 			b.ReportMetric(heap, "MiB-held")
@@ -291,7 +305,8 @@ func TestWatcherRouteUpdates(t *testing.T) {
 // TestWatcherPublishGap: a change after a quiet spell is published at
 // once; one within PublishGap of the last snapshot waits for the rest of
 // the gap (Run holds it on a timer, applying whatever else comes
-// meanwhile); nothing changed, nothing to publish; a negative gap
+// meanwhile), or of the time the last snapshot took to make when that
+// is longer; nothing changed, nothing to publish; a negative gap
 // publishes every burst.
 func TestWatcherPublishGap(t *testing.T) {
 	var tab Table
@@ -337,6 +352,21 @@ func TestWatcherPublishGap(t *testing.T) {
 	}
 	if n := w.Stats().Snapshots; n != 3 {
 		t.Fatalf("%d snapshots, want 3", n)
+	}
+	// A snapshot that takes longer to make than the gap (its OnStore
+	// function, here) makes the next wait as long as it took.
+	tab.OnStore(func(*Snapshot) { clock = clock.Add(30 * time.Millisecond) })
+	clock = clock.Add(time.Second)
+	change()
+	if got := w.publishDue(); got != 0 {
+		t.Fatalf("after a quiet spell: publishDue %v, want 0", got)
+	}
+	w.publish()
+	tab.OnStore(nil)
+	clock = clock.Add(12 * time.Millisecond)
+	change()
+	if got := w.publishDue(); got != 18*time.Millisecond {
+		t.Fatalf("after a snapshot that took 30 ms: publishDue %v, want 18ms", got)
 	}
 	w.cfg.PublishGap = -1
 	change()

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rloc-router/rloc/slowpath"
 	"github.com/rloc-router/rloc/wire"
@@ -122,5 +123,16 @@ func TestNativeSite(t *testing.T) {
 		if got := cfg.nativeSite(); got != c.want {
 			t.Errorf("%+v: nativeSite %v, want %v", c.ifs, got, c.want)
 		}
+	}
+}
+
+// TestNextHopOptions: the next_hops keys become the watcher's settings
+// (MiB to bytes; 0 stays 0, the watcher's default).
+func TestNextHopOptions(t *testing.T) {
+	if c := (NextHopOptions{ReceiveBufferMiB: 64, PublishGap: 20 * time.Millisecond}).watcherConfig(); c.ReceiveBuffer != 64<<20 || c.PublishGap != 20*time.Millisecond {
+		t.Fatalf("watcher config %+v", c)
+	}
+	if c := (NextHopOptions{}).watcherConfig(); c.ReceiveBuffer != 0 || c.PublishGap != 0 {
+		t.Fatalf("defaults: watcher config %+v", c)
 	}
 }

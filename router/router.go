@@ -256,7 +256,8 @@ func (r *Router) startNeighbours() error {
 	for i, ifc := range cfg.Interfaces {
 		links[i] = ifc.Name
 	}
-	nc := nexthop.WatcherConfig{Links: links, Table: r.nh, Logger: r.log}
+	nc := cfg.NextHops.watcherConfig()
+	nc.Links, nc.Table, nc.Logger = links, r.nh, r.log
 	if cfg.Multicast.Enabled {
 		nc.MulticastLink = cfg.underlayIface() // where copies to G-RLOCs leave
 	}

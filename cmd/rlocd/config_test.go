@@ -79,6 +79,11 @@ sites:
 		{"xdp kick delay too long", base + "xdp: {kick_delay: 5ms}\n", "xdp.kick_delay"},
 		{"xdp kick delay negative", base + "xdp: {kick_delay: -1us}\n", "xdp.kick_delay"},
 		{"xdp kick delay ok", base + "xdp: {kick_delay: 50us}\n", ""},
+		{"next-hop buffer too big", base + "next_hops: {receive_buffer_mib: 2048}\n", "next_hops.receive_buffer_mib"},
+		{"next-hop buffer negative", base + "next_hops: {receive_buffer_mib: -1}\n", "next_hops.receive_buffer_mib"},
+		{"next-hop gap too long", base + "next_hops: {publish_gap: 2s}\n", "next_hops.publish_gap"},
+		{"next-hop gap negative", base + "next_hops: {publish_gap: -1ms}\n", "next_hops.publish_gap"},
+		{"next-hop options ok", base + "next_hops: {receive_buffer_mib: 64, publish_gap: 20ms}\n", ""},
 		{"group mapping ok", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1.1, \"192.0.2.1,232.9.9.9\"], unicast: [192.0.2.7]}]}\n", ""},
 		{"group mapping bad group", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [239.1.1]}]}\n", "map_server.group_mappings[0].groups[0]"},
 		{"group mapping unicast G-RLOC", base + "map_server: {group_mappings: [{iid: 9, eid: 232.1.0.0/16, groups: [10.1.1.1]}]}\n", "map_server.group_mappings[0]"},
@@ -137,6 +142,30 @@ func loadYAML(t *testing.T, dir, name, yaml string) (string, error) {
 	}
 	_, _, err := loadConfig(f, flags())
 	return f, err
+}
+
+// TestNextHopKeys: next_hops.receive_buffer_mib and publish_gap reach
+// the router's configuration (0 unless set: the watcher's defaults).
+func TestNextHopKeys(t *testing.T) {
+	dir := t.TempDir()
+	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
+	for _, tc := range []struct {
+		extra string
+		mib   int
+		gap   time.Duration
+	}{{"", 0, 0}, {"next_hops: {receive_buffer_mib: 64}\n", 64, 0}, {"next_hops: {publish_gap: 25ms}\n", 0, 25 * time.Millisecond}} {
+		f := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(f, []byte(base+tc.extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := loadConfig(f, flags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.NextHops.ReceiveBufferMiB != tc.mib || cfg.NextHops.PublishGap != tc.gap {
+			t.Errorf("%q: %+v", tc.extra, cfg.NextHops)
+		}
+	}
 }
 
 // TestBusyPollKey: xdp.busy_poll and xdp.kick_delay reach the router's

@@ -794,7 +794,7 @@ func allZero(b []byte) bool {
 // publish builds and stores a snapshot. For each prefix the route with the
 // lowest metric wins.
 func (w *Watcher) publish() {
-	start := w.now()
+	start, first := w.now(), w.trie == nil
 	w.flushRoutes()
 	links := make([]Link, 0, len(w.links))
 	for _, l := range w.links {
@@ -812,6 +812,9 @@ func (w *Watcher) publish() {
 	w.publishes.Add(1)
 	w.published = w.now()
 	w.cost = w.published.Sub(start) // OnStore's functions (the offload's) included
+	if first {
+		w.cost = 0 // a trie built anew (a start, a resync) says nothing of the next one's cost
+	}
 	w.changed, w.moved = false, false
 	clear(w.lost)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rloc-router/rloc/router"
 )
 
 // TestExampleConfigs loads every example and demo configuration.
@@ -144,25 +146,31 @@ func loadYAML(t *testing.T, dir, name, yaml string) (string, error) {
 	return f, err
 }
 
+// loadSite loads a Map-Server configuration with one site and extra's
+// keys, failing the test on an error.
+func loadSite(t *testing.T, extra string) router.Config {
+	t.Helper()
+	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(f, []byte(base+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig(f, flags())
+	if err != nil {
+		t.Fatalf("%q: %v", extra, err)
+	}
+	return cfg
+}
+
 // TestNextHopKeys: next_hops.receive_buffer_mib and publish_gap reach
 // the router's configuration (0 unless set: the watcher's defaults).
 func TestNextHopKeys(t *testing.T) {
-	dir := t.TempDir()
-	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
 	for _, tc := range []struct {
 		extra string
 		mib   int
 		gap   time.Duration
 	}{{"", 0, 0}, {"next_hops: {receive_buffer_mib: 64}\n", 64, 0}, {"next_hops: {publish_gap: 25ms}\n", 0, 25 * time.Millisecond}} {
-		f := filepath.Join(dir, "c.yaml")
-		if err := os.WriteFile(f, []byte(base+tc.extra), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, _, err := loadConfig(f, flags())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.NextHops.ReceiveBufferMiB != tc.mib || cfg.NextHops.PublishGap != tc.gap {
+		if cfg := loadSite(t, tc.extra); cfg.NextHops.ReceiveBufferMiB != tc.mib || cfg.NextHops.PublishGap != tc.gap {
 			t.Errorf("%q: %+v", tc.extra, cfg.NextHops)
 		}
 	}
@@ -171,22 +179,12 @@ func TestNextHopKeys(t *testing.T) {
 // TestBusyPollKey: xdp.busy_poll and xdp.kick_delay reach the router's
 // configuration (off and 0 unless set).
 func TestBusyPollKey(t *testing.T) {
-	dir := t.TempDir()
-	base := "roles: [map-server]\nsites: [{name: s, keys: [{id: 1, secret: k}], prefixes: [{eid: 10.0.0.0/8}]}]\n"
 	for _, tc := range []struct {
 		extra string
 		want  bool
 		kick  time.Duration
 	}{{"", false, 0}, {"xdp: {busy_poll: true}\n", true, 0}, {"xdp: {kick_delay: 50us}\n", false, 50 * time.Microsecond}} {
-		f := filepath.Join(dir, "c.yaml")
-		if err := os.WriteFile(f, []byte(base+tc.extra), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, _, err := loadConfig(f, flags())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.XDP.BusyPoll != tc.want || cfg.XDP.KickDelay != tc.kick {
+		if cfg := loadSite(t, tc.extra); cfg.XDP.BusyPoll != tc.want || cfg.XDP.KickDelay != tc.kick {
 			t.Errorf("%q: BusyPoll %v, KickDelay %v", tc.extra, cfg.XDP.BusyPoll, cfg.XDP.KickDelay)
 		}
 	}

@@ -1,7 +1,6 @@
 package nexthop
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -80,20 +79,7 @@ func BenchmarkWatcherKernel(b *testing.B) {
 	}
 	runtime.GC()
 	start := time.Now()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case <-time.After(2 * time.Minute):
-		b.Fatal("watcher not ready")
-	}
+	runWatcherWithin(b, w, 2*time.Minute)
 	ready := time.Since(start)
 	var m runtime.MemStats
 	runtime.GC()

@@ -373,6 +373,12 @@ func vethNS(t testing.TB, prefix, cidr string) (netns.NsHandle, *netlink.Handle,
 // snapshot.
 func runWatcher(t testing.TB, w *Watcher) {
 	t.Helper()
+	runWatcherWithin(t, w, 10*time.Second)
+}
+
+// runWatcherWithin is runWatcher waiting up to d for the first snapshot.
+func runWatcherWithin(t testing.TB, w *Watcher, d time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -384,7 +390,7 @@ func runWatcher(t testing.TB, w *Watcher) {
 	})
 	select {
 	case <-w.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(d):
 		t.Fatal("watcher not ready")
 	}
 }

@@ -226,11 +226,15 @@ func TestOffloadDaemon(t *testing.T) {
 		s, err := stale()
 		return err == nil && s != "STALE"
 	})
-	if m := n.scrape("xtr2", "127.0.0.1:9100"); m[`rloc_nexthop_events_total{event="neigh_marked"}`] < 1 ||
+	m := n.scrape("xtr2", "127.0.0.1:9100")
+	if m[`rloc_nexthop_events_total{event="neigh_marked"}`] < 1 ||
 		m[`rloc_nexthop_events_total{event="snapshots"}`] < 1 || m[`rloc_nexthop_events_total{event="events"}`] < 1 {
 		t.Fatalf("xtr2's next-hop watcher metrics: neigh_marked %v, snapshots %v, events %v; want each at least 1",
 			m[`rloc_nexthop_events_total{event="neigh_marked"}`], m[`rloc_nexthop_events_total{event="snapshots"}`],
 			m[`rloc_nexthop_events_total{event="events"}`])
+	}
+	if v, ok := m[`rloc_nexthop_routes_without_egress`]; !ok || v != 0 {
+		t.Fatalf("xtr2's rloc_nexthop_routes_without_egress %v (exported %v), want 0: its routes all name an interface", v, ok)
 	}
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,
@@ -243,7 +247,7 @@ func TestOffloadDaemon(t *testing.T) {
 	if after, d = burst(2000); d["xdp_offloaded"] != 0 || d["encap"] < 2000 || after["xdp_offload_pauses"] != 1 {
 		t.Fatalf("paused: offloaded %d, encapsulated %d of 2000; pauses %d", d["xdp_offloaded"], d["encap"], after["xdp_offload_pauses"])
 	}
-	m := n.scrape("xtr1", "127.0.0.1:9100")
+	m = n.scrape("xtr1", "127.0.0.1:9100")
 	if enc, dec := m[`rloc_xdp_offload_paused{direction="encap"}`], m[`rloc_xdp_offload_paused{direction="decap"}`]; enc != 1 || dec != 0 ||
 		m[`rloc_xdp_offload_events_total{event="pauses"}`] != 1 {
 		t.Fatalf("metrics while paused: rloc_xdp_offload_paused encap %v decap %v, pauses %v", enc, dec,

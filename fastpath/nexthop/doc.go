@@ -14,4 +14,12 @@
 // Internet table (a million routes) costs a snapshot microseconds for a
 // route that moved and nothing more than the neighbour table for a
 // neighbour, not a rebuild of every route (BenchmarkWatcherPublish).
+//
+// Routes through nexthop objects (ip-nexthop(8), as FRR installs them) are
+// followed by the gateway and interface the kernel reports with them while
+// net.ipv4.nexthop_compat_mode is 1, its default, and the kernel sends them
+// again when their object changes. When it is 0 the kernel gives only the
+// object's id, which the netlink library does not parse: such routes
+// resolve as AdjKernel, are counted (WatcherStats.RoutesWithoutEgress) and
+// warned of (TestWatcherNexthopObjects).
 package nexthop

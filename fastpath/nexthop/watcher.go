@@ -113,6 +113,8 @@ type Watcher struct {
 	links     map[int32]Link
 	routes    map[netip.Prefix][]routeAlt // the main table's routes, by prefix
 	gateways  map[neighID]int             // the routes through each gateway (manage's)
+	noEgress  int                         // the unicast routes that name no interface (countHop)
+	warned    bool                        // the warning about them is logged (until there are none)
 	trie      *routeTrie                  // the routes of the last snapshot published (nil: none yet)
 	dirty     map[netip.Prefix]struct{}   // the prefixes whose routes changed since
 	neighs    map[neighID]Neighbour
@@ -132,6 +134,7 @@ type Watcher struct {
 	resyncs   atomic.Uint64 // sessions started over
 	marked    atomic.Uint64 // neighbour entries MarkUsed marked used
 	markGone  atomic.Uint64 // marks that found the entry gone (ENOENT)
+	noEgressN atomic.Uint64 // noEgress as of the last snapshot
 }
 
 // WatcherStats is what a Watcher did since it was made.
@@ -148,12 +151,18 @@ type WatcherStats struct {
 	// MarkGone is the marks that found the kernel's entry deleted before
 	// the Watcher applied the event: nothing is marked, nor created.
 	MarkGone uint64
+	// RoutesWithoutEgress is not a count of events but the number of
+	// unicast routes in the last snapshot that name no interface: routes
+	// through nexthop objects (ip-nexthop(8)) when the kernel's
+	// net.ipv4.nexthop_compat_mode is 0, which then gives only the object's
+	// id. They resolve as AdjKernel: the kernel sends what goes by them.
+	RoutesWithoutEgress uint64
 }
 
 // Stats returns the Watcher's counters. Safe for concurrent use.
 func (w *Watcher) Stats() WatcherStats {
 	return WatcherStats{Events: w.events.Load(), Snapshots: w.publishes.Load(), Resyncs: w.resyncs.Load(),
-		Marked: w.marked.Load(), MarkGone: w.markGone.Load()}
+		Marked: w.marked.Load(), MarkGone: w.markGone.Load(), RoutesWithoutEgress: w.noEgressN.Load()}
 }
 
 // NewWatcher checks cfg and returns a Watcher; Run starts it.
@@ -527,7 +536,7 @@ func (w *Watcher) dump() error {
 func (w *Watcher) reset() {
 	w.links = map[int32]Link{}
 	w.routes = map[netip.Prefix][]routeAlt{}
-	w.gateways = map[neighID]int{}
+	w.gateways, w.noEgress = map[neighID]int{}, 0
 	w.trie, w.dirty = nil, map[netip.Prefix]struct{}{}
 	w.neighs = map[neighID]Neighbour{}
 	w.dynamic = map[neighID]bool{}
@@ -683,12 +692,12 @@ func (w *Watcher) putRoute(p netip.Prefix, a routeAlt) {
 		if alts[i] == a {
 			return
 		}
-		w.countGateway(alts[i].hop, -1)
+		w.countHop(alts[i].hop, -1)
 		alts[i] = a
 	} else {
 		w.routes[p] = append(alts, a)
 	}
-	w.countGateway(a.hop, 1)
+	w.countHop(a.hop, 1)
 	w.dirty[p] = struct{}{}
 	w.change(true)
 }
@@ -700,7 +709,7 @@ func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
 	if i < 0 {
 		return
 	}
-	w.countGateway(alts[i].hop, -1)
+	w.countHop(alts[i].hop, -1)
 	if alts = slices.Delete(alts, i, i+1); len(alts) == 0 {
 		delete(w.routes, p)
 	} else {
@@ -710,9 +719,13 @@ func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
 	w.change(true)
 }
 
-// countGateway counts (by +1 or -1) a route through h's gateway, if it
-// has one.
-func (w *Watcher) countGateway(h nextHop, by int) {
+// countHop counts (by +1 or -1) a route through h: in the routes through
+// its gateway, if it has one, and in noEgress if it is a unicast route
+// that names no interface.
+func (w *Watcher) countHop(h nextHop, by int) {
+	if !h.reject && h.ifindex == 0 {
+		w.noEgress += by
+	}
 	if h.reject || !h.gw.IsValid() {
 		return
 	}
@@ -810,6 +823,7 @@ func (w *Watcher) publish() {
 	}
 	w.cfg.Table.Store(s)
 	w.publishes.Add(1)
+	w.noteNoEgress()
 	w.published = w.now()
 	w.cost = w.published.Sub(start) // OnStore's functions (the offload's) included
 	if first {
@@ -817,6 +831,21 @@ func (w *Watcher) publish() {
 	}
 	w.changed, w.moved = false, false
 	clear(w.lost)
+}
+
+// noteNoEgress publishes noEgress (Stats) and warns, once until there are
+// none again, of routes the fast path cannot follow.
+func (w *Watcher) noteNoEgress() {
+	w.noEgressN.Store(uint64(w.noEgress))
+	switch {
+	case w.noEgress == 0:
+		w.warned = false
+	case !w.warned:
+		w.warned = true
+		w.log.Warn("kernel routes name no interface, as routes through nexthop objects do when net.ipv4.nexthop_compat_mode is 0: "+
+			"the fast path hands what goes by them to the kernel (rloc_fastpath_packets_total{event=\"to_kernel\"}); set net.ipv4.nexthop_compat_mode=1 for it to send them itself",
+			"routes", w.noEgress)
+	}
 }
 
 // flushRoutes brings w.trie up to w.routes. The trie the last snapshot

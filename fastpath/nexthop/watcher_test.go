@@ -816,3 +816,102 @@ func TestWatcherManyRoutes(t *testing.T) {
 		t.Errorf("%d resyncs: the snapshots came from dumps, not from the events", st.Resyncs)
 	}
 }
+
+// logBuf collects log lines for a test to read, and shows them in its log.
+type logBuf struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.t.Logf("%s", p)
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestWatcherNexthopObjects: routes through nexthop objects (ip-nexthop(8),
+// what FRR's zebra installs on kernels that have them). While the
+// namespace's net.ipv4.nexthop_compat_mode is 1 (the kernel's default) the
+// kernel gives each such route its gateway and interface too, and sends
+// the routes again when their object changes: the watcher follows them.
+// Once it is 0 the kernel gives only the object's id: such a route resolves
+// as AdjKernel (the kernel sends what goes by it, never a wrong MAC), is
+// counted in RoutesWithoutEgress, from events and from a dump alike, and
+// the watcher warns once; the count falls as the routes go.
+func TestWatcherNexthopObjects(t *testing.T) {
+	if _, err := exec.LookPath("ip"); err != nil {
+		testkit.Unavailable(t, "no ip(8) (iproute2): %v", err)
+	}
+	ns, h, l := vethNS(t, "nx", "10.83.0.1/24")
+	name, idx := l.Attrs().Name, l.Attrs().Index
+	mac2, mac3 := net.HardwareAddr{2, 0, 0, 0, 0x83, 2}, net.HardwareAddr{2, 0, 0, 0, 0x83, 3}
+	for gw, mac := range map[string]net.HardwareAddr{"10.83.0.2": mac2, "10.83.0.3": mac3} {
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, IP: net.ParseIP(gw),
+			HardwareAddr: mac, State: netlink.NUD_PERMANENT}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip := func(args ...string) { execIn(t, ns, "ip", args...) }
+	execIn(t, ns, "sysctl", "-qw", "net.ipv4.nexthop_compat_mode=1")
+	ip("nexthop", "add", "id", "10", "via", "10.83.0.2", "dev", name)
+	ip("route", "add", "198.51.100.0/24", "nhid", "10")
+	ip("route", "add", "blackhole", "192.0.2.0/24") // no interface either, but not one to send by
+
+	var tab Table
+	logs := &logBuf{t: t}
+	w, err := NewWatcher(WatcherConfig{Links: []string{name}, Namespace: &ns, Table: &tab,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	testkit.WaitFor(t, "route by nexthop 10 through 10.83.0.2", resolveIs(&tab, "198.51.100.1", AdjResolved, mac2))
+	ip("nexthop", "replace", "id", "10", "via", "10.83.0.3", "dev", name)
+	testkit.WaitFor(t, "route by nexthop 10 through 10.83.0.3 after the object changed", resolveIs(&tab, "198.51.100.1", AdjResolved, mac3))
+	if n := w.Stats().RoutesWithoutEgress; n != 0 {
+		t.Fatalf("RoutesWithoutEgress %d with nexthop_compat_mode 1, want 0", n)
+	}
+	const warning = "kernel routes name no interface"
+	if strings.Contains(logs.String(), warning) {
+		t.Fatal("warned of routes without an interface with nexthop_compat_mode 1")
+	}
+
+	execIn(t, ns, "sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0")
+	ip("route", "add", "203.0.113.0/24", "nhid", "10")
+	testkit.WaitFor(t, "route by the id alone handed to the kernel", resolveIs(&tab, "203.0.113.1", AdjKernel, nil))
+	noEgress := func(w *Watcher, want uint64) func() error {
+		return func() error {
+			if n := w.Stats().RoutesWithoutEgress; n != want {
+				return fmt.Errorf("RoutesWithoutEgress %d, want %d", n, want)
+			}
+			return nil
+		}
+	}
+	testkit.WaitFor(t, "one route without an interface", noEgress(w, 1))
+	ip("route", "add", "100.64.0.0/24", "nhid", "10")
+	testkit.WaitFor(t, "two routes without an interface", noEgress(w, 2))
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Fatalf("%d warnings of routes without an interface, want 1", n)
+	}
+
+	// A dump gives all three routes by their id alone.
+	w2, err := NewWatcher(WatcherConfig{Links: []string{name}, Namespace: &ns, Table: new(Table), NoManaged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w2)
+	testkit.WaitFor(t, "a dump: three routes without an interface", noEgress(w2, 3))
+
+	ip("route", "del", "203.0.113.0/24")
+	ip("route", "del", "100.64.0.0/24")
+	testkit.WaitFor(t, "the route gone", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
+	testkit.WaitFor(t, "no route without an interface", noEgress(w, 0))
+}

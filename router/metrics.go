@@ -62,7 +62,7 @@ func newCollector(r *Router) *collector {
 			"direction"),
 		nhEvents: d("nexthop_events_total", "The next-hop watcher's events: kernel link, route and neighbour events applied (events), next-hop snapshots published to the workers (snapshots), netlink sessions started over with a fresh dump (resyncs), kernel neighbour entries marked used for the fast path's packets (neigh_marked), and marks that found the entry already deleted (neigh_mark_gone).",
 			"event"),
-		nhNoEgress: d("nexthop_routes_without_egress", "The kernel's unicast routes in the last next-hop snapshot that name no interface: routes through nexthop objects while net.ipv4.nexthop_compat_mode is 0. The fast path hands what goes by them to the kernel (rloc_fastpath_packets_total{event=\"to_kernel\"}); above 0, set net.ipv4.nexthop_compat_mode=1."),
+		nhNoEgress: d("nexthop_routes_without_egress", "The kernel's unicast routes in the last next-hop snapshot that name neither an interface nor a nexthop object, which the kernel does not make: above 0, rlocd misreads a route message, and the fast path hands what goes by those routes to the kernel (rloc_fastpath_packets_total{event=\"to_kernel\"})."),
 		offEvents: d("xdp_offload_events_total", "The kernel offload's events: epochs started, entries swept, epochs a table refused (errors), pauses, map-cache batches handled without an epoch (map_batches) and the entries they deleted (map_deleted), next-hop snapshots that lost neighbours alone, handled without an epoch (hop_batches), and the entries they deleted (hop_deleted), next-hop snapshots of a route or link change, handled without an epoch (route_batches), and the entries whose next hop they changed, deleted (route_deleted).",
 			"event"),
 	}

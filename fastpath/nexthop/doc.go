@@ -15,11 +15,11 @@
 // route that moved and nothing more than the neighbour table for a
 // neighbour, not a rebuild of every route (BenchmarkWatcherPublish).
 //
-// Routes through nexthop objects (ip-nexthop(8), as FRR installs them) are
-// followed by the gateway and interface the kernel reports with them while
-// net.ipv4.nexthop_compat_mode is 1, its default, and the kernel sends them
-// again when their object changes. When it is 0 the kernel gives only the
-// object's id, which the netlink library does not parse: such routes
-// resolve as AdjKernel, are counted (WatcherStats.RoutesWithoutEgress) and
-// warned of (TestWatcherNexthopObjects).
+// Routes through kernel nexthop objects (ip-nexthop(8), as FRR installs
+// them) keep the object's id in the trie, and snapshots resolve the
+// objects at lookup, as they do links and neighbours: a change of an
+// object moves every route through it without touching the routes. The
+// watcher reads route and nexthop messages itself (rtmsg.go): the netlink
+// library drops a route's RTA_NH_ID and RTA_VIA and has no nexthop
+// objects.
 package nexthop

@@ -2,11 +2,13 @@ package nexthop
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -381,4 +383,45 @@ func TestWatcherPublishGap(t *testing.T) {
 	if got := w.publishDue(); got != 0 {
 		t.Fatalf("no gap: publishDue %v, want 0", got)
 	}
+}
+
+// TestWatcherRoutesWithoutEgress: a unicast route that names neither an
+// interface nor a nexthop object (which the kernel does not make) resolves
+// as AdjKernel, is counted in RoutesWithoutEgress as of the last snapshot,
+// and is warned of once until there are none again; routes that reject or
+// go through an object are not counted.
+func TestWatcherRoutesWithoutEgress(t *testing.T) {
+	var tab Table
+	logs := &logBuf{t: t}
+	w, err := NewWatcher(WatcherConfig{Table: &tab, NoManaged: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reset()
+	bare := func(p string) rtRoute {
+		return rtRoute{prefix: netip.MustParsePrefix(p), table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST}
+	}
+	step := func(typ uint16, r rtRoute, want uint64, warnings int) {
+		t.Helper()
+		w.applyRt(typ, r)
+		w.publish()
+		if n := w.Stats().RoutesWithoutEgress; n != want {
+			t.Fatalf("after %v: RoutesWithoutEgress %d, want %d", r.prefix, n, want)
+		}
+		if n := strings.Count(logs.String(), "name neither an interface"); n != warnings {
+			t.Fatalf("after %v: %d warnings, want %d", r.prefix, n, warnings)
+		}
+	}
+	obj, reject := bare("10.2.0.0/16"), bare("10.3.0.0/16")
+	obj.nhid, reject.typ = 9, unix.RTN_BLACKHOLE
+	step(unix.RTM_NEWROUTE, obj, 0, 0)
+	step(unix.RTM_NEWROUTE, reject, 0, 0)
+	step(unix.RTM_NEWROUTE, bare("10.0.0.0/16"), 1, 1)
+	if _, st := tab.Resolve(netip.MustParseAddr("10.0.0.1")); st != AdjKernel {
+		t.Errorf("a route without an interface resolves %v, want kernel", st)
+	}
+	step(unix.RTM_NEWROUTE, bare("10.1.0.0/16"), 2, 1)
+	step(unix.RTM_DELROUTE, bare("10.0.0.0/16"), 1, 1)
+	step(unix.RTM_DELROUTE, bare("10.1.0.0/16"), 0, 1)
+	step(unix.RTM_NEWROUTE, bare("10.0.0.0/16"), 1, 2)
 }

@@ -115,6 +115,7 @@ type Neighbour struct {
 type nextHop struct {
 	gw      netip.Addr // the zero Addr: directly connected
 	ifindex int32
+	nhid    uint32 // a route through a nexthop object: the object's id (the rest unset)
 	reject  bool
 }
 
@@ -190,6 +191,10 @@ type Snapshot struct {
 	link   exactTable // ifindex → index into out
 	neigh  exactTable // (addr, ifindex) → index into neighs
 	neighs []Neighbour
+	// objs finds the next hop of each kernel nexthop object by id (a
+	// group's: its first member the snapshot has).
+	objs    exactTable
+	objHops []nextHop
 	// mcast is the adjacency of the Multicast link (mcastOK: there is one,
 	// owned by the fast path and up).
 	mcast   Adjacency
@@ -243,7 +248,7 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 			t.Insert(r.Prefix.Masked(), r.hop())
 		}
 	}
-	return newSnapshot(links, t, neighs)
+	return newSnapshot(links, t, neighs, nil)
 }
 
 // hop is what r's prefix maps to in a trie.
@@ -257,9 +262,15 @@ func (r Route) hop() nextHop {
 // newSnapshot makes a snapshot of routes (which it shares, and nobody may
 // change any more), links and neighs (which it copies). Of two links with
 // one index, the first counts.
-func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour) *Snapshot {
+func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour, objs map[uint32]nhObject) *Snapshot {
 	s := &Snapshot{routes: routes, out: make([]egress, len(links)), link: newExactTable(len(links)),
-		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs))}
+		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs)), objs: newExactTable(len(objs))}
+	for id, o := range objs {
+		if h, ok := o.first(objs); ok {
+			s.objs.put(objKey(id), int32(len(s.objHops)))
+			s.objHops = append(s.objHops, h)
+		}
+	}
 	for i := len(links) - 1; i >= 0; i-- {
 		s.out[i] = egressOf(links[i])
 		s.link.put(linkKey(links[i].Index), int32(i))
@@ -277,6 +288,38 @@ func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour) *Snapshot 
 		}
 	}
 	return s
+}
+
+// objKey is the exactTable key of a nexthop object's id (the only keys of
+// their table).
+func objKey(id uint32) lpmKey { return lpmKey{lo: uint64(id)} }
+
+// first is the next hop that o stands for: its own, or a group's first
+// member that objs holds (a group of groups is not one the kernel makes);
+// ok is false for a group without one.
+func (o nhObject) first(objs map[uint32]nhObject) (nextHop, bool) {
+	if o.group == nil {
+		return o.hop, true
+	}
+	for _, id := range o.group {
+		if m, ok := objs[id]; ok && m.group == nil {
+			return m.hop, true
+		}
+	}
+	return nextHop{}, false
+}
+
+// viaObject is the next hop of route r: its own, or its nexthop object's.
+// A route through an object the snapshot lacks resolves as AdjKernel (the
+// kernel knows it).
+func (s *Snapshot) viaObject(r nextHop) nextHop {
+	if r.nhid == 0 {
+		return r
+	}
+	if i := s.objs.get(objKey(r.nhid)); i >= 0 {
+		return s.objHops[i]
+	}
+	return nextHop{}
 }
 
 // linkKey is the exactTable key of an interface index (the only keys of
@@ -330,6 +373,7 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	if !ok {
 		return Adjacency{}, AdjNoRoute
 	}
+	r = s.viaObject(r)
 	adj, st := s.egress(r)
 	if st != AdjIncomplete {
 		return adj, st
@@ -352,6 +396,7 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 // the Multicast link; else the default route's link.
 func (s *Snapshot) resolveMulticast(dst netip.Addr) (Adjacency, AdjStatus) {
 	p, r, ok := s.routes.LookupPrefixLPM(netip.PrefixFrom(dst, dst.BitLen()))
+	r = s.viaObject(r)
 	if !ok || (p.Bits() == 0 && s.mcastOK) {
 		if !s.mcastOK {
 			return Adjacency{}, AdjNoRoute

@@ -113,7 +113,9 @@ type Watcher struct {
 	links     map[int32]Link
 	routes    map[netip.Prefix][]routeAlt // the main table's routes, by prefix
 	gateways  map[neighID]int             // the routes through each gateway (manage's)
-	noEgress  int                         // the unicast routes that name no interface (countHop)
+	noEgress  int                         // the unicast routes that name no interface nor object (countHop)
+	objects   map[uint32]nhObject         // the kernel's nexthop objects, by id
+	nhRefs    map[uint32]int              // the routes through each object
 	warned    bool                        // the warning about them is logged (until there are none)
 	trie      *routeTrie                  // the routes of the last snapshot published (nil: none yet)
 	dirty     map[netip.Prefix]struct{}   // the prefixes whose routes changed since
@@ -152,10 +154,10 @@ type WatcherStats struct {
 	// the Watcher applied the event: nothing is marked, nor created.
 	MarkGone uint64
 	// RoutesWithoutEgress is not a count of events but the number of
-	// unicast routes in the last snapshot that name no interface: routes
-	// through nexthop objects (ip-nexthop(8)) when the kernel's
-	// net.ipv4.nexthop_compat_mode is 0, which then gives only the object's
-	// id. They resolve as AdjKernel: the kernel sends what goes by them.
+	// unicast routes in the last snapshot that name neither an interface
+	// nor a nexthop object, which the kernel does not make: a sign of a
+	// route message the Watcher does not read right. They resolve as
+	// AdjKernel: the kernel sends what goes by them.
 	RoutesWithoutEgress uint64
 }
 
@@ -355,7 +357,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // session subscribes, dumps, and applies events until a subscription ends.
 func (w *Watcher) session(ctx context.Context) error {
 	done := make(chan struct{})
-	rch := make(chan netlink.RouteUpdate, 1024)
+	rch := make(chan rtEvent, 1024)
 	nch := make(chan netlink.NeighUpdate, 1024)
 	lch := make(chan netlink.LinkUpdate, 256)
 	defer func() {
@@ -386,8 +388,7 @@ func (w *Watcher) session(ctx context.Context) error {
 		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: w.cfg.ReceiveBuffer, ReceiveBufferForceSize: w.force}); err != nil {
 		return fmt.Errorf("link subscribe: %w", err)
 	}
-	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
-		Namespace: w.cfg.Namespace, ErrorCallback: cb, ReceiveBufferSize: w.cfg.ReceiveBuffer, ReceiveBufferForceSize: w.force}); err != nil {
+	if err := subscribeRoutes(w.cfg.Namespace, rch, done, cb, w.cfg.ReceiveBuffer, w.force); err != nil {
 		return fmt.Errorf("route subscribe: %w", err)
 	}
 	if err := netlink.NeighSubscribeWithOptions(nch, done, netlink.NeighSubscribeOptions{
@@ -433,7 +434,7 @@ func (w *Watcher) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("route subscription closed")
 			}
-			w.applyRoute(u.Type, &u.Route)
+			w.applyRtEvent(u)
 		case u, ok := <-nch:
 			if !ok {
 				return errors.New("neighbour subscription closed")
@@ -453,7 +454,7 @@ func (w *Watcher) session(ctx context.Context) error {
 				if !ok {
 					return errors.New("route subscription closed")
 				}
-				w.applyRoute(u.Type, &u.Route)
+				w.applyRtEvent(u)
 			case u, ok := <-nch:
 				if !ok {
 					return errors.New("neighbour subscription closed")
@@ -507,11 +508,10 @@ func (w *Watcher) dump() error {
 			for _, l := range links {
 				w.setLink(l)
 			}
-			err = w.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE,
-				func(r netlink.Route) bool {
-					w.applyRoute(unix.RTM_NEWROUTE, &r)
-					return true
-				})
+			// Objects first: the routes name them.
+			if err = dumpKind(w.cfg.Namespace, unix.RTM_GETNEXTHOP, w.applyNexthop); err == nil {
+				err = dumpKind(w.cfg.Namespace, unix.RTM_GETROUTE, func(e rtEvent) { w.applyRt(e.typ, e.route) })
+			}
 		}
 		if err == nil {
 			var neighs []netlink.Neigh
@@ -537,6 +537,7 @@ func (w *Watcher) reset() {
 	w.links = map[int32]Link{}
 	w.routes = map[netip.Prefix][]routeAlt{}
 	w.gateways, w.noEgress = map[neighID]int{}, 0
+	w.objects, w.nhRefs = map[uint32]nhObject{}, map[uint32]int{}
 	w.trie, w.dirty = nil, map[netip.Prefix]struct{}{}
 	w.neighs = map[neighID]Neighbour{}
 	w.dynamic = map[neighID]bool{}
@@ -618,6 +619,11 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 				}
 			}
 		}
+		for id, o := range w.objects {
+			if o.group == nil && o.hop.ifindex == idx {
+				w.dropObject(id)
+			}
+		}
 		for k, n := range w.neighs {
 			if k.ifindex == idx {
 				delete(w.neighs, k)
@@ -639,49 +645,103 @@ func toAddr(ip net.IP) netip.Addr {
 	return a.Unmap()
 }
 
+// applyRoute applies a route the netlink library parsed (tests build
+// them so); the watcher's own subscription and dump give applyRt theirs.
 func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
-	w.events.Add(1)
-	if r.Table != unix.RT_TABLE_MAIN && r.Table != 0 {
-		return
+	e := rtRoute{table: uint32(r.Table), typ: uint8(r.Type), priority: r.Priority, tos: r.Tos,
+		ifindex: int32(r.LinkIndex), gw: toAddr(r.Gw)}
+	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
+		e.ifindex, e.gw = int32(r.MultiPath[0].LinkIndex), toAddr(r.MultiPath[0].Gw)
 	}
-	var p netip.Prefix
-	if r.Dst != nil {
+	switch {
+	case r.Dst != nil:
 		a := toAddr(r.Dst.IP)
 		ones, _ := r.Dst.Mask.Size()
 		if !a.IsValid() {
+			w.events.Add(1)
 			return
 		}
-		p = netip.PrefixFrom(a, ones).Masked()
-	} else {
-		switch r.Family {
-		case unix.AF_INET:
-			p = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-		case unix.AF_INET6:
-			p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-		default:
-			return
-		}
+		e.prefix = netip.PrefixFrom(a, ones).Masked()
+	case r.Family == unix.AF_INET:
+		e.prefix = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	case r.Family == unix.AF_INET6:
+		e.prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 	}
-	if !p.IsValid() {
+	w.applyRt(typ, e)
+}
+
+// applyRt applies a route event of the main table: unicast routes and
+// those that reject (blackhole, unreachable, prohibit); a route through a
+// nexthop object keeps the object's id alone, so that a change of the
+// object changes no route.
+func (w *Watcher) applyRt(typ uint16, r rtRoute) {
+	w.events.Add(1)
+	if r.table != unix.RT_TABLE_MAIN && r.table != 0 || r.cloned || !r.prefix.IsValid() {
 		return
 	}
+	p := r.prefix
 	if typ == unix.RTM_DELROUTE {
-		w.dropRoute(p, r.Priority, r.Tos)
+		w.dropRoute(p, r.priority, r.tos)
 		return
 	}
-	nr := Route{Prefix: p, IfIndex: int32(r.LinkIndex), Gateway: toAddr(r.Gw)}
-	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
-		nr.IfIndex = int32(r.MultiPath[0].LinkIndex)
-		nr.Gateway = toAddr(r.MultiPath[0].Gw)
+	h := nextHop{gw: r.gw, ifindex: r.ifindex}
+	if r.nhid != 0 {
+		h = nextHop{nhid: r.nhid}
 	}
-	switch r.Type {
+	switch r.typ {
 	case unix.RTN_UNICAST:
 	case unix.RTN_BLACKHOLE, unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT:
-		nr.Reject = true
+		h = nextHop{reject: true}
 	default:
 		return
 	}
-	w.putRoute(p, routeAlt{priority: r.Priority, tos: r.Tos, hop: nr.hop()})
+	w.putRoute(p, routeAlt{priority: r.priority, tos: r.tos, hop: h})
+}
+
+// applyRtEvent applies an event of the route subscription.
+func (w *Watcher) applyRtEvent(e rtEvent) {
+	if e.typ == unix.RTM_NEWNEXTHOP || e.typ == unix.RTM_DELNEXTHOP {
+		w.applyNexthop(e)
+	} else {
+		w.applyRt(e.typ, e.route)
+	}
+}
+
+// applyNexthop applies a nexthop object's event. The kernel deletes the
+// routes through an object with it, without an event of their own.
+func (w *Watcher) applyNexthop(e rtEvent) {
+	w.events.Add(1)
+	if e.fdb {
+		return
+	}
+	if e.typ == unix.RTM_DELNEXTHOP {
+		w.dropObject(e.id)
+		return
+	}
+	if o, ok := w.objects[e.id]; ok && o.hop == e.obj.hop && slices.Equal(o.group, e.obj.group) {
+		return
+	}
+	w.objects[e.id] = e.obj
+	w.change(true)
+}
+
+// dropObject forgets object id and the routes through it.
+func (w *Watcher) dropObject(id uint32) {
+	if _, ok := w.objects[id]; !ok {
+		return
+	}
+	delete(w.objects, id)
+	w.change(true)
+	if w.nhRefs[id] == 0 {
+		return
+	}
+	for p, alts := range w.routes {
+		for _, a := range slices.Clone(alts) {
+			if a.hop.nhid == id {
+				w.dropRoute(p, a.priority, a.tos)
+			}
+		}
+	}
 }
 
 // putRoute adds or replaces prefix p's route of a's priority and TOS.
@@ -720,9 +780,18 @@ func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
 }
 
 // countHop counts (by +1 or -1) a route through h: in the routes through
-// its gateway, if it has one, and in noEgress if it is a unicast route
+// its gateway, if it has one, in nhRefs if it goes through a nexthop
+// object, and in noEgress if it is a unicast route
 // that names no interface.
 func (w *Watcher) countHop(h nextHop, by int) {
+	if h.nhid != 0 {
+		if n := w.nhRefs[h.nhid] + by; n > 0 {
+			w.nhRefs[h.nhid] = n
+		} else {
+			delete(w.nhRefs, h.nhid)
+		}
+		return
+	}
 	if !h.reject && h.ifindex == 0 {
 		w.noEgress += by
 	}
@@ -817,7 +886,7 @@ func (w *Watcher) publish() {
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	s := newSnapshot(links, w.trie, neighs)
+	s := newSnapshot(links, w.trie, neighs, w.objects)
 	if !w.moved {
 		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
 	}
@@ -842,8 +911,8 @@ func (w *Watcher) noteNoEgress() {
 		w.warned = false
 	case !w.warned:
 		w.warned = true
-		w.log.Warn("kernel routes name no interface, as routes through nexthop objects do when net.ipv4.nexthop_compat_mode is 0: "+
-			"the fast path hands what goes by them to the kernel (rloc_fastpath_packets_total{event=\"to_kernel\"}); set net.ipv4.nexthop_compat_mode=1 for it to send them itself",
+		w.log.Warn("kernel routes name neither an interface nor a nexthop object: the fast path hands what goes by them to the kernel "+
+			"(rloc_fastpath_packets_total{event=\"to_kernel\"}); please report the routes (ip -d route)",
 			"routes", w.noEgress)
 	}
 }
@@ -946,7 +1015,23 @@ func (w *Watcher) manage() {
 	}
 	now := time.Now()
 	needed := map[neighID]bool{}
-	for k := range w.gateways {
+	gws := maps.Clone(w.gateways)
+	for id := range w.nhRefs { // the gateways of the objects that routes go through
+		o := w.objects[id]
+		hops := []nextHop{o.hop}
+		if o.group != nil {
+			hops = hops[:0]
+			for _, m := range o.group {
+				hops = append(hops, w.objects[m].hop)
+			}
+		}
+		for _, h := range hops {
+			if !h.reject && h.gw.IsValid() {
+				gws[neighID{addr: h.gw, ifindex: h.ifindex}]++
+			}
+		}
+	}
+	for k := range gws {
 		l, ok := w.links[k.ifindex]
 		if !ok || l.Port < 0 || !l.Up {
 			continue

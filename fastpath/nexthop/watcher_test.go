@@ -837,33 +837,45 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-// TestWatcherNexthopObjects: routes through nexthop objects (ip-nexthop(8),
-// what FRR's zebra installs on kernels that have them). While the
-// namespace's net.ipv4.nexthop_compat_mode is 1 (the kernel's default) the
-// kernel gives each such route its gateway and interface too, and sends
-// the routes again when their object changes: the watcher follows them.
-// Once it is 0 the kernel gives only the object's id: such a route resolves
-// as AdjKernel (the kernel sends what goes by it, never a wrong MAC), is
-// counted in RoutesWithoutEgress, from events and from a dump alike, and
-// the watcher warns once; the count falls as the routes go.
+// TestWatcherNexthopObjects: routes through kernel nexthop objects
+// (ip-nexthop(8), what FRR's zebra installs on kernels that have them)
+// resolve through their object, single or group (its first member), a
+// blackhole rejects, and a change of the object moves every route through
+// it without an event of theirs. With net.ipv4.nexthop_compat_mode 1 (the
+// kernel's default) and with 0, where the kernel gives a route the object's
+// id alone and sends nothing for the routes when the object changes; from
+// events and from a dump. Deleting an object takes its routes with it,
+// silently: the watcher drops them too (the address then has no route),
+// and a group that loses its first member resolves through the next. No
+// route is counted as having no egress, and nothing is warned of. An IPv4
+// route through an IPv6 gateway (RTA_VIA) resolves through that
+// gateway's neighbour entry.
 func TestWatcherNexthopObjects(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		testkit.Unavailable(t, "no ip(8) (iproute2): %v", err)
 	}
 	ns, h, l := vethNS(t, "nx", "10.83.0.1/24")
 	name, idx := l.Attrs().Name, l.Attrs().Index
-	mac2, mac3 := net.HardwareAddr{2, 0, 0, 0, 0x83, 2}, net.HardwareAddr{2, 0, 0, 0, 0x83, 3}
-	for gw, mac := range map[string]net.HardwareAddr{"10.83.0.2": mac2, "10.83.0.3": mac3} {
-		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, IP: net.ParseIP(gw),
-			HardwareAddr: mac, State: netlink.NUD_PERMANENT}); err != nil {
+	mac := func(i byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0x83, i} }
+	for i := byte(2); i <= 4; i++ {
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, IP: net.IPv4(10, 83, 0, i),
+			HardwareAddr: mac(i), State: netlink.NUD_PERMANENT}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ip := func(args ...string) { execIn(t, ns, "ip", args...) }
 	execIn(t, ns, "sysctl", "-qw", "net.ipv4.nexthop_compat_mode=1")
+	ip("link", "set", "lo", "up") // a blackhole object's device
 	ip("nexthop", "add", "id", "10", "via", "10.83.0.2", "dev", name)
+	ip("nexthop", "add", "id", "11", "via", "10.83.0.3", "dev", name)
+	ip("nexthop", "add", "id", "20", "group", "10/11")
+	ip("nexthop", "add", "id", "30", "blackhole")
 	ip("route", "add", "198.51.100.0/24", "nhid", "10")
-	ip("route", "add", "blackhole", "192.0.2.0/24") // no interface either, but not one to send by
+	if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, IP: net.ParseIP("fe80::5"),
+		HardwareAddr: mac(5), State: netlink.NUD_PERMANENT}); err != nil {
+		t.Fatal(err)
+	}
+	ip("route", "add", "198.18.5.0/24", "via", "inet6", "fe80::5", "dev", name)
 
 	var tab Table
 	logs := &logBuf{t: t}
@@ -873,45 +885,47 @@ func TestWatcherNexthopObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	runWatcher(t, w)
-	testkit.WaitFor(t, "route by nexthop 10 through 10.83.0.2", resolveIs(&tab, "198.51.100.1", AdjResolved, mac2))
+	testkit.WaitFor(t, "a route through object 10 (10.83.0.2), from the dump", resolveIs(&tab, "198.51.100.1", AdjResolved, mac(2)))
+	testkit.WaitFor(t, "an IPv4 route through an IPv6 gateway", resolveIs(&tab, "198.18.5.1", AdjResolved, mac(5)))
 	ip("nexthop", "replace", "id", "10", "via", "10.83.0.3", "dev", name)
-	testkit.WaitFor(t, "route by nexthop 10 through 10.83.0.3 after the object changed", resolveIs(&tab, "198.51.100.1", AdjResolved, mac3))
-	if n := w.Stats().RoutesWithoutEgress; n != 0 {
-		t.Fatalf("RoutesWithoutEgress %d with nexthop_compat_mode 1, want 0", n)
-	}
-	const warning = "kernel routes name no interface"
-	if strings.Contains(logs.String(), warning) {
-		t.Fatal("warned of routes without an interface with nexthop_compat_mode 1")
-	}
+	testkit.WaitFor(t, "the route after its object moved to 10.83.0.3", resolveIs(&tab, "198.51.100.1", AdjResolved, mac(3)))
 
 	execIn(t, ns, "sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0")
 	ip("route", "add", "203.0.113.0/24", "nhid", "10")
-	testkit.WaitFor(t, "route by the id alone handed to the kernel", resolveIs(&tab, "203.0.113.1", AdjKernel, nil))
-	noEgress := func(w *Watcher, want uint64) func() error {
-		return func() error {
-			if n := w.Stats().RoutesWithoutEgress; n != want {
-				return fmt.Errorf("RoutesWithoutEgress %d, want %d", n, want)
-			}
-			return nil
-		}
-	}
-	testkit.WaitFor(t, "one route without an interface", noEgress(w, 1))
-	ip("route", "add", "100.64.0.0/24", "nhid", "10")
-	testkit.WaitFor(t, "two routes without an interface", noEgress(w, 2))
-	if n := strings.Count(logs.String(), warning); n != 1 {
-		t.Fatalf("%d warnings of routes without an interface, want 1", n)
-	}
+	testkit.WaitFor(t, "a route given by its object's id alone", resolveIs(&tab, "203.0.113.1", AdjResolved, mac(3)))
+	ip("nexthop", "replace", "id", "10", "via", "10.83.0.4", "dev", name)
+	testkit.WaitFor(t, "the id-only route after its object moved to 10.83.0.4", resolveIs(&tab, "203.0.113.1", AdjResolved, mac(4)))
+	testkit.WaitFor(t, "the other route through the object, which the kernel did not send again", resolveIs(&tab, "198.51.100.1", AdjResolved, mac(4)))
+	ip("route", "add", "192.0.2.0/24", "nhid", "20")
+	ip("route", "add", "100.64.0.0/24", "nhid", "30")
+	testkit.WaitFor(t, "a route through group 20: its first member, object 10", resolveIs(&tab, "192.0.2.1", AdjResolved, mac(4)))
+	testkit.WaitFor(t, "a route through a blackhole object", resolveIs(&tab, "100.64.0.1", AdjNoRoute, nil))
 
-	// A dump gives all three routes by their id alone.
-	w2, err := NewWatcher(WatcherConfig{Links: []string{name}, Namespace: &ns, Table: new(Table), NoManaged: true})
+	// A dump in mode 0 reads the same.
+	var tab2 Table
+	w2, err := NewWatcher(WatcherConfig{Links: []string{name}, Namespace: &ns, Table: &tab2, NoManaged: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runWatcher(t, w2)
-	testkit.WaitFor(t, "a dump: three routes without an interface", noEgress(w2, 3))
+	for _, c := range []struct {
+		dst string
+		st  AdjStatus
+		mac net.HardwareAddr
+	}{{"198.51.100.1", AdjResolved, mac(4)}, {"203.0.113.1", AdjResolved, mac(4)}, {"192.0.2.1", AdjResolved, mac(4)}, {"100.64.0.1", AdjNoRoute, nil}} {
+		if err := resolveIs(&tab2, c.dst, c.st, c.mac)(); err != nil {
+			t.Errorf("after a dump in mode 0: %v", err)
+		}
+	}
 
-	ip("route", "del", "203.0.113.0/24")
-	ip("route", "del", "100.64.0.0/24")
-	testkit.WaitFor(t, "the route gone", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
-	testkit.WaitFor(t, "no route without an interface", noEgress(w, 0))
+	ip("nexthop", "del", "id", "10")
+	testkit.WaitFor(t, "a route through a deleted object gone", resolveIs(&tab, "198.51.100.1", AdjNoRoute, nil))
+	testkit.WaitFor(t, "the other one gone", resolveIs(&tab, "203.0.113.1", AdjNoRoute, nil))
+	testkit.WaitFor(t, "the group through its remaining member", resolveIs(&tab, "192.0.2.1", AdjResolved, mac(3)))
+	if n := w.Stats().RoutesWithoutEgress; n != 0 {
+		t.Errorf("RoutesWithoutEgress %d, want 0", n)
+	}
+	if strings.Contains(logs.String(), "name no interface") {
+		t.Error("warned of routes without an interface")
+	}
 }

@@ -491,7 +491,7 @@ func TestWatcherReceiveBuffer(t *testing.T) {
 }
 
 // execIn runs name with args in namespace ns and returns its output.
-func execIn(t *testing.T, ns netns.NsHandle, name string, args ...string) string {
+func execIn(t testing.TB, ns netns.NsHandle, name string, args ...string) string {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()

@@ -23,7 +23,8 @@ import (
 // namespace whose net.ipv4.nexthop_compat_mode is NHCOMPAT (default 1, the
 // kernel's default). Each op moves the object to the other gateway (one
 // netlink request) and reports the time until a snapshot resolves the
-// first and the last of the routes through the new gateway, and the
+// first or the last of the routes through the new gateway (ms-one), and
+// both (ms-both), and the
 // process's CPU time and the watcher's events until it has read what the
 // kernel sent for the change. Root only; no packet is sent.
 func BenchmarkWatcherObject(b *testing.B) {
@@ -66,21 +67,27 @@ func BenchmarkWatcherObject(b *testing.B) {
 	var tab Table
 	var want atomic.Int32 // the gateway the op waits for (-1: none)
 	want.Store(-1)
-	first, last := make(chan struct{}, 1), make(chan struct{}, 1)
+	// some: a snapshot resolves the first or the last route through it;
+	// both: one resolves both (the kernel sends the routes again in its
+	// own order, not theirs).
+	some, both := make(chan struct{}, 1), make(chan struct{}, 1)
 	tab.OnStore(func(s *Snapshot) {
 		g := want.Load()
 		if g < 0 {
 			return
 		}
-		if adj, st := s.Resolve(dst(0)); st == AdjResolved && adj.DstMAC == macs[g] {
+		a0, st0 := s.Resolve(dst(0))
+		a1, st1 := s.Resolve(dst(n - 1))
+		ok0, ok1 := st0 == AdjResolved && a0.DstMAC == macs[g], st1 == AdjResolved && a1.DstMAC == macs[g]
+		if ok0 || ok1 {
 			select {
-			case first <- struct{}{}:
+			case some <- struct{}{}:
 			default:
 			}
 		}
-		if adj, st := s.Resolve(dst(n - 1)); st == AdjResolved && adj.DstMAC == macs[g] {
+		if ok0 && ok1 {
 			want.Store(-1)
-			last <- struct{}{}
+			both <- struct{}{}
 		}
 	})
 	w, err := NewWatcher(WatcherConfig{Links: []string{l.Attrs().Name}, Namespace: &ns, Table: &tab})
@@ -104,7 +111,7 @@ func BenchmarkWatcherObject(b *testing.B) {
 			prev = cur
 		}
 	}
-	var firstT, lastT, cpu time.Duration
+	var someT, bothT, cpu time.Duration
 	var events uint64
 	g := 0
 	for b.Loop() {
@@ -113,31 +120,31 @@ func BenchmarkWatcherObject(b *testing.B) {
 		e0 := quiet()
 		var ru0, ru1 unix.Rusage
 		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
-		for len(first) > 0 {
-			<-first
+		for len(some) > 0 {
+			<-some
 		}
 		want.Store(int32(g))
 		t0 := time.Now()
 		setNexthop(b, ns, 10, gws[g], idx)
 		select {
-		case <-first:
-			firstT += time.Since(t0)
+		case <-some:
+			someT += time.Since(t0)
 		case <-time.After(2 * time.Minute):
-			b.Fatalf("no snapshot resolved the first route through %s", gws[g])
+			b.Fatalf("no snapshot resolved the first or the last route through %s", gws[g])
 		}
 		select {
-		case <-last:
-			lastT += time.Since(t0)
+		case <-both:
+			bothT += time.Since(t0)
 		case <-time.After(2 * time.Minute):
-			b.Fatalf("no snapshot resolved the last route through %s", gws[g])
+			b.Fatalf("no snapshot resolved both the first and the last route through %s", gws[g])
 		}
 		events += quiet() - e0
 		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru1)
 		cpu += time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
 	}
 	ops := float64(b.N)
-	b.ReportMetric(float64(firstT.Microseconds())/1e3/ops, "ms-first")
-	b.ReportMetric(float64(lastT.Microseconds())/1e3/ops, "ms-last")
+	b.ReportMetric(float64(someT.Microseconds())/1e3/ops, "ms-one")
+	b.ReportMetric(float64(bothT.Microseconds())/1e3/ops, "ms-both")
 	b.ReportMetric(float64(cpu.Microseconds())/1e3/ops, "cpu-ms/change")
 	b.ReportMetric(float64(events)/ops, "events/change")
 	b.ReportMetric(float64(w.Stats().Resyncs), "resyncs")

@@ -156,34 +156,18 @@ func BenchmarkWatcherObject(b *testing.B) {
 // daemon makes it (the netlink library has no nexthop objects).
 func setNexthop(tb testing.TB, ns netns.NsHandle, id uint32, gw string, ifindex int) {
 	tb.Helper()
-	newNs, curNs, err := nsPair(&ns)
+	sh, err := openRoute(&ns)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer curNs.Close()
-	s, err := nl.GetNetlinkSocketAt(newNs, curNs, unix.NETLINK_ROUTE)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer s.Close()
+	defer sh.Socket.Close()
 	req := nl.NewNetlinkRequest(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-	req.AddData(nhmsgFamily(unix.AF_INET))
+	req.AddData(nhmsg(unix.AF_INET))
 	req.AddData(nl.NewRtAttr(unix.NHA_ID, u32(id)))
 	req.AddData(nl.NewRtAttr(unix.NHA_OIF, u32(uint32(ifindex))))
 	req.AddData(nl.NewRtAttr(unix.NHA_GATEWAY, net.ParseIP(gw).To4()))
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sh}
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		tb.Fatalf("nexthop %d via %s: %v", id, gw, err)
 	}
-}
-
-// nhmsgFamily is a struct nhmsg of one family.
-type nhmsgFamily uint8
-
-func (nhmsgFamily) Len() int { return unix.SizeofNhmsg }
-
-func (f nhmsgFamily) Serialize() []byte {
-	b := make([]byte, unix.SizeofNhmsg)
-	b[0] = byte(f)
-	return b
 }

@@ -212,12 +212,7 @@ type rtEvent struct {
 // that follow it arrive in the kernel's order. It closes ch when the
 // socket fails (cb says why) or done is closed.
 func subscribeRoutes(ns *netns.NsHandle, ch chan<- rtEvent, done <-chan struct{}, cb func(error), rcvbuf int, force bool) error {
-	newNs, curNs, err := nsPair(ns)
-	if err != nil {
-		return err
-	}
-	defer curNs.Close()
-	s, err := nl.SubscribeAt(newNs, curNs, unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP)
+	s, err := nl.SubscribeAt(nsOf(ns), netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP)
 	if err != nil {
 		return err
 	}
@@ -276,23 +271,18 @@ func rtEventOf(m syscall.NetlinkMessage) (e rtEvent, ok bool, err error) {
 // each; the error wraps netlink.ErrDumpInterrupted when the kernel's table
 // changed meanwhile.
 func dumpKind(ns *netns.NsHandle, req uint16, f func(rtEvent)) error {
-	newNs, curNs, err := nsPair(ns)
+	sh, err := openRoute(ns)
 	if err != nil {
 		return err
 	}
-	defer curNs.Close()
-	s, err := nl.GetNetlinkSocketAt(newNs, curNs, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+	defer sh.Socket.Close()
 	r := nl.NewNetlinkRequest(int(req), unix.NLM_F_DUMP)
 	if req == unix.RTM_GETROUTE {
 		r.AddData(&nl.RtMsg{RtMsg: unix.RtMsg{Family: unix.AF_UNSPEC}})
 	} else {
-		r.AddData(nhmsg{})
+		r.AddData(nhmsg(unix.AF_UNSPEC))
 	}
-	r.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	r.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sh}
 	typ := uint16(unix.RTM_NEWROUTE)
 	if req == unix.RTM_GETNEXTHOP {
 		typ = unix.RTM_NEWNEXTHOP
@@ -317,23 +307,14 @@ func dumpKind(ns *netns.NsHandle, req uint16, f func(rtEvent)) error {
 	return errors.Join(err, bad)
 }
 
-// nsPair is what the library's ...At functions take to work in namespace
-// ns (nil: the current one): ns and the current namespace, which the
-// caller closes (closing netns.None() does nothing).
-func nsPair(ns *netns.NsHandle) (newNs, curNs netns.NsHandle, err error) {
-	if ns == nil {
-		return netns.None(), netns.None(), nil
-	}
-	if curNs, err = netns.Get(); err != nil {
-		return netns.None(), netns.None(), err
-	}
-	return *ns, curNs, nil
-}
-
-// nhmsg is the header of a nexthop dump request (struct nhmsg, all zero:
-// every family).
-type nhmsg struct{}
+// nhmsg is a struct nhmsg of one family (AF_UNSPEC: every family, in a
+// dump request), the rest zero.
+type nhmsg uint8
 
 func (nhmsg) Len() int { return unix.SizeofNhmsg }
 
-func (nhmsg) Serialize() []byte { return make([]byte, unix.SizeofNhmsg) }
+func (f nhmsg) Serialize() []byte {
+	b := make([]byte, unix.SizeofNhmsg)
+	b[0] = byte(f)
+	return b
+}

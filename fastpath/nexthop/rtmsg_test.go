@@ -177,10 +177,10 @@ func TestNexthopObjectFirst(t *testing.T) {
 		t.Errorf("group 6 of a missing member: %+v", h)
 	}
 	s := newSnapshot(nil, new(routeTrie), nil, objs)
-	if h := s.viaObject(nextHop{nhid: 5}); h != b {
+	if h := s.viaObject(viaObj(5)); h != b {
 		t.Errorf("via 5: %+v, want %+v", h, b)
 	}
-	if h := s.viaObject(nextHop{nhid: 6}); h != (nextHop{}) {
+	if h := s.viaObject(viaObj(6)); h != (nextHop{}) {
 		t.Errorf("via 6: %+v, want none", h)
 	}
 }

@@ -425,3 +425,55 @@ func TestWatcherRoutesWithoutEgress(t *testing.T) {
 	step(unix.RTM_DELROUTE, bare("10.1.0.0/16"), 0, 1)
 	step(unix.RTM_NEWROUTE, bare("10.0.0.0/16"), 1, 2)
 }
+
+// applyRoute applies a route as the netlink library's Route describes it,
+// which the tests build; the watcher's own subscription and dump give
+// applyRt what they read.
+func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
+	e := rtRoute{table: uint32(r.Table), typ: uint8(r.Type), priority: r.Priority, tos: r.Tos,
+		ifindex: int32(r.LinkIndex), gw: toAddr(r.Gw)}
+	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
+		e.ifindex, e.gw = int32(r.MultiPath[0].LinkIndex), toAddr(r.MultiPath[0].Gw)
+	}
+	switch {
+	case r.Dst != nil:
+		a := toAddr(r.Dst.IP)
+		ones, _ := r.Dst.Mask.Size()
+		if !a.IsValid() {
+			w.events.Add(1)
+			return
+		}
+		e.prefix = netip.PrefixFrom(a, ones).Masked()
+	case r.Family == unix.AF_INET:
+		e.prefix = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	case r.Family == unix.AF_INET6:
+		e.prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	w.applyRt(typ, e)
+}
+
+// TestWatcherObjectRouteOutlivesLink: a route through a nexthop object
+// keeps the object's id where other routes keep their interface; deleting
+// the interface of that index leaves the route (and its object, on
+// another interface) alone.
+func TestWatcherObjectRouteOutlivesLink(t *testing.T) {
+	w, err := NewWatcher(WatcherConfig{Table: new(Table), NoManaged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reset()
+	for _, idx := range []int{3, 4} {
+		w.setLink(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx, Name: fmt.Sprint("l", idx), MTU: 1500, Flags: net.FlagUp, OperState: netlink.OperUp}})
+	}
+	w.applyNexthop(rtEvent{typ: unix.RTM_NEWNEXTHOP, id: 3, obj: nhObject{hop: nextHop{gw: netip.MustParseAddr("10.0.0.1"), ifindex: 4}}})
+	p := netip.MustParsePrefix("192.0.2.0/24")
+	w.applyRt(unix.RTM_NEWROUTE, rtRoute{prefix: p, table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST, nhid: 3})
+	w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 3}}})
+	if len(w.routes[p]) != 1 || w.objects[3].hop.ifindex != 4 {
+		t.Fatalf("after link 3 went: routes %v, object 3 %+v; want the route through object 3 kept", w.routes[p], w.objects[3])
+	}
+	w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 4}}})
+	if len(w.routes[p]) != 0 {
+		t.Fatalf("after link 4, object 3's, went: routes %v, want none", w.routes[p])
+	}
+}

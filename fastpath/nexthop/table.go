@@ -114,10 +114,20 @@ type Neighbour struct {
 // Watcher publishes) as it is.
 type nextHop struct {
 	gw      netip.Addr // the zero Addr: directly connected
-	ifindex int32
-	nhid    uint32 // a route through a nexthop object: the object's id (the rest unset)
+	ifindex int32      // the interface; on a route through a nexthop object (obj), the object's id
 	reject  bool
+	obj     bool // a route through a nexthop object: its id is in ifindex, the rest is unset
 }
+
+// The object's id shares ifindex, which such a route has no use for, so
+// that a nextHop stays 32 bytes: a separate field made the heap of a
+// watcher holding 1M routes 31 MiB bigger (254.7 against 224 MiB).
+
+// viaObj is the next hop of a route through nexthop object id.
+func viaObj(id uint32) nextHop { return nextHop{ifindex: int32(id), obj: true} }
+
+// object is the id of the nexthop object h goes through (ok: it does).
+func (h nextHop) object() (id uint32, ok bool) { return uint32(h.ifindex), h.obj }
 
 // routeTrie holds the routes of a Snapshot, both families: an immutable
 // value once published (the Watcher derives the next one with persistent
@@ -313,10 +323,11 @@ func (o nhObject) first(objs map[uint32]nhObject) (nextHop, bool) {
 // A route through an object the snapshot lacks resolves as AdjKernel (the
 // kernel knows it).
 func (s *Snapshot) viaObject(r nextHop) nextHop {
-	if r.nhid == 0 {
+	id, ok := r.object()
+	if !ok {
 		return r
 	}
-	if i := s.objs.get(objKey(r.nhid)); i >= 0 {
+	if i := s.objs.get(objKey(id)); i >= 0 {
 		return s.objHops[i]
 	}
 	return nextHop{}

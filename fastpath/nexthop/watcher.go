@@ -291,13 +291,19 @@ func canForce(size int) bool {
 	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) == nil
 }
 
-// openMark opens markNeigh's socket in namespace ns (nil: this one).
-func openMark(ns *netns.NsHandle) (*nl.SocketHandle, error) {
-	at := netns.None() // this one
-	if ns != nil {
-		at = *ns
+// nsOf is the handle the library's ...At functions take for namespace ns
+// (nil: this one).
+func nsOf(ns *netns.NsHandle) netns.NsHandle {
+	if ns == nil {
+		return netns.None()
 	}
-	s, err := nl.GetNetlinkSocketAt(at, netns.None(), unix.NETLINK_ROUTE)
+	return *ns
+}
+
+// openRoute opens a NETLINK_ROUTE socket for requests (markNeigh's, the
+// dumps') in namespace ns (nil: this one), with 5 s timeouts.
+func openRoute(ns *netns.NsHandle) (*nl.SocketHandle, error) {
+	s, err := nl.GetNetlinkSocketAt(nsOf(ns), netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("nexthop: netlink socket: %w", err)
 	}
@@ -328,7 +334,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return fmt.Errorf("nexthop: netlink handle: %w", err)
 	}
 	defer w.h.Close()
-	if w.mark, err = openMark(w.cfg.Namespace); err != nil {
+	if w.mark, err = openRoute(w.cfg.Namespace); err != nil {
 		return err
 	}
 	defer w.mark.Close()
@@ -610,10 +616,11 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		if deleteIfPresent(w.links, idx) {
 			w.change(true)
 		}
+		through := func(a routeAlt) bool { return !a.hop.obj && a.hop.ifindex == idx }
 		for p, alts := range w.routes {
-			if slices.ContainsFunc(alts, func(a routeAlt) bool { return a.hop.ifindex == idx }) {
+			if slices.ContainsFunc(alts, through) {
 				for _, a := range slices.Clone(alts) {
-					if a.hop.ifindex == idx {
+					if through(a) {
 						w.dropRoute(p, a.priority, a.tos)
 					}
 				}
@@ -645,31 +652,6 @@ func toAddr(ip net.IP) netip.Addr {
 	return a.Unmap()
 }
 
-// applyRoute applies a route the netlink library parsed (tests build
-// them so); the watcher's own subscription and dump give applyRt theirs.
-func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
-	e := rtRoute{table: uint32(r.Table), typ: uint8(r.Type), priority: r.Priority, tos: r.Tos,
-		ifindex: int32(r.LinkIndex), gw: toAddr(r.Gw)}
-	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
-		e.ifindex, e.gw = int32(r.MultiPath[0].LinkIndex), toAddr(r.MultiPath[0].Gw)
-	}
-	switch {
-	case r.Dst != nil:
-		a := toAddr(r.Dst.IP)
-		ones, _ := r.Dst.Mask.Size()
-		if !a.IsValid() {
-			w.events.Add(1)
-			return
-		}
-		e.prefix = netip.PrefixFrom(a, ones).Masked()
-	case r.Family == unix.AF_INET:
-		e.prefix = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-	case r.Family == unix.AF_INET6:
-		e.prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-	}
-	w.applyRt(typ, e)
-}
-
 // applyRt applies a route event of the main table: unicast routes and
 // those that reject (blackhole, unreachable, prohibit); a route through a
 // nexthop object keeps the object's id alone, so that a change of the
@@ -686,7 +668,7 @@ func (w *Watcher) applyRt(typ uint16, r rtRoute) {
 	}
 	h := nextHop{gw: r.gw, ifindex: r.ifindex}
 	if r.nhid != 0 {
-		h = nextHop{nhid: r.nhid}
+		h = viaObj(r.nhid)
 	}
 	switch r.typ {
 	case unix.RTN_UNICAST:
@@ -737,7 +719,7 @@ func (w *Watcher) dropObject(id uint32) {
 	}
 	for p, alts := range w.routes {
 		for _, a := range slices.Clone(alts) {
-			if a.hop.nhid == id {
+			if o, ok := a.hop.object(); ok && o == id {
 				w.dropRoute(p, a.priority, a.tos)
 			}
 		}
@@ -781,15 +763,11 @@ func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
 
 // countHop counts (by +1 or -1) a route through h: in the routes through
 // its gateway, if it has one, in nhRefs if it goes through a nexthop
-// object, and in noEgress if it is a unicast route
-// that names no interface.
+// object, and in noEgress if it is a unicast route that names neither an
+// interface nor an object.
 func (w *Watcher) countHop(h nextHop, by int) {
-	if h.nhid != 0 {
-		if n := w.nhRefs[h.nhid] + by; n > 0 {
-			w.nhRefs[h.nhid] = n
-		} else {
-			delete(w.nhRefs, h.nhid)
-		}
+	if id, ok := h.object(); ok {
+		addCount(w.nhRefs, id, by)
 		return
 	}
 	if !h.reject && h.ifindex == 0 {
@@ -798,11 +776,15 @@ func (w *Watcher) countHop(h nextHop, by int) {
 	if h.reject || !h.gw.IsValid() {
 		return
 	}
-	k := neighID{addr: h.gw, ifindex: h.ifindex}
-	if n := w.gateways[k] + by; n > 0 {
-		w.gateways[k] = n
+	addCount(w.gateways, neighID{addr: h.gw, ifindex: h.ifindex}, by)
+}
+
+// addCount adds by to m[k], deleting k when the count reaches 0.
+func addCount[K comparable](m map[K]int, k K, by int) {
+	if n := m[k] + by; n > 0 {
+		m[k] = n
 	} else {
-		delete(w.gateways, k)
+		delete(m, k)
 	}
 }
 

@@ -537,7 +537,7 @@ func TestWatcherMarkVanished(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.h = h
-	if w.mark, err = openMark(&ns); err != nil {
+	if w.mark, err = openRoute(&ns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.mark.Close)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -38,6 +37,12 @@ type rtRoute struct {
 	nhid     uint32     // RTA_NH_ID: the nexthop object it points at (0: none)
 }
 
+// errOtherFamily is parseRoute's error for a route neither IPv4 nor IPv6:
+// MPLS, or a multicast routing cache entry (IPMR, IP6MR), which a dump of
+// every family and the subscription bring too. Not a fault: such routes
+// are skipped.
+var errOtherFamily = errors.New("nexthop: route of family")
+
 // parseRoute reads an RTM_NEWROUTE or RTM_DELROUTE message's payload.
 func parseRoute(b []byte) (rtRoute, error) {
 	if len(b) < unix.SizeofRtMsg {
@@ -52,7 +57,7 @@ func parseRoute(b []byte) (rtRoute, error) {
 	case unix.AF_INET6:
 		r.prefix, bits = netip.PrefixFrom(netip.IPv6Unspecified(), 0), 128
 	default:
-		return rtRoute{}, fmt.Errorf("nexthop: route of family %d", m.Family)
+		return rtRoute{}, fmt.Errorf("%w %d", errOtherFamily, m.Family)
 	}
 	if int(m.Dst_len) > bits {
 		return rtRoute{}, fmt.Errorf("nexthop: route prefix length %d", m.Dst_len)
@@ -252,12 +257,15 @@ func subscribeRoutes(ns *netns.NsHandle, ch chan<- rtEvent, done <-chan struct{}
 }
 
 // rtEventOf reads message m of the route subscription; ok is false for
-// one that is not a route or nexthop object (or is malformed: err).
+// one that is not an IPv4 or IPv6 route or a nexthop object (or is
+// malformed: err).
 func rtEventOf(m syscall.NetlinkMessage) (e rtEvent, ok bool, err error) {
 	e.typ = m.Header.Type
 	switch m.Header.Type {
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		e.route, err = parseRoute(m.Data)
+		if e.route, err = parseRoute(m.Data); errors.Is(err, errOtherFamily) {
+			return rtEvent{}, false, nil
+		}
 	case unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP:
 		e.id, e.obj, e.fdb, err = parseNexthop(m.Data)
 	default:
@@ -268,9 +276,11 @@ func rtEventOf(m syscall.NetlinkMessage) (e rtEvent, ok bool, err error) {
 
 // dumpKind dumps the kernel's routes (RTM_GETROUTE) or nexthop objects
 // (RTM_GETNEXTHOP) of namespace ns (nil: the current one) and calls f with
-// each; the error wraps netlink.ErrDumpInterrupted when the kernel's table
-// changed meanwhile.
-func dumpKind(ns *netns.NsHandle, req uint16, f func(rtEvent)) error {
+// each, and cb with what it could not read (skipped, as the subscription
+// does: a dump failed for them would fail again at each resync); the error
+// wraps netlink.ErrDumpInterrupted when the kernel's table changed
+// meanwhile.
+func dumpKind(ns *netns.NsHandle, req uint16, f func(rtEvent), cb func(error)) error {
 	sh, err := openRoute(ns)
 	if err != nil {
 		return err
@@ -287,24 +297,20 @@ func dumpKind(ns *netns.NsHandle, req uint16, f func(rtEvent)) error {
 	if req == unix.RTM_GETNEXTHOP {
 		typ = unix.RTM_NEWNEXTHOP
 	}
-	var bad error
 	err = r.ExecuteIter(unix.NETLINK_ROUTE, typ, func(b []byte) bool {
 		e, ok, perr := rtEventOf(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: typ}, Data: b})
-		if perr != nil && bad == nil {
-			bad = perr
+		if perr != nil {
+			cb(perr)
 		}
 		if ok {
 			f(e)
 		}
 		return true
 	})
-	if errors.Is(err, netlink.ErrDumpInterrupted) {
-		return err
-	}
 	if err != nil && req == unix.RTM_GETNEXTHOP && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)) {
 		return nil // a kernel without nexthop objects (before 5.3)
 	}
-	return errors.Join(err, bad)
+	return err
 }
 
 // nhmsg is a struct nhmsg of one family (AF_UNSPEC: every family, in a

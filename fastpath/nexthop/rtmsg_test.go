@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink/nl"
@@ -87,7 +88,7 @@ func routeCases() []routeCase {
 			nl.NewRtAttr(unix.RTA_DST, ipb("2001:db8::1"))),
 			rtRoute{prefix: netip.MustParsePrefix("2001:db8::1/128"), table: 254, typ: unix.RTN_UNICAST, cloned: true}, ""},
 		{"short", []byte{2, 24, 0}, rtRoute{}, "route message of 3 bytes"},
-		{"family", rtMsg(unix.RtMsg{Family: unix.AF_BRIDGE}), rtRoute{}, "family 7"},
+		{"family", rtMsg(unix.RtMsg{Family: unix.AF_BRIDGE}), rtRoute{}, "route of family 7"},
 		{"length", rtMsg(unix.RtMsg{Family: unix.AF_INET, Dst_len: 33}), rtRoute{}, "prefix length 33"},
 		{"dst-size", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("2001:db8::"))), rtRoute{}, "destination of 16 bytes"},
 		{"truncated", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.1.2.0")))[:unix.SizeofRtMsg+6], rtRoute{}, "route attributes"},
@@ -145,6 +146,24 @@ func nexthopCases() []nexthopCase {
 		{"no-id", nhMsg(0, nl.NewRtAttr(unix.NHA_OIF, u32(4))), 0, nhObject{}, false, "without an id"},
 		{"short", []byte{2, 0}, 0, nhObject{}, false, "nexthop message of 2 bytes"},
 		{"truncated", nhMsg(0, nl.NewRtAttr(unix.NHA_ID, u32(5)))[:unix.SizeofNhmsg+5], 0, nhObject{}, false, "nexthop attributes"},
+	}
+}
+
+// TestRtEventOfOtherFamilies: routes of other families (MPLS, multicast
+// routing cache entries), which a dump of every family brings, are
+// skipped without an error; a malformed IPv4 route is an error.
+func TestRtEventOfOtherFamilies(t *testing.T) {
+	const ipmr = 128 // RTNL_FAMILY_IPMR
+	for _, fam := range []uint8{unix.AF_MPLS, ipmr, ipmr + 1} {
+		m := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWROUTE},
+			Data: rtMsg(unix.RtMsg{Family: fam, Dst_len: 32, Type: unix.RTN_MULTICAST})}
+		if e, ok, err := rtEventOf(m); ok || err != nil {
+			t.Errorf("family %d: %+v %v %v, want it skipped without an error", fam, e, ok, err)
+		}
+	}
+	bad := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWROUTE}, Data: rtMsg(unix.RtMsg{Family: unix.AF_INET, Dst_len: 40})}
+	if _, ok, err := rtEventOf(bad); ok || err == nil {
+		t.Errorf("a /40 IPv4 route: ok %v, err %v; want an error", ok, err)
 	}
 }
 

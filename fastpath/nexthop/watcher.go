@@ -515,8 +515,9 @@ func (w *Watcher) dump() error {
 				w.setLink(l)
 			}
 			// Objects first: the routes name them.
-			if err = dumpKind(w.cfg.Namespace, unix.RTM_GETNEXTHOP, w.applyNexthop); err == nil {
-				err = dumpKind(w.cfg.Namespace, unix.RTM_GETROUTE, func(e rtEvent) { w.applyRt(e.typ, e.route) })
+			bad := func(err error) { w.log.Warn("netlink dump: a message skipped", "err", err) }
+			if err = dumpKind(w.cfg.Namespace, unix.RTM_GETNEXTHOP, w.applyNexthop, bad); err == nil {
+				err = dumpKind(w.cfg.Namespace, unix.RTM_GETROUTE, func(e rtEvent) { w.applyRt(e.typ, e.route) }, bad)
 			}
 		}
 		if err == nil {

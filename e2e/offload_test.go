@@ -234,7 +234,7 @@ func TestOffloadDaemon(t *testing.T) {
 			m[`rloc_nexthop_events_total{event="events"}`])
 	}
 	if v, ok := m[`rloc_nexthop_routes_without_egress`]; !ok || v != 0 {
-		t.Fatalf("xtr2's rloc_nexthop_routes_without_egress %v (exported %v), want 0: its routes all name an interface", v, ok)
+		t.Fatalf("xtr2's rloc_nexthop_routes_without_egress %v (exported %v), want 0: its routes all name an interface or a nexthop object", v, ok)
 	}
 
 	// The peer detaches its XDP program: core0 no longer takes redirects,

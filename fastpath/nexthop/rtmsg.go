@@ -35,6 +35,7 @@ type rtRoute struct {
 	ifindex  int32
 	gw       netip.Addr // RTA_GATEWAY or RTA_VIA; of the first path of a multipath route
 	nhid     uint32     // RTA_NH_ID: the nexthop object it points at (0: none)
+	paths    []member   // a multipath route's paths (RTA_MULTIPATH), when more than one, in the kernel's order
 }
 
 // errOtherFamily is parseRoute's error for a route neither IPv4 nor IPv6:
@@ -92,27 +93,50 @@ func parseRoute(b []byte) (rtRoute, error) {
 			if len(a.v) == 4 {
 				r.nhid = binary.NativeEndian.Uint32(a.v)
 			}
-		case unix.RTA_MULTIPATH: // ECMP: the first path only
-			n := 0
-			if len(a.v) >= unix.SizeofRtNexthop {
-				n = int(binary.NativeEndian.Uint16(a.v))
-			}
-			if n < unix.SizeofRtNexthop || n > len(a.v) {
-				return rtRoute{}, fmt.Errorf("nexthop: route's first path of %d bytes in %d", n, len(a.v))
-			}
-			r.ifindex = int32(binary.NativeEndian.Uint32(a.v[4:8]))
-			sub, err := parseAttrs(a.v[unix.SizeofRtNexthop:n])
-			if err != nil {
-				return rtRoute{}, fmt.Errorf("nexthop: route's first path: %w", err)
-			}
-			for _, s := range sub {
-				if s.typ == unix.RTA_GATEWAY || s.typ == unix.RTA_VIA {
-					r.gw = gateway(s.typ, s.v)
-				}
+		case unix.RTA_MULTIPATH:
+			if err := r.parsePaths(a.v); err != nil {
+				return rtRoute{}, err
 			}
 		}
 	}
 	return r, nil
+}
+
+// parsePaths reads an RTA_MULTIPATH attribute's value: its struct
+// rtnexthop entries, each with its interface, weight (rtnh_hops + 1) and
+// gateway. The first gives r's interface and gateway too; paths holds
+// them all when there are more than one. The kernel's flags (a path
+// dead, its link down) are not read: it does not tell when they change,
+// and the snapshots follow the links instead.
+func (r *rtRoute) parsePaths(v []byte) error {
+	for i := 0; len(v) > 0; i++ {
+		n := 0
+		if len(v) >= unix.SizeofRtNexthop {
+			n = int(binary.NativeEndian.Uint16(v))
+		}
+		if n < unix.SizeofRtNexthop || n > len(v) {
+			return fmt.Errorf("nexthop: route's path %d of %d bytes in %d", i, n, len(v))
+		}
+		m := member{hop: nextHop{ifindex: int32(binary.NativeEndian.Uint32(v[4:8]))}, weight: uint32(v[3]) + 1}
+		sub, err := parseAttrs(v[unix.SizeofRtNexthop:n])
+		if err != nil {
+			return fmt.Errorf("nexthop: route's path %d: %w", i, err)
+		}
+		for _, s := range sub {
+			if s.typ == unix.RTA_GATEWAY || s.typ == unix.RTA_VIA {
+				m.hop.gw = gateway(s.typ, s.v)
+			}
+		}
+		if i == 0 {
+			r.ifindex, r.gw = m.hop.ifindex, m.hop.gw
+		}
+		r.paths = append(r.paths, m)
+		v = v[min(len(v), (n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
+	}
+	if len(r.paths) < 2 {
+		r.paths = nil
+	}
+	return nil
 }
 
 // attr is a netlink attribute: its type (flags cleared) and value.
@@ -160,8 +184,15 @@ func gateway(typ uint16, v []byte) netip.Addr {
 // nhObject is a kernel nexthop object (ip-nexthop(8)): one next hop, or a
 // group of other objects' ids.
 type nhObject struct {
-	hop   nextHop  // a single next hop (reject: a blackhole)
-	group []uint32 // a group's members, in the kernel's order
+	hop   nextHop    // a single next hop (reject: a blackhole)
+	group []grpEntry // a group's members, in the kernel's order
+}
+
+// grpEntry is a member of a nexthop group: an object's id and its weight
+// (1 and up).
+type grpEntry struct {
+	id     uint32
+	weight uint32
 }
 
 // parseNexthop reads an RTM_NEWNEXTHOP or RTM_DELNEXTHOP message's payload.
@@ -181,8 +212,8 @@ func parseNexthop(b []byte) (id uint32, o nhObject, fdb bool, err error) {
 				id = binary.NativeEndian.Uint32(a.v)
 			}
 		case unix.NHA_GROUP:
-			for v := a.v; len(v) >= 8; v = v[8:] { // struct nexthop_grp
-				o.group = append(o.group, binary.NativeEndian.Uint32(v))
+			for v := a.v; len(v) >= 8; v = v[8:] { // struct nexthop_grp: id, weight - 1, its high byte (Linux 6.12), reserved
+				o.group = append(o.group, grpEntry{id: binary.NativeEndian.Uint32(v), weight: (uint32(v[5])<<8 | uint32(v[4])) + 1})
 			}
 		case unix.NHA_BLACKHOLE:
 			o.hop.reject = true

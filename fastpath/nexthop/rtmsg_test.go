@@ -3,6 +3,7 @@ package nexthop
 import (
 	"encoding/binary"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,15 +37,28 @@ func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 func ipb(s string) []byte { return netip.MustParseAddr(s).AsSlice() }
 
 // rtNexthop is a struct rtnexthop on interface ifindex followed by attrs.
-func rtNexthop(ifindex int32, attrs ...*nl.RtAttr) []byte {
+func rtNexthop(ifindex int32, attrs ...*nl.RtAttr) []byte { return rtNexthopW(ifindex, 1, attrs...) }
+
+// rtNexthopW is rtNexthop of weight w (rtnh_hops w-1).
+func rtNexthopW(ifindex int32, w byte, attrs ...*nl.RtAttr) []byte {
 	var sub []byte
 	for _, a := range attrs {
 		sub = append(sub, a.Serialize()...)
 	}
 	b := make([]byte, unix.SizeofRtNexthop, unix.SizeofRtNexthop+len(sub))
 	binary.NativeEndian.PutUint16(b, uint16(unix.SizeofRtNexthop+len(sub)))
+	b[3] = w - 1
 	binary.NativeEndian.PutUint32(b[4:], uint32(ifindex))
 	return append(b, sub...)
+}
+
+// path is a member of a multipath route's paths.
+func path(gw string, ifindex int32, weight uint32) member {
+	m := member{hop: nextHop{ifindex: ifindex}, weight: weight}
+	if gw != "" {
+		m.hop.gw = netip.MustParseAddr(gw)
+	}
+	return m
 }
 
 // badPath is a first path whose attribute claims more bytes than it has.
@@ -81,7 +95,17 @@ func routeCases() []routeCase {
 			nl.NewRtAttr(unix.RTA_MULTIPATH, append(rtNexthop(3, nl.NewRtAttr(unix.RTA_VIA, via6("fe80::1"))),
 				rtNexthop(4, nl.NewRtAttr(unix.RTA_GATEWAY, ipb("10.0.0.4")))...))),
 			rtRoute{prefix: netip.MustParsePrefix("10.9.9.0/24"), table: 254, typ: unix.RTN_UNICAST, ifindex: 3,
-				gw: netip.MustParseAddr("fe80::1")}, ""},
+				gw: netip.MustParseAddr("fe80::1"), paths: []member{path("fe80::1", 3, 1), path("10.0.0.4", 4, 1)}}, ""},
+		{"multipath-weights", rtMsg(unix.RtMsg{Family: unix.AF_INET6, Dst_len: 48, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST},
+			nl.NewRtAttr(unix.RTA_DST, ipb("2001:db8:9::")),
+			nl.NewRtAttr(unix.RTA_MULTIPATH, slices.Concat(rtNexthopW(5, 1, nl.NewRtAttr(unix.RTA_GATEWAY, ipb("fe80::a"))),
+				rtNexthopW(6, 3, nl.NewRtAttr(unix.RTA_GATEWAY, ipb("fe80::b"))), rtNexthopW(7, 255)))),
+			rtRoute{prefix: netip.MustParsePrefix("2001:db8:9::/48"), table: 254, typ: unix.RTN_UNICAST, ifindex: 5,
+				gw: netip.MustParseAddr("fe80::a"), paths: []member{path("fe80::a", 5, 1), path("fe80::b", 6, 3), path("", 7, 255)}}, ""},
+		{"multipath-one", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.9.9.0")),
+			nl.NewRtAttr(unix.RTA_MULTIPATH, rtNexthopW(4, 2, nl.NewRtAttr(unix.RTA_GATEWAY, ipb("10.0.0.4"))))),
+			rtRoute{prefix: netip.MustParsePrefix("10.9.9.0/24"), table: 254, typ: unix.RTN_UNICAST, ifindex: 4,
+				gw: netip.MustParseAddr("10.0.0.4")}, ""},
 		{"host-bits-masked", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.1.2.3"))),
 			rtRoute{prefix: netip.MustParsePrefix("10.1.2.0/24"), table: 254, typ: unix.RTN_UNICAST}, ""},
 		{"cloned", rtMsg(unix.RtMsg{Family: unix.AF_INET6, Dst_len: 128, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST, Flags: unix.RTM_F_CLONED},
@@ -93,9 +117,11 @@ func routeCases() []routeCase {
 		{"dst-size", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("2001:db8::"))), rtRoute{}, "destination of 16 bytes"},
 		{"truncated", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.1.2.0")))[:unix.SizeofRtMsg+6], rtRoute{}, "route attributes"},
 		{"multipath-attrs", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.9.9.0")),
-			nl.NewRtAttr(unix.RTA_MULTIPATH, badPath())), rtRoute{}, "route's first path: "},
+			nl.NewRtAttr(unix.RTA_MULTIPATH, badPath())), rtRoute{}, "route's path 0: "},
 		{"multipath-size", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.9.9.0")),
-			nl.NewRtAttr(unix.RTA_MULTIPATH, []byte{40, 0, 0, 0, 3, 0, 0, 0})), rtRoute{}, "first path of 40 bytes in 8"},
+			nl.NewRtAttr(unix.RTA_MULTIPATH, []byte{40, 0, 0, 0, 3, 0, 0, 0})), rtRoute{}, "path 0 of 40 bytes in 8"},
+		{"multipath-second", rtMsg(v4, nl.NewRtAttr(unix.RTA_DST, ipb("10.9.9.0")),
+			nl.NewRtAttr(unix.RTA_MULTIPATH, append(rtNexthop(3), 8, 0, 0))), rtRoute{}, "route's path 1 of 0 bytes in 3"},
 	}
 }
 
@@ -110,7 +136,7 @@ func TestParseRoute(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s: %+v, %v; want an error saying %q", c.name, got, err, c.err)
 			}
-		case err != nil || got != c.want:
+		case err != nil || !reflect.DeepEqual(got, c.want):
 			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
 		}
 	}
@@ -127,18 +153,18 @@ type nexthopCase struct {
 }
 
 func nexthopCases() []nexthopCase {
-	grp := func(ids ...uint32) []byte {
+	grp := func(es ...grpEntry) []byte { // struct nexthop_grp: id, weight - 1 in two bytes (low, high), reserved
 		var b []byte
-		for _, id := range ids {
-			b = append(append(b, u32(id)...), 1, 0, 0, 0)
+		for _, e := range es {
+			b = append(append(b, u32(e.id)...), byte(e.weight-1), byte((e.weight-1)>>8), 0, 0)
 		}
 		return b
 	}
 	return []nexthopCase{
 		{"gateway", nhMsg(unix.AF_INET, nl.NewRtAttr(unix.NHA_ID, u32(5)), nl.NewRtAttr(unix.NHA_OIF, u32(4)), nl.NewRtAttr(unix.NHA_GATEWAY, ipb("10.0.0.9"))),
 			5, nhObject{hop: nextHop{gw: netip.MustParseAddr("10.0.0.9"), ifindex: 4}}, false, ""},
-		{"group", nhMsg(0, nl.NewRtAttr(unix.NHA_ID, u32(20)), nl.NewRtAttr(unix.NHA_GROUP, grp(10, 11))),
-			20, nhObject{group: []uint32{10, 11}}, false, ""},
+		{"group", nhMsg(0, nl.NewRtAttr(unix.NHA_ID, u32(20)), nl.NewRtAttr(unix.NHA_GROUP, grp(grpEntry{10, 1}, grpEntry{11, 3}, grpEntry{12, 300}))),
+			20, nhObject{group: []grpEntry{{10, 1}, {11, 3}, {12, 300}}}, false, ""},
 		{"blackhole", nhMsg(0, nl.NewRtAttr(unix.NHA_ID, u32(30)), nl.NewRtAttr(unix.NHA_BLACKHOLE, nil)),
 			30, nhObject{hop: nextHop{reject: true}}, false, ""},
 		{"fdb", nhMsg(unix.AF_INET6, nl.NewRtAttr(unix.NHA_ID, u32(7)), nl.NewRtAttr(unix.NHA_GATEWAY, ipb("2001:db8::7")), nl.NewRtAttr(nhaFDB, nil)),
@@ -181,26 +207,6 @@ func TestParseNexthop(t *testing.T) {
 		if err != nil || id != c.id || obj.hop != c.obj.hop || !slices.Equal(obj.group, c.obj.group) || fdb != c.fdb {
 			t.Errorf("%s: %d %+v fdb %v, %v; want %d %+v fdb %v", c.name, id, obj, fdb, err, c.id, c.obj, c.fdb)
 		}
-	}
-}
-
-// TestNexthopObjectFirst: a group resolves through its first member that
-// the snapshot has; a group without one gives no next hop.
-func TestNexthopObjectFirst(t *testing.T) {
-	a, b := nextHop{gw: netip.MustParseAddr("10.0.0.1"), ifindex: 2}, nextHop{gw: netip.MustParseAddr("10.0.0.2"), ifindex: 2}
-	objs := map[uint32]nhObject{1: {hop: a}, 2: {hop: b}, 5: {group: []uint32{9, 2, 1}}, 6: {group: []uint32{9}}}
-	if h, ok := objs[5].first(objs); !ok || h != b {
-		t.Errorf("group 5: %+v %v, want %+v (member 9 missing)", h, ok, b)
-	}
-	if h, ok := objs[6].first(objs); ok {
-		t.Errorf("group 6 of a missing member: %+v", h)
-	}
-	s := newSnapshot(nil, new(routeTrie), nil, objs)
-	if h := s.viaObject(viaObj(5)); h != b {
-		t.Errorf("via 5: %+v, want %+v", h, b)
-	}
-	if h := s.viaObject(viaObj(6)); h != (nextHop{}) {
-		t.Errorf("via 6: %+v, want none", h)
 	}
 }
 

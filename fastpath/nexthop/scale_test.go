@@ -432,8 +432,16 @@ func TestWatcherRoutesWithoutEgress(t *testing.T) {
 func (w *Watcher) applyRoute(typ uint16, r *netlink.Route) {
 	e := rtRoute{table: uint32(r.Table), typ: uint8(r.Type), priority: r.Priority, tos: r.Tos,
 		ifindex: int32(r.LinkIndex), gw: toAddr(r.Gw)}
-	if len(r.MultiPath) > 0 && r.MultiPath[0] != nil { // ECMP: first path only
-		e.ifindex, e.gw = int32(r.MultiPath[0].LinkIndex), toAddr(r.MultiPath[0].Gw)
+	for _, p := range r.MultiPath {
+		if p != nil {
+			e.paths = append(e.paths, member{hop: nextHop{gw: toAddr(p.Gw), ifindex: int32(p.LinkIndex)}, weight: uint32(p.Hops) + 1})
+		}
+	}
+	if len(e.paths) > 0 {
+		e.ifindex, e.gw = e.paths[0].hop.ifindex, e.paths[0].hop.gw
+	}
+	if len(e.paths) < 2 {
+		e.paths = nil
 	}
 	switch {
 	case r.Dst != nil:

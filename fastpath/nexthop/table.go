@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -114,20 +115,49 @@ type Neighbour struct {
 // Watcher publishes) as it is.
 type nextHop struct {
 	gw      netip.Addr // the zero Addr: directly connected
-	ifindex int32      // the interface; on a route through a nexthop object (obj), the object's id
+	ifindex int32      // the interface; on a route through a set of next hops (obj), the set's id
 	reject  bool
-	obj     bool // a route through a nexthop object: its id is in ifindex, the rest is unset
+	obj     bool // a route through a set of next hops: its id is in ifindex, the rest is unset
+	paths   bool // with obj: the set is a multipath route's paths (the Watcher's id), not a nexthop object
 }
 
-// The object's id shares ifindex, which such a route has no use for, so
+// The set's id shares ifindex, which such a route has no use for, so
 // that a nextHop stays 32 bytes: a separate field made the heap of a
 // watcher holding 1M routes 31 MiB bigger (254.7 against 224 MiB).
 
 // viaObj is the next hop of a route through nexthop object id.
 func viaObj(id uint32) nextHop { return nextHop{ifindex: int32(id), obj: true} }
 
+// viaPaths is the next hop of a multipath route whose paths are the
+// Watcher's set id.
+func viaPaths(id uint32) nextHop { return nextHop{ifindex: int32(id), obj: true, paths: true} }
+
 // object is the id of the nexthop object h goes through (ok: it does).
-func (h nextHop) object() (id uint32, ok bool) { return uint32(h.ifindex), h.obj }
+func (h nextHop) object() (id uint32, ok bool) { return uint32(h.ifindex), h.obj && !h.paths }
+
+// pathSet is the id of the set of paths of a multipath route h is (ok: it
+// is one).
+func (h nextHop) pathSet() (id uint32, ok bool) { return uint32(h.ifindex), h.paths }
+
+// setKey is the exactTable key of the set of next hops h goes through.
+func (h nextHop) setKey() lpmKey {
+	k := lpmKey{lo: uint64(uint32(h.ifindex))}
+	if h.paths {
+		k.lo |= 1 << 32
+	}
+	return k
+}
+
+// member is one next hop of a set (a multipath route's paths, a nexthop
+// group's members) and its weight (1 and up): its share of the
+// destinations is its weight over the set's.
+type member struct {
+	hop    nextHop
+	weight uint32
+}
+
+// span is where a set's members are in a Snapshot's members and bounds.
+type span struct{ off, n int32 }
 
 // routeTrie holds the routes of a Snapshot, both families: an immutable
 // value once published (the Watcher derives the next one with persistent
@@ -201,10 +231,17 @@ type Snapshot struct {
 	link   exactTable // ifindex → index into out
 	neigh  exactTable // (addr, ifindex) → index into neighs
 	neighs []Neighbour
-	// objs finds the next hop of each kernel nexthop object by id (a
-	// group's: its first member the snapshot has).
-	objs    exactTable
-	objHops []nextHop
+	// sets finds each set of next hops a route may go through (a kernel
+	// nexthop object, single or group, or a multipath route's paths) by
+	// its setKey, as an index into spans: its members that can carry
+	// traffic (their links up) are members[off:off+n], a destination
+	// going through the first whose bound (in bounds) is at least the
+	// destination's hash (spreadHash): hash-threshold (RFC 2992) over
+	// the members' weights, as the kernel spreads a multipath route.
+	sets    exactTable
+	spans   []span
+	members []nextHop
+	bounds  []uint32
 	// mcast is the adjacency of the Multicast link (mcastOK: there is one,
 	// owned by the fast path and up).
 	mcast   Adjacency
@@ -258,7 +295,7 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 			t.Insert(r.Prefix.Masked(), r.hop())
 		}
 	}
-	return newSnapshot(links, t, neighs, nil)
+	return newSnapshot(links, t, neighs, nil, nil)
 }
 
 // hop is what r's prefix maps to in a trie.
@@ -270,20 +307,23 @@ func (r Route) hop() nextHop {
 }
 
 // newSnapshot makes a snapshot of routes (which it shares, and nobody may
-// change any more), links and neighs (which it copies). Of two links with
-// one index, the first counts.
-func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour, objs map[uint32]nhObject) *Snapshot {
+// change any more), links and neighs (which it copies), the kernel's
+// nexthop objects objs and the multipath routes' sets of paths (by the
+// Watcher's id). Of two links with one index, the first counts.
+func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour, objs map[uint32]nhObject, paths map[uint32][]member) *Snapshot {
 	s := &Snapshot{routes: routes, out: make([]egress, len(links)), link: newExactTable(len(links)),
-		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs)), objs: newExactTable(len(objs))}
-	for id, o := range objs {
-		if h, ok := o.first(objs); ok {
-			s.objs.put(objKey(id), int32(len(s.objHops)))
-			s.objHops = append(s.objHops, h)
-		}
-	}
+		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs)), sets: newExactTable(len(objs) + len(paths))}
 	for i := len(links) - 1; i >= 0; i-- {
 		s.out[i] = egressOf(links[i])
 		s.link.put(linkKey(links[i].Index), int32(i))
+	}
+	var ms []member
+	for id, o := range objs {
+		ms = o.members(objs, ms[:0])
+		s.addSet(viaObj(id).setKey(), ms)
+	}
+	for id, ps := range paths {
+		s.addSet(viaPaths(id).setKey(), ps)
 	}
 	for i, n := range s.neighs {
 		if n.Addr.IsValid() {
@@ -300,37 +340,98 @@ func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour, objs map[u
 	return s
 }
 
-// objKey is the exactTable key of a nexthop object's id (the only keys of
-// their table).
-func objKey(id uint32) lpmKey { return lpmKey{lo: uint64(id)} }
-
-// first is the next hop that o stands for: its own, or a group's first
-// member that objs holds (a group of groups is not one the kernel makes);
-// ok is false for a group without one.
-func (o nhObject) first(objs map[uint32]nhObject) (nextHop, bool) {
+// members appends the next hops that o stands for to ms: its own, or a
+// group's members that objs holds (a group of groups is not one the
+// kernel makes), with their weights.
+func (o nhObject) members(objs map[uint32]nhObject, ms []member) []member {
 	if o.group == nil {
-		return o.hop, true
+		return append(ms, member{hop: o.hop, weight: 1})
 	}
-	for _, id := range o.group {
-		if m, ok := objs[id]; ok && m.group == nil {
-			return m.hop, true
+	for _, g := range o.group {
+		if m, ok := objs[g.id]; ok && m.group == nil {
+			ms = append(ms, member{hop: m.hop, weight: g.weight})
 		}
 	}
-	return nextHop{}, false
+	return ms
 }
 
-// viaObject is the next hop of route r: its own, or its nexthop object's.
-// A route through an object the snapshot lacks resolves as AdjKernel (the
-// kernel knows it).
-func (s *Snapshot) viaObject(r nextHop) nextHop {
-	id, ok := r.object()
-	if !ok {
+// addSet adds the set of next hops ms under key k: the members whose
+// links are up, with the bounds of their shares of the hash space; when
+// none is, the first member alone (through which the set then resolves as
+// AdjNoRoute or AdjKernel). A set without members is left out (a route
+// through it resolves as AdjKernel, as one through an object the snapshot
+// lacks).
+func (s *Snapshot) addSet(k lpmKey, ms []member) {
+	if len(ms) == 0 {
+		return
+	}
+	var total uint64
+	for _, m := range ms {
+		if s.up(m.hop) {
+			total += uint64(max(m.weight, 1))
+		}
+	}
+	off := len(s.members)
+	if total == 0 {
+		s.members, s.bounds = append(s.members, ms[0].hop), append(s.bounds, math.MaxUint32)
+	}
+	var cum uint64
+	for _, m := range ms {
+		if total != 0 && s.up(m.hop) {
+			cum += uint64(max(m.weight, 1))
+			s.members, s.bounds = append(s.members, m.hop), append(s.bounds, uint32(cum<<31/total-1))
+		}
+	}
+	s.sets.put(k, int32(len(s.spans)))
+	s.spans = append(s.spans, span{off: int32(off), n: int32(len(s.members) - off)})
+}
+
+// up reports whether next hop h may carry traffic: a blackhole, or a next
+// hop through a link of the snapshot's that is up (the kernel marks the
+// others of a multipath route dead, and sends nothing).
+func (s *Snapshot) up(h nextHop) bool {
+	if h.reject {
+		return true
+	}
+	i := s.link.get(linkKey(h.ifindex))
+	return i >= 0 && s.out[i].up
+}
+
+// viaObject is the next hop of route r towards dst: its own, or that of
+// its set of next hops (a nexthop object, a multipath route) which dst's
+// hash picks. A route through a set the snapshot lacks resolves as
+// AdjKernel (the kernel knows it).
+func (s *Snapshot) viaObject(r nextHop, dst netip.Addr) nextHop {
+	if !r.obj {
 		return r
 	}
-	if i := s.objs.get(objKey(id)); i >= 0 {
-		return s.objHops[i]
+	i := s.sets.get(r.setKey())
+	if i < 0 {
+		return nextHop{}
 	}
-	return nextHop{}
+	sp := s.spans[i]
+	if sp.n == 1 {
+		return s.members[sp.off]
+	}
+	h, bs := spreadHash(dst), s.bounds[sp.off:sp.off+sp.n-1]
+	for j, b := range bs {
+		if h <= b {
+			return s.members[int(sp.off)+j]
+		}
+	}
+	return s.members[sp.off+sp.n-1]
+}
+
+// spreadHash is the 31-bit hash of a destination that picks its member of
+// a set of next hops. The fast path's source address is the same for
+// every packet of a family, so this spreads by destination as the
+// kernel's default policy (net.ipv4.fib_multipath_hash_policy 0: source
+// and destination addresses) does for one source; the kernel's own hash
+// is not reproduced: a flow the kernel offload takes over may change path.
+func spreadHash(dst netip.Addr) uint32 {
+	b := dst.As16()
+	h := (binary.BigEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(b[8:])) * 0xbf58476d1ce4e5b9
+	return uint32(h >> 33)
 }
 
 // linkKey is the exactTable key of an interface index (the only keys of
@@ -341,6 +442,7 @@ func linkKey(idx int32) lpmKey { return lpmKey{lo: uint64(uint32(idx))} }
 type egress struct {
 	adj Adjacency
 	st  AdjStatus
+	up  bool // the link is up
 }
 
 // egressOf is the egress through l: AdjIncomplete (all but the next hop)
@@ -348,11 +450,11 @@ type egress struct {
 func egressOf(l Link) egress {
 	switch {
 	case l.Port < 0 || l.Port > 0xffff:
-		return egress{Adjacency{IfIndex: l.Index}, AdjKernel}
+		return egress{Adjacency{IfIndex: l.Index}, AdjKernel, l.Up}
 	case !l.Up:
-		return egress{Adjacency{}, AdjNoRoute}
+		return egress{Adjacency{}, AdjNoRoute, false}
 	}
-	return egress{Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}, AdjIncomplete}
+	return egress{Adjacency{SrcMAC: l.MAC, IfIndex: l.Index, Port: uint16(l.Port), MTU: l.MTU}, AdjIncomplete, true}
 }
 
 // egress is the adjacency of route r up to the next hop's MAC: its status
@@ -384,7 +486,7 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	if !ok {
 		return Adjacency{}, AdjNoRoute
 	}
-	r = s.viaObject(r)
+	r = s.viaObject(r, dst)
 	adj, st := s.egress(r)
 	if st != AdjIncomplete {
 		return adj, st
@@ -407,7 +509,7 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 // the Multicast link; else the default route's link.
 func (s *Snapshot) resolveMulticast(dst netip.Addr) (Adjacency, AdjStatus) {
 	p, r, ok := s.routes.LookupPrefixLPM(netip.PrefixFrom(dst, dst.BitLen()))
-	r = s.viaObject(r)
+	r = s.viaObject(r, dst)
 	if !ok || (p.Bits() == 0 && s.mcastOK) {
 		if !s.mcastOK {
 			return Adjacency{}, AdjNoRoute

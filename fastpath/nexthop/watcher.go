@@ -2,6 +2,7 @@ package nexthop
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,6 +117,10 @@ type Watcher struct {
 	noEgress  int                         // the unicast routes that name no interface nor object (countHop)
 	objects   map[uint32]nhObject         // the kernel's nexthop objects, by id
 	nhRefs    map[uint32]int              // the routes through each object
+	paths     map[uint32][]member         // the sets of paths of multipath routes, by id (internPaths)
+	pathIDs   map[string]uint32           // the id of each set in paths, by its pathsKey
+	pathRefs  map[uint32]int              // the routes through each set (a set goes with its last route)
+	lastPaths uint32                      // the id the last new set took
 	warned    bool                        // the warning about them is logged (until there are none)
 	trie      *routeTrie                  // the routes of the last snapshot published (nil: none yet)
 	dirty     map[netip.Prefix]struct{}   // the prefixes whose routes changed since
@@ -545,6 +550,7 @@ func (w *Watcher) reset() {
 	w.routes = map[netip.Prefix][]routeAlt{}
 	w.gateways, w.noEgress = map[neighID]int{}, 0
 	w.objects, w.nhRefs = map[uint32]nhObject{}, map[uint32]int{}
+	w.paths, w.pathIDs, w.pathRefs = map[uint32][]member{}, map[string]uint32{}, map[uint32]int{}
 	w.trie, w.dirty = nil, map[netip.Prefix]struct{}{}
 	w.neighs = map[neighID]Neighbour{}
 	w.dynamic = map[neighID]bool{}
@@ -617,11 +623,19 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		if deleteIfPresent(w.links, idx) {
 			w.change(true)
 		}
-		through := func(a routeAlt) bool { return !a.hop.obj && a.hop.ifindex == idx }
+		// The kernel deletes the routes through the link silently, and an
+		// IPv4 multipath route with a path through it whole; it deletes an
+		// IPv6 route's path alone, and says so (dropPath).
+		through := func(p netip.Prefix, a routeAlt) bool {
+			if id, ok := a.hop.pathSet(); ok {
+				return p.Addr().Is4() && slices.ContainsFunc(w.paths[id], func(m member) bool { return m.hop.ifindex == idx })
+			}
+			return !a.hop.obj && a.hop.ifindex == idx
+		}
 		for p, alts := range w.routes {
-			if slices.ContainsFunc(alts, through) {
+			if slices.ContainsFunc(alts, func(a routeAlt) bool { return through(p, a) }) {
 				for _, a := range slices.Clone(alts) {
-					if through(a) {
+					if through(p, a) {
 						w.dropRoute(p, a.priority, a.tos)
 					}
 				}
@@ -664,21 +678,86 @@ func (w *Watcher) applyRt(typ uint16, r rtRoute) {
 	}
 	p := r.prefix
 	if typ == unix.RTM_DELROUTE {
-		w.dropRoute(p, r.priority, r.tos)
+		if r.paths != nil || !w.dropPath(p, r) {
+			w.dropRoute(p, r.priority, r.tos)
+		}
 		return
 	}
-	h := nextHop{gw: r.gw, ifindex: r.ifindex}
-	if r.nhid != 0 {
-		h = viaObj(r.nhid)
-	}
+	var h nextHop
 	switch r.typ {
 	case unix.RTN_UNICAST:
+		switch {
+		case r.nhid != 0:
+			h = viaObj(r.nhid)
+		case r.paths != nil:
+			h = w.internPaths(r.paths)
+		default:
+			h = nextHop{gw: r.gw, ifindex: r.ifindex}
+		}
 	case unix.RTN_BLACKHOLE, unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT:
 		h = nextHop{reject: true}
 	default:
 		return
 	}
-	w.putRoute(p, routeAlt{priority: r.priority, tos: r.tos, hop: h})
+	w.putRoute(p, routeAlt{priority: r.priority, tos: r.tos, hop: h}) // at once: a new set goes with its last route (countHop)
+}
+
+// internPaths is the next hop of a multipath route through paths ps: the
+// id of the set that holds them, made when there is none (one set for
+// every route with the same paths, as many routes share them: a default
+// route and the routes an IGP or BGP learnt over the same links).
+func (w *Watcher) internPaths(ps []member) nextHop {
+	if len(ps) == 1 {
+		return ps[0].hop
+	}
+	k := pathsKey(ps)
+	if id, ok := w.pathIDs[k]; ok {
+		return viaPaths(id)
+	}
+	for {
+		w.lastPaths++
+		if _, used := w.paths[w.lastPaths]; !used && w.lastPaths != 0 {
+			break
+		}
+	}
+	w.paths[w.lastPaths], w.pathIDs[k] = ps, w.lastPaths
+	return viaPaths(w.lastPaths)
+}
+
+// pathsKey is a set of paths as a map key.
+func pathsKey(ps []member) string {
+	b := make([]byte, 0, len(ps)*25)
+	for _, m := range ps {
+		b = m.hop.gw.AppendTo(append(b, byte(m.hop.gw.BitLen())))
+		b = binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(b, uint32(m.hop.ifindex)), m.weight)
+	}
+	return string(b)
+}
+
+// dropPath deletes the path r names (its gateway on its interface) from
+// prefix p's multipath route of r's priority and TOS, as the kernel says
+// when one path of an IPv6 route is deleted (ip -6 route del … via …, or
+// its link is); false when that route is no multipath route with such a
+// path (then the route goes whole).
+func (w *Watcher) dropPath(p netip.Prefix, r rtRoute) bool {
+	alts := w.routes[p]
+	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == r.priority && o.tos == r.tos })
+	if i < 0 {
+		return false
+	}
+	id, ok := alts[i].hop.pathSet()
+	if !ok {
+		return false
+	}
+	ps := w.paths[id]
+	j := slices.IndexFunc(ps, func(m member) bool { return m.hop.gw == r.gw && m.hop.ifindex == r.ifindex })
+	if j < 0 {
+		return false
+	}
+	a := alts[i]
+	a.hop = w.internPaths(slices.Delete(slices.Clone(ps), j, j+1))
+	w.putRoute(p, a)
+	return true
 }
 
 // applyRtEvent applies an event of the route subscription.
@@ -767,6 +846,17 @@ func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
 // object, and in noEgress if it is a unicast route that names neither an
 // interface nor an object.
 func (w *Watcher) countHop(h nextHop, by int) {
+	if id, ok := h.pathSet(); ok {
+		ps := w.paths[id]
+		for _, m := range ps {
+			w.countHop(m.hop, by)
+		}
+		if addCount(w.pathRefs, id, by) == 0 {
+			delete(w.pathIDs, pathsKey(ps))
+			delete(w.paths, id)
+		}
+		return
+	}
 	if id, ok := h.object(); ok {
 		addCount(w.nhRefs, id, by)
 		return
@@ -780,13 +870,16 @@ func (w *Watcher) countHop(h nextHop, by int) {
 	addCount(w.gateways, neighID{addr: h.gw, ifindex: h.ifindex}, by)
 }
 
-// addCount adds by to m[k], deleting k when the count reaches 0.
-func addCount[K comparable](m map[K]int, k K, by int) {
-	if n := m[k] + by; n > 0 {
+// addCount adds by to m[k], deleting k when the count reaches 0, and
+// returns the new count.
+func addCount[K comparable](m map[K]int, k K, by int) int {
+	n := m[k] + by
+	if n > 0 {
 		m[k] = n
 	} else {
 		delete(m, k)
 	}
+	return n
 }
 
 // usable NUD states: the link-layer address may be used.
@@ -869,7 +962,7 @@ func (w *Watcher) publish() {
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	s := newSnapshot(links, w.trie, neighs, w.objects)
+	s := newSnapshot(links, w.trie, neighs, w.objects, w.paths)
 	if !w.moved {
 		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
 	}
@@ -1005,7 +1098,7 @@ func (w *Watcher) manage() {
 		if o.group != nil {
 			hops = hops[:0]
 			for _, m := range o.group {
-				hops = append(hops, w.objects[m].hop)
+				hops = append(hops, w.objects[m.id].hop)
 			}
 		}
 		for _, h := range hops {

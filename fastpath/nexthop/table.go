@@ -93,6 +93,22 @@ type Route struct {
 	IfIndex int32
 	// Reject marks blackhole, unreachable and prohibit routes.
 	Reject bool
+	// Paths are a multipath route's paths, when it has more than one
+	// (Gateway and IfIndex are then not read): its destinations spread
+	// over them by weight, each to one path (by a hash of the address),
+	// among the paths whose links are up.
+	Paths []Path
+}
+
+// Path is one path of a multipath Route.
+type Path struct {
+	// Gateway is the next hop; the zero Addr means directly connected.
+	Gateway netip.Addr
+	// IfIndex is the egress interface.
+	IfIndex int32
+	// Weight is its share of the destinations against the others' (0
+	// counts as 1).
+	Weight uint32
 }
 
 // Neighbour describes a neighbour-table entry for NewSnapshot.
@@ -290,12 +306,22 @@ func neighKey(a netip.Addr, ifindex int32) lpmKey {
 // as AdjKernel.
 func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 	t := new(routeTrie)
+	paths := map[uint32][]member{}
 	for _, r := range routes {
-		if r.Prefix.IsValid() {
-			t.Insert(r.Prefix.Masked(), r.hop())
+		if !r.Prefix.IsValid() {
+			continue
 		}
+		h := r.hop()
+		if len(r.Paths) > 1 && !r.Reject {
+			id := uint32(len(paths) + 1)
+			for _, p := range r.Paths {
+				paths[id] = append(paths[id], member{hop: nextHop{gw: p.Gateway.Unmap(), ifindex: p.IfIndex}, weight: max(p.Weight, 1)})
+			}
+			h = viaPaths(id)
+		}
+		t.Insert(r.Prefix.Masked(), h)
 	}
-	return newSnapshot(links, t, neighs, nil, nil)
+	return newSnapshot(links, t, neighs, nil, paths)
 }
 
 // hop is what r's prefix maps to in a trie.

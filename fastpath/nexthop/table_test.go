@@ -247,6 +247,13 @@ func BenchmarkNextHopResolve(b *testing.B) {
 	routes = append(routes, Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), IfIndex: 2})
 	var big Table
 	big.Store(NewSnapshot(links, routes, neighs))
+	var paths []Path // the default route over four gateways
+	for i := 1; i <= 4; i++ {
+		paths = append(paths, Path{Gateway: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), IfIndex: 2, Weight: uint32(i)})
+	}
+	routes[len(routes)-1].Paths = paths
+	var multi Table
+	multi.Store(NewSnapshot(links, routes, neighs))
 	for _, bc := range []struct {
 		name string
 		tab  *Table
@@ -258,6 +265,7 @@ func BenchmarkNextHopResolve(b *testing.B) {
 		{"small/default-v6", &small, "2001:db9::1"},
 		{"1000routes/default", &big, "8.8.8.8"},
 		{"1000routes/longest", &big, "100.0.0.1"},
+		{"1000routes/default-4paths", &multi, "8.8.8.8"},
 	} {
 		b.Run(bc.name+"/memo", func(b *testing.B) {
 			c := NewCache(bc.tab)

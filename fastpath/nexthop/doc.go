@@ -22,4 +22,11 @@
 // watcher reads route and nexthop messages itself (rtmsg.go): the netlink
 // library drops a route's RTA_NH_ID and RTA_VIA and has no nexthop
 // objects.
+//
+// A multipath route keeps the id of its set of paths (one set for all the
+// routes with the same paths), and a route through a nexthop group its
+// object's id; a snapshot resolves a destination through such a set to
+// one member, picked by a hash of the destination against the members'
+// shares of the hash space by weight (hash-threshold, RFC 2992), among
+// the members whose links are up: every packet to one RLOC takes one path.
 package nexthop

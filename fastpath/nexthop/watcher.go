@@ -630,7 +630,7 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 			if id, ok := a.hop.pathSet(); ok {
 				return p.Addr().Is4() && slices.ContainsFunc(w.paths[id], func(m member) bool { return m.hop.ifindex == idx })
 			}
-			return !a.hop.obj && a.hop.ifindex == idx
+			return a.hop.set == 0 && a.hop.ifindex == idx
 		}
 		for p, alts := range w.routes {
 			if slices.ContainsFunc(alts, func(a routeAlt) bool { return through(p, a) }) {

@@ -207,7 +207,8 @@ func TestWatcherPaths(t *testing.T) {
 	}
 	w.applyRt(unix.RTM_NEWROUTE, route("10.8.0.0/16", a4))
 	w.applyRt(unix.RTM_NEWROUTE, route("10.9.0.0/16", b4, a4)) // another order: another set
-	if len(w.paths) != 1 || w.paths[func() uint32 { id, _ := w.routes[netip.MustParsePrefix("10.9.0.0/16")][0].hop.pathSet(); return id }()][0] != b4 {
+	id, _ := w.routes[netip.MustParsePrefix("10.9.0.0/16")][0].hop.pathSet()
+	if len(w.paths) != 1 || w.paths[id][0] != b4 {
 		t.Fatalf("after the routes changed: sets %v, want the one of 10.9/16 (b, a) alone", w.paths)
 	}
 

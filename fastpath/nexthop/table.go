@@ -147,7 +147,7 @@ const (
 // watcher holding 1M routes 31 MiB bigger (254.7 against 224 MiB). Its
 // kind is one byte, not two flags: a fourth one-byte field made the
 // copies of a nextHop out of the trie (bart's Lookup) and into Resolve
-// twice as slow (BenchmarkNextHopResolve small/gateway-v4, 47 → 100 ns).
+// twice as slow (BenchmarkNextHopResolve small/gateway-v4, 50–55 → 104 ns).
 
 // viaObj is the next hop of a route through nexthop object id.
 func viaObj(id uint32) nextHop { return nextHop{ifindex: int32(id), set: setObject} }
@@ -173,7 +173,7 @@ func (h nextHop) setKey() lpmKey {
 }
 
 // member is one next hop of a set (a multipath route's paths, a nexthop
-// group's members) and its weight (1 and up): its share of the
+// group's members) and its weight (0 counts as 1): its share of the
 // destinations is its weight over the set's.
 type member struct {
 	hop    nextHop
@@ -323,7 +323,7 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 		if len(r.Paths) > 1 && !r.Reject {
 			id := uint32(len(paths) + 1)
 			for _, p := range r.Paths {
-				paths[id] = append(paths[id], member{hop: nextHop{gw: p.Gateway.Unmap(), ifindex: p.IfIndex}, weight: max(p.Weight, 1)})
+				paths[id] = append(paths[id], member{hop: nextHop{gw: p.Gateway.Unmap(), ifindex: p.IfIndex}, weight: p.Weight})
 			}
 			h = viaPaths(id)
 		}
@@ -408,12 +408,13 @@ func (s *Snapshot) addSet(k lpmKey, ms []member) {
 	off := len(s.members)
 	if total == 0 {
 		s.members, s.bounds = append(s.members, ms[0].hop), append(s.bounds, math.MaxUint32)
-	}
-	var cum uint64
-	for _, m := range ms {
-		if total != 0 && s.up(m.hop) {
-			cum += uint64(max(m.weight, 1))
-			s.members, s.bounds = append(s.members, m.hop), append(s.bounds, uint32(cum<<31/total-1))
+	} else {
+		var cum uint64
+		for _, m := range ms {
+			if s.up(m.hop) {
+				cum += uint64(max(m.weight, 1))
+				s.members, s.bounds = append(s.members, m.hop), append(s.bounds, uint32(cum<<31/total-1))
+			}
 		}
 	}
 	s.sets.put(k, int32(len(s.spans)))
@@ -449,10 +450,7 @@ func (s *Snapshot) viaSet(r nextHop, dst netip.Addr) nextHop {
 		return nextHop{}
 	}
 	sp := s.spans[i]
-	if sp.n == 1 {
-		return s.members[sp.off]
-	}
-	h, bs := spreadHash(dst), s.bounds[sp.off:sp.off+sp.n-1]
+	h, bs := spreadHash(dst), s.bounds[sp.off:sp.off+sp.n-1] // the last member takes what the others leave
 	for j, b := range bs {
 		if h <= b {
 			return s.members[int(sp.off)+j]

@@ -1092,17 +1092,11 @@ func (w *Watcher) manage() {
 	now := time.Now()
 	needed := map[neighID]bool{}
 	gws := maps.Clone(w.gateways)
+	var ms []member
 	for id := range w.nhRefs { // the gateways of the objects that routes go through
-		o := w.objects[id]
-		hops := []nextHop{o.hop}
-		if o.group != nil {
-			hops = hops[:0]
-			for _, m := range o.group {
-				hops = append(hops, w.objects[m.id].hop)
-			}
-		}
-		for _, h := range hops {
-			if !h.reject && h.gw.IsValid() {
+		ms = w.objects[id].members(w.objects, ms[:0])
+		for _, m := range ms {
+			if h := m.hop; !h.reject && h.gw.IsValid() {
 				gws[neighID{addr: h.gw, ifindex: h.ifindex}]++
 			}
 		}

@@ -207,7 +207,7 @@ func TestWatcherPaths(t *testing.T) {
 	}
 	w.applyRt(unix.RTM_NEWROUTE, route("10.8.0.0/16", a4))
 	w.applyRt(unix.RTM_NEWROUTE, route("10.9.0.0/16", b4, a4)) // another order: another set
-	id, _ := w.routes[netip.MustParsePrefix("10.9.0.0/16")][0].hop.pathSet()
+	id, _ := w.routesOf(netip.MustParsePrefix("10.9.0.0/16"))[0].pathSet()
 	if len(w.paths) != 1 || w.paths[id][0] != b4 {
 		t.Fatalf("after the routes changed: sets %v, want the one of 10.9/16 (b, a) alone", w.paths)
 	}
@@ -222,30 +222,30 @@ func TestWatcherPaths(t *testing.T) {
 	}
 	gws(a4, b4, a6, c6)
 	w.applyRt(unix.RTM_DELROUTE, route("2001:db8:9::/48", a6))
-	if h := w.routes[netip.MustParsePrefix("2001:db8:9::/48")][0].hop; h != c6.hop {
+	if h := w.routesOf(netip.MustParsePrefix("2001:db8:9::/48"))[0]; h != c6.hop {
 		t.Fatalf("after path a went: %+v, want the plain route through c", h)
 	}
 	if len(w.paths) != 1 {
 		t.Fatalf("sets %v, want 10.9/16's alone", w.paths)
 	}
 	w.applyRt(unix.RTM_DELROUTE, route("2001:db8:9::/48", b6)) // not its path: the route goes
-	if _, ok := w.routes[netip.MustParsePrefix("2001:db8:9::/48")]; ok {
+	if len(w.routesOf(netip.MustParsePrefix("2001:db8:9::/48"))) != 0 {
 		t.Fatal("a deletion naming a path the route lacks left it")
 	}
 
 	w.applyRt(unix.RTM_NEWROUTE, route("2001:db8:9::/48", a6, b6))
 	w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 4}}})
-	if _, ok := w.routes[netip.MustParsePrefix("10.9.0.0/16")]; ok {
+	if len(w.routesOf(netip.MustParsePrefix("10.9.0.0/16"))) != 0 {
 		t.Fatal("an IPv4 multipath route through a deleted link kept")
 	}
-	if len(w.routes[netip.MustParsePrefix("2001:db8:9::/48")]) != 1 {
+	if len(w.routesOf(netip.MustParsePrefix("2001:db8:9::/48"))) != 1 {
 		t.Fatal("an IPv6 multipath route through a deleted link gone before the kernel says")
 	}
 	w.applyRt(unix.RTM_DELROUTE, route("2001:db8:9::/48", b6))
 	w.applyRt(unix.RTM_DELROUTE, route("2001:db8:9::/48", a6))
 	w.applyRt(unix.RTM_DELROUTE, route("10.8.0.0/16", a4))
-	if len(w.routes) != 0 || len(w.paths) != 0 || len(w.pathIDs) != 0 || len(w.pathRefs) != 0 || len(w.gateways) != 0 {
-		t.Fatalf("left after every route went: routes %v, sets %v %v %v, gateways %v", w.routes, w.paths, w.pathIDs, w.pathRefs, w.gateways)
+	if w.routes.prefixes() != 0 || len(w.hops.ids) != 0 || len(w.paths) != 0 || len(w.pathIDs) != 0 || len(w.pathRefs) != 0 || len(w.gateways) != 0 {
+		t.Fatalf("left after every route went: routes %d, sets %v %v %v, gateways %v", w.routes.prefixes(), w.paths, w.pathIDs, w.pathRefs, w.gateways)
 	}
 }
 

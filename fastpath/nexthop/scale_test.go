@@ -477,11 +477,11 @@ func TestWatcherObjectRouteOutlivesLink(t *testing.T) {
 	p := netip.MustParsePrefix("192.0.2.0/24")
 	w.applyRt(unix.RTM_NEWROUTE, rtRoute{prefix: p, table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST, nhid: 3})
 	w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 3}}})
-	if len(w.routes[p]) != 1 || w.objects[3].hop.ifindex != 4 {
-		t.Fatalf("after link 3 went: routes %v, object 3 %+v; want the route through object 3 kept", w.routes[p], w.objects[3])
+	if len(w.routesOf(p)) != 1 || w.objects[3].hop.ifindex != 4 {
+		t.Fatalf("after link 3 went: routes %v, object 3 %+v; want the route through object 3 kept", w.routesOf(p), w.objects[3])
 	}
 	w.applyLink(netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_DELLINK}, Link: &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 4}}})
-	if len(w.routes[p]) != 0 {
-		t.Fatalf("after link 4, object 3's, went: routes %v, want none", w.routes[p])
+	if len(w.routesOf(p)) != 0 {
+		t.Fatalf("after link 4, object 3's, went: routes %v, want none", w.routesOf(p))
 	}
 }

@@ -67,19 +67,6 @@ const defaultPublishGap = 10 * time.Millisecond
 // defaultReceiveBuffer is WatcherConfig.ReceiveBuffer's default.
 const defaultReceiveBuffer = 4 << 20
 
-// routeAlt is one of a prefix's routes in the main table: the kernel keeps
-// one per (priority, TOS), and the one with the lowest priority, then TOS,
-// is the prefix's route in the snapshots.
-type routeAlt struct {
-	priority, tos int
-	hop           nextHop
-}
-
-// better reports whether a wins over b.
-func (a routeAlt) better(b routeAlt) bool {
-	return a.priority < b.priority || (a.priority == b.priority && a.tos < b.tos)
-}
-
 type neighID struct {
 	addr    netip.Addr
 	ifindex int32
@@ -112,18 +99,19 @@ type Watcher struct {
 	mark      *nl.SocketHandle // markUsed's requests (the library's Handle has no update without create)
 	force     bool             // the subscriptions' ReceiveBuffer is set past rmem_max (canForce)
 	links     map[int32]Link
-	routes    map[netip.Prefix][]routeAlt // the main table's routes, by prefix
-	gateways  map[neighID]int             // the routes through each gateway (manage's)
-	noEgress  int                         // the unicast routes that name no interface nor object (countHop)
-	objects   map[uint32]nhObject         // the kernel's nexthop objects, by id
-	nhRefs    map[uint32]int              // the routes through each object
-	paths     map[uint32][]member         // the sets of paths of multipath routes, by id (internPaths)
-	pathIDs   map[string]uint32           // the id of each set in paths, by its pathsKey
-	pathRefs  map[uint32]int              // the routes through each set (a set goes with its last route)
-	lastPaths uint32                      // the id the last new set took
-	warned    bool                        // the warning about them is logged (until there are none)
-	trie      *routeTrie                  // the routes of the last snapshot published (nil: none yet)
-	dirty     map[netip.Prefix]struct{}   // the prefixes whose routes changed since
+	routes    routeTable             // the main table's routes (routes.go)
+	hops      hopTable               // their next hops
+	gateways  map[neighID]int        // the routes through each gateway (manage's)
+	noEgress  int                    // the unicast routes that name no interface nor object (countHop)
+	objects   map[uint32]nhObject    // the kernel's nexthop objects, by id
+	nhRefs    map[uint32]int         // the routes through each object
+	paths     map[uint32][]member    // the sets of paths of multipath routes, by id (internPaths)
+	pathIDs   map[string]uint32      // the id of each set in paths, by its pathsKey
+	pathRefs  map[uint32]int         // the routes through each set (a set goes with its last route)
+	lastPaths uint32                 // the id the last new set took
+	warned    bool                   // the warning about them is logged (until there are none)
+	trie      *routeTrie             // the routes of the last snapshot published (nil: none yet)
+	dirty     map[prefixKey]struct{} // the prefixes whose routes changed since
 	neighs    map[neighID]Neighbour
 	dynamic   map[neighID]bool      // the neighbours in a state the kernel's use moves (usedNUD): those markUsed marks
 	requested map[neighID]time.Time // last resolution request per gateway
@@ -547,11 +535,11 @@ func (w *Watcher) dump() error {
 // next publish builds its trie anew.
 func (w *Watcher) reset() {
 	w.links = map[int32]Link{}
-	w.routes = map[netip.Prefix][]routeAlt{}
+	w.routes, w.hops = newRouteTable(), newHopTable()
 	w.gateways, w.noEgress = map[neighID]int{}, 0
 	w.objects, w.nhRefs = map[uint32]nhObject{}, map[uint32]int{}
 	w.paths, w.pathIDs, w.pathRefs = map[uint32][]member{}, map[string]uint32{}, map[uint32]int{}
-	w.trie, w.dirty = nil, map[netip.Prefix]struct{}{}
+	w.trie, w.dirty = nil, map[prefixKey]struct{}{}
 	w.neighs = map[neighID]Neighbour{}
 	w.dynamic = map[neighID]bool{}
 }
@@ -626,21 +614,13 @@ func (w *Watcher) applyLink(u netlink.LinkUpdate) {
 		// The kernel deletes the routes through the link silently, and an
 		// IPv4 multipath route with a path through it whole; it deletes an
 		// IPv6 route's path alone, and says so (dropPath).
-		through := func(p netip.Prefix, a routeAlt) bool {
-			if id, ok := a.hop.pathSet(); ok {
-				return p.Addr().Is4() && slices.ContainsFunc(w.paths[id], func(m member) bool { return m.hop.ifindex == idx })
+		through := func(k prefixKey, h nextHop) bool {
+			if id, ok := h.pathSet(); ok {
+				return k.is4() && slices.ContainsFunc(w.paths[id], func(m member) bool { return m.hop.ifindex == idx })
 			}
-			return a.hop.set == 0 && a.hop.ifindex == idx
+			return h.set == 0 && h.ifindex == idx
 		}
-		for p, alts := range w.routes {
-			if slices.ContainsFunc(alts, func(a routeAlt) bool { return through(p, a) }) {
-				for _, a := range slices.Clone(alts) {
-					if through(p, a) {
-						w.dropRoute(p, a.priority, a.tos)
-					}
-				}
-			}
-		}
+		w.dropRoutes(through)
 		for id, o := range w.objects {
 			if o.group == nil && o.hop.ifindex == idx {
 				w.dropObject(id)
@@ -676,10 +656,10 @@ func (w *Watcher) applyRt(typ uint16, r rtRoute) {
 	if r.table != unix.RT_TABLE_MAIN && r.table != 0 || r.cloned || !r.prefix.IsValid() {
 		return
 	}
-	p := r.prefix
+	k, rec := keyOf(r.prefix), routeRec{priority: uint32(r.priority), tos: uint8(r.tos)}
 	if typ == unix.RTM_DELROUTE {
-		if r.paths != nil || !w.dropPath(p, r) {
-			w.dropRoute(p, r.priority, r.tos)
+		if r.paths != nil || !w.dropPath(k, rec, r) {
+			w.dropRoute(k, rec)
 		}
 		return
 	}
@@ -699,7 +679,7 @@ func (w *Watcher) applyRt(typ uint16, r rtRoute) {
 	default:
 		return
 	}
-	w.putRoute(p, routeAlt{priority: r.priority, tos: r.tos, hop: h}) // at once: a new set goes with its last route (countHop)
+	w.putRoute(k, rec, h) // at once: a new set goes with its last route (countHop)
 }
 
 // internPaths is the next hop of a multipath route through paths ps: the
@@ -735,17 +715,16 @@ func pathsKey(ps []member) string {
 }
 
 // dropPath deletes the path r names (its gateway on its interface) from
-// prefix p's multipath route of r's priority and TOS, as the kernel says
+// prefix k's multipath route of rec's priority and TOS, as the kernel says
 // when one path of an IPv6 route is deleted (ip -6 route del … via …, or
 // its link is); false when that route is no multipath route with such a
 // path (then the route goes whole).
-func (w *Watcher) dropPath(p netip.Prefix, r rtRoute) bool {
-	alts := w.routes[p]
-	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == r.priority && o.tos == r.tos })
-	if i < 0 {
+func (w *Watcher) dropPath(k prefixKey, rec routeRec, r rtRoute) bool {
+	a, ok := w.routes.get(k, rec)
+	if !ok {
 		return false
 	}
-	id, ok := alts[i].hop.pathSet()
+	id, ok := w.hops.hop(a.hop).pathSet()
 	if !ok {
 		return false
 	}
@@ -754,9 +733,7 @@ func (w *Watcher) dropPath(p netip.Prefix, r rtRoute) bool {
 	if j < 0 {
 		return false
 	}
-	a := alts[i]
-	a.hop = w.internPaths(slices.Delete(slices.Clone(ps), j, j+1))
-	w.putRoute(p, a)
+	w.putRoute(k, rec, w.internPaths(slices.Delete(slices.Clone(ps), j, j+1)))
 	return true
 }
 
@@ -797,47 +774,59 @@ func (w *Watcher) dropObject(id uint32) {
 	if w.nhRefs[id] == 0 {
 		return
 	}
-	for p, alts := range w.routes {
-		for _, a := range slices.Clone(alts) {
-			if o, ok := a.hop.object(); ok && o == id {
-				w.dropRoute(p, a.priority, a.tos)
-			}
+	w.dropRoutes(func(_ prefixKey, h nextHop) bool {
+		o, ok := h.object()
+		return ok && o == id
+	})
+}
+
+// dropRoutes deletes every route whose next hop h on prefix k through
+// reports.
+func (w *Watcher) dropRoutes(through func(k prefixKey, h nextHop) bool) {
+	type route struct {
+		k   prefixKey
+		rec routeRec
+	}
+	var gone []route
+	for k, r := range w.routes.all() {
+		if through(k, w.hops.hop(r.hop)) {
+			gone = append(gone, route{k, r})
 		}
+	}
+	for _, g := range gone {
+		w.dropRoute(g.k, g.rec)
 	}
 }
 
-// putRoute adds or replaces prefix p's route of a's priority and TOS.
-func (w *Watcher) putRoute(p netip.Prefix, a routeAlt) {
-	alts := w.routes[p]
-	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == a.priority && o.tos == a.tos })
-	if i >= 0 {
-		if alts[i] == a {
+// putRoute adds or replaces prefix k's route of rec's priority and TOS,
+// through h.
+func (w *Watcher) putRoute(k prefixKey, rec routeRec, h nextHop) {
+	rec.hop = w.hops.hold(h)
+	old, had := w.routes.put(k, rec)
+	if had {
+		same := old == rec
+		if !same {
+			w.countHop(w.hops.hop(old.hop), -1)
+		}
+		w.hops.release(old.hop)
+		if same {
 			return
 		}
-		w.countHop(alts[i].hop, -1)
-		alts[i] = a
-	} else {
-		w.routes[p] = append(alts, a)
 	}
-	w.countHop(a.hop, 1)
-	w.dirty[p] = struct{}{}
+	w.countHop(h, 1)
+	w.dirty[k] = struct{}{}
 	w.change(true)
 }
 
-// dropRoute deletes prefix p's route of that priority and TOS, if any.
-func (w *Watcher) dropRoute(p netip.Prefix, priority, tos int) {
-	alts := w.routes[p]
-	i := slices.IndexFunc(alts, func(o routeAlt) bool { return o.priority == priority && o.tos == tos })
-	if i < 0 {
+// dropRoute deletes prefix k's route of rec's priority and TOS, if any.
+func (w *Watcher) dropRoute(k prefixKey, rec routeRec) {
+	old, had := w.routes.drop(k, rec)
+	if !had {
 		return
 	}
-	w.countHop(alts[i].hop, -1)
-	if alts = slices.Delete(alts, i, i+1); len(alts) == 0 {
-		delete(w.routes, p)
-	} else {
-		w.routes[p] = alts
-	}
-	w.dirty[p] = struct{}{}
+	w.countHop(w.hops.hop(old.hop), -1)
+	w.hops.release(old.hop)
+	w.dirty[k] = struct{}{}
 	w.change(true)
 }
 
@@ -1005,15 +994,15 @@ func (w *Watcher) flushRoutes() {
 	t, owned := w.trie, false
 	if t == nil {
 		t, owned = new(routeTrie), true
-		for p, alts := range w.routes {
-			t.Insert(p, bestRoute(alts))
+		for k, r := range w.routes.bests() {
+			t.Insert(k.prefix(), w.hops.hop(r.hop))
 		}
-		w.dirty = map[netip.Prefix]struct{}{} // not clear: a map's walk reads all it ever held
+		w.dirty = map[prefixKey]struct{}{} // not clear: a map's walk reads all it ever held
 	} else if len(w.dirty) > rebuildMin {
 		weight := 0
-		for p := range w.dirty {
+		for k := range w.dirty {
 			weight++
-			if _, ok := w.routes[p]; !ok {
+			if _, ok := w.routes.best(k); !ok {
 				weight += deleteWeight - 1
 			}
 		}
@@ -1022,15 +1011,16 @@ func (w *Watcher) flushRoutes() {
 		}
 	}
 	var ins *routeTrie
-	for p := range w.dirty {
-		alts, ok := w.routes[p]
+	for k := range w.dirty {
+		r, ok := w.routes.best(k)
+		p := k.prefix()
 		switch {
 		case owned && ok:
-			t.Insert(p, bestRoute(alts))
+			t.Insert(p, w.hops.hop(r.hop))
 		case owned:
 			t.Delete(p)
 		case ok:
-			if h := bestRoute(alts); !same(w.trie, p, h) {
+			if h := w.hops.hop(r.hop); !same(w.trie, p, h) {
 				if ins == nil {
 					ins = new(routeTrie)
 				}
@@ -1046,7 +1036,7 @@ func (w *Watcher) flushRoutes() {
 		t = t.UnionPersist(ins)
 	}
 	if len(w.dirty) > rebuildMin {
-		w.dirty = map[netip.Prefix]struct{}{}
+		w.dirty = map[prefixKey]struct{}{}
 	} else {
 		clear(w.dirty)
 	}
@@ -1069,17 +1059,6 @@ const (
 func same(t *routeTrie, p netip.Prefix, h nextHop) bool {
 	v, ok := t.Get(p)
 	return ok && v == h
-}
-
-// bestRoute is the next hop of the best of a prefix's routes.
-func bestRoute(alts []routeAlt) nextHop {
-	b := alts[0]
-	for _, a := range alts[1:] {
-		if a.better(b) {
-			b = a
-		}
-	}
-	return b.hop
 }
 
 // manage asks the kernel to resolve, and keep resolved, every gateway of a

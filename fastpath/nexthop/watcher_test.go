@@ -721,8 +721,8 @@ func TestWatcherChangedOnly(t *testing.T) {
 			t.Errorf("step %d, %s: %d, want %d (0 nothing to publish, 1 kept, 2 lost, 3 moved)", i, step.what, got, step.want)
 		}
 	}
-	if len(w.links)+len(w.routes)+len(w.neighs)+len(w.gateways) != 0 {
-		t.Errorf("left: links %v, routes %v, neighbours %v, gateways %v", w.links, w.routes, w.neighs, w.gateways)
+	if len(w.links)+w.routes.prefixes()+len(w.hops.ids)+len(w.neighs)+len(w.gateways) != 0 {
+		t.Errorf("left: links %v, routes %d, neighbours %v, gateways %v", w.links, w.routes.prefixes(), w.neighs, w.gateways)
 	}
 }
 

@@ -35,17 +35,17 @@ func spreadSnapshot(down4 bool, extra ...Neighbour) *Snapshot {
 		14: {group: []grpEntry{{1, 1}, {2, 2}, {3, 1}}},
 	}
 	paths := map[uint32][]member{7: {{gw("10.0.0.1", 2), 1}, {gw("10.0.1.1", 3), 1}}}
-	t := new(routeTrie)
+	t, ht := new(routeTrie), newHopTable()
 	for p, h := range map[string]nextHop{"10.1.0.0/16": viaObj(10), "10.2.0.0/16": viaObj(11), "10.3.0.0/16": viaObj(13),
 		"10.4.0.0/16": viaPaths(7), "10.5.0.0/16": viaObj(14), "2001:db8:4::/48": viaPaths(7), "10.7.0.0/16": viaObj(7)} {
-		t.Insert(netip.MustParsePrefix(p), h)
+		t.Insert(netip.MustParsePrefix(p), ht.hold(h))
 	}
 	neighs := append([]Neighbour{
 		{Addr: netip.MustParseAddr("10.0.0.1"), IfIndex: 2, MAC: macGW, Valid: true},
 		{Addr: netip.MustParseAddr("10.0.1.1"), IfIndex: 3, MAC: macB, Valid: true},
 		{Addr: netip.MustParseAddr("10.0.2.1"), IfIndex: 4, MAC: macH, Valid: true},
 	}, extra...)
-	return newSnapshot(links, t, neighs, objs, paths)
+	return newSnapshot(links, t, ht.view(), neighs, objs, paths)
 }
 
 // sample is n addresses of prefix p, drawn with a fixed seed.

@@ -261,17 +261,20 @@ func (t *routeTable) bests() iter.Seq2[prefixKey, routeRec] {
 	}
 }
 
-// hopTable interns the next hops of the Watcher's routes: one index per
-// distinct next hop, counted by the routes through it, and reused once
-// none is.
+// hopTable interns the next hops of routes: one index per distinct next
+// hop, counted by the routes through it, and reused once none is. The
+// snapshots' tries map prefixes to these indexes; view gives a snapshot
+// the next hops they stand for.
 type hopTable struct {
-	hops []nextHop
-	refs []int32
-	ids  map[nextHop]uint32
-	free []uint32
+	hops    []nextHop
+	refs    []int32
+	ids     map[nextHop]uint32
+	free    []uint32
+	pub     hopView         // the last view
+	changed map[uint32]bool // the chunks of hops whose indexes took another next hop since
 }
 
-func newHopTable() hopTable { return hopTable{ids: map[nextHop]uint32{}} }
+func newHopTable() hopTable { return hopTable{ids: map[nextHop]uint32{}, changed: map[uint32]bool{}} }
 
 // hold is h's index, counted once more.
 func (t *hopTable) hold(h nextHop) uint32 {
@@ -285,19 +288,37 @@ func (t *hopTable) hold(h nextHop) uint32 {
 			t.hops, t.refs = append(t.hops, h), append(t.refs, 0)
 		}
 		t.ids[h] = id
+		t.changed[id/hopChunk] = true
 	}
 	t.refs[id]++
 	return id
 }
 
-// release counts a route less through index id, freeing it at none.
+// release counts a route less through index id, freeing it at none. The
+// index keeps its next hop until another takes it (views of snapshots
+// whose tries may still hold it share the chunk).
 func (t *hopTable) release(id uint32) {
 	if t.refs[id]--; t.refs[id] == 0 {
 		delete(t.ids, t.hops[id])
-		t.hops[id] = nextHop{}
 		t.free = append(t.free, id)
 	}
 }
 
 // hop is index id's next hop.
 func (t *hopTable) hop(id uint32) nextHop { return t.hops[id] }
+
+// view is the next hops by index as they are now, for a snapshot: the
+// last view's chunks where no index took another next hop since, copies
+// of the others.
+func (t *hopTable) view() hopView {
+	v := make(hopView, (len(t.hops)+hopChunk-1)/hopChunk)
+	copy(v, t.pub)
+	for c := range t.changed {
+		ch := new([hopChunk]nextHop)
+		copy(ch[:], t.hops[c*hopChunk:])
+		v[c] = ch
+	}
+	clear(t.changed)
+	t.pub = v
+	return v
+}

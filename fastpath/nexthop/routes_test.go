@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // routesOf is prefix p's routes' next hops in w, its first route's first.
@@ -177,4 +179,77 @@ func TestWatcherRoutesHeap(t *testing.T) {
 		t.Errorf("%.1f bytes a route", per)
 	}
 	runtime.KeepAlive(w)
+}
+
+// TestHopTableView: a view shares the last one's chunks where no index
+// took another next hop, copies the others, and an older view keeps what
+// its indexes stood for.
+func TestHopTableView(t *testing.T) {
+	tab := newHopTable()
+	gw := func(i int) nextHop {
+		return nextHop{gw: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), ifindex: 3}
+	}
+	for i := range 3 * hopChunk {
+		tab.hold(gw(i))
+	}
+	v1 := tab.view()
+	if len(v1) != 3 || v1.hop(hopChunk+5) != gw(hopChunk+5) {
+		t.Fatalf("first view: %d chunks, index %d is %+v", len(v1), hopChunk+5, v1.hop(hopChunk+5))
+	}
+	tab.release(hopChunk + 5)
+	if v := tab.view(); v[1] != v1[1] {
+		t.Fatal("a freed index alone copied its chunk")
+	}
+	if id := tab.hold(gw(9999)); id != hopChunk+5 {
+		t.Fatalf("new next hop at %d, want the freed %d", id, hopChunk+5)
+	}
+	tab.hold(gw(3 * hopChunk)) // a fourth chunk
+	v2 := tab.view()
+	if len(v2) != 4 || v2[0] != v1[0] || v2[2] != v1[2] || v2[1] == v1[1] {
+		t.Fatalf("second view: %d chunks, shared 0 %v 1 %v 2 %v; want 4, chunk 1 alone copied",
+			len(v2), v2[0] == v1[0], v2[1] == v1[1], v2[2] == v1[2])
+	}
+	if v2.hop(hopChunk+5) != gw(9999) || v1.hop(hopChunk+5) != gw(hopChunk+5) || v2.hop(3*hopChunk) != gw(3*hopChunk) {
+		t.Fatalf("index %d: %+v now, %+v in the first view", hopChunk+5, v2.hop(hopChunk+5), v1.hop(hopChunk+5))
+	}
+}
+
+// TestWatcherHopIndexReuse: a next hop's index that a burst frees and
+// gives to another next hop moves the routes through it in the next
+// snapshot and not in those before, also when the trie keeps the index
+// (a route deleted and put back through another next hop in one burst).
+func TestWatcherHopIndexReuse(t *testing.T) {
+	var tab Table
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reset()
+	fullTable(t, w, 0) // link 3, neighbours 10.0.0.1 and .2, 10.0.0.0/24 connected
+	p, q := netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")
+	w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(p, "10.0.0.1"))
+	w.publish()
+	s1 := tab.Load()
+	resolves := func(s *Snapshot, dst, gw string) bool {
+		adj, st := s.Resolve(netip.MustParseAddr(dst))
+		if gw == "" {
+			return st == AdjNoRoute
+		}
+		return st == AdjResolved && adj.NextHop == netip.MustParseAddr(gw)
+	}
+	w.applyRoute(unix.RTM_DELROUTE, gatewayRoute(p, ""))
+	w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(q, "10.0.0.2"))
+	w.publish()
+	s2 := tab.Load()
+	if !resolves(s1, "192.0.2.1", "10.0.0.1") || !resolves(s1, "198.51.100.1", "") ||
+		!resolves(s2, "192.0.2.1", "") || !resolves(s2, "198.51.100.1", "10.0.0.2") {
+		t.Fatal("a route moved to another prefix through a freed index")
+	}
+	w.applyRoute(unix.RTM_DELROUTE, gatewayRoute(q, ""))
+	w.applyRoute(unix.RTM_NEWROUTE, gatewayRoute(q, "10.0.0.1"))
+	w.publish()
+	s3 := tab.Load()
+	if !resolves(s2, "198.51.100.1", "10.0.0.2") || !resolves(s3, "198.51.100.1", "10.0.0.1") {
+		t.Fatal("a route put back through another next hop at its freed index")
+	}
 }

@@ -183,10 +183,24 @@ type member struct {
 // span is where a set's members are in a Snapshot's members and bounds.
 type span struct{ off, n int32 }
 
-// routeTrie holds the routes of a Snapshot, both families: an immutable
-// value once published (the Watcher derives the next one with persistent
-// updates, which copy the paths they change and share the rest).
-type routeTrie = bart.Fast[nextHop]
+// routeTrie holds the routes of a Snapshot, both families, each prefix's
+// next hop as its index in the Snapshot's hopView: an immutable value once
+// published (the Watcher derives the next one with persistent updates,
+// which copy the paths they change and share the rest). An index, not the
+// next hop, so that a million routes through a few next hops hold 4 bytes
+// each, not 32 and a pointer, and the GC has less to walk.
+type routeTrie = bart.Fast[uint32]
+
+// hopChunk is how many next hops a chunk of a hopView holds.
+const hopChunk = 256
+
+// hopView is a Snapshot's next hops, by the index its trie maps a prefix
+// to, in chunks that snapshots share while none of their next hops
+// changes (hopTable.view).
+type hopView []*[hopChunk]nextHop
+
+// hop is index id's next hop.
+func (v hopView) hop(id uint32) nextHop { return v[id/hopChunk][id%hopChunk] }
 
 // lpmKey is an address in two words plus its length in bits (and, for
 // neighbour keys, the interface index: see neighKey); IPv4 uses lo only.
@@ -248,6 +262,7 @@ func (t *exactTable) get(k lpmKey) int32 {
 // it with Table.Store.
 type Snapshot struct {
 	routes *routeTrie
+	hops   hopView // the next hops of routes, by index
 	// out is each link's adjacency but for the next hop (status
 	// AdjIncomplete when the fast path owns the link and it is up, else
 	// final); link finds it by interface index.
@@ -313,7 +328,7 @@ func neighKey(a netip.Addr, ifindex int32) lpmKey {
 // prefixes the last one wins. Routes whose interface is not in links resolve
 // as AdjKernel.
 func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
-	t := new(routeTrie)
+	t, ht := new(routeTrie), newHopTable()
 	paths := map[uint32][]member{}
 	for _, r := range routes {
 		if !r.Prefix.IsValid() {
@@ -327,9 +342,9 @@ func NewSnapshot(links []Link, routes []Route, neighs []Neighbour) *Snapshot {
 			}
 			h = viaPaths(id)
 		}
-		t.Insert(r.Prefix.Masked(), h)
+		t.Insert(r.Prefix.Masked(), ht.hold(h))
 	}
-	return newSnapshot(links, t, neighs, nil, paths)
+	return newSnapshot(links, t, ht.view(), neighs, nil, paths)
 }
 
 // hop is what r's prefix maps to in a trie.
@@ -340,12 +355,12 @@ func (r Route) hop() nextHop {
 	return nextHop{gw: r.Gateway.Unmap(), ifindex: r.IfIndex}
 }
 
-// newSnapshot makes a snapshot of routes (which it shares, and nobody may
-// change any more), links and neighs (which it copies), the kernel's
+// newSnapshot makes a snapshot of routes and their next hops (which it
+// shares, and nobody may change any more), links and neighs (which it copies), the kernel's
 // nexthop objects objs and the multipath routes' sets of paths (by the
 // Watcher's id). Of two links with one index, the first counts.
-func newSnapshot(links []Link, routes *routeTrie, neighs []Neighbour, objs map[uint32]nhObject, paths map[uint32][]member) *Snapshot {
-	s := &Snapshot{routes: routes, out: make([]egress, len(links)), link: newExactTable(len(links)),
+func newSnapshot(links []Link, routes *routeTrie, hops hopView, neighs []Neighbour, objs map[uint32]nhObject, paths map[uint32][]member) *Snapshot {
+	s := &Snapshot{routes: routes, hops: hops, out: make([]egress, len(links)), link: newExactTable(len(links)),
 		neighs: slices.Clone(neighs), neigh: newExactTable(len(neighs)), sets: newExactTable(len(objs) + len(paths))}
 	for i := len(links) - 1; i >= 0; i-- {
 		s.out[i] = egressOf(links[i])
@@ -519,11 +534,11 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 	if dst.IsMulticast() {
 		return s.resolveMulticast(dst)
 	}
-	r, ok := s.routes.Lookup(dst)
+	id, ok := s.routes.Lookup(dst)
 	if !ok {
 		return Adjacency{}, AdjNoRoute
 	}
-	r = s.viaObject(r, dst)
+	r := s.viaObject(s.hops.hop(id), dst)
 	adj, st := s.egress(r)
 	if st != AdjIncomplete {
 		return adj, st
@@ -545,8 +560,7 @@ func (s *Snapshot) Resolve(dst netip.Addr) (Adjacency, AdjStatus) {
 // route covering the group more specifically than the default route; else
 // the Multicast link; else the default route's link.
 func (s *Snapshot) resolveMulticast(dst netip.Addr) (Adjacency, AdjStatus) {
-	p, r, ok := s.routes.LookupPrefixLPM(netip.PrefixFrom(dst, dst.BitLen()))
-	r = s.viaObject(r, dst)
+	p, id, ok := s.routes.LookupPrefixLPM(netip.PrefixFrom(dst, dst.BitLen()))
 	if !ok || (p.Bits() == 0 && s.mcastOK) {
 		if !s.mcastOK {
 			return Adjacency{}, AdjNoRoute
@@ -555,7 +569,7 @@ func (s *Snapshot) resolveMulticast(dst netip.Addr) (Adjacency, AdjStatus) {
 		adj.NextHop, adj.DstMAC = dst, MulticastMAC(dst)
 		return adj, AdjResolved
 	}
-	adj, st := s.egress(r)
+	adj, st := s.egress(s.viaObject(s.hops.hop(id), dst))
 	if st != AdjIncomplete {
 		return adj, st
 	}

@@ -951,7 +951,7 @@ func (w *Watcher) publish() {
 	for _, n := range w.neighs {
 		neighs = append(neighs, n)
 	}
-	s := newSnapshot(links, w.trie, neighs, w.objects, w.paths)
+	s := newSnapshot(links, w.trie, w.hops.view(), neighs, w.objects, w.paths)
 	if !w.moved {
 		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
 	}
@@ -995,7 +995,7 @@ func (w *Watcher) flushRoutes() {
 	if t == nil {
 		t, owned = new(routeTrie), true
 		for k, r := range w.routes.bests() {
-			t.Insert(k.prefix(), w.hops.hop(r.hop))
+			t.Insert(k.prefix(), r.hop)
 		}
 		w.dirty = map[prefixKey]struct{}{} // not clear: a map's walk reads all it ever held
 	} else if len(w.dirty) > rebuildMin {
@@ -1016,15 +1016,15 @@ func (w *Watcher) flushRoutes() {
 		p := k.prefix()
 		switch {
 		case owned && ok:
-			t.Insert(p, w.hops.hop(r.hop))
+			t.Insert(p, r.hop)
 		case owned:
 			t.Delete(p)
 		case ok:
-			if h := w.hops.hop(r.hop); !same(w.trie, p, h) {
+			if !same(w.trie, p, r.hop) {
 				if ins == nil {
 					ins = new(routeTrie)
 				}
-				ins.Insert(p, h)
+				ins.Insert(p, r.hop)
 			}
 		default:
 			if _, had := t.Get(p); had {
@@ -1055,10 +1055,10 @@ const (
 	deleteWeight  = 5
 )
 
-// same reports whether t maps p to h.
-func same(t *routeTrie, p netip.Prefix, h nextHop) bool {
+// same reports whether t maps p to next hop index id.
+func same(t *routeTrie, p netip.Prefix, id uint32) bool {
 	v, ok := t.Get(p)
-	return ok && v == h
+	return ok && v == id
 }
 
 // manage asks the kernel to resolve, and keep resolved, every gateway of a

@@ -14,6 +14,11 @@
 // Internet table (a million routes) costs a snapshot microseconds for a
 // route that moved and nothing more than the neighbour table for a
 // neighbour, not a rebuild of every route (BenchmarkWatcherPublish).
+// The trie maps each prefix to its next hop's index (next hops are few, and
+// interned: hopTable), and the Watcher's own copy of the main table, which
+// it needs for routes of several metrics, holds no pointer and keeps IPv4
+// prefixes in 8 bytes (routes.go): a million routes take about 94 MiB of
+// heap, watcher and snapshot, where they took 243.
 //
 // Routes through kernel nexthop objects (ip-nexthop(8), as FRR installs
 // them) keep the object's id in the trie, and snapshots resolve the

@@ -309,8 +309,11 @@ func (t *hopTable) hop(id uint32) nextHop { return t.hops[id] }
 
 // view is the next hops by index as they are now, for a snapshot: the
 // last view's chunks where no index took another next hop since, copies
-// of the others.
+// of the others (the last view itself when none did).
 func (t *hopTable) view() hopView {
+	if len(t.changed) == 0 && len(t.pub)*hopChunk >= len(t.hops) {
+		return t.pub
+	}
 	v := make(hopView, (len(t.hops)+hopChunk-1)/hopChunk)
 	copy(v, t.pub)
 	for c := range t.changed {

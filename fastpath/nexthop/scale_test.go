@@ -51,6 +51,19 @@ func fullTable(tb testing.TB, w *Watcher, n int) []netip.Prefix {
 	return ps
 }
 
+// memWatcher is a Watcher of link core0 that no kernel feeds (its tests
+// apply events themselves), publishing to tab.
+func memWatcher(tb testing.TB) (w *Watcher, tab *Table) {
+	tb.Helper()
+	tab = new(Table)
+	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: tab, NoManaged: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.reset()
+	return w, tab
+}
+
 // gatewayRoute is a main-table route to p through gw ("": connected) on
 // interface 3.
 func gatewayRoute(p netip.Prefix, gw string) *netlink.Route {
@@ -66,12 +79,7 @@ func gatewayRoute(p netip.Prefix, gw string) *netlink.Route {
 // one neighbour entry whose MAC changed (a gateway replaced). Reports ms per burst, and the
 // heap the Watcher and its snapshot hold for the table.
 func BenchmarkWatcherPublish(b *testing.B) {
-	var tab Table
-	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w.reset()
+	w, tab := memWatcher(b)
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
@@ -142,12 +150,7 @@ func BenchmarkWatcherPublish(b *testing.B) {
 // routes through each gateway (what manage reads) stays true.
 func TestWatcherRouteUpdates(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
-	var tab Table
-	w, err := NewWatcher(WatcherConfig{Links: []string{"core0"}, Table: &tab, NoManaged: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.reset()
+	w, tab := memWatcher(t)
 	link := netlink.LinkAttrs{Index: 3, Name: "core0", MTU: 1500, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 9},
 		OperState: netlink.OperUp, Flags: net.FlagUp}
 	link4 := link

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -98,16 +99,69 @@ func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 }
 
 // resume makes h, which the caller matched to the packet's destination,
-// the batch snapshot's entry again when only the last note of used next
-// hops left it (noteUsed), and reports whether it did: the entry was
-// filled in that snapshot and holds what filling it again would, its
-// serial and offload tags included, so the flow memo's slots through it
-// stay good. The packet's use is then the entry's first since the note.
+// the batch snapshot's entry again without filling it, and reports whether
+// it did: when only the last note of used next hops left it (resumeHeld),
+// or when it can be carried over from the snapshot before (carry).
 func (w *Worker) resume(h *nextHop) bool {
+	return w.resumeHeld(h) || w.carry(h)
+}
+
+// resumeHeld is resume when only the last note of used next hops
+// (noteUsed) left h, and reports whether it did: the entry was filled in
+// the batch's snapshot and holds what filling it again would, its serial
+// and offload tags included, so the flow memo's slots through it stay
+// good. The packet's use is then the entry's first since the note.
+// encapLoop calls it alone: a call in that loop, even on a path rarely
+// taken, costs every packet (see encapLoop); what it cannot resume goes
+// the general way, which carries.
+func (w *Worker) resumeHeld(h *nextHop) bool {
 	if h.snap != nil || h.held == nil || h.held != w.snap {
 		return false
 	}
 	h.snap, h.held = h.held, nil
+	return true
+}
+
+// carry makes h, a resolved entry filled (or carried) in the snapshot
+// stored just before the batch's, the batch snapshot's entry, when that
+// resolves h's destination as the one before did, and reports whether it
+// did. The entry then holds what filling it again would: everything
+// fillHop writes follows from the destination, the template and the
+// adjacency. Its serial stays, and so do the flow memo's slots through it,
+// so that a routing daemon's churn of routes no packet goes by costs the
+// worker one lookup per next hop in use, not a refill of every next hop
+// and flow (BenchmarkWorker/encap-64B-churn). Its offload tags stay too:
+// the kernel offload kept what it put through this next hop, having
+// compared the same two snapshots (Offload.NextHopsChanged), or started an
+// epoch, which the tags then miss; but an offer made through a next hop of
+// the snapshot before that offloadFlush dropped as stale (staleSeq), or
+// may yet drop (still queued), leaves every next hop of that snapshot to
+// be filled again, so that its flows are offered again. A snapshot that says what it lost
+// (nexthop.Snapshot.Lost) needs no lookup: the entry is carried unless
+// its link-layer destination is among those lost. An entry older than the
+// snapshot before, or not resolved, is filled again.
+func (w *Worker) carry(h *nextHop) bool {
+	s, from := w.snap, h.snap
+	if from == nil {
+		from = h.held
+	}
+	if s == nil || from == nil || h.st != nexthop.AdjResolved || from.Seq()+1 != s.Seq() || from.Seq() <= w.staleSeq {
+		return false
+	}
+	for i := range w.offn {
+		if w.offq[i].hseq <= from.Seq() {
+			return false
+		}
+	}
+	if lost, precise := s.Lost(); precise {
+		if slices.Contains(lost, nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {
+			return false
+		}
+	} else if adj, st := s.Resolve(h.dst); st != h.st || adj != h.adj {
+		return false
+	}
+	h.snap, h.held = s, nil
+	w.carried++
 	return true
 }
 
@@ -371,7 +425,7 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				break
 			}
 			if mode == runHop {
-				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap && !w.resume(h) {
+				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap && !w.resumeHeld(h) {
 					break
 				}
 			} else if pk.fset == 0 {
@@ -389,7 +443,7 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 					x = &fl[0]
 				}
 				h = &w.hops[x.hop]
-				if h.ser != x.ser || h.snap != snap && !w.resume(h) {
+				if h.ser != x.ser || h.snap != snap && !w.resumeHeld(h) {
 					break // lookupStage finds the same slot, forwardAt looks the packet up
 				}
 				if x.off != oet {

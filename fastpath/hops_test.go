@@ -425,3 +425,84 @@ func TestWorkerUsedNextHopsSinceNote(t *testing.T) {
 		t.Fatalf("the note after a full record: %v, want %v", got, want)
 	}
 }
+
+// TestHopCarriedOverSnapshots: a next-hop snapshot that resolves an RLOC
+// (or a site host) as the one stored before it did leaves the worker's
+// memo entry for it as it was, with the flows through it (carry): the
+// next packet is a flow memo hit, with the same frame. A snapshot that
+// moves the RLOC's adjacency, one that says it lost the RLOC's link-layer
+// destination, and one that comes after a snapshot the worker did not see
+// make the entry filled again, and the packets follow the new snapshot.
+func TestHopCarriedOverSnapshots(t *testing.T) {
+	r := newRig(t, nil)
+	macNew := [6]byte{0x02, 0, 0, 0, 0, 0x79}
+	unrelated := func(i byte) nexthop.Route {
+		return nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, i, 0}), 24), IfIndex: 20}
+	}
+	rlocMAC := func(mac [6]byte) func([]nexthop.Neighbour) []nexthop.Neighbour {
+		return func(ns []nexthop.Neighbour) []nexthop.Neighbour {
+			for i := range ns {
+				if ns[i].Addr == rlocRemote4 {
+					ns[i].MAC = mac
+				}
+			}
+			return ns
+		}
+	}
+	var first []byte
+	send := func(step string, carried bool, dst [6]byte) {
+		t.Helper()
+		fills, carries := r.w.hopSer, r.w.Extra(ExtraHopCarried)
+		for i := range 2 { // the second through the flow memo, whatever the first did
+			hits := r.w.Extra(ExtraFlowHit)
+			r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 100}))
+			out := drain(r.core)
+			if len(out) != 1 || [6]byte(out[0][0:6]) != dst {
+				t.Fatalf("%s: %d frames, want 1 to %x", step, len(out), dst)
+			}
+			if first == nil {
+				first = out[0]
+			} else if !bytes.Equal(out[0][6:14], first[6:14]) || !bytes.Equal(out[0][50:], first[50:]) {
+				t.Errorf("%s: frame\n%x\nwant as the first but for the destination MAC, IP ID and nonce\n%x", step, out[0], first)
+			}
+			if i == 1 && r.w.Extra(ExtraFlowHit) != hits+1 {
+				t.Errorf("%s: the second packet was no flow memo hit", step)
+			}
+		}
+		gotCarried := r.w.Extra(ExtraHopCarried) == carries+1
+		if filled := r.w.hopSer != fills; gotCarried != carried || filled == carried {
+			t.Errorf("%s: carried %v, filled again %v; want carried %v", step, gotCarried, filled, carried)
+		}
+	}
+	send("first", false, macUnderGW)
+	r.nh.Store(testNextHops(unrelated(1)))
+	send("a route no packet goes by", true, macUnderGW)
+	r.nh.Store(testNextHops(unrelated(2)).MarkLost([]nexthop.LinkDest{{IfIndex: 20, MAC: macNew}}))
+	send("another destination lost", true, macUnderGW)
+	r.nh.Store(testNextHops(unrelated(3)).MarkLost([]nexthop.LinkDest{{IfIndex: 20, MAC: macUnderGW}}))
+	send("the RLOC's destination lost (and back)", false, macUnderGW)
+	r.nh.Store(testNextHops(unrelated(4)))
+	r.nh.Store(testNextHops(unrelated(5)))
+	send("a snapshot skipped", false, macUnderGW)
+	r.nh.Store(nextHopsWith(rlocMAC(macNew), unrelated(6)))
+	send("the RLOC's MAC moved", false, macNew)
+	r.nh.Store(nextHopsWith(rlocMAC(macNew), unrelated(7)))
+	send("the new MAC kept", true, macNew)
+
+	// A site host's entry (a delivery) is carried alike.
+	deliver := func(step string, carried bool) {
+		t.Helper()
+		carries, fills := r.w.Extra(ExtraHopCarried), r.w.hopSer
+		in := innerPacket(t, innerSpec{src: remote4, dst: hostA, payload: 20})
+		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}))
+		if out := drain(r.site); len(out) != 1 || [6]byte(out[0][0:6]) != macHostA {
+			t.Fatalf("%s: %d frames, want 1 to %x", step, len(out), macHostA)
+		}
+		if got := r.w.Extra(ExtraHopCarried) == carries+1; got != carried || (r.w.hopSer != fills) == carried {
+			t.Errorf("%s: carried %v, filled again %v; want carried %v", step, got, r.w.hopSer != fills, carried)
+		}
+	}
+	deliver("delivery, first", false)
+	r.nh.Store(nextHopsWith(rlocMAC(macNew), unrelated(8)))
+	deliver("delivery, a route no packet goes by", true)
+}

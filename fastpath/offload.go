@@ -1050,7 +1050,7 @@ func (w *Worker) offloadFlush() {
 			k++
 			continue
 		}
-		if q.d == nil && q.cgen != w.off.cgen.Load() || q.hseq < w.off.hopSeq.Load() {
+		if hopStale := q.hseq < w.off.hopSeq.Load(); q.d == nil && q.cgen != w.off.cgen.Load() || hopStale {
 			// Made from the map-cache before a change that MapChanged
 			// handled without an epoch, or from a next-hop snapshot
 			// older than one NextHopsChanged handled so (lost
@@ -1059,9 +1059,13 @@ func (w *Worker) offloadFlush() {
 			// flow's next packet offers it again: an offer6 slot's tag
 			// is cleared here, and a flow memo slot or a delivery's next
 			// hop is filled anew anyway (the change moved the memo's
-			// generation, or the worker's snapshot).
+			// generation, or the worker's snapshot: no next hop of that
+			// snapshot is carried over, staleSeq).
 			if q.tag != nil && *q.tag == w.oet {
 				*q.tag = 0
+			}
+			if hopStale {
+				w.staleSeq = max(w.staleSeq, q.hseq)
 			}
 			w.extra[ExtraOffloadStale]++
 			continue

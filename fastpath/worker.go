@@ -216,6 +216,7 @@ const (
 	ExtraOffloadPut                   // flows handed to the kernel (Offload)
 	ExtraOffloadFail                  // flows the kernel's offload table refused
 	ExtraOffloadStale                 // offers dropped: made from the map-cache before a change (Offload.MapChanged), or from the next-hop table before it lost a neighbour (Offload.NextHopsChanged)
+	ExtraHopCarried                   // next-hop memo entries a new next-hop snapshot left as they were (carry), with the flows through them
 	NumExtra
 )
 
@@ -240,6 +241,7 @@ var extraNames = [NumExtra]string{
 	ExtraOffloadPut:      "offload-put",
 	ExtraOffloadFail:     "offload-fail",
 	ExtraOffloadStale:    "offload-stale",
+	ExtraHopCarried:      "hop-carried",
 }
 
 // String names the counter.
@@ -306,6 +308,8 @@ type Worker struct {
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
 	hopSer       uint32 // the serial of the last next-hop memo entry filled (nextHop.ser)
+	carried      uint64 // next-hop memo entries carried over to a new snapshot (carry): ExtraHopCarried
+	staleSeq     uint64 // the latest next-hop snapshot an offer made in was dropped as stale (offloadFlush): carry leaves its next hops
 	now          int64
 	epoch        time.Time
 	flow0        uint64 // wire.FlowStart(Config.FlowSeed)
@@ -756,6 +760,7 @@ func (w *Worker) Step() int {
 	w.notifySlowPath()
 	w.ctr.Publish()
 	w.extra[ExtraMemoHit], w.extra[ExtraMemoMiss], w.extra[ExtraFlowHit] = w.memo.hits, w.memo.miss, w.memo.flowHits
+	w.extra[ExtraHopCarried] = w.carried
 	for i := range w.extra {
 		if v := w.extra[i]; v != w.extraPub[i].Load() {
 			w.extraPub[i].Store(v)

@@ -26,17 +26,9 @@ func benchPrefix(i int) netip.Prefix {
 // the site instance-ID and in RTR instance-ID 300, spread over four RLOCs.
 func benchRig(b *testing.B) *rig {
 	b.Helper()
-	rlocs := []netip.Addr{rlocRemote4, rlocOther4, netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.5")}
-	var neighs []nexthop.Neighbour
-	for _, a := range rlocs {
-		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
-	}
-	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
 	r := newRig(b, func(c *Config) { c.RTR = true })
-	r.nh.Store(nexthop.NewSnapshot(
-		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
-		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
-		neighs))
+	r.nh.Store(benchSnap())
+	rlocs := benchRLOCs()
 	ms := make([]StaticMapping, 0, 2*benchPrefixes)
 	for _, iid := range []uint32{iidSite, 300} {
 		for i := 0; i < benchPrefixes; i++ {
@@ -46,6 +38,25 @@ func benchRig(b *testing.B) *rig {
 	}
 	r.install(ms)
 	return r
+}
+
+// benchRLOCs are the RLOCs of benchRig's mappings.
+func benchRLOCs() []netip.Addr {
+	return []netip.Addr{rlocRemote4, rlocOther4, netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.5")}
+}
+
+// benchSnap is benchRig's next-hop snapshot: the RLOCs and hostA
+// resolved, with routes extra besides the two it needs.
+func benchSnap(extra ...nexthop.Route) *nexthop.Snapshot {
+	var neighs []nexthop.Neighbour
+	for _, a := range benchRLOCs() {
+		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
+	}
+	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
+	return nexthop.NewSnapshot(
+		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
+		append([]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}}, extra...),
+		neighs)
 }
 
 // benchDsts returns n destinations spread over the benchmark prefixes.
@@ -374,7 +385,10 @@ func BenchmarkWorker(b *testing.B) {
 		b.ReportMetric(float64(el.Nanoseconds())/pkts, "ns/pkt")
 		b.ReportMetric(pkts/el.Seconds()/1e6, "Mpps")
 	}
-	// memo is Config.LookupMemo: 0 the default memo, -1 none.
+	// memo is Config.LookupMemo: 0 the default memo, -1 none. With churn
+	// set, a new next-hop snapshot (one more route, which no packet goes
+	// by: a routing daemon's churn) is stored every churn steps.
+	churn := 0
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		r := benchRig(b)
 		in, out := newNullPort(b, frames), newNullPort(b, nil)
@@ -393,7 +407,15 @@ func BenchmarkWorker(b *testing.B) {
 		if core && frames[0][14+20+8+4+2] == 44 { // RTR frames (IID 300) go back out of the core port
 			sent = func() uint64 { return in.tx }
 		}
+		var snaps []*nexthop.Snapshot // built before the timing: what the workers pay, not the watcher
+		for i := 0; churn > 0 && i <= (b.N+64)/churn; i++ {
+			snaps = append(snaps, benchSnap(nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20}))
+		}
+		steps := 0
 		measure(b, func() int {
+			if steps++; churn > 0 && steps%churn == 0 { // a route no packet goes by
+				r.nh.Store(snaps[steps/churn-1])
+			}
 			n := w.Step()
 			for w.Observations().Pop(&o) {
 			}
@@ -435,7 +457,18 @@ func BenchmarkWorker(b *testing.B) {
 	// longer fit the core's caches, the memo's default sets still hold them.
 	b.Run("encap-64B-16kflows", func(b *testing.B) { run(b, site(small, 16384), false, 0) })
 	b.Run("encap-64B-16kflows-nomemo", func(b *testing.B) { run(b, site(small, 16384), false, -1) })
+	// A next-hop snapshot every 156 steps, about 10,000 packets: a kernel
+	// whose routing daemon changes a route every 10 ms (the watcher's
+	// publish gap) while the worker forwards 1 Mpps.
+	churned := func(b *testing.B, frames [][]byte, core bool) {
+		churn = 156
+		defer func() { churn = 0 }()
+		run(b, frames, core, 0)
+	}
+	b.Run("encap-64B-churn", func(b *testing.B) { churned(b, site(small, 4096), false) })
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
+	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
+	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })
 	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })
 }

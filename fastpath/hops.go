@@ -133,10 +133,8 @@ func (w *Worker) resumeHeld(h *nextHop) bool {
 // and flow (BenchmarkWorker/encap-64B-churn). Its offload tags stay too:
 // the kernel offload kept what it put through this next hop, having
 // compared the same two snapshots (Offload.NextHopsChanged), or started an
-// epoch, which the tags then miss; but an offer made through a next hop of
-// the snapshot before that offloadFlush dropped as stale (staleSeq), or
-// may yet drop (still queued), leaves every next hop of that snapshot to
-// be filled again, so that its flows are offered again. A snapshot that says what it lost
+// epoch, which the tags then miss, and an offer it dropped as stale clears
+// its own tag (offloadFlush). A snapshot that says what it lost
 // (nexthop.Snapshot.Lost) needs no lookup: the entry is carried unless
 // its link-layer destination is among those lost. An entry older than the
 // snapshot before, or not resolved, is filled again.
@@ -145,13 +143,8 @@ func (w *Worker) carry(h *nextHop) bool {
 	if from == nil {
 		from = h.held
 	}
-	if s == nil || from == nil || h.st != nexthop.AdjResolved || from.Seq()+1 != s.Seq() || from.Seq() <= w.staleSeq {
+	if s == nil || from == nil || h.st != nexthop.AdjResolved || from.Seq()+1 != s.Seq() {
 		return false
-	}
-	for i := range w.offn {
-		if w.offq[i].hseq <= from.Seq() {
-			return false
-		}
 	}
 	if lost, precise := s.Lost(); precise {
 		if slices.Contains(lost, nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {

@@ -1050,22 +1050,27 @@ func (w *Worker) offloadFlush() {
 			k++
 			continue
 		}
-		if hopStale := q.hseq < w.off.hopSeq.Load(); q.d == nil && q.cgen != w.off.cgen.Load() || hopStale {
+		if q.d == nil && q.cgen != w.off.cgen.Load() || q.hseq < w.off.hopSeq.Load() {
 			// Made from the map-cache before a change that MapChanged
 			// handled without an epoch, or from a next-hop snapshot
 			// older than one NextHopsChanged handled so (lost
 			// neighbours, a route or link change): the entry might be
-			// one they deleted. The
-			// flow's next packet offers it again: an offer6 slot's tag
-			// is cleared here, and a flow memo slot or a delivery's next
-			// hop is filled anew anyway (the change moved the memo's
-			// generation, or the worker's snapshot: no next hop of that
-			// snapshot is carried over, staleSeq).
+			// one they deleted. The flow's next packet offers it again:
+			// the tag that says it was offered is cleared here (a flow
+			// memo or offer6 slot's, a delivery's next hop's), since
+			// the slot or the next hop may live on (the worker carries
+			// a next hop over to a snapshot that resolves it alike). A
+			// slot or next hop taken by another flow since loses a tag
+			// it may not need to: one offer more.
 			if q.tag != nil && *q.tag == w.oet {
 				*q.tag = 0
 			}
-			if hopStale {
-				w.staleSeq = max(w.staleSeq, q.hseq)
+			if h := q.dhop; h != nil {
+				if !q.de.V6 && h.dkey>>48 == uint64(w.doet) {
+					h.dkey &= 1<<48 - 1
+				} else if q.de.V6 && h.doff6 == w.doet {
+					h.doff6 = 0
+				}
 			}
 			w.extra[ExtraOffloadStale]++
 			continue
@@ -1136,7 +1141,7 @@ func (w *Worker) decapOffer(pk *pktInfo, h *nextHop, site int, k uint32) {
 		}
 		q := &w.offq[w.offn]
 		w.offn++
-		*q = offloadPut{d: t, slot: pk.slot, hseq: h.snap.Seq()}
+		*q = offloadPut{d: t, slot: pk.slot, hseq: h.snap.Seq(), dhop: h}
 		e := &q.de
 		e.IID, e.Epoch, e.Ifindex, e.NonceOK = pk.iid, w.doe, w.ports[site].ifindex, !w.obs.nonces.Load()
 		if pk.v4 {
@@ -1171,6 +1176,10 @@ type offloadPut struct {
 	// (a flow memo or offer6 slot's off), which a dropped offer clears.
 	cgen uint64
 	tag  *uint16
+	// d's: the delivery's next-hop memo entry, whose tag (dkey's over an
+	// IPv4 RLOC, doff6 over IPv6: de.V6) says the delivery was offered,
+	// which a dropped offer clears.
+	dhop *nextHop
 	// the nexthop.Snapshot.Seq of the snapshot the worker resolved the
 	// entry's next hop in (Offload.hopSeq)
 	hseq uint64

@@ -309,7 +309,6 @@ type Worker struct {
 	ipid         uint16
 	hopSer       uint32 // the serial of the last next-hop memo entry filled (nextHop.ser)
 	carried      uint64 // next-hop memo entries carried over to a new snapshot (carry): ExtraHopCarried
-	staleSeq     uint64 // the latest next-hop snapshot an offer made in was dropped as stale (offloadFlush): carry leaves its next hops
 	now          int64
 	epoch        time.Time
 	flow0        uint64 // wire.FlowStart(Config.FlowSeed)

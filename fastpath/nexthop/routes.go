@@ -25,13 +25,12 @@ type prefixKey struct {
 }
 
 func keyOf(p netip.Prefix) prefixKey {
-	a := p.Addr()
-	if a.Is4() {
-		b := a.As4()
-		return prefixKey{lo: uint64(binary.BigEndian.Uint32(b[:])), bits: uint16(p.Bits())}
+	a := addrKey(p.Addr())
+	k := prefixKey{hi: a.hi, lo: a.lo, bits: uint16(p.Bits())}
+	if a.bits == 128 {
+		k.bits += 256
 	}
-	b := a.As16()
-	return prefixKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: 256 + uint16(p.Bits())}
+	return k
 }
 
 // prefix is the prefix k is the key of.

@@ -803,15 +803,13 @@ func (w *Watcher) dropRoutes(through func(k prefixKey, h nextHop) bool) {
 func (w *Watcher) putRoute(k prefixKey, rec routeRec, h nextHop) {
 	rec.hop = w.hops.hold(h)
 	old, had := w.routes.put(k, rec)
+	if had && old == rec {
+		w.hops.release(rec.hop) // held twice
+		return
+	}
 	if had {
-		same := old == rec
-		if !same {
-			w.countHop(w.hops.hop(old.hop), -1)
-		}
+		w.countHop(w.hops.hop(old.hop), -1)
 		w.hops.release(old.hop)
-		if same {
-			return
-		}
 	}
 	w.countHop(h, 1)
 	w.dirty[k] = struct{}{}

@@ -147,7 +147,7 @@ func TestDecapOffloadOffers(t *testing.T) {
 	// Offered, the flow's next packets are deliver4's again: the memo
 	// entry carries the epoch's tag that the site memo compares.
 	k := uint64(binary.BigEndian.Uint32(hostA.AsSlice()))
-	if h := &r.w.hops[hopSlot4(uint32(k))]; h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != uint64(r.w.doet) || r.w.doet == 0 {
+	if h := &r.w.dels[delSlot4(uint32(k))]; h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != uint64(r.w.doet) || r.w.doet == 0 {
 		t.Fatalf("memo entry dkey %#x, site memo %#x, tag %d", h.dkey, r.w.lastSite.dkey, r.w.doet)
 	}
 	e := d.puts[0]
@@ -196,7 +196,7 @@ func TestDecapOffloadOffers(t *testing.T) {
 	// Paused: nothing is offered, and the flow's packets are deliver4's.
 	off.Pause(OffloadDecap)
 	deliverOne(t, r, frame)
-	if h := &r.w.hops[hopSlot4(uint32(k))]; len(d.puts) != 5 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
+	if h := &r.w.dels[delSlot4(uint32(k))]; len(d.puts) != 5 || h.dkey != r.w.lastSite.dkey|k || h.dkey>>48 != 0 {
 		t.Fatalf("paused: %d puts, memo entry dkey %#x, site memo %#x", len(d.puts), h.dkey, r.w.lastSite.dkey)
 	}
 }

@@ -9,16 +9,16 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// TestHopSlot4: deliver's slot of an IPv4 destination's bytes is the one
-// hop (hopIndex4) uses for the same destination, so both find one entry.
-func TestHopSlot4(t *testing.T) {
+// TestDelSlot4: deliver's slot of an IPv4 destination's bytes is the one
+// hop (delIndex4) uses for the same destination, so both find one entry.
+func TestDelSlot4(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for range 10000 {
 		k := rnd.Uint32()
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], k)
-		if got, want := hopSlot4(k), hopIndex4(netip.AddrFrom4(a)); got != want {
-			t.Fatalf("%v: hopSlot4 %d, hopIndex4 %d", netip.AddrFrom4(a), got, want)
+		if got, want := delSlot4(k), delIndex4(netip.AddrFrom4(a)); got != want {
+			t.Fatalf("%v: delSlot4 %d, delIndex4 %d", netip.AddrFrom4(a), got, want)
 		}
 	}
 }
@@ -81,6 +81,31 @@ func TestObserveFields(t *testing.T) {
 		want := Observation{RLOC: rlocRemote4, IID: iid, Flags: h[0], Nonce: h.Nonce(), LSBs: h.LSBs(), Time: w.now}
 		if o != want {
 			t.Fatalf("header %x: observation %+v, want %+v", h[:wire.HeaderLen], o, want)
+		}
+	}
+}
+
+// TestDelSlotsSpread: the delivery memo gives a site's consecutive
+// addresses distinct slots up to half its size, so an ETR delivering to
+// every host of a /21 keeps each one's next hop (a random hash would have
+// about two in five of them share a slot; the RLOC memo's byte-reversed
+// hash, taken to 12 bits, fails here).
+func TestDelSlotsSpread(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for i := range 64 {
+		k0 := rnd.Uint32()
+		if i == 0 {
+			k0 = 10<<24 | 1<<16 | 16<<8 // 10.1.16.0, BenchmarkWorker's site hosts
+		}
+		seen := make(map[uint32]uint32, delSlots/2)
+		for k := k0; k != k0+delSlots/2; k++ {
+			if j, ok := seen[delSlot4(k)]; ok {
+				var a, b [4]byte
+				binary.BigEndian.PutUint32(a[:], j)
+				binary.BigEndian.PutUint32(b[:], k)
+				t.Fatalf("%v and %v take slot %d", netip.AddrFrom4(a), netip.AddrFrom4(b), delSlot4(k))
+			}
+			seen[delSlot4(k)] = k
 		}
 	}
 }

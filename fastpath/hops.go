@@ -2,7 +2,6 @@ package fastpath
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -15,9 +14,20 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// hopSlots is the number of entries of a worker's next-hop memo (a power
-// of two).
+// hopSlots is the number of entries of a worker's next-hop memo of RLOCs
+// (a power of two): an entry per RLOC template in use, a few hundred at
+// most for an ITR or an RTR.
 const hopSlots = 256
+
+// delBits sizes a worker's next-hop memo of deliveries (delSlots entries):
+// an entry per site host the ETR delivers to, so a site with thousands of
+// active hosts keeps them resolved (BenchmarkWorker/decap-100B-4096hosts).
+// At 256 bytes an entry, it takes 1 MiB a worker; only the entries of
+// active hosts are ever read.
+const (
+	delBits  = 12
+	delSlots = 1 << delBits
+)
 
 // nextHop is what a worker remembers about sending to one destination, an
 // RLOC with its outer-header template or an inner destination delivered on
@@ -82,13 +92,24 @@ const dkey6 = 1 << 47
 // written.
 type hopMemo [hopSlots]nextHop
 
+// delMemo is hopMemo for deliveries (a nextHop without a template: the
+// inner destination on a site), apart from the RLOCs' entries so that a
+// site's many hosts neither evict the RLOCs nor take the flow memo's 8-bit
+// indexes.
+type delMemo [delSlots]nextHop
+
 // hop returns the memo entry for sending to dst with outer-header template
 // tpl (nil for a delivery: the Ethernet header alone, of dst's family),
 // resolved in the batch's snapshot w.snap. A template is the same one only
 // as the same slice of the map-cache's memory, which never changes.
 func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
 	tp := unsafe.SliceData(tpl)
-	h := &w.hops[hopIndex(dst, tp)]
+	var h *nextHop
+	if tp != nil {
+		h = &w.hops[hopIndexTpl(tp)]
+	} else {
+		h = &w.dels[delIndex(dst)]
+	}
 	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
 	if !same || h.snap != w.snap || h.snap == nil {
 		if !same || !w.resume(h) {
@@ -233,37 +254,36 @@ func (w *Worker) prepare4(h *nextHop) {
 	h.fast4 = true
 }
 
-// hopIndex spreads destinations over the memo's slots: by the template's
-// address when there is one (one template per RLOC; the address only serves
-// as a number, Go's heap objects do not move), else by the destination.
-func hopIndex(dst netip.Addr, tpl *byte) uint32 {
-	switch {
-	case tpl != nil:
-		return hopIndexTpl(tpl)
-	case dst.Is4():
-		return hopIndex4(dst)
-	}
-	a := dst.As16()
-	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
-	return uint32((x * 0x9E3779B97F4A7C15) >> 56)
-}
-
-// hopIndexTpl is hopIndex of a destination with template tpl.
+// hopIndexTpl is the hopMemo slot of the RLOC with template tpl, spread by
+// the template's address (one template per RLOC; the address only serves
+// as a number, Go's heap objects do not move).
 func hopIndexTpl(tpl *byte) uint32 {
 	return uint32((uint64(uintptr(unsafe.Pointer(tpl))) * 0x9E3779B97F4A7C15) >> 56)
 }
 
-// hopIndex4 is hopIndex of an IPv4 destination without a template.
-func hopIndex4(dst netip.Addr) uint32 {
+// delIndex is the delMemo slot of a delivery to dst.
+func delIndex(dst netip.Addr) uint32 {
+	if dst.Is4() {
+		return delIndex4(dst)
+	}
+	a := dst.As16()
+	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
+	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - delBits))
+}
+
+// delIndex4 is delIndex of an IPv4 destination.
+func delIndex4(dst netip.Addr) uint32 {
 	// As4, not As16: a 16-byte array built by two 8-byte stores and read
 	// back costs a store-forwarding stall (9 ns per packet here).
 	a := dst.As4()
-	return uint32((uint64(binary.LittleEndian.Uint32(a[:])) * 0x9E3779B97F4A7C15) >> 56)
+	return delSlot4(binary.BigEndian.Uint32(a[:]))
 }
 
-// hopSlot4 is hopIndex4 of the IPv4 destination whose bytes are k.
-func hopSlot4(k uint32) uint32 {
-	return uint32((uint64(bits.ReverseBytes32(k)) * 0x9E3779B97F4A7C15) >> 56)
+// delSlot4 is delIndex4 of the IPv4 destination whose bytes are k: the
+// address as a number, hashed by multiplication (Fibonacci hashing), so a
+// site's consecutive addresses take distinct slots (TestDelSlotsSpread).
+func delSlot4(k uint32) uint32 {
+	return uint32((uint64(k) * 0x9E3779B97F4A7C15) >> (64 - delBits))
 }
 
 // fillDeliver4 is fillHop for a delivery to the IPv4 destination whose
@@ -610,13 +630,25 @@ func (w *Worker) encapHop(pk *pktInfo, f *ring.Frame, h *nextHop) {
 // usedHops is the link-layer destinations of a worker's resolved next
 // hops, as it last noted them (noteUsed), for UsedNextHops: the worker
 // writes it under a lock it only tries, the slow path reads it under the
-// lock.
+// lock. at indexes ds by a hash of the destination (open addressing, an
+// index plus one; 0 empty), so that noting thousands of site hosts costs a
+// probe each, not a scan of those noted before.
 type usedHops struct {
 	mu sync.Mutex
-	ds [hopSlots]nexthop.LinkDest
+	ds [usedMax]nexthop.LinkDest
+	at [usedAtLen]uint16
 	n  int
 	_  [64]byte // not on a line another worker's memory shares
 }
+
+// usedMax is how many destinations a note holds: one per memo entry.
+// usedAtLen, a power of two, keeps usedHops.at at most two thirds full.
+const (
+	usedMax   = hopSlots + delSlots
+	usedAtLen = 1 << 13
+)
+
+var _ [usedAtLen - usedMax*3/2]struct{} // usedAtLen >= 1.5 usedMax
 
 // usedEvery is how often a worker notes its used next hops (noteUsed).
 const usedEvery = int64(500 * time.Millisecond)
@@ -643,32 +675,48 @@ func (w *Worker) noteUsed() {
 	}
 	defer u.mu.Unlock()
 	w.usedAt = w.now + usedEvery
-	for i := range w.hops {
-		h := &w.hops[i]
+	if u.noteFrom(w.hops[:]) {
+		u.noteFrom(w.dels[:])
+	}
+}
+
+// noteFrom is noteUsed of the entries hs, and reports false when the
+// record filled up.
+func (u *usedHops) noteFrom(hs []nextHop) bool {
+	for i := range hs {
+		h := &hs[i]
 		if h.snap == nil || h.out < 0 || h.hlen < wire.EthernetLen {
 			continue
 		}
 		if !u.add(nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {
-			break // full: the entries left current are noted next time
+			return false // full: the entries left current are noted next time
 		}
 		h.snap, h.held = nil, h.snap
 	}
+	return true
 }
 
 // add records d unless it is there already, and reports false when the
 // record is full (the slow path has not read it for a while).
 func (u *usedHops) add(d nexthop.LinkDest) bool {
-	for _, x := range u.ds[:u.n] { // a few distinct gateways and hosts
-		if x == d {
+	x := uint64(uint32(d.IfIndex))<<48 | uint64(d.MAC[0])<<40 | uint64(d.MAC[1])<<32 | uint64(d.MAC[2])<<24 |
+		uint64(d.MAC[3])<<16 | uint64(d.MAC[4])<<8 | uint64(d.MAC[5])
+	const mask = len(u.at) - 1
+	for i := int((x * 0x9E3779B97F4A7C15) >> 32); ; i++ {
+		j := u.at[i&mask]
+		if j == 0 {
+			if u.n == len(u.ds) {
+				return false
+			}
+			u.ds[u.n] = d
+			u.n++
+			u.at[i&mask] = uint16(u.n)
+			return true
+		}
+		if u.ds[j-1] == d {
 			return true
 		}
 	}
-	if u.n == len(u.ds) {
-		return false
-	}
-	u.ds[u.n] = d
-	u.n++
-	return true
 }
 
 // UsedNextHops appends to ds the link-layer destinations (egress
@@ -685,5 +733,6 @@ func (w *Worker) UsedNextHops(ds []nexthop.LinkDest) []nexthop.LinkDest {
 	defer u.mu.Unlock()
 	ds = append(ds, u.ds[:u.n]...)
 	u.n = 0
+	clear(u.at[:])
 	return ds
 }

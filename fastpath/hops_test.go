@@ -368,9 +368,12 @@ func TestWorkerUsedNextHopsSinceNote(t *testing.T) {
 	if got, want := read(), []nexthop.LinkDest{host4, host6, gw}; !slices.Equal(got, want) {
 		t.Fatalf("first note: %v, want %v", got, want)
 	}
-	sers := func() (s [hopSlots]uint32) {
+	sers := func() (s [hopSlots + delSlots]uint32) {
 		for i := range r.w.hops {
 			s[i] = r.w.hops[i].ser
+		}
+		for i := range r.w.dels {
+			s[hopSlots+i] = r.w.dels[i].ser
 		}
 		return s
 	}
@@ -415,10 +418,10 @@ func TestWorkerUsedNextHopsSinceNote(t *testing.T) {
 	// A record the slow path left full: the next hops that found no room
 	// stay current and are noted once there is room.
 	enc()
-	r.w.used.ds, r.w.used.n = [hopSlots]nexthop.LinkDest{}, hopSlots // as if full of other destinations ({0, 0})
+	r.w.used.ds, r.w.used.n = [usedMax]nexthop.LinkDest{}, usedMax // as if full of other destinations ({0, 0})
 	note()
-	if got := read(); len(got) != hopSlots || slices.Contains(got, gw) {
-		t.Fatalf("a full record: %d destinations read (gateway among them: %v), want the %d it held", len(got), slices.Contains(got, gw), hopSlots)
+	if got := read(); len(got) != usedMax || slices.Contains(got, gw) {
+		t.Fatalf("a full record: %d destinations read (gateway among them: %v), want the %d it held", len(got), slices.Contains(got, gw), usedMax)
 	}
 	note()
 	if got, want := read(), []nexthop.LinkDest{gw}; !slices.Equal(got, want) {
@@ -505,4 +508,101 @@ func TestHopCarriedOverSnapshots(t *testing.T) {
 	deliver("delivery, first", false)
 	r.nh.Store(nextHopsWith(rlocMAC(macNew), unrelated(8)))
 	deliver("delivery, a route no packet goes by", true)
+}
+
+// TestDeliveryManyHosts: an ETR delivering to 2048 site hosts (a /21)
+// keeps every one's next hop: a second round of packets to them fills no
+// memo entry, each host gets its own MAC, and the worker's note of used
+// next hops names every host once. With one 256-entry memo for RLOCs and
+// hosts alike, the second round filled every entry again.
+func TestDeliveryManyHosts(t *testing.T) {
+	r := newRig(t, nil)
+	const n = delSlots / 2
+	hosts := make([]netip.Addr, n)
+	neighs := []nexthop.Neighbour{{Addr: rlocRemote4, IfIndex: 20, MAC: macUnderGW, Valid: true}}
+	macOf := func(i int) [6]byte { return [6]byte{0x02, 0x01, 0, 0, byte(i >> 8), byte(i)} }
+	for i := range hosts {
+		hosts[i] = netip.AddrFrom4([4]byte{10, 1, byte(8 + i>>8), byte(i)}) // 10.1.8.0/21
+		neighs = append(neighs, nexthop.Neighbour{Addr: hosts[i], IfIndex: 10, MAC: macOf(i), Valid: true})
+	}
+	r.nh.Store(nexthop.NewSnapshot(
+		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
+		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
+		neighs))
+	round := func(what string) {
+		t.Helper()
+		for i := 0; i < n; i += ring.IdealBatchSize {
+			var fs [][]byte
+			for j := i; j < i+ring.IdealBatchSize; j++ {
+				in := innerPacket(t, innerSpec{src: remote4, dst: hosts[j], payload: 20})
+				fs = append(fs, lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}))
+			}
+			r.fromCore(fs...)
+			out := drain(r.site)
+			if len(out) != len(fs) {
+				t.Fatalf("%s: %d of %d frames delivered", what, len(out), len(fs))
+			}
+			for k, b := range out {
+				if [6]byte(b[0:6]) != macOf(i+k) {
+					t.Fatalf("%s: host %v got MAC %x, want %x", what, hosts[i+k], b[0:6], macOf(i+k))
+				}
+			}
+		}
+	}
+	round("first round")
+	ser := r.w.hopSer
+	round("second round")
+	if r.w.hopSer != ser {
+		t.Errorf("second round: %d next-hop memo entries filled again, want 0", r.w.hopSer-ser)
+	}
+	r.w.usedAt = 0 // a note is due
+	r.w.Step()
+	used := r.w.UsedNextHops(nil)
+	seen := make(map[nexthop.LinkDest]bool, len(used))
+	for _, d := range used {
+		if seen[d] {
+			t.Fatalf("note: %v named twice", d)
+		}
+		seen[d] = true
+	}
+	for i := range hosts {
+		if d := (nexthop.LinkDest{IfIndex: 10, MAC: macOf(i)}); !seen[d] {
+			t.Fatalf("note: host %v (%v) not named among %d", hosts[i], d, len(used))
+		}
+	}
+	if len(used) != n {
+		t.Errorf("note: %d destinations, want the %d hosts", len(used), n)
+	}
+}
+
+// TestUsedHopsAdd: the record of used next hops keeps each destination
+// once however many there are, refuses a new one when full, and starts
+// empty again once read.
+func TestUsedHopsAdd(t *testing.T) {
+	u := new(usedHops)
+	d := func(i int) nexthop.LinkDest {
+		return nexthop.LinkDest{IfIndex: int32(1 + i%3), MAC: [6]byte{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}}
+	}
+	for i := range usedMax {
+		if !u.add(d(i)) || !u.add(d(i/2)) { // d(i/2): one added before (or just now)
+			t.Fatalf("add %d: refused below %d", i, usedMax)
+		}
+	}
+	if u.n != usedMax {
+		t.Fatalf("%d recorded, want %d", u.n, usedMax)
+	}
+	if u.add(d(usedMax)) {
+		t.Fatal("a full record took another destination")
+	}
+	if !u.add(d(7)) {
+		t.Fatal("a full record refused one it holds")
+	}
+	w := &Worker{used: u}
+	got := w.UsedNextHops(nil)
+	if len(got) != usedMax || got[0] != d(0) || got[usedMax-1] != d(usedMax-1) {
+		t.Fatalf("read %d, first %v last %v", len(got), got[0], got[len(got)-1])
+	}
+	if !u.add(d(5)) || u.n != 1 || !u.add(d(5)) || u.n != 1 {
+		t.Fatalf("after the read: %d recorded, want 1 (d(5) once)", u.n)
+	}
 }

@@ -292,7 +292,8 @@ type Worker struct {
 	cache    *cache.Cache
 	memo     *lookupMemo
 	nh       *nexthop.Cache
-	hops     *hopMemo          // next hops with their Ethernet (+ outer) headers
+	hops     *hopMemo          // next hops of RLOCs with their Ethernet + outer headers
+	dels     *delMemo          // next hops of deliveries with their Ethernet headers
 	snap     *nexthop.Snapshot // the next-hop snapshot of the batch in hand
 	ctr      *WorkerCounters
 	c        *Counters
@@ -409,6 +410,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cache: cfg.Cache,
 		nh:    nexthop.NewCache(cfg.NextHops),
 		hops:  new(hopMemo),
+		dels:  new(delMemo),
 		used:  new(usedHops),
 		ctr:   new(WorkerCounters),
 		rloc4: cfg.Outer.RLOC4.Unmap(),

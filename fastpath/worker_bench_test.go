@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -48,11 +49,30 @@ func benchRLOCs() []netip.Addr {
 // benchSnap is benchRig's next-hop snapshot: the RLOCs and hostA
 // resolved, with routes extra besides the two it needs.
 func benchSnap(extra ...nexthop.Route) *nexthop.Snapshot {
+	return benchSnapHosts(nil, extra...)
+}
+
+// benchHosts returns n site hosts of 10.1.0.0/16 (the site's connected
+// route in benchSnap) other than hostA.
+func benchHosts(n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom4([4]byte{10, 1, byte(16 + i>>8), byte(i)})
+	}
+	return out
+}
+
+// benchSnapHosts is benchSnap with hosts resolved on the site link too,
+// each at a MAC of its own.
+func benchSnapHosts(hosts []netip.Addr, extra ...nexthop.Route) *nexthop.Snapshot {
 	var neighs []nexthop.Neighbour
 	for _, a := range benchRLOCs() {
 		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
 	}
 	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
+	for i, a := range hosts {
+		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 10, MAC: [6]byte{0x02, 0x01, 0, 0, byte(i >> 8), byte(i)}, Valid: true})
+	}
 	return nexthop.NewSnapshot(
 		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
 		append([]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}}, extra...),
@@ -352,18 +372,25 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		return fs
 	}
-	lisp := func(iid uint32) [][]byte {
+	// lisp: 4096 flows from the remote site to hostA (iidSite) or to
+	// the remote site (an RTR's IID 300); lispHosts: 4096 flows from the
+	// remote site, to n site hosts in turn (benchHosts).
+	lispHosts := func(iid uint32, n int) [][]byte {
 		var fs [][]byte
+		hosts := benchHosts(n)
 		for i, d := range dsts[:4096] {
 			src, dst := d, hostA
 			if iid != iidSite {
 				src, dst = hostA, d
+			} else if n > 0 {
+				dst = hosts[i%n]
 			}
 			in := innerPacket(b, innerSpec{src: src, dst: dst, sport: uint16(1024 + i), payload: small})
 			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iid, nonce: uint32(i), inner: in}))
 		}
 		return fs
 	}
+	lisp := func(iid uint32) [][]byte { return lispHosts(iid, 0) }
 	measure := func(b *testing.B, step func() int, sent func() uint64) {
 		for i := 0; i < 64; i++ {
 			step()
@@ -388,9 +415,13 @@ func BenchmarkWorker(b *testing.B) {
 	// memo is Config.LookupMemo: 0 the default memo, -1 none. With churn
 	// set, a new next-hop snapshot (one more route, which no packet goes
 	// by: a routing daemon's churn) is stored every churn steps.
-	churn := 0
+	// With hosts set, the snapshots resolve that many site hosts
+	// (benchHosts) besides hostA.
+	churn, hosts := 0, 0
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		r := benchRig(b)
+		hs := benchHosts(hosts)
+		r.nh.Store(benchSnapHosts(hs))
 		in, out := newNullPort(b, frames), newNullPort(b, nil)
 		sitePort, corePort := ring.Port(in), ring.Port(out)
 		if core {
@@ -409,7 +440,7 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		var snaps []*nexthop.Snapshot // built before the timing: what the workers pay, not the watcher
 		for i := 0; churn > 0 && i <= (b.N+64)/churn; i++ {
-			snaps = append(snaps, benchSnap(nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20}))
+			snaps = append(snaps, benchSnapHosts(hs, nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20}))
 		}
 		steps := 0
 		measure(b, func() int {
@@ -468,6 +499,21 @@ func BenchmarkWorker(b *testing.B) {
 	b.Run("encap-64B-churn", func(b *testing.B) { churned(b, site(small, 4096), false) })
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
 	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })
+	// An ETR in front of a site with many active hosts: each has its own
+	// neighbour entry, so its own next hop in the workers' memos.
+	for _, n := range []int{256, 4096} {
+		withHosts := func(b *testing.B, churned bool) {
+			hosts = n
+			defer func() { hosts = 0 }()
+			if churned {
+				churn = 156
+				defer func() { churn = 0 }()
+			}
+			run(b, lispHosts(iidSite, n), true, 0)
+		}
+		b.Run(fmt.Sprintf("decap-100B-%dhosts", n), func(b *testing.B) { withHosts(b, false) })
+		b.Run(fmt.Sprintf("decap-100B-%dhosts-churn", n), func(b *testing.B) { withHosts(b, true) })
+	}
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
 	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })
 	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })

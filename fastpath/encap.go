@@ -314,7 +314,7 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	w.choose(pk)
 	out := w.encapFast(pk, f)
 	if out >= 0 && pk.fset != 0 {
-		i := uint8(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
+		i := uint16(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
 		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i].ser)
 	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
 		w.offer6(pk, &w.hops[hopIndexTpl(unsafe.SliceData(pk.r.Template))]) // over IPv6: coreInner

@@ -67,7 +67,7 @@ func TestFlowMemoMovesHitToFront(t *testing.T) {
 	key := func(i byte) uint64 { return m.key4(1, [4]byte{10, 0, 0, i}) }
 	const hash = 12345
 	for i := byte(1); i <= 4; i++ { // A..D, D in front
-		fillFlow(s, key(i), hash, i, uint32(i))
+		fillFlow(s, key(i), hash, uint16(i), uint32(i))
 	}
 	other := hash + 1
 	for cache.SelectBucket(uint32(other)) == cache.SelectBucket(hash) {

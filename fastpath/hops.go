@@ -15,9 +15,15 @@ import (
 )
 
 // hopSlots is the number of entries of a worker's next-hop memo of RLOCs
-// (a power of two): an entry per RLOC template in use, a few hundred at
-// most for an ITR or an RTR.
-const hopSlots = 256
+// (a power of two): an entry per RLOC template in use, thousands for a
+// PITR or an ITR that sends to many sites (BenchmarkWorker/encap-64B-4096rlocs).
+// At 256 bytes an entry, it takes 1 MiB a worker; only the entries of
+// RLOCs in use are ever read. The flow memo names an entry by a 16-bit
+// index.
+const (
+	hopBits  = 12
+	hopSlots = 1 << hopBits
+)
 
 // delBits sizes a worker's next-hop memo of deliveries (delSlots entries):
 // an entry per site host the ETR delivers to, so a site with thousands of
@@ -258,7 +264,7 @@ func (w *Worker) prepare4(h *nextHop) {
 // the template's address (one template per RLOC; the address only serves
 // as a number, Go's heap objects do not move).
 func hopIndexTpl(tpl *byte) uint32 {
-	return uint32((uint64(uintptr(unsafe.Pointer(tpl))) * 0x9E3779B97F4A7C15) >> 56)
+	return uint32((uint64(uintptr(unsafe.Pointer(tpl))) * 0x9E3779B97F4A7C15) >> (64 - hopBits))
 }
 
 // delIndex is the delMemo slot of a delivery to dst.
@@ -645,7 +651,7 @@ type usedHops struct {
 // usedAtLen, a power of two, keeps usedHops.at at most two thirds full.
 const (
 	usedMax   = hopSlots + delSlots
-	usedAtLen = 1 << 13
+	usedAtLen = 1 << 14
 )
 
 var _ [usedAtLen - usedMax*3/2]struct{} // usedAtLen >= 1.5 usedMax

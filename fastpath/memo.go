@@ -26,9 +26,9 @@ type memo4Set [4]memo4Slot
 type flowSlot struct {
 	key uint64 // 0 never valid
 	ser uint32
-	hop uint8 // an index of hopMemo: hopSlots is 256
+	hop uint16 // an index of hopMemo
 	bkt uint8
-	off uint16 // the worker's offload tag (Worker.oet) when the flow was offered to the kernel (Offload); 0 not offered
+	off uint8 // the worker's offload tag (Worker.oet) when the flow was offered to the kernel (Offload); 0 not offered
 }
 
 // flowSet is four flow slots, one 64-byte cache line, most recent first.
@@ -222,7 +222,7 @@ func flowLater(s *flowSet, key uint64, hash uint32) *flowSlot {
 // fillFlow remembers in set s that packets to memo4 key key with flow hash
 // hash go through next-hop memo entry hop, of serial ser: in the front
 // slot, the others moved back (the last one forgotten).
-func fillFlow(s *flowSet, key uint64, hash uint32, hop uint8, ser uint32) {
+func fillFlow(s *flowSet, key uint64, hash uint32, hop uint16, ser uint32) {
 	for k := len(s) - 1; k > 0; k-- {
 		s[k] = s[k-1]
 	}

@@ -898,7 +898,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 // our RLOC its packets come to. Whatever it does not queue
 // (the step's queue full, no table) it leaves for the next packet, or marks
 // offered when it never can be.
-func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint16, h *nextHop) {
+func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint8, h *nextHop) {
 	p := &w.ports[pk.slot]
 	t, r := p.offload, ring.ReencapTable(nil)
 	if pk.rtr {
@@ -962,7 +962,7 @@ type offer6Slot struct {
 	port  uint16
 	bkt   uint8
 	over6 bool
-	off   uint16
+	off   uint8
 }
 
 // offer6Slots is the size of a worker's offer6 memo.
@@ -1175,7 +1175,7 @@ type offloadPut struct {
 	// the offer (Worker.ocg), and the tag that says the flow was offered
 	// (a flow memo or offer6 slot's off), which a dropped offer clears.
 	cgen uint64
-	tag  *uint16
+	tag  *uint8
 	// d's: the delivery's next-hop memo entry, whose tag (dkey's over an
 	// IPv4 RLOC, doff6 over IPv6: de.V6) says the delivery was offered,
 	// which a dropped offer clears.
@@ -1187,11 +1187,25 @@ type offloadPut struct {
 	de   ring.DecapEntry
 }
 
-// offloadTag is what a flow memo slot keeps of epoch e (flowSlot.off):
-// never 0, which new slots hold, but for epoch 0 (paused: nothing is
-// offered).
+// offloadTag is what a delivery's next hop keeps of decap epoch e
+// (nextHop.dkey, doff6): never 0, which new entries hold, but for epoch 0
+// (paused: nothing is offered).
 func offloadTag(e uint32) uint16 {
 	if t := uint16(e); t != 0 || e == 0 {
+		return t
+	}
+	return 1
+}
+
+// flowTag is offloadTag for a flow memo or offer6 slot (flowSlot.off), in
+// eight bits so that a flow slot holds a 16-bit next-hop index in 16
+// bytes. A slot whose tag comes round again 255 epochs later (within one
+// memo generation, which any map-cache change or activity fold ends)
+// takes its flow for offered when the kernel may lack it: the flow stays
+// with the worker until its slot is filled again. That costs speed, never
+// a wrong packet.
+func flowTag(e uint32) uint8 {
+	if t := uint8(e); t != 0 || e == 0 {
 		return t
 	}
 	return 1

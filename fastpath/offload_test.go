@@ -397,20 +397,22 @@ func TestOffloadPause(t *testing.T) {
 	}
 }
 
-// TestOffloadEpochWraps: in the epoch whose low 16 bits are 0 (what a flow
-// memo slot keeps of it, offloadTag), a flow is still offered once, not on
-// every packet.
+// TestOffloadEpochWraps: in the epoch whose low 8 bits are 0 (what a flow
+// memo slot keeps of it, flowTag), and in the one whose low 16 bits are, a
+// flow is still offered once, not on every packet.
 func TestOffloadEpochWraps(t *testing.T) {
-	ft := newFakeOffload()
-	r, off := offloadRig(t, ft)
-	off.gen = 1<<16 - 1
-	off.Invalidate()
-	frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
-	for range 4 {
-		forwardOne(t, r, frame)
-	}
-	if len(ft.puts) != 1 || ft.puts[0].Epoch != 1<<16 {
-		t.Fatalf("epoch %d: %d puts, want 1", off.Stats().Epoch, len(ft.puts))
+	for _, e := range []uint32{1 << 8, 1 << 16} { // a flow slot's tag is 8 bits (flowTag), a delivery's 16
+		ft := newFakeOffload()
+		r, off := offloadRig(t, ft)
+		off.gen = e - 1
+		off.Invalidate()
+		frame := siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: 20, sport: 7, dport: 9})
+		for range 4 {
+			forwardOne(t, r, frame)
+		}
+		if len(ft.puts) != 1 || ft.puts[0].Epoch != e {
+			t.Fatalf("epoch %d: %d puts, want 1", off.Stats().Epoch, len(ft.puts))
+		}
 	}
 }
 

@@ -330,7 +330,7 @@ type Worker struct {
 
 	off      *Offload                 // Config.Offload
 	oe       uint32                   // the offload epoch of this step
-	oet      uint16                   // offloadTag(oe); 0 without Offload
+	oet      uint8                    // flowTag(oe); 0 without Offload
 	ocg      uint64                   // Offload.cgen at this step's start: what its encap offers were made under
 	livePend *livePending             // the encap entries this worker put, for MapChanged's index; nil without an encap table
 	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without an offload or reencap table
@@ -702,7 +702,7 @@ func (w *Worker) Step() int {
 		// Before this step reads the cache and the next-hop table (see
 		// Offload).
 		w.oe = w.off.epoch.Load()
-		w.oet = offloadTag(w.oe)
+		w.oet = flowTag(w.oe)
 		w.ocg = w.off.cgen.Load()
 		if w.decOn {
 			w.doe = w.off.depoch.Load()

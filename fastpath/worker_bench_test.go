@@ -416,12 +416,24 @@ func BenchmarkWorker(b *testing.B) {
 	// set, a new next-hop snapshot (one more route, which no packet goes
 	// by: a routing daemon's churn) is stored every churn steps.
 	// With hosts set, the snapshots resolve that many site hosts
-	// (benchHosts) besides hostA.
-	churn, hosts := 0, 0
+	// (benchHosts) besides hostA. With rlocs set, the first rlocs of the
+	// destinations map each to an RLOC of its own (a /32 mapping to
+	// 100.64.0.0/10), reached through a gateway.
+	churn, hosts, rlocs := 0, 0, 0
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		r := benchRig(b)
 		hs := benchHosts(hosts)
-		r.nh.Store(benchSnapHosts(hs))
+		var routes []nexthop.Route
+		if rlocs > 0 {
+			routes = append(routes, nexthop.Route{Prefix: netip.MustParsePrefix("100.64.0.0/10"), Gateway: rlocRemote4, IfIndex: 20})
+			ms := make([]StaticMapping, rlocs)
+			for i := range ms {
+				ms[i] = StaticMapping{IID: iidSite, Prefix: netip.PrefixFrom(dsts[i], 32), RLOCs: []StaticRLOC{
+					{Addr: netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), Weight: 1}}}
+			}
+			r.install(ms)
+		}
+		r.nh.Store(benchSnapHosts(hs, routes...))
 		in, out := newNullPort(b, frames), newNullPort(b, nil)
 		sitePort, corePort := ring.Port(in), ring.Port(out)
 		if core {
@@ -440,7 +452,7 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		var snaps []*nexthop.Snapshot // built before the timing: what the workers pay, not the watcher
 		for i := 0; churn > 0 && i <= (b.N+64)/churn; i++ {
-			snaps = append(snaps, benchSnapHosts(hs, nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20}))
+			snaps = append(snaps, benchSnapHosts(hs, append(routes, nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20})...))
 		}
 		steps := 0
 		measure(b, func() int {
@@ -497,6 +509,15 @@ func BenchmarkWorker(b *testing.B) {
 		run(b, frames, core, 0)
 	}
 	b.Run("encap-64B-churn", func(b *testing.B) { churned(b, site(small, 4096), false) })
+	// An ITR sending to many remote sites, each behind an RLOC of its
+	// own: each RLOC is an entry of the workers' next-hop memos.
+	for _, n := range []int{256, 4096} {
+		b.Run(fmt.Sprintf("encap-64B-%drlocs", n), func(b *testing.B) {
+			rlocs = n
+			defer func() { rlocs = 0 }()
+			run(b, site(small, 4096), false, 0)
+		})
+	}
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
 	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })
 	// An ETR in front of a site with many active hosts: each has its own

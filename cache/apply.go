@@ -270,9 +270,12 @@ func (c *Cache) locators(k Key, rl []RLOC, rle []RLEHop) (*Locators, error) {
 		l.RLOCs = make([]RLOC, len(rl))
 		for i := range rl {
 			r := rl[i]
-			r.Template = nil
+			r.Template, r.tslot = nil, 0
 			if c.cfg.BuildTemplate != nil {
 				r.Template = c.cfg.BuildTemplate(iid, fam, &r)
+			}
+			if r.Template != nil {
+				r.tslot = c.takeTSlot()
 			}
 			l.RLOCs[i] = r
 		}
@@ -297,7 +300,24 @@ func (c *Cache) release(l *Locators) {
 	l.refs--
 	if l.refs == 0 {
 		delete(c.intern, l.key)
+		for i := range l.RLOCs {
+			if s := l.RLOCs[i].tslot; s != 0 {
+				c.tslots.free = append(c.tslots.free, s)
+			}
+		}
 	}
+}
+
+// takeTSlot returns a template number (RLOC.TemplateSlot) no template of
+// an interned set holds: the last one given back if any, else a new one.
+func (c *Cache) takeTSlot() uint32 {
+	if n := len(c.tslots.free); n > 0 {
+		s := c.tslots.free[n-1]
+		c.tslots.free = c.tslots.free[:n-1]
+		return s
+	}
+	c.tslots.next++
+	return c.tslots.next
 }
 
 // heapOf returns which expiry heap holds e: 0 positive, 1 negative, -1 none.

@@ -107,6 +107,12 @@ type Cache struct {
 	hands  [2]int       // sweep position for eviction
 	noIdle [2]uint32    // epoch in which a whole sweep found no idle entry
 	intern map[string]*Locators
+	// tslots numbers the templates of the interned sets (RLOC.TemplateSlot):
+	// the next number never given, and those given back.
+	tslots struct {
+		next uint32
+		free []uint32
+	}
 	kbuf   []byte
 	dirty  []*shard
 	mcDirt []mcRef

@@ -117,7 +117,17 @@ type RLOC struct {
 	// Config.BuildTemplate when the set was installed. The fast path copies it;
 	// nobody writes to it.
 	Template []byte
+	tslot    uint32 // TemplateSlot
 }
+
+// TemplateSlot is a number the cache gives Template while the set that
+// holds it is installed: templates in use at once have distinct numbers,
+// counted from 1 up and reused once their set is gone, so that a fast path
+// can key a memo of RLOCs by it without collisions while fewer templates
+// than its size are in use. Two templates may still share a number (a set
+// released while a reader still holds it), so it only says where to look,
+// not what was found there. 0 for a template the cache did not build.
+func (r *RLOC) TemplateSlot() uint32 { return r.tslot }
 
 // RLEHop is one entry of a Replication List Entry (RFC 8060 §4.11): the
 // address of an RTR or ETR and its replication level.

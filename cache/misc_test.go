@@ -209,3 +209,69 @@ func TestEntrySize(t *testing.T) {
 		t.Fatalf("Entry is %d bytes, want <= 48", s)
 	}
 }
+
+// TestTemplateSlots: the templates of the installed sets have distinct
+// numbers (RLOC.TemplateSlot) counted from 1, a set's numbers are given
+// to later sets once it is gone, a template the cache did not build has
+// 0, and so does one of a cache without a builder.
+func TestTemplateSlots(t *testing.T) {
+	c := New(Config{BuildTemplate: func(_ uint32, _ Family, r *RLOC) []byte {
+		if r.Addr.Is6() {
+			return nil // no outer header of this family
+		}
+		return r.Addr.AsSlice()
+	}})
+	up := func(i int, del bool) Update {
+		return Update{Key: IPKey(7, v4pfx(0x0a000000+i<<8, 24)), TTL: 5, Delete: del, RLOCs: []RLOC{
+			{Addr: netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), Priority: 1, Weight: 1, Reachable: true},
+			{Addr: netip.MustParseAddr("2001:db8::1"), Priority: 1, Weight: 1, Reachable: true}}}
+	}
+	slots := func(from, to int) map[uint32]int {
+		t.Helper()
+		m := map[uint32]int{}
+		for i := from; i < to; i++ {
+			e, ok := c.Lookup(7, netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}))
+			if !ok {
+				t.Fatalf("set %d not installed", i)
+			}
+			if s := e.RLOCs()[1].TemplateSlot(); s != 0 {
+				t.Fatalf("set %d: the IPv6 RLOC without a template has number %d", i, s)
+			}
+			s := e.RLOCs()[0].TemplateSlot()
+			if j, ok := m[s]; ok || s == 0 {
+				t.Fatalf("sets %d and %d: template number %d", j, i, s)
+			}
+			m[s] = i
+		}
+		return m
+	}
+	var ups []Update
+	for i := range 300 {
+		ups = append(ups, up(i, false))
+	}
+	c.Apply(ups)
+	first := slots(0, 300)
+	for s := range first {
+		if s > 300 {
+			t.Fatalf("number %d for 300 templates", s)
+		}
+	}
+	// 100 sets go, 100 others come: they take the numbers given back.
+	ups = ups[:0]
+	for i := range 100 {
+		ups = append(ups, up(i, true), up(1000+i, false))
+	}
+	c.Apply(ups)
+	kept, added := slots(100, 300), slots(1000, 1100)
+	for s := range added {
+		if _, ok := kept[s]; ok || s > 300 {
+			t.Fatalf("a new set's template took number %d (in use: %v; at most 300 given)", s, ok)
+		}
+	}
+
+	plain := New(Config{})
+	plain.Apply([]Update{up(1, false)})
+	if e, _ := plain.Lookup(7, netip.MustParseAddr("10.0.1.1")); e.RLOCs()[0].TemplateSlot() != 0 {
+		t.Fatalf("no builder: template number %d", e.RLOCs()[0].TemplateSlot())
+	}
+}

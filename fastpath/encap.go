@@ -314,10 +314,10 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	w.choose(pk)
 	out := w.encapFast(pk, f)
 	if out >= 0 && pk.fset != 0 {
-		i := uint16(hopIndexTpl(unsafe.SliceData(pk.r.Template)))
+		i := uint16(hopIndexOf(pk.r))
 		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i].ser)
 	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
-		w.offer6(pk, &w.hops[hopIndexTpl(unsafe.SliceData(pk.r.Template))]) // over IPv6: coreInner
+		w.offer6(pk, &w.hops[hopIndexOf(pk.r)]) // over IPv6: coreInner
 	}
 	switch out {
 	case encapDropped:
@@ -756,7 +756,7 @@ func (w *Worker) encap(pk *pktInfo, f *ring.Frame, r *cache.RLOC) {
 		w.drop(f, DropNoRoute) // no local RLOC of the RLOC's family
 		return
 	}
-	h := w.hop(r.Addr, tpl)
+	h := w.hop(r.Addr, r)
 	switch {
 	case h.st == nexthop.AdjNoRoute:
 		w.drop(f, DropNoRoute)

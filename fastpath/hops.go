@@ -104,18 +104,21 @@ type hopMemo [hopSlots]nextHop
 // indexes.
 type delMemo [delSlots]nextHop
 
-// hop returns the memo entry for sending to dst with outer-header template
-// tpl (nil for a delivery: the Ethernet header alone, of dst's family),
-// resolved in the batch's snapshot w.snap. A template is the same one only
-// as the same slice of the map-cache's memory, which never changes.
-func (w *Worker) hop(dst netip.Addr, tpl []byte) *nextHop {
-	tp := unsafe.SliceData(tpl)
+// hop returns the memo entry for sending to dst through RLOC r, with its
+// outer-header template (nil for a delivery: the Ethernet header alone, of
+// dst's family), resolved in the batch's snapshot w.snap. A template is
+// the same one only as the same slice of the map-cache's memory, which
+// never changes.
+func (w *Worker) hop(dst netip.Addr, r *cache.RLOC) *nextHop {
+	var tpl []byte
 	var h *nextHop
-	if tp != nil {
-		h = &w.hops[hopIndexTpl(tp)]
+	if r != nil {
+		tpl = r.Template
+		h = &w.hops[hopIndexOf(r)]
 	} else {
 		h = &w.dels[delIndex(dst)]
 	}
+	tp := unsafe.SliceData(tpl)
 	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
 	if !same || h.snap != w.snap || h.snap == nil {
 		if !same || !w.resume(h) {
@@ -260,11 +263,12 @@ func (w *Worker) prepare4(h *nextHop) {
 	h.fast4 = true
 }
 
-// hopIndexTpl is the hopMemo slot of the RLOC with template tpl, spread by
-// the template's address (one template per RLOC; the address only serves
-// as a number, Go's heap objects do not move).
-func hopIndexTpl(tpl *byte) uint32 {
-	return uint32((uint64(uintptr(unsafe.Pointer(tpl))) * 0x9E3779B97F4A7C15) >> (64 - hopBits))
+// hopIndexOf is the hopMemo slot of RLOC r: its template's number in the
+// map-cache (cache.RLOC.TemplateSlot), so the RLOCs of up to hopSlots
+// installed templates each have a slot of their own
+// (TestRLOCHopsOwnSlots). The entry itself is matched by the template.
+func hopIndexOf(r *cache.RLOC) uint32 {
+	return r.TemplateSlot() & (hopSlots - 1)
 }
 
 // delIndex is the delMemo slot of a delivery to dst.
@@ -329,7 +333,7 @@ func (w *Worker) encapFast(pk *pktInfo, f *ring.Frame) int {
 	tpl := r.Template
 	// w.hop, written out.
 	tp := unsafe.SliceData(tpl)
-	h := &w.hops[hopIndexTpl(tp)]
+	h := &w.hops[hopIndexOf(r)]
 	// The template alone identifies the RLOC (h.dst need not be compared):
 	// a template is built for one RLOC, holds its address, and cannot be
 	// reused for another while h.tpl refers to it. An entry filled without

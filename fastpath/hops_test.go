@@ -606,3 +606,55 @@ func TestUsedHopsAdd(t *testing.T) {
 		t.Fatalf("after the read: %d recorded, want 1 (d(5) once)", u.n)
 	}
 }
+
+// TestRLOCHopsOwnSlots: an ITR sending to as many remote sites as its
+// RLOC memo has entries, each behind an RLOC of its own, keeps every
+// RLOC's next hop: a second round of packets fills no memo entry and
+// takes the flow memo. Keyed by the template's address, as before, more
+// than half of them shared a slot and were filled again on every packet
+// (1639 flow memo hits of 4096).
+func TestRLOCHopsOwnSlots(t *testing.T) {
+	r := newRig(t, nil)
+	const n = hopSlots
+	dsts := make([]netip.Addr, n)
+	ms := make([]StaticMapping, n)
+	for i := range ms {
+		dsts[i] = netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)})
+		ms[i] = StaticMapping{IID: iidSite, Prefix: netip.PrefixFrom(dsts[i], 32), RLOCs: []StaticRLOC{
+			{Addr: netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), Weight: 1}}}
+	}
+	r.install(ms)
+	r.nh.Store(nexthop.NewSnapshot(
+		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
+		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
+			{Prefix: netip.MustParsePrefix("100.64.0.0/10"), Gateway: rlocRemote4, IfIndex: 20}},
+		[]nexthop.Neighbour{{Addr: rlocRemote4, IfIndex: 20, MAC: macUnderGW, Valid: true}}))
+	round := func(what string) {
+		t.Helper()
+		for i := 0; i < n; i += ring.IdealBatchSize {
+			var fs [][]byte
+			for j := i; j < i+ring.IdealBatchSize; j++ {
+				fs = append(fs, siteFrame(t, innerSpec{src: hostA, dst: dsts[j], payload: 20, sport: 7, dport: 9}))
+			}
+			r.fromSite(fs...)
+			out := drain(r.core)
+			if len(out) != len(fs) {
+				t.Fatalf("%s: %d of %d frames encapsulated", what, len(out), len(fs))
+			}
+			for k, b := range out {
+				if got, want := netip.AddrFrom4([4]byte(b[14+16:14+20])), netip.AddrFrom4([4]byte{100, 64, byte((i + k) >> 8), byte(i + k)}); got != want {
+					t.Fatalf("%s: %v sent to RLOC %v, want %v", what, dsts[i+k], got, want)
+				}
+			}
+		}
+	}
+	round("first round")
+	ser, flows := r.w.hopSer, r.w.memo.flowHits
+	round("second round")
+	if r.w.hopSer != ser {
+		t.Errorf("second round: %d next-hop memo entries filled again, want 0", r.w.hopSer-ser)
+	}
+	if got := r.w.memo.flowHits - flows; got != n {
+		t.Errorf("second round: %d flow memo hits, want %d", got, n)
+	}
+}

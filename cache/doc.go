@@ -64,6 +64,8 @@
 // (idle entries first); negative entries have their own smaller bound so a
 // flood of misses only evicts other negative entries. Every eviction is
 // counted. Locator sets are interned (with their header templates, built
-// once per set by Config.BuildTemplate) and reference-counted, and an entry
-// is 48 bytes, so a million prefixes fit in about 122 MiB.
+// once per set by Config.BuildTemplate, each numbered while its set is
+// installed: RLOC.TemplateSlot, what a fast path keys its memo of RLOCs
+// by) and reference-counted, and an entry is 48 bytes, so a million
+// prefixes fit in about 122 MiB.
 package cache

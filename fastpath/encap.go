@@ -315,7 +315,7 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	out := w.encapFast(pk, f)
 	if out >= 0 && pk.fset != 0 {
 		i := uint16(hopIndexOf(pk.r))
-		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i].ser)
+		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i&(hopSlots-1)].ser)
 	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
 		w.offer6(pk, &w.hops[hopIndexOf(pk.r)]) // over IPv6: coreInner
 	}
@@ -501,7 +501,7 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 				x = flowLater(fl, pk.mkey, pk.hash)
 			}
 			if x != nil {
-				pk.hop, pk.hser = &w.hops[x.hop], x.ser
+				pk.hop, pk.hser = &w.hops[x.hop&(hopSlots-1)], x.ser
 				pk.e, pk.found, pk.r = nil, false, nil
 				continue
 			}

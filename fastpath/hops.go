@@ -116,7 +116,7 @@ func (w *Worker) hop(dst netip.Addr, r *cache.RLOC) *nextHop {
 		tpl = r.Template
 		h = &w.hops[hopIndexOf(r)]
 	} else {
-		h = &w.dels[delIndex(dst)]
+		h = &w.dels[delIndex(dst)&(delSlots-1)]
 	}
 	tp := unsafe.SliceData(tpl)
 	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
@@ -386,7 +386,7 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			if x == nil {
 				return k, encapNo
 			}
-			if hj = &w.hops[x.hop]; hj.ser != x.ser || hj.snap != w.snap && !w.resume(hj) {
+			if hj = &w.hops[x.hop&(hopSlots-1)]; hj.ser != x.ser || hj.snap != w.snap && !w.resume(hj) {
 				return k, encapNo // lookupStage finds the same slot, forwardAt looks the packet up
 			}
 			j = k
@@ -465,7 +465,7 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 					fl[0], fl[1] = fl[1], fl[0]
 					x = &fl[0]
 				}
-				h = &w.hops[x.hop]
+				h = &w.hops[x.hop&(hopSlots-1)]
 				if h.ser != x.ser || h.snap != snap && !w.resumeHeld(h) {
 					break // lookupStage finds the same slot, forwardAt looks the packet up
 				}

@@ -100,8 +100,7 @@ type hopMemo [hopSlots]nextHop
 
 // delMemo is hopMemo for deliveries (a nextHop without a template: the
 // inner destination on a site), apart from the RLOCs' entries so that a
-// site's many hosts neither evict the RLOCs nor take the flow memo's 8-bit
-// indexes.
+// site's many hosts never evict an RLOC's.
 type delMemo [delSlots]nextHop
 
 // hop returns the memo entry for sending to dst through RLOC r, with its
@@ -654,8 +653,9 @@ type usedHops struct {
 // usedMax is how many destinations a note holds: one per memo entry.
 // usedAtLen, a power of two, keeps usedHops.at at most two thirds full.
 const (
-	usedMax   = hopSlots + delSlots
-	usedAtLen = 1 << 14
+	usedMax    = hopSlots + delSlots
+	usedAtBits = 14
+	usedAtLen  = 1 << usedAtBits
 )
 
 var _ [usedAtLen - usedMax*3/2]struct{} // usedAtLen >= 1.5 usedMax
@@ -712,7 +712,7 @@ func (u *usedHops) add(d nexthop.LinkDest) bool {
 	x := uint64(uint32(d.IfIndex))<<48 | uint64(d.MAC[0])<<40 | uint64(d.MAC[1])<<32 | uint64(d.MAC[2])<<24 |
 		uint64(d.MAC[3])<<16 | uint64(d.MAC[4])<<8 | uint64(d.MAC[5])
 	const mask = len(u.at) - 1
-	for i := int((x * 0x9E3779B97F4A7C15) >> 32); ; i++ {
+	for i := int((x * 0x9E3779B97F4A7C15) >> (64 - usedAtBits)); ; i++ {
 		j := u.at[i&mask]
 		if j == 0 {
 			if u.n == len(u.ds) {

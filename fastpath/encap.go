@@ -715,11 +715,16 @@ func lowerTTL4(ip []byte, ttl uint8) {
 	binary.BigEndian.PutUint16(ip[10:], cs)
 }
 
-// outerHop resolves the underlay next hop of rloc: the egress port slot, the
-// adjacency and its status. It returns slot -1 (having dropped f) when the
-// packet cannot leave.
-func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *nexthop.Adjacency) (int, nexthop.AdjStatus) {
-	a, st := w.nh.Resolve(rloc)
+// outerHop resolves the next hop of dst, a packet's destination in the
+// underlay (a replica's RLOC, a natively forwarded packet's destination):
+// the egress port slot, the adjacency and its status. It returns slot -1
+// (having dropped f) when the packet cannot leave. The next hop comes from
+// the worker's memo of deliveries, which holds next hops by destination
+// alone: kept across snapshots that resolve it alike, and noted as used
+// for the kernel's neighbour table (noteUsed).
+func (w *Worker) outerHop(f *ring.Frame, dst netip.Addr, adj *nexthop.Adjacency) (int, nexthop.AdjStatus) {
+	h := w.hop(dst, nil)
+	a, st := h.adj, h.st
 	*adj = a
 	switch st {
 	case nexthop.AdjNoRoute:
@@ -728,11 +733,10 @@ func (w *Worker) outerHop(f *ring.Frame, rloc netip.Addr, adj *nexthop.Adjacency
 	case nexthop.AdjKernel, nexthop.AdjIncomplete:
 		return -1, st
 	}
-	out := w.portSlot(a.Port)
-	if out < 0 {
+	if h.out < 0 {
 		w.drop(f, DropNoPort)
 	}
-	return out, st
+	return h.out, st
 }
 
 // pathMTU is the largest outer IP packet port out may send.

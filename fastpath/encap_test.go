@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -348,4 +349,39 @@ func TestTTLExpiredAtITR(t *testing.T) {
 		r.fromSite(siteFrame(t, s))
 		expectDrop(t, before, r.counters(), DropTTLExpired)
 	}
+}
+
+// TestNativeHopFromMemo: a natively forwarded packet's next hop comes from
+// the worker's next-hop memo (outerHop), as a delivery's does: it follows a
+// new snapshot's gateway MAC, and a gateway only native traffic goes
+// through is noted as used for the kernel's neighbour table. Through the
+// old per-worker nexthop.Cache it was never noted.
+func TestNativeHopFromMemo(t *testing.T) {
+	r := newRig(t, nil)
+	r.install([]StaticMapping{{IID: iidSite, Prefix: netip.MustParsePrefix("198.51.100.0/24"), Action: wire.ActionNativelyForward}})
+	send := func(what string, mac [6]byte) {
+		t.Helper()
+		for i := range 200 {
+			r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}), ttl: 9, payload: 30}))
+			if b := one(t, r.core); [6]byte(b[:6]) != mac {
+				t.Fatalf("%s, packet %d: to MAC %x, want %x", what, i, b[:6], mac)
+			}
+		}
+	}
+	send("first", macUnderGW)
+	r.w.usedAt = 0 // a note is due
+	r.w.Step()
+	if got, want := r.w.UsedNextHops(nil), []nexthop.LinkDest{{IfIndex: 20, MAC: macUnderGW}}; !slices.Equal(got, want) {
+		t.Fatalf("noted %v, want the gateway %v", got, want)
+	}
+	macNew := [6]byte{0x02, 0, 0, 0, 0, 0x79}
+	r.nh.Store(nextHopsWith(func(ns []nexthop.Neighbour) []nexthop.Neighbour {
+		for i := range ns {
+			if ns[i].Addr == gw4 {
+				ns[i].MAC = macNew
+			}
+		}
+		return ns
+	}))
+	send("after the gateway's MAC changed", macNew)
 }

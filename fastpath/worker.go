@@ -291,7 +291,6 @@ type Worker struct {
 	lastSite siteMemo // siteSlot of the last core packet's instance-ID
 	cache    *cache.Cache
 	memo     *lookupMemo
-	nh       *nexthop.Cache
 	hops     *hopMemo          // next hops of RLOCs with their Ethernet + outer headers
 	dels     *delMemo          // next hops of deliveries with their Ethernet headers
 	snap     *nexthop.Snapshot // the next-hop snapshot of the batch in hand
@@ -408,7 +407,6 @@ func NewWorker(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:   cfg,
 		cache: cfg.Cache,
-		nh:    nexthop.NewCache(cfg.NextHops),
 		hops:  new(hopMemo),
 		dels:  new(delMemo),
 		used:  new(usedHops),

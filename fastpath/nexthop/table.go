@@ -738,11 +738,12 @@ type nhCacheEntry struct {
 	ok     bool
 }
 
-// Cache is a worker-private, direct-mapped memo in front of a
-// Table: a worker sends most packets to a few RLOCs or site hosts, so
-// it remembers the last results per destination until the slow path
-// publishes a new snapshot (then the memo is flushed). It is not safe for
-// concurrent use; each worker owns one.
+// Cache is a reader-private, direct-mapped memo in front of a Table, for
+// a reader that sends most packets to a few destinations: it remembers the
+// last results per destination until the slow path publishes a new
+// snapshot (then the memo is flushed). It is not safe for concurrent use;
+// each reader owns one. (rloc's workers keep their own memos, which also
+// carry entries over to a snapshot that resolves them alike.)
 type Cache struct {
 	t    *Table
 	snap *Snapshot

@@ -3,7 +3,6 @@ package fastpath
 import (
 	"encoding/binary"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -163,10 +162,12 @@ func (w *Worker) resumeHeld(h *nextHop) bool {
 // the kernel offload kept what it put through this next hop, having
 // compared the same two snapshots (Offload.NextHopsChanged), or started an
 // epoch, which the tags then miss, and an offer it dropped as stale clears
-// its own tag (offloadFlush). A snapshot that says what it lost
-// (nexthop.Snapshot.Lost) needs no lookup: the entry is carried unless
-// its link-layer destination is among those lost. An entry older than the
-// snapshot before, or not resolved, is filled again.
+// its own tag (offloadFlush). A snapshot that says what it moved and lost
+// (nexthop.Snapshot.Moved: the prefixes of a few routes changed, the
+// neighbour entries gone) needs no lookup for a destination outside those
+// prefixes (MayMove), and carries none whose link-layer destination it
+// lost (LostVia). An entry older than the snapshot before, or not
+// resolved, is filled again.
 func (w *Worker) carry(h *nextHop) bool {
 	s, from := w.snap, h.snap
 	if from == nil {
@@ -175,12 +176,13 @@ func (w *Worker) carry(h *nextHop) bool {
 	if s == nil || from == nil || h.st != nexthop.AdjResolved || from.Seq()+1 != s.Seq() {
 		return false
 	}
-	if lost, precise := s.Lost(); precise {
-		if slices.Contains(lost, nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {
+	if s.LostVia(nexthop.LinkDest{IfIndex: h.adj.IfIndex, MAC: h.adj.DstMAC}) {
+		return false
+	}
+	if s.MayMove(h.dst) {
+		if adj, st := s.Resolve(h.dst); st != h.st || adj != h.adj {
 			return false
 		}
-	} else if adj, st := s.Resolve(h.dst); st != h.st || adj != h.adj {
-		return false
 	}
 	h.snap, h.held = s, nil
 	w.carried++

@@ -492,6 +492,21 @@ func TestHopCarriedOverSnapshots(t *testing.T) {
 	r.nh.Store(nextHopsWith(rlocMAC(macNew), unrelated(7)))
 	send("the new MAC kept", true, macNew)
 
+	// A snapshot that says which routes moved (Snapshot.Moved, as the
+	// Watcher's for a few routes do) is believed: a destination outside
+	// them is carried without a lookup, even by a snapshot that does
+	// resolve it otherwise without saying so; one inside them is looked
+	// up, and carried when it resolves alike.
+	core := netip.MustParsePrefix("192.0.2.0/24") // rlocRemote4's route
+	r.nh.Store(nextHopsWith(rlocMAC(macUnderGW), unrelated(9)).MarkMoved([]netip.Prefix{unrelated(9).Prefix}, nil))
+	send("routes moved elsewhere (and the RLOC's MAC, unsaid)", true, macNew)
+	r.nh.Store(nextHopsWith(rlocMAC(macUnderGW), unrelated(10)).MarkMoved([]netip.Prefix{core}, nil))
+	send("the RLOC's route moved", false, macUnderGW)
+	r.nh.Store(nextHopsWith(rlocMAC(macUnderGW), unrelated(11)).MarkMoved([]netip.Prefix{unrelated(11).Prefix, core}, nil))
+	send("the RLOC's route moved, resolving alike", true, macUnderGW)
+	r.nh.Store(nextHopsWith(rlocMAC(macUnderGW), unrelated(12)).MarkMoved(nil, []nexthop.LinkDest{{IfIndex: 20, MAC: macUnderGW}}))
+	send("no route moved, the RLOC's destination lost (and back)", false, macUnderGW)
+
 	// A site host's entry (a delivery) is carried alike.
 	deliver := func(step string, carried bool) {
 		t.Helper()

@@ -450,9 +450,19 @@ func BenchmarkWorker(b *testing.B) {
 		if core && frames[0][14+20+8+4+2] == 44 { // RTR frames (IID 300) go back out of the core port
 			sent = func() uint64 { return in.tx }
 		}
-		var snaps []*nexthop.Snapshot // built before the timing: what the workers pay, not the watcher
+		// Built before the timing: what the workers pay, not the watcher.
+		// Each says which routes moved since the one before (its route and
+		// the one before's), as the watcher's snapshots for a few routes do.
+		var snaps []*nexthop.Snapshot
+		churnRoute := func(i int) nexthop.Route {
+			return nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20}
+		}
 		for i := 0; churn > 0 && i <= (b.N+64)/churn; i++ {
-			snaps = append(snaps, benchSnapHosts(hs, append(routes, nexthop.Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24), IfIndex: 20})...))
+			moved := []netip.Prefix{churnRoute(i).Prefix}
+			if i > 0 {
+				moved = append(moved, churnRoute(i-1).Prefix)
+			}
+			snaps = append(snaps, benchSnapHosts(hs, append(routes, churnRoute(i))...).MarkMoved(moved, nil))
 		}
 		steps := 0
 		measure(b, func() int {
@@ -502,7 +512,8 @@ func BenchmarkWorker(b *testing.B) {
 	b.Run("encap-64B-16kflows-nomemo", func(b *testing.B) { run(b, site(small, 16384), false, -1) })
 	// A next-hop snapshot every 156 steps, about 10,000 packets: a kernel
 	// whose routing daemon changes a route every 10 ms (the watcher's
-	// publish gap) while the worker forwards 1 Mpps.
+	// publish gap) while the worker forwards 1 Mpps. Each snapshot says
+	// which route moved (nexthop.Snapshot.Moved).
 	churned := func(b *testing.B, frames [][]byte, core bool) {
 		churn = 156
 		defer func() { churn = 0 }()
@@ -512,11 +523,17 @@ func BenchmarkWorker(b *testing.B) {
 	// An ITR sending to many remote sites, each behind an RLOC of its
 	// own: each RLOC is an entry of the workers' next-hop memos.
 	for _, n := range []int{256, 4096} {
-		b.Run(fmt.Sprintf("encap-64B-%drlocs", n), func(b *testing.B) {
+		withRLOCs := func(b *testing.B, churned bool) {
 			rlocs = n
 			defer func() { rlocs = 0 }()
+			if churned {
+				churn = 156
+				defer func() { churn = 0 }()
+			}
 			run(b, site(small, 4096), false, 0)
-		})
+		}
+		b.Run(fmt.Sprintf("encap-64B-%drlocs", n), func(b *testing.B) { withRLOCs(b, false) })
+		b.Run(fmt.Sprintf("encap-64B-%drlocs-churn", n), func(b *testing.B) { withRLOCs(b, true) })
 	}
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
 	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })

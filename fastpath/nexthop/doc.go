@@ -21,6 +21,14 @@
 // prefixes in 8 bytes (routes.go): a million routes take about 94 MiB of
 // heap, watcher and snapshot, where they took 243.
 //
+// A snapshot the Watcher publishes for at most MovedMax routes (and any
+// neighbour entries) names their prefixes and the neighbour destinations
+// it lost (Moved): every other address resolves as in the snapshot before
+// (MayMove, LostVia), so a holder of thousands of resolved next hops need
+// not look each up again after a routing daemon's change of one route.
+// A change of a link or a nexthop object, or of more routes, names
+// nothing.
+//
 // Routes through kernel nexthop objects (ip-nexthop(8), as FRR installs
 // them) keep the object's id in the trie, and snapshots resolve the
 // objects at lookup, as they do links and neighbours: a change of an

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,11 +297,35 @@ func TestWatcherRouteUpdates(t *testing.T) {
 		for range burst {
 			change()
 		}
+		prev := tab.Load()
 		w.publish()
 		s := tab.Load()
 		want := reference()
 		check(what, s, want)
 		all = append(all, published{what, s, want})
+		// What the snapshot says it moved: said for a few routes changed,
+		// not for a start over or a link deleted, and true of every probe.
+		moved, lost, ok := s.Moved()
+		if wantOK := burst >= 1 && burst <= MovedMax; ok != wantOK && (burst <= 0 || wantOK) {
+			t.Fatalf("%s: Moved says %v (%d prefixes), want %v", what, ok, len(moved), wantOK)
+		}
+		if _, precise := s.Lost(); precise && len(moved) > 0 {
+			t.Fatalf("%s: Lost is precise with %d routes moved", what, len(moved))
+		}
+		if !ok || prev == nil {
+			continue
+		}
+		for _, d := range probes {
+			a, st := prev.Resolve(d)
+			if slices.ContainsFunc(moved, func(p netip.Prefix) bool { return p.Contains(d) }) ||
+				st == AdjResolved && slices.Contains(lost, LinkDest{IfIndex: a.IfIndex, MAC: a.DstMAC}) {
+				continue
+			}
+			if !s.SameAdjacency(prev, d) {
+				b, sst := s.Resolve(d)
+				t.Fatalf("%s: %s, outside the %d prefixes moved, resolves as %v %+v, before as %v %+v", what, d, len(moved), sst, b, st, a)
+			}
+		}
 	}
 	for _, p := range all {
 		check(p.what+", checked again at the end", p.got, p.want)

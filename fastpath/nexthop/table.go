@@ -290,6 +290,12 @@ type Snapshot struct {
 	// may not (see Lost); seq is the order Table.Store published it in.
 	precise bool
 	lost    []LinkDest
+	// movedOK says that the snapshot before this one resolved every
+	// address outside the prefixes moved as this one does, but those to a
+	// destination lost (see Moved).
+	movedOK bool
+	moved   []netip.Prefix
+	moved4  []prefix4 // the IPv4 ones of moved, for MayMove
 	seq     uint64
 	// prev is the snapshot Table.Store published before this one, while
 	// this one is the latest (the next Store clears it): what OnStore's
@@ -640,6 +646,95 @@ func (s *Snapshot) MarkLost(lost []LinkDest) *Snapshot {
 	})
 	s.lost = slices.Compact(s.lost)
 	return s
+}
+
+// MovedMax is the most prefixes MarkMoved takes: a change of more routes
+// is one that may change any adjacency (checking an address against more
+// would cost a holder more than resolving it again).
+const MovedMax = 16
+
+// MarkMoved says, of a snapshot not stored yet, that it resolves every
+// address the snapshot to be stored before it resolved, and that no prefix
+// of moved covers, to the same adjacency, but those to the destinations
+// lost: what a change of the routes of those prefixes alone does, with
+// the neighbour entries of lost gone or changed (Moved reports them). It
+// does nothing with more than MovedMax prefixes. Unlike MarkLost it does
+// not make Lost precise: a holder that checks Lost alone gives every
+// adjacency a second look. It returns s.
+func (s *Snapshot) MarkMoved(moved []netip.Prefix, lost []LinkDest) *Snapshot {
+	if len(moved) > MovedMax {
+		return s
+	}
+	s.MarkLost(lost)
+	s.precise, s.movedOK = len(moved) == 0, true
+	s.moved, s.moved4 = make([]netip.Prefix, len(moved)), nil
+	for i, p := range moved {
+		s.moved[i] = p.Masked()
+		if p.Addr().Is4() {
+			a := p.Masked().Addr().As4()
+			s.moved4 = append(s.moved4, prefix4{net: binary.BigEndian.Uint32(a[:]), mask: ^uint32(0) << (32 - p.Bits())})
+		}
+	}
+	return s
+}
+
+// LostVia reports whether s says it lost link-layer destination via: its
+// neighbour entry went or changed since the snapshot stored before s
+// (Moved, Lost). False when s does not say what it lost.
+func (s *Snapshot) LostVia(via LinkDest) bool {
+	return s != nil && (s.precise || s.movedOK) && slices.Contains(s.lost, via)
+}
+
+// prefix4 is an IPv4 prefix as the address's bits and the mask's.
+type prefix4 struct{ net, mask uint32 }
+
+// MayMove reports whether a route of s may take dst elsewhere than the
+// snapshot stored before it did: always, unless s says what moved (Moved)
+// and no prefix moved covers dst. Whether the neighbour entry dst resolved
+// to is lost is LostVia's to say. It neither locks nor allocates: a holder
+// of resolved adjacencies asks both of each before keeping it, and looks
+// up again those it may move.
+func (s *Snapshot) MayMove(dst netip.Addr) bool {
+	if s == nil || !s.precise && !s.movedOK {
+		return true
+	}
+	if len(s.moved) == 0 {
+		return false
+	}
+	dst = dst.Unmap()
+	if dst.Is4() {
+		a := dst.As4()
+		k := binary.BigEndian.Uint32(a[:])
+		for _, p := range s.moved4 {
+			if k&p.mask == p.net {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range s.moved {
+		if p.Contains(dst) {
+			return true
+		}
+	}
+	return false
+}
+
+// Moved returns, with true, the prefixes whose routes changed since the
+// snapshot stored before s and the link-layer destinations lost since
+// (the neighbour entries that went or changed), when s resolves every
+// other address as that one did: an address that no prefix of moved
+// covers, and that resolved to a destination not among lost, resolves to
+// the same adjacency. The Watcher says so of a snapshot it stored for at
+// most MovedMax routes and any neighbour entries; a snapshot for which
+// Lost reports true has moved nothing. It returns false when s may change
+// any resolved adjacency (a link, a nexthop object, more routes, or a
+// snapshot of NewSnapshot).
+func (s *Snapshot) Moved() (moved []netip.Prefix, lost []LinkDest, ok bool) {
+	if s == nil || !s.precise && !s.movedOK {
+		return nil, nil, false
+	}
+	return s.moved, s.lost, true
 }
 
 // Seq is the order in which Table.Store published s: 1 for a table's

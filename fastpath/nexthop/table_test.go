@@ -458,3 +458,49 @@ func TestSnapshotResolveReference(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotMoved: a snapshot marked with the prefixes moved says which
+// addresses a route may take elsewhere (MayMove: those the prefixes
+// cover, of either family, an IPv4-mapped one as its IPv4 address) and
+// which destinations it lost (LostVia); it keeps Lost imprecise. One
+// marked with more than MovedMax prefixes, or not marked, may move
+// anything and says nothing it lost; one marked with none is MarkLost's.
+func TestSnapshotMoved(t *testing.T) {
+	fresh := func() *Snapshot { return NewSnapshot(nil, nil, nil) }
+	gone := LinkDest{IfIndex: 3, MAC: [6]byte{2, 0, 0, 0, 0, 1}}
+	s := fresh().MarkMoved([]netip.Prefix{netip.MustParsePrefix("198.18.7.9/24"), netip.MustParsePrefix("2001:db8:5::/48")}, []LinkDest{gone})
+	for a, want := range map[string]bool{
+		"198.18.7.200": true, "198.18.8.1": false, "::ffff:198.18.7.1": true, "10.0.0.1": false,
+		"2001:db8:5:1::1": true, "2001:db8:6::1": false,
+	} {
+		if got := s.MayMove(netip.MustParseAddr(a)); got != want {
+			t.Errorf("MayMove(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if moved, lost, ok := s.Moved(); !ok || len(moved) != 2 || moved[0] != netip.MustParsePrefix("198.18.7.0/24") || !slices.Equal(lost, []LinkDest{gone}) {
+		t.Errorf("Moved = %v %v %v", moved, lost, ok)
+	}
+	if !s.LostVia(gone) || s.LostVia(LinkDest{IfIndex: 3}) {
+		t.Error("LostVia: the destination lost not lost, or another one lost")
+	}
+	if _, precise := s.Lost(); precise {
+		t.Error("Lost precise with routes moved")
+	}
+	if all := fresh().MarkMoved([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, nil); !all.MayMove(netip.MustParseAddr("203.0.113.1")) ||
+		all.MayMove(netip.MustParseAddr("2001:db8::1")) {
+		t.Error("a default route moved: MayMove wrong for an IPv4 or an IPv6 address")
+	}
+	many := make([]netip.Prefix, MovedMax+1)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)
+	}
+	for what, s := range map[string]*Snapshot{"too many": fresh().MarkMoved(many, []LinkDest{gone}), "unmarked": fresh()} {
+		if _, _, ok := s.Moved(); ok || !s.MayMove(netip.MustParseAddr("10.0.0.1")) || s.LostVia(gone) {
+			t.Errorf("%s: Moved known %v, or MayMove false, or LostVia true", what, ok)
+		}
+	}
+	none := fresh().MarkMoved(nil, []LinkDest{gone})
+	if lost, precise := none.Lost(); !precise || !slices.Equal(lost, []LinkDest{gone}) || none.MayMove(netip.MustParseAddr("10.0.0.1")) {
+		t.Errorf("no route moved: Lost %v %v, MayMove true", lost, precise)
+	}
+}

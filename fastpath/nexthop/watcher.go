@@ -117,7 +117,8 @@ type Watcher struct {
 	requested map[neighID]time.Time // last resolution request per gateway
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
-	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Lost)
+	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Moved)
+	moves     []netip.Prefix        // the prefixes of the routes changed, up to MovedMax+1 (flushRoutes)
 	lost      map[LinkDest]struct{} // the destinations of usable neighbour entries that went or changed since
 	now       func() time.Time      // the clock (tests set their own)
 	published time.Time             // when the last snapshot was
@@ -813,7 +814,7 @@ func (w *Watcher) putRoute(k prefixKey, rec routeRec, h nextHop) {
 	}
 	w.countHop(h, 1)
 	w.dirty[k] = struct{}{}
-	w.change(true)
+	w.changed = true // moved: k in w.dirty (publish)
 }
 
 // dropRoute deletes prefix k's route of rec's priority and TOS, if any.
@@ -825,7 +826,7 @@ func (w *Watcher) dropRoute(k prefixKey, rec routeRec) {
 	w.countHop(w.hops.hop(old.hop), -1)
 	w.hops.release(old.hop)
 	w.dirty[k] = struct{}{}
-	w.change(true)
+	w.changed = true // moved: k in w.dirty (publish)
 }
 
 // countHop counts (by +1 or -1) a route through h: in the routes through
@@ -951,7 +952,9 @@ func (w *Watcher) publish() {
 	}
 	s := newSnapshot(links, w.trie, w.hops.view(), neighs, w.objects, w.paths)
 	if !w.moved {
-		s.MarkLost(slices.Collect(maps.Keys(w.lost)))
+		// The routes changed are those of w.moves (flushRoutes took them
+		// from w.dirty): a snapshot for a few says which.
+		s.MarkMoved(w.moves, slices.Collect(maps.Keys(w.lost)))
 	}
 	w.cfg.Table.Store(s)
 	w.publishes.Add(1)
@@ -962,6 +965,7 @@ func (w *Watcher) publish() {
 		w.cost = 0 // a trie built anew (a start, a resync) says nothing of the next one's cost
 	}
 	w.changed, w.moved = false, false
+	w.moves = w.moves[:0]
 	clear(w.lost)
 }
 
@@ -1007,6 +1011,13 @@ func (w *Watcher) flushRoutes() {
 		if weight > rebuildMin+t.Size()/rebuildFactor {
 			t, owned = t.Clone(), true
 		}
+	}
+	if len(w.dirty) <= MovedMax {
+		for k := range w.dirty {
+			w.moves = append(w.moves, k.prefix())
+		}
+	} else {
+		w.moved = true // too many for Snapshot.Moved
 	}
 	var ins *routeTrie
 	for k := range w.dirty {

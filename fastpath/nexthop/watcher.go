@@ -118,7 +118,7 @@ type Watcher struct {
 	created   map[neighID]bool      // managed neighbours this Watcher installed
 	changed   bool                  // an event changed the state since the last publish
 	moved     bool                  // one of them may change any resolved adjacency (not Snapshot.Moved)
-	moves     []netip.Prefix        // the prefixes of the routes changed, up to MovedMax+1 (flushRoutes)
+	moves     []netip.Prefix        // the prefixes of the routes changed, when at most MovedMax (flushRoutes)
 	lost      map[LinkDest]struct{} // the destinations of usable neighbour entries that went or changed since
 	now       func() time.Time      // the clock (tests set their own)
 	published time.Time             // when the last snapshot was

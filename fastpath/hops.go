@@ -140,8 +140,8 @@ func (w *Worker) resume(h *nextHop) bool {
 // and offload tags included, so the flow memo's slots through it stay
 // good. The packet's use is then the entry's first since the note.
 // encapLoop calls it alone: a call in that loop, even on a path rarely
-// taken, costs every packet (see encapLoop); what it cannot resume goes
-// the general way, which carries.
+// taken, costs every packet (see encapLoop); what it cannot resume it
+// returns to encapRun, which carries (loopCarry).
 func (w *Worker) resumeHeld(h *nextHop) bool {
 	if h.snap != nil || h.held == nil || h.held != w.snap {
 		return false
@@ -397,6 +397,12 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			w.offloadOffer(pk, &w.memo.flowAt(pk.fset)[0], h)
 			hj, j = h, k
 			continue
+		case loopCarry:
+			if !w.carry(h) {
+				return k, encapNo // lookupStage finds the same slot, forwardAt looks the packet up
+			}
+			j = k // current now: the packet's flow memo hit again
+			continue
 		case loopAny:
 			if out = w.encapFastAny(&pks[k], &fs[k], h); out == encapNo {
 				return k, encapNo
@@ -422,6 +428,7 @@ const (
 	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
 	loopAny          // the packet goes through h, whose template patch4 cannot finish: encapFastAny
 	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
+	loopCarry        // the packet's flow memo hit (through h) is of the snapshot before the batch's: carry
 )
 
 // encapLoop is encapRun's loop, the one place that holds encapFast's work
@@ -430,9 +437,9 @@ const (
 // registers on every packet. It takes the packets from j on, packet j
 // through hj when hj is not nil, each later one (or each, hj nil) through
 // its flow memo hit, and returns at the first packet it cannot finish
-// alone (loopSend, loopLater, loopAny: the packet's index, the port, h) or
-// at the end of the run (loopEnd: the index of the first packet left, and
-// encapNo). With runOne it takes packet j alone and sends nothing: loopEnd
+// alone (loopSend, loopLater, loopAny, loopOffer, loopCarry: the packet's
+// index, the port, h) or at the end of the run (loopEnd: the index of the
+// first packet left, and encapNo). With runOne it takes packet j alone and sends nothing: loopEnd
 // with j+1 and the port, or j and encapNo.
 func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, mode int) (int, int, int, *nextHop) {
 	m, snap, oet := w.memo, w.snap, w.oet
@@ -449,8 +456,11 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				break
 			}
 			if mode == runHop {
-				if h = pk.hop; h == nil || h.ser != pk.hser || h.snap != snap && !w.resumeHeld(h) {
+				if h = pk.hop; h == nil || h.ser != pk.hser {
 					break
+				}
+				if h.snap != snap && !w.resumeHeld(h) {
+					return j, encapNo, loopCarry, h
 				}
 			} else if pk.fset == 0 {
 				break
@@ -467,8 +477,11 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 					x = &fl[0]
 				}
 				h = &w.hops[x.hop&(hopSlots-1)]
-				if h.ser != x.ser || h.snap != snap && !w.resumeHeld(h) {
+				if h.ser != x.ser {
 					break // lookupStage finds the same slot, forwardAt looks the packet up
+				}
+				if h.snap != snap && !w.resumeHeld(h) {
+					return j, encapNo, loopCarry, h // carry, then this packet again
 				}
 				if x.off != oet {
 					return j, encapNo, loopOffer, h // offloadOffer, then this packet through h

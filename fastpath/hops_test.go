@@ -457,8 +457,11 @@ func TestHopCarriedOverSnapshots(t *testing.T) {
 		t.Helper()
 		fills, carries := r.w.hopSer, r.w.Extra(ExtraHopCarried)
 		for i := range 2 { // the second through the flow memo, whatever the first did
-			hits := r.w.Extra(ExtraFlowHit)
+			hits, lookups := r.w.Extra(ExtraFlowHit), r.w.memo.hits+r.w.memo.miss
 			r.fromSite(siteFrame(t, innerSpec{src: hostA, dst: remote4, payload: 100}))
+			if i == 0 && carried && r.w.memo.hits+r.w.memo.miss != lookups {
+				t.Errorf("%s: the first packet after the snapshot was looked up, not sent through its carried flow memo hit", step)
+			}
 			out := drain(r.core)
 			if len(out) != 1 || [6]byte(out[0][0:6]) != dst {
 				t.Fatalf("%s: %d frames, want 1 to %x", step, len(out), dst)

@@ -358,6 +358,15 @@ func (p *nullPort) Complete() int    { return 0 }
 func (p *nullPort) Pool() *ring.Pool { return p.pool }
 func (p *nullPort) Close() error     { return nil }
 
+// benchSetup is what a BenchmarkWorker case sets up besides its frames:
+// with churn set, a new next-hop snapshot (one more route, which no packet
+// goes by: a routing daemon's churn) is stored every churn steps; with
+// hosts set, the snapshots resolve that many site hosts (benchHosts)
+// besides hostA; with rlocs set, the first rlocs of the destinations map
+// each to an RLOC of its own (a /32 mapping to 100.64.0.0/10), reached
+// through a gateway.
+type benchSetup struct{ churn, hosts, rlocs int }
+
 // BenchmarkWorker measures the worker alone: the ports are nullPorts, whose
 // only per-packet work is copying the prebuilt frame into a chunk (Receive)
 // and freeing the chunk (Transmit). null-forward is that I/O with no
@@ -412,15 +421,11 @@ func BenchmarkWorker(b *testing.B) {
 		b.ReportMetric(float64(el.Nanoseconds())/pkts, "ns/pkt")
 		b.ReportMetric(pkts/el.Seconds()/1e6, "Mpps")
 	}
-	// memo is Config.LookupMemo: 0 the default memo, -1 none. With churn
-	// set, a new next-hop snapshot (one more route, which no packet goes
-	// by: a routing daemon's churn) is stored every churn steps.
-	// With hosts set, the snapshots resolve that many site hosts
-	// (benchHosts) besides hostA. With rlocs set, the first rlocs of the
-	// destinations map each to an RLOC of its own (a /32 mapping to
-	// 100.64.0.0/10), reached through a gateway.
-	churn, hosts, rlocs := 0, 0, 0
+	// memo is Config.LookupMemo: 0 the default memo, -1 none. The rest
+	// of the set-up is cur's (runWith sets it for one case).
+	var cur benchSetup
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
+		churn, hosts, rlocs := cur.churn, cur.hosts, cur.rlocs
 		r := benchRig(b)
 		hs := benchHosts(hosts)
 		var routes []nexthop.Route
@@ -514,43 +519,31 @@ func BenchmarkWorker(b *testing.B) {
 	// whose routing daemon changes a route every 10 ms (the watcher's
 	// publish gap) while the worker forwards 1 Mpps. Each snapshot says
 	// which route moved (nexthop.Snapshot.Moved).
-	churned := func(b *testing.B, frames [][]byte, core bool) {
-		churn = 156
-		defer func() { churn = 0 }()
+	runWith := func(b *testing.B, s benchSetup, frames [][]byte, core bool) {
+		cur = s
+		defer func() { cur = benchSetup{} }()
 		run(b, frames, core, 0)
 	}
+	const churn = 156
+	churned := func(b *testing.B, frames [][]byte, core bool) { runWith(b, benchSetup{churn: churn}, frames, core) }
 	b.Run("encap-64B-churn", func(b *testing.B) { churned(b, site(small, 4096), false) })
 	// An ITR sending to many remote sites, each behind an RLOC of its
 	// own: each RLOC is an entry of the workers' next-hop memos.
 	for _, n := range []int{256, 4096} {
-		withRLOCs := func(b *testing.B, churned bool) {
-			rlocs = n
-			defer func() { rlocs = 0 }()
-			if churned {
-				churn = 156
-				defer func() { churn = 0 }()
-			}
-			run(b, site(small, 4096), false, 0)
-		}
-		b.Run(fmt.Sprintf("encap-64B-%drlocs", n), func(b *testing.B) { withRLOCs(b, false) })
-		b.Run(fmt.Sprintf("encap-64B-%drlocs-churn", n), func(b *testing.B) { withRLOCs(b, true) })
+		b.Run(fmt.Sprintf("encap-64B-%drlocs", n), func(b *testing.B) { runWith(b, benchSetup{rlocs: n}, site(small, 4096), false) })
+		b.Run(fmt.Sprintf("encap-64B-%drlocs-churn", n), func(b *testing.B) {
+			runWith(b, benchSetup{rlocs: n, churn: churn}, site(small, 4096), false)
+		})
 	}
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
 	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })
 	// An ETR in front of a site with many active hosts: each has its own
 	// neighbour entry, so its own next hop in the workers' memos.
 	for _, n := range []int{256, 4096} {
-		withHosts := func(b *testing.B, churned bool) {
-			hosts = n
-			defer func() { hosts = 0 }()
-			if churned {
-				churn = 156
-				defer func() { churn = 0 }()
-			}
-			run(b, lispHosts(iidSite, n), true, 0)
-		}
-		b.Run(fmt.Sprintf("decap-100B-%dhosts", n), func(b *testing.B) { withHosts(b, false) })
-		b.Run(fmt.Sprintf("decap-100B-%dhosts-churn", n), func(b *testing.B) { withHosts(b, true) })
+		b.Run(fmt.Sprintf("decap-100B-%dhosts", n), func(b *testing.B) { runWith(b, benchSetup{hosts: n}, lispHosts(iidSite, n), true) })
+		b.Run(fmt.Sprintf("decap-100B-%dhosts-churn", n), func(b *testing.B) {
+			runWith(b, benchSetup{hosts: n, churn: churn}, lispHosts(iidSite, n), true)
+		})
 	}
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
 	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })

@@ -5,7 +5,7 @@
 // links with their Ethernet details, the neighbour table) through an atomic
 // pointer; readers Resolve against the current one without locking (rloc's
 // workers keep what they resolved in memos of their own, by RLOC and by
-// destination; Cache is such a memo for other readers). The Watcher mirrors the kernel's links, routes
+// destination). The Watcher mirrors the kernel's links, routes
 // (main table) and neighbours into a Table over rtnetlink, publishes a new
 // Snapshot after each burst of changes, and makes the kernel resolve the
 // gateways of routes through the fast path's interfaces by installing them

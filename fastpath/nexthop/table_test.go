@@ -168,34 +168,6 @@ func TestNextHopsAllocs(t *testing.T) {
 	}
 }
 
-func TestNextHopCache(t *testing.T) {
-	var tab Table
-	c := NewCache(&tab)
-	dst := netip.MustParseAddr("8.8.8.8")
-	if _, st := c.Resolve(dst); st != AdjNoRoute {
-		t.Fatal("resolved before any snapshot")
-	}
-	tab.Store(testSnapshot())
-	s := tab.Load()
-	for _, d := range []string{"8.8.8.8", "10.0.0.7", "10.0.0.8", "2001:db8::5", "2001:db9::1", "203.0.113.1"} {
-		for range 2 { // miss, then hit
-			a1, s1 := c.Resolve(netip.MustParseAddr(d))
-			a2, s2 := s.Resolve(netip.MustParseAddr(d))
-			if a1 != a2 || s1 != s2 {
-				t.Fatalf("%s: memo %v %+v, table %v %+v", d, s1, a1, s2, a2)
-			}
-		}
-	}
-	// A new snapshot flushes the memo.
-	tab.Store(NewSnapshot(nil, nil, nil))
-	if _, st := c.Resolve(dst); st != AdjNoRoute {
-		t.Fatal("memo served a result from an old snapshot")
-	}
-	if n := testing.AllocsPerRun(100, func() { c.Resolve(dst) }); n != 0 {
-		t.Fatalf("%v allocs", n)
-	}
-}
-
 // TestNextHopTableConcurrent swaps snapshots while a reader resolves (-race).
 func TestNextHopTableConcurrent(t *testing.T) {
 	var tab Table
@@ -267,15 +239,6 @@ func BenchmarkNextHopResolve(b *testing.B) {
 		{"1000routes/longest", &big, "100.0.0.1"},
 		{"1000routes/default-4paths", &multi, "8.8.8.8"},
 	} {
-		b.Run(bc.name+"/memo", func(b *testing.B) {
-			c := NewCache(bc.tab)
-			dst := netip.MustParseAddr(bc.dst)
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				c.Resolve(dst)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/lookup")
-		})
 		b.Run(bc.name, func(b *testing.B) {
 			dst := netip.MustParseAddr(bc.dst)
 			if _, st := bc.tab.Resolve(dst); st == AdjNoRoute {

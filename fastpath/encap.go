@@ -314,8 +314,8 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	w.choose(pk)
 	out := w.encapFast(pk, f)
 	if out >= 0 && pk.fset != 0 {
-		i := uint16(hopIndexOf(pk.r))
-		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, i, w.hops[i&(hopSlots-1)].ser)
+		i := hopIndexOf(pk.r)
+		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, uint16(i), w.hops[i].ser)
 	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
 		w.offer6(pk, &w.hops[hopIndexOf(pk.r)]) // over IPv6: coreInner
 	}

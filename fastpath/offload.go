@@ -1187,25 +1187,17 @@ type offloadPut struct {
 	de   ring.DecapEntry
 }
 
-// offloadTag is what a delivery's next hop keeps of decap epoch e
-// (nextHop.dkey, doff6): never 0, which new entries hold, but for epoch 0
-// (paused: nothing is offered).
-func offloadTag(e uint32) uint16 {
-	if t := uint16(e); t != 0 || e == 0 {
-		return t
-	}
-	return 1
-}
-
-// flowTag is offloadTag for a flow memo or offer6 slot (flowSlot.off), in
-// eight bits so that a flow slot holds a 16-bit next-hop index in 16
-// bytes. A slot whose tag comes round again 255 epochs later (within one
-// memo generation, which any map-cache change or activity fold ends)
-// takes its flow for offered when the kernel may lack it: the flow stays
-// with the worker until its slot is filled again. That costs speed, never
-// a wrong packet.
-func flowTag(e uint32) uint8 {
-	if t := uint8(e); t != 0 || e == 0 {
+// offloadTag is what a slot that says its flow was offered keeps of
+// epoch e: never 0, which new slots hold, but for epoch 0 (paused: nothing
+// is offered). A delivery's next hop (nextHop.dkey, doff6) keeps 16 bits;
+// a flow memo or offer6 slot (flowSlot.off) 8, so that a flow slot holds a
+// 16-bit next-hop index in 16 bytes. A slot whose tag comes round again
+// (within one memo generation, which any map-cache change or activity fold
+// ends, for a flow slot) takes its flow for offered when the kernel may
+// lack it: the flow stays with the worker until its slot is filled again.
+// That costs speed, never a wrong packet.
+func offloadTag[T uint8 | uint16](e uint32) T {
+	if t := T(e); t != 0 || e == 0 {
 		return t
 	}
 	return 1

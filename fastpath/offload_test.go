@@ -398,10 +398,10 @@ func TestOffloadPause(t *testing.T) {
 }
 
 // TestOffloadEpochWraps: in the epoch whose low 8 bits are 0 (what a flow
-// memo slot keeps of it, flowTag), and in the one whose low 16 bits are, a
-// flow is still offered once, not on every packet.
+// memo slot keeps of it, offloadTag[uint8]), and in the one whose low 16
+// bits are, a flow is still offered once, not on every packet.
 func TestOffloadEpochWraps(t *testing.T) {
-	for _, e := range []uint32{1 << 8, 1 << 16} { // a flow slot's tag is 8 bits (flowTag), a delivery's 16
+	for _, e := range []uint32{1 << 8, 1 << 16} { // a flow slot's tag is 8 bits, a delivery's 16 (offloadTag)
 		ft := newFakeOffload()
 		r, off := offloadRig(t, ft)
 		off.gen = e - 1

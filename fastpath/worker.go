@@ -329,7 +329,7 @@ type Worker struct {
 
 	off      *Offload                 // Config.Offload
 	oe       uint32                   // the offload epoch of this step
-	oet      uint8                    // flowTag(oe); 0 without Offload
+	oet      uint8                    // offloadTag(oe); 0 without Offload
 	ocg      uint64                   // Offload.cgen at this step's start: what its encap offers were made under
 	livePend *livePending             // the encap entries this worker put, for MapChanged's index; nil without an encap table
 	offers6  *[offer6Slots]offer6Slot // the IPv6 EIDs' flows offered (offer6); nil without an offload or reencap table
@@ -700,12 +700,12 @@ func (w *Worker) Step() int {
 		// Before this step reads the cache and the next-hop table (see
 		// Offload).
 		w.oe = w.off.epoch.Load()
-		w.oet = flowTag(w.oe)
+		w.oet = offloadTag[uint8](w.oe)
 		w.ocg = w.off.cgen.Load()
 		if w.decOn {
 			w.doe = w.off.depoch.Load()
 		}
-		if t := offloadTag(w.doe); w.decOn && w.doet != t {
+		if t := offloadTag[uint16](w.doe); w.decOn && w.doet != t {
 			w.doet = t
 			if w.lastSite.dkey != 0 {
 				w.lastSite.dkey = w.lastSite.dkey&(1<<48-1) | uint64(w.doet)<<48

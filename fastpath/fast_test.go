@@ -87,9 +87,9 @@ func TestObserveFields(t *testing.T) {
 
 // TestDelSlotsSpread: the delivery memo gives a site's consecutive
 // addresses distinct slots up to half its size, so an ETR delivering to
-// every host of a /21 keeps each one's next hop (a random hash would have
-// about two in five of them share a slot; the RLOC memo's byte-reversed
-// hash, taken to 12 bits, fails here).
+// 4096 hosts in a row (a /20's worth) keeps each one's next hop (a random
+// hash would have about two in five of them share a slot; the RLOC memo's
+// byte-reversed hash, taken to 12 bits, fails here).
 func TestDelSlotsSpread(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	for i := range 64 {

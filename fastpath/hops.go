@@ -27,10 +27,13 @@ const (
 // delBits sizes a worker's next-hop memo of deliveries (delSlots entries):
 // an entry per site host the ETR delivers to, so a site with thousands of
 // active hosts keeps them resolved (BenchmarkWorker/decap-100B-4096hosts).
-// At 256 bytes an entry, it takes 1 MiB a worker; only the entries of
-// active hosts are ever read.
+// Twice the hosts the memo must hold: delSlot4 gives any 4096 consecutive
+// addresses distinct slots among 8192 (TestDelSlotsSpread), where among
+// 4096 a fifth of them shared one. At 256 bytes an entry, it takes 2 MiB
+// a worker; only the first line of an active host's entry is read a
+// packet (TestNextHopLayout).
 const (
-	delBits  = 12
+	delBits  = 13
 	delSlots = 1 << delBits
 )
 
@@ -40,35 +43,14 @@ const (
 // hop is resolved, the whole front of the packet to send, the Ethernet
 // header followed by the template, ready to be copied.
 type nextHop struct {
-	dst  netip.Addr
-	tpl  []byte            // the template (never written: cache.RLOC.Template); nil for a delivery
+	// The fields are laid out by the cache lines the per-packet loops read
+	// (TestNextHopLayout): the memos are page-aligned arrays of 256-byte
+	// entries, so an entry's lines are its own. deliver4 reads snap, dkey
+	// and the Ethernet header at the front of hdr: line 0 alone.
+	// encapLoop reads snap, hdr's first 50 bytes, and fast4 to out: lines
+	// 0 and 1. The rest is read when an entry is filled or a packet takes
+	// a slower path.
 	snap *nexthop.Snapshot // the snapshot adj comes from; nil: empty, or unused since the last note (held)
-	held *nexthop.Snapshot // snap, while noteUsed set it nil: resume makes it snap again
-	ser  uint32            // changes (never 0 again) each time the entry is filled: what the flow memo's slots check
-	st   nexthop.AdjStatus
-	out  int // egress port slot; -1 unless st is AdjResolved and the port ours
-	mtu  int // path MTU (pathMTU)
-	hlen int // Ethernet header + template bytes in hdr (st AdjResolved)
-	adj  nexthop.Adjacency
-	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
-	// For an IPv4 template that encapFast's patch4 can finish (fast4): the LISP
-	// header asks for a nonce (N), and csBase, the part of the outer
-	// header checksum update (RFC 1624 eqn. 3) that depends on the
-	// template alone. The LSBs are already in hdr (the worker's LSBs
-	// never change).
-	fast4  bool
-	nonce  bool
-	csBase uint32
-	// maxInner is the longest inner packet encapFast may send through
-	// this entry: the path MTU less the template when the next hop is
-	// resolved on one of our ports and the template an outer one (at
-	// least an IPv4 template long), at most what an outer IPv4 total
-	// length holds; 0 otherwise (encapFast leaves every packet to encap).
-	// One compare per packet instead of the four it stands for.
-	maxInner int
-	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
-	// (tpl nil), 0 otherwise: what deliver compares.
-	key4 uint64
 	// dkey is key4 | out<<33 when that delivery's next hop is resolved
 	// on our port out with an Ethernet header (hlen; dkey6 for an IPv6
 	// destination), 0 otherwise: what
@@ -80,9 +62,42 @@ type nextHop struct {
 	// of packets that come over IPv4; doff6 is the tag of those over IPv6
 	// (0: none), which deliver4 never takes: the kernel holds an entry per
 	// outer version.
-	dkey  uint64
-	doff6 uint16
+	dkey uint64
+	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
+	// For an IPv4 template that encapFast's patch4 can finish (fast4): the LISP
+	// header asks for a nonce (N), and csBase, the part of the outer
+	// header checksum update (RFC 1624 eqn. 3) that depends on the
+	// template alone. The LSBs are already in hdr (the worker's LSBs
+	// never change).
+	fast4  bool
+	nonce  bool
+	ser    uint32 // changes (never 0 again) each time the entry is filled: what the flow memo's slots check
+	csBase uint32
+	// maxInner is the longest inner packet encapFast may send through
+	// this entry: the path MTU less the template when the next hop is
+	// resolved on one of our ports and the template an outer one (at
+	// least an IPv4 template long), at most what an outer IPv4 total
+	// length holds; 0 otherwise (encapFast leaves every packet to encap).
+	// One compare per packet instead of the four it stands for.
+	maxInner int
+	out      int // egress port slot; -1 unless st is AdjResolved and the port ours
+	st       nexthop.AdjStatus
+	doff6    uint16
+	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
+	// (tpl nil), 0 otherwise: what deliver compares.
+	key4 uint64
+	mtu  int // path MTU (pathMTU)
+	hlen int // Ethernet header + template bytes in hdr (st AdjResolved)
+	dst  netip.Addr
+	tpl  []byte            // the template (never written: cache.RLOC.Template); nil for a delivery
+	held *nexthop.Snapshot // snap, while noteUsed set it nil: resume makes it snap again
+	adj  nexthop.Adjacency
+	_    [nextHopPad]byte
 }
+
+// nextHopPad pads a nextHop to 256 bytes, a whole number of cache lines,
+// so that every entry of a memo starts a line (TestNextHopLayout).
+const nextHopPad = 8
 
 // dkey6 marks the nextHop.dkey of a delivery to an IPv6 destination:
 // out<<33 | dkey6, with the offload tag in bits 48-63 as for IPv4, and bit
@@ -293,6 +308,9 @@ func delIndex4(dst netip.Addr) uint32 {
 // delSlot4 is delIndex4 of the IPv4 destination whose bytes are k: the
 // address as a number, hashed by multiplication (Fibonacci hashing), so a
 // site's consecutive addresses take distinct slots (TestDelSlotsSpread).
+// Its weak case is hosts at the same offsets of subnets 4096 addresses
+// apart (the first 256 of sixteen /20s: nine in ten share a slot), since
+// 4096 is close to a Fibonacci number (4181).
 func delSlot4(k uint32) uint32 {
 	return uint32((uint64(k) * 0x9E3779B97F4A7C15) >> (64 - delBits))
 }
@@ -669,7 +687,7 @@ type usedHops struct {
 // usedAtLen, a power of two, keeps usedHops.at at most two thirds full.
 const (
 	usedMax    = hopSlots + delSlots
-	usedAtBits = 14
+	usedAtBits = 15
 	usedAtLen  = 1 << usedAtBits
 )
 

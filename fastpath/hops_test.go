@@ -5,9 +5,11 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/rloc-router/rloc/fastpath/nexthop"
 	"github.com/rloc-router/rloc/ring"
+	"github.com/rloc-router/rloc/wire"
 )
 
 // TestRLOCHopFollowsNextHopTable checks that the worker's memo of RLOC next
@@ -528,19 +530,19 @@ func TestHopCarriedOverSnapshots(t *testing.T) {
 	deliver("delivery, a route no packet goes by", true)
 }
 
-// TestDeliveryManyHosts: an ETR delivering to 2048 site hosts (a /21)
-// keeps every one's next hop: a second round of packets to them fills no
+// TestDeliveryManyHosts: an ETR delivering to 4096 site hosts in a row
+// (10.1.8.0 to 10.1.23.255) keeps every one's next hop: a second round of packets to them fills no
 // memo entry, each host gets its own MAC, and the worker's note of used
 // next hops names every host once. With one 256-entry memo for RLOCs and
 // hosts alike, the second round filled every entry again.
 func TestDeliveryManyHosts(t *testing.T) {
 	r := newRig(t, nil)
-	const n = delSlots / 2
+	const n = 4096 // half of delSlots (TestDelSlotsSpread)
 	hosts := make([]netip.Addr, n)
 	neighs := []nexthop.Neighbour{{Addr: rlocRemote4, IfIndex: 20, MAC: macUnderGW, Valid: true}}
 	macOf := func(i int) [6]byte { return [6]byte{0x02, 0x01, 0, 0, byte(i >> 8), byte(i)} }
 	for i := range hosts {
-		hosts[i] = netip.AddrFrom4([4]byte{10, 1, byte(8 + i>>8), byte(i)}) // 10.1.8.0/21
+		hosts[i] = netip.AddrFrom4([4]byte{10, 1, byte(8 + i>>8), byte(i)}) // 10.1.8.0 on
 		neighs = append(neighs, nexthop.Neighbour{Addr: hosts[i], IfIndex: 10, MAC: macOf(i), Valid: true})
 	}
 	r.nh.Store(nexthop.NewSnapshot(
@@ -674,5 +676,53 @@ func TestRLOCHopsOwnSlots(t *testing.T) {
 	}
 	if got := r.w.memo.flowHits - flows; got != n {
 		t.Errorf("second round: %d flow memo hits, want %d", got, n)
+	}
+}
+
+// TestNextHopLayout pins the layout that keeps the per-packet loops to as
+// few cache lines of a memo entry as they can: an entry is a whole number
+// of 64-byte lines and the memos start on a line, so an entry's lines are
+// its own; deliver4's fields lie in the entry's first line, encapLoop's in
+// its first two. A field moved out of them, or a field added that shifts
+// them, makes a site with thousands of hosts (or an ITR with thousands of
+// RLOCs) miss the core's caches on more lines a packet.
+func TestNextHopLayout(t *testing.T) {
+	const line = 64
+	var h nextHop
+	if s := unsafe.Sizeof(h); s%line != 0 {
+		t.Fatalf("nextHop is %d bytes, not a whole number of %d-byte lines (nextHopPad)", s, line)
+	}
+	type field struct {
+		name     string
+		off, len uintptr
+	}
+	check := func(who string, lines uintptr, fs []field) {
+		t.Helper()
+		for _, f := range fs {
+			if f.off+f.len > lines*line {
+				t.Errorf("%s reads nextHop.%s at bytes %d-%d, beyond the entry's first %d line(s)", who, f.name, f.off, f.off+f.len, lines)
+			}
+		}
+	}
+	check("deliver4", 1, []field{
+		{"snap", unsafe.Offsetof(h.snap), unsafe.Sizeof(h.snap)},
+		{"dkey", unsafe.Offsetof(h.dkey), unsafe.Sizeof(h.dkey)},
+		{"hdr (Ethernet)", unsafe.Offsetof(h.hdr), wire.EthernetLen},
+	})
+	check("encapLoop", 2, []field{
+		{"snap", unsafe.Offsetof(h.snap), unsafe.Sizeof(h.snap)},
+		{"hdr (Ethernet, IPv4 template)", unsafe.Offsetof(h.hdr), frontV4},
+		{"fast4", unsafe.Offsetof(h.fast4), unsafe.Sizeof(h.fast4)},
+		{"nonce", unsafe.Offsetof(h.nonce), unsafe.Sizeof(h.nonce)},
+		{"ser", unsafe.Offsetof(h.ser), unsafe.Sizeof(h.ser)},
+		{"csBase", unsafe.Offsetof(h.csBase), unsafe.Sizeof(h.csBase)},
+		{"maxInner", unsafe.Offsetof(h.maxInner), unsafe.Sizeof(h.maxInner)},
+		{"out", unsafe.Offsetof(h.out), unsafe.Sizeof(h.out)},
+	})
+	r := newRig(t, nil)
+	for name, p := range map[string]unsafe.Pointer{"hops": unsafe.Pointer(&r.w.hops[0]), "dels": unsafe.Pointer(&r.w.dels[0])} {
+		if a := uintptr(p); a%line != 0 {
+			t.Errorf("the worker's %s memo starts at %#x, not on a %d-byte line", name, a, line)
+		}
 	}
 }

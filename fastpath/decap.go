@@ -468,13 +468,10 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 	}
 	var h *nextHop
 	if pk.v4 {
-		// w.hop(pk.dst, nil), written out: the slot of the destination's
-		// bytes, matched by key4. An entry filled without a snapshot
-		// (w.snap nil) says AdjNoRoute, what filling it again would say.
-		h = &w.dels[delSlot4(k)]
-		if h.key4 != 1<<32|uint64(k) || h.snap != w.snap {
-			w.fillDeliver4(h, k)
-		}
+		// w.hop(pk.dst, nil) from the destination's bytes. An entry
+		// filled without a snapshot (w.snap nil) says AdjNoRoute, what
+		// filling it again would say.
+		h = w.del4(k)
 	} else {
 		h = w.hop(pk.dst, nil)
 	}
@@ -517,9 +514,15 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) bool {
 	in := p[core4Inner:]
 	k := binary.BigEndian.Uint32(in[16:])
+	key := w.lastSite.dkey | uint64(k)
 	h := &w.dels[delSlot4(k)]
+	if h.dkey != key {
+		if h = &w.dels[delAlt4(k)]; h.dkey != key { // the second slot (delWay)
+			return false
+		}
+	}
 	ttl := min(in[8], pk.outerTTL) // decapRules' common case, written out
-	if h.dkey != w.lastSite.dkey|uint64(k) || h.snap != w.snap || pk.outerTOS&3 != wire.ECNNotECT || ttl == 0 {
+	if h.snap != w.snap || pk.outerTOS&3 != wire.ECNNotECT || ttl == 0 {
 		return false
 	}
 	if ttl != in[8] {

@@ -9,16 +9,17 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// TestDelSlot4: deliver's slot of an IPv4 destination's bytes is the one
-// hop (delIndex4) uses for the same destination, so both find one entry.
+// TestDelSlot4: deliver's slots of an IPv4 destination's bytes are the
+// ones hop (delIndex) uses for the same destination, so both find one
+// entry.
 func TestDelSlot4(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for range 10000 {
 		k := rnd.Uint32()
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], k)
-		if got, want := delSlot4(k), delIndex4(netip.AddrFrom4(a)); got != want {
-			t.Fatalf("%v: delSlot4 %d, delIndex4 %d", netip.AddrFrom4(a), got, want)
+		if a0, b0 := delIndex(netip.AddrFrom4(a)); a0 != delSlot4(k) || b0 != delAlt4(k) {
+			t.Fatalf("%v: delSlot4 %d and delAlt4 %d, delIndex %d and %d", netip.AddrFrom4(a), delSlot4(k), delAlt4(k), a0, b0)
 		}
 	}
 }

@@ -129,7 +129,8 @@ func (w *Worker) hop(dst netip.Addr, r *cache.RLOC) *nextHop {
 		tpl = r.Template
 		h = &w.hops[hopIndexOf(r)]
 	} else {
-		h = &w.dels[delIndex(dst)&(delSlots-1)]
+		a, b := delIndex(dst)
+		h = w.delWay(dst, a, b)
 	}
 	tp := unsafe.SliceData(tpl)
 	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
@@ -287,32 +288,82 @@ func hopIndexOf(r *cache.RLOC) uint32 {
 	return r.TemplateSlot() & (hopSlots - 1)
 }
 
-// delIndex is the delMemo slot of a delivery to dst.
-func delIndex(dst netip.Addr) uint32 {
+// delIndex returns the two delMemo slots of a delivery to dst: the first,
+// where its entry is looked for first, and the second (delWay).
+func delIndex(dst netip.Addr) (uint32, uint32) {
 	if dst.Is4() {
 		return delIndex4(dst)
 	}
 	a := dst.As16()
 	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
-	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - delBits))
+	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - delBits)), uint32((x * delAltMul) >> (64 - delBits))
 }
 
 // delIndex4 is delIndex of an IPv4 destination.
-func delIndex4(dst netip.Addr) uint32 {
+func delIndex4(dst netip.Addr) (uint32, uint32) {
 	// As4, not As16: a 16-byte array built by two 8-byte stores and read
 	// back costs a store-forwarding stall (9 ns per packet here).
 	a := dst.As4()
-	return delSlot4(binary.BigEndian.Uint32(a[:]))
+	k := binary.BigEndian.Uint32(a[:])
+	return delSlot4(k), delAlt4(k)
 }
 
-// delSlot4 is delIndex4 of the IPv4 destination whose bytes are k: the
-// address as a number, hashed by multiplication (Fibonacci hashing), so a
-// site's consecutive addresses take distinct slots (TestDelSlotsSpread).
-// Its weak case is hosts at the same offsets of subnets 4096 addresses
-// apart (the first 256 of sixteen /20s: nine in ten share a slot), since
-// 4096 is close to a Fibonacci number (4181).
+// delSlot4 is the first delivery slot of the IPv4 destination whose bytes
+// are k: the address as a number, hashed by multiplication (Fibonacci
+// hashing), so a site's consecutive addresses take distinct slots
+// (TestDelSlotsSpread). Its weak case is hosts at the same offsets of
+// subnets 4096 addresses apart (the first 256 of sixteen /20s: nine in ten
+// share a slot), since 4096 is close to a Fibonacci number (4181): the
+// second slot (delAlt4), by another multiplier, takes those.
 func delSlot4(k uint32) uint32 {
 	return uint32((uint64(k) * 0x9E3779B97F4A7C15) >> (64 - delBits))
+}
+
+// delAlt4 is the second delivery slot of the IPv4 destination whose bytes
+// are k.
+func delAlt4(k uint32) uint32 {
+	return uint32((uint64(k) * delAltMul) >> (64 - delBits))
+}
+
+// delAltMul is the multiplier of the delivery memo's second slots: an odd
+// constant unrelated to the golden ratio (MurmurHash3's 64-bit finaliser's
+// first), so the addresses that share a first slot seldom share a second.
+const delAltMul = 0xff51afd7ed558ccd
+
+// delWay is the entry of the delivery memo for a delivery to dst whose
+// slots are a and b (delIndex): the one that holds dst; else the one to
+// fill, which is b when a's destination had a packet since the last note
+// of used next hops and b's had none (noteUsed sets an entry aside, snap
+// nil, until its next packet), and a otherwise. With one slot a
+// destination, hosts that shared it evicted each other at every packet: a
+// third of 4096 hosts spread at random over a /16, and nine in ten of the
+// first 256 hosts of sixteen /20s. With two, about one in fifteen of these
+// is filled again (TestDeliveryHostsShareSlots).
+func (w *Worker) delWay(dst netip.Addr, a, b uint32) *nextHop {
+	h := &w.dels[a&(delSlots-1)]
+	if h.dst != dst {
+		if o := &w.dels[b&(delSlots-1)]; o.dst == dst || h.snap != nil && o.snap == nil {
+			return o
+		}
+	}
+	return h
+}
+
+// del4 is the entry of the delivery memo for the IPv4 destination whose
+// bytes are k, filled for the batch's snapshot: w.hop(dst, nil) without
+// the address built from k when the entry holds it already.
+func (w *Worker) del4(k uint32) *nextHop {
+	key := 1<<32 | uint64(k)
+	h := &w.dels[delSlot4(k)]
+	if h.key4 != key {
+		if o := &w.dels[delAlt4(k)]; o.key4 == key || h.snap != nil && o.snap == nil {
+			h = o
+		}
+	}
+	if h.key4 != key || h.snap != w.snap {
+		w.fillDeliver4(h, k)
+	}
+	return h
 }
 
 // fillDeliver4 is fillHop for a delivery to the IPv4 destination whose

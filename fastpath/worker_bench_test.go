@@ -53,10 +53,18 @@ func benchSnap(extra ...nexthop.Route) *nexthop.Snapshot {
 }
 
 // benchHosts returns n site hosts of 10.1.0.0/16 (the site's connected
-// route in benchSnap) other than hostA.
-func benchHosts(n int) []netip.Addr {
+// route in benchSnap) other than hostA: n in a row from 10.1.16.0, or with
+// spread, n/16 in a row in each of the sixteen /20s, from its second /24
+// (hosts at the same offsets 4096 addresses apart, whose first delivery
+// slots mostly coincide: TestDeliveryHostsShareSlots).
+func benchHosts(n int, spread bool) []netip.Addr {
 	out := make([]netip.Addr, n)
 	for i := range out {
+		if spread {
+			j := i / 16
+			out[i] = netip.AddrFrom4([4]byte{10, 1, byte(i%16<<4 | 1 + j>>8), byte(j)})
+			continue
+		}
 		out[i] = netip.AddrFrom4([4]byte{10, 1, byte(16 + i>>8), byte(i)})
 	}
 	return out
@@ -365,7 +373,10 @@ func (p *nullPort) Close() error     { return nil }
 // besides hostA; with rlocs set, the first rlocs of the destinations map
 // each to an RLOC of its own (a /32 mapping to 100.64.0.0/10), reached
 // through a gateway.
-type benchSetup struct{ churn, hosts, rlocs int }
+type benchSetup struct {
+	churn, hosts, rlocs int
+	spread              bool // the hosts spread over sixteen /20s (benchHosts)
+}
 
 // BenchmarkWorker measures the worker alone: the ports are nullPorts, whose
 // only per-packet work is copying the prebuilt frame into a chunk (Receive)
@@ -384,9 +395,9 @@ func BenchmarkWorker(b *testing.B) {
 	// lisp: 4096 flows from the remote site to hostA (iidSite) or to
 	// the remote site (an RTR's IID 300); lispHosts: 4096 flows from the
 	// remote site, to n site hosts in turn (benchHosts).
-	lispHosts := func(iid uint32, n int) [][]byte {
+	lispHosts := func(iid uint32, n int, spread bool) [][]byte {
 		var fs [][]byte
-		hosts := benchHosts(n)
+		hosts := benchHosts(n, spread)
 		for i, d := range dsts[:4096] {
 			src, dst := d, hostA
 			if iid != iidSite {
@@ -399,7 +410,7 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		return fs
 	}
-	lisp := func(iid uint32) [][]byte { return lispHosts(iid, 0) }
+	lisp := func(iid uint32) [][]byte { return lispHosts(iid, 0, false) }
 	measure := func(b *testing.B, step func() int, sent func() uint64) {
 		for i := 0; i < 64; i++ {
 			step()
@@ -427,7 +438,7 @@ func BenchmarkWorker(b *testing.B) {
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		churn, hosts, rlocs := cur.churn, cur.hosts, cur.rlocs
 		r := benchRig(b)
-		hs := benchHosts(hosts)
+		hs := benchHosts(hosts, cur.spread)
 		var routes []nexthop.Route
 		if rlocs > 0 {
 			routes = append(routes, nexthop.Route{Prefix: netip.MustParsePrefix("100.64.0.0/10"), Gateway: rlocRemote4, IfIndex: 20})
@@ -540,11 +551,17 @@ func BenchmarkWorker(b *testing.B) {
 	// An ETR in front of a site with many active hosts: each has its own
 	// neighbour entry, so its own next hop in the workers' memos.
 	for _, n := range []int{256, 4096} {
-		b.Run(fmt.Sprintf("decap-100B-%dhosts", n), func(b *testing.B) { runWith(b, benchSetup{hosts: n}, lispHosts(iidSite, n), true) })
+		b.Run(fmt.Sprintf("decap-100B-%dhosts", n), func(b *testing.B) {
+			runWith(b, benchSetup{hosts: n}, lispHosts(iidSite, n, false), true)
+		})
 		b.Run(fmt.Sprintf("decap-100B-%dhosts-churn", n), func(b *testing.B) {
-			runWith(b, benchSetup{hosts: n, churn: churn}, lispHosts(iidSite, n), true)
+			runWith(b, benchSetup{hosts: n, churn: churn}, lispHosts(iidSite, n, false), true)
 		})
 	}
+	// The same number of hosts, spread over the site's /20s.
+	b.Run("decap-100B-4096hosts-spread", func(b *testing.B) {
+		runWith(b, benchSetup{hosts: 4096, spread: true}, lispHosts(iidSite, 4096, true), true)
+	})
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
 	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })
 	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })

@@ -332,22 +332,30 @@ const delAltMul = 0xff51afd7ed558ccd
 
 // delWay is the entry of the delivery memo for a delivery to dst whose
 // slots are a and b (delIndex): the one that holds dst; else the one to
-// fill, which is b when a's destination had a packet since the last note
-// of used next hops and b's had none (noteUsed sets an entry aside, snap
-// nil, until its next packet), and a otherwise. With one slot a
-// destination, hosts that shared it evicted each other at every packet: a
-// third of 4096 hosts spread at random over a /16, and nine in ten of the
-// first 256 hosts of sixteen /20s. With two, about one in fifteen of these
-// is filled again (TestDeliveryHostsShareSlots).
+// fill, which is b when a is in use and b idle (nextHop.idle), and a
+// otherwise. With one slot a destination, hosts that shared it evicted
+// each other at every packet: a third of 4096 hosts spread at random over
+// a /16, and nine in ten of the first 256 hosts of sixteen /20s. With two,
+// about one in fifteen of these is filled again
+// (TestDeliveryHostsShareSlots). Packets to addresses of the site that no
+// host answers no longer evict a host in use either while their entries
+// can take each other's place (TestDelWay).
 func (w *Worker) delWay(dst netip.Addr, a, b uint32) *nextHop {
 	h := &w.dels[a&(delSlots-1)]
 	if h.dst != dst {
-		if o := &w.dels[b&(delSlots-1)]; o.dst == dst || h.snap != nil && o.snap == nil {
+		if o := &w.dels[b&(delSlots-1)]; o.dst == dst || !h.idle() && o.idle() {
 			return o
 		}
 	}
 	return h
 }
+
+// idle reports whether h is an entry of the delivery memo that another
+// destination may take before one in use: empty, set aside by the last
+// note of used next hops and without a packet since (noteUsed: snap nil),
+// or not resolved on one of the worker's ports (a neighbour that does not
+// answer, or not there: such entries are never set aside).
+func (h *nextHop) idle() bool { return h.snap == nil || h.out < 0 }
 
 // del4 is the entry of the delivery memo for the IPv4 destination whose
 // bytes are k, filled for the batch's snapshot: w.hop(dst, nil) without
@@ -356,7 +364,7 @@ func (w *Worker) del4(k uint32) *nextHop {
 	key := 1<<32 | uint64(k)
 	h := &w.dels[delSlot4(k)]
 	if h.key4 != key {
-		if o := &w.dels[delAlt4(k)]; o.key4 == key || h.snap != nil && o.snap == nil {
+		if o := &w.dels[delAlt4(k)]; o.key4 == key || !h.idle() && o.idle() {
 			h = o
 		}
 	}

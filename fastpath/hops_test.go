@@ -609,35 +609,54 @@ func TestDeliveryHostsShareSlots(t *testing.T) {
 // TestDelWay: a destination whose first slot another holds goes to its
 // second slot while the first one's destination is in use, and evicts the
 // first one's once that had no packet since the last note of used next
-// hops, leaving the one in its second slot; IPv4 (del4) and any address
+// hops, leaving the one in its second slot. Destinations that resolve to no
+// neighbour (packets to addresses of the site that no host answers) take
+// each other's place before a host's in use. IPv4 (del4) and any address
 // (hop) alike.
 func TestDelWay(t *testing.T) {
-	// Three destinations of one first slot, each with another second.
-	sameFirst := func(addr func(i uint32) netip.Addr) [3]netip.Addr {
-		by := map[uint32][]netip.Addr{}
-		for i := uint32(1); ; i++ {
-			d := addr(i)
-			if a, b := delIndex(d); a != b {
-				if by[a] = append(by[a], d); len(by[a]) == 3 {
-					return [3]netip.Addr(by[a])
+	// x, y, z: one first slot; h and v another, and u a third, v's
+	// second. The six take eight slots, none the same.
+	type dests struct{ x, y, z, h, u, v netip.Addr }
+	find := func(addr func(i uint32) netip.Addr) (d dests) {
+		taken := map[uint32]bool{}
+		// first: an address whose first slot is a (any with a < 0),
+		// whose second slot is another and not taken.
+		first := func(a int) netip.Addr {
+			for i := uint32(1); ; i++ {
+				n := addr(i)
+				if fa, fb := delIndex(n); fa != fb && !taken[fb] && (a < 0 && !taken[fa] || int(fa) == a) {
+					taken[fa], taken[fb] = true, true
+					return n
 				}
 			}
 		}
+		slot := func(n netip.Addr) int { a, _ := delIndex(n); return int(a) }
+		second := func(n netip.Addr) int { _, b := delIndex(n); return int(b) }
+		d.x = first(-1)
+		d.y, d.z = first(slot(d.x)), first(slot(d.x))
+		d.h = first(-1)
+		d.v = first(slot(d.h))
+		delete(taken, uint32(second(d.v)))
+		d.u = first(second(d.v))
+		return d
 	}
-	v4 := sameFirst(func(i uint32) netip.Addr {
+	v4 := find(func(i uint32) netip.Addr {
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], 10<<24|i)
 		return netip.AddrFrom4(a)
 	})
-	v6 := sameFirst(func(i uint32) netip.Addr {
+	v6 := find(func(i uint32) netip.Addr {
 		a := netip.MustParseAddr("fd00::").As16()
 		binary.BigEndian.PutUint32(a[12:], i)
 		return netip.AddrFrom16(a)
 	})
-	// Each resolved on the site port: a note sets aside only such entries.
+	// All but u and v resolved on the site port: a note sets aside only
+	// such entries.
 	var neighs []nexthop.Neighbour
-	for _, d := range append(v4[:], v6[:]...) {
-		neighs = append(neighs, nexthop.Neighbour{Addr: d, IfIndex: 10, MAC: macHostA, Valid: true})
+	for _, d := range []dests{v4, v6} {
+		for _, a := range []netip.Addr{d.x, d.y, d.z, d.h} {
+			neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 10, MAC: macHostA, Valid: true})
+		}
 	}
 	r := newRig(t, nil)
 	r.nh.Store(nexthop.NewSnapshot(
@@ -647,13 +666,13 @@ func TestDelWay(t *testing.T) {
 	r.w.snap = r.nh.Load()
 	for _, tc := range []struct {
 		name string
-		ds   [3]netip.Addr
+		d    dests
 		get  func(netip.Addr) *nextHop
 	}{
 		{"del4", v4, func(d netip.Addr) *nextHop { k := d.As4(); return r.w.del4(binary.BigEndian.Uint32(k[:])) }},
 		{"hop", v6, func(d netip.Addr) *nextHop { return r.w.hop(d, nil) }},
 	} {
-		x, y, z := tc.ds[0], tc.ds[1], tc.ds[2]
+		x, y, z := tc.d.x, tc.d.y, tc.d.z
 		a, _ := delIndex(x)
 		_, by := delIndex(y)
 		if hx := tc.get(x); hx != &r.w.dels[a] || hx.dst != x {
@@ -674,6 +693,19 @@ func TestDelWay(t *testing.T) {
 		}
 		if r.w.dels[by].dst != y {
 			t.Fatalf("%s: %v lost its second slot", tc.name, y)
+		}
+
+		h, u, v := tc.d.h, tc.d.u, tc.d.v
+		ha, _ := delIndex(h)
+		_, vb := delIndex(v)
+		if got := tc.get(h); got != &r.w.dels[ha] || got.out < 0 {
+			t.Fatalf("%s: host %v not resolved in its first slot (out %d)", tc.name, h, got.out)
+		}
+		if got := tc.get(u); got != &r.w.dels[vb] || got.out >= 0 {
+			t.Fatalf("%s: %v (no neighbour) took slot %d (out %d), want %d, its first", tc.name, u, slotOf(r.w, got), got.out, vb)
+		}
+		if got := tc.get(v); got != &r.w.dels[vb] || got.dst != v || r.w.dels[ha].dst != h {
+			t.Fatalf("%s: %v (no neighbour) took slot %d, want %d, its second, from %v (no neighbour), not %v's", tc.name, v, slotOf(r.w, got), vb, u, h)
 		}
 	}
 }

@@ -15,12 +15,14 @@ import (
 
 // hopSlots is the number of entries of a worker's next-hop memo of RLOCs
 // (a power of two): an entry per RLOC template in use, thousands for a
-// PITR or an ITR that sends to many sites (BenchmarkWorker/encap-64B-4096rlocs).
-// At 256 bytes an entry, it takes 1 MiB a worker; only the entries of
-// RLOCs in use are ever read. The flow memo names an entry by a 16-bit
+// PITR or an ITR that sends to many sites (BenchmarkWorker/encap-64B-4096rlocs,
+// encap-64B-16krlocs: with 4096 entries, 16384 RLOCs in use took three
+// times the instructions a packet). At 256 bytes an entry, it takes 4 MiB
+// a worker; only the first two lines of the entries of RLOCs in use are
+// read (TestNextHopLayout). The flow memo names an entry by a 16-bit
 // index.
 const (
-	hopBits  = 12
+	hopBits  = 14
 	hopSlots = 1 << hopBits
 )
 
@@ -746,7 +748,7 @@ type usedHops struct {
 // usedAtLen, a power of two, keeps usedHops.at at most two thirds full.
 const (
 	usedMax    = hopSlots + delSlots
-	usedAtBits = 15
+	usedAtBits = 16
 	usedAtLen  = 1 << usedAtBits
 )
 

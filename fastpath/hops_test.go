@@ -790,12 +790,12 @@ func TestUsedHopsAdd(t *testing.T) {
 // TestRLOCHopsOwnSlots: an ITR sending to as many remote sites as its
 // RLOC memo has entries, each behind an RLOC of its own, keeps every
 // RLOC's next hop: a second round of packets fills no memo entry and
-// takes the flow memo. Keyed by the template's address, as before, more
-// than half of them shared a slot and were filled again on every packet
-// (1639 flow memo hits of 4096).
+// takes the flow memo. Keyed by the template's address, as before stop 46,
+// more than half of 4096 shared a slot and were filled again on every
+// packet (1639 flow memo hits of 4096).
 func TestRLOCHopsOwnSlots(t *testing.T) {
 	r := newRig(t, nil)
-	const n = hopSlots
+	const n = 16384 // hopSlots: a PITR's share of a large deployment (encap-64B-16krlocs)
 	dsts := make([]netip.Addr, n)
 	ms := make([]StaticMapping, n)
 	for i := range ms {
@@ -834,8 +834,10 @@ func TestRLOCHopsOwnSlots(t *testing.T) {
 	if r.w.hopSer != ser {
 		t.Errorf("second round: %d next-hop memo entries filled again, want 0", r.w.hopSer-ser)
 	}
-	if got := r.w.memo.flowHits - flows; got != n {
-		t.Errorf("second round: %d flow memo hits, want %d", got, n)
+	// The flow memo (four ways a set) holds nearly all of as many flows:
+	// the few it does not take find their RLOC's entry filled.
+	if got := r.w.memo.flowHits - flows; got < n*9/10 {
+		t.Errorf("second round: %d flow memo hits, want at least %d of %d", got, n*9/10, n)
 	}
 }
 

@@ -546,6 +546,9 @@ func BenchmarkWorker(b *testing.B) {
 			runWith(b, benchSetup{rlocs: n, churn: churn}, site(small, 4096), false)
 		})
 	}
+	// A PITR's share of a large deployment: 16384 flows, each to a remote
+	// site behind an RLOC of its own.
+	b.Run("encap-64B-16krlocs", func(b *testing.B) { runWith(b, benchSetup{rlocs: 16384}, site(small, 16384), false) })
 	b.Run("decap-100B", func(b *testing.B) { run(b, lisp(iidSite), true, 0) })
 	b.Run("decap-100B-churn", func(b *testing.B) { churned(b, lisp(iidSite), true) })
 	// An ETR in front of a site with many active hosts: each has its own

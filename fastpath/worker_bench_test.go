@@ -77,13 +77,15 @@ func benchSnapHosts(hosts []netip.Addr, extra ...nexthop.Route) *nexthop.Snapsho
 	for _, a := range benchRLOCs() {
 		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
 	}
-	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true})
+	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true},
+		nexthop.Neighbour{Addr: hostA6, IfIndex: 10, MAC: macHost6, Valid: true})
 	for i, a := range hosts {
 		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 10, MAC: [6]byte{0x02, 0x01, 0, 0, byte(i >> 8), byte(i)}, Valid: true})
 	}
 	return nexthop.NewSnapshot(
 		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
-		append([]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}}, extra...),
+		append([]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
+			{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), IfIndex: 10}}, extra...),
 		neighs)
 }
 
@@ -95,6 +97,25 @@ func benchDsts(n int) []netip.Addr {
 		p := benchPrefix(rng.IntN(benchPrefixes)).Addr().As4()
 		p[3] = byte(1 + rng.IntN(254))
 		out[i] = netip.AddrFrom4(p)
+	}
+	return out
+}
+
+// benchPrefix6 returns the i-th IPv6 benchmark EID prefix (benchSetup.v6):
+// /48s from 2001:db8:1000:: up.
+func benchPrefix6(i int) netip.Prefix {
+	a := netip.MustParseAddr("2001:db8::").As16()
+	a[4], a[5] = byte(0x10+i>>8), byte(i)
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
+}
+
+// benchDsts6 returns a destination in each of the first n benchPrefix6s.
+func benchDsts6(n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		a := benchPrefix6(i).Addr().As16()
+		a[15] = byte(1 + i%254)
+		out[i] = netip.AddrFrom16(a)
 	}
 	return out
 }
@@ -376,6 +397,7 @@ func (p *nullPort) Close() error     { return nil }
 type benchSetup struct {
 	churn, hosts, rlocs int
 	spread              bool // the hosts spread over sixteen /20s (benchHosts)
+	v6                  bool // the map-cache holds 4096 IPv6 EID prefixes too (benchPrefix6)
 }
 
 // BenchmarkWorker measures the worker alone: the ports are nullPorts, whose
@@ -446,6 +468,15 @@ func BenchmarkWorker(b *testing.B) {
 			for i := range ms {
 				ms[i] = StaticMapping{IID: iidSite, Prefix: netip.PrefixFrom(dsts[i], 32), RLOCs: []StaticRLOC{
 					{Addr: netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), Weight: 1}}}
+			}
+			r.install(ms)
+		}
+		if cur.v6 {
+			rs := benchRLOCs()
+			ms := make([]StaticMapping, 4096)
+			for i := range ms {
+				ms[i] = StaticMapping{IID: iidSite, Prefix: benchPrefix6(i), RLOCs: []StaticRLOC{
+					{Addr: rs[i%4], Weight: 50}, {Addr: rs[(i+1)%4], Weight: 50}}}
 			}
 			r.install(ms)
 		}
@@ -565,6 +596,23 @@ func BenchmarkWorker(b *testing.B) {
 	b.Run("decap-100B-4096hosts-spread", func(b *testing.B) {
 		runWith(b, benchSetup{hosts: 4096, spread: true}, lispHosts(iidSite, 4096, true), true)
 	})
+	// IPv6 EIDs over IPv4 RLOCs: 4096 flows from hostA6 to 4096 remote
+	// /48s, and from them to hostA6, the smallest frames of the same
+	// payload (18 bytes, 20 more than IPv4's).
+	site6, lisp6 := func() (fs [][]byte) {
+		for i, d := range benchDsts6(4096) {
+			fs = append(fs, siteFrame(b, innerSpec{src: hostA6, dst: d, sport: uint16(1024 + i), payload: small}))
+		}
+		return fs
+	}, func() (fs [][]byte) {
+		for i, d := range benchDsts6(4096) {
+			in := innerPacket(b, innerSpec{src: d, dst: hostA6, sport: uint16(1024 + i), payload: small})
+			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, nonce: uint32(i), inner: in}))
+		}
+		return fs
+	}
+	b.Run("encap-84B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, site6(), false) })
+	b.Run("decap-120B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, lisp6(), true) })
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
 	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })
 	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })

@@ -131,8 +131,7 @@ func (w *Worker) hop(dst netip.Addr, r *cache.RLOC) *nextHop {
 		tpl = r.Template
 		h = &w.hops[hopIndexOf(r)]
 	} else {
-		a, b := delIndex(dst)
-		h = w.delWay(dst, a, b)
+		h = w.delWay(dst)
 	}
 	tp := unsafe.SliceData(tpl)
 	same := h.dst == dst && unsafe.SliceData(h.tpl) == tp && len(h.tpl) == len(tpl)
@@ -332,25 +331,30 @@ func delAlt4(k uint32) uint32 {
 // first), so the addresses that share a first slot seldom share a second.
 const delAltMul = 0xff51afd7ed558ccd
 
-// delWay is the entry of the delivery memo for a delivery to dst whose
-// slots are a and b (delIndex): the one that holds dst; else the one to
-// fill, which is b when a is in use and b idle (nextHop.idle), and a
-// otherwise. With one slot a destination, hosts that shared it evicted
+// delWay is the entry of the delivery memo for a delivery to dst: of its
+// two slots (delIndex), the one that holds dst, else the one to fill
+// (takeSecond). With one slot a destination, hosts that shared it evicted
 // each other at every packet: a third of 4096 hosts spread at random over
 // a /16, and nine in ten of the first 256 hosts of sixteen /20s. With two,
 // about one in fifteen of these is filled again
 // (TestDeliveryHostsShareSlots). Packets to addresses of the site that no
 // host answers no longer evict a host in use either while their entries
 // can take each other's place (TestDelWay).
-func (w *Worker) delWay(dst netip.Addr, a, b uint32) *nextHop {
+func (w *Worker) delWay(dst netip.Addr) *nextHop {
+	a, b := delIndex(dst)
 	h := &w.dels[a&(delSlots-1)]
 	if h.dst != dst {
-		if o := &w.dels[b&(delSlots-1)]; o.dst == dst || !h.idle() && o.idle() {
+		if o := &w.dels[b&(delSlots-1)]; o.dst == dst || takeSecond(h, o) {
 			return o
 		}
 	}
 	return h
 }
+
+// takeSecond reports whether a destination that neither of its delivery
+// slots holds is to fill its second, o, rather than its first, h: when h
+// is in use and o idle.
+func takeSecond(h, o *nextHop) bool { return !h.idle() && o.idle() }
 
 // idle reports whether h is an entry of the delivery memo that another
 // destination may take before one in use: empty, set aside by the last
@@ -360,13 +364,14 @@ func (w *Worker) delWay(dst netip.Addr, a, b uint32) *nextHop {
 func (h *nextHop) idle() bool { return h.snap == nil || h.out < 0 }
 
 // del4 is the entry of the delivery memo for the IPv4 destination whose
-// bytes are k, filled for the batch's snapshot: w.hop(dst, nil) without
-// the address built from k when the entry holds it already.
+// bytes are k, filled for the batch's snapshot: w.hop(dst, nil), delWay
+// matching by key4, without the address built from k when the entry holds
+// it already.
 func (w *Worker) del4(k uint32) *nextHop {
 	key := 1<<32 | uint64(k)
 	h := &w.dels[delSlot4(k)]
 	if h.key4 != key {
-		if o := &w.dels[delAlt4(k)]; o.key4 == key || !h.idle() && o.idle() {
+		if o := &w.dels[delAlt4(k)]; o.key4 == key || takeSecond(h, o) {
 			h = o
 		}
 	}
@@ -753,6 +758,8 @@ const (
 )
 
 var _ [usedAtLen - usedMax*3/2]struct{} // usedAtLen >= 1.5 usedMax
+var _ [1<<16 - 1 - usedMax]struct{}     // usedHops.at holds an index plus one in 16 bits
+var _ [1<<16 - hopSlots]struct{}        // flowSlot.hop names an entry in 16 bits
 
 // usedEvery is how often a worker notes its used next hops (noteUsed).
 const usedEvery = int64(500 * time.Millisecond)

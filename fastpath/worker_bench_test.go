@@ -62,7 +62,7 @@ func benchHosts(n int, spread bool) []netip.Addr {
 	for i := range out {
 		if spread {
 			j := i / 16
-			out[i] = netip.AddrFrom4([4]byte{10, 1, byte(i%16<<4 | 1 + j>>8), byte(j)})
+			out[i] = netip.AddrFrom4([4]byte{10, 1, byte(i%16<<4 + 1 + j>>8), byte(j)})
 			continue
 		}
 		out[i] = netip.AddrFrom4([4]byte{10, 1, byte(16 + i>>8), byte(i)})

@@ -51,7 +51,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		le := core4(b, w.rloc4k, pk)
 		// coreInner's common case: the instance-ID of the last packet,
 		// one deliver4 takes (siteMemo.fast), and nothing to observe.
-		if le != 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && (*[core4Min]byte)(b)[core4Inner-wire.HeaderLen]&obsFlags == 0 &&
+		if le > 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && (*[core4Min]byte)(b)[core4Inner-wire.HeaderLen]&obsFlags == 0 &&
 			w.deliver4(f, (*[core4Min]byte)(b), pk, j) {
 			continue
 		}
@@ -142,12 +142,13 @@ const core4Inner = wire.EthernetLen + wire.OuterIPv4Len
 // IPv4 packet without options, not a fragment, with a valid header
 // checksum, to our RLOC (rloc4k: not an underlay group), UDP to the LISP
 // data port (RFC 9300 §5.3), with a LISP header that is valid, carrying an
-// inner IPv4 packet without options. Every check is one that parseCoreAny
-// makes, on bytes read once at fixed offsets (rloc4k is Worker.rloc4k:
+// inner IPv4 packet without options or an inner IPv6 packet (the result's
+// sign tells which). Every check is one that parseCoreAny makes, on bytes
+// read once at fixed offsets (rloc4k is Worker.rloc4k:
 // never an underlay group's key). It sets the outer TTL and TOS, iid and
 // innerLen in pk and returns where the LISP header's slice ends (the UDP
-// payload's end) for core4Header; for any other frame it returns 0, having
-// set nothing.
+// payload's end) for core4Header, negated for an inner IPv6 packet
+// (core4Six); for any other frame it returns 0, having set nothing.
 func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	if len(b) < core4Min || binary.BigEndian.Uint32(b[12:])&0xffffff00 != 0x08004500 {
 		return 0
@@ -170,8 +171,11 @@ func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	ul := int(pl & 0xffff)
 	flags := ip[lispOff]
 	if ul < core4Min-udpOff || ul > tl-wire.IPv4MinLen || pl>>16 != wire.DataPort ||
-		flags&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV || ip[innerOff] != 0x45 {
+		flags&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV {
 		return 0
+	}
+	if ip[innerOff] != 0x45 {
+		return core4Six(ip, ul, flags, pk)
 	}
 	itl := int(binary.BigEndian.Uint16(ip[innerOff+2:]))
 	if itl < wire.IPv4MinLen || itl > ul-wire.UDPLen-wire.HeaderLen {
@@ -186,8 +190,37 @@ func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	return udpOff + ul
 }
 
-// fillCore4 fills the rest of pk for a frame that core4 took (the inner
-// addresses are left in the frame: lazyAddrs).
+// core4Six is the end of core4 for a frame whose headers up to the LISP
+// header (flags: its first byte) core4 took, with UDP length ul: an inner
+// IPv6 packet, wire.IPv6.Validate's checks, whose 40 bytes lie within the
+// frame (its length fits the UDP payload, which fits the outer packet,
+// which fits the frame). It returns core4's result negated, having set
+// what core4 sets (the caller of fillCore4 then sets what differs,
+// core4Addrs6), or 0 having set nothing. A function of its own so that
+// the IPv4 path through core4 is the same as before it.
+func core4Six(ip *[core4Min]byte, ul int, flags uint8, pk *pktInfo) int {
+	const (
+		ipOff    = wire.EthernetLen
+		udpOff   = ipOff + wire.IPv4MinLen
+		lispOff  = udpOff + wire.UDPLen
+		innerOff = lispOff + wire.HeaderLen
+	)
+	itl := wire.IPv6Len + int(binary.BigEndian.Uint16(ip[innerOff+4:]))
+	if ip[innerOff]>>4 != 6 || itl > ul-wire.UDPLen-wire.HeaderLen {
+		return 0
+	}
+	pk.innerLen = itl
+	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
+	pk.iid = 0
+	if flags&wire.FlagI != 0 {
+		pk.iid = binary.BigEndian.Uint32(ip[lispOff+4:]) >> 8 // wire.Header.InstanceID
+	}
+	return -(udpOff + ul)
+}
+
+// fillCore4 fills the rest of pk for a frame that core4 took with an
+// inner IPv4 packet (its addresses are left in the frame: lazyAddrs); for
+// an inner IPv6 packet (core4's result negative) core4Addrs6 follows it.
 func fillCore4(pk *pktInfo, slot int) {
 	pk.slot, pk.outerOff = slot, wire.EthernetLen
 	pk.outerV4, pk.v4 = true, true
@@ -195,10 +228,19 @@ func fillCore4(pk *pktInfo, slot int) {
 	pk.lazyAddrs = true
 }
 
+// core4Addrs6 makes pk, filled by fillCore4, that of frame b's inner IPv6
+// packet (core4Six): not IPv4, with its addresses.
+func core4Addrs6(pk *pktInfo, b []byte) {
+	pk.v4, pk.lazyAddrs = false, false
+	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
+	pk.dst = netip.AddrFrom16([16]byte(in[24:40]))
+	pk.src = netip.AddrFrom16([16]byte(in[8:24]))
+}
+
 // core4Header is the LISP header of frame b that core4 took, which ends at
-// lispEnd (core4's result).
+// lispEnd (core4's result, negated for an inner IPv6 packet).
 func core4Header(b []byte, lispEnd int) wire.Header {
-	return wire.Header(b[core4Inner-wire.HeaderLen : lispEnd])
+	return wire.Header(b[core4Inner-wire.HeaderLen : max(lispEnd, -lispEnd)])
 }
 
 // parseCore4 is core4 and fillCore4: it returns the LISP header, or
@@ -208,7 +250,9 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 	if le == 0 {
 		return nil, false
 	}
-	fillCore4(pk, slot)
+	if fillCore4(pk, slot); le < 0 {
+		core4Addrs6(pk, b)
+	}
 	return core4Header(b, le), true
 }
 
@@ -218,7 +262,10 @@ func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool)
 // and no LISP flag in obsFlags (nothing to observe).
 func (w *Worker) coreInner4(pk *pktInfo, f *ring.Frame, b []byte, slot, le int, obsFlags uint8) {
 	fillCore4(pk, slot)
-	if w.lastSite.rtr != 1<<32|uint64(pk.iid) || b[core4Inner-wire.HeaderLen]&obsFlags != 0 {
+	if w.lastSite.rtr != 1<<32|uint64(pk.iid) || b[core4Inner-wire.HeaderLen]&obsFlags != 0 || le < 0 {
+		if le < 0 {
+			core4Addrs6(pk, b)
+		}
 		w.coreInner(pk, f, b, core4Header(b, le))
 		return
 	}
@@ -383,7 +430,7 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 		// While offloading, the flow memo's offer tag (flowSlot.off) is
 		// for the packets over IPv4: those over IPv6 are offered through
 		// offer6's memo, which tells the outer versions apart.
-		pk.fset = 0
+		pk.fset, pk.fset6 = 0, 0
 	}
 }
 
@@ -452,8 +499,12 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		ttl = in[8] // IPv4 TTL
 		k = binary.BigEndian.Uint32(in[16:])
 	} else {
-		inner := b[wire.EthernetLen:]
-		if !w.decapRules(pk, f, inner) {
+		inner := (*[wire.EthernetLen + wire.IPv6Len]byte)(b)[wire.EthernetLen:]
+		if pk.outerTOS&3 == wire.ECNNotECT {
+			// decapRules' common case, as for IPv4: the traffic class
+			// stays, the hop limit is the smaller one (wire.ApplyDecap).
+			inner[7] = min(inner[7], pk.outerTTL)
+		} else if !w.decapRules(pk, f, b[wire.EthernetLen:]) {
 			return
 		}
 		ttl = inner[7] // IPv6 hop limit

@@ -74,6 +74,8 @@ func TestDecapTTLECN(t *testing.T) {
 		{7, 50, 0, 0, 7, 0, dropNone, false},
 		{1, 50, 0, 0, 1, 0, dropNone, false},
 		{0, 50, 0, 0, 0, 0, DropTTLExpired, false},
+		{60, 50, wire.ECNNotECT, wire.ECNCE, 50, wire.ECNCE, dropNone, false}, // a Not-ECT outer header leaves the inner ECN field as it is
+		{9, 50, wire.ECNNotECT, wire.ECNECT1, 9, wire.ECNECT1, dropNone, false},
 		{60, 50, wire.ECNCE, wire.ECNECT0, 50, wire.ECNCE, dropNone, false},
 		{60, 50, wire.ECNECT1, wire.ECNECT0, 50, wire.ECNECT1, dropNone, false},
 		{60, 50, wire.ECNECT0, wire.ECNCE, 50, wire.ECNCE, dropNone, false},

@@ -76,6 +76,8 @@ func (o OuterConfig) BuildTemplate(iid uint32, _ cache.Family, r *cache.RLOC) []
 const dropNone = NumDropReasons
 
 // pktInfo is what the worker learned about the packet it is processing.
+// The batch loops step through arrays of them: the small fields share
+// words, so that a batch's reads span fewer lines.
 type pktInfo struct {
 	slot     int // ingress port
 	innerOff int // offset of the inner IP header in the frame
@@ -87,22 +89,30 @@ type pktInfo struct {
 	hash     uint32
 	outerTTL uint8
 	outerTOS uint8
-	outerOff int // offset of the outer IP header (decap)
-	outerV4  bool
-	act      pktAction    // what the batch's last stage does with it
-	fset     flowRef      // the flow memo set the parse stage found for dst and hash (0: none, probe finds the entry)
-	mkey     uint64       // with fset: the memo4 key of dst
-	hop      *nextHop     // a flow memo hit: the next-hop memo entry to send through (lookupStage; nil: none)
-	hser     uint32       // with hop: the serial hop held when the flow memo remembered it
-	site     int          // actDeliver: the site port
-	found    bool         // lookup found e
-	e        *cache.Entry // lookup's result
-	r        *cache.RLOC  // the RLOC e selects for the flow
+	found    bool // lookup found e
 	// lazyAddrs: dst and src are not filled yet (lazyAddrs fills them
 	// from the frame); only the site batch's IPv4 parse leaves them out,
 	// for the stages that need them (probe, forward).
 	lazyAddrs bool
+	outerOff  int // offset of the outer IP header (decap)
+	outerV4   bool
+	act       pktAction // what the batch's last stage does with it
+	fset      flowRef   // the flow memo set the parse stage found for an IPv4 dst and hash (0: none, probe finds the entry)
+	mkey      uint64    // with fset: the memo4 key of dst; with fset6, dst's first half (flowKey6)
+	mlo       uint64    // with fset6: dst's second half
+	hop       *nextHop  // a flow memo hit: the next-hop memo entry to send through (lookupStage; nil: none)
+	hser      uint32    // with hop: the serial hop held when the flow memo remembered it
+	// fset6 is fset for an IPv6 dst: kept apart, so that the loops that
+	// take IPv4 flow memo hits (encapLoop's runFlow) test nothing more
+	// for them; lookupStage takes IPv6 hits (pk.hop), hopRun sends them.
+	fset6 flowRef
+	site  int          // actDeliver: the site port
+	e     *cache.Entry // lookup's result
+	r     *cache.RLOC  // the RLOC e selects for the flow
 }
+
+// A batch's pktInfos take at most 160 bytes each (the fields' order).
+var _ [160 - unsafe.Sizeof(pktInfo{})]byte
 
 // pktAction is what the last stage of a batch does with a parsed packet.
 type pktAction uint8
@@ -316,8 +326,13 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	if out >= 0 && pk.fset != 0 {
 		i := hopIndexOf(pk.r)
 		fillFlow(w.memo.flowAt(pk.fset), pk.mkey, pk.hash, uint16(i), w.hops[i].ser)
-	} else if out >= 0 && pk.rtr && !pk.outerV4 && w.oe != 0 {
-		w.offer6(pk, &w.hops[hopIndexOf(pk.r)]) // over IPv6: coreInner
+	} else if out >= 0 && !pk.v4 && pk.fset6 != 0 {
+		i := hopIndexOf(pk.r)
+		if x := w.memo.fillFlow6(pk, uint16(i), w.hops[i].ser); w.oe != 0 {
+			w.offloadOfferAt(pk, x.bkt, &x.off, &w.hops[i]) // offered at once, as encap offers them (offer6)
+		}
+	} else if out >= 0 && (!pk.v4 || pk.rtr && !pk.outerV4) && w.oe != 0 {
+		w.offer6(pk, &w.hops[hopIndexOf(pk.r)]) // as encap offers them; IPv4 over IPv6: coreInner
 	}
 	switch out {
 	case encapDropped:
@@ -378,6 +393,22 @@ func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 			return false
 		}
 		pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+pk.innerLen], w.cfg.FlowSeed)
+		return true
+	}
+	if len(b) >= wire.EthernetLen+wire.IPv6Len && b[12] == 0x86 && b[13] == 0xdd && b[14]>>4 == 6 {
+		// An untagged IPv6 packet likewise: parseInner's checks
+		// (wire.IPv6.Validate) and results, written out
+		// (TestParseSite6MatchesGeneral).
+		ip := (*[wire.IPv6Len]byte)(b[wire.EthernetLen:])
+		n := wire.IPv6Len + int(binary.BigEndian.Uint16(ip[4:]))
+		if n > len(b)-wire.EthernetLen {
+			w.drop(f, DropBadLength)
+			return false
+		}
+		pk.v4, pk.innerLen = false, n
+		pk.dst = netip.AddrFrom16([16]byte(ip[24:40]))
+		pk.src = netip.AddrFrom16([16]byte(ip[8:24]))
+		pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+n], w.cfg.FlowSeed)
 		return true
 	}
 	et, off, _, err := wire.Ethernet(b).Payload()
@@ -489,6 +520,19 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 			continue
 		}
 		pk.hop = nil
+		if !pk.v4 && pk.fset6 != 0 {
+			// An IPv6 flow: its flow memo hit (hopRun sends it), unless
+			// the kernel offload's epoch moved on since it was offered
+			// (forwardAt offers it again as it fills the slot anew);
+			// else probe.
+			if x := m.flow6Hit(pk); x != nil && x.off == w.oet {
+				pk.hop, pk.hser = &w.hops[x.hop&(hopSlots-1)], x.ser
+				pk.e, pk.found, pk.r = nil, false, nil
+				continue
+			}
+			w.probe(pk)
+			continue
+		}
 		// A hit in the first way of the flow memo's set (the most recent
 		// flow of its set) or in a later one; else a hit in the first way
 		// of the memo4 set (the common case: the most recent destination
@@ -527,10 +571,19 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 // stageProbe prepares the probe stage of a batch's packet to look up: for
 // an IPv4 unicast destination the memo holds, the memo key and the flow
 // memo's set (flowRun prefetches the set; flowRun or lookupStage checks
-// it, then lookupStage the first way of the memo4 set).
+// it, then lookupStage the first way of the memo4 set); for an IPv6 one,
+// the address's halves and the flow memo's set in pk.fset6 (0 for none),
+// which lookupStage checks.
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
-	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() {
+	if !pk.dst.Is4() {
+		pk.fset6 = 0 // fset6 is valid for IPv6 packets only, and set here for every one
+		if m.v4 != nil && pk.iid <= cacheMaxIID {
+			m.flowKey6(pk)
+		}
+		return
+	}
+	if m.v4 == nil || pk.iid > cacheMaxIID {
 		return
 	}
 	m.flowKey4(pk, pk.dst.As4())

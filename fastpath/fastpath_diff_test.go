@@ -381,3 +381,59 @@ func TestCsumDecTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSite6MatchesGeneral: parseSite's shortcut for an untagged IPv6
+// packet gives what the general parser gives (wire.Ethernet.Payload,
+// parseInner, the flow hash): the same fields, or the same drop reason,
+// for frames whose payload length is right, too long or too short for the
+// frame, and frames with Ethernet padding after the packet.
+func TestParseSite6MatchesGeneral(t *testing.T) {
+	r := newRig(t, nil)
+	pool := r.w.ports[0].p.Pool()
+	rnd := rand.New(rand.NewPCG(9, 10))
+	taken, dropped := 0, 0
+	for i := range 400 {
+		b := siteFrame(t, innerSpec{src: hostA6, dst: remote6, ttl: 9, payload: rnd.IntN(300), sport: uint16(rnd.Uint32())})
+		switch i % 3 {
+		case 1: // any payload length
+			binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], uint16(rnd.IntN(400)))
+		case 2: // Ethernet padding
+			b = append(b, make([]byte, 1+rnd.IntN(40))...)
+		}
+		var want pktInfo
+		want.slot, want.innerOff, want.iid = 0, wire.EthernetLen, iidSite
+		wantDrop := r.w.parseInner(&want, b[wire.EthernetLen:], 6, true)
+		if wantDrop == dropNone {
+			want.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+want.innerLen], r.w.cfg.FlowSeed)
+		}
+		f, ok := pool.Get()
+		if !ok || !f.SetLen(len(b)) {
+			t.Fatal("no frame")
+		}
+		copy(f.Bytes(), b)
+		var got pktInfo
+		before := r.counters()
+		took := r.w.parseSite(&got, 0, &f)
+		r.w.ctr.Publish() // as Step does
+		c := r.countersSince(before)
+		if took {
+			ring.Release([]ring.Frame{f})
+		}
+		switch {
+		case wantDrop != dropNone:
+			dropped++
+			if took || c.Dropped(wantDrop) != 1 {
+				t.Fatalf("frame %d: parseSite took %v, %d drops as %v; the general parser drops it as %v", i, took, c.Dropped(wantDrop), wantDrop, wantDrop)
+			}
+		case !took:
+			t.Fatalf("frame %d: parseSite dropped it (%v), the general parser takes it", i, c)
+		case got != want:
+			t.Fatalf("frame %d: parseSite gives %+v, the general parser %+v", i, got, want)
+		default:
+			taken++
+		}
+	}
+	if taken == 0 || dropped == 0 {
+		t.Fatalf("%d frames taken and %d dropped: not both paths", taken, dropped)
+	}
+}

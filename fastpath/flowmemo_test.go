@@ -60,8 +60,8 @@ func TestFlowMemoHopRefilled(t *testing.T) {
 // on the selection bucket as well as the destination's key.
 func TestFlowMemoMovesHitToFront(t *testing.T) {
 	m := newLookupMemo(cache.New(cache.Config{}), 4)
-	if len(m.flows) != 1 {
-		t.Fatalf("%d flow sets, want 1", len(m.flows))
+	if len(m.flows) != 2 { // an IPv4 set, an IPv6 one
+		t.Fatalf("%d flow sets, want 2", len(m.flows))
 	}
 	s := &m.flows[0]
 	key := func(i byte) uint64 { return m.key4(1, [4]byte{10, 0, 0, i}) }

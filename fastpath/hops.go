@@ -403,10 +403,10 @@ func putEthernet(b []byte, adj *nexthop.Adjacency, et uint16) {
 }
 
 // encapFast is encap for the common case, without the general path's
-// calls: an IPv4 packet from a site, or one to re-encapsulate (RTR) under a
-// Not-ECT outer header, whose mapping selected RLOC pk.r (lookup), whose
-// next hop is resolved on one of our ports, with TTL left and fitting the
-// path MTU. It returns the port slot to send the encapsulated frame on
+// calls: an IPv4 or IPv6 packet from a site, or one to re-encapsulate
+// (RTR) under a Not-ECT outer header, whose mapping selected RLOC pk.r
+// (lookup), whose next hop is resolved on one of our ports, with TTL (hop
+// limit) left and fitting the path MTU. It returns the port slot to send the encapsulated frame on
 // (the caller sends it: sendAt), encapDropped when it dropped the frame,
 // or encapNo, having changed nothing, for any other packet, which forward
 // then handles. Its output is the general path's (TestBatchMatchesGeneral).
@@ -487,8 +487,13 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			}
 			j = k // current now: the packet's flow memo hit again
 			continue
-		case loopAny:
-			if out = w.encapFastAny(&pks[k], &fs[k], h); out == encapNo {
+		case loopAny, loopSix:
+			if why == loopSix {
+				out = w.encapFast6(&pks[k], &fs[k], h)
+			} else {
+				out = w.encapFastAny(&pks[k], &fs[k], h)
+			}
+			if out == encapNo {
 				return k, encapNo
 			}
 			if one {
@@ -513,6 +518,7 @@ const (
 	loopAny          // the packet goes through h, whose template patch4 cannot finish: encapFastAny
 	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
 	loopCarry        // the packet's flow memo hit (through h) is of the snapshot before the batch's: carry
+	loopSix          // the packet, an inner IPv6 one, goes through h: encapFast6
 )
 
 // encapLoop is encapRun's loop, the one place that holds encapFast's work
@@ -572,7 +578,10 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				}
 			}
 		}
-		if !pk.v4 || pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
+		if !pk.v4 {
+			return j, encapNo, loopSix, h
+		}
+		if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
 			break
 		}
 		off, n := pk.innerOff, pk.innerLen
@@ -613,11 +622,12 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 			decTTL4(inner, ttl)
 		}
 		copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-		// patch4, written out here: wire.PatchOuterIPv4 for the outer
-		// header just copied from h (fast4), the same bytes (the checksum
-		// updated by the same sum, RFC 1624 eqn. 3, from h.csBase instead
-		// of the template's words), without the checks and calls, the
-		// inner TOS and new TTL taken from registers.
+		// patch4, written out here (it does not inline, and a call in
+		// this loop spills its registers): wire.PatchOuterIPv4 for the
+		// outer header just copied from h (fast4), the same bytes (the
+		// checksum updated by the same sum, RFC 1624 eqn. 3, from h.csBase
+		// instead of the template's words), without the checks and calls,
+		// the inner TOS and new TTL taken from registers.
 		ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
 		tos, on := inner[1], uint32(wire.OuterIPv4Len+n)
 		id := w.ipid
@@ -665,8 +675,84 @@ func (w *Worker) encapFastFill(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	return w.encapFast(pk, f)
 }
 
-// encapFastAny is encapFast through a resolved entry whose template patch4
-// cannot finish (an IPv6 outer header, a UDP checksum): the general patch.
+// patch4 is wire.PatchOuterIPv4 for the outer header ob just copied from
+// h (fast4) in front of an inner packet of n bytes, whose TOS (traffic
+// class) and new TTL (hop limit) are tos and ttl, with flow hash hash: the
+// same bytes (the checksum updated by the same sum, RFC 1624 eqn. 3, from
+// h.csBase instead of the template's words), without the checks and
+// calls: encapFast6's, which encapLoop writes out.
+func (w *Worker) patch4(ob *[wire.OuterIPv4Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
+	be := binary.BigEndian
+	on := uint32(wire.OuterIPv4Len + n)
+	id := w.ipid
+	w.ipid++
+	s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	ob[1] = tos
+	be.PutUint16(ob[2:], uint16(on))
+	be.PutUint16(ob[4:], id)
+	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+	be.PutUint16(ob[10:], ^uint16(s))
+	const u = wire.IPv4MinLen
+	be.PutUint16(ob[u:], wire.SourcePort(hash))
+	be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
+	x := w.nonce() // drawn for every packet, as patchOuter does
+	if h.nonce {
+		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
+	}
+}
+
+// encapFast6 is encapLoop's work for an inner IPv6 packet through h (the
+// caller checked that h holds the batch's snapshot): prepareInner's hop
+// limit rules (under a Not-ECT outer header decapRules leaves the traffic
+// class as it is and takes the smaller hop limit, wire.ApplyDecap), then
+// patch4 with the traffic class for the outer TOS, or the general patch
+// (encapFastAny) for a template patch4 does not take. It returns the port
+// to send on, or encapNo having changed nothing, as encapLoop leaves a
+// packet. A function of its own, not a branch of encapLoop: the branch
+// made every IPv4 packet's loop 8 instructions longer.
+func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
+	off, n := pk.innerOff, pk.innerLen
+	if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT || n > h.maxInner || n < wire.IPv6Len {
+		return encapNo
+	}
+	if !h.fast4 {
+		return w.encapFastAny(pk, f, h)
+	}
+	n0 := f.Len()
+	b := f.Reframe(off-frontV4, frontV4+n)
+	if len(b) < frontV4+wire.IPv6Len { // nil
+		return encapNo
+	}
+	p := (*[frontV4 + wire.IPv6Len]byte)(b)
+	inner := p[frontV4:]
+	hl := inner[7]
+	if pk.rtr {
+		hl = min(hl, pk.outerTTL)
+	}
+	if hl <= 1 {
+		f.Reframe(frontV4-off, n0)
+		return encapNo
+	}
+	hl--
+	inner[7] = hl
+	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+	w.patch4((*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:]), h, inner[0]<<4|inner[1]>>4, hl, n, pk.hash)
+	if pk.rtr {
+		w.c.Inc(CounterReencap)
+	} else {
+		w.c.Inc(CounterEncap)
+	}
+	return h.out
+}
+
+// encapFastAny is encapFast through a resolved entry for what encapLoop's
+// patch4 cannot finish, with the general patch: an inner IPv6 packet, or
+// an IPv4 one under a template patch4 does not take (an IPv6 outer header,
+// a UDP checksum). Like encapLoop it leaves a packet under an ECN-capable
+// outer header (RTR) to the general path, and returns encapNo, having
+// changed nothing, for a packet whose TTL or hop limit runs out.
 func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	off, n := pk.innerOff, pk.innerLen
 	cur := f.Bytes()
@@ -674,8 +760,22 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 		return encapNo
 	}
 	inner := cur[off : off+n]
-	ttl := inner[8]
-	if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
+	if !pk.v4 {
+		if n < wire.IPv6Len {
+			return encapNo
+		}
+		// prepareInner for IPv6: under a Not-ECT outer header
+		// decapRules leaves the traffic class as it is and takes the
+		// smaller hop limit (wire.ApplyDecap); then the decrement.
+		hl := inner[7]
+		if pk.rtr {
+			hl = min(hl, pk.outerTTL)
+		}
+		if hl <= 1 {
+			return encapNo
+		}
+		inner[7] = hl - 1
+	} else if ttl := inner[8]; pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
 		if pk.outerTTL <= 1 {
 			return encapNo
 		}

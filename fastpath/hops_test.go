@@ -179,11 +179,16 @@ func (r *rig) countersSince(before Counters) Counters {
 // packet (TTL expired: inner TTL 1 from a site, outer TTL 1 below the inner
 // one for the RTR), it returns encapNo with the frame exactly as it was
 // (start, length, bytes), for the general path that drops it; a packet it
-// takes gets the 50-byte front. Moving the front back wrong, or not at all,
-// makes it fail.
+// takes gets the 50-byte front and TTL 1. The same for IPv6 EIDs (hop
+// limit): encapFast takes them too. Moving the front back wrong, or not
+// at all, makes it fail, and so does leaving IPv6 packets to the general
+// path.
 func TestEncapFastRefusalLeavesFrame(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.RTR = true })
-	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	r.install([]StaticMapping{
+		{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+		{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:2::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+	})
 	pool := r.w.ports[0].p.Pool()
 	r.w.snap = r.nh.Load()
 	for _, tc := range []struct {
@@ -198,6 +203,12 @@ func TestEncapFastRefusalLeavesFrame(t *testing.T) {
 			inner: innerPacket(t, innerSpec{src: hostA, dst: remote4, ttl: 64, payload: 40})}), true, false},
 		{"rtr-outer-ttl2", lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 2,
 			inner: innerPacket(t, innerSpec{src: hostA, dst: remote4, ttl: 64, payload: 40})}), true, true},
+		{"site6-hl1", siteFrame(t, innerSpec{src: hostA6, dst: remote6, ttl: 1, payload: 40}), false, false},
+		{"site6-hl2", siteFrame(t, innerSpec{src: hostA6, dst: remote6, ttl: 2, payload: 40}), false, true},
+		{"rtr6-outer-ttl1", lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 1,
+			inner: innerPacket(t, innerSpec{src: hostA6, dst: remote6, ttl: 64, payload: 40})}), true, false},
+		{"rtr6-outer-ttl2", lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 2,
+			inner: innerPacket(t, innerSpec{src: hostA6, dst: remote6, ttl: 64, payload: 40})}), true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, ok := pool.Get()
@@ -236,6 +247,13 @@ func TestEncapFastRefusalLeavesFrame(t *testing.T) {
 			}
 			if f.Offset() != off+pk.innerOff-frontV4 || f.Len() != frontV4+pk.innerLen {
 				t.Fatalf("taken frame: offset %d length %d, want %d and %d", f.Offset(), f.Len(), off+pk.innerOff-frontV4, frontV4+pk.innerLen)
+			}
+			ttlAt := frontV4 + 8
+			if !pk.v4 {
+				ttlAt = frontV4 + 7 // the hop limit
+			}
+			if got := f.Bytes()[ttlAt]; got != 1 {
+				t.Fatalf("taken frame: inner TTL %d, want 1", got)
 			}
 		})
 	}

@@ -34,6 +34,28 @@ type flowSlot struct {
 // flowSet is four flow slots, one 64-byte cache line, most recent first.
 type flowSet [4]flowSlot
 
+// flow6Slot is flowSlot for an IPv6 destination: the address whole (hi,
+// lo: its two halves) and tag, the memo generation (top 8 bits) and the
+// instance-ID (24 bits).
+type flow6Slot struct {
+	hi, lo uint64
+	tag    uint32 // 0 never valid (generation 0 is never current)
+	ser    uint32
+	hop    uint16
+	bkt    uint8
+	off    uint8
+	_      [4]byte
+}
+
+// flow6Set is two IPv6 flow slots, one 64-byte cache line (the size of a
+// flowSet, in whose table it lives: flow6At), most recent first.
+type flow6Set [2]flow6Slot
+
+var (
+	_ [unsafe.Sizeof(flow6Set{}) - unsafe.Sizeof(flowSet{})]byte
+	_ [unsafe.Sizeof(flowSet{}) - unsafe.Sizeof(flow6Set{})]byte
+)
+
 // memo6Slot is one remembered IPv6 lookup.
 type memo6Slot struct {
 	hi, lo uint64 // the address
@@ -69,8 +91,9 @@ type memo6Set [2]memo6Slot
 // wait for the next step's sync. Instance-IDs are 24 bits (RFC 9300 §5.3);
 // larger ones bypass the memo. Belongs to the worker's goroutine.
 //
-// The flow memo (flows) goes one step further for IPv4 unicast
-// destinations: from the memo key and the flow's selection bucket to the
+// The flow memo (flows) goes one step further for unicast destinations:
+// from the memo key (for IPv6, the address and a tag) and the flow's
+// selection bucket to the
 // next-hop memo entry the packet was last encapsulated through, so that a
 // hit skips the entry, the RLOC choice and the next-hop memo's lookup, each
 // a cache line of its own. Its slots carry the memo generation in their keys
@@ -78,13 +101,16 @@ type memo6Set [2]memo6Slot
 // a slot of the previous generation is not used, so it needs no activity
 // mark) and the serial of the next-hop entry, which changes whenever that
 // entry is filled again (another RLOC, or a new next-hop snapshot).
+// Its table's first half holds IPv4 sets (flowSet), the second IPv6 ones
+// (flow6Set, two ways of 32 bytes, named by pktInfo.fset6: lookupStage
+// takes those hits), so that one flowRef type and one clear serve both.
 type lookupMemo struct {
 	_          [cacheLine]byte // hits and miss change per packet: keep other workers' memos off their line
 	c          *cache.Cache
 	rd         *cache.Reader // the worker's lookups: activity marks in the worker's own bitmap
 	v4         []memo4Set    // nil: disabled, every lookup goes to the cache
 	v6         []memo6Set
-	flows      []flowSet // nil with v4
+	flows      []flowSet // nil with v4; from index maskF+1 on, flow6Sets
 	mask4      uint32
 	mask6      uint32
 	maskF      uint32
@@ -94,12 +120,19 @@ type lookupMemo struct {
 	cfold      uint32 // cache folds gen stands for
 	hits, miss uint64
 	flowHits   uint64 // packets the flow memo sent (not counted in hits)
+	used6      bool   // an IPv6 slot (v6, or an IPv6 set of flows) was filled since the tables were last cleared
 	_          [cacheLine]byte
 }
 
 // defaultMemoSize is the default number of IPv4 slots (16384 sets of four,
-// 1 MiB); the IPv6 table gets half as many sets (8192 sets of two, 512 KiB),
-// the flow memo as many slots as the IPv4 table (16384 sets of four, 1 MiB).
+// 1 MiB); the IPv6 table gets as many sets (16384 sets of two, 1 MiB), the
+// flow memo as many sets as the IPv4 table for IPv4 flows (16384 sets of
+// four, 1 MiB) and as many for IPv6 ones (16384 sets of two, 1 MiB).
+// A two-way set serves three destinations in turn with a miss each: with
+// 8192 IPv6 sets, 4096 destinations, one in each of 4096 /48s
+// (BenchmarkWorker/encap-84B-v6), left 28 % of them in sets of three or
+// more: the benchmark's packets hit the memo 72 % of the time (and 4096
+// consecutive interface IDs missed 25 %: TestMemo6Spread).
 // A set holds four destinations: with the default, 16k destinations leave
 // one set in about fifty overfull (16384 sets each holding on average one of
 // them), where 4096 sets left more than half of them in sets that thrash.
@@ -108,7 +141,8 @@ type lookupMemo struct {
 const defaultMemoSize = 65536
 
 // newLookupMemo returns a memo of at least size IPv4 slots (rounded up to a
-// power of two, and half as many IPv6 slots); size < 0 disables it.
+// power of two, and half as many IPv6 slots: as many sets); size < 0
+// disables it.
 func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
 	m := &lookupMemo{c: c, rd: c.NewReader(), gen: 1, cgen: c.Generation(), cfold: c.Folds()}
 	if size < 0 {
@@ -123,10 +157,9 @@ func newLookupMemo(c *cache.Cache, size int) *lookupMemo {
 	}
 	m.v4 = make([]memo4Set, sets)
 	m.mask4 = uint32(sets - 1)
-	sets6 := max(sets/2, 1)
-	m.v6 = make([]memo6Set, sets6)
-	m.mask6 = uint32(sets6 - 1)
-	m.flows = make([]flowSet, sets)
+	m.v6 = make([]memo6Set, sets)
+	m.mask6 = uint32(sets - 1)
+	m.flows = make([]flowSet, 2*sets) // IPv4, then IPv6 (flow6Set) sets
 	m.maskF = uint32(sets - 1)
 	return m
 }
@@ -148,8 +181,12 @@ func (m *lookupMemo) sync() {
 	m.cgen, m.cfold = g, f
 	if m.gen++; m.gen > 255 { // wrapped: slots of 255 changes ago would match
 		clear(m.v4)
-		clear(m.v6)
-		clear(m.flows)
+		clear(m.flows[:m.maskF+1])
+		if m.used6 { // the IPv6 tables (2 MiB by default) only when filled since
+			clear(m.v6)
+			clear(m.flows[m.maskF+1:])
+			m.used6 = false
+		}
 		m.gen, m.prev = 1, 0
 	}
 }
@@ -157,6 +194,13 @@ func (m *lookupMemo) sync() {
 // key4 is the slot key of IPv4 destination a in instance-ID iid.
 func (m *lookupMemo) key4(iid uint32, a [4]byte) uint64 {
 	return uint64(m.gen)<<56 | uint64(iid)<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+}
+
+// set6 is the set that holds IPv6 destination hi:lo (the address's two
+// halves) in instance-ID iid.
+func (m *lookupMemo) set6(iid uint32, hi, lo uint64) *memo6Set {
+	h := (lo ^ hi*0x9E3779B97F4A7C15 ^ uint64(iid)<<40) * 0x9E3779B97F4A7C15
+	return &m.v6[uint32(h>>40)&m.mask6]
 }
 
 // set4 is the set that holds key.
@@ -180,6 +224,64 @@ type flowRef uint32
 
 // flowAt is the set that ref names (not 0).
 func (m *lookupMemo) flowAt(ref flowRef) *flowSet { return &m.flows[ref-1] }
+
+// flowSet6 is the flow memo's set for the packets to IPv6 destination
+// hi:lo in instance-ID iid with flow hash hash: one of the table's second
+// half. The index is the memo6 table's (set6), the bucket mixed in.
+func (m *lookupMemo) flowSet6(iid uint32, hi, lo uint64, hash uint32) flowRef {
+	k := (lo ^ hi*0x9E3779B97F4A7C15 ^ uint64(iid)<<40 ^ uint64(cache.SelectBucket(hash))<<24) * 0xD6E8FEB86659FD93
+	return flowRef(uint32(k>>40)&m.maskF + m.maskF + 2)
+}
+
+// flow6At is the IPv6 set that ref names (from flowSet6).
+func (m *lookupMemo) flow6At(ref flowRef) *flow6Set {
+	return (*flow6Set)(unsafe.Pointer(&m.flows[ref-1]))
+}
+
+// tag6 is the flow6Slot tag of instance-ID iid (at most cacheMaxIID) in
+// the current memo generation.
+func (m *lookupMemo) tag6(iid uint32) uint32 { return m.gen<<24 | iid }
+
+// flowKey6 sets pk.mkey, pk.mlo and pk.fset6, the address halves and the
+// flow memo set of pk's flow, for IPv6 destination pk.dst in pk.iid,
+// unless it is a multicast group. The caller checked that the memo holds
+// keys of pk.iid.
+func (m *lookupMemo) flowKey6(pk *pktInfo) {
+	if !pk.dst.IsMulticast() {
+		a := pk.dst.As16()
+		pk.mkey, pk.mlo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+		pk.fset6 = m.flowSet6(pk.iid, pk.mkey, pk.mlo, pk.hash)
+	}
+}
+
+// flow6Hit returns the slot of pk's flow in its IPv6 flow set (flowKey6),
+// moved to the front, or nil.
+func (m *lookupMemo) flow6Hit(pk *pktInfo) *flow6Slot {
+	s, tag, b := m.flow6At(pk.fset6), m.tag6(pk.iid), cache.SelectBucket(pk.hash)
+	for i := range s {
+		if x := &s[i]; x.hi == pk.mkey && x.lo == pk.mlo && x.tag == tag && x.bkt == b {
+			if i > 0 {
+				s[0], s[1] = s[1], s[0]
+			}
+			return &s[0]
+		}
+	}
+	return nil
+}
+
+// fillFlow6 is fillFlow for pk's IPv6 flow (flowKey6); it returns the
+// slot filled. A slot of the same flow in front (one left for its offer
+// tag, lookupStage) is filled again in place, not pushed back.
+func (m *lookupMemo) fillFlow6(pk *pktInfo, hop uint16, ser uint32) *flow6Slot {
+	s := m.flow6At(pk.fset6)
+	m.used6 = true
+	x := flow6Slot{hi: pk.mkey, lo: pk.mlo, tag: m.tag6(pk.iid), ser: ser, hop: hop, bkt: cache.SelectBucket(pk.hash)}
+	if y := &s[0]; y.hi != x.hi || y.lo != x.lo || y.tag != x.tag || y.bkt != x.bkt {
+		s[1] = s[0]
+	}
+	s[0] = x
+	return &s[0]
+}
 
 // A flow set is one cache line: prefetchSets fetches the line at the set's
 // index times 64.
@@ -289,8 +391,7 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 	}
 	a := dst.As16()
 	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
-	h := (lo ^ hi*0x9E3779B97F4A7C15 ^ uint64(iid)<<40) * 0x9E3779B97F4A7C15
-	s := &m.v6[uint32(h>>40)&m.mask6]
+	s := m.set6(iid, hi, lo)
 	for i := range s {
 		if x := &s[i]; x.lo == lo && x.hi == hi && x.iid == iid && (x.gen == m.gen || x.gen == m.prev && m.prev != 0) {
 			m.hits++
@@ -308,6 +409,7 @@ func (m *lookupMemo) probe(iid uint32, dst netip.Addr) (*cache.Entry, bool) {
 	m.miss++
 	e, ok := m.rd.Lookup(iid, dst)
 	if ok {
+		m.used6 = true
 		s[1] = s[0]
 		s[0] = memo6Slot{hi: hi, lo: lo, iid: iid, gen: m.gen, e: e}
 	}

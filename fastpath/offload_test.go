@@ -564,9 +564,10 @@ func TestOffloadKernelMatchesWorker(t *testing.T) {
 }
 
 // TestOffloadOffersIPv6EIDs: a flow to an IPv6 EID is offered on the first
-// packet the worker encapsulates through a resolved next hop (IPv6 EIDs
-// have no flow memo: the offer6 memo), once per epoch and bucket, with the
-// front the worker sent; through an IPv6 RLOC too.
+// packet the worker encapsulates through a resolved next hop (the flow
+// memo slot it fills holds the offer's tag), once per epoch and bucket,
+// with the front the worker sent; through an IPv6 RLOC too. A flow memo
+// hit of an earlier epoch is not taken, so the flow is offered again.
 func TestOffloadOffersIPv6EIDs(t *testing.T) {
 	ft := newFakeOffload()
 	r, off := offloadRig(t, ft)

@@ -160,7 +160,7 @@ type Config struct {
 	KickDelay time.Duration
 	// LookupMemo is the number of slots of the worker's memo of map-cache
 	// lookups by exact destination (rounded up to a power of two; default
-	// 65536 IPv4 and 16384 IPv6 slots, 1.5 MiB); negative disables the memo.
+	// 65536 IPv4 and 32768 IPv6 slots, 2 MiB); negative disables the memo.
 	// See lookupMemo.
 	LookupMemo int
 	// ObservationRing is the capacity of the echo-nonce / LSB observation

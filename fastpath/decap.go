@@ -51,9 +51,13 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		le := core4(b, w.rloc4k, pk)
 		// coreInner's common case: the instance-ID of the last packet,
 		// one deliver4 takes (siteMemo.fast), and nothing to observe.
-		if le > 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && (*[core4Min]byte)(b)[core4Inner-wire.HeaderLen]&obsFlags == 0 &&
-			w.deliver4(f, (*[core4Min]byte)(b), pk, j) {
-			continue
+		if le > 0 {
+			if w.lastSite.fast == 1<<32|uint64(pk.iid) && (*[core4Min]byte)(b)[core4Inner-wire.HeaderLen]&obsFlags == 0 &&
+				w.deliver4(f, (*[core4Min]byte)(b), pk, j) {
+				continue
+			}
+		} else if le < 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && b[core4Inner-wire.HeaderLen]&obsFlags == 0 && w.deliver6(f, b, pk, j) {
+			continue // the same for an inner IPv6 packet
 		}
 		// w.parseCore, written out.
 		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
@@ -588,6 +592,46 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 		return true
 	}
 	*(*[wire.EthernetLen]byte)(b) = *(*[wire.EthernetLen]byte)(h.hdr[:])
+	site := w.lastSite.slot
+	if !w.ip.take(j, site) {
+		w.sendAt(j, site, f)
+	}
+	return true
+}
+
+// deliver6 is deliver4 for a frame whose inner packet is an IPv6 one
+// (core4's result negative: core4Six), b its bytes: the same conditions,
+// the delivery memo entry matched by its key (nextHop.dkey: resolved on
+// the site port, dkey6, the decap offload tag) and its destination, the
+// address read from the frame. Under a Not-ECT outer header the hop limit
+// becomes the smaller one and the traffic class stays (deliverAt's rule).
+// It reports false, having changed nothing, for any other frame.
+func (w *Worker) deliver6(f *ring.Frame, b []byte, pk *pktInfo, j int) bool {
+	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
+	lo, hi := binary.LittleEndian.Uint64(in[32:]), binary.LittleEndian.Uint64(in[24:])
+	x := lo ^ hi*0x9E3779B97F4A7C15 // delIndex's
+	dst := netip.AddrFrom16([16]byte(in[24:40]))
+	key := w.lastSite.dkey&^(1<<32) | dkey6
+	h := &w.dels[(x*0x9E3779B97F4A7C15)>>(64-delBits)]
+	if h.dkey != key || h.dst != dst {
+		if h = &w.dels[(x*delAltMul)>>(64-delBits)]; h.dkey != key || h.dst != dst { // the second slot (delWay)
+			return false
+		}
+	}
+	ttl := min(in[7], pk.outerTTL)
+	if h.snap != w.snap || pk.outerTOS&3 != wire.ECNNotECT || ttl == 0 {
+		return false
+	}
+	in[7] = ttl
+	w.c.Inc(CounterDecap)
+	// SetLen to the inner packet's end and Pull to its Ethernet header:
+	// core4 checked that the inner packet lies within the frame.
+	fb := f.Reframe(core4Inner-wire.EthernetLen, wire.EthernetLen+pk.innerLen)
+	if len(fb) < wire.EthernetLen {
+		w.drop(f, DropBadLength) // not what core4 took
+		return true
+	}
+	*(*[wire.EthernetLen]byte)(fb) = *(*[wire.EthernetLen]byte)(h.hdr[:])
 	site := w.lastSite.slot
 	if !w.ip.take(j, site) {
 		w.sendAt(j, site, f)

@@ -267,9 +267,33 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
 		if w.parseSite(pk, slot, &fs[j]) {
 			pk.act = actForward
-			w.stageProbe(pk)
+			if pk.v4 {
+				w.stageProbe(pk)
+			} else {
+				w.stageProbe6(pk, fs[j].Bytes())
+			}
 		}
 	}
+}
+
+// stageProbe6 is stageProbe for a site packet to an IPv6 destination in
+// frame b, from the header's bytes (flowKey6 builds them from pk.dst):
+// the flow memo's set in pk.fset6 (0 for none) for a unicast destination
+// that is not an IPv4-mapped address (those, multicast through
+// netip.Addr.IsMulticast too, are left to probe).
+func (w *Worker) stageProbe6(pk *pktInfo, b []byte) {
+	pk.fset6 = 0
+	m := w.memo
+	if m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv6Len {
+		return
+	}
+	ip := (*[wire.IPv6Len]byte)(b[pk.innerOff:])
+	hi, lo := binary.BigEndian.Uint64(ip[24:]), binary.BigEndian.Uint64(ip[32:])
+	if ip[24] == 0xff || hi == 0 && lo>>32 == 0xffff {
+		return
+	}
+	pk.mkey, pk.mlo = hi, lo
+	pk.fset6 = m.flowSet6(pk.iid, hi, lo, pk.hash)
 }
 
 // flowRun takes the packets of a batch from index j on through their
@@ -377,6 +401,24 @@ func flowL4(ip []byte, tl int) uint64 {
 	return uint64(proto)<<32 | uint64(binary.BigEndian.Uint32(ip[wire.IPv4MinLen:]))
 }
 
+// flowHash6 is wire.FlowHash of the IPv6 packet ip (its header checked,
+// h0 = wire.FlowStart(seed)), without the general function's version
+// switch (TestFlowHash6MatchesWire): the addresses, then the next header
+// and, for a protocol with ports in a packet that has them, the ports.
+// Extension headers are not looked through, as wire.FlowHash does not.
+func flowHash6(ip []byte, h0 uint64) uint32 {
+	be := binary.BigEndian
+	_ = ip[wire.IPv6Len-1]
+	h := wire.FlowMix(wire.FlowMix(h0, be.Uint64(ip[8:])), be.Uint64(ip[16:]))
+	h = wire.FlowMix(wire.FlowMix(h, be.Uint64(ip[24:])), be.Uint64(ip[32:]))
+	proto := ip[6]
+	l4 := uint64(proto) << 32
+	if len(ip) >= wire.IPv6Len+4 && portProto[proto] {
+		l4 |= uint64(be.Uint32(ip[wire.IPv6Len:]))
+	}
+	return wire.FlowFinish(wire.FlowMix(h, l4))
+}
+
 // portProto marks the protocols whose ports wire.FlowHash includes.
 var portProto = [256]bool{wire.ProtoTCP: true, wire.ProtoUDP: true, wire.ProtoSCTP: true, wire.ProtoUDPLite: true}
 
@@ -408,7 +450,7 @@ func (w *Worker) parseSite(pk *pktInfo, slot int, f *ring.Frame) bool {
 		pk.v4, pk.innerLen = false, n
 		pk.dst = netip.AddrFrom16([16]byte(ip[24:40]))
 		pk.src = netip.AddrFrom16([16]byte(ip[8:24]))
-		pk.hash = wire.FlowHash(b[wire.EthernetLen:wire.EthernetLen+n], w.cfg.FlowSeed)
+		pk.hash = flowHash6(b[wire.EthernetLen:wire.EthernetLen+n], w.flow0)
 		return true
 	}
 	et, off, _, err := wire.Ethernet(b).Payload()

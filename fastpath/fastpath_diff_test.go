@@ -326,6 +326,31 @@ func TestFlowHash4MatchesWire(t *testing.T) {
 	}
 }
 
+// TestFlowHash6MatchesWire: flowHash6 equals wire.FlowHash over random
+// IPv6 packets: every protocol the ports count for and others, lengths
+// with and without the ports, several seeds.
+func TestFlowHash6MatchesWire(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(11, 12))
+	protos := []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoSCTP, wire.ProtoUDPLite, 58, 0, 44, 255}
+	for range 20000 {
+		n := wire.IPv6Len + rnd.IntN(12)
+		ip := make([]byte, n)
+		for i := range ip {
+			ip[i] = byte(rnd.Uint32())
+		}
+		ip[0] = 0x60 | ip[0]&0x0f
+		ip[6] = protos[rnd.IntN(len(protos))]
+		seed := rnd.Uint32()
+		if rnd.IntN(4) == 0 {
+			seed = 0
+		}
+		got := flowHash6(ip, wire.FlowStart(seed))
+		if want := wire.FlowHash(ip, seed); got != want {
+			t.Fatalf("packet %x seed %d: flowHash6 %#x, wire.FlowHash %#x", ip, seed, got, want)
+		}
+	}
+}
+
 // TestCsumDecTTL: csumLowerTTL is wire.ChecksumUpdate for a TTL one less,
 // for every checksum and TTLs 1 to 255 (each with another protocol), and
 // for every drop; decTTL4 and lowerTTL4 write what setTTL4 writes.
@@ -435,5 +460,48 @@ func TestParseSite6MatchesGeneral(t *testing.T) {
 	}
 	if taken == 0 || dropped == 0 {
 		t.Fatalf("%d frames taken and %d dropped: not both paths", taken, dropped)
+	}
+}
+
+// TestStageProbe6MatchesFlowKey6: stageProbe6, which reads a site
+// packet's IPv6 destination from the frame, names the same flow memo set
+// and key as flowKey6 does from pk.dst, for random unicast destinations
+// and flow hashes; for a multicast destination or an IPv4-mapped one it
+// names none.
+func TestStageProbe6MatchesFlowKey6(t *testing.T) {
+	r := newRig(t, nil)
+	rnd := rand.New(rand.NewPCG(13, 14))
+	for i := range 3000 {
+		var a [16]byte
+		for k := range a {
+			a[k] = byte(rnd.Uint32())
+		}
+		none := false
+		switch i % 10 {
+		case 0:
+			a[0], none = 0xff, true // multicast
+		case 1:
+			a = netip.AddrFrom4([4]byte(a[:4])).As16() // IPv4-mapped
+			none = true
+		default:
+			if a[0] == 0xff {
+				a[0] = 0x20
+			}
+		}
+		dst := netip.AddrFrom16(a)
+		b := siteFrame(t, innerSpec{src: hostA6, dst: dst, ttl: 9, payload: 8})
+		want := pktInfo{iid: iidSite, dst: dst, hash: rnd.Uint32(), innerOff: wire.EthernetLen}
+		got := want
+		if r.w.memo.flowKey6(&want); none {
+			want.fset6 = 0
+		}
+		got.fset6 = 77 // stale, from an earlier batch
+		r.w.stageProbe6(&got, b)
+		if got.fset6 != want.fset6 || got.fset6 != 0 && (got.mkey != want.mkey || got.mlo != want.mlo) {
+			t.Fatalf("%v: stageProbe6 set %d (%#x %#x), flowKey6 %d (%#x %#x)", dst, got.fset6, got.mkey, got.mlo, want.fset6, want.mkey, want.mlo)
+		}
+		if none != (got.fset6 == 0) {
+			t.Fatalf("%v: set %d", dst, got.fset6)
+		}
 	}
 }

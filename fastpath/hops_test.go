@@ -738,7 +738,7 @@ func slotOf(w *Worker, h *nextHop) int {
 // deliveryMAC is the MAC address of host i of deliveryRounds.
 func deliveryMAC(i int) [6]byte { return [6]byte{0x02, 0x01, 0, 0, byte(i >> 8), byte(i)} }
 
-// deliveryRounds sets up a rig whose site (10.1.0.0/16) holds hosts, host i
+// deliveryRounds sets up a rig whose site (10.1.0.0/16, 2001:db8:1::/48) holds hosts, host i
 // at deliveryMAC(i), and returns it with round, which sends a LISP packet
 // to each host in turn, a batch at a time, and checks each is delivered
 // to its host's MAC.
@@ -751,14 +751,19 @@ func deliveryRounds(t *testing.T, hosts []netip.Addr) (*rig, func(what string)) 
 	}
 	r.nh.Store(nexthop.NewSnapshot(
 		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
-		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
+		[]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("2001:db8:1::/48"), IfIndex: 10},
+			{Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20}},
 		neighs))
 	return r, func(what string) {
 		t.Helper()
 		for i := 0; i < len(hosts); i += ring.IdealBatchSize {
 			var fs [][]byte
 			for j := i; j < min(i+ring.IdealBatchSize, len(hosts)); j++ {
-				in := innerPacket(t, innerSpec{src: remote4, dst: hosts[j], payload: 20})
+				src := remote4
+				if hosts[j].Is6() {
+					src = remote6
+				}
+				in := innerPacket(t, innerSpec{src: src, dst: hosts[j], payload: 20})
 				fs = append(fs, lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}))
 			}
 			r.fromCore(fs...)
@@ -906,5 +911,47 @@ func TestNextHopLayout(t *testing.T) {
 		if a := uintptr(p); a%line != 0 {
 			t.Errorf("the worker's %s memo starts at %#x, not on a %d-byte line", name, a, line)
 		}
+	}
+}
+
+// TestDeliveryIPv6HostsShareSlots: IPv6 hosts whose first delivery slots
+// coincide, in pairs, are each delivered to their own MAC address, also
+// once their entries are filled and the batch's shortcut (deliver6)
+// delivers them: it matches an entry by destination, not by the site's
+// key alone (leaving that out sends the second host's packets to the
+// first's MAC). Neither round after the first fills an entry again.
+func TestDeliveryIPv6HostsShareSlots(t *testing.T) {
+	var hosts []netip.Addr
+	firsts := map[uint32]netip.Addr{}
+	seconds := map[uint32]bool{}
+	base := netip.MustParseAddr("2001:db8:1::").As16()
+	for i := uint32(1); i < 1<<20 && len(hosts) < 128; i++ {
+		a := base
+		binary.BigEndian.PutUint32(a[12:], i)
+		n := netip.AddrFrom16(a)
+		fa, fb := delIndex(n)
+		if fa == fb || seconds[fb] || seconds[fa] {
+			continue
+		}
+		if m, ok := firsts[fa]; ok && m.IsValid() {
+			hosts = append(hosts, m, n) // a pair: one first slot
+			firsts[fa] = netip.Addr{}   // used up
+			seconds[fb] = true
+			_, mb := delIndex(m)
+			seconds[mb] = true
+		} else if !ok {
+			firsts[fa] = n
+		}
+	}
+	if len(hosts) < 128 {
+		t.Fatalf("only %d hosts in pairs found", len(hosts))
+	}
+	r, round := deliveryRounds(t, hosts)
+	round("first round")
+	ser := r.w.hopSer
+	round("second round")
+	round("third round")
+	if r.w.hopSer != ser {
+		t.Fatalf("%d entries filled again after the first round", r.w.hopSer-ser)
 	}
 }

@@ -98,7 +98,7 @@ type pktInfo struct {
 	outerV4   bool
 	act       pktAction // what the batch's last stage does with it
 	fset      flowRef   // the flow memo set the parse stage found for an IPv4 dst and hash (0: none, probe finds the entry)
-	mkey      uint64    // with fset: the memo4 key of dst; with fset6, dst's first half (flowKey6)
+	mkey      uint64    // with fset: the memo4 key of dst; with fset6, dst's first half (stageProbe6)
 	mlo       uint64    // with fset6: dst's second half
 	hop       *nextHop  // a flow memo hit: the next-hop memo entry to send through (lookupStage; nil: none)
 	hser      uint32    // with hop: the serial hop held when the flow memo remembered it
@@ -276,11 +276,12 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 	}
 }
 
-// stageProbe6 is stageProbe for a site packet to an IPv6 destination in
-// frame b, from the header's bytes (flowKey6 builds them from pk.dst):
-// the flow memo's set in pk.fset6 (0 for none) for a unicast destination
-// that is not an IPv4-mapped address (those, multicast through
-// netip.Addr.IsMulticast too, are left to probe).
+// stageProbe6 is stageProbe for a packet to an IPv6 destination (from a
+// site, or an RTR's inner one) in frame b, from the header's bytes: the
+// address's halves (pk.mkey, pk.mlo) and the flow memo's set in pk.fset6
+// for a unicast destination that is not an IPv4-mapped address (those,
+// multicast through netip.Addr.IsMulticast too, are left to probe);
+// fset6 is 0 for any other, and valid for IPv6 packets only.
 func (w *Worker) stageProbe6(pk *pktInfo, b []byte) {
 	pk.fset6 = 0
 	m := w.memo
@@ -610,35 +611,31 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 	prefetchEach(unsafe.Pointer(&pks[0].e), len(pks), stride)
 }
 
-// stageProbe prepares the probe stage of a batch's packet to look up: for
-// an IPv4 unicast destination the memo holds, the memo key and the flow
+// stageProbe prepares the probe stage of a batch's IPv4 packet to look
+// up: for a unicast destination the memo holds, the memo key and the flow
 // memo's set (flowRun prefetches the set; flowRun or lookupStage checks
-// it, then lookupStage the first way of the memo4 set); for an IPv6 one,
-// the address's halves and the flow memo's set in pk.fset6 (0 for none),
-// which lookupStage checks.
+// it, then lookupStage the first way of the memo4 set). An IPv6 packet's
+// is stageProbe6.
 func (w *Worker) stageProbe(pk *pktInfo) {
 	m := w.memo
-	if !pk.dst.Is4() {
-		pk.fset6 = 0 // fset6 is valid for IPv6 packets only, and set here for every one
-		if m.v4 != nil && pk.iid <= cacheMaxIID {
-			m.flowKey6(pk)
-		}
-		return
-	}
-	if m.v4 == nil || pk.iid > cacheMaxIID {
+	if m.v4 == nil || pk.iid > cacheMaxIID || !pk.dst.Is4() {
 		return
 	}
 	m.flowKey4(pk, pk.dst.As4())
 }
 
-// stageProbeCore is stageProbe for a core packet to forward (RTR) whose
-// frame holds b: an inner IPv4 destination is read from the frame.
-// coreInner calls it for its general case (its common case calls
-// flowKey4 itself), so the fields are ready for the batch's flowRun and
-// lookupStage.
+// stageProbeCore is stageProbe (stageProbe6 for an inner IPv6 packet)
+// for a core packet to forward (RTR) whose frame holds b: an inner IPv4
+// destination is read from the frame. coreInner calls it for its general
+// case (its common case calls flowKey4 itself), so the fields are ready
+// for the batch's flowRun and lookupStage.
 func (w *Worker) stageProbeCore(pk *pktInfo, b []byte) {
+	if !pk.v4 {
+		w.stageProbe6(pk, b)
+		return
+	}
 	m := w.memo
-	if !pk.v4 || m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {
+	if m.v4 == nil || pk.iid > cacheMaxIID || len(b) < pk.innerOff+wire.IPv4MinLen {
 		w.stageProbe(pk)
 		return
 	}

@@ -463,12 +463,12 @@ func TestParseSite6MatchesGeneral(t *testing.T) {
 	}
 }
 
-// TestStageProbe6MatchesFlowKey6: stageProbe6, which reads a site
-// packet's IPv6 destination from the frame, names the same flow memo set
-// and key as flowKey6 does from pk.dst, for random unicast destinations
-// and flow hashes; for a multicast destination or an IPv4-mapped one it
-// names none.
-func TestStageProbe6MatchesFlowKey6(t *testing.T) {
+// TestStageProbe6Keys: stageProbe6, which reads a packet's IPv6
+// destination from the frame, names the flow memo set and key that pk.dst
+// gives (key6), for random unicast destinations and flow hashes; for a
+// multicast destination or an IPv4-mapped one it names none, also when
+// the packet held a set from an earlier batch.
+func TestStageProbe6Keys(t *testing.T) {
 	r := newRig(t, nil)
 	rnd := rand.New(rand.NewPCG(13, 14))
 	for i := range 3000 {
@@ -492,13 +492,13 @@ func TestStageProbe6MatchesFlowKey6(t *testing.T) {
 		b := siteFrame(t, innerSpec{src: hostA6, dst: dst, ttl: 9, payload: 8})
 		want := pktInfo{iid: iidSite, dst: dst, hash: rnd.Uint32(), innerOff: wire.EthernetLen}
 		got := want
-		if r.w.memo.flowKey6(&want); none {
+		if key6(r.w.memo, &want); none {
 			want.fset6 = 0
 		}
 		got.fset6 = 77 // stale, from an earlier batch
 		r.w.stageProbe6(&got, b)
 		if got.fset6 != want.fset6 || got.fset6 != 0 && (got.mkey != want.mkey || got.mlo != want.mlo) {
-			t.Fatalf("%v: stageProbe6 set %d (%#x %#x), flowKey6 %d (%#x %#x)", dst, got.fset6, got.mkey, got.mlo, want.fset6, want.mkey, want.mlo)
+			t.Fatalf("%v: stageProbe6 set %d (%#x %#x), want %d (%#x %#x)", dst, got.fset6, got.mkey, got.mlo, want.fset6, want.mkey, want.mlo)
 		}
 		if none != (got.fset6 == 0) {
 			t.Fatalf("%v: set %d", dst, got.fset6)

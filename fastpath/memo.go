@@ -242,19 +242,7 @@ func (m *lookupMemo) flow6At(ref flowRef) *flow6Set {
 // the current memo generation.
 func (m *lookupMemo) tag6(iid uint32) uint32 { return m.gen<<24 | iid }
 
-// flowKey6 sets pk.mkey, pk.mlo and pk.fset6, the address halves and the
-// flow memo set of pk's flow, for IPv6 destination pk.dst in pk.iid,
-// unless it is a multicast group. The caller checked that the memo holds
-// keys of pk.iid.
-func (m *lookupMemo) flowKey6(pk *pktInfo) {
-	if !pk.dst.IsMulticast() {
-		a := pk.dst.As16()
-		pk.mkey, pk.mlo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
-		pk.fset6 = m.flowSet6(pk.iid, pk.mkey, pk.mlo, pk.hash)
-	}
-}
-
-// flow6Hit returns the slot of pk's flow in its IPv6 flow set (flowKey6),
+// flow6Hit returns the slot of pk's flow in its IPv6 flow set (stageProbe6),
 // moved to the front, or nil.
 func (m *lookupMemo) flow6Hit(pk *pktInfo) *flow6Slot {
 	s, tag, b := m.flow6At(pk.fset6), m.tag6(pk.iid), cache.SelectBucket(pk.hash)
@@ -269,7 +257,7 @@ func (m *lookupMemo) flow6Hit(pk *pktInfo) *flow6Slot {
 	return nil
 }
 
-// fillFlow6 is fillFlow for pk's IPv6 flow (flowKey6); it returns the
+// fillFlow6 is fillFlow for pk's IPv6 flow (stageProbe6); it returns the
 // slot filled. A slot of the same flow in front (one left for its offer
 // tag, lookupStage) is filled again in place, not pushed back.
 func (m *lookupMemo) fillFlow6(pk *pktInfo, hop uint16, ser uint32) *flow6Slot {

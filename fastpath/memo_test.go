@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -399,7 +400,7 @@ func TestMemoWrapForgets(t *testing.T) {
 			if x := &m.flowAt(pk4.fset)[0]; x.key == pk4.mkey && x.bkt == cache.SelectBucket(pk4.hash) || flowLater(m.flowAt(pk4.fset), pk4.mkey, pk4.hash) != nil {
 				n++
 			}
-			m.flowKey6(&pk6)
+			key6(m, &pk6)
 			if flow6 && m.flow6Hit(&pk6) != nil || !flow6 && found(d6) {
 				n++
 			}
@@ -409,7 +410,7 @@ func TestMemoWrapForgets(t *testing.T) {
 		found(d4)
 		m.flowKey4(&pk4, d4.As4())
 		fillFlow(m.flowAt(pk4.fset), pk4.mkey, pk4.hash, 3, 4)
-		if m.flowKey6(&pk6); flow6 {
+		if key6(m, &pk6); flow6 {
 			m.fillFlow6(&pk6, 3, 4)
 		} else {
 			found(d6)
@@ -428,4 +429,12 @@ func TestMemoWrapForgets(t *testing.T) {
 			t.Fatalf("flow6 %v: %d slots of 255 generations ago still match", flow6, n)
 		}
 	}
+}
+
+// key6 keys pk's IPv6 flow in m as stageProbe6 does from a frame, from
+// pk.dst: the reference the tests compare stageProbe6 with.
+func key6(m *lookupMemo, pk *pktInfo) {
+	a := pk.dst.As16()
+	pk.mkey, pk.mlo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	pk.fset6 = m.flowSet6(pk.iid, pk.mkey, pk.mlo, pk.hash)
 }

@@ -608,13 +608,12 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 // It reports false, having changed nothing, for any other frame.
 func (w *Worker) deliver6(f *ring.Frame, b []byte, pk *pktInfo, j int) bool {
 	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
-	lo, hi := binary.LittleEndian.Uint64(in[32:]), binary.LittleEndian.Uint64(in[24:])
-	x := lo ^ hi*0x9E3779B97F4A7C15 // delIndex's
+	s1, s2 := delIndex6(binary.LittleEndian.Uint64(in[24:]), binary.LittleEndian.Uint64(in[32:]))
 	dst := netip.AddrFrom16([16]byte(in[24:40]))
 	key := w.lastSite.dkey&^(1<<32) | dkey6
-	h := &w.dels[(x*0x9E3779B97F4A7C15)>>(64-delBits)]
+	h := &w.dels[s1&(delSlots-1)]
 	if h.dkey != key || h.dst != dst {
-		if h = &w.dels[(x*delAltMul)>>(64-delBits)]; h.dkey != key || h.dst != dst { // the second slot (delWay)
+		if h = &w.dels[s2&(delSlots-1)]; h.dkey != key || h.dst != dst { // the second slot (delWay)
 			return false
 		}
 	}

@@ -296,7 +296,13 @@ func delIndex(dst netip.Addr) (uint32, uint32) {
 		return delIndex4(dst)
 	}
 	a := dst.As16()
-	x := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
+	return delIndex6(binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:]))
+}
+
+// delIndex6 is delIndex of an IPv6 destination whose halves, read little
+// endian, are hi and lo (deliver6 reads them from the frame).
+func delIndex6(hi, lo uint64) (uint32, uint32) {
+	x := lo ^ hi*0x9E3779B97F4A7C15
 	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - delBits)), uint32((x * delAltMul) >> (64 - delBits))
 }
 

@@ -503,12 +503,8 @@ func (w *Worker) deliverAt(pk *pktInfo, f *ring.Frame, site, j int) {
 		ttl = in[8] // IPv4 TTL
 		k = binary.BigEndian.Uint32(in[16:])
 	} else {
-		inner := (*[wire.EthernetLen + wire.IPv6Len]byte)(b)[wire.EthernetLen:]
-		if pk.outerTOS&3 == wire.ECNNotECT {
-			// decapRules' common case, as for IPv4: the traffic class
-			// stays, the hop limit is the smaller one (wire.ApplyDecap).
-			inner[7] = min(inner[7], pk.outerTTL)
-		} else if !w.decapRules(pk, f, b[wire.EthernetLen:]) {
+		inner := b[wire.EthernetLen:]
+		if !w.decapRules(pk, f, inner) {
 			return
 		}
 		ttl = inner[7] // IPv6 hop limit

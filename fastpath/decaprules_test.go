@@ -35,3 +35,29 @@ func TestDecapRulesShortcut(t *testing.T) {
 		}
 	}
 }
+
+// TestDecapRulesShortcut6 is TestDecapRulesShortcut for IPv6 packets: the
+// hop limits around the edges and every traffic class.
+func TestDecapRulesShortcut6(t *testing.T) {
+	w := newRig(t, nil).w
+	hls := []uint8{0, 1, 2, 63, 64, 65, 254, 255}
+	for _, outerTTL := range hls {
+		for _, hl := range hls {
+			for tc := 0; tc < 256; tc++ {
+				for _, outerDSCP := range []uint8{0, 0xb8} {
+					in := innerPacket(t, innerSpec{src: hostA6, dst: remote6, ttl: hl, tos: uint8(tc), payload: 4})
+					want := bytes.Clone(in)
+					d, err := wire.ApplyDecap(want, outerTTL, outerDSCP)
+					if err != nil || d != wire.ECNForward {
+						t.Fatalf("ApplyDecap: %v, %v", d, err)
+					}
+					pk := &pktInfo{outerTTL: outerTTL, outerTOS: outerDSCP}
+					if !w.decapRules(pk, &ring.Frame{}, in) || !bytes.Equal(in, want) {
+						t.Fatalf("outer TTL %d TOS %#x, inner hop limit %d TC %#x: got %x, want %x",
+							outerTTL, outerDSCP, hl, tc, in[:8], want[:8])
+					}
+				}
+			}
+		}
+	}
+}

@@ -743,14 +743,21 @@ func (w *Worker) prepareInner(pk *pktInfo, f *ring.Frame) bool {
 // decapRules applies RFC 9300 §5.3 / RFC 6040 §4.2 to the inner header from
 // the outer TTL and TOS in pk; false when the packet was dropped.
 func (w *Worker) decapRules(pk *pktInfo, f *ring.Frame, inner []byte) bool {
-	if pk.outerTOS&3 == wire.ECNNotECT && pk.v4 && len(inner) >= wire.IPv4MinLen {
+	if pk.outerTOS&3 == wire.ECNNotECT {
 		// The common case in short: under a Not-ECT outer header every row
 		// of the RFC 6040 §4.2 table forwards with the inner ECN field as it
-		// is, so only the TTL rule is left (wire.InnerTTLAndECN).
-		if pk.outerTTL < inner[8] {
-			setTTL4(inner, pk.outerTTL)
+		// is, so only the TTL (hop limit) rule is left
+		// (wire.InnerTTLAndECN; TestDecapRulesShortcut).
+		if pk.v4 && len(inner) >= wire.IPv4MinLen {
+			if pk.outerTTL < inner[8] {
+				setTTL4(inner, pk.outerTTL)
+			}
+			return true
 		}
-		return true
+		if !pk.v4 && len(inner) >= wire.IPv6Len {
+			inner[7] = min(inner[7], pk.outerTTL)
+			return true
+		}
 	}
 	d, err := wire.ApplyDecap(inner, pk.outerTTL, pk.outerTOS)
 	switch {

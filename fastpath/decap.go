@@ -185,13 +185,19 @@ func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 	if itl < wire.IPv4MinLen || itl > ul-wire.UDPLen-wire.HeaderLen {
 		return 0
 	}
+	setCore4(pk, ip, flags, itl)
+	return udpOff + ul
+}
+
+// setCore4 sets what core4 sets in pk for frame ip that it took, whose
+// LISP header's first byte is flags and inner packet itl bytes long.
+func setCore4(pk *pktInfo, ip *[core4Min]byte, flags uint8, itl int) {
 	pk.innerLen = itl
-	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
+	pk.outerTTL, pk.outerTOS = ip[wire.EthernetLen+8], ip[wire.EthernetLen+1]
 	pk.iid = 0
 	if flags&wire.FlagI != 0 {
-		pk.iid = binary.BigEndian.Uint32(ip[lispOff+4:]) >> 8 // wire.Header.InstanceID
+		pk.iid = binary.BigEndian.Uint32(ip[core4Inner-wire.HeaderLen+4:]) >> 8 // wire.Header.InstanceID
 	}
-	return udpOff + ul
 }
 
 // core4Six is the end of core4 for a frame whose headers up to the LISP
@@ -203,23 +209,12 @@ func core4(b []byte, rloc4k uint64, pk *pktInfo) int {
 // core4Addrs6), or 0 having set nothing. A function of its own so that
 // the IPv4 path through core4 is the same as before it.
 func core4Six(ip *[core4Min]byte, ul int, flags uint8, pk *pktInfo) int {
-	const (
-		ipOff    = wire.EthernetLen
-		udpOff   = ipOff + wire.IPv4MinLen
-		lispOff  = udpOff + wire.UDPLen
-		innerOff = lispOff + wire.HeaderLen
-	)
-	itl := wire.IPv6Len + int(binary.BigEndian.Uint16(ip[innerOff+4:]))
-	if ip[innerOff]>>4 != 6 || itl > ul-wire.UDPLen-wire.HeaderLen {
+	itl := wire.IPv6Len + int(binary.BigEndian.Uint16(ip[core4Inner+4:]))
+	if ip[core4Inner]>>4 != 6 || itl > ul-wire.UDPLen-wire.HeaderLen {
 		return 0
 	}
-	pk.innerLen = itl
-	pk.outerTTL, pk.outerTOS = ip[ipOff+8], ip[ipOff+1]
-	pk.iid = 0
-	if flags&wire.FlagI != 0 {
-		pk.iid = binary.BigEndian.Uint32(ip[lispOff+4:]) >> 8 // wire.Header.InstanceID
-	}
-	return -(udpOff + ul)
+	setCore4(pk, ip, flags, itl)
+	return -(wire.EthernetLen + wire.IPv4MinLen + ul) // -(udpOff + ul)
 }
 
 // fillCore4 fills the rest of pk for a frame that core4 took with an

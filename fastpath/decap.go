@@ -596,7 +596,9 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 // the site port, dkey6, the decap offload tag) and its destination, the
 // address read from the frame. Under a Not-ECT outer header the hop limit
 // becomes the smaller one and the traffic class stays (deliverAt's rule).
-// It reports false, having changed nothing, for any other frame.
+// It reports false, having changed nothing, for any other frame. Its
+// last lines are deliver4's: a function for them would not inline (it
+// holds two calls), and deliver4 would pay for the call.
 func (w *Worker) deliver6(f *ring.Frame, b []byte, pk *pktInfo, j int) bool {
 	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
 	s1, s2 := delIndex6(binary.LittleEndian.Uint64(in[24:]), binary.LittleEndian.Uint64(in[32:]))

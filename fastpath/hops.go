@@ -539,7 +539,6 @@ const (
 // with j+1 and the port, or j and encapNo.
 func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, mode int) (int, int, int, *nextHop) {
 	m, snap, oet := w.memo, w.snap, w.oet
-	be := binary.BigEndian
 	for ; j < len(pks); j++ {
 		pk := &pks[j]
 		h := hj
@@ -628,31 +627,15 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 			decTTL4(inner, ttl)
 		}
 		copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-		// patch4, written out here (it does not inline, and a call in
-		// this loop spills its registers): wire.PatchOuterIPv4 for the
-		// outer header just copied from h (fast4), the same bytes (the
-		// checksum updated by the same sum, RFC 1624 eqn. 3, from h.csBase
-		// instead of the template's words), without the checks and calls,
-		// the inner TOS and new TTL taken from registers.
+		// patch4 without the call (it does not inline, and a call in
+		// this loop spills its registers), the inner TOS and new TTL
+		// taken from registers; its two steps inline.
 		ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
-		tos, on := inner[1], uint32(wire.OuterIPv4Len+n)
+		on := uint32(wire.OuterIPv4Len + n)
 		id := w.ipid
 		w.ipid++
-		s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
-		s = s&0xffff + s>>16
-		s = s&0xffff + s>>16
-		ob[1] = tos
-		be.PutUint16(ob[2:], uint16(on))
-		be.PutUint16(ob[4:], id)
-		be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
-		be.PutUint16(ob[10:], ^uint16(s))
-		const u = wire.IPv4MinLen
-		be.PutUint16(ob[u:], wire.SourcePort(pk.hash))
-		be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
-		x := w.nonce() // drawn for every packet, as patchOuter does
-		if h.nonce {
-			be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
-		}
+		patchIPv4Outer(ob, h.csBase, inner[1], on, id, ttlUDP(ttl))
+		patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
 		if pk.rtr {
 			w.c.Inc(CounterReencap)
 		} else {
@@ -686,25 +669,44 @@ func (w *Worker) encapFastFill(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 // class) and new TTL (hop limit) are tos and ttl, with flow hash hash: the
 // same bytes (the checksum updated by the same sum, RFC 1624 eqn. 3, from
 // h.csBase instead of the template's words), without the checks and
-// calls: encapFast6's, which encapLoop writes out.
+// calls: encapFast6's; encapLoop runs its steps without the call.
 func (w *Worker) patch4(ob *[wire.OuterIPv4Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
-	be := binary.BigEndian
 	on := uint32(wire.OuterIPv4Len + n)
 	id := w.ipid
 	w.ipid++
-	s := h.csBase + (0x4500 | uint32(tos)) + on + uint32(id) + (uint32(ttl)<<8 | uint32(wire.ProtoUDP))
+	patchIPv4Outer(ob, h.csBase, tos, on, id, ttlUDP(ttl))
+	patchUDPLISP4(ob, on, wire.SourcePort(hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
+}
+
+// patchIPv4Outer is patch4's first step: the outer IPv4 header's TOS,
+// total length on, identification id, TTL and protocol word tp (the TTL
+// times 256 plus UDP: ttlUDP) and checksum, updated from csBase
+// (nextHop.csBase) by RFC 1624 eqn. 3.
+func patchIPv4Outer(ob *[wire.OuterIPv4Len]byte, csBase uint32, tos uint8, on uint32, id uint16, tp uint32) {
+	be := binary.BigEndian
+	s := csBase + (0x4500 | uint32(tos)) + on + uint32(id) + tp
 	s = s&0xffff + s>>16
 	s = s&0xffff + s>>16
 	ob[1] = tos
 	be.PutUint16(ob[2:], uint16(on))
 	be.PutUint16(ob[4:], id)
-	be.PutUint16(ob[8:], uint16(ttl)<<8|uint16(wire.ProtoUDP))
+	be.PutUint16(ob[8:], uint16(tp))
 	be.PutUint16(ob[10:], ^uint16(s))
+}
+
+// ttlUDP is the IPv4 TTL and protocol word of an outer header with TTL
+// ttl: UDP.
+func ttlUDP(ttl uint8) uint32 { return uint32(ttl)<<8 | uint32(wire.ProtoUDP) }
+
+// patchUDPLISP4 is patch4's second step: the UDP source port and length
+// (on the outer IPv4 packet's length) and, when the LISP header asks for
+// one (nonce), the nonce x.
+func patchUDPLISP4(ob *[wire.OuterIPv4Len]byte, on uint32, sport uint16, nonce bool, x uint32) {
 	const u = wire.IPv4MinLen
-	be.PutUint16(ob[u:], wire.SourcePort(hash))
+	be := binary.BigEndian
+	be.PutUint16(ob[u:], sport)
 	be.PutUint16(ob[u+4:], uint16(on-wire.IPv4MinLen))
-	x := w.nonce() // drawn for every packet, as patchOuter does
-	if h.nonce {
+	if nonce {
 		be.PutUint32(ob[u+wire.UDPLen:], uint32(ob[u+wire.UDPLen])<<24|x)
 	}
 }

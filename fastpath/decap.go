@@ -601,12 +601,12 @@ func (w *Worker) deliver4(f *ring.Frame, p *[core4Min]byte, pk *pktInfo, j int) 
 // holds two calls), and deliver4 would pay for the call.
 func (w *Worker) deliver6(f *ring.Frame, b []byte, pk *pktInfo, j int) bool {
 	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
-	s1, s2 := delIndex6(binary.LittleEndian.Uint64(in[24:]), binary.LittleEndian.Uint64(in[32:]))
+	x := delKey6(binary.LittleEndian.Uint64(in[24:]), binary.LittleEndian.Uint64(in[32:]))
 	dst := netip.AddrFrom16([16]byte(in[24:40]))
 	key := w.lastSite.dkey&^(1<<32) | dkey6
-	h := &w.dels[s1&(delSlots-1)]
+	h := &w.dels[delSlot6(x)]
 	if h.dkey != key || h.dst != dst {
-		if h = &w.dels[s2&(delSlots-1)]; h.dkey != key || h.dst != dst { // the second slot (delWay)
+		if h = &w.dels[delAlt6(x)]; h.dkey != key || h.dst != dst { // the second slot (delWay)
 			return false
 		}
 	}

@@ -296,15 +296,21 @@ func delIndex(dst netip.Addr) (uint32, uint32) {
 		return delIndex4(dst)
 	}
 	a := dst.As16()
-	return delIndex6(binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:]))
+	x := delKey6(binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:]))
+	return uint32(delSlot6(x)), uint32(delAlt6(x))
 }
 
-// delIndex6 is delIndex of an IPv6 destination whose halves, read little
-// endian, are hi and lo (deliver6 reads them from the frame).
-func delIndex6(hi, lo uint64) (uint32, uint32) {
-	x := lo ^ hi*0x9E3779B97F4A7C15
-	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - delBits)), uint32((x * delAltMul) >> (64 - delBits))
-}
+// delKey6 mixes the halves of an IPv6 destination, read little endian (hi
+// and lo), into the number its delivery slots come from: delSlot6 and
+// delAlt6, delSlot4 and delAlt4's IPv6 kin. deliver6 reads the halves from
+// the frame and computes the second slot only when the first fails.
+func delKey6(hi, lo uint64) uint64 { return lo ^ hi*0x9E3779B97F4A7C15 }
+
+// delSlot6 is the first delivery slot of IPv6 delivery key x (delKey6).
+func delSlot6(x uint64) uint64 { return (x * 0x9E3779B97F4A7C15) >> (64 - delBits) }
+
+// delAlt6 is the second delivery slot of IPv6 delivery key x.
+func delAlt6(x uint64) uint64 { return (x * delAltMul) >> (64 - delBits) }
 
 // delIndex4 is delIndex of an IPv4 destination.
 func delIndex4(dst netip.Addr) (uint32, uint32) {

@@ -25,11 +25,13 @@ func benchPrefix(i int) netip.Prefix {
 
 // benchRig is a worker whose map-cache holds benchPrefixes IPv4 prefixes in
 // the site instance-ID and in RTR instance-ID 300, spread over four RLOCs.
-func benchRig(b *testing.B) *rig {
+func benchRig(b *testing.B) *rig { return benchRigOver(b, benchRLOCs()) }
+
+// benchRigOver is benchRig with its mappings to rlocs (four) instead.
+func benchRigOver(b *testing.B, rlocs []netip.Addr) *rig {
 	b.Helper()
 	r := newRig(b, func(c *Config) { c.RTR = true })
 	r.nh.Store(benchSnap())
-	rlocs := benchRLOCs()
 	ms := make([]StaticMapping, 0, 2*benchPrefixes)
 	for _, iid := range []uint32{iidSite, 300} {
 		for i := 0; i < benchPrefixes; i++ {
@@ -44,6 +46,11 @@ func benchRig(b *testing.B) *rig {
 // benchRLOCs are the RLOCs of benchRig's mappings.
 func benchRLOCs() []netip.Addr {
 	return []netip.Addr{rlocRemote4, rlocOther4, netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.5")}
+}
+
+// benchRLOCs6 are four IPv6 RLOCs on the core link (benchSetup.rloc6).
+func benchRLOCs6() []netip.Addr {
+	return []netip.Addr{rlocRemote6, netip.MustParseAddr("2001:db8:ff::3"), netip.MustParseAddr("2001:db8:ff::4"), netip.MustParseAddr("2001:db8:ff::5")}
 }
 
 // benchSnap is benchRig's next-hop snapshot: the RLOCs and hostA
@@ -74,7 +81,7 @@ func benchHosts(n int, spread bool) []netip.Addr {
 // each at a MAC of its own.
 func benchSnapHosts(hosts []netip.Addr, extra ...nexthop.Route) *nexthop.Snapshot {
 	var neighs []nexthop.Neighbour
-	for _, a := range benchRLOCs() {
+	for _, a := range append(benchRLOCs(), benchRLOCs6()...) {
 		neighs = append(neighs, nexthop.Neighbour{Addr: a, IfIndex: 20, MAC: macUnderGW, Valid: true})
 	}
 	neighs = append(neighs, nexthop.Neighbour{Addr: hostA, IfIndex: 10, MAC: macHostA, Valid: true},
@@ -85,7 +92,7 @@ func benchSnapHosts(hosts []netip.Addr, extra ...nexthop.Route) *nexthop.Snapsho
 	return nexthop.NewSnapshot(
 		[]nexthop.Link{{Index: 10, MAC: macSite, MTU: 1500, Port: 1, Up: true}, {Index: 20, MAC: macCore, MTU: 1500, Port: 2, Up: true}},
 		append([]nexthop.Route{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("192.0.2.0/24"), IfIndex: 20},
-			{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), IfIndex: 10}}, extra...),
+			{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), IfIndex: 10}, {Prefix: netip.MustParsePrefix("2001:db8:ff::/48"), IfIndex: 20}}, extra...),
 		neighs)
 }
 
@@ -398,6 +405,7 @@ type benchSetup struct {
 	churn, hosts, rlocs int
 	spread              bool // the hosts spread over sixteen /20s (benchHosts)
 	v6                  bool // the map-cache holds 4096 IPv6 EID prefixes too (benchPrefix6)
+	rloc6               bool // the mappings' RLOCs are IPv6 ones (benchRLOCs6), an IPv6 underlay
 }
 
 // BenchmarkWorker measures the worker alone: the ports are nullPorts, whose
@@ -417,7 +425,7 @@ func BenchmarkWorker(b *testing.B) {
 	// lisp: 4096 flows from the remote site to hostA (iidSite) or to
 	// the remote site (an RTR's IID 300); lispHosts: 4096 flows from the
 	// remote site, to n site hosts in turn (benchHosts).
-	lispHosts := func(iid uint32, n int, spread bool) [][]byte {
+	lispOver := func(iid uint32, n int, spread bool, from, to netip.Addr) [][]byte {
 		var fs [][]byte
 		hosts := benchHosts(n, spread)
 		for i, d := range dsts[:4096] {
@@ -428,9 +436,12 @@ func BenchmarkWorker(b *testing.B) {
 				dst = hosts[i%n]
 			}
 			in := innerPacket(b, innerSpec{src: src, dst: dst, sport: uint16(1024 + i), payload: small})
-			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iid, nonce: uint32(i), inner: in}))
+			fs = append(fs, lispFrame(b, lispSpec{src: from, dst: to, iid: iid, nonce: uint32(i), inner: in}))
 		}
 		return fs
+	}
+	lispHosts := func(iid uint32, n int, spread bool) [][]byte {
+		return lispOver(iid, n, spread, rlocRemote4, rlocLocal4)
 	}
 	lisp := func(iid uint32) [][]byte { return lispHosts(iid, 0, false) }
 	measure := func(b *testing.B, step func() int, sent func() uint64) {
@@ -460,6 +471,9 @@ func BenchmarkWorker(b *testing.B) {
 	run := func(b *testing.B, frames [][]byte, core bool, memo int) {
 		churn, hosts, rlocs := cur.churn, cur.hosts, cur.rlocs
 		r := benchRig(b)
+		if cur.rloc6 {
+			r = benchRigOver(b, benchRLOCs6())
+		}
 		hs := benchHosts(hosts, cur.spread)
 		var routes []nexthop.Route
 		if rlocs > 0 {
@@ -494,7 +508,11 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		var o Observation
 		sent := func() uint64 { return out.tx }
-		if core && frames[0][14+20+8+4+2] == 44 { // RTR frames (IID 300) go back out of the core port
+		iidAt := 14 + 20 + 8 + 4 + 2 // the low byte of the instance-ID
+		if frames[0][12] == 0x86 {   // an IPv6 outer header
+			iidAt += 20
+		}
+		if core && frames[0][iidAt] == 44 { // RTR frames (IID 300) go back out of the core port
 			sent = func() uint64 { return in.tx }
 		}
 		// Built before the timing: what the workers pay, not the watcher.
@@ -613,6 +631,14 @@ func BenchmarkWorker(b *testing.B) {
 	}
 	b.Run("encap-84B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, site6(), false) })
 	b.Run("decap-120B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, lisp6(), true) })
+	// IPv4 EIDs over an IPv6 underlay: the smallest frames of encap-64B
+	// and decap-100B's payload, 20 bytes longer outside (IPv6 outer
+	// headers); the RTR's re-encapsulates IPv6 to IPv6.
+	over6 := benchSetup{rloc6: true}
+	lisp6rloc := func(iid uint32) [][]byte { return lispOver(iid, 0, false, rlocRemote6, rlocLocal6) }
+	b.Run("encap-64B-v6rloc", func(b *testing.B) { runWith(b, over6, site(small, 4096), false) })
+	b.Run("decap-120B-v6rloc", func(b *testing.B) { runWith(b, over6, lisp6rloc(iidSite), true) })
+	b.Run("rtr-reencap-120B-v6rloc", func(b *testing.B) { runWith(b, over6, lisp6rloc(300), true) })
 	b.Run("rtr-reencap-100B", func(b *testing.B) { run(b, lisp(300), true, 0) })
 	b.Run("rtr-reencap-100B-churn", func(b *testing.B) { churned(b, lisp(300), true) })
 	b.Run("rtr-reencap-100B-nomemo", func(b *testing.B) { run(b, lisp(300), true, -1) })

@@ -63,8 +63,8 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
 		if le != 0 {
 			w.coreInner4(pk, f, b, slot, le, obsFlags)
-		} else {
-			w.parseCoreAny(pk, slot, f, b)
+		} else if w.coreNot4(pk, f, b, slot, j, obsFlags, true) {
+			continue // delivered
 		}
 		if pk.act == actDeliver {
 			w.deliverAt(pk, f, pk.site, j)
@@ -84,7 +84,7 @@ func (w *Worker) fromCoreBatch(slot int, fs []ring.Frame) {
 		if le := core4(b, w.rloc4k, pk); le != 0 {
 			w.coreInner4(pk, f, b, slot, le, obsFlags)
 		} else {
-			w.parseCoreAny(pk, slot, f, b)
+			w.coreNot4(pk, f, b, slot, j, obsFlags, false)
 		}
 	}
 	// Packets before first were delivered or dropped in the loop above.
@@ -128,7 +128,7 @@ func (w *Worker) finishCore(pk *pktInfo, f *ring.Frame) {
 func (w *Worker) parseCore(pk *pktInfo, slot int, f *ring.Frame) {
 	pk.act, pk.fset = actDone, 0
 	b := f.Bytes()
-	if h, ok := w.parseCore4(pk, slot, b); ok {
+	if h, ok := w.parseCoreFast(pk, slot, b); ok {
 		w.coreInner(pk, f, b, h)
 		return
 	}
@@ -219,40 +219,164 @@ func core4Six(ip *[core4Min]byte, ul int, flags uint8, pk *pktInfo) int {
 
 // fillCore4 fills the rest of pk for a frame that core4 took with an
 // inner IPv4 packet (its addresses are left in the frame: lazyAddrs); for
-// an inner IPv6 packet (core4's result negative) core4Addrs6 follows it.
-func fillCore4(pk *pktInfo, slot int) {
+// an inner IPv6 packet (core4's result negative) coreAddrs6 follows it.
+func fillCore4(pk *pktInfo, slot int) { fillCore(pk, slot, core4Inner, true) }
+
+// fillCore is fillCore4 and fillCore6: the inner packet at innerOff, under
+// an outer IPv4 header (outerV4) or an IPv6 one, at the Ethernet header's
+// end.
+func fillCore(pk *pktInfo, slot, innerOff int, outerV4 bool) {
 	pk.slot, pk.outerOff = slot, wire.EthernetLen
-	pk.outerV4, pk.v4 = true, true
-	pk.innerOff = core4Inner
+	pk.outerV4, pk.v4 = outerV4, true
+	pk.innerOff = innerOff
 	pk.lazyAddrs = true
 }
 
-// core4Addrs6 makes pk, filled by fillCore4, that of frame b's inner IPv6
-// packet (core4Six): not IPv4, with its addresses.
-func core4Addrs6(pk *pktInfo, b []byte) {
+// coreAddrs6 makes pk, filled by fillCore4 (or fillCore6), that of frame
+// b's inner IPv6 packet at innerOff (core4Six, core6): not IPv4, with its
+// addresses.
+func coreAddrs6(pk *pktInfo, b []byte, innerOff int) {
 	pk.v4, pk.lazyAddrs = false, false
-	in := (*[wire.IPv6Len]byte)(b[core4Inner:])
+	in := (*[wire.IPv6Len]byte)(b[innerOff:])
 	pk.dst = netip.AddrFrom16([16]byte(in[24:40]))
 	pk.src = netip.AddrFrom16([16]byte(in[8:24]))
 }
 
-// core4Header is the LISP header of frame b that core4 took, which ends at
-// lispEnd (core4's result, negated for an inner IPv6 packet).
-func core4Header(b []byte, lispEnd int) wire.Header {
-	return wire.Header(b[core4Inner-wire.HeaderLen : max(lispEnd, -lispEnd)])
+// coreHeader is the LISP header of frame b that core4 (or core6) took,
+// whose inner packet starts at innerOff and whose LISP header's slice
+// ends at lispEnd (the result, negated for an inner IPv6 packet).
+func coreHeader(b []byte, innerOff, lispEnd int) wire.Header {
+	return wire.Header(b[innerOff-wire.HeaderLen : max(lispEnd, -lispEnd)])
 }
 
-// parseCore4 is core4 and fillCore4: it returns the LISP header, or
-// reports false, having set nothing, for a frame core4 does not take.
-func (w *Worker) parseCore4(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
+// parseCoreFast is core4 and fillCore4, or core6 and fillCore6: it
+// returns the LISP header, or reports false, having set nothing, for a
+// frame neither takes.
+func (w *Worker) parseCoreFast(pk *pktInfo, slot int, b []byte) (wire.Header, bool) {
+	off := core4Inner
 	le := core4(b, w.rloc4k, pk)
-	if le == 0 {
+	if le != 0 {
+		fillCore4(pk, slot)
+	} else if le = core6(b, w.rloc6k, pk); le != 0 {
+		off = core6Inner
+		fillCore6(pk, slot)
+	} else {
 		return nil, false
 	}
-	if fillCore4(pk, slot); le < 0 {
-		core4Addrs6(pk, b)
+	if le < 0 {
+		coreAddrs6(pk, b, off)
 	}
-	return core4Header(b, le), true
+	return coreHeader(b, off, le), true
+}
+
+// core6Inner is where core6's inner header starts, core6Min the shortest
+// frame it takes (Ethernet, IPv6, UDP and LISP headers and an inner IPv4
+// header).
+const (
+	core6Inner = wire.EthernetLen + wire.OuterIPv6Len
+	core6Min   = core6Inner + wire.IPv4MinLen
+)
+
+// core6 is core4 for a packet over an IPv6 underlay: an untagged IPv6
+// packet whose next header is UDP (no extension header: parseCoreAny's
+// notLISP), whose payload lies within the frame, to our RLOC (rloc6k:
+// Worker.rloc6k, never an underlay group; nil takes nothing), UDP to the
+// LISP data port, its length within the payload, a valid LISP header and
+// an inner IPv4 packet without options or an inner IPv6 packet, lying
+// within the UDP payload. Every check is one that parseCoreAny makes. It
+// sets the outer hop limit and traffic class (pk.outerTTL, outerTOS),
+// iid and innerLen and returns core4's result for it (the UDP payload's
+// end, negated for an inner IPv6 packet), or 0 having set nothing.
+func core6(b []byte, rloc6k *[2]uint64, pk *pktInfo) int {
+	if rloc6k == nil || len(b) < core6Min || binary.BigEndian.Uint32(b[12:])&0xfffff000 != 0x86dd6000 {
+		return 0
+	}
+	const (
+		ipOff   = wire.EthernetLen
+		udpOff  = ipOff + wire.IPv6Len
+		lispOff = udpOff + wire.UDPLen
+	)
+	ip := (*[core6Min]byte)(b)
+	le := binary.LittleEndian
+	pl := int(binary.BigEndian.Uint16(ip[ipOff+4:]))
+	if pl > len(b)-udpOff || ip[ipOff+6] != wire.ProtoUDP ||
+		le.Uint64(ip[ipOff+24:]) != rloc6k[0] || le.Uint64(ip[ipOff+32:]) != rloc6k[1] {
+		return 0
+	}
+	pu := binary.BigEndian.Uint32(ip[udpOff+2:]) // UDP destination port, length
+	ul := int(pu & 0xffff)
+	flags := ip[lispOff]
+	if ul > pl || pu>>16 != wire.DataPort || flags&(wire.FlagN|wire.FlagV) == wire.FlagN|wire.FlagV {
+		return 0
+	}
+	// The inner packet's length, within the UDP payload (which makes the
+	// UDP length at least core6Min's): an IPv6 one's 40 bytes then lie
+	// within the frame, as in core4Six.
+	in := ip[core6Inner:]
+	itl, end := 0, udpOff+ul
+	switch {
+	case in[0] == 0x45:
+		itl = int(binary.BigEndian.Uint16(in[2:]))
+		if itl < wire.IPv4MinLen {
+			return 0
+		}
+	case in[0]>>4 == 6:
+		itl, end = wire.IPv6Len+int(binary.BigEndian.Uint16(in[4:])), -end
+	default:
+		return 0
+	}
+	if itl > ul-wire.UDPLen-wire.HeaderLen {
+		return 0
+	}
+	pk.innerLen = itl
+	pk.outerTTL, pk.outerTOS = ip[ipOff+7], uint8(binary.BigEndian.Uint16(ip[ipOff:])>>4)
+	pk.iid = 0
+	if flags&wire.FlagI != 0 {
+		pk.iid = binary.BigEndian.Uint32(ip[lispOff+4:]) >> 8 // wire.Header.InstanceID
+	}
+	return end
+}
+
+// fillCore6 is fillCore4 for a frame core6 took.
+func fillCore6(pk *pktInfo, slot int) { fillCore(pk, slot, core6Inner, false) }
+
+// core6Shift is how much further in a frame core6 takes the inner packet
+// starts than in one core4 takes: the outer headers' difference.
+const core6Shift = core6Inner - core4Inner
+
+// coreNot4 is fromCoreBatch's parse of frame j, b its bytes, that core4
+// did not take: a frame core6 takes is parsed as core4's are (fillCore6,
+// coreInner), and, with now, delivered at once in deliver4's (deliver6's)
+// common case; any other goes through parseCoreAny. It reports true when
+// it delivered the frame (pk.act is then not set).
+//
+// deliver4 and deliver6 read the inner header at core4Inner: they are
+// handed the frame with its start moved core6Shift bytes on, put back when
+// they refuse it. They compare a delivery memo entry's offer tag for
+// packets over IPv4 (nextHop.dkey): only while the decap offload offers
+// nothing (w.doet 0, every tag 0) do they take packets over IPv6, whose
+// offers deliverAt makes (nextHop.doff6).
+func (w *Worker) coreNot4(pk *pktInfo, f *ring.Frame, b []byte, slot, j int, obsFlags uint8, now bool) bool {
+	le := core6(b, w.rloc6k, pk)
+	if le == 0 {
+		w.parseCoreAny(pk, slot, f, b)
+		return false
+	}
+	if now && w.doet == 0 && w.lastSite.fast == 1<<32|uint64(pk.iid) && b[core6Inner-wire.HeaderLen]&obsFlags == 0 {
+		n := len(b)
+		if s := f.Reframe(core6Shift, n-core6Shift); s != nil {
+			if le > 0 && w.deliver4(f, (*[core4Min]byte)(s), pk, j) || le < 0 && w.deliver6(f, s, pk, j) {
+				return true
+			}
+			f.Reframe(-core6Shift, n)
+		}
+	}
+	fillCore6(pk, slot)
+	if le < 0 {
+		coreAddrs6(pk, b, core6Inner)
+	}
+	w.coreInner(pk, f, b, coreHeader(b, core6Inner, le))
+	return false
 }
 
 // coreInner4 is fillCore4 and coreInner for a frame of a batch that core4
@@ -263,9 +387,9 @@ func (w *Worker) coreInner4(pk *pktInfo, f *ring.Frame, b []byte, slot, le int, 
 	fillCore4(pk, slot)
 	if w.lastSite.rtr != 1<<32|uint64(pk.iid) || b[core4Inner-wire.HeaderLen]&obsFlags != 0 || le < 0 {
 		if le < 0 {
-			core4Addrs6(pk, b)
+			coreAddrs6(pk, b, core4Inner)
 		}
-		w.coreInner(pk, f, b, core4Header(b, le))
+		w.coreInner(pk, f, b, coreHeader(b, core4Inner, le))
 		return
 	}
 	pk.rtr, pk.act = true, actForward

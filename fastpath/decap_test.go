@@ -259,8 +259,15 @@ func TestObservationRingConcurrent(t *testing.T) {
 
 // TestObserveWhenNeeded: a delivered packet is reported to the slow path
 // when its LISP header has E (an echo request) or L (LSBs); one with only a
-// nonce is reported only while the ring watches nonces.
+// nonce is reported only while the ring watches nonces. The same over the
+// IPv6 underlay, whose packets the batch delivers in deliver4 too.
 func TestObserveWhenNeeded(t *testing.T) {
+	for _, under := range [][2]netip.Addr{{rlocRemote4, rlocLocal4}, {rlocRemote6, rlocLocal6}} {
+		t.Run(under[0].String(), func(t *testing.T) { observeWhenNeeded(t, under[0], under[1]) })
+	}
+}
+
+func observeWhenNeeded(t *testing.T, from, to netip.Addr) {
 	r := newRig(t, nil)
 	obs := r.w.Observations()
 	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: 50, payload: 32})
@@ -280,7 +287,7 @@ func TestObserveWhenNeeded(t *testing.T) {
 	}
 	for i, tc := range cases {
 		obs.WatchNonces(tc.watch)
-		r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, ttl: 60, iid: iidSite,
+		r.fromCore(lispFrame(t, lispSpec{src: from, dst: to, ttl: 60, iid: iidSite,
 			flags: tc.flags, nonce: 0x100 + uint32(i), lsbs: 3, inner: in}))
 		if len(drain(r.site)) != 1 {
 			t.Fatalf("case %d: packet not delivered", i)
@@ -290,7 +297,7 @@ func TestObserveWhenNeeded(t *testing.T) {
 		if got != tc.want {
 			t.Fatalf("case %d (flags %#x, watching %v): reported %v, want %v", i, tc.flags, tc.watch, got, tc.want)
 		}
-		if got && (o.Flags != tc.flags || o.RLOC != rlocRemote4 || o.IID != iidSite ||
+		if got && (o.Flags != tc.flags || o.RLOC != from || o.IID != iidSite ||
 			tc.flags&wire.FlagN != 0 && o.Nonce != 0x100+uint32(i)) {
 			t.Errorf("case %d: observation %+v", i, o)
 		}

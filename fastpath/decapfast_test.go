@@ -12,15 +12,16 @@ import (
 	"github.com/rloc-router/rloc/wire"
 )
 
-// TestParseCore4MatchesGeneral checks parseCore's shortcut for plain
-// IPv4-in-IPv4 and IPv6-in-IPv4 against the general parser: a valid frame
+// TestParseCoreMatchesGeneral checks parseCore's shortcuts for plain
+// IPv4 and IPv6 packets over IPv4 (core4) and over IPv6 (core6) against
+// the general parser: a valid frame
 // takes the shortcut, and for frames with one or two header bytes changed (every
 // offset of the headers, random values, frames cut short), whenever the
 // shortcut takes a frame, the general parser fills the packet's state the
 // same way and counts the same; a frame the shortcut refuses is left to the
-// general parser untouched. It fails when any check of parseCore4 is left
-// out (the general parser then drops or routes differently).
-func TestParseCore4MatchesGeneral(t *testing.T) {
+// general parser untouched. It fails when any check of parseCoreFast is
+// left out (the general parser then drops or routes differently).
+func TestParseCoreMatchesGeneral(t *testing.T) {
 	pool, err := mem.NewPool(4, 2048, 256)
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +46,17 @@ func TestParseCore4MatchesGeneral(t *testing.T) {
 		lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, flags: wire.FlagI, csum: true, inner: in}),
 		lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, nonce: 9, flags: wire.FlagI | wire.FlagN, inner: in6}),
 		lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, inner: in6}), // RTR
+		// over IPv6 (core6)
+		lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidSite, nonce: 7, flags: wire.FlagI | wire.FlagN | wire.FlagL, tos: 0x2e, ttl: 9, inner: in}),
+		lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: 300, inner: in}), // RTR
+		lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidSite, flags: wire.FlagI, csum: true, inner: in}),
+		lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidSite, nonce: 9, flags: wire.FlagN, inner: in6}),
+		lispFrame(t, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: 300, tos: 3, inner: in6}), // RTR
 	}
 	try := func(b []byte) bool {
 		t.Helper()
 		var p1 pktInfo
-		h, ok := fast.w.parseCore4(&p1, coreSlot, b)
+		h, ok := fast.w.parseCoreFast(&p1, coreSlot, b)
 		if !ok {
 			if p1 != (pktInfo{}) {
 				t.Fatalf("refused frame %x changed the packet state: %+v", b, p1)
@@ -82,16 +89,16 @@ func TestParseCore4MatchesGeneral(t *testing.T) {
 		}
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
-	taken := 0
+	taken, taken6 := 0, 0
 	for _, b0 := range base {
-		for off := 0; off < core4Min+4; off++ {
+		for off := 0; off < core6Min+4; off++ {
 			for range 24 {
 				b := append([]byte(nil), b0...)
 				b[off] = uint8(rnd.Uint32())
 				if rnd.IntN(4) == 0 {
-					b[rnd.IntN(core4Min)] ^= 1 << rnd.IntN(8)
+					b[rnd.IntN(core6Min)] ^= 1 << rnd.IntN(8)
 				}
-				if rnd.IntN(2) == 0 && len(b) >= wire.EthernetLen+wire.IPv4MinLen {
+				if rnd.IntN(2) == 0 && len(b) >= wire.EthernetLen+wire.IPv4MinLen && b0[12] == 0x08 {
 					// A valid outer header checksum, so that the checks after
 					// it (fragment offset, UDP, LISP, inner) are reached.
 					ip := b[wire.EthernetLen : wire.EthernetLen+wire.IPv4MinLen]
@@ -103,12 +110,15 @@ func TestParseCore4MatchesGeneral(t *testing.T) {
 				}
 				if try(b) {
 					taken++
+					if b0[12] == 0x86 {
+						taken6++
+					}
 				}
 			}
 		}
 	}
-	if taken == 0 {
-		t.Fatal("no changed frame took the shortcut")
+	if taken == 0 || taken6 == 0 {
+		t.Fatalf("%d changed frames took the shortcut, %d of them over IPv6", taken, taken6)
 	}
 }
 

@@ -77,6 +77,9 @@ func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
 		in := innerPacket(t, inner(iid == iidSite))
 		ls := lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iid, nonce: rnd.Uint32() & 0xffffff,
 			ttl: uint8(pick(1, 2, 3, 60, 255)), tos: uint8(rnd.Uint32()), inner: in}
+		if rnd.IntN(3) == 0 { // over the IPv6 underlay
+			ls.src, ls.dst = rlocRemote6, rlocLocal6
+		}
 		return lispFrame(t, ls), true
 	}
 	frames := 0
@@ -225,6 +228,7 @@ func FuzzBatchMatchesGeneral(f *testing.F) {
 	f.Add(siteFrame(f, innerSpec{src: hostA, dst: remote4v6, ttl: 2, payload: 1450}), false, uint16(22), byte(1))
 	f.Add(siteFrame(f, innerSpec{src: hostA6, dst: remote6, payload: 20}), false, uint16(0), byte(0))
 	f.Add(lispFrame(f, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, inner: in}), true, uint16(23), byte(3))
+	f.Add(lispFrame(f, lispSpec{src: rlocRemote6, dst: rlocLocal6, iid: iidSite, inner: in}), true, uint16(59), byte(0x40))
 	f.Add(lispFrame(f, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, ttl: 5, tos: 2,
 		inner: innerPacket(f, innerSpec{src: hostA, dst: remote4, payload: 20})}), true, uint16(15), byte(0x10))
 	batch, general := newTwins(f)

@@ -302,8 +302,9 @@ type Worker struct {
 	release  ReleaseFunc
 
 	rloc4, rloc6 netip.Addr
-	rloc4k       uint64 // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 unicast address, else 0 (core4: a multicast destination is an underlay group)
-	ugNext       int64  // w.now from which UnderlayGroup is told again
+	rloc4k       uint64     // 1<<32 | rloc4's bytes (big-endian) when it is an IPv4 unicast address, else 0 (core4: a multicast destination is an underlay group)
+	rloc6k       *[2]uint64 // rloc6's two halves (little-endian, as core6 reads them) when it is an IPv6 unicast address, else nil
+	ugNext       int64      // w.now from which UnderlayGroup is told again
 	lsbs         uint32
 	rnd          uint32 // nonce generator state (xorshift32)
 	ipid         uint16
@@ -431,6 +432,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if w.rloc4.Is4() && !w.rloc4.IsMulticast() {
 		a := w.rloc4.As4()
 		w.rloc4k = 1<<32 | uint64(binary.BigEndian.Uint32(a[:]))
+	}
+	if w.rloc6.Is6() && !w.rloc6.IsMulticast() {
+		a := w.rloc6.As16()
+		w.rloc6k = &[2]uint64{binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:])}
 	}
 	if cfg.ICMPRate > 0 {
 		w.icmpRate = int64(cfg.ICMPRate)

@@ -84,6 +84,7 @@ type nextHop struct {
 	maxInner int
 	out      int // egress port slot; -1 unless st is AdjResolved and the port ours
 	st       nexthop.AdjStatus
+	fast6    bool // an IPv6 template patch6 finishes (with nonce): encapFastAny's
 	doff6    uint16
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
@@ -230,7 +231,7 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 	h.mtu = w.pathMTU(h.out, &h.adj)
 	h.hlen, h.maxInner = 0, 0
-	h.fast4, h.nonce, h.csBase = false, false, 0
+	h.fast4, h.fast6, h.nonce, h.csBase = false, false, false, 0
 	if h.st != nexthop.AdjResolved || len(tpl) > wire.OuterIPv6Len {
 		return
 	}
@@ -258,11 +259,17 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 // prepare4 sets h.fast4 (and what encapFast's patch4 needs) for a resolved
 // memo entry whose template is an IPv4 one that patch4 finishes exactly as
 // wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
-// to compute) and the LISP header of BuildTemplate. The worker's LSBs are
+// to compute) and the LISP header of BuildTemplate; or h.fast6 for an
+// IPv6 one that patch6 finishes as wire.PatchOuterIPv6 does (offloadable6:
+// no extension header, a zero UDP checksum). The worker's LSBs are
 // written into the entry's copy of the LISP header once here, as
-// wire.PatchOuterIPv4 would write them into every packet.
+// wire.PatchOuterIPv4 (IPv6) would write them into every packet.
 func (w *Worker) prepare4(h *nextHop) {
-	h.fast4, h.nonce, h.csBase = false, false, 0
+	h.fast4, h.fast6, h.nonce, h.csBase = false, false, false, 0
+	if offloadable6(h) {
+		h.fast6, h.nonce = true, w.lsbsInto(h.hdr[frontV6-wire.HeaderLen:frontV6])
+		return
+	}
 	if h.hlen != frontV4 {
 		return
 	}
@@ -270,15 +277,20 @@ func (w *Worker) prepare4(h *nextHop) {
 	if ob[0] != 0x45 || ob[9] != wire.ProtoUDP || binary.BigEndian.Uint16(ob[wire.IPv4MinLen+6:]) != 0 {
 		return
 	}
-	lh := wire.Header(ob[wire.IPv4MinLen+wire.UDPLen:])
-	if lh.Flags()&wire.FlagL != 0 {
-		lh.SetLSBs(w.lsbs)
-	}
-	h.nonce = lh.Flags()&wire.FlagN != 0
+	h.nonce = w.lsbsInto(ob[wire.IPv4MinLen+wire.UDPLen:])
 	be := binary.BigEndian
 	h.csBase = uint32(^be.Uint16(ob[10:])) + uint32(^be.Uint16(ob[0:])) + uint32(^be.Uint16(ob[2:])) +
 		uint32(^be.Uint16(ob[4:])) + uint32(^be.Uint16(ob[8:]))
 	h.fast4 = true
+}
+
+// lsbsInto writes the worker's LSBs into LISP header lh when its L flag
+// asks for them, and reports whether its N flag asks for a nonce.
+func (w *Worker) lsbsInto(lh wire.Header) bool {
+	if lh.Flags()&wire.FlagL != 0 {
+		lh.SetLSBs(w.lsbs)
+	}
+	return lh.Flags()&wire.FlagN != 0
 }
 
 // hopIndexOf is the hopMemo slot of RLOC r: its template's number in the
@@ -717,6 +729,18 @@ func patchUDPLISP4(ob *[wire.OuterIPv4Len]byte, on uint32, sport uint16, nonce b
 	}
 }
 
+// patchUDPLISP is patchUDPLISP4 for patch6: the UDP and LISP headers t,
+// the UDP length ul. patchUDPLISP4 written as a call of it made
+// encapLoop one instruction longer.
+func patchUDPLISP(t *[wire.UDPLen + wire.HeaderLen]byte, ul, sport uint16, nonce bool, x uint32) {
+	be := binary.BigEndian
+	be.PutUint16(t[0:], sport)
+	be.PutUint16(t[4:], ul)
+	if nonce {
+		be.PutUint32(t[wire.UDPLen:], uint32(t[wire.UDPLen])<<24|x)
+	}
+}
+
 // encapFast6 is encapLoop's work for an inner IPv6 packet through h (the
 // caller checked that h holds the batch's snapshot): prepareInner's hop
 // limit rules (under a Not-ECT outer header decapRules leaves the traffic
@@ -762,9 +786,10 @@ func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 }
 
 // encapFastAny is encapFast through a resolved entry for what encapLoop's
-// patch4 cannot finish, with the general patch: an inner IPv6 packet, or
-// an IPv4 one under a template patch4 does not take (an IPv6 outer header,
-// a UDP checksum). Like encapLoop it leaves a packet under an ECN-capable
+// patch4 cannot finish: an inner IPv6 packet, or an IPv4 one under a
+// template patch4 does not take (an IPv6 outer header, a UDP checksum).
+// An IPv6 template without a UDP checksum (fast6, an IPv6 underlay's) is
+// finished by patch6, any other by the general patch. Like encapLoop it leaves a packet under an ECN-capable
 // outer header (RTR) to the general path, and returns encapNo, having
 // changed nothing, for a packet whose TTL or hop limit runs out.
 func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
@@ -803,11 +828,43 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	// w.front in one step: the checks above make it succeed (the packet
 	// ends within its current bytes, and the front fits the headroom).
 	b := f.Reframe(off-h.hlen, h.hlen+n)
+	if h.fast6 { // hlen is frontV6
+		p := (*[frontV6 + wire.IPv4MinLen]byte)(b) // an inner IPv6 header is longer
+		copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
+		tos, ttl, in := p[frontV6+1], p[frontV6+8], p[frontV6:]
+		if !pk.v4 {
+			tos, ttl = in[0]<<4|in[1]>>4, in[7]
+		}
+		w.patch6((*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:]), h, tos, ttl, n, pk.hash)
+		if pk.rtr {
+			w.c.Inc(CounterReencap)
+		} else {
+			w.c.Inc(CounterEncap)
+		}
+		return h.out
+	}
 	copy(b, h.hdr[:h.hlen])
 	if !w.patchOuter(pk, f, b[wire.EthernetLen:]) {
 		return encapDropped
 	}
 	return h.out
+}
+
+// patch6 is patch4 for an IPv6 template (h.fast6), wire.PatchOuterIPv6's
+// bytes: the traffic class tos and flow label (the flow hash's low 20
+// bits, RFC 6438 §3), the payload length, the hop limit ttl, then the UDP
+// source port and length and the nonce. The worker's IP identification
+// advances as patchOuter advances it for every packet, so that the IPv4
+// packets after it get the same ones.
+func (w *Worker) patch6(ob *[wire.OuterIPv6Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
+	be := binary.BigEndian
+	pl := uint16(wire.UDPLen + wire.HeaderLen + n)
+	be.PutUint32(ob[0:], 6<<28|uint32(tos)<<20|hash&0xfffff)
+	be.PutUint16(ob[4:], pl)
+	ob[7] = ttl
+	w.ipid++
+	// a nonce drawn for every packet, as patchOuter does
+	patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(hash), h.nonce, w.nonce())
 }
 
 // encapFast's results other than a port slot.
@@ -819,6 +876,19 @@ const (
 // frontV4 is the length of the front of an IPv4-encapsulated packet:
 // Ethernet header and IPv4 outer-header template.
 const frontV4 = wire.EthernetLen + wire.OuterIPv4Len
+
+// frontV6 is frontV4 for an IPv6 outer-header template.
+const frontV6 = wire.EthernetLen + wire.OuterIPv6Len
+
+// copyFrontV6 is copyFrontV4 for an IPv6 template (70 bytes): copyFrontV4's
+// seven moves for the first 50, three more.
+func copyFrontV6(dst, src *[frontV6]byte) {
+	copyFrontV4((*[frontV4]byte)(dst[:frontV4]), (*[frontV4]byte)(src[:frontV4]))
+	le := binary.LittleEndian
+	le.PutUint64(dst[48:], le.Uint64(src[48:]))
+	le.PutUint64(dst[56:], le.Uint64(src[56:]))
+	le.PutUint64(dst[62:], le.Uint64(src[62:]))
+}
 
 // copyFrontV4 copies an Ethernet header and IPv4 template (50 bytes) in
 // seven 8-byte moves, the last overlapping: a [50]byte assignment compiles

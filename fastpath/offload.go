@@ -23,7 +23,8 @@ import (
 // reach a worker. A worker offers a flow once its flow memo (an IPv4 EID's)
 // or encap (an IPv6 EID's: offer6) sends it through
 // an outer IPv4 header that encapLoop finishes alone (fast4), or an outer
-// IPv6 header without a UDP checksum to compute (offloadable6): the kernel
+// IPv6 header without a UDP checksum to compute (offloadable6: fast6, which
+// encapFastAny's patch6 finishes): the kernel
 // entry is a copy of that next-hop memo entry, keyed by the flow's
 // destination and RLOC selection bucket, and the program computes the same
 // flow hash (wire.FlowHash with the worker's seed), so each packet leaves as
@@ -891,7 +892,7 @@ func (w *Worker) offloadOffer(pk *pktInfo, x *flowSlot, h *nextHop) {
 // offloadOfferAt offers the flow of site packet pk (its destination, pk.mkey
 // for IPv4 or pk.dst for IPv6, and RLOC selection bucket bkt), whose offer
 // tag is *off: for a port with an offload table, sent through h (fast4 or
-// offloadable6) to a port with an interface index, it queues the entry for
+// fast6) to a port with an interface index, it queues the entry for
 // the end of the step (offloadFlush) and sets *off to the worker's tag.
 // An RTR's flow (pk.rtr: LISP to our IPv4 or IPv6 RLOC, from a core port
 // with a reencap table) is offered the same way, with the instance-ID and
@@ -907,7 +908,7 @@ func (w *Worker) offloadOfferAt(pk *pktInfo, bkt uint8, off *uint8, h *nextHop) 
 			r = p.reencap
 		}
 	}
-	v6 := !h.fast4 && offloadable6(h)
+	v6 := h.fast6
 	if t == nil && r == nil || w.oe == 0 || !(h.fast4 || v6) || h.out < 0 || w.ports[h.out].ifindex <= 0 || h.maxInner > 1<<16-1 {
 		*off = w.oet
 		return

@@ -346,8 +346,9 @@ const core6Shift = core6Inner - core4Inner
 
 // coreNot4 is fromCoreBatch's parse of frame j, b its bytes, that core4
 // did not take: a frame core6 takes is parsed as core4's are (fillCore6,
-// coreInner), and, with now, delivered at once in deliver4's (deliver6's)
-// common case; any other goes through parseCoreAny. It reports true when
+// coreInner, coreInner4's RTR case), and, with now, delivered at once in
+// deliver4's (deliver6's) common case; any other goes through
+// parseCoreAny. It reports true when
 // it delivered the frame (pk.act is then not set).
 //
 // deliver4 and deliver6 read the inner header at core4Inner: they are
@@ -372,6 +373,16 @@ func (w *Worker) coreNot4(pk *pktInfo, f *ring.Frame, b []byte, slot, j int, obs
 		}
 	}
 	fillCore6(pk, slot)
+	if le > 0 && w.lastSite.rtr == 1<<32|uint64(pk.iid) && b[core6Inner-wire.HeaderLen]&obsFlags == 0 {
+		// coreInner4's RTR case, and coreInner's rule for packets over
+		// IPv6 while offloading.
+		pk.rtr, pk.act = true, actForward
+		w.rtrFlow4(pk, b[core6Inner:])
+		if w.oe != 0 {
+			pk.fset = 0
+		}
+		return false
+	}
 	if le < 0 {
 		coreAddrs6(pk, b, core6Inner)
 	}

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -260,15 +261,23 @@ func TestObservationRingConcurrent(t *testing.T) {
 // TestObserveWhenNeeded: a delivered packet is reported to the slow path
 // when its LISP header has E (an echo request) or L (LSBs); one with only a
 // nonce is reported only while the ring watches nonces. The same over the
-// IPv6 underlay, whose packets the batch delivers in deliver4 too.
+// IPv6 underlay, whose packets the batch delivers in deliver4 too, and
+// for packets an RTR re-encapsulates (coreInner4's and coreNot4's case).
 func TestObserveWhenNeeded(t *testing.T) {
 	for _, under := range [][2]netip.Addr{{rlocRemote4, rlocLocal4}, {rlocRemote6, rlocLocal6}} {
-		t.Run(under[0].String(), func(t *testing.T) { observeWhenNeeded(t, under[0], under[1]) })
+		for _, rtr := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/rtr=%v", under[0], rtr), func(t *testing.T) { observeWhenNeeded(t, under[0], under[1], rtr) })
+		}
 	}
 }
 
-func observeWhenNeeded(t *testing.T, from, to netip.Addr) {
-	r := newRig(t, nil)
+func observeWhenNeeded(t *testing.T, from, to netip.Addr, rtr bool) {
+	r := newRig(t, func(c *Config) { c.RTR = rtr })
+	iid, out := uint32(iidSite), r.site
+	if rtr { // an instance-ID no site port serves: re-encapsulated to rlocRemote4
+		iid, out = 300, r.core
+		r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.1.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}}})
+	}
 	obs := r.w.Observations()
 	in := innerPacket(t, innerSpec{src: remote4, dst: hostA, ttl: 50, payload: 32})
 	cases := []struct {
@@ -287,17 +296,17 @@ func observeWhenNeeded(t *testing.T, from, to netip.Addr) {
 	}
 	for i, tc := range cases {
 		obs.WatchNonces(tc.watch)
-		r.fromCore(lispFrame(t, lispSpec{src: from, dst: to, ttl: 60, iid: iidSite,
+		r.fromCore(lispFrame(t, lispSpec{src: from, dst: to, ttl: 60, iid: iid,
 			flags: tc.flags, nonce: 0x100 + uint32(i), lsbs: 3, inner: in}))
-		if len(drain(r.site)) != 1 {
-			t.Fatalf("case %d: packet not delivered", i)
+		if len(drain(out)) != 1 {
+			t.Fatalf("case %d: packet not sent on", i)
 		}
 		var o Observation
 		got := obs.Pop(&o)
 		if got != tc.want {
 			t.Fatalf("case %d (flags %#x, watching %v): reported %v, want %v", i, tc.flags, tc.watch, got, tc.want)
 		}
-		if got && (o.Flags != tc.flags || o.RLOC != from || o.IID != iidSite ||
+		if got && (o.Flags != tc.flags || o.RLOC != from || o.IID != iid ||
 			tc.flags&wire.FlagN != 0 && o.Nonce != 0x100+uint32(i)) {
 			t.Errorf("case %d: observation %+v", i, o)
 		}

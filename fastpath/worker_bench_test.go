@@ -487,6 +487,9 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		if cur.v6 {
 			rs := benchRLOCs()
+			if cur.rloc6 {
+				rs = benchRLOCs6()
+			}
 			ms := make([]StaticMapping, 4096)
 			for i := range ms {
 				ms[i] = StaticMapping{IID: iidSite, Prefix: benchPrefix6(i), RLOCs: []StaticRLOC{
@@ -617,20 +620,26 @@ func BenchmarkWorker(b *testing.B) {
 	// IPv6 EIDs over IPv4 RLOCs: 4096 flows from hostA6 to 4096 remote
 	// /48s, and from them to hostA6, the smallest frames of the same
 	// payload (18 bytes, 20 more than IPv4's).
-	site6, lisp6 := func() (fs [][]byte) {
+	site6, lisp6Over := func() (fs [][]byte) {
 		for i, d := range benchDsts6(4096) {
 			fs = append(fs, siteFrame(b, innerSpec{src: hostA6, dst: d, sport: uint16(1024 + i), payload: small}))
 		}
 		return fs
-	}, func() (fs [][]byte) {
+	}, func(from, to netip.Addr) (fs [][]byte) {
 		for i, d := range benchDsts6(4096) {
 			in := innerPacket(b, innerSpec{src: d, dst: hostA6, sport: uint16(1024 + i), payload: small})
-			fs = append(fs, lispFrame(b, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: iidSite, nonce: uint32(i), inner: in}))
+			fs = append(fs, lispFrame(b, lispSpec{src: from, dst: to, iid: iidSite, nonce: uint32(i), inner: in}))
 		}
 		return fs
 	}
+	lisp6 := func() [][]byte { return lisp6Over(rlocRemote4, rlocLocal4) }
 	b.Run("encap-84B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, site6(), false) })
 	b.Run("decap-120B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, lisp6(), true) })
+	// The same over an IPv6 underlay.
+	b.Run("encap-84B-v6-v6rloc", func(b *testing.B) { runWith(b, benchSetup{v6: true, rloc6: true}, site6(), false) })
+	b.Run("decap-140B-v6-v6rloc", func(b *testing.B) {
+		runWith(b, benchSetup{v6: true, rloc6: true}, lisp6Over(rlocRemote6, rlocLocal6), true)
+	})
 	// IPv4 EIDs over an IPv6 underlay: the smallest frames of encap-64B
 	// and decap-100B's payload, 20 bytes longer outside (IPv6 outer
 	// headers); the RTR's re-encapsulates IPv6 to IPv6.

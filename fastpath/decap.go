@@ -348,8 +348,8 @@ const core6Shift = core6Inner - core4Inner
 // did not take: a frame core6 takes is parsed as core4's are (fillCore6,
 // coreInner, coreInner4's RTR case), and, with now, delivered at once in
 // deliver4's (deliver6's) common case; any other goes through
-// parseCoreAny. It reports true when
-// it delivered the frame (pk.act is then not set).
+// parseCoreAny. It reports true when it delivered the frame (pk.act is
+// then not set).
 //
 // deliver4 and deliver6 read the inner header at core4Inner: they are
 // handed the frame with its start moved core6Shift bytes on, put back when

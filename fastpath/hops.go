@@ -789,9 +789,10 @@ func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 // patch4 cannot finish: an inner IPv6 packet, or an IPv4 one under a
 // template patch4 does not take (an IPv6 outer header, a UDP checksum).
 // An IPv6 template without a UDP checksum (fast6, an IPv6 underlay's) is
-// finished by patch6, any other by the general patch. Like encapLoop it leaves a packet under an ECN-capable
-// outer header (RTR) to the general path, and returns encapNo, having
-// changed nothing, for a packet whose TTL or hop limit runs out.
+// finished by patch6, any other by the general patch. Its callers leave a
+// packet under an ECN-capable outer header (RTR) to the general path; it
+// returns encapNo, having changed nothing, for a packet whose TTL or hop
+// limit runs out.
 func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	off, n := pk.innerOff, pk.innerLen
 	cur := f.Bytes()

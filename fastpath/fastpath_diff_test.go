@@ -21,7 +21,7 @@ import (
 // agrees. The frames vary what the shortcuts test: inner TTL (0, 1, 2,
 // more), outer TTL against the inner one, outer and inner TOS (ECN
 // combinations), DF, sizes around the path MTU, IPv4 and IPv6 outer
-// templates, IPv6 inner packets, misses, multicast and instance-IDs the
+// templates, LISP frames over either underlay, IPv6 inner packets, misses, multicast and instance-IDs the
 // RTR re-encapsulates or the ETR delivers. It fails when a shortcut takes a
 // packet the general path treats differently or writes a byte otherwise.
 func TestBatchMatchesGeneral(t *testing.T) {

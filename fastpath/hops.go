@@ -250,22 +250,22 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 			h.dkey |= dkey6 // an IPv6 destination
 		}
 	}
-	w.prepare4(h)
+	w.preparePatch(h)
 	if h.out >= 0 && len(tpl) >= wire.OuterIPv4Len {
 		h.maxInner = max(min(h.mtu, 0xffff)-len(tpl), 0)
 	}
 }
 
-// prepare4 sets h.fast4 (and what encapFast's patch4 needs) for a resolved
-// memo entry whose template is an IPv4 one that patch4 finishes exactly as
+// preparePatch sets h.fast4 (and what encapFast's patch4 needs) for a
+// resolved memo entry, whose flags fillHop cleared, when its template is
+// an IPv4 one that patch4 finishes exactly as
 // wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
 // to compute) and the LISP header of BuildTemplate; or h.fast6 for an
 // IPv6 one that patch6 finishes as wire.PatchOuterIPv6 does (offloadable6:
 // no extension header, a zero UDP checksum). The worker's LSBs are
 // written into the entry's copy of the LISP header once here, as
 // wire.PatchOuterIPv4 (IPv6) would write them into every packet.
-func (w *Worker) prepare4(h *nextHop) {
-	h.fast4, h.fast6, h.nonce, h.csBase = false, false, false, 0
+func (w *Worker) preparePatch(h *nextHop) {
 	if offloadable6(h) {
 		h.fast6, h.nonce = true, w.lsbsInto(h.hdr[frontV6-wire.HeaderLen:frontV6])
 		return

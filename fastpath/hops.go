@@ -84,7 +84,7 @@ type nextHop struct {
 	maxInner int
 	out      int // egress port slot; -1 unless st is AdjResolved and the port ours
 	st       nexthop.AdjStatus
-	fast6    bool // an IPv6 template patch6 finishes (with nonce): encapFastAny's
+	fast6    bool // an IPv6 template encapLoop and patch6 finish (with nonce)
 	doff6    uint16
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
@@ -539,7 +539,7 @@ const (
 	loopEnd   = iota // the run ended: the packet is left (or, one, taken)
 	loopSend         // the packet is encapsulated for port out: sendAt sends it
 	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
-	loopAny          // the packet goes through h, whose template patch4 cannot finish: encapFastAny
+	loopAny          // the packet goes through h, whose template neither patch4 nor patch6 finishes: encapFastAny
 	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
 	loopCarry        // the packet's flow memo hit (through h) is of the snapshot before the batch's: carry
 	loopSix          // the packet, an inner IPv6 one, goes through h: encapFast6
@@ -611,49 +611,71 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 		if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
 			break
 		}
-		if !h.fast4 {
-			return j, encapNo, loopAny, h
-		}
 		// The parse stages checked that the inner packet ends within the
 		// frame's bytes, so the front moves in one step (w.front) before
 		// the last checks: Reframe fails, changing nothing, only for want
 		// of headroom, and a TTL check that fails moves it back.
 		f := &fs[j]
 		n0 := f.Len()
-		b := f.Reframe(off-frontV4, frontV4+n)
-		if len(b) < frontV4+wire.IPv4MinLen { // nil
-			break
-		}
-		p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
-		inner := p[frontV4:]
-		ttl := inner[8]
-		if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
-			if pk.outerTTL <= 1 {
-				f.Reframe(frontV4-off, n0)
+		if h.fast4 {
+			b := f.Reframe(off-frontV4, frontV4+n)
+			if len(b) < frontV4+wire.IPv4MinLen { // nil
 				break
 			}
-			// setTTL4 to outerTTL, then decTTL4: the same bytes in one
-			// step (TestLowerTTL4TwoSteps).
-			ttl = pk.outerTTL - 1
+			p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
+			inner := p[frontV4:]
+			ttl := inner[8]
+			if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
+				if pk.outerTTL <= 1 {
+					f.Reframe(frontV4-off, n0)
+					break
+				}
+				// setTTL4 to outerTTL, then decTTL4: the same bytes in one
+				// step (TestLowerTTL4TwoSteps).
+				ttl = pk.outerTTL - 1
+				lowerTTL4(inner, ttl)
+			} else {
+				if ttl <= 1 {
+					f.Reframe(frontV4-off, n0)
+					break
+				}
+				ttl--
+				decTTL4(inner, ttl)
+			}
+			copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+			// patch4 without the call (it does not inline, and a call in
+			// this loop spills its registers), the inner TOS and new TTL
+			// taken from registers; its two steps inline.
+			ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+			on := uint32(wire.OuterIPv4Len + n)
+			id := w.ipid
+			w.ipid++
+			patchIPv4Outer(ob, h.csBase, inner[1], on, id, ttlUDP(ttl))
+			patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
+		} else if h.fast6 {
+			// The same under an IPv6 template (an IPv6 underlay's),
+			// patch6 written out.
+			b := f.Reframe(off-frontV6, frontV6+n)
+			if len(b) < frontV6+wire.IPv4MinLen { // nil
+				break
+			}
+			p := (*[frontV6 + wire.IPv4MinLen]byte)(b)
+			inner := p[frontV6:]
+			ttl := nextTTL4(pk, inner[8])
+			if ttl == 0 {
+				f.Reframe(frontV6-off, n0)
+				break
+			}
 			lowerTTL4(inner, ttl)
+			copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
+			pl := uint16(wire.UDPLen + wire.HeaderLen + n)
+			ob := (*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:])
+			patchIPv6Outer(ob, inner[1], ttl, pl, pk.hash)
+			w.ipid++ // as patchOuter advances it for every packet
+			patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(pk.hash), h.nonce, w.nonce())
 		} else {
-			if ttl <= 1 {
-				f.Reframe(frontV4-off, n0)
-				break
-			}
-			ttl--
-			decTTL4(inner, ttl)
+			return j, encapNo, loopAny, h
 		}
-		copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-		// patch4 without the call (it does not inline, and a call in
-		// this loop spills its registers), the inner TOS and new TTL
-		// taken from registers; its two steps inline.
-		ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
-		on := uint32(wire.OuterIPv4Len + n)
-		id := w.ipid
-		w.ipid++
-		patchIPv4Outer(ob, h.csBase, inner[1], on, id, ttlUDP(ttl))
-		patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
 		if pk.rtr {
 			w.c.Inc(CounterReencap)
 		} else {
@@ -745,38 +767,48 @@ func patchUDPLISP(t *[wire.UDPLen + wire.HeaderLen]byte, ul, sport uint16, nonce
 // caller checked that h holds the batch's snapshot): prepareInner's hop
 // limit rules (under a Not-ECT outer header decapRules leaves the traffic
 // class as it is and takes the smaller hop limit, wire.ApplyDecap), then
-// patch4 with the traffic class for the outer TOS, or the general patch
-// (encapFastAny) for a template patch4 does not take. It returns the port
-// to send on, or encapNo having changed nothing, as encapLoop leaves a
-// packet. A function of its own, not a branch of encapLoop: the branch
-// made every IPv4 packet's loop 8 instructions longer.
+// patch4, or patch6 under an IPv6 template (fast6), with the traffic
+// class for the outer TOS, or the general patch (encapFastAny) for a
+// template neither takes. It returns the port to send on, or encapNo
+// having changed nothing, as encapLoop leaves a packet. A function of its
+// own, not a branch of encapLoop: the branch made every IPv4 packet's
+// loop 8 instructions longer.
 func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	off, n := pk.innerOff, pk.innerLen
 	if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT || n > h.maxInner || n < wire.IPv6Len {
 		return encapNo
 	}
+	front := frontV4
 	if !h.fast4 {
-		return w.encapFastAny(pk, f, h)
+		if !h.fast6 {
+			return w.encapFastAny(pk, f, h)
+		}
+		front = frontV6
 	}
 	n0 := f.Len()
-	b := f.Reframe(off-frontV4, frontV4+n)
-	if len(b) < frontV4+wire.IPv6Len { // nil
+	b := f.Reframe(off-front, front+n)
+	if len(b) < front+wire.IPv6Len { // nil
 		return encapNo
 	}
-	p := (*[frontV4 + wire.IPv6Len]byte)(b)
-	inner := p[frontV4:]
+	inner := (*[wire.IPv6Len]byte)(b[front:])
 	hl := inner[7]
 	if pk.rtr {
 		hl = min(hl, pk.outerTTL)
 	}
 	if hl <= 1 {
-		f.Reframe(frontV4-off, n0)
+		f.Reframe(front-off, n0)
 		return encapNo
 	}
 	hl--
 	inner[7] = hl
-	copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-	w.patch4((*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:]), h, inner[0]<<4|inner[1]>>4, hl, n, pk.hash)
+	tos := inner[0]<<4 | inner[1]>>4
+	if front == frontV4 {
+		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
+		w.patch4((*[wire.OuterIPv4Len]byte)(b[wire.EthernetLen:]), h, tos, hl, n, pk.hash)
+	} else {
+		copyFrontV6((*[frontV6]byte)(b), (*[frontV6]byte)(h.hdr[:frontV6]))
+		w.patch6((*[wire.OuterIPv6Len]byte)(b[wire.EthernetLen:]), h, tos, hl, n, pk.hash)
+	}
 	if pk.rtr {
 		w.c.Inc(CounterReencap)
 	} else {
@@ -785,14 +817,11 @@ func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	return h.out
 }
 
-// encapFastAny is encapFast through a resolved entry for what encapLoop's
-// patch4 cannot finish: an inner IPv6 packet, or an IPv4 one under a
-// template patch4 does not take (an IPv6 outer header, a UDP checksum).
-// An IPv6 template without a UDP checksum (fast6, an IPv6 underlay's) is
-// finished by patch6, any other by the general patch. Its callers leave a
-// packet under an ECN-capable outer header (RTR) to the general path; it
-// returns encapNo, having changed nothing, for a packet whose TTL or hop
-// limit runs out.
+// encapFastAny is encapFast through a resolved entry for a template
+// neither patch4 nor patch6 finishes (a UDP checksum to compute, an
+// option): the general patch. Its callers leave a packet under an
+// ECN-capable outer header (RTR) to the general path; it returns encapNo,
+// having changed nothing, for a packet whose TTL or hop limit runs out.
 func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	off, n := pk.innerOff, pk.innerLen
 	cur := f.Bytes()
@@ -815,35 +844,16 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 			return encapNo
 		}
 		inner[7] = hl - 1
-	} else if ttl := inner[8]; pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
-		if pk.outerTTL <= 1 {
-			return encapNo
-		}
-		lowerTTL4(inner, pk.outerTTL-1) // setTTL4 to outerTTL, then decTTL4, in one step
 	} else {
-		if ttl <= 1 {
+		ttl := nextTTL4(pk, inner[8])
+		if ttl == 0 {
 			return encapNo
 		}
-		decTTL4(inner, ttl-1)
+		lowerTTL4(inner, ttl)
 	}
 	// w.front in one step: the checks above make it succeed (the packet
 	// ends within its current bytes, and the front fits the headroom).
 	b := f.Reframe(off-h.hlen, h.hlen+n)
-	if h.fast6 { // hlen is frontV6
-		p := (*[frontV6 + wire.IPv4MinLen]byte)(b) // an inner IPv6 header is longer
-		copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
-		tos, ttl, in := p[frontV6+1], p[frontV6+8], p[frontV6:]
-		if !pk.v4 {
-			tos, ttl = in[0]<<4|in[1]>>4, in[7]
-		}
-		w.patch6((*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:]), h, tos, ttl, n, pk.hash)
-		if pk.rtr {
-			w.c.Inc(CounterReencap)
-		} else {
-			w.c.Inc(CounterEncap)
-		}
-		return h.out
-	}
 	copy(b, h.hdr[:h.hlen])
 	if !w.patchOuter(pk, f, b[wire.EthernetLen:]) {
 		return encapDropped
@@ -852,20 +862,42 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 }
 
 // patch6 is patch4 for an IPv6 template (h.fast6), wire.PatchOuterIPv6's
-// bytes: the traffic class tos and flow label (the flow hash's low 20
+// bytes (encapLoop runs its steps without the call): the traffic class tos and flow label (the flow hash's low 20
 // bits, RFC 6438 §3), the payload length, the hop limit ttl, then the UDP
 // source port and length and the nonce. The worker's IP identification
 // advances as patchOuter advances it for every packet, so that the IPv4
 // packets after it get the same ones.
 func (w *Worker) patch6(ob *[wire.OuterIPv6Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
-	be := binary.BigEndian
 	pl := uint16(wire.UDPLen + wire.HeaderLen + n)
-	be.PutUint32(ob[0:], 6<<28|uint32(tos)<<20|hash&0xfffff)
-	be.PutUint16(ob[4:], pl)
-	ob[7] = ttl
+	patchIPv6Outer(ob, tos, ttl, pl, hash)
 	w.ipid++
 	// a nonce drawn for every packet, as patchOuter does
 	patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(hash), h.nonce, w.nonce())
+}
+
+// patchIPv6Outer is patch6's first step: the outer IPv6 header's traffic
+// class tos and flow label (the flow hash's low 20 bits, RFC 6438 §3),
+// payload length pl and hop limit ttl.
+func patchIPv6Outer(ob *[wire.OuterIPv6Len]byte, tos, ttl uint8, pl uint16, hash uint32) {
+	be := binary.BigEndian
+	be.PutUint32(ob[0:], 6<<28|uint32(tos)<<20|hash&0xfffff)
+	be.PutUint16(ob[4:], pl)
+	ob[7] = ttl
+}
+
+// nextTTL4 is the TTL an inner IPv4 packet of pk with TTL ttl leaves with:
+// under a Not-ECT outer header decapRules takes the smaller of the outer
+// and inner TTL (an RTR's packet), then the decrement; 0 when it runs
+// out. lowerTTL4 writes it: setTTL4 to the outer TTL, then decTTL4, are
+// the same bytes in one step (TestLowerTTL4TwoSteps).
+func nextTTL4(pk *pktInfo, ttl uint8) uint8 {
+	if pk.rtr && pk.outerTTL < ttl {
+		ttl = pk.outerTTL
+	}
+	if ttl <= 1 {
+		return 0
+	}
+	return ttl - 1
 }
 
 // encapFast's results other than a port slot.

@@ -30,8 +30,8 @@ func TestBatchMatchesGeneral(t *testing.T) {
 
 // TestBatchMatchesGeneralOuters is TestBatchMatchesGeneral under the
 // other outer-header options, which change what the templates hold and
-// what encapFast may write itself (patch4): no nonce, LSBs, DF, and a UDP
-// checksum (which patch4 leaves to the general patch).
+// what encapFast may write itself (encapLoop's patches): no nonce, LSBs,
+// DF, and a UDP checksum (which they leave to the general patch).
 func TestBatchMatchesGeneralOuters(t *testing.T) {
 	for i, o := range []OuterConfig{
 		{LSBs: true, LSBValue: 0x1a5},
@@ -58,8 +58,8 @@ func batchVsGeneral(t *testing.T, seed uint64, mods ...func(*Config)) {
 	inner := func(toSite bool) innerSpec {
 		s := innerSpec{src: hostA, ttl: uint8(pick(1, 2, 3, 64, 255)), tos: uint8(rnd.Uint32()),
 			df: rnd.IntN(2) == 0, sport: uint16(rnd.Uint32()), payload: pick(0, 18, 100, 1400, 1430, 1452, 1472)}
-		if rnd.IntN(6) == 0 {
-			s.src, s.dst = hostA6, remote6
+		if rnd.IntN(6) == 0 { // an IPv6 EID behind an IPv4 or an IPv6 RLOC
+			s.src, s.dst = hostA6, []netip.Addr{remote6, remote6v6}[rnd.IntN(2)]
 			s.payload = min(s.payload, 1400)
 		} else {
 			s.dst = dsts4[rnd.IntN(len(dsts4))]
@@ -149,6 +149,7 @@ func newTwins(t testing.TB, mods ...func(*Config)) (batch, general *rig) {
 			{IID: 300, Prefix: netip.MustParsePrefix("10.2.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
 			{IID: 300, Prefix: netip.MustParsePrefix("10.3.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote6, Weight: 1}}},
 			{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:2::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}}},
+			{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:3::/48"), RLOCs: []StaticRLOC{{Addr: rlocRemote6, Weight: 1}}},
 			{IID: iidSite, Prefix: netip.MustParsePrefix("10.4.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocRemote4, Weight: 1}, {Addr: rlocOther4, Weight: 1}}},
 		})
 	}

@@ -217,19 +217,27 @@ func TestFlowRunTakesLaterWays(t *testing.T) {
 }
 
 // TestEncapViaGeneralPatchSendsNothing: the first packet of a flow to an
-// RLOC whose outer header encapFast's patch4 cannot finish (an IPv6 RLOC:
-// encapFastAny) goes through encapVia, encapRun for the one packet, which
+// IPv6 RLOC goes through encapVia, encapRun for the one packet, which
 // returns the port and leaves sending to forwardAt: one frame out, with
 // an IPv6 outer header, not counted as a flow hit; the flow's next packet
-// is one.
+// is one. The packet takes encapLoop's block for IPv6 templates, or, with
+// a UDP checksum to compute (a template neither of encapLoop's patches
+// finishes), encapFastAny.
 func TestEncapViaGeneralPatchSendsNothing(t *testing.T) {
-	r := newRig(t, nil)
-	hits := func() uint64 { return r.w.Extra(ExtraFlowHit) }
-	h0 := hits()
-	if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0 {
-		t.Fatalf("first packet to %v, flow hits %d -> %d, want %v and no hit", got, h0, hits(), rlocRemote6)
-	}
-	if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0+1 {
-		t.Fatalf("second packet to %v, flow hits %d -> %d, want %v and a hit", got, h0, hits(), rlocRemote6)
+	for name, mod := range map[string]func(*Config){
+		"loop":         nil,
+		"udp-checksum": func(c *Config) { c.Outer.UDPChecksum = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, mod)
+			hits := func() uint64 { return r.w.Extra(ExtraFlowHit) }
+			h0 := hits()
+			if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0 {
+				t.Fatalf("first packet to %v, flow hits %d -> %d, want %v and no hit", got, h0, hits(), rlocRemote6)
+			}
+			if got := outerDst(t, r, hostA, remote4v6); got != rlocRemote6 || hits() != h0+1 {
+				t.Fatalf("second packet to %v, flow hits %d -> %d, want %v and a hit", got, h0, hits(), rlocRemote6)
+			}
+		})
 	}
 }

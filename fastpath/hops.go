@@ -66,7 +66,7 @@ type nextHop struct {
 	// outer version.
 	dkey uint64
 	hdr  [wire.EthernetLen + wire.OuterIPv6Len]byte
-	// For an IPv4 template that encapFast's patch4 can finish (fast4): the LISP
+	// For an IPv4 template that encapLoop's patch can finish (fast4): the LISP
 	// header asks for a nonce (N), and csBase, the part of the outer
 	// header checksum update (RFC 1624 eqn. 3) that depends on the
 	// template alone. The LSBs are already in hdr (the worker's LSBs
@@ -84,7 +84,7 @@ type nextHop struct {
 	maxInner int
 	out      int // egress port slot; -1 unless st is AdjResolved and the port ours
 	st       nexthop.AdjStatus
-	fast6    bool // an IPv6 template encapLoop and patch6 finish (with nonce)
+	fast6    bool // an IPv6 template encapLoop's patch finishes (with nonce)
 	doff6    uint16
 	// key4 is 1<<32 | the address for a delivery to an IPv4 destination
 	// (tpl nil), 0 otherwise: what deliver compares.
@@ -256,12 +256,13 @@ func (w *Worker) fillHop(h *nextHop, dst netip.Addr, tpl []byte) {
 	}
 }
 
-// preparePatch sets h.fast4 (and what encapFast's patch4 needs) for a
+// preparePatch sets h.fast4 (and what encapLoop's patch needs) for a
 // resolved memo entry, whose flags fillHop cleared, when its template is
-// an IPv4 one that patch4 finishes exactly as
+// an IPv4 one that patchIPv4Outer and patchUDPLISP4 finish exactly as
 // wire.PatchOuterIPv4 does: a 20-byte header, a zero UDP checksum (none
 // to compute) and the LISP header of BuildTemplate; or h.fast6 for an
-// IPv6 one that patch6 finishes as wire.PatchOuterIPv6 does (offloadable6:
+// IPv6 one that patchIPv6Outer and patchUDPLISP finish as
+// wire.PatchOuterIPv6 does (offloadable6:
 // no extension header, a zero UDP checksum). The worker's LSBs are
 // written into the entry's copy of the LISP header once here, as
 // wire.PatchOuterIPv4 (IPv6) would write them into every packet.
@@ -511,12 +512,8 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			}
 			j = k // current now: the packet's flow memo hit again
 			continue
-		case loopAny, loopSix:
-			if why == loopSix {
-				out = w.encapFast6(&pks[k], &fs[k], h)
-			} else {
-				out = w.encapFastAny(&pks[k], &fs[k], h)
-			}
+		case loopAny:
+			out = w.encapFastAny(&pks[k], &fs[k], h)
 			if out == encapNo {
 				return k, encapNo
 			}
@@ -539,10 +536,9 @@ const (
 	loopEnd   = iota // the run ended: the packet is left (or, one, taken)
 	loopSend         // the packet is encapsulated for port out: sendAt sends it
 	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
-	loopAny          // the packet goes through h, whose template neither patch4 nor patch6 finishes: encapFastAny
+	loopAny          // the packet goes through h, whose template encapLoop's patches do not finish: encapFastAny
 	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
 	loopCarry        // the packet's flow memo hit (through h) is of the snapshot before the batch's: carry
-	loopSix          // the packet, an inner IPv6 one, goes through h: encapFast6
 )
 
 // encapLoop is encapRun's loop, the one place that holds encapFast's work
@@ -601,80 +597,132 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 				}
 			}
 		}
-		if !pk.v4 {
-			return j, encapNo, loopSix, h
-		}
-		if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
-			break
-		}
-		off, n := pk.innerOff, pk.innerLen
-		if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
-			break
-		}
-		// The parse stages checked that the inner packet ends within the
-		// frame's bytes, so the front moves in one step (w.front) before
-		// the last checks: Reframe fails, changing nothing, only for want
-		// of headroom, and a TTL check that fails moves it back.
-		f := &fs[j]
-		n0 := f.Len()
-		if h.fast4 {
-			b := f.Reframe(off-frontV4, frontV4+n)
-			if len(b) < frontV4+wire.IPv4MinLen { // nil
+		if pk.v4 {
+			if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT {
 				break
 			}
-			p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
-			inner := p[frontV4:]
-			ttl := inner[8]
-			if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
-				if pk.outerTTL <= 1 {
-					f.Reframe(frontV4-off, n0)
+			off, n := pk.innerOff, pk.innerLen
+			if n > h.maxInner || n < wire.IPv4MinLen { // maxInner 0: not resolved, not our port, no template
+				break
+			}
+			// The parse stages checked that the inner packet ends within the
+			// frame's bytes, so the front moves in one step (w.front) before
+			// the last checks: Reframe fails, changing nothing, only for want
+			// of headroom, and a TTL check that fails moves it back.
+			f := &fs[j]
+			n0 := f.Len()
+			if h.fast4 {
+				b := f.Reframe(off-frontV4, frontV4+n)
+				if len(b) < frontV4+wire.IPv4MinLen { // nil
 					break
 				}
-				// setTTL4 to outerTTL, then decTTL4: the same bytes in one
-				// step (TestLowerTTL4TwoSteps).
-				ttl = pk.outerTTL - 1
+				p := (*[frontV4 + wire.IPv4MinLen]byte)(b)
+				inner := p[frontV4:]
+				ttl := inner[8]
+				if pk.rtr && pk.outerTTL < ttl { // decapRules: TTL = min(outer, inner), then the decrement
+					if pk.outerTTL <= 1 {
+						f.Reframe(frontV4-off, n0)
+						break
+					}
+					// setTTL4 to outerTTL, then decTTL4: the same bytes in one
+					// step (TestLowerTTL4TwoSteps).
+					ttl = pk.outerTTL - 1
+					lowerTTL4(inner, ttl)
+				} else {
+					if ttl <= 1 {
+						f.Reframe(frontV4-off, n0)
+						break
+					}
+					ttl--
+					decTTL4(inner, ttl)
+				}
+				copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+				// The patch in two inlined steps, the inner TOS and new TTL
+				// taken from registers (a call in this loop spills its
+				// registers).
+				ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+				on := uint32(wire.OuterIPv4Len + n)
+				id := w.ipid
+				w.ipid++
+				patchIPv4Outer(ob, h.csBase, inner[1], on, id, ttlUDP(ttl))
+				patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
+			} else if h.fast6 {
+				// The same under an IPv6 template (an IPv6 underlay's).
+				b := f.Reframe(off-frontV6, frontV6+n)
+				if len(b) < frontV6+wire.IPv4MinLen { // nil
+					break
+				}
+				p := (*[frontV6 + wire.IPv4MinLen]byte)(b)
+				inner := p[frontV6:]
+				ttl := nextTTL4(pk, inner[8])
+				if ttl == 0 {
+					f.Reframe(frontV6-off, n0)
+					break
+				}
 				lowerTTL4(inner, ttl)
+				copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
+				pl := uint16(wire.UDPLen + wire.HeaderLen + n)
+				ob := (*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:])
+				patchIPv6Outer(ob, inner[1], ttl, pl, pk.hash)
+				w.ipid++ // as patchOuter advances it for every packet
+				patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(pk.hash), h.nonce, w.nonce())
 			} else {
-				if ttl <= 1 {
+				return j, encapNo, loopAny, h
+			}
+		} else {
+			// An inner IPv6 packet: its hop limit (nextHL), then the
+			// template's patch with the traffic class for the outer TOS.
+			// In the loop too (a call per packet cost about 75
+			// instructions): a block of its own adds no instruction to
+			// an IPv4 packet's way but alignment NOPs.
+			off, n := pk.innerOff, pk.innerLen
+			if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT || n > h.maxInner || n < wire.IPv6Len {
+				break
+			}
+			f := &fs[j]
+			n0 := f.Len()
+			if h.fast4 {
+				b := f.Reframe(off-frontV4, frontV4+n)
+				if len(b) < frontV4+wire.IPv6Len { // nil
+					break
+				}
+				p := (*[frontV4 + wire.IPv6Len]byte)(b)
+				inner := p[frontV4:]
+				hl := nextHL(pk, inner[7])
+				if hl == 0 {
 					f.Reframe(frontV4-off, n0)
 					break
 				}
-				ttl--
-				decTTL4(inner, ttl)
+				inner[7] = hl
+				copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
+				ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
+				on := uint32(wire.OuterIPv4Len + n)
+				id := w.ipid
+				w.ipid++
+				patchIPv4Outer(ob, h.csBase, inner[0]<<4|inner[1]>>4, on, id, ttlUDP(hl))
+				patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce())
+			} else if h.fast6 {
+				b := f.Reframe(off-frontV6, frontV6+n)
+				if len(b) < frontV6+wire.IPv6Len { // nil
+					break
+				}
+				p := (*[frontV6 + wire.IPv6Len]byte)(b)
+				inner := p[frontV6:]
+				hl := nextHL(pk, inner[7])
+				if hl == 0 {
+					f.Reframe(frontV6-off, n0)
+					break
+				}
+				inner[7] = hl
+				copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
+				pl := uint16(wire.UDPLen + wire.HeaderLen + n)
+				ob := (*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:])
+				patchIPv6Outer(ob, inner[0]<<4|inner[1]>>4, hl, pl, pk.hash)
+				w.ipid++
+				patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(pk.hash), h.nonce, w.nonce())
+			} else {
+				return j, encapNo, loopAny, h
 			}
-			copyFrontV4((*[frontV4]byte)(p[:frontV4]), (*[frontV4]byte)(h.hdr[:frontV4]))
-			// patch4 without the call (it does not inline, and a call in
-			// this loop spills its registers), the inner TOS and new TTL
-			// taken from registers; its two steps inline.
-			ob := (*[wire.OuterIPv4Len]byte)(p[wire.EthernetLen:])
-			on := uint32(wire.OuterIPv4Len + n)
-			id := w.ipid
-			w.ipid++
-			patchIPv4Outer(ob, h.csBase, inner[1], on, id, ttlUDP(ttl))
-			patchUDPLISP4(ob, on, wire.SourcePort(pk.hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
-		} else if h.fast6 {
-			// The same under an IPv6 template (an IPv6 underlay's),
-			// patch6 written out.
-			b := f.Reframe(off-frontV6, frontV6+n)
-			if len(b) < frontV6+wire.IPv4MinLen { // nil
-				break
-			}
-			p := (*[frontV6 + wire.IPv4MinLen]byte)(b)
-			inner := p[frontV6:]
-			ttl := nextTTL4(pk, inner[8])
-			if ttl == 0 {
-				f.Reframe(frontV6-off, n0)
-				break
-			}
-			lowerTTL4(inner, ttl)
-			copyFrontV6((*[frontV6]byte)(p[:frontV6]), (*[frontV6]byte)(h.hdr[:frontV6]))
-			pl := uint16(wire.UDPLen + wire.HeaderLen + n)
-			ob := (*[wire.OuterIPv6Len]byte)(p[wire.EthernetLen:])
-			patchIPv6Outer(ob, inner[1], ttl, pl, pk.hash)
-			w.ipid++ // as patchOuter advances it for every packet
-			patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(pk.hash), h.nonce, w.nonce())
-		} else {
-			return j, encapNo, loopAny, h
 		}
 		if pk.rtr {
 			w.c.Inc(CounterReencap)
@@ -704,21 +752,14 @@ func (w *Worker) encapFastFill(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	return w.encapFast(pk, f)
 }
 
-// patch4 is wire.PatchOuterIPv4 for the outer header ob just copied from
-// h (fast4) in front of an inner packet of n bytes, whose TOS (traffic
-// class) and new TTL (hop limit) are tos and ttl, with flow hash hash: the
+// patchIPv4Outer and patchUDPLISP4 are wire.PatchOuterIPv4 for the outer
+// header ob just copied from h (fast4) in front of an inner packet: the
 // same bytes (the checksum updated by the same sum, RFC 1624 eqn. 3, from
 // h.csBase instead of the template's words), without the checks and
-// calls: encapFast6's; encapLoop runs its steps without the call.
-func (w *Worker) patch4(ob *[wire.OuterIPv4Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
-	on := uint32(wire.OuterIPv4Len + n)
-	id := w.ipid
-	w.ipid++
-	patchIPv4Outer(ob, h.csBase, tos, on, id, ttlUDP(ttl))
-	patchUDPLISP4(ob, on, wire.SourcePort(hash), h.nonce, w.nonce()) // a nonce drawn for every packet, as patchOuter does
-}
-
-// patchIPv4Outer is patch4's first step: the outer IPv4 header's TOS,
+// calls; encapLoop runs them inline, the inner TOS (traffic class) and new
+// TTL (hop limit) taken from registers.
+//
+// patchIPv4Outer is the first step: the outer IPv4 header's TOS,
 // total length on, identification id, TTL and protocol word tp (the TTL
 // times 256 plus UDP: ttlUDP) and checksum, updated from csBase
 // (nextHop.csBase) by RFC 1624 eqn. 3.
@@ -738,7 +779,7 @@ func patchIPv4Outer(ob *[wire.OuterIPv4Len]byte, csBase uint32, tos uint8, on ui
 // ttl: UDP.
 func ttlUDP(ttl uint8) uint32 { return uint32(ttl)<<8 | uint32(wire.ProtoUDP) }
 
-// patchUDPLISP4 is patch4's second step: the UDP source port and length
+// patchUDPLISP4 is patchIPv4Outer's second step: the UDP source port and length
 // (on the outer IPv4 packet's length) and, when the LISP header asks for
 // one (nonce), the nonce x.
 func patchUDPLISP4(ob *[wire.OuterIPv4Len]byte, on uint32, sport uint16, nonce bool, x uint32) {
@@ -751,8 +792,8 @@ func patchUDPLISP4(ob *[wire.OuterIPv4Len]byte, on uint32, sport uint16, nonce b
 	}
 }
 
-// patchUDPLISP is patchUDPLISP4 for patch6: the UDP and LISP headers t,
-// the UDP length ul. patchUDPLISP4 written as a call of it made
+// patchUDPLISP is patchUDPLISP4 after patchIPv6Outer: the UDP and LISP
+// headers t, the UDP length ul. patchUDPLISP4 written as a call of it made
 // encapLoop one instruction longer.
 func patchUDPLISP(t *[wire.UDPLen + wire.HeaderLen]byte, ul, sport uint16, nonce bool, x uint32) {
 	be := binary.BigEndian
@@ -763,62 +804,8 @@ func patchUDPLISP(t *[wire.UDPLen + wire.HeaderLen]byte, ul, sport uint16, nonce
 	}
 }
 
-// encapFast6 is encapLoop's work for an inner IPv6 packet through h (the
-// caller checked that h holds the batch's snapshot): prepareInner's hop
-// limit rules (under a Not-ECT outer header decapRules leaves the traffic
-// class as it is and takes the smaller hop limit, wire.ApplyDecap), then
-// patch4, or patch6 under an IPv6 template (fast6), with the traffic
-// class for the outer TOS, or the general patch (encapFastAny) for a
-// template neither takes. It returns the port to send on, or encapNo
-// having changed nothing, as encapLoop leaves a packet. A function of its
-// own, not a branch of encapLoop: the branch made every IPv4 packet's
-// loop 8 instructions longer.
-func (w *Worker) encapFast6(pk *pktInfo, f *ring.Frame, h *nextHop) int {
-	off, n := pk.innerOff, pk.innerLen
-	if pk.rtr && pk.outerTOS&3 != wire.ECNNotECT || n > h.maxInner || n < wire.IPv6Len {
-		return encapNo
-	}
-	front := frontV4
-	if !h.fast4 {
-		if !h.fast6 {
-			return w.encapFastAny(pk, f, h)
-		}
-		front = frontV6
-	}
-	n0 := f.Len()
-	b := f.Reframe(off-front, front+n)
-	if len(b) < front+wire.IPv6Len { // nil
-		return encapNo
-	}
-	inner := (*[wire.IPv6Len]byte)(b[front:])
-	hl := inner[7]
-	if pk.rtr {
-		hl = min(hl, pk.outerTTL)
-	}
-	if hl <= 1 {
-		f.Reframe(front-off, n0)
-		return encapNo
-	}
-	hl--
-	inner[7] = hl
-	tos := inner[0]<<4 | inner[1]>>4
-	if front == frontV4 {
-		copyFrontV4((*[frontV4]byte)(b), (*[frontV4]byte)(h.hdr[:frontV4]))
-		w.patch4((*[wire.OuterIPv4Len]byte)(b[wire.EthernetLen:]), h, tos, hl, n, pk.hash)
-	} else {
-		copyFrontV6((*[frontV6]byte)(b), (*[frontV6]byte)(h.hdr[:frontV6]))
-		w.patch6((*[wire.OuterIPv6Len]byte)(b[wire.EthernetLen:]), h, tos, hl, n, pk.hash)
-	}
-	if pk.rtr {
-		w.c.Inc(CounterReencap)
-	} else {
-		w.c.Inc(CounterEncap)
-	}
-	return h.out
-}
-
 // encapFastAny is encapFast through a resolved entry for a template
-// neither patch4 nor patch6 finishes (a UDP checksum to compute, an
+// encapLoop's patches do not finish (a UDP checksum to compute, an
 // option): the general patch. Its callers leave a packet under an
 // ECN-capable outer header (RTR) to the general path; it returns encapNo,
 // having changed nothing, for a packet whose TTL or hop limit runs out.
@@ -861,28 +848,32 @@ func (w *Worker) encapFastAny(pk *pktInfo, f *ring.Frame, h *nextHop) int {
 	return h.out
 }
 
-// patch6 is patch4 for an IPv6 template (h.fast6), wire.PatchOuterIPv6's
-// bytes (encapLoop runs its steps without the call): the traffic class tos and flow label (the flow hash's low 20
-// bits, RFC 6438 §3), the payload length, the hop limit ttl, then the UDP
-// source port and length and the nonce. The worker's IP identification
-// advances as patchOuter advances it for every packet, so that the IPv4
-// packets after it get the same ones.
-func (w *Worker) patch6(ob *[wire.OuterIPv6Len]byte, h *nextHop, tos, ttl uint8, n int, hash uint32) {
-	pl := uint16(wire.UDPLen + wire.HeaderLen + n)
-	patchIPv6Outer(ob, tos, ttl, pl, hash)
-	w.ipid++
-	// a nonce drawn for every packet, as patchOuter does
-	patchUDPLISP((*[wire.UDPLen + wire.HeaderLen]byte)(ob[wire.IPv6Len:]), pl, wire.SourcePort(hash), h.nonce, w.nonce())
-}
-
-// patchIPv6Outer is patch6's first step: the outer IPv6 header's traffic
-// class tos and flow label (the flow hash's low 20 bits, RFC 6438 §3),
-// payload length pl and hop limit ttl.
+// patchIPv6Outer and patchUDPLISP are wire.PatchOuterIPv6 for an IPv6
+// template (h.fast6): patchIPv6Outer writes the outer IPv6 header's
+// traffic class tos and flow label (the flow hash's low 20 bits, RFC 6438
+// §3), payload length pl and hop limit ttl; patchUDPLISP the UDP source
+// port and length and the nonce. encapLoop advances the worker's IP
+// identification between the two, as patchOuter advances it for every
+// packet, so that the IPv4 packets after it get the same ones.
 func patchIPv6Outer(ob *[wire.OuterIPv6Len]byte, tos, ttl uint8, pl uint16, hash uint32) {
 	be := binary.BigEndian
 	be.PutUint32(ob[0:], 6<<28|uint32(tos)<<20|hash&0xfffff)
 	be.PutUint16(ob[4:], pl)
 	ob[7] = ttl
+}
+
+// nextHL is nextTTL4 for the hop limit hl of an inner IPv6 packet of pk:
+// under a Not-ECT outer header decapRules leaves the traffic class as it
+// is and takes the smaller hop limit (wire.ApplyDecap), then the
+// decrement; 0 when it runs out.
+func nextHL(pk *pktInfo, hl uint8) uint8 {
+	if pk.rtr {
+		hl = min(hl, pk.outerTTL)
+	}
+	if hl <= 1 {
+		return 0
+	}
+	return hl - 1
 }
 
 // nextTTL4 is the TTL an inner IPv4 packet of pk with TTL ttl leaves with:

@@ -24,7 +24,7 @@ import (
 // or encap (an IPv6 EID's: offer6) sends it through
 // an outer IPv4 header that encapLoop finishes alone (fast4), or an outer
 // IPv6 header without a UDP checksum to compute (offloadable6: fast6, which
-// encapLoop and encapFast6 finish alone too): the kernel
+// encapLoop finishes alone too): the kernel
 // entry is a copy of that next-hop memo entry, keyed by the flow's
 // destination and RLOC selection bucket, and the program computes the same
 // flow hash (wire.FlowHash with the worker's seed), so each packet leaves as

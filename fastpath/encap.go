@@ -91,8 +91,9 @@ type pktInfo struct {
 	outerTOS uint8
 	found    bool // lookup found e
 	// lazyAddrs: dst and src are not filled yet (lazyAddrs fills them
-	// from the frame); only the site batch's IPv4 parse leaves them out,
-	// for the stages that need them (probe, forward).
+	// from the frame); the batch parses leave them out (the site's for
+	// IPv4 and IPv6, an RTR's for an inner IPv4 packet) for the stages
+	// that need them (probe, forward).
 	lazyAddrs bool
 	outerOff  int // offset of the outer IP header (decap)
 	outerV4   bool
@@ -256,9 +257,52 @@ func (w *Worker) fromSiteBatch(slot int, fs []ring.Frame) {
 }
 
 // parseSiteRest parses the frames of a site batch that the batch's parse
-// loop left (actParse), through parseSite: it drops them, or makes them
-// packets to forward with the flow memo's set ready (stageProbe).
+// loop left (actParse). It takes the untagged IPv6 packets whose length
+// checks out first, in a loop without a call but the flow hash's:
+// parseSite's work and stageProbe6's (the flow memo's set, with the memo
+// key), the addresses left in the frame (lazyAddrs). Then it gives any
+// other frame to parseSite: it drops them, or makes them packets to
+// forward with the flow memo's set ready (stageProbe).
 func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
+	iid := w.ports[slot].iid
+	m := w.memo
+	memo6 := m.v4 != nil && iid <= cacheMaxIID
+	h0 := w.flow0
+	be := binary.BigEndian
+	rest := false
+	for j := range pks {
+		pk := &pks[j]
+		if pk.act != actParse {
+			continue
+		}
+		b := fs[j].Bytes()
+		if len(b) < wire.EthernetLen+wire.IPv6Len {
+			rest = true
+			continue
+		}
+		p := (*[wire.EthernetLen + wire.IPv6Len]byte)(b)
+		ip := (*[wire.IPv6Len]byte)(p[wire.EthernetLen:])
+		n := wire.IPv6Len + int(be.Uint16(ip[4:]))
+		// EtherType IPv6 and version 6; the payload within the frame
+		// (parseSite drops the frame otherwise).
+		if be.Uint16(p[12:]) != wire.EtherTypeIPv6 || ip[0]>>4 != 6 || n > len(b)-wire.EthernetLen {
+			rest = true
+			continue
+		}
+		pk.slot, pk.innerOff, pk.iid, pk.rtr = slot, wire.EthernetLen, iid, false
+		pk.v4, pk.innerLen, pk.lazyAddrs = false, n, true
+		hash := flowHash6(b[wire.EthernetLen:wire.EthernetLen+n], h0)
+		pk.hash, pk.act, pk.fset, pk.fset6 = hash, actForward, 0, 0
+		// stageProbe6: a unicast destination that is not an
+		// IPv4-mapped address.
+		if hi, lo := be.Uint64(ip[24:]), be.Uint64(ip[32:]); memo6 && ip[24] != 0xff && (hi != 0 || lo>>32 != 0xffff) {
+			pk.mkey, pk.mlo = hi, lo
+			pk.fset6 = m.flowSet6(iid, hi, lo, hash)
+		}
+	}
+	if !rest {
+		return
+	}
 	for j := range pks {
 		pk := &pks[j]
 		if pk.act != actParse {
@@ -371,8 +415,8 @@ func (w *Worker) forwardAt(pk *pktInfo, fs []ring.Frame, j int) {
 	}
 }
 
-// lazyAddrs fills pk.dst and pk.src from the inner IPv4 header in f when
-// the parse stage left them out (pk.lazyAddrs).
+// lazyAddrs fills pk.dst and pk.src from the inner IPv4 or IPv6 header in
+// f when the parse stage left them out (pk.lazyAddrs).
 func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 	if pk.lazyAddrs {
 		lazyAddrsIn(pk, f.Bytes())
@@ -383,9 +427,15 @@ func lazyAddrs(pk *pktInfo, f *ring.Frame) {
 func lazyAddrsIn(pk *pktInfo, b []byte) {
 	if pk.lazyAddrs {
 		ip := b[pk.innerOff:]
-		_ = ip[wire.IPv4MinLen-1]
-		pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
-		pk.src = netip.AddrFrom4([4]byte(ip[12:16]))
+		if pk.v4 {
+			_ = ip[wire.IPv4MinLen-1]
+			pk.dst = netip.AddrFrom4([4]byte(ip[16:20]))
+			pk.src = netip.AddrFrom4([4]byte(ip[12:16]))
+		} else {
+			_ = ip[wire.IPv6Len-1]
+			pk.dst = netip.AddrFrom16([16]byte(ip[24:40]))
+			pk.src = netip.AddrFrom16([16]byte(ip[8:24]))
+		}
 		pk.lazyAddrs = false
 	}
 }
@@ -573,6 +623,7 @@ func (w *Worker) lookupStage(pks []pktInfo, fs []ring.Frame) {
 				pk.e, pk.found, pk.r = nil, false, nil
 				continue
 			}
+			lazyAddrs(pk, &fs[j])
 			w.probe(pk)
 			continue
 		}

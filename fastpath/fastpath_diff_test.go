@@ -468,6 +468,127 @@ func TestParseSite6MatchesGeneral(t *testing.T) {
 	}
 }
 
+// TestParseSiteRestMatchesParseSite: parseSiteRest's loop for untagged
+// IPv6 packets leaves each packet of a batch as parseSite and stageProbe6
+// leave it one by one (the same pktInfo, once lazyAddrs has filled the
+// addresses it left in the frame), and drops the same frames for the same
+// reasons: random unicast, multicast and IPv4-mapped destinations, any
+// payload length, another version or EtherType, Ethernet padding, short
+// frames and IPv4 frames, in packets that held an earlier batch's fields.
+func TestParseSiteRestMatchesParseSite(t *testing.T) {
+	r := newRig(t, nil)
+	pool := r.w.ports[0].p.Pool()
+	rnd := rand.New(rand.NewPCG(15, 16))
+	frame := func(i int) []byte {
+		var a [16]byte
+		for k := range a {
+			a[k] = byte(rnd.Uint32())
+		}
+		dst := netip.AddrFrom16(a)
+		switch i % 10 {
+		case 1:
+			a[0] = 0xff // multicast
+			dst = netip.AddrFrom16(a)
+		case 2:
+			dst = netip.AddrFrom16(netip.AddrFrom4([4]byte(a[:4])).As16()) // IPv4-mapped
+		case 3:
+			dst = remote6
+		case 9: // an IPv4 frame
+			return siteFrame(t, innerSpec{src: hostA, dst: remote4, ttl: 9, payload: rnd.IntN(100)})
+		}
+		b := siteFrame(t, innerSpec{src: hostA6, dst: dst, ttl: 9, payload: rnd.IntN(300), sport: uint16(rnd.Uint32())})
+		switch i % 10 {
+		case 4: // any payload length, around the frame's end too
+			binary.BigEndian.PutUint16(b[wire.EthernetLen+4:], uint16(len(b)-wire.EthernetLen-wire.IPv6Len-20+rnd.IntN(40)))
+		case 5: // another version
+			b[wire.EthernetLen] = b[wire.EthernetLen]&0x0f | byte(rnd.IntN(16))<<4
+		case 6: // another EtherType
+			binary.BigEndian.PutUint16(b[12:], []uint16{wire.EtherTypeIPv4, 0x88a8, 0x86dc, uint16(rnd.Uint32())}[rnd.IntN(4)])
+		case 7: // Ethernet padding
+			b = append(b, make([]byte, 1+rnd.IntN(40))...)
+		case 8: // short
+			b = b[:rnd.IntN(wire.EthernetLen+wire.IPv6Len+8)]
+		}
+		return b
+	}
+	// garbage is what an earlier batch may have left in a packet.
+	garbage := func(pk *pktInfo) {
+		*pk = pktInfo{act: actParse, fset: flowRef(rnd.Uint32()), fset6: flowRef(rnd.Uint32()), mkey: rnd.Uint64(), mlo: rnd.Uint64(),
+			hash: rnd.Uint32(), innerLen: rnd.IntN(2000), v4: rnd.IntN(2) == 0, rtr: true, lazyAddrs: rnd.IntN(2) == 0,
+			dst: remote4, src: hostA}
+	}
+	frames := func(bs [][]byte) []ring.Frame {
+		fs := make([]ring.Frame, len(bs))
+		for i, b := range bs {
+			f, ok := pool.Get()
+			if !ok || !f.SetLen(len(b)) {
+				t.Fatal("no frame")
+			}
+			copy(f.Bytes(), b)
+			fs[i] = f
+		}
+		return fs
+	}
+	taken, dropped := 0, 0
+	for round := range 40 {
+		bs := make([][]byte, 1+rnd.IntN(ring.IdealBatchSize))
+		for i := range bs {
+			bs[i] = frame(rnd.IntN(10))
+		}
+		want := make([]pktInfo, len(bs))
+		for i := range want {
+			garbage(&want[i])
+		}
+		got := append([]pktInfo(nil), want...)
+		// One by one, as parseSiteRest did before its IPv6 loop.
+		fs := frames(bs)
+		before := r.counters()
+		for j := range want {
+			pk := &want[j]
+			pk.act, pk.fset, pk.lazyAddrs = actDone, 0, false
+			if r.w.parseSite(pk, 0, &fs[j]) {
+				pk.act = actForward
+				if pk.v4 {
+					r.w.stageProbe(pk)
+				} else {
+					r.w.stageProbe6(pk, fs[j].Bytes())
+				}
+			}
+		}
+		r.w.ctr.Publish()
+		cWant := r.countersSince(before)
+		fs2 := frames(bs)
+		before = r.counters()
+		r.w.parseSiteRest(got, fs2, 0)
+		r.w.ctr.Publish()
+		cGot := r.countersSince(before)
+		if cGot != cWant {
+			t.Fatalf("round %d: counters %v in a batch, %v one by one", round, cGot, cWant)
+		}
+		for j := range got {
+			if got[j].act == actForward {
+				lazyAddrsIn(&got[j], fs2[j].Bytes())
+				taken++
+			} else {
+				dropped++
+			}
+			if got[j] != want[j] {
+				t.Fatalf("round %d, frame %d (%x): parseSiteRest gives %+v, parseSite and stageProbe6 %+v", round, j, bs[j], got[j], want[j])
+			}
+		}
+		for _, fs := range [][]ring.Frame{fs, fs2} {
+			for j := range fs {
+				if want[j].act == actForward {
+					ring.Release(fs[j : j+1])
+				}
+			}
+		}
+	}
+	if taken == 0 || dropped == 0 {
+		t.Fatalf("%d packets taken and %d dropped: not both paths", taken, dropped)
+	}
+}
+
 // TestStageProbe6Keys: stageProbe6, which reads a packet's IPv6
 // destination from the frame, names the flow memo set and key that pk.dst
 // gives (key6), for random unicast destinations and flow hashes; for a

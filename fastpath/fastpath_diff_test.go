@@ -631,3 +631,39 @@ func TestStageProbe6Keys(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchIPv6FlowsShareASet: three IPv6 flows whose flow memo set is the
+// same, sent in turn batch after batch, leave the batch path as they
+// leave the general one: the third flow's packets, and the others' after
+// it, are found in the buddy set (flow6Buddy) in encapLoop's run
+// (loopLater) as well as in lookupStage.
+func TestBatchIPv6FlowsShareASet(t *testing.T) {
+	batch, general := newTwins(t)
+	rnd := rand.New(rand.NewPCG(19, 20))
+	bySet := map[flowRef][][]byte{}
+	var same [][]byte
+	for same == nil {
+		var a [16]byte
+		copy(a[:], remote6v6.AsSlice()[:6]) // 2001:db8:3::/48, behind rlocRemote6
+		for k := 6; k < 16; k++ {
+			a[k] = byte(rnd.Uint32())
+		}
+		b := siteFrame(t, innerSpec{src: hostA6, dst: netip.AddrFrom16(a), ttl: 64, payload: 20, sport: uint16(rnd.Uint32())})
+		ip := b[wire.EthernetLen:]
+		hash := flowHash6(ip, batch.w.flow0)
+		set := batch.w.memo.flowSet6(iidSite, binary.BigEndian.Uint64(ip[24:]), binary.BigEndian.Uint64(ip[32:]), hash)
+		if bySet[set] = append(bySet[set], b); len(bySet[set]) == 3 {
+			same = bySet[set]
+		}
+	}
+	for round := range 6 {
+		var bs [][]byte
+		for range 1 + rnd.IntN(4) {
+			bs = append(bs, same...)
+		}
+		runTwins(t, batch, general, bs, make([]bool, len(bs)), round)
+	}
+	if batch.w.Extra(ExtraFlowHit) == 0 {
+		t.Fatal("no flow memo hit")
+	}
+}

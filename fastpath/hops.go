@@ -492,6 +492,13 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 			continue
 		case loopLater:
 			pk := &pks[k]
+			if !pk.v4 { // flow6Hit moves the flow to its set's front, where encapLoop takes it
+				if w.memo.flow6Hit(pk) == nil {
+					return k, encapNo
+				}
+				j = k
+				continue
+			}
 			x := flowLater(w.memo.flowAt(pk.fset), pk.mkey, pk.hash)
 			if x == nil {
 				return k, encapNo
@@ -535,7 +542,7 @@ func (w *Worker) encapRun(pks []pktInfo, fs []ring.Frame, j int, h1 *nextHop, mo
 const (
 	loopEnd   = iota // the run ended: the packet is left (or, one, taken)
 	loopSend         // the packet is encapsulated for port out: sendAt sends it
-	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater
+	loopLater        // the packet's flow memo hit is not in the set's first two ways: flowLater (flow6Hit for an IPv6 flow)
 	loopAny          // the packet goes through h, whose template encapLoop's patches do not finish: encapFastAny
 	loopOffer        // the packet's flow memo hit (way 1, through h) is not offered to the kernel in this epoch: offloadOffer
 	loopCarry        // the packet's flow memo hit (through h) is of the snapshot before the batch's: carry
@@ -572,7 +579,31 @@ func (w *Worker) encapLoop(pks []pktInfo, fs []ring.Frame, j int, hj *nextHop, m
 					return j, encapNo, loopCarry, h
 				}
 			} else if pk.fset == 0 {
-				break
+				// An IPv6 flow: flow6Hit written out, its ways compared in
+				// turn. A miss or a hit of an offload epoch gone goes to
+				// lookupStage, which finds the same (and probes).
+				if pk.v4 || pk.fset6 == 0 {
+					break
+				}
+				s, bkt, tag := m.flow6At(pk.fset6), cache.SelectBucket(pk.hash), m.tag6(pk.iid)
+				x := &s[0]
+				if x.hi != pk.mkey || x.lo != pk.mlo || x.tag != tag || x.bkt != bkt {
+					if x = &s[1]; x.hi != pk.mkey || x.lo != pk.mlo || x.tag != tag || x.bkt != bkt {
+						return j, encapNo, loopLater, nil // its buddy set: flow6Hit
+					}
+					s[0], s[1] = s[1], s[0]
+					x = &s[0]
+				}
+				if x.off != oet {
+					break
+				}
+				h = &w.hops[x.hop&(hopSlots-1)]
+				if h.ser != x.ser {
+					break // lookupStage finds the same slot, forwardAt looks the packet up
+				}
+				if h.snap != snap && !w.resumeHeld(h) {
+					return j, encapNo, loopCarry, h // carry, then this packet again
+				}
 			} else {
 				fl := m.flowAt(pk.fset)
 				x, bkt := &fl[0], cache.SelectBucket(pk.hash) // as lookupStage checks it

@@ -438,3 +438,78 @@ func key6(m *lookupMemo, pk *pktInfo) {
 	pk.mkey, pk.mlo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 	pk.fset6 = m.flowSet6(pk.iid, pk.mkey, pk.mlo, pk.hash)
 }
+
+// TestFlow6Buddy: three IPv6 flows whose flow memo set is the same all
+// stay in the memo (the set's two ways and its buddy's), so that serving
+// them in turn finds each every time, with the next-hop entry it was
+// filled with; a fourth flow in that set pushes the least recent out.
+// Without the buddy, a two-way set served three flows in turn with a
+// miss each.
+func TestFlow6Buddy(t *testing.T) {
+	m := newLookupMemo(cache.New(cache.Config{}), 0)
+	rnd := rand.New(rand.NewPCG(17, 18))
+	const iid = 300
+	bySet := map[flowRef][]pktInfo{}
+	var flows []pktInfo
+	flow := func() pktInfo {
+		pk := pktInfo{iid: iid, mkey: 0x20010db8<<32 | rnd.Uint64()>>32, mlo: rnd.Uint64(), hash: rnd.Uint32()}
+		pk.fset6 = m.flowSet6(iid, pk.mkey, pk.mlo, pk.hash)
+		bySet[pk.fset6] = append(bySet[pk.fset6], pk)
+		return pk
+	}
+	for len(flows) < 4 {
+		if pk := flow(); len(bySet[pk.fset6]) == 4 {
+			flows = bySet[pk.fset6]
+		}
+	}
+	// Two flows of the buddy set, in their own set: a flow filled into an
+	// empty set pushes nothing into the buddy.
+	buddy := flowRef((int(flows[0].fset6)-1)^1) + 1
+	for len(bySet[buddy]) < 2 {
+		flow()
+	}
+	others := bySet[buddy][:2]
+	for i := range others {
+		m.fillFlow6(&others[i], uint16(200+i), 1)
+	}
+	for i := range 3 {
+		m.fillFlow6(&flows[i], uint16(100+i), uint32(7+i))
+		if i > 0 {
+			continue
+		}
+		for i := range others {
+			if x := m.flow6Hit(&others[i]); x == nil || x.hop != uint16(200+i) {
+				t.Fatalf("a flow of the buddy set: slot %+v, want hop %d", x, 200+i)
+			}
+		}
+	}
+	for round := range 5 {
+		for i := range 3 {
+			x := m.flow6Hit(&flows[i])
+			if x == nil || x.hop != uint16(100+i) || x.ser != uint32(7+i) {
+				t.Fatalf("round %d, flow %d of 3 in set %d: slot %+v, want hop %d", round, i, flows[i].fset6, x, 100+i)
+			}
+		}
+	}
+	m.fillFlow6(&flows[3], 103, 10) // flows[0] is the least recent
+	for i, want := range []bool{false, true, true, true} {
+		if got := m.flow6Hit(&flows[i]) != nil; got != want {
+			t.Fatalf("after a fourth flow, flow %d found %v, want %v", i, got, want)
+		}
+	}
+	// A memo of one IPv6 set is its own buddy: its IPv4 set stays as it was.
+	m = newLookupMemo(cache.New(cache.Config{}), 4)
+	fillFlow(&m.flows[0], m.key4(iid, [4]byte{10, 0, 0, 1}), 5, 1, 1)
+	v4 := m.flows[0]
+	for i := range flows {
+		pk := flows[i]
+		pk.fset6 = m.flowSet6(iid, pk.mkey, pk.mlo, pk.hash)
+		m.fillFlow6(&pk, uint16(i), 1)
+		if m.flows[0] != v4 {
+			t.Fatalf("flow %d into the one IPv6 set changed the IPv4 set: %+v, was %+v", i, m.flows[0], v4)
+		}
+		if m.flow6Hit(&pk) == nil {
+			t.Fatalf("flow %d not found in the one IPv6 set", i)
+		}
+	}
+}

@@ -269,7 +269,7 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 	memo6 := m.v4 != nil && iid <= cacheMaxIID
 	h0 := w.flow0
 	be := binary.BigEndian
-	rest, six := false, false
+	rest := false
 	for j := range pks {
 		pk := &pks[j]
 		if pk.act != actParse {
@@ -298,11 +298,7 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 		if hi, lo := be.Uint64(ip[24:]), be.Uint64(ip[32:]); memo6 && ip[24] != 0xff && (hi != 0 || lo>>32 != 0xffff) {
 			pk.mkey, pk.mlo = hi, lo
 			pk.fset6 = m.flowSet6(iid, hi, lo, hash)
-			six = true
 		}
-	}
-	if six { // as flowRun prefetches the IPv4 sets (a packet's fset6 is 0 or names a set of the table)
-		prefetchSets(unsafe.Pointer(unsafe.SliceData(m.flows)), unsafe.Pointer(&pks[0].fset6), len(pks), unsafe.Sizeof(pktInfo{}))
 	}
 	if !rest {
 		return

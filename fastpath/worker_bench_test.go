@@ -490,10 +490,12 @@ func BenchmarkWorker(b *testing.B) {
 			if cur.rloc6 {
 				rs = benchRLOCs6()
 			}
-			ms := make([]StaticMapping, 4096)
-			for i := range ms {
-				ms[i] = StaticMapping{IID: iidSite, Prefix: benchPrefix6(i), RLOCs: []StaticRLOC{
-					{Addr: rs[i%4], Weight: 50}, {Addr: rs[(i+1)%4], Weight: 50}}}
+			ms := make([]StaticMapping, 0, 2*4096)
+			for _, iid := range []uint32{iidSite, 300} { // 300: the RTR's
+				for i := range 4096 {
+					ms = append(ms, StaticMapping{IID: iid, Prefix: benchPrefix6(i), RLOCs: []StaticRLOC{
+						{Addr: rs[i%4], Weight: 50}, {Addr: rs[(i+1)%4], Weight: 50}}})
+				}
 			}
 			r.install(ms)
 		}
@@ -625,20 +627,27 @@ func BenchmarkWorker(b *testing.B) {
 			fs = append(fs, siteFrame(b, innerSpec{src: hostA6, dst: d, sport: uint16(1024 + i), payload: small}))
 		}
 		return fs
-	}, func(from, to netip.Addr) (fs [][]byte) {
+	}, func(from, to netip.Addr, iid uint32) (fs [][]byte) {
 		for i, d := range benchDsts6(4096) {
-			in := innerPacket(b, innerSpec{src: d, dst: hostA6, sport: uint16(1024 + i), payload: small})
-			fs = append(fs, lispFrame(b, lispSpec{src: from, dst: to, iid: iidSite, nonce: uint32(i), inner: in}))
+			src, dst := d, hostA6
+			if iid != iidSite { // an RTR's: to the remote EIDs
+				src, dst = hostA6, d
+			}
+			in := innerPacket(b, innerSpec{src: src, dst: dst, sport: uint16(1024 + i), payload: small})
+			fs = append(fs, lispFrame(b, lispSpec{src: from, dst: to, iid: iid, nonce: uint32(i), inner: in}))
 		}
 		return fs
 	}
-	lisp6 := func() [][]byte { return lisp6Over(rlocRemote4, rlocLocal4) }
+	lisp6 := func() [][]byte { return lisp6Over(rlocRemote4, rlocLocal4, iidSite) }
 	b.Run("encap-84B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, site6(), false) })
 	b.Run("decap-120B-v6", func(b *testing.B) { runWith(b, benchSetup{v6: true}, lisp6(), true) })
+	b.Run("rtr-reencap-120B-v6", func(b *testing.B) {
+		runWith(b, benchSetup{v6: true}, lisp6Over(rlocRemote4, rlocLocal4, 300), true)
+	})
 	// The same over an IPv6 underlay.
 	b.Run("encap-84B-v6-v6rloc", func(b *testing.B) { runWith(b, benchSetup{v6: true, rloc6: true}, site6(), false) })
 	b.Run("decap-140B-v6-v6rloc", func(b *testing.B) {
-		runWith(b, benchSetup{v6: true, rloc6: true}, lisp6Over(rlocRemote6, rlocLocal6), true)
+		runWith(b, benchSetup{v6: true, rloc6: true}, lisp6Over(rlocRemote6, rlocLocal6, iidSite), true)
 	})
 	// IPv4 EIDs over an IPv6 underlay: the smallest frames of encap-64B
 	// and decap-100B's payload, 20 bytes longer outside (IPv6 outer

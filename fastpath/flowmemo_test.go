@@ -105,11 +105,16 @@ func TestFlowMemoOffWithMemo(t *testing.T) {
 // TestFlowMemoRTR: packets an RTR re-encapsulates take the flow memo too:
 // a flow's first packet is looked up, its next ones are flow hits, for an
 // inner IPv4 header without options (coreInner's common case) and with
-// them (its general case, through stageProbeCore). Every packet leaves for
-// the mapping's RLOC.
+// them (its general case, through stageProbeCore), and for an inner IPv6
+// packet (flowHash6 and stageProbe6). Every packet leaves for the
+// mapping's RLOC.
 func TestFlowMemoRTR(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.RTR = true })
-	r.install([]StaticMapping{{IID: 300, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}}})
+	r.install([]StaticMapping{
+		{IID: 300, Prefix: netip.MustParsePrefix("10.30.0.0/16"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+		{IID: 300, Prefix: netip.MustParsePrefix("2001:db8:30::/48"), RLOCs: []StaticRLOC{{Addr: rlocOther4}}},
+	})
+	six := innerPacket(t, innerSpec{src: remote6, dst: netip.MustParseAddr("2001:db8:30::1"), ttl: 40, payload: 50})
 	plain := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.1"), ttl: 40, payload: 50})
 	in := innerPacket(t, innerSpec{src: remote4, dst: netip.MustParseAddr("10.30.0.2"), ttl: 40, payload: 50})
 	opts := append(append(append([]byte(nil), in[:wire.IPv4MinLen]...), 1, 1, 1, 1), in[wire.IPv4MinLen:]...) // four NOPs
@@ -122,7 +127,7 @@ func TestFlowMemoRTR(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		inner []byte
-	}{{"no options", plain}, {"options", opts}} {
+	}{{"no options", plain}, {"options", opts}, {"IPv6", six}} {
 		for i := range 3 {
 			h0 := r.w.Extra(ExtraFlowHit)
 			r.fromCore(lispFrame(t, lispSpec{src: rlocRemote4, dst: rlocLocal4, iid: 300, inner: tc.inner}))

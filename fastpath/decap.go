@@ -556,9 +556,9 @@ func (w *Worker) coreInner(pk *pktInfo, f *ring.Frame, b []byte, h wire.Header) 
 	pk.act = actForward
 	if in := b[pk.innerOff:]; pk.v4 && len(in) >= wire.IPv4MinLen && in[0] == 0x45 {
 		w.rtrFlow4(pk, in) // stageProbeCore, from the header at hand
-	} else if !pk.v4 && pk.innerLen >= wire.IPv6Len && pk.innerLen <= len(in) && in[0]>>4 == 6 {
-		// An inner IPv6 packet (parseInner checked it): hashInner
-		// without wire.FlowHash's version switch.
+	} else if !pk.v4 && pk.innerLen >= wire.IPv6Len && pk.innerLen <= len(in) {
+		// An inner IPv6 packet (parseInner checked its version and
+		// length): hashInner without wire.FlowHash's version switch.
 		pk.hash = flowHash6(in[:pk.innerLen], w.flow0)
 		w.stageProbe6(pk, b)
 	} else {

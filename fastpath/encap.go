@@ -293,8 +293,8 @@ func (w *Worker) parseSiteRest(pks []pktInfo, fs []ring.Frame, slot int) {
 		pk.v4, pk.innerLen, pk.lazyAddrs = false, n, true
 		hash := flowHash6(b[wire.EthernetLen:wire.EthernetLen+n], h0)
 		pk.hash, pk.act, pk.fset, pk.fset6 = hash, actForward, 0, 0
-		// stageProbe6: a unicast destination that is not an
-		// IPv4-mapped address.
+		// stageProbe6 (flowKey6, written out): a unicast destination that
+		// is not an IPv4-mapped address.
 		if hi, lo := be.Uint64(ip[24:]), be.Uint64(ip[32:]); memo6 && ip[24] != 0xff && (hi != 0 || lo>>32 != 0xffff) {
 			pk.mkey, pk.mlo = hi, lo
 			pk.fset6 = m.flowSet6(iid, hi, lo, hash)
@@ -333,12 +333,7 @@ func (w *Worker) stageProbe6(pk *pktInfo, b []byte) {
 		return
 	}
 	ip := (*[wire.IPv6Len]byte)(b[pk.innerOff:])
-	hi, lo := binary.BigEndian.Uint64(ip[24:]), binary.BigEndian.Uint64(ip[32:])
-	if ip[24] == 0xff || hi == 0 && lo>>32 == 0xffff {
-		return
-	}
-	pk.mkey, pk.mlo = hi, lo
-	pk.fset6 = m.flowSet6(pk.iid, hi, lo, pk.hash)
+	m.flowKey6(pk, binary.BigEndian.Uint64(ip[24:]), binary.BigEndian.Uint64(ip[32:]))
 }
 
 // flowRun takes the packets of a batch from index j on through their
